@@ -1,0 +1,32 @@
+"""microplex: calibrated synthetic population microdata.
+
+Learn P(targets | conditions) from weighted surveys with conditional normalizing flows and
+point masses, fuse sources, reweight to official totals, stream populations to Parquet, and
+evaluate the result.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataValidationError,
+    MicroplexError,
+    NotFittedError,
+)
+
+try:
+    __version__ = version("microplex")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "DataValidationError",
+    "MicroplexError",
+    "NotFittedError",
+    "__version__",
+]

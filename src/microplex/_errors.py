@@ -1,0 +1,31 @@
+"""Exception and warning classes raised by microplex."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MicroplexError",
+    "DataValidationError",
+    "NotFittedError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+]
+
+
+class MicroplexError(Exception):
+    """Base class of every error raised by microplex."""
+
+
+class DataValidationError(MicroplexError, ValueError):
+    """Raised when input data or parameters are invalid (names the column or parameter)."""
+
+
+class NotFittedError(MicroplexError, AttributeError):
+    """Raised when a method that needs a fitted estimator is called before ``fit``."""
+
+
+class ConvergenceError(MicroplexError, RuntimeError):
+    """Raised when a solver fails to reach the requested precision."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Warns that a solver stopped before reaching the requested precision."""
