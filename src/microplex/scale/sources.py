@@ -1,0 +1,300 @@
+"""Condition sources that stream: rows ``[start, stop)`` of a conditions table on demand.
+
+A source is a conditions table that need not fit in memory. :func:`generate_dataset`
+asks it for row ranges (one block at a time, possibly on another machine), so every source
+gives random access by global row index and the same rows for the same range every time.
+
+- :class:`FrameSource` wraps an in-memory DataFrame.
+- :class:`ParquetSource` reads a Parquet file or dataset of demographics by row group.
+- :class:`CellCounts` expands counts per cell (e.g. persons per state x age x sex).
+- :class:`Resample` draws a weighted resample (e.g. of the training conditions), block by
+  block from counter-keyed seeds, so it is unbounded and needs no state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._errors import DataValidationError
+
+__all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
+
+
+class ConditionSource:
+    """Base class of condition sources.
+
+    Subclasses set ``columns`` (list of str) and ``n_rows`` (int, or ``None`` when unbounded)
+    and implement :meth:`read` and :meth:`fingerprint`.
+    """
+
+    columns: list[str]
+    n_rows: int | None
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start`` to ``stop - 1`` as a DataFrame with a fresh ``RangeIndex``."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A hex digest that changes whenever the rows would change (used to resume runs)."""
+        raise NotImplementedError
+
+    def _check_range(self, start: int, stop: int) -> None:
+        if start < 0 or stop < start or (self.n_rows is not None and stop > self.n_rows):
+            raise DataValidationError(
+                f"Rows [{start}, {stop}) are out of range for a source of {self.n_rows} rows."
+            )
+
+
+def _hash_frame(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(repr([(c, str(t)) for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+class FrameSource(ConditionSource):
+    """Conditions from an in-memory DataFrame.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per record to synthesize.
+
+    Examples
+    --------
+    >>> src = FrameSource(pd.DataFrame({"age": [20, 30, 40]}))
+    >>> src.read(1, 3)["age"].tolist()
+    [30, 40]
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        if not isinstance(frame, pd.DataFrame):
+            raise DataValidationError(f"'conditions' must be a DataFrame. Got {type(frame).__name__} instead.")
+        self.frame = frame.reset_index(drop=True)
+        self.columns = [str(c) for c in frame.columns]
+        self.n_rows = len(frame)
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        self._check_range(start, stop)
+        return self.frame.iloc[start:stop].reset_index(drop=True)
+
+    def fingerprint(self) -> str:
+        return _hash_frame(self.frame)
+
+
+class ParquetSource(ConditionSource):
+    """Conditions from a Parquet file or a directory of Parquet files, read by row group.
+
+    Files are taken in sorted path order (hidden ``.``/``_`` names skipped); only the row
+    groups that overlap a requested range are read, so memory stays at about one row group.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.parquet`` file or a directory searched recursively for ``*.parquet``.
+    columns : list of str, default=None
+        Columns to read (all when ``None``).
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: list[str] | None = None) -> None:
+        root = Path(path)
+        if root.is_dir():
+            files = sorted(
+                p for p in root.rglob("*.parquet")
+                if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+            )
+        elif root.is_file():
+            files = [root]
+        else:
+            raise DataValidationError(f"Conditions path {str(root)!r} does not exist.")
+        if not files:
+            raise DataValidationError(f"Conditions path {str(root)!r} holds no .parquet files.")
+        self.path = str(root)
+        self.files = [str(f) for f in files]
+        schema = pq.read_schema(self.files[0])
+        names = [n for n in schema.names if n != "__index_level_0__"]
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataValidationError(f"Parquet conditions {self.path!r} lack columns {missing}; they have {names}.")
+        self.columns = list(columns) if columns is not None else names
+        groups = []  # (file index, row group, rows)
+        for i, f in enumerate(self.files):
+            meta = pq.ParquetFile(f).metadata
+            groups += [(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+        self._groups = groups
+        self._starts = np.concatenate([[0], np.cumsum([g[2] for g in groups], dtype=np.int64)])
+        self.n_rows = int(self._starts[-1])
+        self._cache: tuple[int, pa.Table] | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cache"] = None
+        return state
+
+    def _group(self, k: int) -> pa.Table:
+        if self._cache is None or self._cache[0] != k:
+            i, g, _ = self._groups[k]
+            table = pq.ParquetFile(self.files[i]).read_row_group(g, columns=self.columns)
+            self._cache = (k, table)
+        return self._cache[1]
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        self._check_range(start, stop)
+        if stop == start:
+            return self._group(0).slice(0, 0).to_pandas()
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        last = int(np.searchsorted(self._starts, stop, side="left")) - 1
+        parts = []
+        for k in range(first, last + 1):
+            lo = max(start - int(self._starts[k]), 0)
+            hi = min(stop - int(self._starts[k]), self._groups[k][2])
+            parts.append(self._group(k).slice(lo, hi - lo))
+        return pa.concat_tables(parts).to_pandas()
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(os.path.relpath(f, self.path).encode())
+            h.update(str(os.path.getsize(f)).encode())
+        h.update(repr((self.columns, [g[2] for g in self._groups])).encode())
+        return h.hexdigest()
+
+
+class CellCounts(ConditionSource):
+    """Conditions expanded from counts per cell, chunk by chunk.
+
+    Row ``i`` of the expansion is the cell whose cumulative count first exceeds ``i``, so
+    the cells appear in table order, each repeated ``count`` times, without materializing
+    the expansion.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per cell: the condition columns and a count column.
+    count_col : str, default="count"
+        Column with the non-negative integer number of records per cell.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"state": ["CA", "NY"], "sex": [1, 2], "count": [2, 3]})
+    >>> src = CellCounts(cells)
+    >>> src.n_rows
+    5
+    >>> src.read(1, 4)["state"].tolist()
+    ['CA', 'NY', 'NY']
+    """
+
+    def __init__(self, table: pd.DataFrame, count_col: str = "count") -> None:
+        if not isinstance(table, pd.DataFrame) or count_col not in table.columns:
+            got = list(table.columns) if isinstance(table, pd.DataFrame) else type(table).__name__
+            raise DataValidationError(f"CellCounts needs a DataFrame with a {count_col!r} column. Got {got}.")
+        counts = table[count_col]
+        if not pd.api.types.is_numeric_dtype(counts.dtype) or counts.isna().any():
+            raise DataValidationError(f"Count column {count_col!r} must be numeric without missing values.")
+        values = counts.to_numpy(float)
+        if (values < 0).any() or (values != np.round(values)).any():
+            raise DataValidationError(f"Count column {count_col!r} must hold non-negative integers.")
+        self.count_col = count_col
+        self.cells = table.drop(columns=count_col).reset_index(drop=True)
+        self.counts = values.astype(np.int64)
+        self._ends = np.cumsum(self.counts)
+        self.columns = [str(c) for c in self.cells.columns]
+        self.n_rows = int(self._ends[-1]) if len(self._ends) else 0
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        self._check_range(start, stop)
+        first = int(np.searchsorted(self._ends, start, side="right"))
+        last = int(np.searchsorted(self._ends, stop, side="left"))
+        if stop == start:
+            return self.cells.iloc[0:0].reset_index(drop=True)
+        idx = np.arange(first, last + 1)
+        begins = np.maximum(self._ends[idx] - self.counts[idx], start)
+        ends = np.minimum(self._ends[idx], stop)
+        rows = np.repeat(idx, ends - begins)
+        return self.cells.iloc[rows].reset_index(drop=True)
+
+    def fingerprint(self) -> str:
+        return _hash_frame(self.cells) + hashlib.sha256(self.counts.tobytes()).hexdigest()[:16]
+
+
+class Resample(ConditionSource):
+    """An unbounded weighted resample (with replacement) of a conditions table.
+
+    Rows are drawn in blocks of ``block_rows``; block ``k`` uses a generator seeded from
+    ``SeedSequence(seed, spawn_key=(1, k))``, so any row range can be drawn anywhere, and
+    row ``i`` depends only on (``frame``, ``weights``, ``seed``, ``block_rows``).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Records to draw from (e.g. ``synth.training_conditions_``).
+    weights : array-like of shape (len(frame),), default=None
+        Non-negative draw weights (e.g. ``synth.training_weights_``); equal when ``None``.
+    seed : int, default=0
+    block_rows : int, default=100000
+
+    Examples
+    --------
+    >>> src = Resample(pd.DataFrame({"x": [1, 2, 3]}), weights=[0, 0, 1], seed=3)
+    >>> src.read(10, 14)["x"].tolist()
+    [3, 3, 3, 3]
+    """
+
+    def __init__(self, frame: pd.DataFrame, weights=None, *, seed: int = 0, block_rows: int = 100_000) -> None:
+        if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
+            raise DataValidationError("Resample needs a non-empty DataFrame to draw from.")
+        w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (len(frame),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise DataValidationError(
+                f"Resample weights must be {len(frame)} finite non-negative values with a positive sum."
+            )
+        self.frame = frame.reset_index(drop=True)
+        self.weights = w
+        self.seed = int(seed)
+        self.block_rows = int(block_rows)
+        cdf = np.cumsum(w)
+        self._cdf = cdf / cdf[-1]
+        self.columns = [str(c) for c in frame.columns]
+        self.n_rows = None
+
+    def _block(self, k: int) -> np.ndarray:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
+        idx = np.searchsorted(self._cdf, rng.random(self.block_rows), side="right")
+        return np.minimum(idx, len(self._cdf) - 1)
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        self._check_range(start, stop)
+        b = self.block_rows
+        idx = [
+            self._block(k)[max(start - k * b, 0) : min(stop - k * b, b)]
+            for k in range(start // b, (stop - 1) // b + 1)
+        ] if stop > start else [np.zeros(0, dtype=np.int64)]
+        return self.frame.iloc[np.concatenate(idx)].reset_index(drop=True)
+
+    def fingerprint(self) -> str:
+        extra = repr((self.seed, self.block_rows)).encode() + self.weights.tobytes()
+        return _hash_frame(self.frame) + hashlib.sha256(extra).hexdigest()[:16]
+
+
+def as_source(conditions, synth=None, seed: int = 0) -> ConditionSource:
+    """Turns a DataFrame, a Parquet path or ``None`` (resample the training conditions) into a source."""
+    if isinstance(conditions, ConditionSource):
+        return conditions
+    if isinstance(conditions, pd.DataFrame):
+        return FrameSource(conditions)
+    if isinstance(conditions, str | os.PathLike):
+        return ParquetSource(conditions)
+    if conditions is None and synth is not None:
+        return Resample(synth.training_conditions_, synth.training_weights_, seed=seed)
+    raise DataValidationError(
+        "'conditions' must be a ConditionSource, a DataFrame, a Parquet path or None. "
+        f"Got {type(conditions).__name__} instead."
+    )
