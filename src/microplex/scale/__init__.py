@@ -3,7 +3,18 @@
 >>> from microplex.scale import generate_dataset, CellCounts  # doctest: +SKIP
 """
 
+from .calibrate import RakingResult, rake_dataset, rake_frame
 from .generate import generate_dataset
 from .sources import CellCounts, ConditionSource, FrameSource, ParquetSource, Resample
 
-__all__ = ["CellCounts", "ConditionSource", "FrameSource", "ParquetSource", "Resample", "generate_dataset"]
+__all__ = [
+    "CellCounts",
+    "ConditionSource",
+    "FrameSource",
+    "ParquetSource",
+    "RakingResult",
+    "Resample",
+    "generate_dataset",
+    "rake_dataset",
+    "rake_frame",
+]
