@@ -135,7 +135,7 @@ def main() -> None:
         f"--draws {args.draws} --rows {args.rows}`  ",
         f"microplex {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()}, {torch.get_num_threads()} torch threads, default Synthesizer settings "
-        "(3 transforms, hidden (64, 64), early stopping on a 10% validation split).  ",
+        "(3 transforms, hidden (32, 32), early stopping on a 10% validation split).  ",
         f"Protocol: 80/20 split per seed, {args.draws} synthetic draws per held-out record, compared "
         "with the held-out records. The floor row compares the training records with the held-out "
         "records. Bars: " + ", ".join(f"{k} <= {v}" for k, v in bars.items()) + ".", "",
