@@ -87,7 +87,7 @@ def test_log_prob_is_a_normalized_density_with_point_masses():
 def test_weights_move_the_synthetic_distribution(small):
     w = np.where(small["re78"] == 0, 5.0, 1.0)
     df = small.assign(w=w)
-    synth = Synthesizer(["re78"], ["age"], epochs=15, verbose=False).fit(df, weight_col="w", seed=0)
+    synth = Synthesizer(["re78"], ["age"], epochs=60, verbose=False).fit(df, weight_col="w", seed=0)
     expected = np.average(small["re78"] == 0, weights=w)
     unweighted = (small["re78"] == 0).mean()
     got = (synth.generate(pd.concat([small[["age"]]] * 4), seed=0)["re78"] == 0).mean()
