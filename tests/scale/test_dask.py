@@ -1,8 +1,10 @@
+import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from microplex.scale import CellCounts, generate_dataset
+from microplex.scale import CellCounts, FrameSource, generate_dataset
 
 from .test_generate import _cells, _files
 
@@ -37,3 +39,37 @@ def test_dask_resumes_a_local_run(tiny_synth, small_blocks, tmp_path, client):
     (root / "part-000004.parquet").unlink()
     generate_dataset(tiny_synth, path=root, client=client, **kwargs)
     assert _files(root) == _files(tmp_path / "ref")
+
+
+class FlakySource(FrameSource):
+    """Fails to read rows past ``fail_from`` while the file ``flag`` exists (a disk or worker fault)."""
+
+    def __init__(self, frame, flag, fail_from):
+        super().__init__(frame)
+        self.flag, self.fail_from = str(flag), fail_from
+
+    def read(self, start, stop):
+        if stop > self.fail_from and Path(self.flag).exists():
+            raise OSError(5, "Input/output error")
+        return super().read(start, stop)
+
+
+def test_dask_task_failure_then_resume(tiny_synth, small_blocks, tmp_path, client):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    frame = tiny_synth.training_conditions_.head(1800)
+    flag = tmp_path / "fail"
+    flag.touch()
+    src = FlakySource(frame, flag, fail_from=1500)
+    kwargs = dict(rows_per_file=300, seed=8, progress=False)
+    with pytest.raises(OSError, match="Input/output error"):
+        generate_dataset(tiny_synth, src, path=tmp_path / "run", client=client, **kwargs)
+    visible = _files(tmp_path / "run")
+    assert "part-000005.parquet" not in visible and not list((tmp_path / "run").rglob(".tmp-*"))
+    for rel in visible:  # every visible file is whole
+        assert pq.read_table(tmp_path / "run" / rel).num_rows == 300
+    flag.unlink()
+    generate_dataset(tiny_synth, src, path=tmp_path / "run", client=client, **kwargs)
+    generate_dataset(tiny_synth, FrameSource(frame), path=tmp_path / "ref", **kwargs)
+    assert _files(tmp_path / "run") == _files(tmp_path / "ref")

@@ -203,7 +203,7 @@ def generate_dataset(
         "block_rows": int(_BLOCK_ROWS),
         "columns": list(source.columns) + list(synth.target_vars),
     }
-    path = str(path)
+    path = os.path.abspath(path)
     done = prepare_output(path, spec)
     tasks = [
         (t, t * rows_per_file, min((t + 1) * rows_per_file, n))

@@ -320,4 +320,6 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
     }
     atomic_write_json(root / MANIFEST_NAME, manifest)
     _fsync_dir(root)
+    for tmp in root.rglob(f"{_TMP_PREFIX}*"):  # left by a worker that died and whose task was retried
+        tmp.unlink(missing_ok=True)
     return manifest

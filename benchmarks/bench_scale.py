@@ -1,0 +1,142 @@
+"""Benchmark of microplex.scale: end-to-end rows/s to Parquet, peak RSS, Dask scaling.
+
+Usage (writes a Markdown fragment to stdout; run with ``nice`` on a shared machine)::
+
+    PYTHONPATH=src nice -n 5 python benchmarks/bench_scale.py --n 2000000 --rss-n 100000000 \
+        --dask-workers 1 2 --dask-n 2000000 --out /tmp/bench-scale
+
+The model is the cps1 model of the issue (targets re74, re75, re78 given age, educ, black,
+hisp, marr, nodeg), fitted for ``--epochs`` epochs: sampling cost depends on the network's
+size, not on how long it was trained. The peak RSS is measured in a child process with
+``resource.getrusage`` (``ru_maxrss``), never estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TARGETS = ["re74", "re75", "re78"]
+CONDITIONS = ["age", "educ", "black", "hisp", "marr", "nodeg"]
+
+
+def fit_model(path: Path, epochs: int) -> None:
+    from microplex import Synthesizer
+    from microplex.datasets import load_dataset
+
+    df = load_dataset("cps1")
+    Synthesizer(TARGETS, CONDITIONS, epochs=epochs, verbose=False).fit(df, seed=0).save(path)
+
+
+def child(model: str, n: int, out: str, rows_per_file: int, threads: int) -> None:
+    """One generate_dataset run; prints rows, seconds and peak RSS (MiB) as JSON."""
+    import torch
+
+    from microplex import Synthesizer
+    from microplex.scale import generate_dataset
+
+    if threads:
+        torch.set_num_threads(threads)
+    synth = Synthesizer.load(model)
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    manifest = generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, progress=False)
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    size = sum(f["bytes"] for f in manifest["files"])
+    print(json.dumps({"rows": manifest["rows"], "seconds": seconds, "peak_rss_mib": rss, "bytes": size,
+                      "files": len(manifest["files"]), "threads": torch.get_num_threads()}))
+
+
+def generate_only(model: str, n: int) -> float:
+    """Rows/s of ``Synthesizer.generate`` in memory on resampled conditions (no I/O)."""
+    from microplex import Synthesizer
+    from microplex.scale import Resample
+
+    synth = Synthesizer.load(model)
+    cond = Resample(synth.training_conditions_, synth.training_weights_, seed=0).read(0, n)
+    start = time.perf_counter()
+    for s in range(0, n, 100_000):
+        synth.generate(cond.iloc[s : s + 100_000], seed=s, chunk_size=100_000)
+    return n / (time.perf_counter() - start)
+
+
+def run_child(model: str, n: int, out: str, rows_per_file: int, threads: int = 0) -> dict:
+    cmd = [sys.executable, __file__, "--child", model, str(n), out, str(rows_per_file), str(threads)]
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def dask_rate(model: str, n: int, out: str, workers: int, rows_per_file: int) -> float:
+    from dask.distributed import Client, LocalCluster
+
+    from microplex import Synthesizer
+    from microplex.scale import generate_dataset
+
+    synth = Synthesizer.load(model)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, client=client, progress=False)
+        return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=float, default=2e6, help="rows of the single-process throughput run")
+    ap.add_argument("--rss-n", type=float, default=0, help="rows of the peak-RSS run (0 skips it)")
+    ap.add_argument("--dask-workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--dask-n", type=float, default=2e6)
+    ap.add_argument("--rows-per-file", type=int, default=5_000_000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--out", default="/tmp/bench-scale")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = str(out / "cps1.mpx")
+    fit_model(Path(model), args.epochs)
+    rows = []
+    print(f"machine: {platform.node()} {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+    gen = generate_only(model, min(int(args.n), 1_000_000))
+    rows.append(("Synthesizer.generate in memory (no I/O)", "1 process", f"{gen:,.0f}", ""))
+    print(rows[-1], flush=True)
+    # rows_per_file = n/4 so the run has several tasks, files and renames
+    rpf = max(int(args.n) // 4, 1)
+    local = run_child(model, int(args.n), str(out / "local"), rpf)
+    rate = local["rows"] / local["seconds"]
+    rows.append(("generate_dataset to Parquet", f"1 process ({local['threads']} torch threads)", f"{rate:,.0f}",
+                 f"{local['peak_rss_mib']:,.0f} MiB peak RSS, {local['bytes'] / local['rows']:.1f} bytes/row"))
+    print(rows[-1], flush=True)
+    one = run_child(model, int(args.n), str(out / "local1"), rpf, threads=1)
+    rows.append(("generate_dataset to Parquet", "1 process (1 torch thread)", f"{one['rows'] / one['seconds']:,.0f}",
+                 f"{one['peak_rss_mib']:,.0f} MiB peak RSS"))
+    print(rows[-1], flush=True)
+    for w in args.dask_workers:
+        r = dask_rate(model, int(args.dask_n), str(out / f"dask{w}"), w, max(int(args.dask_n) // (4 * w), 1))
+        rows.append(("generate_dataset to Parquet", f"Dask LocalCluster {w} worker(s) x 1 thread", f"{r:,.0f}", ""))
+        print(rows[-1], flush=True)
+    if args.rss_n:
+        big = run_child(model, int(args.rss_n), str(out / "big"), args.rows_per_file)
+        rows.append(("generate_dataset to Parquet", f"{big['rows']:,} rows, 1 process", f"{big['rows'] / big['seconds']:,.0f}",
+                     f"{big['peak_rss_mib']:,.0f} MiB peak RSS, {big['files']} files, {big['bytes'] / 1e9:.2f} GB, {big['seconds']:,.0f} s"))
+        print(rows[-1], flush=True)
+        shutil.rmtree(out / "big", ignore_errors=True)
+    print("\n| what | how | rows/s | notes |\n|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    else:
+        main()
