@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: Rows per random block (part of the output format: changing it changes the draws).
 _BLOCK_ROWS = 100_000
+#: ``chunk_size`` of ``Synthesizer.generate`` within a block (part of the format too); small
+#: enough that glibc returns the sampler's buffers instead of fragmenting (flat RSS).
+_CHUNK_ROWS = 20_000
 
 _WORKER_MODELS: dict[str, Any] = {}
 
@@ -95,7 +98,7 @@ def _run_task(
     def tables() -> Iterator[pa.Table]:
         for k in range(start // b, (stop - 1) // b + 1):
             lo, hi = k * b, min((k + 1) * b, n)
-            out = synth.generate(source.read(lo, hi), seed=_block_seed(seed, k), chunk_size=b)
+            out = synth.generate(source.read(lo, hi), seed=_block_seed(seed, k), chunk_size=spec["chunk_rows"])
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
@@ -201,6 +204,7 @@ def generate_dataset(
         "partition_by": parts,
         "rows_per_file": int(rows_per_file),
         "block_rows": int(_BLOCK_ROWS),
+        "chunk_rows": int(min(_CHUNK_ROWS, _BLOCK_ROWS)),
         "columns": list(source.columns) + list(synth.target_vars),
     }
     path = os.path.abspath(path)
