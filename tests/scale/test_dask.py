@@ -1,6 +1,8 @@
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -73,3 +75,16 @@ def test_dask_task_failure_then_resume(tiny_synth, small_blocks, tmp_path, clien
     generate_dataset(tiny_synth, src, path=tmp_path / "run", client=client, **kwargs)
     generate_dataset(tiny_synth, FrameSource(frame), path=tmp_path / "ref", **kwargs)
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
+
+
+def test_rake_dataset_on_the_cluster_matches_local(tiny_synth, tmp_path, client):
+    from microplex.scale import rake_dataset
+
+    path = tmp_path / "pop"
+    generate_dataset(tiny_synth, n=2000, path=path, partition_by=["black"], rows_per_file=500, seed=3, progress=False)
+    df = pd.read_parquet(path)
+    margins = {"black": {0: 3000.0, 1: 1000.0}, "educ": (df["educ"].value_counts() * 2.0).to_dict()}
+    local = rake_dataset(path, margins)
+    dist = rake_dataset(path, margins, client=client)
+    assert local.converged and dist.converged and dist.n_cells == local.n_cells > 0
+    np.testing.assert_allclose(dist.lam, local.lam, rtol=1e-12, atol=1e-12)
