@@ -104,7 +104,7 @@ def test_crash_mid_run_leaves_no_partial_file_and_resumes(tiny_synth, small_bloc
     assert len(pd.read_parquet(root)) == 800  # only whole files are visible
 
     # a hard kill would leave a hidden temporary file: readers ignore it, the resume removes it
-    (root / ".tmp-microplex-dead-part-000002.parquet").write_bytes(b"PAR1 half written")
+    (root / ".tmp-microplex-dead-part-000002.parquet.partial").write_bytes(b"PAR1 half written")
     assert len(pd.read_parquet(root)) == 800
 
     calls.clear()

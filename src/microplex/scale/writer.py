@@ -7,8 +7,9 @@ Layout of an output directory::
       _microplex_tasks/task-000003.json one marker per finished task (its files and rows)
       state=CA/part-000003.parquet      data (hive partitioning by ``partition_by``)
 
-Every file is written under a hidden temporary name (``.tmp-...``, ignored by pyarrow,
-pandas, polars, DuckDB and Spark) and renamed with :func:`os.replace` once complete, so a
+Every file is written under a hidden temporary name (``.tmp-microplex-*.partial``: the
+leading dot hides it from pyarrow, pandas and Spark, the suffix from ``*.parquet`` globs as
+used by DuckDB and polars) and renamed with :func:`os.replace` once complete, so a
 crash or a full disk never leaves a half-written file visible. A task's marker is written
 after all its files are in place; a re-run of the same call skips tasks with a marker.
 """
@@ -90,7 +91,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _tmp_name(final: Path) -> Path:
-    return final.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{final.name}")
+    return final.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{final.name}.partial")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
