@@ -140,11 +140,13 @@ class ParquetSource(ConditionSource):
         return state
 
     def _group(self, k: int) -> pa.Table:
-        if self._cache is None or self._cache[0] != k:
-            i, g, _ = self._groups[k]
-            table = pq.ParquetFile(self.files[i]).read_row_group(g, columns=self.columns)
-            self._cache = (k, table)
-        return self._cache[1]
+        cache = self._cache  # one read of the attribute: safe when worker threads share the source
+        if cache is not None and cache[0] == k:
+            return cache[1]
+        i, g, _ = self._groups[k]
+        table = pq.ParquetFile(self.files[i]).read_row_group(g, columns=self.columns)
+        self._cache = (k, table)
+        return table
 
     def read(self, start: int, stop: int) -> pd.DataFrame:
         self._check_range(start, stop)
