@@ -145,3 +145,15 @@ def test_bad_arguments_are_named(tiny_synth, tmp_path):
     with pytest.raises(DataValidationError, match="'rows_per_file' parameter must be an integer >= 1. Got 0"):
         generate_dataset(tiny_synth, n=10, path=tmp_path / "e", rows_per_file=0, progress=False)
     assert not any((tmp_path / d).exists() for d in "abcde")
+
+
+def test_parquet_conditions_stream_like_a_frame(tiny_synth, small_blocks, tmp_path):
+    frame = tiny_synth.training_conditions_.head(1300).assign(region=lambda d: d["age"] % 4)
+    (tmp_path / "cond").mkdir()
+    frame.iloc[:700].to_parquet(tmp_path / "cond" / "0.parquet", row_group_size=128)
+    frame.iloc[700:].to_parquet(tmp_path / "cond" / "1.parquet", row_group_size=200)
+    kwargs = dict(rows_per_file=500, seed=5, progress=False)
+    generate_dataset(tiny_synth, tmp_path / "cond", path=tmp_path / "pq", **kwargs)
+    generate_dataset(tiny_synth, frame, path=tmp_path / "df", **kwargs)
+    assert _files(tmp_path / "pq") == _files(tmp_path / "df")
+    assert list(pd.read_parquet(tmp_path / "pq").columns) == ["age", "educ", "black", "region", "re74", "re78"]
