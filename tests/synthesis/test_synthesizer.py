@@ -105,7 +105,7 @@ def test_negative_values_categorical_and_integer_targets():
         "status": rng.choice([1, 2, 5], n),
         "hours": rng.integers(0, 80, n),
     })
-    synth = Synthesizer(["profit", "status", "hours"], ["region"], epochs=10, verbose=False).fit(df, seed=0)
+    synth = Synthesizer(["profit", "status", "hours"], ["region"], epochs=60, verbose=False).fit(df, seed=0)
     assert synth.kinds_ == {"profit": "continuous", "status": "categorical", "hours": "integer", "region": "categorical"}
     out = synth.sample(3000, seed=0)
     assert (out["profit"] < 0).mean() > 0.1
