@@ -144,8 +144,10 @@ def main() -> None:
     rows.append(("generate_dataset to Parquet", "1 process (1 torch thread)", f"{one['rows'] / one['seconds']:,.0f}",
                  f"{one['peak_rss_mib']:,.0f} MiB peak RSS"))
     print(rows[-1], flush=True)
+    dask_rates = {}
     for w in args.dask_workers:
         r = dask_rate(model, int(args.dask_n), str(out / f"dask{w}"), w, max(int(args.dask_n) // (4 * w), 1))
+        dask_rates[w] = r
         rows.append(("generate_dataset to Parquet", f"Dask LocalCluster {w} worker(s) x 1 thread", f"{r:,.0f}", ""))
         print(rows[-1], flush=True)
     if args.rss_n:
@@ -157,6 +159,23 @@ def main() -> None:
     print("\n| what | how | rows/s | notes |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    if 1 in dask_rates:
+        per_core = dask_rates[1]
+        print(f"\nExtrapolation from the measured per-core rate ({per_core:,.0f} rows/s, Dask, 1 worker x 1 thread), "
+              "assuming linear scaling over workers:\n")
+        print("| rows | " + " | ".join(f"{w} workers" for w in (1, 16, 64, 256, 1024)) + " |")
+        print("|---|" + "---|" * 5)
+        for total in (1e9, 1e10):
+            cells = [_duration(total / (w * per_core)) for w in (1, 16, 64, 256, 1024)]
+            print(f"| {total:,.0f} | " + " | ".join(cells) + " |")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"
 
 
 if __name__ == "__main__":
