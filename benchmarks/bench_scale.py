@@ -63,12 +63,16 @@ def child(model: str, n: int, out: str, rows_per_file: int, threads: int) -> Non
         torch.set_num_threads(threads)
     synth = Synthesizer.load(model)
     shutil.rmtree(out, ignore_errors=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     manifest = generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, progress=False)
     seconds = time.perf_counter() - start
     rss = _peak_rss_mib()
     size = sum(f["bytes"] for f in manifest["files"])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"rows": manifest["rows"], "seconds": seconds, "peak_rss_mib": rss, "bytes": size,
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0,
                       "files": len(manifest["files"]), "threads": torch.get_num_threads()}))
 
 
@@ -97,7 +101,13 @@ def run_child(model: str, n: int, out: str, rows_per_file: int, threads: int = 0
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def dask_rate(model: str, n: int, out: str, workers: int, rows_per_file: int) -> float:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def dask_rate(model: str, n: int, out: str, workers: int, rows_per_file: int) -> tuple[float, float]:
+    """(rows per wall second, rows per CPU second of the workers)."""
     from dask.distributed import Client, LocalCluster
 
     from microplex import Synthesizer
@@ -107,9 +117,12 @@ def dask_rate(model: str, n: int, out: str, workers: int, rows_per_file: int) ->
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         shutil.rmtree(out, ignore_errors=True)
+        cpu0 = client.run(_cpu_seconds)
         start = time.perf_counter()
         generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, client=client, progress=False)
-        return n / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        cpu = sum(client.run(_cpu_seconds)[w] - cpu0[w] for w in cpu0)
+        return n / wall, n / cpu
 
 
 def main() -> None:
@@ -138,22 +151,25 @@ def main() -> None:
     local = run_child(model, int(args.n), str(out / "local"), rpf)
     rate = local["rows"] / local["seconds"]
     rows.append(("generate_dataset to Parquet", f"1 process ({local['threads']} torch threads)", f"{rate:,.0f}",
-                 f"{local['peak_rss_mib']:,.0f} MiB peak RSS, {local['bytes'] / local['rows']:.1f} bytes/row"))
+                 f"{local['rows'] / local['cpu_seconds']:,.0f} rows/CPU-s, {local['peak_rss_mib']:,.0f} MiB peak RSS, "
+                 f"{local['bytes'] / local['rows']:.1f} bytes/row"))
     print(rows[-1], flush=True)
     one = run_child(model, int(args.n), str(out / "local1"), rpf, threads=1)
     rows.append(("generate_dataset to Parquet", "1 process (1 torch thread)", f"{one['rows'] / one['seconds']:,.0f}",
-                 f"{one['peak_rss_mib']:,.0f} MiB peak RSS"))
+                 f"{one['rows'] / one['cpu_seconds']:,.0f} rows/CPU-s, {one['peak_rss_mib']:,.0f} MiB peak RSS"))
     print(rows[-1], flush=True)
     dask_rates = {}
     for w in args.dask_workers:
-        r = dask_rate(model, int(args.dask_n), str(out / f"dask{w}"), w, max(int(args.dask_n) // (4 * w), 1))
-        dask_rates[w] = r
-        rows.append(("generate_dataset to Parquet", f"Dask LocalCluster {w} worker(s) x 1 thread", f"{r:,.0f}", ""))
+        r, per_cpu = dask_rate(model, int(args.dask_n), str(out / f"dask{w}"), w, max(int(args.dask_n) // (4 * w), 1))
+        dask_rates[w] = per_cpu
+        rows.append(("generate_dataset to Parquet", f"Dask LocalCluster {w} worker(s) x 1 thread", f"{r:,.0f}",
+                     f"{per_cpu:,.0f} rows per worker CPU-second"))
         print(rows[-1], flush=True)
     if args.rss_n:
         big = run_child(model, int(args.rss_n), str(out / "big"), args.rows_per_file)
         rows.append(("generate_dataset to Parquet", f"{big['rows']:,} rows, 1 process", f"{big['rows'] / big['seconds']:,.0f}",
-                     f"{big['peak_rss_mib']:,.0f} MiB peak RSS, {big['files']} files, {big['bytes'] / 1e9:.2f} GB, {big['seconds']:,.0f} s"))
+                     f"{big['rows'] / big['cpu_seconds']:,.0f} rows/CPU-s, {big['peak_rss_mib']:,.0f} MiB peak RSS, "
+                     f"{big['files']} files, {big['bytes'] / 1e9:.2f} GB, {big['seconds']:,.0f} s"))
         print(rows[-1], flush=True)
         shutil.rmtree(out / "big", ignore_errors=True)
     print("\n| what | how | rows/s | notes |\n|---|---|---|---|")
@@ -161,8 +177,8 @@ def main() -> None:
         print("| " + " | ".join(r) + " |")
     if 1 in dask_rates:
         per_core = dask_rates[1]
-        print(f"\nExtrapolation from the measured per-core rate ({per_core:,.0f} rows/s, Dask, 1 worker x 1 thread), "
-              "assuming linear scaling over workers:\n")
+        print(f"\nExtrapolation from the measured per-core rate ({per_core:,.0f} rows per worker CPU-second, Dask, "
+              "1 worker x 1 thread), assuming one dedicated core per worker and linear scaling:\n")
         print("| rows | " + " | ".join(f"{w} workers" for w in (1, 16, 64, 256, 1024)) + " |")
         print("|---|" + "---|" * 5)
         for total in (1e9, 1e10):
