@@ -49,6 +49,19 @@ def test_rows_do_not_depend_on_files_or_chunks(tiny_synth, small_blocks, tmp_pat
     assert pd.read_parquet(tmp_path / "x").shape == (1900, 5)
 
 
+def test_torch_threads_do_not_change_the_draws(tiny_synth, small_blocks, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    generate_dataset(tiny_synth, n=900, path=tmp_path / "one", torch_threads=1, progress=False)
+    assert torch.get_num_threads() == before
+    generate_dataset(tiny_synth, n=900, path=tmp_path / "two", torch_threads=2, progress=False)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    with pytest.raises(DataValidationError, match="'torch_threads' parameter must be an integer >= 1. Got 0"):
+        generate_dataset(tiny_synth, n=900, path=tmp_path / "bad", torch_threads=0, progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_seed_changes_draws_and_conditions_kept(tiny_synth, small_blocks, tmp_path):
     src = CellCounts(_cells())
     generate_dataset(tiny_synth, src, path=tmp_path / "a", seed=1, rows_per_file=700, progress=False)

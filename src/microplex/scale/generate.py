@@ -138,6 +138,7 @@ def generate_dataset(
     seed: int = 0,
     client=None,
     progress: bool = True,
+    torch_threads: int | None = None,
 ) -> dict[str, Any]:
     """Streams ``n`` synthetic records to a (hive-partitioned) Parquet dataset at ``path``.
 
@@ -170,6 +171,10 @@ def generate_dataset(
         see ``path`` and any Parquet conditions); ``None`` runs in this process.
     progress : bool, default=True
         Show a progress bar (rows done, rows/s, time left).
+    torch_threads : int, default=None
+        Torch threads of a local run (restored afterwards); ``None`` keeps torch's setting.
+        Dask workers always use one. The draws do not depend on it. On a busy machine 1 is
+        much faster than several (see ``benchmarks/results/scale.md``).
 
     Returns
     -------
@@ -194,6 +199,8 @@ def generate_dataset(
     """
     source = as_source(conditions, synth, seed)
     n, parts = _check_args(synth, source, n, partition_by, rows_per_file, seed)
+    if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1):
+        raise DataValidationError(f"The 'torch_threads' parameter must be an integer >= 1. Got {torch_threads!r} instead.")
     mhash = model_hash(synth)
     spec = {
         "format_version": FORMAT_VERSION,
@@ -218,6 +225,9 @@ def generate_dataset(
     if done:
         logger.info("Resuming %s: %d finished tasks skipped.", path, len(done))
     bar = tqdm(total=n, initial=skipped, unit="row", unit_scale=True, desc="generate", disable=not progress)
+    threads = torch.get_num_threads()
+    if torch_threads is not None and client is None:
+        torch.set_num_threads(torch_threads)
     try:
         if client is None:
             for t, start, stop in tasks:
@@ -226,6 +236,7 @@ def generate_dataset(
             _run_dask(client, synth, mhash, source, spec, path, tasks, bar)
     finally:
         bar.close()
+        torch.set_num_threads(threads)
     return finish_output(path, spec, {"targets": list(synth.target_vars)})
 
 
