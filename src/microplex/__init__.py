@@ -16,6 +16,7 @@ from ._errors import (
     MicroplexError,
     NotFittedError,
 )
+from .calibration import CalibrationResult, Calibrator, Target, Targets
 
 try:
     __version__ = version("microplex")
@@ -23,6 +24,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CalibrationResult",
+    "Calibrator",
+    "Target",
+    "Targets",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",

@@ -1,0 +1,208 @@
+"""The one Newton solver on the calibration dual, shared by every calibration front end.
+
+Solves ``X' (d * F(X lambda)) + lambda / c = t`` for ``lambda`` (the ``lambda / c`` term only in soft
+mode), where ``X`` is the sparse ``(n, m)`` design matrix, ``d`` the initial weights and ``F`` the
+calibration distance's inverse. Each iteration costs two sparse mat-vecs and one sparse
+``X' diag(d F') X`` product, then one ``(m, m)`` solve; a backtracking line search on the dual
+objective (or on the squared misfit for distances without a potential) makes it globally convergent.
+
+The convergence test is R survey's: ``|misfit_j| / (1 + |t_j|) < tol`` for every target ``j``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg
+
+from .distances import Bounds, Distance
+
+__all__ = ["SolverResult", "newton_dual"]
+
+logger = logging.getLogger(__name__)
+
+_DENSE_MAX = 1500
+
+
+@dataclass
+class SolverResult:
+    """Outcome of :func:`newton_dual`.
+
+    Attributes
+    ----------
+    lam : ndarray of shape (m,)
+        Dual solution (Lagrange multipliers).
+    g : ndarray of shape (n,)
+        Weight ratios ``F(X lambda)``; calibrated weights are ``d * g``.
+    achieved : ndarray of shape (m,)
+        ``X' (d * g)``.
+    converged : bool
+    n_iter : int
+    max_misfit : float
+        ``max_j |t_j - achieved_j| / (1 + |t_j|)`` at exit (soft mode: of the dual equations).
+    history : list of float
+        ``max_misfit`` after every iteration.
+    seconds : float
+    """
+
+    lam: np.ndarray
+    g: np.ndarray
+    achieved: np.ndarray
+    converged: bool
+    n_iter: int
+    max_misfit: float
+    history: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _solve(jac: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
+    """Solves ``jac @ x = rhs`` for a PSD, possibly singular ``jac`` (Jacobi-scaled, tiny ridge)."""
+    m = jac.shape[0]
+    diag = jac.diagonal()
+    pos = diag > 0
+    scale = np.where(pos, 1.0 / np.sqrt(np.where(pos, diag, 1.0)), 1.0)
+    b = rhs * scale
+    js = sp.diags(scale) @ jac @ sp.diags(scale)
+    ridge = 1e-11
+    if m <= _DENSE_MAX or js.nnz > 0.2 * m * m:
+        dense = js.toarray()
+        for _ in range(6):
+            try:
+                cf = scipy.linalg.cho_factor(dense + np.diag(np.where(pos, ridge, 1.0)), check_finite=False)
+                return scipy.linalg.cho_solve(cf, b, check_finite=False) * scale
+            except np.linalg.LinAlgError:
+                ridge *= 100.0
+        return scipy.linalg.lstsq(dense, b, check_finite=False)[0] * scale
+    eye = sp.diags(np.where(pos, ridge, 1.0))
+    x = scipy.sparse.linalg.spsolve((js + eye).tocsc(), b)
+    return np.asarray(x) * scale
+
+
+def _row_scale(x: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
+    """Returns ``diag(s) @ x`` for CSR ``x`` in O(nnz) without a diagonal matrix product."""
+    out = x.copy()
+    out.data = out.data * np.repeat(s, np.diff(x.indptr))
+    return out
+
+
+def newton_dual(
+    x: sp.csr_matrix,
+    d: np.ndarray,
+    totals: np.ndarray,
+    distance: Distance,
+    bounds: Bounds = (-math.inf, math.inf),
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 50,
+    penalty: np.ndarray | None = None,
+    xt: sp.csr_matrix | None = None,
+    lam0: np.ndarray | None = None,
+) -> SolverResult:
+    """Solves the calibration equations by damped Newton iterations on the dual.
+
+    Parameters
+    ----------
+    x : sparse matrix of shape (n, m)
+        Design matrix: contribution of unit ``i`` to target ``j``.
+    d : ndarray of shape (n,)
+        Positive initial weights.
+    totals : ndarray of shape (m,)
+        Target totals ``t``.
+    distance : Distance
+        Calibration distance (see :mod:`microplex.calibration.distances`).
+    bounds : (float, float), default=(-inf, inf)
+        Bounds on the weight ratios ``g = w / d``.
+    tol : float, default=1e-10
+        Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for all ``j``.
+    max_iter : int, default=50
+    penalty : ndarray of shape (m,), optional
+        Soft mode: ``c_j > 0``; the primal objective adds ``sum_j c_j / 2 (achieved_j - t_j)^2``.
+    xt : sparse matrix of shape (m, n), optional
+        ``x.T`` in CSR form, if the caller already has it.
+    lam0 : ndarray of shape (m,), optional
+        Starting multipliers (default zeros).
+
+    Returns
+    -------
+    SolverResult
+        Never raises on non-convergence: the caller decides (``converged`` is False).
+    """
+    start = time.perf_counter()
+    x = sp.csr_matrix(x)
+    xt = sp.csr_matrix(x.T) if xt is None else xt
+    d = np.asarray(d, dtype=np.float64)
+    t = np.asarray(totals, dtype=np.float64)
+    m = t.shape[0]
+    lam = np.zeros(m) if lam0 is None else np.asarray(lam0, dtype=np.float64).copy()
+    inv_c = None if penalty is None else 1.0 / np.asarray(penalty, dtype=np.float64)
+    denom = 1.0 + np.abs(t)
+    pot = distance.potential
+
+    def evaluate(lam_: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        u = x @ lam_
+        g = distance.inverse(u, bounds)
+        achieved = xt @ (d * g)
+        resid = t - achieved
+        if inv_c is not None:
+            resid = resid - lam_ * inv_c
+        if pot is not None:
+            merit = float(d @ pot(u, bounds) - lam_ @ t)
+            if inv_c is not None:
+                merit += 0.5 * float(lam_ @ (lam_ * inv_c))
+        else:
+            merit = 0.5 * float(np.sum((resid / denom) ** 2))
+        return u, g, achieved, resid, merit
+
+    u, g, achieved, resid, merit = evaluate(lam)
+    err = float(np.max(np.abs(resid) / denom)) if m else 0.0
+    history = [err]
+    n_iter = 0
+    converged = bool(err < tol) and np.all(np.isfinite(g))
+    while not converged and n_iter < max_iter:
+        n_iter += 1
+        dg = distance.derivative(u, bounds)
+        jac = xt @ _row_scale(x, d * dg)
+        if inv_c is not None:
+            jac = jac + sp.diags(inv_c)
+        step = _solve(sp.csr_matrix(jac), resid)
+        slope = -float(step @ resid)  # directional derivative of the dual objective
+        alpha = 1.0
+        for _ in range(60):
+            cand = evaluate(lam + alpha * step)
+            finite = np.isfinite(cand[4]) and np.all(np.isfinite(cand[1]))
+            if not finite:
+                alpha *= 0.5
+                continue
+            cand_err = float(np.max(np.abs(cand[3]) / denom))
+            if (
+                (pot is not None and cand[4] <= merit + 1e-4 * alpha * slope)
+                or (pot is None and cand[4] <= (1 - 1e-4 * alpha) * merit)
+                or cand_err < 0.5 * err  # rounding noise in the merit near the solution
+            ):
+                break
+            alpha *= 0.5
+        else:
+            logger.debug("line search failed at iteration %d", n_iter)
+            break
+        lam = lam + alpha * step
+        u, g, achieved, resid, merit = cand
+        err = float(np.max(np.abs(resid) / denom))
+        history.append(err)
+        logger.debug("newton iter %d: step %.3g, max rel misfit %.3e", n_iter, alpha, err)
+        converged = err < tol
+    return SolverResult(
+        lam=lam,
+        g=g,
+        achieved=achieved,
+        converged=bool(converged),
+        n_iter=n_iter,
+        max_misfit=err,
+        history=history,
+        seconds=time.perf_counter() - start,
+    )
