@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from microplex.calibration.distances import linear, make_distance, raking
+from microplex.calibration.solver import newton_dual
+
+
+def _problem(seed=0, n=400, m=6):
+    rng = np.random.default_rng(seed)
+    cat = rng.integers(0, m, n)
+    x = sp.csr_matrix((np.ones(n), (np.arange(n), cat)), shape=(n, m))
+    x = sp.hstack([x, sp.csr_matrix(rng.gamma(2.0, 1.0, (n, 1)))]).tocsr()
+    d = rng.uniform(1, 3, n)
+    w_true = d * rng.uniform(0.7, 1.4, n)
+    return x, d, x.T @ w_true
+
+
+def test_linear_unbounded_is_one_newton_step():
+    x, d, t = _problem()
+    res = newton_dual(x, d, t, linear, tol=1e-12)
+    assert res.converged and res.n_iter <= 2
+    np.testing.assert_allclose(x.T @ (d * res.g), t, rtol=1e-11)
+
+
+def test_raking_converges_quadratically_with_relative_test():
+    x, d, t = _problem(1)
+    res = newton_dual(x, d, t, raking, tol=1e-12)
+    assert res.converged
+    assert res.max_misfit < 1e-12
+    assert res.history[-1] < 1e-12 and len(res.history) <= 10
+
+
+def test_redundant_constraints_are_handled():
+    x, d, t = _problem(2)
+    total = sp.csr_matrix(np.ones((x.shape[0], 1)))  # sum of all categories: redundant
+    x2 = sp.hstack([x, total]).tocsr()
+    t2 = np.append(t, t[:6].sum())
+    res = newton_dual(x2, d, t2, raking, tol=1e-11)
+    assert res.converged
+
+
+def test_infeasible_reports_non_convergence_instead_of_garbage():
+    x, d, t = _problem(3)
+    t = t.copy()
+    t[0] = -5.0  # a negative count is out of reach of raking
+    res = newton_dual(x, d, t, raking, tol=1e-10, max_iter=30)
+    assert not res.converged
+    assert res.max_misfit > 1e-6
+
+
+def test_soft_penalty_always_solves_and_compromises():
+    x, d, t = _problem(4)
+    x2 = sp.hstack([x[:, :1], x[:, :1]]).tocsr()  # the same count targeted twice ...
+    t2 = np.array([t[0], t[0] * 1.2])  # ... with two different values
+    res = newton_dual(x2, d, t2, raking, penalty=np.array([10.0, 10.0]), tol=1e-10)
+    assert res.converged
+    assert t2[0] < res.achieved[0] < t2[1]
+
+
+def test_distance_without_potential_uses_misfit_line_search():
+    plain = make_distance(lambda u, b: np.exp(u), lambda u, b: np.exp(u), "exp-no-potential")
+    x, d, t = _problem(5)
+    res = newton_dual(x, d, t, plain, tol=1e-11)
+    ref = newton_dual(x, d, t, raking, tol=1e-11)
+    assert res.converged
+    np.testing.assert_allclose(res.g, ref.g, rtol=1e-8)
