@@ -22,25 +22,40 @@ from .targets import Target, Targets, format_filter
 __all__ = ["check_consistency"]
 
 
-def _area_mask(areas: pd.DataFrame, filters: dict) -> np.ndarray:
-    mask = np.ones(len(areas), dtype=bool)
-    for col, cond in filters.items():
-        s = areas[col]
-        if isinstance(cond, pd.Interval):
-            v = s.to_numpy(dtype=np.float64)
-            mask &= (v >= cond.left if cond.closed_left else v > cond.left) & (
-                v <= cond.right if cond.closed_right else v < cond.right
-            )
-        else:
-            wanted = list(cond) if isinstance(cond, frozenset) else [cond]
-            hit = s.isin(wanted).to_numpy()
-            if not hit.any() and pd.api.types.is_numeric_dtype(s):
-                try:
-                    hit = s.isin([float(v) for v in wanted]).to_numpy()
-                except (TypeError, ValueError):
-                    pass
-            mask &= hit
-    return mask
+class _AreaIndex:
+    """Rows of the area table per value of each geography column (dictionary look-ups)."""
+
+    def __init__(self, areas: pd.DataFrame) -> None:
+        self.areas = areas
+        self.rows = {c: areas.groupby(c, sort=False).indices for c in areas.columns}
+
+    def _rows_eq(self, col: str, value: object) -> np.ndarray:
+        idx = self.rows[col]
+        if value in idx:
+            return idx[value]
+        if pd.api.types.is_numeric_dtype(self.areas[col]):
+            try:
+                return idx.get(float(value), np.zeros(0, dtype=np.int64))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                pass
+        return np.zeros(0, dtype=np.int64)
+
+    def select(self, filters: dict) -> np.ndarray:
+        """Area rows matching every condition of ``filters``."""
+        out: np.ndarray | None = None
+        for col, cond in filters.items():
+            if isinstance(cond, pd.Interval):
+                v = self.areas[col].to_numpy(dtype=np.float64)
+                ok = (v >= cond.left if cond.closed_left else v > cond.left) & (
+                    v <= cond.right if cond.closed_right else v < cond.right
+                )
+                rows = np.flatnonzero(ok)
+            elif isinstance(cond, frozenset):
+                rows = np.unique(np.concatenate([self._rows_eq(col, v) for v in cond] or [np.zeros(0, int)]))
+            else:
+                rows = self._rows_eq(col, cond)
+            out = rows if out is None else np.intersect1d(out, rows, assume_unique=True)
+        return np.arange(len(self.areas)) if out is None else out
 
 
 def check_consistency(
@@ -86,6 +101,7 @@ def check_consistency(
         [tuple(r) for r in areas[geography[: k + 1]].itertuples(index=False, name=None)]
         for k in range(len(geography))
     ]
+    index = _AreaIndex(areas)
     by_sig: dict[tuple, list[tuple[Target, int, frozenset]]] = defaultdict(list)
     for t in targets:
         if t.aggregate == "mean":
@@ -96,8 +112,7 @@ def check_consistency(
         if level < 0:
             cover = frozenset({()})
         else:
-            mask = _area_mask(areas, geo)
-            cover = frozenset(proj[level][i] for i in np.flatnonzero(mask))
+            cover = frozenset(proj[level][i] for i in index.select(geo))
         sig = (t.entity, t.aggregate, t.variable, format_filter(dict(sorted(rest.items()))))
         by_sig[sig].append((t, level, cover))
 
