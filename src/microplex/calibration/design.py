@@ -85,10 +85,22 @@ class _Columns:
         return s
 
     def codes(self, col: str, target: Target) -> tuple[np.ndarray, pd.Index]:
+        """Integer codes of a column and the values they stand for (no hashing for small int ranges)."""
         if col not in self._codes:
             s = self.column(col, target)
-            codes, uniques = pd.factorize(s, sort=False)
-            self._codes[col] = (codes.astype(np.int64, copy=False), pd.Index(uniques))
+            n = len(s)
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                codes, uniques = s.cat.codes.to_numpy().astype(np.int64), pd.Index(s.cat.categories)
+            elif pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and n:
+                v = s.to_numpy()
+                lo, hi = int(v.min()), int(v.max())
+                if hi - lo < max(2 * n, 1024):
+                    codes, uniques = v.astype(np.int64) - lo, pd.RangeIndex(lo, hi + 1)
+                else:
+                    codes, uniques = pd.factorize(s, sort=False)
+            else:
+                codes, uniques = pd.factorize(s, sort=False)
+            self._codes[col] = (np.asarray(codes, dtype=np.int64), pd.Index(uniques))
         return self._codes[col]
 
     def variable(self, col: str, target: Target) -> np.ndarray:
@@ -147,22 +159,24 @@ def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str
     """Per record, the position (in ``group``) of the equality target it falls in, or -1."""
     rec_code: np.ndarray | None = None
     tgt_code: np.ndarray | None = None
+    space = 0  # size of the current code space
     for col in keys:
         codes, uniques = cols.codes(col, group[0][1])
         idx = _lookup(uniques, [t.filters[col] for _, t in group])
-        if rec_code is None:
-            rec_code, tgt_code = codes, idx
-            continue
         k = len(uniques)
+        if rec_code is None:
+            rec_code, tgt_code, space = codes, idx, k
+            continue
         raw_r = rec_code * k + codes
         raw_t = np.where((tgt_code >= 0) & (idx >= 0), tgt_code * k + idx, -1)
+        if space * k <= max(4 * len(codes), 1 << 22):
+            rec_code, tgt_code, space = raw_r, raw_t, space * k  # small crossed space: no re-coding
+            continue
         rec_code, comb = pd.factorize(raw_r, sort=False)
-        comb_index = pd.Index(comb)
-        tgt_code = np.where(raw_t >= 0, comb_index.get_indexer(raw_t), -1)
-        rec_code = rec_code.astype(np.int64, copy=False)
+        tgt_code = np.where(raw_t >= 0, pd.Index(comb).get_indexer(raw_t), -1)
+        rec_code, space = rec_code.astype(np.int64, copy=False), len(comb)
     assert rec_code is not None and tgt_code is not None
-    n_codes = int(rec_code.max()) + 1 if len(rec_code) else 0
-    table = np.full(n_codes + 1, -1, dtype=np.int64)
+    table = np.full(space + 1, -1, dtype=np.int64)
     ok = tgt_code >= 0
     table[tgt_code[ok]] = np.nonzero(ok)[0]
     return table[rec_code]
@@ -326,3 +340,49 @@ def build_design(
         mean_count = sp.csr_matrix((n_units, m))
     logger.debug("design: %d units x %d targets, nnz %d", n_units, m, x.nnz)
     return Design(x, xt, totals, d, units, record_unit, targets, mean_count)
+
+
+def collapse_rows(x: sp.csr_matrix, *, max_ratio: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Finds units with identical design rows, which calibration gives identical weight ratios.
+
+    The dual objective only depends on ``sum_i d_i rho(x_i' lambda)``, so units with equal rows can be
+    solved as one with the summed initial weight: the result is exact, not an approximation. Rows are
+    grouped by one random projection and the grouping is confirmed with a second, independent one and
+    the row lengths.
+
+    Parameters
+    ----------
+    x : scipy.sparse.csr_matrix of shape (n, m)
+    max_ratio : float, default=0.5
+        Only collapse when the number of distinct rows is at most ``max_ratio * n``.
+    seed : int, default=0
+        Seed of the random projections.
+
+    Returns
+    -------
+    (representatives, groups) or None
+        ``representatives`` of shape (n_groups,): one unit per distinct row; ``groups`` of shape (n,):
+        the group of every unit. None when collapsing would not pay or the check fails.
+    """
+    n, m = x.shape
+    if n < 1000:
+        return None
+    rng = np.random.default_rng(seed)
+    h1 = x @ rng.standard_normal(m)
+    groups, uniq = pd.factorize(h1, sort=False)
+    n_groups = len(uniq)
+    if n_groups > max_ratio * n:
+        return None
+    groups = groups.astype(np.int64, copy=False)
+    running = np.maximum.accumulate(groups)
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.greater(running[1:], running[:-1], out=first[1:])
+    reps = np.flatnonzero(first)  # first unit of every group, in group order
+    r2 = rng.standard_normal(m)
+    h2 = x @ r2
+    nnz = np.diff(x.indptr)
+    if not (np.array_equal(h2, h2[reps][groups]) and np.array_equal(nnz, nnz[reps][groups])):
+        logger.debug("row collapse check failed; solving on all %d units", n)
+        return None
+    return reps, groups

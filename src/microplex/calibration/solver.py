@@ -21,6 +21,11 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
+try:  # OpenBLAS threads spin on a busy machine; small dense solves are fastest on one thread
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
 from .distances import Bounds, Distance
 
 __all__ = ["SolverResult", "newton_dual"]
@@ -133,6 +138,13 @@ def newton_dual(
     SolverResult
         Never raises on non-convergence: the caller decides (``converged`` is False).
     """
+    if threadpool_limits is not None and len(totals) <= _DENSE_MAX:
+        with threadpool_limits(1, user_api="blas"):
+            return _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0)
+    return _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0)
+
+
+def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     x = sp.csr_matrix(x)
     xt = sp.csr_matrix(x.T) if xt is None else xt
