@@ -45,8 +45,10 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def make_problem(n: int, n_areas: int, seed: int = 0) -> tuple[pd.DataFrame, Targets, np.ndarray]:
-    """Records with area/age/sex cells and targets for area x age and area x sex."""
+def make_problem(
+    n: int, n_areas: int, seed: int = 0, sums: bool = False
+) -> tuple[pd.DataFrame, Targets, np.ndarray]:
+    """Records with area/age/sex cells and targets for area x age and area x sex (+ area income sums)."""
     rng = np.random.default_rng(seed)
     area = rng.integers(0, n_areas, n).astype(np.int32)
     age = rng.integers(0, 8, n).astype(np.int8)
@@ -61,13 +63,17 @@ def make_problem(n: int, n_areas: int, seed: int = 0) -> tuple[pd.DataFrame, Tar
     targets = Targets.from_margins(
         {("area", "age"): pd.Series(aa, index=idx_aa), ("area", "sex"): pd.Series(asx, index=idx_as)}
     )
+    if sums:  # a continuous variable makes every design row distinct (no collapsing)
+        df["income"] = rng.lognormal(10.0, 1.0, n)
+        inc = np.bincount(area, weights=pw * df["income"].to_numpy(), minlength=n_areas)
+        targets = targets + Targets.from_margins({"area": pd.Series(inc)}, aggregate="sum", variable="income")
     return df, targets, pw
 
 
-def case_scale(n: int, n_areas: int) -> dict:
-    df, targets, _ = make_problem(n, n_areas)
+def case_scale(n: int, n_areas: int, collapse: bool = True, sums: bool = False) -> dict:
+    df, targets, _ = make_problem(n, n_areas, sums=sums)
     before = rss_mb()
-    cal = Calibrator("raking", bounds=(0.2, 5.0))
+    cal = Calibrator("raking", bounds=(0.2, 5.0), collapse=collapse)
     t0 = time.perf_counter()
     cal.fit(df, targets, weight_col="weight")
     secs = time.perf_counter() - t0
@@ -76,6 +82,7 @@ def case_scale(n: int, n_areas: int) -> dict:
         "records": n,
         "targets": len(targets),
         "method": "raking, bounds (0.2, 5)",
+        "path": ("collapsed rows" if collapse else "all rows") + (" + income sums" if sums else ""),
         "seconds": secs,
         "solver_seconds": cal.result_.solver.seconds,
         "n_iter": s["n_iter"],
@@ -173,6 +180,17 @@ def case_r(n: int = 100_000, n_areas: int = 17) -> dict:
     return out
 
 
+#: name -> (records, areas, collapse identical rows, add continuous income-sum targets)
+CASES = {
+    "1m": (1_000_000, 51, True, False),
+    "1m-all-rows": (1_000_000, 51, False, False),
+    "1m-sums": (1_000_000, 51, True, True),
+    "10m": (10_000_000, 500, True, False),
+    "10m-all-rows": (10_000_000, 500, False, False),
+    "10m-sums": (10_000_000, 500, True, True),
+}
+
+
 def run_case(name: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     res = subprocess.run(
@@ -185,14 +203,13 @@ def run_case(name: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", choices=["1m", "10m", "r"])
+    ap.add_argument("--case", choices=list(CASES) + ["r"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration.md"))
     args = ap.parse_args()
     if args.case:
-        fn = {"1m": lambda: case_scale(1_000_000, 51), "10m": lambda: case_scale(10_000_000, 500), "r": case_r}
-        print(json.dumps(fn[args.case]()))
+        print(json.dumps(case_r() if args.case == "r" else case_scale(*CASES[args.case])))
         return
-    results = {name: run_case(name) for name in ("1m", "10m", "r")}
+    results = {name: run_case(name) for name in [*CASES, "r"]}
     text = render(results)
     print(text)
     Path(args.out).write_text(text)
@@ -210,18 +227,20 @@ def render(results: dict) -> str:
         "",
         "## Scale (raking, bounds (0.2, 5), default tol 1e-10 on |misfit| / (1 + |total|))",
         "",
-        "| records | targets | fit s (design + solve) | solve s | iterations | max rel. error | RSS before fit MB | peak RSS MB | bar |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | records | targets | solve path | fit s (design + solve) | solve s | iterations | max rel. error "
+        "| RSS before fit MB | peak RSS MB | bar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    bars = {"1m": "<= 1 s", "10m": "<= 15 s, <= 3 GB"}
-    for name in ("1m", "10m"):
+    for name in CASES:
         r = results[name]
+        bar = "<= 1 s" if name.startswith("1m") else "<= 15 s, <= 3 GB"
         if "error" in r:
-            lines.append(f"| {name} | error: {r['error'][-200:]!r} |")
+            lines.append(f"| {name} | error: {r['error'][-300:]!r} |")
             continue
         lines.append(
-            f"| {r['records']:,} | {r['targets']:,} | {r['seconds']:.2f} | {r['solver_seconds']:.2f} | {r['n_iter']} "
-            f"| {r['max_rel_error']:.1e} | {r['rss_before_fit_mb']:.0f} | {r['peak_rss_mb']:.0f} | {bars[name]} |"
+            f"| {name} | {r['records']:,} | {r['targets']:,} | {r['path']} | {r['seconds']:.2f} "
+            f"| {r['solver_seconds']:.2f} | {r['n_iter']} "
+            f"| {r['max_rel_error']:.1e} | {r['rss_before_fit_mb']:.0f} | {r['peak_rss_mb']:.0f} | {bar} |"
         )
     r = results["r"]
     lines += ["", "## Side by side: 100,000 records x 170 targets, raking", ""]

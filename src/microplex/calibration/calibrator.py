@@ -81,8 +81,8 @@ class CalibrationResult:
         """
         dz = self.design
         w = self.weights.to_numpy()
-        achieved = dz.xt @ w
-        initial = dz.xt @ dz.d
+        achieved = dz.x.T @ w
+        initial = dz.x.T @ dz.d
         value = np.array([t.value for t in dz.targets])
         is_mean = np.array([t.aggregate == "mean" for t in dz.targets])
         if is_mean.any():

@@ -13,6 +13,7 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,6 @@ class Design:
     ----------
     x : scipy.sparse.csr_matrix of shape (n_units, m)
         Contribution of each weighting unit (record, or household) to each target.
-    xt : scipy.sparse.csr_matrix of shape (m, n_units)
-        ``x.T`` in CSR form.
     totals : ndarray of shape (m,)
         Target totals (0 for ``mean`` targets, whose column holds ``y - value``).
     d : ndarray of shape (n_units,)
@@ -53,13 +52,41 @@ class Design:
     """
 
     x: sp.csr_matrix
-    xt: sp.csr_matrix
     totals: np.ndarray
     d: np.ndarray
     units: pd.Index
     record_unit: np.ndarray
     targets: Targets
     mean_count: sp.csr_matrix
+
+    @cached_property
+    def xt(self) -> sp.csr_matrix:
+        """``x.T`` in CSR form (built on first use)."""
+        return sp.csr_matrix(self.x.T)
+
+
+def _csr_from_parts(
+    rows_l: list[np.ndarray], cols_l: list[np.ndarray], data_l: list[np.ndarray | None], n: int, m: int
+) -> sp.csr_matrix:
+    """Assembles CSR directly from parts whose row arrays hold each row at most once (no sort, no COO)."""
+    counts = np.zeros(n, dtype=np.int64)
+    for r in rows_l:
+        counts += np.bincount(r, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    idx_dtype = np.int32 if max(nnz, m) < 2**31 - 1 else np.int64
+    if idx_dtype == np.int32:
+        indptr = indptr.astype(np.int32)
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.empty(nnz)
+    fill = indptr[:-1].copy()
+    for r, c, v in zip(rows_l, cols_l, data_l):
+        pos = fill[r]
+        indices[pos] = c
+        data[pos] = 1.0 if v is None else v
+        fill[r] += 1
+    return sp.csr_matrix((data, indices, indptr), shape=(n, m))
 
 
 class _Columns:
@@ -263,9 +290,8 @@ def build_design(
             if isinstance(tvalue, np.ndarray):
                 tvalue = tvalue[keep]
         matched[:] += np.bincount(jcol, minlength=m)
-        if t.aggregate == "count":
-            vals = np.ones(len(rec))
-        else:
+        vals: np.ndarray | None = None
+        if t.aggregate != "count":
             y = cols.variable(t.variable, t)[rec]  # type: ignore[arg-type]
             if np.isnan(y).any():
                 raise DataValidationError(
@@ -277,9 +303,9 @@ def build_design(
                 mc_cols.append(jcol)
                 y = y - tvalue
             vals = y
-        rows_l.append(record_unit[rec])
-        cols_l.append(jcol)
-        data_l.append(vals)
+        rows_l.append(rec)
+        cols_l.append(jcol.astype(np.int32))
+        data_l.append(vals)  # type: ignore[arg-type]
 
     # group equality-only targets into margins; everything else is matched one by one
     groups: dict[tuple, list[tuple[int, Target]]] = defaultdict(list)
@@ -323,13 +349,16 @@ def build_design(
             )
 
     n_units = len(d)
-    rows = np.concatenate(rows_l) if rows_l else np.zeros(0, dtype=np.int64)
-    cidx = np.concatenate(cols_l) if cols_l else np.zeros(0, dtype=np.int64)
-    data = np.concatenate(data_l) if data_l else np.zeros(0)
-    x = sp.csr_matrix(sp.coo_matrix((data, (rows, cidx)), shape=(n_units, m)))
-    x.sum_duplicates()
+    if household_col is None:
+        x = _csr_from_parts(rows_l, cols_l, data_l, n_units, m)
+    else:
+        rows = np.concatenate([record_unit[r] for r in rows_l]) if rows_l else np.zeros(0, dtype=np.int64)
+        cidx = np.concatenate(cols_l) if cols_l else np.zeros(0, dtype=np.int32)
+        data = np.concatenate([np.ones(len(r)) if v is None else v for r, v in zip(rows_l, data_l)]) if rows_l else np.zeros(0)
+        x = sp.csr_matrix(sp.coo_matrix((data, (rows, cidx)), shape=(n_units, m)))
+        x.sum_duplicates()
+    del rows_l, cols_l, data_l
     x.eliminate_zeros()
-    xt = sp.csr_matrix(x.T)
     totals = np.array([0.0 if t.aggregate == "mean" else t.value for t in targets])
     if mc_rows:
         r = np.concatenate(mc_rows)
@@ -339,7 +368,7 @@ def build_design(
     else:
         mean_count = sp.csr_matrix((n_units, m))
     logger.debug("design: %d units x %d targets, nnz %d", n_units, m, x.nnz)
-    return Design(x, xt, totals, d, units, record_unit, targets, mean_count)
+    return Design(x, totals, d, units, record_unit, targets, mean_count)
 
 
 def collapse_rows(x: sp.csr_matrix, *, max_ratio: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:

@@ -66,17 +66,17 @@ class SolverResult:
     seconds: float = 0.0
 
 
-def _solve(jac: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
+def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solves ``jac @ x = rhs`` for a PSD, possibly singular ``jac`` (Jacobi-scaled, tiny ridge)."""
     m = jac.shape[0]
-    diag = jac.diagonal()
+    diag = np.asarray(jac.diagonal())
     pos = diag > 0
     scale = np.where(pos, 1.0 / np.sqrt(np.where(pos, diag, 1.0)), 1.0)
     b = rhs * scale
-    js = sp.diags(scale) @ jac @ sp.diags(scale)
     ridge = 1e-11
-    if m <= _DENSE_MAX or js.nnz > 0.2 * m * m:
-        dense = js.toarray()
+    if isinstance(jac, np.ndarray) or m <= _DENSE_MAX or jac.nnz > 0.2 * m * m:
+        dense = jac if isinstance(jac, np.ndarray) else jac.toarray()
+        dense = dense * scale[:, None] * scale[None, :]
         for _ in range(6):
             try:
                 cf = scipy.linalg.cho_factor(dense + np.diag(np.where(pos, ridge, 1.0)), check_finite=False)
@@ -84,9 +84,65 @@ def _solve(jac: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
             except np.linalg.LinAlgError:
                 ridge *= 100.0
         return scipy.linalg.lstsq(dense, b, check_finite=False)[0] * scale
+    js = sp.diags(scale) @ jac @ sp.diags(scale)
     eye = sp.diags(np.where(pos, ridge, 1.0))
     x = scipy.sparse.linalg.spsolve((js + eye).tocsc(), b)
     return np.asarray(x) * scale
+
+
+class _Gram:
+    """Computes ``X' diag(s) X`` for a fixed CSR ``X``.
+
+    With few targets and short rows, the product is accumulated densely slot pair by slot pair
+    (``J[c_a, c_b] += s v_a v_b`` with one ``bincount`` per pair of row positions), which is several
+    times faster than a general sparse-sparse product; otherwise it is ``X' @ (diag(s) X)``.
+    """
+
+    def __init__(self, x: sp.csr_matrix, xt: sp.csr_matrix | None) -> None:
+        self.x, self._xt = x, xt
+        n, self.m = x.shape
+        nnz_row = np.diff(x.indptr)
+        kmax = int(nnz_row.max()) if n else 0
+        self.dense = self.m <= _DENSE_MAX and kmax <= 6 and self.m * self.m <= 4_000_000
+        if self.dense:
+            starts = x.indptr[:-1].astype(np.int64)
+            rows = [None if (nnz_row > a).all() else np.flatnonzero(nnz_row > a) for a in range(kmax)]
+            # one (codes, values, rows) triple per slot pair; kept only if it fits in ~400 MB
+            self.pairs = []
+            n_pairs = kmax * (kmax + 1) // 2
+            keep = n * n_pairs <= 25_000_000
+            for b in range(kmax):
+                st = starts if rows[b] is None else starts[rows[b]]
+                for a in range(b + 1):
+                    pa, pb = st + a, st + b
+                    if keep:
+                        codes = x.indices[pa].astype(np.int64) * self.m + x.indices[pb]
+                        self.pairs.append((a == b, codes, x.data[pa] * x.data[pb], rows[b], None))
+                    else:
+                        self.pairs.append((a == b, None, None, rows[b], (pa, pb)))
+
+    @property
+    def xt(self) -> sp.csr_matrix:
+        if self._xt is None:
+            self._xt = sp.csr_matrix(self.x.T)
+        return self._xt
+
+    def __call__(self, s: np.ndarray) -> sp.spmatrix | np.ndarray:
+        if not self.dense:
+            return self.xt @ _row_scale(self.x, s)
+        m, ind, dat = self.m, self.x.indices, self.x.data
+        diag = np.zeros(m * m)
+        off = np.zeros(m * m)
+        for is_diag, codes, vals, rows, lazy in self.pairs:
+            if lazy is not None:
+                pa, pb = lazy
+                codes = ind[pa].astype(np.int64) * m + ind[pb]
+                vals = dat[pa] * dat[pb]
+            wts = vals * (s if rows is None else s[rows])
+            target = diag if is_diag else off
+            target += np.bincount(codes, weights=wts, minlength=m * m)
+        j = off.reshape(m, m)
+        return diag.reshape(m, m) + j + j.T
 
 
 def _row_scale(x: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
@@ -147,7 +203,8 @@ def newton_dual(
 def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     x = sp.csr_matrix(x)
-    xt = sp.csr_matrix(x.T) if xt is None else xt
+    gram = _Gram(x, xt)
+    xt = gram.xt
     d = np.asarray(d, dtype=np.float64)
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
@@ -179,10 +236,10 @@ def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) ->
     while not converged and n_iter < max_iter:
         n_iter += 1
         dg = distance.derivative(u, bounds)
-        jac = xt @ _row_scale(x, d * dg)
+        jac = gram(d * dg)
         if inv_c is not None:
-            jac = jac + sp.diags(inv_c)
-        step = _solve(sp.csr_matrix(jac), resid)
+            jac = jac + (np.diag(inv_c) if isinstance(jac, np.ndarray) else sp.diags(inv_c))
+        step = _solve(jac if isinstance(jac, np.ndarray) else sp.csr_matrix(jac), resid)
         slope = -float(step @ resid)  # directional derivative of the dual objective
         alpha = 1.0
         for _ in range(60):
