@@ -131,7 +131,10 @@ class _Columns:
         return self._codes[col]
 
     def variable(self, col: str, target: Target) -> np.ndarray:
-        s = self.column(col, target)
+        """A summed variable as float; missing values are checked on the records a target covers."""
+        if col not in self.records.columns:
+            self.column(col, target)  # raises, naming the column
+        s = self.records[col]
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             if not pd.api.types.is_bool_dtype(s):
                 raise DataValidationError(

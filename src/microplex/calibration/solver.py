@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
@@ -91,35 +92,48 @@ def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 class _Gram:
-    """Computes ``X' diag(s) X`` for a fixed CSR ``X``.
+    """Computes the Jacobian ``X' diag(s) X`` for a fixed CSR ``X``, once per Newton iteration.
 
-    With few targets and short rows, the product is accumulated densely slot pair by slot pair
-    (``J[c_a, c_b] += s v_a v_b`` with one ``bincount`` per pair of row positions), which is several
-    times faster than a general sparse-sparse product; otherwise it is ``X' @ (diag(s) X)``.
+    When rows are short (at most 8 entries, the usual case: one entry per margin), the sparsity pattern
+    of the product is found once; each iteration then costs one ``bincount`` per row position (diagonal)
+    and per pair of row positions (off-diagonal), O(nnz) with no sparse-sparse product. Otherwise it
+    is the general ``X' @ (diag(s) X)``.
     """
 
     def __init__(self, x: sp.csr_matrix, xt: sp.csr_matrix | None) -> None:
         self.x, self._xt = x, xt
-        n, self.m = x.shape
+        n, m = x.shape
+        self.m = m
         nnz_row = np.diff(x.indptr)
         kmax = int(nnz_row.max()) if n else 0
-        self.dense = self.m <= _DENSE_MAX and kmax <= 6 and self.m * self.m <= 4_000_000
-        if self.dense:
-            starts = x.indptr[:-1].astype(np.int64)
-            rows = [None if (nnz_row > a).all() else np.flatnonzero(nnz_row > a) for a in range(kmax)]
-            # one (codes, values, rows) triple per slot pair; kept only if it fits in ~400 MB
-            self.pairs = []
-            n_pairs = kmax * (kmax + 1) // 2
-            keep = n * n_pairs <= 25_000_000
-            for b in range(kmax):
-                st = starts if rows[b] is None else starts[rows[b]]
-                for a in range(b + 1):
-                    pa, pb = st + a, st + b
-                    if keep:
-                        codes = x.indices[pa].astype(np.int64) * self.m + x.indices[pb]
-                        self.pairs.append((a == b, codes, x.data[pa] * x.data[pb], rows[b], None))
-                    else:
-                        self.pairs.append((a == b, None, None, rows[b], (pa, pb)))
+        self.slots_ok = 0 < kmax <= 8
+        if not self.slots_ok:
+            return
+        self.starts = x.indptr[:-1].astype(np.int64)
+        self.rows = [None if (nnz_row > a).all() else np.flatnonzero(nnz_row > a) for a in range(kmax)]
+        ones = bool(np.all(x.data == 1.0))
+        self.ones = ones
+        codes_l, meta = [], []
+        for b in range(kmax):
+            st = self.starts if self.rows[b] is None else self.starts[self.rows[b]]
+            cb = x.indices[st + b].astype(np.int64)
+            for a in range(b):
+                ca = x.indices[st + a].astype(np.int64)
+                codes_l.append(np.minimum(ca, cb) * m + np.maximum(ca, cb))
+                meta.append((b, None if ones else x.data[st + a] * x.data[st + b]))
+        self.pairs: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
+        if codes_l:
+            sizes = [len(c) for c in codes_l]
+            inv, uniq = pd.factorize(np.concatenate(codes_l), sort=True)
+            del codes_l
+            inv = inv.astype(np.int32 if len(uniq) < 2**31 else np.int64)
+            for (b, vals), lo, hi in zip(meta, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes)):
+                self.pairs.append((self.rows[b], inv[lo:hi], vals))
+            uniq = np.asarray(uniq, dtype=np.int64)
+            self.off_r, self.off_c = uniq // m, uniq % m
+        else:
+            self.off_r = self.off_c = np.zeros(0, dtype=np.int64)
+        self.dense = m <= _DENSE_MAX
 
     @property
     def xt(self) -> sp.csr_matrix:
@@ -128,28 +142,32 @@ class _Gram:
         return self._xt
 
     def __call__(self, s: np.ndarray) -> sp.spmatrix | np.ndarray:
-        if not self.dense:
+        if not self.slots_ok:
             return self.xt @ _row_scale(self.x, s)
         m, ind, dat = self.m, self.x.indices, self.x.data
-        diag = np.zeros(m * m)
-        off = np.zeros(m * m)
-        for is_diag, codes, vals, rows, lazy in self.pairs:
-            if lazy is not None:
-                pa, pb = lazy
-                codes = ind[pa].astype(np.int64) * m + ind[pb]
-                vals = dat[pa] * dat[pb]
-            wts = vals * (s if rows is None else s[rows])
-            target = diag if is_diag else off
-            target += np.bincount(codes, weights=wts, minlength=m * m)
-        j = off.reshape(m, m)
-        return diag.reshape(m, m) + j + j.T
-
-
-def _row_scale(x: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
-    """Returns ``diag(s) @ x`` for CSR ``x`` in O(nnz) without a diagonal matrix product."""
-    out = x.copy()
-    out.data = out.data * np.repeat(s, np.diff(x.indptr))
-    return out
+        diag = np.zeros(m)
+        for a, rows in enumerate(self.rows):
+            pa = (self.starts if rows is None else self.starts[rows]) + a
+            sa = s if rows is None else s[rows]
+            diag += np.bincount(ind[pa], weights=sa if self.ones else sa * dat[pa] ** 2, minlength=m)
+        off = np.zeros(len(self.off_r))
+        for rows, inv, vals in self.pairs:
+            sa = s if rows is None else s[rows]
+            off += np.bincount(inv, weights=sa if vals is None else sa * vals, minlength=len(off))
+        if self.dense:
+            jac = np.zeros((m, m))
+            jac[self.off_r, self.off_c] = off
+            jac += jac.T
+            jac[np.diag_indices(m)] += diag
+            return jac
+        ar = np.arange(m)
+        return sp.csr_matrix(
+            (
+                np.concatenate([off, off, diag]),
+                (np.concatenate([self.off_r, self.off_c, ar]), np.concatenate([self.off_c, self.off_r, ar])),
+            ),
+            shape=(m, m),
+        )
 
 
 def newton_dual(
@@ -204,7 +222,7 @@ def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) ->
     start = time.perf_counter()
     x = sp.csr_matrix(x)
     gram = _Gram(x, xt)
-    xt = gram.xt
+    xt = x.T if xt is None else xt  # CSC view: mat-vecs need no transposed copy
     d = np.asarray(d, dtype=np.float64)
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
