@@ -66,3 +66,40 @@ def test_distance_without_potential_uses_misfit_line_search():
     ref = newton_dual(x, d, t, raking, tol=1e-11)
     assert res.converged
     np.testing.assert_allclose(res.g, ref.g, rtol=1e-8)
+
+
+def test_wide_rows_use_the_general_sparse_products():
+    rng = np.random.default_rng(6)
+    n, m = 300, 12
+    x = sp.csr_matrix(rng.uniform(0.5, 1.5, (n, m)))  # 12 entries per row: no slot layout
+    d = rng.uniform(1, 2, n)
+    t = x.T @ (d * rng.uniform(0.8, 1.2, n))
+    res = newton_dual(x, d, t, raking, tol=1e-11)
+    assert res.converged
+    np.testing.assert_allclose(x.T @ (d * res.g), t, rtol=1e-10)
+
+
+def test_slot_operator_matches_csr_products():
+    from microplex.calibration.solver import _Operator
+
+    rng = np.random.default_rng(7)
+    n, m = 500, 30
+    rows = np.repeat(np.arange(n), 3)
+    cols = np.concatenate([rng.choice(m, 3, replace=False) for _ in range(n)])
+    vals = rng.uniform(0.5, 2.0, 3 * n)
+    keep = rng.random(3 * n) > 0.2  # ragged rows
+    x = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, m))
+    for dense_max in (1500, 5):
+        import microplex.calibration.solver as solver
+
+        old, solver._DENSE_MAX = solver._DENSE_MAX, dense_max
+        try:
+            op = _Operator(x, None)
+            lam, v, s = rng.standard_normal(m), rng.standard_normal(n), rng.random(n)
+            np.testing.assert_allclose(op.matvec(lam), x @ lam, rtol=1e-12)
+            np.testing.assert_allclose(op.rmatvec(v), x.T @ v, rtol=1e-12, atol=1e-12)
+            gram = op.gram(s)
+            gram = gram if isinstance(gram, np.ndarray) else gram.toarray()
+            np.testing.assert_allclose(gram, (x.T @ sp.diags(s) @ x).toarray(), rtol=1e-12, atol=1e-12)
+        finally:
+            solver._DENSE_MAX = old

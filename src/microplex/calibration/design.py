@@ -69,6 +69,17 @@ def _csr_from_parts(
     rows_l: list[np.ndarray], cols_l: list[np.ndarray], data_l: list[np.ndarray | None], n: int, m: int
 ) -> sp.csr_matrix:
     """Assembles CSR directly from parts whose row arrays hold each row at most once (no sort, no COO)."""
+    if all(len(r) == n for r in rows_l) and rows_l:  # every part covers every row: k entries per row
+        k = len(rows_l)
+        nnz = n * k
+        idx_dtype = np.int32 if max(nnz, m) < 2**31 - 1 else np.int64
+        indptr = np.arange(0, nnz + 1, k, dtype=idx_dtype)
+        indices = np.empty((n, k), dtype=idx_dtype)
+        data = np.empty((n, k))
+        for a, (r, c, v) in enumerate(zip(rows_l, cols_l, data_l)):
+            indices[r, a] = c
+            data[r, a] = 1.0 if v is None else v
+        return sp.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, m))
     counts = np.zeros(n, dtype=np.int64)
     for r in rows_l:
         counts += np.bincount(r, minlength=n)
@@ -401,6 +412,9 @@ def collapse_rows(x: sp.csr_matrix, *, max_ratio: float = 0.5, seed: int = 0) ->
         return None
     rng = np.random.default_rng(seed)
     h1 = x @ rng.standard_normal(m)
+    sample = h1[rng.integers(0, n, min(n, 20_000))]
+    if len(pd.unique(sample)) > max_ratio * len(sample):  # mostly distinct rows: not worth hashing all
+        return None
     groups, uniq = pd.factorize(h1, sort=False)
     n_groups = len(uniq)
     if n_groups > max_ratio * n:

@@ -91,49 +91,59 @@ def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.asarray(x) * scale
 
 
-class _Gram:
-    """Computes the Jacobian ``X' diag(s) X`` for a fixed CSR ``X``, once per Newton iteration.
+class _Operator:
+    """The design matrix as the solver uses it: ``X lambda``, ``X' v`` and ``X' diag(s) X``.
 
-    When rows are short (at most 8 entries, the usual case: one entry per margin), the sparsity pattern
-    of the product is found once; each iteration then costs one ``bincount`` per row position (diagonal)
-    and per pair of row positions (off-diagonal), O(nnz) with no sparse-sparse product. Otherwise it
-    is the general ``X' @ (diag(s) X)``.
+    When rows are short (at most 8 entries, the usual case: one entry per margin), ``X`` is kept as
+    "slots": the a-th entry of every row as one int32 column-index array (and its values unless all
+    ones). Mat-vecs are then gathers and ``bincount``s, and the Jacobian's sparsity pattern is found once
+    so each iteration costs one ``bincount`` per slot (diagonal) and per slot pair (off-diagonal), O(nnz),
+    with no sparse-sparse product. Otherwise the general CSR products are used.
     """
 
     def __init__(self, x: sp.csr_matrix, xt: sp.csr_matrix | None) -> None:
         self.x, self._xt = x, xt
         n, m = x.shape
-        self.m = m
+        self.n, self.m = n, m
+        self.dense = m <= _DENSE_MAX
         nnz_row = np.diff(x.indptr)
         kmax = int(nnz_row.max()) if n else 0
-        self.slots_ok = 0 < kmax <= 8
-        if not self.slots_ok:
+        self.slotted = 0 < kmax <= 8
+        if not self.slotted:
             return
-        self.starts = x.indptr[:-1].astype(np.int64)
-        self.rows = [None if (nnz_row > a).all() else np.flatnonzero(nnz_row > a) for a in range(kmax)]
-        ones = bool(np.all(x.data == 1.0))
-        self.ones = ones
+        starts = x.indptr[:-1].astype(np.int64)
+        self.slots: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
+        for a in range(kmax):
+            rows = None if (nnz_row > a).all() else np.flatnonzero(nnz_row > a)
+            pos = (starts if rows is None else starts[rows]) + a
+            vals = x.data[pos]
+            self.slots.append((rows, x.indices[pos].astype(np.int32), None if np.all(vals == 1.0) else vals))
         codes_l, meta = [], []
         for b in range(kmax):
-            st = self.starts if self.rows[b] is None else self.starts[self.rows[b]]
-            cb = x.indices[st + b].astype(np.int64)
+            rows_b, ind_b, val_b = self.slots[b]
             for a in range(b):
-                ca = x.indices[st + a].astype(np.int64)
-                codes_l.append(np.minimum(ca, cb) * m + np.maximum(ca, cb))
-                meta.append((b, None if ones else x.data[st + a] * x.data[st + b]))
+                rows_a, ind_a, val_a = self.slots[a]
+                if rows_b is not None and rows_a is not None:
+                    sel = np.searchsorted(rows_a, rows_b)
+                    ind_a = ind_a[sel]
+                    val_a = None if val_a is None else val_a[sel]
+                elif rows_b is not None:
+                    ind_a = ind_a[rows_b]
+                    val_a = None if val_a is None else val_a[rows_b]
+                lo = np.minimum(ind_a, ind_b).astype(np.int64)
+                hi = np.maximum(ind_a, ind_b).astype(np.int64)
+                codes_l.append(lo * m + hi)
+                if val_a is None and val_b is None:
+                    vals = None
+                else:
+                    vals = (1.0 if val_a is None else val_a) * (1.0 if val_b is None else val_b)
+                meta.append((rows_b, vals))
         self.pairs: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
+        self.off_r = self.off_c = np.zeros(0, dtype=np.int64)
         if codes_l:
-            sizes = [len(c) for c in codes_l]
-            inv, uniq = pd.factorize(np.concatenate(codes_l), sort=True)
-            del codes_l
-            inv = inv.astype(np.int32 if len(uniq) < 2**31 else np.int64)
-            for (b, vals), lo, hi in zip(meta, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes)):
-                self.pairs.append((self.rows[b], inv[lo:hi], vals))
-            uniq = np.asarray(uniq, dtype=np.int64)
+            uniq, invs = _pattern(codes_l, m)
+            self.pairs = [(rows, inv, vals) for (rows, vals), inv in zip(meta, invs)]
             self.off_r, self.off_c = uniq // m, uniq % m
-        else:
-            self.off_r = self.off_c = np.zeros(0, dtype=np.int64)
-        self.dense = m <= _DENSE_MAX
 
     @property
     def xt(self) -> sp.csr_matrix:
@@ -141,19 +151,43 @@ class _Gram:
             self._xt = sp.csr_matrix(self.x.T)
         return self._xt
 
-    def __call__(self, s: np.ndarray) -> sp.spmatrix | np.ndarray:
-        if not self.slots_ok:
-            return self.xt @ _row_scale(self.x, s)
-        m, ind, dat = self.m, self.x.indices, self.x.data
+    def matvec(self, lam: np.ndarray) -> np.ndarray:
+        """``X @ lam``."""
+        if not self.slotted:
+            return self.x @ lam
+        u = np.zeros(self.n)
+        for rows, ind, vals in self.slots:
+            part = lam[ind] if vals is None else lam[ind] * vals
+            if rows is None:
+                u += part
+            else:
+                u[rows] += part
+        return u
+
+    def rmatvec(self, v: np.ndarray) -> np.ndarray:
+        """``X' @ v``."""
+        if not self.slotted:
+            return self.xt @ v
+        out = np.zeros(self.m)
+        for rows, ind, vals in self.slots:
+            vv = v if rows is None else v[rows]
+            out += np.bincount(ind, weights=vv if vals is None else vv * vals, minlength=self.m)
+        return out
+
+    def gram(self, s: np.ndarray) -> sp.spmatrix | np.ndarray:
+        """``X' diag(s) X`` (dense ndarray for at most ``_DENSE_MAX`` targets)."""
+        m = self.m
+        if not self.slotted:
+            jac = self.xt @ _row_scale(self.x, s)
+            return jac.toarray() if self.dense else jac
         diag = np.zeros(m)
-        for a, rows in enumerate(self.rows):
-            pa = (self.starts if rows is None else self.starts[rows]) + a
-            sa = s if rows is None else s[rows]
-            diag += np.bincount(ind[pa], weights=sa if self.ones else sa * dat[pa] ** 2, minlength=m)
+        for rows, ind, vals in self.slots:
+            ss = s if rows is None else s[rows]
+            diag += np.bincount(ind, weights=ss if vals is None else ss * vals * vals, minlength=m)
         off = np.zeros(len(self.off_r))
         for rows, inv, vals in self.pairs:
-            sa = s if rows is None else s[rows]
-            off += np.bincount(inv, weights=sa if vals is None else sa * vals, minlength=len(off))
+            ss = s if rows is None else s[rows]
+            off += np.bincount(inv, weights=ss if vals is None else ss * vals, minlength=len(off))
         if self.dense:
             jac = np.zeros((m, m))
             jac[self.off_r, self.off_c] = off
@@ -168,6 +202,28 @@ class _Gram:
             ),
             shape=(m, m),
         )
+
+
+def _row_scale(x: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
+    """Returns ``diag(s) @ x`` for CSR ``x`` in O(nnz) without a diagonal matrix product."""
+    out = x.copy()
+    out.data = out.data * np.repeat(s, np.diff(x.indptr))
+    return out
+
+
+def _pattern(codes_l: list[np.ndarray], m: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct codes (sorted) of all arrays and, per array, each entry's position among them."""
+    if m * m <= 50_000_000:  # direct table over the code space, O(n + m^2)
+        present = np.zeros(m * m, dtype=bool)
+        for c in codes_l:
+            present[c] = True
+        uniq = np.flatnonzero(present)
+        pos = np.cumsum(present, dtype=np.int64) - 1
+        del present
+        return uniq, [pos[c].astype(np.int32) for c in codes_l]
+    sizes = np.cumsum([0, *(len(c) for c in codes_l)])
+    inv, uniq = pd.factorize(np.concatenate(codes_l), sort=True)
+    return np.asarray(uniq, dtype=np.int64), [inv[lo:hi] for lo, hi in zip(sizes[:-1], sizes[1:])]
 
 
 def newton_dual(
@@ -220,9 +276,7 @@ def newton_dual(
 
 def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
-    x = sp.csr_matrix(x)
-    gram = _Gram(x, xt)
-    xt = x.T if xt is None else xt  # CSC view: mat-vecs need no transposed copy
+    op = _Operator(sp.csr_matrix(x), xt)
     d = np.asarray(d, dtype=np.float64)
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
@@ -232,45 +286,48 @@ def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) ->
     pot = distance.potential
 
     def evaluate(lam_: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        u = x @ lam_
+        u = op.matvec(lam_)
         g = distance.inverse(u, bounds)
-        achieved = xt @ (d * g)
+        achieved = op.rmatvec(d * g)
         resid = t - achieved
         if inv_c is not None:
             resid = resid - lam_ * inv_c
-        if pot is not None:
-            merit = float(d @ pot(u, bounds) - lam_ @ t)
-            if inv_c is not None:
-                merit += 0.5 * float(lam_ @ (lam_ * inv_c))
-        else:
-            merit = 0.5 * float(np.sum((resid / denom) ** 2))
-        return u, g, achieved, resid, merit
+        err_ = float(np.max(np.abs(resid) / denom)) if m else 0.0
+        return u, g, achieved, resid, err_
 
-    u, g, achieved, resid, merit = evaluate(lam)
-    err = float(np.max(np.abs(resid) / denom)) if m else 0.0
+    def merit(lam_: np.ndarray, u_: np.ndarray, resid_: np.ndarray) -> float:
+        """Dual objective (or half the squared relative misfit for distances without a potential)."""
+        if pot is None:
+            return 0.5 * float(np.sum((resid_ / denom) ** 2))
+        val = float(d @ pot(u_, bounds) - lam_ @ t)
+        if inv_c is not None:
+            val += 0.5 * float(lam_ @ (lam_ * inv_c))
+        return val
+
+    u, g, achieved, resid, err = evaluate(lam)
     history = [err]
     n_iter = 0
-    converged = bool(err < tol) and np.all(np.isfinite(g))
+    converged = bool(err < tol) and bool(np.all(np.isfinite(g)))
     while not converged and n_iter < max_iter:
         n_iter += 1
-        dg = distance.derivative(u, bounds)
-        jac = gram(d * dg)
+        jac = op.gram(d * distance.derivative(u, bounds))
         if inv_c is not None:
             jac = jac + (np.diag(inv_c) if isinstance(jac, np.ndarray) else sp.diags(inv_c))
         step = _solve(jac if isinstance(jac, np.ndarray) else sp.csr_matrix(jac), resid)
         slope = -float(step @ resid)  # directional derivative of the dual objective
-        alpha = 1.0
+        alpha, cur_merit = 1.0, None
         for _ in range(60):
             cand = evaluate(lam + alpha * step)
-            finite = np.isfinite(cand[4]) and np.all(np.isfinite(cand[1]))
-            if not finite:
+            if not np.all(np.isfinite(cand[1])) or not np.isfinite(cand[4]):
                 alpha *= 0.5
                 continue
-            cand_err = float(np.max(np.abs(cand[3]) / denom))
-            if (
-                (pot is not None and cand[4] <= merit + 1e-4 * alpha * slope)
-                or (pot is None and cand[4] <= (1 - 1e-4 * alpha) * merit)
-                or cand_err < 0.5 * err  # rounding noise in the merit near the solution
+            if cand[4] < 0.5 * err:  # the misfit halves: accept (no potential needed)
+                break
+            if cur_merit is None:
+                cur_merit = merit(lam, u, resid)
+            new_merit = merit(lam + alpha * step, cand[0], cand[3])
+            if (pot is not None and new_merit <= cur_merit + 1e-4 * alpha * slope) or (
+                pot is None and new_merit <= (1 - 1e-4 * alpha) * cur_merit
             ):
                 break
             alpha *= 0.5
@@ -278,8 +335,7 @@ def _newton(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0) ->
             logger.debug("line search failed at iteration %d", n_iter)
             break
         lam = lam + alpha * step
-        u, g, achieved, resid, merit = cand
-        err = float(np.max(np.abs(resid) / denom))
+        u, g, achieved, resid, err = cand
         history.append(err)
         logger.debug("newton iter %d: step %.3g, max rel misfit %.3e", n_iter, alpha, err)
         converged = err < tol
