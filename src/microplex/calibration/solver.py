@@ -94,11 +94,11 @@ def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
 class _Operator:
     """The design matrix as the solver uses it: ``X lambda``, ``X' v`` and ``X' diag(s) X``.
 
-    When rows are short (at most 8 entries, the usual case: one entry per margin), ``X`` is kept as
-    "slots": the a-th entry of every row as one int32 column-index array (and its values unless all
-    ones). Mat-vecs are then gathers and ``bincount``s, and the Jacobian's sparsity pattern is found once
-    so each iteration costs one ``bincount`` per slot (diagonal) and per slot pair (off-diagonal), O(nnz),
-    with no sparse-sparse product. Otherwise the general CSR products are used.
+    For the Jacobian, when rows are short (at most 8 entries, the usual case: one entry per margin),
+    ``X`` is also kept as "slots": the a-th entry of every row as one int32 column-index array (and its
+    values unless all ones). The Jacobian's sparsity pattern is found once, so each iteration costs one
+    ``bincount`` per slot (diagonal) and per slot pair (off-diagonal), O(nnz), with no sparse-sparse
+    product. Otherwise the general CSR product is used.
     """
 
     def __init__(self, x: sp.csr_matrix, xt: sp.csr_matrix | None) -> None:
@@ -153,26 +153,11 @@ class _Operator:
 
     def matvec(self, lam: np.ndarray) -> np.ndarray:
         """``X @ lam``."""
-        if not self.slotted:
-            return self.x @ lam
-        u = np.zeros(self.n)
-        for rows, ind, vals in self.slots:
-            part = lam[ind] if vals is None else lam[ind] * vals
-            if rows is None:
-                u += part
-            else:
-                u[rows] += part
-        return u
+        return self.x @ lam
 
     def rmatvec(self, v: np.ndarray) -> np.ndarray:
-        """``X' @ v``."""
-        if not self.slotted:
-            return self.xt @ v
-        out = np.zeros(self.m)
-        for rows, ind, vals in self.slots:
-            vv = v if rows is None else v[rows]
-            out += np.bincount(ind, weights=vv if vals is None else vv * vals, minlength=self.m)
-        return out
+        """``X' @ v`` (CSC view of the transpose when no CSR transpose was given: no copy)."""
+        return (self.x.T if self._xt is None else self._xt) @ v
 
     def gram(self, s: np.ndarray) -> sp.spmatrix | np.ndarray:
         """``X' diag(s) X`` (dense ndarray for at most ``_DENSE_MAX`` targets)."""
