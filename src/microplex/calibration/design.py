@@ -76,9 +76,9 @@ def _csr_from_parts(
         indptr = np.arange(0, nnz + 1, k, dtype=idx_dtype)
         indices = np.empty((n, k), dtype=idx_dtype)
         data = np.empty((n, k))
-        for a, (r, c, v) in enumerate(zip(rows_l, cols_l, data_l)):
-            indices[r, a] = c
-            data[r, a] = 1.0 if v is None else v
+        for a, (c, v) in enumerate(zip(cols_l, data_l)):  # r == arange(n): sorted and complete
+            indices[:, a] = c
+            data[:, a] = 1.0 if v is None else v
         return sp.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, m))
     counts = np.zeros(n, dtype=np.int64)
     for r in rows_l:
@@ -318,7 +318,7 @@ def build_design(
                 y = y - tvalue
             vals = y
         rows_l.append(rec)
-        cols_l.append(jcol.astype(np.int32))
+        cols_l.append(jcol.astype(np.int32, copy=False))
         data_l.append(vals)  # type: ignore[arg-type]
 
     # group equality-only targets into margins; everything else is matched one by one
@@ -342,9 +342,9 @@ def build_design(
         pos = _cell_match(cols, uniq_group, key[3])
         rec = np.flatnonzero(pos >= 0)
         gpos = pos[rec]
-        jarr = np.array([j for j, _ in uniq_group], dtype=np.int64)
+        jarr = np.array([j for j, _ in uniq_group], dtype=np.int32)
         varr = np.array([t.value for _, t in uniq_group])
-        emit(rec, jarr[gpos], uniq_group[0][1], varr[gpos])
+        emit(rec, jarr[gpos], uniq_group[0][1], varr[gpos] if key[1] == "mean" else 0.0)
     for j, t in generic:
         rec = np.flatnonzero(_mask(cols, t))
         emit(rec, np.full(len(rec), j, dtype=np.int64), t, t.value)
