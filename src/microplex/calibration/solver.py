@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,32 +119,28 @@ class _Operator:
             pos = (starts if rows is None else starts[rows]) + a
             vals = x.data[pos]
             self.slots.append((rows, x.indices[pos].astype(np.int32), None if np.all(vals == 1.0) else vals))
-        codes_l, meta = [], []
-        for b in range(kmax):
-            rows_b, ind_b, val_b = self.slots[b]
-            for a in range(b):
-                rows_a, ind_a, val_a = self.slots[a]
-                if rows_b is not None and rows_a is not None:
-                    sel = np.searchsorted(rows_a, rows_b)
-                    ind_a = ind_a[sel]
-                    val_a = None if val_a is None else val_a[sel]
-                elif rows_b is not None:
-                    ind_a = ind_a[rows_b]
-                    val_a = None if val_a is None else val_a[rows_b]
-                lo = np.minimum(ind_a, ind_b).astype(np.int64)
-                hi = np.maximum(ind_a, ind_b).astype(np.int64)
-                codes_l.append(lo * m + hi)
-                if val_a is None and val_b is None:
-                    vals = None
-                else:
-                    vals = (1.0 if val_a is None else val_a) * (1.0 if val_b is None else val_b)
-                meta.append((rows_b, vals))
+        specs = [(a, b) for b in range(kmax) for a in range(b)]
         self.pairs: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
         self.off_r = self.off_c = np.zeros(0, dtype=np.int64)
-        if codes_l:
-            uniq, invs = _pattern(codes_l, m)
-            self.pairs = [(rows, inv, vals) for (rows, vals), inv in zip(meta, invs)]
+        if specs:
+            uniq, invs = _pattern(lambda i: self._pair(*specs[i])[1], len(specs), m)
+            for (a, b), inv in zip(specs, invs):
+                vals = self._pair(a, b)[2]
+                self.pairs.append((self.slots[b][0], inv, vals))
             self.off_r, self.off_c = uniq // m, uniq % m
+
+    def _pair(self, a: int, b: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Rows, codes ``min(c_a, c_b) * m + max(c_a, c_b)`` and value products of slots ``a < b``."""
+        rows_b, ind_b, val_b = self.slots[b]
+        rows_a, ind_a, val_a = self.slots[a]
+        if rows_b is not None:
+            sel = rows_b if rows_a is None else np.searchsorted(rows_a, rows_b)
+            ind_a = ind_a[sel]
+            val_a = None if val_a is None else val_a[sel]
+        codes = np.minimum(ind_a, ind_b).astype(np.int64) * self.m + np.maximum(ind_a, ind_b)
+        if val_a is None and val_b is None:
+            return rows_b, codes, None
+        return rows_b, codes, (1.0 if val_a is None else val_a) * (1.0 if val_b is None else val_b)
 
     @property
     def xt(self) -> sp.csr_matrix:
@@ -196,18 +193,22 @@ def _row_scale(x: sp.csr_matrix, s: np.ndarray) -> sp.csr_matrix:
     return out
 
 
-def _pattern(codes_l: list[np.ndarray], m: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Distinct codes (sorted) of all arrays and, per array, each entry's position among them."""
-    if m * m <= 50_000_000:  # direct table over the code space, O(n + m^2)
+def _pattern(codes: Callable[[int], np.ndarray], k: int, m: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct codes (sorted) over ``codes(0..k-1)`` and, per array, each entry's position among them.
+
+    The code arrays are recomputed rather than stored, to keep the peak memory low.
+    """
+    if m * m <= 100_000_000:  # direct table over the code space, O(n + m^2)
         present = np.zeros(m * m, dtype=bool)
-        for c in codes_l:
-            present[c] = True
+        for i in range(k):
+            present[codes(i)] = True
         uniq = np.flatnonzero(present)
-        pos = np.cumsum(present, dtype=np.int64) - 1
+        pos = np.cumsum(present, dtype=np.int32) - 1
         del present
-        return uniq, [pos[c].astype(np.int32) for c in codes_l]
-    sizes = np.cumsum([0, *(len(c) for c in codes_l)])
-    inv, uniq = pd.factorize(np.concatenate(codes_l), sort=True)
+        return uniq, [pos[codes(i)] for i in range(k)]
+    parts = [codes(i) for i in range(k)]
+    sizes = np.cumsum([0, *(len(c) for c in parts)])
+    inv, uniq = pd.factorize(np.concatenate(parts), sort=True)
     return np.asarray(uniq, dtype=np.int64), [inv[lo:hi] for lo, hi in zip(sizes[:-1], sizes[1:])]
 
 
