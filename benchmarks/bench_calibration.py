@@ -71,6 +71,7 @@ def make_problem(
 
 
 def case_scale(n: int, n_areas: int, collapse: bool = True, sums: bool = False) -> dict:
+    load = os.getloadavg()[0]
     df, targets, _ = make_problem(n, n_areas, sums=sums)
     before = rss_mb()
     cal = Calibrator("raking", bounds=(0.2, 5.0), collapse=collapse)
@@ -90,6 +91,7 @@ def case_scale(n: int, n_areas: int, collapse: bool = True, sums: bool = False) 
         "converged": s["converged"],
         "rss_before_fit_mb": before,
         "peak_rss_mb": rss_mb(),
+        "load_before": load,
     }
 
 
@@ -223,13 +225,14 @@ def render(results: dict) -> str:
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"numpy {np.__version__}, pandas {pd.__version__}, scipy {__import__('scipy').__version__}.",
-        "Each case runs in its own process; peak RSS is that process's (data generation + fit).",
+        "Each case runs in its own process; peak RSS is that process's (data generation + fit). The machine is"
+        " shared with other work: the 1-minute load average when each case started is in the table.",
         "",
         "## Scale (raking, bounds (0.2, 5), default tol 1e-10 on |misfit| / (1 + |total|))",
         "",
         "| case | records | targets | solve path | fit s (design + solve) | solve s | iterations | max rel. error "
-        "| RSS before fit MB | peak RSS MB | bar |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| RSS before fit MB | peak RSS MB | load avg at start | bar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CASES:
         r = results[name]
@@ -240,7 +243,7 @@ def render(results: dict) -> str:
         lines.append(
             f"| {name} | {r['records']:,} | {r['targets']:,} | {r['path']} | {r['seconds']:.2f} "
             f"| {r['solver_seconds']:.2f} | {r['n_iter']} "
-            f"| {r['max_rel_error']:.1e} | {r['rss_before_fit_mb']:.0f} | {r['peak_rss_mb']:.0f} | {bar} |"
+            f"| {r['max_rel_error']:.1e} | {r['rss_before_fit_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['load_before']:.1f} | {bar} |"
         )
     r = results["r"]
     lines += ["", "## Side by side: 100,000 records x 170 targets, raking", ""]
