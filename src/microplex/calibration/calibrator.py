@@ -23,7 +23,7 @@ from .distances import Distance, get_distance
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
-__all__ = ["Calibrator", "CalibrationResult", "as_targets"]
+__all__ = ["Calibrator", "CalibrationResult", "as_targets", "target_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class CalibrationResult:
     initial_weights: pd.Series
     summary: dict[str, Any]
     design: Design = field(repr=False)
-    solver: SolverResult = field(repr=False)
+    solver: SolverResult | None = field(repr=False)
     inconsistencies: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     infeasible: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
@@ -79,33 +79,37 @@ class CalibrationResult:
 
         For ``mean`` targets the values are means; otherwise totals.
         """
-        dz = self.design
-        w = self.weights.to_numpy()
-        achieved = dz.x.T @ w
-        initial = dz.x.T @ dz.d
-        value = np.array([t.value for t in dz.targets])
-        is_mean = np.array([t.aggregate == "mean" for t in dz.targets])
-        if is_mean.any():
-            cnt_w = dz.mean_count.T @ w
-            cnt_d = dz.mean_count.T @ dz.d
-            with np.errstate(invalid="ignore", divide="ignore"):
-                achieved = np.where(is_mean, value + achieved / cnt_w, achieved)
-                initial = np.where(is_mean, value + initial / cnt_d, initial)
-        rel = relative_errors(achieved, value)
-        tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets])
-        return pd.DataFrame(
-            {
-                "target": dz.targets.names,
-                "aggregate": [t.aggregate for t in dz.targets],
-                "entity": [t.entity for t in dz.targets],
-                "value": value,
-                "initial": initial,
-                "achieved": achieved,
-                "rel_error": rel,
-                "tolerance": tol,
-                "met": rel <= np.where(np.isnan(tol), self.summary.get("met_rtol", 1e-8), tol),
-            }
-        )
+        return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8))
+
+
+def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -> pd.DataFrame:
+    """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function."""
+    dz = design
+    achieved = dz.x.T @ weights
+    initial = dz.x.T @ dz.d
+    value = np.array([t.value for t in dz.targets])
+    is_mean = np.array([t.aggregate == "mean" for t in dz.targets], dtype=bool)
+    if is_mean.any():
+        cnt_w = dz.mean_count.T @ weights
+        cnt_d = dz.mean_count.T @ dz.d
+        with np.errstate(invalid="ignore", divide="ignore"):
+            achieved = np.where(is_mean, value + achieved / cnt_w, achieved)
+            initial = np.where(is_mean, value + initial / cnt_d, initial)
+    rel = relative_errors(achieved, value)
+    tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets], dtype=float)
+    return pd.DataFrame(
+        {
+            "target": dz.targets.names,
+            "aggregate": [t.aggregate for t in dz.targets],
+            "entity": [t.entity for t in dz.targets],
+            "value": value,
+            "initial": initial,
+            "achieved": achieved,
+            "rel_error": rel,
+            "tolerance": tol,
+            "met": rel <= np.where(np.isnan(tol), met_rtol, tol),
+        }
+    )
 
 
 class Calibrator:
