@@ -16,7 +16,7 @@ from ._errors import (
     MicroplexError,
     NotFittedError,
 )
-from .calibration import CalibrationResult, Calibrator, Target, Targets
+from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
 
 try:
     __version__ = version("microplex")
@@ -26,6 +26,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "CalibrationResult",
     "Calibrator",
+    "SparseCalibrator",
     "Target",
     "Targets",
     "ConvergenceError",
