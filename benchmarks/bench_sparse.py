@@ -60,7 +60,7 @@ def eusilc_problem():
     e["age_group"] = pd.cut(e["age"], [-np.inf, 18, 40, 65, np.inf], right=False, labels=["0-17", "18-39", "40-64", "65+"]).astype(str)
     e["hsize_group"] = np.minimum(e["hsize"], 5)
     for col in ("pl030", "pb220a"):
-        e[col] = e[col].astype(str)  # missing for children: a category of its own
+        e[col] = e[col].astype(object).where(e[col].notna(), "NA").astype(str)  # children: own category
     e["py010n"] = e["py010n"].fillna(0.0)
     w = e["db090"]
     first = ~e["db030"].duplicated()

@@ -69,17 +69,26 @@ def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:
 
 
 def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
-    """Units sorted by their design cells (first entry of each row, then the next ...), random ties."""
+    """Units sorted by their target cells (row entries in order), then by their values, ties at random.
+
+    Systematic rounding along this order is implicit stratification: every cell, and within a cell
+    every range of a summed variable, keeps its share of the sample.
+    """
     n = x.shape[0]
     nnz = np.diff(x.indptr)
     kmax = int(min(nnz.max(initial=0), 4))
-    keys = [rng.random(n)]
     starts = x.indptr[:-1]
-    for a in reversed(range(kmax)):
-        key = np.full(n, -1, dtype=np.int64)
+    idx_keys, val_keys = [], []
+    for a in range(kmax):
         has = nnz > a
+        key = np.full(n, -1, dtype=np.int64)
         key[has] = x.indices[starts[has] + a]
-        keys.append(key)
+        idx_keys.append(key)
+        val = np.zeros(n)
+        val[has] = x.data[starts[has] + a]
+        if np.ptp(val) > 0:
+            val_keys.append(val)
+    keys = [rng.random(n), *reversed(val_keys), *reversed(idx_keys)]  # lexsort: last key is primary
     return np.lexsort(keys)
 
 
