@@ -68,11 +68,12 @@ def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:
     return pi
 
 
-def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
-    """Units sorted by their target cells (row entries in order), then by their values, ties at random.
+def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator, extra: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Units sorted by their target cells (row entries in order), then by ``extra`` keys (stratifying
+    columns), then by their values, ties at random.
 
     Systematic rounding along this order is implicit stratification: every cell, and within a cell
-    every range of a summed variable, keeps its share of the sample.
+    every range of the stratifying columns, keeps its share of the sample.
     """
     n = x.shape[0]
     nnz = np.diff(x.indptr)
@@ -88,8 +89,39 @@ def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator) -> np.ndarray:
         val[has] = x.data[starts[has] + a]
         if np.ptp(val) > 0:
             val_keys.append(val)
-    keys = [rng.random(n), *reversed(val_keys), *reversed(idx_keys)]  # lexsort: last key is primary
-    return np.lexsort(keys)
+    keys = [rng.random(n), *reversed(val_keys), *reversed(list(extra)), *reversed(idx_keys)]
+    return np.lexsort(keys)  # the last key is the primary one
+
+
+def _stratifiers(candidates: pd.DataFrame, design: Design, columns: Sequence[str]) -> list[np.ndarray]:
+    """One per-unit sort key from stratifying columns: the first principal component of their ranks.
+
+    Units take their first record's values; categories are ranked by frequency; missing values rank in
+    the middle.
+    """
+    first = np.full(len(design.d), len(candidates), dtype=np.int64)
+    np.minimum.at(first, design.record_unit, np.arange(len(candidates)))
+    cols = []
+    for col in columns:
+        s = candidates[col].iloc[first]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(dtype=np.float64)
+        else:  # categories ordered by frequency
+            codes, uniq = pd.factorize(s)
+            freq = np.bincount(codes[codes >= 0], minlength=len(uniq)).astype(np.float64)
+            v = np.where(codes >= 0, np.argsort(np.argsort(-freq))[np.maximum(codes, 0)], np.nan).astype(np.float64)
+        r = pd.Series(v).rank(pct=True).to_numpy()
+        cols.append(np.where(np.isnan(r), 0.5, r))
+    if not cols:
+        return []
+    z = np.column_stack(cols)
+    z = z - z.mean(0)
+    sd = z.std(0)
+    z = z[:, sd > 0] / sd[sd > 0]
+    if z.shape[1] == 0:
+        return []
+    _, _, vt = np.linalg.svd(z[:: max(1, len(z) // 20000)], full_matrices=False)
+    return [z @ vt[0]]
 
 
 def _systematic(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -98,6 +130,15 @@ def _systematic(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     hit = np.floor(cum)
     prev = np.concatenate([[-1.0], hit[:-1]])
     return hit > prev
+
+
+def _untargeted_columns(candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None) -> list[str]:
+    """Columns no target uses (nor the weight and household id): what a subset should keep."""
+    used = {weight_col, household_col}
+    for t in targets:
+        used.update(t.filters)
+        used.add(t.variable)
+    return [c for c in candidates.columns if c not in used]
 
 
 def default_holdout(
@@ -161,6 +202,10 @@ class SparseCalibrator:
         ones at the price of a larger budget.
     random_state : int, default=0
         Seed of the rounding; the result is deterministic for a seed.
+    stratify : list of str or "auto", optional
+        ``"l0"``: columns that also order the records within their target cells before the systematic
+        rounding (through the first principal component of their ranks), so that the subset keeps their
+        distribution too; ``"auto"``: every column no target uses. Default: target cells and values only.
     force : bool, default=False
         Keep the best weights with a warning instead of raising when the tolerance cannot be met.
 
@@ -189,6 +234,7 @@ class SparseCalibrator:
         method: str = "l0",
         bounds: tuple[float, float] | None = None,
         random_state: int = 0,
+        stratify: str | Sequence[str] | None = None,
         force: bool = False,
     ) -> None:
         self.max_records = max_records
@@ -196,6 +242,7 @@ class SparseCalibrator:
         self.method = method
         self.bounds = bounds
         self.random_state = random_state
+        self.stratify = stratify
         self.force = force
 
     def _check_params(self) -> None:
@@ -226,10 +273,10 @@ class SparseCalibrator:
         err = float(np.max(relative_errors(x.T @ w, totals))) if len(totals) else 0.0
         return w, err
 
-    def _fit_l0(self, design: Design) -> tuple[np.ndarray, float, int]:
+    def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
         n = len(design.d)
         rng = np.random.default_rng(self.random_state)
-        order = _balanced_order(design.x, rng)
+        order = _balanced_order(design.x, rng, extra)
         u = rng.random()
 
         def attempt(core: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -292,8 +339,19 @@ class SparseCalibrator:
         """
         start = time.perf_counter()
         self._check_params()
-        design = build_design(candidates, as_targets(targets), weight_col, household_col)
-        w, err, budget = self._fit_l1(design) if self.method == "l1" else self._fit_l0(design)
+        tg = as_targets(targets)
+        design = build_design(candidates, tg, weight_col, household_col)
+        if self.method == "l1":
+            w, err, budget = self._fit_l1(design)
+        else:
+            if self.stratify == "auto":
+                strat = _untargeted_columns(candidates, tg, weight_col, household_col)
+            else:
+                strat = list(self.stratify or [])
+            missing = [c for c in strat if c not in candidates.columns]
+            if missing:
+                raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
+            w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
         rel = relative_errors(design.x.T @ w, design.totals)
         nz = w > 0
         summary: dict[str, Any] = {
