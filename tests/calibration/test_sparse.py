@@ -91,3 +91,20 @@ def test_households_with_person_targets(eusilc):
     assert sc.summary["max_rel_error"] <= 0.01
     rw = sc.result_.record_weights
     assert rw.groupby(df["db030"]).nunique().max() == 1
+
+
+def test_stratify_columns_are_used_and_checked(census_problem):
+    c, targets = census_problem
+    a = SparseCalibrator(1500, stratify="auto").fit(c, targets, weight_col="weight")
+    b = SparseCalibrator(1500).fit(c, targets, weight_col="weight")
+    assert a.summary["n_nonzero"] == 1500 and a.summary["max_rel_error"] < 1e-6
+    assert not a.weights.equals(b.weights)
+    with pytest.raises(DataValidationError, match=r"stratify columns \['nope'\]"):
+        SparseCalibrator(1500, stratify=["nope"]).fit(c, targets, weight_col="weight")
+
+
+@pytest.mark.parametrize("params,match", [({"method": "l2"}, "'method' parameter"), ({"max_records": 0}, "'max_records'")])
+def test_bad_parameters(census_problem, params, match):
+    c, targets = census_problem
+    with pytest.raises(DataValidationError, match=match):
+        SparseCalibrator(**params).fit(c, targets, weight_col="weight")
