@@ -161,6 +161,13 @@ def big_case():
             "max_rel_error": sc.summary["max_rel_error"], "seconds": time.perf_counter() - t0}
 
 
+def _markdown(fr: pd.DataFrame) -> str:
+    try:
+        return fr.to_markdown(index=False, floatfmt=".4g")
+    except ImportError:  # tabulate not installed
+        return "```\n" + fr.to_string(index=False) + "\n```"
+
+
 def main() -> None:
     load = os.getloadavg()[0]
     tables = [
@@ -185,7 +192,7 @@ def main() -> None:
         "`hold_margins_*` the mean / max relative error on the held-out margins and deciles, `hold_PUMA_mean` the",
         "mean relative error on the 2,024 held-out PUMA counts (about 15 records each: only large subsets can keep them).",
         "",
-        fr.to_markdown(index=False, floatfmt=".4g") if hasattr(fr, "to_markdown") else fr.to_string(index=False),
+        _markdown(fr),
         "",
         "## 1,000,000 candidates x 510 targets reduced to 5,000 records (tolerance 0.005)",
         "",
