@@ -51,14 +51,14 @@ def test_budget_is_met_exactly_and_deterministic(census_problem):
 
 def test_budget_below_what_targets_need_is_a_clear_error(census_problem):
     c, targets = census_problem
-    with pytest.raises(DataValidationError, match=r"max_records=100 is below the \d+ records the targets need"):
+    with pytest.raises(DataValidationError, match=r"max_records=100 is below the \d+ records .* reaches a max rel"):
         SparseCalibrator(100).fit(c, targets, weight_col="weight")
 
 
 def test_infeasible_tolerance_reports_the_problem():
     df = pd.DataFrame({"g": ["a"] * 10 + ["b"] * 10, "weight": 1.0})
     targets = Targets.from_margins({"g": {"a": 10.0, "b": 10.0}}) + Targets.from_margins({"g": {"a": 20.0}})
-    with pytest.raises(ConvergenceError, match=r"no non-negative weights within tolerance"):
+    with pytest.raises(ConvergenceError, match=r"best achievable max relative error .* is 0.3333"):
         SparseCalibrator(method="l1", tolerance=0.01).fit(df, targets, weight_col="weight")
 
 
@@ -108,3 +108,9 @@ def test_bad_parameters(census_problem, params, match):
     c, targets = census_problem
     with pytest.raises(DataValidationError, match=match):
         SparseCalibrator(**params).fit(c, targets, weight_col="weight")
+
+
+def test_l1_respects_the_budget_or_says_so(census_problem):
+    c, targets = census_problem
+    with pytest.raises(DataValidationError, match=r"'l1' vertex keeps \d+ records, more than max_records=50"):
+        SparseCalibrator(50, method="l1").fit(c, targets, weight_col="weight")

@@ -132,6 +132,20 @@ def _systematic(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return hit > prev
 
 
+def _best_tolerance(design: Design) -> float:
+    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    t = design.totals
+    n, m = design.x.shape
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
+    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
+    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = milp(cost, constraints=cons, bounds=(0, np.inf))
+    return float(res.x[-1]) if res.x is not None else math.nan
+
+
 def _untargeted_columns(candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None) -> list[str]:
     """Columns no target uses (nor the weight and household id): what a subset should keep."""
     used = {weight_col, household_col}
@@ -299,10 +313,11 @@ class SparseCalibrator:
         w_lp, _, n_core = self._fit_l1(design)
         k = n_core if self.max_records is None else min(int(self.max_records), n)
         if k < n_core:
+            _, best = attempt(np.zeros(n, dtype=bool), k)
             raise DataValidationError(
                 f"max_records={k} is below the {n_core} records the targets need within tolerance "
-                f"{self.tolerance:g} (the support of the linear-programming vertex); raise max_records or the "
-                "tolerance."
+                f"{self.tolerance:g} (the support of the linear-programming vertex); a balanced sample of {k} "
+                f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
             )
         w, err = attempt(w_lp > 0, k)
         return w, err, k
@@ -313,10 +328,11 @@ class SparseCalibrator:
         cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
         res = milp(1.0 / design.d, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
         if res.status != 0 or res.x is None:
+            best = _best_tolerance(design)
             raise ConvergenceError(
-                f"The linear program found no non-negative weights within tolerance {tol:g} of every target "
-                f"(HiGHS: {res.message}). Raise the tolerance, or run the 'l0' method with force=True to see the "
-                "best achievable error."
+                f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
+                f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
+                "the tolerance to at least that."
             )
         w = np.where(res.x > 1e-9 * design.d, res.x, 0.0)
         err = float(np.max(relative_errors(design.x.T @ w, t)))
@@ -343,6 +359,11 @@ class SparseCalibrator:
         design = build_design(candidates, tg, weight_col, household_col)
         if self.method == "l1":
             w, err, budget = self._fit_l1(design)
+            if self.max_records is not None and budget > self.max_records:
+                raise DataValidationError(
+                    f"The 'l1' vertex keeps {budget} records, more than max_records={self.max_records}; use "
+                    "method='l0' for a budget, or raise max_records."
+                )
         else:
             if self.stratify == "auto":
                 strat = _untargeted_columns(candidates, tg, weight_col, household_col)
