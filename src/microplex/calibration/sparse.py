@@ -294,6 +294,7 @@ class SparseCalibrator:
         u = rng.random()
 
         def attempt(core: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+            """Calibrated weights of ``core`` plus a balanced sample, ``k`` units in all."""
             pi = inclusion_probabilities(np.where(core, 0.0, design.d), k - int(core.sum()))
             keep = core.copy()
             keep[order[_systematic(pi[order], np.random.default_rng(int(u * 2**31)))]] = True
@@ -305,12 +306,14 @@ class SparseCalibrator:
             return w, err
 
         no_core = np.zeros(n, dtype=bool)
+        cost = None
         if self.max_records is not None and self.max_records < n:
             w, err = attempt(no_core, int(self.max_records))  # a balanced sample alone often suffices
             if err <= self.tolerance:
                 return w, err, int(self.max_records)
+            cost = np.where(w > 0, 0.01, 1.0) / design.d  # core records from that sample where possible
         # a feasible core: the LP vertex support (at most one record per independent target)
-        w_lp, _, n_core = self._fit_l1(design)
+        w_lp, _, n_core = self._fit_l1(design, cost)
         k = n_core if self.max_records is None else min(int(self.max_records), n)
         if k < n_core:
             _, best = attempt(np.zeros(n, dtype=bool), k)
@@ -320,13 +323,19 @@ class SparseCalibrator:
                 f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
             )
         w, err = attempt(w_lp > 0, k)
+        if err > self.tolerance and cost is not None:  # the plain vertex as the core instead
+            w_lp2, _, n_core2 = self._fit_l1(design)
+            if n_core2 <= k:
+                w2, err2 = attempt(w_lp2 > 0, k)
+                if err2 < err:
+                    w, err = w2, err2
         return w, err, k
 
-    def _fit_l1(self, design: Design) -> tuple[np.ndarray, float, int]:
+    def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
         t, tol = design.totals, self.tolerance
         slack = tol * np.abs(t) * (1 - 1e-6)
         cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
-        res = milp(1.0 / design.d, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
+        res = milp(1.0 / design.d if cost is None else cost, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
         if res.status != 0 or res.x is None:
             best = _best_tolerance(design)
             raise ConvergenceError(
