@@ -4,8 +4,10 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
 
 * ``"l1"``: the linear program ``min sum_i w_i / d_i`` subject to ``|X'w - t| <= tol |t|``, ``w >= 0``,
   solved by HiGHS; a vertex has at most one non-zero weight per linearly independent constraint.
-* ``"l0"``: a budget of ``K`` records. The core is the support of the ``"l1"`` vertex, which makes the
-  targets reachable; the other ``K - |core|`` records come from integer rounding of the inclusion
+* ``"l0"``: a budget of ``K`` records. First a balanced sample of ``K`` records alone; if it cannot meet
+  the tolerance, a core from the support of an ``"l1"`` vertex (whose objective favours records of that
+  sample) makes the targets reachable, and the other ``K - |core|`` records come again from the balanced
+  sample. The balanced sample is integer rounding of the inclusion
   probabilities ``pi_i ~ d_i`` by systematic rounding along an ordering of the records by their target
   cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
   kept records start from the weights ``d_i / pi_i`` and are calibrated by raking (the one Newton
