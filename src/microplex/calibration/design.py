@@ -371,7 +371,7 @@ def build_design(
         data = np.concatenate([np.ones(len(r)) if v is None else v for r, v in zip(rows_l, data_l)]) if rows_l else np.zeros(0)
         x = sp.csr_matrix(sp.coo_matrix((data, (rows, cidx)), shape=(n_units, m)))
         x.sum_duplicates()
-    del rows_l, cols_l, data_l
+    rows_l.clear(), cols_l.clear(), data_l.clear()  # free the parts before the rest
     x.eliminate_zeros()
     totals = np.array([0.0 if t.aggregate == "mean" else t.value for t in targets])
     if mc_rows:
