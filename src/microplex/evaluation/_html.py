@@ -236,7 +236,8 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
     keep = [c for c in ("ks", "tv_complement", "wasserstein_scaled", "zero_share_error", "point_mass_max_error",
                         "quantile_error_max", "missing_share_error") if c in summary.columns]
     if keep:
-        body.append(summary[keep].drop(index="all", errors="ignore").to_html(float_format=lambda v: f"{v:.4f}", na_rep=""))
+        per_var = summary.loc[[c for c in rep.real_df.columns if c in summary.index], keep]
+        body.append(per_var.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""))
     overall = rep.scores[(rep.scores["variable"] == "all") & (rep.scores["subgroup"] == "all")].copy()
     overall["better"] = overall["metric"].map(METRIC_DIRECTION).fillna("")
     body.append(overall[["metric", "value", "better"]].to_html(index=False, float_format=lambda v: f"{v:.4g}"))

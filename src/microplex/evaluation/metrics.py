@@ -492,7 +492,10 @@ def pmse(
     Parameters
     ----------
     classifier : scikit-learn classifier, default=None
-        Cloned for each fold; ``None`` uses ``HistGradientBoostingClassifier(max_iter=100)``.
+        Cloned for each fold; ``None`` uses a regularised gradient-boosting classifier
+        (``HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15,
+        min_samples_leaf=50)``), which keeps the noise floor low (about 0.001 for two fresh
+        samples of 600 rows from one distribution).
     max_rows : int or None, default=20000
         Each side is subsampled (by ``random_state``) to at most this many rows.
 
@@ -526,7 +529,9 @@ def pmse(
     x = np.vstack([_design_matrix(f, columns, categories) for f in frames])
     y = np.r_[np.zeros(len(frames[0])), np.ones(len(frames[1]))]
     w = np.r_[weights[0], weights[1]]
-    base = classifier if classifier is not None else HistGradientBoostingClassifier(max_iter=100, random_state=0)
+    base = classifier
+    if base is None:
+        base = HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15, min_samples_leaf=50, random_state=0)
     p = np.empty_like(y)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
     for train, test in folds.split(x, y):
