@@ -45,6 +45,10 @@ def _png(fig: object) -> str:
 def log_friendly_scale(values: np.ndarray) -> float | None:
     """Returns a symlog linear threshold for skewed non-negative data (e.g. incomes with zeros), else None.
 
+    Non-negative data whose positive values span 1.5 decades or more (max / p5 >= 30) get a
+    symlog axis, linear below the 5th percentile of the positive values, when they hold zeros
+    (>= 1% of records) or a long right tail (max / median > 20).
+
     Examples
     --------
     >>> log_friendly_scale(np.r_[np.zeros(50), np.exp(np.linspace(0, 12, 200))]) is not None
@@ -59,10 +63,11 @@ def log_friendly_scale(values: np.ndarray) -> float | None:
     pos = x[x > 0]
     if pos.size < 10:
         return None
-    lo, med, hi = np.quantile(pos, [0.05, 0.5, 0.99])
-    if hi / max(med, 1e-300) < 10 and med / max(lo, 1e-300) < 10:
-        return None
-    return float(lo)
+    lo, med = np.quantile(pos, [0.05, 0.5])
+    wide = pos.max() / max(lo, 1e-300) >= 30
+    if wide and (np.mean(x == 0) >= 0.01 or pos.max() / max(med, 1e-300) > 20):
+        return float(lo)
+    return None
 
 
 def _plt():
