@@ -104,7 +104,7 @@ def variant(name: str, epochs: int | None) -> str:
     return name if epochs is None else f"{name} [epochs={epochs}]"
 
 
-def make_method(name: str, targets, conds, epochs: int | None = None):
+def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool = False):
     nn_epochs = epochs
     if name == "microplex_maf":
         from peers.microplex_methods import MicroplexMethod
@@ -120,10 +120,10 @@ def make_method(name: str, targets, conds, epochs: int | None = None):
         return SDVMethod("gaussian_copula", targets, conds, conditional=False)
     if name == "sdv_ctgan":
         from peers.sdv_methods import SDVMethod
-        return SDVMethod("ctgan", targets, conds, conditional=False, epochs=nn_epochs)
+        return SDVMethod("ctgan", targets, conds, conditional=False, epochs=nn_epochs, enable_gpu=gpu)
     if name == "sdv_tvae":
         from peers.sdv_methods import SDVMethod
-        return SDVMethod("tvae", targets, conds, conditional=False, epochs=nn_epochs)
+        return SDVMethod("tvae", targets, conds, conditional=False, epochs=nn_epochs, enable_gpu=gpu)
     if name == "synthpop_cart":
         from peers.cart import SequentialCART
         return SequentialCART(targets, conds)
@@ -197,7 +197,18 @@ def summarize(scores: pd.DataFrame, targets: list[str]) -> dict[str, float]:
     }
 
 
-def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | None = None) -> dict:
+def device_name(gpu: bool) -> str:
+    import os
+
+    if gpu:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)} + {os.cpu_count()} CPU cores"
+    return f"CPU, {os.cpu_count()} cores"
+
+
+def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | None = None, gpu: bool = False) -> dict:
     import os
     import resource
     import warnings
@@ -205,7 +216,7 @@ def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | Non
     os.environ["TQDM_DISABLE"] = "1"
 
     record = {"dataset": dataset, "method": method, "variant": variant(method, epochs), "epochs": epochs,
-              "seed": seed, "quick": quick}
+              "seed": seed, "quick": quick, "device": device_name(gpu)}
     try:
         df, targets, conds, wcol = DATASETS[dataset]()
         train, holdout = split(df, seed, quick)
@@ -218,7 +229,7 @@ def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | Non
             conditional = None
         else:
             try:
-                model = make_method(method, targets, conds, epochs)
+                model = make_method(method, targets, conds, epochs, gpu)
             except ImportError as exc:
                 return {**record, "status": "unavailable", "error": f"{type(exc).__name__}: {exc}"}
             model.fit(train[cols + ([wcol] if wcol else [])], weight_col=wcol, seed=seed)
@@ -257,10 +268,11 @@ def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | Non
     return record
 
 
-def run_isolated(dataset: str, method: str, seed: int, quick: bool, epochs: int | None, timeout: float | None) -> dict:
+def run_isolated(dataset: str, method: str, seed: int, quick: bool, epochs: int | None, timeout: float | None,
+                 gpu: bool = False) -> dict:
     ctx = mp.get_context("spawn")
     with ctx.Pool(1, maxtasksperchild=1) as pool:
-        job = pool.apply_async(run_one, (dataset, method, seed, quick, epochs))
+        job = pool.apply_async(run_one, (dataset, method, seed, quick, epochs, gpu))
         try:
             return job.get(timeout=timeout)
         except mp.TimeoutError:
@@ -355,6 +367,8 @@ def build_markdown(records: list[dict], command: str) -> str:
             g = ok[ok["variant"] == method]
             cond = g["conditional"].iloc[0]
             mode = "floor" if method == FLOOR else ("conditional" if cond else "unconditional")
+            if "device" in g and isinstance(g["device"].iloc[0], str) and g["device"].iloc[0].startswith("GPU"):
+                mode += f"; {g['device'].iloc[0]}"
             cells = []
             for key, _, direction in COLUMNS:
                 mean, sd, n = agg[(method, key)]
@@ -393,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run: at most 3,000 rows, 30 epochs for CTGAN/TVAE, 5 for microplex")
     p.add_argument("--nn-epochs", type=int, default=None, help="epochs for CTGAN/TVAE (default: SDV's 300; 30 with --quick)")
     p.add_argument("--flow-epochs", type=int, default=None, help="epochs for microplex (default: its own; 5 with --quick)")
+    p.add_argument("--gpu", action="store_true", help="let CTGAN/TVAE use a CUDA GPU when one is present")
     p.add_argument("--timeout", type=float, default=None, help="seconds per run before it is reported as timed out")
     p.add_argument("--skip-done", action="store_true", help="skip (dataset, method, seed, mode) runs already in the raw file")
     p.add_argument("--report-only", action="store_true")
@@ -413,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
                     if args.skip_done and (dataset, variant(method, epochs), seed, args.quick) in done:
                         continue
                     t = time.perf_counter()
-                    rec = run_isolated(dataset, method, seed, args.quick, epochs, args.timeout)
+                    rec = run_isolated(dataset, method, seed, args.quick, epochs, args.timeout, args.gpu)
                     rec["wall_s"] = time.perf_counter() - t
                     with args.raw.open("a") as fh:
                         fh.write(json.dumps(rec, default=float) + "\n")

@@ -22,7 +22,7 @@ KINDS = {"gaussian_copula": "GaussianCopulaSynthesizer", "ctgan": "CTGANSynthesi
 
 class SDVMethod:
     def __init__(self, kind: str, target_vars: Sequence[str], condition_vars: Sequence[str], *,
-                 conditional: bool = False, epochs: int | None = None):
+                 conditional: bool = False, epochs: int | None = None, enable_gpu: bool = False):
         import sdv.single_table  # noqa: F401  (fails early when SDV is missing)
 
         self.kind = kind
@@ -30,6 +30,7 @@ class SDVMethod:
         self.condition_vars = list(condition_vars)
         self.conditional = conditional
         self.epochs = epochs
+        self.enable_gpu = enable_gpu
 
     def fit(self, df: pd.DataFrame, weight_col: str | None = None, seed: int = 0) -> "SDVMethod":
         import torch
@@ -47,7 +48,7 @@ class SDVMethod:
         if self.epochs is not None and self.kind != "gaussian_copula":
             kwargs["epochs"] = self.epochs
         if self.kind != "gaussian_copula":
-            kwargs["enable_gpu"] = False
+            kwargs["enable_gpu"] = self.enable_gpu
         np.random.seed(seed)
         torch.manual_seed(seed)
         with warnings.catch_warnings():
