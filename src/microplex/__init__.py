@@ -17,6 +17,8 @@ from ._errors import (
     NotFittedError,
 )
 
+from .synthesis import Synthesizer, VariableSpec
+
 try:
     __version__ = version("microplex")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -28,5 +30,7 @@ __all__ = [
     "DataValidationError",
     "MicroplexError",
     "NotFittedError",
+    "Synthesizer",
+    "VariableSpec",
     "__version__",
 ]
