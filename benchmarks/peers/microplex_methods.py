@@ -21,7 +21,8 @@ class MicroplexMethod:
 
     def fit(self, df: pd.DataFrame, weight_col: str | None = None, seed: int = 0) -> "MicroplexMethod":
         cols = self.condition_vars + self.target_vars + ([weight_col] if weight_col else [])
-        self.model_ = self._cls(target_vars=self.target_vars, condition_vars=self.condition_vars, flow=self.flow)
+        self.model_ = self._cls(target_vars=self.target_vars, condition_vars=self.condition_vars, flow=self.flow,
+                                verbose=False)  # no progress bar; every other setting is the default
         self.model_.fit(df[cols].reset_index(drop=True), weight_col=weight_col, epochs=self.epochs, seed=seed)
         return self
 

@@ -150,6 +150,11 @@ def test_subgroup_ks_finds_the_broken_subgroup(rng):
     assert out["real_share"].sum() == pytest.approx(1.0)
 
 
+def test_subgroup_labels_name_the_condition(rng):
+    real = pd.DataFrame({"g": rng.choice(["good", "bad"], 200), "y": rng.normal(size=200)})
+    assert sorted(m.subgroup_ks(real, real, "y", "g")["subgroup"]) == ["g=bad", "g=good"]
+
+
 def test_subgroup_ks_bins_a_numeric_condition(rng):
     real = pd.DataFrame({"age": rng.integers(18, 80, 1000), "y": rng.normal(size=1000)})
     out = m.subgroup_ks(real, real, "y", "age", bins=5)

@@ -438,6 +438,7 @@ def subgroup_ks(
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
+    binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
     numeric = is_numeric(real_df[variable])
     rows = []
     for code in np.unique(rc):
@@ -449,7 +450,10 @@ def subgroup_ks(
             d = ks_statistic(yr, ys, wr[mr], ws[ms])
         else:
             d = 1.0 - tv_complement(yr, ys, wr[mr], ws[ms])
-        label = f"{by}=<missing>" if code < 0 else (labels[code] if labels[code].startswith(str(by)) else f"{by}={labels[code]}")
+        if code < 0:
+            label = f"{by}=<missing>"
+        else:
+            label = labels[code] if binned else f"{by}={labels[code]}"
         rows.append((label, wr[mr].sum() / wr.sum(), int(mr.sum()), int(ms.sum()), d))
     return pd.DataFrame(rows, columns=["subgroup", "real_share", "n_real", "n_synthetic", "distance"])
 
