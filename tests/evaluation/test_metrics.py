@@ -162,22 +162,6 @@ def test_subgroup_ks_bins_a_numeric_condition(rng):
     assert out["subgroup"].str.startswith("age").all()
 
 
-def test_pmse_is_near_zero_for_identical_and_c_times_one_minus_c_for_separable(rng):
-    real = pd.DataFrame({"x": rng.normal(size=600), "g": rng.choice(["a", "b"], 600)})
-    assert m.pmse(real, real.copy()) < 0.01
-    far = real.assign(x=real["x"] + 100)
-    assert m.pmse(real, far) == pytest.approx(0.25, abs=0.005)
-    half = far.iloc[:300]
-    assert m.pmse(real, half) == pytest.approx(2 / 9, abs=0.005)
-
-
-def test_pmse_accepts_a_custom_classifier(rng):
-    from sklearn.linear_model import LogisticRegression
-
-    real = pd.DataFrame({"x": rng.normal(size=400)})
-    assert m.pmse(real, real + 50, classifier=LogisticRegression()) == pytest.approx(0.25, abs=0.01)
-
-
 def test_missing_values_are_dropped():
     assert m.ks_statistic([1.0, np.nan, 2.0], [1.0, 2.0]) == 0.0
     assert m.tv_complement(["a", None], ["a"]) == 1.0
