@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--raw", type=Path, default=RAW)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--notes", type=Path, default=None, help="markdown file inserted after the header (findings)")
     p.add_argument("--command", default=None, help="command line recorded in the results (default: this one)")
     args = p.parse_args(argv)
     if args.quick and args.raw == RAW:
@@ -434,7 +435,11 @@ def main(argv: list[str] | None = None) -> None:
                         fh.write(json.dumps(rec, default=float) + "\n")
                     print(f"{dataset:8s} seed {seed} {rec['variant']:28s} {rec['status']:11s} {rec['wall_s']:7.1f}s "
                           f"{rec.get('ks_mean', float('nan')):.3f} {rec.get('error', '')[:120]}", flush=True)
-    args.out.write_text(build_markdown(load_records(args.raw), command))
+    text = build_markdown(load_records(args.raw), command)
+    if args.notes is not None:
+        head, sep, rest = text.partition("## Methods")
+        text = head + args.notes.read_text().rstrip() + "\n\n" + sep + rest
+    args.out.write_text(text)
     print(f"wrote {args.out}")
 
 
