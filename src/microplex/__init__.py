@@ -16,6 +16,7 @@ from ._errors import (
     MicroplexError,
     NotFittedError,
 )
+from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
 
 from .synthesis import Synthesizer, VariableSpec
 
@@ -25,6 +26,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "CalibrationResult",
+    "Calibrator",
+    "SparseCalibrator",
+    "Target",
+    "Targets",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",

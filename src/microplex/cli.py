@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import typer
 
 from . import __version__
 from ._errors import MicroplexError
-from .datasets import load_dataset
-from .synthesis import Synthesizer
+from .io import read_table, write_parquet_atomic
 
 app = typer.Typer(help="microplex: calibrated synthetic population microdata.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-
-_DEMO_TARGETS = ["re74", "re75", "re78"]
-_DEMO_CONDITIONS = ["age", "educ", "black", "hisp", "marr", "nodeg"]
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    """Reads CSV, Parquet or anything pandas reads, by extension."""
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise MicroplexError(f"Input file {str(path)!r} does not exist.")
-    if suffix in (".parquet", ".pq") or path.is_dir():
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".gz"):
-        return pd.read_csv(path)
-    reader = {".json": pd.read_json, ".feather": pd.read_feather, ".dta": pd.read_stata,
-              ".xlsx": pd.read_excel}.get(suffix)
-    if reader is None:
-        raise MicroplexError(f"Cannot read {str(path)!r}: unknown extension {suffix!r} (use .csv or .parquet).")
-    return reader(path)
 
 
 def _split(values: str) -> list[str]:
@@ -44,12 +22,46 @@ def _split(values: str) -> list[str]:
 
 
 def _run(fn) -> None:
-    """Runs a command body; a microplex error becomes one clear line and exit code 1."""
+    """Runs a command body; a microplex or input error becomes one clear line and exit code 1."""
     try:
         fn()
-    except MicroplexError as exc:
+    except (MicroplexError, OSError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(1) from None
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def _overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise MicroplexError(f"--set expects KEY=VALUE (e.g. generate.n=1000). Got {item!r}.")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _load_targets(path: Path):
+    from .calibration import Targets
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise MicroplexError(f"Targets file {str(path)!r} does not exist.")
+    if suffix in (".yaml", ".yml"):
+        return Targets.from_yaml(path)
+    if suffix in (".parquet", ".pq"):
+        return Targets.from_parquet(path)
+    return Targets.from_csv(path)
 
 
 @app.callback()
@@ -64,53 +76,39 @@ def version() -> None:
 
 
 @app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline file (.toml or .yaml)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set generate.n=1000."),
+    force: bool = typer.Option(False, help="Re-run every stage even when its manifest matches."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Runs a pipeline: sources -> fuse -> fit -> generate -> calibrate -> sparsify -> evaluate."""
+    def body() -> None:
+        from .pipeline import run_pipeline
+
+        result = run_pipeline(pipeline, overrides=_overrides(set_), force=force, progress=not quiet)
+        typer.echo(result.summary_text())
+
+    _run(body)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("microplex-demo"), "--out", "-o", help="Output folder."),
     rows: int = typer.Option(100_000, help="Synthetic population size."),
     epochs: int = typer.Option(200, help="Maximum training epochs (early stopping ends sooner)."),
-    flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
-    seed: int = typer.Option(0, help="Seed of the split, the fit and the samples."),
+    force: bool = typer.Option(False, help="Re-run every stage."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Fits on the bundled CPS extract and writes synthetic records plus a summary."""
+    """Runs the bundled demo pipeline on the real CPS extract (the same code path as 'run')."""
     def body() -> None:
-        from scipy.stats import ks_2samp
+        from .pipeline import run_pipeline
 
-        out.mkdir(parents=True, exist_ok=True)
-        data = load_dataset("cps1")
-        order = np.random.default_rng(seed).permutation(len(data))
-        cut = int(0.8 * len(data))
-        train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]].reset_index(drop=True)
-        typer.echo(f"Fitting a {flow.upper()} synthesizer on {len(train):,} CPS records "
-                   f"({', '.join(_DEMO_TARGETS)} | {', '.join(_DEMO_CONDITIONS)}) ...")
-        t0 = time.perf_counter()
-        synth = Synthesizer(_DEMO_TARGETS, _DEMO_CONDITIONS, flow=flow, epochs=epochs).fit(train, seed=seed)
-        fit_s = time.perf_counter() - t0
-        synth.save(out / "model.mpx")
-        t0 = time.perf_counter()
-        population = synth.sample(rows, seed=seed + 1)
-        gen_s = time.perf_counter() - t0
-        population.to_parquet(out / "synthetic.parquet", index=False)
-        check = synth.generate(holdout[_DEMO_CONDITIONS], seed=seed + 2)
-        lines = ["| target | KS synthetic vs held-out | KS train vs held-out (floor) | zero share held-out | zero share synthetic |",
-                 "|---|---|---|---|---|"]
-        summary = {"fit_seconds": round(fit_s, 1), "epochs": int(len(synth.history_)),
-                   "rows": rows, "rows_per_second": round(rows / gen_s), "targets": {}}
-        for t in _DEMO_TARGETS:
-            ks = ks_2samp(check[t], holdout[t]).statistic
-            floor = ks_2samp(train[t], holdout[t]).statistic
-            z_real, z_syn = (holdout[t] == 0).mean(), (check[t] == 0).mean()
-            summary["targets"][t] = {"ks": round(ks, 4), "ks_floor": round(floor, 4),
-                                     "zero_share_real": round(z_real, 4), "zero_share_synthetic": round(z_syn, 4)}
-            lines.append(f"| {t} | {ks:.3f} | {floor:.3f} | {z_real:.3f} | {z_syn:.3f} |")
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        text = "\n".join([
-            f"# microplex demo (seed {seed})", "",
-            f"Fit: {fit_s:.1f} s, {len(synth.history_)} epochs. Generated {rows:,} records "
-            f"at {rows / gen_s:,.0f} rows/s.", "", *lines, "",
-        ])
-        (out / "summary.md").write_text(text)
-        typer.echo(text)
-        typer.echo(f"Wrote {out / 'synthetic.parquet'}, {out / 'model.mpx'}, {out / 'summary.md'}")
+        pipeline = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
+        overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": epochs}
+        typer.echo(f"Running the demo pipeline {pipeline} -> {out}")
+        result = run_pipeline(pipeline, overrides=overrides, force=force, progress=not quiet)
+        typer.echo(result.summary_text())
 
     _run(body)
 
@@ -128,7 +126,9 @@ def fit(
 ) -> None:
     """Fits a Synthesizer on a table and saves it."""
     def body() -> None:
-        df = _read_table(data)
+        from .synthesis import Synthesizer
+
+        df = read_table(data)
         synth = Synthesizer(_split(targets), _split(conditions), flow=flow, epochs=epochs)
         synth.fit(df, weight_col=weight, seed=seed).save(out)
         typer.echo(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
@@ -140,18 +140,122 @@ def fit(
 def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
-    n: float | None = typer.Option(None, "--n", help="Number of records to sample (conditions resampled)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file."),
+    n: float | None = typer.Option(None, "--n", help="Number of records (e.g. 1e9); conditions resampled."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file, or a folder when streaming."),
+    partition_by: str = typer.Option("", help="Comma-separated partition columns: stream a dataset folder."),
+    rows_per_file: int = typer.Option(5_000_000, help="Rows per Parquet file when streaming."),
+    stream: bool = typer.Option(False, help="Stream to a Parquet dataset folder with flat memory."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Synthesizes targets for given conditions, or samples n records."""
+    """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
     def body() -> None:
+        from .synthesis import Synthesizer
+
         synth = Synthesizer.load(model)
         if (conditions is None) == (n is None):
             raise MicroplexError("Give exactly one of --conditions or --n.")
-        result = synth.generate(_read_table(conditions), seed=seed) if conditions else synth.sample(int(n), seed=seed)
-        result.to_parquet(out, index=False)
+        if stream or partition_by:
+            from .scale import generate_dataset
+
+            cond = read_table(conditions) if conditions else None
+            generate_dataset(synth, conditions=cond, n=None if n is None else int(n), path=out,
+                             partition_by=_split(partition_by) or None, rows_per_file=rows_per_file, seed=seed)
+            typer.echo(f"Wrote a Parquet dataset to {out}")
+            return
+        result = synth.generate(read_table(conditions), seed=seed) if conditions else synth.sample(int(n), seed=seed)
+        write_parquet_atomic(result, out)
         typer.echo(f"Wrote {len(result):,} records to {out}")
 
     _run(body)
 
+
+@app.command()
+def calibrate(
+    data: Path = typer.Argument(..., help="Records with initial weights (.csv or .parquet)."),
+    targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
+    weight: str = typer.Option("weight", help="Initial weight column (created as 1 when absent)."),
+    method: str = typer.Option("raking", help="'linear', 'raking' or 'logit'."),
+    bounds: str = typer.Option("", help="Weight-ratio bounds 'lo,hi', e.g. 0.2,5."),
+    soft: bool = typer.Option(False, help="Penalize target misses instead of requiring them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (weights replaced)."),
+    report: Path | None = typer.Option(None, help="Write the per-target report (CSV)."),
+) -> None:
+    """Reweights records so that weighted totals hit the targets."""
+    def body() -> None:
+        from .calibration import Calibrator
+
+        df = read_table(data)
+        if weight not in df.columns:
+            df[weight] = 1.0
+        lo_hi = tuple(float(b) for b in _split(bounds)) or None
+        result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, _load_targets(targets), weight_col=weight)
+        df[weight] = np.asarray(result.weights, dtype=float)
+        write_parquet_atomic(df, out)
+        if report:
+            result.report().to_csv(report, index=False)
+        s = result.summary
+        typer.echo(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
+                   f"max rel. error {s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
+
+    _run(body)
+
+
+@app.command()
+def sparsify(
+    data: Path = typer.Argument(..., help="Candidate records with weights (.csv or .parquet)."),
+    targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
+    weight: str = typer.Option("weight", help="Weight column (created as 1 when absent)."),
+    max_records: int | None = typer.Option(None, help="Most records to keep."),
+    tolerance: float = typer.Option(0.005, help="Relative target tolerance."),
+    method: str = typer.Option("l0", help="'l0' or 'l1'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (kept records only)."),
+) -> None:
+    """Keeps a small subset of records, reweighted to still hit the targets."""
+    def body() -> None:
+        from .calibration import SparseCalibrator
+
+        df = read_table(data)
+        if weight not in df.columns:
+            df[weight] = 1.0
+        result = SparseCalibrator(max_records=max_records, tolerance=tolerance, method=method).fit(
+            df, _load_targets(targets), weight_col=weight)
+        w = np.asarray(result.weights, dtype=float)
+        kept = df.assign(**{weight: w})[w > 0].reset_index(drop=True)
+        write_parquet_atomic(kept, out)
+        s = result.summary
+        typer.echo(f"Kept {len(kept):,} of {len(df):,} records, max rel. error "
+                   f"{s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
+
+    _run(body)
+
+
+@app.command()
+def evaluate(
+    real: Path = typer.Argument(..., help="Real records (.csv or .parquet)."),
+    synthetic: Path = typer.Argument(..., help="Synthetic records (.csv or .parquet)."),
+    report: Path = typer.Option(Path("report.html"), help="HTML report to write."),
+    weight: str | None = typer.Option(None, help="Weight column of the real records."),
+    synthetic_weight: str | None = typer.Option(None, help="Weight column of the synthetic records."),
+    holdout: Path | None = typer.Option(None, help="Held-out real records for the privacy checks."),
+    conditions: str = typer.Option("", help="Comma-separated columns for subgroup fidelity."),
+    targets: Path | None = typer.Option(None, help="Targets file for the calibration fit."),
+) -> None:
+    """Scores a synthetic file against real data and writes an HTML report."""
+    def body() -> None:
+        from .evaluation import evaluate as run_evaluation
+
+        real_df, syn_df = read_table(real), read_table(synthetic)
+        columns = [c for c in real_df.columns if c != weight]
+        syn_cols = columns + ([synthetic_weight] if synthetic_weight else [])
+        missing = [c for c in syn_cols if c not in syn_df.columns]
+        if missing:
+            raise MicroplexError(f"The synthetic file lacks columns {missing} of the real file.")
+        rep = run_evaluation(
+            real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
+            targets=_load_targets(targets) if targets else None,
+            holdout_df=read_table(holdout) if holdout else None, conditions=_split(conditions) or None,
+        )
+        rep.to_html(report)
+        typer.echo(f"Wrote {report} ({len(rep.scores)} scores)")
+
+    _run(body)

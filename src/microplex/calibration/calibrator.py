@@ -1,0 +1,382 @@
+"""The Calibrator estimator: new weights that hit targets, close to the initial weights."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+
+from .consistency import check_consistency
+from .design import Design, build_design, collapse_rows
+from .diagnose import min_violation
+from .diagnostics import design_effect, kish_ess, relative_errors, weight_ratio_range
+from .distances import Distance, get_distance
+from .solver import SolverResult, newton_dual
+from .targets import Target, Targets
+
+__all__ = ["Calibrator", "CalibrationResult", "as_targets", "target_report"]
+
+logger = logging.getLogger(__name__)
+
+
+def as_targets(targets: Any) -> Targets:
+    """Accepts Targets, a list of Target, a target table (DataFrame) or a margins dict."""
+    if isinstance(targets, Targets):
+        return targets
+    if isinstance(targets, pd.DataFrame):
+        return Targets.from_frame(targets)
+    if isinstance(targets, Mapping):
+        return Targets.from_margins(targets)
+    if isinstance(targets, Sequence) and all(isinstance(t, Target) for t in targets):
+        return Targets(targets)
+    raise DataValidationError(
+        "targets must be Targets, a list of Target, a DataFrame or a margins dict. "
+        f"Got {type(targets).__name__} instead."
+    )
+
+
+@dataclass
+class CalibrationResult:
+    """Calibrated weights and their diagnostics.
+
+    Attributes
+    ----------
+    weights : Series
+        One weight per weighting unit: per record, or per household (indexed by household id).
+    record_weights : Series
+        One weight per record (each person carries its household's weight), indexed like the records.
+    initial_weights : Series
+        The initial weights, aligned with ``weights``.
+    summary : dict
+        ``converged``, ``n_iter``, ``max_rel_error``, ``kish_ess``, ``design_effect``,
+        ``min_ratio``, ``max_ratio``, ``n_units``, ``n_targets``, ``method``, ``seconds``.
+    inconsistencies : DataFrame
+        Nested geography targets that do not add up (see :func:`check_consistency`).
+    infeasible : DataFrame
+        For a failed solve: targets that cannot be met together, with the closest achievable values.
+    """
+
+    weights: pd.Series
+    record_weights: pd.Series
+    initial_weights: pd.Series
+    summary: dict[str, Any]
+    design: Design = field(repr=False)
+    solver: SolverResult | None = field(repr=False)
+    inconsistencies: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    infeasible: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def report(self) -> pd.DataFrame:
+        """Returns one row per target: target value, initial and achieved values, relative error.
+
+        For ``mean`` targets the values are means; otherwise totals.
+        """
+        return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8))
+
+
+def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -> pd.DataFrame:
+    """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function."""
+    dz = design
+    achieved = dz.x.T @ weights
+    initial = dz.x.T @ dz.d
+    value = np.array([t.value for t in dz.targets])
+    is_mean = np.array([t.aggregate == "mean" for t in dz.targets], dtype=bool)
+    if is_mean.any():
+        cnt_w = dz.mean_count.T @ weights
+        cnt_d = dz.mean_count.T @ dz.d
+        with np.errstate(invalid="ignore", divide="ignore"):
+            achieved = np.where(is_mean, value + achieved / cnt_w, achieved)
+            initial = np.where(is_mean, value + initial / cnt_d, initial)
+    rel = relative_errors(achieved, value)
+    tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets], dtype=float)
+    return pd.DataFrame(
+        {
+            "target": dz.targets.names,
+            "aggregate": [t.aggregate for t in dz.targets],
+            "entity": [t.entity for t in dz.targets],
+            "value": value,
+            "initial": initial,
+            "achieved": achieved,
+            "rel_error": rel,
+            "tolerance": tol,
+            "met": rel <= np.where(np.isnan(tol), met_rtol, tol),
+        }
+    )
+
+
+class Calibrator:
+    """Creates a calibration estimator (Deville & Sarndal 1992) with sparse Newton solves on the dual.
+
+    Parameters
+    ----------
+    method : str or Distance, default="raking"
+        ``"linear"`` (GREG / chi-square), ``"raking"`` or ``"logit"``, or any registered or user
+        :class:`~microplex.calibration.distances.Distance`.
+    bounds : (float, float), optional
+        Bounds ``(lower, upper)`` on the weight ratios ``w / d``; required by ``"logit"``.
+    tol : float, default=1e-10
+        Convergence when ``|achieved - t| / (1 + |t|) < tol`` for every target (R survey's test).
+    max_iter : int, default=50
+    soft : bool, default=False
+        Minimize the distance plus ``sum_j c_j / 2 (achieved_j - t_j)^2`` with
+        ``c_j = importance_j * sum(d) / (tolerance_j * (1 + |t_j|))^2`` instead of meeting targets
+        exactly; always solvable, the misses are in :meth:`CalibrationResult.report`.
+    default_tolerance : float, default=0.01
+        Soft-mode tolerance of targets without one.
+    force : bool, default=False
+        On a failed solve, warn (:class:`ConvergenceWarning`) and keep the best weights instead of raising.
+    consistency_rtol : float, default=1e-6
+        Relative tolerance of the nested-geography check (run when ``fit`` gets ``geography``).
+    diagnose : bool, default=True
+        On a failed hard solve, run a linear program naming the targets that cannot be met together.
+    collapse : bool, default=True
+        Solve once per distinct design row (units with identical rows get identical weight ratios, so
+        this is exact); pays off for count targets on categorical cells.
+
+    Attributes
+    ----------
+    result_ : CalibrationResult
+        Set by :meth:`fit`; ``weights``, ``report()`` and ``summary`` are shortcuts to it.
+
+    References
+    ----------
+    Deville, J.-C. and Sarndal, C.-E. (1992). Calibration estimators in survey sampling. *JASA* 87, 376-382.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"sex": ["f", "f", "m", "m"], "region": ["N", "S", "N", "S"], "weight": 1.0})
+    >>> targets = Targets.from_margins({"sex": {"f": 6, "m": 4}, "region": {"N": 5, "S": 5}})
+    >>> cal = Calibrator(method="raking").fit(df, targets, weight_col="weight")
+    >>> cal.weights.round(3).tolist()
+    [3.0, 3.0, 2.0, 2.0]
+    >>> cal.summary["converged"], bool(cal.report()["rel_error"].max() < 1e-10)
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        method: str | Distance = "raking",
+        *,
+        bounds: tuple[float, float] | None = None,
+        tol: float = 1e-10,
+        max_iter: int = 50,
+        soft: bool = False,
+        default_tolerance: float = 0.01,
+        force: bool = False,
+        consistency_rtol: float = 1e-6,
+        diagnose: bool = True,
+        collapse: bool = True,
+    ) -> None:
+        self.method = method
+        self.bounds = bounds
+        self.tol = tol
+        self.max_iter = max_iter
+        self.soft = soft
+        self.default_tolerance = default_tolerance
+        self.force = force
+        self.consistency_rtol = consistency_rtol
+        self.diagnose = diagnose
+        self.collapse = collapse
+
+    def __repr__(self) -> str:
+        return f"Calibrator(method={self.method!r}, bounds={self.bounds!r}, soft={self.soft!r})"
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> tuple[Distance, tuple[float, float]]:
+        dist = get_distance(self.method)
+        if self.bounds is None:
+            bounds = (-math.inf, math.inf)
+        else:
+            try:
+                lo, hi = (float(b) for b in self.bounds)
+            except (TypeError, ValueError):
+                raise DataValidationError(
+                    f"The 'bounds' parameter must be a pair (lower, upper). Got {self.bounds!r} instead."
+                ) from None
+            if not lo < hi:
+                raise DataValidationError(
+                    f"The 'bounds' parameter must have lower < upper. Got lower={lo}, upper={hi} instead."
+                )
+            if not lo <= 1.0 <= hi:
+                raise DataValidationError(
+                    f"The 'bounds' parameter must contain 1 (the ratio of unchanged weights). Got {(lo, hi)}."
+                )
+            bounds = (lo, hi)
+        if dist.requires_finite_bounds and not (
+            math.isfinite(bounds[0]) and math.isfinite(bounds[1]) and bounds[0] < 1.0 < bounds[1]
+        ):
+            raise DataValidationError(
+                f"Method {dist.name!r} needs finite bounds with lower < 1 < upper. Got {self.bounds!r} instead."
+            )
+        if dist.name == "raking" and bounds[0] < 0:
+            bounds = (0.0, bounds[1])
+        for name in ("tol", "default_tolerance", "consistency_rtol"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise DataValidationError(f"The {name!r} parameter must be a number > 0. Got {v!r} instead.")
+        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+            raise DataValidationError(f"The 'max_iter' parameter must be an int >= 1. Got {self.max_iter!r}.")
+        return dist, bounds
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        records: pd.DataFrame,
+        targets: Targets | Sequence[Target] | pd.DataFrame | Mapping,
+        weight_col: str = "weight",
+        *,
+        household_col: str | None = None,
+        geography: Sequence[str] | None = None,
+    ) -> Calibrator:
+        """Calibrates the weights of ``records`` to ``targets``.
+
+        Parameters
+        ----------
+        records : DataFrame of shape (n_records, n_columns)
+            Never modified.
+        targets : Targets, list of Target, DataFrame (:meth:`Targets.from_frame`) or margins dict
+        weight_col : str, default="weight"
+            Column of positive initial weights (household weights: constant within each household).
+        household_col : str, optional
+            Household id column: weights are calibrated per household, person targets count the
+            household's persons, ``entity="household"`` targets count households.
+        geography : list of str, optional
+            Nested geography columns, coarsest first; targets at nested levels are checked to add up
+            before solving (a hard solve raises on inconsistency, a soft one logs a warning).
+
+        Returns
+        -------
+        self : Calibrator
+        """
+        start = time.perf_counter()
+        dist, bounds = self._check_params()
+        if not isinstance(records, pd.DataFrame):
+            raise DataValidationError(f"records must be a pandas DataFrame. Got {type(records).__name__}.")
+        tg = as_targets(targets)
+        if len(tg) == 0:
+            raise DataValidationError("targets is empty; expected at least one target.")
+        design = build_design(records, tg, weight_col, household_col)
+
+        inconsistencies = pd.DataFrame()
+        if geography is not None:
+            inconsistencies = check_consistency(design.targets, records, geography, rtol=self.consistency_rtol)
+            if len(inconsistencies):
+                lines = "; ".join(
+                    f"{r.parent} = {r.parent_value:g} but its {r.n_children} children at the next level sum to "
+                    f"{r.children_sum:g}"
+                    for r in inconsistencies.head(10).itertuples()
+                )
+                msg = f"{len(inconsistencies)} nested geography targets do not add up: {lines}"
+                if not self.soft:
+                    raise DataValidationError(msg)
+                logger.warning(msg)
+
+        penalty = None
+        if self.soft:
+            tol_j = np.array(
+                [self.default_tolerance if t.tolerance is None else max(t.tolerance, 1e-12) for t in design.targets]
+            )
+            imp = np.array([t.importance for t in design.targets])
+            penalty = imp * design.d.sum() / (tol_j * (1.0 + np.abs(design.totals))) ** 2
+
+        groups = collapse_rows(design.x) if self.collapse else None
+        if groups is None:
+            x, xt, d = design.x, design.xt, design.d
+        else:
+            reps, inv = groups
+            x = design.x[reps]
+            xt, d = None, np.bincount(inv, weights=design.d, minlength=len(reps))
+            logger.debug("collapsed %d units to %d distinct design rows", len(design.d), len(reps))
+        sol = newton_dual(
+            x, d, design.totals, dist, bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt
+        )
+        if groups is not None:
+            sol.g = sol.g[groups[1]]
+        w = design.d * sol.g
+        infeasible = pd.DataFrame()
+        if not sol.converged:
+            msg = (
+                f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
+                f"{sol.max_misfit:.3g} > tol {self.tol:g}."
+            )
+            if self.diagnose and not self.soft:
+                lo = design.d * (bounds[0] if math.isfinite(bounds[0]) else (0.0 if dist.nonnegative else -np.inf))
+                hi = design.d * bounds[1]
+                infeasible = min_violation(design, lo, hi)
+                if len(infeasible):
+                    listed = "; ".join(
+                        f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
+                        for r in infeasible.head(10).itertuples()
+                    )
+                    msg += f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}"
+                else:
+                    msg += " The targets are feasible within the bounds; try more iterations or another method."
+            if not self.force:
+                raise ConvergenceError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+
+        ratio = weight_ratio_range(w, design.d)
+        summary = {
+            "converged": bool(sol.converged),
+            "n_iter": sol.n_iter,
+            "max_rel_error": math.nan,
+            "kish_ess": kish_ess(w),
+            "design_effect": design_effect(w),
+            "min_ratio": ratio[0],
+            "max_ratio": ratio[1],
+            "n_units": len(w),
+            "n_targets": len(design.totals),
+            "method": dist.name,
+            "soft": bool(self.soft),
+            "met_rtol": max(self.tol * 100, 1e-8),
+            "seconds": time.perf_counter() - start,
+        }
+        units = pd.Series(w, index=design.units, name="weight")
+        self.result_ = CalibrationResult(
+            weights=units,
+            record_weights=pd.Series(w[design.record_unit], index=records.index, name="weight"),
+            initial_weights=pd.Series(design.d, index=design.units, name="initial_weight"),
+            summary=summary,
+            design=design,
+            solver=sol,
+            inconsistencies=inconsistencies,
+            infeasible=infeasible,
+        )
+        summary["max_rel_error"] = float(self.result_.report()["rel_error"].max())
+        logger.info(
+            "calibrated %d units to %d targets in %d iterations (max rel error %.2e)",
+            len(w),
+            len(design.totals),
+            sol.n_iter,
+            summary["max_rel_error"],
+        )
+        return self
+
+    # ------------------------------------------------------------------ fitted shortcuts
+    def _check_is_fitted(self) -> CalibrationResult:
+        if not hasattr(self, "result_"):
+            raise NotFittedError("This Calibrator is not fitted yet; call 'fit' with records and targets first.")
+        return self.result_
+
+    @property
+    def weights(self) -> pd.Series:
+        """Calibrated weights, one per unit (shortcut to ``result_.weights``)."""
+        return self._check_is_fitted().weights
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Fit diagnostics (shortcut to ``result_.summary``)."""
+        return self._check_is_fitted().summary
+
+    def report(self) -> pd.DataFrame:
+        """Per-target report (shortcut to ``result_.report()``)."""
+        return self._check_is_fitted().report()

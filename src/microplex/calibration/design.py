@@ -1,0 +1,434 @@
+"""Sparse design matrix of calibration targets, built in O(nnz) without dense intermediates.
+
+Targets whose filters are all equalities on the same columns (a margin, e.g. every ``state x educ``
+cell) are matched to records in one pass: the record columns are factorized once, combined into a
+cell code, and a lookup table sends each record to its target (or none). Targets with set or range
+filters are matched one by one. Entries are assembled as COO triplets and summed into CSR, which is
+also how person-level contributions are added up into their households.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from microplex._errors import DataValidationError
+
+from .targets import Target, Targets
+
+__all__ = ["Design", "build_design"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Design:
+    """A calibration problem in matrix form.
+
+    Attributes
+    ----------
+    x : scipy.sparse.csr_matrix of shape (n_units, m)
+        Contribution of each weighting unit (record, or household) to each target.
+    totals : ndarray of shape (m,)
+        Target totals (0 for ``mean`` targets, whose column holds ``y - value``).
+    d : ndarray of shape (n_units,)
+        Initial weights.
+    units : pandas.Index of length n_units
+        Record index, or household ids.
+    record_unit : ndarray of shape (n_records,)
+        Unit position of every record.
+    targets : Targets
+        The targets, in column order.
+    mean_count : scipy.sparse.csr_matrix of shape (n_units, m)
+        Counts behind ``mean`` targets (zero columns elsewhere), to report achieved means.
+    """
+
+    x: sp.csr_matrix
+    totals: np.ndarray
+    d: np.ndarray
+    units: pd.Index
+    record_unit: np.ndarray
+    targets: Targets
+    mean_count: sp.csr_matrix
+
+    @cached_property
+    def xt(self) -> sp.csr_matrix:
+        """``x.T`` in CSR form (built on first use)."""
+        return sp.csr_matrix(self.x.T)
+
+
+def _csr_from_parts(
+    rows_l: list[np.ndarray], cols_l: list[np.ndarray], data_l: list[np.ndarray | None], n: int, m: int
+) -> sp.csr_matrix:
+    """Assembles CSR directly from parts whose row arrays hold each row at most once (no sort, no COO)."""
+    if all(len(r) == n for r in rows_l) and rows_l:  # every part covers every row: k entries per row
+        k = len(rows_l)
+        nnz = n * k
+        idx_dtype = np.int32 if max(nnz, m) < 2**31 - 1 else np.int64
+        indptr = np.arange(0, nnz + 1, k, dtype=idx_dtype)
+        indices = np.empty((n, k), dtype=idx_dtype)
+        data = np.empty((n, k))
+        for a, (c, v) in enumerate(zip(cols_l, data_l)):  # r == arange(n): sorted and complete
+            indices[:, a] = c
+            data[:, a] = 1.0 if v is None else v
+        return sp.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, m))
+    counts = np.zeros(n, dtype=np.int64)
+    for r in rows_l:
+        counts += np.bincount(r, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    idx_dtype = np.int32 if max(nnz, m) < 2**31 - 1 else np.int64
+    if idx_dtype == np.int32:
+        indptr = indptr.astype(np.int32)
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.empty(nnz)
+    fill = indptr[:-1].copy()
+    for r, c, v in zip(rows_l, cols_l, data_l):
+        pos = fill[r]
+        indices[pos] = c
+        data[pos] = 1.0 if v is None else v
+        fill[r] += 1
+    return sp.csr_matrix((data, indices, indptr), shape=(n, m))
+
+
+class _Columns:
+    """Caches factorized record columns and checks them once."""
+
+    def __init__(self, records: pd.DataFrame) -> None:
+        self.records = records
+        self._codes: dict[str, tuple[np.ndarray, pd.Index]] = {}
+
+    def column(self, col: str, target: Target) -> pd.Series:
+        if col not in self.records.columns:
+            raise DataValidationError(
+                f"Target {target.name!r} uses column {col!r}, which is not in the records. "
+                f"Expected one of {list(self.records.columns)}."
+            )
+        s = self.records[col]
+        n_nan = int(s.isna().sum())
+        if n_nan:
+            raise DataValidationError(
+                f"Column {col!r} (used by target {target.name!r}) has {n_nan} missing values; "
+                "expected none in a targeted column. Fill or drop them first."
+            )
+        return s
+
+    def codes(self, col: str, target: Target) -> tuple[np.ndarray, pd.Index]:
+        """Integer codes of a column and the values they stand for (no hashing for small int ranges)."""
+        if col not in self._codes:
+            s = self.column(col, target)
+            n = len(s)
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                codes, uniques = s.cat.codes.to_numpy().astype(np.int64), pd.Index(s.cat.categories)
+            elif pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and n:
+                v = s.to_numpy()
+                lo, hi = int(v.min()), int(v.max())
+                if hi - lo < max(2 * n, 1024):
+                    codes, uniques = v.astype(np.int64) - lo, pd.RangeIndex(lo, hi + 1)
+                else:
+                    codes, uniques = pd.factorize(s, sort=False)
+            else:
+                codes, uniques = pd.factorize(s, sort=False)
+            self._codes[col] = (np.asarray(codes, dtype=np.int64), pd.Index(uniques))
+        return self._codes[col]
+
+    def variable(self, col: str, target: Target) -> np.ndarray:
+        """A summed variable as float; missing values are checked on the records a target covers."""
+        if col not in self.records.columns:
+            self.column(col, target)  # raises, naming the column
+        s = self.records[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            if not pd.api.types.is_bool_dtype(s):
+                raise DataValidationError(
+                    f"Target {target.name!r}: variable {col!r} must be numeric. Got dtype {s.dtype} instead."
+                )
+        return s.to_numpy(dtype=np.float64)
+
+
+def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
+    """Positions of ``values`` in ``uniques`` (-1 where absent), tolerant of numeric/str mismatches."""
+    idx = uniques.get_indexer(pd.Index(values, dtype=object))
+    if (idx < 0).any() and pd.api.types.is_numeric_dtype(uniques.dtype):
+        conv = []
+        for v in values:
+            try:
+                conv.append(float(v))
+            except (TypeError, ValueError):
+                conv.append(math.nan)
+        idx2 = uniques.get_indexer(pd.Index(conv))
+        idx = np.where(idx < 0, idx2, idx)
+    return idx
+
+
+def _mask(cols: _Columns, target: Target) -> np.ndarray:
+    """Boolean mask of records matching ``target.filters`` (one target at a time)."""
+    n = len(cols.records)
+    mask = np.ones(n, dtype=bool)
+    for col, cond in target.filters.items():
+        if isinstance(cond, pd.Interval):
+            s = cols.column(col, target)
+            if not pd.api.types.is_numeric_dtype(s):
+                raise DataValidationError(
+                    f"Target {target.name!r}: range filter on {col!r} needs a numeric column. "
+                    f"Got dtype {s.dtype} instead."
+                )
+            v = s.to_numpy(dtype=np.float64)
+            lo_ok = v >= cond.left if cond.closed_left else v > cond.left
+            hi_ok = v <= cond.right if cond.closed_right else v < cond.right
+            mask &= lo_ok & hi_ok
+        else:
+            codes, uniques = cols.codes(col, target)
+            wanted = list(cond) if isinstance(cond, frozenset) else [cond]
+            pos = _lookup(uniques, wanted)
+            pos = pos[pos >= 0]
+            hit = np.zeros(len(uniques) + 1, dtype=bool)
+            hit[pos] = True
+            mask &= hit[codes]
+    return mask
+
+
+def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str, ...]) -> np.ndarray:
+    """Per record, the position (in ``group``) of the equality target it falls in, or -1."""
+    rec_code: np.ndarray | None = None
+    tgt_code: np.ndarray | None = None
+    space = 0  # size of the current code space
+    for col in keys:
+        codes, uniques = cols.codes(col, group[0][1])
+        idx = _lookup(uniques, [t.filters[col] for _, t in group])
+        k = len(uniques)
+        if rec_code is None:
+            rec_code, tgt_code, space = codes, idx, k
+            continue
+        raw_r = rec_code * k + codes
+        raw_t = np.where((tgt_code >= 0) & (idx >= 0), tgt_code * k + idx, -1)
+        if space * k <= max(4 * len(codes), 1 << 22):
+            rec_code, tgt_code, space = raw_r, raw_t, space * k  # small crossed space: no re-coding
+            continue
+        rec_code, comb = pd.factorize(raw_r, sort=False)
+        tgt_code = np.where(raw_t >= 0, pd.Index(comb).get_indexer(raw_t), -1)
+        rec_code, space = rec_code.astype(np.int64, copy=False), len(comb)
+    assert rec_code is not None and tgt_code is not None
+    table = np.full(space + 1, -1, dtype=np.int64)
+    ok = tgt_code >= 0
+    table[tgt_code[ok]] = np.nonzero(ok)[0]
+    return table[rec_code]
+
+
+def build_design(
+    records: pd.DataFrame,
+    targets: Targets,
+    weight_col: str,
+    household_col: str | None = None,
+) -> Design:
+    """Validates ``records`` and ``targets`` and builds the sparse design (see :class:`Design`).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the column or target: unknown columns, missing values in targeted columns, non-positive
+        or missing initial weights, household weights that vary within a household, and targets with a
+        non-zero value that no record can reach.
+    """
+    if weight_col not in records.columns:
+        raise DataValidationError(
+            f"weight_col {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
+        )
+    w = records[weight_col]
+    if not pd.api.types.is_numeric_dtype(w):
+        raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {w.dtype} instead.")
+    w = w.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        first = records.index[np.argmax(bad)]
+        raise DataValidationError(
+            f"Weight column {weight_col!r} must hold finite weights > 0; {int(bad.sum())} records do not "
+            f"(first: index {first!r}, value {w[np.argmax(bad)]!r})."
+        )
+    n = len(records)
+    if household_col is None:
+        record_unit = np.arange(n, dtype=np.int64)
+        units = records.index
+        d = w.copy()
+        first_mask = np.ones(n, dtype=bool)
+    else:
+        if household_col not in records.columns:
+            raise DataValidationError(
+                f"household_col {household_col!r} is not a column of the records. "
+                f"Got columns {list(records.columns)}."
+            )
+        hh = records[household_col]
+        if hh.isna().any():
+            raise DataValidationError(f"Household id column {household_col!r} has missing values.")
+        record_unit, uniq = pd.factorize(hh, sort=False)
+        record_unit = record_unit.astype(np.int64, copy=False)
+        units = pd.Index(uniq, name=household_col)
+        first = np.full(len(uniq), n, dtype=np.int64)
+        np.minimum.at(first, record_unit, np.arange(n))
+        d = w[first]
+        varies = np.abs(w - d[record_unit]) > 1e-9 * np.abs(d[record_unit])
+        if varies.any():
+            bad_hh = hh.iloc[int(np.argmax(varies))]
+            raise DataValidationError(
+                f"Weight column {weight_col!r} must be constant within each household of {household_col!r}; "
+                f"household {bad_hh!r} has several values."
+            )
+        first_mask = np.zeros(n, dtype=bool)
+        first_mask[first] = True
+
+    targets = Targets(targets)
+    for t in targets:
+        t.validate()
+    cols = _Columns(records)
+    m = len(targets)
+    rows_l: list[np.ndarray] = []
+    cols_l: list[np.ndarray] = []
+    data_l: list[np.ndarray] = []
+    mc_rows: list[np.ndarray] = []
+    mc_cols: list[np.ndarray] = []
+    matched = np.zeros(m, dtype=np.int64)
+
+    def emit(rec: np.ndarray, jcol: np.ndarray, t: Target, tvalue: np.ndarray | float) -> None:
+        """Adds entries for records ``rec`` in target columns ``jcol`` (all like ``t``)."""
+        if t.entity == "household" and household_col is not None:
+            keep = first_mask[rec]
+            rec, jcol = rec[keep], jcol[keep]
+            if isinstance(tvalue, np.ndarray):
+                tvalue = tvalue[keep]
+        matched[:] += np.bincount(jcol, minlength=m)
+        vals: np.ndarray | None = None
+        if t.aggregate != "count":
+            y = cols.variable(t.variable, t)[rec]  # type: ignore[arg-type]
+            if np.isnan(y).any():
+                raise DataValidationError(
+                    f"Target {t.name!r}: variable {t.variable!r} has {int(np.isnan(y).sum())} missing values "
+                    "among the records the target covers; expected none."
+                )
+            if t.aggregate == "mean":
+                mc_rows.append(record_unit[rec])
+                mc_cols.append(jcol)
+                y = y - tvalue
+            vals = y
+        rows_l.append(rec)
+        cols_l.append(jcol.astype(np.int32, copy=False))
+        data_l.append(vals)  # type: ignore[arg-type]
+
+    # group equality-only targets into margins; everything else is matched one by one
+    groups: dict[tuple, list[tuple[int, Target]]] = defaultdict(list)
+    generic: list[tuple[int, Target]] = []
+    for j, t in enumerate(targets):
+        if t.filters and all(not isinstance(c, (pd.Interval, frozenset)) for c in t.filters.values()):
+            groups[(t.entity, t.aggregate, t.variable, tuple(sorted(t.filters)))].append((j, t))
+        else:
+            generic.append((j, t))
+    for key, group in groups.items():
+        seen: set[tuple] = set()
+        uniq_group = []
+        for j, t in group:
+            k = tuple(repr(t.filters[c]) for c in key[3])
+            if k in seen:
+                generic.append((j, t))  # duplicate cell: matched separately
+            else:
+                seen.add(k)
+                uniq_group.append((j, t))
+        pos = _cell_match(cols, uniq_group, key[3])
+        rec = np.flatnonzero(pos >= 0)
+        gpos = pos[rec]
+        jarr = np.array([j for j, _ in uniq_group], dtype=np.int32)
+        varr = np.array([t.value for _, t in uniq_group])
+        emit(rec, jarr[gpos], uniq_group[0][1], varr[gpos] if key[1] == "mean" else 0.0)
+    for j, t in generic:
+        rec = np.flatnonzero(_mask(cols, t))
+        emit(rec, np.full(len(rec), j, dtype=np.int64), t, t.value)
+
+    for j, t in enumerate(targets):
+        if matched[j] == 0 and t.value != 0 and t.aggregate != "mean":
+            empty = [
+                f"{c} == {cond!r}" if not isinstance(cond, (pd.Interval, frozenset)) else f"{c} in {cond!r}"
+                for c, cond in t.filters.items()
+                if not _mask(cols, Target(1.0, filters={c: cond}, name=t.name)).any()
+            ]
+            why = f"no record has {' and no record has '.join(empty)}" if empty else "no record matches it"
+            raise DataValidationError(
+                f"Target {t.name!r} has value {t.value:g} but {why}; expected at least one record "
+                "(a category absent from the records cannot be reached)."
+            )
+
+    n_units = len(d)
+    if household_col is None:
+        x = _csr_from_parts(rows_l, cols_l, data_l, n_units, m)
+    else:
+        rows = np.concatenate([record_unit[r] for r in rows_l]) if rows_l else np.zeros(0, dtype=np.int64)
+        cidx = np.concatenate(cols_l) if cols_l else np.zeros(0, dtype=np.int32)
+        data = np.concatenate([np.ones(len(r)) if v is None else v for r, v in zip(rows_l, data_l)]) if rows_l else np.zeros(0)
+        x = sp.csr_matrix(sp.coo_matrix((data, (rows, cidx)), shape=(n_units, m)))
+        x.sum_duplicates()
+    rows_l.clear(), cols_l.clear(), data_l.clear()  # free the parts before the rest
+    x.eliminate_zeros()
+    totals = np.array([0.0 if t.aggregate == "mean" else t.value for t in targets])
+    if mc_rows:
+        r = np.concatenate(mc_rows)
+        mean_count = sp.csr_matrix(
+            sp.coo_matrix((np.ones(len(r)), (r, np.concatenate(mc_cols))), shape=(n_units, m))
+        )
+    else:
+        mean_count = sp.csr_matrix((n_units, m))
+    logger.debug("design: %d units x %d targets, nnz %d", n_units, m, x.nnz)
+    return Design(x, totals, d, units, record_unit, targets, mean_count)
+
+
+def collapse_rows(x: sp.csr_matrix, *, max_ratio: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Finds units with identical design rows, which calibration gives identical weight ratios.
+
+    The dual objective only depends on ``sum_i d_i rho(x_i' lambda)``, so units with equal rows can be
+    solved as one with the summed initial weight: the result is exact, not an approximation. Rows are
+    grouped by one random projection and the grouping is confirmed with a second, independent one and
+    the row lengths.
+
+    Parameters
+    ----------
+    x : scipy.sparse.csr_matrix of shape (n, m)
+    max_ratio : float, default=0.5
+        Only collapse when the number of distinct rows is at most ``max_ratio * n``.
+    seed : int, default=0
+        Seed of the random projections.
+
+    Returns
+    -------
+    (representatives, groups) or None
+        ``representatives`` of shape (n_groups,): one unit per distinct row; ``groups`` of shape (n,):
+        the group of every unit. None when collapsing would not pay or the check fails.
+    """
+    n, m = x.shape
+    if n < 1000:
+        return None
+    rng = np.random.default_rng(seed)
+    h1 = x @ rng.standard_normal(m)
+    sample = h1[rng.integers(0, n, min(n, 20_000))]
+    if len(pd.unique(sample)) > max_ratio * len(sample):  # mostly distinct rows: not worth hashing all
+        return None
+    groups, uniq = pd.factorize(h1, sort=False)
+    n_groups = len(uniq)
+    if n_groups > max_ratio * n:
+        return None
+    groups = groups.astype(np.int64, copy=False)
+    running = np.maximum.accumulate(groups)
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.greater(running[1:], running[:-1], out=first[1:])
+    reps = np.flatnonzero(first)  # first unit of every group, in group order
+    r2 = rng.standard_normal(m)
+    h2 = x @ r2
+    nnz = np.diff(x.indptr)
+    if not (np.array_equal(h2, h2[reps][groups]) and np.array_equal(nnz, nnz[reps][groups])):
+        logger.debug("row collapse check failed; solving on all %d units", n)
+        return None
+    return reps, groups

@@ -1,0 +1,370 @@
+"""Sparse reweighting: the smallest set of records whose weights still hit the targets.
+
+Two methods share the calibration targets, design matrix, entities and diagnostics:
+
+* ``"l1"``: the linear program ``min sum_i w_i / d_i`` subject to ``|X'w - t| <= tol |t|``, ``w >= 0``,
+  solved by HiGHS; a vertex has at most one non-zero weight per linearly independent constraint.
+* ``"l0"``: a budget of ``K`` records. First a balanced sample of ``K`` records alone; if it cannot meet
+  the tolerance, a core from the support of an ``"l1"`` vertex (whose objective favours records of that
+  sample) makes the targets reachable, and the other ``K - |core|`` records come again from the balanced
+  sample. The balanced sample is integer rounding of the inclusion
+  probabilities ``pi_i ~ d_i`` by systematic rounding along an ordering of the records by their target
+  cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
+  kept records start from the weights ``d_i / pi_i`` and are calibrated by raking (the one Newton
+  solver, optionally bounded), so they stay close to their initial weights; if the tolerance is still
+  missed, a soft solve gives the best compromise and the fit fails with the best achievable error.
+  Without a budget, ``K`` is the core size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import LinearConstraint, milp
+
+from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+
+from .calibrator import CalibrationResult, as_targets, target_report
+from .design import Design, build_design
+from .diagnostics import design_effect, kish_ess, relative_errors
+from .distances import raking
+from .solver import newton_dual
+from .subsets import (
+    _balanced_order,
+    _stratifiers,
+    _systematic,
+    _untargeted_columns,
+    default_holdout,
+    inclusion_probabilities,
+)
+from .targets import Target, Targets
+
+__all__ = ["SparseCalibrator", "default_holdout", "inclusion_probabilities"]
+
+logger = logging.getLogger(__name__)
+
+
+def _best_tolerance(design: Design) -> float:
+    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    t = design.totals
+    n, m = design.x.shape
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
+    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
+    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = milp(cost, constraints=cons, bounds=(0, np.inf))
+    return float(res.x[-1]) if res.x is not None else math.nan
+
+
+class SparseCalibrator:
+    """Creates a sparse reweighting estimator: few records with non-zero weights that still hit the targets.
+
+    Parameters
+    ----------
+    max_records : int, optional
+        Budget of records (households with ``household_col``) to keep. Without it, ``"l0"`` searches the
+        smallest budget that meets ``tolerance``.
+    tolerance : float, default=0.005
+        Largest relative miss allowed on every target.
+    method : {"l0", "l1"}, default="l0"
+        Budgeted balanced rounding + calibration, or the HiGHS linear program (see module docstring).
+    bounds : (float, float), optional
+        ``"l0"``: bounds on the kept records' weight ratios to their starting weights ``d_i / pi_i``
+        (default: none, raking keeps weights positive); tighter bounds keep weights closer to the initial
+        ones at the price of a larger budget.
+    random_state : int, default=0
+        Seed of the rounding; the result is deterministic for a seed.
+    stratify : list of str or "auto", optional
+        ``"l0"``: columns that also order the records within their target cells before the systematic
+        rounding (through the first principal component of their ranks), so that the subset keeps their
+        distribution too; ``"auto"``: every column no target uses. Default: target cells and values only.
+    force : bool, default=False
+        Keep the best weights with a warning instead of raising when the tolerance cannot be met.
+
+    Attributes
+    ----------
+    result_ : CalibrationResult
+        Weights (mostly exact zeros), report and summary (``n_nonzero``, ``max_rel_error``,
+        ``mean_rel_error``, ``seconds``).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"region": rng.integers(0, 4, 2000), "sex": rng.integers(0, 2, 2000), "weight": 10.0})
+    >>> targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
+    >>> sc = SparseCalibrator(max_records=100).fit(df, targets, weight_col="weight")
+    >>> int((sc.weights > 0).sum()), bool(sc.summary["max_rel_error"] < 1e-8)
+    (100, True)
+    """
+
+    def __init__(
+        self,
+        max_records: int | None = None,
+        *,
+        tolerance: float = 0.005,
+        method: str = "l0",
+        bounds: tuple[float, float] | None = None,
+        random_state: int = 0,
+        stratify: str | Sequence[str] | None = None,
+        force: bool = False,
+    ) -> None:
+        self.max_records = max_records
+        self.tolerance = tolerance
+        self.method = method
+        self.bounds = bounds
+        self.random_state = random_state
+        self.stratify = stratify
+        self.force = force
+
+    def _check_params(self) -> None:
+        if self.method not in ("l0", "l1"):
+            raise DataValidationError(f"The 'method' parameter must be 'l0' or 'l1'. Got {self.method!r} instead.")
+        if self.max_records is not None and not (isinstance(self.max_records, (int, np.integer)) and self.max_records >= 1):
+            raise DataValidationError(
+                f"The 'max_records' parameter must be an int >= 1 or None. Got {self.max_records!r} instead."
+            )
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance > 0):
+            raise DataValidationError(f"The 'tolerance' parameter must be > 0. Got {self.tolerance!r} instead.")
+        lo, hi = (0.0, math.inf) if self.bounds is None else self.bounds
+        if not (0 <= lo < 1 < hi):
+            raise DataValidationError(f"The 'bounds' parameter must satisfy 0 <= lower < 1 < upper. Got {self.bounds!r}.")
+
+    # ------------------------------------------------------------------ solvers
+    def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
+        """Weights on the kept units (raking from ``base``), and the max relative target error."""
+        x = design.x[keep]
+        totals = design.totals
+        bounds = (0.0, math.inf) if self.bounds is None else self.bounds
+        sol = newton_dual(x, base, totals, raking, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
+        if not sol.converged:
+            tol_j = np.full(len(totals), self.tolerance / 3)
+            penalty = base.sum() / (tol_j * (1.0 + np.abs(totals))) ** 2
+            sol = newton_dual(x, base, totals, raking, bounds, tol=1e-9, max_iter=100, penalty=penalty)
+        w = base * sol.g
+        err = float(np.max(relative_errors(x.T @ w, totals))) if len(totals) else 0.0
+        return w, err
+
+    def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
+        n = len(design.d)
+        rng = np.random.default_rng(self.random_state)
+        order = _balanced_order(design.x, rng, extra)
+        u = rng.random()
+
+        def attempt(core: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+            """Calibrated weights of ``core`` plus a balanced sample, ``k`` units in all."""
+            pi = inclusion_probabilities(np.where(core, 0.0, design.d), k - int(core.sum()))
+            keep = core.copy()
+            keep[order[_systematic(pi[order], np.random.default_rng(int(u * 2**31)))]] = True
+            idx = np.flatnonzero(keep)
+            pi_all = inclusion_probabilities(design.d, len(idx))
+            w_keep, err = self._calibrate_subset(design, idx, design.d[idx] / np.maximum(pi_all[idx], 1e-12))
+            w = np.zeros(n)
+            w[idx] = w_keep
+            return w, err
+
+        no_core = np.zeros(n, dtype=bool)
+        cost = None
+        if self.max_records is not None and self.max_records < n:
+            w, err = attempt(no_core, int(self.max_records))  # a balanced sample alone often suffices
+            if err <= self.tolerance:
+                return w, err, int(self.max_records)
+            cost = np.where(w > 0, 0.01, 1.0) / design.d  # core records from that sample where possible
+        # a feasible core: the LP vertex support (at most one record per independent target)
+        w_lp, _, n_core = self._fit_l1(design, cost)
+        k = n_core if self.max_records is None else min(int(self.max_records), n)
+        if k < n_core:
+            _, best = attempt(np.zeros(n, dtype=bool), k)
+            raise DataValidationError(
+                f"max_records={k} is below the {n_core} records the targets need within tolerance "
+                f"{self.tolerance:g} (the support of the linear-programming vertex); a balanced sample of {k} "
+                f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
+            )
+        w, err = attempt(w_lp > 0, k)
+        if err > self.tolerance and cost is not None:  # the plain vertex as the core instead
+            w_lp2, _, n_core2 = self._fit_l1(design)
+            if n_core2 <= k:
+                w2, err2 = attempt(w_lp2 > 0, k)
+                if err2 < err:
+                    w, err = w2, err2
+        return w, err, k
+
+    def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+        t, tol = design.totals, self.tolerance
+        slack = tol * np.abs(t) * (1 - 1e-6)
+        cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
+        res = milp(1.0 / design.d if cost is None else cost, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
+        if res.status != 0 or res.x is None:
+            best = _best_tolerance(design)
+            raise ConvergenceError(
+                f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
+                f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
+                "the tolerance to at least that."
+            )
+        w = np.where(res.x > 1e-9 * design.d, res.x, 0.0)
+        err = float(np.max(relative_errors(design.x.T @ w, t)))
+        return w, err, int((w > 0).sum())
+
+    # ------------------------------------------------------------------ public API
+    def fit(
+        self,
+        candidates: pd.DataFrame,
+        targets: Targets | Sequence[Target] | pd.DataFrame | Mapping,
+        weight_col: str = "weight",
+        *,
+        household_col: str | None = None,
+    ) -> SparseCalibrator:
+        """Selects and weights a sparse subset of ``candidates`` (households with ``household_col``).
+
+        Returns
+        -------
+        self : SparseCalibrator
+        """
+        start = time.perf_counter()
+        self._check_params()
+        tg = as_targets(targets)
+        design = build_design(candidates, tg, weight_col, household_col)
+        if self.method == "l1":
+            w, err, budget = self._fit_l1(design)
+            if self.max_records is not None and budget > self.max_records:
+                raise DataValidationError(
+                    f"The 'l1' vertex keeps {budget} records, more than max_records={self.max_records}; use "
+                    "method='l0' for a budget, or raise max_records."
+                )
+        else:
+            if self.stratify == "auto":
+                strat = _untargeted_columns(candidates, tg, weight_col, household_col)
+            else:
+                strat = list(self.stratify or [])
+            missing = [c for c in strat if c not in candidates.columns]
+            if missing:
+                raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
+            w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+        rel = relative_errors(design.x.T @ w, design.totals)
+        nz = w > 0
+        summary: dict[str, Any] = {
+            "method": self.method,
+            "n_nonzero": int(nz.sum()),
+            "n_candidates": len(w),
+            "budget": budget,
+            "max_rel_error": float(rel.max()) if len(rel) else 0.0,
+            "mean_rel_error": float(rel.mean()) if len(rel) else 0.0,
+            "tolerance": self.tolerance,
+            "within_tolerance": bool(err <= self.tolerance * (1 + 1e-9)),
+            "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
+            "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
+            "met_rtol": self.tolerance,
+            "seconds": time.perf_counter() - start,
+        }
+        if not summary["within_tolerance"]:
+            msg = (
+                f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records reaches a max relative "
+                f"target error of {err:.3g} > tolerance {self.tolerance:g} (best achievable with this budget); "
+                "raise max_records or the tolerance."
+            )
+            if not self.force:
+                raise ConvergenceError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        self.result_ = CalibrationResult(
+            weights=pd.Series(w, index=design.units, name="weight"),
+            record_weights=pd.Series(w[design.record_unit], index=candidates.index, name="weight"),
+            initial_weights=pd.Series(design.d, index=design.units, name="initial_weight"),
+            summary=summary,
+            design=design,
+            solver=None,
+        )
+        logger.info("sparse calibration kept %d of %d units (max rel error %.2e)", nz.sum(), len(w), err)
+        return self
+
+    def frontier(
+        self,
+        candidates: pd.DataFrame,
+        targets: Targets | Sequence[Target] | pd.DataFrame | Mapping,
+        sizes: Sequence[int],
+        weight_col: str = "weight",
+        *,
+        household_col: str | None = None,
+        holdout: Targets | None = None,
+    ) -> pd.DataFrame:
+        """Kept records vs error on the fitted targets and on held-out targets, one row per size.
+
+        Parameters
+        ----------
+        sizes : list of int
+            Budgets to try (``max_records``).
+        holdout : Targets, optional
+            Targets *not* used in fitting; default :func:`default_holdout` (margins and deciles of every
+            untargeted column at their initial-weight values).
+
+        Returns
+        -------
+        DataFrame
+            ``size``, ``kept``, ``max_rel_error``, ``mean_rel_error``, ``holdout_max_rel_error``,
+            ``holdout_mean_rel_error``, ``seconds`` (``error`` holds the message where a size fails).
+        """
+        tg = as_targets(targets)
+        if holdout is None:
+            holdout = default_holdout(candidates, tg, weight_col, household_col)
+        hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None
+        rows = []
+        for size in sizes:
+            est = SparseCalibrator(
+                int(size),
+                tolerance=self.tolerance,
+                method=self.method,
+                bounds=self.bounds,
+                random_state=self.random_state,
+                force=True,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                try:
+                    est.fit(candidates, tg, weight_col, household_col=household_col)
+                except (DataValidationError, ConvergenceError) as exc:
+                    rows.append({"size": int(size), "error": str(exc)})
+                    continue
+            s = est.summary
+            row = {
+                "size": int(size),
+                "kept": s["n_nonzero"],
+                "max_rel_error": s["max_rel_error"],
+                "mean_rel_error": s["mean_rel_error"],
+                "seconds": s["seconds"],
+            }
+            if hold is not None:
+                rel = relative_errors(hold.x.T @ est.weights.to_numpy(), hold.totals)
+                row["holdout_max_rel_error"] = float(rel.max())
+                row["holdout_mean_rel_error"] = float(rel.mean())
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ fitted shortcuts
+    def _check_is_fitted(self) -> CalibrationResult:
+        if not hasattr(self, "result_"):
+            raise NotFittedError("This SparseCalibrator is not fitted yet; call 'fit' first.")
+        return self.result_
+
+    @property
+    def weights(self) -> pd.Series:
+        """Weights per unit, mostly exact zeros."""
+        return self._check_is_fitted().weights
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Fit diagnostics (``n_nonzero``, ``max_rel_error``, ``mean_rel_error``, ``seconds``, ...)."""
+        return self._check_is_fitted().summary
+
+    def report(self) -> pd.DataFrame:
+        """Per-target report of the sparse weights."""
+        r = self._check_is_fitted()
+        return target_report(r.design, r.weights.to_numpy(), self.tolerance)

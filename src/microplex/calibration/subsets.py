@@ -1,0 +1,163 @@
+"""Sampling helpers for sparse reweighting: balanced ordering, systematic rounding, held-out targets.
+
+Pure functions of the design (and the candidate records); :class:`~microplex.calibration.SparseCalibrator`
+assembles them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .design import Design
+from .targets import Target, Targets
+
+__all__ = ["inclusion_probabilities", "default_holdout"]
+
+
+def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:
+    """Probabilities proportional to ``d`` summing to ``k``, capped at 1 (capped units are certain).
+
+    Examples
+    --------
+    >>> inclusion_probabilities(np.array([10.0, 1.0, 1.0]), 2).tolist()
+    [1.0, 0.5, 0.5]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    pi = np.zeros_like(d)
+    free = d > 0
+    certain = np.zeros_like(free)
+    for _ in range(100):
+        rest = k - certain.sum()
+        if rest <= 0 or not free.any():
+            break
+        pi[free] = rest * d[free] / d[free].sum()
+        over = free & (pi >= 1.0)
+        if not over.any():
+            break
+        certain |= over
+        free &= ~over
+    pi[certain] = 1.0
+    return pi
+
+
+def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator, extra: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Units sorted by their target cells (row entries in order), then by ``extra`` keys (stratifying
+    columns), then by their values, ties at random.
+
+    Systematic rounding along this order is implicit stratification: every cell, and within a cell
+    every range of the stratifying columns, keeps its share of the sample.
+    """
+    n = x.shape[0]
+    nnz = np.diff(x.indptr)
+    kmax = int(min(nnz.max(initial=0), 4))
+    starts = x.indptr[:-1]
+    idx_keys, val_keys = [], []
+    for a in range(kmax):
+        has = nnz > a
+        key = np.full(n, -1, dtype=np.int64)
+        key[has] = x.indices[starts[has] + a]
+        idx_keys.append(key)
+        val = np.zeros(n)
+        val[has] = x.data[starts[has] + a]
+        if np.ptp(val) > 0:
+            val_keys.append(val)
+    keys = [rng.random(n), *reversed(val_keys), *reversed(list(extra)), *reversed(idx_keys)]
+    return np.lexsort(keys)  # the last key is the primary one
+
+
+def _stratifiers(candidates: pd.DataFrame, design: Design, columns: Sequence[str]) -> list[np.ndarray]:
+    """One per-unit sort key from stratifying columns: the first principal component of their ranks.
+
+    Units take their first record's values; categories are ranked by frequency; missing values rank in
+    the middle.
+    """
+    first = np.full(len(design.d), len(candidates), dtype=np.int64)
+    np.minimum.at(first, design.record_unit, np.arange(len(candidates)))
+    cols = []
+    for col in columns:
+        s = candidates[col].iloc[first]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(dtype=np.float64)
+        else:  # categories ordered by frequency
+            codes, uniq = pd.factorize(s)
+            freq = np.bincount(codes[codes >= 0], minlength=len(uniq)).astype(np.float64)
+            v = np.where(codes >= 0, np.argsort(np.argsort(-freq))[np.maximum(codes, 0)], np.nan).astype(np.float64)
+        r = pd.Series(v).rank(pct=True).to_numpy()
+        cols.append(np.where(np.isnan(r), 0.5, r))
+    if not cols:
+        return []
+    z = np.column_stack(cols)
+    z = z - z.mean(0)
+    sd = z.std(0)
+    z = z[:, sd > 0] / sd[sd > 0]
+    if z.shape[1] == 0:
+        return []
+    _, _, vt = np.linalg.svd(z[:: max(1, len(z) // 20000)], full_matrices=False)
+    return [z @ vt[0]]
+
+
+def _systematic(pi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Systematic sampling with probabilities ``pi`` (in the given order): a boolean mask."""
+    cum = np.cumsum(pi) - rng.random()
+    hit = np.floor(cum)
+    prev = np.concatenate([[-1.0], hit[:-1]])
+    return hit > prev
+
+
+def _untargeted_columns(candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None) -> list[str]:
+    """Columns no target uses (nor the weight and household id): what a subset should keep."""
+    used = {weight_col, household_col}
+    for t in targets:
+        used.update(t.filters)
+        used.add(t.variable)
+    return [c for c in candidates.columns if c not in used]
+
+
+def default_holdout(
+    candidates: pd.DataFrame,
+    targets: Targets,
+    weight_col: str,
+    household_col: str | None = None,
+    *,
+    max_categories: int = 20,
+) -> Targets:
+    """Held-out targets: margins of every column the targets do not use, at their initial-weight values.
+
+    Categorical columns (at most ``max_categories`` values) give one count per category; numeric columns
+    give counts per weighted decile. Columns with missing values are skipped.
+    """
+    used = {weight_col, household_col}
+    for t in targets:
+        used.update(t.filters)
+        used.add(t.variable)
+    w = candidates[weight_col].to_numpy(dtype=np.float64)
+    out: list[Target] = []
+    for col in candidates.columns:
+        if col in used:
+            continue
+        s = candidates[col]
+        if s.isna().any():
+            continue
+        values = s.unique()
+        if len(values) <= max_categories:
+            sums = pd.Series(w).groupby(s.to_numpy()).sum()
+            out.extend(Target(v, filters={col: k}, name=f"holdout[{col} == {k!r}]") for k, v in sums.items())
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(dtype=np.float64)
+            order = np.argsort(v, kind="stable")
+            cw = np.cumsum(w[order]) / w.sum()
+            edges = np.unique(v[order][np.searchsorted(cw, np.linspace(0.1, 0.9, 9))])
+            edges = np.concatenate([[-math.inf], edges, [math.inf]])
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                mask = (v >= lo) & (v < hi)
+                if mask.any():
+                    iv = pd.Interval(lo, hi, closed="left")
+                    out.append(Target(float(w[mask].sum()), filters={col: iv}, name=f"holdout[{col} in {iv}]"))
+    return Targets(out)
+
+
