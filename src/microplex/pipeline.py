@@ -184,8 +184,10 @@ class _Stage:
 
 def _output_hash(path: Path) -> str:
     """Hash of a stage file; for a streamed dataset folder, of its manifest."""
-    if path.is_dir() and (path / "_manifest.json").exists():
-        return file_sha256(path / "_manifest.json")
+    from .scale.writer import MANIFEST_NAME
+
+    if path.is_dir() and (path / MANIFEST_NAME).exists():
+        return file_sha256(path / MANIFEST_NAME)
     return file_sha256(path) if path.exists() else ""
 
 
