@@ -11,7 +11,8 @@ in. The dual is solved by damped Newton iterations whose only data-dependent qua
 are sums over records, so each is a sum of per-partition sums. As the weights depend on a
 record only through its cell (its categories in every margin), the dataset is first reduced,
 in one pass, to initial-weight totals per observed cell (a per-partition group-by, combined in
-a tree); Newton then runs on the cell table in memory. When there are more than
+a tree); the cell table is then solved in memory by the calibration engine's solver
+(:func:`microplex.calibration.solver.newton_dual`, raking distance). When there are more than
 ``max_cells`` cells, each Newton iteration instead makes one pass over the partitions.
 
 The convergence test is R survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``.
@@ -25,7 +26,6 @@ Deville, J.-C. and Sarndal, C.-E. (1992). Calibration estimators in survey sampl
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -218,6 +218,22 @@ def _newton(evaluate, margins: _Margins, tol: float, max_iter: int) -> tuple[np.
     return lam, misfit < tol, n_iter, misfit, initial, achieved
 
 
+def _solve_cells(codes: np.ndarray, dsum: np.ndarray, margins: _Margins, tol: float, max_iter: int):
+    """The calibration engine's Newton solver on the (cells x targets) design."""
+    import scipy.sparse as sp
+
+    from ..calibration.distances import get_distance
+    from ..calibration.solver import newton_dual
+
+    rows, cols = np.nonzero(codes >= 0)
+    x = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, codes[rows, cols])), shape=(len(codes), margins.m)
+    )
+    initial = x.T @ dsum
+    res = newton_dual(x, dsum, margins.totals, get_distance("raking"), tol=tol, max_iter=max_iter)
+    return res.lam, bool(res.converged), int(res.n_iter), float(res.max_misfit), initial, np.asarray(res.achieved)
+
+
 def _finish(lam, converged, n_iter, misfit, initial, achieved, margins, n_cells, weight_col, force) -> RakingResult:
     t = margins.totals
     report = pd.DataFrame(
@@ -254,7 +270,7 @@ def rake_frame(
     mg = _Margins(margins)
     codes, d = _frame_part(frame, mg, weight_col)
     cells, dsum = _cells(codes, d)
-    out = _newton(lambda lam: _stats(cells, dsum, lam), mg, tol, max_iter)
+    out = _solve_cells(cells, dsum, mg, tol, max_iter)
     return _finish(*out, mg, len(cells), weight_col, force)
 
 
@@ -322,7 +338,7 @@ def rake_dataset(
     if cells is not None and len(cells[0]) <= max_cells:
         codes, dsum = cells
         logger.info("Raking %s: %d observed cells, solved in memory.", path, len(codes))
-        out = _newton(lambda lam: _stats(codes, dsum, lam), mg, tol, max_iter)
+        out = _solve_cells(codes, dsum, mg, tol, max_iter)
         return _finish(*out, mg, len(codes), weight_col, force)
 
     logger.info("Raking %s: one pass over %d partitions per iteration.", path, len(parts))
