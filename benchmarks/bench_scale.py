@@ -52,8 +52,27 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def child(model: str, n: int, out: str, rows_per_file: int, threads: int) -> None:
-    """One generate_dataset run; prints rows, seconds and peak RSS (MiB) as JSON."""
+def _state_cells(synth, n: int):
+    """Counts per (state x training condition pattern): 51 states, ``n`` persons in all."""
+    import numpy as np
+
+    from microplex.scale import CellCounts
+
+    cond = synth.training_conditions_.drop_duplicates().reset_index(drop=True)
+    cells = cond.loc[cond.index.repeat(51)].reset_index(drop=True)
+    cells.insert(0, "state", np.tile(np.arange(1, 52), len(cond)))
+    cells = cells.sort_values(["state"], kind="stable").reset_index(drop=True)
+    counts = np.full(len(cells), n // len(cells))
+    counts[: n - counts.sum()] += 1
+    return CellCounts(cells.assign(count=counts))
+
+
+def child(model: str, n: int, out: str, rows_per_file: int, threads: int, partition: bool = False) -> None:
+    """One generate_dataset run; prints rows, seconds and peak RSS (MiB) as JSON.
+
+    With ``partition``, conditions are counts per state x condition cell and the output is
+    hive-partitioned by state.
+    """
     import torch
 
     from microplex import Synthesizer
@@ -66,7 +85,11 @@ def child(model: str, n: int, out: str, rows_per_file: int, threads: int) -> Non
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
-    manifest = generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, progress=False)
+    if partition:
+        manifest = generate_dataset(synth, _state_cells(synth, n), path=out, rows_per_file=rows_per_file, seed=0,
+                                    partition_by=["state"], progress=False)
+    else:
+        manifest = generate_dataset(synth, n=n, path=out, rows_per_file=rows_per_file, seed=0, progress=False)
     seconds = time.perf_counter() - start
     rss = _peak_rss_mib()
     size = sum(f["bytes"] for f in manifest["files"])
@@ -95,8 +118,8 @@ def generate_only(model: str, n: int, threads: int) -> float:
     return rate
 
 
-def run_child(model: str, n: int, out: str, rows_per_file: int, threads: int = 0) -> dict:
-    cmd = [sys.executable, __file__, "--child", model, str(n), out, str(rows_per_file), str(threads)]
+def run_child(model: str, n: int, out: str, rows_per_file: int, threads: int = 0, partition: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--child", model, str(n), out, str(rows_per_file), str(threads), str(int(partition))]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -158,6 +181,12 @@ def main() -> None:
     rows.append(("generate_dataset to Parquet", "1 process (1 torch thread)", f"{one['rows'] / one['seconds']:,.0f}",
                  f"{one['rows'] / one['cpu_seconds']:,.0f} rows/CPU-s, {one['peak_rss_mib']:,.0f} MiB peak RSS"))
     print(rows[-1], flush=True)
+    part = run_child(model, int(args.n), str(out / "part"), rpf, threads=1, partition=True)
+    rows.append(("generate_dataset to Parquet, CellCounts, partition_by=['state'] (51)", "1 process (1 torch thread)",
+                 f"{part['rows'] / part['seconds']:,.0f}",
+                 f"{part['rows'] / part['cpu_seconds']:,.0f} rows/CPU-s, {part['peak_rss_mib']:,.0f} MiB peak RSS, "
+                 f"{part['files']} files"))
+    print(rows[-1], flush=True)
     dask_rates = {}
     for w in args.dask_workers:
         r, per_cpu = dask_rate(model, int(args.dask_n), str(out / f"dask{w}"), w, max(int(args.dask_n) // (4 * w), 1))
@@ -196,6 +225,7 @@ def _duration(seconds: float) -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
+              len(sys.argv) > 7 and sys.argv[7] == "1")
     else:
         main()
