@@ -145,6 +145,8 @@ def generate(
     partition_by: str = typer.Option("", help="Comma-separated partition columns: stream a dataset folder."),
     rows_per_file: int = typer.Option(5_000_000, help="Rows per Parquet file when streaming."),
     stream: bool = typer.Option(False, help="Stream to a Parquet dataset folder with flat memory."),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address: generate on that cluster."),
+    torch_threads: int | None = typer.Option(None, help="Torch threads per process when streaming."),
     seed: int = typer.Option(0),
 ) -> None:
     """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
@@ -157,9 +159,19 @@ def generate(
         if stream or partition_by:
             from .scale import generate_dataset
 
-            cond = read_table(conditions) if conditions else None
+            # Parquet conditions stream by row group; other formats are read into memory.
+            cond = None
+            if conditions is not None:
+                parquet = conditions.is_dir() or conditions.suffix.lower() in (".parquet", ".pq")
+                cond = str(conditions) if parquet else read_table(conditions)
+            client = None
+            if scheduler:
+                from dask.distributed import Client
+
+                client = Client(scheduler)
             generate_dataset(synth, conditions=cond, n=None if n is None else int(n), path=out,
-                             partition_by=_split(partition_by) or None, rows_per_file=rows_per_file, seed=seed)
+                             partition_by=_split(partition_by) or None, rows_per_file=rows_per_file, seed=seed,
+                             client=client, torch_threads=torch_threads)
             typer.echo(f"Wrote a Parquet dataset to {out}")
             return
         result = synth.generate(read_table(conditions), seed=seed) if conditions else synth.sample(int(n), seed=seed)
