@@ -18,6 +18,8 @@ from ._errors import (
 )
 from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
 
+from .synthesis import Synthesizer, VariableSpec
+
 try:
     __version__ = version("microplex")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -34,5 +36,7 @@ __all__ = [
     "DataValidationError",
     "MicroplexError",
     "NotFittedError",
+    "Synthesizer",
+    "VariableSpec",
     "__version__",
 ]

@@ -1,0 +1,447 @@
+"""Peer benchmark: every synthesizer on the real extracts, one protocol, one results table.
+
+Protocol
+--------
+For each dataset and seed: a fixed 80/20 train/holdout split (``numpy.random.default_rng(seed)``
+permutation); each method is fitted on the training rows with its default settings and asked
+for one synthetic record per holdout record, conditionally on the holdout conditions where the
+method supports it (unconditionally otherwise: it then synthesizes the conditions too). The
+synthetic file is scored against the holdout with ``microplex.evaluation`` (weighted by the
+holdout weights where the dataset has weights), privacy against the training rows. The
+real-vs-real floor is a random subset of training rows of the holdout's size scored the same way.
+Each run happens in a fresh subprocess, so peak memory is that process's peak RSS.
+
+Usage
+-----
+    /work/bench-venv/bin/python benchmarks/bench_synthesizers.py            # everything
+    ... --quick                                        # smoke run (fewer rows and epochs)
+    ... --methods cart qrf --datasets cps1 --seeds 0   # a subset; results are appended
+    ... --report-only                                  # rebuild the markdown from the raw runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+DATA = ROOT.parent / "shared" / "data"
+RAW = ROOT / "benchmarks" / "results" / "raw" / "synthesizers.jsonl"
+OUT = ROOT / "benchmarks" / "results" / "synthesizers.md"
+FLOOR = "real_vs_real_floor"
+
+
+# --------------------------------------------------------------------------- datasets
+def _csv(name: str) -> pd.DataFrame:
+    path = DATA / name
+    if path.exists():
+        return pd.read_csv(path)
+    from microplex.datasets import load_dataset
+
+    return load_dataset({"cps1_earnings.csv": "cps1", "cps1988_wages.csv": "cps1988", "acs12.csv": "acs12",
+                         "eusilc.csv": "eusilc"}[name])
+
+
+def load_cps1():
+    df = _csv("cps1_earnings.csv")
+    return df, ["re74", "re75", "re78"], ["age", "educ", "black", "hisp", "marr", "nodeg"], None
+
+
+def load_cps1988():
+    df = _csv("cps1988_wages.csv")
+    return df, ["wage"], ["education", "experience", "ethnicity", "smsa", "region", "parttime"], None
+
+
+def load_acs12():
+    df = _csv("acs12.csv")
+    df = df.dropna(subset=["income", "edu", "employment"]).copy()
+    df["hrs_work"] = df["hrs_work"].fillna(0.0)  # not working: 0 hours
+    cols = ["age", "gender", "edu", "race", "employment", "income", "hrs_work"]
+    return df[cols].reset_index(drop=True), ["income", "hrs_work"], ["age", "gender", "edu", "race", "employment"], None
+
+
+def load_eusilc():
+    df = _csv("eusilc.csv")
+    df = df[df["age"] >= 16].copy()  # persons with income components
+    df["pl030"] = df["pl030"].astype(int).astype(str)
+    targets = ["py010n", "py050n", "py090n", "py100n"]
+    conds = ["age", "rb090", "db040", "pl030"]
+    return df[conds + targets + ["rb050"]].reset_index(drop=True), targets, conds, "rb050"
+
+
+DATASETS = {"cps1": load_cps1, "cps1988": load_cps1988, "acs12": load_acs12, "eusilc": load_eusilc}
+DATASET_NOTES = {
+    "cps1": "cps1 earnings (15,992 rows): targets re74, re75, re78 | conditions age, educ, black, hisp, marr, nodeg; unweighted",
+    "cps1988": "CPS 1988 wages (28,155 rows): target wage | conditions education, experience, ethnicity, smsa, region, parttime; unweighted",
+    "acs12": "ACS 2012 (rows with income, edu and employment known; hrs_work missing -> 0): targets income, hrs_work | conditions age, gender, edu, race, employment; unweighted",
+    "eusilc": "EU-SILC AT persons aged 16+ (11,896 rows): targets py010n, py050n, py090n, py100n | conditions age, rb090, db040, pl030; weight rb050",
+}
+
+
+# --------------------------------------------------------------------------- methods
+def epochs_for(name: str, quick: bool, nn_epochs: int | None, flow_epochs: int | None) -> int | None:
+    """Epochs a method is run with (None: the library default, 300 for CTGAN/TVAE)."""
+    if name in ("sdv_ctgan", "sdv_tvae"):
+        return nn_epochs if nn_epochs is not None else (30 if quick else None)
+    if name.startswith("microplex_"):
+        return flow_epochs if flow_epochs is not None else (5 if quick else None)
+    return None
+
+
+def variant(name: str, epochs: int | None) -> str:
+    return name if epochs is None else f"{name} [epochs={epochs}]"
+
+
+def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool = False):
+    nn_epochs = epochs
+    if name == "microplex_maf":
+        from peers.microplex_methods import MicroplexMethod
+        return MicroplexMethod("maf", targets, conds, epochs=epochs)
+    if name == "microplex_nsf":
+        from peers.microplex_methods import MicroplexMethod
+        return MicroplexMethod("nsf", targets, conds, epochs=epochs)
+    if name == "sdv_gaussian_copula":
+        from peers.sdv_methods import SDVMethod
+        return SDVMethod("gaussian_copula", targets, conds, conditional=True)
+    if name == "sdv_gaussian_copula_uncond":
+        from peers.sdv_methods import SDVMethod
+        return SDVMethod("gaussian_copula", targets, conds, conditional=False)
+    if name == "sdv_ctgan":
+        from peers.sdv_methods import SDVMethod
+        return SDVMethod("ctgan", targets, conds, conditional=False, epochs=nn_epochs, enable_gpu=gpu)
+    if name == "sdv_tvae":
+        from peers.sdv_methods import SDVMethod
+        return SDVMethod("tvae", targets, conds, conditional=False, epochs=nn_epochs, enable_gpu=gpu)
+    if name == "synthpop_cart":
+        from peers.cart import SequentialCART
+        return SequentialCART(targets, conds)
+    if name == "qrf_sequential":
+        from peers.qrf import SequentialQRF
+        return SequentialQRF(targets, conds)
+    raise ValueError(f"Unknown method {name!r}; expected one of {METHODS}.")
+
+
+METHODS = ["microplex_maf", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
+           "sdv_tvae", "synthpop_cart", "qrf_sequential"]
+METHOD_NOTES = {
+    "microplex_maf": "microplex.Synthesizer(flow='maf'), library defaults, survey weights in fit; conditional",
+    "microplex_nsf": "microplex.Synthesizer(flow='nsf'), library defaults, survey weights in fit; conditional",
+    "sdv_gaussian_copula": "SDV GaussianCopulaSynthesizer, defaults; conditional via sample_remaining_columns",
+    "sdv_gaussian_copula_uncond": "SDV GaussianCopulaSynthesizer, defaults; unconditional sample()",
+    "sdv_ctgan": "SDV CTGANSynthesizer; unconditional sample() (SDV's conditional sampling is reject sampling, impractical with numeric conditions)",
+    "sdv_tvae": "SDV TVAESynthesizer; unconditional sample() (as CTGAN)",
+    "synthpop_cart": "sequential CART, synthpop visit sequence and defaults (minbucket 5, no pruning, no smoothing), weighted fit and donor draw; conditional",
+    "qrf_sequential": "sequential quantile-regression forests (quantile-forest defaults: 100 trees), random quantile per record, weighted fit; conditional",
+    FLOOR: "a random subset of training rows of the holdout's size (the real-vs-real floor)",
+}
+
+
+# --------------------------------------------------------------------------- one run
+def split(df: pd.DataFrame, seed: int, quick: bool):
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(df))
+    if quick:
+        idx = idx[: min(len(idx), 3000)]
+    n_train = int(round(0.8 * len(idx)))
+    return df.iloc[idx[:n_train]].reset_index(drop=True), df.iloc[idx[n_train:]].reset_index(drop=True)
+
+
+def target_pair_scores(real, synth, wr, ws, targets) -> dict[str, float]:
+    """Pair metrics restricted to pairs with at least one target (condition pairs are copied
+    verbatim by conditional methods and would flatter them)."""
+    from microplex.evaluation.metrics import contingency_similarity, weighted_corr
+
+    num = [c for c in real.columns if pd.api.types.is_numeric_dtype(real[c])]
+    cr, cs = weighted_corr(real[num], wr), weighted_corr(synth[num], ws)
+    diff = (cr - cs).abs()
+    tnum = [t for t in targets if t in num]
+    corr = float(diff.loc[tnum].to_numpy().max()) if tnum and len(num) > 1 else float("nan")
+    pairs = [(a, b) for i, a in enumerate(real.columns) for b in list(real.columns)[i + 1:] if a in targets or b in targets]
+    cont = [contingency_similarity(real, synth, [a, b], wr, ws) for a, b in pairs]
+    return {"correlation_error": corr, "contingency_similarity": float(np.mean(cont)) if cont else float("nan")}
+
+
+def summarize(scores: pd.DataFrame, targets: list[str]) -> dict[str, float]:
+    s = scores.set_index(["metric", "variable", "subgroup"])["value"]
+
+    def over_targets(metric: str) -> float:
+        vals = [s.get((metric, t, "all"), np.nan) for t in targets]
+        vals = [v for v in vals if pd.notna(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    sub = scores[(scores["metric"] == "subgroup_ks_mean") & scores["variable"].isin(targets)]["value"]
+    return {
+        "ks_mean": over_targets("ks"),
+        "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
+        "wasserstein_scaled": over_targets("wasserstein_scaled"),
+        "zero_share_error": over_targets("zero_share_error"),
+        "quantile_error_max": over_targets("quantile_error_max"),
+        "tail_error_p99": over_targets("quantile_error_p99"),
+        "subgroup_ks": float(sub.mean()) if len(sub) else float("nan"),
+        "correlation_error": float(s.get(("correlation_max_abs_error", "all", "all"), np.nan)),
+        "spearman_error": float(s.get(("spearman_max_abs_error", "all", "all"), np.nan)),
+        "contingency_similarity": float(s.get(("contingency_similarity", "all", "all"), np.nan)),
+        "pmse": float(s.get(("pmse", "all", "all"), np.nan)),
+    }
+
+
+def device_name(gpu: bool) -> str:
+    import os
+
+    if gpu:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)} + {os.cpu_count()} CPU cores"
+    return f"CPU, {os.cpu_count()} cores"
+
+
+def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | None = None, gpu: bool = False) -> dict:
+    import os
+    import resource
+    import warnings
+
+    os.environ["TQDM_DISABLE"] = "1"
+
+    record = {"dataset": dataset, "method": method, "variant": variant(method, epochs), "epochs": epochs,
+              "seed": seed, "quick": quick, "device": device_name(gpu)}
+    try:
+        df, targets, conds, wcol = DATASETS[dataset]()
+        train, holdout = split(df, seed, quick)
+        cols = conds + targets
+        t0 = time.perf_counter()
+        if method == FLOOR:
+            synth = train.sample(len(holdout), random_state=seed).reset_index(drop=True)
+            ws = None if wcol is None else synth[wcol].to_numpy()
+            fit_s = gen_s = float("nan")
+            conditional = None
+        else:
+            try:
+                model = make_method(method, targets, conds, epochs, gpu)
+            except ImportError as exc:
+                return {**record, "status": "unavailable", "error": f"{type(exc).__name__}: {exc}"}
+            model.fit(train[cols + ([wcol] if wcol else [])], weight_col=wcol, seed=seed)
+            fit_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            synth = model.generate(holdout[cols], seed=seed + 1000)
+            gen_s = time.perf_counter() - t1
+            conditional = bool(model.conditional)
+            ws = holdout[wcol].to_numpy() if (wcol and conditional) else None
+            if len(synth) != len(holdout):
+                raise RuntimeError(f"{method} returned {len(synth)} rows for {len(holdout)} conditions")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        from microplex.evaluation import fidelity_scores, privacy_summary
+
+        wh = None if wcol is None else holdout[wcol].to_numpy()
+        synth_cols = synth[cols].copy()
+        for c in cols:  # same dtype family as the real data
+            if pd.api.types.is_numeric_dtype(holdout[c]):
+                synth_cols[c] = pd.to_numeric(synth_cols[c], errors="coerce")
+        scores, _ = fidelity_scores(holdout[cols], synth_cols, wh, ws, conditions=conds, pairs=False,
+                                    random_state=seed)
+        record.update(summarize(scores, targets))
+        record.update(target_pair_scores(holdout[cols], synth_cols, wh, ws, targets))
+        if method != FLOOR:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                priv = privacy_summary(train[cols], synth_cols, holdout[cols], random_state=seed)
+            record.update({"dcr_ratio": priv["dcr_ratio"], "exact_copy_rate": priv["exact_copy_rate_synthetic"],
+                           "exact_copy_rate_holdout": priv["exact_copy_rate_holdout"]})
+        record.update({"status": "ok", "conditional": conditional, "n_train": len(train), "n_holdout": len(holdout),
+                       "fit_s": fit_s, "rows_per_s": len(holdout) / gen_s if gen_s == gen_s and gen_s > 0 else float("nan"),
+                       "peak_rss_mb": peak_mb})
+    except Exception as exc:  # noqa: BLE001 - a failing method is a result, not a crash
+        record.update({"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                       "traceback": traceback.format_exc()[-2000:]})
+    return record
+
+
+def run_isolated(dataset: str, method: str, seed: int, quick: bool, epochs: int | None, timeout: float | None,
+                 gpu: bool = False) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        job = pool.apply_async(run_one, (dataset, method, seed, quick, epochs, gpu))
+        try:
+            return job.get(timeout=timeout)
+        except mp.TimeoutError:
+            pool.terminate()
+            return {"dataset": dataset, "method": method, "variant": variant(method, epochs), "epochs": epochs,
+                    "seed": seed, "quick": quick, "status": "timeout",
+                    "error": f"exceeded {timeout} s"}
+
+
+# --------------------------------------------------------------------------- report
+COLUMNS = [
+    ("ks_mean", "KS", "lower"), ("wasserstein_scaled", "W1/sd", "lower"), ("zero_share_error", "zero-share err", "lower"),
+    ("quantile_error_max", "max q-err/sd", "lower"), ("subgroup_ks", "subgroup KS", "lower"),
+    ("correlation_error", "corr err", "lower"), ("contingency_similarity", "contingency", "higher"),
+    ("pmse", "pMSE", "lower"), ("dcr_ratio", "DCR ratio", None), ("exact_copy_rate", "exact copies", None),
+    ("fit_s", "fit s", None), ("rows_per_s", "rows/s", None), ("peak_rss_mb", "peak MB", None),
+]
+
+
+def _fmt(v: float, key: str) -> str:
+    if v != v:
+        return "–"
+    if key in ("fit_s",):
+        return f"{v:.1f}"
+    if key in ("rows_per_s", "peak_rss_mb"):
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if abs(v) >= 0.001 or v == 0 else f"{v:.1e}"
+
+
+def build_markdown(records: list[dict], command: str) -> str:
+    import importlib.metadata as md
+
+    def ver(pkg):
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    lines = ["# Peer benchmark: synthesizers", "",
+             f"Command: `{command}`", "",
+             "Environment: " + ", ".join([f"Python {platform.python_version()}", platform.platform(),
+                                          f"{mp.cpu_count()} CPU cores (shared with other jobs; timings are indicative)"]
+                                         + [f"{p} {ver(p)}" for p in ("numpy", "pandas", "scikit-learn", "torch", "zuko",
+                                                                       "sdv", "ctgan", "quantile-forest", "microplex")]),
+             "",
+             "Protocol: 80/20 train/holdout split per seed; one synthetic record per holdout record; metrics from "
+             "`microplex.evaluation` against the holdout (weighted by the holdout weights where the data have weights; "
+             "KS, W1/sd, zero-share and max quantile error (p1..p99.9, in real sd) are averaged over the target "
+             "variables; subgroup KS is the mean over targets and conditions of the weighted mean within-cell KS; "
+             "corr err is the max abs Pearson correlation error over pairs of numeric columns with at least one target; "
+             "contingency is the mean 2-way contingency similarity (numeric columns in 10 real-quantile bins) over column "
+             "pairs with at least one target; pMSE from out-of-fold gradient-boosting propensities, "
+             "0 = indistinguishable, 0.25 = fully separable). Privacy against the training rows: DCR ratio = median "
+             "distance to closest training record, synthetic / holdout (below 1: closer to training records than fresh "
+             "data); exact copies = share of synthetic records identical to a training record. Cells: mean ± sd over "
+             "seeds (sd omitted with one seed). **Bold** = best method in the column (floor excluded). "
+             "Unconditional methods also synthesize the conditions, so their subgroup KS compares cells of generated "
+             "conditions. Conditional methods are handed the holdout's own conditions while the floor brings its own "
+             "(training) records, so a conditional method can score below the floor on target metrics without being "
+             "better than real data.", ""]
+    df = pd.DataFrame(records)
+    lines += ["## Methods", ""] + [f"- `{k}`: {v}" for k, v in METHOD_NOTES.items()] + [""]
+    for dataset in DATASETS:
+        sub = df[df["dataset"] == dataset] if len(df) else df
+        if not len(sub):
+            continue
+        lines += [f"## {dataset}", "", DATASET_NOTES[dataset], ""]
+        ok = sub[sub["status"] == "ok"]
+        seeds = sorted(ok["seed"].unique().tolist()) if len(ok) else []
+        modes = sorted(set(ok["quick"].tolist())) if len(ok) else []
+        lines.append(f"Seeds: {seeds}; quick mode: {modes}; "
+                     f"train/holdout rows: {int(ok['n_train'].iloc[0]) if len(ok) else '?'}/"
+                     f"{int(ok['n_holdout'].iloc[0]) if len(ok) else '?'}.")
+        lines.append("")
+        header = "| method | mode | " + " | ".join(c[1] for c in COLUMNS) + " |"
+        lines += [header, "|" + "---|" * (len(COLUMNS) + 2)]
+        agg = {}
+        for method, g in ok.groupby("variant", sort=False):
+            for key, _, _ in COLUMNS:
+                vals = g[key].astype(float) if key in g else pd.Series(dtype=float)
+                agg[(method, key)] = (vals.mean(), vals.std() if len(vals) > 1 else float("nan"), len(vals))
+        best = {}
+        for key, _, direction in COLUMNS:
+            if direction is None:
+                continue
+            cand = {m: agg[(m, key)][0] for m in ok["variant"].unique() if m != FLOOR and agg[(m, key)][0] == agg[(m, key)][0]}
+            if cand:
+                best[key] = (min if direction == "lower" else max)(cand.values())
+        rank = {m: i for i, m in enumerate([FLOOR] + METHODS)}
+        order = sorted(ok["variant"].unique(), key=lambda v: (rank.get(v.split(" ")[0], 99), v))
+        for method in order:
+            g = ok[ok["variant"] == method]
+            cond = g["conditional"].iloc[0]
+            mode = "floor" if method == FLOOR else ("conditional" if cond else "unconditional")
+            if "device" in g and isinstance(g["device"].iloc[0], str) and g["device"].iloc[0].startswith("GPU"):
+                mode += f"; {g['device'].iloc[0]}"
+            cells = []
+            for key, _, direction in COLUMNS:
+                mean, sd, n = agg[(method, key)]
+                txt = _fmt(mean, key)
+                if sd == sd and key not in ("fit_s", "rows_per_s", "peak_rss_mb", "exact_copy_rate", "dcr_ratio"):
+                    txt += f" ± {_fmt(sd, key)}"
+                if key in best and method != FLOOR and abs(mean - best[key]) <= 1e-12:
+                    txt = f"**{txt}**"
+                cells.append(txt)
+            name = f"*{method}*" if method == FLOOR else method
+            lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+        bad = sub[(sub["status"] != "ok") & ~sub["variant"].isin(set(ok["variant"]))].drop_duplicates(["variant", "status"])
+        if len(bad):
+            lines.append("")
+            for _, r in bad.iterrows():
+                lines.append(f"- `{r['variant']}` {r['status']}: {str(r.get('error', ''))[:300]}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def load_records(path: Path = RAW) -> list[dict]:
+    if not path.exists():
+        return []
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {}
+    for r in recs:  # the latest run of each (dataset, method, seed, quick) wins
+        latest[(r["dataset"], r["variant"], r["seed"], r["quick"])] = r
+    return list(latest.values())
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--methods", nargs="+", default=METHODS + [FLOOR])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--quick", action="store_true", help="smoke run: at most 3,000 rows, 30 epochs for CTGAN/TVAE, 5 for microplex")
+    p.add_argument("--nn-epochs", type=int, default=None, help="epochs for CTGAN/TVAE (default: SDV's 300; 30 with --quick)")
+    p.add_argument("--flow-epochs", type=int, default=None, help="epochs for microplex (default: its own; 5 with --quick)")
+    p.add_argument("--gpu", action="store_true", help="let CTGAN/TVAE use a CUDA GPU when one is present")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per run before it is reported as timed out")
+    p.add_argument("--skip-done", action="store_true", help="skip (dataset, method, seed, mode) runs already in the raw file")
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--raw", type=Path, default=RAW)
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--notes", type=Path, default=None, help="markdown file inserted after the header (findings)")
+    p.add_argument("--command", default=None, help="command line recorded in the results (default: this one)")
+    args = p.parse_args(argv)
+    if args.quick and args.raw == RAW:
+        args.raw, args.out = RAW.with_name("synthesizers_quick.jsonl"), OUT.with_name("synthesizers_quick.md")
+    command = args.command or "python benchmarks/bench_synthesizers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.raw.parent.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        done = {(r["dataset"], r["variant"], r["seed"], r["quick"]) for r in load_records(args.raw) if r["status"] == "ok"}
+        for dataset in args.datasets:
+            for seed in args.seeds:
+                for method in args.methods:
+                    epochs = epochs_for(method, args.quick, args.nn_epochs, args.flow_epochs)
+                    if args.skip_done and (dataset, variant(method, epochs), seed, args.quick) in done:
+                        continue
+                    t = time.perf_counter()
+                    rec = run_isolated(dataset, method, seed, args.quick, epochs, args.timeout, args.gpu)
+                    rec["wall_s"] = time.perf_counter() - t
+                    with args.raw.open("a") as fh:
+                        fh.write(json.dumps(rec, default=float) + "\n")
+                    print(f"{dataset:8s} seed {seed} {rec['variant']:28s} {rec['status']:11s} {rec['wall_s']:7.1f}s "
+                          f"{rec.get('ks_mean', float('nan')):.3f} {rec.get('error', '')[:120]}", flush=True)
+    text = build_markdown(load_records(args.raw), command)
+    if args.notes is not None:
+        head, sep, rest = text.partition("## Methods")
+        text = head + args.notes.read_text().rstrip() + "\n\n" + sep + rest
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Evaluation of synthetic and calibrated microdata: fidelity, privacy and calibration diagnostics.
+
+Metrics are small pure functions of (data, weights) in :mod:`.metrics`, :mod:`.privacy` and
+:mod:`.calibration`; :func:`evaluate` assembles them into an :class:`EvaluationReport` with a
+tidy score table and a self-contained HTML rendering.
+"""
+
+from __future__ import annotations
+
+from . import calibration, metrics, privacy
+from .calibration import achieved_vs_target, design_effect, kish_ess, weight_summary, weighted_totals
+from .metrics import (
+    contingency_similarity,
+    correlation_max_abs_error,
+    ks_statistic,
+    pmse,
+    point_mass_errors,
+    quantile_errors,
+    subgroup_ks,
+    tv_complement,
+    wasserstein,
+)
+from .privacy import PrivacyRiskWarning, dcr, exact_copy_rate, privacy_summary
+from .report import METRIC_DIRECTION, EvaluationReport, evaluate, fidelity_scores
+
+__all__ = [
+    "METRIC_DIRECTION",
+    "EvaluationReport",
+    "PrivacyRiskWarning",
+    "achieved_vs_target",
+    "calibration",
+    "contingency_similarity",
+    "correlation_max_abs_error",
+    "dcr",
+    "design_effect",
+    "evaluate",
+    "exact_copy_rate",
+    "fidelity_scores",
+    "kish_ess",
+    "ks_statistic",
+    "metrics",
+    "pmse",
+    "point_mass_errors",
+    "privacy",
+    "privacy_summary",
+    "quantile_errors",
+    "subgroup_ks",
+    "tv_complement",
+    "wasserstein",
+    "weight_summary",
+    "weighted_totals",
+]

@@ -1,0 +1,122 @@
+"""Input checks shared by the evaluation modules (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+
+__all__ = [
+    "as_weights",
+    "clean_pair",
+    "is_numeric",
+    "check_frames",
+]
+
+
+def is_numeric(series: pd.Series) -> bool:
+    """Whether a column is treated as numeric (numbers, not booleans)."""
+    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+def as_weights(weights: object, n: int, name: str = "weights") -> np.ndarray:
+    """Returns a float array of ``n`` non-negative weights (ones when ``weights`` is None)."""
+    if weights is None:
+        return np.ones(n, dtype=float)
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    if w.shape[0] != n:
+        raise DataValidationError(f"{name} must have one entry per row: expected {n}, got {w.shape[0]}.")
+    if not np.all(np.isfinite(w)):
+        raise DataValidationError(f"{name} must be finite: got {int((~np.isfinite(w)).sum())} non-finite values.")
+    if np.any(w < 0):
+        raise DataValidationError(f"{name} must be non-negative: got minimum {w.min()!r}.")
+    if n > 0 and w.sum() <= 0:
+        raise DataValidationError(f"{name} must have a positive sum: got {w.sum()!r}.")
+    return w
+
+
+def _numeric_values(values: object, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"{name} must be numeric: got values that cannot be read as numbers.") from exc
+
+
+def clean_pair(
+    real: object,
+    synthetic: object,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    numeric: bool = True,
+    name: str = "column",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Drops missing values from two samples and returns (real, synthetic, real_w, synthetic_w).
+
+    Raises :class:`DataValidationError` when a sample is empty after dropping missing values or
+    when its weights all vanish.
+    """
+    out = []
+    for label, values, weights in (("real", real, real_weights), ("synthetic", synthetic, synthetic_weights)):
+        if numeric:
+            x = _numeric_values(values, f"{label} {name}")
+            keep = ~np.isnan(x)
+        else:
+            x = np.asarray(pd.Series(values).astype(object), dtype=object).reshape(-1)
+            keep = ~pd.isna(x)
+        w = as_weights(weights, x.shape[0], f"{label} weights")
+        x, w = x[keep], w[keep]
+        if x.shape[0] == 0:
+            raise DataValidationError(
+                f"{name!r}: the {label} sample has no non-missing values (expected at least 1, got 0)."
+            )
+        if w.sum() <= 0:
+            raise DataValidationError(f"{name!r}: the {label} weights of non-missing values sum to 0.")
+        out.append((x, w))
+    (xr, wr), (xs, ws) = out
+    return xr, xs, wr, ws
+
+
+def check_frames(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    columns: Sequence[str],
+) -> None:
+    """Checks two frames for an evaluation: non-empty, same columns, compatible dtypes, no all-NaN column.
+
+    Parameters
+    ----------
+    real_df, synthetic_df : pandas.DataFrame
+        The frames to compare.
+    columns : sequence of str
+        The columns that both frames must hold.
+    """
+    for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
+        if not isinstance(df, pd.DataFrame):
+            raise DataValidationError(f"{label} must be a pandas DataFrame: got {type(df).__name__}.")
+        if len(df) == 0:
+            raise DataValidationError(f"{label} is empty: expected at least 1 row, got 0.")
+    if len(columns) == 0:
+        raise DataValidationError("No columns to evaluate: expected at least 1 column besides the weights, got 0.")
+    missing = [c for c in columns if c not in synthetic_df.columns]
+    if missing:
+        raise DataValidationError(
+            f"Column {missing[0]!r} is in real_df but not in synthetic_df: "
+            f"expected columns {list(columns)}, got {list(synthetic_df.columns)}."
+        )
+    for col in columns:
+        r, s = real_df[col], synthetic_df[col]
+        if is_numeric(r) != is_numeric(s):
+            raise DataValidationError(
+                f"Column {col!r} has incompatible dtypes: expected "
+                f"{'numeric' if is_numeric(r) else 'non-numeric'} like real_df ({r.dtype}), "
+                f"got {s.dtype} in synthetic_df."
+            )
+        for label, series in (("real_df", r), ("synthetic_df", s)):
+            if series.isna().all():
+                raise DataValidationError(
+                    f"Column {col!r} is all missing in {label}: expected at least 1 non-missing value, got 0."
+                )

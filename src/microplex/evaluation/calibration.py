@@ -1,0 +1,171 @@
+"""Calibration diagnostics: achieved vs target totals, weight distribution, Kish effective sample size.
+
+Plain functions of arrays and frames: they judge weights from any calibration method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from ._validation import as_weights
+
+__all__ = [
+    "kish_ess",
+    "design_effect",
+    "weight_summary",
+    "weighted_totals",
+    "achieved_vs_target",
+]
+
+
+def kish_ess(weights: object) -> float:
+    """Returns Kish's effective sample size ``(sum w)^2 / sum w^2``.
+
+    Equals ``n`` for equal weights and 1 when a single record holds all the weight.
+
+    Examples
+    --------
+    >>> kish_ess([1.0, 1.0, 1.0, 1.0])
+    4.0
+    >>> kish_ess([1.0, 0.0, 0.0])
+    1.0
+    """
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    w = as_weights(w, w.shape[0])
+    if w.shape[0] == 0:
+        raise DataValidationError("kish_ess needs at least 1 weight, got 0.")
+    return float(w.sum() ** 2 / np.sum(w**2))
+
+
+def design_effect(weights: object) -> float:
+    """Returns Kish's design effect due to weighting, ``n / ESS = 1 + cv^2``.
+
+    Examples
+    --------
+    >>> design_effect([1.0, 3.0])
+    1.25
+    """
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    return float(w.shape[0] / kish_ess(w))
+
+
+def weight_summary(weights: object) -> pd.Series:
+    """Summarises a weight vector.
+
+    Returns
+    -------
+    pandas.Series
+        ``n``, ``sum``, ``mean``, ``min``, ``p1``, ``p50``, ``p99``, ``max``, ``max_over_mean``,
+        ``cv`` (population coefficient of variation), ``zero_share``, ``kish_ess``,
+        ``ess_share`` (ESS / n) and ``design_effect``.
+
+    Examples
+    --------
+    >>> weight_summary([1.0, 1.0, 2.0])[["n", "sum", "kish_ess"]].round(3).tolist()
+    [3.0, 4.0, 2.667]
+    """
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    ess = kish_ess(w)
+    mean = w.mean()
+    return pd.Series(
+        {
+            "n": float(w.shape[0]),
+            "sum": float(w.sum()),
+            "mean": float(mean),
+            "min": float(w.min()),
+            "p1": float(np.quantile(w, 0.01)),
+            "p50": float(np.quantile(w, 0.5)),
+            "p99": float(np.quantile(w, 0.99)),
+            "max": float(w.max()),
+            "max_over_mean": float(w.max() / mean),
+            "cv": float(w.std() / mean),
+            "zero_share": float(np.mean(w == 0)),
+            "kish_ess": ess,
+            "ess_share": ess / w.shape[0],
+            "design_effect": w.shape[0] / ess,
+        }
+    )
+
+
+def _target_name(key: Hashable) -> str:
+    if isinstance(key, tuple) and len(key) == 2:
+        return f"{key[0]}={key[1]}"
+    return str(key)
+
+
+def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Series:
+    """Returns weighted totals of ``df`` for each target key.
+
+    A key ``"col"`` is the weighted sum of a numeric column; a key ``("col", value)`` is the
+    weighted count of rows where ``col == value``. Missing values count as 0.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"inc": [10.0, 20.0], "sex": ["f", "m"]})
+    >>> weighted_totals(df, [2.0, 3.0], ["inc", ("sex", "f")]).tolist()
+    [80.0, 2.0]
+    """
+    w = as_weights(weights, len(df))
+    values = {}
+    for key in keys:
+        if isinstance(key, tuple) and len(key) == 2:
+            col, level = key
+            if col not in df.columns:
+                raise DataValidationError(f"Target {key!r} names column {col!r}, which is not in the data: got {list(df.columns)}.")
+            values[_target_name(key)] = float(np.sum(w * (df[col] == level).fillna(False).to_numpy(dtype=bool)))
+        else:
+            if key not in df.columns:
+                raise DataValidationError(f"Target {key!r} is not a column of the data: got {list(df.columns)}.")
+            if not pd.api.types.is_numeric_dtype(df[key]):
+                raise DataValidationError(
+                    f"Target {key!r} must be a numeric column to total: got dtype {df[key].dtype}; "
+                    f"use ({key!r}, level) for counts."
+                )
+            values[_target_name(key)] = float(np.sum(w * df[key].fillna(0).to_numpy(dtype=float)))
+    return pd.Series(values, dtype=float)
+
+
+def _as_totals(x: object) -> pd.Series:
+    if isinstance(x, pd.Series):
+        x = x.to_dict()
+    if isinstance(x, Mapping):
+        return pd.Series({_target_name(k): float(v) for k, v in x.items()}, dtype=float)
+    return pd.Series(np.asarray(x, dtype=float).reshape(-1))
+
+
+def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
+    """Tabulates achieved against target totals.
+
+    Parameters
+    ----------
+    achieved, targets : mapping, pandas.Series or array-like
+        Totals, matched by key (mappings and Series) or by position (arrays).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by target name: ``target``, ``achieved``, ``error`` (achieved - target),
+        ``rel_error`` (error / |target|, or error when target is 0) and ``misfit``
+        (|error| / (1 + |target|), the convergence test of R survey's ``grake``).
+
+    Examples
+    --------
+    >>> achieved_vs_target({"a": 110.0, "b": 50.0}, {"a": 100.0, "b": 50.0})["rel_error"].tolist()
+    [0.1, 0.0]
+    """
+    a, t = _as_totals(achieved), _as_totals(targets)
+    missing = [k for k in t.index if k not in a.index]
+    if missing or len(a) != len(t):
+        raise DataValidationError(
+            f"achieved and targets must have the same keys: expected {list(t.index)}, got {list(a.index)}."
+        )
+    a = a.reindex(t.index)
+    err = a - t
+    denom = t.abs().where(t != 0, 1.0)
+    return pd.DataFrame(
+        {"target": t, "achieved": a, "error": err, "rel_error": err / denom, "misfit": err.abs() / (1 + t.abs())}
+    )

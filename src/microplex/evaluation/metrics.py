@@ -1,0 +1,461 @@
+"""Fidelity metrics: small pure functions of (real, synthetic, weights) that return numbers.
+
+(:func:`pmse`, the propensity-score utility, lives in :mod:`.propensity` and is re-exported here.)
+
+Every function accepts optional non-negative weights for each sample (``None`` means equal
+weights), drops missing values, and treats a record of integer weight ``k`` exactly like ``k``
+copies of it. Distances are 0 for identical distributions; similarities are 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._errors import DataValidationError
+from ._validation import as_weights, clean_pair, is_numeric
+from .propensity import pmse
+
+__all__ = [
+    "DEFAULT_QUANTILES",
+    "weighted_quantile",
+    "weighted_std",
+    "ks_statistic",
+    "tv_complement",
+    "wasserstein",
+    "point_mass_shares",
+    "point_mass_errors",
+    "quantile_errors",
+    "weighted_corr",
+    "correlation_max_abs_error",
+    "discretize",
+    "contingency_similarity",
+    "subgroup_ks",
+    "pmse",
+]
+
+#: Quantiles compared by :func:`quantile_errors`, tails included (p1 ... p99.9).
+DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 0.999)
+
+
+def weighted_quantile(values: object, q: object, weights: object = None) -> np.ndarray:
+    """Returns weighted quantiles by the inverted empirical CDF (smallest x with F(x) >= q).
+
+    With equal weights this equals ``numpy.quantile(values, q, method="inverted_cdf")``.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Sample; missing values are dropped.
+    q : float or array-like of floats in [0, 1]
+        Probabilities.
+    weights : array-like of shape (n,), default=None
+        Non-negative weights.
+
+    Examples
+    --------
+    >>> weighted_quantile([1.0, 2.0, 3.0], 0.5, weights=[1, 1, 5]).item()
+    3.0
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    w = as_weights(weights, x.shape[0])
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    if x.shape[0] == 0:
+        raise DataValidationError("weighted_quantile needs at least 1 non-missing value, got 0.")
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order]
+    cdf = np.cumsum(w) / w.sum()
+    qa = np.atleast_1d(np.asarray(q, dtype=float))
+    idx = np.searchsorted(cdf, qa - 1e-12, side="left")
+    return x[np.clip(idx, 0, x.shape[0] - 1)]
+
+
+def weighted_std(values: object, weights: object = None) -> float:
+    """Returns the weighted population standard deviation (missing values dropped).
+
+    Examples
+    --------
+    >>> weighted_std([0.0, 2.0])
+    1.0
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    w = as_weights(weights, x.shape[0])
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    mean = np.average(x, weights=w)
+    return float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+
+
+def _ecdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    xs, cw = x[order], np.cumsum(w[order])
+    idx = np.searchsorted(xs, at, side="right")
+    return np.where(idx > 0, cw[np.maximum(idx - 1, 0)], 0.0) / cw[-1]
+
+
+def ks_statistic(real: object, synthetic: object, real_weights: object = None, synthetic_weights: object = None) -> float:
+    """Returns the weighted two-sample Kolmogorov-Smirnov statistic sup |F_real - F_synthetic|.
+
+    0 for identical distributions, 1 for disjoint supports.
+
+    Examples
+    --------
+    >>> ks_statistic([1, 2, 3, 4], [1, 2, 3, 4])
+    0.0
+    >>> ks_statistic([1, 2], [3, 4])
+    1.0
+    """
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    grid = np.union1d(xr, xs)
+    return float(np.max(np.abs(_ecdf(xr, wr, grid) - _ecdf(xs, ws, grid))))
+
+
+def _shares(x: np.ndarray, w: np.ndarray) -> pd.Series:
+    return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
+
+
+def tv_complement(real: object, synthetic: object, real_weights: object = None, synthetic_weights: object = None) -> float:
+    """Returns 1 - total variation distance between two categorical distributions.
+
+    ``1 - 0.5 * sum_k |p_real(k) - p_synthetic(k)|``: 1 for identical shares, 0 for disjoint
+    categories. Missing values are dropped.
+
+    Examples
+    --------
+    >>> tv_complement(["a", "a", "b", "b"], ["a", "b", "b", "b"])
+    0.75
+    """
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights, numeric=False)
+    pr, ps = _shares(xr, wr), _shares(xs, ws)
+    diff = pr.sub(ps, fill_value=0.0).abs().sum()
+    return float(1.0 - 0.5 * diff)
+
+
+def wasserstein(
+    real: object,
+    synthetic: object,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    scale: bool = False,
+) -> float:
+    """Returns the weighted first Wasserstein (earth mover's) distance between two samples.
+
+    Parameters
+    ----------
+    real, synthetic : array-like
+        Numeric samples (missing values dropped).
+    real_weights, synthetic_weights : array-like, default=None
+        Non-negative weights.
+    scale : bool, default=False
+        Divide by the weighted standard deviation of ``real`` (unit-free; 1 when that is 0).
+
+    Examples
+    --------
+    >>> wasserstein([0.0, 1.0], [2.0, 3.0])
+    2.0
+    """
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    d = float(stats.wasserstein_distance(xr, xs, wr, ws))
+    if scale:
+        sd = weighted_std(xr, wr)
+        d = d / sd if sd > 0 else d
+    return d
+
+
+def point_mass_shares(values: object, weights: object = None, *, min_share: float = 0.01) -> pd.Series:
+    """Returns the weight share of 0 and of every value holding at least ``min_share`` of the weight.
+
+    Examples
+    --------
+    >>> point_mass_shares([0, 0, 1.5, 2.5, 99, 99, 99, 7.1, 3.3, 4.4], min_share=0.15)
+    0.0     0.2
+    99.0    0.3
+    dtype: float64
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    w = as_weights(weights, x.shape[0])
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    shares = pd.Series(w).groupby(x).sum() / w.sum()
+    picked = shares[(shares >= min_share) | (shares.index == 0.0)]
+    return picked.sort_index().rename(None)
+
+
+def point_mass_errors(
+    real: object,
+    synthetic: object,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    min_share: float = 0.01,
+) -> pd.DataFrame:
+    """Compares point masses (zeros, top codes, any value with >= ``min_share`` of weight).
+
+    The masses are the union of those found in either sample, so a spurious synthetic mass counts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per mass value: ``value``, ``real_share``, ``synthetic_share``, ``abs_error``.
+
+    Examples
+    --------
+    >>> point_mass_errors([0, 0, 1, 2], [0, 3, 4, 5], min_share=0.3)
+       value  real_share  synthetic_share  abs_error
+    0    0.0         0.5             0.25       0.25
+    """
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    pr = point_mass_shares(xr, wr, min_share=min_share)
+    ps = point_mass_shares(xs, ws, min_share=min_share)
+    values = np.union1d(pr.index.to_numpy(float), ps.index.to_numpy(float))
+    real_share = np.array([wr[xr == v].sum() for v in values]) / wr.sum()
+    synth_share = np.array([ws[xs == v].sum() for v in values]) / ws.sum()
+    return pd.DataFrame(
+        {
+            "value": values,
+            "real_share": real_share,
+            "synthetic_share": synth_share,
+            "abs_error": np.abs(real_share - synth_share),
+        }
+    )
+
+
+def quantile_errors(
+    real: object,
+    synthetic: object,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    scale: bool = True,
+) -> pd.Series:
+    """Returns |q_synthetic - q_real| at each quantile, by default divided by the real weighted std.
+
+    Examples
+    --------
+    >>> quantile_errors([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 5.0], quantiles=[0.5, 1.0], scale=False)
+    0.5    0.0
+    1.0    2.0
+    dtype: float64
+    """
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    q = np.asarray(quantiles, dtype=float)
+    err = np.abs(weighted_quantile(xs, q, ws) - weighted_quantile(xr, q, wr))
+    if scale:
+        sd = weighted_std(xr, wr)
+        err = err / sd if sd > 0 else err
+    return pd.Series(err, index=q)
+
+
+def _weighted_pair_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y, w = x[keep], y[keep], w[keep]
+    if w.sum() <= 0:
+        return 0.0
+    dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
+    den = np.sqrt(np.average(dx * dx, weights=w) * np.average(dy * dy, weights=w))
+    return float(np.average(dx * dy, weights=w) / den) if den > 0 else 0.0
+
+
+def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mid-point weighted ECDF value of each entry (NaN kept)."""
+    out = np.full(x.shape, np.nan)
+    keep = ~np.isnan(x)
+    if keep.any():
+        xk, wk = x[keep], w[keep]
+        below = _ecdf(xk, wk, xk) - _shares_at(xk, wk)
+        out[keep] = below + 0.5 * _shares_at(xk, wk)
+    return out
+
+
+def _shares_at(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    s = pd.Series(w).groupby(x).transform("sum").to_numpy()
+    return s / w.sum()
+
+
+def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pearson") -> pd.DataFrame:
+    """Returns the weighted correlation matrix of the numeric columns of ``df``.
+
+    Pairwise-complete observations; a constant column has correlation 0 with the others.
+
+    Parameters
+    ----------
+    method : {"pearson", "spearman"}, default="pearson"
+        ``"spearman"`` correlates weighted mid-ranks.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0, 6.0]})
+    >>> weighted_corr(df).loc["a", "b"]
+    np.float64(1.0)
+    """
+    if method not in ("pearson", "spearman"):
+        raise DataValidationError(f"The 'method' parameter must be 'pearson' or 'spearman'. Got {method!r} instead.")
+    cols = [c for c in df.columns if is_numeric(df[c])]
+    w = as_weights(weights, len(df))
+    arrays = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in cols}
+    if method == "spearman":
+        arrays = {c: _weighted_ranks(a, w) for c, a in arrays.items()}
+    mat = np.eye(len(cols))
+    for i, a in enumerate(cols):
+        for j in range(i + 1, len(cols)):
+            mat[i, j] = mat[j, i] = _weighted_pair_corr(arrays[a], arrays[cols[j]], w)
+    return pd.DataFrame(mat, index=cols, columns=cols)
+
+
+def correlation_max_abs_error(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    method: str = "pearson",
+) -> float:
+    """Returns max |corr_real - corr_synthetic| over pairs of the numeric columns of ``real_df``.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]})
+    >>> s = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [3.0, 2.0, 1.0]})
+    >>> correlation_max_abs_error(r, s)
+    2.0
+    """
+    cols = [c for c in real_df.columns if is_numeric(real_df[c])]
+    if len(cols) < 2:
+        return 0.0
+    cr = weighted_corr(real_df[cols], real_weights, method=method)
+    cs = weighted_corr(synthetic_df[cols], synthetic_weights, method=method)
+    return float(np.max(np.abs(cr.to_numpy() - cs.to_numpy())))
+
+
+def discretize(
+    real: pd.Series,
+    synthetic: pd.Series,
+    real_weights: object = None,
+    *,
+    bins: int = 10,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Codes two columns on common categories: numeric columns with more than ``bins`` distinct
+    values are cut at weighted quantiles of ``real``; missing values get their own code.
+
+    Returns
+    -------
+    (real_codes, synthetic_codes, labels) : (ndarray of int, ndarray of int, list of str)
+        ``labels[k]`` names code ``k``; code ``-1`` is missing (label ``"<missing>"`` last).
+
+    Examples
+    --------
+    >>> rc, sc, labels = discretize(pd.Series(["x", "y"]), pd.Series(["y", None]))
+    >>> rc.tolist(), sc.tolist(), labels
+    ([0, 1], [1, -1], ['x', 'y'])
+    """
+    name = real.name
+    if is_numeric(real) and real.nunique() > bins:
+        xr = real.to_numpy(dtype=float, na_value=np.nan)
+        xs = synthetic.to_numpy(dtype=float, na_value=np.nan)
+        w = as_weights(real_weights, xr.shape[0])
+        inner = np.unique(weighted_quantile(xr, np.linspace(0, 1, bins + 1)[1:-1], w))
+        fmt = [f"{e:.4g}" for e in inner]
+        labels = [f"{name}<{fmt[0]}"] if len(inner) else [f"{name}"]
+        labels += [f"{name} in [{a}, {b})" for a, b in zip(fmt[:-1], fmt[1:])]
+        if len(inner):
+            labels.append(f"{name}>={fmt[-1]}")
+        codes = [np.where(np.isnan(x), -1, np.searchsorted(inner, x, side="right")) for x in (xr, xs)]
+        return codes[0].astype(int), codes[1].astype(int), labels
+    cats = pd.Index(pd.concat([real, synthetic], ignore_index=True).dropna().unique())
+    try:
+        cats = cats.sort_values()
+    except TypeError:
+        pass
+    codes = [cats.get_indexer(s.to_numpy(dtype=object)) for s in (real, synthetic)]
+    labels = [f"{v}" for v in cats]
+    return codes[0].astype(int), codes[1].astype(int), labels
+
+
+def contingency_similarity(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    columns: Sequence[str],
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    bins: int = 10,
+) -> float:
+    """Returns 1 - total variation distance between the joint distributions of ``columns``.
+
+    Numeric columns are binned as in :func:`discretize`. 1 for identical joint shares.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"a": [0, 0, 1, 1], "b": [0, 1, 0, 1]})
+    >>> s = pd.DataFrame({"a": [0, 0, 1, 1], "b": [0, 0, 1, 1]})
+    >>> contingency_similarity(r, s, ["a", "b"])
+    0.5
+    """
+    wr = as_weights(real_weights, len(real_df), "real weights")
+    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    keys_r, keys_s = [], []
+    for c in columns:
+        rc, sc, _ = discretize(real_df[c], synthetic_df[c], wr, bins=bins)
+        keys_r.append(rc)
+        keys_s.append(sc)
+    jr = pd.Series(wr).groupby(keys_r).sum() / wr.sum()
+    js = pd.Series(ws).groupby(keys_s).sum() / ws.sum()
+    return float(1.0 - 0.5 * jr.sub(js, fill_value=0.0).abs().sum())
+
+
+def subgroup_ks(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    variable: str,
+    by: str,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    bins: int = 5,
+    min_rows: int = 20,
+) -> pd.DataFrame:
+    """Returns the KS statistic (or TV distance for categorical ``variable``) of ``variable``
+    within each subgroup of ``by``; numeric ``by`` with more than ``bins`` values is binned at
+    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side are
+    skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subgroup``, ``real_share`` (weight share in ``real_df``), ``n_real``, ``n_synthetic``,
+        ``distance``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"g": rng.integers(0, 2, 200), "y": rng.normal(size=200)})
+    >>> subgroup_ks(df, df, "y", "g")["distance"].tolist()
+    [0.0, 0.0]
+    """
+    wr = as_weights(real_weights, len(real_df), "real weights")
+    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
+    binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
+    numeric = is_numeric(real_df[variable])
+    rows = []
+    for code in np.unique(rc):
+        mr, ms = rc == code, sc == code
+        yr, ys = real_df[variable].to_numpy()[mr], synthetic_df[variable].to_numpy()[ms]
+        if min(pd.notna(yr).sum(), pd.notna(ys).sum()) < min_rows:
+            continue
+        if numeric:
+            d = ks_statistic(yr, ys, wr[mr], ws[ms])
+        else:
+            d = 1.0 - tv_complement(yr, ys, wr[mr], ws[ms])
+        if code < 0:
+            label = f"{by}=<missing>"
+        else:
+            label = labels[code] if binned else f"{by}={labels[code]}"
+        rows.append((label, wr[mr].sum() / wr.sum(), int(mr.sum()), int(ms.sum()), d))
+    return pd.DataFrame(rows, columns=["subgroup", "real_share", "n_real", "n_synthetic", "distance"])

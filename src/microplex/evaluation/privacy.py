@@ -1,0 +1,208 @@
+"""Privacy diagnostics: distance to closest record (DCR) and exact copies of training records.
+
+The reference point is fresh data: records of a holdout sample drawn like the training sample
+but not used to fit the synthesizer. A synthesizer that generalises puts its records about as
+far from the training records as holdout records are; one that memorises puts them closer.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from ._validation import is_numeric
+
+__all__ = [
+    "PrivacyRiskWarning",
+    "encode_records",
+    "dcr",
+    "exact_copy_rate",
+    "privacy_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class PrivacyRiskWarning(UserWarning):
+    """Warns that synthetic records sit closer to training records than fresh (holdout) data does."""
+
+
+def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Encodes frames into a common numeric space learned on ``reference``.
+
+    A numeric column becomes its mid-rank position in the ``reference`` distribution (0..1,
+    interpolated between observed values, so heavy tails do not dominate); a missing numeric
+    value becomes -1. A categorical column becomes a one-hot block scaled by 1/sqrt(2), so a
+    mismatch adds 1 to the squared distance.
+
+    Returns
+    -------
+    list of ndarray of shape (n_rows, n_features)
+        ``reference`` first, then each of ``frames``.
+
+    Examples
+    --------
+    >>> ref = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    >>> encode_records(ref, pd.DataFrame({"x": [2.5]}))[1].round(3).tolist()
+    [[0.5]]
+    """
+    columns = list(reference.columns if columns is None else columns)
+    all_frames = (reference, *frames)
+    blocks: list[list[np.ndarray]] = [[] for _ in all_frames]
+    for c in columns:
+        if is_numeric(reference[c]):
+            ref = reference[c].to_numpy(dtype=float, na_value=np.nan)
+            ref = ref[~np.isnan(ref)]
+            values, counts = np.unique(ref, return_counts=True)
+            if values.size == 0:
+                values, counts = np.array([0.0]), np.array([1])
+            mid = (np.cumsum(counts) - 0.5 * counts) / counts.sum()
+            for k, f in enumerate(all_frames):
+                x = f[c].to_numpy(dtype=float, na_value=np.nan)
+                pos = np.interp(np.nan_to_num(x), values, mid)
+                blocks[k].append(np.where(np.isnan(x), -1.0, pos)[:, None])
+        else:
+            cats = pd.Index(pd.concat([f[c] for f in all_frames]).dropna().astype(object).unique())
+            for k, f in enumerate(all_frames):
+                codes = cats.get_indexer(f[c].astype(object))
+                onehot = (codes[:, None] == np.arange(len(cats))[None, :]).astype(float)
+                blocks[k].append(onehot / np.sqrt(2.0))
+    return [np.hstack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, all_frames)]
+
+
+def dcr(
+    query_df: pd.DataFrame,
+    train_df: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    max_rows: int | None = 5_000,
+    random_state: int | None = 0,
+) -> np.ndarray:
+    """Returns each query record's Euclidean distance to its closest training record.
+
+    Records are encoded by :func:`encode_records` with ``train_df`` as the reference. Queries are
+    subsampled (by ``random_state``) to at most ``max_rows``.
+
+    Examples
+    --------
+    >>> train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": ["a", "b", "a"]})
+    >>> dcr(train, train).tolist()
+    [0.0, 0.0, 0.0]
+    """
+    columns = list(train_df.columns if columns is None else columns)
+    if len(train_df) == 0 or len(query_df) == 0:
+        raise DataValidationError(
+            f"dcr needs non-empty frames: got {len(query_df)} query rows and {len(train_df)} training rows."
+        )
+    if max_rows is not None and len(query_df) > max_rows:
+        rng = np.random.default_rng(random_state)
+        query_df = query_df.iloc[np.sort(rng.choice(len(query_df), size=max_rows, replace=False))]
+    from sklearn.neighbors import NearestNeighbors
+
+    xt, xq = encode_records(train_df[columns], query_df[columns], columns=columns)
+    nn = NearestNeighbors(n_neighbors=1).fit(xt)
+    dist, _ = nn.kneighbors(xq)
+    return dist[:, 0]
+
+
+def exact_copy_rate(query_df: pd.DataFrame, train_df: pd.DataFrame, *, columns: Sequence[str] | None = None) -> float:
+    """Returns the share of query rows identical, in every column, to some training row.
+
+    Examples
+    --------
+    >>> train = pd.DataFrame({"x": [1, 2], "g": ["a", "b"]})
+    >>> exact_copy_rate(pd.DataFrame({"x": [1, 2], "g": ["a", "a"]}), train)
+    0.5
+    """
+    columns = list(train_df.columns if columns is None else columns)
+    if len(query_df) == 0:
+        raise DataValidationError("exact_copy_rate needs at least 1 query row, got 0.")
+
+    def keys(df: pd.DataFrame) -> pd.Series:
+        parts = [df[c].astype(object).where(df[c].notna(), None).map(repr) for c in columns]
+        return pd.concat(parts, axis=1).agg("\x1f".join, axis=1) if parts else pd.Series([""] * len(df))
+
+    train_keys = set(keys(train_df))
+    return float(keys(query_df).isin(train_keys).mean())
+
+
+def privacy_summary(
+    train_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    holdout_df: pd.DataFrame,
+    *,
+    columns: Sequence[str] | None = None,
+    ratio_threshold: float = 0.9,
+    max_rows: int | None = 5_000,
+    random_state: int | None = 0,
+    warn: bool = True,
+) -> dict[str, float]:
+    """Compares synthetic-to-training with holdout-to-training distances to closest record.
+
+    Returns
+    -------
+    dict
+        ``dcr_synthetic_median`` and ``dcr_holdout_median`` (medians of the distances to the
+        closest training record), ``dcr_ratio`` = synthetic median / holdout median (read: 1 or
+        more is as far from the training records as fresh data; below 1 the synthetic records sit
+        closer to training records than fresh data does, a sign of memorisation; NaN when the
+        holdout median is 0), ``dcr_close_share`` (share of synthetic records closer than the 5th
+        percentile of holdout distances; about 0.05 when they behave like fresh data),
+        ``exact_copy_rate_synthetic`` and ``exact_copy_rate_holdout`` (the rate expected from
+        fresh data, e.g. from discrete columns).
+
+    Warns
+    -----
+    PrivacyRiskWarning
+        When ``dcr_ratio < ratio_threshold`` or the synthetic exact-copy rate exceeds the holdout
+        rate by more than 1 percentage point (only when ``warn``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> train = pd.DataFrame({"x": rng.normal(size=300)})
+    >>> holdout = pd.DataFrame({"x": rng.normal(size=300)})
+    >>> s = privacy_summary(train, holdout.copy(), holdout)
+    >>> s["dcr_ratio"]
+    1.0
+    """
+    columns = list(train_df.columns if columns is None else columns)
+    d_syn = dcr(synthetic_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)
+    d_hol = dcr(holdout_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)
+    med_s, med_h = float(np.median(d_syn)), float(np.median(d_hol))
+    if med_h > 0:
+        ratio = med_s / med_h
+    else:
+        ratio = float("nan") if med_s == 0 else float("inf")
+    out = {
+        "dcr_synthetic_median": med_s,
+        "dcr_holdout_median": med_h,
+        "dcr_ratio": float(ratio),
+        "dcr_close_share": float(np.mean(d_syn < np.quantile(d_hol, 0.05))),
+        "exact_copy_rate_synthetic": exact_copy_rate(synthetic_df, train_df, columns=columns),
+        "exact_copy_rate_holdout": exact_copy_rate(holdout_df, train_df, columns=columns),
+    }
+    problems = []
+    if np.isfinite(ratio) and ratio < ratio_threshold:
+        problems.append(
+            f"synthetic records sit closer to training records than fresh holdout data does "
+            f"(median distance to closest record: synthetic {med_s:.4g} vs holdout {med_h:.4g}, "
+            f"ratio {ratio:.3f} < {ratio_threshold})"
+        )
+    if out["exact_copy_rate_synthetic"] > out["exact_copy_rate_holdout"] + 0.01:
+        problems.append(
+            f"{out['exact_copy_rate_synthetic']:.1%} of synthetic records copy a training record exactly "
+            f"(holdout: {out['exact_copy_rate_holdout']:.1%})"
+        )
+    if problems:
+        message = "Possible disclosure risk: " + "; ".join(problems) + "."
+        if warn:
+            warnings.warn(message, PrivacyRiskWarning, stacklevel=2)
+        else:
+            logger.warning(message)
+    return out

@@ -1,0 +1,99 @@
+"""Propensity-score utility: how well a classifier tells real from synthetic records (pMSE)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ._validation import as_weights, is_numeric
+
+__all__ = ["pmse"]
+
+
+def _design_matrix(df: pd.DataFrame, columns: Sequence[str], categories: dict[str, list]) -> np.ndarray:
+    parts = []
+    for c in columns:
+        if c in categories:
+            codes = pd.Categorical(df[c].astype(object), categories=categories[c]).codes
+            parts.append((codes[:, None] == np.arange(len(categories[c]))[None, :]).astype(float))
+        else:
+            x = df[c].to_numpy(dtype=float, na_value=np.nan)
+            miss = np.isnan(x)
+            parts.append(np.where(miss, 0.0, x)[:, None])
+            parts.append(miss[:, None].astype(float))
+    return np.hstack(parts)
+
+
+def pmse(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    classifier: object = None,
+    n_folds: int = 2,
+    max_rows: int | None = 20_000,
+    random_state: int | None = 0,
+) -> float:
+    """Returns the propensity-score mean squared error (pMSE) of a real-vs-synthetic classifier.
+
+    Real and synthetic rows are stacked with label 1 for synthetic; each side's weights are
+    scaled to sum to its row count, so ``c = n_synthetic / n``. Out-of-fold propensities ``p``
+    (``n_folds``-fold cross-fitting, so flexible classifiers cannot score by memorising) give
+    ``pMSE = sum w (p - c)^2 / sum w``: 0 when the classifier cannot tell the sources apart,
+    ``c (1 - c)`` (0.25 for equal sizes) when it separates them perfectly (Snoke et al. 2018,
+    the utility measure of R synthpop). Categorical columns are one-hot coded; numeric missing
+    values get an indicator.
+
+    Parameters
+    ----------
+    classifier : scikit-learn classifier, default=None
+        Cloned for each fold; ``None`` uses a regularised gradient-boosting classifier
+        (``HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15,
+        min_samples_leaf=50)``), which keeps the noise floor low (about 0.001 for two fresh
+        samples of 600 rows from one distribution).
+    max_rows : int or None, default=20000
+        Each side is subsampled (by ``random_state``) to at most this many rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = pd.DataFrame({"x": rng.normal(size=400)})
+    >>> round(pmse(r, r + 100.0), 2)
+    0.25
+    """
+    from sklearn.base import clone
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(random_state)
+    wr = as_weights(real_weights, len(real_df), "real weights")
+    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    frames, weights = [], []
+    for df, w in ((real_df, wr), (synthetic_df, ws)):
+        if max_rows is not None and len(df) > max_rows:
+            idx = np.sort(rng.choice(len(df), size=max_rows, replace=False))
+            df, w = df.iloc[idx], w[idx]
+        frames.append(df.reset_index(drop=True))
+        weights.append(w * len(w) / w.sum())
+    columns = list(real_df.columns)
+    categories = {
+        c: sorted(pd.concat([f[c] for f in frames]).dropna().astype(object).unique().tolist(), key=str)
+        for c in columns
+        if not is_numeric(real_df[c])
+    }
+    x = np.vstack([_design_matrix(f, columns, categories) for f in frames])
+    y = np.r_[np.zeros(len(frames[0])), np.ones(len(frames[1]))]
+    w = np.r_[weights[0], weights[1]]
+    base = classifier
+    if base is None:
+        base = HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15, min_samples_leaf=50, random_state=0)
+    p = np.empty_like(y)
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
+    for train, test in folds.split(x, y):
+        model = clone(base).fit(x[train], y[train], sample_weight=w[train])
+        p[test] = model.predict_proba(x[test])[:, 1]
+    c = w[y == 1].sum() / w.sum()
+    return float(np.sum(w * (p - c) ** 2) / w.sum())

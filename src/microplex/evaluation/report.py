@@ -1,0 +1,296 @@
+"""``evaluate``: assembles fidelity, privacy and calibration diagnostics into one report."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from . import calibration as cal
+from . import metrics as m
+from ._validation import as_weights, check_frames, is_numeric
+from .privacy import privacy_summary
+
+__all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
+
+logger = logging.getLogger(__name__)
+
+#: Whether a lower or a higher value of each metric is better.
+METRIC_DIRECTION: dict[str, str] = {
+    "ks": "lower",
+    "tv_complement": "higher",
+    "wasserstein_scaled": "lower",
+    "zero_share_error": "lower",
+    "point_mass_max_error": "lower",
+    "missing_share_error": "lower",
+    "quantile_error_max": "lower",
+    "correlation_max_abs_error": "lower",
+    "spearman_max_abs_error": "lower",
+    "contingency_similarity": "higher",
+    "subgroup_ks": "lower",
+    "subgroup_ks_mean": "lower",
+    "pmse": "lower",
+    "dcr_ratio": "higher",
+    "dcr_close_share": "lower",
+    "exact_copy_rate_synthetic": "lower",
+    "calibration_rel_error": "lower",
+    "kish_ess": "higher",
+    "design_effect": "lower",
+}
+
+_COLUMNS = ["metric", "variable", "subgroup", "value"]
+
+
+def _quantile_metric(q: float) -> str:
+    return f"quantile_error_p{q * 100:g}"
+
+
+@dataclass
+class EvaluationReport:
+    """Result of :func:`evaluate`.
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        Tidy table with columns ``metric``, ``variable``, ``subgroup``, ``value``
+        (``variable`` is a column, a pair ``"a|b"`` or ``"all"``; ``subgroup`` is ``"all"`` or a
+        condition cell such as ``"educ=12"``).
+    real_df, synthetic_df : pandas.DataFrame
+        The compared columns (weights removed).
+    real_weights, synthetic_weights : ndarray
+        Weights used (ones when none were given).
+    conditions : list of str
+        Conditioning variables.
+    point_masses : dict of str to DataFrame
+        :func:`~microplex.evaluation.metrics.point_mass_errors` per numeric column.
+    calibration : pandas.DataFrame or None
+        :func:`~microplex.evaluation.calibration.achieved_vs_target` table when targets were given.
+    weights_summary : pandas.Series or None
+        :func:`~microplex.evaluation.calibration.weight_summary` of the synthetic weights.
+    privacy : dict or None
+        :func:`~microplex.evaluation.privacy.privacy_summary` when a holdout was given.
+    """
+
+    scores: pd.DataFrame
+    real_df: pd.DataFrame
+    synthetic_df: pd.DataFrame
+    real_weights: np.ndarray
+    synthetic_weights: np.ndarray
+    conditions: list[str] = field(default_factory=list)
+    point_masses: dict[str, pd.DataFrame] = field(default_factory=dict)
+    calibration: pd.DataFrame | None = None
+    weights_summary: pd.Series | None = None
+    privacy: dict[str, float] | None = None
+    holdout_df: pd.DataFrame | None = None
+
+    def summary(self) -> pd.DataFrame:
+        """Returns the overall scores (subgroup ``"all"``) as a variable x metric table."""
+        s = self.scores[self.scores["subgroup"] == "all"]
+        return s.pivot_table(index="variable", columns="metric", values="value", aggfunc="first", sort=False)
+
+    def score(self, metric: str, variable: str = "all", subgroup: str = "all") -> float:
+        """Returns one score value (NaN when absent)."""
+        s = self.scores
+        hit = s[(s["metric"] == metric) & (s["variable"] == variable) & (s["subgroup"] == subgroup)]
+        return float(hit["value"].iloc[0]) if len(hit) else float("nan")
+
+    def to_html(self, path: str | Path, *, title: str = "microplex evaluation report") -> Path:
+        """Writes the report as one self-contained HTML file (plots embedded as PNG) and returns its path."""
+        from ._html import render_html
+
+        path = Path(path)
+        path.write_text(render_html(self, title=title), encoding="utf-8")
+        logger.info("Wrote evaluation report to %s", path)
+        return path
+
+
+def fidelity_scores(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    real_weights: object = None,
+    synthetic_weights: object = None,
+    *,
+    conditions: Sequence[str] = (),
+    quantiles: Sequence[float] = m.DEFAULT_QUANTILES,
+    pairs: bool = True,
+    pmse: bool = True,
+    random_state: int | None = 0,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Computes the fidelity scores of :func:`evaluate` for frames holding the same columns.
+
+    Returns
+    -------
+    (scores, point_masses) : (pandas.DataFrame, dict)
+        The tidy score table and the point-mass table of each numeric column.
+    """
+    columns = list(real_df.columns)
+    check_frames(real_df, synthetic_df, columns)
+    wr = as_weights(real_weights, len(real_df), "real weights")
+    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    rows: list[tuple[str, str, str, float]] = []
+    masses: dict[str, pd.DataFrame] = {}
+    for c in columns:
+        r, s = real_df[c], synthetic_df[c]
+        miss_r = float(np.sum(wr * r.isna().to_numpy()) / wr.sum())
+        miss_s = float(np.sum(ws * s.isna().to_numpy()) / ws.sum())
+        rows.append(("missing_share_error", c, "all", abs(miss_r - miss_s)))
+        if is_numeric(r):
+            rows.append(("ks", c, "all", m.ks_statistic(r, s, wr, ws)))
+            rows.append(("wasserstein_scaled", c, "all", m.wasserstein(r, s, wr, ws, scale=True)))
+            pm = m.point_mass_errors(r, s, wr, ws)
+            masses[c] = pm
+            zero = pm.loc[pm["value"] == 0.0, "abs_error"]
+            if len(zero):
+                rows.append(("zero_share_error", c, "all", float(zero.iloc[0])))
+            rows.append(("point_mass_max_error", c, "all", float(pm["abs_error"].max()) if len(pm) else 0.0))
+            qe = m.quantile_errors(r, s, wr, ws, quantiles=quantiles)
+            rows.extend((_quantile_metric(q), c, "all", float(v)) for q, v in qe.items())
+            rows.append(("quantile_error_max", c, "all", float(qe.max())))
+        else:
+            rows.append(("tv_complement", c, "all", m.tv_complement(r, s, wr, ws)))
+    numeric = [c for c in columns if is_numeric(real_df[c])]
+    if len(numeric) >= 2:
+        rows.append(("correlation_max_abs_error", "all", "all", m.correlation_max_abs_error(real_df[numeric], synthetic_df[numeric], wr, ws)))
+        rows.append(
+            ("spearman_max_abs_error", "all", "all",
+             m.correlation_max_abs_error(real_df[numeric], synthetic_df[numeric], wr, ws, method="spearman"))
+        )
+    if pairs and len(columns) >= 2:
+        sims = []
+        for a, b in itertools.combinations(columns, 2):
+            v = m.contingency_similarity(real_df, synthetic_df, [a, b], wr, ws)
+            sims.append(v)
+            rows.append(("contingency_similarity", f"{a}|{b}", "all", v))
+        rows.append(("contingency_similarity", "all", "all", float(np.mean(sims))))
+    for v in [c for c in columns if c not in conditions]:
+        for by in conditions:
+            sub = m.subgroup_ks(real_df, synthetic_df, v, by, wr, ws)
+            rows.extend(("subgroup_ks", v, g, float(d)) for g, d in zip(sub["subgroup"], sub["distance"]))
+            if len(sub):
+                mean = float(np.average(sub["distance"], weights=sub["real_share"]))
+                rows.append(("subgroup_ks_mean", v, f"by {by}", mean))
+    if pmse:
+        rows.append(("pmse", "all", "all", m.pmse(real_df, synthetic_df, wr, ws, random_state=random_state)))
+    return pd.DataFrame(rows, columns=_COLUMNS), masses
+
+
+def _weights_from(df: pd.DataFrame, col: str | None, label: str) -> np.ndarray | None:
+    if col is None:
+        return None
+    if col not in df.columns:
+        raise DataValidationError(f"Weight column {col!r} is not in {label}: got columns {list(df.columns)}.")
+    if not is_numeric(df[col]):
+        raise DataValidationError(f"Weight column {col!r} in {label} must be numeric: got dtype {df[col].dtype}.")
+    return as_weights(df[col].to_numpy(dtype=float, na_value=np.nan), len(df), f"{label}[{col!r}]")
+
+
+def evaluate(
+    real_df: pd.DataFrame,
+    synthetic_df: pd.DataFrame,
+    weight_col: str | None = None,
+    synthetic_weight_col: str | None = None,
+    targets: Mapping[object, float] | None = None,
+    holdout_df: pd.DataFrame | None = None,
+    conditions: Sequence[str] | None = None,
+    *,
+    pmse: bool = True,
+    random_state: int | None = 0,
+) -> EvaluationReport:
+    """Evaluates a synthetic (or reweighted) file against the real data it stands for.
+
+    Parameters
+    ----------
+    real_df : pandas.DataFrame
+        Real (training) records.
+    synthetic_df : pandas.DataFrame
+        Synthetic records with the same columns (plus its weight column, if any).
+    weight_col : str, default=None
+        Weight column of ``real_df`` (and of ``holdout_df``); equal weights when None.
+    synthetic_weight_col : str, default=None
+        Weight column of ``synthetic_df``; equal weights when None.
+    targets : mapping, default=None
+        Calibration targets checked on the weighted synthetic file: ``{"col": total}`` for the
+        weighted sum of a column, ``{("col", level): count}`` for a weighted count.
+    holdout_df : pandas.DataFrame, default=None
+        Real records not used for training; enables the privacy diagnostics.
+    conditions : sequence of str, default=None
+        Conditioning variables; every other column is scored within their subgroups.
+    pmse : bool, default=True
+        Whether to fit the propensity classifier for the pMSE.
+    random_state : int or None, default=0
+        Seeds subsampling and the classifier folds.
+
+    Returns
+    -------
+    EvaluationReport
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real = pd.DataFrame({"age": rng.integers(20, 60, 500), "income": rng.lognormal(10, 1, 500)})
+    >>> rep = evaluate(real, real.copy(), conditions=["age"], pmse=False)
+    >>> rep.score("ks", "income")
+    0.0
+    >>> list(rep.scores.columns)
+    ['metric', 'variable', 'subgroup', 'value']
+    """
+    if not isinstance(real_df, pd.DataFrame) or not isinstance(synthetic_df, pd.DataFrame):
+        raise DataValidationError(
+            f"real_df and synthetic_df must be pandas DataFrames: got {type(real_df).__name__} and {type(synthetic_df).__name__}."
+        )
+    wr = _weights_from(real_df, weight_col, "real_df")
+    ws = _weights_from(synthetic_df, synthetic_weight_col, "synthetic_df")
+    columns = [c for c in real_df.columns if c != weight_col]
+    extra = [c for c in synthetic_df.columns if c not in columns and c != synthetic_weight_col]
+    if extra:
+        raise DataValidationError(
+            f"Column {extra[0]!r} is in synthetic_df but not in real_df: expected columns {columns}, "
+            f"got {[c for c in synthetic_df.columns if c != synthetic_weight_col]}."
+        )
+    conditions = list(conditions or [])
+    for c in conditions:
+        if c not in columns:
+            raise DataValidationError(f"Condition {c!r} is not a column of real_df: expected one of {columns}.")
+    check_frames(real_df, synthetic_df, columns)
+    real, synth = real_df[columns].reset_index(drop=True), synthetic_df[columns].reset_index(drop=True)
+    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, random_state=random_state)
+    rows = []
+    wr_arr = as_weights(wr, len(real), "real weights")
+    ws_arr = as_weights(ws, len(synth), "synthetic weights")
+    calib = wsum = None
+    if ws is not None or targets:
+        wsum = cal.weight_summary(ws_arr)
+        rows += [("kish_ess", synthetic_weight_col or "weights", "all", wsum["kish_ess"]),
+                 ("design_effect", synthetic_weight_col or "weights", "all", wsum["design_effect"])]
+    if targets:
+        achieved = cal.weighted_totals(synth, ws_arr, list(targets.keys()))
+        calib = cal.achieved_vs_target(achieved, dict(targets))
+        rows += [("calibration_rel_error", name, "all", abs(float(e))) for name, e in calib["rel_error"].items()]
+    priv = None
+    holdout = None
+    if holdout_df is not None:
+        check_frames(real_df, holdout_df, columns)
+        holdout = holdout_df[columns].reset_index(drop=True)
+        priv = privacy_summary(real, synth, holdout, random_state=random_state)
+        rows += [(k, "all", "all", v) for k, v in priv.items()]
+    if rows:
+        scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)
+    return EvaluationReport(
+        scores=scores,
+        real_df=real,
+        synthetic_df=synth,
+        real_weights=wr_arr,
+        synthetic_weights=ws_arr,
+        conditions=conditions,
+        point_masses=masses,
+        calibration=calib,
+        weights_summary=wsum,
+        privacy=priv,
+        holdout_df=holdout,
+    )

@@ -1,0 +1,123 @@
+"""Variable specifications: what kind each column is and how it is modelled.
+
+Types are inferred from the data; a :class:`VariableSpec` overrides any part of the inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+
+__all__ = ["VariableSpec", "infer_kind", "detect_point_masses", "MAX_CATEGORICAL_INTEGER_LEVELS"]
+
+Kind = Literal["continuous", "integer", "categorical"]
+Transform = Literal["auto", "identity", "log", "logit", "asinh"]
+
+#: Integer targets with at most this many distinct values are modelled as categorical.
+MAX_CATEGORICAL_INTEGER_LEVELS = 20
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """How one variable is modelled.
+
+    Parameters
+    ----------
+    kind : {"continuous", "integer", "categorical"} or None, default=None
+        ``None`` infers it from the data (see :func:`infer_kind`).
+    point_masses : sequence of float or None, default=None
+        Values that carry a point mass (zeros, top codes). ``None`` detects every value
+        carrying at least ``point_mass_threshold`` of the weight (continuous targets only);
+        an empty tuple disables point masses.
+    transform : {"auto", "identity", "log", "logit", "asinh"}, default="auto"
+        Transform of the continuous part before standardization. ``"auto"`` chooses from the
+        support: ``logit`` between two bounds, ``log`` above a lower bound, else ``asinh``.
+
+    Examples
+    --------
+    >>> VariableSpec(kind="continuous", point_masses=(0.0,))
+    VariableSpec(kind='continuous', point_masses=(0.0,), transform='auto')
+    """
+
+    kind: Kind | None = None
+    point_masses: tuple[float, ...] | None = None
+    transform: Transform = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in (None, "continuous", "integer", "categorical"):
+            raise DataValidationError(
+                "VariableSpec 'kind' must be 'continuous', 'integer', 'categorical' or None. "
+                f"Got {self.kind!r} instead."
+            )
+        if self.transform not in ("auto", "identity", "log", "logit", "asinh"):
+            raise DataValidationError(
+                "VariableSpec 'transform' must be one of 'auto', 'identity', 'log', 'logit', "
+                f"'asinh'. Got {self.transform!r} instead."
+            )
+        if self.point_masses is not None:
+            object.__setattr__(self, "point_masses", tuple(float(v) for v in self.point_masses))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VariableSpec:
+        pm = d.get("point_masses")
+        return cls(kind=d.get("kind"), point_masses=None if pm is None else tuple(pm),
+                   transform=d.get("transform", "auto"))
+
+
+def infer_kind(series: pd.Series, *, role: Literal["target", "condition"]) -> Kind:
+    """Infers the modelling kind of a column.
+
+    Non-numeric, boolean and categorical dtypes are ``"categorical"``. For targets, integer
+    dtypes with at most :data:`MAX_CATEGORICAL_INTEGER_LEVELS` distinct values are
+    ``"categorical"`` and other integers ``"integer"``; floats are ``"continuous"``. Numeric
+    conditions are ``"continuous"`` (standardized).
+
+    Examples
+    --------
+    >>> infer_kind(pd.Series([1.5, 2.0]), role="target")
+    'continuous'
+    >>> infer_kind(pd.Series(["a", "b"]), role="condition")
+    'categorical'
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        return "categorical"
+    if role == "condition":
+        return "continuous"
+    if pd.api.types.is_integer_dtype(dtype):
+        if series.nunique(dropna=True) <= MAX_CATEGORICAL_INTEGER_LEVELS:
+            return "categorical"
+        return "integer"
+    return "continuous"
+
+
+def detect_point_masses(
+    x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int
+) -> tuple[float, ...]:
+    """Values of ``x`` carrying at least ``threshold`` of the total weight ``w``.
+
+    Exact zeros are always a point mass when present. At most ``max_point_masses`` values are
+    kept, heaviest first; the result is sorted.
+
+    Examples
+    --------
+    >>> x = np.array([0, 0, 1.5, 2.5, 9, 9, 9, 3.1])
+    >>> detect_point_masses(x, np.ones(8), 0.2, 5)
+    (0.0, 9.0)
+    """
+    values, inverse = np.unique(x, return_inverse=True)
+    share = np.bincount(inverse, weights=w) / w.sum()
+    heavy = np.flatnonzero(share >= threshold)
+    heavy = heavy[np.argsort(-share[heavy], kind="stable")][:max_point_masses]
+    chosen = set(values[heavy].tolist())
+    if np.any(values == 0):
+        chosen.add(0.0)
+    return tuple(sorted(float(v) for v in chosen))

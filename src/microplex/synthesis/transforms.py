@@ -1,0 +1,336 @@
+"""Per-variable encoders: point-mass states, support-aware transforms and standardization.
+
+Every statistic is weighted by the survey weights. Encoders serialize to plain JSON dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from .schema import VariableSpec, detect_point_masses
+
+__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "weighted_quantile"]
+
+
+def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    """Weighted quantile of ``x`` (inverse of the weighted empirical CDF).
+
+    Examples
+    --------
+    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), 0.5)
+    2.0
+    """
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    idx = np.searchsorted(cw, q * cw[-1], side="left")
+    return float(x[order][min(idx, len(x) - 1)])
+
+
+def _weighted_mean_std(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    mean = float(np.average(x, weights=w))
+    std = float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+    return mean, std if std > 0 else 1.0
+
+
+def _asinh_scale(x: np.ndarray, w: np.ndarray) -> float:
+    """Scale ``s`` of ``asinh(x / s)`` that makes ``x`` most Gaussian (Box-Cox style).
+
+    Candidates are the weighted median of ``|x|`` times powers of ten; the chosen one
+    maximizes the weighted Gaussian profile log-likelihood of the transformed values plus the
+    log-Jacobian. Large scales are nearly linear (light tails), small ones log-like (heavy
+    tails), so the transform only compresses tails the data actually has.
+    """
+    med = weighted_quantile(np.abs(x), w, 0.5)
+    med = med if med > 0 else float(np.average(np.abs(x), weights=w)) or 1.0
+    best, best_score = med, -np.inf
+    for s in med * 10.0 ** np.arange(-2, 4):
+        t = np.arcsinh(x / s)
+        var = np.average((t - np.average(t, weights=w)) ** 2, weights=w)
+        score = -0.5 * np.log(var) - 0.5 * np.average(np.log(s * s + x * x), weights=w)
+        if score > best_score:
+            best, best_score = float(s), score
+    return best
+
+
+class ContinuousEncoder:
+    """Encodes a continuous (or integer) variable as a point-mass state and a standardized value.
+
+    States ``0 .. k-1`` are the point masses (sorted values); state ``k`` is the continuous
+    part, present when some values are not point masses. The continuous part is mapped by a
+    support-aware transform (``logit`` between bounds, ``log`` above a bound, else ``asinh``)
+    and standardized with weighted moments. Integer variables are dequantized with uniform
+    noise in training and rounded on output.
+    """
+
+    def __init__(self, name: str, integer: bool = False) -> None:
+        self.name = name
+        self.integer = integer
+
+    # -- fitting -----------------------------------------------------------------------
+    def fit(
+        self, x: np.ndarray, w: np.ndarray, spec: VariableSpec, threshold: float, max_point_masses: int
+    ) -> ContinuousEncoder:
+        if spec.point_masses is not None:
+            masses = tuple(sorted(spec.point_masses))
+        elif self.integer:
+            masses = (0.0,) if np.sum(w[x == 0]) >= threshold * w.sum() else ()
+        else:
+            masses = detect_point_masses(x, w, threshold, max_point_masses)
+        self.point_masses = [float(v) for v in masses]
+        cont = ~np.isin(x, masses)
+        self.has_continuous = bool(cont.any())
+        self.lower: float | None = None
+        self.upper: float | None = None
+        self.transform = "identity"
+        self.scale = 1.0
+        self.mean, self.std = 0.0, 1.0
+        if not self.has_continuous:
+            return self
+        xc, wc = x[cont], w[cont]
+        lo, hi = float(xc.min()), float(xc.max())
+        below = [m for m in masses if m < lo]
+        above = [m for m in masses if m > hi]
+        if self.integer:
+            lower = lo - 0.5 if (below or lo >= 0) else None
+            upper = hi + 0.5 if above else None
+        else:
+            lower = max(below) if below else (0.0 if lo > 0 else None)
+            upper = min(above) if above else None
+        transform = spec.transform
+        if transform == "auto":
+            if lower is not None and upper is not None:
+                transform = "logit"
+            elif lower is not None:
+                transform = "log"
+            else:
+                transform = "asinh"
+        if transform == "logit" and (lower is None or upper is None):
+            lower, upper = (lo - 0.5, hi + 0.5) if self.integer else (lower, upper)
+            if lower is None or upper is None:
+                raise DataValidationError(
+                    f"Target {self.name!r}: transform 'logit' needs point masses below and above "
+                    "the continuous values (e.g. zero and a top code)."
+                )
+        if transform == "log" and lower is None:
+            raise DataValidationError(
+                f"Target {self.name!r}: transform 'log' needs values above a lower bound; "
+                f"the continuous values reach {lo}."
+            )
+        self.lower, self.upper, self.transform = lower, upper, transform
+        if transform == "asinh":
+            self.scale = _asinh_scale(xc, wc)
+        t = self._forward(xc)
+        self.mean, self.std = _weighted_mean_std(t, wc)
+        return self
+
+    # -- transforms --------------------------------------------------------------------
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.transform == "logit":
+            p = (x - self.lower) / (self.upper - self.lower)
+            return np.log(p) - np.log1p(-p)
+        if self.transform == "log":
+            return np.log(x - self.lower)
+        if self.transform == "asinh":
+            return np.arcsinh(x / self.scale)
+        return x.astype(float)
+
+    def _inverse(self, t: np.ndarray) -> np.ndarray:
+        if self.transform == "logit":
+            return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-t))
+        if self.transform == "log":
+            return self.lower + np.exp(t)
+        if self.transform == "asinh":
+            return self.scale * np.sinh(t)
+        return t
+
+    def _log_derivative(self, x: np.ndarray) -> np.ndarray:
+        """log |d t / d x| of the support transform."""
+        if self.transform == "logit":
+            width = self.upper - self.lower
+            p = (x - self.lower) / width
+            return -(np.log(p) + np.log1p(-p) + np.log(width))
+        if self.transform == "log":
+            return -np.log(x - self.lower)
+        if self.transform == "asinh":
+            return -0.5 * np.log(self.scale**2 + x**2)
+        return np.zeros_like(x, dtype=float)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.point_masses) + int(self.has_continuous)
+
+    @property
+    def continuous_state(self) -> int:
+        """State index of the continuous part (``-1`` when there is none)."""
+        return len(self.point_masses) if self.has_continuous else -1
+
+    def states(self, x: np.ndarray) -> np.ndarray:
+        """State index per value, shape (N,); values of the continuous part outside the
+        fitted support get ``-1``."""
+        state = np.full(x.shape, self.continuous_state, dtype=np.int64)
+        for k, m in enumerate(self.point_masses):
+            state[x == m] = k
+        cont = state == self.continuous_state
+        if self.has_continuous:
+            outside = np.zeros(x.shape, dtype=bool)
+            if self.lower is not None:
+                outside |= x <= self.lower
+            if self.upper is not None:
+                outside |= x >= self.upper
+            state[cont & outside] = -1
+        return state
+
+    def encode(self, x: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Returns (states (N,), standardized continuous values (N,), 0 where not continuous).
+
+        With ``rng``, integer values are dequantized by uniform noise in (-0.5, 0.5).
+        """
+        state = self.states(x)
+        u = np.zeros(x.shape, dtype=float)
+        cont = state == self.continuous_state
+        if self.has_continuous and cont.any():
+            xc = x[cont].astype(float)
+            if self.integer and rng is not None:
+                xc = xc + rng.uniform(-0.5, 0.5, size=xc.shape)
+            u[cont] = (self._forward(xc) - self.mean) / self.std
+        return state, u
+
+    def log_jacobian(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """log |d u / d x| for continuous entries (0 elsewhere), shape (N,)."""
+        out = np.zeros(x.shape, dtype=float)
+        cont = state == self.continuous_state
+        if self.has_continuous and cont.any():
+            out[cont] = self._log_derivative(x[cont].astype(float)) - np.log(self.std)
+        return out
+
+    def decode(self, u: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Values from standardized ``u`` (N,) and ``state`` (N,)."""
+        x = np.empty(u.shape, dtype=float)
+        cont = state == self.continuous_state
+        if self.has_continuous:
+            x[cont] = self._inverse(u[cont] * self.std + self.mean)
+            if self.integer:
+                x[cont] = np.round(x[cont])
+        for k, m in enumerate(self.point_masses):
+            x[state == k] = m
+        return x
+
+    # -- serialization -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "name", "integer", "point_masses", "has_continuous", "lower", "upper",
+            "transform", "scale", "mean", "std")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ContinuousEncoder:
+        enc = cls(d["name"], d["integer"])
+        for k, v in d.items():
+            setattr(enc, k, v)
+        return enc
+
+
+class CategoricalEncoder:
+    """Encodes a categorical target as integer codes over the categories seen in training."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fit(self, x: pd.Series) -> CategoricalEncoder:
+        self.categories = sorted(pd.unique(x).tolist(), key=lambda v: (str(type(v)), v))
+        return self
+
+    @property
+    def n_states(self) -> int:
+        return len(self.categories)
+
+    def states(self, x: pd.Series) -> np.ndarray:
+        """Category codes, shape (N,); ``-1`` for categories not seen in training."""
+        return _codes(x, self.categories)
+
+    def decode(self, state: np.ndarray) -> np.ndarray:
+        return np.asarray(self.categories, dtype=object)[state]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "categories": [_to_json(v) for v in self.categories]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CategoricalEncoder:
+        enc = cls(d["name"])
+        enc.categories = list(d["categories"])
+        return enc
+
+
+class ConditionEncoder:
+    """Encodes conditioning columns: numeric ones standardized, categorical ones one-hot."""
+
+    def __init__(self, kinds: dict[str, str]) -> None:
+        self.kinds = dict(kinds)
+
+    def fit(self, df: pd.DataFrame, w: np.ndarray) -> ConditionEncoder:
+        self.stats: dict[str, Any] = {}
+        for name, kind in self.kinds.items():
+            if kind == "categorical":
+                self.stats[name] = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
+            else:
+                self.stats[name] = _weighted_mean_std(df[name].to_numpy(float), w)
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items())
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Feature matrix, shape (N, n_features), float32.
+
+        Raises
+        ------
+        DataValidationError
+            If a categorical column holds a category not seen in training.
+        """
+        blocks = []
+        for name, kind in self.kinds.items():
+            if kind == "categorical":
+                cats = self.stats[name]
+                codes = _codes(df[name], cats)
+                if (codes < 0).any():
+                    unseen = sorted({str(v) for v in df[name][codes < 0].unique()})[:5]
+                    raise DataValidationError(
+                        f"Condition column {name!r} has categories not seen in training: {unseen}. "
+                        f"Expected one of {[str(c) for c in cats][:20]}."
+                    )
+                block = np.zeros((len(df), len(cats)), dtype=np.float32)
+                block[np.arange(len(df)), codes] = 1.0
+            else:
+                mean, std = self.stats[name]
+                block = ((df[name].to_numpy(float) - mean) / std).astype(np.float32)[:, None]
+            blocks.append(block)
+        if not blocks:
+            return np.zeros((len(df), 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = {
+            n: ([_to_json(v) for v in s] if self.kinds[n] == "categorical" else list(s))
+            for n, s in self.stats.items()
+        }
+        return {"kinds": self.kinds, "stats": stats}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConditionEncoder:
+        enc = cls(d["kinds"])
+        enc.stats = {n: (list(s) if enc.kinds[n] == "categorical" else tuple(s)) for n, s in d["stats"].items()}
+        return enc
+
+
+def _to_json(v: Any) -> Any:
+    """A category value as a JSON scalar (numpy scalars to Python)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _codes(values: pd.Series, categories: list[Any]) -> np.ndarray:
+    """Position of each value in ``categories``, shape (N,); ``-1`` for values not there."""
+    return pd.Index(categories, dtype=object).get_indexer(pd.Series(values, dtype=object)).astype(np.int64)

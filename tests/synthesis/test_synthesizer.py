@@ -1,0 +1,159 @@
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from microplex import DataValidationError, NotFittedError, Synthesizer, VariableSpec
+
+TARGETS = ["re74", "re75", "re78"]
+CONDITIONS = ["age", "educ", "black", "hisp", "marr", "nodeg"]
+
+
+@pytest.fixture(scope="module")
+def small(cps1):
+    return cps1.sample(3000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    return Synthesizer(TARGETS, CONDITIONS, epochs=5, verbose=False).fit(small, seed=0)
+
+
+def test_generate_keeps_conditions_rows_and_dtypes(fitted, small):
+    cond = small[CONDITIONS].iloc[:50].set_index(np.arange(100, 150))
+    out = fitted.generate(cond, seed=1)
+    assert out.index.equals(cond.index)
+    pd.testing.assert_frame_equal(out[CONDITIONS], cond)
+    assert all(out[t].dtype == np.float64 for t in TARGETS)
+    assert (out[TARGETS] >= 0).all().all()
+
+
+def test_point_masses_are_detected(fitted):
+    assert fitted.point_masses_ == {"re74": (0.0, 25862.32), "re75": (0.0, 25243.55), "re78": (0.0, 25564.67)}
+
+
+def test_same_seed_gives_identical_fits_and_samples(small):
+    kw = dict(epochs=2, verbose=False)
+    a = Synthesizer(TARGETS, CONDITIONS, **kw).fit(small, seed=3)
+    b = Synthesizer(TARGETS, CONDITIONS, **kw).fit(small, seed=3)
+    for (k, v), v2 in zip(a.model_.state_dict().items(), b.model_.state_dict().values(), strict=True):
+        assert torch.equal(v, v2), k
+    pd.testing.assert_frame_equal(a.sample(500, seed=1), b.sample(500, seed=1))
+    assert not a.sample(500, seed=1).equals(a.sample(500, seed=2))
+
+
+def test_sample_draws_weighted_training_conditions(fitted):
+    pop = fitted.sample(2000, seed=0)
+    assert len(pop) == 2000
+    assert set(pop.columns) == set(CONDITIONS + TARGETS)
+
+
+def test_save_load_round_trip_without_pickle(fitted, small, tmp_path):
+    path = tmp_path / "model.mpx"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["conditions.parquet", "metadata.json", "weights.safetensors"]
+    loaded = Synthesizer.load(path)
+    pd.testing.assert_frame_equal(loaded.generate(small.head(200), seed=5), fitted.generate(small.head(200), seed=5))
+    np.testing.assert_allclose(loaded.log_prob(small.head(200)), fitted.log_prob(small.head(200)))
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.mpx"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DataValidationError, match="not a microplex model file"):
+        Synthesizer.load(bad)
+
+
+def test_log_prob_is_a_normalized_density_with_point_masses():
+    """P(point masses) + integral of the continuous density = 1, in data units."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    g = rng.integers(0, 2, n)
+    x = np.where(rng.random(n) < 0.2 + 0.3 * g, 0.0, np.exp(rng.normal(1 + g, 0.5, n)))
+    df = pd.DataFrame({"x": x, "g": g})
+    synth = Synthesizer(["x"], ["g"], epochs=20, verbose=False).fit(df, seed=0)
+    for group in (0, 1):
+        grid = np.concatenate([np.linspace(1e-6, 1, 20_000), np.linspace(1, 400, 200_000)[1:]])
+        lp = synth.log_prob(pd.DataFrame({"x": grid, "g": group}))
+        mass0 = np.exp(synth.log_prob(pd.DataFrame({"x": [0.0], "g": [group]})))[0]
+        total = mass0 + np.trapezoid(np.exp(lp), grid)
+        assert total == pytest.approx(1.0, abs=0.01)
+        assert mass0 == pytest.approx(0.2 + 0.3 * group, abs=0.06)
+
+
+def test_weights_move_the_synthetic_distribution(small):
+    w = np.where(small["re78"] == 0, 5.0, 1.0)
+    df = small.assign(w=w)
+    synth = Synthesizer(["re78"], ["age"], epochs=60, verbose=False).fit(df, weight_col="w", seed=0)
+    expected = np.average(small["re78"] == 0, weights=w)
+    unweighted = (small["re78"] == 0).mean()
+    got = (synth.generate(pd.concat([small[["age"]]] * 4), seed=0)["re78"] == 0).mean()
+    assert abs(got - expected) < 0.03
+    assert abs(got - unweighted) > 0.15
+
+
+def test_negative_values_categorical_and_integer_targets():
+    rng = np.random.default_rng(0)
+    n = 3000
+    region = rng.choice(["north", "south", "east"], n)
+    df = pd.DataFrame({
+        "region": region,
+        "profit": rng.normal(0, 1000, n) + np.where(region == "north", 2000, 0),
+        "status": rng.choice([1, 2, 5], n),
+        "hours": rng.integers(0, 80, n),
+    })
+    synth = Synthesizer(["profit", "status", "hours"], ["region"], epochs=60, verbose=False).fit(df, seed=0)
+    assert synth.kinds_ == {"profit": "continuous", "status": "categorical", "hours": "integer", "region": "categorical"}
+    out = synth.sample(3000, seed=0)
+    assert (out["profit"] < 0).mean() > 0.1
+    assert out["status"].dtype == np.int64 and set(out["status"]) <= {1, 2, 5}
+    assert out["hours"].dtype == np.int64
+    assert out["region"].isin(["north", "south", "east"]).all()
+    north = out.loc[out.region == "north", "profit"].mean() - out.loc[out.region != "north", "profit"].mean()
+    assert 1500 < north < 2500
+
+
+def test_schema_overrides_point_masses(small):
+    synth = Synthesizer(["re78"], ["age"], schema={"re78": VariableSpec(point_masses=(0.0,))}, epochs=1, verbose=False)
+    assert synth.fit(small).point_masses_ == {"re78": (0.0,)}
+
+
+# -- bad input --------------------------------------------------------------------------
+def test_generate_before_fit():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        Synthesizer(["a"]).generate(pd.DataFrame({"b": [1]}))
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: d.drop(columns="educ"), r"missing columns \['educ'\]"),
+        (lambda d: d.assign(age=np.where(d.index == 3, np.nan, d.age)), "Condition column 'age' has 1 missing"),
+        (lambda d: d.assign(re78=np.where(d.index == 3, np.inf, d.re78)), "Target column 're78' has 1 missing"),
+        (lambda d: d.assign(w=-1.0), "'w' has 3000 negative weights"),
+        (lambda d: d.assign(w=0.0), "'w' sums to 0"),
+        (lambda d: d.iloc[:0], "is empty"),
+        (lambda d: d.assign(educ=12), "Condition column 'educ' is constant"),
+    ],
+)
+def test_bad_input_is_named(small, mutate, match):
+    df = mutate(small.assign(w=1.0))
+    with pytest.raises(DataValidationError, match=match):
+        Synthesizer(TARGETS, CONDITIONS, epochs=1, verbose=False).fit(df, weight_col="w")
+
+
+def test_bad_parameters_are_named(small):
+    with pytest.raises(DataValidationError, match="'flow' parameter must be 'maf' or 'nsf'. Got 'gan'"):
+        Synthesizer(TARGETS, CONDITIONS, flow="gan").fit(small)
+    with pytest.raises(DataValidationError, match="both targets and conditions"):
+        Synthesizer(TARGETS, ["re74"]).fit(small)
+
+
+def test_unseen_condition_category_at_generate():
+    df = pd.DataFrame({"r": ["a", "b"] * 50, "y": np.arange(100.0) + 1})
+    synth = Synthesizer(["y"], ["r"], epochs=1, verbose=False).fit(df)
+    with pytest.raises(DataValidationError, match=r"'r' has categories not seen in training: \['c'\]"):
+        synth.generate(pd.DataFrame({"r": ["c"]}))
