@@ -4,31 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..evaluation.calibration import design_effect, kish_ess
+
 __all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors"]
-
-
-def kish_ess(weights: np.ndarray) -> float:
-    """Kish effective sample size ``(sum w)^2 / sum w^2``.
-
-    Examples
-    --------
-    >>> kish_ess(np.array([1.0, 1.0, 2.0]))
-    2.6666666666666665
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    return float(w.sum() ** 2 / np.dot(w, w))
-
-
-def design_effect(weights: np.ndarray) -> float:
-    """Kish design effect due to unequal weights, ``n sum w^2 / (sum w)^2 = 1 + cv^2``.
-
-    Examples
-    --------
-    >>> design_effect(np.array([1.0, 1.0, 1.0]))
-    1.0
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    return float(len(w) * np.dot(w, w) / w.sum() ** 2)
 
 
 def weight_ratio_range(weights: np.ndarray, initial: np.ndarray) -> tuple[float, float]:

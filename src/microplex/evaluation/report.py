@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -195,7 +196,7 @@ def evaluate(
     synthetic_df: pd.DataFrame,
     weight_col: str | None = None,
     synthetic_weight_col: str | None = None,
-    targets: Mapping[object, float] | None = None,
+    targets: Mapping[object, float] | Any | None = None,
     holdout_df: pd.DataFrame | None = None,
     conditions: Sequence[str] | None = None,
     *,
@@ -214,9 +215,11 @@ def evaluate(
         Weight column of ``real_df`` (and of ``holdout_df``); equal weights when None.
     synthetic_weight_col : str, default=None
         Weight column of ``synthetic_df``; equal weights when None.
-    targets : mapping, default=None
-        Calibration targets checked on the weighted synthetic file: ``{"col": total}`` for the
-        weighted sum of a column, ``{("col", level): count}`` for a weighted count.
+    targets : Targets or mapping, default=None
+        Calibration targets checked on the weighted synthetic file: a
+        :class:`~microplex.calibration.Targets` (any filter, count, sum or mean), or a mapping
+        ``{"col": total}`` for the weighted sum of a column, ``{("col", level): count}`` for a
+        weighted count.
     holdout_df : pandas.DataFrame, default=None
         Real records not used for training; enables the privacy diagnostics.
     conditions : sequence of str, default=None
@@ -268,7 +271,11 @@ def evaluate(
         wsum = cal.weight_summary(ws_arr)
         rows += [("kish_ess", synthetic_weight_col or "weights", "all", wsum["kish_ess"]),
                  ("design_effect", synthetic_weight_col or "weights", "all", wsum["design_effect"])]
-    if targets:
+    if targets is not None and not isinstance(targets, Mapping):
+        achieved, wanted = _calibration_totals(synthetic_df, ws_arr, targets)
+        calib = cal.achieved_vs_target(achieved, wanted)
+        rows += [("calibration_rel_error", name, "all", abs(float(e))) for name, e in calib["rel_error"].items()]
+    elif targets:
         achieved = cal.weighted_totals(synth, ws_arr, list(targets.keys()))
         calib = cal.achieved_vs_target(achieved, dict(targets))
         rows += [("calibration_rel_error", name, "all", abs(float(e))) for name, e in calib["rel_error"].items()]
@@ -294,3 +301,13 @@ def evaluate(
         privacy=priv,
         holdout_df=holdout,
     )
+
+
+def _calibration_totals(records: pd.DataFrame, weights: np.ndarray, targets: Any) -> tuple[dict, dict]:
+    """Achieved and wanted totals of calibration ``Targets`` under ``weights`` (names as keys)."""
+    from ..calibration.calibrator import as_targets, target_report
+    from ..calibration.design import build_design
+
+    design = build_design(records.assign(__weight__=weights), as_targets(targets), "__weight__")
+    table = target_report(design, design.d)
+    return dict(zip(table["target"], table["achieved"])), dict(zip(table["target"], table["value"]))

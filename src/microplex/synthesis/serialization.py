@@ -42,18 +42,25 @@ def write_archive(
     os.close(fd)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("metadata.json", json.dumps(meta, indent=1, default=_json_default))
+            _write_member(zf, "metadata.json", json.dumps(meta, indent=1, default=_json_default).encode())
             contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-            zf.writestr("weights.safetensors", save_tensors(contiguous))
+            _write_member(zf, "weights.safetensors", save_tensors(contiguous))
             for name, table in (tables or {}).items():
                 buf = io.BytesIO()
                 table.to_parquet(buf, index=False)
-                zf.writestr(f"{name}.parquet", buf.getvalue())
+                _write_member(zf, f"{name}.parquet", buf.getvalue())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """Writes one member with a fixed timestamp, so equal models give byte-identical files."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
 
 
 def read_archive(
