@@ -173,3 +173,14 @@ def test_consistency_check_passes_and_soft_mode_only_warns(small, caplog):
     cal = Calibrator("raking", soft=True).fit(small, bad, weight_col="weight", geography=["state", "puma"])
     assert len(cal.result_.inconsistencies) == 4
     assert "do not add up" in caplog.text
+
+
+def test_targets_from_a_file_path(small, tmp_path):
+    n = small.groupby("state")["weight"].sum() * 1.05
+    Targets.from_margins({"state": n}).to_frame().to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "t.yaml").write_text("margins:\n  - by: state\n    values: {" + ", ".join(f"{k}: {v}" for k, v in n.items()) + "}\n")
+    for name in ("t.csv", "t.yaml"):
+        cal = Calibrator("raking").fit(small, tmp_path / name, weight_col="weight")
+        assert cal.summary["max_rel_error"] < 1e-8
+    with pytest.raises(DataValidationError, match="must be an existing .csv"):
+        Calibrator().fit(small, tmp_path / "missing.json", weight_col="weight")

@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def as_targets(targets: Any) -> Targets:
-    """Accepts Targets, a list of Target, a target table (DataFrame) or a margins dict."""
+    """Accepts Targets, a list of Target, a target table (DataFrame), a margins dict or a file path
+    (``.csv``, ``.parquet``, ``.yaml``/``.yml``)."""
     if isinstance(targets, Targets):
         return targets
+    if isinstance(targets, (str, Path)):
+        suffix = Path(targets).suffix.lower()
+        readers = {".csv": Targets.from_csv, ".parquet": Targets.from_parquet, ".yaml": Targets.from_yaml}
+        readers[".yml"] = Targets.from_yaml
+        if suffix not in readers or not Path(targets).exists():
+            raise DataValidationError(
+                f"targets path {str(targets)!r} must be an existing .csv, .parquet, .yaml or .yml file."
+            )
+        return readers[suffix](targets)
     if isinstance(targets, pd.DataFrame):
         return Targets.from_frame(targets)
     if isinstance(targets, Mapping):
@@ -243,7 +254,7 @@ class Calibrator:
         ----------
         records : DataFrame of shape (n_records, n_columns)
             Never modified.
-        targets : Targets, list of Target, DataFrame (:meth:`Targets.from_frame`) or margins dict
+        targets : Targets, list of Target, DataFrame (:meth:`Targets.from_frame`), margins dict or file path
         weight_col : str, default="weight"
             Column of positive initial weights (household weights: constant within each household).
         household_col : str, optional

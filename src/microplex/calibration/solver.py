@@ -125,22 +125,26 @@ class _Operator:
         if specs:
             uniq, invs = _pattern(lambda i: self._pair(*specs[i])[1], len(specs), m)
             for (a, b), inv in zip(specs, invs):
-                vals = self._pair(a, b)[2]
-                self.pairs.append((self.slots[b][0], inv, vals))
+                self.pairs.append((self.slots[b][0], inv, self._pair(a, b, codes=False)[2]))
             self.off_r, self.off_c = uniq // m, uniq % m
 
-    def _pair(self, a: int, b: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    def _pair(
+        self, a: int, b: int, codes: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Rows, codes ``min(c_a, c_b) * m + max(c_a, c_b)`` and value products of slots ``a < b``."""
         rows_b, ind_b, val_b = self.slots[b]
         rows_a, ind_a, val_a = self.slots[a]
-        if rows_b is not None:
-            sel = rows_b if rows_a is None else np.searchsorted(rows_a, rows_b)
+        if val_a is None and val_b is None and not codes:
+            return rows_b, None, None
+        sel = None if rows_b is None else (rows_b if rows_a is None else np.searchsorted(rows_a, rows_b))
+        if sel is not None:
             ind_a = ind_a[sel]
             val_a = None if val_a is None else val_a[sel]
-        codes = np.minimum(ind_a, ind_b).astype(np.int64) * self.m + np.maximum(ind_a, ind_b)
+        code = np.minimum(ind_a, ind_b).astype(np.int64) * self.m + np.maximum(ind_a, ind_b) if codes else None
         if val_a is None and val_b is None:
-            return rows_b, codes, None
-        return rows_b, codes, (1.0 if val_a is None else val_a) * (1.0 if val_b is None else val_b)
+            return rows_b, code, None
+        codes_out = code
+        return rows_b, codes_out, (1.0 if val_a is None else val_a) * (1.0 if val_b is None else val_b)
 
     @property
     def xt(self) -> sp.csr_matrix:
@@ -203,8 +207,9 @@ def _pattern(codes: Callable[[int], np.ndarray], k: int, m: int) -> tuple[np.nda
         for i in range(k):
             present[codes(i)] = True
         uniq = np.flatnonzero(present)
-        pos = np.cumsum(present, dtype=np.int32) - 1
         del present
+        pos = np.zeros(m * m, dtype=np.int32)  # only the touched pages are ever written
+        pos[uniq] = np.arange(len(uniq), dtype=np.int32)
         return uniq, [pos[codes(i)] for i in range(k)]
     parts = [codes(i) for i in range(k)]
     sizes = np.cumsum([0, *(len(c) for c in parts)])
