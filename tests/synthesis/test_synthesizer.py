@@ -157,3 +157,12 @@ def test_unseen_condition_category_at_generate():
     synth = Synthesizer(["y"], ["r"], epochs=1, verbose=False).fit(df)
     with pytest.raises(DataValidationError, match=r"'r' has categories not seen in training: \['c'\]"):
         synth.generate(pd.DataFrame({"r": ["c"]}))
+
+
+@pytest.mark.parametrize("flow", ["maf", "nsf"])
+@pytest.mark.parametrize("targets, conditions", [(["re78"], []), (["age"], []), (["age", "re78"], ["educ"])])
+def test_without_conditions_or_point_masses(small, flow, targets, conditions):
+    synth = Synthesizer(targets, conditions, flow=flow, epochs=2, verbose=False).fit(small, seed=0)
+    out = synth.sample(200, seed=0)
+    assert list(out.columns) == conditions + targets
+    assert np.isfinite(synth.log_prob(small.head(50))).all()

@@ -98,6 +98,8 @@ class TriangularFlow(nn.Module):
 
     def _univariate(self, layer: nn.Module, y: Tensor, c: Tensor):
         """Elementwise transform of ``layer`` given its input ``y`` (N, D) and context ``c``."""
+        if c.shape[-1] == 0:
+            c = None
         if self.features == 1:  # zuko builds an element-wise transform for D = 1
             return layer(c).base
         return layer.meta(c, y).base
@@ -184,6 +186,7 @@ class _ColumnHyper:
         self.layer, self.c, self.features = layer, c, features
         self.total, self.shapes = layer.total, layer.shapes
         if features == 1:  # zuko's element-wise layer: parameters depend on c only
+            self.c = c if c.shape[1] else None
             return
         linears = [m for m in layer.hyper if isinstance(m, MaskedLinear)]
         self.activations = [m for m in layer.hyper if not isinstance(m, MaskedLinear)]

@@ -70,7 +70,12 @@ class PointMassFlow(nn.Module):
         blocks = [nn.functional.one_hot(self.patterns[:, m], s).float() for m, s in enumerate(state_sizes)]
         onehot = torch.cat(blocks, dim=1) if blocks else torch.zeros(n_patterns, 0)
         self.register_buffer("pattern_features", onehot)
-        self.head = MLP(context, n_patterns, hidden_features=hidden_features) if n_patterns > 1 else None
+        if n_patterns == 1:
+            self.head = None
+        elif context > 0:
+            self.head = MLP(context, n_patterns, hidden_features=hidden_features)
+        else:  # no conditions: the pattern distribution is a free softmax
+            self.head = _Logits(n_patterns)
         self.flow = (
             TriangularFlow(n_continuous, context + onehot.shape[1], flow, transforms, hidden_features, bins)
             if n_continuous > 0
@@ -121,3 +126,14 @@ class PointMassFlow(nn.Module):
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
         u = self.flow.inverse(z, ctx, pinned=~active, values=torch.zeros_like(z))
         return pattern, torch.where(active, u, torch.zeros_like(u))
+
+
+class _Logits(nn.Module):
+    """Unconditional logits, shape (P,), broadcast over a batch of empty contexts."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n))
+
+    def forward(self, c: Tensor) -> Tensor:
+        return self.logits.expand(c.shape[0], -1)

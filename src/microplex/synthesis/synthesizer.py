@@ -270,6 +270,8 @@ class Synthesizer:
         ``_MAX_PATTERNS`` (so unseen combinations keep a small probability), else the
         combinations observed in training; shape (P, M)."""
         sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
+        if not sizes:
+            return np.zeros((1, 0), dtype=np.int64)
         if int(np.prod(sizes, dtype=float)) <= _MAX_PATTERNS:
             grids = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
             return np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int64).reshape(-1, len(sizes))
