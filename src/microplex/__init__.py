@@ -17,6 +17,7 @@ from ._errors import (
     NotFittedError,
 )
 
+from .households import HouseholdSynthesizer
 from .synthesis import Synthesizer, VariableSpec
 
 try:
@@ -28,6 +29,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
+    "HouseholdSynthesizer",
     "MicroplexError",
     "NotFittedError",
     "Synthesizer",

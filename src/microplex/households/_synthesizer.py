@@ -1,0 +1,501 @@
+"""The :class:`HouseholdSynthesizer`: households from a flow, then their persons member by member."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError, NotFittedError
+from ..synthesis import Synthesizer, VariableSpec
+from ..synthesis._validation import check_frame, check_weights
+from ..synthesis.schema import infer_kind
+from ..synthesis.serialization import read_archive, write_archive
+from ._members import PREFIX, MemberState, _signed_log
+from ._validation import check_households, check_sizes, na_age_thresholds
+
+__all__ = ["HouseholdSynthesizer"]
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = "microplex.HouseholdSynthesizer"
+_SIZE_COL = "n_persons"
+_PARAMS = (
+    "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
+    "geography", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
+    "batch_size", "learning_rate", "validation_fraction", "patience", "max_redraws", "verbose",
+)
+
+
+def _seed(ss: np.random.SeedSequence) -> int:
+    return int(ss.generate_state(1)[0])
+
+
+class HouseholdSynthesizer:
+    """Hierarchical synthesizer of households and the persons living in them.
+
+    A household-level :class:`~microplex.synthesis.Synthesizer` draws the household variables
+    (size, region, household income components with their point masses), conditioned on the
+    geography column when one is named. Persons are then drawn member by member, oldest first:
+    member ``k`` comes from a person-level ``Synthesizer`` conditioned on its household's
+    variables and on a summary of members ``1..k-1`` (index, previous member's values, oldest
+    member's age, adults and positive incomes so far), so spouses' ages and the number of
+    earners keep their dependence. Every household gets exactly its size in persons, and the
+    oldest member is redrawn (up to ``max_redraws`` times) until it is an adult, so no
+    household is made of children only.
+
+    Person variables missing exactly for the persons under some age (children's incomes in
+    EU-SILC) are "not applicable": a second person-level ``Synthesizer`` per such age limit is
+    fitted on the persons at least that old, and synthetic persons under the limit get NaN.
+
+    Parameters
+    ----------
+    household_vars : sequence of str
+        Household-level columns (constant within a household).
+    person_vars : sequence of str
+        Person-level columns.
+    household_id : str
+        Household identifier column.
+    household_weight : str, default=None
+        Household weight column (constant within a household); ``None`` weighs households equally.
+    person_id : str, default=None
+        Person identifier column of the output (``"person_id"`` when ``None``).
+    size_var : str, default=None
+        Household variable holding the household size; ``None`` adds a ``"n_persons"`` household
+        variable counting the person records.
+    geography : str, default=None
+        Categorical household variable (region, state, ...) drawn from its weighted training
+        shares; the other household variables are conditioned on it.
+    age_var : str, default=None
+        Person age column: members are ordered oldest first, adults are at least ``adult_age``,
+        and "not applicable" missing values are recognized by age.
+    adult_age : float, default=16
+    schema : mapping of str to VariableSpec, default=None
+        Overrides of the modelling of household or person variables.
+    flow, transforms, hidden_features, epochs, batch_size, learning_rate, validation_fraction, patience
+        Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
+    max_redraws : int, default=50
+        Redraws of an under-age oldest member before giving up (with a warning).
+    verbose : bool, default=False
+        Show progress bars while fitting.
+
+    Attributes
+    ----------
+    household_model_ : Synthesizer
+        Household variables given the geography.
+    person_model_ : Synthesizer
+        Age and the always-applicable person variables given household and earlier members.
+    applicable_models_ : list of (float, Synthesizer)
+        For each age limit, the person variables that apply from that age on.
+    size_col_ : str
+        The household size column.
+
+    Examples
+    --------
+    >>> from microplex.datasets import load_dataset
+    >>> df = load_dataset("eusilc")
+    >>> df = df[df.db030 <= 300]
+    >>> hs = HouseholdSynthesizer(["db040", "hsize", "hy050n"], ["age", "rb090", "py010n"], "db030",
+    ...                           household_weight="db090", person_id="rb030", size_var="hsize",
+    ...                           geography="db040", age_var="age", epochs=2)
+    >>> hs = hs.fit(df, seed=0)
+    >>> households, persons = hs.sample(20, seed=1)
+    >>> len(households), bool(len(persons) == households.hsize.sum())
+    (20, True)
+    >>> list(persons.columns)
+    ['db030', 'rb030', 'age', 'rb090', 'py010n', 'db090']
+    >>> bool(persons.loc[persons.age < 16, "py010n"].isna().all())
+    True
+    """
+
+    def __init__(
+        self,
+        household_vars: Sequence[str],
+        person_vars: Sequence[str],
+        household_id: str,
+        household_weight: str | None = None,
+        person_id: str | None = None,
+        *,
+        size_var: str | None = None,
+        geography: str | None = None,
+        age_var: str | None = None,
+        adult_age: float = 16,
+        schema: Mapping[str, VariableSpec] | None = None,
+        flow: str = "maf",
+        transforms: int = 3,
+        hidden_features: tuple[int, ...] = (64, 64),
+        epochs: int = 200,
+        batch_size: int = 512,
+        learning_rate: float = 2e-3,
+        validation_fraction: float = 0.1,
+        patience: int = 15,
+        max_redraws: int = 50,
+        verbose: bool = False,
+    ) -> None:
+        self.household_vars = household_vars
+        self.person_vars = person_vars
+        self.household_id = household_id
+        self.household_weight = household_weight
+        self.person_id = person_id
+        self.size_var = size_var
+        self.geography = geography
+        self.age_var = age_var
+        self.adult_age = adult_age
+        self.schema = schema
+        self.flow = flow
+        self.transforms = transforms
+        self.hidden_features = hidden_features
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.max_redraws = max_redraws
+        self.verbose = verbose
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters, as given."""
+        return {k: getattr(self, k) for k in _PARAMS}
+
+    def __repr__(self) -> str:
+        return (
+            f"HouseholdSynthesizer(household_vars={list(self.household_vars)!r}, "
+            f"person_vars={list(self.person_vars)!r}, household_id={self.household_id!r})"
+        )
+
+    # -- fitting -----------------------------------------------------------------------
+    def _check_params(self) -> None:
+        for name in ("household_vars", "person_vars"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not len(value):
+                raise DataValidationError(
+                    f"The {name!r} parameter must be a non-empty list of column names. Got {value!r}."
+                )
+        hh, pv = list(self.household_vars), list(self.person_vars)
+        overlap = sorted(set(hh) & set(pv))
+        if overlap:
+            raise DataValidationError(f"Columns cannot be both household and person variables: {overlap}.")
+        special = [c for c in (self.household_id, self.household_weight, self.person_id) if c]
+        clash = sorted(set(special) & set(hh + pv))
+        if clash:
+            raise DataValidationError(f"Id and weight columns cannot also be modelled variables: {clash}.")
+        for name, value, pool, where in (
+            ("size_var", self.size_var, hh, "household_vars"),
+            ("geography", self.geography, hh, "household_vars"),
+            ("age_var", self.age_var, pv, "person_vars"),
+        ):
+            if value is not None and value not in pool:
+                raise DataValidationError(f"The {name!r} parameter must be one of {where} {pool}. Got {value!r}.")
+        reserved = [c for c in hh + pv if c.startswith(PREFIX)]
+        if reserved:
+            raise DataValidationError(f"Column names starting with {PREFIX!r} are reserved. Got {reserved}.")
+        if self.size_var is None and _SIZE_COL in pv:
+            raise DataValidationError(f"Person variable {_SIZE_COL!r} clashes with the derived household size.")
+        if int(self.max_redraws) < 0:
+            raise DataValidationError(f"The 'max_redraws' parameter must be >= 0. Got {self.max_redraws!r}.")
+
+    def _synth(self, targets: list[str], conditions: list[str], schema: dict[str, VariableSpec]) -> Synthesizer:
+        return Synthesizer(
+            targets, conditions, flow=self.flow, transforms=self.transforms,
+            hidden_features=tuple(self.hidden_features), schema=schema or None, epochs=self.epochs,
+            batch_size=self.batch_size, learning_rate=self.learning_rate,
+            validation_fraction=self.validation_fraction, patience=self.patience, verbose=self.verbose,
+        )
+
+    def fit(self, persons: pd.DataFrame, *, seed: int = 0) -> HouseholdSynthesizer:
+        """Fits the household model and the person models.
+
+        Parameters
+        ----------
+        persons : DataFrame
+            One row per person, with the household id, household variables (repeated on every
+            member), person variables and, if named, the household weight.
+        seed : int, default=0
+            Seeds every inner fit.
+
+        Returns
+        -------
+        self : HouseholdSynthesizer
+        """
+        self._check_params()
+        hh_vars, p_vars = list(self.household_vars), list(self.person_vars)
+        weight = self.household_weight
+        check_frame(persons, [self.household_id, *hh_vars, *p_vars] + ([weight] if weight else []), "persons")
+        check_households(persons, self.household_id, hh_vars + ([weight] if weight else []))
+        check_weights(persons, weight)
+        self.na_ages_ = na_age_thresholds(persons, p_vars, self.age_var)
+
+        groups = persons.groupby(self.household_id, sort=False)
+        hh = groups[hh_vars + ([weight] if weight else [])].first()
+        counts = groups.size()
+        self.size_col_ = self.size_var or _SIZE_COL
+        if self.size_var is None:
+            hh[_SIZE_COL] = counts.to_numpy()
+        check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
+        hh = hh.reset_index()
+        self.household_cols_ = hh_vars + ([] if self.size_var else [_SIZE_COL])
+        self.total_weight_ = float(hh[weight].sum()) if weight else float(len(hh))
+        self.max_size_ = int(hh[self.size_col_].max())
+
+        schema = dict(self.schema or {})
+        if self.age_var is not None and self.age_var not in schema:
+            schema[self.age_var] = VariableSpec(kind="integer" if _is_int(persons[self.age_var]) else None,
+                                                point_masses=())
+        ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
+
+        h_targets = [c for c in self.household_cols_ if c != self.geography]
+        h_conditions = [self.geography] if self.geography else []
+        self.household_model_ = self._synth(h_targets, h_conditions, _pick(schema, h_targets + h_conditions))
+        self.household_model_.fit(hh, weight, seed=_seed(ss_h))
+
+        kinds = {}
+        for v in p_vars:
+            kinds[v] = schema.get(v, VariableSpec()).kind or infer_kind(persons[v].dropna(), role="target")
+        self.person_dtypes_ = {v: str(persons[v].dtype) for v in p_vars}
+        self.member_numeric_ = [v for v in p_vars if kinds[v] != "categorical"]
+        self.member_categorical_ = [v for v in p_vars if kinds[v] == "categorical"]
+
+        ordered = self._order_members(persons)
+        train = self._teacher_forced(hh, ordered)
+        self.context_cols_ = [c for c in train.columns if c not in p_vars and c != "__w__"]
+        w = "__w__" if weight else None
+        base = [v for v in p_vars if v not in self.na_ages_]
+        conditions = _varying(train, self.context_cols_)
+        self.person_model_ = self._synth(base, conditions, _pick(schema, base))
+        self.person_model_.fit(train, w, seed=_seed(ss_a))
+        self.applicable_models_ = []
+        limits = sorted(set(self.na_ages_.values()))
+        for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
+            targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
+            rows = train[train[self.age_var] >= limit]
+            model = self._synth(targets, _varying(rows, conditions + base), _pick(schema, targets))
+            self.applicable_models_.append((limit, model.fit(rows, w, seed=_seed(ss))))
+        return self
+
+    def _order_members(self, persons: pd.DataFrame) -> pd.DataFrame:
+        """Persons sorted by household (first appearance), then oldest first (stable)."""
+        df = persons.reset_index(drop=True)
+        hh_order = pd.factorize(df[self.household_id])[0]
+        keys = [hh_order]
+        if self.age_var is not None:
+            keys.append(-df[self.age_var].to_numpy(float))
+        order = np.lexsort([np.arange(len(df)), *keys[::-1]])
+        return df.iloc[order].reset_index(drop=True)
+
+    def _context(self, hh: pd.DataFrame, pos: np.ndarray, state: MemberState) -> pd.DataFrame:
+        """Household variables (continuous ones on a signed-log scale) and member summaries."""
+        kinds = self.household_model_.kinds_
+        ctx = {}
+        for c in self.household_cols_:
+            values = hh[c].to_numpy()[pos]
+            ctx[c] = _signed_log(values) if kinds.get(c) in ("continuous", "integer") and c != self.size_col_ else values
+        return pd.concat([pd.DataFrame(ctx), state.features(pos)], axis=1)
+
+    def _state(self, n: int) -> MemberState:
+        return MemberState(n, self.member_numeric_, self.member_categorical_, self.age_var, self.adult_age)
+
+    def _teacher_forced(self, hh: pd.DataFrame, ordered: pd.DataFrame) -> pd.DataFrame:
+        """Training rows of the person models: each real member with the summary of the real
+        members before it."""
+        pos_of = pd.Series(np.arange(len(hh)), index=hh[self.household_id].to_numpy())
+        member = ordered.groupby(self.household_id, sort=False).cumcount().to_numpy()
+        hpos = pos_of.loc[ordered[self.household_id].to_numpy()].to_numpy()
+        state, parts = self._state(len(hh)), []
+        for k in range(self.max_size_):
+            rows = ordered[member == k].reset_index(drop=True)
+            pos = hpos[member == k]
+            part = self._context(hh, pos, state)
+            for v in self.person_vars:
+                part[v] = rows[v].to_numpy()
+            if self.household_weight:
+                part["__w__"] = hh[self.household_weight].to_numpy()[pos]
+            parts.append(part)
+            state.update(pos, rows)
+        out = pd.concat(parts, ignore_index=True)
+        for v in self.person_vars:
+            out[v] = out[v].astype(ordered[v].dtype)
+        return out
+
+    # -- generation --------------------------------------------------------------------
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "person_model_"):
+            raise NotFittedError(
+                "This HouseholdSynthesizer instance is not fitted yet. Call 'fit' with appropriate arguments first."
+            )
+
+    def sample(self, n_households: int, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Synthesizes ``n_households`` households and their persons.
+
+        Parameters
+        ----------
+        n_households : int
+        seed : int, default=None
+            The same seed gives identical output.
+
+        Returns
+        -------
+        households : DataFrame
+            One row per household: household id, household variables and a household weight
+            (the training households' total weight spread evenly).
+        persons : DataFrame
+            One row per person: household id, person id, person variables, household weight.
+        """
+        self._check_is_fitted()
+        if int(n_households) < 1:
+            raise DataValidationError(f"The 'n_households' parameter must be >= 1. Got {n_households!r} instead.")
+        ss_h, ss_p = np.random.SeedSequence(seed).spawn(2)
+        hh = self.household_model_.sample(int(n_households), seed=_seed(ss_h))
+        hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
+        hh = hh[[self.household_id, *self.household_cols_]]
+        if self.household_weight:
+            hh[self.household_weight] = self.total_weight_ / len(hh)
+        return hh, self._persons(hh, ss_p)
+
+    def generate(self, households: pd.DataFrame, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Synthesizes the persons of given households.
+
+        Parameters
+        ----------
+        households : DataFrame
+            One row per household with every household variable (and the size column); the
+            household id and weight columns are kept when present (ids default to 1..n).
+        seed : int, default=None
+
+        Returns
+        -------
+        households, persons : DataFrame
+            As in :meth:`sample`.
+        """
+        self._check_is_fitted()
+        check_frame(households, self.household_cols_, "households")
+        hh = households.reset_index(drop=True).copy()
+        if self.household_id not in hh.columns:
+            hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
+        if hh[self.household_id].duplicated().any():
+            dup = hh.loc[hh[self.household_id].duplicated(), self.household_id].tolist()[:5]
+            raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
+        check_households(hh, self.household_id, self.household_cols_)
+        check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
+        return hh, self._persons(hh, np.random.SeedSequence(seed))
+
+    def _persons(self, hh: pd.DataFrame, ss: np.random.SeedSequence) -> pd.DataFrame:
+        sizes = hh[self.size_col_].to_numpy(int)
+        state, parts = self._state(len(hh)), []
+        for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
+            pos = np.flatnonzero(sizes > k)
+            ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
+            ctx = self._context(hh, pos, state)
+            people = self.person_model_.generate(ctx, seed=_seed(ss_a))
+            if k == 0 and self.age_var is not None:
+                people = self._adult_heads(people, ctx, ss_r)
+            for (limit, model), s in zip(self.applicable_models_, ss_b, strict=True):
+                applies = people[self.age_var].to_numpy(float) >= limit
+                drawn = model.generate(people[applies], seed=_seed(s))
+                for v in model.target_vars:
+                    col = pd.Series(np.nan, index=people.index, dtype=object)
+                    col[applies] = drawn[v].to_numpy(dtype=object)
+                    people[v] = col
+            out = pd.DataFrame({self.household_id: hh[self.household_id].to_numpy()[pos], "__k__": k})
+            for v in self.person_vars:
+                out[v] = people[v].to_numpy()
+            parts.append(out)
+            state.update(pos, out)
+        persons = pd.concat(parts, ignore_index=True)
+        order = np.lexsort([persons["__k__"].to_numpy(), pd.factorize(persons[self.household_id])[0]])
+        persons = persons.iloc[order].drop(columns="__k__").reset_index(drop=True)
+        persons.insert(1, self.person_id or "person_id", np.arange(1, len(persons) + 1))
+        for v in self.person_vars:
+            persons[v] = persons[v].astype(self.person_dtypes_[v])
+        if self.household_weight and self.household_weight in hh.columns:
+            persons[self.household_weight] = persons[self.household_id].map(
+                dict(zip(hh[self.household_id], hh[self.household_weight], strict=True))
+            ).to_numpy(float)
+        return persons
+
+    def _adult_heads(self, people: pd.DataFrame, ctx: pd.DataFrame, ss: np.random.SeedSequence) -> pd.DataFrame:
+        """Redraws oldest members younger than ``adult_age`` (no households of children only)."""
+        for s in ss.spawn(int(self.max_redraws)):
+            young = people[self.age_var].to_numpy(float) < self.adult_age
+            if not young.any():
+                break
+            redrawn = self.person_model_.generate(ctx[young], seed=_seed(s))
+            people.loc[young, list(self.person_model_.target_vars)] = redrawn[list(self.person_model_.target_vars)]
+        young = people[self.age_var].to_numpy(float) < self.adult_age
+        if young.any():
+            logger.warning("%d households have no adult after %d redraws.", int(young.sum()), self.max_redraws)
+        return people
+
+    # -- persistence -------------------------------------------------------------------
+    def _models(self) -> dict[str, Synthesizer]:
+        models = {"household": self.household_model_, "person": self.person_model_}
+        models.update({f"applicable{i}": m for i, (_, m) in enumerate(self.applicable_models_)})
+        return models
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle)."""
+        self._check_is_fitted()
+        from .. import __version__
+
+        params = self.get_params()
+        params["schema"] = {k: v.to_dict() for k, v in (self.schema or {}).items()}
+        params["household_vars"], params["person_vars"] = list(self.household_vars), list(self.person_vars)
+        params["hidden_features"] = list(self.hidden_features)
+        meta: dict[str, Any] = {
+            "format": _FORMAT, "microplex_version": __version__, "params": params,
+            "size_col": self.size_col_, "household_cols": self.household_cols_,
+            "total_weight": self.total_weight_, "max_size": self.max_size_, "na_ages": self.na_ages_,
+            "person_dtypes": self.person_dtypes_, "member_numeric": self.member_numeric_,
+            "member_categorical": self.member_categorical_, "context_cols": self.context_cols_,
+            "limits": [limit for limit, _ in self.applicable_models_], "models": {},
+        }
+        tensors, tables = {}, {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, model in self._models().items():
+                model.save(Path(tmp) / f"{name}.mpx")
+                sub_meta, sub_tensors, sub_tables = read_archive(Path(tmp) / f"{name}.mpx", "microplex.Synthesizer")
+                meta["models"][name] = sub_meta
+                tensors.update({f"{name}/{k}": v for k, v in sub_tensors.items()})
+                tables.update({f"{name}/{k}": v for k, v in sub_tables.items()})
+        write_archive(path, meta, tensors, tables)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
+        """Loads a model saved by :meth:`save`."""
+        meta, tensors, tables = read_archive(path, _FORMAT)
+        params = dict(meta["params"])
+        params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
+        params["hidden_features"] = tuple(params["hidden_features"])
+        self = cls(**params)
+        self.size_col_, self.household_cols_ = meta["size_col"], meta["household_cols"]
+        self.total_weight_, self.max_size_, self.na_ages_ = meta["total_weight"], meta["max_size"], meta["na_ages"]
+        self.person_dtypes_, self.context_cols_ = meta["person_dtypes"], meta["context_cols"]
+        self.member_numeric_, self.member_categorical_ = meta["member_numeric"], meta["member_categorical"]
+        models = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, sub_meta in meta["models"].items():
+                sub_tensors = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+                sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
+                write_archive(Path(tmp) / f"{name}.mpx", sub_meta, sub_tensors, sub_tables)
+                models[name] = Synthesizer.load(Path(tmp) / f"{name}.mpx")
+        self.household_model_, self.person_model_ = models["household"], models["person"]
+        self.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
+        return self
+
+
+def _is_int(series: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(series.dtype)
+
+
+def _pick(schema: Mapping[str, VariableSpec], cols: Sequence[str]) -> dict[str, VariableSpec]:
+    return {c: schema[c] for c in cols if c in schema}
+
+
+def _varying(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """The columns of ``cols`` that are not constant in ``df`` (constant conditions carry nothing)."""
+    return [c for c in cols if df[c].nunique() > 1]
