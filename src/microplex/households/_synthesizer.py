@@ -46,9 +46,10 @@ class HouseholdSynthesizer:
     member ``k`` comes from a person-level ``Synthesizer`` conditioned on its household's
     variables and on a summary of members ``1..k-1`` (index, previous member's values, oldest
     member's age, adults and positive incomes so far), so spouses' ages and the number of
-    earners keep their dependence. Every household gets exactly its size in persons, and the
+    earners keep their dependence. Every household gets exactly its size in persons, the
     oldest member is redrawn (up to ``max_redraws`` times) until it is an adult, so no
-    household is made of children only.
+    household is made of children only, and a later member drawn older than the one before is
+    redrawn (members are modelled oldest first).
 
     Person variables missing exactly for the persons under some age (children's incomes in
     EU-SILC) are "not applicable": a second person-level ``Synthesizer`` per such age limit is
@@ -81,7 +82,8 @@ class HouseholdSynthesizer:
     flow, transforms, hidden_features, epochs, batch_size, learning_rate, validation_fraction, patience
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
     max_redraws : int, default=50
-        Redraws of an under-age oldest member before giving up (with a warning).
+        Redraws of an under-age oldest member (then a warning) or of a member older than the
+        one before (then the age is capped at the previous member's).
     verbose : bool, default=False
         Show progress bars while fitting.
 
@@ -392,8 +394,8 @@ class HouseholdSynthesizer:
             ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
             ctx = self._context(hh, pos, state)
             people = self.person_model_.generate(ctx, seed=_seed(ss_a))
-            if k == 0 and self.age_var is not None:
-                people = self._adult_heads(people, ctx, ss_r)
+            if self.age_var is not None:
+                people = self._redraw(people, ctx, k, ss_r)
             for (limit, model), s in zip(self.applicable_models_, ss_b, strict=True):
                 applies = people[self.age_var].to_numpy(float) >= limit
                 drawn = model.generate(people[applies], seed=_seed(s))
@@ -418,17 +420,31 @@ class HouseholdSynthesizer:
             ).to_numpy(float)
         return persons
 
-    def _adult_heads(self, people: pd.DataFrame, ctx: pd.DataFrame, ss: np.random.SeedSequence) -> pd.DataFrame:
-        """Redraws oldest members younger than ``adult_age`` (no households of children only)."""
+    def _redraw(self, people: pd.DataFrame, ctx: pd.DataFrame, k: int, ss: np.random.SeedSequence) -> pd.DataFrame:
+        """Redraws members out of order: an oldest member younger than ``adult_age`` (no households
+        of children only) or a later member older than the one before (members come oldest
+        first, as in training). After ``max_redraws`` tries, later members' ages are capped."""
+        targets = list(self.person_model_.target_vars)
+        prev = ctx[f"{PREFIX}prev_{self.age_var}"].to_numpy(float)
+
+        def bad() -> np.ndarray:
+            age = people[self.age_var].to_numpy(float)
+            return age < self.adult_age if k == 0 else age > prev
+
         for s in ss.spawn(int(self.max_redraws)):
-            young = people[self.age_var].to_numpy(float) < self.adult_age
-            if not young.any():
+            wrong = bad()
+            if not wrong.any():
                 break
-            redrawn = self.person_model_.generate(ctx[young], seed=_seed(s))
-            people.loc[young, list(self.person_model_.target_vars)] = redrawn[list(self.person_model_.target_vars)]
-        young = people[self.age_var].to_numpy(float) < self.adult_age
-        if young.any():
-            logger.warning("%d households have no adult after %d redraws.", int(young.sum()), self.max_redraws)
+            redrawn = self.person_model_.generate(ctx[wrong], seed=_seed(s))
+            people.loc[wrong, targets] = redrawn[targets]
+        wrong = bad()
+        if wrong.any() and k == 0:
+            logger.warning("%d households have no adult after %d redraws.", int(wrong.sum()), self.max_redraws)
+        elif wrong.any():
+            logger.info("%d members older than the member before after %d redraws; ages capped.",
+                        int(wrong.sum()), self.max_redraws)
+            capped = np.minimum(people[self.age_var].to_numpy(float), prev)
+            people[self.age_var] = capped.astype(people[self.age_var].dtype)
         return people
 
     # -- persistence -------------------------------------------------------------------
