@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _FORMAT = "microplex.HouseholdSynthesizer"
 _SIZE_COL = "n_persons"
+_GAP = f"{PREFIX}age_gap"
 _PARAMS = (
     "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
     "geography", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
@@ -41,15 +42,16 @@ class HouseholdSynthesizer:
     """Hierarchical synthesizer of households and the persons living in them.
 
     A household-level :class:`~microplex.synthesis.Synthesizer` draws the household variables
-    (size, region, household income components with their point masses), conditioned on the
-    geography column when one is named. Persons are then drawn member by member, oldest first:
-    member ``k`` comes from a person-level ``Synthesizer`` conditioned on its household's
-    variables and on a summary of members ``1..k-1`` (index, previous member's values, oldest
-    member's age, adults and positive incomes so far), so spouses' ages and the number of
-    earners keep their dependence. Every household gets exactly its size in persons, the
-    oldest member is redrawn (up to ``max_redraws`` times) until it is an adult, so no
-    household is made of children only, and a later member drawn older than the one before is
-    redrawn (members are modelled oldest first).
+    (size, household income components with their point masses) given the geography column,
+    whose values are allotted by their weighted training shares. Persons are then drawn member
+    by member, oldest first: member ``k`` comes from a person-level ``Synthesizer``
+    conditioned on its household's variables and on a summary of members ``1..k-1`` (index,
+    previous member's values, oldest member's age, adults and positive incomes so far), so
+    spouses' ages and the number of earners keep their dependence. The oldest member draws its
+    age; every later member draws its age gap to the member before (>= 0, with its point mass
+    at 0). Every household gets exactly its size in persons, and an oldest member younger than
+    ``adult_age`` is redrawn (up to ``max_redraws`` times), so no household is made of children
+    only.
 
     Person variables missing exactly for the persons under some age (children's incomes in
     EU-SILC) are "not applicable": a second person-level ``Synthesizer`` per such age limit is
@@ -82,8 +84,8 @@ class HouseholdSynthesizer:
     flow, transforms, hidden_features, epochs, batch_size, learning_rate, validation_fraction, patience
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
     max_redraws : int, default=50
-        Redraws of an under-age oldest member (then a warning) or of a member older than the
-        one before (then the age is capped at the previous member's).
+        Redraws of an under-age oldest member, or of a later member younger than the youngest
+        training age, before keeping it with a warning.
     verbose : bool, default=False
         Show progress bars while fitting.
 
@@ -91,8 +93,10 @@ class HouseholdSynthesizer:
     ----------
     household_model_ : Synthesizer
         Household variables given the geography.
-    person_model_ : Synthesizer
-        Age and the always-applicable person variables given household and earlier members.
+    person_models_ : dict of str to Synthesizer
+        Age and the always-applicable person variables given household and earlier members:
+        ``"head"`` (oldest member) and ``"member"`` (later members, age as a gap), or ``"all"``
+        without ``age_var``.
     applicable_models_ : list of (float, Synthesizer)
         For each age limit, the person variables that apply from that age on.
     size_col_ : str
@@ -265,18 +269,29 @@ class HouseholdSynthesizer:
 
         ordered = self._order_members(persons)
         train = self._teacher_forced(hh, ordered)
-        self.context_cols_ = [c for c in train.columns if c not in p_vars and c != "__w__"]
+        self.context_cols_ = [c for c in train.columns if c not in p_vars and c not in ("__w__", _GAP)]
         w = "__w__" if weight else None
         base = [v for v in p_vars if v not in self.na_ages_]
-        conditions = _varying(train, self.context_cols_)
-        self.person_model_ = self._synth(base, conditions, _pick(schema, base))
-        self.person_model_.fit(train, w, seed=_seed(ss_a))
+        self.person_models_ = {}
+        if self.age_var is None:
+            parts = {"all": (train, base)}
+        else:
+            # The oldest member draws its age, later members the gap to the member before.
+            self.min_age_ = float(persons[self.age_var].min())
+            schema.setdefault(_GAP, VariableSpec(kind=schema[self.age_var].kind))
+            head = train[f"{PREFIX}index"] == 1
+            parts = {"head": (train[head], base), "member": (train[~head], [_GAP] + [v for v in base if v != self.age_var])}
+        for (name, (rows, targets)), ss in zip(parts.items(), ss_a.spawn(len(parts)), strict=True):
+            if len(rows) == 0:
+                continue
+            model = self._synth(targets, _varying(rows, self.context_cols_), _pick(schema, targets))
+            self.person_models_[name] = model.fit(rows, w, seed=_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
-            model = self._synth(targets, _varying(rows, conditions + base), _pick(schema, targets))
+            model = self._synth(targets, _varying(rows, self.context_cols_ + base), _pick(schema, targets))
             self.applicable_models_.append((limit, model.fit(rows, w, seed=_seed(ss))))
         return self
 
@@ -315,6 +330,10 @@ class HouseholdSynthesizer:
             part = self._context(hh, pos, state)
             for v in self.person_vars:
                 part[v] = rows[v].to_numpy()
+            if self.age_var is not None:
+                part[_GAP] = part[f"{PREFIX}prev_{self.age_var}"].to_numpy() - rows[self.age_var].to_numpy(float)
+                if not np.issubdtype(rows[self.age_var].dtype, np.floating):
+                    part[_GAP] = part[_GAP].round().astype(np.int64)
             if self.household_weight:
                 part["__w__"] = hh[self.household_weight].to_numpy()[pos]
             parts.append(part)
@@ -326,7 +345,7 @@ class HouseholdSynthesizer:
 
     # -- generation --------------------------------------------------------------------
     def _check_is_fitted(self) -> None:
-        if not hasattr(self, "person_model_"):
+        if not hasattr(self, "person_models_"):
             raise NotFittedError(
                 "This HouseholdSynthesizer instance is not fitted yet. Call 'fit' with appropriate arguments first."
             )
@@ -393,9 +412,7 @@ class HouseholdSynthesizer:
             pos = np.flatnonzero(sizes > k)
             ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
             ctx = self._context(hh, pos, state)
-            people = self.person_model_.generate(ctx, seed=_seed(ss_a))
-            if self.age_var is not None:
-                people = self._redraw(people, ctx, k, ss_r)
+            people = self._draw(ctx, k, ss_a, ss_r)
             for (limit, model), s in zip(self.applicable_models_, ss_b, strict=True):
                 applies = people[self.age_var].to_numpy(float) >= limit
                 drawn = model.generate(people[applies], seed=_seed(s))
@@ -420,36 +437,45 @@ class HouseholdSynthesizer:
             ).to_numpy(float)
         return persons
 
-    def _redraw(self, people: pd.DataFrame, ctx: pd.DataFrame, k: int, ss: np.random.SeedSequence) -> pd.DataFrame:
-        """Redraws members out of order: an oldest member younger than ``adult_age`` (no households
-        of children only) or a later member older than the one before (members come oldest
-        first, as in training). After ``max_redraws`` tries, later members' ages are capped."""
-        targets = list(self.person_model_.target_vars)
+    def _draw(self, ctx: pd.DataFrame, k: int, ss: np.random.SeedSequence, ss_redraw: np.random.SeedSequence) -> pd.DataFrame:
+        """Draws member ``k`` (0-based) of each household in ``ctx``: the oldest member's age, or
+        a later member's age as the previous member's minus a gap >= 0.
+
+        Oldest members younger than ``adult_age`` (households of children only) and later
+        members younger than the youngest training age are redrawn, at most ``max_redraws``
+        times, then kept with a warning."""
+        if self.age_var is None:
+            return self.person_models_["all"].generate(ctx, seed=_seed(ss))
+        model = self.person_models_["head" if k == 0 else "member"]
         prev = ctx[f"{PREFIX}prev_{self.age_var}"].to_numpy(float)
 
-        def bad() -> np.ndarray:
-            age = people[self.age_var].to_numpy(float)
-            return age < self.adult_age if k == 0 else age > prev
+        def draw(rows: pd.DataFrame, s: np.random.SeedSequence) -> pd.DataFrame:
+            out = model.generate(rows, seed=_seed(s))
+            if k > 0:
+                age = prev[rows.index] - out.pop(_GAP).to_numpy(float)
+                out[self.age_var] = age.astype(self.person_dtypes_[self.age_var])
+            return out
 
-        for s in ss.spawn(int(self.max_redraws)):
-            wrong = bad()
+        def bad(people: pd.DataFrame) -> np.ndarray:
+            age = people[self.age_var].to_numpy(float)
+            return age < (self.adult_age if k == 0 else self.min_age_)
+
+        people = draw(ctx, ss)
+        cols = [c for c in people.columns if c not in ctx.columns]
+        for s in ss_redraw.spawn(int(self.max_redraws)):
+            wrong = bad(people)
             if not wrong.any():
                 break
-            redrawn = self.person_model_.generate(ctx[wrong], seed=_seed(s))
-            people.loc[wrong, targets] = redrawn[targets]
-        wrong = bad()
-        if wrong.any() and k == 0:
-            logger.warning("%d households have no adult after %d redraws.", int(wrong.sum()), self.max_redraws)
-        elif wrong.any():
-            logger.info("%d members older than the member before after %d redraws; ages capped.",
-                        int(wrong.sum()), self.max_redraws)
-            capped = np.minimum(people[self.age_var].to_numpy(float), prev)
-            people[self.age_var] = capped.astype(people[self.age_var].dtype)
+            people.loc[wrong, cols] = draw(ctx[wrong], s)[cols]
+        wrong = bad(people)
+        if wrong.any():
+            logger.warning("%d members (index %d) out of range after %d redraws.", int(wrong.sum()), k, self.max_redraws)
         return people
 
     # -- persistence -------------------------------------------------------------------
     def _models(self) -> dict[str, Synthesizer]:
-        models = {"household": self.household_model_, "person": self.person_model_}
+        models = {"household": self.household_model_}
+        models.update({f"person_{name}": m for name, m in self.person_models_.items()})
         models.update({f"applicable{i}": m for i, (_, m) in enumerate(self.applicable_models_)})
         return models
 
@@ -469,6 +495,7 @@ class HouseholdSynthesizer:
             "person_dtypes": self.person_dtypes_, "member_numeric": self.member_numeric_,
             "member_categorical": self.member_categorical_, "context_cols": self.context_cols_,
             "limits": [limit for limit, _ in self.applicable_models_], "models": {},
+            "min_age": getattr(self, "min_age_", None),
         }
         tensors, tables = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -499,7 +526,9 @@ class HouseholdSynthesizer:
                 sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
                 write_archive(Path(tmp) / f"{name}.mpx", sub_meta, sub_tensors, sub_tables)
                 models[name] = Synthesizer.load(Path(tmp) / f"{name}.mpx")
-        self.household_model_, self.person_model_ = models["household"], models["person"]
+        self.household_model_ = models["household"]
+        self.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
+        self.min_age_ = meta.get("min_age")
         self.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
         return self
 
