@@ -247,6 +247,10 @@ class HouseholdSynthesizer:
         hh = hh.reset_index()
         self.household_cols_ = hh_vars + ([] if self.size_var else [_SIZE_COL])
         self.total_weight_ = float(hh[weight].sum()) if weight else float(len(hh))
+        if self.geography:
+            share = pd.Series(hh[weight] if weight else 1.0, index=hh.index).groupby(hh[self.geography]).sum()
+            self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
+            self.geography_dtype_ = str(hh[self.geography].dtype)
         self.max_size_ = int(hh[self.size_col_].max())
 
         schema = dict(self.schema or {})
@@ -350,14 +354,25 @@ class HouseholdSynthesizer:
                 "This HouseholdSynthesizer instance is not fitted yet. Call 'fit' with appropriate arguments first."
             )
 
-    def sample(self, n_households: int, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def sample(
+        self, n_households: int, seed: int | None = None, *, oversample: int = 5
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Synthesizes ``n_households`` households and their persons.
+
+        Households are drawn with less Monte-Carlo noise than independent draws: geography
+        values are allotted by systematic rounding of their weighted training shares, the
+        household model draws ``oversample`` candidates per household, and within each
+        geography the candidates are kept so that household sizes follow the candidates' shares
+        (systematic rounding again, so every size keeps its expected count). ``oversample=1``
+        keeps the candidates as drawn.
 
         Parameters
         ----------
         n_households : int
         seed : int, default=None
             The same seed gives identical output.
+        oversample : int, default=5
+            Candidate households drawn per household kept.
 
         Returns
         -------
@@ -370,8 +385,30 @@ class HouseholdSynthesizer:
         self._check_is_fitted()
         if int(n_households) < 1:
             raise DataValidationError(f"The 'n_households' parameter must be >= 1. Got {n_households!r} instead.")
-        ss_h, ss_p = np.random.SeedSequence(seed).spawn(2)
-        hh = self.household_model_.sample(int(n_households), seed=_seed(ss_h))
+        if int(oversample) < 1:
+            raise DataValidationError(f"The 'oversample' parameter must be >= 1. Got {oversample!r} instead.")
+        ss_h, ss_r, ss_p = np.random.SeedSequence(seed).spawn(3)
+        rng = np.random.default_rng(ss_r)
+        n, m = int(n_households), int(oversample)
+        if self.geography:
+            values, shares = self.geography_shares_
+            counts = _systematic_counts(np.asarray(shares), n, rng)
+            conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
+            conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
+            pool = self.household_model_.generate(conditions, seed=_seed(ss_h))
+            groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
+        else:
+            pool = self.household_model_.sample(n * m, seed=_seed(ss_h))
+            groups, wanted = np.zeros(len(pool), dtype=int), {0: n}
+        keep = []
+        for g, n_g in wanted.items():
+            rows = np.flatnonzero(groups == g)
+            sizes = pool[self.size_col_].to_numpy()[rows]
+            levels, freq = np.unique(sizes, return_counts=True)
+            for level, q in zip(levels, _systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
+                keep.append(rows[sizes == level][:q])
+        keep = np.concatenate(keep)
+        hh = pool.iloc[rng.permutation(keep)].reset_index(drop=True)
         hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
         hh = hh[[self.household_id, *self.household_cols_]]
         if self.household_weight:
@@ -496,6 +533,8 @@ class HouseholdSynthesizer:
             "member_categorical": self.member_categorical_, "context_cols": self.context_cols_,
             "limits": [limit for limit, _ in self.applicable_models_], "models": {},
             "min_age": getattr(self, "min_age_", None),
+            "geography_shares": getattr(self, "geography_shares_", None),
+            "geography_dtype": getattr(self, "geography_dtype_", None),
         }
         tensors, tables = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -529,8 +568,27 @@ class HouseholdSynthesizer:
         self.household_model_ = models["household"]
         self.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
         self.min_age_ = meta.get("min_age")
+        if meta.get("geography_shares") is not None:
+            self.geography_shares_ = tuple(meta["geography_shares"])
+            self.geography_dtype_ = meta["geography_dtype"]
         self.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
         return self
+
+
+def _systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts summing to ``n`` with expectation ``n * p``, each within 1 of it
+    (systematic rounding with a random start).
+
+    Examples
+    --------
+    >>> c = _systematic_counts(np.array([0.5, 0.3, 0.2]), 10, np.random.default_rng(0))
+    >>> c.tolist(), int(c.sum())
+    ([5, 3, 2], 10)
+    """
+    cum = np.floor(np.concatenate([[0.0], np.cumsum(p) / np.sum(p)]) * n + rng.uniform())
+    counts = np.diff(cum).astype(np.int64)
+    counts[-1] += n - counts.sum()
+    return counts
 
 
 def _is_int(series: pd.Series) -> bool:
