@@ -288,7 +288,9 @@ class HouseholdSynthesizer:
         else:
             # The oldest member draws its age, later members the gap to the member before.
             self.min_age_ = float(persons[self.age_var].min())
-            schema.setdefault(_GAP, VariableSpec(kind=schema[self.age_var].kind))
+            # Integer ages: the gap is a category (its distribution mixes spouses and children).
+            gap_kind = "categorical" if _is_int(persons[self.age_var]) else None
+            schema.setdefault(_GAP, VariableSpec(kind=gap_kind))
             head = train[f"{PREFIX}index"] == 1
             parts = {"head": (train[head], base), "member": (train[~head], [_GAP] + [v for v in base if v != self.age_var])}
         for (name, (rows, targets)), ss in zip(parts.items(), ss_a.spawn(len(parts)), strict=True):
