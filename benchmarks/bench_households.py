@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--dump", default=None, help="write the synthetic persons of each seed to this folder")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args()
     if args.threads:
         import torch

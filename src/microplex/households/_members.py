@@ -45,15 +45,19 @@ class MemberState:
         Age column (oldest member's age, adults so far); ``None`` drops those features.
     adult_age : float
         Persons at least this old are adults.
+    sizes : array-like of int, default=None
+        Household sizes: adds the number of members still to come and whether the person
+        lives alone.
 
     Examples
     --------
-    >>> state = MemberState(2, numeric=["age", "income"], categorical=["sex"], age_var="age", adult_age=16)
+    >>> state = MemberState(2, numeric=["age", "income"], categorical=["sex"], age_var="age", adult_age=16,
+    ...                     sizes=[2, 3])
     >>> first = pd.DataFrame({"age": [40, 30], "income": [100.0, 0.0], "sex": ["f", "m"]})
     >>> state.update(np.array([0, 1]), first)
     >>> f = state.features(np.array([0, 1]))
-    >>> f["_m_index"].tolist(), f["_m_npos_income"].tolist(), f["_m_prev_sex"].tolist()
-    ([2.0, 2.0], [1.0, 0.0], ['f', 'm'])
+    >>> f["_m_index"].tolist(), f["_m_npos_income"].tolist(), f["_m_prev_sex"].tolist(), f["_m_left"].tolist()
+    ([2.0, 2.0], [1.0, 0.0], ['f', 'm'], [0.0, 1.0])
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class MemberState:
         categorical: Sequence[str],
         age_var: str | None,
         adult_age: float,
+        sizes: np.ndarray | None = None,
     ) -> None:
         self.numeric, self.categorical = list(numeric), list(categorical)
         self.age_var, self.adult_age = age_var, adult_age
@@ -72,6 +77,7 @@ class MemberState:
         self.prev_cat = {v: np.full(n, NONE, dtype=object) for v in self.categorical}
         self.first_age = np.zeros(n)
         self.adults = np.zeros(n)
+        self.sizes = None if sizes is None else np.asarray(sizes, dtype=float)
 
     def columns(self) -> list[str]:
         """Names of the summary features, in order."""
@@ -81,6 +87,8 @@ class MemberState:
         cols += [f"{PREFIX}prev_{v}" for v in self.categorical]
         if self.age_var is not None:
             cols += [f"{PREFIX}first_age", f"{PREFIX}adults"]
+        if self.sizes is not None:
+            cols += [f"{PREFIX}left", f"{PREFIX}alone"]
         return cols
 
     def features(self, pos: np.ndarray) -> pd.DataFrame:
@@ -92,6 +100,9 @@ class MemberState:
         if self.age_var is not None:
             out[f"{PREFIX}first_age"] = self.first_age[pos]
             out[f"{PREFIX}adults"] = self.adults[pos]
+        if self.sizes is not None:
+            out[f"{PREFIX}left"] = self.sizes[pos] - self.index[pos]
+            out[f"{PREFIX}alone"] = (self.sizes[pos] == 1).astype(float)
         return pd.DataFrame(out)
 
     def update(self, pos: np.ndarray, members: pd.DataFrame) -> None:

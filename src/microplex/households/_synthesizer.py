@@ -326,8 +326,9 @@ class HouseholdSynthesizer:
             ctx[c] = _signed_log(values) if kinds.get(c) in ("continuous", "integer") and c != self.size_col_ else values
         return pd.concat([pd.DataFrame(ctx), state.features(pos)], axis=1)
 
-    def _state(self, n: int) -> MemberState:
-        return MemberState(n, self.member_numeric_, self.member_categorical_, self.age_var, self.adult_age)
+    def _state(self, hh: pd.DataFrame) -> MemberState:
+        sizes = hh[self.size_col_].to_numpy(float)
+        return MemberState(len(hh), self.member_numeric_, self.member_categorical_, self.age_var, self.adult_age, sizes)
 
     def _teacher_forced(self, hh: pd.DataFrame, ordered: pd.DataFrame) -> pd.DataFrame:
         """Training rows of the person models: each real member with the summary of the real
@@ -335,7 +336,7 @@ class HouseholdSynthesizer:
         pos_of = pd.Series(np.arange(len(hh)), index=hh[self.household_id].to_numpy())
         member = ordered.groupby(self.household_id, sort=False).cumcount().to_numpy()
         hpos = pos_of.loc[ordered[self.household_id].to_numpy()].to_numpy()
-        state, parts = self._state(len(hh)), []
+        state, parts = self._state(hh), []
         for k in range(self.max_size_):
             rows = ordered[member == k].reset_index(drop=True)
             pos = hpos[member == k]
@@ -453,7 +454,7 @@ class HouseholdSynthesizer:
 
     def _persons(self, hh: pd.DataFrame, ss: np.random.SeedSequence) -> pd.DataFrame:
         sizes = hh[self.size_col_].to_numpy(int)
-        state, parts = self._state(len(hh)), []
+        state, parts = self._state(hh), []
         for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
             pos = np.flatnonzero(sizes > k)
             ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
