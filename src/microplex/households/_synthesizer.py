@@ -85,8 +85,8 @@ class HouseholdSynthesizer:
     flow, transforms, hidden_features, epochs, batch_size, learning_rate, validation_fraction, patience
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
     max_redraws : int, default=50
-        Redraws of an under-age oldest member, or of a later member younger than the youngest
-        training age, before keeping it with a warning.
+        Redraws of an under-age oldest member (then kept, with a warning), or of a later member
+        younger than the youngest training age (then given that age).
     verbose : bool, default=False
         Show progress bars while fitting.
 
@@ -490,7 +490,8 @@ class HouseholdSynthesizer:
 
         Oldest members younger than ``adult_age`` (households of children only) and later
         members younger than the youngest training age are redrawn, at most ``max_redraws``
-        times, then kept with a warning."""
+        times; then an oldest member is kept with a warning, a later member gets the youngest
+        training age."""
         if self.age_var is None:
             return self.person_models_["all"].generate(ctx, seed=_seed(ss))
         model = self.person_models_["head" if k == 0 else "member"]
@@ -515,8 +516,12 @@ class HouseholdSynthesizer:
                 break
             people.loc[wrong, cols] = draw(ctx[wrong], s)[cols]
         wrong = bad(people)
-        if wrong.any():
-            logger.warning("%d members (index %d) out of range after %d redraws.", int(wrong.sum()), k, self.max_redraws)
+        if wrong.any() and k == 0:
+            logger.warning("%d households have no adult after %d redraws.", int(wrong.sum()), self.max_redraws)
+        elif wrong.any():
+            logger.info("%d members younger than any in training after %d redraws: age set to %g.",
+                        int(wrong.sum()), self.max_redraws, self.min_age_)
+            people.loc[wrong, self.age_var] = np.asarray(self.min_age_).astype(self.person_dtypes_[self.age_var])
         return people
 
     # -- persistence -------------------------------------------------------------------
