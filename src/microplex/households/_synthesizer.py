@@ -288,15 +288,19 @@ class HouseholdSynthesizer:
         else:
             # The oldest member draws its age, later members the gap to the member before.
             self.min_age_ = float(persons[self.age_var].min())
-            # Integer ages: the gap is a category (its distribution mixes spouses and children).
-            gap_kind = "categorical" if _is_int(persons[self.age_var]) else None
-            schema.setdefault(_GAP, VariableSpec(kind=gap_kind))
+            # Integer ages: the head's age and the gap are categories (multimodal distributions:
+            # the gap mixes spouses and children), unless the schema says otherwise.
+            kind = "categorical" if _is_int(persons[self.age_var]) else None
+            schema.setdefault(_GAP, VariableSpec(kind=kind))
             head = train[f"{PREFIX}index"] == 1
             parts = {"head": (train[head], base), "member": (train[~head], [_GAP] + [v for v in base if v != self.age_var])}
         for (name, (rows, targets)), ss in zip(parts.items(), ss_a.spawn(len(parts)), strict=True):
             if len(rows) == 0:
                 continue
-            model = self._synth(targets, _varying(rows, self.context_cols_), _pick(schema, targets))
+            sub = _pick(schema, targets)
+            if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
+                sub[self.age_var] = VariableSpec(kind="categorical")
+            model = self._synth(targets, _varying(rows, self.context_cols_), sub)
             self.person_models_[name] = model.fit(rows, w, seed=_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
