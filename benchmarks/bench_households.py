@@ -42,7 +42,8 @@ def make_synthesizer(epochs: int = 200) -> HouseholdSynthesizer:
     """The configuration benchmarked (and used by the tests)."""
     return HouseholdSynthesizer(
         HOUSEHOLD_VARS, PERSON_VARS, HID, household_weight=W, person_id="rb030", size_var="hsize",
-        geography="db040", age_var="age", schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs,
+        geography="db040", late_household_vars=[*HY, *HY_MINUS], age_var="age",
+        schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs,
     )
 
 

@@ -112,6 +112,19 @@ def test_save_load_round_trip(fitted, tmp_path):
         HouseholdSynthesizer.load(tmp_path / "s.mpx")
 
 
+def test_late_household_variables_follow_the_persons(small, tmp_path):
+    hs = small_synth(epochs=1, late_household_vars=["hy050n"]).fit(small, seed=0)
+    households, persons = hs.sample(40, seed=0)
+    assert list(households.columns) == [HID, "db040", "hsize", "hy050n", "hy090n", W]
+    assert households.hy050n.notna().all() and len(persons) == households.hsize.sum()
+    given = households.drop(columns="hy050n")
+    assert "hy050n" in hs.generate(given, seed=0)[0]
+    hs.save(tmp_path / "late.mpx")
+    pd.testing.assert_frame_equal(HouseholdSynthesizer.load(tmp_path / "late.mpx").sample(40, seed=0)[0], households)
+    with pytest.raises(DataValidationError, match="'late_household_vars' parameter"):
+        small_synth(late_household_vars=["hsize"]).fit(small)
+
+
 def test_without_age_or_size_column(small):
     hs = HouseholdSynthesizer(["db040", "hy090n"], ["rb090"], HID, epochs=1,
                               hidden_features=(8,), transforms=1)
@@ -195,7 +208,7 @@ def real_bar(eusilc):
     hs = HouseholdSynthesizer(
         ["db040", "hsize", *HY, *HY_MINUS], ["age", "rb090", "pl030", "pb220a", *PY], HID,
         household_weight=W, person_id="rb030", size_var="hsize", geography="db040", age_var="age",
-        schema={"pl030": VariableSpec(kind="categorical")}, epochs=60,
+        late_household_vars=[*HY, *HY_MINUS], schema={"pl030": VariableSpec(kind="categorical")}, epochs=60,
     ).fit(train, seed=0)
     households, persons = hs.sample(held[HID].nunique(), seed=0)
     synthetic = persons.merge(households.drop(columns=W), on=HID)

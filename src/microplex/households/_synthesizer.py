@@ -30,7 +30,7 @@ _GAP = f"{PREFIX}age_gap"
 _NOISE = f"{PREFIX}noise"
 _PARAMS = (
     "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
-    "geography", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
+    "geography", "late_household_vars", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
     "batch_size", "learning_rate", "validation_fraction", "patience", "max_redraws", "verbose",
 )
 
@@ -76,6 +76,11 @@ class HouseholdSynthesizer:
     geography : str, default=None
         Categorical household variable (region, state, ...) drawn from its weighted training
         shares; the other household variables are conditioned on it.
+    late_household_vars : sequence of str, default=()
+        Household variables drawn after the persons, by a second household model conditioned
+        on the other household variables and on a summary of all members (counts, earners,
+        sums of incomes): household income components that follow from who lives there
+        (family allowances, tax adjustments).
     age_var : str, default=None
         Person age column: members are ordered oldest first, adults are at least ``adult_age``,
         and "not applicable" missing values are recognized by age.
@@ -131,6 +136,7 @@ class HouseholdSynthesizer:
         *,
         size_var: str | None = None,
         geography: str | None = None,
+        late_household_vars: Sequence[str] = (),
         age_var: str | None = None,
         adult_age: float = 16,
         schema: Mapping[str, VariableSpec] | None = None,
@@ -152,6 +158,7 @@ class HouseholdSynthesizer:
         self.person_id = person_id
         self.size_var = size_var
         self.geography = geography
+        self.late_household_vars = late_household_vars
         self.age_var = age_var
         self.adult_age = adult_age
         self.schema = schema
@@ -202,6 +209,13 @@ class HouseholdSynthesizer:
         reserved = [c for c in hh + pv if c.startswith(PREFIX)]
         if reserved:
             raise DataValidationError(f"Column names starting with {PREFIX!r} are reserved. Got {reserved}.")
+        late = list(self.late_household_vars)
+        bad = [c for c in late if c not in hh or c in (self.size_var, self.geography)]
+        if isinstance(self.late_household_vars, str) or bad:
+            raise DataValidationError(
+                "The 'late_household_vars' parameter must list household variables other than the size "
+                f"and geography. Got {self.late_household_vars!r}."
+            )
         if self.size_var is None and _SIZE_COL in pv:
             raise DataValidationError(f"Person variable {_SIZE_COL!r} clashes with the derived household size.")
         if int(self.max_redraws) < 0:
@@ -247,6 +261,7 @@ class HouseholdSynthesizer:
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
         hh = hh.reset_index()
         self.household_cols_ = hh_vars + ([] if self.size_var else [_SIZE_COL])
+        self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]
         self.total_weight_ = float(hh[weight].sum()) if weight else float(len(hh))
         if self.geography:
             share = pd.Series(hh[weight] if weight else 1.0, index=hh.index).groupby(hh[self.geography]).sum()
@@ -260,7 +275,7 @@ class HouseholdSynthesizer:
                                                 point_masses=())
         ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
 
-        h_targets = [c for c in self.household_cols_ if c != self.geography]
+        h_targets = [c for c in self.early_cols_ if c != self.geography]
         h_conditions = [self.geography] if self.geography else [_NOISE]
         if not self.geography:
             # The Synthesizer needs at least one condition (zuko's MLP cannot take 0 inputs):
@@ -278,7 +293,7 @@ class HouseholdSynthesizer:
         self.member_categorical_ = [v for v in p_vars if kinds[v] == "categorical"]
 
         ordered = self._order_members(persons)
-        train = self._teacher_forced(hh, ordered)
+        train, final = self._teacher_forced(hh, ordered)
         self.context_cols_ = [c for c in train.columns if c not in p_vars and c not in ("__w__", _GAP)]
         w = "__w__" if weight else None
         base = [v for v in p_vars if v not in self.na_ages_]
@@ -309,6 +324,16 @@ class HouseholdSynthesizer:
             rows = train[train[self.age_var] >= limit]
             model = self._synth(targets, _varying(rows, self.context_cols_ + base), _pick(schema, targets))
             self.applicable_models_.append((limit, model.fit(rows, w, seed=_seed(ss))))
+        self.late_model_ = None
+        if self.late_household_vars:
+            late = list(self.late_household_vars)
+            ctx = self._context(hh, np.arange(len(hh)), final)
+            ctx[late] = hh[late].to_numpy()
+            if weight:
+                ctx[weight] = hh[weight].to_numpy()
+            conditions = _varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
+            self.late_model_ = self._synth(late, conditions, _pick(schema, late))
+            self.late_model_.fit(ctx, weight, seed=_seed(ss_h.spawn(2)[1]))
         return self
 
     def _order_members(self, persons: pd.DataFrame) -> pd.DataFrame:
@@ -325,7 +350,7 @@ class HouseholdSynthesizer:
         """Household variables (continuous ones on a signed-log scale) and member summaries."""
         kinds = self.household_model_.kinds_
         ctx = {}
-        for c in self.household_cols_:
+        for c in self.early_cols_:
             values = hh[c].to_numpy()[pos]
             ctx[c] = _signed_log(values) if kinds.get(c) in ("continuous", "integer") and c != self.size_col_ else values
         return pd.concat([pd.DataFrame(ctx), state.features(pos)], axis=1)
@@ -358,7 +383,7 @@ class HouseholdSynthesizer:
         out = pd.concat(parts, ignore_index=True)
         for v in self.person_vars:
             out[v] = out[v].astype(ordered[v].dtype)
-        return out
+        return out, state
 
     # -- generation --------------------------------------------------------------------
     def _check_is_fitted(self) -> None:
@@ -424,10 +449,10 @@ class HouseholdSynthesizer:
         keep = np.concatenate(keep)
         hh = pool.iloc[rng.permutation(keep)].reset_index(drop=True)
         hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
-        hh = hh[[self.household_id, *self.household_cols_]]
+        hh = hh[[self.household_id, *self.early_cols_]]
         if self.household_weight:
             hh[self.household_weight] = self.total_weight_ / len(hh)
-        return hh, self._persons(hh, ss_p)
+        return self._persons(hh, ss_p)
 
     def generate(self, households: pd.DataFrame, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Synthesizes the persons of given households.
@@ -445,20 +470,23 @@ class HouseholdSynthesizer:
             As in :meth:`sample`.
         """
         self._check_is_fitted()
-        check_frame(households, self.household_cols_, "households")
+        check_frame(households, self.early_cols_, "households")
         hh = households.reset_index(drop=True).copy()
         if self.household_id not in hh.columns:
             hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
         if hh[self.household_id].duplicated().any():
             dup = hh.loc[hh[self.household_id].duplicated(), self.household_id].tolist()[:5]
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
-        check_households(hh, self.household_id, self.household_cols_)
+        check_households(hh, self.household_id, self.early_cols_)
         check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
-        return hh, self._persons(hh, np.random.SeedSequence(seed))
+        return self._persons(hh, np.random.SeedSequence(seed))
 
-    def _persons(self, hh: pd.DataFrame, ss: np.random.SeedSequence) -> pd.DataFrame:
+    def _persons(self, hh: pd.DataFrame, ss: np.random.SeedSequence) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Draws the persons of households ``hh``, then any late household variables missing
+        from ``hh``; returns both frames."""
         sizes = hh[self.size_col_].to_numpy(int)
         state, parts = self._state(hh), []
+        ss, ss_late = ss.spawn(2)
         for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
             pos = np.flatnonzero(sizes > k)
             ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
@@ -486,7 +514,14 @@ class HouseholdSynthesizer:
             persons[self.household_weight] = persons[self.household_id].map(
                 dict(zip(hh[self.household_id], hh[self.household_weight], strict=True))
             ).to_numpy(float)
-        return persons
+        missing = [c for c in self.late_household_vars if c not in hh.columns]
+        if missing:
+            drawn = self.late_model_.generate(self._context(hh, np.arange(len(hh)), state), seed=_seed(ss_late))
+            for c in missing:
+                hh[c] = drawn[c].to_numpy()
+            extra = [c for c in hh.columns if c not in (self.household_id, *self.household_cols_)]
+            hh = hh[[self.household_id, *self.household_cols_, *extra]]
+        return hh, persons
 
     def _draw(self, ctx: pd.DataFrame, k: int, ss: np.random.SeedSequence, ss_redraw: np.random.SeedSequence) -> pd.DataFrame:
         """Draws member ``k`` (0-based) of each household in ``ctx``: the oldest member's age, or
@@ -533,6 +568,8 @@ class HouseholdSynthesizer:
         models = {"household": self.household_model_}
         models.update({f"person_{name}": m for name, m in self.person_models_.items()})
         models.update({f"applicable{i}": m for i, (_, m) in enumerate(self.applicable_models_)})
+        if self.late_model_ is not None:
+            models["late"] = self.late_model_
         return models
 
     def save(self, path: str | os.PathLike) -> None:
@@ -546,7 +583,7 @@ class HouseholdSynthesizer:
         params["hidden_features"] = list(self.hidden_features)
         meta: dict[str, Any] = {
             "format": _FORMAT, "microplex_version": __version__, "params": params,
-            "size_col": self.size_col_, "household_cols": self.household_cols_,
+            "size_col": self.size_col_, "household_cols": self.household_cols_, "early_cols": self.early_cols_,
             "total_weight": self.total_weight_, "max_size": self.max_size_, "na_ages": self.na_ages_,
             "person_dtypes": self.person_dtypes_, "member_numeric": self.member_numeric_,
             "member_categorical": self.member_categorical_, "context_cols": self.context_cols_,
@@ -574,6 +611,7 @@ class HouseholdSynthesizer:
         params["hidden_features"] = tuple(params["hidden_features"])
         self = cls(**params)
         self.size_col_, self.household_cols_ = meta["size_col"], meta["household_cols"]
+        self.early_cols_ = meta["early_cols"]
         self.total_weight_, self.max_size_, self.na_ages_ = meta["total_weight"], meta["max_size"], meta["na_ages"]
         self.person_dtypes_, self.context_cols_ = meta["person_dtypes"], meta["context_cols"]
         self.member_numeric_, self.member_categorical_ = meta["member_numeric"], meta["member_categorical"]
@@ -584,7 +622,7 @@ class HouseholdSynthesizer:
                 sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
                 write_archive(Path(tmp) / f"{name}.mpx", sub_meta, sub_tensors, sub_tables)
                 models[name] = Synthesizer.load(Path(tmp) / f"{name}.mpx")
-        self.household_model_ = models["household"]
+        self.household_model_, self.late_model_ = models["household"], models.get("late")
         self.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
         self.min_age_ = meta.get("min_age")
         if meta.get("geography_shares") is not None:
