@@ -208,7 +208,7 @@ def real_bar(eusilc):
     hs = HouseholdSynthesizer(
         ["db040", "hsize", *HY, *HY_MINUS], ["age", "rb090", "pl030", "pb220a", *PY], HID,
         household_weight=W, person_id="rb030", size_var="hsize", geography="db040", age_var="age",
-        late_household_vars=[*HY, *HY_MINUS], schema={"pl030": VariableSpec(kind="categorical")}, epochs=60,
+        schema={"pl030": VariableSpec(kind="categorical")}, epochs=60,
     ).fit(train, seed=0)
     households, persons = hs.sample(held[HID].nunique(), seed=0)
     synthetic = persons.merge(households.drop(columns=W), on=HID)

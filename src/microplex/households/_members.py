@@ -3,8 +3,7 @@
 Persons are generated member by member (oldest first). Member ``k`` is conditioned on its
 household's variables and on a fixed-size summary of members ``1..k-1``: its index, the
 previous member's values, the oldest member's age, the number of adults so far, and, for every
-numeric person variable, how many earlier members have a positive value (e.g. earners so far)
-and their sum (signed log).
+numeric person variable, how many earlier members have a positive value (e.g. earners so far).
 The same :class:`MemberState` builds the training context (teacher forcing on real members)
 and the generation context, so both sides see identical features by construction.
 """
@@ -75,7 +74,6 @@ class MemberState:
         self.index = np.ones(n)
         self.prev = {v: np.zeros(n) for v in self.numeric}
         self.npos = {v: np.zeros(n) for v in self.numeric if v != age_var}
-        self.sums = {v: np.zeros(n) for v in self.npos}
         self.prev_cat = {v: np.full(n, NONE, dtype=object) for v in self.categorical}
         self.first_age = np.zeros(n)
         self.adults = np.zeros(n)
@@ -86,7 +84,6 @@ class MemberState:
         cols = [f"{PREFIX}index"]
         cols += [f"{PREFIX}prev_{v}" for v in self.numeric]
         cols += [f"{PREFIX}npos_{v}" for v in self.npos]
-        cols += [f"{PREFIX}sum_{v}" for v in self.sums]
         cols += [f"{PREFIX}prev_{v}" for v in self.categorical]
         if self.age_var is not None:
             cols += [f"{PREFIX}first_age", f"{PREFIX}adults"]
@@ -99,7 +96,6 @@ class MemberState:
         out: dict[str, np.ndarray] = {f"{PREFIX}index": self.index[pos]}
         out.update({f"{PREFIX}prev_{v}": self.prev[v][pos] for v in self.numeric})
         out.update({f"{PREFIX}npos_{v}": self.npos[v][pos] for v in self.npos})
-        out.update({f"{PREFIX}sum_{v}": _signed_log(self.sums[v][pos]) for v in self.sums})
         out.update({f"{PREFIX}prev_{v}": self.prev_cat[v][pos].astype(str) for v in self.categorical})
         if self.age_var is not None:
             out[f"{PREFIX}first_age"] = self.first_age[pos]
@@ -116,7 +112,6 @@ class MemberState:
             self.prev[v][pos] = x if v == self.age_var else _signed_log(x)
             if v in self.npos:
                 self.npos[v][pos] += np.nan_to_num(x, nan=0.0) > 0
-                self.sums[v][pos] += np.nan_to_num(x, nan=0.0)
         for v in self.categorical:
             values = members[v]
             self.prev_cat[v][pos] = np.where(values.isna().to_numpy(), NA, values.astype(str).to_numpy())

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +15,7 @@ from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_weights
 from ..synthesis.schema import infer_kind
 from ..synthesis.serialization import read_archive, write_archive
+from ._bundle import pack_models, systematic_counts, unpack_models
 from ._members import PREFIX, MemberState, _signed_log
 from ._validation import check_households, check_sizes, na_age_thresholds
 
@@ -430,7 +429,7 @@ class HouseholdSynthesizer:
         n, m = int(n_households), int(oversample)
         if self.geography:
             values, shares = self.geography_shares_
-            counts = _systematic_counts(np.asarray(shares), n, rng)
+            counts = systematic_counts(np.asarray(shares), n, rng)
             conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
             conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
             pool = self.household_model_.generate(conditions, seed=_seed(ss_h))
@@ -444,7 +443,7 @@ class HouseholdSynthesizer:
             rows = np.flatnonzero(groups == g)
             sizes = pool[self.size_col_].to_numpy()[rows]
             levels, freq = np.unique(sizes, return_counts=True)
-            for level, q in zip(levels, _systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
+            for level, q in zip(levels, systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
                 keep.append(rows[sizes == level][:q])
         keep = np.concatenate(keep)
         hh = pool.iloc[rng.permutation(keep)].reset_index(drop=True)
@@ -592,14 +591,7 @@ class HouseholdSynthesizer:
             "geography_shares": getattr(self, "geography_shares_", None),
             "geography_dtype": getattr(self, "geography_dtype_", None),
         }
-        tensors, tables = {}, {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, model in self._models().items():
-                model.save(Path(tmp) / f"{name}.mpx")
-                sub_meta, sub_tensors, sub_tables = read_archive(Path(tmp) / f"{name}.mpx", "microplex.Synthesizer")
-                meta["models"][name] = sub_meta
-                tensors.update({f"{name}/{k}": v for k, v in sub_tensors.items()})
-                tables.update({f"{name}/{k}": v for k, v in sub_tables.items()})
+        meta["models"], tensors, tables = pack_models(self._models())
         write_archive(path, meta, tensors, tables)
 
     @classmethod
@@ -615,13 +607,7 @@ class HouseholdSynthesizer:
         self.total_weight_, self.max_size_, self.na_ages_ = meta["total_weight"], meta["max_size"], meta["na_ages"]
         self.person_dtypes_, self.context_cols_ = meta["person_dtypes"], meta["context_cols"]
         self.member_numeric_, self.member_categorical_ = meta["member_numeric"], meta["member_categorical"]
-        models = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, sub_meta in meta["models"].items():
-                sub_tensors = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
-                sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
-                write_archive(Path(tmp) / f"{name}.mpx", sub_meta, sub_tensors, sub_tables)
-                models[name] = Synthesizer.load(Path(tmp) / f"{name}.mpx")
+        models = unpack_models(meta["models"], tensors, tables)
         self.household_model_, self.late_model_ = models["household"], models.get("late")
         self.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
         self.min_age_ = meta.get("min_age")
@@ -630,22 +616,6 @@ class HouseholdSynthesizer:
             self.geography_dtype_ = meta["geography_dtype"]
         self.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
         return self
-
-
-def _systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Integer counts summing to ``n`` with expectation ``n * p``, each within 1 of it
-    (systematic rounding with a random start).
-
-    Examples
-    --------
-    >>> c = _systematic_counts(np.array([0.5, 0.3, 0.2]), 10, np.random.default_rng(0))
-    >>> c.tolist(), int(c.sum())
-    ([5, 3, 2], 10)
-    """
-    cum = np.floor(np.concatenate([[0.0], np.cumsum(p) / np.sum(p)]) * n + rng.uniform())
-    counts = np.diff(cum).astype(np.int64)
-    counts[-1] += n - counts.sum()
-    return counts
 
 
 def _is_int(series: pd.Series) -> bool:
