@@ -18,6 +18,7 @@ from ._errors import (
 )
 from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
 
+from .households import HouseholdSynthesizer
 from .synthesis import Synthesizer, VariableSpec
 
 try:
@@ -34,6 +35,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
+    "HouseholdSynthesizer",
     "MicroplexError",
     "NotFittedError",
     "Synthesizer",

@@ -1,0 +1,205 @@
+"""Benchmark of HouseholdSynthesizer on EU-SILC (issue 7).
+
+For each seed: fit on a random 80% of the households, sample as many households as are held
+out, and compare with the held-out 20%. Every figure is reported beside its real-vs-real floor
+(the training households against the held-out households) and a broken baseline (the training
+persons shuffled across households of the same sizes, i.e. persons drawn independently of their
+household). All distributions are weighted by the household weight ``db090``.
+
+Usage::
+
+    PYTHONPATH=src nice -n 5 python benchmarks/bench_households.py --seeds 0 1 2 --out benchmarks/results/households.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from microplex import HouseholdSynthesizer, VariableSpec
+from microplex.datasets import load_dataset
+from microplex.households.diagnostics import (
+    gini,
+    household_summary,
+    ks_distance,
+    structural_violations,
+    tv_distance,
+)
+
+HID, W = "db030", "db090"
+PY = ["py010n", "py050n", "py090n", "py100n", "py110n", "py120n", "py130n", "py140n"]
+HY = ["hy040n", "hy050n", "hy070n", "hy080n", "hy090n", "hy110n"]
+HY_MINUS = ["hy130n", "hy145n"]
+HOUSEHOLD_VARS = ["db040", "hsize", *HY, *HY_MINUS]
+PERSON_VARS = ["age", "rb090", "pl030", "pb220a", *PY]
+
+
+#: Household components drawn after the persons (``late_household_vars``); none by default,
+#: ``--late hy050n hy130n hy145n`` tries some (see the results file).
+LATE: list[str] = []
+
+
+def make_synthesizer(epochs: int = 200, late: list[str] | None = None) -> HouseholdSynthesizer:
+    """The configuration benchmarked (and used by the tests)."""
+    return HouseholdSynthesizer(
+        HOUSEHOLD_VARS, PERSON_VARS, HID, household_weight=W, person_id="rb030", size_var="hsize",
+        geography="db040", late_household_vars=LATE if late is None else late, age_var="age",
+        schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs,
+    )
+
+
+def split(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random 80/20 split of households."""
+    ids = df[HID].unique()
+    rng = np.random.default_rng(seed)
+    test_ids = rng.choice(ids, size=int(round(0.2 * len(ids))), replace=False)
+    held = df[HID].isin(test_ids)
+    return df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
+
+
+def shuffled(train: pd.DataFrame, n_households: int, seed: int) -> pd.DataFrame:
+    """Broken baseline: households resampled, persons drawn independently of their household."""
+    rng = np.random.default_rng(seed)
+    hh = train.groupby(HID).first().reset_index()
+    hh = hh.sample(n_households, replace=True, weights=hh[W], random_state=seed).reset_index(drop=True)
+    hh[HID] = np.arange(1, len(hh) + 1)
+    donors = train.sample(int(hh.hsize.sum()), replace=True, weights=train[W], random_state=seed)
+    persons = donors[PERSON_VARS].reset_index(drop=True)
+    persons[HID] = np.repeat(hh[HID].to_numpy(), hh.hsize.to_numpy())
+    persons = persons.iloc[rng.permutation(len(persons))]
+    return persons.merge(hh[[HID, *HOUSEHOLD_VARS, W]], on=HID)
+
+
+def summarize(persons: pd.DataFrame) -> pd.DataFrame:
+    """Per-household summary joined to the household variables (persons carry them)."""
+    s = household_summary(
+        persons, HID, "age", earner_var="py010n", person_income=PY, household_income=HY,
+        household_deductions=HY_MINUS,
+    )
+    first = persons.groupby(HID, sort=False)[["db040", "hsize", W]].first()
+    return s.join(first)
+
+
+def metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float]:
+    """Distances between two person frames (household variables repeated on every person)."""
+    sa, sb = summarize(a), summarize(b)
+    out = {
+        "hsize_tv": tv_distance(sa.hsize, sb.hsize, sa[W], sb[W]),
+        "region_tv": tv_distance(sa.db040, sb.db040, sa[W], sb[W]),
+        "age_ks": ks_distance(a.age, b.age, a[W], b[W]),
+    }
+    ga, gb = sa[sa["size"] >= 2], sb[sb["size"] >= 2]
+    out["age_gap_ks"] = ks_distance(ga.age_gap, gb.age_gap, ga[W], gb[W])
+    for label, lo, hi in (("0", 0, 0), ("1", 1, 1), ("2+", 2, 99)):
+        share_a = np.average(sa.earners.between(lo, hi), weights=sa[W])
+        share_b = np.average(sb.earners.between(lo, hi), weights=sb[W])
+        out[f"earners_{label}_diff"] = float(abs(share_a - share_b))
+    out["eq_income_ks"] = ks_distance(sa.eq_income, sb.eq_income, sa[W], sb[W])
+    out["gini_a"], out["gini_b"] = gini(sa.eq_income, sa[W]), gini(sb.eq_income, sb[W])
+    out["gini_diff"] = abs(out["gini_a"] - out["gini_b"])
+    out["violations"] = structural_violations(a, HID, "hsize", "age")
+    return out
+
+
+def run(seed: int, epochs: int, dump: str | None = None, late: list[str] | None = None) -> dict[str, dict[str, float]]:
+    df = load_dataset("eusilc")
+    train, held = split(df, seed)
+    n_held = held[HID].nunique()
+    t0 = time.perf_counter()
+    hs = make_synthesizer(epochs, late).fit(train, seed=seed)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    households, persons = hs.sample(n_held, seed=seed)
+    sample_s = time.perf_counter() - t0
+    synthetic = persons.merge(households.drop(columns=[W]), on=HID)
+    if dump:
+        synthetic.to_parquet(f"{dump}/synthetic_seed{seed}.parquet")
+    result = {
+        "synthetic": metrics(synthetic, held),
+        "floor": metrics(train, held),
+        "shuffled": metrics(shuffled(train, n_held, seed), held),
+        "timing": {"fit_s": fit_s, "sample_s": sample_s, "held_out_households": n_held},
+    }
+    result["floor"]["violations_held_out"] = structural_violations(held, HID, "hsize", "age")
+    return result
+
+
+BARS = {  # metric -> (margin over the floor, description)
+    "hsize_tv": (0.015, "household size TV"),
+    "region_tv": (0.015, "region shares TV"),
+    "age_ks": (0.02, "person age KS"),
+    "age_gap_ks": (0.03, "KS of age gap of the two oldest"),
+    "earners_0_diff": (0.02, "share with 0 earners, abs diff"),
+    "earners_1_diff": (0.02, "share with 1 earner, abs diff"),
+    "earners_2+_diff": (0.02, "share with 2+ earners, abs diff"),
+    "eq_income_ks": (0.03, "equivalized income KS"),
+}
+
+
+def report(results: dict[int, dict]) -> str:
+    seeds = sorted(results)
+    lines = [
+        "| metric | bar | " + " | ".join(f"seed {s}: synth / floor / shuffled" for s in seeds) + " | met |",
+        "|---|---|" + "---|" * len(seeds) + "---|",
+    ]
+    for key, (margin, label) in BARS.items():
+        cells, met = [], True
+        for s in seeds:
+            r = results[s]
+            syn, flo, shu = r["synthetic"][key], r["floor"][key], r["shuffled"][key]
+            met &= syn <= flo + margin
+            cells.append(f"{syn:.3f} / {flo:.3f} / {shu:.3f}")
+        lines.append(f"| {label} | floor + {margin} | " + " | ".join(cells) + f" | {'yes' if met else 'NO'} |")
+    cells, met = [], True
+    for s in seeds:
+        r = results[s]
+        met &= r["synthetic"]["gini_diff"] <= 0.02
+        cells.append(f"{r['synthetic']['gini_a']:.3f} vs {r['synthetic']['gini_b']:.3f} "
+                     f"(train {r['floor']['gini_a']:.3f})")
+    lines.append("| Gini of equivalized income: synth vs held-out | within 0.02 | " + " | ".join(cells)
+                 + f" | {'yes' if met else 'NO'} |")
+    cells, met = [], True
+    for s in seeds:
+        r = results[s]
+        met &= r["synthetic"]["violations"] <= r["floor"]["violations_held_out"]
+        cells.append(f"{r['synthetic']['violations']:.4f} / {r['floor']['violations_held_out']:.4f} (held-out)"
+                     f" / {r['shuffled']['violations']:.4f}")
+    lines.append("| structural violations rate | <= held-out | " + " | ".join(cells) + f" | {'yes' if met else 'NO'} |")
+    lines.append("")
+    lines.append("Timing: " + "; ".join(
+        f"seed {s}: fit {results[s]['timing']['fit_s']:.0f} s, sample {results[s]['timing']['sample_s']:.1f} s "
+        f"({results[s]['timing']['held_out_households']} households)" for s in seeds))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--json", default=None, help="also write raw results here")
+    parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument("--dump", default=None, help="write the synthetic persons of each seed to this folder")
+    parser.add_argument("--late", nargs="*", default=None, help="late household variables (default: LATE)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results = {s: run(s, args.epochs, args.dump, args.late) for s in args.seeds}
+    table = report(results)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

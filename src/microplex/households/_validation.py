@@ -1,0 +1,121 @@
+"""Checks of person-level input with household structure; messages name the household."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+
+__all__ = ["check_households", "check_sizes", "na_age_thresholds"]
+
+
+def _ids(values: Sequence, limit: int = 5) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def check_households(persons: pd.DataFrame, household_id: str, household_cols: Sequence[str]) -> None:
+    """Every person has a household id; household columns are complete and constant within households.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"hid": [1, 1, 2], "region": ["a", "b", "a"]})
+    >>> check_households(df, "hid", ["region"])
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household variable 'region' varies within household 1 ...
+    """
+    missing = persons[household_id].isna().to_numpy()
+    if missing.any():
+        rows = persons.index[missing]
+        raise DataValidationError(
+            f"{int(missing.sum())} persons have no household id (column {household_id!r} missing at rows "
+            f"{_ids(rows)}); every person must belong to a household."
+        )
+    groups = persons.groupby(household_id, sort=False)
+    for col in household_cols:
+        na = persons[col].isna().to_numpy()
+        if na.any():
+            bad = pd.unique(persons.loc[na, household_id])
+            raise DataValidationError(
+                f"Household variable {col!r} is missing in household {_ids(bad)}; household variables "
+                "must be given for every household."
+            )
+        counts = groups[col].nunique()
+        varying = counts.index[counts.to_numpy() > 1]
+        if len(varying):
+            first = persons.loc[persons[household_id] == varying[0], col]
+            raise DataValidationError(
+                f"Household variable {col!r} varies within household {_ids(varying)} (household "
+                f"{_ids(varying[:1])} has {_ids(pd.unique(first))}); household variables must be "
+                "constant within a household."
+            )
+
+
+def check_sizes(ids: pd.Series, sizes: pd.Series, counts: pd.Series | None, size_col: str) -> None:
+    """Household sizes are integers >= 1 and, when ``counts`` is given, equal the person counts.
+
+    Examples
+    --------
+    >>> check_sizes(pd.Series([7, 8]), pd.Series([2, 0]), None, "hsize")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household 8 has size 0 (column 'hsize')...; household sizes must be integers >= 1.
+    """
+    s = pd.to_numeric(sizes, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(s) | (s < 1) | (s != np.round(s))
+    if bad.any():
+        i = np.flatnonzero(bad)
+        raise DataValidationError(
+            f"Household {_ids(ids.iloc[i])} has size {_ids(sizes.iloc[i])} (column {size_col!r}); "
+            "household sizes must be integers >= 1."
+        )
+    if counts is not None:
+        c = counts.to_numpy(float)
+        off = np.flatnonzero(c != s)
+        if len(off):
+            i = off[0]
+            raise DataValidationError(
+                f"Household {_ids(ids.iloc[off])} has {size_col}={int(s[i])} but {int(c[i])} person "
+                f"records (household {_ids(ids.iloc[[i]])}); the size must equal the number of persons."
+            )
+
+
+def na_age_thresholds(persons: pd.DataFrame, columns: Sequence[str], age_var: str | None) -> dict[str, float]:
+    """For each column with missing values, the age below which it is missing ("not applicable").
+
+    A column may be missing only for exactly the persons younger than some age (children's
+    income in EU-SILC); other missing values are rejected, naming the column.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"age": [5, 30, 40], "income": [np.nan, 1.0, 0.0]})
+    >>> na_age_thresholds(df, ["income"], "age")
+    {'income': 30.0}
+    """
+    out: dict[str, float] = {}
+    for col in columns:
+        na = persons[col].isna().to_numpy()
+        if not na.any():
+            continue
+        if age_var is None or col == age_var:
+            raise DataValidationError(
+                f"Person variable {col!r} has {int(na.sum())} missing values; missing values are "
+                "only supported when they mark 'not applicable' below an age (set 'age_var')."
+            )
+        age = persons[age_var].to_numpy(float)
+        if na.all():
+            raise DataValidationError(f"Person variable {col!r} is missing for every person.")
+        threshold = float(age[~na].min())
+        if not (age[na] < threshold).all():
+            raise DataValidationError(
+                f"Person variable {col!r} has {int(na.sum())} missing values that are not exactly the "
+                f"persons younger than some age (it is observed from age {threshold:g} on, but missing "
+                f"for {int((na & (age >= threshold)).sum())} persons at least that old); drop or impute them."
+            )
+        out[col] = threshold
+    return out
