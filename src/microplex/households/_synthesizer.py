@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 _FORMAT = "microplex.HouseholdSynthesizer"
 _SIZE_COL = "n_persons"
 _GAP = f"{PREFIX}age_gap"
-_NOISE = f"{PREFIX}noise"
 _PARAMS = (
     "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
     "geography", "late_household_vars", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
@@ -275,14 +274,9 @@ class HouseholdSynthesizer:
         ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
 
         h_targets = [c for c in self.early_cols_ if c != self.geography]
-        h_conditions = [self.geography] if self.geography else [_NOISE]
-        if not self.geography:
-            # The Synthesizer needs at least one condition (zuko's MLP cannot take 0 inputs):
-            # an uninformative N(0, 1) column stands in, redrawn at sampling time.
-            hh[_NOISE] = np.random.default_rng(ss_h.spawn(1)[0]).standard_normal(len(hh))
+        h_conditions = [self.geography] if self.geography else []
         self.household_model_ = self._synth(h_targets, h_conditions, _pick(schema, h_targets + h_conditions))
         self.household_model_.fit(hh, weight, seed=_seed(ss_h))
-        hh = hh.drop(columns=_NOISE, errors="ignore")
 
         kinds = {}
         for v in p_vars:
@@ -435,8 +429,7 @@ class HouseholdSynthesizer:
             pool = self.household_model_.generate(conditions, seed=_seed(ss_h))
             groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
         else:
-            noise = pd.DataFrame({_NOISE: rng.standard_normal(n * m)})
-            pool = self.household_model_.generate(noise, seed=_seed(ss_h)).drop(columns=_NOISE)
+            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=_seed(ss_h))
             groups, wanted = np.zeros(len(pool), dtype=int), {0: n}
         keep = []
         for g, n_g in wanted.items():
