@@ -18,6 +18,7 @@ from ._errors import (
 )
 from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
 
+from .fusion import FusionResult, Source, fuse
 from .synthesis import Synthesizer, VariableSpec
 
 try:
@@ -34,9 +35,12 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
+    "FusionResult",
     "MicroplexError",
     "NotFittedError",
+    "Source",
     "Synthesizer",
     "VariableSpec",
     "__version__",
+    "fuse",
 ]
