@@ -244,9 +244,8 @@ def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: Fusio
     """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode as a
     placeholder for the recipient variables they lack and ``_auxiliary = 0``."""
     cols = list(step.predictors) + list(step.block) + list(step.auxiliary)
-    a = _complete_rows(aux.data, cols, aux.name)[cols].copy()
-    w_aux = aux.weights[aux.data.index.get_indexer(a.index)]
-    a[w_col] = w_aux / w_aux.mean() * train[w_col].mean()
+    a = _complete_rows(aux.data.assign(**{w_col: aux.weights}), cols, aux.name)[cols + [w_col]].copy()
+    a[w_col] = a[w_col] / a[w_col].mean() * train[w_col].mean()
     a[AUX_FLAG] = 1.0
     d = train.copy()
     fill = {}
