@@ -54,7 +54,8 @@ class FusionResult:
         One row per imputed variable: ``donor``, ``predictors``, ``auxiliary`` and held-out fit
         scores on donor records not used for fitting (``ks`` or ``tvd`` between imputed and true
         values, ``point_mass_error``, ``max_corr_error`` over the other numeric variables of the
-        donor, ``corr_true_imputed``, the block's mean held-out log-likelihood ``log_lik``).
+        donor, ``corr_true_imputed``, the block's mean held-out log-likelihood ``log_lik``) of
+        the model fit on the other ``n_fit`` records (before the refit, see ``fuse``).
     shared_comparison : DataFrame
         Per donor and shared variable: weighted standardized mean difference and KS (numeric) or
         total variation distance (categorical) between donor and base (or the earlier donor for
@@ -355,6 +356,7 @@ def fuse(
     auxiliary: Source | None = None,
     *,
     holdout_fraction: float = 0.2,
+    refit: bool = True,
 ) -> FusionResult:
     """Fuses several sources into one file: the base records with every other source's variables.
 
@@ -398,6 +400,9 @@ def fuse(
     holdout_fraction : float, default=0.2
         Share of donor records held out of fitting to compute the fit scores of ``diagnostics``
         (0 fits on every record and leaves the scores empty).
+    refit : bool, default=True
+        After scoring, refit each donor model on all its records (twice the fitting time) for the
+        imputation; ``False`` imputes with the model fit without the held-out records.
 
     Returns
     -------
@@ -456,10 +461,14 @@ def fuse(
         params = _model_params(synthesizer_params, list(step.block) + conditions)
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
         model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed)
-        models[donor.name], fills[donor.name] = model, fill
         if n_hold:
             scores += [{**r, "n_fit": len(train)} for r in _holdout_scores(model, hold, step, w_col, score_seed, fill)]
-        else:
+            if refit:
+                full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
+                logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
+                model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed)
+        models[donor.name], fills[donor.name] = model, fill
+        if not n_hold:
             scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,
                         "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]
 
