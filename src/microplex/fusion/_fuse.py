@@ -195,6 +195,9 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
             available[c] = donor
     if not steps:
         raise DataValidationError("No source has a variable that the base lacks; nothing to fuse.")
+    if aux is not None and not any(s.auxiliary for s in steps):
+        logger.warning("Auxiliary source %r is not used: no donor has its predictors and block all observed "
+                       "there together with a recipient variable.", aux.name)
     comparison = pd.concat(comparisons, ignore_index=True)
     for row in comparison.itertuples():
         size = row.tvd if row.kind == "categorical" else max(abs(row.smd), row.ks)
