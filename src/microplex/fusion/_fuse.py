@@ -13,14 +13,13 @@ import pandas as pd
 from .._errors import DataValidationError
 from ..synthesis import Synthesizer
 from ._source import Source, check_shared, harmonize, is_categorical
-from .diagnostics import compare_shared, correlation_bounds, design_matrix, weighted_ks, weighted_tvd
+from ._report import AUX_FLAG, bounds_table, holdout_scores
+from .diagnostics import compare_shared, design_matrix
 
 __all__ = ["fuse", "FusionResult", "FusionStep"]
 
 logger = logging.getLogger(__name__)
 
-#: Column flagging auxiliary records in a donor model trained with auxiliary data.
-AUX_FLAG = "_auxiliary"
 #: Placeholder categorical target of a block without a discrete part (see ``_fit_model``).
 COIN = "_coin"
 #: |SMD| or KS/TVD above which a shared variable is reported as differing between sources.
@@ -225,6 +224,32 @@ def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[
     return out
 
 
+def _match_donors(drawn: pd.DataFrame, donor: pd.DataFrame, step: FusionStep, seed: int) -> pd.DataFrame:
+    """Nearest donor record to each (predictors, drawn block) row: Euclidean distance on variables
+    standardized by their donor standard deviation (categories as indicators), the block scaled to
+    weigh as much as the predictors; ties broken at random. Returns ``drawn`` with the donor's block.
+
+    References: Moriarity and Scheuren (2003), "A note on Rubin's statistical matching using file
+    concatenation with adjusted weights and multiple imputations"; D'Orazio, Di Zio and Scanu (2006),
+    sec. 2.5 (mixed methods).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    pred, block = list(step.predictors), list(step.block)
+    (xp_r, xp_d), (xb_r, xb_d) = design_matrix([drawn, donor], pred), design_matrix([drawn, donor], block)
+    sd_p, sd_b = xp_d.std(axis=0), xb_d.std(axis=0)
+    sd_p[sd_p == 0], sd_b[sd_b == 0] = 1.0, 1.0
+    k = np.sqrt(max(xp_d.shape[1], 1) / max(xb_d.shape[1], 1))
+    rec = np.hstack([xp_r / sd_p, k * xb_r / sd_b])
+    don = np.hstack([xp_d / sd_p, k * xb_d / sd_b])
+    don = don + np.random.default_rng(seed).uniform(0, 1e-6, don.shape)
+    j = NearestNeighbors(n_neighbors=1).fit(don).kneighbors(rec, return_distance=False)[:, 0]
+    out = drawn.copy()
+    for v in block:
+        out[v] = donor[v].to_numpy()[j]
+    return out
+
+
 def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], train: pd.DataFrame,
                w_col: str, seed: int) -> Synthesizer:
     """Fits a donor model.
@@ -260,94 +285,6 @@ def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: Fusio
     return pd.concat([d[cols + [w_col, AUX_FLAG]], a[cols + [w_col, AUX_FLAG]]], ignore_index=True), fill
 
 
-def _holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_col: str, seed: int,
-                    fill: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Held-out fit scores of one donor model, one dict per imputed variable."""
-    cond = hold.copy()
-    for c, v in fill.items():
-        cond[c] = v
-    if fill:
-        cond[AUX_FLAG] = 0.0
-    fake = model.generate(cond[list(model.condition_vars)], seed=seed)
-    w = hold[w_col].to_numpy(float)
-    extra = [t for t in model.target_vars if t not in step.block]  # the coin, see _fit_model
-    lp = model.log_prob(fake[list(model.condition_vars) + extra].assign(**{b: hold[b].to_numpy() for b in step.block}))
-    log_lik = float(np.average(lp, weights=w)) + np.log(2) * len(extra)
-    numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c])]
-    rows = []
-    for v in step.block:
-        true, imp = hold[v], fake[v]
-        row = {"variable": v, "donor": step.donor, "predictors": step.predictors, "auxiliary": step.auxiliary,
-               "n_holdout": len(hold), "log_lik": log_lik}
-        if is_categorical(true):
-            row.update(kind="categorical", tvd=weighted_tvd(true, w, imp, w),
-                       agreement=float(np.average(true.astype(str).to_numpy() == imp.astype(str).to_numpy(), weights=w)))
-        else:
-            t, s = true.to_numpy(float), imp.to_numpy(float)
-            pms = model.point_masses_.get(v, ())
-            row.update(
-                kind="numeric", ks=weighted_ks(t, w, s, w),
-                point_mass_error=max((abs(np.average(t == p, weights=w) - np.average(s == p, weights=w)) for p in pms),
-                                     default=0.0),
-                corr_true_imputed=_corr(t, s, w),
-                max_corr_error=max((abs(_corr(t, hold[c].to_numpy(float), w) - _corr(s, fake[c].to_numpy(float), w))
-                                    for c in numeric if c != v), default=0.0),
-            )
-        rows.append(row)
-    return rows
-
-
-def _corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
-    c = np.cov(a, b, aweights=w)
-    d = np.sqrt(c[0, 0] * c[1, 1])
-    return float(c[0, 1] / d) if d > 0 else 0.0
-
-
-def _bounds(sources: list[Source], base: Source, steps: list[FusionStep], aux: Source | None,
-            fused: pd.DataFrame) -> pd.DataFrame:
-    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together."""
-    origin = {c: base for c in base.variables}
-    by_name = {s.name: s for s in sources}
-    for step in steps:
-        origin.update({c: by_name[step.donor] for c in step.block})
-    rows = []
-    first = fused[fused["_imputation"] == 0] if "_imputation" in fused.columns else fused
-    w_fused = base.weights
-    for step in steps:
-        donor = by_name[step.donor]
-        for y in step.block:
-            if is_categorical(donor.data[y]):
-                continue
-            for z, z_src in origin.items():
-                if z_src is donor or is_categorical(z_src.data[z]) or z in step.predictors:
-                    continue
-                if any(y in s.variables and z in s.variables for s in sources):
-                    continue
-                if rows and any(r["y"] == z and r["z"] == y for r in rows):
-                    continue
-                shared = [c for c in donor.variables if c in z_src.variables]
-                dy = donor.data[[y, *shared]].notna().all(axis=1).to_numpy()
-                dz = z_src.data[[z, *shared]].notna().all(axis=1).to_numpy()
-                if not shared or dy.sum() < 3 or dz.sum() < 3:
-                    continue
-                fy, fz = donor.data.loc[dy], z_src.data.loc[dz]
-                xy, xz = design_matrix([fy, fz], shared)
-                lo, cia, hi = correlation_bounds(fy[y].to_numpy(float), xy, donor.weights[dy],
-                                                 fz[z].to_numpy(float), xz, z_src.weights[dz])
-                ok = first[[y, z]].notna().all(axis=1).to_numpy()
-                row = {"y": y, "z": z, "y_source": donor.name, "z_source": z_src.name, "shared": tuple(shared),
-                       "lower": lo, "cia": cia, "upper": hi,
-                       "fused": _corr(first[y].to_numpy(float)[ok], first[z].to_numpy(float)[ok], w_fused[ok]),
-                       "auxiliary": np.nan}
-                if aux is not None and y in aux.variables and z in aux.variables:
-                    a = aux.data[[y, z]].notna().all(axis=1).to_numpy()
-                    row["auxiliary"] = _corr(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
-                                             aux.weights[a])
-                rows.append(row)
-    return pd.DataFrame(rows, columns=["y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper",
-                                       "fused", "auxiliary"])
-
-
 def fuse(
     sources: Sequence[Source],
     base: str | Source,
@@ -360,6 +297,7 @@ def fuse(
     *,
     holdout_fraction: float = 0.2,
     refit: bool = True,
+    match_donors: bool = False,
 ) -> FusionResult:
     """Fuses several sources into one file: the base records with every other source's variables.
 
@@ -406,6 +344,11 @@ def fuse(
     refit : bool, default=True
         After scoring, refit each donor model on all its records (twice the fitting time) for the
         imputation; ``False`` imputes with the model fit without the held-out records.
+    match_donors : bool, default=False
+        Replace each drawn block by the observed block of the nearest donor record in the space
+        of (predictors, block), with the drawn block for the base record (a "mixed method" of
+        statistical matching: the flow draws, a hot-deck supplies real values). The fused values
+        are then values observed in the donor, jointly per record.
 
     Returns
     -------
@@ -445,6 +388,7 @@ def fuse(
 
     models: dict[str, Synthesizer] = {}
     fills: dict[str, dict[str, Any]] = {}
+    donor_frames: dict[str, pd.DataFrame] = {}
     scores: list[dict[str, Any]] = []
     w_col = "__weight__"
     for step, s_seed in zip(steps, step_seeds):
@@ -465,12 +409,13 @@ def fuse(
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
         model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed)
         if n_hold:
-            scores += [{**r, "n_fit": len(train)} for r in _holdout_scores(model, hold, step, w_col, score_seed, fill)]
+            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
             if refit:
                 full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
                 model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed)
         models[donor.name], fills[donor.name] = model, fill
+        donor_frames[donor.name] = frame
         if not n_hold:
             scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,
                         "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]
@@ -496,7 +441,10 @@ def fuse(
                     f"Base source {base_src.name!r} has missing values in predictors {bad} of donor {step.donor!r}; "
                     "drop or impute those records before fusing."
                 )
-            out = model.generate(cond, seed=_seed(g_seed))
+            gen_seed, match_seed = (_seed(c) for c in g_seed.spawn(2))
+            out = model.generate(cond, seed=gen_seed)
+            if match_donors:
+                out = _match_donors(out, donor_frames[step.donor], step, match_seed)
             for v in step.block:
                 cur[v] = out[v].to_numpy()
         if n_imputations > 1:
@@ -506,5 +454,5 @@ def fuse(
     columns = ["variable", "donor", "predictors", "auxiliary", "kind", "n_fit", "n_holdout", "ks", "tvd",
                "point_mass_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
     diagnostics = pd.DataFrame(scores).reindex(columns=columns)
-    bounds = _bounds(sources, base_src, steps, aux, data)
+    bounds = bounds_table(sources, base_src, steps, aux, data)
     return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations))
