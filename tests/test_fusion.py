@@ -264,10 +264,3 @@ def test_auxiliary_source_informs_the_cross_block_association():
     assert abs(r_plain - bound["cia"]) < 0.1
     assert abs(r_aux - truth) < abs(r_plain - truth) / 2
 
-
-def test_match_donors_takes_whole_observed_blocks():
-    a, b = _frames()
-    b["v"] = b["z"] * 2 + 1
-    result = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, match_donors=True)
-    observed = set(zip(b["z"], b["v"]))
-    assert set(zip(result.data["z"], result.data["v"])) <= observed

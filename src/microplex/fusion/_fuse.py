@@ -14,7 +14,7 @@ from .._errors import DataValidationError
 from ..synthesis import Synthesizer
 from ._source import Source, check_shared, harmonize, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
-from .diagnostics import compare_shared, design_matrix
+from .diagnostics import compare_shared
 
 __all__ = ["fuse", "FusionResult", "FusionStep"]
 
@@ -224,32 +224,6 @@ def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[
     return out
 
 
-def _match_donors(drawn: pd.DataFrame, donor: pd.DataFrame, step: FusionStep, seed: int) -> pd.DataFrame:
-    """Nearest donor record to each (predictors, drawn block) row: Euclidean distance on variables
-    standardized by their donor standard deviation (categories as indicators), the block scaled to
-    weigh as much as the predictors; ties broken at random. Returns ``drawn`` with the donor's block.
-
-    References: Moriarity and Scheuren (2003), "A note on Rubin's statistical matching using file
-    concatenation with adjusted weights and multiple imputations"; D'Orazio, Di Zio and Scanu (2006),
-    sec. 2.5 (mixed methods).
-    """
-    from sklearn.neighbors import NearestNeighbors
-
-    pred, block = list(step.predictors), list(step.block)
-    (xp_r, xp_d), (xb_r, xb_d) = design_matrix([drawn, donor], pred), design_matrix([drawn, donor], block)
-    sd_p, sd_b = xp_d.std(axis=0), xb_d.std(axis=0)
-    sd_p[sd_p == 0], sd_b[sd_b == 0] = 1.0, 1.0
-    k = np.sqrt(max(xp_d.shape[1], 1) / max(xb_d.shape[1], 1))
-    rec = np.hstack([xp_r / sd_p, k * xb_r / sd_b])
-    don = np.hstack([xp_d / sd_p, k * xb_d / sd_b])
-    don = don + np.random.default_rng(seed).uniform(0, 1e-6, don.shape)
-    j = NearestNeighbors(n_neighbors=1).fit(don).kneighbors(rec, return_distance=False)[:, 0]
-    out = drawn.copy()
-    for v in block:
-        out[v] = donor[v].to_numpy()[j]
-    return out
-
-
 def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], train: pd.DataFrame,
                w_col: str, seed: int) -> Synthesizer:
     """Fits a donor model.
@@ -297,7 +271,6 @@ def fuse(
     *,
     holdout_fraction: float = 0.2,
     refit: bool = True,
-    match_donors: bool = False,
 ) -> FusionResult:
     """Fuses several sources into one file: the base records with every other source's variables.
 
@@ -344,11 +317,6 @@ def fuse(
     refit : bool, default=True
         After scoring, refit each donor model on all its records (twice the fitting time) for the
         imputation; ``False`` imputes with the model fit without the held-out records.
-    match_donors : bool, default=False
-        Replace each drawn block by the observed block of the nearest donor record in the space
-        of (predictors, block), with the drawn block for the base record (a "mixed method" of
-        statistical matching: the flow draws, a hot-deck supplies real values). The fused values
-        are then values observed in the donor, jointly per record.
 
     Returns
     -------
@@ -388,7 +356,6 @@ def fuse(
 
     models: dict[str, Synthesizer] = {}
     fills: dict[str, dict[str, Any]] = {}
-    donor_frames: dict[str, pd.DataFrame] = {}
     scores: list[dict[str, Any]] = []
     w_col = "__weight__"
     for step, s_seed in zip(steps, step_seeds):
@@ -415,7 +382,6 @@ def fuse(
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
                 model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed)
         models[donor.name], fills[donor.name] = model, fill
-        donor_frames[donor.name] = frame
         if not n_hold:
             scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,
                         "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]
@@ -441,10 +407,7 @@ def fuse(
                     f"Base source {base_src.name!r} has missing values in predictors {bad} of donor {step.donor!r}; "
                     "drop or impute those records before fusing."
                 )
-            gen_seed, match_seed = (_seed(c) for c in g_seed.spawn(2))
-            out = model.generate(cond, seed=gen_seed)
-            if match_donors:
-                out = _match_donors(out, donor_frames[step.donor], step, match_seed)
+            out = model.generate(cond, seed=_seed(g_seed))
             for v in step.block:
                 cur[v] = out[v].to_numpy()
         if n_imputations > 1:
