@@ -180,6 +180,11 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
             check_shared(origin, donor, cols)
             comparisons.append(compare_shared(origin, donor, cols))
         block = [c for c in donor.variables if c not in available and c not in predictors]
+        if base.weight_col in block:
+            raise DataValidationError(
+                f"Column {base.weight_col!r} of source {donor.name!r} would overwrite the weight column of base "
+                f"{base.name!r}; rename it with rename={{{donor.name!r}: {{'columns': {{...}}}}}}."
+            )
         if not block:
             logger.warning("Source %r has no variable that the base lacks; it is not used.", donor.name)
             continue
