@@ -17,7 +17,7 @@ from ._errors import (
     NotFittedError,
 )
 from .calibration import CalibrationResult, Calibrator, SparseCalibrator, Target, Targets
-
+from .fusion import FusionResult, Source, fuse
 from .households import HouseholdSynthesizer
 from .synthesis import Synthesizer, VariableSpec
 
@@ -35,10 +35,13 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
+    "FusionResult",
     "HouseholdSynthesizer",
     "MicroplexError",
     "NotFittedError",
+    "Source",
     "Synthesizer",
     "VariableSpec",
     "__version__",
+    "fuse",
 ]

@@ -1,0 +1,426 @@
+"""Statistical matching by conditional synthesis: :func:`fuse` and :class:`FusionResult`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from ..synthesis import Synthesizer
+from ._source import Source, check_shared, harmonize, is_categorical
+from ._report import AUX_FLAG, bounds_table, holdout_scores
+from .diagnostics import compare_shared
+
+__all__ = ["fuse", "FusionResult", "FusionStep"]
+
+logger = logging.getLogger(__name__)
+
+#: Placeholder categorical target of a block without a discrete part (see ``_fit_model``).
+COIN = "_coin"
+#: |SMD| or KS/TVD above which a shared variable is reported as differing between sources.
+DIFFERENCE_THRESHOLD = 0.1
+
+
+@dataclass(frozen=True)
+class FusionStep:
+    """One imputation step: ``block`` imputed from ``donor`` given ``predictors``.
+
+    ``auxiliary`` lists the recipient variables the donor model also conditions on through the
+    auxiliary source (empty when it is not used).
+    """
+
+    donor: str
+    predictors: tuple[str, ...]
+    block: tuple[str, ...]
+    auxiliary: tuple[str, ...] = ()
+
+
+@dataclass
+class FusionResult:
+    """Creates the result of :func:`fuse`.
+
+    Attributes
+    ----------
+    data : DataFrame
+        Base records with every imputed column; with ``n_imputations > 1``, one stacked copy of the
+        base per imputation, numbered in the ``_imputation`` column.
+    diagnostics : DataFrame
+        One row per imputed variable: ``donor``, ``predictors``, ``auxiliary`` and held-out fit
+        scores on donor records not used for fitting (``ks`` or ``tvd`` between imputed and true
+        values, ``point_mass_error``, ``max_corr_error`` over the other numeric variables of the
+        donor, ``corr_true_imputed``, the block's mean held-out log-likelihood ``log_lik``) of
+        the model fit on the other ``n_fit`` records (before the refit, see ``fuse``).
+    shared_comparison : DataFrame
+        Per donor and shared variable: weighted standardized mean difference and KS (numeric) or
+        total variation distance (categorical) between donor and base (or the earlier donor for
+        chained predictors), computed before fusing.
+    bounds : DataFrame
+        Per pair of numeric variables never observed together: ``lower``, ``cia`` and ``upper``
+        correlations compatible with the data (see
+        :func:`~microplex.fusion.diagnostics.correlation_bounds`), the correlation in the fused data
+        (``fused``) and, when the auxiliary source observes both, there (``auxiliary``).
+    steps : list of FusionStep
+    models : dict of str to Synthesizer
+        Fitted donor model of every step, by donor name.
+    n_imputations : int
+    """
+
+    data: pd.DataFrame
+    diagnostics: pd.DataFrame
+    shared_comparison: pd.DataFrame
+    bounds: pd.DataFrame
+    steps: list[FusionStep] = field(default_factory=list)
+    models: dict[str, Synthesizer] = field(default_factory=dict, repr=False)
+    n_imputations: int = 1
+
+    def __repr__(self) -> str:
+        return (f"FusionResult(n_records={len(self.data)}, n_imputations={self.n_imputations}, "
+                f"imputed={[v for s in self.steps for v in s.block]!r})")
+
+    def imputations(self) -> list[pd.DataFrame]:
+        """The completed base once per imputation (without the ``_imputation`` column)."""
+        if "_imputation" not in self.data.columns:
+            return [self.data]
+        return [g.drop(columns="_imputation") for _, g in self.data.groupby("_imputation", sort=True)]
+
+    def pool(self, statistic: Callable[[pd.DataFrame], float]) -> dict[str, float]:
+        """Combines a statistic over the imputations (Rubin's rules, point estimate and between part).
+
+        Parameters
+        ----------
+        statistic : callable
+            Maps one completed base to a number.
+
+        Returns
+        -------
+        dict
+            ``estimate`` (mean over imputations), ``between_variance`` (variance over imputations,
+            0 with one imputation) and ``added_variance`` ``(1 + 1/m) * between_variance``, the part
+            of the total variance that fusion adds to the within-imputation variance.
+        """
+        values = np.array([float(statistic(d)) for d in self.imputations()])
+        between = float(values.var(ddof=1)) if len(values) > 1 else 0.0
+        return {"estimate": float(values.mean()), "between_variance": between,
+                "added_variance": (1 + 1 / len(values)) * between}
+
+
+def _seed(ss: np.random.SeedSequence) -> int:
+    return int(ss.generate_state(1)[0])
+
+
+def _resolve(sources: Sequence[Source], base: str | Source, auxiliary: Source | None,
+             rename: Mapping[str, Any] | None) -> tuple[list[Source], Source, Source | None]:
+    if isinstance(sources, Source) or not isinstance(sources, Sequence) or len(sources) < 2:
+        raise DataValidationError(f"The 'sources' parameter must be a list of at least two Source. Got {sources!r}.")
+    for s in sources:
+        if not isinstance(s, Source):
+            raise DataValidationError(
+                f"Every element of 'sources' must be a microplex Source. Got {type(s).__name__} instead; "
+                "wrap frames as Source(df, name=..., weight_col=...)."
+            )
+    names = [s.name for s in sources]
+    if auxiliary is not None:
+        if not isinstance(auxiliary, Source):
+            raise DataValidationError(
+                f"The 'auxiliary' parameter must be a Source or None. Got {type(auxiliary).__name__} instead."
+            )
+        names.append(auxiliary.name)
+    if len(set(names)) < len(names):
+        raise DataValidationError(f"Source names must be unique. Got {names}.")
+    base_name = base.name if isinstance(base, Source) else base
+    if not isinstance(base_name, str) or base_name not in names[: len(sources)] or (
+            isinstance(base, Source) and all(base is not s for s in sources)):
+        raise DataValidationError(
+            f"The 'base' parameter must name one of the sources {names[: len(sources)]}. Got {base!r} instead."
+        )
+    rename = dict(rename or {})
+    unknown = sorted(set(rename) - set(names))
+    if unknown:
+        raise DataValidationError(f"The 'rename' parameter names unknown sources {unknown}; sources are {names}.")
+    sources = [harmonize(s, rename.get(s.name)) for s in sources]
+    aux = harmonize(auxiliary, rename.get(auxiliary.name)) if auxiliary is not None else None
+    base_src = next(s for s in sources if s.name == base_name)
+    return sources, base_src, aux
+
+
+def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
+          aux: Source | None) -> tuple[list[FusionStep], pd.DataFrame]:
+    """Orders the donors, checks the shared variables and compares their distributions."""
+    if shared is not None and (isinstance(shared, str) or not len(shared)):
+        raise DataValidationError(f"The 'shared' parameter must be a non-empty list of columns. Got {shared!r}.")
+    available = {c: base for c in base.variables}  # column -> the source it comes from
+    steps, comparisons = [], []
+    for donor in sources:
+        if donor is base:
+            continue
+        if shared is None:
+            predictors = [c for c in donor.variables if c in available]
+        else:
+            for c in shared:
+                if c not in base.variables:
+                    raise DataValidationError(
+                        f"Shared column {c!r} is not a column of base source {base.name!r}; it has {base.variables[:20]}."
+                    )
+            predictors = list(shared) + [c for c in donor.variables if c in available and available[c] is not base
+                                         and c not in shared]
+        if not predictors:
+            raise DataValidationError(
+                f"Source {donor.name!r} shares no variable with base {base.name!r}"
+                + (" or earlier donors" if available.keys() - set(base.variables) else "")
+                + f" (it has {donor.variables[:20]}; the base has {base.variables[:20]}). Rename columns with "
+                f"rename={{{donor.name!r}: {{'columns': {{...}}}}}} or pass 'shared'."
+            )
+        for origin in {id(available[c]): available[c] for c in predictors if c in available}.values():
+            cols = [c for c in predictors if available.get(c) is origin]
+            check_shared(origin, donor, cols)
+            comparisons.append(compare_shared(origin, donor, cols))
+        block = [c for c in donor.variables if c not in available and c not in predictors]
+        if base.weight_col in block:
+            raise DataValidationError(
+                f"Column {base.weight_col!r} of source {donor.name!r} would overwrite the weight column of base "
+                f"{base.name!r}; rename it with rename={{{donor.name!r}: {{'columns': {{...}}}}}}."
+            )
+        if not block:
+            logger.warning("Source %r has no variable that the base lacks; it is not used.", donor.name)
+            continue
+        extra: list[str] = []
+        if aux is not None and all(c in aux.variables for c in predictors + block):
+            extra = [c for c in aux.variables if c in available and c not in predictors
+                     and aux.data[c].notna().all() and aux.data[c].nunique() > 1
+                     and (c not in base.variables or base.data[c].notna().all())]
+            check_shared(base, aux, [c for c in extra + predictors if c in base.variables])
+        steps.append(FusionStep(donor.name, tuple(predictors), tuple(block), tuple(extra)))
+        for c in block:
+            available[c] = donor
+    if not steps:
+        raise DataValidationError("No source has a variable that the base lacks; nothing to fuse.")
+    if aux is not None and not any(s.auxiliary for s in steps):
+        logger.warning("Auxiliary source %r is not used: no donor has its predictors and block all observed "
+                       "there together with a recipient variable.", aux.name)
+    comparison = pd.concat(comparisons, ignore_index=True)
+    for row in comparison.itertuples():
+        size = row.tvd if row.kind == "categorical" else max(abs(row.smd), row.ks)
+        if size > DIFFERENCE_THRESHOLD:
+            logger.warning(
+                "Shared variable %r differs between sources %r and %r (SMD %.3f, KS %.3f, TVD %.3f); fusion assumes "
+                "it measures the same thing in both.", row.variable, row.base, row.donor, row.smd, row.ks, row.tvd)
+    return steps, comparison
+
+
+def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+    keep = frame[columns].notna().all(axis=1)
+    if not keep.all():
+        logger.info("Source %r: %d records with missing values in %s are not used.", source, int((~keep).sum()), columns)
+    return frame.loc[keep]
+
+
+def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[str, Any]:
+    out = {"verbose": False, **dict(params or {})}
+    for key in ("target_vars", "condition_vars"):
+        if key in out:
+            raise DataValidationError(f"'synthesizer_params' cannot set {key!r}; fuse chooses it per donor.")
+    if out.get("schema"):
+        out["schema"] = {k: v for k, v in out["schema"].items() if k in columns}
+    return out
+
+
+def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], train: pd.DataFrame,
+               w_col: str, seed: int) -> Synthesizer:
+    """Fits a donor model.
+
+    Works around a Synthesizer limitation (microplex 0.1): a block with no discrete part (only
+    continuous targets without point masses) fails while building the pattern table. Such a block
+    gets an extra independent fair-coin categorical target, :data:`COIN`, which is dropped on output.
+    """
+    try:
+        return Synthesizer(block, conditions, **params).fit(train, weight_col=w_col, seed=seed)
+    except ValueError as exc:
+        if "need at least one array" not in str(exc):
+            raise
+    coin = np.random.default_rng(seed).integers(0, 2, size=len(train))
+    logger.info("Block %s has no point mass or category; adding the %r coin target.", block, COIN)
+    return Synthesizer(block + [COIN], conditions, **params).fit(train.assign(**{COIN: coin}), weight_col=w_col,
+                                                                seed=seed)
+
+
+def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str):
+    """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode as a
+    placeholder for the recipient variables they lack and ``_auxiliary = 0``."""
+    cols = list(step.predictors) + list(step.block) + list(step.auxiliary)
+    a = _complete_rows(aux.data.assign(**{w_col: aux.weights}), cols, aux.name)[cols + [w_col]].copy()
+    a[w_col] = a[w_col] / a[w_col].mean() * train[w_col].mean()
+    a[AUX_FLAG] = 1.0
+    d = train.copy()
+    fill = {}
+    for c in step.auxiliary:
+        fill[c] = a[c].mode().iloc[0] if is_categorical(a[c]) else float(np.average(a[c].to_numpy(float), weights=a[w_col]))
+        d[c] = fill[c]
+    d[AUX_FLAG] = 0.0
+    return pd.concat([d[cols + [w_col, AUX_FLAG]], a[cols + [w_col, AUX_FLAG]]], ignore_index=True), fill
+
+
+def fuse(
+    sources: Sequence[Source],
+    base: str | Source,
+    shared: Sequence[str] | None = None,
+    rename: Mapping[str, Mapping[str, Any]] | None = None,
+    n_imputations: int = 1,
+    seed: int = 0,
+    synthesizer_params: Mapping[str, Any] | None = None,
+    auxiliary: Source | None = None,
+    *,
+    holdout_fraction: float = 0.2,
+    refit: bool = True,
+) -> FusionResult:
+    """Fuses several sources into one file: the base records with every other source's variables.
+
+    Each other source (a donor) contributes the block of variables that the records gathered so
+    far lack. A conditional :class:`~microplex.Synthesizer` learns P(block | predictors) from the
+    donor's weighted records, jointly over the block (zeros, top codes and categories as point
+    masses), and draws the block for every base record. Donors are used in the order of
+    ``sources``; with more than two sources the chain conditions later donors also on the
+    variables imputed from earlier ones when they observe them.
+
+    The association between variables never observed together is not identified: it is carried
+    only through the predictors (the conditional-independence assumption, CIA). ``bounds`` shows
+    the range of correlations compatible with the data; an ``auxiliary`` source observing both
+    blocks informs it.
+
+    Parameters
+    ----------
+    sources : list of Source
+        At least two sources with distinct names.
+    base : str or Source
+        The source whose records are kept (one of ``sources``).
+    shared : list of str, default=None
+        Predictor variables common to the base and every donor. ``None`` uses every column a donor
+        has in common with the base (and with earlier donors).
+    rename : dict, default=None
+        Per source name, ``{"columns": {old: new}, "categories": {column: {old: new}},
+        "scale": {column: factor}}``, applied before anything else.
+    n_imputations : int, default=1
+        Number of imputations (independent draws of every block; chains are drawn per imputation).
+    seed : int, default=0
+        Seeds hold-out splits, model fitting and draws.
+    synthesizer_params : dict, default=None
+        Keyword arguments of :class:`~microplex.Synthesizer` (``epochs``, ``flow``, ``schema``, ...).
+    auxiliary : Source, default=None
+        Records observing a donor block together with its predictors and recipient variables. The
+        donor model is then fit on donor plus auxiliary records and also conditions on the recipient
+        variables the auxiliary source has, with a ``_auxiliary`` indicator: donor records carry it
+        as 0 and the auxiliary mean (mode) in place of those variables, auxiliary records carry 1 and
+        their values; base records are imputed as 1 with their own values. Auxiliary weights are
+        rescaled to the donor's mean weight.
+    holdout_fraction : float, default=0.2
+        Share of donor records held out of fitting to compute the fit scores of ``diagnostics``
+        (0 fits on every record and leaves the scores empty).
+    refit : bool, default=True
+        After scoring, refit each donor model on all its records (twice the fitting time) for the
+        imputation; ``False`` imputes with the model fit without the held-out records.
+
+    Returns
+    -------
+    FusionResult
+
+    Raises
+    ------
+    DataValidationError
+        Naming the source and column: no shared variable, shared variables with incompatible types
+        or base categories the donor lacks, missing values in the base's predictors, a base that is
+        not one of the sources.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=400)
+    >>> a = Source(pd.DataFrame({"x": x[:200], "y": x[:200] + rng.normal(size=200)}), "a")
+    >>> b = Source(pd.DataFrame({"x": x[200:], "z": 2 * x[200:] + rng.normal(size=200)}), "b")
+    >>> result = fuse([a, b], base="a", synthesizer_params={"epochs": 2})
+    >>> list(result.data.columns)
+    ['x', 'y', 'z']
+    >>> result.diagnostics[["variable", "donor"]].to_dict("records")
+    [{'variable': 'z', 'donor': 'b'}]
+    >>> result.bounds[["y", "z", "shared"]].to_dict("records")
+    [{'y': 'z', 'z': 'y', 'shared': ('x',)}]
+    """
+    if int(n_imputations) < 1:
+        raise DataValidationError(f"The 'n_imputations' parameter must be >= 1. Got {n_imputations!r} instead.")
+    if not 0 <= holdout_fraction < 1:
+        raise DataValidationError(f"The 'holdout_fraction' parameter must be in [0, 1). Got {holdout_fraction!r}.")
+    sources, base_src, aux = _resolve(sources, base, auxiliary, rename)
+    steps, comparison = _plan(sources, base_src, shared, aux)
+    by_name = {s.name: s for s in sources}
+    ss = np.random.SeedSequence(seed)
+    step_seeds = ss.spawn(len(steps))
+    draw_seeds = ss.spawn(int(n_imputations))
+
+    models: dict[str, Synthesizer] = {}
+    fills: dict[str, dict[str, Any]] = {}
+    scores: list[dict[str, Any]] = []
+    w_col = "__weight__"
+    for step, s_seed in zip(steps, step_seeds):
+        donor = by_name[step.donor]
+        split_seed, fit_seed, score_seed = (_seed(c) for c in s_seed.spawn(3))
+        cols = list(step.predictors) + list(step.block)
+        frame = donor.data.assign(**{w_col: donor.weights})
+        frame = _complete_rows(frame, cols, donor.name)[cols + [w_col]].reset_index(drop=True)
+        n_hold = int(round(holdout_fraction * len(frame)))
+        order = np.random.default_rng(split_seed).permutation(len(frame))
+        hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
+        conditions = list(step.predictors)
+        fill: dict[str, Any] = {}
+        if step.auxiliary:
+            train, fill = _with_auxiliary(train, donor, aux, step, w_col)
+            conditions += list(step.auxiliary) + [AUX_FLAG]
+        params = _model_params(synthesizer_params, list(step.block) + conditions)
+        logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
+        model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed)
+        if n_hold:
+            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
+            if refit:
+                full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
+                logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
+                model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed)
+        models[donor.name], fills[donor.name] = model, fill
+        if not n_hold:
+            scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,
+                        "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]
+
+    base_frame = base_src.data
+    for c in steps[0].predictors:
+        if base_frame[c].isna().any():
+            raise DataValidationError(
+                f"Base source {base_src.name!r} has {int(base_frame[c].isna().sum())} missing values in shared column "
+                f"{c!r}; drop or impute those records before fusing."
+            )
+    completed = []
+    for i, d_seed in enumerate(draw_seeds):
+        cur = base_frame.copy()
+        for step, g_seed in zip(steps, d_seed.spawn(len(steps))):
+            model = models[step.donor]
+            cond = cur[[c for c in model.condition_vars if c != AUX_FLAG]].copy()
+            if step.auxiliary:
+                cond[AUX_FLAG] = 1.0
+            bad = [c for c in cond.columns if cond[c].isna().any()]
+            if bad:
+                raise DataValidationError(
+                    f"Base source {base_src.name!r} has missing values in predictors {bad} of donor {step.donor!r}; "
+                    "drop or impute those records before fusing."
+                )
+            out = model.generate(cond, seed=_seed(g_seed))
+            for v in step.block:
+                cur[v] = out[v].to_numpy()
+        if n_imputations > 1:
+            cur["_imputation"] = i
+        completed.append(cur)
+    data = pd.concat(completed, ignore_index=True) if n_imputations > 1 else completed[0]
+    columns = ["variable", "donor", "predictors", "auxiliary", "kind", "n_fit", "n_holdout", "ks", "tvd",
+               "point_mass_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
+    diagnostics = pd.DataFrame(scores).reindex(columns=columns)
+    bounds = bounds_table(sources, base_src, steps, aux, data)
+    return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations))

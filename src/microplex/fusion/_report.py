@@ -1,0 +1,110 @@
+"""Reports of :func:`~microplex.fusion.fuse`: held-out fit scores and correlation bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..synthesis import Synthesizer
+from ._source import Source, is_categorical
+from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighted_tvd
+
+if TYPE_CHECKING:
+    from ._fuse import FusionStep
+
+__all__ = ["holdout_scores", "bounds_table", "wcorr"]
+
+#: Column flagging auxiliary records in a donor model trained with auxiliary data.
+AUX_FLAG = "_auxiliary"
+
+
+def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_col: str, seed: int,
+                    fill: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Held-out fit scores of one donor model, one dict per imputed variable."""
+    cond = hold.copy()
+    for c, v in fill.items():
+        cond[c] = v
+    if fill:
+        cond[AUX_FLAG] = 0.0
+    fake = model.generate(cond[list(model.condition_vars)], seed=seed)
+    w = hold[w_col].to_numpy(float)
+    extra = [t for t in model.target_vars if t not in step.block]  # the coin, see _fit_model
+    lp = model.log_prob(fake[list(model.condition_vars) + extra].assign(**{b: hold[b].to_numpy() for b in step.block}))
+    log_lik = float(np.average(lp, weights=w)) + np.log(2) * len(extra)
+    numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c])]
+    rows = []
+    for v in step.block:
+        true, imp = hold[v], fake[v]
+        row = {"variable": v, "donor": step.donor, "predictors": step.predictors, "auxiliary": step.auxiliary,
+               "n_holdout": len(hold), "log_lik": log_lik}
+        if is_categorical(true):
+            row.update(kind="categorical", tvd=weighted_tvd(true, w, imp, w),
+                       agreement=float(np.average(true.astype(str).to_numpy() == imp.astype(str).to_numpy(), weights=w)))
+        else:
+            t, s = true.to_numpy(float), imp.to_numpy(float)
+            pms = model.point_masses_.get(v, ())
+            row.update(
+                kind="numeric", ks=weighted_ks(t, w, s, w),
+                point_mass_error=max((abs(np.average(t == p, weights=w) - np.average(s == p, weights=w)) for p in pms),
+                                     default=0.0),
+                corr_true_imputed=wcorr(t, s, w),
+                max_corr_error=max((abs(wcorr(t, hold[c].to_numpy(float), w) - wcorr(s, fake[c].to_numpy(float), w))
+                                    for c in numeric if c != v), default=0.0),
+            )
+        rows.append(row)
+    return rows
+
+
+def wcorr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
+    """Weighted Pearson correlation (0 when a variable is constant)."""
+    c = np.cov(a, b, aweights=w)
+    d = np.sqrt(c[0, 0] * c[1, 1])
+    return float(c[0, 1] / d) if d > 0 else 0.0
+
+
+def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], aux: Source | None,
+            fused: pd.DataFrame) -> pd.DataFrame:
+    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together."""
+    origin = {c: base for c in base.variables}
+    by_name = {s.name: s for s in sources}
+    for step in steps:
+        origin.update({c: by_name[step.donor] for c in step.block})
+    rows = []
+    first = fused[fused["_imputation"] == 0] if "_imputation" in fused.columns else fused
+    w_fused = base.weights
+    for step in steps:
+        donor = by_name[step.donor]
+        for y in step.block:
+            if is_categorical(donor.data[y]):
+                continue
+            for z, z_src in origin.items():
+                if z_src is donor or is_categorical(z_src.data[z]) or z in step.predictors:
+                    continue
+                if any(y in s.variables and z in s.variables for s in sources):
+                    continue
+                if rows and any(r["y"] == z and r["z"] == y for r in rows):
+                    continue
+                shared = [c for c in donor.variables if c in z_src.variables]
+                dy = donor.data[[y, *shared]].notna().all(axis=1).to_numpy()
+                dz = z_src.data[[z, *shared]].notna().all(axis=1).to_numpy()
+                if not shared or dy.sum() < 3 or dz.sum() < 3:
+                    continue
+                fy, fz = donor.data.loc[dy], z_src.data.loc[dz]
+                xy, xz = design_matrix([fy, fz], shared)
+                lo, cia, hi = correlation_bounds(fy[y].to_numpy(float), xy, donor.weights[dy],
+                                                 fz[z].to_numpy(float), xz, z_src.weights[dz])
+                ok = first[[y, z]].notna().all(axis=1).to_numpy()
+                row = {"y": y, "z": z, "y_source": donor.name, "z_source": z_src.name, "shared": tuple(shared),
+                       "lower": lo, "cia": cia, "upper": hi,
+                       "fused": wcorr(first[y].to_numpy(float)[ok], first[z].to_numpy(float)[ok], w_fused[ok]),
+                       "auxiliary": np.nan}
+                if aux is not None and y in aux.variables and z in aux.variables:
+                    a = aux.data[[y, z]].notna().all(axis=1).to_numpy()
+                    row["auxiliary"] = wcorr(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
+                                             aux.weights[a])
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper",
+                                       "fused", "auxiliary"])

@@ -1,0 +1,185 @@
+"""The :class:`Source` record and harmonization of sources before fusion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+
+__all__ = ["Source", "harmonize", "is_categorical", "check_shared"]
+
+_RENAME_KEYS = ("columns", "categories", "scale")
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """Creates a named, weighted survey source for :func:`fuse`.
+
+    Parameters
+    ----------
+    data : DataFrame
+        One row per record.
+    name : str
+        Name of the source, used by ``base=``, ``rename=`` and in every message.
+    weight_col : str, default=None
+        Survey weight column; ``None`` gives every record weight 1. The weight column is never
+        shared nor imputed.
+
+    Examples
+    --------
+    >>> src = Source(pd.DataFrame({"age": [30, 40], "w": [1.0, 2.0]}), "cps", weight_col="w")
+    >>> src
+    Source(name='cps', n_records=2, columns=['age'], weight_col='w')
+    >>> src.variables
+    ['age']
+    """
+
+    data: pd.DataFrame
+    name: str
+    weight_col: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise DataValidationError(f"Source 'name' must be a non-empty string. Got {self.name!r} instead.")
+        if not isinstance(self.data, pd.DataFrame):
+            raise DataValidationError(
+                f"Source {self.name!r}: 'data' must be a pandas DataFrame. Got {type(self.data).__name__} instead."
+            )
+        if len(self.data) == 0:
+            raise DataValidationError(f"Source {self.name!r} has no records.")
+        if not all(isinstance(c, str) for c in self.data.columns):
+            raise DataValidationError(f"Source {self.name!r}: column names must be strings.")
+        if self.data.columns.duplicated().any():
+            dup = sorted(set(self.data.columns[self.data.columns.duplicated()]))
+            raise DataValidationError(f"Source {self.name!r} has duplicated columns {dup}.")
+        if self.weight_col is not None:
+            if self.weight_col not in self.data.columns:
+                raise DataValidationError(
+                    f"Source {self.name!r}: weight column {self.weight_col!r} is not a column; "
+                    f"it has {list(self.data.columns)[:20]}."
+                )
+            w = self.data[self.weight_col]
+            if not pd.api.types.is_numeric_dtype(w.dtype) or not np.isfinite(w.to_numpy(float)).all() \
+                    or (w.to_numpy(float) < 0).any() or w.to_numpy(float).sum() <= 0:
+                raise DataValidationError(
+                    f"Source {self.name!r}: weight column {self.weight_col!r} must be numeric, finite, "
+                    "non-negative and sum to a positive value."
+                )
+
+    def __repr__(self) -> str:
+        return (f"Source(name={self.name!r}, n_records={len(self.data)}, columns={self.variables[:10]!r}, "
+                f"weight_col={self.weight_col!r})")
+
+    @property
+    def variables(self) -> list[str]:
+        """Columns other than the weight column."""
+        return [c for c in self.data.columns if c != self.weight_col]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Survey weights, shape (N,), float64 (ones without ``weight_col``)."""
+        if self.weight_col is None:
+            return np.ones(len(self.data))
+        return self.data[self.weight_col].to_numpy(float)
+
+
+def is_categorical(series: pd.Series) -> bool:
+    """Whether a column is modelled as categorical: non-numeric or boolean dtype."""
+    return pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series.dtype)
+
+
+def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
+    """Applies a ``rename`` entry to a source: column names, then category maps, then unit scaling.
+
+    Parameters
+    ----------
+    source : Source
+    spec : mapping or None
+        ``{"columns": {old: new}, "categories": {column: {old: new}}, "scale": {column: factor}}``;
+        every key is optional, category and scale entries use the new column names. Values absent
+        from a category map are kept as they are.
+
+    Examples
+    --------
+    >>> src = Source(pd.DataFrame({"SEX": [1, 2], "wage": [10.0, 20.0]}), "cps")
+    >>> out = harmonize(src, {"columns": {"SEX": "sex"}, "categories": {"sex": {1: "m", 2: "f"}},
+    ...                       "scale": {"wage": 100}})
+    >>> out.data.to_dict("list")
+    {'sex': ['m', 'f'], 'wage': [1000.0, 2000.0]}
+    """
+    if not spec:
+        return source
+    if not isinstance(spec, Mapping) or set(spec) - set(_RENAME_KEYS):
+        raise DataValidationError(
+            f"rename[{source.name!r}] must be a mapping with keys among {list(_RENAME_KEYS)}. "
+            f"Got {spec!r} instead."
+        )
+    data = source.data.copy()
+    columns = dict(spec.get("columns") or {})
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataValidationError(
+            f"rename[{source.name!r}]['columns'] names columns {missing} that source {source.name!r} does not have."
+        )
+    data = data.rename(columns=columns)
+    if data.columns.duplicated().any():
+        dup = sorted(set(data.columns[data.columns.duplicated()]))
+        raise DataValidationError(f"rename[{source.name!r}] gives duplicated columns {dup}.")
+    for col, mapping in (spec.get("categories") or {}).items():
+        if col not in data.columns:
+            raise DataValidationError(
+                f"rename[{source.name!r}]['categories'] names column {col!r} that source {source.name!r} does not have."
+            )
+        mapped = data[col].map(lambda v, m=dict(mapping): m.get(v, v))
+        data[col] = mapped.astype(object).infer_objects()
+        if not pd.api.types.is_numeric_dtype(data[col].dtype):
+            data[col] = data[col].astype(str).where(mapped.notna(), other=np.nan)
+    for col, factor in (spec.get("scale") or {}).items():
+        if col not in data.columns or not pd.api.types.is_numeric_dtype(data[col].dtype):
+            raise DataValidationError(
+                f"rename[{source.name!r}]['scale'] names column {col!r}, which must be a numeric column of "
+                f"source {source.name!r}."
+            )
+        data[col] = data[col].astype(float) * float(factor)
+    weight_col = columns.get(source.weight_col, source.weight_col)
+    return Source(data, source.name, weight_col=weight_col)
+
+
+def check_shared(base: Source, donor: Source, shared: Sequence[str]) -> None:
+    """Checks that shared columns have compatible types and that the donor covers the base's categories.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the sources and the column: a column missing from one source, numeric in one source
+        and categorical in the other, or base categories that the donor never observes.
+    """
+    for col in shared:
+        for src in (base, donor):
+            if col not in src.variables:
+                raise DataValidationError(
+                    f"Shared column {col!r} is not a column of source {src.name!r}; "
+                    f"it has {src.variables[:20]}."
+                )
+        b, d = base.data[col], donor.data[col]
+        if is_categorical(b) != is_categorical(d):
+            kind = {True: "categorical", False: "numeric"}
+            raise DataValidationError(
+                f"Shared column {col!r} has incompatible types: {kind[is_categorical(b)]} ({b.dtype}) in source "
+                f"{base.name!r} but {kind[is_categorical(d)]} ({d.dtype}) in source {donor.name!r}. Harmonize it "
+                f"with rename={{{donor.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
+            )
+        if is_categorical(b):
+            seen = set(d.dropna().astype(str))
+            unmapped = sorted({str(v) for v in b.dropna().unique()} - seen)
+            if unmapped:
+                raise DataValidationError(
+                    f"Shared column {col!r}: categories {unmapped[:10]} of source {base.name!r} do not occur in "
+                    f"source {donor.name!r} (which has {sorted(seen)[:10]}); map them with "
+                    f"rename={{{base.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
+                )

@@ -1,0 +1,266 @@
+"""Tests of microplex.fusion: bad input, exact properties on simulated data, the cps1 bar (issue 6)."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import ks_2samp
+
+from microplex import DataValidationError, FusionResult, Source, fuse
+from microplex.fusion import correlation_bounds
+from microplex.fusion._source import harmonize
+from microplex.fusion.diagnostics import weighted_ks, weighted_smd, weighted_tvd
+
+FAST = {"epochs": 1, "hidden_features": (8,), "transforms": 1}
+
+
+def _frames(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=2 * n)
+    sex = rng.choice(["female", "male"], size=2 * n)
+    a = pd.DataFrame({"x": x[:n], "sex": sex[:n], "y": x[:n] + rng.normal(size=n)})
+    b = pd.DataFrame({"x": x[n:], "sex": sex[n:], "z": np.maximum(x[n:] + rng.normal(size=n), 0)})
+    return a, b
+
+
+# -- bad input -----------------------------------------------------------------------------
+def test_no_shared_variable_names_the_sources():
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=r"Source 'b' shares no variable with base 'a'"):
+        fuse([Source(a[["y"]], "a"), Source(b[["z"]], "b")], base="a")
+
+
+def test_incompatible_types_name_column_and_sources():
+    a, b = _frames()
+    b["sex"] = (b["sex"] == "male").astype(int)
+    with pytest.raises(DataValidationError, match=r"Shared column 'sex' has incompatible types: categorical .* "
+                                                  r"source 'a' but numeric .* source 'b'"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a")
+
+
+def test_unmapped_categories_name_column_and_sources():
+    a, b = _frames()
+    a["sex"] = a["sex"].map({"female": "F", "male": "M"})
+    with pytest.raises(DataValidationError, match=r"Shared column 'sex': categories \['F', 'M'\] of source 'a' "
+                                                  r"do not occur in source 'b'"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a")
+
+
+def test_rename_maps_columns_categories_and_units():
+    a, b = _frames()
+    a = a.rename(columns={"sex": "SEX"}).assign(SEX=lambda d: d["SEX"].map({"female": "F", "male": "M"}))
+    b["z"] = b["z"] * 100
+    result = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST,
+                  rename={"a": {"columns": {"SEX": "sex"}, "categories": {"sex": {"F": "female", "M": "male"}}},
+                          "b": {"scale": {"z": 0.01}}})
+    assert result.steps[0].predictors == ("x", "sex")
+    assert set(result.data["sex"]) == {"female", "male"}
+
+
+@pytest.mark.parametrize("base", ["c", Source(pd.DataFrame({"x": [1.0, 2.0]}), "a")])
+def test_base_must_be_one_of_the_sources(base):
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=r"'base' parameter must name one of the sources \['a', 'b'\]"):
+        fuse([Source(a, "a"), Source(b, "b")], base=base)
+
+
+def test_sources_must_be_source_objects():
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match="must be a microplex Source. Got DataFrame"):
+        fuse([Source(a, "a"), b], base="a")
+
+
+def test_shared_column_missing_from_a_source():
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=r"Shared column 'y' is not a column of source 'b'"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", shared=["x", "y"])
+
+
+def test_missing_values_in_base_predictor_name_source_and_column():
+    a, b = _frames()
+    a.loc[3, "x"] = np.nan
+    with pytest.raises(DataValidationError, match=r"Base source 'a' has 1 missing values in shared column 'x'"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+
+
+def test_source_checks_weights_and_names():
+    with pytest.raises(DataValidationError, match=r"Source 'a': weight column 'w' is not a column"):
+        Source(pd.DataFrame({"x": [1.0]}), "a", weight_col="w")
+    with pytest.raises(DataValidationError, match="Source names must be unique"):
+        a, b = _frames()
+        fuse([Source(a, "a"), Source(b, "a")], base="a")
+
+
+# -- exact properties ----------------------------------------------------------------------
+def test_result_keeps_base_records_and_adds_the_block():
+    a, b = _frames()
+    a["w"] = np.arange(len(a)) + 1.0
+    result = fuse([Source(a, "a", weight_col="w"), Source(b, "b")], base="a", n_imputations=3,
+                  synthesizer_params=FAST, seed=1)
+    assert isinstance(result, FusionResult)
+    assert len(result.data) == 3 * len(a)
+    assert list(result.data.columns) == ["x", "sex", "y", "w", "z", "_imputation"]
+    for i, part in enumerate(result.imputations()):
+        pd.testing.assert_frame_equal(part[a.columns].reset_index(drop=True), a)
+        assert (part["z"] >= 0).all()
+    assert result.data.groupby("_imputation")["z"].mean().nunique() == 3  # independent draws
+    assert result.diagnostics["variable"].tolist() == ["z"]
+    assert result.diagnostics.loc[0, "predictors"] == ("x", "sex")
+    assert result.diagnostics.loc[0, "n_holdout"] == 40
+    assert result.shared_comparison["variable"].tolist() == ["x", "sex"]
+    assert result.pool(lambda d: d["z"].mean())["between_variance"] > 0
+
+
+def test_same_seed_same_result():
+    a, b = _frames()
+    first = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=3)
+    again = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=3)
+    other = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=4)
+    pd.testing.assert_frame_equal(first.data, again.data)
+    assert not first.data["z"].equals(other.data["z"])
+
+
+def test_chained_three_sources_condition_on_earlier_blocks():
+    a, b = _frames()
+    rng = np.random.default_rng(1)
+    c = b.assign(v=b["z"] + rng.normal(size=len(b)))
+    result = fuse([Source(a, "a"), Source(b, "b"), Source(c, "c")], base="a", synthesizer_params=FAST)
+    assert [(s.donor, s.predictors, s.block) for s in result.steps] == [
+        ("b", ("x", "sex"), ("z",)), ("c", ("x", "sex", "z"), ("v",))]
+    assert result.shared_comparison[["variable", "base", "donor"]].values.tolist() == [
+        ["x", "a", "b"], ["sex", "a", "b"], ["x", "a", "c"], ["sex", "a", "c"], ["z", "b", "c"]]
+    assert {"z", "v"} <= set(result.data.columns)
+
+
+def test_shifted_shared_variable_is_reported(caplog):
+    a, b = _frames()
+    b["x"] = b["x"] + 1.0
+    with caplog.at_level(logging.WARNING, logger="microplex.fusion"):
+        result = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+    row = result.shared_comparison.set_index("variable").loc["x"]
+    assert row["smd"] == pytest.approx(1.0, abs=0.2) and row["ks"] > 0.3
+    assert "Shared variable 'x' differs between sources 'a' and 'b'" in caplog.text
+
+
+def test_donor_weights_are_used():
+    rng = np.random.default_rng(0)
+    a = pd.DataFrame({"x": rng.normal(size=300)})
+    b = pd.DataFrame({"x": rng.normal(size=600), "z": rng.choice(["lo", "hi"], size=600)})
+    b["w"] = np.where(b["z"] == "hi", 9.0, 1.0)
+    result = fuse([Source(a, "a"), Source(b, "b", weight_col="w")], base="a", holdout_fraction=0,
+                  synthesizer_params={"epochs": 60, "hidden_features": (16,), "learning_rate": 1e-2})
+    assert (result.data["z"] == "hi").mean() == pytest.approx(0.9, abs=0.06)
+
+
+def test_weighted_distances_match_replicated_records():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=50), rng.normal(0.3, size=40)
+    wx, wy = rng.integers(1, 4, 50), rng.integers(1, 4, 40)
+    assert weighted_ks(x, wx, y, wy) == pytest.approx(ks_2samp(np.repeat(x, wx), np.repeat(y, wy)).statistic)
+    xr, yr = np.repeat(x, wx), np.repeat(y, wy)
+    assert weighted_smd(x, wx, y, wy) == pytest.approx((yr.mean() - xr.mean()) / np.sqrt((xr.var() + yr.var()) / 2))
+    assert weighted_tvd(pd.Series(["a", "b", "b"]), np.array([2, 1, 1]), pd.Series(["b"]), np.ones(1)) == 0.5
+
+
+def test_correlation_bounds_one_shared_variable_is_the_partial_correlation_bound():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 1))
+    y = 0.9 * x[:, 0] + rng.normal(size=3000) * 0.5
+    z = -0.5 * x[:, 0] + rng.normal(size=3000)
+    lo, cia, hi = correlation_bounds(y[:1500], x[:1500], np.ones(1500), z[1500:], x[1500:], np.ones(1500))
+    r_y, r_z = np.corrcoef(y[:1500], x[:1500, 0])[0, 1], np.corrcoef(z[1500:], x[1500:, 0])[0, 1]
+    half = np.sqrt((1 - r_y**2) * (1 - r_z**2))
+    # R_XX pools both halves, so the CIA centre is r_y r_z up to the pooled-variance factor
+    assert cia == pytest.approx(r_y * r_z, abs=0.01)
+    assert (lo, hi) == pytest.approx((cia - half, cia + half), abs=0.01)
+    true = np.corrcoef(y, z)[0, 1]
+    assert lo <= true <= hi
+
+
+def test_correlation_bounds_shrink_with_a_stronger_shared_block():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4000, 2))
+    y = x @ [1.0, 0.5] + 0.3 * rng.normal(size=4000)
+    z = x @ [0.8, -0.4] + 0.3 * rng.normal(size=4000)
+    w = np.ones(2000)
+    lo2, _, hi2 = correlation_bounds(y[:2000], x[:2000], w, z[2000:], x[2000:], w)
+    lo1, _, hi1 = correlation_bounds(y[:2000], x[:2000, :1], w, z[2000:], x[2000:, :1], w)
+    assert hi2 - lo2 < 0.2 < hi1 - lo1
+    assert lo2 <= np.corrcoef(y, z)[0, 1] <= hi2
+
+
+def test_harmonize_keeps_unmapped_values():
+    src = Source(pd.DataFrame({"r": ["N", "S", "E"]}), "s")
+    assert harmonize(src, {"categories": {"r": {"N": "north"}}}).data["r"].tolist() == ["north", "S", "E"]
+    with pytest.raises(DataValidationError, match=r"rename\['s'\] must be a mapping with keys among"):
+        harmonize(src, {"cols": {}})
+
+
+# -- real data: the cps1 split of issue 6 ----------------------------------------------------
+DEMOGRAPHICS = ["age", "educ", "black", "hisp", "marr", "nodeg"]
+
+
+@pytest.fixture(scope="module")
+def cps1_fusion(cps1):
+    order = np.random.default_rng(0).permutation(len(cps1))
+    half = len(cps1) // 2
+    a, b = cps1.iloc[order[:half]].reset_index(drop=True), cps1.iloc[order[half:]].reset_index(drop=True)
+    # holdout_fraction=0: one fit on every donor record (the default scores, then refits: twice the time)
+    result = fuse([Source(a.drop(columns="re78"), "A"), Source(b.drop(columns="re74"), "B")], base="A", seed=0,
+                  holdout_fraction=0)
+    return a, result
+
+
+def test_cps1_marginal_and_point_masses(cps1_fusion):
+    truth, result = cps1_fusion
+    fused, top = result.data["re78"], truth["re78"].max()
+    assert ks_2samp(fused, truth["re78"]).statistic <= 0.05
+    assert abs((fused == 0).mean() - (truth["re78"] == 0).mean()) <= 0.02
+    assert abs((fused == top).mean() - (truth["re78"] == top).mean()) <= 0.02
+
+
+def test_cps1_correlations_survive_through_the_shared_variables(cps1_fusion):
+    truth, result = cps1_fusion
+    fused = result.data
+    for other, tol in (("re75", 0.03), ("re74", 0.1)):
+        err = abs(np.corrcoef(fused[other], fused["re78"])[0, 1] - np.corrcoef(truth[other], truth["re78"])[0, 1])
+        assert err <= tol, (other, err)
+
+
+def test_cps1_diagnostics_and_bounds(cps1_fusion):
+    truth, result = cps1_fusion
+    diag = result.diagnostics.set_index("variable").loc["re78"]
+    assert diag["predictors"] == ("age", "educ", "black", "hisp", "marr", "nodeg", "re75")
+    assert (diag["n_fit"], diag["n_holdout"]) == (7996, 0)
+    assert result.shared_comparison[["smd", "ks"]].abs().max().max() < 0.05  # random halves
+    bound = result.bounds.set_index(["y", "z"]).loc[("re78", "re74")]
+    true = np.corrcoef(truth["re74"], truth["re78"])[0, 1]
+    assert bound["lower"] <= true <= bound["upper"]
+    assert bound["lower"] <= bound["fused"] <= bound["upper"]
+
+
+def test_auxiliary_source_informs_the_cross_block_association():
+    """y and z are independent given x in a and b only through the CIA; the auxiliary source has
+    corr(y, z | x) strongly positive, and the fused correlation moves up with it."""
+    rng = np.random.default_rng(0)
+    n = 1500
+    x = rng.normal(size=n)
+    u = rng.normal(size=n)  # common factor never shared
+    y, z = x + u + 0.3 * rng.normal(size=n), x + u + 0.3 * rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "y": y, "z": z})
+    a, b, aux = frame.iloc[:600], frame.iloc[600:1200][["x", "z"]], frame.iloc[1200:]
+    params = {"epochs": 60, "hidden_features": (32,), "learning_rate": 5e-3}
+    plain = fuse([Source(a[["x", "y"]], "a"), Source(b, "b")], base="a", synthesizer_params=params,
+                 holdout_fraction=0)
+    with_aux = fuse([Source(a[["x", "y"]], "a"), Source(b, "b")], base="a", synthesizer_params=params,
+                    holdout_fraction=0, auxiliary=Source(aux, "aux"))
+    assert with_aux.steps[0].auxiliary == ("y",)
+    truth = np.corrcoef(a["y"], a["z"])[0, 1]
+    bound = plain.bounds.iloc[0]
+    assert bound["lower"] <= truth <= bound["upper"]
+    r_plain = np.corrcoef(plain.data["y"], plain.data["z"])[0, 1]
+    r_aux = np.corrcoef(with_aux.data["y"], with_aux.data["z"])[0, 1]
+    assert abs(r_plain - bound["cia"]) < 0.2  # a short fit: the CIA value up to fitting error
+    assert abs(r_aux - truth) < abs(r_plain - truth) / 2
+
