@@ -11,6 +11,7 @@ Run:  python benchmarks/bench_synthesizer.py            (writes benchmarks/resul
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import subprocess
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    load_start = f"{os.getloadavg()[0]:.1f}"
     data = load_dataset("cps1")
     rows, quantiles, speeds = [], [], []
     for seed in args.seeds:
@@ -147,7 +149,9 @@ def main() -> None:
         .T.to_markdown(floatfmt=".0f"), "",
         "## Generation speed (fresh process, `generate` on resampled training conditions)", "",
         pd.DataFrame(speeds).to_markdown(index=False, floatfmt=",.0f"), "",
-        f"Peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.",
+        f"Peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB. "
+        f"Load average at the start / end of the run: {load_start} / {os.getloadavg()[0]:.1f} "
+        "(2-core machine; other jobs were running, so wall times are upper bounds).",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
