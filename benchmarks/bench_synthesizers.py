@@ -384,7 +384,8 @@ def build_markdown(records: list[dict], command: str) -> str:
         if len(bad):
             lines.append("")
             for _, r in bad.iterrows():
-                lines.append(f"- `{r['variant']}` {r['status']}: {str(r.get('error', ''))[:300]}")
+                what = "default settings" if r.get("epochs") is None else f"epochs={r['epochs']}"
+                lines.append(f"- `{r['variant']}` ({what}, seed {r['seed']}) {r['status']}: {str(r.get('error', ''))[:300]}")
         lines.append("")
     return "\n".join(lines) + "\n"
 
