@@ -21,7 +21,6 @@ __all__ = ["fuse", "FusionResult", "FusionStep"]
 logger = logging.getLogger(__name__)
 
 #: Placeholder categorical target of a block without a discrete part (see ``_fit_model``).
-COIN = "_coin"
 #: |SMD| or KS/TVD above which a shared variable is reported as differing between sources.
 DIFFERENCE_THRESHOLD = 0.1
 
@@ -231,21 +230,8 @@ def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[
 
 def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], train: pd.DataFrame,
                w_col: str, seed: int) -> Synthesizer:
-    """Fits a donor model.
-
-    Works around a Synthesizer limitation (microplex 0.1): a block with no discrete part (only
-    continuous targets without point masses) fails while building the pattern table. Such a block
-    gets an extra independent fair-coin categorical target, :data:`COIN`, which is dropped on output.
-    """
-    try:
-        return Synthesizer(block, conditions, **params).fit(train, weight_col=w_col, seed=seed)
-    except ValueError as exc:
-        if "need at least one array" not in str(exc):
-            raise
-    coin = np.random.default_rng(seed).integers(0, 2, size=len(train))
-    logger.info("Block %s has no point mass or category; adding the %r coin target.", block, COIN)
-    return Synthesizer(block + [COIN], conditions, **params).fit(train.assign(**{COIN: coin}), weight_col=w_col,
-                                                                seed=seed)
+    """Fits a donor model: P(block | conditions) on the donor's weighted records."""
+    return Synthesizer(block, conditions, **params).fit(train, weight_col=w_col, seed=seed)
 
 
 def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str):

@@ -31,9 +31,8 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
         cond[AUX_FLAG] = 0.0
     fake = model.generate(cond[list(model.condition_vars)], seed=seed)
     w = hold[w_col].to_numpy(float)
-    extra = [t for t in model.target_vars if t not in step.block]  # the coin, see _fit_model
-    lp = model.log_prob(fake[list(model.condition_vars) + extra].assign(**{b: hold[b].to_numpy() for b in step.block}))
-    log_lik = float(np.average(lp, weights=w)) + np.log(2) * len(extra)
+    lp = model.log_prob(fake[list(model.condition_vars)].assign(**{b: hold[b].to_numpy() for b in step.block}))
+    log_lik = float(np.average(lp, weights=w))
     numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c])]
     rows = []
     for v in step.block:
