@@ -67,10 +67,10 @@ from microplex import Synthesizer
 torch.set_num_threads({threads})
 synth = Synthesizer.load(sys.argv[1])
 cond = synth.training_conditions_.sample({rows}, replace=True, random_state=0).reset_index(drop=True)
-synth.generate(cond.head(20000), seed=0)
+synth.generate(cond.head(20000), seed=0, threads=None)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
-out = synth.generate(cond, seed=1)
+out = synth.generate(cond, seed=1, threads=None)
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print({rows} / dt, base / 1024, peak / 1024)

@@ -98,7 +98,7 @@ def _run_task(
     def tables() -> Iterator[pa.Table]:
         for k in range(start // b, (stop - 1) // b + 1):
             lo, hi = k * b, min((k + 1) * b, n)
-            out = synth.generate(source.read(lo, hi), seed=_block_seed(seed, k), chunk_size=spec["chunk_rows"])
+            out = synth.generate(source.read(lo, hi), seed=_block_seed(seed, k), chunk_size=spec["chunk_rows"], threads=None)
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
