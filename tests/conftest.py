@@ -6,11 +6,9 @@ from microplex.datasets import load_dataset
 
 
 @pytest.fixture(autouse=True)
-def _doctest_seed(doctest_namespace):
+def _seed_global_generators():
     torch.manual_seed(0)
     np.random.seed(0)
-    doctest_namespace["np"] = np
-    doctest_namespace["torch"] = torch
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
+"""Seeds every doctest (pytest runs them with --doctest-modules)."""
+
 import numpy as np
 import pytest
 import torch
-
-from microplex.datasets import load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -11,8 +11,3 @@ def _doctest_seed(doctest_namespace):
     np.random.seed(0)
     doctest_namespace["np"] = np
     doctest_namespace["torch"] = torch
-
-
-@pytest.fixture(scope="session")
-def cps1():
-    return load_dataset("cps1")
