@@ -123,7 +123,30 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -
     )
 
 
-class Calibrator:
+class _FittedResult:
+    """Shortcuts of a fitted calibration estimator to its ``result_`` (a CalibrationResult)."""
+
+    result_: CalibrationResult
+
+    def _check_is_fitted(self) -> CalibrationResult:
+        if not hasattr(self, "result_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call 'fit' with records and targets first."
+            )
+        return self.result_
+
+    @property
+    def weights(self) -> pd.Series:
+        """Weights, one per unit (shortcut to ``result_.weights``)."""
+        return self._check_is_fitted().weights
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Fit diagnostics (shortcut to ``result_.summary``)."""
+        return self._check_is_fitted().summary
+
+
+class Calibrator(_FittedResult):
     """Creates a calibration estimator (Deville & Sarndal 1992) with sparse Newton solves on the dual.
 
     Parameters
@@ -371,22 +394,6 @@ class Calibrator:
             summary["max_rel_error"],
         )
         return self
-
-    # ------------------------------------------------------------------ fitted shortcuts
-    def _check_is_fitted(self) -> CalibrationResult:
-        if not hasattr(self, "result_"):
-            raise NotFittedError("This Calibrator is not fitted yet; call 'fit' with records and targets first.")
-        return self.result_
-
-    @property
-    def weights(self) -> pd.Series:
-        """Calibrated weights, one per unit (shortcut to ``result_.weights``)."""
-        return self._check_is_fitted().weights
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """Fit diagnostics (shortcut to ``result_.summary``)."""
-        return self._check_is_fitted().summary
 
     def report(self) -> pd.DataFrame:
         """Per-target report (shortcut to ``result_.report()``)."""

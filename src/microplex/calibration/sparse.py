@@ -30,9 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import LinearConstraint, milp
 
-from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 
-from .calibrator import CalibrationResult, as_targets, target_report
+from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from .design import Design, build_design
 from .diagnostics import design_effect, kish_ess, relative_errors
 from .distances import raking
@@ -66,7 +66,7 @@ def _best_tolerance(design: Design) -> float:
     return float(res.x[-1]) if res.x is not None else math.nan
 
 
-class SparseCalibrator:
+class SparseCalibrator(_FittedResult):
     """Creates a sparse reweighting estimator: few records with non-zero weights that still hit the targets.
 
     Parameters
@@ -347,22 +347,6 @@ class SparseCalibrator:
                 row["holdout_mean_rel_error"] = float(rel.mean())
             rows.append(row)
         return pd.DataFrame(rows)
-
-    # ------------------------------------------------------------------ fitted shortcuts
-    def _check_is_fitted(self) -> CalibrationResult:
-        if not hasattr(self, "result_"):
-            raise NotFittedError("This SparseCalibrator is not fitted yet; call 'fit' first.")
-        return self.result_
-
-    @property
-    def weights(self) -> pd.Series:
-        """Weights per unit, mostly exact zeros."""
-        return self._check_is_fitted().weights
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """Fit diagnostics (``n_nonzero``, ``max_rel_error``, ``mean_rel_error``, ``seconds``, ...)."""
-        return self._check_is_fitted().summary
 
     def report(self) -> pd.DataFrame:
         """Per-target report of the sparse weights."""
