@@ -11,7 +11,7 @@ import typer
 
 from . import __version__
 from ._errors import MicroplexError
-from .io import read_table, write_parquet_atomic
+from .io import read_table, read_targets, write_parquet_atomic
 
 app = typer.Typer(help="microplex: calibrated synthetic population microdata.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -49,19 +49,6 @@ def _overrides(items: list[str]) -> dict:
         key, value = item.split("=", 1)
         out[key.strip()] = _parse_value(value.strip())
     return out
-
-
-def _load_targets(path: Path):
-    from .calibration import Targets
-
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise MicroplexError(f"Targets file {str(path)!r} does not exist.")
-    if suffix in (".yaml", ".yml"):
-        return Targets.from_yaml(path)
-    if suffix in (".parquet", ".pq"):
-        return Targets.from_parquet(path)
-    return Targets.from_csv(path)
 
 
 @app.callback()
@@ -200,7 +187,7 @@ def calibrate(
         if weight not in df.columns:
             df[weight] = 1.0
         lo_hi = tuple(float(b) for b in _split(bounds)) or None
-        result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, _load_targets(targets), weight_col=weight)
+        result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight)
         df[weight] = np.asarray(result.weights, dtype=float)
         write_parquet_atomic(df, out)
         if report:
@@ -230,7 +217,7 @@ def sparsify(
         if weight not in df.columns:
             df[weight] = 1.0
         result = SparseCalibrator(max_records=max_records, tolerance=tolerance, method=method).fit(
-            df, _load_targets(targets), weight_col=weight)
+            df, read_targets(targets), weight_col=weight)
         w = np.asarray(result.weights, dtype=float)
         kept = df.assign(**{weight: w})[w > 0].reset_index(drop=True)
         write_parquet_atomic(kept, out)
@@ -264,7 +251,7 @@ def evaluate(
             raise MicroplexError(f"The synthetic file lacks columns {missing} of the real file.")
         rep = run_evaluation(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
-            targets=_load_targets(targets) if targets else None,
+            targets=read_targets(targets) if targets else None,
             holdout_df=read_table(holdout) if holdout else None, conditions=_split(conditions) or None,
         )
         rep.to_html(report)

@@ -11,7 +11,7 @@ import pandas as pd
 from ._errors import DataValidationError
 from .datasets import DATASETS, dataset_path
 
-__all__ = ["read_table", "resolve_path", "file_sha256", "write_parquet_atomic"]
+__all__ = ["read_table", "read_targets", "resolve_path", "file_sha256", "write_parquet_atomic"]
 
 _READERS = {
     ".csv": pd.read_csv,
@@ -57,6 +57,21 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
             f"Cannot read {str(p)!r}: unknown extension {p.suffix!r} (expected one of {sorted(_READERS)})."
         )
     return reader(p)
+
+
+def read_targets(path: str | os.PathLike, base: Path | None = None):
+    """Reads calibration targets from CSV, Parquet or YAML, by extension (see ``Targets``)."""
+    from .calibration import Targets
+
+    p = resolve_path(path, base)
+    if not p.exists():
+        raise DataValidationError(f"Targets file {str(p)!r} does not exist.")
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return Targets.from_yaml(p)
+    if suffix in (".parquet", ".pq"):
+        return Targets.from_parquet(p)
+    return Targets.from_csv(p)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

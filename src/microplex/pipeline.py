@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import __version__
 from ._errors import DataValidationError
-from .io import file_sha256, read_table, resolve_path, write_parquet_atomic
+from .io import file_sha256, read_table, read_targets, resolve_path, write_parquet_atomic
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
 
@@ -289,18 +289,12 @@ class _Context:
         return self.out / (gen.get("dataset", "population") if gen.get("partition_by") else "synthetic.parquet")
 
     def _targets(self, section: str):
-        from .calibration import Targets
-
+        """(Targets, path) of ``section``, falling back on ``[calibrate]``'s targets file."""
         spec = self.config[section].get("targets") or self.config.get("calibrate", {}).get("targets")
         path = resolve_path(spec, self.base)
         if not path.exists():
             raise DataValidationError(f"Targets file {str(path)!r} of [{section}] does not exist.")
-        suffix = path.suffix.lower()
-        if suffix in (".yaml", ".yml"):
-            return Targets.from_yaml(path), path
-        if suffix in (".parquet", ".pq"):
-            return Targets.from_parquet(path), path
-        return Targets.from_csv(path), path
+        return read_targets(path), path
 
     # -- stages ----------------------------------------------------------------------------
     def fuse(self):
@@ -450,9 +444,9 @@ class _Context:
         report_path = self.out / cfg.get("report", "report.html")
         scores_path = self.out / "scores.csv"
         inputs = [population, train_path, holdout_path]
-        has_targets = "calibrate" in self.config
-        if has_targets:
-            inputs.append(self._targets("calibrate")[1])
+        targets = self._targets("calibrate") if "calibrate" in self.config else None
+        if targets is not None:
+            inputs.append(targets[1])
         stage = _Stage(self.out, "evaluate", {"evaluate": cfg}, inputs, [report_path, scores_path])
 
         def body() -> dict[str, Any]:
@@ -466,7 +460,7 @@ class _Context:
             keep = columns + ([weight] if weight else [])
             report = evaluate(
                 train[keep], synthetic[columns + ["weight"]], weight_col=weight, synthetic_weight_col="weight",
-                targets=self._targets("calibrate")[0] if has_targets else None,
+                targets=None if targets is None else targets[0],
                 holdout_df=holdout[keep], conditions=cfg.get("conditions"),
             )
             report.scores.to_csv(scores_path, index=False)
