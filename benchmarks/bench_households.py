@@ -43,12 +43,12 @@ PERSON_VARS = ["age", "rb090", "pl030", "pb220a", *PY]
 LATE: list[str] = []
 
 
-def make_synthesizer(epochs: int = 200, late: list[str] | None = None) -> HouseholdSynthesizer:
-    """The configuration benchmarked (and used by the tests)."""
+def make_synthesizer(epochs: int = 200, late: list[str] | None = None, **options) -> HouseholdSynthesizer:
+    """The configuration benchmarked (and used by the tests); ``options`` override defaults."""
     return HouseholdSynthesizer(
         HOUSEHOLD_VARS, PERSON_VARS, HID, household_weight=W, person_id="rb030", size_var="hsize",
         geography="db040", late_household_vars=LATE if late is None else late, age_var="age",
-        schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs,
+        schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs, **options,
     )
 
 
@@ -105,12 +105,14 @@ def metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def run(seed: int, epochs: int, dump: str | None = None, late: list[str] | None = None) -> dict[str, dict[str, float]]:
+def run(
+    seed: int, epochs: int, dump: str | None = None, late: list[str] | None = None, **options
+) -> dict[str, dict[str, float]]:
     df = load_dataset("eusilc")
     train, held = split(df, seed)
     n_held = held[HID].nunique()
     t0 = time.perf_counter()
-    hs = make_synthesizer(epochs, late).fit(train, seed=seed)
+    hs = make_synthesizer(epochs, late, **options).fit(train, seed=seed)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     households, persons = hs.sample(n_held, seed=seed)
@@ -118,8 +120,12 @@ def run(seed: int, epochs: int, dump: str | None = None, late: list[str] | None 
     synthetic = persons.merge(households.drop(columns=[W]), on=HID)
     if dump:
         synthetic.to_parquet(f"{dump}/synthetic_seed{seed}.parquet")
+    # Five times as many households: the model's error with less Monte-Carlo noise of the draw.
+    households5, persons5 = hs.sample(5 * n_held, seed=seed + 1000)
+    synthetic5 = persons5.merge(households5.drop(columns=[W]), on=HID)
     result = {
         "synthetic": metrics(synthetic, held),
+        "synthetic_5x": metrics(synthetic5, held),
         "floor": metrics(train, held),
         "shuffled": metrics(shuffled(train, n_held, seed), held),
         "timing": {"fit_s": fit_s, "sample_s": sample_s, "held_out_households": n_held},
@@ -140,35 +146,47 @@ BARS = {  # metric -> (margin over the floor, description)
 }
 
 
+def _verdict(misses: list[str]) -> str:
+    return "yes" if not misses else "NO (" + ", ".join(misses) + ")"
+
+
 def report(results: dict[int, dict]) -> str:
     seeds = sorted(results)
     lines = [
-        "| metric | bar | " + " | ".join(f"seed {s}: synth / floor / shuffled" for s in seeds) + " | met |",
-        "|---|---|" + "---|" * len(seeds) + "---|",
+        "| metric | bar | " + " | ".join(f"seed {s}: synth / synth 5x / floor / shuffled" for s in seeds)
+        + " | met (synth) | met (synth 5x) |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|",
     ]
     for key, (margin, label) in BARS.items():
-        cells, met = [], True
+        cells, miss, miss5 = [], [], []
         for s in seeds:
             r = results[s]
-            syn, flo, shu = r["synthetic"][key], r["floor"][key], r["shuffled"][key]
-            met &= syn <= flo + margin
-            cells.append(f"{syn:.3f} / {flo:.3f} / {shu:.3f}")
-        lines.append(f"| {label} | floor + {margin} | " + " | ".join(cells) + f" | {'yes' if met else 'NO'} |")
-    cells, met = [], True
+            syn, syn5, flo, shu = (r["synthetic"][key], r["synthetic_5x"][key], r["floor"][key],
+                                   r["shuffled"][key])
+            miss += [f"seed {s}"] * (syn > flo + margin)
+            miss5 += [f"seed {s}"] * (syn5 > flo + margin)
+            cells.append(f"{syn:.3f} / {syn5:.3f} / {flo:.3f} / {shu:.3f}")
+        lines.append(f"| {label} | floor + {margin} | " + " | ".join(cells)
+                     + f" | {_verdict(miss)} | {_verdict(miss5)} |")
+    cells, miss, miss5 = [], [], []
     for s in seeds:
         r = results[s]
-        met &= r["synthetic"]["gini_diff"] <= 0.02
-        cells.append(f"{r['synthetic']['gini_a']:.3f} vs {r['synthetic']['gini_b']:.3f} "
-                     f"(train {r['floor']['gini_a']:.3f})")
-    lines.append("| Gini of equivalized income: synth vs held-out | within 0.02 | " + " | ".join(cells)
-                 + f" | {'yes' if met else 'NO'} |")
-    cells, met = [], True
+        miss += [f"seed {s}"] * (r["synthetic"]["gini_diff"] > 0.02)
+        miss5 += [f"seed {s}"] * (r["synthetic_5x"]["gini_diff"] > 0.02)
+        cells.append(f"{r['synthetic']['gini_a']:.3f} / {r['synthetic_5x']['gini_a']:.3f} vs held-out "
+                     f"{r['synthetic']['gini_b']:.3f} (train {r['floor']['gini_a']:.3f})")
+    lines.append("| Gini of equivalized income: synth / synth 5x vs held-out | within 0.02 | " + " | ".join(cells)
+                 + f" | {_verdict(miss)} | {_verdict(miss5)} |")
+    cells, miss, miss5 = [], [], []
     for s in seeds:
         r = results[s]
-        met &= r["synthetic"]["violations"] <= r["floor"]["violations_held_out"]
-        cells.append(f"{r['synthetic']['violations']:.4f} / {r['floor']['violations_held_out']:.4f} (held-out)"
-                     f" / {r['shuffled']['violations']:.4f}")
-    lines.append("| structural violations rate | <= held-out | " + " | ".join(cells) + f" | {'yes' if met else 'NO'} |")
+        held_rate = r["floor"]["violations_held_out"]
+        miss += [f"seed {s}"] * (r["synthetic"]["violations"] > held_rate)
+        miss5 += [f"seed {s}"] * (r["synthetic_5x"]["violations"] > held_rate)
+        cells.append(f"{r['synthetic']['violations']:.4f} / {r['synthetic_5x']['violations']:.4f} / "
+                     f"{held_rate:.4f} (held-out) / {r['shuffled']['violations']:.4f}")
+    lines.append("| structural violations rate | <= held-out | " + " | ".join(cells)
+                 + f" | {_verdict(miss)} | {_verdict(miss5)} |")
     lines.append("")
     lines.append("Timing: " + "; ".join(
         f"seed {s}: fit {results[s]['timing']['fit_s']:.0f} s, sample {results[s]['timing']['sample_s']:.1f} s "
@@ -184,13 +202,16 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--dump", default=None, help="write the synthetic persons of each seed to this folder")
     parser.add_argument("--late", nargs="*", default=None, help="late household variables (default: LATE)")
+    parser.add_argument("--flow", default=None, help="override the flow (maf or nsf)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="override the weight decay")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    results = {s: run(s, args.epochs, args.dump, args.late) for s in args.seeds}
+    options = {k: v for k, v in (("flow", args.flow), ("weight_decay", args.weight_decay)) if v is not None}
+    results = {s: run(s, args.epochs, args.dump, args.late, **options) for s in args.seeds}
     table = report(results)
     print(table)
     if args.json:

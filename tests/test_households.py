@@ -208,7 +208,7 @@ def real_bar(eusilc):
     hs = HouseholdSynthesizer(
         ["db040", "hsize", *HY, *HY_MINUS], ["age", "rb090", "pl030", "pb220a", *PY], HID,
         household_weight=W, person_id="rb030", size_var="hsize", geography="db040", age_var="age",
-        schema={"pl030": VariableSpec(kind="categorical")}, epochs=60,
+        schema={"pl030": VariableSpec(kind="categorical")},
     ).fit(train, seed=0)
     # Five times as many households as held out: the test checks the model, not the Monte-Carlo
     # noise of one small draw (benchmarks/bench_households.py follows the protocol).

@@ -38,6 +38,37 @@ def test_transform_round_trip_and_jacobian(x, transform):
     assert np.allclose(enc.log_jacobian(x, state), numeric, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "x, transform, sides",
+    [(np.exp(np.random.default_rng(1).normal(8, 2, size=500)), "log", (1,)),
+     (np.random.default_rng(2).standard_t(3, size=500) * 1000, "asinh", (-1, 1))],
+)
+def test_inverse_continues_linearly_beyond_the_training_range(x, transform, sides):
+    enc = _fit(x, spec=VariableSpec(point_masses=()))
+    assert enc.transform == transform
+    state = np.full(3, enc.continuous_state)
+    for side in sides:
+        edge = x.max() if side > 0 else x.min()
+        # three points beyond the most extreme value, equally spaced in the encoded scale ...
+        u_edge = enc.encode(np.array([edge]))[1][0]
+        u = u_edge + side * np.array([1.0, 2.0, 3.0])
+        far = enc.decode(u, state)
+        # ... are equally spaced in the original scale too (linear, not exp/sinh) and round-trip,
+        assert np.allclose(np.diff(far), far[1] - far[0]) and side * (far[0] - edge) > 0
+        assert np.allclose(enc.encode(far)[1], u)
+        # with the slope of the transform at the edge (the inverse is C1), and the exact Jacobian.
+        h = 1e-6 * abs(edge)
+        inner_slope = (edge - enc.decode(np.array([u_edge - side * 1e-6]), state[:1])[0]) / 1e-6 * side
+        assert (far[1] - far[0]) * side == pytest.approx(inner_slope, rel=1e-3)
+        numeric = np.log((enc.encode(far + h)[1] - enc.encode(far - h)[1]) / (2 * h))
+        assert np.allclose(enc.log_jacobian(far, state), numeric, atol=1e-4)
+    # an exponential inverse would put 3 standard deviations beyond the maximum near
+    # max * exp(3 * std); the linear tail stays within a few multiples of the maximum.
+    if transform == "log":
+        top = enc.decode(np.array([enc.encode(np.array([x.max()]))[1][0] + 3.0]), state[:1])[0]
+        assert top < x.max() * (1 + 3.0 * enc.std) + 1e-6 < x.max() * np.exp(3.0 * enc.std)
+
+
 def test_weighted_statistics_use_the_weights():
     x = np.array([1.0, 2.0, 3.0, 4.0])
     w = np.array([1.0, 1.0, 1.0, 5.0])

@@ -62,9 +62,16 @@ class ContinuousEncoder:
     States ``0 .. k-1`` are the point masses (sorted values); state ``k`` is the continuous
     part, present when some values are not point masses. The continuous part is mapped by a
     support-aware transform (``logit`` between bounds, ``log`` above a bound, else ``asinh``)
-    and standardized with weighted moments. Integer variables are dequantized with uniform
+    and standardized with weighted moments. Beyond the training range, on unbounded sides, the
+    inverse transform continues linearly (values there are still drawn, without the
+    exponential blow-up of ``exp`` or ``sinh``). Integer variables are dequantized with uniform
     noise in training and rounded on output.
     """
+
+    #: Transformed values beyond which the inverse transform continues linearly (``None``: no
+    #: linear tail on that side); see :meth:`_forward`.
+    tail_lo: float | None = None
+    tail_hi: float | None = None
 
     def __init__(self, name: str, integer: bool = False) -> None:
         self.name = name
@@ -86,6 +93,8 @@ class ContinuousEncoder:
         self.lower: float | None = None
         self.upper: float | None = None
         self.transform = "identity"
+        self.tail_lo: float | None = None
+        self.tail_hi: float | None = None
         self.scale = 1.0
         self.mean, self.std = 0.0, 1.0
         if not self.has_continuous:
@@ -123,12 +132,22 @@ class ContinuousEncoder:
         self.lower, self.upper, self.transform = lower, upper, transform
         if transform == "asinh":
             self.scale = _asinh_scale(xc, wc)
-        t = self._forward(xc)
+        t = self._core_forward(xc)
+        if transform in ("log", "asinh"):
+            self.tail_hi = float(t.max())
+        if transform == "asinh":
+            self.tail_lo = float(t.min())
         self.mean, self.std = _weighted_mean_std(t, wc)
         return self
 
     # -- transforms --------------------------------------------------------------------
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    # The support transform t = f(x) is exact inside the training range; on a side where the
+    # support is unbounded (the upper side of ``log``, both sides of ``asinh``) its inverse
+    # continues linearly beyond the most extreme training value, with the slope it has there.
+    # Tails are kept (values beyond the training range are still drawn), but a flow that
+    # extrapolates a few standard deviations no longer meets an exponential blow-up
+    # (``exp``/``sinh``) that turns it into values hundreds of times the largest observed.
+    def _core_forward(self, x: np.ndarray) -> np.ndarray:
         if self.transform == "logit":
             p = (x - self.lower) / (self.upper - self.lower)
             return np.log(p) - np.log1p(-p)
@@ -138,7 +157,7 @@ class ContinuousEncoder:
             return np.arcsinh(x / self.scale)
         return x.astype(float)
 
-    def _inverse(self, t: np.ndarray) -> np.ndarray:
+    def _core_inverse(self, t: np.ndarray) -> np.ndarray:
         if self.transform == "logit":
             return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-t))
         if self.transform == "log":
@@ -147,17 +166,58 @@ class ContinuousEncoder:
             return self.scale * np.sinh(t)
         return t
 
+    def _core_log_slope(self, t: np.ndarray | float) -> np.ndarray:
+        """log dx/dt of the core inverse, for the ``log`` and ``asinh`` transforms."""
+        if self.transform == "log":
+            return np.asarray(t, dtype=float)
+        return np.log(self.scale) + np.log(np.cosh(t))
+
+    def _tails(self) -> list[tuple[float, float, float, int]]:
+        """(t bound, x bound, log slope dx/dt, side) of each linear tail; side +1 upper, -1 lower."""
+        out = []
+        for t0, side in ((self.tail_hi, 1), (self.tail_lo, -1)):
+            if t0 is not None:
+                out.append((t0, float(self._core_inverse(np.float64(t0))), float(self._core_log_slope(t0)), side))
+        return out
+
+    def _clip(self, v: np.ndarray, tails: list[tuple[float, float, float, int]], at: int) -> np.ndarray:
+        """``v`` moved inside the tail bounds (``at=0``: t bounds, ``at=1``: x bounds)."""
+        for tail in tails:
+            v = np.minimum(v, tail[at]) if tail[3] > 0 else np.maximum(v, tail[at])
+        return v
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        tails = self._tails()
+        t = self._core_forward(self._clip(x, tails, 1))
+        for t0, x0, log_slope, side in tails:
+            beyond = side * (x - x0) > 0
+            t = np.where(beyond, t0 + (x - x0) * np.exp(-log_slope), t)
+        return t
+
+    def _inverse(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        tails = self._tails()
+        x = self._core_inverse(self._clip(t, tails, 0))
+        for t0, x0, log_slope, side in tails:
+            beyond = side * (t - t0) > 0
+            x = np.where(beyond, x0 + (t - t0) * np.exp(log_slope), x)
+        return x
+
     def _log_derivative(self, x: np.ndarray) -> np.ndarray:
         """log |d t / d x| of the support transform."""
         if self.transform == "logit":
             width = self.upper - self.lower
             p = (x - self.lower) / width
             return -(np.log(p) + np.log1p(-p) + np.log(width))
-        if self.transform == "log":
-            return -np.log(x - self.lower)
-        if self.transform == "asinh":
-            return -0.5 * np.log(self.scale**2 + x**2)
-        return np.zeros_like(x, dtype=float)
+        if self.transform == "identity":
+            return np.zeros_like(x, dtype=float)
+        x = np.asarray(x, dtype=float)
+        tails = self._tails()
+        out = -self._core_log_slope(self._core_forward(self._clip(x, tails, 1)))
+        for _, x0, log_slope, side in tails:
+            out = np.where(side * (x - x0) > 0, -log_slope, out)
+        return out
 
     @property
     def n_states(self) -> int:
@@ -223,7 +283,7 @@ class ContinuousEncoder:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "name", "integer", "point_masses", "has_continuous", "lower", "upper",
-            "transform", "scale", "mean", "std")}
+            "transform", "scale", "mean", "std", "tail_lo", "tail_hi")}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContinuousEncoder:
