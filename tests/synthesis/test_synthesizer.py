@@ -84,6 +84,38 @@ def test_log_prob_is_a_normalized_density_with_point_masses():
         assert mass0 == pytest.approx(0.2 + 0.3 * group, abs=0.06)
 
 
+def test_zero_between_negative_and_positive_values_makes_the_sign_a_state():
+    """Losses, zeros and profits: the sign is a discrete state, each side its own segment; the
+    density stays normalized and samples keep the sign shares and both sides' shapes."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    g = rng.integers(0, 2, n)
+    sign = np.where(rng.random(n) < 0.25 + 0.3 * g, -1.0, 1.0)
+    x = np.where(rng.random(n) < 0.3, 0.0, sign * np.exp(rng.normal(6 + g, 0.7, n)))
+    df = pd.DataFrame({"x": x, "g": g})
+    synth = Synthesizer(["x"], ["g"], epochs=40, verbose=False).fit(df, seed=0)
+    enc = synth.encoders_["x"]
+    assert enc.point_masses == [0.0] and [s.sign for s in enc.segments] == [-1, 1]
+    assert [s.transform for s in enc.segments] == ["log", "log"]
+    out = synth.generate(pd.DataFrame({"g": np.repeat([0, 1], 5000)}), seed=1)
+    for group in (0, 1):
+        real, fake = df.x[df.g == group], out.x[out.g == group]
+        for share in (lambda v: (v < 0).mean(), lambda v: (v == 0).mean()):
+            assert share(fake) == pytest.approx(share(real), abs=0.03)
+        # no mass leaks into the gap around zero that no record occupies
+        assert (np.abs(fake[fake != 0]) < np.exp(6 + group - 4 * 0.7)).mean() < 0.01  # one asinh segment: 0.03-0.06
+        for side in (-1, 1):
+            r, f = np.log(side * real[side * real > 0]), np.log(side * fake[side * fake > 0])
+            assert f.mean() == pytest.approx(r.mean(), abs=0.1) and f.std() == pytest.approx(r.std(), abs=0.1)
+    grid = np.exp(np.linspace(0, 12, 200_000))
+    for group in (0, 1):
+        mass0 = np.exp(synth.log_prob(pd.DataFrame({"x": [0.0], "g": [group]})))[0]
+        total = mass0 + sum(
+            np.trapezoid(np.exp(synth.log_prob(pd.DataFrame({"x": side * grid, "g": group}))), grid) for side in (-1, 1)
+        )
+        assert total == pytest.approx(1.0, abs=0.01)
+
+
 def test_weights_move_the_synthetic_distribution(small):
     w = np.where(small["re78"] == 0, 5.0, 1.0)
     df = small.assign(w=w)

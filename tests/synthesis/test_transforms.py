@@ -17,7 +17,8 @@ def test_zero_and_top_code_become_point_masses_and_set_the_support():
     x = np.concatenate([np.zeros(100), np.full(200, 50.0), rng.uniform(1, 49, 700)])
     enc = _fit(x)
     assert enc.point_masses == [0.0, 50.0]
-    assert (enc.lower, enc.upper, enc.transform) == (0.0, 50.0, "logit")
+    seg, = enc.segments
+    assert (seg.lower, seg.upper, seg.transform) == (0.0, 50.0, "logit")
     state, u = enc.encode(x)
     assert np.array_equal(enc.decode(u, state), np.where(state < 2, x, enc.decode(u, state)))
     assert np.allclose(enc.decode(u, state), x)
@@ -30,7 +31,7 @@ def test_zero_and_top_code_become_point_masses_and_set_the_support():
 )
 def test_transform_round_trip_and_jacobian(x, transform):
     enc = _fit(x, spec=VariableSpec(point_masses=()))
-    assert enc.transform == transform
+    assert enc.segments[0].transform == transform
     state, u = enc.encode(x)
     assert np.allclose(enc.decode(u, state), x)
     h = 1e-4 * np.maximum(np.abs(x), 1)
@@ -45,8 +46,9 @@ def test_transform_round_trip_and_jacobian(x, transform):
 )
 def test_inverse_continues_linearly_beyond_the_training_range(x, transform, sides):
     enc = _fit(x, spec=VariableSpec(point_masses=()))
-    assert enc.transform == transform
-    state = np.full(3, enc.continuous_state)
+    seg, = enc.segments
+    assert seg.transform == transform
+    state = np.full(3, enc.continuous_states[0])
     for side in sides:
         edge = x.max() if side > 0 else x.min()
         # three points beyond the most extreme value, equally spaced in the encoded scale ...
@@ -66,14 +68,14 @@ def test_inverse_continues_linearly_beyond_the_training_range(x, transform, side
     # max * exp(3 * std); the linear tail stays within a few multiples of the maximum.
     if transform == "log":
         top = enc.decode(np.array([enc.encode(np.array([x.max()]))[1][0] + 3.0]), state[:1])[0]
-        assert top < x.max() * (1 + 3.0 * enc.std) + 1e-6 < x.max() * np.exp(3.0 * enc.std)
+        assert top < x.max() * (1 + 3.0 * seg.std) + 1e-6 < x.max() * np.exp(3.0 * seg.std)
 
 
 def test_weighted_statistics_use_the_weights():
     x = np.array([1.0, 2.0, 3.0, 4.0])
     w = np.array([1.0, 1.0, 1.0, 5.0])
     enc = _fit(x, w, VariableSpec(point_masses=(), transform="identity"))
-    assert enc.mean == pytest.approx(np.average(x, weights=w))
+    assert enc.segments[0].mean == pytest.approx(np.average(x, weights=w))
     assert weighted_quantile(x, w, 0.5) == 4.0
 
 
@@ -112,3 +114,16 @@ def test_condition_encoder_one_hot_and_unseen_category():
 def test_spec_rejects_unknown_kind():
     with pytest.raises(DataValidationError, match="'kind' must be"):
         VariableSpec(kind="ordinal")
+
+
+def test_encoders_saved_before_segments_still_load():
+    x = np.concatenate([np.zeros(50), np.exp(np.random.default_rng(4).normal(5, 1, 500))])
+    enc = _fit(x)
+    seg, = enc.segments
+    flat = {"name": "v", "integer": False, "point_masses": enc.point_masses, "has_continuous": True,
+            **{k: getattr(seg, k) for k in ("lower", "upper", "transform", "scale", "mean", "std")}}
+    old = ContinuousEncoder.from_dict(flat)
+    assert old.n_states == 2 and old.segments[0].tail_hi is None  # no linear tail in old files
+    state, u = enc.encode(x)
+    assert np.allclose(old.decode(u, state), enc.decode(u, state))
+    assert ContinuousEncoder.from_dict(enc.to_dict()).to_dict() == enc.to_dict()

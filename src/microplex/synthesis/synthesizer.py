@@ -283,7 +283,7 @@ class Synthesizer:
         for j, name in enumerate(self.continuous_vars_):
             if name in self.discrete_vars_:
                 m = self.discrete_vars_.index(name)
-                active[:, j] = self.patterns_[:, m] == self.encoders_[name].continuous_state
+                active[:, j] = np.isin(self.patterns_[:, m], self.encoders_[name].continuous_states)
         return active
 
     def _new_model(self) -> PointMassFlow:
@@ -448,7 +448,7 @@ class Synthesizer:
             state = (
                 states[:, self.discrete_vars_.index(name)]
                 if name in self.discrete_vars_
-                else np.full(len(pattern), getattr(enc, "continuous_state", 0))
+                else np.zeros(len(pattern), dtype=np.int64)
             )
             if isinstance(enc, CategoricalEncoder):
                 out[name] = enc.decode(state)

@@ -56,22 +56,190 @@ def _asinh_scale(x: np.ndarray, w: np.ndarray) -> float:
     return best
 
 
-class ContinuousEncoder:
-    """Encodes a continuous (or integer) variable as a point-mass state and a standardized value.
+class _Segment:
+    """One continuous part of a variable: a support-aware transform and its standardization.
 
-    States ``0 .. k-1`` are the point masses (sorted values); state ``k`` is the continuous
-    part, present when some values are not point masses. The continuous part is mapped by a
-    support-aware transform (``logit`` between bounds, ``log`` above a bound, else ``asinh``)
-    and standardized with weighted moments. Beyond the training range, on unbounded sides, the
-    inverse transform continues linearly (values there are still drawn, without the
-    exponential blow-up of ``exp`` or ``sinh``). Integer variables are dequantized with uniform
-    noise in training and rounded on output.
+    A segment models ``y = sign * x`` on one side of the point masses: ``sign=-1`` mirrors the
+    negative values of a variable whose zero point mass splits it into a negative and a
+    positive part, so both sides use the same code.
     """
 
     #: Transformed values beyond which the inverse transform continues linearly (``None``: no
     #: linear tail on that side); see :meth:`_forward`.
     tail_lo: float | None = None
     tail_hi: float | None = None
+
+    def __init__(self, sign: int = 1) -> None:
+        self.sign = sign
+
+    def fit(
+        self, y: np.ndarray, w: np.ndarray, masses: list[float], transform: str, integer: bool, name: str
+    ) -> _Segment:
+        """Fits the segment to values ``y`` (already multiplied by ``sign``) with weights ``w``;
+        ``masses`` are the variable's point masses in the same (mirrored) scale."""
+        lo, hi = float(y.min()), float(y.max())
+        below = [m for m in masses if m < lo]
+        above = [m for m in masses if m > hi]
+        if integer:
+            lower = lo - 0.5 if (below or lo >= 0) else None
+            upper = hi + 0.5 if above else None
+        else:
+            lower = max(below) if below else (0.0 if lo > 0 else None)
+            upper = min(above) if above else None
+        if transform == "auto":
+            if lower is not None and upper is not None:
+                transform = "logit"
+            elif lower is not None:
+                transform = "log"
+            else:
+                transform = "asinh"
+        if transform == "logit" and (lower is None or upper is None):
+            lower, upper = (lo - 0.5, hi + 0.5) if integer else (lower, upper)
+            if lower is None or upper is None:
+                raise DataValidationError(
+                    f"Target {name!r}: transform 'logit' needs point masses below and above "
+                    "the continuous values (e.g. zero and a top code)."
+                )
+        if transform == "log" and lower is None:
+            raise DataValidationError(
+                f"Target {name!r}: transform 'log' needs values above a lower bound; "
+                f"the continuous values reach {lo}."
+            )
+        self.lower, self.upper, self.transform = lower, upper, transform
+        self.scale = _asinh_scale(y, w) if transform == "asinh" else 1.0
+        t = self._core_forward(y)
+        self.tail_lo = float(t.min()) if transform == "asinh" else None
+        self.tail_hi = float(t.max()) if transform in ("log", "asinh") else None
+        self.mean, self.std = _weighted_mean_std(t, w)
+        return self
+
+    def contains(self, y: np.ndarray) -> np.ndarray:
+        """Whether mirrored values ``y`` lie strictly inside the segment's bounds."""
+        inside = np.ones(y.shape, dtype=bool)
+        if self.lower is not None:
+            inside &= y > self.lower
+        if self.upper is not None:
+            inside &= y < self.upper
+        return inside
+
+    # -- transforms --------------------------------------------------------------------
+    # The support transform t = f(y) is exact inside the training range; on a side where the
+    # support is unbounded (the upper side of ``log``, both sides of ``asinh``) its inverse
+    # continues linearly beyond the most extreme training value, with the slope it has there.
+    # Tails are kept (values beyond the training range are still drawn), but a flow that
+    # extrapolates a few standard deviations no longer meets an exponential blow-up
+    # (``exp``/``sinh``) that turns it into values hundreds of times the largest observed.
+    def _core_forward(self, y: np.ndarray) -> np.ndarray:
+        if self.transform == "logit":
+            p = (y - self.lower) / (self.upper - self.lower)
+            return np.log(p) - np.log1p(-p)
+        if self.transform == "log":
+            return np.log(y - self.lower)
+        if self.transform == "asinh":
+            return np.arcsinh(y / self.scale)
+        return y.astype(float)
+
+    def _core_inverse(self, t: np.ndarray) -> np.ndarray:
+        if self.transform == "logit":
+            return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-t))
+        if self.transform == "log":
+            return self.lower + np.exp(t)
+        if self.transform == "asinh":
+            return self.scale * np.sinh(t)
+        return t
+
+    def _core_log_slope(self, t: np.ndarray | float) -> np.ndarray:
+        """log dy/dt of the core inverse, for the ``log`` and ``asinh`` transforms."""
+        if self.transform == "log":
+            return np.asarray(t, dtype=float)
+        return np.log(self.scale) + np.log(np.cosh(t))
+
+    def _tails(self) -> list[tuple[float, float, float, int]]:
+        """(t bound, y bound, log slope dy/dt, side) of each linear tail; side +1 upper, -1 lower."""
+        out = []
+        for t0, side in ((self.tail_hi, 1), (self.tail_lo, -1)):
+            if t0 is not None:
+                out.append((t0, float(self._core_inverse(np.float64(t0))), float(self._core_log_slope(t0)), side))
+        return out
+
+    @staticmethod
+    def _clip(v: np.ndarray, tails: list[tuple[float, float, float, int]], at: int) -> np.ndarray:
+        """``v`` moved inside the tail bounds (``at=0``: t bounds, ``at=1``: y bounds)."""
+        for tail in tails:
+            v = np.minimum(v, tail[at]) if tail[3] > 0 else np.maximum(v, tail[at])
+        return v
+
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        tails = self._tails()
+        t = self._core_forward(self._clip(y, tails, 1))
+        for t0, y0, log_slope, side in tails:
+            t = np.where(side * (y - y0) > 0, t0 + (y - y0) * np.exp(-log_slope), t)
+        return t
+
+    def _inverse(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        tails = self._tails()
+        y = self._core_inverse(self._clip(t, tails, 0))
+        for t0, y0, log_slope, side in tails:
+            y = np.where(side * (t - t0) > 0, y0 + (t - t0) * np.exp(log_slope), y)
+        return y
+
+    def _log_derivative(self, y: np.ndarray) -> np.ndarray:
+        """log |d t / d y| of the support transform."""
+        if self.transform == "logit":
+            width = self.upper - self.lower
+            p = (y - self.lower) / width
+            return -(np.log(p) + np.log1p(-p) + np.log(width))
+        if self.transform == "identity":
+            return np.zeros_like(y, dtype=float)
+        y = np.asarray(y, dtype=float)
+        tails = self._tails()
+        out = -self._core_log_slope(self._core_forward(self._clip(y, tails, 1)))
+        for _, y0, log_slope, side in tails:
+            out = np.where(side * (y - y0) > 0, -log_slope, out)
+        return out
+
+    # -- standardized scale (the flow's coordinates) -----------------------------------
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return (self._forward(self.sign * x) - self.mean) / self.std
+
+    def decode(self, u: np.ndarray) -> np.ndarray:
+        return self.sign * self._inverse(u * self.std + self.mean)
+
+    def log_jacobian(self, x: np.ndarray) -> np.ndarray:
+        """log |d u / d x|."""
+        return self._log_derivative(self.sign * x) - np.log(self.std)
+
+    _FIELDS = ("lower", "upper", "transform", "scale", "mean", "std", "tail_lo", "tail_hi")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _Segment:
+        seg = cls(int(d.get("sign", 1)))
+        for k in cls._FIELDS:
+            if k in d:
+                setattr(seg, k, d[k])
+        return seg
+
+
+class ContinuousEncoder:
+    """Encodes a continuous (or integer) variable as a discrete state and a standardized value.
+
+    States ``0 .. k-1`` are the point masses (sorted values); the states after them are the
+    continuous *segments*. There is one segment when some values are not point masses, and two
+    (negative values, then positive values) when a zero point mass lies between negative and
+    positive values (losses and profits, tax payments and refunds): the sign is then a discrete
+    state, modelled jointly with the other point masses, instead of a flow having to move mass
+    across the gap at zero. Each segment is mapped by a support-aware transform (``logit``
+    between bounds, ``log`` above a bound, else ``asinh``; mirrored for the negative segment)
+    and standardized with weighted moments. Beyond the training range, on unbounded sides, the
+    inverse transform continues linearly (values there are still drawn, without the
+    exponential blow-up of ``exp`` or ``sinh``). Integer variables are dequantized with uniform
+    noise in training and rounded on output.
+    """
 
     def __init__(self, name: str, integer: bool = False) -> None:
         self.name = name
@@ -89,159 +257,42 @@ class ContinuousEncoder:
             masses = detect_point_masses(x, w, threshold, max_point_masses)
         self.point_masses = [float(v) for v in masses]
         cont = ~np.isin(x, masses)
-        self.has_continuous = bool(cont.any())
-        self.lower: float | None = None
-        self.upper: float | None = None
-        self.transform = "identity"
-        self.tail_lo: float | None = None
-        self.tail_hi: float | None = None
-        self.scale = 1.0
-        self.mean, self.std = 0.0, 1.0
-        if not self.has_continuous:
-            return self
-        xc, wc = x[cont], w[cont]
-        lo, hi = float(xc.min()), float(xc.max())
-        below = [m for m in masses if m < lo]
-        above = [m for m in masses if m > hi]
-        if self.integer:
-            lower = lo - 0.5 if (below or lo >= 0) else None
-            upper = hi + 0.5 if above else None
-        else:
-            lower = max(below) if below else (0.0 if lo > 0 else None)
-            upper = min(above) if above else None
-        transform = spec.transform
-        if transform == "auto":
-            if lower is not None and upper is not None:
-                transform = "logit"
-            elif lower is not None:
-                transform = "log"
-            else:
-                transform = "asinh"
-        if transform == "logit" and (lower is None or upper is None):
-            lower, upper = (lo - 0.5, hi + 0.5) if self.integer else (lower, upper)
-            if lower is None or upper is None:
-                raise DataValidationError(
-                    f"Target {self.name!r}: transform 'logit' needs point masses below and above "
-                    "the continuous values (e.g. zero and a top code)."
-                )
-        if transform == "log" and lower is None:
-            raise DataValidationError(
-                f"Target {self.name!r}: transform 'log' needs values above a lower bound; "
-                f"the continuous values reach {lo}."
-            )
-        self.lower, self.upper, self.transform = lower, upper, transform
-        if transform == "asinh":
-            self.scale = _asinh_scale(xc, wc)
-        t = self._core_forward(xc)
-        if transform in ("log", "asinh"):
-            self.tail_hi = float(t.max())
-        if transform == "asinh":
-            self.tail_lo = float(t.min())
-        self.mean, self.std = _weighted_mean_std(t, wc)
+        xc, wc = x[cont].astype(float), w[cont]
+        split = spec.transform == "auto" and 0.0 in masses and (xc < 0).any() and (xc > 0).any()
+        sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
+        self.segments: list[_Segment] = []
+        if cont.any():
+            for sign, sel in sides:
+                mirrored = sorted(sign * m for m in self.point_masses)
+                seg = _Segment(sign).fit(sign * xc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
+                self.segments.append(seg)
         return self
 
-    # -- transforms --------------------------------------------------------------------
-    # The support transform t = f(x) is exact inside the training range; on a side where the
-    # support is unbounded (the upper side of ``log``, both sides of ``asinh``) its inverse
-    # continues linearly beyond the most extreme training value, with the slope it has there.
-    # Tails are kept (values beyond the training range are still drawn), but a flow that
-    # extrapolates a few standard deviations no longer meets an exponential blow-up
-    # (``exp``/``sinh``) that turns it into values hundreds of times the largest observed.
-    def _core_forward(self, x: np.ndarray) -> np.ndarray:
-        if self.transform == "logit":
-            p = (x - self.lower) / (self.upper - self.lower)
-            return np.log(p) - np.log1p(-p)
-        if self.transform == "log":
-            return np.log(x - self.lower)
-        if self.transform == "asinh":
-            return np.arcsinh(x / self.scale)
-        return x.astype(float)
-
-    def _core_inverse(self, t: np.ndarray) -> np.ndarray:
-        if self.transform == "logit":
-            return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-t))
-        if self.transform == "log":
-            return self.lower + np.exp(t)
-        if self.transform == "asinh":
-            return self.scale * np.sinh(t)
-        return t
-
-    def _core_log_slope(self, t: np.ndarray | float) -> np.ndarray:
-        """log dx/dt of the core inverse, for the ``log`` and ``asinh`` transforms."""
-        if self.transform == "log":
-            return np.asarray(t, dtype=float)
-        return np.log(self.scale) + np.log(np.cosh(t))
-
-    def _tails(self) -> list[tuple[float, float, float, int]]:
-        """(t bound, x bound, log slope dx/dt, side) of each linear tail; side +1 upper, -1 lower."""
-        out = []
-        for t0, side in ((self.tail_hi, 1), (self.tail_lo, -1)):
-            if t0 is not None:
-                out.append((t0, float(self._core_inverse(np.float64(t0))), float(self._core_log_slope(t0)), side))
-        return out
-
-    def _clip(self, v: np.ndarray, tails: list[tuple[float, float, float, int]], at: int) -> np.ndarray:
-        """``v`` moved inside the tail bounds (``at=0``: t bounds, ``at=1``: x bounds)."""
-        for tail in tails:
-            v = np.minimum(v, tail[at]) if tail[3] > 0 else np.maximum(v, tail[at])
-        return v
-
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        tails = self._tails()
-        t = self._core_forward(self._clip(x, tails, 1))
-        for t0, x0, log_slope, side in tails:
-            beyond = side * (x - x0) > 0
-            t = np.where(beyond, t0 + (x - x0) * np.exp(-log_slope), t)
-        return t
-
-    def _inverse(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t, dtype=float)
-        tails = self._tails()
-        x = self._core_inverse(self._clip(t, tails, 0))
-        for t0, x0, log_slope, side in tails:
-            beyond = side * (t - t0) > 0
-            x = np.where(beyond, x0 + (t - t0) * np.exp(log_slope), x)
-        return x
-
-    def _log_derivative(self, x: np.ndarray) -> np.ndarray:
-        """log |d t / d x| of the support transform."""
-        if self.transform == "logit":
-            width = self.upper - self.lower
-            p = (x - self.lower) / width
-            return -(np.log(p) + np.log1p(-p) + np.log(width))
-        if self.transform == "identity":
-            return np.zeros_like(x, dtype=float)
-        x = np.asarray(x, dtype=float)
-        tails = self._tails()
-        out = -self._core_log_slope(self._core_forward(self._clip(x, tails, 1)))
-        for _, x0, log_slope, side in tails:
-            out = np.where(side * (x - x0) > 0, -log_slope, out)
-        return out
+    @property
+    def has_continuous(self) -> bool:
+        return bool(self.segments)
 
     @property
     def n_states(self) -> int:
-        return len(self.point_masses) + int(self.has_continuous)
+        return len(self.point_masses) + len(self.segments)
 
     @property
-    def continuous_state(self) -> int:
-        """State index of the continuous part (``-1`` when there is none)."""
-        return len(self.point_masses) if self.has_continuous else -1
+    def continuous_states(self) -> list[int]:
+        """State indices of the continuous segments."""
+        k = len(self.point_masses)
+        return list(range(k, k + len(self.segments)))
 
     def states(self, x: np.ndarray) -> np.ndarray:
-        """State index per value, shape (N,); values of the continuous part outside the
-        fitted support get ``-1``."""
-        state = np.full(x.shape, self.continuous_state, dtype=np.int64)
-        for k, m in enumerate(self.point_masses):
-            state[x == m] = k
-        cont = state == self.continuous_state
-        if self.has_continuous:
-            outside = np.zeros(x.shape, dtype=bool)
-            if self.lower is not None:
-                outside |= x <= self.lower
-            if self.upper is not None:
-                outside |= x >= self.upper
-            state[cont & outside] = -1
+        """State index per value, shape (N,); values outside every segment's support (beyond a
+        bound, or on a side without a segment) get ``-1``."""
+        x = np.asarray(x, dtype=float)
+        state = np.full(x.shape, -1, dtype=np.int64)
+        k = len(self.point_masses)
+        for i, seg in enumerate(self.segments):
+            side = (x < 0) if seg.sign < 0 else ((x > 0) if len(self.segments) > 1 else np.ones(x.shape, bool))
+            state[side & seg.contains(seg.sign * x)] = k + i
+        for i, m in enumerate(self.point_masses):
+            state[x == m] = i
         return state
 
     def encode(self, x: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -251,45 +302,52 @@ class ContinuousEncoder:
         """
         state = self.states(x)
         u = np.zeros(x.shape, dtype=float)
-        cont = state == self.continuous_state
-        if self.has_continuous and cont.any():
-            xc = x[cont].astype(float)
-            if self.integer and rng is not None:
-                xc = xc + rng.uniform(-0.5, 0.5, size=xc.shape)
-            u[cont] = (self._forward(xc) - self.mean) / self.std
+        k = len(self.point_masses)
+        for i, seg in enumerate(self.segments):
+            on = state == k + i
+            if on.any():
+                xc = x[on].astype(float)
+                if self.integer and rng is not None:
+                    xc = xc + rng.uniform(-0.5, 0.5, size=xc.shape)
+                u[on] = seg.encode(xc)
         return state, u
 
     def log_jacobian(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
         """log |d u / d x| for continuous entries (0 elsewhere), shape (N,)."""
         out = np.zeros(x.shape, dtype=float)
-        cont = state == self.continuous_state
-        if self.has_continuous and cont.any():
-            out[cont] = self._log_derivative(x[cont].astype(float)) - np.log(self.std)
+        k = len(self.point_masses)
+        for i, seg in enumerate(self.segments):
+            on = state == k + i
+            if on.any():
+                out[on] = seg.log_jacobian(x[on].astype(float))
         return out
 
     def decode(self, u: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Values from standardized ``u`` (N,) and ``state`` (N,)."""
         x = np.empty(u.shape, dtype=float)
-        cont = state == self.continuous_state
-        if self.has_continuous:
-            x[cont] = self._inverse(u[cont] * self.std + self.mean)
+        k = len(self.point_masses)
+        for i, seg in enumerate(self.segments):
+            on = state == k + i
+            x[on] = seg.decode(u[on])
             if self.integer:
-                x[cont] = np.round(x[cont])
-        for k, m in enumerate(self.point_masses):
-            x[state == k] = m
+                x[on] = np.round(x[on])
+        for i, m in enumerate(self.point_masses):
+            x[state == i] = m
         return x
 
     # -- serialization -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "name", "integer", "point_masses", "has_continuous", "lower", "upper",
-            "transform", "scale", "mean", "std", "tail_lo", "tail_hi")}
+        return {"name": self.name, "integer": self.integer, "point_masses": self.point_masses,
+                "segments": [seg.to_dict() for seg in self.segments]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContinuousEncoder:
         enc = cls(d["name"], d["integer"])
-        for k, v in d.items():
-            setattr(enc, k, v)
+        enc.point_masses = list(d["point_masses"])
+        if "segments" in d:
+            enc.segments = [_Segment.from_dict(s) for s in d["segments"]]
+        else:  # files written before segments: one segment, described by flat keys
+            enc.segments = [_Segment.from_dict(d)] if d.get("has_continuous") else []
         return enc
 
 
