@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,27 +13,19 @@ from .._errors import DataValidationError, NotFittedError
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_weights
 from ..synthesis.schema import infer_kind
-from ..synthesis.serialization import read_archive, write_archive
-from ._bundle import pack_models, systematic_counts, unpack_models
-from ._members import PREFIX, MemberState, _signed_log
+from ._bundle import load_fitted, save_fitted, systematic_counts
+from ._members import PREFIX
+from ._persons import GAP, context, draw_persons, order_members, seed_of, teacher_forced
 from ._validation import check_households, check_sizes, na_age_thresholds
 
 __all__ = ["HouseholdSynthesizer"]
 
-logger = logging.getLogger(__name__)
-
-_FORMAT = "microplex.HouseholdSynthesizer"
 _SIZE_COL = "n_persons"
-_GAP = f"{PREFIX}age_gap"
 _PARAMS = (
     "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
     "geography", "late_household_vars", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
     "batch_size", "learning_rate", "weight_decay", "validation_fraction", "patience", "max_redraws", "verbose",
 )
-
-
-def _seed(ss: np.random.SeedSequence) -> int:
-    return int(ss.generate_state(1)[0])
 
 
 class HouseholdSynthesizer:
@@ -282,7 +273,7 @@ class HouseholdSynthesizer:
         h_targets = [c for c in self.early_cols_ if c != self.geography]
         h_conditions = [self.geography] if self.geography else []
         self.household_model_ = self._synth(h_targets, h_conditions, _pick(schema, h_targets + h_conditions))
-        self.household_model_.fit(hh, weight, seed=_seed(ss_h))
+        self.household_model_.fit(hh, weight, seed=seed_of(ss_h))
 
         kinds = {}
         for v in p_vars:
@@ -291,9 +282,9 @@ class HouseholdSynthesizer:
         self.member_numeric_ = [v for v in p_vars if kinds[v] != "categorical"]
         self.member_categorical_ = [v for v in p_vars if kinds[v] == "categorical"]
 
-        ordered = self._order_members(persons)
-        train, final = self._teacher_forced(hh, ordered)
-        self.context_cols_ = [c for c in train.columns if c not in p_vars and c not in ("__w__", _GAP)]
+        ordered = order_members(persons, self.household_id, self.age_var)
+        train, final = teacher_forced(self, hh, ordered)
+        self.context_cols_ = [c for c in train.columns if c not in p_vars and c not in ("__w__", GAP)]
         w = "__w__" if weight else None
         base = [v for v in p_vars if v not in self.na_ages_]
         self.person_models_ = {}
@@ -305,9 +296,9 @@ class HouseholdSynthesizer:
             # Integer ages: the head's age and the gap are categories (multimodal distributions:
             # the gap mixes spouses and children), unless the schema says otherwise.
             kind = "categorical" if _is_int(persons[self.age_var]) else None
-            schema.setdefault(_GAP, VariableSpec(kind=kind))
+            schema.setdefault(GAP, VariableSpec(kind=kind))
             head = train[f"{PREFIX}index"] == 1
-            parts = {"head": (train[head], base), "member": (train[~head], [_GAP] + [v for v in base if v != self.age_var])}
+            parts = {"head": (train[head], base), "member": (train[~head], [GAP] + [v for v in base if v != self.age_var])}
         for (name, (rows, targets)), ss in zip(parts.items(), ss_a.spawn(len(parts)), strict=True):
             if len(rows) == 0:
                 continue
@@ -315,74 +306,25 @@ class HouseholdSynthesizer:
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
             model = self._synth(targets, _varying(rows, self.context_cols_), sub)
-            self.person_models_[name] = model.fit(rows, w, seed=_seed(ss))
+            self.person_models_[name] = model.fit(rows, w, seed=seed_of(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
             model = self._synth(targets, _varying(rows, self.context_cols_ + base), _pick(schema, targets))
-            self.applicable_models_.append((limit, model.fit(rows, w, seed=_seed(ss))))
+            self.applicable_models_.append((limit, model.fit(rows, w, seed=seed_of(ss))))
         self.late_model_ = None
         if self.late_household_vars:
             late = list(self.late_household_vars)
-            ctx = self._context(hh, np.arange(len(hh)), final)
+            ctx = context(self, hh, np.arange(len(hh)), final)
             ctx[late] = hh[late].to_numpy()
             if weight:
                 ctx[weight] = hh[weight].to_numpy()
             conditions = _varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
             self.late_model_ = self._synth(late, conditions, _pick(schema, late))
-            self.late_model_.fit(ctx, weight, seed=_seed(ss_h.spawn(2)[1]))
+            self.late_model_.fit(ctx, weight, seed=seed_of(ss_h.spawn(2)[1]))
         return self
-
-    def _order_members(self, persons: pd.DataFrame) -> pd.DataFrame:
-        """Persons sorted by household (first appearance), then oldest first (stable)."""
-        df = persons.reset_index(drop=True)
-        hh_order = pd.factorize(df[self.household_id])[0]
-        keys = [hh_order]
-        if self.age_var is not None:
-            keys.append(-df[self.age_var].to_numpy(float))
-        order = np.lexsort([np.arange(len(df)), *keys[::-1]])
-        return df.iloc[order].reset_index(drop=True)
-
-    def _context(self, hh: pd.DataFrame, pos: np.ndarray, state: MemberState) -> pd.DataFrame:
-        """Household variables (continuous ones on a signed-log scale) and member summaries."""
-        kinds = self.household_model_.kinds_
-        ctx = {}
-        for c in self.early_cols_:
-            values = hh[c].to_numpy()[pos]
-            ctx[c] = _signed_log(values) if kinds.get(c) in ("continuous", "integer") and c != self.size_col_ else values
-        return pd.concat([pd.DataFrame(ctx), state.features(pos)], axis=1)
-
-    def _state(self, hh: pd.DataFrame) -> MemberState:
-        sizes = hh[self.size_col_].to_numpy(float)
-        return MemberState(len(hh), self.member_numeric_, self.member_categorical_, self.age_var, self.adult_age, sizes)
-
-    def _teacher_forced(self, hh: pd.DataFrame, ordered: pd.DataFrame) -> pd.DataFrame:
-        """Training rows of the person models: each real member with the summary of the real
-        members before it."""
-        pos_of = pd.Series(np.arange(len(hh)), index=hh[self.household_id].to_numpy())
-        member = ordered.groupby(self.household_id, sort=False).cumcount().to_numpy()
-        hpos = pos_of.loc[ordered[self.household_id].to_numpy()].to_numpy()
-        state, parts = self._state(hh), []
-        for k in range(self.max_size_):
-            rows = ordered[member == k].reset_index(drop=True)
-            pos = hpos[member == k]
-            part = self._context(hh, pos, state)
-            for v in self.person_vars:
-                part[v] = rows[v].to_numpy()
-            if self.age_var is not None:
-                part[_GAP] = part[f"{PREFIX}prev_{self.age_var}"].to_numpy() - rows[self.age_var].to_numpy(float)
-                if not np.issubdtype(rows[self.age_var].dtype, np.floating):
-                    part[_GAP] = part[_GAP].round().astype(np.int64)
-            if self.household_weight:
-                part["__w__"] = hh[self.household_weight].to_numpy()[pos]
-            parts.append(part)
-            state.update(pos, rows)
-        out = pd.concat(parts, ignore_index=True)
-        for v in self.person_vars:
-            out[v] = out[v].astype(ordered[v].dtype)
-        return out, state
 
     # -- generation --------------------------------------------------------------------
     def _check_is_fitted(self) -> None:
@@ -432,10 +374,10 @@ class HouseholdSynthesizer:
             counts = systematic_counts(np.asarray(shares), n, rng)
             conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
             conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
-            pool = self.household_model_.generate(conditions, seed=_seed(ss_h))
+            pool = self.household_model_.generate(conditions, seed=seed_of(ss_h))
             groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
         else:
-            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=_seed(ss_h))
+            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=seed_of(ss_h))
             groups, wanted = np.zeros(len(pool), dtype=int), {0: n}
         keep = []
         for g, n_g in wanted.items():
@@ -450,7 +392,7 @@ class HouseholdSynthesizer:
         hh = hh[[self.household_id, *self.early_cols_]]
         if self.household_weight:
             hh[self.household_weight] = self.total_weight_ / len(hh)
-        return self._persons(hh, ss_p)
+        return draw_persons(self, hh, ss_p)
 
     def generate(self, households: pd.DataFrame, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Synthesizes the persons of given households.
@@ -477,144 +419,18 @@ class HouseholdSynthesizer:
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
         check_households(hh, self.household_id, self.early_cols_)
         check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
-        return self._persons(hh, np.random.SeedSequence(seed))
-
-    def _persons(self, hh: pd.DataFrame, ss: np.random.SeedSequence) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Draws the persons of households ``hh``, then any late household variables missing
-        from ``hh``; returns both frames."""
-        sizes = hh[self.size_col_].to_numpy(int)
-        state, parts = self._state(hh), []
-        ss, ss_late = ss.spawn(2)
-        for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
-            pos = np.flatnonzero(sizes > k)
-            ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(self.applicable_models_))
-            ctx = self._context(hh, pos, state)
-            people = self._draw(ctx, k, ss_a, ss_r)
-            for (limit, model), s in zip(self.applicable_models_, ss_b, strict=True):
-                applies = people[self.age_var].to_numpy(float) >= limit
-                drawn = model.generate(people[applies], seed=_seed(s))
-                for v in model.target_vars:
-                    col = pd.Series(np.nan, index=people.index, dtype=object)
-                    col[applies] = drawn[v].to_numpy(dtype=object)
-                    people[v] = col
-            out = pd.DataFrame({self.household_id: hh[self.household_id].to_numpy()[pos], "__k__": k})
-            for v in self.person_vars:
-                out[v] = people[v].to_numpy()
-            parts.append(out)
-            state.update(pos, out)
-        persons = pd.concat(parts, ignore_index=True)
-        order = np.lexsort([persons["__k__"].to_numpy(), pd.factorize(persons[self.household_id])[0]])
-        persons = persons.iloc[order].drop(columns="__k__").reset_index(drop=True)
-        persons.insert(1, self.person_id or "person_id", np.arange(1, len(persons) + 1))
-        for v in self.person_vars:
-            persons[v] = persons[v].astype(self.person_dtypes_[v])
-        if self.household_weight and self.household_weight in hh.columns:
-            persons[self.household_weight] = persons[self.household_id].map(
-                dict(zip(hh[self.household_id], hh[self.household_weight], strict=True))
-            ).to_numpy(float)
-        missing = [c for c in self.late_household_vars if c not in hh.columns]
-        if missing:
-            drawn = self.late_model_.generate(self._context(hh, np.arange(len(hh)), state), seed=_seed(ss_late))
-            for c in missing:
-                hh[c] = drawn[c].to_numpy()
-            extra = [c for c in hh.columns if c not in (self.household_id, *self.household_cols_)]
-            hh = hh[[self.household_id, *self.household_cols_, *extra]]
-        return hh, persons
-
-    def _draw(self, ctx: pd.DataFrame, k: int, ss: np.random.SeedSequence, ss_redraw: np.random.SeedSequence) -> pd.DataFrame:
-        """Draws member ``k`` (0-based) of each household in ``ctx``: the oldest member's age, or
-        a later member's age as the previous member's minus a gap >= 0.
-
-        Oldest members younger than ``adult_age`` (households of children only) and later
-        members younger than the youngest training age are redrawn, at most ``max_redraws``
-        times; then an oldest member is kept with a warning, a later member gets the youngest
-        training age."""
-        if self.age_var is None:
-            return self.person_models_["all"].generate(ctx, seed=_seed(ss))
-        model = self.person_models_["head" if k == 0 else "member"]
-        prev = ctx[f"{PREFIX}prev_{self.age_var}"].to_numpy(float)
-
-        def draw(rows: pd.DataFrame, s: np.random.SeedSequence) -> pd.DataFrame:
-            out = model.generate(rows, seed=_seed(s))
-            if k > 0:
-                age = prev[rows.index] - out.pop(_GAP).to_numpy(float)
-                out[self.age_var] = age.astype(self.person_dtypes_[self.age_var])
-            return out
-
-        def bad(people: pd.DataFrame) -> np.ndarray:
-            age = people[self.age_var].to_numpy(float)
-            return age < (self.adult_age if k == 0 else self.min_age_)
-
-        people = draw(ctx, ss)
-        cols = [c for c in people.columns if c not in ctx.columns]
-        for s in ss_redraw.spawn(int(self.max_redraws)):
-            wrong = bad(people)
-            if not wrong.any():
-                break
-            people.loc[wrong, cols] = draw(ctx[wrong], s)[cols]
-        wrong = bad(people)
-        if wrong.any() and k == 0:
-            logger.warning("%d households have no adult after %d redraws.", int(wrong.sum()), self.max_redraws)
-        elif wrong.any():
-            logger.info("%d members younger than any in training after %d redraws: age set to %g.",
-                        int(wrong.sum()), self.max_redraws, self.min_age_)
-            people.loc[wrong, self.age_var] = np.asarray(self.min_age_).astype(self.person_dtypes_[self.age_var])
-        return people
+        return draw_persons(self, hh, np.random.SeedSequence(seed))
 
     # -- persistence -------------------------------------------------------------------
-    def _models(self) -> dict[str, Synthesizer]:
-        models = {"household": self.household_model_}
-        models.update({f"person_{name}": m for name, m in self.person_models_.items()})
-        models.update({f"applicable{i}": m for i, (_, m) in enumerate(self.applicable_models_)})
-        if self.late_model_ is not None:
-            models["late"] = self.late_model_
-        return models
-
     def save(self, path: str | os.PathLike) -> None:
         """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle)."""
         self._check_is_fitted()
-        from .. import __version__
-
-        params = self.get_params()
-        params["schema"] = {k: v.to_dict() for k, v in (self.schema or {}).items()}
-        params["household_vars"], params["person_vars"] = list(self.household_vars), list(self.person_vars)
-        params["hidden_features"] = list(self.hidden_features)
-        meta: dict[str, Any] = {
-            "format": _FORMAT, "microplex_version": __version__, "params": params,
-            "size_col": self.size_col_, "household_cols": self.household_cols_, "early_cols": self.early_cols_,
-            "total_weight": self.total_weight_, "max_size": self.max_size_, "na_ages": self.na_ages_,
-            "person_dtypes": self.person_dtypes_, "member_numeric": self.member_numeric_,
-            "member_categorical": self.member_categorical_, "context_cols": self.context_cols_,
-            "limits": [limit for limit, _ in self.applicable_models_], "models": {},
-            "min_age": getattr(self, "min_age_", None),
-            "geography_shares": getattr(self, "geography_shares_", None),
-            "geography_dtype": getattr(self, "geography_dtype_", None),
-        }
-        meta["models"], tensors, tables = pack_models(self._models())
-        write_archive(path, meta, tensors, tables)
+        save_fitted(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
         """Loads a model saved by :meth:`save`."""
-        meta, tensors, tables = read_archive(path, _FORMAT)
-        params = dict(meta["params"])
-        params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
-        params["hidden_features"] = tuple(params["hidden_features"])
-        self = cls(**params)
-        self.size_col_, self.household_cols_ = meta["size_col"], meta["household_cols"]
-        self.early_cols_ = meta["early_cols"]
-        self.total_weight_, self.max_size_, self.na_ages_ = meta["total_weight"], meta["max_size"], meta["na_ages"]
-        self.person_dtypes_, self.context_cols_ = meta["person_dtypes"], meta["context_cols"]
-        self.member_numeric_, self.member_categorical_ = meta["member_numeric"], meta["member_categorical"]
-        models = unpack_models(meta["models"], tensors, tables)
-        self.household_model_, self.late_model_ = models["household"], models.get("late")
-        self.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
-        self.min_age_ = meta.get("min_age")
-        if meta.get("geography_shares") is not None:
-            self.geography_shares_ = tuple(meta["geography_shares"])
-            self.geography_dtype_ = meta["geography_dtype"]
-        self.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
-        return self
+        return load_fitted(cls, path)
 
 
 def _is_int(series: pd.Series) -> bool:

@@ -1,0 +1,186 @@
+"""Persons member by member, for a :class:`HouseholdSynthesizer`: teacher-forced training rows
+and the generation loop.
+
+Member ``k`` (0-based, oldest first) of every household is handled in one batch: its context is
+the household variables and the :class:`~._members.MemberState` summary of members ``0..k-1``.
+Training feeds the real members into that state (teacher forcing); generation feeds the drawn ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ._members import PREFIX, MemberState, _signed_log
+
+if TYPE_CHECKING:
+    from ._synthesizer import HouseholdSynthesizer
+
+__all__ = ["GAP", "context", "draw_persons", "order_members", "seed_of", "teacher_forced"]
+
+logger = logging.getLogger(__name__)
+
+#: Target column of later members: the age gap to the member before (>= 0).
+GAP = f"{PREFIX}age_gap"
+
+
+def seed_of(ss: np.random.SeedSequence) -> int:
+    """An integer seed drawn from ``ss``, for the inner ``fit``/``generate`` calls."""
+    return int(ss.generate_state(1)[0])
+
+
+def order_members(persons: pd.DataFrame, household_id: str, age_var: str | None) -> pd.DataFrame:
+    """Persons sorted by household (first appearance), then oldest first (stable)."""
+    df = persons.reset_index(drop=True)
+    keys = [pd.factorize(df[household_id])[0]]
+    if age_var is not None:
+        keys.append(-df[age_var].to_numpy(float))
+    order = np.lexsort([np.arange(len(df)), *keys[::-1]])
+    return df.iloc[order].reset_index(drop=True)
+
+
+def _new_state(hs: HouseholdSynthesizer, hh: pd.DataFrame) -> MemberState:
+    """An empty member summary for the ``len(hh)`` households ``hh``."""
+    sizes = hh[hs.size_col_].to_numpy(float)
+    return MemberState(len(hh), hs.member_numeric_, hs.member_categorical_, hs.age_var, hs.adult_age, sizes)
+
+
+def context(hs: HouseholdSynthesizer, hh: pd.DataFrame, pos: np.ndarray, state: MemberState) -> pd.DataFrame:
+    """Context of households ``hh`` at positions ``pos``, one row each: the early household
+    variables (continuous ones on a signed-log scale) and the member summaries."""
+    kinds = hs.household_model_.kinds_
+    ctx = {}
+    for c in hs.early_cols_:
+        values = hh[c].to_numpy()[pos]
+        ctx[c] = _signed_log(values) if kinds.get(c) in ("continuous", "integer") and c != hs.size_col_ else values
+    return pd.concat([pd.DataFrame(ctx), state.features(pos)], axis=1)
+
+
+def teacher_forced(
+    hs: HouseholdSynthesizer, hh: pd.DataFrame, ordered: pd.DataFrame
+) -> tuple[pd.DataFrame, MemberState]:
+    """Training rows of the person models and the final member summary.
+
+    Each real member of ``ordered`` (from :func:`order_members`) gets one row: its context
+    given the real members before it, its person variables, the age gap ``GAP`` (with
+    ``age_var``) and the household weight ``"__w__"`` (with ``household_weight``). Rows are
+    grouped by member index. The returned state summarizes all members of each household of ``hh``.
+    """
+    pos_of = pd.Series(np.arange(len(hh)), index=hh[hs.household_id].to_numpy())
+    member = ordered.groupby(hs.household_id, sort=False).cumcount().to_numpy()
+    hpos = pos_of.loc[ordered[hs.household_id].to_numpy()].to_numpy()
+    state, parts = _new_state(hs, hh), []
+    for k in range(hs.max_size_):
+        rows = ordered[member == k].reset_index(drop=True)
+        pos = hpos[member == k]
+        part = context(hs, hh, pos, state)
+        for v in hs.person_vars:
+            part[v] = rows[v].to_numpy()
+        if hs.age_var is not None:
+            part[GAP] = part[f"{PREFIX}prev_{hs.age_var}"].to_numpy() - rows[hs.age_var].to_numpy(float)
+            if not np.issubdtype(rows[hs.age_var].dtype, np.floating):
+                part[GAP] = part[GAP].round().astype(np.int64)
+        if hs.household_weight:
+            part["__w__"] = hh[hs.household_weight].to_numpy()[pos]
+        parts.append(part)
+        state.update(pos, rows)
+    out = pd.concat(parts, ignore_index=True)
+    for v in hs.person_vars:
+        out[v] = out[v].astype(ordered[v].dtype)
+    return out, state
+
+
+def draw_persons(
+    hs: HouseholdSynthesizer, hh: pd.DataFrame, ss: np.random.SeedSequence
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Draws the persons of households ``hh``, then any late household variables missing
+    from ``hh``; returns both frames (as in :meth:`HouseholdSynthesizer.sample`)."""
+    sizes = hh[hs.size_col_].to_numpy(int)
+    state, parts = _new_state(hs, hh), []
+    ss, ss_late = ss.spawn(2)
+    for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
+        pos = np.flatnonzero(sizes > k)
+        ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(hs.applicable_models_))
+        ctx = context(hs, hh, pos, state)
+        people = _draw_member(hs, ctx, k, ss_a, ss_r)
+        for (limit, model), s in zip(hs.applicable_models_, ss_b, strict=True):
+            applies = people[hs.age_var].to_numpy(float) >= limit
+            drawn = model.generate(people[applies], seed=seed_of(s))
+            for v in model.target_vars:
+                col = pd.Series(np.nan, index=people.index, dtype=object)
+                col[applies] = drawn[v].to_numpy(dtype=object)
+                people[v] = col
+        out = pd.DataFrame({hs.household_id: hh[hs.household_id].to_numpy()[pos], "__k__": k})
+        for v in hs.person_vars:
+            out[v] = people[v].to_numpy()
+        parts.append(out)
+        state.update(pos, out)
+    persons = pd.concat(parts, ignore_index=True)
+    order = np.lexsort([persons["__k__"].to_numpy(), pd.factorize(persons[hs.household_id])[0]])
+    persons = persons.iloc[order].drop(columns="__k__").reset_index(drop=True)
+    persons.insert(1, hs.person_id or "person_id", np.arange(1, len(persons) + 1))
+    for v in hs.person_vars:
+        persons[v] = persons[v].astype(hs.person_dtypes_[v])
+    if hs.household_weight and hs.household_weight in hh.columns:
+        persons[hs.household_weight] = persons[hs.household_id].map(
+            dict(zip(hh[hs.household_id], hh[hs.household_weight], strict=True))
+        ).to_numpy(float)
+    missing = [c for c in hs.late_household_vars if c not in hh.columns]
+    if missing:
+        drawn = hs.late_model_.generate(context(hs, hh, np.arange(len(hh)), state), seed=seed_of(ss_late))
+        for c in missing:
+            hh[c] = drawn[c].to_numpy()
+        extra = [c for c in hh.columns if c not in (hs.household_id, *hs.household_cols_)]
+        hh = hh[[hs.household_id, *hs.household_cols_, *extra]]
+    return hh, persons
+
+
+def _draw_member(
+    hs: HouseholdSynthesizer,
+    ctx: pd.DataFrame,
+    k: int,
+    ss: np.random.SeedSequence,
+    ss_redraw: np.random.SeedSequence,
+) -> pd.DataFrame:
+    """Draws member ``k`` (0-based) of each household in ``ctx``: the oldest member's age, or
+    a later member's age as the previous member's minus a gap >= 0.
+
+    Oldest members younger than ``adult_age`` (households of children only) and later
+    members younger than the youngest training age are redrawn, at most ``max_redraws``
+    times; then an oldest member is kept with a warning, a later member gets the youngest
+    training age."""
+    if hs.age_var is None:
+        return hs.person_models_["all"].generate(ctx, seed=seed_of(ss))
+    age_var, dtype = hs.age_var, hs.person_dtypes_[hs.age_var]
+    model = hs.person_models_["head" if k == 0 else "member"]
+    prev = ctx[f"{PREFIX}prev_{age_var}"].to_numpy(float)
+
+    def draw(rows: pd.DataFrame, s: np.random.SeedSequence) -> pd.DataFrame:
+        out = model.generate(rows, seed=seed_of(s))
+        if k > 0:
+            age = prev[rows.index] - out.pop(GAP).to_numpy(float)
+            out[age_var] = age.astype(dtype)
+        return out
+
+    def bad(people: pd.DataFrame) -> np.ndarray:
+        age = people[age_var].to_numpy(float)
+        return age < (hs.adult_age if k == 0 else hs.min_age_)
+
+    people = draw(ctx, ss)
+    cols = [c for c in people.columns if c not in ctx.columns]
+    for s in ss_redraw.spawn(int(hs.max_redraws)):
+        wrong = bad(people)
+        if not wrong.any():
+            break
+        people.loc[wrong, cols] = draw(ctx[wrong], s)[cols]
+    wrong = bad(people)
+    if wrong.any() and k == 0:
+        logger.warning("%d households have no adult after %d redraws.", int(wrong.sum()), hs.max_redraws)
+    elif wrong.any():
+        logger.info("%d members younger than any in training after %d redraws: age set to %g.",
+                    int(wrong.sum()), hs.max_redraws, hs.min_age_)
+        people.loc[wrong, age_var] = np.asarray(hs.min_age_).astype(dtype)
+    return people
