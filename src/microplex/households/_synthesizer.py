@@ -76,12 +76,10 @@ class HouseholdSynthesizer:
     adult_age : float, default=16
     schema : mapping of str to VariableSpec, default=None
         Overrides of the modelling of household or person variables.
-    flow, transforms, hidden_features, epochs, batch_size, learning_rate, validation_fraction, patience
+    flow, transforms, hidden_features, epochs, batch_size
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
-    weight_decay : float, default=1e-3
-        L2 penalty of every inner fit. Person models see many context features and only as many
-        records as there are persons; on EU-SILC (12k persons) the penalty halves the gap to
-        the real-vs-real floor of equivalized income (``benchmarks/results/households.md``).
+    learning_rate, weight_decay, validation_fraction, patience
+        Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
     max_redraws : int, default=50
         Redraws of an under-age oldest member (then kept, with a warning), or of a later member
         younger than the youngest training age (then given that age).
@@ -139,7 +137,7 @@ class HouseholdSynthesizer:
         epochs: int = 200,
         batch_size: int = 512,
         learning_rate: float = 2e-3,
-        weight_decay: float = 1e-3,
+        weight_decay: float = 0.0,
         validation_fraction: float = 0.1,
         patience: int = 15,
         max_redraws: int = 50,
