@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._random import int_seed
 from ..synthesis import Synthesizer
 from ._source import Source, check_shared, harmonize, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
@@ -106,10 +107,6 @@ class FusionResult:
         between = float(values.var(ddof=1)) if len(values) > 1 else 0.0
         return {"estimate": float(values.mean()), "between_variance": between,
                 "added_variance": (1 + 1 / len(values)) * between}
-
-
-def _seed(ss: np.random.SeedSequence) -> int:
-    return int(ss.generate_state(1)[0])
 
 
 def _resolve(sources: Sequence[Source], base: str | Source, auxiliary: Source | None,
@@ -351,7 +348,7 @@ def fuse(
     w_col = "__weight__"
     for step, s_seed in zip(steps, step_seeds):
         donor = by_name[step.donor]
-        split_seed, fit_seed, score_seed = (_seed(c) for c in s_seed.spawn(3))
+        split_seed, fit_seed, score_seed = (int_seed(c) for c in s_seed.spawn(3))
         cols = list(step.predictors) + list(step.block)
         frame = donor.data.assign(**{w_col: donor.weights})
         frame = _complete_rows(frame, cols, donor.name)[cols + [w_col]].reset_index(drop=True)
@@ -398,7 +395,7 @@ def fuse(
                     f"Base source {base_src.name!r} has missing values in predictors {bad} of donor {step.donor!r}; "
                     "drop or impute those records before fusing."
                 )
-            out = model.generate(cond, seed=_seed(g_seed))
+            out = model.generate(cond, seed=int_seed(g_seed))
             for v in step.block:
                 cur[v] = out[v].to_numpy()
         if n_imputations > 1:

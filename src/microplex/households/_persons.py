@@ -14,22 +14,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._random import int_seed
 from ._members import PREFIX, MemberState, _signed_log
 
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["GAP", "context", "draw_persons", "order_members", "seed_of", "teacher_forced"]
+__all__ = ["GAP", "context", "draw_persons", "order_members", "teacher_forced"]
 
 logger = logging.getLogger(__name__)
 
 #: Target column of later members: the age gap to the member before (>= 0).
 GAP = f"{PREFIX}age_gap"
-
-
-def seed_of(ss: np.random.SeedSequence) -> int:
-    """An integer seed drawn from ``ss``, for the inner ``fit``/``generate`` calls."""
-    return int(ss.generate_state(1)[0])
 
 
 def order_members(persons: pd.DataFrame, household_id: str, age_var: str | None) -> pd.DataFrame:
@@ -108,7 +104,7 @@ def draw_persons(
         people = _draw_member(hs, ctx, k, ss_a, ss_r)
         for (limit, model), s in zip(hs.applicable_models_, ss_b, strict=True):
             applies = people[hs.age_var].to_numpy(float) >= limit
-            drawn = model.generate(people[applies], seed=seed_of(s))
+            drawn = model.generate(people[applies], seed=int_seed(s))
             for v in model.target_vars:
                 col = pd.Series(np.nan, index=people.index, dtype=object)
                 col[applies] = drawn[v].to_numpy(dtype=object)
@@ -130,7 +126,7 @@ def draw_persons(
         ).to_numpy(float)
     missing = [c for c in hs.late_household_vars if c not in hh.columns]
     if missing:
-        drawn = hs.late_model_.generate(context(hs, hh, np.arange(len(hh)), state), seed=seed_of(ss_late))
+        drawn = hs.late_model_.generate(context(hs, hh, np.arange(len(hh)), state), seed=int_seed(ss_late))
         for c in missing:
             hh[c] = drawn[c].to_numpy()
         extra = [c for c in hh.columns if c not in (hs.household_id, *hs.household_cols_)]
@@ -153,13 +149,13 @@ def _draw_member(
     times; then an oldest member is kept with a warning, a later member gets the youngest
     training age."""
     if hs.age_var is None:
-        return hs.person_models_["all"].generate(ctx, seed=seed_of(ss))
+        return hs.person_models_["all"].generate(ctx, seed=int_seed(ss))
     age_var, dtype = hs.age_var, hs.person_dtypes_[hs.age_var]
     model = hs.person_models_["head" if k == 0 else "member"]
     prev = ctx[f"{PREFIX}prev_{age_var}"].to_numpy(float)
 
     def draw(rows: pd.DataFrame, s: np.random.SeedSequence) -> pd.DataFrame:
-        out = model.generate(rows, seed=seed_of(s))
+        out = model.generate(rows, seed=int_seed(s))
         if k > 0:
             age = prev[rows.index] - out.pop(GAP).to_numpy(float)
             out[age_var] = age.astype(dtype)

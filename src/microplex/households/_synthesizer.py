@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError, NotFittedError
+from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_weights
 from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted, systematic_counts
 from ._members import PREFIX
-from ._persons import GAP, context, draw_persons, order_members, seed_of, teacher_forced
+from ._persons import GAP, context, draw_persons, order_members, teacher_forced
 from ._validation import check_households, check_sizes, na_age_thresholds
 
 __all__ = ["HouseholdSynthesizer"]
@@ -271,7 +272,7 @@ class HouseholdSynthesizer:
         h_targets = [c for c in self.early_cols_ if c != self.geography]
         h_conditions = [self.geography] if self.geography else []
         self.household_model_ = self._synth(h_targets, h_conditions, _pick(schema, h_targets + h_conditions))
-        self.household_model_.fit(hh, weight, seed=seed_of(ss_h))
+        self.household_model_.fit(hh, weight, seed=int_seed(ss_h))
 
         kinds = {}
         for v in p_vars:
@@ -304,14 +305,14 @@ class HouseholdSynthesizer:
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
             model = self._synth(targets, _varying(rows, self.context_cols_), sub)
-            self.person_models_[name] = model.fit(rows, w, seed=seed_of(ss))
+            self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
             model = self._synth(targets, _varying(rows, self.context_cols_ + base), _pick(schema, targets))
-            self.applicable_models_.append((limit, model.fit(rows, w, seed=seed_of(ss))))
+            self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
         if self.late_household_vars:
             late = list(self.late_household_vars)
@@ -321,7 +322,7 @@ class HouseholdSynthesizer:
                 ctx[weight] = hh[weight].to_numpy()
             conditions = _varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
             self.late_model_ = self._synth(late, conditions, _pick(schema, late))
-            self.late_model_.fit(ctx, weight, seed=seed_of(ss_h.spawn(2)[1]))
+            self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
         return self
 
     # -- generation --------------------------------------------------------------------
@@ -372,10 +373,10 @@ class HouseholdSynthesizer:
             counts = systematic_counts(np.asarray(shares), n, rng)
             conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
             conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
-            pool = self.household_model_.generate(conditions, seed=seed_of(ss_h))
+            pool = self.household_model_.generate(conditions, seed=int_seed(ss_h))
             groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
         else:
-            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=seed_of(ss_h))
+            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=int_seed(ss_h))
             groups, wanted = np.zeros(len(pool), dtype=int), {0: n}
         keep = []
         for g, n_g in wanted.items():

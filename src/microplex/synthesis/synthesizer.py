@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._errors import DataValidationError, NotFittedError
+from .._random import int_seed
 from ._validation import check_frame, check_weights
 from .model import PointMassFlow
 from .schema import VariableSpec, infer_kind
@@ -413,7 +414,7 @@ class Synthesizer:
         check_frame(conditions, cond, "conditions", allow_empty=True)
         for name in cond:
             _check_values(conditions[name], name, "condition")
-        gen = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+        gen = torch.Generator().manual_seed(int_seed(np.random.SeedSequence(seed)))
         out = conditions.copy()
         pieces: dict[str, list[np.ndarray]] = {n: [] for n in self.target_vars}
         previous = torch.get_num_threads()
@@ -474,7 +475,7 @@ class Synthesizer:
         p = self.training_weights_ / self.training_weights_.sum()
         idx = rng.choice(len(p), size=int(n), p=p)
         conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
-        return self.generate(conditions, seed=int(gen_seed.generate_state(1)[0]))
+        return self.generate(conditions, seed=int_seed(gen_seed))
 
     def log_prob(self, data: pd.DataFrame) -> np.ndarray:
         """Exact log-likelihood of each record, shape (N,).
