@@ -289,11 +289,16 @@ class ContinuousEncoder:
         state = np.full(x.shape, -1, dtype=np.int64)
         k = len(self.point_masses)
         for i, seg in enumerate(self.segments):
-            side = (x < 0) if seg.sign < 0 else ((x > 0) if len(self.segments) > 1 else np.ones(x.shape, bool))
-            state[side & seg.contains(seg.sign * x)] = k + i
+            # Split segments are bounded below by the zero mass (mirrored), so each holds its side only.
+            state[seg.contains(seg.sign * x)] = k + i
         for i, m in enumerate(self.point_masses):
             state[x == m] = i
         return state
+
+    def _segment_rows(self, state: np.ndarray) -> list[tuple[_Segment, np.ndarray]]:
+        """Each segment with the mask of the entries of ``state`` in it."""
+        k = len(self.point_masses)
+        return [(seg, state == k + i) for i, seg in enumerate(self.segments)]
 
     def encode(self, x: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Returns (states (N,), standardized continuous values (N,), 0 where not continuous).
@@ -302,9 +307,7 @@ class ContinuousEncoder:
         """
         state = self.states(x)
         u = np.zeros(x.shape, dtype=float)
-        k = len(self.point_masses)
-        for i, seg in enumerate(self.segments):
-            on = state == k + i
+        for seg, on in self._segment_rows(state):
             if on.any():
                 xc = x[on].astype(float)
                 if self.integer and rng is not None:
@@ -315,9 +318,7 @@ class ContinuousEncoder:
     def log_jacobian(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
         """log |d u / d x| for continuous entries (0 elsewhere), shape (N,)."""
         out = np.zeros(x.shape, dtype=float)
-        k = len(self.point_masses)
-        for i, seg in enumerate(self.segments):
-            on = state == k + i
+        for seg, on in self._segment_rows(state):
             if on.any():
                 out[on] = seg.log_jacobian(x[on].astype(float))
         return out
@@ -325,9 +326,7 @@ class ContinuousEncoder:
     def decode(self, u: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Values from standardized ``u`` (N,) and ``state`` (N,)."""
         x = np.empty(u.shape, dtype=float)
-        k = len(self.point_masses)
-        for i, seg in enumerate(self.segments):
-            on = state == k + i
+        for seg, on in self._segment_rows(state):
             x[on] = seg.decode(u[on])
             if self.integer:
                 x[on] = np.round(x[on])
