@@ -43,7 +43,7 @@ PERSON_VARS = ["age", "rb090", "pl030", "pb220a", *PY]
 LATE: list[str] = []
 
 
-def make_synthesizer(epochs: int = 200, late: list[str] | None = None, **options) -> HouseholdSynthesizer:
+def make_synthesizer(epochs: int = 80, late: list[str] | None = None, **options) -> HouseholdSynthesizer:
     """The configuration benchmarked (and used by the tests); ``options`` override defaults."""
     return HouseholdSynthesizer(
         HOUSEHOLD_VARS, PERSON_VARS, HID, household_weight=W, person_id="rb030", size_var="hsize",
@@ -225,7 +225,7 @@ def report(results: dict[int, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--dump", default=None, help="write the synthetic persons of each seed to this folder")
