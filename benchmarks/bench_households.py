@@ -22,6 +22,7 @@ import pandas as pd
 
 from microplex import HouseholdSynthesizer, VariableSpec
 from microplex.datasets import load_dataset
+from microplex.evaluation import privacy_summary
 from microplex.households.diagnostics import (
     gini,
     household_summary,
@@ -43,12 +44,14 @@ PERSON_VARS = ["age", "rb090", "pl030", "pb220a", *PY]
 LATE: list[str] = []
 
 
-def make_synthesizer(epochs: int = 80, late: list[str] | None = None, **options) -> HouseholdSynthesizer:
-    """The configuration benchmarked (and used by the tests); ``options`` override defaults."""
+def make_synthesizer(epochs: int | None = None, late: list[str] | None = None, **options) -> HouseholdSynthesizer:
+    """The configuration benchmarked; ``epochs`` (None: the package default) and ``options`` override defaults."""
+    if epochs is not None:
+        options["epochs"] = epochs
     return HouseholdSynthesizer(
         HOUSEHOLD_VARS, PERSON_VARS, HID, household_weight=W, person_id="rb030", size_var="hsize",
         geography="db040", late_household_vars=LATE if late is None else late, age_var="age",
-        schema={"pl030": VariableSpec(kind="categorical")}, epochs=epochs, **options,
+        schema={"pl030": VariableSpec(kind="categorical")}, **options,
     )
 
 
@@ -84,6 +87,17 @@ def summarize(persons: pd.DataFrame) -> pd.DataFrame:
     return s.join(first)
 
 
+def household_records(persons: pd.DataFrame) -> pd.DataFrame:
+    """One record per household for privacy: its summary and household variables."""
+    records = summarize(persons).drop(columns=[W]).join(persons.groupby(HID, sort=False)[[*HY, *HY_MINUS]].first())
+    return records.reset_index(drop=True).astype({"db040": str})
+
+
+def privacy(train: pd.DataFrame, synthetic: pd.DataFrame, held: pd.DataFrame) -> dict[str, float]:
+    """Distance to the closest training household: synthetic against held-out households."""
+    return privacy_summary(household_records(train), household_records(synthetic), household_records(held), warn=False)
+
+
 def metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float]:
     """Distances between two person frames (household variables repeated on every person)."""
     sa, sb = summarize(a), summarize(b)
@@ -106,8 +120,9 @@ def metrics(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float]:
 
 
 def run(
-    seed: int, epochs: int, dump: str | None = None, late: list[str] | None = None, **options
-) -> dict[str, dict[str, float]]:
+    seed: int, epochs: int | None, dump: str | None = None, late: list[str] | None = None, draws: int = 0,
+    **options,
+) -> dict:
     df = load_dataset("eusilc")
     train, held = split(df, seed)
     n_held = held[HID].nunique()
@@ -128,10 +143,38 @@ def run(
         "synthetic_5x": metrics(synthetic5, held),
         "floor": metrics(train, held),
         "shuffled": metrics(shuffled(train, n_held, seed), held),
+        "privacy": privacy(train, synthetic, held),
         "timing": {"fit_s": fit_s, "sample_s": sample_s, "held_out_households": n_held},
     }
     result["floor"]["violations_held_out"] = structural_violations(held, HID, "hsize", "age")
+    result["protocol_draws"] = protocol_draws(hs, held, result["floor"], draws, seed)
+    result["ideal_draws"] = [excess_over_floor(metrics(ideal_draw(train, n_held, seed + 2000 + k), held),
+                                               result["floor"]) for k in range(draws)]
     return result
+
+
+def ideal_draw(train: pd.DataFrame, n_households: int, seed: int) -> pd.DataFrame:
+    """An ideal generator: training households resampled by weight (with replacement, members
+    kept, equal output weights like synthetic households), i.e. draws from the training population."""
+    hh = train.groupby(HID)[W].first()
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(hh.index.to_numpy(), size=n_households, replace=True, p=hh.to_numpy() / hh.sum())
+    members = train.set_index(HID)
+    draw = members.loc[picked].reset_index()
+    sizes = members.index.value_counts().reindex(picked).to_numpy()
+    draw[HID] = np.repeat(np.arange(1, n_households + 1), sizes)  # repeated picks become new households
+    draw[W] = 1.0
+    return draw
+
+
+def protocol_draws(hs: HouseholdSynthesizer, held: pd.DataFrame, floor: dict[str, float], draws: int,
+                   seed: int) -> list[dict[str, float]]:
+    """Excess over ``floor`` of ``draws`` more draws of as many households as held out (the issue's protocol)."""
+    out = []
+    for k in range(draws):
+        households, persons = hs.sample(held[HID].nunique(), seed=seed + 3000 + k)
+        out.append(excess_over_floor(metrics(persons.merge(households.drop(columns=[W]), on=HID), held), floor))
+    return out
 
 
 def excess_over_floor(synthetic: dict[str, float], floor: dict[str, float]) -> dict[str, float]:
@@ -141,24 +184,35 @@ def excess_over_floor(synthetic: dict[str, float], floor: dict[str, float]) -> d
     return out
 
 
-def refit(seed: int, fit_seed: int, floor: dict[str, float], epochs: int, late: list[str] | None = None,
-          **options) -> dict[str, float]:
+def refit(seed: int, fit_seed: int, floor: dict[str, float], epochs: int | None, late: list[str] | None = None,
+          draws: int = 0, **options) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Excess over ``floor`` of every bar for one more fit (seed ``fit_seed``) on split ``seed``,
-    with five times as many households as held out (the fit-to-fit spread of the model)."""
+    with five times as many households as held out (the fit-to-fit spread of the model), and of
+    ``draws`` protocol-size draws."""
     train, held = split(load_dataset("eusilc"), seed)
     hs = make_synthesizer(epochs, late, **options).fit(train, seed=fit_seed)
     households, persons = hs.sample(5 * held[HID].nunique(), seed=seed + 1000)
-    return excess_over_floor(metrics(persons.merge(households.drop(columns=[W]), on=HID), held), floor)
+    excess = excess_over_floor(metrics(persons.merge(households.drop(columns=[W]), on=HID), held), floor)
+    return excess, protocol_draws(hs, held, floor, draws, fit_seed)
 
 
-def spread_report(excess: list[dict[str, float]]) -> str:
-    """Mean and worst excess over the floor across fits, and how many fits miss each bar."""
-    lines = ["| metric | margin | mean excess over floor | worst | fits over the margin |", "|---|---|---|---|---|"]
+def spread_report(excess: list[dict[str, float]], model_draws: list[dict[str, float]] | None = None,
+                  ideal_draws: list[dict[str, float]] | None = None) -> str:
+    """Mean and worst excess over the floor across fits, and how many fits miss each bar; with
+    protocol-size draws, how many of them miss each bar, for the model and the ideal generator."""
+    head = "| metric | margin | mean excess over floor | worst | fits over the margin |"
+    if model_draws:
+        head += " protocol draws over the margin: model | ideal generator |"
+    lines = [head, "|---" * head.count(" | ") + "|---|"]
     bars = {**{k: m for k, (m, _) in BARS.items()}, "gini_diff": 0.02}
     labels = {**{k: label for k, (_, label) in BARS.items()}, "gini_diff": "Gini difference (absolute, not over a floor)"}
     for key, margin in bars.items():
         v = np.array([e[key] for e in excess])
-        lines.append(f"| {labels[key]} | {margin} | {v.mean():+.3f} | {v.max():+.3f} | {(v > margin).sum()} of {len(v)} |")
+        line = f"| {labels[key]} | {margin} | {v.mean():+.3f} | {v.max():+.3f} | {(v > margin).sum()} of {len(v)} |"
+        for draws in (model_draws, ideal_draws) if model_draws else ():
+            d = np.array([e[key] for e in draws])
+            line += f" {(d > margin).sum()} of {len(d)} ({(d > margin).mean():.0%}) |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -216,6 +270,12 @@ def report(results: dict[int, dict]) -> str:
     lines.append("| structural violations rate | <= held-out | " + " | ".join(cells)
                  + f" | {_verdict(miss)} | {_verdict(miss5)} |")
     lines.append("")
+    lines.append("Privacy (households, synthetic draw against held-out): " + "; ".join(
+        f"seed {s}: DCR ratio {results[s]['privacy']['dcr_ratio']:.2f}, closer than the held-out 5th "
+        f"percentile {results[s]['privacy']['dcr_close_share']:.3f} (fresh data: 0.05), exact copies "
+        f"{results[s]['privacy']['exact_copy_rate_synthetic']:.2%} (held-out "
+        f"{results[s]['privacy']['exact_copy_rate_holdout']:.2%})" for s in seeds))
+    lines.append("")
     lines.append("Timing: " + "; ".join(
         f"seed {s}: fit {results[s]['timing']['fit_s']:.0f} s, sample {results[s]['timing']['sample_s']:.1f} s "
         f"({results[s]['timing']['held_out_households']} households)" for s in seeds))
@@ -225,14 +285,19 @@ def report(results: dict[int, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=None, help="override the epochs (default: the package's)")
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--dump", default=None, help="write the synthetic persons of each seed to this folder")
     parser.add_argument("--late", nargs="*", default=None, help="late household variables (default: LATE)")
     parser.add_argument("--fit-seeds", type=int, nargs="*", default=[],
                         help="extra fits per split (fit seed = split seed + value), summarized at 5x")
+    parser.add_argument("--draws", type=int, default=0,
+                        help="protocol-size draws per fit (and per split from the ideal generator) "
+                        "to count how often each bar is missed")
     parser.add_argument("--flow", default=None, help="override the flow (maf or nsf)")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="override the validation fraction (early stopping when > 0)")
     parser.add_argument("--weight-decay", type=float, default=None, help="override the weight decay")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared machine)")
     args = parser.parse_args()
@@ -240,16 +305,26 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    options = {k: v for k, v in (("flow", args.flow), ("weight_decay", args.weight_decay)) if v is not None}
-    results = {s: run(s, args.epochs, args.dump, args.late, **options) for s in args.seeds}
+    options = {k: v for k, v in (("flow", args.flow), ("weight_decay", args.weight_decay),
+                                 ("validation_fraction", args.validation_fraction)) if v is not None}
+    results = {s: run(s, args.epochs, args.dump, args.late, args.draws, **options) for s in args.seeds}
     table = report(results)
     if args.fit_seeds:
         # The fit with seed offset 0 is the one of the table above (same fit and 5x draw).
         excess = [excess_over_floor(results[s]["synthetic_5x"], results[s]["floor"]) for s in args.seeds]
-        excess += [refit(s, s + k, results[s]["floor"], args.epochs, args.late, **options)
-                   for s in args.seeds for k in args.fit_seeds]
+        model_draws = [d for s in args.seeds for d in results[s]["protocol_draws"]]
+        ideal_draws = [d for s in args.seeds for d in results[s]["ideal_draws"]]
+        for s in args.seeds:
+            for k in args.fit_seeds:
+                fit_excess, draws = refit(s, s + k, results[s]["floor"], args.epochs, args.late, args.draws, **options)
+                excess.append(fit_excess)
+                model_draws += draws
         table += (f"\n\n### Fit-to-fit spread: {len(excess)} fits (fit seeds = split seed + "
-                  f"{[0, *args.fit_seeds]}), 5x draws\n\n" + spread_report(excess))
+                  f"{[0, *args.fit_seeds]}), 5x draws")
+        if args.draws:
+            table += (f"; and {args.draws} protocol-size draws ({results[args.seeds[0]]['timing']['held_out_households']}"
+                      f" households) per fit, beside as many per split from the ideal generator")
+        table += "\n\n" + spread_report(excess, model_draws, ideal_draws)
     print(table)
     if args.json:
         with open(args.json, "w") as fh:

@@ -223,17 +223,7 @@ def real_bar(eusilc):
     return m
 
 
-_OPEN = pytest.mark.xfail(
-    strict=False,
-    reason="open: equivalized income KS is floor + 0.022 on average over 9 benchmark fits (margin 0.03) "
-    "but above the margin for 1 of them, so a fit on another platform may miss it; single adults get "
-    "twice the real rate of no personal income (benchmarks/results/households.md)",
-)
-
-
-@pytest.mark.parametrize(
-    "metric", [pytest.param(m, marks=_OPEN) if m == "eq_income_ks" else m for m in BAR]
-)
+@pytest.mark.parametrize("metric", list(BAR))
 def test_real_data_distances_within_floor_plus_margin(real_bar, metric):
     syn, floor = real_bar["synthetic"][metric], real_bar["floor"][metric]
     assert syn <= floor + BAR[metric], (metric, syn, floor)
@@ -241,7 +231,7 @@ def test_real_data_distances_within_floor_plus_margin(real_bar, metric):
 
 def test_real_data_equivalized_income_is_far_closer_than_a_broken_model(real_bar):
     # Persons drawn independently of their household are at floor + 0.14; the 9 benchmark fits
-    # are within floor + 0.034 (with weight decay 1e-3, within floor + 0.053).
+    # are within floor + 0.019 at 5x draws (benchmarks/results/households.md).
     syn, floor, broken = (real_bar[k]["eq_income_ks"] for k in ("synthetic", "floor", "broken"))
     assert syn <= floor + 0.06 < broken, (syn, floor, broken)
 
