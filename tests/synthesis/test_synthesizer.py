@@ -198,3 +198,15 @@ def test_without_conditions_or_point_masses(small, flow, targets, conditions):
     out = synth.sample(200, seed=0)
     assert list(out.columns) == conditions + targets
     assert np.isfinite(synth.log_prob(small.head(50))).all()
+
+
+def test_without_validation_the_point_masses_are_calibrated_in_sample(cps1):
+    # Trained to the end (no early stopping), the learning rate decays to 0, so the pattern head
+    # ends at the weighted maximum-likelihood optimum, where each pattern's mean predicted
+    # probability equals its training share (real data: zeros and top codes of three incomes).
+    synth = Synthesizer(TARGETS, CONDITIONS, epochs=40, validation_fraction=0.0, verbose=False).fit(cps1, seed=0)
+    drawn = synth.generate(pd.concat([cps1[CONDITIONS]] * 5, ignore_index=True), seed=1)
+    for v in TARGETS:
+        for value in (0.0, cps1[v].max()):
+            share, got = (cps1[v] == value).mean(), (drawn[v] == value).mean()
+            assert abs(got - share) < 0.005, (v, value, got, share)
