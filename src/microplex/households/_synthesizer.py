@@ -83,7 +83,7 @@ class HouseholdSynthesizer:
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
         Defaults: 80 epochs without early stopping (``validation_fraction=0``; the learning
         rate then decays to 0 along a cosine). On EU-SILC (9 fits, 5x draws) this brought the
-        equivalized-income KS from floor + 0.021 to floor + 0.007 and met every bar; early
+        equivalized-income KS from floor + 0.022 to floor + 0.007 and met every bar; early
         stopping on the validation likelihood stopped the person models too soon and left
         their conditionals too wide.
     max_redraws : int, default=50

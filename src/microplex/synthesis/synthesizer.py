@@ -339,7 +339,7 @@ class Synthesizer:
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch.Generator().manual_seed(seed)
-        best = {k: (np.inf, copy.deepcopy(m.state_dict()), 0) for k, m in parts.items()}
+        best = {k: (np.inf, copy.deepcopy(m.state_dict()), 0) for k, m in parts.items()} if n_val else {}
         history = []
         bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not self.verbose, leave=False)
         for epoch in bar:
