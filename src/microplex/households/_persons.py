@@ -20,12 +20,25 @@ from ._members import PREFIX, MemberState, _signed_log
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["GAP", "context", "draw_persons", "order_members", "teacher_forced"]
+__all__ = ["AGE_CATEGORY", "GAP", "age_category", "context", "draw_persons", "order_members", "teacher_forced"]
 
 logger = logging.getLogger(__name__)
 
 #: Target column of later members: the age gap to the member before (>= 0).
 GAP = f"{PREFIX}age_gap"
+#: Condition column of the age-dependent person models: an integer age as a category, so a
+#: step in age (a retirement age) is one learned weight, not a steep function of scaled age.
+AGE_CATEGORY = f"{PREFIX}age_category"
+
+
+def age_category(ages: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    """``ages`` as category labels; with ``levels`` (sorted ints), each age becomes the nearest level."""
+    ages = np.rint(np.asarray(ages, dtype=float)).astype(np.int64)
+    if levels is not None:
+        right = np.clip(np.searchsorted(levels, ages), 1, len(levels) - 1) if len(levels) > 1 else np.zeros_like(ages)
+        left = np.maximum(right - 1, 0)
+        ages = np.where(np.abs(levels[left] - ages) <= np.abs(levels[right] - ages), levels[left], levels[right])
+    return ages.astype(str).astype(object)
 
 
 def order_members(persons: pd.DataFrame, household_id: str, age_var: str | None) -> pd.DataFrame:
@@ -104,7 +117,11 @@ def draw_persons(
         people = _draw_member(hs, ctx, k, ss_a, ss_r)
         for (limit, model), s in zip(hs.applicable_models_, ss_b, strict=True):
             applies = people[hs.age_var].to_numpy(float) >= limit
-            drawn = model.generate(people[applies], seed=int_seed(s))
+            rows = people[applies]
+            if AGE_CATEGORY in model.condition_vars:
+                levels = np.sort(np.array(model.condition_encoder_.stats[AGE_CATEGORY], dtype=np.int64))
+                rows = rows.assign(**{AGE_CATEGORY: age_category(rows[hs.age_var].to_numpy(float), levels)})
+            drawn = model.generate(rows, seed=int_seed(s))
             for v in model.target_vars:
                 col = pd.Series(np.nan, index=people.index, dtype=object)
                 col[applies] = drawn[v].to_numpy(dtype=object)
