@@ -1,4 +1,5 @@
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +45,18 @@ def test_dask_resumes_a_local_run(tiny_synth, small_blocks, tmp_path, client):
 
 
 class FlakySource(FrameSource):
-    """Fails to read rows past ``fail_from`` while the file ``flag`` exists (a disk or worker fault)."""
+    """Fails to read rows past ``fail_from`` while the file ``flag`` exists (a disk or worker
+    fault); other reads take ``delay`` seconds then, so tasks are still running when one fails."""
 
-    def __init__(self, frame, flag, fail_from):
+    def __init__(self, frame, flag, fail_from, delay=0.0):
         super().__init__(frame)
-        self.flag, self.fail_from = str(flag), fail_from
+        self.flag, self.fail_from, self.delay = str(flag), fail_from, delay
 
     def read(self, start, stop):
-        if stop > self.fail_from and Path(self.flag).exists():
-            raise OSError(5, "Input/output error")
+        if Path(self.flag).exists():
+            if stop > self.fail_from:
+                raise OSError(5, "Input/output error")
+            time.sleep(self.delay)
         return super().read(start, stop)
 
 
@@ -63,12 +67,14 @@ def test_dask_task_failure_then_resume(tiny_synth, small_blocks, tmp_path, clien
     frame = tiny_synth.training_conditions_.head(1800)
     flag = tmp_path / "fail"
     flag.touch()
-    src = FlakySource(frame, flag, fail_from=1500)
+    src = FlakySource(frame, flag, fail_from=1500, delay=0.5)
     kwargs = dict(rows_per_file=300, seed=8, progress=False)
     with pytest.raises(OSError, match="Input/output error"):
         generate_dataset(tiny_synth, src, path=tmp_path / "run", client=client, **kwargs)
     visible = _files(tmp_path / "run")
     assert "part-000005.parquet" not in visible and not list((tmp_path / "run").rglob(".tmp-*"))
+    time.sleep(1.0)  # nothing still running writes after the call has returned
+    assert _files(tmp_path / "run") == visible and not list((tmp_path / "run").rglob(".tmp-*"))
     for rel in visible:  # every visible file is whole
         assert pq.read_table(tmp_path / "run" / rel).num_rows == 300
     flag.unlink()

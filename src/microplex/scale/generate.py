@@ -241,7 +241,7 @@ def generate_dataset(
 
 
 def _run_dask(client, synth, mhash, source, spec, path, tasks, bar) -> None:
-    from dask.distributed import as_completed
+    from dask.distributed import as_completed, wait
 
     model = client.scatter(_model_bytes(synth), broadcast=True, hash=False)
     src = client.scatter(source, broadcast=True, hash=False)
@@ -254,5 +254,9 @@ def _run_dask(client, synth, mhash, source, spec, path, tasks, bar) -> None:
             info = future.result()
             bar.update(info["rows"])
     except BaseException:
-        client.cancel(futures)
+        # A running task cannot be interrupted: let those finish (each writes whole files or
+        # removes its temporaries) and cancel the rest, so no temporary outlives this call.
+        running = {key for keys in client.processing().values() for key in keys}
+        client.cancel([f for f in futures if f.key not in running])
+        wait([f for f in futures if f.key in running])
         raise
