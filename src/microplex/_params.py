@@ -1,0 +1,198 @@
+"""Parameter checks shared by every estimator, function and CLI verb.
+
+Each check returns the value in its canonical Python type or raises
+:class:`~microplex.DataValidationError` with a scikit-learn style message that names the parameter
+and shows what was expected and what was given:
+
+>>> check_int(2.5, "epochs", low=1)
+Traceback (most recent call last):
+...
+microplex._errors.DataValidationError: The 'epochs' parameter must be an int >= 1. Got 2.5 instead.
+
+Booleans are not numbers here (``epochs=True`` is refused), integral floats are not ints
+(``epochs=2.0`` is refused: a silently truncated ``2.7`` would be a wrong result), and floats must
+be finite unless the check says otherwise. Numpy scalars are accepted and converted.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import DataValidationError
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_float",
+    "check_int",
+    "check_names",
+    "check_seed",
+]
+
+# Seeds feed numpy.random.SeedSequence and torch.manual_seed; both take non-negative ints < 2**63.
+_MAX_SEED = 2**63 - 1
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(name: str, expected: str, value: Any) -> DataValidationError:
+    return DataValidationError(f"The {name!r} parameter must be {expected}. Got {_got(value)} instead.")
+
+
+def _bounds_text(low: float | None, high: float | None, low_inclusive: bool, high_inclusive: bool) -> str:
+    parts = []
+    if low is not None and high is not None:
+        left, right = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
+        return f" in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        parts.append(f" {'>=' if low_inclusive else '>'} {low:g}")
+    if high is not None:
+        parts.append(f" {'<=' if high_inclusive else '<'} {high:g}")
+    return "".join(parts)
+
+
+def _in_bounds(v: float, low, high, low_inclusive: bool, high_inclusive: bool) -> bool:
+    if low is not None and (v < low or (v == low and not low_inclusive)):
+        return False
+    if high is not None and (v > high or (v == high and not high_inclusive)):
+        return False
+    return True
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    allow_none: bool = False,
+) -> int | None:
+    """``value`` as an ``int`` within ``[low, high]``.
+
+    >>> check_int(np.int64(3), "transforms", low=1)
+    3
+    >>> check_int(None, "threads", low=1, allow_none=True) is None
+    True
+    >>> check_int("lots", "n", low=0)
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'n' parameter must be an int >= 0. Got 'lots' instead.
+    """
+    expected = "an int" + _bounds_text(low, high, True, True) + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise _fail(name, expected, value)
+    v = int(value)
+    if not _in_bounds(v, low, high, True, True):
+        raise _fail(name, expected, value)
+    return v
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    allow_none: bool = False,
+) -> float | None:
+    """``value`` as a finite ``float`` within the given bounds (ints are accepted).
+
+    >>> check_float(0, "weight_decay", low=0.0)
+    0.0
+    >>> check_float(float("nan"), "learning_rate", low=0.0, low_inclusive=False)
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'learning_rate' parameter must be a finite float > 0. Got nan instead.
+    """
+    expected = "a finite float" + _bounds_text(low, high, low_inclusive, high_inclusive) + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise _fail(name, expected, value)
+    v = float(value)
+    if not np.isfinite(v) or not _in_bounds(v, low, high, low_inclusive, high_inclusive):
+        raise _fail(name, expected, value)
+    return v
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a ``bool``; only ``True``/``False`` (and numpy booleans) are accepted.
+
+    >>> check_bool("no", "verbose")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'verbose' parameter must be a bool. Got 'no' instead.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise _fail(name, "a bool", value)
+    return bool(value)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices``.
+
+    >>> check_choice("nsf", "flow", ("maf", "nsf"))
+    'nsf'
+    >>> check_choice("realnvp", "flow", ("maf", "nsf"))
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'flow' parameter must be one of 'maf', 'nsf'. Got 'realnvp' instead.
+    """
+    choices = tuple(choices)
+    try:
+        ok = any(type(value) is type(c) and value == c for c in choices)
+    except Exception:  # noqa: BLE001 - an unhashable or odd object is simply not a choice
+        ok = False
+    if not ok:
+        raise _fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
+    return value
+
+
+def check_seed(value: Any, name: str = "seed", *, allow_none: bool = True) -> int | None:
+    """A seed: a non-negative ``int`` below 2**63 (or ``None`` for fresh entropy when allowed).
+
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'seed' parameter must be an int in [0, 2**63 - 1] or None. Got -1 instead.
+    """
+    expected = "an int in [0, 2**63 - 1]" + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= _MAX_SEED:
+        raise _fail(name, expected, value)
+    return int(value)
+
+
+def check_names(value: Any, name: str, *, allow_empty: bool = True) -> list[str]:
+    """A sequence of distinct column names (strings), returned as a list.
+
+    A single string is refused (``"age"`` is not ``["age"]``).
+
+    >>> check_names(("age", "educ"), "condition_vars")
+    ['age', 'educ']
+    >>> check_names("age", "condition_vars")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'condition_vars' parameter must be a list of distinct column names (str). Got 'age' instead.
+    """
+    expected = ("a non-empty" if not allow_empty else "a") + " list of distinct column names (str)"
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray | tuple | list):
+        raise _fail(name, expected, value)
+    names = list(value)
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise _fail(name, expected, value)
+    if not names and not allow_empty:
+        raise _fail(name, expected, value)
+    return names
