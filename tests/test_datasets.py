@@ -13,3 +13,11 @@ def test_every_bundled_dataset_loads(name):
 def test_unknown_dataset_is_named_in_the_error():
     with pytest.raises(ValueError, match="'nope'"):
         load_dataset("nope")
+
+
+@pytest.mark.parametrize("name", ["nope", ["cps1"], None])
+def test_a_bad_dataset_name_is_a_microplex_error(name):
+    from microplex import DataValidationError
+
+    with pytest.raises(DataValidationError, match="Unknown dataset"):
+        load_dataset(name)

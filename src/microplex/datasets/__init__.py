@@ -6,6 +6,8 @@ from importlib import resources
 
 import pandas as pd
 
+from .._errors import DataValidationError
+
 __all__ = ["DATASETS", "load_dataset", "dataset_path"]
 
 #: Name -> file of every bundled extract.
@@ -20,8 +22,8 @@ DATASETS: dict[str, str] = {
 
 def dataset_path(name: str) -> str:
     """Returns the path of the bundled extract ``name`` (a key of :data:`DATASETS`)."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise DataValidationError(f"Unknown dataset {name!r}; expected one of {sorted(DATASETS)}.")
     return str(resources.files(__package__).joinpath("data", DATASETS[name]))
 
 
