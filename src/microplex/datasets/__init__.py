@@ -17,6 +17,7 @@ DATASETS: dict[str, str] = {
     "census2000": "census2000_pums.csv",
     "acs12": "acs12.csv",
     "eusilc": "eusilc.csv",
+    "workinghours": "workinghours.csv",
 }
 
 
@@ -33,7 +34,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of ``"cps1"``, ``"cps1988"``, ``"census2000"``, ``"acs12"``, ``"eusilc"``.
+        One of ``"cps1"``, ``"cps1988"``, ``"census2000"``, ``"acs12"``, ``"eusilc"``,
+        ``"workinghours"``.
 
     Examples
     --------
