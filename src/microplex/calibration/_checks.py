@@ -16,8 +16,9 @@ __all__ = ["check_bounds", "check_column", "check_records"]
 
 
 def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    from .targets import _got as short
+
+    return short(value)
 
 
 def check_bounds(value: Any, name: str) -> tuple[float, float] | None:
