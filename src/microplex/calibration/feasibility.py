@@ -109,7 +109,8 @@ def unreachable_targets(
             continue
         if len(rows) == 0:
             if abs(v) > slack:
-                out.append(f"{t.name} = {_fmt(v)} but its filter selects no record (closest achievable 0)")
+                what = f"every record its filter selects contributes 0 to {t.variable!r}" if t.variable else "its filter selects no record"
+                out.append(f"{t.name} = {_fmt(v)} but {what} (closest achievable 0)")
             continue
         with np.errstate(invalid="ignore"):
             a, b = lo[rows] * vals, hi[rows] * vals

@@ -65,7 +65,7 @@ def _literal(text: str, where: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        if _BARE.fullmatch(text):
+        if _BARE.fullmatch(text) and low not in ("nan", "none", "null", "na"):
             return text
         raise DataValidationError(
             f"{where}: cannot read the value {text!r}; expected a number, a quoted string or a bare word."
