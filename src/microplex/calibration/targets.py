@@ -12,6 +12,7 @@ import math
 import numbers
 import re
 import reprlib
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -573,12 +574,24 @@ class Targets(Sequence[Target]):
     def from_csv(cls, path: str | Path, **read_kwargs: Any) -> Targets:
         """Creates targets from a CSV file in the :meth:`from_frame` layout."""
         p = _check_file(path)
+        read_kwargs.setdefault("index_col", False)
         try:
-            frame = pd.read_csv(p, **read_kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                header = pd.read_csv(p, header=None, nrows=1, dtype=str, **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
+                frame = pd.read_csv(p, **read_kwargs)
+        except pd.errors.ParserWarning as exc:
+            raise DataValidationError(
+                f"Targets file {str(p)!r}: a row has more fields than the header (an unquoted comma in a filter?): {exc}"
+            ) from None
         except pd.errors.EmptyDataError:
             raise DataValidationError(f"Targets file {str(p)!r} is empty; expected a header with a 'value' column and one row per target.") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise DataValidationError(f"Targets file {str(p)!r} is not a readable CSV table: {exc}") from None
+        names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
         return cls._from_file_frame(frame, p)
 
     @classmethod
