@@ -141,7 +141,9 @@ def mean_scale(design: Design, d: np.ndarray) -> np.ndarray:
         w0 = design.mean_count.T @ d
         v = np.array([t.value for t in design.targets])
         ok = is_mean & (w0 > 0)
-        s[ok] = 1.0 / (w0[ok] * (1.0 + np.abs(v[ok])))
+        with np.errstate(over="ignore", divide="ignore", under="ignore"):
+            sj = (1.0 / w0[ok]) / (1.0 + np.abs(v[ok]))
+        s[ok] = np.where(np.isfinite(sj) & (sj > 0), sj, 1.0)
     return s
 
 

@@ -8,6 +8,7 @@ The same conditions can be written as strings: ``"state == 'CA' & age in [18, 65
 from __future__ import annotations
 
 import ast
+import datetime
 import math
 import numbers
 import re
@@ -75,8 +76,14 @@ def _literal(text: str, where: str) -> Any:
 
 def _scalar(v: Any, where: str) -> Any:
     """A filter value for equality or membership: a str, int, float or bool (numpy scalars converted)."""
-    if isinstance(v, np.generic):
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        v = pd.Timestamp(v) if isinstance(v, np.datetime64) else pd.Timedelta(v)
+    elif isinstance(v, np.generic):
         v = v.item()
+    if v is pd.NaT:
+        raise DataValidationError(f"{where}: an equality value must not be missing. Got NaT instead.")
+    if isinstance(v, (datetime.date, datetime.timedelta)):
+        return v  # dates and durations match datetime / timedelta columns
     if isinstance(v, float) and not math.isfinite(v):
         raise DataValidationError(f"{where}: an equality value must be finite. Got {v!r} instead.")
     if not isinstance(v, (str, int, float, bool)):
