@@ -336,3 +336,23 @@ def test_design_reachability_helper_reports_each_target(people):
     bad = feasibility.unreachable_targets(d, d.d * 0.5, d.d * 2.0)
     assert len(bad) == 1 and bad[0].startswith("count[sex == 'f'] = 1e+09 (closest achievable")
     assert math.isfinite(float(bad[0].split("closest achievable ")[1].split(";")[0]))
+
+
+@pytest.mark.parametrize("household", [False, True])
+def test_documented_default_call_meets_a_feasible_mean_on_real_data(eusilc, household):
+    """The call of docs/calibration.md with a mean target on eusilc: main (739bb0e) raised
+    ConvergenceError (the mean was solved in income x weight units, below float precision)."""
+    wcol = "db090" if household else "rb050"
+    df = eusilc[["db030", "db040", "rb090", "eqIncome", wcol]]
+    w, y = df[wcol].to_numpy(), df["eqIncome"].to_numpy()
+    v = float(np.average(y, weights=w)) * 1.05
+    targets = Targets.from_margins({("db040", "rb090"): df.groupby(["db040", "rb090"])[wcol].sum() * 1.02}) + [
+        Target(v, "mean", "eqIncome")
+    ]
+    kwargs = {"household_col": "db030"} if household else {}
+    cal = Calibrator().fit(df, targets, weight_col=wcol, **kwargs)
+    rw = cal.result_.record_weights.to_numpy()
+    assert cal.summary["converged"]
+    assert np.average(y, weights=rw) == pytest.approx(v, rel=1e-9)
+    cells = df.assign(w=rw).groupby(["db040", "rb090"])["w"].sum()
+    np.testing.assert_allclose(cells.to_numpy(), df.groupby(["db040", "rb090"])[wcol].sum().to_numpy() * 1.02, rtol=1e-9)
