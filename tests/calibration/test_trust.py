@@ -356,3 +356,9 @@ def test_documented_default_call_meets_a_feasible_mean_on_real_data(eusilc, hous
     assert np.average(y, weights=rw) == pytest.approx(v, rel=1e-9)
     cells = df.assign(w=rw).groupby(["db040", "rb090"])["w"].sum()
     np.testing.assert_allclose(cells.to_numpy(), df.groupby(["db040", "rb090"])[wcol].sum().to_numpy() * 1.02, rtol=1e-9)
+
+
+def test_frontier_refuses_bad_targets_once(people):
+    """main (739bb0e) returned a frontier whose every size "kept" 0 records with a max error of 0."""
+    with pytest.raises(DataValidationError, match=r"mean\(income\)\[\] = .* is outside"):
+        SparseCalibrator().frontier(people, _mean_above_max(people), [10, 5])

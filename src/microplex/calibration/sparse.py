@@ -158,7 +158,7 @@ class SparseCalibrator(_FittedResult):
         check_bool(self.force, "force")
         return bounds
 
-    def _check_reachable(self, design: Design) -> None:
+    def _check_reachable(self, design: Design, *, scale: bool = True) -> None:
         """Refuses targets no non-negative weights can reach within the tolerance, and target sets that
         zero weights meet (only means, or only zero totals: the empty subset would be the answer)."""
         bad = unreachable_targets(design, 0.0, math.inf, rtol=self.tolerance)
@@ -167,6 +167,8 @@ class SparseCalibrator(_FittedResult):
                 f"{len(bad)} targets cannot be reached by any non-negative weights within tolerance "
                 f"{self.tolerance:g}: " + "; ".join(bad[:10]) + "."
             )
+        if not scale:
+            return
         scale_fixed = any(t.aggregate != "mean" and t.value != 0 for t in design.targets)
         if not scale_fixed and (self.method == "l1" or self.max_records is None):
             raise DataValidationError(
@@ -384,6 +386,10 @@ class SparseCalibrator(_FittedResult):
         check_column(weight_col, "weight_col")
         check_column(household_col, "household_col", allow_none=True)
         tg = as_targets(targets)
+        if len(tg) == 0:
+            raise DataValidationError("targets is empty; expected at least one target.")
+        # bad targets are refused once, not reported as a failure of every size
+        self._check_reachable(build_design(candidates, tg, weight_col, household_col), scale=False)
         if holdout is not None:
             holdout = as_targets(holdout)
         if holdout is None:
