@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ def check_bounds(value: Any, name: str) -> tuple[float, float] | None:
     if value is None:
         return None
     expected = f"The {name!r} parameter must be None or a pair (lower, upper) of numbers"
-    if isinstance(value, (str, bytes, Mapping_types())) or not isinstance(value, (Sequence, np.ndarray)):
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
         raise DataValidationError(f"{expected}. Got {_got(value)} instead.")
     items = list(value)
     if len(items) != 2 or not all(
@@ -37,12 +37,6 @@ def check_bounds(value: Any, name: str) -> tuple[float, float] | None:
     if not lo < hi:
         raise DataValidationError(f"The {name!r} parameter must have lower < upper. Got lower={lo}, upper={hi} instead.")
     return lo, hi
-
-
-def Mapping_types() -> type:  # noqa: N802 - a tiny helper used in isinstance
-    from collections.abc import Mapping
-
-    return Mapping
 
 
 def check_column(value: Any, name: str, *, allow_none: bool = False) -> str | None:

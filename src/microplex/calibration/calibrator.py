@@ -170,7 +170,10 @@ class Calibrator(_FittedResult):
     default_tolerance : float, default=0.01
         Soft-mode tolerance of targets without one.
     force : bool, default=False
-        On a failed solve, warn (:class:`ConvergenceWarning`) and keep the best weights instead of raising.
+        On a failed solve (not converged, or weights that fail the check made after every solve: finite,
+        not collapsed, every target met in its own units), warn (:class:`ConvergenceWarning`) and keep the
+        best weights instead of raising; ``summary["converged"]`` is then False. Targets that no weights
+        can reach (e.g. a mean outside the range of its values) raise :class:`DataValidationError` anyway.
     consistency_rtol : float, default=1e-6
         Relative tolerance of the nested-geography check (run when ``fit`` gets ``geography``).
     diagnose : bool, default=True

@@ -103,7 +103,8 @@ class SparseCalibrator(_FittedResult):
         rounding (through the first principal component of their ranks), so that the subset keeps their
         distribution too; ``"auto"``: every column no target uses. Default: target cells and values only.
     force : bool, default=False
-        Keep the best weights with a warning instead of raising when the tolerance cannot be met.
+        Keep the best weights with a warning instead of raising when the tolerance cannot be met. An empty
+        subset, collapsed weights or unreachable targets raise anyway.
 
     Attributes
     ----------

@@ -574,7 +574,7 @@ class Targets(Sequence[Target]):
                 out[-1].validate()
             except DataValidationError as exc:
                 raise DataValidationError(f"{src}, row {i + 1}: {exc}") from None
-        _check_distinct_names(out, src, explicit=[opt_name(r) for r in frame.to_dict("records")] if "name" in cols else None)
+        _check_distinct_names(out, src, explicit=[_opt_name(r) for r in frame.to_dict("records")] if "name" in cols else None)
         return cls(out)
 
     @classmethod
@@ -761,7 +761,7 @@ def _yaml_list(doc: dict, key: str, src: str) -> list:
     return items
 
 
-def opt_name(rec: dict) -> Any:
+def _opt_name(rec: dict) -> Any:
     v = rec.get("name")
     return None if _is_missing(v) else v
 
