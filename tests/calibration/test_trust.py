@@ -1,7 +1,9 @@
 """Trust: infeasible or degenerate calibrations raise naming the targets; filters and parameters are checked.
 
 Every test here failed on main as of 739bb0e (a silently wrong result, a raw error, or an accepted bad
-parameter) unless its docstring says it pins behaviour that already held.
+parameter), except eight cases that pin checks which already held there: the ``!=`` filter operator,
+``Calibrator(tol=nan)``, ``max_iter=2.5``, ``method=["raking"]``, nullable weights with NA,
+``SparseCalibrator(tolerance="x")``, ``max_records=2.5`` and :func:`test_numeric_strings_are_numbers`.
 """
 
 from __future__ import annotations
