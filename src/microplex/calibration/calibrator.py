@@ -13,14 +13,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+from microplex._params import check_bool, check_float, check_int, check_names
 
+from ._checks import check_bounds, check_column, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
 from .diagnose import min_violation
 from .diagnostics import design_effect, kish_ess, relative_errors, weight_ratio_range
-from .distances import Distance, get_distance
+from .distances import DISTANCES, Distance, get_distance
+from .feasibility import achieved_values, box, mean_scale, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -166,7 +170,10 @@ class Calibrator(_FittedResult):
     default_tolerance : float, default=0.01
         Soft-mode tolerance of targets without one.
     force : bool, default=False
-        On a failed solve, warn (:class:`ConvergenceWarning`) and keep the best weights instead of raising.
+        On a failed solve (not converged, or weights that fail the check made after every solve: finite,
+        not collapsed, every target met in its own units), warn (:class:`ConvergenceWarning`) and keep the
+        best weights instead of raising; ``summary["converged"]`` is then False. Targets that no weights
+        can reach (e.g. a mean outside the range of its values) raise :class:`DataValidationError` anyway.
     consistency_rtol : float, default=1e-6
         Relative tolerance of the nested-geography check (run when ``fit`` gets ``geography``).
     diagnose : bool, default=True
@@ -226,25 +233,20 @@ class Calibrator(_FittedResult):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> tuple[Distance, tuple[float, float]]:
+        if not isinstance(self.method, (str, Distance)):
+            raise DataValidationError(
+                f"The 'method' parameter must be a Distance or one of {sorted(DISTANCES)}. Got {self.method!r} instead."
+            )
         dist = get_distance(self.method)
-        if self.bounds is None:
+        bounds = check_bounds(self.bounds, "bounds")
+        if bounds is None:
             bounds = (-math.inf, math.inf)
         else:
-            try:
-                lo, hi = (float(b) for b in self.bounds)
-            except (TypeError, ValueError):
-                raise DataValidationError(
-                    f"The 'bounds' parameter must be a pair (lower, upper). Got {self.bounds!r} instead."
-                ) from None
-            if not lo < hi:
-                raise DataValidationError(
-                    f"The 'bounds' parameter must have lower < upper. Got lower={lo}, upper={hi} instead."
-                )
+            lo, hi = bounds
             if not lo <= 1.0 <= hi:
                 raise DataValidationError(
                     f"The 'bounds' parameter must contain 1 (the ratio of unchanged weights). Got {(lo, hi)}."
                 )
-            bounds = (lo, hi)
         if dist.requires_finite_bounds and not (
             math.isfinite(bounds[0]) and math.isfinite(bounds[1]) and bounds[0] < 1.0 < bounds[1]
         ):
@@ -253,12 +255,12 @@ class Calibrator(_FittedResult):
             )
         if dist.name == "raking" and bounds[0] < 0:
             bounds = (0.0, bounds[1])
-        for name in ("tol", "default_tolerance", "consistency_rtol"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise DataValidationError(f"The {name!r} parameter must be a number > 0. Got {v!r} instead.")
-        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
-            raise DataValidationError(f"The 'max_iter' parameter must be an int >= 1. Got {self.max_iter!r}.")
+        check_float(self.tol, "tol", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+        check_float(self.default_tolerance, "default_tolerance", low=0.0, low_inclusive=False)
+        check_float(self.consistency_rtol, "consistency_rtol", low=0.0)
+        check_int(self.max_iter, "max_iter", low=1)
+        for name in ("soft", "force", "diagnose", "collapse"):
+            check_bool(getattr(self, name), name)
         return dist, bounds
 
     # ------------------------------------------------------------------ fit
@@ -293,12 +295,16 @@ class Calibrator(_FittedResult):
         """
         start = time.perf_counter()
         dist, bounds = self._check_params()
-        if not isinstance(records, pd.DataFrame):
-            raise DataValidationError(f"records must be a pandas DataFrame. Got {type(records).__name__}.")
+        check_records(records)
+        check_column(weight_col, "weight_col")
+        check_column(household_col, "household_col", allow_none=True)
+        if geography is not None:
+            geography = check_names(geography, "geography", allow_empty=False)
         tg = as_targets(targets)
         if len(tg) == 0:
             raise DataValidationError("targets is empty; expected at least one target.")
         design = build_design(records, tg, weight_col, household_col)
+        self._check_reachable(design, dist, bounds)
 
         inconsistencies = pd.DataFrame()
         if geography is not None:
@@ -314,6 +320,9 @@ class Calibrator(_FittedResult):
                     raise DataValidationError(msg)
                 logger.warning(msg)
 
+        # mean targets are solved in their own relative units (see feasibility.mean_scale)
+        scale = mean_scale(design, design.d)
+        x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:
             tol_j = np.array(
@@ -322,29 +331,34 @@ class Calibrator(_FittedResult):
             imp = np.array([t.importance for t in design.targets])
             penalty = imp * design.d.sum() / (tol_j * (1.0 + np.abs(design.totals))) ** 2
 
-        groups = collapse_rows(design.x) if self.collapse else None
+        groups = collapse_rows(x_full) if self.collapse else None
         if groups is None:
-            x, xt, d = design.x, design.xt, design.d
+            x, xt, d = x_full, (design.xt if x_full is design.x else None), design.d
         else:
             reps, inv = groups
-            x = design.x[reps]
+            x = x_full[reps]
             xt, d = None, np.bincount(inv, weights=design.d, minlength=len(reps))
             logger.debug("collapsed %d units to %d distinct design rows", len(design.d), len(reps))
-        sol = newton_dual(
-            x, d, design.totals, dist, bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt
-        )
+        sol = newton_dual(x, d, design.totals, dist, bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt)
         if groups is not None:
             sol.g = sol.g[groups[1]]
         w = design.d * sol.g
+        met_rtol = max(self.tol * 100, 1e-8)
+        # the guard of every solve: the weights must be finite, not collapsed, and (hard mode) meet the
+        # targets in their own units, whatever the solver reported
+        problems = solution_problems(design, w, errors=None if self.soft else survey_errors(design, w), tol=met_rtol)
+        converged = bool(sol.converged) and not problems
         infeasible = pd.DataFrame()
-        if not sol.converged:
-            msg = (
-                f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
-                f"{sol.max_misfit:.3g} > tol {self.tol:g}."
-            )
+        if not converged:
+            if not sol.converged:
+                msg = (
+                    f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
+                    f"{sol.max_misfit:.3g} > tol {self.tol:g}."
+                )
+            else:
+                msg = f"Calibration ({dist.name}) failed: " + "; ".join(problems) + "."
             if self.diagnose and not self.soft:
-                lo = design.d * (bounds[0] if math.isfinite(bounds[0]) else (0.0 if dist.nonnegative else -np.inf))
-                hi = design.d * bounds[1]
+                lo, hi = box(design.d, bounds, dist.nonnegative)
                 infeasible = min_violation(design, lo, hi)
                 if len(infeasible):
                     listed = "; ".join(
@@ -352,15 +366,15 @@ class Calibrator(_FittedResult):
                         for r in infeasible.head(10).itertuples()
                     )
                     msg += f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}"
-                else:
+                elif not sol.converged:
                     msg += " The targets are feasible within the bounds; try more iterations or another method."
             if not self.force:
                 raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            warnings.warn(msg + " (force=True: keeping these weights)", ConvergenceWarning, stacklevel=2)
 
         ratio = weight_ratio_range(w, design.d)
         summary = {
-            "converged": bool(sol.converged),
+            "converged": converged,
             "n_iter": sol.n_iter,
             "max_rel_error": math.nan,
             "kish_ess": kish_ess(w),
@@ -371,7 +385,7 @@ class Calibrator(_FittedResult):
             "n_targets": len(design.totals),
             "method": dist.name,
             "soft": bool(self.soft),
-            "met_rtol": max(self.tol * 100, 1e-8),
+            "met_rtol": met_rtol,
             "seconds": time.perf_counter() - start,
         }
         units = pd.Series(w, index=design.units, name="weight")
@@ -394,6 +408,37 @@ class Calibrator(_FittedResult):
             summary["max_rel_error"],
         )
         return self
+
+    def _check_reachable(self, design: Design, dist: Distance, bounds: tuple[float, float]) -> None:
+        """Refuses targets that no weights can reach, before solving.
+
+        Targets out of reach of any weights the distance allows (a mean outside the range of its values,
+        a non-zero total over records that all contribute 0, a positive total of non-positive values)
+        are bad targets: :class:`DataValidationError`. Targets out of reach only within ``bounds`` make
+        the hard solve fail: :class:`ConvergenceError` (``force=True`` goes on and warns).
+        """
+        nonneg = dist.nonnegative or bounds[0] >= 0
+        lo_any, hi_any = box(design.d, (-math.inf, math.inf), nonneg)
+        bad = unreachable_targets(design, lo_any, hi_any, means_only_range=True)
+        if bad:
+            raise DataValidationError(
+                f"{len(bad)} targets cannot be reached by any {'non-negative ' if nonneg else ''}weights: "
+                + "; ".join(bad[:10])
+                + "."
+            )
+        if self.soft or not (math.isfinite(bounds[0]) or math.isfinite(bounds[1])):
+            return
+        lo, hi = box(design.d, bounds, dist.nonnegative)
+        bad = unreachable_targets(design, lo, hi)
+        if bad:
+            msg = (
+                f"Calibration ({dist.name}): these {len(bad)} targets cannot be met within the bounds {bounds}: "
+                + "; ".join(bad[:10])
+                + "."
+            )
+            if not self.force:
+                raise ConvergenceError(msg)
+            logger.warning(msg)
 
     def report(self) -> pd.DataFrame:
         """Per-target report (shortcut to ``result_.report()``)."""

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 
-from .targets import Target, Targets
+from .targets import Target, Targets, format_filter
 
 __all__ = ["Design", "build_design"]
 
@@ -110,8 +110,8 @@ class _Columns:
     def column(self, col: str, target: Target) -> pd.Series:
         if col not in self.records.columns:
             raise DataValidationError(
-                f"Target {target.name!r} uses column {col!r}, which is not in the records. "
-                f"Expected one of {list(self.records.columns)}."
+                f"Target {target.name!r} (filter {format_filter(target.filters)!r}) uses column {col!r}, which is "
+                f"not in the records. Expected one of {list(self.records.columns)[:50]}."
             )
         s = self.records[col]
         n_nan = int(s.isna().sum())
@@ -151,7 +151,9 @@ class _Columns:
                 raise DataValidationError(
                     f"Target {target.name!r}: variable {col!r} must be numeric. Got dtype {s.dtype} instead."
                 )
-        return s.to_numpy(dtype=np.float64)
+        if pd.api.types.is_complex_dtype(s):
+            raise DataValidationError(f"Target {target.name!r}: variable {col!r} must be real. Got dtype {s.dtype} instead.")
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
@@ -243,9 +245,9 @@ def build_design(
             f"weight_col {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
         )
     w = records[weight_col]
-    if not pd.api.types.is_numeric_dtype(w):
+    if not pd.api.types.is_numeric_dtype(w) or pd.api.types.is_bool_dtype(w) or pd.api.types.is_complex_dtype(w):
         raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {w.dtype} instead.")
-    w = w.to_numpy(dtype=np.float64)
+    w = w.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(w) | (w <= 0)
     if bad.any():
         first = records.index[np.argmax(bad)]
@@ -312,6 +314,11 @@ def build_design(
                     f"Target {t.name!r}: variable {t.variable!r} has {int(np.isnan(y).sum())} missing values "
                     "among the records the target covers; expected none."
                 )
+            if not np.isfinite(y).all():
+                raise DataValidationError(
+                    f"Target {t.name!r}: variable {t.variable!r} has {int((~np.isfinite(y)).sum())} infinite values "
+                    "among the records the target covers; expected finite values."
+                )
             if t.aggregate == "mean":
                 mc_rows.append(record_unit[rec])
                 mc_cols.append(jcol)
@@ -352,11 +359,18 @@ def build_design(
     for j, t in enumerate(targets):
         if matched[j] == 0 and t.value != 0 and t.aggregate != "mean":
             empty = [
-                f"{c} == {cond!r}" if not isinstance(cond, (pd.Interval, frozenset)) else f"{c} in {cond!r}"
+                format_filter({c: cond})
                 for c, cond in t.filters.items()
-                if not _mask(cols, Target(1.0, filters={c: cond}, name=t.name)).any()
+                if not (isinstance(cond, frozenset) and not cond)
+                and not _mask(cols, Target(1.0, filters={c: cond}, name=t.name)).any()
             ]
-            why = f"no record has {' and no record has '.join(empty)}" if empty else "no record matches it"
+            contradict = [c for c, cond in t.filters.items() if isinstance(cond, frozenset) and not cond]
+            if contradict:
+                why = f"its conditions on {contradict} exclude each other, so it selects no record"
+            elif empty:
+                why = f"no record has {' and no record has '.join(empty)}"
+            else:
+                why = "no record matches it"
             raise DataValidationError(
                 f"Target {t.name!r} has value {t.value:g} but {why}; expected at least one record "
                 "(a category absent from the records cannot be reached)."

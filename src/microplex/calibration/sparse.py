@@ -31,9 +31,12 @@ import scipy.sparse as sp
 from scipy.optimize import LinearConstraint, milp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
+from microplex._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
+from ._checks import check_column, check_records, check_bounds
 from .design import Design, build_design
+from .feasibility import achieved_values, mean_scale, solution_problems, unreachable_targets
 from .diagnostics import design_effect, kish_ess, relative_errors
 from .distances import raking
 from .solver import newton_dual
@@ -66,6 +69,17 @@ def _best_tolerance(design: Design) -> float:
     return float(res.x[-1]) if res.x is not None else math.nan
 
 
+def _errors(design: Design, w: np.ndarray) -> np.ndarray:
+    """Relative error of every target in its own units (a mean as a mean; inf when undefined)."""
+    value = np.array([t.value for t in design.targets], dtype=np.float64)
+    err = relative_errors(achieved_values(design, w), value)
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def _max_error(design: Design, w: np.ndarray) -> float:
+    return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
+
+
 class SparseCalibrator(_FittedResult):
     """Creates a sparse reweighting estimator: few records with non-zero weights that still hit the targets.
 
@@ -89,7 +103,8 @@ class SparseCalibrator(_FittedResult):
         rounding (through the first principal component of their ranks), so that the subset keeps their
         distribution too; ``"auto"``: every column no target uses. Default: target cells and values only.
     force : bool, default=False
-        Keep the best weights with a warning instead of raising when the tolerance cannot be met.
+        Keep the best weights with a warning instead of raising when the tolerance cannot be met. An empty
+        subset, collapsed weights or unreachable targets raise anyway.
 
     Attributes
     ----------
@@ -127,33 +142,65 @@ class SparseCalibrator(_FittedResult):
         self.stratify = stratify
         self.force = force
 
-    def _check_params(self) -> None:
-        if self.method not in ("l0", "l1"):
-            raise DataValidationError(f"The 'method' parameter must be 'l0' or 'l1'. Got {self.method!r} instead.")
-        if self.max_records is not None and not (isinstance(self.max_records, (int, np.integer)) and self.max_records >= 1):
-            raise DataValidationError(
-                f"The 'max_records' parameter must be an int >= 1 or None. Got {self.max_records!r} instead."
-            )
-        if not (isinstance(self.tolerance, (int, float)) and self.tolerance > 0):
-            raise DataValidationError(f"The 'tolerance' parameter must be > 0. Got {self.tolerance!r} instead.")
-        lo, hi = (0.0, math.inf) if self.bounds is None else self.bounds
-        if not (0 <= lo < 1 < hi):
+    def _check_params(self) -> tuple[float, float] | None:
+        check_choice(self.method, "method", ("l0", "l1"))
+        check_int(self.max_records, "max_records", low=1, allow_none=True)
+        check_float(self.tolerance, "tolerance", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+        bounds = check_bounds(self.bounds, "bounds")
+        if bounds is not None and not (0 <= bounds[0] < 1 < bounds[1]):
             raise DataValidationError(f"The 'bounds' parameter must satisfy 0 <= lower < 1 < upper. Got {self.bounds!r}.")
+        check_seed(self.random_state, "random_state")
+        if not (self.stratify is None or (isinstance(self.stratify, str) and self.stratify == "auto")):
+            if isinstance(self.stratify, str):
+                raise DataValidationError(
+                    f"The 'stratify' parameter must be None, 'auto' or a list of column names. Got {self.stratify!r} instead."
+                )
+            check_names(self.stratify, "stratify")
+        check_bool(self.force, "force")
+        return bounds
+
+    def _check_reachable(self, design: Design, *, scale: bool = True) -> None:
+        """Refuses targets no non-negative weights can reach within the tolerance, and target sets that
+        zero weights meet (only means, or only zero totals: the empty subset would be the answer)."""
+        bad = unreachable_targets(design, 0.0, math.inf, rtol=self.tolerance)
+        if bad:
+            raise DataValidationError(
+                f"{len(bad)} targets cannot be reached by any non-negative weights within tolerance "
+                f"{self.tolerance:g}: " + "; ".join(bad[:10]) + "."
+            )
+        if not scale:
+            return
+        scale_fixed = any(t.aggregate != "mean" and t.value != 0 for t in design.targets)
+        if not scale_fixed and (self.method == "l1" or self.max_records is None):
+            raise DataValidationError(
+                f"Sparse calibration ({self.method}) needs at least one count or sum target with a non-zero value: "
+                f"the targets {design.targets.names[:5]} are all met by zero weights, so the sparsest answer would "
+                "keep no record. Add a population count target (or give method='l0' a max_records budget)."
+            )
 
     # ------------------------------------------------------------------ solvers
     def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
-        """Weights on the kept units (raking from ``base``), and the max relative target error."""
-        x = design.x[keep]
+        """Weights on the kept units (raking from ``base``), and the max relative target error.
+
+        A hard raking solve first; when the subset cannot meet the targets exactly, a soft solve (misses
+        penalized at a third of the tolerance) gives the best compromise. Either way the caller checks the
+        returned error against the tolerance; ``self._soft_solves`` counts the soft solves (in the summary).
+        """
+        sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
+                     design.mean_count[keep])
+        scale = mean_scale(sub, base)
+        x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
         totals = design.totals
-        bounds = (0.0, math.inf) if self.bounds is None else self.bounds
+        bounds = (0.0, math.inf) if self.bounds is None else tuple(float(b) for b in self.bounds)
         sol = newton_dual(x, base, totals, raking, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
         if not sol.converged:
+            self._soft_solves += 1
+            logger.info("subset of %d units: exact raking failed; soft solve within the tolerance", len(keep))
             tol_j = np.full(len(totals), self.tolerance / 3)
             penalty = base.sum() / (tol_j * (1.0 + np.abs(totals))) ** 2
             sol = newton_dual(x, base, totals, raking, bounds, tol=1e-9, max_iter=100, penalty=penalty)
         w = base * sol.g
-        err = float(np.max(relative_errors(x.T @ w, totals))) if len(totals) else 0.0
-        return w, err
+        return w, _max_error(sub, w)
 
     def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
         n = len(design.d)
@@ -212,7 +259,7 @@ class SparseCalibrator(_FittedResult):
                 "the tolerance to at least that."
             )
         w = np.where(res.x > 1e-9 * design.d, res.x, 0.0)
-        err = float(np.max(relative_errors(design.x.T @ w, t)))
+        err = _max_error(design, w)
         return w, err, int((w > 0).sum())
 
     # ------------------------------------------------------------------ public API
@@ -232,8 +279,15 @@ class SparseCalibrator(_FittedResult):
         """
         start = time.perf_counter()
         self._check_params()
+        check_records(candidates, "candidates")
+        check_column(weight_col, "weight_col")
+        check_column(household_col, "household_col", allow_none=True)
         tg = as_targets(targets)
+        if len(tg) == 0:
+            raise DataValidationError("targets is empty; expected at least one target.")
         design = build_design(candidates, tg, weight_col, household_col)
+        self._check_reachable(design)
+        self._soft_solves = 0
         if self.method == "l1":
             w, err, budget = self._fit_l1(design)
             if self.max_records is not None and budget > self.max_records:
@@ -250,31 +304,44 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
-        rel = relative_errors(design.x.T @ w, design.totals)
+        rel = _errors(design, w)
+        err = float(rel.max()) if len(rel) else 0.0
         nz = w > 0
         summary: dict[str, Any] = {
             "method": self.method,
             "n_nonzero": int(nz.sum()),
             "n_candidates": len(w),
             "budget": budget,
-            "max_rel_error": float(rel.max()) if len(rel) else 0.0,
+            "max_rel_error": err,
             "mean_rel_error": float(rel.mean()) if len(rel) else 0.0,
             "tolerance": self.tolerance,
             "within_tolerance": bool(err <= self.tolerance * (1 + 1e-9)),
+            "soft_subset_solves": self._soft_solves,
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
             "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
             "met_rtol": self.tolerance,
             "seconds": time.perf_counter() - start,
         }
+        # the guard of every sparse solve: never an empty subset, never collapsed or non-finite weights
+        problems = solution_problems(design, w, errors=None, tol=self.tolerance)
+        if not nz.any() or problems:
+            raise ConvergenceError(
+                f"Sparse calibration ({self.method}) found no valid subset: "
+                + "; ".join(problems or [f"it keeps 0 of {len(w)} records"])
+                + ". Check the targets (a population count fixes the scale of the weights)."
+            )
         if not summary["within_tolerance"]:
+            worst = np.argsort(-rel, kind="stable")[:5]
+            ach = achieved_values(design, w)
+            listed = "; ".join(f"{design.targets[j].name} = {design.targets[j].value:.6g} (achieved {ach[j]:.6g})" for j in worst)
             msg = (
                 f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records reaches a max relative "
                 f"target error of {err:.3g} > tolerance {self.tolerance:g} (best achievable with this budget); "
-                "raise max_records or the tolerance."
+                f"raise max_records or the tolerance. Worst targets: {listed}"
             )
             if not self.force:
                 raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            warnings.warn(msg + " (force=True: keeping these weights)", ConvergenceWarning, stacklevel=2)
         self.result_ = CalibrationResult(
             weights=pd.Series(w, index=design.units, name="weight"),
             record_weights=pd.Series(w[design.record_unit], index=candidates.index, name="weight"),
@@ -312,7 +379,20 @@ class SparseCalibrator(_FittedResult):
             ``size``, ``kept``, ``max_rel_error``, ``mean_rel_error``, ``holdout_max_rel_error``,
             ``holdout_mean_rel_error``, ``seconds`` (``error`` holds the message where a size fails).
         """
+        self._check_params()
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
+            raise DataValidationError(f"The 'sizes' parameter must be a non-empty list of ints >= 1. Got {sizes!r} instead.")
+        sizes = [check_int(v, "sizes", low=1) for v in sizes]
+        check_records(candidates, "candidates")
+        check_column(weight_col, "weight_col")
+        check_column(household_col, "household_col", allow_none=True)
         tg = as_targets(targets)
+        if len(tg) == 0:
+            raise DataValidationError("targets is empty; expected at least one target.")
+        # bad targets are refused once, not reported as a failure of every size
+        self._check_reachable(build_design(candidates, tg, weight_col, household_col), scale=False)
+        if holdout is not None:
+            holdout = as_targets(holdout)
         if holdout is None:
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None

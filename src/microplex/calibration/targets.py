@@ -8,8 +8,12 @@ The same conditions can be written as strings: ``"state == 'CA' & age in [18, 65
 from __future__ import annotations
 
 import ast
+import datetime
 import math
+import numbers
 import re
+import reprlib
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,35 +32,170 @@ _RESERVED = ("name", "value", "aggregate", "variable", "tolerance", "importance"
 
 
 def _is_missing(v: Any) -> bool:
-    if v is None or v is pd.NA:
+    if v is None or v is pd.NA or v is pd.NaT:
         return True
     try:
-        return bool(isinstance(v, float) and math.isnan(v))
+        return bool(isinstance(v, (float, np.floating)) and math.isnan(v))
     except TypeError:  # pragma: no cover
         return False
 
 
-def _literal(text: str) -> Any:
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def _got(value: Any) -> str:
+    """A short repr (bounded depth and length: a YAML alias bomb is never expanded)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_BARE = re.compile(r"[A-Za-z_][\w.\- ]*")
+
+
+def _literal(text: str, where: str) -> Any:
+    """A value written in a filter: a Python literal, ``inf``, or a bare word (a string)."""
     text = text.strip()
     low = text.lower()
     if low in ("inf", "+inf", "infinity"):
         return math.inf
     if low in ("-inf", "-infinity"):
         return -math.inf
+    if len(text) > 10_000:
+        raise DataValidationError(f"{where}: a value of {len(text)} characters is too long.")
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if _BARE.fullmatch(text) and low not in ("nan", "none", "null", "na"):
+            return text
+        raise DataValidationError(
+            f"{where}: cannot read the value {text!r}; expected a number, a quoted string or a bare word."
+        ) from None
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|>=|<=|>|<|\bin\b|=)\s*(.+?)\s*$")
+def _scalar(v: Any, where: str) -> Any:
+    """A filter value for equality or membership: a str, int, float or bool (numpy scalars converted)."""
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        v = pd.Timestamp(v) if isinstance(v, np.datetime64) else pd.Timedelta(v)
+    elif isinstance(v, np.generic):
+        v = v.item()
+    if v is pd.NaT:
+        raise DataValidationError(f"{where}: an equality value must not be missing. Got NaT instead.")
+    if isinstance(v, (datetime.date, datetime.timedelta)):
+        return v  # dates and durations match datetime / timedelta columns
+    if isinstance(v, float) and not math.isfinite(v):
+        raise DataValidationError(f"{where}: an equality value must be finite. Got {v!r} instead.")
+    if not isinstance(v, (str, int, float, bool)):
+        raise DataValidationError(
+            f"{where}: a filter value must be a str, int, float or bool (a set of them for membership, a "
+            f"range for intervals). Got {_got(v)} ({type(v).__name__}) instead."
+        )
+    return v
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _interval(lo: Any, hi: Any, closed: str, where: str) -> pd.Interval:
+    """A checked range: numeric ends (infinite allowed, NaN not), lower <= upper."""
+    if not (_number(lo) and _number(hi)) or math.isnan(float(lo)) or math.isnan(float(hi)):
+        raise DataValidationError(
+            f"{where}: a range needs two numbers (or inf). Got {_got(lo)} and {_got(hi)} instead."
+        )
+    lo, hi = (v.item() if isinstance(v, np.generic) else v for v in (lo, hi))
+    if lo > hi:
+        raise DataValidationError(f"{where}: the range's lower end {lo!r} is above its upper end {hi!r}.")
+    return pd.Interval(lo, hi, closed=closed)
+
+
+def _split_clauses(expr: str) -> list[str]:
+    """Splits at ``&``, ``;`` and `` and `` outside quotes."""
+    masked = list(expr)
+    quote = None
+    for i, ch in enumerate(expr):
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                masked[i] = "_"
+        elif ch in "'\"":
+            quote = ch
+    if quote:
+        raise DataValidationError(f"Filter {expr!r}: a quote is not closed.")
+    text = "".join(masked)
+    out, start = [], 0
+    for m in re.finditer(r"\s*(?:&|;|\band\b)\s*", text):
+        out.append(expr[start : m.start()])
+        start = m.end()
+    out.append(expr[start:])
+    return out
+
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
+
+
+def _contains(iv: pd.Interval, v: Any) -> bool:
+    return (v >= iv.left if iv.closed_left else v > iv.left) and (v <= iv.right if iv.closed_right else v < iv.right)
+
+
+def intersect(a: Any, b: Any, where: str) -> Any:
+    """The condition met by values meeting both ``a`` and ``b`` (two clauses on one column).
+
+    An empty result is ``frozenset()``: the filter then selects no record.
+
+    Examples
+    --------
+    >>> intersect("f", "m", "sex")
+    frozenset()
+    >>> intersect(pd.Interval(0, 65, closed="left"), pd.Interval(18, 99, closed="both"), "age")
+    Interval(18, 65, closed='left')
+    """
+    if isinstance(a, pd.Interval) and isinstance(b, pd.Interval):
+        if (a.left, not a.closed_left) >= (b.left, not b.closed_left):
+            left, cl = a.left, a.closed_left
+        else:
+            left, cl = b.left, b.closed_left
+        if (a.right, a.closed_right) <= (b.right, b.closed_right):
+            right, cr = a.right, a.closed_right
+        else:
+            right, cr = b.right, b.closed_right
+        if left > right or (left == right and not (cl and cr)):
+            return frozenset()
+        closed = {(True, True): "both", (True, False): "left", (False, True): "right", (False, False): "neither"}
+        return pd.Interval(left, right, closed=closed[(bool(cl), bool(cr))])
+    if isinstance(b, pd.Interval):
+        a, b = b, a
+    if isinstance(a, pd.Interval):
+        members = b if isinstance(b, frozenset) else frozenset([b])
+        if any(not _number(v) for v in members):
+            raise DataValidationError(
+                f"{where}: cannot combine a range with the non-numeric values {sorted(map(repr, members))[:5]}."
+            )
+        kept = frozenset(v for v in members if _contains(a, v))
+        return b if not isinstance(b, frozenset) and kept else kept
+    sa = a if isinstance(a, frozenset) else frozenset([a])
+    sb = b if isinstance(b, frozenset) else frozenset([b])
+    both = sa & sb
+    if not isinstance(b, frozenset) and both:
+        return b
+    if not isinstance(a, frozenset) and both:
+        return a
+    return frozenset(both)
+
+
+def _combine(out: dict[str, Any], col: str, cond: Any, where: str) -> None:
+    out[col] = intersect(out[col], cond, f"{where} (two conditions on {col!r})") if col in out else cond
 
 
 def parse_filter(expr: str) -> dict[str, Any]:
     """Parses a filter string into a filter dict.
 
     Clauses are joined by ``&``, ``;`` or `` and ``: ``col == v``, ``col in {a, b}``,
-    ``col in [lo, hi)`` (any bracket pair), ``col >= v`` / ``>`` / ``<=`` / ``<``.
+    ``col in [lo, hi)`` (any bracket pair), ``col >= v`` / ``>`` / ``<=`` / ``<``. Several clauses on
+    one column combine (both must hold); an empty combination (``sex == 'f' & sex == 'm'``) selects no
+    record. Anything else raises :class:`DataValidationError` naming the filter.
 
     Examples
     --------
@@ -64,42 +203,57 @@ def parse_filter(expr: str) -> dict[str, Any]:
     {'state': 'CA', 'age': Interval(18, 65, closed='left')}
     >>> parse_filter("educ in {12, 13}")
     {'educ': frozenset({12, 13})}
+    >>> parse_filter("age >= 18 & age < 65")
+    {'age': Interval(18, 65, closed='left')}
     """
+    if not isinstance(expr, str):
+        raise DataValidationError(f"A filter must be a string or a dict. Got {_got(expr)} instead.")
     out: dict[str, Any] = {}
     expr = expr.strip()
     if not expr:
         return out
-    for clause in re.split(r"\s*(?:&|;|\band\b)\s*", expr):
-        if not clause:
-            continue
+    for clause in _split_clauses(expr):
+        if not clause.strip():
+            raise DataValidationError(f"Cannot parse filter clause {clause!r} in filter {expr!r}: an empty clause.")
         m = _CLAUSE.match(clause)
         if not m:
             raise DataValidationError(
-                f"Cannot parse filter clause {clause!r}; expected 'col == v', 'col in {{a, b}}', "
+                f"Cannot parse filter clause {clause!r} in filter {expr!r}; expected 'col == v', 'col in {{a, b}}', "
                 "'col in [lo, hi)' or 'col >= v'."
             )
         col, op, rhs = m.groups()
+        where = f"Filter {expr!r}, clause {clause.strip()!r}"
+        op = {"=>": ">=", "=<": "<="}.get(op, op)
         if op in ("==", "="):
-            cond: Any = _literal(rhs)
+            cond: Any = _scalar(_literal(rhs, where), where)
         elif op == "in":
             if rhs[0] == "{" and rhs[-1] == "}":
-                cond = frozenset(_literal(v) for v in rhs[1:-1].split(",") if v.strip())
+                inner = rhs[1:-1]
+                try:
+                    items = ast.literal_eval(rhs) if inner.strip() else set()
+                    if isinstance(items, dict) and not items:
+                        items = set()
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    items = [_literal(v, where) for v in inner.split(",") if v.strip()]
+                if not isinstance(items, (set, frozenset, list, tuple)):
+                    raise DataValidationError(f"{where}: 'in {{...}}' needs a set of values. Got {_got(items)} instead.")
+                cond = frozenset(_scalar(v, where) for v in items)
             elif rhs[0] in "[(" and rhs[-1] in "])":
                 parts = rhs[1:-1].split(",")
                 if len(parts) != 2:
-                    raise DataValidationError(f"Range in filter clause {clause!r} needs exactly two ends.")
-                lo, hi = _literal(parts[0]), _literal(parts[1])
+                    raise DataValidationError(f"Range in filter clause {clause!r} (filter {expr!r}) needs exactly two ends.")
+                lo, hi = _literal(parts[0], where), _literal(parts[1], where)
                 closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[rhs[0] + rhs[-1]]
-                cond = pd.Interval(lo, hi, closed=closed)
+                cond = _interval(lo, hi, closed, where)
             else:
-                raise DataValidationError(f"Filter clause {clause!r}: 'in' needs {{...}} or a range [lo, hi).")
+                raise DataValidationError(f"{where}: 'in' needs {{...}} or a range [lo, hi).")
         elif op in (">=", ">"):
-            cond = pd.Interval(_literal(rhs), math.inf, closed="left" if op == ">=" else "neither")
+            cond = _interval(_literal(rhs, where), math.inf, "left" if op == ">=" else "neither", where)
         elif op in ("<=", "<"):
-            cond = pd.Interval(-math.inf, _literal(rhs), closed="right" if op == "<=" else "neither")
+            cond = _interval(-math.inf, _literal(rhs, where), "right" if op == "<=" else "neither", where)
         else:
-            raise DataValidationError(f"Filter clause {clause!r}: operator {op!r} is not supported.")
-        out[col] = cond
+            raise DataValidationError(f"{where}: operator {op!r} is not supported.")
+        _combine(out, col, cond, f"Filter {expr!r}")
     return out
 
 
@@ -131,20 +285,33 @@ def format_filter(filters: Mapping[str, Any]) -> str:
     return " & ".join(parts)
 
 
-def _normalize_filters(filters: Mapping[str, Any] | str | None) -> dict[str, Any]:
+def _condition(col: str, cond: Any, where: str) -> Any:
+    """One checked filter condition (scalar, frozenset of scalars or numeric Interval)."""
+    where = f"{where}, column {col!r}"
+    if isinstance(cond, pd.Interval):
+        return _interval(cond.left, cond.right, cond.closed, where)
+    if isinstance(cond, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
+        return frozenset(_scalar(v, where) for v in cond)
+    if isinstance(cond, str) and re.match(r"^\s*[\[(].*,.*[\])]\s*$", cond):
+        return parse_filter(f"{col} in {cond}")[col]
+    return _scalar(cond, where)
+
+
+def _normalize_filters(filters: Mapping[str, Any] | str | None, where: str = "Target") -> dict[str, Any]:
     if filters is None:
         return {}
     if isinstance(filters, str):
         return parse_filter(filters)
+    if not isinstance(filters, Mapping):
+        raise DataValidationError(
+            f"{where}: filters must be a dict (column -> condition), a filter string or None. "
+            f"Got {_got(filters)} ({type(filters).__name__}) instead."
+        )
     out: dict[str, Any] = {}
     for col, cond in filters.items():
-        if isinstance(cond, (list, tuple, set, frozenset, np.ndarray)):
-            cond = frozenset(v.item() if isinstance(v, np.generic) else v for v in cond)
-        elif isinstance(cond, str) and re.match(r"^\s*[\[(].*,.*[\])]\s*$", cond):
-            cond = parse_filter(f"{col} in {cond}")[col]
-        elif isinstance(cond, np.generic):
-            cond = cond.item()
-        out[str(col)] = cond
+        if not isinstance(col, str) or not col:
+            raise DataValidationError(f"{where}: filter columns must be non-empty strings. Got {_got(col)} instead.")
+        out[col] = _condition(col, cond, f"{where}, filter {_got(dict(filters))}")
     return out
 
 
@@ -181,13 +348,37 @@ class Target:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "filters", _normalize_filters(self.filters))
-        object.__setattr__(self, "value", float(self.value))
+        for key in ("aggregate", "entity"):
+            if not isinstance(getattr(self, key), str):
+                raise DataValidationError(
+                    f"Target: {key} must be a str. Got {_got(getattr(self, key))} instead."
+                )
+        if self.variable is not None and (not isinstance(self.variable, str) or not self.variable):
+            raise DataValidationError(f"Target: variable must be a column name (str) or None. Got {_got(self.variable)} instead.")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise DataValidationError(f"Target: name must be a non-empty str or None. Got {_got(self.name)} instead.")
+        where = "Target" if self.name is None else f"Target {self.name!r}"
+        object.__setattr__(self, "filters", _normalize_filters(self.filters, where))
         if self.name is None:
             what = "count" if self.aggregate == "count" else f"{self.aggregate}({self.variable})"
             if self.entity == "household":
                 what = f"household_{what}"
             object.__setattr__(self, "name", f"{what}[{format_filter(self.filters)}]")
+        object.__setattr__(self, "value", self._number("value", self.value))
+        if self.tolerance is not None:
+            object.__setattr__(self, "tolerance", self._number("tolerance", self.tolerance))
+        object.__setattr__(self, "importance", self._number("importance", self.importance))
+
+    def _number(self, field_name: str, v: Any) -> float:
+        """A numeric field as float (numeric strings accepted: YAML reads ``1e6`` as a string)."""
+        if isinstance(v, str):
+            try:
+                return float(v.strip().replace("_", ""))
+            except ValueError:
+                pass
+        elif isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)):
+            return float(v)
+        raise DataValidationError(f"Target {self.name!r}: {field_name} must be a number. Got {_got(v)} instead.")
 
     def validate(self) -> None:
         """Raises DataValidationError naming this target if a field is invalid."""
@@ -203,13 +394,15 @@ class Target:
             )
         if not math.isfinite(self.value):
             raise DataValidationError(f"Target {self.name!r}: value must be finite. Got {self.value!r} instead.")
-        if self.tolerance is not None and not (self.tolerance >= 0):
+        if self.aggregate == "count" and self.value < 0:
+            raise DataValidationError(f"Target {self.name!r}: a count must be >= 0. Got {self.value!r} instead.")
+        if self.tolerance is not None and not (0 <= self.tolerance < math.inf):
             raise DataValidationError(
-                f"Target {self.name!r}: tolerance must be >= 0. Got {self.tolerance!r} instead."
+                f"Target {self.name!r}: tolerance must be a finite number >= 0. Got {self.tolerance!r} instead."
             )
-        if not (self.importance > 0):
+        if not (0 < self.importance < math.inf):
             raise DataValidationError(
-                f"Target {self.name!r}: importance must be > 0. Got {self.importance!r} instead."
+                f"Target {self.name!r}: importance must be a finite number > 0. Got {self.importance!r} instead."
             )
 
 
@@ -230,10 +423,13 @@ class Targets(Sequence[Target]):
     """
 
     def __init__(self, targets: Iterable[Target] = ()) -> None:
+        if isinstance(targets, (str, bytes, Mapping)) or not isinstance(targets, Iterable):
+            raise DataValidationError(f"Targets holds Target objects. Got {type(targets).__name__} instead.")
         self._targets: list[Target] = list(targets)
         for t in self._targets:
             if not isinstance(t, Target):
                 raise DataValidationError(f"Targets holds Target objects. Got {type(t).__name__} instead.")
+            t.validate()
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -287,73 +483,139 @@ class Targets(Sequence[Target]):
         filters : dict or str, optional
             Extra filter added to every target (e.g. ``"age >= 18"``).
         """
-        extra = _normalize_filters(filters)
+        if not isinstance(margins, Mapping):
+            raise DataValidationError(
+                f"margins must be a dict of column -> {{category: value}}. Got {type(margins).__name__} instead."
+            )
+        extra = _normalize_filters(filters, "Targets.from_margins")
         out: list[Target] = []
         for key, values in margins.items():
-            cols = (key,) if isinstance(key, str) else tuple(key)
-            items = values.items() if isinstance(values, (pd.Series, Mapping)) else values
+            cols = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, tuple) else None
+            if not cols or not all(isinstance(c, str) and c for c in cols):
+                raise DataValidationError(
+                    f"Margin keys must be a column name or a tuple of column names. Got {_got(key)} instead."
+                )
+            if isinstance(values, (pd.Series, Mapping)):
+                items = list(values.items())
+            elif isinstance(values, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in values):
+                items = list(values)
+            else:
+                raise DataValidationError(
+                    f"Margin {key!r} must map categories to values (a dict or Series). Got {_got(values)} instead."
+                )
             for cat, val in items:
                 cats = cat if len(cols) > 1 else (cat,)
                 if not isinstance(cats, tuple) or len(cats) != len(cols):
                     raise DataValidationError(
                         f"Margin {cols}: category {cat!r} must be a tuple of {len(cols)} values."
                     )
-                flt = {**extra, **dict(zip(cols, cats))}
+                flt = dict(extra)
+                where = f"Margin {key!r}, category {cat!r}"
+                for c, v in zip(cols, cats):
+                    _combine(flt, c, _condition(c, v, where), where)
                 out.append(Target(val, aggregate, variable, flt, tolerance, importance, entity))
         return cls(out)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> Targets:
+    def from_frame(cls, frame: pd.DataFrame, *, source: str | None = None) -> Targets:
         """Creates targets from a long table, one row per target.
 
         Columns ``value`` (required), ``aggregate``, ``variable``, ``tolerance``, ``importance``,
         ``entity``, ``name`` and ``filter`` (a :func:`parse_filter` string) are reserved; every other
-        column is an equality filter, with missing cells meaning "no condition on this column".
+        column is an equality filter, with missing cells meaning "no condition on this column". A
+        ``filter`` and an equality column on the same column combine (both must hold). Names given in a
+        ``name`` column must be distinct. Every error names the row (and ``source``, a file name).
         """
-        if "value" not in frame.columns:
+        src = f"Targets {source}" if source else "Targets table"
+        if not isinstance(frame, pd.DataFrame):
+            raise DataValidationError(f"{src}: expected a DataFrame. Got {type(frame).__name__} instead.")
+        cols = [str(c) for c in frame.columns]
+        if len(set(cols)) != len(cols):
+            raise DataValidationError(f"{src} has duplicated columns {sorted({c for c in cols if cols.count(c) > 1})}.")
+        if "value" not in cols:
             raise DataValidationError(
-                f"Targets.from_frame needs a 'value' column. Got columns {list(frame.columns)} instead."
+                f"{src}: Targets.from_frame needs a 'value' column. Got columns {cols[:20]} instead."
             )
-        filter_cols = [c for c in frame.columns if c not in _RESERVED]
+        frame = frame.set_axis(cols, axis=1)
+        filter_cols = [c for c in cols if c not in _RESERVED]
         out = []
-        for rec in frame.to_dict("records"):
-            flt: dict[str, Any] = {}
-            if "filter" in rec and not _is_missing(rec["filter"]):
-                flt.update(parse_filter(str(rec["filter"])))
-            for c in filter_cols:
-                if not _is_missing(rec[c]):
-                    v = rec[c]
-                    if isinstance(v, float) and v.is_integer():
-                        v = int(v)
-                    flt[str(c)] = v
-
+        for i, rec in enumerate(frame.to_dict("records")):
             def opt(key: str, default: Any = None) -> Any:
                 v = rec.get(key, default)
                 return default if _is_missing(v) else v
 
-            out.append(
-                Target(
-                    value=rec["value"] if not _is_missing(rec["value"]) else math.nan,
-                    aggregate=str(opt("aggregate", "count")),
-                    variable=opt("variable"),
-                    filters=flt,
-                    tolerance=None if opt("tolerance") is None else float(opt("tolerance")),
-                    importance=float(opt("importance", 1.0)),
-                    entity=str(opt("entity", "person")),
-                    name=opt("name"),
+            try:
+                flt: dict[str, Any] = {}
+                if opt("filter") is not None:
+                    if not isinstance(rec["filter"], str):
+                        raise DataValidationError(f"filter must be a string. Got {_got(rec['filter'])} instead.")
+                    flt.update(parse_filter(rec["filter"]))
+                for c in filter_cols:
+                    if not _is_missing(rec[c]):
+                        v = rec[c]
+                        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+                            v = int(v)
+                        _combine(flt, c, _condition(c, v, "equality column"), "row")
+                name = opt("name")
+                if name is not None and not isinstance(name, str):
+                    name = str(name.item() if isinstance(name, np.generic) else name)
+                out.append(
+                    Target(
+                        value=opt("value", math.nan),
+                        aggregate=opt("aggregate", "count"),
+                        variable=opt("variable"),
+                        filters=flt,
+                        tolerance=opt("tolerance"),
+                        importance=opt("importance", 1.0),
+                        entity=opt("entity", "person"),
+                        name=name,
+                    )
                 )
-            )
+                out[-1].validate()
+            except DataValidationError as exc:
+                raise DataValidationError(f"{src}, row {i + 1}: {exc}") from None
+        _check_distinct_names(out, src, explicit=[_opt_name(r) for r in frame.to_dict("records")] if "name" in cols else None)
         return cls(out)
 
     @classmethod
     def from_csv(cls, path: str | Path, **read_kwargs: Any) -> Targets:
         """Creates targets from a CSV file in the :meth:`from_frame` layout."""
-        return cls.from_frame(pd.read_csv(path, **read_kwargs))
+        p = _check_file(path)
+        read_kwargs.setdefault("index_col", False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                header = pd.read_csv(p, header=None, nrows=1, dtype=str, **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
+                frame = pd.read_csv(p, **read_kwargs)
+        except pd.errors.ParserWarning as exc:
+            raise DataValidationError(
+                f"Targets file {str(p)!r}: a row has more fields than the header (an unquoted comma in a filter?): {exc}"
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataValidationError(f"Targets file {str(p)!r} is empty; expected a header with a 'value' column and one row per target.") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise DataValidationError(f"Targets file {str(p)!r} is not a readable CSV table: {exc}") from None
+        names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
+        return cls._from_file_frame(frame, p)
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> Targets:
         """Creates targets from a Parquet file in the :meth:`from_frame` layout."""
-        return cls.from_frame(pd.read_parquet(path))
+        p = _check_file(path)
+        try:
+            frame = pd.read_parquet(p)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types on a corrupt file
+            raise DataValidationError(f"Targets file {str(p)!r} is not a readable Parquet table: {exc}") from None
+        return cls._from_file_frame(frame, p)
+
+    @classmethod
+    def _from_file_frame(cls, frame: pd.DataFrame, p: Path) -> Targets:
+        if len(frame) == 0:
+            raise DataValidationError(f"Targets file {str(p)!r} holds no targets (no rows).")
+        return cls.from_frame(frame, source=f"file {str(p)!r}")
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> Targets:
@@ -361,28 +623,92 @@ class Targets(Sequence[Target]):
 
         The document has a ``targets`` list (mappings with the :class:`Target` fields, ``filter`` as a
         string or mapping) and/or a ``margins`` list (mappings with ``by`` (column or list of columns),
-        ``values`` (mapping, or list of rows ``[cat1, ..., value]``) and the shared fields).
+        ``values`` (mapping, or list of rows ``[cat1, ..., value]``) and the shared fields). It is read
+        with ``yaml.safe_load`` (no Python tags); anything else raises :class:`DataValidationError`.
         """
         import yaml
 
-        text = Path(source).read_text() if _looks_like_path(source) else str(source)
-        doc = yaml.safe_load(text) or {}
+        if _looks_like_path(source):
+            p = _check_file(source)
+            src = f"Targets file {str(p)!r}"
+            try:
+                text = p.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataValidationError(f"{src} is not UTF-8 text: {exc}") from None
+        elif isinstance(source, str):
+            src, text = "Targets YAML", source
+        else:
+            raise DataValidationError(f"Targets.from_yaml needs a path or YAML text. Got {type(source).__name__} instead.")
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DataValidationError(f"{src} is not valid safe YAML (no Python tags allowed): {exc}") from None
+        if doc is None:
+            raise DataValidationError(f"{src} is empty; expected 'targets' and/or 'margins' lists.")
+        if not isinstance(doc, dict):
+            raise DataValidationError(
+                f"{src} must be a mapping with 'targets' and/or 'margins' lists. Got {type(doc).__name__} "
+                f"{_got(doc)} instead (is the path right?)."
+            )
+        unknown = [k for k in doc if k not in ("targets", "margins")]
+        if unknown:
+            raise DataValidationError(f"{src} has unknown keys {unknown}; expected 'targets' and/or 'margins'.")
         out: list[Target] = []
-        for item in doc.get("targets", []) or []:
+        fields = {"value", "aggregate", "variable", "filter", "filters", "tolerance", "importance", "entity", "name"}
+        for i, item in enumerate(_yaml_list(doc, "targets", src)):
+            where = f"{src}, targets[{i}]"
+            if not isinstance(item, dict):
+                raise DataValidationError(f"{where} must be a mapping of target fields. Got {_got(item)} instead.")
+            bad = [k for k in item if k not in fields]
+            if bad:
+                raise DataValidationError(f"{where} has unknown fields {bad}; expected some of {sorted(fields)}.")
+            if "value" not in item:
+                raise DataValidationError(f"{where} needs a 'value'.")
             item = dict(item)
             flt = item.pop("filter", None) or item.pop("filters", None)
-            out.append(Target(filters=flt, **item))
-        for item in doc.get("margins", []) or []:
+            try:
+                out.append(Target(filters=flt, **item))
+                out[-1].validate()
+            except DataValidationError as exc:
+                raise DataValidationError(f"{where}: {exc}") from None
+        shared = {"aggregate", "variable", "filters", "filter", "tolerance", "importance", "entity"}
+        for i, item in enumerate(_yaml_list(doc, "margins", src)):
+            where = f"{src}, margins[{i}]"
+            if not isinstance(item, dict):
+                raise DataValidationError(f"{where} must be a mapping with 'by' and 'values'. Got {_got(item)} instead.")
+            bad = [k for k in item if k not in shared | {"by", "values"}]
+            if bad or "by" not in item or "values" not in item:
+                raise DataValidationError(
+                    f"{where} needs 'by' and 'values' (and optionally {sorted(shared)}). Got keys {list(item)}."
+                )
             item = dict(item)
             by = item.pop("by")
             values = item.pop("values")
-            cols = (by,) if isinstance(by, str) else tuple(by)
-            if isinstance(values, Mapping):
-                pairs = list(values.items())
+            if "filter" in item:
+                item["filters"] = item.pop("filter")
+            if isinstance(by, str):
+                cols: tuple = (by,)
+            elif isinstance(by, list) and by and all(isinstance(c, str) for c in by):
+                cols = tuple(by)
             else:
-                pairs = [(tuple(row[:-1]) if len(cols) > 1 else row[0], row[-1]) for row in values]
-            key = cols[0] if len(cols) == 1 else cols
-            out.extend(cls.from_margins({key: pairs}, **item))  # type: ignore[dict-item]
+                raise DataValidationError(f"{where}: 'by' must be a column name or a list of them. Got {_got(by)} instead.")
+            try:
+                if isinstance(values, dict):
+                    pairs = list(values.items())
+                elif isinstance(values, list) and all(isinstance(r, list) and len(r) == len(cols) + 1 for r in values):
+                    pairs = [(tuple(row[:-1]) if len(cols) > 1 else row[0], row[-1]) for row in values]
+                else:
+                    raise DataValidationError(
+                        f"'values' must be a mapping or a list of rows [{', '.join(cols)}, value]. Got {_got(values)} instead."
+                    )
+                pairs = [(tuple(c) if isinstance(c, list) else c, v) for c, v in pairs]
+                key = cols[0] if len(cols) == 1 else cols
+                out.extend(cls.from_margins({key: pairs}, **item))  # type: ignore[dict-item]
+            except DataValidationError as exc:
+                raise DataValidationError(f"{where}: {exc}") from None
+        if not out:
+            raise DataValidationError(f"{src} holds no targets.")
+        _check_distinct_names(out, src, explicit=[t.get("name") if isinstance(t, dict) else None for t in _yaml_list(doc, "targets", src)])
         return cls(out)
 
     def to_frame(self) -> pd.DataFrame:
@@ -402,6 +728,50 @@ class Targets(Sequence[Target]):
 
 
 def _looks_like_path(source: str | Path) -> bool:
+    """A Path, or a one-line string naming an existing file or ending in .yaml/.yml (else: YAML text)."""
     if isinstance(source, Path):
         return True
-    return "\n" not in source and ":" not in source and Path(source).exists()
+    if not isinstance(source, str) or "\n" in source or len(source) > 4096:
+        return False
+    return Path(source).is_file() or (":" not in source and Path(source).suffix.lower() in (".yaml", ".yml"))
+
+
+#: Largest targets file read (bytes): a targets table is small; a huge file is refused before reading.
+MAX_TARGETS_FILE_BYTES = 256 * 1024 * 1024
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"Targets file {str(p)!r} does not exist or is not a file.")
+    size = p.stat().st_size
+    if size > MAX_TARGETS_FILE_BYTES:
+        raise DataValidationError(
+            f"Targets file {str(p)!r} has {size:,} bytes, more than the {MAX_TARGETS_FILE_BYTES:,} a targets file may have."
+        )
+    return p
+
+
+def _yaml_list(doc: dict, key: str, src: str) -> list:
+    items = doc.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise DataValidationError(f"{src}: {key!r} must be a list. Got {_got(items)} instead.")
+    return items
+
+
+def _opt_name(rec: dict) -> Any:
+    v = rec.get("name")
+    return None if _is_missing(v) else v
+
+
+def _check_distinct_names(targets: list[Target], src: str, explicit: list | None) -> None:
+    """Names given in a file must be distinct (a duplicated name is a copy-paste error or tampering)."""
+    if not explicit:
+        return
+    given = [t.name for t, e in zip(targets, explicit) if e is not None]
+    seen: set[str] = set()
+    dup = sorted({n for n in given if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dup:
+        raise DataValidationError(f"{src} names targets more than once: {dup[:10]}; target names must be distinct.")

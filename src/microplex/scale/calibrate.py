@@ -195,6 +195,8 @@ def _newton(evaluate, margins: _Margins, tol: float, max_iter: int) -> tuple[np.
     lam = np.zeros(margins.m)
     total, achieved, jac = evaluate(lam)
     initial = achieved.copy()
+    total0 = float(total)
+    _check_reachable(margins, initial, total0)
     obj = total - lam @ t
     misfit = float(np.max(np.abs(t - achieved) / (1 + np.abs(t))))
     n_iter = 0
@@ -215,7 +217,29 @@ def _newton(evaluate, margins: _Margins, tol: float, max_iter: int) -> tuple[np.
         lam, obj, achieved, jac = cand, c_obj, c_ach, c_jac
         misfit = float(np.max(np.abs(t - achieved) / (1 + np.abs(t))))
         logger.debug("raking iteration %d: max relative misfit %.3g", n_iter, misfit)
-    return lam, misfit < tol, n_iter, misfit, initial, achieved
+    return lam, misfit < tol, n_iter, misfit, initial, achieved, float(total) / total0 if total0 > 0 else float("nan")
+
+
+def _check_reachable(margins: _Margins, initial: np.ndarray, total: float) -> None:
+    """Refuses margins no raked weights can reach, before solving: a category with a positive total but
+    no record (raking never gives weight to an empty cell), and a margin that covers every record with
+    a grand total of 0 (every weight would have to vanish)."""
+    t = margins.totals
+    empty = np.flatnonzero((t > 0) & ~(initial > 0))
+    if len(empty):
+        listed = "; ".join(f"{margins.labels[j][0]} = {margins.labels[j][1]!r}: {t[j]:g}" for j in empty[:10])
+        raise DataValidationError(
+            f"{len(empty)} margin categories have a positive total but no record (no weights can reach them): "
+            f"{listed}. Drop them or fix the category labels."
+        )
+    for key, off, index in zip(margins.keys, margins.offsets, margins.indexes, strict=True):
+        sl = slice(off, off + len(index))
+        covered = float(initial[sl].sum())
+        if total > 0 and abs(covered - total) <= 1e-12 * total and float(t[sl].sum()) == 0.0:
+            raise DataValidationError(
+                f"Margin {key if len(key) > 1 else key[0]!r} covers every record but its totals sum to 0: every "
+                "weight would have to be 0."
+            )
 
 
 def _solve_cells(codes: np.ndarray, dsum: np.ndarray, margins: _Margins, tol: float, max_iter: int):
@@ -230,12 +254,23 @@ def _solve_cells(codes: np.ndarray, dsum: np.ndarray, margins: _Margins, tol: fl
         (np.ones(len(rows)), (rows, codes[rows, cols])), shape=(len(codes), margins.m)
     )
     initial = x.T @ dsum
+    _check_reachable(margins, initial, float(dsum.sum()))
     res = newton_dual(x, dsum, margins.totals, get_distance("raking"), tol=tol, max_iter=max_iter)
-    return res.lam, bool(res.converged), int(res.n_iter), float(res.max_misfit), initial, np.asarray(res.achieved)
+    w0 = float(dsum.sum())
+    share = float(dsum @ res.g) / w0 if w0 > 0 else float("nan")
+    return res.lam, bool(res.converged), int(res.n_iter), float(res.max_misfit), initial, np.asarray(res.achieved), share
 
 
-def _finish(lam, converged, n_iter, misfit, initial, achieved, margins, n_cells, weight_col, force) -> RakingResult:
+def _finish(lam, converged, n_iter, misfit, initial, achieved, share, margins, n_cells, weight_col, force) -> RakingResult:
+    """Builds the result; the guard of every raking solve: finite, not collapsed, converged (or forced)."""
     t = margins.totals
+    if not np.all(np.isfinite(lam)) or not np.isfinite(share):
+        raise ConvergenceError(f"Raking failed after {n_iter} iterations: the weights are not finite.")
+    if not share > 1e-9:
+        raise ConvergenceError(
+            f"Raking collapsed the weights: they sum to {share:.3g} times their initial total, as the margin "
+            "totals ask (are they all 0?). Refusing a population of (almost) no weight."
+        )
     report = pd.DataFrame(
         {
             "margin": [lab[0] for lab in margins.labels],

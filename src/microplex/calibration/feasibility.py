@@ -1,0 +1,224 @@
+"""Guards shared by every calibration front end: targets no weights can reach, and solutions that miss.
+
+Before a solve, :func:`unreachable_targets` checks each target alone against the weights the method
+allows (a box ``lower_i <= w_i <= upper_i``): a count or sum must lie between the smallest and the
+largest total the box allows, a mean between the smallest and largest value it averages (and, within
+bounds, the weighted mean the box allows). These are necessary conditions, one target at a time, so
+they are cheap (one pass over the sparse design) and never refuse a feasible problem.
+
+After a solve, :func:`achieved_values` gives every target's achieved value in its own units (means as
+means, not as the ``sum w (y - v)`` the solver drives to zero, which zero weights also satisfy), and
+:func:`solution_problems` lists what is wrong with a set of weights: non-finite weights, a total weight
+collapsed to about zero, mean targets whose records lost all their weight, and targets missed by more
+than the tolerance (R survey's test ``|achieved - target| / (1 + |target|)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from .design import Design
+
+__all__ = ["achieved_values", "mean_scale", "solution_problems", "survey_errors", "unreachable_targets"]
+
+#: A calibrated total weight below this share of the initial total weight is a collapse.
+COLLAPSE = 1e-9
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _columns(m: sp.spmatrix) -> sp.csc_matrix:
+    return sp.csc_matrix(m)
+
+
+def unreachable_targets(
+    design: Design,
+    lower: np.ndarray | float,
+    upper: np.ndarray | float,
+    *,
+    rtol: float = 0.0,
+    means_only_range: bool = False,
+) -> list[str]:
+    """Describes every target that no weights in ``[lower, upper]`` can reach (one target at a time).
+
+    Parameters
+    ----------
+    design : Design
+    lower, upper : float or ndarray of shape (n_units,)
+        Bounds on the unit weights (``-inf``/``inf`` allowed).
+    rtol : float, default=0
+        Relative slack: a target within ``rtol * |value|`` of the reachable range passes.
+    means_only_range : bool, default=False
+        Check mean targets only against the range of their values (not against the bounds).
+
+    Returns
+    -------
+    list of str
+        One sentence per unreachable target, naming it, its value and the reachable range.
+    """
+    n, m = design.x.shape
+    lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), (n,))
+    hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,))
+    x = _columns(design.x)
+    cnt = _columns(design.mean_count)
+    out: list[str] = []
+    for j, t in enumerate(design.targets):
+        rows = x.indices[x.indptr[j] : x.indptr[j + 1]]
+        vals = x.data[x.indptr[j] : x.indptr[j + 1]]
+        v = float(t.value)
+        slack = rtol * abs(v) + 1e-9 * max(1.0, abs(v))
+        if t.aggregate == "mean":
+            crow = cnt.indices[cnt.indptr[j] : cnt.indptr[j + 1]]
+            cval = cnt.data[cnt.indptr[j] : cnt.indptr[j + 1]]
+            if len(crow) == 0:
+                out.append(
+                    f"{t.name}: a mean over no records (its filter selects none); expected a filter that "
+                    "selects at least one record"
+                )
+                continue
+            dev = np.zeros(n)
+            dev[rows] = vals  # sum over the unit's records of (y - value); absent entries are exact zeros
+            unit_mean = dev[crow] / cval + v
+            mn, mx = float(unit_mean.min()), float(unit_mean.max())
+            if v < mn - slack or v > mx + slack:
+                out.append(
+                    f"{t.name} = {_fmt(v)} is outside [{_fmt(mn)}, {_fmt(mx)}], the range of "
+                    f"{t.variable!r} over the {len(crow)} records (or households) its filter selects (a weighted mean lies "
+                    "within the values it averages)"
+                )
+                continue
+            if means_only_range:
+                continue
+            # weighted mean within the bounds: sum_i w_i (y_i - v) must be able to reach 0
+            dv = dev[crow]
+            with np.errstate(invalid="ignore"):
+                a, b = lo[crow] * dv, hi[crow] * dv
+                smin = float(np.sum(np.where(dv == 0, 0.0, np.minimum(a, b))))
+                smax = float(np.sum(np.where(dv == 0, 0.0, np.maximum(a, b))))
+            eps = 1e-9 * float(np.sum(np.abs(np.where(np.isfinite(a), a, 0.0)) + np.abs(np.where(np.isfinite(b), b, 0.0))))
+            if smin > eps or smax < -eps:
+                out.append(
+                    f"{t.name} = {_fmt(v)} cannot be reached within the weight bounds: the weighted mean "
+                    f"of {t.variable!r} stays {'above' if smin > 0 else 'below'} it"
+                )
+            continue
+        if len(rows) == 0:
+            if abs(v) > slack:
+                what = f"every record its filter selects contributes 0 to {t.variable!r}" if t.variable else "its filter selects no record"
+                out.append(f"{t.name} = {_fmt(v)} but {what} (closest achievable 0)")
+            continue
+        with np.errstate(invalid="ignore"):
+            a, b = lo[rows] * vals, hi[rows] * vals
+            smin = float(np.sum(np.minimum(a, b)))
+            smax = float(np.sum(np.maximum(a, b)))
+        if np.isnan(smin) or np.isnan(smax):
+            continue
+        if v < smin - slack - 1e-9 * abs(smin) or v > smax + slack + 1e-9 * abs(smax):
+            near = smin if v < smin else smax
+            what = (
+                f"every record it covers contributes 0 to {t.variable!r}" if smin == smax == 0 and t.variable
+                else f"reachable: [{_fmt(smin)}, {_fmt(smax)}]"
+            )
+            out.append(f"{t.name} = {_fmt(v)} (closest achievable {_fmt(near)}; {what})")
+    return out
+
+
+def mean_scale(design: Design, d: np.ndarray) -> np.ndarray:
+    """Per-target column scale for the solver: ``1 / (initial weighted count * (1 + |value|))`` for means.
+
+    The solver drives a mean target's column ``sum_i w_i (y_i - v)`` to 0 with R survey's test
+    ``|misfit| / (1 + |t|) < tol`` and ``t = 0``; scaled, that misfit is the mean's own relative miss
+    (times the share of weight kept), whatever the size of the weights and of ``y``.
+    """
+    s = np.ones(len(design.targets))
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if is_mean.any():
+        w0 = design.mean_count.T @ d
+        v = np.array([t.value for t in design.targets])
+        ok = is_mean & (w0 > 0)
+        with np.errstate(over="ignore", divide="ignore", under="ignore"):
+            sj = (1.0 / w0[ok]) / (1.0 + np.abs(v[ok]))
+        s[ok] = np.where(np.isfinite(sj) & (sj > 0), sj, 1.0)
+    return s
+
+
+def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
+    """Every target's achieved value under ``weights`` in its own units (a mean as a mean; NaN when the
+    records of a mean target carry no weight)."""
+    achieved = design.x.T @ weights
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if is_mean.any():
+        value = np.array([t.value for t in design.targets])
+        cnt = design.mean_count.T @ weights
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(cnt > 0, value + achieved / np.where(cnt > 0, cnt, 1.0), np.nan)
+        achieved = np.where(is_mean, mean, achieved)
+    return np.asarray(achieved, dtype=np.float64)
+
+
+def survey_errors(design: Design, weights: np.ndarray) -> np.ndarray:
+    """``|achieved - target| / (1 + |target|)`` per target, in the target's units (inf where undefined)."""
+    value = np.array([t.value for t in design.targets], dtype=np.float64)
+    err = np.abs(achieved_values(design, weights) - value) / (1.0 + np.abs(value))
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def solution_problems(
+    design: Design,
+    weights: np.ndarray,
+    *,
+    errors: np.ndarray | None,
+    tol: float,
+    limit: int = 10,
+) -> list[str]:
+    """What is wrong with ``weights`` (one per unit): an empty list when they are a valid solution.
+
+    Parameters
+    ----------
+    errors : ndarray of shape (n_targets,), optional
+        Per-target errors to compare with ``tol`` (None: do not check the targets, e.g. soft mode).
+    tol : float
+        Largest error allowed.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    problems: list[str] = []
+    bad = ~np.isfinite(w)
+    if bad.any():
+        return [f"{int(bad.sum())} of {len(w)} weights are not finite"]
+    w0 = float(design.d.sum())
+    total = float(w.sum())
+    if not total > COLLAPSE * w0:
+        problems.append(
+            f"the weights collapsed: they sum to {total:.3g} against an initial {w0:.6g} "
+            f"({int(np.count_nonzero(w))} of {len(w)} units keep a non-zero weight)"
+        )
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if is_mean.any():
+        cnt_w = design.mean_count.T @ w
+        cnt_d = design.mean_count.T @ design.d
+        lost = np.flatnonzero(is_mean & ~(cnt_w > COLLAPSE * cnt_d))
+        if len(lost):
+            names = ", ".join(repr(design.targets[j].name) for j in lost[:limit])
+            problems.append(f"the records of mean targets {names} lost all their weight (the mean is undefined)")
+    if errors is not None:
+        miss = np.flatnonzero(~(errors <= tol))
+        if len(miss):
+            ach = achieved_values(design, w)
+            listed = "; ".join(
+                f"{design.targets[j].name} = {_fmt(design.targets[j].value)} (achieved {_fmt(ach[j])})"
+                for j in miss[np.argsort(-errors[miss], kind="stable")][:limit]
+            )
+            problems.append(f"{len(miss)} targets are missed by more than {tol:g}: {listed}")
+    return problems
+
+
+def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Unit weight bounds ``d * bounds`` (a lower bound of ``-inf`` becomes 0 for non-negative distances)."""
+    lo = bounds[0] if math.isfinite(bounds[0]) else (0.0 if nonnegative else -math.inf)
+    with np.errstate(invalid="ignore"):
+        return d * lo, d * bounds[1]

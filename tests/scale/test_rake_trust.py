@@ -1,0 +1,40 @@
+"""Raking (rake_frame / rake_dataset): unreachable margins are refused, collapsed weights never returned."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from microplex import ConvergenceError, DataValidationError
+from microplex.scale.calibrate import rake_dataset, rake_frame
+
+
+@pytest.fixture()
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"sex": [1, 1, 2, 2] * 5, "age": ["y", "o", "y", "o"] * 5, "w": 2.0})
+
+
+def test_category_with_a_total_but_no_record_is_refused(frame, tmp_path):
+    """739bb0e: ConvergenceError after 50 iterations with a generic hint."""
+    margins = {"sex": {1: 60.0, 3: 40.0}}
+    with pytest.raises(DataValidationError, match=r"1 margin categories have a positive total but no record .*sex = 3: 40"):
+        rake_frame(frame, margins, "w")
+    path = tmp_path / "d.parquet"
+    frame.to_parquet(path)
+    with pytest.raises(DataValidationError, match=r"sex = 3: 40"):
+        rake_dataset(path, margins, "w")
+    with pytest.raises(DataValidationError, match=r"sex = 3: 40"):
+        rake_dataset(path, margins, "w", max_cells=0)  # the out-of-core path
+
+
+def test_margin_covering_every_record_with_a_zero_total_is_refused(frame):
+    """739bb0e: returned converged weights of about 1e-11 (a population of no one)."""
+    with pytest.raises(DataValidationError, match=r"Margin 'age' covers every record but its totals sum to 0"):
+        rake_frame(frame, {"sex": {1: 0.0}, "age": {"y": 0.0, "o": 0.0}}, "w")
+
+
+def test_collapsed_weights_raise(frame):
+    """Zero totals on two margins that together cover every record: every weight would vanish."""
+    frame = frame.assign(a=[1, 0, 0, 0] * 5, b=[0, 1, 1, 1] * 5)
+    with pytest.raises(ConvergenceError, match=r"collapsed the weights"):
+        rake_frame(frame, {"a": {1: 0.0}, "b": {1: 0.0}}, "w")
