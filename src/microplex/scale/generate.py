@@ -131,11 +131,24 @@ def _run_task(
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
-            yield pa.Table.from_pandas(out, preserve_index=False)
+            yield _as_table(out, getattr(source, "arrow_types", None))
             if on_rows is not None:
                 on_rows(last - first)
 
     return write_task(path, task, tables(), spec["partition_by"])
+
+
+def _as_table(frame, types: dict[str, pa.DataType] | None) -> pa.Table:
+    """A block as an Arrow table, the source's columns in the source's types (fixed per run)."""
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        for name, typ in (types or {}).items():
+            i = table.schema.get_field_index(name)
+            if i >= 0 and table.schema.field(i).type != typ:
+                table = table.set_column(i, table.schema.field(i).with_type(typ), table.column(i).cast(typ))
+    except pa.ArrowException as exc:
+        raise DataValidationError(f"A block of records cannot be stored in Parquet: {str(exc)[:200]}") from None
+    return table
 
 
 def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
