@@ -34,12 +34,16 @@ def read_json(path: Path, what: str) -> Any:
     """Parsed JSON of ``path`` (at most :data:`MAX_JSON_BYTES`), or one clear error."""
     try:
         size = path.stat().st_size
-        if not path.is_file():
-            raise _fail(path, "is not a regular file", what)
-        if size > MAX_JSON_BYTES:
-            raise _fail(path, f"is {size} bytes, more than the {MAX_JSON_BYTES} a microplex file can be", what)
+        regular = is_regular(path)
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror or exc})", what) from None
+    if not regular:
+        raise _fail(path, "is not a regular file (a link or directory)", what)
+    if size > MAX_JSON_BYTES:
+        raise _fail(path, f"is {size} bytes, more than the {MAX_JSON_BYTES} a microplex file can be", what)
+    try:
         with open(path, "rb") as fh:
-            return json.loads(fh.read().decode("utf-8"))
+            return json.loads(fh.read(MAX_JSON_BYTES + 1).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _fail(path, f"is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})", what) from None
     except OSError as exc:

@@ -82,9 +82,11 @@ def inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
     base = Path(root)
     text = os.fspath(rel)
     target = base / text
-    real_base = base.resolve()
-    resolved = target.resolve()
-    if "\x00" in text or Path(text).is_absolute() or (resolved != real_base and real_base not in resolved.parents):
+    if "\x00" in text or Path(text).is_absolute() or ".." in Path(text).parts:
+        resolved = None
+    else:
+        real_base, resolved = base.resolve(), target.resolve()
+    if resolved is None or (resolved != real_base and real_base not in resolved.parents):
         raise DataValidationError(
             f"Refusing to write {text!r}: it resolves outside the output directory {str(base)!r}."
         )
