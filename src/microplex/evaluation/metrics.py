@@ -86,8 +86,16 @@ def weighted_std(values: object, weights: object = None) -> float:
     w = as_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
     x, w = x[keep], w[keep]
-    mean = np.average(x, weights=w)
-    return float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+    if x.shape[0] == 0 or w.sum() <= 0:
+        raise DataValidationError("weighted_std needs at least 1 non-missing value with positive weight, got 0.")
+    scale = float(np.max(np.abs(x)))
+    if not np.isfinite(scale):
+        raise DataValidationError("weighted_std needs finite values: got an infinite value.")
+    if scale == 0:
+        return 0.0
+    xs = x / scale  # in [-1, 1]: no overflow for values near the float64 limit
+    mean = np.average(xs, weights=w)
+    return float(scale * np.sqrt(np.average((xs - mean) ** 2, weights=w)))
 
 
 def _ecdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -257,6 +265,10 @@ def _weighted_pair_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     x, y, w = x[keep], y[keep], w[keep]
     if w.sum() <= 0:
         return 0.0
+    for scale in (np.max(np.abs(x), initial=0.0), np.max(np.abs(y), initial=0.0)):
+        if scale == 0:
+            return 0.0
+    x, y = x / np.max(np.abs(x)), y / np.max(np.abs(y))  # scale-free: no overflow near the float64 limit
     dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
     den = np.sqrt(np.average(dx * dx, weights=w) * np.average(dy * dy, weights=w))
     return float(np.average(dx * dy, weights=w) / den) if den > 0 else 0.0
@@ -422,8 +434,8 @@ def subgroup_ks(
 ) -> pd.DataFrame:
     """Returns the KS statistic (or TV distance for categorical ``variable``) of ``variable``
     within each subgroup of ``by``; numeric ``by`` with more than ``bins`` values is binned at
-    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side are
-    skipped.
+    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side, or
+    with no weight on a side (the subgroup is not in that population), are skipped.
 
     Returns
     -------
@@ -448,6 +460,8 @@ def subgroup_ks(
         mr, ms = rc == code, sc == code
         yr, ys = real_df[variable].to_numpy()[mr], synthetic_df[variable].to_numpy()[ms]
         if min(pd.notna(yr).sum(), pd.notna(ys).sum()) < min_rows:
+            continue
+        if wr[mr][pd.notna(yr)].sum() <= 0 or ws[ms][pd.notna(ys)].sum() <= 0:
             continue
         if numeric:
             d = ks_statistic(yr, ys, wr[mr], ws[ms])
