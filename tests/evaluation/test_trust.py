@@ -130,3 +130,23 @@ def test_report_is_written_atomically(tmp_path, monkeypatch):
         rep.to_html(target)
     assert target.read_text() == "old report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m, p: m.quantile_errors([1.0, 2.0], [1.0, 2.0], quantiles=[0.5, 2.0]), r"The 'quantiles' parameter must hold probabilities in \[0, 1\]"),
+        (lambda m, p: m.weighted_quantile([1.0, 2.0], ["a"]), r"The 'q' parameter must hold probabilities in \[0, 1\]"),
+        (lambda m, p: m.point_mass_errors([1.0], [1.0], min_share=0), r"The 'min_share' parameter must be a finite float in \(0, 1\]"),
+        (lambda m, p: m.discretize(pd.Series([1.0]), pd.Series([1.0]), bins=0), r"The 'bins' parameter must be an int >= 1. Got 0"),
+        (lambda m, p: m.subgroup_ks(make(), make(), "x", "g", min_rows=2.5), r"The 'min_rows' parameter must be an int >= 1. Got 2.5"),
+        (lambda m, p: m.wasserstein([1.0], [1.0], scale="yes"), r"The 'scale' parameter must be a bool"),
+        (lambda m, p: p.dcr(make(), make(), max_rows=0), r"The 'max_rows' parameter must be an int >= 1 or None. Got 0"),
+        (lambda m, p: p.privacy_summary(make(), make(), make(), ratio_threshold=float("nan")), r"The 'ratio_threshold' parameter must be a finite float >= 0"),
+    ],
+)
+def test_metric_arguments_are_checked(call, match):
+    from microplex.evaluation import metrics, privacy
+
+    with pytest.raises(DataValidationError, match=match):
+        call(metrics, privacy)
