@@ -108,7 +108,26 @@ def _check_args(
         )
     if len(set(parts)) != len(parts) or len(parts) == len(produced):
         raise DataValidationError(f"partition_by must name distinct columns and leave data columns. Got {parts}.")
+    for c in parts:
+        if n and _all_missing(source, c, n):
+            raise DataValidationError(
+                f"Partition column {c!r} is missing in every row: a dataset partitioned only by missing values "
+                "cannot be read back (pyarrow cannot infer its type). Leave it out of partition_by."
+            )
     return int(n), parts
+
+
+def _all_missing(source: ConditionSource, col: str, n: int) -> bool:
+    """Whether an in-memory source's column ``col`` is missing in every row it will give."""
+    from .sources import CellCounts, FrameSource, Resample
+
+    if isinstance(source, FrameSource) and col in source.frame.columns:
+        return bool(source.frame[col].iloc[:n].isna().all())
+    if isinstance(source, CellCounts) and col in source.cells.columns:
+        return bool(source.cells[col][source.counts > 0].isna().all())
+    if isinstance(source, Resample) and col in source.frame.columns:
+        return bool(source.frame[col][source.weights > 0].isna().all())
+    return False
 
 
 def _run_task(

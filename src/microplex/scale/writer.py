@@ -466,6 +466,12 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
             f"Tasks {missing[:10]} of the run in {str(root)!r} did not finish; repeat the call to resume."
         )
     files = sorted((f for t in sorted(tasks) for f in tasks[t]["files"]), key=lambda f: f["path"])
+    for i, col in enumerate(spec["partition_by"]):
+        if files and all(f["path"].split("/")[i] == f"{col}=__HIVE_DEFAULT_PARTITION__" for f in files):
+            raise DataValidationError(
+                f"Partition column {col!r} is missing in every row: a dataset partitioned only by missing values "
+                "cannot be read back (pyarrow cannot infer its type). Repeat the call without it in partition_by."
+            )
     stray = sorted(set(_data_files(root)) - {f["path"] for f in files})
     if stray:
         raise DataValidationError(
