@@ -57,7 +57,7 @@ def test_torch_threads_do_not_change_the_draws(tiny_synth, small_blocks, tmp_pat
     assert torch.get_num_threads() == before
     generate_dataset(tiny_synth, n=900, path=tmp_path / "two", torch_threads=2, progress=False)
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
-    with pytest.raises(DataValidationError, match="'torch_threads' parameter must be an integer >= 1. Got 0"):
+    with pytest.raises(DataValidationError, match="'torch_threads' parameter must be an int >= 1 or None. Got 0"):
         generate_dataset(tiny_synth, n=900, path=tmp_path / "bad", torch_threads=0, progress=False)
     assert not (tmp_path / "bad").exists()
 
@@ -155,7 +155,7 @@ def test_bad_arguments_are_named(tiny_synth, tmp_path):
         generate_dataset(tiny_synth, path=tmp_path / "c", progress=False)
     with pytest.raises(DataValidationError, match=r"'n' parameter \(500\) exceeds the 4 rows"):
         generate_dataset(tiny_synth, tiny_synth.training_conditions_.head(4), n=500, path=tmp_path / "d", progress=False)
-    with pytest.raises(DataValidationError, match="'rows_per_file' parameter must be an integer >= 1. Got 0"):
+    with pytest.raises(DataValidationError, match="'rows_per_file' parameter must be an int >= 1. Got 0"):
         generate_dataset(tiny_synth, n=10, path=tmp_path / "e", rows_per_file=0, progress=False)
     assert not any((tmp_path / d).exists() for d in "abcde")
 

@@ -14,7 +14,14 @@ __all__ = [
     "clean_pair",
     "is_numeric",
     "check_frames",
+    "check_columns",
+    "numeric_frame",
+    "RESERVED_NAMES",
 ]
+
+#: Names the score table uses itself ("all" is the overall row, "a|b" a pair, ``__weight__`` an
+#: internal column of the calibration check): a column named so would be confused with them.
+RESERVED_NAMES = ("all", "__weight__")
 
 
 def is_numeric(series: pd.Series) -> bool:
@@ -35,6 +42,8 @@ def as_weights(weights: object, n: int, name: str = "weights") -> np.ndarray:
         raise DataValidationError(f"{name} must be non-negative: got minimum {w.min()!r}.")
     if n > 0 and w.sum() <= 0:
         raise DataValidationError(f"{name} must have a positive sum: got {w.sum()!r}.")
+    if not np.isfinite(w.sum()):
+        raise DataValidationError(f"{name} are too large: their sum overflows (got {w.max()!r} at most); rescale them.")
     return w
 
 
@@ -80,12 +89,68 @@ def clean_pair(
     return xr, xs, wr, ws
 
 
+def check_columns(df: pd.DataFrame, label: str) -> None:
+    """Column names are distinct non-empty strings, not reserved, without ``|``."""
+    names = list(df.columns)
+    bad = [c for c in names if not isinstance(c, str) or not c]
+    if bad:
+        raise DataValidationError(
+            f"{label} must have non-empty string column names: got {bad[:5]!r}; rename them (e.g. df.columns.astype(str))."
+        )
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise DataValidationError(f"{label} has duplicated column names {dup[:5]}: expected distinct names.")
+    odd = [c for c in names if c in RESERVED_NAMES or "|" in c]
+    if odd:
+        raise DataValidationError(
+            f"{label} has a column named {odd[0]!r}: the names {list(RESERVED_NAMES)} and names with '|' are "
+            "reserved by the score table; rename it."
+        )
+
+
+def _check_values(series: pd.Series, col: str, label: str) -> None:
+    kind = series.dtype.kind
+    if kind in "mMcV" or isinstance(series.dtype, pd.PeriodDtype | pd.IntervalDtype) or (
+        isinstance(series.dtype, pd.DatetimeTZDtype)
+    ):
+        raise DataValidationError(
+            f"Column {col!r} of {label} has dtype {series.dtype}, which cannot be scored: expected numbers, "
+            "booleans, strings or categories (convert dates to numbers, e.g. the year or days since a date)."
+        )
+    if is_numeric(series):
+        x = series.to_numpy(dtype=float, na_value=np.nan)
+        inf = int(np.isinf(x).sum())
+        if inf:
+            raise DataValidationError(
+                f"Column {col!r} of {label} holds {inf} infinite value(s): expected finite numbers "
+                "(missing values are NaN)."
+            )
+    elif series.dtype == object:
+        try:
+            series.nunique(dropna=True)
+        except TypeError:
+            raise DataValidationError(
+                f"Column {col!r} of {label} holds unhashable values (lists, dicts, ...): expected numbers, "
+                "booleans, strings or categories."
+            ) from None
+
+
+def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN)."""
+    out = df.copy()
+    for c in out.columns:
+        if is_numeric(out[c]) and isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype):
+            out[c] = out[c].to_numpy(dtype=float, na_value=np.nan)
+    return out
+
+
 def check_frames(
     real_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
     columns: Sequence[str],
 ) -> None:
-    """Checks two frames for an evaluation: non-empty, same columns, compatible dtypes, no all-NaN column.
+    """Checks two frames for an evaluation: non-empty, same columns, compatible dtypes, no all-NaN column,
+    names distinct strings (not reserved), values finite and of a dtype that can be scored.
 
     Parameters
     ----------
@@ -99,6 +164,7 @@ def check_frames(
             raise DataValidationError(f"{label} must be a pandas DataFrame: got {type(df).__name__}.")
         if len(df) == 0:
             raise DataValidationError(f"{label} is empty: expected at least 1 row, got 0.")
+        check_columns(df, label)
     if len(columns) == 0:
         raise DataValidationError("No columns to evaluate: expected at least 1 column besides the weights, got 0.")
     missing = [c for c in columns if c not in synthetic_df.columns]
@@ -116,6 +182,7 @@ def check_frames(
                 f"got {s.dtype} in synthetic_df."
             )
         for label, series in (("real_df", r), ("synthetic_df", s)):
+            _check_values(series, col, label)
             if series.isna().all():
                 raise DataValidationError(
                     f"Column {col!r} is all missing in {label}: expected at least 1 non-missing value, got 0."

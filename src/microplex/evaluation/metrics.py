@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import DataValidationError
+from .._params import check_bool, check_float, check_int
 from ._validation import as_weights, clean_pair, is_numeric
 from .propensity import pmse
 
@@ -60,6 +61,12 @@ def weighted_quantile(values: object, q: object, weights: object = None) -> np.n
     >>> weighted_quantile([1.0, 2.0, 3.0], 0.5, weights=[1, 1, 5]).item()
     3.0
     """
+    try:
+        qa = np.atleast_1d(np.asarray(q, dtype=float)) if not isinstance(q, str) else None
+    except (TypeError, ValueError):
+        qa = None
+    if qa is None or not np.all((qa >= 0) & (qa <= 1)):
+        raise DataValidationError(f"The 'q' parameter must hold probabilities in [0, 1]. Got {q!r} instead.")
     x = np.asarray(values, dtype=float).reshape(-1)
     w = as_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
@@ -86,8 +93,16 @@ def weighted_std(values: object, weights: object = None) -> float:
     w = as_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
     x, w = x[keep], w[keep]
-    mean = np.average(x, weights=w)
-    return float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+    if x.shape[0] == 0 or w.sum() <= 0:
+        raise DataValidationError("weighted_std needs at least 1 non-missing value with positive weight, got 0.")
+    scale = float(np.max(np.abs(x)))
+    if not np.isfinite(scale):
+        raise DataValidationError("weighted_std needs finite values: got an infinite value.")
+    if scale == 0:
+        return 0.0
+    xs = x / scale  # in [-1, 1]: no overflow for values near the float64 limit
+    mean = np.average(xs, weights=w)
+    return float(scale * np.sqrt(np.average((xs - mean) ** 2, weights=w)))
 
 
 def _ecdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -159,6 +174,7 @@ def wasserstein(
     >>> wasserstein([0.0, 1.0], [2.0, 3.0])
     2.0
     """
+    check_bool(scale, "scale")
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
     d = float(stats.wasserstein_distance(xr, xs, wr, ws))
     if scale:
@@ -177,6 +193,7 @@ def point_mass_shares(values: object, weights: object = None, *, min_share: floa
     99.0    0.3
     dtype: float64
     """
+    min_share = check_float(min_share, "min_share", low=0.0, high=1.0, low_inclusive=False)
     x = np.asarray(values, dtype=float).reshape(-1)
     w = as_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
@@ -209,6 +226,7 @@ def point_mass_errors(
        value  real_share  synthetic_share  abs_error
     0    0.0         0.5             0.25       0.25
     """
+    min_share = check_float(min_share, "min_share", low=0.0, high=1.0, low_inclusive=False)
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
     pr = point_mass_shares(xr, wr, min_share=min_share)
     ps = point_mass_shares(xs, ws, min_share=min_share)
@@ -243,6 +261,13 @@ def quantile_errors(
     1.0    2.0
     dtype: float64
     """
+    check_bool(scale, "scale")
+    try:
+        qs = np.asarray(quantiles, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        qs = np.array([np.nan])
+    if isinstance(quantiles, str) or not len(qs) or not np.all((qs >= 0) & (qs <= 1)):
+        raise DataValidationError(f"The 'quantiles' parameter must hold probabilities in [0, 1]. Got {quantiles!r} instead.")
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
     q = np.asarray(quantiles, dtype=float)
     err = np.abs(weighted_quantile(xs, q, ws) - weighted_quantile(xr, q, wr))
@@ -257,6 +282,10 @@ def _weighted_pair_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     x, y, w = x[keep], y[keep], w[keep]
     if w.sum() <= 0:
         return 0.0
+    for scale in (np.max(np.abs(x), initial=0.0), np.max(np.abs(y), initial=0.0)):
+        if scale == 0:
+            return 0.0
+    x, y = x / np.max(np.abs(x)), y / np.max(np.abs(y))  # scale-free: no overflow near the float64 limit
     dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
     den = np.sqrt(np.average(dx * dx, weights=w) * np.average(dy * dy, weights=w))
     return float(np.average(dx * dy, weights=w) / den) if den > 0 else 0.0
@@ -354,6 +383,7 @@ def discretize(
     >>> rc.tolist(), sc.tolist(), labels
     ([0, 1], [1, -1], ['x', 'y'])
     """
+    bins = check_int(bins, "bins", low=1)
     name = real.name
     if is_numeric(real) and real.nunique() > bins:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
@@ -397,6 +427,7 @@ def contingency_similarity(
     >>> contingency_similarity(r, s, ["a", "b"])
     0.5
     """
+    bins = check_int(bins, "bins", low=1)
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     keys_r, keys_s = [], []
@@ -422,8 +453,8 @@ def subgroup_ks(
 ) -> pd.DataFrame:
     """Returns the KS statistic (or TV distance for categorical ``variable``) of ``variable``
     within each subgroup of ``by``; numeric ``by`` with more than ``bins`` values is binned at
-    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side are
-    skipped.
+    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side, or
+    with no weight on a side (the subgroup is not in that population), are skipped.
 
     Returns
     -------
@@ -438,6 +469,8 @@ def subgroup_ks(
     >>> subgroup_ks(df, df, "y", "g")["distance"].tolist()
     [0.0, 0.0]
     """
+    bins = check_int(bins, "bins", low=1)
+    min_rows = check_int(min_rows, "min_rows", low=1)
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
@@ -448,6 +481,8 @@ def subgroup_ks(
         mr, ms = rc == code, sc == code
         yr, ys = real_df[variable].to_numpy()[mr], synthetic_df[variable].to_numpy()[ms]
         if min(pd.notna(yr).sum(), pd.notna(ys).sum()) < min_rows:
+            continue
+        if wr[mr][pd.notna(yr)].sum() <= 0 or ws[ms][pd.notna(ys)].sum() <= 0:
             continue
         if numeric:
             d = ks_statistic(yr, ys, wr[mr], ws[ms])

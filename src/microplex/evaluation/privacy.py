@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import check_bool, check_float, check_int, check_seed
 from ._validation import is_numeric
 
 __all__ = [
@@ -94,6 +95,8 @@ def dcr(
     >>> dcr(train, train).tolist()
     [0.0, 0.0, 0.0]
     """
+    max_rows = check_int(max_rows, "max_rows", low=1, allow_none=True)
+    random_state = check_seed(random_state, "random_state")
     columns = list(train_df.columns if columns is None else columns)
     if len(train_df) == 0 or len(query_df) == 0:
         raise DataValidationError(
@@ -171,6 +174,8 @@ def privacy_summary(
     >>> s["dcr_ratio"]
     1.0
     """
+    ratio_threshold = check_float(ratio_threshold, "ratio_threshold", low=0.0)
+    check_bool(warn, "warn")
     columns = list(train_df.columns if columns is None else columns)
     d_syn = dcr(synthetic_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)
     d_hol = dcr(holdout_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)

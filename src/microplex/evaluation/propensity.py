@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._errors import DataValidationError
+from .._params import check_int, check_seed
 from ._validation import as_weights, is_numeric
+
+#: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
+#: fewer it cannot split at all and scores any two samples as indistinguishable (pMSE 0).
+MIN_ROWS_DEFAULT = 100
 
 __all__ = ["pmse"]
 
@@ -57,6 +63,13 @@ def pmse(
     max_rows : int or None, default=20000
         Each side is subsampled (by ``random_state``) to at most this many rows.
 
+    Raises
+    ------
+    DataValidationError
+        When the default classifier gets fewer than 100 rows on a side (it could not split and
+        would report pMSE 0, "indistinguishable", whatever the data), or a fold has no weight of
+        one sample (weights on too few records).
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -68,6 +81,14 @@ def pmse(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold
 
+    n_folds = check_int(n_folds, "n_folds", low=2)
+    max_rows = check_int(max_rows, "max_rows", low=1, allow_none=True)
+    random_state = check_seed(random_state, "random_state")
+    if classifier is not None and not all(callable(getattr(classifier, a, None)) for a in ("fit", "predict_proba")):
+        raise DataValidationError(
+            f"The 'classifier' parameter must be a scikit-learn classifier (fit, predict_proba) or None. "
+            f"Got {type(classifier).__name__} instead."
+        )
     rng = np.random.default_rng(random_state)
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
@@ -78,6 +99,16 @@ def pmse(
             df, w = df.iloc[idx], w[idx]
         frames.append(df.reset_index(drop=True))
         weights.append(w * len(w) / w.sum())
+    sizes = {"real": len(frames[0]), "synthetic": len(frames[1])}
+    need = MIN_ROWS_DEFAULT if classifier is None else n_folds
+    for label, size in sizes.items():
+        if size < need:
+            raise DataValidationError(
+                f"pmse needs at least {need} {label} rows"
+                + (" with the default classifier (its leaves hold 50 rows; with fewer it scores any data as "
+                   "indistinguishable)" if classifier is None else f" for {n_folds} folds")
+                + f": got {size}. Pass pmse=False to evaluate, or a classifier suited to small samples."
+            )
     columns = list(real_df.columns)
     categories = {
         c: sorted(pd.concat([f[c] for f in frames]).dropna().astype(object).unique().tolist(), key=str)
@@ -93,6 +124,12 @@ def pmse(
     p = np.empty_like(y)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
     for train, test in folds.split(x, y):
+        for label, cls in (("real", 0), ("synthetic", 1)):
+            if w[train][y[train] == cls].sum() <= 0:
+                raise DataValidationError(
+                    f"pmse: a cross-fitting fold holds no {label} weight: the {label} weights sit on too few "
+                    "records (e.g. all on one) to train the classifier. Pass pmse=False or spread the weights."
+                )
         model = clone(base).fit(x[train], y[train], sample_weight=w[train])
         p[test] = model.predict_proba(x[test])[:, 1]
     c = w[y == 1].sum() / w.sum()

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import check_bool, check_names, check_seed
 from . import calibration as cal
 from . import metrics as m
-from ._validation import as_weights, check_frames, is_numeric
+from ._validation import as_weights, check_columns, check_frames, is_numeric, numeric_frame
 from .privacy import privacy_summary
 
 __all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
@@ -105,8 +106,18 @@ class EvaluationReport:
         """Writes the report as one self-contained HTML file (plots embedded as PNG) and returns its path."""
         from ._html import render_html
 
+        import os
+        import uuid
+
         path = Path(path)
-        path.write_text(render_html(self, title=title), encoding="utf-8")
+        text = render_html(self, title=title)
+        tmp = path.with_name(f".tmp-microplex-{uuid.uuid4().hex[:12]}-{path.name}.partial")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)  # never a half-written report
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         logger.info("Wrote evaluation report to %s", path)
         return path
 
@@ -130,8 +141,15 @@ def fidelity_scores(
     (scores, point_masses) : (pandas.DataFrame, dict)
         The tidy score table and the point-mass table of each numeric column.
     """
+    check_bool(pairs, "pairs")
+    check_bool(pmse, "pmse")
+    random_state = check_seed(random_state, "random_state")
+    if not isinstance(real_df, pd.DataFrame):
+        raise DataValidationError(f"real_df must be a pandas DataFrame: got {type(real_df).__name__}.")
     columns = list(real_df.columns)
     check_frames(real_df, synthetic_df, columns)
+    conditions = check_names(list(conditions), "conditions")
+    real_df, synthetic_df = numeric_frame(real_df[columns]), numeric_frame(synthetic_df[columns])
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     rows: list[tuple[str, str, str, float]] = []
@@ -178,6 +196,12 @@ def fidelity_scores(
                 rows.append(("subgroup_ks_mean", v, f"by {by}", mean))
     if pmse:
         rows.append(("pmse", "all", "all", m.pmse(real_df, synthetic_df, wr, ws, random_state=random_state)))
+    for metric, variable, _, value in rows:
+        if not np.isfinite(value):  # e.g. a distance between values near the float64 limit overflows
+            raise DataValidationError(
+                f"The {metric!r} score of {variable!r} is not a finite number ({value}): its values are too "
+                "large to compare in float64; rescale the column (e.g. to thousands)."
+            )
     return pd.DataFrame(rows, columns=_COLUMNS), masses
 
 
@@ -247,6 +271,24 @@ def evaluate(
         raise DataValidationError(
             f"real_df and synthetic_df must be pandas DataFrames: got {type(real_df).__name__} and {type(synthetic_df).__name__}."
         )
+    if holdout_df is not None and not isinstance(holdout_df, pd.DataFrame):
+        raise DataValidationError(f"holdout_df must be a pandas DataFrame or None: got {type(holdout_df).__name__}.")
+    for name, value in (("weight_col", weight_col), ("synthetic_weight_col", synthetic_weight_col)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise DataValidationError(f"The {name!r} parameter must be a column name (str) or None. Got {value!r} instead.")
+    pmse = check_bool(pmse, "pmse")
+    random_state = check_seed(random_state, "random_state")
+    if conditions is not None:
+        conditions = check_names(conditions, "conditions")
+    _check_targets(targets)
+    for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df), ("holdout_df", holdout_df)):
+        if df is not None:
+            check_columns(df, label)
+    if synthetic_weight_col is not None and synthetic_weight_col in real_df.columns and synthetic_weight_col != weight_col:
+        raise DataValidationError(
+            f"The synthetic weight column {synthetic_weight_col!r} is also a column of real_df, where it would be "
+            "scored as a variable: rename it or pass weight_col=" f"{synthetic_weight_col!r}."
+        )
     wr = _weights_from(real_df, weight_col, "real_df")
     ws = _weights_from(synthetic_df, synthetic_weight_col, "synthetic_df")
     columns = [c for c in real_df.columns if c != weight_col]
@@ -261,7 +303,8 @@ def evaluate(
         if c not in columns:
             raise DataValidationError(f"Condition {c!r} is not a column of real_df: expected one of {columns}.")
     check_frames(real_df, synthetic_df, columns)
-    real, synth = real_df[columns].reset_index(drop=True), synthetic_df[columns].reset_index(drop=True)
+    real = numeric_frame(real_df[columns].reset_index(drop=True))
+    synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
     scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, random_state=random_state)
     rows = []
     wr_arr = as_weights(wr, len(real), "real weights")
@@ -283,7 +326,7 @@ def evaluate(
     holdout = None
     if holdout_df is not None:
         check_frames(real_df, holdout_df, columns)
-        holdout = holdout_df[columns].reset_index(drop=True)
+        holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
         priv = privacy_summary(real, synth, holdout, random_state=random_state)
         rows += [(k, "all", "all", v) for k, v in priv.items()]
     if rows:
@@ -301,6 +344,20 @@ def evaluate(
         privacy=priv,
         holdout_df=holdout,
     )
+
+
+def _check_targets(targets: Any) -> None:
+    """A mapping of targets must name columns (or ``(column, level)``) and give finite numbers."""
+    if targets is None or not isinstance(targets, Mapping):
+        return
+    for key, value in targets.items():
+        ok_key = isinstance(key, str) and key or (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str))
+        if not ok_key:
+            raise DataValidationError(
+                f"Target {key!r} must be a column name (str) or a (column, level) pair."
+            )
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating) or not np.isfinite(value):
+            raise DataValidationError(f"Target {key!r} must be a finite number. Got {value!r} instead.")
 
 
 def _calibration_totals(records: pd.DataFrame, weights: np.ndarray, targets: Any) -> tuple[dict, dict]:

@@ -37,6 +37,10 @@ import pandas as pd
 import scipy.linalg
 
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
+from .._params import check_bool, check_float, check_int
+
+#: Most targets (margin categories): the Newton step holds an (m, m) matrix.
+_MAX_TARGETS = 10_000
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame"]
 
@@ -54,14 +58,25 @@ class _Margins:
         self.offsets: list[int] = []
         totals, labels = [], []
         for key, values in margins.items():
-            cols = (key,) if isinstance(key, str) else tuple(key)
+            cols = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, tuple) else None
+            if not cols or not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
+                raise DataValidationError(
+                    f"Margin {key!r} must be named by a column (str) or a tuple of distinct columns."
+                )
             items = list(values.items()) if isinstance(values, Mapping | pd.Series) else None
             if not items:
-                raise DataValidationError(f"Margin {key!r} must map categories to totals. Got {values!r}.")
+                raise DataValidationError(f"Margin {key!r} must map categories to totals. Got {str(values)[:80]}.")
+            if sum(len(i) for i in self.indexes) + len(items) > _MAX_TARGETS:
+                raise DataValidationError(f"'margins' has more than {_MAX_TARGETS} categories; at most {_MAX_TARGETS} are supported.")
             cats = [c if len(cols) > 1 else (c,) for c, _ in items]
             if any(not isinstance(c, tuple) or len(c) != len(cols) for c in cats):
                 raise DataValidationError(f"Margin {cols}: every category must be a tuple of {len(cols)} values.")
-            vals = np.array([v for _, v in items], dtype=float)
+            if len(set(cats)) != len(cats) or any(pd.isna(v) for c in cats for v in c):
+                raise DataValidationError(f"Margin {key!r} lists a category twice or a missing category.")
+            raw = [v for _, v in items]
+            if any(isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating) for v in raw):
+                raise DataValidationError(f"Margin {key!r} totals must be numbers. Got {str(raw)[:80]}.")
+            vals = np.array(raw, dtype=float)
             if not np.isfinite(vals).all() or (vals < 0).any():
                 raise DataValidationError(f"Margin {key!r} totals must be finite and >= 0. Got {vals.tolist()}.")
             self.offsets.append(sum(len(i) for i in self.indexes))
@@ -138,7 +153,10 @@ def _frame_part(frame: pd.DataFrame, margins: _Margins, weight_col: str | None) 
     else:
         if weight_col not in frame.columns:
             raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
-        d = frame[weight_col].to_numpy(float)
+        col = frame[weight_col]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
+        d = col.to_numpy(float, na_value=np.nan)
         if not np.isfinite(d).all() or (d <= 0).any():
             raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")
     return codes, d
@@ -290,6 +308,15 @@ def _finish(lam, converged, n_iter, misfit, initial, achieved, share, margins, n
     return result
 
 
+def _check_solver_args(weight_col, tol, max_iter, force) -> tuple[float, int]:
+    if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
+        raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+    check_bool(force, "force")
+    tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    return tol, max_iter
+
+
 def rake_frame(
     frame: pd.DataFrame, margins: Mapping, weight_col: str | None = None, *, tol: float = 1e-10, max_iter: int = 50, force: bool = False
 ) -> RakingResult:
@@ -302,6 +329,9 @@ def rake_frame(
     >>> res.weights(df).round(3).tolist()
     [30.0, 30.0, 20.0, 20.0]
     """
+    tol, max_iter = _check_solver_args(weight_col, tol, max_iter, force)
+    if not isinstance(frame, pd.DataFrame):
+        raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
     mg = _Margins(margins)
     codes, d = _frame_part(frame, mg, weight_col)
     cells, dsum = _cells(codes, d)
@@ -351,6 +381,14 @@ def rake_dataset(
     import dask
     import dask.dataframe as dd
 
+    tol, max_iter = _check_solver_args(weight_col, tol, max_iter, force)
+    max_cells = check_int(max_cells, "max_cells", low=0)
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
+    if client is not None and not callable(getattr(client, "compute", None)):
+        raise DataValidationError(
+            f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
+        )
     mg = _Margins(margins)
     columns = mg.columns + ([weight_col] if weight_col else [])
     try:

@@ -23,8 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .._errors import DataValidationError
+from .._params import check_bool, check_int, check_names, check_seed
+from ._lock import OutputLock
 from .sources import ConditionSource, as_source
-from .writer import FORMAT_VERSION, finish_output, model_hash, prepare_output, write_task
+from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
 
 __all__ = ["generate_dataset"]
 
@@ -45,8 +47,29 @@ def _block_seed(seed: int, block: int) -> int:
     return int(state[0]) << 32 | int(state[1])
 
 
-def _check_args(synth, source: ConditionSource, n, partition_by, rows_per_file, seed) -> tuple[int, list[str]]:
-    synth._check_is_fitted()
+#: Largest ``n``: row numbers stay exact in int64 and float64 arithmetic.
+_MAX_ROWS = 2**53
+#: Most tasks (files per partition) of one run: each is a marker and a task object in memory.
+_MAX_TASKS = 1_000_000
+
+
+def _check_args(
+    synth, source: ConditionSource, n, partition_by, rows_per_file, seed, path, progress, torch_threads, client
+) -> tuple[int, list[str]]:
+    """Validates every argument of :func:`generate_dataset` (before any work or file)."""
+    check_bool(progress, "progress")
+    check_int(torch_threads, "torch_threads", low=1, allow_none=True)
+    check_seed(seed, "seed", allow_none=False)
+    rows_per_file = check_int(rows_per_file, "rows_per_file", low=1)
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path) or "\x00" in os.fspath(path):
+        raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
+    if client is not None and not callable(getattr(client, "submit", None)):
+        raise DataValidationError(
+            f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
+        )
+    names = source.columns
+    if len(set(names)) != len(names) or not all(isinstance(c, str) and c for c in names):
+        raise DataValidationError(f"'conditions' must have distinct, non-empty string column names. Got {names[:20]}.")
     missing = [c for c in synth.condition_vars if c not in source.columns]
     if missing:
         raise DataValidationError(
@@ -61,15 +84,21 @@ def _check_args(synth, source: ConditionSource, n, partition_by, rows_per_file, 
         if source.n_rows is None:
             raise DataValidationError("The 'n' parameter is required when the conditions source is unbounded.")
         n = source.n_rows
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise DataValidationError(f"The 'n' parameter must be an integer >= 0. Got {n!r} instead.")
+    n = check_int(n, "n", low=0, high=_MAX_ROWS)
     if source.n_rows is not None and n > source.n_rows:
         raise DataValidationError(f"The 'n' parameter ({n}) exceeds the {source.n_rows} rows of 'conditions'.")
-    if isinstance(rows_per_file, bool) or not isinstance(rows_per_file, int | np.integer) or rows_per_file < 1:
-        raise DataValidationError(f"The 'rows_per_file' parameter must be an integer >= 1. Got {rows_per_file!r} instead.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise DataValidationError(f"The 'seed' parameter must be an integer >= 0. Got {seed!r} instead.")
-    parts = [partition_by] if isinstance(partition_by, str) else list(partition_by or [])
+    if -(-n // rows_per_file) > _MAX_TASKS:
+        raise DataValidationError(
+            f"The 'rows_per_file' parameter ({rows_per_file}) would cut n={n} rows into {-(-n // rows_per_file)} "
+            f"files; at most {_MAX_TASKS} are allowed. Use a larger rows_per_file."
+        )
+    if partition_by is None:
+        parts = []
+    elif isinstance(partition_by, str):
+        parts = [partition_by]
+    else:
+        parts = check_names(partition_by, "partition_by")
+    check_partition_names(parts)
     produced = list(source.columns) + list(synth.target_vars)
     unknown = [c for c in parts if c not in produced]
     if unknown:
@@ -79,7 +108,26 @@ def _check_args(synth, source: ConditionSource, n, partition_by, rows_per_file, 
         )
     if len(set(parts)) != len(parts) or len(parts) == len(produced):
         raise DataValidationError(f"partition_by must name distinct columns and leave data columns. Got {parts}.")
+    for c in parts:
+        if n and _all_missing(source, c, n):
+            raise DataValidationError(
+                f"Partition column {c!r} is missing in every row: a dataset partitioned only by missing values "
+                "cannot be read back (pyarrow cannot infer its type). Leave it out of partition_by."
+            )
     return int(n), parts
+
+
+def _all_missing(source: ConditionSource, col: str, n: int) -> bool:
+    """Whether an in-memory source's column ``col`` is missing in every row it will give."""
+    from .sources import CellCounts, FrameSource, Resample
+
+    if isinstance(source, FrameSource) and col in source.frame.columns:
+        return bool(source.frame[col].iloc[:n].isna().all())
+    if isinstance(source, CellCounts) and col in source.cells.columns:
+        return bool(source.cells[col][source.counts > 0].isna().all())
+    if isinstance(source, Resample) and col in source.frame.columns:
+        return bool(source.frame[col][source.weights > 0].isna().all())
+    return False
 
 
 def _run_task(
@@ -102,11 +150,24 @@ def _run_task(
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
-            yield pa.Table.from_pandas(out, preserve_index=False)
+            yield _as_table(out, getattr(source, "arrow_types", None))
             if on_rows is not None:
                 on_rows(last - first)
 
     return write_task(path, task, tables(), spec["partition_by"])
+
+
+def _as_table(frame, types: dict[str, pa.DataType] | None) -> pa.Table:
+    """A block as an Arrow table, the source's columns in the source's types (fixed per run)."""
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        for name, typ in (types or {}).items():
+            i = table.schema.get_field_index(name)
+            if i >= 0 and table.schema.field(i).type != typ:
+                table = table.set_column(i, table.schema.field(i).with_type(typ), table.column(i).cast(typ))
+    except pa.ArrowException as exc:
+        raise DataValidationError(f"A block of records cannot be stored in Parquet: {str(exc)[:200]}") from None
+    return table
 
 
 def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
@@ -156,12 +217,17 @@ def generate_dataset(
         Parquet file or directory, or ``None`` for a weighted resample of the training
         conditions (seeded by ``seed``). Extra columns are kept in the output.
     n : int, default=None
-        Number of records; defaults to every row of a bounded source (the first ``n`` rows
-        are used otherwise).
+        Number of records (an int: ``1e6`` is refused, not truncated; at most 2**53); defaults
+        to every row of a bounded source (the first ``n`` rows are used otherwise).
     path : str or path-like
-        Output directory: new, empty, or holding an unfinished run of this same call.
+        Output directory: new, empty, or holding an unfinished run of this same call. One run
+        writes into it at a time: a lock file ``_microplex.lock`` makes a second call refuse
+        (see :mod:`microplex.scale._lock` for stale locks of killed runs).
     partition_by : list of str, default=None
-        Columns (conditions or targets) for hive partitioning (``path/state=CA/...``).
+        Columns (conditions or targets) for hive partitioning (``path/state=CA/...``). Their
+        names must be plain directory names (no ``/``, ``\\``, ``=``, NUL, no leading ``.`` or
+        ``_``; refused otherwise); their values are percent-encoded as pyarrow does. Every file
+        is checked to resolve inside ``path``.
     rows_per_file : int, default=5000000
         Rows per task; each task writes one file per partition value it meets.
     seed : int, default=0
@@ -197,10 +263,14 @@ def generate_dataset(
     >>> sorted(pd.read_parquet(out).columns)
     ['age', 'black', 're78']
     """
+    from ..synthesis import Synthesizer
+
+    if not isinstance(synth, Synthesizer):
+        raise DataValidationError(f"The 'synth' parameter must be a fitted Synthesizer. Got {type(synth).__name__} instead.")
+    synth._check_is_fitted()
+    check_seed(seed, "seed", allow_none=False)
     source = as_source(conditions, synth, seed)
-    n, parts = _check_args(synth, source, n, partition_by, rows_per_file, seed)
-    if torch_threads is not None and (isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1):
-        raise DataValidationError(f"The 'torch_threads' parameter must be an integer >= 1. Got {torch_threads!r} instead.")
+    n, parts = _check_args(synth, source, n, partition_by, rows_per_file, seed, path, progress, torch_threads, client)
     mhash = model_hash(synth)
     spec = {
         "format_version": FORMAT_VERSION,
@@ -215,6 +285,12 @@ def generate_dataset(
         "columns": list(source.columns) + list(synth.target_vars),
     }
     path = os.path.abspath(path)
+    with OutputLock(path):
+        return _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash)
+
+
+def _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash):
+    """The body of :func:`generate_dataset`, run while holding the output directory's lock."""
     done = prepare_output(path, spec)
     tasks = [
         (t, t * rows_per_file, min((t + 1) * rows_per_file, n))

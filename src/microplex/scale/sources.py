@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
+from .._params import check_int, check_names, check_seed
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
 
@@ -52,6 +53,46 @@ class ConditionSource:
             )
 
 
+#: Largest number of rows a source may describe (exact in int64 and float64).
+_MAX_ROWS = 2**53
+#: Largest ``Resample`` block: one block of draws is held in memory.
+_MAX_BLOCK_ROWS = 10_000_000
+
+
+def _check_frame(frame: object, label: str) -> pd.DataFrame:
+    """A DataFrame whose column names are distinct non-empty strings and whose columns Parquet can store."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataValidationError(f"{label} must be a DataFrame. Got {type(frame).__name__} instead.")
+    names = list(frame.columns)
+    bad = [c for c in names if not isinstance(c, str) or not c]
+    dup = sorted({c for c in names if names.count(c) > 1}, key=str)
+    if bad or dup:
+        raise DataValidationError(
+            f"{label} must have distinct, non-empty string column names; "
+            f"got {'non-string or empty names ' + repr(bad[:5]) if bad else 'duplicated names ' + repr(dup[:5])}."
+        )
+    try:
+        pa.Schema.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError):
+        for c in names:
+            try:
+                pa.Schema.from_pandas(frame[[c]], preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise DataValidationError(
+                    f"Column {c!r} of {label} cannot be stored in Parquet ({str(exc)[:100]}); "
+                    "give it one type (numbers, strings, booleans, dates or categories)."
+                ) from None
+        raise
+    return frame
+
+
+def _arrow_types(frame: pd.DataFrame) -> dict[str, pa.DataType]:
+    """The Parquet type of every column, fixed for the whole source (a block of only missing
+    values would otherwise get another type than the next block)."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    return {name: schema.field(name).type for name in frame.columns}
+
+
 def _hash_frame(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(repr([(c, str(t)) for c, t in df.dtypes.items()]).encode())
@@ -75,8 +116,8 @@ class FrameSource(ConditionSource):
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        if not isinstance(frame, pd.DataFrame):
-            raise DataValidationError(f"'conditions' must be a DataFrame. Got {type(frame).__name__} instead.")
+        _check_frame(frame, "'conditions'")
+        self.arrow_types = _arrow_types(frame)
         self.frame = frame.reset_index(drop=True)
         self.columns = [str(c) for c in frame.columns]
         self.n_rows = len(frame)
@@ -104,6 +145,10 @@ class ParquetSource(ConditionSource):
     """
 
     def __init__(self, path: str | os.PathLike, columns: list[str] | None = None) -> None:
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
+        if columns is not None:
+            columns = check_names(columns, "columns", allow_empty=False)
         root = Path(path)
         if root.is_dir():
             files = sorted(
@@ -118,15 +163,25 @@ class ParquetSource(ConditionSource):
             raise DataValidationError(f"Conditions path {str(root)!r} holds no .parquet files.")
         self.path = str(root)
         self.files = [str(f) for f in files]
-        schema = pq.read_schema(self.files[0])
+        schema = _read_schema(self.files[0])
         names = [n for n in schema.names if n != "__index_level_0__"]
         if columns is not None:
             missing = [c for c in columns if c not in names]
             if missing:
                 raise DataValidationError(f"Parquet conditions {self.path!r} lack columns {missing}; they have {names}.")
         self.columns = list(columns) if columns is not None else names
+        if len(set(self.columns)) != len(self.columns) or not all(self.columns):
+            raise DataValidationError(f"Parquet conditions {self.path!r} have duplicated or empty column names {self.columns}.")
+        self.arrow_types = {c: schema.field(c).type for c in self.columns}
         groups = []  # (file index, row group, rows)
         for i, f in enumerate(self.files):
+            other = _read_schema(f)
+            differ = [c for c in self.columns if c not in other.names or other.field(c).type != self.arrow_types[c]]
+            if differ:
+                raise DataValidationError(
+                    f"Parquet conditions file {f!r} differs from {self.files[0]!r} in columns {differ[:5]} "
+                    "(missing or of another type); every file must share the columns and types."
+                )
             meta = pq.ParquetFile(f).metadata
             groups += [(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
         self._groups = groups
@@ -170,6 +225,13 @@ class ParquetSource(ConditionSource):
         return h.hexdigest()
 
 
+def _read_schema(file: str) -> pa.Schema:
+    try:
+        return pq.read_schema(file)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataValidationError(f"Conditions file {file!r} is not a readable Parquet file ({str(exc)[:100]}).") from None
+
+
 class CellCounts(ConditionSource):
     """Conditions expanded from counts per cell, chunk by chunk.
 
@@ -195,6 +257,10 @@ class CellCounts(ConditionSource):
     """
 
     def __init__(self, table: pd.DataFrame, count_col: str = "count") -> None:
+        if not isinstance(count_col, str) or not count_col:
+            raise DataValidationError(f"The 'count_col' parameter must be a non-empty str. Got {count_col!r} instead.")
+        if isinstance(table, pd.DataFrame):
+            _check_frame(table, "The CellCounts table")
         if not isinstance(table, pd.DataFrame) or count_col not in table.columns:
             got = list(table.columns) if isinstance(table, pd.DataFrame) else type(table).__name__
             raise DataValidationError(f"CellCounts needs a DataFrame with a {count_col!r} column. Got {got}.")
@@ -202,10 +268,15 @@ class CellCounts(ConditionSource):
         if not pd.api.types.is_numeric_dtype(counts.dtype) or counts.isna().any():
             raise DataValidationError(f"Count column {count_col!r} must be numeric without missing values.")
         values = counts.to_numpy(float)
-        if (values < 0).any() or (values != np.round(values)).any():
+        if not np.isfinite(values).all() or (values < 0).any() or (values != np.round(values)).any():
             raise DataValidationError(f"Count column {count_col!r} must hold non-negative integers.")
+        if values.sum() > _MAX_ROWS:
+            raise DataValidationError(
+                f"Count column {count_col!r} sums to {values.sum():.3g} records; at most 2**53 are supported."
+            )
         self.count_col = count_col
         self.cells = table.drop(columns=count_col).reset_index(drop=True)
+        self.arrow_types = _arrow_types(self.cells)
         self.counts = values.astype(np.int64)
         self._ends = np.cumsum(self.counts)
         self.columns = [str(c) for c in self.cells.columns]
@@ -251,13 +322,20 @@ class Resample(ConditionSource):
     """
 
     def __init__(self, frame: pd.DataFrame, weights=None, *, seed: int = 0, block_rows: int = 100_000) -> None:
+        seed = check_seed(seed, "seed", allow_none=False)
+        block_rows = check_int(block_rows, "block_rows", low=1, high=_MAX_BLOCK_ROWS)
         if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
             raise DataValidationError("Resample needs a non-empty DataFrame to draw from.")
-        w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
+        _check_frame(frame, "The Resample frame")
+        try:
+            w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"Resample weights must be {len(frame)} numbers. Got {type(weights).__name__}.") from None
         if w.shape != (len(frame),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise DataValidationError(
                 f"Resample weights must be {len(frame)} finite non-negative values with a positive sum."
             )
+        self.arrow_types = _arrow_types(frame)
         self.frame = frame.reset_index(drop=True)
         self.weights = w
         self.seed = int(seed)

@@ -7,6 +7,13 @@ Layout of an output directory::
       _microplex_tasks/task-000003.json one marker per finished task (its files and rows)
       state=CA/part-000003.parquet      data (hive partitioning by ``partition_by``)
 
+Names that become paths are data: partition columns must be plain path segments (refused
+otherwise, see :func:`check_partition_names`), partition values are percent-encoded as pyarrow's
+hive partitioning does (``quote(str(value), safe="")``, decoded by pyarrow on read), and every
+path is built by :func:`inside`, which refuses one that resolves outside the output directory.
+Everything read back on resume (the manifest and the task markers) is validated before use
+(:mod:`._manifest`): a tampered or damaged file raises one clear error and nothing is written.
+
 Every file is written under a hidden temporary name (``.tmp-microplex-*.partial``: the
 leading dot hides it from pyarrow, pandas and Spark, the suffix from ``*.parquet`` globs as
 used by DuckDB and polars) and renamed with :func:`os.replace` once complete, so a
@@ -31,7 +38,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .._errors import DataValidationError
+from .._errors import DataValidationError, MicroplexError
+from ._lock import LOCK_NAME
+from ._manifest import check_manifest, check_marker, check_part, is_regular, marker_task, read_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -41,6 +50,8 @@ __all__ = [
     "prepare_output",
     "write_task",
     "finish_output",
+    "check_partition_names",
+    "inside",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +61,60 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "_microplex_manifest.json"
 TASKS_DIR = "_microplex_tasks"
 _TMP_PREFIX = ".tmp-microplex-"
+
+
+#: Longest path segment written (bytes); most file systems allow 255.
+_MAX_SEGMENT_BYTES = 255
+
+
+def inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
+    """``root / rel``, refused unless it resolves (symbolic links followed) inside ``root``.
+
+    Every output path is built here: partition directories, part files, markers.
+
+    >>> inside("/data/out", "state=CA/part-000000.parquet").as_posix()
+    '/data/out/state=CA/part-000000.parquet'
+    >>> inside("/data/out", "/etc/passwd")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Refusing to write '/etc/passwd': it resolves outside the output directory '/data/out'.
+    """
+    base = Path(root)
+    text = os.fspath(rel)
+    target = base / text
+    if "\x00" in text or Path(text).is_absolute() or ".." in Path(text).parts:
+        resolved = None
+    else:
+        real_base, resolved = base.resolve(), target.resolve()
+    if resolved is None or (resolved != real_base and real_base not in resolved.parents):
+        raise DataValidationError(
+            f"Refusing to write {text!r}: it resolves outside the output directory {str(base)!r}."
+        )
+    return target
+
+
+def check_partition_names(names: list[str]) -> None:
+    """Refuses partition column names that are not plain path segments.
+
+    A name becomes the ``name=`` part of a directory, so it must be a non-empty string without
+    ``/``, ``\\``, ``=``, NUL or control characters, and must not start with ``.`` or ``_``
+    (pyarrow, pandas and Spark skip such directories: the rows would silently vanish on read).
+    """
+    for name in names:
+        bad = None
+        if not isinstance(name, str) or not name:
+            bad = "an empty or non-string name"
+        elif any(ch in name for ch in "/\\=") or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            bad = "a '/', '\\', '=', NUL or control character"
+        elif name.startswith((".", "_")):
+            bad = "a leading '.' or '_' (readers skip such directories)"
+        elif len(name.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT_BYTES // 2:
+            bad = f"more than {_MAX_SEGMENT_BYTES // 2} bytes"
+        if bad:
+            raise DataValidationError(
+                f"Partition column {name!r} cannot name a directory: it has {bad}. "
+                "Rename the column (e.g. df.rename(columns=...)) or leave it out of partition_by."
+            )
 
 
 def model_hash(synth) -> str:
@@ -90,6 +155,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def part_name(task: int) -> str:
+    """File name of task ``task``'s part in each partition."""
+    return f"part-{task:06d}.parquet"
+
+
 def _tmp_name(final: Path) -> Path:
     return final.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{final.name}.partial")
 
@@ -110,64 +180,129 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def _visible_entries(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith(_TMP_PREFIX))
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith((_TMP_PREFIX, LOCK_NAME)))
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _task_rows(spec: dict[str, Any], task: int) -> int:
+    n, per = spec["n"], spec["rows_per_file"]
+    return min((task + 1) * per, n) - task * per
+
+
+def _data_columns(spec: dict[str, Any]) -> list[str]:
+    return [c for c in spec["columns"] if c not in spec["partition_by"]]
 
 
 def prepare_output(path: str | os.PathLike, spec: dict[str, Any]) -> set[int]:
     """Creates or reopens an output directory for the run described by ``spec``.
 
-    Returns the ids of tasks already finished by an earlier attempt of the same run (their
-    files present with the recorded sizes). Raises :class:`DataValidationError` when
-    ``path`` is a file, holds files but no manifest, or holds a manifest of another run.
-    Leftover temporary files of a crashed attempt are removed.
+    Returns the ids of tasks already finished by an earlier attempt of the same run. Raises
+    :class:`DataValidationError` when ``path`` is a file, holds files but no manifest, holds a
+    manifest of another run, or holds a manifest, marker or finished part that is not what this
+    run wrote (changed or damaged); all of that is checked before anything is written or removed.
+    A finished task whose part file is missing is redone. Leftover temporary files of a crashed
+    attempt are removed.
     """
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise DataValidationError(f"Output path {str(root)!r} exists and is not a directory.")
     manifest_path = root / MANIFEST_NAME
-    if root.is_dir() and not manifest_path.exists() and _visible_entries(root):
+    has_manifest = manifest_path.exists() or manifest_path.is_symlink()
+    if root.is_dir() and not has_manifest and _visible_entries(root):
         raise DataValidationError(
             f"Output path {str(root)!r} already holds files ({_visible_entries(root)[:5]}) but no microplex "
             "manifest; refusing to write into it. Choose an empty or new directory."
         )
-    if manifest_path.exists():
-        with open(manifest_path) as fh:
-            old = json.load(fh).get("spec", {})
+    done: set[int] = set()
+    if has_manifest:
+        old = check_manifest(manifest_path, read_json(manifest_path, "the output directory"), FORMAT_VERSION)
         diff = sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k))
         if diff:
-            details = "; ".join(f"{k}: expected {old.get(k)!r}, got {spec.get(k)!r}" for k in diff[:4])
+            details = "; ".join(f"{k}: expected {_got(old.get(k))}, got {_got(spec.get(k))}" for k in diff[:4])
             raise DataValidationError(
-                f"Output path {str(root)!r} holds another run (differs in {diff}: {details}); "
+                f"Output path {str(root)!r} holds another run (differs in {diff[:8]}: {details}); "
                 "refusing to overwrite it. Choose a new directory or repeat the original call to resume."
             )
+        done = set(_finished_tasks(root, spec))
     root.mkdir(parents=True, exist_ok=True)
-    (root / TASKS_DIR).mkdir(exist_ok=True)
+    inside(root, TASKS_DIR).mkdir(exist_ok=True)
     for tmp in root.rglob(f"{_TMP_PREFIX}*"):
         tmp.unlink(missing_ok=True)
-    if not manifest_path.exists():
+    if not has_manifest:
         atomic_write_json(manifest_path, {"format_version": FORMAT_VERSION, "status": "running", "spec": spec})
         _fsync_dir(root)
-    return {t for t, _ in _finished_tasks(root)}
-
-
-def _finished_tasks(root: Path) -> list[tuple[int, dict[str, Any]]]:
-    done = []
-    for marker in sorted((root / TASKS_DIR).glob("task-*.json")):
-        with open(marker) as fh:
-            info = json.load(fh)
-        ok = all(
-            (root / f["path"]).is_file() and (root / f["path"]).stat().st_size == f["bytes"] for f in info["files"]
-        )
-        if ok:
-            done.append((int(info["task"]), info))
     return done
 
 
+def _finished_tasks(root: Path, spec: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Validated markers of the finished tasks whose files are all present, by task id."""
+    tasks_dir = root / TASKS_DIR
+    if not tasks_dir.exists() and not tasks_dir.is_symlink():
+        return {}
+    if tasks_dir.is_symlink() or not tasks_dir.is_dir():
+        raise DataValidationError(
+            f"{str(tasks_dir)!r} must be a directory (not a link). It was changed: repeat the call with a new output directory."
+        )
+    n_tasks = -(-spec["n"] // spec["rows_per_file"])
+    columns = _data_columns(spec)
+    done = {}
+    for marker in sorted(tasks_dir.iterdir()):
+        if marker.name.startswith(_TMP_PREFIX):
+            continue
+        task = marker_task(marker.name)
+        if task is None or task >= n_tasks or not is_regular(marker):
+            raise DataValidationError(
+                f"{str(marker)!r} is not a task marker of this run (expected task-NNNNNN.json files for tasks "
+                f"0 to {n_tasks - 1}). It was changed: delete it, or repeat the call with a new output directory."
+            )
+        info = read_json(marker, f"the marker {str(marker)!r}")
+        files = check_marker(marker, info, task, _task_rows(spec, task), spec["partition_by"])
+        complete = True
+        for entry in files:
+            file = inside(root, entry["path"])
+            if not file.exists() and not file.is_symlink():
+                logger.warning("Part %s of finished task %d is missing: the task is redone.", file, task)
+                complete = False
+                continue
+            if not is_regular(file):
+                raise DataValidationError(
+                    f"{str(file)!r} is not a regular file (a link or directory); it was changed: repeat the "
+                    "call with a new output directory."
+                )
+            check_part(file, entry, columns, marker)
+        if complete:
+            done[task] = info
+    return done
+
+
+def _data_files(root: Path) -> list[str]:
+    """Visible files of the dataset (no component starting with '.' or '_'), relative paths."""
+    out = []
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if not any(part.startswith((".", "_")) for part in rel.parts) and not p.is_dir():
+            out.append(rel.as_posix())
+    return sorted(out)
+
+
 def _partition_dir(keys: tuple, partition_by: list[str]) -> str:
+    """``col=value/...`` with values percent-encoded (pyarrow's hive ``segment_encoding="uri"``)."""
+    check_partition_names(partition_by)
     parts = []
     for col, value in zip(partition_by, keys, strict=True):
         text = "__HIVE_DEFAULT_PARTITION__" if value is None else quote(str(value), safe="")
-        parts.append(f"{col}={text}")
+        segment = f"{col}={text}"
+        if len(segment.encode()) > _MAX_SEGMENT_BYTES:
+            raise DataValidationError(
+                f"Partition column {col!r} has a value too long for a directory name "
+                f"({len(segment.encode())} bytes encoded, at most {_MAX_SEGMENT_BYTES}): {str(value)[:60]!r}... "
+                "Partition by a shorter code instead."
+            )
+        parts.append(segment)
     return "/".join(parts)
 
 
@@ -191,13 +326,21 @@ class _TaskWriter:
         if keys.num_rows == 0:
             return
         uniq = keys.group_by(self.partition_by).aggregate([]).to_pylist()
+        placed = 0
         for row in uniq:
             key = tuple(row[c] for c in self.partition_by)
             mask = None
             for c in self.partition_by:
                 m = pc.equal(keys[c], pa.scalar(row[c], keys[c].type)) if row[c] is not None else pc.is_null(keys[c])
                 mask = m if mask is None else pc.and_(mask, m)
-            self._buffer(key, data.filter(mask))
+            part = data.filter(mask)
+            placed += part.num_rows
+            self._buffer(key, part)
+        if placed != table.num_rows:  # e.g. NaN keys, which equal nothing: never drop rows silently
+            raise DataValidationError(
+                f"Partition columns {self.partition_by} hold values that cannot be partitioned "
+                f"({table.num_rows - placed} of {table.num_rows} rows match no partition, e.g. NaN)."
+            )
 
     def _buffer(self, key: tuple, table: pa.Table) -> None:
         self.buffers.setdefault(key, []).append(table)
@@ -219,7 +362,7 @@ class _TaskWriter:
         table = table.cast(self.schema) if table.schema != self.schema else table
         if key not in self.writers:
             sub = _partition_dir(key, self.partition_by)
-            final = self.root / sub / f"part-{self.task:06d}.parquet" if sub else self.root / f"part-{self.task:06d}.parquet"
+            final = inside(self.root, f"{sub}/{part_name(self.task)}" if sub else part_name(self.task))
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = _tmp_name(final)
             self.writers[key] = (_open_writer(tmp, self.schema), tmp, final, 0)
@@ -301,26 +444,49 @@ def write_task(
         writer.abort()
         raise
     info = {"task": task, "rows": rows, "files": files}
-    atomic_write_json(root / TASKS_DIR / f"task-{task:06d}.json", info)
+    atomic_write_json(inside(root, f"{TASKS_DIR}/task-{task:06d}.json"), info)
     return info
 
 
 def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Writes the final manifest (status ``complete``, every file with its rows) and returns it."""
+    """Writes the final manifest (status ``complete``, every file with its rows) and returns it.
+
+    Raises :class:`~microplex.MicroplexError` when a task has no marker, and
+    :class:`DataValidationError` when the directory holds data files that no task wrote (a
+    reader would mix them into the dataset).
+    """
     root = Path(path)
-    tasks = sorted(_finished_tasks(root))
-    files = [f for _, info in tasks for f in info["files"]]
+    for tmp in root.rglob(f"{_TMP_PREFIX}*"):  # left by a worker that died and whose task was retried
+        tmp.unlink(missing_ok=True)
+    tasks = _finished_tasks(root, spec)
+    n_tasks = -(-spec["n"] // spec["rows_per_file"])
+    missing = [t for t in range(n_tasks) if t not in tasks]
+    if missing:
+        raise MicroplexError(
+            f"Tasks {missing[:10]} of the run in {str(root)!r} did not finish; repeat the call to resume."
+        )
+    files = sorted((f for t in sorted(tasks) for f in tasks[t]["files"]), key=lambda f: f["path"])
+    for i, col in enumerate(spec["partition_by"]):
+        if files and all(f["path"].split("/")[i] == f"{col}=__HIVE_DEFAULT_PARTITION__" for f in files):
+            raise DataValidationError(
+                f"Partition column {col!r} is missing in every row: a dataset partitioned only by missing values "
+                "cannot be read back (pyarrow cannot infer its type). Repeat the call without it in partition_by."
+            )
+    stray = sorted(set(_data_files(root)) - {f["path"] for f in files})
+    if stray:
+        raise DataValidationError(
+            f"Output path {str(root)!r} holds data files that this run did not write: {stray[:5]}. "
+            "Readers would mix them into the dataset; remove them and repeat the call."
+        )
     manifest = {
         "format_version": FORMAT_VERSION,
         "status": "complete",
         "spec": spec,
-        "rows": int(sum(info["rows"] for _, info in tasks)),
+        "rows": int(sum(info["rows"] for info in tasks.values())),
         "n_tasks": len(tasks),
-        "files": sorted(files, key=lambda f: f["path"]),
+        "files": files,
         **(extra or {}),
     }
     atomic_write_json(root / MANIFEST_NAME, manifest)
     _fsync_dir(root)
-    for tmp in root.rglob(f"{_TMP_PREFIX}*"):  # left by a worker that died and whose task was retried
-        tmp.unlink(missing_ok=True)
     return manifest
