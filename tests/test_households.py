@@ -1,5 +1,7 @@
 """Tests of HouseholdSynthesizer (issue 7): structure, reproducibility, bad input, real-data bar."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -309,3 +311,137 @@ def test_documented_call_without_weights_follows_the_unweighted_shares(small):
     households, _ = hs.sample(1000, seed=0)
     real = small.groupby(HID).hsize.first()
     assert tv_distance(households.hsize, real) < 0.01
+
+
+# -- issue 15: a model file is untrusted data -------------------------------------------------------
+
+
+def _rewrite(src, dst, meta=None, tensors=None, members=None):
+    """Copies the model file ``src`` to ``dst`` with its metadata / tensors / members changed."""
+    import json
+    import zipfile
+
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+
+    with zipfile.ZipFile(src) as zf:
+        parts = {n: zf.read(n) for n in zf.namelist()}
+    if meta is not None:
+        m = json.loads(parts["metadata.json"])
+        meta(m)
+        parts["metadata.json"] = json.dumps(m).encode()
+    if tensors is not None:
+        t = dict(load_tensors(parts["weights.safetensors"]))
+        tensors(t)
+        parts["weights.safetensors"] = save_tensors(t)
+    if members is not None:
+        members(parts)
+    with zipfile.ZipFile(dst, "w") as zf:
+        for n, data in parts.items():
+            zf.writestr(n, data)
+
+
+def _rename_model(m, old, new):
+    m["models"][new] = m["models"].pop(old)
+
+
+def _set(path, value):
+    def change(m):
+        *keys, last = path
+        for k in keys:
+            m = m[k]
+        m[last] = value
+    return change
+
+
+def _del(path):
+    def change(m):
+        *keys, last = path
+        for k in keys:
+            m = m[k]
+        del m[last]
+    return change
+
+
+def _rename_tensors(prefix_old, prefix_new):
+    def change(t):
+        for k in [k for k in t if k.startswith(prefix_old)]:
+            t[prefix_new + k[len(prefix_old):]] = t.pop(k)
+    return change
+
+
+TAMPERED = {
+    "member name with ../": dict(meta=lambda m: _rename_model(m, "person_head", "../../evil")),
+    "absolute member name": dict(meta=lambda m: _rename_model(m, "household", "/tmp/microplex_evil")),
+    "huge member name": dict(meta=lambda m: _rename_model(m, "household", "x" * 100_000)),
+    "missing inner model": dict(meta=_del(["models", "person_head"])),
+    "extra inner model": dict(meta=lambda m: m["models"].update(person_evil=m["models"]["household"])),
+    "tensor of an unknown model": dict(tensors=_rename_tensors("household/", "../evil/")),
+    "missing tensors": dict(tensors=_rename_tensors("person_head/", "person_member/x")),
+    "tensor of the wrong shape": dict(tensors=lambda t: t.update(
+        {k: t[k][:1] for k in [k for k in t if k.startswith("person_head/")][:1]})),
+    "epochs of the wrong type": dict(meta=_set(["params", "epochs"], "lots")),
+    "unknown parameter": dict(meta=_set(["params", "evil"], 1)),
+    "missing parameter": dict(meta=_del(["params", "household_id"])),
+    "household_vars not a list": dict(meta=_set(["params", "household_vars"], "db040")),
+    "person_vars with a non-string": dict(meta=_set(["params", "person_vars"], ["age", 3])),
+    "size column not a string": dict(meta=_set(["size_col"], 5)),
+    "huge max_size": dict(meta=_set(["max_size"], 10**12)),
+    "total weight not a number": dict(meta=_set(["total_weight"], "NaN")),
+    "shares not summing to 1": dict(meta=_set(["geography_shares", 1, 0], 5.0)),
+    "huge size shares": dict(meta=_set(["size_shares", 0, 0], 10**15)),
+    "person dtypes not dtypes": dict(meta=_set(["person_dtypes", "age"], "evil")),
+    "context column unknown": dict(meta=lambda m: m["context_cols"].append("../evil")),
+    "inner metadata tampered": dict(meta=_set(["models", "household", "patterns"], [[0, 1, 2]])),
+    "inner metadata wrong type": dict(meta=_set(["models", "person_head"], "evil")),
+    "metadata not an object": dict(members=lambda p: p.update({"metadata.json": b'["format"]'})),
+    "metadata not JSON": dict(members=lambda p: p.update({"metadata.json": b"{not json"})),
+    "no weights": dict(members=lambda p: p.pop("weights.safetensors")),
+    "table named like a path": dict(members=lambda p: p.update(
+        {"../../evil.parquet": p["household/conditions.parquet"]})),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_model_file_raises_one_clear_error_and_writes_nothing(fitted, tmp_path, monkeypatch, case):
+    import tempfile
+
+    good = tmp_path / "good.mpx"
+    fitted.save(good)
+    bad = tmp_path / "bad.mpx"
+    _rewrite(good, bad, **TAMPERED[case])
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = set(tmp_path.rglob("*"))
+    temp_before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(DataValidationError, match=r"Model file '.*bad\.mpx'"):
+        HouseholdSynthesizer.load(bad)
+    assert set(tmp_path.rglob("*")) == before
+    assert not any("evil" in name for name in set(os.listdir(tempfile.gettempdir())) - temp_before)
+    assert not os.path.exists("/tmp/microplex_evil.mpx")
+
+
+def test_truncated_model_file_raises(fitted, tmp_path):
+    path = tmp_path / "hh.mpx"
+    fitted.save(path)
+    data = path.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.mpx").write_bytes(data[:cut])
+        with pytest.raises(DataValidationError, match=r"cut\.mpx"):
+            HouseholdSynthesizer.load(tmp_path / "cut.mpx")
+
+
+def test_load_writes_no_temporary_file(fitted, tmp_path, monkeypatch):
+    import tempfile
+
+    path = tmp_path / "hh.mpx"
+    fitted.save(path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load must not create temporary files")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    loaded = HouseholdSynthesizer.load(path)
+    pd.testing.assert_frame_equal(loaded.sample(10, seed=0)[1], fitted.sample(10, seed=0)[1])

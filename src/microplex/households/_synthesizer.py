@@ -74,11 +74,14 @@ class HouseholdSynthesizer:
     person_id : str, default=None
         Person identifier column of the output (``"person_id"`` when ``None``).
     size_var : str, default=None
-        Household variable holding the household size; ``None`` adds a ``"n_persons"`` household
-        variable counting the person records.
+        Household variable holding the household size; ``None`` takes the household variable
+        equal to the number of person records in every household, or, if there is none, adds a
+        ``"n_persons"`` household variable counting the person records.
     geography : str, default=None
-        Categorical household variable (region, state, ...) drawn from its weighted training
-        shares; the other household variables are conditioned on it.
+        Categorical household variable (region, state, ...) allotted by its weighted training
+        shares; the other household variables are conditioned on it. Without it, the size is
+        allotted by its weighted training shares and the other household variables (a region
+        among them) are conditioned on the size.
     late_household_vars : sequence of str, default=()
         Household variables drawn after the persons, by a second household model conditioned
         on the other household variables and on a summary of all members (counts, earners,
@@ -107,8 +110,9 @@ class HouseholdSynthesizer:
 
     Attributes
     ----------
-    household_model_ : Synthesizer
-        Household variables given the geography.
+    household_model_ : Synthesizer or None
+        Household variables given the geography, or given the size without a geography
+        (``None`` when there is no other household variable to draw).
     person_models_ : dict of str to Synthesizer
         Age and the always-applicable person variables given household and earlier members:
         ``"head"`` (oldest member) and ``"member"`` (later members, age as a gap), or ``"all"``
@@ -117,6 +121,9 @@ class HouseholdSynthesizer:
         For each age limit, the person variables that apply from that age on.
     size_col_ : str
         The household size column.
+    allotted_ : str
+        The column allotted by its weighted training shares in :meth:`sample` (the geography,
+        or the size).
 
     Examples
     --------
@@ -443,20 +450,24 @@ class HouseholdSynthesizer:
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Synthesizes ``n_households`` households and their persons.
 
-        Households are drawn with less Monte-Carlo noise than independent draws: geography
-        values are allotted by systematic rounding of their weighted training shares, the
-        household model draws ``oversample`` candidates per household, and within each
-        geography the candidates are kept so that household sizes follow the candidates' shares
-        (systematic rounding again, so every size keeps its expected count). ``oversample=1``
-        keeps the candidates as drawn.
+        Households are drawn with less Monte-Carlo noise than independent draws. With a
+        geography, its values are allotted by systematic rounding of their weighted training
+        shares, the household model draws ``oversample`` candidates per household, and within
+        each geography the candidates are kept so that household sizes follow the candidates'
+        shares (systematic rounding again, so every size keeps its expected count;
+        ``oversample=1`` keeps the candidates as drawn). Without a geography the sizes are
+        allotted by systematic rounding of their weighted training shares and the other
+        household variables are drawn given the size (``oversample`` is then not needed).
 
         Parameters
         ----------
         n_households : int
+            Number of households (>= 0); outputs that cannot fit in memory are refused before
+            anything is drawn (sample in several calls).
         seed : int, default=None
             The same seed gives identical output.
         oversample : int, default=5
-            Candidate households drawn per household kept.
+            Candidate households drawn per household kept, with a geography (1 to 1000).
 
         Returns
         -------
