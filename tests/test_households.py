@@ -40,10 +40,11 @@ def eusilc():
 
 def small_synth(**kw):
     params = dict(household_weight=W, person_id="rb030", size_var="hsize", geography="db040",
-                  age_var="age", epochs=3, hidden_features=(16, 16), transforms=1)
+                  age_var="age", epochs=3, hidden_features=(16, 16), transforms=1,
+                  schema={"pl030": VariableSpec(kind="categorical")})
     params.update(kw)
     return HouseholdSynthesizer(["db040", "hsize", "hy050n", "hy090n"], ["age", "rb090", "pl030", "py010n"],
-                                HID, schema={"pl030": VariableSpec(kind="categorical")}, **params)
+                                HID, **params)
 
 
 @pytest.fixture(scope="module")
@@ -445,3 +446,105 @@ def test_load_writes_no_temporary_file(fitted, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     loaded = HouseholdSynthesizer.load(path)
     pd.testing.assert_frame_equal(loaded.sample(10, seed=0)[1], fitted.sample(10, seed=0)[1])
+
+
+# -- issue 15: every argument is validated before any work -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=2.5), r"The 'epochs' parameter must be an int >= 1\. Got 2\.5 instead\."),
+        (dict(epochs=0), r"The 'epochs' parameter must be an int >= 1\. Got 0 instead\."),
+        (dict(batch_size=True), r"The 'batch_size' parameter must be an int >= 1\. Got True"),
+        (dict(transforms="3"), r"The 'transforms' parameter must be an int in \[1, 64\]"),
+        (dict(hidden_features=(0,)), r"The 'hidden_features' parameter must be a non-empty tuple of ints"),
+        (dict(hidden_features=16), r"The 'hidden_features' parameter must be a non-empty tuple of ints"),
+        (dict(learning_rate=0), r"The 'learning_rate' parameter must be a finite float > 0\. Got 0"),
+        (dict(weight_decay=-1.0), r"The 'weight_decay' parameter must be a finite float >= 0"),
+        (dict(validation_fraction=0.5), r"The 'validation_fraction' parameter must be a finite float in \[0, 0\.5\)"),
+        (dict(patience=1.5), r"The 'patience' parameter must be an int >= 1"),
+        (dict(max_redraws=-1), r"The 'max_redraws' parameter must be an int in \[0, 100000\]"),
+        (dict(adult_age=float("nan")), r"The 'adult_age' parameter must be a finite float\. Got nan"),
+        (dict(flow="realnvp"), r"The 'flow' parameter must be one of 'maf', 'nsf'\. Got 'realnvp'"),
+        (dict(verbose="no"), r"The 'verbose' parameter must be a bool\. Got 'no'"),
+        (dict(household_weight=3), r"The 'household_weight' parameter must be a column name \(non-empty str\) or None"),
+        (dict(person_id=["rb030"]), r"The 'person_id' parameter must be a column name"),
+        (dict(geography=""), r"The 'geography' parameter must be a column name"),
+        (dict(age_var="rb030"), r"The 'age_var' parameter must be one of person_vars"),
+        (dict(size_var="db040", geography="db040"), r"'size_var' and 'geography' parameters must name different"),
+        (dict(person_id="db030"), r"'household_id' \('db030'\), 'person_id' \('db030'\).* must name different columns"),
+        (dict(person_id="age"), r"Id and weight columns cannot also be modelled variables: \['age'\]"),
+        (dict(schema={"age": "integer"}), r"The 'schema' parameter must be a mapping of column names"),
+        (dict(schema={"nope": VariableSpec()}), r"'schema' parameter names columns that are not .*\['nope'\]"),
+        (dict(late_household_vars="hy050n"), r"The 'late_household_vars' parameter must be a list of distinct"),
+    ],
+)
+def test_bad_parameters_raise_before_any_work(small, kwargs, match):
+    with pytest.raises(DataValidationError, match=match):
+        small_synth(**kwargs).fit(small)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((["db040", "db040"], ["age"], HID), r"The 'household_vars' parameter must be a non-empty list of distinct"),
+        (("db040", ["age"], HID), r"The 'household_vars' parameter must be a non-empty list of distinct"),
+        ((["db040"], [], HID), r"The 'person_vars' parameter must be a non-empty list of distinct"),
+        ((["db040"], ["age", 3], HID), r"The 'person_vars' parameter must be a non-empty list of distinct"),
+        ((["db040"], ["age"], 5), r"The 'household_id' parameter must be a column name \(non-empty str\)\. Got 5"),
+        ((["db040"], ["age"], None), r"The 'household_id' parameter must be a column name"),
+        ((["db040", "__w__"], ["age"], HID), r"reserved\. Got \['__w__'\]"),
+    ],
+)
+def test_bad_column_arguments_raise(small, args, match):
+    with pytest.raises(DataValidationError, match=match):
+        HouseholdSynthesizer(*args).fit(small)
+
+
+def test_bad_fit_data_raise(small):
+    with pytest.raises(DataValidationError, match=r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]"):
+        small_synth(epochs=1).fit(small, seed=-1)
+    with pytest.raises(DataValidationError, match=r"Household variable 'db090' varies within household 1 "):
+        small_synth(epochs=1).fit(small.assign(db090=small.db090.where(small.index != 0, 1.0)))
+    doubled = pd.concat([small, small[["age"]]], axis=1)
+    with pytest.raises(DataValidationError, match=r"Columns \['age'\] appear more than once"):
+        small_synth(epochs=1).fit(doubled)
+    with pytest.raises(DataValidationError, match=r"The 'age_var' column 'age' must be numeric"):
+        small_synth(epochs=1).fit(small.assign(age=small.age.astype(str)))
+    with pytest.raises(DataValidationError, match=r"The 'size_var' column 'hsize' must be numeric"):
+        small_synth(epochs=1).fit(small.assign(hsize=small.hsize.astype(str)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_households=2.5), r"The 'n_households' parameter must be an int >= 0\. Got 2\.5 instead\."),
+        (dict(n_households="3"), r"The 'n_households' parameter must be an int >= 0\. Got '3' instead\."),
+        (dict(n_households=-1), r"The 'n_households' parameter must be an int >= 0\. Got -1 instead\."),
+        (dict(n_households=True), r"The 'n_households' parameter must be an int >= 0\. Got True instead\."),
+        (dict(n_households=10**12), r"The 'n_households' parameter is too large: 1000000000000 households .* GiB"),
+        (dict(n_households=3, oversample=0), r"The 'oversample' parameter must be an int in \[1, 1000\]"),
+        (dict(n_households=3, seed="x"), r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\] or None"),
+    ],
+)
+def test_bad_sample_arguments_raise(fitted, kwargs, match):
+    with pytest.raises(DataValidationError, match=match):
+        fitted.sample(**kwargs)
+
+
+def test_sample_of_no_households_gives_empty_frames(fitted):
+    households, persons = fitted.sample(0, seed=0)
+    full_h, full_p = fitted.sample(2, seed=0)
+    assert len(households) == len(persons) == 0
+    assert list(households.columns) == list(full_h.columns) and list(persons.columns) == list(full_p.columns)
+
+
+def test_generate_refuses_sizes_and_regions_it_cannot_draw(fitted, small):
+    given = small.groupby(HID).first().reset_index()[[HID, "db040", "hsize", "hy050n", "hy090n"]].head(3)
+    with pytest.raises(DataValidationError, match=r"Households \[1\] have hsize above \d+, the largest household"):
+        fitted.generate(given.assign(hsize=[10**9, 1, 1]))
+    with pytest.raises(DataValidationError, match=r"Geography column 'db040' has values not seen in training: \['Mars'\]"):
+        fitted.generate(given.assign(db040="Mars"))
+    with pytest.raises(DataValidationError, match=r"The 'seed' parameter must be an int"):
+        fitted.generate(given, seed=1.5)
