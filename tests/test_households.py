@@ -1,6 +1,8 @@
 """Tests of HouseholdSynthesizer (issue 7): structure, reproducibility, bad input, real-data bar."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -371,9 +373,12 @@ def _rename_tensors(prefix_old, prefix_new):
     return change
 
 
+#: An absolute path a tampered file names (unique to this run, so an earlier run cannot mask a write).
+EVIL = f"{tempfile.gettempdir()}/microplex_evil_{os.getpid()}"
+
 TAMPERED = {
     "member name with ../": dict(meta=lambda m: _rename_model(m, "person_head", "../../evil")),
-    "absolute member name": dict(meta=lambda m: _rename_model(m, "household", "/tmp/microplex_evil")),
+    "absolute member name": dict(meta=lambda m: _rename_model(m, "household", EVIL)),
     "huge member name": dict(meta=lambda m: _rename_model(m, "household", "x" * 100_000)),
     "missing inner model": dict(meta=_del(["models", "person_head"])),
     "extra inner model": dict(meta=lambda m: m["models"].update(person_evil=m["models"]["household"])),
@@ -403,10 +408,14 @@ TAMPERED = {
 }
 
 
+def _listing():
+    """Files of the temporary folder and the folders above it (where '../../x' would land)."""
+    folders = {Path(tempfile.gettempdir()).resolve(), *Path(tempfile.gettempdir()).resolve().parents}
+    return {str(p) for d in folders for p in d.glob("*evil*")}
+
+
 @pytest.mark.parametrize("case", list(TAMPERED))
 def test_tampered_model_file_raises_one_clear_error_and_writes_nothing(fitted, tmp_path, monkeypatch, case):
-    import tempfile
-
     good = tmp_path / "good.mpx"
     fitted.save(good)
     bad = tmp_path / "bad.mpx"
@@ -415,12 +424,12 @@ def test_tampered_model_file_raises_one_clear_error_and_writes_nothing(fitted, t
     work.mkdir()
     monkeypatch.chdir(work)
     before = set(tmp_path.rglob("*"))
-    temp_before = set(os.listdir(tempfile.gettempdir()))
+    temp_before = _listing()
     with pytest.raises(DataValidationError, match=r"Model file '.*bad\.mpx'"):
         HouseholdSynthesizer.load(bad)
     assert set(tmp_path.rglob("*")) == before
-    assert not any("evil" in name for name in set(os.listdir(tempfile.gettempdir())) - temp_before)
-    assert not os.path.exists("/tmp/microplex_evil.mpx")
+    assert not any("evil" in name for name in _listing() - temp_before)
+    assert not os.path.exists(EVIL + ".mpx")
 
 
 def test_truncated_model_file_raises(fitted, tmp_path):
@@ -434,8 +443,6 @@ def test_truncated_model_file_raises(fitted, tmp_path):
 
 
 def test_load_writes_no_temporary_file(fitted, tmp_path, monkeypatch):
-    import tempfile
-
     path = tmp_path / "hh.mpx"
     fitted.save(path)
 
