@@ -1,19 +1,33 @@
 """Helpers of the HouseholdSynthesizer: its fitted state and inner models in one archive, and
-low-noise allotment."""
+low-noise allotment.
+
+A household model file is untrusted data: :func:`load_fitted` validates every name, type and
+number read from it before building anything, reads the inner models from memory (it never
+writes a file) and turns any failure into one :class:`~microplex.DataValidationError` that
+names the file.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import os
+import re
 import tempfile
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save as save_tensors
 
+from .._errors import DataValidationError, MicroplexError
 from ..synthesis import Synthesizer, VariableSpec
-from ..synthesis.serialization import read_archive, write_archive
+from ..synthesis.serialization import FORMAT_VERSION, read_archive, write_archive
 
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
@@ -22,6 +36,13 @@ __all__ = ["load_fitted", "pack_models", "save_fitted", "systematic_counts", "un
 
 _FORMAT = "microplex.HouseholdSynthesizer"
 _INNER = "microplex.Synthesizer"
+#: Names of the inner models in a household model file.
+_MODEL_NAME = re.compile(r"household|late|person_(head|member|all)|applicable(0|[1-9][0-9]{0,2})")
+#: Bounds on what a model file may declare (far above any real model).
+_MAX_NAME = 256
+_MAX_COLUMNS = 10_000
+_MAX_SIZE = 10_000
+_MAX_LEVELS = 1_000_000
 
 
 def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
@@ -32,7 +53,8 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
     params = hs.get_params()
     params["schema"] = {k: v.to_dict() for k, v in (hs.schema or {}).items()}
     params["household_vars"], params["person_vars"] = list(hs.household_vars), list(hs.person_vars)
-    params["hidden_features"] = list(hs.hidden_features)
+    params["late_household_vars"] = list(hs.late_household_vars)
+    params["hidden_features"] = [int(h) for h in hs.hidden_features]
     meta: dict[str, Any] = {
         "format": _FORMAT, "microplex_version": __version__, "params": params,
         "size_col": hs.size_col_, "household_cols": hs.household_cols_, "early_cols": hs.early_cols_,
@@ -43,8 +65,10 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
         "min_age": getattr(hs, "min_age_", None),
         "geography_shares": getattr(hs, "geography_shares_", None),
         "geography_dtype": getattr(hs, "geography_dtype_", None),
+        "allotted": hs.allotted_, "size_shares": hs.size_shares_, "size_dtype": hs.size_dtype_,
+        "household_kinds": hs.household_kinds_,
     }
-    models = {"household": hs.household_model_}
+    models = {} if hs.household_model_ is None else {"household": hs.household_model_}
     models.update({f"person_{name}": m for name, m in hs.person_models_.items()})
     models.update({f"applicable{i}": m for i, (_, m) in enumerate(hs.applicable_models_)})
     if hs.late_model_ is not None:
@@ -54,26 +78,220 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
 
 
 def load_fitted(cls: type[HouseholdSynthesizer], path: str | os.PathLike) -> HouseholdSynthesizer:
-    """Inverse of :func:`save_fitted`: a fitted ``cls`` instance."""
-    meta, tensors, tables = read_archive(path, _FORMAT)
-    params = dict(meta["params"])
-    params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
-    params["hidden_features"] = tuple(params["hidden_features"])
+    """Inverse of :func:`save_fitted`: a fitted ``cls`` instance.
+
+    Nothing is written; any inconsistency of the file raises one DataValidationError naming it.
+    """
+    where = f"Model file {str(path)!r}"
+    try:
+        meta, tensors, tables = read_archive(path, _FORMAT)
+    except MicroplexError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an untrusted file: any failure is the file's fault
+        raise DataValidationError(f"{where} is not a readable HouseholdSynthesizer model: {exc}") from exc
+    try:
+        return _build(cls, meta, tensors, tables, where)
+    except MicroplexError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise DataValidationError(f"{where} is not a valid HouseholdSynthesizer model: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - an untrusted file: any failure is the file's fault
+        raise DataValidationError(
+            f"{where} is not a valid HouseholdSynthesizer model: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _fail(where: str, key: str, expected: str, value: Any) -> DataValidationError:
+    text = repr(value)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    return DataValidationError(f"{where}: {key!r} must be {expected}. Got {text} instead.")
+
+
+def _name(value: Any, where: str, key: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
+        raise _fail(where, key, f"a column name (str of 1 to {_MAX_NAME} characters)", value)
+    return value
+
+
+def _names(value: Any, where: str, key: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > _MAX_COLUMNS:
+        raise _fail(where, key, "a list of column names", value)
+    names = [_name(v, where, key) for v in value]
+    if len(set(names)) != len(names):
+        raise _fail(where, key, "a list of distinct column names", value)
+    return names
+
+
+def _number(value: Any, where: str, key: str, *, low: float | None = None, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or (
+        low is not None and value < low
+    ):
+        bound = "" if low is None else f" >= {low:g}"
+        raise _fail(where, key, f"a finite number{bound}" + (" or null" if allow_none else ""), value)
+    return float(value)
+
+
+def _shares(value: Any, where: str, key: str, *, sizes: bool) -> tuple[list, list[float]]:
+    if not isinstance(value, list | tuple) or len(value) != 2 or not all(isinstance(v, list) for v in value):
+        raise _fail(where, key, "a pair [values, shares]", value)
+    values, shares = value
+    if not 0 < len(values) == len(shares) <= _MAX_LEVELS:
+        raise _fail(where, key, "as many values as shares (at least one)", value)
+    for v in values:
+        ok = (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_SIZE) if sizes else (
+            isinstance(v, str | int | float) and not isinstance(v, bool))
+        if not ok:
+            raise _fail(where, key, "sizes in [1, 10000]" if sizes else "str or number values", v)
+    if len(set(values)) != len(values):
+        raise _fail(where, key, "distinct values", values)
+    p = np.array([_number(s, where, key, low=0.0) for s in shares])
+    if not abs(p.sum() - 1.0) < 1e-6:
+        raise _fail(where, key, "shares summing to 1", shares)
+    return list(values), [float(x) for x in p]
+
+
+def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+           tables: dict[str, pd.DataFrame], where: str) -> HouseholdSynthesizer:
+    """Validates the archive's contents, then builds the fitted instance."""
+    from ._persons import AGE_CATEGORY, GAP
+    from ._synthesizer import _PARAMS
+
+    if not isinstance(meta, dict):
+        raise _fail(where, "metadata", "a JSON object", meta)
+    params = meta.get("params")
+    if not isinstance(params, dict) or set(params) != set(_PARAMS):
+        got = sorted(params) if isinstance(params, dict) else params
+        raise _fail(where, "params", f"an object with exactly the keys {list(_PARAMS)}", got)
+    params = dict(params)
+    schema = params["schema"]
+    if not isinstance(schema, dict):
+        raise _fail(where, "params.schema", "an object", schema)
+    params["schema"] = {_name(k, where, "params.schema"): VariableSpec.from_dict(v) for k, v in schema.items()} or None
+    hidden = params["hidden_features"]
+    if not isinstance(hidden, list):
+        raise _fail(where, "params.hidden_features", "a list of ints", hidden)
+    params["hidden_features"] = tuple(hidden)
     hs = cls(**params)
-    hs.size_col_, hs.household_cols_ = meta["size_col"], meta["household_cols"]
-    hs.early_cols_ = meta["early_cols"]
-    hs.total_weight_, hs.max_size_, hs.na_ages_ = meta["total_weight"], meta["max_size"], meta["na_ages"]
-    hs.person_dtypes_, hs.context_cols_ = meta["person_dtypes"], meta["context_cols"]
-    hs.member_numeric_, hs.member_categorical_ = meta["member_numeric"], meta["member_categorical"]
-    models = unpack_models(meta["models"], tensors, tables)
-    hs.household_model_, hs.late_model_ = models["household"], models.get("late")
+    hs._check_params()  # every parameter, with the messages of 'fit'
+
+    hh_vars, p_vars = list(hs.household_vars), list(hs.person_vars)
+    size_col = _name(meta.get("size_col"), where, "size_col")
+    household_cols = _names(meta.get("household_cols"), where, "household_cols")
+    if household_cols not in (hh_vars, hh_vars + [size_col]) or size_col not in household_cols:
+        raise _fail(where, "household_cols", f"the household variables {hh_vars} (and the size)", household_cols)
+    early = _names(meta.get("early_cols"), where, "early_cols")
+    if early != [c for c in household_cols if c not in hs.late_household_vars] or size_col not in early:
+        raise _fail(where, "early_cols", "the household columns that are not late", early)
+    allotted = meta.get("allotted")
+    if allotted not in {size_col, hs.geography} - {None}:
+        raise _fail(where, "allotted", f"the size or the geography column", allotted)
+    hs.size_col_, hs.household_cols_, hs.early_cols_, hs.allotted_ = size_col, household_cols, early, allotted
+    hs.total_weight_ = _number(meta.get("total_weight"), where, "total_weight", low=0.0)
+    max_size = meta.get("max_size")
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= _MAX_SIZE:
+        raise _fail(where, "max_size", f"an int in [1, {_MAX_SIZE}]", max_size)
+    hs.max_size_ = max_size
+    na_ages = meta.get("na_ages")
+    if not isinstance(na_ages, dict) or not set(na_ages) <= set(p_vars) or (na_ages and hs.age_var is None):
+        raise _fail(where, "na_ages", "an object of person variables to ages", na_ages)
+    hs.na_ages_ = {k: _number(v, where, "na_ages") for k, v in na_ages.items()}
+    dtypes = meta.get("person_dtypes")
+    if not isinstance(dtypes, dict) or set(dtypes) != set(p_vars):
+        raise _fail(where, "person_dtypes", f"an object with a dtype for each of {p_vars}", dtypes)
+    for k, v in dtypes.items():
+        try:
+            pd.api.types.pandas_dtype(_name(v, where, f"person_dtypes.{k}"))
+        except TypeError as exc:
+            raise _fail(where, f"person_dtypes.{k}", "a pandas dtype", v) from exc
+    hs.person_dtypes_ = dtypes
+    numeric = _names(meta.get("member_numeric"), where, "member_numeric")
+    categorical = _names(meta.get("member_categorical"), where, "member_categorical")
+    if sorted(numeric + categorical) != sorted(p_vars):
+        raise _fail(where, "member_numeric", "with member_categorical, the person variables", numeric)
+    hs.member_numeric_, hs.member_categorical_ = numeric, categorical
+    hs.context_cols_ = _names(meta.get("context_cols"), where, "context_cols")
+    kinds = meta.get("household_kinds")
+    if not isinstance(kinds, dict) or not all(
+        k in household_cols and v in ("continuous", "integer", "categorical") for k, v in kinds.items()
+    ):
+        raise _fail(where, "household_kinds", "an object of household columns to kinds", kinds)
+    hs.household_kinds_ = kinds
+    hs.min_age_ = _number(meta.get("min_age"), where, "min_age", allow_none=True)
+    if hs.age_var is not None and hs.min_age_ is None:
+        raise _fail(where, "min_age", "a number (the model has an age variable)", None)
+    hs.size_shares_ = _shares(meta.get("size_shares"), where, "size_shares", sizes=True)
+    hs.size_dtype_ = _dtype(meta.get("size_dtype"), where, "size_dtype")
+    if max(hs.size_shares_[0]) != hs.max_size_:
+        raise _fail(where, "max_size", f"the largest size in size_shares ({max(hs.size_shares_[0])})", max_size)
+    if hs.geography:
+        hs.geography_shares_ = _shares(meta.get("geography_shares"), where, "geography_shares", sizes=False)
+        hs.geography_dtype_ = _dtype(meta.get("geography_dtype"), where, "geography_dtype")
+    limits = meta.get("limits")
+    if not isinstance(limits, list) or len(limits) > _MAX_COLUMNS:
+        raise _fail(where, "limits", "a list of ages", limits)
+    limits = [_number(v, where, "limits") for v in limits]
+    if sorted(set(limits)) != limits or set(limits) != set(hs.na_ages_.values()):
+        raise _fail(where, "limits", f"the sorted distinct ages of na_ages {sorted(set(hs.na_ages_.values()))}", limits)
+
+    # The inner models: exactly the expected names, each read from memory.
+    expected = {"household"} if hs.allotted_ == hs.geography or len(early) > 1 + bool(hs.geography) else set()
+    expected |= {"person_all"} if hs.age_var is None else set()
+    expected |= {f"applicable{i}" for i in range(len(limits))}
+    expected |= {"late"} if hs.late_household_vars else set()
+    models_meta = meta.get("models")
+    if not isinstance(models_meta, dict) or not all(
+        isinstance(n, str) and _MODEL_NAME.fullmatch(n) and isinstance(m, dict) for n, m in models_meta.items()
+    ):
+        raise _fail(where, "models", "an object of inner model names (household, person_*, applicableN, late) "
+                    "to model metadata", sorted(models_meta) if isinstance(models_meta, dict) else models_meta)
+    optional = {"person_head", "person_member"} if hs.age_var is not None else set()
+    names = set(models_meta)
+    if not expected <= names or not names <= expected | optional or (hs.age_var is not None and "person_head" not in names):
+        raise _fail(where, "models", f"the inner models {sorted(expected | optional)}", sorted(names))
+    for key in list(tensors) + list(tables):
+        if key.split("/", 1)[0] not in names or "/" not in key:
+            raise _fail(where, "tensor or table name", "<inner model>/<name>", key)
+    models = unpack_models(models_meta, tensors, tables)
+    hs.household_model_ = models.get("household")
+    hs.late_model_ = models.get("late")
     hs.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
-    hs.min_age_ = meta.get("min_age")
-    if meta.get("geography_shares") is not None:
-        hs.geography_shares_ = tuple(meta["geography_shares"])
-        hs.geography_dtype_ = meta["geography_dtype"]
-    hs.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(meta["limits"])]
+    hs.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(limits)]
+
+    # Every inner model reads and writes only columns the household model provides.
+    ctx = set(hs.context_cols_)
+    for n, model in models.items():
+        targets, conditions = set(model.target_vars), set(model.condition_vars)
+        if n == "household":
+            ok = targets <= set(early) and conditions <= {hs.allotted_}
+        elif n == "late":
+            ok = targets == set(hs.late_household_vars) and conditions <= ctx
+        elif n.startswith("person_"):
+            ok = targets <= set(p_vars) | {GAP} and conditions <= ctx
+        else:
+            ok = targets <= set(p_vars) and conditions <= ctx | set(p_vars) | {AGE_CATEGORY}
+        if not ok:
+            raise _fail(where, f"models.{n}", "a model of the declared household and person columns",
+                        {"targets": sorted(targets), "conditions": sorted(conditions)})
+    if not ctx <= set(early) | set(_context_features(hs)):
+        raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
     return hs
+
+
+def _dtype(value: Any, where: str, key: str) -> str:
+    try:
+        pd.api.types.pandas_dtype(_name(value, where, key))
+    except TypeError as exc:
+        raise _fail(where, key, "a pandas dtype", value) from exc
+    return value
+
+
+def _context_features(hs: HouseholdSynthesizer) -> list[str]:
+    from ._persons import _new_state
+
+    sizes = pd.DataFrame({hs.size_col_: [1.0]})
+    return _new_state(hs, sizes).columns()
 
 
 def pack_models(
@@ -96,17 +314,33 @@ def pack_models(
 
 
 def unpack_models(
-    meta: dict[str, Any], tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame]
+    meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], tables: Mapping[str, pd.DataFrame]
 ) -> dict[str, Synthesizer]:
-    """Inverse of :func:`pack_models`."""
+    """Inverse of :func:`pack_models`, in memory: each inner model is rebuilt as an archive in a
+    byte buffer and read with :meth:`Synthesizer.load` (which validates it); nothing is written."""
     models = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, sub_meta in meta.items():
-            sub_tensors = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
-            sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
-            write_archive(Path(tmp) / f"{name}.mpx", sub_meta, sub_tensors, sub_tables)
-            models[name] = Synthesizer.load(Path(tmp) / f"{name}.mpx")
+    for name, sub_meta in meta.items():
+        sub_tensors = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+        sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
+        buffer = io.BytesIO(_archive_bytes(sub_meta, sub_tensors, sub_tables))
+        try:
+            models[name] = Synthesizer.load(buffer)
+        except Exception as exc:  # noqa: BLE001 - an untrusted file: name the inner model
+            raise DataValidationError(f"inner model {name!r} is invalid: {exc}") from exc
     return models
+
+
+def _archive_bytes(meta: dict[str, Any], tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame]) -> bytes:
+    """The bytes of a Synthesizer archive (the layout of ``write_archive``), built in memory."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps({"format_version": FORMAT_VERSION, **meta}))
+        zf.writestr("weights.safetensors", save_tensors({k: v.contiguous() for k, v in tensors.items()}))
+        for name, table in tables.items():
+            part = io.BytesIO()
+            table.to_parquet(part, index=False)
+            zf.writestr(f"{name}.parquet", part.getvalue())
+    return buffer.getvalue()
 
 
 def systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -60,7 +60,7 @@ def _new_state(hs: HouseholdSynthesizer, hh: pd.DataFrame) -> MemberState:
 def context(hs: HouseholdSynthesizer, hh: pd.DataFrame, pos: np.ndarray, state: MemberState) -> pd.DataFrame:
     """Context of households ``hh`` at positions ``pos``, one row each: the early household
     variables (continuous ones on a signed-log scale) and the member summaries."""
-    kinds = hs.household_model_.kinds_
+    kinds = hs.household_kinds_
     ctx = {}
     for c in hs.early_cols_:
         values = hh[c].to_numpy()[pos]
@@ -110,7 +110,10 @@ def draw_persons(
     sizes = hh[hs.size_col_].to_numpy(int)
     state, parts = _new_state(hs, hh), []
     ss, ss_late = ss.spawn(2)
-    for k, ss_k in enumerate(ss.spawn(int(sizes.max()))):
+    if not len(hh):  # no households: empty frames with the output columns and dtypes
+        parts.append(pd.DataFrame({hs.household_id: hh[hs.household_id].to_numpy(), "__k__": np.zeros(0, int),
+                                   **{v: np.zeros(0) for v in hs.person_vars}}))
+    for k, ss_k in enumerate(ss.spawn(int(sizes.max()) if len(sizes) else 0)):
         pos = np.flatnonzero(sizes > k)
         ss_a, ss_r, *ss_b = ss_k.spawn(2 + len(hs.applicable_models_))
         ctx = context(hs, hh, pos, state)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError, NotFittedError
+from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_weights
@@ -30,6 +31,10 @@ from ._validation import check_households, check_sizes, na_age_thresholds
 __all__ = ["HouseholdSynthesizer"]
 
 _SIZE_COL = "n_persons"
+#: Internal column names of the training and output frames (reserved in user data).
+_INTERNAL = frozenset({"__w__", "__k__"})
+#: Most distinct household sizes for which the size conditions the household model as a category.
+_MAX_SIZE_CATEGORIES = 64
 _PARAMS = (
     "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
     "geography", "late_household_vars", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
@@ -69,11 +74,14 @@ class HouseholdSynthesizer:
     person_id : str, default=None
         Person identifier column of the output (``"person_id"`` when ``None``).
     size_var : str, default=None
-        Household variable holding the household size; ``None`` adds a ``"n_persons"`` household
-        variable counting the person records.
+        Household variable holding the household size; ``None`` takes the household variable
+        equal to the number of person records in every household, or, if there is none, adds a
+        ``"n_persons"`` household variable counting the person records.
     geography : str, default=None
-        Categorical household variable (region, state, ...) drawn from its weighted training
-        shares; the other household variables are conditioned on it.
+        Categorical household variable (region, state, ...) allotted by its weighted training
+        shares; the other household variables are conditioned on it. Without it, the size is
+        allotted by its weighted training shares and the other household variables (a region
+        among them) are conditioned on the size.
     late_household_vars : sequence of str, default=()
         Household variables drawn after the persons, by a second household model conditioned
         on the other household variables and on a summary of all members (counts, earners,
@@ -102,8 +110,9 @@ class HouseholdSynthesizer:
 
     Attributes
     ----------
-    household_model_ : Synthesizer
-        Household variables given the geography.
+    household_model_ : Synthesizer or None
+        Household variables given the geography, or given the size without a geography
+        (``None`` when there is no other household variable to draw).
     person_models_ : dict of str to Synthesizer
         Age and the always-applicable person variables given household and earlier members:
         ``"head"`` (oldest member) and ``"member"`` (later members, age as a gap), or ``"all"``
@@ -112,6 +121,9 @@ class HouseholdSynthesizer:
         For each age limit, the person variables that apply from that age on.
     size_col_ : str
         The household size column.
+    allotted_ : str
+        The column allotted by its weighted training shares in :meth:`sample` (the geography,
+        or the size).
 
     Examples
     --------
@@ -192,13 +204,45 @@ class HouseholdSynthesizer:
 
     # -- fitting -----------------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("household_vars", "person_vars"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not len(value):
-                raise DataValidationError(
-                    f"The {name!r} parameter must be a non-empty list of column names. Got {value!r}."
-                )
-        hh, pv = list(self.household_vars), list(self.person_vars)
+        """Validates every constructor argument (types, ranges, names); raises before any work."""
+        hh = check_names(self.household_vars, "household_vars", allow_empty=False)
+        pv = check_names(self.person_vars, "person_vars", allow_empty=False)
+        for name in ("household_id",):
+            _check_name(getattr(self, name), name, allow_none=False)
+        for name in ("household_weight", "person_id", "size_var", "geography", "age_var"):
+            _check_name(getattr(self, name), name, allow_none=True)
+        late = check_names(self.late_household_vars, "late_household_vars")
+        check_float(self.adult_age, "adult_age")
+        if self.schema is not None and (
+            not isinstance(self.schema, Mapping)
+            or not all(isinstance(k, str) and isinstance(v, VariableSpec) for k, v in self.schema.items())
+        ):
+            raise DataValidationError(
+                "The 'schema' parameter must be a mapping of column names (str) to VariableSpec or None. "
+                f"Got {self.schema!r} instead."
+            )
+        check_choice(self.flow, "flow", ("maf", "nsf"))
+        check_int(self.transforms, "transforms", low=1, high=64)
+        hidden = self.hidden_features
+        if (
+            isinstance(hidden, str | bytes)
+            or not isinstance(hidden, Sequence)
+            or not len(hidden)
+            or not all(isinstance(h, int | np.integer) and not isinstance(h, bool | np.bool_) and 1 <= h <= 65536
+                       for h in hidden)
+        ):
+            raise DataValidationError(
+                "The 'hidden_features' parameter must be a non-empty tuple of ints in [1, 65536]. "
+                f"Got {hidden!r} instead."
+            )
+        check_int(self.epochs, "epochs", low=1)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_float(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
+        check_float(self.weight_decay, "weight_decay", low=0.0)
+        check_float(self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False)
+        check_int(self.patience, "patience", low=1)
+        check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
+        check_bool(self.verbose, "verbose")
         overlap = sorted(set(hh) & set(pv))
         if overlap:
             raise DataValidationError(f"Columns cannot be both household and person variables: {overlap}.")
@@ -206,6 +250,17 @@ class HouseholdSynthesizer:
         clash = sorted(set(special) & set(hh + pv))
         if clash:
             raise DataValidationError(f"Id and weight columns cannot also be modelled variables: {clash}.")
+        out_id = self.person_id or "person_id"
+        if len({self.household_id, out_id, self.household_weight} - {None}) < 2 + bool(self.household_weight):
+            raise DataValidationError(
+                f"The 'household_id' ({self.household_id!r}), 'person_id' ({out_id!r}) and 'household_weight' "
+                f"({self.household_weight!r}) parameters must name different columns."
+            )
+        if out_id in pv or out_id in hh:
+            raise DataValidationError(
+                f"The output person id column {out_id!r} clashes with a modelled variable; set 'person_id' "
+                "to another name."
+            )
         for name, value, pool, where in (
             ("size_var", self.size_var, hh, "household_vars"),
             ("geography", self.geography, hh, "household_vars"),
@@ -213,20 +268,29 @@ class HouseholdSynthesizer:
         ):
             if value is not None and value not in pool:
                 raise DataValidationError(f"The {name!r} parameter must be one of {where} {pool}. Got {value!r}.")
-        reserved = [c for c in hh + pv if c.startswith(PREFIX)]
+        if self.size_var is not None and self.size_var == self.geography:
+            raise DataValidationError(
+                f"The 'size_var' and 'geography' parameters must name different columns. Got {self.size_var!r}."
+            )
+        reserved = [c for c in hh + pv + special if c.startswith(PREFIX) or c in _INTERNAL]
         if reserved:
-            raise DataValidationError(f"Column names starting with {PREFIX!r} are reserved. Got {reserved}.")
-        late = list(self.late_household_vars)
+            raise DataValidationError(
+                f"Column names starting with {PREFIX!r} and {sorted(_INTERNAL)} are reserved. Got {reserved}."
+            )
         bad = [c for c in late if c not in hh or c in (self.size_var, self.geography)]
-        if isinstance(self.late_household_vars, str) or bad:
+        if bad:
             raise DataValidationError(
                 "The 'late_household_vars' parameter must list household variables other than the size "
                 f"and geography. Got {self.late_household_vars!r}."
             )
-        if self.size_var is None and _SIZE_COL in pv:
-            raise DataValidationError(f"Person variable {_SIZE_COL!r} clashes with the derived household size.")
-        if int(self.max_redraws) < 0:
-            raise DataValidationError(f"The 'max_redraws' parameter must be >= 0. Got {self.max_redraws!r}.")
+        if self.size_var is None and _SIZE_COL in pv + special:
+            raise DataValidationError(f"Column {_SIZE_COL!r} clashes with the derived household size.")
+        if self.schema:
+            unknown = sorted(set(self.schema) - set(hh) - set(pv))
+            if unknown:
+                raise DataValidationError(
+                    f"The 'schema' parameter names columns that are not household or person variables: {unknown}."
+                )
 
     def _synth(self, targets: list[str], conditions: list[str], schema: dict[str, VariableSpec]) -> Synthesizer:
         return Synthesizer(
@@ -252,28 +316,47 @@ class HouseholdSynthesizer:
         self : HouseholdSynthesizer
         """
         self._check_params()
+        seed = check_seed(seed, allow_none=False)
         hh_vars, p_vars = list(self.household_vars), list(self.person_vars)
         weight = self.household_weight
-        check_frame(persons, [self.household_id, *hh_vars, *p_vars] + ([weight] if weight else []), "persons")
+        used = [self.household_id, *hh_vars, *p_vars] + ([weight] if weight else [])
+        check_frame(persons, used, "persons")
+        _check_unique_columns(persons, used)
         check_households(persons, self.household_id, hh_vars + ([weight] if weight else []))
         check_weights(persons, weight)
+        for name, col in (("size_var", self.size_var), ("age_var", self.age_var)):
+            if col is not None and not _is_number(persons[col]):
+                raise DataValidationError(
+                    f"The {name!r} column {col!r} must be numeric. Got dtype {persons[col].dtype} instead."
+                )
         self.na_ages_ = na_age_thresholds(persons, p_vars, self.age_var)
 
         groups = persons.groupby(self.household_id, sort=False)
         hh = groups[hh_vars + ([weight] if weight else [])].first()
         counts = groups.size()
-        self.size_col_ = self.size_var or _SIZE_COL
-        if self.size_var is None:
+        # Without 'size_var', a household variable equal to the number of person records in every
+        # household is the size (so it is allotted and consistent by construction); else the
+        # person records are counted into 'n_persons'.
+        self.size_col_ = self.size_var or _find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
+        if self.size_col_ is None:
+            self.size_col_ = _SIZE_COL
             hh[_SIZE_COL] = counts.to_numpy()
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
         hh = hh.reset_index()
-        self.household_cols_ = hh_vars + ([] if self.size_var else [_SIZE_COL])
+        self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [_SIZE_COL])
         self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]
-        self.total_weight_ = float(hh[weight].sum()) if weight else float(len(hh))
+        hw = hh[weight].to_numpy(float) if weight else np.ones(len(hh))
+        self.total_weight_ = float(hw.sum())
         if self.geography:
-            share = pd.Series(hh[weight] if weight else 1.0, index=hh.index).groupby(hh[self.geography]).sum()
+            share = pd.Series(hw, index=hh.index).groupby(hh[self.geography]).sum()
             self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
             self.geography_dtype_ = str(hh[self.geography].dtype)
+        # Without a varying geography the size is allotted from its weighted training shares and
+        # conditions the household model (an unconditional model's pattern probabilities learn
+        # too slowly: household sizes and regions came out near uniform).
+        share = pd.Series(hw, index=hh.index).groupby(hh[self.size_col_]).sum()
+        self.size_shares_ = ([int(v) for v in share.index], (share / share.sum()).tolist())
+        self.size_dtype_ = str(hh[self.size_col_].dtype)
         self.max_size_ = int(hh[self.size_col_].max())
 
         schema = dict(self.schema or {})
@@ -282,10 +365,23 @@ class HouseholdSynthesizer:
                                                 point_masses=())
         ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
 
-        h_targets = [c for c in self.early_cols_ if c != self.geography]
-        h_conditions = [self.geography] if self.geography else []
-        self.household_model_ = self._synth(h_targets, h_conditions, _pick(schema, h_targets + h_conditions))
-        self.household_model_.fit(hh, weight, seed=int_seed(ss_h))
+        # The household model is conditioned on the geography when it varies, else on the size;
+        # both are allotted by their weighted training shares in 'sample'.
+        allotted = self.geography if self.geography and hh[self.geography].nunique() > 1 else self.size_col_
+        self.allotted_ = allotted
+        h_targets = [c for c in self.early_cols_ if c not in (allotted, self.geography)]
+        if allotted == self.geography:
+            h_targets = [c for c in self.early_cols_ if c != allotted]
+        h_conditions = _varying(hh, [allotted])
+        h_schema = _pick(schema, h_targets + h_conditions)
+        if allotted == self.size_col_ and h_conditions:
+            n_sizes = hh[self.size_col_].nunique()
+            h_schema[self.size_col_] = VariableSpec(kind="categorical" if n_sizes <= _MAX_SIZE_CATEGORIES else None)
+        self.household_model_ = None
+        if h_targets:
+            self.household_model_ = self._synth(h_targets, h_conditions, h_schema)
+            self.household_model_.fit(hh, weight, seed=int_seed(ss_h))
+        self.household_kinds_ = dict(self.household_model_.kinds_) if self.household_model_ is not None else {}
 
         kinds = {}
         for v in p_vars:
@@ -354,20 +450,24 @@ class HouseholdSynthesizer:
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Synthesizes ``n_households`` households and their persons.
 
-        Households are drawn with less Monte-Carlo noise than independent draws: geography
-        values are allotted by systematic rounding of their weighted training shares, the
-        household model draws ``oversample`` candidates per household, and within each
-        geography the candidates are kept so that household sizes follow the candidates' shares
-        (systematic rounding again, so every size keeps its expected count). ``oversample=1``
-        keeps the candidates as drawn.
+        Households are drawn with less Monte-Carlo noise than independent draws. With a
+        geography, its values are allotted by systematic rounding of their weighted training
+        shares, the household model draws ``oversample`` candidates per household, and within
+        each geography the candidates are kept so that household sizes follow the candidates'
+        shares (systematic rounding again, so every size keeps its expected count;
+        ``oversample=1`` keeps the candidates as drawn). Without a geography the sizes are
+        allotted by systematic rounding of their weighted training shares and the other
+        household variables are drawn given the size (``oversample`` is then not needed).
 
         Parameters
         ----------
         n_households : int
+            Number of households (>= 0); outputs that cannot fit in memory are refused before
+            anything is drawn (sample in several calls).
         seed : int, default=None
             The same seed gives identical output.
         oversample : int, default=5
-            Candidate households drawn per household kept.
+            Candidate households drawn per household kept, with a geography (1 to 1000).
 
         Returns
         -------
@@ -378,36 +478,47 @@ class HouseholdSynthesizer:
             One row per person: household id, person id, person variables, household weight.
         """
         self._check_is_fitted()
-        if int(n_households) < 1:
-            raise DataValidationError(f"The 'n_households' parameter must be >= 1. Got {n_households!r} instead.")
-        if int(oversample) < 1:
-            raise DataValidationError(f"The 'oversample' parameter must be >= 1. Got {oversample!r} instead.")
+        n = check_int(n_households, "n_households", low=0)
+        m = check_int(oversample, "oversample", low=1, high=1000)
+        seed = check_seed(seed)
+        self._check_output_size(n, m)
         ss_h, ss_r, ss_p = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(ss_r)
-        n, m = int(n_households), int(oversample)
-        if self.geography:
+        if self.allotted_ == self.geography:
             values, shares = self.geography_shares_
             counts = systematic_counts(np.asarray(shares), n, rng)
             conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
             conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
             pool = self.household_model_.generate(conditions, seed=int_seed(ss_h))
             groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
+            keep = []
+            for g, n_g in wanted.items():
+                rows = np.flatnonzero(groups == g)
+                sizes = pool[self.size_col_].to_numpy()[rows]
+                levels, freq = np.unique(sizes, return_counts=True)
+                if not len(levels):
+                    continue
+                for level, q in zip(levels, systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
+                    keep.append(rows[sizes == level][:q])
+            keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
         else:
-            pool = self.household_model_.generate(pd.DataFrame(index=pd.RangeIndex(n * m)), seed=int_seed(ss_h))
-            groups, wanted = np.zeros(len(pool), dtype=int), {0: n}
-        keep = []
-        for g, n_g in wanted.items():
-            rows = np.flatnonzero(groups == g)
-            sizes = pool[self.size_col_].to_numpy()[rows]
-            levels, freq = np.unique(sizes, return_counts=True)
-            for level, q in zip(levels, systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
-                keep.append(rows[sizes == level][:q])
-        keep = np.concatenate(keep)
+            # The size is allotted by its weighted training shares, the other household
+            # variables are drawn given the size: one draw per household.
+            values, shares = self.size_shares_
+            counts = systematic_counts(np.asarray(shares), n, rng)
+            pool = pd.DataFrame({self.size_col_: np.repeat(np.asarray(values, dtype=np.int64), counts)})
+            pool[self.size_col_] = pool[self.size_col_].astype(self.size_dtype_)
+            if self.geography:  # a geography with one value
+                value = np.asarray(self.geography_shares_[0], dtype=object)[:1]
+                pool[self.geography] = pd.Series(np.repeat(value, n), dtype=object).astype(self.geography_dtype_)
+            if self.household_model_ is not None:
+                pool = self.household_model_.generate(pool, seed=int_seed(ss_h))
+            keep = np.arange(n)
         hh = pool.iloc[rng.permutation(keep)].reset_index(drop=True)
         hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
         hh = hh[[self.household_id, *self.early_cols_]]
         if self.household_weight:
-            hh[self.household_weight] = self.total_weight_ / len(hh)
+            hh[self.household_weight] = self.total_weight_ / len(hh) if len(hh) else np.zeros(0)
         return draw_persons(self, hh, ss_p)
 
     def generate(self, households: pd.DataFrame, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -426,7 +537,9 @@ class HouseholdSynthesizer:
             As in :meth:`sample`.
         """
         self._check_is_fitted()
-        check_frame(households, self.early_cols_, "households")
+        seed = check_seed(seed)
+        check_frame(households, self.early_cols_, "households", allow_empty=True)
+        _check_unique_columns(households, [*self.early_cols_, self.household_id, self.household_weight])
         hh = households.reset_index(drop=True).copy()
         if self.household_id not in hh.columns:
             hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
@@ -434,8 +547,40 @@ class HouseholdSynthesizer:
             dup = hh.loc[hh[self.household_id].duplicated(), self.household_id].tolist()[:5]
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
         check_households(hh, self.household_id, self.early_cols_)
+        if self.geography:
+            known = set(self.geography_shares_[0])
+            unknown = [v for v in pd.unique(hh[self.geography]) if v not in known]
+            if unknown:
+                raise DataValidationError(
+                    f"Geography column {self.geography!r} has values not seen in training: {unknown[:5]}; "
+                    f"expected one of {sorted(map(str, known))[:20]}."
+                )
         check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
+        sizes = pd.to_numeric(hh[self.size_col_]).to_numpy(float)
+        if len(sizes) and sizes.max() > self.max_size_:
+            big = hh.loc[sizes > self.max_size_, self.household_id].tolist()[:5]
+            raise DataValidationError(
+                f"Households {big} have {self.size_col_} above {self.max_size_}, the largest household in "
+                "training; the person models cannot draw more members than they were trained on."
+            )
+        if self.household_weight and self.household_weight in hh.columns:
+            check_weights(hh, self.household_weight)
+        self._check_output_size(len(hh), 1, persons=int(sizes.sum()))
         return draw_persons(self, hh, np.random.SeedSequence(seed))
+
+    def _check_output_size(self, n: int, oversample: int, persons: int | None = None) -> None:
+        """Refuses outputs that cannot fit in memory, before allocating them."""
+        persons = n * self.max_size_ if persons is None else persons
+        cols = len(self.household_cols_) + 2
+        pcols = len(self.person_vars) + len(getattr(self, "context_cols_", [])) + 4
+        # float64 values, with room for the copies made while drawing
+        need = 8 * 4 * (n * max(oversample, 1) * cols + persons * pcols)
+        if need > _memory_bytes():
+            raise DataValidationError(
+                f"The 'n_households' parameter is too large: {n} households (up to {persons} persons) need about "
+                f"{need / 2**30:.3g} GiB, more than this machine's memory ({_memory_bytes() / 2**30:.3g} GiB). "
+                "Sample fewer households per call and concatenate."
+            )
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -447,6 +592,43 @@ class HouseholdSynthesizer:
     def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
         """Loads a model saved by :meth:`save`."""
         return load_fitted(cls, path)
+
+
+def _check_name(value: Any, name: str, *, allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or not value:
+        expected = "a column name (non-empty str)" + (" or None" if allow_none else "")
+        raise DataValidationError(f"The {name!r} parameter must be {expected}. Got {value!r} instead.")
+
+
+def _check_unique_columns(df: pd.DataFrame, used: Sequence[Any]) -> None:
+    """Each column the model reads appears once in ``df`` (a duplicated name is ambiguous)."""
+    dup = sorted({str(c) for c in used if c is not None and (df.columns == c).sum() > 1})
+    if dup:
+        raise DataValidationError(f"Columns {dup} appear more than once in the data; column names must be unique.")
+
+
+def _is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def _find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> str | None:
+    """The first household variable equal to the number of person records in every household."""
+    c = counts.to_numpy(float)
+    for col in hh_vars:
+        if col in skip or not _is_number(hh[col]):
+            continue
+        if np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c):
+            return col
+    return None
+
+
+def _memory_bytes() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 * 2**30
 
 
 def _is_int(series: pd.Series) -> bool:
