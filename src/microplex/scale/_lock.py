@@ -67,6 +67,8 @@ def _start_ticks(pid: int) -> int | None:
 
 
 def _pid_exists(pid: int) -> bool:
+    if os.name != "posix" or pid <= 0:  # on Windows os.kill terminates the process; pid <= 0 is a group
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
