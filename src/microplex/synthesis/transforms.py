@@ -393,7 +393,16 @@ class ConditionEncoder:
             if kind == "categorical":
                 self.stats[name] = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
             else:
-                self.stats[name] = _weighted_mean_std(df[name].to_numpy(float), w)
+                x = df[name].to_numpy(float)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    mean, std = _weighted_mean_std(x, w)
+                if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+                    raise DataValidationError(
+                        f"Condition column {name!r}: its weighted mean and standard deviation overflow float64 "
+                        f"(largest |value| {float(np.abs(x).max()):g}); rescale it (e.g. log, or a smaller unit) "
+                        "or drop the extreme records."
+                    )
+                self.stats[name] = (mean, std)
         return self
 
     @property
