@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning, NotFittedError
 from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .._random import int_seed
+from . import _model_file
 from ._validation import check_allocation, check_column, check_frame, check_reserved, check_unique_columns, check_weights
 from .model import PointMassFlow
 from .schema import VariableSpec, infer_kind
@@ -686,8 +687,19 @@ class Synthesizer:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted model to ``path`` (zip of JSON, safetensors and Parquet; no pickle)."""
+        """Saves the fitted model to ``path`` (zip of JSON, safetensors and Parquet; no pickle).
+
+        The file is written to a temporary name in the same folder and renamed, so a failed save
+        leaves nothing behind.
+        """
         self._check_is_fitted()
+        if not isinstance(path, str | os.PathLike):
+            raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(folder) or os.path.isdir(path):
+            raise DataValidationError(
+                f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
+            )
         params = self.get_params()
         params["schema"] = {k: v.to_dict() for k, v in (self.schema or {}).items()}
         params["target_vars"], params["condition_vars"] = list(self.target_vars), list(self.condition_vars)
@@ -712,28 +724,49 @@ class Synthesizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Synthesizer:
-        """Loads a model saved by :meth:`save`."""
-        meta, tensors, tables = read_archive(path, _FORMAT)
+        """Loads a model saved by :meth:`save`.
+
+        The file is untrusted data: its members, sizes, metadata types, encoders, pattern table,
+        tensor names and shapes (against the architecture its parameters declare, before any
+        weight is loaded) and training conditions are checked first; a defect raises one
+        :class:`~microplex.DataValidationError` naming the file and the field.
+        """
+        label = repr(str(path)) if isinstance(path, str | os.PathLike) else repr(path)
+        meta, tensors, tables = read_archive(path, _FORMAT, tables=("conditions",))
+        _model_file.check_metadata(meta, label, _PARAMS)
         params = dict(meta["params"])
-        params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
-        if params["hidden_features"] is not None:
-            params["hidden_features"] = tuple(params["hidden_features"])
-        self = cls(**params)
+        try:
+            params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
+            if params["hidden_features"] is not None:
+                params["hidden_features"] = tuple(params["hidden_features"])
+            self = cls(**params)
+            p = self._check_params()
+        except DataValidationError as exc:
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
         self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]
         types = {"ContinuousEncoder": ContinuousEncoder, "CategoricalEncoder": CategoricalEncoder}
-        self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(d) for n, d in meta["encoders"].items()}
+        self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(meta["encoders"][n]) for n in p["target_vars"]}
         self.point_masses_ = {
             n: tuple(e.point_masses) for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)
         }
         self.condition_encoder_ = ConditionEncoder.from_dict(meta["condition_encoder"])
         self.n_features_in_ = len(self.condition_vars)
         self._build_layout()
-        self.patterns_ = np.asarray(meta["patterns"], dtype=np.int64).reshape(-1, len(self.discrete_vars_))
+        sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
+        self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
         self.history_ = pd.DataFrame(meta["history"])
         conditions = tables["conditions"]
+        _model_file.check_conditions_table(
+            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
+        self._ranges = None
+        try:
+            self._check_model_size(len(conditions))
+        except DataValidationError as exc:
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
         self.model_ = self._new_model()
+        _model_file.check_tensors(tensors, self.model_.state_dict(), label)
         self.model_.load_state_dict(tensors)
         self.model_.eval()
         return self
