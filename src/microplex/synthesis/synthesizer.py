@@ -833,10 +833,15 @@ def _overflow_message(role: str, name: str, series: pd.Series) -> str:
 
 
 def _cast(values: np.ndarray, dtype: str, kind: str) -> np.ndarray | pd.Series:
-    """Casts synthesized values back to the training dtype."""
+    """Casts synthesized values back to the training dtype (pandas extension dtypes such as
+    ``Int64``, ``boolean`` and ``string`` included)."""
     try:
+        if dtype == "category":
+            return pd.Categorical(values)
+        if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
+            return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
         if kind == "categorical":
-            return pd.Series(values, dtype=object).astype(dtype).to_numpy() if dtype != "category" else pd.Categorical(values)
+            return pd.Series(values, dtype=object).astype(dtype).to_numpy()
         if kind == "integer":
             return np.asarray(values).astype(dtype)
         return np.asarray(values, dtype=dtype)

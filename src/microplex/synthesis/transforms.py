@@ -262,7 +262,17 @@ class ContinuousEncoder:
         sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
         self.segments: list[_Segment] = []
         if cont.any():
+            if not wc.sum() > 0:
+                raise DataValidationError(
+                    f"Target column {self.name!r}: its values other than the point masses {self.point_masses} "
+                    "all have weight 0; give some of them a positive weight or declare them point masses."
+                )
             for sign, sel in sides:
+                if not wc[sel].sum() > 0:
+                    raise DataValidationError(
+                        f"Target column {self.name!r}: its {'negative' if sign < 0 else 'positive'} values all have "
+                        "weight 0; give some of them a positive weight or drop them."
+                    )
                 mirrored = sorted(sign * m for m in self.point_masses)
                 seg = _Segment(sign).fit(sign * xc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
                 self.segments.append(seg)
