@@ -95,7 +95,7 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
     str, bool, int and float (lists, bytes, dates, a mix of strings and numbers).
     """
     dtype = series.dtype
-    label = f"{role.capitalize()} column {name!r}"
+    label = f"{role[:1].upper() + role[1:]} column {name!r}"
     inner = dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
     if (
         pd.api.types.is_datetime64_any_dtype(inner)
