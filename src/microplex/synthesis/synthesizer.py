@@ -311,7 +311,8 @@ class Synthesizer:
             "max_point_masses": check_int(self.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
             "epochs": check_int(self.epochs, "epochs", low=1),
             "batch_size": check_int(self.batch_size, "batch_size", low=1),
-            "learning_rate": check_float(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False),
+            "learning_rate": check_float(self.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
+                                         low_inclusive=False),
             "weight_decay": check_float(self.weight_decay, "weight_decay", low=0.0),
             "validation_fraction": check_float(
                 self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
@@ -438,7 +439,14 @@ class Synthesizer:
                 loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b])).sum() / wb.sum()
                 opt.zero_grad()
                 loss.backward()
-                opt.step()
+                try:
+                    opt.step()
+                except RuntimeError as exc:  # e.g. a step that overflows float32
+                    bar.close()
+                    raise ConvergenceError(
+                        f"Training failed at epoch {epoch + 1}: {exc}; lower 'learning_rate' (now "
+                        f"{self.learning_rate!r}) or rescale extreme values."
+                    ) from exc
                 total += loss.item() * float(wb.sum())
                 weight += float(wb.sum())
             train_loss = total / weight
@@ -779,6 +787,7 @@ MAX_POINT_MASSES = 64
 MAX_HIDDEN_LAYERS = 16
 MAX_HIDDEN_UNITS = 16_384
 MAX_THREADS = 1024
+MAX_LEARNING_RATE = 1e3
 #: Numeric conditions further than this many times their training range beyond it are held
 #: at that margin in :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob`, with an
 #: :class:`~microplex._errors.ExtrapolationWarning`.
@@ -817,6 +826,8 @@ def _check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
     """Refuses weights concentrated on fewer than two records (Kish effective sample size < 2)."""
     scaled = w / w.max()
     ess = scaled.sum() ** 2 / (scaled**2).sum()
+    if ess < 2 and weight_col is None:
+        raise DataValidationError(f"'data' has {len(w)} record; at least 2 are needed to fit.")
     if ess < 2:
         raise DataValidationError(
             f"Weight column {weight_col!r} puts almost all the weight on one record (Kish effective sample "
