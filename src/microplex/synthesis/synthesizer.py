@@ -18,6 +18,10 @@ from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarnin
 from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .._random import int_seed
 from . import _model_file
+from ._checks import (
+    EXTRAPOLATION_MARGIN, MAX_BINS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_THREADS, MAX_TRANSFORMS, _FLOAT32_MAX,
+    check_effective_size, check_hidden, check_schema, overflow_message,
+)
 from ._validation import check_allocation, check_column, check_frame, check_reserved, check_unique_columns, check_weights
 from .model import PointMassFlow
 from .schema import VariableSpec, infer_kind
@@ -197,7 +201,7 @@ class Synthesizer:
             raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
         check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
         w = check_weights(data, weight_col)
-        _check_effective_size(w, weight_col)
+        check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
@@ -265,7 +269,7 @@ class Synthesizer:
                 mean, std = self.condition_encoder_.stats[name]
                 z = (data[name].to_numpy(float) - mean) / std
                 if not np.isfinite(z).all() or np.abs(z).max() > _FLOAT32_MAX:
-                    raise DataValidationError(_overflow_message("Condition", name, data[name]))
+                    raise DataValidationError(overflow_message("Condition", name, data[name]))
         if not np.isfinite(c).all():  # pragma: no cover - caught per column above
             raise DataValidationError("The condition features are not finite.")
         for name in self.continuous_vars_:
@@ -273,7 +277,7 @@ class Synthesizer:
             fields = [v for seg in enc.segments for v in seg.to_dict().values() if isinstance(v, float)]
             u = enc.encode(data[name].to_numpy(float))[1]
             if not np.isfinite(fields).all() or not np.isfinite(u).all() or np.abs(u).max() > _FLOAT32_MAX:
-                raise DataValidationError(_overflow_message("Target", name, data[name]))
+                raise DataValidationError(overflow_message("Target", name, data[name]))
 
     def _check_model_size(self, n_records: int) -> None:
         """Refuses, before building the networks, a model whose parameters and optimizer state
@@ -302,9 +306,9 @@ class Synthesizer:
             "condition_vars": check_names(self.condition_vars, "condition_vars"),
             "flow": check_choice(self.flow, "flow", ("maf", "nsf")),
             "transforms": check_int(self.transforms, "transforms", low=1, high=MAX_TRANSFORMS),
-            "hidden_features": _check_hidden(self.hidden_features),
+            "hidden_features": check_hidden(self.hidden_features),
             "bins": check_int(self.bins, "bins", low=2, high=MAX_BINS),
-            "schema": _check_schema(self.schema),
+            "schema": check_schema(self.schema),
             "point_mass_threshold": check_float(
                 self.point_mass_threshold, "point_mass_threshold", low=0.0, high=1.0,
                 low_inclusive=False, high_inclusive=False),
@@ -517,6 +521,18 @@ class Synthesizer:
         -------
         DataFrame
             ``conditions`` with the target columns added (same index and row order).
+
+        Warns
+        -----
+        ExtrapolationWarning
+            When numeric conditions lie further than ``EXTRAPOLATION_MARGIN`` (0.5) times their
+            training range beyond it; those rows are generated as at that margin.
+
+        Raises
+        ------
+        DataValidationError
+            Bad arguments, missing condition columns or values, an output or chunk that cannot
+            fit in memory (stream with :func:`microplex.scale.generate_dataset`).
         """
         self._check_is_fitted()
         seed = check_seed(seed, "seed")
@@ -778,69 +794,6 @@ class Synthesizer:
         self.model_.load_state_dict(tensors)
         self.model_.eval()
         return self
-
-
-#: Upper bounds of the size parameters (beyond them a model cannot be built in memory).
-MAX_TRANSFORMS = 64
-MAX_BINS = 256
-MAX_POINT_MASSES = 64
-MAX_HIDDEN_LAYERS = 16
-MAX_HIDDEN_UNITS = 16_384
-MAX_THREADS = 1024
-MAX_LEARNING_RATE = 1e3
-#: Numeric conditions further than this many times their training range beyond it are held
-#: at that margin in :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob`, with an
-#: :class:`~microplex._errors.ExtrapolationWarning`.
-EXTRAPOLATION_MARGIN = 0.5
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _check_hidden(value: Any) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    expected = (f"None or a non-empty tuple of at most {MAX_HIDDEN_LAYERS} ints in [1, {MAX_HIDDEN_UNITS}]")
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) or not (
-            1 <= len(value) <= MAX_HIDDEN_LAYERS):
-        raise DataValidationError(f"The 'hidden_features' parameter must be {expected}. Got {value!r:.80} instead.")
-    try:
-        return tuple(check_int(h, "hidden_features", low=1, high=MAX_HIDDEN_UNITS) for h in value)
-    except DataValidationError:
-        raise DataValidationError(
-            f"The 'hidden_features' parameter must be {expected}. Got {value!r:.80} instead."
-        ) from None
-
-
-def _check_schema(value: Any) -> dict[str, VariableSpec] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, VariableSpec) for k, v in value.items()):
-        raise DataValidationError(
-            "The 'schema' parameter must be a mapping of column names (str) to VariableSpec, or None. "
-            f"Got {value!r:.80} instead."
-        )
-    return dict(value)
-
-
-def _check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
-    """Refuses weights concentrated on fewer than two records (Kish effective sample size < 2)."""
-    scaled = w / w.max()
-    ess = scaled.sum() ** 2 / (scaled**2).sum()
-    if ess < 2 and weight_col is None:
-        raise DataValidationError(f"'data' has {len(w)} record; at least 2 are needed to fit.")
-    if ess < 2:
-        raise DataValidationError(
-            f"Weight column {weight_col!r} puts almost all the weight on one record (Kish effective sample "
-            f"size {ess:.3g}, {int((w > 0).sum())} records with positive weight); at least 2 is needed to fit."
-        )
-
-
-def _overflow_message(role: str, name: str, series: pd.Series) -> str:
-    return (
-        f"{role} column {name!r} cannot be standardized in float64/float32 (largest |value| "
-        f"{float(np.abs(series.to_numpy(float)).max()):g}); rescale it (e.g. log, or a smaller unit) or drop "
-        "the extreme records."
-    )
 
 
 def _cast(values: np.ndarray, dtype: str, kind: str) -> np.ndarray | pd.Series:
