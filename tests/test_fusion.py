@@ -264,3 +264,81 @@ def test_auxiliary_source_informs_the_cross_block_association():
     assert abs(r_plain - bound["cia"]) < 0.2  # a short fit: the CIA value up to fitting error
     assert abs(r_aux - truth) < abs(r_plain - truth) / 2
 
+
+
+# -- trust: parameters, reserved names, dtypes, degenerate weights (issue 15) ----------------------
+FUSE_PARAM_CASES = [
+    ({"synthesizer_params": {"epoch": 1}}, "The 'synthesizer_params' parameter has unknown keys \\['epoch'\\]"),
+    ({"synthesizer_params": {"epochs": 2.5}}, "The 'epochs' parameter must be an int >= 1. Got 2.5 instead."),
+    ({"synthesizer_params": {"learning_rate": -1}}, "The 'learning_rate' parameter must be a finite float in \\(0, 1000\\]"),
+    ({"synthesizer_params": {"hidden_features": (0,)}}, "The 'hidden_features' parameter must be None or a non-empty"),
+    ({"synthesizer_params": {"flow": "gan"}}, "The 'flow' parameter must be one of 'maf', 'nsf'. Got 'gan'"),
+    ({"synthesizer_params": {"schema": {"z": "continuous"}}}, "The 'schema' parameter must be a mapping"),
+    ({"synthesizer_params": {"verbose": "no"}}, "The 'verbose' parameter must be a bool"),
+    ({"synthesizer_params": {"target_vars": ["z"]}}, "'synthesizer_params' cannot set 'target_vars'"),
+    ({"synthesizer_params": ["epochs", 1]}, "The 'synthesizer_params' parameter must be a mapping"),
+    ({"n_imputations": 1.5}, "The 'n_imputations' parameter must be an int >= 1. Got 1.5 instead."),
+    ({"n_imputations": 0}, "The 'n_imputations' parameter must be an int >= 1. Got 0 instead."),
+    ({"n_imputations": 10**12}, "The fused data \\(200 base records x 1000000000000 imputations\\) would take about"),
+    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*63 - 1\\] or None. Got -1 instead."),
+    ({"seed": 1.5}, "The 'seed' parameter must be an int in"),
+    ({"holdout_fraction": 1}, "The 'holdout_fraction' parameter must be a finite float in \\[0, 1\\). Got 1 instead."),
+    ({"holdout_fraction": float("nan")}, "The 'holdout_fraction' parameter must be a finite float in \\[0, 1\\)"),
+    ({"refit": "yes"}, "The 'refit' parameter must be a bool. Got 'yes' instead."),
+    ({"shared": "x"}, "The 'shared' parameter must be a non-empty list of distinct column names"),
+    ({"shared": ["x", "x"]}, "The 'shared' parameter must be a non-empty list of distinct column names"),
+    ({"rename": [("b", {})]}, "The 'rename' parameter must be a mapping of source names or None"),
+]
+
+
+@pytest.mark.parametrize("kw, message", FUSE_PARAM_CASES, ids=[str(i) for i in range(len(FUSE_PARAM_CASES))])
+def test_fuse_parameters_are_checked_before_any_fitting(kw, message, monkeypatch):
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before the parameters were checked")
+
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=message):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", **{"synthesizer_params": FAST, **kw})
+
+
+@pytest.mark.parametrize("name", ["__weight__", "_auxiliary", "_imputation"])
+def test_reserved_column_names_in_a_source_are_refused(name):
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=f"Source 'b': columns \\['{name}'\\] use names reserved"):
+        fuse([Source(a, "a"), Source(b.assign(**{name: 1.0}), "b")], base="a", synthesizer_params=FAST)
+
+
+@pytest.mark.parametrize("values, message", [
+    (pd.date_range("2020-01-01", periods=200), "has dtype datetime64"),
+    (pd.to_timedelta(np.arange(200), unit="h"), "has dtype timedelta64"),
+    (np.arange(200) * 1j, "has dtype complex128"),
+    (pd.Series([1, "a"] * 100, dtype=object), "mixes value types"),
+    (np.r_[np.inf, np.zeros(199)], "has 1 missing or infinite values"),
+])
+def test_unmodellable_source_columns_name_source_and_column(values, message):
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=f"Source 'CPS' column 't' {message}"):
+        fuse([Source(a, "a"), Source(b.assign(t=values), "CPS")], base="a", synthesizer_params=FAST)
+
+
+def test_donor_with_all_weight_on_one_record_names_donor_and_weight_column():
+    a, b = _frames()
+    w = np.r_[1.0, np.zeros(len(b) - 1)]
+    with pytest.raises(DataValidationError, match="donor 'b'.*Weight column 'wt'"):
+        fuse([Source(a, "a"), Source(b.assign(wt=w), "b", weight_col="wt")], base="a", synthesizer_params=FAST,
+             holdout_fraction=0)
+
+
+def test_fuse_keeps_odd_dtypes_of_the_base_and_leaves_inputs_unchanged():
+    a, b = _frames()
+    a = a.assign(flag=pd.array([True, False] * 100, dtype="boolean"), n=pd.array(np.arange(200), dtype="Int64"))
+    before_a, before_b = a.copy(deep=True), b.copy(deep=True)
+    result = fuse([Source(a, "a"), Source(b.assign(sex=b["sex"].astype("category")), "b")], base="a",
+                  shared=["x", "sex"], synthesizer_params=FAST)
+    pd.testing.assert_frame_equal(result.data[list(a.columns)], a)
+    assert np.isfinite(result.data["z"]).all()
+    pd.testing.assert_frame_equal(a, before_a)
+    pd.testing.assert_frame_equal(b, before_b)

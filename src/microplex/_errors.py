@@ -8,6 +8,7 @@ __all__ = [
     "NotFittedError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "ExtrapolationWarning",
 ]
 
 
@@ -29,3 +30,7 @@ class ConvergenceError(MicroplexError, RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """Warns that a solver stopped before reaching the requested precision."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """Warns that inputs lie far outside the range seen in training (named column, row count)."""

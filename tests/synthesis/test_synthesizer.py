@@ -178,7 +178,7 @@ def test_bad_input_is_named(small, mutate, match):
 
 
 def test_bad_parameters_are_named(small):
-    with pytest.raises(DataValidationError, match="'flow' parameter must be 'maf' or 'nsf'. Got 'gan'"):
+    with pytest.raises(DataValidationError, match="'flow' parameter must be one of 'maf', 'nsf'. Got 'gan'"):
         Synthesizer(TARGETS, CONDITIONS, flow="gan").fit(small)
     with pytest.raises(DataValidationError, match="both targets and conditions"):
         Synthesizer(TARGETS, ["re74"]).fit(small)

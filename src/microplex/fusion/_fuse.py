@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import check_bool, check_float, check_int, check_names, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer
+from ..synthesis._validation import check_allocation, check_column, check_reserved
 from ._source import Source, check_shared, harmonize, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
 from .diagnostics import compare_shared
@@ -226,9 +228,55 @@ def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[
 
 
 def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], train: pd.DataFrame,
-               w_col: str, seed: int) -> Synthesizer:
-    """Fits a donor model: P(block | conditions) on the donor's weighted records."""
-    return Synthesizer(block, conditions, **params).fit(train, weight_col=w_col, seed=seed)
+               w_col: str, seed: int, donor: Source | None = None) -> Synthesizer:
+    """Fits a donor model: P(block | conditions) on the donor's weighted records; errors name the donor."""
+    try:
+        return Synthesizer(block, conditions, **params).fit(train, weight_col=w_col, seed=seed)
+    except DataValidationError as exc:
+        if donor is None:
+            raise
+        weights = repr(donor.weight_col) if donor.weight_col else "(uniform weights)"
+        raise DataValidationError(
+            f"Fitting the model of donor {donor.name!r} ({len(train)} complete records): "
+            + str(exc).replace(repr(w_col), weights)
+        ) from None
+
+
+#: Column names fuse uses internally: no source may have a column so named.
+RESERVED = ("__weight__", AUX_FLAG, "_imputation")
+_MODEL_KEYS = tuple(k for k in Synthesizer(["_"]).get_params() if k not in ("target_vars", "condition_vars"))
+
+
+def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
+    """``synthesizer_params`` checked with the Synthesizer's own checks, before any fitting."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        raise DataValidationError(
+            f"The 'synthesizer_params' parameter must be a mapping of Synthesizer parameters or None. Got {params!r:.80} instead."
+        )
+    for key in ("target_vars", "condition_vars"):
+        if key in params:
+            raise DataValidationError(f"'synthesizer_params' cannot set {key!r}; fuse chooses it per donor.")
+    unknown = sorted(set(params) - set(_MODEL_KEYS))
+    if unknown:
+        raise DataValidationError(
+            f"The 'synthesizer_params' parameter has unknown keys {unknown}; expected keys among {list(_MODEL_KEYS)}."
+        )
+    probe = {k: v for k, v in params.items() if k != "schema"}
+    Synthesizer(["_"], **probe)._check_params()
+    if params.get("schema") is not None:
+        Synthesizer(list(params["schema"]) if isinstance(params["schema"], Mapping) else ["_"],
+                    schema=params["schema"])._check_params()
+    return dict(params)
+
+
+def _check_sources(sources: list[Source]) -> None:
+    """Refuses reserved column names and columns microplex cannot model, naming source and column."""
+    for src in sources:
+        check_reserved(src.variables, f"Source {src.name!r}: columns", RESERVED)
+        for col in src.variables:
+            check_column(src.data[col].dropna(), col, f"source {src.name!r}")
 
 
 def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str):
@@ -331,11 +379,21 @@ def fuse(
     >>> result.bounds[["y", "z", "shared"]].to_dict("records")
     [{'y': 'z', 'z': 'y', 'shared': ('x',)}]
     """
-    if int(n_imputations) < 1:
-        raise DataValidationError(f"The 'n_imputations' parameter must be >= 1. Got {n_imputations!r} instead.")
-    if not 0 <= holdout_fraction < 1:
-        raise DataValidationError(f"The 'holdout_fraction' parameter must be in [0, 1). Got {holdout_fraction!r}.")
+    n_imputations = check_int(n_imputations, "n_imputations", low=1)
+    seed = check_seed(seed, "seed")
+    holdout_fraction = check_float(holdout_fraction, "holdout_fraction", low=0.0, high=1.0, high_inclusive=False)
+    refit = check_bool(refit, "refit")
+    if shared is not None:
+        shared = check_names(shared, "shared", allow_empty=False)
+    if rename is not None and not isinstance(rename, Mapping):
+        raise DataValidationError(f"The 'rename' parameter must be a mapping of source names or None. Got {rename!r:.80} instead.")
+    synthesizer_params = _check_synthesizer_params(synthesizer_params)
     sources, base_src, aux = _resolve(sources, base, auxiliary, rename)
+    _check_sources(sources + ([aux] if aux is not None else []))
+    n_columns = len(base_src.data.columns) + sum(len(s.variables) for s in sources) + 1
+    check_allocation(16.0 * len(base_src.data) * n_imputations * n_columns,
+                     f"The fused data ({len(base_src.data):,} base records x {n_imputations} imputations)",
+                     "Use fewer imputations.")
     steps, comparison = _plan(sources, base_src, shared, aux)
     by_name = {s.name: s for s in sources}
     ss = np.random.SeedSequence(seed)
@@ -362,13 +420,13 @@ def fuse(
             conditions += list(step.auxiliary) + [AUX_FLAG]
         params = _model_params(synthesizer_params, list(step.block) + conditions)
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
-        model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed)
+        model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed, donor)
         if n_hold:
             scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
             if refit:
                 full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
-                model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed)
+                model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed, donor)
         models[donor.name], fills[donor.name] = model, fill
         if not n_hold:
             scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,

@@ -9,7 +9,10 @@ import pandas as pd
 
 from .._errors import DataValidationError
 
-__all__ = ["check_frame", "check_weights"]
+__all__ = [
+    "RESERVED_NAMES", "check_allocation", "check_column", "check_frame", "check_reserved", "check_unique_columns",
+    "check_weights", "memory_cap",
+]
 
 
 def check_frame(df: object, columns: Sequence[str], what: str, *, allow_empty: bool = False) -> None:
@@ -21,6 +24,7 @@ def check_frame(df: object, columns: Sequence[str], what: str, *, allow_empty: b
         raise DataValidationError(
             f"{what!r} is missing columns {missing}; it has {list(df.columns)[:20]}."
         )
+    check_unique_columns(df, columns, what)
     if not allow_empty and len(df) == 0:
         raise DataValidationError(f"{what!r} is empty; at least one row is needed.")
 
@@ -40,6 +44,109 @@ def check_weights(df: pd.DataFrame, weight_col: str | None) -> np.ndarray:
         raise DataValidationError(
             f"Weight column {weight_col!r} has {int((w < 0).sum())} negative weights (min {w.min():g}); weights must be >= 0."
         )
+    if not np.isfinite(w.sum()):
+        raise DataValidationError(f"Weight column {weight_col!r} sums to infinity in float64 (max {w.max():g}); rescale the weights.")
     if w.sum() <= 0:
         raise DataValidationError(f"Weight column {weight_col!r} sums to {w.sum():g}; it must sum to a positive value.")
     return w
+
+
+#: Column names used internally (the training weights in a model file); a column may not be named so.
+RESERVED_NAMES = ("__weight__",)
+
+#: Bytes an in-memory result may take at most: the machine's physical memory (see :func:`memory_cap`).
+_FALLBACK_MEMORY_CAP = 2**34
+
+
+def check_unique_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Refuses a frame in which one of ``columns`` appears more than once (``df[name]`` would be a frame)."""
+    counts = pd.Series(1, index=pd.Index(df.columns, dtype=object)).groupby(level=0, sort=False).size()
+    dup = [c for c in dict.fromkeys(columns) if counts.get(c, 0) > 1]
+    if dup:
+        raise DataValidationError(f"{what!r} has duplicated columns {dup}; give every column a distinct name.")
+
+
+def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RESERVED_NAMES) -> None:
+    """Refuses column names that microplex uses internally."""
+    bad = [n for n in names if n in reserved]
+    if bad:
+        raise DataValidationError(
+            f"{what} {bad} use names reserved for microplex's internal columns {list(reserved)}; rename them."
+        )
+
+
+def _value_family(v: object) -> str | None:
+    if isinstance(v, bool | np.bool_):
+        return "bool"
+    if isinstance(v, int | np.integer):
+        return "int" if -(2**63) <= int(v) < 2**63 else None
+    if isinstance(v, float | np.floating):
+        return "float" if np.isfinite(v) else None
+    if isinstance(v, str):
+        return "str"
+    return None
+
+
+def check_column(series: pd.Series, name: str, role: str) -> None:
+    """Checks that a column holds values microplex can model, naming it otherwise.
+
+    Refused: datetime, timedelta, period, interval and complex dtypes; missing or infinite
+    values; object or category columns whose values are not all of one scalar type among
+    str, bool, int and float (lists, bytes, dates, a mix of strings and numbers).
+    """
+    dtype = series.dtype
+    label = f"{role[:1].upper() + role[1:]} column {name!r}"
+    inner = dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
+    if (
+        pd.api.types.is_datetime64_any_dtype(inner)
+        or pd.api.types.is_timedelta64_dtype(inner)
+        or pd.api.types.is_complex_dtype(inner)
+        or isinstance(inner, pd.PeriodDtype | pd.IntervalDtype | pd.SparseDtype)
+    ):
+        raise DataValidationError(
+            f"{label} has dtype {dtype}, which microplex does not model; convert it to numbers "
+            "(e.g. days since a date) or to strings first."
+        )
+    bad = series.isna().to_numpy(bool)
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if numeric and not bad.any():
+        bad = ~np.isfinite(series.to_numpy(float))
+    if bad.any():
+        raise DataValidationError(
+            f"{label} has {int(bad.sum())} missing or infinite values; "
+            "microplex does not model missing values: drop or impute those rows first."
+        )
+    if dtype == object or isinstance(dtype, pd.CategoricalDtype):
+        values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)
+        families = {_value_family(v) for v in values}
+        if None in families:
+            odd = next(v for v in values if _value_family(v) is None)
+            raise DataValidationError(
+                f"{label} holds a value of type {type(odd).__name__} ({odd!r:.40}); categorical values must be "
+                "str, bool, int or float."
+            )
+        if len(families) > 1:
+            raise DataValidationError(
+                f"{label} mixes value types {sorted(families)}; give every value one type (e.g. all str)."
+            )
+
+
+def memory_cap() -> int:
+    """Bytes a result held in memory may take: the machine's physical memory (``os.sysconf``),
+    or 16 GiB where it cannot be read."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return _FALLBACK_MEMORY_CAP
+
+
+def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
+    """Refuses, before allocating, a result estimated at more than :func:`memory_cap` bytes."""
+    cap = memory_cap()
+    if n_bytes > cap:
+        raise DataValidationError(
+            f"{what} would take about {n_bytes / 2**30:,.1f} GiB, more than this machine's memory "
+            f"({cap / 2**30:,.1f} GiB).{(' ' + hint) if hint else ''}"
+        )

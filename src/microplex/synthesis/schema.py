@@ -49,18 +49,30 @@ class VariableSpec:
     transform: Transform = "auto"
 
     def __post_init__(self) -> None:
-        if self.kind not in (None, "continuous", "integer", "categorical"):
+        if not isinstance(self.kind, str | type(None)) or self.kind not in (None, "continuous", "integer", "categorical"):
             raise DataValidationError(
                 "VariableSpec 'kind' must be 'continuous', 'integer', 'categorical' or None. "
                 f"Got {self.kind!r} instead."
             )
-        if self.transform not in ("auto", "identity", "log", "logit", "asinh"):
+        if not isinstance(self.transform, str) or self.transform not in ("auto", "identity", "log", "logit", "asinh"):
             raise DataValidationError(
                 "VariableSpec 'transform' must be one of 'auto', 'identity', 'log', 'logit', "
                 f"'asinh'. Got {self.transform!r} instead."
             )
         if self.point_masses is not None:
-            object.__setattr__(self, "point_masses", tuple(float(v) for v in self.point_masses))
+            pm = self.point_masses
+            ok = not isinstance(pm, str | bytes) and isinstance(pm, list | tuple | np.ndarray)
+            values = list(pm) if ok else []
+            ok = ok and all(
+                isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+                and np.isfinite(float(v)) for v in values
+            ) and len({float(v) for v in values}) == len(values)
+            if not ok:
+                raise DataValidationError(
+                    "VariableSpec 'point_masses' must be a sequence of distinct finite numbers or None. "
+                    f"Got {pm!r:.80} instead."
+                )
+            object.__setattr__(self, "point_masses", tuple(float(v) for v in values))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

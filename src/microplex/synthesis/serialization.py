@@ -11,12 +11,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -63,35 +67,142 @@ def _write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
+#: Largest decompressed size of one archive member, and of all members together, that
+#: :func:`read_archive` accepts (checked on the declared sizes before reading, and while reading).
+MAX_MEMBER_BYTES = 2**31
+MAX_TOTAL_BYTES = 2**32
+#: Largest decompressed/compressed ratio accepted for a member larger than 1 MiB (zip bombs).
+MAX_COMPRESSION_RATIO = 200
+#: Largest in-memory size of a table, from the Parquet footer, before it is read.
+MAX_TABLE_BYTES = 2**32
+_FIXED_MEMBERS = ("metadata.json", "weights.safetensors")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _plain_relative(name: str) -> bool:
+    """Whether a member name is a plain relative path: no absolute path, drive, backslash,
+    control character, or empty, ``.`` or ``..`` component."""
+    return not (
+        not name or name.startswith("/") or _DRIVE.match(name) or "\\" in name
+        or any(ord(ch) < 32 for ch in name) or any(part in ("", ".", "..") for part in name.split("/"))
+    )
+
+
 def read_archive(
-    path: str | os.PathLike, expected_format: str
+    path: str | os.PathLike, expected_format: str, *, tables: Collection[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]:
-    """Reads a model archive; checks its ``format`` and ``format_version``."""
+    """Reads a model archive; checks its ``format`` and ``format_version``.
+
+    The file is untrusted data: member names (only ``metadata.json``, ``weights.safetensors``
+    and ``<table>.parquet`` with a plain relative name; exactly ``tables`` when given), declared
+    and actual decompressed sizes (:data:`MAX_MEMBER_BYTES`, :data:`MAX_TOTAL_BYTES`,
+    :data:`MAX_COMPRESSION_RATIO`), the JSON and safetensors encodings and each table's size
+    (:data:`MAX_TABLE_BYTES`) are checked before anything is built. Any defect raises one
+    :class:`~microplex.DataValidationError` naming the file. Nothing is written.
+    """
+    label = _label(path)
+    if not isinstance(path, str | os.PathLike):
+        raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, FileNotFoundError, IsADirectoryError) as exc:
-        raise DataValidationError(f"{str(path)!r} is not a microplex model file: {exc}") from exc
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise DataValidationError(f"{label} is not a microplex model file: {exc}") from exc
     with zf:
-        names = set(zf.namelist())
-        if "metadata.json" not in names:
-            raise DataValidationError(f"{str(path)!r} is not a microplex model file (no metadata.json).")
-        meta = json.loads(zf.read("metadata.json"))
-        if meta.get("format") != expected_format:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            raise DataValidationError(f"{label} is not a valid model file: it has duplicated members.")
+        table_names = []
+        for name in names:
+            if name in _FIXED_MEMBERS:
+                continue
+            stem = name[: -len(".parquet")] if name.endswith(".parquet") else None
+            if stem is None or not _plain_relative(stem):
+                raise DataValidationError(
+                    f"{label} is not a valid model file: unexpected member {name!r:.80} (expected metadata.json, "
+                    "weights.safetensors and <table>.parquet with a plain relative name)."
+                )
+            table_names.append(stem)
+        for required in _FIXED_MEMBERS:
+            if required not in names:
+                raise DataValidationError(f"{label} is not a microplex model file (no {required}).")
+        if tables is not None and sorted(table_names) != sorted(tables):
             raise DataValidationError(
-                f"{str(path)!r} holds a {meta.get('format')!r} model, expected {expected_format!r}."
+                f"{label} is not a valid model file: it holds tables {sorted(table_names)}, expected {sorted(tables)}."
             )
-        if meta.get("format_version") != FORMAT_VERSION:
+        total = 0
+        for info in infos:
+            total += info.file_size
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > MAX_MEMBER_BYTES or total > MAX_TOTAL_BYTES or (
+                    info.file_size > 2**20 and ratio > MAX_COMPRESSION_RATIO):
+                raise DataValidationError(
+                    f"{label}: member {info.filename!r} declares {info.file_size:,} bytes ({ratio:,.0f} times its "
+                    f"compressed size); the limits are {MAX_MEMBER_BYTES:,} bytes per member, {MAX_TOTAL_BYTES:,} "
+                    f"in all and a ratio of {MAX_COMPRESSION_RATIO}."
+                )
+        raw = {info.filename: _read_member(zf, info, label) for info in infos}
+    try:
+        meta = json.loads(raw["metadata.json"].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DataValidationError(f"{label}: metadata.json is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise DataValidationError(f"{label}: metadata.json must hold a JSON object. Got {type(meta).__name__}.")
+    if meta.get("format") != expected_format:
+        raise DataValidationError(
+            f"{label} holds a {meta.get('format')!r:.80} model, expected {expected_format!r}."
+        )
+    version = meta.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise DataValidationError(
+            f"{label} has format version {version!r:.40}; this microplex reads version {FORMAT_VERSION}."
+        )
+    try:
+        tensors = load_tensors(raw["weights.safetensors"])
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on bad input
+        raise DataValidationError(f"{label}: weights.safetensors is not a valid safetensors file: {exc}") from exc
+    out_tables = {n: _read_table(raw[f"{n}.parquet"], f"{n}.parquet", label) for n in table_names}
+    return meta, tensors, out_tables
+
+
+def _label(path: Any) -> str:
+    return repr(str(path)) if isinstance(path, str | os.PathLike) else repr(path)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> bytes:
+    """A member's bytes, read in bounded chunks: never more than its declared size."""
+    chunks, size = [], 0
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(min(2**20, info.file_size - size + 1)):
+                size += len(chunk)
+                if size > info.file_size:
+                    raise DataValidationError(f"{label}: member {info.filename!r} is larger than it declares.")
+                chunks.append(chunk)
+    except DataValidationError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise DataValidationError(f"{label}: member {info.filename!r} cannot be read: {exc}") from exc
+    if size != info.file_size:
+        raise DataValidationError(f"{label}: member {info.filename!r} is truncated.")
+    return b"".join(chunks)
+
+
+def _read_table(data: bytes, member: str, label: str) -> pd.DataFrame:
+    """A Parquet table, after checking from its footer that it fits :data:`MAX_TABLE_BYTES`."""
+    try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if declared > MAX_TABLE_BYTES or meta.num_rows * max(meta.num_columns, 1) * 8 > MAX_TABLE_BYTES:
             raise DataValidationError(
-                f"{str(path)!r} has format version {meta.get('format_version')}; this microplex "
-                f"reads version {FORMAT_VERSION}."
+                f"{label}: {member} declares {meta.num_rows:,} rows and {declared:,} bytes; the limit is "
+                f"{MAX_TABLE_BYTES:,} bytes."
             )
-        tensors = load_tensors(zf.read("weights.safetensors"))
-        tables = {
-            n[: -len(".parquet")]: pd.read_parquet(io.BytesIO(zf.read(n)))
-            for n in names
-            if n.endswith(".parquet")
-        }
-    return meta, tensors, tables
+        return pd.read_parquet(io.BytesIO(data))
+    except DataValidationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many error types on a corrupt file
+        raise DataValidationError(f"{label}: {member} is not a valid Parquet table: {exc}") from exc
 
 
 def _json_default(obj: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,9 +14,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .._errors import DataValidationError, NotFittedError
+from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning, NotFittedError
+from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .._random import int_seed
-from ._validation import check_frame, check_weights
+from . import _model_file
+from ._checks import (
+    EXTRAPOLATION_MARGIN, MAX_BINS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_THREADS, MAX_TRANSFORMS, _FLOAT32_MAX,
+    check_effective_size, check_hidden, check_schema, overflow_message,
+)
+from ._validation import check_allocation, check_column, check_frame, check_reserved, check_unique_columns, check_weights
 from .model import PointMassFlow
 from .schema import VariableSpec, infer_kind
 from .serialization import read_archive, write_archive
@@ -172,21 +179,44 @@ class Synthesizer:
         -------
         self : Synthesizer
         """
-        self._check_params()
-        targets, conditions = list(self.target_vars), list(self.condition_vars)
+        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") or k == "_ranges"}
+        try:
+            return self._fit(data, weight_col, epochs, seed)
+        except BaseException:
+            # A failed fit leaves the estimator as it was (fitted or not), never half-fitted.
+            for k in [k for k in vars(self) if k.endswith("_") or k == "_ranges"]:
+                delattr(self, k)
+            self.__dict__.update(fitted)
+            raise
+
+    def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | None, seed: int) -> Synthesizer:
+        p = self._check_params()
+        self._ranges = None
+        epochs = check_int(epochs, "epochs", low=1, allow_none=True)
+        seed = check_seed(seed, "seed", allow_none=False)
+        if weight_col is not None and not isinstance(weight_col, str):
+            raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+        targets, conditions = p["target_vars"], p["condition_vars"]
+        if weight_col in targets + conditions:
+            raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
         check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
         w = check_weights(data, weight_col)
-        schema = dict(self.schema or {})
-        unknown = sorted(set(schema) - set(targets) - set(conditions))
-        if unknown:
-            raise DataValidationError(f"schema names columns that are neither targets nor conditions: {unknown}.")
+        check_effective_size(w, weight_col)
+        schema = dict(p["schema"] or {})
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
-            _check_values(data[name], name, role)
+            check_column(data[name], name, role)
             if data[name].nunique() < 2:
                 raise DataValidationError(
                     f"{role.capitalize()} column {name!r} is constant ({data[name].iloc[0]!r}); "
                     "drop it or give it at least two distinct values."
+                )
+            kind = schema.get(name, VariableSpec()).kind
+            if kind in ("continuous", "integer") and (
+                    not pd.api.types.is_numeric_dtype(data[name].dtype) or pd.api.types.is_bool_dtype(data[name].dtype)):
+                raise DataValidationError(
+                    f"{role.capitalize()} column {name!r} has kind {kind!r} in the schema but dtype "
+                    f"{data[name].dtype}; only numeric columns can be {kind}."
                 )
 
         self.kinds_ = {}
@@ -216,8 +246,10 @@ class Synthesizer:
 
         rng = np.random.default_rng(seed)
         c = self.condition_encoder_.transform(data)
+        self._check_encoded(data, c)
         states = self._discrete_states(data)
         self.patterns_ = self._pattern_table(states)
+        self._check_model_size(len(data))
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
@@ -229,27 +261,76 @@ class Synthesizer:
             self._train(data, c, pattern, w, rng, epochs or self.epochs, seed)
         return self
 
-    def _check_params(self) -> None:
-        if isinstance(self.target_vars, str) or not len(self.target_vars):
-            raise DataValidationError(
-                f"The 'target_vars' parameter must be a non-empty list of column names. Got {self.target_vars!r}."
-            )
-        if isinstance(self.condition_vars, str):
-            raise DataValidationError(
-                f"The 'condition_vars' parameter must be a list of column names. Got {self.condition_vars!r}."
-            )
-        overlap = sorted(set(self.target_vars) & set(self.condition_vars))
+    def _check_encoded(self, data: pd.DataFrame, c: np.ndarray) -> None:
+        """Refuses columns whose standardized training values overflow (float32 for the networks),
+        naming them, instead of letting an infinite statistic silently zero a column."""
+        for name in self.condition_vars:
+            if self.kinds_[name] != "categorical":
+                mean, std = self.condition_encoder_.stats[name]
+                z = (data[name].to_numpy(float) - mean) / std
+                if not np.isfinite(z).all() or np.abs(z).max() > _FLOAT32_MAX:
+                    raise DataValidationError(overflow_message("Condition", name, data[name]))
+        if not np.isfinite(c).all():  # pragma: no cover - caught per column above
+            raise DataValidationError("The condition features are not finite.")
+        for name in self.continuous_vars_:
+            enc = self.encoders_[name]
+            fields = [v for seg in enc.segments for v in seg.to_dict().values() if isinstance(v, float)]
+            u = enc.encode(data[name].to_numpy(float))[1]
+            if not np.isfinite(fields).all() or not np.isfinite(u).all() or np.abs(u).max() > _FLOAT32_MAX:
+                raise DataValidationError(overflow_message("Target", name, data[name]))
+
+    def _check_model_size(self, n_records: int) -> None:
+        """Refuses, before building the networks, a model whose parameters and optimizer state
+        (about 6 copies of the float32 weights) and batch activations exceed the machine's memory."""
+        hidden = list(self._hidden_features())
+        context = self.condition_encoder_.n_features
+        n_patterns = len(self.patterns_)
+        n_cont = len(self.continuous_vars_)
+        onehot = sum(self.encoders_[n].n_states for n in self.discrete_vars_)
+        per_dim = 2 if self.flow == "maf" else 3 * int(self.bins)
+        def mlp(sizes: list[int]) -> float:
+            return float(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
+        params = mlp([context, *hidden, n_patterns]) if n_patterns > 1 else 0.0
+        if n_cont:
+            params += int(self.transforms) * mlp([n_cont + context + onehot, *hidden, n_cont * per_dim])
+        batch = min(int(self.batch_size), n_records)
+        activations = 3.0 * batch * (sum(hidden) + n_cont * per_dim) * (int(self.transforms) + 1)
+        check_allocation(4.0 * (6 * params + activations), "The Synthesizer's networks and optimizer state",
+                         "Use smaller 'hidden_features', 'transforms' or 'batch_size'.")
+
+    def _check_params(self) -> dict[str, Any]:
+        """Every constructor parameter, checked; returns them in canonical types (the stored
+        attributes stay as given)."""
+        p = {
+            "target_vars": check_names(self.target_vars, "target_vars", allow_empty=False),
+            "condition_vars": check_names(self.condition_vars, "condition_vars"),
+            "flow": check_choice(self.flow, "flow", ("maf", "nsf")),
+            "transforms": check_int(self.transforms, "transforms", low=1, high=MAX_TRANSFORMS),
+            "hidden_features": check_hidden(self.hidden_features),
+            "bins": check_int(self.bins, "bins", low=2, high=MAX_BINS),
+            "schema": check_schema(self.schema),
+            "point_mass_threshold": check_float(
+                self.point_mass_threshold, "point_mass_threshold", low=0.0, high=1.0,
+                low_inclusive=False, high_inclusive=False),
+            "max_point_masses": check_int(self.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
+            "epochs": check_int(self.epochs, "epochs", low=1),
+            "batch_size": check_int(self.batch_size, "batch_size", low=1),
+            "learning_rate": check_float(self.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
+                                         low_inclusive=False),
+            "weight_decay": check_float(self.weight_decay, "weight_decay", low=0.0),
+            "validation_fraction": check_float(
+                self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
+            "patience": check_int(self.patience, "patience", low=1),
+            "verbose": check_bool(self.verbose, "verbose"),
+        }
+        overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
         if overlap:
             raise DataValidationError(f"Columns cannot be both targets and conditions: {overlap}.")
-        if self.flow not in ("maf", "nsf"):
-            raise DataValidationError(f"The 'flow' parameter must be 'maf' or 'nsf'. Got {self.flow!r} instead.")
-        if not 0 <= self.validation_fraction < 0.5:
-            raise DataValidationError(
-                f"The 'validation_fraction' parameter must be in [0, 0.5). Got {self.validation_fraction!r} instead."
-            )
-        for name in ("epochs", "batch_size", "transforms"):
-            if int(getattr(self, name)) < 1:
-                raise DataValidationError(f"The {name!r} parameter must be >= 1. Got {getattr(self, name)!r} instead.")
+        check_reserved(p["target_vars"] + p["condition_vars"], "Target and condition columns")
+        unknown = sorted(set(p["schema"] or {}) - set(p["target_vars"]) - set(p["condition_vars"]))
+        if unknown:
+            raise DataValidationError(f"schema names columns that are neither targets nor conditions: {unknown}.")
+        return p
 
     def _build_layout(self) -> None:
         """Discrete variables (targets with point masses, categorical targets) and continuous dims."""
@@ -323,6 +404,12 @@ class Synthesizer:
         n = len(data)
         order = rng.permutation(n)
         n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
+        if w[order[n_val:]].sum() <= 0 or (n_val and w[order[:n_val]].sum() <= 0):
+            part = "training" if w[order[n_val:]].sum() <= 0 else "validation"
+            raise DataValidationError(
+                f"Every record with positive weight fell outside the {part} split ({n_val} of {n} records are "
+                "held out for validation); give more records a positive weight or set validation_fraction=0."
+            )
         val_idx, train_idx = torch.as_tensor(order[:n_val]), torch.as_tensor(order[n_val:])
         c_t, p_t = torch.as_tensor(c), torch.as_tensor(pattern)
         w_t = torch.as_tensor(w / w.mean(), dtype=torch.float32)
@@ -351,13 +438,28 @@ class Synthesizer:
             for start in range(0, len(perm), self.batch_size):
                 b = perm[start : start + self.batch_size]
                 wb = w_t[b]
+                if not float(wb.sum()) > 0:  # a batch of zero-weight records carries no likelihood
+                    continue
                 loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b])).sum() / wb.sum()
                 opt.zero_grad()
                 loss.backward()
-                opt.step()
+                try:
+                    opt.step()
+                except RuntimeError as exc:  # e.g. a step that overflows float32
+                    bar.close()
+                    raise ConvergenceError(
+                        f"Training failed at epoch {epoch + 1}: {exc}; lower 'learning_rate' (now "
+                        f"{self.learning_rate!r}) or rescale extreme values."
+                    ) from exc
                 total += loss.item() * float(wb.sum())
                 weight += float(wb.sum())
             train_loss = total / weight
+            if not np.isfinite(train_loss):
+                bar.close()
+                raise ConvergenceError(
+                    f"The training loss became non-finite ({train_loss}) at epoch {epoch + 1}; lower "
+                    f"'learning_rate' (now {self.learning_rate!r}) or rescale extreme values."
+                )
             val_loss = np.nan
             if not n_val:
                 history.append((epoch + 1, train_loss, val_loss))
@@ -419,12 +521,30 @@ class Synthesizer:
         -------
         DataFrame
             ``conditions`` with the target columns added (same index and row order).
+
+        Warns
+        -----
+        ExtrapolationWarning
+            When numeric conditions lie further than ``EXTRAPOLATION_MARGIN`` (0.5) times their
+            training range beyond it; those rows are generated as at that margin.
+
+        Raises
+        ------
+        DataValidationError
+            Bad arguments, missing condition columns or values, an output or chunk that cannot
+            fit in memory (stream with :func:`microplex.scale.generate_dataset`).
         """
         self._check_is_fitted()
+        seed = check_seed(seed, "seed")
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        threads = check_int(threads, "threads", low=1, high=MAX_THREADS, allow_none=True)
         cond = list(self.condition_vars)
         check_frame(conditions, cond, "conditions", allow_empty=True)
+        check_unique_columns(conditions, list(self.target_vars), "conditions")
         for name in cond:
-            _check_values(conditions[name], name, "condition")
+            check_column(conditions[name], name, "condition")
+        self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
+        prepared = self._prepare_conditions(conditions)
         gen = torch.Generator().manual_seed(int_seed(np.random.SeedSequence(seed)))
         out = conditions.copy()
         pieces: dict[str, list[np.ndarray]] = {n: [] for n in self.target_vars}
@@ -432,13 +552,66 @@ class Synthesizer:
         if threads is not None:
             torch.set_num_threads(int(threads))
         try:
-            self._sample_chunks(conditions, gen, chunk_size, pieces)
+            self._sample_chunks(prepared, gen, chunk_size, pieces)
         finally:
             torch.set_num_threads(previous)
         for name in self.target_vars:
             values = np.concatenate(pieces[name]) if pieces[name] else np.array([])
+            if self.kinds_[name] != "categorical" and not np.isfinite(values).all():
+                raise ConvergenceError(
+                    f"The model drew {int((~np.isfinite(values)).sum())} non-finite values of target {name!r}; "
+                    "it is numerically unstable for these conditions."
+                )
             out[name] = _cast(values, self.dtypes_[name], self.kinds_[name])
         return out
+
+    def _check_generate_size(self, n_rows: int, n_columns: int, chunk_size: int) -> None:
+        """Refuses, before allocating, an output or a chunk that cannot fit in memory."""
+        check_allocation(
+            8.0 * n_rows * (n_columns + len(self.target_vars)) * 2, f"Generating {n_rows:,} records",
+            "Stream large populations to Parquet with microplex.scale.generate_dataset.",
+        )
+        rows = min(chunk_size, n_rows)
+        hidden = sum(self._hidden_features())
+        width = self.condition_encoder_.n_features + len(self.patterns_) + int(self.transforms) * (hidden + 3 * 8)
+        check_allocation(4.0 * 4 * rows * width, f"A chunk of {rows:,} records (chunk_size={chunk_size:,})",
+                         "Use a smaller 'chunk_size'.")
+
+    def _condition_ranges(self) -> dict[str, tuple[float, float]]:
+        """(min, max) of every numeric condition over the training records (not saved: derived
+        from the training conditions)."""
+        if getattr(self, "_ranges", None) is None:
+            self._ranges = {
+                n: (float(self.training_conditions_[n].to_numpy(float).min()),
+                    float(self.training_conditions_[n].to_numpy(float).max()))
+                for n in self.condition_vars if self.kinds_[n] != "categorical"
+            }
+        return self._ranges
+
+    def _prepare_conditions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``'s condition columns, checked against their training kinds. Numeric conditions further than
+        ``EXTRAPOLATION_MARGIN`` times their training range beyond it are held at that margin,
+        with an :class:`ExtrapolationWarning` naming the column: the networks never saw such
+        values and extrapolate them into degenerate draws (all zeros, or overflow)."""
+        ranges = self._condition_ranges()
+        clipped = {}
+        for name, (lo, hi) in ranges.items():
+            dtype = frame[name].dtype
+            if not pd.api.types.is_numeric_dtype(dtype):
+                raise DataValidationError(
+                    f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
+                )
+            x = frame[name].to_numpy(float)
+            margin = EXTRAPOLATION_MARGIN * (hi - lo)
+            far = (x < lo - margin) | (x > hi + margin)
+            if far.any():
+                warnings.warn(
+                    f"Condition column {name!r}: {int(far.sum())} of {len(x)} rows lie outside the training range "
+                    f"[{lo:g}, {hi:g}] by more than {margin:g} ({EXTRAPOLATION_MARGIN:g} times its width); they are "
+                    "treated as lying at that margin.", ExtrapolationWarning, stacklevel=3,
+                )
+                clipped[name] = np.clip(x, lo - margin, hi + margin)
+        return frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
 
     def _sample_chunks(self, conditions: pd.DataFrame, gen: torch.Generator, chunk_size: int,
                        pieces: dict[str, list[np.ndarray]]) -> None:
@@ -469,8 +642,15 @@ class Synthesizer:
                 out[name] = enc.decode(cont.astype(float), state)
         return out
 
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+    def sample(
+        self, n: int, seed: int | None = None, *, chunk_size: int = 16_384, threads: int | None = 1
+    ) -> pd.DataFrame:
         """Synthesizes ``n`` records with conditions resampled from the weighted training conditions.
+
+        ``chunk_size`` and ``threads`` are passed to :meth:`generate`. A population that cannot
+        fit in memory (about ``16 * n * columns`` bytes against the machine's physical memory)
+        is refused before anything is allocated: stream it with
+        :func:`microplex.scale.generate_dataset`.
 
         Returns
         -------
@@ -478,15 +658,17 @@ class Synthesizer:
             ``n`` rows with the condition and target columns.
         """
         self._check_is_fitted()
-        if int(n) < 0:
-            raise DataValidationError(f"The 'n' parameter must be >= 0. Got {n!r} instead.")
+        n = check_int(n, "n", low=0)
+        seed = check_seed(seed, "seed")
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        self._check_generate_size(n, len(self.condition_vars), chunk_size)
         ss = np.random.SeedSequence(seed)
         cond_seed, gen_seed = ss.spawn(2)
         rng = np.random.default_rng(cond_seed)
         p = self.training_weights_ / self.training_weights_.sum()
         idx = rng.choice(len(p), size=int(n), p=p)
         conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
-        return self.generate(conditions, seed=int_seed(gen_seed))
+        return self.generate(conditions, seed=int_seed(gen_seed), chunk_size=chunk_size, threads=threads)
 
     def log_prob(self, data: pd.DataFrame) -> np.ndarray:
         """Exact log-likelihood of each record, shape (N,).
@@ -501,8 +683,13 @@ class Synthesizer:
         cols = list(self.target_vars) + list(self.condition_vars)
         check_frame(data, cols, "data", allow_empty=True)
         for name in cols:
-            _check_values(data[name], name, "target" if name in self.target_vars else "condition")
-        c = torch.as_tensor(self.condition_encoder_.transform(data))
+            check_column(data[name], name, "target" if name in self.target_vars else "condition")
+        for name in [n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)]:
+            if not pd.api.types.is_numeric_dtype(data[name].dtype):
+                raise DataValidationError(
+                    f"Target column {name!r} must be numeric, as in training. Got dtype {data[name].dtype} instead."
+                )
+        c = torch.as_tensor(self.condition_encoder_.transform(self._prepare_conditions(data)))
         states = self._discrete_states(data)
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup.get(tuple(s), -1) for s in states.tolist()], dtype=np.int64)
@@ -524,8 +711,19 @@ class Synthesizer:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted model to ``path`` (zip of JSON, safetensors and Parquet; no pickle)."""
+        """Saves the fitted model to ``path`` (zip of JSON, safetensors and Parquet; no pickle).
+
+        The file is written to a temporary name in the same folder and renamed, so a failed save
+        leaves nothing behind.
+        """
         self._check_is_fitted()
+        if not isinstance(path, str | os.PathLike):
+            raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(folder) or os.path.isdir(path):
+            raise DataValidationError(
+                f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
+            )
         params = self.get_params()
         params["schema"] = {k: v.to_dict() for k, v in (self.schema or {}).items()}
         params["target_vars"], params["condition_vars"] = list(self.target_vars), list(self.condition_vars)
@@ -550,52 +748,64 @@ class Synthesizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Synthesizer:
-        """Loads a model saved by :meth:`save`."""
-        meta, tensors, tables = read_archive(path, _FORMAT)
+        """Loads a model saved by :meth:`save`.
+
+        The file is untrusted data: its members, sizes, metadata types, encoders, pattern table,
+        tensor names and shapes (against the architecture its parameters declare, before any
+        weight is loaded) and training conditions are checked first; a defect raises one
+        :class:`~microplex.DataValidationError` naming the file and the field.
+        """
+        label = repr(str(path)) if isinstance(path, str | os.PathLike) else repr(path)
+        meta, tensors, tables = read_archive(path, _FORMAT, tables=("conditions",))
+        _model_file.check_metadata(meta, label, _PARAMS)
         params = dict(meta["params"])
-        params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
-        if params["hidden_features"] is not None:
-            params["hidden_features"] = tuple(params["hidden_features"])
-        self = cls(**params)
+        try:
+            params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
+            if params["hidden_features"] is not None:
+                params["hidden_features"] = tuple(params["hidden_features"])
+            self = cls(**params)
+            p = self._check_params()
+        except DataValidationError as exc:
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
         self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]
         types = {"ContinuousEncoder": ContinuousEncoder, "CategoricalEncoder": CategoricalEncoder}
-        self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(d) for n, d in meta["encoders"].items()}
+        self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(meta["encoders"][n]) for n in p["target_vars"]}
         self.point_masses_ = {
             n: tuple(e.point_masses) for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)
         }
         self.condition_encoder_ = ConditionEncoder.from_dict(meta["condition_encoder"])
         self.n_features_in_ = len(self.condition_vars)
         self._build_layout()
-        self.patterns_ = np.asarray(meta["patterns"], dtype=np.int64).reshape(-1, len(self.discrete_vars_))
+        sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
+        self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
         self.history_ = pd.DataFrame(meta["history"])
         conditions = tables["conditions"]
+        _model_file.check_conditions_table(
+            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
+        self._ranges = None
+        try:
+            self._check_model_size(len(conditions))
+        except DataValidationError as exc:
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
         self.model_ = self._new_model()
+        _model_file.check_tensors(tensors, self.model_.state_dict(), label)
         self.model_.load_state_dict(tensors)
         self.model_.eval()
         return self
 
 
-def _check_values(series: pd.Series, name: str, role: str) -> None:
-    """Rejects NaN/inf values and constant columns, naming the column."""
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        values = series.to_numpy(float)
-        bad = ~np.isfinite(values)
-    else:
-        bad = series.isna().to_numpy()
-    if bad.any():
-        raise DataValidationError(
-            f"{role.capitalize()} column {name!r} has {int(bad.sum())} missing or infinite values; "
-            "microplex does not model missing values: drop or impute those rows first."
-        )
-
-
 def _cast(values: np.ndarray, dtype: str, kind: str) -> np.ndarray | pd.Series:
-    """Casts synthesized values back to the training dtype."""
+    """Casts synthesized values back to the training dtype (pandas extension dtypes such as
+    ``Int64``, ``boolean`` and ``string`` included)."""
     try:
+        if dtype == "category":
+            return pd.Categorical(values)
+        if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
+            return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
         if kind == "categorical":
-            return pd.Series(values, dtype=object).astype(dtype).to_numpy() if dtype != "category" else pd.Categorical(values)
+            return pd.Series(values, dtype=object).astype(dtype).to_numpy()
         if kind == "integer":
             return np.asarray(values).astype(dtype)
         return np.asarray(values, dtype=dtype)

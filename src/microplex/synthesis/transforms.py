@@ -262,7 +262,17 @@ class ContinuousEncoder:
         sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
         self.segments: list[_Segment] = []
         if cont.any():
+            if not wc.sum() > 0:
+                raise DataValidationError(
+                    f"Target column {self.name!r}: its values other than the point masses {self.point_masses} "
+                    "all have weight 0; give some of them a positive weight or declare them point masses."
+                )
             for sign, sel in sides:
+                if not wc[sel].sum() > 0:
+                    raise DataValidationError(
+                        f"Target column {self.name!r}: its {'negative' if sign < 0 else 'positive'} values all have "
+                        "weight 0; give some of them a positive weight or drop them."
+                    )
                 mirrored = sorted(sign * m for m in self.point_masses)
                 seg = _Segment(sign).fit(sign * xc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
                 self.segments.append(seg)
@@ -393,7 +403,16 @@ class ConditionEncoder:
             if kind == "categorical":
                 self.stats[name] = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
             else:
-                self.stats[name] = _weighted_mean_std(df[name].to_numpy(float), w)
+                x = df[name].to_numpy(float)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    mean, std = _weighted_mean_std(x, w)
+                if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+                    raise DataValidationError(
+                        f"Condition column {name!r}: its weighted mean and standard deviation overflow float64 "
+                        f"(largest |value| {float(np.abs(x).max()):g}); rescale it (e.g. log, or a smaller unit) "
+                        "or drop the extreme records."
+                    )
+                self.stats[name] = (mean, std)
         return self
 
     @property

@@ -1,0 +1,254 @@
+"""Checks of a Synthesizer model file before anything is built from it.
+
+A model file is untrusted data: every name, type, shape and number in its metadata, tensors and
+tables is checked against what :meth:`Synthesizer.save` writes, and a defect raises one
+:class:`~microplex.DataValidationError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._errors import DataValidationError
+from ._validation import check_column
+
+__all__ = ["check_conditions_table", "check_metadata", "check_patterns", "check_tensors"]
+
+_TOP = (
+    "format_version", "format", "microplex_version", "params", "kinds", "dtypes", "encoders",
+    "encoder_types", "condition_encoder", "patterns", "history",
+)
+_KINDS = ("continuous", "integer", "categorical")
+_TRANSFORMS = ("identity", "log", "logit", "asinh")
+_SEGMENT = ("sign", "lower", "upper", "transform", "scale", "mean", "std", "tail_lo", "tail_hi")
+_MAX_LIST = 10_000_000
+
+
+class _Fields:
+    """Raises a DataValidationError naming the file and the field."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def fail(self, field: str, expected: str, got: Any) -> DataValidationError:
+        text = repr(got)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        return DataValidationError(
+            f"{self.label} is not a valid Synthesizer model file: field {field!r} must be {expected}. Got {text} instead."
+        )
+
+    def mapping(self, value: Any, field: str, keys: Any = None) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(field, "a JSON object", value)
+        if keys is not None and list(value) != list(keys) and set(value) != set(keys):
+            raise self.fail(field, f"an object with keys {sorted(keys)}", sorted(value))
+        return value
+
+    def array(self, value: Any, field: str, max_len: int = _MAX_LIST) -> list:
+        if not isinstance(value, list) or len(value) > max_len:
+            raise self.fail(field, f"a JSON list of at most {max_len} items", value)
+        return value
+
+    def string(self, value: Any, field: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(field, "a string", value)
+        return value
+
+    def number(self, value: Any, field: str, *, positive: bool = False, none: bool = False) -> float | None:
+        if value is None and none:
+            return None
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok or (positive and value <= 0):
+            raise self.fail(field, ("a positive" if positive else "a") + " finite number" + (" or null" if none else ""), value)
+        return float(value)
+
+    def integer(self, value: Any, field: str, low: int, high: int) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise self.fail(field, f"an int in [{low}, {high}]", value)
+        return value
+
+    def scalars(self, value: Any, field: str) -> list:
+        """A non-empty list of distinct category values (str, bool, int or finite float)."""
+        values = self.array(value, field)
+        ok = bool(values) and all(
+            isinstance(v, str | bool | int) or (isinstance(v, float) and np.isfinite(v)) for v in values
+        )
+        if not ok or not pd.Index(values, dtype=object).is_unique:
+            raise self.fail(field, "a non-empty list of distinct str, bool, int or finite float values", value)
+        return values
+
+
+def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]) -> None:
+    """Checks the structure and types of every metadata field of a Synthesizer file."""
+    f = _Fields(label)
+    f.mapping(meta, "metadata", _TOP)
+    f.string(meta["microplex_version"], "microplex_version")
+    params = f.mapping(meta["params"], "params", param_keys)
+    targets = f.array(params.get("target_vars"), "params.target_vars")
+    conditions = f.array(params.get("condition_vars"), "params.condition_vars")
+    for i, n in enumerate(targets + conditions):
+        f.string(n, f"params.{'target_vars' if i < len(targets) else 'condition_vars'}[{i}]")
+    schema = f.mapping(params.get("schema"), "params.schema")
+    for name, spec in schema.items():
+        f.mapping(spec, f"params.schema.{name}", ("kind", "point_masses", "transform"))
+    if params.get("hidden_features") is not None:
+        f.array(params["hidden_features"], "params.hidden_features", 64)
+
+    kinds = f.mapping(meta["kinds"], "kinds", targets + conditions)
+    for n, k in kinds.items():
+        if k not in _KINDS or (n in conditions and k == "integer"):
+            raise f.fail(f"kinds.{n}", "one of " + ", ".join(_KINDS[:: 1 if n in targets else 2]), k)
+    for n, d in f.mapping(meta["dtypes"], "dtypes", targets).items():
+        try:
+            pd.api.types.pandas_dtype(f.string(d, f"dtypes.{n}"))
+        except (TypeError, ValueError):
+            raise f.fail(f"dtypes.{n}", "a pandas dtype name", d) from None
+    types = f.mapping(meta["encoder_types"], "encoder_types", targets)
+    encoders = f.mapping(meta["encoders"], "encoders", targets)
+    for n in targets:
+        expected = "CategoricalEncoder" if kinds[n] == "categorical" else "ContinuousEncoder"
+        if types[n] != expected:
+            raise f.fail(f"encoder_types.{n}", repr(expected), types[n])
+        if expected == "CategoricalEncoder":
+            enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories"))
+            f.scalars(enc["categories"], f"encoders.{n}.categories")
+        else:
+            _check_continuous(f, encoders[n], n, kinds[n] == "integer")
+        if encoders[n]["name"] != n:
+            raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
+
+    cond = f.mapping(meta["condition_encoder"], "condition_encoder", ("kinds", "stats"))
+    ckinds = f.mapping(cond["kinds"], "condition_encoder.kinds")
+    if list(ckinds) != list(conditions) or any(ckinds[n] != kinds[n] for n in conditions):
+        raise f.fail("condition_encoder.kinds", f"the kinds of {conditions} in order", ckinds)
+    for n, s in f.mapping(cond["stats"], "condition_encoder.stats", conditions).items():
+        if kinds[n] == "categorical":
+            f.scalars(s, f"condition_encoder.stats.{n}")
+        else:
+            if not isinstance(s, list) or len(s) != 2:
+                raise f.fail(f"condition_encoder.stats.{n}", "a [mean, std] pair", s)
+            f.number(s[0], f"condition_encoder.stats.{n}[0]")
+            f.number(s[1], f"condition_encoder.stats.{n}[1]", positive=True)
+
+    history = f.mapping(meta["history"], "history", ("epoch", "train_loss", "val_loss"))
+    lengths = {len(f.array(v, f"history.{k}")) for k, v in history.items()}
+    if len(lengths) > 1:
+        raise f.fail("history", "lists of equal length", sorted(lengths))
+    for k, values in history.items():
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            raise f.fail(f"history.{k}", "a list of numbers", values)
+
+
+def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
+    field = f"encoders.{name}"
+    enc = f.mapping(enc, field)
+    legacy = "segments" not in enc
+    keys = {"name", "integer", "point_masses"} | ({"has_continuous", *_SEGMENT} if legacy else {"segments"})
+    if not {"name", "integer", "point_masses"} <= set(enc) or set(enc) - keys:
+        raise f.fail(field, f"an object with keys {sorted(keys)}", sorted(enc))
+    if enc["integer"] is not integer:
+        raise f.fail(f"{field}.integer", repr(integer), enc["integer"])
+    masses = [f.number(v, f"{field}.point_masses") for v in f.array(enc["point_masses"], f"{field}.point_masses", 1024)]
+    if masses != sorted(set(masses)):
+        raise f.fail(f"{field}.point_masses", "a sorted list of distinct numbers", masses)
+    if legacy:
+        if not isinstance(enc.get("has_continuous"), bool):
+            raise f.fail(f"{field}.has_continuous", "a bool", enc.get("has_continuous"))
+        segments = [enc] if enc["has_continuous"] else []
+    else:
+        segments = f.array(enc["segments"], f"{field}.segments", 2)
+    for i, seg in enumerate(segments):
+        where = field if legacy else f"{field}.segments[{i}]"
+        seg = f.mapping(seg, where)
+        required = set(_SEGMENT) - ({"sign", "tail_lo", "tail_hi"} if legacy else set())
+        if not required <= set(seg) or (not legacy and set(seg) != set(_SEGMENT)):
+            raise f.fail(where, f"an object with keys {list(_SEGMENT)}", sorted(seg))
+        if seg.get("sign", 1) not in (1, -1) or isinstance(seg.get("sign", 1), bool):
+            raise f.fail(f"{where}.sign", "1 or -1", seg.get("sign"))
+        transform = seg["transform"]
+        if transform not in _TRANSFORMS:
+            raise f.fail(f"{where}.transform", "one of " + ", ".join(_TRANSFORMS), transform)
+        lower = f.number(seg["lower"], f"{where}.lower", none=True)
+        upper = f.number(seg["upper"], f"{where}.upper", none=True)
+        if transform == "logit" and (lower is None or upper is None or not lower < upper):
+            raise f.fail(f"{where}", "a logit segment with lower < upper", [lower, upper])
+        if transform == "log" and lower is None:
+            raise f.fail(f"{where}.lower", "a number for a log segment", lower)
+        f.number(seg["scale"], f"{where}.scale", positive=True)
+        f.number(seg["mean"], f"{where}.mean")
+        f.number(seg["std"], f"{where}.std", positive=True)
+        for k in ("tail_lo", "tail_hi"):
+            f.number(seg.get(k), f"{where}.{k}", none=True)
+    if not masses and not segments:
+        raise f.fail(field, "an encoder with a point mass or a continuous segment", enc)
+
+
+def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
+    """The pattern table as an int64 array (P, M), checked against the discrete variables' state counts."""
+    f = _Fields(label)
+    rows = f.array(patterns, "patterns", 2**20)
+    ok = bool(rows) and all(
+        isinstance(r, list) and len(r) == len(sizes) and all(type(v) is int and 0 <= v < s for v, s in zip(r, sizes))
+        for r in rows
+    )
+    if not ok:
+        raise f.fail("patterns", f"a non-empty list of rows of {len(sizes)} state indices below {sizes}", rows[:3])
+    table = np.asarray(rows, dtype=np.int64).reshape(len(rows), len(sizes))
+    if len(np.unique(table, axis=0)) != len(table):
+        raise f.fail("patterns", "distinct rows", "duplicated rows")
+    return table
+
+
+def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str) -> None:
+    """Checks tensor names, dtypes and shapes against the model built from the metadata, that
+    every floating tensor is finite, and that the buffers derived from the metadata agree."""
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise DataValidationError(
+            f"{label} is not a valid Synthesizer model file: weights.safetensors lacks tensors {missing[:5]} "
+            f"and has unexpected tensors {extra[:5]} for the architecture its metadata declares."
+        )
+    for name, ref in expected.items():
+        t = tensors[name]
+        if t.dtype != ref.dtype or tuple(t.shape) != tuple(ref.shape):
+            raise DataValidationError(
+                f"{label} is not a valid Synthesizer model file: tensor {name!r} has dtype {t.dtype} and shape "
+                f"{tuple(t.shape)}; the architecture its metadata declares needs {ref.dtype} {tuple(ref.shape)}."
+            )
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: tensor {name!r} has non-finite values.")
+        if name in ("patterns", "active", "pattern_features") and not torch.equal(t, ref):
+            raise DataValidationError(
+                f"{label} is not a valid Synthesizer model file: tensor {name!r} disagrees with the metadata."
+            )
+
+
+def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: dict[str, str],
+                           stats: dict[str, Any], label: str) -> None:
+    """Checks the training conditions and weights stored in ``conditions.parquet``."""
+    where = f"{label} is not a valid Synthesizer model file: conditions.parquet"
+    columns = list(table.columns)
+    if columns != conditions + ["__weight__"]:
+        raise DataValidationError(f"{where} must have columns {conditions + ['__weight__']}. Got {columns[:20]} instead.")
+    if len(table) == 0:
+        raise DataValidationError(f"{where} has no rows.")
+    w = table["__weight__"]
+    if not pd.api.types.is_float_dtype(w.dtype) or not np.isfinite(w.to_numpy(float)).all() \
+            or (w.to_numpy(float) < 0).any() or not 0 < w.to_numpy(float).sum() < np.inf:
+        raise DataValidationError(f"{where}: column '__weight__' must hold finite non-negative floats with a positive sum.")
+    for name in conditions:
+        try:
+            check_column(table[name], name, "condition")
+        except DataValidationError as exc:
+            raise DataValidationError(f"{where}: {exc}") from None
+        if kinds[name] == "categorical":
+            known = pd.Index(stats[name], dtype=object)
+            if (known.get_indexer(pd.Series(table[name], dtype=object)) < 0).any():
+                raise DataValidationError(f"{where}: column {name!r} holds categories its encoder does not know.")
+        elif not pd.api.types.is_numeric_dtype(table[name].dtype):
+            raise DataValidationError(f"{where}: column {name!r} must be numeric. Got {table[name].dtype} instead.")
