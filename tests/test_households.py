@@ -425,7 +425,7 @@ def test_tampered_model_file_raises_one_clear_error_and_writes_nothing(fitted, t
     monkeypatch.chdir(work)
     before = set(tmp_path.rglob("*"))
     temp_before = _listing()
-    with pytest.raises(DataValidationError, match=r"Model file '.*bad\.mpx'"):
+    with pytest.raises(DataValidationError, match=r"'[^']*bad\.mpx'"):
         HouseholdSynthesizer.load(bad)
     assert set(tmp_path.rglob("*")) == before
     assert not any("evil" in name for name in _listing() - temp_before)
@@ -515,7 +515,7 @@ def test_bad_fit_data_raise(small):
     with pytest.raises(DataValidationError, match=r"Household variable 'db090' varies within household 1 "):
         small_synth(epochs=1).fit(small.assign(db090=small.db090.where(small.index != 0, 1.0)))
     doubled = pd.concat([small, small[["age"]]], axis=1)
-    with pytest.raises(DataValidationError, match=r"Columns \['age'\] appear more than once"):
+    with pytest.raises(DataValidationError, match=r"'persons' has duplicated columns \['age'\]"):
         small_synth(epochs=1).fit(doubled)
     with pytest.raises(DataValidationError, match=r"The 'age_var' column 'age' must be numeric"):
         small_synth(epochs=1).fit(small.assign(age=small.age.astype(str)))

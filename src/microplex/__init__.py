@@ -13,6 +13,7 @@ from ._errors import (
     ConvergenceError,
     ConvergenceWarning,
     DataValidationError,
+    ExtrapolationWarning,
     MicroplexError,
     NotFittedError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
+    "ExtrapolationWarning",
     "FusionResult",
     "HouseholdSynthesizer",
     "MicroplexError",

@@ -9,11 +9,13 @@ Training feeds the real members into that state (teacher forcing); generation fe
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._errors import ExtrapolationWarning
 from .._random import int_seed
 from ._members import PREFIX, MemberState, _signed_log
 
@@ -106,7 +108,27 @@ def draw_persons(
     hs: HouseholdSynthesizer, hh: pd.DataFrame, ss: np.random.SeedSequence
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draws the persons of households ``hh``, then any late household variables missing
-    from ``hh``; returns both frames (as in :meth:`HouseholdSynthesizer.sample`)."""
+    from ``hh``; returns both frames (as in :meth:`HouseholdSynthesizer.sample`).
+
+    The person models' conditions are internal member summaries (``_m_*``) computed from drawn
+    members; their :class:`~microplex.ExtrapolationWarning` (a drawn summary beyond the training
+    range, held at the margin) is logged at debug level instead of being shown to the user, who
+    never named those columns.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        out = _draw_persons(hs, hh, ss)
+    for w in caught:
+        if issubclass(w.category, ExtrapolationWarning):
+            logger.debug("%s", w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
+
+
+def _draw_persons(
+    hs: HouseholdSynthesizer, hh: pd.DataFrame, ss: np.random.SeedSequence
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     sizes = hh[hs.size_col_].to_numpy(int)
     state, parts = _new_state(hs, hh), []
     ss, ss_late = ss.spawn(2)

@@ -13,7 +13,7 @@ from .._errors import DataValidationError, NotFittedError
 from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
-from ..synthesis._validation import check_frame, check_weights
+from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted, systematic_counts
 from ._members import PREFIX
@@ -321,7 +321,6 @@ class HouseholdSynthesizer:
         weight = self.household_weight
         used = [self.household_id, *hh_vars, *p_vars] + ([weight] if weight else [])
         check_frame(persons, used, "persons")
-        _check_unique_columns(persons, used)
         check_households(persons, self.household_id, hh_vars + ([weight] if weight else []))
         check_weights(persons, weight)
         for name, col in (("size_var", self.size_var), ("age_var", self.age_var)):
@@ -539,7 +538,7 @@ class HouseholdSynthesizer:
         self._check_is_fitted()
         seed = check_seed(seed)
         check_frame(households, self.early_cols_, "households", allow_empty=True)
-        _check_unique_columns(households, [*self.early_cols_, self.household_id, self.household_weight])
+        check_unique_columns(households, [c for c in (self.household_id, self.household_weight) if c], "households")
         hh = households.reset_index(drop=True).copy()
         if self.household_id not in hh.columns:
             hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
@@ -600,13 +599,6 @@ def _check_name(value: Any, name: str, *, allow_none: bool) -> None:
     if not isinstance(value, str) or not value:
         expected = "a column name (non-empty str)" + (" or None" if allow_none else "")
         raise DataValidationError(f"The {name!r} parameter must be {expected}. Got {value!r} instead.")
-
-
-def _check_unique_columns(df: pd.DataFrame, used: Sequence[Any]) -> None:
-    """Each column the model reads appears once in ``df`` (a duplicated name is ambiguous)."""
-    dup = sorted({str(c) for c in used if c is not None and (df.columns == c).sum() > 1})
-    if dup:
-        raise DataValidationError(f"Columns {dup} appear more than once in the data; column names must be unique.")
 
 
 def _is_number(series: pd.Series) -> bool:

@@ -91,7 +91,7 @@ def _plain_relative(name: str) -> bool:
 def read_archive(
     path: str | os.PathLike, expected_format: str, *, tables: Collection[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]:
-    """Reads a model archive; checks its ``format`` and ``format_version``.
+    """Reads a model archive (a path or a binary file object); checks its ``format`` and ``format_version``.
 
     The file is untrusted data: member names (only ``metadata.json``, ``weights.safetensors``
     and ``<table>.parquet`` with a plain relative name; exactly ``tables`` when given), declared
@@ -101,8 +101,10 @@ def read_archive(
     :class:`~microplex.DataValidationError` naming the file. Nothing is written.
     """
     label = _label(path)
-    if not isinstance(path, str | os.PathLike):
-        raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
+    if not isinstance(path, str | os.PathLike) and not (hasattr(path, "read") and hasattr(path, "seek")):
+        raise DataValidationError(
+            f"The 'path' parameter must be a str, a path or a binary file object. Got {path!r:.80} instead."
+        )
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:

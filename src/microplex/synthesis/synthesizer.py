@@ -7,7 +7,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -747,8 +747,8 @@ class Synthesizer:
         write_archive(path, metadata, self.model_.state_dict(), {"conditions": conditions})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Synthesizer:
-        """Loads a model saved by :meth:`save`.
+    def load(cls, path: str | os.PathLike | BinaryIO) -> Synthesizer:
+        """Loads a model saved by :meth:`save` (from a path or a binary file object).
 
         The file is untrusted data: its members, sizes, metadata types, encoders, pattern table,
         tensor names and shapes (against the architecture its parameters declare, before any
