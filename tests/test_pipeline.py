@@ -63,7 +63,7 @@ def test_an_interrupted_stage_resumes(demo_run, tmp_path):
         ('[[sources]]\nname = "a"\npath = "x.csv"\n[model]\ntargets = ["y"]\n', "needs a \\[generate\\] section"),
         ('[[sources]]\nname = "a"\npath = "x.csv"\n[[sources]]\nname = "b"\npath = "y.csv"\n[model]\ntargets=["y"]\n[generate]\nn=1\n',
          "need a \\[fuse\\] section"),
-        ('bogus = 1\n[[sources]]\nname = "a"\npath = "x.csv"\n', "Unknown pipeline sections \\['bogus'\\]"),
+        ('bogus = 1\n[[sources]]\nname = "a"\npath = "x.csv"\n', "Unknown key 'bogus' in the top level"),
     ],
 )
 def test_bad_pipeline_files_are_named(tmp_path, text, match):
