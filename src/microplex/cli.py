@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - typer on the real click
 from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_choice, check_float, check_int, check_names, check_seed
-from .io import atomic_path, read_table, read_targets, write_parquet_atomic
+from .io import atomic_path, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +298,8 @@ def generate(
                              client=client, torch_threads=torch_threads)
             typer.echo(f"Wrote a Parquet dataset to {out}")
             return
+        if count is not None:
+            check_rows_fit_memory(count, len(synth.target_vars) + len(synth.condition_vars), "n")
         result = synth.generate(read_table(conditions), seed=seed) if conditions else synth.sample(count, seed=seed)
         write_parquet_atomic(result, out)
         typer.echo(f"Wrote {len(result):,} records to {out}")

@@ -23,6 +23,7 @@ __all__ = [
     "write_parquet_atomic",
     "write_text_atomic",
     "atomic_path",
+    "check_rows_fit_memory",
 ]
 
 # What the readers raise on a file whose content is not what its extension says (bad bytes, a
@@ -181,3 +182,21 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def check_rows_fit_memory(n: int, n_columns: int, name: str) -> None:
+    """Refuses an in-memory table of ``n`` rows that could not fit in this machine's memory.
+
+    The estimate counts 8 bytes per value and a factor of 4 for the copies made while
+    synthesizing; a table over the machine's physical memory raises before anything is allocated
+    (stream it instead: ``generate_dataset``, ``microplex generate --stream``, ``partition_by``).
+    """
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - platforms without sysconf
+        return
+    need = int(n) * max(int(n_columns), 1) * 8 * 4
+    if need > memory:
+        raise DataValidationError(
+            f"The {name!r} parameter asks for {int(n):,} records in memory (~{need / 2**30:,.0f} GiB), more than this "
+            f"machine's {memory / 2**30:,.0f} GiB; stream them to a Parquet dataset instead.")
