@@ -117,8 +117,10 @@ def read_targets(path: str | os.PathLike, base: Path | None = None):
         if suffix in (".parquet", ".pq"):
             return Targets.from_parquet(p)
         return Targets.from_csv(p)
-    except MicroplexError:
-        raise
+    except MicroplexError as exc:
+        if str(p) in str(exc):
+            raise
+        raise DataValidationError(f"The targets file {str(p)!r} is invalid: {exc}") from exc
     except (*_READ_ERRORS, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         # A KeyError/TypeError/AttributeError here is a missing column or a wrongly shaped
         # document (a YAML list where a mapping is expected), i.e. bad file content.
