@@ -92,7 +92,7 @@ def _run(fn) -> None:
         typer.secho(f"error: {_one_line(exc) or type(exc).__name__}", err=True, fg="red")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct status, the traceback in the log
-        logger.debug("Internal error", exc_info=True)
+        logger.info("Internal error", exc_info=True)
         typer.secho(f"error: internal error ({type(exc).__name__}: {_one_line(exc)[:300]}); this is a bug in "
                     "microplex, please report it (--verbose shows the traceback).", err=True, fg="red")
         raise typer.Exit(EXIT_INTERNAL) from None
