@@ -204,3 +204,11 @@ def test_run_refuses_an_output_folder_holding_its_source(files, tmp_path):
     r = runner.invoke(app, ["run", str(tmp_path / "p.toml"), "-q", "--set", "output=out", "--set", "generate.n=lots"])
     assert_one_error(r, "'generate.n' parameter")
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_conditions_without_the_model_columns_is_one_error_line(files, tmp_path):
+    pd.read_parquet(files / "data.parquet")[["age"]].to_parquet(tmp_path / "cond.parquet")
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--conditions", str(tmp_path / "cond.parquet"),
+                            "-o", str(tmp_path / "s.parquet")])
+    assert_one_error(r, "lacks the model's condition columns ['marr']")
+    assert not (tmp_path / "s.parquet").exists()

@@ -334,3 +334,16 @@ def test_tampered_pipeline_files_give_one_clear_error_and_write_nothing(tmp_path
         run_pipeline(path, progress=False)
     assert _files(tmp_path) == listing
     assert not Path("/tmp/escaped.html").exists() and not Path("pwned").exists()
+
+
+def test_renames_that_clash_and_conditions_files_without_the_columns_are_named(tiny, cps1):
+    folder, config = tiny
+    clash = {**config, "sources": [{"name": "cps", "path": "train.parquet", "rename": {"marr": "age"}}],
+             "model": {**config["model"], "conditions": ["age"]}}
+    with pytest.raises(DataValidationError, match=r"gives several columns the names \['age'\]"):
+        run_pipeline(clash, progress=False)
+    cps1.head(20)[["age"]].to_parquet(folder / "cond.parquet")
+    config = {**config, "generate": {"conditions": "cond.parquet"}}
+    with pytest.raises(DataValidationError, match=r"lacks the model's condition columns \['marr'\]"):
+        run_pipeline(config, progress=False)
+    assert not (folder / "out" / "synthetic.parquet").exists()

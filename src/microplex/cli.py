@@ -300,7 +300,13 @@ def generate(
             return
         if count is not None:
             check_rows_fit_memory(count, len(synth.target_vars) + len(synth.condition_vars), "n")
-        result = synth.generate(read_table(conditions), seed=seed) if conditions else synth.sample(count, seed=seed)
+        if conditions is not None:
+            cond_df = read_table(conditions)
+            missing = [c for c in synth.condition_vars if c not in cond_df.columns]
+            if missing:
+                raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
+                                          f"columns {missing}.")
+        result = synth.generate(cond_df, seed=seed) if conditions else synth.sample(count, seed=seed)
         write_parquet_atomic(result, out)
         typer.echo(f"Wrote {len(result):,} records to {out}")
 

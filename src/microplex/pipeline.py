@@ -357,6 +357,10 @@ class _Context:
             if missing:
                 raise DataValidationError(f"The 'rename' table of {label} names columns {missing} it lacks.")
             df = df.rename(columns=src["rename"])
+            names = [str(c) for c in df.columns]
+            clashes = sorted({c for c in names if names.count(c) > 1})
+            if clashes:
+                raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
         weight = [src["weight"]] if src.get("weight") else []
         if src.get("columns"):
             keep = list(dict.fromkeys(list(src["columns"]) + weight))
@@ -484,6 +488,12 @@ class _Context:
             total = train[weight].sum() if weight else len(train)
             population = float(gen.get("population", total / (1 - share)))
             conditions = read_table(gen["conditions"], self.base) if gen.get("conditions") else None
+            if conditions is not None:
+                missing = [c for c in self.config["model"].get("conditions", []) if c not in conditions.columns]
+                if missing:
+                    raise DataValidationError(
+                        f"The conditions file {gen['conditions']!r} ('generate.conditions') lacks the model's condition "
+                        f"columns {missing}.")
             n = int(float(gen["n"])) if gen.get("n") is not None else None
             if gen.get("partition_by"):
                 from .scale import generate_dataset
