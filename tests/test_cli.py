@@ -127,7 +127,7 @@ def files(tmp_path_factory, cps1):
         (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--method", "l2", "-o", "{o}/s.parquet"], "'method'"),
         (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{d}/data.csv"], "would overwrite the input"),
         (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--conditions", "nope"], "'--conditions'"),
-        (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--weight", "w"], "'--weight' column"),
+        (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--weight", "w"], "'--weight' column 'w' is not in the real file"),
         (["demo", "--rows", "0", "--epochs", "1", "-q", "-o", "{o}/demo"], "'rows' parameter must be an int >= 1"),
         (["demo", "--epochs", "0", "-q", "-o", "{o}/demo"], "'epochs' parameter must be an int >= 1"),
         (["run", "{d}/nope.toml"], "does not exist"),

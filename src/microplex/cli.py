@@ -408,10 +408,10 @@ def evaluate(
             _input(path, name)
         _output(report, "report", [real, synthetic, holdout, targets])
         real_df, syn_df = read_table(real), read_table(synthetic)
-        for col, name in ((weight, "weight"), (synthetic_weight, "synthetic-weight")):
-            frame = real_df if name == "weight" else syn_df
+        for col, name, frame, which in ((weight, "weight", real_df, "real"),
+                                        (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
             if col is not None and col not in frame.columns:
-                raise DataValidationError(f"The '--{name}' column {col!r} is not in the {name.split('-')[0]} file.")
+                raise DataValidationError(f"The '--{name}' column {col!r} is not in the {which} file.")
         bad = [c for c in subgroups if c not in real_df.columns]
         if bad:
             raise DataValidationError(f"The '--conditions' columns {bad} are not in the real file.")
