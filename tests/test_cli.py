@@ -110,6 +110,7 @@ def files(tmp_path_factory, cps1):
         (["generate", "{d}/model.mpx", "--n", "lots", "-o", "{o}/s.parquet"], "Invalid value for '--n'"),
         (["generate", "{d}/model.mpx", "--n", "1e15", "-o", "{o}/s.parquet"], "records in memory"),
         (["generate", "{d}/model.mpx", "--n", "5", "-o", "{d}/model.mpx"], "would overwrite the input"),
+        (["generate", "{d}/model.mpx", "--n", "1e15", "--stream", "-o", "{o}/pop"], "GiB on disk"),
         (["generate", "{d}/model.mpx", "-o", "{o}/s.parquet"], "exactly one of --conditions or --n"),
         (["generate", "{d}/model.mpx", "--n", "5", "--stream", "--rows-per-file", "0", "-o", "{o}/pop"], "'rows_per_file'"),
         (["generate", "{d}/model.mpx", "--n", "5", "--partition-by", "age,", "-o", "{o}/pop"], "'--partition-by' option"),

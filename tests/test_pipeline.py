@@ -189,6 +189,7 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("generate", "n", float("inf"), "'generate.n' parameter"),
      ("generate", "n", 10**300, "'generate.n' parameter"),
      ("generate", "n", 10**15, "asks for 1,000,000,000,000,000 records in memory"),
+     ("generate", "partition_by", ["marr"], r"\[calibrate\] cannot run on a streamed"),
      ("generate", "population", -1, "'generate.population' parameter must be a finite float > 0"),
      ("generate", "rows_per_file", 10, "need 'partition_by'"),
      ("", "seed", -1, r"'seed' parameter must be an int in \[0, 2\*\*63 - 1\]"),
@@ -347,3 +348,11 @@ def test_renames_that_clash_and_conditions_files_without_the_columns_are_named(t
     with pytest.raises(DataValidationError, match=r"lacks the model's condition columns \['marr'\]"):
         run_pipeline(config, progress=False)
     assert not (folder / "out" / "synthetic.parquet").exists()
+
+
+def test_a_streamed_population_that_cannot_fit_on_disk_is_refused_up_front(tiny):
+    folder, config = tiny
+    config = {**config, "generate": {"n": 10**15, "partition_by": ["marr"]}}
+    with pytest.raises(DataValidationError, match="'generate.n' parameter asks for 1,000,000,000,000,000 records"):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["train.parquet"]

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - typer on the real click
 from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_choice, check_float, check_int, check_names, check_seed
-from .io import atomic_path, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
+from .io import atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +281,8 @@ def generate(
         _output(out, "out", [model, conditions], folder=bool(stream or partitions))
         synth = Synthesizer.load(model)
         if stream or partitions:
+            if count is not None:
+                check_rows_fit_disk(count, len(synth.target_vars) + len(synth.condition_vars), out, "n")
             from .scale import generate_dataset
 
             # Parquet conditions stream by row group; other formats are read into memory.

@@ -24,6 +24,7 @@ __all__ = [
     "write_text_atomic",
     "atomic_path",
     "check_rows_fit_memory",
+    "check_rows_fit_disk",
 ]
 
 # What the readers raise on a file whose content is not what its extension says (bad bytes, a
@@ -202,3 +203,23 @@ def check_rows_fit_memory(n: int, n_columns: int, name: str) -> None:
         raise DataValidationError(
             f"The {name!r} parameter asks for {int(n):,} records in memory (~{need / 2**30:,.0f} GiB), more than this "
             f"machine's {memory / 2**30:,.0f} GiB; stream them to a Parquet dataset instead.")
+
+
+def check_rows_fit_disk(n: int, n_columns: int, folder: str | os.PathLike, name: str) -> None:
+    """Refuses to stream ``n`` rows to ``folder`` when even one byte per value exceeds its free space.
+
+    A certain failure is refused before the first block is written (a Parquet value takes more
+    than one byte, so this never refuses a run that could fit).
+    """
+    import shutil
+
+    folder = Path(folder).resolve()
+    existing = next((a for a in (folder, *folder.parents) if a.exists()), None)
+    if existing is None:
+        return
+    free = shutil.disk_usage(existing).free
+    need = int(n) * max(int(n_columns), 1)
+    if need > free:
+        raise DataValidationError(
+            f"The {name!r} parameter asks for {int(n):,} records, at least {need / 2**30:,.0f} GiB on disk; "
+            f"{str(existing)!r} has {free / 2**30:,.0f} GiB free.")

@@ -32,7 +32,7 @@ from . import __version__
 from ._errors import DataValidationError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, plan_paths, validate_config
-from .io import check_rows_fit_memory, file_sha256, read_table, read_targets, resolve_path, write_text_atomic
+from .io import check_rows_fit_disk, check_rows_fit_memory, file_sha256, read_table, read_targets, resolve_path, write_text_atomic
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
 
@@ -284,8 +284,11 @@ def run_pipeline(
     inputs = _inputs(config, base)
     plan_paths(config, inputs, out)
     gen, model = config["generate"], config["model"]
+    n_columns = len(model["targets"]) + len(model.get("conditions", [])) + 1
     if gen.get("n") is not None and not gen.get("partition_by"):
-        check_rows_fit_memory(gen["n"], len(model["targets"]) + len(model.get("conditions", [])) + 1, "generate.n")
+        check_rows_fit_memory(gen["n"], n_columns, "generate.n")
+    elif gen.get("n") is not None:
+        check_rows_fit_disk(gen["n"], n_columns, out, "generate.n")
     seed = int(config.get("seed", 0))
     result = PipelineResult(output=out)
     ctx = _Context(config, base, out, seed, progress)
