@@ -294,7 +294,10 @@ def generate(
             if scheduler:
                 from dask.distributed import Client
 
-                client = Client(scheduler)
+                try:
+                    client = Client(scheduler, timeout=30)
+                except (OSError, ValueError, TypeError) as exc:  # includes TimeoutError: a bad or dead address
+                    raise DataValidationError(f"Cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
             generate_dataset(synth, conditions=cond, n=count, path=out,
                              partition_by=partitions or None, rows_per_file=rows_per_file, seed=seed,
                              client=client, torch_threads=torch_threads)
