@@ -45,3 +45,171 @@ def test_errors_are_one_clear_line(tmp_path):
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["run", str(tmp_path / "nope.toml")])
     assert r.exit_code == 1 and "error:" in r.output
+
+
+# -- trust: one `error:` line and status 1 on every bad input, 2 on a bug (issue 15) ------------
+import hashlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from microplex import Synthesizer  # noqa: E402
+
+
+def _error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error(result, match=None, code=1):
+    assert result.exit_code == code, result.output
+    lines = _error_lines(result)
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if match is not None:
+        assert match in lines[0], lines[0]
+
+
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, cps1):
+    """A tiny table, a model fitted on it (1 epoch) and a targets file."""
+    folder = tmp_path_factory.mktemp("cli")
+    data = cps1.head(300)[["age", "marr", "re78"]]
+    data.to_csv(folder / "data.csv", index=False)
+    data.to_parquet(folder / "data.parquet")
+    Synthesizer(["re78"], ["age", "marr"], epochs=1, verbose=False).fit(data, seed=0).save(folder / "model.mpx")
+    (folder / "t.csv").write_text("aggregate,variable,filter,value\ncount,,marr == 0,100\ncount,,marr == 1,200\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "0"], "'epochs' parameter must be an int >= 1"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "x"], "Invalid value for '--epochs'"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--seed", "-1"], "'seed' parameter"),
+        (["fit", "{d}/data.csv", "--targets", "", "-o", "{o}/m.mpx"], "'--targets' option must name at least one"),
+        (["fit", "{d}/data.csv", "--targets", "re78,,age", "-o", "{o}/m.mpx"], "comma-separated list of distinct"),
+        (["fit", "{d}/data.csv", "--targets", "nope", "-o", "{o}/m.mpx"], "The columns ['nope'] are not in"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "--flow", "realnvp", "-o", "{o}/m.mpx"], "'flow' parameter must be one of"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{d}/data.csv"], "would overwrite the input"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}"], "is a folder"),
+        (["fit", "{d}/nope.csv", "--targets", "re78", "-o", "{o}/m.mpx"], "does not exist"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{d}/data.csv/m.mpx"], "would overwrite the input"),
+        (["fit"], "Missing argument"),
+        (["fit", "{d}/data.csv", "--bogus"], "No such option: --bogus"),
+        (["bogus"], "No such command 'bogus'"),
+        (["generate", "{d}/model.mpx", "--n", "2.5", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "-1", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "inf", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "nan", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "lots", "-o", "{o}/s.parquet"], "Invalid value for '--n'"),
+        (["generate", "{d}/model.mpx", "--n", "1e15", "-o", "{o}/s.parquet"], "records in memory"),
+        (["generate", "{d}/model.mpx", "--n", "5", "-o", "{d}/model.mpx"], "would overwrite the input"),
+        (["generate", "{d}/model.mpx", "--n", "1e15", "--stream", "-o", "{o}/pop"], "GiB on disk"),
+        (["generate", "{d}/model.mpx", "-o", "{o}/s.parquet"], "exactly one of --conditions or --n"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--stream", "--rows-per-file", "0", "-o", "{o}/pop"], "'rows_per_file'"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--partition-by", "age,", "-o", "{o}/pop"], "'--partition-by' option"),
+        (["generate", "{d}/data.csv", "--n", "5", "-o", "{o}/s.parquet"], "error"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "--bounds", "5,1", "-o", "{o}/w.parquet"], "'--bounds' option"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "--bounds", "x", "-o", "{o}/w.parquet"], "'--bounds' option"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "--bounds", "0.5,nan", "-o", "{o}/w.parquet"], "'--bounds'"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "--method", "magic", "-o", "{o}/w.parquet"], "'method'"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "-o", "{d}/data.parquet"], "would overwrite the input"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "-o", "{o}/w.parquet", "--report", "{d}/t.csv"],
+         "would overwrite the input"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/data.csv", "-o", "{o}/w.parquet"], "targets file"),
+        (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--max-records", "0", "-o", "{o}/s.parquet"], "'max_records'"),
+        (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--tolerance", "-1", "-o", "{o}/s.parquet"], "'tolerance'"),
+        (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--method", "l2", "-o", "{o}/s.parquet"], "'method'"),
+        (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{d}/data.csv"], "would overwrite the input"),
+        (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--conditions", "nope"], "'--conditions'"),
+        (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--weight", "w"], "'--weight' column 'w' is not in the real file"),
+        (["demo", "--rows", "0", "--epochs", "1", "-q", "-o", "{o}/demo"], "'rows' parameter must be an int >= 1"),
+        (["demo", "--epochs", "0", "-q", "-o", "{o}/demo"], "'epochs' parameter must be an int >= 1"),
+        (["run", "{d}/nope.toml"], "does not exist"),
+        (["run", "{d}/data.csv"], "must end in .toml"),
+    ],
+)
+def test_bad_options_are_one_error_line_and_write_nothing(files, tmp_path, args, match):
+    """Bad option values crashed after work (`demo --rows 0`), printed a usage box or a traceback,
+    or overwrote an input (`-o` equal to the data file)."""
+    before = _digests(files)
+    out = tmp_path / "out"
+    out.mkdir()
+    r = runner.invoke(app, [a.format(d=files, o=out) for a in args])
+    assert_one_error(r, match)
+    assert list(out.iterdir()) == [] and _digests(files) == before
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("bad.parquet", b"PAR1 this is not parquet", "Cannot read"),
+        ("bad.csv", b"age,re78\n\xff\xfe,1\n", "Cannot read"),
+        ("bad.csv", b"", "Cannot read"),
+        ("bad.csv", b'age,re78\n"unclosed,1\n', "Cannot read"),
+        ("dup.csv", b"age,age\n1,2\n", "error"),
+        ("bad.json", b"{not json", "Cannot read"),
+    ],
+)
+def test_unreadable_input_files_are_one_error_line(tmp_path, name, content, match):
+    """pyarrow and pandas parser errors leaked from the CLI as raw exceptions."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    r = runner.invoke(app, ["fit", str(path), "--targets", "re78", "-o", str(tmp_path / "m.mpx"), "--epochs", "1"])
+    assert_one_error(r, match)
+    assert not (tmp_path / "m.mpx").exists()
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [(b"targets: [unclosed\n", "Cannot read the targets file"),
+     (b"targets: !!python/object/apply:os.system ['echo pwned']\n", "Cannot read the targets file"),
+     (b"targets:\n  - 5\n", "targets file"),
+     (b"\xff\xfe", "targets file")],
+)
+def test_tampered_targets_yaml_is_one_error_line(files, tmp_path, content, match):
+    targets = tmp_path / "t.yaml"
+    targets.write_bytes(content)
+    r = runner.invoke(app, ["calibrate", str(files / "data.parquet"), "--targets", str(targets), "-o", str(tmp_path / "w.parquet")])
+    assert_one_error(r, match)
+    assert not (tmp_path / "w.parquet").exists()
+
+
+def test_an_internal_error_is_one_line_with_status_2(files, tmp_path, monkeypatch):
+    """A bug is not a bad input: one line that says so, status 2 (it was a raw exception)."""
+    import microplex.cli as cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(cli, "read_table", broken)
+    r = runner.invoke(app, ["fit", str(files / "data.csv"), "--targets", "re78", "-o", str(tmp_path / "m.mpx")])
+    assert_one_error(r, "error: internal error (RuntimeError: boom second line)", code=2)
+
+
+def test_run_refuses_an_output_folder_holding_its_source(files, tmp_path):
+    """`output = "."` beside the source: the fit stage overwrote the source (400 -> 320 rows)."""
+    (tmp_path / "train.parquet").write_bytes((files / "data.parquet").read_bytes())
+    (tmp_path / "p.toml").write_text('output = "."\n[[sources]]\nname = "a"\npath = "train.parquet"\n'
+                                     '[model]\ntargets = ["re78"]\nconditions = ["age"]\nepochs = 1\n[generate]\nn = 10\n')
+    before = _digests(tmp_path)
+    r = runner.invoke(app, ["run", str(tmp_path / "p.toml"), "-q"])
+    assert_one_error(r, "holds the input")
+    assert _digests(tmp_path) == before and not (tmp_path / ".microplex").exists()
+    r = runner.invoke(app, ["run", str(tmp_path / "p.toml"), "-q", "--set", "output=out", "--set", "generate.n=lots"])
+    assert_one_error(r, "'generate.n' parameter")
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_conditions_without_the_model_columns_is_one_error_line(files, tmp_path):
+    pd.read_parquet(files / "data.parquet")[["age"]].to_parquet(tmp_path / "cond.parquet")
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--conditions", str(tmp_path / "cond.parquet"),
+                            "-o", str(tmp_path / "s.parquet")])
+    assert_one_error(r, "lacks the model's condition columns ['marr']")
+    assert not (tmp_path / "s.parquet").exists()

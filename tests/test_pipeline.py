@@ -63,7 +63,7 @@ def test_an_interrupted_stage_resumes(demo_run, tmp_path):
         ('[[sources]]\nname = "a"\npath = "x.csv"\n[model]\ntargets = ["y"]\n', "needs a \\[generate\\] section"),
         ('[[sources]]\nname = "a"\npath = "x.csv"\n[[sources]]\nname = "b"\npath = "y.csv"\n[model]\ntargets=["y"]\n[generate]\nn=1\n',
          "need a \\[fuse\\] section"),
-        ('bogus = 1\n[[sources]]\nname = "a"\npath = "x.csv"\n', "Unknown pipeline sections \\['bogus'\\]"),
+        ('bogus = 1\n[[sources]]\nname = "a"\npath = "x.csv"\n', "Unknown key 'bogus' in the top level"),
     ],
 )
 def test_bad_pipeline_files_are_named(tmp_path, text, match):
@@ -78,3 +78,281 @@ def test_missing_input_file_is_named(tmp_path):
     path.write_text('[[sources]]\nname = "a"\npath = "missing.csv"\n[model]\ntargets = ["y"]\n[generate]\nn = 10\n')
     with pytest.raises(DataValidationError, match="missing.csv"):
         run_pipeline(path, progress=False)
+
+
+# -- trust: inputs never overwritten, every key and value checked, atomic outputs (issue 15) ------
+import hashlib  # noqa: E402
+
+import yaml  # noqa: E402
+
+from microplex import MicroplexError  # noqa: E402
+from microplex.evaluation.report import EvaluationReport  # noqa: E402
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _files(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*"))
+
+
+@pytest.fixture
+def tiny(tmp_path, cps1):
+    """A folder with a 200-record source and a minimal valid pipeline dict (1 epoch)."""
+    cps1.head(200)[["age", "marr", "re78"]].to_parquet(tmp_path / "train.parquet")
+    config = {
+        "_base": str(tmp_path), "output": "out", "seed": 0,
+        "sources": [{"name": "cps", "path": "train.parquet"}],
+        "model": {"targets": ["re78"], "conditions": ["age", "marr"], "epochs": 1},
+        "generate": {"n": 50},
+    }
+    return tmp_path, config
+
+
+def _write(folder, config, name="p.yaml"):
+    path = Path(folder) / name
+    path.write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "_base"}))
+    return path
+
+
+def test_output_folder_holding_a_source_is_refused_and_the_source_kept(tiny):
+    """`output = "."` beside the source: the fit stage overwrote train.parquet (400 -> 320 rows)."""
+    folder, config = tiny
+    before, listing = _digest(folder / "train.parquet"), _files(folder)
+    with pytest.raises(DataValidationError, match=r"output folder .* holds the input .*train.parquet.*\[\[sources\]\] #1"):
+        run_pipeline({**config, "output": "."}, progress=False)
+    with pytest.raises(DataValidationError, match="holds the input"):
+        run_pipeline(_write(folder, {**config, "output": "."}), progress=False)
+    assert _digest(folder / "train.parquet") == before
+    assert _files(folder) == sorted(listing + ["p.yaml"])
+
+
+def test_output_folder_above_an_input_or_inside_one_is_refused(tiny):
+    folder, config = tiny
+    (folder / "data").mkdir()
+    (folder / "train.parquet").rename(folder / "data" / "train.parquet")
+    config = {**config, "sources": [{"name": "cps", "path": "data/train.parquet"}]}
+    for output in (".", "data", str(folder.parent)):
+        with pytest.raises(DataValidationError, match="holds the input"):
+            run_pipeline({**config, "output": output}, progress=False)
+    with pytest.raises(DataValidationError, match="is inside the input"):
+        run_pipeline({**config, "output": "data/train.parquet/out"}, progress=False)
+    assert _files(folder) == ["data", "data/train.parquet"]
+
+
+@pytest.mark.parametrize("report", ["../escaped.html", "/tmp/microplex-escaped.html", "sub/../../escaped.html",
+                                    "model.mpx", ".microplex/fit.json", "."])
+def test_outputs_stay_inside_the_output_folder_and_apart(tiny, report):
+    """Outputs are relative to the output folder: a report path escaped it or clobbered model.mpx."""
+    folder, config = tiny
+    config = {**config, "evaluate": {"report": report}}
+    with pytest.raises(DataValidationError, match="evaluate.report"):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["train.parquet"] and not Path("/tmp/microplex-escaped.html").exists()
+
+
+@pytest.mark.parametrize(
+    "section, key, likely",
+    [("sources", "wieght", "weight"), ("model", "epoch", "epochs"), ("generate", "nn", "n"),
+     ("calibrate", "methd", "method"), ("evaluate", "reprot", "report"), ("", "sed", "seed")],
+)
+def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, likely):
+    """A `wieght` typo in [[sources]] silently fitted unweighted."""
+    folder, config = tiny
+    config = {**config, "calibrate": {"targets": "t.csv"}}
+    if section == "sources":
+        config["sources"] = [{**config["sources"][0], key: "re78"}]
+    elif section:
+        config[section] = {**config.get(section, {}), key: 1}
+    else:
+        config[key] = 1
+    label = {"sources": r"\[\[sources\]\] #1", "": "the top level"}.get(section, rf"\[{section}\]")
+    with pytest.raises(DataValidationError, match=rf"Unknown key '{key}' in {label}; did you mean '{likely}'\?"):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["train.parquet"]
+
+
+@pytest.mark.parametrize(
+    "section, key, value, match",
+    [("model", "holdout", -0.5, r"'model.holdout' parameter must be a finite float in \[0, 1\)"),
+     ("model", "holdout", 1.0, "model.holdout"),
+     ("model", "epochs", 0, r"'model.epochs' parameter must be an int in \[1, 1e\+07\]"),
+     ("model", "epochs", 2.5, "model.epochs"),
+     ("model", "flow", "realnvp", "'model.flow' parameter must be one of 'maf', 'nsf'"),
+     ("model", "targets", "re78", "'model.targets' parameter must be a non-empty list"),
+     ("model", "targets", ["weight"], "'weight' is reserved"),
+     ("model", "conditions", ["re78"], r"both model targets and conditions"),
+     ("generate", "n", "lots", "'generate.n' parameter must be an int"),
+     ("generate", "n", 0, "'generate.n' parameter must be an int"),
+     ("generate", "n", 2.5, "'generate.n' parameter"),
+     ("generate", "n", float("inf"), "'generate.n' parameter"),
+     ("generate", "n", 10**300, "'generate.n' parameter"),
+     ("generate", "n", 10**15, "asks for 1,000,000,000,000,000 records in memory"),
+     ("generate", "partition_by", ["marr"], r"\[calibrate\] cannot run on a streamed"),
+     ("generate", "population", -1, "'generate.population' parameter must be a finite float > 0"),
+     ("generate", "rows_per_file", 10, "need 'partition_by'"),
+     ("", "seed", -1, r"'seed' parameter must be an int in \[0, 2\*\*63 - 1\]"),
+     ("", "seed", "0", "'seed' parameter"),
+     ("", "output", 5, "'output' setting must be a non-empty string"),
+     ("", "sources", [], r"\[\[sources\]\] must be a non-empty list"),
+     ("", "model", "fast", r"\[model\] must be a table"),
+     ("calibrate", "bounds", [5, 1], r"'calibrate.bounds' parameter must be \[lo, hi\]"),
+     ("calibrate", "method", "magic", "'calibrate.method' parameter must be one of"),
+     ("calibrate", "soft", "yes", "'calibrate.soft' parameter must be a bool"),
+     ("sparsify", "max_records", 0, "'sparsify.max_records' parameter must be an int >= 1"),
+     ("evaluate", "max_rows", -3, "'evaluate.max_rows'"),
+     ("evaluate", "conditions", ["educ"], "not model columns"),
+     ("fuse", "base", "cps", r"\[fuse\] needs at least two"),
+     ],
+)
+def test_bad_values_are_refused_before_any_work(tiny, section, key, value, match):
+    folder, config = tiny
+    (folder / "t.csv").write_text("aggregate,variable,filter,value\ncount,,,200\n")
+    config = {**config, "calibrate": {"targets": "t.csv"}}
+    if section:
+        config[section] = {**config.get(section, {}), key: value}
+    else:
+        config[key] = value
+    with pytest.raises(DataValidationError, match=match):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["t.csv", "train.parquet"]
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [({"generate.n": "lots"}, "'generate.n' parameter"), ({"model.holdout": -0.5}, "'model.holdout' parameter"),
+     ({"model.wieght": "w"}, r"Unknown key 'wieght' in \[model\]"), ({"sources.weight": "w"}, "is not a table"),
+     ({"seed.x": 1}, "'seed' is not a table"), ({"_base": "/"}, "dotted setting"), ({"model..epochs": 1}, "dotted")],
+)
+def test_overrides_are_checked_before_any_work(tiny, overrides, match):
+    folder, config = tiny
+    with pytest.raises(DataValidationError, match=match):
+        run_pipeline(config, overrides=overrides, progress=False)
+    assert _files(folder) == ["train.parquet"]
+
+
+def test_a_bad_targets_file_fails_before_any_stage_writes(tiny):
+    """A malformed targets file failed in [calibrate] after fit and generate had written their files."""
+    folder, config = tiny
+    (folder / "t.yaml").write_text("targets: [unclosed\n")
+    with pytest.raises(DataValidationError, match=r"Cannot read the targets file .*t.yaml"):
+        run_pipeline({**config, "calibrate": {"targets": "t.yaml"}}, progress=False)
+    assert _files(folder) == ["t.yaml", "train.parquet"]
+
+
+def test_a_failing_stage_leaves_no_half_written_output(tiny, monkeypatch):
+    """The evaluate stage wrote scores.csv and a partial report.html before its failure."""
+    folder, config = tiny
+    config = {**config, "evaluate": {"max_rows": 50}}
+
+    def broken_to_html(self, path, **kwargs):
+        Path(path).write_text("<html>half")
+        raise MicroplexError("rendering failed")
+
+    monkeypatch.setattr(EvaluationReport, "to_html", broken_to_html)
+    with pytest.raises(MicroplexError, match="rendering failed"):
+        run_pipeline(config, progress=False)
+    out = folder / "out"
+    assert not (out / "report.html").exists() and not (out / "scores.csv").exists()
+    assert not list(out.rglob(".tmp-*"))
+    assert not (out / ".microplex" / "evaluate.json").exists() and (out / ".microplex" / "generate.json").exists()
+
+
+def test_a_tampered_manifest_reruns_its_stage(tiny):
+    """A manifest with the right fingerprint but garbage 'outputs' raised a raw AttributeError."""
+    folder, config = tiny
+    run_pipeline(config, progress=False)
+    manifest = folder / "out" / ".microplex" / "fit.json"
+    record = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**record, "outputs": ["model.mpx"]}))
+    again = run_pipeline(config, progress=False)
+    assert again.stages["fit"]["status"] == "ran"
+    manifest.write_bytes(b"\xff\xfe not json")
+    assert run_pipeline(config, progress=False).stages["fit"]["status"] == "ran"
+
+
+def test_missing_model_columns_are_named(tiny):
+    folder, config = tiny
+    config = {**config, "model": {**config["model"], "conditions": ["age", "educ"]}}
+    with pytest.raises(DataValidationError, match=r"model columns \['educ'\] are not columns of source 'cps'"):
+        run_pipeline(config, progress=False)
+    config = {**config, "model": {**config["model"], "conditions": ["age"]},
+              "sources": [{"name": "cps", "path": "train.parquet", "weight": "wt"}]}
+    with pytest.raises(DataValidationError, match="weight column 'wt' of source 'cps'"):
+        run_pipeline(config, progress=False)
+
+
+# -- tampered pipeline files: one clear error each, nothing written ------------------------------
+_SOURCE = '[[sources]]\nname = "cps"\npath = "train.parquet"\n'
+_MODEL = '[model]\ntargets = ["re78"]\nconditions = ["age"]\nepochs = 1\n[generate]\nn = 50\n'
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("p.toml", b"output = \"\xff\xfe\"\n" + (_SOURCE + _MODEL).encode(), "is not UTF-8 text"),
+        ("p.yaml", b"\xc3\x28: 1\n", "is not UTF-8 text"),
+        ("p.toml", (_SOURCE + _MODEL + "[generate\n").encode(), "is not valid TOML"),
+        ("p.yaml", b"sources: [\n", "is not valid YAML"),
+        ("p.yaml", b"!!python/object/apply:os.system ['touch pwned']\n", "is not valid YAML"),
+        ("p.yaml", b"model: !!python/name:os.system\n", "is not valid YAML"),
+        ("p.yaml", b"- 1\n- 2\n", "must hold a table of settings. Got a list"),
+        ("p.yaml", b"[" * 5000 + b"]" * 5000, "nested too deeply|not valid YAML"),
+        ("p.toml", (_SOURCE + _MODEL.replace("n = 50", "n = 1e400")).encode(), "'generate.n' parameter"),
+        ("p.toml", (_SOURCE + _MODEL.replace("epochs = 1", "epochs = 99999999999999999999")).encode(),
+         "is not valid TOML|'model.epochs' parameter"),
+        ("p.toml", (_SOURCE + _MODEL.replace("epochs = 1", "epochs = 10000000000")).encode(),
+         "'model.epochs' parameter"),
+        ("p.toml", (_SOURCE + _MODEL.replace('targets = ["re78"]', "targets = [[[1]]]")).encode(),
+         "'model.targets' parameter"),
+        ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = {a = {b = 1}}\n").encode(), "'evaluate.report' setting"),
+        ("p.toml", (_SOURCE + "rename = {age = 3}\n" + _MODEL).encode(), r"'sources\[1\].rename' setting"),
+        ("p.toml", (_SOURCE + 'dropna = "yes"\n' + _MODEL).encode(), r"'sources\[1\].dropna' parameter must be a bool"),
+        ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = \"../../escaped.html\"\n").encode(),
+         "relative to the output folder"),
+        ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = \"/tmp/escaped.html\"\n").encode(),
+         "relative to the output folder"),
+        ("p.toml", (_SOURCE + _MODEL.replace("n = 50", 'n = 50\npartition_by = ["age"]\ndataset = "../pop"')).encode(),
+         "'generate.dataset' setting"),
+        ("p.toml", ("_base = \"/\"\n" + _SOURCE + _MODEL).encode(), "Unknown key '_base'"),
+        ("p.toml", (_SOURCE + _MODEL + "[fit]\nepochs = 3\n").encode(), "Unknown key 'fit' in the top level"),
+        ("p.yaml", b"sources:\n  - {name: cps, path: train.parquet}\nmodel: {targets: [re78], 1: 2}\ngenerate: {n: 5}\n",
+         r"Unknown key 1 in \[model\]"),
+        ("p.yaml", b"sources:\n  - {name: cps, path: train.parquet}\nmodel: {targets: [re78]}\ngenerate: {n: .nan}\n",
+         "'generate.n' parameter"),
+        ("p.yaml", b"seed: 2026-01-01\nsources:\n  - {name: cps, path: train.parquet}\nmodel: {targets: [re78]}\n"
+                   b"generate: {n: 5}\n", "'seed' parameter"),
+        ("p.toml", b"x" * (2 << 20), "a pipeline file is at most"),
+    ],
+)
+def test_tampered_pipeline_files_give_one_clear_error_and_write_nothing(tmp_path, cps1, name, content, match):
+    cps1.head(50)[["age", "re78"]].to_parquet(tmp_path / "train.parquet")
+    path = tmp_path / name
+    path.write_bytes(content)
+    listing = _files(tmp_path)
+    with pytest.raises(DataValidationError, match=match):
+        run_pipeline(path, progress=False)
+    assert _files(tmp_path) == listing
+    assert not Path("/tmp/escaped.html").exists() and not Path("pwned").exists()
+
+
+def test_renames_that_clash_and_conditions_files_without_the_columns_are_named(tiny, cps1):
+    folder, config = tiny
+    clash = {**config, "sources": [{"name": "cps", "path": "train.parquet", "rename": {"marr": "age"}}],
+             "model": {**config["model"], "conditions": ["age"]}}
+    with pytest.raises(DataValidationError, match=r"gives several columns the names \['age'\]"):
+        run_pipeline(clash, progress=False)
+    cps1.head(20)[["age"]].to_parquet(folder / "cond.parquet")
+    config = {**config, "generate": {"conditions": "cond.parquet"}}
+    with pytest.raises(DataValidationError, match=r"lacks the model's condition columns \['marr'\]"):
+        run_pipeline(config, progress=False)
+    assert not (folder / "out" / "synthetic.parquet").exists()
+
+
+def test_a_streamed_population_that_cannot_fit_on_disk_is_refused_up_front(tiny):
+    folder, config = tiny
+    config = {**config, "generate": {"n": 10**15, "partition_by": ["marr"]}}
+    with pytest.raises(DataValidationError, match="'generate.n' parameter asks for 1,000,000,000,000,000 records"):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["train.parquet"]

@@ -1,36 +1,143 @@
-"""The ``microplex`` command line: a thin layer over the public API."""
+"""The ``microplex`` command line: a thin layer over the public API.
+
+Exit status: 0 on success; 1 on any bad input (a bad option value, a missing or malformed file,
+an output that would overwrite an input, or any :class:`~microplex.MicroplexError` the library
+raises), with exactly one line ``error: <message>`` on stderr; 2 on an unexpected exception (a bug
+in microplex), with one line ``error: internal error (<type>: <message>) ...``, which asks to
+report it (``--verbose`` logs the traceback). Options are checked before any work starts.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
+from typer.core import TyperGroup
+
+try:  # recent typer ships its own copy of click; its usage errors are that copy's classes
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - typer on the real click
+    from click import exceptions as _click_errors
 
 from . import __version__
-from ._errors import MicroplexError
-from .io import read_table, read_targets, write_parquet_atomic
+from ._errors import DataValidationError, MicroplexError
+from ._params import check_choice, check_float, check_int, check_names, check_seed
+from .io import atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
+
+logger = logging.getLogger(__name__)
+
+#: Exit status of a bad input and of an internal error.
+EXIT_BAD_INPUT, EXIT_INTERNAL = 1, 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _UsageError(_click_errors.ClickException):
+    """A command-line usage error shown as one ``error:`` line with the bad-input status."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        typer.echo(f"error: {_one_line(self.format_message())}", err=True)
+
+
+class _Group(TyperGroup):
+    """Turns click's usage errors (bad option type, unknown option, missing argument) into one line."""
+
+    def _one_line_usage(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except _click_errors.NoArgsIsHelpError:
+            raise
+        except _click_errors.UsageError as exc:
+            raise _UsageError(exc.format_message()) from None
+
+    def make_context(self, *args, **kwargs):  # noqa: D102 - click API
+        return self._one_line_usage(lambda: super(_Group, self).make_context(*args, **kwargs))
+
+    def invoke(self, ctx):  # noqa: D102 - click API
+        return self._one_line_usage(lambda: super(_Group, self).invoke(ctx))
+
 
 app = typer.Typer(help="microplex: calibrated synthetic population microdata.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, cls=_Group, rich_markup_mode=None)
 
 
-def _split(values: str) -> list[str]:
-    return [v.strip() for v in values.split(",") if v.strip()]
+def _split(values: str, name: str = "columns") -> list[str]:
+    """A comma list of column names: no empty item, no duplicate."""
+    items = [v.strip() for v in values.split(",")] if values.strip() else []
+    if any(not v for v in items) or len(set(items)) != len(items):
+        raise DataValidationError(
+            f"The '--{name}' option must be a comma-separated list of distinct column names. Got {values!r} instead.")
+    return check_names(items, name)
 
 
 def _run(fn) -> None:
-    """Runs a command body; a microplex or input error becomes one clear line and exit code 1."""
+    """Runs a command body: a bad input becomes one ``error:`` line and status 1, a bug status 2."""
     try:
         fn()
+    except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):
+        raise
     except (MicroplexError, OSError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        typer.secho(f"error: {_one_line(exc) or type(exc).__name__}", err=True, fg="red")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct status, the traceback in the log
+        logger.info("Internal error", exc_info=True)
+        typer.secho(f"error: internal error ({type(exc).__name__}: {_one_line(exc)[:300]}); this is a bug in "
+                    "microplex, please report it (--verbose shows the traceback).", err=True, fg="red")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _input(path: Path | None, name: str) -> Path | None:
+    """An input file or folder that exists."""
+    if path is not None and not path.exists():
+        raise DataValidationError(f"The {name!r} input {str(path)!r} does not exist.")
+    return path
+
+
+def _output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False) -> Path:
+    """An output path that is no input (nor inside one, nor holding one) and whose folder can be created."""
+    target = path.expanduser().resolve()
+    for src in inputs:
+        if src is None:
+            continue
+        s = src.expanduser().resolve()
+        if target == s or s in target.parents or (folder and target in s.parents):
+            raise DataValidationError(
+                f"The {name!r} output {str(path)!r} would overwrite the input {str(src)!r}; choose another path.")
+    if not folder and target.is_dir():
+        raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
+    if folder and target.exists() and not target.is_dir():
+        raise DataValidationError(f"The {name!r} output {str(path)!r} is a file; give a folder path.")
+    existing = next((a for a in target.parents if a.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise DataValidationError(f"Cannot create the {name!r} output {str(path)!r}: {str(existing)!r} is not a "
+                                  "writable folder.")
+    return path
+
+
+def _count(value: float | None, name: str, *, low: int = 0) -> int | None:
+    """A record count given as a float option (``1e9``): finite, integral, >= ``low``."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or not float(value).is_integer() or value < low or value > 2**53:
+        raise DataValidationError(f"The '--{name}' option must be an int in [{low}, 2**53] (1e9 is accepted). "
+                                  f"Got {value!r} instead.")
+    return int(value)
 
 
 def _parse_value(text: str):
+    """A ``--set`` value: an int, a float, true/false, a JSON list or table, else the string."""
     for cast in (int, float):
         try:
             return cast(text)
@@ -38,6 +145,11 @@ def _parse_value(text: str):
             pass
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
+    if text.startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise DataValidationError(f"The --set value {text!r} is not a valid JSON list or table: {exc}") from exc
     return text
 
 
@@ -45,8 +157,10 @@ def _overrides(items: list[str]) -> dict:
     out = {}
     for item in items:
         if "=" not in item:
-            raise MicroplexError(f"--set expects KEY=VALUE (e.g. generate.n=1000). Got {item!r}.")
+            raise DataValidationError(f"--set expects KEY=VALUE (e.g. generate.n=1000). Got {item!r}.")
         key, value = item.split("=", 1)
+        if key.strip() in out:
+            raise DataValidationError(f"--set gives {key.strip()!r} twice.")
         out[key.strip()] = _parse_value(value.strip())
     return out
 
@@ -73,6 +187,7 @@ def run(
     def body() -> None:
         from .pipeline import run_pipeline
 
+        _input(pipeline, "pipeline")
         result = run_pipeline(pipeline, overrides=_overrides(set_), force=force, progress=not quiet)
         typer.echo(result.summary_text())
 
@@ -91,6 +206,9 @@ def demo(
     def body() -> None:
         from .pipeline import run_pipeline
 
+        check_int(rows, "rows", low=1)
+        check_int(epochs, "epochs", low=1)
+        _output(out, "out", [], folder=True)
         pipeline = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
         overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": epochs}
         typer.echo(f"Running the demo pipeline {pipeline} -> {out}")
@@ -115,8 +233,19 @@ def fit(
     def body() -> None:
         from .synthesis import Synthesizer
 
+        target_vars, condition_vars = _split(targets, "targets"), _split(conditions, "conditions")
+        if not target_vars:
+            raise DataValidationError("The '--targets' option must name at least one column.")
+        check_choice(flow, "flow", ("maf", "nsf"))
+        check_int(epochs, "epochs", low=1)
+        check_seed(seed, allow_none=False)
+        _input(data, "data")
+        _output(out, "out", [data])
         df = read_table(data)
-        synth = Synthesizer(_split(targets), _split(conditions), flow=flow, epochs=epochs)
+        missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
+        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=epochs)
         synth.fit(df, weight_col=weight, seed=seed).save(out)
         typer.echo(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
 
@@ -140,10 +269,20 @@ def generate(
     def body() -> None:
         from .synthesis import Synthesizer
 
-        synth = Synthesizer.load(model)
         if (conditions is None) == (n is None):
-            raise MicroplexError("Give exactly one of --conditions or --n.")
-        if stream or partition_by:
+            raise DataValidationError("Give exactly one of --conditions or --n.")
+        count = _count(n, "n")
+        partitions = _split(partition_by, "partition-by")
+        check_int(rows_per_file, "rows_per_file", low=1)
+        check_int(torch_threads, "torch_threads", low=1, allow_none=True)
+        check_seed(seed, allow_none=False)
+        _input(model, "model")
+        _input(conditions, "conditions")
+        _output(out, "out", [model, conditions], folder=bool(stream or partitions))
+        synth = Synthesizer.load(model)
+        if stream or partitions:
+            if count is not None:
+                check_rows_fit_disk(count, len(synth.target_vars) + len(synth.condition_vars), out, "n")
             from .scale import generate_dataset
 
             # Parquet conditions stream by row group; other formats are read into memory.
@@ -155,13 +294,24 @@ def generate(
             if scheduler:
                 from dask.distributed import Client
 
-                client = Client(scheduler)
-            generate_dataset(synth, conditions=cond, n=None if n is None else int(n), path=out,
-                             partition_by=_split(partition_by) or None, rows_per_file=rows_per_file, seed=seed,
+                try:
+                    client = Client(scheduler, timeout=30)
+                except (OSError, ValueError, TypeError) as exc:  # includes TimeoutError: a bad or dead address
+                    raise DataValidationError(f"Cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
+            generate_dataset(synth, conditions=cond, n=count, path=out,
+                             partition_by=partitions or None, rows_per_file=rows_per_file, seed=seed,
                              client=client, torch_threads=torch_threads)
             typer.echo(f"Wrote a Parquet dataset to {out}")
             return
-        result = synth.generate(read_table(conditions), seed=seed) if conditions else synth.sample(int(n), seed=seed)
+        if count is not None:
+            check_rows_fit_memory(count, len(synth.target_vars) + len(synth.condition_vars), "n")
+        if conditions is not None:
+            cond_df = read_table(conditions)
+            missing = [c for c in synth.condition_vars if c not in cond_df.columns]
+            if missing:
+                raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
+                                          f"columns {missing}.")
+        result = synth.generate(cond_df, seed=seed) if conditions else synth.sample(count, seed=seed)
         write_parquet_atomic(result, out)
         typer.echo(f"Wrote {len(result):,} records to {out}")
 
@@ -183,15 +333,23 @@ def calibrate(
     def body() -> None:
         from .calibration import Calibrator
 
+        check_choice(method, "method", ("linear", "raking", "logit"))
+        lo_hi = _bounds(bounds)
+        _check_weight_name(weight)
+        _input(data, "data")
+        _input(targets, "targets")
+        _output(out, "out", [data, targets])
+        if report is not None:
+            _output(report, "report", [data, targets, out])
         df = read_table(data)
         if weight not in df.columns:
             df[weight] = 1.0
-        lo_hi = tuple(float(b) for b in _split(bounds)) or None
         result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight)
         df[weight] = np.asarray(result.weights, dtype=float)
-        write_parquet_atomic(df, out)
         if report:
-            result.report().to_csv(report, index=False)
+            with atomic_path(report) as tmp:
+                result.report().to_csv(tmp, index=False)
+        write_parquet_atomic(df, out)
         s = result.summary
         typer.echo(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
                    f"max rel. error {s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
@@ -213,6 +371,13 @@ def sparsify(
     def body() -> None:
         from .calibration import SparseCalibrator
 
+        check_int(max_records, "max_records", low=1, allow_none=True)
+        check_float(tolerance, "tolerance", low=0.0, low_inclusive=False)
+        check_choice(method, "method", ("l0", "l1"))
+        _check_weight_name(weight)
+        _input(data, "data")
+        _input(targets, "targets")
+        _output(out, "out", [data, targets])
         df = read_table(data)
         if weight not in df.columns:
             df[weight] = 1.0
@@ -243,7 +408,18 @@ def evaluate(
     def body() -> None:
         from .evaluation import evaluate as run_evaluation
 
+        subgroups = _split(conditions, "conditions")
+        for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets")):
+            _input(path, name)
+        _output(report, "report", [real, synthetic, holdout, targets])
         real_df, syn_df = read_table(real), read_table(synthetic)
+        for col, name, frame, which in ((weight, "weight", real_df, "real"),
+                                        (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
+            if col is not None and col not in frame.columns:
+                raise DataValidationError(f"The '--{name}' column {col!r} is not in the {which} file.")
+        bad = [c for c in subgroups if c not in real_df.columns]
+        if bad:
+            raise DataValidationError(f"The '--conditions' columns {bad} are not in the real file.")
         columns = [c for c in real_df.columns if c != weight]
         syn_cols = columns + ([synthetic_weight] if synthetic_weight else [])
         missing = [c for c in syn_cols if c not in syn_df.columns]
@@ -252,9 +428,30 @@ def evaluate(
         rep = run_evaluation(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
             targets=read_targets(targets) if targets else None,
-            holdout_df=read_table(holdout) if holdout else None, conditions=_split(conditions) or None,
+            holdout_df=read_table(holdout) if holdout else None, conditions=subgroups or None,
         )
-        rep.to_html(report)
+        with atomic_path(report) as tmp:
+            rep.to_html(tmp)
         typer.echo(f"Wrote {report} ({len(rep.scores)} scores)")
 
     _run(body)
+
+
+def _bounds(text: str) -> tuple[float, float] | None:
+    """``--bounds "lo,hi"``: two finite floats with 0 <= lo < hi, or '' for none."""
+    if not text.strip():
+        return None
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+        raise DataValidationError(
+            f"The '--bounds' option must be 'lo,hi', two finite numbers with 0 <= lo < hi. Got {text!r} instead.")
+    return lo, hi
+
+
+def _check_weight_name(weight: str) -> None:
+    if not weight.strip():
+        raise DataValidationError("The '--weight' option must be a column name. Got '' instead.")

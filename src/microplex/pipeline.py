@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -29,7 +30,9 @@ import pandas as pd
 
 from . import __version__
 from ._errors import DataValidationError
-from .io import file_sha256, read_table, read_targets, resolve_path, write_parquet_atomic
+from ._params import check_bool
+from ._pipeline_config import MANIFESTS, plan_paths, validate_config
+from .io import check_rows_fit_disk, check_rows_fit_memory, file_sha256, read_table, read_targets, resolve_path, write_text_atomic
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
 
@@ -37,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 #: Stages in the order they run; all but ``fit`` and ``generate`` are optional.
 STAGES = ("fuse", "fit", "generate", "calibrate", "sparsify", "evaluate")
-_SECTIONS = {"output", "seed", "sources", *STAGES, "model"}
-_MANIFESTS = ".microplex"
+_MANIFESTS = MANIFESTS
+#: Largest pipeline file read (a config is a few hundred bytes; a bigger file is not one).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass
@@ -74,63 +78,77 @@ class PipelineResult:
 def load_pipeline(path: str | os.PathLike) -> dict[str, Any]:
     """Reads a pipeline file (``.toml``, ``.yaml`` or ``.yml``) into a validated dict.
 
-    Relative paths in the file are resolved against the file's folder (stored as ``_base``).
+    Relative paths in the file are resolved against the file's folder (stored as ``_base``). The
+    file is untrusted: it must be UTF-8, at most 1 MiB, parse with the safe loaders (no YAML tags
+    that build Python objects) and hold only the keys and values of the schema in
+    :mod:`microplex._pipeline_config`; anything else raises a :class:`DataValidationError` that
+    names the file and the key.
     """
     path = Path(path)
     if not path.exists():
         raise DataValidationError(f"Pipeline file {str(path)!r} does not exist.")
-    text = path.read_text()
-    if path.suffix.lower() == ".toml":
-        try:
-            config = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DataValidationError(f"Pipeline file {str(path)!r} is not valid TOML: {exc}") from exc
-    elif path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        config = yaml.safe_load(text) or {}
-    else:
+    if not path.is_file():
+        raise DataValidationError(f"Pipeline file {str(path)!r} is not a file.")
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
         raise DataValidationError(f"Pipeline file {str(path)!r} must end in .toml, .yaml or .yml.")
-    config["_base"] = str(path.resolve().parent)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise DataValidationError(
+            f"Pipeline file {str(path)!r} is {path.stat().st_size:,} bytes; a pipeline file is at most {MAX_CONFIG_BYTES:,}.")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"Pipeline file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+    kind = "TOML" if suffix == ".toml" else "YAML"
+    try:
+        if kind == "TOML":
+            config = tomllib.loads(text)
+        else:
+            import yaml
+
+            config = yaml.safe_load(text)  # safe: no tags that build Python objects
+    except RecursionError as exc:
+        raise DataValidationError(f"Pipeline file {str(path)!r} is nested too deeply to be a pipeline.") from exc
+    except Exception as exc:  # noqa: BLE001 - only the parsers run here: any error is a malformed file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataValidationError(f"Pipeline file {str(path)!r} is not valid {kind}: {reason}") from exc
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise DataValidationError(f"Pipeline file {str(path)!r} must hold a table of settings. Got a {type(config).__name__}.")
+    if "_base" in config:
+        raise DataValidationError(f"Unknown key '_base' in the top level of {str(path)!r}.")
+    config = {**config, "_base": str(path.resolve().parent), "_file": str(path.resolve())}
     config.setdefault("output", f"{path.stem}-output")
     return _validate(config)
 
 
-def _validate(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(config) - _SECTIONS - {"_base"})
-    if unknown:
-        raise DataValidationError(f"Unknown pipeline sections {unknown}; expected some of {sorted(_SECTIONS)}.")
-    sources = config.get("sources")
-    if not sources or not isinstance(sources, list):
-        raise DataValidationError("The pipeline needs a [[sources]] list with at least one source (name, path).")
-    names = []
-    for i, src in enumerate(sources):
-        for key in ("name", "path"):
-            if key not in src:
-                raise DataValidationError(f"Source #{i + 1} needs a {key!r}.")
-        names.append(src["name"])
-    if len(set(names)) != len(names):
-        raise DataValidationError(f"Source names must be unique. Got {names}.")
-    if len(sources) > 1 and "fuse" not in config:
-        raise DataValidationError(f"Several sources ({names}) need a [fuse] section naming the base.")
-    model = config.get("model")
-    if not model or not model.get("targets"):
-        raise DataValidationError("The pipeline needs a [model] section with 'targets' (and usually 'conditions').")
-    if "generate" not in config:
-        raise DataValidationError("The pipeline needs a [generate] section with 'n' or 'conditions'.")
-    if "sparsify" in config and "calibrate" not in config and "targets" not in config["sparsify"]:
-        raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
-    return config
+def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked copy of ``config`` (see :func:`microplex._pipeline_config.validate_config`)."""
+    private = {k: config[k] for k in ("_base", "_file") if k in config}
+    checked = validate_config({k: v for k, v in config.items() if k != "_file"})
+    if "_file" in private:
+        checked["_file"] = str(private["_file"])
+    return checked
 
 
 def _apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Sets dotted keys (``"generate.n"``) in a copy of ``config``."""
+    """Sets dotted keys (``"generate.n"``) in a copy of ``config``, then checks the result."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise DataValidationError(f"The 'overrides' parameter must be a dict of dotted keys. Got {overrides!r} instead.")
     config = copy.deepcopy(config)
     for key, value in (overrides or {}).items():
-        node = config
-        parts = key.split(".")
-        for part in parts[:-1]:
+        parts = key.split(".") if isinstance(key, str) else []
+        if not parts or not all(parts) or any(p.startswith("_") for p in parts):
+            raise DataValidationError(f"An override key must be a dotted setting such as 'generate.n'. Got {key!r}.")
+        node: Any = config
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                where = ".".join(parts[: i + 1])
+                raise DataValidationError(
+                    f"Cannot set {key!r}: {where!r} is not a table (a list of tables such as [[sources]] cannot be "
+                    "set with a dotted key; edit the file).")
         node[parts[-1]] = value
     return _validate(config)
 
@@ -151,13 +169,20 @@ class _Stage:
         self.fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def is_done(self) -> dict[str, Any] | None:
-        if not self.manifest.exists():
+        """The manifest record when the stage is up to date; ``None`` (run it) otherwise.
+
+        A manifest is untrusted: an unreadable, oversized or wrongly shaped one means "not done",
+        so the stage runs again and rewrites it.
+        """
+        if not self.manifest.is_file() or self.manifest.stat().st_size > MAX_CONFIG_BYTES:
             return None
         try:
-            record = json.loads(self.manifest.read_text())
-        except json.JSONDecodeError:
+            record = json.loads(self.manifest.read_bytes().decode("utf-8"))
+        except (ValueError, RecursionError):
+            logger.warning("The manifest %s is unreadable; stage %s runs again.", self.manifest, self.name)
             return None
-        if record.get("fingerprint") != self.fingerprint:
+        if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) \
+                or not isinstance(record.get("figures", {}), dict) or record.get("fingerprint") != self.fingerprint:
             return None
         for p in self.outputs:
             if not p.exists() or record["outputs"].get(str(p)) != _output_hash(p):
@@ -176,10 +201,36 @@ class _Stage:
             "figures": figures,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.manifest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1, default=str))
-        os.replace(tmp, self.manifest)
+        write_text_atomic(json.dumps(record, indent=1, default=str), self.manifest)
+
+
+class _Writes:
+    """A stage's outputs, written to temporary files beside them and renamed together at the end.
+
+    A stage body asks ``w(path)`` for the file to write instead of ``path``. When the body returns,
+    :meth:`commit` renames every file onto its final name; :meth:`discard` (always called) removes
+    what is left, so a failed stage leaves its previous outputs as they were and no half-written
+    file. Only a streamed dataset folder is written in place, by ``generate_dataset``, which writes
+    each part file atomically and resumes from its own manifest.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def __call__(self, final: Path) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=final.suffix, dir=final.parent)
+        os.close(fd)
+        self._pending.append((Path(name), final))
+        return Path(name)
+
+    def commit(self) -> None:
+        for tmp, final in self._pending:
+            os.replace(tmp, final)
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
 
 
 def _output_hash(path: Path) -> str:
@@ -215,14 +266,34 @@ def run_pipeline(
     -------
     PipelineResult
     """
-    config = load_pipeline(pipeline) if not isinstance(pipeline, Mapping) else _validate(dict(pipeline))
+    # Everything is checked before anything is written: settings, then every input and output path,
+    # then the targets files are read.
+    force, progress = check_bool(force, "force"), check_bool(progress, "progress")
+    if isinstance(pipeline, Mapping):
+        config = _validate(dict(pipeline))
+    elif isinstance(pipeline, str | os.PathLike):
+        config = load_pipeline(pipeline)
+    else:
+        raise DataValidationError(
+            f"The 'pipeline' parameter must be a pipeline file path or a dict. Got {type(pipeline).__name__} instead.")
     config = _apply_overrides(config, overrides)
     base = Path(config.get("_base", "."))
-    out = resolve_path(config["output"], base)
-    out.mkdir(parents=True, exist_ok=True)
+    if config["output"].startswith("bundled:"):
+        raise DataValidationError(f"The 'output' setting must be a folder path. Got {config['output']!r} instead.")
+    out = (base / Path(config["output"]).expanduser()).resolve()
+    inputs = _inputs(config, base)
+    plan_paths(config, inputs, out)
+    gen, model = config["generate"], config["model"]
+    n_columns = len(model["targets"]) + len(model.get("conditions", [])) + 1
+    if gen.get("n") is not None and not gen.get("partition_by"):
+        check_rows_fit_memory(gen["n"], n_columns, "generate.n")
+    elif gen.get("n") is not None:
+        check_rows_fit_disk(gen["n"], n_columns, out, "generate.n")
     seed = int(config.get("seed", 0))
     result = PipelineResult(output=out)
     ctx = _Context(config, base, out, seed, progress)
+    ctx.read_targets()
+    out.mkdir(parents=True, exist_ok=True)
 
     plan: list[tuple[str, Callable[[], tuple[_Stage, Callable[[], dict[str, Any]]]]]] = []
     if len(config["sources"]) > 1:
@@ -238,14 +309,37 @@ def run_pipeline(
             ctx.figures[name] = record.get("figures", {})
             continue
         t0 = time.perf_counter()
-        figures = body()
+        writes = _Writes()
+        try:
+            figures = body(writes)
+            writes.commit()
+        finally:
+            writes.discard()
         seconds = time.perf_counter() - t0
         stage.finish(seconds, figures)
         ctx.figures[name] = figures
         result.stages[name] = {"status": "ran", "seconds": seconds, **figures}
     result.summary = ctx.summary()
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=1, default=str))
+    write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
+
+
+def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
+    """Every file the run reads (what names it -> path), each checked to exist."""
+    inputs: dict[str, Path] = {}
+    for i, src in enumerate(config["sources"]):
+        inputs[f"[[sources]] #{i + 1} 'path'"] = resolve_path(src["path"], base)
+    if config["generate"].get("conditions"):
+        inputs["'generate.conditions'"] = resolve_path(config["generate"]["conditions"], base)
+    for section in ("calibrate", "sparsify"):
+        if config.get(section, {}).get("targets"):
+            inputs[f"'{section}.targets'"] = resolve_path(config[section]["targets"], base)
+    if config.get("_file"):
+        inputs["the pipeline file"] = Path(config["_file"])
+    for what, path in inputs.items():
+        if not path.exists():
+            raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist.")
+    return inputs
 
 
 class _Context:
@@ -260,13 +354,34 @@ class _Context:
     def _source_frame(self, name: str) -> pd.DataFrame:
         src = self.sources[name]
         df = read_table(src["path"], self.base)
+        label = f"source {name!r} ({src['path']})"
         if src.get("rename"):
+            missing = [c for c in src["rename"] if c not in df.columns]
+            if missing:
+                raise DataValidationError(f"The 'rename' table of {label} names columns {missing} it lacks.")
             df = df.rename(columns=src["rename"])
+            names = [str(c) for c in df.columns]
+            clashes = sorted({c for c in names if names.count(c) > 1})
+            if clashes:
+                raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
+        weight = [src["weight"]] if src.get("weight") else []
         if src.get("columns"):
-            df = df[list(src["columns"]) + ([src["weight"]] if src.get("weight") else [])]
+            keep = list(dict.fromkeys(list(src["columns"]) + weight))
+            missing = [c for c in keep if c not in df.columns]
+            if missing:
+                raise DataValidationError(f"The 'columns' of {label} name columns {missing} it lacks.")
+            df = df[keep]
+        if weight and weight[0] not in df.columns:
+            raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its columns.")
+        model = self.config["model"]
+        model_columns = list(model["targets"]) + list(model.get("conditions", []))
+        if len(self.config["sources"]) == 1:
+            missing = [c for c in model_columns if c not in df.columns]
+            if missing:
+                raise DataValidationError(
+                    f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
         if src.get("dropna", True):
-            model = self.config["model"]
-            needed = [c for c in list(model["targets"]) + list(model.get("conditions", [])) if c in df.columns]
+            needed = [c for c in model_columns if c in df.columns]
             df = df.dropna(subset=needed).reset_index(drop=True)
         return df
 
@@ -288,13 +403,18 @@ class _Context:
         gen = self.config["generate"]
         return self.out / (gen.get("dataset", "population") if gen.get("partition_by") else "synthetic.parquet")
 
+    def read_targets(self) -> None:
+        """Reads every targets file up front, so that a bad one fails before any stage runs."""
+        self._read_targets: dict[str, tuple[Any, Path]] = {}
+        for section in ("calibrate", "sparsify"):
+            if section in self.config:
+                spec = self.config[section].get("targets") or self.config.get("calibrate", {}).get("targets")
+                path = resolve_path(spec, self.base)
+                self._read_targets[section] = (read_targets(path), path)
+
     def _targets(self, section: str):
         """(Targets, path) of ``section``, falling back on ``[calibrate]``'s targets file."""
-        spec = self.config[section].get("targets") or self.config.get("calibrate", {}).get("targets")
-        path = resolve_path(spec, self.base)
-        if not path.exists():
-            raise DataValidationError(f"Targets file {str(path)!r} of [{section}] does not exist.")
-        return read_targets(path), path
+        return self._read_targets[section]
 
     # -- stages ----------------------------------------------------------------------------
     def fuse(self):
@@ -305,13 +425,13 @@ class _Context:
         target = self.out / "fused.parquet"
         stage = _Stage(self.out, "fuse", {"fuse": cfg, "sources": self.config["sources"], "seed": self.seed}, inputs, [target])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             sources = [Source(self._source_frame(n), name=n, weight_col=s.get("weight")) for n, s in self.sources.items()]
             fused = fuse(
                 sources, base=cfg["base"], shared=cfg.get("shared"), n_imputations=int(cfg.get("n_imputations", 1)),
                 seed=self.seed, synthesizer_params={"verbose": self.progress, **cfg.get("synthesizer", {})},
             )
-            write_parquet_atomic(fused.data, target)
+            fused.data.to_parquet(w(target), index=False)
             return {"rows": len(fused.data), "note": f"{len(fused.data):,} fused records"}
 
         return stage, body
@@ -327,7 +447,7 @@ class _Context:
                                          "sources": self.config["sources"]}, [data_path],
                        [model_path, train_path, holdout_path])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             if len(self.config["sources"]) > 1:
                 data = pd.read_parquet(data_path)
             else:
@@ -336,12 +456,16 @@ class _Context:
             order = np.random.default_rng(self.seed).permutation(len(data))
             cut = int(round((1 - share) * len(data)))
             train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
+            if len(train) < 2 or ("evaluate" in self.config and len(holdout) < 1):
+                raise DataValidationError(
+                    f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
+                    "after 'model.holdout'); it needs at least 2 to train and 1 held out for [evaluate].")
             params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout")}
             synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=self.progress, **params)
             synth.fit(train, weight_col=weight, seed=self.seed)
-            synth.save(model_path)
-            write_parquet_atomic(train, train_path)
-            write_parquet_atomic(holdout, holdout_path)
+            synth.save(w(model_path))
+            train.to_parquet(w(train_path), index=False)
+            holdout.to_parquet(w(holdout_path), index=False)
             h = synth.history_
             return {"epochs": int(len(h)), "val_loss": float(h["val_loss"].min()),
                     "train_rows": len(train), "note": f"{len(h)} epochs on {len(train):,} records"}
@@ -359,7 +483,7 @@ class _Context:
         target = self._generated()
         stage = _Stage(self.out, "generate", {"generate": gen, "seed": self.seed}, inputs, [target])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             synth = Synthesizer.load(model_path)
             weight = self._training_source()[1]
             train = pd.read_parquet(train_path)
@@ -367,6 +491,12 @@ class _Context:
             total = train[weight].sum() if weight else len(train)
             population = float(gen.get("population", total / (1 - share)))
             conditions = read_table(gen["conditions"], self.base) if gen.get("conditions") else None
+            if conditions is not None:
+                missing = [c for c in self.config["model"].get("conditions", []) if c not in conditions.columns]
+                if missing:
+                    raise DataValidationError(
+                        f"The conditions file {gen['conditions']!r} ('generate.conditions') lacks the model's condition "
+                        f"columns {missing}.")
             n = int(float(gen["n"])) if gen.get("n") is not None else None
             if gen.get("partition_by"):
                 from .scale import generate_dataset
@@ -376,8 +506,10 @@ class _Context:
                                  progress=self.progress)
                 return {"rows": n, "note": f"{n:,} records streamed to {target.name}/"}
             synthetic = synth.generate(conditions, seed=self.seed) if conditions is not None else synth.sample(n, seed=self.seed)
+            if len(synthetic) == 0:
+                raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
             synthetic["weight"] = population / len(synthetic)
-            write_parquet_atomic(synthetic, target)
+            synthetic.to_parquet(w(target), index=False)
             return {"rows": len(synthetic), "note": f"{len(synthetic):,} records"}
 
         return stage, body
@@ -391,7 +523,7 @@ class _Context:
         report_path = self.out / "calibration_report.csv"
         stage = _Stage(self.out, "calibrate", {"calibrate": cfg}, [source, targets_path], [target, report_path])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             if source.is_dir():
                 raise DataValidationError(
                     "[calibrate] on a streamed (partitioned) population is not supported by the pipeline; "
@@ -403,8 +535,8 @@ class _Context:
             res = calibrator.fit(records, targets, weight_col="weight")
             records["weight"] = np.asarray(res.weights, dtype=float)
             report = res.report()
-            report.to_csv(report_path, index=False)
-            write_parquet_atomic(records, target)
+            report.to_csv(w(report_path), index=False)
+            records.to_parquet(w(target), index=False)
             summary = {k: _plain(v) for k, v in res.summary.items()}
             return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
                     "converged": summary.get("converged"),
@@ -421,13 +553,13 @@ class _Context:
         target = self.out / "subset.parquet"
         stage = _Stage(self.out, "sparsify", {"sparsify": cfg, "seed": self.seed}, [source, targets_path], [target])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             records = pd.read_parquet(source)
             params = {k: v for k, v in cfg.items() if k != "targets"}
             res = SparseCalibrator(**params).fit(records, targets, weight_col="weight")
             weights = np.asarray(res.weights, dtype=float)
             subset = records.assign(weight=weights)[weights > 0].reset_index(drop=True)
-            write_parquet_atomic(subset, target)
+            subset.to_parquet(w(target), index=False)
             summary = {k: _plain(v) for k, v in res.summary.items()}
             return {"kept": len(subset), "max_rel_error": summary.get("max_rel_error"),
                     "note": f"kept {len(subset):,} of {len(records):,} records"}
@@ -449,7 +581,7 @@ class _Context:
             inputs.append(targets[1])
         stage = _Stage(self.out, "evaluate", {"evaluate": cfg}, inputs, [report_path, scores_path])
 
-        def body() -> dict[str, Any]:
+        def body(w: _Writes) -> dict[str, Any]:
             weight = self._training_source()[1]
             columns = list(model.get("conditions", [])) + list(model["targets"])
             synthetic = pd.read_parquet(population)
@@ -463,8 +595,8 @@ class _Context:
                 targets=None if targets is None else targets[0],
                 holdout_df=holdout[keep], conditions=cfg.get("conditions"),
             )
-            report.scores.to_csv(scores_path, index=False)
-            report.to_html(report_path)
+            report.scores.to_csv(w(scores_path), index=False)
+            report.to_html(w(report_path))
             return {"report": str(report_path), "note": f"report at {report_path.name}"}
 
         return stage, body

@@ -1,0 +1,339 @@
+"""The schema of a pipeline file: every section, every key, every value checked before any work.
+
+A pipeline file is untrusted data. :func:`validate_config` walks it against :data:`SCHEMA` (one
+table of allowed keys and value checks per section) and returns a checked copy, or raises a
+:class:`~microplex.DataValidationError` naming the key and the section: an unknown key (with the
+likely intended one: ``'wieght' in [[sources]] #1; did you mean 'weight'?``), a value of the wrong
+type or range (the :mod:`microplex._params` messages), or settings that contradict each other.
+:func:`plan_paths` then computes every path the run will write and refuses any that is not inside
+the output folder or that is (or holds) one of the run's inputs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+from ._errors import DataValidationError
+from ._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+
+__all__ = ["SCHEMA", "validate_config", "plan_paths", "MANIFESTS"]
+
+#: Hidden folder of the stage manifests inside the output folder.
+MANIFESTS = ".microplex"
+#: The synthetic weight column the generate stage adds; no model column may use the name.
+WEIGHT = "weight"
+# Largest record count: beyond 2**53 a float no longer holds every integer (and no run gets there).
+_MAX_COUNT = 2**53
+
+Check = Callable[[Any, str], Any]
+
+
+# -- value checks (value, dotted name) -> checked value ----------------------------------------
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead.")
+    return value
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _int(low: int | None = None, high: int | None = None) -> Check:
+    return lambda v, name: check_int(v, name, low=low, high=high)
+
+
+def _float(low=None, high=None, low_inclusive=True, high_inclusive=True) -> Check:
+    return lambda v, name: check_float(v, name, low=low, high=high, low_inclusive=low_inclusive,
+                                       high_inclusive=high_inclusive)
+
+
+def _choice(*choices: str) -> Check:
+    return lambda v, name: check_choice(v, name, choices)
+
+
+def _names(allow_empty: bool = True) -> Check:
+    return lambda v, name: check_names(v, name, allow_empty=allow_empty)
+
+
+def _count(value: Any, name: str) -> int:
+    """A record count >= 1: an int, or an integral float such as ``1e6`` (TOML has no ``1_000_000e0``)."""
+    expected = f"an int in [1, 2**53] (an integral float such as 1e6 is accepted). Got {_got(value)} instead."
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataValidationError(f"The {name!r} parameter must be {expected}")
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+    elif math.isfinite(float(value)) and float(value).is_integer():
+        v = int(float(value))
+    else:
+        raise DataValidationError(f"The {name!r} parameter must be {expected}")
+    if not 1 <= v <= _MAX_COUNT:
+        raise DataValidationError(f"The {name!r} parameter must be {expected}")
+    return v
+
+
+def _bounds(value: Any, name: str) -> list[float]:
+    """Weight-ratio bounds ``[lo, hi]``: two finite floats with ``0 <= lo < hi``."""
+    ok = isinstance(value, list | tuple) and len(value) == 2
+    if ok:
+        try:
+            lo = check_float(value[0], name, low=0.0)
+            hi = check_float(value[1], name, low=0.0)
+        except DataValidationError:
+            ok = False
+        else:
+            ok = lo < hi
+    if not ok:
+        raise DataValidationError(
+            f"The {name!r} parameter must be [lo, hi], two finite floats with 0 <= lo < hi. Got {_got(value)} instead.")
+    return [float(value[0]), float(value[1])]
+
+
+def _rename(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k and isinstance(v, str) and v
+                                                 for k, v in value.items()):
+        raise DataValidationError(
+            f"The {name!r} setting must be a table of column renames {{old = \"new\"}}. Got {_got(value)} instead.")
+    return dict(value)
+
+
+def _stratify(value: Any, name: str) -> str | list[str]:
+    return _text(value, name) if isinstance(value, str) else check_names(value, name, allow_empty=False)
+
+
+def _hidden(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list | tuple) or not value:
+        raise DataValidationError(f"The {name!r} parameter must be a non-empty list of ints in [1, 65536]. "
+                                  f"Got {_got(value)} instead.")
+    return [check_int(v, name, low=1, high=65536) for v in value]
+
+
+def _out_name(value: Any, name: str) -> str:
+    """A file or folder name inside the output folder: relative, no ``..``, not the manifests folder."""
+    text = _text(value, name)
+    parts = PurePath(text).parts
+    if PurePath(text).is_absolute() or text.startswith(("~", "\\")) or ":" in text or ".." in parts \
+            or not parts or parts[0] in (".", MANIFESTS):
+        raise DataValidationError(
+            f"The {name!r} setting must be a path relative to the output folder that stays inside it "
+            f"(no absolute path, no '..'). Got {_got(value)} instead.")
+    return text
+
+
+# -- the schema -----------------------------------------------------------------------------------
+#: ``Synthesizer`` parameters a pipeline may set (``[model]`` and ``[fuse.synthesizer]``).
+SYNTHESIZER: dict[str, Check] = {
+    "flow": _choice("maf", "nsf"),
+    "transforms": _int(1, 64),
+    "hidden_features": _hidden,
+    "bins": _int(1, 4096),
+    "point_mass_threshold": _float(0.0, 1.0),
+    "max_point_masses": _int(0, 4096),
+    "epochs": _int(1, 10**7),
+    "batch_size": _int(1, 2**31),
+    "learning_rate": _float(0.0, low_inclusive=False),
+    "weight_decay": _float(0.0),
+    "validation_fraction": _float(0.0, 1.0, low_inclusive=False, high_inclusive=False),
+    "patience": _int(1),
+}
+
+SCHEMA: dict[str, dict[str, Any]] = {
+    "": {  # the top level; a dict value is a sub-table, a list value a list of tables
+        "output": _text, "seed": lambda v, n: check_seed(v, n, allow_none=False),
+        "sources": ["sources"], "fuse": "fuse", "model": "model", "generate": "generate",
+        "calibrate": "calibrate", "sparsify": "sparsify", "evaluate": "evaluate",
+    },
+    "sources": {"name": _text, "path": _text, "weight": _text, "rename": _rename, "columns": _names(False),
+                "dropna": check_bool},
+    "fuse": {"base": _text, "shared": _names(False), "n_imputations": _int(1, 1000), "synthesizer": "synthesizer"},
+    "synthesizer": SYNTHESIZER,
+    "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
+              **SYNTHESIZER},
+    "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
+                 "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name},
+    "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
+                  "soft": check_bool},
+    "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
+                 "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed,
+                 "stratify": _stratify, "force": check_bool},
+    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1)},
+}
+
+
+def _label(section: str, index: int | None = None) -> str:
+    if section == "":
+        return "the top level"
+    if index is not None:
+        return f"[[{section}]] #{index + 1}"
+    return f"[{section.replace('synthesizer', 'fuse.synthesizer')}]"
+
+
+def _table(value: Any, section: str, index: int | None = None) -> dict[str, Any]:
+    """Checks one table against ``SCHEMA[section]``; returns the checked copy."""
+    label = _label(section, index)
+    if not isinstance(value, Mapping):
+        raise DataValidationError(f"{label[0].upper() + label[1:]} must be a table of settings. Got {_got(value)} instead.")
+    allowed = SCHEMA[section]
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if section == "" and key == "_base":
+            continue
+        if not isinstance(key, str) or key not in allowed:
+            hint = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6) if isinstance(key, str) else []
+            guess = f"; did you mean {hint[0]!r}?" if hint else "."
+            raise DataValidationError(
+                f"Unknown key {key!r} in {label}{guess} Expected some of {sorted(allowed)}.")
+        check = allowed[key]
+        dotted = key if section == "" else (f"{section}[{index + 1}].{key}" if index is not None
+                                            else f"{section.replace('synthesizer', 'fuse.synthesizer')}.{key}")
+        if isinstance(check, list):
+            if not isinstance(item, list) or not item:
+                raise DataValidationError(
+                    f"[[{key}]] must be a non-empty list of tables (name, path). Got {_got(item)} instead.")
+            out[key] = [_table(t, check[0], i) for i, t in enumerate(item)]
+        elif isinstance(check, str):
+            out[key] = _table(item, check)
+        else:
+            out[key] = check(item, dotted)
+    return out
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Checks every section, key and value of a pipeline dict; returns the checked copy (with ``_base``)."""
+    checked = _table(config, "")
+    if "_base" in config:
+        if not isinstance(config["_base"], str | PurePath):
+            raise DataValidationError(f"'_base' must be a folder path. Got {_got(config['_base'])} instead.")
+        checked["_base"] = str(config["_base"])
+    sources = checked.get("sources")
+    if not sources:
+        raise DataValidationError("The pipeline needs a [[sources]] list with at least one source (name, path).")
+    names = []
+    for i, src in enumerate(sources):
+        for key in ("name", "path"):
+            if key not in src:
+                raise DataValidationError(f"Source #{i + 1} needs a {key!r}.")
+        names.append(src["name"])
+    if len(set(names)) != len(names):
+        raise DataValidationError(f"Source names must be unique. Got {names}.")
+    if len(sources) > 1 and "fuse" not in checked:
+        raise DataValidationError(f"Several sources ({names}) need a [fuse] section naming the base.")
+    if "fuse" in checked:
+        if len(sources) < 2:
+            raise DataValidationError("[fuse] needs at least two [[sources]]; with one source remove [fuse].")
+        if checked["fuse"].get("base") not in names:
+            raise DataValidationError(
+                f"The 'fuse.base' setting must name one of the sources {names}. Got {_got(checked['fuse'].get('base'))} instead.")
+    model = checked.get("model")
+    if not model or not model.get("targets"):
+        raise DataValidationError("The pipeline needs a [model] section with 'targets' (and usually 'conditions').")
+    both = sorted(set(model["targets"]) & set(model.get("conditions", [])))
+    if both:
+        raise DataValidationError(f"Columns {both} are both model targets and conditions.")
+    if WEIGHT in model["targets"] or WEIGHT in model.get("conditions", []):
+        raise DataValidationError(
+            f"The model column name {WEIGHT!r} is reserved for the synthetic weight the pipeline adds; rename it "
+            "with the source's 'rename' table.")
+    _check_generate(checked)
+    if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
+        raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
+    if "evaluate" in checked:
+        if model.get("holdout", 0.2) == 0:
+            raise DataValidationError("[evaluate] needs held-out records: 'model.holdout' must be > 0.")
+        columns = set(model["targets"]) | set(model.get("conditions", []))
+        extra = [c for c in checked["evaluate"].get("conditions", []) if c not in columns]
+        if extra:
+            raise DataValidationError(
+                f"The 'evaluate.conditions' setting names {extra}, which are not model columns {sorted(columns)}.")
+    return checked
+
+
+def _check_generate(checked: dict[str, Any]) -> None:
+    gen = checked.get("generate")
+    if gen is None:
+        raise DataValidationError("The pipeline needs a [generate] section with 'n' or 'conditions'.")
+    streamed = "partition_by" in gen
+    if not streamed:
+        if ("n" in gen) == ("conditions" in gen):
+            raise DataValidationError("[generate] needs exactly one of 'n' (records to sample) or 'conditions' (a file).")
+        extra = sorted({"rows_per_file", "dataset"} & set(gen))
+        if extra:
+            raise DataValidationError(f"[generate] settings {extra} need 'partition_by' (a streamed dataset).")
+        return
+    if "n" not in gen and "conditions" not in gen:
+        raise DataValidationError("[generate] needs 'n' or 'conditions'.")
+    for stage in ("calibrate", "sparsify"):
+        if stage in checked:
+            raise DataValidationError(
+                f"[{stage}] cannot run on a streamed (partitioned) population; remove 'generate.partition_by' "
+                "or use microplex.scale.rake_dataset for out-of-core raking.")
+
+
+# -- paths ----------------------------------------------------------------------------------------
+def output_names(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every file or folder a run writes, relative to the output folder, with the setting that names it."""
+    gen = config["generate"]
+    names = {"model.mpx": "fit", "train.parquet": "fit", "holdout.parquet": "fit", "summary.json": "summary",
+             MANIFESTS: "manifests"}
+    if "fuse" in config:
+        names["fused.parquet"] = "fuse"
+    dataset = gen.get("dataset", "population") if gen.get("partition_by") else "synthetic.parquet"
+    names[dataset] = "generate" + (".dataset" if gen.get("partition_by") else "")
+    if "calibrate" in config:
+        names.update({"calibrated.parquet": "calibrate", "calibration_report.csv": "calibrate"})
+    if "sparsify" in config:
+        names["subset.parquet"] = "sparsify"
+    if "evaluate" in config:
+        report = config["evaluate"].get("report", "report.html")
+        if report in names:
+            raise DataValidationError(
+                f"The 'evaluate.report' setting {report!r} is also the output of [{names[report]}]; choose another name.")
+        names[report] = "evaluate.report"
+        names["scores.csv"] = "evaluate"
+    return names
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def plan_paths(config: Mapping[str, Any], inputs: Mapping[str, Path], out: Path) -> list[Path]:
+    """Every output path of the run, checked before anything is written.
+
+    ``inputs`` maps a description ("[[sources]] #1 'path'") to each input file the run reads. The
+    output folder may not hold, equal or sit inside an input; each output resolves
+    (:meth:`Path.resolve`, following links) inside the output folder, to no input and to no other
+    output.
+    """
+    out = out.resolve()
+    resolved = {what: Path(p).resolve() for what, p in inputs.items()}
+    for what, p in resolved.items():
+        if _within(p, out) or _within(out, p):
+            relation = "holds" if _within(p, out) else "is inside"
+            raise DataValidationError(
+                f"The output folder {str(out)!r} {relation} the input {str(p)!r} ({what}); the pipeline would "
+                "overwrite its own input. Choose an output folder that holds no input file.")
+    if out.exists() and not out.is_dir():
+        raise DataValidationError(f"The output folder {str(out)!r} is an existing file, not a folder.")
+    existing = next((a for a in (out, *out.parents) if a.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise DataValidationError(f"Cannot create the output folder {str(out)!r}: {str(existing)!r} is not a folder.")
+    paths: list[Path] = []
+    for name, what in output_names(config).items():
+        p = (out / name).resolve()
+        if not _within(p, out) or p == out:
+            raise DataValidationError(f"The output {name!r} ({what}) resolves to {str(p)!r}, outside the output folder.")
+        for desc, q in resolved.items():
+            if p == q or _within(q, p):
+                raise DataValidationError(f"The output {str(p)!r} ({what}) is the input {desc}; refusing to overwrite it.")
+        for other in paths:
+            if _within(p, other) or _within(other, p):
+                raise DataValidationError(f"The outputs {str(p)!r} and {str(other)!r} overlap; give them distinct names.")
+        paths.append(p)
+    return paths
