@@ -82,6 +82,14 @@ class PointMassFlow(nn.Module):
             else None
         )
 
+    @torch.no_grad()
+    def init_pattern_prior(self, shares: Tensor) -> None:
+        """Starts an unconditional pattern head at ``log(shares)`` (P,), its exact maximum-likelihood
+        fit, instead of uniform logits that a few hundred Adam steps barely move. Heads with
+        conditions are left as they are."""
+        if isinstance(self.head, _Logits):
+            self.head.logits.copy_(torch.log(torch.as_tensor(shares, dtype=torch.float32).clamp_min(1e-8)))
+
     def pattern_log_prob(self, c: Tensor) -> Tensor:
         """log P(pattern | c) for every pattern, shape (N, P)."""
         if self.head is None:

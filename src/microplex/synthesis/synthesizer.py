@@ -258,6 +258,9 @@ class Synthesizer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
+            self.model_.init_pattern_prior(
+                torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
+            )
             self._train(data, c, pattern, w, rng, epochs or self.epochs, seed)
         return self
 
