@@ -510,7 +510,7 @@ def test_bad_column_arguments_raise(small, args, match):
 
 
 def test_bad_fit_data_raise(small):
-    with pytest.raises(DataValidationError, match=r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]"):
+    with pytest.raises(DataValidationError, match=r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]"):
         small_synth(epochs=1).fit(small, seed=-1)
     with pytest.raises(DataValidationError, match=r"Household variable 'db090' varies within household 1 "):
         small_synth(epochs=1).fit(small.assign(db090=small.db090.where(small.index != 0, 1.0)))
@@ -532,7 +532,7 @@ def test_bad_fit_data_raise(small):
         (dict(n_households=True), r"The 'n_households' parameter must be an int >= 0\. Got True instead\."),
         (dict(n_households=10**12), r"The 'n_households' parameter is too large: 1000000000000 households .* GiB"),
         (dict(n_households=3, oversample=0), r"The 'oversample' parameter must be an int in \[1, 1000\]"),
-        (dict(n_households=3, seed="x"), r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\] or None"),
+        (dict(n_households=3, seed="x"), r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\] or None"),
     ],
 )
 def test_bad_sample_arguments_raise(fitted, kwargs, match):

@@ -192,7 +192,7 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("generate", "partition_by", ["marr"], r"\[calibrate\] cannot run on a streamed"),
      ("generate", "population", -1, "'generate.population' parameter must be a finite float > 0"),
      ("generate", "rows_per_file", 10, "need 'partition_by'"),
-     ("", "seed", -1, r"'seed' parameter must be an int in \[0, 2\*\*63 - 1\]"),
+     ("", "seed", -1, r"'seed' parameter must be an int in \[0, 2\*\*64 - 1\]"),
      ("", "seed", "0", "'seed' parameter"),
      ("", "output", 5, "'output' setting must be a non-empty string"),
      ("", "sources", [], r"\[\[sources\]\] must be a non-empty list"),

@@ -33,8 +33,8 @@ __all__ = [
     "check_seed",
 ]
 
-# Seeds feed numpy.random.SeedSequence and torch.manual_seed; both take non-negative ints < 2**63.
-_MAX_SEED = 2**63 - 1
+# Seeds feed numpy.random.SeedSequence and torch.manual_seed; both take non-negative ints < 2**64 (block seeds use all 64 bits).
+_MAX_SEED = 2**64 - 1
 
 
 def _got(value: Any) -> str:
@@ -160,14 +160,14 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
 
 
 def check_seed(value: Any, name: str = "seed", *, allow_none: bool = True) -> int | None:
-    """A seed: a non-negative ``int`` below 2**63 (or ``None`` for fresh entropy when allowed).
+    """A seed: a non-negative ``int`` below 2**64 (or ``None`` for fresh entropy when allowed).
 
     >>> check_seed(-1)
     Traceback (most recent call last):
     ...
-    microplex._errors.DataValidationError: The 'seed' parameter must be an int in [0, 2**63 - 1] or None. Got -1 instead.
+    microplex._errors.DataValidationError: The 'seed' parameter must be an int in [0, 2**64 - 1] or None. Got -1 instead.
     """
-    expected = "an int in [0, 2**63 - 1]" + (" or None" if allow_none else "")
+    expected = "an int in [0, 2**64 - 1]" + (" or None" if allow_none else "")
     if value is None and allow_none:
         return None
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= _MAX_SEED:

@@ -368,9 +368,9 @@ def test_stray_data_file_in_the_output_is_refused(tiny_synth, finished):
         ({"n": 10**6, "rows_per_file": 1}, r"would cut n=1000000 rows into 1000000 files|at most 1000000 are allowed"),
         ({"n": 10**7, "rows_per_file": 1}, r"into 10000000 files; at most 1000000 are allowed"),
         ({"rows_per_file": 2.5}, r"The 'rows_per_file' parameter must be an int >= 1. Got 2.5 instead"),
-        ({"seed": -1}, r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]. Got -1 instead"),
-        ({"seed": None}, r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]. Got None"),
-        ({"seed": 1.0}, r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]. Got 1.0 instead"),
+        ({"seed": -1}, r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]. Got -1 instead"),
+        ({"seed": None}, r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]. Got None"),
+        ({"seed": 1.0}, r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]. Got 1.0 instead"),
         ({"progress": "no"}, r"The 'progress' parameter must be a bool. Got 'no' instead"),
         ({"torch_threads": 1.5}, r"The 'torch_threads' parameter must be an int >= 1 or None. Got 1.5"),
         ({"partition_by": [1]}, r"The 'partition_by' parameter must be a list of distinct column names"),
@@ -424,7 +424,7 @@ def test_a_column_missing_in_a_whole_block_keeps_its_type(tiny_synth, small_bloc
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: Resample(pd.DataFrame({"x": [1]}), seed=-3), r"The 'seed' parameter must be an int in \[0, 2\*\*63 - 1\]. Got -3"),
+        (lambda: Resample(pd.DataFrame({"x": [1]}), seed=-3), r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]. Got -3"),
         (lambda: Resample(pd.DataFrame({"x": [1]}), block_rows=10**12), r"The 'block_rows' parameter must be an int in \[1, 1e\+07\]"),
         (lambda: Resample(pd.DataFrame({"x": [1]}), block_rows=0.5), r"The 'block_rows' parameter must be an int"),
         (lambda: Resample(pd.DataFrame({"x": [1]}), weights=["a"]), r"Resample weights must be 1 numbers"),
