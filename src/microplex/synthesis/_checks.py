@@ -14,7 +14,7 @@ from .schema import VariableSpec
 
 __all__ = [
     "EXTRAPOLATION_MARGIN", "MAX_BINS", "MAX_HIDDEN_LAYERS", "MAX_HIDDEN_UNITS", "MAX_LEARNING_RATE",
-    "MAX_POINT_MASSES", "MAX_THREADS", "MAX_TRANSFORMS", "check_effective_size", "check_hidden", "check_schema",
+    "MAX_HEAPS", "MAX_POINT_MASSES", "MAX_THREADS", "MAX_TRANSFORMS", "check_effective_size", "check_hidden", "check_schema",
     "overflow_message",
 ]
 
@@ -22,6 +22,8 @@ __all__ = [
 MAX_TRANSFORMS = 64
 MAX_BINS = 256
 MAX_POINT_MASSES = 64
+#: Most heap states per variable (each is an output of that variable's heap head).
+MAX_HEAPS = 1024
 MAX_HIDDEN_LAYERS = 16
 MAX_HIDDEN_UNITS = 16_384
 MAX_THREADS = 1024

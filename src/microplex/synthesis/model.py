@@ -9,15 +9,20 @@ and the continuous values of the targets that are in their continuous state. The
 where the first factor is a softmax over the patterns observed in training (so zero patterns
 are modelled jointly across targets) and the second factor comes from a
 :class:`~microplex.synthesis.flow.TriangularFlow` whose inactive coordinates are pinned to 0.
+With heaps (:mod:`~microplex.synthesis.heaps`), a middle factor P(heap states | pattern, c)
+comes in and heaped coordinates are pinned to their heap's encoded value.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from zuko.nn import MLP
 
 from .flow import TriangularFlow
+from .heaps import HeapHeads
 
 __all__ = ["PointMassFlow"]
 
@@ -39,6 +44,11 @@ class PointMassFlow(nn.Module):
     transforms : int, default=3
     hidden_features : tuple of int, default=(64, 64)
     bins : int, default=8
+    heaps : sequence of (int, Tensor (K,), BoolTensor (P, K + 1)), default=()
+        For each heaped continuous coordinate (in flow order): its index, the encoded values
+        of its heaps and the heap states each pattern allows (see
+        :class:`~microplex.synthesis.heaps.HeapHeads`). The flow is then also conditioned on
+        whether each heaped coordinate sits on a heap.
 
     Examples
     --------
@@ -46,8 +56,8 @@ class PointMassFlow(nn.Module):
     >>> active = torch.tensor([[False], [True]])
     >>> m = PointMassFlow(2, patterns, [2], active)
     >>> c = torch.randn(4, 2)
-    >>> pattern, u = m.sample(c, torch.Generator().manual_seed(0))
-    >>> m.log_prob(c, pattern, u).shape
+    >>> pattern, u, heap = m.sample(c, torch.Generator().manual_seed(0))
+    >>> m.log_prob(c, pattern, u, heap).shape
     torch.Size([4])
     """
 
@@ -61,6 +71,7 @@ class PointMassFlow(nn.Module):
         transforms: int = 3,
         hidden_features: tuple[int, ...] = (64, 64),
         bins: int = 8,
+        heaps: Sequence[tuple[int, Tensor, Tensor]] = (),
     ) -> None:
         super().__init__()
         self.register_buffer("patterns", torch.as_tensor(patterns, dtype=torch.long))
@@ -76,10 +87,15 @@ class PointMassFlow(nn.Module):
             self.head = MLP(context, n_patterns, hidden_features=hidden_features)
         else:  # no conditions: the pattern distribution is a free softmax
             self.head = _Logits(n_patterns)
-        self.flow = (
-            TriangularFlow(n_continuous, context + onehot.shape[1], flow, transforms, hidden_features, bins)
-            if n_continuous > 0
+        self.heap_dims = [int(d) for d, _, _ in heaps]
+        self.heaps = (
+            HeapHeads(context + onehot.shape[1], [v for _, v, _ in heaps], [a for _, _, a in heaps], hidden_features)
+            if heaps
             else None
+        )
+        n_ctx = context + onehot.shape[1] + len(self.heap_dims)
+        self.flow = (
+            TriangularFlow(n_continuous, n_ctx, flow, transforms, hidden_features, bins) if n_continuous > 0 else None
         )
 
     @torch.no_grad()
@@ -96,28 +112,50 @@ class PointMassFlow(nn.Module):
             return c.new_zeros(c.shape[0], 1)
         return torch.log_softmax(self.head(c), dim=-1)
 
-    def log_prob_parts(self, c: Tensor, pattern: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-        """(log P(pattern | c), log p(active u | pattern, c)), each of shape (N,).
+    def _pinned(self, pattern: Tensor, heap: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(flow context extras (N, H), pinned mask (N, D), pinned values (N, D))."""
+        active = self.active[pattern]
+        values = torch.zeros(active.shape, dtype=torch.float32)
+        if self.heaps is None:
+            return values.new_zeros(len(pattern), 0), ~active, values
+        on = heap > 0
+        heaped = torch.zeros_like(active)
+        heaped[:, self.heap_dims] = on
+        values[:, self.heap_dims] = self.heaps.encoded(heap)
+        return on.float(), ~active | heaped, values
+
+    def _heap(self, heap: Tensor | None, n: int) -> Tensor:
+        return torch.zeros(n, len(self.heap_dims), dtype=torch.long) if heap is None else heap
+
+    def log_prob_parts(
+        self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(log P(pattern | c), log P(heap states | pattern, c), log p(free u | states, c)),
+        each of shape (N,).
 
         ``pattern`` (N,) holds pattern indices, ``u`` (N, D) standardized continuous values
-        (values of inactive coordinates are ignored)."""
+        (values of inactive or heaped coordinates are ignored) and ``heap`` (N, H) the heap
+        state of each heaped coordinate (0: none; ``None``: no heaps)."""
         discrete = self.pattern_log_prob(c).gather(1, pattern[:, None]).squeeze(1)
-        if self.flow is None:
-            return discrete, torch.zeros_like(discrete)
-        active = self.active[pattern]
-        u = torch.where(active, u, torch.zeros_like(u))
+        heap = self._heap(heap, len(pattern))
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
-        terms = self.flow.log_prob_terms(u, ctx)
-        return discrete, (terms * active).sum(dim=1)
+        heaps = self.heaps.log_prob(ctx, pattern, heap) if self.heaps is not None else torch.zeros_like(discrete)
+        if self.flow is None:
+            return discrete, heaps, torch.zeros_like(discrete)
+        extra, pinned, values = self._pinned(pattern, heap)
+        u = torch.where(pinned, values, u)
+        terms = self.flow.log_prob_terms(u, torch.cat((ctx, extra), dim=1))
+        return discrete, heaps, (terms * ~pinned).sum(dim=1)
 
-    def log_prob(self, c: Tensor, pattern: Tensor, u: Tensor) -> Tensor:
+    def log_prob(self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None) -> Tensor:
         """Joint log-density, shape (N,) (see :meth:`log_prob_parts`)."""
-        discrete, continuous = self.log_prob_parts(c, pattern, u)
-        return discrete + continuous
+        discrete, heaps, continuous = self.log_prob_parts(c, pattern, u, heap)
+        return discrete + heaps + continuous
 
     @torch.no_grad()
-    def sample(self, c: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Draws (pattern indices (N,), standardized continuous values (N, D)) given ``c`` (N, C)."""
+    def sample(self, c: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """Draws (pattern indices (N,), standardized continuous values (N, D), heap states
+        (N, H)) given ``c`` (N, C): the pattern, then heap states in flow order, then the flow."""
         n = c.shape[0]
         if self.head is None:
             pattern = torch.zeros(n, dtype=torch.long)
@@ -126,14 +164,15 @@ class PointMassFlow(nn.Module):
             cdf = torch.cumsum(self.pattern_log_prob(c).exp(), dim=1)
             uniform = torch.rand(n, 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
             pattern = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+        ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
+        heap = self.heaps.sample(ctx, pattern, generator) if self.heaps is not None else self._heap(None, n)
         d = self.active.shape[1]
         z = torch.randn(n, d, generator=generator, dtype=c.dtype)
         if self.flow is None:
-            return pattern, z
-        active = self.active[pattern]
-        ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
-        u = self.flow.inverse(z, ctx, pinned=~active, values=torch.zeros_like(z))
-        return pattern, torch.where(active, u, torch.zeros_like(u))
+            return pattern, z, heap
+        extra, pinned, values = self._pinned(pattern, heap)
+        u = self.flow.inverse(z, torch.cat((ctx, extra), dim=1), pinned=pinned, values=values.to(z.dtype))
+        return pattern, torch.where(pinned, values.to(u.dtype), u), heap
 
 
 class _Logits(nn.Module):

@@ -37,6 +37,12 @@ class VariableSpec:
     transform : {"auto", "identity", "log", "logit", "asinh"}, default="auto"
         Transform of the continuous part before standardization. ``"auto"`` chooses from the
         support: ``logit`` between two bounds, ``log`` above a lower bound, else ``asinh``.
+    heaps : sequence of float or None, default=None
+        Values below the point-mass threshold modelled as discrete states (round numbers,
+        bracket midpoints; see :mod:`microplex.synthesis.heaps`). ``None`` detects them with
+        the synthesizer's ``heap_threshold``; an empty tuple disables heaps. Declared heaps
+        must each be held by at least ``min_heap_count`` training records, inside the
+        continuous support and not a point mass.
 
     Examples
     --------
@@ -47,6 +53,7 @@ class VariableSpec:
     kind: Kind | None = None
     point_masses: tuple[float, ...] | None = None
     transform: Transform = "auto"
+    heaps: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, str | type(None)) or self.kind not in (None, "continuous", "integer", "categorical"):
@@ -73,15 +80,35 @@ class VariableSpec:
                     f"Got {pm!r:.80} instead."
                 )
             object.__setattr__(self, "point_masses", tuple(float(v) for v in values))
+        if self.heaps is not None:
+            hp = self.heaps
+            ok = not isinstance(hp, str | bytes) and isinstance(hp, list | tuple | np.ndarray)
+            values = list(hp) if ok else []
+            ok = ok and all(
+                isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+                and np.isfinite(float(v)) for v in values
+            )
+            if not ok:
+                raise DataValidationError(
+                    f"VariableSpec 'heaps' must be a sequence of finite numbers or None. Got {hp!r:.80} instead."
+                )
+            object.__setattr__(self, "heaps", tuple(sorted({float(v) for v in values})))
+
+    def __repr__(self) -> str:
+        extra = "" if self.heaps is None else f", heaps={self.heaps!r}"
+        return (f"VariableSpec(kind={self.kind!r}, point_masses={self.point_masses!r}, "
+                f"transform={self.transform!r}{extra})")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["heaps"] is None:  # files stay as before heaps unless heaps are declared
+            del d["heaps"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VariableSpec:
-        pm = d.get("point_masses")
-        return cls(kind=d.get("kind"), point_masses=None if pm is None else tuple(pm),
-                   transform=d.get("transform", "auto"))
+        pm, heaps = d.get("point_masses"), d.get("heaps")
+        return cls(kind=d.get("kind"), point_masses=pm, transform=d.get("transform", "auto"), heaps=heaps)
 
 
 def infer_kind(series: pd.Series, *, role: Literal["target", "condition"]) -> Kind:

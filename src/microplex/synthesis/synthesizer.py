@@ -19,7 +19,7 @@ from .._params import check_bool, check_choice, check_float, check_int, check_na
 from .._random import int_seed
 from . import _model_file
 from ._checks import (
-    EXTRAPOLATION_MARGIN, MAX_BINS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_THREADS, MAX_TRANSFORMS, _FLOAT32_MAX,
+    EXTRAPOLATION_MARGIN, MAX_BINS, MAX_HEAPS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_THREADS, MAX_TRANSFORMS, _FLOAT32_MAX,
     check_effective_size, check_hidden, check_schema, overflow_message,
 )
 from ._validation import check_allocation, check_column, check_frame, check_reserved, check_unique_columns, check_weights
@@ -36,8 +36,8 @@ _FORMAT = "microplex.Synthesizer"
 _MAX_PATTERNS = 1024
 _PARAMS = (
     "target_vars", "condition_vars", "flow", "transforms", "hidden_features", "bins", "schema",
-    "point_mass_threshold", "max_point_masses", "epochs", "batch_size", "learning_rate",
-    "weight_decay", "validation_fraction", "patience", "verbose",
+    "point_mass_threshold", "max_point_masses", "heap_threshold", "max_heaps", "min_heap_count", "epochs",
+    "batch_size", "learning_rate", "weight_decay", "validation_fraction", "patience", "verbose",
 )
 
 
@@ -70,6 +70,16 @@ class Synthesizer:
         A value carrying at least this share of the weight is a point mass (continuous targets).
     max_point_masses : int, default=5
         Most point masses detected per target.
+    heap_threshold : float, default=0.003
+        A value of a continuous or integer target's continuous part carrying at least this
+        share of the weight (and held by ``min_heap_count`` records) is a *heap*: a discrete
+        state of its own variable, drawn by a per-variable autoregressive head, so round
+        numbers and bracket midpoints come out exactly (see :mod:`microplex.synthesis.heaps`).
+        0 disables heaps.
+    max_heaps : int, default=64
+        Most heaps per target, heaviest first (0 disables heaps).
+    min_heap_count : int, default=20
+        Fewest training records a heap must hold, so a heap state never identifies a record.
     epochs : int, default=200
         Maximum training epochs (early stopping usually ends sooner).
     batch_size : int, default=512
@@ -91,6 +101,8 @@ class Synthesizer:
         Modelling kind of every target and condition.
     point_masses_ : dict of str to tuple of float
         Point masses of every continuous or integer target.
+    heaps_ : dict of str to tuple of float
+        Heaps of every continuous or integer target (empty when it has none).
     history_ : DataFrame
         Per-epoch ``train_loss`` and ``val_loss`` (weighted mean negative log-likelihood).
     model_ : PointMassFlow
@@ -121,6 +133,9 @@ class Synthesizer:
         schema: Mapping[str, VariableSpec] | None = None,
         point_mass_threshold: float = 0.01,
         max_point_masses: int = 5,
+        heap_threshold: float = 0.003,
+        max_heaps: int = 64,
+        min_heap_count: int = 20,
         epochs: int = 200,
         batch_size: int = 512,
         learning_rate: float = 2e-3,
@@ -138,6 +153,9 @@ class Synthesizer:
         self.schema = schema
         self.point_mass_threshold = point_mass_threshold
         self.max_point_masses = max_point_masses
+        self.heap_threshold = heap_threshold
+        self.max_heaps = max_heaps
+        self.min_heap_count = min_heap_count
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -237,11 +255,9 @@ class Synthesizer:
                 enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
                 self.encoders_[name] = enc.fit(
                     data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
-                    self.point_mass_threshold, self.max_point_masses,
+                    self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
+                    max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
                 )
-        self.point_masses_ = {
-            n: tuple(e.point_masses) for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)
-        }
         self._build_layout()
 
         rng = np.random.default_rng(seed)
@@ -252,6 +268,7 @@ class Synthesizer:
         self._check_model_size(len(data))
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
+        heap = self._heap_states(data)
         self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
         self.training_weights_ = w.copy()
 
@@ -261,7 +278,7 @@ class Synthesizer:
             self.model_.init_pattern_prior(
                 torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
             )
-            self._train(data, c, pattern, w, rng, epochs or self.epochs, seed)
+            self._train(data, c, pattern, heap, w, rng, epochs or self.epochs, seed)
         return self
 
     def _check_encoded(self, data: pd.DataFrame, c: np.ndarray) -> None:
@@ -325,6 +342,10 @@ class Synthesizer:
                 self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
             "patience": check_int(self.patience, "patience", low=1),
             "verbose": check_bool(self.verbose, "verbose"),
+            "heap_threshold": check_float(self.heap_threshold, "heap_threshold", low=0.0, high=1.0,
+                                          high_inclusive=False),
+            "max_heaps": check_int(self.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
+            "min_heap_count": check_int(self.min_heap_count, "min_heap_count", low=1),
         }
         overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
         if overlap:
@@ -341,6 +362,28 @@ class Synthesizer:
         self.continuous_vars_ = [
             n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder) and e.has_continuous
         ]
+        self.heap_vars_ = [n for n in self.continuous_vars_ if self.encoders_[n].heaps]
+        continuous = {n: e for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)}
+        self.point_masses_ = {n: tuple(e.point_masses) for n, e in continuous.items()}
+        self.heaps_ = {n: tuple(e.heaps) for n, e in continuous.items()}
+
+    def _heap_states(self, data: pd.DataFrame) -> np.ndarray:
+        """Heap index of every heaped variable (0: none), shape (N, H)."""
+        cols = [self.encoders_[n].heap_index(data[n].to_numpy(float)) for n in self.heap_vars_]
+        return np.stack(cols, axis=1) if cols else np.zeros((len(data), 0), dtype=np.int64)
+
+    def _heap_layout(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(flow coordinate, encoded heap values, heap states allowed per pattern) per heaped variable."""
+        out = []
+        for name in self.heap_vars_:
+            enc = self.encoders_[name]
+            allowed = np.ones((len(self.patterns_), len(enc.heaps) + 1), dtype=bool)
+            if name in self.discrete_vars_:
+                state = self.patterns_[:, self.discrete_vars_.index(name)]
+                allowed[:, 1:] = state[:, None] == np.asarray(enc.heap_states)[None, :]
+            out.append((self.continuous_vars_.index(name), torch.as_tensor(enc.heap_encoded, dtype=torch.float32),
+                        torch.as_tensor(allowed)))
+        return out
 
     def _discrete_states(self, data: pd.DataFrame) -> np.ndarray:
         """Discrete state of every discrete variable, shape (N, M); ``-1`` marks unseen values."""
@@ -384,6 +427,7 @@ class Synthesizer:
             transforms=self.transforms,
             hidden_features=self._hidden_features(),
             bins=self.bins,
+            heaps=self._heap_layout(),
         )
 
     def _hidden_features(self) -> tuple[int, ...]:
@@ -396,12 +440,12 @@ class Synthesizer:
         cols = [self.encoders_[n].encode(data[n].to_numpy(float), rng)[1] for n in self.continuous_vars_]
         return np.stack(cols, axis=1) if cols else np.zeros((len(data), 0))
 
-    def _train(self, data, c, pattern, w, rng, epochs, seed) -> None:
+    def _train(self, data, c, pattern, heap, w, rng, epochs, seed) -> None:
         """Adam on the weighted negative log-likelihood, with early stopping on a validation split.
 
-        The pattern head and the flow have disjoint parameters and separate loss terms, so
-        each keeps its own best state on the validation split; training stops when neither
-        has improved for ``patience`` epochs. Without a validation split the learning rate
+        The pattern head, the heap heads and the flow have disjoint parameters and separate
+        loss terms, so each keeps its own best state on the validation split; training stops
+        when none has improved for ``patience`` epochs. Without a validation split the learning rate
         follows a cosine decay to 0 over ``epochs``.
         """
         n = len(data)
@@ -414,14 +458,14 @@ class Synthesizer:
                 "held out for validation); give more records a positive weight or set validation_fraction=0."
             )
         val_idx, train_idx = torch.as_tensor(order[:n_val]), torch.as_tensor(order[n_val:])
-        c_t, p_t = torch.as_tensor(c), torch.as_tensor(pattern)
+        c_t, p_t, h_t = torch.as_tensor(c), torch.as_tensor(pattern), torch.as_tensor(heap)
         w_t = torch.as_tensor(w / w.mean(), dtype=torch.float32)
         dequantize = any(self.encoders_[v].integer for v in self.continuous_vars_)
         u_t = torch.as_tensor(self._encode_continuous(data, None), dtype=torch.float32)
         u_val = u_t[val_idx]
 
         model = self.model_
-        parts = {"head": model.head, "flow": model.flow}
+        parts = {"head": model.head, "heaps": model.heaps, "flow": model.flow}
         parts = {k: m for k, m in parts.items() if m is not None}
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         if n_val:
@@ -443,7 +487,7 @@ class Synthesizer:
                 wb = w_t[b]
                 if not float(wb.sum()) > 0:  # a batch of zero-weight records carries no likelihood
                     continue
-                loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b])).sum() / wb.sum()
+                loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b], h_t[b])).sum() / wb.sum()
                 opt.zero_grad()
                 loss.backward()
                 try:
@@ -471,10 +515,10 @@ class Synthesizer:
                 continue
             model.eval()
             with torch.no_grad():
-                discrete, continuous = model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val)
+                lps = model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx])
             wv = w_t[val_idx] / w_t[val_idx].sum()
-            scores = {"head": -float((wv * discrete).sum()), "flow": -float((wv * continuous).sum())}
-            val_loss = scores["head"] + scores["flow"]
+            scores = {k: -float((wv * lp).sum()) for k, lp in zip(("head", "heaps", "flow"), lps, strict=True)}
+            val_loss = sum(scores.values())
             history.append((epoch + 1, train_loss, val_loss))
             bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
             for k, m in parts.items():
@@ -624,11 +668,11 @@ class Synthesizer:
                 if len(part) == 0:
                     break
                 c = torch.as_tensor(self.condition_encoder_.transform(part))
-                pattern, u = self.model_.sample(c, gen)
-                for name, values in self._decode(pattern.numpy(), u.numpy()).items():
+                pattern, u, heap = self.model_.sample(c, gen)
+                for name, values in self._decode(pattern.numpy(), u.numpy(), heap.numpy()).items():
                     pieces[name].append(values)
 
-    def _decode(self, pattern: np.ndarray, u: np.ndarray) -> dict[str, np.ndarray]:
+    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> dict[str, np.ndarray]:
         states = self.patterns_[pattern]
         out = {}
         for name in self.target_vars:
@@ -642,7 +686,8 @@ class Synthesizer:
                 out[name] = enc.decode(state)
             else:
                 cont = u[:, self.continuous_vars_.index(name)] if enc.has_continuous else np.zeros(len(pattern))
-                out[name] = enc.decode(cont.astype(float), state)
+                h = heap[:, self.heap_vars_.index(name)] if name in self.heap_vars_ else None
+                out[name] = enc.decode(cont.astype(float), state, h)
         return out
 
     def sample(
@@ -697,6 +742,7 @@ class Synthesizer:
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup.get(tuple(s), -1) for s in states.tolist()], dtype=np.int64)
         seen = pattern >= 0
+        heap = self._heap_states(data)
         u = self._encode_continuous(data, None)
         log_jac = np.zeros(len(data))
         for j, name in enumerate(self.continuous_vars_):
@@ -707,7 +753,8 @@ class Synthesizer:
         if seen.any():
             with torch.inference_mode():
                 lp = self.model_.log_prob(
-                    c[seen], torch.as_tensor(pattern[seen]), torch.as_tensor(u[seen], dtype=torch.float32)
+                    c[seen], torch.as_tensor(pattern[seen]), torch.as_tensor(u[seen], dtype=torch.float32),
+                    torch.as_tensor(heap[seen]),
                 )
             out[seen] = lp.double().numpy() + log_jac[seen]
         return out
@@ -773,9 +820,6 @@ class Synthesizer:
         self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]
         types = {"ContinuousEncoder": ContinuousEncoder, "CategoricalEncoder": CategoricalEncoder}
         self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(meta["encoders"][n]) for n in p["target_vars"]}
-        self.point_masses_ = {
-            n: tuple(e.point_masses) for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)
-        }
         self.condition_encoder_ = ConditionEncoder.from_dict(meta["condition_encoder"])
         self.n_features_in_ = len(self.condition_vars)
         self._build_layout()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .heaps import detect_heaps
 from .schema import VariableSpec, detect_point_masses
 
 __all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "weighted_quantile"]
@@ -239,15 +240,30 @@ class ContinuousEncoder:
     inverse transform continues linearly (values there are still drawn, without the
     exponential blow-up of ``exp`` or ``sinh``). Integer variables are dequantized with uniform
     noise in training and rounded on output.
+
+    *Heaps* (:mod:`~microplex.synthesis.heaps`) are values inside a segment that carry mass
+    below the point-mass threshold; they keep the segment's state, are encoded exactly (never
+    dequantized), and decode to the heap value itself. A heap index per value is 0 for none,
+    ``k + 1`` for ``heaps[k]``.
     """
 
     def __init__(self, name: str, integer: bool = False) -> None:
         self.name = name
         self.integer = integer
+        self.heaps: list[float] = []
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
-        self, x: np.ndarray, w: np.ndarray, spec: VariableSpec, threshold: float, max_point_masses: int
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        spec: VariableSpec,
+        threshold: float,
+        max_point_masses: int,
+        *,
+        heap_threshold: float = 0.0,
+        max_heaps: int = 0,
+        min_heap_count: int = 1,
     ) -> ContinuousEncoder:
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
@@ -276,7 +292,54 @@ class ContinuousEncoder:
                 mirrored = sorted(sign * m for m in self.point_masses)
                 seg = _Segment(sign).fit(sign * xc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
                 self.segments.append(seg)
+        if spec.heaps is not None:
+            self.heaps = self._check_heaps(spec.heaps, x, min_heap_count)
+        else:
+            self.heaps = list(detect_heaps(xc, wc, float(w.sum()), heap_threshold, min_heap_count, max_heaps))
         return self
+
+    def _check_heaps(self, heaps: tuple[float, ...], x: np.ndarray, min_count: int) -> list[float]:
+        """Declared heaps, checked against the data."""
+        for h in heaps:
+            if h in self.point_masses:
+                raise DataValidationError(
+                    f"Target {self.name!r}: declared heap {h!r} is also a point mass; declare it once."
+                )
+            if int(self.states(np.array([h]))[0]) < len(self.point_masses):
+                raise DataValidationError(
+                    f"Target {self.name!r}: declared heap {h!r} is outside the continuous support "
+                    "(beyond a point-mass bound or on a side without continuous values)."
+                )
+            count = int(np.sum(x == h))
+            if count < max(min_count, 1):
+                raise DataValidationError(
+                    f"Target {self.name!r}: declared heap {h!r} is held by {count} training records; "
+                    f"a heap needs at least min_heap_count={max(min_count, 1)}."
+                )
+        return [float(h) for h in heaps]
+
+    @property
+    def heap_states(self) -> list[int]:
+        """Continuous state (segment) of each heap."""
+        return [int(s) for s in self.states(np.asarray(self.heaps, dtype=float))]
+
+    @property
+    def heap_encoded(self) -> np.ndarray:
+        """Standardized value of each heap in its segment, shape (K,)."""
+        k = len(self.point_masses)
+        out = np.zeros(len(self.heaps))
+        for i, (h, s) in enumerate(zip(self.heaps, self.heap_states, strict=True)):
+            out[i] = self.segments[s - k].encode(np.array([h], dtype=float))[0]
+        return out
+
+    def heap_index(self, x: np.ndarray) -> np.ndarray:
+        """Heap state per value, shape (N,): 0 for none, ``k + 1`` for ``heaps[k]``."""
+        x = np.asarray(x, dtype=float)
+        heaps = np.asarray(self.heaps, dtype=float)
+        if heaps.size == 0:
+            return np.zeros(x.shape, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(heaps, x), heaps.size - 1)
+        return np.where(heaps[pos] == x, pos + 1, 0).astype(np.int64)
 
     @property
     def has_continuous(self) -> bool:
@@ -323,6 +386,10 @@ class ContinuousEncoder:
                 if self.integer and rng is not None:
                     xc = xc + rng.uniform(-0.5, 0.5, size=xc.shape)
                 u[on] = seg.encode(xc)
+        if self.heaps:  # heap values are encoded exactly, never dequantized
+            heap = self.heap_index(x)
+            on = (heap > 0) & (state >= len(self.point_masses))
+            u[on] = self.heap_encoded[heap[on] - 1]
         return state, u
 
     def log_jacobian(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
@@ -331,10 +398,12 @@ class ContinuousEncoder:
         for seg, on in self._segment_rows(state):
             if on.any():
                 out[on] = seg.log_jacobian(x[on].astype(float))
+        if self.heaps:  # a heap is a discrete state: no Jacobian
+            out[self.heap_index(x) > 0] = 0.0
         return out
 
-    def decode(self, u: np.ndarray, state: np.ndarray) -> np.ndarray:
-        """Values from standardized ``u`` (N,) and ``state`` (N,)."""
+    def decode(self, u: np.ndarray, state: np.ndarray, heap: np.ndarray | None = None) -> np.ndarray:
+        """Values from standardized ``u`` (N,), ``state`` (N,) and heap index ``heap`` (N,)."""
         x = np.empty(u.shape, dtype=float)
         for seg, on in self._segment_rows(state):
             x[on] = seg.decode(u[on])
@@ -342,17 +411,24 @@ class ContinuousEncoder:
                 x[on] = np.round(x[on])
         for i, m in enumerate(self.point_masses):
             x[state == i] = m
+        if heap is not None and self.heaps:
+            on = heap > 0
+            x[on] = np.asarray(self.heaps, dtype=float)[heap[on] - 1]
         return x
 
     # -- serialization -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "integer": self.integer, "point_masses": self.point_masses,
-                "segments": [seg.to_dict() for seg in self.segments]}
+        d = {"name": self.name, "integer": self.integer, "point_masses": self.point_masses,
+             "segments": [seg.to_dict() for seg in self.segments]}
+        if self.heaps:  # without heaps, files stay byte-identical to those written before heaps
+            d["heaps"] = list(self.heaps)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ContinuousEncoder:
         enc = cls(d["name"], d["integer"])
         enc.point_masses = list(d["point_masses"])
+        enc.heaps = [float(h) for h in d.get("heaps", [])]
         if "segments" in d:
             enc.segments = [_Segment.from_dict(s) for s in d["segments"]]
         else:  # files written before segments: one segment, described by flat keys
