@@ -280,7 +280,7 @@ FUSE_PARAM_CASES = [
     ({"n_imputations": 1.5}, "The 'n_imputations' parameter must be an int >= 1. Got 1.5 instead."),
     ({"n_imputations": 0}, "The 'n_imputations' parameter must be an int >= 1. Got 0 instead."),
     ({"n_imputations": 10**12}, "The fused data \\(200 base records x 1000000000000 imputations\\) would take about"),
-    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*63 - 1\\] or None. Got -1 instead."),
+    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\] or None. Got -1 instead."),
     ({"seed": 1.5}, "The 'seed' parameter must be an int in"),
     ({"holdout_fraction": 1}, "The 'holdout_fraction' parameter must be a finite float in \\[0, 1\\). Got 1 instead."),
     ({"holdout_fraction": float("nan")}, "The 'holdout_fraction' parameter must be a finite float in \\[0, 1\\)"),

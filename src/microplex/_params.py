@@ -17,6 +17,7 @@ be finite unless the check says otherwise. Numpy scalars are accepted and conver
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_int",
     "check_names",
     "check_seed",
+    "memory_cap",
 ]
 
 # Seeds feed numpy.random.SeedSequence and torch.manual_seed; both take non-negative ints < 2**64 (block seeds use all 64 bits).
@@ -196,3 +198,20 @@ def check_names(value: Any, name: str, *, allow_empty: bool = True) -> list[str]
     if not names and not allow_empty:
         raise _fail(name, expected, value)
     return names
+
+
+#: Memory assumed where the machine's physical memory cannot be read.
+_FALLBACK_MEMORY_CAP = 2**34
+
+
+def memory_cap() -> int:
+    """Bytes a result held in memory may take: this machine's physical memory (``os.sysconf``),
+    or 16 GiB where it cannot be read. Sizes are checked against it before allocating.
+
+    >>> memory_cap() > 2**20
+    True
+    """
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
+        return _FALLBACK_MEMORY_CAP

@@ -162,7 +162,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed,
                  "stratify": _stratify, "force": check_bool},
-    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1)},
+    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool},
 }
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ._errors import DataValidationError, MicroplexError
+from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -194,10 +195,7 @@ def check_rows_fit_memory(n: int, n_columns: int, name: str) -> None:
     synthesizing; a table over the machine's physical memory raises before anything is allocated
     (stream it instead: ``generate_dataset``, ``microplex generate --stream``, ``partition_by``).
     """
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - platforms without sysconf
-        return
+    memory = memory_cap()
     need = int(n) * max(int(n_columns), 1) * 8 * 4
     if need > memory:
         raise DataValidationError(

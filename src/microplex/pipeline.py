@@ -593,7 +593,7 @@ class _Context:
             report = evaluate(
                 train[keep], synthetic[columns + ["weight"]], weight_col=weight, synthetic_weight_col="weight",
                 targets=None if targets is None else targets[0],
-                holdout_df=holdout[keep], conditions=cfg.get("conditions"),
+                holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True),
             )
             report.scores.to_csv(w(scores_path), index=False)
             report.to_html(w(report_path))

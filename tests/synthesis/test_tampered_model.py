@@ -285,7 +285,7 @@ def test_tampered_model_file_is_refused_and_nothing_is_written(model_bytes, tmp_
 
 @pytest.mark.parametrize("path", [3, None, b"m.mpx"])
 def test_load_path_must_be_a_path(path):
-    with pytest.raises(DataValidationError, match="'path' parameter must be a str or path"):
+    with pytest.raises(DataValidationError, match="'path' parameter must be a str, a path or a binary file object"):
         Synthesizer.load(path)
 
 

@@ -104,7 +104,7 @@ def test_target_and_condition_names_are_checked(frame, targets, conditions, mess
 
 @pytest.mark.parametrize("kw, message", [
     ({"epochs": 1.5}, "The 'epochs' parameter must be an int >= 1 or None. Got 1.5 instead."),
-    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*63 - 1\\]. Got -1 instead."),
+    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\]. Got -1 instead."),
     ({"seed": 1.5}, "The 'seed' parameter must be an int"),
     ({"seed": None}, "The 'seed' parameter must be an int"),
     ({"weight_col": 3}, "The 'weight_col' parameter must be a column name"),

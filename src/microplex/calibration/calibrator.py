@@ -24,7 +24,7 @@ from .design import Design, build_design, collapse_rows
 from .diagnose import min_violation
 from .diagnostics import design_effect, kish_ess, relative_errors, weight_ratio_range
 from .distances import DISTANCES, Distance, get_distance
-from .feasibility import achieved_values, box, mean_scale, solution_problems, survey_errors, unreachable_targets
+from .feasibility import box, mean_scale, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 

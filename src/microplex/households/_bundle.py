@@ -186,7 +186,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         raise _fail(where, "early_cols", "the household columns that are not late", early)
     allotted = meta.get("allotted")
     if allotted not in {size_col, hs.geography} - {None}:
-        raise _fail(where, "allotted", f"the size or the geography column", allotted)
+        raise _fail(where, "allotted", "the size or the geography column", allotted)
     hs.size_col_, hs.household_cols_, hs.early_cols_, hs.allotted_ = size_col, household_cols, early, allotted
     hs.total_weight_ = _number(meta.get("total_weight"), where, "total_weight", low=0.0)
     max_size = meta.get("max_size")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError, NotFittedError
-from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed, memory_cap
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
@@ -574,10 +574,10 @@ class HouseholdSynthesizer:
         pcols = len(self.person_vars) + len(getattr(self, "context_cols_", [])) + 4
         # float64 values, with room for the copies made while drawing
         need = 8 * 4 * (n * max(oversample, 1) * cols + persons * pcols)
-        if need > _memory_bytes():
+        if need > memory_cap():
             raise DataValidationError(
                 f"The 'n_households' parameter is too large: {n} households (up to {persons} persons) need about "
-                f"{need / 2**30:.3g} GiB, more than this machine's memory ({_memory_bytes() / 2**30:.3g} GiB). "
+                f"{need / 2**30:.3g} GiB, more than this machine's memory ({memory_cap() / 2**30:.3g} GiB). "
                 "Sample fewer households per call and concatenate."
             )
 
@@ -614,13 +614,6 @@ def _find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip
         if np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c):
             return col
     return None
-
-
-def _memory_bytes() -> int:
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 16 * 2**30
 
 
 def _is_int(series: pd.Series) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import memory_cap
 
 __all__ = [
     "RESERVED_NAMES", "check_allocation", "check_column", "check_frame", "check_reserved", "check_unique_columns",
@@ -53,9 +54,6 @@ def check_weights(df: pd.DataFrame, weight_col: str | None) -> np.ndarray:
 
 #: Column names used internally (the training weights in a model file); a column may not be named so.
 RESERVED_NAMES = ("__weight__",)
-
-#: Bytes an in-memory result may take at most: the machine's physical memory (see :func:`memory_cap`).
-_FALLBACK_MEMORY_CAP = 2**34
 
 
 def check_unique_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -129,17 +127,6 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
             raise DataValidationError(
                 f"{label} mixes value types {sorted(families)}; give every value one type (e.g. all str)."
             )
-
-
-def memory_cap() -> int:
-    """Bytes a result held in memory may take: the machine's physical memory (``os.sysconf``),
-    or 16 GiB where it cannot be read."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return _FALLBACK_MEMORY_CAP
 
 
 def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
