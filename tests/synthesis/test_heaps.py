@@ -172,3 +172,33 @@ def test_models_without_heaps_write_files_as_before_and_old_files_load(tmp_path)
     loaded = Synthesizer.load(old)
     assert loaded.heaps_ == {"hours": ()}
     pd.testing.assert_frame_equal(loaded.generate(df.head(200), seed=2), synth.generate(df.head(200), seed=2))
+
+
+def test_a_file_written_before_heaps_loads_with_heaps_off(tmp_path):
+    df = _hours(800)
+    synth = Synthesizer(["hours"], ["g"], max_heaps=0, epochs=2, verbose=False).fit(df, seed=0)
+    path, old = tmp_path / "new.mpx", tmp_path / "old.mpx"
+    synth.save(path)
+    meta, tensors, tables = read_archive(path, "microplex.Synthesizer")
+    for k in ("heap_threshold", "max_heaps", "min_heap_count"):
+        del meta["params"][k]
+    write_archive(old, meta, tensors, tables)
+    assert Synthesizer.load(old).get_params()["max_heaps"] == 0
+    meta["params"]["max_heaps"] = 0  # only some of the heap keys: tampered
+    write_archive(old, meta, tensors, tables)
+    with pytest.raises(DataValidationError, match="params"):
+        Synthesizer.load(old)
+
+
+@pytest.mark.parametrize("heaps", [[], [2000.0, 1960.0], [0.0], "x", [float("nan")]])
+def test_tampered_heaps_in_a_model_file_are_refused(tmp_path, heaps):
+    df = _hours(800)
+    synth = Synthesizer(["hours"], ["g"], epochs=1, verbose=False).fit(df, seed=0)
+    path = tmp_path / "m.mpx"
+    synth.save(path)
+    meta, tensors, tables = read_archive(path, "microplex.Synthesizer")
+    assert meta["encoders"]["hours"]["heaps"]
+    meta["encoders"]["hours"]["heaps"] = heaps
+    write_archive(path, meta, tensors, tables)
+    with pytest.raises(DataValidationError, match="heaps"):
+        Synthesizer.load(path)

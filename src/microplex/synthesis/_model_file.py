@@ -15,7 +15,11 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
+from ._checks import MAX_HEAPS
 from ._validation import check_column
+
+#: Synthesizer parameters added with heap states; files written before them lack these keys.
+HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 __all__ = ["check_conditions_table", "check_metadata", "check_patterns", "check_tensors"]
 
@@ -88,14 +92,21 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     f = _Fields(label)
     f.mapping(meta, "metadata", _TOP)
     f.string(meta["microplex_version"], "microplex_version")
-    params = f.mapping(meta["params"], "params", param_keys)
+    # Files written before heaps lack the heap parameters: their models have no heap states.
+    before_heaps = tuple(k for k in param_keys if k not in HEAP_PARAMS)
+    params = f.mapping(meta["params"], "params")
+    if set(params) != set(param_keys) and set(params) != set(before_heaps):
+        raise f.fail("params", f"an object with keys {sorted(param_keys)}", sorted(params))
     targets = f.array(params.get("target_vars"), "params.target_vars")
     conditions = f.array(params.get("condition_vars"), "params.condition_vars")
     for i, n in enumerate(targets + conditions):
         f.string(n, f"params.{'target_vars' if i < len(targets) else 'condition_vars'}[{i}]")
     schema = f.mapping(params.get("schema"), "params.schema")
     for name, spec in schema.items():
-        f.mapping(spec, f"params.schema.{name}", ("kind", "point_masses", "transform"))
+        spec = f.mapping(spec, f"params.schema.{name}")
+        if not {"kind", "point_masses", "transform"} <= set(spec) <= {"kind", "point_masses", "transform", "heaps"}:
+            raise f.fail(f"params.schema.{name}", "an object with keys kind, point_masses, transform (and heaps)",
+                         sorted(spec))
     if params.get("hidden_features") is not None:
         f.array(params["hidden_features"], "params.hidden_features", 64)
 
@@ -148,7 +159,7 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
     field = f"encoders.{name}"
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
-    keys = {"name", "integer", "point_masses"} | ({"has_continuous", *_SEGMENT} if legacy else {"segments"})
+    keys = {"name", "integer", "point_masses"} | ({"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps"})
     if not {"name", "integer", "point_masses"} <= set(enc) or set(enc) - keys:
         raise f.fail(field, f"an object with keys {sorted(keys)}", sorted(enc))
     if enc["integer"] is not integer:
@@ -186,6 +197,11 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
             f.number(seg.get(k), f"{where}.{k}", none=True)
     if not masses and not segments:
         raise f.fail(field, "an encoder with a point mass or a continuous segment", enc)
+    if "heaps" in enc:
+        heaps = [f.number(v, f"{field}.heaps") for v in f.array(enc["heaps"], f"{field}.heaps", MAX_HEAPS)]
+        if not heaps or heaps != sorted(set(heaps)) or set(heaps) & set(masses) or not segments:
+            raise f.fail(f"{field}.heaps", "a non-empty sorted list of distinct numbers, none a point mass, "
+                         "on a variable with a continuous segment", heaps)
 
 
 def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:

@@ -809,6 +809,8 @@ class Synthesizer:
         meta, tensors, tables = read_archive(path, _FORMAT, tables=("conditions",))
         _model_file.check_metadata(meta, label, _PARAMS)
         params = dict(meta["params"])
+        if "max_heaps" not in params:  # a file written before heap states: its model has none
+            params["max_heaps"] = 0
         try:
             params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
             if params["hidden_features"] is not None:
