@@ -67,32 +67,11 @@ class VariableSpec:
                 f"'asinh'. Got {self.transform!r} instead."
             )
         if self.point_masses is not None:
-            pm = self.point_masses
-            ok = not isinstance(pm, str | bytes) and isinstance(pm, list | tuple | np.ndarray)
-            values = list(pm) if ok else []
-            ok = ok and all(
-                isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-                and np.isfinite(float(v)) for v in values
-            ) and len({float(v) for v in values}) == len(values)
-            if not ok:
-                raise DataValidationError(
-                    "VariableSpec 'point_masses' must be a sequence of distinct finite numbers or None. "
-                    f"Got {pm!r:.80} instead."
-                )
-            object.__setattr__(self, "point_masses", tuple(float(v) for v in values))
+            values = _numbers(self.point_masses, "point_masses", "a sequence of distinct finite numbers", distinct=True)
+            object.__setattr__(self, "point_masses", tuple(values))
         if self.heaps is not None:
-            hp = self.heaps
-            ok = not isinstance(hp, str | bytes) and isinstance(hp, list | tuple | np.ndarray)
-            values = list(hp) if ok else []
-            ok = ok and all(
-                isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-                and np.isfinite(float(v)) for v in values
-            )
-            if not ok:
-                raise DataValidationError(
-                    f"VariableSpec 'heaps' must be a sequence of finite numbers or None. Got {hp!r:.80} instead."
-                )
-            object.__setattr__(self, "heaps", tuple(sorted({float(v) for v in values})))
+            values = _numbers(self.heaps, "heaps", "a sequence of finite numbers", distinct=False)
+            object.__setattr__(self, "heaps", tuple(sorted(set(values))))
 
     def __repr__(self) -> str:
         extra = "" if self.heaps is None else f", heaps={self.heaps!r}"
@@ -109,6 +88,20 @@ class VariableSpec:
     def from_dict(cls, d: dict[str, Any]) -> VariableSpec:
         pm, heaps = d.get("point_masses"), d.get("heaps")
         return cls(kind=d.get("kind"), point_masses=pm, transform=d.get("transform", "auto"), heaps=heaps)
+
+
+def _numbers(value: Any, field: str, expected: str, *, distinct: bool) -> list[float]:
+    """``value`` as a list of finite floats (a list, tuple or array of real numbers), else a
+    DataValidationError naming the VariableSpec field."""
+    ok = not isinstance(value, str | bytes) and isinstance(value, list | tuple | np.ndarray)
+    values = list(value) if ok else []
+    ok = ok and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+        and np.isfinite(float(v)) for v in values
+    ) and (not distinct or len({float(v) for v in values}) == len(values))
+    if not ok:
+        raise DataValidationError(f"VariableSpec {field!r} must be {expected} or None. Got {value!r:.80} instead.")
+    return [float(v) for v in values]
 
 
 def infer_kind(series: pd.Series, *, role: Literal["target", "condition"]) -> Kind:
