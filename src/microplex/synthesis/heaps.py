@@ -96,7 +96,7 @@ class HeapHeads(nn.Module):
             self.register_buffer(f"values_{i}", torch.cat((v.new_zeros(1), v)), persistent=False)
             self.register_buffer(f"allowed_{i}", torch.as_tensor(a, dtype=torch.bool), persistent=False)
             n_in, n_out = context + 2 * i, v.shape[0] + 1
-            heads.append(MLP(n_in, n_out, hidden_features=hidden_features) if n_in > 0 else _Logits(n_out))
+            heads.append(MLP(n_in, n_out, hidden_features=hidden_features) if n_in > 0 else Logits(n_out))
         self.heads = nn.ModuleList(heads)
 
     def _values(self, i: int) -> Tensor:
@@ -136,8 +136,9 @@ class HeapHeads(nn.Module):
         return torch.stack(cols, dim=1) if cols else torch.zeros(heap.shape[0], 0)
 
 
-class _Logits(nn.Module):
-    """Unconditional logits, shape (K,), broadcast over a batch of empty inputs."""
+class Logits(nn.Module):
+    """Unconditional logits, shape (K,), broadcast over a batch of empty inputs (the pattern head
+    without conditions and a heap head without inputs)."""
 
     def __init__(self, n: int) -> None:
         super().__init__()

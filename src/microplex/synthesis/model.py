@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from zuko.nn import MLP
 
 from .flow import TriangularFlow
-from .heaps import HeapHeads
+from .heaps import HeapHeads, Logits
 
 __all__ = ["PointMassFlow"]
 
@@ -86,7 +86,7 @@ class PointMassFlow(nn.Module):
         elif context > 0:
             self.head = MLP(context, n_patterns, hidden_features=hidden_features)
         else:  # no conditions: the pattern distribution is a free softmax
-            self.head = _Logits(n_patterns)
+            self.head = Logits(n_patterns)
         self.heap_dims = [int(d) for d, _, _ in heaps]
         self.heaps = (
             HeapHeads(context + onehot.shape[1], [v for _, v, _ in heaps], [a for _, _, a in heaps], hidden_features)
@@ -103,7 +103,7 @@ class PointMassFlow(nn.Module):
         """Starts an unconditional pattern head at ``log(shares)`` (P,), its exact maximum-likelihood
         fit, instead of uniform logits that a few hundred Adam steps barely move. Heads with
         conditions are left as they are."""
-        if isinstance(self.head, _Logits):
+        if isinstance(self.head, Logits):
             self.head.logits.copy_(torch.log(torch.as_tensor(shares, dtype=torch.float32).clamp_min(1e-8)))
 
     def pattern_log_prob(self, c: Tensor) -> Tensor:
@@ -173,14 +173,3 @@ class PointMassFlow(nn.Module):
         extra, pinned, values = self._pinned(pattern, heap)
         u = self.flow.inverse(z, torch.cat((ctx, extra), dim=1), pinned=pinned, values=values.to(z.dtype))
         return pattern, torch.where(pinned, values.to(u.dtype), u), heap
-
-
-class _Logits(nn.Module):
-    """Unconditional logits, shape (P,), broadcast over a batch of empty contexts."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.logits = nn.Parameter(torch.zeros(n))
-
-    def forward(self, c: Tensor) -> Tensor:
-        return self.logits.expand(c.shape[0], -1)
