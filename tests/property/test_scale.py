@@ -83,18 +83,24 @@ def cases(draw):
     return frame, partition_by, rows_per_file, use_n
 
 
+def _sandbox(tmp: str, frame: pd.DataFrame, names: list[str] | None):
+    """(watched folder, output folder two levels below it, frame, partition names), with the
+    placeholder name ``<ABS>`` replaced by an absolute path into the watched folder, so that an
+    escape is seen."""
+    watched = Path(tmp)
+    sandbox = watched / "a" / "b"
+    sandbox.mkdir(parents=True)
+    absolute = str(watched / "abs")
+    frame = frame.rename(columns=lambda c: absolute if c == "<ABS>" else c)
+    names = None if names is None else [absolute if c == "<ABS>" else c for c in names]
+    return watched, sandbox / "out", frame, names
+
+
 @given(case=cases())
 def test_generate_dataset_is_right_or_raises_and_stays_inside(tiny_model, case):
     frame, partition_by, rows_per_file, n = case
     with tempfile.TemporaryDirectory() as tmp:
-        watched = Path(tmp)
-        sandbox = watched / "a" / "b"
-        sandbox.mkdir(parents=True)
-        out = sandbox / "out"
-        # an absolute name that points into the watched folder, so an escape is seen
-        absolute = str(watched / "abs")
-        frame = frame.rename(columns=lambda c: absolute if c == "<ABS>" else c)
-        partition_by = None if partition_by is None else [absolute if c == "<ABS>" else c for c in partition_by]
+        watched, out, frame, partition_by = _sandbox(tmp, frame, partition_by)
         before = snapshot(frame)
         with nothing_written_outside(watched, out):
             manifest, error = result_or_microplex_error(
@@ -137,13 +143,7 @@ def partition_cases(draw):
 def test_partition_names_and_values_never_write_outside(tiny_model, case):
     frame, names, rows_per_file = case
     with tempfile.TemporaryDirectory() as tmp:
-        watched = Path(tmp)
-        sandbox = watched / "a" / "b"
-        sandbox.mkdir(parents=True)
-        out = sandbox / "out"
-        absolute = str(watched / "abs")
-        frame = frame.rename(columns=lambda c: absolute if c == "<ABS>" else c)
-        names = [absolute if c == "<ABS>" else c for c in names]
+        watched, out, frame, names = _sandbox(tmp, frame, names)
         before = snapshot(frame)
         with nothing_written_outside(watched, out):
             manifest, error = result_or_microplex_error(
