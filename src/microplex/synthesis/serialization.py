@@ -27,7 +27,7 @@ from safetensors.torch import save as save_tensors
 
 from .._errors import DataValidationError
 
-__all__ = ["FORMAT_VERSION", "write_archive", "read_archive"]
+__all__ = ["FORMAT_VERSION", "check_format", "read_archive", "write_archive"]
 
 #: Version of the archive layout; bumped on incompatible changes.
 FORMAT_VERSION = 1
@@ -148,6 +148,17 @@ def read_archive(
         meta = json.loads(raw["metadata.json"].decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataValidationError(f"{label}: metadata.json is not valid JSON: {exc}") from exc
+    check_format(meta, expected_format, label)
+    try:
+        tensors = load_tensors(raw["weights.safetensors"])
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on bad input
+        raise DataValidationError(f"{label}: weights.safetensors is not a valid safetensors file: {exc}") from exc
+    out_tables = {n: _read_table(raw[f"{n}.parquet"], f"{n}.parquet", label) for n in table_names}
+    return meta, tensors, out_tables
+
+
+def check_format(meta: Any, expected_format: str, label: str) -> None:
+    """Refuses metadata that is not a JSON object of ``expected_format`` and this :data:`FORMAT_VERSION`."""
     if not isinstance(meta, dict):
         raise DataValidationError(f"{label}: metadata.json must hold a JSON object. Got {type(meta).__name__}.")
     if meta.get("format") != expected_format:
@@ -159,12 +170,6 @@ def read_archive(
         raise DataValidationError(
             f"{label} has format version {version!r:.40}; this microplex reads version {FORMAT_VERSION}."
         )
-    try:
-        tensors = load_tensors(raw["weights.safetensors"])
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types on bad input
-        raise DataValidationError(f"{label}: weights.safetensors is not a valid safetensors file: {exc}") from exc
-    out_tables = {n: _read_table(raw[f"{n}.parquet"], f"{n}.parquet", label) for n in table_names}
-    return meta, tensors, out_tables
 
 
 def _label(path: Any) -> str:

@@ -1,0 +1,202 @@
+"""The estimator contract shared by every microplex estimator (scikit-learn's, without the dependency).
+
+An estimator's ``__init__`` stores its arguments unchanged, under their own names, and validates
+nothing; ``fit`` checks them (:meth:`Estimator._check_params`), learns, stores the fitted state in
+attributes ending in ``_`` and returns ``self``; every later method starts with
+:func:`check_is_fitted`. On that basis the base class gives, once for every estimator:
+
+* :meth:`~Estimator.get_params` read from the ``__init__`` signature (no hand-kept list),
+* :meth:`~Estimator.set_params`, refusing unknown names with a :class:`~microplex.DataValidationError`
+  (a ``ValueError``, as scikit-learn raises),
+* a ``repr`` showing the parameters that differ from their defaults,
+* ``__sklearn_is_fitted__``, so :func:`sklearn.base.clone` and
+  :func:`sklearn.utils.validation.check_is_fitted` work on microplex estimators.
+
+>>> class Scaler(Estimator):
+...     _fitted_attribute = "scale_"
+...     def __init__(self, factor=1.0, *, center=True):
+...         self.factor = factor
+...         self.center = center
+>>> Scaler(2.0)
+Scaler(factor=2.0)
+>>> Scaler().set_params(center=False).get_params()
+{'factor': 1.0, 'center': False}
+>>> Scaler().set_params(centre=False)
+Traceback (most recent call last):
+...
+microplex._errors.DataValidationError: Invalid parameter 'centre' for estimator Scaler. Valid parameters are: ['factor', 'center'].
+>>> check_is_fitted(Scaler())
+Traceback (most recent call last):
+...
+microplex._errors.NotFittedError: This Scaler instance is not fitted yet. Call 'fit' with appropriate arguments before using this estimator.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any, ClassVar
+
+from ._errors import DataValidationError, NotFittedError
+
+__all__ = ["DEPRECATED", "Estimator", "check_is_fitted", "deprecated_random_state"]
+
+
+class Estimator:
+    """Base class of microplex estimators: parameters from the constructor signature.
+
+    Subclasses set ``_fitted_attribute`` to an attribute that only a successful ``fit`` (or
+    ``load``) sets, and implement ``_check_params`` (the checks of every parameter, called at the
+    start of ``fit``, never in ``__init__``).
+    """
+
+    #: An attribute that a successful ``fit`` sets (the estimator is fitted when it exists).
+    _fitted_attribute: ClassVar[str] = ""
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """Names of the ``__init__`` parameters, in signature order."""
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        names = []
+        for p in inspect.signature(init).parameters.values():
+            if p.name == "self" or p.kind == p.VAR_KEYWORD:
+                continue
+            if p.kind == p.VAR_POSITIONAL:  # pragma: no cover - a programming error of a subclass
+                raise TypeError(f"{cls.__name__}.__init__ must not take *args: parameters are read from its signature.")
+            names.append(p.name)
+        return names
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as given (scikit-learn's contract).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of parameters that are estimators, as ``name__param``.
+
+        Returns
+        -------
+        dict of str to object
+        """
+        out: dict[str, Any] = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params: Any) -> Estimator:
+        """Sets constructor parameters (``name__param`` for a parameter of a parameter); returns ``self``.
+
+        Nothing is validated until ``fit``, as in the constructor.
+
+        Raises
+        ------
+        DataValidationError
+            For names that are not parameters of this estimator (all of them named).
+        """
+        if not params:
+            return self
+        valid = self.get_params(deep=True)
+        unknown = [k for k in params if k.partition("__")[0] not in valid]
+        if unknown:
+            names = ", ".join(repr(k) for k in unknown)
+            raise DataValidationError(
+                f"Invalid parameter{'s' if len(unknown) > 1 else ''} {names} for estimator {type(self).__name__}. "
+                f"Valid parameters are: {self._get_param_names()!r}."
+            )
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, sub = key.partition("__")
+            if sub:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        }
+        shown = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = defaults[name]
+            if default is inspect.Parameter.empty or not _same(value, default):
+                shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` has succeeded (used by :func:`check_is_fitted` and scikit-learn)."""
+        return bool(self._fitted_attribute) and hasattr(self, self._fitted_attribute)
+
+    def _check_is_fitted(self) -> None:
+        check_is_fitted(self)
+
+    def _check_params(self) -> Any:  # pragma: no cover - every estimator overrides it
+        """Checks every constructor parameter; called first thing in ``fit``."""
+        raise NotImplementedError
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether a parameter equals its default (identity, or equal values of the same type)."""
+    if value is default:
+        return True
+    if type(value) is not type(default):
+        return False
+    try:
+        return bool(value == default)
+    except Exception:  # noqa: BLE001 - arrays and odd objects: not the default
+        return False
+
+
+def check_is_fitted(estimator: Any) -> None:
+    """Raises :class:`~microplex.NotFittedError` unless ``estimator`` is fitted.
+
+    The message is scikit-learn's. ``estimator`` is fitted when its ``__sklearn_is_fitted__()``
+    says so.
+
+    Raises
+    ------
+    NotFittedError
+    """
+    if not estimator.__sklearn_is_fitted__():
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+            "arguments before using this estimator."
+        )
+
+
+#: Default of a deprecated ``random_state`` argument: not given.
+DEPRECATED = "deprecated"
+
+
+def deprecated_random_state(seed: Any, random_state: Any, where: str, *, default: Any = 0) -> Any:
+    """The seed given as ``seed`` or as the deprecated ``random_state`` alias (with a FutureWarning).
+
+    ``random_state`` is the former name of ``seed`` (in ``SparseCalibrator``, ``pmse``,
+    ``fidelity_scores``, ``evaluate``, ``dcr`` and ``privacy_summary``); it still works, with a
+    :class:`FutureWarning`, for one release (removed in 0.3). Giving both raises. Its default is
+    :data:`DEPRECATED` (not given).
+
+    >>> deprecated_random_state(3, DEPRECATED, "pmse")
+    3
+    """
+    if isinstance(random_state, str) and random_state == DEPRECATED:
+        return seed
+    if seed is not None and seed != default:
+        raise DataValidationError(
+            f"{where}: give 'seed' only ('random_state' is its deprecated alias). Got seed={seed!r} and "
+            f"random_state={random_state!r}."
+        )
+    warnings.warn(
+        f"{where}: 'random_state' is deprecated and will be removed in the next release; use 'seed' instead.",
+        FutureWarning, stacklevel=3,
+    )
+    return random_state

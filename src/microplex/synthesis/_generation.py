@@ -1,0 +1,203 @@
+"""The Synthesizer's generation: conditions in, synthetic targets out, and exact log-likelihoods.
+
+A mixin of :class:`~microplex.synthesis.Synthesizer`; the public methods ``generate``,
+``sample`` and ``log_prob`` (with their documentation) call ``_generate``, ``_sample`` and
+``_log_prob`` here.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning
+from .._params import check_int, check_seed
+from .._random import int_seed
+from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
+from ._validation import check_allocation, check_column, check_frame, check_unique_columns
+from .transforms import CategoricalEncoder, ContinuousEncoder
+
+__all__: list[str] = []
+
+
+class _Generation:
+    """Drawing and scoring records with a fitted model (a Synthesizer mixin)."""
+
+    def _generate(self, conditions: pd.DataFrame, seed: int | None, chunk_size: int,
+                  threads: int | None) -> pd.DataFrame:
+        self._check_is_fitted()
+        seed = check_seed(seed, "seed")
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        threads = check_int(threads, "threads", low=1, high=MAX_THREADS, allow_none=True)
+        cond = list(self.condition_vars)
+        check_frame(conditions, cond, "conditions", allow_empty=True)
+        check_unique_columns(conditions, list(self.target_vars), "conditions")
+        for name in cond:
+            check_column(conditions[name], name, "condition")
+        self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
+        prepared = self._prepare_conditions(conditions)
+        gen = torch.Generator().manual_seed(int_seed(np.random.SeedSequence(seed)))
+        out = conditions.copy()
+        pieces: dict[str, list[np.ndarray]] = {n: [] for n in self.target_vars}
+        previous = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        try:
+            self._sample_chunks(prepared, gen, chunk_size, pieces)
+        finally:
+            torch.set_num_threads(previous)
+        for name in self.target_vars:
+            values = np.concatenate(pieces[name]) if pieces[name] else np.array([])
+            if self.kinds_[name] != "categorical" and not np.isfinite(values).all():
+                raise ConvergenceError(
+                    f"The model drew {int((~np.isfinite(values)).sum())} non-finite values of target {name!r}; "
+                    "it is numerically unstable for these conditions."
+                )
+            out[name] = _cast(values, self.dtypes_[name], self.kinds_[name])
+        return out
+
+    def _sample(self, n: int, seed: int | None, chunk_size: int, threads: int | None) -> pd.DataFrame:
+        self._check_is_fitted()
+        n = check_int(n, "n", low=0)
+        seed = check_seed(seed, "seed")
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        self._check_generate_size(n, len(self.condition_vars), chunk_size)
+        ss = np.random.SeedSequence(seed)
+        cond_seed, gen_seed = ss.spawn(2)
+        rng = np.random.default_rng(cond_seed)
+        p = self.training_weights_ / self.training_weights_.sum()
+        idx = rng.choice(len(p), size=int(n), p=p)
+        conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
+        return self.generate(conditions, seed=int_seed(gen_seed), chunk_size=chunk_size, threads=threads)
+
+    def _log_prob(self, data: pd.DataFrame) -> np.ndarray:
+        self._check_is_fitted()
+        cols = list(self.target_vars) + list(self.condition_vars)
+        check_frame(data, cols, "data", allow_empty=True)
+        for name in cols:
+            check_column(data[name], name, "target" if name in self.target_vars else "condition")
+        for name in [n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)]:
+            if not pd.api.types.is_numeric_dtype(data[name].dtype):
+                raise DataValidationError(
+                    f"Target column {name!r} must be numeric, as in training. Got dtype {data[name].dtype} instead."
+                )
+        c = torch.as_tensor(self.condition_encoder_.transform(self._prepare_conditions(data)))
+        states = self._discrete_states(data)
+        lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
+        pattern = np.array([lookup.get(tuple(s), -1) for s in states.tolist()], dtype=np.int64)
+        seen = pattern >= 0
+        heap = self._heap_states(data)
+        u = self._encode_continuous(data, None)
+        log_jac = np.zeros(len(data))
+        for j, name in enumerate(self.continuous_vars_):
+            enc = self.encoders_[name]
+            x = data[name].to_numpy(float)
+            log_jac += enc.log_jacobian(x, enc.states(x))
+        out = np.full(len(data), -np.inf)
+        if seen.any():
+            with torch.inference_mode():
+                lp = self.model_.log_prob(
+                    c[seen], torch.as_tensor(pattern[seen]), torch.as_tensor(u[seen], dtype=torch.float32),
+                    torch.as_tensor(heap[seen]),
+                )
+            out[seen] = lp.double().numpy() + log_jac[seen]
+        return out
+
+    def _check_generate_size(self, n_rows: int, n_columns: int, chunk_size: int) -> None:
+        """Refuses, before allocating, an output or a chunk that cannot fit in memory."""
+        check_allocation(
+            8.0 * n_rows * (n_columns + len(self.target_vars)) * 2, f"Generating {n_rows:,} records",
+            "Stream large populations to Parquet with microplex.scale.generate_dataset.",
+        )
+        rows = min(chunk_size, n_rows)
+        hidden = sum(self._hidden_features())
+        width = self.condition_encoder_.n_features + len(self.patterns_) + int(self.transforms) * (hidden + 3 * 8)
+        check_allocation(4.0 * 4 * rows * width, f"A chunk of {rows:,} records (chunk_size={chunk_size:,})",
+                         "Use a smaller 'chunk_size'.")
+
+    def _condition_ranges(self) -> dict[str, tuple[float, float]]:
+        """(min, max) of every numeric condition over the training records (not saved: derived
+        from the training conditions)."""
+        if getattr(self, "_ranges", None) is None:
+            self._ranges = {
+                n: (float(self.training_conditions_[n].to_numpy(float).min()),
+                    float(self.training_conditions_[n].to_numpy(float).max()))
+                for n in self.condition_vars if self.kinds_[n] != "categorical"
+            }
+        return self._ranges
+
+    def _prepare_conditions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``'s condition columns, checked against their training kinds. Numeric conditions further than
+        ``EXTRAPOLATION_MARGIN`` times their training range beyond it are held at that margin,
+        with an :class:`ExtrapolationWarning` naming the column: the networks never saw such
+        values and extrapolate them into degenerate draws (all zeros, or overflow)."""
+        ranges = self._condition_ranges()
+        clipped = {}
+        for name, (lo, hi) in ranges.items():
+            dtype = frame[name].dtype
+            if not pd.api.types.is_numeric_dtype(dtype):
+                raise DataValidationError(
+                    f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
+                )
+            x = frame[name].to_numpy(float)
+            margin = EXTRAPOLATION_MARGIN * (hi - lo)
+            far = (x < lo - margin) | (x > hi + margin)
+            if far.any():
+                warnings.warn(
+                    f"Condition column {name!r}: {int(far.sum())} of {len(x)} rows lie outside the training range "
+                    f"[{lo:g}, {hi:g}] by more than {margin:g} ({EXTRAPOLATION_MARGIN:g} times its width); they are "
+                    "treated as lying at that margin.", ExtrapolationWarning, stacklevel=4,
+                )
+                clipped[name] = np.clip(x, lo - margin, hi + margin)
+        return frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
+
+    def _sample_chunks(self, conditions: pd.DataFrame, gen: torch.Generator, chunk_size: int,
+                       pieces: dict[str, list[np.ndarray]]) -> None:
+        with torch.inference_mode():
+            for start in range(0, max(len(conditions), 1), chunk_size):
+                part = conditions.iloc[start : start + chunk_size]
+                if len(part) == 0:
+                    break
+                c = torch.as_tensor(self.condition_encoder_.transform(part))
+                pattern, u, heap = self.model_.sample(c, gen)
+                for name, values in self._decode(pattern.numpy(), u.numpy(), heap.numpy()).items():
+                    pieces[name].append(values)
+
+    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> dict[str, np.ndarray]:
+        states = self.patterns_[pattern]
+        out = {}
+        for name in self.target_vars:
+            enc = self.encoders_[name]
+            state = (
+                states[:, self.discrete_vars_.index(name)]
+                if name in self.discrete_vars_
+                else np.zeros(len(pattern), dtype=np.int64)
+            )
+            if isinstance(enc, CategoricalEncoder):
+                out[name] = enc.decode(state)
+            else:
+                cont = u[:, self.continuous_vars_.index(name)] if enc.has_continuous else np.zeros(len(pattern))
+                h = heap[:, self.heap_vars_.index(name)] if name in self.heap_vars_ else None
+                out[name] = enc.decode(cont.astype(float), state, h)
+        return out
+
+
+
+def _cast(values: np.ndarray, dtype: str, kind: str) -> np.ndarray | pd.Series:
+    """Casts synthesized values back to the training dtype (pandas extension dtypes such as
+    ``Int64``, ``boolean`` and ``string`` included)."""
+    try:
+        if dtype == "category":
+            return pd.Categorical(values)
+        if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
+            return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
+        if kind == "categorical":
+            return pd.Series(values, dtype=object).astype(dtype).to_numpy()
+        if kind == "integer":
+            return np.asarray(values).astype(dtype)
+        return np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError):
+        return values

@@ -1,0 +1,114 @@
+"""The fitted state of a :class:`~microplex.synthesis.Synthesizer` as plain data, and back.
+
+:func:`export_state` gives the three parts of a model file: JSON-ready metadata, the network's
+tensors and the training-conditions table. :func:`restore_state` validates such parts as untrusted
+data (every field, every tensor name and shape against the architecture the parameters declare,
+before any weight is loaded) and builds the fitted estimator. ``Synthesizer.save``/``load``, the
+household model file and the streaming writer's model hash all go through this pair; nothing else
+reads a Synthesizer's fitted internals.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from .._errors import DataValidationError
+from . import _model_file
+from .schema import VariableSpec
+from .serialization import check_format
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["FORMAT", "State", "export_state", "restore_state"]
+
+#: The ``format`` field of a Synthesizer model file.
+FORMAT = "microplex.Synthesizer"
+#: Metadata (JSON-ready), tensors (name to tensor) and tables (name to DataFrame).
+State = tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]
+
+
+def export_state(synth: Synthesizer) -> State:
+    """The fitted state of ``synth``: metadata, the network's state dict, the conditions table.
+
+    The metadata holds the constructor parameters (JSON types), kinds, dtypes, encoders, the
+    pattern table and the training history; the ``conditions`` table holds the training
+    conditions and their weights (column ``__weight__``).
+    """
+    from .. import __version__
+
+    params = synth.get_params(deep=False)
+    params["schema"] = {k: v.to_dict() for k, v in (synth.schema or {}).items()}
+    params["target_vars"], params["condition_vars"] = list(synth.target_vars), list(synth.condition_vars)
+    params["hidden_features"] = None if synth.hidden_features is None else list(synth.hidden_features)
+    metadata = {
+        "format": FORMAT,
+        "microplex_version": __version__,
+        "params": params,
+        "kinds": synth.kinds_,
+        "dtypes": synth.dtypes_,
+        "encoders": {n: e.to_dict() for n, e in synth.encoders_.items()},
+        "encoder_types": {n: type(e).__name__ for n, e in synth.encoders_.items()},
+        "condition_encoder": synth.condition_encoder_.to_dict(),
+        "patterns": synth.patterns_.tolist(),
+        "history": synth.history_.to_dict(orient="list"),
+    }
+    conditions = synth.training_conditions_.copy()
+    conditions["__weight__"] = synth.training_weights_
+    return metadata, synth.model_.state_dict(), {"conditions": conditions}
+
+
+def restore_state(
+    cls: type[Synthesizer], meta: Any, tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame], label: str
+) -> Synthesizer:
+    """Inverse of :func:`export_state`: a fitted ``cls`` from untrusted parts.
+
+    ``meta`` carries ``format`` and ``format_version`` as in a file. Any defect raises one
+    :class:`~microplex.DataValidationError` naming ``label`` and the field.
+    """
+    check_format(meta, FORMAT, label)
+    if sorted(tables) != ["conditions"]:
+        raise DataValidationError(
+            f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected ['conditions']."
+        )
+    _model_file.check_metadata(meta, label, tuple(cls._get_param_names()))
+    params = dict(meta["params"])
+    if "max_heaps" not in params:  # a file written before heap states: its model has none
+        params["max_heaps"] = 0
+    try:
+        params["schema"] = {k: VariableSpec.from_dict(v) for k, v in params["schema"].items()} or None
+        if params["hidden_features"] is not None:
+            params["hidden_features"] = tuple(params["hidden_features"])
+        self = cls(**params)
+        p = self._check_params()
+    except DataValidationError as exc:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
+    self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]
+    types = {"ContinuousEncoder": ContinuousEncoder, "CategoricalEncoder": CategoricalEncoder}
+    self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(meta["encoders"][n]) for n in p["target_vars"]}
+    self.condition_encoder_ = ConditionEncoder.from_dict(meta["condition_encoder"])
+    self.n_features_in_ = len(self.condition_vars)
+    self._build_layout()
+    sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
+    self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
+    self.history_ = pd.DataFrame(meta["history"])
+    conditions = tables["conditions"].copy()
+    _model_file.check_conditions_table(
+        conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
+    self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
+    self.training_conditions_ = conditions
+    self._ranges = None
+    try:
+        self._check_model_size(len(conditions))
+    except DataValidationError as exc:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
+    model = self._new_model()
+    _model_file.check_tensors(tensors, model.state_dict(), label)
+    model.load_state_dict(tensors)
+    model.eval()
+    self.model_ = model
+    return self

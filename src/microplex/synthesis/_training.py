@@ -1,0 +1,123 @@
+"""The Synthesizer's training loop: weighted maximum likelihood with early stopping.
+
+A mixin of :class:`~microplex.synthesis.Synthesizer`; :meth:`_Training._train` fits its
+``model_`` and sets ``history_``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .._errors import ConvergenceError, DataValidationError
+
+__all__: list[str] = []
+
+logger = logging.getLogger(__name__)
+
+
+class _Training:
+    """The training loop (a Synthesizer mixin)."""
+
+    def _train(self, data, c, pattern, heap, w, rng, epochs, seed) -> None:
+        """Adam on the weighted negative log-likelihood, with early stopping on a validation split.
+
+        The pattern head, the heap heads and the flow have disjoint parameters and separate
+        loss terms, so each keeps its own best state on the validation split; training stops
+        when none has improved for ``patience`` epochs. Without a validation split the learning rate
+        follows a cosine decay to 0 over ``epochs``.
+        """
+        n = len(data)
+        order = rng.permutation(n)
+        n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
+        if w[order[n_val:]].sum() <= 0 or (n_val and w[order[:n_val]].sum() <= 0):
+            part = "training" if w[order[n_val:]].sum() <= 0 else "validation"
+            raise DataValidationError(
+                f"Every record with positive weight fell outside the {part} split ({n_val} of {n} records are "
+                "held out for validation); give more records a positive weight or set validation_fraction=0."
+            )
+        val_idx, train_idx = torch.as_tensor(order[:n_val]), torch.as_tensor(order[n_val:])
+        c_t, p_t, h_t = torch.as_tensor(c), torch.as_tensor(pattern), torch.as_tensor(heap)
+        w_t = torch.as_tensor(w / w.mean(), dtype=torch.float32)
+        dequantize = any(self.encoders_[v].integer for v in self.continuous_vars_)
+        u_t = torch.as_tensor(self._encode_continuous(data, None), dtype=torch.float32)
+        u_val = u_t[val_idx]
+
+        model = self.model_
+        parts = {"head": model.head, "heaps": model.heaps, "flow": model.flow}
+        parts = {k: m for k, m in parts.items() if m is not None}
+        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        if n_val:
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(self.patience // 3, 1))
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        gen = torch.Generator().manual_seed(seed)
+        best = {k: (np.inf, copy.deepcopy(m.state_dict()), 0) for k, m in parts.items()} if n_val else {}
+        history = []
+        bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not self.verbose, leave=False)
+        for epoch in bar:
+            if dequantize:
+                u_t = torch.as_tensor(self._encode_continuous(data, rng), dtype=torch.float32)
+            model.train()
+            perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
+            total, weight = 0.0, 0.0
+            for start in range(0, len(perm), self.batch_size):
+                b = perm[start : start + self.batch_size]
+                wb = w_t[b]
+                if not float(wb.sum()) > 0:  # a batch of zero-weight records carries no likelihood
+                    continue
+                loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b], h_t[b])).sum() / wb.sum()
+                opt.zero_grad()
+                loss.backward()
+                try:
+                    opt.step()
+                except RuntimeError as exc:  # e.g. a step that overflows float32
+                    bar.close()
+                    raise ConvergenceError(
+                        f"Training failed at epoch {epoch + 1}: {exc}; lower 'learning_rate' (now "
+                        f"{self.learning_rate!r}) or rescale extreme values."
+                    ) from exc
+                total += loss.item() * float(wb.sum())
+                weight += float(wb.sum())
+            train_loss = total / weight
+            if not np.isfinite(train_loss):
+                bar.close()
+                raise ConvergenceError(
+                    f"The training loss became non-finite ({train_loss}) at epoch {epoch + 1}; lower "
+                    f"'learning_rate' (now {self.learning_rate!r}) or rescale extreme values."
+                )
+            val_loss = np.nan
+            if not n_val:
+                history.append((epoch + 1, train_loss, val_loss))
+                bar.set_postfix(train=f"{train_loss:.4f}")
+                sched.step()
+                continue
+            model.eval()
+            with torch.no_grad():
+                lps = model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx])
+            wv = w_t[val_idx] / w_t[val_idx].sum()
+            scores = {k: -float((wv * lp).sum()) for k, lp in zip(("head", "heaps", "flow"), lps, strict=True)}
+            val_loss = sum(scores.values())
+            history.append((epoch + 1, train_loss, val_loss))
+            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            for k, m in parts.items():
+                score, state, stale = best[k]
+                if scores[k] < score - 1e-4:
+                    best[k] = (scores[k], copy.deepcopy(m.state_dict()), 0)
+                else:
+                    best[k] = (score, state, stale + 1)
+            sched.step(val_loss)
+            if all(stale >= self.patience for _, _, stale in best.values()):
+                logger.info("Early stopping after %d epochs.", epoch + 1)
+                break
+        bar.close()
+        if n_val:
+            for k, m in parts.items():
+                m.load_state_dict(best[k][1])
+        model.eval()
+        self.history_ = pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"])
