@@ -9,21 +9,15 @@ names the file.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
 import re
-import tempfile
-import zipfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save as save_tensors
 
 from .._errors import DataValidationError, MicroplexError
 from ..synthesis import Synthesizer, VariableSpec
@@ -50,11 +44,15 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
     metadata, its inner models through :func:`pack_models`."""
     from .. import __version__
 
-    params = hs.get_params()
+    params = hs.get_params(deep=False)
+    if params["synthesizer_params"] is None:  # not written: files stay as before the parameter existed
+        del params["synthesizer_params"]
+    else:
+        params["synthesizer_params"] = dict(params["synthesizer_params"])
     params["schema"] = {k: v.to_dict() for k, v in (hs.schema or {}).items()}
     params["household_vars"], params["person_vars"] = list(hs.household_vars), list(hs.person_vars)
     params["late_household_vars"] = list(hs.late_household_vars)
-    params["hidden_features"] = [int(h) for h in hs.hidden_features]
+    params["hidden_features"] = None if hs.hidden_features is None else [int(h) for h in hs.hidden_features]
     meta: dict[str, Any] = {
         "format": _FORMAT, "microplex_version": __version__, "params": params,
         "size_col": hs.size_col_, "household_cols": hs.household_cols_, "early_cols": hs.early_cols_,
@@ -156,23 +154,23 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
            tables: dict[str, pd.DataFrame], where: str) -> HouseholdSynthesizer:
     """Validates the archive's contents, then builds the fitted instance."""
     from ._persons import AGE_CATEGORY, GAP
-    from ._synthesizer import _PARAMS
-
+    names = cls._get_param_names()
     if not isinstance(meta, dict):
         raise _fail(where, "metadata", "a JSON object", meta)
     params = meta.get("params")
-    if not isinstance(params, dict) or set(params) != set(_PARAMS):
+    # 'synthesizer_params' is written only when given
+    if not isinstance(params, dict) or set(params) not in (set(names), set(names) - {"synthesizer_params"}):
         got = sorted(params) if isinstance(params, dict) else params
-        raise _fail(where, "params", f"an object with exactly the keys {list(_PARAMS)}", got)
+        raise _fail(where, "params", f"an object with exactly the keys {names}", got)
     params = dict(params)
     schema = params["schema"]
     if not isinstance(schema, dict):
         raise _fail(where, "params.schema", "an object", schema)
     params["schema"] = {_name(k, where, "params.schema"): VariableSpec.from_dict(v) for k, v in schema.items()} or None
     hidden = params["hidden_features"]
-    if not isinstance(hidden, list):
-        raise _fail(where, "params.hidden_features", "a list of ints", hidden)
-    params["hidden_features"] = tuple(hidden)
+    if hidden is not None and not isinstance(hidden, list):
+        raise _fail(where, "params.hidden_features", "a list of ints or null", hidden)
+    params["hidden_features"] = None if hidden is None else tuple(hidden)
     hs = cls(**params)
     hs._check_params()  # every parameter, with the messages of 'fit'
 
@@ -299,48 +297,32 @@ def pack_models(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]:
     """Metadata, tensors and tables of several fitted Synthesizers, keys prefixed by name.
 
-    Each model is saved with :meth:`Synthesizer.save` and read back with ``read_archive``, so
-    the inner format stays the Synthesizer's own.
+    Each model's parts come from :meth:`Synthesizer._export_state`, so the inner format stays
+    the Synthesizer's own (metadata as in its file, with ``format_version``).
     """
     meta, tensors, tables = {}, {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, model in models.items():
-            model.save(Path(tmp) / f"{name}.mpx")
-            sub_meta, sub_tensors, sub_tables = read_archive(Path(tmp) / f"{name}.mpx", _INNER)
-            meta[name] = sub_meta
-            tensors.update({f"{name}/{k}": v for k, v in sub_tensors.items()})
-            tables.update({f"{name}/{k}": v for k, v in sub_tables.items()})
+    for name, model in models.items():
+        sub_meta, sub_tensors, sub_tables = model._export_state()
+        meta[name] = {"format_version": FORMAT_VERSION, **sub_meta}
+        tensors.update({f"{name}/{k}": v for k, v in sub_tensors.items()})
+        tables.update({f"{name}/{k}": v for k, v in sub_tables.items()})
     return meta, tensors, tables
 
 
 def unpack_models(
     meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], tables: Mapping[str, pd.DataFrame]
 ) -> dict[str, Synthesizer]:
-    """Inverse of :func:`pack_models`, in memory: each inner model is rebuilt as an archive in a
-    byte buffer and read with :meth:`Synthesizer.load` (which validates it); nothing is written."""
+    """Inverse of :func:`pack_models`: each inner model is rebuilt with :meth:`Synthesizer._from_state`
+    (which validates its parts as untrusted data); nothing is written."""
     models = {}
     for name, sub_meta in meta.items():
         sub_tensors = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
         sub_tables = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith(f"{name}/")}
-        buffer = io.BytesIO(_archive_bytes(sub_meta, sub_tensors, sub_tables))
         try:
-            models[name] = Synthesizer.load(buffer)
+            models[name] = Synthesizer._from_state(sub_meta, sub_tensors, sub_tables, f"Inner model {name!r}")
         except Exception as exc:  # noqa: BLE001 - an untrusted file: name the inner model
             raise DataValidationError(f"inner model {name!r} is invalid: {exc}") from exc
     return models
-
-
-def _archive_bytes(meta: dict[str, Any], tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame]) -> bytes:
-    """The bytes of a Synthesizer archive (the layout of ``write_archive``), built in memory."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps({"format_version": FORMAT_VERSION, **meta}))
-        zf.writestr("weights.safetensors", save_tensors({k: v.contiguous() for k, v in tensors.items()}))
-        for name, table in tables.items():
-            part = io.BytesIO()
-            table.to_parquet(part, index=False)
-            zf.writestr(f"{name}.parquet", part.getvalue())
-    return buffer.getvalue()
 
 
 def systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

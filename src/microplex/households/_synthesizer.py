@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import DataValidationError, NotFittedError
-from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed, memory_cap
+from .._errors import DataValidationError
+from .._estimator import Estimator
+from .._params import check_int, check_seed, memory_cap
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted, systematic_counts
 from ._members import PREFIX
+from ._params import SIZE_COL, check_params, inner_params
 from ._persons import (
     AGE_CATEGORY,
     GAP,
@@ -30,19 +32,11 @@ from ._validation import check_households, check_sizes, na_age_thresholds
 
 __all__ = ["HouseholdSynthesizer"]
 
-_SIZE_COL = "n_persons"
-#: Internal column names of the training and output frames (reserved in user data).
-_INTERNAL = frozenset({"__w__", "__k__"})
 #: Most distinct household sizes for which the size conditions the household model as a category.
 _MAX_SIZE_CATEGORIES = 64
-_PARAMS = (
-    "household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
-    "geography", "late_household_vars", "age_var", "adult_age", "schema", "flow", "transforms", "hidden_features", "epochs",
-    "batch_size", "learning_rate", "weight_decay", "validation_fraction", "patience", "max_redraws", "verbose",
-)
 
 
-class HouseholdSynthesizer:
+class HouseholdSynthesizer(Estimator):
     """Hierarchical synthesizer of households and the persons living in them.
 
     A household-level :class:`~microplex.synthesis.Synthesizer` draws the household variables
@@ -107,6 +101,12 @@ class HouseholdSynthesizer:
         younger than the youngest training age (then given that age).
     verbose : bool, default=False
         Show progress bars while fitting.
+    synthesizer_params : mapping of str to object, default=None
+        Other :class:`~microplex.synthesis.Synthesizer` hyper-parameters for every inner model
+        (``bins``, ``point_mass_threshold``, ``max_point_masses``, ``heap_threshold``,
+        ``max_heaps``, ``min_heap_count``), e.g. ``{"max_heaps": 0}``; unknown names raise. The
+        keywords above take the household defaults; every value is checked by the Synthesizer's
+        own rules in :meth:`fit`.
 
     Attributes
     ----------
@@ -143,6 +143,8 @@ class HouseholdSynthesizer:
     True
     """
 
+    _fitted_attribute = "person_models_"
+
     def __init__(
         self,
         household_vars: Sequence[str],
@@ -168,6 +170,7 @@ class HouseholdSynthesizer:
         patience: int = 15,
         max_redraws: int = 50,
         verbose: bool = False,
+        synthesizer_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.household_vars = household_vars
         self.person_vars = person_vars
@@ -191,114 +194,15 @@ class HouseholdSynthesizer:
         self.patience = patience
         self.max_redraws = max_redraws
         self.verbose = verbose
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters, as given."""
-        return {k: getattr(self, k) for k in _PARAMS}
-
-    def __repr__(self) -> str:
-        return (
-            f"HouseholdSynthesizer(household_vars={list(self.household_vars)!r}, "
-            f"person_vars={list(self.person_vars)!r}, household_id={self.household_id!r})"
-        )
+        self.synthesizer_params = synthesizer_params
 
     # -- fitting -----------------------------------------------------------------------
     def _check_params(self) -> None:
-        """Validates every constructor argument (types, ranges, names); raises before any work."""
-        hh = check_names(self.household_vars, "household_vars", allow_empty=False)
-        pv = check_names(self.person_vars, "person_vars", allow_empty=False)
-        for name in ("household_id",):
-            _check_name(getattr(self, name), name, allow_none=False)
-        for name in ("household_weight", "person_id", "size_var", "geography", "age_var"):
-            _check_name(getattr(self, name), name, allow_none=True)
-        late = check_names(self.late_household_vars, "late_household_vars")
-        check_float(self.adult_age, "adult_age")
-        if self.schema is not None and (
-            not isinstance(self.schema, Mapping)
-            or not all(isinstance(k, str) and isinstance(v, VariableSpec) for k, v in self.schema.items())
-        ):
-            raise DataValidationError(
-                "The 'schema' parameter must be a mapping of column names (str) to VariableSpec or None. "
-                f"Got {self.schema!r} instead."
-            )
-        check_choice(self.flow, "flow", ("maf", "nsf"))
-        check_int(self.transforms, "transforms", low=1, high=64)
-        hidden = self.hidden_features
-        if (
-            isinstance(hidden, str | bytes)
-            or not isinstance(hidden, Sequence)
-            or not len(hidden)
-            or not all(isinstance(h, int | np.integer) and not isinstance(h, bool | np.bool_) and 1 <= h <= 65536
-                       for h in hidden)
-        ):
-            raise DataValidationError(
-                "The 'hidden_features' parameter must be a non-empty tuple of ints in [1, 65536]. "
-                f"Got {hidden!r} instead."
-            )
-        check_int(self.epochs, "epochs", low=1)
-        check_int(self.batch_size, "batch_size", low=1)
-        check_float(self.learning_rate, "learning_rate", low=0.0, low_inclusive=False)
-        check_float(self.weight_decay, "weight_decay", low=0.0)
-        check_float(self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False)
-        check_int(self.patience, "patience", low=1)
-        check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
-        check_bool(self.verbose, "verbose")
-        overlap = sorted(set(hh) & set(pv))
-        if overlap:
-            raise DataValidationError(f"Columns cannot be both household and person variables: {overlap}.")
-        special = [c for c in (self.household_id, self.household_weight, self.person_id) if c]
-        clash = sorted(set(special) & set(hh + pv))
-        if clash:
-            raise DataValidationError(f"Id and weight columns cannot also be modelled variables: {clash}.")
-        out_id = self.person_id or "person_id"
-        if len({self.household_id, out_id, self.household_weight} - {None}) < 2 + bool(self.household_weight):
-            raise DataValidationError(
-                f"The 'household_id' ({self.household_id!r}), 'person_id' ({out_id!r}) and 'household_weight' "
-                f"({self.household_weight!r}) parameters must name different columns."
-            )
-        if out_id in pv or out_id in hh:
-            raise DataValidationError(
-                f"The output person id column {out_id!r} clashes with a modelled variable; set 'person_id' "
-                "to another name."
-            )
-        for name, value, pool, where in (
-            ("size_var", self.size_var, hh, "household_vars"),
-            ("geography", self.geography, hh, "household_vars"),
-            ("age_var", self.age_var, pv, "person_vars"),
-        ):
-            if value is not None and value not in pool:
-                raise DataValidationError(f"The {name!r} parameter must be one of {where} {pool}. Got {value!r}.")
-        if self.size_var is not None and self.size_var == self.geography:
-            raise DataValidationError(
-                f"The 'size_var' and 'geography' parameters must name different columns. Got {self.size_var!r}."
-            )
-        reserved = [c for c in hh + pv + special if c.startswith(PREFIX) or c in _INTERNAL]
-        if reserved:
-            raise DataValidationError(
-                f"Column names starting with {PREFIX!r} and {sorted(_INTERNAL)} are reserved. Got {reserved}."
-            )
-        bad = [c for c in late if c not in hh or c in (self.size_var, self.geography)]
-        if bad:
-            raise DataValidationError(
-                "The 'late_household_vars' parameter must list household variables other than the size "
-                f"and geography. Got {self.late_household_vars!r}."
-            )
-        if self.size_var is None and _SIZE_COL in pv + special:
-            raise DataValidationError(f"Column {_SIZE_COL!r} clashes with the derived household size.")
-        if self.schema:
-            unknown = sorted(set(self.schema) - set(hh) - set(pv))
-            if unknown:
-                raise DataValidationError(
-                    f"The 'schema' parameter names columns that are not household or person variables: {unknown}."
-                )
+        """Validates every constructor argument (see :func:`._params.check_params`)."""
+        check_params(self)
 
     def _synth(self, targets: list[str], conditions: list[str], schema: dict[str, VariableSpec]) -> Synthesizer:
-        return Synthesizer(
-            targets, conditions, flow=self.flow, transforms=self.transforms,
-            hidden_features=tuple(self.hidden_features), schema=schema or None, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-            validation_fraction=self.validation_fraction, patience=self.patience, verbose=self.verbose,
-        )
+        return Synthesizer(targets, conditions, schema=schema or None, verbose=self.verbose, **inner_params(self))
 
     def fit(self, persons: pd.DataFrame, *, seed: int = 0) -> HouseholdSynthesizer:
         """Fits the household model and the person models.
@@ -338,11 +242,11 @@ class HouseholdSynthesizer:
         # person records are counted into 'n_persons'.
         self.size_col_ = self.size_var or _find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
         if self.size_col_ is None:
-            self.size_col_ = _SIZE_COL
-            hh[_SIZE_COL] = counts.to_numpy()
+            self.size_col_ = SIZE_COL
+            hh[SIZE_COL] = counts.to_numpy()
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
         hh = hh.reset_index()
-        self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [_SIZE_COL])
+        self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [SIZE_COL])
         self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]
         hw = hh[weight].to_numpy(float) if weight else np.ones(len(hh))
         self.total_weight_ = float(hw.sum())
@@ -438,12 +342,6 @@ class HouseholdSynthesizer:
         return self
 
     # -- generation --------------------------------------------------------------------
-    def _check_is_fitted(self) -> None:
-        if not hasattr(self, "person_models_"):
-            raise NotFittedError(
-                "This HouseholdSynthesizer instance is not fitted yet. Call 'fit' with appropriate arguments first."
-            )
-
     def sample(
         self, n_households: int, seed: int | None = None, *, oversample: int = 5
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -591,14 +489,6 @@ class HouseholdSynthesizer:
     def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
         """Loads a model saved by :meth:`save`."""
         return load_fitted(cls, path)
-
-
-def _check_name(value: Any, name: str, *, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, str) or not value:
-        expected = "a column name (non-empty str)" + (" or None" if allow_none else "")
-        raise DataValidationError(f"The {name!r} parameter must be {expected}. Got {value!r} instead.")
 
 
 def _is_number(series: pd.Series) -> bool:
