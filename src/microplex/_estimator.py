@@ -38,6 +38,7 @@ import warnings
 from typing import Any, ClassVar
 
 from ._errors import DataValidationError, NotFittedError
+from ._params import check_seed
 
 __all__ = ["DEPRECATED", "Estimator", "check_is_fitted", "deprecated_random_state"]
 
@@ -177,26 +178,33 @@ def check_is_fitted(estimator: Any) -> None:
 DEPRECATED = "deprecated"
 
 
-def deprecated_random_state(seed: Any, random_state: Any, where: str, *, default: Any = 0) -> Any:
-    """The seed given as ``seed`` or as the deprecated ``random_state`` alias (with a FutureWarning).
+def deprecated_random_state(
+    seed: Any, random_state: Any, where: str, *, default: Any = 0, allow_none: bool = True, stacklevel: int = 3
+) -> int | None:
+    """The seed given as ``seed`` or as the deprecated ``random_state`` alias, checked.
 
     ``random_state`` is the former name of ``seed`` (in ``SparseCalibrator``, ``pmse``,
-    ``fidelity_scores``, ``evaluate``, ``dcr`` and ``privacy_summary``); it still works, with a
-    :class:`FutureWarning`, for one release (removed in 0.3). Giving both raises. Its default is
-    :data:`DEPRECATED` (not given).
+    ``fidelity_scores``, ``evaluate``, ``dcr`` and ``privacy_summary``); it still works for one
+    release, with a :class:`FutureWarning` (attributed to the caller, ``stacklevel`` frames up),
+    and is then removed. Its default is :data:`DEPRECATED` (not given). Giving both raises; the
+    value is checked by :func:`~microplex._params.check_seed` under the name that was given.
 
     >>> deprecated_random_state(3, DEPRECATED, "pmse")
     3
+    >>> deprecated_random_state(-1, DEPRECATED, "pmse")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'seed' parameter must be an int in [0, 2**64 - 1] or None. Got -1 instead.
     """
     if isinstance(random_state, str) and random_state == DEPRECATED:
-        return seed
-    if seed is not None and seed != default:
+        return check_seed(seed, "seed", allow_none=allow_none)
+    if not (seed is default or (type(seed) is type(default) and seed == default)):
         raise DataValidationError(
             f"{where}: give 'seed' only ('random_state' is its deprecated alias). Got seed={seed!r} and "
             f"random_state={random_state!r}."
         )
     warnings.warn(
         f"{where}: 'random_state' is deprecated and will be removed in the next release; use 'seed' instead.",
-        FutureWarning, stacklevel=3,
+        FutureWarning, stacklevel=stacklevel,
     )
-    return random_state
+    return check_seed(random_state, "random_state", allow_none=allow_none)

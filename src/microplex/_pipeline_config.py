@@ -160,7 +160,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
                   "soft": check_bool},
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
-                 "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed,
+                 "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
                  "stratify": _stratify, "force": check_bool},
     "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool},
 }

@@ -39,13 +39,13 @@ def test_census_without_budget_keeps_about_one_record_per_target(census_problem,
 def test_budget_is_met_exactly_and_deterministic(census_problem):
     c, targets = census_problem
     before = c.copy()
-    a = SparseCalibrator(2000, random_state=3).fit(c, targets, weight_col="weight")
-    b = SparseCalibrator(2000, random_state=3).fit(c, targets, weight_col="weight")
+    a = SparseCalibrator(2000, seed=3).fit(c, targets, weight_col="weight")
+    b = SparseCalibrator(2000, seed=3).fit(c, targets, weight_col="weight")
     pd.testing.assert_frame_equal(c, before)
     assert a.summary["n_nonzero"] == 2000
     assert a.summary["max_rel_error"] < 1e-6
     pd.testing.assert_series_equal(a.weights, b.weights)
-    c2 = SparseCalibrator(2000, random_state=4).fit(c, targets, weight_col="weight")
+    c2 = SparseCalibrator(2000, seed=4).fit(c, targets, weight_col="weight")
     assert not a.weights.equals(c2.weights)
 
 

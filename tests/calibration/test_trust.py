@@ -273,6 +273,8 @@ def test_infinite_variable_is_named(people):
         ({"max_records": 2.5}, r"The 'max_records' parameter must be an int >= 1 or None. Got 2.5"),
         ({"max_records": True}, r"The 'max_records' parameter must be an int >= 1 or None. Got True"),
         ({"bounds": ("a", 2)}, r"The 'bounds' parameter must be None or a pair"),
+        ({"seed": -1}, r"The 'seed' parameter must be an int in \[0, 2\*\*64 - 1\]"),
+        ({"seed": 1.5}, r"The 'seed' parameter"),
         ({"random_state": -1}, r"The 'random_state' parameter must be an int in \[0, 2\*\*64 - 1\]"),
         ({"random_state": 1.5}, r"The 'random_state' parameter"),
         ({"stratify": "region"}, r"The 'stratify' parameter must be None, 'auto' or a list"),

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
+from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
 
 from ._checks import check_bounds, check_column, check_records
@@ -127,16 +128,14 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -
     )
 
 
-class _FittedResult:
+class _FittedResult(Estimator):
     """Shortcuts of a fitted calibration estimator to its ``result_`` (a CalibrationResult)."""
 
     result_: CalibrationResult
+    _fitted_attribute = "result_"
 
     def _check_is_fitted(self) -> CalibrationResult:
-        if not hasattr(self, "result_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} is not fitted yet; call 'fit' with records and targets first."
-            )
+        check_is_fitted(self)
         return self.result_
 
     @property
@@ -227,9 +226,6 @@ class Calibrator(_FittedResult):
         self.consistency_rtol = consistency_rtol
         self.diagnose = diagnose
         self.collapse = collapse
-
-    def __repr__(self) -> str:
-        return f"Calibrator(method={self.method!r}, bounds={self.bounds!r}, soft={self.soft!r})"
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> tuple[Distance, tuple[float, float]]:

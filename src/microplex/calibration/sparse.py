@@ -31,7 +31,8 @@ import scipy.sparse as sp
 from scipy.optimize import LinearConstraint, milp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
-from microplex._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+from microplex._estimator import DEPRECATED, deprecated_random_state
+from microplex._params import check_bool, check_choice, check_float, check_int, check_names
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from ._checks import check_column, check_records, check_bounds
@@ -96,7 +97,7 @@ class SparseCalibrator(_FittedResult):
         ``"l0"``: bounds on the kept records' weight ratios to their starting weights ``d_i / pi_i``
         (default: none, raking keeps weights positive); tighter bounds keep weights closer to the initial
         ones at the price of a larger budget.
-    random_state : int, default=0
+    seed : int, default=0
         Seed of the rounding; the result is deterministic for a seed.
     stratify : list of str or "auto", optional
         ``"l0"``: columns that also order the records within their target cells before the systematic
@@ -105,6 +106,8 @@ class SparseCalibrator(_FittedResult):
     force : bool, default=False
         Keep the best weights with a warning instead of raising when the tolerance cannot be met. An empty
         subset, collapsed weights or unreachable targets raise anyway.
+    random_state : int, optional
+        Deprecated alias of ``seed`` (a :class:`FutureWarning` in :meth:`fit`; removed in the next release).
 
     Attributes
     ----------
@@ -130,17 +133,19 @@ class SparseCalibrator(_FittedResult):
         tolerance: float = 0.005,
         method: str = "l0",
         bounds: tuple[float, float] | None = None,
-        random_state: int = 0,
+        seed: int = 0,
         stratify: str | Sequence[str] | None = None,
         force: bool = False,
+        random_state: int | str = DEPRECATED,
     ) -> None:
         self.max_records = max_records
         self.tolerance = tolerance
         self.method = method
         self.bounds = bounds
-        self.random_state = random_state
+        self.seed = seed
         self.stratify = stratify
         self.force = force
+        self.random_state = random_state
 
     def _check_params(self) -> tuple[float, float] | None:
         check_choice(self.method, "method", ("l0", "l1"))
@@ -149,7 +154,7 @@ class SparseCalibrator(_FittedResult):
         bounds = check_bounds(self.bounds, "bounds")
         if bounds is not None and not (0 <= bounds[0] < 1 < bounds[1]):
             raise DataValidationError(f"The 'bounds' parameter must satisfy 0 <= lower < 1 < upper. Got {self.bounds!r}.")
-        check_seed(self.random_state, "random_state")
+        self._seed = deprecated_random_state(self.seed, self.random_state, "SparseCalibrator", stacklevel=4)
         if not (self.stratify is None or (isinstance(self.stratify, str) and self.stratify == "auto")):
             if isinstance(self.stratify, str):
                 raise DataValidationError(
@@ -204,7 +209,7 @@ class SparseCalibrator(_FittedResult):
 
     def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
         n = len(design.d)
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(self._seed)
         order = _balanced_order(design.x, rng, extra)
         u = rng.random()
 
@@ -403,7 +408,7 @@ class SparseCalibrator(_FittedResult):
                 tolerance=self.tolerance,
                 method=self.method,
                 bounds=self.bounds,
-                random_state=self.random_state,
+                seed=self._seed,
                 force=True,
             )
             with warnings.catch_warnings():

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._params import check_bool, check_float, check_int, check_seed
+from .._estimator import DEPRECATED, deprecated_random_state
+from .._params import check_bool, check_float, check_int
 from ._validation import is_numeric
 
 __all__ = [
@@ -82,12 +83,13 @@ def dcr(
     *,
     columns: Sequence[str] | None = None,
     max_rows: int | None = 5_000,
-    random_state: int | None = 0,
+    seed: int | None = 0,
+    random_state: int | None | str = DEPRECATED,
 ) -> np.ndarray:
     """Returns each query record's Euclidean distance to its closest training record.
 
     Records are encoded by :func:`encode_records` with ``train_df`` as the reference. Queries are
-    subsampled (by ``random_state``) to at most ``max_rows``.
+    subsampled (by ``seed``) to at most ``max_rows``.
 
     Examples
     --------
@@ -96,14 +98,14 @@ def dcr(
     [0.0, 0.0, 0.0]
     """
     max_rows = check_int(max_rows, "max_rows", low=1, allow_none=True)
-    random_state = check_seed(random_state, "random_state")
+    seed = deprecated_random_state(seed, random_state, "dcr")
     columns = list(train_df.columns if columns is None else columns)
     if len(train_df) == 0 or len(query_df) == 0:
         raise DataValidationError(
             f"dcr needs non-empty frames: got {len(query_df)} query rows and {len(train_df)} training rows."
         )
     if max_rows is not None and len(query_df) > max_rows:
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(seed)
         query_df = query_df.iloc[np.sort(rng.choice(len(query_df), size=max_rows, replace=False))]
     from sklearn.neighbors import NearestNeighbors
 
@@ -142,7 +144,8 @@ def privacy_summary(
     columns: Sequence[str] | None = None,
     ratio_threshold: float = 0.9,
     max_rows: int | None = 5_000,
-    random_state: int | None = 0,
+    seed: int | None = 0,
+    random_state: int | None | str = DEPRECATED,
     warn: bool = True,
 ) -> dict[str, float]:
     """Compares synthetic-to-training with holdout-to-training distances to closest record.
@@ -177,8 +180,9 @@ def privacy_summary(
     ratio_threshold = check_float(ratio_threshold, "ratio_threshold", low=0.0)
     check_bool(warn, "warn")
     columns = list(train_df.columns if columns is None else columns)
-    d_syn = dcr(synthetic_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)
-    d_hol = dcr(holdout_df, train_df, columns=columns, max_rows=max_rows, random_state=random_state)
+    seed = deprecated_random_state(seed, random_state, "privacy_summary")
+    d_syn = dcr(synthetic_df, train_df, columns=columns, max_rows=max_rows, seed=seed)
+    d_hol = dcr(holdout_df, train_df, columns=columns, max_rows=max_rows, seed=seed)
     med_s, med_h = float(np.median(d_syn)), float(np.median(d_hol))
     if med_h > 0:
         ratio = med_s / med_h

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._params import check_int, check_seed
+from .._estimator import DEPRECATED, deprecated_random_state
+from .._params import check_int
 from ._validation import as_weights, is_numeric
 
 #: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
@@ -41,7 +42,8 @@ def pmse(
     classifier: object = None,
     n_folds: int = 2,
     max_rows: int | None = 20_000,
-    random_state: int | None = 0,
+    seed: int | None = 0,
+    random_state: int | None | str = DEPRECATED,
 ) -> float:
     """Returns the propensity-score mean squared error (pMSE) of a real-vs-synthetic classifier.
 
@@ -61,7 +63,7 @@ def pmse(
         min_samples_leaf=50)``), which keeps the noise floor low (about 0.001 for two fresh
         samples of 600 rows from one distribution).
     max_rows : int or None, default=20000
-        Each side is subsampled (by ``random_state``) to at most this many rows.
+        Each side is subsampled (by ``seed``) to at most this many rows.
 
     Raises
     ------
@@ -83,13 +85,13 @@ def pmse(
 
     n_folds = check_int(n_folds, "n_folds", low=2)
     max_rows = check_int(max_rows, "max_rows", low=1, allow_none=True)
-    random_state = check_seed(random_state, "random_state")
+    seed = deprecated_random_state(seed, random_state, "pmse")
     if classifier is not None and not all(callable(getattr(classifier, a, None)) for a in ("fit", "predict_proba")):
         raise DataValidationError(
             f"The 'classifier' parameter must be a scikit-learn classifier (fit, predict_proba) or None. "
             f"Got {type(classifier).__name__} instead."
         )
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     wr = as_weights(real_weights, len(real_df), "real weights")
     ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     frames, weights = [], []

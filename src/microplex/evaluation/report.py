@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._params import check_bool, check_names, check_seed
+from .._estimator import DEPRECATED, deprecated_random_state
+from .._params import check_bool, check_names
 from . import calibration as cal
 from . import metrics as m
 from ._validation import as_weights, check_columns, check_frames, is_numeric, numeric_frame
@@ -132,7 +133,8 @@ def fidelity_scores(
     quantiles: Sequence[float] = m.DEFAULT_QUANTILES,
     pairs: bool = True,
     pmse: bool = True,
-    random_state: int | None = 0,
+    seed: int | None = 0,
+    random_state: int | None | str = DEPRECATED,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Computes the fidelity scores of :func:`evaluate` for frames holding the same columns.
 
@@ -143,7 +145,7 @@ def fidelity_scores(
     """
     check_bool(pairs, "pairs")
     check_bool(pmse, "pmse")
-    random_state = check_seed(random_state, "random_state")
+    seed = deprecated_random_state(seed, random_state, "fidelity_scores")
     if not isinstance(real_df, pd.DataFrame):
         raise DataValidationError(f"real_df must be a pandas DataFrame: got {type(real_df).__name__}.")
     columns = list(real_df.columns)
@@ -195,7 +197,7 @@ def fidelity_scores(
                 mean = float(np.average(sub["distance"], weights=sub["real_share"]))
                 rows.append(("subgroup_ks_mean", v, f"by {by}", mean))
     if pmse:
-        rows.append(("pmse", "all", "all", m.pmse(real_df, synthetic_df, wr, ws, random_state=random_state)))
+        rows.append(("pmse", "all", "all", m.pmse(real_df, synthetic_df, wr, ws, seed=seed)))
     for metric, variable, _, value in rows:
         if not np.isfinite(value):  # e.g. a distance between values near the float64 limit overflows
             raise DataValidationError(
@@ -225,7 +227,8 @@ def evaluate(
     conditions: Sequence[str] | None = None,
     *,
     pmse: bool = True,
-    random_state: int | None = 0,
+    seed: int | None = 0,
+    random_state: int | None | str = DEPRECATED,
 ) -> EvaluationReport:
     """Evaluates a synthetic (or reweighted) file against the real data it stands for.
 
@@ -250,7 +253,7 @@ def evaluate(
         Conditioning variables; every other column is scored within their subgroups.
     pmse : bool, default=True
         Whether to fit the propensity classifier for the pMSE.
-    random_state : int or None, default=0
+    seed : int or None, default=0
         Seeds subsampling and the classifier folds.
 
     Returns
@@ -277,7 +280,7 @@ def evaluate(
         if value is not None and (not isinstance(value, str) or not value):
             raise DataValidationError(f"The {name!r} parameter must be a column name (str) or None. Got {value!r} instead.")
     pmse = check_bool(pmse, "pmse")
-    random_state = check_seed(random_state, "random_state")
+    seed = deprecated_random_state(seed, random_state, "evaluate")
     if conditions is not None:
         conditions = check_names(conditions, "conditions")
     _check_targets(targets)
@@ -305,7 +308,7 @@ def evaluate(
     check_frames(real_df, synthetic_df, columns)
     real = numeric_frame(real_df[columns].reset_index(drop=True))
     synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
-    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, random_state=random_state)
+    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed)
     rows = []
     wr_arr = as_weights(wr, len(real), "real weights")
     ws_arr = as_weights(ws, len(synth), "synthetic weights")
@@ -327,7 +330,7 @@ def evaluate(
     if holdout_df is not None:
         check_frames(real_df, holdout_df, columns)
         holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
-        priv = privacy_summary(real, synth, holdout, random_state=random_state)
+        priv = privacy_summary(real, synth, holdout, seed=seed)
         rows += [(k, "all", "all", v) for k, v in priv.items()]
     if rows:
         scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -121,22 +120,23 @@ def model_hash(synth) -> str:
     """SHA-256 of everything that determines a fitted Synthesizer's draws.
 
     Covers the torch state dict (names, dtypes, shapes, bytes) and the encoders, kinds,
-    dtypes and pattern table.
+    dtypes and pattern table, read from the Synthesizer's exported state.
     """
+    meta, tensors, _ = synth._export_state()
     h = hashlib.sha256()
-    for name, tensor in sorted(synth.model_.state_dict().items()):
+    for name, tensor in sorted(tensors.items()):
         t = tensor.detach().contiguous().cpu()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.numpy().tobytes())
     meta = {
         "targets": list(synth.target_vars),
         "conditions": list(synth.condition_vars),
-        "kinds": synth.kinds_,
-        "dtypes": synth.dtypes_,
-        "encoders": {n: e.to_dict() for n, e in synth.encoders_.items()},
-        "condition_encoder": synth.condition_encoder_.to_dict(),
-        "patterns": np.asarray(synth.patterns_).tolist(),
-        "params": {k: repr(v) for k, v in sorted(synth.get_params().items()) if k != "verbose"},
+        "kinds": meta["kinds"],
+        "dtypes": meta["dtypes"],
+        "encoders": meta["encoders"],
+        "condition_encoder": meta["condition_encoder"],
+        "patterns": meta["patterns"],
+        "params": {k: repr(v) for k, v in sorted(synth.get_params(deep=False).items()) if k != "verbose"},
     }
     h.update(json.dumps(meta, sort_keys=True, default=repr).encode())
     return h.hexdigest()
