@@ -8,19 +8,25 @@ The inner :class:`~microplex.synthesis.Synthesizer` hyper-parameters are not re-
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
-from ..synthesis import Synthesizer
+from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._checks import check_schema
 from ._members import PREFIX
 
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["INNER_KEYWORDS", "SIZE_COL", "INTERNAL", "check_params", "inner_params"]
+__all__ = [
+    "INNER_KEYWORDS", "INTERNAL", "SIZE_COL", "check_params", "find_size", "inner_params", "is_int", "is_number", "pick",
+    "varying",
+]
 
 SIZE_COL = "n_persons"
 #: Internal column names of the training and output frames (reserved in user data).
@@ -37,7 +43,7 @@ _PER_MODEL = ("target_vars", "condition_vars", "schema", "verbose")
 def inner_params(hs: HouseholdSynthesizer) -> dict[str, Any]:
     """Hyper-parameters of every inner Synthesizer: the household keywords, then ``synthesizer_params``."""
     params = {k: getattr(hs, k) for k in INNER_KEYWORDS}
-    if params["hidden_features"] is not None:
+    if isinstance(params["hidden_features"], list | tuple):
         params["hidden_features"] = tuple(params["hidden_features"])
     params.update(hs.synthesizer_params or {})
     return params
@@ -132,3 +138,32 @@ def check_params(hs: HouseholdSynthesizer) -> None:
             raise DataValidationError(
                 f"The 'schema' parameter names columns that are not household or person variables: {unknown}."
             )
+
+
+# -- column helpers of fit -------------------------------------------------------------
+def is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
+def find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> str | None:
+    """The first household variable equal to the number of person records in every household."""
+    c = counts.to_numpy(float)
+    for col in hh_vars:
+        if col in skip or not is_number(hh[col]):
+            continue
+        if np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c):
+            return col
+    return None
+
+
+def is_int(series: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(series.dtype)
+
+
+def pick(schema: Mapping[str, VariableSpec], cols: Sequence[str]) -> dict[str, VariableSpec]:
+    return {c: schema[c] for c in cols if c in schema}
+
+
+def varying(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """The columns of ``cols`` that are not constant in ``df`` (constant conditions carry nothing)."""
+    return [c for c in cols if df[c].nunique() > 1]

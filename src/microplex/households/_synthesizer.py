@@ -11,14 +11,15 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._estimator import Estimator
-from .._params import check_int, check_seed, memory_cap
+from .._params import check_int, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
-from ._bundle import load_fitted, save_fitted, systematic_counts
+from ._bundle import load_fitted, save_fitted
+from ._draw import check_output_size, draw_households
 from ._members import PREFIX
-from ._params import SIZE_COL, check_params, inner_params
+from ._params import SIZE_COL, check_params, find_size, inner_params, is_int, is_number, pick, varying
 from ._persons import (
     AGE_CATEGORY,
     GAP,
@@ -228,7 +229,7 @@ class HouseholdSynthesizer(Estimator):
         check_households(persons, self.household_id, hh_vars + ([weight] if weight else []))
         check_weights(persons, weight)
         for name, col in (("size_var", self.size_var), ("age_var", self.age_var)):
-            if col is not None and not _is_number(persons[col]):
+            if col is not None and not is_number(persons[col]):
                 raise DataValidationError(
                     f"The {name!r} column {col!r} must be numeric. Got dtype {persons[col].dtype} instead."
                 )
@@ -240,7 +241,7 @@ class HouseholdSynthesizer(Estimator):
         # Without 'size_var', a household variable equal to the number of person records in every
         # household is the size (so it is allotted and consistent by construction); else the
         # person records are counted into 'n_persons'.
-        self.size_col_ = self.size_var or _find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
+        self.size_col_ = self.size_var or find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
         if self.size_col_ is None:
             self.size_col_ = SIZE_COL
             hh[SIZE_COL] = counts.to_numpy()
@@ -264,7 +265,7 @@ class HouseholdSynthesizer(Estimator):
 
         schema = dict(self.schema or {})
         if self.age_var is not None and self.age_var not in schema:
-            schema[self.age_var] = VariableSpec(kind="integer" if _is_int(persons[self.age_var]) else None,
+            schema[self.age_var] = VariableSpec(kind="integer" if is_int(persons[self.age_var]) else None,
                                                 point_masses=())
         ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
 
@@ -275,8 +276,8 @@ class HouseholdSynthesizer(Estimator):
         h_targets = [c for c in self.early_cols_ if c not in (allotted, self.geography)]
         if allotted == self.geography:
             h_targets = [c for c in self.early_cols_ if c != allotted]
-        h_conditions = _varying(hh, [allotted])
-        h_schema = _pick(schema, h_targets + h_conditions)
+        h_conditions = varying(hh, [allotted])
+        h_schema = pick(schema, h_targets + h_conditions)
         if allotted == self.size_col_ and h_conditions:
             n_sizes = hh[self.size_col_].nunique()
             h_schema[self.size_col_] = VariableSpec(kind="categorical" if n_sizes <= _MAX_SIZE_CATEGORIES else None)
@@ -306,28 +307,28 @@ class HouseholdSynthesizer(Estimator):
             self.min_age_ = float(persons[self.age_var].min())
             # Integer ages: the head's age and the gap are categories (multimodal distributions:
             # the gap mixes spouses and children), unless the schema says otherwise.
-            kind = "categorical" if _is_int(persons[self.age_var]) else None
+            kind = "categorical" if is_int(persons[self.age_var]) else None
             schema.setdefault(GAP, VariableSpec(kind=kind))
             head = train[f"{PREFIX}index"] == 1
             parts = {"head": (train[head], base), "member": (train[~head], [GAP] + [v for v in base if v != self.age_var])}
         for (name, (rows, targets)), ss in zip(parts.items(), ss_a.spawn(len(parts)), strict=True):
             if len(rows) == 0:
                 continue
-            sub = _pick(schema, targets)
+            sub = pick(schema, targets)
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
-            model = self._synth(targets, _varying(rows, self.context_cols_), sub)
+            model = self._synth(targets, varying(rows, self.context_cols_), sub)
             self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
         extra = []
-        if limits and _is_int(persons[self.age_var]):
+        if limits and is_int(persons[self.age_var]):
             train[AGE_CATEGORY] = age_category(train[self.age_var].to_numpy(float))
             extra = [AGE_CATEGORY]
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
-            model = self._synth(targets, _varying(rows, self.context_cols_ + base + extra), _pick(schema, targets))
+            model = self._synth(targets, varying(rows, self.context_cols_ + base + extra), pick(schema, targets))
             self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
         if self.late_household_vars:
@@ -336,8 +337,8 @@ class HouseholdSynthesizer(Estimator):
             ctx[late] = hh[late].to_numpy()
             if weight:
                 ctx[weight] = hh[weight].to_numpy()
-            conditions = _varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
-            self.late_model_ = self._synth(late, conditions, _pick(schema, late))
+            conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
+            self.late_model_ = self._synth(late, conditions, pick(schema, late))
             self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
         return self
 
@@ -378,44 +379,8 @@ class HouseholdSynthesizer(Estimator):
         n = check_int(n_households, "n_households", low=0)
         m = check_int(oversample, "oversample", low=1, high=1000)
         seed = check_seed(seed)
-        self._check_output_size(n, m)
-        ss_h, ss_r, ss_p = np.random.SeedSequence(seed).spawn(3)
-        rng = np.random.default_rng(ss_r)
-        if self.allotted_ == self.geography:
-            values, shares = self.geography_shares_
-            counts = systematic_counts(np.asarray(shares), n, rng)
-            conditions = pd.DataFrame({self.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
-            conditions[self.geography] = conditions[self.geography].astype(self.geography_dtype_)
-            pool = self.household_model_.generate(conditions, seed=int_seed(ss_h))
-            groups, wanted = conditions[self.geography].to_numpy(), dict(zip(values, counts, strict=True))
-            keep = []
-            for g, n_g in wanted.items():
-                rows = np.flatnonzero(groups == g)
-                sizes = pool[self.size_col_].to_numpy()[rows]
-                levels, freq = np.unique(sizes, return_counts=True)
-                if not len(levels):
-                    continue
-                for level, q in zip(levels, systematic_counts(freq / freq.sum(), int(n_g), rng), strict=True):
-                    keep.append(rows[sizes == level][:q])
-            keep = np.concatenate(keep) if keep else np.zeros(0, dtype=np.int64)
-        else:
-            # The size is allotted by its weighted training shares, the other household
-            # variables are drawn given the size: one draw per household.
-            values, shares = self.size_shares_
-            counts = systematic_counts(np.asarray(shares), n, rng)
-            pool = pd.DataFrame({self.size_col_: np.repeat(np.asarray(values, dtype=np.int64), counts)})
-            pool[self.size_col_] = pool[self.size_col_].astype(self.size_dtype_)
-            if self.geography:  # a geography with one value
-                value = np.asarray(self.geography_shares_[0], dtype=object)[:1]
-                pool[self.geography] = pd.Series(np.repeat(value, n), dtype=object).astype(self.geography_dtype_)
-            if self.household_model_ is not None:
-                pool = self.household_model_.generate(pool, seed=int_seed(ss_h))
-            keep = np.arange(n)
-        hh = pool.iloc[rng.permutation(keep)].reset_index(drop=True)
-        hh.insert(0, self.household_id, np.arange(1, len(hh) + 1))
-        hh = hh[[self.household_id, *self.early_cols_]]
-        if self.household_weight:
-            hh[self.household_weight] = self.total_weight_ / len(hh) if len(hh) else np.zeros(0)
+        check_output_size(self, n, m)
+        hh, ss_p = draw_households(self, n, m, seed)
         return draw_persons(self, hh, ss_p)
 
     def generate(self, households: pd.DataFrame, seed: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -462,22 +427,8 @@ class HouseholdSynthesizer(Estimator):
             )
         if self.household_weight and self.household_weight in hh.columns:
             check_weights(hh, self.household_weight)
-        self._check_output_size(len(hh), 1, persons=int(sizes.sum()))
+        check_output_size(self, len(hh), 1, persons=int(sizes.sum()))
         return draw_persons(self, hh, np.random.SeedSequence(seed))
-
-    def _check_output_size(self, n: int, oversample: int, persons: int | None = None) -> None:
-        """Refuses outputs that cannot fit in memory, before allocating them."""
-        persons = n * self.max_size_ if persons is None else persons
-        cols = len(self.household_cols_) + 2
-        pcols = len(self.person_vars) + len(getattr(self, "context_cols_", [])) + 4
-        # float64 values, with room for the copies made while drawing
-        need = 8 * 4 * (n * max(oversample, 1) * cols + persons * pcols)
-        if need > memory_cap():
-            raise DataValidationError(
-                f"The 'n_households' parameter is too large: {n} households (up to {persons} persons) need about "
-                f"{need / 2**30:.3g} GiB, more than this machine's memory ({memory_cap() / 2**30:.3g} GiB). "
-                "Sample fewer households per call and concatenate."
-            )
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -489,31 +440,3 @@ class HouseholdSynthesizer(Estimator):
     def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
         """Loads a model saved by :meth:`save`."""
         return load_fitted(cls, path)
-
-
-def _is_number(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-
-
-def _find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> str | None:
-    """The first household variable equal to the number of person records in every household."""
-    c = counts.to_numpy(float)
-    for col in hh_vars:
-        if col in skip or not _is_number(hh[col]):
-            continue
-        if np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c):
-            return col
-    return None
-
-
-def _is_int(series: pd.Series) -> bool:
-    return pd.api.types.is_integer_dtype(series.dtype)
-
-
-def _pick(schema: Mapping[str, VariableSpec], cols: Sequence[str]) -> dict[str, VariableSpec]:
-    return {c: schema[c] for c in cols if c in schema}
-
-
-def _varying(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
-    """The columns of ``cols`` that are not constant in ``df`` (constant conditions carry nothing)."""
-    return [c for c in cols if df[c].nunique() > 1]
