@@ -137,6 +137,12 @@ class Estimator:
         """Whether ``fit`` has succeeded (used by :func:`check_is_fitted` and scikit-learn)."""
         return bool(self._fitted_attribute) and hasattr(self, self._fitted_attribute)
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn (>= 1.6) tags: an estimator that needs ``fit`` (read by its ``check_is_fitted``)."""
+        from sklearn.utils import Tags, TargetTags  # only scikit-learn calls this
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False), requires_fit=True)
+
     def _check_is_fitted(self) -> None:
         check_is_fitted(self)
 

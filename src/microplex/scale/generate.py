@@ -12,9 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
+from ..synthesis.serialization import write_archive
 from ._lock import OutputLock
 from .sources import ConditionSource, as_source
 from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
@@ -182,10 +181,10 @@ def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -
 
 
 def _model_bytes(synth) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / "model.mpx"
-        synth.save(file)
-        return file.read_bytes()
+    """The bytes of ``synth``'s model file, built in memory from its exported state."""
+    buffer = io.BytesIO()
+    write_archive(buffer, *synth._export_state())
+    return buffer.getvalue()
 
 
 def generate_dataset(

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -34,30 +34,39 @@ FORMAT_VERSION = 1
 
 
 def write_archive(
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     metadata: dict[str, Any],
     tensors: dict[str, torch.Tensor],
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> None:
-    """Atomically writes a model archive to ``path``."""
+    """Atomically writes a model archive to ``path`` (or into a writable binary file object, such as
+    :class:`io.BytesIO`, for a model held in memory; the bytes are those of the file)."""
+    if not isinstance(path, str | os.PathLike):
+        _write_zip(path, metadata, tensors, tables)
+        return
     path = Path(path)
-    meta = {"format_version": FORMAT_VERSION, **metadata}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mpx", dir=path.parent or ".")
     os.close(fd)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            _write_member(zf, "metadata.json", json.dumps(meta, indent=1, default=_json_default).encode())
-            contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-            _write_member(zf, "weights.safetensors", save_tensors(contiguous))
-            for name, table in (tables or {}).items():
-                buf = io.BytesIO()
-                table.to_parquet(buf, index=False)
-                _write_member(zf, f"{name}.parquet", buf.getvalue())
+        _write_zip(tmp, metadata, tensors, tables)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_zip(target: str | BinaryIO, metadata: dict[str, Any], tensors: dict[str, torch.Tensor],
+               tables: dict[str, pd.DataFrame] | None) -> None:
+    meta = {"format_version": FORMAT_VERSION, **metadata}
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        _write_member(zf, "metadata.json", json.dumps(meta, indent=1, default=_json_default).encode())
+        contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        _write_member(zf, "weights.safetensors", save_tensors(contiguous))
+        for name, table in (tables or {}).items():
+            buf = io.BytesIO()
+            table.to_parquet(buf, index=False)
+            _write_member(zf, f"{name}.parquet", buf.getvalue())
 
 
 def _write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
