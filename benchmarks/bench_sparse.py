@@ -87,7 +87,7 @@ def holdout_errors(designs: dict, w: np.ndarray) -> dict:
 
 def run_ours(df, targets, k, seed, hh, wcol):
     t0 = time.perf_counter()
-    sc = SparseCalibrator(k, tolerance=0.005, random_state=seed, force=True).fit(df, targets, wcol, household_col=hh)
+    sc = SparseCalibrator(k, tolerance=0.005, seed=seed, force=True).fit(df, targets, wcol, household_col=hh)
     return sc.weights.to_numpy(), sc.summary["max_rel_error"], time.perf_counter() - t0
 
 

@@ -250,13 +250,13 @@ def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | Non
             if pd.api.types.is_numeric_dtype(holdout[c]):
                 synth_cols[c] = pd.to_numeric(synth_cols[c], errors="coerce")
         scores, _ = fidelity_scores(holdout[cols], synth_cols, wh, ws, conditions=conds, pairs=False,
-                                    random_state=seed)
+                                    seed=seed)
         record.update(summarize(scores, targets))
         record.update(target_pair_scores(holdout[cols], synth_cols, wh, ws, targets))
         if method != FLOOR:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                priv = privacy_summary(train[cols], synth_cols, holdout[cols], random_state=seed)
+                priv = privacy_summary(train[cols], synth_cols, holdout[cols], seed=seed)
             record.update({"dcr_ratio": priv["dcr_ratio"], "exact_copy_rate": priv["exact_copy_rate_synthetic"],
                            "exact_copy_rate_holdout": priv["exact_copy_rate_holdout"]})
         record.update({"status": "ok", "conditional": conditional, "n_train": len(train), "n_holdout": len(holdout),
