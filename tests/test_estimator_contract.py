@@ -26,6 +26,7 @@ from microplex import Calibrator, DataValidationError, HouseholdSynthesizer, Not
 from microplex._estimator import Estimator, check_is_fitted
 from microplex.calibration import SparseCalibrator, Targets
 from microplex.datasets import load_dataset
+from microplex.scale.generate import _model_bytes
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +256,5 @@ def test_model_file_bytes_are_pinned(cps, tmp_path):
     synth = Synthesizer(["re74", "re78"], ["age", "educ"], epochs=2, hidden_features=(8,), transforms=1, verbose=False)
     synth.fit(load_dataset("cps1").sample(300, random_state=0), seed=0).save(tmp_path / "m.mpx")
     assert hashlib.sha256((tmp_path / "m.mpx").read_bytes()).hexdigest() == PINNED_MODEL_SHA256
+    # the model shipped to Dask workers is built in memory from the exported state: the same bytes
+    assert _model_bytes(synth) == (tmp_path / "m.mpx").read_bytes()
