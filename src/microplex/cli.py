@@ -4,7 +4,11 @@ Exit status: 0 on success; 1 on any bad input (a bad option value, a missing or 
 an output that would overwrite an input, or any :class:`~microplex.MicroplexError` the library
 raises), with exactly one line ``error: <message>`` on stderr; 2 on an unexpected exception (a bug
 in microplex), with one line ``error: internal error (<type>: <message>) ...``, which asks to
-report it (``--verbose`` logs the traceback). Options are checked before any work starts.
+report it (``--verbose`` logs the traceback). Every option is checked before any work starts.
+
+Every verb takes ``-q``/``--quiet`` (no progress bars, no summary line: only warnings and errors)
+and ``-v``/``--verbose`` (log progress details and an internal error's traceback);
+``microplex --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -82,10 +86,25 @@ def _split(values: str, name: str = "columns") -> list[str]:
     return check_names(items, name)
 
 
-def _run(fn) -> None:
-    """Runs a command body: a bad input becomes one ``error:`` line and status 1, a bug status 2."""
+def _quiet_option():
+    return typer.Option(False, "--quiet", "-q", help="No progress bars and no summary (warnings and errors only).")
+
+
+def _verbose_option():
+    return typer.Option(False, "--verbose", "-v", help="Log progress details (and the traceback of an internal error).")
+
+
+def _run(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, verbose: bool = False) -> None:
+    """Runs a command body: a bad input becomes one ``error:`` line and status 1, a bug status 2.
+
+    ``fn`` receives ``say``, which prints a summary line unless ``quiet``.
+    """
     try:
-        fn()
+        if quiet and verbose:
+            raise DataValidationError("The '--quiet' and '--verbose' options exclude each other; give one.")
+        if verbose:
+            logging.getLogger("microplex").setLevel(logging.INFO)
+        fn((lambda text: None) if quiet else typer.echo)
     except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):
         raise
     except (MicroplexError, OSError) as exc:
@@ -126,14 +145,16 @@ def _output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = 
     return path
 
 
-def _count(value: float | None, name: str, *, low: int = 0) -> int | None:
-    """A record count given as a float option (``1e9``): finite, integral, >= ``low``."""
-    if value is None:
-        return None
-    if not math.isfinite(value) or not float(value).is_integer() or value < low or value > 2**53:
-        raise DataValidationError(f"The '--{name}' option must be an int in [{low}, 2**53] (1e9 is accepted). "
-                                  f"Got {value!r} instead.")
-    return int(value)
+def _count(text: str) -> int:
+    """``--n``: a record count in [0, 2**53], written as an int or an integral number such as ``1e9``."""
+    stripped = str(text).strip()
+    try:
+        number = int(stripped) if stripped.lstrip("+-").isdigit() else float(stripped)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not float(number).is_integer() or not 0 <= number <= 2**53:
+        raise _UsageError(f"The '--n' option must be an int in [0, 2**53] (1e9 is accepted). Got {stripped!r} instead.")
+    return int(number)
 
 
 def _parse_value(text: str):
@@ -165,14 +186,24 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details (every verb also takes -v)."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the microplex version and exit."),
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 @app.command()
 def version() -> None:
-    """Prints the microplex version."""
+    """Prints the microplex version (as ``microplex --version`` does)."""
     typer.echo(__version__)
 
 
@@ -181,17 +212,18 @@ def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file (.toml or .yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set generate.n=1000."),
     force: bool = typer.Option(False, help="Re-run every stage even when its manifest matches."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Runs a pipeline: sources -> fuse -> fit -> generate -> calibrate -> sparsify -> evaluate."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .pipeline import run_pipeline
 
         _input(pipeline, "pipeline")
         result = run_pipeline(pipeline, overrides=_overrides(set_), force=force, progress=not quiet)
-        typer.echo(result.summary_text())
+        say(result.summary_text())
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
@@ -200,10 +232,11 @@ def demo(
     rows: int = typer.Option(100_000, help="Synthetic population size."),
     epochs: int = typer.Option(200, help="Maximum training epochs (early stopping ends sooner)."),
     force: bool = typer.Option(False, help="Re-run every stage."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Runs the bundled demo pipeline on the real CPS extract (the same code path as 'run')."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .pipeline import run_pipeline
 
         check_int(rows, "rows", low=1)
@@ -211,11 +244,11 @@ def demo(
         _output(out, "out", [], folder=True)
         pipeline = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
         overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": epochs}
-        typer.echo(f"Running the demo pipeline {pipeline} -> {out}")
+        say(f"Running the demo pipeline {pipeline} -> {out}")
         result = run_pipeline(pipeline, overrides=overrides, force=force, progress=not quiet)
-        typer.echo(result.summary_text())
+        say(result.summary_text())
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
@@ -228,9 +261,11 @@ def fit(
     flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
     epochs: int = typer.Option(200, help="Maximum training epochs."),
     seed: int = typer.Option(0),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Fits a Synthesizer on a table and saves it."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
 
         target_vars, condition_vars = _split(targets, "targets"), _split(conditions, "conditions")
@@ -245,44 +280,60 @@ def fit(
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
             raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
-        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=epochs)
+        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=epochs, verbose=not quiet)
         synth.fit(df, weight_col=weight, seed=seed).save(out)
-        typer.echo(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
+        say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
 def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
-    n: float | None = typer.Option(None, "--n", help="Number of records (e.g. 1e9); conditions resampled."),
+    n: int | None = typer.Option(None, "--n", parser=_count, metavar="<int>",
+                                 help="Number of records, an int (1e9 is accepted); conditions resampled."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file, or a folder when streaming."),
+    population: float | None = typer.Option(
+        None, help="Total weight the records represent: adds a weight column, population / records each."),
+    weight: str = typer.Option("weight", help="Name of the weight column --population writes."),
     partition_by: str = typer.Option("", help="Comma-separated partition columns: stream a dataset folder."),
     rows_per_file: int = typer.Option(5_000_000, help="Rows per Parquet file when streaming."),
     stream: bool = typer.Option(False, help="Stream to a Parquet dataset folder with flat memory."),
     scheduler: str | None = typer.Option(None, help="Dask scheduler address: generate on that cluster."),
     torch_threads: int | None = typer.Option(None, help="Torch threads per process when streaming."),
     seed: int = typer.Option(0),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
 
         if (conditions is None) == (n is None):
             raise DataValidationError("Give exactly one of --conditions or --n.")
-        count = _count(n, "n")
         partitions = _split(partition_by, "partition-by")
+        streamed = bool(stream or partitions)
         check_int(rows_per_file, "rows_per_file", low=1)
         check_int(torch_threads, "torch_threads", low=1, allow_none=True)
         check_seed(seed, allow_none=False)
+        check_float(population, "population", low=0.0, low_inclusive=False, allow_none=True)
+        _check_weight_name(weight)
+        if population is not None and streamed:
+            raise DataValidationError("The '--population' option writes a weight column, which a streamed dataset "
+                                      "does not have (each record weighs population / n); drop --stream/--partition-by.")
+        if population is not None and n == 0:
+            raise DataValidationError("The '--population' option needs at least one record; got --n 0.")
         _input(model, "model")
         _input(conditions, "conditions")
-        _output(out, "out", [model, conditions], folder=bool(stream or partitions))
+        _output(out, "out", [model, conditions], folder=streamed)
         synth = Synthesizer.load(model)
-        if stream or partitions:
-            if count is not None:
-                check_rows_fit_disk(count, len(synth.target_vars) + len(synth.condition_vars), out, "n")
+        n_columns = len(synth.target_vars) + len(synth.condition_vars)
+        if population is not None and weight in (*synth.target_vars, *synth.condition_vars):
+            raise DataValidationError(f"The '--weight' column {weight!r} is a model column; choose another name.")
+        if streamed:
+            if n is not None:
+                check_rows_fit_disk(n, n_columns, out, "n")
             from .scale import generate_dataset
 
             # Parquet conditions stream by row group; other formats are read into memory.
@@ -298,24 +349,30 @@ def generate(
                     client = Client(scheduler, timeout=30)
                 except (OSError, ValueError, TypeError) as exc:  # includes TimeoutError: a bad or dead address
                     raise DataValidationError(f"Cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
-            generate_dataset(synth, conditions=cond, n=count, path=out,
-                             partition_by=partitions or None, rows_per_file=rows_per_file, seed=seed,
-                             client=client, torch_threads=torch_threads)
-            typer.echo(f"Wrote a Parquet dataset to {out}")
+            generate_dataset(synth, conditions=cond, n=n, path=out, partition_by=partitions or None,
+                             rows_per_file=rows_per_file, seed=seed, client=client, torch_threads=torch_threads,
+                             progress=not quiet)
+            say(f"Wrote a Parquet dataset to {out}")
             return
-        if count is not None:
-            check_rows_fit_memory(count, len(synth.target_vars) + len(synth.condition_vars), "n")
+        if n is not None:
+            check_rows_fit_memory(n, n_columns, "n")
         if conditions is not None:
             cond_df = read_table(conditions)
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
                                           f"columns {missing}.")
-        result = synth.generate(cond_df, seed=seed) if conditions else synth.sample(count, seed=seed)
+            if population is not None and (len(cond_df) == 0 or weight in cond_df.columns):
+                raise DataValidationError(f"The '--population' option needs condition rows and no {weight!r} column "
+                                          f"in {str(conditions)!r}.")
+        result = synth.generate(cond_df, seed=seed) if conditions else synth.sample(n, seed=seed)
+        if population is not None:
+            result[weight] = population / len(result)
         write_parquet_atomic(result, out)
-        typer.echo(f"Wrote {len(result):,} records to {out}")
+        say(f"Wrote {len(result):,} records to {out}"
+            + (f" (weight {weight!r}: {population:,.6g} in total)" if population is not None else ""))
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
@@ -328,9 +385,11 @@ def calibrate(
     soft: bool = typer.Option(False, help="Penalize target misses instead of requiring them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (weights replaced)."),
     report: Path | None = typer.Option(None, help="Write the per-target report (CSV)."),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Reweights records so that weighted totals hit the targets."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .calibration import Calibrator
 
         check_choice(method, "method", ("linear", "raking", "logit"))
@@ -351,10 +410,10 @@ def calibrate(
                 result.report().to_csv(tmp, index=False)
         write_parquet_atomic(df, out)
         s = result.summary
-        typer.echo(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
+        say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
                    f"max rel. error {s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
@@ -366,9 +425,11 @@ def sparsify(
     tolerance: float = typer.Option(0.005, help="Relative target tolerance."),
     method: str = typer.Option("l0", help="'l0' or 'l1'."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (kept records only)."),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Keeps a small subset of records, reweighted to still hit the targets."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .calibration import SparseCalibrator
 
         check_int(max_records, "max_records", low=1, allow_none=True)
@@ -387,10 +448,10 @@ def sparsify(
         kept = df.assign(**{weight: w})[w > 0].reset_index(drop=True)
         write_parquet_atomic(kept, out)
         s = result.summary
-        typer.echo(f"Kept {len(kept):,} of {len(df):,} records, max rel. error "
+        say(f"Kept {len(kept):,} of {len(df):,} records, max rel. error "
                    f"{s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 @app.command()
@@ -403,9 +464,11 @@ def evaluate(
     holdout: Path | None = typer.Option(None, help="Held-out real records for the privacy checks."),
     conditions: str = typer.Option("", help="Comma-separated columns for subgroup fidelity."),
     targets: Path | None = typer.Option(None, help="Targets file for the calibration fit."),
+    quiet: bool = _quiet_option(),
+    verbose: bool = _verbose_option(),
 ) -> None:
     """Scores a synthetic file against real data and writes an HTML report."""
-    def body() -> None:
+    def body(say: Callable[[str], None]) -> None:
         from .evaluation import evaluate as run_evaluation
 
         subgroups = _split(conditions, "conditions")
@@ -432,9 +495,9 @@ def evaluate(
         )
         with atomic_path(report) as tmp:
             rep.to_html(tmp)
-        typer.echo(f"Wrote {report} ({len(rep.scores)} scores)")
+        say(f"Wrote {report} ({len(rep.scores)} scores)")
 
-    _run(body)
+    _run(body, quiet, verbose)
 
 
 def _bounds(text: str) -> tuple[float, float] | None:
