@@ -84,7 +84,7 @@ class Manifest:
 class Writes:
     """A stage's outputs, written to temporary files beside them and renamed together at the end.
 
-    A stage body asks ``w(path)`` for the file to write instead of ``path``. When the body returns,
+    A stage function writes to ``ctx.output(name)``, a temporary beside the final file. When it returns,
     :meth:`commit` renames every file onto its final name; :meth:`discard` (always called) removes
     what is left, so a failed stage leaves its previous outputs as they were and no half-written
     file. Only a streamed dataset folder is written in place, by ``generate_dataset``, which writes

@@ -4,12 +4,31 @@ A pipeline file (TOML or YAML) declares the stages; :func:`run_pipeline` runs
 
     sources -> fuse -> fit -> generate -> calibrate -> sparsify -> evaluate
 
-writing every stage's output under ``output`` with a manifest (inputs' hashes, settings, seed,
+writing every stage's output under ``output`` with a manifest (inputs' hashes, settings, seeds,
 package version). A re-run with the same file skips the stages whose manifest still matches, so
 an interrupted run resumes after the last finished stage and an unchanged run reproduces the same
-files. See ``docs/pipeline.md`` for the file reference.
-"""
+files. See ``docs/reference/pipeline.md`` for the file reference.
 
+Where things are:
+
+* :mod:`microplex._pipeline_config`: the file's schema and checks, and the output-path checks;
+* :mod:`microplex._pipeline_stages`: the stages, one table (``STAGE_TABLE``) in which each stage
+  declares the artifacts it reads and writes by name, and the stage functions;
+* :mod:`microplex._pipeline_manifest`: a stage's manifest (skip and resume) and atomic writes;
+* this module: loading a file, and the runner, which checks everything, binds each stage's inputs
+  to the outputs earlier stages declared, and runs the stages in order.
+
+Seeds: the file's one ``seed`` is spawned, each stage drawing from its own named child of
+``numpy.random.SeedSequence(seed)`` (``split``, ``fit``, ``generate``, ``sparsify``,
+``evaluate``, ``fuse``).
+
+Adding a stage: write its function ``def _name(ctx: StageContext) -> dict`` in
+:mod:`microplex._pipeline_stages` (read ``ctx.input(artifact)``, write ``ctx.output(artifact)``,
+draw from ``ctx.seed(stream)``), add one ``Stage(name, function, inputs=..., outputs=...,
+settings=..., seeds=...)`` entry at its place in ``STAGE_TABLE`` and, when the stage has settings,
+its section in :data:`microplex._pipeline_config.SCHEMA`. Nothing else changes: the runner plans,
+checks, fingerprints and runs it like the others.
+"""
 from __future__ import annotations
 
 import copy
