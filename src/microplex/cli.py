@@ -41,9 +41,6 @@ from ._errors import DataValidationError, MicroplexError
 from ._params import check_choice, check_float, check_int, check_seed
 from .io import atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
 
-
-#: Exit status of a bad input and of an internal error.
-
 __all__ = ["app", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 
