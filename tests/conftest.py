@@ -1,14 +1,8 @@
-import numpy as np
+"""Shared fixtures of the test suite (the seeding of every test is in the root ``conftest.py``)."""
+
 import pytest
-import torch
 
 from microplex.datasets import load_dataset
-
-
-@pytest.fixture(autouse=True)
-def _seed_global_generators():
-    torch.manual_seed(0)
-    np.random.seed(0)
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,17 @@ def files(tmp_path_factory, cps1):
         (["generate", "{d}/model.mpx", "--n", "-1", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
         (["generate", "{d}/model.mpx", "--n", "inf", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
         (["generate", "{d}/model.mpx", "--n", "nan", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
-        (["generate", "{d}/model.mpx", "--n", "lots", "-o", "{o}/s.parquet"], "Invalid value for '--n'"),
+        (["generate", "{d}/model.mpx", "--n", "lots", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "9007199254740993", "-o", "{o}/s.parquet"], "'--n' option must be an int"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--population", "0", "-o", "{o}/s.parquet"], "'population' parameter"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--population", "nan", "-o", "{o}/s.parquet"], "'population'"),
+        (["generate", "{d}/model.mpx", "--n", "0", "--population", "10", "-o", "{o}/s.parquet"], "at least one record"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--population", "10", "--stream", "-o", "{o}/pop"], "streamed"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--population", "10", "--weight", "age", "-o", "{o}/s.parquet"],
+         "'--weight' column 'age' is a model column"),
+        (["generate", "{d}/model.mpx", "--n", "5", "--population", "10", "--weight", " ", "-o", "{o}/s.parquet"],
+         "'--weight' option"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "-q", "-v"], "exclude each other"),
         (["generate", "{d}/model.mpx", "--n", "1e15", "-o", "{o}/s.parquet"], "records in memory"),
         (["generate", "{d}/model.mpx", "--n", "5", "-o", "{d}/model.mpx"], "would overwrite the input"),
         (["generate", "{d}/model.mpx", "--n", "1e15", "--stream", "-o", "{o}/pop"], "GiB on disk"),
@@ -213,3 +223,91 @@ def test_generate_conditions_without_the_model_columns_is_one_error_line(files, 
                             "-o", str(tmp_path / "s.parquet")])
     assert_one_error(r, "lacks the model's condition columns ['marr']")
     assert not (tmp_path / "s.parquet").exists()
+
+
+# -- conventions: --version, -q/-v on every verb, --population, options checked before any work ----
+import dataclasses  # noqa: E402
+
+import microplex  # noqa: E402
+
+VERBS = ["run", "demo", "fit", "generate", "calibrate", "sparsify", "evaluate"]
+
+
+def test_version_option_and_command_print_the_version():
+    for args in (["--version"], ["version"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and r.output.strip() == microplex.__version__, r.output
+
+
+def test_the_package_ships_no_conftest():
+    assert not (Path(microplex.__file__).parent / "conftest.py").exists()
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_takes_quiet_and_verbose(verb):
+    r = runner.invoke(app, [verb, "--help"])
+    assert r.exit_code == 0 and "-q, --quiet" in r.output and "-v, --verbose" in r.output, r.output
+
+
+def test_quiet_prints_nothing_and_verbose_logs(files, tmp_path):
+    model = tmp_path / "m.mpx"
+    r = runner.invoke(app, ["fit", str(files / "data.csv"), "--targets", "re78", "--conditions", "age,marr",
+                            "--epochs", "1", "-o", str(model), "-q"])
+    assert r.exit_code == 0 and r.output == "" and model.exists(), r.output
+    r = runner.invoke(app, ["generate", str(model), "--n", "20", "-o", str(tmp_path / "s.parquet"), "-q"])
+    assert r.exit_code == 0 and r.output == "" and len(pd.read_parquet(tmp_path / "s.parquet")) == 20
+    r = runner.invoke(app, ["generate", str(model), "--n", "20", "-o", str(tmp_path / "s2.parquet")])
+    assert r.exit_code == 0 and "Wrote 20 records" in r.output
+
+
+def test_generate_population_writes_a_weight_column(files, tmp_path):
+    out = tmp_path / "s.parquet"
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--n", "1e2", "--population", "5000", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    synthetic = pd.read_parquet(out)
+    assert len(synthetic) == 100 and synthetic["weight"].sum() == pytest.approx(5000)
+    assert (synthetic["weight"] == 50).all() and "weight 'weight': 5,000 in total" in r.output
+    out = tmp_path / "c.parquet"
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--conditions", str(files / "data.parquet"),
+                            "--population", "600", "--weight", "w", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert pd.read_parquet(out)["w"].tolist() == [2.0] * 300
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["demo", "--rows", "0", "-o", "{o}/demo"], ["demo", "--epochs", "0", "-o", "{o}/demo"],
+     ["demo", "-q", "-v", "-o", "{o}/demo"], ["run", "{d}/p.toml", "--set", "generate.n=0"],
+     ["run", "{d}/p.toml", "--set", "model.epochs=2.5"],
+     ["fit", "{d}/data.csv", "--targets", "re78", "--epochs", "0", "-o", "{o}/m.mpx"],
+     ["fit", "{d}/data.csv", "--targets", "nope", "-o", "{o}/m.mpx"],
+     ["generate", "{d}/model.mpx", "--n", "1.5", "-o", "{o}/s.parquet"],
+     ["generate", "{d}/model.mpx", "--n", "5", "--population", "-1", "-o", "{o}/s.parquet"],
+     ["generate", "{d}/model.mpx", "--n", "5", "--stream", "--rows-per-file", "0", "-o", "{o}/pop"],
+     ["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "--bounds", "5,1", "-o", "{o}/w.parquet"],
+     ["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--tolerance", "0", "-o", "{o}/s.parquet"],
+     ["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--conditions", "nope"]],
+)
+def test_options_are_checked_before_any_work_starts(files, tmp_path, monkeypatch, args):
+    """`demo --rows 0` fitted a model before failing: a bad option may not start a fit, a generation, a solve."""
+    import microplex.calibration as calibration
+    import microplex.evaluation as evaluation
+    import microplex.scale as scale
+    from microplex import _pipeline_stages
+
+    def started(*args, **kwargs):
+        raise AssertionError("work started before the options were checked")
+
+    for owner, name in ((Synthesizer, "fit"), (Synthesizer, "sample"), (Synthesizer, "generate"),
+                        (calibration.Calibrator, "fit"), (calibration.SparseCalibrator, "fit"),
+                        (evaluation, "evaluate"), (scale, "generate_dataset")):
+        monkeypatch.setattr(owner, name, started)
+    monkeypatch.setattr(_pipeline_stages, "STAGE_TABLE", tuple(
+        dataclasses.replace(s, run=started) for s in _pipeline_stages.STAGE_TABLE))
+    (files / "p.toml").write_text('output = "out"\n[[sources]]\nname = "a"\npath = "data.parquet"\n'
+                                  '[model]\ntargets = ["re78"]\nepochs = 1\n[generate]\nn = 10\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    r = runner.invoke(app, [a.format(d=files, o=out) for a in args])
+    assert_one_error(r)
+    assert list(out.iterdir()) == [] and not (files / "out").exists()

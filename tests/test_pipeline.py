@@ -356,3 +356,150 @@ def test_a_streamed_population_that_cannot_fit_on_disk_is_refused_up_front(tiny)
     with pytest.raises(DataValidationError, match="'generate.n' parameter asks for 1,000,000,000,000,000 records"):
         run_pipeline(config, progress=False)
     assert _files(folder) == ["train.parquet"]
+
+
+# -- the stage table: each stage reads the previous stage's declared output (issue 17) ------------
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import microplex._pipeline_stages as stages  # noqa: E402
+from microplex._random import int_seed, named_child  # noqa: E402
+
+_TARGETS = "aggregate,variable,filter,value\ncount,,marr == 0,100\ncount,,marr == 1,200\n"
+_STREAMED = {"n": 150, "partition_by": ["marr"], "rows_per_file": 100}
+
+
+def _variants(folder, cps1):
+    """Pipeline dicts covering every branch of the table: plain, calibrated, streamed, fused, conditions."""
+    (folder / "t.csv").write_text(_TARGETS)
+    cps1.iloc[200:400][["age", "marr", "educ"]].to_parquet(folder / "donor.parquet")
+    cps1.head(30)[["age", "marr"]].to_parquet(folder / "cond.parquet")
+    model = {"targets": ["re78"], "conditions": ["age", "marr"], "epochs": 1}
+    base = {"_base": str(folder), "output": "out", "seed": 0, "sources": [{"name": "cps", "path": "train.parquet"}],
+            "model": model, "generate": {"n": 150}}
+    return {
+        "plain": base,
+        "calibrated": {**base, "calibrate": {"targets": "t.csv"}, "sparsify": {"max_records": 100},
+                       "evaluate": {"max_rows": 200}},
+        "streamed": {**base, "generate": _STREAMED, "sparsify": {"targets": "t.csv"},
+                     "evaluate": {"max_rows": 200, "pmse": False}},
+        "streamed-evaluate": {**base, "generate": _STREAMED, "evaluate": {"max_rows": 200, "pmse": False}},
+        "conditions": {**base, "generate": {"conditions": "cond.parquet"}},
+        "fused": {**base, "sources": base["sources"] + [{"name": "donor", "path": "donor.parquet"}],
+                  "fuse": {"base": "cps", "shared": ["age", "marr"], "synthesizer": {"epochs": 1}},
+                  "model": {**model, "targets": ["re78", "educ"]}},
+    }
+
+
+@pytest.mark.parametrize("variant", ["plain", "calibrated", "streamed", "streamed-evaluate", "conditions", "fused"])
+def test_every_stage_input_is_an_input_file_or_an_earlier_declared_output(tiny, cps1, variant):
+    folder, _ = tiny
+    config = _variants(folder, cps1)[variant]
+    out = folder / "out"
+    planned = stages.plan(config, folder, out)
+    available = {p for v in stages.external_inputs(config, folder).values() for p in (v if isinstance(v, tuple) else (v,))}
+    population = None
+    for step in planned:
+        assert set(step.input_paths()) <= available, (step.stage.name, step.input_paths())
+        if "population" in step.inputs:
+            assert step.inputs["population"] == population, step.stage.name  # the last writer's file
+        population = step.outputs.get("population", population)
+        available |= set(step.outputs.values())
+    expected = {"streamed": ["fit", "generate", "sparsify", "evaluate"], "fused": ["fuse", "fit", "generate"],
+                "calibrated": ["fit", "generate", "calibrate", "sparsify", "evaluate"]}
+    assert [s.stage.name for s in planned][:len(expected.get(variant, []))] == expected.get(variant, [])
+
+
+@pytest.mark.parametrize("variant", ["streamed", "calibrated", "fused", "conditions"])
+def test_each_stage_finds_its_declared_inputs_and_writes_its_declared_outputs(tiny, cps1, variant, monkeypatch):
+    """Checked while running: before a stage its inputs exist, after it every declared output exists."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)[variant]
+    seen = []
+
+    def watched(stage):
+        def run(ctx):
+            missing = [str(p) for v in ctx.inputs.values() for p in (v if isinstance(v, tuple) else (v,)) if not p.exists()]
+            assert not missing, (stage.name, missing)
+            seen.append(stage.name)
+            return stage.run(ctx)
+        return dataclasses.replace(stage, run=run)
+
+    monkeypatch.setattr(stages, "STAGE_TABLE", tuple(watched(s) for s in stages.STAGE_TABLE))
+    result = run_pipeline(config, progress=False)
+    planned = stages.plan(config, folder, folder / "out")
+    assert seen == [s.stage.name for s in planned] == list(result.stages)
+    for step in planned:
+        assert all(p.exists() for p in step.outputs.values()), step.stage.name
+
+
+def test_sparsify_and_evaluate_read_a_streamed_population(tiny, cps1):
+    """`partition_by` with [sparsify] and no [calibrate]: the stage read synthetic.parquet, which a streamed
+    run never writes (then the combination was refused at validation); [evaluate] raised KeyError 'weight'."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed"]
+    result = run_pipeline(config, progress=False)
+    out = folder / "out"
+    assert (out / "population").is_dir() and not (out / "synthetic.parquet").exists()
+    subset = pd.read_parquet(out / "subset.parquet")
+    assert subset["marr"].dtype == cps1["marr"].dtype  # partition column read back with the training type
+    totals = subset.groupby("marr")["weight"].sum()
+    assert totals[0] == pytest.approx(100, rel=0.01) and totals[1] == pytest.approx(200, rel=0.01)
+    assert result.summary["rows"] == 150 and (out / "report.html").exists()
+    streamed = run_pipeline(_variants(folder, cps1)["streamed-evaluate"] | {"output": "out2"}, progress=False)
+    assert pd.read_csv(folder / "out2" / "scores.csv").shape[0] > 0 and streamed.stages["evaluate"]["status"] == "ran"
+
+
+def test_a_stage_that_skips_a_declared_output_is_an_error_and_a_new_stage_is_one_entry(tiny, monkeypatch):
+    folder, config = tiny
+
+    def export(ctx):
+        pd.read_parquet(ctx.input("population")).head(5).to_csv(ctx.output("export"), index=False)
+        return {"note": "5 rows"}
+
+    extra = stages.Stage("export", export, inputs=("population",), outputs=(stages.Output("export", "export.csv"),),
+                         enabled=lambda c: True)
+    monkeypatch.setattr(stages, "STAGE_TABLE", stages.STAGE_TABLE + (extra,))
+    result = run_pipeline(config, progress=False)
+    assert result.stages["export"]["status"] == "ran" and len(pd.read_csv(folder / "out" / "export.csv")) == 5
+    lazy = dataclasses.replace(extra, name="lazy", run=lambda ctx: {}, outputs=(stages.Output("lazy", "lazy.csv"),))
+    monkeypatch.setattr(stages, "STAGE_TABLE", stages.STAGE_TABLE + (lazy,))
+    with pytest.raises(RuntimeError, match=r"'lazy' did not write its declared outputs \['lazy'\]"):
+        run_pipeline(config, progress=False)
+
+
+# -- seeds spawned per stage: one seed, one stream per stage, byte-reproducible -------------------
+_COMPARED = ("model.mpx", "train.parquet", "holdout.parquet", "synthetic.parquet", "calibrated.parquet",
+             "subset.parquet", "scores.csv", "calibration_report.csv")
+
+
+@pytest.mark.parametrize("variant", ["calibrated", "streamed"])
+def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_bytes(tiny, cps1, variant):
+    folder, _ = tiny
+    config = _variants(folder, cps1)[variant]
+    for output, seed in (("a", 7), ("b", 7), ("c", 8)):
+        run_pipeline({**config, "output": output, "seed": seed}, progress=False)
+    names = [n for n in _COMPARED if (folder / "a" / n).exists()]
+    names += sorted(str(p.relative_to(folder / "a")) for p in (folder / "a" / "population").rglob("*.parquet"))
+    assert len(names) >= 6
+    for name in names:
+        assert _digest(folder / "a" / name) == _digest(folder / "b" / name), name
+    assert _digest(folder / "a" / "model.mpx") != _digest(folder / "c" / "model.mpx")
+    assert _digest(folder / "a" / "train.parquet") != _digest(folder / "c" / "train.parquet")
+
+
+def test_each_stage_draws_from_its_own_child_of_the_seed(tiny):
+    folder, config = tiny
+    run_pipeline({**config, "seed": 3}, progress=False)
+    seeds = {}
+    for stage in ("fit", "generate"):
+        record = json.loads((folder / "out" / ".microplex" / f"{stage}.json").read_text())
+        assert record["settings"]["seed"] == 3
+        seeds.update(record["settings"]["seeds"])
+    assert seeds == {s: int_seed(named_child(3, s)) for s in ("split", "fit", "generate")}
+    assert len(set(seeds.values())) == 3 and 3 not in seeds.values()
+    data = pd.read_parquet(folder / "train.parquet")  # the split is the 'split' stream's permutation
+    order = np.random.default_rng(seeds["split"]).permutation(len(data))
+    train = pd.read_parquet(folder / "out" / "train.parquet")
+    pd.testing.assert_frame_equal(train, data.iloc[order[:160]].reset_index(drop=True))

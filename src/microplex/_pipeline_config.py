@@ -5,8 +5,8 @@ table of allowed keys and value checks per section) and returns a checked copy, 
 :class:`~microplex.DataValidationError` naming the key and the section: an unknown key (with the
 likely intended one: ``'wieght' in [[sources]] #1; did you mean 'weight'?``), a value of the wrong
 type or range (the :mod:`microplex._params` messages), or settings that contradict each other.
-:func:`plan_paths` then computes every path the run will write and refuses any that is not inside
-the output folder or that is (or holds) one of the run's inputs.
+:func:`plan_paths` then checks every path the run will write (the stage table declares them) and
+refuses any that is not inside the output folder or that is (or holds) one of the run's inputs.
 """
 
 from __future__ import annotations
@@ -268,45 +268,23 @@ def _check_generate(checked: dict[str, Any]) -> None:
         return
     if "n" not in gen and "conditions" not in gen:
         raise DataValidationError("[generate] needs 'n' or 'conditions'.")
-    for stage in ("calibrate", "sparsify"):
-        if stage in checked:
-            raise DataValidationError(
-                f"[{stage}] cannot run on a streamed (partitioned) population; remove 'generate.partition_by' "
-                "or use microplex.scale.rake_dataset for out-of-core raking.")
+    if "calibrate" in checked:  # [sparsify] reads a streamed population into memory; [calibrate] does not yet
+        raise DataValidationError(
+            "[calibrate] cannot run on a streamed (partitioned) population; remove 'generate.partition_by' "
+            "or use microplex.scale.rake_dataset for out-of-core raking.")
 
 
 # -- paths ----------------------------------------------------------------------------------------
-def output_names(config: Mapping[str, Any]) -> dict[str, str]:
-    """Every file or folder a run writes, relative to the output folder, with the setting that names it."""
-    gen = config["generate"]
-    names = {"model.mpx": "fit", "train.parquet": "fit", "holdout.parquet": "fit", "summary.json": "summary",
-             MANIFESTS: "manifests"}
-    if "fuse" in config:
-        names["fused.parquet"] = "fuse"
-    dataset = gen.get("dataset", "population") if gen.get("partition_by") else "synthetic.parquet"
-    names[dataset] = "generate" + (".dataset" if gen.get("partition_by") else "")
-    if "calibrate" in config:
-        names.update({"calibrated.parquet": "calibrate", "calibration_report.csv": "calibrate"})
-    if "sparsify" in config:
-        names["subset.parquet"] = "sparsify"
-    if "evaluate" in config:
-        report = config["evaluate"].get("report", "report.html")
-        if report in names:
-            raise DataValidationError(
-                f"The 'evaluate.report' setting {report!r} is also the output of [{names[report]}]; choose another name.")
-        names[report] = "evaluate.report"
-        names["scores.csv"] = "evaluate"
-    return names
-
-
 def _within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def plan_paths(config: Mapping[str, Any], inputs: Mapping[str, Path], out: Path) -> list[Path]:
+def plan_paths(inputs: Mapping[str, Path], out: Path, outputs: Mapping[str, str]) -> list[Path]:
     """Every output path of the run, checked before anything is written.
 
-    ``inputs`` maps a description ("[[sources]] #1 'path'") to each input file the run reads. The
+    ``inputs`` maps a description ("[[sources]] #1 'path'") to each input file the run reads;
+    ``outputs`` maps each file or folder the run writes, relative to ``out``, to what writes it
+    (:func:`microplex._pipeline_stages.output_files`). The
     output folder may not hold, equal or sit inside an input; each output resolves
     (:meth:`Path.resolve`, following links) inside the output folder, to no input and to no other
     output.
@@ -325,7 +303,7 @@ def plan_paths(config: Mapping[str, Any], inputs: Mapping[str, Path], out: Path)
     if existing is None or not existing.is_dir():
         raise DataValidationError(f"Cannot create the output folder {str(out)!r}: {str(existing)!r} is not a folder.")
     paths: list[Path] = []
-    for name, what in output_names(config).items():
+    for name, what in outputs.items():
         p = (out / name).resolve()
         if not _within(p, out) or p == out:
             raise DataValidationError(f"The output {name!r} ({what}) resolves to {str(p)!r}, outside the output folder.")

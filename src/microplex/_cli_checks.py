@@ -1,0 +1,198 @@
+"""The command line's conventions: option checks, one-line errors and exit statuses.
+
+:func:`run_body` runs a verb's body: a bad input (any :class:`~microplex.MicroplexError` or
+``OSError``) becomes one ``error: <message>`` line on stderr and status 1, an unexpected
+exception one ``error: internal error ...`` line and status 2. :class:`OneLineGroup` does the
+same for click's own usage errors. The ``check_*`` and ``parse_*`` helpers check option values
+before a verb does any work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # recent typer ships its own copy of click; its usage errors are that copy's classes
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - typer on the real click
+    from click import exceptions as _click_errors
+
+from ._errors import DataValidationError, MicroplexError
+from ._params import check_names
+
+logger = logging.getLogger("microplex.cli")
+
+#: Exit status of a bad input and of an internal error.
+EXIT_BAD_INPUT, EXIT_INTERNAL = 1, 2
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (runs of whitespace, newlines included, become one space)."""
+    return " ".join(str(text).split())
+
+
+class OneLineUsageError(_click_errors.ClickException):
+    """A command-line usage error shown as one ``error:`` line with the bad-input status."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        typer.echo(f"error: {one_line(self.format_message())}", err=True)
+
+
+class OneLineGroup(TyperGroup):
+    """Turns click's usage errors (bad option type, unknown option, missing argument) into one line."""
+
+    def _one_line_usage(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except _click_errors.NoArgsIsHelpError:
+            raise
+        except _click_errors.UsageError as exc:
+            raise OneLineUsageError(exc.format_message()) from None
+
+    def make_context(self, *args, **kwargs):  # noqa: D102 - click API
+        return self._one_line_usage(lambda: super(OneLineGroup, self).make_context(*args, **kwargs))
+
+    def invoke(self, ctx):  # noqa: D102 - click API
+        return self._one_line_usage(lambda: super(OneLineGroup, self).invoke(ctx))
+
+
+def split_columns(values: str, name: str = "columns") -> list[str]:
+    """A comma list of column names: no empty item, no duplicate."""
+    items = [v.strip() for v in values.split(",")] if values.strip() else []
+    if any(not v for v in items) or len(set(items)) != len(items):
+        raise DataValidationError(
+            f"The '--{name}' option must be a comma-separated list of distinct column names. Got {values!r} instead.")
+    return check_names(items, name)
+
+
+def quiet_option():
+    """The ``-q``/``--quiet`` option every verb takes."""
+    return typer.Option(False, "--quiet", "-q", help="No progress bars and no summary (warnings and errors only).")
+
+
+def verbose_option():
+    """The ``-v``/``--verbose`` option every verb takes."""
+    return typer.Option(False, "--verbose", "-v", help="Log progress details (and the traceback of an internal error).")
+
+
+def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, verbose: bool = False) -> None:
+    """Runs a command body: a bad input becomes one ``error:`` line and status 1, a bug status 2.
+
+    ``fn`` receives ``say``, which prints a summary line unless ``quiet``.
+    """
+    try:
+        if quiet and verbose:
+            raise DataValidationError("The '--quiet' and '--verbose' options exclude each other; give one.")
+        if verbose:
+            logging.getLogger("microplex").setLevel(logging.INFO)
+        fn((lambda text: None) if quiet else typer.echo)
+    except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):
+        raise
+    except (MicroplexError, OSError) as exc:
+        typer.secho(f"error: {one_line(exc) or type(exc).__name__}", err=True, fg="red")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct status, the traceback in the log
+        logger.info("Internal error", exc_info=True)
+        typer.secho(f"error: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); this is a bug in "
+                    "microplex, please report it (--verbose shows the traceback).", err=True, fg="red")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def check_input(path: Path | None, name: str) -> Path | None:
+    """An input file or folder that exists."""
+    if path is not None and not path.exists():
+        raise DataValidationError(f"The {name!r} input {str(path)!r} does not exist.")
+    return path
+
+
+def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False) -> Path:
+    """An output path that is no input (nor inside one, nor holding one) and whose folder can be created."""
+    target = path.expanduser().resolve()
+    for src in inputs:
+        if src is None:
+            continue
+        s = src.expanduser().resolve()
+        if target == s or s in target.parents or (folder and target in s.parents):
+            raise DataValidationError(
+                f"The {name!r} output {str(path)!r} would overwrite the input {str(src)!r}; choose another path.")
+    if not folder and target.is_dir():
+        raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
+    if folder and target.exists() and not target.is_dir():
+        raise DataValidationError(f"The {name!r} output {str(path)!r} is a file; give a folder path.")
+    existing = next((a for a in target.parents if a.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise DataValidationError(f"Cannot create the {name!r} output {str(path)!r}: {str(existing)!r} is not a "
+                                  "writable folder.")
+    return path
+
+
+def parse_count(text: str) -> int:
+    """``--n``: a record count in [0, 2**53], written as an int or an integral number such as ``1e9``."""
+    stripped = str(text).strip()
+    try:
+        number = int(stripped) if stripped.lstrip("+-").isdigit() else float(stripped)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not float(number).is_integer() or not 0 <= number <= 2**53:
+        raise OneLineUsageError(f"The '--n' option must be an int in [0, 2**53] (1e9 is accepted). Got {stripped!r} instead.")
+    return int(number)
+
+
+def parse_value(text: str):
+    """A ``--set`` value: an int, a float, true/false, a JSON list or table, else the string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise DataValidationError(f"The --set value {text!r} is not a valid JSON list or table: {exc}") from exc
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise DataValidationError(f"--set expects KEY=VALUE (e.g. generate.n=1000). Got {item!r}.")
+        key, value = item.split("=", 1)
+        if key.strip() in out:
+            raise DataValidationError(f"--set gives {key.strip()!r} twice.")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def parse_bounds(text: str) -> tuple[float, float] | None:
+    """``--bounds "lo,hi"``: two finite floats with 0 <= lo < hi, or '' for none."""
+    if not text.strip():
+        return None
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+        raise DataValidationError(
+            f"The '--bounds' option must be 'lo,hi', two finite numbers with 0 <= lo < hi. Got {text!r} instead.")
+    return lo, hi
+
+
+def check_weight_name(weight: str) -> None:
+    """A ``--weight`` column name: not empty."""
+    if not weight.strip():
+        raise DataValidationError("The '--weight' option must be a column name. Got '' instead.")

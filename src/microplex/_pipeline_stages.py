@@ -1,0 +1,431 @@
+"""The pipeline's stages as one table: what each stage reads, writes and draws, and its function.
+
+:data:`STAGE_TABLE` (at the end of this module) lists the stages in the order they run. Each
+:class:`Stage` declares, once:
+
+* ``inputs``: the artifacts it reads, by name (``"model"``, ``"population"``; ``"name?"`` when
+  optional);
+* ``outputs``: the artifacts it writes, each an :class:`Output` (name -> file or folder in the
+  output folder, and the setting that renames it, if any);
+* ``settings``: the pipeline sections its manifest fingerprints; ``seeds``: its random streams,
+  each the named child of the one pipeline seed (:func:`microplex._random.named_child`);
+* ``enabled``: when it runs; ``run``: its function, ``run(ctx) -> figures``.
+
+:func:`plan` binds names to paths: first the input files the pipeline file names (``sources``,
+``table`` (the one source), ``conditions``, ``calibrate.targets``, ``sparsify.targets``), then,
+stage by stage, each stage's outputs. A name written again is rebound, so a stage reads what the
+last stage before it declared: ``population`` is ``synthetic.parquet`` (or the streamed dataset
+folder) after [generate], ``calibrated.parquet`` after [calibrate], ``subset.parquet`` after
+[sparsify]; ``table`` is the source, or ``fused.parquet`` after [fuse]. No stage computes another
+stage's path, and a stage whose input nothing writes is refused before any work.
+
+Adding a stage: write ``def _mystage(ctx: StageContext) -> dict`` (read ``ctx.input(name)``,
+write ``ctx.output(name)``, draw from ``ctx.seed(stream)``, return the figures shown in the
+summary), add one :class:`Stage` entry at its place in :data:`STAGE_TABLE`, and, when it has
+settings, its section in :data:`microplex._pipeline_config.SCHEMA`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataValidationError
+from ._pipeline_config import WEIGHT
+from ._random import int_seed, named_child
+from .io import read_table, resolve_path
+
+__all__ = ["Output", "Stage", "StageContext", "PlannedStage", "STAGE_TABLE", "plan", "output_files"]
+
+Artifact = Path | tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One artifact a stage writes: its name, its file (or folder) and the setting that renames it."""
+
+    name: str
+    file: str
+    setting: str | None = None
+    folder: bool = False
+    when: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def file_in(self, config: Mapping[str, Any]) -> str:
+        """The file name for ``config`` (the ``setting`` when given, else ``file``)."""
+        if self.setting is None:
+            return self.file
+        section, key = self.setting.split(".")
+        return config.get(section, {}).get(key, self.file)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table (see the module docstring)."""
+
+    name: str
+    run: Callable[[StageContext], dict[str, Any]]
+    inputs: tuple[str, ...]
+    outputs: tuple[Output, ...]
+    settings: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
+    enabled: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def runs(self, config: Mapping[str, Any]) -> bool:
+        """Whether the stage runs: its ``enabled`` test, else whether its section is in ``config``."""
+        return self.enabled(config) if self.enabled is not None else self.name in config
+
+
+@dataclass
+class PlannedStage:
+    """A stage with its inputs and outputs bound to paths."""
+
+    stage: Stage
+    inputs: dict[str, Artifact]
+    outputs: dict[str, Path]
+    folders: frozenset[str]
+
+    def input_paths(self) -> list[Path]:
+        """Every input path, in declaration order (sources flattened)."""
+        paths: list[Path] = []
+        for value in self.inputs.values():
+            paths.extend(value if isinstance(value, tuple) else (value,))
+        return paths
+
+
+@dataclass
+class StageContext:
+    """What a stage function sees: its inputs, where to write its outputs, its seeds."""
+
+    config: dict[str, Any]
+    base: Path
+    out: Path
+    progress: bool
+    inputs: dict[str, Artifact]
+    seeds: dict[str, int]
+    targets: dict[str, Any]
+    write: Callable[[str], Path]
+    written: set[str] = field(default_factory=set)
+
+    def input(self, name: str) -> Any:
+        """The path (or paths) bound to input ``name``; ``None`` for an absent optional input."""
+        return self.inputs.get(name)
+
+    def output(self, name: str) -> Path:
+        """Where to write output ``name`` (a temporary renamed when the stage succeeds)."""
+        self.written.add(name)
+        return self.write(name)
+
+    def seed(self, stream: str) -> int:
+        """The integer seed of ``stream``."""
+        return self.seeds[stream]
+
+
+def stage_seeds(seed: int, stage: Stage) -> dict[str, int]:
+    """Each of the stage's streams: the named child of the pipeline seed, as an integer."""
+    return {stream: int_seed(named_child(seed, stream)) for stream in stage.seeds}
+
+
+def external_inputs(config: Mapping[str, Any], base: Path) -> dict[str, Artifact]:
+    """The artifacts the pipeline file names (bound before the first stage)."""
+    bound: dict[str, Artifact] = {}
+    sources = tuple(resolve_path(s["path"], base) for s in config["sources"])
+    bound["sources"] = sources
+    if len(sources) == 1:
+        bound["table"] = sources[0]
+    if config["generate"].get("conditions"):
+        bound["conditions"] = resolve_path(config["generate"]["conditions"], base)
+    for section in ("calibrate", "sparsify"):
+        if section in config:
+            spec = config[section].get("targets") or config.get("calibrate", {}).get("targets")
+            bound[f"{section}.targets"] = resolve_path(spec, base)
+    return bound
+
+
+def _outputs(stage: Stage, config: Mapping[str, Any]) -> list[Output]:
+    return [o for o in stage.outputs if o.when is None or o.when(config)]
+
+
+def plan(config: Mapping[str, Any], base: Path, out: Path) -> list[PlannedStage]:
+    """The stages that run, in order, each with its inputs and outputs bound to paths."""
+    bound = external_inputs(config, base)
+    planned = []
+    for stage in STAGE_TABLE:
+        if not stage.runs(config):
+            continue
+        inputs: dict[str, Artifact] = {}
+        for name in stage.inputs:
+            key = name.rstrip("?")
+            if key in bound:
+                inputs[key] = bound[key]
+            elif not name.endswith("?"):
+                raise DataValidationError(f"[{stage.name}] reads {key!r}, which no earlier stage of this pipeline writes.")
+        outputs = {o.name: out / o.file_in(config) for o in _outputs(stage, config)}
+        folders = frozenset(o.name for o in _outputs(stage, config) if o.folder)
+        bound.update(outputs)
+        planned.append(PlannedStage(stage, inputs, outputs, folders))
+    return planned
+
+
+def output_files(config: Mapping[str, Any], reserved: Mapping[str, str]) -> dict[str, str]:
+    """Every file or folder the stages write (relative to the output folder) -> what writes it.
+
+    ``reserved`` holds the runner's own files. Two outputs with one name raise, naming the
+    setting that chose the name.
+    """
+    files = dict(reserved)
+    for stage in STAGE_TABLE:
+        if not stage.runs(config):
+            continue
+        for o in _outputs(stage, config):
+            name, what = o.file_in(config), o.setting or stage.name
+            if name in files:
+                raise DataValidationError(
+                    f"The {what!r} setting {name!r} is also the output of [{files[name]}]; choose another name."
+                    if o.setting else f"The output {name!r} of [{stage.name}] is also the output of [{files[name]}].")
+            files[name] = what
+    return files
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _streamed(config: Mapping[str, Any]) -> bool:
+    return bool(config["generate"].get("partition_by"))
+
+
+def _training_weight(config: Mapping[str, Any]) -> str | None:
+    """The weight column of the table the model is fitted on (the fuse base's, or the one source's)."""
+    sources = {s["name"]: s for s in config["sources"]}
+    name = config["fuse"]["base"] if "fuse" in config else config["sources"][0]["name"]
+    return sources[name].get("weight")
+
+
+def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path) -> pd.DataFrame:
+    """A source table read from ``path`` with its renames, column choice and dropped missing rows."""
+    df = read_table(path)
+    label = f"source {src['name']!r} ({src['path']})"
+    if src.get("rename"):
+        missing = [c for c in src["rename"] if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The 'rename' table of {label} names columns {missing} it lacks.")
+        df = df.rename(columns=src["rename"])
+        names = [str(c) for c in df.columns]
+        clashes = sorted({c for c in names if names.count(c) > 1})
+        if clashes:
+            raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
+    weight = [src["weight"]] if src.get("weight") else []
+    if src.get("columns"):
+        keep = list(dict.fromkeys(list(src["columns"]) + weight))
+        missing = [c for c in keep if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The 'columns' of {label} name columns {missing} it lacks.")
+        df = df[keep]
+    if weight and weight[0] not in df.columns:
+        raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its columns.")
+    model = config["model"]
+    model_columns = list(model["targets"]) + list(model.get("conditions", []))
+    if len(config["sources"]) == 1:
+        missing = [c for c in model_columns if c not in df.columns]
+        if missing:
+            raise DataValidationError(
+                f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
+    if src.get("dropna", True):
+        needed = [c for c in model_columns if c in df.columns]
+        df = df.dropna(subset=needed).reset_index(drop=True)
+    return df
+
+
+def _population_total(config: Mapping[str, Any], train: pd.DataFrame) -> float:
+    """The total weight the synthetic records represent: ``generate.population``, else the source's."""
+    weight = _training_weight(config)
+    share = float(config["model"].get("holdout", 0.2))
+    total = train[weight].sum() if weight else len(train)
+    return float(config["generate"].get("population", total / (1 - share)))
+
+
+def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The current population, with its ``weight`` column; at most ``max_rows`` rows drawn at random.
+
+    A streamed dataset folder is read with its partition columns cast back to the training
+    table's types, and its weight (which ``generate_dataset`` does not write) is the population
+    total over its row count, as for a generated file.
+    """
+    path = ctx.input("population")
+    if not path.is_dir():
+        records = pd.read_parquet(path)
+        if max_rows is not None and len(records) > max_rows:
+            records = records.sample(max_rows, random_state=seed)
+        return records
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    dataset = pads.dataset(path, format="parquet", partitioning="hive")
+    rows = dataset.count_rows()
+    if max_rows is not None and rows > max_rows:
+        take = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
+        records = dataset.take(pa.array(take)).to_pandas()
+    else:
+        records = dataset.to_table().to_pandas()
+    schema = pq.read_schema(ctx.input("train"))
+    for column in ctx.config["generate"]["partition_by"]:
+        if column in schema.names and column in records.columns:
+            records[column] = records[column].astype(schema.field(column).type.to_pandas_dtype())
+    train_rows = pd.read_parquet(ctx.input("train"))
+    records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
+    return records
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly scalar."""
+    return v.item() if hasattr(v, "item") else v
+
+
+# -- the stages ------------------------------------------------------------------------------------
+def _fuse(ctx: StageContext) -> dict[str, Any]:
+    from .fusion import Source, fuse
+
+    cfg = ctx.config["fuse"]
+    sources = [Source(_source_frame(ctx.config, s, p), name=s["name"], weight_col=s.get("weight"))
+               for s, p in zip(ctx.config["sources"], ctx.input("sources"), strict=True)]
+    fused = fuse(sources, base=cfg["base"], shared=cfg.get("shared"), n_imputations=int(cfg.get("n_imputations", 1)),
+                 seed=ctx.seed("fuse"), synthesizer_params={"verbose": ctx.progress, **cfg.get("synthesizer", {})})
+    fused.data.to_parquet(ctx.output("table"), index=False)
+    return {"rows": len(fused.data), "note": f"{len(fused.data):,} fused records"}
+
+
+def _fit(ctx: StageContext) -> dict[str, Any]:
+    from .synthesis import Synthesizer
+
+    model = ctx.config["model"]
+    if "fuse" in ctx.config:
+        data = pd.read_parquet(ctx.input("table"))
+    else:
+        data = _source_frame(ctx.config, ctx.config["sources"][0], ctx.input("table"))
+    share = float(model.get("holdout", 0.2))
+    order = np.random.default_rng(ctx.seed("split")).permutation(len(data))
+    cut = int(round((1 - share) * len(data)))
+    train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
+    if len(train) < 2 or ("evaluate" in ctx.config and len(holdout) < 1):
+        raise DataValidationError(
+            f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
+            "after 'model.holdout'); it needs at least 2 to train and 1 held out for [evaluate].")
+    params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout")}
+    synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params)
+    synth.fit(train, weight_col=_training_weight(ctx.config), seed=ctx.seed("fit"))
+    synth.save(ctx.output("model"))
+    train.to_parquet(ctx.output("train"), index=False)
+    holdout.to_parquet(ctx.output("holdout"), index=False)
+    h = synth.history_
+    return {"epochs": int(len(h)), "val_loss": float(h["val_loss"].min()),
+            "train_rows": len(train), "note": f"{len(h)} epochs on {len(train):,} records"}
+
+
+def _generate(ctx: StageContext) -> dict[str, Any]:
+    from .synthesis import Synthesizer
+
+    gen, config = ctx.config["generate"], ctx.config
+    synth = Synthesizer.load(ctx.input("model"))
+    conditions = read_table(ctx.input("conditions")) if ctx.input("conditions") else None
+    if conditions is not None:
+        missing = [c for c in config["model"].get("conditions", []) if c not in conditions.columns]
+        if missing:
+            raise DataValidationError(
+                f"The conditions file {gen['conditions']!r} ('generate.conditions') lacks the model's condition "
+                f"columns {missing}.")
+    n = int(gen["n"]) if gen.get("n") is not None else None
+    if _streamed(config):
+        from .scale import generate_dataset
+
+        target = ctx.output("population")
+        manifest = generate_dataset(synth, conditions=conditions, n=n, path=target, partition_by=gen["partition_by"],
+                                    rows_per_file=int(gen.get("rows_per_file", 5_000_000)), seed=ctx.seed("generate"),
+                                    progress=ctx.progress)
+        rows = int(manifest["rows"])
+        return {"rows": rows, "note": f"{rows:,} records streamed to {target.name}/"}
+    seed = ctx.seed("generate")
+    synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
+    if len(synthetic) == 0:
+        raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
+    synthetic[WEIGHT] = _population_total(config, pd.read_parquet(ctx.input("train"))) / len(synthetic)
+    synthetic.to_parquet(ctx.output("population"), index=False)
+    return {"rows": len(synthetic), "note": f"{len(synthetic):,} records"}
+
+
+def _calibrate(ctx: StageContext) -> dict[str, Any]:
+    from .calibration import Calibrator
+
+    cfg = ctx.config["calibrate"]
+    targets = ctx.targets["calibrate"]
+    records = pd.read_parquet(ctx.input("population"))
+    bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
+    calibrator = Calibrator(method=cfg.get("method", "raking"), bounds=bounds, soft=bool(cfg.get("soft", False)))
+    res = calibrator.fit(records, targets, weight_col=WEIGHT)
+    records[WEIGHT] = np.asarray(res.weights, dtype=float)
+    res.report().to_csv(ctx.output("calibration_report"), index=False)
+    records.to_parquet(ctx.output("population"), index=False)
+    summary = {k: _plain(v) for k, v in res.summary.items()}
+    return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
+            "converged": summary.get("converged"),
+            "note": f"{len(targets)} targets, max rel. error {summary.get('max_rel_error', float('nan')):.2e}"}
+
+
+def _sparsify(ctx: StageContext) -> dict[str, Any]:
+    from .calibration import SparseCalibrator
+
+    cfg = ctx.config["sparsify"]
+    records = _read_population(ctx)
+    params = {"random_state": ctx.seed("sparsify"), **{k: v for k, v in cfg.items() if k != "targets"}}
+    res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT)
+    weights = np.asarray(res.weights, dtype=float)
+    subset = records.assign(**{WEIGHT: weights})[weights > 0].reset_index(drop=True)
+    subset.to_parquet(ctx.output("population"), index=False)
+    summary = {k: _plain(v) for k, v in res.summary.items()}
+    return {"kept": len(subset), "max_rel_error": summary.get("max_rel_error"),
+            "note": f"kept {len(subset):,} of {len(records):,} records"}
+
+
+def _evaluate(ctx: StageContext) -> dict[str, Any]:
+    from .evaluation import evaluate
+
+    cfg, model = ctx.config["evaluate"], ctx.config["model"]
+    weight = _training_weight(ctx.config)
+    columns = list(model.get("conditions", [])) + list(model["targets"])
+    seed = ctx.seed("evaluate")
+    synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
+    train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
+    keep = columns + ([weight] if weight else [])
+    report = evaluate(
+        train[keep], synthetic[columns + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
+        targets=ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None,
+        holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), random_state=seed,
+    )
+    report.scores.to_csv(ctx.output("scores"), index=False)
+    report.to_html(ctx.output("report"))
+    name = cfg.get("report", "report.html")
+    return {"report": str(ctx.out / name), "note": f"report at {name}"}
+
+
+#: The stages in the order they run (see the module docstring).
+STAGE_TABLE: tuple[Stage, ...] = (
+    Stage("fuse", _fuse, inputs=("sources",), outputs=(Output("table", "fused.parquet"),),
+          settings=("fuse", "sources"), seeds=("fuse",)),
+    Stage("fit", _fit, inputs=("table",),
+          outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
+          settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True),
+    Stage("generate", _generate, inputs=("model", "train", "conditions?"),
+          outputs=(Output("population", "synthetic.parquet", when=lambda c: not _streamed(c)),
+                   Output("population", "population", setting="generate.dataset", folder=True, when=_streamed)),
+          settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
+    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets"),
+          outputs=(Output("population", "calibrated.parquet"), Output("calibration_report", "calibration_report.csv")),
+          settings=("calibrate",)),
+    Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
+          outputs=(Output("population", "subset.parquet"),), settings=("sparsify",), seeds=("sparsify",)),
+    Stage("evaluate", _evaluate, inputs=("population", "train", "holdout", "calibrate.targets?"),
+          outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report")),
+          settings=("evaluate",), seeds=("evaluate",)),
+)
