@@ -89,7 +89,7 @@ def files(tmp_path_factory, cps1):
 @pytest.mark.parametrize(
     "args, match",
     [
-        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "0"], "'epochs' parameter must be an int >= 1"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "0"], "'epochs' parameter must be 'auto' or an int >= 1"),
         (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "x"], "Invalid value for '--epochs'"),
         (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--seed", "-1"], "'seed' parameter"),
         (["fit", "{d}/data.csv", "--targets", "", "-o", "{o}/m.mpx"], "'--targets' option must name at least one"),
@@ -140,7 +140,7 @@ def files(tmp_path_factory, cps1):
         (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--conditions", "nope"], "'--conditions'"),
         (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--weight", "w"], "'--weight' column 'w' is not in the real file"),
         (["demo", "--rows", "0", "--epochs", "1", "-q", "-o", "{o}/demo"], "'rows' parameter must be an int >= 1"),
-        (["demo", "--epochs", "0", "-q", "-o", "{o}/demo"], "'epochs' parameter must be an int >= 1"),
+        (["demo", "--epochs", "0", "-q", "-o", "{o}/demo"], "'epochs' parameter must be 'auto' or an int >= 1"),
         (["run", "{d}/nope.toml"], "does not exist"),
         (["run", "{d}/data.csv"], "must end in .toml"),
     ],

@@ -269,7 +269,7 @@ def test_auxiliary_source_informs_the_cross_block_association():
 # -- trust: parameters, reserved names, dtypes, degenerate weights (issue 15) ----------------------
 FUSE_PARAM_CASES = [
     ({"synthesizer_params": {"epoch": 1}}, "The 'synthesizer_params' parameter has unknown keys \\['epoch'\\]"),
-    ({"synthesizer_params": {"epochs": 2.5}}, "The 'epochs' parameter must be an int >= 1. Got 2.5 instead."),
+    ({"synthesizer_params": {"epochs": 2.5}}, "The 'epochs' parameter must be 'auto' or an int >= 1. Got 2.5 instead."),
     ({"synthesizer_params": {"learning_rate": -1}}, "The 'learning_rate' parameter must be a finite float in \\(0, 1000\\]"),
     ({"synthesizer_params": {"hidden_features": (0,)}}, "The 'hidden_features' parameter must be None or a non-empty"),
     ({"synthesizer_params": {"flow": "gan"}}, "The 'flow' parameter must be one of 'maf', 'nsf'. Got 'gan'"),

@@ -463,8 +463,8 @@ def test_load_writes_no_temporary_file(fitted, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(epochs=2.5), r"The 'epochs' parameter must be an int >= 1\. Got 2\.5 instead\."),
-        (dict(epochs=0), r"The 'epochs' parameter must be an int >= 1\. Got 0 instead\."),
+        (dict(epochs=2.5), r"The 'epochs' parameter must be 'auto' or an int >= 1\. Got 2\.5 instead\."),
+        (dict(epochs=0), r"The 'epochs' parameter must be 'auto' or an int >= 1\. Got 0 instead\."),
         (dict(batch_size=True), r"The 'batch_size' parameter must be an int >= 1\. Got True"),
         (dict(transforms="3"), r"The 'transforms' parameter must be an int in \[1, 64\]"),
         # the inner models' parameters are checked by the Synthesizer's own rules

@@ -196,3 +196,13 @@ def check_weight_name(weight: str) -> None:
     """A ``--weight`` column name: not empty."""
     if not weight.strip():
         raise DataValidationError("The '--weight' option must be a column name. Got '' instead.")
+
+
+def parse_epochs(text: str) -> int | str:
+    """``--epochs``: ``auto`` (chosen from the data size) or an int >= 1."""
+    from .synthesis._schedule import check_epochs
+
+    value: object = text
+    if isinstance(text, str) and text.strip().lstrip("+").isdigit():
+        value = int(text.strip())
+    return check_epochs(value, "epochs")

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import DataValidationError
 from ._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+from .synthesis._schedule import check_epochs
 
 __all__ = ["SCHEMA", "validate_config", "plan_paths", "MANIFESTS"]
 
@@ -135,11 +136,11 @@ SYNTHESIZER: dict[str, Check] = {
     "bins": _int(1, 4096),
     "point_mass_threshold": _float(0.0, 1.0),
     "max_point_masses": _int(0, 4096),
-    "epochs": _int(1, 10**7),
+    "epochs": lambda v, name: check_epochs(v, name),
     "batch_size": _int(1, 2**31),
     "learning_rate": _float(0.0, low_inclusive=False),
     "weight_decay": _float(0.0),
-    "validation_fraction": _float(0.0, 1.0, low_inclusive=False, high_inclusive=False),
+    "validation_fraction": _float(0.0, 0.5, high_inclusive=False),
     "patience": _int(1),
 }
 

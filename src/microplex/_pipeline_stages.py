@@ -27,6 +27,8 @@ settings, its section in :data:`microplex._pipeline_config.SCHEMA`.
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,7 +322,10 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     train.to_parquet(ctx.output("train"), index=False)
     holdout.to_parquet(ctx.output("holdout"), index=False)
     h = synth.history_
-    return {"epochs": int(len(h)), "val_loss": float(h["val_loss"].min()),
+    fig = {"epochs": int(len(h)), "loss": float(h["train_loss"].iloc[-1])}
+    if h["val_loss"].notna().any():  # a validation split (validation_fraction > 0)
+        fig["val_loss"] = float(h["val_loss"].min())
+    return {**fig,
             "train_rows": len(train), "note": f"{len(h)} epochs on {len(train):,} records"}
 
 
@@ -378,7 +383,13 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
 
     cfg = ctx.config["sparsify"]
     records = _read_population(ctx)
-    params = {"random_state": ctx.seed("sparsify"), **{k: v for k, v in cfg.items() if k != "targets"}}
+    params = {k: v for k, v in cfg.items() if k != "targets"}
+    if "random_state" in params and "seed" in params:
+        raise DataValidationError("[sparsify] gives both 'seed' and the deprecated 'random_state'; keep 'seed'.")
+    if "random_state" in params:  # the deprecated key of [sparsify]: a seed of its own
+        warnings.warn("[sparsify] 'random_state' is deprecated; use 'seed'.", FutureWarning, stacklevel=2)
+        params["seed"] = params.pop("random_state")
+    params.setdefault("seed", ctx.seed("sparsify"))
     res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT)
     weights = np.asarray(res.weights, dtype=float)
     subset = records.assign(**{WEIGHT: weights})[weights > 0].reset_index(drop=True)
@@ -401,7 +412,7 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     report = evaluate(
         train[keep], synthetic[columns + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
         targets=ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None,
-        holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), random_state=seed,
+        holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), seed=seed,
     )
     report.scores.to_csv(ctx.output("scores"), index=False)
     report.to_html(ctx.output("report"))

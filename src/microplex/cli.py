@@ -31,6 +31,7 @@ from ._cli_checks import (
     check_weight_name,
     parse_bounds,
     parse_count,
+    parse_epochs,
     parse_overrides,
     quiet_option,
     run_body,
@@ -92,7 +93,7 @@ def run(
 def demo(
     out: Path = typer.Option(Path("microplex-demo"), "--out", "-o", help="Output folder."),
     rows: int = typer.Option(100_000, help="Synthetic population size."),
-    epochs: int = typer.Option(200, help="Maximum training epochs (early stopping ends sooner)."),
+    epochs: str = typer.Option("auto", help="Training epochs: 'auto' (from the data size) or an int."),
     force: bool = typer.Option(False, help="Re-run every stage."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -102,10 +103,10 @@ def demo(
         from .pipeline import run_pipeline
 
         check_int(rows, "rows", low=1)
-        check_int(epochs, "epochs", low=1)
+        n_epochs = parse_epochs(epochs)
         check_output(out, "out", [], folder=True)
         pipeline = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
-        overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": epochs}
+        overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": n_epochs}
         say(f"Running the demo pipeline {pipeline} -> {out}")
         result = run_pipeline(pipeline, overrides=overrides, force=force, progress=not quiet)
         say(result.summary_text())
@@ -121,7 +122,7 @@ def fit(
     weight: str | None = typer.Option(None, help="Survey weight column."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (.mpx)."),
     flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
-    epochs: int = typer.Option(200, help="Maximum training epochs."),
+    epochs: str = typer.Option("auto", help="Training epochs: 'auto' (from the data size) or an int."),
     seed: int = typer.Option(0),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -134,7 +135,7 @@ def fit(
         if not target_vars:
             raise DataValidationError("The '--targets' option must name at least one column.")
         check_choice(flow, "flow", ("maf", "nsf"))
-        check_int(epochs, "epochs", low=1)
+        n_epochs = parse_epochs(epochs)
         check_seed(seed, allow_none=False)
         check_input(data, "data")
         check_output(out, "out", [data])
@@ -142,7 +143,7 @@ def fit(
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
             raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
-        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=epochs, verbose=not quiet)
+        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet)
         synth.fit(df, weight_col=weight, seed=seed).save(out)
         say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
 

@@ -85,7 +85,7 @@ class PipelineResult:
         lines = [f"microplex pipeline -> {self.output}"]
         for name, info in self.stages.items():
             lines.append(f"  {name:<10} {info['status']:<8} {info.get('seconds', 0):7.1f} s  {info.get('note', '')}")
-        for key in ("rows", "fit_epochs", "fit_val_loss", "max_target_error", "kept_records", "report"):
+        for key in ("rows", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records", "report"):
             if key in s:
                 lines.append(f"  {key}: {s[key]}")
         return "\n".join(lines)
@@ -293,7 +293,9 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
         summary["rows"] = f["generate"].get("rows")
     if "fit" in f:
         summary["fit_epochs"] = f["fit"].get("epochs")
-        summary["fit_val_loss"] = round(float(f["fit"].get("val_loss", float("nan"))), 4)
+        summary["fit_loss"] = round(float(f["fit"]["loss"]), 4) if "loss" in f["fit"] else None
+        if "val_loss" in f["fit"]:
+            summary["fit_val_loss"] = round(float(f["fit"]["val_loss"]), 4)
     errors = [f[s]["max_rel_error"] for s in ("calibrate", "sparsify") if f.get(s, {}).get("max_rel_error") is not None]
     if errors:
         summary["max_target_error"] = float(errors[-1])

@@ -30,7 +30,7 @@ def _hours(n=3000, seed=0):
 @pytest.fixture(scope="module")
 def hours_model():
     df = _hours()
-    return df, Synthesizer(["hours"], ["g"], epochs=25, verbose=False).fit(df, seed=0)
+    return df, Synthesizer(["hours"], ["g"], verbose=False).fit(df, seed=0)  # the default schedule (80 epochs)
 
 
 # -- detection ---------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_heap_shares_are_reproduced_by_condition_and_integers_stay_integers(hour
 
 def test_same_seed_same_bytes_and_save_load_round_trip(hours_model, tmp_path):
     df, synth = hours_model
-    again = Synthesizer(["hours"], ["g"], epochs=25, verbose=False).fit(df, seed=0)
+    again = Synthesizer(["hours"], ["g"], verbose=False).fit(df, seed=0)
     for (k, v), v2 in zip(synth.model_.state_dict().items(), again.model_.state_dict().values(), strict=True):
         assert torch.equal(v, v2), k
     pd.testing.assert_frame_equal(synth.generate(df.head(300), seed=4), again.generate(df.head(300), seed=4))

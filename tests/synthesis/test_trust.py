@@ -40,10 +40,10 @@ def _fit(frame, **kw):
 
 # -- parameters ----------------------------------------------------------------------------
 PARAM_CASES = [
-    ("epochs", 2.5, "The 'epochs' parameter must be an int >= 1. Got 2.5 instead."),
-    ("epochs", 0, "The 'epochs' parameter must be an int >= 1. Got 0 instead."),
-    ("epochs", "10", "The 'epochs' parameter must be an int >= 1. Got '10' instead."),
-    ("epochs", True, "The 'epochs' parameter must be an int >= 1. Got True instead."),
+    ("epochs", 2.5, "The 'epochs' parameter must be 'auto' or an int >= 1. Got 2.5 instead."),
+    ("epochs", 0, "The 'epochs' parameter must be 'auto' or an int >= 1. Got 0 instead."),
+    ("epochs", "10", "The 'epochs' parameter must be 'auto' or an int >= 1. Got '10' instead."),
+    ("epochs", True, "The 'epochs' parameter must be 'auto' or an int >= 1. Got True instead."),
     ("learning_rate", 0.0, "The 'learning_rate' parameter must be a finite float in \\(0, 1000\\]. Got 0.0 instead."),
     ("learning_rate", float("nan"), "The 'learning_rate' parameter must be a finite float in \\(0, 1000\\]. Got nan instead."),
     ("learning_rate", "fast", "The 'learning_rate' parameter must be a finite float in \\(0, 1000\\]. Got 'fast'"),
@@ -103,7 +103,7 @@ def test_target_and_condition_names_are_checked(frame, targets, conditions, mess
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"epochs": 1.5}, "The 'epochs' parameter must be an int >= 1 or None. Got 1.5 instead."),
+    ({"epochs": 1.5}, "The 'epochs' parameter must be 'auto' or an int >= 1. Got 1.5 instead."),
     ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\]. Got -1 instead."),
     ({"seed": 1.5}, "The 'seed' parameter must be an int"),
     ({"seed": None}, "The 'seed' parameter must be an int"),
@@ -218,7 +218,7 @@ def test_positive_weights_only_in_the_validation_split_are_refused(frame):
     y[order[:3]] = [1.5, 2.5, 3.5]
     frame = frame.assign(y=y)
     with pytest.raises(DataValidationError, match="fell outside the training split"):
-        Synthesizer(["y"], ["x"], epochs=1, point_mass_threshold=0.9, verbose=False).fit(
+        Synthesizer(["y"], ["x"], epochs=1, point_mass_threshold=0.9, validation_fraction=0.1, verbose=False).fit(
             frame.assign(w=w), weight_col="w", seed=0)
 
 
