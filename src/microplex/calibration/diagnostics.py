@@ -1,10 +1,13 @@
-"""Weight diagnostics as small pure functions of the weights (and the initial weights)."""
+"""Weight diagnostics as small pure functions of the weights (and the initial weights).
+
+:func:`kish_ess`, :func:`design_effect` and the relative error live in :mod:`microplex._stats` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..evaluation.calibration import design_effect, kish_ess
+from .._stats import design_effect, kish_ess, relative_error
 
 __all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors"]
 
@@ -29,6 +32,4 @@ def relative_errors(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     >>> relative_errors(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
     [0.01, 0.5]
     """
-    a = np.asarray(achieved, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    return np.abs(a - t) / np.where(t == 0, 1.0, np.abs(t))
+    return np.abs(relative_error(achieved, target))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_int, check_seed
-from ._validation import as_weights, is_numeric
+from ._validation import check_weights, is_numeric
 
 #: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
 #: fewer it cannot split at all and scores any two samples as indistinguishable (pMSE 0).
@@ -90,8 +90,8 @@ def pmse(
             f"Got {type(classifier).__name__} instead."
         )
     rng = np.random.default_rng(random_state)
-    wr = as_weights(real_weights, len(real_df), "real weights")
-    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    wr = check_weights(real_weights, len(real_df), "real weights")
+    ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     frames, weights = [], []
     for df, w in ((real_df, wr), (synthetic_df, ws)):
         if max_rows is not None and len(df) > max_rows:
