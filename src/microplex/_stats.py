@@ -79,7 +79,8 @@ def check_weights(weights: object, n: int | None = None, name: str = "weights", 
     try:
         w = np.asarray(weights, dtype=float).reshape(-1)
     except (TypeError, ValueError):
-        raise DataValidationError(f"{name} must be numbers: got {type(weights).__name__} holding other values.") from None
+        count = "" if n is None else f"{n} "
+        raise DataValidationError(f"{name} must be {count}numbers. Got {type(weights).__name__} holding other values.") from None
     if n is not None and w.shape[0] != n:
         raise DataValidationError(f"{name} must have one entry per row: expected {n}, got {w.shape[0]}.")
     bad = ~np.isfinite(w)
@@ -93,7 +94,7 @@ def check_weights(weights: object, n: int | None = None, name: str = "weights", 
     total = w.sum()
     if not np.isfinite(total):
         raise DataValidationError(
-            f"{name} are too large: their sum overflows float64 (max {w.max():g}); rescale the weights."
+            f"{name} sums to infinity in float64 (max {w.max():g}): the weights are too large; rescale them."
         )
     if w.shape[0] > 0 and total <= 0:
         raise DataValidationError(f"{name} sums to {total:g}; it must sum to a positive value.")
@@ -139,9 +140,10 @@ def weighted_quantile(values: object, q: object, weights: object = None) -> np.n
 
 
 def _power_of_two_scale(x: np.ndarray) -> float:
-    """A power of two near max |x| (1 for all-zero x): dividing by it is exact in binary floating point."""
+    """A power of two s with 1 <= max |x| / s < 2 (1 for all-zero x): dividing by it is exact in binary
+    floating point (2**1024, the next power above the float64 limit, would overflow)."""
     top = float(np.max(np.abs(x), initial=0.0))
-    return float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0
+    return float(np.ldexp(1.0, np.frexp(top)[1] - 1)) if 0 < top < np.inf else 1.0
 
 
 def _scaled_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
