@@ -12,10 +12,11 @@ import pandas as pd
 from .._errors import DataValidationError, NotFittedError
 from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed, memory_cap
 from .._random import int_seed
+from .._stats import systematic_counts
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
-from ._bundle import load_fitted, save_fitted, systematic_counts
+from ._bundle import load_fitted, save_fitted
 from ._members import PREFIX
 from ._persons import (
     AGE_CATEGORY,

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
+from .._random import block_sequence
 from .._stats import check_weights
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
@@ -342,7 +343,7 @@ class Resample(ConditionSource):
         self.n_rows = None
 
     def _block(self, k: int) -> np.ndarray:
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
+        rng = np.random.default_rng(block_sequence(self.seed, 1, k))
         idx = np.searchsorted(self._cdf, rng.random(self.block_rows), side="right")
         return np.minimum(idx, len(self._cdf) - 1)
 
