@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_int, check_seed
+from .._stats import one_hot
 from ._validation import check_weights, is_numeric
 
 #: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
@@ -23,7 +24,7 @@ def _design_matrix(df: pd.DataFrame, columns: Sequence[str], categories: dict[st
     for c in columns:
         if c in categories:
             codes = pd.Categorical(df[c].astype(object), categories=categories[c]).codes
-            parts.append((codes[:, None] == np.arange(len(categories[c]))[None, :]).astype(float))
+            parts.append(one_hot(codes, len(categories[c])))
         else:
             x = df[c].to_numpy(dtype=float, na_value=np.nan)
             miss = np.isnan(x)

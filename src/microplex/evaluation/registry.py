@@ -48,8 +48,9 @@ class Metric:
         The ``metric`` of its rows in the score table.
     function : callable
         The function that computes it (what a benchmark calls on its own data).
-    direction : {"lower", "higher"}
-        Whether a lower or a higher value is better.
+    direction : {"lower", "higher"} or None
+        Whether a lower or a higher value is better; ``None`` for a reference figure that is not
+        ranked (e.g. the holdout's own distance to the training records).
     kind : {"column", "frame", "weights", "calibration", "privacy"}
         What it is computed on (see the module docstring).
     applies : {"numeric", "categorical", "any"}
@@ -64,7 +65,7 @@ class Metric:
 
     name: str
     function: Callable[..., Any]
-    direction: str
+    direction: str | None
     kind: str
     applies: str = "any"
     rows: Callable[..., Iterator[Row]] | None = field(default=None, repr=False)
@@ -186,6 +187,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("dcr_ratio", priv.privacy_summary, "higher", "privacy"),
     Metric("dcr_close_share", priv.privacy_summary, "lower", "privacy"),
     Metric("exact_copy_rate_synthetic", priv.privacy_summary, "lower", "privacy"),
+    Metric("exact_copy_rate_holdout", priv.privacy_summary, None, "privacy"),
+    Metric("dcr_synthetic_median", priv.privacy_summary, None, "privacy"),
+    Metric("dcr_holdout_median", priv.privacy_summary, None, "privacy"),
 )
 
 
@@ -210,5 +214,5 @@ def column_metrics(numeric: bool) -> list[Metric]:
 
 
 def metric_direction() -> dict[str, str]:
-    """``{name: "lower" | "higher"}`` for every registered metric."""
-    return {e.name: e.direction for e in METRICS}
+    """``{name: "lower" | "higher"}`` for every registered metric that is ranked."""
+    return {e.name: e.direction for e in METRICS if e.direction is not None}

@@ -17,14 +17,14 @@ from . import calibration as cal
 from . import metrics as m
 from ._validation import check_weights, check_columns, check_frames, is_numeric, numeric_frame
 from .privacy import privacy_summary
-from .registry import METRICS, column_metrics, metric_direction
+from . import registry
 
 __all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
 
 logger = logging.getLogger(__name__)
 
 #: Whether a lower or a higher value of each metric is better (read from the registry, :data:`.registry.METRICS`).
-METRIC_DIRECTION: dict[str, str] = metric_direction()
+METRIC_DIRECTION: dict[str, str] = registry.metric_direction()
 
 _COLUMNS = ["metric", "variable", "subgroup", "value"]
 
@@ -133,13 +133,13 @@ def fidelity_scores(
     for c in columns:
         r, s = real_df[c], synthetic_df[c]
         ctx: dict[str, Any] = {"quantiles": quantiles}
-        for entry in column_metrics(is_numeric(r)):
+        for entry in registry.column_metrics(is_numeric(r)):
             rows.extend(entry.rows(entry.name, c, r, s, wr, ws, ctx))
         if "point_masses" in ctx:
             masses[c] = ctx["point_masses"]
     ctx = {"columns": columns, "numeric": [c for c in columns if is_numeric(real_df[c])], "conditions": conditions,
            "pairs": pairs, "pmse": pmse, "random_state": random_state}
-    for entry in METRICS:
+    for entry in registry.METRICS:
         if entry.kind == "frame" and entry.rows is not None:
             rows.extend(entry.rows(entry.name, real_df, synthetic_df, wr, ws, ctx))
     for metric, variable, _, value in rows:
