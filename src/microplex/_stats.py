@@ -10,7 +10,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
   :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
   :func:`tv_distance` (total variation of category shares).
-* Discrete structure: :func:`value_shares`, :func:`detect_point_masses`, :func:`one_hot`,
+* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps),
+  :func:`detect_point_masses`, :func:`one_hot`,
   :func:`is_numeric` (the categorical test), :func:`systematic_counts` (systematic rounding).
 * Weights and targets: :func:`kish_ess`, :func:`design_effect`, :func:`relative_error`.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "category_shares",
     "tv_distance",
     "value_shares",
+    "heaviest_values",
     "detect_point_masses",
     "one_hot",
     "is_numeric",
@@ -277,8 +279,9 @@ def tv_distance(x: object, y: object, wx: object = None, wy: object = None) -> f
     return float(0.5 * diff)
 
 
-def value_shares(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of ``x`` (sorted) and the share of the weight each carries.
+def value_shares(x: np.ndarray, w: np.ndarray, total: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``x`` (sorted) and the share of the weight each carries (of ``total``,
+    by default ``w.sum()``).
 
     Examples
     --------
@@ -287,7 +290,25 @@ def value_shares(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ([0.0, 2.0], [0.25, 0.75])
     """
     values, inverse = np.unique(x, return_inverse=True)
-    return values, np.bincount(inverse, weights=w) / w.sum()
+    return values, np.bincount(inverse, weights=w) / (w.sum() if total is None else total)
+
+
+def heaviest_values(
+    x: np.ndarray, w: np.ndarray, threshold: float, max_values: int, *, total: float | None = None, min_count: int = 0
+) -> tuple[float, ...]:
+    """Values of ``x`` carrying at least ``threshold`` of the weight (of ``total``) and held by at least
+    ``min_count`` records: at most ``max_values`` of them, heaviest first; the result is sorted.
+
+    Examples
+    --------
+    >>> heaviest_values(np.array([1.0, 1.0, 1.0, 2.5, 3.0, 3.0, 7.2]), np.ones(7), 0.2, 5, min_count=3)
+    (1.0,)
+    """
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    share = np.bincount(inverse, weights=w) / (w.sum() if total is None else total)
+    keep = np.flatnonzero((share >= threshold) & (counts >= min_count))
+    keep = keep[np.argsort(-share[keep], kind="stable")][:max_values]
+    return tuple(sorted(float(v) for v in values[keep]))
 
 
 def detect_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int) -> tuple[float, ...]:
@@ -302,11 +323,8 @@ def detect_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, max_poin
     >>> detect_point_masses(x, np.ones(8), 0.2, 5)
     (0.0, 9.0)
     """
-    values, share = value_shares(x, w)
-    heavy = np.flatnonzero(share >= threshold)
-    heavy = heavy[np.argsort(-share[heavy], kind="stable")][:max_point_masses]
-    chosen = set(values[heavy].tolist())
-    if np.any(values == 0):
+    chosen = set(heaviest_values(x, w, threshold, max_point_masses))
+    if np.any(x == 0):
         chosen.add(0.0)
     return tuple(sorted(float(v) for v in chosen))
 
