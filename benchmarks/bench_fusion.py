@@ -38,6 +38,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from microplex import Source, __version__, fuse
 from microplex.datasets import load_dataset
+from microplex._stats import weighted_pearson
 from microplex.fusion.diagnostics import weighted_ks
 
 RESULTS = Path(__file__).parent / "results" / "fusion.md"
@@ -94,11 +95,6 @@ def qrf_impute(recipient: pd.DataFrame, donor: pd.DataFrame, match: list[str], b
 
 
 # -- metrics -----------------------------------------------------------------------------------
-def wcorr(a, b, w) -> float:
-    c = np.cov(np.asarray(a, float), np.asarray(b, float), aweights=w)
-    return float(c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]))
-
-
 def energy_distance(x: np.ndarray, y: np.ndarray, n: int = 2500, seed: int = 0) -> float:
     """Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| on (subsampled) standardized records."""
     rng = np.random.default_rng(seed)
@@ -118,8 +114,8 @@ def scores(truth: pd.DataFrame, fused: pd.DataFrame, imputed: list[str], pairs: 
         if np.average(t == top, weights=w) > 0.01:
             row[f"top err {v}"] = abs(np.average(t == top, weights=w) - np.average(f == top, weights=w))
     for a, b in pairs:
-        row[f"corr({a},{b})"] = wcorr(fused[a], fused[b], w)
-        row[f"corr err ({a},{b})"] = abs(row[f"corr({a},{b})"] - wcorr(truth[a], truth[b], w))
+        row[f"corr({a},{b})"] = weighted_pearson(fused[a], fused[b], w)
+        row[f"corr err ({a},{b})"] = abs(row[f"corr({a},{b})"] - weighted_pearson(truth[a], truth[b], w))
     sd = truth[joint].std().to_numpy()
     row["energy"] = energy_distance(truth[joint].to_numpy(float) / sd, fused[joint].to_numpy(float) / sd)
     return row
@@ -163,7 +159,7 @@ def run_case(name, truth, base, donor, match, block, pairs, joint, w_col, aux=No
     rows["QRF"] = summarize(raw["QRF"])
     rows["QRF"]["seconds"] = f"{time.perf_counter() - t0:.0f}"
     table = pd.DataFrame(rows).T
-    truth_row = {f"corr({a},{b})": f"{wcorr(truth[a], truth[b], w):.3f}" for a, b in pairs}
+    truth_row = {f"corr({a},{b})": f"{weighted_pearson(truth[a], truth[b], w):.3f}" for a, b in pairs}
     table.loc["truth (A)"] = pd.Series(truth_row)
     extras["_raw"] = raw
     return table.fillna(""), extras

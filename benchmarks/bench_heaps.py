@@ -98,8 +98,11 @@ def split(df: pd.DataFrame, seed: int):
 
 
 def heap_values(train: pd.DataFrame, t: str) -> np.ndarray:
-    shares = train[t].value_counts(normalize=True)
-    return shares.index[shares >= HEAP_SHARE].to_numpy(float)
+    from microplex._stats import value_shares
+
+    x = train[t].dropna().to_numpy(float)
+    values, shares = value_shares(x, np.ones(len(x)))
+    return values[shares >= HEAP_SHARE]
 
 
 def score(train, holdout, synth, targets, conds) -> dict:

@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from microplex.evaluation import METRIC_DIRECTION  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data"
 RAW = ROOT / "benchmarks" / "results" / "raw" / "synthesizers.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "synthesizers.md"
@@ -161,9 +163,10 @@ def split(df: pd.DataFrame, seed: int, quick: bool):
 def target_pair_scores(real, synth, wr, ws, targets) -> dict[str, float]:
     """Pair metrics restricted to pairs with at least one target (condition pairs are copied
     verbatim by conditional methods and would flatter them)."""
+    from microplex._stats import is_numeric
     from microplex.evaluation.metrics import contingency_similarity, weighted_corr
 
-    num = [c for c in real.columns if pd.api.types.is_numeric_dtype(real[c])]
+    num = [c for c in real.columns if is_numeric(real[c])]
     cr, cs = weighted_corr(real[num], wr), weighted_corr(synth[num], ws)
     diff = (cr - cs).abs()
     tnum = [t for t in targets if t in num]
@@ -283,13 +286,16 @@ def run_isolated(dataset: str, method: str, seed: int, quick: bool, epochs: int 
 
 
 # --------------------------------------------------------------------------- report
-COLUMNS = [
-    ("ks_mean", "KS", "lower"), ("wasserstein_scaled", "W1/sd", "lower"), ("zero_share_error", "zero-share err", "lower"),
-    ("quantile_error_max", "max q-err/sd", "lower"), ("subgroup_ks", "subgroup KS", "lower"),
-    ("correlation_error", "corr err", "lower"), ("contingency_similarity", "contingency", "higher"),
-    ("pmse", "pMSE", "lower"), ("dcr_ratio", "DCR ratio", None), ("exact_copy_rate", "exact copies", None),
+#: (record key, header, registered metric whose direction marks the best value; None: not ranked).
+_RANKED = [
+    ("ks_mean", "KS", "ks"), ("wasserstein_scaled", "W1/sd", "wasserstein_scaled"),
+    ("zero_share_error", "zero-share err", "zero_share_error"), ("quantile_error_max", "max q-err/sd", "quantile_error_max"),
+    ("subgroup_ks", "subgroup KS", "subgroup_ks_mean"), ("correlation_error", "corr err", "correlation_max_abs_error"),
+    ("contingency_similarity", "contingency", "contingency_similarity"), ("pmse", "pMSE", "pmse"),
+    ("dcr_ratio", "DCR ratio", None), ("exact_copy_rate", "exact copies", None),
     ("fit_s", "fit s", None), ("rows_per_s", "rows/s", None), ("peak_rss_mb", "peak MB", None),
 ]
+COLUMNS = [(key, header, None if name is None else METRIC_DIRECTION[name]) for key, header, name in _RANKED]
 
 
 def _fmt(v: float, key: str) -> str:

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-
-def is_numeric(s: pd.Series) -> bool:
-    return bool(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+from microplex._stats import is_numeric, one_hot
 
 
 class Encoder:
@@ -26,7 +24,7 @@ class Encoder:
             if c in self.levels:
                 codes = pd.Categorical(df[c].astype(object).where(df[c].notna(), None).map(
                     lambda v: None if v is None else str(v)), categories=self.levels[c]).codes
-                parts.append((codes[:, None] == np.arange(len(self.levels[c]))[None, :]).astype(np.float32))
+                parts.append(one_hot(codes, len(self.levels[c])).astype(np.float32))
             else:
                 x = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
                 parts.append(np.where(np.isnan(x), -1e9, x)[:, None].astype(np.float32))

@@ -91,7 +91,7 @@ def test_bad_frames_and_arguments_raise_a_clear_error(real, synth, kwargs, match
     if match is None:  # finite weights, but their sum overflows
         real = pd.concat([real, real], ignore_index=True)
         synth = pd.concat([synth, synth], ignore_index=True)
-        match = r"real_df\['w'\] are too large: their sum overflows"
+        match = r"real_df\['w'\] sums to infinity in float64 .*: the weights are too large"
     before = (real.copy(), synth.copy())
     with pytest.raises(DataValidationError, match=match):
         evaluate(real, synth, **kwargs)

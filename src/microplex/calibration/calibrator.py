@@ -22,8 +22,7 @@ from microplex._params import check_bool, check_float, check_int, check_names
 from ._checks import check_bounds, check_column, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
-from .diagnose import min_violation
-from .diagnostics import design_effect, kish_ess, relative_errors, weight_ratio_range
+from .diagnostics import design_effect, kish_ess, min_violation, relative_errors, weight_ratio_range
 from .distances import DISTANCES, Distance, get_distance
 from .feasibility import box, mean_scale, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual

@@ -1,12 +1,31 @@
-"""Weight diagnostics as small pure functions of the weights (and the initial weights)."""
+"""Calibration diagnostics: the weights (small pure functions of the weights and the initial weights)
+and, when the targets cannot be met together, which ones (:func:`min_violation`).
+
+:func:`kish_ess`, :func:`design_effect` and the relative error live in :mod:`microplex._stats`
+(re-exported here).
+
+:func:`min_violation` solves ``min sum_j (s+_j + s-_j) / (1 + |t_j|)`` subject to ``X'w + s+ - s- = t``
+and the weight bounds (``w >= 0`` for raking and logit) with a linear program (HiGHS). Targets with a
+non-zero slack in the optimum are the ones that must move for the others to be met; a zero optimum
+means the targets are feasible and a failed solve is a numerical problem, not a data problem.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import linprog
 
-from ..evaluation.calibration import design_effect, kish_ess
+from .._stats import design_effect, kish_ess, relative_error
+from .design import Design
 
-__all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors"]
+__all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation"]
+
+logger = logging.getLogger(__name__)
 
 
 def weight_ratio_range(weights: np.ndarray, initial: np.ndarray) -> tuple[float, float]:
@@ -29,6 +48,48 @@ def relative_errors(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     >>> relative_errors(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
     [0.01, 0.5]
     """
-    a = np.asarray(achieved, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    return np.abs(a - t) / np.where(t == 0, 1.0, np.abs(t))
+    return np.abs(relative_error(achieved, target))
+
+
+def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol: float = 1e-7) -> pd.DataFrame:
+    """Returns the targets that must be relaxed, with the closest achievable value.
+
+    Parameters
+    ----------
+    design : Design
+    lower, upper : ndarray of shape (n_units,)
+        Bounds on the weights (may be infinite).
+    rtol : float, default=1e-7
+        Relative slack below which a target counts as met.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``target``, ``value``, ``closest_achievable``, ``rel_gap``; empty when feasible.
+    """
+    n, m = design.x.shape
+    t = design.totals
+    scale = 1.0 / (1.0 + np.abs(t))
+    a_eq = sp.hstack([sp.diags(scale) @ design.xt, sp.diags(scale), -sp.diags(scale)]).tocsc()
+    b_eq = t * scale
+    cost = np.concatenate([np.zeros(n), np.ones(2 * m)])
+    lb = np.concatenate([lower, np.zeros(2 * m)])
+    ub = np.concatenate([upper, np.full(2 * m, math.inf)])
+    bounds = np.column_stack([np.where(np.isfinite(lb), lb, -np.inf), np.where(np.isfinite(ub), ub, np.inf)])
+    res = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if res.status != 0:
+        logger.warning("infeasibility diagnosis LP did not solve: %s", res.message)
+        return pd.DataFrame(columns=["target", "value", "closest_achievable", "rel_gap"])
+    slack = res.x[n : n + m] - res.x[n + m :]
+    closest = t - slack
+    gap = np.abs(slack) / np.where(t == 0, 1.0, np.abs(t))
+    bad = gap > rtol
+    names = design.targets.names
+    return pd.DataFrame(
+        {
+            "target": [names[j] for j in np.flatnonzero(bad)],
+            "value": t[bad],
+            "closest_achievable": closest[bad],
+            "rel_gap": gap[bad],
+        }
+    )

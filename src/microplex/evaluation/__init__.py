@@ -1,13 +1,16 @@
 """Evaluation of synthetic and calibrated microdata: fidelity, privacy and calibration diagnostics.
 
 Metrics are small pure functions of (data, weights) in :mod:`.metrics`, :mod:`.privacy` and
-:mod:`.calibration`; :func:`evaluate` assembles them into an :class:`EvaluationReport` with a
-tidy score table and a self-contained HTML rendering.
+:mod:`.calibration`, built on the weighted statistics of :mod:`microplex._stats`. The registry
+(:mod:`.registry`, :data:`METRICS`) lists each metric once with its function, direction and kind;
+:func:`fidelity_scores`, :data:`METRIC_DIRECTION`, the HTML report and the benchmarks read it, so
+adding a metric is one registration. :func:`evaluate` assembles the scores into an
+:class:`EvaluationReport` with a tidy score table and a self-contained HTML rendering.
 """
 
 from __future__ import annotations
 
-from . import calibration, metrics, privacy
+from . import calibration, metrics, privacy, registry
 from .calibration import achieved_vs_target, design_effect, kish_ess, weight_summary, weighted_totals
 from .metrics import (
     contingency_similarity,
@@ -21,10 +24,13 @@ from .metrics import (
     wasserstein,
 )
 from .privacy import PrivacyRiskWarning, dcr, exact_copy_rate, privacy_summary
+from .registry import METRICS, Metric
 from .report import METRIC_DIRECTION, EvaluationReport, evaluate, fidelity_scores
 
 __all__ = [
+    "METRICS",
     "METRIC_DIRECTION",
+    "Metric",
     "EvaluationReport",
     "PrivacyRiskWarning",
     "achieved_vs_target",
@@ -44,6 +50,7 @@ __all__ = [
     "privacy",
     "privacy_summary",
     "quantile_errors",
+    "registry",
     "subgroup_ks",
     "tv_complement",
     "wasserstein",

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ._validation import is_numeric
-from .metrics import weighted_corr, weighted_quantile
+from .._stats import weighted_quantile
+from . import registry
+from .metrics import weighted_corr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .report import EvaluationReport
@@ -228,7 +230,6 @@ def _privacy_plot(rep: EvaluationReport) -> str:
 
 def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation report") -> str:
     """Returns the report as an HTML document with every plot embedded (no scripts, no external files)."""
-    from .report import METRIC_DIRECTION
 
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
@@ -238,13 +239,12 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
     )
     body.append("<h2>Overview</h2>")
     summary = rep.summary()
-    keep = [c for c in ("ks", "tv_complement", "wasserstein_scaled", "zero_share_error", "point_mass_max_error",
-                        "quantile_error_max", "missing_share_error") if c in summary.columns]
+    keep = [e.name for e in registry.METRICS if e.kind == "column" and e.name in summary.columns]
     if keep:
         per_var = summary.loc[[c for c in rep.real_df.columns if c in summary.index], keep]
         body.append(per_var.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""))
     overall = rep.scores[(rep.scores["variable"] == "all") & (rep.scores["subgroup"] == "all")].copy()
-    overall["better"] = overall["metric"].map(METRIC_DIRECTION).fillna("")
+    overall["better"] = overall["metric"].map(registry.metric_direction()).fillna("")
     body.append(overall[["metric", "value", "better"]].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     body.append(_overview_plot(rep))
     sub = rep.scores[rep.scores["metric"] == "subgroup_ks_mean"]

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._stats import check_weights, is_numeric
 
 __all__ = [
-    "as_weights",
+    "check_weights",
     "clean_pair",
     "is_numeric",
     "check_frames",
@@ -22,29 +23,6 @@ __all__ = [
 #: Names the score table uses itself ("all" is the overall row, "a|b" a pair, ``__weight__`` an
 #: internal column of the calibration check): a column named so would be confused with them.
 RESERVED_NAMES = ("all", "__weight__")
-
-
-def is_numeric(series: pd.Series) -> bool:
-    """Whether a column is treated as numeric (numbers, not booleans)."""
-    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
-
-
-def as_weights(weights: object, n: int, name: str = "weights") -> np.ndarray:
-    """Returns a float array of ``n`` non-negative weights (ones when ``weights`` is None)."""
-    if weights is None:
-        return np.ones(n, dtype=float)
-    w = np.asarray(weights, dtype=float).reshape(-1)
-    if w.shape[0] != n:
-        raise DataValidationError(f"{name} must have one entry per row: expected {n}, got {w.shape[0]}.")
-    if not np.all(np.isfinite(w)):
-        raise DataValidationError(f"{name} must be finite: got {int((~np.isfinite(w)).sum())} non-finite values.")
-    if np.any(w < 0):
-        raise DataValidationError(f"{name} must be non-negative: got minimum {w.min()!r}.")
-    if n > 0 and w.sum() <= 0:
-        raise DataValidationError(f"{name} must have a positive sum: got {w.sum()!r}.")
-    if not np.isfinite(w.sum()):
-        raise DataValidationError(f"{name} are too large: their sum overflows (got {w.max()!r} at most); rescale them.")
-    return w
 
 
 def _numeric_values(values: object, name: str) -> np.ndarray:
@@ -76,7 +54,7 @@ def clean_pair(
         else:
             x = np.asarray(pd.Series(values).astype(object), dtype=object).reshape(-1)
             keep = ~pd.isna(x)
-        w = as_weights(weights, x.shape[0], f"{label} weights")
+        w = check_weights(weights, x.shape[0], f"{label} weights")
         x, w = x[keep], w[keep]
         if x.shape[0] == 0:
             raise DataValidationError(

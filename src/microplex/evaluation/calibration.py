@@ -1,5 +1,7 @@
 """Calibration diagnostics: achieved vs target totals, weight distribution, Kish effective sample size.
 
+(:func:`kish_ess` and :func:`design_effect` live in :mod:`microplex._stats` and are re-exported here.)
+
 Plain functions of arrays and frames: they judge weights from any calibration method.
 """
 
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from ._validation import as_weights
+from .._stats import check_weights, design_effect, kish_ess, relative_error
 
 __all__ = [
     "kish_ess",
@@ -20,37 +22,6 @@ __all__ = [
     "weighted_totals",
     "achieved_vs_target",
 ]
-
-
-def kish_ess(weights: object) -> float:
-    """Returns Kish's effective sample size ``(sum w)^2 / sum w^2``.
-
-    Equals ``n`` for equal weights and 1 when a single record holds all the weight.
-
-    Examples
-    --------
-    >>> kish_ess([1.0, 1.0, 1.0, 1.0])
-    4.0
-    >>> kish_ess([1.0, 0.0, 0.0])
-    1.0
-    """
-    w = np.asarray(weights, dtype=float).reshape(-1)
-    w = as_weights(w, w.shape[0])
-    if w.shape[0] == 0:
-        raise DataValidationError("kish_ess needs at least 1 weight, got 0.")
-    return float(w.sum() ** 2 / np.sum(w**2))
-
-
-def design_effect(weights: object) -> float:
-    """Returns Kish's design effect due to weighting, ``n / ESS = 1 + cv^2``.
-
-    Examples
-    --------
-    >>> design_effect([1.0, 3.0])
-    1.25
-    """
-    w = np.asarray(weights, dtype=float).reshape(-1)
-    return float(w.shape[0] / kish_ess(w))
 
 
 def weight_summary(weights: object) -> pd.Series:
@@ -109,7 +80,7 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
     >>> weighted_totals(df, [2.0, 3.0], ["inc", ("sex", "f")]).tolist()
     [80.0, 2.0]
     """
-    w = as_weights(weights, len(df))
+    w = check_weights(weights, len(df))
     values = {}
     for key in keys:
         if isinstance(key, tuple) and len(key) == 2:
@@ -165,7 +136,5 @@ def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
         )
     a = a.reindex(t.index)
     err = a - t
-    denom = t.abs().where(t != 0, 1.0)
-    return pd.DataFrame(
-        {"target": t, "achieved": a, "error": err, "rel_error": err / denom, "misfit": err.abs() / (1 + t.abs())}
-    )
+    rel = pd.Series(relative_error(a.to_numpy(), t.to_numpy()), index=t.index)
+    return pd.DataFrame({"target": t, "achieved": a, "error": err, "rel_error": rel, "misfit": err.abs() / (1 + t.abs())})

@@ -17,7 +17,8 @@ from scipy import stats
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int
-from ._validation import as_weights, clean_pair, is_numeric
+from .._stats import ecdf, ks_distance, tv_distance, value_shares, weighted_pearson, weighted_quantile, weighted_std
+from ._validation import check_weights, clean_pair, is_numeric
 from .propensity import pmse
 
 __all__ = [
@@ -42,76 +43,6 @@ __all__ = [
 DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 0.999)
 
 
-def weighted_quantile(values: object, q: object, weights: object = None) -> np.ndarray:
-    """Returns weighted quantiles by the inverted empirical CDF (smallest x with F(x) >= q).
-
-    With equal weights this equals ``numpy.quantile(values, q, method="inverted_cdf")``.
-
-    Parameters
-    ----------
-    values : array-like of shape (n,)
-        Sample; missing values are dropped.
-    q : float or array-like of floats in [0, 1]
-        Probabilities.
-    weights : array-like of shape (n,), default=None
-        Non-negative weights.
-
-    Examples
-    --------
-    >>> weighted_quantile([1.0, 2.0, 3.0], 0.5, weights=[1, 1, 5]).item()
-    3.0
-    """
-    try:
-        qa = np.atleast_1d(np.asarray(q, dtype=float)) if not isinstance(q, str) else None
-    except (TypeError, ValueError):
-        qa = None
-    if qa is None or not np.all((qa >= 0) & (qa <= 1)):
-        raise DataValidationError(f"The 'q' parameter must hold probabilities in [0, 1]. Got {q!r} instead.")
-    x = np.asarray(values, dtype=float).reshape(-1)
-    w = as_weights(weights, x.shape[0])
-    keep = ~np.isnan(x)
-    x, w = x[keep], w[keep]
-    if x.shape[0] == 0:
-        raise DataValidationError("weighted_quantile needs at least 1 non-missing value, got 0.")
-    order = np.argsort(x, kind="stable")
-    x, w = x[order], w[order]
-    cdf = np.cumsum(w) / w.sum()
-    qa = np.atleast_1d(np.asarray(q, dtype=float))
-    idx = np.searchsorted(cdf, qa - 1e-12, side="left")
-    return x[np.clip(idx, 0, x.shape[0] - 1)]
-
-
-def weighted_std(values: object, weights: object = None) -> float:
-    """Returns the weighted population standard deviation (missing values dropped).
-
-    Examples
-    --------
-    >>> weighted_std([0.0, 2.0])
-    1.0
-    """
-    x = np.asarray(values, dtype=float).reshape(-1)
-    w = as_weights(weights, x.shape[0])
-    keep = ~np.isnan(x)
-    x, w = x[keep], w[keep]
-    if x.shape[0] == 0 or w.sum() <= 0:
-        raise DataValidationError("weighted_std needs at least 1 non-missing value with positive weight, got 0.")
-    scale = float(np.max(np.abs(x)))
-    if not np.isfinite(scale):
-        raise DataValidationError("weighted_std needs finite values: got an infinite value.")
-    if scale == 0:
-        return 0.0
-    xs = x / scale  # in [-1, 1]: no overflow for values near the float64 limit
-    mean = np.average(xs, weights=w)
-    return float(scale * np.sqrt(np.average((xs - mean) ** 2, weights=w)))
-
-
-def _ecdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    xs, cw = x[order], np.cumsum(w[order])
-    idx = np.searchsorted(xs, at, side="right")
-    return np.where(idx > 0, cw[np.maximum(idx - 1, 0)], 0.0) / cw[-1]
-
-
 def ks_statistic(real: object, synthetic: object, real_weights: object = None, synthetic_weights: object = None) -> float:
     """Returns the weighted two-sample Kolmogorov-Smirnov statistic sup |F_real - F_synthetic|.
 
@@ -125,12 +56,7 @@ def ks_statistic(real: object, synthetic: object, real_weights: object = None, s
     1.0
     """
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
-    grid = np.union1d(xr, xs)
-    return float(np.max(np.abs(_ecdf(xr, wr, grid) - _ecdf(xs, ws, grid))))
-
-
-def _shares(x: np.ndarray, w: np.ndarray) -> pd.Series:
-    return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
+    return ks_distance(xr, xs, wr, ws)
 
 
 def tv_complement(real: object, synthetic: object, real_weights: object = None, synthetic_weights: object = None) -> float:
@@ -145,9 +71,7 @@ def tv_complement(real: object, synthetic: object, real_weights: object = None, 
     0.75
     """
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights, numeric=False)
-    pr, ps = _shares(xr, wr), _shares(xs, ws)
-    diff = pr.sub(ps, fill_value=0.0).abs().sum()
-    return float(1.0 - 0.5 * diff)
+    return 1.0 - tv_distance(xr, xs, wr, ws)
 
 
 def wasserstein(
@@ -195,12 +119,11 @@ def point_mass_shares(values: object, weights: object = None, *, min_share: floa
     """
     min_share = check_float(min_share, "min_share", low=0.0, high=1.0, low_inclusive=False)
     x = np.asarray(values, dtype=float).reshape(-1)
-    w = as_weights(weights, x.shape[0])
+    w = check_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
-    x, w = x[keep], w[keep]
-    shares = pd.Series(w).groupby(x).sum() / w.sum()
-    picked = shares[(shares >= min_share) | (shares.index == 0.0)]
-    return picked.sort_index().rename(None)
+    values, share = value_shares(x[keep], w[keep])
+    picked = (share >= min_share) | (values == 0.0)
+    return pd.Series(share[picked], index=values[picked])
 
 
 def point_mass_errors(
@@ -277,27 +200,13 @@ def quantile_errors(
     return pd.Series(err, index=q)
 
 
-def _weighted_pair_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y, w = x[keep], y[keep], w[keep]
-    if w.sum() <= 0:
-        return 0.0
-    for scale in (np.max(np.abs(x), initial=0.0), np.max(np.abs(y), initial=0.0)):
-        if scale == 0:
-            return 0.0
-    x, y = x / np.max(np.abs(x)), y / np.max(np.abs(y))  # scale-free: no overflow near the float64 limit
-    dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
-    den = np.sqrt(np.average(dx * dx, weights=w) * np.average(dy * dy, weights=w))
-    return float(np.average(dx * dy, weights=w) / den) if den > 0 else 0.0
-
-
 def _weighted_ranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Mid-point weighted ECDF value of each entry (NaN kept)."""
     out = np.full(x.shape, np.nan)
     keep = ~np.isnan(x)
     if keep.any():
         xk, wk = x[keep], w[keep]
-        below = _ecdf(xk, wk, xk) - _shares_at(xk, wk)
+        below = ecdf(xk, wk, xk) - _shares_at(xk, wk)
         out[keep] = below + 0.5 * _shares_at(xk, wk)
     return out
 
@@ -326,14 +235,14 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
     if method not in ("pearson", "spearman"):
         raise DataValidationError(f"The 'method' parameter must be 'pearson' or 'spearman'. Got {method!r} instead.")
     cols = [c for c in df.columns if is_numeric(df[c])]
-    w = as_weights(weights, len(df))
+    w = check_weights(weights, len(df))
     arrays = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in cols}
     if method == "spearman":
         arrays = {c: _weighted_ranks(a, w) for c, a in arrays.items()}
     mat = np.eye(len(cols))
     for i, a in enumerate(cols):
         for j in range(i + 1, len(cols)):
-            mat[i, j] = mat[j, i] = _weighted_pair_corr(arrays[a], arrays[cols[j]], w)
+            mat[i, j] = mat[j, i] = weighted_pearson(arrays[a], arrays[cols[j]], w)
     return pd.DataFrame(mat, index=cols, columns=cols)
 
 
@@ -388,7 +297,7 @@ def discretize(
     if is_numeric(real) and real.nunique() > bins:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
         xs = synthetic.to_numpy(dtype=float, na_value=np.nan)
-        w = as_weights(real_weights, xr.shape[0])
+        w = check_weights(real_weights, xr.shape[0])
         inner = np.unique(weighted_quantile(xr, np.linspace(0, 1, bins + 1)[1:-1], w))
         fmt = [f"{e:.4g}" for e in inner]
         labels = [f"{name}<{fmt[0]}"] if len(inner) else [f"{name}"]
@@ -428,8 +337,8 @@ def contingency_similarity(
     0.5
     """
     bins = check_int(bins, "bins", low=1)
-    wr = as_weights(real_weights, len(real_df), "real weights")
-    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    wr = check_weights(real_weights, len(real_df), "real weights")
+    ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     keys_r, keys_s = [], []
     for c in columns:
         rc, sc, _ = discretize(real_df[c], synthetic_df[c], wr, bins=bins)
@@ -471,8 +380,8 @@ def subgroup_ks(
     """
     bins = check_int(bins, "bins", low=1)
     min_rows = check_int(min_rows, "min_rows", low=1)
-    wr = as_weights(real_weights, len(real_df), "real weights")
-    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    wr = check_weights(real_weights, len(real_df), "real weights")
+    ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
     binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
     numeric = is_numeric(real_df[variable])
@@ -487,7 +396,7 @@ def subgroup_ks(
         if numeric:
             d = ks_statistic(yr, ys, wr[mr], ws[ms])
         else:
-            d = 1.0 - tv_complement(yr, ys, wr[mr], ws[ms])
+            d = 1.0 - tv_complement(yr, ys, wr[mr], ws[ms])  # not tv_distance: keeps the figures to the last bit
         if code < 0:
             label = f"{by}=<missing>"
         else:

@@ -17,6 +17,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_float, check_int
+from .._stats import one_hot
 from ._validation import is_numeric
 
 __all__ = [
@@ -72,8 +73,7 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
             cats = pd.Index(pd.concat([f[c] for f in all_frames]).dropna().astype(object).unique())
             for k, f in enumerate(all_frames):
                 codes = cats.get_indexer(f[c].astype(object))
-                onehot = (codes[:, None] == np.arange(len(cats))[None, :]).astype(float)
-                blocks[k].append(onehot / np.sqrt(2.0))
+                blocks[k].append(one_hot(codes, len(cats)) / np.sqrt(2.0))
     return [np.hstack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, all_frames)]
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_int
-from ._validation import as_weights, is_numeric
+from .._stats import one_hot
+from ._validation import check_weights, is_numeric
 
 #: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
 #: fewer it cannot split at all and scores any two samples as indistinguishable (pMSE 0).
@@ -24,7 +25,7 @@ def _design_matrix(df: pd.DataFrame, columns: Sequence[str], categories: dict[st
     for c in columns:
         if c in categories:
             codes = pd.Categorical(df[c].astype(object), categories=categories[c]).codes
-            parts.append((codes[:, None] == np.arange(len(categories[c]))[None, :]).astype(float))
+            parts.append(one_hot(codes, len(categories[c])))
         else:
             x = df[c].to_numpy(dtype=float, na_value=np.nan)
             miss = np.isnan(x)
@@ -92,8 +93,8 @@ def pmse(
             f"Got {type(classifier).__name__} instead."
         )
     rng = np.random.default_rng(seed)
-    wr = as_weights(real_weights, len(real_df), "real weights")
-    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    wr = check_weights(real_weights, len(real_df), "real weights")
+    ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     frames, weights = [], []
     for df, w in ((real_df, wr), (synthetic_df, ws)):
         if max_rows is not None and len(df) > max_rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,41 +16,18 @@ from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_names
 from . import calibration as cal
 from . import metrics as m
-from ._validation import as_weights, check_columns, check_frames, is_numeric, numeric_frame
+from ._validation import check_weights, check_columns, check_frames, is_numeric, numeric_frame
 from .privacy import privacy_summary
+from . import registry
 
 __all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
 
 logger = logging.getLogger(__name__)
 
-#: Whether a lower or a higher value of each metric is better.
-METRIC_DIRECTION: dict[str, str] = {
-    "ks": "lower",
-    "tv_complement": "higher",
-    "wasserstein_scaled": "lower",
-    "zero_share_error": "lower",
-    "point_mass_max_error": "lower",
-    "missing_share_error": "lower",
-    "quantile_error_max": "lower",
-    "correlation_max_abs_error": "lower",
-    "spearman_max_abs_error": "lower",
-    "contingency_similarity": "higher",
-    "subgroup_ks": "lower",
-    "subgroup_ks_mean": "lower",
-    "pmse": "lower",
-    "dcr_ratio": "higher",
-    "dcr_close_share": "lower",
-    "exact_copy_rate_synthetic": "lower",
-    "calibration_rel_error": "lower",
-    "kish_ess": "higher",
-    "design_effect": "lower",
-}
+#: Whether a lower or a higher value of each metric is better (read from the registry, :data:`.registry.METRICS`).
+METRIC_DIRECTION: dict[str, str] = registry.metric_direction()
 
 _COLUMNS = ["metric", "variable", "subgroup", "value"]
-
-
-def _quantile_metric(q: float) -> str:
-    return f"quantile_error_p{q * 100:g}"
 
 
 @dataclass
@@ -152,52 +128,22 @@ def fidelity_scores(
     check_frames(real_df, synthetic_df, columns)
     conditions = check_names(list(conditions), "conditions")
     real_df, synthetic_df = numeric_frame(real_df[columns]), numeric_frame(synthetic_df[columns])
-    wr = as_weights(real_weights, len(real_df), "real weights")
-    ws = as_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    wr = check_weights(real_weights, len(real_df), "real weights")
+    ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     rows: list[tuple[str, str, str, float]] = []
     masses: dict[str, pd.DataFrame] = {}
     for c in columns:
         r, s = real_df[c], synthetic_df[c]
-        miss_r = float(np.sum(wr * r.isna().to_numpy()) / wr.sum())
-        miss_s = float(np.sum(ws * s.isna().to_numpy()) / ws.sum())
-        rows.append(("missing_share_error", c, "all", abs(miss_r - miss_s)))
-        if is_numeric(r):
-            rows.append(("ks", c, "all", m.ks_statistic(r, s, wr, ws)))
-            rows.append(("wasserstein_scaled", c, "all", m.wasserstein(r, s, wr, ws, scale=True)))
-            pm = m.point_mass_errors(r, s, wr, ws)
-            masses[c] = pm
-            zero = pm.loc[pm["value"] == 0.0, "abs_error"]
-            if len(zero):
-                rows.append(("zero_share_error", c, "all", float(zero.iloc[0])))
-            rows.append(("point_mass_max_error", c, "all", float(pm["abs_error"].max()) if len(pm) else 0.0))
-            qe = m.quantile_errors(r, s, wr, ws, quantiles=quantiles)
-            rows.extend((_quantile_metric(q), c, "all", float(v)) for q, v in qe.items())
-            rows.append(("quantile_error_max", c, "all", float(qe.max())))
-        else:
-            rows.append(("tv_complement", c, "all", m.tv_complement(r, s, wr, ws)))
-    numeric = [c for c in columns if is_numeric(real_df[c])]
-    if len(numeric) >= 2:
-        rows.append(("correlation_max_abs_error", "all", "all", m.correlation_max_abs_error(real_df[numeric], synthetic_df[numeric], wr, ws)))
-        rows.append(
-            ("spearman_max_abs_error", "all", "all",
-             m.correlation_max_abs_error(real_df[numeric], synthetic_df[numeric], wr, ws, method="spearman"))
-        )
-    if pairs and len(columns) >= 2:
-        sims = []
-        for a, b in itertools.combinations(columns, 2):
-            v = m.contingency_similarity(real_df, synthetic_df, [a, b], wr, ws)
-            sims.append(v)
-            rows.append(("contingency_similarity", f"{a}|{b}", "all", v))
-        rows.append(("contingency_similarity", "all", "all", float(np.mean(sims))))
-    for v in [c for c in columns if c not in conditions]:
-        for by in conditions:
-            sub = m.subgroup_ks(real_df, synthetic_df, v, by, wr, ws)
-            rows.extend(("subgroup_ks", v, g, float(d)) for g, d in zip(sub["subgroup"], sub["distance"]))
-            if len(sub):
-                mean = float(np.average(sub["distance"], weights=sub["real_share"]))
-                rows.append(("subgroup_ks_mean", v, f"by {by}", mean))
-    if pmse:
-        rows.append(("pmse", "all", "all", m.pmse(real_df, synthetic_df, wr, ws, seed=seed)))
+        ctx: dict[str, Any] = {"quantiles": quantiles}
+        for entry in registry.column_metrics(is_numeric(r)):
+            rows.extend(entry.rows(entry.name, c, r, s, wr, ws, ctx))
+        if "point_masses" in ctx:
+            masses[c] = ctx["point_masses"]
+    ctx = {"columns": columns, "numeric": [c for c in columns if is_numeric(real_df[c])], "conditions": conditions,
+           "pairs": pairs, "pmse": pmse, "seed": seed}
+    for entry in registry.METRICS:
+        if entry.kind == "frame" and entry.rows is not None:
+            rows.extend(entry.rows(entry.name, real_df, synthetic_df, wr, ws, ctx))
     for metric, variable, _, value in rows:
         if not np.isfinite(value):  # e.g. a distance between values near the float64 limit overflows
             raise DataValidationError(
@@ -214,7 +160,7 @@ def _weights_from(df: pd.DataFrame, col: str | None, label: str) -> np.ndarray |
         raise DataValidationError(f"Weight column {col!r} is not in {label}: got columns {list(df.columns)}.")
     if not is_numeric(df[col]):
         raise DataValidationError(f"Weight column {col!r} in {label} must be numeric: got dtype {df[col].dtype}.")
-    return as_weights(df[col].to_numpy(dtype=float, na_value=np.nan), len(df), f"{label}[{col!r}]")
+    return check_weights(df[col].to_numpy(dtype=float, na_value=np.nan), len(df), f"{label}[{col!r}]")
 
 
 def evaluate(
@@ -310,8 +256,8 @@ def evaluate(
     synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
     scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed)
     rows = []
-    wr_arr = as_weights(wr, len(real), "real weights")
-    ws_arr = as_weights(ws, len(synth), "synthetic weights")
+    wr_arr = check_weights(wr, len(real), "real weights")
+    ws_arr = check_weights(ws, len(synth), "synthetic weights")
     calib = wsum = None
     if ws is not None or targets:
         wsum = cal.weight_summary(ws_arr)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._stats import weighted_pearson
 from ..synthesis import Synthesizer
 from ._source import Source, is_categorical
 from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighted_tvd
@@ -15,7 +16,7 @@ from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighte
 if TYPE_CHECKING:
     from ._fuse import FusionStep
 
-__all__ = ["holdout_scores", "bounds_table", "wcorr"]
+__all__ = ["holdout_scores", "bounds_table"]
 
 #: Column flagging auxiliary records in a donor model trained with auxiliary data.
 AUX_FLAG = "_auxiliary"
@@ -49,19 +50,12 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
                 kind="numeric", ks=weighted_ks(t, w, s, w),
                 point_mass_error=max((abs(np.average(t == p, weights=w) - np.average(s == p, weights=w)) for p in pms),
                                      default=0.0),
-                corr_true_imputed=wcorr(t, s, w),
-                max_corr_error=max((abs(wcorr(t, hold[c].to_numpy(float), w) - wcorr(s, fake[c].to_numpy(float), w))
+                corr_true_imputed=weighted_pearson(t, s, w),
+                max_corr_error=max((abs(weighted_pearson(t, hold[c].to_numpy(float), w) - weighted_pearson(s, fake[c].to_numpy(float), w))
                                     for c in numeric if c != v), default=0.0),
             )
         rows.append(row)
     return rows
-
-
-def wcorr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
-    """Weighted Pearson correlation (0 when a variable is constant)."""
-    c = np.cov(a, b, aweights=w)
-    d = np.sqrt(c[0, 0] * c[1, 1])
-    return float(c[0, 1] / d) if d > 0 else 0.0
 
 
 def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], aux: Source | None,
@@ -98,11 +92,11 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
                 ok = first[[y, z]].notna().all(axis=1).to_numpy()
                 row = {"y": y, "z": z, "y_source": donor.name, "z_source": z_src.name, "shared": tuple(shared),
                        "lower": lo, "cia": cia, "upper": hi,
-                       "fused": wcorr(first[y].to_numpy(float)[ok], first[z].to_numpy(float)[ok], w_fused[ok]),
+                       "fused": weighted_pearson(first[y].to_numpy(float)[ok], first[z].to_numpy(float)[ok], w_fused[ok]),
                        "auxiliary": np.nan}
                 if aux is not None and y in aux.variables and z in aux.variables:
                     a = aux.data[[y, z]].notna().all(axis=1).to_numpy()
-                    row["auxiliary"] = wcorr(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
+                    row["auxiliary"] = weighted_pearson(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
                                              aux.weights[a])
                 rows.append(row)
     return pd.DataFrame(rows, columns=["y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._stats import check_weights
 
 __all__ = ["Source", "harmonize", "is_categorical", "check_shared"]
 
@@ -64,12 +65,10 @@ class Source:
                     f"it has {list(self.data.columns)[:20]}."
                 )
             w = self.data[self.weight_col]
-            if not pd.api.types.is_numeric_dtype(w.dtype) or not np.isfinite(w.to_numpy(float)).all() \
-                    or (w.to_numpy(float) < 0).any() or w.to_numpy(float).sum() <= 0:
-                raise DataValidationError(
-                    f"Source {self.name!r}: weight column {self.weight_col!r} must be numeric, finite, "
-                    "non-negative and sum to a positive value."
-                )
+            what = f"Source {self.name!r}: weight column {self.weight_col!r}"
+            if not pd.api.types.is_numeric_dtype(w.dtype):
+                raise DataValidationError(f"{what} must be numeric. Got dtype {w.dtype} instead.")
+            check_weights(w.to_numpy(float), len(w), what)
 
     def __repr__(self) -> str:
         return (f"Source(name={self.name!r}, n_records={len(self.data)}, columns={self.variables[:10]!r}, "

@@ -1,7 +1,8 @@
 """Fusion diagnostics as small pure functions of (data, weights).
 
 * :func:`weighted_smd`, :func:`weighted_ks`, :func:`weighted_tvd`: distance between one variable's
-  distributions in two sources.
+  distributions in two sources (KS and total variation are :mod:`microplex._stats`'s, the ones the
+  evaluation registry reports).
 * :func:`compare_shared`: the table of those distances for every shared variable, reported before fusing.
 * :func:`correlation_bounds`: the range of corr(Y, Z) compatible with the data when Y and Z are never
   observed together but both are observed with shared variables X.
@@ -14,14 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._stats import ks_distance, one_hot, tv_distance, weighted_mean_var
 from ._source import Source, is_categorical
 
 __all__ = ["weighted_smd", "weighted_ks", "weighted_tvd", "compare_shared", "correlation_bounds", "design_matrix"]
-
-
-def _wmean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    m = float(np.average(x, weights=w))
-    return m, float(np.average((x - m) ** 2, weights=w))
 
 
 def weighted_smd(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray) -> float:
@@ -32,8 +29,8 @@ def weighted_smd(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray) -
     >>> round(weighted_smd(np.array([0., 2.]), np.ones(2), np.array([1., 3.]), np.ones(2)), 6)
     1.0
     """
-    mx, vx = _wmean_var(np.asarray(x, float), np.asarray(wx, float))
-    my, vy = _wmean_var(np.asarray(y, float), np.asarray(wy, float))
+    mx, vx = weighted_mean_var(x, wx)
+    my, vy = weighted_mean_var(y, wy)
     pooled = np.sqrt((vx + vy) / 2)
     return 0.0 if pooled == 0 else float((my - mx) / pooled)
 
@@ -46,16 +43,7 @@ def weighted_ks(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray) ->
     >>> weighted_ks(np.array([0., 1.]), np.array([3., 1.]), np.array([0., 1.]), np.array([1., 1.]))
     0.25
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    grid = np.union1d(x, y)
-
-    def ecdf(v: np.ndarray, w: np.ndarray) -> np.ndarray:
-        order = np.argsort(v, kind="stable")
-        cum = np.cumsum(np.asarray(w, float)[order]) / np.sum(w)
-        idx = np.searchsorted(v[order], grid, side="right")
-        return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
-
-    return float(np.max(np.abs(ecdf(x, wx) - ecdf(y, wy))))
+    return ks_distance(x, y, wx, wy)
 
 
 def weighted_tvd(x: pd.Series, wx: np.ndarray, y: pd.Series, wy: np.ndarray) -> float:
@@ -66,9 +54,7 @@ def weighted_tvd(x: pd.Series, wx: np.ndarray, y: pd.Series, wy: np.ndarray) -> 
     >>> weighted_tvd(pd.Series(["a", "b"]), np.ones(2), pd.Series(["a", "a"]), np.ones(2))
     0.5
     """
-    px = pd.Series(np.asarray(wx, float), index=x.astype(str).to_numpy()).groupby(level=0).sum() / np.sum(wx)
-    py = pd.Series(np.asarray(wy, float), index=y.astype(str).to_numpy()).groupby(level=0).sum() / np.sum(wy)
-    return float(px.sub(py, fill_value=0.0).abs().sum() / 2)
+    return tv_distance(x.astype(str), y.astype(str), wx, wy)
 
 
 def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.DataFrame:
@@ -110,10 +96,9 @@ def design_matrix(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> lis
     blocks: list[list[np.ndarray]] = [[] for _ in frames]
     for col in columns:
         if is_categorical(frames[0][col]):
-            cats = sorted(set().union(*[set(f[col].astype(str)) for f in frames]))[1:]
+            cats = pd.Index(sorted(set().union(*[set(f[col].astype(str)) for f in frames]))[1:])
             for i, f in enumerate(frames):
-                v = f[col].astype(str).to_numpy()
-                blocks[i].append(np.stack([v == c for c in cats], axis=1).astype(float).reshape(len(f), len(cats)))
+                blocks[i].append(one_hot(cats.get_indexer(f[col].astype(str).to_numpy()), len(cats)))
         else:
             for i, f in enumerate(frames):
                 blocks[i].append(f[col].to_numpy(float)[:, None])

@@ -26,7 +26,7 @@ from ..synthesis.serialization import FORMAT_VERSION, read_archive, write_archiv
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["load_fitted", "pack_models", "save_fitted", "systematic_counts", "unpack_models"]
+__all__ = ["load_fitted", "pack_models", "save_fitted", "unpack_models"]
 
 _FORMAT = "microplex.HouseholdSynthesizer"
 _INNER = "microplex.Synthesizer"
@@ -325,17 +325,3 @@ def unpack_models(
     return models
 
 
-def systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Integer counts summing to ``n`` with expectation ``n * p``, each within 1 of it
-    (systematic rounding with a random start).
-
-    Examples
-    --------
-    >>> c = systematic_counts(np.array([0.5, 0.3, 0.2]), 10, np.random.default_rng(0))
-    >>> c.tolist(), int(c.sum())
-    ([5, 3, 2], 10)
-    """
-    cum = np.floor(np.concatenate([[0.0], np.cumsum(p) / np.sum(p)]) * n + rng.uniform())
-    counts = np.diff(cum).astype(np.int64)
-    counts[-1] += n - counts.sum()
-    return counts

@@ -16,7 +16,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import memory_cap
 from .._random import int_seed
-from ._bundle import systematic_counts
+from .._stats import systematic_counts
 
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer

@@ -1,8 +1,10 @@
 """Household-level diagnostics: small pure functions of (data, weights) returning numbers.
 
 Used by the tests and by ``benchmarks/bench_households.py`` to compare synthetic households with
-real ones: distances between weighted distributions, the Gini coefficient, and per-household
-summaries (size, age gap of the two oldest members, earners, equivalized income, structure).
+real ones: distances between weighted distributions (:func:`tv_distance` and :func:`ks_distance`,
+re-exported from :mod:`microplex._stats`: the evaluation registry's total variation and KS), the Gini
+coefficient, and per-household summaries (size, age gap of the two oldest members, earners,
+equivalized income, structure).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._stats import ks_distance, tv_distance
+
 __all__ = [
     "tv_distance",
     "ks_distance",
@@ -19,46 +23,6 @@ __all__ = [
     "household_summary",
     "structural_violations",
 ]
-
-
-def _weights(x: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    return np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
-
-
-def tv_distance(a: Sequence, b: Sequence, wa: Sequence | None = None, wb: Sequence | None = None) -> float:
-    """Total-variation distance between the weighted category shares of ``a`` and ``b``.
-
-    Examples
-    --------
-    >>> tv_distance(["x", "x", "y", "y"], ["x", "y", "y", "y"])
-    0.25
-    """
-    sa = pd.Series(_weights(a, wa), index=pd.Index(a)).groupby(level=0).sum()
-    sb = pd.Series(_weights(b, wb), index=pd.Index(b)).groupby(level=0).sum()
-    sa, sb = sa / sa.sum(), sb / sb.sum()
-    both = sa.index.union(sb.index)
-    return float(0.5 * np.abs(sa.reindex(both, fill_value=0) - sb.reindex(both, fill_value=0)).sum())
-
-
-def ks_distance(a: Sequence, b: Sequence, wa: Sequence | None = None, wb: Sequence | None = None) -> float:
-    """Kolmogorov-Smirnov distance between two weighted samples (largest gap of their CDFs).
-
-    Examples
-    --------
-    >>> ks_distance([1, 2, 3, 4], [3, 4, 5, 6])
-    0.5
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    wa, wb = _weights(a, wa), _weights(b, wb)
-    grid = np.union1d(a, b)
-
-    def cdf(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        cum = np.cumsum(w[order]) / w.sum()
-        idx = np.searchsorted(x[order], grid, side="right")
-        return np.where(idx > 0, cum[np.maximum(idx - 1, 0)], 0.0)
-
-    return float(np.abs(cdf(a, wa) - cdf(b, wb)).max()) if len(grid) else 0.0
 
 
 def gini(x: Sequence, w: Sequence | None = None) -> float:
@@ -70,7 +34,7 @@ def gini(x: Sequence, w: Sequence | None = None) -> float:
     (0.0, 0.75)
     """
     x = np.asarray(x, dtype=float)
-    w = _weights(x, w)
+    w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
     order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
     cw = np.cumsum(w)

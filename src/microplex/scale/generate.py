@@ -15,13 +15,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
+from .._random import block_sequence, int_seed
 from ..synthesis.serialization import write_archive
 from ._lock import OutputLock
 from .sources import ConditionSource, as_source
@@ -42,8 +42,7 @@ _WORKER_MODELS: dict[str, Any] = {}
 
 def _block_seed(seed: int, block: int) -> int:
     """The ``generate`` seed of block ``block``: counter-keyed child of ``SeedSequence(seed)``."""
-    state = np.random.SeedSequence(seed, spawn_key=(0, block)).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 32 | int(state[1])
+    return int_seed(block_sequence(seed, 0, block), bits=64)
 
 
 #: Largest ``n``: row numbers stay exact in int64 and float64 arithmetic.

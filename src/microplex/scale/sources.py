@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
+from .._random import block_sequence
+from .._stats import check_weights
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
 
@@ -327,14 +329,9 @@ class Resample(ConditionSource):
         if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
             raise DataValidationError("Resample needs a non-empty DataFrame to draw from.")
         _check_frame(frame, "The Resample frame")
-        try:
-            w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
-        except (TypeError, ValueError):
-            raise DataValidationError(f"Resample weights must be {len(frame)} numbers. Got {type(weights).__name__}.") from None
-        if w.shape != (len(frame),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-            raise DataValidationError(
-                f"Resample weights must be {len(frame)} finite non-negative values with a positive sum."
-            )
+        if weights is not None and np.ndim(weights) != 1:
+            raise DataValidationError(f"Resample weights must be {len(frame)} numbers. Got {type(weights).__name__}.")
+        w = check_weights(weights, len(frame), "Resample weights")
         self.arrow_types = _arrow_types(frame)
         self.frame = frame.reset_index(drop=True)
         self.weights = w
@@ -346,7 +343,7 @@ class Resample(ConditionSource):
         self.n_rows = None
 
     def _block(self, k: int) -> np.ndarray:
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
+        rng = np.random.default_rng(block_sequence(self.seed, 1, k))
         idx = np.searchsorted(self._cdf, rng.random(self.block_rows), side="right")
         return np.minimum(idx, len(self._cdf) - 1)
 

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
+from .._stats import check_weights
 from ._checks import MAX_HEAPS
 from ._validation import check_column
 
@@ -254,9 +255,9 @@ def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: di
     if len(table) == 0:
         raise DataValidationError(f"{where} has no rows.")
     w = table["__weight__"]
-    if not pd.api.types.is_float_dtype(w.dtype) or not np.isfinite(w.to_numpy(float)).all() \
-            or (w.to_numpy(float) < 0).any() or not 0 < w.to_numpy(float).sum() < np.inf:
-        raise DataValidationError(f"{where}: column '__weight__' must hold finite non-negative floats with a positive sum.")
+    if not pd.api.types.is_float_dtype(w.dtype):
+        raise DataValidationError(f"{where}: column '__weight__' must hold floats. Got dtype {w.dtype} instead.")
+    check_weights(w.to_numpy(float), len(w), f"{where}: column '__weight__'")
     for name in conditions:
         try:
             check_column(table[name], name, "condition")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import memory_cap
+from .._stats import check_weights as _check_weights
 
 __all__ = [
     "RESERVED_NAMES", "check_allocation", "check_column", "check_frame", "check_reserved", "check_unique_columns",
@@ -38,18 +39,7 @@ def check_weights(df: pd.DataFrame, weight_col: str | None) -> np.ndarray:
         raise DataValidationError(
             f"Weight column {weight_col!r} must be numeric. Got dtype {df[weight_col].dtype} instead."
         )
-    w = df[weight_col].to_numpy(float)
-    if not np.isfinite(w).all():
-        raise DataValidationError(f"Weight column {weight_col!r} has {int((~np.isfinite(w)).sum())} missing or infinite values.")
-    if (w < 0).any():
-        raise DataValidationError(
-            f"Weight column {weight_col!r} has {int((w < 0).sum())} negative weights (min {w.min():g}); weights must be >= 0."
-        )
-    if not np.isfinite(w.sum()):
-        raise DataValidationError(f"Weight column {weight_col!r} sums to infinity in float64 (max {w.max():g}); rescale the weights.")
-    if w.sum() <= 0:
-        raise DataValidationError(f"Weight column {weight_col!r} sums to {w.sum():g}; it must sum to a positive value.")
-    return w
+    return _check_weights(df[weight_col].to_numpy(float), len(df), f"Weight column {weight_col!r}")
 
 
 #: Column names used internally (the training weights in a model file); a column may not be named so.

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from zuko.nn import MLP
 
+from .._stats import heaviest_values
+
 __all__ = ["detect_heaps", "HeapHeads"]
 
 
@@ -45,11 +47,7 @@ def detect_heaps(
     """
     if threshold <= 0 or max_heaps <= 0 or len(x) == 0:
         return ()
-    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    share = np.bincount(inverse, weights=w) / total_weight
-    keep = np.flatnonzero((share >= threshold) & (counts >= min_count))
-    keep = keep[np.argsort(-share[keep], kind="stable")][:max_heaps]
-    return tuple(sorted(float(v) for v in values[keep]))
+    return heaviest_values(x, w, threshold, max_heaps, total=total_weight, min_count=min_count)
 
 
 class HeapHeads(nn.Module):

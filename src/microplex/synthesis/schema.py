@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._stats import detect_point_masses
 
 __all__ = ["VariableSpec", "infer_kind", "detect_point_masses", "MAX_CATEGORICAL_INTEGER_LEVELS"]
 
@@ -129,27 +130,3 @@ def infer_kind(series: pd.Series, *, role: Literal["target", "condition"]) -> Ki
             return "categorical"
         return "integer"
     return "continuous"
-
-
-def detect_point_masses(
-    x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int
-) -> tuple[float, ...]:
-    """Values of ``x`` carrying at least ``threshold`` of the total weight ``w``.
-
-    Exact zeros are always a point mass when present. At most ``max_point_masses`` values are
-    kept, heaviest first; the result is sorted.
-
-    Examples
-    --------
-    >>> x = np.array([0, 0, 1.5, 2.5, 9, 9, 9, 3.1])
-    >>> detect_point_masses(x, np.ones(8), 0.2, 5)
-    (0.0, 9.0)
-    """
-    values, inverse = np.unique(x, return_inverse=True)
-    share = np.bincount(inverse, weights=w) / w.sum()
-    heavy = np.flatnonzero(share >= threshold)
-    heavy = heavy[np.argsort(-share[heavy], kind="stable")][:max_point_masses]
-    chosen = set(values[heavy].tolist())
-    if np.any(values == 0):
-        chosen.add(0.0)
-    return tuple(sorted(float(v) for v in chosen))

@@ -11,29 +11,16 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._stats import detect_point_masses, weighted_mean_var, weighted_quantile
 from .heaps import detect_heaps
-from .schema import VariableSpec, detect_point_masses
+from .schema import VariableSpec
 
-__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "weighted_quantile"]
-
-
-def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
-    """Weighted quantile of ``x`` (inverse of the weighted empirical CDF).
-
-    Examples
-    --------
-    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), 0.5)
-    2.0
-    """
-    order = np.argsort(x, kind="stable")
-    cw = np.cumsum(w[order])
-    idx = np.searchsorted(cw, q * cw[-1], side="left")
-    return float(x[order][min(idx, len(x) - 1)])
+__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder"]
 
 
 def _weighted_mean_std(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    mean = float(np.average(x, weights=w))
-    std = float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
+    mean, var = weighted_mean_var(x, w)
+    std = float(np.sqrt(var))
     return mean, std if std > 0 else 1.0
 
 
@@ -45,7 +32,7 @@ def _asinh_scale(x: np.ndarray, w: np.ndarray) -> float:
     log-Jacobian. Large scales are nearly linear (light tails), small ones log-like (heavy
     tails), so the transform only compresses tails the data actually has.
     """
-    med = weighted_quantile(np.abs(x), w, 0.5)
+    med = float(weighted_quantile(np.abs(x), 0.5, w)[0])
     med = med if med > 0 else float(np.average(np.abs(x), weights=w)) or 1.0
     best, best_score = med, -np.inf
     for s in med * 10.0 ** np.arange(-2, 4):

@@ -1,0 +1,412 @@
+"""Weighted statistics: the one place every weighted number of microplex is computed.
+
+Bottom layer (imports only numpy, pandas and :mod:`microplex._errors`): calibration, synthesis,
+scale, fusion, households, evaluation and the benchmarks import these functions rather than
+writing their own. A record of integer weight ``k`` counts exactly like ``k`` copies of it.
+
+* :func:`check_weights`: the weight check (finite, non-negative, positive sum) behind every
+  weight argument and weight column.
+* Moments and order statistics: :func:`weighted_quantile`, :func:`weighted_mean_var`,
+  :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
+* Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
+  :func:`tv_distance` (total variation of category shares).
+* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps),
+  :func:`detect_point_masses`, :func:`one_hot`,
+  :func:`is_numeric` (the categorical test), :func:`systematic_counts` (systematic rounding).
+* Weights and targets: :func:`kish_ess`, :func:`design_effect`, :func:`relative_error`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataValidationError
+
+__all__ = [
+    "check_weights",
+    "weighted_quantile",
+    "weighted_mean_var",
+    "weighted_std",
+    "weighted_pearson",
+    "ecdf",
+    "ks_distance",
+    "category_shares",
+    "tv_distance",
+    "value_shares",
+    "heaviest_values",
+    "detect_point_masses",
+    "one_hot",
+    "is_numeric",
+    "systematic_counts",
+    "kish_ess",
+    "design_effect",
+    "relative_error",
+]
+
+
+def check_weights(weights: object, n: int | None = None, name: str = "weights", *, positive: bool = False) -> np.ndarray:
+    """Returns ``weights`` as a float64 array after checking them (ones when ``weights`` is None).
+
+    Parameters
+    ----------
+    weights : array-like of shape (n,) or None
+        The weights.
+    n : int, default=None
+        Expected length (the number of rows); ``None`` accepts any length (``weights`` required).
+    name : str, default="weights"
+        How the error messages name the weights (e.g. ``"Weight column 'w'"``, ``"real weights"``).
+    positive : bool, default=False
+        Require every weight > 0 (design weights) instead of >= 0.
+
+    Raises
+    ------
+    DataValidationError
+        Weights that are not numbers, of another length, missing or infinite, negative (or 0 with
+        ``positive``), with a sum of 0 or a sum that overflows float64.
+
+    Examples
+    --------
+    >>> check_weights([1, 2], 2).tolist()
+    [1.0, 2.0]
+    >>> check_weights([1.0, -2.0], 2, "real weights")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: real weights has 1 negative weights (min -2); weights must be non-negative (>= 0).
+    """
+    if weights is None:
+        if n is None:
+            raise DataValidationError(f"{name} must be given: got None.")
+        return np.ones(n, dtype=float)
+    try:
+        w = np.asarray(weights, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        count = "" if n is None else f"{n} "
+        raise DataValidationError(f"{name} must be {count}numbers. Got {type(weights).__name__} holding other values.") from None
+    if n is not None and w.shape[0] != n:
+        raise DataValidationError(f"{name} must have one entry per row: expected {n}, got {w.shape[0]}.")
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise DataValidationError(f"{name} has {int(bad.sum())} missing or infinite values; weights must be finite.")
+    low = (w <= 0) if positive else (w < 0)
+    if low.any():
+        rule = "positive (> 0)" if positive else "non-negative (>= 0)"
+        kind = "non-positive" if positive else "negative"
+        raise DataValidationError(f"{name} has {int(low.sum())} {kind} weights (min {w.min():g}); weights must be {rule}.")
+    total = w.sum()
+    if not np.isfinite(total):
+        raise DataValidationError(
+            f"{name} sums to infinity in float64 (max {w.max():g}): the weights are too large; rescale them."
+        )
+    if w.shape[0] > 0 and total <= 0:
+        raise DataValidationError(f"{name} sums to {total:g}; it must sum to a positive value.")
+    return w
+
+
+def weighted_quantile(values: object, q: object, weights: object = None) -> np.ndarray:
+    """Returns weighted quantiles by the inverted empirical CDF (smallest x with F(x) >= q).
+
+    With equal weights this equals ``numpy.quantile(values, q, method="inverted_cdf")``.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Sample; missing values are dropped.
+    q : float or array-like of floats in [0, 1]
+        Probabilities.
+    weights : array-like of shape (n,), default=None
+        Non-negative weights.
+
+    Examples
+    --------
+    >>> weighted_quantile([1.0, 2.0, 3.0], 0.5, weights=[1, 1, 5]).item()
+    3.0
+    """
+    try:
+        qa = np.atleast_1d(np.asarray(q, dtype=float)) if not isinstance(q, str) else None
+    except (TypeError, ValueError):
+        qa = None
+    if qa is None or not np.all((qa >= 0) & (qa <= 1)):
+        raise DataValidationError(f"The 'q' parameter must hold probabilities in [0, 1]. Got {q!r} instead.")
+    x = np.asarray(values, dtype=float).reshape(-1)
+    w = check_weights(weights, x.shape[0])
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    if x.shape[0] == 0:
+        raise DataValidationError("weighted_quantile needs at least 1 non-missing value, got 0.")
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order]
+    cdf = np.cumsum(w) / w.sum()
+    idx = np.searchsorted(cdf, qa - 1e-12, side="left")
+    return x[np.clip(idx, 0, x.shape[0] - 1)]
+
+
+def _power_of_two_scale(x: np.ndarray) -> float:
+    """A power of two s with 1 <= max |x| / s < 2 (1 for all-zero x): dividing by it is exact in binary
+    floating point (2**1024, the next power above the float64 limit, would overflow)."""
+    top = float(np.max(np.abs(x), initial=0.0))
+    return float(np.ldexp(1.0, np.frexp(top)[1] - 1)) if 0 < top < np.inf else 1.0
+
+
+def _scaled_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
+    """(mean, variance, s) of x / s for a power of two s: exact rescaling, so ``s * mean`` and
+    ``s**2 * variance`` equal the direct formulas bit for bit, yet values near the float64 limit
+    do not overflow."""
+    s = _power_of_two_scale(x)
+    xs = x / s
+    mean = np.average(xs, weights=w)
+    return float(mean), float(np.average((xs - mean) ** 2, weights=w)), s
+
+
+def weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and population variance ``sum w (x - mean)^2 / sum w`` of clean arrays.
+
+    Examples
+    --------
+    >>> weighted_mean_var(np.array([0.0, 2.0]), np.array([1.0, 3.0]))
+    (1.5, 0.75)
+    """
+    mean, var, s = _scaled_moments(np.asarray(x, dtype=float), np.asarray(w, dtype=float))
+    return mean * s, var * s * s
+
+
+def weighted_std(values: object, weights: object = None) -> float:
+    """Returns the weighted population standard deviation (missing values dropped).
+
+    Examples
+    --------
+    >>> weighted_std([0.0, 2.0])
+    1.0
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    w = check_weights(weights, x.shape[0])
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    if x.shape[0] == 0 or w.sum() <= 0:
+        raise DataValidationError("weighted_std needs at least 1 non-missing value with positive weight, got 0.")
+    if not np.all(np.isfinite(x)):
+        raise DataValidationError("weighted_std needs finite values: got an infinite value.")
+    _, var, s = _scaled_moments(x, w)
+    return float(s * np.sqrt(var))
+
+
+def weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted Pearson correlation of two arrays over the pairs where both are present.
+
+    0 when a variable is constant or no weight is left.
+
+    Examples
+    --------
+    >>> weighted_pearson(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, np.nan]), np.ones(3))
+    -1.0
+    """
+    x, y, w = (np.asarray(a, dtype=float) for a in (x, y, w))
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y, w = x[keep], y[keep], w[keep]
+    if w.sum() <= 0:
+        return 0.0
+    for scale in (np.max(np.abs(x), initial=0.0), np.max(np.abs(y), initial=0.0)):
+        if scale == 0:
+            return 0.0
+    x, y = x / np.max(np.abs(x)), y / np.max(np.abs(y))  # scale-free: no overflow near the float64 limit
+    dx, dy = x - np.average(x, weights=w), y - np.average(y, weights=w)
+    den = np.sqrt(np.average(dx * dx, weights=w) * np.average(dy * dy, weights=w))
+    return float(np.average(dx * dy, weights=w) / den) if den > 0 else 0.0
+
+
+def ecdf(x: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Weighted empirical CDF of ``x`` evaluated at ``at``: share of weight on values <= each point.
+
+    Examples
+    --------
+    >>> ecdf(np.array([1.0, 2.0]), np.array([1.0, 3.0]), np.array([0.0, 1.0, 2.0])).tolist()
+    [0.0, 0.25, 1.0]
+    """
+    order = np.argsort(x, kind="stable")
+    xs, cw = x[order], np.cumsum(w[order])
+    idx = np.searchsorted(xs, at, side="right")
+    return np.where(idx > 0, cw[np.maximum(idx - 1, 0)], 0.0) / cw[-1]
+
+
+def ks_distance(x: np.ndarray, y: np.ndarray, wx: np.ndarray | None = None, wy: np.ndarray | None = None) -> float:
+    """Kolmogorov-Smirnov distance ``sup |F_x - F_y|`` of two weighted samples (clean arrays).
+
+    0 for identical distributions, 1 for disjoint supports; 0 when both samples are empty.
+
+    Examples
+    --------
+    >>> ks_distance(np.array([1.0, 2.0, 3.0, 4.0]), np.array([3.0, 4.0, 5.0, 6.0]))
+    0.5
+    """
+    x, y = np.asarray(x, dtype=float).reshape(-1), np.asarray(y, dtype=float).reshape(-1)
+    wx = np.ones(x.shape[0]) if wx is None else np.asarray(wx, dtype=float).reshape(-1)
+    wy = np.ones(y.shape[0]) if wy is None else np.asarray(wy, dtype=float).reshape(-1)
+    grid = np.union1d(x, y)
+    if not len(grid):
+        return 0.0
+    return float(np.max(np.abs(ecdf(x, wx, grid) - ecdf(y, wy, grid))))
+
+
+def category_shares(x: object, w: np.ndarray) -> pd.Series:
+    """Weight share of every category of ``x`` (in order of first appearance).
+
+    Examples
+    --------
+    >>> category_shares(["b", "a", "b"], np.array([1.0, 2.0, 1.0])).to_dict()
+    {'b': 0.5, 'a': 0.5}
+    """
+    w = np.asarray(w, dtype=float)
+    return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
+
+
+def tv_distance(x: object, y: object, wx: object = None, wy: object = None) -> float:
+    """Total variation distance ``0.5 * sum_k |p_x(k) - p_y(k)|`` between weighted category shares.
+
+    0 for identical shares, 1 for disjoint categories. Categories are compared as they are
+    (``1`` and ``"1"`` differ); missing values are dropped.
+
+    Examples
+    --------
+    >>> tv_distance(["x", "x", "y", "y"], ["x", "y", "y", "y"])
+    0.25
+    """
+    x, y = np.asarray(pd.Series(x, dtype=object)), np.asarray(pd.Series(y, dtype=object))
+    wx = np.ones(len(x)) if wx is None else np.asarray(wx, dtype=float).reshape(-1)
+    wy = np.ones(len(y)) if wy is None else np.asarray(wy, dtype=float).reshape(-1)
+    kx, ky = ~pd.isna(x), ~pd.isna(y)
+    x, y, wx, wy = x[kx], y[ky], wx[kx], wy[ky]
+    diff = category_shares(x, wx).sub(category_shares(y, wy), fill_value=0.0).abs().sum()
+    return float(0.5 * diff)
+
+
+def value_shares(x: np.ndarray, w: np.ndarray, total: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``x`` (sorted) and the share of the weight each carries (of ``total``,
+    by default ``w.sum()``).
+
+    Examples
+    --------
+    >>> v, s = value_shares(np.array([2.0, 0.0, 2.0, 2.0]), np.ones(4))
+    >>> v.tolist(), s.tolist()
+    ([0.0, 2.0], [0.25, 0.75])
+    """
+    values, inverse = np.unique(x, return_inverse=True)
+    return values, np.bincount(inverse, weights=w) / (w.sum() if total is None else total)
+
+
+def heaviest_values(
+    x: np.ndarray, w: np.ndarray, threshold: float, max_values: int, *, total: float | None = None, min_count: int = 0
+) -> tuple[float, ...]:
+    """Values of ``x`` carrying at least ``threshold`` of the weight (of ``total``) and held by at least
+    ``min_count`` records: at most ``max_values`` of them, heaviest first; the result is sorted.
+
+    Examples
+    --------
+    >>> heaviest_values(np.array([1.0, 1.0, 1.0, 2.5, 3.0, 3.0, 7.2]), np.ones(7), 0.2, 5, min_count=3)
+    (1.0,)
+    """
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    share = np.bincount(inverse, weights=w) / (w.sum() if total is None else total)
+    keep = np.flatnonzero((share >= threshold) & (counts >= min_count))
+    keep = keep[np.argsort(-share[keep], kind="stable")][:max_values]
+    return tuple(sorted(float(v) for v in values[keep]))
+
+
+def detect_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int) -> tuple[float, ...]:
+    """Values of ``x`` carrying at least ``threshold`` of the total weight ``w``.
+
+    Exact zeros are always a point mass when present. At most ``max_point_masses`` values are
+    kept, heaviest first; the result is sorted.
+
+    Examples
+    --------
+    >>> x = np.array([0, 0, 1.5, 2.5, 9, 9, 9, 3.1])
+    >>> detect_point_masses(x, np.ones(8), 0.2, 5)
+    (0.0, 9.0)
+    """
+    chosen = set(heaviest_values(x, w, threshold, max_point_masses))
+    if np.any(x == 0):
+        chosen.add(0.0)
+    return tuple(sorted(float(v) for v in chosen))
+
+
+def one_hot(codes: np.ndarray, n_levels: int) -> np.ndarray:
+    """Indicator matrix of shape (len(codes), n_levels); a code outside ``0 .. n_levels - 1``
+    (e.g. -1 for missing) gives a row of zeros.
+
+    Examples
+    --------
+    >>> one_hot(np.array([1, -1]), 2).tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+    return (np.asarray(codes)[:, None] == np.arange(n_levels)[None, :]).astype(float)
+
+
+def is_numeric(series: pd.Series) -> bool:
+    """The categorical test: whether a column is numeric (numbers, not booleans); else categorical.
+
+    Examples
+    --------
+    >>> is_numeric(pd.Series([1.5])), is_numeric(pd.Series([True])), is_numeric(pd.Series(["a"]))
+    (True, False, False)
+    """
+    dtype = getattr(series, "dtype", series)
+    return bool(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+
+
+def systematic_counts(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts summing to ``n`` with expectation ``n * p``, each within 1 of it
+    (systematic rounding with a random start).
+
+    Examples
+    --------
+    >>> c = systematic_counts(np.array([0.5, 0.3, 0.2]), 10, np.random.default_rng(0))
+    >>> c.tolist(), int(c.sum())
+    ([5, 3, 2], 10)
+    """
+    cum = np.floor(np.concatenate([[0.0], np.cumsum(p) / np.sum(p)]) * n + rng.uniform())
+    counts = np.diff(cum).astype(np.int64)
+    counts[-1] += n - counts.sum()
+    return counts
+
+
+def kish_ess(weights: object) -> float:
+    """Returns Kish's effective sample size ``(sum w)^2 / sum w^2``.
+
+    Equals ``n`` for equal weights and 1 when a single record holds all the weight.
+
+    Examples
+    --------
+    >>> kish_ess([1.0, 1.0, 1.0, 1.0])
+    4.0
+    >>> kish_ess([1.0, 0.0, 0.0])
+    1.0
+    """
+    w = check_weights(weights)
+    if w.shape[0] == 0:
+        raise DataValidationError("kish_ess needs at least 1 weight, got 0.")
+    return float(w.sum() ** 2 / np.sum(w**2))
+
+
+def design_effect(weights: object) -> float:
+    """Returns Kish's design effect due to weighting, ``n / ESS = 1 + cv^2``.
+
+    Examples
+    --------
+    >>> design_effect([1.0, 3.0])
+    1.25
+    """
+    w = check_weights(weights)
+    return float(w.shape[0] / kish_ess(w))
+
+
+def relative_error(achieved: object, target: object) -> np.ndarray:
+    """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0).
+
+    Examples
+    --------
+    >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
+    [0.01, 0.5]
+    """
+    a = np.asarray(achieved, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    return (a - t) / np.where(t == 0, 1.0, np.abs(t))
