@@ -53,7 +53,7 @@ def _csv(name: str) -> pd.DataFrame:
     from microplex.datasets import load_dataset
 
     return load_dataset({"cps1_earnings.csv": "cps1", "cps1988_wages.csv": "cps1988", "acs12.csv": "acs12",
-                         "eusilc.csv": "eusilc"}[name])
+                         "eusilc.csv": "eusilc", "workinghours.csv": "workinghours"}[name])
 
 
 def load_cps1():
@@ -83,12 +83,20 @@ def load_eusilc():
     return df[conds + targets + ["rb050"]].reset_index(drop=True), targets, conds, "rb050"
 
 
-DATASETS = {"cps1": load_cps1, "cps1988": load_cps1988, "acs12": load_acs12, "eusilc": load_eusilc}
+def load_workinghours():
+    df = _csv("workinghours.csv")
+    conds = ["age", "education", "child5", "child13", "child17", "nonwhite", "owned", "mortgage", "occupation", "unemp"]
+    return df[conds + ["hours", "income"]].reset_index(drop=True), ["hours", "income"], conds, None
+
+
+DATASETS = {"cps1": load_cps1, "cps1988": load_cps1988, "acs12": load_acs12, "eusilc": load_eusilc,
+            "workinghours": load_workinghours}
 DATASET_NOTES = {
     "cps1": "cps1 earnings (15,992 rows): targets re74, re75, re78 | conditions age, educ, black, hisp, marr, nodeg; unweighted",
     "cps1988": "CPS 1988 wages (28,155 rows): target wage | conditions education, experience, ethnicity, smsa, region, parttime; unweighted",
     "acs12": "ACS 2012 (rows with income, edu and employment known; hrs_work missing -> 0): targets income, hrs_work | conditions age, gender, edu, race, employment; unweighted",
     "eusilc": "EU-SILC AT persons aged 16+ (11,896 rows): targets py010n, py050n, py090n, py100n | conditions age, rb090, db040, pl030; weight rb050",
+    "workinghours": "PSID 1987 wives (3,382 rows): targets hours (26% zeros, heaped at 2000/1960/2080), income (US$ 100s, heaped) | conditions age, education, child5, child13, child17, nonwhite, owned, mortgage, occupation, unemp; unweighted",
 }
 
 
@@ -176,6 +184,29 @@ def target_pair_scores(real, synth, wr, ws, targets) -> dict[str, float]:
     return {"correlation_error": corr, "contingency_similarity": float(np.mean(cont)) if cont else float("nan")}
 
 
+#: A training value carrying at least this share of the records is scored as a point mass or heap.
+HEAP_SHARE = 0.003
+
+
+def heap_share_error(train, holdout, synth, targets, wh, ws) -> float:
+    """Max abs error of the (weighted) share of every training value carrying >= HEAP_SHARE of the
+    training records (point masses and heaps: zeros, top codes, round numbers), synthetic vs holdout."""
+    from microplex._stats import value_shares
+
+    errs = []
+    for t in targets:
+        if not pd.api.types.is_numeric_dtype(holdout[t]):
+            continue
+        x = train[t].dropna().to_numpy(float)
+        vals, shares = value_shares(x, np.ones(len(x)))
+        values = vals[shares >= HEAP_SHARE]
+        r, s = holdout[t].to_numpy(float), pd.to_numeric(synth[t], errors="coerce").to_numpy(float)
+        a = np.ones(len(r)) if wh is None else np.asarray(wh, float)
+        b = np.ones(len(s)) if ws is None else np.asarray(ws, float)
+        errs += [abs(b[s == v].sum() / b.sum() - a[r == v].sum() / a.sum()) for v in values]
+    return float(max(errs)) if errs else 0.0
+
+
 def summarize(scores: pd.DataFrame, targets: list[str]) -> dict[str, float]:
     s = scores.set_index(["metric", "variable", "subgroup"])["value"]
 
@@ -188,6 +219,7 @@ def summarize(scores: pd.DataFrame, targets: list[str]) -> dict[str, float]:
     return {
         "ks_mean": over_targets("ks"),
         "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
+        "subgroup_ks_max": float(sub.max()) if len(sub) else float("nan"),
         "wasserstein_scaled": over_targets("wasserstein_scaled"),
         "zero_share_error": over_targets("zero_share_error"),
         "quantile_error_max": over_targets("quantile_error_max"),
@@ -256,6 +288,7 @@ def run_one(dataset: str, method: str, seed: int, quick: bool, epochs: int | Non
                                     seed=seed)
         record.update(summarize(scores, targets))
         record.update(target_pair_scores(holdout[cols], synth_cols, wh, ws, targets))
+        record["heap_share_error"] = heap_share_error(train, holdout, synth_cols, targets, wh, ws)
         if method != FLOOR:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -386,6 +419,7 @@ def build_markdown(records: list[dict], command: str) -> str:
                 cells.append(txt)
             name = f"*{method}*" if method == FLOOR else method
             lines.append(f"| {name} | {mode} | " + " | ".join(cells) + " |")
+        lines += [""] + bars_table(ok)
         bad = sub[(sub["status"] != "ok") & ~sub["variant"].isin(set(ok["variant"]))].drop_duplicates(["variant", "status"])
         if len(bad):
             lines.append("")
@@ -394,6 +428,47 @@ def build_markdown(records: list[dict], command: str) -> str:
                 lines.append(f"- `{r['variant']}` ({what}, seed {r['seed']}) {r['status']}: {str(r.get('error', ''))[:300]}")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+#: Issue 16's bars, per data set on the means over seeds: (record key, header, bar from the floor's value).
+BARS = [
+    ("ks_max", "worst KS", lambda f: max(1.5 * f, f + 0.01)),
+    ("heap_share_error", "heap/point-mass share err", lambda f: f + 0.01),
+    ("subgroup_ks", "subgroup KS", lambda f: 1.5 * f + 0.01),
+    ("correlation_error", "corr err", lambda f: f + 0.05),
+    ("pmse", "pMSE", lambda f: 1.5 * f),
+]
+
+
+def bars_table(ok: pd.DataFrame) -> list[str]:
+    """Each method's means over the seeds it shares with the floor against the bars (value / bar, a
+    check mark when met); copies and DCR against the natural rate."""
+    floor = ok[ok["variant"] == FLOOR].set_index("seed")
+    if not len(floor):
+        return []
+    head = "| method (mean over seeds) | " + " | ".join(h for _, h, _ in BARS) + " | exact copies (bar) | DCR ratio (>= 0.9) |"
+    out = ["Bars (issue 16), value (bar): " + ", ".join(f"{h}" for _, h, _ in BARS) + " from the floor's means over "
+           "the same seeds; exact copies <= 1.2 x the holdout's rate + 0.01; DCR ratio >= 0.9.", "",
+           head, "|" + "---|" * (len(BARS) + 3)]
+    for method, g in ok[ok["variant"] != FLOOR].groupby("variant", sort=False):
+        seeds = sorted(set(g["seed"]) & set(floor.index))
+        if not seeds:
+            continue
+        g = g.set_index("seed").loc[seeds]
+        f = floor.loc[seeds]
+        cells = []
+        for key, _, bar in BARS:
+            if key not in g or key not in f:
+                cells.append("–")
+                continue
+            v, lim = float(g[key].astype(float).mean()), bar(float(f[key].astype(float).mean()))
+            cells.append(f"{v:.4f} ({lim:.4f}) {'ok' if v <= lim else 'MISS'}")
+        copy, nat = float(g["exact_copy_rate"].mean()), float(g["exact_copy_rate_holdout"].mean())
+        dcr = float(g["dcr_ratio"].min())
+        cells.append(f"{copy:.3f} ({1.2 * nat + 0.01:.3f}) {'ok' if copy <= 1.2 * nat + 0.01 else 'MISS'}")
+        cells.append(f"min {dcr:.3f} {'ok' if dcr >= 0.9 else 'MISS'}")
+        out.append(f"| {method} | " + " | ".join(cells) + " |")
+    return out
 
 
 def load_records(path: Path = RAW) -> list[dict]:
