@@ -90,7 +90,7 @@ def files(tmp_path_factory, cps1):
     "args, match",
     [
         (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "0"], "'epochs' parameter must be 'auto' or an int >= 1"),
-        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "x"], "Invalid value for '--epochs'"),
+        (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--epochs", "x"], "'epochs' parameter must be 'auto' or an int >= 1. Got 'x' instead"),
         (["fit", "{d}/data.csv", "--targets", "re78", "-o", "{o}/m.mpx", "--seed", "-1"], "'seed' parameter"),
         (["fit", "{d}/data.csv", "--targets", "", "-o", "{o}/m.mpx"], "'--targets' option must name at least one"),
         (["fit", "{d}/data.csv", "--targets", "re78,,age", "-o", "{o}/m.mpx"], "comma-separated list of distinct"),
