@@ -119,6 +119,9 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
     if name == "microplex_maf":
         from peers.microplex_methods import MicroplexMethod
         return MicroplexMethod("maf", targets, conds, epochs=epochs)
+    if name == "microplex_maf_v0":
+        from peers.microplex_methods import MicroplexMethod
+        return MicroplexMethod("maf", targets, conds, epochs=epochs, **MICROPLEX_V0)
     if name == "microplex_nsf":
         from peers.microplex_methods import MicroplexMethod
         return MicroplexMethod("nsf", targets, conds, epochs=epochs)
@@ -143,10 +146,15 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
     raise ValueError(f"Unknown method {name!r}; expected one of {METHODS}.")
 
 
-METHODS = ["microplex_maf", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
+#: The Synthesizer defaults before lumpy values were modelled: early stopping on a 10% validation split,
+#: at most 200 epochs, no heap states.
+MICROPLEX_V0 = {"validation_fraction": 0.1, "max_heaps": 0}
+
+METHODS = ["microplex_maf", "microplex_maf_v0", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
            "sdv_tvae", "synthpop_cart", "qrf_sequential"]
 METHOD_NOTES = {
     "microplex_maf": "microplex.Synthesizer(flow='maf'), library defaults, survey weights in fit; conditional",
+    "microplex_maf_v0": "microplex.Synthesizer(flow='maf') with the earlier defaults (early stopping on a 10% validation split, at most 200 epochs, no heap states); conditional",
     "microplex_nsf": "microplex.Synthesizer(flow='nsf'), library defaults, survey weights in fit; conditional",
     "sdv_gaussian_copula": "SDV GaussianCopulaSynthesizer, defaults; conditional via sample_remaining_columns",
     "sdv_gaussian_copula_uncond": "SDV GaussianCopulaSynthesizer, defaults; unconditional sample()",

@@ -10,7 +10,8 @@ import pandas as pd
 class MicroplexMethod:
     conditional = True
 
-    def __init__(self, flow: str, target_vars: Sequence[str], condition_vars: Sequence[str], *, epochs: int | None = None):
+    def __init__(self, flow: str, target_vars: Sequence[str], condition_vars: Sequence[str], *, epochs: int | None = None,
+                 **params):
         from microplex import Synthesizer  # ImportError -> reported as unavailable
 
         self._cls = Synthesizer
@@ -18,11 +19,12 @@ class MicroplexMethod:
         self.target_vars = list(target_vars)
         self.condition_vars = list(condition_vars)
         self.epochs = epochs
+        self.params = params  # settings other than the defaults (e.g. an earlier release's defaults)
 
     def fit(self, df: pd.DataFrame, weight_col: str | None = None, seed: int = 0) -> "MicroplexMethod":
         cols = self.condition_vars + self.target_vars + ([weight_col] if weight_col else [])
         self.model_ = self._cls(target_vars=self.target_vars, condition_vars=self.condition_vars, flow=self.flow,
-                                verbose=False)  # no progress bar; every other setting is the default
+                                verbose=False, **self.params)  # no progress bar; other settings: the defaults
         self.model_.fit(df[cols].reset_index(drop=True), weight_col=weight_col, epochs=self.epochs, seed=seed)
         return self
 
