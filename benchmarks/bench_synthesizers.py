@@ -148,7 +148,7 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
 
 #: The Synthesizer defaults before lumpy values were modelled: early stopping on a 10% validation split,
 #: at most 200 epochs, no heap states.
-MICROPLEX_V0 = {"validation_fraction": 0.1, "max_heaps": 0}
+MICROPLEX_V0 = {"patience": 15, "max_heaps": 0}
 
 METHODS = ["microplex_maf", "microplex_maf_v0", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
            "sdv_tvae", "synthpop_cart", "qrf_sequential"]

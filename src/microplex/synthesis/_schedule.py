@@ -1,23 +1,23 @@
 """The training schedule of :class:`~microplex.Synthesizer`: how many epochs ``epochs="auto"`` runs.
 
-With ``validation_fraction=0`` (the default) every training record is used, the learning rate
-decays to 0 along a cosine over the epochs, and the final weights settle at an optimum instead
-of at a noisy Adam step. How long to train is then the one choice left, and it depends on the
-data size: small surveys over-fit with many passes (the synthetic records drift towards the
-training records: a lower distance-to-closest-record ratio and worse held-out KS), large ones
-need fewer passes for the same number of gradient steps.
+By default the learning rate decays to 0 along a cosine over the epochs, so the final weights
+settle at an optimum instead of at a noisy Adam step, and a 10% validation split chooses, for each
+part of the model, its state with the best validation loss. How long to train is then the one
+choice left, and it depends on the data size: small surveys over-fit with many passes (the
+synthetic records drift towards the training records: a lower distance-to-closest-record ratio
+and a worse held-out KS), large ones need fewer passes for the same number of gradient steps.
 
 ``"auto"`` runs ``round(AUTO_EPOCHS_SCALE / sqrt(n))`` epochs for ``n`` training records, clipped
-to ``[MIN_AUTO_EPOCHS, MAX_AUTO_EPOCHS]``: about 110 epochs on 1,600 records, 85 on 2,700, 40 on
-12,000 and 30 on 22,000. Measured on five real surveys (acs12, workinghours, cps1, eusilc,
-cps1988; 80/20 splits, 3 seeds, worst KS over targets against the real-vs-real floor; see
-``benchmarks/results/schedule.md``): half of this scale under-fits the small sets (worst KS 1.5-1.6x
-the floor), twice it over-fits them (1.3-1.5x, DCR ratio down to 0.9), while the scale here stays
-within noise of the best of the three on every set. The number of gradient steps then grows like
-``sqrt(n)``, so fit time grows sub-linearly with the data.
+to ``[MIN_AUTO_EPOCHS, MAX_AUTO_EPOCHS]``: about 160 epochs on 1,300 records, 60 on 10,000 and 40 on
+20,000, so the number of gradient steps grows like ``sqrt(n)`` and fit time sub-linearly with the
+data. Measured on five real surveys (acs12, workinghours, cps1, eusilc, cps1988; 80/20 splits,
+3 seeds, worst KS over targets against the real-vs-real floor; ``benchmarks/results/schedule.md``):
+without a validation split, half this scale under-fits the larger sets and twice it over-fits the
+small ones (acs12: worst KS 1.34x the floor, DCR ratio down to 0.80); with the validation split
+choosing the best state, this scale reaches the floor on acs12 (1.00x, DCR ratio >= 0.96).
 
-With a validation split (``validation_fraction > 0``), ``"auto"`` means at most
-``EARLY_STOPPING_EPOCHS`` epochs, ended by early stopping as before.
+With ``patience`` set (the earlier early-stopping schedule), ``"auto"`` means at most
+``EARLY_STOPPING_EPOCHS`` epochs, ended by early stopping.
 """
 
 from __future__ import annotations
@@ -31,26 +31,26 @@ __all__ = ["AUTO_EPOCHS_SCALE", "EARLY_STOPPING_EPOCHS", "MAX_AUTO_EPOCHS", "MIN
            "check_epochs"]
 
 #: Epochs for ``n`` records are ``AUTO_EPOCHS_SCALE / sqrt(n)`` (before clipping).
-AUTO_EPOCHS_SCALE = 4400.0
+AUTO_EPOCHS_SCALE = 5900.0
 #: Fewest epochs ``"auto"`` runs (very large data sets).
 MIN_AUTO_EPOCHS = 3
 #: Most epochs ``"auto"`` runs (tiny data sets).
 MAX_AUTO_EPOCHS = 400
-#: Most epochs of ``"auto"`` with a validation split (early stopping decides).
+#: Most epochs of ``"auto"`` with early stopping (``patience`` set).
 EARLY_STOPPING_EPOCHS = 200
 
 
-def auto_epochs(n_train: int, validation: bool = False) -> int:
+def auto_epochs(n_train: int, early_stopping: bool = False) -> int:
     """Epochs ``epochs="auto"`` runs for ``n_train`` training records.
 
     Examples
     --------
-    >>> auto_epochs(1600), auto_epochs(12_000), auto_epochs(22_000), auto_epochs(10_000_000)
-    (110, 40, 30, 3)
-    >>> auto_epochs(5_000, validation=True)
+    >>> auto_epochs(1_300), auto_epochs(10_000), auto_epochs(20_000), auto_epochs(10_000_000)
+    (164, 59, 42, 3)
+    >>> auto_epochs(5_000, early_stopping=True)
     200
     """
-    if validation:
+    if early_stopping:
         return EARLY_STOPPING_EPOCHS
     return int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, round(AUTO_EPOCHS_SCALE / math.sqrt(max(n_train, 1))))))
 

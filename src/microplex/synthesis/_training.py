@@ -1,4 +1,4 @@
-"""The Synthesizer's training loop: weighted maximum likelihood with early stopping.
+"""The Synthesizer's training loop: weighted maximum likelihood, a cosine schedule, best validation state.
 
 A mixin of :class:`~microplex.synthesis.Synthesizer`; :meth:`_Training._train` fits its
 ``model_`` and sets ``history_``.
@@ -25,12 +25,14 @@ class _Training:
     """The training loop (a Synthesizer mixin)."""
 
     def _train(self, data, c, pattern, heap, w, rng, epochs, seed) -> None:
-        """Adam on the weighted negative log-likelihood, with early stopping on a validation split.
+        """Adam on the weighted negative log-likelihood.
 
-        The pattern head, the heap heads and the flow have disjoint parameters and separate
-        loss terms, so each keeps its own best state on the validation split; training stops
-        when none has improved for ``patience`` epochs. Without a validation split the learning rate
-        follows a cosine decay to 0 over ``epochs``.
+        The learning rate decays to 0 along a cosine over ``epochs``. With a validation split, the
+        pattern head, the heap heads and the flow (disjoint parameters, separate loss terms) each
+        keep their best state on it, so a small data set that starts to over-fit keeps the state
+        before it did. With ``patience`` (an int) the earlier schedule runs instead: the learning
+        rate halves when the validation loss stalls and training stops when no part has improved
+        for ``patience`` epochs.
         """
         n = len(data)
         order = rng.permutation(n)
@@ -52,7 +54,8 @@ class _Training:
         parts = {"head": model.head, "heaps": model.heaps, "flow": model.flow}
         parts = {k: m for k, m in parts.items() if m is not None}
         opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        if n_val:
+        early_stopping = bool(n_val) and self.patience is not None
+        if early_stopping:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(self.patience // 3, 1))
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -111,6 +114,9 @@ class _Training:
                     best[k] = (scores[k], copy.deepcopy(m.state_dict()), 0)
                 else:
                     best[k] = (score, state, stale + 1)
+            if not early_stopping:
+                sched.step()
+                continue
             sched.step(val_loss)
             if all(stale >= self.patience for _, _, stale in best.values()):
                 logger.info("Early stopping after %d epochs.", epoch + 1)

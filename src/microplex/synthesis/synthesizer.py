@@ -76,20 +76,23 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     min_heap_count : int, default=20
         Fewest training records a heap must hold, so a heap state never identifies a record.
     epochs : int or "auto", default="auto"
-        Training epochs. ``"auto"`` chooses them from the data size (about 110 on 1,600
-        records, 40 on 12,000, 30 on 22,000; see :mod:`microplex.synthesis._schedule`), or at
-        most 200 ended by early stopping when ``validation_fraction > 0``.
+        Training epochs. ``"auto"`` chooses them from the number of training records (about 160
+        on 1,300, 60 on 10,000, 40 on 20,000; see :mod:`microplex.synthesis._schedule`), or
+        at most 200 when ``patience`` is set.
     batch_size : int, default=512
     learning_rate : float, default=2e-3
     weight_decay : float, default=0.0
-    validation_fraction : float, default=0.0
-        With 0, every record trains, training runs all ``epochs`` and the learning rate decays
-        to 0 along a cosine, so the final weights settle at an optimum instead of a noisy Adam
-        step (the point-mass probabilities then match their training shares). A share > 0 holds
-        that share out for early stopping: the learning rate halves when the validation loss
-        stalls and training stops after ``patience`` epochs without improvement.
-    patience : int, default=15
-        Epochs without validation improvement before stopping (``validation_fraction > 0``).
+    validation_fraction : float, default=0.1
+        Share of records held out to choose, for each part of the model (pattern head, heap
+        heads, flow), its state with the best validation loss. Training runs all ``epochs`` and
+        the learning rate decays to 0 along a cosine, so the weights settle at an optimum instead
+        of a noisy Adam step; the validation split keeps a small data set from over-fitting
+        (synthetic records drifting towards training records). With 0, every record trains and
+        the final state is kept.
+    patience : int or None, default=None
+        With an int (and a validation split), the earlier schedule: the learning rate halves
+        when the validation loss stalls and training stops after ``patience`` epochs without
+        improvement.
     verbose : bool, default=True
         Show a progress bar while fitting.
 
@@ -140,8 +143,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         batch_size: int = 512,
         learning_rate: float = 2e-3,
         weight_decay: float = 0.0,
-        validation_fraction: float = 0.0,
-        patience: int = 15,
+        validation_fraction: float = 0.1,
+        patience: int | None = None,
         verbose: bool = True,
     ) -> None:
         self.target_vars = target_vars
@@ -275,7 +278,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
                 epochs = p["epochs"]
             if epochs == "auto":
                 n_val = int(round(p["validation_fraction"] * len(data)))
-                epochs = auto_epochs(len(data) - n_val, validation=n_val > 0)
+                epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
             self._train(data, c, pattern, heap, w, rng, epochs, seed)
         return self
 
@@ -301,7 +304,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
             "weight_decay": check_float(self.weight_decay, "weight_decay", low=0.0),
             "validation_fraction": check_float(
                 self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
-            "patience": check_int(self.patience, "patience", low=1),
+            "patience": check_int(self.patience, "patience", low=1, allow_none=True),
             "verbose": check_bool(self.verbose, "verbose"),
             "heap_threshold": check_float(self.heap_threshold, "heap_threshold", low=0.0, high=1.0,
                                           high_inclusive=False),
