@@ -254,7 +254,10 @@ def _solve(op, mg: _Margins, initial: np.ndarray, w0: float, n_units: int, first
     nonneg = dist.nonnegative or bounds[0] >= 0
     bad += unreachable_targets(totals_design(tg, initial), *box(np.ones(1), (-np.inf, np.inf), nonneg))
     if bad:
-        raise DataValidationError(f"{len(bad)} targets cannot be reached by any weights: " + "; ".join(bad[:10]) + ".")
+        raise DataValidationError(
+            f"{len(bad)} targets cannot be reached by any {'non-negative ' if nonneg else ''}weights: "
+            + "; ".join(bad[:10]) + "."
+        )
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard and not force:
         raise ConvergenceError(
