@@ -20,12 +20,14 @@ import math
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.optimize import LinearConstraint, milp
 
 from .design import Design
 from .targets import Targets
 
 __all__ = [
     "achieved_values",
+    "best_tolerance",
     "mean_scale",
     "solution_problems",
     "survey_errors",
@@ -271,6 +273,20 @@ def zero_margins(targets: Targets, initial: np.ndarray, initial_total: float) ->
                     "every weight would have to be 0"
                 )
     return out
+
+
+def best_tolerance(design: Design) -> float:
+    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    t = design.totals
+    n, m = design.x.shape
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
+    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
+    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = milp(cost, constraints=cons, bounds=(0, np.inf))
+    return float(res.x[-1]) if res.x is not None else math.nan
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:
