@@ -13,7 +13,7 @@ from microplex.calibration import Calibrator, Targets, make_distance, register_d
 from microplex.calibration.distances import DISTANCES, linear, raking
 from microplex.calibration.operator import MatrixOperator, PartitionedOperator
 from microplex.calibration.solver import newton_dual, solve_dual
-from microplex.scale.calibrate import rake_dataset, rake_frame
+from microplex.scale.calibrate import rake_dataset, rake_frame, write_calibrated
 
 
 def _population(n=6000, seed=0):
@@ -182,3 +182,26 @@ def test_dask_local_cluster_matches_local(dataset):
     local = rake_dataset(path, margins, "w0", method="logit", bounds=(0.5, 2.0), max_cells=0)
     np.testing.assert_allclose(res.weights(df), local.weights(df), rtol=1e-12)
     assert res.n_passes == local.n_passes
+
+
+def test_write_calibrated_keeps_the_hive_layout(tmp_path):
+    df, margins = _population(3000, seed=4)
+    df["rid"] = np.arange(len(df))
+    src = tmp_path / "src"
+    df.to_parquet(src, partition_cols=["state"], index=False)
+    res = rake_dataset(src, margins, "w0", method="linear", max_cells=0)
+    n = write_calibrated(res, src, tmp_path / "out", column="w0")
+    back = pd.read_parquet(tmp_path / "out")
+    assert n == len(df) == len(back)
+    assert sorted(p.parent.name for p in (tmp_path / "out").rglob("*.parquet")) == sorted(
+        p.parent.name for p in src.rglob("*.parquet")
+    )
+    back["state"] = back["state"].astype(int)
+    back = back.sort_values("rid")
+    ref = Calibrator(method="linear").fit(df, margins, weight_col="w0").result_.record_weights.to_numpy()
+    np.testing.assert_allclose(back["w0"].to_numpy(), ref, rtol=1e-10)
+    totals = back.groupby(["state", "sex"])["w0"].sum()
+    for (st, sx), v in margins[("state", "sex")].items():
+        assert abs(totals[(st, sx)] - v) <= 1e-8 * v
+    with pytest.raises(DataValidationError, match="not empty"):
+        write_calibrated(res, src, tmp_path / "out")

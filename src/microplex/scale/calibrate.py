@@ -47,7 +47,7 @@ from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, a
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Target, Targets
 
-__all__ = ["RakingResult", "rake_dataset", "rake_frame"]
+__all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
 
 logger = logging.getLogger(__name__)
 
@@ -430,3 +430,36 @@ def rake_dataset(
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
     w0, n_units = op.last["total_weight"], op.last["n_units"]
     return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0, passes0=int(max_cells > 0), **kw)
+
+
+def write_calibrated(result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight") -> int:
+    """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
+
+    Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
+    same relative path under ``out`` (hive partition folders kept), atomically (a hidden temporary file
+    renamed when complete). Returns the number of records written.
+    """
+    from pathlib import Path
+
+    import pyarrow.dataset as ds
+
+    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
+    if not isinstance(column, str) or not column:
+        raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
+    if dst.exists() and any(dst.iterdir()):
+        raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+    dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
+    n = 0
+    for frag in dataset.get_fragments():
+        frame = frag.to_table().to_pandas()
+        keys = ds.get_partition_keys(frag.partition_expression)
+        full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
+        frame[column] = result.weights(full)
+        rel = Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-microplex-{target.name}.partial"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        n += len(frame)
+    return n
