@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from microplex import ConvergenceError, DataValidationError
 from microplex.calibration import Calibrator, Targets, make_distance, register_distance
-from microplex.calibration.distances import DISTANCES, linear, raking
+from microplex.calibration.distances import DISTANCES, raking
 from microplex.calibration.operator import MatrixOperator, PartitionedOperator
 from microplex.calibration.solver import newton_dual, solve_dual
 from microplex.scale.calibrate import rake_dataset, rake_frame, write_calibrated
