@@ -202,7 +202,7 @@ class SparseCalibrator(_FittedResult):
         if self.subset_solve != "soft":
             sol = newton_dual(x, base, totals, dist, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
         if sol is None or (not sol.converged and self.subset_solve == "exact_then_soft"):
-            self._soft_solves += 1
+            self._soft_solves = getattr(self, "_soft_solves", 0) + 1  # also when called outside fit (benchmarks)
             if sol is not None:
                 logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, self.subset_solve)
             tol_j = np.full(len(totals), self.tolerance / 3)
