@@ -77,7 +77,7 @@ def _design(codes: np.ndarray, m: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows, cols])), shape=(len(codes), m))
 
 
-def _part_point(part: tuple[np.ndarray, np.ndarray], m: int, lam, distance, bounds) -> tuple:
+def _part_point(part: tuple[np.ndarray, np.ndarray], m: int, lam: np.ndarray, distance: Distance, bounds: tuple[float, float]) -> tuple:
     codes, d = part
     return part_point((_design(codes, m), d), lam, distance, bounds, True)
 
@@ -140,7 +140,9 @@ class RakingResult:
         return d * self.distance.inverse(u, self.bounds)
 
 
-def _check_args(weight_col, tol, max_iter, force, method, bounds) -> tuple[float, int, Distance, tuple[float, float]]:
+def _check_args(
+    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any
+) -> tuple[float, int, Distance, tuple[float, float]]:
     if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
         raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
     check_bool(force, "force")
@@ -150,7 +152,11 @@ def _check_args(weight_col, tol, max_iter, force, method, bounds) -> tuple[float
     return tol, max_iter, dist, bounds
 
 
-def _solve(op, mg: _Margins, initial: np.ndarray, w0: float, n_units: int, first: Point | None, dist, bounds, tol, max_iter, force, n_cells, passes0, weight_col) -> RakingResult:
+def _solve(
+    op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float, n_units: int,
+    first: Point | None, *, dist: Distance, bounds: tuple[float, float], tol: float, max_iter: int, force: bool,
+    n_cells: int, passes0: int, weight_col: str | None,
+) -> RakingResult:
     """The guards before and after, and the one solver in between (every path of this module)."""
     tg = mg.targets
     bad = zero_margins(tg, initial, w0)
@@ -162,11 +168,12 @@ def _solve(op, mg: _Margins, initial: np.ndarray, w0: float, n_units: int, first
             + "; ".join(bad[:10]) + "."
         )
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
-    if hard and not force:
-        raise ConvergenceError(
-            f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
-            + "; ".join(hard[:10]) + "."
-        )
+    if hard:
+        msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
+               + "; ".join(hard[:10]) + ".")
+        if not force:
+            raise ConvergenceError(msg)
+        logger.warning(msg)
     sol = solve_dual(op, mg.totals, dist, bounds, tol=tol, max_iter=max_iter, first=first)
     t = mg.totals
     if isinstance(op, PartitionedOperator):
