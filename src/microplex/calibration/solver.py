@@ -89,7 +89,10 @@ def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
         return scipy.linalg.lstsq(dense, b, check_finite=False)[0] * scale
     js = sp.diags(scale) @ jac @ sp.diags(scale)
     eye = sp.diags(np.where(pos, ridge, 1.0))
-    x = scipy.sparse.linalg.spsolve((js + eye).tocsc(), b)
+    # the Gram matrix is symmetric: a minimum-degree ordering of A' + A keeps the LU factors about as
+    # sparse as the matrix (COLAMD, SuperLU's default, filled a 112,712-target tract problem with 242M
+    # entries, 2.8 GB, against 2.0M here; benchmarks/results/scale_calibration.md)
+    x = scipy.sparse.linalg.spsolve((js + eye).tocsc(), b, permc_spec="MMD_AT_PLUS_A")
     return np.asarray(x) * scale
 
 
