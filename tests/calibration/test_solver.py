@@ -80,7 +80,7 @@ def test_wide_rows_use_the_general_sparse_products():
 
 
 def test_slot_operator_matches_csr_products():
-    from microplex.calibration.solver import _Operator
+    import microplex.calibration.operator as operator
 
     rng = np.random.default_rng(7)
     n, m = 500, 30
@@ -90,11 +90,9 @@ def test_slot_operator_matches_csr_products():
     keep = rng.random(3 * n) > 0.2  # ragged rows
     x = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, m))
     for dense_max in (1500, 5):
-        import microplex.calibration.solver as solver
-
-        old, solver._DENSE_MAX = solver._DENSE_MAX, dense_max
+        old, operator.DENSE_MAX = operator.DENSE_MAX, dense_max
         try:
-            op = _Operator(x, None)
+            op = operator.MatrixOperator(x)
             lam, v, s = rng.standard_normal(m), rng.standard_normal(n), rng.random(n)
             np.testing.assert_allclose(op.matvec(lam), x @ lam, rtol=1e-12)
             np.testing.assert_allclose(op.rmatvec(v), x.T @ v, rtol=1e-12, atol=1e-12)
@@ -102,4 +100,27 @@ def test_slot_operator_matches_csr_products():
             gram = gram if isinstance(gram, np.ndarray) else gram.toarray()
             np.testing.assert_allclose(gram, (x.T @ sp.diags(s) @ x).toarray(), rtol=1e-12, atol=1e-12)
         finally:
-            solver._DENSE_MAX = old
+            operator.DENSE_MAX = old
+
+
+import pytest  # noqa: E402
+
+from microplex.calibration.distances import logit  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "dist, bounds",
+    [(linear, (-np.inf, np.inf)), (linear, (0.6, 1.6)), (raking, (0.0, np.inf)), (raking, (0.6, 1.6)), (logit, (0.6, 1.6))],
+)
+def test_every_distance_meets_the_targets_within_its_bounds(dist, bounds):
+    x, d, t = _problem(8)
+    res = newton_dual(x, d, t, dist, bounds, tol=1e-11)
+    assert res.converged and res.n_passes >= res.n_iter + 1
+    np.testing.assert_allclose(x.T @ (d * res.g), t, rtol=1e-10)
+    assert res.g.min() >= bounds[0] - 1e-12 and res.g.max() <= bounds[1] + 1e-12
+
+
+def test_bounds_too_tight_do_not_converge():
+    x, d, t = _problem(9)
+    res = newton_dual(x, d, t * 1.5, raking, (0.9, 1.1), tol=1e-10, max_iter=30)
+    assert not res.converged and res.g.max() <= 1.1 + 1e-12

@@ -12,7 +12,7 @@ import pandas as pd
 
 from microplex._errors import DataValidationError
 
-__all__ = ["check_bounds", "check_column", "check_records"]
+__all__ = ["check_bounds", "check_column", "check_distance", "check_records"]
 
 
 def _got(value: Any) -> str:
@@ -63,3 +63,36 @@ def check_records(records: Any, what: str = "records") -> pd.DataFrame:
             f"{what} has duplicated column names {list(dict.fromkeys(dup))[:10]}; expected distinct names."
         )
     return records
+
+
+def check_distance(method: Any, bounds: Any, name: str = "method") -> tuple[Any, tuple[float, float]]:
+    """A calibration distance (registered name or Distance) and its ratio bounds, checked together.
+
+    Returns ``(distance, (lower, upper))``: bounds default to ``(-inf, inf)``, must contain 1, must be
+    finite with ``lower < 1 < upper`` for distances that need it (logit); raking's lower bound is at least 0.
+    """
+    from .distances import DISTANCES, Distance, get_distance
+
+    if not isinstance(method, (str, Distance)):
+        raise DataValidationError(
+            f"The {name!r} parameter must be a Distance or one of {sorted(DISTANCES)}. Got {method!r} instead."
+        )
+    dist = get_distance(method)
+    checked = check_bounds(bounds, "bounds")
+    if checked is None:
+        checked = (-math.inf, math.inf)
+    else:
+        lo, hi = checked
+        if not lo <= 1.0 <= hi:
+            raise DataValidationError(
+                f"The 'bounds' parameter must contain 1 (the ratio of unchanged weights). Got {(lo, hi)}."
+            )
+    if dist.requires_finite_bounds and not (
+        math.isfinite(checked[0]) and math.isfinite(checked[1]) and checked[0] < 1.0 < checked[1]
+    ):
+        raise DataValidationError(
+            f"Method {dist.name!r} needs finite bounds with lower < 1 < upper. Got {bounds!r} instead."
+        )
+    if dist.name == "raking" and checked[0] < 0:
+        checked = (0.0, checked[1])
+    return dist, checked

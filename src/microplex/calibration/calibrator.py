@@ -19,11 +19,11 @@ from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidati
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
 
-from ._checks import check_bounds, check_column, check_records
+from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
 from .diagnostics import design_effect, kish_ess, min_violation, relative_errors, weight_ratio_range
-from .distances import DISTANCES, Distance, get_distance
+from .distances import Distance
 from .feasibility import box, mean_scale, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
@@ -228,28 +228,7 @@ class Calibrator(_FittedResult):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> tuple[Distance, tuple[float, float]]:
-        if not isinstance(self.method, (str, Distance)):
-            raise DataValidationError(
-                f"The 'method' parameter must be a Distance or one of {sorted(DISTANCES)}. Got {self.method!r} instead."
-            )
-        dist = get_distance(self.method)
-        bounds = check_bounds(self.bounds, "bounds")
-        if bounds is None:
-            bounds = (-math.inf, math.inf)
-        else:
-            lo, hi = bounds
-            if not lo <= 1.0 <= hi:
-                raise DataValidationError(
-                    f"The 'bounds' parameter must contain 1 (the ratio of unchanged weights). Got {(lo, hi)}."
-                )
-        if dist.requires_finite_bounds and not (
-            math.isfinite(bounds[0]) and math.isfinite(bounds[1]) and bounds[0] < 1.0 < bounds[1]
-        ):
-            raise DataValidationError(
-                f"Method {dist.name!r} needs finite bounds with lower < 1 < upper. Got {self.bounds!r} instead."
-            )
-        if dist.name == "raking" and bounds[0] < 0:
-            bounds = (0.0, bounds[1])
+        dist, bounds = check_distance(self.method, self.bounds)
         check_float(self.tol, "tol", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
         check_float(self.default_tolerance, "default_tolerance", low=0.0, low_inclusive=False)
         check_float(self.consistency_rtol, "consistency_rtol", low=0.0)

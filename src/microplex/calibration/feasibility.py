@@ -18,11 +18,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
+from scipy.optimize import LinearConstraint, milp
 
 from .design import Design
+from .targets import Targets
 
-__all__ = ["achieved_values", "mean_scale", "solution_problems", "survey_errors", "unreachable_targets"]
+__all__ = [
+    "achieved_values",
+    "best_tolerance",
+    "mean_scale",
+    "solution_problems",
+    "survey_errors",
+    "target_misses",
+    "totals_design",
+    "unreachable_targets",
+    "weight_problems",
+    "zero_margins",
+]
 
 #: A calibrated total weight below this share of the initial total weight is a collapse.
 COLLAPSE = 1e-9
@@ -186,17 +200,12 @@ def solution_problems(
         Largest error allowed.
     """
     w = np.asarray(weights, dtype=np.float64)
-    problems: list[str] = []
     bad = ~np.isfinite(w)
     if bad.any():
         return [f"{int(bad.sum())} of {len(w)} weights are not finite"]
-    w0 = float(design.d.sum())
-    total = float(w.sum())
-    if not total > COLLAPSE * w0:
-        problems.append(
-            f"the weights collapsed: they sum to {total:.3g} against an initial {w0:.6g} "
-            f"({int(np.count_nonzero(w))} of {len(w)} units keep a non-zero weight)"
-        )
+    problems = weight_problems(
+        total=float(w.sum()), initial_total=float(design.d.sum()), n_units=len(w), n_nonzero=int(np.count_nonzero(w))
+    )
     is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
     if is_mean.any():
         cnt_w = design.mean_count.T @ w
@@ -206,15 +215,78 @@ def solution_problems(
             names = ", ".join(repr(design.targets[j].name) for j in lost[:limit])
             problems.append(f"the records of mean targets {names} lost all their weight (the mean is undefined)")
     if errors is not None:
-        miss = np.flatnonzero(~(errors <= tol))
-        if len(miss):
-            ach = achieved_values(design, w)
-            listed = "; ".join(
-                f"{design.targets[j].name} = {_fmt(design.targets[j].value)} (achieved {_fmt(ach[j])})"
-                for j in miss[np.argsort(-errors[miss], kind="stable")][:limit]
-            )
-            problems.append(f"{len(miss)} targets are missed by more than {tol:g}: {listed}")
+        problems += target_misses(design.targets, achieved_values(design, w), errors, tol, limit=limit)
     return problems
+
+
+def weight_problems(*, total: float, initial_total: float, n_units: int, n_nonzero: int | None = None) -> list[str]:
+    """The collapse check of :func:`solution_problems` from sums alone (for designs not held in memory)."""
+    if total > COLLAPSE * initial_total:
+        return []
+    kept = "" if n_nonzero is None else f" ({n_nonzero} of {n_units} units keep a non-zero weight)"
+    return [f"the weights collapsed: they sum to {total:.3g} against an initial {initial_total:.6g}{kept}"]
+
+
+def target_misses(targets: Targets, achieved: np.ndarray, errors: np.ndarray, tol: float, *, limit: int = 10) -> list[str]:
+    """One sentence listing the targets whose ``errors`` exceed ``tol`` (worst first), or nothing."""
+    miss = np.flatnonzero(~(errors <= tol))
+    if not len(miss):
+        return []
+    listed = "; ".join(
+        f"{targets[j].name} = {_fmt(targets[j].value)} (achieved {_fmt(achieved[j])})"
+        for j in miss[np.argsort(-errors[miss], kind="stable")][:limit]
+    )
+    return [f"{len(miss)} targets are missed by more than {tol:g}: {listed}"]
+
+
+def totals_design(targets: Targets, initial: np.ndarray) -> Design:
+    """A one-unit design whose row is the initial totals ``X'd`` of count targets (unit weight 1).
+
+    For count targets (entries 0 or 1) with weight bounds proportional to the initial weights, the
+    reachable range of every target depends on the records only through ``X'd``, so
+    :func:`unreachable_targets` on this design gives the same answer as on the records: the guard of a
+    design that is never held in memory (a partitioned dataset).
+    """
+    m = len(targets)
+    x = sp.csr_matrix(np.asarray(initial, dtype=np.float64).reshape(1, m))
+    x.eliminate_zeros()
+    totals = np.array([t.value for t in targets], dtype=np.float64)
+    return Design(x, totals, np.ones(1), pd.RangeIndex(1), np.zeros(1, dtype=np.int64), targets, sp.csr_matrix((1, m)))
+
+
+def zero_margins(targets: Targets, initial: np.ndarray, initial_total: float) -> list[str]:
+    """Count margins (count targets on the same filter columns) that cover every record but total 0.
+
+    Every weight would have to be 0: the targets ask for a population of no one.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for j, t in enumerate(targets):
+        if t.aggregate == "count" and t.entity == "person" and t.filters:
+            groups.setdefault(tuple(sorted(t.filters)), []).append(j)
+    out = []
+    for cols, idx in groups.items():
+        covered = float(np.sum(initial[idx]))
+        if initial_total > 0 and abs(covered - initial_total) <= 1e-12 * initial_total:
+            if float(sum(targets[j].value for j in idx)) == 0.0:
+                out.append(
+                    f"Margin {cols if len(cols) > 1 else cols[0]!r} covers every record but its totals sum to 0: "
+                    "every weight would have to be 0"
+                )
+    return out
+
+
+def best_tolerance(design: Design) -> float:
+    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    t = design.totals
+    n, m = design.x.shape
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
+    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
+    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = milp(cost, constraints=cons, bounds=(0, np.inf))
+    return float(res.x[-1]) if res.x is not None else math.nan
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:

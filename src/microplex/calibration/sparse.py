@@ -10,9 +10,12 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
   sample. The balanced sample is integer rounding of the inclusion
   probabilities ``pi_i ~ d_i`` by systematic rounding along an ordering of the records by their target
   cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
-  kept records start from the weights ``d_i / pi_i`` and are calibrated by raking (the one Newton
-  solver, optionally bounded), so they stay close to their initial weights; if the tolerance is still
-  missed, a soft solve gives the best compromise and the fit fails with the best achievable error.
+  kept records start from the weights ``d_i / pi_i`` and are calibrated with the chosen distance
+  (raking by default; the one Newton solver, optionally bounded), so they stay close to their initial
+  weights. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
+  ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
+  counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
+  always solves softly. Either way the fit fails if the best error exceeds the tolerance.
   Without a budget, ``K`` is the core size.
 """
 
@@ -35,11 +38,11 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
-from ._checks import check_column, check_records, check_bounds
+from ._checks import check_bounds, check_column, check_distance, check_records
 from .design import Design, build_design
-from .feasibility import achieved_values, mean_scale, solution_problems, unreachable_targets
+from .feasibility import achieved_values, best_tolerance, mean_scale, solution_problems, unreachable_targets
 from .diagnostics import design_effect, kish_ess, relative_errors
-from .distances import raking
+from .distances import Distance
 from .solver import newton_dual
 from .subsets import (
     _balanced_order,
@@ -55,19 +58,7 @@ __all__ = ["SparseCalibrator", "default_holdout", "inclusion_probabilities"]
 
 logger = logging.getLogger(__name__)
 
-
-def _best_tolerance(design: Design) -> float:
-    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
-    t = design.totals
-    n, m = design.x.shape
-    scale = np.where(t == 0, 1.0, np.abs(t))
-    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
-    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
-    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    res = milp(cost, constraints=cons, bounds=(0, np.inf))
-    return float(res.x[-1]) if res.x is not None else math.nan
+_SUBSET_SOLVES = ("exact_then_soft", "exact", "soft")
 
 
 def _errors(design: Design, w: np.ndarray) -> np.ndarray:
@@ -95,7 +86,7 @@ class SparseCalibrator(_FittedResult):
         Budgeted balanced rounding + calibration, or the HiGHS linear program (see module docstring).
     bounds : (float, float), optional
         ``"l0"``: bounds on the kept records' weight ratios to their starting weights ``d_i / pi_i``
-        (default: none, raking keeps weights positive); tighter bounds keep weights closer to the initial
+        (default: ``(0, inf)``, non-negative weights); tighter bounds keep weights closer to the initial
         ones at the price of a larger budget.
     seed : int, default=0
         Seed of the rounding; the result is deterministic for a seed.
@@ -106,6 +97,12 @@ class SparseCalibrator(_FittedResult):
     force : bool, default=False
         Keep the best weights with a warning instead of raising when the tolerance cannot be met. An empty
         subset, collapsed weights or unreachable targets raise anyway.
+    distance : str or Distance, default="raking"
+        ``"l0"``: calibration distance of the kept records (any registered distance, as in
+        :class:`Calibrator`; ``"logit"`` needs ``bounds``).
+    subset_solve : {"exact_then_soft", "exact", "soft"}, default="exact_then_soft"
+        ``"l0"``: how a subset is calibrated (see the module docstring); the number of soft solves is in
+        ``summary["soft_subset_solves"]``.
     random_state : int, optional
         Deprecated alias of ``seed`` (a :class:`FutureWarning` in :meth:`fit`; removed in the next release).
 
@@ -136,6 +133,8 @@ class SparseCalibrator(_FittedResult):
         seed: int = 0,
         stratify: str | Sequence[str] | None = None,
         force: bool = False,
+        distance: str | Distance = "raking",
+        subset_solve: str = "exact_then_soft",
         random_state: int | str = DEPRECATED,
     ) -> None:
         self.max_records = max_records
@@ -145,6 +144,8 @@ class SparseCalibrator(_FittedResult):
         self.seed = seed
         self.stratify = stratify
         self.force = force
+        self.distance = distance
+        self.subset_solve = subset_solve
         self.random_state = random_state
 
     def _check_params(self) -> tuple[float, float] | None:
@@ -162,6 +163,8 @@ class SparseCalibrator(_FittedResult):
                 )
             check_names(self.stratify, "stratify")
         check_bool(self.force, "force")
+        check_choice(self.subset_solve, "subset_solve", _SUBSET_SOLVES)
+        check_distance(self.distance, bounds, "distance")
         return bounds
 
     def _check_reachable(self, design: Design, *, scale: bool = True) -> None:
@@ -185,25 +188,31 @@ class SparseCalibrator(_FittedResult):
 
     # ------------------------------------------------------------------ solvers
     def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
-        """Weights on the kept units (raking from ``base``), and the max relative target error.
+        """Weights on the kept units (calibrated from ``base``), and the max relative target error.
 
-        A hard raking solve first; when the subset cannot meet the targets exactly, a soft solve (misses
-        penalized at a third of the tolerance) gives the best compromise. Either way the caller checks the
-        returned error against the tolerance; ``self._soft_solves`` counts the soft solves (in the summary).
+        As ``subset_solve`` says: an exact solve, then (``"exact_then_soft"``) a soft solve (misses penalized
+        at a third of the tolerance) when the subset cannot meet the targets exactly. Either way the caller
+        checks the returned error against the tolerance; ``self._soft_solves`` counts the soft solves (in
+        the summary).
         """
         sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
                      design.mean_count[keep])
         scale = mean_scale(sub, base)
         x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
         totals = design.totals
-        bounds = (0.0, math.inf) if self.bounds is None else tuple(float(b) for b in self.bounds)
-        sol = newton_dual(x, base, totals, raking, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
-        if not sol.converged:
-            self._soft_solves += 1
-            logger.info("subset of %d units: exact raking failed; soft solve within the tolerance", len(keep))
+        dist, bounds = check_distance(self.distance, self.bounds, "distance")
+        if self.bounds is None:  # a subset's weights stay non-negative
+            bounds = (0.0, math.inf)
+        sol = None
+        if self.subset_solve != "soft":
+            sol = newton_dual(x, base, totals, dist, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
+        if sol is None or (not sol.converged and self.subset_solve == "exact_then_soft"):
+            self._soft_solves = getattr(self, "_soft_solves", 0) + 1  # also when called outside fit (benchmarks)
+            if sol is not None:
+                logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, self.subset_solve)
             tol_j = np.full(len(totals), self.tolerance / 3)
             penalty = base.sum() / (tol_j * (1.0 + np.abs(totals))) ** 2
-            sol = newton_dual(x, base, totals, raking, bounds, tol=1e-9, max_iter=100, penalty=penalty)
+            sol = newton_dual(x, base, totals, dist, bounds, tol=1e-9, max_iter=100, penalty=penalty)
         w = base * sol.g
         return w, _max_error(sub, w)
 
@@ -257,7 +266,7 @@ class SparseCalibrator(_FittedResult):
         cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
         res = milp(1.0 / design.d if cost is None else cost, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
         if res.status != 0 or res.x is None:
-            best = _best_tolerance(design)
+            best = best_tolerance(design)
             raise ConvergenceError(
                 f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
                 f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
@@ -409,7 +418,10 @@ class SparseCalibrator(_FittedResult):
                 method=self.method,
                 bounds=self.bounds,
                 seed=self._seed,
+                stratify=self.stratify,
                 force=True,
+                distance=self.distance,
+                subset_solve=self.subset_solve,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

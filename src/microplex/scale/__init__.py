@@ -3,7 +3,7 @@
 >>> from microplex.scale import generate_dataset, CellCounts  # doctest: +SKIP
 """
 
-from .calibrate import RakingResult, rake_dataset, rake_frame
+from .calibrate import RakingResult, rake_dataset, rake_frame, write_calibrated
 from .generate import generate_dataset
 from .sources import CellCounts, ConditionSource, FrameSource, ParquetSource, Resample
 
@@ -17,4 +17,5 @@ __all__ = [
     "generate_dataset",
     "rake_dataset",
     "rake_frame",
+    "write_calibrated",
 ]

@@ -1,21 +1,22 @@
-"""Out-of-core raking of a Parquet dataset through Dask.
+"""Out-of-core calibration of a Parquet dataset, locally or through Dask, with the one calibration solver.
 
-Raking (Deville & Sarndal 1992, the exponential distance) gives record ``i`` the weight
-``w_i = d_i exp(x_i' lambda)``, where ``x_i`` has a 1 for every margin category the record is
-in. The dual is solved by damped Newton iterations whose only data-dependent quantities,
+A record's calibrated weight is ``w_i = d_i F(x_i' lambda)`` (Deville & Sarndal 1992), where ``x_i`` has
+a 1 for every margin category the record is in and ``F`` is the calibration distance (raking by default;
+every registered distance works, with bounds). The dual is solved by the calibration engine's Newton
+solver (:func:`microplex.calibration.solver.solve_dual`), which only needs, at each ``lambda``, the
+achieved totals ``X' w``, the dual potential and the sparse Gram matrix ``X' diag(d F') X``: sums over
+records, hence sums over partitions. Two design operators give them
+(:mod:`microplex.calibration.operator`):
 
-- the dual objective ``sum_i w_i - lambda' t``,
-- the achieved totals ``X' w`` (shape ``(m,)``) and
-- the Jacobian ``X' diag(w) X`` (shape ``(m, m)``),
+- collapsed: as the weight of a record depends only on its cell (its categories in every margin), one
+  pass of per-partition group-bys (combined in a tree) reduces the dataset to initial-weight totals per
+  observed cell, solved in memory (exact, not an approximation);
+- partitioned: beyond ``max_cells`` observed cells, every evaluation is one pass over the partitions, each
+  returning its share of the totals and of the sparse Gram matrix; memory is bounded by the targets.
 
-are sums over records, so each is a sum of per-partition sums. As the weights depend on a
-record only through its cell (its categories in every margin), the dataset is first reduced,
-in one pass, to initial-weight totals per observed cell (a per-partition group-by, combined in
-a tree); the cell table is then solved in memory by the calibration engine's solver
-(:func:`microplex.calibration.solver.newton_dual`, raking distance). When there are more than
-``max_cells`` cells, each Newton iteration instead makes one pass over the partitions.
-
-The convergence test is R survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``.
+The feasibility guards of :mod:`microplex.calibration.feasibility` run on every path: targets no weights
+can reach before solving, and non-finite, collapsed or missed weights after. The convergence test is R
+survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``.
 
 References
 ----------
@@ -34,132 +35,51 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
+import scipy.sparse as sp
 
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from .._params import check_bool, check_float, check_int
+from ..calibration._checks import check_distance
+from ..calibration.diagnostics import relative_errors
+from ..calibration.distances import Distance
+from ..calibration.feasibility import box, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
+from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
+from ..calibration.solver import SolverResult, solve_dual
+from ..calibration.targets import Targets
+from ._margins import _as_margins, _frame_part, _Margins
 
-#: Most targets (margin categories): the Newton step holds an (m, m) matrix.
-_MAX_TARGETS = 10_000
-
-__all__ = ["RakingResult", "rake_dataset", "rake_frame"]
+__all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
 
 logger = logging.getLogger(__name__)
 
 
-class _Margins:
-    """Margins ``{col: {cat: total}}`` or ``{(c1, c2): {(a, b): total}}`` as numbered targets."""
-
-    def __init__(self, margins: Mapping) -> None:
-        if not isinstance(margins, Mapping) or not margins:
-            raise DataValidationError(f"'margins' must be a non-empty dict of column -> {{category: total}}. Got {margins!r}.")
-        self.keys: list[tuple[str, ...]] = []
-        self.indexes: list[pd.Index] = []
-        self.offsets: list[int] = []
-        totals, labels = [], []
-        for key, values in margins.items():
-            cols = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, tuple) else None
-            if not cols or not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
-                raise DataValidationError(
-                    f"Margin {key!r} must be named by a column (str) or a tuple of distinct columns."
-                )
-            items = list(values.items()) if isinstance(values, Mapping | pd.Series) else None
-            if not items:
-                raise DataValidationError(f"Margin {key!r} must map categories to totals. Got {str(values)[:80]}.")
-            if sum(len(i) for i in self.indexes) + len(items) > _MAX_TARGETS:
-                raise DataValidationError(f"'margins' has more than {_MAX_TARGETS} categories; at most {_MAX_TARGETS} are supported.")
-            cats = [c if len(cols) > 1 else (c,) for c, _ in items]
-            if any(not isinstance(c, tuple) or len(c) != len(cols) for c in cats):
-                raise DataValidationError(f"Margin {cols}: every category must be a tuple of {len(cols)} values.")
-            if len(set(cats)) != len(cats) or any(pd.isna(v) for c in cats for v in c):
-                raise DataValidationError(f"Margin {key!r} lists a category twice or a missing category.")
-            raw = [v for _, v in items]
-            if any(isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating) for v in raw):
-                raise DataValidationError(f"Margin {key!r} totals must be numbers. Got {str(raw)[:80]}.")
-            vals = np.array(raw, dtype=float)
-            if not np.isfinite(vals).all() or (vals < 0).any():
-                raise DataValidationError(f"Margin {key!r} totals must be finite and >= 0. Got {vals.tolist()}.")
-            self.offsets.append(sum(len(i) for i in self.indexes))
-            self.keys.append(cols)
-            self.indexes.append(pd.MultiIndex.from_tuples(cats) if len(cols) > 1 else pd.Index([c[0] for c in cats]))
-            totals.append(vals)
-            labels += [(cols if len(cols) > 1 else cols[0], c if len(cols) > 1 else c[0]) for c in cats]
-        self.totals = np.concatenate(totals)
-        self.labels = labels
-        self.columns = sorted({c for cols in self.keys for c in cols})
-
-    @property
-    def m(self) -> int:
-        return len(self.totals)
-
-    def codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
-        out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
-        for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
-            if len(cols) == 1:
-                pos = index.get_indexer(pd.Index(np.asarray(frame[cols[0]])))
-            else:
-                pos = index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(frame[c]) for c in cols]))
-            out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
-        return out
-
-
-def _cells(codes: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique code rows and their summed initial weights."""
+def _cells(codes: np.ndarray, d: np.ndarray, count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique code rows, their summed initial weights and their numbers of records."""
+    count = np.ones(len(d)) if count is None else count
     if len(codes) == 0:
-        return codes, d
+        return codes, d, count
     uniq, inverse = np.unique(codes, axis=0, return_inverse=True)
-    return uniq, np.bincount(inverse.reshape(-1), weights=d, minlength=len(uniq))
+    inverse = inverse.reshape(-1)
+    return uniq, np.bincount(inverse, weights=d, minlength=len(uniq)), np.bincount(inverse, weights=count, minlength=len(uniq))
 
 
-def _part_cells(part: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _part_cells(part: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _cells(*part)
 
 
-def _part_stats(part: tuple[np.ndarray, np.ndarray], lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    return _stats(*part, lam)
+def _merge(*parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _cells(*(np.concatenate([p[i] for p in parts]) for i in range(3)))
 
 
-def _merge(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return _cells(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+def _design(codes: np.ndarray, m: int) -> sp.csr_matrix:
+    """The sparse 0/1 design of margin codes ``(n, K)`` (``-1``: in no category of that margin)."""
+    rows, cols = np.nonzero(codes >= 0)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, codes[rows, cols])), shape=(len(codes), m))
 
 
-def _stats(codes: np.ndarray, d: np.ndarray, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """``(sum w, X' w, X' diag(w) X)`` with ``w = d exp(X lam)``: the per-partition sums."""
-    m = len(lam)
-    lam_ext = np.append(lam, 0.0)  # code -1 picks the trailing 0
-    u = lam_ext[codes].sum(axis=1)
-    w = d * np.exp(np.minimum(u, 700.0))
-    achieved = np.zeros(m)
-    jac = np.zeros(m * m)
-    for k in range(codes.shape[1]):
-        ck = codes[:, k]
-        inside = ck >= 0
-        achieved += np.bincount(ck[inside], weights=w[inside], minlength=m)
-        for j in range(codes.shape[1]):
-            cj = codes[:, j]
-            both = inside & (cj >= 0)
-            jac += np.bincount(ck[both] * m + cj[both], weights=w[both], minlength=m * m)
-    return float(w.sum()), achieved, jac.reshape(m, m)
-
-
-def _frame_part(frame: pd.DataFrame, margins: _Margins, weight_col: str | None) -> tuple[np.ndarray, np.ndarray]:
-    codes = margins.codes(frame)
-    if weight_col is None:
-        d = np.ones(len(frame))
-    else:
-        if weight_col not in frame.columns:
-            raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
-        col = frame[weight_col]
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
-        d = col.to_numpy(float, na_value=np.nan)
-        if not np.isfinite(d).all() or (d <= 0).any():
-            raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")
-    return codes, d
+def _part_point(part: tuple[np.ndarray, np.ndarray], m: int, lam: np.ndarray, distance: Distance, bounds: tuple[float, float]) -> tuple:
+    codes, d = part
+    return part_point((_design(codes, m), d), lam, distance, bounds, True)
 
 
 def _tree(items: list, combine) -> Any:
@@ -171,26 +91,32 @@ def _tree(items: list, combine) -> Any:
     return items[0]
 
 
-def _add(*parts: tuple) -> tuple:
-    return tuple(sum(p[i] for p in parts) for i in range(len(parts[0])))
-
-
 @dataclass
 class RakingResult:
-    """Outcome of :func:`rake_dataset`.
+    """Outcome of :func:`rake_dataset` and :func:`rake_frame`.
 
     Attributes
     ----------
     lam : ndarray of shape (m,)
-        Dual solution; a record's weight is ``d * exp(sum of lam over its categories)``.
+        Dual solution; a record's weight is ``d * F(sum of lam over its categories)``.
     report : DataFrame
-        One row per target: ``margin``, ``category``, ``target``, ``initial``, ``achieved``, ``rel_error``.
+        One row per target: ``margin``, ``category``, ``target``, ``initial``, ``achieved``, ``rel_error``
+        (``|achieved - target| / |target|``, the absolute error where the target is 0, as in
+        :meth:`microplex.calibration.CalibrationResult.report`).
     converged : bool
     n_iter : int
     max_misfit : float
         ``max_j |t_j - achieved_j| / (1 + |t_j|)`` at exit.
     n_cells : int
         Observed cells (0 when the solve passed over the partitions every iteration).
+    n_passes : int
+        Passes over the data: the cell table (or the initial totals) plus, out of core, one per evaluation.
+    summary : dict
+        The keys of :attr:`microplex.calibration.CalibrationResult.summary` that do not need every weight
+        in memory: ``converged``, ``n_iter``, ``max_rel_error``, ``n_units``, ``n_targets``, ``method``,
+        ``soft`` (False), ``met_rtol``, ``n_passes``, ``n_cells``.
+    solver : SolverResult
+        The solver's own outcome.
     """
 
     lam: np.ndarray
@@ -201,126 +127,108 @@ class RakingResult:
     n_cells: int
     weight_col: str | None = None
     _margins: _Margins | None = field(default=None, repr=False)
+    n_passes: int = 0
+    distance: Distance | None = field(default=None, repr=False)
+    bounds: tuple[float, float] = (-np.inf, np.inf)
+    summary: dict[str, Any] = field(default_factory=dict)
+    solver: SolverResult | None = field(default=None, repr=False)
 
     def weights(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raked weights of the records in ``frame`` (one partition or a whole frame), shape (n,)."""
+        """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,)."""
         codes, d = _frame_part(frame, self._margins, self.weight_col)
-        return d * np.exp(np.append(self.lam, 0.0)[codes].sum(axis=1))
+        u = np.append(self.lam, 0.0)[codes].sum(axis=1)
+        return d * self.distance.inverse(u, self.bounds)
 
 
-def _newton(evaluate, margins: _Margins, tol: float, max_iter: int) -> tuple[np.ndarray, bool, int, float, np.ndarray, np.ndarray]:
-    t = margins.totals
-    lam = np.zeros(margins.m)
-    total, achieved, jac = evaluate(lam)
-    initial = achieved.copy()
-    total0 = float(total)
-    _check_reachable(margins, initial, total0)
-    obj = total - lam @ t
-    misfit = float(np.max(np.abs(t - achieved) / (1 + np.abs(t))))
-    n_iter = 0
-    while misfit >= tol and n_iter < max_iter:
-        n_iter += 1
-        grad = t - achieved
-        diag = np.diag(jac).copy()
-        scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
-        a = jac * scale[:, None] * scale[None, :] + np.diag(np.where(diag > 0, 1e-12, 1.0))
-        step = scipy.linalg.lstsq(a, grad * scale, check_finite=False)[0] * scale
-        for _ in range(30):  # backtracking on the convex dual objective
-            cand = lam + step
-            c_total, c_ach, c_jac = evaluate(cand)
-            c_obj = c_total - cand @ t
-            if np.isfinite(c_obj) and c_obj <= obj - 1e-4 * (step @ grad) + 1e-12 * abs(obj):
-                break
-            step = step / 2
-        lam, obj, achieved, jac = cand, c_obj, c_ach, c_jac
-        misfit = float(np.max(np.abs(t - achieved) / (1 + np.abs(t))))
-        logger.debug("raking iteration %d: max relative misfit %.3g", n_iter, misfit)
-    return lam, misfit < tol, n_iter, misfit, initial, achieved, float(total) / total0 if total0 > 0 else float("nan")
+def _check_args(
+    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any
+) -> tuple[float, int, Distance, tuple[float, float]]:
+    if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
+        raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+    check_bool(force, "force")
+    tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    dist, bounds = check_distance(method, bounds)
+    return tol, max_iter, dist, bounds
 
 
-def _check_reachable(margins: _Margins, initial: np.ndarray, total: float) -> None:
-    """Refuses margins no raked weights can reach, before solving: a category with a positive total but
-    no record (raking never gives weight to an empty cell), and a margin that covers every record with
-    a grand total of 0 (every weight would have to vanish)."""
-    t = margins.totals
-    empty = np.flatnonzero((t > 0) & ~(initial > 0))
-    if len(empty):
-        listed = "; ".join(f"{margins.labels[j][0]} = {margins.labels[j][1]!r}: {t[j]:g}" for j in empty[:10])
+def _solve(
+    op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float, n_units: int,
+    first: Point | None, *, dist: Distance, bounds: tuple[float, float], tol: float, max_iter: int, force: bool,
+    n_cells: int, passes0: int, weight_col: str | None,
+) -> RakingResult:
+    """The guards before and after, and the one solver in between (every path of this module)."""
+    tg = mg.targets
+    bad = zero_margins(tg, initial, w0)
+    nonneg = dist.nonnegative or bounds[0] >= 0
+    bad += unreachable_targets(totals_design(tg, initial), *box(np.ones(1), (-np.inf, np.inf), nonneg))
+    if bad:
         raise DataValidationError(
-            f"{len(empty)} margin categories have a positive total but no record (no weights can reach them): "
-            f"{listed}. Drop them or fix the category labels."
+            f"{len(bad)} targets cannot be reached by any {'non-negative ' if nonneg else ''}weights: "
+            + "; ".join(bad[:10]) + "."
         )
-    for key, off, index in zip(margins.keys, margins.offsets, margins.indexes, strict=True):
-        sl = slice(off, off + len(index))
-        covered = float(initial[sl].sum())
-        if total > 0 and abs(covered - total) <= 1e-12 * total and float(t[sl].sum()) == 0.0:
-            raise DataValidationError(
-                f"Margin {key if len(key) > 1 else key[0]!r} covers every record but its totals sum to 0: every "
-                "weight would have to be 0."
-            )
-
-
-def _solve_cells(codes: np.ndarray, dsum: np.ndarray, margins: _Margins, tol: float, max_iter: int):
-    """The calibration engine's Newton solver on the (cells x targets) design."""
-    import scipy.sparse as sp
-
-    from ..calibration.distances import get_distance
-    from ..calibration.solver import newton_dual
-
-    rows, cols = np.nonzero(codes >= 0)
-    x = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, codes[rows, cols])), shape=(len(codes), margins.m)
-    )
-    initial = x.T @ dsum
-    _check_reachable(margins, initial, float(dsum.sum()))
-    res = newton_dual(x, dsum, margins.totals, get_distance("raking"), tol=tol, max_iter=max_iter)
-    w0 = float(dsum.sum())
-    share = float(dsum @ res.g) / w0 if w0 > 0 else float("nan")
-    return res.lam, bool(res.converged), int(res.n_iter), float(res.max_misfit), initial, np.asarray(res.achieved), share
-
-
-def _finish(lam, converged, n_iter, misfit, initial, achieved, share, margins, n_cells, weight_col, force) -> RakingResult:
-    """Builds the result; the guard of every raking solve: finite, not collapsed, converged (or forced)."""
-    t = margins.totals
-    if not np.all(np.isfinite(lam)) or not np.isfinite(share):
-        raise ConvergenceError(f"Raking failed after {n_iter} iterations: the weights are not finite.")
-    if not share > 1e-9:
-        raise ConvergenceError(
-            f"Raking collapsed the weights: they sum to {share:.3g} times their initial total, as the margin "
-            "totals ask (are they all 0?). Refusing a population of (almost) no weight."
-        )
+    hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
+    if hard:
+        msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
+               + "; ".join(hard[:10]) + ".")
+        if not force:
+            raise ConvergenceError(msg)
+        logger.warning(msg)
+    sol = solve_dual(op, mg.totals, dist, bounds, tol=tol, max_iter=max_iter, first=first)
+    t = mg.totals
+    if isinstance(op, PartitionedOperator):
+        total, n_bad = op.last["total_weight"], op.last["n_nonfinite"]
+    else:
+        w = op.d * sol.g
+        total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
+    met_rtol = max(tol * 100, 1e-8)
+    errors = np.abs(sol.achieved - t) / (1.0 + np.abs(t))
+    if n_bad or not np.all(np.isfinite(sol.lam)):
+        raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
+    collapsed = weight_problems(total=total, initial_total=w0, n_units=n_units)
+    if collapsed:
+        raise ConvergenceError(f"Calibration ({dist.name}) failed: {collapsed[0]}. Refusing a population of (almost) no weight.")
+    problems = target_misses(tg, sol.achieved, errors, met_rtol)
+    converged = bool(sol.converged) and not problems
+    n_passes = passes0 + (op.passes if isinstance(op, PartitionedOperator) else 0)
     report = pd.DataFrame(
         {
-            "margin": [lab[0] for lab in margins.labels],
-            "category": [lab[1] for lab in margins.labels],
+            "margin": [lab[0] for lab in mg.labels],
+            "category": [lab[1] for lab in mg.labels],
             "target": t,
             "initial": initial,
-            "achieved": achieved,
-            "rel_error": np.abs(t - achieved) / np.maximum(np.abs(t), 1e-300),
+            "achieved": sol.achieved,
+            "rel_error": relative_errors(sol.achieved, t),
         }
     )
-    result = RakingResult(lam, report, converged, n_iter, misfit, n_cells, weight_col, margins)
+    summary = {
+        "converged": converged, "n_iter": sol.n_iter, "max_rel_error": float(report["rel_error"].max()) if len(t) else 0.0,
+        "n_units": n_units, "n_targets": len(t), "method": dist.name, "soft": False, "met_rtol": met_rtol,
+        "n_passes": n_passes, "n_cells": n_cells,
+    }
+    result = RakingResult(sol.lam, report, converged, sol.n_iter, sol.max_misfit, n_cells, weight_col, mg, n_passes,
+                          dist, bounds, summary, sol)
     if not converged:
-        msg = f"Raking did not converge in {n_iter} iterations: max relative misfit {misfit:.3g}."
+        msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
+               f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
         if not force:
             raise ConvergenceError(msg + " Check that the margins agree (same grand total) and every category has records, or pass force=True.")
     return result
 
 
-def _check_solver_args(weight_col, tol, max_iter, force) -> tuple[float, int]:
-    if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
-        raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
-    check_bool(force, "force")
-    tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
-    max_iter = check_int(max_iter, "max_iter", low=1)
-    return tol, max_iter
+def _solve_cells(cells: np.ndarray, dsum: np.ndarray, mg: _Margins, n_units: int, passes0: int, **kw: Any) -> RakingResult:
+    """The collapsed operator: the observed-cell table in memory."""
+    op = MatrixOperator(_design(cells, mg.m), dsum)
+    initial = op.rmatvec(dsum)
+    return _solve(op, mg, initial, float(dsum.sum()), n_units, None, n_cells=len(cells), passes0=passes0, **kw)
 
 
 def rake_frame(
-    frame: pd.DataFrame, margins: Mapping, weight_col: str | None = None, *, tol: float = 1e-10, max_iter: int = 50, force: bool = False
+    frame: pd.DataFrame, margins: Mapping | Targets, weight_col: str | None = None, *, tol: float = 1e-10,
+    max_iter: int = 50, force: bool = False, method: str | Distance = "raking", bounds: tuple[float, float] | None = None,
 ) -> RakingResult:
-    """In-memory raking of a DataFrame (the same Newton solve as :func:`rake_dataset`).
+    """In-memory calibration of a DataFrame to margins (the same solve as :func:`rake_dataset`).
 
     Examples
     --------
@@ -329,19 +237,19 @@ def rake_frame(
     >>> res.weights(df).round(3).tolist()
     [30.0, 30.0, 20.0, 20.0]
     """
-    tol, max_iter = _check_solver_args(weight_col, tol, max_iter, force)
+    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
-    mg = _Margins(margins)
+    mg = _Margins(_as_margins(margins))
     codes, d = _frame_part(frame, mg, weight_col)
-    cells, dsum = _cells(codes, d)
-    out = _solve_cells(cells, dsum, mg, tol, max_iter)
-    return _finish(*out, mg, len(cells), weight_col, force)
+    cells, dsum, _ = _cells(codes, d)
+    return _solve_cells(cells, dsum, mg, len(frame), 1, dist=dist, bounds=bounds, tol=tol, max_iter=max_iter,
+                        force=force, weight_col=weight_col)
 
 
 def rake_dataset(
     path: str | os.PathLike,
-    margins: Mapping,
+    margins: Mapping | Targets,
     weight_col: str | None = None,
     *,
     tol: float = 1e-10,
@@ -349,16 +257,19 @@ def rake_dataset(
     force: bool = False,
     max_cells: int = 2_000_000,
     client=None,
+    method: str | Distance = "raking",
+    bounds: tuple[float, float] | None = None,
 ) -> RakingResult:
-    """Rakes a Parquet dataset (any size) to count margins, out of core through Dask.
+    """Calibrates a Parquet dataset (any size) to count margins, out of core, locally or through Dask.
 
     Parameters
     ----------
     path : str or path-like
         A Parquet file or (hive-partitioned) dataset, e.g. written by :func:`generate_dataset`.
-    margins : dict
-        ``{column: {category: total}}``; crossed margins as ``{(c1, c2): {(a, b): total}}``
-        (the margins format of ``microplex.calibration.Targets.from_margins``).
+    margins : dict or Targets
+        ``{column: {category: total}}``; crossed margins as ``{(c1, c2): {(a, b): total}}`` (the margins
+        format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
+        on equality filters.
     weight_col : str, default=None
         Initial weights (positive); every record weighs 1 when ``None``.
     tol : float, default=1e-10
@@ -366,22 +277,28 @@ def rake_dataset(
     max_iter : int, default=50
     force : bool, default=False
         Return the last iterate with a :class:`ConvergenceWarning` instead of raising
-        :class:`ConvergenceError` when the solve does not converge.
+        :class:`ConvergenceError` when the solve does not converge (or targets lie outside ``bounds``).
+        Non-finite or collapsed weights and targets no weights can reach raise anyway.
     max_cells : int, default=2000000
-        Largest observed-cell table solved in memory; beyond it every iteration passes over
-        the partitions.
+        Largest observed-cell table solved in memory; beyond it (or with 0) every evaluation of the
+        solver is one pass over the partitions, with memory bounded by the targets.
     client : dask.distributed.Client, default=None
         Cluster to run on; ``None`` uses Dask's local scheduler.
+    method : str or Distance, default="raking"
+        Calibration distance, as in :class:`microplex.calibration.Calibrator` (any registered distance).
+    bounds : (float, float), optional
+        Bounds on the weight ratios ``w / d``; required by ``"logit"``.
 
     Returns
     -------
     RakingResult
-        ``result.weights(frame)`` gives the weights of any partition's records.
+        ``result.weights(frame)`` gives the weights of any partition's records; ``result.n_passes`` the
+        passes over the data.
     """
     import dask
     import dask.dataframe as dd
 
-    tol, max_iter = _check_solver_args(weight_col, tol, max_iter, force)
+    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
     max_cells = check_int(max_cells, "max_cells", low=0)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
         raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
@@ -389,7 +306,7 @@ def rake_dataset(
         raise DataValidationError(
             f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
         )
-    mg = _Margins(margins)
+    mg = _Margins(_as_margins(margins))
     columns = mg.columns + ([weight_col] if weight_col else [])
     try:
         ddf = dd.read_parquet(str(path))
@@ -407,16 +324,52 @@ def rake_dataset(
     def run(obj):
         return obj.compute() if compute is None else compute(obj).result()
 
-    cells = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge)) if max_cells > 0 else None
-    if cells is not None and len(cells[0]) <= max_cells:
-        codes, dsum = cells
-        logger.info("Raking %s: %d observed cells, solved in memory.", path, len(codes))
-        out = _solve_cells(codes, dsum, mg, tol, max_iter)
-        return _finish(*out, mg, len(codes), weight_col, force)
+    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force, weight_col=weight_col)
+    if max_cells > 0:
+        cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
+        if len(cells) <= max_cells:
+            logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
+            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1, **kw)
 
-    logger.info("Raking %s: one pass over %d partitions per iteration.", path, len(parts))
-    def evaluate(lam: np.ndarray):
-        return run(_tree([dask.delayed(_part_stats)(p, lam) for p in parts], _add))
+    logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
 
-    out = _newton(evaluate, mg, tol, max_iter)
-    return _finish(*out, mg, 0, weight_col, force)
+    def reduce(lam, distance, bnds, need_potential):
+        return run(_tree([dask.delayed(_part_point)(p, mg.m, lam, distance, bnds) for p in parts], add_parts))
+
+    op = PartitionedOperator(mg.m, reduce)
+    first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
+    w0, n_units = op.last["total_weight"], op.last["n_units"]
+    return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0, passes0=int(max_cells > 0), **kw)
+
+
+def write_calibrated(result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight") -> int:
+    """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
+
+    Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
+    same relative path under ``out`` (hive partition folders kept), atomically (a hidden temporary file
+    renamed when complete). Returns the number of records written.
+    """
+    from pathlib import Path
+
+    import pyarrow.dataset as ds
+
+    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
+    if not isinstance(column, str) or not column:
+        raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
+    if dst.exists() and any(dst.iterdir()):
+        raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+    dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
+    n = 0
+    for frag in dataset.get_fragments():
+        frame = frag.to_table().to_pandas()
+        keys = ds.get_partition_keys(frag.partition_expression)
+        full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
+        frame[column] = result.weights(full)
+        rel = Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-microplex-{target.name}.partial"
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        n += len(frame)
+    return n

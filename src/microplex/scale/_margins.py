@@ -1,0 +1,111 @@
+"""Count margins as numbered calibration targets, and the margin codes of a frame of records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from ..calibration.targets import Target, Targets
+
+class _Margins:
+    """Margins ``{col: {cat: total}}`` or ``{(c1, c2): {(a, b): total}}`` as numbered targets."""
+
+    def __init__(self, margins: Mapping) -> None:
+        if not isinstance(margins, Mapping) or not margins:
+            raise DataValidationError(f"'margins' must be a non-empty dict of column -> {{category: total}}. Got {margins!r}.")
+        self.keys: list[tuple[str, ...]] = []
+        self.indexes: list[pd.Index] = []
+        self.offsets: list[int] = []
+        totals, labels = [], []
+        for key, values in margins.items():
+            cols = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, tuple) else None
+            if not cols or not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
+                raise DataValidationError(
+                    f"Margin {key!r} must be named by a column (str) or a tuple of distinct columns."
+                )
+            items = list(values.items()) if isinstance(values, Mapping | pd.Series) else None
+            if not items:
+                raise DataValidationError(f"Margin {key!r} must map categories to totals. Got {str(values)[:80]}.")
+            cats = [c if len(cols) > 1 else (c,) for c, _ in items]
+            if any(not isinstance(c, tuple) or len(c) != len(cols) for c in cats):
+                raise DataValidationError(f"Margin {cols}: every category must be a tuple of {len(cols)} values.")
+            if len(set(cats)) != len(cats) or any(pd.isna(v) for c in cats for v in c):
+                raise DataValidationError(f"Margin {key!r} lists a category twice or a missing category.")
+            raw = [v for _, v in items]
+            if any(isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating) for v in raw):
+                raise DataValidationError(f"Margin {key!r} totals must be numbers. Got {str(raw)[:80]}.")
+            vals = np.array(raw, dtype=float)
+            if not np.isfinite(vals).all() or (vals < 0).any():
+                raise DataValidationError(f"Margin {key!r} totals must be finite and >= 0. Got {vals.tolist()}.")
+            self.offsets.append(sum(len(i) for i in self.indexes))
+            self.keys.append(cols)
+            self.indexes.append(pd.MultiIndex.from_tuples(cats) if len(cols) > 1 else pd.Index([c[0] for c in cats]))
+            totals.append(vals)
+            labels += [(cols if len(cols) > 1 else cols[0], c if len(cols) > 1 else c[0]) for c in cats]
+        self.totals = np.concatenate(totals)
+        self.labels = labels
+        self.targets = Targets(
+            Target(float(v), filters=dict(zip(cols, c if len(cols) > 1 else (c,))))
+            for (cols, c), v in zip(((k if isinstance(k, tuple) else (k,), c) for k, c in labels), self.totals)
+        )
+        self.columns = sorted({c for cols in self.keys for c in cols})
+
+    @property
+    def m(self) -> int:
+        return len(self.totals)
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
+        out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
+        for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
+            if len(cols) == 1:
+                pos = index.get_indexer(pd.Index(np.asarray(frame[cols[0]])))
+            else:
+                pos = index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(frame[c]) for c in cols]))
+            out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
+        return out
+
+
+def _as_margins(margins: Any) -> Mapping:
+    """``margins`` as a dict; :class:`Targets` of person counts on equality filters become margins."""
+    if not isinstance(margins, Targets):
+        return margins
+    out: dict[Any, dict[Any, float]] = {}
+    for t in margins:
+        cols = tuple(sorted(t.filters))
+        if t.aggregate != "count" or t.entity != "person" or not cols or any(
+            isinstance(c, (pd.Interval, frozenset)) for c in t.filters.values()
+        ):
+            raise DataValidationError(
+                f"Target {t.name!r}: out-of-core calibration takes person count targets on equality filters "
+                f"(margins); got aggregate={t.aggregate!r}, entity={t.entity!r}, filter {t.filters!r}."
+            )
+        key = cols[0] if len(cols) == 1 else cols
+        cat = t.filters[cols[0]] if len(cols) == 1 else tuple(t.filters[c] for c in cols)
+        out.setdefault(key, {})[cat] = t.value
+    return out
+
+
+def _frame_part(frame: pd.DataFrame, margins: _Margins, weight_col: str | None) -> tuple[np.ndarray, np.ndarray]:
+    codes = margins.codes(frame)
+    if weight_col is None:
+        d = np.ones(len(frame))
+    else:
+        if weight_col not in frame.columns:
+            raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
+        col = frame[weight_col]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
+        d = col.to_numpy(float, na_value=np.nan)
+        if not np.isfinite(d).all() or (d <= 0).any():
+            raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")
+    return codes, d
+
+
