@@ -177,7 +177,7 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
     "section, key, value, match",
     [("model", "holdout", -0.5, r"'model.holdout' parameter must be a finite float in \[0, 1\)"),
      ("model", "holdout", 1.0, "model.holdout"),
-     ("model", "epochs", 0, r"'model.epochs' parameter must be 'auto' or an int >= 1"),
+     ("model", "epochs", 0, r"'model.epochs' parameter must be 'auto' or an int in \[1, 10000000\]"),
      ("model", "epochs", 2.5, "model.epochs"),
      ("model", "flow", "realnvp", "'model.flow' parameter must be one of 'maf', 'nsf'"),
      ("model", "targets", "re78", "'model.targets' parameter must be a non-empty list"),
@@ -189,7 +189,6 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("generate", "n", float("inf"), "'generate.n' parameter"),
      ("generate", "n", 10**300, "'generate.n' parameter"),
      ("generate", "n", 10**15, "asks for 1,000,000,000,000,000 records in memory"),
-     ("generate", "partition_by", ["marr"], r"\[calibrate\] cannot run on a streamed"),
      ("generate", "population", -1, "'generate.population' parameter must be a finite float > 0"),
      ("generate", "rows_per_file", 10, "need 'partition_by'"),
      ("", "seed", -1, r"'seed' parameter must be an int in \[0, 2\*\*64 - 1\]"),
@@ -385,6 +384,8 @@ def _variants(folder, cps1):
         "streamed": {**base, "generate": _STREAMED, "sparsify": {"targets": "t.csv"},
                      "evaluate": {"max_rows": 200, "pmse": False}},
         "streamed-evaluate": {**base, "generate": _STREAMED, "evaluate": {"max_rows": 200, "pmse": False}},
+        "streamed-calibrated": {**base, "generate": _STREAMED, "calibrate": {"targets": "t.csv", "bounds": [0.2, 5.0]},
+                                "sparsify": {"max_records": 100}, "evaluate": {"max_rows": 200, "pmse": False}},
         "conditions": {**base, "generate": {"conditions": "cond.parquet"}},
         "fused": {**base, "sources": base["sources"] + [{"name": "donor", "path": "donor.parquet"}],
                   "fuse": {"base": "cps", "shared": ["age", "marr"], "synthesizer": {"epochs": 1}},
@@ -392,7 +393,8 @@ def _variants(folder, cps1):
     }
 
 
-@pytest.mark.parametrize("variant", ["plain", "calibrated", "streamed", "streamed-evaluate", "conditions", "fused"])
+@pytest.mark.parametrize("variant", ["plain", "calibrated", "streamed", "streamed-evaluate", "streamed-calibrated",
+                                     "conditions", "fused"])
 def test_every_stage_input_is_an_input_file_or_an_earlier_declared_output(tiny, cps1, variant):
     folder, _ = tiny
     config = _variants(folder, cps1)[variant]
@@ -407,11 +409,12 @@ def test_every_stage_input_is_an_input_file_or_an_earlier_declared_output(tiny, 
         population = step.outputs.get("population", population)
         available |= set(step.outputs.values())
     expected = {"streamed": ["fit", "generate", "sparsify", "evaluate"], "fused": ["fuse", "fit", "generate"],
-                "calibrated": ["fit", "generate", "calibrate", "sparsify", "evaluate"]}
+                "calibrated": ["fit", "generate", "calibrate", "sparsify", "evaluate"],
+                "streamed-calibrated": ["fit", "generate", "calibrate", "sparsify", "evaluate"]}
     assert [s.stage.name for s in planned][:len(expected.get(variant, []))] == expected.get(variant, [])
 
 
-@pytest.mark.parametrize("variant", ["streamed", "calibrated", "fused", "conditions"])
+@pytest.mark.parametrize("variant", ["streamed", "streamed-calibrated", "calibrated", "fused", "conditions"])
 def test_each_stage_finds_its_declared_inputs_and_writes_its_declared_outputs(tiny, cps1, variant, monkeypatch):
     """Checked while running: before a stage its inputs exist, after it every declared output exists."""
     folder, _ = tiny
@@ -449,6 +452,41 @@ def test_sparsify_and_evaluate_read_a_streamed_population(tiny, cps1):
     assert result.summary["rows"] == 150 and (out / "report.html").exists()
     streamed = run_pipeline(_variants(folder, cps1)["streamed-evaluate"] | {"output": "out2"}, progress=False)
     assert pd.read_csv(folder / "out2" / "scores.csv").shape[0] > 0 and streamed.stages["evaluate"]["status"] == "ran"
+
+
+def test_a_streamed_population_is_calibrated_out_of_core_then_sparsified_and_evaluated(tiny, cps1):
+    """generate (streamed) -> calibrate (out of core, the Calibrator's solver) -> sparsify -> evaluate."""
+    folder, _ = tiny
+    result = run_pipeline(_variants(folder, cps1)["streamed-calibrated"], progress=False)
+    out = folder / "out"
+    assert (out / "population").is_dir() and (out / "calibrated").is_dir()
+    assert not (out / "calibrated.parquet").exists() and not (out / "synthetic.parquet").exists()
+    calibrated = pd.read_parquet(out / "calibrated")  # hive folders kept: marr comes back from the path
+    assert len(calibrated) == 150
+    totals = calibrated.groupby(calibrated["marr"].astype(int))["weight"].sum()
+    assert totals[0] == pytest.approx(100, rel=1e-8) and totals[1] == pytest.approx(200, rel=1e-8)
+    # bounds bound the ratio to the generated records' equal share, not to a unit weight
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    share = stages._population_total(config, pd.read_parquet(out / "train.parquet")) / 150
+    ratio = calibrated["weight"] / share
+    assert ratio.min() >= 0.2 - 1e-9 and ratio.max() <= 5.0 + 1e-9 and ratio.std() > 0
+    report = pd.read_csv(out / "calibration_report.csv")
+    assert report["rel_error"].abs().max() < 1e-8
+    assert report["target"].tolist() == pytest.approx([100.0, 200.0])
+    assert result.stages["calibrate"]["passes"] >= 1
+    subset = pd.read_parquet(out / "subset.parquet")
+    st = subset.groupby("marr")["weight"].sum()
+    assert 0 < len(subset) <= 100 and st[0] == pytest.approx(100, rel=0.006) and st[1] == pytest.approx(200, rel=0.006)
+    assert (out / "report.html").exists()
+
+
+def test_soft_calibration_of_a_streamed_population_is_refused_before_any_work(tiny, cps1):
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    config = {**config, "calibrate": {**config["calibrate"], "soft": True}}
+    with pytest.raises(DataValidationError, match=r"\[calibrate\] 'soft' is not available on a streamed"):
+        run_pipeline(config, progress=False)
+    assert not (folder / "out").exists()
 
 
 def test_a_stage_that_skips_a_declared_output_is_an_error_and_a_new_stage_is_one_entry(tiny, monkeypatch):

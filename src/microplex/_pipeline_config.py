@@ -136,7 +136,7 @@ SYNTHESIZER: dict[str, Check] = {
     "bins": _int(1, 4096),
     "point_mass_threshold": _float(0.0, 1.0),
     "max_point_masses": _int(0, 4096),
-    "epochs": lambda v, name: check_epochs(v, name),
+    "epochs": lambda v, name: check_epochs(v, name, high=10**7),
     "batch_size": _int(1, 2**31),
     "learning_rate": _float(0.0, low_inclusive=False),
     "weight_decay": _float(0.0),
@@ -269,10 +269,10 @@ def _check_generate(checked: dict[str, Any]) -> None:
         return
     if "n" not in gen and "conditions" not in gen:
         raise DataValidationError("[generate] needs 'n' or 'conditions'.")
-    if "calibrate" in checked:  # [sparsify] reads a streamed population into memory; [calibrate] does not yet
+    if "calibrate" in checked and checked["calibrate"].get("soft"):
         raise DataValidationError(
-            "[calibrate] cannot run on a streamed (partitioned) population; remove 'generate.partition_by' "
-            "or use microplex.scale.rake_dataset for out-of-core raking.")
+            "[calibrate] 'soft' is not available on a streamed (partitioned) population, which is calibrated out "
+            "of core (microplex.scale.rake_dataset); remove 'soft' or 'generate.partition_by'.")
 
 
 # -- paths ----------------------------------------------------------------------------------------

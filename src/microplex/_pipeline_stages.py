@@ -27,8 +27,9 @@ settings, its section in :data:`microplex._pipeline_config.SCHEMA`.
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,8 +277,9 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     for column in ctx.config["generate"]["partition_by"]:
         if column in schema.names and column in records.columns:
             records[column] = records[column].astype(schema.field(column).type.to_pandas_dtype())
-    train_rows = pd.read_parquet(ctx.input("train"))
-    records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
+    if WEIGHT not in records.columns:  # as generated: each record carries an equal share
+        train_rows = pd.read_parquet(ctx.input("train"))
+        records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
     return records
 
 
@@ -365,6 +367,8 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
 
     cfg = ctx.config["calibrate"]
     targets = ctx.targets["calibrate"]
+    if ctx.input("population").is_dir():
+        return _calibrate_streamed(ctx)
     records = pd.read_parquet(ctx.input("population"))
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     calibrator = Calibrator(method=cfg.get("method", "raking"), bounds=bounds, soft=bool(cfg.get("soft", False)))
@@ -376,6 +380,49 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
             "converged": summary.get("converged"),
             "note": f"{len(targets)} targets, max rel. error {summary.get('max_rel_error', float('nan')):.2e}"}
+
+
+def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
+    """Out-of-core calibration of a streamed dataset (``microplex.scale.rake_dataset``, the same solver
+    as :class:`~microplex.Calibrator`), written as a calibrated copy of the dataset folder.
+
+    The generated records carry no weight column: each represents ``total / rows``. The solve runs on
+    unit initial weights against the targets divided by that share (counts and sums scale with it),
+    so ``bounds`` still bound the ratio of calibrated to initial weights, and the written weights are
+    multiplied back.
+    """
+    import dataclasses
+
+    import pyarrow.dataset as pads
+
+    from .calibration import Targets
+    from .scale import rake_dataset, write_calibrated
+
+    cfg = ctx.config["calibrate"]
+    source = ctx.input("population")
+    rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
+    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train"))) / rows
+    targets = Targets([t if t.aggregate == "mean" else dataclasses.replace(t, value=t.value / share)
+                       for t in ctx.targets["calibrate"]])
+    bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
+    res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds)
+    target = ctx.output("population")  # a folder, replaced whole: written beside it, then renamed
+    partial = target.parent / f".{target.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    write_calibrated(res, source, partial, column=WEIGHT, scale=share)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+    report = res.report.copy()
+    for col in ("target", "initial", "achieved"):
+        if col in report:
+            report[col] = report[col] * share
+    report.to_csv(ctx.output("calibration_report"), index=False)
+    summary = {k: _plain(v) for k, v in res.summary.items()}
+    return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
+            "converged": summary.get("converged"), "passes": int(res.n_passes),
+            "note": f"{len(targets)} targets out of core in {res.n_passes} passes, max rel. error "
+                    f"{summary.get('max_rel_error', float('nan')):.2e}"}
 
 
 def _sparsify(ctx: StageContext) -> dict[str, Any]:
@@ -431,8 +478,10 @@ STAGE_TABLE: tuple[Stage, ...] = (
           outputs=(Output("population", "synthetic.parquet", when=lambda c: not _streamed(c)),
                    Output("population", "population", setting="generate.dataset", folder=True, when=_streamed)),
           settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
-    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets"),
-          outputs=(Output("population", "calibrated.parquet"), Output("calibration_report", "calibration_report.csv")),
+    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train"),
+          outputs=(Output("population", "calibrated.parquet", when=lambda c: not _streamed(c)),
+                   Output("population", "calibrated", folder=True, when=_streamed),
+                   Output("calibration_report", "calibration_report.csv")),
           settings=("calibrate",)),
     Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
           outputs=(Output("population", "subset.parquet"),), settings=("sparsify",), seeds=("sparsify",)),

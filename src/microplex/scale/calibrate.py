@@ -342,12 +342,16 @@ def rake_dataset(
     return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0, passes0=int(max_cells > 0), **kw)
 
 
-def write_calibrated(result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight") -> int:
+def write_calibrated(
+    result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight", scale: float = 1.0
+) -> int:
     """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
 
     Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
     same relative path under ``out`` (hive partition folders kept), atomically (a hidden temporary file
-    renamed when complete). Returns the number of records written.
+    renamed when complete). ``scale`` multiplies the weights written (e.g. the equal share each record
+    of a dataset without a weight column represents, when it was calibrated on unit weights). Returns the
+    number of records written.
     """
     from pathlib import Path
 
@@ -356,6 +360,7 @@ def write_calibrated(result: RakingResult, path: str | os.PathLike, out: str | o
     src, dst = Path(os.fspath(path)), Path(os.fspath(out))
     if not isinstance(column, str) or not column:
         raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
+    scale = check_float(scale, "scale", low=0.0, low_inclusive=False)
     if dst.exists() and any(dst.iterdir()):
         raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
     dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
@@ -364,7 +369,7 @@ def write_calibrated(result: RakingResult, path: str | os.PathLike, out: str | o
         frame = frag.to_table().to_pandas()
         keys = ds.get_partition_keys(frag.partition_expression)
         full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
-        frame[column] = result.weights(full)
+        frame[column] = result.weights(full) * scale
         rel = Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -55,12 +55,12 @@ def auto_epochs(n_train: int, early_stopping: bool = False) -> int:
     return int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, round(AUTO_EPOCHS_SCALE / math.sqrt(max(n_train, 1))))))
 
 
-def check_epochs(value: object, name: str = "epochs") -> int | str:
-    """``"auto"`` or an int >= 1 (returned as ``"auto"`` or a Python int)."""
+def check_epochs(value: object, name: str = "epochs", *, high: int | None = None) -> int | str:
+    """``"auto"`` or an int >= 1 (at most ``high``), returned as ``"auto"`` or a Python int."""
     if isinstance(value, str) and value == "auto":
         return value
     try:
-        return check_int(value, name, low=1)
+        return check_int(value, name, low=1, high=high)
     except DataValidationError:
-        raise DataValidationError(
-            f"The {name!r} parameter must be 'auto' or an int >= 1. Got {value!r:.80} instead.") from None
+        rule = "an int >= 1" if high is None else f"an int in [1, {high}]"
+        raise DataValidationError(f"The {name!r} parameter must be 'auto' or {rule}. Got {value!r:.80} instead.") from None
