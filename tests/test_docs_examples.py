@@ -66,3 +66,20 @@ def test_page_examples_run(page: Path, tmp_path, monkeypatch):
             exec(compile(code, f"{_page_id(page)}:{line}", "exec"), namespace)
         except Exception as exc:
             raise AssertionError(f"the block at {_page_id(page)} line {line} failed: {exc!r}") from exc
+
+
+def _included(page: Path) -> list[Path]:
+    """The files a page includes with ``--8<-- "path"`` (pymdownx.snippets, paths from the root)."""
+    return [ROOT / m for m in re.findall(r'^--8<-- "([^"]+)"', page.read_text(encoding="utf-8"), re.MULTILINE)]
+
+
+def test_benchmark_pages_are_readable():
+    """What the docs show of the benchmark results: no ``nan`` cell, no internal issue number."""
+    pages = [*(ROOT / "docs").glob("*.md"), *(ROOT / "docs" / "benchmarks").glob("*.md")]
+    shown = {p for page in pages for p in [page, *_included(page)]}
+    assert any("results" in str(p) for p in shown)
+    for path in sorted(shown):
+        text = path.read_text(encoding="utf-8")
+        rows = [line for line in text.splitlines() if line.lstrip().startswith("|")]
+        assert not [r for r in rows if re.search(r"\|\s*nan\s*(?=\|)", r)], f"nan cell in {path.name}"
+        assert not re.search(r"\bissues? \d+|issue-\d+", text, re.IGNORECASE), f"issue number in {path.name}"
