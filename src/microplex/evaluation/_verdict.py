@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import registry
 
-__all__ = ["LIGHTS", "floor_scores", "light", "verdict_table", "provenance"]
+__all__ = ["LIGHTS", "floor_scores", "light", "verdict_table", "provenance", "pmse_rows", "key_numbers"]
 
 #: The three verdicts, best first.
 LIGHTS = ("green", "amber", "red")
@@ -97,3 +97,41 @@ def provenance(model: object | None = None) -> dict[str, object]:
     if weights is not None:
         out["training records"] = len(weights)
     return out
+
+
+def pmse_rows(n_real: int, n_synthetic: int) -> str:
+    """How many rows of each side the pMSE classifier saw (``pmse`` subsamples each to ``max_rows``)."""
+    import inspect
+
+    from .propensity import pmse
+
+    cap = inspect.signature(pmse).parameters["max_rows"].default
+    sampled = " (random samples)" if cap is not None and max(n_real, n_synthetic) > cap else ""
+    n_real, n_synthetic = (min(n_real, cap), min(n_synthetic, cap)) if cap is not None else (n_real, n_synthetic)
+    return f"{n_real:,} real + {n_synthetic:,} synthetic{sampled}"
+
+
+def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
+    """The lines the command line prints after ``evaluate``: worst target KS, correlation error, pMSE,
+    DCR ratio, worst calibration error and the verdict tally (when a holdout was given)."""
+    scores = rep.scores
+    given = set(given) | set(rep.conditions)
+    lines = []
+    ks = scores[(scores["metric"] == "ks") & (scores["subgroup"] == "all") & ~scores["variable"].isin(given)]
+    if len(ks):
+        worst = ks.loc[ks["value"].idxmax()]
+        lines.append(f"worst KS of a target: {worst['value']:.4f} ({worst['variable']})")
+    for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio")):
+        value = rep.score(metric)
+        if np.isfinite(value):
+            lines.append(f"{label}: {value:.4f}")
+    value = rep.score("pmse")
+    if np.isfinite(value):
+        lines.append(f"pMSE: {value:.4f} on {pmse_rows(len(rep.real_df), len(rep.synthetic_df))} rows")
+    cal = scores[scores["metric"] == "calibration_rel_error"]
+    if len(cal):
+        lines.append(f"largest calibration error: {100 * cal['value'].max():.3g}% over {len(cal)} targets")
+    if rep.floor is not None:
+        counts = verdict_table(scores, rep.floor, sorted(given))["verdict"].value_counts()
+        lines.append("verdict against the real-vs-real floor: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in LIGHTS))
+    return lines
