@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from microplex import Calibrator, Targets  # noqa: E402
+from tidy_results import tidy  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def rss_mb() -> float:
@@ -226,7 +227,7 @@ def main() -> None:
     results = {name: run_case(name) for name in [*CASES, "r"]}
     text = render(results)
     print(text)
-    Path(args.out).write_text(text)
+    Path(args.out).write_text(tidy(text))
 
 
 def render(results: dict) -> str:

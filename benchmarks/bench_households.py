@@ -36,6 +36,7 @@ from microplex.households.diagnostics import (
     structural_violations,
     tv_distance,
 )
+from tidy_results import tidy  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 HID, W = "db030", "db090"
 PY = ["py010n", "py050n", "py090n", "py100n", "py110n", "py120n", "py130n", "py140n"]
@@ -361,7 +362,7 @@ def main() -> None:
             json.dump(results, fh, indent=1)
     if args.out:
         with open(args.out, "w") as fh:
-            fh.write(table + "\n")
+            fh.write(tidy(table) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from microplex import Synthesizer, __version__
+from tidy_results import tidy  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from microplex._stats import weighted_quantile
 from microplex.datasets import load_dataset
 from microplex.evaluation import correlation_max_abs_error, ks_statistic
@@ -134,7 +135,7 @@ def main() -> None:
     worst = table.groupby("method", sort=False)[metric_cols].max()
     bars = {"KS": 0.05, "zero err": 0.025, "top err": 0.025, "corr max err": 0.05, "subgroup KS max": 0.08}
     text = [
-        "# Synthesizer on cps1 earnings (issue 2)", "",
+        "# Synthesizer on cps1 earnings", "",
         f"Command: `python benchmarks/bench_synthesizer.py --seeds {' '.join(map(str, args.seeds))} "
         f"--draws {args.draws} --rows {args.rows}`  ",
         f"microplex {__version__}, torch {torch.__version__}, Python {platform.python_version()}, "
@@ -157,7 +158,7 @@ def main() -> None:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text))
+    args.out.write_text(tidy("\n".join(text)))
     print("\n".join(text))
 
 

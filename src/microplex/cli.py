@@ -327,12 +327,21 @@ def evaluate(
     holdout: Path | None = typer.Option(None, help="Held-out real records for the privacy checks."),
     conditions: str = typer.Option("", help="Comma-separated columns for subgroup fidelity."),
     targets: Path | None = typer.Option(None, help="Targets file for the calibration fit."),
+    pmse: bool = typer.Option(True, "--pmse/--no-pmse",
+                              help="Fit the real-vs-synthetic classifier (pMSE; at most 20,000 rows a side)."),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", metavar="<int>",
+        help="Score a random sample of at most this many rows of the real, synthetic and holdout files "
+             "(the synthetic file is scored in full with --targets, so that totals stay exact)."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
-    """Scores a synthetic file against real data and writes an HTML report."""
+    """Scores a synthetic file against real data, writes an HTML report and prints the key numbers."""
     def body(say: Callable[[str], None]) -> None:
         from .evaluation import evaluate as run_evaluation
+        from .evaluation._verdict import key_numbers
+
+        check_int(max_rows, "max_rows", low=1, allow_none=True)
 
         subgroups = split_columns(conditions, "conditions")
         for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets")):
@@ -351,13 +360,28 @@ def evaluate(
         missing = [c for c in syn_cols if c not in syn_df.columns]
         if missing:
             raise MicroplexError(f"The synthetic file lacks columns {missing} of the real file.")
+        holdout_df = read_table(holdout) if holdout else None
+        sampled: dict[str, str] = {}
+        if max_rows is not None:
+            def cap(frame, name):
+                if frame is None or len(frame) <= max_rows:
+                    return frame
+                sampled[f"{name} rows scored"] = f"a random sample of {max_rows:,} of {len(frame):,} (--max-rows)"
+                return frame.sample(n=max_rows, random_state=0)
+
+            real_df, holdout_df = cap(real_df, "real"), cap(holdout_df, "holdout")
+            syn_df = syn_df if targets else cap(syn_df, "synthetic")
+            for line in sampled.items():
+                say(f"{line[0]}: {line[1]}")
         rep = run_evaluation(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
             targets=read_targets(targets) if targets else None,
-            holdout_df=read_table(holdout) if holdout else None, conditions=subgroups or None,
+            holdout_df=holdout_df, conditions=subgroups or None, pmse=pmse,
         )
         with atomic_path(report) as tmp:
-            rep.to_html(tmp)
+            rep.to_html(tmp, provenance=sampled)
+        for line in key_numbers(rep):
+            say(line)
         say(f"Wrote {report} ({len(rep.scores)} scores)")
 
     run_body(body, quiet, verbose)

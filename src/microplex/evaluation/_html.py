@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 
 from ._validation import is_numeric
 from .._stats import weighted_quantile
-from . import registry
+from . import _verdict, registry
 from .metrics import weighted_corr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +32,15 @@ th,td{border:1px solid #ddd;padding:3px 8px;text-align:right} th{background:#f3f
 td:first-child,th:first-child{text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:12px} .card{border:1px solid #e3e3e3;padding:6px}
 img{max-width:100%;height:auto} .note{color:#555;font-size:13px}
+.grid>.card{flex:1 1 520px} .wide{overflow-x:auto;max-width:100%}
+.prov{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:2px 16px;font-size:13px;
+background:#f7f7f7;border:1px solid #e3e3e3;padding:8px 12px;margin:8px 0}
+.prov span{color:#555} .light{display:inline-block;min-width:4.2em;padding:1px 6px;border-radius:9px;
+text-align:center;font-size:12px;color:#fff} .green{background:#2e7d32} .amber{background:#b26a00} .red{background:#c62828}
+.verdict{font-size:15px;padding:8px 12px;border-left:6px solid #999;background:#fafafa}
+.verdict.green{border-color:#2e7d32;background:#eef6ee;color:#222} .verdict.amber{border-color:#b26a00;background:#fdf5e6;color:#222}
+.verdict.red{border-color:#c62828;background:#fbeaea;color:#222}
+details>summary{cursor:pointer;font-weight:600;margin:8px 0}
 """
 
 
@@ -228,24 +238,128 @@ def _privacy_plot(rep: EvaluationReport) -> str:
     return _png(fig) + note + table
 
 
-def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation report") -> str:
-    """Returns the report as an HTML document with every plot embedded (no scripts, no external files)."""
+def _fmt(value: object) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    if isinstance(value, tuple | list):
+        return ", ".join(_fmt(v) for v in value) or "none"
+    return str(value)
+
+
+def _provenance(rep: EvaluationReport, model: object, extra: Mapping[str, object] | None) -> str:
+    items = {**rep.provenance, **_verdict.provenance(model), **dict(extra or {})}
+    if "pmse" in set(rep.scores["metric"]):
+        items["pMSE rows"] = _verdict.pmse_rows(len(rep.real_df), len(rep.synthetic_df))
+    cells = "".join(f"<div><span>{html.escape(str(k))}:</span> {html.escape(_fmt(v))}</div>"
+                    for k, v in items.items() if v is not None)
+    return f'<div class="prov" id="provenance">{cells}</div>'
+
+
+def _light(verdict: str) -> str:
+    return f'<span class="light {verdict}">{verdict}</span>'
+
+
+def _given(rep: EvaluationReport, model: object) -> list[str]:
+    """The columns the synthetic records were drawn for: ``rep.conditions`` and the model's conditions."""
+    names = list(rep.conditions) + list(getattr(model, "condition_vars", None) or [])
+    return [c for c in rep.real_df.columns if c in names]
+
+
+def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.DataFrame | None]:
+    """The overall summary at the top, and the verdict table (None without a holdout)."""
+    if rep.floor is None:
+        return ('<p class="verdict" id="verdict">No holdout was given, so there is no real-vs-real floor to '
+                "judge the scores against: pass <code>holdout_df</code> (real records not used for training) to "
+                "get a verdict per metric.</p>", None)
+    table = _verdict.verdict_table(rep.scores, rep.floor, given)
+    counts = table["verdict"].value_counts()
+    worst = next((v for v in reversed(_verdict.LIGHTS) if counts.get(v, 0)), "green")
+    text = {"green": "every judged score is within the real-vs-real floor's range",
+            "amber": "some scores sit above the real-vs-real floor's range",
+            "red": "some scores are far above the real-vs-real floor"}[worst]
+    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in _verdict.LIGHTS)
+    bad = table[table["verdict"] != "green"].assign(
+        excess=lambda t: t["value"] - t["floor"]).sort_values("excess", ascending=False).head(5)
+    listing = "; ".join(f"{html.escape(str(r.metric))} of {html.escape(str(r.variable))} "
+                        f"{r.value:.4g} (floor {r.floor:.4g})" for r in bad.itertuples())
+    return (f'<p class="verdict {worst}" id="verdict"><b>Verdict: {text}</b> ({tally}, over {len(table)} scores '
+            f"of the targets and the whole file).{' Furthest above: ' + listing + '.' if listing else ''}</p>"
+            '<p class="note">Each score is read against the floor: the same metric for the holdout records '
+            "against the real records, i.e. what sampling alone gives. Green: within max(1.5 x floor, floor + "
+            "0.01); amber: within max(3 x floor, floor + 0.03); red: beyond. Conditions are not judged.</p>", table)
+
+
+def _per_variable(rep: EvaluationReport, columns: list[str], verdicts: pd.DataFrame | None) -> str:
+    summary = rep.summary()
+    keep = [e.name for e in registry.METRICS if e.kind == "column" and e.name in summary.columns]
+    rows = [c for c in columns if c in summary.index]
+    if not keep or not rows:
+        return ""
+    per_var = summary.loc[rows, keep]
+    if verdicts is None or not len(verdicts):
+        table = per_var.rename_axis(index="variable", columns=None).reset_index()
+        return f'<div class="wide">{table.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="")}</div>'
+    lights = verdicts[verdicts["subgroup"] == "all"].set_index(["variable", "metric"])
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keep)
+    body = []
+    for var in rows:
+        cells = []
+        for k in keep:
+            v = per_var.at[var, k]
+            if pd.isna(v):
+                cells.append("<td></td>")
+                continue
+            key = (var, k)
+            mark = ""
+            if key in lights.index:
+                hit = lights.loc[key]
+                mark = f" {_light(hit['verdict'])}<br><span class=\"note\">floor {hit['floor']:.4f}</span>"
+            cells.append(f"<td>{v:.4f}{mark}</td>")
+        body.append(f"<tr><th>{html.escape(str(var))}</th>{''.join(cells)}</tr>")
+    return (f'<div class="wide"><table class="dataframe"><thead><tr><th>variable</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation report", model: object = None,
+                provenance: Mapping[str, object] | None = None) -> str:
+    """Returns the report as an HTML document with every plot embedded (no scripts, no external files).
+
+    The page opens with the provenance header (``rep.provenance``, the settings of ``model`` when
+    given, and any ``provenance`` lines) and, when a holdout was given, the verdict of every score
+    of the targets against the real-vs-real floor (:mod:`._verdict`).
+    """
 
     esc = html.escape
-    body = [f"<h1>{esc(title)}</h1>"]
+    body = [f"<h1>{esc(title)}</h1>", _provenance(rep, model, provenance)]
     body.append(
         f'<p class="note">{len(rep.real_df):,} real and {len(rep.synthetic_df):,} synthetic records; '
         f"{rep.real_df.shape[1]} variables; conditions: {esc(', '.join(rep.conditions) or 'none')}.</p>"
     )
-    body.append("<h2>Overview</h2>")
-    summary = rep.summary()
-    keep = [e.name for e in registry.METRICS if e.kind == "column" and e.name in summary.columns]
-    if keep:
-        per_var = summary.loc[[c for c in rep.real_df.columns if c in summary.index], keep]
-        body.append(per_var.to_html(float_format=lambda v: f"{v:.4f}", na_rep=""))
+    given = _given(rep, model)
+    verdict_html, verdicts = _verdict_section(rep, given)
+    body.append(verdict_html)
+    targets = [c for c in rep.real_df.columns if c not in given]
+    body.append('<h2 id="targets">Targets</h2>')
+    body.append('<p class="note">The variables the synthetic file was made to reproduce.</p>')
+    body.append(_per_variable(rep, targets, verdicts))
+    if given:
+        body.append('<h2 id="conditions">Conditions (given)</h2>')
+        body.append('<p class="note">The synthetic records were drawn for these values (given, or resampled from '
+                    "the training data): their scores show how the condition values were supplied, not the model's "
+                    "fidelity, and are not judged.</p>")
+        body.append(_per_variable(rep, given, None))
+    body.append('<h2 id="whole-file">Whole file</h2>')
     overall = rep.scores[(rep.scores["variable"] == "all") & (rep.scores["subgroup"] == "all")].copy()
     overall["better"] = overall["metric"].map(registry.metric_direction()).fillna("")
-    body.append(overall[["metric", "value", "better"]].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    if verdicts is not None:
+        judged = verdicts[verdicts["variable"] == "all"].set_index("metric")
+        overall["floor"] = overall["metric"].map(judged["floor"])
+        overall["verdict"] = overall["metric"].map(judged["verdict"]).map(_light, na_action="ignore")
+        cols = ["metric", "value", "floor", "verdict", "better"]
+    else:
+        cols = ["metric", "value", "better"]
+    body.append(overall[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", escape=False,
+                                      formatters={"metric": esc}))
     body.append(_overview_plot(rep))
     sub = rep.scores[rep.scores["metric"] == "subgroup_ks_mean"]
     if len(sub):
@@ -279,8 +393,9 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
     if rep.privacy is not None and rep.holdout_df is not None:
         body.append("<h2>Privacy</h2>")
         body.append(_privacy_plot(rep))
-    body.append("<h2>All scores</h2>")
+    body.append(f'<details id="all-scores"><summary>All scores ({len(rep.scores):,} rows)</summary>')
     body.append(rep.scores.to_html(index=False, float_format=lambda v: f"{v:.5g}"))
+    body.append("</details>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_names
@@ -18,7 +21,7 @@ from . import calibration as cal
 from . import metrics as m
 from ._validation import check_weights, check_columns, check_frames, is_numeric, numeric_frame
 from .privacy import privacy_summary
-from . import registry
+from . import _verdict, registry
 
 __all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
 
@@ -54,6 +57,11 @@ class EvaluationReport:
         :func:`~microplex.evaluation.calibration.weight_summary` of the synthetic weights.
     privacy : dict or None
         :func:`~microplex.evaluation.privacy.privacy_summary` when a holdout was given.
+    floor : pandas.DataFrame or None
+        The real-vs-real floor when a holdout was given: the holdout scored against the real
+        records (same columns as ``scores``; no pMSE). The report judges each score against it.
+    provenance : dict
+        microplex version, date (UTC), seed, record counts and seconds of :func:`evaluate`.
     """
 
     scores: pd.DataFrame
@@ -67,6 +75,8 @@ class EvaluationReport:
     weights_summary: pd.Series | None = None
     privacy: dict[str, float] | None = None
     holdout_df: pd.DataFrame | None = None
+    floor: pd.DataFrame | None = None
+    provenance: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Returns the overall scores (subgroup ``"all"``) as a variable x metric table."""
@@ -79,15 +89,20 @@ class EvaluationReport:
         hit = s[(s["metric"] == metric) & (s["variable"] == variable) & (s["subgroup"] == subgroup)]
         return float(hit["value"].iloc[0]) if len(hit) else float("nan")
 
-    def to_html(self, path: str | Path, *, title: str = "microplex evaluation report") -> Path:
-        """Writes the report as one self-contained HTML file (plots embedded as PNG) and returns its path."""
+    def to_html(self, path: str | Path, *, title: str = "microplex evaluation report", model: object = None,
+                provenance: Mapping[str, object] | None = None) -> Path:
+        """Writes the report as one self-contained HTML file (plots embedded as PNG) and returns its path.
+
+        ``model`` (the fitted estimator) adds its settings, epochs run and training records to the
+        header; ``provenance`` adds any other line, e.g. ``{"fit seed": 0, "generate seed": 1}``.
+        """
         from ._html import render_html
 
         import os
         import uuid
 
         path = Path(path)
-        text = render_html(self, title=title)
+        text = render_html(self, title=title, model=model, provenance=provenance)
         tmp = path.with_name(f".tmp-microplex-{uuid.uuid4().hex[:12]}-{path.name}.partial")
         try:
             tmp.write_text(text, encoding="utf-8")
@@ -216,6 +231,7 @@ def evaluate(
     >>> list(rep.scores.columns)
     ['metric', 'variable', 'subgroup', 'value']
     """
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
     if not isinstance(real_df, pd.DataFrame) or not isinstance(synthetic_df, pd.DataFrame):
         raise DataValidationError(
             f"real_df and synthetic_df must be pandas DataFrames: got {type(real_df).__name__} and {type(synthetic_df).__name__}."
@@ -280,6 +296,10 @@ def evaluate(
         rows += [(k, "all", "all", v) for k, v in priv.items()]
     if rows:
         scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)
+    floor = None
+    if holdout is not None:
+        wh = _weights_from(holdout_df, weight_col, "holdout_df") if weight_col in holdout_df.columns else None
+        floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed)
     return EvaluationReport(
         scores=scores,
         real_df=real,
@@ -292,6 +312,11 @@ def evaluate(
         weights_summary=wsum,
         privacy=priv,
         holdout_df=holdout,
+        floor=floor,
+        provenance={"microplex": __version__, "evaluated": started.strftime("%Y-%m-%d %H:%M UTC"), "seed": seed,
+                    "real records": len(real), "synthetic records": len(synth),
+                    "holdout records": None if holdout is None else len(holdout),
+                    "evaluate seconds": round(time.perf_counter() - clock, 1)},
     )
 
 

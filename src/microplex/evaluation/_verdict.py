@@ -1,0 +1,137 @@
+"""Verdicts of the evaluation report: each score read against the real-vs-real floor.
+
+The *floor* of a metric is its value when the held-out real records stand in for the synthetic
+ones: two samples of the same population differ by that much by sampling alone. A synthetic file
+cannot be expected to do better, so a score is judged by how far it sits above its floor:
+
+* **green**: within ``max(1.5 x floor, floor + 0.01)`` (the bar of the project's benchmarks);
+* **amber**: within ``max(3 x floor, floor + 0.03)``;
+* **red**: beyond.
+
+For metrics where higher is better and 1 is perfect (``tv_complement``, ``contingency_similarity``)
+the distances ``1 - value`` and ``1 - floor`` are compared. Scores of the conditions are not
+judged: the synthetic records were drawn for given conditions, so their fit says nothing about
+the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import registry
+
+__all__ = ["LIGHTS", "floor_scores", "light", "verdict_table", "provenance", "pmse_rows", "key_numbers"]
+
+#: The three verdicts, best first.
+LIGHTS = ("green", "amber", "red")
+#: Metrics judged against the floor (the registry's ranked column and frame metrics, minus pMSE
+#: which the floor does not compute, and the per-cell subgroup rows).
+_SKIP = {"pmse", "subgroup_ks"}
+
+
+def floor_scores(real: pd.DataFrame, holdout: pd.DataFrame, real_weights: np.ndarray | None,
+                 holdout_weights: np.ndarray | None, conditions: Sequence[str], seed: int | None) -> pd.DataFrame:
+    """Scores of the holdout against the training records (the real-vs-real floor), pMSE left out."""
+    from .report import fidelity_scores
+
+    scores, _ = fidelity_scores(real, holdout, real_weights, holdout_weights, conditions=conditions,
+                                pmse=False, seed=seed)
+    return scores
+
+
+def light(value: float, floor: float, direction: str) -> str:
+    """The verdict of one score against its floor.
+
+    Examples
+    --------
+    >>> light(0.03, 0.025, "lower"), light(0.06, 0.025, "lower"), light(0.2, 0.025, "lower")
+    ('green', 'amber', 'red')
+    >>> light(0.99, 0.995, "higher")
+    'green'
+    """
+    if direction == "higher":
+        value, floor = 1.0 - value, 1.0 - floor
+    floor = max(float(floor), 0.0)
+    if value <= max(1.5 * floor, floor + 0.01):
+        return "green"
+    if value <= max(3.0 * floor, floor + 0.03):
+        return "amber"
+    return "red"
+
+
+def verdict_table(scores: pd.DataFrame, floor: pd.DataFrame, conditions: Sequence[str]) -> pd.DataFrame:
+    """One row per judged score: ``metric``, ``variable``, ``subgroup``, ``value``, ``floor``, ``verdict``.
+
+    Rows are the overall scores (and the subgroup means) of the target variables and of the whole
+    file that the floor also has; scores of ``conditions`` and of variable pairs are left out.
+    """
+    direction = registry.metric_direction()
+    keys = ["metric", "variable", "subgroup"]
+    both = scores.merge(floor.rename(columns={"value": "floor"}), on=keys, how="inner")
+    keep = (both["metric"].map(direction).isin(["lower", "higher"]) & ~both["metric"].isin(_SKIP)
+            & ~both["variable"].isin(list(conditions)) & ~both["variable"].str.contains("|", regex=False)
+            & ((both["subgroup"] == "all") | (both["metric"] == "subgroup_ks_mean")))
+    both = both[keep].reset_index(drop=True)
+    both["verdict"] = [light(v, f, direction[mt]) for v, f, mt in zip(both["value"], both["floor"], both["metric"])]
+    return both[[*keys, "value", "floor", "verdict"]]
+
+
+def provenance(model: object | None = None) -> dict[str, object]:
+    """Settings of a fitted ``model`` for the report's header (class, parameters, epochs run, records)."""
+    if model is None:
+        return {}
+    out: dict[str, object] = {"model": type(model).__name__}
+    get_params = getattr(model, "get_params", None)
+    if callable(get_params):
+        params = get_params(deep=False)
+        out.update({f"model {k}": v for k, v in params.items() if k not in ("verbose",)})
+    history = getattr(model, "history_", None)
+    if isinstance(history, pd.DataFrame):
+        out["epochs run"] = len(history)
+        if len(history) and "train_loss" in history:
+            out["final training loss"] = round(float(history["train_loss"].iloc[-1]), 4)
+    weights = getattr(model, "training_weights_", None)
+    if weights is not None:
+        out["training records"] = len(weights)
+    return out
+
+
+def pmse_rows(n_real: int, n_synthetic: int) -> str:
+    """How many rows of each side the pMSE classifier saw (``pmse`` subsamples each to ``max_rows``)."""
+    import inspect
+
+    from .propensity import pmse
+
+    cap = inspect.signature(pmse).parameters["max_rows"].default
+    sampled = " (random samples)" if cap is not None and max(n_real, n_synthetic) > cap else ""
+    n_real, n_synthetic = (min(n_real, cap), min(n_synthetic, cap)) if cap is not None else (n_real, n_synthetic)
+    return f"{n_real:,} real + {n_synthetic:,} synthetic{sampled}"
+
+
+def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
+    """The lines the command line prints after ``evaluate``: worst target KS, correlation error, pMSE,
+    DCR ratio, worst calibration error and the verdict tally (when a holdout was given)."""
+    scores = rep.scores
+    given = set(given) | set(rep.conditions)
+    lines = []
+    ks = scores[(scores["metric"] == "ks") & (scores["subgroup"] == "all") & ~scores["variable"].isin(given)]
+    if len(ks):
+        worst = ks.loc[ks["value"].idxmax()]
+        lines.append(f"worst KS of a target: {worst['value']:.4f} ({worst['variable']})")
+    for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio")):
+        value = rep.score(metric)
+        if np.isfinite(value):
+            lines.append(f"{label}: {value:.4f}")
+    value = rep.score("pmse")
+    if np.isfinite(value):
+        lines.append(f"pMSE: {value:.4f} on {pmse_rows(len(rep.real_df), len(rep.synthetic_df))} rows")
+    cal = scores[scores["metric"] == "calibration_rel_error"]
+    if len(cal):
+        lines.append(f"largest calibration error: {100 * cal['value'].max():.3g}% over {len(cal)} targets")
+    if rep.floor is not None:
+        counts = verdict_table(scores, rep.floor, sorted(given))["verdict"].value_counts()
+        lines.append("verdict against the real-vs-real floor: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in LIGHTS))
+    return lines
