@@ -1,0 +1,306 @@
+"""Target filters: parsing ``"age >= 18 & state in ['CA', 'NY']"`` into column conditions and back.
+
+A filter maps each column to a scalar, a set of values or a :class:`pandas.Interval`; clauses on one
+column intersect. Used by :class:`~microplex.calibration.Target` and the target file readers.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import math
+import re
+import reprlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from microplex._errors import DataValidationError
+
+__all__ = ["parse_filter", "format_filter", "intersect"]
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(v, (float, np.floating)) and math.isnan(v))
+    except TypeError:  # pragma: no cover
+        return False
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def _got(value: Any) -> str:
+    """A short repr (bounded depth and length: a YAML alias bomb is never expanded)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_BARE = re.compile(r"[A-Za-z_][\w.\- ]*")
+
+
+def _literal(text: str, where: str) -> Any:
+    """A value written in a filter: a Python literal, ``inf``, or a bare word (a string)."""
+    text = text.strip()
+    low = text.lower()
+    if low in ("inf", "+inf", "infinity"):
+        return math.inf
+    if low in ("-inf", "-infinity"):
+        return -math.inf
+    if len(text) > 10_000:
+        raise DataValidationError(f"{where}: a value of {len(text)} characters is too long.")
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if _BARE.fullmatch(text) and low not in ("nan", "none", "null", "na"):
+            return text
+        raise DataValidationError(
+            f"{where}: cannot read the value {text!r}; expected a number, a quoted string or a bare word."
+        ) from None
+
+
+def _scalar(v: Any, where: str) -> Any:
+    """A filter value for equality or membership: a str, int, float or bool (numpy scalars converted)."""
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        v = pd.Timestamp(v) if isinstance(v, np.datetime64) else pd.Timedelta(v)
+    elif isinstance(v, np.generic):
+        v = v.item()
+    if v is pd.NaT:
+        raise DataValidationError(f"{where}: an equality value must not be missing. Got NaT instead.")
+    if isinstance(v, (datetime.date, datetime.timedelta)):
+        return v  # dates and durations match datetime / timedelta columns
+    if isinstance(v, float) and not math.isfinite(v):
+        raise DataValidationError(f"{where}: an equality value must be finite. Got {v!r} instead.")
+    if not isinstance(v, (str, int, float, bool)):
+        raise DataValidationError(
+            f"{where}: a filter value must be a str, int, float or bool (a set of them for membership, a "
+            f"range for intervals). Got {_got(v)} ({type(v).__name__}) instead."
+        )
+    return v
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _interval(lo: Any, hi: Any, closed: str, where: str) -> pd.Interval:
+    """A checked range: numeric ends (infinite allowed, NaN not), lower <= upper."""
+    if not (_number(lo) and _number(hi)) or math.isnan(float(lo)) or math.isnan(float(hi)):
+        raise DataValidationError(
+            f"{where}: a range needs two numbers (or inf). Got {_got(lo)} and {_got(hi)} instead."
+        )
+    lo, hi = (v.item() if isinstance(v, np.generic) else v for v in (lo, hi))
+    if lo > hi:
+        raise DataValidationError(f"{where}: the range's lower end {lo!r} is above its upper end {hi!r}.")
+    return pd.Interval(lo, hi, closed=closed)
+
+
+def _split_clauses(expr: str) -> list[str]:
+    """Splits at ``&``, ``;`` and `` and `` outside quotes."""
+    masked = list(expr)
+    quote = None
+    for i, ch in enumerate(expr):
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                masked[i] = "_"
+        elif ch in "'\"":
+            quote = ch
+    if quote:
+        raise DataValidationError(f"Filter {expr!r}: a quote is not closed.")
+    text = "".join(masked)
+    out, start = [], 0
+    for m in re.finditer(r"\s*(?:&|;|\band\b)\s*", text):
+        out.append(expr[start : m.start()])
+        start = m.end()
+    out.append(expr[start:])
+    return out
+
+
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
+
+
+def _contains(iv: pd.Interval, v: Any) -> bool:
+    return (v >= iv.left if iv.closed_left else v > iv.left) and (v <= iv.right if iv.closed_right else v < iv.right)
+
+
+def intersect(a: Any, b: Any, where: str) -> Any:
+    """The condition met by values meeting both ``a`` and ``b`` (two clauses on one column).
+
+    An empty result is ``frozenset()``: the filter then selects no record.
+
+    Examples
+    --------
+    >>> intersect("f", "m", "sex")
+    frozenset()
+    >>> intersect(pd.Interval(0, 65, closed="left"), pd.Interval(18, 99, closed="both"), "age")
+    Interval(18, 65, closed='left')
+    """
+    if isinstance(a, pd.Interval) and isinstance(b, pd.Interval):
+        if (a.left, not a.closed_left) >= (b.left, not b.closed_left):
+            left, cl = a.left, a.closed_left
+        else:
+            left, cl = b.left, b.closed_left
+        if (a.right, a.closed_right) <= (b.right, b.closed_right):
+            right, cr = a.right, a.closed_right
+        else:
+            right, cr = b.right, b.closed_right
+        if left > right or (left == right and not (cl and cr)):
+            return frozenset()
+        closed = {(True, True): "both", (True, False): "left", (False, True): "right", (False, False): "neither"}
+        return pd.Interval(left, right, closed=closed[(bool(cl), bool(cr))])
+    if isinstance(b, pd.Interval):
+        a, b = b, a
+    if isinstance(a, pd.Interval):
+        members = b if isinstance(b, frozenset) else frozenset([b])
+        if any(not _number(v) for v in members):
+            raise DataValidationError(
+                f"{where}: cannot combine a range with the non-numeric values {sorted(map(repr, members))[:5]}."
+            )
+        kept = frozenset(v for v in members if _contains(a, v))
+        return b if not isinstance(b, frozenset) and kept else kept
+    sa = a if isinstance(a, frozenset) else frozenset([a])
+    sb = b if isinstance(b, frozenset) else frozenset([b])
+    both = sa & sb
+    if not isinstance(b, frozenset) and both:
+        return b
+    if not isinstance(a, frozenset) and both:
+        return a
+    return frozenset(both)
+
+
+def _combine(out: dict[str, Any], col: str, cond: Any, where: str) -> None:
+    out[col] = intersect(out[col], cond, f"{where} (two conditions on {col!r})") if col in out else cond
+
+
+def parse_filter(expr: str) -> dict[str, Any]:
+    """Parses a filter string into a filter dict.
+
+    Clauses are joined by ``&``, ``;`` or `` and ``: ``col == v``, ``col in {a, b}``,
+    ``col in [lo, hi)`` (any bracket pair), ``col >= v`` / ``>`` / ``<=`` / ``<``. Several clauses on
+    one column combine (both must hold); an empty combination (``sex == 'f' & sex == 'm'``) selects no
+    record. Anything else raises :class:`DataValidationError` naming the filter.
+
+    Examples
+    --------
+    >>> parse_filter("state == 'CA' & age in [18, 65)")
+    {'state': 'CA', 'age': Interval(18, 65, closed='left')}
+    >>> parse_filter("educ in {12, 13}")
+    {'educ': frozenset({12, 13})}
+    >>> parse_filter("age >= 18 & age < 65")
+    {'age': Interval(18, 65, closed='left')}
+    """
+    if not isinstance(expr, str):
+        raise DataValidationError(f"A filter must be a string or a dict. Got {_got(expr)} instead.")
+    out: dict[str, Any] = {}
+    expr = expr.strip()
+    if not expr:
+        return out
+    for clause in _split_clauses(expr):
+        if not clause.strip():
+            raise DataValidationError(f"Cannot parse filter clause {clause!r} in filter {expr!r}: an empty clause.")
+        m = _CLAUSE.match(clause)
+        if not m:
+            raise DataValidationError(
+                f"Cannot parse filter clause {clause!r} in filter {expr!r}; expected 'col == v', 'col in {{a, b}}', "
+                "'col in [lo, hi)' or 'col >= v'."
+            )
+        col, op, rhs = m.groups()
+        where = f"Filter {expr!r}, clause {clause.strip()!r}"
+        op = {"=>": ">=", "=<": "<="}.get(op, op)
+        if op in ("==", "="):
+            cond: Any = _scalar(_literal(rhs, where), where)
+        elif op == "in":
+            if rhs[0] == "{" and rhs[-1] == "}":
+                inner = rhs[1:-1]
+                try:
+                    items = ast.literal_eval(rhs) if inner.strip() else set()
+                    if isinstance(items, dict) and not items:
+                        items = set()
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    items = [_literal(v, where) for v in inner.split(",") if v.strip()]
+                if not isinstance(items, (set, frozenset, list, tuple)):
+                    raise DataValidationError(f"{where}: 'in {{...}}' needs a set of values. Got {_got(items)} instead.")
+                cond = frozenset(_scalar(v, where) for v in items)
+            elif rhs[0] in "[(" and rhs[-1] in "])":
+                parts = rhs[1:-1].split(",")
+                if len(parts) != 2:
+                    raise DataValidationError(f"Range in filter clause {clause!r} (filter {expr!r}) needs exactly two ends.")
+                lo, hi = _literal(parts[0], where), _literal(parts[1], where)
+                closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[rhs[0] + rhs[-1]]
+                cond = _interval(lo, hi, closed, where)
+            else:
+                raise DataValidationError(f"{where}: 'in' needs {{...}} or a range [lo, hi).")
+        elif op in (">=", ">"):
+            cond = _interval(_literal(rhs, where), math.inf, "left" if op == ">=" else "neither", where)
+        elif op in ("<=", "<"):
+            cond = _interval(-math.inf, _literal(rhs, where), "right" if op == "<=" else "neither", where)
+        else:
+            raise DataValidationError(f"{where}: operator {op!r} is not supported.")
+        _combine(out, col, cond, f"Filter {expr!r}")
+    return out
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    return repr(v)
+
+
+def format_filter(filters: Mapping[str, Any]) -> str:
+    """Formats a filter dict as the string :func:`parse_filter` reads.
+
+    Examples
+    --------
+    >>> format_filter({"state": "CA", "age": pd.Interval(18, 65, closed="left")})
+    "state == 'CA' & age in [18, 65)"
+    """
+    parts = []
+    for col, cond in filters.items():
+        if isinstance(cond, pd.Interval):
+            lb = "[" if cond.closed in ("left", "both") else "("
+            rb = "]" if cond.closed in ("right", "both") else ")"
+            parts.append(f"{col} in {lb}{_fmt_value(cond.left)}, {_fmt_value(cond.right)}{rb}")
+        elif isinstance(cond, (set, frozenset, list, tuple)):
+            items = sorted(cond, key=str)
+            parts.append(f"{col} in {{{', '.join(_fmt_value(v) for v in items)}}}")
+        else:
+            parts.append(f"{col} == {_fmt_value(cond)}")
+    return " & ".join(parts)
+
+
+def _condition(col: str, cond: Any, where: str) -> Any:
+    """One checked filter condition (scalar, frozenset of scalars or numeric Interval)."""
+    where = f"{where}, column {col!r}"
+    if isinstance(cond, pd.Interval):
+        return _interval(cond.left, cond.right, cond.closed, where)
+    if isinstance(cond, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
+        return frozenset(_scalar(v, where) for v in cond)
+    if isinstance(cond, str) and re.match(r"^\s*[\[(].*,.*[\])]\s*$", cond):
+        return parse_filter(f"{col} in {cond}")[col]
+    return _scalar(cond, where)
+
+
+def _normalize_filters(filters: Mapping[str, Any] | str | None, where: str = "Target") -> dict[str, Any]:
+    if filters is None:
+        return {}
+    if isinstance(filters, str):
+        return parse_filter(filters)
+    if not isinstance(filters, Mapping):
+        raise DataValidationError(
+            f"{where}: filters must be a dict (column -> condition), a filter string or None. "
+            f"Got {_got(filters)} ({type(filters).__name__}) instead."
+        )
+    out: dict[str, Any] = {}
+    for col, cond in filters.items():
+        if not isinstance(col, str) or not col:
+            raise DataValidationError(f"{where}: filter columns must be non-empty strings. Got {_got(col)} instead.")
+        out[col] = _condition(col, cond, f"{where}, filter {_got(dict(filters))}")
+    return out
