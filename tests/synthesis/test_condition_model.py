@@ -153,6 +153,7 @@ def _edit(data: bytes, meta_fn=None, tensor_fn=None, add_table=False) -> io.Byte
      "condition 'black'"),
     (dict(tensor_fn=lambda t: t.pop(next(k for k in t if k.startswith("condition_model.")))), "condition model"),
     (dict(add_table=True), "tables"),
+    (dict(meta_fn=lambda m: m["condition_model"]["params"].update(condition_model=True)), "has no condition model"),
 ])
 def test_tampered_condition_model_is_refused(fitted, case, match, tmp_path):
     fitted.save(tmp_path / "m.mpx")

@@ -88,6 +88,8 @@ def restore_state(
     """
     check_format(meta, FORMAT, label)
     synthetic = _model_file.is_fully_synthetic(meta)
+    if synthetic and nested:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: a condition model has no condition model.")
     expected = [] if synthetic or nested else ["conditions"]
     if sorted(tables) != expected:
         raise DataValidationError(
