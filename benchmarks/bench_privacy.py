@@ -77,7 +77,7 @@ def main() -> None:
     mean = table.drop(columns="seed").groupby("mode", sort=False).mean().reset_index()
 
     def fmt(t: pd.DataFrame) -> str:
-        cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in t.itertuples(index=False)]
+        cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in t.itertuples(index=False)]
         lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 

@@ -100,6 +100,8 @@ def test_evaluate_attacks(parts):
     rep = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, attacks=True)
     assert rep.attacks["attribute_disclosure"] == {}
     assert evaluate(train[cols], train[cols], holdout_df=holdout[cols], pmse=False).attacks is None
+    with pytest.raises(DataValidationError, match="pass attacks=True"):
+        evaluate(train[cols], train[cols], holdout_df=holdout[cols], sensitive=["re78"])
     with pytest.raises(DataValidationError, match="attacks=True needs holdout_df"):
         evaluate(train[cols], train[cols], attacks=True)
     with pytest.raises(DataValidationError, match="'quasi_identifiers' parameter names columns"):

@@ -247,6 +247,8 @@ def evaluate(
     pmse = check_bool(pmse, "pmse")
     if check_bool(attacks, "attacks") and holdout_df is None:
         raise DataValidationError("attacks=True needs holdout_df: the attacks are judged against fresh records.")
+    if not attacks and (quasi_identifiers is not None or sensitive is not None):
+        raise DataValidationError("'quasi_identifiers' and 'sensitive' are the attacks' settings: pass attacks=True.")
     seed = deprecated_random_state(seed, random_state, "evaluate")
     if conditions is not None:
         conditions = check_names(conditions, "conditions")
