@@ -1,7 +1,6 @@
 """``microplex evaluate``: --no-pmse, --max-rows, and the key numbers it prints."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 

@@ -10,7 +10,7 @@ adding a metric is one registration. :func:`evaluate` assembles the scores into 
 
 from __future__ import annotations
 
-from . import calibration, metrics, privacy, registry
+from . import attacks, calibration, metrics, privacy, registry
 from .calibration import achieved_vs_target, design_effect, kish_ess, weight_summary, weighted_totals
 from .metrics import (
     contingency_similarity,
@@ -23,6 +23,7 @@ from .metrics import (
     tv_complement,
     wasserstein,
 )
+from .attacks import attribute_disclosure, membership_auc
 from .privacy import PrivacyRiskWarning, dcr, exact_copy_rate, privacy_summary
 from .registry import METRICS, Metric
 from .report import METRIC_DIRECTION, EvaluationReport, evaluate, fidelity_scores
@@ -34,6 +35,8 @@ __all__ = [
     "EvaluationReport",
     "PrivacyRiskWarning",
     "achieved_vs_target",
+    "attacks",
+    "attribute_disclosure",
     "calibration",
     "contingency_similarity",
     "correlation_max_abs_error",
@@ -43,6 +46,7 @@ __all__ = [
     "exact_copy_rate",
     "fidelity_scores",
     "kish_ess",
+    "membership_auc",
     "ks_statistic",
     "metrics",
     "pmse",

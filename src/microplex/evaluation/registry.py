@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _stats
+from . import attacks
 from . import calibration as cal
 from . import metrics as m
 from . import privacy as priv
@@ -190,6 +191,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("exact_copy_rate_holdout", priv.privacy_summary, None, "privacy"),
     Metric("dcr_synthetic_median", priv.privacy_summary, None, "privacy"),
     Metric("dcr_holdout_median", priv.privacy_summary, None, "privacy"),
+    # attacks (evaluate(..., attacks=True)): 0.5 is no membership signal; the holdout rows are the baseline
+    Metric("membership_auc", attacks.membership_auc, "lower", "privacy"),
+    Metric("disco_synthetic", attacks.attribute_disclosure, "lower", "privacy"),
+    Metric("disco_holdout", attacks.attribute_disclosure, None, "privacy"),
+    Metric("attribution_synthetic", attacks.attribute_disclosure, "lower", "privacy"),
+    Metric("attribution_holdout", attacks.attribute_disclosure, None, "privacy"),
 )
 
 

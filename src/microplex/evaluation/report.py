@@ -62,6 +62,10 @@ class EvaluationReport:
         records (same columns as ``scores``; no pMSE). The report judges each score against it.
     provenance : dict
         microplex version, date (UTC), seed, record counts and seconds of :func:`evaluate`.
+    attacks : dict or None
+        With ``attacks=True``: ``membership_auc`` (:func:`~microplex.evaluation.attacks.membership_auc`)
+        and, per sensitive column, the :func:`~microplex.evaluation.attacks.attribute_disclosure`
+        figures (``{"membership_auc": float, "attribute_disclosure": {column: dict}}``).
     """
 
     scores: pd.DataFrame
@@ -77,6 +81,7 @@ class EvaluationReport:
     holdout_df: pd.DataFrame | None = None
     floor: pd.DataFrame | None = None
     provenance: dict[str, object] = field(default_factory=dict)
+    attacks: dict[str, Any] | None = None
 
     def summary(self) -> pd.DataFrame:
         """Returns the overall scores (subgroup ``"all"``) as a variable x metric table."""
@@ -190,6 +195,9 @@ def evaluate(
     pmse: bool = True,
     seed: int | None = 0,
     random_state: int | None | str = DEPRECATED,
+    attacks: bool = False,
+    quasi_identifiers: Sequence[str] | None = None,
+    sensitive: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Evaluates a synthetic (or reweighted) file against the real data it stands for.
 
@@ -216,6 +224,17 @@ def evaluate(
         Whether to fit the propensity classifier for the pMSE.
     seed : int or None, default=0
         Seeds subsampling and the classifier folds.
+    attacks : bool, default=False
+        Run the attacks of :mod:`microplex.evaluation.attacks` (needs ``holdout_df``): the
+        membership-inference AUC (row ``membership_auc``) and, when there are quasi-identifiers,
+        attribute disclosure of each sensitive column (rows ``disco_synthetic``,
+        ``disco_holdout``, ``attribution_synthetic``, ``attribution_holdout``, with the column as
+        ``variable``). Weighted by ``weight_col`` (training and holdout) and
+        ``synthetic_weight_col``.
+    quasi_identifiers : sequence of str, default=None
+        Columns an attacker knows; ``conditions`` when None.
+    sensitive : sequence of str, default=None
+        Columns whose disclosure is measured; every column but the quasi-identifiers when None.
 
     Returns
     -------
@@ -242,6 +261,10 @@ def evaluate(
         if value is not None and (not isinstance(value, str) or not value):
             raise DataValidationError(f"The {name!r} parameter must be a column name (str) or None. Got {value!r} instead.")
     pmse = check_bool(pmse, "pmse")
+    if check_bool(attacks, "attacks") and holdout_df is None:
+        raise DataValidationError("attacks=True needs holdout_df: the attacks are judged against fresh records.")
+    if not attacks and (quasi_identifiers is not None or sensitive is not None):
+        raise DataValidationError("'quasi_identifiers' and 'sensitive' are the attacks' settings: pass attacks=True.")
     seed = deprecated_random_state(seed, random_state, "evaluate")
     if conditions is not None:
         conditions = check_names(conditions, "conditions")
@@ -294,6 +317,11 @@ def evaluate(
         holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
         priv = privacy_summary(real, synth, holdout, seed=seed)
         rows += [(k, "all", "all", v) for k, v in priv.items()]
+    found = None
+    if attacks:
+        found, attack_rows = _attacks(real, synth, holdout, holdout_df, weight_col, wr, ws, columns,
+                                      quasi_identifiers if quasi_identifiers is not None else conditions, sensitive, seed)
+        rows += attack_rows
     if rows:
         scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)
     floor = None
@@ -317,7 +345,33 @@ def evaluate(
                     "real records": len(real), "synthetic records": len(synth),
                     "holdout records": None if holdout is None else len(holdout),
                     "evaluate seconds": round(time.perf_counter() - clock, 1)},
+        attacks=found,
     )
+
+
+def _attacks(real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | None, holdout_df: pd.DataFrame | None,
+             weight_col: str | None, wr: np.ndarray | None, ws: np.ndarray | None, columns: list[str],
+             quasi: Sequence[str], sensitive: Sequence[str] | None, seed: int | None) -> tuple[dict, list]:
+    """The attacks of ``evaluate(..., attacks=True)``: their results and their score rows."""
+    from . import attacks
+
+    quasi = check_names(list(quasi), "quasi_identifiers")
+    sensitive = check_names(list(sensitive) if sensitive is not None else [c for c in columns if c not in quasi],
+                            "sensitive")
+    for label, names in (("quasi_identifiers", quasi), ("sensitive", sensitive)):
+        unknown = [c for c in names if c not in columns]
+        if unknown:
+            raise DataValidationError(f"The {label!r} parameter names columns {unknown} that are not scored: {columns}.")
+    wh = _weights_from(holdout_df, weight_col, "holdout_df")
+    auc = attacks.membership_auc(real, synth, holdout, train_weights=wr, holdout_weights=wh, seed=seed)
+    found: dict[str, Any] = {"membership_auc": auc, "attribute_disclosure": {}}
+    rows = [("membership_auc", "all", "all", auc)]
+    for col in sensitive if quasi else []:
+        out = attacks.attribute_disclosure(real, synth, holdout, quasi, col, train_weights=wr,
+                                           synthetic_weights=ws, holdout_weights=wh)
+        found["attribute_disclosure"][col] = out
+        rows += [(k, col, "all", v) for k, v in out.items()]
+    return found, rows
 
 
 def _check_targets(targets: Any) -> None:

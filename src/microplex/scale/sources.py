@@ -369,6 +369,11 @@ def as_source(conditions, synth=None, seed: int = 0) -> ConditionSource:
         return FrameSource(conditions)
     if isinstance(conditions, str | os.PathLike):
         return ParquetSource(conditions)
+    if conditions is None and synth is not None and hasattr(synth, "condition_model_"):
+        raise DataValidationError(
+            "'conditions' is None, but the Synthesizer was fitted with condition_model=True and holds no training "
+            "conditions to resample: pass a DataFrame or Parquet file of conditions (e.g. synth.sample(n)[conditions])."
+        )
     if conditions is None and synth is not None:
         return Resample(synth.training_conditions_, synth.training_weights_, seed=seed)
     raise DataValidationError(

@@ -17,6 +17,7 @@ from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarnin
 from .._params import check_int, check_seed
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
+from ._conditions import draw_conditions
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
 from .transforms import CategoricalEncoder, ContinuousEncoder
 
@@ -67,10 +68,13 @@ class _Generation:
         self._check_generate_size(n, len(self.condition_vars), chunk_size)
         ss = np.random.SeedSequence(seed)
         cond_seed, gen_seed = ss.spawn(2)
-        rng = np.random.default_rng(cond_seed)
-        p = self.training_weights_ / self.training_weights_.sum()
-        idx = rng.choice(len(p), size=int(n), p=p)
-        conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
+        if hasattr(self, "condition_model_"):
+            conditions = draw_conditions(self, int(n), int_seed(cond_seed), chunk_size, threads)
+        else:
+            rng = np.random.default_rng(cond_seed)
+            p = self.training_weights_ / self.training_weights_.sum()
+            idx = rng.choice(len(p), size=int(n), p=p)
+            conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
         return self.generate(conditions, seed=int_seed(gen_seed), chunk_size=chunk_size, threads=threads)
 
     def _log_prob(self, data: pd.DataFrame) -> np.ndarray:
@@ -119,8 +123,8 @@ class _Generation:
                          "Use a smaller 'chunk_size'.")
 
     def _condition_ranges(self) -> dict[str, tuple[float, float]]:
-        """(min, max) of every numeric condition over the training records (not saved: derived
-        from the training conditions)."""
+        """(min, max) of every numeric condition over the training records (derived from the
+        training conditions; set by ``fit`` and saved with a condition model)."""
         if getattr(self, "_ranges", None) is None:
             self._ranges = {
                 n: (float(self.training_conditions_[n].to_numpy(float).min()),

@@ -22,7 +22,12 @@ from ._validation import check_column
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
-__all__ = ["check_conditions_table", "check_metadata", "check_patterns", "check_tensors"]
+#: Synthesizer parameters a file may lack: ``condition_model`` is written only when True.
+OPTIONAL_PARAMS = ("condition_model",)
+#: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
+CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
+
+__all__ = ["check_conditions_table", "check_metadata", "check_patterns", "check_tensors", "is_fully_synthetic"]
 
 _TOP = (
     "format_version", "format", "microplex_version", "params", "kinds", "dtypes", "encoders",
@@ -88,15 +93,25 @@ class _Fields:
         return values
 
 
+def is_fully_synthetic(meta: Any) -> bool:
+    """Whether metadata declares a Synthesizer fitted with ``condition_model=True`` (its file
+    holds the condition model instead of the training conditions)."""
+    params = meta.get("params") if isinstance(meta, dict) else None
+    return isinstance(params, dict) and params.get("condition_model") is True
+
+
 def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]) -> None:
-    """Checks the structure and types of every metadata field of a Synthesizer file."""
+    """Checks the structure and types of every metadata field of a Synthesizer file (the
+    condition model of a fully synthetic file is checked when it is restored)."""
     f = _Fields(label)
-    f.mapping(meta, "metadata", _TOP)
+    f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ()))
     f.string(meta["microplex_version"], "microplex_version")
-    # Files written before heaps lack the heap parameters: their models have no heap states.
-    before_heaps = tuple(k for k in param_keys if k not in HEAP_PARAMS)
+    # Files written before heaps lack the heap parameters: their models have no heap states;
+    # optional parameters are absent at their default.
+    required = {k for k in param_keys if k not in OPTIONAL_PARAMS}
+    before_heaps = required - set(HEAP_PARAMS)
     params = f.mapping(meta["params"], "params")
-    if set(params) != set(param_keys) and set(params) != set(before_heaps):
+    if not any(set(params) == keys | extra for keys in (required, before_heaps) for extra in ({"condition_model"}, set())):
         raise f.fail("params", f"an object with keys {sorted(param_keys)}", sorted(params))
     targets = f.array(params.get("target_vars"), "params.target_vars")
     conditions = f.array(params.get("condition_vars"), "params.condition_vars")

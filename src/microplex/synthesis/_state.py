@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from . import _model_file
+from . import _conditions, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -32,16 +32,23 @@ FORMAT = "microplex.Synthesizer"
 State = tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]
 
 
-def export_state(synth: Synthesizer) -> State:
+def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     """The fitted state of ``synth``: metadata, the network's state dict, the conditions table.
 
     The metadata holds the constructor parameters (JSON types), kinds, dtypes, encoders, the
     pattern table and the training history; the ``conditions`` table holds the training
-    conditions and their weights (column ``__weight__``).
+    conditions and their weights (column ``__weight__``). A Synthesizer fitted with
+    ``condition_model=True`` has no such table: its metadata holds the condition model and the
+    numeric conditions' ranges instead (see :mod:`._conditions`). ``tables=False`` leaves the
+    table out (the condition model inside a model file).
     """
     from .. import __version__
 
     params = synth.get_params(deep=False)
+    synthetic = hasattr(synth, "condition_model_")  # the fitted state decides, not a later set_params
+    params["condition_model"] = True
+    if not synthetic:
+        del params["condition_model"]  # absent when off: files of the default settings are unchanged
     params["schema"] = {k: v.to_dict() for k, v in (synth.schema or {}).items()}
     params["target_vars"], params["condition_vars"] = list(synth.target_vars), list(synth.condition_vars)
     params["hidden_features"] = None if synth.hidden_features is None else list(synth.hidden_features)
@@ -57,26 +64,40 @@ def export_state(synth: Synthesizer) -> State:
         "patterns": synth.patterns_.tolist(),
         "history": synth.history_.to_dict(orient="list"),
     }
+    tensors = synth.model_.state_dict()
+    if synthetic:
+        entries, sub_tensors = _conditions.export_parts(synth, export_state)
+        metadata.update(entries)
+        return metadata, {**tensors, **sub_tensors}, {}
+    if not tables:
+        return metadata, tensors, {}
     conditions = synth.training_conditions_.copy()
     conditions["__weight__"] = synth.training_weights_
-    return metadata, synth.model_.state_dict(), {"conditions": conditions}
+    return metadata, tensors, {"conditions": conditions}
 
 
 def restore_state(
-    cls: type[Synthesizer], meta: Any, tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame], label: str
+    cls: type[Synthesizer], meta: Any, tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame], label: str,
+    *, nested: bool = False,
 ) -> Synthesizer:
     """Inverse of :func:`export_state`: a fitted ``cls`` from untrusted parts.
 
-    ``meta`` carries ``format`` and ``format_version`` as in a file. Any defect raises one
-    :class:`~microplex.DataValidationError` naming ``label`` and the field.
+    ``meta`` carries ``format`` and ``format_version`` as in a file. ``nested`` marks a condition
+    model (no table). Any defect raises one :class:`~microplex.DataValidationError` naming
+    ``label`` and the field.
     """
     check_format(meta, FORMAT, label)
-    if sorted(tables) != ["conditions"]:
+    synthetic = _model_file.is_fully_synthetic(meta)
+    if synthetic and nested:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: a condition model has no condition model.")
+    expected = [] if synthetic or nested else ["conditions"]
+    if sorted(tables) != expected:
         raise DataValidationError(
-            f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected ['conditions']."
+            f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected {expected}."
         )
     _model_file.check_metadata(meta, label, tuple(cls._get_param_names()))
     params = dict(meta["params"])
+    params.setdefault("condition_model", False)
     if "max_heaps" not in params:  # a file written before heap states: its model has none
         params["max_heaps"] = 0
     try:
@@ -96,14 +117,18 @@ def restore_state(
     sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
     self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
     self.history_ = pd.DataFrame(meta["history"])
-    conditions = tables["conditions"].copy()
-    _model_file.check_conditions_table(
-        conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
-    self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
-    self.training_conditions_ = conditions
     self._ranges = None
+    if synthetic:
+        tensors, sub_tensors = _conditions.split_tensors(tensors)
+        _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
+    elif not nested:
+        conditions = tables["conditions"].copy()
+        _model_file.check_conditions_table(
+            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
+        self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
+        self.training_conditions_ = conditions
     try:
-        self._check_model_size(len(conditions))
+        self._check_model_size(len(conditions) if tables else int(p["batch_size"]))
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
     model = self._new_model()

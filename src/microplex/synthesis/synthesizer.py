@@ -23,6 +23,7 @@ from ._checks import (
     MAX_BINS, MAX_HEAPS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_TRANSFORMS, check_effective_size, check_hidden,
     check_schema,
 )
+from . import _conditions
 from ._generation import _Generation
 from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
@@ -95,6 +96,13 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         improvement.
     verbose : bool, default=True
         Show a progress bar while fitting.
+    condition_model : bool, default=False
+        Fully synthetic mode. ``False``: :meth:`sample` resamples real training condition rows
+        (the estimator and its model file keep them). ``True``: :meth:`fit` also fits an
+        unconditional model of the condition columns (a second Synthesizer with this one's
+        settings: categorical heads for categories, point masses and the flow for numbers),
+        :meth:`sample` draws the conditions from it, and neither the estimator nor its file keeps
+        any training row or weight. This is not differential privacy: see the Privacy guide.
 
     Attributes
     ----------
@@ -108,6 +116,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         Per-epoch ``train_loss`` and ``val_loss`` (weighted mean negative log-likelihood).
     model_ : PointMassFlow
         The fitted torch module.
+    condition_model_ : Synthesizer
+        The unconditional model of the conditions (``condition_model=True`` only).
 
     Examples
     --------
@@ -146,6 +156,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         validation_fraction: float = 0.1,
         patience: int | None = None,
         verbose: bool = True,
+        condition_model: bool = False,
     ) -> None:
         self.target_vars = target_vars
         self.condition_vars = condition_vars
@@ -166,6 +177,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.verbose = verbose
+        self.condition_model = condition_model
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
@@ -206,6 +218,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None, seed: int) -> Synthesizer:
         p = self._check_params()
         self._ranges = None
+        for k in ("training_conditions_", "training_weights_", "condition_model_"):
+            self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
         seed = check_seed(seed, "seed", allow_none=False)
         if weight_col is not None and not isinstance(weight_col, str):
@@ -265,8 +279,11 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         heap = self._heap_states(data)
-        self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
-        self.training_weights_ = w.copy()
+        if p["condition_model"]:  # fully synthetic: no training row is kept
+            self._ranges = _conditions.condition_ranges(data, self)
+        else:
+            self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
+            self.training_weights_ = w.copy()
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -280,6 +297,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
                 n_val = int(round(p["validation_fraction"] * len(data)))
                 epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
             self._train(data, c, pattern, heap, w, rng, epochs, seed)
+        if p["condition_model"]:
+            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         return self
 
     def _check_params(self) -> dict[str, Any]:
@@ -310,7 +329,13 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
                                           high_inclusive=False),
             "max_heaps": check_int(self.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
             "min_heap_count": check_int(self.min_heap_count, "min_heap_count", low=1),
+            "condition_model": check_bool(self.condition_model, "condition_model"),
         }
+        if p["condition_model"] and not p["condition_vars"]:
+            raise DataValidationError(
+                "The 'condition_model' parameter needs condition columns ('condition_vars'); without "
+                "conditions every record is already drawn from the model."
+            )
         overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
         if overlap:
             raise DataValidationError(f"Columns cannot be both targets and conditions: {overlap}.")
@@ -362,7 +387,9 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     def sample(
         self, n: int, seed: int | None = None, *, chunk_size: int = 16_384, threads: int | None = 1
     ) -> pd.DataFrame:
-        """Synthesizes ``n`` records with conditions resampled from the weighted training conditions.
+        """Synthesizes ``n`` records: conditions resampled from the weighted training conditions, or
+        drawn from the condition model when fitted with ``condition_model=True`` (then no real
+        condition row is copied).
 
         ``chunk_size`` and ``threads`` are passed to :meth:`generate`. A population that cannot
         fit in memory (about ``16 * n * columns`` bytes against the machine's physical memory)
@@ -415,7 +442,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         :class:`~microplex.DataValidationError` naming the file and the field.
         """
         label = repr(str(path)) if isinstance(path, str | os.PathLike) else repr(path)
-        meta, tensors, tables = read_archive(path, FORMAT, tables=("conditions",))
+        meta, tensors, tables = read_archive(path, FORMAT)
         return cls._from_state(meta, tensors, tables, label)
 
     def _export_state(self) -> State:

@@ -1,0 +1,130 @@
+"""The condition model of a fully synthetic :class:`~microplex.synthesis.Synthesizer`.
+
+With ``condition_model=True`` the Synthesizer fits, besides P(targets | conditions), a second,
+unconditional Synthesizer over the condition columns (categorical heads for categorical columns,
+point masses, heaps and the flow for numeric ones). :meth:`Synthesizer.sample` then draws the
+conditions from that model instead of resampling real training rows, and neither the estimator
+nor its model file keeps the training conditions or weights.
+
+In a model file the condition model is stored inside the main one: its metadata under the key
+``condition_model`` (a Synthesizer file's metadata, with ``format_version``), its tensors with the
+prefix ``condition_model.``, and no table. The numeric conditions' training ranges (used to flag
+extrapolation in :meth:`Synthesizer.generate`) are stored under ``condition_ranges``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._errors import DataValidationError
+from .._random import int_seed, named_child
+from .schema import VariableSpec
+from .serialization import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__: list[str] = []
+
+#: Metadata key of the condition model, and its tensors' name prefix (with a dot).
+KEY = "condition_model"
+#: Metadata key of the numeric conditions' training ranges.
+RANGES = "condition_ranges"
+
+
+def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str | None,
+                        epochs: int | str | None, seed: int) -> Synthesizer:
+    """An unconditional Synthesizer of ``synth``'s condition columns, fitted on ``data``.
+
+    It has ``synth``'s settings (flow, sizes, thresholds, training schedule), the condition
+    columns as targets (their schema entries kept; categorical conditions stay categorical, a
+    numeric one may become categorical when it has few values, as a target would) and its own
+    seed stream (``named_child(seed, "condition_model")``). It keeps no training rows or weights.
+    """
+    conditions = list(synth.condition_vars)
+    params = synth.get_params(deep=False)
+    schema = {k: v for k, v in (synth.schema or {}).items() if k in conditions}
+    for n in conditions:
+        if synth.kinds_[n] == "categorical":
+            schema[n] = replace(schema.get(n, VariableSpec()), kind="categorical")
+    params.update(target_vars=conditions, condition_vars=(), schema=schema or None, condition_model=False)
+    sub = type(synth)(**params)
+    sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
+    del sub.training_conditions_, sub.training_weights_
+    return sub
+
+
+def condition_ranges(data: pd.DataFrame, synth: Synthesizer) -> dict[str, tuple[float, float]]:
+    """(min, max) of every numeric condition of ``synth`` over ``data``."""
+    return {
+        n: (float(data[n].to_numpy(float).min()), float(data[n].to_numpy(float).max()))
+        for n in synth.condition_vars if synth.kinds_[n] != "categorical"
+    }
+
+
+def draw_conditions(synth: Synthesizer, n: int, seed: int, chunk_size: int, threads: int | None) -> pd.DataFrame:
+    """``n`` condition rows drawn from ``synth``'s condition model (no real row is read)."""
+    return synth.condition_model_.generate(
+        pd.DataFrame(index=pd.RangeIndex(n)), seed=seed, chunk_size=chunk_size, threads=threads
+    )
+
+
+def export_parts(synth: Synthesizer, export: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Metadata entries and prefixed tensors of ``synth``'s condition model (``export`` is
+    :func:`._state.export_state`)."""
+    meta, tensors, _ = export(synth.condition_model_, tables=False)
+    ranges = {n: [lo, hi] for n, (lo, hi) in synth._condition_ranges().items()}
+    entries = {KEY: {"format_version": FORMAT_VERSION, **meta}, RANGES: ranges}
+    return entries, {f"{KEY}.{k}": v for k, v in tensors.items()}
+
+
+def split_tensors(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(main model's tensors, condition model's tensors without the prefix)."""
+    prefix = KEY + "."
+    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k: v for k, v in tensors.items() if not k.startswith(prefix)}, sub
+
+
+def restore_parts(synth: Synthesizer, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                  label: str, restore: Any) -> None:
+    """Sets ``synth.condition_model_`` and its condition ranges from untrusted parts, checking
+    that the condition model draws exactly ``synth``'s conditions, of the same kinds and
+    categories (``restore`` is :func:`._state.restore_state`)."""
+    where = f"{label} is not a valid Synthesizer model file"
+    sub = restore(type(synth), meta[KEY], tensors, {}, f"{label} (condition model)", nested=True)
+    conditions = list(synth.condition_vars)
+    if list(sub.target_vars) != conditions or list(sub.condition_vars) or sub.condition_model:
+        raise DataValidationError(
+            f"{where}: field {KEY!r} must model exactly the conditions {conditions} without conditions of its own."
+        )
+    stats = synth.condition_encoder_.stats
+    for n in conditions:
+        drawn = sub.encoders_[n].categories if sub.kinds_[n] == "categorical" else None
+        if synth.kinds_[n] == "categorical":
+            ok = drawn is not None and pd.Index(drawn, dtype=object).isin(pd.Index(stats[n], dtype=object)).all()
+        else:  # a numeric condition, drawn as a number or as numeric categories
+            ok = drawn is None or all(isinstance(v, int | float) and not isinstance(v, bool) for v in drawn)
+        if not ok:
+            raise DataValidationError(
+                f"{where}: field {KEY!r} draws values of condition {n!r} that its encoder (kind "
+                f"{synth.kinds_[n]!r}) does not accept."
+            )
+    ranges = meta[RANGES]
+    numeric = [n for n in conditions if synth.kinds_[n] != "categorical"]
+    ok = isinstance(ranges, dict) and sorted(ranges) == sorted(numeric) and all(
+        isinstance(r, list) and len(r) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in r) and r[0] <= r[1]
+        for r in ranges.values()
+    )
+    if not ok:
+        raise DataValidationError(
+            f"{where}: field {RANGES!r} must map each numeric condition {numeric} to a finite [min, max]. "
+            f"Got {str(ranges)[:80]} instead."
+        )
+    synth.condition_model_ = sub
+    synth._ranges = {n: (float(ranges[n][0]), float(ranges[n][1])) for n in numeric}

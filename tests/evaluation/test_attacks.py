@@ -1,0 +1,108 @@
+"""Attack-based risk: membership-inference AUC and attribute disclosure (synthpop's DiSCO).
+
+Each attack is checked on releases whose answer is known: a file that copies the training rows
+(AUC near 1, disclosure far above the holdout baseline) and an independent sample of the same
+population (AUC 0.5 within sampling noise, disclosure at the baseline).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex.datasets import load_dataset
+from microplex.evaluation import METRIC_DIRECTION, evaluate, registry
+from microplex.evaluation.attacks import attribute_disclosure, membership_auc, weighted_auc
+
+QUASI = ["age", "educ", "black", "hisp", "marr", "re74", "re75"]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    df = load_dataset("cps1").sample(6000, random_state=0).reset_index(drop=True)
+    return df.iloc[:2000], df.iloc[2000:4000], df.iloc[4000:]  # train, holdout, independent release
+
+
+def test_weighted_auc_against_mann_whitney():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.integers(0, 5, 60).astype(float), rng.integers(0, 4, 50).astype(float)
+    # U by brute force over every pair, ties counting one half
+    u = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    assert weighted_auc(pos, neg) == pytest.approx(u / (60 * 50), abs=1e-12)
+    # integer weights are repetitions
+    wp, wn = rng.integers(0, 4, 60), rng.integers(1, 4, 50)
+    assert weighted_auc(pos, neg, wp, wn) == pytest.approx(weighted_auc(np.repeat(pos, wp), np.repeat(neg, wn)), abs=1e-12)
+    assert weighted_auc([1.0], [1.0]) == 0.5
+    with pytest.raises(DataValidationError, match="negative weights"):
+        weighted_auc([1.0], [0.0], [-1.0])
+
+
+def test_membership_auc_copies_vs_independent(parts):
+    train, holdout, other = parts
+    copy = membership_auc(train, train.copy(), holdout)
+    independent = membership_auc(train, other, holdout)
+    half = membership_auc(train, pd.concat([train.iloc[:1000], other.iloc[:1000]]), holdout)
+    assert copy > 0.93  # not 1: cps1 holds duplicated records (all-zero earnings), in the holdout too
+    assert abs(independent - 0.5) < 0.03  # 2000 + 2000 candidates: the AUC's sd is about 0.009
+    assert 0.65 < half < 0.8  # half of the members copied
+    # weights enter: members of weight 0 do not count
+    w = np.r_[np.ones(1000), np.zeros(1000)]
+    assert membership_auc(train, train.iloc[:1000], holdout, train_weights=w) > 0.93
+    assert membership_auc(train, train.iloc[:1000], holdout, train_weights=1 - w) < 0.6
+
+
+def test_attribute_disclosure_copies_vs_independent(parts):
+    train, holdout, other = parts
+    copy = attribute_disclosure(train, train.copy(), holdout, QUASI, "re78")
+    independent = attribute_disclosure(train, other, holdout, QUASI, "re78")
+    # numeric columns fall into 5 groups, so cells hold several records even in a copy
+    # (measured: copy 0.24 and 0.66, holdout 0.05 and 0.40, independent 0.07 and 0.41)
+    assert copy["disco_synthetic"] > copy["disco_holdout"] + 0.15
+    assert copy["attribution_synthetic"] > copy["attribution_holdout"] + 0.2
+    for key in ("disco", "attribution"):
+        assert abs(independent[f"{key}_synthetic"] - independent[f"{key}_holdout"]) < 0.05
+    assert independent["disco_holdout"] == copy["disco_holdout"]  # the baseline does not depend on the release
+
+
+def test_attribute_disclosure_by_hand():
+    train = pd.DataFrame({"g": ["a", "a", "b", "c"], "s": [1, 1, 2, 3]})
+    release = pd.DataFrame({"g": ["a", "a", "b", "b", "b"], "s": [1, 1, 2, 5, 5]})
+    holdout = pd.DataFrame({"g": ["c"], "s": [3]})
+    out = attribute_disclosure(train, release, holdout, ["g"], "s", train_weights=[1, 1, 1, 2])
+    # a: unique and right (weight 2); b: mode 5 is wrong; c: absent from the release
+    assert out["disco_synthetic"] == pytest.approx(2 / 5) and out["attribution_synthetic"] == pytest.approx(2 / 5)
+    # b right when the release's weights favour it, but no longer unique
+    out = attribute_disclosure(train, release, holdout, ["g"], "s", synthetic_weights=[1, 1, 5, 1, 1])
+    assert out["attribution_synthetic"] == pytest.approx(3 / 4) and out["disco_synthetic"] == pytest.approx(2 / 4)
+    assert out["disco_holdout"] == out["attribution_holdout"] == pytest.approx(1 / 4)
+    with pytest.raises(DataValidationError, match="cannot also be a quasi-identifier"):
+        attribute_disclosure(train, release, holdout, ["g", "s"], "s")
+    with pytest.raises(DataValidationError, match=r"holdout_df lacks the columns \['g'\]"):
+        attribute_disclosure(train, release, holdout[["s"]], ["g"], "s")
+
+
+def test_evaluate_attacks(parts):
+    train, holdout, _ = parts
+    cols = QUASI + ["re78"]
+    rep = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, attacks=True,
+                   quasi_identifiers=QUASI, sensitive=["re78"])
+    assert rep.score("membership_auc") == rep.attacks["membership_auc"] > 0.93
+    assert rep.score("disco_synthetic", "re78") == rep.attacks["attribute_disclosure"]["re78"]["disco_synthetic"]
+    assert rep.score("disco_holdout", "re78") < rep.score("disco_synthetic", "re78")
+    assert rep.score("dcr_ratio") == 0.0  # beside the DCR figures
+    assert METRIC_DIRECTION["membership_auc"] == "lower"
+    assert {"membership_auc", "disco_synthetic", "disco_holdout", "attribution_synthetic",
+            "attribution_holdout"} <= {e.name for e in registry.METRICS if e.kind == "privacy"}
+    # quasi-identifiers default to the conditions; without any, only the membership attack runs
+    rep = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], conditions=["age"], pmse=False,
+                   attacks=True)
+    assert sorted(rep.attacks["attribute_disclosure"]) == sorted(c for c in cols if c != "age")
+    rep = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, attacks=True)
+    assert rep.attacks["attribute_disclosure"] == {}
+    assert evaluate(train[cols], train[cols], holdout_df=holdout[cols], pmse=False).attacks is None
+    with pytest.raises(DataValidationError, match="pass attacks=True"):
+        evaluate(train[cols], train[cols], holdout_df=holdout[cols], sensitive=["re78"])
+    with pytest.raises(DataValidationError, match="attacks=True needs holdout_df"):
+        evaluate(train[cols], train[cols], attacks=True)
+    with pytest.raises(DataValidationError, match="'quasi_identifiers' parameter names columns"):
+        evaluate(train[cols], train[cols], holdout_df=holdout[cols], pmse=False, attacks=True, quasi_identifiers=["x"])
