@@ -1,4 +1,4 @@
-"""Training-schedule benchmark (issue 16): how many epochs should ``epochs="auto"`` run?
+"""Training-schedule benchmark: how many epochs should ``epochs="auto"`` run?
 
 Protocol (as ``bench_heaps.py``): an 80/20 split by ``numpy.random.default_rng(seed)``
 permutation; ``microplex.Synthesizer`` with its defaults (heaps on, ``validation_fraction=0``:
@@ -110,7 +110,7 @@ def run_one(dataset: str, seed: int, config: str) -> dict:
 def report() -> None:
     rows = [json.loads(line) for line in RAW.read_text().splitlines() if line.strip()]
     df = pd.DataFrame(rows).drop_duplicates(["dataset", "seed", "config"], keep="last")
-    lines = ["# Training schedule (issue 16): epochs of the cosine schedule against data size", "",
+    lines = ["# Training schedule: epochs of the cosine schedule against data size", "",
              "Command: `OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_schedule.py --datasets D --seeds 0 1 2 "
              "--configs floor scale=0.25 scale=0.5 scale=1 scale=2` (raw: `benchmarks/results/raw/schedule.jsonl`; "
              "this file: `--report-only`).", "",

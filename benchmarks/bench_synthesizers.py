@@ -438,7 +438,7 @@ def build_markdown(records: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: Issue 16's bars, per data set on the means over seeds: (record key, header, bar from the floor's value).
+#: The bars of the lumpy-values round, per data set on the means over seeds: (record key, header, bar from the floor's value).
 BARS = [
     ("ks_max", "worst KS", lambda f: max(1.5 * f, f + 0.01)),
     ("heap_share_error", "heap/point-mass share err", lambda f: f + 0.01),
@@ -455,7 +455,7 @@ def bars_table(ok: pd.DataFrame) -> list[str]:
     if not len(floor):
         return []
     head = "| method (mean over seeds) | " + " | ".join(h for _, h, _ in BARS) + " | exact copies (bar) | DCR ratio (>= 0.9) |"
-    out = ["Bars (issue 16), value (bar): " + ", ".join(f"{h}" for _, h, _ in BARS) + " from the floor's means over "
+    out = ["Bars (lumpy-values round), value (bar): " + ", ".join(f"{h}" for _, h, _ in BARS) + " from the floor's means over "
            "the same seeds; exact copies <= 1.2 x the holdout's rate + 0.01; DCR ratio >= 0.9.", "",
            head, "|" + "---|" * (len(BARS) + 3)]
     for method, g in ok[ok["variant"] != FLOOR].groupby("variant", sort=False):
