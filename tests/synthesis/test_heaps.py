@@ -134,7 +134,8 @@ def test_heap_shares_are_reproduced_by_condition_and_integers_stay_integers(hour
         real, fake = df.hours[df.g == group], out.hours[out.g == group]
         for v in (1960, 2000, 2080):
             assert (fake == v).mean() == pytest.approx((real == v).mean(), abs=0.015), (group, v)
-        assert (fake == 0).mean() == pytest.approx((real == 0).mean(), abs=0.05)  # the pattern head, short fit
+        # the pattern head keeps its converged state (its best validation state was 0.05 off here)
+        assert (fake == 0).mean() == pytest.approx((real == 0).mean(), abs=0.015)
     # the heap head carries the dependence on g: 2000 is 3x as frequent when g = 1
     assert (out.hours[out.g == 1] == 2000).mean() > 2 * (out.hours[out.g == 0] == 2000).mean()
     # non-heap values are spread, not collapsed onto the heaps

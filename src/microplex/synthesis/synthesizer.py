@@ -30,6 +30,7 @@ from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
 from ._schedule import auto_epochs, check_epochs
 from ._validation import check_column, check_frame, check_reserved, check_weights
+from .sampling import SAMPLING
 from .schema import VariableSpec, infer_kind
 from .serialization import read_archive, write_archive
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -84,12 +85,12 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     learning_rate : float, default=2e-3
     weight_decay : float, default=0.0
     validation_fraction : float, default=0.1
-        Share of records held out to choose, for each part of the model (pattern head, heap
-        heads, flow), its state with the best validation loss. Training runs all ``epochs`` and
-        the learning rate decays to 0 along a cosine, so the weights settle at an optimum instead
-        of a noisy Adam step; the validation split keeps a small data set from over-fitting
-        (synthetic records drifting towards training records). With 0, every record trains and
-        the final state is kept.
+        Share of records held out to guard against over-fitting. Training runs all ``epochs``
+        and the learning rate decays to 0 along a cosine, so the weights settle at an optimum
+        instead of a noisy Adam step; the flow keeps its state with the best validation loss (a
+        small data set does not over-fit: synthetic records drifting towards training records),
+        the pattern and heap heads their final state unless their best one is significantly
+        better on the validation split. With 0, every record trains and the final state is kept.
     patience : int or None, default=None
         With an int (and a validation split), the earlier schedule: the learning rate halves
         when the validation loss stalls and training stops after ``patience`` epochs without
@@ -103,6 +104,13 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         settings: categorical heads for categories, point masses and the flow for numbers),
         :meth:`sample` draws the conditions from it, and neither the estimator nor its file keeps
         any training row or weight. This is not differential privacy: see the Privacy guide.
+    sampling : {"stratified", "independent"}, default="stratified"
+        How :meth:`generate` draws the records of a chunk (``chunk_size`` records).
+        ``"stratified"``: Latin-hypercube uniforms and normals across the chunk's records, so a
+        chunk's shares of zeros, heaps and categories and its marginal distributions carry about
+        half the Monte Carlo noise of independent draws; each record is still an exact draw from
+        the model (see :mod:`microplex.synthesis.sampling`). ``"independent"``: independent draws
+        (the only mode of model files written before this parameter, which load with it).
 
     Attributes
     ----------
@@ -157,6 +165,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         patience: int | None = None,
         verbose: bool = True,
         condition_model: bool = False,
+        sampling: str = "stratified",
     ) -> None:
         self.target_vars = target_vars
         self.condition_vars = condition_vars
@@ -178,6 +187,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         self.patience = patience
         self.verbose = verbose
         self.condition_model = condition_model
+        self.sampling = sampling
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
@@ -330,6 +340,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
             "max_heaps": check_int(self.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
             "min_heap_count": check_int(self.min_heap_count, "min_heap_count", low=1),
             "condition_model": check_bool(self.condition_model, "condition_model"),
+            "sampling": check_choice(self.sampling, "sampling", SAMPLING),
         }
         if p["condition_model"] and not p["condition_vars"]:
             raise DataValidationError(
