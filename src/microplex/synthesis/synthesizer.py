@@ -18,19 +18,15 @@ import torch
 
 from .._errors import DataValidationError
 from .._estimator import Estimator
-from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
-from ._checks import (
-    MAX_BINS, MAX_HEAPS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_TRANSFORMS, check_effective_size, check_hidden,
-    check_schema,
-)
+from .._params import check_seed
+from ._checks import check_effective_size, check_synthesizer_params
 from . import _conditions
 from ._generation import _Generation
 from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
 from ._schedule import auto_epochs, check_epochs
-from ._validation import check_column, check_frame, check_reserved, check_weights
-from .sampling import SAMPLING
+from ._validation import check_column, check_frame, check_weights
 from .schema import VariableSpec, infer_kind
 from .serialization import read_archive, write_archive
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -314,47 +310,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     def _check_params(self) -> dict[str, Any]:
         """Every constructor parameter, checked; returns them in canonical types (the stored
         attributes stay as given)."""
-        p = {
-            "target_vars": check_names(self.target_vars, "target_vars", allow_empty=False),
-            "condition_vars": check_names(self.condition_vars, "condition_vars"),
-            "flow": check_choice(self.flow, "flow", ("maf", "nsf")),
-            "transforms": check_int(self.transforms, "transforms", low=1, high=MAX_TRANSFORMS),
-            "hidden_features": check_hidden(self.hidden_features),
-            "bins": check_int(self.bins, "bins", low=2, high=MAX_BINS),
-            "schema": check_schema(self.schema),
-            "point_mass_threshold": check_float(
-                self.point_mass_threshold, "point_mass_threshold", low=0.0, high=1.0,
-                low_inclusive=False, high_inclusive=False),
-            "max_point_masses": check_int(self.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
-            "epochs": check_epochs(self.epochs),
-            "batch_size": check_int(self.batch_size, "batch_size", low=1),
-            "learning_rate": check_float(self.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
-                                         low_inclusive=False),
-            "weight_decay": check_float(self.weight_decay, "weight_decay", low=0.0),
-            "validation_fraction": check_float(
-                self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
-            "patience": check_int(self.patience, "patience", low=1, allow_none=True),
-            "verbose": check_bool(self.verbose, "verbose"),
-            "heap_threshold": check_float(self.heap_threshold, "heap_threshold", low=0.0, high=1.0,
-                                          high_inclusive=False),
-            "max_heaps": check_int(self.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
-            "min_heap_count": check_int(self.min_heap_count, "min_heap_count", low=1),
-            "condition_model": check_bool(self.condition_model, "condition_model"),
-            "sampling": check_choice(self.sampling, "sampling", SAMPLING),
-        }
-        if p["condition_model"] and not p["condition_vars"]:
-            raise DataValidationError(
-                "The 'condition_model' parameter needs condition columns ('condition_vars'); without "
-                "conditions every record is already drawn from the model."
-            )
-        overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
-        if overlap:
-            raise DataValidationError(f"Columns cannot be both targets and conditions: {overlap}.")
-        check_reserved(p["target_vars"] + p["condition_vars"], "Target and condition columns")
-        unknown = sorted(set(p["schema"] or {}) - set(p["target_vars"]) - set(p["condition_vars"]))
-        if unknown:
-            raise DataValidationError(f"schema names columns that are neither targets nor conditions: {unknown}.")
-        return p
+        return check_synthesizer_params(self)
 
     # -- generation --------------------------------------------------------------------
     def generate(
