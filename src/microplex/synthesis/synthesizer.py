@@ -103,8 +103,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     sampling : {"stratified", "independent"}, default="stratified"
         How :meth:`generate` draws the records of a chunk (``chunk_size`` records).
         ``"stratified"``: Latin-hypercube uniforms and normals across the chunk's records, so a
-        chunk's shares of zeros, heaps and categories and its marginal distributions carry about
-        half the Monte Carlo noise of independent draws; each record is still an exact draw from
+        chunk's shares of zeros, heaps and categories and its marginal distributions carry less
+        Monte Carlo noise than independent draws; each record is still an exact draw from
         the model (see :mod:`microplex.synthesis.sampling`). ``"independent"``: independent draws
         (the only mode of model files written before this parameter, which load with it).
 
