@@ -148,3 +148,27 @@ def test_mostly_missing_synthetic_column_still_renders(tmp_path):
     synth.loc[synth.index[2:], "hours"] = np.nan
     text = evaluate(real, synth, pmse=False).to_html(tmp_path / "r.html").read_text()
     assert 'alt="hours: histogram, ECDF and QQ plot"' in text
+
+
+def test_evaluate_progress_bar_counts_every_step_and_hides(capsys, monkeypatch):
+    from microplex._errors import DataValidationError
+    from microplex.evaluation import report as report_module
+
+    seen = {}
+    close = report_module._Bar.close
+
+    def record(self):
+        seen["n"], seen["total"] = self._bar.n, self._bar.total
+        close(self)
+
+    monkeypatch.setattr(report_module._Bar, "close", record)
+    real = make(300)
+    evaluate(real, make(300, seed=1), holdout_df=make(300, seed=2), conditions=["sex"], targets={"income": 1e6},
+             pmse=False, attacks=True)
+    assert seen["n"] == seen["total"] > 2 * real.shape[1]          # the bar's length is the steps run
+    err = capsys.readouterr().err
+    assert "evaluate" in err and "100%" in err and "done" in err
+    evaluate(real, make(300, seed=1), pmse=False, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(DataValidationError, match="progress"):
+        evaluate(real, real, progress="yes")
