@@ -12,7 +12,7 @@ import pandas as pd
 from ._validation import is_numeric
 from .._stats import weighted_quantile
 from . import _plots_file as pf, _verdict, registry
-from ._plots import categorical_plot, is_binary, log_friendly_scale, numeric_plot, pair_plots
+from ._plots import GRID, categorical_plot, is_binary, log_friendly_scale, numeric_plot, pair_plots
 
 if TYPE_CHECKING:  # pragma: no cover
     from .report import EvaluationReport
@@ -165,8 +165,8 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
     if pairs:
         body.append('<h3 id="pairs">Most correlated pairs of targets</h3>')
         body.append('<p class="note">The pairs of numeric targets with the largest weighted correlation in the real '
-                    "records: the weighted share of records in each cell of a 50 x 50 grid, real and synthetic on one "
-                    "(logarithmic) colour scale; empty cells are white.</p>")
+                    f"records: the weighted share of records in each cell of a {GRID} x {GRID} grid, real and "
+                    "synthetic on one (logarithmic) colour scale; empty cells are white.</p>")
         body.append('<div class="grid">' + "".join(f'<div class="card small">{p}</div>' for p in pairs) + "</div>")
     if rep.calibration is not None or rep.weights_summary is not None:
         body.append('<h2 id="calibration">Calibration</h2>')
@@ -284,7 +284,9 @@ def _privacy(rep: EvaluationReport) -> str:
         f"({pf.DCR_UNITS}; at most 5,000 records a side). The shaded band holds distances below the 5th "
         "percentile of the holdout distances: records there are <i>closer to a training record than 95% of fresh "
         "records are</i>. About 5% of the synthetic records fall there when they behave like fresh data "
-        "(dcr_close_share); many more, or a synthetic curve shifted left, hint at memorised records. "
+        "(dcr_close_share); many more, or a synthetic curve shifted left, hint at memorised records. When many "
+        "holdout records have an exact twin among the training records (discrete columns), that percentile is 0, "
+        "the band is empty, and the exact-copy rates below are the figures to compare. "
         "dcr_ratio = median synthetic distance / median holdout distance: about 1 or more is as far as fresh "
         "data.</p>"
     )

@@ -28,6 +28,8 @@ __all__ = ["REAL", "SYNTH", "HOLD", "png", "pyplot", "label", "log_friendly_scal
            "qq_points", "ecdf_grid", "numeric_plot", "categorical_plot", "top_pairs", "pair_plots", "QQ_PROBABILITIES"]
 
 REAL, SYNTH, HOLD = "#1f77b4", "#d62728", "#7f7f7f"
+#: Cells per axis of the pair plots' 2-D histograms.
+GRID = 30
 #: Probabilities of the QQ plot's points: every half percent from 0.5% to 99.5%.
 QQ_PROBABILITIES = np.linspace(0.005, 0.995, 199)
 
@@ -257,8 +259,8 @@ def pair_plots(rep: object, columns: list[str], k: int = 3) -> list[str]:
             frames.append((x[keep], y[keep], w[keep]))
         xs, ys = np.r_[frames[0][0], frames[1][0]], np.r_[frames[0][1], frames[1][1]]
         lx, ly = log_friendly_scale(frames[0][0]), log_friendly_scale(frames[0][1])
-        bx = _bins(float(xs.min()), float(xs.max()), lx, 50)
-        by = _bins(float(ys.min()), float(ys.max()), ly, 50)
+        bx = _bins(float(xs.min()), float(xs.max()), lx, GRID)
+        by = _bins(float(ys.min()), float(ys.max()), ly, GRID)
         grids = []
         for x, y, w in frames:
             h, _, _ = np.histogram2d(x, y, bins=[bx, by], weights=w)

@@ -148,7 +148,8 @@ def dcr_plot(d_synthetic: np.ndarray, d_holdout: np.ndarray) -> str:
     bins = np.linspace(0, top, 41)
     cut = float(np.quantile(d_holdout, 0.05))
     close = float(np.mean(d_synthetic < cut))
-    ax.axvspan(0, cut, color="#f3d3d3", label=f"closer than 95% of holdout records ({close:.1%} of synthetic)")
+    ax.axvspan(0, cut, color="#f3d3d3",
+               label=f"closer than 95% of holdout records (below {cut:.3g}): {close:.1%} of synthetic")
     ax.hist(np.minimum(d_holdout, top), bins=bins, histtype="step", color=HOLD, linewidth=1.5,
             weights=np.full(len(d_holdout), 1 / len(d_holdout)),
             label=f"holdout to training (median {np.median(d_holdout):.3g})")
