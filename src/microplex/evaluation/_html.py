@@ -179,8 +179,8 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
         body.append('<h2 id="training">Training</h2>')
         body.append(f'<p class="note">The loss of {esc(type(model).__name__)} per epoch ({len(history)} epochs run): '
                     "the weighted mean negative log-likelihood per record (lower is better) on the training records "
-                    "and, when part of the records was held back for validation, on those records (each part of "
-                    "the model keeps its state of lowest validation loss).</p>")
+                    "and, when part of the records was held back for validation, on those records; the circle "
+                    "marks the epoch of the lowest validation loss.</p>")
         body.append(pf.training_plot(history))
     body.append(f'<details id="all-scores"><summary>All scores ({len(rep.scores):,} rows)</summary>')
     body.append(f'<div class="wide">{rep.scores.to_html(index=False, float_format=lambda v: f"{v:.5g}")}</div>')
