@@ -93,10 +93,13 @@ def _as_margins(margins: Any) -> Mapping:
     return out
 
 
-def _frame_part(frame: pd.DataFrame, margins: _Margins, weight_col: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _frame_part(
+    frame: pd.DataFrame, margins: _Margins, weight_col: str | None, initial: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Margin codes and initial weights (the column ``weight_col``, else ``initial`` for every record)."""
     codes = margins.codes(frame)
     if weight_col is None:
-        d = np.ones(len(frame))
+        d = np.full(len(frame), float(initial))
     else:
         if weight_col not in frame.columns:
             raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")

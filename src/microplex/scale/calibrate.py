@@ -132,30 +132,37 @@ class RakingResult:
     bounds: tuple[float, float] = (-np.inf, np.inf)
     summary: dict[str, Any] = field(default_factory=dict)
     solver: SolverResult | None = field(default=None, repr=False)
+    initial_weight: float = 1.0
 
     def weights(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,)."""
-        codes, d = _frame_part(frame, self._margins, self.weight_col)
+        codes, d = _frame_part(frame, self._margins, self.weight_col, self.initial_weight)
         u = np.append(self.lam, 0.0)[codes].sum(axis=1)
         return d * self.distance.inverse(u, self.bounds)
 
 
 def _check_args(
-    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any
-) -> tuple[float, int, Distance, tuple[float, float]]:
+    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any, initial_weight: Any = None
+) -> tuple[float, int, Distance, tuple[float, float], float]:
     if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
         raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+    initial = check_float(initial_weight, "initial_weight", low=0.0, low_inclusive=False, allow_none=True)
+    if initial is not None and weight_col is not None:
+        raise DataValidationError(
+            f"Give either 'weight_col' (initial weights from a column; got {weight_col!r}) or 'initial_weight' "
+            f"(one constant initial weight; got {initial_weight!r}), not both."
+        )
     check_bool(force, "force")
     tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
     max_iter = check_int(max_iter, "max_iter", low=1)
     dist, bounds = check_distance(method, bounds)
-    return tol, max_iter, dist, bounds
+    return tol, max_iter, dist, bounds, 1.0 if initial is None else initial
 
 
 def _solve(
     op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float, n_units: int,
     first: Point | None, *, dist: Distance, bounds: tuple[float, float], tol: float, max_iter: int, force: bool,
-    n_cells: int, passes0: int, weight_col: str | None,
+    n_cells: int, passes0: int, weight_col: str | None, initial_weight: float = 1.0,
 ) -> RakingResult:
     """The guards before and after, and the one solver in between (every path of this module)."""
     tg = mg.targets
@@ -207,7 +214,7 @@ def _solve(
         "n_passes": n_passes, "n_cells": n_cells,
     }
     result = RakingResult(sol.lam, report, converged, sol.n_iter, sol.max_misfit, n_cells, weight_col, mg, n_passes,
-                          dist, bounds, summary, sol)
+                          dist, bounds, summary, sol, initial_weight)
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
@@ -227,6 +234,7 @@ def _solve_cells(cells: np.ndarray, dsum: np.ndarray, mg: _Margins, n_units: int
 def rake_frame(
     frame: pd.DataFrame, margins: Mapping | Targets, weight_col: str | None = None, *, tol: float = 1e-10,
     max_iter: int = 50, force: bool = False, method: str | Distance = "raking", bounds: tuple[float, float] | None = None,
+    initial_weight: float | None = None,
 ) -> RakingResult:
     """In-memory calibration of a DataFrame to margins (the same solve as :func:`rake_dataset`).
 
@@ -237,14 +245,14 @@ def rake_frame(
     >>> res.weights(df).round(3).tolist()
     [30.0, 30.0, 20.0, 20.0]
     """
-    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
+    tol, max_iter, dist, bounds, initial = _check_args(weight_col, tol, max_iter, force, method, bounds, initial_weight)
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
     mg = _Margins(_as_margins(margins))
-    codes, d = _frame_part(frame, mg, weight_col)
+    codes, d = _frame_part(frame, mg, weight_col, initial)
     cells, dsum, _ = _cells(codes, d)
     return _solve_cells(cells, dsum, mg, len(frame), 1, dist=dist, bounds=bounds, tol=tol, max_iter=max_iter,
-                        force=force, weight_col=weight_col)
+                        force=force, weight_col=weight_col, initial_weight=initial)
 
 
 def rake_dataset(
@@ -259,6 +267,7 @@ def rake_dataset(
     client=None,
     method: str | Distance = "raking",
     bounds: tuple[float, float] | None = None,
+    initial_weight: float | None = None,
 ) -> RakingResult:
     """Calibrates a Parquet dataset (any size) to count margins, out of core, locally or through Dask.
 
@@ -271,7 +280,8 @@ def rake_dataset(
         format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
         on equality filters.
     weight_col : str, default=None
-        Initial weights (positive); every record weighs 1 when ``None``.
+        Column of initial weights (positive), as in :class:`microplex.calibration.Calibrator`; every
+        record weighs ``initial_weight`` when ``None``.
     tol : float, default=1e-10
         Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every target.
     max_iter : int, default=50
@@ -288,6 +298,9 @@ def rake_dataset(
         Calibration distance, as in :class:`microplex.calibration.Calibrator` (any registered distance).
     bounds : (float, float), optional
         Bounds on the weight ratios ``w / d``; required by ``"logit"``.
+    initial_weight : float, default=None
+        One initial weight ``d`` (> 0) of every record, when the data have no weight column (e.g. the
+        population total over the records generated); 1 when ``None``. Not with ``weight_col``.
 
     Returns
     -------
@@ -298,7 +311,7 @@ def rake_dataset(
     import dask
     import dask.dataframe as dd
 
-    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
+    tol, max_iter, dist, bounds, initial = _check_args(weight_col, tol, max_iter, force, method, bounds, initial_weight)
     max_cells = check_int(max_cells, "max_cells", low=0)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
         raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
@@ -318,13 +331,14 @@ def rake_dataset(
             f"The Parquet dataset {str(path)!r} lacks margin or weight columns {missing}; it has {list(ddf.columns)}."
         )
     ddf = ddf[columns]
-    parts = [dask.delayed(_frame_part)(p, mg, weight_col) for p in ddf.to_delayed()]
+    parts = [dask.delayed(_frame_part)(p, mg, weight_col, initial) for p in ddf.to_delayed()]
     compute = client.compute if client is not None else None
 
     def run(obj):
         return obj.compute() if compute is None else compute(obj).result()
 
-    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force, weight_col=weight_col)
+    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force, weight_col=weight_col,
+              initial_weight=initial)
     if max_cells > 0:
         cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
