@@ -168,15 +168,20 @@ def _as_table(frame, types: dict[str, pa.DataType] | None) -> pa.Table:
     return table
 
 
-def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
-    """Task body on a Dask worker: one torch thread, the model loaded once per process."""
-    from ..synthesis import Synthesizer
-
+def _worker_model(model: bytes, key: str, load: Callable[[io.BytesIO], Any]) -> Any:
+    """The model of a Dask worker: one torch thread, loaded once per process (keyed by its hash)."""
     torch.set_num_threads(1)
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
-        _WORKER_MODELS[key] = Synthesizer.load(io.BytesIO(model))
-    return _run_task(_WORKER_MODELS[key], source, spec, path, task, start, stop)
+        _WORKER_MODELS[key] = load(io.BytesIO(model))
+    return _WORKER_MODELS[key]
+
+
+def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
+    """Task body on a Dask worker."""
+    from ..synthesis import Synthesizer
+
+    return _run_task(_worker_model(model, key, Synthesizer.load), source, spec, path, task, start, stop)
 
 
 def _model_bytes(synth) -> bytes:
@@ -307,20 +312,23 @@ def _generate_locked(synth, source, spec, path, n, rows_per_file, client, progre
             for t, start, stop in tasks:
                 _run_task(synth, source, spec, path, t, start, stop, bar.update)
         else:
-            _run_dask(client, synth, mhash, source, spec, path, tasks, bar)
+            _run_dask(client, _run_remote, _model_bytes(synth), mhash, source, spec, path, tasks, bar)
     finally:
         bar.close()
         torch.set_num_threads(threads)
     return finish_output(path, spec, {"targets": list(synth.target_vars)})
 
 
-def _run_dask(client, synth, mhash, source, spec, path, tasks, bar) -> None:
+def _run_dask(client, remote: Callable[..., dict[str, Any]], model_bytes: bytes, mhash: str, source, spec, path, tasks,
+              bar) -> None:
+    """Runs ``remote(model, mhash, source, spec, path, task, start, stop)`` for every task on the cluster
+    (the model bytes and the source broadcast once); on a failure, cancels what has not started."""
     from dask.distributed import as_completed, wait
 
-    model = client.scatter(_model_bytes(synth), broadcast=True, hash=False)
+    model = client.scatter(model_bytes, broadcast=True, hash=False)
     src = client.scatter(source, broadcast=True, hash=False)
     futures = [
-        client.submit(_run_remote, model, mhash, src, spec, path, t, start, stop, pure=False)
+        client.submit(remote, model, mhash, src, spec, path, t, start, stop, pure=False)
         for t, start, stop in tasks
     ]
     try:
