@@ -133,9 +133,20 @@ class RakingResult:
     summary: dict[str, Any] = field(default_factory=dict)
     solver: SolverResult | None = field(default=None, repr=False)
     initial_weight: float = 1.0
+    household_id: str | None = None
 
-    def weights(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,)."""
+    def weights(self, frame: pd.DataFrame, persons: pd.DataFrame | None = None) -> np.ndarray:
+        """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,).
+
+        After a household calibration (``rake_dataset(..., persons=...)``), ``frame`` holds households and
+        ``persons`` their persons (every person of those households), and the weights are the households'.
+        """
+        if self.household_id is not None:
+            from ._linked import linked_weights
+
+            if not isinstance(persons, pd.DataFrame):
+                raise DataValidationError("This result calibrated households: pass their persons as 'persons'.")
+            return linked_weights(self, frame, persons)
         codes, d = _frame_part(frame, self._margins, self.weight_col, self.initial_weight)
         u = np.append(self.lam, 0.0)[codes].sum(axis=1)
         return d * self.distance.inverse(u, self.bounds)
@@ -268,6 +279,8 @@ def rake_dataset(
     method: str | Distance = "raking",
     bounds: tuple[float, float] | None = None,
     initial_weight: float | None = None,
+    persons: str | os.PathLike | None = None,
+    household_id: str | None = None,
 ) -> RakingResult:
     """Calibrates a Parquet dataset (any size) to count margins, out of core, locally or through Dask.
 
@@ -301,6 +314,15 @@ def rake_dataset(
     initial_weight : float, default=None
         One initial weight ``d`` (> 0) of every record, when the data have no weight column (e.g. the
         population total over the records generated); 1 when ``None``. Not with ``weight_col``.
+    persons : str or path-like, default=None
+        Household calibration: ``path`` holds households (one weight each, ``weight_col`` a household
+        column) and ``persons`` their persons, file by file (the persons of a household file in the persons
+        file of the same relative path, as :func:`generate_household_dataset` writes them). Margins (and
+        :class:`Targets` of entity ``"person"``) count each household's persons; :class:`Targets` of entity
+        ``"household"`` count households. Person margins may use household columns. Every evaluation of
+        the solver is one pass over the pairs of files (``max_cells`` is not used).
+    household_id : str, default=None
+        The household id column of both datasets; required with ``persons``.
 
     Returns
     -------
@@ -319,6 +341,17 @@ def rake_dataset(
         raise DataValidationError(
             f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
         )
+    compute = client.compute if client is not None else None
+
+    def run(obj):
+        return obj.compute() if compute is None else compute(obj).result()
+
+    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force)
+    if persons is not None or household_id is not None:
+        from ._linked import rake_linked
+
+        return rake_linked(path, persons, margins, household_id, weight_col, initial, run, **kw)
+    kw.update(weight_col=weight_col, initial_weight=initial)
     mg = _Margins(_as_margins(margins))
     columns = mg.columns + ([weight_col] if weight_col else [])
     try:
@@ -332,13 +365,6 @@ def rake_dataset(
         )
     ddf = ddf[columns]
     parts = [dask.delayed(_frame_part)(p, mg, weight_col, initial) for p in ddf.to_delayed()]
-    compute = client.compute if client is not None else None
-
-    def run(obj):
-        return obj.compute() if compute is None else compute(obj).result()
-
-    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force, weight_col=weight_col,
-              initial_weight=initial)
     if max_cells > 0:
         cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
