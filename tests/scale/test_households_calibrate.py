@@ -106,3 +106,23 @@ def test_unlinked_or_bad_household_inputs_are_refused(linked, tmp_path):
         rake_dataset(tmp_path / "h", margins, persons=tmp_path / "p", household_id=HID)
     with pytest.raises(DataValidationError, match="lacks the columns"):
         rake_dataset(root / "households", {"nope": {1: 1.0}}, persons=root / "persons", household_id=HID)
+
+
+def test_write_calibrated_copies_both_datasets_with_the_household_weights(linked, tmp_path):
+    from microplex.scale import write_calibrated
+
+    root, h, p = linked
+    targets = _targets(h, p, seed=1)
+    res = rake_dataset(root / "households", targets, W, persons=root / "persons", household_id=HID)
+    n = write_calibrated(res, root / "households", tmp_path / "h", column="cw", persons=root / "persons",
+                         persons_out=tmp_path / "p")
+    ch, cp = pd.read_parquet(tmp_path / "h"), pd.read_parquet(tmp_path / "p")
+    assert n == len(ch) == len(h) and len(cp) == len(p)
+    np.testing.assert_allclose(ch.set_index(HID)["cw"].reindex(h[HID]).to_numpy(),
+                               _calibrator(h, p, targets, "raking", None), rtol=1e-8)
+    assert (cp["cw"].to_numpy() == ch.set_index(HID)["cw"].reindex(cp[HID]).to_numpy()).all()
+    got = cp.assign(db040=cp["db040"].astype(str)).groupby(["db040", "rb090"])["cw"].sum()
+    for t in list(targets)[:6]:
+        assert got[(t.filters["db040"], t.filters["rb090"])] == pytest.approx(t.value, rel=1e-9)
+    with pytest.raises(DataValidationError, match="'persons' and 'persons_out'"):
+        write_calibrated(res, root / "households", tmp_path / "h2")

@@ -199,3 +199,22 @@ def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> n
     x, d = linked_design(households, persons, result._margins, result.household_id, result.weight_col,
                          result.initial_weight)
     return d * result.distance.inverse(x @ result.lam, result.bounds)
+
+
+def write_linked(result, households, persons, out, persons_out, column: str, scale: float, write) -> int:
+    """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair."""
+    n = 0
+    h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
+    for h_path, p_path, keys in linked_pairs(households, persons):
+        hh, pp = pq.read_table(h_path).to_pandas(), pq.read_table(p_path).to_pandas()
+        full_h = hh.assign(**{k: v for k, v in keys.items() if k not in hh.columns})
+        full_p = pp.assign(**{k: v for k, v in keys.items() if k not in pp.columns})
+        w = linked_weights(result, full_h, full_p) * scale
+        hh[column] = w
+        pp[column] = w[pd.Index(hh[result.household_id]).get_indexer(pp[result.household_id])]
+        rel_h = Path(h_path).relative_to(h_root) if h_root.is_dir() else Path(h_root.name)
+        rel_p = Path(p_path).relative_to(p_root) if p_root.is_dir() else Path(p_root.name)
+        write(hh, Path(os.fspath(out)) / rel_h)
+        write(pp, Path(os.fspath(persons_out)) / rel_p)
+        n += len(hh)
+    return n
