@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
-from .._params import check_bool, check_float, check_int
+from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
 from ..calibration.diagnostics import relative_errors
 from ..calibration.distances import Distance
@@ -281,6 +281,7 @@ def rake_dataset(
     initial_weight: float | None = None,
     persons: str | os.PathLike | None = None,
     household_id: str | None = None,
+    geography: list[str] | None = None,
 ) -> RakingResult:
     """Calibrates a Parquet dataset (any size) to count margins, out of core, locally or through Dask.
 
@@ -323,6 +324,12 @@ def rake_dataset(
         the solver is one pass over the pairs of files (``max_cells`` is not used).
     household_id : str, default=None
         The household id column of both datasets; required with ``persons``.
+    geography : list of str, default=None
+        Nested geography columns, coarsest first (``["state", "county", "tract"]``). One more pass collects
+        the distinct areas; before solving, areas that do not nest (a county in two states) and nested
+        targets that do not add up (a state's target against the sum of its counties', as
+        :func:`microplex.calibration.consistency.check_consistency` compares them) raise
+        :class:`DataValidationError` naming the areas. (Targets whose area has no record raise anyway.)
 
     Returns
     -------
@@ -350,6 +357,11 @@ def rake_dataset(
     if persons is not None or household_id is not None:
         from ._linked import rake_linked
 
+        if geography is not None:
+            raise DataValidationError(
+                "The 'geography' check is not available with 'persons' (household calibration) yet; check the "
+                "nested targets on the households dataset alone, or leave 'geography' out."
+            )
         return rake_linked(path, persons, margins, household_id, weight_col, initial, run, **kw)
     kw.update(weight_col=weight_col, initial_weight=initial)
     mg = _Margins(_as_margins(margins))
@@ -363,13 +375,22 @@ def rake_dataset(
         raise DataValidationError(
             f"The Parquet dataset {str(path)!r} lacks margin or weight columns {missing}; it has {list(ddf.columns)}."
         )
+    if geography is not None:
+        from ._areas import area_table, check_areas, merge_areas
+
+        geography = check_names(geography, "geography", allow_empty=False)
+        missing = [c for c in geography if c not in ddf.columns]
+        if missing:
+            raise DataValidationError(f"The geography columns {missing} are not in the dataset {str(path)!r}.")
+        areas = run(_tree([dask.delayed(area_table)(p, geography) for p in ddf[geography].to_delayed()], merge_areas))
+        check_areas(areas, mg.targets, geography)
     ddf = ddf[columns]
     parts = [dask.delayed(_frame_part)(p, mg, weight_col, initial) for p in ddf.to_delayed()]
     if max_cells > 0:
         cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
             logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
-            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1, **kw)
+            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + (geography is not None), **kw)
 
     logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
 
@@ -379,7 +400,8 @@ def rake_dataset(
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
     w0, n_units = op.last["total_weight"], op.last["n_units"]
-    return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0, passes0=int(max_cells > 0), **kw)
+    return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0,
+                  passes0=int(max_cells > 0) + (geography is not None), **kw)
 
 
 def write_calibrated(
