@@ -55,7 +55,7 @@ def test_rows_depend_only_on_the_call_not_on_files(hs, small_hh_blocks, tmp_path
     kw = dict(seed=5, progress=False)
     a = generate_household_dataset(hs, 200, path=tmp_path / "a", households_per_file=60, **kw)
     b = generate_household_dataset(hs, 200, path=tmp_path / "b", households_per_file=200, **kw)
-    c = generate_household_dataset(hs, 200, path=tmp_path / "c", households_per_file=60, **kw)
+    generate_household_dataset(hs, 200, path=tmp_path / "c", households_per_file=60, **kw)
     assert a["persons"]["rows"] == b["persons"]["rows"]
     for x, y in zip(_read(tmp_path / "a"), _read(tmp_path / "b"), strict=True):
         pd.testing.assert_frame_equal(x, y)

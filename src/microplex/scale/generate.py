@@ -304,19 +304,31 @@ def _generate_locked(synth, source, spec, path, n, rows_per_file, client, progre
     if done:
         logger.info("Resuming %s: %d finished tasks skipped.", path, len(done))
     bar = tqdm(total=n, initial=skipped, unit="row", unit_scale=True, desc="generate", disable=not progress)
+    def local(t: int, start: int, stop: int, on_rows: Callable[[int], None]) -> None:
+        _run_task(synth, source, spec, path, t, start, stop, on_rows)
+
+    _run_all(tasks, local, client, torch_threads, bar,
+             dask_args=(_run_remote, lambda: _model_bytes(synth), mhash, source, spec, path))
+    return finish_output(path, spec, {"targets": list(synth.target_vars)})
+
+
+def _run_all(tasks, local: Callable[..., Any], client, torch_threads: int | None, bar, *, dask_args: tuple) -> None:
+    """Runs ``local(task, start, stop, bar.update)`` for every task here (with ``torch_threads``, restored
+    afterwards), or on ``client`` through :func:`_run_dask` with ``dask_args`` (``remote``, a function giving
+    the model bytes, the model hash, the source, the spec, the path)."""
     threads = torch.get_num_threads()
     if torch_threads is not None and client is None:
         torch.set_num_threads(torch_threads)
     try:
         if client is None:
             for t, start, stop in tasks:
-                _run_task(synth, source, spec, path, t, start, stop, bar.update)
+                local(t, start, stop, bar.update)
         else:
-            _run_dask(client, _run_remote, _model_bytes(synth), mhash, source, spec, path, tasks, bar)
+            remote, model_bytes, *rest = dask_args
+            _run_dask(client, remote, model_bytes(), *rest, tasks, bar)
     finally:
         bar.close()
         torch.set_num_threads(threads)
-    return finish_output(path, spec, {"targets": list(synth.target_vars)})
 
 
 def _run_dask(client, remote: Callable[..., dict[str, Any]], model_bytes: bytes, mhash: str, source, spec, path, tasks,

@@ -28,13 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 from tqdm.auto import tqdm
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
 from ._lock import OutputLock
-from .generate import _MAX_ROWS, _MAX_TASKS, _as_table, _block_seed, _run_dask, _worker_model
+from .generate import _MAX_ROWS, _MAX_TASKS, _as_table, _block_seed, _run_all, _worker_model
 from .writer import FORMAT_VERSION, _visible_entries, check_partition_names, finish_output, prepare_output, write_linked_task
 
 __all__ = ["generate_household_dataset"]
@@ -194,19 +193,12 @@ def generate_household_dataset(
         tasks = [(t, t * per, min((t + 1) * per, n)) for t in range(-(-n // per)) if t not in finished]
         bar = tqdm(total=n, initial=n - sum(b - a for _, a, b in tasks), unit="household", unit_scale=True,
                    desc="households", disable=not progress)
-        threads = torch.get_num_threads()
-        if torch_threads is not None and client is None:
-            torch.set_num_threads(torch_threads)
-        try:
-            if client is None:
-                for t, start, stop in tasks:
-                    _run_task(model, specs, str(root), t, start, stop, bar.update)
-            else:
-                _run_dask(client, _run_remote, model_bytes, base["model_hash"], type(model).load, specs, str(root), tasks,
-                          bar)
-        finally:
-            bar.close()
-            torch.set_num_threads(threads)
+
+        def local(t: int, start: int, stop: int, on_rows: Callable[[int], None]) -> None:
+            _run_task(model, specs, str(root), t, start, stop, on_rows)
+
+        _run_all(tasks, local, client, torch_threads, bar,
+                 dask_args=(_run_remote, lambda: model_bytes, base["model_hash"], type(model).load, specs, str(root)))
         extra = {"household_id": model.household_id, "person_id": model.person_id or "person_id",
                  "weight": model.household_weight}
         return {name: finish_output(root / name, spec, extra) for name, spec in zip(TABLES, specs, strict=True)}
