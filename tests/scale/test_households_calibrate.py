@@ -126,3 +126,17 @@ def test_write_calibrated_copies_both_datasets_with_the_household_weights(linked
         assert got[(t.filters["db040"], t.filters["rb090"])] == pytest.approx(t.value, rel=1e-9)
     with pytest.raises(DataValidationError, match="'persons' and 'persons_out'"):
         write_calibrated(res, root / "households", tmp_path / "h2")
+
+
+def test_household_calibration_on_a_dask_cluster_gives_the_local_weights(linked):
+    distributed = pytest.importorskip("dask.distributed")
+    root, h, p = linked
+    targets = _targets(h, p, seed=2)
+    kw = dict(persons=root / "persons", household_id=HID, method="logit", bounds=(0.5, 2.0))
+    local = rake_dataset(root / "households", targets, W, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        dist = rake_dataset(root / "households", targets, W, client=client, **kw)
+    persons = p.drop(columns=["db040"]).merge(h[[HID, "db040"]], on=HID)
+    np.testing.assert_allclose(dist.weights(h, persons), local.weights(h, persons), rtol=1e-12)
+    assert dist.n_passes == local.n_passes
