@@ -1,5 +1,5 @@
 """Correctness-scale run: 50,000 streamed households, out-of-core household calibration vs Calibrator."""
-import shutil, time, numpy as np, pandas as pd, torch
+import shutil, numpy as np, pandas as pd, torch
 from microplex.datasets import load_dataset
 from microplex.households import HouseholdSynthesizer
 from microplex.calibration import Calibrator, Targets
