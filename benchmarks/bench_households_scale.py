@@ -8,7 +8,8 @@ torch.set_num_threads(1)
 df = load_dataset("eusilc"); df = df[df.db030 <= 1500].reset_index(drop=True)
 hs = HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090", "py010n"], "db030", household_weight="db090",
                           person_id="rb030", size_var="hsize", geography="db040", age_var="age", epochs=2).fit(df, seed=0)
-root = "households_scale_pop"  ; shutil.rmtree(root, ignore_errors=True)
+root = "households_scale_pop"  # written in the working directory
+shutil.rmtree(root, ignore_errors=True)
 m = generate_household_dataset(hs, 50_000, path=root, partition_by=["db040"], households_per_file=20_000, seed=1, progress=False)
 h = pd.read_parquet(f"{root}/households"); p = pd.read_parquet(f"{root}/persons")
 h["db040"] = h["db040"].astype(str); p["db040"] = p["db040"].astype(str)
