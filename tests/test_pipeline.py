@@ -541,3 +541,25 @@ def test_each_stage_draws_from_its_own_child_of_the_seed(tiny):
     order = np.random.default_rng(seeds["split"]).permutation(len(data))
     train = pd.read_parquet(folder / "out" / "train.parquet")
     pd.testing.assert_frame_equal(train, data.iloc[order[:160]].reset_index(drop=True))
+
+
+@pytest.mark.parametrize("section, key", [("model", "household_id"), ("model", "person_vars"),
+                                          ("generate", "households")])
+def test_a_household_pipeline_is_refused_before_any_work_with_the_python_route(tiny, cps1, section, key):
+    """The pipeline fits and streams flat records; household settings get one clear error, not 'Unknown key'."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    config = {**config, section: {**config[section], key: "hid"}}
+    with pytest.raises(DataValidationError, match=rf"settings \['{section}.{key}'\] ask for a household population.*"
+                                                  r"generate_household_dataset.*persons="):
+        run_pipeline(config, progress=False)
+    assert not (folder / "out").exists()
+
+
+def test_household_targets_on_a_streamed_population_are_refused_naming_the_target(tiny, cps1):
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    (folder / "th.csv").write_text("aggregate,variable,filter,value,entity\ncount,,marr == 0,100,household\n")
+    config = {**config, "calibrate": {"targets": "th.csv"}}
+    with pytest.raises(DataValidationError, match=r"person count targets on equality filters.*entity='household'"):
+        run_pipeline(config, progress=False)

@@ -207,6 +207,7 @@ def _table(value: Any, section: str, index: int | None = None) -> dict[str, Any]
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Checks every section, key and value of a pipeline dict; returns the checked copy (with ``_base``)."""
+    _refuse_households(config)
     checked = _table(config, "")
     if "_base" in config:
         if not isinstance(config["_base"], str | PurePath):
@@ -253,6 +254,23 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise DataValidationError(
                 f"The 'evaluate.conditions' setting names {extra}, which are not model columns {sorted(columns)}.")
     return checked
+
+
+#: Settings that ask for a household population, which the pipeline does not build (it fits flat records).
+_HOUSEHOLD_KEYS = {"model": ("household_id", "household_vars", "person_vars", "household_weight"),
+                   "generate": ("households", "n_households")}
+
+
+def _refuse_households(config: Mapping[str, Any]) -> None:
+    """Refuses a pipeline file that asks for households, naming the settings and the Python route."""
+    asked = [f"{section}.{key}" for section, keys in _HOUSEHOLD_KEYS.items()
+             if isinstance(config.get(section), Mapping) for key in keys if key in config[section]]
+    if asked:
+        raise DataValidationError(
+            f"The pipeline settings {asked} ask for a household population, which the pipeline does not build yet "
+            "(it fits and streams flat records). Build households in Python: microplex.households.HouseholdSynthesizer, "
+            "microplex.scale.generate_household_dataset (streamed households and persons), rake_dataset(..., "
+            "persons=..., household_id=...) and write_calibrated(..., persons=..., persons_out=...).")
 
 
 def _check_generate(checked: dict[str, Any]) -> None:

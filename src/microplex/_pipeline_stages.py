@@ -386,38 +386,28 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     """Out-of-core calibration of a streamed dataset (``microplex.scale.rake_dataset``, the same solver
     as :class:`~microplex.Calibrator`), written as a calibrated copy of the dataset folder.
 
-    The generated records carry no weight column: each represents ``total / rows``. The solve runs on
-    unit initial weights against the targets divided by that share (counts and sums scale with it),
-    so ``bounds`` still bound the ratio of calibrated to initial weights, and the written weights are
-    multiplied back.
+    The generated records carry no weight column: each starts from an equal share of the population
+    total (``initial_weight``), so ``bounds`` bound the ratio of calibrated to generated weights.
     """
-    import dataclasses
-
     import pyarrow.dataset as pads
 
-    from .calibration import Targets
     from .scale import rake_dataset, write_calibrated
 
     cfg = ctx.config["calibrate"]
     source = ctx.input("population")
+    targets = ctx.targets["calibrate"]
     rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
     share = _population_total(ctx.config, pd.read_parquet(ctx.input("train"))) / rows
-    targets = Targets([t if t.aggregate == "mean" else dataclasses.replace(t, value=t.value / share)
-                       for t in ctx.targets["calibrate"]])
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
-    res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds)
+    res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share)
     target = ctx.output("population")  # a folder, replaced whole: written beside it, then renamed
     partial = target.parent / f".{target.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    write_calibrated(res, source, partial, column=WEIGHT, scale=share)
+    write_calibrated(res, source, partial, column=WEIGHT)
     if target.exists():
         shutil.rmtree(target)
     os.replace(partial, target)
-    report = res.report.copy()
-    for col in ("target", "initial", "achieved"):
-        if col in report:
-            report[col] = report[col] * share
-    report.to_csv(ctx.output("calibration_report"), index=False)
+    res.report.to_csv(ctx.output("calibration_report"), index=False)
     summary = {k: _plain(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
             "converged": summary.get("converged"), "passes": int(res.n_passes),

@@ -1,7 +1,11 @@
 import pytest
+import torch
 
 from microplex import Synthesizer
+from microplex.datasets import load_dataset
+from microplex.households import HouseholdSynthesizer
 from microplex.scale import generate as generate_module
+from microplex.scale import households as households_module
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +20,23 @@ def small_blocks(monkeypatch):
     """Blocks of 300 rows, so a few thousand rows span many blocks and files."""
     monkeypatch.setattr(generate_module, "_BLOCK_ROWS", 300)
     return 300
+
+
+@pytest.fixture(scope="session")
+def hs():
+    """A quickly fitted household model of 400 EU-SILC households (region, size; age, sex, income)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    df = load_dataset("eusilc")
+    df = df[df["db030"] <= 400].reset_index(drop=True)
+    model = HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090", "py010n"], "db030", household_weight="db090",
+                                 person_id="rb030", size_var="hsize", geography="db040", age_var="age", epochs=1,
+                                 hidden_features=(16, 16), transforms=1).fit(df, seed=0)
+    yield model
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def small_hh_blocks(monkeypatch):
+    """Blocks of 70 households, so a few hundred households span several blocks and tasks."""
+    monkeypatch.setattr(households_module, "_BLOCK_HOUSEHOLDS", 70)

@@ -205,3 +205,35 @@ def test_write_calibrated_keeps_the_hive_layout(tmp_path):
         assert abs(totals[(st, sx)] - v) <= 1e-8 * v
     with pytest.raises(DataValidationError, match="not empty"):
         write_calibrated(res, src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("method, bounds", [("raking", None), ("linear", (0.7, 1.6)), ("logit", (0.5, 2.0))])
+def test_a_constant_initial_weight_is_the_unit_solve_scaled(dataset, method, bounds):
+    """initial_weight=c: the weights of unit initial weights against targets / c, times c (bounds on w / d
+    unchanged), and the same weights as a column holding c."""
+    path, df, _ = dataset
+    c = 37.5
+    truth = c * np.random.default_rng(3).uniform(0.85, 1.2, len(df))
+    margins = {key: df.assign(t=truth).groupby(list(key))["t"].sum().to_dict() for key in [("area", "age", "sex"), ("state", "sex")]}
+    scaled = {k: {cat: v / c for cat, v in cats.items()} for k, cats in margins.items()}
+    for max_cells in (2_000_000, 0):
+        res = rake_dataset(path, margins, method=method, bounds=bounds, max_cells=max_cells, initial_weight=c)
+        unit = rake_dataset(path, scaled, method=method, bounds=bounds, max_cells=max_cells)
+        np.testing.assert_allclose(res.weights(df), c * unit.weights(df), rtol=1e-9)
+        np.testing.assert_allclose(res.report["achieved"], c * unit.report["achieved"], rtol=1e-9)
+        np.testing.assert_allclose(res.report["initial"], c * unit.report["initial"], rtol=1e-12)
+    framed = rake_frame(df.assign(c=c), margins, "c", method=method, bounds=bounds)
+    np.testing.assert_allclose(res.weights(df), framed.weights(df.assign(c=c)), rtol=1e-9)
+    assert np.abs(res.report["achieved"] - res.report["target"]).max() / res.report["target"].max() < 1e-9
+    if bounds is not None:
+        ratio = res.weights(df) / c
+        assert ratio.min() >= bounds[0] - 1e-9 and ratio.max() <= bounds[1] + 1e-9
+
+
+def test_initial_weight_is_checked(dataset):
+    path, df, margins = dataset
+    with pytest.raises(DataValidationError, match="either 'weight_col'.*or 'initial_weight'"):
+        rake_dataset(path, margins, "w0", initial_weight=2.0)
+    for bad in (0.0, -1.0, float("nan"), "2", True):
+        with pytest.raises(DataValidationError, match="'initial_weight' parameter"):
+            rake_dataset(path, margins, initial_weight=bad)

@@ -5,6 +5,7 @@
 
 from .calibrate import RakingResult, rake_dataset, rake_frame, write_calibrated
 from .generate import generate_dataset
+from .households import generate_household_dataset
 from .sources import CellCounts, ConditionSource, FrameSource, ParquetSource, Resample
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RakingResult",
     "Resample",
     "generate_dataset",
+    "generate_household_dataset",
     "rake_dataset",
     "rake_frame",
     "write_calibrated",

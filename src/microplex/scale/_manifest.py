@@ -90,14 +90,15 @@ def _check_entry(path: Path, entry: Any, what: str) -> None:
         raise _fail(path, f"lists the file {rel[:80]!r}, which is not a data file inside the directory", what)
 
 
-def check_marker(path: Path, info: Any, task: int, rows: int, partition_by: list[str]) -> list[dict[str, Any]]:
-    """The files of a task marker after checking it describes task ``task`` of ``rows`` rows."""
+def check_marker(path: Path, info: Any, task: int, rows: int | None, partition_by: list[str]) -> list[dict[str, Any]]:
+    """The files of a task marker after checking it describes task ``task`` of ``rows`` rows (any number
+    when ``None``: the persons of a task's households)."""
     what = f"the marker {str(path)!r}"
     if not isinstance(info, dict) or set(info) != {"task", "rows", "files"}:
         raise _fail(path, "must hold a JSON object with exactly 'task', 'rows' and 'files'", what)
     if not _is_int(info["task"]) or info["task"] != task:
         raise _fail(path, f"names task {info['task']!r}; expected {task} (from its file name)", what)
-    if not _is_int(info["rows"]) or info["rows"] != rows:
+    if not _is_int(info["rows"]) or rows is not None and info["rows"] != rows:
         raise _fail(path, f"records {info['rows']!r} rows; task {task} of this run has {rows}", what)
     files = info["files"]
     if not isinstance(files, list) or not files and rows:
@@ -113,6 +114,7 @@ def check_marker(path: Path, info: Any, task: int, rows: int, partition_by: list
         if entry["path"] in seen:
             raise _fail(path, f"lists {entry['path']!r} twice", what)
         seen.add(entry["path"])
+    rows = info["rows"] if rows is None else rows
     if sum(e["rows"] for e in files) != rows:
         raise _fail(path, f"lists files of {sum(e['rows'] for e in files)} rows; expected {rows}", what)
     return files

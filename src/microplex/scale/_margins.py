@@ -93,19 +93,23 @@ def _as_margins(margins: Any) -> Mapping:
     return out
 
 
-def _frame_part(frame: pd.DataFrame, margins: _Margins, weight_col: str | None) -> tuple[np.ndarray, np.ndarray]:
-    codes = margins.codes(frame)
+def _frame_part(
+    frame: pd.DataFrame, margins: _Margins, weight_col: str | None, initial: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Margin codes and initial weights (the column ``weight_col``, else ``initial`` for every record)."""
+    return margins.codes(frame), initial_weights(frame, weight_col, initial)
+
+
+def initial_weights(frame: pd.DataFrame, weight_col: str | None, initial: float = 1.0) -> np.ndarray:
+    """The positive initial weights of ``frame``: its column ``weight_col``, else ``initial`` for every row."""
     if weight_col is None:
-        d = np.ones(len(frame))
-    else:
-        if weight_col not in frame.columns:
-            raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
-        col = frame[weight_col]
-        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
-        d = col.to_numpy(float, na_value=np.nan)
-        if not np.isfinite(d).all() or (d <= 0).any():
-            raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")
-    return codes, d
-
-
+        return np.full(len(frame), float(initial))
+    if weight_col not in frame.columns:
+        raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
+    col = frame[weight_col]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
+    d = col.to_numpy(float, na_value=np.nan)
+    if not np.isfinite(d).all() or (d <= 0).any():
+        raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")
+    return d

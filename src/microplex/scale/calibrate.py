@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
-from .._params import check_bool, check_float, check_int
+from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
 from ..calibration.diagnostics import relative_errors
 from ..calibration.distances import Distance
@@ -132,30 +132,48 @@ class RakingResult:
     bounds: tuple[float, float] = (-np.inf, np.inf)
     summary: dict[str, Any] = field(default_factory=dict)
     solver: SolverResult | None = field(default=None, repr=False)
+    initial_weight: float = 1.0
+    household_id: str | None = None
 
-    def weights(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,)."""
-        codes, d = _frame_part(frame, self._margins, self.weight_col)
+    def weights(self, frame: pd.DataFrame, persons: pd.DataFrame | None = None) -> np.ndarray:
+        """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,).
+
+        After a household calibration (``rake_dataset(..., persons=...)``), ``frame`` holds households and
+        ``persons`` their persons (every person of those households), and the weights are the households'.
+        """
+        if self.household_id is not None:
+            from ._linked import linked_weights
+
+            if not isinstance(persons, pd.DataFrame):
+                raise DataValidationError("This result calibrated households: pass their persons as 'persons'.")
+            return linked_weights(self, frame, persons)
+        codes, d = _frame_part(frame, self._margins, self.weight_col, self.initial_weight)
         u = np.append(self.lam, 0.0)[codes].sum(axis=1)
         return d * self.distance.inverse(u, self.bounds)
 
 
 def _check_args(
-    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any
-) -> tuple[float, int, Distance, tuple[float, float]]:
+    weight_col: Any, tol: Any, max_iter: Any, force: Any, method: Any, bounds: Any, initial_weight: Any = None
+) -> tuple[float, int, Distance, tuple[float, float], float]:
     if weight_col is not None and (not isinstance(weight_col, str) or not weight_col):
         raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+    initial = check_float(initial_weight, "initial_weight", low=0.0, low_inclusive=False, allow_none=True)
+    if initial is not None and weight_col is not None:
+        raise DataValidationError(
+            f"Give either 'weight_col' (initial weights from a column; got {weight_col!r}) or 'initial_weight' "
+            f"(one constant initial weight; got {initial_weight!r}), not both."
+        )
     check_bool(force, "force")
     tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
     max_iter = check_int(max_iter, "max_iter", low=1)
     dist, bounds = check_distance(method, bounds)
-    return tol, max_iter, dist, bounds
+    return tol, max_iter, dist, bounds, 1.0 if initial is None else initial
 
 
 def _solve(
     op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float, n_units: int,
     first: Point | None, *, dist: Distance, bounds: tuple[float, float], tol: float, max_iter: int, force: bool,
-    n_cells: int, passes0: int, weight_col: str | None,
+    n_cells: int, passes0: int, weight_col: str | None, initial_weight: float = 1.0,
 ) -> RakingResult:
     """The guards before and after, and the one solver in between (every path of this module)."""
     tg = mg.targets
@@ -207,7 +225,7 @@ def _solve(
         "n_passes": n_passes, "n_cells": n_cells,
     }
     result = RakingResult(sol.lam, report, converged, sol.n_iter, sol.max_misfit, n_cells, weight_col, mg, n_passes,
-                          dist, bounds, summary, sol)
+                          dist, bounds, summary, sol, initial_weight)
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
@@ -227,6 +245,7 @@ def _solve_cells(cells: np.ndarray, dsum: np.ndarray, mg: _Margins, n_units: int
 def rake_frame(
     frame: pd.DataFrame, margins: Mapping | Targets, weight_col: str | None = None, *, tol: float = 1e-10,
     max_iter: int = 50, force: bool = False, method: str | Distance = "raking", bounds: tuple[float, float] | None = None,
+    initial_weight: float | None = None,
 ) -> RakingResult:
     """In-memory calibration of a DataFrame to margins (the same solve as :func:`rake_dataset`).
 
@@ -237,14 +256,14 @@ def rake_frame(
     >>> res.weights(df).round(3).tolist()
     [30.0, 30.0, 20.0, 20.0]
     """
-    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
+    tol, max_iter, dist, bounds, initial = _check_args(weight_col, tol, max_iter, force, method, bounds, initial_weight)
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
     mg = _Margins(_as_margins(margins))
-    codes, d = _frame_part(frame, mg, weight_col)
+    codes, d = _frame_part(frame, mg, weight_col, initial)
     cells, dsum, _ = _cells(codes, d)
     return _solve_cells(cells, dsum, mg, len(frame), 1, dist=dist, bounds=bounds, tol=tol, max_iter=max_iter,
-                        force=force, weight_col=weight_col)
+                        force=force, weight_col=weight_col, initial_weight=initial)
 
 
 def rake_dataset(
@@ -259,6 +278,10 @@ def rake_dataset(
     client=None,
     method: str | Distance = "raking",
     bounds: tuple[float, float] | None = None,
+    initial_weight: float | None = None,
+    persons: str | os.PathLike | None = None,
+    household_id: str | None = None,
+    geography: list[str] | None = None,
 ) -> RakingResult:
     """Calibrates a Parquet dataset (any size) to count margins, out of core, locally or through Dask.
 
@@ -271,7 +294,8 @@ def rake_dataset(
         format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
         on equality filters.
     weight_col : str, default=None
-        Initial weights (positive); every record weighs 1 when ``None``.
+        Column of initial weights (positive), as in :class:`microplex.calibration.Calibrator`; every
+        record weighs ``initial_weight`` when ``None``.
     tol : float, default=1e-10
         Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every target.
     max_iter : int, default=50
@@ -288,6 +312,24 @@ def rake_dataset(
         Calibration distance, as in :class:`microplex.calibration.Calibrator` (any registered distance).
     bounds : (float, float), optional
         Bounds on the weight ratios ``w / d``; required by ``"logit"``.
+    initial_weight : float, default=None
+        One initial weight ``d`` (> 0) of every record, when the data have no weight column (e.g. the
+        population total over the records generated); 1 when ``None``. Not with ``weight_col``.
+    persons : str or path-like, default=None
+        Household calibration: ``path`` holds households (one weight each, ``weight_col`` a household
+        column) and ``persons`` their persons, file by file (the persons of a household file in the persons
+        file of the same relative path, as :func:`generate_household_dataset` writes them). Margins (and
+        :class:`Targets` of entity ``"person"``) count each household's persons; :class:`Targets` of entity
+        ``"household"`` count households. Person margins may use household columns. Every evaluation of
+        the solver is one pass over the pairs of files (``max_cells`` is not used).
+    household_id : str, default=None
+        The household id column of both datasets; required with ``persons``.
+    geography : list of str, default=None
+        Nested geography columns, coarsest first (``["state", "county", "tract"]``). One more pass collects
+        the distinct areas; before solving, areas that do not nest (a county in two states) and nested
+        targets that do not add up (a state's target against the sum of its counties', as
+        :func:`microplex.calibration.consistency.check_consistency` compares them) raise
+        :class:`DataValidationError` naming the areas. (Targets whose area has no record raise anyway.)
 
     Returns
     -------
@@ -298,7 +340,7 @@ def rake_dataset(
     import dask
     import dask.dataframe as dd
 
-    tol, max_iter, dist, bounds = _check_args(weight_col, tol, max_iter, force, method, bounds)
+    tol, max_iter, dist, bounds, initial = _check_args(weight_col, tol, max_iter, force, method, bounds, initial_weight)
     max_cells = check_int(max_cells, "max_cells", low=0)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
         raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
@@ -306,6 +348,22 @@ def rake_dataset(
         raise DataValidationError(
             f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
         )
+    compute = client.compute if client is not None else None
+
+    def run(obj):
+        return obj.compute() if compute is None else compute(obj).result()
+
+    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force)
+    if persons is not None or household_id is not None:
+        from ._linked import rake_linked
+
+        if geography is not None:
+            raise DataValidationError(
+                "The 'geography' check is not available with 'persons' (household calibration) yet; check the "
+                "nested targets on the households dataset alone, or leave 'geography' out."
+            )
+        return rake_linked(path, persons, margins, household_id, weight_col, initial, run, **kw)
+    kw.update(weight_col=weight_col, initial_weight=initial)
     mg = _Margins(_as_margins(margins))
     columns = mg.columns + ([weight_col] if weight_col else [])
     try:
@@ -317,19 +375,22 @@ def rake_dataset(
         raise DataValidationError(
             f"The Parquet dataset {str(path)!r} lacks margin or weight columns {missing}; it has {list(ddf.columns)}."
         )
+    if geography is not None:
+        from ._areas import area_table, check_areas, merge_areas
+
+        geography = check_names(geography, "geography", allow_empty=False)
+        missing = [c for c in geography if c not in ddf.columns]
+        if missing:
+            raise DataValidationError(f"The geography columns {missing} are not in the dataset {str(path)!r}.")
+        areas = run(_tree([dask.delayed(area_table)(p, geography) for p in ddf[geography].to_delayed()], merge_areas))
+        check_areas(areas, mg.targets, geography)
     ddf = ddf[columns]
-    parts = [dask.delayed(_frame_part)(p, mg, weight_col) for p in ddf.to_delayed()]
-    compute = client.compute if client is not None else None
-
-    def run(obj):
-        return obj.compute() if compute is None else compute(obj).result()
-
-    kw = dict(dist=dist, bounds=bounds, tol=tol, max_iter=max_iter, force=force, weight_col=weight_col)
+    parts = [dask.delayed(_frame_part)(p, mg, weight_col, initial) for p in ddf.to_delayed()]
     if max_cells > 0:
         cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
             logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
-            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1, **kw)
+            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + (geography is not None), **kw)
 
     logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
 
@@ -339,11 +400,13 @@ def rake_dataset(
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
     w0, n_units = op.last["total_weight"], op.last["n_units"]
-    return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0, passes0=int(max_cells > 0), **kw)
+    return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0,
+                  passes0=int(max_cells > 0) + (geography is not None), **kw)
 
 
 def write_calibrated(
-    result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight", scale: float = 1.0
+    result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight", scale: float = 1.0,
+    persons: str | os.PathLike | None = None, persons_out: str | os.PathLike | None = None,
 ) -> int:
     """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
 
@@ -352,17 +415,33 @@ def write_calibrated(
     renamed when complete). ``scale`` multiplies the weights written (e.g. the equal share each record
     of a dataset without a weight column represents, when it was calibrated on unit weights). Returns the
     number of records written.
+
+    After a household calibration (``rake_dataset(..., persons=...)``), ``path`` is the households dataset
+    and ``persons`` its persons: both are copied (to ``out`` and ``persons_out``), every person getting its
+    household's weight; the number of households is returned.
     """
     from pathlib import Path
 
     import pyarrow.dataset as ds
 
-    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
     if not isinstance(column, str) or not column:
         raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
     scale = check_float(scale, "scale", low=0.0, low_inclusive=False)
-    if dst.exists() and any(dst.iterdir()):
-        raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+    linked = result.household_id is not None
+    if linked != (persons is not None) or (persons is None) != (persons_out is None):
+        raise DataValidationError(
+            "Give 'persons' and 'persons_out' exactly when the result calibrated households "
+            f"(rake_dataset(..., persons=...)); this result {'did' if linked else 'did not'}."
+        )
+    for folder in (out, persons_out):
+        dst = Path(os.fspath(folder)) if folder is not None else None
+        if dst is not None and dst.exists() and any(dst.iterdir()):
+            raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+    if linked:
+        from ._linked import write_linked
+
+        return write_linked(result, path, persons, out, persons_out, column, scale, _write_copy)
+    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
     dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
     n = 0
     for frag in dataset.get_fragments():
@@ -370,11 +449,14 @@ def write_calibrated(
         keys = ds.get_partition_keys(frag.partition_expression)
         full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
         frame[column] = result.weights(full) * scale
-        rel = Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".tmp-microplex-{target.name}.partial"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
+        _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
         n += len(frame)
     return n
+
+
+def _write_copy(frame: pd.DataFrame, target) -> None:
+    """Writes ``frame`` to ``target`` atomically (a hidden temporary file renamed when complete)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-microplex-{target.name}.partial"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, target)

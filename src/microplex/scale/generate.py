@@ -168,15 +168,20 @@ def _as_table(frame, types: dict[str, pa.DataType] | None) -> pa.Table:
     return table
 
 
-def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
-    """Task body on a Dask worker: one torch thread, the model loaded once per process."""
-    from ..synthesis import Synthesizer
-
+def _worker_model(model: bytes, key: str, load: Callable[[io.BytesIO], Any]) -> Any:
+    """The model of a Dask worker: one torch thread, loaded once per process (keyed by its hash)."""
     torch.set_num_threads(1)
     if key not in _WORKER_MODELS:
         _WORKER_MODELS.clear()
-        _WORKER_MODELS[key] = Synthesizer.load(io.BytesIO(model))
-    return _run_task(_WORKER_MODELS[key], source, spec, path, task, start, stop)
+        _WORKER_MODELS[key] = load(io.BytesIO(model))
+    return _WORKER_MODELS[key]
+
+
+def _run_remote(model: bytes, key: str, source, spec, path, task, start, stop) -> dict[str, Any]:
+    """Task body on a Dask worker."""
+    from ..synthesis import Synthesizer
+
+    return _run_task(_worker_model(model, key, Synthesizer.load), source, spec, path, task, start, stop)
 
 
 def _model_bytes(synth) -> bytes:
@@ -299,28 +304,43 @@ def _generate_locked(synth, source, spec, path, n, rows_per_file, client, progre
     if done:
         logger.info("Resuming %s: %d finished tasks skipped.", path, len(done))
     bar = tqdm(total=n, initial=skipped, unit="row", unit_scale=True, desc="generate", disable=not progress)
+    def local(t: int, start: int, stop: int, on_rows: Callable[[int], None]) -> None:
+        _run_task(synth, source, spec, path, t, start, stop, on_rows)
+
+    _run_all(tasks, local, client, torch_threads, bar,
+             dask_args=(_run_remote, lambda: _model_bytes(synth), mhash, source, spec, path))
+    return finish_output(path, spec, {"targets": list(synth.target_vars)})
+
+
+def _run_all(tasks, local: Callable[..., Any], client, torch_threads: int | None, bar, *, dask_args: tuple) -> None:
+    """Runs ``local(task, start, stop, bar.update)`` for every task here (with ``torch_threads``, restored
+    afterwards), or on ``client`` through :func:`_run_dask` with ``dask_args`` (``remote``, a function giving
+    the model bytes, the model hash, the source, the spec, the path)."""
     threads = torch.get_num_threads()
     if torch_threads is not None and client is None:
         torch.set_num_threads(torch_threads)
     try:
         if client is None:
             for t, start, stop in tasks:
-                _run_task(synth, source, spec, path, t, start, stop, bar.update)
+                local(t, start, stop, bar.update)
         else:
-            _run_dask(client, synth, mhash, source, spec, path, tasks, bar)
+            remote, model_bytes, *rest = dask_args
+            _run_dask(client, remote, model_bytes(), *rest, tasks, bar)
     finally:
         bar.close()
         torch.set_num_threads(threads)
-    return finish_output(path, spec, {"targets": list(synth.target_vars)})
 
 
-def _run_dask(client, synth, mhash, source, spec, path, tasks, bar) -> None:
+def _run_dask(client, remote: Callable[..., dict[str, Any]], model_bytes: bytes, mhash: str, source, spec, path, tasks,
+              bar) -> None:
+    """Runs ``remote(model, mhash, source, spec, path, task, start, stop)`` for every task on the cluster
+    (the model bytes and the source broadcast once); on a failure, cancels what has not started."""
     from dask.distributed import as_completed, wait
 
-    model = client.scatter(_model_bytes(synth), broadcast=True, hash=False)
+    model = client.scatter(model_bytes, broadcast=True, hash=False)
     src = client.scatter(source, broadcast=True, hash=False)
     futures = [
-        client.submit(_run_remote, model, mhash, src, spec, path, t, start, stop, pure=False)
+        client.submit(remote, model, mhash, src, spec, path, t, start, stop, pure=False)
         for t, start, stop in tasks
     ]
     try:

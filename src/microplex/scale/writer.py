@@ -51,6 +51,7 @@ __all__ = [
     "atomic_write_json",
     "prepare_output",
     "write_task",
+    "write_linked_task",
     "finish_output",
     "check_partition_names",
     "inside",
@@ -207,7 +208,10 @@ def _got(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _task_rows(spec: dict[str, Any], task: int) -> int:
+def _task_rows(spec: dict[str, Any], task: int) -> int | None:
+    """Rows of task ``task``; ``None`` for a linked table (persons: as many as its households have)."""
+    if spec.get("linked_to"):
+        return None
     n, per = spec["n"], spec["rows_per_file"]
     return min((task + 1) * per, n) - task * per
 
@@ -451,22 +455,40 @@ def write_task(
     dict
         The marker: ``{"task", "rows", "files": [{"path", "rows", "bytes"}]}``.
     """
-    root = Path(path)
-    writer = _TaskWriter(root, task, list(partition_by or []), row_group_rows)
+    return write_linked_task([path], task, ((t,) for t in tables), partition_by, row_group_rows=row_group_rows)[0]
+
+
+def write_linked_task(
+    paths: list[str | os.PathLike],
+    task: int,
+    tables: Iterable[tuple[pa.Table, ...]],
+    partition_by: list[str] | None = None,
+    *,
+    row_group_rows: int = 262_144,
+) -> list[dict[str, Any]]:
+    """:func:`write_task` into several datasets at once (linked tables, e.g. households and persons).
+
+    ``tables`` yields one table per dataset at a time; every file of every dataset is in place before
+    the first marker is written, so a task is finished only when each dataset has its marker.
+    """
+    writers = [_TaskWriter(Path(p), task, list(partition_by or []), row_group_rows) for p in paths]
+    rows = [0] * len(writers)
     try:
-        rows = 0
-        for table in tables:
-            if rows == 0:
-                write_common_metadata(root, table.schema)
-            writer.write(table)
-            rows += table.num_rows
-        files = writer.close()
+        for group in tables:
+            for i, (writer, table) in enumerate(zip(writers, group, strict=True)):
+                if rows[i] == 0:
+                    write_common_metadata(writer.root, table.schema)
+                writer.write(table)
+                rows[i] += table.num_rows
+        files = [writer.close() for writer in writers]
     except BaseException:
-        writer.abort()
+        for writer in writers:
+            writer.abort()
         raise
-    info = {"task": task, "rows": rows, "files": files}
-    atomic_write_json(inside(root, f"{TASKS_DIR}/task-{task:06d}.json"), info)
-    return info
+    infos = [{"task": task, "rows": r, "files": f} for r, f in zip(rows, files, strict=True)]
+    for writer, info in zip(writers, infos, strict=True):
+        atomic_write_json(inside(writer.root, f"{TASKS_DIR}/task-{task:06d}.json"), info)
+    return infos
 
 
 def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,0 +1,220 @@
+"""Out-of-core calibration of linked households and persons datasets: one weight per household.
+
+A household's row of the design counts its persons in every person-level target category and has a 1
+in its own household-level categories (as :class:`microplex.calibration.Calibrator` with
+``household_col``). The two datasets are read in pairs of files with the same relative path (as
+:func:`microplex.scale.generate_household_dataset` writes them: the persons of a household file lie in
+the persons file of the same path); every pass of the solver reads each pair once, aggregates its
+persons to its households, and returns its share of the totals and of the sparse Gram matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from .._errors import DataValidationError
+from ..calibration.targets import Targets
+from ._margins import _as_margins, _Margins, initial_weights
+
+__all__ = ["LinkedMargins", "linked_pairs", "linked_part"]
+
+
+class LinkedMargins:
+    """Person-level margins (counted over each household's persons) then household-level margins."""
+
+    def __init__(self, margins: Mapping | Targets) -> None:
+        if isinstance(margins, Targets):
+            bad = [t.name for t in margins if t.entity not in ("person", "household")]
+            if bad:
+                raise DataValidationError(f"Targets {bad[:5]} have an entity other than 'person' or 'household'.")
+            person = Targets([t for t in margins if t.entity == "person"])
+            household = Targets([dataclasses.replace(t, entity="person") for t in margins if t.entity == "household"])
+            parts = [_Margins(_as_margins(t)) if len(t) else None for t in (person, household)]
+        else:
+            parts = [_Margins(_as_margins(margins)), None]
+        self.person, self.household = parts
+        used = [p for p in parts if p is not None]
+        self.m_person = self.person.m if self.person is not None else 0
+        self.totals = np.concatenate([p.totals for p in used])
+        self.labels = [lab for p in used for lab in p.labels]
+        if self.household is not None:
+            self.labels = (self.labels[: self.m_person]
+                           + [(f"households: {k}", c) for k, c in self.labels[self.m_person:]])
+        self.targets = Targets([t for p in used for t in p.targets])
+
+    @property
+    def m(self) -> int:
+        return len(self.totals)
+
+    @property
+    def person_columns(self) -> list[str]:
+        return self.person.columns if self.person is not None else []
+
+    @property
+    def household_columns(self) -> list[str]:
+        return self.household.columns if self.household is not None else []
+
+
+def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(household file, persons file, partition keys)`` for every household file, paired by relative path.
+
+    Raises :class:`DataValidationError` naming the files that have no partner.
+    """
+    import pyarrow.dataset as ds
+
+    def files(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+        try:
+            dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
+        out = {}
+        for frag in dataset.get_fragments():
+            rel = Path(frag.path).relative_to(path).as_posix() if path.is_dir() else ""
+            out[rel] = (frag.path, ds.get_partition_keys(frag.partition_expression))
+        return out
+
+    h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
+    if h_root.is_dir() != p_root.is_dir():
+        raise DataValidationError(
+            f"The households {str(h_root)!r} and persons {str(p_root)!r} must both be files or both be dataset folders."
+        )
+    h, p = files(h_root), files(p_root)
+    alone = sorted(set(h) ^ set(p))
+    if alone:
+        raise DataValidationError(
+            f"The households and persons datasets are not linked file by file: {alone[:5]} "
+            f"{'has' if len(alone) == 1 else 'have'} no file of the same relative path in the other dataset "
+            "(the persons of a household file must lie in the persons file of the same path)."
+        )
+    return [(h[rel][0], p[rel][0], h[rel][1]) for rel in sorted(h)]
+
+
+def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.DataFrame:
+    names = pq.read_schema(path).names
+    frame = pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()
+    frame = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataValidationError(f"The {what} file {path!r} lacks the columns {missing}; it has {names[:20]}.")
+    return frame
+
+
+def linked_part(
+    pair: tuple[str, str, dict[str, Any]], lm: LinkedMargins, household_id: str, weight_col: str | None, initial: float,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`)."""
+    h_path, p_path, keys = pair
+    h_names = set(pq.read_schema(h_path).names) | set(keys)
+    from_h = [c for c in lm.person_columns if c in h_names and c != household_id]
+    hh = _read(h_path, list(dict.fromkeys([household_id, *lm.household_columns, *from_h]
+                                          + ([weight_col] if weight_col else []))), keys, "households")
+    pp = _read(p_path, [household_id] + [c for c in lm.person_columns if c not in from_h], keys, "persons")
+    return linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path))
+
+
+def linked_design(
+    hh: pd.DataFrame, pp: pd.DataFrame, lm: LinkedMargins, household_id: str, weight_col: str | None, initial: float,
+    where: tuple[str, str] = ("households", "persons"),
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Households x targets: each household's persons counted in the person-level categories (person columns
+    that only the households have are taken from their household), then its household-level categories."""
+    for frame, what in ((hh, "households"), (pp, "persons")):
+        if household_id not in frame.columns:
+            raise DataValidationError(f"The {what} data lack the household id column {household_id!r}.")
+    ids = pd.Index(hh[household_id])
+    if not ids.is_unique:
+        raise DataValidationError(
+            f"Household ids {household_id!r} repeat within the households {where[0]!r}: "
+            f"{ids[ids.duplicated()].tolist()[:5]}."
+        )
+    pos = ids.get_indexer(pp[household_id])
+    if (pos < 0).any():
+        raise DataValidationError(
+            f"The persons {where[1]!r} have persons of households {pp[household_id][pos < 0].unique().tolist()[:5]} "
+            f"that are not in the households {where[0]!r}."
+        )
+    n = len(hh)
+    blocks = []
+    if lm.person is not None:
+        pp = pp.assign(**{c: hh[c].to_numpy()[pos] for c in lm.person_columns
+                          if c not in pp.columns and c in hh.columns})
+        codes = lm.person.codes(pp)
+        r, k = np.nonzero(codes >= 0)
+        blocks.append(sp.csr_matrix((np.ones(len(r)), (pos[r], codes[r, k])), shape=(n, lm.m_person)))
+    if lm.household is not None:
+        codes = lm.household.codes(hh)
+        r, k = np.nonzero(codes >= 0)
+        blocks.append(sp.csr_matrix((np.ones(len(r)), (r, codes[r, k])), shape=(n, lm.household.m)))
+    x = sp.csr_matrix(sp.hstack(blocks)) if len(blocks) > 1 else blocks[0]
+    x.sum_duplicates()
+    return x, initial_weights(hh, weight_col, initial)
+
+
+def rake_linked(
+    households: str | os.PathLike, persons: str | os.PathLike, margins: Mapping | Targets, household_id: str,
+    weight_col: str | None, initial: float, run, **kw: Any,
+):
+    """The body of :func:`microplex.scale.rake_dataset` with ``persons=``: one pass over the pairs per evaluation."""
+    import dask
+
+    from ..calibration.operator import PartitionedOperator, add_parts, part_point
+    from .calibrate import _solve, _tree
+
+    if not isinstance(household_id, str) or not household_id:
+        raise DataValidationError(
+            f"The 'household_id' parameter must name the household id column (a non-empty str) when 'persons' is "
+            f"given. Got {household_id!r} instead.")
+    if not isinstance(persons, str | os.PathLike) or not os.fspath(persons):
+        raise DataValidationError(f"The 'persons' parameter must be a non-empty str or path-like. Got {persons!r} instead.")
+    lm = LinkedMargins(margins)
+    pairs = linked_pairs(households, persons)
+    parts = [dask.delayed(linked_part)(pair, lm, household_id, weight_col, initial) for pair in pairs]
+
+    def point(part, lam, distance, bnds):
+        return part_point(part, lam, distance, bnds, True)
+
+    def reduce(lam, distance, bnds, need_potential):
+        return run(_tree([dask.delayed(point)(p, lam, distance, bnds) for p in parts], add_parts))
+
+    op = PartitionedOperator(lm.m, reduce)
+    first = op.at(np.zeros(lm.m), kw["dist"], kw["bounds"])
+    w0, n_units = op.last["total_weight"], op.last["n_units"]
+    result = _solve(op, lm, first.achieved, w0, n_units, first, n_cells=0, passes0=0, weight_col=weight_col,
+                    initial_weight=initial, **kw)
+    result.household_id = household_id
+    return result
+
+
+def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> np.ndarray:
+    """Calibrated weights of the households in ``households`` (their persons in ``persons``), shape (n,)."""
+    x, d = linked_design(households, persons, result._margins, result.household_id, result.weight_col,
+                         result.initial_weight)
+    return d * result.distance.inverse(x @ result.lam, result.bounds)
+
+
+def write_linked(result, households, persons, out, persons_out, column: str, scale: float, write) -> int:
+    """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair."""
+    n = 0
+    h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
+    for h_path, p_path, keys in linked_pairs(households, persons):
+        hh, pp = pq.read_table(h_path).to_pandas(), pq.read_table(p_path).to_pandas()
+        full_h = hh.assign(**{k: v for k, v in keys.items() if k not in hh.columns})
+        full_p = pp.assign(**{k: v for k, v in keys.items() if k not in pp.columns})
+        w = linked_weights(result, full_h, full_p) * scale
+        hh[column] = w
+        pp[column] = w[pd.Index(hh[result.household_id]).get_indexer(pp[result.household_id])]
+        rel_h = Path(h_path).relative_to(h_root) if h_root.is_dir() else Path(h_root.name)
+        rel_p = Path(p_path).relative_to(p_root) if p_root.is_dir() else Path(p_root.name)
+        write(hh, Path(os.fspath(out)) / rel_h)
+        write(pp, Path(os.fspath(persons_out)) / rel_p)
+        n += len(hh)
+    return n
