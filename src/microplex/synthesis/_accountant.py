@@ -47,6 +47,18 @@ ORDERS = np.array(list(range(2, 65)) + [80, 96, 128, 192, 256, 384, 512, 1024], 
 MAX_NOISE_MULTIPLIER = 100.0
 
 
+def _log_binom(orders: np.ndarray) -> np.ndarray:
+    """log C(alpha, k) for every order (rows) and k = 0 .. max order (columns; -inf beyond alpha)."""
+    a = orders[:, None]
+    k = np.arange(int(orders.max()) + 1, dtype=float)[None, :]
+    with np.errstate(invalid="ignore"):
+        out = gammaln(a + 1) - gammaln(k + 1) - gammaln(np.maximum(a - k, 0) + 1)
+    return np.where(k <= a, out, -np.inf)
+
+
+_LOG_BINOM = _log_binom(ORDERS)
+
+
 def rdp_sampled_gaussian(q: float, sigma: float, steps: int, orders: np.ndarray = ORDERS) -> np.ndarray:
     """RDP of ``steps`` compositions of the Poisson-subsampled Gaussian mechanism, one value per order.
 
@@ -64,16 +76,14 @@ def rdp_sampled_gaussian(q: float, sigma: float, steps: int, orders: np.ndarray 
     >>> float(rdp_sampled_gaussian(1.0, 2.0, 1, np.array([3.0]))[0])  # alpha / (2 sigma^2)
     0.375
     """
-    out = np.empty(len(orders))
-    for i, alpha in enumerate(orders):
-        a = int(alpha)
-        if q >= 1.0:
-            out[i] = a / (2 * sigma**2)
-            continue
-        k = np.arange(a + 1, dtype=float)
-        log_binom = gammaln(a + 1) - gammaln(k + 1) - gammaln(a - k + 1)
-        terms = log_binom + k * np.log(q) + (a - k) * np.log1p(-q) + (k * k - k) / (2 * sigma**2)
-        out[i] = float(logsumexp(terms)) / (a - 1)
+    orders = np.asarray(orders, dtype=float)
+    if q >= 1.0:
+        return steps * orders / (2 * sigma**2)
+    a = orders.astype(int)[:, None]
+    k = np.arange(int(orders.max()) + 1, dtype=float)[None, :]
+    lb = _LOG_BINOM if orders is ORDERS else _log_binom(orders)
+    terms = lb + k * np.log(q) + (a - k) * np.log1p(-q) + (k * k - k) / (2 * sigma**2)
+    out = logsumexp(np.where(k <= a, terms, -np.inf), axis=1) / (orders - 1)
     return steps * out
 
 

@@ -31,11 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
 from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
 from .schema import VariableSpec
+from .heaps import Logits
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -197,34 +199,51 @@ def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str) -
     return sigma
 
 
-def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, eps: float, delta: float) -> dict:
+def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:
     """One entry of ``privacy_["mechanisms"]``: its own epsilon at its own delta."""
     spent = epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], delta)
-    if spent > eps * (1 + 1e-12):  # pragma: no cover - solve_sigma guarantees it
-        raise AssertionError("accountant overspent")
     return {"part": part, "mechanism": "gaussian" if q >= 1 else "subsampled_gaussian", "noise_multiplier": sigma,
             "sampling_rate": q, "steps": steps, "sensitivity": sensitivity, "epsilon": spent, "delta": delta}
 
 
-def plan(synth: Synthesizer, dp: dict[str, Any], n: int, epochs: int) -> tuple[float, dict]:
-    """(noise multiplier, mechanism entry) of DP-SGD on ``n`` records for ``epochs``; also checks,
-    before anything is fitted, that the condition model's share suffices for its own training."""
-    from ._dp_training import dp_steps
-
-    def training(part_dp: dict[str, Any], targets: list[str], what: str) -> tuple[float, dict]:
-        numeric = any(t not in part_dp["categories"] for t in targets)
-        share = part_dp["split"]["training"] + (0.0 if numeric else part_dp["split"]["statistics"])
-        eps, delta = part_dp["epsilon"] * share, part_dp["delta"] * share
-        q, _, steps = dp_steps(n, int(synth.batch_size), epochs)
-        sigma = solve_sigma(eps, delta, q, steps, f"{what} ({epochs} epochs, batch_size {synth.batch_size})")
-        return sigma, mechanism("training", sigma, q, steps, dp["max_grad_norm"], eps, delta)
-
+def plan(synth: Synthesizer, dp: dict[str, Any], n: int, epochs: int) -> dict[str, dict]:
+    """The mechanisms (noise multipliers) of the statistics and of DP-SGD on ``n`` records for
+    ``epochs``, by part; also checks, before anything is fitted, the condition model's budget."""
+    out = _plan_one(synth, dp, list(synth.target_vars), n, epochs, "")
     if synth.condition_model:
         sub = condition_params(synth, list(synth.condition_vars), None)
         sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"],
-                      categories=sub["public_categories"])
-        training(sub_dp, list(synth.condition_vars), "training the condition model")
-    return training(dp, list(synth.target_vars), "DP-SGD training")
+                      categories=sub["public_categories"] or {})
+        _plan_one(synth, sub_dp, list(synth.condition_vars), n, epochs, " of the condition model")
+    return out
+
+
+def _plan_one(synth: Synthesizer, dp: dict[str, Any], targets: list[str], n: int, epochs: int,
+              whose: str) -> dict[str, dict]:
+    """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
+    one factor (at most 1) so that their RDP composition spends the parts' total share: composing
+    in RDP is tighter than adding the parts' epsilons."""
+    from ._dp_training import dp_steps
+
+    split = dict(dp["split"])
+    q, _, steps = dp_steps(n, int(synth.batch_size), epochs)
+    specs = {"training": (q, steps, dp["max_grad_norm"],
+                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {synth.batch_size})")}
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
+    eps, delta = dp["epsilon"], dp["delta"]
+    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
+    total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
+
+    def spent(factor: float) -> float:
+        return epsilon_spent([{"sampling_rate": specs[k][0], "noise_multiplier": factor * sigma[k],
+                               "steps": specs[k][1]} for k in specs], total_delta)
+
+    lo, hi = max(0.05, 1e-3 / min(sigma.values())), 1.0
+    if spent(hi) <= total_eps and spent(lo) > total_eps:
+        while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
+    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
 
 
 def condition_params(synth: Synthesizer, conditions: list[str], weight_col: str | None) -> dict[str, Any]:
@@ -264,9 +283,12 @@ def check_pattern_grid(synth: Synthesizer) -> None:
 
 
 def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
-                        schema: dict[str, VariableSpec], rng: np.random.Generator) -> list[dict]:
+                        schema: dict[str, VariableSpec], rng: np.random.Generator, release: dict
+                        ) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Sets ``kinds_``, ``dtypes_``, ``encoders_`` and ``condition_encoder_`` from public metadata and
-    one Gaussian release of bounded statistics; returns the mechanisms spent (none or one)."""
+    one Gaussian release of histograms (``release``: its mechanism, from :func:`plan`); returns the
+    mechanisms spent (``[release]``) and the noisy shares of every target's states (for
+    :func:`init_prior`)."""
     targets, conditions = list(synth.target_vars), list(synth.condition_vars)
     synth.kinds_ = {}
     for name in targets + conditions:
@@ -286,16 +308,15 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     synth.condition_encoder_ = ConditionEncoder.from_dict(
         {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
-    numeric = [n for n in targets if synth.kinds_[n] != "categorical"]
+    cells, layout = [], {}
     for name in targets:
         if synth.kinds_[name] == "categorical":
-            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": dp["categories"][name]})
-    if not numeric:
-        return []
-    share = dp["split"]["statistics"]
-    eps, delta = dp["epsilon"] * share, dp["delta"] * share
-    cells, layout = [], {}
-    for name in numeric:
+            cats = dp["categories"][name]
+            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
+            codes = synth.encoders_[name].states(data[name])
+            cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
+            layout[name] = len(cats)
+            continue
         integer = synth.kinds_[name] == "integer"
         lo, hi = dp["bounds"][name]
         margin = 0.5 if integer else MARGIN * (hi - lo)
@@ -313,15 +334,19 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, BINS - 1)
         binned = np.zeros((len(x), BINS), dtype=bool)
         binned[np.arange(len(x)), b] = ~at.any(axis=1)
-        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))  # one cell per record: norm <= 1
+        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
         layout[name] = (cand, cand_t, (edges[1:] + edges[:-1]) / 2, seg)
+    # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
+    # sensitivity of the concatenated histograms is sqrt(len(targets)).
     sums = np.concatenate(cells, axis=1).sum(axis=0)
-    sensitivity = math.sqrt(len(numeric))  # every record sits in one cell of each target's histogram
-    sigma = solve_sigma(eps, delta, 1.0, 1, "the statistics")
-    noisy = sums + rng.normal(0.0, sigma * sensitivity, size=sums.shape)
-    pos = 0
-    for name in numeric:
+    noisy = sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
+    pos, shares = 0, {}
+    for name in targets:
+        if synth.kinds_[name] == "categorical":
+            shares[name] = _shares(noisy[pos:pos + layout[name]])
+            pos += layout[name]
+            continue
         cand, cand_t, centres, seg = layout[name]
         k = len(cand)
         counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
@@ -344,14 +369,49 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         synth.encoders_[name] = ContinuousEncoder.from_dict({
             "name": name, "integer": synth.kinds_[name] == "integer",
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
-    return [mechanism("statistics", sigma, 1.0, 1, sensitivity, eps, delta)]
+        shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
+    return [release], shares
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    """Noisy counts as shares (each at least 1e-3 before normalising)."""
+    c = np.clip(counts, 0.0, None)
+    c = c / c.sum() if c.sum() > 0 else np.full(len(c), 1.0 / len(c))
+    c = np.maximum(c, 1e-3)
+    return c / c.sum()
+
+
+def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
+    """Starts the pattern head at the product of the noisy marginal shares of the states (the
+    logits of an unconditional head, the output bias of a conditional one): post-processing of the
+    statistics, so a head that DP-SGD moves little still draws point masses and categories about as
+    often as the data holds them."""
+    head = synth.model_.head
+    if head is None:
+        return
+    logp = np.zeros(len(synth.patterns_))
+    for m, name in enumerate(synth.discrete_vars_):
+        logp += np.log(shares[name][synth.patterns_[:, m]])
+    prior = torch.as_tensor(logp - logp.max(), dtype=torch.float32)
+    with torch.no_grad():
+        if isinstance(head, Logits):
+            head.logits.copy_(prior)
+        else:
+            last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+            last.bias.copy_(prior)
 
 
 def privacy_record(dp: dict[str, Any], mechanisms: list[dict]) -> dict[str, Any]:
-    """``privacy_``: the epsilon spent at ``delta`` by the composition of ``mechanisms`` (the
-    smaller of their RDP composition and the sum of their own epsilons, both valid bounds)."""
+    """``privacy_``: the epsilon spent at ``delta`` by the composition of ``mechanisms``: the
+    smallest of three valid bounds (their deltas sum to at most ``delta``): the RDP composition of
+    all, the sum over the main and the condition model of each one's RDP composition at its deltas,
+    and the sum of the mechanisms' own epsilons."""
     delta = dp["delta"]
-    spent = min(epsilon_spent(mechanisms, delta), sum(m["epsilon"] for m in mechanisms))
+    groups: dict[bool, list[dict]] = {}
+    for m in mechanisms:  # the main model's mechanisms and the condition model's
+        groups.setdefault(m["part"].startswith("conditions."), []).append(m)
+    by_group = sum(epsilon_spent(g, sum(m["delta"] for m in g)) for g in groups.values())
+    spent = min(epsilon_spent(mechanisms, delta), by_group, sum(m["epsilon"] for m in mechanisms))
     return {"epsilon": spent, "delta": delta, "epsilon_requested": dp["epsilon"], "accountant": "rdp",
             "neighbouring": "add or remove one record", "max_grad_norm": dp["max_grad_norm"],
             "mechanisms": mechanisms}

@@ -266,7 +266,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
             epochs = p["epochs"] if epochs is None else epochs
             epochs = auto_epochs(len(data)) if epochs == "auto" else epochs
-            sigma, mechanism = _dp.plan(self, dp, len(data), epochs)
+            planned = _dp.plan(self, dp, len(data), epochs)
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
@@ -286,8 +286,9 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
                 )
 
         if dp:
-            mechanisms = _dp.fit_public_encoders(
-                self, data, w, dp, schema, np.random.default_rng(named_child(seed, "dp_statistics")))
+            mechanisms, shares = _dp.fit_public_encoders(
+                self, data, w, dp, schema, np.random.default_rng(named_child(seed, "dp_statistics")),
+                planned["statistics"])
         else:
             self.kinds_ = {}
             for name in targets + conditions:
@@ -332,8 +333,9 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
-            if dp:  # the pattern head starts uniform (its shares would read the data)
-                train_dp(self, data, c, pattern, heap, w, rng, epochs, seed, sigma)
+            if dp:  # the pattern head starts at the noisy shares of the states
+                _dp.init_prior(self, shares)
+                train_dp(self, data, c, pattern, heap, w, rng, epochs, seed, planned["training"]["noise_multiplier"])
             else:
                 self.model_.init_pattern_prior(
                     torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
@@ -347,7 +349,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         if p["condition_model"]:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         if dp:
-            self.privacy_ = _dp.privacy_record(dp, mechanisms + [mechanism] + _dp.nested_mechanisms(self))
+            self.privacy_ = _dp.privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self
 
     def _check_params(self) -> dict[str, Any]:
