@@ -134,6 +134,35 @@ def test_clipping_and_noise_scale_match_a_hand_computation():
     assert abs(draws.mean().item()) < 0.005
 
 
+class _Two(nn.Module):
+    """loss(x) = theta . x[:2] + phi * x[2]: two parameter groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(2))
+        self.phi = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return (x[:, :2] * self.theta).sum() + (x[:, 2:] * self.phi).sum()
+
+
+def test_parts_are_clipped_apart_to_clip_over_sqrt_parts():
+    loss = _Two()
+    params = {k: v.detach() for k, v in loss.named_parameters()}
+    x = torch.tensor([[3.0, 4.0, 3.0], [0.0, 0.1, -0.2]])
+    c = 2.0 / math.sqrt(2)  # clip 2 over two groups
+    # record 1: theta part (3, 4) has norm 5 -> (3, 4) * c / 5; phi part 3 -> c; record 2 is inside both
+    by_hand = {"theta": torch.tensor([3 * c / 5, 4 * c / 5 + 0.1]), "phi": torch.tensor([c - 0.2])}
+    g = clipped_noisy_gradient(loss, params, (x,), torch.ones(2), 2.0, 0.0, 1.0, torch.Generator(),
+                               [["theta"], ["phi"]])
+    for k in by_hand:
+        assert torch.allclose(g[k], by_hand[k], atol=1e-5), k
+    # the clipped gradient of a record never exceeds the clipping norm in all
+    one = clipped_noisy_gradient(loss, params, (x[:1],), torch.ones(1), 2.0, 0.0, 1.0, torch.Generator(),
+                                 [["theta"], ["phi"]])
+    assert math.sqrt(sum(float(v.square().sum()) for v in one.values())) <= 2.0 + 1e-5
+
+
 def test_per_record_gradients_of_the_flow_match_a_loop():
     from microplex.synthesis._dp_training import _Loss
     from microplex.synthesis.model import PointMassFlow

@@ -383,7 +383,8 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
     """Starts the pattern head at the product of the noisy marginal shares of the states (the
-    logits of an unconditional head, the output bias of a conditional one): post-processing of the
+    logits of an unconditional head; the output bias of a conditional one, whose output weights
+    start at 0): post-processing of the
     statistics, so a head that DP-SGD moves little still draws point masses and categories about as
     often as the data holds them."""
     head = synth.model_.head
@@ -398,6 +399,7 @@ def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
             head.logits.copy_(prior)
         else:
             last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+            last.weight.zero_()  # every condition starts at the prior; training adds the dependence
             last.bias.copy_(prior)
 
 

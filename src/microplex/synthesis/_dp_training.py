@@ -2,8 +2,8 @@
 
 Each step draws a Poisson sample of the records (each joins with probability ``q = batch_size /
 n``), computes every sampled record's gradient of its negative log-likelihood with ``torch.func``
-(``vmap`` over ``grad``), clips each to L2 norm ``max_grad_norm`` over all parameters jointly,
-multiplies it by the record's weight over the public weight bound (at most 1), sums, adds Gaussian
+(``vmap`` over ``grad``), clips each part of it (pattern head, flow) to L2 norm ``max_grad_norm /
+sqrt(number of parts)``, so the whole gradient to ``max_grad_norm``, multiplies it by the record's weight over the public weight bound (at most 1), sums, adds Gaussian
 noise of standard deviation ``noise_multiplier * max_grad_norm`` to every coordinate and divides by
 the expected batch size ``q * n``; Adam (with the cosine learning-rate schedule) takes the step.
 One record moves the noisy sum by at most ``max_grad_norm``: the sampled Gaussian mechanism of
@@ -52,13 +52,19 @@ def dp_steps(n: int, batch_size: int, epochs: int) -> tuple[float, int, int]:
 
 
 def clipped_noisy_gradient(loss: nn.Module, params: dict[str, Tensor], batch: tuple[Tensor, ...], scale: Tensor,
-                           clip: float, sigma: float, denominator: float, generator: torch.Generator
-                           ) -> dict[str, Tensor]:
+                           clip: float, sigma: float, denominator: float, generator: torch.Generator,
+                           groups: list[list[str]] | None = None) -> dict[str, Tensor]:
     """(sum_i scale_i * clip(g_i) + N(0, (sigma * clip)^2)) / denominator, per parameter.
 
-    ``g_i`` is record i's gradient of ``loss`` at ``params``; ``clip(g) = g * min(1, clip / (|g| +
-    1e-6))`` with ``|g|`` the L2 norm over all parameters (as Opacus); ``scale`` (N,) in [0, 1].
+    ``g_i`` is record i's gradient of ``loss`` at ``params``; ``scale`` (N,) in [0, 1]. Each group
+    of parameters (``groups``, names of ``params``; ``None``: one group of all) is clipped on its
+    own, ``g * min(1, c / (|g| + 1e-6))`` with ``|g|`` the group's L2 norm and ``c = clip /
+    sqrt(number of groups)`` (as Opacus' per-layer clipping), so the whole clipped gradient has norm
+    at most ``clip`` and a part with small gradients (the pattern head beside the flow) keeps its
+    own signal instead of a sliver of one shared norm.
     """
+    groups = [list(params)] if groups is None else groups
+    c = clip / math.sqrt(len(groups))
     buffers = dict(loss.named_buffers())
 
     def one(p, *row):
@@ -70,13 +76,14 @@ def clipped_noisy_gradient(loss: nn.Module, params: dict[str, Tensor], batch: tu
     for start in range(0, n, CHUNK):
         rows = tuple(b[start:start + CHUNK] for b in batch)
         g = per_sample(params, *rows)
-        norms = torch.sqrt(sum(v.reshape(v.shape[0], -1).square().sum(1) for v in g.values()))
-        if not bool(torch.isfinite(norms).all()):
-            raise ConvergenceError("A per-record gradient became non-finite in DP training; lower 'learning_rate' "
-                                   "or narrow the public bounds.")
-        factor = (clip / (norms + 1e-6)).clamp(max=1.0) * scale[start:start + CHUNK]
-        for k, v in g.items():
-            total[k] += torch.einsum("n,n...->...", factor, v)
+        for names in groups:
+            norms = torch.sqrt(sum(g[k].reshape(g[k].shape[0], -1).square().sum(1) for k in names))
+            if not bool(torch.isfinite(norms).all()):
+                raise ConvergenceError("A per-record gradient became non-finite in DP training; lower "
+                                       "'learning_rate' or narrow the public bounds.")
+            factor = (c / (norms + 1e-6)).clamp(max=1.0) * scale[start:start + CHUNK]
+            for k in names:
+                total[k] += torch.einsum("n,n...->...", factor, g[k])
     out = {}
     for k, v in total.items():  # noise drawn in parameter order from the seeded generator
         out[k] = (v + sigma * clip * torch.randn(v.shape, generator=generator, dtype=v.dtype)) / denominator
@@ -97,6 +104,9 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
     model = synth.model_
     loss = _Loss(model)
     named = dict(loss.named_parameters())
+    parts = {}  # the pattern head, the heap heads and the flow are clipped apart
+    for k in named:
+        parts.setdefault(k.split(".")[1], []).append(k)
     opt = torch.optim.Adam(model.parameters(), lr=synth.learning_rate, weight_decay=synth.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
@@ -109,7 +119,8 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
             idx = torch.nonzero(torch.rand(n, generator=gen) < q).squeeze(1)
             params = {k: v.detach() for k, v in named.items()}
             batch = (c_t[idx], p_t[idx], u_t[idx], h_t[idx])
-            grads = clipped_noisy_gradient(loss, params, batch, w_t[idx], clip, sigma, denominator, gen)
+            grads = clipped_noisy_gradient(loss, params, batch, w_t[idx], clip, sigma, denominator, gen,
+                                           list(parts.values()))
             for k, v in named.items():
                 v.grad = grads[k]
             try:
