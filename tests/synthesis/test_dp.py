@@ -5,10 +5,7 @@ against a hand computation, public metadata in place of every data-dependent sta
 trail through save/load (re-verified on load), seed reproducibility and bad input.
 """
 
-import io
 import math
-import time
-import warnings
 
 import numpy as np
 import pandas as pd

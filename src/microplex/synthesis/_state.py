@@ -19,7 +19,8 @@ from .._errors import DataValidationError
 from . import _conditions, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
-from ._dp import DP_PARAMS, check_privacy
+from ._dp import DP_PARAMS
+from ._dp_record import check_privacy
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, _to_json
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from ._checks import (
 )
 from .._random import named_child
 from . import _conditions, _dp
+from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._generation import _Generation
 from ._layout import _Layout
@@ -351,7 +352,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         if p["condition_model"]:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         if dp:
-            self.privacy_ = _dp.privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
+            self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self
 
     def _check_params(self) -> dict[str, Any]:
