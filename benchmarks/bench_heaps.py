@@ -105,19 +105,40 @@ def heap_values(train: pd.DataFrame, t: str) -> np.ndarray:
     return values[shares >= HEAP_SHARE]
 
 
-def score(train, holdout, synth, targets, conds) -> dict:
-    from microplex.evaluation import ks_statistic, privacy_summary
+def load_weighted(name: str):
+    """``(df, targets, conditions, weight column or None)``: :func:`load`'s sets and eusilc (weighted)."""
+    if name == "eusilc":
+        from microplex.datasets import load_dataset
 
-    ks = {t: ks_statistic(holdout[t], synth[t]) for t in targets}
+        df = load_dataset("eusilc")
+        df = df[df["age"] >= 16].copy()
+        df["pl030"] = df["pl030"].astype(int).astype(str)
+        t, c = ["py010n", "py050n", "py090n", "py100n"], ["age", "rb090", "db040", "pl030"]
+        return df[c + t + ["rb050"]].reset_index(drop=True), t, c, "rb050"
+    df, t, c = load(name)
+    return df, t, c, None
+
+
+def score(train, holdout, synth, targets, conds, wcol: str | None = None) -> dict:
+    """Worst KS, heap share errors (the training values carrying >= HEAP_SHARE of the records),
+    the correlation error and the privacy figures, weighted by ``wcol`` where given."""
+    from microplex.evaluation import ks_statistic, privacy_summary
+    from microplex.evaluation.metrics import weighted_corr
+
+    wr = holdout[wcol].to_numpy(float) if wcol else np.ones(len(holdout))
+    ws = synth[wcol].to_numpy(float) if wcol else np.ones(len(synth))
+    ks = {t: ks_statistic(holdout[t], synth[t], wr, ws) for t in targets}
     errs, mass = [], []
     for t in targets:
         vals = heap_values(train, t)
         r = holdout[t].to_numpy(float)
         s = synth[t].to_numpy(float)
-        errs += [abs(np.mean(s == v) - np.mean(r == v)) for v in vals]
-        mass.append(float(np.isin(s, vals).mean()))
-    out = {"ks_max": max(ks.values()), **{f"ks_{t}": v for t, v in ks.items()},
-           "heap_err": max(errs) if errs else 0.0, "heap_mass_synth": mass}
+        errs += [abs(ws[s == v].sum() / ws.sum() - wr[r == v].sum() / wr.sum()) for v in vals]
+        mass.append(float(ws[np.isin(s, vals)].sum() / ws.sum()))
+    num = [x for x in conds + targets if pd.api.types.is_numeric_dtype(holdout[x])]
+    corr = float((weighted_corr(holdout[num], wr) - weighted_corr(synth[num], ws)).abs().loc[targets].to_numpy().max())
+    out = {"ks_max": max(ks.values()), "ks": ks, **{f"ks_{t}": v for t, v in ks.items()},
+           "heap_err": max(errs) if errs else 0.0, "heap_mass_synth": mass, "corr_err": corr}
     cols = conds + targets
     p = privacy_summary(train[cols], synth[cols], holdout[cols], warn=False)
     out.update(copy=p["exact_copy_rate_synthetic"], copy_nat=p["exact_copy_rate_holdout"], dcr_ratio=p["dcr_ratio"])

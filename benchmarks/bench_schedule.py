@@ -36,48 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_heaps import load as _load  # noqa: E402
+from bench_heaps import load_weighted as load  # noqa: E402
+from bench_heaps import score  # noqa: E402
 from bench_heaps import split  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "schedule.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "schedule.md"
-HEAP_SHARE = 0.003
 SCALE = 5900.0
-
-
-def load(name: str):
-    if name == "eusilc":
-        from microplex.datasets import load_dataset
-
-        df = load_dataset("eusilc")
-        df = df[df["age"] >= 16].copy()
-        df["pl030"] = df["pl030"].astype(int).astype(str)
-        t, c = ["py010n", "py050n", "py090n", "py100n"], ["age", "rb090", "db040", "pl030"]
-        return df[c + t + ["rb050"]].reset_index(drop=True), t, c, "rb050"
-    df, t, c = _load(name)
-    return df, t, c, None
-
-
-def score(train, holdout, synth, targets, conds, wcol) -> dict:
-    from microplex._stats import value_shares
-    from microplex.evaluation import ks_statistic, privacy_summary
-    from microplex.evaluation.metrics import weighted_corr
-
-    wr = holdout[wcol].to_numpy(float) if wcol else np.ones(len(holdout))
-    ws = synth[wcol].to_numpy(float) if wcol else np.ones(len(synth))
-    ks = {t: ks_statistic(holdout[t], synth[t], wr, ws) for t in targets}
-    errs = []
-    for t in targets:
-        r, s = holdout[t].to_numpy(float), synth[t].to_numpy(float)
-        x = train[t].to_numpy(float)
-        vals, shares = value_shares(x, np.ones(len(x)))
-        errs += [abs(ws[s == v].sum() / ws.sum() - wr[r == v].sum() / wr.sum()) for v in vals[shares >= HEAP_SHARE]]
-    num = [x for x in conds + targets if pd.api.types.is_numeric_dtype(holdout[x])]
-    corr = float((weighted_corr(holdout[num], wr) - weighted_corr(synth[num], ws)).abs().loc[targets].to_numpy().max())
-    cols = conds + targets
-    p = privacy_summary(train[cols], synth[cols], holdout[cols], warn=False)
-    return {"ks_max": max(ks.values()), "ks": ks, "heap_err": max(errs) if errs else 0.0, "corr_err": corr,
-            "copy": p["exact_copy_rate_synthetic"], "copy_nat": p["exact_copy_rate_holdout"], "dcr_ratio": p["dcr_ratio"]}
 
 
 def run_one(dataset: str, seed: int, config: str) -> dict:

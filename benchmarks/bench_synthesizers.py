@@ -122,6 +122,9 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
     if name == "microplex_maf_v0":
         from peers.microplex_methods import MicroplexMethod
         return MicroplexMethod("maf", targets, conds, epochs=epochs, **MICROPLEX_V0)
+    if name == "microplex_maf_iid":
+        from peers.microplex_methods import MicroplexMethod
+        return MicroplexMethod("maf", targets, conds, epochs=epochs, sampling="independent")
     if name == "microplex_nsf":
         from peers.microplex_methods import MicroplexMethod
         return MicroplexMethod("nsf", targets, conds, epochs=epochs)
@@ -147,14 +150,16 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
 
 
 #: The Synthesizer defaults before lumpy values were modelled: early stopping on a 10% validation split,
-#: at most 200 epochs, no heap states.
-MICROPLEX_V0 = {"patience": 15, "max_heaps": 0}
+#: at most 200 epochs, no heap states, independent draws.
+MICROPLEX_V0 = {"patience": 15, "max_heaps": 0, "sampling": "independent"}
 
-METHODS = ["microplex_maf", "microplex_maf_v0", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
+METHODS = ["microplex_maf", "microplex_maf_iid", "microplex_maf_v0", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
            "sdv_tvae", "synthpop_cart", "qrf_sequential"]
 METHOD_NOTES = {
     "microplex_maf": "microplex.Synthesizer(flow='maf'), library defaults, survey weights in fit; conditional",
-    "microplex_maf_v0": "microplex.Synthesizer(flow='maf') with the earlier defaults (early stopping on a 10% validation split, at most 200 epochs, no heap states); conditional",
+    "microplex_maf_iid": "microplex.Synthesizer(flow='maf', sampling='independent'): the defaults with independent instead of stratified draws; conditional",
+    "microplex_maf_a8c665c": "the library defaults at commit a8c665c (independent draws; every part kept its best validation state); results recorded then, not re-run",
+    "microplex_maf_v0": "microplex.Synthesizer(flow='maf') with the earlier defaults (early stopping on a 10% validation split, at most 200 epochs, no heap states, independent draws); conditional",
     "microplex_nsf": "microplex.Synthesizer(flow='nsf'), library defaults, survey weights in fit; conditional",
     "sdv_gaussian_copula": "SDV GaussianCopulaSynthesizer, defaults; conditional via sample_remaining_columns",
     "sdv_gaussian_copula_uncond": "SDV GaussianCopulaSynthesizer, defaults; unconditional sample()",

@@ -342,3 +342,14 @@ def test_fuse_keeps_odd_dtypes_of_the_base_and_leaves_inputs_unchanged():
     assert np.isfinite(result.data["z"]).all()
     pd.testing.assert_frame_equal(a, before_a)
     pd.testing.assert_frame_equal(b, before_b)
+
+
+def test_compare_shared_refuses_a_variable_without_values_naming_it_and_the_source():
+    from microplex.fusion._source import Source
+    from microplex.fusion.diagnostics import compare_shared
+
+    a = Source(pd.DataFrame({"x": [0.0, 1.0, 2.0], "z": [1.0, 2.0, 3.0]}), "a")
+    b = Source(pd.DataFrame({"x": [np.nan] * 3, "z": [1.0, 2.0, 4.0]}), "b")
+    with pytest.raises(DataValidationError, match=r"'x'.*'b'"):
+        compare_shared(a, b, ["z", "x"])
+    assert compare_shared(a, b, ["z"])["ks"].iloc[0] == pytest.approx(1 / 3)

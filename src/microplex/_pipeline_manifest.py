@@ -12,12 +12,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._files import temp_beside
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
@@ -96,10 +96,9 @@ class Writes:
 
     def __call__(self, final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".tmp-", suffix=final.suffix, dir=final.parent)
-        os.close(fd)
-        self._pending.append((Path(name), final))
-        return Path(name)
+        tmp = temp_beside(final)  # 0666 minus the umask, like the outputs written directly
+        self._pending.append((tmp, final))
+        return tmp
 
     def commit(self) -> None:
         for tmp, final in self._pending:

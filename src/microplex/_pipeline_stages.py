@@ -460,6 +460,7 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
         train[keep], synthetic[columns + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
         targets=ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None,
         holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), seed=seed,
+        progress=ctx.progress,
     )
     report.scores.to_csv(ctx.output("scores"), index=False)
     report.to_html(ctx.output("report"))

@@ -376,7 +376,7 @@ def evaluate(
         rep = run_evaluation(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
             targets=read_targets(targets) if targets else None,
-            holdout_df=holdout_df, conditions=subgroups or None, pmse=pmse,
+            holdout_df=holdout_df, conditions=subgroups or None, pmse=pmse, progress=not quiet,
         )
         with atomic_path(report) as tmp:
             rep.to_html(tmp, provenance=sampled)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
+from ._files import temp_beside
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -161,9 +161,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.stem[:40]}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temp_beside(path)  # 0666 minus the umask (mkstemp's 0600 would stay on the renamed file)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -134,7 +134,8 @@ def test_heap_shares_are_reproduced_by_condition_and_integers_stay_integers(hour
         real, fake = df.hours[df.g == group], out.hours[out.g == group]
         for v in (1960, 2000, 2080):
             assert (fake == v).mean() == pytest.approx((real == v).mean(), abs=0.015), (group, v)
-        assert (fake == 0).mean() == pytest.approx((real == 0).mean(), abs=0.05)  # the pattern head, short fit
+        # the pattern head keeps its converged state (its best validation state was 0.05 off here)
+        assert (fake == 0).mean() == pytest.approx((real == 0).mean(), abs=0.015)
     # the heap head carries the dependence on g: 2000 is 3x as frequent when g = 1
     assert (out.hours[out.g == 1] == 2000).mean() > 2 * (out.hours[out.g == 0] == 2000).mean()
     # non-heap values are spread, not collapsed onto the heaps
@@ -158,7 +159,7 @@ def test_same_seed_same_bytes_and_save_load_round_trip(hours_model, tmp_path):
     np.testing.assert_array_equal(loaded.log_prob(df.head(300)), synth.log_prob(df.head(300)))
 
 
-def test_models_without_heaps_write_files_as_before_and_old_files_load(tmp_path):
+def test_models_without_heaps_write_files_as_before_and_old_files_load_with_heaps_off(tmp_path):
     df = _hours(800)
     synth = Synthesizer(["hours"], ["g"], max_heaps=0, epochs=2, verbose=False).fit(df, seed=0)
     path, old = tmp_path / "new.mpx", tmp_path / "old.mpx"
@@ -170,20 +171,8 @@ def test_models_without_heaps_write_files_as_before_and_old_files_load(tmp_path)
         del meta["params"][k]
     write_archive(old, meta, tensors, tables)
     loaded = Synthesizer.load(old)
-    assert loaded.heaps_ == {"hours": ()}
+    assert loaded.heaps_ == {"hours": ()} and loaded.get_params()["max_heaps"] == 0
     pd.testing.assert_frame_equal(loaded.generate(df.head(200), seed=2), synth.generate(df.head(200), seed=2))
-
-
-def test_a_file_written_before_heaps_loads_with_heaps_off(tmp_path):
-    df = _hours(800)
-    synth = Synthesizer(["hours"], ["g"], max_heaps=0, epochs=2, verbose=False).fit(df, seed=0)
-    path, old = tmp_path / "new.mpx", tmp_path / "old.mpx"
-    synth.save(path)
-    meta, tensors, tables = read_archive(path, "microplex.Synthesizer")
-    for k in ("heap_threshold", "max_heaps", "min_heap_count"):
-        del meta["params"][k]
-    write_archive(old, meta, tensors, tables)
-    assert Synthesizer.load(old).get_params()["max_heaps"] == 0
     meta["params"]["max_heaps"] = 0  # only some of the heap keys: tampered
     write_archive(old, meta, tensors, tables)
     with pytest.raises(DataValidationError, match="params"):

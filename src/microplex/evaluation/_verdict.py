@@ -16,7 +16,7 @@ the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,16 @@ _SKIP = {"pmse", "subgroup_ks"}
 
 
 def floor_scores(real: pd.DataFrame, holdout: pd.DataFrame, real_weights: np.ndarray | None,
-                 holdout_weights: np.ndarray | None, conditions: Sequence[str], seed: int | None) -> pd.DataFrame:
-    """Scores of the holdout against the training records (the real-vs-real floor), pMSE left out."""
+                 holdout_weights: np.ndarray | None, conditions: Sequence[str], seed: int | None,
+                 tick: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Scores of the holdout against the training records (the real-vs-real floor), pMSE left out.
+
+    ``tick(step)`` is called after each column and whole-file metric (the progress bar of ``evaluate``).
+    """
     from .report import fidelity_scores
 
     scores, _ = fidelity_scores(real, holdout, real_weights, holdout_weights, conditions=conditions,
-                                pmse=False, seed=seed)
+                                pmse=False, seed=seed, _tick=tick)
     return scores
 
 

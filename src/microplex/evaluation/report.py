@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,6 +131,7 @@ def fidelity_scores(
     pmse: bool = True,
     seed: int | None = 0,
     random_state: int | None | str = DEPRECATED,
+    _tick: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Computes the fidelity scores of :func:`evaluate` for frames holding the same columns.
 
@@ -139,6 +140,7 @@ def fidelity_scores(
     (scores, point_masses) : (pandas.DataFrame, dict)
         The tidy score table and the point-mass table of each numeric column.
     """
+    tick = _tick or (lambda step: None)
     check_bool(pairs, "pairs")
     check_bool(pmse, "pmse")
     seed = deprecated_random_state(seed, random_state, "fidelity_scores")
@@ -159,11 +161,13 @@ def fidelity_scores(
             rows.extend(entry.rows(entry.name, c, r, s, wr, ws, ctx))
         if "point_masses" in ctx:
             masses[c] = ctx["point_masses"]
+        tick(str(c))
     ctx = {"columns": columns, "numeric": [c for c in columns if is_numeric(real_df[c])], "conditions": conditions,
            "pairs": pairs, "pmse": pmse, "seed": seed}
     for entry in registry.METRICS:
         if entry.kind == "frame" and entry.rows is not None:
             rows.extend(entry.rows(entry.name, real_df, synthetic_df, wr, ws, ctx))
+            tick(entry.name)
     for metric, variable, _, value in rows:
         if not np.isfinite(value):  # e.g. a distance between values near the float64 limit overflows
             raise DataValidationError(
@@ -198,6 +202,7 @@ def evaluate(
     attacks: bool = False,
     quasi_identifiers: Sequence[str] | None = None,
     sensitive: Sequence[str] | None = None,
+    progress: bool = True,
 ) -> EvaluationReport:
     """Evaluates a synthetic (or reweighted) file against the real data it stands for.
 
@@ -235,6 +240,10 @@ def evaluate(
         Columns an attacker knows; ``conditions`` when None.
     sensitive : sequence of str, default=None
         Columns whose disclosure is measured; every column but the quasi-identifiers when None.
+    progress : bool, default=True
+        Show a progress bar (one step per column and per whole-file metric, then the calibration
+        check, the privacy check, the attacks and the real-vs-real floor); the command line hides
+        it with ``-q``.
 
     Returns
     -------
@@ -244,7 +253,7 @@ def evaluate(
     --------
     >>> rng = np.random.default_rng(0)
     >>> real = pd.DataFrame({"age": rng.integers(20, 60, 500), "income": rng.lognormal(10, 1, 500)})
-    >>> rep = evaluate(real, real.copy(), conditions=["age"], pmse=False)
+    >>> rep = evaluate(real, real.copy(), conditions=["age"], pmse=False, progress=False)
     >>> rep.score("ks", "income")
     0.0
     >>> list(rep.scores.columns)
@@ -261,6 +270,7 @@ def evaluate(
         if value is not None and (not isinstance(value, str) or not value):
             raise DataValidationError(f"The {name!r} parameter must be a column name (str) or None. Got {value!r} instead.")
     pmse = check_bool(pmse, "pmse")
+    progress = check_bool(progress, "progress")
     if check_bool(attacks, "attacks") and holdout_df is None:
         raise DataValidationError("attacks=True needs holdout_df: the attacks are judged against fresh records.")
     if not attacks and (quasi_identifiers is not None or sensitive is not None):
@@ -293,7 +303,8 @@ def evaluate(
     check_frames(real_df, synthetic_df, columns)
     real = numeric_frame(real_df[columns].reset_index(drop=True))
     synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
-    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed)
+    bar = _progress_bar(progress, len(columns), holdout_df is not None, attacks, targets is not None)
+    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed, _tick=bar)
     rows = []
     wr_arr = check_weights(wr, len(real), "real weights")
     ws_arr = check_weights(ws, len(synth), "synthetic weights")
@@ -302,6 +313,8 @@ def evaluate(
         wsum = cal.weight_summary(ws_arr)
         rows += [("kish_ess", synthetic_weight_col or "weights", "all", wsum["kish_ess"]),
                  ("design_effect", synthetic_weight_col or "weights", "all", wsum["design_effect"])]
+    if targets is not None:
+        bar("calibration")
     if targets is not None and not isinstance(targets, Mapping):
         achieved, wanted = _calibration_totals(synthetic_df, ws_arr, targets)
         calib = cal.achieved_vs_target(achieved, wanted)
@@ -315,10 +328,12 @@ def evaluate(
     if holdout_df is not None:
         check_frames(real_df, holdout_df, columns)
         holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
+        bar("privacy")
         priv = privacy_summary(real, synth, holdout, seed=seed)
         rows += [(k, "all", "all", v) for k, v in priv.items()]
     found = None
     if attacks:
+        bar("attacks")
         found, attack_rows = _attacks(real, synth, holdout, holdout_df, weight_col, wr, ws, columns,
                                       quasi_identifiers if quasi_identifiers is not None else conditions, sensitive, seed)
         rows += attack_rows
@@ -327,7 +342,8 @@ def evaluate(
     floor = None
     if holdout is not None:
         wh = _weights_from(holdout_df, weight_col, "holdout_df") if weight_col in holdout_df.columns else None
-        floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed)
+        floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed, tick=lambda step: bar(f"floor: {step}"))
+    bar.close()
     return EvaluationReport(
         scores=scores,
         real_df=real,
@@ -347,6 +363,30 @@ def evaluate(
                     "evaluate seconds": round(time.perf_counter() - clock, 1)},
         attacks=found,
     )
+
+
+class _Bar:
+    """The progress bar of :func:`evaluate`: ``bar(step)`` names the step just done; a no-op when hidden."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc="evaluate", unit="step", disable=not show, leave=True)
+
+    def __call__(self, step: str) -> None:
+        self._bar.set_postfix_str(step[:40], refresh=False)
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.n = self._bar.total  # the steps a metric skipped (e.g. no conditions) count as done
+        self._bar.set_postfix_str("done", refresh=False)
+        self._bar.close()
+
+
+def _progress_bar(show: bool, n_columns: int, holdout: bool, attacks: bool, targets: bool) -> _Bar:
+    frames = sum(e.kind == "frame" and e.rows is not None for e in registry.METRICS)
+    total = (n_columns + frames) * (2 if holdout else 1) + holdout + attacks + targets
+    return _Bar(show, total)
 
 
 def _attacks(real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | None, holdout_df: pd.DataFrame | None,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._errors import DataValidationError
 from .._stats import ks_distance, one_hot, tv_distance, weighted_mean_var
 from ._source import Source, is_categorical
 
@@ -78,6 +79,12 @@ def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.Dat
     for col in shared:
         b, d = base.data[col], donor.data[col]
         keep_b, keep_d = b.notna().to_numpy(), d.notna().to_numpy()
+        for src, keep, w in ((base, keep_b, wb), (donor, keep_d, wd)):
+            if not w[keep].sum() > 0:
+                raise DataValidationError(
+                    f"Shared variable {col!r} has no non-missing value with positive weight in source "
+                    f"{src.name!r}: it cannot be compared (or fused on); drop it from the shared variables."
+                )
         row = {"variable": col, "base": base.name, "donor": donor.name}
         if is_categorical(b):
             row.update(kind="categorical", smd=np.nan, ks=np.nan,

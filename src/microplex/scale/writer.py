@@ -5,6 +5,7 @@ Layout of an output directory::
     path/
       _microplex_manifest.json          run spec (seed, model hash, ...), status, files
       _microplex_tasks/task-000003.json one marker per finished task (its files and rows)
+      _common_metadata                  the full Arrow schema, partition columns' types included
       state=CA/part-000003.parquet      data (hive partitioning by ``partition_by``)
 
 Names that become paths are data: partition columns must be plain path segments (refused
@@ -44,6 +45,8 @@ from ._manifest import check_manifest, check_marker, check_part, is_regular, mar
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "COMMON_METADATA_NAME",
+    "write_common_metadata",
     "model_hash",
     "atomic_write_json",
     "prepare_output",
@@ -59,6 +62,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST_NAME = "_microplex_manifest.json"
 TASKS_DIR = "_microplex_tasks"
+COMMON_METADATA_NAME = "_common_metadata"
 _TMP_PREFIX = ".tmp-microplex-"
 
 
@@ -173,6 +177,21 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
             json.dump(obj, fh, indent=1, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_common_metadata(root: str | os.PathLike, schema: pa.Schema) -> None:
+    """Atomically writes ``root/_common_metadata``, the full Arrow schema (partition columns' types
+    included, which readers otherwise infer from directory names): ``pandas.read_parquet(path,
+    schema=pyarrow.parquet.read_schema(path / "_common_metadata"))``. Every task writes the same
+    schema; a folder from an earlier version has none and reads as before."""
+    final = Path(root) / COMMON_METADATA_NAME
+    tmp = _tmp_name(final)
+    try:
+        pq.write_metadata(schema, tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -437,6 +456,8 @@ def write_task(
     try:
         rows = 0
         for table in tables:
+            if rows == 0:
+                write_common_metadata(root, table.schema)
             writer.write(table)
             rows += table.num_rows
         files = writer.close()

@@ -9,13 +9,16 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._params import check_int
+from .._params import check_bool, check_choice, check_float, check_int, check_names
+from ._schedule import check_epochs
+from ._validation import check_reserved
+from .sampling import SAMPLING
 from .schema import VariableSpec
 
 __all__ = [
     "EXTRAPOLATION_MARGIN", "MAX_BINS", "MAX_HIDDEN_LAYERS", "MAX_HIDDEN_UNITS", "MAX_LEARNING_RATE",
     "MAX_HEAPS", "MAX_POINT_MASSES", "MAX_THREADS", "MAX_TRANSFORMS", "check_effective_size", "check_hidden", "check_schema",
-    "overflow_message",
+    "check_synthesizer_params", "overflow_message",
 ]
 
 #: Upper bounds of the size parameters (beyond them a model cannot be built in memory).
@@ -81,3 +84,49 @@ def overflow_message(role: str, name: str, series: pd.Series) -> str:
         f"{float(np.abs(series.to_numpy(float)).max()):g}); rescale it (e.g. log, or a smaller unit) or drop "
         "the extreme records."
     )
+
+
+def check_synthesizer_params(synth: Any) -> dict[str, Any]:
+    """Every parameter of the Synthesizer ``synth``, checked (each message names the parameter);
+    returns them in canonical types (the stored attributes stay as given)."""
+    p = {
+        "target_vars": check_names(synth.target_vars, "target_vars", allow_empty=False),
+        "condition_vars": check_names(synth.condition_vars, "condition_vars"),
+        "flow": check_choice(synth.flow, "flow", ("maf", "nsf")),
+        "transforms": check_int(synth.transforms, "transforms", low=1, high=MAX_TRANSFORMS),
+        "hidden_features": check_hidden(synth.hidden_features),
+        "bins": check_int(synth.bins, "bins", low=2, high=MAX_BINS),
+        "schema": check_schema(synth.schema),
+        "point_mass_threshold": check_float(
+            synth.point_mass_threshold, "point_mass_threshold", low=0.0, high=1.0,
+            low_inclusive=False, high_inclusive=False),
+        "max_point_masses": check_int(synth.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
+        "epochs": check_epochs(synth.epochs),
+        "batch_size": check_int(synth.batch_size, "batch_size", low=1),
+        "learning_rate": check_float(synth.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
+                                     low_inclusive=False),
+        "weight_decay": check_float(synth.weight_decay, "weight_decay", low=0.0),
+        "validation_fraction": check_float(
+            synth.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
+        "patience": check_int(synth.patience, "patience", low=1, allow_none=True),
+        "verbose": check_bool(synth.verbose, "verbose"),
+        "heap_threshold": check_float(synth.heap_threshold, "heap_threshold", low=0.0, high=1.0,
+                                      high_inclusive=False),
+        "max_heaps": check_int(synth.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
+        "min_heap_count": check_int(synth.min_heap_count, "min_heap_count", low=1),
+        "condition_model": check_bool(synth.condition_model, "condition_model"),
+        "sampling": check_choice(synth.sampling, "sampling", SAMPLING),
+    }
+    if p["condition_model"] and not p["condition_vars"]:
+        raise DataValidationError(
+            "The 'condition_model' parameter needs condition columns ('condition_vars'); without "
+            "conditions every record is already drawn from the model."
+        )
+    overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
+    if overlap:
+        raise DataValidationError(f"Columns cannot be both targets and conditions: {overlap}.")
+    check_reserved(p["target_vars"] + p["condition_vars"], "Target and condition columns")
+    unknown = sorted(set(p["schema"] or {}) - set(p["target_vars"]) - set(p["condition_vars"]))
+    if unknown:
+        raise DataValidationError(f"schema names columns that are neither targets nor conditions: {unknown}.")
+    return p

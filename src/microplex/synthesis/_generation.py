@@ -166,7 +166,7 @@ class _Generation:
                 if len(part) == 0:
                     break
                 c = torch.as_tensor(self.condition_encoder_.transform(part))
-                pattern, u, heap = self.model_.sample(c, gen)
+                pattern, u, heap = self.model_.sample(c, gen, stratified=self.sampling == "stratified")
                 for name, values in self._decode(pattern.numpy(), u.numpy(), heap.numpy()).items():
                     pieces[name].append(values)
 

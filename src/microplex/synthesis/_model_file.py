@@ -23,8 +23,9 @@ from ._validation import check_column
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
-#: Synthesizer parameters a file may lack: ``condition_model`` is written only when True.
-OPTIONAL_PARAMS = ("condition_model",)
+#: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
+#: ``sampling`` is absent from files written before it (they load with "independent").
+OPTIONAL_PARAMS = ("condition_model", "sampling")
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -115,7 +116,7 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     required = {k for k in param_keys if k not in OPTIONAL_PARAMS + DP_PARAMS} | (set(DP_PARAMS) if private else set())
     before_heaps = required - set(HEAP_PARAMS)
     params = f.mapping(meta["params"], "params")
-    if not any(set(params) == keys | extra for keys in (required, before_heaps) for extra in ({"condition_model"}, set())):
+    if set(params) - set(OPTIONAL_PARAMS) not in (required, before_heaps):
         raise f.fail("params", f"an object with keys {sorted(param_keys)}", sorted(params))
     targets = f.array(params.get("target_vars"), "params.target_vars")
     conditions = f.array(params.get("condition_vars"), "params.condition_vars")

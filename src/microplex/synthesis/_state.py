@@ -110,6 +110,7 @@ def restore_state(
     _model_file.check_metadata(meta, label, tuple(cls._get_param_names()))
     params = dict(meta["params"])
     params.setdefault("condition_model", False)
+    params.setdefault("sampling", "independent")  # a file written before stratified draws
     if "max_heaps" not in params:  # a file written before heap states: its model has none
         params["max_heaps"] = 0
     try:

@@ -28,11 +28,15 @@ class _Training:
         """Adam on the weighted negative log-likelihood.
 
         The learning rate decays to 0 along a cosine over ``epochs``. With a validation split, the
-        pattern head, the heap heads and the flow (disjoint parameters, separate loss terms) each
-        keep their best state on it, so a small data set that starts to over-fit keeps the state
-        before it did. With ``patience`` (an int) the earlier schedule runs instead: the learning
-        rate halves when the validation loss stalls and training stops when no part has improved
-        for ``patience`` epochs.
+        pattern head, the heap heads and the flow (disjoint parameters, separate loss terms) are
+        scored on it every epoch. The flow keeps its best state, so a small data set that starts to
+        over-fit keeps the state before it did (on 2,700 records the final flow state is 0.3-0.5
+        nats per record worse on validation). The discrete heads keep their final, converged state
+        unless their best one is *significantly* better (see :func:`_overfits`): the best
+        validation state of a head otherwise fits the validation split's own shares (0.05 off on
+        300 validation records). With ``patience`` (an int) the earlier schedule runs instead: the
+        learning rate halves when the validation loss stalls, training stops when no part has
+        improved for ``patience`` epochs and every part keeps its best state.
         """
         n = len(data)
         order = rng.permutation(n)
@@ -61,6 +65,7 @@ class _Training:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         gen = torch.Generator().manual_seed(seed)
         best = {k: (np.inf, copy.deepcopy(m.state_dict()), 0) for k, m in parts.items()} if n_val else {}
+        best_lp: dict[str, torch.Tensor] = {}  # per-record validation log-probs of each best state
         history = []
         bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not self.verbose, leave=False)
         for epoch in bar:
@@ -112,6 +117,7 @@ class _Training:
                 score, state, stale = best[k]
                 if scores[k] < score - 1e-4:
                     best[k] = (scores[k], copy.deepcopy(m.state_dict()), 0)
+                    best_lp[k] = lps[("head", "heaps", "flow").index(k)]
                 else:
                     best[k] = (score, state, stale + 1)
             if not early_stopping:
@@ -123,7 +129,30 @@ class _Training:
                 break
         bar.close()
         if n_val:
+            final_lp = dict(zip(("head", "heaps", "flow"), lps, strict=True))
             for k, m in parts.items():
-                m.load_state_dict(best[k][1])
+                if early_stopping or k == "flow" or k not in best_lp or _overfits(best_lp[k], final_lp[k], wv):
+                    m.load_state_dict(best[k][1])
         model.eval()
         self.history_ = pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"])
+
+
+def _overfits(best: torch.Tensor, final: torch.Tensor, w: torch.Tensor, z: float = 2.0) -> bool:
+    """Whether a part's best validation state beats its final state by more than ``z`` standard
+    errors of the paired, weighted mean difference of per-record validation log-probabilities
+    (``w`` sums to 1). A difference within the noise of the validation split is not over-fitting,
+    and the converged final state is kept.
+
+    Examples
+    --------
+    >>> w = torch.full((4,), 0.25)
+    >>> _overfits(torch.tensor([-1.0, -1.1, -0.9, -1.0]), torch.tensor([-2.0, -2.1, -1.9, -2.0]), w)
+    True
+    >>> _overfits(torch.tensor([-1.0, -1.1, -0.9, -1.0]), torch.tensor([-1.1, -1.0, -1.0, -0.9]), w)
+    False
+    """
+    d = (best - final).double()
+    w = w.double()
+    mean = float((w * d).sum())
+    se = float(torch.sqrt((w.square() * (d - mean).square()).sum()))
+    return mean > z * se

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from zuko.nn import MLP
 
 from .._stats import heaviest_values
+from .sampling import uniforms
 
 __all__ = ["detect_heaps", "HeapHeads"]
 
@@ -119,12 +120,14 @@ class HeapHeads(nn.Module):
         return out
 
     @torch.no_grad()
-    def sample(self, ctx: Tensor, pattern: Tensor, generator: torch.Generator) -> Tensor:
-        """Draws heap states (N, H), coordinate by coordinate (one uniform each, inverse CDF)."""
+    def sample(self, ctx: Tensor, pattern: Tensor, generator: torch.Generator, *,
+               stratified: bool = False) -> Tensor:
+        """Draws heap states (N, H), coordinate by coordinate (one uniform each, inverse CDF;
+        a Latin hypercube across the N records when ``stratified``)."""
         heap = torch.zeros(ctx.shape[0], self.n_heaped, dtype=torch.long)
         for i in range(self.n_heaped):
             cdf = torch.cumsum(self._log_probs(i, ctx, pattern, heap).exp(), dim=1)
-            uniform = torch.rand(ctx.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
+            uniform = uniforms(ctx.shape[0], 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             heap[:, i] = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         return heap
 

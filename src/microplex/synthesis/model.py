@@ -23,6 +23,7 @@ from zuko.nn import MLP
 
 from .flow import TriangularFlow
 from .heaps import HeapHeads, Logits
+from .sampling import normals, uniforms
 
 __all__ = ["PointMassFlow"]
 
@@ -153,21 +154,26 @@ class PointMassFlow(nn.Module):
         return discrete + heaps + continuous
 
     @torch.no_grad()
-    def sample(self, c: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    def sample(
+        self, c: Tensor, generator: torch.Generator, *, stratified: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Draws (pattern indices (N,), standardized continuous values (N, D), heap states
-        (N, H)) given ``c`` (N, C): the pattern, then heap states in flow order, then the flow."""
+        (N, H)) given ``c`` (N, C): the pattern, then heap states in flow order, then the flow.
+        ``stratified`` draws the uniforms and the flow's normals as Latin hypercubes across the
+        N records (see :mod:`.sampling`)."""
         n = c.shape[0]
         if self.head is None:
             pattern = torch.zeros(n, dtype=torch.long)
         else:
             # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial).
             cdf = torch.cumsum(self.pattern_log_prob(c).exp(), dim=1)
-            uniform = torch.rand(n, 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
+            uniform = uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             pattern = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
-        heap = self.heaps.sample(ctx, pattern, generator) if self.heaps is not None else self._heap(None, n)
+        heap = (self.heaps.sample(ctx, pattern, generator, stratified=stratified) if self.heaps is not None
+                else self._heap(None, n))
         d = self.active.shape[1]
-        z = torch.randn(n, d, generator=generator, dtype=c.dtype)
+        z = normals(n, d, generator, stratified=stratified, dtype=c.dtype)
         if self.flow is None:
             return pattern, z, heap
         extra, pinned, values = self._pinned(pattern, heap)

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Collection
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from .._files import temp_beside
 from .._errors import DataValidationError
 
 __all__ = ["FORMAT_VERSION", "check_format", "read_archive", "write_archive"]
@@ -45,8 +45,7 @@ def write_archive(
         _write_zip(path, metadata, tensors, tables)
         return
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mpx", dir=path.parent or ".")
-    os.close(fd)
+    tmp = str(temp_beside(path))  # 0666 minus the umask, like every other output (not mkstemp's 0600)
     try:
         _write_zip(tmp, metadata, tensors, tables)
         os.replace(tmp, path)

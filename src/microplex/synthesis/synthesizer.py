@@ -18,11 +18,8 @@ import torch
 
 from .._errors import DataValidationError
 from .._estimator import Estimator
-from .._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
-from ._checks import (
-    MAX_BINS, MAX_HEAPS, MAX_LEARNING_RATE, MAX_POINT_MASSES, MAX_TRANSFORMS, check_effective_size, check_hidden,
-    check_schema,
-)
+from .._params import check_seed
+from ._checks import check_effective_size, check_synthesizer_params
 from .._random import named_child
 from . import _conditions, _dp
 from ._dp_record import privacy_record
@@ -32,7 +29,7 @@ from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
 from ._schedule import auto_epochs, check_epochs
-from ._validation import check_column, check_frame, check_reserved, check_weights
+from ._validation import check_column, check_frame, check_weights
 from .schema import VariableSpec, infer_kind
 from .serialization import read_archive, write_archive
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -87,12 +84,12 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     learning_rate : float, default=2e-3
     weight_decay : float, default=0.0
     validation_fraction : float, default=0.1
-        Share of records held out to choose, for each part of the model (pattern head, heap
-        heads, flow), its state with the best validation loss. Training runs all ``epochs`` and
-        the learning rate decays to 0 along a cosine, so the weights settle at an optimum instead
-        of a noisy Adam step; the validation split keeps a small data set from over-fitting
-        (synthetic records drifting towards training records). With 0, every record trains and
-        the final state is kept.
+        Share of records held out to guard against over-fitting. Training runs all ``epochs``
+        and the learning rate decays to 0 along a cosine, so the weights settle at an optimum
+        instead of a noisy Adam step; the flow keeps its state with the best validation loss (a
+        small data set does not over-fit: synthetic records drifting towards training records),
+        the pattern and heap heads their final state unless their best one is significantly
+        better on the validation split. With 0, every record trains and the final state is kept.
     patience : int or None, default=None
         With an int (and a validation split), the earlier schedule: the learning rate halves
         when the validation loss stalls and training stops after ``patience`` epochs without
@@ -106,6 +103,13 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         settings: categorical heads for categories, point masses and the flow for numbers),
         :meth:`sample` draws the conditions from it, and neither the estimator nor its file keeps
         any training row or weight. Without ``epsilon`` this is not differential privacy.
+    sampling : {"stratified", "independent"}, default="stratified"
+        How :meth:`generate` draws the records of a chunk (``chunk_size`` records).
+        ``"stratified"``: Latin-hypercube uniforms and normals across the chunk's records, so a
+        chunk's shares of zeros, heaps and categories and its marginal distributions carry less
+        Monte Carlo noise than independent draws; each record is still an exact draw from
+        the model (see :mod:`microplex.synthesis.sampling`). ``"independent"``: independent draws
+        (the only mode of model files written before this parameter, which load with it).
     epsilon, delta : float or None, default=None
         Differential privacy: with ``epsilon`` (> 0) and ``delta`` (in (0, 1)) the whole fit is
         (epsilon, delta)-DP for adding or removing one record (DP-SGD with an RDP accountant;
@@ -180,6 +184,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         patience: int | None = None,
         verbose: bool = True,
         condition_model: bool = False,
+        sampling: str = "stratified",
         epsilon: float | None = None,
         delta: float | None = None,
         max_grad_norm: float = 1.0,
@@ -207,6 +212,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         self.patience = patience
         self.verbose = verbose
         self.condition_model = condition_model
+        self.sampling = sampling
         self.epsilon = epsilon
         self.delta = delta
         self.max_grad_norm = max_grad_norm
@@ -358,45 +364,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     def _check_params(self) -> dict[str, Any]:
         """Every constructor parameter, checked; returns them in canonical types (the stored
         attributes stay as given)."""
-        p = {
-            "target_vars": check_names(self.target_vars, "target_vars", allow_empty=False),
-            "condition_vars": check_names(self.condition_vars, "condition_vars"),
-            "flow": check_choice(self.flow, "flow", ("maf", "nsf")),
-            "transforms": check_int(self.transforms, "transforms", low=1, high=MAX_TRANSFORMS),
-            "hidden_features": check_hidden(self.hidden_features),
-            "bins": check_int(self.bins, "bins", low=2, high=MAX_BINS),
-            "schema": check_schema(self.schema),
-            "point_mass_threshold": check_float(
-                self.point_mass_threshold, "point_mass_threshold", low=0.0, high=1.0,
-                low_inclusive=False, high_inclusive=False),
-            "max_point_masses": check_int(self.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
-            "epochs": check_epochs(self.epochs),
-            "batch_size": check_int(self.batch_size, "batch_size", low=1),
-            "learning_rate": check_float(self.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
-                                         low_inclusive=False),
-            "weight_decay": check_float(self.weight_decay, "weight_decay", low=0.0),
-            "validation_fraction": check_float(
-                self.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
-            "patience": check_int(self.patience, "patience", low=1, allow_none=True),
-            "verbose": check_bool(self.verbose, "verbose"),
-            "heap_threshold": check_float(self.heap_threshold, "heap_threshold", low=0.0, high=1.0,
-                                          high_inclusive=False),
-            "max_heaps": check_int(self.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
-            "min_heap_count": check_int(self.min_heap_count, "min_heap_count", low=1),
-            "condition_model": check_bool(self.condition_model, "condition_model"),
-        }
-        if p["condition_model"] and not p["condition_vars"]:
-            raise DataValidationError(
-                "The 'condition_model' parameter needs condition columns ('condition_vars'); without "
-                "conditions every record is already drawn from the model."
-            )
-        overlap = sorted(set(p["target_vars"]) & set(p["condition_vars"]))
-        if overlap:
-            raise DataValidationError(f"Columns cannot be both targets and conditions: {overlap}.")
-        check_reserved(p["target_vars"] + p["condition_vars"], "Target and condition columns")
-        unknown = sorted(set(p["schema"] or {}) - set(p["target_vars"]) - set(p["condition_vars"]))
-        if unknown:
-            raise DataValidationError(f"schema names columns that are neither targets nor conditions: {unknown}.")
+        p = check_synthesizer_params(self)
         p["dp"] = _dp.check_dp_params(self, p)
         return p
 
