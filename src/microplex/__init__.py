@@ -14,6 +14,7 @@ from ._errors import (
     ConvergenceWarning,
     DataValidationError,
     ExtrapolationWarning,
+    PrivacyWarning,
     MicroplexError,
     NotFittedError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "HouseholdSynthesizer",
     "MicroplexError",
     "NotFittedError",
+    "PrivacyWarning",
     "Source",
     "Synthesizer",
     "VariableSpec",

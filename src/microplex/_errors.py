@@ -9,6 +9,7 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "ExtrapolationWarning",
+    "PrivacyWarning",
 ]
 
 
@@ -34,3 +35,7 @@ class ConvergenceWarning(UserWarning):
 
 class ExtrapolationWarning(UserWarning):
     """Warns that inputs lie far outside the range seen in training (named column, row count)."""
+
+
+class PrivacyWarning(UserWarning):
+    """Warns that differentially private fitting changed the data (values clipped to public bounds)."""

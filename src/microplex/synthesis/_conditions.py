@@ -53,6 +53,10 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
         if synth.kinds_[n] == "categorical":
             schema[n] = replace(schema.get(n, VariableSpec()), kind="categorical")
     params.update(target_vars=conditions, condition_vars=(), schema=schema or None, condition_model=False)
+    if synth.epsilon is not None:  # DP: the "conditions" share of the budget (see ._dp)
+        from ._dp import condition_params
+
+        params.update(condition_params(synth, conditions, weight_col))
     sub = type(synth)(**params)
     sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
     del sub.training_conditions_, sub.training_weights_

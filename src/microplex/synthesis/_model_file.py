@@ -17,6 +17,7 @@ import torch
 from .._errors import DataValidationError
 from .._stats import check_weights
 from ._checks import MAX_HEAPS
+from ._dp import DP_PARAMS
 from ._validation import check_column
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
@@ -25,6 +26,7 @@ HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
 #: ``sampling`` is absent from files written before it (they load with "independent").
 OPTIONAL_PARAMS = ("condition_model", "sampling")
+#: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
 
@@ -105,11 +107,13 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     """Checks the structure and types of every metadata field of a Synthesizer file (the
     condition model of a fully synthetic file is checked when it is restored)."""
     f = _Fields(label)
-    f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ()))
+    private = isinstance(meta, dict) and isinstance(meta.get("params"), dict) and "epsilon" in meta["params"]
+    f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ())
+              + (("privacy",) if private else ()))
     f.string(meta["microplex_version"], "microplex_version")
     # Files written before heaps lack the heap parameters: their models have no heap states;
     # optional parameters are absent at their default.
-    required = {k for k in param_keys if k not in OPTIONAL_PARAMS}
+    required = {k for k in param_keys if k not in OPTIONAL_PARAMS + DP_PARAMS} | (set(DP_PARAMS) if private else set())
     before_heaps = required - set(HEAP_PARAMS)
     params = f.mapping(meta["params"], "params")
     if set(params) - set(OPTIONAL_PARAMS) not in (required, before_heaps):

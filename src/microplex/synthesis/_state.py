@@ -19,7 +19,9 @@ from .._errors import DataValidationError
 from . import _conditions, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
-from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
+from ._dp import DP_PARAMS
+from ._dp_record import check_privacy
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, _to_json
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -49,6 +51,14 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     params["condition_model"] = True
     if not synthetic:
         del params["condition_model"]  # absent when off: files of the default settings are unchanged
+    private = hasattr(synth, "privacy_")
+    for k in DP_PARAMS:  # absent without DP: files of the default settings are unchanged
+        if not private:
+            del params[k]
+    if private:
+        params["public_bounds"] = {k: [float(v[0]), float(v[1])] for k, v in (synth.public_bounds or {}).items()}
+        params["public_categories"] = {k: [_to_json(v) for v in c] for k, c in (synth.public_categories or {}).items()}
+        params["budget_split"] = None if synth.budget_split is None else {k: float(v) for k, v in synth.budget_split.items()}
     params["schema"] = {k: v.to_dict() for k, v in (synth.schema or {}).items()}
     params["target_vars"], params["condition_vars"] = list(synth.target_vars), list(synth.condition_vars)
     params["hidden_features"] = None if synth.hidden_features is None else list(synth.hidden_features)
@@ -64,6 +74,8 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
         "patterns": synth.patterns_.tolist(),
         "history": synth.history_.to_dict(orient="list"),
     }
+    if private:
+        metadata["privacy"] = synth.privacy_
     tensors = synth.model_.state_dict()
     if synthetic:
         entries, sub_tensors = _conditions.export_parts(synth, export_state)
@@ -119,6 +131,8 @@ def restore_state(
     self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
     self.history_ = pd.DataFrame(meta["history"])
     self._ranges = None
+    if p["dp"]:
+        self.privacy_ = check_privacy(meta.get("privacy"), label, p["dp"]["epsilon"], p["dp"]["delta"])
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)

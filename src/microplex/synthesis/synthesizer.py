@@ -20,7 +20,10 @@ from .._errors import DataValidationError
 from .._estimator import Estimator
 from .._params import check_seed
 from ._checks import check_effective_size, check_synthesizer_params
-from . import _conditions
+from .._random import named_child
+from . import _conditions, _dp
+from ._dp_record import privacy_record
+from ._dp_training import train_dp
 from ._generation import _Generation
 from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
@@ -99,7 +102,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         unconditional model of the condition columns (a second Synthesizer with this one's
         settings: categorical heads for categories, point masses and the flow for numbers),
         :meth:`sample` draws the conditions from it, and neither the estimator nor its file keeps
-        any training row or weight. This is not differential privacy: see the Privacy guide.
+        any training row or weight. Without ``epsilon`` this is not differential privacy.
     sampling : {"stratified", "independent"}, default="stratified"
         How :meth:`generate` draws the records of a chunk (``chunk_size`` records).
         ``"stratified"``: Latin-hypercube uniforms and normals across the chunk's records, so a
@@ -107,6 +110,24 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         Monte Carlo noise than independent draws; each record is still an exact draw from
         the model (see :mod:`microplex.synthesis.sampling`). ``"independent"``: independent draws
         (the only mode of model files written before this parameter, which load with it).
+    epsilon, delta : float or None, default=None
+        Differential privacy: with ``epsilon`` (> 0) and ``delta`` (in (0, 1)) the whole fit is
+        (epsilon, delta)-DP for adding or removing one record (DP-SGD with an RDP accountant;
+        see the Privacy guide and :mod:`microplex.synthesis._dp`). Needs public metadata for every
+        column, no ``patience``, and ``condition_model=True`` when there are conditions. Heaps and
+        the validation split are off; ``history_`` holds no losses.
+    max_grad_norm : float, default=1.0
+        DP-SGD clipping norm of each record's gradient (per part: head and flow each get
+        ``max_grad_norm / sqrt(2)``). Small norms bias the model towards the commonest point-mass
+        pattern; the Privacy guide shows the trade-off (15 in the benchmark).
+    public_bounds : mapping of str to (float, float), default=None
+        Public (low, high) of every numeric column, and of the weight column (weights are then
+        divided by its high); values outside are clipped, with a PrivacyWarning.
+    public_categories : mapping of str to sequence, default=None
+        Public categories of every categorical column (a value outside raises).
+    budget_split : mapping of str to float, default=None
+        Shares of the budget for ``"statistics"``, ``"training"`` and (``condition_model=True``)
+        ``"conditions"``; ``None``: 0.1 / 0.9, or 0.1 / 0.6 / 0.3.
 
     Attributes
     ----------
@@ -122,6 +143,8 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         The fitted torch module.
     condition_model_ : Synthesizer
         The unconditional model of the conditions (``condition_model=True`` only).
+    privacy_ : dict
+        With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
 
     Examples
     --------
@@ -162,6 +185,12 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         verbose: bool = True,
         condition_model: bool = False,
         sampling: str = "stratified",
+        epsilon: float | None = None,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        public_bounds: Mapping[str, tuple[float, float]] | None = None,
+        public_categories: Mapping[str, Sequence[Any]] | None = None,
+        budget_split: Mapping[str, float] | None = None,
     ) -> None:
         self.target_vars = target_vars
         self.condition_vars = condition_vars
@@ -184,6 +213,12 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         self.verbose = verbose
         self.condition_model = condition_model
         self.sampling = sampling
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.public_bounds = public_bounds
+        self.public_categories = public_categories
+        self.budget_split = budget_split
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
@@ -224,7 +259,7 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
     def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None, seed: int) -> Synthesizer:
         p = self._check_params()
         self._ranges = None
-        for k in ("training_conditions_", "training_weights_", "condition_model_"):
+        for k in ("training_conditions_", "training_weights_", "condition_model_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
         seed = check_seed(seed, "seed", allow_none=False)
@@ -235,6 +270,12 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
             raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
         check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
         w = check_weights(data, weight_col)
+        dp = p["dp"]
+        if dp:  # public bounds applied and the budget checked before anything is fitted
+            data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
+            epochs = p["epochs"] if epochs is None else epochs
+            epochs = auto_epochs(len(data)) if epochs == "auto" else epochs
+            planned = _dp.plan(self, dp, len(data), epochs)
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
@@ -253,27 +294,32 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
                     f"{data[name].dtype}; only numeric columns can be {kind}."
                 )
 
-        self.kinds_ = {}
-        for name in targets + conditions:
-            role = "target" if name in targets else "condition"
-            kind = schema.get(name, VariableSpec()).kind or infer_kind(data[name], role=role)
-            if role == "condition" and kind == "integer":
-                kind = "continuous"
-            self.kinds_[name] = kind
-        self.dtypes_ = {name: str(data[name].dtype) for name in targets}
-        self.n_features_in_ = len(conditions)
-        self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(data, w)
-        self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
-        for name in targets:
-            if self.kinds_[name] == "categorical":
-                self.encoders_[name] = CategoricalEncoder(name).fit(data[name])
-            else:
-                enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
-                self.encoders_[name] = enc.fit(
-                    data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
-                    self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
-                    max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
-                )
+        if dp:
+            mechanisms, shares = _dp.fit_public_encoders(
+                self, data, w, dp, schema, np.random.default_rng(named_child(seed, "dp_statistics")),
+                planned["statistics"])
+        else:
+            self.kinds_ = {}
+            for name in targets + conditions:
+                role = "target" if name in targets else "condition"
+                kind = schema.get(name, VariableSpec()).kind or infer_kind(data[name], role=role)
+                if role == "condition" and kind == "integer":
+                    kind = "continuous"
+                self.kinds_[name] = kind
+            self.dtypes_ = {name: str(data[name].dtype) for name in targets}
+            self.n_features_in_ = len(conditions)
+            self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(data, w)
+            self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
+            for name in targets:
+                if self.kinds_[name] == "categorical":
+                    self.encoders_[name] = CategoricalEncoder(name).fit(data[name])
+                else:
+                    enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
+                    self.encoders_[name] = enc.fit(
+                        data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
+                        self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
+                        max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
+                    )
         self._build_layout()
 
         rng = np.random.default_rng(seed)
@@ -281,12 +327,14 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         self._check_encoded(data, c)
         states = self._discrete_states(data)
         self.patterns_ = self._pattern_table(states)
+        if dp:
+            _dp.check_pattern_grid(self)
         self._check_model_size(len(data))
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         heap = self._heap_states(data)
         if p["condition_model"]:  # fully synthetic: no training row is kept
-            self._ranges = _conditions.condition_ranges(data, self)
+            self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self)
         else:
             self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
             self.training_weights_ = w.copy()
@@ -294,23 +342,31 @@ class Synthesizer(_Layout, _Training, _Generation, Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
-            self.model_.init_pattern_prior(
-                torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
-            )
-            if epochs is None:
-                epochs = p["epochs"]
-            if epochs == "auto":
-                n_val = int(round(p["validation_fraction"] * len(data)))
-                epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
-            self._train(data, c, pattern, heap, w, rng, epochs, seed)
+            if dp:  # the pattern head starts at the noisy shares of the states
+                _dp.init_prior(self, shares)
+                train_dp(self, data, c, pattern, heap, w, rng, epochs, seed, planned["training"]["noise_multiplier"])
+            else:
+                self.model_.init_pattern_prior(
+                    torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
+                )
+                if epochs is None:
+                    epochs = p["epochs"]
+                if epochs == "auto":
+                    n_val = int(round(p["validation_fraction"] * len(data)))
+                    epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
+                self._train(data, c, pattern, heap, w, rng, epochs, seed)
         if p["condition_model"]:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
+        if dp:
+            self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self
 
     def _check_params(self) -> dict[str, Any]:
         """Every constructor parameter, checked; returns them in canonical types (the stored
         attributes stay as given)."""
-        return check_synthesizer_params(self)
+        p = check_synthesizer_params(self)
+        p["dp"] = _dp.check_dp_params(self, p)
+        return p
 
     # -- generation --------------------------------------------------------------------
     def generate(

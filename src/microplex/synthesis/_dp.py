@@ -1,0 +1,403 @@
+"""Differential privacy of the Synthesizer: settings, public bounds, noisy statistics, the audit trail.
+
+With ``Synthesizer(epsilon=..., delta=...)`` nothing fitted depends on the data except through a
+Gaussian mechanism counted by the accountant (:mod:`._accountant`):
+
+- *public* (no budget): the kinds and category lists (``public_categories``), the bounds of every
+  numeric column (``public_bounds``; values outside are clipped to them, with a
+  :class:`~microplex.PrivacyWarning`), the conditions' standardization (from their bounds), the
+  pattern table (every combination of states), the transforms (``logit`` between the public
+  bounds), and the number of records (it sets the sampling rate, as in Opacus);
+- *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
+  per numeric target, each record in one cell of each (sensitivity sqrt(number of numeric
+  targets), weights at most 1): a cell per point-mass candidate (declared point masses, else the
+  public bounds and 0) and :data:`BINS` bins of the transformed values; from it the point masses
+  (noisy share at least ``point_mass_threshold``) and each target's mean and standard deviation;
+- *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
+- *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
+  DP Synthesizer of its own with the same statistics/training proportions.
+
+Heaps, the validation split and the training losses are off in this mode (each would read the
+data without noise).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._errors import DataValidationError, PrivacyWarning
+from .._params import check_float
+from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
+from .schema import VariableSpec
+from .heaps import Logits
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "init_prior", "plan",
+           "solve_sigma"]
+
+#: The Synthesizer parameters of the DP mode (absent from model files fitted without it).
+DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
+PARTS = ("statistics", "training", "conditions")
+#: Default shares of the budget: statistics, training and (``condition_model=True``) conditions.
+DEFAULT_SPLIT = {"statistics": 0.1, "training": 0.9}
+DEFAULT_SPLIT_CONDITIONS = {"statistics": 0.1, "training": 0.6, "conditions": 0.3}
+#: Width of the margin around public bounds of a continuous column, as a share of the bounds' width
+#: (so values at a bound have a finite logit).
+MARGIN = 1e-4
+_MIN_STD = 0.05
+#: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
+BINS = 32
+
+
+def _fail(name: str, expected: str, value: Any) -> DataValidationError:
+    text = repr(value)
+    return DataValidationError(f"The {name!r} parameter must be {expected}. Got {text[:77]} instead.")
+
+
+def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | None:
+    """The DP parameters of ``synth`` checked (``None`` without ``epsilon``); ``p`` holds the other
+    checked parameters."""
+    eps = check_float(synth.epsilon, "epsilon", low=0.0, low_inclusive=False, allow_none=True)
+    if eps is None:
+        given = [k for k in DP_PARAMS[1:] if getattr(synth, k) != (1.0 if k == "max_grad_norm" else None)]
+        if given:
+            raise DataValidationError(f"The {given[0]!r} parameter needs differential privacy: set 'epsilon' too.")
+        return None
+    if synth.delta is None:
+        raise _fail("delta", "a float in (0, 1) when 'epsilon' is set", None)
+    delta = check_float(synth.delta, "delta", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+    clip = check_float(synth.max_grad_norm, "max_grad_norm", low=0.0, low_inclusive=False)
+    bounds = {}
+    for name, b in _mapping(synth.public_bounds, "public_bounds").items():
+        ok = isinstance(b, list | tuple) and len(b) == 2 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in b) and b[0] < b[1]
+        if not ok:
+            raise _fail("public_bounds", f"a mapping of column to (low, high) with finite low < high; column {name!r}", b)
+        bounds[name] = (float(b[0]), float(b[1]))
+    cats = {}
+    for name, c in _mapping(synth.public_categories, "public_categories").items():
+        ok = isinstance(c, list | tuple) and len(c) >= 2 and all(
+            isinstance(v, str | bool | numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v)) for v in c)
+        if not ok or not pd.Index(list(c), dtype=object).is_unique:
+            raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories; column {name!r}", c)
+        cats[name] = sorted((v.item() if isinstance(v, np.generic) else v for v in c), key=lambda v: (str(type(v)), v))
+    columns = p["target_vars"] + p["condition_vars"]
+    both = sorted(set(bounds) & set(cats))
+    missing = [n for n in columns if n not in bounds and n not in cats]
+    if both or missing:
+        raise DataValidationError(
+            "With 'epsilon' set, every target and condition needs public metadata: bounds in 'public_bounds' "
+            "(numeric columns) or categories in 'public_categories' (categorical ones), not both. "
+            + (f"Missing: {missing}." if missing else f"In both: {both}.")
+        )
+    split = _check_split(synth.budget_split, p["condition_model"])
+    if p["condition_vars"] and not p["condition_model"]:
+        raise DataValidationError(
+            "With 'epsilon' set and conditions, 'condition_model' must be True: otherwise the estimator and its "
+            "file keep the real training conditions, which no noise covers.")
+    if p["patience"] is not None:
+        raise DataValidationError("The 'patience' parameter needs a validation split, which DP training does not "
+                                  "use (it would read the data without noise); leave it None with 'epsilon'.")
+    for name, spec in (p["schema"] or {}).items():
+        if spec.heaps is not None or spec.transform != "auto" or (spec.kind == "categorical") != (name in cats):
+            raise DataValidationError(
+                f"schema[{name!r}]: with 'epsilon' set, heaps are off, the transform is 'auto' (logit between the "
+                "public bounds) and a column is categorical exactly when it is in 'public_categories'."
+            )
+    return {"epsilon": eps, "delta": delta, "max_grad_norm": clip, "bounds": bounds, "categories": cats,
+            "split": split}
+
+
+def _mapping(value: Any, name: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _fail(name, "a mapping of column names or None", value)
+    return dict(value)
+
+
+def _check_split(value: Any, conditions: bool) -> dict[str, float]:
+    if value is None:
+        return dict(DEFAULT_SPLIT_CONDITIONS if conditions else DEFAULT_SPLIT)
+    keys = set(PARTS) if conditions else set(PARTS[:2])
+    expected = f"a mapping of {sorted(keys)} to positive shares summing to 1"
+    if not isinstance(value, Mapping) or set(value) != keys:
+        raise _fail("budget_split", expected, value)
+    shares = {k: check_float(value[k], f"budget_split[{k!r}]", low=0.0, high=1.0, low_inclusive=False) for k in PARTS
+              if k in keys}
+    if abs(sum(shares.values()) - 1.0) > 1e-9:
+        raise _fail("budget_split", expected, value)
+    return shares
+
+
+def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp: dict[str, Any],
+                   columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """``data`` with numeric columns clipped to their public bounds (a PrivacyWarning names each
+    clipped column) and the weights divided by their public upper bound (clipped to it first).
+
+    Raises when a categorical column holds a value outside its public categories, a numeric one is
+    not numeric, or the weight column has no public bounds."""
+    extra = sorted((set(dp["bounds"]) | set(dp["categories"])) - set(columns) - {weight_col})
+    if extra:
+        raise DataValidationError(f"public_bounds/public_categories name columns that are neither targets, "
+                                  f"conditions nor the weight column: {extra}.")
+    data = data.copy()
+    for name in columns:
+        if name in dp["categories"]:
+            known = pd.Index(dp["categories"][name], dtype=object)
+            unknown = pd.Series(data[name], dtype=object)[known.get_indexer(pd.Series(data[name], dtype=object)) < 0]
+            if len(unknown):
+                raise DataValidationError(
+                    f"Column {name!r} holds values outside its public categories: {sorted(map(str, unknown.unique()))[:5]}; "
+                    "add them to 'public_categories' (categories cannot be clipped).")
+            continue
+        if not pd.api.types.is_numeric_dtype(data[name].dtype) or pd.api.types.is_bool_dtype(data[name].dtype):
+            raise DataValidationError(f"Column {name!r} has public bounds but dtype {data[name].dtype}; give it "
+                                      "categories in 'public_categories' instead.")
+        lo, hi = dp["bounds"][name]
+        x = data[name].to_numpy(float)
+        out = int(((x < lo) | (x > hi)).sum())
+        if out:
+            warnings.warn(f"Column {name!r}: {out} values outside its public bounds [{lo:g}, {hi:g}] were clipped to "
+                          "them.", PrivacyWarning, stacklevel=4)
+            if pd.api.types.is_integer_dtype(data[name].dtype):
+                data[name] = np.clip(x, math.ceil(lo), math.floor(hi)).astype(data[name].dtype)
+            else:
+                data[name] = np.clip(x, lo, hi)
+    if weight_col is None:
+        return data, w
+    if weight_col not in dp["bounds"] or dp["bounds"][weight_col][0] < 0:
+        raise DataValidationError(f"With 'epsilon' set, the weight column {weight_col!r} needs public bounds "
+                                  "(0, largest weight) in 'public_bounds': weights are treated as public and bounded.")
+    top = dp["bounds"][weight_col][1]
+    if (w > top).any():
+        warnings.warn(f"Weight column {weight_col!r}: {int((w > top).sum())} weights above its public bound {top:g} "
+                      "were clipped to it.", PrivacyWarning, stacklevel=4)
+    data[weight_col] = np.minimum(w, top)  # the condition model reads the clipped weights
+    return data, np.minimum(w, top) / top
+
+
+def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str) -> float:
+    """The noise multiplier spending at most (epsilon, delta); raises when the budget is too small."""
+    sigma = solve_noise_multiplier(epsilon, delta, q, steps)
+    if not math.isfinite(sigma):
+        raise DataValidationError(
+            f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
+            f"multiplier above {MAX_NOISE_MULTIPLIER:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
+            "lower 'epochs' or raise 'batch_size'.")
+    return sigma
+
+
+def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:
+    """One entry of ``privacy_["mechanisms"]``: its own epsilon at its own delta."""
+    spent = epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], delta)
+    return {"part": part, "mechanism": "gaussian" if q >= 1 else "subsampled_gaussian", "noise_multiplier": sigma,
+            "sampling_rate": q, "steps": steps, "sensitivity": sensitivity, "epsilon": spent, "delta": delta}
+
+
+def plan(synth: Synthesizer, dp: dict[str, Any], n: int, epochs: int) -> dict[str, dict]:
+    """The mechanisms (noise multipliers) of the statistics and of DP-SGD on ``n`` records for
+    ``epochs``, by part; also checks, before anything is fitted, the condition model's budget."""
+    out = _plan_one(synth, dp, list(synth.target_vars), n, epochs, "")
+    if synth.condition_model:
+        sub = condition_params(synth, list(synth.condition_vars), None)
+        sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"],
+                      categories=sub["public_categories"] or {})
+        _plan_one(synth, sub_dp, list(synth.condition_vars), n, epochs, " of the condition model")
+    return out
+
+
+def _plan_one(synth: Synthesizer, dp: dict[str, Any], targets: list[str], n: int, epochs: int,
+              whose: str) -> dict[str, dict]:
+    """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
+    one factor (at most 1) so that their RDP composition spends the parts' total share: composing
+    in RDP is tighter than adding the parts' epsilons."""
+    from ._dp_training import dp_steps
+
+    split = dict(dp["split"])
+    q, _, steps = dp_steps(n, int(synth.batch_size), epochs)
+    specs = {"training": (q, steps, dp["max_grad_norm"],
+                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {synth.batch_size})")}
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
+    eps, delta = dp["epsilon"], dp["delta"]
+    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
+    total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
+
+    def spent(factor: float) -> float:
+        return epsilon_spent([{"sampling_rate": specs[k][0], "noise_multiplier": factor * sigma[k],
+                               "steps": specs[k][1]} for k in specs], total_delta)
+
+    lo, hi = max(0.05, 1e-3 / min(sigma.values())), 1.0
+    if spent(hi) <= total_eps and spent(lo) > total_eps:
+        while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
+    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
+
+
+def condition_params(synth: Synthesizer, conditions: list[str], weight_col: str | None) -> dict[str, Any]:
+    """The DP parameters of ``synth``'s condition model: the ``"conditions"`` share of the budget,
+    split between statistics and training as ``synth``'s, and the conditions' public metadata."""
+    split = _check_split(synth.budget_split, True)
+    rest = split["statistics"] + split["training"]
+    keep = set(conditions) | ({weight_col} if weight_col else set())
+    return {"epsilon": float(synth.epsilon) * split["conditions"], "delta": float(synth.delta) * split["conditions"],
+            "max_grad_norm": synth.max_grad_norm,
+            "public_bounds": {k: v for k, v in (synth.public_bounds or {}).items() if k in keep} or None,
+            "public_categories": {k: v for k, v in (synth.public_categories or {}).items() if k in keep} or None,
+            "budget_split": {"statistics": split["statistics"] / rest, "training": split["training"] / rest}}
+
+
+def nested_mechanisms(synth: Synthesizer) -> list[dict]:
+    """The condition model's mechanisms, their parts prefixed with ``conditions.``."""
+    sub = getattr(synth, "condition_model_", None)
+    return [] if sub is None else [dict(m, part="conditions." + m["part"]) for m in sub.privacy_["mechanisms"]]
+
+
+def condition_ranges(synth: Synthesizer, dp: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The public bounds of the numeric conditions (in place of their training ranges)."""
+    return {n: dp["bounds"][n] for n in synth.condition_vars if synth.kinds_[n] != "categorical"}
+
+
+def check_pattern_grid(synth: Synthesizer) -> None:
+    """Refuses a pattern table made of the combinations seen in training (too many combinations)."""
+    from ._layout import _MAX_PATTERNS
+
+    sizes = [synth.encoders_[n].n_states for n in synth.discrete_vars_]
+    if float(np.prod(sizes, dtype=float)) > _MAX_PATTERNS:
+        raise DataValidationError(
+            f"With 'epsilon' set, the point-mass and category states of the targets make {np.prod(sizes, dtype=float):.0f} "
+            f"combinations, more than {_MAX_PATTERNS}; beyond that the pattern table lists the combinations seen in "
+            "training, which no noise covers. Use fewer categories or targets.")
+
+
+def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
+                        schema: dict[str, VariableSpec], rng: np.random.Generator, release: dict
+                        ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Sets ``kinds_``, ``dtypes_``, ``encoders_`` and ``condition_encoder_`` from public metadata and
+    one Gaussian release of histograms (``release``: its mechanism, from :func:`plan`); returns the
+    mechanisms spent (``[release]``) and the noisy shares of every target's states (for
+    :func:`init_prior`)."""
+    targets, conditions = list(synth.target_vars), list(synth.condition_vars)
+    synth.kinds_ = {}
+    for name in targets + conditions:
+        if name in dp["categories"]:
+            kind = "categorical"
+        elif name in targets:
+            integer = pd.api.types.is_integer_dtype(data[name].dtype)
+            kind = schema.get(name, VariableSpec()).kind or ("integer" if integer else "continuous")
+        else:
+            kind = "continuous"
+        synth.kinds_[name] = kind
+    synth.dtypes_ = {name: str(data[name].dtype) for name in targets}
+    synth.n_features_in_ = len(conditions)
+    stats = {n: dp["categories"][n] if synth.kinds_[n] == "categorical" else
+             [(dp["bounds"][n][0] + dp["bounds"][n][1]) / 2, (dp["bounds"][n][1] - dp["bounds"][n][0]) / 4]
+             for n in conditions}
+    synth.condition_encoder_ = ConditionEncoder.from_dict(
+        {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
+    synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
+    cells, layout = [], {}
+    for name in targets:
+        if synth.kinds_[name] == "categorical":
+            cats = dp["categories"][name]
+            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
+            codes = synth.encoders_[name].states(data[name])
+            cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
+            layout[name] = len(cats)
+            continue
+        integer = synth.kinds_[name] == "integer"
+        lo, hi = dp["bounds"][name]
+        margin = 0.5 if integer else MARGIN * (hi - lo)
+        seg = {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
+               "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
+        raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
+        declared = schema.get(name, VariableSpec()).point_masses
+        cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
+        cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
+        x = data[name].to_numpy(float)
+        at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
+        # The transformed values' histogram on BINS bins between the transforms of the bounds.
+        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
+        t = raw.encode(x)[1]
+        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, BINS - 1)
+        binned = np.zeros((len(x), BINS), dtype=bool)
+        binned[np.arange(len(x)), b] = ~at.any(axis=1)
+        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
+        cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
+        layout[name] = (cand, cand_t, (edges[1:] + edges[:-1]) / 2, seg)
+    # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
+    # sensitivity of the concatenated histograms is sqrt(len(targets)).
+    sums = np.concatenate(cells, axis=1).sum(axis=0)
+    noisy = sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
+    pos, shares = 0, {}
+    for name in targets:
+        if synth.kinds_[name] == "categorical":
+            shares[name] = _shares(noisy[pos:pos + layout[name]])
+            pos += layout[name]
+            continue
+        cand, cand_t, centres, seg = layout[name]
+        k = len(cand)
+        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
+        pos += k + BINS
+        total = max(float(counts.sum() + hist.sum()), 1.0)
+        if schema.get(name, VariableSpec()).point_masses is not None:
+            keep = list(range(k))
+        else:
+            heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
+            keep = sorted(int(i) for i in heaviest if counts[i] >= synth.point_mass_threshold * total)
+        free = [i for i in range(k) if i not in keep]
+        values = np.concatenate([centres, cand_t[free]])
+        mass = np.clip(np.concatenate([hist, counts[free]]), 0.0, None)
+        if mass.sum() > 0:
+            mean = float(np.average(values, weights=mass))
+            std = float(np.sqrt(np.average((values - mean) ** 2, weights=mass)))
+        else:  # no continuous mass survives the noise: the middle of the bounds
+            mean, std = float(centres.mean()), float(centres.std())
+        seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
+        synth.encoders_[name] = ContinuousEncoder.from_dict({
+            "name": name, "integer": synth.kinds_[name] == "integer",
+            "point_masses": [cand[i] for i in keep], "segments": [seg]})
+        shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
+    return [release], shares
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    """Noisy counts as shares (each at least 1e-3 before normalising)."""
+    c = np.clip(counts, 0.0, None)
+    c = c / c.sum() if c.sum() > 0 else np.full(len(c), 1.0 / len(c))
+    c = np.maximum(c, 1e-3)
+    return c / c.sum()
+
+
+def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
+    """Starts the pattern head at the product of the noisy marginal shares of the states (the
+    logits of an unconditional head; the output bias of a conditional one, whose output weights
+    start at 0): post-processing of the
+    statistics, so a head that DP-SGD moves little still draws point masses and categories about as
+    often as the data holds them."""
+    head = synth.model_.head
+    if head is None:
+        return
+    logp = np.zeros(len(synth.patterns_))
+    for m, name in enumerate(synth.discrete_vars_):
+        logp += np.log(shares[name][synth.patterns_[:, m]])
+    prior = torch.as_tensor(logp - logp.max(), dtype=torch.float32)
+    with torch.no_grad():
+        if isinstance(head, Logits):
+            head.logits.copy_(prior)
+        else:
+            last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+            last.weight.zero_()  # every condition starts at the prior; training adds the dependence
+            last.bias.copy_(prior)

@@ -1,0 +1,311 @@
+"""Differentially private fitting: ``Synthesizer(epsilon=..., delta=...)``.
+
+The accountant against Opacus' RDP accountant and against the requested budget, clipping and noise
+against a hand computation, public metadata in place of every data-dependent statistic, the audit
+trail through save/load (re-verified on load), seed reproducibility and bad input.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from microplex import DataValidationError, PrivacyWarning, Synthesizer
+from microplex.datasets import load_dataset
+from microplex.synthesis import _accountant as acc
+from microplex.synthesis._dp_training import clipped_noisy_gradient, dp_steps
+
+TARGETS = ["re74", "re78"]
+CONDITIONS = ["age", "black", "marr"]
+BOUNDS = {"re74": (0.0, 30000.0), "re78": (0.0, 30000.0), "age": (16, 55)}
+CATEGORIES = {"black": [0, 1], "marr": [0, 1]}
+
+
+@pytest.fixture(scope="module")
+def cps():
+    return load_dataset("cps1").sample(800, random_state=2).reset_index(drop=True)
+
+
+def _dp(**kw) -> Synthesizer:
+    args = dict(condition_model=True, epsilon=4.0, delta=1e-5, epochs=2, batch_size=200, hidden_features=(8,),
+                transforms=1, verbose=False, public_bounds=BOUNDS, public_categories=CATEGORIES)
+    args.update(kw)
+    return Synthesizer(TARGETS, CONDITIONS, **args)
+
+
+@pytest.fixture(scope="module")
+def fitted(cps):
+    return _dp().fit(cps, seed=0)
+
+
+# -- the accountant ---------------------------------------------------------------------------
+#: Opacus 1.6.0 ``get_privacy_spent(orders=ORDERS, rdp=compute_rdp(q, sigma, steps, ORDERS), delta=1e-5)``.
+OPACUS = [((0.04, 1.1, 2500), 13.051732321999813), ((0.01, 0.8, 10000), 10.935373444641078),
+          ((0.5, 5.0, 100), 4.869572862894732), ((1.0, 3.0, 1), 1.3862750468052074),
+          ((0.02, 2.0, 500), 1.0152578678692434)]
+
+
+@pytest.mark.parametrize("args,expected", OPACUS)
+def test_accountant_matches_opacus(args, expected):
+    q, sigma, steps = args
+    got = acc.epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], 1e-5)
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_gaussian_mechanism_rdp_is_alpha_over_two_sigma_squared():
+    orders = np.array([2.0, 7.0, 64.0])
+    assert acc.rdp_sampled_gaussian(1.0, 3.0, 4, orders) == pytest.approx(4 * orders / 18)
+    # subsampling only lowers the divergence; q -> 1 recovers the plain mechanism
+    assert (acc.rdp_sampled_gaussian(0.1, 3.0, 4, orders) < 4 * orders / 18).all()
+    assert acc.rdp_sampled_gaussian(0.999999, 3.0, 4, orders) == pytest.approx(4 * orders / 18, rel=1e-4)
+
+
+@pytest.mark.parametrize("eps", [0.1, 1.0, 4.0, 8.0])
+@pytest.mark.parametrize("q,steps", [(0.01, 10), (0.04, 2500), (0.16, 130), (1.0, 1), (0.5, 40)])
+def test_solved_noise_never_exceeds_the_budget_and_is_tight(eps, q, steps):
+    sigma = acc.solve_noise_multiplier(eps, 1e-5, q, steps)
+    if math.isinf(sigma):  # infeasible: even the largest noise multiplier overspends
+        top = acc.MAX_NOISE_MULTIPLIER
+        assert acc.epsilon_spent([{"sampling_rate": q, "noise_multiplier": top, "steps": steps}], 1e-5) > eps
+        assert (eps, q, steps) == (0.1, 0.5, 40)  # the one infeasible case of this grid
+        return
+    spent = acc.epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], 1e-5)
+    assert spent <= eps
+    less = acc.epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma / 1.001, "steps": steps}], 1e-5)
+    assert less > eps or sigma == pytest.approx(1e-3)  # a smaller noise would overspend: the solution is tight
+
+
+def test_spent_epsilon_of_a_fit_is_at_most_the_requested_one(fitted):
+    priv = fitted.privacy_
+    assert 0 < priv["epsilon"] <= 4.0 and priv["delta"] == 1e-5
+    parts = [m["part"] for m in priv["mechanisms"]]
+    assert parts == ["statistics", "training", "conditions.statistics", "conditions.training"]
+    assert sum(m["delta"] for m in priv["mechanisms"]) == pytest.approx(1e-5)
+    # each model spends at most its share (default split 0.1 + 0.6 for the main model, 0.3 for the
+    # condition model), composed in RDP at its share of delta
+    main = [m for m in priv["mechanisms"] if "." not in m["part"]]
+    sub = [m for m in priv["mechanisms"] if "." in m["part"]]
+    assert acc.epsilon_spent(main, 0.7e-5) <= 4.0 * 0.7 * (1 + 1e-9)
+    assert acc.epsilon_spent(sub, 0.3e-5) <= 4.0 * 0.3 * (1 + 1e-9)
+    # ... and the shares are used: the noise is as low as they allow (the common factor is tight)
+    assert acc.epsilon_spent(main, 0.7e-5) > 4.0 * 0.7 * 0.99
+    assert priv["epsilon"] <= sum(m["epsilon"] for m in priv["mechanisms"]) + 1e-12
+    train = next(m for m in priv["mechanisms"] if m["part"] == "training")
+    q, _, steps = dp_steps(800, 200, 2)
+    assert (train["sampling_rate"], train["steps"]) == (q, steps) == (0.25, 8)
+
+
+# -- clipping and noise --------------------------------------------------------------------------
+class _Dot(nn.Module):
+    """loss(x) = theta . x: a record's gradient is its x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        return (x * self.theta).sum()
+
+
+def test_clipping_and_noise_scale_match_a_hand_computation():
+    loss = _Dot()
+    params = {k: v.detach() for k, v in loss.named_parameters()}
+    x = torch.tensor([[3.0, 4.0], [0.3, 0.4], [0.0, -2.0]])  # norms 5, 0.5, 2
+    scale = torch.tensor([1.0, 0.5, 1.0])  # weights over the public weight bound
+    # clip 1: (3, 4) -> (0.6, 0.8); (0.3, 0.4) kept (times 0.5); (0, -2) -> (0, -1)
+    by_hand = torch.tensor([0.6 + 0.15, 0.8 + 0.2 - 1.0])
+    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 0.0, 4.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(g["theta"], by_hand / 4.0, atol=1e-6)
+    # noise: sigma * clip * N(0, 1) per coordinate, from the generator, then divided by the denominator
+    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 2.5, 4.0, torch.Generator().manual_seed(7))
+    z = torch.randn(2, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(g["theta"], (by_hand + 2.5 * 1.0 * z) / 4.0, atol=1e-6)
+    # clip 0.5 scales the noise with it; its spread over many draws is sigma * clip / denominator
+    gen = torch.Generator().manual_seed(1)
+    draws = torch.stack([clipped_noisy_gradient(loss, params, (x[:0],), scale[:0], 0.5, 2.0, 10.0, gen)["theta"]
+                         for _ in range(4000)])
+    assert draws.std().item() == pytest.approx(2.0 * 0.5 / 10.0, rel=0.05)
+    assert abs(draws.mean().item()) < 0.005
+
+
+class _Two(nn.Module):
+    """loss(x) = theta . x[:2] + phi * x[2]: two parameter groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(2))
+        self.phi = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return (x[:, :2] * self.theta).sum() + (x[:, 2:] * self.phi).sum()
+
+
+def test_parts_are_clipped_apart_to_clip_over_sqrt_parts():
+    loss = _Two()
+    params = {k: v.detach() for k, v in loss.named_parameters()}
+    x = torch.tensor([[3.0, 4.0, 3.0], [0.0, 0.1, -0.2]])
+    c = 2.0 / math.sqrt(2)  # clip 2 over two groups
+    # record 1: theta part (3, 4) has norm 5 -> (3, 4) * c / 5; phi part 3 -> c; record 2 is inside both
+    by_hand = {"theta": torch.tensor([3 * c / 5, 4 * c / 5 + 0.1]), "phi": torch.tensor([c - 0.2])}
+    g = clipped_noisy_gradient(loss, params, (x,), torch.ones(2), 2.0, 0.0, 1.0, torch.Generator(),
+                               [["theta"], ["phi"]])
+    for k in by_hand:
+        assert torch.allclose(g[k], by_hand[k], atol=1e-5), k
+    # the clipped gradient of a record never exceeds the clipping norm in all
+    one = clipped_noisy_gradient(loss, params, (x[:1],), torch.ones(1), 2.0, 0.0, 1.0, torch.Generator(),
+                                 [["theta"], ["phi"]])
+    assert math.sqrt(sum(float(v.square().sum()) for v in one.values())) <= 2.0 + 1e-5
+
+
+def test_per_record_gradients_of_the_flow_match_a_loop():
+    from microplex.synthesis._dp_training import _Loss
+    from microplex.synthesis.model import PointMassFlow
+
+    torch.manual_seed(0)
+    patterns = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+    model = PointMassFlow(3, patterns, [2, 2], patterns.bool(), hidden_features=(8,))
+    loss = _Loss(model)
+    c, p, u, h = torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 3]), torch.randn(5, 2), torch.zeros(5, 0, dtype=torch.long)
+    params = {k: v.detach() for k, v in loss.named_parameters()}
+    got = clipped_noisy_gradient(loss, params, (c, p, u, h), torch.ones(5), 1e9, 0.0, 1.0, torch.Generator())
+    loss.zero_grad()
+    for i in range(5):  # unclipped (huge norm bound): the plain sum of the records' gradients
+        loss(c[i:i + 1], p[i:i + 1], u[i:i + 1], h[i:i + 1]).backward()
+    for k, v in loss.named_parameters():
+        assert torch.allclose(got[k], v.grad, atol=1e-5), k
+
+
+# -- what a DP fit keeps -------------------------------------------------------------------------
+def test_a_dp_fit_keeps_only_public_or_noisy_statistics(fitted, cps):
+    seg = fitted.encoders_["re74"].segments[0]
+    assert (seg.lower, seg.upper, seg.transform) == (-3.0, 30003.0, "logit")  # public bounds (1e-4 margin)
+    assert fitted.heaps_ == {"re74": (), "re78": ()}
+    assert fitted.history_[["train_loss", "val_loss"]].isna().all().all()
+    assert fitted._ranges == {"age": (16, 55)}
+    assert fitted.condition_encoder_.stats["age"] == ((16 + 55) / 2, (55 - 16) / 4)
+    assert fitted.condition_encoder_.stats["black"] == [0, 1]
+    assert not hasattr(fitted, "training_conditions_")
+    sub = fitted.condition_model_
+    assert sub.privacy_["epsilon"] <= 4.0 * 0.3 and sub.kinds_ == {"age": "integer", "black": "categorical",
+                                                                   "marr": "categorical"}
+    out = fitted.sample(300, seed=1)
+    assert out["black"].isin([0, 1]).all() and out["re74"].between(0, 30000).all()
+
+
+def test_noisy_point_masses_follow_the_data_at_a_large_budget(cps):
+    # re74 is 0 for about 12% of the records and never 30000 (the public upper bound)
+    synth = _dp(epsilon=1e4, budget_split={"statistics": 0.5, "training": 0.3, "conditions": 0.2}).fit(cps, seed=0)
+    assert synth.point_masses_["re74"] == (0.0,)
+    enc = synth.encoders_["re74"]
+    u = enc.encode(cps["re74"].to_numpy(float))[1][cps["re74"].to_numpy() > 0]
+    assert abs(u.mean()) < 0.1 and abs(u.std() - 1) < 0.1  # the noisy standardization is nearly exact
+
+
+def test_a_dp_fit_is_seed_reproducible(cps, tmp_path):
+    a, b, c = (_dp().fit(cps, seed=s) for s in (3, 3, 4))
+    for m, name in ((a, "a"), (b, "b"), (c, "c")):
+        m.save(tmp_path / f"{name}.mpx")
+    assert (tmp_path / "a.mpx").read_bytes() == (tmp_path / "b.mpx").read_bytes()
+    assert (tmp_path / "a.mpx").read_bytes() != (tmp_path / "c.mpx").read_bytes()
+    pd.testing.assert_frame_equal(a.sample(50, seed=1), b.sample(50, seed=1))
+
+
+def test_privacy_survives_save_and_load(fitted, tmp_path):
+    fitted.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    assert loaded.privacy_ == fitted.privacy_
+    assert loaded.condition_model_.privacy_ == fitted.condition_model_.privacy_
+    assert loaded.get_params()["epsilon"] == 4.0
+    pd.testing.assert_frame_equal(loaded.sample(40, seed=2), fitted.sample(40, seed=2))
+
+
+@pytest.mark.parametrize("tamper,field", [
+    (lambda p: p.update(epsilon=0.01), "privacy.epsilon"),
+    (lambda p: p["mechanisms"][1].update(noise_multiplier=1e-4), "privacy.mechanisms[1].noise_multiplier"),
+    (lambda p: p["mechanisms"][1].update(noise_multiplier=0.5), "privacy.mechanisms[1].epsilon"),
+    (lambda p: p["mechanisms"][0].update(steps=True), "privacy.mechanisms[0].steps"),
+    (lambda p: p.pop("mechanisms"), "privacy.*"),
+    (lambda p: p.update(epsilon_requested=1.0), "privacy.epsilon_requested"),
+])
+def test_a_tampered_privacy_record_is_refused(fitted, tamper, field):
+    import copy
+
+    meta, tensors, tables = fitted._export_state()
+    meta = copy.deepcopy(meta)
+    tamper(meta["privacy"])
+    meta["format_version"] = 1
+    with pytest.raises(DataValidationError, match=field.replace("[", r"\[").replace("*", r"\*")):
+        Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
+
+
+def test_files_without_dp_have_no_dp_parameters(cps):
+    synth = Synthesizer(TARGETS, CONDITIONS, epochs=1, hidden_features=(8,), transforms=1, verbose=False).fit(cps)
+    meta = synth._export_state()[0]
+    assert "privacy" not in meta and not {"epsilon", "delta", "public_bounds"} & set(meta["params"])
+    assert not hasattr(synth, "privacy_")
+
+
+# -- bad input --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw,name", [
+    ({"epsilon": 0.0}, "epsilon"), ({"epsilon": -1.0}, "epsilon"), ({"epsilon": float("nan")}, "epsilon"),
+    ({"epsilon": "1"}, "epsilon"), ({"delta": 0.0}, "delta"), ({"delta": 1.0}, "delta"), ({"delta": None}, "delta"),
+    ({"delta": -1e-5}, "delta"), ({"max_grad_norm": 0.0}, "max_grad_norm"),
+    ({"public_bounds": {**BOUNDS, "age": (55, 16)}}, "public_bounds"),
+    ({"public_bounds": {**BOUNDS, "age": (16, float("inf"))}}, "public_bounds"),
+    ({"public_categories": {**CATEGORIES, "black": [0]}}, "public_categories"),
+    ({"budget_split": {"statistics": 0.5, "training": 0.6, "conditions": 0.1}}, "budget_split"),
+    ({"budget_split": {"statistics": 0.5, "training": 0.5}}, "budget_split"),
+    ({"patience": 5}, "patience"), ({"condition_model": False}, "condition_model"),
+])
+def test_bad_dp_parameters_name_the_parameter(cps, kw, name):
+    with pytest.raises(DataValidationError, match=f"'{name}'"):
+        _dp(**kw).fit(cps)
+
+
+def test_dp_parameters_without_epsilon_are_refused(cps):
+    with pytest.raises(DataValidationError, match="'delta'.*'epsilon'"):
+        Synthesizer(TARGETS, delta=1e-5, verbose=False).fit(cps)
+
+
+def test_missing_public_metadata_names_the_columns(cps):
+    bounds = {k: v for k, v in BOUNDS.items() if k != "age"}
+    with pytest.raises(DataValidationError, match=r"Missing: \['age'\]"):
+        _dp(public_bounds=bounds).fit(cps)
+    with pytest.raises(DataValidationError, match=r"In both: \['black'\]"):
+        _dp(public_bounds={**BOUNDS, "black": (0, 1)}).fit(cps)
+    with pytest.raises(DataValidationError, match="'w'.*public_bounds"):
+        _dp().fit(cps.assign(w=1.0), weight_col="w")
+
+
+def test_a_budget_too_small_raises_before_training(cps, monkeypatch):
+    import microplex.synthesis.synthesizer as module
+
+    def never(*a, **k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(module, "train_dp", never)
+    with pytest.raises(DataValidationError, match="'epsilon' budget is too small for DP-SGD training"):
+        _dp(epsilon=1e-3, epochs=50).fit(cps)
+    with pytest.raises(DataValidationError, match="too small for DP-SGD training of the condition model"):
+        _dp(epsilon=1.0, epochs=30, budget_split={"statistics": 0.2, "training": 0.799, "conditions": 0.001}).fit(cps)
+    with pytest.raises(DataValidationError, match="too small for the statistics"):
+        _dp(epsilon=1.0, epochs=1, budget_split={"statistics": 0.001, "training": 0.7, "conditions": 0.299}).fit(cps)
+
+
+def test_values_outside_public_bounds_are_clipped_with_a_warning(cps):
+    with pytest.warns(PrivacyWarning, match=r"'re74': \d+ values outside its public bounds \[0, 10000\]"):
+        synth = _dp(public_bounds={**BOUNDS, "re74": (0.0, 10000.0)}).fit(cps, seed=0)
+    # drawn values stay inside the public bounds widened by the logit margin (1e-4 of their width)
+    assert synth.sample(200, seed=0)["re74"].max() <= 10000 + 1e-4 * 10000
+    bad = cps.assign(black=cps["black"].where(cps.index > 0, 2))
+    with pytest.raises(DataValidationError, match="'black' holds values outside its public categories"):
+        _dp().fit(bad)
+
+
+def test_weights_are_bounded_publicly(cps):
+    data = cps.assign(w=np.linspace(1.0, 3.0, len(cps)))
+    with pytest.warns(PrivacyWarning, match="'w': 200 weights above its public bound 2.5"):
+        _dp(public_bounds={**BOUNDS, "w": (0.0, 2.5)}).fit(data, weight_col="w", seed=0)
