@@ -1,4 +1,4 @@
-"""Draws of the uniforms and normals that :meth:`~microplex.synthesis.model.PatternFlow.sample`
+"""Draws of the uniforms and normals that :meth:`~microplex.synthesis.model.PointMassFlow.sample`
 turns into records: independent, or stratified across the records of a chunk.
 
 Stratified draws are a Latin hypercube (McKay, Beckman and Conover, 1979): column ``j`` of an
