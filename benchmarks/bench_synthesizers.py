@@ -116,18 +116,10 @@ def variant(name: str, epochs: int | None) -> str:
 
 def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool = False):
     nn_epochs = epochs
-    if name == "microplex_maf":
+    if name in MICROPLEX_VARIANTS:
         from peers.microplex_methods import MicroplexMethod
-        return MicroplexMethod("maf", targets, conds, epochs=epochs)
-    if name == "microplex_maf_v0":
-        from peers.microplex_methods import MicroplexMethod
-        return MicroplexMethod("maf", targets, conds, epochs=epochs, **MICROPLEX_V0)
-    if name == "microplex_maf_iid":
-        from peers.microplex_methods import MicroplexMethod
-        return MicroplexMethod("maf", targets, conds, epochs=epochs, sampling="independent")
-    if name == "microplex_nsf":
-        from peers.microplex_methods import MicroplexMethod
-        return MicroplexMethod("nsf", targets, conds, epochs=epochs)
+        flow, params = MICROPLEX_VARIANTS[name]
+        return MicroplexMethod(flow, targets, conds, epochs=epochs, **params)
     if name == "sdv_gaussian_copula":
         from peers.sdv_methods import SDVMethod
         return SDVMethod("gaussian_copula", targets, conds, conditional=True)
@@ -152,6 +144,13 @@ def make_method(name: str, targets, conds, epochs: int | None = None, gpu: bool 
 #: The Synthesizer defaults before lumpy values were modelled: early stopping on a 10% validation split,
 #: at most 200 epochs, no heap states, independent draws.
 MICROPLEX_V0 = {"patience": 15, "max_heaps": 0, "sampling": "independent"}
+#: microplex methods: (flow, Synthesizer settings other than the defaults).
+MICROPLEX_VARIANTS = {
+    "microplex_maf": ("maf", {}),
+    "microplex_maf_iid": ("maf", {"sampling": "independent"}),
+    "microplex_maf_v0": ("maf", MICROPLEX_V0),
+    "microplex_nsf": ("nsf", {}),
+}
 
 METHODS = ["microplex_maf", "microplex_maf_iid", "microplex_maf_v0", "microplex_nsf", "sdv_gaussian_copula", "sdv_gaussian_copula_uncond", "sdv_ctgan",
            "sdv_tvae", "synthpop_cart", "qrf_sequential"]

@@ -107,9 +107,10 @@ class _Training:
                 continue
             model.eval()
             with torch.no_grad():
-                lps = model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx])
+                lps = dict(zip(("head", "heaps", "flow"),
+                               model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx]), strict=True))
             wv = w_t[val_idx] / w_t[val_idx].sum()
-            scores = {k: -float((wv * lp).sum()) for k, lp in zip(("head", "heaps", "flow"), lps, strict=True)}
+            scores = {k: -float((wv * lp).sum()) for k, lp in lps.items()}
             val_loss = sum(scores.values())
             history.append((epoch + 1, train_loss, val_loss))
             bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
@@ -117,7 +118,7 @@ class _Training:
                 score, state, stale = best[k]
                 if scores[k] < score - 1e-4:
                     best[k] = (scores[k], copy.deepcopy(m.state_dict()), 0)
-                    best_lp[k] = lps[("head", "heaps", "flow").index(k)]
+                    best_lp[k] = lps[k]
                 else:
                     best[k] = (score, state, stale + 1)
             if not early_stopping:
@@ -129,9 +130,8 @@ class _Training:
                 break
         bar.close()
         if n_val:
-            final_lp = dict(zip(("head", "heaps", "flow"), lps, strict=True))
             for k, m in parts.items():
-                if early_stopping or k == "flow" or k not in best_lp or _overfits(best_lp[k], final_lp[k], wv):
+                if early_stopping or k == "flow" or k not in best_lp or _overfits(best_lp[k], lps[k], wv):
                     m.load_state_dict(best[k][1])
         model.eval()
         self.history_ = pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"])
