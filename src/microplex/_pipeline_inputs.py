@@ -1,0 +1,110 @@
+"""The tables the pipeline's stages read: the sources (renamed, chosen, cleaned), the training weight,
+the population total and the current population (one file or a streamed dataset folder).
+
+Used by the stage functions in :mod:`microplex._pipeline_stages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataValidationError
+from ._pipeline_config import WEIGHT
+from .io import read_table
+
+if TYPE_CHECKING:
+    from ._pipeline_stages import StageContext
+
+
+def _training_weight(config: Mapping[str, Any]) -> str | None:
+    """The weight column of the table the model is fitted on (the fuse base's, or the one source's)."""
+    sources = {s["name"]: s for s in config["sources"]}
+    name = config["fuse"]["base"] if "fuse" in config else config["sources"][0]["name"]
+    return sources[name].get("weight")
+
+
+def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path) -> pd.DataFrame:
+    """A source table read from ``path`` with its renames, column choice and dropped missing rows."""
+    df = read_table(path)
+    label = f"source {src['name']!r} ({src['path']})"
+    if src.get("rename"):
+        missing = [c for c in src["rename"] if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The 'rename' table of {label} names columns {missing} it lacks.")
+        df = df.rename(columns=src["rename"])
+        names = [str(c) for c in df.columns]
+        clashes = sorted({c for c in names if names.count(c) > 1})
+        if clashes:
+            raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
+    weight = [src["weight"]] if src.get("weight") else []
+    if src.get("columns"):
+        keep = list(dict.fromkeys(list(src["columns"]) + weight))
+        missing = [c for c in keep if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The 'columns' of {label} name columns {missing} it lacks.")
+        df = df[keep]
+    if weight and weight[0] not in df.columns:
+        raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its columns.")
+    model = config["model"]
+    model_columns = list(model["targets"]) + list(model.get("conditions", []))
+    if len(config["sources"]) == 1:
+        missing = [c for c in model_columns if c not in df.columns]
+        if missing:
+            raise DataValidationError(
+                f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
+    if src.get("dropna", True):
+        needed = [c for c in model_columns if c in df.columns]
+        df = df.dropna(subset=needed).reset_index(drop=True)
+    return df
+
+
+def _population_total(config: Mapping[str, Any], train: pd.DataFrame) -> float:
+    """The total weight the synthetic records represent: ``generate.population``, else the source's."""
+    weight = _training_weight(config)
+    share = float(config["model"].get("holdout", 0.2))
+    total = train[weight].sum() if weight else len(train)
+    return float(config["generate"].get("population", total / (1 - share)))
+
+
+def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The current population, with its ``weight`` column; at most ``max_rows`` rows drawn at random.
+
+    A streamed dataset folder is read with its partition columns cast back to the training
+    table's types, and its weight (which ``generate_dataset`` does not write) is the population
+    total over its row count, as for a generated file.
+    """
+    path = ctx.input("population")
+    if not path.is_dir():
+        records = pd.read_parquet(path)
+        if max_rows is not None and len(records) > max_rows:
+            records = records.sample(max_rows, random_state=seed)
+        return records
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    dataset = pads.dataset(path, format="parquet", partitioning="hive")
+    rows = dataset.count_rows()
+    if max_rows is not None and rows > max_rows:
+        take = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
+        records = dataset.take(pa.array(take)).to_pandas()
+    else:
+        records = dataset.to_table().to_pandas()
+    schema = pq.read_schema(ctx.input("train"))
+    for column in ctx.config["generate"]["partition_by"]:
+        if column in schema.names and column in records.columns:
+            records[column] = records[column].astype(schema.field(column).type.to_pandas_dtype())
+    if WEIGHT not in records.columns:  # as generated: each record carries an equal share
+        train_rows = pd.read_parquet(ctx.input("train"))
+        records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
+    return records
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly scalar."""
+    return v.item() if hasattr(v, "item") else v
