@@ -14,7 +14,7 @@ from ._source import Source, is_categorical
 from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighted_tvd
 
 if TYPE_CHECKING:
-    from ._fuse import FusionStep
+    from ._plan import FusionStep
 
 __all__ = ["holdout_scores", "bounds_table"]
 
