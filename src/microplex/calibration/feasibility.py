@@ -11,6 +11,9 @@ means, not as the ``sum w (y - v)`` the solver drives to zero, which zero weight
 :func:`solution_problems` lists what is wrong with a set of weights: non-finite weights, a total weight
 collapsed to about zero, mean targets whose records lost all their weight, and targets missed by more
 than the tolerance (R survey's test ``|achieved - target| / (1 + |target|)``).
+
+The linear programs over the design are here too: :func:`best_tolerance` (the smallest reachable
+relative error) and :func:`lp_vertex` (the sparse ``"l1"`` weights).
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import LinearConstraint, milp
 
+from microplex._errors import ConvergenceError
+
 from .design import Design
 from .targets import Targets
 
 __all__ = [
     "achieved_values",
     "best_tolerance",
+    "lp_vertex",
     "mean_scale",
     "solution_problems",
     "survey_errors",
@@ -287,6 +293,26 @@ def best_tolerance(design: Design) -> float:
     cost[-1] = 1.0
     res = milp(cost, constraints=cons, bounds=(0, np.inf))
     return float(res.x[-1]) if res.x is not None else math.nan
+
+
+def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative weights with ``|X'w - t| <= tol |t|`` for every target: a vertex of the linear program
+    minimizing ``cost @ w`` (default ``sum_i w_i / d_i``), solved by HiGHS; weights below ``1e-9 d_i`` are 0.
+
+    Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance`) when no such weights exist.
+    """
+    t = design.totals
+    slack = tol * np.abs(t) * (1 - 1e-6)
+    cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
+    res = milp(1.0 / design.d if cost is None else cost, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
+    if res.status != 0 or res.x is None:
+        best = best_tolerance(design)
+        raise ConvergenceError(
+            f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
+            f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
+            "the tolerance to at least that."
+        )
+    return np.where(res.x > 1e-9 * design.d, res.x, 0.0)
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:

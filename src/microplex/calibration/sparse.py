@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import LinearConstraint, milp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import DEPRECATED, deprecated_random_state
@@ -40,7 +39,7 @@ from microplex._params import check_bool, check_choice, check_float, check_int, 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from ._checks import check_bounds, check_column, check_distance, check_records
 from .design import Design, build_design
-from .feasibility import achieved_values, best_tolerance, mean_scale, solution_problems, unreachable_targets
+from .feasibility import achieved_values, lp_vertex, mean_scale, solution_problems, unreachable_targets
 from .diagnostics import design_effect, kish_ess, relative_errors
 from .distances import Distance
 from .solver import newton_dual
@@ -261,20 +260,8 @@ class SparseCalibrator(_FittedResult):
         return w, err, k
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
-        t, tol = design.totals, self.tolerance
-        slack = tol * np.abs(t) * (1 - 1e-6)
-        cons = LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack)
-        res = milp(1.0 / design.d if cost is None else cost, constraints=cons, bounds=(0, np.inf), options={"presolve": True})
-        if res.status != 0 or res.x is None:
-            best = best_tolerance(design)
-            raise ConvergenceError(
-                f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
-                f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
-                "the tolerance to at least that."
-            )
-        w = np.where(res.x > 1e-9 * design.d, res.x, 0.0)
-        err = _max_error(design, w)
-        return w, err, int((w > 0).sum())
+        w = lp_vertex(design, self.tolerance, cost)
+        return w, _max_error(design, w), int((w > 0).sum())
 
     # ------------------------------------------------------------------ public API
     def fit(
