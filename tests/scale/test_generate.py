@@ -8,7 +8,7 @@ import pytest
 
 from microplex import DataValidationError
 from microplex.scale import CellCounts, generate_dataset
-from microplex.scale import writer as writer_module
+from microplex.scale import _task_writer
 
 
 def _files(root):
@@ -99,7 +99,7 @@ def test_crash_mid_run_leaves_no_partial_file_and_resumes(tiny_synth, small_bloc
     kwargs = dict(n=2000, rows_per_file=400, seed=9, progress=False)
     generate_dataset(tiny_synth, path=tmp_path / "ref", **kwargs)
 
-    real_open, calls = writer_module._open_writer, []
+    real_open, calls = _task_writer._open_writer, []
 
     def failing_open(path, schema):
         calls.append(path)
@@ -107,7 +107,7 @@ def test_crash_mid_run_leaves_no_partial_file_and_resumes(tiny_synth, small_bloc
             raise OSError(28, "No space left on device")
         return real_open(path, schema)
 
-    monkeypatch.setattr(writer_module, "_open_writer", failing_open)
+    monkeypatch.setattr(_task_writer, "_open_writer", failing_open)
     with pytest.raises(OSError, match="No space left"):
         generate_dataset(tiny_synth, path=tmp_path / "run", **kwargs)
     root = tmp_path / "run"
@@ -121,7 +121,7 @@ def test_crash_mid_run_leaves_no_partial_file_and_resumes(tiny_synth, small_bloc
     assert len(pd.read_parquet(root)) == 800
 
     calls.clear()
-    monkeypatch.setattr(writer_module, "_open_writer", lambda p, s: calls.append(p) or real_open(p, s))
+    monkeypatch.setattr(_task_writer, "_open_writer", lambda p, s: calls.append(p) or real_open(p, s))
     manifest = generate_dataset(tiny_synth, path=root, **kwargs)
     assert len(calls) == 3  # tasks 0 and 1 were skipped
     assert manifest["rows"] == 2000 and not list(root.rglob(".tmp-*"))
