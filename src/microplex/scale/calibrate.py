@@ -46,6 +46,7 @@ from ..calibration.feasibility import box, target_misses, totals_design, unreach
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
+from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
@@ -402,61 +403,3 @@ def rake_dataset(
     w0, n_units = op.last["total_weight"], op.last["n_units"]
     return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0,
                   passes0=int(max_cells > 0) + (geography is not None), **kw)
-
-
-def write_calibrated(
-    result: RakingResult, path: str | os.PathLike, out: str | os.PathLike, *, column: str = "weight", scale: float = 1.0,
-    persons: str | os.PathLike | None = None, persons_out: str | os.PathLike | None = None,
-) -> int:
-    """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
-
-    Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
-    same relative path under ``out`` (hive partition folders kept), atomically (a hidden temporary file
-    renamed when complete). ``scale`` multiplies the weights written (e.g. the equal share each record
-    of a dataset without a weight column represents, when it was calibrated on unit weights). Returns the
-    number of records written.
-
-    After a household calibration (``rake_dataset(..., persons=...)``), ``path`` is the households dataset
-    and ``persons`` its persons: both are copied (to ``out`` and ``persons_out``), every person getting its
-    household's weight; the number of households is returned.
-    """
-    from pathlib import Path
-
-    import pyarrow.dataset as ds
-
-    if not isinstance(column, str) or not column:
-        raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
-    scale = check_float(scale, "scale", low=0.0, low_inclusive=False)
-    linked = result.household_id is not None
-    if linked != (persons is not None) or (persons is None) != (persons_out is None):
-        raise DataValidationError(
-            "Give 'persons' and 'persons_out' exactly when the result calibrated households "
-            f"(rake_dataset(..., persons=...)); this result {'did' if linked else 'did not'}."
-        )
-    for folder in (out, persons_out):
-        dst = Path(os.fspath(folder)) if folder is not None else None
-        if dst is not None and dst.exists() and any(dst.iterdir()):
-            raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
-    if linked:
-        from ._linked import write_linked
-
-        return write_linked(result, path, persons, out, persons_out, column, scale, _write_copy)
-    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
-    dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
-    n = 0
-    for frag in dataset.get_fragments():
-        frame = frag.to_table().to_pandas()
-        keys = ds.get_partition_keys(frag.partition_expression)
-        full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
-        frame[column] = result.weights(full) * scale
-        _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
-        n += len(frame)
-    return n
-
-
-def _write_copy(frame: pd.DataFrame, target) -> None:
-    """Writes ``frame`` to ``target`` atomically (a hidden temporary file renamed when complete)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-microplex-{target.name}.partial"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, target)
