@@ -281,7 +281,7 @@ def test_missing_public_metadata_names_the_columns(cps):
 
 
 def test_a_budget_too_small_raises_before_training(cps, monkeypatch):
-    import microplex.synthesis.synthesizer as module
+    import microplex.synthesis._fitting as module
 
     def never(*a, **k):
         raise AssertionError("training started")

@@ -1,0 +1,137 @@
+"""Fitting a Synthesizer: parameters and columns checked, encoders fitted (or, with differential
+privacy, built from public metadata and noisy statistics), the layout and pattern table built, then
+the flow trained (a Synthesizer mixin; :meth:`Synthesizer.fit <microplex.synthesis.Synthesizer.fit>`
+calls :meth:`_Fitting._fit` and restores the previous state when it raises).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._errors import DataValidationError
+from .._params import check_seed
+from .._random import named_child
+from . import _conditions, _dp
+from ._checks import check_effective_size
+from ._dp_record import privacy_record
+from ._dp_training import train_dp
+from ._schedule import auto_epochs, check_epochs
+from ._validation import check_column, check_frame, check_weights
+from .schema import VariableSpec, infer_kind
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+
+class _Fitting:
+    """The body of :meth:`Synthesizer.fit` (a Synthesizer mixin)."""
+
+    def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None, seed: int) -> Synthesizer:
+        p = self._check_params()
+        self._ranges = None
+        for k in ("training_conditions_", "training_weights_", "condition_model_", "privacy_"):
+            self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
+        epochs = None if epochs is None else check_epochs(epochs)
+        seed = check_seed(seed, "seed", allow_none=False)
+        if weight_col is not None and not isinstance(weight_col, str):
+            raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
+        targets, conditions = p["target_vars"], p["condition_vars"]
+        if weight_col in targets + conditions:
+            raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
+        check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
+        w = check_weights(data, weight_col)
+        dp = p["dp"]
+        if dp:  # public bounds applied and the budget checked before anything is fitted
+            data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
+            epochs = p["epochs"] if epochs is None else epochs
+            epochs = auto_epochs(len(data)) if epochs == "auto" else epochs
+            planned = _dp.plan(self, dp, len(data), epochs)
+        check_effective_size(w, weight_col)
+        schema = dict(p["schema"] or {})
+        for name in targets + conditions:
+            role = "target" if name in targets else "condition"
+            check_column(data[name], name, role)
+            if data[name].nunique() < 2:
+                raise DataValidationError(
+                    f"{role.capitalize()} column {name!r} is constant ({data[name].iloc[0]!r}); "
+                    "drop it or give it at least two distinct values."
+                )
+            kind = schema.get(name, VariableSpec()).kind
+            if kind in ("continuous", "integer") and (
+                    not pd.api.types.is_numeric_dtype(data[name].dtype) or pd.api.types.is_bool_dtype(data[name].dtype)):
+                raise DataValidationError(
+                    f"{role.capitalize()} column {name!r} has kind {kind!r} in the schema but dtype "
+                    f"{data[name].dtype}; only numeric columns can be {kind}."
+                )
+
+        if dp:
+            mechanisms, shares = _dp.fit_public_encoders(
+                self, data, w, dp, schema, np.random.default_rng(named_child(seed, "dp_statistics")),
+                planned["statistics"])
+        else:
+            self.kinds_ = {}
+            for name in targets + conditions:
+                role = "target" if name in targets else "condition"
+                kind = schema.get(name, VariableSpec()).kind or infer_kind(data[name], role=role)
+                if role == "condition" and kind == "integer":
+                    kind = "continuous"
+                self.kinds_[name] = kind
+            self.dtypes_ = {name: str(data[name].dtype) for name in targets}
+            self.n_features_in_ = len(conditions)
+            self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(data, w)
+            self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
+            for name in targets:
+                if self.kinds_[name] == "categorical":
+                    self.encoders_[name] = CategoricalEncoder(name).fit(data[name])
+                else:
+                    enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
+                    self.encoders_[name] = enc.fit(
+                        data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
+                        self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
+                        max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
+                    )
+        self._build_layout()
+
+        rng = np.random.default_rng(seed)
+        c = self.condition_encoder_.transform(data)
+        self._check_encoded(data, c)
+        states = self._discrete_states(data)
+        self.patterns_ = self._pattern_table(states)
+        if dp:
+            _dp.check_pattern_grid(self)
+        self._check_model_size(len(data))
+        lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
+        pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
+        heap = self._heap_states(data)
+        if p["condition_model"]:  # fully synthetic: no training row is kept
+            self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self)
+        else:
+            self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
+            self.training_weights_ = w.copy()
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model_ = self._new_model()
+            if dp:  # the pattern head starts at the noisy shares of the states
+                _dp.init_prior(self, shares)
+                train_dp(self, data, c, pattern, heap, w, rng, epochs, seed, planned["training"]["noise_multiplier"])
+            else:
+                self.model_.init_pattern_prior(
+                    torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
+                )
+                if epochs is None:
+                    epochs = p["epochs"]
+                if epochs == "auto":
+                    n_val = int(round(p["validation_fraction"] * len(data)))
+                    epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
+                self._train(data, c, pattern, heap, w, rng, epochs, seed)
+        if p["condition_model"]:
+            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
+        if dp:
+            self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
+        return self
