@@ -24,7 +24,7 @@ from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
 from .diagnostics import design_effect, kish_ess, min_violation, relative_errors, weight_ratio_range
 from .distances import Distance
-from .feasibility import box, mean_scale, solution_problems, survey_errors, unreachable_targets
+from .feasibility import box, mean_scale, met_tolerance, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -317,7 +317,7 @@ class Calibrator(_FittedResult):
         if groups is not None:
             sol.g = sol.g[groups[1]]
         w = design.d * sol.g
-        met_rtol = max(self.tol * 100, 1e-8)
+        met_rtol = met_tolerance(self.tol)
         # the guard of every solve: the weights must be finite, not collapsed, and (hard mode) meet the
         # targets in their own units, whatever the solver reported
         problems = solution_problems(design, w, errors=None if self.soft else survey_errors(design, w), tol=met_rtol)

@@ -35,6 +35,8 @@ __all__ = [
     "best_tolerance",
     "lp_vertex",
     "mean_scale",
+    "met_tolerance",
+    "misfits",
     "solution_problems",
     "survey_errors",
     "target_misses",
@@ -181,10 +183,32 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
     return np.asarray(achieved, dtype=np.float64)
 
 
+def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target.
+
+    The one definition behind every calibration front end's convergence check (``Calibrator``,
+    ``rake_dataset``, ``rake_frame``); reported errors are :func:`~microplex.calibration.diagnostics.relative_errors`.
+
+    Examples
+    --------
+    >>> misfits(np.array([101.0, 0.5]), np.array([100.0, 0.0])).round(4).tolist()
+    [0.0099, 0.5]
+    """
+    return np.abs(np.asarray(achieved) - target) / (1.0 + np.abs(target))
+
+
+def met_tolerance(tol: float) -> float:
+    """The misfit a solution may keep on a target after a solve to tolerance ``tol``: ``max(100 tol, 1e-8)``.
+
+    Every front end checks its solution against it (``summary["met_rtol"]``).
+    """
+    return max(tol * 100, 1e-8)
+
+
 def survey_errors(design: Design, weights: np.ndarray) -> np.ndarray:
-    """``|achieved - target| / (1 + |target|)`` per target, in the target's units (inf where undefined)."""
+    """:func:`misfits` of every target, in the target's units (inf where undefined)."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
-    err = np.abs(achieved_values(design, weights) - value) / (1.0 + np.abs(value))
+    err = misfits(achieved_values(design, weights), value)
     return np.where(np.isnan(err), np.inf, err)
 
 

@@ -42,7 +42,7 @@ from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
 from ..calibration.diagnostics import relative_errors
 from ..calibration.distances import Distance
-from ..calibration.feasibility import box, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
+from ..calibration.feasibility import box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
@@ -200,8 +200,8 @@ def _solve(
     else:
         w = op.d * sol.g
         total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
-    met_rtol = max(tol * 100, 1e-8)
-    errors = np.abs(sol.achieved - t) / (1.0 + np.abs(t))
+    met_rtol = met_tolerance(tol)
+    errors = misfits(sol.achieved, t)
     if n_bad or not np.all(np.isfinite(sol.lam)):
         raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
     collapsed = weight_problems(total=total, initial_total=w0, n_units=n_units)
