@@ -71,6 +71,17 @@ def _max_error(design: Design, w: np.ndarray) -> float:
     return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
 
 
+def _checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col: Any) -> Targets:
+    """The checks ``fit`` and ``frontier`` make on their data arguments; returns the targets as :class:`Targets`."""
+    check_records(candidates, "candidates")
+    check_column(weight_col, "weight_col")
+    check_column(household_col, "household_col", allow_none=True)
+    tg = as_targets(targets)
+    if len(tg) == 0:
+        raise DataValidationError("targets is empty; expected at least one target.")
+    return tg
+
+
 class SparseCalibrator(_FittedResult):
     """Creates a sparse reweighting estimator: few records with non-zero weights that still hit the targets.
 
@@ -280,12 +291,7 @@ class SparseCalibrator(_FittedResult):
         """
         start = time.perf_counter()
         self._check_params()
-        check_records(candidates, "candidates")
-        check_column(weight_col, "weight_col")
-        check_column(household_col, "household_col", allow_none=True)
-        tg = as_targets(targets)
-        if len(tg) == 0:
-            raise DataValidationError("targets is empty; expected at least one target.")
+        tg = _checked_inputs(candidates, targets, weight_col, household_col)
         design = build_design(candidates, tg, weight_col, household_col)
         self._check_reachable(design)
         self._soft_solves = 0
@@ -384,12 +390,7 @@ class SparseCalibrator(_FittedResult):
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
             raise DataValidationError(f"The 'sizes' parameter must be a non-empty list of ints >= 1. Got {sizes!r} instead.")
         sizes = [check_int(v, "sizes", low=1) for v in sizes]
-        check_records(candidates, "candidates")
-        check_column(weight_col, "weight_col")
-        check_column(household_col, "household_col", allow_none=True)
-        tg = as_targets(targets)
-        if len(tg) == 0:
-            raise DataValidationError("targets is empty; expected at least one target.")
+        tg = _checked_inputs(candidates, targets, weight_col, household_col)
         # bad targets are refused once, not reported as a failure of every size
         self._check_reachable(build_design(candidates, tg, weight_col, household_col), scale=False)
         if holdout is not None:
