@@ -115,6 +115,24 @@ def _equal(a: Any, b: Any) -> bool:
     return a.equals(b) if isinstance(a, pd.Series) else a == b
 
 
+def test_specs_cover_every_public_estimator():
+    """Every non-private Estimator subclass in the package has a SPECS entry (no estimator skips the contract)."""
+    import importlib
+    import pkgutil
+
+    import microplex
+
+    for info in pkgutil.walk_packages(microplex.__path__, "microplex."):
+        importlib.import_module(info.name)
+    found, todo = set(), list(Estimator.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("microplex.") and not cls.__name__.startswith("_"):
+            found.add(cls.__name__)
+    assert found == set(SPECS), f"estimators without a SPECS entry: {sorted(found - set(SPECS))}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_get_params_come_from_the_signature(name):
     est = SPECS[name].make()
