@@ -184,3 +184,24 @@ def test_targets_from_a_file_path(small, tmp_path):
         assert cal.summary["max_rel_error"] < 1e-8
     with pytest.raises(DataValidationError, match="must be an existing .csv"):
         Calibrator().fit(small, tmp_path / "missing.json", weight_col="weight")
+
+
+def test_in_memory_and_out_of_core_results_share_their_summary_rule():
+    """Calibrator and scale.rake_frame solve the same problem to the same weights, and their summaries agree on
+    every shared key (one convergence measure, one tolerance, one relative-error rule)."""
+    from microplex.calibration.calibrator import SUMMARY_KEYS
+    from microplex.scale import rake_frame
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"sex": rng.integers(1, 3, 400), "age": rng.choice(["y", "m", "o"], 400),
+                       "weight": rng.uniform(1, 3, 400)})
+    margins = {"sex": {1: 520.0, 2: 480.0}, "age": {"y": 300.0, "m": 450.0, "o": 250.0}}
+    cal = Calibrator(method="raking").fit(df, Targets.from_margins(margins), weight_col="weight")
+    res = rake_frame(df, margins, weight_col="weight")
+    np.testing.assert_allclose(res.weights(df), cal.result_.record_weights.to_numpy(), rtol=1e-9)
+    assert set(SUMMARY_KEYS) <= set(cal.summary) and set(SUMMARY_KEYS) <= set(res.summary)
+    for key in SUMMARY_KEYS:
+        if key == "max_rel_error":
+            assert res.summary[key] < 1e-9 and cal.summary[key] < 1e-9
+        elif key != "n_iter":
+            assert res.summary[key] == cal.summary[key], key

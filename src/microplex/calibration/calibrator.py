@@ -59,6 +59,11 @@ def as_targets(targets: Any) -> Targets:
     )
 
 
+#: The ``summary`` keys every calibration result has, with one meaning: :class:`CalibrationResult` (weights in
+#: memory) and :class:`microplex.scale.RakingResult` (out of core; it adds ``n_passes``, ``n_cells``).
+SUMMARY_KEYS = ("converged", "n_iter", "max_rel_error", "n_units", "n_targets", "method", "soft", "met_rtol")
+
+
 @dataclass
 class CalibrationResult:
     """Calibrated weights and their diagnostics.
