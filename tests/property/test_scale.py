@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from microplex import Synthesizer
 from microplex.scale import generate_dataset
+from microplex.scale._layout import layout
 
 from ._invariants import assert_unchanged, nothing_written_outside, result_or_microplex_error, snapshot
 
@@ -102,7 +103,7 @@ def test_generate_dataset_is_right_or_raises_and_stays_inside(tiny_model, case):
     with tempfile.TemporaryDirectory() as tmp:
         watched, out, frame, partition_by = _sandbox(tmp, frame, partition_by)
         before = snapshot(frame)
-        with nothing_written_outside(watched, out):
+        with nothing_written_outside(watched, out, layout(out).meta):
             manifest, error = result_or_microplex_error(
                 lambda: generate_dataset(tiny_model, frame, n=n, path=out, partition_by=partition_by,
                                          rows_per_file=rows_per_file, seed=1, progress=False)
@@ -112,9 +113,9 @@ def test_generate_dataset_is_right_or_raises_and_stays_inside(tiny_model, case):
             return
         expected = len(frame) if n is None else n
         assert manifest["rows"] == expected == sum(f["rows"] for f in manifest["files"])
-        stored = json.loads((out / "_microplex_manifest.json").read_text())
+        stored = json.loads(layout(out).manifest.read_text())
         assert stored["status"] == "complete" and stored["rows"] == expected
-        assert not (out / "_microplex.lock").exists()
+        assert not (layout(out).meta / "_microplex.lock").exists()
         real_out = out.resolve()
         for entry in manifest["files"]:
             assert real_out in (out / entry["path"]).resolve().parents
@@ -145,7 +146,7 @@ def test_partition_names_and_values_never_write_outside(tiny_model, case):
     with tempfile.TemporaryDirectory() as tmp:
         watched, out, frame, names = _sandbox(tmp, frame, names)
         before = snapshot(frame)
-        with nothing_written_outside(watched, out):
+        with nothing_written_outside(watched, out, layout(out).meta):
             manifest, error = result_or_microplex_error(
                 lambda: generate_dataset(tiny_model, frame, path=out, partition_by=names,
                                          rows_per_file=rows_per_file, seed=0, progress=False)
