@@ -117,6 +117,19 @@ def test_a_partition_directory_linked_outside_is_not_written_through(tiny_synth,
     assert list(outside.iterdir()) == []
 
 
+def test_a_side_folder_replaced_by_a_link_is_refused(tiny_synth, tmp_path):
+    cond = _conditions(tiny_synth, 30, g=1)
+    root = tmp_path / "out"
+    generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
+    meta, elsewhere = layout(root).meta, tmp_path / "elsewhere"
+    meta.rename(elsewhere)
+    meta.symlink_to(elsewhere, target_is_directory=True)    # markers and temporary files would go through it
+    before = _snapshot(root)
+    with pytest.raises(DataValidationError, match=r"the side folder of the dataset .* must be a directory \(not a file or link\)"):
+        generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
+    assert _snapshot(root) == before
+
+
 # --- one writer per folder --------------------------------------------------------------------
 
 

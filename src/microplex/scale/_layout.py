@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from .._errors import DataValidationError
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
-           "is_side_folder", "read_manifest", "dataset_schema"]
+           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -89,6 +89,16 @@ def layout(path: str | os.PathLike) -> Layout:
     if not root.name or root.name in (".", ".."):
         raise DataValidationError(f"The dataset path {str(root)!r} must name a folder (not a file system root).")
     return Layout(root, root.parent / f".{root.name}{SIDE_SUFFIX}")
+
+
+def check_side_folder(root: Path, meta: Path) -> None:
+    """Refuses a side folder ``meta`` of the dataset ``root`` that is a link or a file: markers, the
+    lock and temporary files would be written through it."""
+    if meta != root and (meta.is_symlink() or meta.exists() and not meta.is_dir()):
+        raise DataValidationError(
+            f"{str(meta)!r}, the side folder of the dataset {str(root)!r}, must be a directory (not a file or "
+            "link). It was changed: delete it, or choose a new output directory."
+        )
 
 
 def is_side_folder(name: str) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import DataValidationError, MicroplexError
+from ._layout import check_side_folder
 
 __all__ = ["LOCK_NAME", "OutputLock"]
 
@@ -165,6 +166,7 @@ class OutputLock:
             guard.unlink(missing_ok=True)
 
     def __enter__(self) -> OutputLock:
+        check_side_folder(self.root, self.folder)
         for folder in dict.fromkeys((self.root, self.folder)):
             if folder.exists() and not folder.is_dir():
                 raise DataValidationError(f"Output path {str(folder)!r} exists and is not a directory.")

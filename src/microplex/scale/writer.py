@@ -35,7 +35,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError, MicroplexError
-from ._layout import COMMON_METADATA_NAME, FORMAT_VERSION, MANIFEST_NAME, TASKS_DIR, Layout, is_side_folder, layout
+from ._layout import (
+    COMMON_METADATA_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    TASKS_DIR,
+    Layout,
+    check_side_folder,
+    is_side_folder,
+    layout,
+)
 from ._lock import LOCK_NAME
 from ._manifest import check_manifest, check_marker, check_part, is_regular, marker_task, read_json
 
@@ -237,11 +246,7 @@ def prepare_output(path: str | os.PathLike, spec: dict[str, Any]) -> set[int]:
     root, manifest_path = lay.root, lay.manifest
     if root.exists() and not root.is_dir():
         raise DataValidationError(f"Output path {str(root)!r} exists and is not a directory.")
-    if not lay.legacy and (lay.meta.is_symlink() or lay.meta.exists() and not lay.meta.is_dir()):
-        raise DataValidationError(
-            f"{str(lay.meta)!r}, the side folder of the dataset {str(root)!r}, must be a directory (not a file or "
-            "link). It was changed: delete it, or choose a new output directory."
-        )
+    check_side_folder(root, lay.meta)
     has_manifest = manifest_path.exists() or manifest_path.is_symlink()
     if root.is_dir() and not has_manifest and _visible_entries(root):
         raise DataValidationError(
