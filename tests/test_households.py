@@ -561,3 +561,14 @@ def test_generate_refuses_sizes_and_regions_it_cannot_draw(fitted, small):
         fitted.generate(given.assign(db040="Mars"))
     with pytest.raises(DataValidationError, match=r"The 'seed' parameter must be an int"):
         fitted.generate(given, seed=1.5)
+
+
+def test_fitting_shows_progress_by_default(small, capsys):
+    assert HouseholdSynthesizer(["db040"], ["age"], HID).verbose is True
+    hs = small_synth(epochs=1).fit(small[small[HID] <= 200], seed=0)
+    lines = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if x.startswith("fit: 100%")]
+    models = (hs.household_model_ is not None) + len(hs.person_models_) + len(hs.applicable_models_)
+    assert models >= 3 and models <= len(lines) <= 2 * models         # one bar per inner model, each left at 100%
+    assert all(" 1/1 [" in x for x in lines)
+    small_synth(epochs=1, verbose=False).fit(small[small[HID] <= 200], seed=0)
+    assert capsys.readouterr().err == ""

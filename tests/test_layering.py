@@ -93,3 +93,20 @@ def test_importing_a_lower_layer_does_not_load_evaluation(package):
     )
     out = subprocess.run([sys.executable, "-c", code, package], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_microplex_loads_no_heavy_dependency_until_used():
+    """``import microplex`` (and the calibration API) loads neither torch nor Dask, matplotlib or typer;
+    the synthesis names import torch on first use and are the same objects as the subpackages'."""
+    code = (
+        "import sys, microplex; from microplex import Calibrator, Targets; "
+        "heavy = ['torch', 'zuko', 'dask', 'distributed', 'matplotlib', 'typer', 'sklearn']; "
+        "before = [m for m in heavy if m in sys.modules]; "
+        "from microplex import Synthesizer, HouseholdSynthesizer, fuse; import microplex.synthesis as s; "
+        "print(before, 'torch' in sys.modules, Synthesizer is s.Synthesizer, microplex.scale.__name__, "
+        "sorted(set(microplex.__all__) - set(dir(microplex))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True True microplex.scale []"
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        microplex.nothing  # noqa: B018

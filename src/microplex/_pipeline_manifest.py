@@ -111,8 +111,8 @@ class Writes:
 
 def _output_hash(path: Path) -> str:
     """Hash of a stage file; for a streamed dataset folder, of its manifest."""
-    from .scale.writer import MANIFEST_NAME
+    from .scale._layout import layout
 
-    if path.is_dir() and (path / MANIFEST_NAME).exists():
-        return file_sha256(path / MANIFEST_NAME)
+    if path.is_dir() and layout(path).manifest.exists():
+        return file_sha256(layout(path).manifest)
     return file_sha256(path) if path.exists() else ""

@@ -42,9 +42,9 @@ def files_under(root: Path) -> set[Path]:
 
 
 @contextlib.contextmanager
-def nothing_written_outside(sandbox: Path, allowed: Path) -> Iterator[None]:
-    """Asserts that, inside ``sandbox``, files appear only under ``allowed`` (and the working
-    directory is ``sandbox`` while the block runs, so relative paths land there)."""
+def nothing_written_outside(sandbox: Path, allowed: Path, *also: Path) -> Iterator[None]:
+    """Asserts that, inside ``sandbox``, files appear only under ``allowed`` (or the folders ``also``)
+    (and the working directory is ``sandbox`` while the block runs, so relative paths land there)."""
     before = files_under(sandbox)
     cwd = os.getcwd()
     os.chdir(sandbox)
@@ -53,5 +53,6 @@ def nothing_written_outside(sandbox: Path, allowed: Path) -> Iterator[None]:
     finally:
         os.chdir(cwd)
     new = files_under(sandbox) - before
-    outside = [p for p in new if Path(allowed) not in p.parents and p != Path(allowed)]
+    folders = [Path(a) for a in (allowed, *also)]
+    outside = [p for p in new if not any(a in p.parents or p == a for a in folders)]
     assert not outside, f"written outside {allowed}: {sorted(map(str, outside))[:5]}"

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from microplex import Synthesizer
 from microplex.scale import generate_dataset
+from microplex.scale import dataset_schema
+from microplex.scale._layout import layout
 
 from ._invariants import assert_unchanged, nothing_written_outside, result_or_microplex_error, snapshot
 
@@ -102,7 +104,7 @@ def test_generate_dataset_is_right_or_raises_and_stays_inside(tiny_model, case):
     with tempfile.TemporaryDirectory() as tmp:
         watched, out, frame, partition_by = _sandbox(tmp, frame, partition_by)
         before = snapshot(frame)
-        with nothing_written_outside(watched, out):
+        with nothing_written_outside(watched, out, layout(out).meta):
             manifest, error = result_or_microplex_error(
                 lambda: generate_dataset(tiny_model, frame, n=n, path=out, partition_by=partition_by,
                                          rows_per_file=rows_per_file, seed=1, progress=False)
@@ -112,9 +114,9 @@ def test_generate_dataset_is_right_or_raises_and_stays_inside(tiny_model, case):
             return
         expected = len(frame) if n is None else n
         assert manifest["rows"] == expected == sum(f["rows"] for f in manifest["files"])
-        stored = json.loads((out / "_microplex_manifest.json").read_text())
+        stored = json.loads(layout(out).manifest.read_text())
         assert stored["status"] == "complete" and stored["rows"] == expected
-        assert not (out / "_microplex.lock").exists()
+        assert not (layout(out).meta / "_microplex.lock").exists()
         real_out = out.resolve()
         for entry in manifest["files"]:
             assert real_out in (out / entry["path"]).resolve().parents
@@ -145,7 +147,7 @@ def test_partition_names_and_values_never_write_outside(tiny_model, case):
     with tempfile.TemporaryDirectory() as tmp:
         watched, out, frame, names = _sandbox(tmp, frame, names)
         before = snapshot(frame)
-        with nothing_written_outside(watched, out):
+        with nothing_written_outside(watched, out, layout(out).meta):
             manifest, error = result_or_microplex_error(
                 lambda: generate_dataset(tiny_model, frame, path=out, partition_by=names,
                                          rows_per_file=rows_per_file, seed=0, progress=False)
@@ -156,7 +158,9 @@ def test_partition_names_and_values_never_write_outside(tiny_model, case):
         # pyarrow.dataset, not pd.read_parquet: pyarrow's readers with dictionary partition keys cannot
         # read a string partition holding missing values ("Cannot yet unify dictionaries with nulls"),
         # the same for datasets pyarrow writes itself
-        back = pads.dataset(out, format="parquet", partitioning="hive").to_table().to_pandas()
+        # read with the written schema: inferred from the folder names alone, a text partition of digits
+        # and missing values comes back as numbers ("0" as 0.0)
+        back = pads.dataset(out, format="parquet", partitioning="hive", schema=dataset_schema(out)).to_table().to_pandas()
         assert len(back) == len(frame) == manifest["rows"]
         for name in names:  # every value comes back (as text), missing ones as missing
             got = sorted(back[name].astype(object).where(back[name].notna(), None).map(str))

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from microplex.scale import CellCounts, FrameSource, generate_dataset
+from microplex.scale._layout import layout
 
 from .test_generate import _cells, _files
 
@@ -37,7 +38,7 @@ def test_dask_resumes_a_local_run(tiny_synth, small_blocks, tmp_path, client):
     generate_dataset(tiny_synth, path=tmp_path / "ref", **kwargs)
     root = tmp_path / "run"
     generate_dataset(tiny_synth, path=root, **kwargs)
-    for marker in sorted((root / "_microplex_tasks").glob("*.json"))[2:]:
+    for marker in sorted(layout(root).tasks.glob("*.json"))[2:]:
         marker.unlink()  # as if the run had stopped after two tasks
     (root / "part-000004.parquet").unlink()
     generate_dataset(tiny_synth, path=root, client=client, **kwargs)

@@ -9,6 +9,7 @@ import pytest
 from microplex import DataValidationError
 from microplex.scale import CellCounts, generate_dataset
 from microplex.scale import _task_writer
+from microplex.scale._layout import layout
 
 
 def _files(root):
@@ -81,7 +82,7 @@ def test_partitioned_output_is_hive_and_complete(tiny_synth, small_blocks, tmp_p
     back = pd.read_parquet(tmp_path / "p")
     assert len(back) == src.n_rows == manifest["rows"] == sum(f["rows"] for f in manifest["files"])
     assert back["black"].astype(int).value_counts().to_dict() == src.read(0, src.n_rows)["black"].value_counts().to_dict()
-    stored = json.loads((tmp_path / "p" / "_microplex_manifest.json").read_text())
+    stored = json.loads(layout(tmp_path / "p").manifest.read_text())
     assert stored["status"] == "complete" and stored["spec"]["model_hash"] == manifest["spec"]["model_hash"]
     assert "black" not in pq.read_schema(tmp_path / "p" / manifest["files"][0]["path"]).names
     # unpartitioned run, same rows: the partitioned dataset is a regrouping of it
@@ -113,7 +114,7 @@ def test_crash_mid_run_leaves_no_partial_file_and_resumes(tiny_synth, small_bloc
     root = tmp_path / "run"
     assert sorted(_files(root)) == ["part-000000.parquet", "part-000001.parquet"]
     assert not list(root.rglob(".tmp-*"))
-    assert json.loads((root / "_microplex_manifest.json").read_text())["status"] == "running"
+    assert json.loads(layout(root).manifest.read_text())["status"] == "running"
     assert len(pd.read_parquet(root)) == 800  # only whole files are visible
 
     # a hard kill would leave a hidden temporary file: readers ignore it, the resume removes it

@@ -12,6 +12,7 @@ import pytest
 from microplex import DataValidationError
 from microplex.scale import generate_household_dataset
 from microplex.scale import households as households_module
+from microplex.scale._layout import layout
 
 from .test_generate import _files
 
@@ -70,12 +71,12 @@ def test_resume_redoes_a_task_unless_both_datasets_finished_it(hs, small_hh_bloc
     generate_household_dataset(hs, 180, path=tmp_path / "ref", **kw)
     root = tmp_path / "run"
     generate_household_dataset(hs, 180, path=root, **kw)
-    (root / "persons" / "_microplex_tasks" / "task-000001.json").unlink()  # households finished task 1, persons not
-    (root / "households" / "_microplex_tasks" / "task-000003.json").unlink()
+    (layout(root / "persons").tasks / "task-000001.json").unlink()  # households finished task 1, persons not
+    (layout(root / "households").tasks / "task-000003.json").unlink()
     next(iter(sorted((root / "persons").rglob("part-000002.parquet")))).unlink()  # a finished part lost
-    manifest = json.loads((root / "households" / "_microplex_manifest.json").read_text())
+    manifest = json.loads(layout(root / "households").manifest.read_text())
     manifest["status"] = "running"  # as if the run had stopped
-    (root / "households" / "_microplex_manifest.json").write_text(json.dumps(manifest))
+    layout(root / "households").manifest.write_text(json.dumps(manifest))
     generate_household_dataset(hs, 180, path=root, **kw)
     for name in ("households", "persons"):
         assert _files(root / name) == _files(tmp_path / "ref" / name)

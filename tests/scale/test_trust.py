@@ -20,6 +20,7 @@ import pytest
 from microplex import DataValidationError, MicroplexError
 from microplex.scale import CellCounts, FrameSource, ParquetSource, Resample, generate_dataset, rake_dataset, rake_frame
 from microplex.scale import _lock as lock_module
+from microplex.scale._layout import layout
 from microplex.scale import generate as generate_module
 from microplex.scale import writer as writer_module
 
@@ -72,7 +73,8 @@ def test_partition_values_are_percent_encoded_and_read_back(tiny_synth, tmp_path
         file = (root / entry["path"]).resolve()
         assert real_root in file.parents  # every file written is inside the output folder
         assert len(Path(entry["path"]).parts) == 2
-    assert {p for p in tmp_path.rglob("*")} <= {root} | {p for p in root.rglob("*")}
+    meta = layout(root).meta  # the side folder beside the data folder
+    assert {p for p in tmp_path.rglob("*")} <= {root, meta} | {p for p in root.rglob("*")} | {p for p in meta.rglob("*")}
     back = pd.read_parquet(root)
     assert sorted(back["region"].astype(str).unique()) == sorted(set(values))
     assert len(back) == 70
@@ -101,7 +103,7 @@ def test_a_partition_directory_linked_outside_is_not_written_through(tiny_synth,
     cond = _conditions(tiny_synth, 30, g=1)
     root = tmp_path / "out"
     generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
-    for marker in (root / "_microplex_tasks").glob("*.json"):
+    for marker in layout(root).tasks.glob("*.json"):
         if marker.name != "task-000000.json":
             marker.unlink()
     outside = tmp_path / "elsewhere"
@@ -113,6 +115,19 @@ def test_a_partition_directory_linked_outside_is_not_written_through(tiny_synth,
     with pytest.raises(DataValidationError, match="resolves outside the output directory"):
         generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
     assert list(outside.iterdir()) == []
+
+
+def test_a_side_folder_replaced_by_a_link_is_refused(tiny_synth, tmp_path):
+    cond = _conditions(tiny_synth, 30, g=1)
+    root = tmp_path / "out"
+    generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
+    meta, elsewhere = layout(root).meta, tmp_path / "elsewhere"
+    meta.rename(elsewhere)
+    meta.symlink_to(elsewhere, target_is_directory=True)    # markers and temporary files would go through it
+    before = _snapshot(root)
+    with pytest.raises(DataValidationError, match=r"the side folder of the dataset .* must be a directory \(not a file or link\)"):
+        generate_dataset(tiny_synth, cond, path=root, partition_by=["g"], rows_per_file=10, progress=False)
+    assert _snapshot(root) == before
 
 
 # --- one writer per folder --------------------------------------------------------------------
@@ -138,7 +153,7 @@ def test_second_writer_refuses_and_leaves_the_first_ones_files(tiny_synth, small
     first.start()
     assert started.wait(60)
     before = _files(root)
-    lock = json.loads((root / "_microplex.lock").read_text())
+    lock = json.loads((layout(root).meta / "_microplex.lock").read_text())
     assert lock["pid"] == os.getpid() and lock["host"] == socket.gethostname()
     try:
         generate_dataset(tiny_synth, path=root, **kwargs)
@@ -149,8 +164,8 @@ def test_second_writer_refuses_and_leaves_the_first_ones_files(tiny_synth, small
     assert errors and "is being written by another generate_dataset run" in errors[0]
     assert f"pid {os.getpid()}" in errors[0] and "_microplex.lock" in errors[0]
     assert set(before) <= set(_files(root))  # the second call removed nothing
-    assert not (root / "_microplex.lock").exists()  # released when the first call ended
-    assert json.loads((root / "_microplex_manifest.json").read_text())["rows"] == 1200
+    assert not (layout(root).meta / "_microplex.lock").exists()  # released when the first call ended
+    assert json.loads(layout(root).manifest.read_text())["rows"] == 1200
 
 
 def test_lock_is_released_when_the_run_fails(tiny_synth, tmp_path, monkeypatch):
@@ -160,7 +175,7 @@ def test_lock_is_released_when_the_run_fails(tiny_synth, tmp_path, monkeypatch):
     monkeypatch.setattr(generate_module, "write_task", boom)
     with pytest.raises(OSError, match="No space left"):
         generate_dataset(tiny_synth, n=20, path=tmp_path / "out", progress=False)
-    assert not (tmp_path / "out" / "_microplex.lock").exists()
+    assert not (layout(tmp_path / "out").meta / "_microplex.lock").exists()
 
 
 def _dead_pid():
@@ -170,13 +185,13 @@ def _dead_pid():
 
 
 def _write_lock(root, **fields):
-    root.mkdir(parents=True, exist_ok=True)
+    layout(root).meta.mkdir(parents=True, exist_ok=True)
     info = {
         "pid": os.getpid(), "host": socket.gethostname(), "boot_id": lock_module._boot_id(),
         "pid_ns": lock_module._pid_namespace(), "start": None, "time": "2026-01-01T00:00:00Z", "token": "x",
     }
     info.update(fields)
-    (root / "_microplex.lock").write_text(json.dumps(info) if fields.get("raw") is None else fields["raw"])
+    (layout(root).meta / "_microplex.lock").write_text(json.dumps(info) if fields.get("raw") is None else fields["raw"])
 
 
 @pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs /proc to prove a pid dead")
@@ -187,7 +202,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tiny_synth, t
         manifest = generate_dataset(tiny_synth, n=20, path=root, progress=False)
     assert manifest["rows"] == 20
     assert "Took over the stale lock" in caplog.text
-    assert not (root / "_microplex.lock").exists()
+    assert not (layout(root).meta / "_microplex.lock").exists()
 
 
 @pytest.mark.parametrize(
@@ -206,7 +221,7 @@ def test_lock_that_cannot_be_proved_stale_is_reported_with_how_to_clear_it(tiny_
     with pytest.raises(MicroplexError, match=match) as info:
         generate_dataset(tiny_synth, n=20, path=root, progress=False)
     assert "delete" in str(info.value) and "_microplex.lock" in str(info.value)
-    assert sorted(p.name for p in root.iterdir()) == ["_microplex.lock"]
+    assert sorted(p.name for p in layout(root).meta.iterdir()) == ["_microplex.lock"] and not root.exists()
 
 
 # --- untrusted manifest, markers and parts ------------------------------------------------------
@@ -221,7 +236,9 @@ def finished(tiny_synth, tmp_path):
 
 
 def _snapshot(root):
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None) for p in root.rglob("*")}
+    """Every file of the data folder and of its side folder (both under ``root.parent``)."""
+    top = root.parent
+    return {p.relative_to(top).as_posix(): (p.read_bytes() if p.is_file() else None) for p in top.rglob("*")}
 
 
 def _edit_json(file, fn):
@@ -250,7 +267,7 @@ MANIFEST_TAMPERS = {
 def test_tampered_manifest_raises_one_clear_error_and_writes_nothing(tiny_synth, finished, tamper):
     root, kwargs = finished
     fn, match = MANIFEST_TAMPERS[tamper]
-    fn(root / "_microplex_manifest.json")
+    fn(layout(root).manifest)
     before = _snapshot(root)
     with pytest.raises(DataValidationError, match=match):
         generate_dataset(tiny_synth, path=root, **kwargs)
@@ -281,7 +298,7 @@ MARKER_TAMPERS = {
 @pytest.mark.parametrize("tamper", sorted(MARKER_TAMPERS))
 def test_tampered_task_marker_raises_one_clear_error_and_writes_nothing(tiny_synth, finished, tamper):
     root, kwargs = finished
-    marker = root / "_microplex_tasks" / "task-000000.json"
+    marker = layout(root).tasks / "task-000000.json"
     fn, match = MARKER_TAMPERS[tamper]
     new = fn(json.loads(marker.read_text()))
     marker.write_text(new if isinstance(new, str) else json.dumps(new))
@@ -293,13 +310,13 @@ def test_tampered_task_marker_raises_one_clear_error_and_writes_nothing(tiny_syn
 
 def test_foreign_marker_name_is_refused(tiny_synth, finished):
     root, kwargs = finished
-    (root / "_microplex_tasks" / "task-000099.json").write_text("{}")
+    (layout(root).tasks / "task-000099.json").write_text("{}")
     with pytest.raises(DataValidationError, match=r"task-000099.json' is not a task marker of this run"):
         generate_dataset(tiny_synth, path=root, **kwargs)
 
 
 def _first_part(root):
-    marker = json.loads((root / "_microplex_tasks" / "task-000000.json").read_text())
+    marker = json.loads((layout(root).tasks / "task-000000.json").read_text())
     return root / marker["files"][0]["path"]
 
 
@@ -332,7 +349,7 @@ def test_part_of_another_size_and_schema_is_refused(tiny_synth, finished, tmp_pa
     data = other.read_bytes()
     assert len(data) < size
     part.write_bytes(data)
-    marker = root / "_microplex_tasks" / "task-000000.json"
+    marker = layout(root).tasks / "task-000000.json"
     _edit_json(marker, lambda d: {**d, "files": [{**f, "bytes": len(data)} if f["path"] == part.relative_to(root).as_posix() else f for f in d["files"]]})
     with pytest.raises(DataValidationError, match=r"holds 3 rows of columns \['x'\]; expected \d+ rows of \['age', 'educ', 're74', 're78'\]"):
         generate_dataset(tiny_synth, path=root, **kwargs)

@@ -210,3 +210,15 @@ def test_without_validation_the_point_masses_are_calibrated_in_sample(cps1):
         for value in (0.0, cps1[v].max()):
             share, got = (cps1[v] == value).mean(), (drawn[v] == value).mean()
             assert abs(got - share) < 0.005, (v, value, got, share)
+
+
+def test_fit_bar_ends_where_early_stopping_ends_and_leaves_a_final_line(small, capsys):
+    synth = Synthesizer(["re78"], ["age"], epochs=400, validation_fraction=0.3, patience=2, hidden_features=(8, 8),
+                        transforms=1).fit(small.head(600), seed=0)
+    run = len(synth.history_)
+    assert run < 400                                                    # early stopping ended the fit
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("fit (stopped early): 100%") and f" {run}/{run} [" in last
+    Synthesizer(["re78"], ["age"], epochs=3, hidden_features=(8, 8), transforms=1).fit(small.head(300), seed=0)
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("fit: 100%") and " 3/3 [" in last              # without early stopping: every epoch

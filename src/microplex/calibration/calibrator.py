@@ -258,7 +258,7 @@ class Calibrator(_FittedResult):
         ----------
         records : DataFrame of shape (n_records, n_columns)
             Never modified.
-        targets : Targets, list of Target, DataFrame (:meth:`Targets.from_frame`), margins dict or file path
+        targets : Targets, list of Target, DataFrame (as read by Targets.from_frame), margins dict or file path
         weight_col : str, default="weight"
             Column of positive initial weights (household weights: constant within each household).
         household_col : str, optional

@@ -46,11 +46,11 @@ class Distance:
     ----------
     name : str
         Registry key (``"linear"``, ``"raking"``, ``"logit"`` or a user name).
-    inverse : callable ``(u, bounds) -> g``
+    inverse : callable (u, bounds) -> g
         ``F``: maps the linear predictor ``u = x'lambda`` of shape ``(n,)`` to weight ratios ``g``.
-    derivative : callable ``(u, bounds) -> F'(u)``
+    derivative : callable (u, bounds) -> F'(u)
         Derivative of ``F``; zero where a bound is active.
-    potential : callable ``(u, bounds) -> rho(u)``, optional
+    potential : callable (u, bounds) -> rho(u), optional
         Antiderivative of ``F`` (the dual potential), used for the line search.
     requires_finite_bounds : bool, default=False
         Whether both bounds must be finite (logit).

@@ -100,8 +100,9 @@ class HouseholdSynthesizer(Estimator):
     max_redraws : int, default=50
         Redraws of an under-age oldest member (then kept, with a warning), or of a later member
         younger than the youngest training age (then given that age).
-    verbose : bool, default=False
-        Show progress bars while fitting.
+    verbose : bool, default=True
+        Show progress bars while fitting (one per inner model: the household model, then the
+        member models).
     synthesizer_params : mapping of str to object, default=None
         Other :class:`~microplex.synthesis.Synthesizer` hyper-parameters for every inner model
         (``bins``, ``point_mass_threshold``, ``max_point_masses``, ``heap_threshold``,
@@ -170,7 +171,7 @@ class HouseholdSynthesizer(Estimator):
         validation_fraction: float = 0.0,
         patience: int = 15,
         max_redraws: int = 50,
-        verbose: bool = False,
+        verbose: bool = True,
         synthesizer_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.household_vars = household_vars

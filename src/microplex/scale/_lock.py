@@ -1,6 +1,6 @@
 """One writer per output folder: a lock file created atomically (``O_CREAT | O_EXCL``).
 
-The lock ``path/_microplex.lock`` holds the writer's pid, host, boot id, pid namespace, process
+The lock ``_microplex.lock`` (in the dataset's side folder, see :mod:`._layout`) holds the writer's pid, host, boot id, pid namespace, process
 start time and the time it was taken (JSON). A second :func:`~microplex.scale.generate_dataset`
 on the same folder finds it and refuses (:class:`~microplex.MicroplexError`), so it never removes
 the first writer's temporary files nor writes beside it. The lock is removed when the call ends,
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import DataValidationError, MicroplexError
+from ._layout import check_side_folder
 
 __all__ = ["LOCK_NAME", "OutputLock"]
 
@@ -115,15 +116,16 @@ def _provably_dead(holder: dict[str, Any] | None) -> bool:
 
 
 class OutputLock:
-    """Context manager holding ``root/_microplex.lock`` while one run writes into ``root``.
+    """Context manager holding ``folder/_microplex.lock`` while one run writes into ``root``.
 
-    Creates ``root`` (and parents) when missing; when the run fails and ``root`` was created here
-    and is still empty, removes it again.
+    ``folder`` (default: ``root``) is where the lock lives: the dataset's side folder. Creates it (and
+    parents) when missing; when the run fails and it was created here and is still empty, removes it.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, folder: str | os.PathLike | None = None) -> None:
         self.root = Path(root)
-        self.path = self.root / LOCK_NAME
+        self.folder = Path(root if folder is None else folder)
+        self.path = self.folder / LOCK_NAME
         self.token = uuid.uuid4().hex
         self.created = False
 
@@ -164,10 +166,12 @@ class OutputLock:
             guard.unlink(missing_ok=True)
 
     def __enter__(self) -> OutputLock:
-        if self.root.exists() and not self.root.is_dir():
-            raise DataValidationError(f"Output path {str(self.root)!r} exists and is not a directory.")
-        if not self.root.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
+        check_side_folder(self.root, self.folder)
+        for folder in dict.fromkeys((self.root, self.folder)):
+            if folder.exists() and not folder.is_dir():
+                raise DataValidationError(f"Output path {str(folder)!r} exists and is not a directory.")
+        if not self.folder.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.created = True
         for attempt in range(2):
             try:
@@ -192,7 +196,7 @@ class OutputLock:
     def _cleanup_created(self) -> None:
         if self.created:
             try:
-                self.root.rmdir()
+                self.folder.rmdir()
             except OSError:
                 pass
 
@@ -201,6 +205,6 @@ class OutputLock:
         if holder is not None and holder.get("token") == self.token:
             self.path.unlink(missing_ok=True)
         if exc_type is not None and self.created:
-            entries = [p for p in self.root.iterdir()] if self.root.is_dir() else []
+            entries = [p for p in self.folder.iterdir()] if self.folder.is_dir() else []
             if not entries:
                 self._cleanup_created()

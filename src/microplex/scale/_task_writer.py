@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
+from ._layout import Layout, layout
 from .writer import (
     _MAX_SEGMENT_BYTES,
     TASKS_DIR,
@@ -50,8 +51,8 @@ def _partition_dir(keys: tuple, partition_by: list[str]) -> str:
 class _TaskWriter:
     """Streams the tables of one task into one temporary Parquet file per partition."""
 
-    def __init__(self, root: Path, task: int, partition_by: list[str], row_group_rows: int) -> None:
-        self.root, self.task, self.partition_by = root, task, partition_by
+    def __init__(self, lay: Layout, task: int, partition_by: list[str], row_group_rows: int) -> None:
+        self.root, self.meta, self.task, self.partition_by = lay.root, lay.meta, task, partition_by
         self.row_group_rows = row_group_rows
         self.buffers: dict[tuple, list[pa.Table]] = {}
         self.buffered: dict[tuple, int] = {}
@@ -105,7 +106,7 @@ class _TaskWriter:
             sub = _partition_dir(key, self.partition_by)
             final = inside(self.root, f"{sub}/{part_name(self.task)}" if sub else part_name(self.task))
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _tmp_name(final)
+            tmp = _tmp_name(final, self.meta)
             self.writers[key] = (_open_writer(tmp, self.schema), tmp, final, 0)
         writer, tmp, final, rows = self.writers[key]
         writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -137,7 +138,7 @@ class _TaskWriter:
 
 
 def _open_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    """Opens a Parquet writer (a seam for tests that inject failures: patch ``_task_writer._open_writer``)."""
+    """Opens a Parquet writer (a seam for tests that inject failures)."""
     return pq.ParquetWriter(path, schema, compression="snappy")
 
 
@@ -189,7 +190,8 @@ def write_linked_task(
     ``tables`` yields one table per dataset at a time; every file of every dataset is in place before
     the first marker is written, so a task is finished only when each dataset has its marker.
     """
-    writers = [_TaskWriter(Path(p), task, list(partition_by or []), row_group_rows) for p in paths]
+    layouts = [layout(p) for p in paths]
+    writers = [_TaskWriter(lay, task, list(partition_by or []), row_group_rows) for lay in layouts]
     rows = [0] * len(writers)
     try:
         for group in tables:
@@ -204,6 +206,6 @@ def write_linked_task(
             writer.abort()
         raise
     infos = [{"task": task, "rows": r, "files": f} for r, f in zip(rows, files, strict=True)]
-    for writer, info in zip(writers, infos, strict=True):
-        atomic_write_json(inside(writer.root, f"{TASKS_DIR}/task-{task:06d}.json"), info)
+    for lay, info in zip(layouts, infos, strict=True):
+        atomic_write_json(inside(lay.meta, f"{TASKS_DIR}/task-{task:06d}.json"), info)
     return infos

@@ -23,6 +23,7 @@ from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from ..synthesis.serialization import write_archive
+from ._layout import layout
 from ._lock import OutputLock
 from .sources import ConditionSource, as_source
 from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
@@ -223,9 +224,11 @@ def generate_dataset(
         Number of records (an int: ``1e6`` is refused, not truncated; at most 2**53); defaults
         to every row of a bounded source (the first ``n`` rows are used otherwise).
     path : str or path-like
-        Output directory: new, empty, or holding an unfinished run of this same call. One run
-        writes into it at a time: a lock file ``_microplex.lock`` makes a second call refuse
-        (see :mod:`microplex.scale._lock` for stale locks of killed runs).
+        Output directory: new, empty, or holding an unfinished run of this same call. It gets
+        only the Parquet files; the manifest, task markers, schema and lock go to the hidden
+        folder ``.NAME.microplex`` beside it (:mod:`microplex.scale._layout`). One run writes
+        into it at a time: the lock file ``_microplex.lock`` makes a second call refuse (see
+        :mod:`microplex.scale._lock` for stale locks of killed runs).
     partition_by : list of str, default=None
         Columns (conditions or targets) for hive partitioning (``path/state=CA/...``). Their
         names must be plain directory names (no ``/``, ``\\``, ``=``, NUL, no leading ``.`` or
@@ -248,7 +251,8 @@ def generate_dataset(
     Returns
     -------
     dict
-        The manifest also written to ``path/_microplex_manifest.json``: ``spec`` (seed,
+        The manifest, also written to the side folder (read it with
+        :func:`~microplex.scale.read_manifest`): ``spec`` (seed,
         model hash, n, ...), ``rows`` and ``files`` (path, rows and bytes of each file).
 
     Examples
@@ -288,7 +292,7 @@ def generate_dataset(
         "columns": list(source.columns) + list(synth.target_vars),
     }
     path = os.path.abspath(path)
-    with OutputLock(path):
+    with OutputLock(path, layout(path).meta):
         return _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash)
 
 

@@ -140,8 +140,8 @@ def generate_household_dataset(
     Returns
     -------
     dict
-        ``{"households": manifest, "persons": manifest}``, the manifests also written to each
-        dataset's ``_microplex_manifest.json``; each records the id columns (``household_id``,
+        ``{"households": manifest, "persons": manifest}``, the manifests also written beside each
+        dataset (:func:`~microplex.scale.read_manifest`); each records the id columns (``household_id``,
         ``person_id``) and the household ``weight`` column (the training total spread evenly over
         the ``n_households``).
 

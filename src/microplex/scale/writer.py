@@ -1,12 +1,9 @@
 """Atomic, resumable Parquet output: hive partitions, per-task markers and a run manifest.
 
-Layout of an output directory::
-
-    path/
-      _microplex_manifest.json          run spec (seed, model hash, ...), status, files
-      _microplex_tasks/task-000003.json one marker per finished task (its files and rows)
-      _common_metadata                  the full Arrow schema, partition columns' types included
-      state=CA/part-000003.parquet      data (hive partitioning by ``partition_by``)
+The data folder ``path/`` holds only the Parquet files (hive partitioning by ``partition_by``,
+``path/state=CA/part-000003.parquet``); the manifest, the task markers, the schema file, the lock
+and the files being written sit in the hidden side folder ``.NAME.microplex`` beside it
+(:mod:`._layout`; a folder of the earlier layout, with them inside, still resumes).
 
 Names that become paths are data: partition columns must be plain path segments (refused
 otherwise, see :func:`check_partition_names`), partition values are percent-encoded as pyarrow's
@@ -15,10 +12,9 @@ path is built by :func:`inside`, which refuses one that resolves outside the out
 Everything read back on resume (the manifest and the task markers) is validated before use
 (:mod:`._manifest`): a tampered or damaged file raises one clear error and nothing is written.
 
-Every file is written under a hidden temporary name (``.tmp-microplex-*.partial``: the
-leading dot hides it from pyarrow, pandas and Spark, the suffix from ``*.parquet`` globs as
-used by DuckDB and polars) and renamed with :func:`os.replace` once complete, so a
-crash or a full disk never leaves a half-written file visible. A task's marker is written
+Every file is written under a hidden temporary name (``.tmp-microplex-*.partial``) in the side
+folder and renamed into place with :func:`os.replace` once complete (both folders are on one file
+system: checked), so a crash or a full disk never leaves a half-written file in the data folder. A task's marker is written
 after all its files are in place; a re-run of the same call skips tasks with a marker.
 """
 
@@ -39,6 +35,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError, MicroplexError
+from ._layout import (
+    COMMON_METADATA_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    TASKS_DIR,
+    Layout,
+    check_side_folder,
+    is_side_folder,
+    layout,
+)
 from ._lock import LOCK_NAME
 from ._manifest import check_manifest, check_marker, check_part, is_regular, marker_task, read_json
 
@@ -59,11 +65,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Version of the output layout and of the seed derivation; bumped on incompatible changes.
-FORMAT_VERSION = 1
-MANIFEST_NAME = "_microplex_manifest.json"
-TASKS_DIR = "_microplex_tasks"
-COMMON_METADATA_NAME = "_common_metadata"
 _TMP_PREFIX = ".tmp-microplex-"
 
 
@@ -165,8 +166,9 @@ def part_name(task: int) -> str:
     return f"part-{task:06d}.parquet"
 
 
-def _tmp_name(final: Path) -> Path:
-    return final.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{final.name}.partial")
+def _tmp_name(final: Path, folder: Path | None = None) -> Path:
+    """A hidden temporary name for ``final``, in ``folder`` (default: beside it)."""
+    return (folder or final.parent) / f"{_TMP_PREFIX}{uuid.uuid4().hex[:12]}-{final.name}.partial"
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -185,11 +187,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_common_metadata(root: str | os.PathLike, schema: pa.Schema) -> None:
-    """Atomically writes ``root/_common_metadata``, the full Arrow schema (partition columns' types
-    included, which readers otherwise infer from directory names): ``pandas.read_parquet(path,
-    schema=pyarrow.parquet.read_schema(path / "_common_metadata"))``. Every task writes the same
-    schema; a folder from an earlier version has none and reads as before."""
-    final = Path(root) / COMMON_METADATA_NAME
+    """Atomically writes the dataset's ``_common_metadata`` (in its side folder), the full Arrow schema
+    (partition columns' types included, which readers otherwise infer from directory names), read by
+    :func:`~microplex.scale.dataset_schema`. Every task writes the same schema; a folder from an
+    earlier version may have none and reads as before."""
+    final = layout(root).schema
     tmp = _tmp_name(final)
     try:
         pq.write_metadata(schema, tmp)
@@ -200,7 +202,17 @@ def write_common_metadata(root: str | os.PathLike, schema: pa.Schema) -> None:
 
 
 def _visible_entries(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith((_TMP_PREFIX, LOCK_NAME)))
+    """Entries of ``root`` other than temporary files, a lock and datasets' side folders."""
+    return sorted(p.name for p in root.iterdir()
+                  if not p.name.startswith((_TMP_PREFIX, LOCK_NAME)) and not is_side_folder(p.name))
+
+
+def _remove_temporaries(lay: Layout) -> None:
+    """Removes the temporary files a crashed attempt left (an earlier version wrote them beside each part)."""
+    for folder in dict.fromkeys((lay.meta, lay.root)):
+        if folder.is_dir():
+            for tmp in folder.rglob(f"{_TMP_PREFIX}*"):
+                tmp.unlink(missing_ok=True)
 
 
 def _got(value: Any) -> str:
@@ -230,10 +242,11 @@ def prepare_output(path: str | os.PathLike, spec: dict[str, Any]) -> set[int]:
     A finished task whose part file is missing is redone. Leftover temporary files of a crashed
     attempt are removed.
     """
-    root = Path(path)
+    lay = layout(path)
+    root, manifest_path = lay.root, lay.manifest
     if root.exists() and not root.is_dir():
         raise DataValidationError(f"Output path {str(root)!r} exists and is not a directory.")
-    manifest_path = root / MANIFEST_NAME
+    check_side_folder(root, lay.meta)
     has_manifest = manifest_path.exists() or manifest_path.is_symlink()
     if root.is_dir() and not has_manifest and _visible_entries(root):
         raise DataValidationError(
@@ -250,20 +263,25 @@ def prepare_output(path: str | os.PathLike, spec: dict[str, Any]) -> set[int]:
                 f"Output path {str(root)!r} holds another run (differs in {diff[:8]}: {details}); "
                 "refusing to overwrite it. Choose a new directory or repeat the original call to resume."
             )
-        done = set(_finished_tasks(root, spec))
+        done = set(_finished_tasks(lay, spec))
     root.mkdir(parents=True, exist_ok=True)
-    inside(root, TASKS_DIR).mkdir(exist_ok=True)
-    for tmp in root.rglob(f"{_TMP_PREFIX}*"):
-        tmp.unlink(missing_ok=True)
+    lay.meta.mkdir(exist_ok=True)
+    if root.stat().st_dev != lay.meta.stat().st_dev:  # os.replace cannot move a file across file systems
+        raise DataValidationError(
+            f"Output path {str(root)!r} is a mount point: its side folder {str(lay.meta)!r} is on another file "
+            "system, so finished files cannot be moved into it atomically. Write into a folder inside it."
+        )
+    _remove_temporaries(lay)
     if not has_manifest:
         atomic_write_json(manifest_path, {"format_version": FORMAT_VERSION, "status": "running", "spec": spec})
-        _fsync_dir(root)
+        _fsync_dir(lay.meta)
+    inside(lay.meta, TASKS_DIR).mkdir(exist_ok=True)
     return done
 
 
-def _finished_tasks(root: Path, spec: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def _finished_tasks(lay: Layout, spec: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Validated markers of the finished tasks whose files are all present, by task id."""
-    tasks_dir = root / TASKS_DIR
+    root, tasks_dir = lay.root, lay.tasks
     if not tasks_dir.exists() and not tasks_dir.is_symlink():
         return {}
     if tasks_dir.is_symlink() or not tasks_dir.is_dir():
@@ -319,10 +337,10 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
     :class:`DataValidationError` when the directory holds data files that no task wrote (a
     reader would mix them into the dataset).
     """
-    root = Path(path)
-    for tmp in root.rglob(f"{_TMP_PREFIX}*"):  # left by a worker that died and whose task was retried
-        tmp.unlink(missing_ok=True)
-    tasks = _finished_tasks(root, spec)
+    lay = layout(path)
+    root = lay.root
+    _remove_temporaries(lay)  # left by a worker that died and whose task was retried
+    tasks = _finished_tasks(lay, spec)
     n_tasks = -(-spec["n"] // spec["rows_per_file"])
     missing = [t for t in range(n_tasks) if t not in tasks]
     if missing:
@@ -351,8 +369,8 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
         "files": files,
         **(extra or {}),
     }
-    atomic_write_json(root / MANIFEST_NAME, manifest)
-    _fsync_dir(root)
+    atomic_write_json(lay.manifest, manifest)
+    _fsync_dir(lay.meta)
     return manifest
 
 

@@ -112,7 +112,7 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
     gen = torch.Generator().manual_seed(seed)
     clip, denominator = float(synth.max_grad_norm), q * n
     model.train()
-    for epoch in tqdm(range(epochs), desc="fit (DP)", unit="epoch", disable=not synth.verbose, leave=False):
+    for epoch in tqdm(range(epochs), desc="fit (DP)", unit="epoch", disable=not synth.verbose, leave=True):
         if dequantize:
             u_t = torch.as_tensor(synth._encode_continuous(data, rng), dtype=torch.float32)
         for _ in range(per_epoch):

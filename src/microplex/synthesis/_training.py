@@ -67,8 +67,9 @@ class _Training:
         best = {k: (np.inf, copy.deepcopy(m.state_dict()), 0) for k, m in parts.items()} if n_val else {}
         best_lp: dict[str, torch.Tensor] = {}  # per-record validation log-probs of each best state
         history = []
-        bar = tqdm(range(epochs), desc="fit", unit="epoch", disable=not self.verbose, leave=False)
-        for epoch in bar:
+        # the bar stays as the fit's final line; early stopping shortens it to the epochs run
+        bar = tqdm(total=epochs, desc="fit", unit="epoch", disable=not self.verbose, leave=True)
+        for epoch in range(epochs):
             if dequantize:
                 u_t = torch.as_tensor(self._encode_continuous(data, rng), dtype=torch.float32)
             model.train()
@@ -102,7 +103,8 @@ class _Training:
             val_loss = np.nan
             if not n_val:
                 history.append((epoch + 1, train_loss, val_loss))
-                bar.set_postfix(train=f"{train_loss:.4f}")
+                bar.set_postfix(train=f"{train_loss:.4f}", refresh=False)
+                bar.update(1)
                 sched.step()
                 continue
             model.eval()
@@ -113,7 +115,8 @@ class _Training:
             scores = {k: -float((wv * lp).sum()) for k, lp in lps.items()}
             val_loss = sum(scores.values())
             history.append((epoch + 1, train_loss, val_loss))
-            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
+            bar.update(1)
             for k, m in parts.items():
                 score, state, stale = best[k]
                 if scores[k] < score - 1e-4:
@@ -127,6 +130,8 @@ class _Training:
             sched.step(val_loss)
             if all(stale >= self.patience for _, _, stale in best.values()):
                 logger.info("Early stopping after %d epochs.", epoch + 1)
+                bar.total = epoch + 1
+                bar.set_description("fit (stopped early)")
                 break
         bar.close()
         if n_val:

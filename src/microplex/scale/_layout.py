@@ -1,0 +1,162 @@
+"""Where a dataset's files live: the data folder holds only Parquet files, the rest sits beside it.
+
+A dataset written to ``path`` (``generate_dataset``, each of ``generate_household_dataset``'s two
+tables) is two folders::
+
+    pop/                                    data only: hive partitions of part-NNNNNN.parquet files
+      state=CA/part-000003.parquet
+    .pop.microplex/                         everything else, hidden beside it
+      _microplex_manifest.json              run spec (seed, model hash, ...), status, files
+      _microplex_tasks/task-000003.json     one marker per finished task (its files and rows)
+      _common_metadata                      the full Arrow schema, partition columns' types included
+      _microplex.lock                       while a run writes
+      .tmp-microplex-*.partial              files being written, renamed into pop/ when complete
+
+so every reader reads ``pop/`` as a folder: ``polars.scan_parquet`` refuses a folder holding any
+file that is not Parquet (a ``.json`` manifest, even in a hidden subfolder), pyarrow, pandas and
+Dask read it, DuckDB globs it. The side folder is hidden so that a reader of the folder *above*
+(pyarrow and pandas skip names starting with ``.``) does not meet JSON files either.
+
+Folders written before this layout hold the same files inside the data folder
+(``pop/_microplex_manifest.json``, ...): :func:`layout` finds them there, so such a folder still
+resumes, and :func:`read_manifest` and :func:`dataset_schema` still read it. Everything read back is
+checked (:mod:`._manifest`): it is data, not instructions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._errors import DataValidationError
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
+           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema"]
+
+#: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
+#: (Moving these files beside the data folder changed where they are, not what they hold.)
+FORMAT_VERSION = 1
+MANIFEST_NAME = "_microplex_manifest.json"
+TASKS_DIR = "_microplex_tasks"
+COMMON_METADATA_NAME = "_common_metadata"
+#: Suffix of the hidden side folder ``.NAME.microplex`` of a dataset ``NAME``.
+SIDE_SUFFIX = ".microplex"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of one dataset: ``root`` (data files) and ``meta`` (manifest, markers, schema, lock,
+    temporary files). ``meta == root`` for a folder written before the side folder existed."""
+
+    root: Path
+    meta: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.meta / MANIFEST_NAME
+
+    @property
+    def tasks(self) -> Path:
+        return self.meta / TASKS_DIR
+
+    @property
+    def schema(self) -> Path:
+        return self.meta / COMMON_METADATA_NAME
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this is a folder of the earlier layout (everything inside the data folder)."""
+        return self.meta == self.root
+
+
+def layout(path: str | os.PathLike) -> Layout:
+    """The layout of the dataset at ``path``: the earlier one when ``path`` holds a manifest, else the
+    side folder ``.NAME.microplex`` beside it.
+
+    >>> lay = layout("/data/pop")
+    >>> lay.root.as_posix(), lay.meta.as_posix(), lay.manifest.name
+    ('/data/pop', '/data/.pop.microplex', '_microplex_manifest.json')
+    """
+    root = Path(os.path.abspath(os.fspath(path)))
+    old = root / MANIFEST_NAME
+    if old.exists() or old.is_symlink():
+        return Layout(root, root)
+    if not root.name or root.name in (".", ".."):
+        raise DataValidationError(f"The dataset path {str(root)!r} must name a folder (not a file system root).")
+    return Layout(root, root.parent / f".{root.name}{SIDE_SUFFIX}")
+
+
+def check_side_folder(root: Path, meta: Path) -> None:
+    """Refuses a side folder ``meta`` of the dataset ``root`` that is a link or a file: markers, the
+    lock and temporary files would be written through it."""
+    if meta != root and (meta.is_symlink() or meta.exists() and not meta.is_dir()):
+        raise DataValidationError(
+            f"{str(meta)!r}, the side folder of the dataset {str(root)!r}, must be a directory (not a file or "
+            "link). It was changed: delete it, or choose a new output directory."
+        )
+
+
+def is_side_folder(name: str) -> bool:
+    """Whether ``name`` is a dataset's side folder (``.NAME.microplex``)."""
+    return name.startswith(".") and name.endswith(SIDE_SUFFIX) and len(name) > len(SIDE_SUFFIX) + 1
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of the microplex dataset at ``path``, checked (it is read from a file).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The dataset folder (what ``generate_dataset`` was given), in either layout.
+
+    Returns
+    -------
+    dict
+        ``format_version``, ``status`` (``"running"`` or ``"complete"``), ``spec`` (seed, model hash,
+        ``n``, ...) and, when complete, ``rows`` and ``files`` (path, rows and bytes of each file).
+
+    Raises
+    ------
+    DataValidationError
+        When ``path`` has no microplex manifest, or its manifest is not one this version wrote.
+    """
+    from ._manifest import check_manifest, read_json
+
+    lay = layout(path)
+    if not lay.manifest.exists() and not lay.manifest.is_symlink():
+        raise DataValidationError(
+            f"{str(lay.root)!r} is not a microplex dataset: there is no manifest at {str(lay.manifest)!r} "
+            f"(nor at {str(lay.root / MANIFEST_NAME)!r}, where earlier versions wrote it)."
+        )
+    manifest = read_json(lay.manifest, "the output directory")
+    check_manifest(lay.manifest, manifest, FORMAT_VERSION)
+    return manifest
+
+
+def dataset_schema(path: str | os.PathLike) -> pa.Schema:
+    """The full Arrow schema of the dataset at ``path``, partition columns' types included.
+
+    Readers infer a partition column's type from the folder names (pandas makes it categorical);
+    give them this schema to keep the written types::
+
+        pd.read_parquet("pop", schema=dataset_schema("pop"))
+
+    Raises :class:`~microplex.DataValidationError` when the dataset has no schema file (a folder
+    written by an earlier version) or the file is not a Parquet schema.
+    """
+    lay = layout(path)
+    file = lay.schema
+    if not file.is_file() or file.is_symlink():
+        raise DataValidationError(
+            f"The dataset {str(lay.root)!r} has no schema file {str(file)!r} (a folder from an earlier version, "
+            "or not a microplex dataset); read it without a schema."
+        )
+    try:
+        return pq.read_schema(file)
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
+        raise DataValidationError(f"{str(file)!r} is not a Parquet schema file ({str(exc)[:80]}).") from None
