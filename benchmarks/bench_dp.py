@@ -13,7 +13,10 @@ holdout (weighted by the holdout's weights on eusilc; the release is a populatio
 - ``zero_err``/``top_err``: worst absolute error over the targets of the share at 0 and at the
   top code (the largest training value when it carries at least 0.3% of the records: cps1's
   earnings; eusilc has none);
-- ``corr_err``: worst absolute error of a Pearson correlation involving a target;
+- ``corr_err``: worst absolute error of a Pearson correlation involving a target, and ``corr_pair``
+  its pair; ``corr_err_realcond``/``corr_pair_realcond``: the same for a diagnostic release drawn
+  from the holdout's *real* conditions (``generate``; not a release a DP user can make: it tells
+  the condition model's part of the error from the main model's);
 - ``auc``: membership-inference AUC (``evaluation.attacks.membership_auc``, 0.5 = members not told
   apart from holdout records); ``dcr_ratio``, ``copy``: distance to closest record ratio and exact
   copy rate of the release against the training rows (``privacy_summary``);
@@ -102,6 +105,17 @@ def share_errors(train, holdout, release, targets, wh) -> tuple[float, float]:
     return float(max(zero)), float(max(top)) if top else float("nan")
 
 
+def worst_pair(real, release, wr, ws, targets) -> tuple[float, str]:
+    """(worst absolute Pearson correlation error over the pairs with a target, "a~b" its pair)."""
+    from microplex._stats import is_numeric
+    from microplex.evaluation.metrics import weighted_corr
+
+    num = [c for c in real.columns if is_numeric(real[c])]
+    diff = (weighted_corr(real[num], wr) - weighted_corr(release[num], ws)).abs()
+    pairs = [(float(diff.loc[t, c]), f"{t}~{c}") for t in targets if t in num for c in num if c != t]
+    return max(pairs) if pairs else (float("nan"), "")
+
+
 def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False) -> dict:
     from microplex.evaluation import fidelity_scores, privacy_summary
     from microplex.evaluation.attacks import membership_auc
@@ -131,6 +145,9 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
         "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
         "zero_err": zero, "top_err": top,
         "corr_err": target_pair_scores(holdout[cols], release, wh, None, targets)["correlation_error"],
+        "corr_pair": worst_pair(holdout[cols], release, wh, None, targets)[1],
+        **dict(zip(("corr_err_realcond", "corr_pair_realcond"), worst_pair(
+            holdout[cols], synth.generate(holdout[conds], seed=seed + 1)[cols], wh, wh, targets))),
         "auc": float(auc), "dcr_ratio": priv["dcr_ratio"], "copy": priv["exact_copy_rate_synthetic"],
         "copy_holdout": priv["exact_copy_rate_holdout"], "fit_s": fit_s,
         "settings": None if epsilon is None else {
@@ -147,7 +164,8 @@ def markdown(records: list[dict]) -> str:
     t["method"] = ["microplex (no DP)" if e is None or e != e else f"DP eps={e:g}"
                    + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else f" [{v}]")
                    for e, v in zip(t["epsilon"], variant)]
-    keys = ["ks_max", "zero_err", "top_err", "corr_err", "auc", "dcr_ratio", "copy", "eps_spent", "fit_s"]
+    keys = ["ks_max", "zero_err", "top_err", "corr_err", "corr_err_realcond", "auc", "dcr_ratio", "copy", "eps_spent", "fit_s"]
+    t = t.reindex(columns=list(t.columns) + [k for k in keys if k not in t.columns])  # older records lack some
     lines = []
     for ds, g in t.groupby("dataset", sort=False):
         agg = g.groupby("method", sort=False)[keys].mean()
