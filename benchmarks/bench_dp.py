@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -76,8 +78,10 @@ PUBLIC = {
 #: does not count. The library's DP defaults (``synthesis/_dp_plan.py``) now give the same values on both sets
 #: except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc).
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the protocol (defaults, joint budget); older records have none.
-VARIANT = "s24"
+#: Label of the records of this version of the library (defaults, joint budget, joint histogram of the
+#: discrete cells); older records: "s24" (defaults, joint budget, product-of-marginals prior), none (session 23).
+VARIANT = "s24j"
+LABELS = {"s24": " [s24, marginal prior]", "s24-explicit": " [s24, marginal prior, explicit]"}
 
 
 def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | None, explicit: bool = False):
@@ -116,22 +120,68 @@ def worst_pair(real, release, wr, ws, targets) -> tuple[float, str]:
     return max(pairs) if pairs else (float("nan"), "")
 
 
-def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False) -> dict:
+def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd.DataFrame, cols: list[str],
+                 n: int, python: str) -> tuple[pd.DataFrame, float]:
+    """(release of ``n`` rows, fit seconds) of MST or AIM run by ``dp_peers.py`` in its own environment."""
+    pub = PUBLIC[dataset]
+    columns = {}
+    for c in cols:
+        if c in pub["categories"]:
+            columns[c] = {"kind": "categorical", "categories": pub["categories"][c]}
+            continue
+        lo, hi = pub["bounds"][c]
+        cand = pub["point_masses"].get(c, sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set())))
+        columns[c] = {"kind": "numeric", "bounds": [lo, hi], "candidates": [float(v) for v in cand],
+                      "integer": bool(pd.api.types.is_integer_dtype(train[c].dtype))}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        train[cols].to_csv(tmp / "train.csv", index=False)
+        (tmp / "meta.json").write_text(json.dumps({"columns": columns}))
+        done = subprocess.run([python, str(ROOT / "benchmarks" / "dp_peers.py"), "--train", str(tmp / "train.csv"),
+                               "--meta", str(tmp / "meta.json"), "--method", method, "--epsilon", str(epsilon),
+                               "--delta", "1e-5", "--seed", str(seed), "--n", str(n), "--out", str(tmp / "out.csv")],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{method} failed: {done.stderr[-2000:]}")
+        release = pd.read_csv(tmp / "out.csv")
+    for c in cols:  # categories back to the data's dtype (read_csv parses "1".."7" as numbers)
+        release[c] = release[c].astype(train[c].dtype) if c in PUBLIC[dataset]["categories"] else release[c]
+    return release[cols], json.loads(done.stdout.strip().splitlines()[-1])["fit_s"]
+
+
+def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False, peer: str | None = None,
+            peer_python: str | None = None) -> dict:
     from microplex.evaluation import fidelity_scores, privacy_summary
     from microplex.evaluation.attacks import membership_auc
 
     df, targets, conds, wcol = DATASETS[dataset]()
     train, holdout = split(df, seed, quick=False)
     cols = conds + targets
-    t0 = time.perf_counter()
-    synth = make(dataset, targets, conds, epsilon, explicit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        synth.fit(train[cols + ([wcol] if wcol else [])], weight_col=wcol, seed=seed)
-    fit_s = time.perf_counter() - t0
-    release = synth.sample(len(holdout), seed=seed + 1)[cols]
     wh = None if wcol is None else holdout[wcol].to_numpy()
     wt = None if wcol is None else train[wcol].to_numpy()
+    extra: dict = {}
+    if peer is not None:
+        release, fit_s = peer_release(peer, dataset, seed, epsilon, train, cols, len(holdout), peer_python)
+        extra = {"eps_spent": epsilon, "method": peer.upper(), "settings": {"bins": 32, "weights": "ignored"}}
+    else:
+        t0 = time.perf_counter()
+        synth = make(dataset, targets, conds, epsilon, explicit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            synth.fit(train[cols + ([wcol] if wcol else [])], weight_col=wcol, seed=seed)
+        fit_s = time.perf_counter() - t0
+        release = synth.sample(len(holdout), seed=seed + 1)[cols]
+        real_cond = synth.generate(holdout[conds], seed=seed + 1)[cols]
+        extra = {
+            "eps_spent": synth.privacy_["epsilon"] if epsilon is not None else None,
+            **dict(zip(("corr_err_realcond", "corr_pair_realcond"), worst_pair(holdout[cols], real_cond, wh, wh,
+                                                                               targets))),
+            "settings": None if epsilon is None else {
+                "explicit": explicit, "max_grad_norm": synth.privacy_["max_grad_norm"],
+                **{k: next(m for m in synth.privacy_["mechanisms"] if m["part"] == "training")[k]
+                   for k in ("sampling_rate", "steps", "noise_multiplier")}},
+            "variant": VARIANT + ("-explicit" if explicit else ""),
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores, _ = fidelity_scores(holdout[cols], release, wh, None, conditions=conds, pairs=False, seed=seed)
@@ -141,29 +191,22 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
     zero, top = share_errors(train, holdout, release, targets, wh)
     return {
         "dataset": dataset, "seed": seed, "epsilon": epsilon,
-        "eps_spent": synth.privacy_["epsilon"] if epsilon is not None else None,
         "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
         "zero_err": zero, "top_err": top,
         "corr_err": target_pair_scores(holdout[cols], release, wh, None, targets)["correlation_error"],
         "corr_pair": worst_pair(holdout[cols], release, wh, None, targets)[1],
-        **dict(zip(("corr_err_realcond", "corr_pair_realcond"), worst_pair(
-            holdout[cols], synth.generate(holdout[conds], seed=seed + 1)[cols], wh, wh, targets))),
         "auc": float(auc), "dcr_ratio": priv["dcr_ratio"], "copy": priv["exact_copy_rate_synthetic"],
-        "copy_holdout": priv["exact_copy_rate_holdout"], "fit_s": fit_s,
-        "settings": None if epsilon is None else {
-            "explicit": explicit, "max_grad_norm": synth.privacy_["max_grad_norm"],
-            **{k: next(m for m in synth.privacy_["mechanisms"] if m["part"] == "training")[k]
-               for k in ("sampling_rate", "steps", "noise_multiplier")}},
-        "variant": VARIANT + ("-explicit" if explicit else ""),
+        "copy_holdout": priv["exact_copy_rate_holdout"], "fit_s": fit_s, **extra,
     }
 
 
 def markdown(records: list[dict]) -> str:
     t = pd.DataFrame(records)
     variant = t["variant"] if "variant" in t else pd.Series(None, index=t.index)
-    t["method"] = ["microplex (no DP)" if e is None or e != e else f"DP eps={e:g}"
-                   + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else f" [{v}]")
-                   for e, v in zip(t["epsilon"], variant)]
+    peer = t["method"] if "method" in t else pd.Series(None, index=t.index)
+    t["method"] = [f"{m} eps={e:g}" if isinstance(m, str) else "microplex (no DP)" if e is None or e != e
+                   else f"DP eps={e:g}" + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else LABELS.get(v, f" [{v}]"))
+                   for e, v, m in zip(t["epsilon"], variant, peer)]
     keys = ["ks_max", "zero_err", "top_err", "corr_err", "corr_err_realcond", "auc", "dcr_ratio", "copy", "eps_spent", "fit_s"]
     t = t.reindex(columns=list(t.columns) + [k for k in keys if k not in t.columns])  # older records lack some
     lines = []
@@ -184,16 +227,20 @@ def main() -> None:
     parser.add_argument("--epsilons", nargs="+", default=["none", "1", "4", "8"])
     parser.add_argument("--markdown", action="store_true", help="only print the table of the raw records")
     parser.add_argument("--s23-settings", action="store_true", help="pass the explicit DP_SETTINGS")
+    parser.add_argument("--peers", nargs="+", choices=["mst", "aim"], help="run MST/AIM instead of microplex")
+    parser.add_argument("--peer-python", help="python of the smartnoise-synth environment (see dp_peers.py)")
     args = parser.parse_args()
     if not args.markdown:
         RAW.parent.mkdir(parents=True, exist_ok=True)
         for ds in args.datasets:
             for seed in args.seeds:
                 for e in args.epsilons:
-                    rec = run_one(ds, seed, None if e == "none" else float(e), args.s23_settings)
-                    print(json.dumps(rec), flush=True)
-                    with RAW.open("a") as f:
-                        f.write(json.dumps(rec) + "\n")
+                    for peer in args.peers or [None]:
+                        rec = run_one(ds, seed, None if e == "none" else float(e), args.s23_settings, peer,
+                                      args.peer_python)
+                        print(json.dumps(rec), flush=True)
+                        with RAW.open("a") as f:
+                            f.write(json.dumps(rec) + "\n")
     print(markdown([json.loads(line) for line in RAW.read_text().splitlines() if line.strip()]))
 
 
