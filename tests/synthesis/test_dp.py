@@ -356,25 +356,3 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
                  12_000)
     assert planned["training"]["noise_multiplier"] < alone["training"]["noise_multiplier"] * 0.95
     assert 1.0 < planned["scale"] <= 1 / 0.7
-
-
-def test_joint_histogram_starts_the_head_at_the_joint_shares_of_the_patterns():
-    from microplex.synthesis._dp import MAX_JOINT_CELLS, joint_sizes
-
-    rng = np.random.default_rng(0)
-    n = 4000
-    both_zero = rng.random(n) < 0.3  # zeros come together: independence would give 0.09
-    df = pd.DataFrame({"a": np.where(both_zero, 0.0, rng.uniform(1, 100, n)),
-                       "b": np.where(both_zero, 0.0, rng.uniform(1, 100, n))})
-    synth = Synthesizer(["a", "b"], epsilon=1e4, delta=1e-5, epochs=1, learning_rate=1e-9, batch_size=1000,
-                        hidden_features=(8,), transforms=1, verbose=False,
-                        public_bounds={"a": (0.0, 100.0), "b": (0.0, 100.0)}).fit(df, seed=0)
-    stats = next(m for m in synth.privacy_["mechanisms"] if m["part"] == "statistics")
-    assert stats["sensitivity"] == pytest.approx(math.sqrt(3))  # two marginal histograms and the joint one
-    out = synth.sample(20_000, seed=1)
-    assert ((out["a"] == 0) & (out["b"] == 0)).mean() == pytest.approx(0.3, abs=0.02)
-    assert (out["a"] == 0).mean() == pytest.approx(0.3, abs=0.02)
-    # the joint histogram's size comes from public metadata only; too many cells: marginals only
-    dp = {"bounds": {"a": (0.0, 1.0), "b": (-1.0, 1.0)}, "categories": {"c": list(range(MAX_JOINT_CELLS))}}
-    assert joint_sizes(["a", "b"], dp, {}) == (3, 4)
-    assert joint_sizes(["a"], dp, {}) == () and joint_sizes(["a", "c"], dp, {}) == ()

@@ -9,14 +9,10 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   pattern table (every combination of states), the transforms (``logit`` between the public
   bounds), and the number of records (it sets the sampling rate, as in Opacus);
 - *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
-  per target, each record in one cell of each (weights at most 1): a categorical target's
-  categories; for a numeric one a cell per point-mass candidate (declared point masses, else the
-  public bounds and 0) and :data:`BINS` bins of the transformed values; and, with two or more
-  targets and at most :data:`MAX_JOINT_CELLS` combinations, the joint histogram of the targets'
-  discrete cells (categories, candidates, "continuous"). Sensitivity sqrt(number of histograms).
-  From it the point masses (noisy share at least ``point_mass_threshold``), each target's mean
-  and standard deviation, and the starting shares of the point-mass/category patterns (the joint
-  counts: point masses found together, as several earnings at zero, keep their dependence);
+  per numeric target, each record in one cell of each (sensitivity sqrt(number of numeric
+  targets), weights at most 1): a cell per point-mass candidate (declared point masses, else the
+  public bounds and 0) and :data:`BINS` bins of the transformed values; from it the point masses
+  (noisy share at least ``point_mass_threshold``) and each target's mean and standard deviation;
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
@@ -60,10 +56,6 @@ MARGIN = 1e-4
 _MIN_STD = 0.05
 #: DP-SGD clipping norm of ``max_grad_norm=None`` (see :mod:`._dp_plan`).
 DP_MAX_GRAD_NORM = 15.0
-#: Largest joint histogram of the targets' discrete cells in the statistics release.
-MAX_JOINT_CELLS = 4096
-#: Key of the joint counts in the shares :func:`fit_public_encoders` returns.
-JOINT = "__joint__"
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -125,7 +117,7 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
                 "public bounds) and a column is categorical exactly when it is in 'public_categories'."
             )
     return {"epsilon": eps, "delta": delta, "max_grad_norm": clip, "bounds": bounds, "categories": cats,
-            "split": split, "schema": dict(p["schema"] or {})}
+            "split": split}
 
 
 def _mapping(value: Any, name: str) -> dict:
@@ -228,8 +220,6 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     mechanisms spent (``[release]``) and the noisy shares of every target's states (for
     :func:`init_prior`)."""
     targets, conditions = list(synth.target_vars), list(synth.condition_vars)
-    cstate: dict[str, np.ndarray] = {}  # each record's cell of each target: category, candidate or "continuous"
-    kept: dict[str, list[int]] = {}
     synth.kinds_ = {}
     for name in targets + conditions:
         if name in dp["categories"]:
@@ -254,7 +244,6 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             cats = dp["categories"][name]
             synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
             codes = synth.encoders_[name].states(data[name])
-            cstate[name] = codes
             cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
             layout[name] = len(cats)
             continue
@@ -264,10 +253,11 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         seg = {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
                "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
         raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
-        cand = candidates(name, dp, schema)
+        declared = schema.get(name, VariableSpec()).point_masses
+        cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
+        cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
         x = data[name].to_numpy(float)
         at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
-        cstate[name] = np.where(at.any(axis=1), at.argmax(axis=1), len(cand))
         # The transformed values' histogram on BINS bins between the transforms of the bounds.
         edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
         t = raw.encode(x)[1]
@@ -277,13 +267,9 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
         layout[name] = (cand, cand_t, (edges[1:] + edges[:-1]) / 2, seg)
-    # Every record sits in one cell of each target's histogram (and of the joint one), with a weight
-    # at most 1: the L2 sensitivity of the concatenated histograms is sqrt(len(targets) (+ 1)).
+    # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
+    # sensitivity of the concatenated histograms is sqrt(len(targets)).
     sums = np.concatenate(cells, axis=1).sum(axis=0)
-    sizes = joint_sizes(targets, dp, schema)
-    if sizes:
-        flat = np.ravel_multi_index(tuple(cstate[n] for n in targets), sizes)
-        sums = np.concatenate([sums, np.bincount(flat, weights=w, minlength=int(np.prod(sizes)))])
     noisy = sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
     pos, shares = 0, {}
     for name in targets:
@@ -314,35 +300,7 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             "name": name, "integer": synth.kinds_[name] == "integer",
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
         shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
-        kept[name] = keep
-    if sizes:  # the joint counts summed into the states of the discrete targets (the pattern table's)
-        maps = [np.arange(k) if synth.kinds_[n] == "categorical" else
-                np.array([kept[n].index(i) if i in kept[n] else len(kept[n]) for i in range(k)]) for n, k in
-                zip(targets, sizes)]
-        new = tuple(len(m) if synth.kinds_[n] == "categorical" else len(kept[n]) + 1 for n, m in zip(targets, maps))
-        cells_idx = np.unravel_index(np.arange(int(np.prod(sizes))), sizes)
-        to = np.ravel_multi_index(tuple(m[i] for m, i in zip(maps, cells_idx)), new)
-        joint = np.bincount(to, weights=noisy[pos:], minlength=int(np.prod(new))).reshape(new)
-        shares[JOINT] = joint.reshape(tuple(k for k in new if k > 1))
     return [release], shares
-
-
-def candidates(name: str, dp: dict[str, Any], schema: Mapping[str, VariableSpec]) -> list[float]:
-    """The point-mass candidates of a numeric column: its declared point masses, else its public
-    bounds and 0 (when inside them), clipped to the bounds."""
-    lo, hi = dp["bounds"][name]
-    declared = schema.get(name, VariableSpec()).point_masses
-    cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
-    return sorted({float(v) for v in np.clip(cand, lo, hi)})
-
-
-def joint_sizes(targets: list[str], dp: dict[str, Any], schema: Mapping[str, VariableSpec]) -> tuple[int, ...]:
-    """Cells per target of the joint histogram of the statistics release (categories; candidates and
-    "continuous"), or ``()`` when it is not released: fewer than two targets or more than
-    :data:`MAX_JOINT_CELLS` cells (public metadata decides, not the data)."""
-    sizes = tuple(len(dp["categories"][n]) if n in dp["categories"] else len(candidates(n, dp, schema)) + 1
-                  for n in targets)
-    return sizes if len(targets) > 1 and math.prod(sizes) <= MAX_JOINT_CELLS else ()
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -354,20 +312,17 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 
 def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
-    """Starts the pattern head at the noisy joint shares of the patterns (the product of the noisy
-    marginal shares of the states when no joint histogram was released; the logits of an
-    unconditional head, the output bias of a conditional one, whose output weights start at 0):
-    post-processing of the statistics, so a head that DP-SGD moves little still draws point masses
-    and categories, and their combinations, about as often as the data holds them."""
+    """Starts the pattern head at the product of the noisy marginal shares of the states (the
+    logits of an unconditional head; the output bias of a conditional one, whose output weights
+    start at 0): post-processing of the
+    statistics, so a head that DP-SGD moves little still draws point masses and categories about as
+    often as the data holds them."""
     head = synth.model_.head
     if head is None:
         return
-    if JOINT in shares:  # the noisy joint counts of the patterns
-        logp = np.log(_shares(shares[JOINT][tuple(synth.patterns_.T)]))
-    else:
-        logp = np.zeros(len(synth.patterns_))
-        for m, name in enumerate(synth.discrete_vars_):
-            logp += np.log(shares[name][synth.patterns_[:, m]])
+    logp = np.zeros(len(synth.patterns_))
+    for m, name in enumerate(synth.discrete_vars_):
+        logp += np.log(shares[name][synth.patterns_[:, m]])
     prior = torch.as_tensor(logp - logp.max(), dtype=torch.float32)
     with torch.no_grad():
         if isinstance(head, Logits):

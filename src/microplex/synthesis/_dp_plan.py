@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
-from ._dp import _check_split, joint_sizes
+from ._dp import _check_split
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -125,8 +125,7 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dic
     q, _, steps = dp_steps(n, batch, epochs)
     specs = {"training": (q, steps, dp["max_grad_norm"],
                           f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
-    histograms = len(targets) + (1 if joint_sizes(targets, dp, dp["schema"]) else 0)
-    specs["statistics"] = (1.0, 1, math.sqrt(histograms), f"the statistics{whose}")
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
     eps, delta = dp["epsilon"], dp["delta"]
     sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
     total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
