@@ -21,7 +21,7 @@ With ``patience`` set (the earlier early-stopping schedule), ``"auto"`` means at
 
 ``batch_size=None`` and ``learning_rate=None`` mean :data:`BATCH_SIZE` and :data:`LEARNING_RATE`;
 with differential privacy (``epsilon`` set) ``"auto"``/``None`` mean the DP-SGD settings of
-:func:`microplex.synthesis._dp.dp_training_settings` instead.
+:func:`microplex.synthesis._dp_plan.dp_training_settings` instead.
 """
 
 from __future__ import annotations
