@@ -267,8 +267,9 @@ def test_household_synthesizer_params_pass_through_and_are_checked(eusilc):
 #: cosine schedule with best validation states moved them; the 'sampling' parameter and keeping a part's
 #: final state unless its best validation state is significantly better moved them again). It moves when
 #: the file format, the training (defaults, schedule) or torch's numerics change: update it only for such
-#: a deliberate change.
-PINNED_MODEL_SHA256 = "7b74e302da62337c6a7ad67b2c4f7acaac63ebeced5bd462c810b440b109dbe5"
+#: a deliberate change. (Session 24: 'batch_size', 'learning_rate' and 'max_grad_norm' default to None, stored
+#: as such in the parameters; the fitted tensors are identical to the previous pin's.)
+PINNED_MODEL_SHA256 = "875c067946e28622e4c8ce226865c53a4e0d3fca10749f9df5058572b053bacd"
 
 
 def test_model_file_bytes_are_pinned(cps, tmp_path):

@@ -84,14 +84,17 @@ def test_spent_epsilon_of_a_fit_is_at_most_the_requested_one(fitted):
     parts = [m["part"] for m in priv["mechanisms"]]
     assert parts == ["statistics", "training", "conditions.statistics", "conditions.training"]
     assert sum(m["delta"] for m in priv["mechanisms"]) == pytest.approx(1e-5)
-    # each model spends at most its share (default split 0.1 + 0.6 for the main model, 0.3 for the
-    # condition model), composed in RDP at its share of delta
+    # the two models are calibrated jointly: their shares (0.1 + 0.6 and 0.3) are scaled by one
+    # factor until the RDP composition of all four mechanisms spends (almost) the whole budget
+    assert acc.epsilon_spent(priv["mechanisms"], 1e-5) <= 4.0
+    assert priv["epsilon"] > 4.0 * 0.99
     main = [m for m in priv["mechanisms"] if "." not in m["part"]]
     sub = [m for m in priv["mechanisms"] if "." in m["part"]]
-    assert acc.epsilon_spent(main, 0.7e-5) <= 4.0 * 0.7 * (1 + 1e-9)
-    assert acc.epsilon_spent(sub, 0.3e-5) <= 4.0 * 0.3 * (1 + 1e-9)
-    # ... and the shares are used: the noise is as low as they allow (the common factor is tight)
-    assert acc.epsilon_spent(main, 0.7e-5) > 4.0 * 0.7 * 0.99
+    scale = fitted.condition_model_.epsilon / (4.0 * 0.3)
+    assert 1.05 < scale <= 1 / 0.7
+    assert acc.epsilon_spent(main, 0.7e-5) <= 4.0 * 0.7 * scale * (1 + 1e-9)
+    assert acc.epsilon_spent(sub, 0.3e-5) <= fitted.condition_model_.epsilon * (1 + 1e-9)
+    assert acc.epsilon_spent(main, 0.7e-5) > 4.0 * 0.7 * scale * 0.99
     assert priv["epsilon"] <= sum(m["epsilon"] for m in priv["mechanisms"]) + 1e-12
     train = next(m for m in priv["mechanisms"] if m["part"] == "training")
     q, _, steps = dp_steps(800, 200, 2)
@@ -189,7 +192,7 @@ def test_a_dp_fit_keeps_only_public_or_noisy_statistics(fitted, cps):
     assert fitted.condition_encoder_.stats["black"] == [0, 1]
     assert not hasattr(fitted, "training_conditions_")
     sub = fitted.condition_model_
-    assert sub.privacy_["epsilon"] <= 4.0 * 0.3 and sub.kinds_ == {"age": "integer", "black": "categorical",
+    assert sub.privacy_["epsilon"] <= sub.epsilon <= 4.0 and sub.kinds_ == {"age": "integer", "black": "categorical",
                                                                    "marr": "categorical"}
     out = fitted.sample(300, seed=1)
     assert out["black"].isin([0, 1]).all() and out["re74"].between(0, 30000).all()
@@ -309,3 +312,47 @@ def test_weights_are_bounded_publicly(cps):
     data = cps.assign(w=np.linspace(1.0, 3.0, len(cps)))
     with pytest.warns(PrivacyWarning, match="'w': 200 weights above its public bound 2.5"):
         _dp(public_bounds={**BOUNDS, "w": (0.0, 2.5)}).fit(data, weight_col="w", seed=0)
+
+
+# -- DP-mode defaults and the joint budget ------------------------------------------------------
+def test_dp_defaults_are_chosen_from_the_data_size_and_explicit_values_are_kept():
+    from microplex.synthesis._dp_plan import dp_batch_size, dp_training_settings
+
+    synth = Synthesizer(TARGETS, CONDITIONS, condition_model=True, epsilon=1.0, delta=1e-5,
+                        public_bounds=BOUNDS, public_categories=CATEGORIES)
+    dp = synth._check_params()["dp"]
+    assert dp["max_grad_norm"] == 15.0
+    assert dp_training_settings(synth, 12_000, "auto") == {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2}
+    assert [dp_batch_size(n) for n in (100, 2_000, 3_000, 40_000)] == [100, 256, 512, 4096]
+    mine = synth.set_params(batch_size=300, learning_rate=1e-3, max_grad_norm=2.0)
+    assert dp_training_settings(mine, 12_000, 7) == {"epochs": 7, "batch_size": 300, "learning_rate": 1e-3}
+    assert mine._check_params()["dp"]["max_grad_norm"] == 2.0
+    # without epsilon the defaults are the library's (512, 2e-3) and DP-only parameters stay None
+    assert Synthesizer(TARGETS).get_params()["batch_size"] is None
+    with pytest.raises(DataValidationError, match="max_grad_norm"):
+        Synthesizer(TARGETS, max_grad_norm=15.0)._check_params()
+
+
+@pytest.mark.parametrize("eps", [1.0, 4.0, 8.0])
+def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
+    from microplex.synthesis._dp_plan import condition_params, dp_training_settings, plan
+
+    synth = Synthesizer(TARGETS, CONDITIONS, condition_model=True, epsilon=eps, delta=1e-5,
+                        public_bounds=BOUNDS, public_categories=CATEGORIES)
+    dp = synth._check_params()["dp"]
+    dp.update(dp_training_settings(synth, 12_000, "auto"))
+    planned = plan(synth, dp, 12_000)
+    # the condition model, fitted with the scaled share, plans its own mechanisms the same way
+    sub = Synthesizer(CONDITIONS, condition_model=False, **condition_params(synth, CONDITIONS, None, planned["scale"]))
+    sub_dp = sub._check_params()["dp"]
+    sub_dp.update(dp_training_settings(sub, 12_000, dp["epochs"]))
+    sub_planned = plan(sub, sub_dp, 12_000)
+    assert sub_planned["scale"] == 1.0
+    mechs = [planned["statistics"], planned["training"], sub_planned["statistics"], sub_planned["training"]]
+    spent = acc.epsilon_spent(mechs, 1e-5)
+    assert eps * 0.99 < spent <= eps
+    # calibrating each model to its own share alone (scale 1) would spend clearly less
+    alone = plan(synth.set_params(condition_model=False), dict(dp, split={"statistics": 0.1, "training": 0.6}),
+                 12_000)
+    assert planned["training"]["noise_multiplier"] < alone["training"]["noise_multiplier"] * 0.95
+    assert 1.0 < planned["scale"] <= 1 / 0.7

@@ -102,9 +102,9 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
             low_inclusive=False, high_inclusive=False),
         "max_point_masses": check_int(synth.max_point_masses, "max_point_masses", low=0, high=MAX_POINT_MASSES),
         "epochs": check_epochs(synth.epochs),
-        "batch_size": check_int(synth.batch_size, "batch_size", low=1),
-        "learning_rate": check_float(synth.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE,
-                                     low_inclusive=False),
+        "batch_size": None if synth.batch_size is None else check_int(synth.batch_size, "batch_size", low=1),
+        "learning_rate": None if synth.learning_rate is None else check_float(
+            synth.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE, low_inclusive=False),
         "weight_decay": check_float(synth.weight_decay, "weight_decay", low=0.0),
         "validation_fraction": check_float(
             synth.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),

@@ -38,13 +38,14 @@ RANGES = "condition_ranges"
 
 
 def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str | None,
-                        epochs: int | str | None, seed: int) -> Synthesizer:
+                        epochs: int | str | None, seed: int, dp_scale: float = 1.0) -> Synthesizer:
     """An unconditional Synthesizer of ``synth``'s condition columns, fitted on ``data``.
 
     It has ``synth``'s settings (flow, sizes, thresholds, training schedule), the condition
     columns as targets (their schema entries kept; categorical conditions stay categorical, a
     numeric one may become categorical when it has few values, as a target would) and its own
     seed stream (``named_child(seed, "condition_model")``). It keeps no training rows or weights.
+    With DP, ``dp_scale`` scales its share of the budget (from :func:`._dp_plan.plan`).
     """
     conditions = list(synth.condition_vars)
     params = synth.get_params(deep=False)
@@ -54,9 +55,9 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
             schema[n] = replace(schema.get(n, VariableSpec()), kind="categorical")
     params.update(target_vars=conditions, condition_vars=(), schema=schema or None, condition_model=False)
     if synth.epsilon is not None:  # DP: the "conditions" share of the budget (see ._dp)
-        from ._dp import condition_params
+        from ._dp_plan import condition_params
 
-        params.update(condition_params(synth, conditions, weight_col))
+        params.update(condition_params(synth, conditions, weight_col, dp_scale))
     sub = type(synth)(**params)
     sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
     del sub.training_conditions_, sub.training_weights_

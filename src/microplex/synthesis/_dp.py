@@ -35,7 +35,6 @@ import torch
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
-from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
 from .schema import VariableSpec
 from .heaps import Logits
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -43,8 +42,7 @@ from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "init_prior", "plan",
-           "solve_sigma"]
+__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "init_prior"]
 
 #: The Synthesizer parameters of the DP mode (absent from model files fitted without it).
 DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
@@ -56,6 +54,8 @@ DEFAULT_SPLIT_CONDITIONS = {"statistics": 0.1, "training": 0.6, "conditions": 0.
 #: (so values at a bound have a finite logit).
 MARGIN = 1e-4
 _MIN_STD = 0.05
+#: DP-SGD clipping norm of ``max_grad_norm=None`` (see :mod:`._dp_plan`).
+DP_MAX_GRAD_NORM = 15.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -70,14 +70,15 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
     checked parameters."""
     eps = check_float(synth.epsilon, "epsilon", low=0.0, low_inclusive=False, allow_none=True)
     if eps is None:
-        given = [k for k in DP_PARAMS[1:] if getattr(synth, k) != (1.0 if k == "max_grad_norm" else None)]
+        given = [k for k in DP_PARAMS[1:] if getattr(synth, k) is not None]
         if given:
             raise DataValidationError(f"The {given[0]!r} parameter needs differential privacy: set 'epsilon' too.")
         return None
     if synth.delta is None:
         raise _fail("delta", "a float in (0, 1) when 'epsilon' is set", None)
     delta = check_float(synth.delta, "delta", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
-    clip = check_float(synth.max_grad_norm, "max_grad_norm", low=0.0, low_inclusive=False)
+    clip = DP_MAX_GRAD_NORM if synth.max_grad_norm is None else check_float(
+        synth.max_grad_norm, "max_grad_norm", low=0.0, low_inclusive=False)
     bounds = {}
     for name, b in _mapping(synth.public_bounds, "public_bounds").items():
         ok = isinstance(b, list | tuple) and len(b) == 2 and all(
@@ -186,77 +187,6 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
                       "were clipped to it.", PrivacyWarning, stacklevel=4)
     data[weight_col] = np.minimum(w, top)  # the condition model reads the clipped weights
     return data, np.minimum(w, top) / top
-
-
-def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str) -> float:
-    """The noise multiplier spending at most (epsilon, delta); raises when the budget is too small."""
-    sigma = solve_noise_multiplier(epsilon, delta, q, steps)
-    if not math.isfinite(sigma):
-        raise DataValidationError(
-            f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
-            f"multiplier above {MAX_NOISE_MULTIPLIER:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
-            "lower 'epochs' or raise 'batch_size'.")
-    return sigma
-
-
-def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:
-    """One entry of ``privacy_["mechanisms"]``: its own epsilon at its own delta."""
-    spent = epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], delta)
-    return {"part": part, "mechanism": "gaussian" if q >= 1 else "subsampled_gaussian", "noise_multiplier": sigma,
-            "sampling_rate": q, "steps": steps, "sensitivity": sensitivity, "epsilon": spent, "delta": delta}
-
-
-def plan(synth: Synthesizer, dp: dict[str, Any], n: int, epochs: int) -> dict[str, dict]:
-    """The mechanisms (noise multipliers) of the statistics and of DP-SGD on ``n`` records for
-    ``epochs``, by part; also checks, before anything is fitted, the condition model's budget."""
-    out = _plan_one(synth, dp, list(synth.target_vars), n, epochs, "")
-    if synth.condition_model:
-        sub = condition_params(synth, list(synth.condition_vars), None)
-        sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"],
-                      categories=sub["public_categories"] or {})
-        _plan_one(synth, sub_dp, list(synth.condition_vars), n, epochs, " of the condition model")
-    return out
-
-
-def _plan_one(synth: Synthesizer, dp: dict[str, Any], targets: list[str], n: int, epochs: int,
-              whose: str) -> dict[str, dict]:
-    """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
-    one factor (at most 1) so that their RDP composition spends the parts' total share: composing
-    in RDP is tighter than adding the parts' epsilons."""
-    from ._dp_training import dp_steps
-
-    split = dict(dp["split"])
-    q, _, steps = dp_steps(n, int(synth.batch_size), epochs)
-    specs = {"training": (q, steps, dp["max_grad_norm"],
-                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {synth.batch_size})")}
-    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
-    eps, delta = dp["epsilon"], dp["delta"]
-    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
-    total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
-
-    def spent(factor: float) -> float:
-        return epsilon_spent([{"sampling_rate": specs[k][0], "noise_multiplier": factor * sigma[k],
-                               "steps": specs[k][1]} for k in specs], total_delta)
-
-    lo, hi = max(0.05, 1e-3 / min(sigma.values())), 1.0
-    if spent(hi) <= total_eps and spent(lo) > total_eps:
-        while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
-            mid = math.sqrt(lo * hi)
-            lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
-    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
-
-
-def condition_params(synth: Synthesizer, conditions: list[str], weight_col: str | None) -> dict[str, Any]:
-    """The DP parameters of ``synth``'s condition model: the ``"conditions"`` share of the budget,
-    split between statistics and training as ``synth``'s, and the conditions' public metadata."""
-    split = _check_split(synth.budget_split, True)
-    rest = split["statistics"] + split["training"]
-    keep = set(conditions) | ({weight_col} if weight_col else set())
-    return {"epsilon": float(synth.epsilon) * split["conditions"], "delta": float(synth.delta) * split["conditions"],
-            "max_grad_norm": synth.max_grad_norm,
-            "public_bounds": {k: v for k, v in (synth.public_bounds or {}).items() if k in keep} or None,
-            "public_categories": {k: v for k, v in (synth.public_categories or {}).items() if k in keep} or None,
-            "budget_split": {"statistics": split["statistics"] / rest, "training": split["training"] / rest}}
 
 
 def nested_mechanisms(synth: Synthesizer) -> list[dict]:

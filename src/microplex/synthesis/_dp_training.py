@@ -91,12 +91,13 @@ def clipped_noisy_gradient(loss: nn.Module, params: dict[str, Tensor], batch: tu
 
 
 def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap: np.ndarray, w: np.ndarray,
-             rng: np.random.Generator, epochs: int, seed: int, sigma: float) -> None:
+             rng: np.random.Generator, dp: dict, seed: int, sigma: float) -> None:
     """DP-SGD of ``synth.model_`` on every record (no validation split); ``w`` (N,) are the weights
-    over their public bound. Sets ``history_`` with the epochs only (the losses would read the data
-    without noise)."""
-    n = len(data)
-    q, per_epoch, _ = dp_steps(n, int(synth.batch_size), epochs)
+    over their public bound; ``dp`` holds the resolved ``epochs``, ``batch_size``,
+    ``learning_rate`` and ``max_grad_norm``. Sets ``history_`` with the epochs only (the losses
+    would read the data without noise)."""
+    n, epochs = len(data), int(dp["epochs"])
+    q, per_epoch, _ = dp_steps(n, int(dp["batch_size"]), epochs)
     c_t, p_t, h_t = torch.as_tensor(c), torch.as_tensor(pattern), torch.as_tensor(heap)
     w_t = torch.as_tensor(w, dtype=torch.float32)
     dequantize = any(synth.encoders_[v].integer for v in synth.continuous_vars_)
@@ -107,10 +108,10 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
     parts = {}  # the pattern head, the heap heads and the flow are clipped apart
     for k in named:
         parts.setdefault(k.split(".")[1], []).append(k)
-    opt = torch.optim.Adam(model.parameters(), lr=synth.learning_rate, weight_decay=synth.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=float(dp["learning_rate"]), weight_decay=synth.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
-    clip, denominator = float(synth.max_grad_norm), q * n
+    clip, denominator = float(dp["max_grad_norm"]), q * n
     model.train()
     for epoch in tqdm(range(epochs), desc="fit (DP)", unit="epoch", disable=not synth.verbose, leave=True):
         if dequantize:

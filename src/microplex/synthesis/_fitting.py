@@ -17,6 +17,7 @@ from .._params import check_seed
 from .._random import named_child
 from . import _conditions, _dp
 from ._checks import check_effective_size
+from ._dp_plan import dp_training_settings, plan
 from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._schedule import auto_epochs, check_epochs
@@ -48,9 +49,9 @@ class _Fitting:
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
-            epochs = p["epochs"] if epochs is None else epochs
-            epochs = auto_epochs(len(data)) if epochs == "auto" else epochs
-            planned = _dp.plan(self, dp, len(data), epochs)
+            dp.update(dp_training_settings(self, len(data), p["epochs"] if epochs is None else epochs))
+            epochs = dp["epochs"]
+            planned = plan(self, dp, len(data))
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
@@ -119,7 +120,7 @@ class _Fitting:
             self.model_ = self._new_model()
             if dp:  # the pattern head starts at the noisy shares of the states
                 _dp.init_prior(self, shares)
-                train_dp(self, data, c, pattern, heap, w, rng, epochs, seed, planned["training"]["noise_multiplier"])
+                train_dp(self, data, c, pattern, heap, w, rng, dp, seed, planned["training"]["noise_multiplier"])
             else:
                 self.model_.init_pattern_prior(
                     torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
@@ -131,7 +132,8 @@ class _Fitting:
                     epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
                 self._train(data, c, pattern, heap, w, rng, epochs, seed)
         if p["condition_model"]:
-            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
+            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed,
+                                                                    planned["scale"] if dp else 1.0)
         if dp:
             self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self

@@ -12,6 +12,8 @@ import torch
 
 from .._errors import DataValidationError
 from ._checks import _FLOAT32_MAX, overflow_message
+from ._dp_plan import dp_batch_size
+from ._schedule import BATCH_SIZE
 from ._validation import check_allocation
 from .model import PointMassFlow
 from .transforms import CategoricalEncoder, ContinuousEncoder
@@ -56,7 +58,10 @@ class _Layout:
         params = mlp([context, *hidden, n_patterns]) if n_patterns > 1 else 0.0
         if n_cont:
             params += int(self.transforms) * mlp([n_cont + context + onehot, *hidden, n_cont * per_dim])
-        batch = min(int(self.batch_size), n_records)
+        if self.batch_size is not None:
+            batch = min(int(self.batch_size), n_records)
+        else:
+            batch = dp_batch_size(n_records) if self.epsilon is not None else min(BATCH_SIZE, n_records)
         activations = 3.0 * batch * (sum(hidden) + n_cont * per_dim) * (int(self.transforms) + 1)
         check_allocation(4.0 * (6 * params + activations), "The Synthesizer's networks and optimizer state",
                          "Use smaller 'hidden_features', 'transforms' or 'batch_size'.")

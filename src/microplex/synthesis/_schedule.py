@@ -18,6 +18,10 @@ choosing the best state, this scale reaches the floor on acs12 (1.00x, DCR ratio
 
 With ``patience`` set (the earlier early-stopping schedule), ``"auto"`` means at most
 ``EARLY_STOPPING_EPOCHS`` epochs, ended by early stopping.
+
+``batch_size=None`` and ``learning_rate=None`` mean :data:`BATCH_SIZE` and :data:`LEARNING_RATE`;
+with differential privacy (``epsilon`` set) ``"auto"``/``None`` mean the DP-SGD settings of
+:func:`microplex.synthesis._dp_plan.dp_training_settings` instead.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import math
 from .._errors import DataValidationError
 from .._params import check_int
 
-__all__ = ["AUTO_EPOCHS_SCALE", "EARLY_STOPPING_EPOCHS", "MAX_AUTO_EPOCHS", "MIN_AUTO_EPOCHS", "auto_epochs",
+__all__ = ["AUTO_EPOCHS_SCALE", "BATCH_SIZE", "LEARNING_RATE", "EARLY_STOPPING_EPOCHS", "MAX_AUTO_EPOCHS", "MIN_AUTO_EPOCHS", "auto_epochs",
            "check_epochs"]
 
+#: Batch size and Adam learning rate of ``batch_size=None`` and ``learning_rate=None`` (without DP).
+BATCH_SIZE = 512
+LEARNING_RATE = 2e-3
 #: Epochs for ``n`` records are ``AUTO_EPOCHS_SCALE / sqrt(n)`` (before clipping).
 AUTO_EPOCHS_SCALE = 5900.0
 #: Fewest epochs ``"auto"`` runs (very large data sets).

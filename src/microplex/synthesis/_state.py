@@ -21,6 +21,7 @@ from .schema import VariableSpec
 from .serialization import check_format
 from ._dp import DP_PARAMS
 from ._dp_record import check_privacy
+from ._schedule import BATCH_SIZE
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, _to_json
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def restore_state(
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
     try:
-        self._check_model_size(len(conditions) if tables else int(p["batch_size"]))
+        self._check_model_size(len(conditions) if tables else int(p["batch_size"] or BATCH_SIZE))
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
     model = self._new_model()

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._errors import ConvergenceError, DataValidationError
+from ._schedule import BATCH_SIZE, LEARNING_RATE
 
 __all__: list[str] = []
 
@@ -57,7 +58,9 @@ class _Training:
         model = self.model_
         parts = {"head": model.head, "heaps": model.heaps, "flow": model.flow}
         parts = {k: m for k, m in parts.items() if m is not None}
-        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        lr = LEARNING_RATE if self.learning_rate is None else self.learning_rate
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.weight_decay)
+        batch_size = BATCH_SIZE if self.batch_size is None else int(self.batch_size)
         early_stopping = bool(n_val) and self.patience is not None
         if early_stopping:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(self.patience // 3, 1))
@@ -75,8 +78,8 @@ class _Training:
             model.train()
             perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
             total, weight = 0.0, 0.0
-            for start in range(0, len(perm), self.batch_size):
-                b = perm[start : start + self.batch_size]
+            for start in range(0, len(perm), batch_size):
+                b = perm[start : start + batch_size]
                 wb = w_t[b]
                 if not float(wb.sum()) > 0:  # a batch of zero-weight records carries no likelihood
                     continue
@@ -89,7 +92,7 @@ class _Training:
                     bar.close()
                     raise ConvergenceError(
                         f"Training failed at epoch {epoch + 1}: {exc}; lower 'learning_rate' (now "
-                        f"{self.learning_rate!r}) or rescale extreme values."
+                        f"{lr!r}) or rescale extreme values."
                     ) from exc
                 total += loss.item() * float(wb.sum())
                 weight += float(wb.sum())
@@ -98,7 +101,7 @@ class _Training:
                 bar.close()
                 raise ConvergenceError(
                     f"The training loss became non-finite ({train_loss}) at epoch {epoch + 1}; lower "
-                    f"'learning_rate' (now {self.learning_rate!r}) or rescale extreme values."
+                    f"'learning_rate' (now {lr!r}) or rescale extreme values."
                 )
             val_loss = np.nan
             if not n_val:

@@ -80,9 +80,12 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     epochs : int or "auto", default="auto"
         Training epochs. ``"auto"`` chooses them from the number of training records (about 160
         on 1,300, 60 on 10,000, 40 on 20,000; see :mod:`microplex.synthesis._schedule`), or
-        at most 200 when ``patience`` is set.
-    batch_size : int, default=512
-    learning_rate : float, default=2e-3
+        at most 200 when ``patience`` is set. With ``epsilon``: 20.
+    batch_size : int or None, default=None
+        ``None``: 512; with ``epsilon``, the power of two nearest an eighth of the records (at
+        least 256; DP-SGD's noise averages down over larger batches).
+    learning_rate : float or None, default=None
+        ``None``: 2e-3; with ``epsilon``, 1e-2.
     weight_decay : float, default=0.0
     validation_fraction : float, default=0.1
         Share of records held out to guard against over-fitting. Training runs all ``epochs``
@@ -117,10 +120,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         see the Privacy guide and :mod:`microplex.synthesis._dp`). Needs public metadata for every
         column, no ``patience``, and ``condition_model=True`` when there are conditions. Heaps and
         the validation split are off; ``history_`` holds no losses.
-    max_grad_norm : float, default=1.0
+    max_grad_norm : float or None, default=None
         DP-SGD clipping norm of each record's gradient (per part: head and flow each get
-        ``max_grad_norm / sqrt(2)``). Small norms bias the model towards the commonest point-mass
-        pattern; the Privacy guide shows the trade-off (15 in the benchmark).
+        ``max_grad_norm / sqrt(2)``); ``None``: 15. Small norms bias the model towards the
+        commonest point-mass pattern; the Privacy guide shows the trade-off.
     public_bounds : mapping of str to (float, float), default=None
         Public (low, high) of every numeric column, and of the weight column (weights are then
         divided by its high); values outside are clipped, with a PrivacyWarning.
@@ -128,7 +131,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Public categories of every categorical column (a value outside raises).
     budget_split : mapping of str to float, default=None
         Shares of the budget for ``"statistics"``, ``"training"`` and (``condition_model=True``)
-        ``"conditions"``; ``None``: 0.1 / 0.9, or 0.1 / 0.6 / 0.3.
+        ``"conditions"``; ``None``: 0.1 / 0.9, or 0.1 / 0.6 / 0.3. With a condition model the
+        shares are then scaled up together until the RDP composition of every mechanism spends
+        the whole ``epsilon`` (``privacy_["mechanisms"]`` lists each one's noise).
 
     Attributes
     ----------
@@ -178,8 +183,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         max_heaps: int = 64,
         min_heap_count: int = 20,
         epochs: int | str = "auto",
-        batch_size: int = 512,
-        learning_rate: float = 2e-3,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
         weight_decay: float = 0.0,
         validation_fraction: float = 0.1,
         patience: int | None = None,
@@ -188,7 +193,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         sampling: str = "stratified",
         epsilon: float | None = None,
         delta: float | None = None,
-        max_grad_norm: float = 1.0,
+        max_grad_norm: float | None = None,
         public_bounds: Mapping[str, tuple[float, float]] | None = None,
         public_categories: Mapping[str, Sequence[Any]] | None = None,
         budget_split: Mapping[str, float] | None = None,

@@ -1,0 +1,158 @@
+"""The privacy budget of a DP Synthesizer: its DP-SGD settings and the noise of every mechanism.
+
+``Synthesizer(epsilon=..., delta=...)`` releases, through Gaussian mechanisms, a histogram of the
+targets (``"statistics"``), DP-SGD's noisy gradient sums (``"training"``) and, with
+``condition_model=True``, the same two for the condition model (``"conditions"``). :func:`plan`
+gives each its noise multiplier: every part is first calibrated to its share of the budget
+(``budget_split``), then the shares are scaled up together, by the largest factor for which the
+RDP composition of *all* mechanisms (the main model's and the condition model's) spends at most
+the requested epsilon at delta. Calibrating each model on its own would leave about a quarter of
+the budget unspent (composing in RDP is tighter than adding the models' epsilons).
+
+DP-SGD settings left at ``None``/``"auto"`` (:func:`dp_training_settings`): :data:`DP_EPOCHS`
+epochs, a batch of about an eighth of the records (a power of two, at least
+:data:`DP_MIN_BATCH`), learning rate :data:`DP_LEARNING_RATE` and clipping norm
+:data:`~._dp.DP_MAX_GRAD_NORM`. Large batches and few epochs suit DP-SGD: the noise added to a
+step's gradient sum is the same whatever the batch, so a larger batch averages it down, and each
+extra step costs budget.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from .._errors import DataValidationError
+from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
+from ._dp import _check_split
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["DP_EPOCHS", "DP_LEARNING_RATE", "DP_MIN_BATCH", "condition_params", "dp_batch_size",
+           "dp_training_settings", "mechanism", "plan", "solve_sigma"]
+
+#: Epochs of ``epochs="auto"`` with ``epsilon`` set.
+DP_EPOCHS = 20
+#: Adam learning rate of ``learning_rate=None`` with ``epsilon`` set.
+DP_LEARNING_RATE = 1e-2
+#: Smallest batch of ``batch_size=None`` with ``epsilon`` set (a batch is about n / 8 records).
+DP_MIN_BATCH = 256
+_BATCH_FRACTION = 1 / 8
+
+
+def dp_batch_size(n: int) -> int:
+    """The DP-SGD batch of ``batch_size=None`` for ``n`` records: the power of two nearest ``n / 8``,
+    at least :data:`DP_MIN_BATCH` and at most ``n``.
+
+    Examples
+    --------
+    >>> dp_batch_size(12_000), dp_batch_size(1_000), dp_batch_size(100), dp_batch_size(1_000_000)
+    (2048, 256, 100, 131072)
+    """
+    return int(min(n, max(DP_MIN_BATCH, 2 ** round(math.log2(max(n * _BATCH_FRACTION, 1.0))))))
+
+
+def dp_training_settings(synth: Synthesizer, n: int, epochs: int | str) -> dict[str, Any]:
+    """``epochs``, ``batch_size`` and ``learning_rate`` of DP-SGD on ``n`` records: the given
+    values, or for ``"auto"``/``None`` :data:`DP_EPOCHS`, :func:`dp_batch_size` and
+    :data:`DP_LEARNING_RATE`."""
+    return {"epochs": DP_EPOCHS if epochs == "auto" else int(epochs),
+            "batch_size": dp_batch_size(n) if synth.batch_size is None else int(synth.batch_size),
+            "learning_rate": DP_LEARNING_RATE if synth.learning_rate is None else float(synth.learning_rate)}
+
+
+def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str) -> float:
+    """The noise multiplier spending at most (epsilon, delta); raises when the budget is too small."""
+    sigma = solve_noise_multiplier(epsilon, delta, q, steps)
+    if not math.isfinite(sigma):
+        raise DataValidationError(
+            f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
+            f"multiplier above {MAX_NOISE_MULTIPLIER:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
+            "lower 'epochs' or raise 'batch_size'.")
+    return sigma
+
+
+def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:
+    """One entry of ``privacy_["mechanisms"]``: its own epsilon at its own delta."""
+    spent = epsilon_spent([{"sampling_rate": q, "noise_multiplier": sigma, "steps": steps}], delta)
+    return {"part": part, "mechanism": "gaussian" if q >= 1 else "subsampled_gaussian", "noise_multiplier": sigma,
+            "sampling_rate": q, "steps": steps, "sensitivity": sensitivity, "epsilon": spent, "delta": delta}
+
+
+def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
+    """The mechanisms (noise multipliers) of the statistics and of DP-SGD of ``synth`` on ``n``
+    records (``dp`` holds the resolved ``epochs`` and ``batch_size``), by part, and ``"scale"``:
+    the factor of the budget shares that :func:`condition_params` gives the condition model.
+
+    Without a condition model the scale is 1 (the parts are composed jointly in :func:`_plan_one`).
+    With one, the main model's and the condition model's epsilons are ``scale`` times their
+    shares, ``scale`` the largest (to a relative 1e-3) at which the RDP composition of all their
+    mechanisms spends at most ``epsilon`` at ``delta``. Raises, before anything is fitted, when a
+    share is too small."""
+    main = _plan_one(dp, list(synth.target_vars), n, "")
+    if not synth.condition_model:
+        return {**main, "scale": 1.0}
+    conditions = list(synth.condition_vars)
+
+    def both(scale: float) -> tuple[dict[str, dict], float]:
+        own = _plan_one(dict(dp, epsilon=dp["epsilon"] * scale), list(synth.target_vars), n, "")
+        sub = condition_params(synth, conditions, None, scale)
+        sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"])
+        mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model").values())
+        return own, epsilon_spent(mechs, dp["delta"])
+
+    main, spent = both(1.0)
+    lo, hi = 1.0, 1.0 / max(dp["split"]["conditions"], 1.0 - dp["split"]["conditions"])
+    if spent <= dp["epsilon"]:
+        while hi / lo > 1 + 1e-3:  # invariant: the composition at lo spends at most epsilon
+            mid = math.sqrt(lo * hi)
+            own, spent = both(mid)
+            if spent <= dp["epsilon"]:
+                lo, main = mid, own
+            else:
+                hi = mid
+    return {**main, "scale": lo}
+
+
+def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dict[str, dict]:
+    """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
+    one factor (at most 1) so that their RDP composition spends the parts' total share: composing
+    in RDP is tighter than adding the parts' epsilons."""
+    from ._dp_training import dp_steps
+
+    split, epochs, batch = dict(dp["split"]), dp["epochs"], dp["batch_size"]
+    q, _, steps = dp_steps(n, batch, epochs)
+    specs = {"training": (q, steps, dp["max_grad_norm"],
+                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
+    eps, delta = dp["epsilon"], dp["delta"]
+    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
+    total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
+
+    def spent(factor: float) -> float:
+        return epsilon_spent([{"sampling_rate": specs[k][0], "noise_multiplier": factor * sigma[k],
+                               "steps": specs[k][1]} for k in specs], total_delta)
+
+    lo, hi = max(0.05, 1e-3 / min(sigma.values())), 1.0
+    if spent(hi) <= total_eps and spent(lo) > total_eps:
+        while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
+    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
+
+
+def condition_params(synth: Synthesizer, conditions: list[str], weight_col: str | None,
+                     scale: float = 1.0) -> dict[str, Any]:
+    """The DP parameters of ``synth``'s condition model: ``scale`` times the ``"conditions"`` share
+    of the budget (``scale`` from :func:`plan`), split between statistics and training as
+    ``synth``'s, and the conditions' public metadata."""
+    split = _check_split(synth.budget_split, True)
+    rest = split["statistics"] + split["training"]
+    keep = set(conditions) | ({weight_col} if weight_col else set())
+    return {"epsilon": float(synth.epsilon) * split["conditions"] * scale,
+            "delta": float(synth.delta) * split["conditions"],
+            "max_grad_norm": synth.max_grad_norm,
+            "public_bounds": {k: v for k, v in (synth.public_bounds or {}).items() if k in keep} or None,
+            "public_categories": {k: v for k, v in (synth.public_categories or {}).items() if k in keep} or None,
+            "budget_split": {"statistics": split["statistics"] / rest, "training": split["training"] / rest}}
