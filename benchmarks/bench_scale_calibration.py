@@ -122,7 +122,12 @@ def _worker_rss() -> float:
 
 def child(dataset: str, margins_file: str, workers: int, worker_memory: str) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
+    import logging
+
     from microplex.scale import rake_dataset
+
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("microplex").setLevel(logging.DEBUG)  # progress (Newton iterations) on stderr
 
     frame = pd.read_parquet(margins_file)
     margins: dict = {}
@@ -192,9 +197,8 @@ def main() -> None:
                "--worker-memory", args.worker_memory]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         load0 = os.getloadavg()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr: the child's progress
         if proc.returncode:
-            print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(proc.returncode)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         line = json.dumps({"records": n, "tracts": geo.tracts, "counties": geo.counties, "states": geo.states,
