@@ -70,3 +70,11 @@ def test_household_settings_are_checked_before_any_work(household_config, change
     with pytest.raises(DataValidationError, match=match):
         run_pipeline({**config, **change}, progress=False)
     assert not (folder / "out").exists()
+
+
+def test_households_that_cannot_fit_on_disk_are_refused_up_front(household_config):
+    folder, config = household_config
+    config = {**config, "generate": {"n_households": 10**15}}
+    with pytest.raises(DataValidationError, match=r"'generate.n_households' parameter asks for"):
+        run_pipeline(config, progress=False)
+    assert not (folder / "out").exists()
