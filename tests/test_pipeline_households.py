@@ -78,3 +78,12 @@ def test_households_that_cannot_fit_on_disk_are_refused_up_front(household_confi
     with pytest.raises(DataValidationError, match=r"'generate.n_households' parameter asks for"):
         run_pipeline(config, progress=False)
     assert not (folder / "out").exists()
+
+
+def test_a_person_with_a_missing_value_drops_the_whole_household(household_config):
+    import microplex._pipeline_households as households
+
+    _, config = household_config
+    data = pd.DataFrame({"db030": [1, 1, 2, 2, 3], "age": [30.0, None, 40.0, 41.0, 50.0], "rb090": list("fmfmf")})
+    kept = households.dropna(data, config, ["age", "rb090"])
+    assert kept["db030"].tolist() == [2, 2, 3]

@@ -22,7 +22,7 @@ import pandas as pd
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 
-__all__ = ["calibrate", "fit", "generate", "is_households", "model_columns", "read_persons"]
+__all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
 
 #: [model] keys passed to HouseholdSynthesizer by name, and Synthesizer keys it takes directly.
 _NAMED = ("person_id", "size_var", "geography", "age_var")
@@ -41,6 +41,13 @@ def model_columns(config: Mapping[str, Any]) -> list[str]:
     model = config["model"]
     named = [model[k] for k in ("household_id", "person_id") if k in model]
     return list(dict.fromkeys(named + list(model["household_vars"]) + list(model["person_vars"])))
+
+
+def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str]) -> pd.DataFrame:
+    """``data`` without the households of which some person misses a value of ``columns`` (whole households)."""
+    hid = config["model"]["household_id"]
+    incomplete = data.loc[data[columns].isna().any(axis=1), hid]
+    return data[~data[hid].isin(incomplete)]
 
 
 def _weight(config: Mapping[str, Any]) -> str | None:

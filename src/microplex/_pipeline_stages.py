@@ -244,7 +244,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
                 f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
     if src.get("dropna", True):
         needed = [c for c in model_columns if c in df.columns]
-        df = df.dropna(subset=needed).reset_index(drop=True)
+        df = (households.dropna(df, config, needed) if households.is_households(config)
+              else df.dropna(subset=needed)).reset_index(drop=True)
     return df
 
 
