@@ -543,15 +543,14 @@ def test_each_stage_draws_from_its_own_child_of_the_seed(tiny):
     pd.testing.assert_frame_equal(train, data.iloc[order[:160]].reset_index(drop=True))
 
 
-@pytest.mark.parametrize("section, key", [("model", "household_id"), ("model", "person_vars"),
-                                          ("generate", "households")])
-def test_a_household_pipeline_is_refused_before_any_work_with_the_python_route(tiny, cps1, section, key):
-    """The pipeline fits and streams flat records; household settings get one clear error, not 'Unknown key'."""
+@pytest.mark.parametrize("section, key", [("model", "person_vars"), ("generate", "n_households")])
+def test_household_settings_without_a_household_id_are_refused_before_any_work(tiny, cps1, section, key):
+    """Household settings in a flat pipeline get one clear error naming them, not 'Unknown key'."""
     folder, _ = tiny
     config = _variants(folder, cps1)["streamed-calibrated"]
-    config = {**config, section: {**config[section], key: "hid"}}
-    with pytest.raises(DataValidationError, match=rf"settings \['{section}.{key}'\] ask for a household population.*"
-                                                  r"generate_household_dataset.*persons="):
+    config = {**config, section: {**config[section], key: ["hid"] if key == "person_vars" else 10}}
+    with pytest.raises(DataValidationError, match=rf"settings \['{section}.{key}'\] are household settings.*"
+                                                  r"model.household_id"):
         run_pipeline(config, progress=False)
     assert not (folder / "out").exists()
 

@@ -155,9 +155,11 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "fuse": {"base": _text, "shared": _names(False), "n_imputations": _int(1, 1000), "synthesizer": "synthesizer"},
     "synthesizer": SYNTHESIZER,
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
-              **SYNTHESIZER},
+              "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
+              "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, **SYNTHESIZER},
     "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
-                 "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name},
+                 "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
+                 "n_households": _count, "households_per_file": _int(1)},
     "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
                   "soft": check_bool},
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
@@ -207,7 +209,6 @@ def _table(value: Any, section: str, index: int | None = None) -> dict[str, Any]
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Checks every section, key and value of a pipeline dict; returns the checked copy (with ``_base``)."""
-    _refuse_households(config)
     checked = _table(config, "")
     if "_base" in config:
         if not isinstance(config["_base"], str | PurePath):
@@ -233,6 +234,14 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise DataValidationError(
                 f"The 'fuse.base' setting must name one of the sources {names}. Got {_got(checked['fuse'].get('base'))} instead.")
     model = checked.get("model")
+    if model and "household_id" in model:
+        return _check_households(checked)
+    if model and any(k in model for k in _HOUSEHOLD_MODEL) or any(k in checked.get("generate", {}) for k in _HOUSEHOLD_GEN):
+        asked = [f"model.{k}" for k in _HOUSEHOLD_MODEL if k in (model or {})] + [
+            f"generate.{k}" for k in _HOUSEHOLD_GEN if k in checked.get("generate", {})]
+        raise DataValidationError(
+            f"The settings {asked} are household settings; they need 'model.household_id' (the household id column "
+            "of the source, whose rows are persons).")
     if not model or not model.get("targets"):
         raise DataValidationError("The pipeline needs a [model] section with 'targets' (and usually 'conditions').")
     both = sorted(set(model["targets"]) & set(model.get("conditions", [])))
@@ -256,21 +265,37 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-#: Settings that ask for a household population, which the pipeline does not build (it fits flat records).
-_HOUSEHOLD_KEYS = {"model": ("household_id", "household_vars", "person_vars", "household_weight"),
-                   "generate": ("households", "n_households")}
+#: [model] and [generate] settings of a household pipeline (``model.household_id`` set).
+_HOUSEHOLD_MODEL = ("household_vars", "person_vars", "person_id", "size_var", "geography", "age_var")
+_HOUSEHOLD_GEN = ("n_households", "households_per_file")
 
 
-def _refuse_households(config: Mapping[str, Any]) -> None:
-    """Refuses a pipeline file that asks for households, naming the settings and the Python route."""
-    asked = [f"{section}.{key}" for section, keys in _HOUSEHOLD_KEYS.items()
-             if isinstance(config.get(section), Mapping) for key in keys if key in config[section]]
-    if asked:
+def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
+    """A household pipeline: fit, generate (households and persons), calibrate, sparsify; returns ``checked``."""
+    model, gen = checked["model"], checked.get("generate")
+    missing = [f"model.{k}" for k in ("household_vars", "person_vars") if k not in model]
+    if gen is None or "n_households" not in gen:
+        missing.append("generate.n_households")
+    if missing:
+        raise DataValidationError(f"A household pipeline ('model.household_id' set) needs the settings {missing}.")
+    flat = [f"model.{k}" for k in ("targets", "conditions") if k in model] + [
+        f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file") if k in gen]
+    flat += [f"[{s}]" for s in ("fuse", "evaluate") if s in checked]
+    if flat:
         raise DataValidationError(
-            f"The pipeline settings {asked} ask for a household population, which the pipeline does not build yet "
-            "(it fits and streams flat records). Build households in Python: microplex.households.HouseholdSynthesizer, "
-            "microplex.scale.generate_household_dataset (streamed households and persons), rake_dataset(..., "
-            "persons=..., household_id=...) and write_calibrated(..., persons=..., persons_out=...).")
+            f"The settings {flat} are not available in a household pipeline ('model.household_id' set): it fits "
+            "household_vars and person_vars, generates 'generate.n_households' households, then calibrates and "
+            "sparsifies them.")
+    columns = [model["household_id"], *model["household_vars"], *model["person_vars"]]
+    if WEIGHT in columns:
+        raise DataValidationError(
+            f"The model column name {WEIGHT!r} is reserved for the synthetic weight the pipeline adds; rename it "
+            "with the source's 'rename' table.")
+    if "calibrate" in checked and checked["calibrate"].get("soft"):
+        raise DataValidationError("[calibrate] 'soft' is not available in a household pipeline (calibrated out of core).")
+    if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
+        raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
+    return checked
 
 
 def _check_generate(checked: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from .io import read_table
@@ -51,7 +52,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
     if weight and weight[0] not in df.columns:
         raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its columns.")
     model = config["model"]
-    model_columns = list(model["targets"]) + list(model.get("conditions", []))
+    model_columns = (households.model_columns(config) if households.is_households(config)
+                     else list(model["targets"]) + list(model.get("conditions", [])))
     if len(config["sources"]) == 1:
         missing = [c for c in model_columns if c not in df.columns]
         if missing:
@@ -59,7 +61,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
                 f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
     if src.get("dropna", True):
         needed = [c for c in model_columns if c in df.columns]
-        df = df.dropna(subset=needed).reset_index(drop=True)
+        df = (households.dropna(df, config, needed) if households.is_households(config)
+              else df.dropna(subset=needed)).reset_index(drop=True)
     return df
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from ._pipeline_inputs import _plain, _population_total, _read_population, _source_frame, _training_weight
@@ -200,6 +201,11 @@ def _streamed(config: Mapping[str, Any]) -> bool:
     return bool(config["generate"].get("partition_by"))
 
 
+def _folder(config: Mapping[str, Any]) -> bool:
+    """Whether the population is a dataset folder (streamed records, or households and persons)."""
+    return _streamed(config) or households.is_households(config)
+
+
 # -- the stages ------------------------------------------------------------------------------------
 def _fuse(ctx: StageContext) -> dict[str, Any]:
     from .fusion import Source, fuse
@@ -221,6 +227,8 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
         data = pd.read_parquet(ctx.input("table"))
     else:
         data = _source_frame(ctx.config, ctx.config["sources"][0], ctx.input("table"))
+    if households.is_households(ctx.config):
+        return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
     order = np.random.default_rng(ctx.seed("split")).permutation(len(data))
     cut = int(round((1 - share) * len(data)))
@@ -247,6 +255,8 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     from .synthesis import Synthesizer
 
     gen, config = ctx.config["generate"], ctx.config
+    if households.is_households(config):
+        return households.generate(ctx)
     synth = Synthesizer.load(ctx.input("model"))
     conditions = read_table(ctx.input("conditions")) if ctx.input("conditions") else None
     if conditions is not None:
@@ -305,6 +315,8 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
 
     from .scale import rake_dataset, write_calibrated
 
+    if households.is_households(ctx.config):
+        return households.calibrate(ctx)
     cfg = ctx.config["calibrate"]
     source = ctx.input("population")
     targets = ctx.targets["calibrate"]
@@ -331,7 +343,8 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
     from .calibration import SparseCalibrator
 
     cfg = ctx.config["sparsify"]
-    records = _read_population(ctx)
+    hid = ctx.config["model"].get("household_id")
+    records = households.read_persons(ctx) if hid else _read_population(ctx)
     params = {k: v for k, v in cfg.items() if k != "targets"}
     if "random_state" in params and "seed" in params:
         raise DataValidationError("[sparsify] gives both 'seed' and the deprecated 'random_state'; keep 'seed'.")
@@ -339,8 +352,8 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
         warnings.warn("[sparsify] 'random_state' is deprecated; use 'seed'.", FutureWarning, stacklevel=2)
         params["seed"] = params.pop("random_state")
     params.setdefault("seed", ctx.seed("sparsify"))
-    res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT)
-    weights = np.asarray(res.weights, dtype=float)
+    res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT, household_col=hid)
+    weights = np.asarray(res.result_.record_weights, dtype=float)
     subset = records.assign(**{WEIGHT: weights})[weights > 0].reset_index(drop=True)
     subset.to_parquet(ctx.output("population"), index=False)
     summary = {k: _plain(v) for k, v in res.summary.items()}
@@ -378,12 +391,12 @@ STAGE_TABLE: tuple[Stage, ...] = (
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
           settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True),
     Stage("generate", _generate, inputs=("model", "train", "conditions?"),
-          outputs=(Output("population", "synthetic.parquet", when=lambda c: not _streamed(c)),
-                   Output("population", "population", setting="generate.dataset", folder=True, when=_streamed)),
+          outputs=(Output("population", "synthetic.parquet", when=lambda c: not _folder(c)),
+                   Output("population", "population", setting="generate.dataset", folder=True, when=_folder)),
           settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
     Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train"),
-          outputs=(Output("population", "calibrated.parquet", when=lambda c: not _streamed(c)),
-                   Output("population", "calibrated", folder=True, when=_streamed),
+          outputs=(Output("population", "calibrated.parquet", when=lambda c: not _folder(c)),
+                   Output("population", "calibrated", folder=True, when=_folder),
                    Output("calibration_report", "calibration_report.csv")),
           settings=("calibrate",)),
     Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),

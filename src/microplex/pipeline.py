@@ -256,6 +256,12 @@ def run_pipeline(
 def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
     """Refuses record counts that cannot fit in memory (or, streamed, on disk) before any work."""
     gen, model = config["generate"], config["model"]
+    if gen.get("n_households") is not None:  # a household pipeline: at least one person per household
+        n_columns = len(model["household_vars"]) + len(model["person_vars"]) + 2
+        check_rows_fit_disk(gen["n_households"], n_columns, out, "generate.n_households")
+        if "sparsify" in config:  # [sparsify] reads the persons into memory
+            check_rows_fit_memory(gen["n_households"], n_columns, "generate.n_households")
+        return
     if gen.get("n") is None:
         return
     n_columns = len(model["targets"]) + len(model.get("conditions", [])) + 1

@@ -4,7 +4,12 @@ A geography is a list of record columns from coarse to fine (``["state", "county
 target's level is the finest geography column its filter names. Targets with the same aggregate,
 variable, entity and non-geographic filter are compared level by level: when the children of a parent
 area cover all of its sub-areas present in the records, their sum must equal the parent's value
-within the tolerance; when they cover only part of it, counts must not exceed the parent.
+within the tolerance; when they cover only part of it, counts must not exceed the parent. A child
+belongs to a parent when every area it covers lies in one of the parent's areas (a child whose areas have
+no records belongs to none).
+
+The check never compares every parent with every child: children are indexed by the areas above them,
+so national tract-level targets (hundreds of thousands) are checked in seconds.
 """
 
 from __future__ import annotations
@@ -23,39 +28,66 @@ __all__ = ["check_consistency"]
 
 
 class _AreaIndex:
-    """Rows of the area table per value of each geography column (dictionary look-ups)."""
+    """Rows of the area table per value of each geography column, without scanning the table per target.
+
+    Each column is factorized once; the rows of a value are one slice of a sort by code. A filter's rows
+    start from its most selective equality (or membership) condition and are narrowed on those rows only,
+    so a tract's target costs the size of its tract, not of its state.
+    """
 
     def __init__(self, areas: pd.DataFrame) -> None:
         self.areas = areas
-        self.rows = {c: areas.groupby(c, sort=False).indices for c in areas.columns}
+        self.codes: dict[str, np.ndarray] = {}
+        self.lookup: dict[str, dict] = {}
+        self.slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for c in areas.columns:
+            codes, uniques = pd.factorize(areas[c], sort=False)
+            order = np.argsort(codes, kind="stable")
+            self.codes[c] = codes
+            self.lookup[c] = {v: i for i, v in enumerate(uniques.tolist())}
+            self.slices[c] = (order, np.searchsorted(codes[order], np.arange(len(uniques) + 1)))
 
-    def _rows_eq(self, col: str, value: object) -> np.ndarray:
-        idx = self.rows[col]
-        if value in idx:
-            return idx[value]
+    def _code(self, col: str, value: object) -> int | None:
+        look = self.lookup[col]
+        try:
+            if value in look:
+                return look[value]
+        except TypeError:  # unhashable: matches no area
+            return None
         if pd.api.types.is_numeric_dtype(self.areas[col]):
             try:
-                return idx.get(float(value), np.zeros(0, dtype=np.int64))  # type: ignore[arg-type]
+                return look.get(float(value))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 pass
-        return np.zeros(0, dtype=np.int64)
+        return None
 
     def select(self, filters: dict) -> np.ndarray:
-        """Area rows matching every condition of ``filters``."""
-        out: np.ndarray | None = None
+        """Area rows matching every condition of ``filters`` (sorted)."""
+        exact, ranges = [], []
         for col, cond in filters.items():
             if isinstance(cond, pd.Interval):
-                v = self.areas[col].to_numpy(dtype=np.float64)
-                ok = (v >= cond.left if cond.closed_left else v > cond.left) & (
-                    v <= cond.right if cond.closed_right else v < cond.right
-                )
-                rows = np.flatnonzero(ok)
-            elif isinstance(cond, frozenset):
-                rows = np.unique(np.concatenate([self._rows_eq(col, v) for v in cond] or [np.zeros(0, int)]))
-            else:
-                rows = self._rows_eq(col, cond)
-            out = rows if out is None else np.intersect1d(out, rows, assume_unique=True)
-        return np.arange(len(self.areas)) if out is None else out
+                ranges.append((col, cond))
+                continue
+            values = cond if isinstance(cond, frozenset) else (cond,)
+            codes = sorted({k for k in (self._code(col, v) for v in values) if k is not None})
+            bounds = self.slices[col][1]
+            exact.append((sum(int(bounds[k + 1] - bounds[k]) for k in codes), col, codes))
+        if exact:
+            exact.sort(key=lambda e: e[0])
+            _, col, codes = exact[0]
+            order, bounds = self.slices[col]
+            rows = np.sort(np.concatenate([order[bounds[k] : bounds[k + 1]] for k in codes] or [np.zeros(0, np.int64)]))
+            for _, col, codes in exact[1:]:
+                rows = rows[np.isin(self.codes[col][rows], codes)]
+        else:
+            rows = np.arange(len(self.areas))
+        for col, cond in ranges:
+            v = self.areas[col].to_numpy(dtype=np.float64)[rows]
+            ok = (v >= cond.left if cond.closed_left else v > cond.left) & (
+                v <= cond.right if cond.closed_right else v < cond.right
+            )
+            rows = rows[ok]
+        return rows
 
 
 def check_consistency(
@@ -117,16 +149,35 @@ def check_consistency(
         by_sig[sig].append((t, level, cover))
 
     rows = []
+    sub_cache: dict[tuple[int, int], dict[tuple, set]] = {}
     for items in by_sig.values():
-        levels = sorted({lv for _, lv, _ in items})
+        by_level: dict[int, list[tuple[Target, int, frozenset]]] = defaultdict(list)
+        for it in items:
+            by_level[it[1]].append(it)
+        levels = sorted(by_level)
         for a, b in zip(levels, levels[1:]):
-            parents = [it for it in items if it[1] == a]
-            children = [it for it in items if it[1] == b]
-            sub_all: dict[tuple, set] = defaultdict(set)  # a-area -> its b-areas present
-            for i in range(len(areas)):
-                sub_all[proj[a][i] if a >= 0 else ()].add(proj[b][i])
-            for pt, _, pcover in parents:
-                kids = [c for c in children if all(k[: a + 1] in pcover for k in c[2])]
+            children = by_level[b]
+            if (a, b) not in sub_cache:  # a-area -> its b-areas present
+                sub_all: dict[tuple, set] = defaultdict(set)
+                for pa, pb in zip(proj[a] if a >= 0 else [()] * len(areas), proj[b]):
+                    sub_all[pa].add(pb)
+                sub_cache[(a, b)] = sub_all
+            sub_all = sub_cache[(a, b)]
+            # a child lies in a parent when every area it covers lies in one of the parent's areas: index
+            # the children by the a-areas above their areas, and count hits per parent (no parent x child scan)
+            under: dict[tuple, list[int]] = defaultdict(list)
+            n_above = []
+            for j, (_, _, ccover) in enumerate(children):
+                above = {k[: a + 1] for k in ccover}
+                n_above.append(len(above))
+                for p in above:
+                    under[p].append(j)
+            for pt, _, pcover in by_level[a]:
+                hits: dict[int, int] = defaultdict(int)
+                for p in pcover:
+                    for j in under.get(p, ()):
+                        hits[j] += 1
+                kids = [children[j] for j in sorted(hits) if hits[j] == n_above[j]]
                 if not kids:
                     continue
                 covered = set().union(*(c[2] for c in kids))

@@ -1,0 +1,157 @@
+"""The household branch of the pipeline's stages (``model.household_id`` set).
+
+fit: a :class:`~microplex.households.HouseholdSynthesizer` on the source's persons, split into training
+and held-out records by household; generate: linked households and persons datasets streamed by
+:func:`~microplex.scale.generate_household_dataset` (``households/`` and ``persons/`` in the population
+folder); calibrate: :func:`~microplex.scale.rake_dataset` with ``persons=``: one weight per household,
+person-level (and household-level) targets, out of core, then both datasets copied with the weights;
+sparsify: the persons (with their household's columns and weight) read into memory and a sparse subset of
+households chosen by :class:`~microplex.calibration.SparseCalibrator` with ``household_col``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import DataValidationError
+from ._pipeline_config import WEIGHT
+
+__all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
+
+#: [model] keys passed to HouseholdSynthesizer by name, and Synthesizer keys it takes directly.
+_NAMED = ("person_id", "size_var", "geography", "age_var")
+_DIRECT = ("flow", "transforms", "hidden_features", "epochs", "batch_size", "learning_rate", "weight_decay",
+           "validation_fraction", "patience")
+_INNER = ("bins", "point_mass_threshold", "max_point_masses")
+
+
+def is_households(config: Mapping[str, Any]) -> bool:
+    """Whether the pipeline builds households (``model.household_id`` is set)."""
+    return "household_id" in config.get("model", {})
+
+
+def model_columns(config: Mapping[str, Any]) -> list[str]:
+    """The source columns the household model reads."""
+    model = config["model"]
+    named = [model[k] for k in ("household_id", "person_id") if k in model]
+    return list(dict.fromkeys(named + list(model["household_vars"]) + list(model["person_vars"])))
+
+
+def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str]) -> pd.DataFrame:
+    """``data`` without the households of which some person misses a value of ``columns`` (whole households)."""
+    hid = config["model"]["household_id"]
+    incomplete = data.loc[data[columns].isna().any(axis=1), hid]
+    return data[~data[hid].isin(incomplete)]
+
+
+def _weight(config: Mapping[str, Any]) -> str | None:
+    from ._pipeline_inputs import _training_weight
+
+    return _training_weight(config)
+
+
+def population_households(config: Mapping[str, Any], train: pd.DataFrame) -> float:
+    """The households the population holds: the training households' total weight over the training share."""
+    hid, weight = config["model"]["household_id"], _weight(config)
+    first = train.drop_duplicates(hid)
+    total = float(first[weight].sum()) if weight else float(len(first))
+    return total / (1 - float(config["model"].get("holdout", 0.2)))
+
+
+def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Splits ``data`` by household, fits the household model, writes model, train and holdout."""
+    from .households import HouseholdSynthesizer
+
+    model = ctx.config["model"]
+    hid = model["household_id"]
+    ids = pd.unique(data[hid])
+    share = float(model.get("holdout", 0.2))
+    order = np.random.default_rng(ctx.seed("split")).permutation(len(ids))
+    cut = int(round((1 - share) * len(ids)))
+    in_train = data[hid].isin(ids[order[:cut]]).to_numpy()
+    train, holdout = data[in_train], data[~in_train]
+    if cut < 2:
+        raise DataValidationError(
+            f"The fit stage has {len(ids)} households ({cut} to train after 'model.holdout'); it needs at least 2.")
+    params = {k: model[k] for k in _NAMED + _DIRECT if k in model}
+    if "hidden_features" in params:
+        params["hidden_features"] = tuple(params["hidden_features"])
+    inner = {k: model[k] for k in _INNER if k in model}
+    hs = HouseholdSynthesizer(model["household_vars"], model["person_vars"], hid, household_weight=_weight(ctx.config),
+                              verbose=ctx.progress, synthesizer_params=inner or None, **params)
+    hs.fit(train, seed=ctx.seed("fit"))
+    hs.save(ctx.output("model"))
+    train.to_parquet(ctx.output("train"), index=False)
+    holdout.to_parquet(ctx.output("holdout"), index=False)
+    return {"train_rows": len(train), "train_households": cut,
+            "note": f"household model on {cut:,} households ({len(train):,} persons)"}
+
+
+def generate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Streams ``generate.n_households`` households and their persons to the population folder."""
+    from .households import HouseholdSynthesizer
+    from .scale import generate_household_dataset
+
+    gen = ctx.config["generate"]
+    hs = HouseholdSynthesizer.load(ctx.input("model"))
+    target = ctx.output("population")
+    out = generate_household_dataset(hs, int(gen["n_households"]), path=target, partition_by=gen.get("partition_by"),
+                                     households_per_file=int(gen.get("households_per_file", 1_000_000)),
+                                     seed=ctx.seed("generate"), progress=ctx.progress)
+    h, p = int(out["households"]["rows"]), int(out["persons"]["rows"])
+    return {"rows": p, "households": h, "note": f"{h:,} households, {p:,} persons streamed to {target.name}/"}
+
+
+def calibrate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Household weights to the targets (person-level, or household-level by ``entity``), out of core."""
+    import pyarrow.dataset as pads
+
+    from .scale import rake_dataset, write_calibrated
+
+    cfg, hid = ctx.config["calibrate"], ctx.config["model"]["household_id"]
+    source = ctx.input("population")
+    targets = ctx.targets["calibrate"]
+    n = pads.dataset(source / "households", format="parquet", partitioning="hive").count_rows()
+    share = population_households(ctx.config, pd.read_parquet(ctx.input("train"))) / n
+    bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
+    res = rake_dataset(source / "households", targets, None, persons=source / "persons", household_id=hid,
+                       method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share)
+    target = ctx.output("population")  # a folder, replaced whole: written beside it, then renamed
+    partial = target.parent / f".{target.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    write_calibrated(res, source / "households", partial / "households", column=WEIGHT,
+                     persons=source / "persons", persons_out=partial / "persons")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(partial, target)
+    res.report.to_csv(ctx.output("calibration_report"), index=False)
+    err = float(res.summary["max_rel_error"])
+    return {"targets": len(targets), "max_rel_error": err, "converged": bool(res.summary["converged"]),
+            "passes": int(res.n_passes),
+            "note": f"{n:,} household weights to {len(targets)} targets out of core in {res.n_passes} passes, "
+                    f"max rel. error {err:.2e}"}
+
+
+def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The population's persons with their household's columns and ``weight`` (in memory)."""
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    path, hid = ctx.input("population"), ctx.config["model"]["household_id"]
+    hh, persons = (pads.dataset(path / name, format="parquet", partitioning="hive").to_table().to_pandas()
+                   for name in ("households", "persons"))
+    schema = pq.read_schema(ctx.input("train"))
+    for frame in (hh, persons):  # hive partition columns come back as strings or categories
+        for column in ctx.config["generate"].get("partition_by", []):
+            if column in schema.names and column in frame.columns:
+                frame[column] = frame[column].astype(schema.field(column).type.to_pandas_dtype())
+    if WEIGHT not in hh.columns:  # as generated: each household carries an equal share
+        hh[WEIGHT] = population_households(ctx.config, pd.read_parquet(ctx.input("train"))) / len(hh)
+    persons = persons.drop(columns=[c for c in persons.columns if c in hh.columns and c != hid])
+    return persons.merge(hh, on=hid, how="left", validate="many_to_one")
