@@ -12,6 +12,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._stats import detect_point_masses, weighted_mean_var, weighted_quantile
+from . import _quantile_map as qmap
 from .heaps import detect_heaps
 from .schema import VariableSpec
 
@@ -56,6 +57,9 @@ class _Segment:
     #: linear tail on that side); see :meth:`_forward`.
     tail_lo: float | None = None
     tail_hi: float | None = None
+    #: Knots ``(t, z)`` of the quantile standardization (:mod:`._quantile_map`); ``None``: the
+    #: transformed values are standardized by their weighted mean and standard deviation.
+    knots: qmap.Knots | None = None
 
     def __init__(self, sign: int = 1) -> None:
         self.sign = sign
@@ -100,6 +104,14 @@ class _Segment:
         self.tail_hi = float(t.max()) if transform in ("log", "asinh") else None
         self.mean, self.std = _weighted_mean_std(t, w)
         return self
+
+    def fit_knots(self, y: np.ndarray, w: np.ndarray, integer: bool) -> None:
+        """Quantile standardization (:mod:`._quantile_map`) fitted to the values ``y`` (mirrored)
+        that the flow models: the segment's values off its heaps."""
+        if not (len(y) and w.sum() > 0):
+            return
+        spread = self._forward(y[:, None] + qmap.DEQUANTIZE[None, :]) if integer else None
+        self.knots = qmap.fit_knots(self._forward(y), w, spread)
 
     def contains(self, y: np.ndarray) -> np.ndarray:
         """Whether mirrored values ``y`` lie strictly inside the segment's bounds."""
@@ -190,19 +202,27 @@ class _Segment:
 
     # -- standardized scale (the flow's coordinates) -----------------------------------
     def encode(self, x: np.ndarray) -> np.ndarray:
-        return (self._forward(self.sign * x) - self.mean) / self.std
+        t = self._forward(self.sign * x)
+        return qmap.forward(t, *self.knots) if self.knots is not None else (t - self.mean) / self.std
 
     def decode(self, u: np.ndarray) -> np.ndarray:
-        return self.sign * self._inverse(u * self.std + self.mean)
+        t = qmap.inverse(u, *self.knots) if self.knots is not None else u * self.std + self.mean
+        return self.sign * self._inverse(t)
 
     def log_jacobian(self, x: np.ndarray) -> np.ndarray:
         """log |d u / d x|."""
-        return self._log_derivative(self.sign * x) - np.log(self.std)
+        y = self.sign * x
+        if self.knots is not None:
+            return self._log_derivative(y) + qmap.log_slope(self._forward(y), *self.knots)
+        return self._log_derivative(y) - np.log(self.std)
 
     _FIELDS = ("lower", "upper", "transform", "scale", "mean", "std", "tail_lo", "tail_hi")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
+        d = {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
+        if self.knots is not None:  # moment-standardized segments keep the keys of older files
+            d["knots"] = qmap.knots_to_dict(self.knots)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> _Segment:
@@ -210,6 +230,8 @@ class _Segment:
         for k in cls._FIELDS:
             if k in d:
                 setattr(seg, k, d[k])
+        if d.get("knots") is not None:
+            seg.knots = qmap.knots_from_dict(d["knots"])
         return seg
 
 
@@ -251,7 +273,10 @@ class ContinuousEncoder:
         heap_threshold: float = 0.0,
         max_heaps: int = 0,
         min_heap_count: int = 1,
+        standardize: str = "moments",
     ) -> ContinuousEncoder:
+        """Fits the encoder; ``standardize="quantile"`` maps each segment's values off its heaps
+        to normal scores (:mod:`._quantile_map`), ``"moments"`` standardizes them by mean and std."""
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
         elif self.integer:
@@ -283,6 +308,10 @@ class ContinuousEncoder:
             self.heaps = self._check_heaps(spec.heaps, x, min_heap_count)
         else:
             self.heaps = list(detect_heaps(xc, wc, float(w.sum()), heap_threshold, min_heap_count, max_heaps))
+        if standardize == "quantile" and self.segments:
+            free = self.heap_index(xc) == 0
+            for seg, (sign, sel) in zip(self.segments, sides, strict=True):
+                seg.fit_knots(sign * xc[sel & free], wc[sel & free], self.integer)
         return self
 
     def _check_heaps(self, heaps: tuple[float, ...], x: np.ndarray, min_count: int) -> list[float]:
