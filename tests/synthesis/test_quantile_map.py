@@ -41,7 +41,7 @@ def test_knots_are_strictly_increasing_sized_by_the_sample_and_never_on_an_extre
     rng = np.random.default_rng(1)
     for n, want in ((100, qmap.MIN_KNOTS), (1_000, 50), (100_000, qmap.MAX_KNOTS)):
         t = rng.normal(size=n)
-        kt, kz = qmap.fit_knots(t, np.ones(n))
+        kt, kz, _ = qmap.fit_knots(t, np.ones(n))
         assert len(kt) == want and np.all(np.diff(kt) > 0) and np.all(np.diff(kz) > 0)
         # half a knot's share of the records lies beyond each end knot
         assert np.mean(t < kt[0]) >= 0.5 / want - 1.5 / n and np.mean(t > kt[-1]) >= 0.5 / want - 1.5 / n
@@ -50,14 +50,31 @@ def test_knots_are_strictly_increasing_sized_by_the_sample_and_never_on_an_extre
 
 def test_map_round_trips_and_its_log_slope_is_the_derivative_including_tails():
     rng = np.random.default_rng(2)
-    kt, kz = qmap.fit_knots(rng.gamma(2.0, size=2_000), np.ones(2_000))
+    knots = qmap.fit_knots(rng.gamma(2.0, size=2_000), np.ones(2_000))
+    kt = knots[0]
     t = np.r_[kt[0] - 3.0, np.sort(rng.uniform(kt[0] - 1, kt[-1] + 1, 500)), kt[-1] + 5.0]
-    z = qmap.forward(t, kt, kz)
-    assert np.all(np.diff(z) > 0) and np.allclose(qmap.inverse(z, kt, kz), t)
+    z = qmap.forward(t, *knots)
+    assert np.all(np.diff(z) > 0) and np.allclose(qmap.inverse(z, *knots), t)
     h = 1e-7
-    numeric = np.log((qmap.forward(t + h, kt, kz) - qmap.forward(t - h, kt, kz)) / (2 * h))
+    numeric = np.log((qmap.forward(t + h, *knots) - qmap.forward(t - h, *knots)) / (2 * h))
     near_knot = np.min(np.abs(t[:, None] - kt[None, :]), axis=1) < 1e-6
-    assert np.allclose(qmap.log_slope(t, kt, kz)[~near_knot], numeric[~near_knot], atol=1e-5)
+    assert np.allclose(qmap.log_slope(t, *knots)[~near_knot], numeric[~near_knot], atol=1e-5)
+
+
+def test_tails_give_the_records_beyond_each_end_knot_a_normal_tail_s_mean_excess():
+    # A Pareto upper tail on the log scale is exponential; the sparse last interval would set a slope
+    # far too flat. The tail slope makes the records beyond the end knot exceed it in z by what a
+    # standard normal beyond that point does on average.
+    rng = np.random.default_rng(7)
+    t = np.log(rng.pareto(2.0, 3_000) + 1.0)
+    w = rng.uniform(0.5, 2.0, 3_000)
+    kt, kz, slopes = qmap.fit_knots(t, w)
+    z = qmap.forward(t, kt, kz, slopes)
+    for side, end in ((-1, 0), (1, -1)):
+        beyond = side * (t - kt[end]) > 0
+        a = abs(kz[end])
+        want = stats.norm.pdf(a) / stats.norm.sf(a) - a
+        assert np.average(side * (z[beyond] - kz[end]), weights=w[beyond]) == pytest.approx(want, rel=1e-9)
 
 
 def test_quantile_standardized_values_are_close_to_normal_where_moments_leave_the_skew():
@@ -135,6 +152,11 @@ def test_standardize_is_saved_old_files_load_as_moments_and_tampered_knots_are_r
         knots["t"][1], knots["t"][2] = knots["t"][2], knots["t"][1]
     with pytest.raises(DataValidationError, match="knots"):
         Synthesizer.load(rewrite("bad.mpx", swap))
+
+    def flat(meta):
+        meta["encoders"]["x"]["segments"][0]["knots"]["slopes"][1] = 0.0
+    with pytest.raises(DataValidationError, match="slopes"):
+        Synthesizer.load(rewrite("flat.mpx", flat))
 
 
 def test_standardize_is_checked():

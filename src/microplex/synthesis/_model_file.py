@@ -231,11 +231,16 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
 
 def _check_knots(f: _Fields, knots: Any, where: str) -> None:
     """Knots of a quantile standardization: two equal-length, strictly increasing lists of numbers."""
-    knots = f.mapping(knots, where, ("t", "z"))
+    knots = f.mapping(knots, where, ("t", "z", "slopes"))
     columns = [[f.number(v, f"{where}.{k}") for v in f.array(knots[k], f"{where}.{k}", MAX_KNOTS)] for k in ("t", "z")]
     if not (len(columns[0]) == len(columns[1]) >= 3 and all(np.all(np.diff(c) > 0) for c in columns)):
         raise f.fail(where, "two strictly increasing lists 't' and 'z' of equal length (at least 3)",
                      [len(c) for c in columns])
+    slopes = f.array(knots["slopes"], f"{where}.slopes", 2)
+    if len(slopes) != 2:
+        raise f.fail(f"{where}.slopes", "two numbers (the lower and upper tail slopes)", slopes)
+    for v in slopes:
+        f.number(v, f"{where}.slopes", positive=True)
 
 
 def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:

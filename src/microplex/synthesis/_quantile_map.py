@@ -16,8 +16,12 @@ they depend on the conditions and on each other.
   beyond each end knot. A knot is a data value only where its probability falls exactly on a
   value's plotting position, or, at the ends, when the smallest or largest value alone holds
   more than ``1 / K`` of the weight (a heavy tie, never one record of ordinary weight).
-* Beyond the end knots the map continues linearly with the slope of its end interval (values
-  beyond the training range are still drawn; the support transform keeps them inside bounds).
+* Beyond the end knots the map continues linearly (values beyond the training range are still
+  drawn; the support transform keeps them inside bounds), with the slope that gives the records
+  beyond each end knot their weighted mean distance from it: a standard normal beyond ``kz``
+  exceeds it by ``phi(kz) / Q(kz) - |kz|`` on average, so the slope is that over the records' mean
+  excess in ``t``. The end interval's slope would instead let the last, sparsest interval set the
+  tail (on the PSID incomes it drew a 99.9th percentile three times the real one).
 * The map is exact and invertible: ``log |dz/dt|`` (piecewise constant) enters the log-density.
 """
 
@@ -26,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import log_ndtr, ndtri
 
 from .._stats import kish_ess, weighted_quantile
 
@@ -43,7 +47,9 @@ MIN_KNOTS, MAX_KNOTS = 8, 128
 #: distribution rather than to the integer grid.
 DEQUANTIZE = (np.arange(8) + 0.5) / 8 - 0.5
 
-Knots = tuple[np.ndarray, np.ndarray]
+#: ``(kt, kz, slopes)``: the knots in ``t`` and in ``z`` and the slopes ``dz/dt`` of the lower and
+#: upper linear tails.
+Knots = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def fit_knots(t: np.ndarray, w: np.ndarray, integer_offsets: np.ndarray | None = None) -> Knots | None:
@@ -62,39 +68,45 @@ def fit_knots(t: np.ndarray, w: np.ndarray, integer_offsets: np.ndarray | None =
     keep = np.r_[True, np.diff(kt) > 0]  # probabilities beyond the first/last position repeat an end value
     if keep.sum() < 3:
         return None
-    return kt[keep], ndtri(p[keep])
+    kt, kz = kt[keep], ndtri(p[keep])
+    slopes = []
+    for side, end, inner in ((-1, 0, 1), (1, -1, -2)):
+        beyond = side * (t - kt[end]) > 0
+        excess = np.average(side * (t[beyond] - kt[end]), weights=w[beyond]) if w[beyond].sum() > 0 else 0.0
+        a = abs(kz[end])  # kz[0] < 0 < kz[-1]: both tails are normal tails beyond |kz|
+        gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
+        slope = gauss / excess if excess > 0 else (kz[inner] - kz[end]) / (kt[inner] - kt[end])
+        slopes.append(float(slope))
+    return kt, kz, np.asarray(slopes)
 
 
-def _end_slopes(kt: np.ndarray, kz: np.ndarray) -> tuple[float, float]:
-    return float((kz[1] - kz[0]) / (kt[1] - kt[0])), float((kz[-1] - kz[-2]) / (kt[-1] - kt[-2]))
-
-
-def forward(t: np.ndarray, kt: np.ndarray, kz: np.ndarray) -> np.ndarray:
+def forward(t: np.ndarray, kt: np.ndarray, kz: np.ndarray, slopes: np.ndarray) -> np.ndarray:
     """Normal scores ``z`` of transformed values ``t``."""
-    lo, hi = _end_slopes(kt, kz)
     z = np.interp(t, kt, kz)
-    z = np.where(t < kt[0], kz[0] + (t - kt[0]) * lo, z)
-    return np.where(t > kt[-1], kz[-1] + (t - kt[-1]) * hi, z)
+    z = np.where(t < kt[0], kz[0] + (t - kt[0]) * slopes[0], z)
+    return np.where(t > kt[-1], kz[-1] + (t - kt[-1]) * slopes[1], z)
 
 
-def inverse(z: np.ndarray, kt: np.ndarray, kz: np.ndarray) -> np.ndarray:
+def inverse(z: np.ndarray, kt: np.ndarray, kz: np.ndarray, slopes: np.ndarray) -> np.ndarray:
     """Transformed values ``t`` of normal scores ``z`` (the inverse of :func:`forward`)."""
-    lo, hi = _end_slopes(kt, kz)
     t = np.interp(z, kz, kt)
-    t = np.where(z < kz[0], kt[0] + (z - kz[0]) / lo, t)
-    return np.where(z > kz[-1], kt[-1] + (z - kz[-1]) / hi, t)
+    t = np.where(z < kz[0], kt[0] + (z - kz[0]) / slopes[0], t)
+    return np.where(z > kz[-1], kt[-1] + (z - kz[-1]) / slopes[1], t)
 
 
-def log_slope(t: np.ndarray, kt: np.ndarray, kz: np.ndarray) -> np.ndarray:
+def log_slope(t: np.ndarray, kt: np.ndarray, kz: np.ndarray, slopes: np.ndarray) -> np.ndarray:
     """``log dz/dt`` at ``t`` (constant on each interval and on each linear tail)."""
-    slopes = np.log(np.diff(kz) / np.diff(kt))
-    i = np.clip(np.searchsorted(kt, t, side="right") - 1, 0, slopes.shape[0] - 1)
-    return slopes[i]
+    inner = np.log(np.diff(kz) / np.diff(kt))
+    i = np.clip(np.searchsorted(kt, t, side="right") - 1, 0, inner.shape[0] - 1)
+    out = inner[i]
+    out = np.where(t < kt[0], np.log(slopes[0]), out)
+    return np.where(t > kt[-1], np.log(slopes[1]), out)
 
 
 def knots_to_dict(knots: Knots) -> dict[str, Any]:
-    return {"t": [float(v) for v in knots[0]], "z": [float(v) for v in knots[1]]}
+    return {"t": [float(v) for v in knots[0]], "z": [float(v) for v in knots[1]],
+            "slopes": [float(v) for v in knots[2]]}
 
 
 def knots_from_dict(d: dict[str, Any]) -> Knots:
-    return np.asarray(d["t"], dtype=float), np.asarray(d["z"], dtype=float)
+    return np.asarray(d["t"], dtype=float), np.asarray(d["z"], dtype=float), np.asarray(d["slopes"], dtype=float)
