@@ -157,6 +157,8 @@ METHODS = ["microplex_maf", "microplex_maf_iid", "microplex_maf_v0", "microplex_
 METHOD_NOTES = {
     "microplex_maf": "microplex.Synthesizer(flow='maf'), library defaults, survey weights in fit; conditional",
     "microplex_maf_iid": "microplex.Synthesizer(flow='maf', sampling='independent'): the defaults with independent instead of stratified draws; conditional",
+    "microplex_maf_q_endslope": "quantile standardization with linear tails at the slope of the end intervals (this session's first version, before tails matched the records beyond the end knots); results recorded then, not re-run",
+    "microplex_maf_0c64099": "the library defaults at commit 0c64099 (moment standardization, stratified draws); results recorded then, not re-run",
     "microplex_maf_a8c665c": "the library defaults at commit a8c665c (independent draws; every part kept its best validation state); results recorded then, not re-run",
     "microplex_maf_v0": "microplex.Synthesizer(flow='maf') with the earlier defaults (early stopping on a 10% validation split, at most 200 epochs, no heap states, independent draws); conditional",
     "microplex_nsf": "microplex.Synthesizer(flow='nsf'), library defaults, survey weights in fit; conditional",

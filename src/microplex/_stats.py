@@ -103,10 +103,16 @@ def check_weights(weights: object, n: int | None = None, name: str = "weights", 
     return w
 
 
-def weighted_quantile(values: object, q: object, weights: object = None) -> np.ndarray:
+def weighted_quantile(values: object, q: object, weights: object = None, *, method: str = "inverted_cdf") -> np.ndarray:
     """Returns weighted quantiles by the inverted empirical CDF (smallest x with F(x) >= q).
 
     With equal weights this equals ``numpy.quantile(values, q, method="inverted_cdf")``.
+    ``method="interpolated"`` instead interpolates linearly between the distinct values, each
+    placed at the middle of its step of the weighted CDF (Hazen's plotting positions: with equal
+    weights and distinct values, ``numpy.quantile(values, q, method="hazen")``); probabilities
+    below the first or above the last position give the smallest or largest value. The result
+    is continuous and strictly increasing in ``q`` between those positions, and is a data value
+    only where ``q`` falls exactly on a position.
 
     Parameters
     ----------
@@ -121,6 +127,8 @@ def weighted_quantile(values: object, q: object, weights: object = None) -> np.n
     --------
     >>> weighted_quantile([1.0, 2.0, 3.0], 0.5, weights=[1, 1, 5]).item()
     3.0
+    >>> weighted_quantile([1.0, 2.0, 3.0, 4.0], [0.25, 0.5], method="interpolated").tolist()
+    [1.5, 2.5]
     """
     try:
         qa = np.atleast_1d(np.asarray(q, dtype=float)) if not isinstance(q, str) else None
@@ -128,12 +136,22 @@ def weighted_quantile(values: object, q: object, weights: object = None) -> np.n
         qa = None
     if qa is None or not np.all((qa >= 0) & (qa <= 1)):
         raise DataValidationError(f"The 'q' parameter must hold probabilities in [0, 1]. Got {q!r} instead.")
+    if method not in ("inverted_cdf", "interpolated"):
+        raise DataValidationError(
+            f"The 'method' parameter must be 'inverted_cdf' or 'interpolated'. Got {method!r} instead."
+        )
     x = np.asarray(values, dtype=float).reshape(-1)
     w = check_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
     x, w = x[keep], w[keep]
     if x.shape[0] == 0:
         raise DataValidationError("weighted_quantile needs at least 1 non-missing value, got 0.")
+    if method == "interpolated":
+        distinct, inverse = np.unique(x, return_inverse=True)
+        mass = np.bincount(inverse.reshape(-1), weights=w, minlength=distinct.shape[0])
+        distinct, mass = distinct[mass > 0], mass[mass > 0]  # zero-weight values hold no position
+        cum = np.cumsum(mass)
+        return np.interp(qa, (cum - mass / 2) / cum[-1], distinct)
     order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
     cdf = np.cumsum(w) / w.sum()

@@ -116,6 +116,7 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
         "min_heap_count": check_int(synth.min_heap_count, "min_heap_count", low=1),
         "condition_model": check_bool(synth.condition_model, "condition_model"),
         "sampling": check_choice(synth.sampling, "sampling", SAMPLING),
+        "standardize": check_choice(synth.standardize, "standardize", ("quantile", "moments")),
     }
     if p["condition_model"] and not p["condition_vars"]:
         raise DataValidationError(

@@ -18,14 +18,16 @@ from .._errors import DataValidationError
 from .._stats import check_weights
 from ._checks import MAX_HEAPS
 from ._dp import DP_PARAMS
+from ._quantile_map import MAX_KNOTS
 from ._validation import check_column
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
-#: ``sampling`` is absent from files written before it (they load with "independent").
-OPTIONAL_PARAMS = ("condition_model", "sampling")
+#: ``sampling`` and ``standardize`` are absent from files written before them (they load with
+#: "independent" and "moments").
+OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize")
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -198,8 +200,10 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
         where = field if legacy else f"{field}.segments[{i}]"
         seg = f.mapping(seg, where)
         required = set(_SEGMENT) - ({"sign", "tail_lo", "tail_hi"} if legacy else set())
-        if not required <= set(seg) or (not legacy and set(seg) != set(_SEGMENT)):
-            raise f.fail(where, f"an object with keys {list(_SEGMENT)}", sorted(seg))
+        if not required <= set(seg) or (not legacy and set(seg) - {"knots"} != set(_SEGMENT)):
+            raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots')", sorted(seg))
+        if not legacy and "knots" in seg:
+            _check_knots(f, seg["knots"], f"{where}.knots")
         if seg.get("sign", 1) not in (1, -1) or isinstance(seg.get("sign", 1), bool):
             raise f.fail(f"{where}.sign", "1 or -1", seg.get("sign"))
         transform = seg["transform"]
@@ -223,6 +227,20 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
         if not heaps or heaps != sorted(set(heaps)) or set(heaps) & set(masses) or not segments:
             raise f.fail(f"{field}.heaps", "a non-empty sorted list of distinct numbers, none a point mass, "
                          "on a variable with a continuous segment", heaps)
+
+
+def _check_knots(f: _Fields, knots: Any, where: str) -> None:
+    """Knots of a quantile standardization: two equal-length, strictly increasing lists of numbers."""
+    knots = f.mapping(knots, where, ("t", "z", "slopes"))
+    columns = [[f.number(v, f"{where}.{k}") for v in f.array(knots[k], f"{where}.{k}", MAX_KNOTS)] for k in ("t", "z")]
+    if not (len(columns[0]) == len(columns[1]) >= 3 and all(np.all(np.diff(c) > 0) for c in columns)):
+        raise f.fail(where, "two strictly increasing lists 't' and 'z' of equal length (at least 3)",
+                     [len(c) for c in columns])
+    slopes = f.array(knots["slopes"], f"{where}.slopes", 2)
+    if len(slopes) != 2:
+        raise f.fail(f"{where}.slopes", "two numbers (the lower and upper tail slopes)", slopes)
+    for v in slopes:
+        f.number(v, f"{where}.slopes", positive=True)
 
 
 def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:

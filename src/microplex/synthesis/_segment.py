@@ -12,6 +12,7 @@ import numpy as np
 
 from .._errors import DataValidationError
 from .._stats import weighted_mean_var, weighted_quantile
+from . import _quantile_map as qmap
 
 
 def _weighted_mean_std(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -52,6 +53,9 @@ class _Segment:
     #: linear tail on that side); see :meth:`_forward`.
     tail_lo: float | None = None
     tail_hi: float | None = None
+    #: Knots ``(t, z, tail slopes)`` of the quantile standardization (:mod:`._quantile_map`);
+    #: ``None``: the transformed values are standardized by their weighted mean and standard deviation.
+    knots: qmap.Knots | None = None
 
     def __init__(self, sign: int = 1) -> None:
         self.sign = sign
@@ -96,6 +100,14 @@ class _Segment:
         self.tail_hi = float(t.max()) if transform in ("log", "asinh") else None
         self.mean, self.std = _weighted_mean_std(t, w)
         return self
+
+    def fit_knots(self, y: np.ndarray, w: np.ndarray, integer: bool) -> None:
+        """Quantile standardization (:mod:`._quantile_map`) fitted to the values ``y`` (mirrored)
+        that the flow models: the segment's values off its heaps."""
+        if not (len(y) and w.sum() > 0):
+            return
+        spread = self._forward(y[:, None] + qmap.DEQUANTIZE[None, :]) if integer else None
+        self.knots = qmap.fit_knots(self._forward(y), w, spread)
 
     def contains(self, y: np.ndarray) -> np.ndarray:
         """Whether mirrored values ``y`` lie strictly inside the segment's bounds."""
@@ -186,19 +198,27 @@ class _Segment:
 
     # -- standardized scale (the flow's coordinates) -----------------------------------
     def encode(self, x: np.ndarray) -> np.ndarray:
-        return (self._forward(self.sign * x) - self.mean) / self.std
+        t = self._forward(self.sign * x)
+        return qmap.forward(t, *self.knots) if self.knots is not None else (t - self.mean) / self.std
 
     def decode(self, u: np.ndarray) -> np.ndarray:
-        return self.sign * self._inverse(u * self.std + self.mean)
+        t = qmap.inverse(u, *self.knots) if self.knots is not None else u * self.std + self.mean
+        return self.sign * self._inverse(t)
 
     def log_jacobian(self, x: np.ndarray) -> np.ndarray:
         """log |d u / d x|."""
-        return self._log_derivative(self.sign * x) - np.log(self.std)
+        y = self.sign * x
+        if self.knots is not None:
+            return self._log_derivative(y) + qmap.log_slope(self._forward(y), *self.knots)
+        return self._log_derivative(y) - np.log(self.std)
 
     _FIELDS = ("lower", "upper", "transform", "scale", "mean", "std", "tail_lo", "tail_hi")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
+        d = {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
+        if self.knots is not None:  # moment-standardized segments keep the keys of older files
+            d["knots"] = qmap.knots_to_dict(self.knots)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> _Segment:
@@ -206,4 +226,6 @@ class _Segment:
         for k in cls._FIELDS:
             if k in d:
                 setattr(seg, k, d[k])
+        if d.get("knots") is not None:
+            seg.knots = qmap.knots_from_dict(d["knots"])
         return seg

@@ -112,6 +112,7 @@ def restore_state(
     params = dict(meta["params"])
     params.setdefault("condition_model", False)
     params.setdefault("sampling", "independent")  # a file written before stratified draws
+    params.setdefault("standardize", "moments")  # a file written before quantile standardization
     if "max_heaps" not in params:  # a file written before heap states: its model has none
         params["max_heaps"] = 0
     try:

@@ -57,7 +57,10 @@ class ContinuousEncoder:
         heap_threshold: float = 0.0,
         max_heaps: int = 0,
         min_heap_count: int = 1,
+        standardize: str = "moments",
     ) -> ContinuousEncoder:
+        """Fits the encoder; ``standardize="quantile"`` maps each segment's values off its heaps
+        to normal scores (:mod:`._quantile_map`), ``"moments"`` standardizes them by mean and std."""
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
         elif self.integer:
@@ -89,6 +92,10 @@ class ContinuousEncoder:
             self.heaps = self._check_heaps(spec.heaps, x, min_heap_count)
         else:
             self.heaps = list(detect_heaps(xc, wc, float(w.sum()), heap_threshold, min_heap_count, max_heaps))
+        if standardize == "quantile" and self.segments:
+            free = self.heap_index(xc) == 0
+            for seg, (sign, sel) in zip(self.segments, sides, strict=True):
+                seg.fit_knots(sign * xc[sel & free], wc[sel & free], self.integer)
         return self
 
     def _check_heaps(self, heaps: tuple[float, ...], x: np.ndarray, min_count: int) -> list[float]:
