@@ -25,13 +25,10 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError, MicroplexError

@@ -18,22 +18,15 @@ import torch
 
 from .._errors import DataValidationError
 from .._estimator import Estimator
-from .._params import check_seed
-from ._checks import check_effective_size, check_synthesizer_params
-from .._random import named_child
-from . import _conditions, _dp
-from ._dp_record import privacy_record
-from ._dp_training import train_dp
+from . import _dp
+from ._checks import check_synthesizer_params
 from ._fitting import _Fitting
 from ._generation import _Generation
 from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
-from ._schedule import auto_epochs, check_epochs
-from ._validation import check_column, check_frame, check_weights
-from .schema import VariableSpec, infer_kind
+from .schema import VariableSpec
 from .serialization import read_archive, write_archive
-from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 __all__ = ["Synthesizer"]
 
