@@ -2,7 +2,9 @@
 
 In every Markdown table: a ``nan`` cell (a figure that does not apply, e.g. a fit time on the
 floor row) is left empty, and a column whose every number is a whole number is written without
-decimals (``77.000`` -> ``77``). Text outside tables is unchanged.
+decimals (``77.000`` -> ``77``), and a negative zero (``-0.000``, a small negative difference rounded
+away) is written ``+0.000`` where the column's figures are signed, else ``0.000``. Text outside tables
+is unchanged.
 
 ``python benchmarks/tidy_results.py benchmarks/results/*.md`` rewrites files in place (idempotent).
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 _NUMBER = re.compile(r"^-?[\d,]*\.?\d+(?:e[-+]?\d+)?$")
 _NAN = {"nan", "NaN", "<NA>", "None"}
+_NEGATIVE_ZERO = re.compile(r"(?<![\w.])-(0\.0+)(?![\d])")
 
 
 def _cells(line: str) -> list[str]:
@@ -35,6 +38,7 @@ def _tidy_table(lines: list[str]) -> list[str]:
         numbers = [v for v in values if _NUMBER.match(v)]
         whole = bool(numbers) and all(float(v.replace(",", "")) == int(float(v.replace(",", ""))) and "e" not in v
                                       for v in numbers) and any("." in v for v in numbers)
+        signed = any("+" in v for v in values)
         for i in body:
             cell = rows[i][j]
             v = cell.strip()
@@ -42,6 +46,8 @@ def _tidy_table(lines: list[str]) -> list[str]:
                 new = ""
             elif whole and _NUMBER.match(v):
                 new = v.split(".")[0]
+            elif _NEGATIVE_ZERO.search(v):
+                new = _NEGATIVE_ZERO.sub(r"+\1" if signed else r"\1", v)
             else:
                 continue
             rows[i][j] = new.rjust(len(cell) - 1) + " " if len(cell) > 1 else new
