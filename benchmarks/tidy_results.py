@@ -44,10 +44,9 @@ def _tidy_table(lines: list[str]) -> list[str]:
             v = cell.strip()
             if v in _NAN:
                 new = ""
-            elif whole and _NUMBER.match(v):
-                new = v.split(".")[0]
-            elif _NEGATIVE_ZERO.search(v):
+            elif (whole and _NUMBER.match(v)) or _NEGATIVE_ZERO.search(v):
                 new = _NEGATIVE_ZERO.sub(r"+\1" if signed else r"\1", v)
+                new = new.split(".")[0] if whole and _NUMBER.match(v) else new
             else:
                 continue
             rows[i][j] = new.rjust(len(cell) - 1) + " " if len(cell) > 1 else new
