@@ -53,8 +53,10 @@ Knots = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def fit_knots(t: np.ndarray, w: np.ndarray, integer_offsets: np.ndarray | None = None) -> Knots | None:
-    """Knots ``(kt, kz)`` of the map of transformed values ``t`` (weights ``w``), or None when
-    fewer than 3 distinct knots exist (e.g. a segment of one or two distinct values).
+    """Knots ``(kt, kz, slopes)`` of the map of transformed values ``t`` (weights ``w``): the knots
+    in ``t`` and ``z`` and the lower and upper tail slopes (each from the records beyond its end
+    knot; the end interval's slope when no weight lies beyond it), or None when fewer than 3
+    distinct knots exist (e.g. a segment of one value).
 
     ``integer_offsets``, when given, is ``t`` evaluated at each value plus each offset of
     :data:`DEQUANTIZE` (shape (n, 8)): the knots are then those of the dequantized values.
