@@ -30,3 +30,17 @@ def test_pmse_is_exported_from_metrics():
     from microplex.evaluation import metrics
 
     assert metrics.pmse is m.pmse
+
+
+def test_pmse_repeats_average_out_the_fold_split():
+    """One fold split is a noisy draw: averaging five cuts the spread over split seeds (the data
+    are fixed), and the default repeats a small sample as five splits do."""
+    rng = np.random.default_rng(7)
+    real = pd.DataFrame({"x": rng.normal(size=700), "y": rng.normal(size=700)})
+    synth = pd.DataFrame({"x": rng.normal(0.1, 1.05, size=700), "y": rng.normal(size=700)})
+    one = [m.pmse(real, synth, n_repeats=1, seed=s) for s in range(8)]
+    five = [m.pmse(real, synth, n_repeats=5, seed=s) for s in range(8)]
+    assert np.std(five) < 0.6 * np.std(one)
+    assert abs(np.mean(five) - np.mean(one)) < 2 * np.std(one) / np.sqrt(8)
+    assert m.pmse(real, synth, seed=3) == m.pmse(real, synth, n_repeats=5, seed=3)
+    assert m.pmse(real, synth, n_repeats=1, seed=3) != m.pmse(real, synth, n_repeats=5, seed=3)

@@ -43,6 +43,7 @@ def test_pmse_refuses_samples_its_default_classifier_cannot_split(n):
     "kwargs, match",
     [
         ({"n_folds": 1}, r"The 'n_folds' parameter must be an int >= 2. Got 1 instead"),
+        ({"n_repeats": 0}, r"The 'n_repeats' parameter must be an int >= 1 or None. Got 0"),
         ({"max_rows": 0}, r"The 'max_rows' parameter must be an int >= 1 or None. Got 0"),
         ({"random_state": -1}, r"The 'random_state' parameter must be an int in \[0, 2\*\*64 - 1\] or None. Got -1"),
         ({"classifier": "hgb"}, r"The 'classifier' parameter must be a scikit-learn classifier"),

@@ -17,6 +17,10 @@ from ._validation import check_weights, is_numeric
 #: fewer it cannot split at all and scores any two samples as indistinguishable (pMSE 0).
 MIN_ROWS_DEFAULT = 100
 
+#: Row budget of the default number of cross-fitting repeats (``n_repeats=None``): about as many
+#: classifier rows in all as one cross-fitting of 20,000 rows.
+REPEAT_ROWS = 20_000
+
 __all__ = ["pmse"]
 
 
@@ -42,6 +46,7 @@ def pmse(
     *,
     classifier: object = None,
     n_folds: int = 2,
+    n_repeats: int | None = None,
     max_rows: int | None = 20_000,
     seed: int | None = 0,
     random_state: int | None | str = DEPRECATED,
@@ -54,7 +59,9 @@ def pmse(
     ``pMSE = sum w (p - c)^2 / sum w``: 0 when the classifier cannot tell the sources apart,
     ``c (1 - c)`` (0.25 for equal sizes) when it separates them perfectly (Snoke et al. 2018,
     the utility measure of R synthpop). Categorical columns are one-hot coded; numeric missing
-    values get an indicator.
+    values get an indicator. The cross-fitting is repeated over ``n_repeats`` random fold splits
+    and the pMSE averaged: the same expected value with less of the split's noise (one split of
+    two 676-row samples gave 0.0025-0.0102 for the same data, depending on the split).
 
     Parameters
     ----------
@@ -63,6 +70,14 @@ def pmse(
         (``HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15,
         min_samples_leaf=50)``), which keeps the noise floor low (about 0.001 for two fresh
         samples of 600 rows from one distribution).
+    n_folds : int, default=2
+        Folds of each cross-fitting (at least 2).
+    n_repeats : int or None, default=None
+        Cross-fittings over independent fold splits whose pMSE values are averaged (at least 1;
+        each costs ``n_folds`` classifier fits). ``None`` repeats small samples more, where one
+        split is noisiest and fits are cheap: ``clip(round(REPEAT_ROWS / rows), 1, 5)`` with
+        ``rows`` the real plus synthetic rows after subsampling (5 repeats up to about 4,400
+        rows, 1 from about 13,400).
     max_rows : int or None, default=20000
         Each side is subsampled (by ``seed``) to at most this many rows.
 
@@ -85,6 +100,7 @@ def pmse(
     from sklearn.model_selection import StratifiedKFold
 
     n_folds = check_int(n_folds, "n_folds", low=2)
+    n_repeats = check_int(n_repeats, "n_repeats", low=1, allow_none=True)
     max_rows = check_int(max_rows, "max_rows", low=1, allow_none=True)
     seed = deprecated_random_state(seed, random_state, "pmse")
     if classifier is not None and not all(callable(getattr(classifier, a, None)) for a in ("fit", "predict_proba")):
@@ -124,16 +140,21 @@ def pmse(
     base = classifier
     if base is None:
         base = HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15, min_samples_leaf=50, random_state=0)
-    p = np.empty_like(y)
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
-    for train, test in folds.split(x, y):
-        for label, cls in (("real", 0), ("synthetic", 1)):
-            if w[train][y[train] == cls].sum() <= 0:
-                raise DataValidationError(
-                    f"pmse: a cross-fitting fold holds no {label} weight: the {label} weights sit on too few "
-                    "records (e.g. all on one) to train the classifier. Pass pmse=False or spread the weights."
-                )
-        model = clone(base).fit(x[train], y[train], sample_weight=w[train])
-        p[test] = model.predict_proba(x[test])[:, 1]
     c = w[y == 1].sum() / w.sum()
-    return float(np.sum(w * (p - c) ** 2) / w.sum())
+    if n_repeats is None:
+        n_repeats = int(np.clip(round(REPEAT_ROWS / len(y)), 1, 5))
+    scores = []
+    for _ in range(n_repeats):
+        p = np.empty_like(y)
+        folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
+        for train, test in folds.split(x, y):
+            for label, cls in (("real", 0), ("synthetic", 1)):
+                if w[train][y[train] == cls].sum() <= 0:
+                    raise DataValidationError(
+                        f"pmse: a cross-fitting fold holds no {label} weight: the {label} weights sit on too few "
+                        "records (e.g. all on one) to train the classifier. Pass pmse=False or spread the weights."
+                    )
+            model = clone(base).fit(x[train], y[train], sample_weight=w[train])
+            p[test] = model.predict_proba(x[test])[:, 1]
+        scores.append(float(np.sum(w * (p - c) ** 2) / w.sum()))
+    return float(np.mean(scores))
