@@ -52,20 +52,21 @@ DEQUANTIZE = (np.arange(8) + 0.5) / 8 - 0.5
 Knots = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def fit_knots(t: np.ndarray, w: np.ndarray, integer_offsets: np.ndarray | None = None) -> Knots | None:
+def fit_knots(t: np.ndarray, w: np.ndarray) -> Knots | None:
     """Knots ``(kt, kz, slopes)`` of the map of transformed values ``t`` (weights ``w``): the knots
     in ``t`` and ``z`` and the lower and upper tail slopes (each from the records beyond its end
     knot; the end interval's slope when no weight lies beyond it), or None when fewer than 3
     distinct knots exist (e.g. a segment of one value).
 
-    ``integer_offsets``, when given, is ``t`` evaluated at each value plus each offset of
-    :data:`DEQUANTIZE` (shape (n, 8)): the knots are then those of the dequantized values.
+    ``t`` of shape (n,) holds one value per record; of shape (n, m), each record's value at ``m``
+    offsets (an integer segment's values plus each offset of :data:`DEQUANTIZE`): the knots are
+    then those of the dequantized values, and ``K`` still counts records.
     """
     k = int(np.clip(kish_ess(w) // RECORDS_PER_KNOT, MIN_KNOTS, MAX_KNOTS))
     p = (np.arange(k) + 0.5) / k
-    if integer_offsets is not None:
-        t = integer_offsets.reshape(-1)
-        w = np.repeat(w / integer_offsets.shape[1], integer_offsets.shape[1])
+    if t.ndim == 2:
+        w = np.repeat(w / t.shape[1], t.shape[1])
+        t = t.reshape(-1)
     kt = weighted_quantile(t, p, w, method="interpolated")
     keep = np.r_[True, np.diff(kt) > 0]  # probabilities beyond the first/last position repeat an end value
     if keep.sum() < 3:

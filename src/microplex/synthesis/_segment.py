@@ -106,8 +106,7 @@ class _Segment:
         that the flow models: the segment's values off its heaps."""
         if not (len(y) and w.sum() > 0):
             return
-        spread = self._forward(y[:, None] + qmap.DEQUANTIZE[None, :]) if integer else None
-        self.knots = qmap.fit_knots(self._forward(y), w, spread)
+        self.knots = qmap.fit_knots(self._forward(y[:, None] + qmap.DEQUANTIZE[None, :] if integer else y), w)
 
     def contains(self, y: np.ndarray) -> np.ndarray:
         """Whether mirrored values ``y`` lie strictly inside the segment's bounds."""
