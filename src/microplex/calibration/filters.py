@@ -302,5 +302,11 @@ def _normalize_filters(filters: Mapping[str, Any] | str | None, where: str = "Ta
     for col, cond in filters.items():
         if not isinstance(col, str) or not col:
             raise DataValidationError(f"{where}: filter columns must be non-empty strings. Got {_got(col)} instead.")
-        out[col] = _condition(col, cond, f"{where}, filter {_got(dict(filters))}")
+        try:
+            out[col] = _condition(col, cond, where)
+        except DataValidationError as exc:  # the filter's repr is formatted only for an error message
+            msg = str(exc)
+            if msg.startswith(where):
+                msg = f"{where}, filter {_got(dict(filters))}{msg[len(where):]}"
+            raise DataValidationError(msg) from None
     return out
