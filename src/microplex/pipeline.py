@@ -283,6 +283,8 @@ def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
     for section in ("calibrate", "sparsify"):
         if config.get(section, {}).get("targets"):
             inputs[f"'{section}.targets'"] = resolve_path(config[section]["targets"], base)
+    if config.get("evaluate", {}).get("heldout"):
+        inputs["'evaluate.heldout'"] = resolve_path(config["evaluate"]["heldout"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
     for what, path in inputs.items():
