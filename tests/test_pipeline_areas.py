@@ -57,7 +57,8 @@ def test_geo_demo_end_to_end(geo_run):
     assert len(synthetic) == 2500 and (got - expected).abs().max() < 1  # generate.by: each PUMA's share
     assert (pd.read_csv(out / "calibration_report.csv")["rel_error"].abs().max()) < 1e-6
     areas = pd.read_csv(out / "subset_areas.csv")
-    assert sorted(areas["state"]) == STATES and (areas["kept"] <= 60).all() and (areas["max_rel_error"] <= 0.005).all()
+    assert sorted(areas["state"]) == STATES and areas["budget"].sum() == 60 and (areas["max_rel_error"] <= 0.005).all()
+    assert (areas["kept"] <= areas["budget"]).all() and (areas["budget"] >= areas["targets"]).all()
     subset = pd.read_parquet(out / "subset.parquet")
     assert len(subset) == areas["kept"].sum()
     targets = Targets.from_csv(d / "targets.csv")
@@ -73,6 +74,10 @@ def test_geo_demo_end_to_end(geo_run):
         hit = ((calibrated["puma_id"] == t.filters["puma_id"]) & calibrated["educ"].isin(t.filters["educ"]))
         assert achieved_cell == pytest.approx(calibrated.loc[hit, "weight"].sum(), rel=1e-12, abs=1e-12)
     assert set(mine["state"]) == set(STATES)
+    scores = pd.read_csv(out / "scores.csv")
+    calibration = scores[scores["metric"] == "calibration_rel_error"]  # on puma_id, which the scores exclude
+    assert len(calibration) == len(targets) and calibration["value"].max() <= 0.005
+    assert "puma_id" not in set(scores["variable"])
     html = (out / "report.html").read_text()
     assert "Held-out cells" in html and html.count("held-out error by") == 2
     summary = json.loads((out / ".microplex" / "evaluate.json").read_text())["figures"]
@@ -140,7 +145,10 @@ def _area_frame() -> tuple[pd.DataFrame, Targets]:
 def test_sparsify_by_meets_each_areas_targets_within_its_budget():
     df, targets = _area_frame()
     w, table = _sparsify_by(df, targets, "state", {"max_records": 40, "tolerance": 0.005, "seed": 0}, "weight", None)
-    assert table["area"].tolist() == ["X", "Y"] and (table["kept"] <= 40).all() and (table["kept"] > 0).all()
+    assert table["area"].tolist() == ["X", "Y"] and table["budget"].sum() == 40 and (table["kept"] > 0).all()
+    assert (table["kept"] <= table["budget"]).all()
+    share = df.groupby("state").size() / len(df)  # 2 targets each, the other 36 records by weight
+    assert (np.abs(table["budget"].to_numpy() - 2 - 36 * share.to_numpy()) < 1).all()
     kept = df.assign(weight=w)[w > 0]
     assert kept.groupby("state").size().tolist() == table["kept"].tolist()
     achieved = cell_totals(kept, targets)
@@ -157,8 +165,10 @@ def test_sparsify_by_refuses_targets_and_areas_that_do_not_match():
         _sparsify_by(df, targets + [Target(5.0, filters={"state": "Z"})], "state", params, "weight", None)
     with pytest.raises(DataValidationError, match=r"have records but no target.*'Y'"):
         _sparsify_by(df, Targets([t for t in targets if t.filters["state"] == "X"]), "state", params, "weight", None)
-    with pytest.raises(DataValidationError, match="Sparsifying the area state = 'X'.*max_records=1"):
-        _sparsify_by(df, targets, "state", {"max_records": 1, "seed": 0}, "weight", None)
+    with pytest.raises(DataValidationError, match="budget 3 is below the 4 targets of the areas of 'state'"):
+        _sparsify_by(df, targets, "state", {"max_records": 3, "seed": 0}, "weight", None)
+    with pytest.raises(DataValidationError, match="Sparsifying the area state = 'X': .*sex == 7"):
+        _sparsify_by(df, targets + [Target(5.0, filters={"state": "X", "sex": 7})], "state", params, "weight", None)
 
 
 def test_cell_totals_match_a_brute_force_count_and_empty_cells_are_zero():
@@ -198,6 +208,8 @@ def test_heldout_errors_by_area():
     ({"evaluate": {"areas": ["state"]}}, "'evaluate.areas' setting needs 'evaluate.heldout'"),
     ({"sources": [{"name": "c", "path": "bundled:census2000", "combine": {"k": "state"}}]}, "'sources\\[1\\].combine'"),
     ({"sparsify": {"by": 3}}, "'sparsify.by' setting must be a non-empty string"),
+    ({"evaluate": {"exclude": ["nope"]}}, "'evaluate.exclude' setting must name model columns"),
+    ({"evaluate": {"exclude": ["state"], "conditions": ["state"]}}, "excluded by 'evaluate.exclude'"),
 ])
 def test_bad_area_settings_are_refused_before_any_work(tmp_path, change, match):
     config = load_pipeline(GEO)

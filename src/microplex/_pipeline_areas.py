@@ -8,13 +8,14 @@ source's ``combine`` table).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ._errors import DataValidationError
+from ._errors import ConvergenceError, DataValidationError
 from ._pipeline_config import WEIGHT
 from ._random import int_seed, named_child
 from ._stats import systematic_counts
@@ -86,14 +87,38 @@ def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, colu
     return conditions.iloc[np.concatenate(rows)].reset_index(drop=True)
 
 
+def _budgets(records: pd.DataFrame, codes: np.ndarray, values: list[Any], areas: list[Any], total: int | None,
+             weight: str, household_col: str | None, column: str, rng: np.random.Generator) -> list[int | None]:
+    """Each area's budget: its number of targets, plus its share of the rest of ``total`` in proportion
+    to its weight (systematic rounding), so the budgets sum to ``total``; ``None`` each without a total.
+
+    Households count once (the first record's weight) when ``household_col`` is given.
+    """
+    if total is None:
+        return [None] * len(values)
+    per_area = Counter(areas)
+    need = np.array([per_area[v] for v in values], dtype=np.int64)
+    if need.sum() > total:
+        raise DataValidationError(
+            f"The 'sparsify.max_records' budget {total} is below the {int(need.sum())} targets of the areas of "
+            f"{column!r}; each area needs at least as many records as its targets. Raise 'sparsify.max_records'.")
+    w = records[weight].to_numpy(dtype=float)
+    if household_col is not None:
+        w = np.where(~records[household_col].duplicated().to_numpy(), w, 0.0)
+    mass = np.bincount(codes, weights=w, minlength=len(values))
+    return (need + systematic_counts(mass / mass.sum(), int(total - need.sum()), rng)).tolist()
+
+
 def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mapping[str, Any],
                  weight: str, household_col: str | None) -> tuple[np.ndarray, pd.DataFrame]:
     """Sparse subsets chosen area by area: one :class:`~microplex.SparseCalibrator` per value of ``column``.
 
     Every target must fix ``column`` to one value (its area); an area's records are calibrated to its
-    own targets, with ``max_records`` as that area's budget and a seed of its own (the named child of
-    ``params["seed"]``). Returns the weights of every record (zero for those not kept) and a table
-    with one row per area: ``area``, ``candidates``, ``kept``, ``targets``, ``max_rel_error``.
+    own targets, with a seed of its own (the named child of ``params["seed"]``). ``max_records`` is the
+    budget of all areas together: each area gets as many records as it has targets plus its share of
+    the rest by weight (:func:`_budgets`); without it each area searches its smallest budget. Returns
+    the weights of every record (zero for those not kept) and a table with one row per area: ``area``,
+    ``candidates``, ``budget``, ``kept``, ``targets``, ``max_rel_error``.
     """
     from .calibration import SparseCalibrator, Targets
     from .calibration.filters import fixed_value
@@ -121,6 +146,8 @@ def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mappi
             f"Areas of {column!r} have records but no target, so 'sparsify.by' would drop them: {_listed(bare)}; "
             "give every area targets (at least its count).")
     base_seed = int(params.get("seed", 0))
+    budgets = _budgets(records, codes, values.tolist(), areas, params.get("max_records"), weight, household_col, column,
+                       np.random.default_rng(named_child(base_seed, "budgets")))
     weights = np.zeros(len(records))
     rows = []
     for i, area in enumerate(values.tolist()):
@@ -129,13 +156,14 @@ def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mappi
         seed = int_seed(named_child(base_seed, f"{column}={area}"))
         part = records.iloc[members]
         try:
-            res = SparseCalibrator(**{**params, "seed": seed}).fit(part, mine, weight_col=weight,
-                                                                   household_col=household_col)
-        except DataValidationError as exc:
-            raise DataValidationError(f"Sparsifying the area {column} = {area!r}: {exc}") from exc
+            res = SparseCalibrator(**{**params, "seed": seed, "max_records": budgets[i]}).fit(
+                part, mine, weight_col=weight, household_col=household_col)
+        except (DataValidationError, ConvergenceError) as exc:  # the same error, naming the area
+            raise type(exc)(f"Sparsifying the area {column} = {area!r}: {exc}") from exc
         w = np.asarray(res.result_.record_weights, dtype=float)
         weights[members] = w
-        rows.append({"area": area, "candidates": len(members), "kept": int((w > 0).sum()), "targets": len(mine),
+        rows.append({"area": area, "candidates": len(members), "budget": budgets[i], "kept": int((w > 0).sum()),
+                     "targets": len(mine),
                      "max_rel_error": float(res.summary["max_rel_error"])})
     return weights, pd.DataFrame(rows)
 
@@ -151,3 +179,20 @@ def _heldout(ctx: StageContext) -> pd.DataFrame:
     populations = {label: pd.read_parquet(ctx.input(f"population@{stage}"))
                    for stage, label in _POPULATIONS.items() if ctx.input(f"population@{stage}") is not None}
     return heldout_errors(populations, ctx.targets["evaluate"], weight_col=WEIGHT, areas=ctx.config["evaluate"].get("areas", []))
+
+
+def _check_targets_on(report: Any, records: pd.DataFrame, targets: Any) -> None:
+    """Adds the calibration targets' achieved totals over every column of ``records`` to ``report``.
+
+    With ``evaluate.exclude`` the scored frames lack the excluded columns (a PUMA key), which the
+    targets use; the totals are taken on the whole population instead, as :func:`~microplex.evaluation.evaluate`
+    would (its ``calibration`` table and ``calibration_rel_error`` scores).
+    """
+    from .evaluation.calibration import achieved_vs_target
+    from .evaluation.report import _calibration_totals
+
+    achieved, wanted = _calibration_totals(records, records[WEIGHT].to_numpy(dtype=float), targets)
+    report.calibration = achieved_vs_target(achieved, wanted)
+    rows = pd.DataFrame([("calibration_rel_error", name, "all", abs(float(e)))
+                         for name, e in report.calibration["rel_error"].items()], columns=report.scores.columns)
+    report.scores = pd.concat([report.scores, rows], ignore_index=True)

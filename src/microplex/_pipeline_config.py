@@ -180,7 +180,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
                  "stratify": _stratify, "force": check_bool, "by": _text},
     "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
-                 "heldout": _text, "areas": _names(False)},
+                 "heldout": _text, "areas": _names(False), "exclude": _names(False)},
 }
 
 
@@ -327,6 +327,15 @@ def _check_areas(checked: dict[str, Any]) -> None:
         raise DataValidationError(
             "The 'generate.by' setting draws 'generate.n' records area by area in memory: it needs 'n' and no "
             "'conditions' or 'partition_by'.")
+    columns = list(model["targets"]) + list(conditions)
+    excluded = ev.get("exclude", [])
+    if [c for c in excluded if c not in columns] or not [c for c in columns if c not in excluded]:
+        raise DataValidationError(
+            f"The 'evaluate.exclude' setting must name model columns {columns} and leave at least one to score. "
+            f"Got {excluded} instead.")
+    both = sorted(set(excluded) & set(ev.get("conditions", [])))
+    if both:
+        raise DataValidationError(f"The 'evaluate.conditions' {both} are excluded by 'evaluate.exclude'.")
     if "areas" in ev and "heldout" not in ev:
         raise DataValidationError("The 'evaluate.areas' setting needs 'evaluate.heldout' (the held-out cells).")
     if "heldout" in ev and "partition_by" in gen:

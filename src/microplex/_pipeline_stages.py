@@ -41,7 +41,8 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
-from ._pipeline_areas import _POPULATIONS, _area_conditions, _heldout, _sparsify_by, _split_within
+from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
+                              _split_within)
 from ._pipeline_inputs import _plain, _population_total, _read_population, _source_frame, _training_weight
 from ._random import int_seed, named_child
 from .io import read_table, resolve_path
@@ -392,13 +393,17 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
     heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
-    keep = columns + ([weight] if weight else [])
+    scored = [c for c in columns if c not in cfg.get("exclude", [])]
+    keep = scored + ([weight] if weight else [])
+    targets = ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None
     report = evaluate(
-        train[keep], synthetic[columns + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
-        targets=ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None,
+        train[keep], synthetic[scored + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
+        targets=None if cfg.get("exclude") else targets,
         holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), seed=seed,
         progress=ctx.progress,
     )
+    if cfg.get("exclude") and targets is not None:  # the targets may use the excluded columns
+        _check_targets_on(report, synthetic, targets)
     report.scores.to_csv(ctx.output("scores"), index=False)
     figures: dict[str, Any] = {}
     if heldout is not None:
