@@ -223,3 +223,23 @@ def test_bad_area_settings_are_refused_before_any_work(tmp_path, change, match):
     with pytest.raises(DataValidationError, match=match):
         run_pipeline(config, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_demo_geo_runs_the_bundled_geo_pipeline(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import microplex.pipeline
+    from microplex.cli import app
+
+    calls = []
+
+    class Done:
+        def summary_text(self):
+            return "done"
+
+    monkeypatch.setattr(microplex.pipeline, "run_pipeline", lambda p, **kw: calls.append((Path(p), kw)) or Done())
+    assert CliRunner().invoke(app, ["demo", "--geo", "-q", "-o", str(tmp_path / "g")]).exit_code == 0
+    assert CliRunner().invoke(app, ["demo", "-q", "--rows", "50", "--epochs", "2", "-o", str(tmp_path / "d")]).exit_code == 0
+    (geo, geo_kw), (cps, cps_kw) = calls
+    assert geo == GEO and geo_kw["overrides"] == {"output": str((tmp_path / "g").resolve())}
+    assert cps.parent.name == "demo" and cps_kw["overrides"]["generate.n"] == 50 and cps_kw["overrides"]["model.epochs"] == 2
