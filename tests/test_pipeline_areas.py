@@ -243,3 +243,18 @@ def test_demo_geo_runs_the_bundled_geo_pipeline(monkeypatch, tmp_path):
     (geo, geo_kw), (cps, cps_kw) = calls
     assert geo == GEO and geo_kw["overrides"] == {"output": str((tmp_path / "g").resolve())}
     assert cps.parent.name == "demo" and cps_kw["overrides"]["generate.n"] == 50 and cps_kw["overrides"]["model.epochs"] == 2
+
+
+def test_report_shows_the_largest_calibration_errors_when_targets_are_many(tmp_path):
+    """2,330 targets made a bar per target and a 2,330-row table; the report keeps the 40 largest errors."""
+    from microplex.evaluation import evaluate
+
+    df = pd.DataFrame({"g": np.repeat(np.arange(50), 4), "x": np.arange(200.0)})
+    synth = df.assign(weight=1.0)
+    targets = {("g", i): 4.0 + (i == 7) for i in range(50)}  # one target missed by 20%
+    rep = evaluate(df, synth, synthetic_weight_col="weight", targets=targets, pmse=False, progress=False)
+    html = rep.to_html(tmp_path / "r.html").read_text()
+    section = html[html.index('id="calibration"'):]
+    assert "50 targets; the 40 with the largest absolute relative error" in section
+    table = section[section.index("<table"):section.index("</table>")]
+    assert table.count("<tr>") == 40 and table.index("g=7") < table.index("g=0")
