@@ -258,3 +258,13 @@ def test_report_shows_the_largest_calibration_errors_when_targets_are_many(tmp_p
     assert "50 targets; the 40 with the largest absolute relative error" in section
     table = section[section.index("<table"):section.index("</table>")]
     assert table.count("<tr>") == 40 and table.index("g=7") < table.index("g=0")
+
+
+def test_area_settings_are_refused_in_a_household_pipeline(tmp_path):
+    config = {"output": str(tmp_path / "out"), "sources": [{"name": "s", "path": "bundled:eusilc"}],
+              "model": {"household_id": "db030", "household_vars": ["hsize"], "person_vars": ["age"],
+                        "holdout_by": "hsize"},
+              "generate": {"n_households": 10, "by": "hsize"}, "sparsify": {"by": "db040", "targets": "t.csv"}}
+    with pytest.raises(DataValidationError, match=r"\['model.holdout_by', 'generate.by', 'sparsify.by'\] are not available"):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "out").exists()

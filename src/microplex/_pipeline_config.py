@@ -294,8 +294,9 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
         missing.append("generate.n_households")
     if missing:
         raise DataValidationError(f"A household pipeline ('model.household_id' set) needs the settings {missing}.")
-    flat = [f"model.{k}" for k in ("targets", "conditions") if k in model] + [
-        f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file") if k in gen]
+    flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by") if k in model] + [
+        f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file", "by") if k in gen]
+    flat += ["sparsify.by"] if "by" in checked.get("sparsify", {}) else []
     flat += [f"[{s}]" for s in ("fuse", "evaluate") if s in checked]
     if flat:
         raise DataValidationError(
