@@ -141,6 +141,7 @@ def files(tmp_path_factory, cps1):
         (["evaluate", "{d}/data.csv", "{d}/data.parquet", "--report", "{o}/r.html", "--weight", "w"], "'--weight' column 'w' is not in the real file"),
         (["demo", "--rows", "0", "--epochs", "1", "-q", "-o", "{o}/demo"], "'rows' parameter must be an int >= 1"),
         (["demo", "--epochs", "0", "-q", "-o", "{o}/demo"], "'epochs' parameter must be 'auto' or an int >= 1"),
+        (["demo", "--geo", "--rows", "0", "-q", "-o", "{o}/demo"], "'rows' parameter must be an int >= 1"),
         (["run", "{d}/nope.toml"], "does not exist"),
         (["run", "{d}/data.csv"], "must end in .toml"),
     ],

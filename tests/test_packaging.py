@@ -37,3 +37,11 @@ def test_every_bundled_data_file_has_its_licence_stated():
 def test_package_data_ships_the_licences_with_the_data():
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["microplex"]
     assert {"datasets/data/*.csv", "datasets/data/*.md", "datasets/data/licenses/*.txt"} <= set(globs)
+
+
+def test_package_data_ships_every_bundled_pipeline():
+    """`microplex demo` and `demo --geo` read their pipeline, targets and held-out cells from the package."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["microplex"]
+    folders = sorted(p.parent.name for p in (ROOT / "src" / "microplex" / "datasets").glob("*/pipeline.toml"))
+    assert folders == ["demo", "demo_geo"]
+    assert all(f"datasets/{folder}/*" in globs for folder in folders)

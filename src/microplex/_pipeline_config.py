@@ -104,6 +104,19 @@ def _rename(value: Any, name: str) -> dict[str, str]:
     return dict(value)
 
 
+def _combine(value: Any, name: str) -> dict[str, list[str]]:
+    """New key columns ``{new = ["a", "b"]}``: each the listed columns' values joined with ``:``."""
+    ok = isinstance(value, Mapping) and bool(value) and all(isinstance(k, str) and k.strip() for k in value)
+    if ok:
+        try:
+            return {k: check_names(v, f"{name}.{k}", allow_empty=False) for k, v in value.items()}
+        except DataValidationError:
+            ok = False
+    raise DataValidationError(
+        f"The {name!r} setting must be a table of new key columns {{new = [\"a\", \"b\"]}}, each a list of "
+        f"column names. Got {_got(value)} instead.")
+
+
 def _stratify(value: Any, name: str) -> str | list[str]:
     return _text(value, name) if isinstance(value, str) else check_names(value, name, allow_empty=False)
 
@@ -151,21 +164,23 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "calibrate": "calibrate", "sparsify": "sparsify", "evaluate": "evaluate",
     },
     "sources": {"name": _text, "path": _text, "weight": _text, "rename": _rename, "columns": _names(False),
-                "dropna": check_bool},
+                "dropna": check_bool, "combine": _combine},
     "fuse": {"base": _text, "shared": _names(False), "n_imputations": _int(1, 1000), "synthesizer": "synthesizer"},
     "synthesizer": SYNTHESIZER,
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
               "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
-              "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, **SYNTHESIZER},
+              "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, "holdout_by": _text,
+              **SYNTHESIZER},
     "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
-                 "n_households": _count, "households_per_file": _int(1)},
+                 "n_households": _count, "households_per_file": _int(1), "by": _text},
     "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
                   "soft": check_bool},
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
-                 "stratify": _stratify, "force": check_bool},
-    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool},
+                 "stratify": _stratify, "force": check_bool, "by": _text},
+    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
+                 "heldout": _text, "areas": _names(False), "exclude": _names(False)},
 }
 
 
@@ -252,6 +267,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"The model column name {WEIGHT!r} is reserved for the synthetic weight the pipeline adds; rename it "
             "with the source's 'rename' table.")
     _check_generate(checked)
+    _check_areas(checked)
     if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
         raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
     if "evaluate" in checked:
@@ -278,8 +294,9 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
         missing.append("generate.n_households")
     if missing:
         raise DataValidationError(f"A household pipeline ('model.household_id' set) needs the settings {missing}.")
-    flat = [f"model.{k}" for k in ("targets", "conditions") if k in model] + [
-        f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file") if k in gen]
+    flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by") if k in model] + [
+        f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file", "by") if k in gen]
+    flat += ["sparsify.by"] if "by" in checked.get("sparsify", {}) else []
     flat += [f"[{s}]" for s in ("fuse", "evaluate") if s in checked]
     if flat:
         raise DataValidationError(
@@ -296,6 +313,36 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
     if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
         raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
     return checked
+
+
+def _check_areas(checked: dict[str, Any]) -> None:
+    """The area settings: ``model.holdout_by`` and ``generate.by`` name a condition column, ``generate.by``
+    draws ``generate.n`` records in memory, ``evaluate.areas`` needs ``evaluate.heldout``."""
+    model, gen, ev = checked["model"], checked["generate"], checked.get("evaluate", {})
+    conditions = model.get("conditions", [])
+    for key, value in (("model.holdout_by", model.get("holdout_by")), ("generate.by", gen.get("by"))):
+        if value is not None and value not in conditions:
+            raise DataValidationError(
+                f"The {key!r} setting names {value!r}, which is not one of the model's conditions {conditions}.")
+    if gen.get("by") is not None and ("n" not in gen or "partition_by" in gen):
+        raise DataValidationError(
+            "The 'generate.by' setting draws 'generate.n' records area by area in memory: it needs 'n' and no "
+            "'conditions' or 'partition_by'.")
+    columns = list(model["targets"]) + list(conditions)
+    excluded = ev.get("exclude", [])
+    if [c for c in excluded if c not in columns] or not [c for c in columns if c not in excluded]:
+        raise DataValidationError(
+            f"The 'evaluate.exclude' setting must name model columns {columns} and leave at least one to score. "
+            f"Got {excluded} instead.")
+    both = sorted(set(excluded) & set(ev.get("conditions", [])))
+    if both:
+        raise DataValidationError(f"The 'evaluate.conditions' {both} are excluded by 'evaluate.exclude'.")
+    if "areas" in ev and "heldout" not in ev:
+        raise DataValidationError("The 'evaluate.areas' setting needs 'evaluate.heldout' (the held-out cells).")
+    if "heldout" in ev and "partition_by" in gen:
+        raise DataValidationError(
+            "The 'evaluate.heldout' setting totals every record of each population in memory; it is not available "
+            "on a streamed population ('generate.partition_by').")
 
 
 def _check_generate(checked: dict[str, Any]) -> None:

@@ -42,6 +42,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         clashes = sorted({c for c in names if names.count(c) > 1})
         if clashes:
             raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
+    if src.get("combine"):
+        df = _combine(df, src["combine"], label)
     weight = [src["weight"]] if src.get("weight") else []
     if src.get("columns"):
         keep = list(dict.fromkeys(list(src["columns"]) + weight))
@@ -63,6 +65,32 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         needed = [c for c in model_columns if c in df.columns]
         df = (households.dropna(df, config, needed) if households.is_households(config)
               else df.dropna(subset=needed)).reset_index(drop=True)
+    return df
+
+
+def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> pd.DataFrame:
+    """Adds each key column of ``combine`` (``{new: [a, b]}``): the values of ``a``, ``b`` joined with ``:``.
+
+    A nested area code that is unique only within its parent (a PUMA within its state) becomes one
+    national key (``"Alabama:100"``). The listed columns must exist and hold no missing value; the
+    new name must not be a column already.
+    """
+    df = df.copy()
+    for new, parts in combine.items():
+        missing = [c for c in parts if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"The 'combine' table of {label} names columns {missing} it lacks.")
+        if new in df.columns:
+            raise DataValidationError(
+                f"The 'combine' table of {label} adds the column {new!r}, which it already has; choose another name.")
+        gaps = [c for c in parts if df[c].isna().any()]
+        if gaps:
+            raise DataValidationError(
+                f"The 'combine' table of {label} joins columns {gaps} that hold missing values; a key needs every part.")
+        key = df[parts[0]].astype(str)
+        for c in parts[1:]:
+            key = key + ":" + df[c].astype(str)
+        df[new] = key.astype(object)
     return df
 
 

@@ -41,6 +41,8 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
+from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
+                              _split_within)
 from ._pipeline_inputs import _plain, _population_total, _read_population, _source_frame, _training_weight
 from ._random import int_seed, named_child
 from .io import read_table, resolve_path
@@ -148,6 +150,8 @@ def external_inputs(config: Mapping[str, Any], base: Path) -> dict[str, Artifact
         if section in config:
             spec = config[section].get("targets") or config.get("calibrate", {}).get("targets")
             bound[f"{section}.targets"] = resolve_path(spec, base)
+    if config.get("evaluate", {}).get("heldout"):
+        bound["evaluate.targets"] = resolve_path(config["evaluate"]["heldout"], base)
     return bound
 
 
@@ -172,6 +176,8 @@ def plan(config: Mapping[str, Any], base: Path, out: Path) -> list[PlannedStage]
         outputs = {o.name: out / o.file_in(config) for o in _outputs(stage, config)}
         folders = frozenset(o.name for o in _outputs(stage, config) if o.folder)
         bound.update(outputs)
+        if "population" in outputs and config.get("evaluate", {}).get("heldout"):
+            bound[f"population@{stage.name}"] = outputs["population"]  # each population, for the held-out cells
         planned.append(PlannedStage(stage, inputs, outputs, folders))
     return planned
 
@@ -230,14 +236,18 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     if households.is_households(ctx.config):
         return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
-    order = np.random.default_rng(ctx.seed("split")).permutation(len(data))
-    cut = int(round((1 - share) * len(data)))
-    train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
+    rng = np.random.default_rng(ctx.seed("split"))
+    if model.get("holdout_by"):
+        train, holdout = _split_within(data, share, model["holdout_by"], rng)
+    else:
+        order = rng.permutation(len(data))
+        cut = int(round((1 - share) * len(data)))
+        train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
     if len(train) < 2 or ("evaluate" in ctx.config and len(holdout) < 1):
         raise DataValidationError(
             f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
             "after 'model.holdout'); it needs at least 2 to train and 1 held out for [evaluate].")
-    params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout")}
+    params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout", "holdout_by")}
     synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params)
     synth.fit(train, weight_col=_training_weight(ctx.config), seed=ctx.seed("fit"))
     synth.save(ctx.output("model"))
@@ -276,6 +286,11 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
         rows = int(manifest["rows"])
         return {"rows": rows, "note": f"{rows:,} records streamed to {target.name}/"}
     seed = ctx.seed("generate")
+    if gen.get("by"):  # every area gets its share of the records
+        ss = np.random.SeedSequence(seed).spawn(2)
+        conditions = _area_conditions(synth.training_conditions_, np.asarray(synth.training_weights_, dtype=float),
+                                      int(n), gen["by"], np.random.default_rng(ss[0]))
+        seed = int_seed(ss[1])
     synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
     if len(synthetic) == 0:
         raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
@@ -352,13 +367,20 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
         warnings.warn("[sparsify] 'random_state' is deprecated; use 'seed'.", FutureWarning, stacklevel=2)
         params["seed"] = params.pop("random_state")
     params.setdefault("seed", ctx.seed("sparsify"))
-    res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT, household_col=hid)
-    weights = np.asarray(res.result_.record_weights, dtype=float)
+    if "by" in params:  # one subset per area, each calibrated to its area's targets
+        by = params.pop("by")
+        weights, areas = _sparsify_by(records, ctx.targets["sparsify"], by, params, WEIGHT, hid)
+        areas.rename(columns={"area": by}).to_csv(ctx.output("subset_areas"), index=False)
+        summary = {"max_rel_error": float(areas["max_rel_error"].max())}
+    else:
+        res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT, household_col=hid)
+        weights = np.asarray(res.result_.record_weights, dtype=float)
+        summary = {k: _plain(v) for k, v in res.summary.items()}
     subset = records.assign(**{WEIGHT: weights})[weights > 0].reset_index(drop=True)
     subset.to_parquet(ctx.output("population"), index=False)
-    summary = {k: _plain(v) for k, v in res.summary.items()}
     return {"kept": len(subset), "max_rel_error": summary.get("max_rel_error"),
-            "note": f"kept {len(subset):,} of {len(records):,} records"}
+            "note": f"kept {len(subset):,} of {len(records):,} records"
+                    + (f" in {len(areas)} areas of {by!r}" if cfg.get("by") else "")}
 
 
 def _evaluate(ctx: StageContext) -> dict[str, Any]:
@@ -369,18 +391,31 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     columns = list(model.get("conditions", [])) + list(model["targets"])
     seed = ctx.seed("evaluate")
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
+    heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
-    keep = columns + ([weight] if weight else [])
+    scored = [c for c in columns if c not in cfg.get("exclude", [])]
+    keep = scored + ([weight] if weight else [])
+    targets = ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None
     report = evaluate(
-        train[keep], synthetic[columns + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
-        targets=ctx.targets.get("calibrate") if ctx.input("calibrate.targets") else None,
+        train[keep], synthetic[scored + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
+        targets=None if cfg.get("exclude") else targets,
         holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), seed=seed,
         progress=ctx.progress,
     )
+    if cfg.get("exclude") and targets is not None:  # the targets may use the excluded columns
+        _check_targets_on(report, synthetic, targets)
     report.scores.to_csv(ctx.output("scores"), index=False)
+    figures: dict[str, Any] = {}
+    if heldout is not None:
+        from .evaluation.areas import error_summary
+
+        heldout.to_csv(ctx.output("heldout_errors"), index=False)
+        report.heldout, report.areas = heldout, list(cfg.get("areas", []))
+        for row in error_summary(heldout).itertuples():
+            figures[f"heldout_{row.population}"] = {"cells": row.cells, "median": row.median, "p90": row.p90}
     report.to_html(ctx.output("report"))
     name = cfg.get("report", "report.html")
-    return {"report": str(ctx.out / name), "note": f"report at {name}"}
+    return {"report": str(ctx.out / name), **figures, "note": f"report at {name}"}
 
 
 #: The stages in the order they run (see the module docstring).
@@ -400,8 +435,12 @@ STAGE_TABLE: tuple[Stage, ...] = (
                    Output("calibration_report", "calibration_report.csv")),
           settings=("calibrate",)),
     Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
-          outputs=(Output("population", "subset.parquet"),), settings=("sparsify",), seeds=("sparsify",)),
-    Stage("evaluate", _evaluate, inputs=("population", "train", "holdout", "calibrate.targets?"),
-          outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report")),
+          outputs=(Output("population", "subset.parquet"),
+                   Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
+          settings=("sparsify",), seeds=("sparsify",)),
+    Stage("evaluate", _evaluate, inputs=("population", "train", "holdout", "calibrate.targets?", "evaluate.targets?",
+                                         *(f"population@{s}?" for s in _POPULATIONS)),
+          outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report"),
+                   Output("heldout_errors", "heldout_errors.csv", when=lambda c: bool(c["evaluate"].get("heldout")))),
           settings=("evaluate",), seeds=("evaluate",)),
 )

@@ -91,23 +91,33 @@ def run(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("microplex-demo"), "--out", "-o", help="Output folder."),
-    rows: int = typer.Option(100_000, help="Synthetic population size."),
-    epochs: str = typer.Option("auto", help="Training epochs: 'auto' (from the data size) or an int."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: microplex-demo, or with "
+                                                              "--geo microplex-demo-geo)."),
+    rows: int | None = typer.Option(None, help="Synthetic population size (default: the pipeline's, 100,000 "
+                                               "or with --geo 60,000)."),
+    epochs: str | None = typer.Option(None, help="Training epochs: 'auto' (from the data size) or an int "
+                                                 "(default: the pipeline's, 'auto' or with --geo 12)."),
+    geo: bool = typer.Option(False, "--geo", help="The geography demo: census2000, a population for every PUMA, "
+                                                  "state and PUMA controls, a subset per state, held-out cells."),
     force: bool = typer.Option(False, help="Re-run every stage."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
-    """Runs the bundled demo pipeline on the real CPS extract (the same code path as 'run')."""
+    """Runs a bundled demo pipeline on real data (the same code path as 'run'): the CPS extract, or with
+    --geo the census2000 extract by state and PUMA."""
     def body(say: Callable[[str], None]) -> None:
         from .pipeline import run_pipeline
 
-        check_int(rows, "rows", low=1)
-        n_epochs = parse_epochs(epochs)
-        check_output(out, "out", [], folder=True)
-        pipeline = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
-        overrides = {"output": str(out.resolve()), "generate.n": rows, "model.epochs": n_epochs}
-        say(f"Running the demo pipeline {pipeline} -> {out}")
+        folder = "demo_geo" if geo else "demo"
+        target = out if out is not None else Path(f"microplex-{folder.replace('_', '-')}")
+        overrides: dict[str, object] = {"output": str(target.resolve())}
+        if rows is not None:
+            overrides["generate.n"] = check_int(rows, "rows", low=1)
+        if epochs is not None:
+            overrides["model.epochs"] = parse_epochs(epochs)
+        check_output(target, "out", [], folder=True)
+        pipeline = Path(str(resources.files("microplex.datasets").joinpath(folder, "pipeline.toml")))
+        say(f"Running the demo pipeline {pipeline} -> {target}")
         result = run_pipeline(pipeline, overrides=overrides, force=force, progress=not quiet)
         say(result.summary_text())
 

@@ -85,7 +85,8 @@ class PipelineResult:
         lines = [f"microplex pipeline -> {self.output}"]
         for name, info in self.stages.items():
             lines.append(f"  {name:<10} {info['status']:<8} {info.get('seconds', 0):7.1f} s  {info.get('note', '')}")
-        for key in ("rows", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records", "report"):
+        for key in ("rows", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records",
+                    "heldout_median_p90", "report"):
             if key in s:
                 lines.append(f"  {key}: {s[key]}")
         return "\n".join(lines)
@@ -283,6 +284,8 @@ def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
     for section in ("calibrate", "sparsify"):
         if config.get(section, {}).get("targets"):
             inputs[f"'{section}.targets'"] = resolve_path(config[section]["targets"], base)
+    if config.get("evaluate", {}).get("heldout"):
+        inputs["'evaluate.heldout'"] = resolve_path(config["evaluate"]["heldout"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
     for what, path in inputs.items():
@@ -309,4 +312,8 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
         summary["kept_records"] = f["sparsify"].get("kept")
     if "evaluate" in f:
         summary["report"] = f["evaluate"].get("report")
+        heldout = {k.removeprefix("heldout_"): v for k, v in f["evaluate"].items() if k.startswith("heldout_")}
+        if heldout:  # evaluate.heldout: |relative error| over the held-out cells, per population
+            summary["heldout_median_p90"] = ", ".join(
+                f"{name} {v['median']:.3f} / {v['p90']:.3f}" for name, v in heldout.items())
     return summary

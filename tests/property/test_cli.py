@@ -165,7 +165,8 @@ def _allowed(box: Path, config) -> Path:
 
 def _check_outputs(box: Path, config) -> None:
     out = (box / config["output"]).resolve()
-    synthetic = pd.read_parquet(out / "synthetic.parquet")
+    gen = config["generate"]  # a streamed population (partition_by) is a dataset folder
+    synthetic = pd.read_parquet(out / (gen.get("dataset", "population") if gen.get("partition_by") else "synthetic.parquet"))
     assert len(synthetic) == config["generate"]["n"]
     assert (out / "model.mpx").is_file() and (out / "summary.json").is_file()
     assert not list(out.rglob(".tmp-*"))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from microplex._errors import DataValidationError
 
-__all__ = ["parse_filter", "format_filter", "intersect"]
+__all__ = ["parse_filter", "format_filter", "intersect", "fixed_value"]
 
 
 def _is_missing(v: Any) -> bool:
@@ -310,3 +310,22 @@ def _normalize_filters(filters: Mapping[str, Any] | str | None, where: str = "Ta
                 msg = f"{where}, filter {_got(dict(filters))}{msg[len(where):]}"
             raise DataValidationError(msg) from None
     return out
+
+
+def fixed_value(filters: Mapping[str, Any], column: str) -> Any:
+    """The one value ``filters`` allow for ``column`` (an equality, or a set of one value); ``None``
+    when the column is unfiltered or allowed several values (a set, a range).
+
+    Examples
+    --------
+    >>> fixed_value(parse_filter("state == 'CA' & age >= 18"), "state")
+    'CA'
+    >>> fixed_value(parse_filter("state in {'CA', 'NY'}"), "state") is None
+    True
+    """
+    cond = filters.get(column)
+    if isinstance(cond, frozenset | set):
+        return next(iter(cond)) if len(cond) == 1 else None
+    if isinstance(cond, pd.Interval):
+        return None
+    return cond

@@ -171,6 +171,10 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
     if rep.calibration is not None or rep.weights_summary is not None:
         body.append('<h2 id="calibration">Calibration</h2>')
         body.append(pf.calibration_plots(rep))
+    if rep.heldout is not None:
+        from ._plots_area import heldout_section
+
+        body.append(heldout_section(rep))
     if rep.privacy is not None and rep.holdout_df is not None:
         body.append('<h2 id="privacy">Privacy</h2>')
         body.append(_privacy(rep))

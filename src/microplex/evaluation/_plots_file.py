@@ -19,6 +19,8 @@ __all__ = ["MAX_VARIABLES", "overview_plot", "heatmaps", "subgroup_cells", "subg
            "DCR_UNITS", "training_history", "training_plot"]
 
 MAX_VARIABLES = 40
+#: Calibration targets shown at most (bars and table): beyond, the largest relative errors.
+MAX_TARGETS = 40
 #: How the distance to the closest record is measured (:func:`~microplex.evaluation.privacy.encode_records`).
 DCR_UNITS = ("Euclidean distance over all columns: a numeric column counts the difference of its training-"
              "distribution ranks (0 to 1), a different category adds 1 to the squared distance")
@@ -116,12 +118,17 @@ def calibration_plots(rep: EvaluationReport) -> str:
         if lim[0] > 0 and lim[1] / lim[0] > 100:
             ax1.set_xscale("log")
             ax1.set_yscale("log")
-        ax2.barh(range(len(c)), 100 * c["rel_error"].to_numpy(), color=SYNTH)
-        ax2.set_yticks(range(len(c)), [label(v, 30) for v in c.index], fontsize=7)
-        ax2.set_xlabel("relative error (%)")
+        worst = c.reindex(c["rel_error"].abs().sort_values(ascending=False, kind="stable").index).head(MAX_TARGETS)
+        shown = worst if len(c) > MAX_TARGETS else c
+        ax2.barh(range(len(shown)), 100 * shown["rel_error"].to_numpy(), color=SYNTH)
+        ax2.set_yticks(range(len(shown)), [label(v, 30) for v in shown.index], fontsize=7)
+        ax2.set_xlabel("relative error (%)" + (f", the {MAX_TARGETS} largest" if len(c) > MAX_TARGETS else ""))
         fig.tight_layout()
         parts.append(png(fig, "calibration targets"))
-        parts.append(c.to_html(float_format=lambda v: f"{v:.6g}"))
+        if len(c) > MAX_TARGETS:
+            parts.append(f'<p class="note">{len(c):,} targets; the {MAX_TARGETS} with the largest absolute relative '
+                         "error:</p>")
+        parts.append(shown.to_html(float_format=lambda v: f"{v:.6g}"))
     if rep.weights_summary is not None:
         w = rep.synthetic_weights
         fig, ax = plt.subplots(figsize=(5, 2.8))

@@ -62,6 +62,11 @@ class EvaluationReport:
         records (same columns as ``scores``; no pMSE). The report judges each score against it.
     provenance : dict
         microplex version, date (UTC), seed, record counts and seconds of :func:`evaluate`.
+    heldout : pandas.DataFrame or None
+        Held-out cells by population (:func:`~microplex.evaluation.areas.heldout_errors`), set by the
+        caller (the pipeline's ``evaluate.heldout``); the report then has a held-out section.
+    areas : list of str
+        Area columns of ``heldout`` plotted in that section, one sorted dot plot each.
     attacks : dict or None
         With ``attacks=True``: ``membership_auc`` (:func:`~microplex.evaluation.attacks.membership_auc`)
         and, per sensitive column, the :func:`~microplex.evaluation.attacks.attribute_disclosure`
@@ -82,6 +87,8 @@ class EvaluationReport:
     floor: pd.DataFrame | None = None
     provenance: dict[str, object] = field(default_factory=dict)
     attacks: dict[str, Any] | None = None
+    heldout: pd.DataFrame | None = None
+    areas: list[str] = field(default_factory=list)
 
     def summary(self) -> pd.DataFrame:
         """Returns the overall scores (subgroup ``"all"``) as a variable x metric table."""

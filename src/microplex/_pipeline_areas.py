@@ -1,0 +1,198 @@
+"""Areas in the pipeline: a held-out split that keeps every area in training, a population drawn
+for every area, and a sparse subset chosen area by area.
+
+Used by the stage functions in :mod:`microplex._pipeline_stages` when ``model.holdout_by``,
+``generate.by`` or ``sparsify.by`` name an area column (a state, or a PUMA key built with a
+source's ``combine`` table).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import ConvergenceError, DataValidationError
+from ._pipeline_config import WEIGHT
+from ._random import int_seed, named_child
+from ._stats import systematic_counts
+
+if TYPE_CHECKING:
+    from ._pipeline_stages import StageContext
+
+__all__: list[str] = []
+
+
+def _listed(values: list[Any], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def _split_within(data: pd.DataFrame, share: float, column: str,
+                  rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and held-out records, the held-out share taken within each value of ``column``.
+
+    Each area holds out about ``share`` of its records (systematic rounding of ``share`` times the
+    record count over the areas, so the total is ``round(share * len(data))`` up to the cap) but
+    never its last record: every area keeps at least one training record, so a model conditioned
+    on the area knows every area.
+    """
+    if column not in data.columns:
+        raise DataValidationError(
+            f"The 'model.holdout_by' setting names {column!r}, which is not a column of the training table; "
+            f"it has {[str(c) for c in data.columns][:20]}.")
+    codes, areas = pd.factorize(data[column], sort=True)
+    if (codes < 0).any():
+        raise DataValidationError(f"The 'model.holdout_by' column {column!r} holds missing values.")
+    sizes = np.bincount(codes, minlength=len(areas))
+    held = systematic_counts(sizes / sizes.sum(), int(round(share * len(data))), rng)
+    held = np.minimum(held, sizes - 1)
+    order = rng.permutation(len(data))
+    rank = pd.Series(codes[order]).groupby(codes[order]).cumcount().to_numpy()
+    out = np.zeros(len(data), dtype=bool)
+    out[order] = rank < held[codes[order]]
+    return data.iloc[np.flatnonzero(~out)], data.iloc[np.flatnonzero(out)]
+
+
+def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, column: str,
+                     rng: np.random.Generator) -> pd.DataFrame:
+    """``n`` condition rows drawn area by area: every area of ``column`` gets its share of ``n``.
+
+    Each area's count is its share of the training weight times ``n`` (systematic rounding, so the
+    counts sum to ``n`` and each is within 1 of its expectation); its rows are resampled from its own
+    training condition rows in proportion to their weights. An area whose count rounds to 0 raises:
+    every area gets records, or ``generate.n`` is raised.
+    """
+    if column not in conditions.columns:
+        raise DataValidationError(
+            f"The 'generate.by' setting names {column!r}, which is not a condition column of the model "
+            f"{[str(c) for c in conditions.columns]}.")
+    codes, areas = pd.factorize(conditions[column], sort=True)
+    totals = np.bincount(codes, weights=weights, minlength=len(areas))
+    counts = systematic_counts(totals / totals.sum(), int(n), rng)
+    empty = [areas[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        need = int(np.ceil(totals.sum() / totals.min()))
+        raise DataValidationError(
+            f"'generate.n' = {n} leaves {len(empty)} areas of {column!r} without a record ({_listed(empty)}); "
+            f"every area gets its share of the records: raise 'generate.n' to at least {need}.")
+    rows = []
+    for i, k in enumerate(counts):
+        members = np.flatnonzero(codes == i)
+        p = weights[members] / weights[members].sum()
+        rows.append(members[rng.choice(len(members), size=int(k), p=p)])
+    return conditions.iloc[np.concatenate(rows)].reset_index(drop=True)
+
+
+def _budgets(records: pd.DataFrame, codes: np.ndarray, values: list[Any], areas: list[Any], total: int | None,
+             weight: str, household_col: str | None, column: str, rng: np.random.Generator) -> list[int | None]:
+    """Each area's budget: its number of targets, plus its share of the rest of ``total`` in proportion
+    to its weight (systematic rounding), so the budgets sum to ``total``; ``None`` each without a total.
+
+    Households count once (the first record's weight) when ``household_col`` is given.
+    """
+    if total is None:
+        return [None] * len(values)
+    per_area = Counter(areas)
+    need = np.array([per_area[v] for v in values], dtype=np.int64)
+    if need.sum() > total:
+        raise DataValidationError(
+            f"The 'sparsify.max_records' budget {total} is below the {int(need.sum())} targets of the areas of "
+            f"{column!r}; each area needs at least as many records as its targets. Raise 'sparsify.max_records'.")
+    w = records[weight].to_numpy(dtype=float)
+    if household_col is not None:
+        w = np.where(~records[household_col].duplicated().to_numpy(), w, 0.0)
+    mass = np.bincount(codes, weights=w, minlength=len(values))
+    return (need + systematic_counts(mass / mass.sum(), int(total - need.sum()), rng)).tolist()
+
+
+def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mapping[str, Any],
+                 weight: str, household_col: str | None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Sparse subsets chosen area by area: one :class:`~microplex.SparseCalibrator` per value of ``column``.
+
+    Every target must fix ``column`` to one value (its area); an area's records are calibrated to its
+    own targets, with a seed of its own (the named child of ``params["seed"]``). ``max_records`` is the
+    budget of all areas together: each area gets as many records as it has targets plus its share of
+    the rest by weight (:func:`_budgets`); without it each area searches its smallest budget. Returns
+    the weights of every record (zero for those not kept) and a table with one row per area: ``area``,
+    ``candidates``, ``budget``, ``kept``, ``targets``, ``max_rel_error``.
+    """
+    from .calibration import SparseCalibrator, Targets
+    from .calibration.filters import fixed_value
+
+    if column not in records.columns:
+        raise DataValidationError(
+            f"The 'sparsify.by' setting names {column!r}, which is not a column of the population "
+            f"{[str(c) for c in records.columns]}.")
+    areas = [fixed_value(t.filters, column) for t in targets]
+    loose = [t.name for t, a in zip(targets, areas, strict=True) if a is None]
+    if loose:
+        raise DataValidationError(
+            f"With 'sparsify.by' = {column!r} every target must fix {column!r} to one value (its area); "
+            f"{len(loose)} do not: {_listed(loose)}.")
+    codes, values = pd.factorize(records[column], sort=True)
+    known = set(values.tolist())
+    unknown = sorted({a for a in areas if a not in known}, key=str)
+    if unknown:
+        raise DataValidationError(
+            f"Targets name areas of {column!r} with no record in the population: {_listed(unknown)}.")
+    targeted = set(areas)
+    bare = [v for v in values.tolist() if v not in targeted]
+    if bare:
+        raise DataValidationError(
+            f"Areas of {column!r} have records but no target, so 'sparsify.by' would drop them: {_listed(bare)}; "
+            "give every area targets (at least its count).")
+    base_seed = int(params.get("seed", 0))
+    budgets = _budgets(records, codes, values.tolist(), areas, params.get("max_records"), weight, household_col, column,
+                       np.random.default_rng(named_child(base_seed, "budgets")))
+    weights = np.zeros(len(records))
+    rows = []
+    for i, area in enumerate(values.tolist()):
+        members = np.flatnonzero(codes == i)
+        mine = Targets([t for t, a in zip(targets, areas, strict=True) if a == area])
+        seed = int_seed(named_child(base_seed, f"{column}={area}"))
+        part = records.iloc[members]
+        try:
+            res = SparseCalibrator(**{**params, "seed": seed, "max_records": budgets[i]}).fit(
+                part, mine, weight_col=weight, household_col=household_col)
+        except (DataValidationError, ConvergenceError) as exc:  # the same error, naming the area
+            raise type(exc)(f"Sparsifying the area {column} = {area!r}: {exc}") from exc
+        w = np.asarray(res.result_.record_weights, dtype=float)
+        weights[members] = w
+        rows.append({"area": area, "candidates": len(members), "budget": budgets[i], "kept": int((w > 0).sum()),
+                     "targets": len(mine),
+                     "max_rel_error": float(res.summary["max_rel_error"])})
+    return weights, pd.DataFrame(rows)
+
+
+#: How the evaluate stage names the population each stage wrote, for the held-out cells.
+_POPULATIONS = {"generate": "generated", "calibrate": "calibrated", "sparsify": "subset"}
+
+
+def _heldout(ctx: StageContext) -> pd.DataFrame:
+    """Every population's totals of the held-out cells (``evaluate.heldout``): generated, calibrated, subset."""
+    from .evaluation.areas import heldout_errors
+
+    populations = {label: pd.read_parquet(ctx.input(f"population@{stage}"))
+                   for stage, label in _POPULATIONS.items() if ctx.input(f"population@{stage}") is not None}
+    return heldout_errors(populations, ctx.targets["evaluate"], weight_col=WEIGHT, areas=ctx.config["evaluate"].get("areas", []))
+
+
+def _check_targets_on(report: Any, records: pd.DataFrame, targets: Any) -> None:
+    """Adds the calibration targets' achieved totals over every column of ``records`` to ``report``.
+
+    With ``evaluate.exclude`` the scored frames lack the excluded columns (a PUMA key), which the
+    targets use; the totals are taken on the whole population instead, as :func:`~microplex.evaluation.evaluate`
+    would (its ``calibration`` table and ``calibration_rel_error`` scores).
+    """
+    from .evaluation.calibration import achieved_vs_target
+    from .evaluation.report import _calibration_totals
+
+    achieved, wanted = _calibration_totals(records, records[WEIGHT].to_numpy(dtype=float), targets)
+    report.calibration = achieved_vs_target(achieved, wanted)
+    rows = pd.DataFrame([("calibration_rel_error", name, "all", abs(float(e)))
+                         for name, e in report.calibration["rel_error"].items()], columns=report.scores.columns)
+    report.scores = pd.concat([report.scores, rows], ignore_index=True)
