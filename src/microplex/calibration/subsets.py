@@ -1,4 +1,5 @@
-"""Sampling helpers for sparse reweighting: balanced ordering, systematic rounding, held-out targets.
+"""Sampling helpers for sparse reweighting: balanced ordering, systematic rounding, subset calibration,
+held-out targets.
 
 Pure functions of the design (and the candidate records); :class:`~microplex.calibration.SparseCalibrator`
 assembles them.
@@ -6,6 +7,7 @@ assembles them.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -14,9 +16,75 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .design import Design
+from .diagnostics import relative_errors
+from .distances import Bounds, Distance
+from .feasibility import achieved_values, mean_scale
+from .solver import newton_dual
 from .targets import Target, Targets
 
-__all__ = ["inclusion_probabilities", "default_holdout"]
+__all__ = ["calibrate_subset", "inclusion_probabilities", "default_holdout"]
+
+logger = logging.getLogger(__name__)
+
+
+def _errors(design: Design, w: np.ndarray) -> np.ndarray:
+    """Relative error of every target in its own units (a mean as a mean; inf when undefined)."""
+    value = np.array([t.value for t in design.targets], dtype=np.float64)
+    err = relative_errors(achieved_values(design, w), value)
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def _max_error(design: Design, w: np.ndarray) -> float:
+    return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
+
+
+def calibrate_subset(
+    design: Design,
+    keep: np.ndarray,
+    base: np.ndarray,
+    dist: Distance,
+    bounds: Bounds,
+    tolerance: float,
+    subset_solve: str,
+    aux: tuple[sp.csr_matrix, np.ndarray] | None = None,
+    strength: float = 1.0,
+) -> tuple[np.ndarray, float, int, int]:
+    """Calibrates the units ``keep`` from ``base`` weights: the targets exact, the auxiliary totals soft.
+
+    In order, until one converges: the exact targets plus the auxiliary totals ``aux = (x_aux, t_aux)``
+    (unit rows of all candidates, full-population totals) penalized by ``strength / max(t_j, D)`` per
+    squared miss (``D``: mean of ``base``); the exact targets alone; then (``subset_solve`` ``"exact_then_soft"``,
+    or at once for ``"soft"``) the targets softly, misses penalized at a third of ``tolerance``.
+
+    Returns
+    -------
+    weights, max relative target error, soft solves (0 or 1), auxiliary solves dropped (0 or 1)
+    """
+    sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
+                 design.mean_count[keep])
+    scale = mean_scale(sub, base)
+    x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
+    totals = design.totals
+    tol = min(tolerance * 1e-3, 1e-8)
+    sol, soft, dropped = None, 0, 0
+    if aux is not None and aux[0].shape[1] and subset_solve != "soft":
+        # an infinite penalty is an exact constraint
+        penalty = np.concatenate([np.full(len(totals), np.inf), strength / np.maximum(aux[1], base.mean())])
+        with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
+            sol = newton_dual(sp.hstack([x, aux[0][keep]], format="csr"), base, np.concatenate([totals, aux[1]]),
+                              dist, bounds, tol=tol, max_iter=60, penalty=penalty)
+        if not sol.converged:  # the targets alone (a core subset can seldom afford the auxiliaries)
+            sol, dropped = None, 1
+    if sol is None and subset_solve != "soft":
+        sol = newton_dual(x, base, totals, dist, bounds, tol=tol, max_iter=60)
+    if sol is None or (not sol.converged and subset_solve == "exact_then_soft"):
+        soft = 1
+        if sol is not None:
+            logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, subset_solve)
+        penalty = base.sum() / (tolerance / 3 * (1.0 + np.abs(totals))) ** 2
+        sol = newton_dual(x, base, totals, dist, bounds, tol=1e-9, max_iter=100, penalty=penalty)
+    w = base * sol.g
+    return w, _max_error(sub, w), soft, dropped
 
 
 def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:
