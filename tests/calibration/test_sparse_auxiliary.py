@@ -108,3 +108,18 @@ def test_bad_auxiliary_parameters(population, params, match):
     df, targets = population
     with pytest.raises(DataValidationError, match=match):
         SparseCalibrator(100, **params).fit(df, targets)
+
+
+def test_budget_at_the_lp_core_meets_the_tolerance(eusilc):
+    """Households at the LP core size: no calibration of the core meets the targets exactly, the vertex does."""
+    df = eusilc.copy()
+    df["age_group"] = pd.cut(df["age"], [-np.inf, 18, 40, 65, np.inf], right=False, labels=["0", "18", "40", "65"]).astype(str)
+    df["hsize_group"] = np.minimum(df["hsize"], 5)
+    w, first = df["db090"], ~df["db030"].duplicated()
+    targets = Targets.from_margins(
+        {("db040", "rb090", "age_group"): w.groupby([df["db040"], df["rb090"], df["age_group"]]).sum()}
+    ) + Targets.from_margins({"hsize_group": w[first].groupby(df.loc[first, "hsize_group"]).sum()}, entity="household")
+    df = df[["db030", "db040", "rb090", "age_group", "hsize_group", "eqIncome", "db090"]]
+    core = SparseCalibrator(method="l1").fit(df, targets, "db090", household_col="db030").summary["n_nonzero"]
+    sc = SparseCalibrator(core).fit(df, targets, "db090", household_col="db030")  # raises beyond the tolerance
+    assert sc.summary["within_tolerance"] and sc.summary["n_nonzero"] <= core

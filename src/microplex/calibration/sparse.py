@@ -12,7 +12,10 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
   cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
   kept records start from the weights ``d_i / pi_i`` and are calibrated with the chosen distance
   (raking by default; the one Newton solver, optionally bounded), so they stay close to their initial
-  weights. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
+  weights: the targets exactly, and ``auxiliary`` internal margins of the full candidate population
+  (:mod:`microplex.calibration.auxiliary`) softly, so that what was not targeted survives; a subset that
+  cannot afford them is calibrated to the targets alone (``summary["auxiliary_dropped"]``), and where
+  no calibration of the subset meets the tolerance, the LP vertex's own weights are kept. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
   ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
   counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
   always solves softly. Either way the fit fails if the best error exceeds the tolerance.
@@ -266,6 +269,9 @@ class SparseCalibrator(_FittedResult):
                 w2, err2 = attempt(w_lp2 > 0, k)
                 if err2 < err:
                     w, err = w2, err2
+        err_lp = _max_error(design, w_lp)
+        if err > self.tolerance and err_lp <= self.tolerance:  # the vertex itself (an exact solve is infeasible)
+            w, err = w_lp, err_lp
         return w, err, k
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:

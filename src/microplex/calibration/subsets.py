@@ -53,8 +53,10 @@ def calibrate_subset(
 
     In order, until one converges: the exact targets plus the auxiliary totals ``aux = (x_aux, t_aux)``
     (unit rows of all candidates, full-population totals) penalized by ``strength / max(t_j, D)`` per
-    squared miss (``D``: mean of ``base``); the exact targets alone; then (``subset_solve`` ``"exact_then_soft"``,
-    or at once for ``"soft"``) the targets softly, misses penalized at a third of ``tolerance``.
+    squared miss (``D``: mean of ``base``); the exact targets alone; then (``subset_solve``
+    ``"exact_then_soft"``, or at once for ``"soft"``) the targets softly (misses penalized at a third of
+    ``tolerance``), with the auxiliaries if the targets stay within ``tolerance``, else without.
+    ``"exact"`` returns the last iterate of the exact solve instead.
 
     Returns
     -------
@@ -66,25 +68,37 @@ def calibrate_subset(
     x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
     totals = design.totals
     tol = min(tolerance * 1e-3, 1e-8)
-    sol, soft, dropped = None, 0, 0
-    if aux is not None and aux[0].shape[1] and subset_solve != "soft":
-        # an infinite penalty is an exact constraint
-        penalty = np.concatenate([np.full(len(totals), np.inf), strength / np.maximum(aux[1], base.mean())])
+    use_aux = aux is not None and aux[0].shape[1] > 0
+    x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
+    t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
+    aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
+    soft_pen = base.sum() / (tolerance / 3 * (1.0 + np.abs(totals))) ** 2
+
+    def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
+        pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
+        kw = {"tol": 1e-9, "max_iter": 100} if soft_targets else {"tol": tol, "max_iter": 60}
         with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
-            sol = newton_dual(sp.hstack([x, aux[0][keep]], format="csr"), base, np.concatenate([totals, aux[1]]),
-                              dist, bounds, tol=tol, max_iter=60, penalty=penalty)
-        if not sol.converged:  # the targets alone (a core subset can seldom afford the auxiliaries)
-            sol, dropped = None, 1
-    if sol is None and subset_solve != "soft":
-        sol = newton_dual(x, base, totals, dist, bounds, tol=tol, max_iter=60)
-    if sol is None or (not sol.converged and subset_solve == "exact_then_soft"):
-        soft = 1
-        if sol is not None:
-            logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, subset_solve)
-        penalty = base.sum() / (tolerance / 3 * (1.0 + np.abs(totals))) ** 2
-        sol = newton_dual(x, base, totals, dist, bounds, tol=1e-9, max_iter=100, penalty=penalty)
-    w = base * sol.g
-    return w, _max_error(sub, w), soft, dropped
+            if with_aux:
+                sol = newton_dual(x_all, base, t_all, dist, bounds, penalty=np.concatenate([pen, aux_pen]), **kw)
+            else:
+                sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
+        w = base * sol.g
+        return w, sol.converged, _max_error(sub, w)
+
+    if subset_solve != "soft":
+        for with_aux in ([True, False] if use_aux else [False]):
+            w, ok, err = solve(False, with_aux)
+            if ok:
+                return w, err, 0, int(use_aux and not with_aux)
+        if subset_solve == "exact":  # the exact solve's last iterate; the caller checks the error
+            return w, err, 0, int(use_aux)
+        logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, subset_solve)
+    if use_aux:  # the auxiliaries too, if the targets stay within the tolerance
+        w, _, err = solve(True, True)
+        if err <= tolerance:
+            return w, err, 1, 0
+    w, _, err = solve(True, False)
+    return w, err, 1, int(use_aux)
 
 
 def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:
