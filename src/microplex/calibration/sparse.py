@@ -12,7 +12,10 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
   cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
   kept records start from the weights ``d_i / pi_i`` and are calibrated with the chosen distance
   (raking by default; the one Newton solver, optionally bounded), so they stay close to their initial
-  weights. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
+  weights: the targets exactly, and ``auxiliary`` internal margins of the full candidate population
+  (:mod:`microplex.calibration.auxiliary`) softly, so that what was not targeted survives; a subset that
+  cannot afford them is calibrated to the targets alone (``summary["auxiliary_dropped"]``), and where
+  no calibration of the subset meets the tolerance, the LP vertex's own weights are kept. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
   ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
   counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
   always solves softly. Either way the fit fails if the best error exceeds the tolerance.
@@ -39,12 +42,15 @@ from microplex._params import check_bool, check_choice, check_float, check_int, 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from ._checks import check_bounds, check_column, check_distance, check_records
 from .design import Design, build_design
-from .feasibility import achieved_values, lp_vertex, mean_scale, solution_problems, unreachable_targets
+from .feasibility import achieved_values, lp_vertex, solution_problems, unreachable_targets
 from .diagnostics import design_effect, kish_ess, relative_errors
 from .distances import Distance
-from .solver import newton_dual
+from .auxiliary import auxiliary_design
 from .subsets import (
     _balanced_order,
+    _errors,
+    _max_error,
+    calibrate_subset,
     _stratifiers,
     _systematic,
     _untargeted_columns,
@@ -58,17 +64,6 @@ __all__ = ["SparseCalibrator", "default_holdout", "inclusion_probabilities"]
 logger = logging.getLogger(__name__)
 
 _SUBSET_SOLVES = ("exact_then_soft", "exact", "soft")
-
-
-def _errors(design: Design, w: np.ndarray) -> np.ndarray:
-    """Relative error of every target in its own units (a mean as a mean; inf when undefined)."""
-    value = np.array([t.value for t in design.targets], dtype=np.float64)
-    err = relative_errors(achieved_values(design, w), value)
-    return np.where(np.isnan(err), np.inf, err)
-
-
-def _max_error(design: Design, w: np.ndarray) -> float:
-    return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
 
 
 def _checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col: Any) -> Targets:
@@ -113,6 +108,18 @@ class SparseCalibrator(_FittedResult):
     subset_solve : {"exact_then_soft", "exact", "soft"}, default="exact_then_soft"
         ``"l0"``: how a subset is calibrated (see the module docstring); the number of soft solves is in
         ``summary["soft_subset_solves"]``.
+    auxiliary : "auto", list of str, Targets or None, default="auto"
+        ``"l0"``: internal margins of the full candidate population the subset is also calibrated to,
+        *softly* (penalized misses; the official targets stay exact), so that what was not targeted
+        survives: ``"auto"`` crosses the target area (the filter column most targets use) with every other
+        column's categories or within-area quantile groups (see
+        :mod:`microplex.calibration.auxiliary`); a list names the columns to cross; a :class:`Targets`
+        gives the auxiliary totals; ``None`` calibrates to the official targets only.
+    auxiliary_strength : float, default=1.0
+        ``"l0"``: weight ``s`` of the auxiliary misses: a cell with full-population count ``t_j`` costs
+        ``s / (2 max(t_j, D))`` per squared miss (``D``: the subset's mean starting weight), so a first
+        Newton step removes about ``s / (1 + s)`` of each auxiliary miss; larger values match the
+        auxiliaries more closely at the price of more dispersed weights.
     random_state : int, optional
         Deprecated alias of ``seed`` (a :class:`FutureWarning` in :meth:`fit`; removed in the next release).
 
@@ -145,6 +152,8 @@ class SparseCalibrator(_FittedResult):
         force: bool = False,
         distance: str | Distance = "raking",
         subset_solve: str = "exact_then_soft",
+        auxiliary: str | Sequence[str] | Targets | None = "auto",
+        auxiliary_strength: float = 1.0,
         random_state: int | str = DEPRECATED,
     ) -> None:
         self.max_records = max_records
@@ -156,6 +165,8 @@ class SparseCalibrator(_FittedResult):
         self.force = force
         self.distance = distance
         self.subset_solve = subset_solve
+        self.auxiliary = auxiliary
+        self.auxiliary_strength = auxiliary_strength
         self.random_state = random_state
 
     def _check_params(self) -> tuple[float, float] | None:
@@ -174,6 +185,11 @@ class SparseCalibrator(_FittedResult):
             check_names(self.stratify, "stratify")
         check_bool(self.force, "force")
         check_choice(self.subset_solve, "subset_solve", _SUBSET_SOLVES)
+        if isinstance(self.auxiliary, str):
+            check_choice(self.auxiliary, "auxiliary", ("auto",))
+        elif not (self.auxiliary is None or isinstance(self.auxiliary, Targets)):
+            check_names(self.auxiliary, "auxiliary")
+        check_float(self.auxiliary_strength, "auxiliary_strength", low=0.0, low_inclusive=False)
         check_distance(self.distance, bounds, "distance")
         return bounds
 
@@ -198,33 +214,18 @@ class SparseCalibrator(_FittedResult):
 
     # ------------------------------------------------------------------ solvers
     def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
-        """Weights on the kept units (calibrated from ``base``), and the max relative target error.
-
-        As ``subset_solve`` says: an exact solve, then (``"exact_then_soft"``) a soft solve (misses penalized
-        at a third of the tolerance) when the subset cannot meet the targets exactly. Either way the caller
-        checks the returned error against the tolerance; ``self._soft_solves`` counts the soft solves (in
-        the summary).
-        """
-        sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
-                     design.mean_count[keep])
-        scale = mean_scale(sub, base)
-        x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
-        totals = design.totals
+        """Weights on the kept units (calibrated from ``base``), and the max relative target error (see
+        :func:`~microplex.calibration.subsets.calibrate_subset`); counts soft solves and dropped auxiliaries."""
         dist, bounds = check_distance(self.distance, self.bounds, "distance")
         if self.bounds is None:  # a subset's weights stay non-negative
             bounds = (0.0, math.inf)
-        sol = None
-        if self.subset_solve != "soft":
-            sol = newton_dual(x, base, totals, dist, bounds, tol=min(self.tolerance * 1e-3, 1e-8), max_iter=60)
-        if sol is None or (not sol.converged and self.subset_solve == "exact_then_soft"):
-            self._soft_solves = getattr(self, "_soft_solves", 0) + 1  # also when called outside fit (benchmarks)
-            if sol is not None:
-                logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, self.subset_solve)
-            tol_j = np.full(len(totals), self.tolerance / 3)
-            penalty = base.sum() / (tol_j * (1.0 + np.abs(totals))) ** 2
-            sol = newton_dual(x, base, totals, dist, bounds, tol=1e-9, max_iter=100, penalty=penalty)
-        w = base * sol.g
-        return w, _max_error(sub, w)
+        aux = getattr(self, "_aux", None)  # set by fit; None outside fit (benchmarks) or without auxiliaries
+        w, err, soft, dropped = calibrate_subset(
+            design, keep, base, dist, bounds, self.tolerance, self.subset_solve, aux, self.auxiliary_strength
+        )
+        self._soft_solves = getattr(self, "_soft_solves", 0) + soft  # also when called outside fit (benchmarks)
+        self._aux_dropped = getattr(self, "_aux_dropped", 0) + dropped
+        return w, err
 
     def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
         n = len(design.d)
@@ -268,6 +269,9 @@ class SparseCalibrator(_FittedResult):
                 w2, err2 = attempt(w_lp2 > 0, k)
                 if err2 < err:
                     w, err = w2, err2
+        err_lp = _max_error(design, w_lp)
+        if err > self.tolerance and err_lp <= self.tolerance:  # the vertex itself (an exact solve is infeasible)
+            w, err = w_lp, err_lp
         return w, err, k
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
@@ -295,6 +299,8 @@ class SparseCalibrator(_FittedResult):
         design = build_design(candidates, tg, weight_col, household_col)
         self._check_reachable(design)
         self._soft_solves = 0
+        self._aux_dropped = 0
+        self._aux = None
         if self.method == "l1":
             w, err, budget = self._fit_l1(design)
             if self.max_records is not None and budget > self.max_records:
@@ -310,7 +316,10 @@ class SparseCalibrator(_FittedResult):
             missing = [c for c in strat if c not in candidates.columns]
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
+            if self.auxiliary is not None:
+                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+            self._aux = None
         rel = _errors(design, w)
         err = float(rel.max()) if len(rel) else 0.0
         nz = w > 0
@@ -324,6 +333,7 @@ class SparseCalibrator(_FittedResult):
             "tolerance": self.tolerance,
             "within_tolerance": bool(err <= self.tolerance * (1 + 1e-9)),
             "soft_subset_solves": self._soft_solves,
+            "auxiliary_dropped": self._aux_dropped,
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
             "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
             "met_rtol": self.tolerance,
@@ -410,6 +420,8 @@ class SparseCalibrator(_FittedResult):
                 force=True,
                 distance=self.distance,
                 subset_solve=self.subset_solve,
+                auxiliary=self.auxiliary,
+                auxiliary_strength=self.auxiliary_strength,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

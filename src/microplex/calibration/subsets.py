@@ -1,4 +1,5 @@
-"""Sampling helpers for sparse reweighting: balanced ordering, systematic rounding, held-out targets.
+"""Sampling helpers for sparse reweighting: balanced ordering, systematic rounding, subset calibration,
+held-out targets.
 
 Pure functions of the design (and the candidate records); :class:`~microplex.calibration.SparseCalibrator`
 assembles them.
@@ -6,6 +7,7 @@ assembles them.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
@@ -14,9 +16,89 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .design import Design
+from .diagnostics import relative_errors
+from .distances import Bounds, Distance
+from .feasibility import achieved_values, mean_scale
+from .solver import newton_dual
 from .targets import Target, Targets
 
-__all__ = ["inclusion_probabilities", "default_holdout"]
+__all__ = ["calibrate_subset", "inclusion_probabilities", "default_holdout"]
+
+logger = logging.getLogger(__name__)
+
+
+def _errors(design: Design, w: np.ndarray) -> np.ndarray:
+    """Relative error of every target in its own units (a mean as a mean; inf when undefined)."""
+    value = np.array([t.value for t in design.targets], dtype=np.float64)
+    err = relative_errors(achieved_values(design, w), value)
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def _max_error(design: Design, w: np.ndarray) -> float:
+    return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
+
+
+def calibrate_subset(
+    design: Design,
+    keep: np.ndarray,
+    base: np.ndarray,
+    dist: Distance,
+    bounds: Bounds,
+    tolerance: float,
+    subset_solve: str,
+    aux: tuple[sp.csr_matrix, np.ndarray] | None = None,
+    strength: float = 1.0,
+) -> tuple[np.ndarray, float, int, int]:
+    """Calibrates the units ``keep`` from ``base`` weights: the targets exact, the auxiliary totals soft.
+
+    In order, until one converges: the exact targets plus the auxiliary totals ``aux = (x_aux, t_aux)``
+    (unit rows of all candidates, full-population totals) penalized by ``strength / max(t_j, D)`` per
+    squared miss (``D``: mean of ``base``); the exact targets alone; then (``subset_solve``
+    ``"exact_then_soft"``, or at once for ``"soft"``) the targets softly (misses penalized at a third of
+    ``tolerance``), with the auxiliaries if the targets stay within ``tolerance``, else without.
+    ``"exact"`` returns the last iterate of the exact solve instead.
+
+    Returns
+    -------
+    weights, max relative target error, soft solves (0 or 1), auxiliary solves dropped (0 or 1)
+    """
+    sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
+                 design.mean_count[keep])
+    scale = mean_scale(sub, base)
+    x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
+    totals = design.totals
+    tol = min(tolerance * 1e-3, 1e-8)
+    use_aux = aux is not None and aux[0].shape[1] > 0
+    x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
+    t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
+    aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
+    soft_pen = base.sum() / (tolerance / 3 * (1.0 + np.abs(totals))) ** 2
+
+    def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
+        pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
+        kw = {"tol": 1e-9, "max_iter": 100} if soft_targets else {"tol": tol, "max_iter": 60}
+        with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
+            if with_aux:
+                sol = newton_dual(x_all, base, t_all, dist, bounds, penalty=np.concatenate([pen, aux_pen]), **kw)
+            else:
+                sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
+        w = base * sol.g
+        return w, sol.converged, _max_error(sub, w)
+
+    if subset_solve != "soft":
+        for with_aux in ([True, False] if use_aux else [False]):
+            w, ok, err = solve(False, with_aux)
+            if ok:
+                return w, err, 0, int(use_aux and not with_aux)
+        if subset_solve == "exact":  # the exact solve's last iterate; the caller checks the error
+            return w, err, 0, int(use_aux)
+        logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, subset_solve)
+    if use_aux:  # the auxiliaries too, if the targets stay within the tolerance
+        w, _, err = solve(True, True)
+        if err <= tolerance:
+            return w, err, 1, 0
+    w, _, err = solve(True, False)
+    return w, err, 1, int(use_aux)
 
 
 def inclusion_probabilities(d: np.ndarray, k: float) -> np.ndarray:

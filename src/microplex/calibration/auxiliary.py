@@ -1,0 +1,156 @@
+"""Auxiliary totals of the full candidate population, for sparse subsets that represent what was not targeted.
+
+A sparse subset calibrated to the official targets alone meets them exactly but may distort everything
+else: the distribution of untargeted variables within the target areas, finer geography, income
+deciles within areas. :func:`auxiliary_design` computes, from the *full* candidate population (initial
+weights), the counts of many internal margins, each an area crossed with the categories (or the
+within-area quantile groups) of one other column; :class:`~microplex.calibration.SparseCalibrator`
+calibrates its subset to them *softly* (penalized misses, through the one Newton solver) while the
+official targets stay exact.
+
+The area is the target filter column used by the most targets (ties: the one with more categories);
+without filtered targets, the margins are national.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from microplex._errors import DataValidationError
+
+from .design import Design
+from .targets import Targets
+
+__all__ = ["auxiliary_design", "target_area"]
+
+#: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
+MAX_CATEGORIES = 20
+
+
+def target_area(targets: Targets, candidates: pd.DataFrame) -> str | None:
+    """The filter column used by the most targets (ties: more distinct values in ``candidates``), or None."""
+    uses = Counter(col for t in targets for col in t.filters if col in candidates.columns)
+    if not uses:
+        return None
+    return max(sorted(uses), key=lambda c: (uses[c], candidates[c].nunique()))
+
+
+def auxiliary_columns(
+    candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None, area: str | None
+) -> list[str]:
+    """Columns crossed with the area by default: every column but the weight, the household id, the area,
+    columns the targets already cross with the area, constant columns and identifiers (integer or text
+    columns whose values are all distinct)."""
+    skip = {weight_col, household_col, area}
+    for t in targets:
+        if area is None or area in t.filters:
+            skip.update(t.filters)
+    n = len(candidates)
+
+    def keep(s: pd.Series) -> bool:
+        k = s.nunique(dropna=False)
+        return k > 1 and (k < n or pd.api.types.is_float_dtype(s))
+
+    return [c for c in candidates.columns if c not in skip and keep(candidates[c])]
+
+
+def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray, int]:
+    if area is None:
+        return np.zeros(len(candidates), dtype=np.int64), 1
+    codes, uniq = pd.factorize(candidates[area], use_na_sentinel=False)
+    return codes.astype(np.int64), len(uniq)
+
+
+def _column_codes(s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, int]:
+    """Per record, a group code within its area: the category, or the within-area weighted quantile group
+    (ties share a group; missing values a group of their own)."""
+    numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    if not numeric or s.nunique(dropna=False) <= MAX_CATEGORIES:
+        codes, uniq = pd.factorize(s, use_na_sentinel=False)
+        return codes.astype(np.int64), len(uniq)
+    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    miss = np.isnan(v)
+    vv = np.where(miss, np.inf, v)
+    order = np.lexsort((vv, area))
+    a_s, v_s, w_s = area[order], vv[order], w[order]
+    cum = np.cumsum(w_s)
+    area_start = np.searchsorted(a_s, np.arange(n_area), side="left")
+    area_end = np.searchsorted(a_s, np.arange(n_area), side="right")
+    base = np.concatenate([[0.0], cum])[area_start][a_s]  # weight before the area
+    total = np.concatenate([[0.0], cum])[area_end][a_s] - base
+    new_run = np.ones(len(v_s), dtype=bool)
+    new_run[1:] = (a_s[1:] != a_s[:-1]) | (v_s[1:] != v_s[:-1])
+    run_first = np.maximum.accumulate(np.where(new_run, np.arange(len(v_s)), 0))
+    below = (cum - w_s)[run_first] - base  # weight strictly below the value, within the area
+    grp = np.minimum(np.floor(n_groups * below / np.maximum(total, 1e-300)), n_groups - 1).astype(np.int64)
+    codes = np.empty(len(v), dtype=np.int64)
+    codes[order] = grp
+    codes[miss] = n_groups
+    return codes, n_groups + 1
+
+
+def auxiliary_design(
+    candidates: pd.DataFrame,
+    design: Design,
+    targets: Targets,
+    weight_col: str,
+    household_col: str | None = None,
+    *,
+    columns: str | Sequence[str] | Targets = "auto",
+    n_groups: int = 5,
+) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
+    """Unit-level indicators and full-population counts of the auxiliary margins.
+
+    Parameters
+    ----------
+    candidates : DataFrame
+        The full candidate population.
+    design : Design
+        The design of the official targets on ``candidates`` (its units and initial weights are used).
+    columns : "auto", list of str or Targets, default="auto"
+        Columns to cross with the area (``"auto"``: see :func:`auxiliary_columns`), or explicit auxiliary
+        targets (their values are used as given).
+    n_groups : int, default=5
+        Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values.
+
+    Returns
+    -------
+    x : csr_matrix of shape (n_units, m_aux)
+        Records (persons, for households) of each unit in each auxiliary cell.
+    totals : ndarray of shape (m_aux,)
+        The full population's counts ``x' d`` (or the given targets' values).
+    names : list of str
+        ``"area#i x column#j"`` of each cell (area and group codes).
+    """
+    if isinstance(columns, Targets):
+        from .design import build_design
+
+        aux = build_design(candidates, columns, weight_col, household_col)
+        return aux.x, aux.totals, list(aux.targets.names)
+    area = target_area(targets, candidates)
+    if isinstance(columns, str):
+        cols = auxiliary_columns(candidates, targets, weight_col, household_col, area)
+    else:
+        cols = list(columns)
+        missing = [c for c in cols if c not in candidates.columns]
+        if missing:
+            raise DataValidationError(f"auxiliary columns {missing} are not in the candidates.")
+    a, n_area = _area_codes(candidates, area)
+    w = candidates[weight_col].to_numpy(dtype=np.float64)
+    blocks, names = [], []
+    n_units = len(design.d)
+    for col in cols:
+        codes, n_codes = _column_codes(candidates[col], a, n_area, w, n_groups)
+        cell = a * n_codes + codes
+        used, cell = np.unique(cell, return_inverse=True)
+        blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
+        names.extend(f"{area or 'all'}#{int(k) // n_codes} x {col}#{int(k) % n_codes}" for k in used)
+    if not blocks:
+        return sp.csr_matrix((n_units, 0)), np.zeros(0), []
+    x = sp.hstack(blocks, format="csr")
+    return x, np.asarray(x.T @ design.d, dtype=np.float64), names

@@ -1,0 +1,125 @@
+"""Sparse subsets calibrated softly to auxiliary totals of the full population: what was not targeted survives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex.calibration import SparseCalibrator, Targets
+from microplex.calibration.auxiliary import auxiliary_design, target_area
+from microplex.calibration.design import build_design
+from microplex.calibration.diagnostics import relative_errors
+
+
+@pytest.fixture(scope="module")
+def population():
+    """Regions are targeted; age and income (correlated with each other, not with the targets) are not."""
+    rng = np.random.default_rng(1)
+    n = 6000
+    region = rng.integers(0, 4, n)
+    age = rng.integers(18, 80, n)
+    income = np.exp(rng.normal(10 + 0.02 * age + 0.2 * region, 0.6))
+    df = pd.DataFrame({"region": region, "sex": rng.integers(0, 2, n), "age": age, "income": income,
+                       "job": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), "weight": 50.0})
+    targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
+    return df, targets
+
+
+def _cell_error(df, w, keys):
+    truth = df.groupby(keys)["weight"].sum()
+    got = pd.Series(w, index=df.index).groupby([df[k] for k in keys]).sum().reindex(truth.index, fill_value=0.0)
+    return float(relative_errors(got.to_numpy(), truth.to_numpy()).mean())
+
+
+def test_auxiliary_design_counts_area_cells_of_the_full_population(population):
+    df, targets = population
+    assert target_area(targets, df) == "region"  # both columns in every target: more categories wins
+    design = build_design(df, targets, "weight")
+    x, totals, names = auxiliary_design(df, design, targets, "weight")
+    # age and income: 5 within-region quintile groups each; job: 3 categories; sex is crossed by the targets
+    assert x.shape == (len(df), 4 * (5 + 5 + 3)) and len(names) == x.shape[1]
+    assert np.allclose(np.asarray(x.sum(axis=1)).ravel(), 3.0)  # one cell per auxiliary column
+    np.testing.assert_allclose(totals, x.T @ df["weight"].to_numpy())
+    inc = [j for j, nm in enumerate(names) if "income" in nm and nm.startswith("region#0 ")]
+    share = totals[inc] / totals[inc].sum()
+    np.testing.assert_allclose(share, 0.2, atol=0.002)  # within-region quintiles: a fifth of the region each
+
+
+def test_subset_keeps_untargeted_crosses_better_than_without_auxiliaries(population):
+    df, targets = population
+    aux_err, none_err = [], []
+    for seed in range(3):
+        a = SparseCalibrator(150, seed=seed).fit(df, targets)
+        b = SparseCalibrator(150, seed=seed, auxiliary=None).fit(df, targets)
+        assert a.summary["max_rel_error"] < 1e-6 and b.summary["max_rel_error"] < 1e-6  # targets still exact
+        assert a.summary["n_nonzero"] == 150 and a.summary["auxiliary_dropped"] == 0
+        aux_err.append([_cell_error(df, a.weights.to_numpy(), ["region", c]) for c in ("job",)])
+        none_err.append([_cell_error(df, b.weights.to_numpy(), ["region", c]) for c in ("job",)])
+    # region x job counts are among the auxiliaries: a soft fit brings them far closer than chance
+    assert np.mean(aux_err) < 0.75 * np.mean(none_err)  # about 0.58 measured
+
+
+def test_subset_matches_income_quintiles_within_regions(population):
+    df, targets = population
+    design = build_design(df, targets, "weight")
+    x, totals, _ = auxiliary_design(df, design, targets, "weight", columns=["income"])
+    errs = {}
+    for aux in (["income"], None):
+        w = SparseCalibrator(200, seed=0, auxiliary=aux).fit(df, targets).weights.to_numpy()
+        errs[str(aux)] = float(relative_errors(x.T @ w, totals).mean())
+    assert errs["['income']"] < 0.75 * errs["None"]  # about 0.52 measured
+
+
+def test_stronger_auxiliaries_match_them_more_closely(population):
+    df, targets = population
+    design = build_design(df, targets, "weight")
+    x, totals, _ = auxiliary_design(df, design, targets, "weight")
+    err = []
+    for strength in (0.1, 10.0):
+        w = SparseCalibrator(200, seed=0, auxiliary_strength=strength).fit(df, targets).weights.to_numpy()
+        err.append(float(relative_errors(x.T @ w, totals).mean()))
+    assert err[1] < 0.7 * err[0]
+
+
+def test_explicit_auxiliary_targets_are_used_as_given(population):
+    df, targets = population
+    design = build_design(df, targets, "weight")
+    jobs = Targets.from_margins({"job": df.groupby("job")["weight"].sum() * np.array([1.0, 1.0, 1.0])})
+    x, totals, names = auxiliary_design(df, design, targets, "weight", columns=jobs)
+    assert x.shape[1] == 3 and len(names) == 3
+    sc = SparseCalibrator(150, seed=0, auxiliary=jobs, auxiliary_strength=100.0).fit(df, targets)
+    assert sc.summary["max_rel_error"] < 1e-6
+    assert float(relative_errors(x.T @ sc.weights.to_numpy(), totals).max()) < 0.03
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"auxiliary": "all"}, "'auxiliary' parameter"),
+        ({"auxiliary": 3}, "'auxiliary' parameter"),
+        ({"auxiliary_strength": 0.0}, "'auxiliary_strength' parameter"),
+        ({"auxiliary_strength": float("nan")}, "'auxiliary_strength' parameter"),
+        ({"auxiliary": ["nope"]}, r"auxiliary columns \['nope'\]"),
+    ],
+)
+def test_bad_auxiliary_parameters(population, params, match):
+    df, targets = population
+    with pytest.raises(DataValidationError, match=match):
+        SparseCalibrator(100, **params).fit(df, targets)
+
+
+def test_budget_at_the_lp_core_meets_the_tolerance(eusilc):
+    """Households at the LP core size: no calibration of the core meets the targets exactly, the vertex does."""
+    df = eusilc.copy()
+    df["age_group"] = pd.cut(df["age"], [-np.inf, 18, 40, 65, np.inf], right=False, labels=["0", "18", "40", "65"]).astype(str)
+    df["hsize_group"] = np.minimum(df["hsize"], 5)
+    w, first = df["db090"], ~df["db030"].duplicated()
+    targets = Targets.from_margins(
+        {("db040", "rb090", "age_group"): w.groupby([df["db040"], df["rb090"], df["age_group"]]).sum()}
+    ) + Targets.from_margins({"hsize_group": w[first].groupby(df.loc[first, "hsize_group"]).sum()}, entity="household")
+    df = df[["db030", "db040", "rb090", "age_group", "hsize_group", "eqIncome", "db090"]]
+    core = SparseCalibrator(method="l1").fit(df, targets, "db090", household_col="db030").summary["n_nonzero"]
+    sc = SparseCalibrator(core).fit(df, targets, "db090", household_col="db030")  # raises beyond the tolerance
+    assert sc.summary["within_tolerance"] and sc.summary["n_nonzero"] <= core
