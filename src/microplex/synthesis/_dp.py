@@ -37,6 +37,7 @@ from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
 from .schema import VariableSpec
 from .heaps import Logits
+from . import _quantile_map as qmap
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         binned[np.arange(len(x)), b] = ~at.any(axis=1)
         cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, (edges[1:] + edges[:-1]) / 2, seg)
+        layout[name] = (cand, cand_t, edges, seg)
     # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
     # sensitivity of the concatenated histograms is sqrt(len(targets)).
     sums = np.concatenate(cells, axis=1).sum(axis=0)
@@ -277,7 +278,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             shares[name] = _shares(noisy[pos:pos + layout[name]])
             pos += layout[name]
             continue
-        cand, cand_t, centres, seg = layout[name]
+        cand, cand_t, edges, seg = layout[name]
+        centres = (edges[1:] + edges[:-1]) / 2
         k = len(cand)
         counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
         pos += k + BINS
@@ -296,6 +298,12 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         else:  # no continuous mass survives the noise: the middle of the bounds
             mean, std = float(centres.mean()), float(centres.std())
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
+        if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
+            binned_mass = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
+                                             weights=counts[free], minlength=BINS)
+            knots = qmap.knots_from_histogram(edges, binned_mass)
+            if knots is not None:
+                seg["knots"] = qmap.knots_to_dict(knots)
         synth.encoders_[name] = ContinuousEncoder.from_dict({
             "name": name, "integer": synth.kinds_[name] == "integer",
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
