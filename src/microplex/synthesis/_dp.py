@@ -43,7 +43,8 @@ from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "init_prior"]
+__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "gaussian_release", "histogram_rows",
+           "init_prior"]
 
 #: The Synthesizer parameters of the DP mode (absent from model files fitted without it).
 DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
@@ -239,39 +240,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     synth.condition_encoder_ = ConditionEncoder.from_dict(
         {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
-    cells, layout = [], {}
-    for name in targets:
-        if synth.kinds_[name] == "categorical":
-            cats = dp["categories"][name]
-            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
-            codes = synth.encoders_[name].states(data[name])
-            cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
-            layout[name] = len(cats)
-            continue
-        integer = synth.kinds_[name] == "integer"
-        lo, hi = dp["bounds"][name]
-        margin = 0.5 if integer else MARGIN * (hi - lo)
-        seg = {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
-               "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
-        raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
-        declared = schema.get(name, VariableSpec()).point_masses
-        cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
-        cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
-        x = data[name].to_numpy(float)
-        at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
-        # The transformed values' histogram on BINS bins between the transforms of the bounds.
-        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
-        t = raw.encode(x)[1]
-        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, BINS - 1)
-        binned = np.zeros((len(x), BINS), dtype=bool)
-        binned[np.arange(len(x)), b] = ~at.any(axis=1)
-        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
-        cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, edges, seg)
-    # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
-    # sensitivity of the concatenated histograms is sqrt(len(targets)).
-    sums = np.concatenate(cells, axis=1).sum(axis=0)
-    noisy = sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
+    rows, layout = histogram_rows(synth, data, w, dp, schema)
+    noisy = gaussian_release(rows.sum(axis=0), release, rng)
     pos, shares = 0, {}
     for name in targets:
         if synth.kinds_[name] == "categorical":
@@ -309,6 +279,56 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
         shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
     return [release], shares
+
+
+def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
+                   schema: dict[str, VariableSpec]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each record's contribution (N, cells) to the statistics release of ``synth``'s targets
+    (``kinds_`` set; categorical encoders set in ``encoders_``), and each target's layout.
+
+    A categorical target has a cell per public category; a numeric one a cell per point-mass
+    candidate (declared point masses, else the public bounds and 0) and :data:`BINS` bins of its
+    values' logit between the public bounds. Every record sits in exactly one cell of each
+    target's histogram with its weight ``w`` (the weight over its public bound, at most 1), so a
+    record's row has L2 norm ``w * sqrt(number of targets)``: the release's sensitivity is
+    sqrt(number of targets)."""
+    cells, layout = [], {}
+    for name in synth.target_vars:
+        if synth.kinds_[name] == "categorical":
+            cats = dp["categories"][name]
+            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
+            codes = synth.encoders_[name].states(data[name])
+            cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
+            layout[name] = len(cats)
+            continue
+        integer = synth.kinds_[name] == "integer"
+        lo, hi = dp["bounds"][name]
+        margin = 0.5 if integer else MARGIN * (hi - lo)
+        seg = {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
+               "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
+        raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
+        declared = schema.get(name, VariableSpec()).point_masses
+        cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
+        cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
+        x = data[name].to_numpy(float)
+        at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
+        # The transformed values' histogram on BINS bins between the transforms of the bounds.
+        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
+        t = raw.encode(x)[1]
+        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, BINS - 1)
+        binned = np.zeros((len(x), BINS), dtype=bool)
+        binned[np.arange(len(x)), b] = ~at.any(axis=1)
+        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
+        cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
+        layout[name] = (cand, cand_t, edges, seg)
+    return np.concatenate(cells, axis=1), layout
+
+
+def gaussian_release(sums: np.ndarray, release: dict, rng: np.random.Generator) -> np.ndarray:
+    """``sums`` plus independent Gaussian noise of standard deviation ``noise_multiplier *
+    sensitivity`` (``release``, from :func:`._dp_plan.plan`) in every cell: the Gaussian
+    mechanism, whose privacy the accountant computes from the noise multiplier alone."""
+    return sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
