@@ -428,3 +428,14 @@ def test_raking_sets_the_release_shares_to_the_noisy_shares(cps):
     out = synth.sample(40_000, seed=3)
     assert (out["re74"] == 0).mean() == pytest.approx(0.4, abs=0.01)
     assert synth.discrete_vars_[m] == "re74"
+
+
+def test_noise_alone_makes_no_point_mass_at_a_public_bound(cps):
+    """re74 never equals its public upper bound 30000: a candidate needs POINT_MASS_Z noise standard
+    deviations (the share threshold alone, 8 of 800 records, is below the noise at this budget)."""
+    from microplex.synthesis._dp import POINT_MASS_Z
+
+    assert POINT_MASS_Z == 3.0
+    for seed in range(4):
+        synth = _dp(epsilon=2.0, epochs=1).fit(cps, seed=seed)
+        assert 30000.0 not in synth.point_masses_["re74"] and 30000.0 not in synth.point_masses_["re78"]

@@ -9,10 +9,16 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   pattern table (every combination of states), the transforms (``logit`` between the public
   bounds), and the number of records (it sets the sampling rate, as in Opacus);
 - *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
-  per numeric target, each record in one cell of each (sensitivity sqrt(number of numeric
-  targets), weights at most 1): a cell per point-mass candidate (declared point masses, else the
-  public bounds and 0) and :data:`BINS` bins of the transformed values; from it the point masses
-  (noisy share at least ``point_mass_threshold``) and each target's mean and standard deviation;
+  per target, each record in one cell of each with its weight over the public weight bound
+  (at most 1; sensitivity sqrt(number of targets), :func:`histogram_rows`): a cell per category,
+  or per point-mass candidate (declared point masses, else the public bounds and 0) and
+  :data:`BINS` bins of the transformed values; from it, by post-processing only, the point masses
+  (noisy share at least ``point_mass_threshold`` and :data:`POINT_MASS_Z` noise standard
+  deviations), each target's standardization (with
+  ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
+  :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
+  deviation) and the state shares that the pattern head starts at and is raked to after
+  training (:mod:`._dp_rake`);
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
@@ -58,6 +64,10 @@ MARGIN = 1e-4
 _MIN_STD = 0.05
 #: DP-SGD clipping norm of ``max_grad_norm=None`` (see :mod:`._dp_plan`).
 DP_MAX_GRAD_NORM = 15.0
+#: An undeclared point-mass candidate is a point mass only when its noisy count is at least this many
+#: noise standard deviations (besides ``point_mass_threshold``): noise alone then makes one in about
+#: 700 candidates a point mass (a spurious one at a public bound draws records there).
+POINT_MASS_Z = 3.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -241,9 +251,20 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
     rows, layout = histogram_rows(synth, data, w, dp, schema)
+    if dp.get("weighted"):  # the total weight: one more cell, each record's weight (at most 1)
+        rows = np.concatenate([rows, w[:, None]], axis=1)
     noisy = gaussian_release(rows.sum(axis=0), release, rng)
+    # Every target's histogram sums to the total weight: the number of records (public) without
+    # weights, the noisy total cell with them. Each histogram is moved onto that sum, the
+    # difference spread equally over its cells (the least-squares estimate under the constraint,
+    # every cell having the same noise), so a share is its cell over the total instead of over
+    # the sum of dozens of noisy cells.
+    total = max(float(noisy[-1]), 1.0) if dp.get("weighted") else float(len(data))
+    noise_sd = release["noise_multiplier"] * release["sensitivity"]
     pos, shares = 0, {}
     for name in targets:
+        size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + BINS
+        noisy[pos:pos + size] += (total - noisy[pos:pos + size].sum()) / size
         if synth.kinds_[name] == "categorical":
             shares[name] = _shares(noisy[pos:pos + layout[name]])
             pos += layout[name]
@@ -253,12 +274,12 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         k = len(cand)
         counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
         pos += k + BINS
-        total = max(float(counts.sum() + hist.sum()), 1.0)
         if schema.get(name, VariableSpec()).point_masses is not None:
             keep = list(range(k))
         else:
             heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
-            keep = sorted(int(i) for i in heaviest if counts[i] >= synth.point_mass_threshold * total)
+            floor = max(synth.point_mass_threshold * total, POINT_MASS_Z * noise_sd)  # noise is no point mass
+            keep = sorted(int(i) for i in heaviest if counts[i] >= floor)
         free = [i for i in range(k) if i not in keep]
         values = np.concatenate([centres, cand_t[free]])
         mass = np.clip(np.concatenate([hist, counts[free]]), 0.0, None)

@@ -50,7 +50,8 @@ class _Fitting:
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
-            dp.update(dp_training_settings(self, len(data), p["epochs"] if epochs is None else epochs))
+            dp.update(dp_training_settings(self, len(data), p["epochs"] if epochs is None else epochs),
+                      weighted=weight_col is not None)
             epochs = dp["epochs"]
             planned = plan(self, dp, len(data))
         check_effective_size(w, weight_col)
