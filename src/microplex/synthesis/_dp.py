@@ -360,6 +360,11 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return c / c.sum()
 
 
+def output_layer(head: torch.nn.Module) -> torch.nn.Module:
+    """The output layer of a conditional pattern head (its last module with a bias)."""
+    return [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+
+
 def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
     """Starts the pattern head at the product of the noisy marginal shares of the states (the
     logits of an unconditional head; the output bias of a conditional one, whose output weights
@@ -377,6 +382,6 @@ def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
         if isinstance(head, Logits):
             head.logits.copy_(prior)
         else:
-            last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+            last = output_layer(head)
             last.weight.zero_()  # every condition starts at the prior; training adds the dependence
             last.bias.copy_(prior)

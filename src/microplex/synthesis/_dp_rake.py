@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from .._random import int_seed, named_child
+from ._dp import output_layer
 from .heaps import Logits
 
 if TYPE_CHECKING:
@@ -65,8 +66,4 @@ def rake_pattern_head(synth: Synthesizer, shares: dict[str, np.ndarray], seed: i
             break
     shift = torch.as_tensor(bias - bias.max(), dtype=torch.float32)
     with torch.no_grad():
-        if isinstance(head, Logits):
-            head.logits.add_(shift)
-        else:
-            last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
-            last.bias.add_(shift)
+        (head.logits if isinstance(head, Logits) else output_layer(head).bias).add_(shift)
