@@ -78,15 +78,18 @@ PUBLIC = {
 #: does not count. The library's DP defaults (``synthesis/_dp_plan.py``) now give the same values on both sets
 #: except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc).
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (DP defaults, joint budget); older records: none
+#: Label of the records of this version of the library (session 25: quantile knots from the noisy histogram,
+#: histograms moved onto the known total, noise-aware point masses, the pattern head raked to the noisy shares);
+#: "s24": DP defaults and the joint budget with moment standardization; older records: none
 #: (session 23: explicit settings, each model calibrated alone); "s24j": a tried and dropped variant that
 #: also released the joint histogram of the targets' discrete cells and started the pattern head at its
 #: shares (cps1, 3 seeds: worse KS and correlation; see dp.md).
-VARIANT = "s24"
-LABELS = {"s24j": " [joint-histogram prior, dropped]"}
+VARIANT = "s25"
+LABELS = {"s24j": " [joint-histogram prior, dropped]", "s24": " [s24]"}
 
 
-def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | None, explicit: bool = False):
+def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | None, explicit: bool = False,
+         extra: dict | None = None):
     from microplex import Synthesizer, VariableSpec
 
     if epsilon is None:
@@ -95,7 +98,7 @@ def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | No
     schema = {k: VariableSpec(point_masses=v) for k, v in pub["point_masses"].items()} or None
     return Synthesizer(targets, conds, condition_model=True, verbose=False, epsilon=epsilon, delta=1e-5,
                        public_bounds=pub["bounds"], public_categories=pub["categories"], schema=schema,
-                       **(DP_SETTINGS if explicit else {}))
+                       **(DP_SETTINGS if explicit else {}), **(extra or {}))
 
 
 def share_errors(train, holdout, release, targets, wh) -> tuple[float, float]:
@@ -152,7 +155,7 @@ def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd
 
 
 def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False, peer: str | None = None,
-            peer_python: str | None = None) -> dict:
+            peer_python: str | None = None, kwargs: dict | None = None) -> dict:
     from microplex.evaluation import fidelity_scores, privacy_summary
     from microplex.evaluation.attacks import membership_auc
 
@@ -167,7 +170,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
         extra = {"eps_spent": epsilon, "method": peer.upper(), "settings": {"bins": 32, "weights": "ignored"}}
     else:
         t0 = time.perf_counter()
-        synth = make(dataset, targets, conds, epsilon, explicit)
+        synth = make(dataset, targets, conds, epsilon, explicit, kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             synth.fit(train[cols + ([wcol] if wcol else [])], weight_col=wcol, seed=seed)
@@ -182,7 +185,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
                 "explicit": explicit, "max_grad_norm": synth.privacy_["max_grad_norm"],
                 **{k: next(m for m in synth.privacy_["mechanisms"] if m["part"] == "training")[k]
                    for k in ("sampling_rate", "steps", "noise_multiplier")}},
-            "variant": VARIANT + ("-explicit" if explicit else ""),
+            "variant": VARIANT + ("-explicit" if explicit else "") + (f" {json.dumps(kwargs)}" if kwargs else ""),
         }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -231,19 +234,22 @@ def main() -> None:
     parser.add_argument("--s23-settings", action="store_true", help="pass the explicit DP_SETTINGS")
     parser.add_argument("--peers", nargs="+", choices=["mst", "aim"], help="run MST/AIM instead of microplex")
     parser.add_argument("--peer-python", help="python of the smartnoise-synth environment (see dp_peers.py)")
+    parser.add_argument("--kwargs", type=json.loads, help="extra Synthesizer arguments of the DP fits (JSON)")
+    parser.add_argument("--raw", type=Path, default=RAW, help="the raw records' file (default: %(default)s)")
     args = parser.parse_args()
+    raw = args.raw
     if not args.markdown:
-        RAW.parent.mkdir(parents=True, exist_ok=True)
+        raw.parent.mkdir(parents=True, exist_ok=True)
         for ds in args.datasets:
             for seed in args.seeds:
                 for e in args.epsilons:
                     for peer in args.peers or [None]:
                         rec = run_one(ds, seed, None if e == "none" else float(e), args.s23_settings, peer,
-                                      args.peer_python)
+                                      args.peer_python, args.kwargs)
                         print(json.dumps(rec), flush=True)
-                        with RAW.open("a") as f:
+                        with raw.open("a") as f:
                             f.write(json.dumps(rec) + "\n")
-    print(markdown([json.loads(line) for line in RAW.read_text().splitlines() if line.strip()]))
+    print(markdown([json.loads(line) for line in raw.read_text().splitlines() if line.strip()]))
 
 
 if __name__ == "__main__":

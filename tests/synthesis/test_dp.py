@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from microplex import DataValidationError, PrivacyWarning, Synthesizer
 from microplex.datasets import load_dataset
 from microplex.synthesis import _accountant as acc
+from microplex.synthesis import _quantile_map as qmap
 from microplex.synthesis._dp_training import clipped_noisy_gradient, dp_steps
 
 TARGETS = ["re74", "re78"]
@@ -200,11 +202,20 @@ def test_a_dp_fit_keeps_only_public_or_noisy_statistics(fitted, cps):
 
 def test_noisy_point_masses_follow_the_data_at_a_large_budget(cps):
     # re74 is 0 for about 12% of the records and never 30000 (the public upper bound)
-    synth = _dp(epsilon=1e4, budget_split={"statistics": 0.5, "training": 0.3, "conditions": 0.2}).fit(cps, seed=0)
+    split = {"statistics": 0.5, "training": 0.3, "conditions": 0.2}
+    synth = _dp(epsilon=1e4, budget_split=split, standardize="moments").fit(cps, seed=0)
     assert synth.point_masses_["re74"] == (0.0,)
     enc = synth.encoders_["re74"]
     u = enc.encode(cps["re74"].to_numpy(float))[1][cps["re74"].to_numpy() > 0]
     assert abs(u.mean()) < 0.1 and abs(u.std() - 1) < 0.1  # the noisy standardization is nearly exact
+    # the default, quantile standardization: the histogram's CDF at its bin edges is the normal CDF of the map
+    synth = _dp(epsilon=1e4, budget_split=split).fit(cps, seed=0)
+    seg = synth.encoders_["re74"].segments[0]
+    assert seg.knots is not None and len(seg.knots[0]) > 100
+    t = seg._forward(cps["re74"].to_numpy(float)[cps["re74"].to_numpy() > 0])
+    edges = np.linspace(seg._forward(np.array([0.0]))[0], seg._forward(np.array([30000.0]))[0], 33)[1:-1]
+    ecdf = (t[:, None] <= edges[None, :]).mean(axis=0)
+    assert np.abs(ecdf - stats.norm.cdf(qmap.forward(edges, *seg.knots))).max() < 0.01
 
 
 def test_a_dp_fit_is_seed_reproducible(cps, tmp_path):
@@ -356,3 +367,75 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
                  12_000)
     assert planned["training"]["noise_multiplier"] < alone["training"]["noise_multiplier"] * 0.95
     assert 1.0 < planned["scale"] <= 1 / 0.7
+
+
+# -- the statistics release: sensitivity, noise scale, raking -----------------------------------
+def test_histogram_rows_have_norm_weight_times_sqrt_targets(cps):
+    """Each record sits in one cell of each target's histogram, counted with its weight over the
+    public weight bound: removing it moves the released sums by w * sqrt(targets) <= sqrt(targets)."""
+    from microplex.synthesis._dp import histogram_rows
+
+    synth = _dp(public_bounds={**BOUNDS, "w": (0.0, 4.0)})
+    dp = synth._check_params()["dp"]
+    synth.kinds_ = {"re74": "continuous", "re78": "continuous"}
+    synth.encoders_ = {}
+    w = np.linspace(0.25, 4.0, len(cps)) / 4.0
+    rows, layout = histogram_rows(synth, cps, w, dp, {})
+    assert rows.shape == (len(cps), 2 * (2 + 32))  # candidates 0 and 30000 (the bounds), 32 bins each
+    assert np.allclose(np.linalg.norm(rows, axis=1), w * math.sqrt(2))
+    assert (np.count_nonzero(rows, axis=1) == 2).all()
+    # the zero cell of re74 counts the weights of its zeros
+    assert rows[:, 0].sum() == pytest.approx(w[cps["re74"].to_numpy() == 0].sum())
+    assert layout["re74"][0] == [0.0, 30000.0]
+
+
+def test_statistics_noise_matches_a_hand_computation(cps):
+    from microplex.synthesis._dp import gaussian_release
+    from microplex.synthesis._dp_plan import dp_training_settings, plan
+
+    sums = np.array([10.0, 0.0, 5.5])
+    release = {"noise_multiplier": 2.0, "sensitivity": math.sqrt(3)}
+    out = gaussian_release(sums, release, np.random.default_rng(0))
+    assert np.allclose(out, sums + 2.0 * math.sqrt(3) * np.random.default_rng(0).standard_normal(3))
+    draws = np.stack([gaussian_release(np.zeros(50), release, np.random.default_rng(s)) for s in range(400)])
+    assert draws.std() == pytest.approx(2.0 * math.sqrt(3), rel=0.03)
+    # the planned release: sensitivity sqrt(targets), one Gaussian query (rate 1, one step), and the
+    # accountant's epsilon of that mechanism is that of a Gaussian mechanism with this multiplier
+    synth = _dp()
+    dp = synth._check_params()["dp"]
+    dp.update(dp_training_settings(synth, len(cps), 2))
+    stat = plan(synth, dp, len(cps))["statistics"]
+    assert (stat["sensitivity"], stat["sampling_rate"], stat["steps"]) == (math.sqrt(2), 1.0, 1)
+    assert stat["epsilon"] == pytest.approx(acc.epsilon_spent([{"sampling_rate": 1.0, "steps": 1,
+                                                                "noise_multiplier": stat["noise_multiplier"]}],
+                                                              stat["delta"]))
+
+
+def test_raking_sets_the_release_shares_to_the_noisy_shares(cps):
+    from microplex.synthesis._dp_rake import rake_pattern_head
+
+    synth = _dp(epsilon=1e4, budget_split={"statistics": 0.5, "training": 0.3, "conditions": 0.2}).fit(cps, seed=0)
+    zeros = (cps["re74"] == 0).mean()
+    out = synth.sample(40_000, seed=3)
+    assert (out["re74"] == 0).mean() == pytest.approx(zeros, abs=0.01)  # at this budget the noisy share is exact
+    # raking is post-processing towards any given shares: ask for 40% zeros of re74
+    m = synth.discrete_vars_.index("re74")
+    shares = {v: np.bincount(synth.patterns_[:, i], minlength=synth.patterns_[:, i].max() + 1) * 0.0 + 1.0
+              for i, v in enumerate(synth.discrete_vars_)}
+    shares = {v: s / s.sum() for v, s in shares.items()}
+    shares["re74"] = np.array([0.4, 0.6])
+    rake_pattern_head(synth, shares, seed=0)
+    out = synth.sample(40_000, seed=3)
+    assert (out["re74"] == 0).mean() == pytest.approx(0.4, abs=0.01)
+    assert synth.discrete_vars_[m] == "re74"
+
+
+def test_noise_alone_makes_no_point_mass_at_a_public_bound(cps):
+    """re74 never equals its public upper bound 30000: a candidate needs POINT_MASS_Z noise standard
+    deviations (the share threshold alone, 8 of 800 records, is below the noise at this budget)."""
+    from microplex.synthesis._dp import POINT_MASS_Z
+
+    assert POINT_MASS_Z == 3.0
+    for seed in range(4):
+        synth = _dp(epsilon=2.0, epochs=1).fit(cps, seed=seed)
+        assert 30000.0 not in synth.point_masses_["re74"] and 30000.0 not in synth.point_masses_["re78"]

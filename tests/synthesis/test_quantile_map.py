@@ -163,3 +163,32 @@ def test_standardize_is_checked():
     df = pd.DataFrame({"x": np.arange(200.0), "g": np.arange(200.0)})
     with pytest.raises(DataValidationError, match="'standardize'"):
         Synthesizer(["x"], ["g"], standardize="rank", verbose=False).fit(df)
+
+
+# -- knots of a (noisy) histogram: the DP standardization ---------------------------------------
+def test_knots_of_a_histogram_are_its_exact_quantiles_with_mean_excess_tails():
+    edges = np.array([0.0, 1.0, 2.0, 4.0])
+    mass = np.array([1.0, 2.0, 1.0])  # CDF 0, 1/4, 3/4, 1 at the edges, linear inside each bin
+    kt, kz, slopes = qmap.knots_from_histogram(edges, mass, k=4)
+    p = (np.arange(4) + 0.5) / 4  # 1/8, 3/8, 5/8, 7/8
+    assert np.allclose(kt, [0.5, 1.25, 1.75, 3.0]) and np.allclose(kz, stats.norm.ppf(p))
+    # below kt[0] = 0.5 lies mass 1/8, uniform on [0, 0.5]: mean excess 0.25; above kt[-1] = 3, uniform on [3, 4]: 0.5
+    a = abs(kz[0])
+    gauss = stats.norm.pdf(a) / stats.norm.sf(a) - a  # E[Z - a | Z > a]
+    assert slopes == pytest.approx([gauss / 0.25, gauss / 0.5], rel=1e-9)
+    # the map sends the histogram's own distribution to a standard normal at the knots
+    assert np.allclose(qmap.forward(kt, kt, kz, slopes), kz)
+
+
+def test_knots_of_a_noisy_histogram_clip_negative_counts_and_match_sample_knots():
+    rng = np.random.default_rng(3)
+    t = rng.normal(1.0, 2.0, 200_000)
+    edges = np.linspace(-9.0, 9.0, 33)
+    hist = np.histogram(t, edges)[0].astype(float)
+    noisy = hist + rng.normal(0, 5.0, size=hist.shape)  # some empty tail bins turn negative
+    assert (noisy < 0).any()
+    kt, kz, _ = qmap.knots_from_histogram(edges, noisy, k=16)
+    assert np.all(np.diff(kt) > 0)
+    # a histogram of 32 bins keeps the quantiles to within a fraction of a bin (0.56 wide)
+    assert np.abs(kt - (1.0 + 2.0 * kz)).max() < 0.15
+    assert qmap.knots_from_histogram(edges, -np.abs(noisy)) is None  # no positive mass

@@ -9,10 +9,16 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   pattern table (every combination of states), the transforms (``logit`` between the public
   bounds), and the number of records (it sets the sampling rate, as in Opacus);
 - *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
-  per numeric target, each record in one cell of each (sensitivity sqrt(number of numeric
-  targets), weights at most 1): a cell per point-mass candidate (declared point masses, else the
-  public bounds and 0) and :data:`BINS` bins of the transformed values; from it the point masses
-  (noisy share at least ``point_mass_threshold``) and each target's mean and standard deviation;
+  per target, each record in one cell of each with its weight over the public weight bound
+  (at most 1; sensitivity sqrt(number of targets), :func:`histogram_rows`): a cell per category,
+  or per point-mass candidate (declared point masses, else the public bounds and 0) and
+  :data:`BINS` bins of the transformed values; from it, by post-processing only, the point masses
+  (noisy share at least ``point_mass_threshold`` and :data:`POINT_MASS_Z` noise standard
+  deviations), each target's standardization (with
+  ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
+  :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
+  deviation) and the state shares that the pattern head starts at and is raked to after
+  training (:mod:`._dp_rake`);
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
@@ -37,12 +43,14 @@ from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
 from .schema import VariableSpec
 from .heaps import Logits
+from . import _quantile_map as qmap
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "init_prior"]
+__all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "gaussian_release", "histogram_rows",
+           "init_prior"]
 
 #: The Synthesizer parameters of the DP mode (absent from model files fitted without it).
 DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
@@ -56,6 +64,10 @@ MARGIN = 1e-4
 _MIN_STD = 0.05
 #: DP-SGD clipping norm of ``max_grad_norm=None`` (see :mod:`._dp_plan`).
 DP_MAX_GRAD_NORM = 15.0
+#: An undeclared point-mass candidate is a point mass only when its noisy count is at least this many
+#: noise standard deviations (besides ``point_mass_threshold``): noise alone then makes one in about
+#: 700 candidates a point mass (a spurious one at a public bound draws records there).
+POINT_MASS_Z = 3.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -238,8 +250,71 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     synth.condition_encoder_ = ConditionEncoder.from_dict(
         {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
-    cells, layout = [], {}
+    rows, layout = histogram_rows(synth, data, w, dp, schema)
+    if dp.get("weighted"):  # the total weight: one more cell, each record's weight (at most 1)
+        rows = np.concatenate([rows, w[:, None]], axis=1)
+    noisy = gaussian_release(rows.sum(axis=0), release, rng)
+    # Every target's histogram sums to the total weight: the number of records (public) without
+    # weights, the noisy total cell with them. Each histogram is moved onto that sum, the
+    # difference spread equally over its cells (the least-squares estimate under the constraint,
+    # every cell having the same noise), so a share is its cell over the total instead of over
+    # the sum of dozens of noisy cells.
+    total = max(float(noisy[-1]), 1.0) if dp.get("weighted") else float(len(data))
+    noise_sd = release["noise_multiplier"] * release["sensitivity"]
+    pos, shares = 0, {}
     for name in targets:
+        size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + BINS
+        noisy[pos:pos + size] += (total - noisy[pos:pos + size].sum()) / size
+        if synth.kinds_[name] == "categorical":
+            shares[name] = _shares(noisy[pos:pos + layout[name]])
+            pos += layout[name]
+            continue
+        cand, cand_t, edges, seg = layout[name]
+        centres = (edges[1:] + edges[:-1]) / 2
+        k = len(cand)
+        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
+        pos += k + BINS
+        if schema.get(name, VariableSpec()).point_masses is not None:
+            keep = list(range(k))
+        else:
+            heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
+            floor = max(synth.point_mass_threshold * total, POINT_MASS_Z * noise_sd)  # noise is no point mass
+            keep = sorted(int(i) for i in heaviest if counts[i] >= floor)
+        free = [i for i in range(k) if i not in keep]
+        values = np.concatenate([centres, cand_t[free]])
+        mass = np.clip(np.concatenate([hist, counts[free]]), 0.0, None)
+        if mass.sum() > 0:
+            mean = float(np.average(values, weights=mass))
+            std = float(np.sqrt(np.average((values - mean) ** 2, weights=mass)))
+        else:  # no continuous mass survives the noise: the middle of the bounds
+            mean, std = float(centres.mean()), float(centres.std())
+        seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
+        if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
+            binned_mass = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
+                                             weights=counts[free], minlength=BINS)
+            knots = qmap.knots_from_histogram(edges, binned_mass)
+            if knots is not None:
+                seg["knots"] = qmap.knots_to_dict(knots)
+        synth.encoders_[name] = ContinuousEncoder.from_dict({
+            "name": name, "integer": synth.kinds_[name] == "integer",
+            "point_masses": [cand[i] for i in keep], "segments": [seg]})
+        shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
+    return [release], shares
+
+
+def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
+                   schema: dict[str, VariableSpec]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each record's contribution (N, cells) to the statistics release of ``synth``'s targets
+    (``kinds_`` set; categorical encoders set in ``encoders_``), and each target's layout.
+
+    A categorical target has a cell per public category; a numeric one a cell per point-mass
+    candidate (declared point masses, else the public bounds and 0) and :data:`BINS` bins of its
+    values' logit between the public bounds. Every record sits in exactly one cell of each
+    target's histogram with its weight ``w`` (the weight over its public bound, at most 1), so a
+    record's row has L2 norm ``w * sqrt(number of targets)``: the release's sensitivity is
+    sqrt(number of targets)."""
+    cells, layout = [], {}
+    for name in synth.target_vars:
         if synth.kinds_[name] == "categorical":
             cats = dp["categories"][name]
             synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
@@ -266,41 +341,15 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         binned[np.arange(len(x)), b] = ~at.any(axis=1)
         cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, (edges[1:] + edges[:-1]) / 2, seg)
-    # Every record sits in one cell of each target's histogram, with a weight at most 1: the L2
-    # sensitivity of the concatenated histograms is sqrt(len(targets)).
-    sums = np.concatenate(cells, axis=1).sum(axis=0)
-    noisy = sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
-    pos, shares = 0, {}
-    for name in targets:
-        if synth.kinds_[name] == "categorical":
-            shares[name] = _shares(noisy[pos:pos + layout[name]])
-            pos += layout[name]
-            continue
-        cand, cand_t, centres, seg = layout[name]
-        k = len(cand)
-        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
-        pos += k + BINS
-        total = max(float(counts.sum() + hist.sum()), 1.0)
-        if schema.get(name, VariableSpec()).point_masses is not None:
-            keep = list(range(k))
-        else:
-            heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
-            keep = sorted(int(i) for i in heaviest if counts[i] >= synth.point_mass_threshold * total)
-        free = [i for i in range(k) if i not in keep]
-        values = np.concatenate([centres, cand_t[free]])
-        mass = np.clip(np.concatenate([hist, counts[free]]), 0.0, None)
-        if mass.sum() > 0:
-            mean = float(np.average(values, weights=mass))
-            std = float(np.sqrt(np.average((values - mean) ** 2, weights=mass)))
-        else:  # no continuous mass survives the noise: the middle of the bounds
-            mean, std = float(centres.mean()), float(centres.std())
-        seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
-        synth.encoders_[name] = ContinuousEncoder.from_dict({
-            "name": name, "integer": synth.kinds_[name] == "integer",
-            "point_masses": [cand[i] for i in keep], "segments": [seg]})
-        shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
-    return [release], shares
+        layout[name] = (cand, cand_t, edges, seg)
+    return np.concatenate(cells, axis=1), layout
+
+
+def gaussian_release(sums: np.ndarray, release: dict, rng: np.random.Generator) -> np.ndarray:
+    """``sums`` plus independent Gaussian noise of standard deviation ``noise_multiplier *
+    sensitivity`` (``release``, from :func:`._dp_plan.plan`) in every cell: the Gaussian
+    mechanism, whose privacy the accountant computes from the noise multiplier alone."""
+    return sums + rng.normal(0.0, release["noise_multiplier"] * release["sensitivity"], size=sums.shape)
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
@@ -309,6 +358,11 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     c = c / c.sum() if c.sum() > 0 else np.full(len(c), 1.0 / len(c))
     c = np.maximum(c, 1e-3)
     return c / c.sum()
+
+
+def output_layer(head: torch.nn.Module) -> torch.nn.Module:
+    """The output layer of a conditional pattern head (its last module with a bias)."""
+    return [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
 
 
 def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
@@ -328,6 +382,6 @@ def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
         if isinstance(head, Logits):
             head.logits.copy_(prior)
         else:
-            last = [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
+            last = output_layer(head)
             last.weight.zero_()  # every condition starts at the prior; training adds the dependence
             last.bias.copy_(prior)

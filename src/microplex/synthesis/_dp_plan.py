@@ -125,7 +125,8 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dic
     q, _, steps = dp_steps(n, batch, epochs)
     specs = {"training": (q, steps, dp["max_grad_norm"],
                           f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
-    specs["statistics"] = (1.0, 1, math.sqrt(len(targets)), f"the statistics{whose}")
+    # a cell of each target's histogram per record, and with weights the total weight's cell (see _dp.histogram_rows)
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets) + bool(dp.get("weighted"))), f"the statistics{whose}")
     eps, delta = dp["epsilon"], dp["delta"]
     sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
     total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)

@@ -18,6 +18,7 @@ from .._random import named_child
 from . import _conditions, _dp
 from ._checks import check_effective_size
 from ._dp_plan import dp_training_settings, plan
+from ._dp_rake import rake_pattern_head
 from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._schedule import auto_epochs, check_epochs
@@ -49,7 +50,8 @@ class _Fitting:
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
-            dp.update(dp_training_settings(self, len(data), p["epochs"] if epochs is None else epochs))
+            dp.update(dp_training_settings(self, len(data), p["epochs"] if epochs is None else epochs),
+                      weighted=weight_col is not None)
             epochs = dp["epochs"]
             planned = plan(self, dp, len(data))
         check_effective_size(w, weight_col)
@@ -135,6 +137,7 @@ class _Fitting:
         if p["condition_model"]:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed,
                                                                     planned["scale"] if dp else 1.0)
-        if dp:
+        if dp:  # post-processing: the pattern head's mean shares set to the noisy ones
+            rake_pattern_head(self, shares, seed)
             self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self

@@ -35,7 +35,7 @@ from scipy.special import log_ndtr, ndtri
 from .._stats import kish_ess, weighted_quantile
 
 __all__ = ["RECORDS_PER_KNOT", "MIN_KNOTS", "MAX_KNOTS", "DEQUANTIZE", "fit_knots", "forward", "inverse", "log_slope",
-           "knots_to_dict", "knots_from_dict"]
+           "knots_from_histogram", "knots_to_dict", "knots_from_dict"]
 
 #: Average records' weight per knot (Kish ESS / knots), so each end knot has half of it beyond it.
 RECORDS_PER_KNOT = 20
@@ -80,6 +80,46 @@ def fit_knots(t: np.ndarray, w: np.ndarray) -> Knots | None:
         gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
         slope = gauss / excess if excess > 0 else (kz[inner] - kz[end]) / (kt[inner] - kt[end])
         slopes.append(float(slope))
+    return kt, kz, np.asarray(slopes)
+
+
+def _tail_slope(a: float, excess: float, fallback: float) -> float:
+    """Slope ``dz/dt`` of a linear tail beyond a knot at normal score ``+-a`` whose records lie on
+    average ``excess`` beyond it in ``t`` (``fallback`` when ``excess`` is 0)."""
+    gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
+    return gauss / excess if excess > 0 else fallback
+
+
+def knots_from_histogram(edges: np.ndarray, mass: np.ndarray, k: int = MAX_KNOTS) -> Knots | None:
+    """Knots ``(kt, kz, slopes)`` of the map of a histogram of transformed values: bins between
+    ``edges`` (increasing, ``len(mass) + 1``) holding ``mass`` (clipped at 0; a differentially
+    private release may hold negative noisy counts), each spread uniformly over its bin.
+
+    The knots are the histogram's quantiles at probabilities ``(j + 1/2) / k`` (its CDF is linear
+    inside a bin, so they are exact) against the normal quantiles; every bin first gets at least
+    1e-6 of the total mass, so the CDF is strictly increasing. Each tail slope gives the mass
+    beyond the end knot its mean distance from it, as :func:`fit_knots`. Pure post-processing of
+    the histogram: a noisy release spends no further budget here. ``None`` when the histogram
+    holds no positive mass.
+    """
+    edges, mass = np.asarray(edges, dtype=float), np.clip(np.asarray(mass, dtype=float), 0.0, None)
+    if not mass.sum() > 0:
+        return None
+    mass = np.maximum(mass, 1e-6 * mass.sum())
+    cdf = np.concatenate([[0.0], np.cumsum(mass)]) / mass.sum()
+    p = (np.arange(k) + 0.5) / k
+    kt, kz = np.interp(p, cdf, edges), ndtri(p)
+    keep = np.r_[True, np.diff(kt) > 0]
+    if keep.sum() < 3:
+        return None
+    kt, kz = kt[keep], kz[keep]
+    dens = mass / mass.sum()
+    slopes = []
+    for side, end, inner in ((-1, 0, 1), (1, -1, -2)):
+        lo, hi = (edges[:-1], np.minimum(edges[1:], kt[end])) if side < 0 else (np.maximum(edges[:-1], kt[end]), edges[1:])
+        share = dens * np.clip(hi - lo, 0.0, None) / np.diff(edges)  # each bin's mass beyond the knot
+        excess = float(np.sum(share * side * ((lo + hi) / 2 - kt[end])) / share.sum()) if share.sum() > 0 else 0.0
+        slopes.append(_tail_slope(abs(kz[end]), excess, (kz[inner] - kz[end]) / (kt[inner] - kt[end])))
     return kt, kz, np.asarray(slopes)
 
 

@@ -117,7 +117,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         clearly different location, the pooled marginal is a mixture, each group is skewed in the
         flow's coordinates and small groups' tails come out wider. ``"moments"``: weighted mean
         and standard deviation (the only mode of model files written before this parameter, which
-        load with it). DP fits (``epsilon``) standardize by moments from their noisy statistics.
+        load with it). DP fits (``epsilon``) take the knots (``"quantile"``) or the moments from the
+        noisy histogram of their statistics release (no further budget).
     epsilon, delta : float or None, default=None
         Differential privacy: with ``epsilon`` (> 0) and ``delta`` (in (0, 1)) the whole fit is
         (epsilon, delta)-DP for adding or removing one record (DP-SGD with an RDP accountant;
