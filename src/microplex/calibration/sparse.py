@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import DEPRECATED, deprecated_random_state
