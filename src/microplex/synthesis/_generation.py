@@ -23,6 +23,9 @@ from .transforms import CategoricalEncoder, ContinuousEncoder
 
 __all__: list[str] = []
 
+#: Rows per block of chunks that :meth:`_Generation._sample_chunks` encodes and decodes at once.
+DECODE_ROWS = 262_144
+
 
 class _Generation:
     """Drawing and scoring records with a fitted model (a Synthesizer mixin)."""
@@ -160,14 +163,25 @@ class _Generation:
 
     def _sample_chunks(self, conditions: pd.DataFrame, gen: torch.Generator, chunk_size: int,
                        pieces: dict[str, list[np.ndarray]]) -> None:
+        """Draws the records chunk by chunk (``chunk_size`` rows per draw of the model). The
+        conditions are encoded and the draws decoded per block of chunks (about
+        ``DECODE_ROWS`` rows), which spreads the pandas/numpy call overhead without changing a
+        value: both are row-wise, and the model's draws run per chunk in the same order."""
+        workspace: dict[str, object] = {}  # scratch arrays reused by equal-sized chunks
+        block = chunk_size * max(1, DECODE_ROWS // chunk_size)
         with torch.inference_mode():
-            for start in range(0, max(len(conditions), 1), chunk_size):
-                part = conditions.iloc[start : start + chunk_size]
+            for first in range(0, max(len(conditions), 1), block):
+                part = conditions.iloc[first : first + block]
                 if len(part) == 0:
                     break
-                c = torch.as_tensor(self.condition_encoder_.transform(part))
-                pattern, u, heap = self.model_.sample(c, gen, stratified=self.sampling == "stratified")
-                for name, values in self._decode(pattern.numpy(), u.numpy(), heap.numpy()).items():
+                c_all = torch.as_tensor(self.condition_encoder_.transform(part))
+                draws = [
+                    self.model_.sample(c_all[start : start + chunk_size], gen,
+                                       stratified=self.sampling == "stratified", workspace=workspace)
+                    for start in range(0, len(part), chunk_size)
+                ]
+                pattern, u, heap = (torch.cat(parts).numpy() for parts in zip(*draws, strict=True))
+                for name, values in self._decode(pattern, u, heap).items():
                     pieces[name].append(values)
 
     def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> dict[str, np.ndarray]:

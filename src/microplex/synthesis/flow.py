@@ -22,6 +22,8 @@ from zuko.nn import MaskedLinear
 from zuko.transforms import MonotonicRQSTransform
 from zuko.utils import unpack
 
+from ._workspace import Workspace, activate_, scratch
+
 __all__ = ["TriangularFlow"]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -141,78 +143,145 @@ class TriangularFlow(nn.Module):
         c: Tensor,
         pinned: Tensor | None = None,
         values: Tensor | None = None,
+        *,
+        workspace: Workspace | None = None,
     ) -> Tensor:
         """Maps latent ``z`` (N, D) back to ``x`` (N, D), variable by variable.
 
         Where ``pinned`` (N, D, bool) is true, ``x`` takes ``values`` (N, D) instead of the
         inverse of ``z``; later variables are then conditioned on the pinned value.
-        Each coordinate costs one hyper-network pass per layer, evaluated for that coordinate
-        only, with the context part of the first layer computed once.
+        Each layer's hyper-network is evaluated incrementally (:class:`_ColumnHyper`): over all
+        ``D`` coordinates it costs about one forward pass, not ``D``. The work runs on
+        coordinate-major (D, N) arrays, so a coordinate and a block of hidden units are
+        contiguous rows. ``workspace`` (a dict the caller keeps between calls of one
+        generation, never shared between threads) holds the scratch arrays so that chunks of
+        equal size reuse their memory instead of faulting in fresh pages.
         """
+        if self.features == 1:
+            return self._inverse_univariate(z, c, pinned, values)
         n_layers, last = len(self.layers), len(self.layers) - 1
-        hypers = [_ColumnHyper(layer, c, self.features) for layer in self.layers]
-        # ys[k] is the input of layer k; ys[n_layers] is the latent.
-        ys = [torch.zeros_like(z) for _ in range(n_layers)] + [z]
+        ws = {} if workspace is None else workspace
+        hypers = [_ColumnHyper(layer, c, self.features, ws, f"layer{k}") for k, layer in enumerate(self.layers)]
+        zt = z.T.contiguous()
+        # ys[k] (D, N) is the input of layer k; ys[n_layers] is the latent.
+        # ys[0] is returned, so it is never a scratch array.
+        ys = [torch.empty_like(zt)] + [scratch(ws, f"y{k}", zt.shape, zt.dtype) for k in range(1, n_layers)] + [zt]
+        pinned_t = None if pinned is None else pinned.T.contiguous()
         for j in range(self.features):
             # Parameters of coordinate j depend only on coordinates < j, already final.
-            ts = [h.transform(ys[k][:, :j], j) for k, h in enumerate(hypers)]
-            v = z[:, j : j + 1]
+            ts = [h.transform(ys[k][:j], j) for k, h in enumerate(hypers)]
+            v = zt[j]
             for k in reversed(range(n_layers)):  # top-down: invert coordinate j
                 if k < last and self.bend:
                     v = _bend_inverse(v)
                 v = ts[k].inv(v)
-                ys[k][:, j] = v[:, 0]
-            if pinned is not None and bool(pinned[:, j].any()):
-                mask = pinned[:, j : j + 1]
-                v = torch.where(mask, values[:, j : j + 1], ys[0][:, j : j + 1])
-                ys[0][:, j] = v[:, 0]
+                ys[k][j] = v
+            if pinned_t is not None and bool(pinned_t[j].any()):
+                mask = pinned_t[j]
+                v = torch.where(mask, values[:, j], ys[0][j])
+                ys[0][j] = v
                 for k in range(last):  # bottom-up: push the pinned value through
                     v = ts[k](v)
                     if self.bend:
                         v = _bend(v)
-                    ys[k + 1][:, j] = torch.where(mask, v, ys[k + 1][:, j : j + 1])[:, 0]
-        return ys[0]
+                    ys[k + 1][j] = torch.where(mask, v, ys[k + 1][j])
+        return ys[0].T
+
+    def _inverse_univariate(self, z: Tensor, c: Tensor, pinned: Tensor | None, values: Tensor | None) -> Tensor:
+        """:meth:`inverse` for ``D = 1``, where zuko's layers are element-wise given ``c``."""
+        ctx = c if c.shape[1] else None
+        v = z
+        for k in reversed(range(len(self.layers))):
+            if k < len(self.layers) - 1 and self.bend:
+                v = _bend_inverse(v)
+            v = self.layers[k](ctx).base.inv(v)
+        return v if pinned is None else torch.where(pinned, values, v)
 
 
 class _ColumnHyper:
-    """Evaluates one zuko masked autoregressive layer's hyper-network for a single coordinate.
+    """Evaluates one zuko masked autoregressive layer's hyper-network coordinate by coordinate.
 
-    Masked weights are taken once and the context part of the first linear layer is computed
-    once per batch, so each coordinate's pass costs only ``j`` input columns plus the hidden
-    layers and the output rows of that coordinate.
+    A hidden unit of a masked network depends on the context and on the coordinates below its
+    *readiness* ``r`` (1 + the highest coordinate it reaches through the masks; 0: the context
+    only), so once coordinate ``r - 1`` is final its activation is final too. Units are sorted
+    by readiness, and step ``j`` computes only the units that become ready at ``j`` (from the
+    ready prefix of the layer below) and coordinate ``j``'s output rows from the ready prefix of
+    the last hidden layer. The weights outside these blocks are masked to zero, so the result is
+    the network's own output; all ``D`` steps together cost about one forward pass of the
+    network instead of ``D``. Activations are kept unit-major, (units, N), so that a block of
+    units is a contiguous slice that matrix products write in place.
     """
 
-    def __init__(self, layer: nn.Module, c: Tensor, features: int) -> None:
-        self.layer, self.c, self.features = layer, c, features
-        self.total, self.shapes = layer.total, layer.shapes
-        if features == 1:  # zuko's element-wise layer: parameters depend on c only
-            self.c = c if c.shape[1] else None
-            return
-        linears = [m for m in layer.hyper if isinstance(m, MaskedLinear)]
-        self.activations = [m for m in layer.hyper if not isinstance(m, MaskedLinear)]
-        weights = [(m.mask * m.weight, m.bias) for m in linears]
-        w0, b0 = weights[0]
-        self.w_x = w0[:, :features]
-        self.h_c = torch.addmm(b0, c, w0[:, features:].T) if c.shape[1] else b0.expand(c.shape[0], -1)
-        self.hidden = weights[1:-1]
-        self.w_out, self.b_out = weights[-1]
+    def __init__(self, layer: nn.Module, c: Tensor, features: int, workspace: Workspace, key: str) -> None:
+        self.layer = layer
+        plan = workspace.get(f"{key}.plan")
+        if plan is None:
+            plan = workspace[f"{key}.plan"] = _HyperPlan(layer, features)
+        self.plan = plan
+        n = c.shape[0]
+        w_c, b0 = plan.context
+        if w_c.shape[1]:
+            self.h_c = torch.addmm(b0, w_c, c.T, out=scratch(workspace, f"{key}.context", (w_c.shape[0], n), c.dtype))
+        else:
+            self.h_c = b0.expand(-1, n)
+        self.hidden = [scratch(workspace, f"{key}.hidden{i}", (width, n), c.dtype)
+                       for i, width in enumerate(plan.widths)]
 
     def transform(self, y_prev: Tensor, j: int):
-        """Univariate transform of coordinate ``j`` given coordinates ``y_prev`` (N, j)."""
-        if self.features == 1:
-            return self.layer(self.c).base
-        h = self.h_c.clone() if j == 0 else torch.addmm(self.h_c, y_prev, self.w_x[:, :j].T)
-        h = _activate(self.activations[0], h)
-        for (w, b), act in zip(self.hidden, self.activations[1:], strict=True):
-            h = _activate(act, torch.addmm(b, h, w.T))
-        rows = slice(j * self.total, (j + 1) * self.total)
-        phi = torch.addmm(self.b_out[rows], h, self.w_out[rows].T)
-        phi = unpack(phi.unsqueeze(1), self.shapes)
-        return self.layer.univariate(*phi)
+        """Univariate transform of coordinate ``j`` given coordinates ``y_prev`` (j, N); steps
+        must run in order ``j = 0, 1, ...`` (each completes the units that become ready at ``j``)."""
+        plan = self.plan
+        for i, (start, end, width, w, b) in enumerate(plan.steps[j]):
+            if end > start:
+                h = self.hidden[i][start:end]
+                if i > 0:
+                    torch.addmm(b, w, self.hidden[i - 1][:width], out=h)
+                elif j == 0:
+                    h.copy_(self.h_c[start:end])
+                else:
+                    torch.addmm(self.h_c[start:end], w, y_prev, out=h)
+                activate_(plan.activations[i], h)
+        width, w, b = plan.outputs[j]
+        phi = torch.addmm(b, w, self.hidden[-1][:width])
+        return self.layer.univariate(*unpack(phi.T, plan.shapes))
 
-def _activate(activation: nn.Module, h: Tensor) -> Tensor:
-    """Applies ``activation``, in place for ReLU (``h`` is a fresh temporary)."""
-    return h.relu_() if isinstance(activation, nn.ReLU) else activation(h)
+
+class _HyperPlan:
+    """The readiness-sorted weights of one masked layer's hyper-network and, per coordinate
+    ``j``, the blocks that step ``j`` of :class:`_ColumnHyper` multiplies (views, made once)."""
+
+    def __init__(self, layer: nn.Module, features: int) -> None:
+        self.shapes = layer.shapes
+        linears = [m for m in layer.hyper if isinstance(m, MaskedLinear)]
+        self.activations = [m for m in layer.hyper if not isinstance(m, MaskedLinear)]
+        # Readiness of the network's inputs: coordinate i is final after step i; the context at once.
+        n_context = linears[0].in_features - features
+        ready = torch.cat((torch.arange(1, features + 1), torch.zeros(n_context, dtype=torch.long)))
+        order = torch.arange(linears[0].in_features)
+        weights, bounds = [], []  # bounds: per hidden layer, per step j, the new units [start, end)
+        for m in linears[:-1]:
+            mask = m.mask.bool()[:, order]
+            unit_ready = torch.where(mask, ready[order][None, :], 0).amax(dim=1)
+            perm = torch.argsort(unit_ready, stable=True)
+            weights.append(((m.mask * m.weight)[perm][:, order], m.bias[perm][:, None]))
+            edges = torch.searchsorted(unit_ready[perm], torch.arange(features), right=True).tolist()
+            bounds.append([(edges[j - 1] if j else 0, edges[j]) for j in range(features)])
+            ready, order = unit_ready, perm
+        w0, b0 = weights[0]
+        self.context = (w0[:, features:], b0)
+        self.widths = [w.shape[0] for w, _ in weights]
+        self.steps: list[list[tuple[int, int, int, Tensor, Tensor | None]]] = []
+        for j in range(features):
+            step = [(*bounds[0][j], j, w0[bounds[0][j][0] : bounds[0][j][1], :j], None)]
+            for i in range(1, len(weights)):
+                (start, end), width = bounds[i][j], bounds[i - 1][j][1]
+                w, b = weights[i]
+                step.append((start, end, width, w[start:end, :width], b[start:end]))
+            self.steps.append(step)
+        out = linears[-1]
+        w_out, b_out, total = (out.mask * out.weight)[:, order], out.bias[:, None], layer.total
+        self.outputs = [(bounds[-1][j][1], w_out[j * total : (j + 1) * total, : bounds[-1][j][1]],
+                         b_out[j * total : (j + 1) * total]) for j in range(features)]
 
 
 _BEND = 0.5  # asymptotic slopes 1 - _BEND and 1 + _BEND

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from zuko.nn import MLP
 
 from .._stats import heaviest_values
+from ._workspace import Workspace, mlp_forward
 from .sampling import uniforms
 
 __all__ = ["detect_heaps", "HeapHeads"]
@@ -101,16 +102,26 @@ class HeapHeads(nn.Module):
     def _values(self, i: int) -> Tensor:
         return getattr(self, f"values_{i}")
 
-    def _log_probs(self, i: int, ctx: Tensor, pattern: Tensor, heap: Tensor) -> Tensor:
-        """log P(heap_i = k | ...) for every state k, shape (N, K_i + 1); ``heap`` gives the
-        earlier coordinates' states."""
+    def _logits(self, i: int, ctx: Tensor, pattern: Tensor, heap: Tensor,
+                workspace: Workspace | None = None) -> Tensor:
+        """Logits of heap_i's states (-inf where the pattern forbids one), shape (N, K_i + 1);
+        ``heap`` gives the earlier coordinates' states. With a ``workspace`` (generation) the
+        head runs in scratch memory and the result is a scratch array."""
         feats = [ctx]
         for e in range(i):
             s = heap[:, e]
             feats += [(s > 0).to(ctx.dtype)[:, None], self._values(e)[s].to(ctx.dtype)[:, None]]
-        logits = self.heads[i](torch.cat(feats, dim=1))
-        logits = logits.masked_fill(~getattr(self, f"allowed_{i}")[pattern], float("-inf"))
-        return torch.log_softmax(logits, dim=-1)
+        x = torch.cat(feats, dim=1) if len(feats) > 1 else ctx
+        forbidden = ~getattr(self, f"allowed_{i}")[pattern]
+        if workspace is None:
+            return self.heads[i](x).masked_fill(forbidden, float("-inf"))
+        return mlp_forward(self.heads[i], x, workspace, f"heap{i}", scratch_output=True).masked_fill_(
+            forbidden, float("-inf"))
+
+    def _log_probs(self, i: int, ctx: Tensor, pattern: Tensor, heap: Tensor) -> Tensor:
+        """log P(heap_i = k | ...) for every state k, shape (N, K_i + 1); ``heap`` gives the
+        earlier coordinates' states."""
+        return torch.log_softmax(self._logits(i, ctx, pattern, heap), dim=-1)
 
     def log_prob(self, ctx: Tensor, pattern: Tensor, heap: Tensor) -> Tensor:
         """log P(heap states | ctx, pattern), shape (N,); ``heap`` (N, H) holds the states."""
@@ -121,12 +132,16 @@ class HeapHeads(nn.Module):
 
     @torch.no_grad()
     def sample(self, ctx: Tensor, pattern: Tensor, generator: torch.Generator, *,
-               stratified: bool = False) -> Tensor:
+               stratified: bool = False, workspace: Workspace | None = None) -> Tensor:
         """Draws heap states (N, H), coordinate by coordinate (one uniform each, inverse CDF;
-        a Latin hypercube across the N records when ``stratified``)."""
+        a Latin hypercube across the N records when ``stratified``). ``workspace``: scratch
+        arrays kept between the chunks of one generation."""
         heap = torch.zeros(ctx.shape[0], self.n_heaped, dtype=torch.long)
+        ws = {} if workspace is None else workspace
         for i in range(self.n_heaped):
-            cdf = torch.cumsum(self._log_probs(i, ctx, pattern, heap).exp(), dim=1)
+            # The unnormalized CDF of the softmax (the uniform is scaled by its last column).
+            logits = self._logits(i, ctx, pattern, heap, ws)
+            cdf = torch.cumsum(logits.sub_(logits.amax(dim=1, keepdim=True)).exp_(), dim=1)
             uniform = uniforms(ctx.shape[0], 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             heap[:, i] = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         return heap

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from zuko.nn import MLP
 
+from ._workspace import Workspace, mlp_forward, scratch
 from .flow import TriangularFlow
 from .heaps import HeapHeads, Logits
 from .sampling import normals, uniforms
@@ -155,27 +156,35 @@ class PointMassFlow(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, c: Tensor, generator: torch.Generator, *, stratified: bool = False
+        self, c: Tensor, generator: torch.Generator, *, stratified: bool = False,
+        workspace: Workspace | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Draws (pattern indices (N,), standardized continuous values (N, D), heap states
         (N, H)) given ``c`` (N, C): the pattern, then heap states in flow order, then the flow.
         ``stratified`` draws the uniforms and the flow's normals as Latin hypercubes across the
-        N records (see :mod:`.sampling`)."""
+        N records (see :mod:`.sampling`). ``workspace``: scratch arrays kept between the chunks
+        of one generation (see :meth:`TriangularFlow.inverse`)."""
         n = c.shape[0]
         if self.head is None:
             pattern = torch.zeros(n, dtype=torch.long)
         else:
-            # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial).
-            cdf = torch.cumsum(self.pattern_log_prob(c).exp(), dim=1)
+            # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial), on the
+            # unnormalized CDF of the softmax (the uniform is scaled by its last column).
+            logits = mlp_forward(self.head, c, workspace, "head", scratch_output=True)
+            weights = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
+            cdf = (torch.cumsum(weights, dim=1) if workspace is None else
+                   torch.cumsum(weights, dim=1, out=scratch(workspace, "head.cdf", weights.shape, weights.dtype)))
             uniform = uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             pattern = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
-        heap = (self.heaps.sample(ctx, pattern, generator, stratified=stratified) if self.heaps is not None
+        heap = (self.heaps.sample(ctx, pattern, generator, stratified=stratified, workspace=workspace)
+                if self.heaps is not None
                 else self._heap(None, n))
         d = self.active.shape[1]
         z = normals(n, d, generator, stratified=stratified, dtype=c.dtype)
         if self.flow is None:
             return pattern, z, heap
         extra, pinned, values = self._pinned(pattern, heap)
-        u = self.flow.inverse(z, torch.cat((ctx, extra), dim=1), pinned=pinned, values=values.to(z.dtype))
+        u = self.flow.inverse(z, torch.cat((ctx, extra), dim=1), pinned=pinned, values=values.to(z.dtype),
+                              workspace=workspace)
         return pattern, torch.where(pinned, values.to(u.dtype), u), heap
