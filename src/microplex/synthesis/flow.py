@@ -280,6 +280,12 @@ class _HyperPlan:
             self.steps.append(step)
         out = linears[-1]
         w_out, b_out, total = (out.mask * out.weight)[:, order], out.bias[:, None], layer.total
+        # Hidden blocks read only ready inputs by construction; an output must too (the
+        # autoregressive property of zuko's masks): checked, since a violation would be silent.
+        out_mask = out.mask.bool()[:, order]
+        for j in range(features):
+            if out_mask[j * total : (j + 1) * total, bounds[-1][j][1] :].any():
+                raise RuntimeError(f"Coordinate {j} of a masked layer depends on units that are not ready at step {j}.")
         self.outputs = [(bounds[-1][j][1], w_out[j * total : (j + 1) * total, : bounds[-1][j][1]],
                          b_out[j * total : (j + 1) * total]) for j in range(features)]
 
