@@ -139,9 +139,7 @@ class HeapHeads(nn.Module):
         heap = torch.zeros(ctx.shape[0], self.n_heaped, dtype=torch.long)
         ws = {} if workspace is None else workspace
         for i in range(self.n_heaped):
-            # The unnormalized CDF of the softmax (the uniform is scaled by its last column).
-            logits = self._logits(i, ctx, pattern, heap, ws)
-            cdf = torch.cumsum(logits.sub_(logits.amax(dim=1, keepdim=True)).exp_(), dim=1)
+            cdf = torch.cumsum(torch.softmax(self._logits(i, ctx, pattern, heap, ws), dim=1), dim=1)
             uniform = uniforms(ctx.shape[0], 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             heap[:, i] = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         return heap

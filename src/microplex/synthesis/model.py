@@ -168,12 +168,11 @@ class PointMassFlow(nn.Module):
         if self.head is None:
             pattern = torch.zeros(n, dtype=torch.long)
         else:
-            # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial), on the
-            # unnormalized CDF of the softmax (the uniform is scaled by its last column).
-            logits = mlp_forward(self.head, c, workspace, "head", scratch_output=True)
-            weights = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
-            cdf = (torch.cumsum(weights, dim=1) if workspace is None else
-                   torch.cumsum(weights, dim=1, out=scratch(workspace, "head.cdf", weights.shape, weights.dtype)))
+            # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial); the
+            # uniform is scaled by the CDF's last column, which rounding may leave off 1.
+            probs = torch.softmax(mlp_forward(self.head, c, workspace, "head", scratch_output=True), dim=1)
+            cdf = (torch.cumsum(probs, dim=1) if workspace is None else
+                   torch.cumsum(probs, dim=1, out=scratch(workspace, "head.cdf", probs.shape, probs.dtype)))
             uniform = uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
             pattern = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
