@@ -119,3 +119,14 @@ def test_mlp_forward_matches_the_module_and_never_aliases_its_output():
         assert torch.allclose(mlp(x), want)
     seq = nn.Sequential(nn.Linear(6, 4), nn.LayerNorm(4))  # not a dense/activation stack: called as is
     assert torch.allclose(mlp_forward(seq, x, ws, "s"), seq(x))
+
+
+def test_mlp_forward_never_hands_out_a_parameter_view_to_be_written():
+    from microplex.synthesis._workspace import mlp_forward
+    from microplex.synthesis.heaps import Logits
+
+    head, ws = Logits(4), {}
+    for n in (1, 6):
+        out = mlp_forward(head, torch.zeros(n, 0), ws, "l", scratch_output=True)
+        out.add_(1.0)
+        assert torch.equal(head.logits, torch.zeros(4))

@@ -184,6 +184,7 @@ class PointMassFlow(nn.Module):
         if self.flow is None:
             return pattern, z, heap
         extra, pinned, values = self._pinned(pattern, heap)
-        u = self.flow.inverse(z, torch.cat((ctx, extra), dim=1), pinned=pinned, values=values.to(z.dtype),
-                              workspace=workspace)
+        if extra.shape[1]:  # heap indicators
+            ctx = torch.cat((ctx, extra), dim=1)
+        u = self.flow.inverse(z, ctx, pinned=pinned, values=values.to(z.dtype), workspace=workspace)
         return pattern, torch.where(pinned, values.to(u.dtype), u), heap
