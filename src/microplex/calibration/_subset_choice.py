@@ -64,7 +64,8 @@ def auxiliary_vertex(
 
     The objective is ``sum_j |x_aux_j' w - totals_j| + 1e-3 sum_i c_i w_i / d_i`` (the small second term
     picks, among equal fits, the vertex with the least weight over the initial weights; ``c_i = jitter``,
-    default 1, breaks ties between alike records), divided by the population.
+    default 1, breaks ties between alike records), divided by the mean initial weight (costs of order one
+    record, well above HiGHS's optimality tolerances).
 
     Raises
     ------
@@ -81,7 +82,7 @@ def auxiliary_vertex(
         format="csr",
     )
     c = 1e-3 / design.d if jitter is None else 1e-3 * jitter / design.d
-    cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.sum()
+    cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.mean()  # per record: above HiGHS's tolerances
     ub = np.concatenate([np.full(n, np.inf) if upper is None else upper, np.full(2 * m_a, np.inf)])
     cons = LinearConstraint(m, np.concatenate([t - slack, totals]), np.concatenate([t + slack, totals]))
     res = milp(cost, constraints=cons, bounds=Bounds(0.0, ub), options={"presolve": True})
