@@ -18,18 +18,12 @@ from microplex.calibration.design import build_design
 from microplex.calibration.feasibility import lp_vertex
 from microplex.calibration.subsets import _max_error
 
+from .conftest import untargeted_population
+
 
 @pytest.fixture(scope="module")
 def population():
-    """Regions x sex are targeted; age, income and job (not related to the targets) are not."""
-    rng = np.random.default_rng(3)
-    n = 4000
-    region = rng.integers(0, 4, n)
-    age = rng.integers(18, 80, n)
-    income = np.exp(rng.normal(10 + 0.02 * age + 0.2 * region, 0.6))
-    df = pd.DataFrame({"region": region, "sex": rng.integers(0, 2, n), "age": age, "income": income,
-                       "job": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), "weight": 50.0})
-    targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
+    df, targets = untargeted_population(3, 4000)
     design = build_design(df, targets, "weight")
     x, t, _ = auxiliary_design(df, design, targets, "weight")
     return df, targets, design, x, t
