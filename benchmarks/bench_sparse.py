@@ -3,6 +3,8 @@
 Usage (from the repository root)::
 
     PYTHONPATH=src python benchmarks/bench_sparse.py          # writes benchmarks/results/sparse.md
+    PYTHONPATH=src python benchmarks/bench_sparse.py --data census2000   # one data set's CSV (also eusilc)
+    PYTHONPATH=src python benchmarks/bench_sparse.py --report            # sparse.md from the CSVs
 
 Frontier: sizes from the LP core (the support of the ``SparseCalibrator(method="l1")`` vertex) to 20% of
 the units, geometrically spaced. At each size and seed (5 seeds): microplex ``SparseCalibrator``
@@ -220,7 +222,7 @@ def big_case():
     sc = SparseCalibrator(5000, tolerance=0.005).fit(df, targets, weight_col="weight")
     return {"records": len(df), "targets": len(targets), "kept": sc.summary["n_nonzero"],
             "max_rel_error": sc.summary["max_rel_error"], "seconds": time.perf_counter() - t0,
-            "auxiliary_dropped": sc.summary["auxiliary_dropped"]}
+            "auxiliary_dropped": sc.summary["auxiliary_dropped"], "auxiliary_cap": sc.summary["auxiliary_cap"]}
 
 
 def _markdown(fr: pd.DataFrame) -> str:
@@ -230,33 +232,59 @@ def _markdown(fr: pd.DataFrame) -> str:
         return "```\n" + fr.to_string(index=False) + "\n```"
 
 
+PROBLEMS = {"census2000": census_problem, "eusilc": eusilc_problem}
+
+
+def run_data(name: str) -> None:
+    """One data set's frontier: per-seed and l0-python rows to ``sparse_<name>_seeds.csv`` (``lp_core`` column)."""
+    core, per_seed, l0, _ = frontier(name, PROBLEMS[name](), [0.01])
+    pd.concat([per_seed, l0]).assign(lp_core=core).to_csv(
+        ROOT / "benchmarks" / "results" / f"sparse_{name}_seeds.csv", index=False, float_format="%.6g")
+
+
+def sections_from_csv(name: str) -> list[str]:
+    """The markdown of one data set, from its ``sparse_<name>_seeds.csv``."""
+    rows = pd.read_csv(ROOT / "benchmarks" / "results" / f"sparse_{name}_seeds.csv")
+    core = int(rows["lp_core"].iloc[0])
+    rows = rows.drop(columns="lp_core")
+    is_l0 = rows["method"].str.startswith("l0-python")
+    per_seed, l0 = rows[~is_l0], rows[is_l0].drop(columns=["seed", "kept"], errors="ignore")
+    share = [c for c in per_seed.columns if c not in ("data", "size", "method", "seed", "kept", "fit_max_err", "seconds")
+             and not c.endswith("(mean rel)")]
+    families = [*share, *(f"{f} (mean rel)" for f in share)]
+    table, bars = summarize(per_seed, l0, families)
+    mean_rel = [f for f in families if f.endswith("(mean rel)")]
+    head = ["size", "method", "fit_max_err (worst)"]
+    out = [f"## {name}: LP core {core} units, frontier {[int(v) for v in sorted(per_seed['size'].unique())]}", "",
+           "Held-out error, median / worst of 5 seeds: share of the population in the wrong cells, "
+           "`sum |a - t| / sum t`:", "", _markdown(table[head + share + ["seconds (med)"]]), "",
+           "The same, as the unweighted mean of the cells' relative errors (cells smaller than one kept "
+           "record's weight dominate it):", "", _markdown(table[head[:2] + mean_rel]), ""]
+    if len(l0):
+        out += ["PolicyEngine l0-python (one run):", "", _markdown(l0.drop(columns="data")), ""]
+    return out + ["Bar (microplex l0 below random + raking in the median AND the worst seed; fitted targets "
+                  "within the tolerance in every seed):", "", _markdown(bars), ""]
+
+
 def main() -> None:
+    """``--data NAME`` runs one data set (its CSV only; run them in parallel); ``--report`` writes sparse.md
+    from the CSVs and the 1M-candidate case; no argument does both data sets, then the report."""
+    args = sys.argv[1:]
+    if args[:1] == ["--data"]:
+        run_data(args[1])
+        return
     load = os.getloadavg()[0]
     t_start = time.perf_counter()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sections = []
-    for name, problem in (("census2000", census_problem()), ("eusilc", eusilc_problem())):
-        core, per_seed, l0, families = frontier(name, problem, [0.01])
-        table, bars = summarize(per_seed, l0, families)
-        pd.concat([per_seed, l0]).to_csv(ROOT / "benchmarks" / "results" / f"sparse_{name}_seeds.csv", index=False,
-                                         float_format="%.6g")
-        share = [f for f in families if not f.endswith("(mean rel)")]
-        mean_rel = [f for f in families if f.endswith("(mean rel)")]
-        head = ["size", "method", "fit_max_err (worst)"]
-        sections += [f"## {name}: LP core {core} units, frontier {[int(v) for v in sorted(per_seed['size'].unique())]}", "",
-                     "Held-out error, median / worst of 5 seeds: share of the population in the wrong cells, "
-                     "`sum |a - t| / sum t`:", "", _markdown(table[head + share + ["seconds (med)"]]), "",
-                     "The same, as the unweighted mean of the cells' relative errors (cells smaller than one kept "
-                     "record's weight dominate it):", "", _markdown(table[head[:2] + mean_rel]), ""]
-        if len(l0):
-            sections += ["PolicyEngine l0-python (one run):", "", _markdown(l0.drop(columns="data")), ""]
-        sections += ["Bar (microplex l0 below random + raking in the median AND the worst seed; fitted targets "
-                     "within the tolerance in every seed):", "", _markdown(bars), ""]
+    if args[:1] != ["--report"]:
+        for name in PROBLEMS:
+            run_data(name)
+    sections = [line for name in PROBLEMS for line in sections_from_csv(name)]
     big = big_case()
     lines = [
         "# Sparse reweighting benchmark",
         "",
-        f"Command: `PYTHONPATH=src python benchmarks/bench_sparse.py` (started {started}, "
+        f"Command: `PYTHONPATH=src python benchmarks/bench_sparse.py {' '.join(args)}`".rstrip() + f" (started {started}, "
         f"load average {load:.1f} at start; {time.perf_counter() - t_start:.0f} s in all)",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
@@ -271,9 +299,10 @@ def main() -> None:
         "",
         "An untargeted `income` column gives 255 auxiliary cells (area x within-area income quintile).",
         "",
-        "| records | targets | kept | max rel. error | auxiliaries dropped | seconds | bar |",
-        "|---|---|---|---|---|---|---|",
+        "| records | targets | kept | max rel. error | auxiliaries dropped | weight cap chosen | seconds | bar |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {big['records']:,} | {big['targets']} | {big['kept']:,} | {big['max_rel_error']:.1e} | {big['auxiliary_dropped']} | "
+        f"{big['auxiliary_cap']} | "
         f"{big['seconds']:.1f} | <= 5,000 records, <= 0.5 %, < 60 s |",
         "",
     ]

@@ -268,3 +268,32 @@ def test_area_settings_are_refused_in_a_household_pipeline(tmp_path):
     with pytest.raises(DataValidationError, match=r"\['model.holdout_by', 'generate.by', 'sparsify.by'\] are not available"):
         run_pipeline(config, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_calibrate_geography_refuses_areas_that_do_not_nest_naming_them():
+    from microplex._pipeline_areas import check_geography
+
+    df = pd.DataFrame({"state": ["A", "A", "B", "B", "B"], "puma": [1, 2, 3, 3, 4], "weight": 1.0})
+    targets = Targets([Target(2.0, filters={"state": "A"}), Target(3.0, filters={"state": "B"}),
+                       Target(1.0, filters={"state": "A", "puma": 1}), Target(1.0, filters={"state": "A", "puma": 2})])
+    check_geography(df, targets, ["state", "puma"])  # nested, consistent: no error
+    split = df.assign(puma=[1, 2, 2, 3, 4])  # PUMA 2 in states A and B
+    with pytest.raises(DataValidationError, match=r"does not nest: 1 puma areas.*puma 2 lies in state \['A', 'B'\]"):
+        check_geography(split, targets, ["state", "puma"])
+    bad = Targets([Target(2.0, filters={"state": "A"}), Target(1.0, filters={"state": "A", "puma": 1}),
+                   Target(5.0, filters={"state": "A", "puma": 2})])
+    with pytest.raises(DataValidationError, match=r"contradict each other: count\[state == 'A'\] = 2 but its 2 sub-areas' targets sum to 6"):
+        check_geography(df, bad, ["state", "puma"])
+    with pytest.raises(DataValidationError, match=r"areas with no records: .*puma == 9"):
+        check_geography(df, Targets([Target(1.0, filters={"state": "A", "puma": 9})]), ["state", "puma"])
+    with pytest.raises(DataValidationError, match=r"'calibrate.geography' setting names columns \['tract'\]"):
+        check_geography(df, targets, ["state", "tract"])
+
+
+def test_calibrate_geography_setting_is_checked_before_any_work(tmp_path):
+    config = load_pipeline(GEO)
+    config["calibrate"] = {**config["calibrate"], "geography": "state"}
+    config["output"] = str(tmp_path / "out")
+    with pytest.raises(DataValidationError, match="'calibrate.geography'"):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "out").exists()

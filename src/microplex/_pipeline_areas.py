@@ -196,3 +196,19 @@ def _check_targets_on(report: Any, records: pd.DataFrame, targets: Any) -> None:
     rows = pd.DataFrame([("calibration_rel_error", name, "all", abs(float(e)))
                          for name, e in report.calibration["rel_error"].items()], columns=report.scores.columns)
     report.scores = pd.concat([report.scores, rows], ignore_index=True)
+
+
+def check_geography(records: pd.DataFrame, targets: Any, geography: list[str]) -> None:
+    """``[calibrate] geography``: the areas of ``records`` must nest (each finer area inside one coarser area),
+    every target's area must have records, and nested targets must add up; checked on the area table (one
+    row per finest area) before the solve, each problem raising a :class:`DataValidationError` naming the areas."""
+    from .scale._areas import area_table, check_areas
+
+    missing = [c for c in geography if c not in records.columns]
+    if missing:
+        raise DataValidationError(
+            f"The 'calibrate.geography' setting names columns {missing} that the population does not have; "
+            f"it has {list(records.columns)}."
+        )
+    check_areas(area_table(records, geography), targets, geography)
+

@@ -175,7 +175,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
                  "n_households": _count, "households_per_file": _int(1), "by": _text},
     "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
-                  "soft": check_bool},
+                  "soft": check_bool, "geography": _names(False)},
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
                  "stratify": _stratify, "force": check_bool, "by": _text},

@@ -42,7 +42,7 @@ from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
-                              _split_within)
+                              _split_within, check_geography)
 from ._pipeline_inputs import _plain, _population_total, _read_population, _source_frame, _training_weight
 from ._random import int_seed, named_child
 from .io import read_table, resolve_path
@@ -307,6 +307,8 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
     if ctx.input("population").is_dir():
         return _calibrate_streamed(ctx)
     records = pd.read_parquet(ctx.input("population"))
+    if cfg.get("geography"):  # the areas nest and the nested targets add up, before the solve
+        check_geography(records, targets, list(cfg["geography"]))
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     calibrator = Calibrator(method=cfg.get("method", "raking"), bounds=bounds, soft=bool(cfg.get("soft", False)))
     res = calibrator.fit(records, targets, weight_col=WEIGHT)
@@ -338,7 +340,8 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
     share = _population_total(ctx.config, pd.read_parquet(ctx.input("train"))) / rows
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
-    res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share)
+    res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share,
+                       geography=list(cfg["geography"]) if cfg.get("geography") else None)
     target = ctx.output("population")  # a folder, replaced whole: written beside it, then renamed
     partial = target.parent / f".{target.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)

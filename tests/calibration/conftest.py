@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,3 +19,17 @@ def census() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def eusilc() -> pd.DataFrame:
     return load_dataset("eusilc")
+
+
+def untargeted_population(seed: int, n: int) -> tuple[pd.DataFrame, object]:
+    """Regions x sex are targeted; age, income (correlated with age and region) and job are not."""
+    from microplex.calibration import Targets
+
+    rng = np.random.default_rng(seed)
+    region = rng.integers(0, 4, n)
+    age = rng.integers(18, 80, n)
+    income = np.exp(rng.normal(10 + 0.02 * age + 0.2 * region, 0.6))
+    df = pd.DataFrame({"region": region, "sex": rng.integers(0, 2, n), "age": age, "income": income,
+                       "job": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), "weight": 50.0})
+    targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
+    return df, targets

@@ -12,19 +12,12 @@ from microplex.calibration.auxiliary import auxiliary_design, target_area
 from microplex.calibration.design import build_design
 from microplex.calibration.diagnostics import relative_errors
 
+from .conftest import untargeted_population
+
 
 @pytest.fixture(scope="module")
 def population():
-    """Regions are targeted; age and income (correlated with each other, not with the targets) are not."""
-    rng = np.random.default_rng(1)
-    n = 6000
-    region = rng.integers(0, 4, n)
-    age = rng.integers(18, 80, n)
-    income = np.exp(rng.normal(10 + 0.02 * age + 0.2 * region, 0.6))
-    df = pd.DataFrame({"region": region, "sex": rng.integers(0, 2, n), "age": age, "income": income,
-                       "job": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), "weight": 50.0})
-    targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
-    return df, targets
+    return untargeted_population(1, 6000)
 
 
 def _cell_error(df, w, keys):

@@ -4,18 +4,21 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
 
 * ``"l1"``: the linear program ``min sum_i w_i / d_i`` subject to ``|X'w - t| <= tol |t|``, ``w >= 0``,
   solved by HiGHS; a vertex has at most one non-zero weight per linearly independent constraint.
-* ``"l0"``: a budget of ``K`` records. First a balanced sample of ``K`` records alone; if it cannot meet
-  the tolerance, a core from the support of an ``"l1"`` vertex (whose objective favours records of that
-  sample) makes the targets reachable, and the other ``K - |core|`` records come again from the balanced
-  sample. The balanced sample is integer rounding of the inclusion
-  probabilities ``pi_i ~ d_i`` by systematic rounding along an ordering of the records by their target
-  cells (balanced: every cell keeps its share, so untargeted variables keep their distribution). The
-  kept records start from the weights ``d_i / pi_i`` and are calibrated with the chosen distance
-  (raking by default; the one Newton solver, optionally bounded), so they stay close to their initial
-  weights: the targets exactly, and ``auxiliary`` internal margins of the full candidate population
-  (:mod:`microplex.calibration.auxiliary`) softly, so that what was not targeted survives; a subset that
-  cannot afford them is calibrated to the targets alone (``summary["auxiliary_dropped"]``), and where
-  no calibration of the subset meets the tolerance, the LP vertex's own weights are kept. ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
+* ``"l0"``: a budget of ``K`` records. With ``auxiliary`` (internal margins of the full candidate
+  population, :mod:`microplex.calibration.auxiliary`), the records are chosen by linear programs that keep
+  the targets within the tolerance and fit the auxiliary totals in L1, each kept weight capped at a few
+  Horvitz-Thompson weights (:mod:`microplex.calibration._subset_choice`); over the caps, the calibrated
+  subset with the smallest auxiliary miss is kept (``summary["auxiliary_cap"]``, ``["auxiliary_l1"]``,
+  ``["auxiliary_tries"]``). Otherwise (or where no cap gives a subset within the tolerance), first a
+  balanced sample of ``K`` records alone; if it cannot meet the tolerance, a core from the support of an
+  ``"l1"`` vertex (favouring records of that sample) plus ``K - |core|`` balanced records. The balanced
+  sample is systematic rounding of ``pi_i ~ d_i`` along the records ordered by their target cells. The
+  kept records start from ``d_i / pi_i`` and are calibrated with the chosen distance (raking by default;
+  the one Newton solver, optionally bounded): the targets exactly, the auxiliaries softly; a subset too
+  small for both is calibrated to the targets alone (``summary["auxiliary_converged"]`` False, with a
+  :class:`ConvergenceWarning`; ``["auxiliary_dropped"]`` counts such solves over every subset tried), and
+  where no calibration meets the tolerance, a linear-programming vertex's own weights are kept.
+  ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
   ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
   counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
   always solves softly. Either way the fit fails if the best error exceeds the tolerance.
@@ -45,6 +48,7 @@ from .feasibility import achieved_values, lp_vertex, solution_problems, unreacha
 from .diagnostics import design_effect, kish_ess, relative_errors
 from .distances import Distance
 from .auxiliary import auxiliary_design
+from ._subset_choice import auxiliary_l1, best_auxiliary_subset
 from .subsets import (
     _balanced_order,
     _errors,
@@ -93,7 +97,8 @@ class SparseCalibrator(_FittedResult):
         (default: ``(0, inf)``, non-negative weights); tighter bounds keep weights closer to the initial
         ones at the price of a larger budget.
     seed : int, default=0
-        Seed of the rounding; the result is deterministic for a seed.
+        Seed of the rounding and of the tie-breaking between alike records in the auxiliary programs; the
+        result is deterministic for a seed.
     stratify : list of str or "auto", optional
         ``"l0"``: columns that also order the records within their target cells before the systematic
         rounding (through the first principal component of their ranks), so that the subset keeps their
@@ -108,7 +113,8 @@ class SparseCalibrator(_FittedResult):
         ``"l0"``: how a subset is calibrated (see the module docstring); the number of soft solves is in
         ``summary["soft_subset_solves"]``.
     auxiliary : "auto", list of str, Targets or None, default="auto"
-        ``"l0"``: internal margins of the full candidate population the subset is also calibrated to,
+        ``"l0"``: internal margins of the full candidate population that choose the records (linear
+        programs, see the module docstring) and that the subset is also calibrated to,
         *softly* (penalized misses; the official targets stay exact), so that what was not targeted
         survives: ``"auto"`` crosses the target area (the filter column most targets use) with every other
         column's categories or within-area quantile groups (see
@@ -126,7 +132,10 @@ class SparseCalibrator(_FittedResult):
     ----------
     result_ : CalibrationResult
         Weights (mostly exact zeros), report and summary (``n_nonzero``, ``max_rel_error``,
-        ``mean_rel_error``, ``seconds``).
+        ``mean_rel_error``, ``seconds``; with auxiliaries ``auxiliary_l1``, the share of the population
+        in the wrong auxiliary cells, ``auxiliary_cap``, the weight cap that chose the records (None:
+        balanced sampling chose them), ``auxiliary_converged``, False where the soft auxiliary
+        calibration of the kept records did not converge and was left out, and ``auxiliary_tries``).
 
     Examples
     --------
@@ -224,6 +233,8 @@ class SparseCalibrator(_FittedResult):
         )
         self._soft_solves = getattr(self, "_soft_solves", 0) + soft  # also when called outside fit (benchmarks)
         self._aux_dropped = getattr(self, "_aux_dropped", 0) + dropped
+        self._last_aux_dropped = bool(dropped)
+        self._last_soft = bool(soft)
         return w, err
 
     def _fit_l0(self, design: Design, extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, float, int]:
@@ -244,12 +255,34 @@ class SparseCalibrator(_FittedResult):
             w[idx] = w_keep
             return w, err
 
+        aux = getattr(self, "_aux", None)
+        if aux is not None and aux[0].shape[1] > 0 and (self.max_records is None or self.max_records < n):
+            k_aux = self._fit_l1(design)[2] if self.max_records is None else int(self.max_records)
+            def pool(size: int) -> np.ndarray:
+                keep = np.zeros(n, dtype=bool)
+                pi = inclusion_probabilities(design.d, size)
+                keep[order[_systematic(pi[order], np.random.default_rng(int(u * 2**30)))]] = True
+                return keep
+
+            chosen, self._aux_tries = best_auxiliary_subset(
+                design, aux, self.tolerance, k_aux, lambda core, k: (*attempt(core, k), not self._last_aux_dropped, self._last_soft), pool,
+                1.0 + np.random.default_rng(int(u * 2**29)).random(n),
+            )
+            if chosen is not None:  # the auxiliaries chose the records; otherwise the path below (and its errors)
+                self._aux_choice = {"auxiliary_cap": chosen[3], "auxiliary_converged": chosen[4]}
+                return chosen[0], chosen[1], k_aux
+        has_aux = aux is not None and aux[0].shape[1] > 0
+
+        def done(w: np.ndarray, err: float, k: int, converged: bool) -> tuple[np.ndarray, float, int]:
+            self._aux_choice = {"auxiliary_cap": None, "auxiliary_converged": converged if has_aux else None}
+            return w, err, k
+
         no_core = np.zeros(n, dtype=bool)
         cost = None
         if self.max_records is not None and self.max_records < n:
             w, err = attempt(no_core, int(self.max_records))  # a balanced sample alone often suffices
             if err <= self.tolerance:
-                return w, err, int(self.max_records)
+                return done(w, err, int(self.max_records), not self._last_aux_dropped)
             cost = np.where(w > 0, 0.01, 1.0) / design.d  # core records from that sample where possible
         # a feasible core: the LP vertex support (at most one record per independent target)
         w_lp, _, n_core = self._fit_l1(design, cost)
@@ -262,16 +295,17 @@ class SparseCalibrator(_FittedResult):
                 f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
             )
         w, err = attempt(w_lp > 0, k)
+        converged = not self._last_aux_dropped
         if err > self.tolerance and cost is not None:  # the plain vertex as the core instead
             w_lp2, _, n_core2 = self._fit_l1(design)
             if n_core2 <= k:
                 w2, err2 = attempt(w_lp2 > 0, k)
                 if err2 < err:
-                    w, err = w2, err2
+                    w, err, converged = w2, err2, not self._last_aux_dropped
         err_lp = _max_error(design, w_lp)
         if err > self.tolerance and err_lp <= self.tolerance:  # the vertex itself (an exact solve is infeasible)
-            w, err = w_lp, err_lp
-        return w, err, k
+            w, err, converged = w_lp, err_lp, False
+        return done(w, err, k, converged)
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
         w = lp_vertex(design, self.tolerance, cost)
@@ -297,9 +331,12 @@ class SparseCalibrator(_FittedResult):
         tg = _checked_inputs(candidates, targets, weight_col, household_col)
         design = build_design(candidates, tg, weight_col, household_col)
         self._check_reachable(design)
+        aux_l1 = None
         self._soft_solves = 0
         self._aux_dropped = 0
         self._aux = None
+        self._aux_tries: list[dict[str, Any]] = []
+        self._aux_choice = {"auxiliary_cap": None, "auxiliary_converged": None}
         if self.method == "l1":
             w, err, budget = self._fit_l1(design)
             if self.max_records is not None and budget > self.max_records:
@@ -318,10 +355,19 @@ class SparseCalibrator(_FittedResult):
             if self.auxiliary is not None:
                 self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+            if self._aux is not None and self._aux[0].shape[1] > 0:
+                aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
             self._aux = None
         rel = _errors(design, w)
         err = float(rel.max()) if len(rel) else 0.0
         nz = w > 0
+        if self._aux_choice["auxiliary_converged"] is False:
+            warnings.warn(
+                f"The soft calibration to the auxiliary totals did not converge on the {int(nz.sum())} kept records "
+                "(too few for the targets and the auxiliaries together): the auxiliaries chose the records, the "
+                "targets alone set their weights (summary['auxiliary_converged'] is False).",
+                ConvergenceWarning, stacklevel=2,
+            )
         summary: dict[str, Any] = {
             "method": self.method,
             "n_nonzero": int(nz.sum()),
@@ -333,6 +379,9 @@ class SparseCalibrator(_FittedResult):
             "within_tolerance": bool(err <= self.tolerance * (1 + 1e-9)),
             "soft_subset_solves": self._soft_solves,
             "auxiliary_dropped": self._aux_dropped,
+            **self._aux_choice,
+            "auxiliary_l1": aux_l1,
+            "auxiliary_tries": list(self._aux_tries),
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
             "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
             "met_rtol": self.tolerance,
@@ -408,20 +457,9 @@ class SparseCalibrator(_FittedResult):
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None
         rows = []
+        params = {**self.get_params(deep=False), "seed": self._seed, "force": True, "random_state": DEPRECATED}
         for size in sizes:
-            est = SparseCalibrator(
-                int(size),
-                tolerance=self.tolerance,
-                method=self.method,
-                bounds=self.bounds,
-                seed=self._seed,
-                stratify=self.stratify,
-                force=True,
-                distance=self.distance,
-                subset_solve=self.subset_solve,
-                auxiliary=self.auxiliary,
-                auxiliary_strength=self.auxiliary_strength,
-            )
+            est = SparseCalibrator(**{**params, "max_records": int(size)})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 try:
@@ -436,6 +474,7 @@ class SparseCalibrator(_FittedResult):
                 "max_rel_error": s["max_rel_error"],
                 "mean_rel_error": s["mean_rel_error"],
                 "seconds": s["seconds"],
+                "auxiliary_converged": s["auxiliary_converged"],
             }
             if hold is not None:
                 rel = relative_errors(hold.x.T @ est.weights.to_numpy(), hold.totals)

@@ -1,0 +1,121 @@
+"""Sparse subsets whose records are chosen by linear programs with the auxiliary totals in the objective."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import ConvergenceWarning
+from microplex.calibration import SparseCalibrator, Targets
+from microplex.calibration import _subset_choice
+from microplex.calibration._subset_choice import AUXILIARY_CAPS, auxiliary_l1, auxiliary_subset, auxiliary_vertex
+from microplex.calibration.auxiliary import auxiliary_design
+from microplex.calibration.design import build_design
+from microplex.calibration.feasibility import lp_vertex
+from microplex.calibration.subsets import _max_error
+
+from .conftest import untargeted_population
+
+
+@pytest.fixture(scope="module")
+def population():
+    df, targets = untargeted_population(3, 4000)
+    design = build_design(df, targets, "weight")
+    x, t, _ = auxiliary_design(df, design, targets, "weight")
+    return df, targets, design, x, t
+
+
+def test_auxiliary_vertex_meets_targets_and_fits_auxiliaries_better_than_a_plain_vertex(population):
+    _, _, design, x, t = population
+    pop = design.d.sum()
+    w = auxiliary_vertex(design, x, t, 0.005)
+    assert _max_error(design, w) <= 0.005
+    plain = lp_vertex(design, 0.005)
+    # the plain vertex puts each target cell on one record (L1 miss near 2 per auxiliary column)
+    assert auxiliary_l1(x, t, w, pop) < 0.05 * auxiliary_l1(x, t, plain, pop)
+    upper = np.full(len(design.d), 2.0 * pop / 300)
+    wc = auxiliary_vertex(design, x, t, 0.005, upper=upper)
+    assert _max_error(design, wc) <= 0.005 and wc.max() <= upper[0] * (1 + 1e-9)
+    assert (wc > 0).sum() >= 150  # a cap of 2 HT weights of a 300-record sample: at least 150 records
+
+
+@pytest.mark.parametrize("cap", [1.0, 2.0, math.inf])
+def test_auxiliary_subset_keeps_at_most_the_budget_and_a_vertex_that_meets_the_targets(population, cap):
+    _, _, design, x, t = population
+    core, vertex = auxiliary_subset(design, x, t, 0.005, 60, cap)
+    assert core.sum() <= 60
+    if vertex is not None:
+        assert _max_error(design, vertex) <= 0.005 and not (vertex[~core] > 0).any()
+
+
+def test_default_fit_reports_the_chosen_cap_and_its_auxiliary_miss(population):
+    df, targets, design, x, t = population
+    sc = SparseCalibrator(150, seed=0).fit(df, targets)
+    s = sc.summary
+    assert s["n_nonzero"] == 150 and s["max_rel_error"] < 1e-6
+    assert s["auxiliary_cap"] in AUXILIARY_CAPS and s["auxiliary_converged"] is True
+    w = sc.weights.to_numpy()
+    assert s["auxiliary_l1"] == pytest.approx(auxiliary_l1(x, t, w, design.d.sum()), rel=1e-9)
+    tries = [r for r in s["auxiliary_tries"] if "auxiliary_l1" in r]
+    assert len(s["auxiliary_tries"]) == len(AUXILIARY_CAPS)
+    exact = [r for r in tries if r["exact"] and r["max_rel_error"] <= 0.005]
+    assert s["auxiliary_l1"] == pytest.approx(min(r["auxiliary_l1"] for r in exact))
+    # the records the programs choose fit the auxiliaries better than balanced sampling's
+    none = SparseCalibrator(150, seed=0, auxiliary=None).fit(df, targets).weights.to_numpy()
+    assert s["auxiliary_l1"] < 0.6 * auxiliary_l1(x, t, none, design.d.sum())
+    assert SparseCalibrator(150, seed=0, auxiliary=None).fit(df, targets).summary["auxiliary_cap"] is None
+
+
+def test_seed_breaks_ties_and_is_reproducible(population):
+    """Categorical columns only: many alike records, among which the seed chooses."""
+    df, targets, *_ = population
+    df = df[["region", "sex", "job", "weight"]].assign(age=df["age"] // 20)
+    a = SparseCalibrator(150, seed=1).fit(df, targets).weights
+    b = SparseCalibrator(150, seed=1).fit(df, targets).weights
+    c = SparseCalibrator(150, seed=2).fit(df, targets).weights
+    pd.testing.assert_series_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_large_candidate_sets_use_a_balanced_pool(population, monkeypatch):
+    df, targets, design, x, t = population
+    monkeypatch.setattr(_subset_choice, "MAX_LP_UNITS", 500)
+    monkeypatch.setattr(_subset_choice, "POOL_PER_RECORD", 5)
+    seen = []
+    real = _subset_choice.auxiliary_vertex
+
+    def spy(design, *args, **kwargs):
+        seen.append(len(design.d))
+        return real(design, *args, **kwargs)
+
+    monkeypatch.setattr(_subset_choice, "auxiliary_vertex", spy)
+    sc = SparseCalibrator(100, seed=0).fit(df, targets)
+    assert seen and set(seen) == {500}  # max(5 * 100, 500) units, not 4000
+    assert sc.summary["n_nonzero"] == 100 and sc.summary["max_rel_error"] < 1e-6
+    assert sc.summary["auxiliary_cap"] is not None
+
+
+def test_subset_too_small_for_the_auxiliaries_says_so():
+    """One record per target cell: the soft auxiliary solve cannot converge; the fit says so (summary and warning)."""
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({"region": rng.integers(0, 3, n), "age": rng.integers(18, 80, n),
+                       "job": rng.choice(["a", "b", "c", "d"], n), "weight": 10.0})
+    df["income"] = np.exp(rng.normal(10, 1, n))
+    targets = Targets.from_margins({"region": df.groupby("region")["weight"].sum()}) + Targets.from_margins(
+        {"region": (df["weight"] * df["income"]).groupby(df["region"]).sum()}, aggregate="sum", variable="income")
+    core = SparseCalibrator(method="l1").fit(df, targets).summary["n_nonzero"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sc = SparseCalibrator(core).fit(df, targets)
+    s = sc.summary
+    assert s["within_tolerance"]
+    if s["auxiliary_converged"] is False:
+        assert any(issubclass(w.category, ConvergenceWarning) and "auxiliary" in str(w.message) for w in caught)
+    else:
+        assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert s["auxiliary_converged"] in (True, False)
