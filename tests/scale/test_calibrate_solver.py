@@ -184,26 +184,7 @@ def test_dask_local_cluster_matches_local(dataset):
     assert res.n_passes == local.n_passes
 
 
-class _GraphClient:
-    """A stand-in client: computes with the synchronous scheduler and records, for every graph, the
-    pickled bytes of each task (what a scheduler ships to its workers, task by task)."""
-
-    def __init__(self):
-        self.task_bytes: list[list[int]] = []
-
-    def compute(self, obj):
-        import pickle
-        from concurrent.futures import Future
-
-        import dask
-
-        self.task_bytes.append([len(pickle.dumps(t)) for t in dict(obj.__dask_graph__()).values()])
-        fut = Future()
-        fut.set_result(dask.compute(obj, scheduler="sync")[0])
-        return fut
-
-
-def test_partition_tasks_do_not_carry_the_margins(tmp_path):
+def test_partition_tasks_do_not_carry_the_margins(tmp_path, graph_client):
     """Each partition's task ships the margin codes and lambda by reference: at 692,200 targets the margins
     pickle to ~120 MB, which every file's task of every pass once carried (and every worker unpickled)."""
     import pickle
@@ -214,7 +195,7 @@ def test_partition_tasks_do_not_carry_the_margins(tmp_path):
     (tmp_path / "pop").mkdir()
     for k in range(6):
         df.iloc[k * 1000 : (k + 1) * 1000].to_parquet(tmp_path / "pop" / f"part-{k}.parquet")
-    client = _GraphClient()
+    client = graph_client
     res = rake_dataset(tmp_path / "pop", margins, "w0", max_cells=0, client=client)
     local = rake_dataset(tmp_path / "pop", margins, "w0", max_cells=0)
     np.testing.assert_array_equal(res.lam, local.lam)  # the same sums in the same order: bit for bit
@@ -225,6 +206,7 @@ def test_partition_tasks_do_not_carry_the_margins(tmp_path):
     for sizes in client.task_bytes:
         assert len(sizes) > 6  # a task per partition at least
         assert sum(sizes) < margins_bytes + 3 * lam_bytes  # at most one copy of the codes and of lambda
+        assert sum(s > margins_bytes / 2 for s in sizes) <= 1
 
 
 def test_write_calibrated_keeps_the_hive_layout(tmp_path):
