@@ -29,6 +29,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -157,6 +158,7 @@ def child(dataset: str, margins_file: str, workers: int, worker_memory: str) -> 
         "wall_s": time.perf_counter() - t0,
         "cpu_s": (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime),
         "peak_rss_mb": c1.ru_maxrss / 1024.0,
+        "client_process_cpu_s": c1.ru_utime + c1.ru_stime,  # margins, cluster start-up and the solve
     }
     if client is not None:
         out["worker_peak_rss_mb"] = sorted(client.run(_worker_rss).values())
@@ -166,6 +168,63 @@ def child(dataset: str, margins_file: str, workers: int, worker_memory: str) -> 
         client.close()
         cluster.close()
     return out
+
+
+def _proc(pid: int) -> dict | None:
+    """``/proc`` figures of one process: parent, RSS and its peak (VmHWM) in MB, CPU seconds, command."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    kb = {k: float(v.split()[0]) / 1024.0 for k, v in (ln.split(":", 1) for ln in status.splitlines()) if k in ("VmRSS", "VmHWM")}
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"ppid": int(fields[1]), "rss": kb.get("VmRSS", 0.0), "hwm": kb.get("VmHWM", 0.0),
+            "cpu": (int(fields[11]) + int(fields[12])) / tick, "cmd": cmd[:80]}
+
+
+class TreeSampler(threading.Thread):
+    """Samples the RSS of a process and all its descendants every ``every`` s (no psutil): per process its
+    peak (VmHWM) and CPU seconds, and the largest sum of RSS over the tree at one sample; a line to stderr
+    every minute."""
+
+    def __init__(self, root: int, every: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.root, self.every, self.stop = root, every, threading.Event()
+        self.procs: dict[int, dict] = {}
+        self.max_sum = 0.0
+
+    def sample(self) -> tuple[dict, float]:
+        info = {int(p): _proc(int(p)) for p in os.listdir("/proc") if p.isdigit()}
+        tree, frontier = {self.root}, [self.root]
+        while frontier:
+            kids = [p for p, i in info.items() if i and i["ppid"] in frontier and p not in tree]
+            tree.update(kids)
+            frontier = kids
+        now = {p: info[p] for p in tree if info.get(p)}
+        for p, i in now.items():
+            seen = self.procs.get(p, {})
+            self.procs[p] = {**i, "hwm": max(i["hwm"], seen.get("hwm", 0.0)), "cmd": seen.get("cmd") or i["cmd"]}
+        total = sum(i["rss"] for i in now.values())
+        self.max_sum = max(self.max_sum, total)
+        return now, total
+
+    def run(self) -> None:
+        last = 0.0
+        while not self.stop.wait(self.every):
+            now, total = self.sample()
+            if time.monotonic() - last >= 60:
+                last = time.monotonic()
+                print(time.strftime("%H:%M:%S", time.gmtime()), "rss MB", " ".join(f"{p}:{i['rss']:.0f}" for p, i in now.items()),
+                      f"sum {total:.0f} (max {self.max_sum:.0f})", file=sys.stderr, flush=True)
+
+    def result(self) -> dict:
+        procs = [{"pid": p, "peak_rss_mb": round(i["hwm"], 1), "cpu_s": i["cpu"], "cmd": i["cmd"]}
+                 for p, i in sorted(self.procs.items())]
+        return {"processes": procs, "sum_peak_rss_mb": round(sum(i["peak_rss_mb"] for i in procs), 1),
+                "max_sampled_sum_rss_mb": round(self.max_sum, 1)}
 
 
 def main() -> None:
@@ -196,13 +255,22 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", str(ds), str(mfile), "--workers", str(args.workers),
                "--worker-memory", args.worker_memory]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        load0 = os.getloadavg()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr: the child's progress
+        load0, ch0 = os.getloadavg(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr: the child's progress
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        stdout, _ = proc.communicate()
+        sampler.stop.set()
+        sampler.join()
         if proc.returncode:
+            print(json.dumps(sampler.result()), file=sys.stderr)
             raise SystemExit(proc.returncode)
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the child and every process it waited for
+        r = json.loads(stdout.strip().splitlines()[-1])
         line = json.dumps({"records": n, "tracts": geo.tracts, "counties": geo.counties, "states": geo.states,
-                           "workers": args.workers, **r, "load_before": load0, "load_after": os.getloadavg(),
+                           "workers": args.workers, **r, **sampler.result(),
+                           "cpu_s_all": (ch1.ru_utime + ch1.ru_stime) - (ch0.ru_utime + ch0.ru_stime),
+                           "load_before": load0, "load_after": os.getloadavg(),
                            "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
         print(line, flush=True)
         if args.log:

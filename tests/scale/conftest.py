@@ -40,3 +40,28 @@ def hs():
 def small_hh_blocks(monkeypatch):
     """Blocks of 70 households, so a few hundred households span several blocks and tasks."""
     monkeypatch.setattr(households_module, "_BLOCK_HOUSEHOLDS", 70)
+
+
+class _GraphClient:
+    """A stand-in client: computes with the synchronous scheduler and records, for every graph, the
+    pickled bytes of each task (cloudpickle, as Dask; what a scheduler ships to its workers, task by task)."""
+
+    def __init__(self):
+        self.task_bytes: list[list[int]] = []
+
+    def compute(self, obj):
+        from concurrent.futures import Future
+
+        import cloudpickle
+        import dask
+
+        self.task_bytes.append([len(cloudpickle.dumps(t)) for t in dict(obj.__dask_graph__()).values()])
+        fut = Future()
+        fut.set_result(dask.compute(obj, scheduler="sync")[0])
+        return fut
+
+
+@pytest.fixture()
+def graph_client():
+    """A :class:`_GraphClient` (the task bytes of every graph computed through it)."""
+    return _GraphClient()

@@ -184,6 +184,31 @@ def test_dask_local_cluster_matches_local(dataset):
     assert res.n_passes == local.n_passes
 
 
+def test_partition_tasks_do_not_carry_the_margins(tmp_path, graph_client):
+    """Each partition's task ships the margin codes and lambda by reference: at 692,200 targets the margins
+    pickle to ~120 MB, which every file's task of every pass once carried (and every worker unpickled)."""
+    import pickle
+
+    from microplex.scale._margins import _Margins
+
+    df, margins = _population(6000, seed=5)
+    (tmp_path / "pop").mkdir()
+    for k in range(6):
+        df.iloc[k * 1000 : (k + 1) * 1000].to_parquet(tmp_path / "pop" / f"part-{k}.parquet")
+    client = graph_client
+    res = rake_dataset(tmp_path / "pop", margins, "w0", max_cells=0, client=client)
+    local = rake_dataset(tmp_path / "pop", margins, "w0", max_cells=0)
+    np.testing.assert_array_equal(res.lam, local.lam)  # the same sums in the same order: bit for bit
+    np.testing.assert_array_equal(res.weights(df), local.weights(df))
+    assert len(client.task_bytes) == res.n_passes
+    margins_bytes = len(pickle.dumps(_Margins(margins)))
+    lam_bytes = res.lam.nbytes
+    for sizes in client.task_bytes:
+        assert len(sizes) > 6  # a task per partition at least
+        assert sum(sizes) < margins_bytes + 3 * lam_bytes  # at most one copy of the codes and of lambda
+        assert sum(s > margins_bytes / 2 for s in sizes) <= 1
+
+
 def test_write_calibrated_keeps_the_hive_layout(tmp_path):
     df, margins = _population(3000, seed=4)
     df["rid"] = np.arange(len(df))

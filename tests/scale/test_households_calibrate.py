@@ -140,3 +140,21 @@ def test_household_calibration_on_a_dask_cluster_gives_the_local_weights(linked)
     persons = p.drop(columns=["db040"]).merge(h[[HID, "db040"]], on=HID)
     np.testing.assert_allclose(dist.weights(h, persons), local.weights(h, persons), rtol=1e-12)
     assert dist.n_passes == local.n_passes
+
+
+def test_pair_tasks_do_not_carry_the_margins(linked, graph_client):
+    """Each pair's task ships the margins and lambda by reference (one copy a pass, not one a file)."""
+    import pickle
+
+    from microplex.scale._linked import LinkedMargins
+
+    root, h, p = linked
+    targets = _targets(h, p, seed=3)
+    kw = dict(persons=root / "persons", household_id=HID)
+    res = rake_dataset(root / "households", targets, W, client=graph_client, **kw)
+    local = rake_dataset(root / "households", targets, W, **kw)
+    np.testing.assert_array_equal(res.lam, local.lam)
+    assert len(graph_client.task_bytes) == res.n_passes
+    half = len(pickle.dumps(LinkedMargins(targets))) / 2
+    for sizes in graph_client.task_bytes:
+        assert len(sizes) > 4 and sum(s > half for s in sizes) <= 1  # the margins' own task, not every pair's

@@ -177,13 +177,14 @@ def rake_linked(
         raise DataValidationError(f"The 'persons' parameter must be a non-empty str or path-like. Got {persons!r} instead.")
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
-    parts = [dask.delayed(linked_part)(pair, lm, household_id, weight_col, initial) for pair in pairs]
+    at_lm = dask.delayed(lm)  # one task of the graph, not a copy of the margins in every pair's task
+    parts = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial) for pair in pairs]
 
     def point(part, lam, distance, bnds):
         return part_point(part, lam, distance, bnds, True)
 
     def reduce(lam, distance, bnds, need_potential):
-        return run(_tree([dask.delayed(point)(p, lam, distance, bnds) for p in parts], add_parts))
+        return run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
 
     op = PartitionedOperator(lm.m, reduce)
     first = op.at(np.zeros(lm.m), kw["dist"], kw["bounds"])

@@ -11,6 +11,32 @@ import pandas as pd
 from .._errors import DataValidationError
 from ..calibration.targets import Target, Targets
 
+class _Codes:
+    """What a partition needs to code its records: the margins' columns and category indexes, not the targets.
+
+    Shipped to Dask workers instead of :class:`_Margins`, whose ``Target`` objects and labels (about 120 MB
+    pickled at 692,200 targets) every task would otherwise carry and unpickle.
+    """
+
+    def __init__(self, keys: list[tuple[str, ...]], indexes: list[pd.Index], offsets: list[int]) -> None:
+        self.keys, self.indexes, self.offsets = keys, indexes, offsets
+        self.columns = sorted({c for cols in keys for c in cols})
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
+        out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
+        for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
+            if len(cols) == 1:
+                pos = index.get_indexer(pd.Index(np.asarray(frame[cols[0]])))
+            else:
+                pos = index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(frame[c]) for c in cols]))
+            out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
+        return out
+
+
 class _Margins:
     """Margins ``{col: {cat: total}}`` or ``{(c1, c2): {(a, b): total}}`` as numbered targets."""
 
@@ -52,7 +78,8 @@ class _Margins:
             Target(float(v), filters=dict(zip(cols, c if len(cols) > 1 else (c,))))
             for (cols, c), v in zip(((k if isinstance(k, tuple) else (k,), c) for k, c in labels), self.totals)
         )
-        self.columns = sorted({c for cols in self.keys for c in cols})
+        self.coder = _Codes(self.keys, self.indexes, self.offsets)
+        self.columns = self.coder.columns
 
     @property
     def m(self) -> int:
@@ -60,17 +87,7 @@ class _Margins:
 
     def codes(self, frame: pd.DataFrame) -> np.ndarray:
         """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
-        out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
-        for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
-            if len(cols) == 1:
-                pos = index.get_indexer(pd.Index(np.asarray(frame[cols[0]])))
-            else:
-                pos = index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(frame[c]) for c in cols]))
-            out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
-        return out
+        return self.coder.codes(frame)
 
 
 def _as_margins(margins: Any) -> Mapping:
@@ -94,7 +111,7 @@ def _as_margins(margins: Any) -> Mapping:
 
 
 def _frame_part(
-    frame: pd.DataFrame, margins: _Margins, weight_col: str | None, initial: float = 1.0
+    frame: pd.DataFrame, margins: _Margins | _Codes, weight_col: str | None, initial: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Margin codes and initial weights (the column ``weight_col``, else ``initial`` for every record)."""
     return margins.codes(frame), initial_weights(frame, weight_col, initial)

@@ -386,7 +386,8 @@ def rake_dataset(
         areas = run(_tree([dask.delayed(area_table)(p, geography) for p in ddf[geography].to_delayed()], merge_areas))
         check_areas(areas, mg.targets, geography)
     ddf = ddf[columns]
-    parts = [dask.delayed(_frame_part)(p, mg, weight_col, initial) for p in ddf.to_delayed()]
+    coder = dask.delayed(mg.coder)  # one task of the graph, not a copy of the margins in every partition's task
+    parts = [dask.delayed(_frame_part)(p, coder, weight_col, initial) for p in ddf.to_delayed()]
     if max_cells > 0:
         cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
@@ -396,7 +397,8 @@ def rake_dataset(
     logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
 
     def reduce(lam, distance, bnds, need_potential):
-        return run(_tree([dask.delayed(_part_point)(p, mg.m, lam, distance, bnds) for p in parts], add_parts))
+        at = dask.delayed(lam)  # shipped once a pass, not with every partition's task
+        return run(_tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in parts], add_parts))
 
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
