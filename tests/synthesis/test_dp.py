@@ -332,7 +332,7 @@ def test_dp_defaults_are_chosen_from_the_data_size_and_explicit_values_are_kept(
     synth = Synthesizer(TARGETS, CONDITIONS, condition_model=True, epsilon=1.0, delta=1e-5,
                         public_bounds=BOUNDS, public_categories=CATEGORIES)
     dp = synth._check_params()["dp"]
-    assert dp["max_grad_norm"] == 15.0
+    assert dp["max_grad_norm"] == 5.0
     assert dp_training_settings(synth, 12_000, "auto") == {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2}
     assert [dp_batch_size(n) for n in (100, 2_000, 3_000, 40_000)] == [100, 256, 512, 4096]
     mine = synth.set_params(batch_size=300, learning_rate=1e-3, max_grad_norm=2.0)
