@@ -294,9 +294,12 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             mean, std = float(centres.mean()), float(centres.std())
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
         if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
-            kept = np.where(hist >= HIST_Z * noise_sd, hist, 0.0)  # noise alone is no mass
-            binned_mass = kept + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
-                                             weights=counts[free], minlength=BINS)
+            def kept(v: np.ndarray) -> np.ndarray:  # noise alone is no mass
+                return np.where(v >= HIST_Z * noise_sd, v, 0.0)
+
+            binned_mass = kept(hist) + np.bincount(
+                np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
+                weights=kept(counts[free]), minlength=BINS)
             knots = qmap.knots_from_histogram(edges, binned_mass)
             if knots is not None:
                 seg["knots"] = qmap.knots_to_dict(knots)
