@@ -17,8 +17,10 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   deviations), each target's standardization (with
   ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
   :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
-  deviation) and the state shares that the pattern head starts at and is raked to after
-  training (:mod:`._dp_rake`);
+  deviation; bins below :data:`HIST_Z` noise standard deviations count as empty) and the state
+  shares that the pattern head starts at and is raked to after training (:mod:`._dp_rake`); after
+  training the knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so
+  the release keeps the histogram's marginals;
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
