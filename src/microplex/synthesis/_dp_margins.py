@@ -22,11 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from scipy.special import log_ndtr, ndtr
 
 from .._random import int_seed, named_child
+from ._dp_rake import model_conditions
 from .transforms import ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -73,12 +73,7 @@ def recalibrate_margins(synth: Synthesizer, seed: int) -> None:
             and synth.encoders_[n].segments and synth.encoders_[n].segments[0].knots is not None]
     if not cont:
         return
-    if synth.condition_vars:
-        drawn = synth.condition_model_.generate(pd.DataFrame(index=pd.RangeIndex(MARGIN_DRAWS)),
-                                                seed=int_seed(named_child(seed, "dp_margins_conditions")))
-        c = torch.as_tensor(synth.condition_encoder_.transform(drawn), dtype=torch.float32)
-    else:
-        c = torch.zeros(MARGIN_DRAWS, 0)
+    c = model_conditions(synth, MARGIN_DRAWS, seed, "dp_margins_conditions", rows_without=MARGIN_DRAWS)
     gen = torch.Generator().manual_seed(int_seed(named_child(seed, "dp_margins")))
     with torch.inference_mode():
         pattern, u, _ = synth.model_.sample(c, gen)
