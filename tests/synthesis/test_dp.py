@@ -200,8 +200,13 @@ def test_a_dp_fit_keeps_only_public_or_noisy_statistics(fitted, cps):
     assert out["black"].isin([0, 1]).all() and out["re74"].between(0, 30000).all()
 
 
-def test_noisy_point_masses_follow_the_data_at_a_large_budget(cps):
+def test_noisy_point_masses_follow_the_data_at_a_large_budget(cps, monkeypatch):
     # re74 is 0 for about 12% of the records and never 30000 (the public upper bound)
+    import microplex.synthesis._fitting as fitting
+
+    # the knots as the statistics release sets them (after training their normal scores become the
+    # model's quantiles: test_release_marginal_is_the_noisy_histograms_after_training)
+    monkeypatch.setattr(fitting, "recalibrate_margins", lambda synth, seed: None)
     split = {"statistics": 0.5, "training": 0.3, "conditions": 0.2}
     synth = _dp(epsilon=1e4, budget_split=split, standardize="moments").fit(cps, seed=0)
     assert synth.point_masses_["re74"] == (0.0,)
@@ -332,7 +337,7 @@ def test_dp_defaults_are_chosen_from_the_data_size_and_explicit_values_are_kept(
     synth = Synthesizer(TARGETS, CONDITIONS, condition_model=True, epsilon=1.0, delta=1e-5,
                         public_bounds=BOUNDS, public_categories=CATEGORIES)
     dp = synth._check_params()["dp"]
-    assert dp["max_grad_norm"] == 15.0
+    assert dp["max_grad_norm"] == 5.0
     assert dp_training_settings(synth, 12_000, "auto") == {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2}
     assert [dp_batch_size(n) for n in (100, 2_000, 3_000, 40_000)] == [100, 256, 512, 4096]
     mine = synth.set_params(batch_size=300, learning_rate=1e-3, max_grad_norm=2.0)
@@ -439,3 +444,75 @@ def test_noise_alone_makes_no_point_mass_at_a_public_bound(cps):
     for seed in range(4):
         synth = _dp(epsilon=2.0, epochs=1).fit(cps, seed=seed)
         assert 30000.0 not in synth.point_masses_["re74"] and 30000.0 not in synth.point_masses_["re78"]
+
+
+# -- the continuous marginals moved back onto the noisy histograms (_dp_margins) ---------------
+def test_recalibrated_knots_match_a_hand_computation():
+    """Draws u ~ N(1, 2^2) of the model's scores: the knots' normal scores become 1 + 2 kz (the
+    draws' quantiles at Phi(kz)), each tail slope doubles (the draws beyond an end knot lie twice as
+    far as a standard normal's beyond kz), so decoding a draw gives what decoding (u - 1) / 2 with
+    the old knots gave: the old marginal, with the draws' ranks."""
+    from microplex.synthesis._dp_margins import recalibrated_knots
+
+    p = (np.arange(64) + 0.5) / 64
+    kz = stats.norm.ppf(p)
+    kt = np.cumsum(np.linspace(0.5, 1.5, 64))  # any increasing t-knots
+    knots = (kt, kz, np.array([2.0, 3.0]))
+    u = 1.0 + 2.0 * np.random.default_rng(0).standard_normal(400_000)
+    new_kt, new_kz, new_slopes = recalibrated_knots(knots, u)
+    assert np.array_equal(new_kt, kt)
+    assert np.allclose(new_kz, 1.0 + 2.0 * kz, atol=0.06)
+    assert np.allclose(new_slopes, [4.0, 6.0], rtol=0.05)
+    assert (np.diff(new_kz) > 0).all()
+    z = np.linspace(-2.5, 2.5, 11)
+    assert np.allclose(qmap.inverse(1.0 + 2.0 * z, *recalibrated_knots(knots, u)), qmap.inverse(z, *knots),
+                       rtol=0.01, atol=0.02)
+    # ties in the draws still give strictly increasing knots
+    assert (np.diff(recalibrated_knots(knots, np.round(u))[1]) > 0).all()
+
+
+def test_release_marginal_is_the_noisy_histograms_after_training(cps, monkeypatch):
+    """After DP-SGD has moved the flow (large learning rate, small clipping norm), the released
+    continuous values of each target follow the marginal of the histogram's knots (the statistics
+    release), not the drifted flow's; the budget spent is unchanged (post-processing)."""
+    import microplex.synthesis._fitting as fitting
+
+    before, recalibrate = {}, fitting.recalibrate_margins
+
+    def spy(synth, seed):
+        before.update({n: synth.encoders_[n].segments[0].knots for n in synth.target_vars if n in TARGETS})
+        recalibrate(synth, seed)
+
+    monkeypatch.setattr(fitting, "recalibrate_margins", spy)
+    synth = _dp(epsilon=1e4, learning_rate=0.05, epochs=4, max_grad_norm=1.0,
+                budget_split={"statistics": 0.5, "training": 0.3, "conditions": 0.2}).fit(cps, seed=0)
+    assert set(before) == set(TARGETS)
+    out = synth.sample(40_000, seed=3)
+    p = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+    for name in TARGETS:
+        enc = synth.encoders_[name]
+        x = out[name].to_numpy(float)
+        x = x[~np.isin(x, enc.point_masses)]
+        seg = enc.segments[0]
+        at = seg._inverse(qmap.inverse(stats.norm.ppf(p), *before[name]))  # the histogram's quantiles
+        assert np.abs((x[:, None] <= at[None, :]).mean(axis=0) - p).max() < 0.02
+        assert not np.allclose(seg.knots[1], before[name][1])  # the flow had moved: the map was changed
+    assert [m["part"] for m in synth.privacy_["mechanisms"]] == [
+        "statistics", "training", "conditions.statistics", "conditions.training"]
+
+
+def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):
+    """re78 uniform on [1000, 2000] with public bounds (0, 1e6): its values fill 2 of the 32 logit
+    bins. Clipping the noisy counts at 0 would leave each of the 30 empty bins about 0.4 noise
+    standard deviations of mass (about a fifth of the records here); with bins below HIST_Z noise
+    standard deviations left out, (almost) every knot lies inside the occupied range."""
+    from microplex.synthesis._dp import HIST_Z
+
+    assert HIST_Z == 2.0
+    data = cps.assign(re78=np.random.default_rng(0).uniform(1000.0, 2000.0, len(cps)))
+    synth = _dp(epsilon=1.0, epochs=1, public_bounds={**BOUNDS, "re78": (0.0, 1e6)}).fit(data, seed=0)
+    seg = synth.encoders_["re78"].segments[0]
+    x = seg._inverse(seg.knots[0])
+    # the occupied bins span about [880, 2900] (bins are 0.575 wide in logit); without the threshold the
+    # knots reach from 4 (the candidate 0's noisy cell) to beyond 10,000
+    assert np.mean((x < 800) | (x > 3000)) < 0.03

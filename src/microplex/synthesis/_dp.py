@@ -17,8 +17,10 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   deviations), each target's standardization (with
   ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
   :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
-  deviation) and the state shares that the pattern head starts at and is raked to after
-  training (:mod:`._dp_rake`);
+  deviation; bins below :data:`HIST_Z` noise standard deviations count as empty) and the state
+  shares that the pattern head starts at and is raked to after training (:mod:`._dp_rake`); after
+  training the knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so
+  the release keeps the histogram's marginals;
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
@@ -63,11 +65,15 @@ DEFAULT_SPLIT_CONDITIONS = {"statistics": 0.1, "training": 0.6, "conditions": 0.
 MARGIN = 1e-4
 _MIN_STD = 0.05
 #: DP-SGD clipping norm of ``max_grad_norm=None`` (see :mod:`._dp_plan`).
-DP_MAX_GRAD_NORM = 15.0
+DP_MAX_GRAD_NORM = 5.0
 #: An undeclared point-mass candidate is a point mass only when its noisy count is at least this many
 #: noise standard deviations (besides ``point_mass_threshold``): noise alone then makes one in about
 #: 700 candidates a point mass (a spurious one at a public bound draws records there).
 POINT_MASS_Z = 3.0
+#: A bin of the noisy histogram enters the quantile knots only when its noisy count is at least this many
+#: noise standard deviations: clipping negative counts at 0 alone gives every empty bin (most of the
+#: logit range between wide public bounds) a spurious positive mass, about 0.4 noise standard deviations.
+HIST_Z = 2.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -290,8 +296,12 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             mean, std = float(centres.mean()), float(centres.std())
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
         if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
-            binned_mass = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
-                                             weights=counts[free], minlength=BINS)
+            def kept(v: np.ndarray) -> np.ndarray:  # noise alone is no mass
+                return np.where(v >= HIST_Z * noise_sd, v, 0.0)
+
+            binned_mass = kept(hist) + np.bincount(
+                np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
+                weights=kept(counts[free]), minlength=BINS)
             knots = qmap.knots_from_histogram(edges, binned_mass)
             if knots is not None:
                 seg["knots"] = qmap.knots_to_dict(knots)

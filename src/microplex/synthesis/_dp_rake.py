@@ -28,11 +28,20 @@ from .heaps import Logits
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["RAKE_DRAWS", "rake_pattern_head"]
+__all__ = ["RAKE_DRAWS", "model_conditions", "rake_pattern_head"]
 
 #: Condition rows drawn from the condition model to average the head over.
 RAKE_DRAWS = 20_000
 _ROUNDS, _TOL = 100, 1e-6
+
+
+def model_conditions(synth: Synthesizer, n: int, seed: int, name: str, rows_without: int) -> torch.Tensor:
+    """``n`` condition rows drawn from ``synth.condition_model_`` (seeded by ``name``), encoded as
+    the model's input; ``rows_without`` rows of no columns when ``synth`` has no conditions."""
+    if not synth.condition_vars:
+        return torch.zeros(rows_without, 0)
+    drawn = synth.condition_model_.generate(pd.DataFrame(index=pd.RangeIndex(n)), seed=int_seed(named_child(seed, name)))
+    return torch.as_tensor(synth.condition_encoder_.transform(drawn), dtype=torch.float32)
 
 
 def rake_pattern_head(synth: Synthesizer, shares: dict[str, np.ndarray], seed: int) -> None:
@@ -43,12 +52,7 @@ def rake_pattern_head(synth: Synthesizer, shares: dict[str, np.ndarray], seed: i
     head = synth.model_.head
     if head is None:
         return
-    if synth.condition_vars:
-        drawn = synth.condition_model_.generate(pd.DataFrame(index=pd.RangeIndex(RAKE_DRAWS)),
-                                                seed=int_seed(named_child(seed, "dp_rake")))
-        c = torch.as_tensor(synth.condition_encoder_.transform(drawn), dtype=torch.float32)
-    else:
-        c = torch.zeros(1, 0)
+    c = model_conditions(synth, RAKE_DRAWS, seed, "dp_rake", rows_without=1)
     with torch.no_grad():
         base = synth.model_.pattern_log_prob(c).double().numpy()
     patterns = synth.patterns_

@@ -18,6 +18,7 @@ from .._random import named_child
 from . import _conditions, _dp
 from ._checks import check_effective_size
 from ._dp_plan import dp_training_settings, plan
+from ._dp_margins import recalibrate_margins
 from ._dp_rake import rake_pattern_head
 from ._dp_record import privacy_record
 from ._dp_training import train_dp
@@ -139,5 +140,7 @@ class _Fitting:
                                                                     planned["scale"] if dp else 1.0)
         if dp:  # post-processing: the pattern head's mean shares set to the noisy ones
             rake_pattern_head(self, shares, seed)
+            if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
+                recalibrate_margins(self, seed)
             self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
         return self

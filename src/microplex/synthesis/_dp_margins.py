@@ -1,0 +1,87 @@
+"""Moving a DP Synthesizer's continuous marginals back onto its noisy histograms after DP-SGD.
+
+With ``standardize="quantile"`` each numeric target's quantile map sends the noisy histogram of
+the statistics release to standard normal scores (:func:`._quantile_map.knots_from_histogram`), so
+the flow starts with the histogram's marginal and DP-SGD has only the dependence to learn. DP-SGD
+does not keep that marginal: clipping (a record far in a tail has a large gradient and is cut
+down most) and noise move the flow's marginal of the scores away from the standard normal, and
+the released values with it (on eusilc at epsilon 1 with clipping norm 5, worst KS 0.11 against
+0.07 before training moved it).
+
+:func:`recalibrate_margins` draws the fitted model's scores ``u`` of every numeric target among the
+draws in its continuous state (conditions from the condition model, as :mod:`._dp_rake`) and
+replaces the knots' normal scores ``kz`` by the model's own quantiles at the knots' probabilities
+``Phi(kz)``: a released value is then ``H^{-1}(F(u))``, with ``F`` the model's marginal and ``H``
+the noisy histogram's CDF, so the released marginal is the histogram's again while every rank
+(the dependence, a copula) is the model's. It reads nothing but the noisy histogram (already in
+the knots) and the DP models: post-processing, no further budget.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from scipy.special import log_ndtr, ndtr
+
+from .._random import int_seed, named_child
+from ._dp_rake import model_conditions
+from .transforms import ContinuousEncoder
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["MARGIN_DRAWS", "MIN_DRAWS", "recalibrate_margins", "recalibrated_knots"]
+
+#: Records drawn from the fitted model to estimate its marginals.
+MARGIN_DRAWS = 50_000
+#: Fewest draws in a target's continuous state for its map to be recalibrated (else it is kept).
+MIN_DRAWS = 1_000
+_GAP = 1e-6
+
+
+def recalibrated_knots(knots: tuple[np.ndarray, np.ndarray, np.ndarray], u: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Knots ``(kt, kz', slopes')`` sending draws ``u`` of the model's scores to the marginal that
+    ``knots`` gave standard normal scores.
+
+    ``kz'`` are the empirical quantiles of ``u`` at the probabilities ``Phi(kz)`` (made strictly
+    increasing by at least 1e-6); each tail's slope is rescaled so that the draws beyond its end
+    knot keep the mean distance in ``t`` that a standard normal beyond ``kz`` had:
+    ``slope' = slope * excess_u / excess_normal``.
+    """
+    kt, kz, slopes = knots
+    new = np.quantile(u, ndtr(kz))
+    new = np.maximum.accumulate(new + _GAP * np.arange(len(new)))
+    new_slopes = []
+    for side, end, slope in ((-1, 0, slopes[0]), (1, -1, slopes[1])):
+        beyond = side * (u - new[end])
+        beyond = beyond[beyond > 0]
+        a = abs(float(kz[end]))
+        gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
+        new_slopes.append(float(slope) * float(beyond.mean()) / gauss if len(beyond) and gauss > 0 else float(slope))
+    return kt, new, np.asarray(new_slopes)
+
+
+def recalibrate_margins(synth: Synthesizer, seed: int) -> None:
+    """Replaces the quantile knots of every numeric target of ``synth`` (``standardize="quantile"``)
+    by :func:`recalibrated_knots` of :data:`MARGIN_DRAWS` draws of the fitted model (conditions
+    from ``synth.condition_model_``); a target with fewer than :data:`MIN_DRAWS` draws in its
+    continuous state keeps its knots."""
+    cont = [n for n in synth.continuous_vars_ if isinstance(synth.encoders_[n], ContinuousEncoder)
+            and synth.encoders_[n].segments and synth.encoders_[n].segments[0].knots is not None]
+    if not cont:
+        return
+    c = model_conditions(synth, MARGIN_DRAWS, seed, "dp_margins_conditions", rows_without=MARGIN_DRAWS)
+    gen = torch.Generator().manual_seed(int_seed(named_child(seed, "dp_margins")))
+    with torch.inference_mode():
+        pattern, u, _ = synth.model_.sample(c, gen)
+    states = synth.patterns_[pattern.numpy()]
+    u = u.double().numpy()
+    for name in cont:
+        enc = synth.encoders_[name]
+        state = states[:, synth.discrete_vars_.index(name)] if name in synth.discrete_vars_ else np.zeros(len(u), int)
+        z = u[state == len(enc.point_masses), synth.continuous_vars_.index(name)]
+        if len(z) >= MIN_DRAWS and np.isfinite(z).all():
+            enc.segments[0].knots = recalibrated_knots(enc.segments[0].knots, z)
