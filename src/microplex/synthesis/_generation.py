@@ -18,6 +18,7 @@ from .._params import check_int, check_seed
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
 from ._conditions import draw_conditions
+from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
 from .transforms import CategoricalEncoder, ContinuousEncoder
 
@@ -167,7 +168,7 @@ class _Generation:
         conditions are encoded and the draws decoded per block of chunks (about
         ``DECODE_ROWS`` rows), which spreads the pandas/numpy call overhead without changing a
         value: both are row-wise, and the model's draws run per chunk in the same order."""
-        workspace: dict[str, object] = {}  # scratch arrays reused by equal-sized chunks
+        workspace: Workspace = {}  # scratch arrays reused by equal-sized chunks
         block = chunk_size * max(1, DECODE_ROWS // chunk_size)
         with torch.inference_mode():
             for first in range(0, max(len(conditions), 1), block):

@@ -49,9 +49,9 @@ def _dense(m: nn.Module) -> bool:
 @torch.no_grad()
 def mlp_forward(mlp: nn.Module, x: Tensor, workspace: Workspace | None, key: str, *,
                 scratch_output: bool = False) -> Tensor:
-    """``mlp(x)`` for a sequential network of ``nn.Linear`` layers and element-wise activations
-    (zuko's ``MLP``: dense layers alternating with element-wise activations), with its hidden activations in ``workspace`` and computed in place. The
-    returned output, without gradient (generation only), is a fresh tensor, or with
+    """``mlp(x)`` for a sequential network of dense layers alternating with element-wise
+    activations (zuko's ``MLP``), with its hidden activations in ``workspace`` and computed in
+    place. The returned output, without gradient (generation only), is a fresh tensor, or with
     ``scratch_output`` an array the caller may overwrite (a workspace array that the next call
     reuses). Any other module is simply called (its output cloned with ``scratch_output``)."""
     layers = list(mlp) if isinstance(mlp, nn.Sequential) else []
@@ -65,8 +65,10 @@ def mlp_forward(mlp: nn.Module, x: Tensor, workspace: Workspace | None, key: str
     last = len(layers) - 1
     for i, m in enumerate(layers):
         if i % 2 == 0:
-            out = None if i == last and not scratch_output else scratch(workspace, f"{key}.{i}", (x.shape[0], m.out_features), x.dtype)
-            h = torch.addmm(m.bias, h, m.weight.T, out=out) if m.bias is not None else torch.mm(h, m.weight.T, out=out)
+            out = (None if i == last and not scratch_output
+                   else scratch(workspace, f"{key}.{i}", (x.shape[0], m.out_features), x.dtype))
+            h = (torch.addmm(m.bias, h, m.weight.T, out=out) if m.bias is not None
+                 else torch.mm(h, m.weight.T, out=out))
         else:
             activate_(m, h)
     return h
