@@ -243,12 +243,16 @@ class SparseCalibrator(_FittedResult):
         order = _balanced_order(design.x, rng, extra)
         u = rng.random()
 
+        def balanced(d: np.ndarray, k: int, scale: int) -> np.ndarray:
+            """Mask of a balanced sample of ``k`` units, ``pi_i ~ d_i``, systematic along ``order``."""
+            pi = inclusion_probabilities(d, k)
+            keep = np.zeros(n, dtype=bool)
+            keep[order[_systematic(pi[order], np.random.default_rng(int(u * scale)))]] = True
+            return keep
+
         def attempt(core: np.ndarray, k: int) -> tuple[np.ndarray, float]:
             """Calibrated weights of ``core`` plus a balanced sample, ``k`` units in all."""
-            pi = inclusion_probabilities(np.where(core, 0.0, design.d), k - int(core.sum()))
-            keep = core.copy()
-            keep[order[_systematic(pi[order], np.random.default_rng(int(u * 2**31)))]] = True
-            idx = np.flatnonzero(keep)
+            idx = np.flatnonzero(core | balanced(np.where(core, 0.0, design.d), k - int(core.sum()), 2**31))
             pi_all = inclusion_probabilities(design.d, len(idx))
             w_keep, err = self._calibrate_subset(design, idx, design.d[idx] / np.maximum(pi_all[idx], 1e-12))
             w = np.zeros(n)
@@ -256,22 +260,20 @@ class SparseCalibrator(_FittedResult):
             return w, err
 
         aux = getattr(self, "_aux", None)
-        if aux is not None and aux[0].shape[1] > 0 and (self.max_records is None or self.max_records < n):
+        has_aux = aux is not None and aux[0].shape[1] > 0
+        if has_aux and (self.max_records is None or self.max_records < n):
             k_aux = self._fit_l1(design)[2] if self.max_records is None else int(self.max_records)
-            def pool(size: int) -> np.ndarray:
-                keep = np.zeros(n, dtype=bool)
-                pi = inclusion_probabilities(design.d, size)
-                keep[order[_systematic(pi[order], np.random.default_rng(int(u * 2**30)))]] = True
-                return keep
+
+            def attempt_flags(core: np.ndarray, k: int) -> tuple[np.ndarray, float, bool, bool]:
+                return (*attempt(core, k), not self._last_aux_dropped, self._last_soft)
 
             chosen, self._aux_tries = best_auxiliary_subset(
-                design, aux, self.tolerance, k_aux, lambda core, k: (*attempt(core, k), not self._last_aux_dropped, self._last_soft), pool,
+                design, aux, self.tolerance, k_aux, attempt_flags, lambda size: balanced(design.d, size, 2**30),
                 1.0 + np.random.default_rng(int(u * 2**29)).random(n),
             )
             if chosen is not None:  # the auxiliaries chose the records; otherwise the path below (and its errors)
                 self._aux_choice = {"auxiliary_cap": chosen[3], "auxiliary_converged": chosen[4]}
                 return chosen[0], chosen[1], k_aux
-        has_aux = aux is not None and aux[0].shape[1] > 0
 
         def done(w: np.ndarray, err: float, k: int, converged: bool) -> tuple[np.ndarray, float, int]:
             self._aux_choice = {"auxiliary_cap": None, "auxiliary_converged": converged if has_aux else None}
