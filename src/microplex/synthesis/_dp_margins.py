@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.special import log_ndtr, ndtr
+from scipy.special import ndtr
 
 from .._random import int_seed, named_child
+from . import _quantile_map as qmap
 from ._dp_rake import model_conditions
 from .transforms import ContinuousEncoder
 
@@ -58,8 +59,7 @@ def recalibrated_knots(knots: tuple[np.ndarray, np.ndarray, np.ndarray], u: np.n
     for side, end, slope in ((-1, 0, slopes[0]), (1, -1, slopes[1])):
         beyond = side * (u - new[end])
         beyond = beyond[beyond > 0]
-        a = abs(float(kz[end]))
-        gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
+        gauss = qmap.normal_excess(abs(float(kz[end])))
         new_slopes.append(float(slope) * float(beyond.mean()) / gauss if len(beyond) and gauss > 0 else float(slope))
     return kt, new, np.asarray(new_slopes)
 

@@ -34,8 +34,8 @@ from scipy.special import log_ndtr, ndtri
 
 from .._stats import kish_ess, weighted_quantile
 
-__all__ = ["RECORDS_PER_KNOT", "MIN_KNOTS", "MAX_KNOTS", "DEQUANTIZE", "fit_knots", "forward", "inverse", "log_slope",
-           "knots_from_histogram", "knots_to_dict", "knots_from_dict"]
+__all__ = ["RECORDS_PER_KNOT", "MIN_KNOTS", "MAX_KNOTS", "DEQUANTIZE", "fit_knots", "normal_excess", "forward",
+           "inverse", "log_slope", "knots_from_histogram", "knots_to_dict", "knots_from_dict"]
 
 #: Average records' weight per knot (Kish ESS / knots), so each end knot has half of it beyond it.
 RECORDS_PER_KNOT = 20
@@ -83,11 +83,15 @@ def fit_knots(t: np.ndarray, w: np.ndarray) -> Knots | None:
     return kt, kz, np.asarray(slopes)
 
 
+def normal_excess(a: float) -> float:
+    """Mean distance beyond ``a`` of a standard normal beyond ``a``: ``phi(a) / Phi(-a) - a``."""
+    return float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
+
+
 def _tail_slope(a: float, excess: float, fallback: float) -> float:
     """Slope ``dz/dt`` of a linear tail beyond a knot at normal score ``+-a`` whose records lie on
     average ``excess`` beyond it in ``t`` (``fallback`` when ``excess`` is 0)."""
-    gauss = float(np.exp(-0.5 * a * a - 0.5 * np.log(2 * np.pi) - log_ndtr(-a)) - a)
-    return gauss / excess if excess > 0 else fallback
+    return normal_excess(a) / excess if excess > 0 else fallback
 
 
 def knots_from_histogram(edges: np.ndarray, mass: np.ndarray, k: int = MAX_KNOTS) -> Knots | None:
