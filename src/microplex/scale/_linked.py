@@ -23,9 +23,29 @@ import scipy.sparse as sp
 
 from .._errors import DataValidationError
 from ..calibration.targets import Targets
-from ._margins import _as_margins, _Margins, initial_weights
+from ._margins import _as_margins, _Codes, _Margins, initial_weights
 
-__all__ = ["LinkedMargins", "linked_pairs", "linked_part"]
+__all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part"]
+
+
+class LinkedCodes:
+    """What a pair of files needs to build its design: the person and household margins' codes, not the targets.
+
+    Shipped to Dask workers instead of :class:`LinkedMargins`, whose ``Target`` objects and labels every pass
+    would otherwise carry (about 120 MB pickled at tract scale).
+    """
+
+    def __init__(self, person: _Codes | None, household: _Codes | None) -> None:
+        self.person, self.household = person, household
+        self.m_person = person.m if person is not None else 0
+
+    @property
+    def person_columns(self) -> list[str]:
+        return self.person.columns if self.person is not None else []
+
+    @property
+    def household_columns(self) -> list[str]:
+        return self.household.columns if self.household is not None else []
 
 
 class LinkedMargins:
@@ -50,6 +70,7 @@ class LinkedMargins:
             self.labels = (self.labels[: self.m_person]
                            + [(f"households: {k}", c) for k, c in self.labels[self.m_person:]])
         self.targets = Targets([t for p in used for t in p.targets])
+        self.coder = LinkedCodes(*(p.coder if p is not None else None for p in parts))
 
     @property
     def m(self) -> int:
@@ -109,7 +130,7 @@ def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.D
 
 
 def linked_part(
-    pair: tuple[str, str, dict[str, Any]], lm: LinkedMargins, household_id: str, weight_col: str | None, initial: float,
+    pair: tuple[str, str, dict[str, Any]], lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`)."""
     h_path, p_path, keys = pair
@@ -122,7 +143,7 @@ def linked_part(
 
 
 def linked_design(
-    hh: pd.DataFrame, pp: pd.DataFrame, lm: LinkedMargins, household_id: str, weight_col: str | None, initial: float,
+    hh: pd.DataFrame, pp: pd.DataFrame, lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
     where: tuple[str, str] = ("households", "persons"),
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Households x targets: each household's persons counted in the person-level categories (person columns
@@ -177,7 +198,7 @@ def rake_linked(
         raise DataValidationError(f"The 'persons' parameter must be a non-empty str or path-like. Got {persons!r} instead.")
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
-    at_lm = dask.delayed(lm)  # one task of the graph, not a copy of the margins in every pair's task
+    at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
     parts = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial) for pair in pairs]
 
     def point(part, lam, distance, bnds):
@@ -197,7 +218,7 @@ def rake_linked(
 
 def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> np.ndarray:
     """Calibrated weights of the households in ``households`` (their persons in ``persons``), shape (n,)."""
-    x, d = linked_design(households, persons, result._margins, result.household_id, result.weight_col,
+    x, d = linked_design(households, persons, result._margins.coder, result.household_id, result.weight_col,
                          result.initial_weight)
     return d * result.distance.inverse(x @ result.lam, result.bounds)
 

@@ -22,6 +22,11 @@ class _Codes:
         self.keys, self.indexes, self.offsets = keys, indexes, offsets
         self.columns = sorted({c for cols in keys for c in cols})
 
+    @property
+    def m(self) -> int:
+        """The number of targets (categories over all margins)."""
+        return self.offsets[-1] + len(self.indexes[-1]) if self.keys else 0
+
     def codes(self, frame: pd.DataFrame) -> np.ndarray:
         """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
         missing = [c for c in self.columns if c not in frame.columns]
