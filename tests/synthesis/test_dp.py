@@ -299,6 +299,23 @@ def test_missing_public_metadata_names_the_columns(cps):
         _dp().fit(cps.assign(w=1.0), weight_col="w")
 
 
+def test_too_many_public_category_combinations_raise_before_training(cps, monkeypatch):
+    """Categories whose combinations exceed the DP pattern table are refused by name before any training
+    (the condition model, fitted after the main one, would otherwise fail after it)."""
+    import microplex.synthesis._fitting as fitting
+
+    monkeypatch.setattr(fitting, "train_dp", lambda *a, **k: pytest.fail("trained before the check"))
+    conds = ["age", "educ", "black", "marr"]
+    cats = {**CATEGORIES, "age": list(range(16, 56)), "educ": list(range(19))}
+    synth = _dp(public_bounds={k: BOUNDS[k] for k in TARGETS}, public_categories=cats)
+    synth.set_params(condition_vars=conds)
+    with pytest.raises(DataValidationError, match=r"conditions.*3040 combinations, more than 1024 \('age': 40, 'educ': 19"):
+        synth.fit(cps)
+    ok = _dp(public_bounds={**{k: BOUNDS[k] for k in TARGETS}, "age": (16, 55), "educ": (0, 18)})
+    ok.set_params(condition_vars=conds)
+    assert ok._check_params()["dp"]["categories"] == CATEGORIES  # the same columns as numbers pass the check
+
+
 def test_a_budget_too_small_raises_before_training(cps, monkeypatch):
     import microplex.synthesis._fitting as module
 

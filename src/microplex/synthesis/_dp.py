@@ -125,6 +125,9 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         raise DataValidationError(
             "With 'epsilon' set and conditions, 'condition_model' must be True: otherwise the estimator and its "
             "file keep the real training conditions, which no noise covers.")
+    _check_category_grid(p["target_vars"], cats, "targets")
+    if p["condition_model"]:
+        _check_category_grid(p["condition_vars"], cats, "conditions (the condition model's targets)")
     if p["patience"] is not None:
         raise DataValidationError("The 'patience' parameter needs a validation split, which DP training does not "
                                   "use (it would read the data without noise); leave it None with 'epsilon'.")
@@ -136,6 +139,21 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
             )
     return {"epsilon": eps, "delta": delta, "max_grad_norm": clip, "bounds": bounds, "categories": cats,
             "split": split}
+
+
+def _check_category_grid(columns: list[str], cats: dict[str, list], what: str) -> None:
+    """Refuses, before any work, a model whose public categories alone make more state combinations than
+    a DP pattern table covers (see :func:`check_pattern_grid`, which also counts the point masses)."""
+    from ._layout import _MAX_PATTERNS
+
+    sizes = {n: len(cats[n]) for n in columns if n in cats}
+    grid = float(np.prod(list(sizes.values()), dtype=float))
+    if grid > _MAX_PATTERNS:
+        listed = ", ".join(f"{n!r}: {k}" for n, k in sorted(sizes.items(), key=lambda t: -t[1]))
+        raise DataValidationError(
+            f"With 'epsilon' set, the public categories of the {what} make {grid:.0f} combinations, more than "
+            f"{_MAX_PATTERNS} ({listed}); a DP model draws them from a table of every combination. Give counts "
+            "and other ordered integers 'public_bounds' instead of categories, or merge categories.")
 
 
 def _mapping(value: Any, name: str) -> dict:
@@ -227,7 +245,8 @@ def check_pattern_grid(synth: Synthesizer) -> None:
         raise DataValidationError(
             f"With 'epsilon' set, the point-mass and category states of the targets make {np.prod(sizes, dtype=float):.0f} "
             f"combinations, more than {_MAX_PATTERNS}; beyond that the pattern table lists the combinations seen in "
-            "training, which no noise covers. Use fewer categories or targets.")
+            "training, which no noise covers. Use fewer categories or targets (with condition_model=True, the "
+            "condition model's targets are the conditions).")
 
 
 def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
