@@ -30,6 +30,10 @@ __all__ = ["auxiliary_design", "target_area"]
 
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
+#: With a budget of ``K`` records, the quantile columns share about ``CELLS_PER_RECORD * K`` cells, allotted
+#: to the areas by population share (:func:`area_groups`; at least ``n_groups``, at most ``MAX_GROUPS`` per area).
+CELLS_PER_RECORD = 2.0
+MAX_GROUPS = 1000
 
 
 def target_area(targets: Targets, candidates: pd.DataFrame) -> str | None:
@@ -66,11 +70,30 @@ def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray,
     return codes.astype(np.int64), len(uniq)
 
 
-def _column_codes(s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, int]:
-    """Per record, a group code within its area: the category, or the within-area weighted quantile group
-    (ties share a group; missing values a group of their own)."""
+def _is_quantile_column(s: pd.Series) -> bool:
+    """Whether a column is crossed by quantile groups (numeric, more than ``MAX_CATEGORIES`` values)."""
     numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-    if not numeric or s.nunique(dropna=False) <= MAX_CATEGORIES:
+    return numeric and s.nunique(dropna=False) > MAX_CATEGORIES
+
+
+def area_groups(
+    area: np.ndarray, n_area: int, w: np.ndarray, budget: int | None, n_groups: int, n_columns: int = 1
+) -> np.ndarray:
+    """Quantile groups per area and column: ``n_groups``, or, for a subset of ``budget`` records, the groups
+    ``n_columns`` quantile columns can share ``CELLS_PER_RECORD`` cells per record with, allotted by the
+    area's population share ``s_a``: ``budget * s_a * CELLS_PER_RECORD / n_columns`` (at least ``n_groups``,
+    at most ``MAX_GROUPS``), so that big areas get groups as fine as the records that can fill them."""
+    if budget is None or n_columns == 0:
+        return np.full(n_area, n_groups, dtype=np.int64)
+    share = np.bincount(area, weights=w, minlength=n_area) / max(float(w.sum()), 1e-300)
+    per_area = np.floor(budget * share * CELLS_PER_RECORD / n_columns).astype(np.int64)
+    return np.clip(per_area, n_groups, max(n_groups, MAX_GROUPS))
+
+
+def _column_codes(s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray) -> tuple[np.ndarray, int]:
+    """Per record, a group code within its area: the category, or the within-area weighted quantile group
+    (``n_groups`` per area, or one count for all; ties share a group; missing values a group of their own)."""
+    if not _is_quantile_column(s):
         codes, uniq = pd.factorize(s, use_na_sentinel=False)
         return codes.astype(np.int64), len(uniq)
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -87,11 +110,14 @@ def _column_codes(s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_
     new_run[1:] = (a_s[1:] != a_s[:-1]) | (v_s[1:] != v_s[:-1])
     run_first = np.maximum.accumulate(np.where(new_run, np.arange(len(v_s)), 0))
     below = (cum - w_s)[run_first] - base  # weight strictly below the value, within the area
-    grp = np.minimum(np.floor(n_groups * below / np.maximum(total, 1e-300)), n_groups - 1).astype(np.int64)
+    groups = np.broadcast_to(np.asarray(n_groups, dtype=np.int64), (n_area,))
+    g = groups[a_s]
+    grp = np.minimum(np.floor(g * below / np.maximum(total, 1e-300)), g - 1).astype(np.int64)
     codes = np.empty(len(v), dtype=np.int64)
     codes[order] = grp
-    codes[miss] = n_groups
-    return codes, n_groups + 1
+    top = int(groups.max()) if n_area else 1
+    codes[miss] = top
+    return codes, top + 1
 
 
 def auxiliary_design(
@@ -103,6 +129,7 @@ def auxiliary_design(
     *,
     columns: str | Sequence[str] | Targets = "auto",
     n_groups: int = 5,
+    budget: int | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
     """Unit-level indicators and full-population counts of the auxiliary margins.
 
@@ -116,7 +143,10 @@ def auxiliary_design(
         Columns to cross with the area (``"auto"``: see :func:`auxiliary_columns`), or explicit auxiliary
         targets (their values are used as given).
     n_groups : int, default=5
-        Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values.
+        Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values (the
+        fewest per area with ``budget``).
+    budget : int, optional
+        Records of the subset: an area gets as many quantile groups as it can fill (:func:`area_groups`).
 
     Returns
     -------
@@ -144,8 +174,9 @@ def auxiliary_design(
     w = candidates[weight_col].to_numpy(dtype=np.float64)
     blocks, names = [], []
     n_units = len(design.d)
+    groups = area_groups(a, n_area, w, budget, n_groups, sum(_is_quantile_column(candidates[c]) for c in cols))
     for col in cols:
-        codes, n_codes = _column_codes(candidates[col], a, n_area, w, n_groups)
+        codes, n_codes = _column_codes(candidates[col], a, n_area, w, groups)
         cell = a * n_codes + codes
         used, cell = np.unique(cell, return_inverse=True)
         blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))

@@ -355,7 +355,8 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             if self.auxiliary is not None:
-                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary)[:2]
+                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
+                                             budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
