@@ -66,7 +66,11 @@ def test_auxiliary_design_with_a_budget_splits_areas_by_their_expected_records(p
         assert len(inc) == groups[r]  # a continuous column: exactly the area's groups, no empty one
         np.testing.assert_allclose(totals[inc] / totals[inc].sum(), 1.0 / groups[r], rtol=0.5)
         assert sum(nm.startswith(f"region#{r} x job#") for nm in names) == 3  # categories are not split
-    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 2.0)
+        coarse = [j for j, nm in enumerate(names) if nm.startswith(f"region#{r} x income/5#")]
+        np.testing.assert_allclose(totals[coarse] / totals[coarse].sum(), 0.2, atol=0.01)  # the quintiles kept
+    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 3.0)  # fine income, income quintile, job
+    x5, _, names5 = auxiliary_design(df, design, targets, "weight", columns=["income", "job"], budget=10)
+    assert x5.shape[1] == 4 * (5 + 3) and not any("/" in nm for nm in names5)  # no area split finer than 5
 
 
 def test_budgeted_groups_keep_finer_quantiles_within_areas(population, monkeypatch):

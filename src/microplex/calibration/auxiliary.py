@@ -31,7 +31,8 @@ __all__ = ["auxiliary_design", "target_area"]
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
 #: With a budget of ``K`` records, the quantile columns share about ``CELLS_PER_RECORD * K`` cells, allotted
-#: to the areas by population share (:func:`area_groups`; at least ``n_groups``, at most ``MAX_GROUPS`` per area).
+#: to the areas by population share (:func:`area_groups`; at least ``n_groups``, at most ``MAX_GROUPS`` per area);
+#: where that splits an area finer than ``n_groups``, the ``n_groups`` level is kept as well.
 CELLS_PER_RECORD = 2.0
 MAX_GROUPS = 1000
 
@@ -146,7 +147,10 @@ def auxiliary_design(
         Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values (the
         fewest per area with ``budget``).
     budget : int, optional
-        Records of the subset: an area gets as many quantile groups as it can fill (:func:`area_groups`).
+        Records of the subset: an area gets as many quantile groups as it can fill (:func:`area_groups`);
+        where some area gets more than ``n_groups``, every quantile column also keeps its ``n_groups``
+        groups per area (named ``column/n_groups``), so the coarse shape of the within-area distribution stays
+        in the objective while the fine groups spread the records.
 
     Returns
     -------
@@ -175,12 +179,19 @@ def auxiliary_design(
     blocks, names = [], []
     n_units = len(design.d)
     groups = area_groups(a, n_area, w, budget, n_groups, sum(_is_quantile_column(candidates[c]) for c in cols))
-    for col in cols:
-        codes, n_codes = _column_codes(candidates[col], a, n_area, w, groups)
-        cell = a * n_codes + codes
-        used, cell = np.unique(cell, return_inverse=True)
-        blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
-        names.extend(f"{area or 'all'}#{int(k) // n_codes} x {col}#{int(k) % n_codes}" for k in used)
+    levels = [groups]  # a budget that splits some area finer keeps the n_groups level too (all areas)
+    if (groups > n_groups).any():
+        levels.append(np.full(n_area, n_groups, dtype=np.int64))
+    for level, per_area in enumerate(levels):
+        for col in cols:
+            if level and not _is_quantile_column(candidates[col]):
+                continue  # categories are the same at every level
+            codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area)
+            cell = a * n_codes + codes
+            used, cell = np.unique(cell, return_inverse=True)
+            blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
+            tag = col if level == 0 else f"{col}/{n_groups}"
+            names.extend(f"{area or 'all'}#{int(k) // n_codes} x {tag}#{int(k) % n_codes}" for k in used)
     if not blocks:
         return sp.csr_matrix((n_units, 0)), np.zeros(0), []
     x = sp.hstack(blocks, format="csr")
