@@ -41,7 +41,7 @@ def test_auxiliary_design_counts_area_cells_of_the_full_population(population):
     np.testing.assert_allclose(share, 0.2, atol=0.002)  # within-region quintiles: a fifth of the region each
 
 
-def test_area_groups_follow_the_budget_and_the_area_shares():
+def test_area_groups_follow_the_budget_and_the_area_shares(monkeypatch):
     area = np.repeat([0, 1, 2], [5, 3, 2])  # population shares 0.5, 0.3, 0.2 (equal weights)
     w = np.ones(10)
     np.testing.assert_array_equal(area_groups(area, 3, w, None, 5), [5, 5, 5])  # no budget: n_groups
@@ -51,7 +51,10 @@ def test_area_groups_follow_the_budget_and_the_area_shares():
     np.testing.assert_array_equal(area_groups(area, 3, w, 20, 5, 2), [10, 6, 5])  # at least n_groups
     np.testing.assert_array_equal(area_groups(area, 3, w * np.repeat([1.0, 2.0, 3.0], [5, 3, 2]), 100, 5, 2),
                                   [29, 35, 35])  # shares by weight: 5/17, 6/17, 6/17
-    assert area_groups(area, 3, w, 10**7, 5, 1).tolist() == [aux_mod.MAX_GROUPS] * 3
+    cells = aux_mod.MAX_FINE_CELLS  # a huge budget: the cells in all are bounded
+    assert area_groups(area, 3, w, 10**7, 5, 2).tolist() == [int(cells * 0.25), int(cells * 0.15), int(cells * 0.1)]
+    monkeypatch.setattr(aux_mod, "MAX_GROUPS", 40)
+    assert area_groups(area, 3, w, 200, 5, 1).tolist() == [40, 40, 40]  # and the groups per area
 
 
 def test_auxiliary_design_with_a_budget_splits_areas_by_their_expected_records(population):
