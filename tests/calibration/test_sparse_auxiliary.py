@@ -128,7 +128,8 @@ def test_stronger_auxiliaries_match_them_more_closely(population):
     x, totals, _ = auxiliary_design(df, design, targets, "weight", columns=["job"])
     err = []
     for strength in (0.1, 10.0):
-        w = SparseCalibrator(200, seed=0, auxiliary=["job"], auxiliary_strength=strength).fit(df, targets).weights.to_numpy()
+        sc = SparseCalibrator(200, seed=0, auxiliary=["job"], auxiliary_strength=strength).fit(df, targets)
+        w = sc.weights.to_numpy()
         err.append(float(relative_errors(x.T @ w, totals).mean()))
     assert err[1] < 0.3 * err[0]  # 0.0136 -> 0.0023 measured
 

@@ -37,7 +37,9 @@ def checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col
     return tg
 
 
-def check_reachable(design: Design, tolerance: float, method: str, max_records: int | None, *, scale: bool = True) -> None:
+def check_reachable(
+    design: Design, tolerance: float, method: str, max_records: int | None, *, scale: bool = True
+) -> None:
     """Refuses targets no non-negative weights can reach within ``tolerance``, and (``scale``) target sets that
     zero weights meet (only means, or only zero totals: the empty subset would be the answer) where ``method``
     ``"l1"`` or a missing budget would look for the sparsest subset."""

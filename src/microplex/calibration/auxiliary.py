@@ -95,7 +95,9 @@ def area_groups(
     return np.clip(per_area, n_groups, max(n_groups, MAX_GROUPS))
 
 
-def _column_codes(s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray) -> tuple[np.ndarray, int]:
+def _column_codes(
+    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray
+) -> tuple[np.ndarray, int]:
     """Per record, a group code within its area: the category, or the within-area weighted quantile group
     (``n_groups`` per area, or one count for all; ties share a group; missing values a group of their own)."""
     if not _is_quantile_column(s):
