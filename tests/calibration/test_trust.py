@@ -100,7 +100,7 @@ def test_post_solve_guard_catches_collapse_without_the_precheck(people, monkeypa
     """The guard after the solve does not rely on the check before it: with the pre-check disabled, the
     collapsed weights (which the solver counts as converged) still raise."""
     monkeypatch.setattr("microplex.calibration.calibrator.unreachable_targets", lambda *a, **k: [])
-    monkeypatch.setattr("microplex.calibration.sparse.unreachable_targets", lambda *a, **k: [])
+    monkeypatch.setattr("microplex.calibration._sparse_frontier.unreachable_targets", lambda *a, **k: [])
     with pytest.raises(ConvergenceError, match=r"lost all their weight|collapsed|missed by more than"):
         Calibrator().fit(people, _mean_above_max(people))
     with pytest.warns(ConvergenceWarning, match="collapsed|lost all their weight"):

@@ -42,12 +42,13 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
-from ._checks import check_bounds, check_column, check_distance, check_records
+from ._checks import check_bounds, check_distance
 from .design import Design, build_design
-from .feasibility import achieved_values, lp_vertex, solution_problems, unreachable_targets
-from .diagnostics import design_effect, kish_ess, relative_errors
+from .feasibility import achieved_values, lp_vertex, solution_problems
+from .diagnostics import design_effect, kish_ess
 from .distances import Distance
 from .auxiliary import auxiliary_design
+from ._sparse_frontier import check_reachable, checked_inputs, frontier_table
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
 from .subsets import (
     _balanced_order,
@@ -67,17 +68,6 @@ __all__ = ["SparseCalibrator", "default_holdout", "inclusion_probabilities"]
 logger = logging.getLogger(__name__)
 
 _SUBSET_SOLVES = ("exact_then_soft", "exact", "soft")
-
-
-def _checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col: Any) -> Targets:
-    """The checks ``fit`` and ``frontier`` make on their data arguments; returns the targets as :class:`Targets`."""
-    check_records(candidates, "candidates")
-    check_column(weight_col, "weight_col")
-    check_column(household_col, "household_col", allow_none=True)
-    tg = as_targets(targets)
-    if len(tg) == 0:
-        raise DataValidationError("targets is empty; expected at least one target.")
-    return tg
 
 
 class SparseCalibrator(_FittedResult):
@@ -201,25 +191,6 @@ class SparseCalibrator(_FittedResult):
         check_distance(self.distance, bounds, "distance")
         return bounds
 
-    def _check_reachable(self, design: Design, *, scale: bool = True) -> None:
-        """Refuses targets no non-negative weights can reach within the tolerance, and target sets that
-        zero weights meet (only means, or only zero totals: the empty subset would be the answer)."""
-        bad = unreachable_targets(design, 0.0, math.inf, rtol=self.tolerance)
-        if bad:
-            raise DataValidationError(
-                f"{len(bad)} targets cannot be reached by any non-negative weights within tolerance "
-                f"{self.tolerance:g}: " + "; ".join(bad[:10]) + "."
-            )
-        if not scale:
-            return
-        scale_fixed = any(t.aggregate != "mean" and t.value != 0 for t in design.targets)
-        if not scale_fixed and (self.method == "l1" or self.max_records is None):
-            raise DataValidationError(
-                f"Sparse calibration ({self.method}) needs at least one count or sum target with a non-zero value: "
-                f"the targets {design.targets.names[:5]} are all met by zero weights, so the sparsest answer would "
-                "keep no record. Add a population count target (or give method='l0' a max_records budget)."
-            )
-
     # ------------------------------------------------------------------ solvers
     def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
         """Weights on the kept units (calibrated from ``base``), and the max relative target error (see
@@ -330,9 +301,9 @@ class SparseCalibrator(_FittedResult):
         """
         start = time.perf_counter()
         self._check_params()
-        tg = _checked_inputs(candidates, targets, weight_col, household_col)
+        tg = checked_inputs(candidates, targets, weight_col, household_col)
         design = build_design(candidates, tg, weight_col, household_col)
-        self._check_reachable(design)
+        check_reachable(design, self.tolerance, self.method, self.max_records)
         aux_l1 = None
         self._soft_solves = 0
         self._aux_dropped = 0
@@ -355,7 +326,8 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             if self.auxiliary is not None:
-                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary)[:2]
+                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
+                                             budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
@@ -450,40 +422,18 @@ class SparseCalibrator(_FittedResult):
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
             raise DataValidationError(f"The 'sizes' parameter must be a non-empty list of ints >= 1. Got {sizes!r} instead.")
         sizes = [check_int(v, "sizes", low=1) for v in sizes]
-        tg = _checked_inputs(candidates, targets, weight_col, household_col)
+        tg = checked_inputs(candidates, targets, weight_col, household_col)
         # bad targets are refused once, not reported as a failure of every size
-        self._check_reachable(build_design(candidates, tg, weight_col, household_col), scale=False)
+        check_reachable(build_design(candidates, tg, weight_col, household_col), self.tolerance, self.method,
+                        self.max_records, scale=False)
         if holdout is not None:
             holdout = as_targets(holdout)
         if holdout is None:
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None
-        rows = []
         params = {**self.get_params(deep=False), "seed": self._seed, "force": True, "random_state": DEPRECATED}
-        for size in sizes:
-            est = SparseCalibrator(**{**params, "max_records": int(size)})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                try:
-                    est.fit(candidates, tg, weight_col, household_col=household_col)
-                except (DataValidationError, ConvergenceError) as exc:
-                    rows.append({"size": int(size), "error": str(exc)})
-                    continue
-            s = est.summary
-            row = {
-                "size": int(size),
-                "kept": s["n_nonzero"],
-                "max_rel_error": s["max_rel_error"],
-                "mean_rel_error": s["mean_rel_error"],
-                "seconds": s["seconds"],
-                "auxiliary_converged": s["auxiliary_converged"],
-            }
-            if hold is not None:
-                rel = relative_errors(hold.x.T @ est.weights.to_numpy(), hold.totals)
-                row["holdout_max_rel_error"] = float(rel.max())
-                row["holdout_mean_rel_error"] = float(rel.mean())
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return frontier_table(lambda size: SparseCalibrator(**{**params, "max_records": size}), candidates, tg, sizes,
+                              weight_col, household_col, hold)
 
     def report(self) -> pd.DataFrame:
         """Per-target report of the sparse weights."""
