@@ -78,7 +78,10 @@ PUBLIC = {
 #: does not count. The library's DP defaults (``synthesis/_dp_plan.py``) now give the same values on both sets
 #: except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc).
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (session 26: clipping norm 5, the continuous marginals
+#: Label of the records of this version of the library (session 28: the joint table of the targets' states
+#: released beside the histograms (half the statistics' precision) and the pattern head raked to it, and the
+#: clipping norm of max_grad_norm=None set by the training's noise multiplier, 30 / sigma within [5, 15]);
+#: "s26": clipping norm 5, the continuous marginals
 #: moved back onto the noisy histograms after DP-SGD, empty-bin noise kept out of the knots; "s25": quantile
 #: knots from the noisy histogram, histograms moved onto the known total, noise-aware point masses, the
 #: pattern head raked to the noisy shares);
@@ -86,8 +89,8 @@ DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_gra
 #: (session 23: explicit settings, each model calibrated alone); "s24j": a tried and dropped variant that
 #: also released the joint histogram of the targets' discrete cells and started the pattern head at its
 #: shares (cps1, 3 seeds: worse KS and correlation; see dp.md).
-VARIANT = "s26"
-LABELS = {"s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]"}
+VARIANT = "s28"
+LABELS = {"s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]"}
 
 
 def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | None, explicit: bool = False,
@@ -227,6 +230,52 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(records: list[dict], path: Path) -> None:
+    """The fidelity/epsilon curve: per data set, the worst KS, the worse zero/top share error and the
+    correlation error against epsilon for this version's DP fits (mean over seeds, each seed a dot),
+    MST and AIM (their records' means) and microplex without DP (a dashed line), with the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = pd.DataFrame(records)
+    t["share_err"] = t[["zero_err", "top_err"]].max(axis=1)
+    method = t["method"] if "method" in t else pd.Series(None, index=t.index)
+    variant = t["variant"] if "variant" in t else pd.Series(None, index=t.index)
+    t["who"] = [m if isinstance(m, str) else "no DP" if e is None or e != e else "microplex DP" if v == VARIANT
+                else f"microplex DP [{v}]" if v == "s26" else None for m, v, e in zip(method, variant, t["epsilon"])]
+    metrics = [("ks_max", "worst KS", 0.08), ("share_err", "zero/top share error", 0.03),
+               ("corr_err", "correlation error", 0.10)]
+    datasets = list(dict.fromkeys(t["dataset"]))
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(12, 3.4 * len(datasets)), squeeze=False)
+    styles = {"microplex DP": ("C0", "o-"), "microplex DP [s26]": ("C7", "o:"), "MST": ("C1", "s--"),
+              "AIM": ("C2", "^--")}
+    for i, ds in enumerate(datasets):
+        g = t[t["dataset"] == ds]
+        for j, (key, label, bar) in enumerate(metrics):
+            ax = axes[i, j]
+            for who, (colour, style) in styles.items():
+                h = g[g["who"] == who]
+                if h.empty:
+                    continue
+                mean = h.groupby("epsilon")[key].mean()
+                ax.plot(mean.index, mean.values, style, color=colour, label=f"{who} (mean)")
+                if who == "microplex DP":
+                    ax.plot(h["epsilon"], h[key], ".", color=colour, alpha=0.5)
+            nodp = g.loc[g["who"] == "no DP", key]
+            if len(nodp):
+                ax.axhline(nodp.mean(), color="grey", ls="--", lw=1, label="microplex, no DP")
+            ax.axhline(bar, color="red", ls=":", lw=1, label="bar")
+            ax.set(xscale="log", xlim=(0.8, 10), xticks=[1, 4, 8], xticklabels=["1", "4", "8"], xlabel="epsilon",
+                   title=f"{ds}: {label}")
+            ax.set_ylim(bottom=0)
+        axes[i, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
@@ -238,7 +287,11 @@ def main() -> None:
     parser.add_argument("--peer-python", help="python of the smartnoise-synth environment (see dp_peers.py)")
     parser.add_argument("--kwargs", type=json.loads, help="extra Synthesizer arguments of the DP fits (JSON)")
     parser.add_argument("--raw", type=Path, default=RAW, help="the raw records' file (default: %(default)s)")
+    parser.add_argument("--plot", type=Path, help="only draw the fidelity/epsilon curve of the raw records (PNG)")
     args = parser.parse_args()
+    if args.plot:
+        plot([json.loads(line) for line in args.raw.read_text().splitlines() if line.strip()], args.plot)
+        return None
     raw = args.raw
     if not args.markdown:
         raw.parent.mkdir(parents=True, exist_ok=True)
