@@ -84,9 +84,12 @@ def test_spent_epsilon_of_a_fit_is_at_most_the_requested_one(fitted):
     priv = fitted.privacy_
     assert 0 < priv["epsilon"] <= 4.0 and priv["delta"] == 1e-5
     parts = [m["part"] for m in priv["mechanisms"]]
-    assert parts == ["statistics", "patterns", "training", "conditions.statistics", "conditions.patterns",
-                     "conditions.training"]
+    assert parts == ["statistics", "training", "conditions.statistics", "conditions.training"]
     assert sum(m["delta"] for m in priv["mechanisms"]) == pytest.approx(1e-5)
+    # max_grad_norm=None: each model's norm is 30 over its training noise multiplier, within [5, 15]
+    for m, model in ((priv["mechanisms"][1], fitted), (priv["mechanisms"][3], fitted.condition_model_)):
+        assert m["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / m["noise_multiplier"])))
+        assert model.privacy_["max_grad_norm"] == m["sensitivity"]
     # the two models are calibrated jointly: their shares (0.1 + 0.6 and 0.3) are scaled by one
     # factor until the RDP composition of all four mechanisms spends (almost) the whole budget
     assert acc.epsilon_spent(priv["mechanisms"], 1e-5) <= 4.0
@@ -382,15 +385,20 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
     sub_dp.update(dp_training_settings(sub, 12_000, dp["epochs"]))
     sub_planned = plan(sub, sub_dp, 12_000)
     assert sub_planned["scale"] == 1.0
-    mechs = [planned[k] for k in ("statistics", "patterns", "training")] + [
-        sub_planned[k] for k in ("statistics", "patterns", "training")]
+    mechs = [planned["statistics"], planned["training"], sub_planned["statistics"], sub_planned["training"]]
     spent = acc.epsilon_spent(mechs, 1e-5)
     assert eps * 0.99 < spent <= eps
-    # max_grad_norm=None: the norm whose noise on a step's gradient sum is 30, within [5, 15]
+    # max_grad_norm=None: the norm whose noise on a step's gradient sum is 30, within [5, 15]: 5 at
+    # epsilon 1 (noise multiplier above 6), 30 / sigma at 4, 15 at 8
     sigma = planned["training"]["noise_multiplier"]
-    assert planned["training"]["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / sigma)))
-    assert (planned["training"]["sensitivity"], sigma > 6) == ((5.0, True) if eps == 1.0 else (pytest.approx(
-        {4.0: 30.0 / sigma, 8.0: 15.0}[eps]), False))
+    expected = {1.0: (5.0, sigma > 6), 4.0: (pytest.approx(30.0 / sigma), 2 < sigma < 6), 8.0: (15.0, sigma < 2)}
+    assert (planned["training"]["sensitivity"], True) == expected[eps]
+    assert sub_planned["training"]["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / sub_planned[
+        "training"]["noise_multiplier"])))
+    # an explicit norm is kept whatever the budget
+    fixed = plan(synth, dict(dp, max_grad_norm=2.0), 12_000)
+    assert fixed["training"]["sensitivity"] == 2.0
+    assert fixed["training"]["noise_multiplier"] == planned["training"]["noise_multiplier"]
     # calibrating each model to its own share alone (scale 1) would spend clearly less
     alone = plan(synth.set_params(condition_model=False), dict(dp, split={"statistics": 0.1, "training": 0.6}),
                  12_000)
@@ -441,7 +449,6 @@ def test_statistics_noise_matches_a_hand_computation(cps):
 
 
 def test_raking_sets_the_release_shares_to_the_noisy_shares(cps):
-    from microplex.synthesis._dp import marginal_product
     from microplex.synthesis._dp_rake import rake_pattern_head
 
     synth = _dp(epsilon=1e4, budget_split={"statistics": 0.5, "training": 0.3, "conditions": 0.2}).fit(cps, seed=0)
@@ -454,58 +461,10 @@ def test_raking_sets_the_release_shares_to_the_noisy_shares(cps):
               for i, v in enumerate(synth.discrete_vars_)}
     shares = {v: s / s.sum() for v, s in shares.items()}
     shares["re74"] = np.array([0.4, 0.6])
-    rake_pattern_head(synth, marginal_product(synth, shares), seed=0)
+    rake_pattern_head(synth, shares, seed=0)
     out = synth.sample(40_000, seed=3)
     assert (out["re74"] == 0).mean() == pytest.approx(0.4, abs=0.01)
     assert synth.discrete_vars_[m] == "re74"
-
-
-def test_joint_state_table_is_released_with_sensitivity_one_and_raked_to_the_marginals(cps, monkeypatch):
-    """The "patterns" release adds N(0, sigma^2) to each pattern's weighted count (a record is in one
-    cell with its weight over the public bound, so sensitivity 1); the joint table handed to the
-    head has the statistics' marginal shares exactly (IPF) and, far above the noise, the data's
-    joint shares."""
-    import microplex.synthesis._dp as dpmod
-
-    seen = {}
-    release = dpmod.release_patterns
-
-    def spy(synth, pattern, w, shares, mech, rng):
-        seen.update(pattern=pattern, w=w, shares=shares, mech=mech, synth=synth)
-        seen["joint"] = release(synth, pattern, w, shares, mech, rng)
-        return seen["joint"]
-
-    monkeypatch.setattr(dpmod, "release_patterns", spy)
-    synth = _dp(epsilon=1e3, public_bounds={**BOUNDS, "w": (0.0, 4.0)}).fit(
-        cps.assign(w=np.linspace(1.0, 3.0, len(cps))), weight_col="w", seed=0)
-    mech = seen["mech"]
-    assert mech["part"] == "patterns" and mech["sensitivity"] == 1.0 and mech["sampling_rate"] == 1.0
-    assert np.allclose(seen["w"], np.linspace(1.0, 3.0, len(cps)) / 4.0)  # the weights over their public bound
-    joint, pats = seen["joint"], seen["synth"].patterns_
-    for m, name in enumerate(seen["synth"].discrete_vars_):
-        assert np.bincount(pats[:, m], weights=joint, minlength=len(seen["shares"][name])) == pytest.approx(
-            seen["shares"][name], abs=1e-9)
-    true = np.bincount(seen["pattern"], weights=seen["w"], minlength=len(pats)) / seen["w"].sum()
-    assert np.abs(joint - true).max() < 0.01  # noise sd about 1/400 of the total weight here
-    # the noise: the released counts minus the true ones have sd sigma * 1 (hand computation, many draws)
-    rng = np.random.default_rng(1)
-    counts = np.zeros(20_000)
-    draws = dpmod.gaussian_release(counts, mech, rng)
-    assert draws.std() == pytest.approx(mech["noise_multiplier"], rel=0.03)
-    assert synth.privacy_["epsilon"] <= 1e3
-
-
-def test_release_keeps_zeros_that_go_together(cps):
-    """re74 is 0 exactly when re78 is (a public fact of neither marginal): the joint state table makes
-    the release keep it; the product of the marginal shares would put both at 0 in about p^2 of the
-    records, not p."""
-    data = cps.assign(re78=np.where(cps["re74"] == 0, 0.0, cps["re78"].clip(lower=100.0)))
-    p = (data["re74"] == 0).mean()
-    synth = _dp(epsilon=4.0, epochs=1).fit(data, seed=0)
-    out = synth.sample(20_000, seed=1)
-    both = ((out["re74"] == 0) & (out["re78"] == 0)).mean()
-    either = ((out["re74"] == 0) | (out["re78"] == 0)).mean()
-    assert p > 0.1 and both == pytest.approx(p, abs=0.05) and either - both < 0.03
 
 
 def test_noise_alone_makes_no_point_mass_at_a_public_bound(cps):
@@ -571,7 +530,7 @@ def test_release_marginal_is_the_noisy_histograms_after_training(cps, monkeypatc
         assert np.abs((x[:, None] <= at[None, :]).mean(axis=0) - p).max() < 0.02
         assert not np.allclose(seg.knots[1], before[name][1])  # the flow had moved: the map was changed
     assert [m["part"] for m in synth.privacy_["mechanisms"]] == [
-        "statistics", "patterns", "training", "conditions.statistics", "conditions.patterns", "conditions.training"]
+        "statistics", "training", "conditions.statistics", "conditions.training"]
 
 
 def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):

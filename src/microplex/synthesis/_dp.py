@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
 __all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoders", "gaussian_release", "histogram_rows",
-           "init_prior", "marginal_product", "release_patterns"]
+           "init_prior"]
 
 #: The Synthesizer parameters of the DP mode (absent from model files fitted without it).
 DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
@@ -74,9 +74,6 @@ POINT_MASS_Z = 3.0
 HIST_Z = 2.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
-#: Share of the independent distribution mixed into the noisy joint state table (no pattern at 0).
-JOINT_FLOOR = 1e-3
-_IPF_ROUNDS = 200
 
 
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:
@@ -390,56 +387,23 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return c / c.sum()
 
 
-def marginal_product(synth: Synthesizer, shares: dict[str, np.ndarray]) -> np.ndarray:
-    """The distribution over ``synth.patterns_`` whose states are independent with the noisy
-    marginal ``shares``."""
-    p = np.ones(len(synth.patterns_))
-    for m, name in enumerate(synth.discrete_vars_):
-        p *= shares[name][synth.patterns_[:, m]]
-    return p / p.sum()
-
-
-def release_patterns(synth: Synthesizer, pattern: np.ndarray, w: np.ndarray, shares: dict[str, np.ndarray],
-                     release: dict, rng: np.random.Generator) -> np.ndarray:
-    """The joint distribution of the targets' states (over ``synth.patterns_``) from one Gaussian
-    release of the pattern table (``release``: the ``"patterns"`` mechanism of the plan): each
-    record adds its weight (at most 1) to its pattern's cell, so the sensitivity is 1.
-
-    Post-processing: cells below :data:`HIST_Z` noise standard deviations count as empty, a share
-    :data:`JOINT_FLOOR` of the independent distribution (:func:`marginal_product`) is mixed in so
-    that no pattern has probability 0, and the table is raked (iterative proportional fitting) to
-    the statistics release's marginal ``shares``: the marginals come from the per-target
-    histograms, the dependence between the states (zeros that go together) from this table."""
-    noisy = gaussian_release(np.bincount(pattern, weights=w, minlength=len(synth.patterns_)), release, rng)
-    kept = np.where(noisy >= HIST_Z * release["noise_multiplier"] * release["sensitivity"], noisy, 0.0)
-    prior = marginal_product(synth, shares)
-    joint = prior if kept.sum() <= 0 else (1 - JOINT_FLOOR) * kept / kept.sum() + JOINT_FLOOR * prior
-    for _ in range(_IPF_ROUNDS):
-        worst = 0.0
-        for m, name in enumerate(synth.discrete_vars_):
-            current = np.bincount(synth.patterns_[:, m], weights=joint, minlength=len(shares[name]))
-            worst = max(worst, float(np.abs(current - shares[name]).max()))
-            joint = joint * (shares[name] / current)[synth.patterns_[:, m]]
-        if worst < 1e-12:
-            break
-    return joint / joint.sum()
-
-
 def output_layer(head: torch.nn.Module) -> torch.nn.Module:
     """The output layer of a conditional pattern head (its last module with a bias)."""
     return [m for m in head.modules() if hasattr(m, "bias") and isinstance(m.bias, torch.Tensor)][-1]
 
 
-def init_prior(synth: Synthesizer, joint: np.ndarray) -> None:
-    """Starts the pattern head at the noisy joint distribution of the states ``joint`` (from
-    :func:`release_patterns`, or :func:`marginal_product` for one target; the logits of an
-    unconditional head, the output bias of a conditional one, whose output weights start at 0):
-    post-processing of the statistics, so a head that DP-SGD moves little still draws point masses,
-    categories and their combinations about as often as the data holds them."""
+def init_prior(synth: Synthesizer, shares: dict[str, np.ndarray]) -> None:
+    """Starts the pattern head at the product of the noisy marginal shares of the states (the
+    logits of an unconditional head; the output bias of a conditional one, whose output weights
+    start at 0): post-processing of the
+    statistics, so a head that DP-SGD moves little still draws point masses and categories about as
+    often as the data holds them."""
     head = synth.model_.head
     if head is None:
         return
-    logp = np.log(joint)
+    logp = np.zeros(len(synth.patterns_))
+    for m, name in enumerate(synth.discrete_vars_):
+        logp += np.log(shares[name][synth.patterns_[:, m]])
     prior = torch.as_tensor(logp - logp.max(), dtype=torch.float32)
     with torch.no_grad():
         if isinstance(head, Logits):

@@ -1,15 +1,13 @@
 """The privacy budget of a DP Synthesizer: its DP-SGD settings and the noise of every mechanism.
 
 ``Synthesizer(epsilon=..., delta=...)`` releases, through Gaussian mechanisms, a histogram of the
-targets (``"statistics"``), with more than one target the joint table of their states
-(``"patterns"``, :data:`PATTERN_SHARE` of the statistics' share), DP-SGD's noisy gradient sums
-(``"training"``) and, with ``condition_model=True``, the same for the condition model
-(``"conditions"``). :func:`plan` gives each its noise multiplier: every part is first calibrated
-to its share of the budget (``budget_split``), then the shares are scaled up together, by the
-largest factor for which the RDP composition of *all* mechanisms (the main model's and the
-condition model's) spends at most the requested epsilon at delta. Calibrating each model on its
-own would leave about a quarter of the budget unspent (composing in RDP is tighter than adding
-the models' epsilons).
+targets (``"statistics"``), DP-SGD's noisy gradient sums (``"training"``) and, with
+``condition_model=True``, the same two for the condition model (``"conditions"``). :func:`plan`
+gives each its noise multiplier: every part is first calibrated to its share of the budget
+(``budget_split``), then the shares are scaled up together, by the largest factor for which the
+RDP composition of *all* mechanisms (the main model's and the condition model's) spends at most
+the requested epsilon at delta. Calibrating each model on its own would leave about a quarter of
+the budget unspent (composing in RDP is tighter than adding the models' epsilons).
 
 DP-SGD settings left at ``None``/``"auto"`` (:func:`dp_training_settings`): :data:`DP_EPOCHS`
 epochs, a batch of about an eighth of the records (a power of two, at least
@@ -31,9 +29,8 @@ from ._dp import _check_split
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_LEARNING_RATE", "DP_MIN_BATCH", "DP_NORM_RANGE", "PATTERN_SHARE",
-           "auto_max_grad_norm", "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan",
-           "solve_sigma"]
+__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_LEARNING_RATE", "DP_MIN_BATCH", "DP_NORM_RANGE", "auto_max_grad_norm",
+           "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "solve_sigma"]
 
 #: Epochs of ``epochs="auto"`` with ``epsilon`` set.
 DP_EPOCHS = 20
@@ -41,14 +38,10 @@ DP_EPOCHS = 20
 DP_LEARNING_RATE = 1e-2
 #: Smallest batch of ``batch_size=None`` with ``epsilon`` set (a batch is about n / 8 records).
 DP_MIN_BATCH = 256
-#: ``max_grad_norm=None``: the clipping norm giving this noise standard deviation on a step's
+#: ``max_grad_norm=None``: the clipping norm that gives this noise standard deviation on a step's
 #: gradient sum, within :data:`DP_NORM_RANGE` (:func:`auto_max_grad_norm`).
 DP_GRAD_NOISE = 30.0
 DP_NORM_RANGE = (5.0, 15.0)
-#: Share of the ``"statistics"`` release's precision (``1 / sigma^2``) that goes to the joint table
-#: of the targets' states (``"patterns"``; models of more than one target), the rest to the
-#: per-target histograms.
-PATTERN_SHARE = 0.5
 _BATCH_FRACTION = 1 / 8
 
 
@@ -129,21 +122,17 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
 def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dict[str, dict]:
     """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
     one factor (at most 1) so that their RDP composition spends the parts' total share: composing
-    in RDP is tighter than adding the parts' epsilons.
-
-    With more than one target the statistics' Gaussian mechanism is split in two, the histograms
-    and the joint state table (``"patterns"``), with noise multipliers ``sigma / sqrt(1 - s)`` and
-    ``sigma / sqrt(s)`` (``s`` = :data:`PATTERN_SHARE`): two Gaussian mechanisms compose exactly
-    to one of ``sigma`` (their Renyi divergences add as ``1 / sigma^2``), so the split spends
-    nothing more."""
+    in RDP is tighter than adding the parts' epsilons."""
     from ._dp_training import dp_steps
 
     split, epochs, batch = dict(dp["split"]), dp["epochs"], dp["batch_size"]
     q, _, steps = dp_steps(n, batch, epochs)
-    specs = {"training": (q, steps, f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})"),
-             "statistics": (1.0, 1, f"the statistics{whose}")}
+    specs = {"training": (q, steps, dp["max_grad_norm"],  # None: set below from the noise multiplier
+                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
+    # a cell of each target's histogram per record, and with weights the total weight's cell (see _dp.histogram_rows)
+    specs["statistics"] = (1.0, 1, math.sqrt(len(targets) + bool(dp.get("weighted"))), f"the statistics{whose}")
     eps, delta = dp["epsilon"], dp["delta"]
-    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, what) in specs.items()}
+    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
     total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
 
     def spent(factor: float) -> float:
@@ -155,29 +144,22 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dic
         while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
-    norm = dp["max_grad_norm"] if dp["max_grad_norm"] is not None else auto_max_grad_norm(hi * sigma["training"])
-    # a cell of each target's histogram per record, and with weights the total weight's cell (see _dp.histogram_rows)
-    out = {"statistics": mechanism("statistics", hi * sigma["statistics"], 1.0, 1,
-                                   math.sqrt(len(targets) + bool(dp.get("weighted"))), delta * split["statistics"]),
-           "training": mechanism("training", hi * sigma["training"], q, steps, norm, delta * split["training"])}
-    if len(targets) > 1:  # one cell of the joint state table per record, with its weight (at most 1)
-        s, stat = PATTERN_SHARE, out["statistics"]
-        out["statistics"] = mechanism("statistics", stat["noise_multiplier"] / math.sqrt(1 - s), 1.0, 1,
-                                      stat["sensitivity"], stat["delta"] * (1 - s))
-        out["patterns"] = mechanism("patterns", stat["noise_multiplier"] / math.sqrt(s), 1.0, 1, 1.0, stat["delta"] * s)
-    return out
+    if specs["training"][2] is None:
+        specs["training"] = (q, steps, auto_max_grad_norm(hi * sigma["training"]), "")
+    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
 
 
 def auto_max_grad_norm(noise_multiplier: float) -> float:
     """The clipping norm of ``max_grad_norm=None`` for DP-SGD at ``noise_multiplier``: the norm
     whose noise on a step's gradient sum (``noise_multiplier * norm``) is :data:`DP_GRAD_NOISE`,
-    within :data:`DP_NORM_RANGE`. A small budget (large multiplier) gets the smallest norm (less
-    noise, more clipping), a large one a larger norm (the noise allows it, and clipping biases
-    less).
+    within :data:`DP_NORM_RANGE`. A small budget (a large multiplier) gets the smallest norm: less
+    noise on the gradients, more clipping. A large budget gets a larger norm: the noise allows it,
+    and clipping, which cuts the records in the tails and on rare states down most, would then
+    limit what the model learns.
 
     Examples
     --------
-    >>> [round(auto_max_grad_norm(s), 2) for s in (8.6, 2.64, 1.6)]
+    >>> [round(auto_max_grad_norm(s), 2) for s in (8.63, 2.64, 1.60)]
     [5.0, 11.36, 15.0]
     """
     lo, hi = DP_NORM_RANGE

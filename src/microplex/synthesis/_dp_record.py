@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent
+from ._dp import PARTS
 
 __all__ = ["check_privacy", "privacy_record"]
 
@@ -33,8 +34,6 @@ def privacy_record(dp: dict[str, Any], mechanisms: list[dict]) -> dict[str, Any]
             "mechanisms": mechanisms}
 
 
-#: The parts a mechanism may belong to (the condition model's prefixed with ``conditions.``).
-_RECORD_PARTS = tuple(k + p for k in ("", "conditions.") for p in ("statistics", "patterns", "training"))
 _MECHANISM_KEYS = ("part", "mechanism", "noise_multiplier", "sampling_rate", "steps", "sensitivity", "epsilon",
                    "delta")
 
@@ -60,12 +59,11 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
     for i, m in enumerate(mechs):
         if not isinstance(m, dict) or set(m) != set(_MECHANISM_KEYS):
             raise fail(f"mechanisms[{i}]", f"an object with keys {list(_MECHANISM_KEYS)}", m)
-        if m["part"] not in _RECORD_PARTS:
-            raise fail(f"mechanisms[{i}].part", f"one of {list(_RECORD_PARTS)}", m["part"])
+        if m["part"] not in PARTS + tuple(f"conditions.{k}" for k in PARTS[:2]):
+            raise fail(f"mechanisms[{i}].part", f"one of {PARTS}", m["part"])
         if m["mechanism"] != ("gaussian" if m["sampling_rate"] == 1 else "subsampled_gaussian"):
             raise fail(f"mechanisms[{i}].mechanism", "'gaussian' (rate 1) or 'subsampled_gaussian'", m["mechanism"])
-        # the statistics' share, split in two mechanisms (_dp_plan._plan_one), may each exceed the cap
-        num(m["noise_multiplier"], f"mechanisms[{i}].noise_multiplier", 1e-3, 2 * MAX_NOISE_MULTIPLIER)
+        num(m["noise_multiplier"], f"mechanisms[{i}].noise_multiplier", 1e-3, MAX_NOISE_MULTIPLIER)
         num(m["sampling_rate"], f"mechanisms[{i}].sampling_rate", 1e-9, 1.0)
         if type(m["steps"]) is not int or not 1 <= m["steps"] <= 10**8:
             raise fail(f"mechanisms[{i}].steps", "an int in [1, 1e8]", m["steps"])

@@ -55,7 +55,7 @@ class _Fitting:
                       weighted=weight_col is not None)
             epochs = dp["epochs"]
             planned = plan(self, dp, len(data))
-            dp["max_grad_norm"] = planned["training"]["sensitivity"]  # None: set by the training noise
+            dp["max_grad_norm"] = planned["training"]["sensitivity"]  # None: set by the training's noise
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
@@ -114,12 +114,6 @@ class _Fitting:
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         heap = self._heap_states(data)
-        if dp:  # the joint state table (one target: its marginal) that the pattern head starts at and is raked to
-            joint = _dp.marginal_product(self, shares)
-            if "patterns" in planned:
-                joint = _dp.release_patterns(self, pattern, w, shares, planned["patterns"],
-                                             np.random.default_rng(named_child(seed, "dp_patterns")))
-                mechanisms.append(planned["patterns"])
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self)
         else:
@@ -129,8 +123,8 @@ class _Fitting:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
-            if dp:  # the pattern head starts at the noisy joint shares of the states
-                _dp.init_prior(self, joint)
+            if dp:  # the pattern head starts at the noisy shares of the states
+                _dp.init_prior(self, shares)
                 train_dp(self, data, c, pattern, heap, w, rng, dp, seed, planned["training"]["noise_multiplier"])
             else:
                 self.model_.init_pattern_prior(
@@ -146,7 +140,7 @@ class _Fitting:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed,
                                                                     planned["scale"] if dp else 1.0)
         if dp:  # post-processing: the pattern head's mean shares set to the noisy ones
-            rake_pattern_head(self, joint, seed)
+            rake_pattern_head(self, shares, seed)
             if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
                 recalibrate_margins(self, seed)
             self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))

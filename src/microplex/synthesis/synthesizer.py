@@ -127,8 +127,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         the validation split are off; ``history_`` holds no losses.
     max_grad_norm : float or None, default=None
         DP-SGD clipping norm of each record's gradient (per part: head and flow each get
-        ``max_grad_norm / sqrt(2)``); ``None``: 15. Small norms bias the model towards the
-        commonest point-mass pattern; the Privacy guide shows the trade-off.
+        ``max_grad_norm / sqrt(2)``); ``None``: 30 over the training's noise multiplier, within
+        [5, 15] (5 at small budgets). Small norms bias the model towards the commonest point-mass
+        pattern and the bulk; the Privacy guide shows the trade-off.
     public_bounds : mapping of str to (float, float), default=None
         Public (low, high) of every numeric column, and of the weight column (weights are then
         divided by its high); values outside are clipped, with a PrivacyWarning.
