@@ -253,8 +253,8 @@ def markdown(records: list[dict]) -> str:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """The fidelity/epsilon curve: per data set, the worst KS, the worse zero/top share error and the
-    correlation error against epsilon for this version's DP fits (mean over seeds, each seed a dot),
+    """The fidelity/epsilon curve: per data set, the worst KS, the worse zero/top share error, the
+    joint point-mass pattern TV and the correlation error against epsilon for this version's DP fits (mean over seeds, each seed a dot),
     MST and AIM (their records' means) and microplex without DP (a dashed line), with the bars."""
     import matplotlib
 
@@ -268,9 +268,9 @@ def plot(records: list[dict], path: Path) -> None:
     t["who"] = [m if isinstance(m, str) else "no DP" if e is None or e != e else "microplex DP" if v == VARIANT
                 else f"microplex DP [{v}]" if v == "s26" else None for m, v, e in zip(method, variant, t["epsilon"])]
     metrics = [("ks_max", "worst KS", 0.08), ("share_err", "zero/top share error", 0.03),
-               ("corr_err", "correlation error", 0.10)]
+               ("pattern_tv", "joint zero/top pattern TV", None), ("corr_err", "correlation error", 0.10)]
     datasets = list(dict.fromkeys(t["dataset"]))
-    fig, axes = plt.subplots(len(datasets), 3, figsize=(12, 3.4 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(16, 3.4 * len(datasets)), squeeze=False)
     styles = {"microplex DP": ("C0", "o-"), "microplex DP [s26]": ("C7", "o:"), "MST": ("C1", "s--"),
               "AIM": ("C2", "^--")}
     for i, ds in enumerate(datasets):
@@ -278,7 +278,7 @@ def plot(records: list[dict], path: Path) -> None:
         for j, (key, label, bar) in enumerate(metrics):
             ax = axes[i, j]
             for who, (colour, style) in styles.items():
-                h = g[g["who"] == who]
+                h = g[(g["who"] == who) & g[key].notna()]
                 if h.empty:
                     continue
                 mean = h.groupby("epsilon")[key].mean()
@@ -288,7 +288,8 @@ def plot(records: list[dict], path: Path) -> None:
             nodp = g.loc[g["who"] == "no DP", key]
             if len(nodp):
                 ax.axhline(nodp.mean(), color="grey", ls="--", lw=1, label="microplex, no DP")
-            ax.axhline(bar, color="red", ls=":", lw=1, label="bar")
+            if bar is not None:
+                ax.axhline(bar, color="red", ls=":", lw=1, label="bar")
             ax.set(xscale="log", xlim=(0.8, 10), xticks=[1, 4, 8], xticklabels=["1", "4", "8"], xlabel="epsilon",
                    title=f"{ds}: {label}")
             ax.set_ylim(bottom=0)

@@ -370,8 +370,11 @@ def test_dp_defaults_are_chosen_from_the_data_size_and_explicit_values_are_kept(
         Synthesizer(TARGETS, max_grad_norm=15.0)._check_params()
 
 
-@pytest.mark.parametrize("eps", [1.0, 4.0, 8.0])
+@pytest.mark.parametrize("eps", [0.5, 1.0, 4.0, 8.0])
 def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
+    """At epsilon 0.5 the condition model's statistics alone would need a noise multiplier above
+    DP-SGD's cap of 100 (until session 28 the plan refused the budget): one query's multiplier is
+    set against the records, the cap is DP-SGD's."""
     from microplex.synthesis._dp_plan import condition_params, dp_training_settings, plan
 
     synth = Synthesizer(TARGETS, CONDITIONS, condition_model=True, epsilon=eps, delta=1e-5,
@@ -391,7 +394,7 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
     # max_grad_norm=None: the norm whose noise on a step's gradient sum is 30, within [5, 15]: 5 at
     # epsilon 1 (noise multiplier above 6), 30 / sigma at 4, 15 at 8
     sigma = planned["training"]["noise_multiplier"]
-    expected = {1.0: (5.0, sigma > 6), 4.0: (pytest.approx(30.0 / sigma), 2 < sigma < 6), 8.0: (15.0, sigma < 2)}
+    expected = {0.5: (5.0, sigma > 6), 1.0: (5.0, sigma > 6), 4.0: (pytest.approx(30.0 / sigma), 2 < sigma < 6), 8.0: (15.0, sigma < 2)}
     assert (planned["training"]["sensitivity"], True) == expected[eps]
     assert sub_planned["training"]["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / sub_planned[
         "training"]["noise_multiplier"])))

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "rdp_sampled_gaussian", "epsilon_from_rdp", "epsilon_spent",
+__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "MAX_RELEASE_NOISE_MULTIPLIER", "rdp_sampled_gaussian", "epsilon_from_rdp", "epsilon_spent",
            "solve_noise_multiplier"]
 
 #: Rényi orders the accountant evaluates (integers).
@@ -45,6 +45,9 @@ ORDERS = np.array(list(range(2, 65)) + [80, 96, 128, 192, 256, 384, 512, 1024], 
 #: Largest noise multiplier :func:`solve_noise_multiplier` considers: a budget that needs more is
 #: too small for the requested steps (the noise would swamp any gradient).
 MAX_NOISE_MULTIPLIER = 100.0
+#: Largest noise multiplier of a one-shot release (the statistics: one query, whose noise is set
+#: against the number of records rather than against a gradient).
+MAX_RELEASE_NOISE_MULTIPLIER = 1e4
 
 
 def _log_binom(orders: np.ndarray) -> np.ndarray:
@@ -108,11 +111,13 @@ def epsilon_spent(mechanisms: Iterable[dict], delta: float) -> float:
     return epsilon_from_rdp(total, delta)
 
 
-def solve_noise_multiplier(epsilon: float, delta: float, q: float, steps: int) -> float:
+def solve_noise_multiplier(epsilon: float, delta: float, q: float, steps: int,
+                           cap: float = MAX_NOISE_MULTIPLIER) -> float:
     """Smallest noise multiplier (to a relative 1e-4) whose ``steps`` Poisson-sampled Gaussian steps
     at rate ``q`` spend at most ``epsilon`` at ``delta``; the returned value always satisfies it.
 
-    Returns ``inf`` when even :data:`MAX_NOISE_MULTIPLIER` spends more (the caller raises).
+    Returns ``inf`` when even ``cap`` (:data:`MAX_NOISE_MULTIPLIER` by default) spends more (the
+    caller raises).
 
     Examples
     --------
@@ -123,7 +128,7 @@ def solve_noise_multiplier(epsilon: float, delta: float, q: float, steps: int) -
     def eps(sigma: float) -> float:
         return epsilon_from_rdp(rdp_sampled_gaussian(q, sigma, steps), delta)
 
-    hi = MAX_NOISE_MULTIPLIER
+    hi = float(cap)
     if eps(hi) > epsilon:
         return float("inf")
     lo = 1e-3

@@ -23,7 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .._errors import DataValidationError
-from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
+from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
 from ._dp import _check_split
 
 if TYPE_CHECKING:
@@ -66,15 +66,20 @@ def dp_training_settings(synth: Synthesizer, n: int, epochs: int | str) -> dict[
             "learning_rate": DP_LEARNING_RATE if synth.learning_rate is None else float(synth.learning_rate)}
 
 
-def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str) -> float:
-    """The noise multiplier spending at most (epsilon, delta); raises when the budget is too small."""
-    sigma = solve_noise_multiplier(epsilon, delta, q, steps)
+def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str,
+                cap: float = MAX_NOISE_MULTIPLIER) -> float:
+    """The noise multiplier spending at most (epsilon, delta); raises when it exceeds ``cap``."""
+    sigma = solve_noise_multiplier(epsilon, delta, q, steps, cap)
     if not math.isfinite(sigma):
-        raise DataValidationError(
-            f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
-            f"multiplier above {MAX_NOISE_MULTIPLIER:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
-            "lower 'epochs' or raise 'batch_size'.")
+        raise _too_small(epsilon, delta, q, steps, what, cap)
     return sigma
+
+
+def _too_small(epsilon: float, delta: float, q: float, steps: int, what: str, cap: float) -> DataValidationError:
+    return DataValidationError(
+        f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
+        f"multiplier above {cap:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
+        "lower 'epochs' or raise 'batch_size'.")
 
 
 def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:
@@ -93,17 +98,17 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
     With one, the main model's and the condition model's epsilons are ``scale`` times their
     shares, ``scale`` the largest (to a relative 1e-3) at which the RDP composition of all their
     mechanisms spends at most ``epsilon`` at ``delta``. Raises, before anything is fitted, when a
-    share is too small."""
-    main = _plan_one(dp, list(synth.target_vars), n, "")
+    share is too small at that scale (for either model)."""
+    main = _plan_one(dp, list(synth.target_vars), n, "", check=not synth.condition_model)
     if not synth.condition_model:
         return {**main, "scale": 1.0}
     conditions = list(synth.condition_vars)
 
-    def both(scale: float) -> tuple[dict[str, dict], float]:
-        own = _plan_one(dict(dp, epsilon=dp["epsilon"] * scale), list(synth.target_vars), n, "")
+    def both(scale: float, check: bool = False) -> tuple[dict[str, dict], float]:
+        own = _plan_one(dict(dp, epsilon=dp["epsilon"] * scale), list(synth.target_vars), n, "", check)
         sub = condition_params(synth, conditions, None, scale)
         sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"])
-        mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model").values())
+        mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model", check).values())
         return own, epsilon_spent(mechs, dp["delta"])
 
     main, spent = both(1.0)
@@ -116,13 +121,20 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
                 lo, main = mid, own
             else:
                 hi = mid
+    both(lo, check=True)  # the caps, at the final scale (the condition model plans the same when fitted)
     return {**main, "scale": lo}
 
 
-def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dict[str, dict]:
+def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check: bool = True) -> dict[str, dict]:
     """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
     one factor (at most 1) so that their RDP composition spends the parts' total share: composing
-    in RDP is tighter than adding the parts' epsilons."""
+    in RDP is tighter than adding the parts' epsilons.
+
+    With ``check``, raises when DP-SGD's final noise multiplier exceeds
+    :data:`~._accountant.MAX_NOISE_MULTIPLIER` (its noise would swamp any gradient). The statistics
+    are one query, whose noise is set against the number of records, not against a gradient: their
+    multiplier may reach :data:`~._accountant.MAX_RELEASE_NOISE_MULTIPLIER` (a small budget then
+    gives noisy histograms, which the release's post-processing treats as such)."""
     from ._dp_training import dp_steps
 
     split, epochs, batch = dict(dp["split"]), dp["epochs"], dp["batch_size"]
@@ -132,7 +144,10 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dic
     # a cell of each target's histogram per record, and with weights the total weight's cell (see _dp.histogram_rows)
     specs["statistics"] = (1.0, 1, math.sqrt(len(targets) + bool(dp.get("weighted"))), f"the statistics{whose}")
     eps, delta = dp["epsilon"], dp["delta"]
-    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what) for k, (qq, t, _, what) in specs.items()}
+    # Each part alone first (only the proportions matter: the composition below lowers every
+    # multiplier by one factor, so training may start above the cap that its final value must meet).
+    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what, cap=MAX_RELEASE_NOISE_MULTIPLIER)
+             for k, (qq, t, _, what) in specs.items()}
     total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
 
     def spent(factor: float) -> float:
@@ -144,6 +159,9 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str) -> dic
         while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
+    if check and hi * sigma["training"] > MAX_NOISE_MULTIPLIER:
+        qq, t, _, what = specs["training"]
+        raise _too_small(eps * split["training"], delta * split["training"], qq, t, what, MAX_NOISE_MULTIPLIER)
     if specs["training"][2] is None:
         specs["training"] = (q, steps, auto_max_grad_norm(hi * sigma["training"]), "")
     return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}

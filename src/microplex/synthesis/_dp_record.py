@@ -12,7 +12,7 @@ import numbers
 from typing import Any
 
 from .._errors import DataValidationError
-from ._accountant import MAX_NOISE_MULTIPLIER, epsilon_spent
+from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent
 from ._dp import PARTS
 
 __all__ = ["check_privacy", "privacy_record"]
@@ -63,7 +63,8 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
             raise fail(f"mechanisms[{i}].part", f"one of {PARTS}", m["part"])
         if m["mechanism"] != ("gaussian" if m["sampling_rate"] == 1 else "subsampled_gaussian"):
             raise fail(f"mechanisms[{i}].mechanism", "'gaussian' (rate 1) or 'subsampled_gaussian'", m["mechanism"])
-        num(m["noise_multiplier"], f"mechanisms[{i}].noise_multiplier", 1e-3, MAX_NOISE_MULTIPLIER)
+        cap = MAX_NOISE_MULTIPLIER if m["part"].endswith("training") else MAX_RELEASE_NOISE_MULTIPLIER  # one query
+        num(m["noise_multiplier"], f"mechanisms[{i}].noise_multiplier", 1e-3, cap)
         num(m["sampling_rate"], f"mechanisms[{i}].sampling_rate", 1e-9, 1.0)
         if type(m["steps"]) is not int or not 1 <= m["steps"] <= 10**8:
             raise fail(f"mechanisms[{i}].steps", "an int in [1, 1e8]", m["steps"])
