@@ -290,7 +290,8 @@ def plot(records: list[dict], path: Path) -> None:
                 ax.axhline(nodp.mean(), color="grey", ls="--", lw=1, label="microplex, no DP")
             if bar is not None:
                 ax.axhline(bar, color="red", ls=":", lw=1, label="bar")
-            ax.set(xscale="log", xlim=(0.8, 10), xticks=[1, 4, 8], xticklabels=["1", "4", "8"], xlabel="epsilon",
+            ax.set(xscale="log", xlim=(0.4, 10), xticks=[0.5, 1, 4, 8], xticklabels=["0.5", "1", "4", "8"],
+                   xlabel="epsilon",
                    title=f"{ds}: {label}")
             ax.set_ylim(bottom=0)
         axes[i, 0].legend(fontsize=7)
