@@ -37,8 +37,8 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "MAX_RELEASE_NOISE_MULTIPLIER", "rdp_sampled_gaussian", "epsilon_from_rdp", "epsilon_spent",
-           "solve_noise_multiplier"]
+__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "MAX_RELEASE_NOISE_MULTIPLIER", "rdp_sampled_gaussian",
+           "epsilon_from_rdp", "epsilon_spent", "solve_noise_multiplier"]
 
 #: Rényi orders the accountant evaluates (integers).
 ORDERS = np.array(list(range(2, 65)) + [80, 96, 128, 192, 256, 384, 512, 1024], dtype=float)
