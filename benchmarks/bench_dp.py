@@ -239,7 +239,8 @@ def markdown(records: list[dict]) -> str:
     t["method"] = [f"{m} eps={e:g}" if isinstance(m, str) else "microplex (no DP)" if e is None or e != e
                    else f"DP eps={e:g}" + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else LABELS.get(v, f" [{v}]"))
                    for e, v, m in zip(t["epsilon"], variant, peer)]
-    keys = ["ks_max", "zero_err", "top_err", "pattern_tv", "corr_err", "corr_err_realcond", "auc", "dcr_ratio", "copy", "eps_spent", "fit_s"]
+    keys = ["ks_max", "zero_err", "top_err", "pattern_tv", "corr_err", "corr_err_realcond", "auc", "dcr_ratio", "copy",
+            "eps_spent", "fit_s"]
     t = t.reindex(columns=list(t.columns) + [k for k in keys if k not in t.columns])  # older records lack some
     lines = []
     for ds, g in t.groupby("dataset", sort=False):
@@ -254,8 +255,9 @@ def markdown(records: list[dict]) -> str:
 
 def plot(records: list[dict], path: Path) -> None:
     """The fidelity/epsilon curve: per data set, the worst KS, the worse zero/top share error, the
-    joint point-mass pattern TV and the correlation error against epsilon for this version's DP fits (mean over seeds, each seed a dot),
-    MST and AIM (their records' means) and microplex without DP (a dashed line), with the bars."""
+    joint point-mass pattern TV and the correlation error against epsilon for this version's DP fits
+    (mean over seeds, each seed a dot) and session 26's, MST and AIM (their records' means) and
+    microplex without DP (a dashed line), with the bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -266,7 +268,8 @@ def plot(records: list[dict], path: Path) -> None:
     method = t["method"] if "method" in t else pd.Series(None, index=t.index)
     variant = t["variant"] if "variant" in t else pd.Series(None, index=t.index)
     t["who"] = [m if isinstance(m, str) else "no DP" if e is None or e != e else "microplex DP" if v == VARIANT
-                else f"microplex DP [{v}]" if v == "s26" else None for m, v, e in zip(method, variant, t["epsilon"])]
+                else f"microplex DP [{v}]" if v == "s26" else None
+                for m, v, e in zip(method, variant, t["epsilon"])]
     metrics = [("ks_max", "worst KS", 0.08), ("share_err", "zero/top share error", 0.03),
                ("pattern_tv", "joint zero/top pattern TV", None), ("corr_err", "correlation error", 0.10)]
     datasets = list(dict.fromkeys(t["dataset"]))

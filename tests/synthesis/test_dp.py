@@ -394,7 +394,8 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
     # max_grad_norm=None: the norm whose noise on a step's gradient sum is 30, within [5, 15]: 5 at
     # epsilon 1 (noise multiplier above 6), 30 / sigma at 4, 15 at 8
     sigma = planned["training"]["noise_multiplier"]
-    expected = {0.5: (5.0, sigma > 6), 1.0: (5.0, sigma > 6), 4.0: (pytest.approx(30.0 / sigma), 2 < sigma < 6), 8.0: (15.0, sigma < 2)}
+    expected = {0.5: (5.0, sigma > 6), 1.0: (5.0, sigma > 6), 4.0: (pytest.approx(30.0 / sigma), 2 < sigma < 6),
+                8.0: (15.0, sigma < 2)}
     assert (planned["training"]["sensitivity"], True) == expected[eps]
     assert sub_planned["training"]["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / sub_planned[
         "training"]["noise_multiplier"])))
