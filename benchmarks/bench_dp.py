@@ -108,6 +108,13 @@ def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | No
                        **(DP_SETTINGS if explicit else {}), **(extra or {}))
 
 
+def top_code(train: pd.DataFrame, t: str) -> float | None:
+    """Target ``t``'s top code: its largest training value when at least ``HEAP_SHARE`` of the
+    records hold it, else None."""
+    hi = train[t].max()
+    return float(hi) if (train[t] == hi).mean() >= HEAP_SHARE else None
+
+
 def share_errors(train, holdout, release, targets, wh) -> tuple[float, float]:
     """(worst zero-share error, worst top-code-share error) over the targets."""
     a = np.ones(len(holdout)) if wh is None else np.asarray(wh, float)
@@ -115,25 +122,25 @@ def share_errors(train, holdout, release, targets, wh) -> tuple[float, float]:
     for t in targets:
         r, s = holdout[t].to_numpy(float), release[t].to_numpy(float)
         zero.append(abs((s == 0).mean() - a[r == 0].sum() / a.sum()))
-        hi = train[t].max()
-        if (train[t] == hi).mean() >= HEAP_SHARE:
+        hi = top_code(train, t)
+        if hi is not None:
             top.append(abs((s == hi).mean() - a[r == hi].sum() / a.sum()))
     return float(max(zero)), float(max(top)) if top else float("nan")
 
 
 def pattern_tv(train, holdout, release, targets, wh) -> float:
     """Total variation distance between the holdout's (weighted) and the release's joint distribution
-    of the targets' point-mass states: each target zero, at its top code (as in :func:`share_errors`)
-    or neither. Zeros that go together (no earnings in two years) show here, not in the marginal
+    of the targets' point-mass states: each target zero, at its top code (:func:`top_code`) or
+    neither. Zeros that go together (no earnings in two years) show here, not in the marginal
     shares."""
     a = np.ones(len(holdout)) if wh is None else np.asarray(wh, float)
+    tops = {t: top_code(train, t) for t in targets}
 
     def states(frame: pd.DataFrame) -> pd.Series:
         codes = []
         for t in targets:
-            x, hi = frame[t].to_numpy(float), train[t].max()
-            top = (train[t] == hi).mean() >= HEAP_SHARE
-            codes.append(np.where(x == 0, "0", np.where(top & (x == hi), "T", "x")))
+            x = frame[t].to_numpy(float)
+            codes.append(np.where(x == 0, "0", np.where(tops[t] is not None and x == tops[t], "T", "x")))
         return pd.Series(["".join(c) for c in zip(*codes)])
 
     real = pd.Series(a).groupby(states(holdout).to_numpy()).sum() / a.sum()

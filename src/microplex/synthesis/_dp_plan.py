@@ -111,17 +111,13 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
         mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model", check).values())
         return own, epsilon_spent(mechs, dp["delta"])
 
-    main, spent = both(1.0)
+    _, spent = both(1.0)
     lo, hi = 1.0, 1.0 / max(dp["split"]["conditions"], 1.0 - dp["split"]["conditions"])
     if spent <= dp["epsilon"]:
         while hi / lo > 1 + 1e-3:  # invariant: the composition at lo spends at most epsilon
             mid = math.sqrt(lo * hi)
-            own, spent = both(mid)
-            if spent <= dp["epsilon"]:
-                lo, main = mid, own
-            else:
-                hi = mid
-    both(lo, check=True)  # the caps, at the final scale (the condition model plans the same when fitted)
+            lo, hi = (mid, hi) if both(mid)[1] <= dp["epsilon"] else (lo, mid)
+    main, _ = both(lo, check=True)  # the caps checked at the final scale (the condition model plans the same)
     return {**main, "scale": lo}
 
 
@@ -160,11 +156,12 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check:
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
     if check and hi * sigma["training"] > MAX_NOISE_MULTIPLIER:
-        qq, t, _, what = specs["training"]
-        raise _too_small(eps * split["training"], delta * split["training"], qq, t, what, MAX_NOISE_MULTIPLIER)
-    if specs["training"][2] is None:
-        specs["training"] = (q, steps, auto_max_grad_norm(hi * sigma["training"]), "")
-    return {k: mechanism(k, hi * sigma[k], qq, t, sens, delta * split[k]) for k, (qq, t, sens, _) in specs.items()}
+        raise _too_small(eps * split["training"], delta * split["training"], q, steps, specs["training"][3],
+                         MAX_NOISE_MULTIPLIER)
+    sens = {k: spec[2] for k, spec in specs.items()}
+    if sens["training"] is None:
+        sens["training"] = auto_max_grad_norm(hi * sigma["training"])
+    return {k: mechanism(k, hi * sigma[k], qq, t, sens[k], delta * split[k]) for k, (qq, t, _, _) in specs.items()}
 
 
 def auto_max_grad_norm(noise_multiplier: float) -> float:
