@@ -46,6 +46,7 @@ from .._params import check_float
 from .schema import VariableSpec
 from .heaps import Logits
 from . import _quantile_map as qmap
+from ._dp_histogram import histogram_support
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -305,7 +306,10 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             keep = sorted(int(i) for i in heaviest if counts[i] >= floor)
         free = [i for i in range(k) if i not in keep]
         values = np.concatenate([centres, cand_t[free]])
-        mass = np.clip(np.concatenate([hist, counts[free]]), 0.0, None)
+        # the shape: the bins that stand out of the noise (_dp_histogram); the shares below keep
+        # every bin's count (the noise sums to zero over the bins, the true tails do not)
+        shape = np.where(histogram_support(hist, noise_sd), np.clip(hist, 0.0, None), 0.0)
+        mass = np.clip(np.concatenate([shape, counts[free]]), 0.0, None)
         if mass.sum() > 0:
             mean = float(np.average(values, weights=mass))
             std = float(np.sqrt(np.average((values - mean) ** 2, weights=mass)))
@@ -313,12 +317,9 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             mean, std = float(centres.mean()), float(centres.std())
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
         if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
-            def kept(v: np.ndarray) -> np.ndarray:  # noise alone is no mass
-                return np.where(v >= HIST_Z * noise_sd, v, 0.0)
-
-            binned_mass = kept(hist) + np.bincount(
+            binned_mass = shape + np.bincount(
                 np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
-                weights=kept(counts[free]), minlength=BINS)
+                weights=np.where(counts[free] >= HIST_Z * noise_sd, counts[free], 0.0), minlength=BINS)
             knots = qmap.knots_from_histogram(edges, binned_mass)
             if knots is not None:
                 seg["knots"] = qmap.knots_to_dict(knots)
