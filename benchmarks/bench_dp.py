@@ -13,6 +13,8 @@ holdout (weighted by the holdout's weights on eusilc; the release is a populatio
 - ``zero_err``/``top_err``: worst absolute error over the targets of the share at 0 and at the
   top code (the largest training value when it carries at least 0.3% of the records: cps1's
   earnings; eusilc has none);
+- ``mean_err``/``sd_err``: worst relative error over the targets of the mean and of the standard
+  deviation (session 29: a few percent of the records released far in a tail hardly move KS);
 - ``corr_err``: worst absolute error of a Pearson correlation involving a target, and ``corr_pair``
   its pair; ``corr_err_realcond``/``corr_pair_realcond``: the same for a diagnostic release drawn
   from the holdout's *real* conditions (``generate``; not a release a DP user can make: it tells
@@ -148,6 +150,21 @@ def pattern_tv(train, holdout, release, targets, wh) -> float:
     return float(real.sub(synth, fill_value=0.0).abs().sum() / 2)
 
 
+def mean_error(holdout, release, targets, wh) -> tuple[float, float]:
+    """(worst relative error of a target's mean, worst relative error of its standard deviation):
+    ``|release - holdout| / holdout`` (the holdout weighted). KS hardly sees a few percent of the
+    records released far in a tail; a mean, a total or a Pearson correlation does."""
+    a = np.ones(len(holdout)) if wh is None else np.asarray(wh, float)
+    means, sds = [], []
+    for t in targets:
+        r, s = holdout[t].to_numpy(float), release[t].to_numpy(float)
+        m = np.average(r, weights=a)
+        means.append(abs(s.mean() - m) / abs(m))
+        sd = np.sqrt(np.average((r - m) ** 2, weights=a))
+        sds.append(abs(s.std() - sd) / sd)
+    return float(max(means)), float(max(sds))
+
+
 def worst_pair(real, release, wr, ws, targets) -> tuple[float, str]:
     """(worst absolute Pearson correlation error over the pairs with a target, "a~b" its pair)."""
     from microplex._stats import is_numeric
@@ -232,6 +249,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
         "dataset": dataset, "seed": seed, "epsilon": epsilon,
         "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
         "zero_err": zero, "top_err": top, "pattern_tv": pattern_tv(train, holdout, release, targets, wh),
+        **dict(zip(("mean_err", "sd_err"), mean_error(holdout, release, targets, wh))),
         "corr_err": target_pair_scores(holdout[cols], release, wh, None, targets)["correlation_error"],
         "corr_pair": worst_pair(holdout[cols], release, wh, None, targets)[1],
         "auc": float(auc), "dcr_ratio": priv["dcr_ratio"], "copy": priv["exact_copy_rate_synthetic"],
@@ -246,8 +264,8 @@ def markdown(records: list[dict]) -> str:
     t["method"] = [f"{m} eps={e:g}" if isinstance(m, str) else "microplex (no DP)" if e is None or e != e
                    else f"DP eps={e:g}" + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else LABELS.get(v, f" [{v}]"))
                    for e, v, m in zip(t["epsilon"], variant, peer)]
-    keys = ["ks_max", "zero_err", "top_err", "pattern_tv", "corr_err", "corr_err_realcond", "auc", "dcr_ratio", "copy",
-            "eps_spent", "fit_s"]
+    keys = ["ks_max", "zero_err", "top_err", "pattern_tv", "mean_err", "sd_err", "corr_err", "corr_err_realcond", "auc",
+            "dcr_ratio", "copy", "eps_spent", "fit_s"]
     t = t.reindex(columns=list(t.columns) + [k for k in keys if k not in t.columns])  # older records lack some
     lines = []
     for ds, g in t.groupby("dataset", sort=False):
