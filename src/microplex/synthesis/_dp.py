@@ -287,17 +287,18 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     noise_sd = release["noise_multiplier"] * release["sensitivity"]
     pos, shares = 0, {}
     for name in targets:
-        size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + BINS
+        size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + len(layout[name][2]) - 1
         noisy[pos:pos + size] += (total - noisy[pos:pos + size].sum()) / size
         if synth.kinds_[name] == "categorical":
             shares[name] = _shares(noisy[pos:pos + layout[name]])
             pos += layout[name]
             continue
-        cand, cand_t, edges, seg = layout[name]
+        cand, cand_t, edges, seg, t_zero = layout[name]
         centres = (edges[1:] + edges[:-1]) / 2
         k = len(cand)
-        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + BINS]
-        pos += k + BINS
+        bins = len(edges) - 1
+        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + bins]
+        pos += k + bins
         if schema.get(name, VariableSpec()).point_masses is not None:
             keep = list(range(k))
         else:
@@ -308,7 +309,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         values = np.concatenate([centres, cand_t[free]])
         # the shape: the bins that stand out of the noise (_dp_histogram); the shares below keep
         # every bin's count (the noise sums to zero over the bins, the true tails do not)
-        shape = np.where(histogram_support(hist, noise_sd), np.clip(hist, 0.0, None), 0.0)
+        zero = tuple(np.flatnonzero(edges == t_zero)) if t_zero is not None else ()  # a barrier at 0
+        shape = np.where(histogram_support(hist, noise_sd, barriers=zero), np.clip(hist, 0.0, None), 0.0)
         mass = np.clip(np.concatenate([shape, counts[free]]), 0.0, None)
         if mass.sum() > 0:
             mean = float(np.average(values, weights=mass))
@@ -318,8 +320,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
         if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
             binned_mass = shape + np.bincount(
-                np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, BINS - 1),
-                weights=np.where(counts[free] >= HIST_Z * noise_sd, counts[free], 0.0), minlength=BINS)
+                np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, bins - 1),
+                weights=np.where(counts[free] >= HIST_Z * noise_sd, counts[free], 0.0), minlength=bins)
             knots = qmap.knots_from_histogram(edges, binned_mass)
             if knots is not None:
                 seg["knots"] = qmap.knots_to_dict(knots)
@@ -337,7 +339,8 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
 
     A categorical target has a cell per public category; a numeric one a cell per point-mass
     candidate (declared point masses, else the public bounds and 0) and :data:`BINS` bins of its
-    values' logit between the public bounds. Every record sits in exactly one cell of each
+    values' logit between the public bounds (one more when the bounds straddle 0: the bin holding 0
+    is split there, so that no bin holds values of both signs). Every record sits in exactly one cell of each
     target's histogram with its weight ``w`` (the weight over its public bound, at most 1), so a
     record's row has L2 norm ``w * sqrt(number of targets)``: the release's sensitivity is
     sqrt(number of targets)."""
@@ -361,15 +364,19 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
         x = data[name].to_numpy(float)
         at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
-        # The transformed values' histogram on BINS bins between the transforms of the bounds.
+        # The transformed values' histogram on BINS bins between the transforms of the bounds, the
+        # bin holding 0 split there (a bin holds values of one sign: _dp_histogram's barrier).
         edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
+        t_zero = float(raw.encode(np.zeros(1))[1][0]) if lo < 0 < hi else None
+        if t_zero is not None:
+            edges = np.unique(np.r_[edges, t_zero])
         t = raw.encode(x)[1]
-        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, BINS - 1)
-        binned = np.zeros((len(x), BINS), dtype=bool)
+        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(edges) - 2)
+        binned = np.zeros((len(x), len(edges) - 1), dtype=bool)
         binned[np.arange(len(x)), b] = ~at.any(axis=1)
         cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, edges, seg)
+        layout[name] = (cand, cand_t, edges, seg, t_zero)
     return np.concatenate(cells, axis=1), layout
 
 

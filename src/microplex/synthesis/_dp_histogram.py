@@ -11,8 +11,9 @@ doubled), while the true tail bins of a sparse target fall under the threshold a
 
 :func:`histogram_support` keeps instead the runs of bins that a sum over a window of
 :data:`SUPPORT_WINDOW` bins shows to hold mass: the run around the heaviest window, grown from its
-heaviest bin, bin by bin, while the window beyond its end passes :data:`SUPPORT_Z` noise standard deviations of the
-window's sum, and any other run around a window clear of the runs so far that passes
+heaviest bin, bin by bin, while the window beyond its end passes :data:`SUPPORT_Z` noise standard
+deviations of the window's sum (never across 0: the bin holding 0 is split there, and noise beside
+positive values is not released as negative ones), and any other run around a window clear of the runs so far that passes
 :data:`FAR_Z` (a second mode; noise alone passes it once in about 30,000 windows). Inside a run every bin keeps its noisy count
 (negative counts set to 0); outside, none does. Pure post-processing of the release: no budget.
 """
@@ -46,22 +47,28 @@ def _passes(v: np.ndarray, start: int, stop: int, noise_sd: float, z: float) -> 
     return bins > 0 and total >= z * noise_sd * math.sqrt(bins)
 
 
-def _grow(v: np.ndarray, lo: int, hi: int, noise_sd: float, window: int, z: float) -> tuple[int, int]:
-    """The run ``[lo, hi]`` grown while the window beyond each end passes ``z``."""
-    while hi + 1 < len(v) and _passes(v, hi + 1, hi + 1 + window, noise_sd, z):
+def _grow(v: np.ndarray, lo: int, hi: int, noise_sd: float, window: int, z: float,
+          barriers: frozenset[int]) -> tuple[int, int]:
+    """The run ``[lo, hi]`` grown while the window beyond each end passes ``z``, never across a
+    barrier."""
+    while hi + 1 < len(v) and hi + 1 not in barriers and _passes(v, hi + 1, hi + 1 + window, noise_sd, z):
         hi += 1
-    while lo > 0 and _passes(v, lo - window, lo, noise_sd, z):
+    while lo > 0 and lo not in barriers and _passes(v, lo - window, lo, noise_sd, z):
         lo -= 1
     return lo, hi
 
 
 def histogram_support(noisy: np.ndarray, noise_sd: float, window: int = SUPPORT_WINDOW, z: float = SUPPORT_Z,
-                      far_z: float = FAR_Z) -> np.ndarray:
+                      far_z: float = FAR_Z, barriers: tuple[int, ...] = ()) -> np.ndarray:
     """Boolean mask of the bins of ``noisy`` (noisy counts, independent Gaussian noise of standard
     deviation ``noise_sd`` in every bin) that hold mass: the run around the heaviest window of
-    ``window`` bins, and around every window passing ``far_z``, each grown bin by bin while the
-    window beyond its end passes ``z`` noise standard deviations of its sum. The heaviest window is
-    kept even when nothing passes (a target's continuous mass is somewhere).
+    ``window`` bins, and around every window clear of the runs so far passing ``far_z``, each grown
+    from the window's heaviest bin, bin by bin, while the window beyond its end passes ``z`` noise
+    standard deviations of its sum. No run grows across a barrier ``b`` (between bins ``b - 1`` and
+    ``b``; the statistics release puts one at 0, so that noise beside positive values is not
+    released as negative ones): a run on its other side needs a window of its own passing
+    ``far_z``. The heaviest window is kept even when nothing passes (a target's continuous mass is
+    somewhere).
 
     Examples
     --------
@@ -86,7 +93,7 @@ def histogram_support(noisy: np.ndarray, noise_sd: float, window: int = SUPPORT_
     far = far_z * noise_sd * math.sqrt(width)
     while True:
         top = start + int(np.argmax(v[start:start + width]))  # the window's heaviest bin (not its noise)
-        lo, hi = _grow(v, top, top, noise_sd, width, z)
+        lo, hi = _grow(v, top, top, noise_sd, width, z, frozenset(int(b) for b in barriers))
         mask[lo:hi + 1] = True
         # windows clear of every run so far (a window overlapping a run owes its sum to the run)
         clear = ~np.convolve(mask, np.ones(width, dtype=bool), mode="valid")
