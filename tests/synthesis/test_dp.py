@@ -540,11 +540,9 @@ def test_release_marginal_is_the_noisy_histograms_after_training(cps, monkeypatc
 def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):
     """re78 uniform on [1000, 2000] with public bounds (0, 1e6): its values fill 2 of the 32 logit
     bins. Clipping the noisy counts at 0 would leave each of the 30 empty bins about 0.4 noise
-    standard deviations of mass (about a fifth of the records here); with bins below HIST_Z noise
-    standard deviations left out, (almost) every knot lies inside the occupied range."""
-    from microplex.synthesis._dp import HIST_Z
-
-    assert HIST_Z == 2.0
+    standard deviations of mass (about a fifth of the records here); with only the runs of bins
+    that stand out of the noise kept (``_dp_histogram``), (almost) every knot lies inside the
+    occupied range."""
     data = cps.assign(re78=np.random.default_rng(0).uniform(1000.0, 2000.0, len(cps)))
     synth = _dp(epsilon=1.0, epochs=1, public_bounds={**BOUNDS, "re78": (0.0, 1e6)}).fit(data, seed=0)
     seg = synth.encoders_["re78"].segments[0]

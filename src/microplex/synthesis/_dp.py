@@ -17,7 +17,8 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   deviations), each target's standardization (with
   ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
   :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
-  deviation; bins below :data:`HIST_Z` noise standard deviations count as empty) and the state
+  deviation; only the runs of bins that stand out of the noise hold mass,
+  :func:`._dp_histogram.histogram_support`) and the state
   shares that the pattern head starts at and is raked to after training (:mod:`._dp_rake`); after
   training the knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so
   the release keeps the histogram's marginals;
@@ -69,10 +70,6 @@ _MIN_STD = 0.05
 #: noise standard deviations (besides ``point_mass_threshold``): noise alone then makes one in about
 #: 700 candidates a point mass (a spurious one at a public bound draws records there).
 POINT_MASS_Z = 3.0
-#: A bin of the noisy histogram enters the quantile knots only when its noisy count is at least this many
-#: noise standard deviations: clipping negative counts at 0 alone gives every empty bin (most of the
-#: logit range between wide public bounds) a spurious positive mass, about 0.4 noise standard deviations.
-HIST_Z = 2.0
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -306,23 +303,21 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             floor = max(synth.point_mass_threshold * total, POINT_MASS_Z * noise_sd)  # noise is no point mass
             keep = sorted(int(i) for i in heaviest if counts[i] >= floor)
         free = [i for i in range(k) if i not in keep]
-        values = np.concatenate([centres, cand_t[free]])
-        # the shape: the bins that stand out of the noise (_dp_histogram); the shares below keep
-        # every bin's count (the noise sums to zero over the bins, the true tails do not)
+        # The continuous values' histogram, free candidates in their bins, keeps only the runs of bins
+        # that stand out of the noise (_dp_histogram); the shares below keep every cell's count (the
+        # noise sums to zero over the cells, the true tails do not).
+        binned = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, bins - 1),
+                                    weights=counts[free], minlength=bins)
         zero = tuple(np.flatnonzero(edges == t_zero)) if t_zero is not None else ()  # a barrier at 0
-        shape = np.where(histogram_support(hist, noise_sd, barriers=zero), np.clip(hist, 0.0, None), 0.0)
-        mass = np.clip(np.concatenate([shape, counts[free]]), 0.0, None)
-        if mass.sum() > 0:
-            mean = float(np.average(values, weights=mass))
-            std = float(np.sqrt(np.average((values - mean) ** 2, weights=mass)))
+        shape = np.where(histogram_support(binned, noise_sd, barriers=zero), np.clip(binned, 0.0, None), 0.0)
+        if shape.sum() > 0:
+            mean = float(np.average(centres, weights=shape))
+            std = float(np.sqrt(np.average((centres - mean) ** 2, weights=shape)))
         else:  # no continuous mass survives the noise: the middle of the bounds
             mean, std = float(centres.mean()), float(centres.std())
         seg = dict(seg, mean=mean, std=max(std, _MIN_STD))
-        if synth.standardize == "quantile":  # the same histogram's quantiles (free candidates in their bins)
-            binned_mass = shape + np.bincount(
-                np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, bins - 1),
-                weights=np.where(counts[free] >= HIST_Z * noise_sd, counts[free], 0.0), minlength=bins)
-            knots = qmap.knots_from_histogram(edges, binned_mass)
+        if synth.standardize == "quantile":  # the same histogram's quantiles
+            knots = qmap.knots_from_histogram(edges, shape)
             if knots is not None:
                 seg["knots"] = qmap.knots_to_dict(knots)
         synth.encoders_[name] = ContinuousEncoder.from_dict({
