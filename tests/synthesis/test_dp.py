@@ -550,3 +550,17 @@ def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):
     # the occupied bins span about [880, 2900] (bins are 0.575 wide in logit); without the threshold the
     # knots reach from 4 (the candidate 0's noisy cell) to beyond 10,000
     assert np.mean((x < 800) | (x > 3000)) < 0.03
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_beside_positive_values_is_not_released_as_negative_ones(cps, seed):
+    """re78 positive with public bounds (-20,000, 1e6) straddling 0: the bin holding 0 is split
+    there and no run of the histogram's support crosses it, so every knot of the quantile map is
+    >= 0 and only the linear tail beyond the lowest knot (about 0.3% of the draws here) reaches
+    below 0. Before, the support grew from the positive values into the bins below 0 and 14-22% of
+    the draws were negative (seeds 0-5; on eusilc's self-employment income at epsilon 1, 1.2%)."""
+    data = cps.assign(re78=np.random.default_rng(seed).lognormal(9.0, 1.0, len(cps)))
+    synth = _dp(epsilon=1.0, epochs=1, public_bounds={**BOUNDS, "re78": (-20_000.0, 1e6)}).fit(data, seed=seed)
+    seg = synth.encoders_["re78"].segments[0]
+    assert seg._inverse(seg.knots[0]).min() >= 0.0
+    assert (synth.sample(20_000, seed=seed)["re78"] < 0).mean() < 0.01
