@@ -60,8 +60,8 @@ __all__ = ["DP_PARAMS", "check_dp_params", "clip_to_public", "fit_public_encoder
 DP_PARAMS = ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")
 PARTS = ("statistics", "training", "conditions")
 #: Default shares of the budget: statistics, training and (``condition_model=True``) conditions.
-DEFAULT_SPLIT = {"statistics": 0.1, "training": 0.9}
-DEFAULT_SPLIT_CONDITIONS = {"statistics": 0.1, "training": 0.6, "conditions": 0.3}
+DEFAULT_SPLIT = {"statistics": 0.2, "training": 0.8}
+DEFAULT_SPLIT_CONDITIONS = {"statistics": 0.2, "training": 0.5, "conditions": 0.3}
 #: Width of the margin around public bounds of a continuous column, as a share of the bounds' width
 #: (so values at a bound have a finite logit).
 MARGIN = 1e-4

@@ -78,7 +78,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ``None``: 512; with ``epsilon``, the power of two nearest an eighth of the records (at
         least 256; DP-SGD's noise averages down over larger batches).
     learning_rate : float or None, default=None
-        ``None``: 2e-3; with ``epsilon``, 1e-2.
+        ``None``: 2e-3; with ``epsilon``, 3e-2.
     weight_decay : float, default=0.0
     validation_fraction : float, default=0.1
         Share of records held out to guard against over-fitting. Training runs all ``epochs``
@@ -137,7 +137,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Public categories of every categorical column (a value outside raises).
     budget_split : mapping of str to float, default=None
         Shares of the budget for ``"statistics"``, ``"training"`` and (``condition_model=True``)
-        ``"conditions"``; ``None``: 0.1 / 0.9, or 0.1 / 0.6 / 0.3. With a condition model the
+        ``"conditions"``; ``None``: 0.2 / 0.8, or 0.2 / 0.5 / 0.3. With a condition model the
         shares are then scaled up together until the RDP composition of every mechanism spends
         the whole ``epsilon`` (``privacy_["mechanisms"]`` lists each one's noise).
 
