@@ -90,7 +90,7 @@ def test_spent_epsilon_of_a_fit_is_at_most_the_requested_one(fitted):
     for m, model in ((priv["mechanisms"][1], fitted), (priv["mechanisms"][3], fitted.condition_model_)):
         assert m["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / m["noise_multiplier"])))
         assert model.privacy_["max_grad_norm"] == m["sensitivity"]
-    # the two models are calibrated jointly: their shares (0.1 + 0.6 and 0.3) are scaled by one
+    # the two models are calibrated jointly: their shares (0.2 + 0.5 and 0.3) are scaled by one
     # factor until the RDP composition of all four mechanisms spends (almost) the whole budget
     assert acc.epsilon_spent(priv["mechanisms"], 1e-5) <= 4.0
     assert priv["epsilon"] > 4.0 * 0.99
@@ -359,7 +359,7 @@ def test_dp_defaults_are_chosen_from_the_data_size_and_explicit_values_are_kept(
                         public_bounds=BOUNDS, public_categories=CATEGORIES)
     dp = synth._check_params()["dp"]
     assert dp["max_grad_norm"] is None  # set by the training's noise multiplier (auto_max_grad_norm)
-    assert dp_training_settings(synth, 12_000, "auto") == {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2}
+    assert dp_training_settings(synth, 12_000, "auto") == {"epochs": 20, "batch_size": 2048, "learning_rate": 3e-2}
     assert [dp_batch_size(n) for n in (100, 2_000, 3_000, 40_000)] == [100, 256, 512, 4096]
     mine = synth.set_params(batch_size=300, learning_rate=1e-3, max_grad_norm=2.0)
     assert dp_training_settings(mine, 12_000, 7) == {"epochs": 7, "batch_size": 300, "learning_rate": 1e-3}
@@ -404,7 +404,7 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
     assert fixed["training"]["sensitivity"] == 2.0
     assert fixed["training"]["noise_multiplier"] == planned["training"]["noise_multiplier"]
     # calibrating each model to its own share alone (scale 1) would spend clearly less
-    alone = plan(synth.set_params(condition_model=False), dict(dp, split={"statistics": 0.1, "training": 0.6}),
+    alone = plan(synth.set_params(condition_model=False), dict(dp, split={"statistics": 0.2, "training": 0.5}),
                  12_000)
     assert planned["training"]["noise_multiplier"] < alone["training"]["noise_multiplier"] * 0.95
     assert 1.0 < planned["scale"] <= 1 / 0.7
