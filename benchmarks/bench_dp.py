@@ -77,10 +77,13 @@ PUBLIC = {
 }
 #: The explicit DP training settings of the session-23 runs (``--s23-settings``), chosen on cps1 seed 0 at
 #: epsilon 1 (max_grad_norm 1, 5 and 15 tried, epochs 10 and 20; see dp.md): a choice made on the data the budget
-#: does not count. The library's DP defaults (``synthesis/_dp_plan.py``) now give the same values on both sets
-#: except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc).
+#: does not count. The library's DP defaults (``synthesis/_dp_plan.py``) gave the same values on both sets
+#: until session 29 except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc); since session
+#: 29 the default learning rate is 3e-2.
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (session 28: the clipping norm of max_grad_norm=None
+#: Label of the records of this version of the library (session 29: the histograms' support
+#: (synthesis/_dp_histogram.py) instead of a 2-sigma threshold per bin, no bin holding both signs, learning
+#: rate 3e-2, budget split 0.2 / 0.5 / 0.3); "s28": the clipping norm of max_grad_norm=None
 #: set by the training's noise multiplier, 30 / sigma within [5, 15]; "s28j": a tried and dropped variant that
 #: also released the joint table of the targets' states, half the statistics' precision, and raked the pattern
 #: head to it, see dp.md);
@@ -93,6 +96,8 @@ DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_gra
 #: also released the joint histogram of the targets' discrete cells and started the pattern head at its
 #: shares (cps1, 3 seeds: worse KS and correlation; see dp.md).
 VARIANT = "s29"
+#: The previous version's records, drawn beside this one's in the plot.
+PREVIOUS = "s28"
 LABELS = {"s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
           "s28j": " [joint state table, dropped]", "s28": " [s28]"}
 
@@ -281,7 +286,7 @@ def markdown(records: list[dict]) -> str:
 def plot(records: list[dict], path: Path) -> None:
     """The fidelity/epsilon curve: per data set, the worst KS, the worse zero/top share error, the
     joint point-mass pattern TV and the correlation error against epsilon for this version's DP fits
-    (mean over seeds, each seed a dot) and session 26's, MST and AIM (their records' means) and
+    (mean over seeds, each seed a dot) and the previous version's (:data:`PREVIOUS`), MST and AIM (their records' means) and
     microplex without DP (a dashed line), with the bars."""
     import matplotlib
 
@@ -293,13 +298,13 @@ def plot(records: list[dict], path: Path) -> None:
     method = t["method"] if "method" in t else pd.Series(None, index=t.index)
     variant = t["variant"] if "variant" in t else pd.Series(None, index=t.index)
     t["who"] = [m if isinstance(m, str) else "no DP" if e is None or e != e else "microplex DP" if v == VARIANT
-                else f"microplex DP [{v}]" if v == "s26" else None
+                else f"microplex DP [{v}]" if v == PREVIOUS else None
                 for m, v, e in zip(method, variant, t["epsilon"])]
     metrics = [("ks_max", "worst KS", 0.08), ("share_err", "zero/top share error", 0.03),
                ("pattern_tv", "joint zero/top pattern TV", None), ("corr_err", "correlation error", 0.10)]
     datasets = list(dict.fromkeys(t["dataset"]))
     fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(16, 3.4 * len(datasets)), squeeze=False)
-    styles = {"microplex DP": ("C0", "o-"), "microplex DP [s26]": ("C7", "o:"), "MST": ("C1", "s--"),
+    styles = {"microplex DP": ("C0", "o-"), f"microplex DP [{PREVIOUS}]": ("C7", "o:"), "MST": ("C1", "s--"),
               "AIM": ("C2", "^--")}
     for i, ds in enumerate(datasets):
         g = t[t["dataset"] == ds]
