@@ -13,9 +13,12 @@ doubled), while the true tail bins of a sparse target fall under the threshold a
 :data:`SUPPORT_WINDOW` bins shows to hold mass: the run around the heaviest window, grown from its
 heaviest bin, bin by bin, while the window beyond its end passes :data:`SUPPORT_Z` noise standard
 deviations of the window's sum (never across 0: the bin holding 0 is split there, and noise beside
-positive values is not released as negative ones), and any other run around a window clear of the runs so far that passes
-:data:`FAR_Z` (a second mode; noise alone passes it once in about 30,000 windows). Inside a run every bin keeps its noisy count
-(negative counts set to 0); outside, none does. Pure post-processing of the release: no budget.
+positive values is not released as negative ones), and any other run around a window clear of the
+runs so far that passes :data:`FAR_Z` (a second mode; noise alone passes it once in about 30,000
+windows). Inside a run every bin keeps its noisy count (negative counts set to 0); outside, none
+does. Pure post-processing of the release: no budget. A sparse target's tail bins, 1-3 noise
+standard deviations each, are still cut off (on eusilc at epsilon 1 the unemployment benefits'
+99th percentile about half the real one).
 """
 
 from __future__ import annotations
