@@ -18,7 +18,7 @@ runs so far that passes :data:`FAR_Z` (a second mode; noise alone passes it once
 windows). Inside a run every bin keeps its noisy count (negative counts set to 0); outside, none
 does. Pure post-processing of the release: no budget. A sparse target's tail bins, 1-3 noise
 standard deviations each, are still cut off (on eusilc at epsilon 1 the unemployment benefits'
-99th percentile about half the real one).
+99th percentile a third to a half of the real one).
 """
 
 from __future__ import annotations
