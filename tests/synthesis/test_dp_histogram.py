@@ -57,3 +57,18 @@ def test_without_noise_the_bins_with_mass():
 def test_bad_noise_is_refused(bad):
     with pytest.raises(ValueError, match="noise_sd"):
         histogram_support(np.ones(5), bad)
+
+
+def test_no_run_crosses_a_barrier():
+    """A body starting at the barrier (values of one sign) with 1.5 noise standard deviations in
+    each of the 3 bins below: without the barrier the run grows into them, with it the run stops;
+    a body below the barrier of its own (6 standard deviations a bin) is a run of its own."""
+    v = np.zeros(16)
+    v[8:12] = [8.0, 6.0, 3.0, 1.0]
+    v[5:8] = 1.5
+    assert histogram_support(v, 1.0)[6:8].all()
+    mask = histogram_support(v, 1.0, barriers=(8,))
+    assert not mask[:8].any() and mask[8:11].all()
+    v[5:8], v[2:5] = 0.0, 6.0
+    mask = histogram_support(v, 1.0, barriers=(8,))
+    assert mask[2:5].all() and not mask[5:8].any() and mask[8:11].all()
