@@ -83,7 +83,8 @@ PUBLIC = {
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
 #: Label of the records of this version of the library (session 29: the histograms' support
 #: (synthesis/_dp_histogram.py) instead of a 2-sigma threshold per bin, no bin holding both signs, learning
-#: rate 3e-2, budget split 0.2 / 0.5 / 0.3); "s28": the clipping norm of max_grad_norm=None
+#: rate 3e-2 with the pattern head at 2/3 of it, budget split 0.2 / 0.5 / 0.3; "s29a": the same with the head
+#: at the full learning rate, dropped); "s28": the clipping norm of max_grad_norm=None
 #: set by the training's noise multiplier, 30 / sigma within [5, 15]; "s28j": a tried and dropped variant that
 #: also released the joint table of the targets' states, half the statistics' precision, and raked the pattern
 #: head to it, see dp.md);
@@ -99,7 +100,8 @@ VARIANT = "s29"
 #: The previous version's records, drawn beside this one's in the plot.
 PREVIOUS = "s28"
 LABELS = {"s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
-          "s28j": " [joint state table, dropped]", "s28": " [s28]"}
+          "s28j": " [joint state table, dropped]", "s28": " [s28]",
+          "s29a": " [s29a: the pattern head at the full learning rate, dropped]"}
 
 
 def make(dataset: str, targets: list[str], conds: list[str], epsilon: float | None, explicit: bool = False,

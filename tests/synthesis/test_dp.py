@@ -564,3 +564,26 @@ def test_noise_beside_positive_values_is_not_released_as_negative_ones(cps, seed
     seg = synth.encoders_["re78"].segments[0]
     assert seg._inverse(seg.knots[0]).min() >= 0.0
     assert (synth.sample(20_000, seed=seed)["re78"] < 0).mean() < 0.01
+
+
+def test_dp_sgd_trains_the_pattern_head_at_its_own_rate(cps, monkeypatch):
+    """Adam gets two parameter groups: the flow at ``learning_rate``, the pattern head at
+    DP_HEAD_LR_SCALE times it (main model and condition model alike)."""
+    from microplex.synthesis import _dp_training
+    from microplex.synthesis._dp_plan import DP_HEAD_LR_SCALE
+
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def __init__(self, params, **kw):
+            params = list(params)
+            seen.append([(len(g["params"]), g["lr"]) for g in params])
+            super().__init__(params, **kw)
+
+    monkeypatch.setattr(_dp_training.torch.optim, "Adam", Recording)
+    synth = _dp(epsilon=4.0, epochs=1, learning_rate=0.02).fit(cps, seed=0)
+    assert DP_HEAD_LR_SCALE < 1
+    head = len(list(synth.model_.head.parameters()))
+    flow = len(list(synth.model_.parameters())) - head
+    assert seen[0] == [(flow, 0.02), (head, pytest.approx(0.02 * DP_HEAD_LR_SCALE))]
+    assert len(seen) == 2 and seen[1][1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head

@@ -29,13 +29,16 @@ from ._dp import _check_split
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_LEARNING_RATE", "DP_MIN_BATCH", "DP_NORM_RANGE", "auto_max_grad_norm",
+__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_HEAD_LR_SCALE", "DP_LEARNING_RATE", "DP_MIN_BATCH", "DP_NORM_RANGE",
+           "auto_max_grad_norm",
            "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "solve_sigma"]
 
 #: Epochs of ``epochs="auto"`` with ``epsilon`` set.
 DP_EPOCHS = 20
 #: Adam learning rate of ``learning_rate=None`` with ``epsilon`` set.
 DP_LEARNING_RATE = 3e-2
+#: The pattern head's learning rate in DP-SGD, as a share of the learning rate (the flow's).
+DP_HEAD_LR_SCALE = 2 / 3
 #: Smallest batch of ``batch_size=None`` with ``epsilon`` set (a batch is about n / 8 records).
 DP_MIN_BATCH = 256
 #: ``max_grad_norm=None``: the clipping norm that gives this noise standard deviation on a step's

@@ -5,7 +5,8 @@ n``), computes every sampled record's gradient of its negative log-likelihood wi
 (``vmap`` over ``grad``), clips each part of it (pattern head, flow) to L2 norm ``max_grad_norm /
 sqrt(number of parts)``, so the whole gradient to ``max_grad_norm``, multiplies it by the record's weight over the public weight bound (at most 1), sums, adds Gaussian
 noise of standard deviation ``noise_multiplier * max_grad_norm`` to every coordinate and divides by
-the expected batch size ``q * n``; Adam (with the cosine learning-rate schedule) takes the step.
+the expected batch size ``q * n``; Adam (with the cosine learning-rate schedule) takes the step,
+the pattern head's parameters at :data:`._dp_plan.DP_HEAD_LR_SCALE` times the learning rate.
 One record moves the noisy sum by at most ``max_grad_norm``: the sampled Gaussian mechanism of
 :mod:`._accountant`.
 
@@ -26,6 +27,7 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from .._errors import ConvergenceError
+from ._dp_plan import DP_HEAD_LR_SCALE
 
 __all__ = ["clipped_noisy_gradient", "dp_steps", "train_dp"]
 
@@ -108,7 +110,12 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
     parts = {}  # the pattern head, the heap heads and the flow are clipped apart
     for k in named:
         parts.setdefault(k.split(".")[1], []).append(k)
-    opt = torch.optim.Adam(model.parameters(), lr=float(dp["learning_rate"]), weight_decay=synth.weight_decay)
+    lr = float(dp["learning_rate"])
+    head = [v for k, v in named.items() if k.split(".")[1] == "head"]
+    groups = [{"params": [v for k, v in named.items() if k.split(".")[1] != "head"], "lr": lr}]
+    if head:  # the pattern head at its own, slower rate (DP_HEAD_LR_SCALE)
+        groups.append({"params": head, "lr": lr * DP_HEAD_LR_SCALE})
+    opt = torch.optim.Adam(groups, weight_decay=synth.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
     clip, denominator = float(dp["max_grad_norm"]), q * n
