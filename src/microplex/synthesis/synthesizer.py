@@ -78,7 +78,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ``None``: 512; with ``epsilon``, the power of two nearest an eighth of the records (at
         least 256; DP-SGD's noise averages down over larger batches).
     learning_rate : float or None, default=None
-        ``None``: 2e-3; with ``epsilon``, 3e-2.
+        ``None``: 2e-3; with ``epsilon``, 3e-2. With ``epsilon`` the pattern head trains at 2/3 of
+        the learning rate (explicit or not).
     weight_decay : float, default=0.0
     validation_fraction : float, default=0.1
         Share of records held out to guard against over-fitting. Training runs all ``epochs``
