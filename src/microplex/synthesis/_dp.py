@@ -290,7 +290,7 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             shares[name] = _shares(noisy[pos:pos + layout[name]])
             pos += layout[name]
             continue
-        cand, cand_t, edges, seg, t_zero = layout[name]
+        cand, cand_t, edges, seg, zero = layout[name]
         centres = (edges[1:] + edges[:-1]) / 2
         k = len(cand)
         bins = len(edges) - 1
@@ -308,7 +308,6 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         # noise sums to zero over the cells, the true tails do not).
         binned = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, bins - 1),
                                     weights=counts[free], minlength=bins)
-        zero = tuple(np.flatnonzero(edges == t_zero)) if t_zero is not None else ()  # a barrier at 0
         shape = np.where(histogram_support(binned, noise_sd, barriers=zero), np.clip(binned, 0.0, None), 0.0)
         if shape.sum() > 0:
             mean = float(np.average(centres, weights=shape))
@@ -362,16 +361,18 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         # The transformed values' histogram on BINS bins between the transforms of the bounds, the
         # bin holding 0 split there (a bin holds values of one sign: _dp_histogram's barrier).
         edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
-        t_zero = float(raw.encode(np.zeros(1))[1][0]) if lo < 0 < hi else None
-        if t_zero is not None:
+        zero: tuple[int, ...] = ()  # the edge at 0, a barrier of the histogram's support
+        if lo < 0 < hi:
+            t_zero = float(raw.encode(np.zeros(1))[1][0])
             edges = np.unique(np.r_[edges, t_zero])
+            zero = (int(np.searchsorted(edges, t_zero)),)
         t = raw.encode(x)[1]
         b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(edges) - 2)
         binned = np.zeros((len(x), len(edges) - 1), dtype=bool)
         binned[np.arange(len(x)), b] = ~at.any(axis=1)
         cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, edges, seg, t_zero)
+        layout[name] = (cand, cand_t, edges, seg, zero)
     return np.concatenate(cells, axis=1), layout
 
 

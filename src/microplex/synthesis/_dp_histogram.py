@@ -39,15 +39,10 @@ SUPPORT_Z = 1.0
 FAR_Z = 4.0
 
 
-def _window_sum(v: np.ndarray, start: int, stop: int) -> tuple[float, int]:
-    """(sum, number of bins) of ``v[start:stop]`` clipped to the array."""
-    start, stop = max(start, 0), min(stop, len(v))
-    return float(v[start:stop].sum()), max(stop - start, 0)
-
-
 def _passes(v: np.ndarray, start: int, stop: int, noise_sd: float, z: float) -> bool:
-    total, bins = _window_sum(v, start, stop)
-    return bins > 0 and total >= z * noise_sd * math.sqrt(bins)
+    """Whether ``v[start:stop]`` (clipped to the array) sums to ``z`` noise standard deviations of its sum."""
+    start, stop = max(start, 0), min(stop, len(v))
+    return stop > start and float(v[start:stop].sum()) >= z * noise_sd * math.sqrt(stop - start)
 
 
 def _grow(v: np.ndarray, lo: int, hi: int, noise_sd: float, window: int, z: float,
@@ -94,9 +89,10 @@ def histogram_support(noisy: np.ndarray, noise_sd: float, window: int = SUPPORT_
     sums = np.convolve(v, np.ones(width), mode="valid")  # sums[j] = v[j:j + width].sum()
     start = int(np.argmax(sums))
     far = far_z * noise_sd * math.sqrt(width)
+    walls = frozenset(int(b) for b in barriers)
     while True:
         top = start + int(np.argmax(v[start:start + width]))  # the window's heaviest bin (not its noise)
-        lo, hi = _grow(v, top, top, noise_sd, width, z, frozenset(int(b) for b in barriers))
+        lo, hi = _grow(v, top, top, noise_sd, width, z, walls)
         mask[lo:hi + 1] = True
         # windows clear of every run so far (a window overlapping a run owes its sum to the run)
         clear = ~np.convolve(mask, np.ones(width, dtype=bool), mode="valid")

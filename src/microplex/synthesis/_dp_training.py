@@ -111,10 +111,9 @@ def train_dp(synth, data: pd.DataFrame, c: np.ndarray, pattern: np.ndarray, heap
     for k in named:
         parts.setdefault(k.split(".")[1], []).append(k)
     lr = float(dp["learning_rate"])
-    head = [v for k, v in named.items() if k.split(".")[1] == "head"]
-    groups = [{"params": [v for k, v in named.items() if k.split(".")[1] != "head"], "lr": lr}]
-    if head:  # the pattern head at its own, slower rate (DP_HEAD_LR_SCALE)
-        groups.append({"params": head, "lr": lr * DP_HEAD_LR_SCALE})
+    groups = [{"params": [named[k] for part, names in parts.items() if part != "head" for k in names], "lr": lr}]
+    if "head" in parts:  # the pattern head at its own, slower rate (DP_HEAD_LR_SCALE)
+        groups.append({"params": [named[k] for k in parts["head"]], "lr": lr * DP_HEAD_LR_SCALE})
     opt = torch.optim.Adam(groups, weight_decay=synth.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
