@@ -52,11 +52,15 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_synthesizers import HEAP_SHARE, load_cps1, load_eusilc, split, target_pair_scores  # noqa: E402
+from bench_synthesizers import (HEAP_SHARE, load_acs12, load_cps1, load_cps1988, load_eusilc,  # noqa: E402
+                                load_workinghours, split, target_pair_scores)
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "dp.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "dp.md"
-DATASETS = {"cps1": load_cps1, "eusilc": load_eusilc}
+DATASETS = {"cps1": load_cps1, "eusilc": load_eusilc, "cps1988": load_cps1988, "acs12": load_acs12,
+            "workinghours": load_workinghours}
+#: The issue's bar is on these; the others are a check of the defaults beyond the sets they were chosen on.
+BAR_DATASETS = ["cps1", "eusilc"]
 #: Top codes of cps1's earnings (1974, 1975 and 1978 dollars).
 CPS_TOP = {"re74": 25862.32, "re75": 25243.55, "re78": 25564.67}
 PUBLIC = {
@@ -72,6 +76,29 @@ PUBLIC = {
                        "db040": ["Burgenland", "Carinthia", "Lower Austria", "Salzburg", "Styria", "Tyrol",
                                  "Upper Austria", "Vienna", "Vorarlberg"],
                        "pl030": [str(i) for i in range(1, 8)]},
+        "point_masses": {},
+    },
+    # The three sets below (session 30): a check of the defaults beyond the bar's data. Bounds are round
+    # figures from what each variable is (a week's wage in 1988 dollars, the hours of a year, ACS's top code of
+    # 99 hours), not the data's range; the category lists are the documented codes.
+    "cps1988": {
+        "bounds": {"wage": (0.0, 20_000.0), "education": (0, 18), "experience": (-5, 65)},
+        "categories": {"ethnicity": ["afam", "cauc"], "smsa": ["no", "yes"],
+                       "region": ["midwest", "northeast", "south", "west"], "parttime": ["no", "yes"]},
+        "point_masses": {},
+    },
+    "acs12": {
+        "bounds": {"income": (0.0, 500_000.0), "hrs_work": (0.0, 99.0), "age": (16, 99)},
+        "categories": {"gender": ["female", "male"], "edu": ["college", "grad", "hs or lower"],
+                       "race": ["asian", "black", "other", "white"],
+                       "employment": ["employed", "not in labor force", "unemployed"]},
+        "point_masses": {},
+    },
+    "workinghours": {
+        "bounds": {"hours": (0.0, 8760.0), "income": (-1000.0, 10_000.0), "age": (16, 70), "education": (0, 20),
+                   "child5": (0, 10), "child13": (0, 10), "child17": (0, 10), "unemp": (0, 40)},
+        "categories": {"nonwhite": [0, 1], "owned": [0, 1], "mortgage": [0, 1],
+                       "occupation": ["fr", "mp", "other", "swcc"]},
         "point_masses": {},
     },
 }
@@ -338,7 +365,7 @@ def plot(records: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=BAR_DATASETS, choices=list(DATASETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epsilons", nargs="+", default=["none", "1", "4", "8"])
     parser.add_argument("--markdown", action="store_true", help="only print the table of the raw records")
