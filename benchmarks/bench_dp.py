@@ -211,9 +211,14 @@ def worst_pair(real, release, wr, ws, targets) -> tuple[float, str]:
     return max(pairs) if pairs else (float("nan"), "")
 
 
+class PeerTimeout(RuntimeError):
+    """A peer's fit ran past ``--peer-timeout``."""
+
+
 def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd.DataFrame, cols: list[str],
-                 n: int, python: str) -> tuple[pd.DataFrame, float]:
-    """(release of ``n`` rows, fit seconds) of MST or AIM run by ``dp_peers.py`` in its own environment."""
+                 n: int, python: str, timeout: float | None = None) -> tuple[pd.DataFrame, float]:
+    """(release of ``n`` rows, fit seconds) of MST or AIM run by ``dp_peers.py`` in its own environment;
+    raises :class:`PeerTimeout` past ``timeout`` seconds (None: no limit)."""
     pub = PUBLIC[dataset]
     columns = {}
     for c in cols:
@@ -228,10 +233,13 @@ def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd
         tmp = Path(tmp)
         train[cols].to_csv(tmp / "train.csv", index=False)
         (tmp / "meta.json").write_text(json.dumps({"columns": columns}))
-        done = subprocess.run([python, str(ROOT / "benchmarks" / "dp_peers.py"), "--train", str(tmp / "train.csv"),
-                               "--meta", str(tmp / "meta.json"), "--method", method, "--epsilon", str(epsilon),
-                               "--delta", "1e-5", "--seed", str(seed), "--n", str(n), "--out", str(tmp / "out.csv")],
-                              capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run([python, str(ROOT / "benchmarks" / "dp_peers.py"), "--train", str(tmp / "train.csv"),
+                                   "--meta", str(tmp / "meta.json"), "--method", method, "--epsilon", str(epsilon),
+                                   "--delta", "1e-5", "--seed", str(seed), "--n", str(n), "--out",
+                                   str(tmp / "out.csv")], capture_output=True, text=True, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise PeerTimeout(f"{method} did not finish in {timeout:g} s") from exc
         if done.returncode != 0:
             raise RuntimeError(f"{method} failed: {done.stderr[-2000:]}")
         release = pd.read_csv(tmp / "out.csv")
@@ -241,7 +249,7 @@ def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd
 
 
 def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False, peer: str | None = None,
-            peer_python: str | None = None, kwargs: dict | None = None) -> dict:
+            peer_python: str | None = None, kwargs: dict | None = None, peer_timeout: float | None = None) -> dict:
     from microplex.evaluation import fidelity_scores, privacy_summary
     from microplex.evaluation.attacks import membership_auc
 
@@ -252,7 +260,12 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
     wt = None if wcol is None else train[wcol].to_numpy()
     extra: dict = {}
     if peer is not None:
-        release, fit_s = peer_release(peer, dataset, seed, epsilon, train, cols, len(holdout), peer_python)
+        try:
+            release, fit_s = peer_release(peer, dataset, seed, epsilon, train, cols, len(holdout), peer_python,
+                                          peer_timeout)
+        except PeerTimeout:  # a record of the attempt, no scores
+            return {"dataset": dataset, "seed": seed, "epsilon": epsilon, "method": peer.upper(),
+                    "timed_out": True, "fit_s": float(peer_timeout)}
         extra = {"eps_spent": epsilon, "method": peer.upper(), "settings": {"bins": 32, "weights": "ignored"}}
     else:
         t0 = time.perf_counter()
@@ -296,9 +309,11 @@ def markdown(records: list[dict]) -> str:
     t = pd.DataFrame(records)
     variant = t["variant"] if "variant" in t else pd.Series(None, index=t.index)
     peer = t["method"] if "method" in t else pd.Series(None, index=t.index)
-    t["method"] = [f"{m} eps={e:g}" if isinstance(m, str) else "microplex (no DP)" if e is None or e != e
+    late = t["timed_out"].fillna(False) if "timed_out" in t else pd.Series(False, index=t.index)
+    t["method"] = [f"{m} eps={e:g}" + (" [did not finish: fit_s is the limit]" if x else "") if isinstance(m, str)
+                   else "microplex (no DP)" if e is None or e != e
                    else f"DP eps={e:g}" + (" [s23]" if not isinstance(v, str) else "" if v == VARIANT else LABELS.get(v, f" [{v}]"))
-                   for e, v, m in zip(t["epsilon"], variant, peer)]
+                   for e, v, m, x in zip(t["epsilon"], variant, peer, late)]
     keys = ["ks_max", "zero_err", "top_err", "pattern_tv", "mean_err", "sd_err", "corr_err", "corr_err_realcond", "auc",
             "dcr_ratio", "copy", "eps_spent", "fit_s"]
     t = t.reindex(columns=list(t.columns) + [k for k in keys if k not in t.columns])  # older records lack some
@@ -372,6 +387,8 @@ def main() -> None:
     parser.add_argument("--s23-settings", action="store_true", help="pass the explicit DP_SETTINGS")
     parser.add_argument("--peers", nargs="+", choices=["mst", "aim"], help="run MST/AIM instead of microplex")
     parser.add_argument("--peer-python", help="python of the smartnoise-synth environment (see dp_peers.py)")
+    parser.add_argument("--peer-timeout", type=float, help="seconds after which a peer's fit is stopped and "
+                        "recorded as timed out (default: no limit)")
     parser.add_argument("--kwargs", type=json.loads, help="extra Synthesizer arguments of the DP fits (JSON)")
     parser.add_argument("--raw", type=Path, default=RAW, help="the raw records' file (default: %(default)s)")
     parser.add_argument("--plot", type=Path, help="only draw the fidelity/epsilon curve of the raw records (PNG)")
@@ -387,7 +404,7 @@ def main() -> None:
                 for e in args.epsilons:
                     for peer in args.peers or [None]:
                         rec = run_one(ds, seed, None if e == "none" else float(e), args.s23_settings, peer,
-                                      args.peer_python, args.kwargs)
+                                      args.peer_python, args.kwargs, args.peer_timeout)
                         print(json.dumps(rec), flush=True)
                         with raw.open("a") as f:
                             f.write(json.dumps(rec) + "\n")
