@@ -587,3 +587,46 @@ def test_dp_sgd_trains_the_pattern_head_at_its_own_rate(cps, monkeypatch):
     flow = len(list(synth.model_.parameters())) - head
     assert seen[0] == [(flow, 0.02), (head, pytest.approx(0.02 * DP_HEAD_LR_SCALE))]
     assert len(seen) == 2 and seen[1][1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head
+
+
+def _widths(module: nn.Module) -> list[int]:
+    """Output sizes of the linear layers of ``module`` (zuko's layers are not ``nn.Linear``)."""
+    return [m.weight.shape[0] for m in module.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)
+            and m.weight.dim() == 2]
+
+
+def _head_widths(synth: Synthesizer) -> list[int]:
+    return _widths(synth.model_.head)[:-1]
+
+
+def test_the_dp_pattern_head_is_at_most_dp_head_width_wide(cps, tmp_path):
+    """DP-SGD's noise on a pattern's logits grows with the width beneath the head's output layer:
+    a DP fit caps the head's layers at DP_HEAD_WIDTH (the flow keeps its width); a fit without DP
+    is unchanged; a saved DP model round-trips with the capped head."""
+    from microplex.synthesis._dp_plan import DP_HEAD_WIDTH
+
+    assert DP_HEAD_WIDTH == 32
+    synth = _dp(epochs=1, hidden_features=(48, 16)).fit(cps, seed=0)
+    assert _head_widths(synth) == [32, 16]
+    assert _widths(synth.model_.flow)[:2] == [48, 16]
+    plain = Synthesizer(TARGETS, CONDITIONS, epochs=1, hidden_features=(48, 16), verbose=False).fit(cps, seed=0)
+    assert _head_widths(plain) == [48, 16]
+    synth.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    assert _head_widths(loaded) == [32, 16]
+    pd.testing.assert_frame_equal(loaded.sample(60, seed=1), synth.sample(60, seed=1))
+
+
+def test_a_dp_file_with_a_head_as_wide_as_the_flow_still_loads(cps, tmp_path):
+    """Files written before the cap (session 30) hold a head as wide as the flow's networks: they
+    load with that head and give the same draws; a refit of the loaded model uses the cap."""
+    synth = _dp(epochs=1, hidden_features=(48,)).fit(cps, seed=0)
+    synth._older_dp_layout = True  # the layout of the older files
+    old = synth._new_model()
+    old.load_state_dict({k: v for k, v in synth.model_.state_dict().items() if not k.startswith("head.")}, strict=False)
+    synth.model_ = old
+    synth.save(tmp_path / "old.mpx")
+    loaded = Synthesizer.load(tmp_path / "old.mpx")
+    assert _head_widths(loaded) == [48]
+    pd.testing.assert_frame_equal(loaded.sample(60, seed=1), synth.sample(60, seed=1))
+    assert _head_widths(loaded.fit(cps, seed=0)) == [32]

@@ -33,12 +33,16 @@ from .transforms import ContinuousEncoder
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["MARGIN_DRAWS", "MIN_DRAWS", "recalibrate_margins", "recalibrated_knots"]
+__all__ = ["DISPERSION_ROUNDS", "MARGIN_DRAWS", "MIN_DRAWS", "SCALE_RANGE", "match_dispersion", "recalibrate_margins",
+           "recalibrated_knots"]
 
 #: Records drawn from the fitted model to estimate its marginals.
 MARGIN_DRAWS = 50_000
 #: Fewest draws in a target's continuous state for its map to be recalibrated (else it is kept).
 MIN_DRAWS = 1_000
+#: Rounds of :func:`match_dispersion`, and the range of the base scales it sets.
+DISPERSION_ROUNDS = 3
+SCALE_RANGE = (0.5, 2.0)
 _GAP = 1e-6
 
 
@@ -64,24 +68,73 @@ def recalibrated_knots(knots: tuple[np.ndarray, np.ndarray, np.ndarray], u: np.n
     return kt, new, np.asarray(new_slopes)
 
 
+def _draw(synth: Synthesizer, c: torch.Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(discrete states (N, M), scores (N, D)) of one draw of the model at ``c``, seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(int_seed(named_child(seed, "dp_margins")))
+    with torch.inference_mode():
+        pattern, u, _ = synth.model_.sample(c, gen)
+    return synth.patterns_[pattern.numpy()], u.double().numpy()
+
+
+def _continuous_state(synth: Synthesizer, name: str, states: np.ndarray) -> np.ndarray:
+    """Mask of the draws in target ``name``'s continuous state."""
+    if name not in synth.discrete_vars_:
+        return np.ones(len(states), bool)
+    return states[:, synth.discrete_vars_.index(name)] == len(synth.encoders_[name].point_masses)
+
+
+def match_dispersion(synth: Synthesizer, c: torch.Tensor, seed: int, names: list[str]) -> np.ndarray:
+    """Sets the flow's base scale so that each target of ``names`` has scores of variance 1 in its
+    continuous state (the variance its quantile map gave the noisy histogram); returns the scales
+    (one per continuous coordinate, 1 for the others).
+
+    DP-SGD's clipping cuts the gradients of the records far from their conditional centre most,
+    so the flow learns conditional distributions too narrow beside the shifts between conditions:
+    the release's ranks then depend on the conditions too strongly (cps1988 at epsilon 1:
+    correlation of wage and education 0.45 against 0.26, 0.38 with the noise almost off and 0.31
+    without clipping, session 30). The scores' variance splits into the variance of the draws at
+    ``z = 0`` (``v_b``: the shifts between conditions) and the rest, which grows about as the base
+    scale squared; :data:`DISPERSION_ROUNDS` rounds of ``s <- s * sqrt((1 - v_b) / (v - v_b))``,
+    each within :data:`SCALE_RANGE`, bring the variance ``v`` to 1 without moving the shifts. A
+    model whose variance is already 1 keeps scale 1. Post-processing of the DP model: no budget.
+    """
+    flow = synth.model_.flow
+    scale = np.ones(len(synth.continuous_vars_))
+    if flow is None or flow.base_scale is None:
+        return scale
+    cols = [synth.continuous_vars_.index(n) for n in names]
+    flow.base_scale.zero_()
+    states, centre = _draw(synth, c, seed)
+    masks = [_continuous_state(synth, n, states) for n in names]
+    lo, hi = SCALE_RANGE
+    for _ in range(DISPERSION_ROUNDS):
+        flow.base_scale.copy_(torch.as_tensor(scale, dtype=flow.base_scale.dtype))
+        _, u = _draw(synth, c, seed)
+        for j, keep in zip(cols, masks):
+            if keep.sum() < MIN_DRAWS or not np.isfinite(u[keep, j]).all():
+                continue
+            v, vb = float(u[keep, j].var()), float(centre[keep, j].var())
+            ratio = max(1.0 - vb, 0.0) / max(v - vb, 1e-12)
+            scale[j] = float(np.clip(scale[j] * np.sqrt(ratio), lo, hi))
+    flow.base_scale.copy_(torch.as_tensor(scale, dtype=flow.base_scale.dtype))
+    return scale
+
+
 def recalibrate_margins(synth: Synthesizer, seed: int) -> None:
-    """Replaces the quantile knots of every numeric target of ``synth`` (``standardize="quantile"``)
-    by :func:`recalibrated_knots` of :data:`MARGIN_DRAWS` draws of the fitted model (conditions
-    from ``synth.condition_model_``); a target with fewer than :data:`MIN_DRAWS` draws in its
-    continuous state keeps its knots."""
+    """Sets the flow's base scale (:func:`match_dispersion`), then replaces the quantile knots of
+    every numeric target of ``synth`` (``standardize="quantile"``) by :func:`recalibrated_knots`
+    of :data:`MARGIN_DRAWS` draws of the fitted model (conditions from
+    ``synth.condition_model_``); a target with fewer than :data:`MIN_DRAWS` draws in its
+    continuous state keeps its scale 1 and its knots."""
     cont = [n for n in synth.continuous_vars_ if isinstance(synth.encoders_[n], ContinuousEncoder)
             and synth.encoders_[n].segments and synth.encoders_[n].segments[0].knots is not None]
     if not cont:
         return
     c = model_conditions(synth, MARGIN_DRAWS, seed, "dp_margins_conditions", rows_without=MARGIN_DRAWS)
-    gen = torch.Generator().manual_seed(int_seed(named_child(seed, "dp_margins")))
-    with torch.inference_mode():
-        pattern, u, _ = synth.model_.sample(c, gen)
-    states = synth.patterns_[pattern.numpy()]
-    u = u.double().numpy()
+    match_dispersion(synth, c, seed, cont)
+    states, u = _draw(synth, c, seed)
     for name in cont:
         enc = synth.encoders_[name]
-        state = states[:, synth.discrete_vars_.index(name)] if name in synth.discrete_vars_ else np.zeros(len(u), int)
-        z = u[state == len(enc.point_masses), synth.continuous_vars_.index(name)]
+        z = u[_continuous_state(synth, name, states), synth.continuous_vars_.index(name)]
         if len(z) >= MIN_DRAWS and np.isfinite(z).all():
             enc.segments[0].knots = recalibrated_knots(enc.segments[0].knots, z)

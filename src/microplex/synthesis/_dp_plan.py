@@ -29,8 +29,8 @@ from ._dp import _check_split
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_HEAD_LR_SCALE", "DP_LEARNING_RATE", "DP_MIN_BATCH", "DP_NORM_RANGE",
-           "auto_max_grad_norm",
+__all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_HEAD_LR_SCALE", "DP_HEAD_WIDTH", "DP_LEARNING_RATE", "DP_MIN_BATCH",
+           "DP_NORM_RANGE", "auto_max_grad_norm", "head_features",
            "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "solve_sigma"]
 
 #: Epochs of ``epochs="auto"`` with ``epsilon`` set.
@@ -39,6 +39,8 @@ DP_EPOCHS = 20
 DP_LEARNING_RATE = 3e-2
 #: The pattern head's learning rate in DP-SGD, as a share of the learning rate (the flow's).
 DP_HEAD_LR_SCALE = 2 / 3
+#: Widest hidden layer of the pattern head with ``epsilon`` set (:func:`head_features`).
+DP_HEAD_WIDTH = 32
 #: Smallest batch of ``batch_size=None`` with ``epsilon`` set (a batch is about n / 8 records).
 DP_MIN_BATCH = 256
 #: ``max_grad_norm=None``: the clipping norm that gives this noise standard deviation on a step's
@@ -58,6 +60,23 @@ def dp_batch_size(n: int) -> int:
     (2048, 256, 100, 131072)
     """
     return int(min(n, max(DP_MIN_BATCH, 2 ** round(math.log2(max(n * _BATCH_FRACTION, 1.0))))))
+
+
+def head_features(hidden: tuple[int, ...]) -> tuple[int, ...]:
+    """The pattern head's hidden layers in a DP fit: ``hidden`` with each layer at most
+    :data:`DP_HEAD_WIDTH` wide. DP-SGD adds independent noise to every weight of the head's
+    output layer, so the noise on a pattern's logit grows with the width of the layer beneath it;
+    a rare joint pattern's share, an average of ``exp(logit)`` over the conditions, grows with
+    that noise's variance (on eusilc, 4 targets and a 64-wide head: both self-employment and
+    unemployment income 1.4% of the release against 0.5% of the records, session 30). A
+    distribution over a few dozen patterns given a few conditions needs no wider layer.
+
+    Examples
+    --------
+    >>> head_features((64, 64)), head_features((16, 48))
+    ((32, 32), (16, 32))
+    """
+    return tuple(min(int(h), DP_HEAD_WIDTH) for h in hidden)
 
 
 def dp_training_settings(synth: Synthesizer, n: int, epochs: int | str) -> dict[str, Any]:

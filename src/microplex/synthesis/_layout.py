@@ -12,7 +12,7 @@ import torch
 
 from .._errors import DataValidationError
 from ._checks import _FLOAT32_MAX, overflow_message
-from ._dp_plan import dp_batch_size
+from ._dp_plan import dp_batch_size, head_features
 from ._schedule import BATCH_SIZE
 from ._validation import check_allocation
 from .model import PointMassFlow
@@ -55,7 +55,7 @@ class _Layout:
         per_dim = 2 if self.flow == "maf" else 3 * int(self.bins)
         def mlp(sizes: list[int]) -> float:
             return float(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
-        params = mlp([context, *hidden, n_patterns]) if n_patterns > 1 else 0.0
+        params = mlp([context, *self._head_features(), n_patterns]) if n_patterns > 1 else 0.0
         if n_cont:
             params += int(self.transforms) * mlp([n_cont + context + onehot, *hidden, n_cont * per_dim])
         if self.batch_size is not None:
@@ -138,6 +138,8 @@ class _Layout:
             hidden_features=self._hidden_features(),
             bins=self.bins,
             heaps=self._heap_layout(),
+            head_features=self._head_features(),
+            base_scale=self.epsilon is not None and not getattr(self, "_older_dp_layout", False),
         )
 
     def _hidden_features(self) -> tuple[int, ...]:
@@ -145,6 +147,13 @@ class _Layout:
             return tuple(int(h) for h in self.hidden_features)
         width = min(128, 32 * -(-len(self.target_vars) // 3))
         return (width, width)
+
+    def _head_features(self) -> tuple[int, ...]:
+        """The pattern head's hidden layers: the flow's, at most ``DP_HEAD_WIDTH`` wide with
+        ``epsilon`` set (:func:`._dp_plan.head_features`; not in a model restored from a DP file
+        written before that cap, ``_older_dp_layout``)."""
+        hidden = self._hidden_features()
+        return hidden if self.epsilon is None or getattr(self, "_older_dp_layout", False) else head_features(hidden)
 
     def _encode_continuous(self, data: pd.DataFrame, rng: np.random.Generator | None) -> np.ndarray:
         cols = [self.encoders_[n].encode(data[n].to_numpy(float), rng)[1] for n in self.continuous_vars_]

@@ -89,6 +89,11 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     return metadata, tensors, {"conditions": conditions}
 
 
+def _same_shapes(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
+    """Whether ``tensors`` has exactly the names and shapes of ``expected``."""
+    return set(tensors) == set(expected) and all(tuple(tensors[k].shape) == tuple(v.shape) for k, v in expected.items())
+
+
 def restore_state(
     cls: type[Synthesizer], meta: Any, tensors: dict[str, torch.Tensor], tables: dict[str, pd.DataFrame], label: str,
     *, nested: bool = False,
@@ -149,6 +154,14 @@ def restore_state(
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
     model = self._new_model()
+    if p["dp"] and not _same_shapes(tensors, model.state_dict()):
+        # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale.
+        self._older_dp_layout = True
+        legacy = self._new_model()
+        if _same_shapes(tensors, legacy.state_dict()):
+            model = legacy
+        else:
+            self._older_dp_layout = False
     _model_file.check_tensors(tensors, model.state_dict(), label)
     model.load_state_dict(tensors)
     model.eval()

@@ -47,6 +47,10 @@ class TriangularFlow(nn.Module):
         Hidden layer sizes of each masked hyper-network.
     bins : int, default=8
         Spline bins (``"nsf"`` only).
+    base_scale : bool, default=False
+        Give the base normal a standard deviation per variable (a buffer ``base_scale``, ones
+        until set): a DP fit sets it after training (:mod:`._dp_margins`). Without it the
+        module's state is that of earlier versions.
 
     References
     ----------
@@ -72,8 +76,13 @@ class TriangularFlow(nn.Module):
         transforms: int = 3,
         hidden_features: tuple[int, ...] = (64, 64),
         bins: int = 8,
+        base_scale: bool = False,
     ) -> None:
         super().__init__()
+        if base_scale:
+            self.register_buffer("base_scale", torch.ones(features))
+        else:
+            self.base_scale = None
         if kind == "maf":
             extra = {}
         elif kind == "nsf":
@@ -134,7 +143,9 @@ class TriangularFlow(nn.Module):
     def log_prob_terms(self, x: Tensor, c: Tensor) -> Tensor:
         """Per-variable conditional log-densities log p(x_j | x_<j, c), shape (N, D)."""
         z, ladj = self.forward_terms(x, c)
-        return -0.5 * (z.square() + _LOG_2PI) + ladj
+        if self.base_scale is None:
+            return -0.5 * (z.square() + _LOG_2PI) + ladj
+        return -0.5 * ((z / self.base_scale).square() + _LOG_2PI) - torch.log(self.base_scale) + ladj
 
     @torch.no_grad()
     def inverse(
@@ -155,8 +166,11 @@ class TriangularFlow(nn.Module):
         coordinate-major (D, N) arrays, so a coordinate and a block of hidden units are
         contiguous rows. ``workspace`` (a dict the caller keeps between calls of one
         generation, never shared between threads) holds the scratch arrays so that chunks of
-        equal size reuse their memory instead of faulting in fresh pages.
+        equal size reuse their memory instead of faulting in fresh pages. With a ``base_scale``
+        the normals ``z`` are multiplied by it first (``z`` then has the base's law).
         """
+        if self.base_scale is not None:
+            z = z * self.base_scale
         if self.features == 1:
             return self._inverse_univariate(z, c, pinned, values)
         n_layers, last = len(self.layers), len(self.layers) - 1

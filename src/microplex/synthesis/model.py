@@ -51,6 +51,11 @@ class PointMassFlow(nn.Module):
         of its heaps and the heap states each pattern allows (see
         :class:`~microplex.synthesis.heaps.HeapHeads`). The flow is then also conditioned on
         whether each heaped coordinate sits on a heap.
+    head_features : tuple of int, default=None
+        Hidden layer sizes of the pattern head (``None``: ``hidden_features``).
+    base_scale : bool, default=False
+        The flow's base normal gets a standard deviation per variable
+        (:class:`~microplex.synthesis.flow.TriangularFlow`).
 
     Examples
     --------
@@ -74,6 +79,8 @@ class PointMassFlow(nn.Module):
         hidden_features: tuple[int, ...] = (64, 64),
         bins: int = 8,
         heaps: Sequence[tuple[int, Tensor, Tensor]] = (),
+        head_features: tuple[int, ...] | None = None,
+        base_scale: bool = False,
     ) -> None:
         super().__init__()
         self.register_buffer("patterns", torch.as_tensor(patterns, dtype=torch.long))
@@ -86,7 +93,8 @@ class PointMassFlow(nn.Module):
         if n_patterns == 1:
             self.head = None
         elif context > 0:
-            self.head = MLP(context, n_patterns, hidden_features=hidden_features)
+            self.head = MLP(context, n_patterns,
+                            hidden_features=hidden_features if head_features is None else head_features)
         else:  # no conditions: the pattern distribution is a free softmax
             self.head = Logits(n_patterns)
         self.heap_dims = [int(d) for d, _, _ in heaps]
@@ -97,7 +105,8 @@ class PointMassFlow(nn.Module):
         )
         n_ctx = context + onehot.shape[1] + len(self.heap_dims)
         self.flow = (
-            TriangularFlow(n_continuous, n_ctx, flow, transforms, hidden_features, bins) if n_continuous > 0 else None
+            TriangularFlow(n_continuous, n_ctx, flow, transforms, hidden_features, bins, base_scale)
+            if n_continuous > 0 else None
         )
 
     @torch.no_grad()

@@ -51,7 +51,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     hidden_features : tuple of int, default=None
         Hidden layer sizes of the flow and pattern networks. ``None`` uses two layers of
         ``32 * ceil(n_targets / 3)`` units (at most 128): small models sample fast and, on the
-        benchmarks, fit as well as wider ones.
+        benchmarks, fit as well as wider ones. With ``epsilon`` the pattern network's layers are
+        at most 32 wide (DP-SGD's noise on a pattern's logits grows with that width).
     bins : int, default=8
         Spline bins (``flow="nsf"``).
     schema : mapping of str to VariableSpec, default=None
