@@ -630,3 +630,59 @@ def test_a_dp_file_with_a_head_as_wide_as_the_flow_still_loads(cps, tmp_path):
     assert _head_widths(loaded) == [48]
     pd.testing.assert_frame_equal(loaded.sample(60, seed=1), synth.sample(60, seed=1))
     assert _head_widths(loaded.fit(cps, seed=0)) == [32]
+
+
+def test_a_base_scale_keeps_the_flow_a_density():
+    """With a base scale s the flow's density is that of x = f^-1(s z): it integrates to 1 (a
+    formula without the -log s term would give s) and its draws follow it."""
+    from microplex.synthesis.flow import TriangularFlow
+
+    torch.manual_seed(0)
+    flow = TriangularFlow(1, 1, base_scale=True)
+    flow.base_scale.fill_(1.7)
+    c = torch.full((4001, 1), 0.3)
+    grid = torch.linspace(-15, 15, 4001)[:, None]
+    with torch.no_grad():
+        density = flow.log_prob_terms(grid, c).exp().squeeze(1)
+        draws = flow.inverse(torch.randn(20_000, 1, generator=torch.Generator().manual_seed(1)), c[:1].expand(20_000, 1))
+    assert float(torch.trapezoid(density, grid.squeeze(1))) == pytest.approx(1.0, abs=0.01)  # tails beyond the grid
+    cdf = torch.cumulative_trapezoid(density, grid.squeeze(1))
+    median = float(grid[1:][torch.searchsorted(cdf, torch.tensor([0.5]))])
+    assert float(draws.median()) == pytest.approx(median, abs=0.05)
+    plain = TriangularFlow(1, 1)
+    assert "base_scale" not in plain.state_dict() and "base_scale" in flow.state_dict()
+
+
+def test_dispersion_matching_restores_unit_variance_without_moving_the_centres(cps, monkeypatch):
+    """match_dispersion sets the base scale so that each target's scores in its continuous state
+    have variance 1 (checked with the scale's range opened to both sides), without moving the
+    draws at z = 0 (the shifts between conditions); with the default range it only widens."""
+    from microplex.synthesis import _dp_margins as dm
+
+    synth = _dp(epsilon=1e4, epochs=2).fit(cps, seed=0)
+    names = [n for n in TARGETS if n in synth.continuous_vars_]
+    cols = [synth.continuous_vars_.index(n) for n in names]
+    c = dm.model_conditions(synth, 20_000, 0, "test", rows_without=20_000)
+    flow = synth.model_.flow
+    flow.base_scale.zero_()
+    states, centre = dm._draw(synth, c, 5)
+    flow.base_scale.fill_(1.0)
+    _, before = dm._draw(synth, c, 5)
+    keep = {n: dm._continuous_state(synth, n, states) for n in names}
+    assert any(abs(before[keep[n], j].var() - 1) > 0.1 for n, j in zip(names, cols))  # there is something to match
+    default = dm.match_dispersion(synth, c, 5, names)
+    _, widened = dm._draw(synth, c, 5)
+    monkeypatch.setattr(dm, "SCALE_RANGE", (0.1, 10.0))
+    scale = dm.match_dispersion(synth, c, 5, names)
+    _, matched = dm._draw(synth, c, 5)
+    flow.base_scale.zero_()
+    _, centre_after = dm._draw(synth, c, 5)
+    np.testing.assert_array_equal(centre, centre_after)
+    for name, j in zip(names, cols):
+        assert matched[keep[name], j].var() == pytest.approx(1.0, abs=0.05)
+        assert 0.1 < scale[j] < 10.0
+        assert 1.0 <= default[j] <= 2.0
+        if default[j] > 1.0:  # widened: to variance 1 unless at the range's end
+            assert widened[keep[name], j].var() == pytest.approx(1.0, abs=0.05) or default[j] == 2.0
+        else:  # left as it was: the model was at least as wide as its marginal
+            assert before[keep[name], j].var() >= 0.95
