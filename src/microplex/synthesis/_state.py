@@ -20,6 +20,7 @@ from . import _conditions, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
 from ._dp import DP_PARAMS
+from ._dp_margins import SCALE_RANGE
 from ._dp_record import check_privacy
 from ._schedule import BATCH_SIZE
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, _to_json
@@ -163,6 +164,12 @@ def restore_state(
         else:
             self._older_dp_layout = False
     _model_file.check_tensors(tensors, model.state_dict(), label)
+    scale = tensors.get("flow.base_scale")
+    lo, hi = SCALE_RANGE
+    if scale is not None and not bool(((scale >= lo) & (scale <= hi)).all()):
+        raise DataValidationError(
+            f"{label} is not a valid Synthesizer model file: tensor 'flow.base_scale' holds "
+            f"{[round(float(v), 4) for v in scale][:5]}; a DP fit sets each scale within [{lo:g}, {hi:g}].")
     model.load_state_dict(tensors)
     model.eval()
     self.model_ = model
