@@ -20,8 +20,9 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   deviation; only the runs of bins that stand out of the noise hold mass,
   :func:`._dp_histogram.histogram_support`) and the state
   shares that the pattern head starts at and is raked to after training (:mod:`._dp_rake`); after
-  training the knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so
-  the release keeps the histogram's marginals;
+  training the flow's base scale widens conditional distributions that clipping narrowed and the
+  knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so the release
+  keeps the histogram's marginals;
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
   DP Synthesizer of its own with the same statistics/training proportions.
