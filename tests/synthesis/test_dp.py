@@ -621,8 +621,7 @@ def test_a_dp_file_with_a_head_as_wide_as_the_flow_still_loads(cps, tmp_path):
     """Files written before the cap (session 30) hold a head as wide as the flow's networks: they
     load with that head and give the same draws; a refit of the loaded model uses the cap."""
     synth = _dp(epochs=1, hidden_features=(48,)).fit(cps, seed=0)
-    synth._older_dp_layout = True  # the layout of the older files
-    old = synth._new_model()
+    old = synth._new_model(older_dp_layout=True)  # the layout of the older files
     old.load_state_dict({k: v for k, v in synth.model_.state_dict().items() if not k.startswith("head.")}, strict=False)
     synth.model_ = old
     synth.save(tmp_path / "old.mpx")

@@ -101,7 +101,6 @@ class _Fitting:
                         max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
                         standardize=self.standardize,
                     )
-        self._older_dp_layout = False  # a model restored from an older DP file may have set it
         self._build_layout()
 
         rng = np.random.default_rng(seed)

@@ -127,7 +127,9 @@ class _Layout:
                 active[:, j] = np.isin(self.patterns_[:, m], self.encoders_[name].continuous_states)
         return active
 
-    def _new_model(self) -> PointMassFlow:
+    def _new_model(self, older_dp_layout: bool = False) -> PointMassFlow:
+        """The networks of the fitted layout; ``older_dp_layout``: those of a DP file written
+        before session 30 (a pattern head as wide as the flow's networks, no base scale)."""
         return PointMassFlow(
             context=self.condition_encoder_.n_features,
             patterns=torch.as_tensor(self.patterns_),
@@ -138,8 +140,8 @@ class _Layout:
             hidden_features=self._hidden_features(),
             bins=self.bins,
             heaps=self._heap_layout(),
-            head_features=self._head_features(),
-            base_scale=self.epsilon is not None and not getattr(self, "_older_dp_layout", False),
+            head_features=self._hidden_features() if older_dp_layout else self._head_features(),
+            base_scale=self.epsilon is not None and not older_dp_layout,
         )
 
     def _hidden_features(self) -> tuple[int, ...]:
@@ -150,10 +152,9 @@ class _Layout:
 
     def _head_features(self) -> tuple[int, ...]:
         """The pattern head's hidden layers: the flow's, at most ``DP_HEAD_WIDTH`` wide with
-        ``epsilon`` set (:func:`._dp_plan.head_features`; not in a model restored from a DP file
-        written before that cap, ``_older_dp_layout``)."""
+        ``epsilon`` set (:func:`._dp_plan.head_features`)."""
         hidden = self._hidden_features()
-        return hidden if self.epsilon is None or getattr(self, "_older_dp_layout", False) else head_features(hidden)
+        return hidden if self.epsilon is None else head_features(hidden)
 
     def _encode_continuous(self, data: pd.DataFrame, rng: np.random.Generator | None) -> np.ndarray:
         cols = [self.encoders_[n].encode(data[n].to_numpy(float), rng)[1] for n in self.continuous_vars_]

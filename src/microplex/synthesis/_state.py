@@ -91,7 +91,8 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
 
 
 def _same_shapes(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
-    """Whether ``tensors`` has exactly the names and shapes of ``expected``."""
+    """Whether ``tensors`` has exactly the names and shapes of ``expected`` (the layout check of
+    :func:`._model_file.check_tensors`, without raising: to tell an older layout apart)."""
     return set(tensors) == set(expected) and all(tuple(tensors[k].shape) == tuple(v.shape) for k, v in expected.items())
 
 
@@ -157,12 +158,9 @@ def restore_state(
     model = self._new_model()
     if p["dp"] and not _same_shapes(tensors, model.state_dict()):
         # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale.
-        self._older_dp_layout = True
-        legacy = self._new_model()
+        legacy = self._new_model(older_dp_layout=True)
         if _same_shapes(tensors, legacy.state_dict()):
             model = legacy
-        else:
-            self._older_dp_layout = False
     _model_file.check_tensors(tensors, model.state_dict(), label)
     scale = tensors.get("flow.base_scale")
     lo, hi = SCALE_RANGE
