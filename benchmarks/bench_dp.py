@@ -108,7 +108,8 @@ PUBLIC = {
 #: until session 29 except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc); since session
 #: 29 the default learning rate is 3e-2.
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (session 30: the pattern head at most 32 wide, the
+#: Label of the records of this version of the library (session 31: point-mass candidates at round
+#: values, the roundest value of every bin of the statistics' histogram, synthesis/_dp.py; session 30: the pattern head at most 32 wide, the
 #: flow's base scale matched to the scores' variance after training; session 29: the histograms' support
 #: (synthesis/_dp_histogram.py) instead of a 2-sigma threshold per bin, no bin holding both signs, learning
 #: rate 3e-2 with the pattern head at 2/3 of it, budget split 0.2 / 0.5 / 0.3; "s29a": the same with the head
@@ -124,10 +125,10 @@ DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_gra
 #: (session 23: explicit settings, each model calibrated alone); "s24j": a tried and dropped variant that
 #: also released the joint histogram of the targets' discrete cells and started the pattern head at its
 #: shares (cps1, 3 seeds: worse KS and correlation; see dp.md).
-VARIANT = "s30"
+VARIANT = "s31"
 #: The previous version's records, drawn beside this one's in the plot.
-PREVIOUS = "s29"
-LABELS = {"s29": " [s29]", "s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
+PREVIOUS = "s30"
+LABELS = {"s30": " [s30]", "s29": " [s29]", "s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
           "s28j": " [joint state table, dropped]", "s28": " [s28]",
           "s29a": " [s29a: the pattern head at the full learning rate, dropped]"}
 

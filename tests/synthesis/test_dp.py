@@ -413,21 +413,106 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
 # -- the statistics release: sensitivity, noise scale, raking -----------------------------------
 def test_histogram_rows_have_norm_weight_times_sqrt_targets(cps):
     """Each record sits in one cell of each target's histogram, counted with its weight over the
-    public weight bound: removing it moves the released sums by w * sqrt(targets) <= sqrt(targets)."""
-    from microplex.synthesis._dp import histogram_rows
+    public weight bound: removing it moves the released sums by w * sqrt(targets) <= sqrt(targets),
+    however many point-mass candidates (round values) a target has."""
+    from microplex.synthesis._dp import BINS, histogram_rows
 
     synth = _dp(public_bounds={**BOUNDS, "w": (0.0, 4.0)})
     dp = synth._check_params()["dp"]
     synth.kinds_ = {"re74": "continuous", "re78": "continuous"}
     synth.encoders_ = {}
     w = np.linspace(0.25, 4.0, len(cps)) / 4.0
+    cps = cps.copy()
+    cps.loc[:19, "re74"] = 10000.0  # a round value: a point-mass candidate
     rows, layout = histogram_rows(synth, cps, w, dp, {})
-    assert rows.shape == (len(cps), 2 * (2 + 32))  # candidates 0 and 30000 (the bounds), 32 bins each
-    assert np.allclose(np.linalg.norm(rows, axis=1), w * math.sqrt(2))
-    assert (np.count_nonzero(rows, axis=1) == 2).all()
-    # the zero cell of re74 counts the weights of its zeros
-    assert rows[:, 0].sum() == pytest.approx(w[cps["re74"].to_numpy() == 0].sum())
-    assert layout["re74"][0] == [0.0, 30000.0]
+    k74, k78 = len(layout["re74"][0]), len(layout["re78"][0])
+    assert rows.shape == (len(cps), k74 + k78 + 2 * BINS) and 2 < k74 <= 2 + BINS
+    dense = rows.toarray()
+    assert np.allclose(np.linalg.norm(dense, axis=1), w * math.sqrt(2))
+    for part in (dense[:, :k74 + BINS], dense[:, k74 + BINS:]):  # each target's part has norm w
+        assert np.allclose(np.linalg.norm(part, axis=1), w)
+    # the zero cell of re74 counts the weights of its zeros; a round candidate's cell 0.8 times its records'
+    cand, share = layout["re74"][0], layout["re74"][5]
+    assert cand[0] == 0.0 and cand[-1] == 30000.0 and share[0] == share[-1] == 1.0 and (share[1:-1] == 0.8).all()
+    x = cps["re74"].to_numpy()
+    for i, v in enumerate(cand):
+        assert dense[:, i].sum() == pytest.approx(share[i] * w[x == v].sum())
+    at_round = np.isin(x, cand[1:-1])
+    assert 10000.0 in cand and at_round.sum() >= 20 and (np.count_nonzero(dense[at_round, :k74 + BINS], axis=1) == 2).all()
+    assert (np.count_nonzero(dense[~at_round, :k74 + BINS], axis=1) == 1).all()
+
+
+def test_point_mass_candidates_are_the_roundest_value_of_each_bin():
+    """Round values from the bounds alone: the bounds, 0 and at most one more value a bin of the
+    statistics' histogram (so a candidate left out of the point masses at most doubles its bin's noise
+    variance), the roundest there."""
+    from microplex.synthesis._dp import BINS, MARGIN, point_mass_candidates, roundest
+    from microplex.synthesis.transforms import ContinuousEncoder
+
+    for lo, hi, integer in [(0.0, 99.0, True), (0.0, 500_000.0, False), (-20_000.0, 250_000.0, False),
+                            (0.0, 8760.0, False), (0.0, 1.0, False)]:
+        margin = 0.5 if integer else MARGIN * (hi - lo)
+        enc = ContinuousEncoder.from_dict({"name": "x", "integer": integer, "point_masses": [], "segments": [
+            {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
+             "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}]})
+        t = np.linspace(*enc.encode(np.array([lo, hi]))[1], BINS + 1)
+        edges = enc.segments[0].decode(t)
+        cand = point_mass_candidates(lo, hi, edges, integer)
+        assert cand == sorted(set(cand)) and cand[0] == lo and cand[-1] == hi and (0.0 in cand) == (lo <= 0 <= hi)
+        inner = [v for v in cand if v not in (lo, hi, 0.0)]
+        per_bin = np.bincount(np.searchsorted(edges, inner, side="right") - 1, minlength=BINS)
+        assert per_bin.max() <= 1 and len(inner) >= 10
+        if integer:
+            assert all(float(v).is_integer() for v in cand)
+    assert (roundest(33.6, 47.4), roundest(1612.0, 2490.0), roundest(-7.5, -2.5)) == (40.0, 2000.0, -5.0)
+    assert roundest(3.2, 3.2) is None and roundest(3.2, 3.9, integer=True) is None
+
+
+def test_a_heap_at_a_round_value_becomes_a_point_mass():
+    """Hours a week: 30% of the records at 40 (not a bound, not 0, not declared) and the rest spread
+    over 1-70. The statistics find the heap among the round values; the release draws it as the
+    data hold it. Without the heap (40 nudged to 40.3) no round value becomes a point mass."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    age = rng.integers(18, 65, n)
+    spread = np.round(rng.uniform(1, 70, n), 1)
+    spread[np.isclose(spread % 5, 0)] += 0.3  # no other round value holds records
+    hours = np.where(rng.random(n) < 0.3, 40.0, spread)
+    data = pd.DataFrame({"age": age, "hours": hours})
+    kw = dict(condition_model=True, epsilon=1.0, delta=1e-5, epochs=2, hidden_features=(8,), transforms=1,
+              verbose=False, public_bounds={"hours": (0.0, 99.0), "age": (16, 99)})
+    synth = Synthesizer(["hours"], ["age"], **kw).fit(data, seed=0)
+    assert synth.point_masses_["hours"] == (40.0,)
+    out = synth.sample(20_000, seed=1)
+    assert (out["hours"] == 40.0).mean() == pytest.approx(0.3, abs=0.04)
+    data["hours"] = np.where(data["hours"] == 40.0, 40.3, data["hours"])
+    for seed in range(3):
+        synth = Synthesizer(["hours"], ["age"], **kw).fit(data, seed=seed)
+        assert synth.point_masses_["hours"] == ()
+
+
+def test_round_point_masses_give_way_to_the_pattern_table():
+    """Point masses at round values are dropped, lightest first, while the targets' state
+    combinations exceed the pattern table; the bounds' and 0's are kept."""
+    from microplex.synthesis._dp import _fit_pattern_table
+    from microplex.synthesis._layout import _MAX_PATTERNS
+
+    synth = Synthesizer(["a", "b", "c", "k"], [])
+    synth.kinds_ = {"a": "integer", "b": "integer", "c": "continuous", "k": "categorical"}
+    cand = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0]
+    layout = {n: (cand,) for n in "abc"}
+    counts = np.array([900.0, 500, 400, 300, 200, 100, 50])
+    found = {n: (counts * (1 + 0.01 * i), [0, 1, 2, 3, 4, 6]) for i, n in enumerate("abc")}
+    found["k"] = np.ones(8)
+    _fit_pattern_table(synth, found, layout, {})
+    states = [len(found[n][1]) + 1 for n in "abc"]
+    assert 8 * np.prod(states) <= _MAX_PATTERNS < 8 * 7 ** 3
+    for n in "abc":
+        assert {0, 6} <= set(found[n][1])  # 0 and the bound 10 stay
+    # the lightest went first: what is left of the round values outweighs what was dropped
+    kept = [found[n][0][i] for n in "abc" for i in found[n][1] if i not in (0, 6)]
+    dropped = [found[n][0][i] for n in "abc" for i in (1, 2, 3, 4) if i not in found[n][1]]
+    assert min(kept) >= max(dropped)
 
 
 def test_statistics_noise_matches_a_hand_computation(cps):
@@ -544,12 +629,15 @@ def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):
     that stand out of the noise kept (``_dp_histogram``), (almost) every knot lies inside the
     occupied range."""
     data = cps.assign(re78=np.random.default_rng(0).uniform(1000.0, 2000.0, len(cps)))
-    synth = _dp(epsilon=1.0, epochs=1, public_bounds={**BOUNDS, "re78": (0.0, 1e6)}).fit(data, seed=0)
-    seg = synth.encoders_["re78"].segments[0]
-    x = seg._inverse(seg.knots[0])
+    outside = []
+    for seed in range(6):  # a run grows a bin or two beside the data when the noise there passes (seeds 0-5)
+        synth = _dp(epsilon=1.0, epochs=1, public_bounds={**BOUNDS, "re78": (0.0, 1e6)}).fit(data, seed=seed)
+        seg = synth.encoders_["re78"].segments[0]
+        x = seg._inverse(seg.knots[0])
+        outside.append(np.mean((x < 800) | (x > 3000)))
     # the occupied bins span about [880, 2900] (bins are 0.575 wide in logit); without the threshold the
     # knots reach from 4 (the candidate 0's noisy cell) to beyond 10,000
-    assert np.mean((x < 800) | (x > 3000)) < 0.03
+    assert np.median(outside) < 0.03 and max(outside) < 0.1
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

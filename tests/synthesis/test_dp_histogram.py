@@ -72,3 +72,18 @@ def test_no_run_crosses_a_barrier():
     v[5:8], v[2:5] = 0.0, 6.0
     mask = histogram_support(v, 1.0, barriers=(8,))
     assert mask[2:5].all() and not mask[5:8].any() and mask[8:11].all()
+
+
+def test_noise_of_each_bin():
+    """A bin of 2.5 units beside the body: 2.5 noise standard deviations where its noise is 1 (it is
+    kept), 1.25 where its noise is 2 (a free point-mass candidate's noise joined it): the window
+    beyond the run then passes only with a larger count. A scalar and an array of equal values agree."""
+    v = np.zeros(12)
+    v[3:6] = [10.0, 20.0, 10.0]
+    v[6], v[7] = 2.5, 0.0
+    sd = np.ones(12)
+    assert histogram_support(v, sd)[6] and histogram_support(v, 1.0).tolist() == histogram_support(v, sd).tolist()
+    sd[6:9] = 2.0  # the window [6, 9) now has noise sd sqrt(12) = 3.46 > 2.5
+    assert not histogram_support(v, sd)[6]
+    with pytest.raises(ValueError, match="noise_sd"):
+        histogram_support(v, np.r_[sd[:-1], -1.0])

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy import sparse
+from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
@@ -71,6 +73,16 @@ _MIN_STD = 0.05
 #: noise standard deviations (besides ``point_mass_threshold``): noise alone then makes one in about
 #: 700 candidates a point mass (a spurious one at a public bound draws records there).
 POINT_MASS_Z = 3.0
+#: A record at a round value that is a point-mass candidate (:func:`point_mass_candidates`) counts
+#: this much in the candidate's cell and ``sqrt(1 - ROUND_SHARE**2)`` in its bin (norm 1: the
+#: sensitivity is unchanged). Where the candidate is no point mass (most are not), its records'
+#: estimate adds to the bin noise of variance ((1 - b) / a)**2 = 0.25 times the bin's own, not 1
+#: times (each record wholly in the candidate's cell); a point mass is found at noise sd 1.25 times
+#: the bin's.
+ROUND_SHARE = 0.8
+#: With more candidates than the bounds and 0, the threshold rises (:func:`point_mass_z`) so that
+#: noise alone makes a point mass of at most this share of targets.
+FALSE_POINT_MASS = 0.004
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
 
@@ -274,8 +286,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
     rows, layout = histogram_rows(synth, data, w, dp, schema)
     if dp.get("weighted"):  # the total weight: one more cell, each record's weight (at most 1)
-        rows = np.concatenate([rows, w[:, None]], axis=1)
-    noisy = gaussian_release(rows.sum(axis=0), release, rng)
+        rows = sparse.hstack([rows, sparse.csr_matrix(w[:, None])], format="csr")
+    noisy = gaussian_release(np.asarray(rows.sum(axis=0), dtype=float).ravel(), release, rng)
     # Every target's histogram sums to the total weight: the number of records (public) without
     # weights, the noisy total cell with them. Each histogram is moved onto that sum, the
     # difference spread equally over its cells (the least-squares estimate under the constraint,
@@ -283,33 +295,50 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     # the sum of dozens of noisy cells.
     total = max(float(noisy[-1]), 1.0) if dp.get("weighted") else float(len(data))
     noise_sd = release["noise_multiplier"] * release["sensitivity"]
-    pos, shares = 0, {}
-    for name in targets:
+    found, pos = {}, 0
+    for name in targets:  # every target's cells, moved onto the total, and its point masses
         size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + len(layout[name][2]) - 1
-        noisy[pos:pos + size] += (total - noisy[pos:pos + size].sum()) / size
+        cells, pos = noisy[pos:pos + size], pos + size
         if synth.kinds_[name] == "categorical":
-            shares[name] = _shares(noisy[pos:pos + layout[name]])
-            pos += layout[name]
+            found[name] = cells + (total - cells.sum()) / size
             continue
-        cand, cand_t, edges, seg, zero = layout[name]
+        cand, share = layout[name][0], layout[name][5]
+        k = len(cand)
+        # The total is sum(bins) + sum_i (1 - b_i) / a_i * cell_i (a record at candidate i counts
+        # a_i in its cell and b_i = sqrt(1 - a_i^2) in its bin): the cells are moved onto it by least squares.
+        g = np.r_[(1.0 - np.sqrt(1.0 - share ** 2)) / share, np.ones(size - k)]
+        cells = cells + g * (total - float(g @ cells)) / float(g @ g)
+        counts = cells[:k] / share  # each candidate's records, noise sd noise_sd / a_i
+        if schema.get(name, VariableSpec()).point_masses is not None:
+            keep = list(range(k))
+        else:  # noise is no point mass
+            floor = np.maximum(synth.point_mass_threshold * total, point_mass_z(k) * noise_sd / share)
+            heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
+            keep = sorted(int(i) for i in heaviest if counts[i] >= floor[i])
+        found[name] = (np.r_[counts, cells[k:]], keep)
+    _fit_pattern_table(synth, found, layout, schema)
+    shares = {}
+    for name in targets:
+        if synth.kinds_[name] == "categorical":
+            shares[name] = _shares(found[name])
+            continue
+        cells, keep = found[name]
+        cand, cand_t, edges, seg, zero, share = layout[name]
         centres = (edges[1:] + edges[:-1]) / 2
         k = len(cand)
         bins = len(edges) - 1
-        counts, hist = noisy[pos:pos + k], noisy[pos + k:pos + k + bins]
-        pos += k + bins
-        if schema.get(name, VariableSpec()).point_masses is not None:
-            keep = list(range(k))
-        else:
-            heaviest = np.argsort(-counts, kind="stable")[: synth.max_point_masses]
-            floor = max(synth.point_mass_threshold * total, POINT_MASS_Z * noise_sd)  # noise is no point mass
-            keep = sorted(int(i) for i in heaviest if counts[i] >= floor)
-        free = [i for i in range(k) if i not in keep]
-        # The continuous values' histogram, free candidates in their bins, keeps only the runs of bins
-        # that stand out of the noise (_dp_histogram); the shares below keep every cell's count (the
-        # noise sums to zero over the cells, the true tails do not).
-        binned = hist + np.bincount(np.clip(np.searchsorted(edges, cand_t[free], side="right") - 1, 0, bins - 1),
-                                    weights=counts[free], minlength=bins)
-        shape = np.where(histogram_support(binned, noise_sd, barriers=zero), np.clip(binned, 0.0, None), 0.0)
+        counts, hist = cells[:k], cells[k:k + bins]
+        kept = np.isin(np.arange(k), keep)
+        # The continuous values' histogram: each bin with the records of its free candidates and without
+        # the share b_i of the point masses' records that it holds; the noise of those estimates joins
+        # the bin's. Only the runs of bins that stand out of the noise are kept (_dp_histogram); the
+        # shares below keep every cell's count (the noise sums to zero over the cells, the true tails do not).
+        b = np.sqrt(1.0 - share ** 2)
+        coef = np.where(kept, -b, 1.0 - b)
+        home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)
+        binned = hist + np.bincount(home, weights=coef * counts, minlength=bins)
+        bin_sd = noise_sd * np.sqrt(1.0 + np.bincount(home, weights=(coef / share) ** 2, minlength=bins))
+        shape = np.where(histogram_support(binned, bin_sd, barriers=zero), np.clip(binned, 0.0, None), 0.0)
         if shape.sum() > 0:
             mean = float(np.average(centres, weights=shape))
             std = float(np.sqrt(np.average((centres - mean) ** 2, weights=shape)))
@@ -323,29 +352,34 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         synth.encoders_[name] = ContinuousEncoder.from_dict({
             "name": name, "integer": synth.kinds_[name] == "integer",
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
-        shares[name] = _shares(np.append(counts[keep], hist.sum() + counts[free].sum()))
+        shares[name] = _shares(np.append(counts[keep], binned.sum()))
     return [release], shares
 
 
 def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
-                   schema: dict[str, VariableSpec]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Each record's contribution (N, cells) to the statistics release of ``synth``'s targets
+                   schema: dict[str, VariableSpec]) -> tuple[sparse.csr_matrix, dict[str, Any]]:
+    """Each record's contribution (N, cells; sparse) to the statistics release of ``synth``'s targets
     (``kinds_`` set; categorical encoders set in ``encoders_``), and each target's layout.
 
     A categorical target has a cell per public category; a numeric one a cell per point-mass
-    candidate (declared point masses, else the public bounds and 0) and :data:`BINS` bins of its
-    values' logit between the public bounds (one more when the bounds straddle 0: the bin holding 0
-    is split there, so that no bin holds values of both signs). Every record sits in exactly one cell of each
-    target's histogram with its weight ``w`` (the weight over its public bound, at most 1), so a
-    record's row has L2 norm ``w * sqrt(number of targets)``: the release's sensitivity is
-    sqrt(number of targets)."""
-    cells, layout = [], {}
+    candidate (declared point masses, else :func:`point_mass_candidates`: the public bounds, 0 and
+    round values between them) and :data:`BINS` bins of its values' logit between the public
+    bounds (one more when the bounds straddle 0: the bin holding 0 is split there, so that no bin
+    holds values of both signs). A record counts in each target's histogram with its weight ``w``
+    (the weight over its public bound, at most 1): in one cell, or at a round candidate
+    ``ROUND_SHARE * w`` in the candidate's cell and ``sqrt(1 - ROUND_SHARE**2) * w`` in its bin. Each
+    target's part of a record's row has L2 norm ``w``, the row ``w * sqrt(number of targets)``: the
+    release's sensitivity is sqrt(number of targets), however many candidates there are. A
+    target's layout: (candidates, their transforms, bin edges, segment, barriers, each candidate's
+    share ``a``)."""
+    blocks, layout = [], {}
+    n = len(data)
     for name in synth.target_vars:
         if synth.kinds_[name] == "categorical":
             cats = dp["categories"][name]
             synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
-            codes = synth.encoders_[name].states(data[name])
-            cells.append(w[:, None] * (codes[:, None] == np.arange(len(cats))[None, :]))
+            codes = np.asarray(synth.encoders_[name].states(data[name]))
+            blocks.append(_one_cell(codes, w, len(cats)))
             layout[name] = len(cats)
             continue
         integer = synth.kinds_[name] == "integer"
@@ -354,11 +388,7 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         seg = {"sign": 1, "lower": lo - margin, "upper": hi + margin, "transform": "logit", "scale": 1.0,
                "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
         raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
-        declared = schema.get(name, VariableSpec()).point_masses
-        cand = sorted(declared) if declared is not None else sorted({lo, hi} | ({0.0} if lo <= 0 <= hi else set()))
-        cand = sorted({float(v) for v in np.clip(cand, lo, hi)})
         x = data[name].to_numpy(float)
-        at = np.stack([x == v for v in cand], axis=1) if cand else np.zeros((len(x), 0), dtype=bool)
         # The transformed values' histogram on BINS bins between the transforms of the bounds, the
         # bin holding 0 split there (a bin holds values of one sign: _dp_histogram's barrier).
         edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
@@ -367,14 +397,131 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
             t_zero = float(raw.encode(np.zeros(1))[1][0])
             edges = np.unique(np.r_[edges, t_zero])
             zero = (int(np.searchsorted(edges, t_zero)),)
+        declared = schema.get(name, VariableSpec()).point_masses
+        if declared is not None:
+            cand = sorted({float(v) for v in np.clip(sorted(declared), lo, hi)})
+            share = np.ones(len(cand))
+        else:
+            cand = point_mass_candidates(lo, hi, raw.segments[0].decode(edges), integer)
+            share = np.array([1.0 if v in (lo, hi, 0.0) else ROUND_SHARE for v in cand])
         t = raw.encode(x)[1]
-        b = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(edges) - 2)
-        binned = np.zeros((len(x), len(edges) - 1), dtype=bool)
-        binned[np.arange(len(x)), b] = ~at.any(axis=1)
-        cells.append(w[:, None] * np.concatenate([at, binned], axis=1))
+        k, bins = len(cand), len(edges) - 1
+        cell = k + np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)  # each record's bin
+        at = np.full(len(x), -1)  # each record's candidate (-1: none)
+        if cand:
+            values = np.asarray(cand, dtype=float)
+            pos = np.clip(np.searchsorted(values, x), 0, k - 1)
+            at = np.where(values[pos] == x, pos, -1)
+        on = at >= 0
+        a = np.where(on, share[np.maximum(at, 0)], 0.0)
+        b = np.sqrt(1.0 - a ** 2)  # a record at no candidate counts wholly in its bin
+        blocks.append(_one_cell(np.where(on, at, -1), w * a, k + bins) + _one_cell(np.where(b > 0, cell, -1), w * b,
+                                                                                 k + bins))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
-        layout[name] = (cand, cand_t, edges, seg, zero)
-    return np.concatenate(cells, axis=1), layout
+        layout[name] = (cand, cand_t, edges, seg, zero, share)
+    rows = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n, 0))
+    return rows, layout
+
+
+def _one_cell(cell: np.ndarray, w: np.ndarray, cells: int) -> sparse.csr_matrix:
+    """(N, cells) sparse: record i's weight in column ``cell[i]`` (no entry where ``cell[i]`` is not a cell)."""
+    ok = (cell >= 0) & (cell < cells)
+    rows = np.flatnonzero(ok)
+    return sparse.csr_matrix((np.asarray(w, dtype=float)[rows], (rows, np.asarray(cell)[rows].astype(np.int64))),
+                             shape=(len(cell), cells))
+
+
+def roundest(a: float, b: float, integer: bool = False) -> float | None:
+    """The roundest number in ``[a, b)`` (``None`` when there is none; an integer for an integer
+    column): a multiple of the largest power of ten that has one there, preferring multiples of 5
+    and then of 2 of that power, then the smallest in magnitude.
+
+    Examples
+    --------
+    >>> roundest(33.6, 47.4), roundest(1612.0, 2490.0), roundest(30_500.0, 51_000.0), roundest(0.31, 0.38)
+    (40.0, 2000.0, 50000.0, 0.35)
+    >>> roundest(10.2, 10.9, integer=True) is None
+    True
+    """
+    if not (math.isfinite(a) and math.isfinite(b)) or b <= a:
+        return None
+    top = math.floor(math.log10(max(abs(a), abs(b), 1e-300))) + 1
+    for e in range(top, (0 if integer else top - 15) - 1, -1):
+        unit = 10.0 ** e
+        ks = range(math.ceil(a / unit - 1e-9), math.ceil(b / unit - 1e-9))
+        inside = [k for k in ks if a <= float(f"{k}e{e}") < b]
+        if inside:
+            k = min(inside, key=lambda k: (k % 5 != 0, k % 2 != 0, abs(k)))
+            return float(f"{k}e{e}")
+    return None
+
+
+def point_mass_candidates(lo: float, hi: float, raw_edges: np.ndarray, integer: bool = False) -> list[float]:
+    """The values that may become point masses of a numeric DP target with public bounds
+    ``[lo, hi]`` and no declared point masses: the bounds (top and bottom codes), 0 when inside
+    them, and in every bin of the statistics' histogram (``raw_edges``, its edges as values) that
+    holds none of these, the bin's :func:`roundest` value. Real values heap at round numbers (40
+    hours a week, 2,000 hours a year, incomes in ten thousands). The candidates come from the
+    public bounds alone, so choosing them spends no budget; a record at a candidate counts in the
+    candidate's cell instead of its bin (the release's sensitivity is unchanged), and a candidate
+    that is not made a point mass goes back to its bin, whose noise it adds to (at most one
+    candidate a bin: the bin's noise variance at most doubles). A candidate becomes a point mass
+    when its noisy count passes :func:`point_mass_z` noise standard deviations and
+    ``point_mass_threshold`` of the total.
+
+    Examples
+    --------
+    >>> point_mass_candidates(0, 99, np.array([0.0, 20.5, 33.6, 47.4, 61.0, 99.0]))
+    [0.0, 30.0, 40.0, 50.0, 80.0, 99.0]
+    """
+    base = {float(lo), float(hi), *([0.0] if lo <= 0 <= hi else [])}
+    out = set(base)
+    for a, b in zip(raw_edges[:-1], raw_edges[1:]):
+        if any(a <= v < b for v in base):
+            continue
+        v = roundest(float(a), float(b), integer)
+        if v is not None and lo < v < hi:
+            out.add(v)
+    return sorted(out)
+
+
+def point_mass_z(candidates: int) -> float:
+    """Noise standard deviations an undeclared candidate's noisy count must reach to be a point mass,
+    among ``candidates`` of a target: :data:`POINT_MASS_Z`, raised so that noise alone makes a point
+    mass of at most one in :data:`FALSE_POINT_MASS` ** -1 targets (a Bonferroni bound over the
+    candidates; a spurious point mass draws records to a value no record holds).
+
+    Examples
+    --------
+    >>> point_mass_z(2), round(point_mass_z(61), 2), round(point_mass_z(101), 2)
+    (3.0, 3.82, 3.95)
+    """
+    return float(max(POINT_MASS_Z, ndtri(1.0 - FALSE_POINT_MASS / max(int(candidates), 1))))
+
+
+def _fit_pattern_table(synth: Synthesizer, found: dict[str, Any], layout: dict[str, Any],
+                       schema: dict[str, VariableSpec]) -> None:
+    """Drops, lightest first, point masses at round values (:func:`point_mass_candidates`, neither a
+    bound nor 0 nor declared) while the targets' state combinations exceed the pattern table's
+    :data:`~._layout._MAX_PATTERNS` (``found``: per numeric target its noisy cells and the indices
+    of its point masses, changed in place; per categorical target its cells). Post-processing: the
+    dropped candidates' counts go back to the histogram's bins."""
+    from ._layout import _MAX_PATTERNS
+
+    def states(name: str) -> int:
+        return len(found[name]) if synth.kinds_[name] == "categorical" else len(found[name][1]) + 1
+
+    droppable = []  # (noisy count, target, candidate index)
+    for name, entry in found.items():
+        if synth.kinds_[name] == "categorical" or schema.get(name, VariableSpec()).point_masses is not None:
+            continue
+        cand, (lo, hi) = layout[name][0], (layout[name][0][0], layout[name][0][-1])
+        cells, keep = entry
+        droppable += [(float(cells[i]), name, i) for i in keep if cand[i] not in (lo, hi, 0.0)]
+    droppable.sort(key=lambda d: (d[0], d[1], d[2]))
+    while droppable and float(np.prod([states(n) for n in found], dtype=float)) > _MAX_PATTERNS:
+        _, name, i = droppable.pop(0)
+        found[name][1].remove(i)
 
 
 def gaussian_release(sums: np.ndarray, release: dict, rng: np.random.Generator) -> np.ndarray:

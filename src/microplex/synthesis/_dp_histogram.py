@@ -39,27 +39,28 @@ SUPPORT_Z = 1.0
 FAR_Z = 4.0
 
 
-def _passes(v: np.ndarray, start: int, stop: int, noise_sd: float, z: float) -> bool:
-    """Whether ``v[start:stop]`` (clipped to the array) sums to ``z`` noise standard deviations of its sum."""
+def _passes(v: np.ndarray, start: int, stop: int, var: np.ndarray, z: float) -> bool:
+    """Whether ``v[start:stop]`` (clipped to the array) sums to ``z`` noise standard deviations of its
+    sum (``var``: each bin's noise variance)."""
     start, stop = max(start, 0), min(stop, len(v))
-    return stop > start and float(v[start:stop].sum()) >= z * noise_sd * math.sqrt(stop - start)
+    return stop > start and float(v[start:stop].sum()) >= z * math.sqrt(float(var[start:stop].sum()))
 
 
-def _grow(v: np.ndarray, lo: int, hi: int, noise_sd: float, window: int, z: float,
+def _grow(v: np.ndarray, lo: int, hi: int, var: np.ndarray, window: int, z: float,
           barriers: frozenset[int]) -> tuple[int, int]:
     """The run ``[lo, hi]`` grown while the window beyond each end passes ``z``, never across a
     barrier."""
-    while hi + 1 < len(v) and hi + 1 not in barriers and _passes(v, hi + 1, hi + 1 + window, noise_sd, z):
+    while hi + 1 < len(v) and hi + 1 not in barriers and _passes(v, hi + 1, hi + 1 + window, var, z):
         hi += 1
-    while lo > 0 and lo not in barriers and _passes(v, lo - window, lo, noise_sd, z):
+    while lo > 0 and lo not in barriers and _passes(v, lo - window, lo, var, z):
         lo -= 1
     return lo, hi
 
 
-def histogram_support(noisy: np.ndarray, noise_sd: float, window: int = SUPPORT_WINDOW, z: float = SUPPORT_Z,
-                      far_z: float = FAR_Z, barriers: tuple[int, ...] = ()) -> np.ndarray:
+def histogram_support(noisy: np.ndarray, noise_sd: float | np.ndarray, window: int = SUPPORT_WINDOW,
+                      z: float = SUPPORT_Z, far_z: float = FAR_Z, barriers: tuple[int, ...] = ()) -> np.ndarray:
     """Boolean mask of the bins of ``noisy`` (noisy counts, independent Gaussian noise of standard
-    deviation ``noise_sd`` in every bin) that hold mass: the run around the heaviest window of
+    deviation ``noise_sd`` in every bin, or ``noise_sd[i]`` in bin ``i``) that hold mass: the run around the heaviest window of
     ``window`` bins, and around every window clear of the runs so far passing ``far_z``, each grown
     from the window's heaviest bin, bin by bin, while the window beyond its end passes ``z`` noise
     standard deviations of its sum. No run grows across a barrier ``b`` (between bins ``b - 1`` and
@@ -78,21 +79,24 @@ def histogram_support(noisy: np.ndarray, noise_sd: float, window: int = SUPPORT_
     [0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0]
     """
     v = np.asarray(noisy, dtype=float)
-    if not (noise_sd >= 0 and math.isfinite(noise_sd)):
-        raise ValueError(f"The 'noise_sd' parameter must be a finite number >= 0. Got {noise_sd!r} instead.")
+    sd = np.broadcast_to(np.asarray(noise_sd, dtype=float), v.shape)
+    if not (np.isfinite(sd).all() and (sd >= 0).all()):
+        raise ValueError(f"The 'noise_sd' parameter must be finite numbers >= 0, one or one per bin. Got {noise_sd!r} "
+                         "instead.")
     mask = np.zeros(len(v), dtype=bool)
     if len(v) == 0:
         return mask
-    if noise_sd == 0:  # no noise: the bins with mass
+    if not sd.any():  # no noise: the bins with mass
         return v > 0
+    var = sd ** 2
     width = min(window, len(v))
     sums = np.convolve(v, np.ones(width), mode="valid")  # sums[j] = v[j:j + width].sum()
     start = int(np.argmax(sums))
-    far = far_z * noise_sd * math.sqrt(width)
+    far = far_z * np.sqrt(np.convolve(var, np.ones(width), mode="valid"))  # each window's noise sd
     walls = frozenset(int(b) for b in barriers)
     while True:
         top = start + int(np.argmax(v[start:start + width]))  # the window's heaviest bin (not its noise)
-        lo, hi = _grow(v, top, top, noise_sd, width, z, walls)
+        lo, hi = _grow(v, top, top, var, width, z, walls)
         mask[lo:hi + 1] = True
         # windows clear of every run so far (a window overlapping a run owes its sum to the run)
         clear = ~np.convolve(mask, np.ones(width, dtype=bool), mode="valid")
