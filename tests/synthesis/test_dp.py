@@ -15,6 +15,7 @@ from scipy import stats
 from torch import nn
 
 from microplex import DataValidationError, PrivacyWarning, Synthesizer
+from sklearn.base import clone
 from microplex.datasets import load_dataset
 from microplex.synthesis import _accountant as acc
 from microplex.synthesis import _quantile_map as qmap
@@ -485,10 +486,37 @@ def test_a_heap_at_a_round_value_becomes_a_point_mass():
     assert synth.point_masses_["hours"] == (40.0,)
     out = synth.sample(20_000, seed=1)
     assert (out["hours"] == 40.0).mean() == pytest.approx(0.3, abs=0.04)
+    # as a condition, the same column keeps the bounds and 0 as its only candidates (the condition model's
+    # pattern table stays small, see _conditions.fit_condition_model)
+    swapped = Synthesizer(["age"], ["hours"], **kw).fit(data, seed=0)
+    assert swapped.condition_model_.point_masses_["hours"] == ()
     data["hours"] = np.where(data["hours"] == 40.0, 40.3, data["hours"])
     for seed in range(3):
         synth = Synthesizer(["hours"], ["age"], **kw).fit(data, seed=seed)
         assert synth.point_masses_["hours"] == ()
+
+
+def test_an_integer_target_gets_a_point_mass_only_where_it_heaps(monkeypatch):
+    """Years of schooling 0-20, an integer column: 12 holds 40% of the records, the other years share
+    the rest evenly. 12 becomes a point mass; an integer value holding no more than its bin-mates
+    (ages spread evenly over 18-64) does not, though each holds more than point_mass_threshold: the
+    dequantized flow gives every integer its share, and point masses there would only multiply the
+    pattern table."""
+    from microplex.synthesis import _dp
+
+    rng = np.random.default_rng(1)
+    n = 12_000
+    educ = np.where(rng.random(n) < 0.4, 12, rng.integers(6, 19, n))
+    data = pd.DataFrame({"educ": educ, "age": rng.integers(18, 65, n)})
+    synth = Synthesizer(["educ", "age"], [], epsilon=1.0, delta=1e-5, epochs=1, hidden_features=(8,), transforms=1,
+                        verbose=False, public_bounds={"educ": (0, 20), "age": (16, 99)})
+    fitted = clone(synth).fit(data, seed=0)
+    assert fitted.kinds_ == {"educ": "integer", "age": "integer"}
+    assert 12.0 in fitted.point_masses_["educ"] and fitted.point_masses_["age"] == ()
+    assert (fitted.sample(20_000, seed=1)["educ"] == 12).mean() == pytest.approx((educ == 12).mean(), abs=0.05)
+    # judged by its count alone (about 250 records, 2.1%), every round age would be a point mass candidate
+    monkeypatch.setattr(_dp, "_even_share", lambda cells, entry: np.zeros(len(entry[0])))
+    assert len(clone(synth).fit(data, seed=0).point_masses_["age"]) >= 3
 
 
 def test_round_point_masses_give_way_to_the_pattern_table():
