@@ -490,12 +490,13 @@ def point_mass_candidates(lo: float, hi: float, raw_edges: np.ndarray, integer: 
     them, and in every bin of the statistics' histogram (``raw_edges``, its edges as values) that
     holds none of these, the bin's :func:`roundest` value. Real values heap at round numbers (40
     hours a week, 2,000 hours a year, incomes in ten thousands). The candidates come from the
-    public bounds alone, so choosing them spends no budget; a record at a candidate counts in the
-    candidate's cell instead of its bin (the release's sensitivity is unchanged), and a candidate
-    that is not made a point mass goes back to its bin, whose noise it adds to (at most one
-    candidate a bin: the bin's noise variance at most doubles). A candidate becomes a point mass
-    when its noisy count passes :func:`point_mass_z` noise standard deviations and
-    ``point_mass_threshold`` of the total.
+    public bounds alone, so choosing them spends no budget. A record at a round candidate counts
+    :data:`ROUND_SHARE` in the candidate's cell and the rest (in L2 norm) in its bin, so the
+    release's sensitivity is unchanged; a candidate that is not made a point mass goes back to its
+    bin, whose noise variance it raises by a quarter (at most one round candidate a bin). A
+    candidate becomes a point mass when its noisy count passes :func:`point_mass_z` noise standard
+    deviations and ``point_mass_threshold`` of the total (for an integer target, beyond an even
+    share of its bin: :func:`_even_share`).
 
     Examples
     --------

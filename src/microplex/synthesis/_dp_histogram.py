@@ -60,13 +60,13 @@ def _grow(v: np.ndarray, lo: int, hi: int, var: np.ndarray, window: int, z: floa
 def histogram_support(noisy: np.ndarray, noise_sd: float | np.ndarray, window: int = SUPPORT_WINDOW,
                       z: float = SUPPORT_Z, far_z: float = FAR_Z, barriers: tuple[int, ...] = ()) -> np.ndarray:
     """Boolean mask of the bins of ``noisy`` (noisy counts, independent Gaussian noise of standard
-    deviation ``noise_sd`` in every bin, or ``noise_sd[i]`` in bin ``i``) that hold mass: the run around the heaviest window of
-    ``window`` bins, and around every window clear of the runs so far passing ``far_z``, each grown
-    from the window's heaviest bin, bin by bin, while the window beyond its end passes ``z`` noise
-    standard deviations of its sum. No run grows across a barrier ``b`` (between bins ``b - 1`` and
-    ``b``; the statistics release puts one at 0, so that noise beside positive values is not
-    released as negative ones): a run on its other side needs a window of its own passing
-    ``far_z``. The heaviest window is kept even when nothing passes (a target's continuous mass is
+    deviation ``noise_sd`` in every bin, or ``noise_sd[i]`` in bin ``i``) that hold mass: the run
+    around the heaviest window of ``window`` bins, and around every window clear of the runs so far
+    passing ``far_z``, each grown from the window's heaviest bin, bin by bin, while the window
+    beyond its end passes ``z`` noise standard deviations of its sum. No run grows across a
+    barrier ``b`` (between bins ``b - 1`` and ``b``; the statistics release puts one at 0, so that
+    noise beside positive values is not released as negative ones): a run on its other side needs
+    a window of its own passing ``far_z``. The heaviest window is kept even when nothing passes (a target's continuous mass is
     somewhere).
 
     Examples
