@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 from scipy import stats
+from sklearn.base import clone
 from torch import nn
 
 from microplex import DataValidationError, PrivacyWarning, Synthesizer
-from sklearn.base import clone
 from microplex.datasets import load_dataset
 from microplex.synthesis import _accountant as acc
 from microplex.synthesis import _quantile_map as qmap
@@ -413,9 +413,10 @@ def test_joint_plan_spends_almost_all_the_budget_and_never_more(eps):
 
 # -- the statistics release: sensitivity, noise scale, raking -----------------------------------
 def test_histogram_rows_have_norm_weight_times_sqrt_targets(cps):
-    """Each record sits in one cell of each target's histogram, counted with its weight over the
-    public weight bound: removing it moves the released sums by w * sqrt(targets) <= sqrt(targets),
-    however many point-mass candidates (round values) a target has."""
+    """Each record counts in each target's histogram with its weight over the public weight bound,
+    in one cell or, at a round value, 0.8 in the candidate's cell and 0.6 in its bin: removing it
+    moves the released sums by w * sqrt(targets) <= sqrt(targets), however many point-mass
+    candidates (round values) a target has."""
     from microplex.synthesis._dp import BINS, histogram_rows
 
     synth = _dp(public_bounds={**BOUNDS, "w": (0.0, 4.0)})
@@ -446,8 +447,8 @@ def test_histogram_rows_have_norm_weight_times_sqrt_targets(cps):
 
 def test_point_mass_candidates_are_the_roundest_value_of_each_bin():
     """Round values from the bounds alone: the bounds, 0 and at most one more value a bin of the
-    statistics' histogram (so a candidate left out of the point masses at most doubles its bin's noise
-    variance), the roundest there."""
+    statistics' histogram (so a candidate left out of the point masses adds a quarter of its bin's
+    noise variance at most), the roundest there."""
     from microplex.synthesis._dp import BINS, MARGIN, point_mass_candidates, roundest
     from microplex.synthesis.transforms import ContinuousEncoder
 
