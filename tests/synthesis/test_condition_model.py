@@ -5,15 +5,12 @@ row or weight, the saved condition model is validated as untrusted data, and fil
 settings keep their former layout (no ``condition_model`` parameter, a ``conditions`` table).
 """
 
-import io
 import json
 import warnings
 import zipfile
 
 import pandas as pd
 import pytest
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
 from microplex import DataValidationError, Synthesizer
 from microplex.datasets import load_dataset
@@ -119,28 +116,6 @@ def test_bad_parameters():
         Synthesizer(["a"], condition_model=True)._check_params()
 
 
-def _edit(data: bytes, meta_fn=None, tensor_fn=None, add_table=False) -> io.BytesIO:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            raw = src.read(name)
-            if name == "metadata.json" and meta_fn:
-                meta = json.loads(raw)
-                meta_fn(meta)
-                raw = json.dumps(meta).encode()
-            if name == "weights.safetensors" and tensor_fn:
-                tensors = load_tensors(raw)
-                tensor_fn(tensors)
-                raw = save_tensors(tensors)
-            dst.writestr(name, raw)
-        if add_table:
-            buf = io.BytesIO()
-            pd.DataFrame({"age": [1.0], "__weight__": [1.0]}).to_parquet(buf)
-            dst.writestr("conditions.parquet", buf.getvalue())
-    out.seek(0)
-    return out
-
-
 @pytest.mark.parametrize("case, match", [
     (dict(meta_fn=lambda m: m["condition_ranges"].pop("age")), "condition_ranges"),
     (dict(meta_fn=lambda m: m["condition_ranges"].update(age=[5, 1])), "condition_ranges"),
@@ -154,7 +129,7 @@ def _edit(data: bytes, meta_fn=None, tensor_fn=None, add_table=False) -> io.Byte
     (dict(add_table=True), "tables"),
     (dict(meta_fn=lambda m: m["condition_model"]["params"].update(condition_model=True)), "has no condition model"),
 ])
-def test_tampered_condition_model_is_refused(fitted, case, match, tmp_path):
+def test_tampered_condition_model_is_refused(fitted, case, match, tmp_path, edit_model_file):
     fitted.save(tmp_path / "m.mpx")
     with pytest.raises(DataValidationError, match=match):
-        Synthesizer.load(_edit((tmp_path / "m.mpx").read_bytes(), **case))
+        Synthesizer.load(edit_model_file((tmp_path / "m.mpx").read_bytes(), **case))
