@@ -427,15 +427,18 @@ def test_histogram_rows_have_norm_weight_times_sqrt_targets(cps):
     cps = cps.copy()
     cps.loc[:19, "re74"] = 10000.0  # a round value: a point-mass candidate
     rows, layout = histogram_rows(synth, cps, w, dp, {})
-    k74, k78 = len(layout["re74"][0]), len(layout["re78"][0])
+    k74, k78 = len(layout["re74"].cand), len(layout["re78"].cand)
     assert rows.shape == (len(cps), k74 + k78 + 2 * BINS) and 2 < k74 <= 2 + BINS
     dense = rows.toarray()
     assert np.allclose(np.linalg.norm(dense, axis=1), w * math.sqrt(2))
     for part in (dense[:, :k74 + BINS], dense[:, k74 + BINS:]):  # each target's part has norm w
         assert np.allclose(np.linalg.norm(part, axis=1), w)
     # the zero cell of re74 counts the weights of its zeros; a round candidate's cell 0.8 times its records'
-    cand, share = layout["re74"][0], layout["re74"][5]
+    cand, share = layout["re74"].cand, layout["re74"].share
     assert cand[0] == 0.0 and cand[-1] == 30000.0 and share[0] == share[-1] == 1.0 and (share[1:-1] == 0.8).all()
+    assert list(layout["re74"].round) == [False] + [True] * (k74 - 2) + [False]
+    edges, home = layout["re74"].edges, layout["re74"].home  # each candidate's bin holds it
+    assert (edges[home] <= layout["re74"].cand_t).all() and (layout["re74"].cand_t <= edges[home + 1]).all()
     x = cps["re74"].to_numpy()
     for i, v in enumerate(cand):
         assert dense[:, i].sum() == pytest.approx(share[i] * w[x == v].sum())
@@ -517,24 +520,25 @@ def test_an_integer_target_gets_a_point_mass_only_where_it_heaps(monkeypatch):
     assert 12.0 in fitted.point_masses_["educ"] and fitted.point_masses_["age"] == ()
     assert (fitted.sample(20_000, seed=1)["educ"] == 12).mean() == pytest.approx((educ == 12).mean(), abs=0.05)
     # judged by its count alone (about 250 records, 2.1%), every round age would be a point mass candidate
-    monkeypatch.setattr(_dp, "_even_share", lambda cells, entry: np.zeros(len(entry[0])))
+    monkeypatch.setattr(_dp, "_even_share", lambda cells, entry: np.zeros(len(entry.cand)))
     assert len(clone(synth).fit(data, seed=0).point_masses_["age"]) >= 3
 
 
 def test_round_point_masses_give_way_to_the_pattern_table():
     """Point masses at round values are dropped, lightest first, while the targets' state
     combinations exceed the pattern table; the bounds' and 0's are kept."""
-    from microplex.synthesis._dp import _fit_pattern_table
+    from microplex.synthesis._dp import NumericLayout, _fit_pattern_table
     from microplex.synthesis._layout import _MAX_PATTERNS
 
     synth = Synthesizer(["a", "b", "c", "k"], [])
     synth.kinds_ = {"a": "integer", "b": "integer", "c": "continuous", "k": "categorical"}
     cand = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0]
-    layout = {n: (cand,) for n in "abc"}
+    share = np.array([1.0, 0.8, 0.8, 0.8, 0.8, 0.8, 1.0])  # 0 and the bound 10 are not round
+    layout = {n: NumericLayout(cand, *[None] * 4, share, None, None) for n in "abc"}
     counts = np.array([900.0, 500, 400, 300, 200, 100, 50])
     found = {n: (counts * (1 + 0.01 * i), [0, 1, 2, 3, 4, 6]) for i, n in enumerate("abc")}
     found["k"] = np.ones(8)
-    _fit_pattern_table(synth, found, layout, {})
+    _fit_pattern_table(synth, found, layout)
     states = [len(found[n][1]) + 1 for n in "abc"]
     assert 8 * np.prod(states) <= _MAX_PATTERNS < 8 * 7 ** 3
     for n in "abc":

@@ -37,7 +37,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -85,6 +85,38 @@ ROUND_SHARE = 0.8
 FALSE_POINT_MASS = 0.004
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
+
+
+class NumericLayout(NamedTuple):
+    """A numeric target's cells in the statistics release (:func:`histogram_rows`): a cell per
+    point-mass candidate, then a bin per interval of ``edges``."""
+
+    #: The point-mass candidates (declared point masses, or :func:`point_mass_candidates`).
+    cand: list[float]
+    #: Their transforms (the histogram's scale).
+    cand_t: np.ndarray
+    #: The bins' edges on the transformed scale.
+    edges: np.ndarray
+    #: The encoder's segment (bounds and transform; mean and std set after the release).
+    seg: dict
+    #: The index of the edge at 0 (a barrier of the histogram's support), when the bounds straddle 0.
+    zero: tuple[int, ...]
+    #: Each candidate's share ``a`` of a record at it (the rest, ``sqrt(1 - a**2)``, counts in its
+    #: bin): 1 for the bounds, 0 and declared point masses, :data:`ROUND_SHARE` for a round value.
+    share: np.ndarray
+    #: The integers in each candidate's bin (an integer target's; ``inf`` for a continuous one).
+    integers: np.ndarray
+    #: Each candidate's bin.
+    home: np.ndarray
+
+    @property
+    def round(self) -> np.ndarray:
+        """Which candidates are round values (neither a bound nor 0 nor declared): the droppable ones."""
+        return self.share < 1.0
+
+    @property
+    def cells(self) -> int:
+        return len(self.cand) + len(self.edges) - 1
 
 
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:
@@ -297,12 +329,12 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     noise_sd = release["noise_multiplier"] * release["sensitivity"]
     found, pos = {}, 0
     for name in targets:  # every target's cells, moved onto the total, and its point masses
-        size = layout[name] if synth.kinds_[name] == "categorical" else len(layout[name][0]) + len(layout[name][2]) - 1
+        size = layout[name] if synth.kinds_[name] == "categorical" else layout[name].cells
         cells, pos = noisy[pos:pos + size], pos + size
         if synth.kinds_[name] == "categorical":
             found[name] = cells + (total - cells.sum()) / size
             continue
-        cand, share = layout[name][0], layout[name][5]
+        cand, share = layout[name].cand, layout[name].share
         k = len(cand)
         # The total is sum(bins) + sum_i (1 - b_i) / a_i * cell_i (a record at candidate i counts
         # a_i in its cell and b_i = sqrt(1 - a_i^2) in its bin): the cells are moved onto it by least squares.
@@ -317,14 +349,15 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             heaviest = np.argsort(-excess, kind="stable")[: synth.max_point_masses]
             keep = sorted(int(i) for i in heaviest if excess[i] >= floor[i])
         found[name] = (np.r_[counts, cells[k:]], keep)
-    _fit_pattern_table(synth, found, layout, schema)
+    _fit_pattern_table(synth, found, layout)
     shares = {}
     for name in targets:
         if synth.kinds_[name] == "categorical":
             shares[name] = _shares(found[name])
             continue
         cells, keep = found[name]
-        cand, cand_t, edges, seg, zero, share, _ = layout[name]
+        entry = layout[name]
+        cand, edges, seg, share, home = entry.cand, entry.edges, entry.seg, entry.share, entry.home
         centres = (edges[1:] + edges[:-1]) / 2
         k = len(cand)
         bins = len(edges) - 1
@@ -336,10 +369,9 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         # shares below keep every cell's count (the noise sums to zero over the cells, the true tails do not).
         b = np.sqrt(1.0 - share ** 2)
         coef = np.where(kept, -b, 1.0 - b)
-        home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)
         binned = hist + np.bincount(home, weights=coef * counts, minlength=bins)
         bin_sd = noise_sd * np.sqrt(1.0 + np.bincount(home, weights=(coef / share) ** 2, minlength=bins))
-        shape = np.where(histogram_support(binned, bin_sd, barriers=zero), np.clip(binned, 0.0, None), 0.0)
+        shape = np.where(histogram_support(binned, bin_sd, barriers=entry.zero), np.clip(binned, 0.0, None), 0.0)
         if shape.sum() > 0:
             mean = float(np.average(centres, weights=shape))
             std = float(np.sqrt(np.average((centres - mean) ** 2, weights=shape)))
@@ -357,7 +389,7 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     return [release], shares
 
 
-def _even_share(cells: np.ndarray, entry: tuple) -> np.ndarray:
+def _even_share(cells: np.ndarray, entry: NumericLayout) -> np.ndarray:
     """What each point-mass candidate would hold without a heap: 0 for the bounds, 0 and every
     candidate of a continuous target (a value of a continuous distribution holds no mass), and for
     a round value of an integer target its bin's records over the integers in the bin, which the
@@ -366,18 +398,16 @@ def _even_share(cells: np.ndarray, entry: tuple) -> np.ndarray:
     integer target is a point mass only when it holds more than that: cps1's ``educ`` as a target
     would get 12 (39% of the records, 23% in an even share of its bin of 2 years), its ``age`` not
     26 (3.6% against 3.5%), whose point masses would multiply the pattern table for nothing."""
-    cand, cand_t, edges, seg, _, share, integers = entry
-    k, bins = len(cand), len(edges) - 1
-    if not k or not np.isfinite(integers).any():
+    k, bins, share, home = len(entry.cand), len(entry.edges) - 1, entry.share, entry.home
+    if not k or not np.isfinite(entry.integers).any():
         return np.zeros(k)
     counts, hist = cells[:k], cells[k:k + bins]
-    home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)
     in_bin = hist + np.bincount(home, weights=(1.0 - np.sqrt(1.0 - share ** 2)) * counts, minlength=bins)
-    return np.where(share < 1.0, np.clip(in_bin[home], 0.0, None) / integers, 0.0)
+    return np.where(entry.round, np.clip(in_bin[home], 0.0, None) / entry.integers, 0.0)
 
 
 def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
-                   schema: dict[str, VariableSpec]) -> tuple[sparse.csr_matrix, dict[str, Any]]:
+                   schema: dict[str, VariableSpec]) -> tuple[sparse.csr_matrix, dict[str, NumericLayout | int]]:
     """Each record's contribution (N, cells; sparse) to the statistics release of ``synth``'s targets
     (``kinds_`` set; categorical encoders set in ``encoders_``), and each target's layout.
 
@@ -390,8 +420,7 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
     ``ROUND_SHARE * w`` in the candidate's cell and ``sqrt(1 - ROUND_SHARE**2) * w`` in its bin. Each
     target's part of a record's row has L2 norm ``w``, the row ``w * sqrt(number of targets)``: the
     release's sensitivity is sqrt(number of targets), however many candidates there are. A
-    target's layout: (candidates, their transforms, bin edges, segment, barriers, each candidate's
-    share ``a``, the number of integers in each candidate's bin: ``inf`` for a continuous target)."""
+    target's layout: its number of categories, or its :class:`NumericLayout`."""
     blocks, layout = [], {}
     n = len(data)
     for name in synth.target_vars:
@@ -441,12 +470,12 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         blocks.append(_one_cell(np.where(on, at, -1), w * a, k + bins) + _one_cell(np.where(b > 0, cell, -1), w * b,
                                                                                  k + bins))
         cand_t = raw.encode(np.asarray(cand, dtype=float))[1] if cand else np.zeros(0)
+        home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)  # each candidate's bin
         integers = np.full(k, np.inf)  # the integers in each candidate's bin (an integer target's)
         if integer and cand:
             raw_edges = raw.segments[0].decode(edges)
-            home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)
             integers = np.maximum(np.ceil(raw_edges[home + 1]) - np.ceil(raw_edges[home]), 1.0)
-        layout[name] = (cand, cand_t, edges, seg, zero, share, integers)
+        layout[name] = NumericLayout(cand, cand_t, edges, seg, zero, share, integers, home)
     rows = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n, 0))
     return rows, layout
 
@@ -528,8 +557,7 @@ def point_mass_z(candidates: int) -> float:
     return float(max(POINT_MASS_Z, ndtri(1.0 - FALSE_POINT_MASS / max(int(candidates), 1))))
 
 
-def _fit_pattern_table(synth: Synthesizer, found: dict[str, Any], layout: dict[str, Any],
-                       schema: dict[str, VariableSpec]) -> None:
+def _fit_pattern_table(synth: Synthesizer, found: dict[str, Any], layout: dict[str, NumericLayout | int]) -> None:
     """Drops, lightest first, point masses at round values (:func:`point_mass_candidates`, neither a
     bound nor 0 nor declared) while the targets' state combinations exceed the pattern table's
     :data:`~._layout._MAX_PATTERNS` (``found``: per numeric target its noisy cells and the indices
@@ -542,11 +570,10 @@ def _fit_pattern_table(synth: Synthesizer, found: dict[str, Any], layout: dict[s
 
     droppable = []  # (noisy count, target, candidate index)
     for name, entry in found.items():
-        if synth.kinds_[name] == "categorical" or schema.get(name, VariableSpec()).point_masses is not None:
+        if synth.kinds_[name] == "categorical":
             continue
-        cand, (lo, hi) = layout[name][0], (layout[name][0][0], layout[name][0][-1])
         cells, keep = entry
-        droppable += [(float(cells[i]), name, i) for i in keep if cand[i] not in (lo, hi, 0.0)]
+        droppable += [(float(cells[i]), name, i) for i in keep if layout[name].round[i]]
     droppable.sort(key=lambda d: (d[0], d[1], d[2]))
     while droppable and float(np.prod([states(n) for n in found], dtype=float)) > _MAX_PATTERNS:
         _, name, i = droppable.pop(0)
