@@ -9,7 +9,8 @@ settings of the session-23 runs instead), and releases
 ``sample(len(holdout), seed=seed + 1)`` (conditions drawn too). The release is scored against the
 holdout (weighted by the holdout's weights on eusilc; the release is a population sample, unweighted):
 
-- ``ks_max``: worst KS over the targets;
+- ``ks_max``: worst KS over the targets; ``ks_max_cond``/``ks_cond``: over the numeric conditions
+  (drawn by the condition model; session 32 on) and which;
 - ``zero_err``/``top_err``: worst absolute error over the targets of the share at 0 and at the
   top code (the largest training value when it carries at least 0.3% of the records: cps1's
   earnings; eusilc has none);
@@ -226,6 +227,17 @@ def mean_error(holdout, release, targets, wh) -> tuple[float, float]:
     return float(max(means)), float(max(sds))
 
 
+def _worst_condition_ks(s: pd.Series, conds: list[str]) -> dict:
+    """``ks_max_cond``/``ks_cond``: the worst KS over the numeric conditions and its column (session 32: a
+    fully synthetic release draws the conditions too, from the condition model; NaN when none is numeric)."""
+    ks = {c: s.get(("ks", c, "all"), np.nan) for c in conds}
+    ks = {c: float(v) for c, v in ks.items() if v == v}
+    if not ks:
+        return {"ks_max_cond": float("nan"), "ks_cond": ""}
+    worst = max(ks, key=ks.get)
+    return {"ks_max_cond": ks[worst], "ks_cond": worst}
+
+
 def worst_pair(real, release, wr, ws, targets) -> tuple[float, str]:
     """(worst absolute Pearson correlation error over the pairs with a target, "a~b" its pair)."""
     from microplex._stats import is_numeric
@@ -322,6 +334,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
     return {
         "dataset": dataset, "seed": seed, "epsilon": epsilon,
         "ks_max": float(np.nanmax([s.get(("ks", t, "all"), np.nan) for t in targets])),
+        **_worst_condition_ks(s, conds),
         "zero_err": zero, "top_err": top, "pattern_tv": pattern_tv(train, holdout, release, targets, wh),
         **dict(zip(("mean_err", "sd_err"), mean_error(holdout, release, targets, wh))),
         "corr_err": target_pair_scores(holdout[cols], release, wh, None, targets)["correlation_error"],

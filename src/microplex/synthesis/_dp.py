@@ -11,8 +11,9 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
 - *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
   per target, each record in one cell of each with its weight over the public weight bound
   (at most 1; sensitivity sqrt(number of targets), :func:`histogram_rows`): a cell per category,
-  or per point-mass candidate (declared point masses, else the public bounds and 0) and
-  :data:`BINS` bins of the transformed values; from it, by post-processing only, the point masses
+  or per point-mass candidate (declared point masses, else the public bounds, 0 and round values)
+  and :data:`BINS` bins of the transformed values (fewer for few records, :func:`bin_count`), each
+  cut into :data:`SUB_BINS` sub-bins; from it, by post-processing only, the point masses
   (noisy share at least ``point_mass_threshold`` and :data:`POINT_MASS_Z` noise standard
   deviations), each target's standardization (with
   ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
@@ -85,6 +86,8 @@ ROUND_SHARE = 0.8
 FALSE_POINT_MASS = 0.004
 #: Bins of the noisy histogram of each numeric target's transformed values (its standardization).
 BINS = 32
+#: The fewest bins :func:`bin_count` gives a histogram of few records or much noise.
+MIN_BINS = 8
 #: Each bin is cut into this many sub-bins of equal width, a finer histogram released beside it:
 #: the bins find where the values lie, the sub-bins shape them inside the bins that hold mass.
 #: Public bounds are wide, and 32 bins of a logit between them may put a target's whole body in
@@ -350,7 +353,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     synth.condition_encoder_ = ConditionEncoder.from_dict(
         {"kinds": {n: synth.kinds_[n] for n in conditions}, "stats": stats})
     synth.encoders_ = {n: None for n in targets}  # in target order, as a loaded model builds them
-    rows, layout = histogram_rows(synth, data, w, dp, schema)
+    noise_sd = release["noise_multiplier"] * release["sensitivity"]
+    rows, layout = histogram_rows(synth, data, w, dp, schema, bin_count(len(data), noise_sd))
     if dp.get("weighted"):  # the total weight: one more cell, each record's weight (at most 1)
         rows = sparse.hstack([rows, sparse.csr_matrix(w[:, None])], format="csr")
     noisy = gaussian_release(np.asarray(rows.sum(axis=0), dtype=float).ravel(), release, rng)
@@ -359,7 +363,6 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     # least-squares estimate under the constraint, each cell weighted by its noise variance), so a
     # share is its cell over the total instead of over the sum of dozens of noisy cells.
     total = max(float(noisy[-1]), 1.0) if dp.get("weighted") else float(len(data))
-    noise_sd = release["noise_multiplier"] * release["sensitivity"]
     found, sub, pos = {}, {}, 0
     for name in targets:  # every target's cells, moved onto the total, and its point masses
         size = layout[name] if synth.kinds_[name] == "categorical" else layout[name].cells
@@ -484,14 +487,28 @@ def _even_share(cells: np.ndarray, entry: NumericLayout) -> np.ndarray:
     return np.where(entry.round, np.clip(in_bin[home], 0.0, None) / entry.integers, 0.0)
 
 
+def bin_count(n: int, noise_sd: float) -> int:
+    """Bins of a numeric histogram of ``n`` records (public) released with noise ``noise_sd``:
+    :data:`BINS`, fewer (at least :data:`MIN_BINS`) when ``n / (2 * noise_sd)`` is below it, so
+    that values spread over the bins hold about a noise standard deviation or more a bin.
+
+    Examples
+    --------
+    >>> bin_count(12_794, 20.7), bin_count(1_284, 61.2), bin_count(100, 80.0)
+    (32, 10, 8)
+    """
+    return int(np.clip(math.floor(n / (2.0 * max(noise_sd, 1e-12))), MIN_BINS, BINS))
+
+
 def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: dict[str, Any],
-                   schema: dict[str, VariableSpec]) -> tuple[sparse.csr_matrix, dict[str, NumericLayout | int]]:
+                   schema: dict[str, VariableSpec], n_bins: int = BINS
+                   ) -> tuple[sparse.csr_matrix, dict[str, NumericLayout | int]]:
     """Each record's contribution (N, cells; sparse) to the statistics release of ``synth``'s targets
     (``kinds_`` set; categorical encoders set in ``encoders_``), and each target's layout.
 
     A categorical target has a cell per public category; a numeric one a cell per point-mass
     candidate (declared point masses, else :func:`point_mass_candidates`: the public bounds, 0 and
-    round values between them) and :data:`BINS` bins of its values' logit between the public
+    round values between them) and ``n_bins`` bins (:func:`bin_count`) of its values' logit between the public
     bounds (one more when the bounds straddle 0: the bin holding 0 is split there, so that no bin
     holds values of both signs), each cut into :data:`SUB_BINS` sub-bins. A record counts in each
     target's histogram with its weight ``w`` (the weight over its public bound, at most 1): wholly
@@ -520,9 +537,9 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
                "mean": 0.0, "std": 1.0, "tail_lo": None, "tail_hi": None}
         raw = ContinuousEncoder.from_dict({"name": name, "integer": integer, "point_masses": [], "segments": [seg]})
         x = data[name].to_numpy(float)
-        # The transformed values' histogram on BINS bins between the transforms of the bounds, the
+        # The transformed values' histogram on n_bins bins between the transforms of the bounds, the
         # bin holding 0 split there (a bin holds values of one sign: _dp_histogram's barrier).
-        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], BINS + 1)
+        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], n_bins + 1)
         zero: tuple[int, ...] = ()  # the edge at 0, a barrier of the histogram's support
         if lo < 0 < hi:
             t_zero = float(raw.encode(np.zeros(1))[1][0])
