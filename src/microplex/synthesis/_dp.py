@@ -138,6 +138,7 @@ class NumericLayout(NamedTuple):
 
     @property
     def bins(self) -> int:
+        """The histogram's bins (:func:`bin_count`, one more where the bounds straddle 0)."""
         return len(self.edges) - 1
 
     @property
