@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import zipfile
 
 import pandas as pd
@@ -44,3 +45,39 @@ def edit_model_file():
     """A model file's bytes rewritten (an untrusted file to load): ``meta_fn`` edits the metadata,
     ``tensor_fn`` the tensors, ``add_table`` adds a conditions table; returns a readable buffer."""
     return _edit_model_file
+
+
+def _figure_differences(now, pinned, rel: float, atol: float = 0.0, numbers_as_text: bool = False,
+                        path: str = "") -> list[str]:
+    """Where nested dicts/lists of figures ``now`` differ from ``pinned``: the same structure, labels
+    and booleans, each number equal or within ``atol + rel * |pinned|`` (NaN only against NaN). With
+    ``numbers_as_text`` a string that parses as a number is compared as one (figures written as text)."""
+    if isinstance(pinned, dict):
+        if not isinstance(now, dict) or now.keys() != pinned.keys():
+            return [f"{path}: keys"]
+        return [d for k in pinned for d in _figure_differences(now[k], pinned[k], rel, atol, numbers_as_text,
+                                                               f"{path}.{k}")]
+    if isinstance(pinned, list):
+        if not isinstance(now, list) or len(now) != len(pinned):
+            return [f"{path}: length"]
+        return [d for i, (a, b) in enumerate(zip(now, pinned))
+                for d in _figure_differences(a, b, rel, atol, numbers_as_text, f"{path}[{i}]")]
+    a, b = now, pinned
+    if numbers_as_text and isinstance(a, str) and isinstance(b, str):
+        try:
+            a, b = float(a), float(b)
+        except ValueError:  # a label
+            pass
+    numeric = (isinstance(a, (int, float)) and isinstance(b, (int, float))
+               and not isinstance(a, bool) and not isinstance(b, bool))
+    if not numeric:
+        return [] if now == pinned else [f"{path}: {now!r} != {pinned!r}"]
+    if a == b or (math.isnan(a) and math.isnan(b)) or abs(a - b) <= atol + rel * abs(b):
+        return []
+    return [f"{path}: {now!r} != {pinned!r}"]
+
+
+@pytest.fixture(scope="session")
+def figure_differences():
+    """Where two nested dicts/lists of figures differ, numbers to a tolerance (:func:`_figure_differences`)."""
+    return _figure_differences

@@ -299,34 +299,16 @@ def _model_summary(data: bytes) -> dict:
         }
 
 
-def _close(now: Any, pinned: Any, rel: float, atol: float, path: str = "") -> list[str]:
-    """Where ``now`` differs from ``pinned``: the same structure, labels and booleans, numbers within
-    ``atol + rel * |pinned|``."""
-    if isinstance(pinned, dict):
-        if not isinstance(now, dict) or now.keys() != pinned.keys():
-            return [f"{path}: keys"]
-        return [d for k in pinned for d in _close(now[k], pinned[k], rel, atol, f"{path}.{k}")]
-    if isinstance(pinned, list):
-        if not isinstance(now, list) or len(now) != len(pinned):
-            return [f"{path}: length"]
-        return [d for i, (a, b) in enumerate(zip(now, pinned)) for d in _close(a, b, rel, atol, f"{path}[{i}]")]
-    if isinstance(pinned, bool) or not isinstance(pinned, (int, float)) or isinstance(now, bool):
-        return [] if now == pinned else [f"{path}: {now!r} != {pinned!r}"]
-    if not isinstance(now, (int, float)) or not abs(now - pinned) <= atol + rel * abs(pinned):
-        return [f"{path}: {now!r} != {pinned!r}"]
-    return []
-
-
-def test_model_file_is_pinned(tmp_path):
+def test_model_file_is_pinned(tmp_path, figure_differences):
     now, pinned = _model_summary(_pinned_fit()), json.loads(PINNED_MODEL.read_text())
     assert now["members"] == pinned["members"]
-    assert _close(now["conditions"], pinned["conditions"], 0.0, 0.0) == []
-    assert _close(now["metadata"], pinned["metadata"], 1e-6, 1e-9) == []  # losses are float32 sums
-    assert _close(now["tensors"], pinned["tensors"], 1e-5, 1e-5) == []
+    assert figure_differences(now["conditions"], pinned["conditions"], 0.0, 0.0) == []
+    assert figure_differences(now["metadata"], pinned["metadata"], 1e-6, 1e-9) == []  # losses are float32 sums
+    assert figure_differences(now["tensors"], pinned["tensors"], 1e-5, 1e-5) == []
     # the comparison fails on a change of training: a weight moved by 1e-4
     moved = json.loads(json.dumps(now["tensors"]))
     moved["head.0.weight"]["values"][0] += 1e-4
-    assert _close(moved, pinned["tensors"], 1e-5, 1e-5) != []
+    assert figure_differences(moved, pinned["tensors"], 1e-5, 1e-5) != []
     # within one machine the bytes are the same call after call, and the model shipped to Dask
     # workers (built in memory from the exported state) is the saved file
     synth = Synthesizer(["re74", "re78"], ["age", "educ"], epochs=2, hidden_features=(8,), transforms=1, verbose=False)

@@ -24,23 +24,7 @@ def rng():
     return np.random.default_rng(17)
 
 
-def _same_figures(now, before, rel: float) -> bool:
-    """Whether two nested lists/dicts of figures written as strings agree: the same structure and
-    labels, each number within ``rel`` of the other (relative; "nan" only against "nan")."""
-    if isinstance(before, dict):
-        return isinstance(now, dict) and now.keys() == before.keys() and all(
-            _same_figures(now[k], before[k], rel) for k in before)
-    if isinstance(before, list):
-        return isinstance(now, list) and len(now) == len(before) and all(
-            _same_figures(a, b, rel) for a, b in zip(now, before))
-    try:
-        a, b = float(now), float(before)
-    except ValueError:  # a label
-        return now == before
-    return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=rel, abs=0)
-
-
-def test_every_figure_of_the_fixed_case_is_the_one_before_the_shared_layer():
+def test_every_figure_of_the_fixed_case_is_the_one_before_the_shared_layer(figure_differences):
     """evaluate(), point masses, weight summary, SMD and Gini as before the shared layer, to 1e-13
     relative: on the machine that wrote the file they agreed to the last bit, and another CPU's
     vectorized sums move the last bits (session 33: a Wasserstein distance's 16th digit, ...777 against
@@ -48,9 +32,10 @@ def test_every_figure_of_the_fixed_case_is_the_one_before_the_shared_layer():
     weight), which moves them by < 1e-13."""
     before, now = json.loads(BEFORE.read_text()), figures()
     for key in ("scores", "point_masses", "weights_summary", "smd", "households", "compare_shared"):
-        assert _same_figures(now[key], before[key], rel=1e-13), key
-    assert not _same_figures([["ks", "1.0"]], [["ks", "1.000001"]], rel=1e-13)  # the comparison can fail
-    assert not _same_figures([["ks", "1.0"]], [["tv", "1.0"]], rel=1e-13)
+        assert figure_differences(now[key], before[key], rel=1e-13, numbers_as_text=True) == [], key
+    # the comparison can fail
+    assert figure_differences([["ks", "1.0"]], [["ks", "1.000001"]], rel=1e-13, numbers_as_text=True) != []
+    assert figure_differences([["ks", "1.0"]], [["tv", "1.0"]], rel=1e-13, numbers_as_text=True) != []
 
 
 # -- the former formulas, kept here to pin the new ones against them --------------------------

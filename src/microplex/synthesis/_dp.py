@@ -480,7 +480,7 @@ def _even_share(cells: np.ndarray, entry: NumericLayout) -> np.ndarray:
     integer target is a point mass only when it holds more than that: cps1's ``educ`` as a target
     would get 12 (39% of the records, 23% in an even share of its bin of 2 years), its ``age`` not
     26 (3.6% against 3.5%), whose point masses would multiply the pattern table for nothing."""
-    k, bins, share, home = len(entry.cand), len(entry.edges) - 1, entry.share, entry.home
+    k, bins, share, home = len(entry.cand), entry.bins, entry.share, entry.home
     if not k or not np.isfinite(entry.integers).any():
         return np.zeros(k)
     counts, hist = cells[:k], cells[k:k + bins]
@@ -560,8 +560,8 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         k, bins = len(cand), len(edges) - 1
         cell = k + np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)  # each record's bin
         at = np.full(len(x), -1)  # each record's candidate (-1: none)
+        values = np.asarray(cand, dtype=float)
         if cand:
-            values = np.asarray(cand, dtype=float)
             pos = np.clip(np.searchsorted(values, x), 0, k - 1)
             at = np.where(values[pos] == x, pos, -1)
         on = at >= 0
@@ -574,13 +574,12 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         fine.eliminate_zeros()
         blocks.append(_one_cell(np.where(on, at, -1), w * a, size)
                       + _one_cell(np.where(b > 0, cell, -1), w * b * BIN_SHARE, size) + fine)
-        values = np.asarray(cand, dtype=float)
         cand_t = raw.encode(values)[1] if cand else np.zeros(0)
         home = np.clip(np.searchsorted(edges, cand_t, side="right") - 1, 0, bins - 1)  # each candidate's bin
         sub_home = np.zeros((k, bins * SUB_BINS))
         if cand:
             cols, shares = _sub_bins(raw, edges, values, cand_t, home)
-            np.add.at(sub_home, (np.repeat(np.arange(k), SUB_BINS), cols.ravel()), shares.ravel())
+            sub_home[np.arange(k)[:, None], cols] = shares  # a candidate's SUB_BINS columns are distinct
         integers = np.full(k, np.inf)  # the integers in each candidate's bin (an integer target's)
         if integer and cand:
             raw_edges = raw.segments[0].decode(edges)
