@@ -19,7 +19,8 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   ``standardize="quantile"``, the default, the knots of the histogram's quantiles,
   :func:`._quantile_map.knots_from_histogram`; with ``"moments"`` its mean and standard
   deviation; only the runs of bins that stand out of the noise hold mass,
-  :func:`._dp_histogram.histogram_support`) and the state
+  :func:`._dp_histogram.histogram_support`, the bins at their ends at their posterior means,
+  :func:`._dp_histogram.posterior_counts`) and the state
   shares that the pattern head starts at and is raked to after training (:mod:`._dp_rake`); after
   training the flow's base scale widens conditional distributions that clipping narrowed and the
   knots' normal scores are set to the model's own quantiles (:mod:`._dp_margins`), so the release
@@ -51,7 +52,7 @@ from .._params import check_float
 from .schema import VariableSpec
 from .heaps import Logits
 from . import _quantile_map as qmap
-from ._dp_histogram import histogram_support
+from ._dp_histogram import core, histogram_support, posterior_counts
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -396,6 +397,26 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             keep = sorted(int(i) for i in heaviest if excess[i] >= floor[i])
         found[name] = (np.r_[counts, cells[k:]], keep)
     _fit_pattern_table(synth, found, layout)
+    numeric = [name for name in targets if synth.kinds_[name] != "categorical"]
+    binned, bin_sd, coef = {}, {}, {}
+    for name in numeric:
+        # The continuous values' histogram: each bin with the records of its free candidates and without
+        # the share b_i of the point masses' records that it holds; the noise of those estimates joins
+        # the bin's.
+        cells, keep = found[name]
+        entry = layout[name]
+        k, share = len(entry.cand), entry.share
+        counts = cells[:k]
+        b = np.sqrt(1.0 - share ** 2)
+        coef[name] = np.where(np.isin(np.arange(k), keep), -b, 1.0 - b)
+        binned[name] = cells[k:k + entry.bins] + np.bincount(entry.home, weights=coef[name] * counts,
+                                                             minlength=entry.bins)
+        bin_sd[name] = noise_sd * np.sqrt(_bin_variance() + np.bincount(entry.home, weights=(coef[name] / share) ** 2,
+                                                                        minlength=entry.bins))
+    # Each bin's posterior mean under one prior of bin counts estimated from all the targets' histograms
+    # (_dp_histogram.posterior_counts): a bin at a run's end, outside the run's core, owes part of its noisy
+    # count to the noise that kept it.
+    posterior = dict(zip(numeric, posterior_counts([binned[n] for n in numeric], [bin_sd[n] for n in numeric])))
     shares = {}
     for name in targets:
         if synth.kinds_[name] == "categorical":
@@ -403,20 +424,15 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             continue
         cells, keep = found[name]
         entry = layout[name]
-        cand, edges, seg, share, home = entry.cand, entry.edges, entry.seg, entry.share, entry.home
-        k, bins = len(cand), entry.bins
-        counts, hist = cells[:k], cells[k:k + bins]
-        kept = np.isin(np.arange(k), keep)
-        # The continuous values' histogram: each bin with the records of its free candidates and without
-        # the share b_i of the point masses' records that it holds; the noise of those estimates joins
-        # the bin's. Only the runs of bins that stand out of the noise are kept (_dp_histogram); the
-        # shares below keep every cell's count (the noise sums to zero over the cells, the true tails do not).
-        b = np.sqrt(1.0 - share ** 2)
-        coef = np.where(kept, -b, 1.0 - b)
-        binned = hist + np.bincount(home, weights=coef * counts, minlength=bins)
-        bin_sd = noise_sd * np.sqrt(_bin_variance() + np.bincount(home, weights=(coef / share) ** 2, minlength=bins))
-        shape = np.where(histogram_support(binned, bin_sd, barriers=entry.zero), np.clip(binned, 0.0, None), 0.0)
-        fine = sub[name] + (coef * counts) @ entry.sub_home
+        cand, seg, share = entry.cand, entry.seg, entry.share
+        counts = cells[:len(cand)]
+        # Only the runs of bins that stand out of the noise are kept (_dp_histogram), their cores (from the
+        # first to the last bin of 2 noise sd) at their noisy counts, their ends at their posterior means; the
+        # shares below keep every cell's noisy count (the noise sums to zero over the cells, the true tails do not).
+        support = histogram_support(binned[name], bin_sd[name], barriers=entry.zero)
+        shape = np.where(core(binned[name], bin_sd[name], support), np.clip(binned[name], 0.0, None), posterior[name])
+        shape = np.where(support, shape, 0.0)
+        fine = sub[name] + (coef[name] * counts) @ entry.sub_home
         shape = sub_bin_shape(shape, fine, noise_sd / math.sqrt(1.0 - BIN_SHARE ** 2))
         edges = entry.sub_edges
         centres = (edges[1:] + edges[:-1]) / 2
@@ -433,7 +449,7 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
         synth.encoders_[name] = ContinuousEncoder.from_dict({
             "name": name, "integer": synth.kinds_[name] == "integer",
             "point_masses": [cand[i] for i in keep], "segments": [seg]})
-        shares[name] = _shares(np.append(counts[keep], binned.sum()))
+        shares[name] = _shares(np.append(counts[keep], binned[name].sum()))
     return [release], shares
 
 

@@ -19,15 +19,29 @@ windows). Inside a run every bin keeps its noisy count (negative counts set to 0
 does. Pure post-processing of the release: no budget. A sparse target's tail bins, 1-3 noise
 standard deviations each, are still cut off (on eusilc at epsilon 1 the unemployment benefits'
 99th percentile a third to a half of the real one).
+
+Inside the runs a bin's noisy count is a biased estimate of its records: the runs grow while the
+windows beyond them pass, so the bins at their ends are kept *because* their noise was positive (on
+eusilc at epsilon 1, seed 8, the self-employment income's three end bins held 36, 40 and 27 noisy
+records against 11, 2 and 0 real ones, at noise sd 31; the release's mean was twice the real one).
+:func:`posterior_counts` replaces every count by its posterior mean under a prior of bin counts
+estimated from all the release's histograms at once (empirical Bayes: the nonparametric maximum
+likelihood prior of Kiefer and Wolfowitz on a grid). A posterior mean given the observed count does
+not depend on why the bin was kept, so it carries no selection bias; a count of many noise standard
+deviations keeps its value, one of about one is pulled towards the empty bins that most such
+counts are (the three end bins above: 7, 9 and 3).
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from collections.abc import Sequence
 
-__all__ = ["FAR_Z", "SUPPORT_WINDOW", "SUPPORT_Z", "histogram_support"]
+import numpy as np
+from scipy.stats import norm
+
+__all__ = ["CORE_Z", "FAR_Z", "SUPPORT_WINDOW", "SUPPORT_Z", "core", "histogram_support", "posterior_counts"]
 
 #: Bins summed to tell mass from noise.
 SUPPORT_WINDOW = 3
@@ -37,6 +51,20 @@ SUPPORT_WINDOW = 3
 SUPPORT_Z = 1.0
 #: A window away from the main run starts a run of its own at this many (one in about 30,000).
 FAR_Z = 4.0
+#: The prior's grid (:func:`posterior_counts`): steps of this many noise standard deviations up to
+#: :data:`PRIOR_LINEAR` of them, then a geometric grid of ratio :data:`PRIOR_RATIO` (a count of many
+#: standard deviations is hardly shrunk, so its grid may be coarse).
+PRIOR_STEP = 0.25
+PRIOR_LINEAR = 6.0
+PRIOR_RATIO = 1.05
+#: A histogram's core (:func:`core`) runs from its first to its last bin of at least this many noise
+#: standard deviations.
+CORE_Z = 2.0
+#: EM iterations of the prior's weights.
+PRIOR_ITERATIONS = 500
+#: Counts of at least this many noise standard deviations keep their value (their posterior mean is
+#: the count up to the grid's spacing, which is coarser than the noise there).
+PRIOR_KEEP_Z = 4.0
 
 
 def _passes(v: np.ndarray, start: int, stop: int, var: np.ndarray, z: float) -> bool:
@@ -104,3 +132,86 @@ def histogram_support(noisy: np.ndarray, noise_sd: float | np.ndarray, window: i
         if len(free) == 0:
             return mask
         start = int(free[np.argmax(sums[free])])
+
+
+def posterior_counts(noisy: Sequence[np.ndarray], noise_sd: Sequence[float | np.ndarray],
+                     iterations: int = PRIOR_ITERATIONS) -> list[np.ndarray]:
+    """Posterior means of the true counts of histograms released with Gaussian noise, under one prior
+    of bin counts estimated from all of them (empirical Bayes).
+
+    ``noisy[j]`` are histogram ``j``'s noisy counts and ``noise_sd[j]`` their noise standard
+    deviation (one, or one per bin). The prior is a discrete distribution on a grid of counts from 0
+    (:data:`PRIOR_STEP` noise standard deviations apart up to :data:`PRIOR_LINEAR` of them, then
+    :data:`PRIOR_RATIO` times the last) whose weights maximize the likelihood of all the noisy
+    counts (Kiefer-Wolfowitz's nonparametric maximum likelihood, by ``iterations`` EM steps). Each
+    count becomes its posterior mean under that prior, at least 0; counts of at least
+    :data:`PRIOR_KEEP_Z` noise standard deviations keep their value. Pure post-processing of the
+    release. Without noise (every sd 0) the counts are returned clipped at 0.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> true = np.r_[np.zeros(20), 900.0, 400.0, 60.0, np.zeros(9)]
+    >>> [post] = posterior_counts([true + rng.normal(0, 30, 32)], [30.0])
+    >>> bool(abs(post[20] - 900) < 40), bool(np.abs(post[:20]).max() < 15)
+    (True, True)
+    """
+    if len(noisy) != len(noise_sd):
+        raise ValueError(f"The 'noise_sd' parameter must give one entry per histogram ({len(noisy)}). Got "
+                         f"{len(noise_sd)} instead.")
+    counts = [np.asarray(v, dtype=float) for v in noisy]
+    sds = [np.broadcast_to(np.asarray(sd, dtype=float), v.shape) for v, sd in zip(counts, noise_sd)]
+    for sd in sds:
+        if not (np.isfinite(sd).all() and (sd >= 0).all()):
+            raise ValueError(f"The 'noise_sd' parameter must be finite numbers >= 0. Got {noise_sd!r} instead.")
+    if not counts or not sum(v.size for v in counts):
+        return [np.clip(v, 0.0, None) for v in counts]
+    v, sd = np.concatenate([c.ravel() for c in counts]), np.concatenate([s.ravel() for s in sds])
+    if not (sd > 0).all():
+        if sd.any():
+            raise ValueError("The 'noise_sd' parameter must be all 0 (no noise) or all > 0.")
+        return [np.clip(c, 0.0, None) for c in counts]
+    unit = float(np.median(sd))
+    linear = np.arange(0.0, PRIOR_LINEAR * unit, PRIOR_STEP * unit)
+    top = max(float(v.max()), 0.0) + 3.0 * float(sd.max())
+    steps = max(0, math.ceil(math.log(max(top / linear[-1], 1.0)) / math.log(PRIOR_RATIO)))
+    grid = np.r_[linear, linear[-1] * PRIOR_RATIO ** np.arange(1, steps + 1)]
+    log_like = norm.logpdf((v[:, None] - grid[None, :]) / sd[:, None])  # up to each row's constant 1 / sd
+    like = np.exp(log_like - log_like.max(axis=1, keepdims=True))  # rows scaled: nothing underflows
+    weights = np.full(len(grid), 1.0 / len(grid))
+    for _ in range(iterations):
+        joint = like * weights
+        weights = (joint / joint.sum(axis=1, keepdims=True)).mean(axis=0)
+    joint = like * weights
+    post = (joint @ grid) / joint.sum(axis=1)
+    post = np.where(v >= PRIOR_KEEP_Z * sd, v, np.clip(post, 0.0, None))
+    out, pos = [], 0
+    for c in counts:
+        out.append(post[pos:pos + c.size].reshape(c.shape))
+        pos += c.size
+    return out
+
+
+def core(noisy: np.ndarray, noise_sd: float | np.ndarray, support: np.ndarray, z: float = CORE_Z) -> np.ndarray:
+    """Boolean mask of the bins of each run of ``support`` (:func:`histogram_support`) from the run's
+    first to its last bin of at least ``z`` noise standard deviations (none of a run without one). A
+    run keeps the bins between those whatever their noise, and grows beyond them only while the
+    windows beyond pass: the bins of the runs outside their cores are those kept because of their
+    noise, where :func:`posterior_counts` replaces the noisy counts.
+
+    Examples
+    --------
+    >>> v = np.array([3.0, 1.0, 3.0, 0.5, -1.0, 2.5, 1.0, 0.0, 2.2])
+    >>> core(v, 1.0, np.array([0, 1, 1, 1, 1, 1, 1, 0, 0], dtype=bool)).astype(int).tolist()
+    [0, 0, 1, 1, 1, 1, 0, 0, 0]
+    """
+    v = np.asarray(noisy, dtype=float)
+    big = v >= z * np.broadcast_to(np.asarray(noise_sd, dtype=float), v.shape)
+    keep = np.asarray(support, dtype=bool)
+    mask = np.zeros(len(v), dtype=bool)
+    edges = np.diff(np.r_[0, keep.astype(int), 0])
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        inside = start + np.flatnonzero(big[start:stop])
+        if len(inside):
+            mask[inside[0]:inside[-1] + 1] = True
+    return mask
