@@ -143,3 +143,17 @@ def test_core_is_per_run():
     support = np.array([0, 0, 0, 1, 1, 1, 1, 1, 0, 0], dtype=bool)
     assert core(v, 1.0, support).astype(int).tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
     assert not core(v, 1.0, np.zeros(10, dtype=bool)).any()
+
+
+def test_posterior_means_rise_with_the_count_and_fall_with_the_noise():
+    """Under one prior and one noise sd, a larger noisy count has a larger posterior mean (Gaussian noise:
+    the posterior mean is non-decreasing in the observation); at the same count, a noisier bin is pulled
+    further towards the prior's empty bins."""
+    rng = np.random.default_rng(5)
+    body = [np.r_[np.zeros(24), 300.0, 900.0, 500.0, 120.0, np.zeros(4)] + rng.normal(0, 30, 32) for _ in range(3)]
+    grid = np.linspace(-60.0, 150.0, 43)
+    *_, post = posterior_counts(body + [grid], [30.0] * 4)
+    assert np.all(np.diff(post) >= -1e-9)
+    assert post[0] < 5 and post[-1] > 100  # noise near 0 held near 0, 5 sd kept
+    *_, same = posterior_counts(body + [np.array([60.0, 60.0])], [30.0] * 3 + [np.array([20.0, 40.0])])
+    assert same[0] > same[1]
