@@ -15,7 +15,6 @@ import importlib.util
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 
 from microplex import DataValidationError

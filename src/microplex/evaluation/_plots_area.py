@@ -6,8 +6,6 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ._plots import HOLD, REAL, SYNTH, label, png, pyplot
 from .areas import area_errors, error_summary
 
