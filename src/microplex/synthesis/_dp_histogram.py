@@ -69,6 +69,15 @@ PRIOR_ITERATIONS = 500
 PRIOR_KEEP_Z = 4.0
 
 
+def _noise_sd(noise_sd: float | np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``noise_sd`` (one, or one per bin) broadcast to the histogram's ``shape``; it must be finite and >= 0."""
+    sd = np.broadcast_to(np.asarray(noise_sd, dtype=float), shape)
+    if not (np.isfinite(sd).all() and (sd >= 0).all()):
+        raise ValueError(f"The 'noise_sd' parameter must be finite numbers >= 0, one or one per bin. Got {noise_sd!r} "
+                         "instead.")
+    return sd
+
+
 def _passes(v: np.ndarray, start: int, stop: int, var: np.ndarray, z: float) -> bool:
     """Whether ``v[start:stop]`` (clipped to the array) sums to ``z`` noise standard deviations of its
     sum (``var``: each bin's noise variance)."""
@@ -109,10 +118,7 @@ def histogram_support(noisy: np.ndarray, noise_sd: float | np.ndarray, window: i
     [0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0]
     """
     v = np.asarray(noisy, dtype=float)
-    sd = np.broadcast_to(np.asarray(noise_sd, dtype=float), v.shape)
-    if not (np.isfinite(sd).all() and (sd >= 0).all()):
-        raise ValueError(f"The 'noise_sd' parameter must be finite numbers >= 0, one or one per bin. Got {noise_sd!r} "
-                         "instead.")
+    sd = _noise_sd(noise_sd, v.shape)
     mask = np.zeros(len(v), dtype=bool)
     if len(v) == 0:
         return mask
@@ -162,10 +168,7 @@ def posterior_counts(noisy: Sequence[np.ndarray], noise_sd: Sequence[float | np.
         raise ValueError(f"The 'noise_sd' parameter must give one entry per histogram ({len(noisy)}). Got "
                          f"{len(noise_sd)} instead.")
     counts = [np.asarray(v, dtype=float) for v in noisy]
-    sds = [np.broadcast_to(np.asarray(sd, dtype=float), v.shape) for v, sd in zip(counts, noise_sd)]
-    for sd in sds:
-        if not (np.isfinite(sd).all() and (sd >= 0).all()):
-            raise ValueError(f"The 'noise_sd' parameter must be finite numbers >= 0. Got {noise_sd!r} instead.")
+    sds = [_noise_sd(sd, v.shape) for v, sd in zip(counts, noise_sd)]
     if not counts or not sum(v.size for v in counts):
         return [np.clip(v, 0.0, None) for v in counts]
     v, sd = np.concatenate([c.ravel() for c in counts]), np.concatenate([s.ravel() for s in sds])
