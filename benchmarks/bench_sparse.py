@@ -60,7 +60,6 @@ def census_problem():
     targets = Targets.from_margins(
         {("state", "educ_group"): c.groupby(["state", "educ_group"])["weight"].sum()}
     ) + Targets.from_margins({"state": (c["weight"] * c["inc"]).groupby(c["state"]).sum()}, aggregate="sum", variable="inc")
-    w = c["weight"]
     exper5 = _groups(c["exper"], 5)  # national experience quintile groups (the experience groups)
     inc10 = _groups(c["lweekinc"], 10, c["state"])  # income deciles within each state
     hold = {
