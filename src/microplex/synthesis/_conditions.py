@@ -65,7 +65,9 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
     # correlation error 0.093 -> 0.104 with `educ` 12 a point mass; session 31).
     sub._round_point_masses = False
     sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
-    del sub.training_conditions_, sub.training_weights_
+    for k in ("training_conditions_", "training_weights_"):  # a DP condition model keeps none already
+        if hasattr(sub, k):
+            delattr(sub, k)
     return sub
 
 

@@ -116,6 +116,8 @@ class _Fitting:
         heap = self._heap_states(data)
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self)
+        elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either
+            self._ranges = {}
         else:
             self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
             self.training_weights_ = w.copy()

@@ -74,6 +74,8 @@ class _Generation:
         cond_seed, gen_seed = ss.spawn(2)
         if hasattr(self, "condition_model_"):
             conditions = draw_conditions(self, int(n), int_seed(cond_seed), chunk_size, threads)
+        elif not self.condition_vars:  # nothing to draw (the same rows as resampling empty ones)
+            conditions = pd.DataFrame(index=pd.RangeIndex(int(n)))
         else:
             rng = np.random.default_rng(cond_seed)
             p = self.training_weights_ / self.training_weights_.sum()

@@ -43,8 +43,9 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     pattern table and the training history; the ``conditions`` table holds the training
     conditions and their weights (column ``__weight__``). A Synthesizer fitted with
     ``condition_model=True`` has no such table: its metadata holds the condition model and the
-    numeric conditions' ranges instead (see :mod:`._conditions`). ``tables=False`` leaves the
-    table out (the condition model inside a model file).
+    numeric conditions' ranges instead (see :mod:`._conditions`), and neither has a DP
+    Synthesizer without conditions (it keeps no training row or weight). ``tables=False`` leaves
+    the table out (the condition model inside a model file).
     """
     from .. import __version__
 
@@ -83,7 +84,7 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
         entries, sub_tensors = _conditions.export_parts(synth, export_state)
         metadata.update(entries)
         return metadata, {**tensors, **sub_tensors}, {}
-    if not tables:
+    if not tables or private:  # a DP model keeps no training row or weight (it has no conditions here)
         return metadata, tensors, {}
     conditions = synth.training_conditions_.copy()
     conditions["__weight__"] = synth.training_weights_
@@ -110,10 +111,14 @@ def restore_state(
     synthetic = _model_file.is_fully_synthetic(meta)
     if synthetic and nested:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: a condition model has no condition model.")
-    expected = [] if synthetic or nested else ["conditions"]
-    if sorted(tables) != expected:
+    # A DP model keeps no training row: a DP file without conditions written before session 35 holds a
+    # table of empty condition rows and the records' weights, which is accepted and dropped (whether the
+    # file is a DP one is read here from its untrusted parameters, and checked with them below).
+    private = isinstance(meta.get("params"), dict) and meta["params"].get("epsilon") is not None
+    expected = [[]] if synthetic or nested else [[], ["conditions"]] if private else [["conditions"]]
+    if sorted(tables) not in expected:
         raise DataValidationError(
-            f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected {expected}."
+            f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected {expected[0]}."
         )
     _model_file.check_metadata(meta, label, tuple(cls._get_param_names()))
     params = dict(meta["params"])
@@ -130,6 +135,8 @@ def restore_state(
         p = self._check_params()
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
+    if p["dp"]:  # an older DP file's table is dropped unread
+        tables = {}
     self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]
     types = {"ContinuousEncoder": ContinuousEncoder, "CategoricalEncoder": CategoricalEncoder}
     self.encoders_ = {n: types[meta["encoder_types"][n]].from_dict(meta["encoders"][n]) for n in p["target_vars"]}
@@ -145,7 +152,7 @@ def restore_state(
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
-    elif not nested:
+    elif not nested and not p["dp"]:
         conditions = tables["conditions"].copy()
         _model_file.check_conditions_table(
             conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
