@@ -14,6 +14,7 @@ import pytest
 
 from microplex import Synthesizer
 from microplex._random import int_seed
+from microplex.scale import generate_dataset
 
 EPSILON = 1.0
 BOUNDS = {"age": (16, 99), "kids": (0, 10), "inc": (0.0, 250_000.0), "hrs": (0.0, 99.0),
@@ -90,6 +91,10 @@ def test_a_dp_model_without_conditions_keeps_no_record_weight(data, tmp_path, ed
     older = Synthesizer.load(edit_model_file((tmp_path / "m.mpx").read_bytes(), add_table=True))
     assert not hasattr(older, "training_weights_")
     pd.testing.assert_frame_equal(older.sample(200, seed=3), out)
+    # Streaming without a conditions source draws from empty rows, not from training records.
+    generate_dataset(synth, conditions=None, n=500, path=tmp_path / "pop", seed=1)
+    streamed = pd.read_parquet(tmp_path / "pop")
+    assert len(streamed) == 500 and streamed["inc"].between(*BOUNDS["inc"]).all()
 
 
 def test_a_model_without_conditions_samples_the_same_rows_as_before_without_dp(data):

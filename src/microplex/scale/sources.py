@@ -374,6 +374,9 @@ def as_source(conditions, synth=None, seed: int = 0) -> ConditionSource:
             "'conditions' is None, but the Synthesizer was fitted with condition_model=True and holds no training "
             "conditions to resample: pass a DataFrame or Parquet file of conditions (e.g. synth.sample(n)[conditions])."
         )
+    if conditions is None and synth is not None and not hasattr(synth, "training_conditions_"):
+        # a DP Synthesizer without conditions keeps no training row: its records are drawn from empty rows
+        return Resample(pd.DataFrame(index=pd.RangeIndex(1)), seed=seed)
     if conditions is None and synth is not None:
         return Resample(synth.training_conditions_, synth.training_weights_, seed=seed)
     raise DataValidationError(
