@@ -265,6 +265,10 @@ def test_household_synthesizer_params_pass_through_and_are_checked(eusilc):
         spec.make().set_params(synthesizer_params={"epochs": 3}).fit(eusilc)
     with pytest.raises(DataValidationError, match=r"The 'bins' parameter must be an int in \[2, 256\]"):
         spec.make().set_params(synthesizer_params={"bins": 1}).fit(eusilc)
+    # no DP through the inner models: each would spend the budget on the same households
+    with pytest.raises(DataValidationError, match=r"sets \['epsilon'\]: a household model cannot be fitted with "
+                                                  r"differential privacy"):
+        spec.make().set_params(synthesizer_params={"epsilon": 1.0}).fit(eusilc)
 
 
 #: A Synthesizer model file fitted with a fixed seed, summarized (:func:`_model_summary`): its members,

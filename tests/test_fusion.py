@@ -276,6 +276,8 @@ FUSE_PARAM_CASES = [
     ({"synthesizer_params": {"schema": {"z": "continuous"}}}, "The 'schema' parameter must be a mapping"),
     ({"synthesizer_params": {"verbose": "no"}}, "The 'verbose' parameter must be a bool"),
     ({"synthesizer_params": {"target_vars": ["z"]}}, "'synthesizer_params' cannot set 'target_vars'"),
+    ({"synthesizer_params": {"epsilon": 1.0, "delta": 1e-5}},
+     "sets \\['epsilon', 'delta'\\]: fuse cannot fit its donor models with differential privacy"),
     ({"synthesizer_params": ["epochs", 1]}, "The 'synthesizer_params' parameter must be a mapping"),
     ({"n_imputations": 1.5}, "The 'n_imputations' parameter must be an int >= 1. Got 1.5 instead."),
     ({"n_imputations": 0}, "The 'n_imputations' parameter must be an int >= 1. Got 0 instead."),

@@ -14,6 +14,7 @@ from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer
+from ..synthesis._dp import DP_PARAMS
 from ..synthesis._validation import check_allocation, check_column, check_reserved
 from ._plan import DIFFERENCE_THRESHOLD, FusionStep, _plan, _resolve  # noqa: F401 - re-exported
 from ._source import Source, is_categorical
@@ -141,6 +142,13 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
     for key in ("target_vars", "condition_vars"):
         if key in params:
             raise DataValidationError(f"'synthesizer_params' cannot set {key!r}; fuse chooses it per donor.")
+    private = [k for k in params if k in DP_PARAMS]
+    if private:
+        raise DataValidationError(
+            f"The 'synthesizer_params' parameter sets {private}: fuse cannot fit its donor models with differential "
+            "privacy (they are fitted on overlapping records with no accountant composing them, and the fused file "
+            "keeps the base source's own records)."
+        )
     unknown = sorted(set(params) - set(_MODEL_KEYS))
     if unknown:
         raise DataValidationError(

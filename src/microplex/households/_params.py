@@ -18,6 +18,7 @@ from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._checks import check_schema
+from ..synthesis._dp import DP_PARAMS
 from ._members import PREFIX
 
 if TYPE_CHECKING:
@@ -57,6 +58,13 @@ def _check_synthesizer_params(value: Any) -> None:
         raise DataValidationError(
             f"The 'synthesizer_params' parameter must be a mapping of Synthesizer parameter names to values, or None. "
             f"Got {value!r:.80} instead."
+        )
+    private = [k for k in value if k in DP_PARAMS]
+    if private:
+        raise DataValidationError(
+            f"The 'synthesizer_params' parameter sets {private}: a household model cannot be fitted with "
+            "differential privacy (each of its inner models would spend the budget on the same households, and "
+            "no accountant composes them). Fit a Synthesizer(epsilon=...) on person records instead."
         )
     bad = [k for k in value if k not in allowed]
     if bad:
