@@ -106,3 +106,19 @@ def test_a_model_without_conditions_samples_the_same_rows_as_before_without_dp(d
     rows = pd.DataFrame(index=pd.RangeIndex(100))
     gen_seed = np.random.SeedSequence(4).spawn(2)[1]
     pd.testing.assert_frame_equal(out, synth.generate(rows, seed=int_seed(gen_seed)))
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_set_params_after_fit_does_not_change_what_is_saved(data, tmp_path, private):
+    # Before session 35, save() wrote the current parameters beside the fitted state: another network size
+    # or another epsilon made a file that load() refused (tensor shapes, the privacy record's epsilon).
+    dp = dict(epsilon=EPSILON, delta=1e-5, public_bounds={"inc": BOUNDS["inc"]}) if private else {}
+    synth = Synthesizer(["inc"], [], epochs=2, hidden_features=(8,), transforms=1, verbose=False, **dp
+                        ).fit(data[["inc"]], seed=0)
+    out = synth.sample(100, seed=2)
+    synth.set_params(hidden_features=(16, 16), **({"epsilon": 2.0} if private else {}))
+    synth.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    assert loaded.hidden_features == (8,) and loaded.epsilon == (EPSILON if private else None)
+    pd.testing.assert_frame_equal(loaded.sample(100, seed=2), out)
+    assert synth.get_params()["hidden_features"] == (16, 16)  # the estimator keeps the new parameters

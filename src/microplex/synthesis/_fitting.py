@@ -6,6 +6,8 @@ calls :meth:`_Fitting._fit` and restores the previous state when it raises).
 
 from __future__ import annotations
 
+import copy
+
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +38,7 @@ class _Fitting:
 
     def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None, seed: int) -> Synthesizer:
         p = self._check_params()
+        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _state)
         self._ranges = None
         for k in ("training_conditions_", "training_weights_", "condition_model_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one

@@ -10,6 +10,8 @@ reads a Synthesizer's fitted internals.
 
 from __future__ import annotations
 
+import copy
+
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -28,12 +30,16 @@ from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder,
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
-__all__ = ["FORMAT", "State", "export_state", "restore_state"]
+__all__ = ["DRAW_PARAMS", "FORMAT", "State", "export_state", "restore_state"]
 
 #: The ``format`` field of a Synthesizer model file.
 FORMAT = "microplex.Synthesizer"
 #: Metadata (JSON-ready), tensors (name to tensor) and tables (name to DataFrame).
 State = tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, pd.DataFrame]]
+
+
+#: Synthesizer parameters that act when drawing, not when fitting: a ``set_params`` after ``fit`` is saved.
+DRAW_PARAMS = ("sampling", "verbose")
 
 
 def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
@@ -49,7 +55,11 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     """
     from .. import __version__
 
-    params = synth.get_params(deep=False)
+    # The parameters of the fit, not of a later set_params (which would describe another model: a file the
+    # loader refuses, e.g. other network sizes or a privacy record of another epsilon); those that act only
+    # when drawing (DRAW_PARAMS) as they are now.
+    now = synth.get_params(deep=False)
+    params = {**(getattr(synth, "fitted_params_", None) or now), **{k: now[k] for k in DRAW_PARAMS}}
     synthetic = hasattr(synth, "condition_model_")  # the fitted state decides, not a later set_params
     params["condition_model"] = True
     if not synthetic:
@@ -59,12 +69,13 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
         if not private:
             del params[k]
     if private:
-        params["public_bounds"] = {k: [float(v[0]), float(v[1])] for k, v in (synth.public_bounds or {}).items()}
-        params["public_categories"] = {k: [_to_json(v) for v in c] for k, c in (synth.public_categories or {}).items()}
-        params["budget_split"] = None if synth.budget_split is None else {k: float(v) for k, v in synth.budget_split.items()}
-    params["schema"] = {k: v.to_dict() for k, v in (synth.schema or {}).items()}
-    params["target_vars"], params["condition_vars"] = list(synth.target_vars), list(synth.condition_vars)
-    params["hidden_features"] = None if synth.hidden_features is None else list(synth.hidden_features)
+        params["public_bounds"] = {k: [float(v[0]), float(v[1])] for k, v in (params["public_bounds"] or {}).items()}
+        params["public_categories"] = {k: [_to_json(v) for v in c] for k, c in (params["public_categories"] or {}).items()}
+        split = params["budget_split"]
+        params["budget_split"] = None if split is None else {k: float(v) for k, v in split.items()}
+    params["schema"] = {k: v.to_dict() for k, v in (params["schema"] or {}).items()}
+    params["target_vars"], params["condition_vars"] = list(params["target_vars"]), list(params["condition_vars"])
+    params["hidden_features"] = None if params["hidden_features"] is None else list(params["hidden_features"])
     metadata = {
         "format": FORMAT,
         "microplex_version": __version__,
@@ -135,6 +146,7 @@ def restore_state(
         p = self._check_params()
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
+    self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
     if p["dp"]:  # an older DP file's table is dropped unread
         tables = {}
     self.kinds_, self.dtypes_ = meta["kinds"], meta["dtypes"]

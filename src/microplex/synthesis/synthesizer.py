@@ -159,6 +159,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         The unconditional model of the conditions (``condition_model=True`` only).
     privacy_ : dict
         With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
+    fitted_params_ : dict
+        The constructor parameters of the fit (``get_params()`` when ``fit`` began): what ``save``
+        writes, so that a ``set_params`` after fitting never describes the saved model (except
+        ``sampling`` and ``verbose``, which act when drawing and are saved as they are).
 
     Examples
     --------
