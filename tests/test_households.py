@@ -572,3 +572,22 @@ def test_fitting_shows_progress_by_default(small, capsys):
     assert all(" 1/1 [" in x for x in lines)
     small_synth(epochs=1, verbose=False).fit(small[small[HID] <= 200], seed=0)
     assert capsys.readouterr().err == ""
+
+
+def test_set_params_after_fit_does_not_change_what_is_saved(tmp_path):
+    # Before session 35, save() wrote the current parameters beside the fitted models: fewer person
+    # variables set after fitting made a file that load() refused ('na_ages'), other network sizes a file
+    # whose parameters did not describe its models.
+    df = load_dataset("eusilc")
+    df = df[df.db030 <= 150].reset_index(drop=True)
+    hs = HouseholdSynthesizer(["db040", "hsize", "hy050n"], ["age", "rb090", "py010n"], "db030",
+                              household_weight="db090", person_id="rb030", size_var="hsize", geography="db040",
+                              age_var="age", epochs=1, hidden_features=(8,), transforms=1).fit(df, seed=0)
+    hs.set_params(max_redraws=3)  # acts when drawing: saved as set
+    before = pd.concat(hs.sample(10, seed=1), axis=1)
+    hs.set_params(person_vars=["age", "rb090"], hidden_features=(16, 16))
+    hs.save(tmp_path / "h.mpx")
+    loaded = HouseholdSynthesizer.load(tmp_path / "h.mpx")
+    assert loaded.person_vars == ["age", "rb090", "py010n"] and loaded.hidden_features == (8,)
+    assert loaded.max_redraws == 3
+    pd.testing.assert_frame_equal(pd.concat(loaded.sample(10, seed=1), axis=1), before)

@@ -9,6 +9,8 @@ names the file.
 
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 import re
@@ -26,7 +28,7 @@ from ..synthesis.serialization import FORMAT_VERSION, read_archive, write_archiv
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["load_fitted", "pack_models", "save_fitted", "unpack_models"]
+__all__ = ["DRAW_PARAMS", "load_fitted", "pack_models", "save_fitted", "unpack_models"]
 
 _FORMAT = "microplex.HouseholdSynthesizer"
 _INNER = "microplex.Synthesizer"
@@ -39,20 +41,28 @@ _MAX_SIZE = 10_000
 _MAX_LEVELS = 1_000_000
 
 
+#: HouseholdSynthesizer parameters that act when drawing, not when fitting: a ``set_params`` after ``fit`` is saved.
+DRAW_PARAMS = ("verbose", "max_redraws")
+
+
 def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
     """Writes the fitted ``hs`` to ``path``: its parameters and fitted attributes as JSON
     metadata, its inner models through :func:`pack_models`."""
     from .. import __version__
 
-    params = hs.get_params(deep=False)
+    # The parameters of the fit, not of a later set_params (see Synthesizer.fitted_params_); those that act
+    # only when drawing as they are now.
+    now = hs.get_params(deep=False)
+    params = {**(getattr(hs, "fitted_params_", None) or now), **{k: now[k] for k in DRAW_PARAMS}}
     if params["synthesizer_params"] is None:  # not written: files stay as before the parameter existed
         del params["synthesizer_params"]
     else:
         params["synthesizer_params"] = dict(params["synthesizer_params"])
-    params["schema"] = {k: v.to_dict() for k, v in (hs.schema or {}).items()}
-    params["household_vars"], params["person_vars"] = list(hs.household_vars), list(hs.person_vars)
-    params["late_household_vars"] = list(hs.late_household_vars)
-    params["hidden_features"] = None if hs.hidden_features is None else [int(h) for h in hs.hidden_features]
+    params["schema"] = {k: v.to_dict() for k, v in (params["schema"] or {}).items()}
+    params["household_vars"], params["person_vars"] = list(params["household_vars"]), list(params["person_vars"])
+    params["late_household_vars"] = list(params["late_household_vars"])
+    hidden = params["hidden_features"]
+    params["hidden_features"] = None if hidden is None else [int(h) for h in hidden]
     meta: dict[str, Any] = {
         "format": _FORMAT, "microplex_version": __version__, "params": params,
         "size_col": hs.size_col_, "household_cols": hs.household_cols_, "early_cols": hs.early_cols_,
@@ -173,6 +183,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     params["hidden_features"] = None if hidden is None else tuple(hidden)
     hs = cls(**params)
     hs._check_params()  # every parameter, with the messages of 'fit'
+    hs.fitted_params_ = copy.deepcopy(hs.get_params(deep=False))
 
     hh_vars, p_vars = list(hs.household_vars), list(hs.person_vars)
     size_col = _name(meta.get("size_col"), where, "size_col")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -126,6 +128,9 @@ class HouseholdSynthesizer(Estimator):
     allotted_ : str
         The column allotted by its weighted training shares in :meth:`sample` (the geography,
         or the size).
+    fitted_params_ : dict
+        The constructor parameters of the fit: what :meth:`save` writes (``verbose`` and
+        ``max_redraws``, which act when drawing, are saved as they are now).
 
     Examples
     --------
@@ -222,6 +227,7 @@ class HouseholdSynthesizer(Estimator):
         self : HouseholdSynthesizer
         """
         self._check_params()
+        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _bundle)
         seed = check_seed(seed, allow_none=False)
         hh_vars, p_vars = list(self.household_vars), list(self.person_vars)
         weight = self.household_weight
