@@ -10,7 +10,6 @@ names the file.
 from __future__ import annotations
 
 import copy
-
 import math
 import os
 import re

@@ -7,7 +7,6 @@ calls :meth:`_Fitting._fit` and restores the previous state when it raises).
 from __future__ import annotations
 
 import copy
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -11,7 +11,6 @@ reads a Synthesizer's fitted internals.
 from __future__ import annotations
 
 import copy
-
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
