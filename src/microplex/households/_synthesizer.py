@@ -226,7 +226,7 @@ class HouseholdSynthesizer(Estimator):
         self : HouseholdSynthesizer
         """
         self._check_params()
-        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _bundle)
+        fitted_params = copy.deepcopy(self.get_params(deep=False))
         seed = check_seed(seed, allow_none=False)
         hh_vars, p_vars = list(self.household_vars), list(self.person_vars)
         weight = self.household_weight
@@ -346,6 +346,7 @@ class HouseholdSynthesizer(Estimator):
             conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
             self.late_model_ = self._synth(late, conditions, pick(schema, late))
             self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
+        self.fitted_params_ = fitted_params  # what save() writes (see _bundle); set once the fit has succeeded
         return self
 
     # -- generation --------------------------------------------------------------------
