@@ -52,7 +52,7 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
     # The parameters of the fit, not of a later set_params (see Synthesizer.fitted_params_); those that act
     # only when drawing as they are now.
     now = hs.get_params(deep=False)
-    params = {**(getattr(hs, "fitted_params_", None) or now), **{k: now[k] for k in DRAW_PARAMS}}
+    params = {**hs.fitted_params_, **{k: now[k] for k in DRAW_PARAMS}}
     if params["synthesizer_params"] is None:  # not written: files stay as before the parameter existed
         del params["synthesizer_params"]
     else:

@@ -211,7 +211,7 @@ def core(noisy: np.ndarray, noise_sd: float | np.ndarray, support: np.ndarray, z
     [0, 0, 1, 1, 1, 1, 0, 0, 0]
     """
     v = np.asarray(noisy, dtype=float)
-    big = v >= z * np.broadcast_to(np.asarray(noise_sd, dtype=float), v.shape)
+    big = v >= z * _noise_sd(noise_sd, v.shape)
     keep = np.asarray(support, dtype=bool)
     mask = np.zeros(len(v), dtype=bool)
     edges = np.diff(np.r_[0, keep.astype(int), 0])

@@ -58,7 +58,7 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     # loader refuses, e.g. other network sizes or a privacy record of another epsilon); those that act only
     # when drawing (DRAW_PARAMS) as they are now.
     now = synth.get_params(deep=False)
-    params = {**(getattr(synth, "fitted_params_", None) or now), **{k: now[k] for k in DRAW_PARAMS}}
+    params = {**synth.fitted_params_, **{k: now[k] for k in DRAW_PARAMS}}
     synthetic = hasattr(synth, "condition_model_")  # the fitted state decides, not a later set_params
     params["condition_model"] = True
     if not synthetic:
