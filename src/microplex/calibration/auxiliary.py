@@ -26,7 +26,7 @@ from microplex._errors import DataValidationError
 from .design import Design
 from .targets import Targets
 
-__all__ = ["auxiliary_design", "target_area"]
+__all__ = ["auxiliary_design", "cell_crosses", "target_area", "target_cells"]
 
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
@@ -182,12 +182,21 @@ def auxiliary_design(
             raise DataValidationError(f"auxiliary columns {missing} are not in the candidates.")
     a, n_area = _area_codes(candidates, area)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
-    blocks, names = [], []
-    n_units = len(design.d)
     groups = area_groups(a, n_area, w, budget, n_groups, sum(_is_quantile_column(candidates[c]) for c in cols))
     levels = [groups]  # a budget that splits some area finer keeps the n_groups level too (all areas)
     if (groups > n_groups).any():
         levels.append(np.full(n_area, n_groups, dtype=np.int64))
+    return _crossed(candidates, design, cols, a, n_area, w, levels, area or "all", n_groups)
+
+
+def _crossed(
+    candidates: pd.DataFrame, design: Design, cols: Sequence[str], a: np.ndarray, n_area: int, w: np.ndarray,
+    levels: Sequence[np.ndarray], area_name: str, n_groups: int,
+) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
+    """Unit-level indicators and full-population counts of the areas ``a`` crossed with every column's
+    categories or within-area quantile groups (one block per quantile level; categories at the first only)."""
+    blocks, names = [], []
+    n_units = len(design.d)
     for level, per_area in enumerate(levels):
         for col in cols:
             if level and not _is_quantile_column(candidates[col]):
@@ -197,8 +206,66 @@ def auxiliary_design(
             used, cell = np.unique(cell, return_inverse=True)
             blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
             tag = col if level == 0 else f"{col}/{n_groups}"
-            names.extend(f"{area or 'all'}#{int(k) // n_codes} x {tag}#{int(k) % n_codes}" for k in used)
+            names.extend(f"{area_name}#{int(k) // n_codes} x {tag}#{int(k) % n_codes}" for k in used)
     if not blocks:
         return sp.csr_matrix((n_units, 0)), np.zeros(0), []
     x = sp.hstack(blocks, format="csr")
     return x, np.asarray(x.T @ design.d, dtype=np.float64), names
+
+
+def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) -> tuple[np.ndarray, int]:
+    """Per record, the code of its cell of the person count targets: records in the same set of count
+    targets share a cell (state x education when the targets are state x education counts; the finest
+    intersection of nested geographies). Records in no count target share one cell."""
+    from .design import build_design
+
+    counts = Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
+    n = len(candidates)
+    if not len(counts):
+        return np.zeros(n, dtype=np.int64), 1
+    cols = sorted({c for t in counts for c in t.filters} | {weight_col})
+    x = build_design(candidates[cols], counts, weight_col).x.tocsr()
+    nnz = np.diff(x.indptr)
+    keys = np.full((n, max(int(nnz.max(initial=0)), 1)), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(n), nnz)
+    keys[rows, np.arange(len(rows)) - x.indptr[rows]] = x.indices  # a row's targets, in column order
+    _, codes = np.unique(keys, axis=0, return_inverse=True)
+    codes = codes.reshape(-1).astype(np.int64)
+    return codes, int(codes.max(initial=-1)) + 1
+
+
+def cell_crosses(
+    candidates: pd.DataFrame,
+    design: Design,
+    targets: Targets,
+    weight_col: str,
+    household_col: str | None = None,
+    *,
+    columns: str | Sequence[str] = "auto",
+    n_groups: int = 5,
+    max_cells: int | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
+    """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's categories or
+    within-cell quantile groups (``n_groups``), at full-population counts: how each target cell's records
+    spread over what was not targeted (experience within state x education). ``columns``: ``"auto"``
+    (:func:`auxiliary_columns`) or the columns to cross; the count targets' filter columns are left out.
+    Empty (zero columns) when there are more than ``max_cells`` such cells.
+
+    Returns
+    -------
+    x, totals, names
+        As :func:`auxiliary_design` (names ``"cell#i x column#j"``).
+    """
+    if isinstance(columns, str):
+        cols = auxiliary_columns(candidates, targets, weight_col, household_col, target_area(targets, candidates))
+    else:
+        cols = list(columns)
+    skip = {c for t in targets if t.aggregate == "count" for c in t.filters}
+    cols = [c for c in cols if c not in skip]
+    a, n_cells = target_cells(candidates, targets, weight_col)
+    w = candidates[weight_col].to_numpy(dtype=np.float64)
+    x, totals, names = _crossed(candidates, design, cols, a, n_cells, w, [np.full(n_cells, n_groups, dtype=np.int64)],
+                                "cell", n_groups)
+    if max_cells is not None and x.shape[1] > max_cells:
+        return sp.csr_matrix((len(design.d), 0)), np.zeros(0), []
+    return x, totals, names

@@ -36,10 +36,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names
+from microplex._random import named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from ._checks import check_bounds, check_distance
@@ -47,9 +49,10 @@ from .design import Design, build_design
 from .feasibility import achieved_values, lp_vertex, solution_problems
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
-from .auxiliary import auxiliary_design
+from .auxiliary import auxiliary_design, cell_crosses
 from ._sparse_frontier import check_reachable, checked_inputs, frontier_table
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
+from ._subset_refine import refine_subset, weighted_miss
 from .subsets import (
     _balanced_order,
     _errors,
@@ -68,6 +71,8 @@ __all__ = ["SparseCalibrator", "default_holdout", "inclusion_probabilities"]
 logger = logging.getLogger(__name__)
 
 _SUBSET_SOLVES = ("exact_then_soft", "exact", "soft")
+#: Above this many cells, the target cells' crosses are left out of the refinement's objective.
+MAX_CROSS_CELLS = 20_000
 
 
 class SparseCalibrator(_FittedResult):
@@ -115,6 +120,14 @@ class SparseCalibrator(_FittedResult):
         ``s / (2 max(t_j, D))`` per squared miss (``D``: the subset's mean starting weight), so a first
         Newton step removes about ``s / (1 + s)`` of each auxiliary miss; larger values match the
         auxiliaries more closely at the price of more dispersed weights.
+    refine : bool, default=True
+        ``"l0"`` with auxiliaries: after the choice, swap kept records for alike candidates (the same
+        count-target cells, at the same weight) while the miss of the auxiliary totals falls, the
+        auxiliaries extended by every count-target cell crossed with the auxiliary columns (how each
+        cell's records spread over what was not targeted; left out above ``MAX_CROSS_CELLS`` cells, and
+        with explicit auxiliary ``Targets``); the swapped subset is calibrated again (the targets
+        exactly) and kept only where it meets the tolerance with a smaller miss
+        (:mod:`microplex.calibration._subset_refine`; ``summary["refine_swaps"]``, ``["refined"]``).
     random_state : int, optional
         Deprecated alias of ``seed`` (a :class:`FutureWarning` in :meth:`fit`; removed in the next release).
 
@@ -125,7 +138,8 @@ class SparseCalibrator(_FittedResult):
         ``mean_rel_error``, ``seconds``; with auxiliaries ``auxiliary_l1``, the share of the population
         in the wrong auxiliary cells, ``auxiliary_cap``, the weight cap that chose the records (None:
         balanced sampling chose them), ``auxiliary_converged``, False where the soft auxiliary
-        calibration of the kept records did not converge and was left out, and ``auxiliary_tries``).
+        calibration of the kept records did not converge and was left out, ``auxiliary_tries``,
+        ``refine_swaps``, the swaps of the refinement, and ``refined``, whether its subset was kept).
 
     Examples
     --------
@@ -152,6 +166,7 @@ class SparseCalibrator(_FittedResult):
         subset_solve: str = "exact_then_soft",
         auxiliary: str | Sequence[str] | Targets | None = "auto",
         auxiliary_strength: float = 1.0,
+        refine: bool = True,
         random_state: int | str = DEPRECATED,
     ) -> None:
         self.max_records = max_records
@@ -165,6 +180,7 @@ class SparseCalibrator(_FittedResult):
         self.subset_solve = subset_solve
         self.auxiliary = auxiliary
         self.auxiliary_strength = auxiliary_strength
+        self.refine = refine
         self.random_state = random_state
 
     def _check_params(self) -> tuple[float, float] | None:
@@ -188,17 +204,22 @@ class SparseCalibrator(_FittedResult):
         elif not (self.auxiliary is None or isinstance(self.auxiliary, Targets)):
             check_names(self.auxiliary, "auxiliary")
         check_float(self.auxiliary_strength, "auxiliary_strength", low=0.0, low_inclusive=False)
+        check_bool(self.refine, "refine")
         check_distance(self.distance, bounds, "distance")
         return bounds
 
     # ------------------------------------------------------------------ solvers
-    def _calibrate_subset(self, design: Design, keep: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, float]:
+    def _calibrate_subset(
+        self, design: Design, keep: np.ndarray, base: np.ndarray, aux: tuple[Any, np.ndarray] | None | str = "fit",
+    ) -> tuple[np.ndarray, float]:
         """Weights on the kept units (calibrated from ``base``), and the max relative target error (see
-        :func:`~microplex.calibration.subsets.calibrate_subset`); counts soft solves and dropped auxiliaries."""
+        :func:`~microplex.calibration.subsets.calibrate_subset`); counts soft solves and dropped auxiliaries.
+        ``aux``: the soft totals, by default the fit's auxiliaries."""
         dist, bounds = check_distance(self.distance, self.bounds, "distance")
         if self.bounds is None:  # a subset's weights stay non-negative
             bounds = (0.0, math.inf)
-        aux = getattr(self, "_aux", None)  # set by fit; None outside fit (benchmarks) or without auxiliaries
+        if isinstance(aux, str):  # set by fit; None outside fit (benchmarks) or without auxiliaries
+            aux = getattr(self, "_aux", None)
         w, err, soft, dropped = calibrate_subset(
             design, keep, base, dist, bounds, self.tolerance, self.subset_solve, aux, self.auxiliary_strength
         )
@@ -280,6 +301,43 @@ class SparseCalibrator(_FittedResult):
             w, err, converged = w_lp, err_lp, False
         return done(w, err, k, converged)
 
+    def _refine(
+        self, candidates: pd.DataFrame, design: Design, tg: Targets, weight_col: str, household_col: str | None,
+        w: np.ndarray, err: float,
+    ) -> tuple[np.ndarray, float]:
+        """The subset refined by swaps (see the ``refine`` parameter), or ``w`` where that is not better."""
+        x_aux, t_aux = self._aux
+        if isinstance(self.auxiliary, Targets):
+            x_obj, t_obj = x_aux, t_aux
+        else:
+            x_c, t_c, _ = cell_crosses(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
+                                       max_cells=MAX_CROSS_CELLS)
+            x_obj, t_obj = sp.hstack([x_aux, x_c], format="csr"), np.concatenate([t_aux, t_c])
+        rng = np.random.default_rng(named_child(self._seed, "refine"))
+        w_swap, swaps, _, _ = refine_subset(design, w, x_obj, t_obj, self.tolerance, rng)
+        self._refine_info = {"refine_swaps": swaps, "refined": False}
+        if swaps == 0:
+            return w, err
+        # the swapped subset as it is, and calibrated again from its weights (the targets exactly) with the
+        # fit's auxiliaries or the objective's cells softly; the one with the smallest miss is kept
+        keep = np.flatnonzero(w_swap > 0)
+        options = [(w_swap, _max_error(design, w_swap), False)]
+        for soft in (self._aux, (x_obj, t_obj)):
+            w_keep, err_cal = self._calibrate_subset(design, keep, w_swap[keep], soft)
+            w_cal = np.zeros_like(w)
+            w_cal[keep] = w_keep
+            options.append((w_cal, err_cal, not self._last_aux_dropped))
+        best = (weighted_miss(x_obj, t_obj, w), w, err, None)
+        for cand, cand_err, converged in options:
+            if cand_err <= self.tolerance:
+                miss = weighted_miss(x_obj, t_obj, cand)
+                if miss < best[0]:
+                    best = (miss, cand, cand_err, converged)
+        if best[3] is not None:
+            self._refine_info["refined"] = True
+            self._aux_choice["auxiliary_converged"] = best[3]
+        return best[1], best[2]
+
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
         w = lp_vertex(design, self.tolerance, cost)
         return w, _max_error(design, w), int((w > 0).sum())
@@ -310,6 +368,7 @@ class SparseCalibrator(_FittedResult):
         self._aux = None
         self._aux_tries: list[dict[str, Any]] = []
         self._aux_choice = {"auxiliary_cap": None, "auxiliary_converged": None}
+        self._refine_info = {"refine_swaps": 0, "refined": False}
         if self.method == "l1":
             w, err, budget = self._fit_l1(design)
             if self.max_records is not None and budget > self.max_records:
@@ -329,6 +388,8 @@ class SparseCalibrator(_FittedResult):
                 self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
                                              budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+            if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
+                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err)
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
             self._aux = None
@@ -356,6 +417,7 @@ class SparseCalibrator(_FittedResult):
             **self._aux_choice,
             "auxiliary_l1": aux_l1,
             "auxiliary_tries": list(self._aux_tries),
+            **self._refine_info,
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
             "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
             "met_rtol": self.tolerance,
