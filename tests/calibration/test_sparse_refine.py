@@ -151,3 +151,21 @@ def test_bad_refine_parameter(population, value):
     df, targets, *_ = population
     with pytest.raises(DataValidationError, match="'refine' parameter"):
         SparseCalibrator(100, refine=value).fit(df, targets)
+
+
+def test_refined_weights_keep_the_bounds(population):
+    """Bounds are on the ratios to the starting weights d_i / pi_i: a refined subset keeps them too (alike
+    records of other initial weights: the swapped weights as they are would break them)."""
+    from microplex.calibration.subsets import inclusion_probabilities
+
+    df, *_ = population
+    df = df.assign(weight=np.random.default_rng(1).uniform(10.0, 200.0, len(df)))
+    targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
+    design = build_design(df, targets, "weight")
+    sc = SparseCalibrator(300, seed=0, bounds=(0.5, 2.0)).fit(df, targets)
+    assert sc.summary["refine_swaps"] > 0 and sc.summary["refined"] and sc.summary["max_rel_error"] < 1e-6
+    w = sc.weights.to_numpy()
+    keep = w > 0
+    start = design.d / inclusion_probabilities(design.d, int(keep.sum()))
+    ratio = w[keep] / start[keep]
+    assert ratio.min() >= 0.5 - 1e-9 and ratio.max() <= 2.0 + 1e-9

@@ -318,24 +318,29 @@ class SparseCalibrator(_FittedResult):
         self._refine_info = {"refine_swaps": swaps, "refined": False}
         if swaps == 0:
             return w, err
-        # the swapped subset as it is, and calibrated again from its weights (the targets exactly) with the
-        # fit's auxiliaries or the objective's cells softly; the one with the smallest miss is kept
+        # the swapped subset calibrated again (the targets exactly), with the fit's auxiliaries or the objective's
+        # cells softly, and, without bounds, as it is (the fit's weights on alike records); the smallest miss wins.
+        # Bounds are on the ratios to d_i / pi_i: then the calibration starts there, as the fit's did.
         keep = np.flatnonzero(w_swap > 0)
-        options = [(w_swap, _max_error(design, w_swap), False)]
-        for soft in (self._aux, (x_obj, t_obj)):
-            w_keep, err_cal = self._calibrate_subset(design, keep, w_swap[keep], soft)
+        if self.bounds is None:
+            options = [(w_swap, _max_error(design, w_swap), self._aux_choice["auxiliary_converged"])]
+            base = w_swap[keep]
+        else:
+            options = []
+            base = design.d[keep] / np.maximum(inclusion_probabilities(design.d, len(keep))[keep], 1e-12)
+        for soft in ([self._aux] if x_obj is x_aux else [self._aux, (x_obj, t_obj)]):
+            w_keep, err_cal = self._calibrate_subset(design, keep, base, soft)
             w_cal = np.zeros_like(w)
             w_cal[keep] = w_keep
             options.append((w_cal, err_cal, not self._last_aux_dropped))
-        best = (weighted_miss(x_obj, t_obj, w), w, err, None)
+        best = (weighted_miss(x_obj, t_obj, w), w, err)
         for cand, cand_err, converged in options:
             if cand_err <= self.tolerance:
                 miss = weighted_miss(x_obj, t_obj, cand)
                 if miss < best[0]:
-                    best = (miss, cand, cand_err, converged)
-        if best[3] is not None:
-            self._refine_info["refined"] = True
-            self._aux_choice["auxiliary_converged"] = best[3]
+                    best = (miss, cand, cand_err)
+                    self._refine_info["refined"] = True
+                    self._aux_choice["auxiliary_converged"] = converged
         return best[1], best[2]
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
