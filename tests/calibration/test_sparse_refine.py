@@ -12,7 +12,6 @@ from microplex.calibration import SparseCalibrator, Targets
 from microplex.calibration._subset_refine import alike_groups, refine_subset, weighted_miss
 from microplex.calibration.auxiliary import auxiliary_design, cell_crosses, target_cells
 from microplex.calibration.design import build_design
-from microplex.calibration.diagnostics import relative_errors
 from microplex.calibration.feasibility import achieved_values
 
 from .conftest import untargeted_population
