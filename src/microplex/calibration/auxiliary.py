@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 
-from .design import Design
+from .design import Design, build_design
 from .targets import Targets
 
 __all__ = ["auxiliary_design", "cell_crosses", "target_area", "target_cells"]
@@ -168,8 +168,6 @@ def auxiliary_design(
         ``"area#i x column#j"`` of each cell (area and group codes).
     """
     if isinstance(columns, Targets):
-        from .design import build_design
-
         aux = build_design(candidates, columns, weight_col, household_col)
         return aux.x, aux.totals, list(aux.targets.names)
     area = target_area(targets, candidates)
@@ -217,14 +215,13 @@ def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) ->
     """Per record, the code of its cell of the person count targets: records in the same set of count
     targets share a cell (state x education when the targets are state x education counts; the finest
     intersection of nested geographies). Records in no count target share one cell."""
-    from .design import build_design
-
     counts = Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
     n = len(candidates)
     if not len(counts):
         return np.zeros(n, dtype=np.int64), 1
     cols = sorted({c for t in counts for c in t.filters} | {weight_col})
-    x = build_design(candidates[cols], counts, weight_col).x.tocsr()
+    x = sp.csr_matrix(build_design(candidates[cols], counts, weight_col).x)
+    x.sort_indices()
     nnz = np.diff(x.indptr)
     keys = np.full((n, max(int(nnz.max(initial=0)), 1)), -1, dtype=np.int64)
     rows = np.repeat(np.arange(n), nnz)
