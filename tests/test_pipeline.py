@@ -200,6 +200,7 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("calibrate", "method", "magic", "'calibrate.method' parameter must be one of"),
      ("calibrate", "soft", "yes", "'calibrate.soft' parameter must be a bool"),
      ("sparsify", "max_records", 0, "'sparsify.max_records' parameter must be an int >= 1"),
+     ("sparsify", "refine", "yes", "'sparsify.refine' parameter must be a bool"),
      ("evaluate", "max_rows", -3, "'evaluate.max_rows'"),
      ("evaluate", "conditions", ["educ"], "not model columns"),
      ("fuse", "base", "cps", r"\[fuse\] needs at least two"),

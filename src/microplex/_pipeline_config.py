@@ -178,7 +178,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
                   "soft": check_bool, "geography": _names(False)},
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
-                 "stratify": _stratify, "force": check_bool, "by": _text},
+                 "stratify": _stratify, "force": check_bool, "refine": check_bool, "by": _text},
     "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
                  "heldout": _text, "areas": _names(False), "exclude": _names(False)},
 }
