@@ -118,7 +118,7 @@ def test_default_fit_refines_and_represents_untargeted_crosses_better(population
     w, w_plain = sc.weights.to_numpy(), plain.weights.to_numpy()
     assert weighted_miss(x_obj, t_obj, w) < 0.9 * weighted_miss(x_obj, t_obj, w_plain)
 
-    def cross_error(weights):  # held out: region x sex x job (and age deciles), never a target
+    def cross_error(weights):  # held out: region x sex x job, never a target (the crosses stand for it)
         truth = df.groupby(["region", "sex", "job"])["weight"].sum()
         got = pd.Series(weights, index=df.index).groupby([df["region"], df["sex"], df["job"]]).sum()
         return float(np.abs(got.reindex(truth.index, fill_value=0.0) - truth).sum() / truth.sum())
