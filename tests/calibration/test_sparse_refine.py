@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from microplex import DataValidationError
 from microplex.calibration import SparseCalibrator, Targets
-from microplex.calibration._subset_refine import alike_groups, refine_subset, weighted_miss
+from microplex.calibration._subset_choice import auxiliary_l1
+from microplex.calibration._subset_refine import alike_groups, refine_subset
 from microplex.calibration.auxiliary import auxiliary_design, cell_crosses, target_cells
 from microplex.calibration.design import build_design
 from microplex.calibration.feasibility import achieved_values
@@ -68,7 +69,7 @@ def test_refine_keeps_count_targets_and_lowers_the_miss(population):
     w0 = SparseCalibrator(150, seed=0, refine=False).fit(df, targets).weights.to_numpy()
     w, swaps, before, after = refine_subset(design, w0, x_obj, t_obj, 0.005, np.random.default_rng(0))
     assert swaps > 0 and after < 0.9 * before
-    assert before == pytest.approx(weighted_miss(x_obj, t_obj, w0)) and after == pytest.approx(weighted_miss(x_obj, t_obj, w))
+    assert before == pytest.approx(auxiliary_l1(x_obj, t_obj, w0, 1.0)) and after == pytest.approx(auxiliary_l1(x_obj, t_obj, w, 1.0))
     assert (w > 0).sum() == 150 and sorted(w[w > 0]) == pytest.approx(sorted(w0[w0 > 0]))  # the same weights, moved
     np.testing.assert_allclose(achieved_values(design, w), achieved_values(design, w0), rtol=1e-12)
     w2, *_ = refine_subset(design, w0, x_obj, t_obj, 0.005, np.random.default_rng(0))
@@ -116,7 +117,7 @@ def test_default_fit_refines_and_represents_untargeted_crosses_better(population
     assert plain.summary["refine_swaps"] == 0 and plain.summary["refined"] is False
     assert s["n_nonzero"] == 150 and s["max_rel_error"] < 1e-6
     w, w_plain = sc.weights.to_numpy(), plain.weights.to_numpy()
-    assert weighted_miss(x_obj, t_obj, w) < 0.9 * weighted_miss(x_obj, t_obj, w_plain)
+    assert auxiliary_l1(x_obj, t_obj, w, 1.0) < 0.9 * auxiliary_l1(x_obj, t_obj, w_plain, 1.0)
 
     def cross_error(weights):  # held out: region x sex x job, never a target (the crosses stand for it)
         truth = df.groupby(["region", "sex", "job"])["weight"].sum()
@@ -142,7 +143,7 @@ def test_refine_is_left_out_without_auxiliaries_and_crosses_without_auto(populat
     sc = SparseCalibrator(150, auxiliary=aux).fit(df, targets)
     assert sc.summary["max_rel_error"] < 1e-6
     w = sc.weights.to_numpy()
-    assert weighted_miss(x_aux.x, x_aux.totals, w) <= weighted_miss(x_aux.x, x_aux.totals, plain)
+    assert auxiliary_l1(x_aux.x, x_aux.totals, w, 1.0) <= auxiliary_l1(x_aux.x, x_aux.totals, plain, 1.0)
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .auxiliary import row_codes
 from .design import Design
 
-__all__ = ["alike_groups", "refine_subset", "weighted_miss"]
+__all__ = ["alike_groups", "refine_subset"]
 
 #: Candidates tried in one unit's place (a random sample of the alike candidates when there are more).
 MAX_CANDIDATES = 256
@@ -49,26 +50,10 @@ def alike_groups(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     codes : ndarray
         The group of every unit.
     """
-    n = len(design.d)
-    x = sp.csr_matrix(design.x[:, np.flatnonzero(_count_columns(design))])
-    x.sort_indices()
-    nnz = np.diff(x.indptr)
-    width = max(int(nnz.max(initial=0)), 1)
-    keys = np.full((n, 2 * width), -1.0)
-    rows = np.repeat(np.arange(n), nnz)
-    pos = np.arange(len(rows)) - x.indptr[rows]
-    keys[rows, pos] = x.indices
-    keys[rows, width + pos] = x.data
-    _, codes = np.unique(keys, axis=0, return_inverse=True)
-    codes = codes.reshape(-1)
+    codes = row_codes(design.x[:, np.flatnonzero(_count_columns(design))], values=True)
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(int(codes.max(initial=-1)) + 2))
     return order, starts, codes
-
-
-def weighted_miss(x_obj: sp.csr_matrix, t_obj: np.ndarray, w: np.ndarray) -> float:
-    """``sum_c |a_c' w - t_c|``: the cells' part of the objective ``J``, in units of the population."""
-    return float(np.abs(np.asarray(x_obj.T @ w).ravel() - t_obj).sum())
 
 
 def _gather(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from microplex._errors import DataValidationError
 from .design import Design, build_design
 from .targets import Targets
 
-__all__ = ["auxiliary_design", "cell_crosses", "target_area", "target_cells"]
+__all__ = ["auxiliary_design", "cell_crosses", "row_codes", "target_area", "target_cells"]
 
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
@@ -211,6 +211,24 @@ def _crossed(
     return x, np.asarray(x.T @ design.d, dtype=np.float64), names
 
 
+def row_codes(x: sp.spmatrix, *, values: bool = False) -> np.ndarray:
+    """A code per row of ``x``: rows with the same non-zero columns (and, with ``values``, the same values in
+    them) share a code; rows with no non-zero share one."""
+    x = sp.csr_matrix(x)
+    x.sort_indices()
+    n = x.shape[0]
+    nnz = np.diff(x.indptr)
+    width = max(int(nnz.max(initial=0)), 1)
+    keys = np.full((n, 2 * width if values else width), -1.0)
+    rows = np.repeat(np.arange(n), nnz)
+    pos = np.arange(len(rows)) - x.indptr[rows]
+    keys[rows, pos] = x.indices  # a row's columns, in order
+    if values:
+        keys[rows, width + pos] = x.data
+    _, codes = np.unique(keys, axis=0, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64)
+
+
 def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) -> tuple[np.ndarray, int]:
     """Per record, the code of its cell of the person count targets: records in the same set of count
     targets share a cell (state x education when the targets are state x education counts; the finest
@@ -220,14 +238,7 @@ def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) ->
     if not len(counts):
         return np.zeros(n, dtype=np.int64), 1
     cols = sorted({c for t in counts for c in t.filters} | {weight_col})
-    x = sp.csr_matrix(build_design(candidates[cols], counts, weight_col).x)
-    x.sort_indices()
-    nnz = np.diff(x.indptr)
-    keys = np.full((n, max(int(nnz.max(initial=0)), 1)), -1, dtype=np.int64)
-    rows = np.repeat(np.arange(n), nnz)
-    keys[rows, np.arange(len(rows)) - x.indptr[rows]] = x.indices  # a row's targets, in column order
-    _, codes = np.unique(keys, axis=0, return_inverse=True)
-    codes = codes.reshape(-1).astype(np.int64)
+    codes = row_codes(build_design(candidates[cols], counts, weight_col).x)
     return codes, int(codes.max(initial=-1)) + 1
 
 

@@ -52,7 +52,7 @@ from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses
 from ._sparse_frontier import check_reachable, checked_inputs, frontier_table
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
-from ._subset_refine import refine_subset, weighted_miss
+from ._subset_refine import refine_subset
 from .subsets import (
     _balanced_order,
     _errors,
@@ -333,10 +333,11 @@ class SparseCalibrator(_FittedResult):
             w_cal = np.zeros_like(w)
             w_cal[keep] = w_keep
             options.append((w_cal, err_cal, not self._last_aux_dropped))
-        best = (weighted_miss(x_obj, t_obj, w), w, err)
+        population = float(design.d.sum())
+        best = (auxiliary_l1(x_obj, t_obj, w, population), w, err)
         for cand, cand_err, converged in options:
             if cand_err <= self.tolerance:
-                miss = weighted_miss(x_obj, t_obj, cand)
+                miss = auxiliary_l1(x_obj, t_obj, cand, population)
                 if miss < best[0]:
                     best = (miss, cand, cand_err)
                     self._refine_info["refined"] = True
