@@ -5,7 +5,7 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
 
 - *public* (no budget): the kinds and category lists (``public_categories``), the bounds of every
   numeric column (``public_bounds``; values outside are clipped to them, with a
-  :class:`~microplex.PrivacyWarning`), the conditions' standardization (from their bounds), the
+  :class:`~microplex.PrivacyWarning`), the
   pattern table (every combination of states), the transforms (``logit`` between the public
   bounds), and the number of records (it sets the sampling rate, as in Opacus);
 - *statistics* (the ``"statistics"`` share of the budget): one Gaussian release of a histogram
@@ -27,7 +27,10 @@ Gaussian mechanism counted by the accountant (:mod:`._accountant`):
   keeps the histogram's marginals;
 - *training* (the ``"training"`` share): DP-SGD (:mod:`._dp_training`);
 - *conditions* (the ``"conditions"`` share, ``condition_model=True``): the condition model, a
-  DP Synthesizer of its own with the same statistics/training proportions.
+  DP Synthesizer of its own with the same statistics/training proportions. It is fitted first: the
+  main model's numeric conditions are standardized by the mean and standard deviation of a draw
+  from it (post-processing, :func:`standardize_conditions`), categorical ones one-hot on their
+  public lists.
 
 Heaps, the validation split and the training losses are off in this mode (each would read the
 data without noise).
@@ -309,6 +312,39 @@ def nested_mechanisms(synth: Synthesizer) -> list[dict]:
     """The condition model's mechanisms, their parts prefixed with ``conditions.``."""
     sub = getattr(synth, "condition_model_", None)
     return [] if sub is None else [dict(m, part="conditions." + m["part"]) for m in sub.privacy_["mechanisms"]]
+
+
+#: Rows drawn from the DP condition model to standardize the main model's numeric conditions
+#: (:func:`standardize_conditions`); the mean's error is about 0.007 standard deviations.
+SCALE_DRAWS = 20_000
+
+
+def standardize_conditions(synth: Synthesizer, seed: int) -> None:
+    """The main model's numeric conditions standardized by the mean and standard deviation of a draw
+    from the fitted DP condition model (post-processing: no budget), in place of the public bounds'
+    middle and quarter-width that :func:`fit_public_encoders` sets.
+
+    The bounds' scale squashes a condition that fills a small part of its bounds (children counted 0
+    to 3 within bounds of 0 to 10; a rate of unemployment of 2 to 14 within 0 to 40): its input to
+    the flow then varies 3-5 times less than the others', and under DP-SGD's noise the flow learned
+    little of the targets' dependence on it (workinghours, epsilon 1: the correlation error given the
+    real conditions 0.26, hours ~ children under 5; session 37, ``benchmarks/results/dp.md``). A
+    condition that the draw holds constant keeps the bounds' scale (it has no other)."""
+    from . import _conditions
+    from .._random import int_seed, named_child
+
+    numeric = [n for n in synth.condition_vars if synth.kinds_[n] != "categorical"]
+    if not numeric:
+        return
+    draw = _conditions.draw_conditions(synth, SCALE_DRAWS, int_seed(named_child(seed, "condition_scales")),
+                                       chunk_size=SCALE_DRAWS, threads=1)
+    stats = dict(synth.condition_encoder_.stats)
+    for n in numeric:
+        x = draw[n].to_numpy(float)
+        mean, std = float(x.mean()), float(x.std())
+        if np.isfinite(mean) and np.isfinite(std) and std > 0:
+            stats[n] = (mean, std)
+    synth.condition_encoder_.stats = stats
 
 
 def condition_ranges(synth: Synthesizer, dp: dict[str, Any]) -> dict[str, tuple[float, float]]:

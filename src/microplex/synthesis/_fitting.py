@@ -80,6 +80,10 @@ class _Fitting:
             mechanisms, shares = _dp.fit_public_encoders(
                 self, data, w, dp, schema, np.random.default_rng(named_child(seed, "dp_statistics")),
                 planned["statistics"])
+            if p["condition_model"]:  # fitted first: the main model's conditions are standardized by it
+                self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed,
+                                                                        planned["scale"])
+                _dp.standardize_conditions(self, seed)
         else:
             self.kinds_ = {}
             for name in targets + conditions:
@@ -140,9 +144,8 @@ class _Fitting:
                     n_val = int(round(p["validation_fraction"] * len(data)))
                     epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
                 self._train(data, c, pattern, heap, w, rng, epochs, seed)
-        if p["condition_model"]:
-            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed,
-                                                                    planned["scale"] if dp else 1.0)
+        if p["condition_model"] and not dp:
+            self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         if dp:  # post-processing: the pattern head's mean shares set to the noisy ones
             rake_pattern_head(self, shares, seed)
             if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
