@@ -133,7 +133,9 @@ PUBLIC = {
 #: until session 29 except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc); since session
 #: 29 the default learning rate is 3e-2.
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (session 34, "s34": the bins at the ends of the
+#: Label of the records of this version of the library (session 37, "s37": the condition model fitted
+#: first and the main model's numeric conditions standardized by a draw from it, _dp.standardize_conditions,
+#: instead of by their public bounds; session 34, "s34": the bins at the ends of the
 #: histograms' runs, outside their cores, at their posterior means under an empirical-Bayes prior,
 #: _dp_histogram.posterior_counts; session 32, "s32": sub-bins and bin_count; session 31: point-mass candidates at round
 #: values, the roundest value of every bin of the statistics' histogram, synthesis/_dp.py; session 30: the pattern head at most 32 wide, the
@@ -152,10 +154,10 @@ DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_gra
 #: (session 23: explicit settings, each model calibrated alone); "s24j": a tried and dropped variant that
 #: also released the joint histogram of the targets' discrete cells and started the pattern head at its
 #: shares (cps1, 3 seeds: worse KS and correlation; see dp.md).
-VARIANT = "s34"
+VARIANT = "s37"
 #: The previous version's records, drawn beside this one's in the plot.
-PREVIOUS = "s32"
-LABELS = {"s32": " [s32]", "s31": " [s31]", "s30": " [s30]", "s29": " [s29]", "s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
+PREVIOUS = "s34"
+LABELS = {"s34": " [s34]", "s32": " [s32]", "s31": " [s31]", "s30": " [s30]", "s29": " [s29]", "s24j": " [joint-histogram prior, dropped]", "s24": " [s24]", "s25": " [s25]", "s26": " [s26]",
           "s28j": " [joint state table, dropped]", "s28": " [s28]",
           "s29a": " [s29a: the pattern head at the full learning rate, dropped]"}
 

@@ -195,7 +195,13 @@ def test_a_dp_fit_keeps_only_public_or_noisy_statistics(fitted, cps):
     assert fitted.heaps_ == {"re74": (), "re78": ()}
     assert fitted.history_[["train_loss", "val_loss"]].isna().all().all()
     assert fitted._ranges == {"age": (16, 55)}
-    assert fitted.condition_encoder_.stats["age"] == ((16 + 55) / 2, (55 - 16) / 4)
+    # age standardized by a draw from the DP condition model (post-processing; see the test below)
+    from microplex._random import int_seed, named_child
+    from microplex.synthesis import _dp
+    from microplex.synthesis._conditions import draw_conditions
+
+    draw = draw_conditions(fitted, _dp.SCALE_DRAWS, int_seed(named_child(0, "condition_scales")), _dp.SCALE_DRAWS, 1)
+    assert fitted.condition_encoder_.stats["age"] == (float(draw["age"].mean()), float(draw["age"].std(ddof=0)))
     assert fitted.condition_encoder_.stats["black"] == [0, 1]
     assert not hasattr(fitted, "training_conditions_")
     sub = fitted.condition_model_
@@ -787,8 +793,9 @@ def test_dp_sgd_trains_the_pattern_head_at_its_own_rate(cps, monkeypatch):
     assert DP_HEAD_LR_SCALE < 1
     head = len(list(synth.model_.head.parameters()))
     flow = len(list(synth.model_.parameters())) - head
-    assert seen[0] == [(flow, 0.02), (head, pytest.approx(0.02 * DP_HEAD_LR_SCALE))]
-    assert len(seen) == 2 and seen[1][1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head
+    # the condition model is trained first (the main model's conditions are standardized by it)
+    assert len(seen) == 2 and seen[0][1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head
+    assert seen[1] == [(flow, 0.02), (head, pytest.approx(0.02 * DP_HEAD_LR_SCALE))]
 
 
 def _widths(module: nn.Module) -> list[int]:
@@ -929,3 +936,38 @@ def test_few_records_get_fewer_bins_and_a_condition_model_keeps_its_spread(monke
     assert np.mean([age_ks(s) for s in range(4)]) < 0.16
     monkeypatch.setattr(_dp, "MIN_BINS", _dp.BINS)  # 32 bins whatever the noise
     assert np.mean([age_ks(s) for s in range(4)]) > 0.19
+
+
+def test_numeric_conditions_are_standardized_by_the_condition_models_draw_not_the_bounds(tmp_path):
+    """Children counted 0-3 within public bounds of 0 to 10: the bounds' middle and quarter-width
+    (5, 2.5) would give the flow an input that varies five times less than the others' (session 37:
+    workinghours' correlation error given the real conditions 0.26 -> 0.14). The scale comes from a
+    draw of the DP condition model (post-processing), close to the data's own; the budget spent is
+    the same as with the bounds' scale."""
+    import microplex.synthesis._dp as dpm
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    kids = rng.choice([0, 1, 2, 3], n, p=[0.6, 0.25, 0.1, 0.05])
+    data = pd.DataFrame({"kids": kids, "group": rng.choice(["a", "b"], n),
+                         "hours": np.clip(np.round(1500 - 400 * kids + rng.normal(0, 300, n)), 0, 3000)})
+    kw = dict(condition_model=True, epsilon=1.0, delta=1e-5, epochs=2, hidden_features=(8,), transforms=1,
+              verbose=False, public_bounds={"kids": (0, 10), "hours": (0, 8760)},
+              public_categories={"group": ["a", "b"]})
+    synth = Synthesizer(["hours"], ["kids", "group"], **kw).fit(data, seed=3)
+    mean, std = synth.condition_encoder_.stats["kids"]
+    assert abs(mean - kids.mean()) < 0.25 * kids.std() and 0.7 < std / kids.std() < 1.4
+    assert synth.condition_encoder_.stats["group"] == ["a", "b"]
+    assert synth.privacy_["epsilon"] <= 1.0
+    # the same fit with the bounds' scale spends the same budget: the draw is post-processing
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dpm, "standardize_conditions", lambda synth, seed: None)
+        bounds_scaled = Synthesizer(["hours"], ["kids", "group"], **kw).fit(data, seed=3)
+    assert bounds_scaled.condition_encoder_.stats["kids"] == (5.0, 2.5)
+    assert [m["epsilon"] for m in bounds_scaled.privacy_["mechanisms"]] == \
+        [m["epsilon"] for m in synth.privacy_["mechanisms"]]
+    # a saved model keeps the scale and draws the same bytes
+    synth.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    assert loaded.condition_encoder_.stats["kids"] == (mean, std)
+    pd.testing.assert_frame_equal(loaded.sample(500, seed=1), synth.sample(500, seed=1))
