@@ -6,7 +6,7 @@ Usage (from the repository root)::
 
 Per size (default: the LP core, twice and five times it) and seed (0-2): ``SparseCalibrator`` with
 ``refine=False`` ("off"), the default ("on"), and a random subsample raked to the same targets
-("random"); medians of the held-out errors (as in ``bench_sparse.py``: the share of the population in the
+("random"); medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the share of the population in the
 wrong cells, and the mean relative error of the cells), printed as markdown. cps1988: region x part-time
 counts and region wage sums as targets; acs12: education x employment counts. Held-out families are
 never targets.
@@ -93,8 +93,12 @@ def main() -> None:
     families = [c for c in per_seed.columns if c not in ("size", "method", "seed")]
     medians = per_seed.groupby(["size", "method"], sort=False)[families].median().T
     medians.columns = [f"{size} {method}" for size, method in medians.columns]
+    worst = per_seed.groupby(["size", "method"], sort=False)[families].max().T
+    worst.columns = medians.columns
     print(f"{name}: {len(df)} records, LP core {core}, sizes {sizes}, medians of seeds {list(SEEDS)}\n")
     print(B._markdown(medians.reset_index().rename(columns={"index": "family"})))
+    print(f"\nWorst of seeds {list(SEEDS)}:\n")
+    print(B._markdown(worst.reset_index().rename(columns={"index": "family"})))
 
 
 if __name__ == "__main__":
