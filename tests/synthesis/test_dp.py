@@ -939,8 +939,8 @@ def test_few_records_get_fewer_bins_and_a_condition_model_keeps_its_spread(monke
 
 
 def test_numeric_conditions_are_standardized_by_the_condition_models_draw_not_the_bounds(tmp_path):
-    """Children counted 0-3 within public bounds of 0 to 10: the bounds' middle and quarter-width
-    (5, 2.5) would give the flow an input that varies five times less than the others' (session 37:
+    """Children counted 0-3 (sd 0.86) within public bounds of 0 to 10: the bounds' middle and
+    quarter-width (5, 2.5) would give the flow an input of sd 0.34 instead of about 1 (session 37:
     workinghours' correlation error given the real conditions 0.26 -> 0.14). The scale comes from a
     draw of the DP condition model (post-processing), close to the data's own; the budget spent is
     the same as with the bounds' scale."""
