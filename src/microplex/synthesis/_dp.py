@@ -52,6 +52,7 @@ from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float
+from .._stats import weighted_mean_var
 from .._random import int_seed, named_child
 from .schema import VariableSpec
 from .heaps import Logits
@@ -328,10 +329,13 @@ def standardize_conditions(synth: Synthesizer, seed: int) -> None:
 
     The bounds' scale squashes a condition that fills a small part of its bounds (workinghours'
     children counts, mostly 0 to 2 with sd 0.5-0.9, within bounds of 0 to 10; its unemployment rate,
-    sd 2.3, within 0 to 40): its input to the flow then varies 3-5 times less than the others', and under DP-SGD's noise the flow learned
-    little of the targets' dependence on it (workinghours, epsilon 1: the correlation error given the
-    real conditions 0.26, hours ~ children under 5; session 37, ``benchmarks/results/dp.md``). A
-    condition that the draw holds constant keeps the bounds' scale (it has no other)."""
+    sd 2.3, within 0 to 40): its input to the flow then varies 3-5 times less than the others', and
+    under DP-SGD's noise the flow learned little of the targets' dependence on it (workinghours,
+    epsilon 1: the correlation error given the real conditions 0.26, hours ~ children under 5;
+    session 37, ``benchmarks/results/dp.md``). The moments are those the non-DP encoder takes
+    (:func:`~microplex._stats.weighted_mean_var`, unit weights: the draw already represents the
+    weighted population). A condition that the draw holds constant keeps the bounds' scale (it has
+    no other)."""
     numeric = [n for n in synth.condition_vars if synth.kinds_[n] != "categorical"]
     if not numeric:
         return
@@ -340,7 +344,8 @@ def standardize_conditions(synth: Synthesizer, seed: int) -> None:
     stats = dict(synth.condition_encoder_.stats)
     for n in numeric:
         x = draw[n].to_numpy(float)
-        mean, std = float(x.mean()), float(x.std())
+        mean, var = weighted_mean_var(x, np.ones(len(x)))
+        std = float(np.sqrt(var))
         if np.isfinite(mean) and np.isfinite(std) and std > 0:
             stats[n] = (mean, std)
     synth.condition_encoder_.stats = stats
