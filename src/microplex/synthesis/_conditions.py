@@ -23,6 +23,8 @@ import torch
 
 from .._errors import DataValidationError
 from .._random import int_seed, named_child
+from . import _dp_tree
+from ._dp_tree import applies
 from .schema import VariableSpec
 from .serialization import FORMAT_VERSION
 
@@ -64,6 +66,8 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
     # table, whose DP-SGD noise then blurs how the categories go together (cps1 at epsilon 1, 5 seeds:
     # correlation error 0.093 -> 0.104 with `educ` 12 a point mass; session 31).
     sub._round_point_masses = False
+    if synth.epsilon is not None:  # DP: several conditions are modelled by a tree of noisy tables (._dp_tree)
+        sub._condition_tree = applies(len(conditions))
     sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
     for k in ("training_conditions_", "training_weights_"):  # a DP condition model keeps none already
         if hasattr(sub, k):
@@ -80,7 +84,10 @@ def condition_ranges(data: pd.DataFrame, synth: Synthesizer) -> dict[str, tuple[
 
 
 def draw_conditions(synth: Synthesizer, n: int, seed: int, chunk_size: int, threads: int | None) -> pd.DataFrame:
-    """``n`` condition rows drawn from ``synth``'s condition model (no real row is read)."""
+    """``n`` condition rows drawn from ``synth``'s condition model (no real row is read): from its
+    tree (:mod:`._dp_tree`) when it has one, else from its flow."""
+    if hasattr(synth.condition_model_, "condition_tree_"):
+        return _dp_tree.draw_conditions(synth.condition_model_, n, seed)
     return synth.condition_model_.generate(
         pd.DataFrame(index=pd.RangeIndex(n)), seed=seed, chunk_size=chunk_size, threads=threads
     )

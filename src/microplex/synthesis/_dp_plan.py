@@ -121,16 +121,21 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
     shares, ``scale`` the largest (to a relative 1e-3) at which the RDP composition of all their
     mechanisms spends at most ``epsilon`` at ``delta``. Raises, before anything is fitted, when a
     share is too small at that scale (for either model)."""
-    main = _plan_one(dp, list(synth.target_vars), n, "", check=not synth.condition_model)
+    from ._dp_tree import applies
+
+    tree = getattr(synth, "_condition_tree", False)  # a condition model of two or more conditions: a tree
+    main = _plan_one(dp, list(synth.target_vars), n, "", check=not synth.condition_model, tree=tree)
     if not synth.condition_model:
         return {**main, "scale": 1.0}
     conditions = list(synth.condition_vars)
+    sub_tree = applies(len(conditions))
 
     def both(scale: float, check: bool = False) -> tuple[dict[str, dict], float]:
         own = _plan_one(dict(dp, epsilon=dp["epsilon"] * scale), list(synth.target_vars), n, "", check)
         sub = condition_params(synth, conditions, None, scale)
         sub_dp = dict(dp, epsilon=sub["epsilon"], delta=sub["delta"], split=sub["budget_split"])
-        mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model", check).values())
+        mechs = list(own.values()) + list(_plan_one(sub_dp, conditions, n, " of the condition model", check,
+                                                    tree=sub_tree).values())
         return own, epsilon_spent(mechs, dp["delta"])
 
     _, spent = both(1.0)
@@ -143,10 +148,16 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
     return {**main, "scale": lo}
 
 
-def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check: bool = True) -> dict[str, dict]:
+def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check: bool = True,
+              tree: bool = False) -> dict[str, dict]:
     """Each part calibrated to its share of (epsilon, delta), then every noise multiplier scaled by
     one factor (at most 1) so that their RDP composition spends the parts' total share: composing
     in RDP is tighter than adding the parts' epsilons.
+
+    With ``tree`` (a condition model of two or more conditions, :mod:`._dp_tree`) the
+    ``"training"`` share goes to the part ``"tree"`` instead of DP-SGD: one Gaussian query's
+    multiplier, which :func:`._dp_tree.tree_mechanisms` divides between the tree's selection and
+    its tables (the same RDP).
 
     With ``check``, raises when DP-SGD's final noise multiplier exceeds
     :data:`~._accountant.MAX_NOISE_MULTIPLIER` (its noise would swamp any gradient). The statistics
@@ -157,8 +168,12 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check:
 
     split, epochs, batch = dict(dp["split"]), dp["epochs"], dp["batch_size"]
     q, _, steps = dp_steps(n, batch, epochs)
-    specs = {"training": (q, steps, dp["max_grad_norm"],  # None: set below from the noise multiplier
-                          f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
+    if tree:
+        split["tree"] = split.pop("training")
+        specs = {"tree": (1.0, 1, 1.0, f"the tables of the condition tree{whose}")}
+    else:
+        specs = {"training": (q, steps, dp["max_grad_norm"],  # None: set below from the noise multiplier
+                              f"DP-SGD training{whose} ({epochs} epochs, batch_size {batch})")}
     # a cell of each target's histogram per record, and with weights the total weight's cell (see _dp.histogram_rows)
     specs["statistics"] = (1.0, 1, math.sqrt(len(targets) + bool(dp.get("weighted"))), f"the statistics{whose}")
     eps, delta = dp["epsilon"], dp["delta"]
@@ -177,11 +192,11 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check:
         while hi / lo > 1 + 1e-3:  # invariant: spent(lo) > total_eps >= spent(hi)
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if spent(mid) > total_eps else (lo, mid)
-    if check and hi * sigma["training"] > MAX_NOISE_MULTIPLIER:
+    if check and not tree and hi * sigma["training"] > MAX_NOISE_MULTIPLIER:
         raise _too_small(eps * split["training"], delta * split["training"], q, steps, specs["training"][3],
                          MAX_NOISE_MULTIPLIER)
     sens = {k: spec[2] for k, spec in specs.items()}
-    if sens["training"] is None:
+    if not tree and sens["training"] is None:
         sens["training"] = auto_max_grad_norm(hi * sigma["training"])
     return {k: mechanism(k, hi * sigma[k], qq, t, sens[k], delta * split[k]) for k, (qq, t, _, _) in specs.items()}
 

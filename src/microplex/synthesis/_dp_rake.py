@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from .._random import int_seed, named_child
+from ._conditions import draw_conditions
 from ._dp import output_layer
 from .heaps import Logits
 
@@ -40,7 +41,7 @@ def model_conditions(synth: Synthesizer, n: int, seed: int, name: str, rows_with
     the model's input; ``rows_without`` rows of no columns when ``synth`` has no conditions."""
     if not synth.condition_vars:
         return torch.zeros(rows_without, 0)
-    drawn = synth.condition_model_.generate(pd.DataFrame(index=pd.RangeIndex(n)), seed=int_seed(named_child(seed, name)))
+    drawn = draw_conditions(synth, n, int_seed(named_child(seed, name)), chunk_size=n, threads=None)
     return torch.as_tensor(synth.condition_encoder_.transform(drawn), dtype=torch.float32)
 
 

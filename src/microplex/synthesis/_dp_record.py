@@ -14,6 +14,7 @@ from typing import Any
 from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent
 from ._dp import PARTS
+from ._dp_tree import PARTS as TREE_PARTS
 
 __all__ = ["check_privacy", "privacy_record"]
 
@@ -59,10 +60,14 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
     for i, m in enumerate(mechs):
         if not isinstance(m, dict) or set(m) != set(_MECHANISM_KEYS):
             raise fail(f"mechanisms[{i}]", f"an object with keys {list(_MECHANISM_KEYS)}", m)
-        if m["part"] not in PARTS + tuple(f"conditions.{k}" for k in PARTS[:2]):
-            raise fail(f"mechanisms[{i}].part", f"one of {PARTS}", m["part"])
-        if m["mechanism"] != ("gaussian" if m["sampling_rate"] == 1 else "subsampled_gaussian"):
-            raise fail(f"mechanisms[{i}].mechanism", "'gaussian' (rate 1) or 'subsampled_gaussian'", m["mechanism"])
+        own_parts = PARTS[:2] + TREE_PARTS
+        if m["part"] not in own_parts + ("conditions",) + tuple(f"conditions.{k}" for k in own_parts):
+            raise fail(f"mechanisms[{i}].part", f"one of {own_parts}, optionally prefixed 'conditions.'", m["part"])
+        kind = ("exponential" if m["part"].endswith(TREE_PARTS[0]) and m["sampling_rate"] == 1 else
+                "gaussian" if m["sampling_rate"] == 1 else "subsampled_gaussian")
+        if m["mechanism"] != kind:  # the exponential mechanism is recorded by its RDP's Gaussian multiplier
+            raise fail(f"mechanisms[{i}].mechanism", f"{kind!r} (part {m['part']!r}, rate {m['sampling_rate']!r})",
+                       m["mechanism"])
         cap = MAX_NOISE_MULTIPLIER if m["part"].endswith("training") else MAX_RELEASE_NOISE_MULTIPLIER  # one query
         num(m["noise_multiplier"], f"mechanisms[{i}].noise_multiplier", 1e-3, cap)
         num(m["sampling_rate"], f"mechanisms[{i}].sampling_rate", 1e-9, 1.0)
@@ -79,7 +84,8 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
     if value["accountant"] != "rdp" or value["neighbouring"] != "add or remove one record":
         raise fail("accountant", "'rdp' with neighbouring 'add or remove one record'",
                    [value["accountant"], value["neighbouring"]])
-    num(value["max_grad_norm"], "max_grad_norm", 0.0)
+    if value["max_grad_norm"] is not None or any(m["part"].endswith("training") for m in mechs):
+        num(value["max_grad_norm"], "max_grad_norm", 0.0)  # None only without DP-SGD (a condition tree)
     spent = num(value["epsilon"], "epsilon", 0.0)
     again = privacy_record({"epsilon": epsilon, "delta": delta, "max_grad_norm": value["max_grad_norm"]}, mechs)
     if not math.isclose(spent, again["epsilon"], rel_tol=1e-9, abs_tol=1e-12) or spent > epsilon * (1 + 1e-9):

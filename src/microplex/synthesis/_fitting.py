@@ -23,6 +23,7 @@ from ._dp_margins import recalibrate_margins
 from ._dp_rake import rake_pattern_head
 from ._dp_record import privacy_record
 from ._dp_training import train_dp
+from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._validation import check_column, check_frame, check_weights
 from .schema import VariableSpec, infer_kind
@@ -39,7 +40,7 @@ class _Fitting:
         p = self._check_params()
         self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _state)
         self._ranges = None
-        for k in ("training_conditions_", "training_weights_", "condition_model_", "privacy_"):
+        for k in ("training_conditions_", "training_weights_", "condition_model_", "condition_tree_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
         seed = check_seed(seed, "seed", allow_none=False)
@@ -57,7 +58,8 @@ class _Fitting:
                       weighted=weight_col is not None)
             epochs = dp["epochs"]
             planned = plan(self, dp, len(data))
-            dp["max_grad_norm"] = planned["training"]["sensitivity"]  # None: set by the training's noise
+            # None: set by the training's noise; a condition tree (no DP-SGD) has none
+            dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
@@ -131,9 +133,15 @@ class _Fitting:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
-            if dp:  # the pattern head starts at the noisy shares of the states
+            if "tree" in planned:  # a DP condition model of several conditions: a tree instead of DP-SGD
+                trained = tree_mechanisms(planned["tree"], len(targets) - 1)
+                self.condition_tree_ = fit_tree(self, data, w, shares, trained,
+                                                np.random.default_rng(named_child(seed, "dp_tree")))
+                self.history_ = pd.DataFrame({"epoch": [], "train_loss": [], "val_loss": []})  # no training
+            elif dp:  # the pattern head starts at the noisy shares of the states
                 _dp.init_prior(self, shares)
                 train_dp(self, data, c, pattern, heap, w, rng, dp, seed, planned["training"]["noise_multiplier"])
+                trained = [planned["training"]]
             else:
                 self.model_.init_pattern_prior(
                     torch.as_tensor(np.bincount(pattern, weights=w, minlength=len(self.patterns_)) / w.sum())
@@ -146,9 +154,10 @@ class _Fitting:
                 self._train(data, c, pattern, heap, w, rng, epochs, seed)
         if p["condition_model"] and not dp:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
-        if dp:  # post-processing: the pattern head's mean shares set to the noisy ones
+        if dp and "tree" not in planned:  # post-processing: the pattern head's mean shares set to the noisy ones
             rake_pattern_head(self, shares, seed)
             if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
                 recalibrate_margins(self, seed)
-            self.privacy_ = privacy_record(dp, mechanisms + [planned["training"]] + _dp.nested_mechanisms(self))
+        if dp:
+            self.privacy_ = privacy_record(dp, mechanisms + trained + _dp.nested_mechanisms(self))
         return self

@@ -111,7 +111,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     f = _Fields(label)
     private = isinstance(meta, dict) and isinstance(meta.get("params"), dict) and "epsilon" in meta["params"]
     f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ())
-              + (("privacy",) if private else ()))
+              + (("privacy",) if private else ())
+              + (("condition_tree",) if private and "condition_tree" in meta else ()))  # checked on restore
     f.string(meta["microplex_version"], "microplex_version")
     # Files written before heaps lack the heap parameters: their models have no heap states;
     # optional parameters are absent at their default.

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from . import _conditions, _model_file
+from . import _conditions, _dp_tree, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
 from ._dp import DP_PARAMS
@@ -90,6 +90,10 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     if private:
         metadata["privacy"] = synth.privacy_
     tensors = synth.model_.state_dict()
+    if hasattr(synth, "condition_tree_"):  # a DP condition model's tree (._dp_tree)
+        tree_meta, tree_tensors = synth.condition_tree_.to_parts()
+        metadata[_dp_tree.KEY] = tree_meta
+        tensors = {**tensors, **{f"{_dp_tree.KEY}.{k}": v for k, v in tree_tensors.items()}}
     if synthetic:
         entries, sub_tensors = _conditions.export_parts(synth, export_state)
         metadata.update(entries)
@@ -163,6 +167,14 @@ def restore_state(
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
+    prefix = _dp_tree.KEY + "."
+    tree_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if _dp_tree.KEY in meta or tree_tensors:  # only a DP condition model has a tree
+        if not (nested and p["dp"]) or _dp_tree.KEY not in meta:
+            raise DataValidationError(f"{label} is not a valid Synthesizer model file: field {_dp_tree.KEY!r} (a "
+                                      "tree of the conditions) belongs to a DP condition model only, with its tensors.")
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+        self.condition_tree_ = _dp_tree.ConditionTree.from_parts(meta[_dp_tree.KEY], tree_tensors, self, label)
     elif not nested and not p["dp"]:
         conditions = tables["conditions"].copy()
         _model_file.check_conditions_table(

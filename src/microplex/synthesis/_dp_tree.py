@@ -1,0 +1,347 @@
+"""A DP condition model from noisy two-way tables on a tree (MST-style), in place of DP-SGD.
+
+A fully synthetic DP Synthesizer draws its conditions from a condition model. DP-SGD learns little
+of how the conditions go together on a small data set: on workinghours (2,700 records, ten
+conditions) the condition model's DP-SGD runs at noise multiplier 15 and draws owned ~ mortgage at
+correlation 0.04 against the data's 0.72 (session 37, ``benchmarks/results/dp.md``). Marginal-based
+DP synthesizers (McKenna et al.'s MST, the winner of NIST's 2018 challenge) measure a few
+low-order tables with the Gaussian mechanism instead, each cell a count of hundreds of records
+against noise of tens, and keep what they measured.
+
+With more than one condition, the condition model here (``Synthesizer._condition_tree``, set by
+:func:`._conditions.fit_condition_model`) keeps its DP statistics release (the public encoders and
+quantile maps of :func:`._dp.fit_public_encoders`) and spends its ``"training"`` share on a tree
+instead of DP-SGD:
+
+1. **Codes.** Each condition becomes one discrete column: a categorical condition its category;
+   a numeric one its point-mass state, or, in a continuous segment, which of :func:`tree_bins`
+   equal-probability bins of the standard normal its encoded score falls in (the encoders'
+   quantile maps send the noisy histogram to standard normal scores, so the bins hold about equal
+   shares of the records: a discretization from the released statistics, no further budget).
+2. **Selection** (a third of the share). The tree's edges are chosen as MST chooses them: Kruskal's
+   algorithm, each edge drawn by the exponential mechanism among the pairs that join two
+   components, scored by the L1 distance between the pair's table and the table that the noisy
+   shares of the statistics release predict for independent columns (sensitivity 1: a record moves
+   one cell of the table by its weight, at most 1).
+3. **Measurement** (two thirds). The tables of the chosen edges, released at once by the Gaussian
+   mechanism (L2 sensitivity ``sqrt(edges)``), negative cells set to 0.
+4. **Sampling.** The root's codes from its table's margin, every other column's given its parent's
+   from the parent-child table (a tree-structured graphical model: what MST's estimation gives on
+   a tree). A numeric condition's score is then drawn uniformly in probability within its bin and
+   decoded by its encoder, so the released marginal within a bin is the statistics' histogram's.
+
+The exponential mechanism of parameter ``eps`` (``exp(eps * score / 2)`` for sensitivity 1) is
+``eps^2 / 8``-zCDP (Cesar and Rogers 2021, bounded range), whose RDP curve ``alpha * eps^2 / 8`` is
+that of the Gaussian mechanism of noise multiplier ``2 / eps``: :func:`tree_mechanisms` records it
+so, and the accountant (:mod:`._accountant`) composes it with the rest unchanged.
+
+References
+----------
+McKenna, Miklau, Sheldon. Winning the NIST Contest: A scalable and general approach to
+differentially private synthetic data (Journal of Privacy and Confidentiality, 2021).
+Cesar, Rogers. Bounding, Concentrating, and Truncating: Unifying Privacy Loss Composition for
+Data Analytics (ALT 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import ndtr, ndtri
+
+from .._errors import DataValidationError
+from .transforms import CategoricalEncoder
+
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["PARTS", "SELECTION_SHARE", "TREE_BINS", "ConditionTree", "applies", "draw_conditions", "fit_tree",
+           "tree_bins", "tree_mechanisms"]
+
+#: The selection's share of the tree's zCDP budget (MST: a third, the other thirds on one-way
+#: marginals, which the statistics release gives here, and on the tables).
+SELECTION_SHARE = 1.0 / 3.0
+#: Fewest and most bins of a numeric condition's continuous segment.
+TREE_BINS = (2, 16)
+#: Metadata key and tensor prefix of a condition tree in a model file.
+KEY = "condition_tree"
+#: The parts of ``privacy_["mechanisms"]`` of a tree.
+PARTS = ("tree_selection", "tree_tables")
+
+
+def applies(conditions: int) -> bool:
+    """Whether a DP condition model of ``conditions`` columns is a tree (two or more; one column
+    has no dependence to model, and keeps DP-SGD's flow)."""
+    return conditions >= 2
+
+
+def tree_bins(n: int, noise_sd: float) -> int:
+    """Bins of each continuous segment of a numeric condition: the most (within :data:`TREE_BINS`)
+    at which a table of two such conditions holds about ``2 * noise_sd`` records a cell on ``n``
+    records (public), ``floor(sqrt(n / (2 noise_sd)))``.
+
+    Examples
+    --------
+    >>> tree_bins(1_284, 15.0), tree_bins(12_794, 10.0), tree_bins(100, 50.0)
+    (6, 16, 2)
+    """
+    lo, hi = TREE_BINS
+    return int(np.clip(math.floor(math.sqrt(n / (2.0 * max(noise_sd, 1e-12)))), lo, hi))
+
+
+def tree_mechanisms(part: dict[str, Any], edges: int) -> list[dict[str, Any]]:
+    """The selection's and the tables' entries of ``privacy_["mechanisms"]`` from the tree's part
+    ``part`` (a one-shot Gaussian of noise multiplier ``sigma``, planned by
+    :func:`._dp_plan._plan_one`: zCDP ``rho = 1 / (2 sigma^2)``): the selection, ``edges`` draws
+    of the exponential mechanism of parameter ``sqrt(8 rho_s / edges)`` (recorded as Gaussian steps
+    of noise multiplier ``2 / eps``, the same RDP), and the tables, one Gaussian release of
+    multiplier ``1 / sqrt(2 rho_t)`` and L2 sensitivity ``sqrt(edges)``, with ``rho_s`` and
+    ``rho_t`` the :data:`SELECTION_SHARE` and the rest of ``rho``. Their RDP adds up to the
+    part's."""
+    from ._accountant import epsilon_spent
+
+    rho = 1.0 / (2.0 * float(part["noise_multiplier"]) ** 2)
+    eps = math.sqrt(8.0 * SELECTION_SHARE * rho / edges)
+    sigma_t = 1.0 / math.sqrt(2.0 * (1.0 - SELECTION_SHARE) * rho)
+    out = []
+    for name, kind, sigma, steps, sens, share in (
+            (PARTS[0], "exponential", 2.0 / eps, edges, 1.0, SELECTION_SHARE),
+            (PARTS[1], "gaussian", sigma_t, 1, math.sqrt(edges), 1.0 - SELECTION_SHARE)):
+        delta = float(part["delta"]) * share  # the part's delta divided as its rho
+        spent = epsilon_spent([{"sampling_rate": 1.0, "noise_multiplier": sigma, "steps": steps}], delta)
+        out.append({"part": name, "mechanism": kind, "noise_multiplier": sigma, "sampling_rate": 1.0,
+                    "steps": steps, "sensitivity": sens, "epsilon": spent, "delta": delta})
+    return out
+
+
+def _layout(synth: Synthesizer, bins: int) -> list[tuple[int, int]]:
+    """Per condition (``synth.target_vars``): (point-mass states or categories, continuous segments)."""
+    out = []
+    for name in synth.target_vars:
+        enc = synth.encoders_[name]
+        out.append((enc.n_states, 0) if isinstance(enc, CategoricalEncoder)
+                   else (len(enc.point_masses), len(enc.segments)))
+    return out
+
+
+def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int, rng: np.random.Generator) -> np.ndarray:
+    """Each record's code of each condition (N, columns): its category, its point-mass state, or
+    ``point masses + segment * bins + bin`` of its encoded score (integers dequantized by ``rng``,
+    as the flow's training does)."""
+    cols = []
+    for name in synth.target_vars:
+        enc = synth.encoders_[name]
+        if isinstance(enc, CategoricalEncoder):
+            cols.append(enc.states(data[name]))
+            continue
+        state, u = enc.encode(data[name].to_numpy(float), rng)
+        k = len(enc.point_masses)
+        b = np.clip(np.floor(ndtr(u) * bins), 0, bins - 1).astype(np.int64)
+        cols.append(np.where(state >= k, k + (state - k) * bins + b, state))
+    return np.stack(cols, axis=1).astype(np.int64)
+
+
+def independent_shares(synth: Synthesizer, shares: dict[str, np.ndarray], bins: int) -> list[np.ndarray]:
+    """Each condition's code shares from the statistics release's noisy state shares ``shares``
+    (a continuous state's share split evenly over its bins; a numeric condition without point
+    masses has one state)."""
+    out = []
+    for (k, segs), name in zip(_layout(synth, bins), synth.target_vars):
+        if not segs:
+            out.append(np.asarray(shares[name], float))
+            continue
+        s = np.asarray(shares[name], float) if name in shares else np.ones(k + segs) / (k + segs)
+        out.append(np.r_[s[:k], np.repeat(s[k:] / bins, bins)])
+    return [p / p.sum() for p in out]
+
+
+def _table(codes: np.ndarray, w: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarray:
+    t = np.zeros((sizes[a], sizes[b]))
+    np.add.at(t, (codes[:, a], codes[:, b]), w)
+    return t
+
+
+def select_edges(codes: np.ndarray, sizes: list[int], w: np.ndarray, margins: list[np.ndarray], eps: float,
+                 rng: np.random.Generator) -> list[tuple[int, int]]:
+    """A spanning tree's edges drawn as MST draws them: Kruskal's algorithm, each edge by the
+    exponential mechanism (Gumbel noise, ``eps * score / 2``) among the pairs joining two
+    components; a pair's score is the L1 distance between its weighted table and ``w.sum()``
+    times the outer product of the two columns' ``margins`` (fixed: sensitivity 1)."""
+    d = len(sizes)
+    total = float(w.sum())
+    pairs = [(a, b) for a in range(d) for b in range(a + 1, d)]
+    score = {(a, b): float(np.abs(_table(codes, w, a, b, sizes) - total * np.outer(margins[a], margins[b])).sum())
+             for a, b in pairs}
+    comp = list(range(d))
+    edges: list[tuple[int, int]] = []
+    while len(edges) < d - 1:
+        cand = [e for e in pairs if comp[e[0]] != comp[e[1]]]
+        noisy = np.array([0.5 * eps * score[e] for e in cand]) + rng.gumbel(size=len(cand))
+        a, b = cand[int(np.argmax(noisy))]
+        edges.append((a, b))
+        old, new = comp[b], comp[a]
+        comp = [new if c == old else c for c in comp]
+    return edges
+
+
+class ConditionTree:
+    """A tree-structured model of the conditions' codes: ``order`` (columns, the root first, each
+    after its parent), ``parent`` (per column, -1 for the root), ``root`` (the root's code
+    probabilities) and ``tables[j]`` (P(code of j | code of its parent), rows sum to 1), for
+    columns of ``sizes`` codes; a numeric condition's continuous segments have ``bins`` bins."""
+
+    def __init__(self, sizes: list[int], bins: int, order: list[int], parent: list[int], root: np.ndarray,
+                 tables: dict[int, np.ndarray]) -> None:
+        self.sizes, self.bins, self.order, self.parent = sizes, bins, order, parent
+        self.root, self.tables = root, tables
+
+    @classmethod
+    def from_tables(cls, sizes: list[int], bins: int, edges: list[tuple[int, int]],
+                    noisy: dict[tuple[int, int], np.ndarray]) -> ConditionTree:
+        """The tree rooted at column 0 from the noisy tables of ``edges`` (negative cells set to 0;
+        a parent code whose row is empty draws the child's margin in that table)."""
+        d = len(sizes)
+        adj: dict[int, list[tuple[int, np.ndarray]]] = {j: [] for j in range(d)}
+        for (a, b) in edges:
+            t = np.clip(noisy[(a, b)], 0.0, None)
+            adj[a].append((b, t))
+            adj[b].append((a, t.T))
+        order, parent, tables = [0], [-1] * d, {}
+        for j in order:  # breadth first
+            for child, t in adj[j]:
+                if child == order[0] or parent[child] != -1:
+                    continue
+                parent[child] = j
+                order.append(child)
+                tables[child] = _conditional(t)
+        first = adj[0][0][1].sum(axis=1) if adj[0] else np.ones(sizes[0])
+        root = first / first.sum() if first.sum() > 0 else np.full(sizes[0], 1.0 / sizes[0])
+        return cls(sizes, bins, order, parent, root, tables)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` rows of codes (n, columns)."""
+        out = np.zeros((n, len(self.sizes)), dtype=np.int64)
+        out[:, self.order[0]] = _draw(np.broadcast_to(self.root, (n, len(self.root))), rng)
+        for j in self.order[1:]:
+            out[:, j] = _draw(self.tables[j][out[:, self.parent[j]]], rng)
+        return out
+
+    # -- serialization -------------------------------------------------------------------------------
+    def to_parts(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        meta = {"sizes": list(self.sizes), "bins": int(self.bins), "order": list(self.order),
+                "parent": list(self.parent)}
+        tensors = {"root": torch.as_tensor(self.root, dtype=torch.float64)}
+        tensors.update({f"table.{j}": torch.as_tensor(t, dtype=torch.float64) for j, t in self.tables.items()})
+        return meta, tensors
+
+    @classmethod
+    def from_parts(cls, meta: Any, tensors: dict[str, torch.Tensor], synth: Synthesizer, label: str
+                   ) -> ConditionTree:
+        """The tree of condition model ``synth`` (encoders restored) from untrusted parts: a tree
+        over its columns whose code counts are those its encoders give at the file's ``bins``, and
+        probability tables of those shapes. Raises one DataValidationError naming ``label`` and the
+        field."""
+        def bad(what: str) -> DataValidationError:
+            return DataValidationError(f"{label} is not a valid Synthesizer model file: field {KEY!r}: {what}.")
+
+        if not isinstance(meta, dict) or sorted(meta) != ["bins", "order", "parent", "sizes"]:
+            raise bad("expected a mapping of 'sizes', 'bins', 'order' and 'parent'")
+        sizes, bins, order, parent = meta["sizes"], meta["bins"], meta["order"], meta["parent"]
+        ints = (lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v))
+        if not (ints(sizes) and ints(order) and ints(parent) and isinstance(bins, int) and not isinstance(bins, bool)):
+            raise bad("'sizes', 'order' and 'parent' must be lists of integers and 'bins' an integer")
+        d = len(sizes)
+        lo, hi = TREE_BINS
+        if not (lo <= bins <= hi) or d != len(synth.target_vars) or sorted(order) != list(range(d)) or len(parent) != d:
+            raise bad(f"{d} columns (expected {len(synth.target_vars)}), bins {bins} (expected {lo} to {hi}) and an "
+                      "order of every column once")
+        expected = code_sizes(synth, bins)
+        if sizes != expected:
+            raise bad(f"code counts {sizes}, expected {expected} from the condition model's encoders")
+        seen = {order[0]}
+        if parent[order[0]] != -1:
+            raise bad("the first column of 'order' is the root (parent -1)")
+        for j in order[1:]:
+            if parent[j] not in seen:
+                raise bad(f"column {j}'s parent {parent[j]} does not come before it in 'order'")
+            seen.add(j)
+        want = {"root": (sizes[order[0]],), **{f"table.{j}": (sizes[parent[j]], sizes[j]) for j in order[1:]}}
+        got = {k: tuple(v.shape) for k, v in tensors.items()}
+        if got != want:
+            raise bad(f"tensors {sorted(got.items())}, expected {sorted(want.items())}")
+        arrays = {k: v.detach().to(torch.float64).numpy().copy() for k, v in tensors.items()}
+        for k, a in arrays.items():
+            rows = a.reshape(-1, a.shape[-1])
+            if not (np.isfinite(a).all() and (a >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-9)):
+                raise bad(f"tensor {k!r} must hold probabilities (finite, non-negative, each row summing to 1)")
+        return cls(sizes, bins, order, parent, arrays["root"], {j: arrays[f"table.{j}"] for j in order[1:]})
+
+
+def _conditional(t: np.ndarray) -> np.ndarray:
+    """Rows of ``t`` normalized to sum to 1; an empty row gets the table's column margin (or uniform)."""
+    margin = t.sum(axis=0)
+    margin = margin / margin.sum() if margin.sum() > 0 else np.full(t.shape[1], 1.0 / t.shape[1])
+    rows = t.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(rows > 0, t / np.where(rows > 0, rows, 1.0), margin[None, :])
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One code per row of probabilities ``p`` (n, k) by the inverse CDF."""
+    cdf = np.cumsum(p, axis=1)
+    u = rng.random(len(p))[:, None] * cdf[:, -1:]
+    return np.minimum((u > cdf).sum(axis=1), p.shape[1] - 1)
+
+
+def code_sizes(synth: Synthesizer, bins: int) -> list[int]:
+    """The number of codes of each condition (see :func:`column_codes`)."""
+    return [k + segs * bins for k, segs in _layout(synth, bins)]
+
+
+def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, shares: dict[str, np.ndarray],
+             mechanisms: list[dict[str, Any]], rng: np.random.Generator) -> ConditionTree:
+    """The condition tree of ``synth`` (a condition model: its targets are the conditions; public
+    encoders fitted) on ``data`` with record weights ``w`` (at most 1), spending ``mechanisms``
+    (:func:`tree_mechanisms`)."""
+    select, measure = mechanisms
+    noise_sd = measure["noise_multiplier"] * measure["sensitivity"]
+    bins = tree_bins(len(data), noise_sd)
+    sizes = code_sizes(synth, bins)
+    codes = column_codes(synth, data, bins, rng)
+    margins = independent_shares(synth, shares, bins)
+    # the exponential mechanism's parameter, recorded as the Gaussian multiplier 2 / eps (tree_mechanisms)
+    edges = select_edges(codes, sizes, w, margins, 2.0 / float(select["noise_multiplier"]), rng)
+    noisy = {e: _table(codes, w, e[0], e[1], sizes) + rng.normal(0.0, noise_sd, (sizes[e[0]], sizes[e[1]]))
+             for e in edges}
+    return ConditionTree.from_tables(sizes, bins, edges, noisy)
+
+
+def draw_conditions(synth: Synthesizer, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows drawn from the condition model ``synth``'s tree (``synth.condition_tree_``): codes,
+    then each numeric condition's score uniform in probability within its bin, decoded."""
+    from ._generation import _cast
+
+    tree: ConditionTree = synth.condition_tree_
+    rng = np.random.default_rng(seed)
+    codes = tree.sample(int(n), rng)
+    out = {}
+    for j, name in enumerate(synth.target_vars):
+        enc = synth.encoders_[name]
+        c = codes[:, j]
+        if isinstance(enc, CategoricalEncoder):
+            values = enc.decode(c)
+        else:
+            k = len(enc.point_masses)
+            cont = c >= k
+            rel = np.where(cont, c - k, 0)
+            state = np.where(cont, k + rel // tree.bins, c)
+            p = (rel % tree.bins + rng.random(len(c))) / tree.bins
+            u = np.where(cont, ndtri(np.clip(p, 1e-12, 1 - 1e-12)), 0.0)
+            values = enc.decode(u, state)
+        out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name])
+    return pd.DataFrame(out, index=pd.RangeIndex(int(n)))
