@@ -54,7 +54,7 @@ import torch
 from scipy.special import ndtr, ndtri
 
 from .._errors import DataValidationError
-from .transforms import CategoricalEncoder
+from .transforms import CategoricalEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -118,20 +118,40 @@ def tree_mechanisms(part: dict[str, Any], edges: int) -> list[dict[str, Any]]:
     return out
 
 
-def _layout(synth: Synthesizer, bins: int) -> list[tuple[int, int]]:
-    """Per condition (``synth.target_vars``): (point-mass states or categories, continuous segments)."""
+def segment_bins(enc: CategoricalEncoder | ContinuousEncoder, bins: int) -> list[int]:
+    """Bins of each continuous segment of a condition's encoder: ``bins``, or fewer for an integer
+    segment that holds fewer integers between its bounds (off the point masses): a bin per
+    integer at most. None for a categorical condition."""
+    if isinstance(enc, CategoricalEncoder):
+        return []
     out = []
-    for name in synth.target_vars:
-        enc = synth.encoders_[name]
-        out.append((enc.n_states, 0) if isinstance(enc, CategoricalEncoder)
-                   else (len(enc.point_masses), len(enc.segments)))
+    for seg in enc.segments:
+        if enc.integer and seg.lower is not None and seg.upper is not None:
+            masses = {seg.sign * m for m in enc.point_masses}
+            inside = [v for v in range(math.ceil(seg.lower), math.floor(seg.upper) + 1)
+                      if seg.lower < v < seg.upper and v not in masses]
+            out.append(max(1, min(bins, len(inside))))
+        else:
+            out.append(bins)
     return out
+
+
+def code_sizes(synth: Synthesizer, bins: int) -> list[int]:
+    """The number of codes of each condition (see :func:`column_codes`)."""
+    return [enc.n_states if isinstance(enc, CategoricalEncoder) else len(enc.point_masses) + sum(segment_bins(enc, bins))
+            for enc in (synth.encoders_[n] for n in synth.target_vars)]
+
+
+def _offsets(enc: ContinuousEncoder, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first code, bins) of each continuous segment of ``enc``."""
+    per = np.asarray(segment_bins(enc, bins), dtype=np.int64)
+    return len(enc.point_masses) + np.r_[0, np.cumsum(per)[:-1]].astype(np.int64), per
 
 
 def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int, rng: np.random.Generator) -> np.ndarray:
     """Each record's code of each condition (N, columns): its category, its point-mass state, or
-    ``point masses + segment * bins + bin`` of its encoded score (integers dequantized by ``rng``,
-    as the flow's training does)."""
+    the segment's first code plus the bin of its encoded score (the segment's bins of equal
+    standard normal probability; integers dequantized by ``rng``, as the flow's training does)."""
     cols = []
     for name in synth.target_vars:
         enc = synth.encoders_[name]
@@ -140,23 +160,11 @@ def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int, rng: np.rand
             continue
         state, u = enc.encode(data[name].to_numpy(float), rng)
         k = len(enc.point_masses)
-        b = np.clip(np.floor(ndtr(u) * bins), 0, bins - 1).astype(np.int64)
-        cols.append(np.where(state >= k, k + (state - k) * bins + b, state))
+        first, per = _offsets(enc, bins)
+        seg = np.clip(state - k, 0, len(per) - 1)
+        b = np.clip(np.floor(ndtr(u) * per[seg]), 0, per[seg] - 1).astype(np.int64)
+        cols.append(np.where(state >= k, first[seg] + b, state))
     return np.stack(cols, axis=1).astype(np.int64)
-
-
-def independent_shares(synth: Synthesizer, shares: dict[str, np.ndarray], bins: int) -> list[np.ndarray]:
-    """Each condition's code shares from the statistics release's noisy state shares ``shares``
-    (a continuous state's share split evenly over its bins; a numeric condition without point
-    masses has one state)."""
-    out = []
-    for (k, segs), name in zip(_layout(synth, bins), synth.target_vars):
-        if not segs:
-            out.append(np.asarray(shares[name], float))
-            continue
-        s = np.asarray(shares[name], float) if name in shares else np.ones(k + segs) / (k + segs)
-        out.append(np.r_[s[:k], np.repeat(s[k:] / bins, bins)])
-    return [p / p.sum() for p in out]
 
 
 def _table(codes: np.ndarray, w: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarray:
@@ -165,22 +173,41 @@ def _table(codes: np.ndarray, w: np.ndarray, a: int, b: int, sizes: list[int]) -
     return t
 
 
-def select_edges(codes: np.ndarray, sizes: list[int], w: np.ndarray, margins: list[np.ndarray], eps: float,
+#: Sensitivity of a pair's selection score (:func:`pair_score`) to adding or removing one record of
+#: weight at most 1.
+SCORE_SENSITIVITY = 4.0
+
+
+def pair_score(table: np.ndarray) -> float:
+    """How far a pair's weighted table ``T`` is from independence: ``|T - r c' / N|_1`` with ``r``,
+    ``c`` its row and column sums and ``N`` its total.
+
+    Adding a record of weight ``w <= 1`` in cell (i, j) moves ``T`` by ``w`` and the independence
+    table ``r c' / N`` by at most ``3 w`` in L1 (``r c' (1 / (N + w) - 1 / N)`` by ``N w / (N + w)``,
+    ``w (e_i c' + r e_j' + w e_i e_j') / (N + w)`` by at most ``2 w``), so the score moves by at most
+    :data:`SCORE_SENSITIVITY`. MST scores against the model of its released one-way marginals
+    instead (sensitivity 1); here the one-way shares of a numeric condition's bins are not released
+    (its bins hold equal shares of the noisy histogram's mass, not of the data's: an integer's
+    values fall unevenly), and a score against them would rank the pairs by those errors."""
+    total = table.sum()
+    if total <= 0:
+        return 0.0
+    return float(np.abs(table - np.outer(table.sum(axis=1), table.sum(axis=0)) / total).sum())
+
+
+def select_edges(codes: np.ndarray, sizes: list[int], w: np.ndarray, eps: float,
                  rng: np.random.Generator) -> list[tuple[int, int]]:
     """A spanning tree's edges drawn as MST draws them: Kruskal's algorithm, each edge by the
-    exponential mechanism (Gumbel noise, ``eps * score / 2``) among the pairs joining two
-    components; a pair's score is the L1 distance between its weighted table and ``w.sum()``
-    times the outer product of the two columns' ``margins`` (fixed: sensitivity 1)."""
+    exponential mechanism (Gumbel noise on ``eps * score / (2 * SCORE_SENSITIVITY)``) among the
+    pairs that join two components, scored by :func:`pair_score`."""
     d = len(sizes)
-    total = float(w.sum())
     pairs = [(a, b) for a in range(d) for b in range(a + 1, d)]
-    score = {(a, b): float(np.abs(_table(codes, w, a, b, sizes) - total * np.outer(margins[a], margins[b])).sum())
-             for a, b in pairs}
+    score = {(a, b): pair_score(_table(codes, w, a, b, sizes)) for a, b in pairs}
     comp = list(range(d))
     edges: list[tuple[int, int]] = []
     while len(edges) < d - 1:
         cand = [e for e in pairs if comp[e[0]] != comp[e[1]]]
-        noisy = np.array([0.5 * eps * score[e] for e in cand]) + rng.gumbel(size=len(cand))
+        noisy = np.array([eps * score[e] / (2.0 * SCORE_SENSITIVITY) for e in cand]) + rng.gumbel(size=len(cand))
         a, b = cand[int(np.argmax(noisy))]
         edges.append((a, b))
         old, new = comp[b], comp[a]
@@ -298,24 +325,18 @@ def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((u > cdf).sum(axis=1), p.shape[1] - 1)
 
 
-def code_sizes(synth: Synthesizer, bins: int) -> list[int]:
-    """The number of codes of each condition (see :func:`column_codes`)."""
-    return [k + segs * bins for k, segs in _layout(synth, bins)]
-
-
-def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, shares: dict[str, np.ndarray],
-             mechanisms: list[dict[str, Any]], rng: np.random.Generator) -> ConditionTree:
+def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, mechanisms: list[dict[str, Any]],
+             rng: np.random.Generator) -> ConditionTree:
     """The condition tree of ``synth`` (a condition model: its targets are the conditions; public
     encoders fitted) on ``data`` with record weights ``w`` (at most 1), spending ``mechanisms``
-    (:func:`tree_mechanisms`)."""
+    (:func:`tree_mechanisms`: the selection's exponential mechanism recorded as the Gaussian
+    multiplier ``2 / eps``, then the tables)."""
     select, measure = mechanisms
     noise_sd = measure["noise_multiplier"] * measure["sensitivity"]
     bins = tree_bins(len(data), noise_sd)
     sizes = code_sizes(synth, bins)
     codes = column_codes(synth, data, bins, rng)
-    margins = independent_shares(synth, shares, bins)
-    # the exponential mechanism's parameter, recorded as the Gaussian multiplier 2 / eps (tree_mechanisms)
-    edges = select_edges(codes, sizes, w, margins, 2.0 / float(select["noise_multiplier"]), rng)
+    edges = select_edges(codes, sizes, w, 2.0 / float(select["noise_multiplier"]), rng)
     noisy = {e: _table(codes, w, e[0], e[1], sizes) + rng.normal(0.0, noise_sd, (sizes[e[0]], sizes[e[1]]))
              for e in edges}
     return ConditionTree.from_tables(sizes, bins, edges, noisy)
@@ -337,11 +358,12 @@ def draw_conditions(synth: Synthesizer, n: int, seed: int) -> pd.DataFrame:
             values = enc.decode(c)
         else:
             k = len(enc.point_masses)
+            first, per = _offsets(enc, tree.bins)
             cont = c >= k
-            rel = np.where(cont, c - k, 0)
-            state = np.where(cont, k + rel // tree.bins, c)
-            p = (rel % tree.bins + rng.random(len(c))) / tree.bins
+            seg = np.clip(np.searchsorted(first, c, side="right") - 1, 0, len(per) - 1)
+            b = c - first[seg]
+            p = (b + rng.random(len(c))) / per[seg]
             u = np.where(cont, ndtri(np.clip(p, 1e-12, 1 - 1e-12)), 0.0)
-            values = enc.decode(u, state)
+            values = enc.decode(u, np.where(cont, k + seg, c))
         out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name])
     return pd.DataFrame(out, index=pd.RangeIndex(int(n)))

@@ -135,7 +135,7 @@ class _Fitting:
             self.model_ = self._new_model()
             if "tree" in planned:  # a DP condition model of several conditions: a tree instead of DP-SGD
                 trained = tree_mechanisms(planned["tree"], len(targets) - 1)
-                self.condition_tree_ = fit_tree(self, data, w, shares, trained,
+                self.condition_tree_ = fit_tree(self, data, w, trained,
                                                 np.random.default_rng(named_child(seed, "dp_tree")))
                 self.history_ = pd.DataFrame({"epoch": [], "train_loss": [], "val_loss": []})  # no training
             elif dp:  # the pattern head starts at the noisy shares of the states
