@@ -85,14 +85,17 @@ def test_spent_epsilon_of_a_fit_is_at_most_the_requested_one(fitted):
     priv = fitted.privacy_
     assert 0 < priv["epsilon"] <= 4.0 and priv["delta"] == 1e-5
     parts = [m["part"] for m in priv["mechanisms"]]
-    assert parts == ["statistics", "training", "conditions.statistics", "conditions.training"]
+    # three conditions: the condition model is a tree of noisy tables (test_dp_tree.py), not DP-SGD
+    assert parts == ["statistics", "training", "conditions.statistics", "conditions.tree_selection",
+                     "conditions.tree_tables"]
     assert sum(m["delta"] for m in priv["mechanisms"]) == pytest.approx(1e-5)
-    # max_grad_norm=None: each model's norm is 30 over its training noise multiplier, within [5, 15]
-    for m, model in ((priv["mechanisms"][1], fitted), (priv["mechanisms"][3], fitted.condition_model_)):
-        assert m["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / m["noise_multiplier"])))
-        assert model.privacy_["max_grad_norm"] == m["sensitivity"]
+    # max_grad_norm=None: the norm is 30 over the training noise multiplier, within [5, 15]
+    m = priv["mechanisms"][1]
+    assert m["sensitivity"] == pytest.approx(min(15.0, max(5.0, 30.0 / m["noise_multiplier"])))
+    assert fitted.privacy_["max_grad_norm"] == m["sensitivity"]
+    assert fitted.condition_model_.privacy_["max_grad_norm"] is None
     # the two models are calibrated jointly: their shares (0.2 + 0.5 and 0.3) are scaled by one
-    # factor until the RDP composition of all four mechanisms spends (almost) the whole budget
+    # factor until the RDP composition of all five mechanisms spends (almost) the whole budget
     assert acc.epsilon_spent(priv["mechanisms"], 1e-5) <= 4.0
     assert priv["epsilon"] > 4.0 * 0.99
     main = [m for m in priv["mechanisms"] if "." not in m["part"]]
@@ -339,7 +342,10 @@ def test_a_budget_too_small_raises_before_training(cps, monkeypatch):
     with pytest.raises(DataValidationError, match="'epsilon' budget is too small for DP-SGD training"):
         _dp(epsilon=1e-3, epochs=50).fit(cps)
     with pytest.raises(DataValidationError, match="too small for DP-SGD training of the condition model"):
-        _dp(epsilon=1.0, epochs=30, budget_split={"statistics": 0.2, "training": 0.799, "conditions": 0.001}).fit(cps)
+        Synthesizer(TARGETS, ["age"], condition_model=True, epsilon=1.0, delta=1e-5, epochs=30, batch_size=200,
+                    hidden_features=(8,), transforms=1, verbose=False,  # one condition: DP-SGD (several: a tree)
+                    public_bounds=BOUNDS, budget_split={"statistics": 0.2, "training": 0.799, "conditions": 0.001},
+                    ).fit(cps[TARGETS + ["age"]])
     with pytest.raises(DataValidationError, match="too small for the statistics"):
         _dp(epsilon=1.0, epochs=1, budget_split={"statistics": 0.001, "training": 0.7, "conditions": 0.299}).fit(cps)
 
@@ -740,7 +746,7 @@ def test_release_marginal_is_the_noisy_histograms_after_training(cps, monkeypatc
         assert np.abs((x[:, None] <= at[None, :]).mean(axis=0) - p).max() < 0.02
         assert not np.allclose(seg.knots[1], before[name][1])  # the flow had moved: the map was changed
     assert [m["part"] for m in synth.privacy_["mechanisms"]] == [
-        "statistics", "training", "conditions.statistics", "conditions.training"]
+        "statistics", "training", "conditions.statistics", "conditions.tree_selection", "conditions.tree_tables"]
 
 
 def test_empty_histogram_bins_give_the_quantile_map_no_mass(cps):
@@ -791,12 +797,16 @@ def test_dp_sgd_trains_the_pattern_head_at_its_own_rate(cps, monkeypatch):
             super().__init__(params, **kw)
 
     monkeypatch.setattr(_dp_training.torch.optim, "Adam", Recording)
-    synth = _dp(epsilon=4.0, epochs=1, learning_rate=0.02).fit(cps, seed=0)
+    # one condition: the condition model is trained by DP-SGD too (several make a tree, test_dp_tree.py)
+    synth = Synthesizer(TARGETS, ["black"], condition_model=True, epsilon=4.0, delta=1e-5, epochs=1,
+                        learning_rate=0.02, batch_size=200, hidden_features=(8,), transforms=1, verbose=False,
+                        public_bounds={k: BOUNDS[k] for k in TARGETS},
+                        public_categories={"black": [0, 1]}).fit(cps[TARGETS + ["black"]], seed=0)
     assert DP_HEAD_LR_SCALE < 1
     head = len(list(synth.model_.head.parameters()))
     flow = len(list(synth.model_.parameters())) - head
     # the condition model is trained first (the main model's conditions are standardized by it)
-    assert len(seen) == 2 and seen[0][1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head
+    assert len(seen) == 2 and seen[0][-1][1] == pytest.approx(0.02 * DP_HEAD_LR_SCALE)  # the condition model's head
     assert seen[1] == [(flow, 0.02), (head, pytest.approx(0.02 * DP_HEAD_LR_SCALE))]
 
 

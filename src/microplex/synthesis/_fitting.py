@@ -133,7 +133,7 @@ class _Fitting:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._new_model()
-            if "tree" in planned:  # a DP condition model of several conditions: a tree instead of DP-SGD
+            if dp and "tree" in planned:  # a DP condition model of several conditions: a tree instead of DP-SGD
                 trained = tree_mechanisms(planned["tree"], len(targets) - 1)
                 self.condition_tree_ = fit_tree(self, data, w, trained,
                                                 np.random.default_rng(named_child(seed, "dp_tree")))

@@ -167,6 +167,12 @@ def restore_state(
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
+    elif not nested and not p["dp"]:
+        conditions = tables["conditions"].copy()
+        _model_file.check_conditions_table(
+            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
+        self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
+        self.training_conditions_ = conditions
     prefix = _dp_tree.KEY + "."
     tree_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if _dp_tree.KEY in meta or tree_tensors:  # only a DP condition model has a tree
@@ -175,12 +181,6 @@ def restore_state(
                                       "tree of the conditions) belongs to a DP condition model only, with its tensors.")
         tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
         self.condition_tree_ = _dp_tree.ConditionTree.from_parts(meta[_dp_tree.KEY], tree_tensors, self, label)
-    elif not nested and not p["dp"]:
-        conditions = tables["conditions"].copy()
-        _model_file.check_conditions_table(
-            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
-        self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
-        self.training_conditions_ = conditions
     try:
         self._check_model_size(len(conditions) if tables else int(p["batch_size"] or BATCH_SIZE))
     except DataValidationError as exc:
