@@ -133,7 +133,8 @@ PUBLIC = {
 #: until session 29 except the batch (a power of two near n / 8: 2048 on cps1, 1024 on eusilc); since session
 #: 29 the default learning rate is 3e-2.
 DP_SETTINGS = {"epochs": 20, "batch_size": 2048, "learning_rate": 1e-2, "max_grad_norm": 15.0}
-#: Label of the records of this version of the library (session 37, "s37": the condition model fitted
+#: Label of the records of this version of the library (session 38, "s38": a DP condition model of two or
+#: more conditions is a tree of noisy two-way tables, synthesis/_dp_tree.py, instead of DP-SGD; session 37, "s37": the condition model fitted
 #: first and the main model's numeric conditions standardized by a draw from it, _dp.standardize_conditions,
 #: instead of by their public bounds; session 34, "s34": the bins at the ends of the
 #: histograms' runs, outside their cores, at their posterior means under an empirical-Bayes prior,

@@ -38,7 +38,7 @@ def test_tree_mechanisms_divide_the_parts_rdp_by_hand():
 
 def test_tree_bins_follow_the_noise():
     assert tree.tree_bins(1_284, 15.0) == 6
-    assert tree.tree_bins(12_794, 10.0) == 16  # capped
+    assert tree.tree_bins(12_794, 5.0) == 32  # capped
     assert tree.tree_bins(100, 50.0) == 2  # at least two
     assert tree.tree_bins(10_000, 20.0) > tree.tree_bins(10_000, 80.0)
 

@@ -66,7 +66,7 @@ __all__ = ["PARTS", "SELECTION_SHARE", "TREE_BINS", "ConditionTree", "applies", 
 #: marginals, which the statistics release gives here, and on the tables).
 SELECTION_SHARE = 1.0 / 3.0
 #: Fewest and most bins of a numeric condition's continuous segment.
-TREE_BINS = (2, 16)
+TREE_BINS = (2, 32)
 #: Metadata key and tensor prefix of a condition tree in a model file.
 KEY = "condition_tree"
 #: The parts of ``privacy_["mechanisms"]`` of a tree.
@@ -86,8 +86,8 @@ def tree_bins(n: int, noise_sd: float) -> int:
 
     Examples
     --------
-    >>> tree_bins(1_284, 15.0), tree_bins(12_794, 10.0), tree_bins(100, 50.0)
-    (6, 16, 2)
+    >>> tree_bins(1_284, 15.0), tree_bins(12_794, 5.0), tree_bins(100, 50.0)
+    (6, 32, 2)
     """
     lo, hi = TREE_BINS
     return int(np.clip(math.floor(math.sqrt(n / (2.0 * max(noise_sd, 1e-12)))), lo, hi))
@@ -118,53 +118,69 @@ def tree_mechanisms(part: dict[str, Any], edges: int) -> list[dict[str, Any]]:
     return out
 
 
-def segment_bins(enc: CategoricalEncoder | ContinuousEncoder, bins: int) -> list[int]:
-    """Bins of each continuous segment of a condition's encoder: ``bins``, or fewer for an integer
-    segment that holds fewer integers between its bounds (off the point masses): a bin per
-    integer at most. None for a categorical condition."""
-    if isinstance(enc, CategoricalEncoder):
-        return []
+def segment_edges(enc: ContinuousEncoder, bins: int) -> list[np.ndarray]:
+    """The inner bin edges, in normal scores (ascending), of each continuous segment of ``enc``.
+
+    A continuous segment's ``bins`` bins have equal standard normal probability: its quantile map
+    sends the statistics' noisy histogram to normal scores, so they split that histogram's mass
+    evenly. An integer segment's edges are those moved to the nearest half-integer below (then
+    deduplicated): a bin holds whole integers, one or several, and an integer that holds much of
+    the mass (12 years of schooling) gets a bin of its own instead of being cut between two."""
     out = []
     for seg in enc.segments:
-        if enc.integer and seg.lower is not None and seg.upper is not None:
-            masses = {seg.sign * m for m in enc.point_masses}
-            inside = [v for v in range(math.ceil(seg.lower), math.floor(seg.upper) + 1)
-                      if seg.lower < v < seg.upper and v not in masses]
-            out.append(max(1, min(bins, len(inside))))
-        else:
-            out.append(bins)
+        z = ndtri(np.arange(1, bins) / bins)
+        if enc.integer:
+            half = np.unique(np.floor(seg.decode(z)) + 0.5)
+            half = half[seg.contains(seg.sign * half)]
+            z = np.unique(seg.encode(half)) if len(half) else np.zeros(0)
+        out.append(np.asarray(z, dtype=float))
     return out
 
 
 def code_sizes(synth: Synthesizer, bins: int) -> list[int]:
     """The number of codes of each condition (see :func:`column_codes`)."""
-    return [enc.n_states if isinstance(enc, CategoricalEncoder) else len(enc.point_masses) + sum(segment_bins(enc, bins))
+    return [enc.n_states if isinstance(enc, CategoricalEncoder)
+            else len(enc.point_masses) + sum(len(e) + 1 for e in segment_edges(enc, bins))
             for enc in (synth.encoders_[n] for n in synth.target_vars)]
 
 
-def _offsets(enc: ContinuousEncoder, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """(first code, bins) of each continuous segment of ``enc``."""
-    per = np.asarray(segment_bins(enc, bins), dtype=np.int64)
-    return len(enc.point_masses) + np.r_[0, np.cumsum(per)[:-1]].astype(np.int64), per
-
-
-def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int, rng: np.random.Generator) -> np.ndarray:
+def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int) -> np.ndarray:
     """Each record's code of each condition (N, columns): its category, its point-mass state, or
-    the segment's first code plus the bin of its encoded score (the segment's bins of equal
-    standard normal probability; integers dequantized by ``rng``, as the flow's training does)."""
+    the first code of its continuous segment (after the point masses and the segments before)
+    plus its bin in the segment (:func:`segment_edges`)."""
     cols = []
     for name in synth.target_vars:
         enc = synth.encoders_[name]
         if isinstance(enc, CategoricalEncoder):
             cols.append(enc.states(data[name]))
             continue
-        state, u = enc.encode(data[name].to_numpy(float), rng)
-        k = len(enc.point_masses)
-        first, per = _offsets(enc, bins)
-        seg = np.clip(state - k, 0, len(per) - 1)
-        b = np.clip(np.floor(ndtr(u) * per[seg]), 0, per[seg] - 1).astype(np.int64)
-        cols.append(np.where(state >= k, first[seg] + b, state))
+        state, u = enc.encode(data[name].to_numpy(float))  # an integer's own score: inside its bin
+        code = state.copy()
+        first = len(enc.point_masses)
+        for i, edges in enumerate(segment_edges(enc, bins)):
+            on = state == len(enc.point_masses) + i
+            code[on] = first + np.searchsorted(edges, u[on], side="right")
+            first += len(edges) + 1
+        cols.append(code)
     return np.stack(cols, axis=1).astype(np.int64)
+
+
+def decode_codes(enc: ContinuousEncoder, codes: np.ndarray, bins: int, rng: np.random.Generator) -> np.ndarray:
+    """Values of a numeric condition from its codes: a point mass as it is; in a segment's bin a
+    score uniform in standard normal probability between the bin's edges, decoded (an integer
+    rounds to one of the bin's integers)."""
+    k = len(enc.point_masses)
+    state, u = np.where(codes < k, codes, 0), np.zeros(len(codes))
+    first = k
+    p = rng.random(len(codes))
+    for i, edges in enumerate(segment_edges(enc, bins)):
+        on = (codes >= first) & (codes <= first + len(edges))
+        b = codes[on] - first
+        lo, hi = ndtr(np.r_[-np.inf, edges])[b], ndtr(np.r_[edges, np.inf])[b]
+        u[on] = ndtri(np.clip(lo + p[on] * (hi - lo), 1e-12, 1 - 1e-12))
+        state[on] = k + i
+        first += len(edges) + 1
+    return enc.decode(u, state)
 
 
 def _table(codes: np.ndarray, w: np.ndarray, a: int, b: int, sizes: list[int]) -> np.ndarray:
@@ -335,7 +351,7 @@ def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, mechanisms: 
     noise_sd = measure["noise_multiplier"] * measure["sensitivity"]
     bins = tree_bins(len(data), noise_sd)
     sizes = code_sizes(synth, bins)
-    codes = column_codes(synth, data, bins, rng)
+    codes = column_codes(synth, data, bins)
     edges = select_edges(codes, sizes, w, 2.0 / float(select["noise_multiplier"]), rng)
     noisy = {e: _table(codes, w, e[0], e[1], sizes) + rng.normal(0.0, noise_sd, (sizes[e[0]], sizes[e[1]]))
              for e in edges}
@@ -357,13 +373,6 @@ def draw_conditions(synth: Synthesizer, n: int, seed: int) -> pd.DataFrame:
         if isinstance(enc, CategoricalEncoder):
             values = enc.decode(c)
         else:
-            k = len(enc.point_masses)
-            first, per = _offsets(enc, tree.bins)
-            cont = c >= k
-            seg = np.clip(np.searchsorted(first, c, side="right") - 1, 0, len(per) - 1)
-            b = c - first[seg]
-            p = (b + rng.random(len(c))) / per[seg]
-            u = np.where(cont, ndtri(np.clip(p, 1e-12, 1 - 1e-12)), 0.0)
-            values = enc.decode(u, np.where(cont, k + seg, c))
+            values = decode_codes(enc, c, tree.bins, rng)
         out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name])
     return pd.DataFrame(out, index=pd.RangeIndex(int(n)))
