@@ -198,3 +198,15 @@ def test_tree_tensors_are_float64_probabilities(fitted):
     meta, tensors = fitted.condition_model_.condition_tree_.to_parts()
     assert all(v.dtype == torch.float64 for v in tensors.values())
     assert set(meta) == {"sizes", "bins", "order", "parent"}
+
+
+def test_the_condition_model_itself_draws_from_its_tree(fitted):
+    sub = fitted.condition_model_
+    a = sub.sample(2_000, seed=3)
+    drawn = fitted.sample(2_000, seed=7)
+    assert list(a.columns) == list(sub.target_vars)
+    assert ((a["owned"] == 0) & (a["mortgage"] == 1)).mean() < 0.03  # the tree's dependence, not an untrained flow
+    pd.testing.assert_frame_equal(sub.sample(2_000, seed=3), a)
+    assert len(drawn) == 2_000
+    with pytest.raises(DataValidationError, match="no density"):
+        sub.log_prob(a)

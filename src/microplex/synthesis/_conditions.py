@@ -23,7 +23,6 @@ import torch
 
 from .._errors import DataValidationError
 from .._random import int_seed, named_child
-from . import _dp_tree
 from ._dp_tree import applies
 from .schema import VariableSpec
 from .serialization import FORMAT_VERSION
@@ -84,10 +83,8 @@ def condition_ranges(data: pd.DataFrame, synth: Synthesizer) -> dict[str, tuple[
 
 
 def draw_conditions(synth: Synthesizer, n: int, seed: int, chunk_size: int, threads: int | None) -> pd.DataFrame:
-    """``n`` condition rows drawn from ``synth``'s condition model (no real row is read): from its
-    tree (:mod:`._dp_tree`) when it has one, else from its flow."""
-    if hasattr(synth.condition_model_, "condition_tree_"):
-        return _dp_tree.draw_conditions(synth.condition_model_, n, seed)
+    """``n`` condition rows drawn from ``synth``'s condition model (no real row is read; a DP
+    condition model of several conditions draws from its tree, :mod:`._dp_tree`)."""
     return synth.condition_model_.generate(
         pd.DataFrame(index=pd.RangeIndex(n)), seed=seed, chunk_size=chunk_size, threads=threads
     )

@@ -358,7 +358,7 @@ def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, mechanisms: 
     return ConditionTree.from_tables(sizes, bins, edges, noisy)
 
 
-def draw_conditions(synth: Synthesizer, n: int, seed: int) -> pd.DataFrame:
+def draw_conditions(synth: Synthesizer, n: int, seed: int | None) -> pd.DataFrame:
     """``n`` rows drawn from the condition model ``synth``'s tree (``synth.condition_tree_``): codes,
     then each numeric condition's score uniform in probability within its bin, decoded."""
     from ._generation import _cast

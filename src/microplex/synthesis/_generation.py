@@ -17,6 +17,7 @@ from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarnin
 from .._params import check_int, check_seed
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
+from . import _dp_tree
 from ._conditions import draw_conditions
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
@@ -43,6 +44,8 @@ class _Generation:
         for name in cond:
             check_column(conditions[name], name, "condition")
         self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
+        if hasattr(self, "condition_tree_"):  # a DP condition model of several conditions: no flow was trained
+            return _dp_tree.draw_conditions(self, len(conditions), seed).set_axis(conditions.index)
         prepared = self._prepare_conditions(conditions)
         gen = torch.Generator().manual_seed(int_seed(np.random.SeedSequence(seed)))
         out = conditions.copy()
@@ -85,6 +88,10 @@ class _Generation:
 
     def _log_prob(self, data: pd.DataFrame) -> np.ndarray:
         self._check_is_fitted()
+        if hasattr(self, "condition_tree_"):
+            raise DataValidationError(
+                "This is a DP condition model drawn from a tree of noisy tables (its flow is not trained): it has "
+                "no density to evaluate; log_prob is available on the main model.")
         cols = list(self.target_vars) + list(self.condition_vars)
         check_frame(data, cols, "data", allow_empty=True)
         for name in cols:

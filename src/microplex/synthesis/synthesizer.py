@@ -156,7 +156,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     model_ : PointMassFlow
         The fitted torch module.
     condition_model_ : Synthesizer
-        The unconditional model of the conditions (``condition_model=True`` only).
+        The unconditional model of the conditions (``condition_model=True`` only). With ``epsilon``
+        and two or more conditions it draws from a tree of noisy two-way tables of them (its
+        ``condition_tree_``; its flow is not trained and it has no ``log_prob``; see
+        ``docs/privacy.md``, "The condition model").
     privacy_ : dict
         With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
     fitted_params_ : dict
