@@ -14,23 +14,24 @@ quantile maps of :func:`._dp.fit_public_encoders`) and spends its ``"training"``
 instead of DP-SGD:
 
 1. **Codes.** Each condition becomes one discrete column: a categorical condition its category;
-   a numeric one its point-mass state, or, in a continuous segment, which of :func:`tree_bins`
-   equal-probability bins of the standard normal its encoded score falls in (the encoders'
-   quantile maps send the noisy histogram to standard normal scores, so the bins hold about equal
-   shares of the records: a discretization from the released statistics, no further budget).
+   a numeric one its point-mass state, or, in a continuous segment, its bin
+   (:func:`segment_edges`): bins of equal standard normal probability of its encoded score (the
+   encoders' quantile maps send the noisy histogram to standard normal scores, so the bins split
+   its mass evenly), an integer's moved to half-integers so that no integer is cut between two;
+   :func:`tree_bins` of them, as many as the tables' noise allows. A discretization from the
+   released statistics: no further budget.
 2. **Selection** (a third of the share). The tree's edges are chosen as MST chooses them: Kruskal's
    algorithm, each edge drawn by the exponential mechanism among the pairs that join two
-   components, scored by the L1 distance between the pair's table and the table that the noisy
-   shares of the statistics release predict for independent columns (sensitivity 1: a record moves
-   one cell of the table by its weight, at most 1).
+   components, scored by how far the pair's weighted table is from independence
+   (:func:`pair_score`, sensitivity :data:`SCORE_SENSITIVITY`).
 3. **Measurement** (two thirds). The tables of the chosen edges, released at once by the Gaussian
    mechanism (L2 sensitivity ``sqrt(edges)``), negative cells set to 0.
 4. **Sampling.** The root's codes from its table's margin, every other column's given its parent's
-   from the parent-child table (a tree-structured graphical model: what MST's estimation gives on
-   a tree). A numeric condition's score is then drawn uniformly in probability within its bin and
+   from the parent-child table (a tree-structured graphical model; MST's estimation would also
+   make the noisy tables agree on the columns they share, which this does not). A numeric condition's score is then drawn uniformly in probability within its bin and
    decoded by its encoder, so the released marginal within a bin is the statistics' histogram's.
 
-The exponential mechanism of parameter ``eps`` (``exp(eps * score / 2)`` for sensitivity 1) is
+The exponential mechanism of parameter ``eps`` (``exp(eps * score / (2 * sensitivity))``) is
 ``eps^2 / 8``-zCDP (Cesar and Rogers 2021, bounded range), whose RDP curve ``alpha * eps^2 / 8`` is
 that of the Gaussian mechanism of noise multiplier ``2 / eps``: :func:`tree_mechanisms` records it
 so, and the accountant (:mod:`._accountant`) composes it with the rest unchanged.
@@ -155,6 +156,9 @@ def column_codes(synth: Synthesizer, data: pd.DataFrame, bins: int) -> np.ndarra
             cols.append(enc.states(data[name]))
             continue
         state, u = enc.encode(data[name].to_numpy(float))  # an integer's own score: inside its bin
+        if (state < 0).any():  # public encoders cover the clipped values; a defect, not the data's
+            raise DataValidationError(f"Condition {name!r}: {int((state < 0).sum())} values fall outside every "
+                                      "state of its public encoder.")
         code = state.copy()
         first = len(enc.point_masses)
         for i, edges in enumerate(segment_edges(enc, bins)):
