@@ -210,3 +210,23 @@ def test_the_condition_model_itself_draws_from_its_tree(fitted):
     assert len(drawn) == 2_000
     with pytest.raises(DataValidationError, match="no density"):
         sub.log_prob(a)
+
+
+def test_a_noisy_table_is_projected_onto_non_negative_tables_of_its_total():
+    noisy = np.array([[100.0, 3.0, -4.0], [50.0, 6.0, -1.0]])
+    got = tree.project_table(noisy)
+    # by hand: tau = 1.25 (cells above it: 100, 50, 6, 3; their excess sums to 154, the total)
+    assert got == pytest.approx(np.array([[98.75, 1.75, 0.0], [48.75, 4.75, 0.0]]))
+    assert got.sum() == pytest.approx(noisy.sum()) and (got >= 0).all()
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # the nearest point: no non-negative table of the same total is closer
+        y = rng.normal(5.0, 10.0, (4, 5))
+        p = tree.project_table(y)
+        if y.sum() <= 0:
+            assert (p == 0).all()
+            continue
+        assert p.sum() == pytest.approx(y.sum()) and (p >= 0).all()
+        other = rng.dirichlet(np.ones(20)).reshape(4, 5) * y.sum()
+        assert np.sum((p - y) ** 2) <= np.sum((other - y) ** 2) + 1e-9
+    clean = np.array([[4.0, 1.0], [2.0, 3.0]])
+    assert tree.project_table(clean) == pytest.approx(clean)  # nothing to take back
