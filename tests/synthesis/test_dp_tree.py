@@ -230,3 +230,15 @@ def test_a_noisy_table_is_projected_onto_non_negative_tables_of_its_total():
         assert np.sum((p - y) ** 2) <= np.sum((other - y) ** 2) + 1e-9
     clean = np.array([[4.0, 1.0], [2.0, 3.0]])
     assert tree.project_table(clean) == pytest.approx(clean)  # nothing to take back
+
+
+def test_large_draws_go_in_blocks_of_bounded_memory(fitted, monkeypatch):
+    one = fitted.condition_model_.sample(5_000, seed=11)
+    small = fitted.condition_model_.sample(1_000, seed=11)
+    monkeypatch.setattr(tree, "BLOCK_ROWS", 1_000)  # five blocks from the same generator
+    blocks = fitted.condition_model_.sample(5_000, seed=11)
+    assert len(blocks) == 5_000 and list(blocks.index) == list(range(5_000))
+    pd.testing.assert_frame_equal(blocks, fitted.condition_model_.sample(5_000, seed=11))  # deterministic
+    assert blocks.dtypes.equals(one.dtypes)
+    pd.testing.assert_frame_equal(fitted.condition_model_.sample(1_000, seed=11), small)  # one block: as before
+    assert len(fitted.condition_model_.sample(0, seed=1)) == 0

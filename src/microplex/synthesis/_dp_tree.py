@@ -382,21 +382,30 @@ def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, mechanisms: 
     return ConditionTree.from_tables(sizes, bins, edges, noisy)
 
 
+#: Rows drawn per block by :func:`draw_conditions` (memory bounded whatever ``n``; the same
+#: draws whatever the caller's ``chunk_size``).
+BLOCK_ROWS = 65_536
+
+
 def draw_conditions(synth: Synthesizer, n: int, seed: int | None) -> pd.DataFrame:
-    """``n`` rows drawn from the condition model ``synth``'s tree (``synth.condition_tree_``): codes,
-    then each numeric condition's score uniform in probability within its bin, decoded."""
+    """``n`` rows drawn from the condition model ``synth``'s tree (``synth.condition_tree_``), in
+    blocks of :data:`BLOCK_ROWS` from one generator seeded by ``seed``: codes, then each numeric
+    condition's score uniform in probability within its bin, decoded."""
+    rng = np.random.default_rng(seed)
+    n = int(n)
+    blocks = [_draw_block(synth, min(BLOCK_ROWS, n - start), rng) for start in range(0, max(n, 1), BLOCK_ROWS)]
+    return blocks[0] if len(blocks) == 1 else pd.concat(blocks, ignore_index=True)
+
+
+def _draw_block(synth: Synthesizer, n: int, rng: np.random.Generator) -> pd.DataFrame:
     from ._generation import _cast
 
     tree: ConditionTree = synth.condition_tree_
-    rng = np.random.default_rng(seed)
-    codes = tree.sample(int(n), rng)
+    codes = tree.sample(n, rng)
     out = {}
     for j, name in enumerate(synth.target_vars):
         enc = synth.encoders_[name]
         c = codes[:, j]
-        if isinstance(enc, CategoricalEncoder):
-            values = enc.decode(c)
-        else:
-            values = decode_codes(enc, c, tree.bins, rng)
+        values = enc.decode(c) if isinstance(enc, CategoricalEncoder) else decode_codes(enc, c, tree.bins, rng)
         out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name])
-    return pd.DataFrame(out, index=pd.RangeIndex(int(n)))
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
