@@ -55,13 +55,13 @@ def _chain(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_selection_with_a_large_budget_is_the_maximum_spanning_tree():
     rng = np.random.default_rng(0)
     codes, sizes = _chain(5_000, rng), [3, 3, 2, 4]
-    w = np.ones(len(codes))
+    tables = tree.pair_tables(codes, sizes, np.ones(len(codes)))
     for seed in range(5):
-        edges = tree.select_edges(codes, sizes, w, eps=10.0, rng=np.random.default_rng(seed))
+        edges = tree.select_edges(tables, 4, eps=10.0, rng=np.random.default_rng(seed))
         assert set(edges[:2]) == {(0, 1), (1, 2)}  # the two dependent pairs first, every seed
         assert len(edges) == 3 and any(3 in e for e in edges)  # the independent column joined last
     # with almost no budget the choice is close to uniform: some seed picks another first edge
-    firsts = {tree.select_edges(codes, sizes, w, eps=1e-9, rng=np.random.default_rng(s))[0]
+    firsts = {tree.select_edges(tables, 4, eps=1e-9, rng=np.random.default_rng(s))[0]
               for s in range(20)}
     assert len(firsts) > 1
 

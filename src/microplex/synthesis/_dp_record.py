@@ -57,10 +57,10 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
     mechs = value["mechanisms"]
     if not isinstance(mechs, list) or not 1 <= len(mechs) <= 8:
         raise fail("mechanisms", "a list of 1 to 8 mechanisms", mechs)
+    own_parts = PARTS[:2] + TREE_PARTS
     for i, m in enumerate(mechs):
         if not isinstance(m, dict) or set(m) != set(_MECHANISM_KEYS):
             raise fail(f"mechanisms[{i}]", f"an object with keys {list(_MECHANISM_KEYS)}", m)
-        own_parts = PARTS[:2] + TREE_PARTS
         if m["part"] not in own_parts + ("conditions",) + tuple(f"conditions.{k}" for k in own_parts):
             raise fail(f"mechanisms[{i}].part", f"one of {own_parts}, optionally prefixed 'conditions.'", m["part"])
         kind = ("exponential" if m["part"].endswith(TREE_PARTS[0]) and m["sampling_rate"] == 1 else

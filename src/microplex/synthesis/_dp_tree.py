@@ -104,20 +104,15 @@ def tree_mechanisms(part: dict[str, Any], edges: int) -> list[dict[str, Any]]:
     multiplier ``1 / sqrt(2 rho_t)`` and L2 sensitivity ``sqrt(edges)``, with ``rho_s`` and
     ``rho_t`` the :data:`SELECTION_SHARE` and the rest of ``rho``. Their RDP adds up to the
     part's."""
-    from ._accountant import epsilon_spent
+    from ._dp_plan import mechanism  # here: _dp_plan imports _dp, which imports this module (via _conditions)
 
     rho = 1.0 / (2.0 * float(part["noise_multiplier"]) ** 2)
     eps = math.sqrt(8.0 * SELECTION_SHARE * rho / edges)
     sigma_t = 1.0 / math.sqrt(2.0 * (1.0 - SELECTION_SHARE) * rho)
-    out = []
-    for name, kind, sigma, steps, sens, share in (
-            (PARTS[0], "exponential", 2.0 / eps, edges, 1.0, SELECTION_SHARE),
-            (PARTS[1], "gaussian", sigma_t, 1, math.sqrt(edges), 1.0 - SELECTION_SHARE)):
-        delta = float(part["delta"]) * share  # the part's delta divided as its rho
-        spent = epsilon_spent([{"sampling_rate": 1.0, "noise_multiplier": sigma, "steps": steps}], delta)
-        out.append({"part": name, "mechanism": kind, "noise_multiplier": sigma, "sampling_rate": 1.0,
-                    "steps": steps, "sensitivity": sens, "epsilon": spent, "delta": delta})
-    return out
+    delta = float(part["delta"])  # divided as the part's rho
+    select = mechanism(PARTS[0], 2.0 / eps, 1.0, edges, 1.0, delta * SELECTION_SHARE)
+    tables = mechanism(PARTS[1], sigma_t, 1.0, 1, math.sqrt(edges), delta * (1.0 - SELECTION_SHARE))
+    return [dict(select, mechanism="exponential"), tables]
 
 
 def segment_edges(enc: ContinuousEncoder, bins: int) -> list[np.ndarray]:
@@ -216,14 +211,20 @@ def pair_score(table: np.ndarray) -> float:
     return float(np.abs(table - np.outer(table.sum(axis=1), table.sum(axis=0)) / total).sum())
 
 
-def select_edges(codes: np.ndarray, sizes: list[int], w: np.ndarray, eps: float,
-                 rng: np.random.Generator) -> list[tuple[int, int]]:
-    """A spanning tree's edges drawn as MST draws them: Kruskal's algorithm, each edge by the
-    exponential mechanism (Gumbel noise on ``eps * score / (2 * SCORE_SENSITIVITY)``) among the
-    pairs that join two components, scored by :func:`pair_score`."""
+def pair_tables(codes: np.ndarray, sizes: list[int], w: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """The weighted table of every pair of columns ``(a, b)``, ``a < b``."""
     d = len(sizes)
+    return {(a, b): _table(codes, w, a, b, sizes) for a in range(d) for b in range(a + 1, d)}
+
+
+def select_edges(tables: dict[tuple[int, int], np.ndarray], d: int, eps: float,
+                 rng: np.random.Generator) -> list[tuple[int, int]]:
+    """A spanning tree's edges over ``d`` columns drawn as MST draws them: Kruskal's algorithm,
+    each edge by the exponential mechanism (Gumbel noise on ``eps * score / (2 *
+    SCORE_SENSITIVITY)``) among the pairs that join two components, scored by :func:`pair_score`
+    of the pair's table in ``tables`` (:func:`pair_tables`)."""
     pairs = [(a, b) for a in range(d) for b in range(a + 1, d)]
-    score = {(a, b): pair_score(_table(codes, w, a, b, sizes)) for a, b in pairs}
+    score = {e: pair_score(tables[e]) for e in pairs}
     comp = list(range(d))
     edges: list[tuple[int, int]] = []
     while len(edges) < d - 1:
@@ -376,9 +377,9 @@ def fit_tree(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, mechanisms: 
     bins = tree_bins(len(data), noise_sd)
     sizes = code_sizes(synth, bins)
     codes = column_codes(synth, data, bins)
-    edges = select_edges(codes, sizes, w, 2.0 / float(select["noise_multiplier"]), rng)
-    noisy = {e: _table(codes, w, e[0], e[1], sizes) + rng.normal(0.0, noise_sd, (sizes[e[0]], sizes[e[1]]))
-             for e in edges}
+    tables = pair_tables(codes, sizes, w)  # read once: scored for the selection, then released
+    edges = select_edges(tables, len(sizes), 2.0 / float(select["noise_multiplier"]), rng)
+    noisy = {e: tables[e] + rng.normal(0.0, noise_sd, tables[e].shape) for e in edges}
     return ConditionTree.from_tables(sizes, bins, edges, noisy)
 
 
