@@ -120,3 +120,30 @@ def test_subset_too_small_for_the_auxiliaries_says_so():
     else:
         assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     assert s["auxiliary_converged"] in (True, False)
+
+
+def test_records_no_calibration_fits_are_weighted_by_the_program_over_them(population):
+    """Where no calibration of the k chosen records meets the targets, the auxiliary program over those
+    records alone weights them (targets within the tolerance, least auxiliary miss): with the targets'
+    vertex on them, on more records than that vertex's few, and a smaller miss."""
+    _, _, design, x, t = population
+    k, pop = 60, design.d.sum()
+
+    def failing(core, k):  # a calibration that misses the targets, whatever the records
+        return np.zeros(len(design.d)), math.inf, False, True
+
+    best, tries = _subset_choice.best_auxiliary_subset(design, (x, t), 0.005, k, failing)
+    assert best is not None and [r["cap"] for r in tries] == list(AUXILIARY_CAPS)
+    w, err, l1, cap, converged = best
+    assert err == pytest.approx(_max_error(design, w)) and err <= 0.005 and converged is False
+    core, _ = auxiliary_subset(design, x, t, 0.005, k, cap)
+    assert not (w[~core] > 0).any() and (w >= 0).all() and l1 == pytest.approx(auxiliary_l1(x, t, w, pop))
+    with_vertex = 0
+    for r in tries:
+        assert r["max_rel_error"] <= 0.005 and r["exact"] is False and r["auxiliary_converged"] is False
+        core, vertex = auxiliary_subset(design, x, t, 0.005, k, r["cap"])
+        if vertex is not None:
+            with_vertex += 1
+            assert r["kept"] > (vertex > 0).sum()  # more of the budget than the vertex's records
+            assert r["auxiliary_l1"] < auxiliary_l1(x, t, vertex, pop)
+    assert with_vertex  # the budget is below the support of some cap's program

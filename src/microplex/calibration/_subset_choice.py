@@ -15,7 +15,10 @@ its cap per constraint, so its support is about ``K / cap`` records plus the con
 support fits the budget; otherwise a vertex of the targets alone whose cost favours the records the
 auxiliary vertex weighted most (so that the targets stay reachable), completed with the auxiliary vertex's
 heaviest records. The caller calibrates the subset and keeps, over a few caps, the calibrated subset with
-the smallest auxiliary miss (an internal criterion: no held-out total is used).
+the smallest auxiliary miss (an internal criterion: no held-out total is used). Where no calibration of the
+``K`` records meets the targets (exact raking can need weights of zero that it cannot give), the program
+of :func:`auxiliary_vertex` over those ``K`` records alone weights them instead: the targets within the
+tolerance, the least auxiliary miss, on up to all ``K`` records rather than the targets' vertex's few.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def auxiliary_subset(
         balanced sampling), else exactly ``k`` records (fewer only if the vertex has fewer non-zeros).
     vertex : ndarray or None
         Weights of a vertex of the targets alone on ``core`` when the support did not fit (they meet the
-        targets within ``tol``: the fallback where no calibration of the subset does); None otherwise.
+        targets within ``tol``: the last fallback where neither a calibration of the subset nor the
+        program over it does); None otherwise.
     """
     upper = None
     if math.isfinite(cap):
@@ -123,6 +127,23 @@ def auxiliary_subset(
     add = np.argsort(-rest, kind="stable")[: k - int(core.sum())]
     core[add[rest[add] > 0]] = True
     return core, vertex
+
+
+def _program_weights(design: Design, keep: np.ndarray, x_aux: sp.csr_matrix, t_aux: np.ndarray, tol: float,
+                     jitter: np.ndarray | None) -> np.ndarray | None:
+    """Weights of the records ``keep`` (a boolean mask) from :func:`auxiliary_vertex` on them alone: the
+    targets within ``tol``, the least L1 miss of the auxiliaries (None where the program finds none). The
+    fallback where no calibration of the records meets the targets: they hold a vertex that meets them
+    (the targets' vertex, or the auxiliary program's support), so the program is feasible and its miss is
+    at most that vertex's, while its support may use every kept record instead of the vertex's few."""
+    try:
+        w_keep = auxiliary_vertex(_pool_design(design, keep), x_aux[keep], t_aux, tol, None,
+                                  None if jitter is None else jitter[keep])
+    except ConvergenceError:
+        return None
+    w = np.zeros(len(design.d))
+    w[keep] = w_keep
+    return w
 
 
 def _pool_design(design: Design, pool: np.ndarray) -> Design:
@@ -182,8 +203,12 @@ def best_auxiliary_subset(
             tries.append({"cap": cap, "error": f"the targets need {int(core.sum())} records, more than {k}"})
             continue
         w, err, converged, soft = attempt(core, k)
-        if err > tol and vertex is not None and _max_error(design, vertex) < err:
-            w, err, converged, soft = vertex, _max_error(design, vertex), False, True  # the targets' vertex
+        if err > tol:  # no calibration of the k records meets the targets
+            w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
+            for fallback in (w_lp, vertex):  # the program over the k records, else the targets' vertex alone
+                if fallback is not None and _max_error(design, fallback) < err:
+                    w, err, converged, soft = fallback, _max_error(design, fallback), False, True
+                    break
         l1 = auxiliary_l1(x_aux, t_aux, w, population)
         tries.append({"cap": cap, "kept": int((w > 0).sum()), "max_rel_error": err, "auxiliary_l1": l1,
                       "auxiliary_converged": converged, "exact": not soft})

@@ -405,8 +405,10 @@ class SparseCalibrator(_FittedResult):
         if self._aux_choice["auxiliary_converged"] is False:
             warnings.warn(
                 f"The soft calibration to the auxiliary totals did not converge on the {int(nz.sum())} kept records "
-                "(too few for the targets and the auxiliaries together): the auxiliaries chose the records, the "
-                "targets alone set their weights (summary['auxiliary_converged'] is False).",
+                "(too few for the targets and the auxiliaries together): the auxiliaries chose the records; their "
+                "weights are a calibration to the targets alone or, where none met the tolerance, a linear program's "
+                "(the targets within the tolerance, the least L1 miss of the auxiliaries) "
+                "(summary['auxiliary_converged'] is False).",
                 ConvergenceWarning, stacklevel=2,
             )
         summary: dict[str, Any] = {
