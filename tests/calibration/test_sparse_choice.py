@@ -64,6 +64,7 @@ def test_default_fit_reports_the_chosen_cap_and_its_auxiliary_miss(population):
     tries = [r for r in s["auxiliary_tries"] if "auxiliary_l1" in r]
     assert len(s["auxiliary_tries"]) == len(AUXILIARY_CAPS)
     exact = [r for r in tries if r["exact"] and r["max_rel_error"] <= 0.005]
+    assert all(r["weights"] == "calibration" for r in exact)
     assert s["auxiliary_l1"] == pytest.approx(min(r["auxiliary_l1"] for r in exact))
     # the records the programs choose fit the auxiliaries better than balanced sampling's
     none = SparseCalibrator(150, seed=0, auxiliary=None).fit(df, targets).weights.to_numpy()
@@ -141,6 +142,7 @@ def test_records_no_calibration_fits_are_weighted_by_the_program_over_them(popul
     with_vertex = 0
     for r in tries:
         assert r["max_rel_error"] <= 0.005 and r["exact"] is False and r["auxiliary_converged"] is False
+        assert r["weights"] == "program"
         core, vertex = auxiliary_subset(design, x, t, 0.005, k, r["cap"])
         if vertex is not None:
             with_vertex += 1

@@ -174,8 +174,11 @@ def best_auxiliary_subset(
     best : (weights, max target error, auxiliary miss, cap, auxiliaries converged) or None
         None when no cap gives a subset within ``tol`` (the caller's own path then decides, or raises).
     tries : list of dict
-        One per cap: ``cap``, ``kept``, ``max_rel_error``, ``auxiliary_l1``, ``auxiliary_converged`` (or
-        ``error`` where the program found no weights, or the targets need more than ``k`` records).
+        One per cap: ``cap``, ``kept``, ``max_rel_error``, ``auxiliary_l1``, ``auxiliary_converged``,
+        ``exact`` and ``weights`` (``"calibration"``; ``"program"``, the auxiliary program over the ``k``
+        records, where no calibration of them met ``tol``; ``"vertex"``, the targets' vertex, where
+        neither did) (or ``error`` where the program found no weights, or the targets need more than
+        ``k`` records).
         With more than :data:`MAX_LP_UNITS` units, the programs see only the units ``pool(size)`` (a
         boolean mask of a balanced sample of that size). ``jitter`` (per unit, in [1, 2)) breaks ties
         between alike records in the programs (:func:`auxiliary_vertex`): the seed's part in the choice.
@@ -203,15 +206,17 @@ def best_auxiliary_subset(
             tries.append({"cap": cap, "error": f"the targets need {int(core.sum())} records, more than {k}"})
             continue
         w, err, converged, soft = attempt(core, k)
+        source = "calibration"
         if err > tol:  # no calibration of the k records meets the targets
             w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
-            for fallback in (w_lp, vertex):  # the program over the k records, else the targets' vertex alone
+            # the program over the k records, else the targets' vertex alone
+            for name, fallback in (("program", w_lp), ("vertex", vertex)):
                 if fallback is not None and _max_error(design, fallback) < err:
-                    w, err, converged, soft = fallback, _max_error(design, fallback), False, True
+                    w, err, converged, soft, source = fallback, _max_error(design, fallback), False, True, name
                     break
         l1 = auxiliary_l1(x_aux, t_aux, w, population)
         tries.append({"cap": cap, "kept": int((w > 0).sum()), "max_rel_error": err, "auxiliary_l1": l1,
-                      "auxiliary_converged": converged, "exact": not soft})
+                      "auxiliary_converged": converged, "exact": not soft, "weights": source})
         if err <= tol and (best is None or (soft, l1) < (best[5], best[2])):
             best = (w, err, l1, cap, converged, soft)
     return (best[:5] if best is not None else None), tries

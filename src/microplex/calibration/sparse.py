@@ -17,7 +17,9 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
   the one Newton solver, optionally bounded): the targets exactly, the auxiliaries softly; a subset too
   small for both is calibrated to the targets alone (``summary["auxiliary_converged"]`` False, with a
   :class:`ConvergenceWarning`; ``["auxiliary_dropped"]`` counts such solves over every subset tried), and
-  where no calibration meets the tolerance, a linear-programming vertex's own weights are kept.
+  where no calibration meets the tolerance, a linear program's own weights are kept (with auxiliaries, the
+  auxiliary program over the kept records, else the targets' vertex: ``summary["auxiliary_tries"]``,
+  ``"weights"``).
   ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
   ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
   counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
@@ -407,8 +409,8 @@ class SparseCalibrator(_FittedResult):
                 f"The soft calibration to the auxiliary totals did not converge on the {int(nz.sum())} kept records "
                 "(too few for the targets and the auxiliaries together): the auxiliaries chose the records; their "
                 "weights are a calibration to the targets alone or, where none met the tolerance, a linear program's "
-                "(the targets within the tolerance, the least L1 miss of the auxiliaries) "
-                "(summary['auxiliary_converged'] is False).",
+                "(the targets within the tolerance, the least L1 miss of the auxiliaries; summary['auxiliary_tries'] "
+                "says which: 'weights') (summary['auxiliary_converged'] is False).",
                 ConvergenceWarning, stacklevel=2,
             )
         summary: dict[str, Any] = {
