@@ -360,6 +360,16 @@ def test_values_outside_public_bounds_are_clipped_with_a_warning(cps):
         _dp().fit(bad)
 
 
+@pytest.mark.parametrize("column,value", [("marr", None), ("age", np.nan), ("re74", np.inf)])
+def test_missing_and_infinite_values_are_refused_before_any_clipping(cps, column, value):
+    """As without DP: a missing category is not reported as an unknown one ('nan'), and an infinite
+    value is not clipped to the public bound."""
+    bad = cps.astype({column: object if value is None else float})
+    bad.loc[3, column] = value
+    with pytest.raises(DataValidationError, match=rf"column '{column}' has 1 missing or infinite values"):
+        _dp().fit(bad, seed=0)
+
+
 def test_weights_are_bounded_publicly(cps):
     data = cps.assign(w=np.linspace(1.0, 3.0, len(cps)))
     with pytest.warns(PrivacyWarning, match="'w': 200 weights above its public bound 2.5"):

@@ -51,6 +51,8 @@ class _Fitting:
             raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
         check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
         w = check_weights(data, weight_col)
+        for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
+            check_column(data[name], name, "target" if name in targets else "condition")
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)
@@ -64,7 +66,6 @@ class _Fitting:
         schema = dict(p["schema"] or {})
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
-            check_column(data[name], name, role)
             if data[name].nunique() < 2:
                 raise DataValidationError(
                     f"{role.capitalize()} column {name!r} is constant ({data[name].iloc[0]!r}); "
