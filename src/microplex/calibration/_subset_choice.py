@@ -211,8 +211,9 @@ def best_auxiliary_subset(
             w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
             # the program over the k records, else the targets' vertex alone
             for name, fallback in (("program", w_lp), ("vertex", vertex)):
-                if fallback is not None and _max_error(design, fallback) < err:
-                    w, err, converged, soft, source = fallback, _max_error(design, fallback), False, True, name
+                fallback_err = math.inf if fallback is None else _max_error(design, fallback)
+                if fallback_err < err:
+                    w, err, converged, soft, source = fallback, fallback_err, False, True, name
                     break
         l1 = auxiliary_l1(x_aux, t_aux, w, population)
         tries.append({"cap": cap, "kept": int((w > 0).sum()), "max_rel_error": err, "auxiliary_l1": l1,
