@@ -34,9 +34,24 @@ def test_target_cells_and_their_crosses(population):
     cell = df["region"] * 2 + df["sex"]
     assert pd.crosstab(codes, cell.to_numpy()).gt(0).sum(axis=1).eq(1).all()  # one code per region x sex
     x, totals, names = cell_crosses(df, design, targets, "weight")
-    # age and income: 5 quantile groups within each cell; job: 3 categories; region and sex are the cells
-    assert x.shape == (len(df), 8 * (5 + 5 + 3)) and len(names) == x.shape[1]
-    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 3.0)
+    # age and income: 5 quantile groups within each cell and 5 national bands; job: 3 categories; region
+    # and sex are the cells
+    national = [nm for nm in names if "@national#" in nm]
+    assert x.shape == (len(df), 8 * (5 + 5 + 3) + len(national)) and len(names) == x.shape[1]
+    assert 8 * 2 * 4 <= len(national) <= 8 * 2 * 5  # a band may hold nobody of some cell
+    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 5.0)
+    w = df["weight"].to_numpy()
+    for col in ("age", "income"):
+        band = np.full(len(df), -1)
+        for j, nm in enumerate(names):
+            if f" x {col}@national#" in nm:
+                band[x[:, j].nonzero()[0]] = int(nm.rsplit("#", 1)[1])
+        assert (band >= 0).all()
+        lo = pd.Series(df[col].to_numpy()).groupby(band).min()
+        hi = pd.Series(df[col].to_numpy()).groupby(band).max()
+        assert (hi.to_numpy()[:-1] <= lo.to_numpy()[1:]).all()  # the same bounds in every cell
+        share = np.bincount(band, weights=w) / w.sum()
+        np.testing.assert_allclose(share, 0.2, atol=0.02)  # quintiles of the whole population
     np.testing.assert_allclose(totals, x.T @ df["weight"].to_numpy())
     job = pd.Series(df["weight"].to_numpy()).groupby([codes, df["job"].to_numpy()]).sum()
     job_names = [nm for nm in names if " x job#" in nm]

@@ -189,21 +189,28 @@ def auxiliary_design(
 
 def _crossed(
     candidates: pd.DataFrame, design: Design, cols: Sequence[str], a: np.ndarray, n_area: int, w: np.ndarray,
-    levels: Sequence[np.ndarray], area_name: str, n_groups: int,
+    levels: Sequence[np.ndarray], area_name: str, n_groups: int, national: bool = False,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
     """Unit-level indicators and full-population counts of the areas ``a`` crossed with every column's
-    categories or within-area quantile groups (one block per quantile level; categories at the first only)."""
+    categories or within-area quantile groups (one block per quantile level; categories at the first only);
+    with ``national``, also with the ``n_groups`` quantile groups of the whole population (bands with the
+    same bounds in every area, named ``column@national``)."""
     blocks, names = [], []
     n_units = len(design.d)
-    for level, per_area in enumerate(levels):
+    everywhere = np.zeros(len(a), dtype=np.int64)
+    for level, per_area in enumerate([*levels, None] if national else levels):
         for col in cols:
             if level and not _is_quantile_column(candidates[col]):
                 continue  # categories are the same at every level
-            codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area)
+            if per_area is None:
+                codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups)
+                tag = f"{col}@national"
+            else:
+                codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area)
+                tag = col if level == 0 else f"{col}/{n_groups}"
             cell = a * n_codes + codes
             used, cell = np.unique(cell, return_inverse=True)
             blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
-            tag = col if level == 0 else f"{col}/{n_groups}"
             names.extend(f"{area_name}#{int(k) // n_codes} x {tag}#{int(k) % n_codes}" for k in used)
     if not blocks:
         return sp.csr_matrix((n_units, 0)), np.zeros(0), []
@@ -253,9 +260,11 @@ def cell_crosses(
     n_groups: int = 5,
     max_cells: int | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
-    """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's categories or
-    within-cell quantile groups (``n_groups``), at full-population counts: how each target cell's records
-    spread over what was not targeted (experience within state x education). ``columns``: ``"auto"``
+    """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's categories, or,
+    for a quantile column, both its within-cell quantile groups (``n_groups``) and its ``n_groups`` quantile
+    groups of the whole population (bands with the same bounds in every cell, as tables of a variable by
+    area use), at full-population counts: how each target cell's records spread over what was not
+    targeted (experience within state x education). ``columns``: ``"auto"``
     (:func:`auxiliary_columns`) or the columns to cross; the count targets' filter columns are left out.
     Empty (zero columns) when there are more than ``max_cells`` such cells.
 
@@ -273,7 +282,7 @@ def cell_crosses(
     a, n_cells = target_cells(candidates, targets, weight_col)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
     x, totals, names = _crossed(candidates, design, cols, a, n_cells, w, [np.full(n_cells, n_groups, dtype=np.int64)],
-                                "cell", n_groups)
+                                "cell", n_groups, national=True)
     if max_cells is not None and x.shape[1] > max_cells:
         return sp.csr_matrix((len(design.d), 0)), np.zeros(0), []
     return x, totals, names
