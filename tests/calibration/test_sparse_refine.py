@@ -57,6 +57,8 @@ def test_target_cells_and_their_crosses(population):
     job_names = [nm for nm in names if " x job#" in nm]
     assert sorted(totals[[names.index(nm) for nm in job_names]]) == pytest.approx(sorted(job.to_numpy()))
     assert cell_crosses(df, design, targets, "weight", max_cells=50)[0].shape == (len(df), 0)  # too many: none
+    # too many with the national bands: the within-cell groups and categories alone
+    assert cell_crosses(df, design, targets, "weight", max_cells=8 * 13)[0].shape == (len(df), 8 * 13)
     assert cell_crosses(df, design, targets, "weight", columns=["job"])[0].shape == (len(df), 8 * 3)
 
 

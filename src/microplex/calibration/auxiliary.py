@@ -266,7 +266,8 @@ def cell_crosses(
     area use), at full-population counts: how each target cell's records spread over what was not
     targeted (experience within state x education). ``columns``: ``"auto"``
     (:func:`auxiliary_columns`) or the columns to cross; the count targets' filter columns are left out.
-    Empty (zero columns) when there are more than ``max_cells`` such cells.
+    Above ``max_cells`` such cells the national bands are left out, and where that is still too many, the
+    result is empty (zero columns).
 
     Returns
     -------
@@ -281,8 +282,9 @@ def cell_crosses(
     cols = [c for c in cols if c not in skip]
     a, n_cells = target_cells(candidates, targets, weight_col)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
-    x, totals, names = _crossed(candidates, design, cols, a, n_cells, w, [np.full(n_cells, n_groups, dtype=np.int64)],
-                                "cell", n_groups, national=True)
-    if max_cells is not None and x.shape[1] > max_cells:
-        return sp.csr_matrix((len(design.d), 0)), np.zeros(0), []
-    return x, totals, names
+    for national in (True, False):  # above max_cells, the national bands are left out first
+        x, totals, names = _crossed(candidates, design, cols, a, n_cells, w,
+                                    [np.full(n_cells, n_groups, dtype=np.int64)], "cell", n_groups, national)
+        if max_cells is None or x.shape[1] <= max_cells:
+            return x, totals, names
+    return sp.csr_matrix((len(design.d), 0)), np.zeros(0), []
