@@ -34,12 +34,14 @@ def test_target_cells_and_their_crosses(population):
     cell = df["region"] * 2 + df["sex"]
     assert pd.crosstab(codes, cell.to_numpy()).gt(0).sum(axis=1).eq(1).all()  # one code per region x sex
     x, totals, names = cell_crosses(df, design, targets, "weight")
-    # age and income: 5 quantile groups within each cell and 5 national bands; job: 3 categories; region
-    # and sex are the cells
+    # age and income: 5 quantile groups within each cell and 5 national bands, each grouping at half weight;
+    # job: 3 categories; region and sex are the cells
     national = [nm for nm in names if "@national#" in nm]
     assert x.shape == (len(df), 8 * (5 + 5 + 3) + len(national)) and len(names) == x.shape[1]
     assert 8 * 2 * 4 <= len(national) <= 8 * 2 * 5  # a band may hold nobody of some cell
-    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 5.0)
+    np.testing.assert_allclose(np.asarray(x.sum(axis=1)).ravel(), 3.0)  # every column weighs one
+    half = np.array([" x job#" not in nm for nm in names])
+    assert set(x[:, half].data) == {0.5} and set(x[:, ~half].data) == {1.0}
     w = df["weight"].to_numpy()
     for col in ("age", "income"):
         band = np.full(len(df), -1)
@@ -57,8 +59,9 @@ def test_target_cells_and_their_crosses(population):
     job_names = [nm for nm in names if " x job#" in nm]
     assert sorted(totals[[names.index(nm) for nm in job_names]]) == pytest.approx(sorted(job.to_numpy()))
     assert cell_crosses(df, design, targets, "weight", max_cells=50)[0].shape == (len(df), 0)  # too many: none
-    # too many with the national bands: the within-cell groups and categories alone
-    assert cell_crosses(df, design, targets, "weight", max_cells=8 * 13)[0].shape == (len(df), 8 * 13)
+    # too many with the national bands: the within-cell groups and categories alone, at full weight
+    x_few = cell_crosses(df, design, targets, "weight", max_cells=8 * 13)[0]
+    assert x_few.shape == (len(df), 8 * 13) and set(x_few.data) == {1.0}
     assert cell_crosses(df, design, targets, "weight", columns=["job"])[0].shape == (len(df), 8 * 3)
 
 

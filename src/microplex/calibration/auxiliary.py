@@ -194,13 +194,16 @@ def _crossed(
     """Unit-level indicators and full-population counts of the areas ``a`` crossed with every column's
     categories or within-area quantile groups (one block per quantile level; categories at the first only);
     with ``national``, also with the ``n_groups`` quantile groups of the whole population (bands with the
-    same bounds in every area, named ``column@national``)."""
+    same bounds in every area, named ``column@national``), each of a quantile column's two groupings then
+    entering at half weight (entries 1/2 instead of 1), so that every column weighs the same in an L1
+    objective over the cells."""
     blocks, names = [], []
     n_units = len(design.d)
     everywhere = np.zeros(len(a), dtype=np.int64)
     for level, per_area in enumerate([*levels, None] if national else levels):
         for col in cols:
-            if level and not _is_quantile_column(candidates[col]):
+            quantile = _is_quantile_column(candidates[col])
+            if level and not quantile:
                 continue  # categories are the same at every level
             if per_area is None:
                 codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups)
@@ -210,7 +213,8 @@ def _crossed(
                 tag = col if level == 0 else f"{col}/{n_groups}"
             cell = a * n_codes + codes
             used, cell = np.unique(cell, return_inverse=True)
-            blocks.append(sp.csr_matrix((np.ones(len(cell)), (design.record_unit, cell)), shape=(n_units, len(used))))
+            value = 0.5 if national and quantile else 1.0
+            blocks.append(sp.csr_matrix((np.full(len(cell), value), (design.record_unit, cell)), shape=(n_units, len(used))))
             names.extend(f"{area_name}#{int(k) // n_codes} x {tag}#{int(k) % n_codes}" for k in used)
     if not blocks:
         return sp.csr_matrix((n_units, 0)), np.zeros(0), []
@@ -264,7 +268,9 @@ def cell_crosses(
     for a quantile column, both its within-cell quantile groups (``n_groups``) and its ``n_groups`` quantile
     groups of the whole population (bands with the same bounds in every cell, as tables of a variable by
     area use), at full-population counts: how each target cell's records spread over what was not
-    targeted (experience within state x education). ``columns``: ``"auto"``
+    targeted (experience within state x education). A quantile column's two groupings enter at half
+    weight each (entries and totals halved), so that in the refinement's L1 objective every column weighs
+    as one grouping of its values. ``columns``: ``"auto"``
     (:func:`auxiliary_columns`) or the columns to cross; the count targets' filter columns are left out.
     Above ``max_cells`` such cells the national bands are left out, and where that is still too many, the
     result is empty (zero columns).
@@ -272,7 +278,8 @@ def cell_crosses(
     Returns
     -------
     x, totals, names
-        As :func:`auxiliary_design` (names ``"cell#i x column#j"``).
+        As :func:`auxiliary_design` (names ``"cell#i x column#j"``, ``"cell#i x column@national#j"``),
+        with the half-weight entries above.
     """
     if isinstance(columns, str):
         cols = auxiliary_columns(candidates, targets, weight_col, household_col, target_area(targets, candidates))

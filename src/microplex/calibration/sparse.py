@@ -127,7 +127,8 @@ class SparseCalibrator(_FittedResult):
         count-target cells, at the same weight) while the miss of the auxiliary totals falls, the
         auxiliaries extended by every count-target cell crossed with the auxiliary columns (how each
         cell's records spread over what was not targeted: categories, or a quantile column's groups
-        within the cell and its bands of national quintiles, :func:`~microplex.calibration.auxiliary.cell_crosses`;
+        within the cell and its bands of national quintiles, half weight each,
+        :func:`~microplex.calibration.auxiliary.cell_crosses`;
         left out above ``MAX_CROSS_CELLS`` cells, and
         with explicit auxiliary ``Targets``); the swapped subset is calibrated again (the targets
         exactly) and kept only where it meets the tolerance with a smaller miss
