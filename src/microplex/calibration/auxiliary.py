@@ -195,7 +195,7 @@ def _crossed(
     categories or within-area quantile groups (one block per quantile level; categories at the first only);
     with ``national``, also with the ``n_groups`` quantile groups of the whole population (bands with the
     same bounds in every area, named ``column@national``), each of a quantile column's two groupings then
-    entering at half weight (entries 1/2 instead of 1), so that every column weighs the same in an L1
+    entering at half weight (its entries halved), so that every column weighs the same in an L1
     objective over the cells."""
     blocks, names = [], []
     n_units = len(design.d)
