@@ -200,9 +200,10 @@ def _crossed(
     blocks, names = [], []
     n_units = len(design.d)
     everywhere = np.zeros(len(a), dtype=np.int64)
+    is_quantile = {col: _is_quantile_column(candidates[col]) for col in cols}  # a count of distinct values each
     for level, per_area in enumerate([*levels, None] if national else levels):
         for col in cols:
-            quantile = _is_quantile_column(candidates[col])
+            quantile = is_quantile[col]
             if level and not quantile:
                 continue  # categories are the same at every level
             if per_area is None:
