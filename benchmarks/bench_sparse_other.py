@@ -5,8 +5,9 @@ Usage (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_sparse_other.py cps1988      # or acs12; optional sizes: 12,24,60
 
 Per size (default: the LP core, twice and five times it) and seed (0-2): ``SparseCalibrator`` with
-``refine=False`` ("off"), the default ("on"), and a random subsample raked to the same targets
-("random"); medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the share of the population in the
+``refine=False`` ("off"), the default ("on"), a random subsample raked to the same targets
+("random") and a stratified random sample raked the same way ("stratified": at least one unit in each count
+target's cell, ``bench_sparse.run_stratified``); fit_max_err is each one's worst fitted target; medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the share of the population in the
 wrong cells, and the mean relative error of the cells), printed as markdown. cps1988: region x part-time
 counts and region wage sums as targets; acs12: education x employment counts. Held-out families are
 never targets.
@@ -78,6 +79,7 @@ def main() -> None:
     df, targets, hold, hh, wcol = PROBLEMS[name]()
     design = build_design(df, targets, wcol, hh)
     hdesigns = B.holdout_designs(df, targets, hold, wcol, hh)
+    strata = B.unit_strata(df, targets, design, wcol)
     core = SparseCalibrator(method="l1", tolerance=B.TOL).fit(df, targets, wcol).summary["n_nonzero"]
     sizes = [int(v) for v in sys.argv[2].split(",")] if len(sys.argv) > 2 else [core, 2 * core, 5 * core]
     rows = []
@@ -87,8 +89,9 @@ def main() -> None:
                 sc = SparseCalibrator(k, tolerance=B.TOL, seed=seed, force=True, **params).fit(df, targets, wcol)
                 rows.append({"size": k, "method": label, "seed": seed, "fit_max_err": sc.summary["max_rel_error"],
                              **B.holdout_errors(hdesigns, sc.weights.to_numpy())})
-            w, err, _ = B.run_random(design, k, seed)
-            rows.append({"size": k, "method": "random", "seed": seed, "fit_max_err": err, **B.holdout_errors(hdesigns, w)})
+            for label, (w, err, _) in (("random", B.run_random(design, k, seed)),
+                                       ("stratified", B.run_stratified(design, strata, k, seed))):
+                rows.append({"size": k, "method": label, "seed": seed, "fit_max_err": err, **B.holdout_errors(hdesigns, w)})
     per_seed = pd.DataFrame(rows)
     families = [c for c in per_seed.columns if c not in ("size", "method", "seed")]
     medians = per_seed.groupby(["size", "method"], sort=False)[families].median().T
