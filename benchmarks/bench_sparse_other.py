@@ -9,8 +9,9 @@ Per size (default: the LP core, twice and five times it) and seed (0-2): ``Spars
 ("random") and a stratified random sample raked the same way ("stratified": at least one unit in each count
 target's cell, ``bench_sparse.run_stratified``); fit_max_err is each one's worst fitted target; medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the share of the population in the
 wrong cells, and the mean relative error of the cells), printed as markdown. cps1988: region x part-time
-counts and region wage sums as targets; acs12: education x employment counts. Held-out families are
-never targets.
+counts and region wage sums as targets; acs12: education x employment counts; cps1 (session 41): race
+(black, Hispanic, other) x no-degree counts and race sums of 1975 earnings; workinghours (session 41):
+occupation x non-white counts and occupation income sums. Held-out families are never targets.
 """
 
 from __future__ import annotations
@@ -70,7 +71,45 @@ def acs12_problem():
     return a, targets, hold, None, "weight"
 
 
-PROBLEMS = {"cps1988": cps1988_problem, "acs12": acs12_problem}
+def cps1_problem():
+    c = load_dataset("cps1").assign(weight=100.0)
+    c["race"] = pd.Series("other", index=c.index).mask(c["black"] == 1, "black").mask(c["hisp"] == 1, "hisp")
+    c["nodeg_s"] = c["nodeg"].astype(str)
+    targets = Targets.from_margins({("race", "nodeg_s"): c.groupby(["race", "nodeg_s"])["weight"].sum()}) + Targets.from_margins(
+        {"race": (c["weight"] * c["re75"]).groupby(c["race"]).sum()}, aggregate="sum", variable="re75")
+    c = c.drop(columns=["black", "hisp", "nodeg"])  # coded by race and nodeg_s
+    age5 = B._groups(c["age"], 5)
+    educ = pd.cut(c["educ"], [-1, 11, 12, 15, 99], labels=["<12", "12", "13-15", "16+"]).astype(str)
+    hold = {
+        "race x educ": (c["race"], educ),
+        "race x age": (c["race"], age5),
+        "race x marr x age": (c["race"], c["marr"], age5),
+        "race x re78 decile": (c["race"], B._groups(c["re78"], 10, c["race"])),
+        "national": None,
+    }
+    return c, targets, hold, None, "weight"
+
+
+def workinghours_problem():
+    h = load_dataset("workinghours").assign(weight=100.0)
+    h["nonwhite_s"] = h["nonwhite"].astype(str)
+    targets = Targets.from_margins(
+        {("occupation", "nonwhite_s"): h.groupby(["occupation", "nonwhite_s"])["weight"].sum()}) + Targets.from_margins(
+        {"occupation": (h["weight"] * h["income"]).groupby(h["occupation"]).sum()}, aggregate="sum", variable="income")
+    h = h.drop(columns="nonwhite")
+    age5 = B._groups(h["age"], 5)
+    hold = {
+        "occ x hours decile": (h["occupation"], B._groups(h["hours"], 10, h["occupation"])),
+        "occ x owned": (h["occupation"], h["owned"]),
+        "occ x age": (h["occupation"], age5),
+        "occ x young children x age": (h["occupation"], h["child5"] > 0, age5),
+        "national": None,
+    }
+    return h, targets, hold, None, "weight"
+
+
+PROBLEMS = {"cps1988": cps1988_problem, "acs12": acs12_problem, "cps1": cps1_problem,
+            "workinghours": workinghours_problem}
 
 
 def main() -> None:
