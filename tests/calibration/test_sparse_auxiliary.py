@@ -174,3 +174,31 @@ def test_budget_at_the_lp_core_meets_the_tolerance(eusilc):
     core = SparseCalibrator(method="l1").fit(df, targets, "db090", household_col="db030").summary["n_nonzero"]
     sc = SparseCalibrator(core).fit(df, targets, "db090", household_col="db030")  # raises beyond the tolerance
     assert sc.summary["within_tolerance"] and sc.summary["n_nonzero"] <= core
+
+
+def test_an_integer_code_typed_as_a_category_keeps_its_sub_areas():
+    """A district code stored as an integer is a number (crossed by quantile groups of its codes, ranges
+    that mean nothing here); typed as a category it is crossed by its values, and the subset keeps the
+    districts' populations far better. ``summary["auxiliary_columns"]`` says which."""
+    df, targets = untargeted_population(1, 6000)
+    rng = np.random.default_rng(7)
+    n_d = 40  # districts per region, uneven (1/rank) sizes, codes shuffled across regions
+    p = 1.0 / np.arange(1, n_d + 1)
+    codes = rng.permutation(1000)[: 4 * n_d].reshape(4, n_d)
+    df["district"] = codes[df["region"].to_numpy(), rng.choice(n_d, len(df), p=p / p.sum())]
+    truth = df.groupby(["region", "district"])["weight"].sum()
+
+    def misplaced(w):
+        got = pd.Series(w, index=df.index).groupby([df["region"], df["district"]]).sum()
+        return float(np.abs(got.reindex(truth.index, fill_value=0.0) - truth).sum() / truth.sum())
+
+    errs = {}
+    for label, frame in (("integer", df), ("category", df.assign(district=df["district"].astype("category")))):
+        fits = [SparseCalibrator(300, seed=seed).fit(frame, targets) for seed in (0, 1)]
+        assert all(f.summary["max_rel_error"] < 1e-6 for f in fits)
+        kind = "quantile groups" if label == "integer" else "categories"
+        assert fits[0].summary["auxiliary_columns"] == {"age": "quantile groups", "income": "quantile groups",
+                                                        "job": "categories", "district": kind}
+        errs[label] = np.mean([misplaced(f.weights.to_numpy()) for f in fits])
+    assert errs["category"] < 0.85 * errs["integer"]  # 0.22 -> 0.16 measured
+    assert SparseCalibrator(300, seed=0, auxiliary=None).fit(df, targets).summary["auxiliary_columns"] is None

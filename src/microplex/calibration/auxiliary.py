@@ -26,7 +26,7 @@ from microplex._errors import DataValidationError
 from .design import Design, build_design
 from .targets import Targets
 
-__all__ = ["auxiliary_design", "cell_crosses", "row_codes", "target_area", "target_cells"]
+__all__ = ["auxiliary_design", "cell_crosses", "crossing", "row_codes", "target_area", "target_cells"]
 
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
@@ -65,6 +65,31 @@ def auxiliary_columns(
         return k > 1 and (k < n or pd.api.types.is_float_dtype(s))
 
     return [c for c in candidates.columns if c not in skip and keep(candidates[c])]
+
+
+def crossing(
+    candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None = None,
+    columns: str | Sequence[str] = "auto",
+) -> dict[str, str]:
+    """How each auxiliary column is crossed with the area: ``"quantile groups"`` (a number with more than
+    ``MAX_CATEGORIES`` distinct values) or ``"categories"`` (anything else). An integer code (PUMA, county,
+    occupation) is a number: make it a category (``astype("category")``) to cross it by its values.
+
+    >>> import pandas as pd
+    >>> from microplex import Targets
+    >>> df = pd.DataFrame({"state": ["a", "b"] * 25, "puma": [i % 25 for i in range(50)], "w": 1.0})
+    >>> t = Targets.from_margins({"state": df.groupby("state")["w"].sum()})
+    >>> crossing(df, t, "w")
+    {'puma': 'quantile groups'}
+    >>> crossing(df.assign(puma=df["puma"].astype("category")), t, "w")
+    {'puma': 'categories'}
+    """
+    if isinstance(columns, str):
+        cols = auxiliary_columns(candidates, targets, weight_col, household_col, target_area(targets, candidates))
+    else:
+        cols = list(columns)
+    return {c: "quantile groups" if _is_quantile_column(candidates[c]) else "categories"
+            for c in cols if c in candidates.columns}
 
 
 def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray, int]:

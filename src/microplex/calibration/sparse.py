@@ -51,7 +51,7 @@ from .design import Design, build_design
 from .feasibility import achieved_values, lp_vertex, solution_problems
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
-from .auxiliary import auxiliary_design, cell_crosses
+from .auxiliary import auxiliary_design, cell_crosses, crossing
 from ._sparse_frontier import check_reachable, checked_inputs, frontier_table
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
 from ._subset_refine import refine_subset
@@ -114,9 +114,11 @@ class SparseCalibrator(_FittedResult):
         programs, see the module docstring) and that the subset is also calibrated to,
         *softly* (penalized misses; the official targets stay exact), so that what was not targeted
         survives: ``"auto"`` crosses the target area (the filter column most targets use) with every other
-        column's categories or within-area quantile groups (see
-        :mod:`microplex.calibration.auxiliary`); a list names the columns to cross; a :class:`Targets`
-        gives the auxiliary totals; ``None`` calibrates to the official targets only.
+        column's categories or within-area quantile groups (a number with more than 20 values; make an
+        integer code such as a PUMA a category to cross it by its values; ``summary["auxiliary_columns"]``
+        says how each column was crossed; see :mod:`microplex.calibration.auxiliary`); a list names the
+        columns to cross; a :class:`Targets` gives the auxiliary totals; ``None`` calibrates to the
+        official targets only.
     auxiliary_strength : float, default=1.0
         ``"l0"``: weight ``s`` of the auxiliary misses: a cell with full-population count ``t_j`` costs
         ``s / (2 max(t_j, D))`` per squared miss (``D``: the subset's mean starting weight), so a first
@@ -374,6 +376,7 @@ class SparseCalibrator(_FittedResult):
         design = build_design(candidates, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
         aux_l1 = None
+        aux_columns: dict[str, str] | None = None
         self._soft_solves = 0
         self._aux_dropped = 0
         self._aux = None
@@ -398,6 +401,8 @@ class SparseCalibrator(_FittedResult):
             if self.auxiliary is not None:
                 self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
                                              budget=self.max_records)[:2]
+                if not isinstance(self.auxiliary, Targets):
+                    aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
                 w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err)
@@ -429,6 +434,7 @@ class SparseCalibrator(_FittedResult):
             "auxiliary_dropped": self._aux_dropped,
             **self._aux_choice,
             "auxiliary_l1": aux_l1,
+            "auxiliary_columns": aux_columns,
             "auxiliary_tries": list(self._aux_tries),
             **self._refine_info,
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
