@@ -67,6 +67,20 @@ def auxiliary_columns(
     return [c for c in candidates.columns if c not in skip and keep(candidates[c])]
 
 
+def _columns(
+    candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None,
+    columns: str | Sequence[str], area: str | None,
+) -> list[str]:
+    """The auxiliary columns: :func:`auxiliary_columns` for ``"auto"``, else the given ones (all present)."""
+    if isinstance(columns, str):
+        return auxiliary_columns(candidates, targets, weight_col, household_col, area)
+    cols = list(columns)
+    missing = [c for c in cols if c not in candidates.columns]
+    if missing:
+        raise DataValidationError(f"auxiliary columns {missing} are not in the candidates.")
+    return cols
+
+
 def crossing(
     candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None = None,
     columns: str | Sequence[str] = "auto",
@@ -84,12 +98,8 @@ def crossing(
     >>> crossing(df.assign(puma=df["puma"].astype("category")), t, "w")
     {'puma': 'categories'}
     """
-    if isinstance(columns, str):
-        cols = auxiliary_columns(candidates, targets, weight_col, household_col, target_area(targets, candidates))
-    else:
-        cols = list(columns)
-    return {c: "quantile groups" if _is_quantile_column(candidates[c]) else "categories"
-            for c in cols if c in candidates.columns}
+    cols = _columns(candidates, targets, weight_col, household_col, columns, target_area(targets, candidates))
+    return {c: "quantile groups" if _is_quantile_column(candidates[c]) else "categories" for c in cols}
 
 
 def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray, int]:
@@ -196,13 +206,7 @@ def auxiliary_design(
         aux = build_design(candidates, columns, weight_col, household_col)
         return aux.x, aux.totals, list(aux.targets.names)
     area = target_area(targets, candidates)
-    if isinstance(columns, str):
-        cols = auxiliary_columns(candidates, targets, weight_col, household_col, area)
-    else:
-        cols = list(columns)
-        missing = [c for c in cols if c not in candidates.columns]
-        if missing:
-            raise DataValidationError(f"auxiliary columns {missing} are not in the candidates.")
+    cols = _columns(candidates, targets, weight_col, household_col, columns, area)
     a, n_area = _area_codes(candidates, area)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
     groups = area_groups(a, n_area, w, budget, n_groups, sum(_is_quantile_column(candidates[c]) for c in cols))
@@ -307,10 +311,7 @@ def cell_crosses(
         As :func:`auxiliary_design` (names ``"cell#i x column#j"``, ``"cell#i x column@national#j"``),
         with the half-weight entries above.
     """
-    if isinstance(columns, str):
-        cols = auxiliary_columns(candidates, targets, weight_col, household_col, target_area(targets, candidates))
-    else:
-        cols = list(columns)
+    cols = _columns(candidates, targets, weight_col, household_col, columns, target_area(targets, candidates))
     skip = {c for t in targets if t.aggregate == "count" for c in t.filters}
     cols = [c for c in cols if c not in skip]
     a, n_cells = target_cells(candidates, targets, weight_col)
