@@ -108,9 +108,8 @@ def tenure_indicators(frame: pd.DataFrame) -> pd.DataFrame:
 DATASETS = {"cps1": load_cps1, "eusilc": load_eusilc, "cps1988": load_cps1988, "acs12": load_acs12,
             "workinghours": load_workinghours, "census2000": load_census2000, "cps1race": load_cps1_race,
             "workinghours_tenure": load_workinghours_tenure}
-#: Data sets whose releases are scored on other columns: (the frame's map to them, the conditions scored).
-SCORED_AS = {"cps1race": (race_indicators, ["age", "educ", "black", "hisp", "marr", "nodeg"]),
-             "workinghours_tenure": (tenure_indicators, load_workinghours()[2])}
+#: Data sets whose releases are scored on another set's columns: (the frame's map to them, that set).
+SCORED_AS = {"cps1race": (race_indicators, "cps1"), "workinghours_tenure": (tenure_indicators, "workinghours")}
 #: The issue's bar is on these; the others are a check of the defaults beyond the sets they were chosen on.
 BAR_DATASETS = ["cps1", "eusilc"]
 #: Top codes of cps1's earnings (1974, 1975 and 1978 dollars).
@@ -121,12 +120,6 @@ PUBLIC = {
         "categories": {k: [0, 1] for k in ("black", "hisp", "marr", "nodeg")},
         "point_masses": {k: (0.0, v) for k, v in CPS_TOP.items()},
     },
-    "cps1race": {
-        "bounds": {**{k: (0.0, v) for k, v in CPS_TOP.items()}, "age": (16, 55), "educ": (0, 18)},
-        "categories": {"race": ["black", "hisp", "other"], "marr": [0, 1], "nodeg": [0, 1]},
-        "point_masses": {k: (0.0, v) for k, v in CPS_TOP.items()},
-    },
-    "workinghours_tenure": {},  # workinghours' (below), tenure for owned and mortgage
     "eusilc": {
         "bounds": {"py010n": (0.0, 250_000.0), "py050n": (-20_000.0, 250_000.0), "py090n": (0.0, 50_000.0),
                    "py100n": (0.0, 150_000.0), "age": (16, 100), "rb050": (0.0, 1100.0)},
@@ -174,6 +167,7 @@ PUBLIC = {
         "point_masses": {},
     },
 }
+PUBLIC["cps1race"] = {**PUBLIC["cps1"], "categories": {"race": ["black", "hisp", "other"], "marr": [0, 1], "nodeg": [0, 1]}}
 PUBLIC["workinghours_tenure"] = {
     **PUBLIC["workinghours"],
     "categories": {**{k: v for k, v in PUBLIC["workinghours"]["categories"].items() if k not in ("owned", "mortgage")},
@@ -343,6 +337,18 @@ def peer_release(method: str, dataset: str, seed: int, epsilon: float, train: pd
     return release[cols], json.loads(done.stdout.strip().splitlines()[-1])["fit_s"]
 
 
+def _scored(dataset: str, targets: list[str], conds: list[str], *frames: pd.DataFrame
+            ) -> tuple[list[str], list[str], tuple[pd.DataFrame, ...]]:
+    """(conditions, columns, frames) that releases of ``dataset`` are scored on: those of the set it
+    recodes (:data:`SCORED_AS`), each frame mapped to them, or its own."""
+    if dataset not in SCORED_AS:
+        return conds, conds + targets, frames
+    to_scored, source = SCORED_AS[dataset]
+    conds = DATASETS[source]()[2]
+    cols = conds + targets
+    return conds, cols, tuple(to_scored(f)[cols] for f in frames)
+
+
 def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = False, peer: str | None = None,
             peer_python: str | None = None, kwargs: dict | None = None, peer_timeout: float | None = None) -> dict:
     from microplex.evaluation import fidelity_scores, privacy_summary
@@ -362,10 +368,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
             return {"dataset": dataset, "seed": seed, "epsilon": epsilon, "method": peer.upper(),
                     "timed_out": True, "fit_s": float(peer_timeout)}
         extra = {"eps_spent": epsilon, "method": peer.upper(), "settings": {"bins": 32, "weights": "ignored"}}
-        if dataset in SCORED_AS:
-            to_scored, conds = SCORED_AS[dataset]
-            cols = conds + targets
-            release = to_scored(release)[cols]
+        conds, cols, (release,) = _scored(dataset, targets, conds, release)
     else:
         t0 = time.perf_counter()
         synth = make(dataset, targets, conds, epsilon, explicit, kwargs)
@@ -375,10 +378,7 @@ def run_one(dataset: str, seed: int, epsilon: float | None, explicit: bool = Fal
         fit_s = time.perf_counter() - t0
         release = synth.sample(len(holdout), seed=seed + 1)[cols]
         real_cond = synth.generate(holdout[conds], seed=seed + 1)[cols]
-        if dataset in SCORED_AS:  # scored on the columns of the data set it recodes
-            to_scored, conds = SCORED_AS[dataset]
-            cols = conds + targets
-            release, real_cond = to_scored(release)[cols], to_scored(real_cond)[cols]
+        conds, cols, (release, real_cond) = _scored(dataset, targets, conds, release, real_cond)
         extra = {
             "eps_spent": synth.privacy_["epsilon"] if epsilon is not None else None,
             **dict(zip(("corr_err_realcond", "corr_pair_realcond"), worst_pair(holdout[cols], real_cond, wh, wh,
