@@ -310,14 +310,15 @@ class SparseCalibrator(_FittedResult):
 
     def _refine(
         self, candidates: pd.DataFrame, design: Design, tg: Targets, weight_col: str, household_col: str | None,
-        w: np.ndarray, err: float,
+        w: np.ndarray, err: float, columns: list[str] | None,
     ) -> tuple[np.ndarray, float]:
-        """The subset refined by swaps (see the ``refine`` parameter), or ``w`` where that is not better."""
+        """The subset refined by swaps (see the ``refine`` parameter), or ``w`` where that is not better;
+        ``columns``: the auxiliary columns, resolved by the fit (None for auxiliary targets)."""
         x_aux, t_aux = self._aux
-        if isinstance(self.auxiliary, Targets):
+        if columns is None:
             x_obj, t_obj = x_aux, t_aux
         else:
-            x_c, t_c, _ = cell_crosses(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
+            x_c, t_c, _ = cell_crosses(candidates, design, tg, weight_col, household_col, columns=columns,
                                        max_cells=MAX_CROSS_CELLS)
             x_obj, t_obj = sp.hstack([x_aux, x_c], format="csr"), np.concatenate([t_aux, t_c])
         rng = np.random.default_rng(named_child(self._seed, "refine"))
@@ -399,13 +400,16 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             if self.auxiliary is not None:
-                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=self.auxiliary,
-                                             budget=self.max_records)[:2]
-                if not isinstance(self.auxiliary, Targets):
+                columns = self.auxiliary
+                if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
                     aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
+                    columns = list(aux_columns)
+                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=columns,
+                                             budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
-                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err)
+                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err,
+                                      None if aux_columns is None else list(aux_columns))
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
             self._aux = None
