@@ -176,10 +176,12 @@ def test_budget_at_the_lp_core_meets_the_tolerance(eusilc):
     assert sc.summary["within_tolerance"] and sc.summary["n_nonzero"] <= core
 
 
-def test_an_integer_code_typed_as_a_category_keeps_its_sub_areas():
-    """A district code stored as an integer is a number (crossed by quantile groups of its codes, ranges
-    that mean nothing here); typed as a category it is crossed by its values, and the subset keeps the
-    districts' populations far better. ``summary["auxiliary_columns"]`` says which."""
+def test_an_integer_code_nested_in_the_areas_is_crossed_by_its_values():
+    """A district code stored as an integer and nested in the regions (each code in one region) is recognised
+    as a sub-area code and crossed by its values, as the same code typed as a category is; the subset keeps
+    the districts' populations far better than with the codes crossed as a number (quantile groups of the
+    codes, ranges that mean nothing here: the codes shifted by 0.5, no longer integers).
+    ``summary["auxiliary_columns"]`` says which."""
     df, targets = untargeted_population(1, 6000)
     rng = np.random.default_rng(7)
     n_d = 40  # districts per region, uneven (1/rank) sizes, codes shuffled across regions
@@ -193,12 +195,54 @@ def test_an_integer_code_typed_as_a_category_keeps_its_sub_areas():
         return float(np.abs(got.reindex(truth.index, fill_value=0.0) - truth).sum() / truth.sum())
 
     errs = {}
-    for label, frame in (("integer", df), ("category", df.assign(district=df["district"].astype("category")))):
+    frames = {"integer": (df, "sub-area codes"),
+              "category": (df.assign(district=df["district"].astype("category")), "categories"),
+              "number": (df.assign(district=df["district"] + 0.5), "quantile groups")}
+    for label, (frame, kind) in frames.items():
         fits = [SparseCalibrator(300, seed=seed).fit(frame, targets) for seed in (0, 1)]
         assert all(f.summary["max_rel_error"] < 1e-6 for f in fits)
-        kind = "quantile groups" if label == "integer" else "categories"
         assert fits[0].summary["auxiliary_columns"] == {"age": "quantile groups", "income": "quantile groups",
                                                         "job": "categories", "district": kind}
         errs[label] = np.mean([misplaced(f.weights.to_numpy()) for f in fits])
-    assert errs["category"] < 0.85 * errs["integer"]  # 0.22 -> 0.16 measured
+    assert errs["category"] < 0.85 * errs["number"]  # 0.22 -> 0.16 measured (session 41)
+    assert errs["integer"] < 0.85 * errs["number"]
+    assert abs(errs["integer"] - errs["category"]) < 0.1 * errs["category"]  # the same cells
     assert SparseCalibrator(300, seed=0, auxiliary=None).fit(df, targets).summary["auxiliary_columns"] is None
+
+
+def test_nesting_tells_sub_area_codes_from_quantities():
+    rng = np.random.default_rng(3)
+    n, n_area = 20_000, 30
+    area = rng.integers(0, n_area, n)
+    age = pd.Series(rng.integers(16, 90, n))  # independent of the area: every value everywhere
+    assert 0.9 < aux_mod.nesting(age, area, n_area) < 1.1
+    sub = pd.Series(area * 100 + rng.integers(0, 20, n))  # 20 codes per area, each in one area
+    assert aux_mod.nesting(sub, area, n_area) < 0.1
+    own = 1000 + area * 20 + rng.integers(0, 20, n)
+    mixed = pd.Series(np.where(rng.random(n) < 0.2, 100 * rng.integers(1, 4, n), own))  # 3 codes found everywhere
+    assert aux_mod.nesting(mixed, area, n_area) < aux_mod.NESTED_SPREAD
+    assert aux_mod.nesting(sub + 0.5, area, n_area) == np.inf  # not integers: never a code
+    assert aux_mod.nesting(sub, np.zeros(n, dtype=np.int64), 1) == np.inf  # one area
+    assert aux_mod.nesting(pd.Series(np.arange(n)), area, n_area) == np.inf  # no value held twice (and too many cells)
+    fine = pd.Series(area * 1000 + rng.integers(0, 200, n))  # 6,000 sub-areas: above MAX_SUBAREA_CELLS
+    assert aux_mod.nesting(fine, area, n_area) == np.inf
+
+
+def test_crossing_counts_households_once_and_checks_given_kinds():
+    """Persons of a household share their household's values and area: counted per person, a household
+    quantity would look confined to areas; ``crossing`` counts one record per household."""
+    rng = np.random.default_rng(4)
+    n_hh, size = 1500, 4
+    hh = np.repeat(np.arange(n_hh), size)
+    region = np.repeat(rng.integers(0, 40, n_hh), size)
+    df = pd.DataFrame({"hh": hh, "region": region.astype(str), "weight": 1.0,
+                       "rooms": np.repeat(rng.integers(1, 400, n_hh), size)})  # a household quantity
+    targets = Targets.from_margins({"region": df.groupby("region")["weight"].sum()})
+    per_person = aux_mod.nesting(df["rooms"], pd.factorize(df["region"])[0], 40)
+    assert per_person < aux_mod.NESTED_SPREAD  # read per person, the household's repeats look like nesting
+    assert aux_mod.crossing(df, targets, "weight", "hh") == {"rooms": "quantile groups"}
+    with pytest.raises(DataValidationError, match="kinds"):
+        aux_mod.crossing(df, targets, "weight", "hh", {"rooms": "deciles"})
+    with pytest.raises(DataValidationError, match="not in the candidates"):
+        aux_mod.crossing(df, targets, "weight", "hh", {"floors": "categories"})
+    assert aux_mod.crossing(df, targets, "weight", "hh", {"rooms": "categories"}) == {"rooms": "categories"}

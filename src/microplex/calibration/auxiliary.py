@@ -4,9 +4,9 @@ A sparse subset calibrated to the official targets alone meets them exactly but 
 else: the distribution of untargeted variables within the target areas, finer geography, income
 deciles within areas. :func:`auxiliary_design` computes, from the *full* candidate population (initial
 weights), the counts of many internal margins, each an area crossed with the categories (or the
-within-area quantile groups) of one other column; :class:`~microplex.calibration.SparseCalibrator`
-calibrates its subset to them *softly* (penalized misses, through the one Newton solver) while the
-official targets stay exact.
+within-area quantile groups, or the sub-area codes: :func:`crossing`) of one other column;
+:class:`~microplex.calibration.SparseCalibrator` calibrates its subset to them *softly* (penalized misses,
+through the one Newton solver) while the official targets stay exact.
 
 The area is the target filter column used by the most targets (ties: the one with more categories);
 without filtered targets, the margins are national.
@@ -14,8 +14,9 @@ without filtered targets, the margins are national.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,10 +27,17 @@ from microplex._errors import DataValidationError
 from .design import Design, build_design
 from .targets import Targets
 
-__all__ = ["auxiliary_design", "cell_crosses", "crossing", "row_codes", "target_area", "target_cells"]
+__all__ = ["auxiliary_design", "cell_crosses", "crossing", "nesting", "row_codes", "target_area", "target_cells"]
 
 #: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
 MAX_CATEGORIES = 20
+#: An integer column is a sub-area code (crossed by its values) when its repeated values reach at most this share
+#: of the further areas they would reach were the column independent of the area (:func:`nesting`)...
+NESTED_SPREAD = 1.0 / 3.0
+#: ... and the area x value cells number at most this many.
+MAX_SUBAREA_CELLS = 2500
+#: How :func:`crossing` names the three ways a column is crossed with the area.
+KINDS = ("categories", "quantile groups", "sub-area codes")
 #: With a budget of ``K`` records, the quantile columns share about ``CELLS_PER_RECORD * K`` cells, allotted
 #: to the areas by population share (:func:`area_groups`; at least ``n_groups``, at most ``MAX_GROUPS`` per area);
 #: where that splits an area finer than ``n_groups``, the ``n_groups`` level is kept as well. At most
@@ -83,23 +91,86 @@ def _columns(
 
 def crossing(
     candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None = None,
-    columns: str | Sequence[str] = "auto",
+    columns: str | Sequence[str] | Mapping[str, str] = "auto",
 ) -> dict[str, str]:
     """How each auxiliary column is crossed with the area: ``"quantile groups"`` (a number with more than
-    ``MAX_CATEGORIES`` distinct values) or ``"categories"`` (anything else). An integer code (PUMA, county,
-    occupation) is a number: make it a category (``astype("category")``) to cross it by its values.
+    ``MAX_CATEGORIES`` distinct values), ``"sub-area codes"`` (an integer column nested in the area, such as a
+    PUMA code within states: crossed by its values, see :func:`nesting`) or ``"categories"`` (anything else).
+    A code that is not nested in the area (an occupation code) is a number: make it a category
+    (``astype("category")``) to cross it by its values. A mapping (this function's result) is returned as it is.
 
     >>> import pandas as pd
     >>> from microplex import Targets
-    >>> df = pd.DataFrame({"state": ["a", "b"] * 25, "puma": [i % 25 for i in range(50)], "w": 1.0})
+    >>> df = pd.DataFrame({"state": ["a", "b"] * 50, "puma": [i % 25 for i in range(100)], "w": 1.0})
     >>> t = Targets.from_margins({"state": df.groupby("state")["w"].sum()})
-    >>> crossing(df, t, "w")
+    >>> crossing(df, t, "w")  # codes 0-24, each in both states: a number
     {'puma': 'quantile groups'}
+    >>> crossing(df.assign(puma=df["puma"] + 100 * (df["state"] == "b")), t, "w")  # 100-124 only in b
+    {'puma': 'sub-area codes'}
     >>> crossing(df.assign(puma=df["puma"].astype("category")), t, "w")
     {'puma': 'categories'}
     """
-    cols = _columns(candidates, targets, weight_col, household_col, columns, target_area(targets, candidates))
-    return {c: "quantile groups" if _is_quantile_column(candidates[c]) else "categories" for c in cols}
+    if isinstance(columns, Mapping):
+        bad = {c: k for c, k in columns.items() if k not in KINDS}
+        if bad:
+            raise DataValidationError(f"auxiliary column kinds {bad} are not among {list(KINDS)}.")
+        _columns(candidates, targets, weight_col, household_col, list(columns), None)  # all present
+        return dict(columns)
+    area = target_area(targets, candidates)
+    cols = _columns(candidates, targets, weight_col, household_col, columns, area)
+    a, n_area = _area_codes(candidates, area)
+    units = None if household_col is None else ~candidates[household_col].duplicated().to_numpy()
+    out = {}
+    for c in cols:
+        s = candidates[c]
+        if not _is_quantile_column(s):
+            out[c] = "categories"
+        elif area is not None and nesting(s, a, n_area, units) <= NESTED_SPREAD:
+            out[c] = "sub-area codes"
+        else:
+            out[c] = "quantile groups"
+    return out
+
+
+def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | None = None) -> float:
+    """How far an integer column's values are confined to areas: over the values held by two or more records,
+    the areas they occur in beyond their first, divided by the same number expected were the column
+    independent of the area (``sum_a 1 - (1 - p_a)^n_v``, less one, for a value held ``n_v`` times, ``p_a``
+    the area's share of the records).
+
+    About 1 for a quantity (age, hours, experience: every value occurs everywhere; 0.86-1.08 on the bundled
+    data sets) and near 0 for a code of sub-areas (a PUMA code occurs in one or a few states: 0.15 on the
+    census2000 extract). ``inf`` (never nested) for a column that is not integer-valued, that has more than
+    ``MAX_SUBAREA_CELLS`` area x value cells, or whose repeated values hold less than half of the records (a
+    code labels many records each). Where the area is a grouping of an integer quantity (age groups of age),
+    the quantity is nested too and is crossed by its values: its cells are then the national distribution of
+    its values, at most ``MAX_SUBAREA_CELLS`` of them. ``units``: a mask of the records that count (one per
+    household, so that a household's shared values are not read as nesting).
+    """
+    if n_area < 2:
+        return math.inf
+    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    a = area
+    if units is not None:
+        v, a = v[units], a[units]
+    if not np.all(np.isnan(v) | (v == np.round(v))):
+        return math.inf
+    codes, uniq = pd.factorize(v, use_na_sentinel=False)
+    if len(uniq) > MAX_SUBAREA_CELLS:  # at least as many cells as values
+        return math.inf
+    cells = np.unique(codes.astype(np.int64) * n_area + a)
+    if len(cells) > MAX_SUBAREA_CELLS:
+        return math.inf
+    n_v = np.bincount(codes)
+    k_v = np.bincount(cells // n_area, minlength=len(n_v))
+    repeated = n_v >= 2
+    if n_v[repeated].sum() < 0.5 * len(v):
+        return math.inf
+    p_a = np.bincount(a, minlength=n_area) / len(a)  # every area holds a cell: at most MAX_SUBAREA_CELLS areas
+    expected = (1.0 - (1.0 - p_a[None, :]) ** n_v[repeated][:, None]).sum(axis=1) - 1.0
+    if expected.sum() <= 0:
+        return math.inf
+    return float((k_v[repeated] - 1).sum() / expected.sum())
 
 
 def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray, int]:
@@ -131,11 +202,12 @@ def area_groups(
 
 
 def _column_codes(
-    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray
+    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray, quantile: bool
 ) -> tuple[np.ndarray, int]:
-    """Per record, a group code within its area: the category, or the within-area weighted quantile group
-    (``n_groups`` per area, or one count for all; ties share a group; missing values a group of their own)."""
-    if not _is_quantile_column(s):
+    """Per record, a group code within its area: the value (not ``quantile``), or the within-area weighted
+    quantile group (``n_groups`` per area, or one count for all; ties share a group; missing values a group of
+    their own)."""
+    if not quantile:
         codes, uniq = pd.factorize(s, use_na_sentinel=False)
         return codes.astype(np.int64), len(uniq)
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -169,7 +241,7 @@ def auxiliary_design(
     weight_col: str,
     household_col: str | None = None,
     *,
-    columns: str | Sequence[str] | Targets = "auto",
+    columns: str | Sequence[str] | Mapping[str, str] | Targets = "auto",
     n_groups: int = 5,
     budget: int | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
@@ -181,9 +253,10 @@ def auxiliary_design(
         The full candidate population.
     design : Design
         The design of the official targets on ``candidates`` (its units and initial weights are used).
-    columns : "auto", list of str or Targets, default="auto"
-        Columns to cross with the area (``"auto"``: see :func:`auxiliary_columns`), or explicit auxiliary
-        targets (their values are used as given).
+    columns : "auto", list of str, mapping or Targets, default="auto"
+        Columns to cross with the area (``"auto"``: see :func:`auxiliary_columns`; each crossed as
+        :func:`crossing` says, or as a mapping from it says), or explicit auxiliary targets (their values are
+        used as given).
     n_groups : int, default=5
         Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values (the
         fewest per area with ``budget``).
@@ -206,40 +279,40 @@ def auxiliary_design(
         aux = build_design(candidates, columns, weight_col, household_col)
         return aux.x, aux.totals, list(aux.targets.names)
     area = target_area(targets, candidates)
-    cols = _columns(candidates, targets, weight_col, household_col, columns, area)
+    kinds = crossing(candidates, targets, weight_col, household_col, columns)
     a, n_area = _area_codes(candidates, area)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
-    groups = area_groups(a, n_area, w, budget, n_groups, sum(_is_quantile_column(candidates[c]) for c in cols))
+    groups = area_groups(a, n_area, w, budget, n_groups, sum(k == "quantile groups" for k in kinds.values()))
     levels = [groups]  # a budget that splits some area finer keeps the n_groups level too (all areas)
     if (groups > n_groups).any():
         levels.append(np.full(n_area, n_groups, dtype=np.int64))
-    return _crossed(candidates, design, cols, a, n_area, w, levels, area or "all", n_groups)
+    return _crossed(candidates, design, kinds, a, n_area, w, levels, area or "all", n_groups)
 
 
 def _crossed(
-    candidates: pd.DataFrame, design: Design, cols: Sequence[str], a: np.ndarray, n_area: int, w: np.ndarray,
+    candidates: pd.DataFrame, design: Design, kinds: Mapping[str, str], a: np.ndarray, n_area: int, w: np.ndarray,
     levels: Sequence[np.ndarray], area_name: str, n_groups: int, national: bool = False,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
     """Unit-level indicators and full-population counts of the areas ``a`` crossed with every column's
-    categories or within-area quantile groups (one block per quantile level; categories at the first only);
-    with ``national``, also with the ``n_groups`` quantile groups of the whole population (bands with the
-    same bounds in every area, named ``column@national``), each of a quantile column's two groupings then
-    entering at half weight (its entries halved), so that every column weighs the same in an L1
-    objective over the cells."""
+    values or within-area quantile groups (``kinds``: :func:`crossing`'s; one block per quantile level,
+    values at the first only); with ``national``, also with the ``n_groups`` quantile groups of the whole
+    population (bands with the same bounds in every area, named ``column@national``), each of a quantile
+    column's two groupings then entering at half weight (its entries halved), so that every column weighs
+    the same in an L1 objective over the cells."""
     blocks, names = [], []
     n_units = len(design.d)
     everywhere = np.zeros(len(a), dtype=np.int64)
-    is_quantile = {col: _is_quantile_column(candidates[col]) for col in cols}  # a count of distinct values each
+    is_quantile = {col: kind == "quantile groups" for col, kind in kinds.items()}
     for level, per_area in enumerate([*levels, None] if national else levels):
-        for col in cols:
+        for col in kinds:
             quantile = is_quantile[col]
             if level and not quantile:
                 continue  # categories are the same at every level
             if per_area is None:
-                codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups)
+                codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups, True)
                 tag = f"{col}@national"
             else:
-                codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area)
+                codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area, quantile)
                 tag = col if level == 0 else f"{col}/{n_groups}"
             cell = a * n_codes + codes
             used, cell = np.unique(cell, return_inverse=True)
@@ -290,20 +363,20 @@ def cell_crosses(
     weight_col: str,
     household_col: str | None = None,
     *,
-    columns: str | Sequence[str] = "auto",
+    columns: str | Sequence[str] | Mapping[str, str] = "auto",
     n_groups: int = 5,
     max_cells: int | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
-    """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's categories, or,
-    for a quantile column, both its within-cell quantile groups (``n_groups``) and its ``n_groups`` quantile
-    groups of the whole population (bands with the same bounds in every cell, as tables of a variable by
-    area use), at full-population counts: how each target cell's records spread over what was not
-    targeted (experience within state x education). A quantile column's two groupings enter at half
-    weight each (entries and totals halved), so that in the refinement's L1 objective every column weighs
-    as one grouping of its values. ``columns``: ``"auto"``
-    (:func:`auxiliary_columns`) or the columns to cross; the count targets' filter columns are left out.
-    Above ``max_cells`` such cells the national bands are left out, and where that is still too many, the
-    result is empty (zero columns).
+    """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's values
+    (categories and sub-area codes, :func:`crossing`), or, for a quantile column, both its within-cell
+    quantile groups (``n_groups``) and its ``n_groups`` quantile groups of the whole population (bands
+    with the same bounds in every cell, as tables of a variable by area use), at full-population counts:
+    how each target cell's records spread over what was not targeted (experience within state x
+    education). A quantile column's two groupings enter at half weight each (entries and totals halved),
+    so that in the refinement's L1 objective every column weighs as one grouping of its values.
+    ``columns``: ``"auto"`` (:func:`auxiliary_columns`), the columns to cross, or :func:`crossing`'s
+    mapping; the count targets' filter columns are left out. Above ``max_cells`` such cells the national
+    bands are left out, and where that is still too many, the result is empty (zero columns).
 
     Returns
     -------
@@ -311,13 +384,13 @@ def cell_crosses(
         As :func:`auxiliary_design` (names ``"cell#i x column#j"``, ``"cell#i x column@national#j"``),
         with the half-weight entries above.
     """
-    cols = _columns(candidates, targets, weight_col, household_col, columns, target_area(targets, candidates))
     skip = {c for t in targets if t.aggregate == "count" for c in t.filters}
-    cols = [c for c in cols if c not in skip]
+    kinds = crossing(candidates, targets, weight_col, household_col, columns)
+    kinds = {c: k for c, k in kinds.items() if c not in skip}
     a, n_cells = target_cells(candidates, targets, weight_col)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
     for national in (True, False):  # above max_cells, the national bands are left out first
-        x, totals, names = _crossed(candidates, design, cols, a, n_cells, w,
+        x, totals, names = _crossed(candidates, design, kinds, a, n_cells, w,
                                     [np.full(n_cells, n_groups, dtype=np.int64)], "cell", n_groups, national)
         if max_cells is None or x.shape[1] <= max_cells:
             return x, totals, names

@@ -114,9 +114,10 @@ class SparseCalibrator(_FittedResult):
         programs, see the module docstring) and that the subset is also calibrated to,
         *softly* (penalized misses; the official targets stay exact), so that what was not targeted
         survives: ``"auto"`` crosses the target area (the filter column most targets use) with every other
-        column's categories or within-area quantile groups (a number with more than 20 values; make an
-        integer code such as a PUMA a category to cross it by its values; ``summary["auxiliary_columns"]``
-        says how each column was crossed; see :mod:`microplex.calibration.auxiliary`); a list names the
+        column's categories or within-area quantile groups (a number with more than 20 values), an integer
+        code nested in the area (a PUMA within states) by its values (make a code that is not nested a category
+        to cross it by its values; ``summary["auxiliary_columns"]`` says how each column was crossed; see
+        :func:`~microplex.calibration.auxiliary.crossing`); a list names the
         columns to cross; a :class:`Targets` gives the auxiliary totals; ``None`` calibrates to the
         official targets only.
     auxiliary_strength : float, default=1.0
@@ -310,10 +311,11 @@ class SparseCalibrator(_FittedResult):
 
     def _refine(
         self, candidates: pd.DataFrame, design: Design, tg: Targets, weight_col: str, household_col: str | None,
-        w: np.ndarray, err: float, columns: list[str] | None,
+        w: np.ndarray, err: float, columns: dict[str, str] | None,
     ) -> tuple[np.ndarray, float]:
         """The subset refined by swaps (see the ``refine`` parameter), or ``w`` where that is not better;
-        ``columns``: the auxiliary columns, resolved by the fit (None for auxiliary targets)."""
+        ``columns``: the auxiliary columns and how each is crossed, resolved by the fit (None for auxiliary
+        targets)."""
         x_aux, t_aux = self._aux
         if columns is None:
             x_obj, t_obj = x_aux, t_aux
@@ -403,13 +405,12 @@ class SparseCalibrator(_FittedResult):
                 columns = self.auxiliary
                 if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
                     aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
-                    columns = list(aux_columns)
+                    columns = aux_columns
                 self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=columns,
                                              budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
-                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err,
-                                      None if aux_columns is None else list(aux_columns))
+                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err, aux_columns)
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
             self._aux = None
