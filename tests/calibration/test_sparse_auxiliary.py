@@ -236,13 +236,13 @@ def test_crossing_counts_households_once_and_checks_given_kinds():
     hh = np.repeat(np.arange(n_hh), size)
     region = np.repeat(rng.integers(0, 40, n_hh), size)
     df = pd.DataFrame({"hh": hh, "region": region.astype(str), "weight": 1.0,
-                       "rooms": np.repeat(rng.integers(1, 400, n_hh), size)})  # a household quantity
+                       "income": np.repeat(rng.integers(1, 400, n_hh), size)})  # in 100s, one per household
     targets = Targets.from_margins({"region": df.groupby("region")["weight"].sum()})
-    per_person = aux_mod.nesting(df["rooms"], pd.factorize(df["region"])[0], 40)
+    per_person = aux_mod.nesting(df["income"], pd.factorize(df["region"])[0], 40)
     assert per_person < aux_mod.NESTED_SPREAD  # read per person, the household's repeats look like nesting
-    assert aux_mod.crossing(df, targets, "weight", "hh") == {"rooms": "quantile groups"}
+    assert aux_mod.crossing(df, targets, "weight", "hh") == {"income": "quantile groups"}
     with pytest.raises(DataValidationError, match="kinds"):
-        aux_mod.crossing(df, targets, "weight", "hh", {"rooms": "deciles"})
+        aux_mod.crossing(df, targets, "weight", "hh", {"income": "deciles"})
     with pytest.raises(DataValidationError, match="not in the candidates"):
         aux_mod.crossing(df, targets, "weight", "hh", {"floors": "categories"})
-    assert aux_mod.crossing(df, targets, "weight", "hh", {"rooms": "categories"}) == {"rooms": "categories"}
+    assert aux_mod.crossing(df, targets, "weight", "hh", {"income": "categories"}) == {"income": "categories"}
