@@ -402,11 +402,10 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             if self.auxiliary is not None:
-                columns = self.auxiliary
                 if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
                     aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
-                    columns = aux_columns
-                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col, columns=columns,
+                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col,
+                                             columns=self.auxiliary if aux_columns is None else aux_columns,
                                              budget=self.max_records)[:2]
             w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
             if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
