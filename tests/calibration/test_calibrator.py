@@ -160,7 +160,8 @@ def test_not_fitted_and_repr():
 def test_household_weights_must_be_constant(eusilc):
     df = eusilc.head(200).copy()
     df.loc[df.index[1], "db090"] = 1.0
-    with pytest.raises(DataValidationError, match="constant within each household"):
+    hh = df["db030"].iloc[1]
+    with pytest.raises(DataValidationError, match=f"constant within each household.*household {hh} has"):
         Calibrator().fit(df, [Target(1000.0)], weight_col="db090", household_col="db030")
 
 

@@ -246,3 +246,38 @@ def test_crossing_counts_households_once_and_checks_given_kinds():
     with pytest.raises(DataValidationError, match="not in the candidates"):
         aux_mod.crossing(df, targets, "weight", "hh", {"floors": "categories"})
     assert aux_mod.crossing(df, targets, "weight", "hh", {"income": "categories"}) == {"income": "categories"}
+
+
+def test_dates_and_durations_are_crossed_by_quantile_groups_of_their_values():
+    """An interview date (or a duration) with many values is a quantity, not a list of categories: its
+    within-area quantile groups are those of its day numbers, missing dates a group of their own."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    day = rng.integers(0, 400, n)
+    df = pd.DataFrame({"region": rng.choice(list("abcd"), n), "weight": rng.uniform(1, 3, n),
+                       "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(day, "D"),
+                       "spell": pd.to_timedelta(day, "D"), "day": day})
+    df.loc[df.index[:50], ["date", "spell"]] = pd.NaT
+    df.loc[df.index[:50], "day"] = np.nan
+    targets = Targets.from_margins({"region": df.groupby("region")["weight"].sum()})
+    kinds = aux_mod.crossing(df, targets, "weight")
+    assert kinds == {"date": "quantile groups", "spell": "quantile groups", "day": "quantile groups"}
+    a, n_area = pd.factorize(df["region"])[0].astype(np.int64), 4
+    w = df["weight"].to_numpy()
+    want, k = aux_mod._column_codes(df["day"], a, n_area, w, 5, True)
+    for col in ("date", "spell"):
+        got, k_got = aux_mod._column_codes(df[col], a, n_area, w, 5, True)
+        assert k_got == k == 6 and np.array_equal(got, want)
+    assert set(want[:50]) == {5}  # the missing values' group
+    sc = SparseCalibrator(200).fit(df.drop(columns="day"), targets)
+    assert sc.summary["max_rel_error"] < 1e-6
+    assert sc.summary["auxiliary_columns"] == {"date": "quantile groups", "spell": "quantile groups"}
+
+
+def test_unhashable_columns_are_named():
+    df, targets = untargeted_population(1, 600)
+    df["tags"] = [[i % 3] for i in range(len(df))]
+    with pytest.raises(DataValidationError, match="'tags' holds unhashable values"):
+        SparseCalibrator(100).fit(df, targets)
+    sc = SparseCalibrator(100, auxiliary=["age", "job"]).fit(df, targets)  # named columns: tags left out
+    assert sc.summary["max_rel_error"] < 1e-6

@@ -68,11 +68,17 @@ def auxiliary_columns(
             skip.update(t.filters)
     n = len(candidates)
 
-    def keep(s: pd.Series) -> bool:
-        k = s.nunique(dropna=False)
+    def keep(name: str, s: pd.Series) -> bool:
+        try:
+            k = s.nunique(dropna=False)
+        except TypeError as exc:  # lists, dicts
+            raise DataValidationError(
+                f"Column {name!r} holds unhashable values (lists, dicts, ...), which cannot be crossed with the "
+                "area: drop it, or name the auxiliary columns (auxiliary=[...])."
+            ) from exc
         return k > 1 and (k < n or pd.api.types.is_float_dtype(s))
 
-    return [c for c in candidates.columns if c not in skip and keep(candidates[c])]
+    return [c for c in candidates.columns if c not in skip and keep(c, candidates[c])]
 
 
 def _columns(
@@ -93,8 +99,8 @@ def crossing(
     candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None = None,
     columns: str | Sequence[str] | Mapping[str, str] = "auto",
 ) -> dict[str, str]:
-    """How each auxiliary column is crossed with the area: ``"quantile groups"`` (a number with more than
-    ``MAX_CATEGORIES`` distinct values), ``"sub-area codes"`` (an integer column nested in the area, such as a
+    """How each auxiliary column is crossed with the area: ``"quantile groups"`` (a real number, a date or a
+    duration with more than ``MAX_CATEGORIES`` distinct values), ``"sub-area codes"`` (an integer column nested in the area, such as a
     PUMA code within states: crossed by its values, see :func:`nesting`) or ``"categories"`` (anything else).
     A code that is not nested in the area (an occupation code) is a number: make it a category
     (``astype("category")``) to cross it by its values. A mapping (this function's result) is returned as it is.
@@ -140,14 +146,14 @@ def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | Non
 
     About 1 for a quantity (age, hours, experience: every value occurs everywhere; 0.86-1.08 on the bundled
     data sets) and near 0 for a code of sub-areas (a PUMA code occurs in one or a few states: 0.15 on the
-    census2000 extract). ``inf`` (never nested) for a column that is not integer-valued, that has more than
+    census2000 extract). ``inf`` (never nested) for dates and durations, a column that is not integer-valued, that has more than
     ``MAX_SUBAREA_CELLS`` area x value cells, or whose repeated values hold less than half of the records (a
     code labels many records each). Where the area is a grouping of an integer quantity (age groups of age),
     the quantity is nested too and is crossed by its values: its cells are then the national distribution of
     its values, at most ``MAX_SUBAREA_CELLS`` of them. ``units``: a mask of the records that count (one per
     household, so that a household's shared values are not read as nesting).
     """
-    if n_area < 2:
+    if n_area < 2 or _is_temporal(s):
         return math.inf
     v = s.to_numpy(dtype=np.float64, na_value=np.nan)
     a = area
@@ -180,10 +186,25 @@ def _area_codes(candidates: pd.DataFrame, area: str | None) -> tuple[np.ndarray,
     return codes.astype(np.int64), len(uniq)
 
 
+def _is_temporal(s: pd.Series) -> bool:
+    return isinstance(s.array, (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray))
+
+
 def _is_quantile_column(s: pd.Series) -> bool:
-    """Whether a column is crossed by quantile groups (numeric, more than ``MAX_CATEGORIES`` values)."""
-    numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    """Whether a column is crossed by quantile groups (numeric, dates or durations; more than
+    ``MAX_CATEGORIES`` values)."""
+    numeric = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+               and not pd.api.types.is_complex_dtype(s)) or _is_temporal(s)
     return numeric and s.nunique(dropna=False) > MAX_CATEGORIES
+
+
+def _numbers(s: pd.Series) -> np.ndarray:
+    """A quantile column's values as float64, missing values as NaN (dates and durations in their unit)."""
+    if _is_temporal(s):
+        v = s.array.asi8.astype(np.float64)
+        v[s.isna().to_numpy()] = np.nan
+        return v
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def area_groups(
@@ -210,7 +231,7 @@ def _column_codes(
     if not quantile:
         codes, uniq = pd.factorize(s, use_na_sentinel=False)
         return codes.astype(np.int64), len(uniq)
-    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    v = _numbers(s)
     miss = np.isnan(v)
     vv = np.where(miss, np.inf, v)
     order = np.lexsort((vv, area))

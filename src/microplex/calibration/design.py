@@ -279,6 +279,7 @@ def build_design(
         varies = np.abs(w - d[record_unit]) > 1e-9 * np.abs(d[record_unit])
         if varies.any():
             bad_hh = hh.iloc[int(np.argmax(varies))]
+            bad_hh = bad_hh.item() if isinstance(bad_hh, np.generic) else bad_hh
             raise DataValidationError(
                 f"Weight column {weight_col!r} must be constant within each household of {household_col!r}; "
                 f"household {bad_hh!r} has several values."
