@@ -4,7 +4,8 @@ A sparse subset calibrated to the official targets alone meets them exactly but 
 else: the distribution of untargeted variables within the target areas, finer geography, income
 deciles within areas. :func:`auxiliary_design` computes, from the *full* candidate population (initial
 weights), the counts of many internal margins, each an area crossed with the categories (or the
-within-area quantile groups, or the sub-area codes: :func:`crossing`) of one other column;
+within-area quantile groups, the sub-area codes or the area's most frequent values: :func:`crossing`) of
+one other column;
 :class:`~microplex.calibration.SparseCalibrator` calibrates its subset to them *softly* (penalized misses,
 through the one Newton solver) while the official targets stay exact.
 
@@ -29,15 +30,18 @@ from .targets import Targets
 
 __all__ = ["auxiliary_design", "cell_crosses", "crossing", "nesting", "row_codes", "target_area", "target_cells"]
 
-#: Columns with at most this many distinct values are crossed category by category, others by quantile groups.
+#: Columns with at most this many distinct values are crossed value by value; numbers with more by quantile
+#: groups, other columns with more by their most frequent values within each area (:func:`crossing`).
 MAX_CATEGORIES = 20
 #: An integer column is a sub-area code (crossed by its values) when its repeated values reach at most this share
 #: of the further areas they would reach were the column independent of the area (:func:`nesting`)...
 NESTED_SPREAD = 1.0 / 3.0
 #: ... and the area x value cells number at most this many.
 MAX_SUBAREA_CELLS = 2500
-#: How :func:`crossing` names the three ways a column is crossed with the area.
-KINDS = ("categories", "quantile groups", "sub-area codes")
+#: How :func:`crossing` names the four ways a column is crossed with the area.
+KINDS = ("categories", "quantile groups", "sub-area codes", "frequent categories")
+#: The kinds whose groups per area follow the budget (:func:`area_groups`).
+_GROUPED = ("quantile groups", "frequent categories")
 #: With a budget of ``K`` records, the quantile columns share about ``CELLS_PER_RECORD * K`` cells, allotted
 #: to the areas by population share (:func:`area_groups`; at least ``n_groups``, at most ``MAX_GROUPS`` per area);
 #: where that splits an area finer than ``n_groups``, the ``n_groups`` level is kept as well. At most
@@ -99,11 +103,22 @@ def crossing(
     candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None = None,
     columns: str | Sequence[str] | Mapping[str, str] = "auto",
 ) -> dict[str, str]:
-    """How each auxiliary column is crossed with the area: ``"quantile groups"`` (a real number, a date or a
-    duration with more than ``MAX_CATEGORIES`` distinct values), ``"sub-area codes"`` (an integer column nested in the area, such as a
-    PUMA code within states: crossed by its values, see :func:`nesting`) or ``"categories"`` (anything else).
-    A code that is not nested in the area (an occupation code) is a number: make it a category
-    (``astype("category")``) to cross it by its values. A mapping (this function's result) is returned as it is.
+    """How each auxiliary column is crossed with the area:
+
+    - ``"categories"``: at most ``MAX_CATEGORIES`` distinct values (text, categories, booleans, numbers),
+      crossed by its values;
+    - ``"sub-area codes"``: more values, nested in the area (an integer or text PUMA code within states,
+      see :func:`nesting`), crossed by its values;
+    - ``"quantile groups"``: a number, a date or a duration with more values, not nested: within-area
+      quantile groups of its values;
+    - ``"frequent categories"``: any other column with more values (occupations, industries across
+      states): each area's most frequent values, as many as its quantile groups would be
+      (:func:`area_groups`), the rest of the area pooled in one group; crossed value by value, 500
+      occupations in 50 states make 25,000 cells that a subset of a few thousand records cannot fill.
+
+    An integer code that is not nested in the area (an occupation code) is a number to pandas: make it a
+    category (``astype("category")``) to have it crossed as one. A mapping (this function's result) is
+    returned as it is.
 
     >>> import pandas as pd
     >>> from microplex import Targets
@@ -113,7 +128,9 @@ def crossing(
     {'puma': 'quantile groups'}
     >>> crossing(df.assign(puma=df["puma"] + 100 * (df["state"] == "b")), t, "w")  # 100-124 only in b
     {'puma': 'sub-area codes'}
-    >>> crossing(df.assign(puma=df["puma"].astype("category")), t, "w")
+    >>> crossing(df.assign(puma=df["puma"].astype("category")), t, "w")  # not nested either
+    {'puma': 'frequent categories'}
+    >>> crossing(df.assign(puma=(df["puma"] // 5).astype(str)), t, "w")  # five values
     {'puma': 'categories'}
     """
     if isinstance(columns, Mapping):
@@ -129,24 +146,25 @@ def crossing(
     out = {}
     for c in cols:
         s = candidates[c]
-        if not _is_quantile_column(s):
+        if s.nunique(dropna=False) <= MAX_CATEGORIES:
             out[c] = "categories"
         elif area is not None and nesting(s, a, n_area, units) <= NESTED_SPREAD:
             out[c] = "sub-area codes"
         else:
-            out[c] = "quantile groups"
+            out[c] = "quantile groups" if _is_quantile_column(s) else "frequent categories"
     return out
 
 
 def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | None = None) -> float:
-    """How far an integer column's values are confined to areas: over the values held by two or more records,
+    """How far a code's values (an integer or non-numeric column) are confined to areas: over the values held by
+    two or more records,
     the areas they occur in beyond their first, divided by the same number expected were the column
     independent of the area (``sum_a 1 - (1 - p_a)^n_v``, less one, for a value held ``n_v`` times, ``p_a``
     the area's share of the records).
 
     About 1 for a quantity (age, hours, experience: every value occurs everywhere; 0.86-1.08 on the bundled
     data sets) and near 0 for a code of sub-areas (a PUMA code occurs in one or a few states: 0.15 on the
-    census2000 extract). ``inf`` (never nested) for dates and durations, a column that is not integer-valued, that has more than
+    census2000 extract). ``inf`` (never nested) for dates and durations, a number that is not integer-valued, that has more than
     ``MAX_SUBAREA_CELLS`` area x value cells, or whose repeated values hold less than half of the records (a
     code labels many records each). Where the area is a grouping of an integer quantity (age groups of age),
     the quantity is nested too and is crossed by its values: its cells are then the national distribution of
@@ -155,13 +173,15 @@ def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | Non
     """
     if n_area < 2 or _is_temporal(s):
         return math.inf
-    v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-    a = area
-    if units is not None:
-        v, a = v[units], a[units]
-    if not np.all(np.isnan(v) | (v == np.round(v))):
-        return math.inf
-    codes, uniq = pd.factorize(v, use_na_sentinel=False)
+    a = area if units is None else area[units]
+    s = s if units is None else s.iloc[units]
+    if _is_number(s):
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.all(np.isnan(v) | (v == np.round(v))):
+            return math.inf
+        codes, uniq = pd.factorize(v, use_na_sentinel=False)
+    else:
+        codes, uniq = pd.factorize(s, use_na_sentinel=False)
     if len(uniq) > MAX_SUBAREA_CELLS:  # at least as many cells as values
         return math.inf
     cells = np.unique(codes.astype(np.int64) * n_area + a)
@@ -170,7 +190,7 @@ def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | Non
     n_v = np.bincount(codes)
     k_v = np.bincount(cells // n_area, minlength=len(n_v))
     repeated = n_v >= 2
-    if n_v[repeated].sum() < 0.5 * len(v):
+    if n_v[repeated].sum() < 0.5 * len(codes):
         return math.inf
     p_a = np.bincount(a, minlength=n_area) / len(a)  # every area holds a cell: at most MAX_SUBAREA_CELLS areas
     expected = (1.0 - (1.0 - p_a[None, :]) ** n_v[repeated][:, None]).sum(axis=1) - 1.0
@@ -190,12 +210,15 @@ def _is_temporal(s: pd.Series) -> bool:
     return isinstance(s.array, (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray))
 
 
+def _is_number(s: pd.Series) -> bool:
+    return (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+            and not pd.api.types.is_complex_dtype(s))
+
+
 def _is_quantile_column(s: pd.Series) -> bool:
-    """Whether a column is crossed by quantile groups (numeric, dates or durations; more than
+    """Whether a column can be crossed by quantile groups (numeric, dates or durations; more than
     ``MAX_CATEGORIES`` values)."""
-    numeric = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-               and not pd.api.types.is_complex_dtype(s)) or _is_temporal(s)
-    return numeric and s.nunique(dropna=False) > MAX_CATEGORIES
+    return (_is_number(s) or _is_temporal(s)) and s.nunique(dropna=False) > MAX_CATEGORIES
 
 
 def _numbers(s: pd.Series) -> np.ndarray:
@@ -223,12 +246,16 @@ def area_groups(
 
 
 def _column_codes(
-    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray, quantile: bool
+    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray, kind: str
 ) -> tuple[np.ndarray, int]:
-    """Per record, a group code within its area: the value (not ``quantile``), or the within-area weighted
-    quantile group (``n_groups`` per area, or one count for all; ties share a group; missing values a group of
-    their own)."""
-    if not quantile:
+    """Per record, a group code within its area, by ``kind`` (:data:`KINDS`): the value (``"categories"``,
+    ``"sub-area codes"``), the within-area weighted quantile group (``"quantile groups"``: ``n_groups`` per area,
+    or one count for all; ties share a group; missing values a group of their own), or the value's rank by
+    weight within the area, the values past the area's ``n_groups - 1`` most frequent pooled in the last group
+    (``"frequent categories"``; ties by first appearance)."""
+    if kind == "frequent categories":
+        return _frequent_codes(s, area, n_area, w, n_groups)
+    if kind != "quantile groups":
         codes, uniq = pd.factorize(s, use_na_sentinel=False)
         return codes.astype(np.int64), len(uniq)
     v = _numbers(s)
@@ -253,6 +280,23 @@ def _column_codes(
     top = int(groups.max()) if n_area else 1
     codes[miss] = top
     return codes, top + 1
+
+
+def _frequent_codes(
+    s: pd.Series, area: np.ndarray, n_area: int, w: np.ndarray, n_groups: int | np.ndarray
+) -> tuple[np.ndarray, int]:
+    """:func:`_column_codes` of ``"frequent categories"``: per record, its value's rank by weight within its area
+    (0 the heaviest), ranks from ``n_groups - 1`` on pooled into that last group."""
+    values, uniq = pd.factorize(s, use_na_sentinel=False)
+    key = area * max(len(uniq), 1) + values.astype(np.int64)
+    cells, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    weight = np.bincount(inverse, weights=w, minlength=len(cells))
+    cell_area = cells // max(len(uniq), 1)
+    order = np.lexsort((first, -weight, cell_area))  # by area, heaviest first, then first appearance
+    rank = np.empty(len(cells), dtype=np.int64)
+    rank[order] = np.arange(len(cells)) - np.searchsorted(cell_area[order], cell_area[order], side="left")
+    groups = np.broadcast_to(np.asarray(n_groups, dtype=np.int64), (n_area,))
+    return np.minimum(rank[inverse], groups[area] - 1), int(groups.max())
 
 
 def auxiliary_design(
@@ -303,7 +347,7 @@ def auxiliary_design(
     kinds = crossing(candidates, targets, weight_col, household_col, columns)
     a, n_area = _area_codes(candidates, area)
     w = candidates[weight_col].to_numpy(dtype=np.float64)
-    groups = area_groups(a, n_area, w, budget, n_groups, sum(k == "quantile groups" for k in kinds.values()))
+    groups = area_groups(a, n_area, w, budget, n_groups, sum(k in _GROUPED for k in kinds.values()))
     levels = [groups]  # a budget that splits some area finer keeps the n_groups level too (all areas)
     if (groups > n_groups).any():
         levels.append(np.full(n_area, n_groups, dtype=np.int64))
@@ -315,25 +359,24 @@ def _crossed(
     levels: Sequence[np.ndarray], area_name: str, n_groups: int, national: bool = False,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
     """Unit-level indicators and full-population counts of the areas ``a`` crossed with every column's
-    values or within-area quantile groups (``kinds``: :func:`crossing`'s; one block per quantile level,
-    values at the first only); with ``national``, also with the ``n_groups`` quantile groups of the whole
-    population (bands with the same bounds in every area, named ``column@national``), each of a quantile
-    column's two groupings then entering at half weight (its entries halved), so that every column weighs
-    the same in an L1 objective over the cells."""
+    values, within-area quantile groups or most frequent values (``kinds``: :func:`crossing`'s; one block
+    per level of groups, values at the first only); with ``national``, also with the ``n_groups`` quantile
+    groups of the whole population (bands with the same bounds in every area, named ``column@national``),
+    each of a quantile column's two groupings then entering at half weight (its entries halved), so that
+    every column weighs the same in an L1 objective over the cells."""
     blocks, names = [], []
     n_units = len(design.d)
     everywhere = np.zeros(len(a), dtype=np.int64)
-    is_quantile = {col: kind == "quantile groups" for col, kind in kinds.items()}
     for level, per_area in enumerate([*levels, None] if national else levels):
-        for col in kinds:
-            quantile = is_quantile[col]
-            if level and not quantile:
-                continue  # categories are the same at every level
+        for col, kind in kinds.items():
+            quantile = kind == "quantile groups"
+            if (level and kind not in _GROUPED) or (per_area is None and not quantile):
+                continue  # values are the same at every level
             if per_area is None:
-                codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups, True)
+                codes, n_codes = _column_codes(candidates[col], everywhere, 1, w, n_groups, kind)
                 tag = f"{col}@national"
             else:
-                codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area, quantile)
+                codes, n_codes = _column_codes(candidates[col], a, n_area, w, per_area, kind)
                 tag = col if level == 0 else f"{col}/{n_groups}"
             cell = a * n_codes + codes
             used, cell = np.unique(cell, return_inverse=True)
@@ -389,7 +432,8 @@ def cell_crosses(
     max_cells: int | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
     """The count targets' cells (:func:`target_cells`) crossed with every auxiliary column's values
-    (categories and sub-area codes, :func:`crossing`), or, for a quantile column, both its within-cell
+    (categories and sub-area codes, :func:`crossing`), the cell's ``n_groups - 1`` most frequent values and
+    the rest (frequent categories), or, for a quantile column, both its within-cell
     quantile groups (``n_groups``) and its ``n_groups`` quantile groups of the whole population (bands
     with the same bounds in every cell, as tables of a variable by area use), at full-population counts:
     how each target cell's records spread over what was not targeted (experience within state x

@@ -115,9 +115,10 @@ class SparseCalibrator(_FittedResult):
         *softly* (penalized misses; the official targets stay exact), so that what was not targeted
         survives: ``"auto"`` crosses the target area (the filter column most targets use) with every other
         column's categories or within-area quantile groups (a number, date or duration with more than 20
-        values), an integer code nested in the area (a PUMA within states) by its values (make a code that is
-        not nested a category to cross it by its values; ``summary["auxiliary_columns"]`` says how each
-        column was crossed; see
+        values), a code nested in the area (a PUMA within states) by its values, another column of more
+        than 20 values by each area's most frequent values (make an integer code that is not nested a
+        category to have it crossed so; ``summary["auxiliary_columns"]`` says how each column was
+        crossed; see
         :func:`~microplex.calibration.auxiliary.crossing`); a list names the
         columns to cross; a :class:`Targets` gives the auxiliary totals; ``None`` calibrates to the
         official targets only.
