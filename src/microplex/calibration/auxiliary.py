@@ -33,8 +33,8 @@ __all__ = ["auxiliary_design", "cell_crosses", "crossing", "nesting", "row_codes
 #: Columns with at most this many distinct values are crossed value by value; numbers with more by quantile
 #: groups, other columns with more by their most frequent values within each area (:func:`crossing`).
 MAX_CATEGORIES = 20
-#: An integer column is a sub-area code (crossed by its values) when its repeated values reach at most this share
-#: of the further areas they would reach were the column independent of the area (:func:`nesting`)...
+#: A code (integer or non-numeric) is a sub-area code (crossed by its values) when its repeated values reach at
+#: most this share of the further areas they would reach were the column independent of the area (:func:`nesting`)...
 NESTED_SPREAD = 1.0 / 3.0
 #: ... and the area x value cells number at most this many.
 MAX_SUBAREA_CELLS = 2500
@@ -156,20 +156,20 @@ def crossing(
 
 
 def nesting(s: pd.Series, area: np.ndarray, n_area: int, units: np.ndarray | None = None) -> float:
-    """How far a code's values (an integer or non-numeric column) are confined to areas: over the values held by
-    two or more records,
-    the areas they occur in beyond their first, divided by the same number expected were the column
-    independent of the area (``sum_a 1 - (1 - p_a)^n_v``, less one, for a value held ``n_v`` times, ``p_a``
-    the area's share of the records).
+    """How far a code's values (an integer or non-numeric column) are confined to areas: over the values held
+    by two or more records, the areas they occur in beyond their first, divided by the same number expected
+    were the column independent of the area (``sum_a 1 - (1 - p_a)^n_v``, less one, for a value held ``n_v``
+    times, ``p_a`` the area's share of the records).
 
     About 1 for a quantity (age, hours, experience: every value occurs everywhere; 0.86-1.08 on the bundled
     data sets) and near 0 for a code of sub-areas (a PUMA code occurs in one or a few states: 0.15 on the
-    census2000 extract). ``inf`` (never nested) for dates and durations, a number that is not integer-valued, that has more than
-    ``MAX_SUBAREA_CELLS`` area x value cells, or whose repeated values hold less than half of the records (a
-    code labels many records each). Where the area is a grouping of an integer quantity (age groups of age),
-    the quantity is nested too and is crossed by its values: its cells are then the national distribution of
-    its values, at most ``MAX_SUBAREA_CELLS`` of them. ``units``: a mask of the records that count (one per
-    household, so that a household's shared values are not read as nesting).
+    census2000 extract). ``inf`` (never nested) for dates and durations, for a number that is not
+    integer-valued, for a column with more than ``MAX_SUBAREA_CELLS`` area x value cells, or one whose repeated
+    values hold less than half of the records (a code labels many records each). Where the area is a grouping
+    of an integer quantity (age groups of age), the quantity is nested too and is crossed by its values: its
+    cells are then the national distribution of its values, at most ``MAX_SUBAREA_CELLS`` of them. ``units``:
+    a mask of the records that count (one per household, so that a household's shared values are not read as
+    nesting).
     """
     if n_area < 2 or _is_temporal(s):
         return math.inf
