@@ -123,6 +123,31 @@ def test_subset_too_small_for_the_auxiliaries_says_so():
     assert s["auxiliary_converged"] in (True, False)
 
 
+def test_records_are_chosen_again_with_half_the_tolerance_where_no_calibration_fits(population):
+    """A program that spends the whole tolerance may choose records that no calibration fits (census2000 with a
+    500-value occupation column, 556 records, seed 2: Vermont's income sum): the records are then chosen again
+    with half the tolerance, and those are calibrated. Here a calibration fits only records chosen so."""
+    _, _, design, x, t = population
+    k = 60
+    full = {cap: auxiliary_subset(design, x, t, 0.005, k, cap)[0] for cap in AUXILIARY_CAPS}
+    half = {cap: auxiliary_subset(design, x, t, 0.0025, k, cap)[0] for cap in AUXILIARY_CAPS}
+    assert any(not np.array_equal(full[c], half[c]) for c in AUXILIARY_CAPS)
+
+    def picky(core, k):  # fits the records chosen at half the tolerance only
+        if not any(np.array_equal(core, h) for h in half.values()):
+            return np.zeros(len(design.d)), math.inf, False, True
+        w = _subset_choice._program_weights(design, core, x, t, 0.0025, None)
+        return w, _max_error(design, w), True, False
+
+    best, tries = _subset_choice.best_auxiliary_subset(design, (x, t), 0.005, k, picky)
+    assert best is not None and [r["cap"] for r in tries] == list(AUXILIARY_CAPS)
+    for r, cap in zip(tries, AUXILIARY_CAPS):
+        assert r["weights"] == "calibration" and r["exact"] is True
+        assert r["program_tolerance"] == (0.005 if np.array_equal(full[cap], half[cap]) else 0.0025)
+    w, err, _, cap, converged = best
+    assert err <= 0.0025 and converged is True and not (w[~half[cap]] > 0).any()
+
+
 def test_records_no_calibration_fits_are_weighted_by_the_program_over_them(population):
     """Where no calibration of the k chosen records meets the targets, the auxiliary program over those
     records alone weights them (targets within the tolerance, least auxiliary miss): with the targets'

@@ -175,10 +175,12 @@ def best_auxiliary_subset(
         None when no cap gives a subset within ``tol`` (the caller's own path then decides, or raises).
     tries : list of dict
         One per cap: ``cap``, ``kept``, ``max_rel_error``, ``auxiliary_l1``, ``auxiliary_converged``,
-        ``exact`` and ``weights`` (``"calibration"``; ``"program"``, the auxiliary program over the ``k``
+        ``exact``, ``weights`` (``"calibration"``; ``"program"``, the auxiliary program over the ``k``
         records, where no calibration of them met ``tol``; ``"vertex"``, the targets' vertex, where
-        neither did) (or ``error`` where the program found no weights, or the targets need more than
-        ``k`` records).
+        neither did) and ``program_tolerance``: ``tol``, or ``tol / 2`` where no calibration of the records
+        the program chose at ``tol`` met it, and those it chose at half of it were calibrated within ``tol``
+        (a program that spends the whole tolerance may choose records that no calibration fits) (or
+        ``error`` where the program found no weights, or the targets need more than ``k`` records).
         With more than :data:`MAX_LP_UNITS` units, the programs see only the units ``pool(size)`` (a
         boolean mask of a balanced sample of that size). ``jitter`` (per unit, in [1, 2)) breaks ties
         between alike records in the programs (:func:`auxiliary_vertex`): the seed's part in the choice.
@@ -190,23 +192,37 @@ def best_auxiliary_subset(
     in_pool = pool(size) if pool is not None and n > size else np.ones(n, dtype=bool)
     lp_design = design if in_pool.all() else _pool_design(design, in_pool)
     best, tries = None, []
-    for cap in AUXILIARY_CAPS:
-        try:
-            core_p, vertex_p = auxiliary_subset(lp_design, x_aux[in_pool], t_aux, tol, k, cap,
-                                                None if jitter is None else jitter[in_pool])
-        except ConvergenceError as exc:
-            tries.append({"cap": cap, "error": str(exc)})
-            continue
+    def choose(cap: float, program_tol: float) -> tuple[np.ndarray, np.ndarray | None]:
+        core_p, vertex_p = auxiliary_subset(lp_design, x_aux[in_pool], t_aux, program_tol, k, cap,
+                                            None if jitter is None else jitter[in_pool])
         core, vertex = np.zeros(n, dtype=bool), None
         core[in_pool] = core_p
         if vertex_p is not None:
             vertex = np.zeros(n)
             vertex[in_pool] = vertex_p
+        return core, vertex
+
+    for cap in AUXILIARY_CAPS:
+        try:
+            core, vertex = choose(cap, tol)
+        except ConvergenceError as exc:
+            tries.append({"cap": cap, "error": str(exc)})
+            continue
         if core.sum() > k:
             tries.append({"cap": cap, "error": f"the targets need {int(core.sum())} records, more than {k}"})
             continue
         w, err, converged, soft = attempt(core, k)
         source = "calibration"
+        slack = False
+        if err > tol:  # the program may have spent the whole tolerance on records that no calibration fits:
+            try:       # chosen again with half of it, so that their calibration has room
+                core_h, vertex_h = choose(cap, tol / 2)
+            except ConvergenceError:
+                core_h = None
+            if core_h is not None and core_h.sum() <= k:
+                w_h, err_h, converged_h, soft_h = attempt(core_h, k)
+                if err_h <= tol:
+                    core, vertex, w, err, converged, soft, slack = core_h, vertex_h, w_h, err_h, converged_h, soft_h, True
         if err > tol:  # no calibration of the k records meets the targets
             w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
             # the program over the k records, else the targets' vertex alone
@@ -217,7 +233,8 @@ def best_auxiliary_subset(
                     break
         l1 = auxiliary_l1(x_aux, t_aux, w, population)
         tries.append({"cap": cap, "kept": int((w > 0).sum()), "max_rel_error": err, "auxiliary_l1": l1,
-                      "auxiliary_converged": converged, "exact": not soft, "weights": source})
+                      "auxiliary_converged": converged, "exact": not soft, "weights": source,
+                      "program_tolerance": tol / 2 if slack else tol})
         if err <= tol and (best is None or (soft, l1) < (best[5], best[2])):
             best = (w, err, l1, cap, converged, soft)
     return (best[:5] if best is not None else None), tries

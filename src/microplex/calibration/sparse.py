@@ -16,10 +16,11 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
   kept records start from ``d_i / pi_i`` and are calibrated with the chosen distance (raking by default;
   the one Newton solver, optionally bounded): the targets exactly, the auxiliaries softly; a subset too
   small for both is calibrated to the targets alone (``summary["auxiliary_converged"]`` False, with a
-  :class:`ConvergenceWarning`; ``["auxiliary_dropped"]`` counts such solves over every subset tried), and
-  where no calibration meets the tolerance, a linear program's own weights are kept (with auxiliaries, the
-  auxiliary program over the kept records, else the targets' vertex: ``summary["auxiliary_tries"]``,
-  ``"weights"``).
+  :class:`ConvergenceWarning`; ``["auxiliary_dropped"]`` counts such solves over every subset tried). Where
+  no calibration of an auxiliary program's records meets the tolerance, the program chooses them again with
+  half the tolerance, so that their calibration has room (``summary["auxiliary_tries"]``,
+  ``"program_tolerance"``); where that fails too, a linear program's own weights are kept (with auxiliaries,
+  the auxiliary program over the kept records, else the targets' vertex: ``"weights"``).
   ``subset_solve`` says what happens when a subset cannot meet the targets exactly:
   ``"exact_then_soft"`` (default) then solves softly (misses penalized at a third of the tolerance) and
   counts it in ``summary["soft_subset_solves"]``; ``"exact"`` keeps the exact solve's last iterate; ``"soft"``
