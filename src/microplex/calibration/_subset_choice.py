@@ -222,7 +222,8 @@ def best_auxiliary_subset(
             if core_h is not None and core_h.sum() <= k:
                 w_h, err_h, converged_h, soft_h = attempt(core_h, k)
                 if err_h <= tol:
-                    core, vertex, w, err, converged, soft, slack = core_h, vertex_h, w_h, err_h, converged_h, soft_h, True
+                    core, vertex, slack = core_h, vertex_h, True
+                    w, err, converged, soft = w_h, err_h, converged_h, soft_h
         if err > tol:  # no calibration of the k records meets the targets
             w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
             # the program over the k records, else the targets' vertex alone
