@@ -132,9 +132,9 @@ class SparseCalibrator(_FittedResult):
         ``"l0"`` with auxiliaries: after the choice, swap kept records for alike candidates (the same
         count-target cells, at the same weight) while the miss of the auxiliary totals falls, the
         auxiliaries extended by every count-target cell crossed with the auxiliary columns (how each
-        cell's records spread over what was not targeted: categories, or a quantile column's groups
-        within the cell and its bands of national quintiles, half weight each,
-        :func:`~microplex.calibration.auxiliary.cell_crosses`;
+        cell's records spread over what was not targeted: categories, a frequent-categories column's 4
+        most frequent values in the cell and the rest, or a quantile column's groups within the cell and
+        its bands of national quintiles, half weight each, :func:`~microplex.calibration.auxiliary.cell_crosses`;
         left out above ``MAX_CROSS_CELLS`` cells, and
         with explicit auxiliary ``Targets``); the swapped subset is calibrated again (the targets
         exactly) and kept only where it meets the tolerance with a smaller miss
