@@ -151,7 +151,7 @@ def crossing(
         elif area is not None and nesting(s, a, n_area, units) <= NESTED_SPREAD:
             out[c] = "sub-area codes"
         else:
-            out[c] = "quantile groups" if _is_quantile_column(s) else "frequent categories"
+            out[c] = "quantile groups" if _is_ordered(s) else "frequent categories"
     return out
 
 
@@ -215,10 +215,9 @@ def _is_number(s: pd.Series) -> bool:
             and not pd.api.types.is_complex_dtype(s))
 
 
-def _is_quantile_column(s: pd.Series) -> bool:
-    """Whether a column can be crossed by quantile groups (numeric, dates or durations; more than
-    ``MAX_CATEGORIES`` values)."""
-    return (_is_number(s) or _is_temporal(s)) and s.nunique(dropna=False) > MAX_CATEGORIES
+def _is_ordered(s: pd.Series) -> bool:
+    """Whether a column's values can be cut into quantile groups (numbers, dates, durations)."""
+    return _is_number(s) or _is_temporal(s)
 
 
 def _numbers(s: pd.Series) -> np.ndarray:
@@ -288,10 +287,11 @@ def _frequent_codes(
     """:func:`_column_codes` of ``"frequent categories"``: per record, its value's rank by weight within its area
     (0 the heaviest), ranks from ``n_groups - 1`` on pooled into that last group."""
     values, uniq = pd.factorize(s, use_na_sentinel=False)
-    key = area * max(len(uniq), 1) + values.astype(np.int64)
+    n_values = max(len(uniq), 1)
+    key = area * n_values + values.astype(np.int64)
     cells, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     weight = np.bincount(inverse, weights=w, minlength=len(cells))
-    cell_area = cells // max(len(uniq), 1)
+    cell_area = cells // n_values
     order = np.lexsort((first, -weight, cell_area))  # by area, heaviest first, then first appearance
     rank = np.empty(len(cells), dtype=np.int64)
     rank[order] = np.arange(len(cells)) - np.searchsorted(cell_area[order], cell_area[order], side="left")
