@@ -33,10 +33,24 @@ __all__ = [
     "check_names",
     "check_seed",
     "memory_cap",
+    "to_python",
 ]
 
 # Seeds feed numpy.random.SeedSequence and torch.manual_seed; both take non-negative ints < 2**64 (block seeds use all 64 bits).
 _MAX_SEED = 2**64 - 1
+
+
+def to_python(value: Any) -> Any:
+    """``value`` with a numpy scalar (or 0-d array) converted to its Python scalar; anything else unchanged.
+
+    For values shown in messages or written to JSON: ``np.int64(1)`` reads ``1``.
+
+    >>> to_python(np.int64(1)), to_python(np.float32(0.5)), to_python("a")
+    (1, 0.5, 'a')
+    """
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
 
 
 def _got(value: Any) -> str:

@@ -135,7 +135,3 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
         records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
     return records
 
-
-def _plain(v: Any) -> Any:
-    """JSON-friendly scalar."""
-    return v.item() if hasattr(v, "item") else v

@@ -40,10 +40,11 @@ import pandas as pd
 
 from . import _pipeline_households as households
 from ._errors import DataValidationError
+from ._params import to_python
 from ._pipeline_config import WEIGHT
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
-from ._pipeline_inputs import _plain, _population_total, _read_population, _source_frame, _training_weight
+from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight
 from ._random import int_seed, named_child
 from .io import read_table, resolve_path
 
@@ -315,7 +316,7 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
     records[WEIGHT] = np.asarray(res.weights, dtype=float)
     res.report().to_csv(ctx.output("calibration_report"), index=False)
     records.to_parquet(ctx.output("population"), index=False)
-    summary = {k: _plain(v) for k, v in res.summary.items()}
+    summary = {k: to_python(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
             "converged": summary.get("converged"),
             "note": f"{len(targets)} targets, max rel. error {summary.get('max_rel_error', float('nan')):.2e}"}
@@ -350,7 +351,7 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
         shutil.rmtree(target)
     os.replace(partial, target)
     res.report.to_csv(ctx.output("calibration_report"), index=False)
-    summary = {k: _plain(v) for k, v in res.summary.items()}
+    summary = {k: to_python(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
             "converged": summary.get("converged"), "passes": int(res.n_passes),
             "note": f"{len(targets)} targets out of core in {res.n_passes} passes, max rel. error "
@@ -378,7 +379,7 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
     else:
         res = SparseCalibrator(**params).fit(records, ctx.targets["sparsify"], weight_col=WEIGHT, household_col=hid)
         weights = np.asarray(res.result_.record_weights, dtype=float)
-        summary = {k: _plain(v) for k, v in res.summary.items()}
+        summary = {k: to_python(v) for k, v in res.summary.items()}
     subset = records.assign(**{WEIGHT: weights})[weights > 0].reset_index(drop=True)
     subset.to_parquet(ctx.output("population"), index=False)
     return {"kept": len(subset), "max_rel_error": summary.get("max_rel_error"),

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
+from microplex._params import to_python
 
 from .targets import Target, Targets, format_filter
 
@@ -278,8 +279,7 @@ def build_design(
         d = w[first]
         varies = np.abs(w - d[record_unit]) > 1e-9 * np.abs(d[record_unit])
         if varies.any():
-            bad_hh = hh.iloc[int(np.argmax(varies))]
-            bad_hh = bad_hh.item() if isinstance(bad_hh, np.generic) else bad_hh
+            bad_hh = to_python(hh.iloc[int(np.argmax(varies))])
             raise DataValidationError(
                 f"Weight column {weight_col!r} must be constant within each household of {household_col!r}; "
                 f"household {bad_hh!r} has several values."

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
+from microplex._params import to_python
 
 __all__ = ["parse_filter", "format_filter", "intersect", "fixed_value"]
 
@@ -69,8 +70,8 @@ def _scalar(v: Any, where: str) -> Any:
     """A filter value for equality or membership: a str, int, float or bool (numpy scalars converted)."""
     if isinstance(v, (np.datetime64, np.timedelta64)):
         v = pd.Timestamp(v) if isinstance(v, np.datetime64) else pd.Timedelta(v)
-    elif isinstance(v, np.generic):
-        v = v.item()
+    else:
+        v = to_python(v)
     if v is pd.NaT:
         raise DataValidationError(f"{where}: an equality value must not be missing. Got NaT instead.")
     if isinstance(v, (datetime.date, datetime.timedelta)):
@@ -95,7 +96,7 @@ def _interval(lo: Any, hi: Any, closed: str, where: str) -> pd.Interval:
         raise DataValidationError(
             f"{where}: a range needs two numbers (or inf). Got {_got(lo)} and {_got(hi)} instead."
         )
-    lo, hi = (v.item() if isinstance(v, np.generic) else v for v in (lo, hi))
+    lo, hi = to_python(lo), to_python(hi)
     if lo > hi:
         raise DataValidationError(f"{where}: the range's lower end {lo!r} is above its upper end {hi!r}.")
     return pd.Interval(lo, hi, closed=closed)

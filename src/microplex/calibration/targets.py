@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
+from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
 
@@ -271,7 +272,7 @@ class Targets(Sequence[Target]):
                         _combine(flt, c, _condition(c, v, "equality column"), "row")
                 name = opt("name")
                 if name is not None and not isinstance(name, str):
-                    name = str(name.item() if isinstance(name, np.generic) else name)
+                    name = str(to_python(name))
                 out.append(
                     Target(
                         value=opt("value", math.nan),

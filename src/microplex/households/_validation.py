@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import to_python
 
 __all__ = ["check_households", "check_sizes", "na_age_thresholds"]
 
 
 def _ids(values: Sequence, limit: int = 5) -> str:
     values = list(values)
-    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:limit])
+    shown = ", ".join(repr(to_python(v)) for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import to_python
 from ..calibration.consistency import check_consistency
 from ..calibration.targets import Targets
 
@@ -30,10 +31,6 @@ def merge_areas(*parts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop_duplicates().reset_index(drop=True)
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
 def check_areas(areas: pd.DataFrame, targets: Targets, geography: Sequence[str], rtol: float = 1e-6) -> None:
     """Refuses areas that do not nest (a finer area in two coarser ones), targets of areas without records and
     nested targets that do not add up."""
@@ -42,7 +39,7 @@ def check_areas(areas: pd.DataFrame, targets: Targets, geography: Sequence[str],
         parents = areas.groupby(fine, sort=True, dropna=False)[coarse].unique()
         split = parents[parents.map(len) > 1]
         if len(split):
-            listed = "; ".join(f"{fine} {_plain(k)!r} lies in {coarse} {sorted(_plain(x) for x in v)}"
+            listed = "; ".join(f"{fine} {to_python(k)!r} lies in {coarse} {sorted(to_python(x) for x in v)}"
                                for k, v in split.head(10).items())
             raise DataValidationError(
                 f"The geography {geography} does not nest: {len(split)} {fine} areas lie in several {coarse} areas "

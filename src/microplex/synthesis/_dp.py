@@ -51,7 +51,7 @@ from scipy import sparse
 from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
-from .._params import check_float
+from .._params import check_float, to_python
 from .._stats import weighted_mean_var
 from .._random import int_seed, named_child
 from .schema import VariableSpec
@@ -196,7 +196,7 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
             isinstance(v, str | bool | numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v)) for v in c)
         if not ok or not pd.Index(list(c), dtype=object).is_unique:
             raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories; column {name!r}", c)
-        cats[name] = sorted((v.item() if isinstance(v, np.generic) else v for v in c), key=lambda v: (str(type(v)), v))
+        cats[name] = sorted((to_python(v) for v in c), key=lambda v: (str(type(v)), v))
     columns = p["target_vars"] + p["condition_vars"]
     both = sorted(set(bounds) & set(cats))
     missing = [n for n in columns if n not in bounds and n not in cats]

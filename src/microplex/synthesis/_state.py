@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
+from .._params import to_python
 from . import _conditions, _dp_tree, _model_file
 from .schema import VariableSpec
 from .serialization import check_format
@@ -24,7 +25,7 @@ from ._dp import DP_PARAMS
 from ._dp_margins import SCALE_RANGE
 from ._dp_record import check_privacy
 from ._schedule import BATCH_SIZE
-from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, _to_json
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -69,7 +70,7 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
             del params[k]
     if private:
         params["public_bounds"] = {k: [float(v[0]), float(v[1])] for k, v in (params["public_bounds"] or {}).items()}
-        params["public_categories"] = {k: [_to_json(v) for v in c] for k, c in (params["public_categories"] or {}).items()}
+        params["public_categories"] = {k: [to_python(v) for v in c] for k, c in (params["public_categories"] or {}).items()}
         split = params["budget_split"]
         params["budget_split"] = None if split is None else {k: float(v) for k, v in split.items()}
     params["schema"] = {k: v.to_dict() for k, v in (params["schema"] or {}).items()}

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import to_python
 from .._stats import detect_point_masses
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
@@ -258,7 +259,7 @@ class CategoricalEncoder:
         return np.asarray(self.categories, dtype=object)[state]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "categories": [_to_json(v) for v in self.categories]}
+        return {"name": self.name, "categories": [to_python(v) for v in self.categories]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CategoricalEncoder:
@@ -326,7 +327,7 @@ class ConditionEncoder:
 
     def to_dict(self) -> dict[str, Any]:
         stats = {
-            n: ([_to_json(v) for v in s] if self.kinds[n] == "categorical" else list(s))
+            n: ([to_python(v) for v in s] if self.kinds[n] == "categorical" else list(s))
             for n, s in self.stats.items()
         }
         return {"kinds": self.kinds, "stats": stats}
@@ -336,11 +337,6 @@ class ConditionEncoder:
         enc = cls(d["kinds"])
         enc.stats = {n: (list(s) if enc.kinds[n] == "categorical" else tuple(s)) for n, s in d["stats"].items()}
         return enc
-
-
-def _to_json(v: Any) -> Any:
-    """A category value as a JSON scalar (numpy scalars to Python)."""
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _codes(values: pd.Series, categories: list[Any]) -> np.ndarray:
