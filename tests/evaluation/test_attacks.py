@@ -51,6 +51,27 @@ def test_membership_auc_copies_vs_independent(parts):
     assert membership_auc(train, train.iloc[:1000], holdout, train_weights=1 - w) < 0.6
 
 
+def test_membership_auc_warns_on_few_records(parts):
+    train, holdout, other = parts
+    with pytest.warns(UserWarning, match=r"scored on 50 members and 50 non-members.*about 0\.058"):
+        membership_auc(train, other, holdout.iloc[:50])  # sqrt(1 / (6 * 50)) = 0.0577
+    with pytest.warns(UserWarning, match="scored on 199 members"):
+        membership_auc(train, other, holdout, max_rows=199)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        membership_auc(train, other, holdout, max_rows=200)
+
+
+def test_evaluate_names_the_holdout_in_its_errors(parts):
+    train, holdout, other = parts
+    with pytest.raises(DataValidationError, match="Column 'age' is in real_df but not in holdout_df"):
+        evaluate(train, other, holdout_df=holdout.drop(columns="age"), attacks=True, pmse=False, progress=False)
+    bad = holdout.assign(age=holdout["age"].astype(str))
+    with pytest.raises(DataValidationError, match="in holdout_df"):
+        evaluate(train, other, holdout_df=bad, pmse=False, progress=False)
+
+
 def test_attribute_disclosure_copies_vs_independent(parts):
     train, holdout, other = parts
     copy = attribute_disclosure(train, train.copy(), holdout, QUASI, "re78")

@@ -126,6 +126,7 @@ def check_frames(
     real_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
     columns: Sequence[str],
+    name: str = "synthetic_df",
 ) -> None:
     """Checks two frames for an evaluation: non-empty, same columns, compatible dtypes, no all-NaN column,
     names distinct strings (not reserved), values finite and of a dtype that can be scored.
@@ -136,8 +137,10 @@ def check_frames(
         The frames to compare.
     columns : sequence of str
         The columns that both frames must hold.
+    name : str, default="synthetic_df"
+        How the messages name the second frame (``"holdout_df"`` when it is the holdout).
     """
-    for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
+    for label, df in (("real_df", real_df), (name, synthetic_df)):
         if not isinstance(df, pd.DataFrame):
             raise DataValidationError(f"{label} must be a pandas DataFrame: got {type(df).__name__}.")
         if len(df) == 0:
@@ -148,7 +151,7 @@ def check_frames(
     missing = [c for c in columns if c not in synthetic_df.columns]
     if missing:
         raise DataValidationError(
-            f"Column {missing[0]!r} is in real_df but not in synthetic_df: "
+            f"Column {missing[0]!r} is in real_df but not in {name}: "
             f"expected columns {list(columns)}, got {list(synthetic_df.columns)}."
         )
     for col in columns:
@@ -157,9 +160,9 @@ def check_frames(
             raise DataValidationError(
                 f"Column {col!r} has incompatible dtypes: expected "
                 f"{'numeric' if is_numeric(r) else 'non-numeric'} like real_df ({r.dtype}), "
-                f"got {s.dtype} in synthetic_df."
+                f"got {s.dtype} in {name}."
             )
-        for label, series in (("real_df", r), ("synthetic_df", s)):
+        for label, series in (("real_df", r), (name, s)):
             _check_values(series, col, label)
             if series.isna().all():
                 raise DataValidationError(

@@ -17,6 +17,8 @@ training sample but not used to fit the synthesizer):
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,7 +29,11 @@ from .._params import check_int, check_names, check_seed
 from .._stats import check_weights, is_numeric, weighted_quantile
 from .privacy import encode_records
 
-__all__ = ["attribute_disclosure", "membership_auc", "weighted_auc"]
+__all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
+
+#: Fewest members (and non-members) :func:`membership_auc` scores without a warning: at 200 each, an
+#: attack with no advantage scatters by about 0.029 (standard error) around 0.5.
+MIN_ATTACK_ROWS = 200
 
 
 def weighted_auc(positive: object, negative: object, positive_weights: object = None,
@@ -118,6 +124,12 @@ def membership_auc(
     wt = check_weights(train_weights, len(train_df), "train weights")
     wh = check_weights(holdout_weights, len(holdout_df), "holdout weights")
     size = min(len(train_df), len(holdout_df), max_rows or max(len(train_df), len(holdout_df)))
+    if size < MIN_ATTACK_ROWS:
+        warnings.warn(
+            f"The membership AUC is scored on {size} members and {size} non-members: where the release gives "
+            f"no advantage it still scatters by about {math.sqrt(1.0 / (6.0 * size)):.3f} (standard error) "
+            f"around 0.5. Score at least {MIN_ATTACK_ROWS} of each (training and holdout records, 'max_rows').",
+            UserWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
     members, wt = _subsample(train_df[columns], wt, size, rng)
     others, wh = _subsample(holdout_df[columns], wh, size, rng)

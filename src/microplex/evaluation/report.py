@@ -308,6 +308,8 @@ def evaluate(
         if c not in columns:
             raise DataValidationError(f"Condition {c!r} is not a column of real_df: expected one of {columns}.")
     check_frames(real_df, synthetic_df, columns)
+    if holdout_df is not None:
+        check_frames(real_df, holdout_df, columns, name="holdout_df")
     real = numeric_frame(real_df[columns].reset_index(drop=True))
     synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
     bar = _progress_bar(progress, len(columns), holdout_df is not None, attacks, targets is not None)
@@ -333,7 +335,6 @@ def evaluate(
     priv = None
     holdout = None
     if holdout_df is not None:
-        check_frames(real_df, holdout_df, columns)
         holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
         bar("privacy")
         priv = privacy_summary(real, synth, holdout, seed=seed)
