@@ -40,7 +40,8 @@ import scipy.sparse as sp
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
-from ..calibration.diagnostics import relative_errors
+from ..calibration.design import Design
+from ..calibration.diagnostics import min_violation, relative_errors
 from ..calibration.distances import Distance
 from ..calibration.feasibility import box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
@@ -230,10 +231,36 @@ def _solve(
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
+        msg += _diagnosis(op, mg, dist, bounds, sol.converged)
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
         if not force:
-            raise ConvergenceError(msg + " Check that the margins agree (same grand total) and every category has records, or pass force=True.")
+            raise ConvergenceError(msg + " Pass force=True to keep these weights.")
     return result
+
+
+#: Most observed cells on which a failed solve is diagnosed by a linear program (:func:`_diagnosis`).
+DIAGNOSE_MAX_CELLS = 200_000
+
+
+def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Distance, bounds: tuple[float, float],
+               solver_converged: bool) -> str:
+    """For a failed solve on the observed-cell table, the targets that cannot be met together and their closest
+    achievable values (:func:`~microplex.calibration.diagnostics.min_violation`, the in-memory Calibrator's
+    diagnosis). Cells are exact units here: every record of a cell is in the same targets, so a cell's weight can
+    be anything within its records' bounds summed. Partitioned solves and tables above
+    :data:`DIAGNOSE_MAX_CELLS` cells get the general hint only."""
+    hint = " Check that the margins agree (same grand total) and every category has records."
+    if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
+        return hint
+    design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+    infeasible = min_violation(design, *box(op.d, bounds, dist.nonnegative))
+    if len(infeasible):
+        listed = "; ".join(f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
+                           for r in infeasible.head(10).itertuples())
+        return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}."
+    if not solver_converged:
+        return " The targets are feasible within the bounds; try more iterations (max_iter) or another method."
+    return hint
 
 
 def _solve_cells(cells: np.ndarray, dsum: np.ndarray, mg: _Margins, n_units: int, passes0: int, **kw: Any) -> RakingResult:
