@@ -96,7 +96,9 @@ def test_default_files_keep_their_layout(split, tmp_path):
         assert sorted(zf.namelist()) == ["conditions.parquet", "metadata.json", "weights.safetensors"]
         meta = json.loads(zf.read("metadata.json"))
     assert "condition_model" not in meta["params"] and "condition_model" not in meta
-    assert Synthesizer.load(path).condition_model is False
+    loaded = Synthesizer.load(path)
+    assert loaded.condition_model is None  # the default, off without epsilon: the real conditions are kept
+    assert hasattr(loaded, "training_conditions_") and not hasattr(loaded, "condition_model_")
 
 
 def test_refit_in_the_other_mode_keeps_nothing_of_the_previous(split):
@@ -110,7 +112,7 @@ def test_refit_in_the_other_mode_keeps_nothing_of_the_previous(split):
 
 
 def test_bad_parameters():
-    with pytest.raises(DataValidationError, match="'condition_model' parameter must be"):
+    with pytest.raises(DataValidationError, match="'condition_model' parameter must be a bool or None. Got 'yes'"):
         Synthesizer(["a"], ["b"], condition_model="yes")._check_params()
     with pytest.raises(DataValidationError, match="'condition_model' parameter needs condition columns"):
         Synthesizer(["a"], condition_model=True)._check_params()

@@ -248,6 +248,24 @@ def test_a_dp_fit_is_seed_reproducible(cps, tmp_path):
     pd.testing.assert_frame_equal(a.sample(50, seed=1), b.sample(50, seed=1))
 
 
+def test_the_default_condition_model_is_on_with_epsilon_and_off_without(cps, tmp_path):
+    """``condition_model=None`` (the default) is True with epsilon and conditions: the same bytes as True."""
+    auto = _dp(condition_model=None).fit(cps, seed=3)
+    assert Synthesizer(TARGETS, CONDITIONS).get_params()["condition_model"] is None
+    assert hasattr(auto, "condition_model_") and not hasattr(auto, "training_conditions_")
+    auto.save(tmp_path / "auto.mpx")
+    _dp(condition_model=True).fit(cps, seed=3).save(tmp_path / "true.mpx")
+    assert (tmp_path / "auto.mpx").read_bytes() == (tmp_path / "true.mpx").read_bytes()
+    loaded = Synthesizer.load(tmp_path / "auto.mpx")
+    assert loaded.get_params()["condition_model"] is True
+    plain = dict(epochs=1, batch_size=200, hidden_features=(8,), transforms=1, verbose=False)
+    off = Synthesizer(TARGETS, CONDITIONS, **plain).fit(cps, seed=0)  # without epsilon: real conditions resampled
+    assert not hasattr(off, "condition_model_")
+    off.save(tmp_path / "none.mpx")
+    Synthesizer(TARGETS, CONDITIONS, condition_model=False, **plain).fit(cps, seed=0).save(tmp_path / "false.mpx")
+    assert (tmp_path / "none.mpx").read_bytes() == (tmp_path / "false.mpx").read_bytes()
+
+
 def test_privacy_survives_save_and_load(fitted, tmp_path):
     fitted.save(tmp_path / "m.mpx")
     loaded = Synthesizer.load(tmp_path / "m.mpx")
@@ -273,6 +291,22 @@ def test_a_tampered_privacy_record_is_refused(fitted, tamper, field):
     tamper(meta["privacy"])
     meta["format_version"] = 1
     with pytest.raises(DataValidationError, match=field.replace("[", r"\[").replace("*", r"\*")):
+        Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
+
+
+def test_a_dp_file_stripped_of_its_condition_model_is_refused(fitted):
+    """Without the ``condition_model`` flag, a DP file's settings (``None``: on with epsilon and conditions) still
+    ask for the condition model: a file whose model was removed is refused, not loaded to fail later."""
+    import copy
+
+    meta, tensors, tables = fitted._export_state()
+    meta = copy.deepcopy(meta)
+    meta["params"].pop("condition_model")
+    for key in ("condition_model", "condition_ranges"):
+        meta.pop(key)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("condition_model.")}
+    meta["format_version"] = 1
+    with pytest.raises(DataValidationError, match="settings fit a condition model, but the file does not hold one"):
         Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
 
 

@@ -86,6 +86,17 @@ def overflow_message(role: str, name: str, series: pd.Series) -> str:
     )
 
 
+def uses_condition_model(synth: Any) -> bool:
+    """``synth.condition_model`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is set and there are
+    conditions (a DP fit must not keep real condition rows), else ``False``."""
+    if synth.condition_model is None:
+        return synth.epsilon is not None and len(check_names(synth.condition_vars, "condition_vars")) > 0
+    if not isinstance(synth.condition_model, bool | np.bool_):
+        raise DataValidationError(f"The 'condition_model' parameter must be a bool or None. Got "
+                                  f"{synth.condition_model!r} instead.")
+    return bool(synth.condition_model)
+
+
 def check_synthesizer_params(synth: Any) -> dict[str, Any]:
     """Every parameter of the Synthesizer ``synth``, checked (each message names the parameter);
     returns them in canonical types (the stored attributes stay as given)."""
@@ -114,7 +125,7 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
                                       high_inclusive=False),
         "max_heaps": check_int(synth.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
         "min_heap_count": check_int(synth.min_heap_count, "min_heap_count", low=1),
-        "condition_model": check_bool(synth.condition_model, "condition_model"),
+        "condition_model": uses_condition_model(synth),
         "sampling": check_choice(synth.sampling, "sampling", SAMPLING),
         "standardize": check_choice(synth.standardize, "standardize", ("quantile", "moments")),
     }

@@ -209,8 +209,8 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
     split = _check_split(synth.budget_split, p["condition_model"])
     if p["condition_vars"] and not p["condition_model"]:
         raise DataValidationError(
-            "With 'epsilon' set and conditions, 'condition_model' must be True: otherwise the estimator and its "
-            "file keep the real training conditions, which no noise covers.")
+            "With 'epsilon' set and conditions, 'condition_model' must be True (or None, the default): otherwise "
+            "the estimator and its file keep the real training conditions, which no noise covers.")
     _check_category_grid(p["target_vars"], cats, "targets")
     if p["condition_model"]:
         _check_category_grid(p["condition_vars"], cats, "conditions (the condition model's targets)")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
+from ._checks import uses_condition_model
 from ._dp import _check_split
 
 if TYPE_CHECKING:
@@ -124,8 +125,9 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
     from ._dp_tree import applies
 
     tree = getattr(synth, "_condition_tree", False)  # a condition model of two or more conditions: a tree
-    main = _plan_one(dp, list(synth.target_vars), n, "", check=not synth.condition_model, tree=tree)
-    if not synth.condition_model:
+    with_conditions = uses_condition_model(synth)
+    main = _plan_one(dp, list(synth.target_vars), n, "", check=not with_conditions, tree=tree)
+    if not with_conditions:
         return {**main, "scale": 1.0}
     conditions = list(synth.condition_vars)
     sub_tree = applies(len(conditions))

@@ -137,7 +137,7 @@ def restore_state(
         )
     _model_file.check_metadata(meta, label, tuple(cls._get_param_names()))
     params = dict(meta["params"])
-    params.setdefault("condition_model", False)
+    params.setdefault("condition_model", None)  # absent: fitted without one (None resolves to False there)
     params.setdefault("sampling", "independent")  # a file written before stratified draws
     params.setdefault("standardize", "moments")  # a file written before quantile standardization
     if "max_heaps" not in params:  # a file written before heap states: its model has none
@@ -150,6 +150,11 @@ def restore_state(
         p = self._check_params()
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: field 'params': {exc}") from None
+    if p["condition_model"] != synthetic:  # e.g. a DP file with conditions whose condition model was removed
+        raise DataValidationError(
+            f"{label} is not a valid Synthesizer model file: field 'params': its settings "
+            f"{'fit' if p['condition_model'] else 'do not fit'} a condition model, but the file "
+            f"{'holds' if synthetic else 'does not hold'} one.")
     self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
     if p["dp"]:  # an older DP file's table is dropped unread
         tables = {}

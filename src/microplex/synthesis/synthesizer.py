@@ -95,13 +95,15 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         improvement.
     verbose : bool, default=True
         Show a progress bar while fitting.
-    condition_model : bool, default=False
+    condition_model : bool or None, default=None
         Fully synthetic mode. ``False``: :meth:`sample` resamples real training condition rows
         (the estimator and its model file keep them). ``True``: :meth:`fit` also fits an
         unconditional model of the condition columns (a second Synthesizer with this one's
         settings: categorical heads for categories, point masses and the flow for numbers),
         :meth:`sample` draws the conditions from it, and neither the estimator nor its file keeps
         any training row or weight. Without ``epsilon`` this is not differential privacy.
+        ``None``: ``True`` when ``epsilon`` is set and there are conditions (the only setting a DP
+        fit with conditions accepts), ``False`` otherwise.
     sampling : {"stratified", "independent"}, default="stratified"
         How :meth:`generate` draws the records of a chunk (``chunk_size`` records).
         ``"stratified"``: Latin-hypercube uniforms and normals across the chunk's records, so a
@@ -125,7 +127,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Differential privacy: with ``epsilon`` (> 0) and ``delta`` (in (0, 1)) the whole fit is
         (epsilon, delta)-DP for adding or removing one record (DP-SGD with an RDP accountant;
         see the Privacy guide and :mod:`microplex.synthesis._dp`). Needs public metadata for every
-        column, no ``patience``, and ``condition_model=True`` when there are conditions. Heaps and
+        column, no ``patience``, and a condition model when there are conditions (the default
+        ``condition_model=None`` fits one). Heaps and
         the validation split are off; ``history_`` holds no losses.
     max_grad_norm : float or None, default=None
         DP-SGD clipping norm of each record's gradient (per part: head and flow each get
@@ -204,7 +207,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         validation_fraction: float = 0.1,
         patience: int | None = None,
         verbose: bool = True,
-        condition_model: bool = False,
+        condition_model: bool | None = None,
         sampling: str = "stratified",
         standardize: str = "quantile",
         epsilon: float | None = None,
