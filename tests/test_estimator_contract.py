@@ -269,6 +269,8 @@ def test_household_synthesizer_params_pass_through_and_are_checked(eusilc):
     with pytest.raises(DataValidationError, match=r"sets \['epsilon'\]: a household model cannot be fitted with "
                                                   r"differential privacy"):
         spec.make().set_params(synthesizer_params={"epsilon": 1.0}).fit(eusilc)
+    with pytest.raises(DataValidationError, match=r"cannot set 'condition_model': the household model draws"):
+        spec.make().set_params(synthesizer_params={"condition_model": True}).fit(eusilc)
 
 
 #: A Synthesizer model file fitted with a fixed seed, summarized (:func:`_model_summary`): its members,

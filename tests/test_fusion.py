@@ -276,6 +276,7 @@ FUSE_PARAM_CASES = [
     ({"synthesizer_params": {"schema": {"z": "continuous"}}}, "The 'schema' parameter must be a mapping"),
     ({"synthesizer_params": {"verbose": "no"}}, "The 'verbose' parameter must be a bool"),
     ({"synthesizer_params": {"target_vars": ["z"]}}, "'synthesizer_params' cannot set 'target_vars'"),
+    ({"synthesizer_params": {"condition_model": True}}, "'synthesizer_params' cannot set 'condition_model'"),
     ({"synthesizer_params": {"epsilon": 1.0, "delta": 1e-5}},
      "sets \\['epsilon', 'delta'\\]: fuse cannot fit its donor models with differential privacy"),
     ({"synthesizer_params": ["epochs", 1]}, "The 'synthesizer_params' parameter must be a mapping"),

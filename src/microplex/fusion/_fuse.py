@@ -128,7 +128,8 @@ def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], 
 
 #: Column names fuse uses internally: no source may have a column so named.
 RESERVED = ("__weight__", AUX_FLAG, "_imputation")
-_MODEL_KEYS = tuple(k for k in Synthesizer(["_"]).get_params() if k not in ("target_vars", "condition_vars"))
+_MODEL_KEYS = tuple(k for k in Synthesizer(["_"]).get_params()
+                    if k not in ("target_vars", "condition_vars", "condition_model"))
 
 
 def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
@@ -142,6 +143,9 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
     for key in ("target_vars", "condition_vars"):
         if key in params:
             raise DataValidationError(f"'synthesizer_params' cannot set {key!r}; fuse chooses it per donor.")
+    if "condition_model" in params:
+        raise DataValidationError("'synthesizer_params' cannot set 'condition_model': fuse draws each donor block "
+                                  "given the base records' own values, so no model of the conditions is used.")
     private = [k for k in params if k in DP_PARAMS]
     if private:
         raise DataValidationError(

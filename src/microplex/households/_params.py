@@ -59,6 +59,11 @@ def _check_synthesizer_params(value: Any) -> None:
             f"The 'synthesizer_params' parameter must be a mapping of Synthesizer parameter names to values, or None. "
             f"Got {value!r:.80} instead."
         )
+    if "condition_model" in value:
+        raise DataValidationError(
+            "The 'synthesizer_params' parameter cannot set 'condition_model': the household model draws its "
+            "households itself and conditions the person models on them (it never samples an inner model's "
+            "conditions), so a model of the conditions would go unused.")
     private = [k for k in value if k in DP_PARAMS]
     if private:
         raise DataValidationError(
