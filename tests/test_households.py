@@ -127,6 +127,34 @@ def test_save_load_round_trip(fitted, tmp_path):
         HouseholdSynthesizer.load(tmp_path / "s.mpx")
 
 
+def test_the_model_and_its_file_keep_no_training_row(fitted, tmp_path):
+    """The inner models are only given their conditions: they keep their numeric ranges, no training row or
+    weight, in memory or in the file (which holds no conditions table); a Synthesizer file of such a model
+    loads by itself and draws the same."""
+    import json
+    import zipfile
+
+    path = tmp_path / "hh.mpx"
+    fitted.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["metadata.json", "weights.safetensors"]
+        models = json.loads(zf.read("metadata.json"))["models"]
+    inner = [fitted.household_model_, *fitted.person_models_.values(), *(m for _, m in fitted.applicable_models_)]
+    for model in inner:
+        assert not hasattr(model, "training_conditions_") and not hasattr(model, "training_weights_")
+    head = fitted.person_models_["head"]
+    numeric = [n for n in head.condition_vars if head.kinds_[n] != "categorical"]
+    assert numeric and sorted(models["person_head"]["condition_ranges"]) == sorted(numeric)
+    with pytest.raises(DataValidationError, match="keeps no training conditions to resample"):
+        head.sample(5)
+    head.save(tmp_path / "head.mpx")
+    again = type(head).load(tmp_path / "head.mpx")
+    rows = pd.DataFrame({n: [head._condition_ranges()[n][0]] * 3 if n in numeric else
+                         [head.condition_encoder_.stats[n][0]] * 3 for n in head.condition_vars})
+    pd.testing.assert_frame_equal(head.generate(rows, seed=1), again.generate(rows, seed=1))
+    assert again._condition_ranges() == head._condition_ranges()
+
+
 def test_late_household_variables_follow_the_persons(small, tmp_path):
     hs = small_synth(epochs=1, late_household_vars=["hy050n"]).fit(small, seed=0)
     households, persons = hs.sample(40, seed=0)
@@ -373,6 +401,10 @@ def _rename_tensors(prefix_old, prefix_new):
     return change
 
 
+#: A small Parquet table, as a tampered file would add one.
+_PARQUET = (lambda buf: (pd.DataFrame({"a": [1.0], "__weight__": [1.0]}).to_parquet(buf), buf.getvalue())[1])(
+    __import__("io").BytesIO())
+
 #: An absolute path a tampered file names (unique to this run, so an earlier run cannot mask a write).
 EVIL = f"{tempfile.gettempdir()}/microplex_evil_{os.getpid()}"
 
@@ -405,8 +437,12 @@ TAMPERED = {
     "metadata not an object": dict(members=lambda p: p.update({"metadata.json": b'["format"]'})),
     "metadata not JSON": dict(members=lambda p: p.update({"metadata.json": b"{not json"})),
     "no weights": dict(members=lambda p: p.pop("weights.safetensors")),
-    "table named like a path": dict(members=lambda p: p.update(
-        {"../../evil.parquet": p["household/conditions.parquet"]})),
+    "table named like a path": dict(members=lambda p: p.update({"../../evil.parquet": _PARQUET})),
+    # the inner models keep their conditions' ranges and no table (drop_training_conditions)
+    "inner conditions table added": dict(members=lambda p: p.update({"person_head/conditions.parquet": _PARQUET})),
+    "inner ranges tampered": dict(meta=lambda m: m["models"]["person_head"].update(condition_ranges={"evil": [0, 1]})),
+    "inner ranges not finite": dict(meta=lambda m: m["models"]["person_head"]["condition_ranges"].update(
+        {k: [0, float("inf")] for k in m["models"]["person_head"]["condition_ranges"]})),
 }
 
 

@@ -254,6 +254,14 @@ TAMPERINGS = {
     "conditions nan": _table(lambda df: df.assign(age=np.nan)),
     "conditions non-string names": _table(lambda df: df.rename(columns={"age": "0"}).set_axis(
         ["0", "region", "__weight__"], axis=1)),
+    # a model that keeps its conditions' ranges only (a HouseholdSynthesizer's inner model) has no table
+    "condition ranges beside the conditions table": _meta(lambda m: m.update(condition_ranges={"age": [18, 79]})),
+    "condition ranges without the table, of another column": lambda d: _zip(
+        [(n, b) for n, b in _members(_meta(lambda m: m.update(condition_ranges={"evil": [0, 1]}))(d))
+         if n != "conditions.parquet"]),
+    "condition ranges without the table, reversed": lambda d: _zip(
+        [(n, b) for n, b in _members(_meta(lambda m: m.update(condition_ranges={"age": [79, 18]}))(d))
+         if n != "conditions.parquet"]),
 }
 
 

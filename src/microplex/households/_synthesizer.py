@@ -15,6 +15,7 @@ from .._estimator import Estimator
 from .._params import check_int, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
+from ..synthesis._conditions import drop_training_conditions
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted
@@ -346,6 +347,13 @@ class HouseholdSynthesizer(Estimator):
             conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
             self.late_model_ = self._synth(late, conditions, pick(schema, late))
             self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
+        # the inner models are only ever given their conditions (generate): they keep the numeric ranges of
+        # their training conditions and no training row, in memory or in the file
+        inner = [self.household_model_, self.late_model_, *self.person_models_.values(),
+                 *(m for _, m in self.applicable_models_)]
+        for model in inner:
+            if model is not None:
+                drop_training_conditions(model)
         self.fitted_params_ = fitted_params  # what save() writes (see _bundle); set once the fit has succeeded
         return self
 

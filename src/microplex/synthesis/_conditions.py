@@ -130,8 +130,14 @@ def restore_parts(synth: Synthesizer, meta: dict[str, Any], tensors: dict[str, t
                 f"{where}: field {KEY!r} draws values of condition {n!r} that its encoder (kind "
                 f"{synth.kinds_[n]!r}) does not accept."
             )
-    ranges = meta[RANGES]
-    numeric = [n for n in conditions if synth.kinds_[n] != "categorical"]
+    restore_ranges(synth, meta[RANGES], where)
+    synth.condition_model_ = sub
+
+
+def restore_ranges(synth: Synthesizer, ranges: Any, where: str) -> None:
+    """Sets ``synth``'s numeric conditions' training ranges from untrusted ``ranges`` (``{name: [min, max]}``,
+    every numeric condition, finite, min <= max), which :meth:`generate` holds far-off conditions to."""
+    numeric = [n for n in synth.condition_vars if synth.kinds_[n] != "categorical"]
     ok = isinstance(ranges, dict) and sorted(ranges) == sorted(numeric) and all(
         isinstance(r, list) and len(r) == 2 and all(
             isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in r) and r[0] <= r[1]
@@ -142,5 +148,14 @@ def restore_parts(synth: Synthesizer, meta: dict[str, Any], tensors: dict[str, t
             f"{where}: field {RANGES!r} must map each numeric condition {numeric} to a finite [min, max]. "
             f"Got {str(ranges)[:80]} instead."
         )
-    synth.condition_model_ = sub
     synth._ranges = {n: (float(ranges[n][0]), float(ranges[n][1])) for n in numeric}
+
+
+def drop_training_conditions(synth: Synthesizer) -> None:
+    """Keeps of ``synth``'s training conditions only their numeric ranges (what :meth:`generate` needs): for a
+    model only ever given its conditions, such as a HouseholdSynthesizer's inner models. Its file then holds
+    the ranges (field ``condition_ranges``) and no conditions table, and :meth:`sample` refuses."""
+    synth._condition_ranges()  # computed from the rows before they go
+    for k in ("training_conditions_", "training_weights_"):
+        if hasattr(synth, k):
+            delattr(synth, k)

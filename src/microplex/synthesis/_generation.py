@@ -79,6 +79,10 @@ class _Generation:
             conditions = draw_conditions(self, int(n), int_seed(cond_seed), chunk_size, threads)
         elif not self.condition_vars:  # nothing to draw (the same rows as resampling empty ones)
             conditions = pd.DataFrame(index=pd.RangeIndex(int(n)))
+        elif not hasattr(self, "training_conditions_"):
+            raise DataValidationError(
+                "This model keeps no training conditions to resample, only their ranges (an inner model of a "
+                "HouseholdSynthesizer): draw with generate(conditions).")
         else:
             rng = np.random.default_rng(cond_seed)
             p = self.training_weights_ / self.training_weights_.sum()

@@ -110,7 +110,10 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     condition model of a fully synthetic file is checked when it is restored)."""
     f = _Fields(label)
     private = isinstance(meta, dict) and isinstance(meta.get("params"), dict) and "epsilon" in meta["params"]
+    # a model that kept only its conditions' ranges: not fully synthetic, not DP (the loader refuses it nested)
+    ranges_only = not is_fully_synthetic(meta) and not private and isinstance(meta, dict) and "condition_ranges" in meta
     f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ())
+              + (("condition_ranges",) if ranges_only else ())
               + (("privacy",) if private else ())
               + (("condition_tree",) if private and "condition_tree" in meta else ()))  # checked on restore
     f.string(meta["microplex_version"], "microplex_version")

@@ -101,6 +101,9 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
         return metadata, {**tensors, **sub_tensors}, {}
     if not tables or private:  # a DP model keeps no training row or weight (it has no conditions here)
         return metadata, tensors, {}
+    if not hasattr(synth, "training_conditions_"):  # kept its conditions' ranges only (drop_training_conditions)
+        metadata[_conditions.RANGES] = {n: [lo, hi] for n, (lo, hi) in synth._condition_ranges().items()}
+        return metadata, tensors, {}
     conditions = synth.training_conditions_.copy()
     conditions["__weight__"] = synth.training_weights_
     return metadata, tensors, {"conditions": conditions}
@@ -130,7 +133,13 @@ def restore_state(
     # table of empty condition rows and the records' weights, which is accepted and dropped (whether the
     # file is a DP one is read here from its untrusted parameters, and checked with them below).
     private = isinstance(meta.get("params"), dict) and meta["params"].get("epsilon") is not None
-    expected = [[]] if synthetic or nested else [[], ["conditions"]] if private else [["conditions"]]
+    # a model that kept only its conditions' ranges (a HouseholdSynthesizer's inner model) has no table
+    ranges_only = isinstance(meta, dict) and not synthetic and not nested and not private and _conditions.RANGES in meta
+    if nested and not synthetic and isinstance(meta, dict) and _conditions.RANGES in meta:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: a condition model keeps no "
+                                  f"field {_conditions.RANGES!r}.")
+    expected = ([[]] if synthetic or nested or ranges_only else [[], ["conditions"]] if private
+                else [["conditions"]])
     if sorted(tables) not in expected:
         raise DataValidationError(
             f"{label} is not a valid model file: it holds tables {sorted(tables)}, expected {expected[0]}."
@@ -173,6 +182,8 @@ def restore_state(
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
+    elif ranges_only:
+        _conditions.restore_ranges(self, meta[_conditions.RANGES], f"{label} is not a valid Synthesizer model file")
     elif not nested and not p["dp"]:
         conditions = tables["conditions"].copy()
         _model_file.check_conditions_table(
