@@ -122,7 +122,9 @@ def test_bad_parameters():
     (dict(meta_fn=lambda m: m["condition_ranges"].pop("age")), "condition_ranges"),
     (dict(meta_fn=lambda m: m["condition_ranges"].update(age=[5, 1])), "condition_ranges"),
     (dict(meta_fn=lambda m: m.pop("condition_model")), "metadata"),
-    (dict(meta_fn=lambda m: m["params"].pop("condition_model")), r"tables \[\], expected \['conditions'\]"),
+    # without the flag, the ranges read as a model that kept its conditions' ranges only, which has no
+    # condition model: the leftover field is refused
+    (dict(meta_fn=lambda m: m["params"].pop("condition_model")), r"field 'metadata' must be an object with keys"),
     (dict(meta_fn=lambda m: m["condition_model"]["params"].update(
         target_vars=["age", "educ", "black", "marr", "re78"])), "condition model"),
     (dict(meta_fn=lambda m: m["condition_model"]["encoders"]["black"].update(categories=["x", "y"])),
