@@ -142,16 +142,19 @@ def check_float(
     return v
 
 
-def check_bool(value: Any, name: str) -> bool:
-    """``value`` as a ``bool``; only ``True``/``False`` (and numpy booleans) are accepted.
+def check_bool(value: Any, name: str, *, allow_none: bool = False) -> bool | None:
+    """``value`` as a ``bool``; only ``True``/``False`` (and numpy booleans) are accepted, and ``None``
+    with ``allow_none``.
 
     >>> check_bool("no", "verbose")
     Traceback (most recent call last):
     ...
     microplex._errors.DataValidationError: The 'verbose' parameter must be a bool. Got 'no' instead.
     """
+    if value is None and allow_none:
+        return None
     if not isinstance(value, bool | np.bool_):
-        raise _fail(name, "a bool", value)
+        raise _fail(name, "a bool" + (" or None" if allow_none else ""), value)
     return bool(value)
 
 

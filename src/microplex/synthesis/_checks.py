@@ -89,12 +89,10 @@ def overflow_message(role: str, name: str, series: pd.Series) -> str:
 def uses_condition_model(synth: Any) -> bool:
     """``synth.condition_model`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is set and there are
     conditions (a DP fit must not keep real condition rows), else ``False``."""
-    if synth.condition_model is None:
+    flag = check_bool(synth.condition_model, "condition_model", allow_none=True)
+    if flag is None:
         return synth.epsilon is not None and len(check_names(synth.condition_vars, "condition_vars")) > 0
-    if not isinstance(synth.condition_model, bool | np.bool_):
-        raise DataValidationError(f"The 'condition_model' parameter must be a bool or None. Got "
-                                  f"{synth.condition_model!r} instead.")
-    return bool(synth.condition_model)
+    return flag
 
 
 def check_synthesizer_params(synth: Any) -> dict[str, Any]:

@@ -105,15 +105,22 @@ def is_fully_synthetic(meta: Any) -> bool:
     return isinstance(params, dict) and params.get("condition_model") is True
 
 
+def keeps_ranges_only(meta: Any) -> bool:
+    """Whether metadata declares a Synthesizer that kept its conditions' ranges instead of the
+    conditions table (``condition_ranges`` without a condition model and without DP: a
+    HouseholdSynthesizer's inner model; its file holds no table)."""
+    params = meta.get("params") if isinstance(meta, dict) else None
+    private = isinstance(params, dict) and "epsilon" in params
+    return not is_fully_synthetic(meta) and not private and isinstance(meta, dict) and "condition_ranges" in meta
+
+
 def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]) -> None:
     """Checks the structure and types of every metadata field of a Synthesizer file (the
     condition model of a fully synthetic file is checked when it is restored)."""
     f = _Fields(label)
     private = isinstance(meta, dict) and isinstance(meta.get("params"), dict) and "epsilon" in meta["params"]
-    # a model that kept only its conditions' ranges: not fully synthetic, not DP (the loader refuses it nested)
-    ranges_only = not is_fully_synthetic(meta) and not private and isinstance(meta, dict) and "condition_ranges" in meta
     f.mapping(meta, "metadata", _TOP + (CONDITION_MODEL_FIELDS if is_fully_synthetic(meta) else ())
-              + (("condition_ranges",) if ranges_only else ())
+              + (("condition_ranges",) if keeps_ranges_only(meta) else ())  # the loader refuses it nested
               + (("privacy",) if private else ())
               + (("condition_tree",) if private and "condition_tree" in meta else ()))  # checked on restore
     f.string(meta["microplex_version"], "microplex_version")

@@ -133,9 +133,8 @@ def restore_state(
     # table of empty condition rows and the records' weights, which is accepted and dropped (whether the
     # file is a DP one is read here from its untrusted parameters, and checked with them below).
     private = isinstance(meta.get("params"), dict) and meta["params"].get("epsilon") is not None
-    # a model that kept only its conditions' ranges (a HouseholdSynthesizer's inner model) has no table
-    ranges_only = isinstance(meta, dict) and not synthetic and not nested and not private and _conditions.RANGES in meta
-    if nested and not synthetic and isinstance(meta, dict) and _conditions.RANGES in meta:
+    ranges_only = _model_file.keeps_ranges_only(meta)  # a HouseholdSynthesizer's inner model: no table
+    if nested and ranges_only:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: a condition model keeps no "
                                   f"field {_conditions.RANGES!r}.")
     expected = ([[]] if synthetic or nested or ranges_only else [[], ["conditions"]] if private
