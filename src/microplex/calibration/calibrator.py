@@ -22,7 +22,7 @@ from microplex._params import check_bool, check_float, check_int, check_names
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
-from .diagnostics import design_effect, kish_ess, min_violation, relative_errors, weight_ratio_range
+from .diagnostics import design_effect, explain_failure, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import box, mean_scale, met_tolerance, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
@@ -78,7 +78,9 @@ class CalibrationResult:
         The initial weights, aligned with ``weights``.
     summary : dict
         ``converged``, ``n_iter``, ``max_rel_error``, ``kish_ess``, ``design_effect``,
-        ``min_ratio``, ``max_ratio``, ``n_units``, ``n_targets``, ``method``, ``seconds``.
+        ``min_ratio``, ``max_ratio``, ``n_units``, ``n_targets``, ``method``, ``seconds``, and ``n_negative``
+        (weights below zero, which a linear distance without bounds may give, as GREG does; Kish's
+        ``kish_ess`` and ``design_effect`` are then NaN, being defined for non-negative weights).
     inconsistencies : DataFrame
         Nested geography targets that do not add up (see :func:`check_consistency`).
     infeasible : DataFrame
@@ -291,7 +293,7 @@ class Calibrator(_FittedResult):
             if len(inconsistencies):
                 lines = "; ".join(
                     f"{r.parent} = {r.parent_value:g} but its {r.n_children} children at the next level sum to "
-                    f"{r.children_sum:g}"
+                    f"{r.children_sum:g} ({', '.join(r.children[:3])}{', ...' if len(r.children) > 3 else ''})"
                     for r in inconsistencies.head(10).itertuples()
                 )
                 msg = f"{len(inconsistencies)} nested geography targets do not add up: {lines}"
@@ -337,27 +339,24 @@ class Calibrator(_FittedResult):
             else:
                 msg = f"Calibration ({dist.name}) failed: " + "; ".join(problems) + "."
             if self.diagnose and not self.soft:
-                lo, hi = box(design.d, bounds, dist.nonnegative)
-                infeasible = min_violation(design, lo, hi)
-                if len(infeasible):
-                    listed = "; ".join(
-                        f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
-                        for r in infeasible.head(10).itertuples()
-                    )
-                    msg += f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}"
-                elif not sol.converged:
-                    msg += " The targets are feasible within the bounds; try more iterations or another method."
+                why, infeasible = explain_failure(
+                    design, *box(design.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged)
+                )
+                msg += why
             if not self.force:
                 raise ConvergenceError(msg)
             warnings.warn(msg + " (force=True: keeping these weights)", ConvergenceWarning, stacklevel=2)
 
         ratio = weight_ratio_range(w, design.d)
+        negative = int((w < 0).sum())
         summary = {
             "converged": converged,
             "n_iter": sol.n_iter,
             "max_rel_error": math.nan,
-            "kish_ess": kish_ess(w),
-            "design_effect": design_effect(w),
+            # Kish's figures hold for non-negative weights; a linear (GREG) solve without bounds may give negative ones
+            "kish_ess": kish_ess(w) if negative == 0 else math.nan,
+            "design_effect": design_effect(w) if negative == 0 else math.nan,
+            "n_negative": negative,
             "min_ratio": ratio[0],
             "max_ratio": ratio[1],
             "n_units": len(w),

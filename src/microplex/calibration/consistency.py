@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
+from microplex._params import check_float, check_names
 
+from ._checks import check_records
+from .design import _lookup
 from .targets import Target, Targets, format_filter
 
 __all__ = ["check_consistency"]
@@ -40,11 +43,13 @@ class _AreaIndex:
         self.codes: dict[str, np.ndarray] = {}
         self.lookup: dict[str, dict] = {}
         self.slices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.uniques: dict[str, pd.Index] = {}
         for c in areas.columns:
             codes, uniques = pd.factorize(areas[c], sort=False)
             order = np.argsort(codes, kind="stable")
             self.codes[c] = codes
-            self.lookup[c] = {v: i for i, v in enumerate(uniques.tolist())}
+            self.uniques[c] = pd.Index(np.asarray(uniques))  # a categorical column's values as their own dtype
+            self.lookup[c] = {v: i for i, v in enumerate(self.uniques[c].tolist())}
             self.slices[c] = (order, np.searchsorted(codes[order], np.arange(len(uniques) + 1)))
 
     def _code(self, col: str, value: object) -> int | None:
@@ -54,12 +59,9 @@ class _AreaIndex:
                 return look[value]
         except TypeError:  # unhashable: matches no area
             return None
-        if pd.api.types.is_numeric_dtype(self.areas[col]):
-            try:
-                return look.get(float(value))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                pass
-        return None
+        # 1, 1.0 and "1" name one area, as they name one cell in the design (its lookup, one definition)
+        at = int(_lookup(self.uniques[col], [value])[0])
+        return at if at >= 0 else None
 
     def select(self, filters: dict) -> np.ndarray:
         """Area rows matching every condition of ``filters`` (sorted)."""
@@ -122,7 +124,12 @@ def check_consistency(
     >>> check_consistency(t, recs, ["state", "county"])[["parent", "children_sum"]].values.tolist()
     [["count[state == 'A']", 9.0]]
     """
-    geography = list(geography)
+    from .calibrator import as_targets  # the forms Calibrator accepts (calibrator imports this module)
+
+    targets = as_targets(targets)
+    records = check_records(records)
+    geography = check_names(geography, "geography", allow_empty=False)
+    check_float(rtol, "rtol", low=0.0)
     missing = [c for c in geography if c not in records.columns]
     if missing:
         raise DataValidationError(
@@ -134,7 +141,7 @@ def check_consistency(
         for k in range(len(geography))
     ]
     index = _AreaIndex(areas)
-    by_sig: dict[tuple, list[tuple[Target, int, frozenset]]] = defaultdict(list)
+    by_sig: dict[tuple, list[tuple[Target, int, frozenset, bool]]] = defaultdict(list)
     for t in targets:
         if t.aggregate == "mean":
             continue
@@ -146,12 +153,13 @@ def check_consistency(
         else:
             cover = frozenset(proj[level][i] for i in index.select(geo))
         sig = (t.entity, t.aggregate, t.variable, format_filter(dict(sorted(rest.items()))))
-        by_sig[sig].append((t, level, cover))
+        single = all(not isinstance(v, (pd.Interval, frozenset)) for v in geo.values())  # one area per column
+        by_sig[sig].append((t, level, cover, single))
 
     rows = []
     sub_cache: dict[tuple[int, int], dict[tuple, set]] = {}
     for items in by_sig.values():
-        by_level: dict[int, list[tuple[Target, int, frozenset]]] = defaultdict(list)
+        by_level: dict[int, list[tuple[Target, int, frozenset, bool]]] = defaultdict(list)
         for it in items:
             by_level[it[1]].append(it)
         levels = sorted(by_level)
@@ -167,12 +175,14 @@ def check_consistency(
             # the children by the a-areas above their areas, and count hits per parent (no parent x child scan)
             under: dict[tuple, list[int]] = defaultdict(list)
             n_above = []
-            for j, (_, _, ccover) in enumerate(children):
+            for j, (ct, _, ccover, single) in enumerate(children):
                 above = {k[: a + 1] for k in ccover}
+                if single and len(above) > 1:
+                    _straddles(ct, sorted(above, key=str), geography[a], geography[: b + 1])
                 n_above.append(len(above))
                 for p in above:
                     under[p].append(j)
-            for pt, _, pcover in by_level[a]:
+            for pt, _, pcover, _ in by_level[a]:
                 hits: dict[int, int] = defaultdict(int)
                 for p in pcover:
                     for j in under.get(p, ()):
@@ -203,3 +213,16 @@ def check_consistency(
                     )
     cols = ["parent", "level", "n_children", "complete", "parent_value", "children_sum", "rel_diff", "children"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _straddles(child: Target, parents: list[tuple], level: str, geography: list[str]) -> None:
+    """Raises for a target naming one area per geography column whose records lie in several areas of ``level``
+    (a county code found in two states): the geography does not nest for it, so no parent can be checked
+    against it and no solve would say why its totals disagree."""
+    shown = ", ".join(repr(p[-1]) for p in parents[:5]) + (f" and {len(parents) - 5} more" if len(parents) > 5 else "")
+    raise DataValidationError(
+        f"Target {child.name!r} names one area, but its records lie in {len(parents)} {level!r} areas ({shown}): "
+        f"the geography {geography} does not nest for it. Where codes repeat across {level!r} areas (such as "
+        f"county codes within states), add {level!r} to the target's filter; otherwise leave the column out of "
+        "the geography."
+    )

@@ -169,7 +169,22 @@ def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
                 conv.append(math.nan)
         idx2 = uniques.get_indexer(pd.Index(conv))
         idx = np.where(idx < 0, idx2, idx)
+    elif (idx < 0).any() and (uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype)):
+        # a number asked of a text column: the text of an integer (2 -> "2"), as "2" is found in an integer column
+        conv = [str(int(v)) if _is_integral_number(v) else None for v in values]
+        idx2 = uniques.get_indexer(pd.Index(conv, dtype=object))
+        idx = np.where(idx < 0, idx2, idx)
     return idx
+
+
+def _is_integral_number(v: Any) -> bool:
+    """Whether ``v`` is a (non-bool) real number with an integer value."""
+    return (
+        isinstance(v, (int, float, np.integer, np.floating))
+        and not isinstance(v, (bool, np.bool_))
+        and math.isfinite(float(v))
+        and float(v).is_integer()
+    )
 
 
 def _mask(cols: _Columns, target: Target) -> np.ndarray:
@@ -238,8 +253,9 @@ def build_design(
     ------
     DataValidationError
         Naming the column or target: unknown columns, missing values in targeted columns, non-positive
-        or missing initial weights, household weights that vary within a household, and targets with a
-        non-zero value that no record can reach.
+        or missing initial weights, household weights that vary within a household, targets with a
+        non-zero value that no record can reach, household targets without ``household_col``, and a
+        ``household_col`` that is the weight column.
     """
     if weight_col not in records.columns:
         raise DataValidationError(
@@ -263,6 +279,11 @@ def build_design(
         d = w.copy()
         first_mask = np.ones(n, dtype=bool)
     else:
+        if household_col == weight_col:
+            raise DataValidationError(
+                f"household_col and weight_col are both {household_col!r}; expected the household id column and "
+                "the weight column to be two different columns."
+            )
         if household_col not in records.columns:
             raise DataValidationError(
                 f"household_col {household_col!r} is not a column of the records. "
@@ -290,6 +311,14 @@ def build_design(
     targets = Targets(targets)
     for t in targets:
         t.validate()
+    if household_col is None:
+        per_household = [t.name for t in targets if t.entity == "household"]
+        if per_household:
+            raise DataValidationError(
+                f"Targets {per_household[:5]} count households (entity='household'), but no household_col was "
+                "given, so a household cannot be told from a person: pass household_col (the household id "
+                "column), or, where every record is a household, give these targets entity='person'."
+            )
     cols = _Columns(records)
     m = len(targets)
     rows_l: list[np.ndarray] = []
@@ -340,8 +369,14 @@ def build_design(
     for key, group in groups.items():
         seen: set[tuple] = set()
         uniq_group = []
-        for j, t in group:
-            k = tuple(repr(t.filters[c]) for c in key[3])
+        # cells are told apart by the record values they match, so that 1, 1.0 and "1" on one column are one
+        # cell (a duplicate, matched separately) and not two targets sharing one cell code
+        found = [
+            _lookup(cols.codes(c, group[0][1])[1], [t.filters[c] for _, t in group]) for c in key[3]
+        ]
+        for i, (j, t) in enumerate(group):
+            at = tuple(int(f[i]) for f in found)
+            k = at if min(at) >= 0 else ("absent",) + tuple(repr(t.filters[c]) for c in key[3])
             if k in seen:
                 generic.append((j, t))  # duplicate cell: matched separately
             else:

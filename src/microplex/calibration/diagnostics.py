@@ -20,10 +20,11 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from .._errors import ConvergenceError
 from .._stats import design_effect, kish_ess, relative_error
 from .design import Design
 
-__all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation"]
+__all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation", "explain_failure"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,12 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     -------
     DataFrame
         Columns ``target``, ``value``, ``closest_achievable``, ``rel_gap``; empty when feasible.
+
+    Raises
+    ------
+    ConvergenceError
+        When the linear program itself does not solve (e.g. totals of 1e300): feasibility is then unknown,
+        which an empty frame would misstate.
     """
     n, m = design.x.shape
     t = design.totals
@@ -78,8 +85,7 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     bounds = np.column_stack([np.where(np.isfinite(lb), lb, -np.inf), np.where(np.isfinite(ub), ub, np.inf)])
     res = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
     if res.status != 0:
-        logger.warning("infeasibility diagnosis LP did not solve: %s", res.message)
-        return pd.DataFrame(columns=["target", "value", "closest_achievable", "rel_gap"])
+        raise ConvergenceError(f"the infeasibility diagnosis (a linear program) did not solve: {res.message}")
     slack = res.x[n : n + m] - res.x[n + m :]
     closest = t - slack
     gap = np.abs(slack) / np.where(t == 0, 1.0, np.abs(t))
@@ -93,3 +99,40 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
             "rel_gap": gap[bad],
         }
     )
+
+
+def explain_failure(
+    design: Design, lower: np.ndarray, upper: np.ndarray, *, solver_converged: bool
+) -> tuple[str, pd.DataFrame]:
+    """The sentence a failed calibration's error ends with, and :func:`min_violation`'s frame.
+
+    Names the targets that cannot be met together (at most 10) with their closest achievable values; where
+    every target can be met and the solver did not converge, says so; where the diagnosis itself does not
+    solve, says that it is unknown which targets conflict (never that they are feasible).
+
+    Returns
+    -------
+    message : str
+        Starts with a space; empty when the targets are feasible and the solver converged (the failure is
+        then the caller's own check of the weights).
+    infeasible : DataFrame
+        :func:`min_violation`'s frame (empty where the diagnosis failed).
+    """
+    try:
+        infeasible = min_violation(design, lower, upper)
+    except ConvergenceError as e:
+        logger.warning("%s", e)
+        return f" Which targets conflict is unknown: {e}.", pd.DataFrame(
+            columns=["target", "value", "closest_achievable", "rel_gap"]
+        )
+    if len(infeasible):
+        listed = "; ".join(
+            f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
+            for r in infeasible.head(10).itertuples()
+        )
+        if len(infeasible) > 1:
+            return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}.", infeasible
+        return f" This target cannot be met together with the others within the bounds: {listed}.", infeasible
+    if not solver_converged:
+        return " The targets are feasible within the bounds; try more iterations (max_iter) or another method.", infeasible
+    return "", infeasible

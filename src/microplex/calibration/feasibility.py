@@ -48,6 +48,9 @@ __all__ = [
 
 #: A calibrated total weight below this share of the initial total weight is a collapse.
 COLLAPSE = 1e-9
+#: A weight below this share of its initial weight is an exact zero: a vertex's, or a soft solve's underflow
+#: (a sparse subset does not keep it).
+NEGLIGIBLE_RATIO = 1e-9
 
 
 def _fmt(v: float) -> str:
@@ -321,7 +324,7 @@ def best_tolerance(design: Design) -> float:
 
 def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.ndarray:
     """Non-negative weights with ``|X'w - t| <= tol |t|`` for every target: a vertex of the linear program
-    minimizing ``cost @ w`` (default ``sum_i w_i / d_i``), solved by HiGHS; weights below ``1e-9 d_i`` are 0.
+    minimizing ``cost @ w`` (default ``sum_i w_i / d_i``), solved by HiGHS; weights below ``NEGLIGIBLE_RATIO d_i`` are 0.
 
     Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance`) when no such weights exist.
     """
@@ -336,7 +339,7 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
             f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
             "the tolerance to at least that."
         )
-    return np.where(res.x > 1e-9 * design.d, res.x, 0.0)
+    return np.where(res.x > NEGLIGIBLE_RATIO * design.d, res.x, 0.0)
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -49,7 +49,7 @@ from microplex._random import named_child
 from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design
-from .feasibility import achieved_values, lp_vertex, solution_problems
+from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses, crossing
@@ -93,7 +93,9 @@ class SparseCalibrator(_FittedResult):
     bounds : (float, float), optional
         ``"l0"``: bounds on the kept records' weight ratios to their starting weights ``d_i / pi_i``
         (default: ``(0, inf)``, non-negative weights); tighter bounds keep weights closer to the initial
-        ones at the price of a larger budget.
+        ones at the price of a larger budget. Where no kept weights within them meet the targets, the fit
+        raises :class:`ConvergenceError` (``force=True`` warns and keeps the best weights). ``"l1"``
+        refuses bounds.
     seed : int, default=0
         Seed of the rounding and of the tie-breaking between alike records in the auxiliary programs; the
         result is deterministic for a seed.
@@ -201,6 +203,11 @@ class SparseCalibrator(_FittedResult):
         bounds = check_bounds(self.bounds, "bounds")
         if bounds is not None and not (0 <= bounds[0] < 1 < bounds[1]):
             raise DataValidationError(f"The 'bounds' parameter must satisfy 0 <= lower < 1 < upper. Got {self.bounds!r}.")
+        if bounds is not None and self.method == "l1":
+            raise DataValidationError(
+                "The 'bounds' parameter applies to method='l0' only: the 'l1' vertex puts each kept record's weight "
+                f"where the linear program needs it. Got bounds={self.bounds!r} with method='l1'."
+            )
         self._seed = deprecated_random_state(self.seed, self.random_state, "SparseCalibrator", stacklevel=4)
         if not (self.stratify is None or (isinstance(self.stratify, str) and self.stratify == "auto")):
             if isinstance(self.stratify, str):
@@ -274,7 +281,9 @@ class SparseCalibrator(_FittedResult):
                 design, aux, self.tolerance, k_aux, attempt_flags, lambda size: balanced(design.d, size, 2**30),
                 1.0 + np.random.default_rng(int(u * 2**29)).random(n),
             )
-            if chosen is not None:  # the auxiliaries chose the records; otherwise the path below (and its errors)
+            # the auxiliaries chose the records, unless their weights (a linear program's where no calibration of
+            # them met the targets) break the bounds; otherwise the path below (and its errors)
+            if chosen is not None and not _outside_bounds(design, chosen[0], check_bounds(self.bounds, "bounds")):
                 self._aux_choice = {"auxiliary_cap": chosen[3], "auxiliary_converged": chosen[4]}
                 return chosen[0], chosen[1], k_aux
 
@@ -293,12 +302,16 @@ class SparseCalibrator(_FittedResult):
         w_lp, _, n_core = self._fit_l1(design, cost)
         k = n_core if self.max_records is None else min(int(self.max_records), n)
         if k < n_core:
-            _, best = attempt(np.zeros(n, dtype=bool), k)
-            raise DataValidationError(
+            w_short, best = attempt(np.zeros(n, dtype=bool), k)
+            msg = (
                 f"max_records={k} is below the {n_core} records the targets need within tolerance "
                 f"{self.tolerance:g} (the support of the linear-programming vertex); a balanced sample of {k} "
                 f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
             )
+            if not self.force:
+                raise DataValidationError(msg)
+            # force=True: the balanced sample's weights, which fit() reports as beyond the tolerance (a warning)
+            return done(w_short, best, k, not self._last_aux_dropped)
         w, err = attempt(w_lp > 0, k)
         converged = not self._last_aux_dropped
         if err > self.tolerance and cost is not None:  # the plain vertex as the core instead
@@ -377,7 +390,7 @@ class SparseCalibrator(_FittedResult):
         self : SparseCalibrator
         """
         start = time.perf_counter()
-        self._check_params()
+        bounds = self._check_params()
         tg = checked_inputs(candidates, targets, weight_col, household_col)
         design = build_design(candidates, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
@@ -416,6 +429,9 @@ class SparseCalibrator(_FittedResult):
             if self._aux is not None and self._aux[0].shape[1] > 0:
                 aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
             self._aux = None
+        # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
+        # linear program's vertex gives them
+        w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)
         rel = _errors(design, w)
         err = float(rel.max()) if len(rel) else 0.0
         nz = w > 0
@@ -449,7 +465,8 @@ class SparseCalibrator(_FittedResult):
             "met_rtol": self.tolerance,
             "seconds": time.perf_counter() - start,
         }
-        # the guard of every sparse solve: never an empty subset, never collapsed or non-finite weights
+        # the guard of every sparse solve: never an empty subset, never collapsed or non-finite weights (and below,
+        # the kept weights within the bounds asked for: a fallback such as the linear program's vertex ignores them)
         problems = solution_problems(design, w, errors=None, tol=self.tolerance)
         if not nz.any() or problems:
             raise ConvergenceError(
@@ -457,6 +474,16 @@ class SparseCalibrator(_FittedResult):
                 + "; ".join(problems or [f"it keeps 0 of {len(w)} records"])
                 + ". Check the targets (a population count fixes the scale of the weights)."
             )
+        outside = _outside_bounds(design, w, bounds)
+        if outside:
+            msg = (
+                f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records could not keep the weights "
+                f"within bounds={self.bounds!r}: {outside}. The records that meet the targets need weights further "
+                "from their starting ones: raise max_records, widen the bounds or the tolerance."
+            )
+            if not self.force:
+                raise ConvergenceError(msg)
+            warnings.warn(msg + " (force=True: keeping these weights)", ConvergenceWarning, stacklevel=2)
         if not summary["within_tolerance"]:
             worst = np.argsort(-rel, kind="stable")[:5]
             ach = achieved_values(design, w)
@@ -526,4 +553,20 @@ class SparseCalibrator(_FittedResult):
     def report(self) -> pd.DataFrame:
         """Per-target report of the sparse weights."""
         r = self._check_is_fitted()
-        return target_report(r.design, r.weights.to_numpy(), self.tolerance)
+        return target_report(r.design, r.weights.to_numpy(), r.summary["tolerance"])  # the fit's, not a later set_params
+
+
+def _outside_bounds(design: Design, w: np.ndarray, bounds: tuple[float, float] | None) -> str:
+    """How the kept weights break ``bounds`` on their ratios to their starting weights ``d_i / pi_i`` (those of a
+    ``K``-record sample, ``K`` the kept records, where the subset's calibration starts); empty when they keep them."""
+    keep = w > 0
+    k = int(keep.sum())
+    if bounds is None or k == 0:
+        return ""
+    start = design.d[keep] / np.maximum(inclusion_probabilities(design.d, k)[keep], 1e-12)
+    ratio = w[keep] / start
+    out = (ratio < bounds[0] * (1 - 1e-6)) | (ratio > bounds[1] * (1 + 1e-6))
+    if not out.any():
+        return ""
+    return (f"{int(out.sum())} of the {k} kept weights are outside them (ratios to d_i / pi_i from "
+            f"{ratio.min():.4g} to {ratio.max():.4g})")

@@ -41,7 +41,7 @@ from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
 from ..calibration.design import Design
-from ..calibration.diagnostics import min_violation, relative_errors
+from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
 from ..calibration.feasibility import box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
@@ -253,14 +253,8 @@ def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Dis
     if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
         return hint
     design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
-    infeasible = min_violation(design, *box(op.d, bounds, dist.nonnegative))
-    if len(infeasible):
-        listed = "; ".join(f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
-                           for r in infeasible.head(10).itertuples())
-        return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}."
-    if not solver_converged:
-        return " The targets are feasible within the bounds; try more iterations (max_iter) or another method."
-    return hint
+    why, _ = explain_failure(design, *box(op.d, bounds, dist.nonnegative), solver_converged=solver_converged)
+    return why or hint
 
 
 def _solve_cells(cells: np.ndarray, dsum: np.ndarray, mg: _Margins, n_units: int, passes0: int, **kw: Any) -> RakingResult:

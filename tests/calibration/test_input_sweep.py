@@ -1,0 +1,192 @@
+"""Calibration inputs found by the session-46 sweep: each test here failed on 010e140 (a silently wrong
+result, a raw error, an error naming the wrong thing, or bounds that were not kept)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import Calibrator, ConvergenceError, ConvergenceWarning, DataValidationError, SparseCalibrator
+from microplex.calibration import Target, Targets, check_consistency
+from microplex.calibration.subsets import inclusion_probabilities
+
+
+@pytest.fixture()
+def regions() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 2000
+    return pd.DataFrame(
+        {
+            "region": rng.integers(0, 4, n),
+            "sex": rng.integers(0, 2, n),
+            "inc": rng.gamma(2.0, 10.0, n),
+            "weight": rng.uniform(5.0, 15.0, n),
+        }
+    )
+
+
+def test_one_cell_written_with_different_types_is_one_cell(regions):
+    """``region == '1'`` and ``region == 1`` on an integer column are one cell: contradictory values raise (the
+    second target overwrote the first's cell code, and the report said "met" for a target of 0 on records carrying
+    5,000), and agreeing values are met."""
+    total = float(regions["weight"].sum())
+    in_one = float(regions.loc[regions["region"] == 1, "weight"].sum())
+    contradict = Targets([Target(0.0, filters={"region": "1"}), Target(in_one, filters={"region": 1}), Target(total)])
+    with pytest.raises(ConvergenceError, match=r"region == 1"):
+        Calibrator().fit(regions, contradict)
+    for a, b in [("1", 1), (1, 1.0), (1.0, 1)]:
+        agree = Targets([Target(1.1 * in_one, filters={"region": a}), Target(1.1 * in_one, filters={"region": b}),
+                         Target(total)])
+        cal = Calibrator().fit(regions, agree)
+        w = cal.result_.record_weights
+        assert w[regions["region"] == 1].sum() == pytest.approx(1.1 * in_one, rel=1e-9)
+
+
+def test_a_whole_number_asked_of_a_text_column_finds_its_text(regions):
+    """``region == 2`` on a text column of "0".."3" matches region "2", as ``"2"`` matches 2 in an integer column
+    (it matched nothing, so a zero target on it was silently "met")."""
+    df = regions.assign(region=regions["region"].astype(str))
+    total = float(df["weight"].sum())
+    cal = Calibrator().fit(df, Targets([Target(0.5 * total, filters={"region": 2}), Target(total)]))
+    assert cal.result_.record_weights[df["region"] == "2"].sum() == pytest.approx(0.5 * total, rel=1e-9)
+
+
+def test_linear_weights_below_zero_are_reported_not_refused(regions):
+    """GREG (linear, no bounds) may give negative weights, as R survey's does: the fit converges and says how many,
+    with Kish's figures NaN (the summary raised a bad-input error about a 'weights' parameter)."""
+    total = float(regions["weight"].sum())
+    tg = Targets.from_margins({"sex": {0: 0.05 * total, 1: 0.95 * total}}) + Targets(
+        [Target(1.5 * float((regions["inc"] * regions["weight"]).sum()), aggregate="sum", variable="inc")]
+    )
+    cal = Calibrator(method="linear").fit(regions, tg)
+    s = cal.summary
+    assert s["converged"] and s["n_negative"] == int((cal.weights < 0).sum()) > 0
+    assert math.isnan(s["kish_ess"]) and math.isnan(s["design_effect"])
+    assert cal.report()["rel_error"].max() < 1e-8
+    assert Calibrator().fit(regions, Targets([Target(total)])).summary["n_negative"] == 0
+
+
+def test_household_targets_need_a_household_column():
+    """entity='household' without household_col counted persons (30 "households" where there were 10); a
+    household_col that is the weight column grouped persons by their weights."""
+    p = pd.DataFrame({"hid": [0, 0, 0, 1, 2, 2], "region": list("NNNSSS"), "w": 1.0})
+    tg = Targets.from_margins({"region": {"N": 30.0, "S": 20.0}}, entity="household")
+    with pytest.raises(DataValidationError, match=r"count households \(entity='household'\), but no household_col"):
+        Calibrator().fit(p, tg, weight_col="w")
+    with pytest.raises(DataValidationError, match=r"household_col and weight_col are both 'w'"):
+        Calibrator().fit(p, tg, weight_col="w", household_col="w")
+    cal = Calibrator().fit(p, tg, weight_col="w", household_col="hid")
+    assert cal.weights.to_dict() == pytest.approx({0: 30.0, 1: 10.0, 2: 10.0})
+
+
+def _ratios(weights: pd.Series, d: np.ndarray) -> np.ndarray:
+    w = weights.to_numpy()
+    keep = w > 0
+    start = d / np.maximum(inclusion_probabilities(d, int(keep.sum())), 1e-12)
+    return w[keep] / start[keep]
+
+
+@pytest.mark.parametrize("auxiliary", [None, "auto"])
+def test_sparse_bounds_are_kept_or_the_fit_raises(regions, auxiliary):
+    """The fallbacks (the targets' vertex, the auxiliary program's weights) ignored ``bounds``: kept ratios of 0.04
+    to 2.2 under bounds (0.99, 1.01), reported as a success. Now a fit keeps the bounds or raises (force=True
+    warns)."""
+    d = regions["weight"].to_numpy()
+    tg = Targets.from_margins({("region", "sex"): regions.groupby(["region", "sex"])["weight"].sum() * 1.03}) + Targets(
+        [Target(float((regions["inc"] * regions["weight"]).sum()), aggregate="sum", variable="inc")]
+    )
+    with pytest.raises(ConvergenceError, match=r"within bounds=\(0.99, 1.01\)"):
+        SparseCalibrator(400, bounds=(0.99, 1.01), auxiliary=auxiliary).fit(regions, tg)
+    with pytest.warns(ConvergenceWarning, match=r"force=True"):
+        SparseCalibrator(400, bounds=(0.99, 1.01), auxiliary=auxiliary, force=True).fit(regions, tg)
+    sc = SparseCalibrator(100, bounds=(0.9, 1.1), auxiliary=auxiliary).fit(regions, tg)
+    r = _ratios(sc.weights, d)
+    assert sc.summary["within_tolerance"] and r.min() >= 0.9 - 1e-6 and r.max() <= 1.1 + 1e-6
+    with pytest.raises(DataValidationError, match=r"'bounds' parameter applies to method='l0' only"):
+        SparseCalibrator(method="l1", bounds=(0.5, 2.0)).fit(regions, tg)
+
+
+def test_sparse_force_below_the_core_keeps_the_best_weights(regions):
+    """The docs say a budget below what the targets need fails, and force=True warns and keeps the weights;
+    force=True raised too."""
+    tg = Targets.from_margins({("region", "sex"): regions.groupby(["region", "sex"])["weight"].sum()})
+    with pytest.raises(DataValidationError, match=r"max_records=3 is below the 8 records"):
+        SparseCalibrator(3).fit(regions, tg)
+    with pytest.warns(ConvergenceWarning, match=r"force=True: keeping these weights"):
+        sc = SparseCalibrator(3, force=True).fit(regions, tg)
+    assert 0 < sc.summary["n_nonzero"] <= 3 and not sc.summary["within_tolerance"]
+
+
+def test_sparse_weights_a_soft_solve_drove_to_zero_are_not_kept():
+    """A near-infeasible soft solve left weights of 1e-300 counted as kept records (204 "kept", 107 of them
+    below 1e-9 of the largest); they are exact zeros now, as in the linear program's vertex."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    df = pd.DataFrame({"region": rng.integers(0, 4, n), "sex": rng.integers(0, 2, n), "inc": rng.gamma(2, 10, n),
+                       "weight": 10.0})
+    tg = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()}) + Targets(
+        [Target(float(df["inc"].mean() * 1.02), aggregate="mean", variable="inc"),
+         Target(float((df["inc"] * 10).sum()), aggregate="sum", variable="inc", filters={"region": 1})])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sc = SparseCalibrator(300, auxiliary=None).fit(df, tg)
+    w = sc.weights.to_numpy()
+    kept = w[w > 0]
+    assert sc.summary["n_nonzero"] == len(kept) and (kept >= 1e-9 * 10.0).all()
+    assert sc.summary["within_tolerance"]
+
+
+def test_sparse_report_keeps_the_fitted_tolerance(regions):
+    tg = Targets.from_margins({("region", "sex"): regions.groupby(["region", "sex"])["weight"].sum() * 1.01})
+    sc = SparseCalibrator(100, auxiliary=None).fit(regions, tg)
+    before = sc.report()["met"].tolist()
+    sc.set_params(tolerance=1e-20)
+    assert sc.report()["met"].tolist() == before and all(before)
+
+
+def test_check_consistency_arguments_are_checked():
+    recs = pd.DataFrame({"state": ["A", "A", "B"], "county": [1, 2, 3]})
+    t = Targets.from_margins({"state": {"A": 10.0, "B": 5.0}})
+    with pytest.raises(DataValidationError, match=r"'geography' parameter must be a non-empty list"):
+        check_consistency(t, recs, "state")
+    for rtol in (math.nan, -1.0, "x"):
+        with pytest.raises(DataValidationError, match=r"'rtol' parameter"):
+            check_consistency(t, recs, ["state"], rtol=rtol)
+    with pytest.raises(DataValidationError, match=r"records must be a pandas DataFrame"):
+        check_consistency(t, None, ["state"])
+    # the forms Calibrator accepts: a margins dict is targets too
+    out = check_consistency({"state": {"A": 10.0}, ("state", "county"): {("A", 1): 8.0, ("A", 2): 8.0}}, recs,
+                            ["state", "county"])
+    assert out["parent"].tolist() == ["count[state == 'A']"]
+
+
+def test_a_target_whose_area_lies_in_several_parent_areas_is_named():
+    """County 9 found in states A and B: a target on ``county == 9`` alone belongs to no state, so it was never
+    checked (200 against states of 60 and 50 passed)."""
+    recs = pd.DataFrame({"state": list("AAABBB"), "county": [1, 9, 9, 9, 2, 2], "weight": 10.0})
+    t = Targets.from_margins({"state": {"A": 60.0, "B": 50.0}}) + Targets([Target(200.0, filters={"county": 9})])
+    for call in (lambda: check_consistency(t, recs, ["state", "county"]),
+                 lambda: Calibrator().fit(recs, t, geography=["state", "county"])):
+        with pytest.raises(DataValidationError, match=r"'count\[county == 9\]' names one area, but its records lie "
+                                                      r"in 2 'state' areas \('A', 'B'\)"):
+            call()
+    # with the state in the filter the areas nest, and the check compares them
+    nested = Targets.from_margins({"state": {"A": 60.0, "B": 50.0},
+                                   ("state", "county"): {("A", 9): 200.0, ("B", 9): 10.0}})
+    assert check_consistency(nested, recs, ["state", "county"])["parent"].tolist() == ["count[state == 'A']"]
+    # a categorical integer geography is matched by the check as by the design ('1' names the area 1)
+    cat = pd.DataFrame({"state": pd.Categorical([1, 1, 2]), "county": [1, 2, 3]})
+    tc = Targets([Target(10.0, filters={"state": "1"}), Target(8.0, filters={"state": "1", "county": 1}),
+                  Target(8.0, filters={"state": "1", "county": 2})])
+    assert check_consistency(tc, cat, ["state", "county"])["children_sum"].tolist() == [16.0]
+
+
+def test_a_diagnosis_that_does_not_solve_is_not_called_feasible(regions):
+    """Totals of 1e40 defeat the diagnosis LP; the error said "The targets are feasible within the bounds"."""
+    with pytest.raises(ConvergenceError, match=r"Which targets conflict is unknown") as err:
+        Calibrator().fit(regions, Targets([Target(1e40)]))
+    assert "feasible within" not in str(err.value)
