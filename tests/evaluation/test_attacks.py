@@ -5,6 +5,8 @@ Each attack is checked on releases whose answer is known: a file that copies the
 population (AUC 0.5 within sampling noise, disclosure at the baseline).
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from microplex import DataValidationError
 from microplex.datasets import load_dataset
 from microplex.evaluation import METRIC_DIRECTION, evaluate, registry
 from microplex.evaluation.attacks import attribute_disclosure, membership_auc, weighted_auc
+from microplex.evaluation.privacy import PrivacyRiskWarning, exact_copy_rate
 
 QUASI = ["age", "educ", "black", "hisp", "marr", "re74", "re75"]
 
@@ -127,3 +130,93 @@ def test_evaluate_attacks(parts):
         evaluate(train[cols], train[cols], attacks=True)
     with pytest.raises(DataValidationError, match="'quasi_identifiers' parameter names columns"):
         evaluate(train[cols], train[cols], holdout_df=holdout[cols], pmse=False, attacks=True, quasi_identifiers=["x"])
+
+
+def test_int_and_float_copies_are_the_same_release(parts):
+    train, holdout, _ = parts
+    ints = train.copy()
+    for release in (train.astype(float), train.astype({c: "Int64" for c in ("age", "educ", "nodeg")})):
+        assert attribute_disclosure(train, release, holdout, QUASI[:5], "nodeg") == \
+            attribute_disclosure(train, ints, holdout, QUASI[:5], "nodeg")
+    out = attribute_disclosure(train.astype(float), ints, holdout, QUASI[:5], "nodeg")
+    assert out["disco_synthetic"] == 1.0 and out["disco_holdout"] > 0.9  # nodeg follows from educ
+    cols = QUASI + ["nodeg"]
+    rep = evaluate(train[cols].astype({"age": "Int64", "nodeg": "Int64"}), train[cols].copy(), holdout_df=holdout[cols],
+                   pmse=False, progress=False, attacks=True, quasi_identifiers=QUASI[:5], sensitive=["nodeg"])
+    assert rep.privacy["exact_copy_rate_synthetic"] == 1.0
+    assert rep.privacy["exact_copy_rate_holdout"] == exact_copy_rate(holdout[cols], train[cols]) > 0
+    assert rep.attacks["attribute_disclosure"]["nodeg"]["disco_holdout"] == out["disco_holdout"]
+
+
+def test_membership_auc_warns_on_a_small_effective_sample(parts):
+    train, holdout, other = parts
+    w = np.ones(len(train))
+    w[0] = 1e6  # 2,000 members, but one holds nearly all the weight
+    with pytest.warns(UserWarning, match=r"2000 members and 2000 non-members of positive weight, whose weights leave "
+                                         r"effective sample sizes \(Kish\) of 1\.0 and 2000\.0.* about 0\.288"):
+        membership_auc(train, other, holdout, train_weights=w)  # sqrt((1.004 + 2000) / (12 * 1.004 * 2000))
+
+
+def test_members_of_weight_zero_are_left_out_before_subsampling(parts):
+    train, holdout, other = parts
+    w = np.zeros(len(train))
+    keep = [1, 3, 4, 6, 7]
+    w[keep] = 1.0
+    # subsampling 200 of the 2,000 members would most likely keep none of the 5 that count
+    with pytest.warns(UserWarning, match="scored on 5 members and 5 non-members"):
+        auc = membership_auc(train, other, holdout, train_weights=w, max_rows=200)
+    with pytest.warns(UserWarning, match="scored on 5 members"):
+        assert auc == membership_auc(train.iloc[keep], other, holdout, max_rows=200)
+    with pytest.warns(UserWarning, match="scored on 5 members"):
+        rep = evaluate(train.assign(w=w), other, holdout_df=holdout.assign(w=1.0), weight_col="w", pmse=False,
+                       progress=False, attacks=True)
+    assert 0.0 <= rep.attacks["membership_auc"] <= 1.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sensitive": ["re78"]}, r"The 'sensitive' parameter \(\['re78'\]\) needs quasi-identifiers.*'quasi_identifiers'"),
+    ({"quasi_identifiers": [], "sensitive": ["re78"]}, "'sensitive' parameter .* needs quasi-identifiers"),
+    ({"quasi_identifiers": ["age"], "sensitive": []}, "The 'sensitive' parameter must be a non-empty list"),
+    ({"quasi_identifiers": "age"}, r"The 'quasi_identifiers' parameter must be a list .* Got 'age' instead"),
+    ({"quasi_identifiers": ["age"], "sensitive": "re78"}, r"The 'sensitive' parameter must be .* Got 're78' instead"),
+])
+def test_evaluate_refuses_attack_settings_it_would_ignore(parts, kwargs, match):
+    train, holdout, other = parts
+    with pytest.raises(DataValidationError, match=match):
+        evaluate(train, other, holdout_df=holdout, pmse=False, progress=False, attacks=True, **kwargs)
+
+
+def test_evaluate_warns_when_the_holdout_is_the_training_data(parts):
+    train, _, _ = parts
+    cols = QUASI + ["re78"]
+    with pytest.warns(PrivacyRiskWarning, match="100.0% of the holdout rows are exact copies of training rows"):
+        rep = evaluate(train[cols], train[cols].copy(), holdout_df=train[cols].copy(), pmse=False, progress=False,
+                       attacks=True)
+    assert rep.attacks["membership_auc"] == 0.5  # what the warning is about: the copy goes unseen
+
+
+def test_html_shows_the_attacks_beside_the_fidelity_figures(parts, tmp_path):
+    train, holdout, _ = parts
+    cols = QUASI + ["re78"]
+    with pytest.warns(PrivacyRiskWarning):
+        rep = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, progress=False,
+                       attacks=True, quasi_identifiers=QUASI, sensitive=["re78"])
+    text = rep.to_html(tmp_path / "copy.html").read_text()
+    # every fidelity score of a verbatim copy is green: the attacks alone make the verdict red
+    assert '<p class="verdict red" id="verdict">' in text
+    assert "Furthest above: membership_auc of all 0.9" in text and "and the attacks" in text
+    privacy = text[text.index('id="privacy"'):text.index('id="dcr"')]
+    disco = rep.attacks["attribute_disclosure"]["re78"]
+    assert re.search(r"<td>membership AUC</td><td></td><td>0\.9\d+</td><td>0\.5</td><td><span class=\"light red\">",
+                     privacy)
+    assert (f"<td>DiSCO</td><td>re78</td><td>{disco['disco_synthetic']:.4g}</td>"
+            f"<td>{disco['disco_holdout']:.4g}</td><td><span class=\"light red\">") in privacy
+    assert "<td>attribution</td><td>re78</td>" in privacy and "age, educ, black, hisp, marr, re74, re75" in privacy
+    whole = text[text.index('id="whole-file"'):text.index('id="variables"')]
+    assert re.search(r"<td>membership_auc</td>\s*<td>0\.9\d+</td>\s*<td>0\.5</td>\s*<td><span class=\"light red\">",
+                     whole)
+    # without the attacks the same file reads green, as before
+    with pytest.warns(PrivacyRiskWarning):
+        plain = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, progress=False)
+    plain_text = plain.to_html(tmp_path / "plain.html").read_text()
+    assert '<p class="verdict green" id="verdict">' in plain_text and 'id="attacks"' not in plain_text

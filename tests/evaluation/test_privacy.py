@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from microplex._errors import DataValidationError
-from microplex.evaluation.privacy import PrivacyRiskWarning, dcr, encode_records, exact_copy_rate, privacy_summary
+from microplex.evaluation.privacy import (
+    PrivacyRiskWarning, dcr, encode_records, exact_copy_rate, privacy_summary, row_codes,
+)
 
 
 @pytest.fixture
@@ -79,3 +81,39 @@ def test_empty_query_raises(frames):
     train, _ = frames
     with pytest.raises(DataValidationError, match="got 0 query rows"):
         dcr(train.iloc[:0], train)
+
+
+def test_row_codes_compare_numbers_as_numbers_whatever_the_dtype():
+    a = pd.DataFrame({"x": pd.Series([1, 2, None], dtype="Int64"), "g": pd.Series(["a", "b", None], dtype="category")})
+    b = pd.DataFrame({"x": [2.0, np.nan, 1.0, 1.0, 1.0], "g": ["b", None, "a", "b", "1"]})
+    ca, cb = row_codes([a, b], ["x", "g"])
+    assert cb[0] == ca[1] and cb[1] == ca[2] and cb[2] == ca[0]  # 2 == 2.0, NA == NaN, category == str
+    assert len({*ca, cb[3]}) == 4  # a different string
+    c = pd.DataFrame({"x": [1, 1], "g": [1, "1"]})
+    assert row_codes([c], ["x", "g"])[0].tolist() == [0, 1]  # the number 1 is not the string "1"
+    assert [x.tolist() for x in row_codes([a.iloc[:0], a], [])] == [[], [0, 0, 0]]
+
+
+def test_exact_copies_are_found_across_int_and_float_dtypes(frames):
+    train, holdout = frames
+    assert exact_copy_rate(train.astype({"age": float}), train) == 1.0
+    assert exact_copy_rate(train.astype({"age": "Int64"}), train.astype({"age": float})) == 1.0
+    missing = train.assign(income=train["income"].mask(train.index % 3 == 0))
+    assert exact_copy_rate(missing.astype({"age": "Int64"}), missing) == 1.0  # missing equals missing
+    with pytest.warns(PrivacyRiskWarning, match="100.0% of synthetic records copy a training record exactly"):
+        privacy_summary(train, train.astype({"age": float}), holdout)
+
+
+def test_a_holdout_holding_training_rows_warns(frames):
+    train, holdout = frames
+    for overlap, share in ((train.iloc[:500], "100.0%"), (pd.concat([train.iloc[:250], holdout.iloc[:250]]), "50.0%")):
+        with pytest.warns(PrivacyRiskWarning, match=rf"{share} of the holdout rows are exact copies of training rows, "
+                                                    r"while only 0.0% .* not meaningful"):
+            privacy_summary(train, holdout, overlap)
+    # discrete records repeat: a fresh holdout matches training rows about as often as training rows repeat
+    rng = np.random.default_rng(3)
+    discrete = pd.DataFrame({"age": rng.integers(18, 30, 2000), "sex": rng.choice(["f", "m"], 2000)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyRiskWarning)
+        out = privacy_summary(discrete.iloc[:1500], discrete.iloc[1500:1750], discrete.iloc[1750:])
+    assert out["exact_copy_rate_holdout"] == 1.0

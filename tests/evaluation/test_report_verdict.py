@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from microplex.evaluation import evaluate
-from microplex.evaluation._verdict import floor_scores, light, verdict_table
+from microplex.evaluation._verdict import attack_table, floor_scores, key_numbers, light, report_verdicts, verdict_table
 
 
 def make(n=800, seed=0, shift=0.0):
@@ -130,3 +130,37 @@ def test_report_screenshot_shows_the_verdict_lights(tmp_path):
     for color in ((0xc6, 0x28, 0x28), (0x2e, 0x7d, 0x32)):   # the red and green lights, above the fold
         assert (np.abs(rgb - color).sum(axis=2) < 12).sum() > 200, color
     assert (np.asarray(Image.open(shot).convert("L")) < 245).mean() > 0.05
+
+
+@pytest.mark.parametrize("auc, expected", [(0.3, "green"), (0.55, "green"), (0.56, "amber"), (0.6, "amber"),
+                                           (0.61, "red")])
+def test_attacks_are_judged_against_fresh_data(auc, expected):
+    found = {"membership_auc": auc, "attribute_disclosure": {"inc": {
+        "disco_synthetic": 0.07, "disco_holdout": 0.05, "attribution_synthetic": 0.9, "attribution_holdout": 0.4}}}
+    table = attack_table(found)
+    assert table[["metric", "variable", "floor", "verdict"]].values.tolist() == [
+        ["membership_auc", "all", 0.5, expected],
+        ["disco_synthetic", "inc", 0.05, "green"],        # within 1.5 x the holdout's
+        ["attribution_synthetic", "inc", 0.4, "amber"],   # within 3 x the holdout's
+    ]
+    assert list(table.columns) == ["metric", "variable", "subgroup", "value", "floor", "verdict"]
+    assert attack_table(None).empty
+
+
+def test_the_command_line_verdict_counts_the_attacks():
+    from microplex.evaluation import PrivacyRiskWarning
+
+    real = make()
+    with pytest.warns(PrivacyRiskWarning):  # a copy of the training records
+        rep = evaluate(real, real.copy(), holdout_df=make(seed=2), conditions=["sex"], pmse=False, progress=False,
+                       attacks=True)
+    fidelity = verdict_table(rep.scores, rep.floor, ["sex"])
+    table = report_verdicts(rep, ["sex"])
+    assert (fidelity["verdict"] == "green").all()
+    assert len(table) == len(fidelity) + 5  # the AUC, DiSCO and attribution of age and income
+    assert table.iloc[len(fidelity)][["metric", "verdict"]].tolist() == ["membership_auc", "red"]
+    lines = key_numbers(rep)
+    assert f"membership AUC (0.5: no advantage): {rep.attacks['membership_auc']:.4f}" in lines
+    counts = table["verdict"].value_counts()
+    assert lines[-1] == ("verdict against the real-vs-real floor and, for the attacks, fresh data: "
+                         f"{counts.get('green', 0)} green, {counts.get('amber', 0)} amber, {counts['red']} red")

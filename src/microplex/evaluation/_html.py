@@ -77,22 +77,27 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
         return ('<p class="verdict" id="verdict">No holdout was given, so there is no real-vs-real floor to '
                 "judge the scores against: pass <code>holdout_df</code> (real records not used for training) to "
                 "get a verdict per metric.</p>", None)
-    table = _verdict.verdict_table(rep.scores, rep.floor, given)
+    table = _verdict.report_verdicts(rep, given)
     counts = table["verdict"].value_counts()
     worst = next((v for v in reversed(_verdict.LIGHTS) if counts.get(v, 0)), "green")
-    text = {"green": "every judged score is within the real-vs-real floor's range",
-            "amber": "some scores sit above the real-vs-real floor's range",
-            "red": "some scores are far above the real-vs-real floor"}[worst]
+    text = {"green": "every judged score is within its floor's range",
+            "amber": "some scores sit above their floor's range",
+            "red": "some scores are far above their floor"}[worst]
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in _verdict.LIGHTS)
+    scope = "the targets, the whole file and the attacks" if rep.attacks else "the targets and the whole file"
     bad = table[table["verdict"] != "green"].assign(
         excess=lambda t: t["value"] - t["floor"]).sort_values("excess", ascending=False).head(5)
     listing = "; ".join(f"{html.escape(str(r.metric))} of {html.escape(str(r.variable))} "
                         f"{r.value:.4g} (floor {r.floor:.4g})" for r in bad.itertuples())
+    attacks = (f" The attacks are read against fresh data: the membership AUC against 0.5 (an attack with no "
+               f"advantage; green up to {_verdict.AUC_AMBER:g}, amber up to {_verdict.AUC_RED:g}), each synthetic "
+               "disclosure figure against the holdout's, with the bars above (see Privacy)." if rep.attacks else "")
     return (f'<p class="verdict {worst}" id="verdict"><b>Verdict: {text}</b> ({tally}, over {len(table)} scores '
-            f"of the targets and the whole file).{' Furthest above: ' + listing + '.' if listing else ''}</p>"
+            f"of {scope}).{' Furthest above: ' + listing + '.' if listing else ''}</p>"
             '<p class="note">Each score is read against the floor: the same metric for the holdout records '
             "against the real records, i.e. what sampling alone gives. Green: within max(1.5 x floor, floor + "
-            "0.01); amber: within max(3 x floor, floor + 0.03); red: beyond. Conditions are not judged.</p>", table)
+            f"0.01); amber: within max(3 x floor, floor + 0.03); red: beyond. Conditions are not judged.{attacks}</p>",
+            table)
 
 
 def _per_variable(rep: EvaluationReport, columns: list[str], verdicts: pd.DataFrame | None) -> str:
@@ -175,7 +180,7 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
         from ._plots_area import heldout_section
 
         body.append(heldout_section(rep))
-    if rep.privacy is not None and rep.holdout_df is not None:
+    if rep.privacy is not None and rep.holdout_df is not None:  # with the attacks' figures, when they were run
         body.append('<h2 id="privacy">Privacy</h2>')
         body.append(_privacy(rep))
     history = pf.training_history(model)
@@ -275,7 +280,8 @@ def _quantiles_or_nan(values: pd.Series, q: np.ndarray, weights: np.ndarray) -> 
 
 
 def _privacy(rep: EvaluationReport) -> str:
-    """The privacy section: the labelled histogram of distances to the closest record and the figures."""
+    """The privacy section: the attacks' figures (when run), then the labelled histogram of distances to
+    the closest record and the figures."""
     from .privacy import dcr
 
     seed = rep.provenance.get("seed", 0)
@@ -294,4 +300,34 @@ def _privacy(rep: EvaluationReport) -> str:
         "dcr_ratio = median synthetic distance / median holdout distance: about 1 or more is as far as fresh "
         "data.</p>"
     )
-    return pf.dcr_plot(d_s, d_h) + note + table
+    return _attacks(rep) + pf.dcr_plot(d_s, d_h) + note + table
+
+
+def _attacks(rep: EvaluationReport) -> str:
+    """The attack figures of the privacy section, each beside what fresh data gives, with its light."""
+    if not rep.attacks:
+        return ""
+    esc = html.escape
+    names = {"membership_auc": "membership AUC", "disco_synthetic": "DiSCO", "attribution_synthetic": "attribution"}
+    rows = "".join(
+        f"<tr><td>{names[r.metric]}</td><td>{esc(str(r.variable)) if r.variable != 'all' else ''}</td>"
+        f"<td>{r.value:.4g}</td><td>{r.floor:.4g}</td><td>{_light(r.verdict)}</td></tr>"
+        for r in _verdict.attack_table(rep.attacks).itertuples())
+    quasi = rep.attacks.get("quasi_identifiers") or []
+    disclosure = (
+        f" Attribute disclosure of each sensitive column from the quasi-identifiers ({esc(', '.join(quasi))}; numeric "
+        "ones cut into 5 groups at the training quantiles): DiSCO is the share of training records whose "
+        "quasi-identifiers occur in the synthetic file with a single sensitive value, the right one; attribution "
+        "the share whose sensitive value is the synthetic file's most frequent one for them. Beside each, the same "
+        "with the holdout released instead, which any file from the population gives: green within "
+        "max(1.5 x holdout, holdout + 0.01), amber within max(3 x holdout, holdout + 0.03), red beyond."
+        if rep.attacks.get("attribute_disclosure") else " No attribute disclosure was measured (no quasi-identifiers).")
+    note = (
+        '<p class="note">Attacks on the synthetic file, each set beside what fresh data gives. Membership '
+        "inference: the AUC of telling training records from holdout records by their distance to the closest "
+        f"synthetic record; 0.5 is an attack with no advantage (green up to {_verdict.AUC_AMBER:g}, amber up to "
+        f"{_verdict.AUC_RED:g}, red beyond).{disclosure}</p>"
+    )
+    return ('<h3 id="attacks">Attacks</h3><table class="dataframe"><thead><tr><th>attack</th><th>sensitive column</th>'
+            "<th>synthetic</th><th>fresh data</th><th>verdict</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{note}" '<h3 id="dcr">Distance to the closest record</h3>')

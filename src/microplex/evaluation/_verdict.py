@@ -12,24 +12,35 @@ For metrics where higher is better and 1 is perfect (``tv_complement``, ``contin
 the distances ``1 - value`` and ``1 - floor`` are compared. Scores of the conditions are not
 judged: the synthetic records were drawn for given conditions, so their fit says nothing about
 the model.
+
+The attacks (``evaluate(..., attacks=True)``) are judged too, each against what fresh data gives
+(:func:`attack_table`): the membership AUC against 0.5, the AUC of an attack with no advantage
+(green up to :data:`AUC_AMBER`, amber up to :data:`AUC_RED`, red beyond), and the synthetic
+file's attribute disclosure against the holdout's, its floor, by the bars above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import registry
 
-__all__ = ["LIGHTS", "floor_scores", "light", "verdict_table", "provenance", "pmse_rows", "key_numbers"]
+__all__ = ["AUC_AMBER", "AUC_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts",
+           "provenance", "pmse_rows", "key_numbers"]
 
 #: The three verdicts, best first.
 LIGHTS = ("green", "amber", "red")
 #: Metrics judged against the floor (the registry's ranked column and frame metrics, minus pMSE
 #: which the floor does not compute, and the per-cell subgroup rows).
 _SKIP = {"pmse", "subgroup_ks"}
+#: Membership AUC above which the attack is amber, and above which it is red. 0.5 is an attack with no
+#: advantage; at 2,000 members and non-members its standard error is about 0.009, so 0.55 is well
+#: beyond sampling noise, and at 0.6 members are told apart from fresh records in a clear share of pairs.
+AUC_AMBER, AUC_RED = 0.55, 0.60
 
 
 def floor_scores(real: pd.DataFrame, holdout: pd.DataFrame, real_weights: np.ndarray | None,
@@ -83,6 +94,41 @@ def verdict_table(scores: pd.DataFrame, floor: pd.DataFrame, conditions: Sequenc
     return both[[*keys, "value", "floor", "verdict"]]
 
 
+def attack_table(attacks: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The attack figures judged, with :func:`verdict_table`'s columns (empty without attacks).
+
+    ``membership_auc`` (variable ``"all"``) has 0.5 as its floor: green up to :data:`AUC_AMBER`,
+    amber up to :data:`AUC_RED`, red beyond. ``disco_synthetic`` and ``attribution_synthetic``
+    (variable: the sensitive column) have the holdout's figure as their floor and are judged by
+    :func:`light`, lower being better.
+
+    Examples
+    --------
+    >>> found = {"membership_auc": 0.97, "attribute_disclosure": {"re78": {
+    ...     "disco_synthetic": 0.24, "disco_holdout": 0.05, "attribution_synthetic": 0.41, "attribution_holdout": 0.4}}}
+    >>> attack_table(found)[["metric", "variable", "floor", "verdict"]].values.tolist()
+    [['membership_auc', 'all', 0.5, 'red'], ['disco_synthetic', 're78', 0.05, 'red'], ['attribution_synthetic', 're78', 0.4, 'green']]
+    """
+    rows: list[tuple[str, str, str, float, float, str]] = []
+    if attacks:
+        auc = float(attacks["membership_auc"])
+        verdict = "green" if auc <= AUC_AMBER else "amber" if auc <= AUC_RED else "red"
+        rows.append(("membership_auc", "all", "all", auc, 0.5, verdict))
+        for col, out in attacks.get("attribute_disclosure", {}).items():
+            for kind in ("disco", "attribution"):
+                value, floor = float(out[f"{kind}_synthetic"]), float(out[f"{kind}_holdout"])
+                rows.append((f"{kind}_synthetic", col, "all", value, floor, light(value, floor, "lower")))
+    return pd.DataFrame(rows, columns=["metric", "variable", "subgroup", "value", "floor", "verdict"])
+
+
+def report_verdicts(rep: Any, given: Sequence[str] = ()) -> pd.DataFrame:
+    """Every verdict of a report with a holdout: :func:`verdict_table` of its scores (``given``: the
+    conditions, not judged), then :func:`attack_table` of its attacks."""
+    table = verdict_table(rep.scores, rep.floor, given)
+    attacks = attack_table(rep.attacks)
+    return pd.concat([table, attacks], ignore_index=True) if len(attacks) else table
+
+
 def provenance(model: object | None = None) -> dict[str, object]:
     """Settings of a fitted ``model`` for the report's header (class, parameters, epochs run, records)."""
     if model is None:
@@ -117,7 +163,8 @@ def pmse_rows(n_real: int, n_synthetic: int) -> str:
 
 def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS, correlation error, pMSE,
-    DCR ratio, worst calibration error and the verdict tally (when a holdout was given)."""
+    DCR ratio, membership AUC, worst calibration error and the verdict tally (when a holdout was given; with the
+    attacks' verdicts when they were run)."""
     scores = rep.scores
     given = set(given) | set(rep.conditions)
     lines = []
@@ -125,7 +172,8 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
     if len(ks):
         worst = ks.loc[ks["value"].idxmax()]
         lines.append(f"worst KS of a target: {worst['value']:.4f} ({worst['variable']})")
-    for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio")):
+    for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio"),
+                          ("membership_auc", "membership AUC (0.5: no advantage)")):
         value = rep.score(metric)
         if np.isfinite(value):
             lines.append(f"{label}: {value:.4f}")
@@ -136,6 +184,7 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
     if len(cal):
         lines.append(f"largest calibration error: {100 * cal['value'].max():.3g}% over {len(cal)} targets")
     if rep.floor is not None:
-        counts = verdict_table(scores, rep.floor, sorted(given))["verdict"].value_counts()
-        lines.append("verdict against the real-vs-real floor: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in LIGHTS))
+        counts = report_verdicts(rep, sorted(given))["verdict"].value_counts()
+        against = "the real-vs-real floor" + (" and, for the attacks, fresh data" if rep.attacks else "")
+        lines.append(f"verdict against {against}: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in LIGHTS))
     return lines

@@ -26,13 +26,14 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
-from .._stats import check_weights, is_numeric, weighted_quantile
-from .privacy import encode_records
+from .._stats import check_weights, is_numeric, kish_ess, weighted_quantile
+from .privacy import encode_records, row_codes
 
 __all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
 
-#: Fewest members (and non-members) :func:`membership_auc` scores without a warning: at 200 each, an
-#: attack with no advantage scatters by about 0.029 (standard error) around 0.5.
+#: Fewest members (and non-members) :func:`membership_auc` scores without a warning, in effective
+#: sample size (Kish's, of their weights; their number with equal weights): at 200 each, an attack
+#: with no advantage scatters by about 0.029 (standard error) around 0.5.
 MIN_ATTACK_ROWS = 200
 
 
@@ -71,6 +72,28 @@ def _subsample(df: pd.DataFrame, w: np.ndarray, size: int, rng: np.random.Genera
     return df.iloc[idx], w[idx]
 
 
+def _warn_small_attack(member_weights: np.ndarray, other_weights: np.ndarray) -> None:
+    """Warns when the members or non-members scored have an effective sample size (Kish) below
+    :data:`MIN_ATTACK_ROWS` (their number, with equal weights), stating the AUC's standard error
+    where the release gives no advantage, ``sqrt((n_m + n_o) / (12 n_m n_o))`` at effective sizes
+    ``n_m`` and ``n_o`` (``sqrt(1 / (6 n))`` for ``n`` of each)."""
+    ess_m, ess_o = kish_ess(member_weights), kish_ess(other_weights)
+    if min(ess_m, ess_o) >= MIN_ATTACK_ROWS:
+        return
+    se = math.sqrt((ess_m + ess_o) / (12.0 * ess_m * ess_o))
+    scored = f"{member_weights.size} members and {other_weights.size} non-members"
+    if all(math.isclose(ess, w.size, rel_tol=1e-9) for ess, w in ((ess_m, member_weights), (ess_o, other_weights))):
+        how, fix = scored, f"Score at least {MIN_ATTACK_ROWS} of each (training and holdout records, 'max_rows')."
+    else:
+        how = (f"{scored} of positive weight, whose weights leave effective sample sizes (Kish) of "
+               f"{ess_m:.1f} and {ess_o:.1f}")
+        fix = (f"Score records whose weights give an effective sample size of at least {MIN_ATTACK_ROWS} "
+               "of each (weights spread over more records).")
+    warnings.warn(
+        f"The membership AUC is scored on {how}: where the release gives no advantage it still scatters by "
+        f"about {se:.3f} (standard error) around 0.5. {fix}", UserWarning, stacklevel=3)
+
+
 def membership_auc(
     train_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
@@ -90,6 +113,7 @@ def membership_auc(
     synthetic file (what the attacker holds). The AUC of members against non-members, weighted
     by their survey weights when given, is 0.5 when the release does not tell members from
     fresh records; values above it measure the advantage the release gives the attacker.
+    Records of weight 0 are left out before the subsampling.
 
     Parameters
     ----------
@@ -103,6 +127,12 @@ def membership_auc(
         Most members and non-members scored (``None``: all).
     seed : int or None, default=0
         Seeds the subsampling.
+
+    Warns
+    -----
+    UserWarning
+        When the members or non-members scored have an effective sample size (Kish) below
+        :data:`MIN_ATTACK_ROWS`, with the AUC's standard error where the release gives no advantage.
 
     Examples
     --------
@@ -123,16 +153,16 @@ def membership_auc(
             raise DataValidationError(f"{label} lacks the columns {missing} of the attack.")
     wt = check_weights(train_weights, len(train_df), "train weights")
     wh = check_weights(holdout_weights, len(holdout_df), "holdout weights")
-    size = min(len(train_df), len(holdout_df), max_rows or max(len(train_df), len(holdout_df)))
-    if size < MIN_ATTACK_ROWS:
-        warnings.warn(
-            f"The membership AUC is scored on {size} members and {size} non-members: where the release gives "
-            f"no advantage it still scatters by about {math.sqrt(1.0 / (6.0 * size)):.3f} (standard error) "
-            f"around 0.5. Score at least {MIN_ATTACK_ROWS} of each (training and holdout records, 'max_rows').",
-            UserWarning, stacklevel=2)
+    # Records of weight 0 do not enter the weighted AUC: leave them out before subsampling, so that the
+    # subsample is drawn among the records that count (a uniform subsample of them keeps the estimand,
+    # and cannot lose every weighted record).
+    members, others = train_df.loc[wt > 0, columns], holdout_df.loc[wh > 0, columns]
+    wt, wh = wt[wt > 0], wh[wh > 0]
+    size = min(len(members), len(others), max_rows or max(len(members), len(others)))
     rng = np.random.default_rng(seed)
-    members, wt = _subsample(train_df[columns], wt, size, rng)
-    others, wh = _subsample(holdout_df[columns], wh, size, rng)
+    members, wt = _subsample(members, wt, size, rng)
+    others, wh = _subsample(others, wh, size, rng)
+    _warn_small_attack(wt, wh)
     from sklearn.neighbors import NearestNeighbors
 
     xs, xm, xo = encode_records(synthetic_df[columns], members, others, columns=columns)
@@ -143,41 +173,37 @@ def membership_auc(
 
 
 def _cells(frames: list[pd.DataFrame], columns: list[str], reference: pd.DataFrame, w: np.ndarray,
-           bins: int) -> list[pd.Series]:
-    """Each frame's cell labels over ``columns``: numeric columns with more than ``bins`` distinct
-    values are cut at the weighted quantiles of ``reference`` (the training records)."""
-    parts: list[list[pd.Series]] = [[] for _ in frames]
+           bins: int) -> list[np.ndarray]:
+    """Each frame's cell codes over ``columns`` (:func:`~.privacy.row_codes`): numeric columns with more
+    than ``bins`` distinct values are cut at the weighted quantiles of ``reference`` (the training records)."""
+    labels: list[dict[str, object]] = [{} for _ in frames]
     for c in columns:
         ref = reference[c]
         cut = None
         if is_numeric(ref) and ref.nunique() > bins:
             x = ref.to_numpy(dtype=float, na_value=np.nan)
             keep = ~np.isnan(x)
-            edges = np.unique(weighted_quantile(x[keep], np.linspace(0, 1, bins + 1)[1:-1], w[keep]))
-            cut = edges
+            cut = np.unique(weighted_quantile(x[keep], np.linspace(0, 1, bins + 1)[1:-1], w[keep]))
         for k, f in enumerate(frames):
-            if cut is not None:
-                x = f[c].to_numpy(dtype=float, na_value=np.nan)
-                label = pd.Series(np.where(np.isnan(x), -1, np.searchsorted(cut, x, side="right")), index=f.index)
+            if cut is None:
+                labels[k][c] = f[c].reset_index(drop=True)  # its dtype kept: row_codes compares numbers as numbers
             else:
-                label = f[c].astype(object).where(f[c].notna(), None)
-            parts[k].append(label.map(repr))
-    return [pd.concat(p, axis=1).agg("\x1f".join, axis=1) if len(f) else pd.Series([], dtype=object)
-            for p, f in zip(parts, frames)]
+                x = f[c].to_numpy(dtype=float, na_value=np.nan)
+                labels[k][c] = np.where(np.isnan(x), -1, np.searchsorted(cut, x, side="right"))
+    return row_codes([pd.DataFrame(lab, index=pd.RangeIndex(len(f))) for lab, f in zip(labels, frames)], columns)
 
 
-def _disclosed(keys: pd.Series, values: pd.Series, w: np.ndarray, rel_keys: pd.Series, rel_values: pd.Series,
+def _disclosed(keys: np.ndarray, values: np.ndarray, w: np.ndarray, rel_keys: np.ndarray, rel_values: np.ndarray,
                rel_w: np.ndarray) -> tuple[float, float]:
-    """(DiSCO, attribution) shares of the records (keys, values, w) against a released file."""
-    rel = pd.DataFrame({"k": rel_keys.to_numpy(), "v": rel_values.to_numpy(), "w": rel_w})
+    """(DiSCO, attribution) shares of the records (cell codes keys, values, w) against a released file."""
+    rel = pd.DataFrame({"k": rel_keys, "v": rel_values, "w": rel_w})
     rel = rel[rel["w"] > 0]
     table = rel.groupby(["k", "v"], sort=True)["w"].sum().reset_index()
     n_values = table.groupby("k")["v"].size()
     mode = table.sort_values(["k", "w"], ascending=[True, False], kind="stable").drop_duplicates("k").set_index("k")["v"]
-    k, v = keys.to_numpy(), values.to_numpy()
-    predicted = mode.reindex(k).to_numpy()
-    correct = predicted == v  # NaN (a key absent from the release) never equals a label
-    unique = (n_values.reindex(k).to_numpy() == 1)
+    predicted = mode.reindex(keys).to_numpy()
+    correct = predicted == values  # NaN (a key absent from the release) never equals a label
+    unique = (n_values.reindex(keys).to_numpy() == 1)
     total = w.sum()
     return float(np.sum(w * (correct & unique)) / total), float(np.sum(w * correct) / total)
 

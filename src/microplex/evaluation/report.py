@@ -70,7 +70,9 @@ class EvaluationReport:
     attacks : dict or None
         With ``attacks=True``: ``membership_auc`` (:func:`~microplex.evaluation.attacks.membership_auc`)
         and, per sensitive column, the :func:`~microplex.evaluation.attacks.attribute_disclosure`
-        figures (``{"membership_auc": float, "attribute_disclosure": {column: dict}}``).
+        figures from ``quasi_identifiers`` (``{"membership_auc": float, "attribute_disclosure":
+        {column: dict}, "quasi_identifiers": list}``). The HTML report shows them in its privacy
+        section and judges them in its verdict.
     """
 
     scores: pd.DataFrame
@@ -244,9 +246,10 @@ def evaluate(
         ``variable``). Weighted by ``weight_col`` (training and holdout) and
         ``synthetic_weight_col``.
     quasi_identifiers : sequence of str, default=None
-        Columns an attacker knows; ``conditions`` when None.
+        Columns an attacker knows; ``conditions`` when None. Empty: no attribute disclosure.
     sensitive : sequence of str, default=None
         Columns whose disclosure is measured; every column but the quasi-identifiers when None.
+        When given, it must name at least one column and there must be quasi-identifiers.
     progress : bool, default=True
         Show a progress bar (one step per column and per whole-file metric, then the calibration
         check, the privacy check, the attacks and the real-vs-real floor); the command line hides
@@ -255,6 +258,12 @@ def evaluate(
     Returns
     -------
     EvaluationReport
+
+    Warns
+    -----
+    PrivacyRiskWarning
+        As :func:`~microplex.evaluation.privacy.privacy_summary`: synthetic records closer to the
+        training records than the holdout's, or a holdout that holds training records.
 
     Examples
     --------
@@ -307,6 +316,8 @@ def evaluate(
     for c in conditions:
         if c not in columns:
             raise DataValidationError(f"Condition {c!r} is not a column of real_df: expected one of {columns}.")
+    if attacks:
+        quasi_identifiers, sensitive = _attack_columns(quasi_identifiers, sensitive, conditions, columns)
     check_frames(real_df, synthetic_df, columns)
     if holdout_df is not None:
         check_frames(real_df, holdout_df, columns, name="holdout_df")
@@ -342,8 +353,8 @@ def evaluate(
     found = None
     if attacks:
         bar("attacks")
-        found, attack_rows = _attacks(real, synth, holdout, holdout_df, weight_col, wr, ws, columns,
-                                      quasi_identifiers if quasi_identifiers is not None else conditions, sensitive, seed)
+        found, attack_rows = _attacks(real, synth, holdout, holdout_df, weight_col, wr, ws, quasi_identifiers,
+                                      sensitive, seed)
         rows += attack_rows
     if rows:
         scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)
@@ -397,22 +408,42 @@ def _progress_bar(show: bool, n_columns: int, holdout: bool, attacks: bool, targ
     return _Bar(show, total)
 
 
-def _attacks(real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | None, holdout_df: pd.DataFrame | None,
-             weight_col: str | None, wr: np.ndarray | None, ws: np.ndarray | None, columns: list[str],
-             quasi: Sequence[str], sensitive: Sequence[str] | None, seed: int | None) -> tuple[dict, list]:
-    """The attacks of ``evaluate(..., attacks=True)``: their results and their score rows."""
-    from . import attacks
+def _attack_columns(quasi: Sequence[str] | None, sensitive: Sequence[str] | None, conditions: list[str],
+                    columns: list[str]) -> tuple[list[str], list[str]]:
+    """The quasi-identifiers and sensitive columns of ``evaluate(..., attacks=True)``, checked.
 
-    quasi = check_names(list(quasi), "quasi_identifiers")
-    sensitive = check_names(list(sensitive) if sensitive is not None else [c for c in columns if c not in quasi],
-                            "sensitive")
+    Quasi-identifiers default to the conditions, sensitive columns to every other column. Sensitive
+    columns given without any quasi-identifier are refused: attribute disclosure reads a sensitive
+    value off the released records that share a record's quasi-identifiers.
+    """
+    quasi = check_names(quasi, "quasi_identifiers") if quasi is not None else list(conditions)
+    if sensitive is not None:
+        sensitive = check_names(sensitive, "sensitive", allow_empty=False)
+        if not quasi:
+            raise DataValidationError(
+                f"The 'sensitive' parameter ({sensitive}) needs quasi-identifiers: attribute disclosure reads each "
+                "sensitive value off the released records that share a record's quasi-identifiers, and there are "
+                "none. Pass 'quasi_identifiers' (they default to 'conditions')."
+            )
+    else:
+        sensitive = [c for c in columns if c not in quasi]
     for label, names in (("quasi_identifiers", quasi), ("sensitive", sensitive)):
         unknown = [c for c in names if c not in columns]
         if unknown:
             raise DataValidationError(f"The {label!r} parameter names columns {unknown} that are not scored: {columns}.")
+    return quasi, sensitive
+
+
+def _attacks(real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | None, holdout_df: pd.DataFrame | None,
+             weight_col: str | None, wr: np.ndarray | None, ws: np.ndarray | None, quasi: list[str],
+             sensitive: list[str], seed: int | None) -> tuple[dict, list]:
+    """The attacks of ``evaluate(..., attacks=True)`` (columns checked by :func:`_attack_columns`): their
+    results and their score rows."""
+    from . import attacks
+
     wh = _weights_from(holdout_df, weight_col, "holdout_df")
     auc = attacks.membership_auc(real, synth, holdout, train_weights=wr, holdout_weights=wh, seed=seed)
-    found: dict[str, Any] = {"membership_auc": auc, "attribute_disclosure": {}}
+    found: dict[str, Any] = {"membership_auc": auc, "attribute_disclosure": {}, "quasi_identifiers": quasi}
     rows = [("membership_auc", "all", "all", auc)]
     for col in sensitive if quasi else []:
         out = attacks.attribute_disclosure(real, synth, holdout, quasi, col, train_weights=wr,
