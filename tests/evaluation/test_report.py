@@ -98,3 +98,12 @@ def frame(**cols):
 def test_bad_input_is_named(real, synth, kwargs, match):
     with pytest.raises(DataValidationError, match=match):
         evaluate(real, synth, pmse=False, **kwargs)
+
+
+def test_a_weighted_real_file_needs_the_holdouts_weights():
+    """Without them the real-vs-real floor compared the weighted real file with an unweighted holdout, silently
+    (the attacks already refused)."""
+    df = make()
+    with pytest.raises(DataValidationError, match=r"Weight column 'weight' is not in holdout_df"):
+        evaluate(df, make(seed=1), weight_col="weight", synthetic_weight_col="weight",
+                 holdout_df=make(seed=2).drop(columns="weight"), pmse=False, progress=False)

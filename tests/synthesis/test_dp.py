@@ -310,6 +310,138 @@ def test_a_dp_file_stripped_of_its_condition_model_is_refused(fitted):
         Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
 
 
+def _from_edited(synth: Synthesizer, edit) -> Synthesizer:
+    """``synth``'s state with its metadata edited by ``edit(meta)``, loaded as an untrusted file."""
+    import copy
+
+    meta, tensors, tables = synth._export_state()
+    meta = copy.deepcopy(meta)
+    edit(meta)
+    meta["format_version"] = 1
+    return Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
+
+
+def _recomputed(keep):
+    """An edit that keeps the record's mechanisms for which ``keep(i, mechanism)`` holds and sets
+    its epsilon to what they spend: a record that adds up, with mechanisms left out."""
+    from microplex.synthesis._dp_record import privacy_record
+
+    def edit(meta):
+        p = meta["privacy"]
+        p["mechanisms"] = [m for i, m in enumerate(p["mechanisms"]) if keep(i, m)]
+        p["epsilon"] = privacy_record({"epsilon": p["epsilon_requested"], "delta": p["delta"],
+                                       "max_grad_norm": p["max_grad_norm"]}, p["mechanisms"])["epsilon"]
+    return edit
+
+
+@pytest.mark.parametrize("keep", [
+    lambda i, m: m["part"] != "training",  # the DP-SGD-trained flow's spend left out: 4.0 -> about 2
+    lambda i, m: not m["part"].startswith("conditions."),  # the condition model the file holds left out
+    lambda i, m: i == 0,  # the statistics only
+])
+def test_a_record_without_some_of_the_fits_mechanisms_is_refused(fitted, keep):
+    """A record that adds up but leaves out mechanisms claims a smaller epsilon for the same model: the
+    mechanisms must be those its structure releases (statistics, DP-SGD, and the condition model's
+    own entries), named by the field."""
+    with pytest.raises(DataValidationError, match=r"field 'privacy.mechanisms' must be the mechanisms of this "
+                                                  r"model's fit, parts \['statistics', 'training', 'conditions"):
+        _from_edited(fitted, _recomputed(keep))
+
+
+def test_a_record_whose_condition_entries_differ_from_the_condition_models_is_refused(fitted):
+    """Every noise multiplier tripled, epsilons recomputed, the requested epsilon lowered to match:
+    the record adds up, but its condition-model entries are no longer the condition model's own
+    record (which spends 0.4 of the claimed total of about 0.28 at the same noise)."""
+    from microplex.synthesis._accountant import epsilon_spent
+    from microplex.synthesis._dp_record import privacy_record
+
+    def triple(meta):
+        p = meta["privacy"]
+        for m in p["mechanisms"]:
+            m["noise_multiplier"] *= 3
+            m["epsilon"] = epsilon_spent([m], m["delta"])
+        spent = privacy_record({"epsilon": 4.0, "delta": p["delta"], "max_grad_norm": p["max_grad_norm"]},
+                               p["mechanisms"])["epsilon"]
+        p["epsilon"] = p["epsilon_requested"] = meta["params"]["epsilon"] = spent
+
+    with pytest.raises(DataValidationError, match=r"field 'privacy.mechanisms\[2\]' must be the condition model's"):
+        _from_edited(fitted, triple)
+
+
+def test_a_condition_model_with_a_larger_budget_than_the_models_is_refused(fitted):
+    """The condition model's budget is a share of the model's: its own record (checked on its own)
+    may not request more."""
+    def raise_sub(meta):
+        meta["condition_model"]["params"]["epsilon"] = 5.0
+        meta["condition_model"]["privacy"]["epsilon_requested"] = 5.0
+
+    with pytest.raises(DataValidationError, match="field 'condition_model.privacy.epsilon_requested'"):
+        _from_edited(fitted, raise_sub)
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda meta: meta["privacy"].update(max_grad_norm=1.0), "privacy.max_grad_norm"),  # not DP-SGD's clipping norm
+    (lambda meta: meta["condition_model"]["privacy"].update(max_grad_norm=1.0),  # a tree has no DP-SGD
+     "privacy.max_grad_norm"),
+    (lambda meta: meta["history"].update(train_loss=[1.5] * len(meta["history"]["epoch"])), "history"),
+    (lambda meta: meta["history"].update(val_loss=[1.5] * len(meta["history"]["epoch"])), "history"),
+])
+def test_a_record_that_contradicts_the_files_structure_is_refused(fitted, edit, field):
+    """The record's clipping norm is its training mechanism's (none without DP-SGD), and a DP fit
+    records no loss: it trains on every record, without a validation split (`train_dp`)."""
+    assert fitted.history_[["train_loss", "val_loss"]].isna().all().all()
+    with pytest.raises(DataValidationError, match=f"field '{field}'"):
+        _from_edited(fitted, edit)
+
+
+def test_dp_claims_copied_into_a_file_fitted_without_dp_are_refused(fitted, cps):
+    """A fully synthetic model fitted without DP, its metadata given a DP file's parameters and record:
+    its condition model has no privacy record (and its history holds losses). Without conditions,
+    the losses alone give it away."""
+    plain = dict(epochs=1, hidden_features=(8,), transforms=1, verbose=False)
+    dp_params = {k: v for k, v in fitted._export_state()[0]["params"].items()
+                 if k in ("epsilon", "delta", "max_grad_norm", "public_bounds", "public_categories", "budget_split")}
+
+    def claim(source):
+        def edit(meta):
+            meta["params"].update(dp_params)
+            meta["privacy"] = source.privacy_
+        return edit
+
+    synthetic = Synthesizer(TARGETS, CONDITIONS, condition_model=True, **plain).fit(cps, seed=0)
+    with pytest.raises(DataValidationError, match="field 'condition_model.privacy' must be the condition model's own"):
+        _from_edited(synthetic, claim(fitted))
+    alone = Synthesizer(TARGETS, **plain).fit(cps, seed=0)
+    dp_alone = _dp(condition_model=None, public_categories=None, epochs=1)
+    dp_alone.set_params(condition_vars=(), public_bounds={k: BOUNDS[k] for k in TARGETS})
+    dp_alone.fit(cps, seed=0)
+    dp_params.update(public_bounds={k: list(BOUNDS[k]) for k in TARGETS}, public_categories={})
+    with pytest.raises(DataValidationError, match="field 'history' must be without losses"):
+        _from_edited(alone, claim(dp_alone))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda s: s.privacy_["mechanisms"].pop(),
+    lambda s: s.privacy_.update(epsilon=s.privacy_["epsilon"] / 2),
+    lambda s: s.condition_model_.privacy_["mechanisms"][0].update(noise_multiplier=1e3),
+])
+def test_save_refuses_a_record_that_load_would_refuse_and_writes_nothing(cps, tmp_path, mutate):
+    """save runs the loader's check of the record: an in-memory ``privacy_`` edited after the fit is
+    refused before anything is written."""
+    synth = _dp(epochs=1).fit(cps, seed=0)
+    mutate(synth)
+    with pytest.raises(DataValidationError, match="nothing is written.*field 'privacy"):
+        synth.save(tmp_path / "m.mpx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_public_categories_must_be_ordered_not_a_set(cps):
+    """A set is refused for what it is (its iteration order, which the file's params keep, varies
+    between runs), not as having too few categories."""
+    with pytest.raises(DataValidationError, match="'public_categories'.*a list or tuple.*'black' has a set"):
+        _dp(public_categories={**CATEGORIES, "black": {0, 1}}).fit(cps)
+
+
 def test_files_without_dp_have_no_dp_parameters(cps):
     synth = Synthesizer(TARGETS, CONDITIONS, epochs=1, hidden_features=(8,), transforms=1, verbose=False).fit(cps)
     meta = synth._export_state()[0]
@@ -884,8 +1016,10 @@ def test_the_dp_pattern_head_is_at_most_dp_head_width_wide(cps, tmp_path):
 
 def test_a_dp_file_with_a_head_as_wide_as_the_flow_still_loads(cps, tmp_path):
     """Files written before the cap (session 30) hold a head as wide as the flow's networks: they
-    load with that head and give the same draws; a refit of the loaded model uses the cap."""
-    synth = _dp(epochs=1, hidden_features=(48,)).fit(cps, seed=0)
+    load with that head and give the same draws; a refit of the loaded model uses the cap. (One
+    condition: such files predate the condition tree, see the next test.)"""
+    synth = Synthesizer(TARGETS, ["age"], condition_model=True, epsilon=4.0, delta=1e-5, epochs=1, batch_size=200,
+                        hidden_features=(48,), transforms=1, verbose=False, public_bounds=BOUNDS).fit(cps, seed=0)
     old = synth._new_model(older_dp_layout=True)  # the layout of the older files
     old.load_state_dict({k: v for k, v in synth.model_.state_dict().items() if not k.startswith("head.")}, strict=False)
     synth.model_ = old
@@ -894,6 +1028,19 @@ def test_a_dp_file_with_a_head_as_wide_as_the_flow_still_loads(cps, tmp_path):
     assert _head_widths(loaded) == [48]
     pd.testing.assert_frame_equal(loaded.sample(60, seed=1), synth.sample(60, seed=1))
     assert _head_widths(loaded.fit(cps, seed=0)) == [32]
+
+
+def test_the_older_dp_layout_is_refused_with_a_condition_trees_record(fitted, tmp_path):
+    """The older layout (a head as wide as the flow's, no base scale) is also that of a model fitted
+    without DP. The condition tree came after it, so a file whose record lists a tree's mechanisms
+    was written with the current layout: the older one is refused there (a non-DP main model under
+    a DP file's record and condition model), naming the tensors."""
+    old = fitted._new_model(older_dp_layout=True)
+    meta, tensors, _ = fitted._export_state()
+    sub = {k: v for k, v in tensors.items() if k.startswith("condition_model.")}
+    with pytest.raises(DataValidationError, match="flow.base_scale"):
+        Synthesizer._from_state({**meta, "format_version": 1}, {**old.state_dict(), **sub}, {}, "'m.mpx'")
+    assert "conditions.tree_tables" in [m["part"] for m in fitted.privacy_["mechanisms"]]
 
 
 def test_a_base_scale_keeps_the_flow_a_density():

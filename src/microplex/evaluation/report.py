@@ -360,7 +360,7 @@ def evaluate(
         scores = pd.concat([scores, pd.DataFrame(rows, columns=_COLUMNS)], ignore_index=True)
     floor = None
     if holdout is not None:
-        wh = _weights_from(holdout_df, weight_col, "holdout_df") if weight_col in holdout_df.columns else None
+        wh = _weights_from(holdout_df, weight_col, "holdout_df")  # as the attacks: the floor compares weighted with weighted
         floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed, tick=lambda step: bar(f"floor: {step}"))
     bar.close()
     return EvaluationReport(

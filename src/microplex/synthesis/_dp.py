@@ -192,7 +192,10 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         bounds[name] = (float(b[0]), float(b[1]))
     cats = {}
     for name, c in _mapping(synth.public_categories, "public_categories").items():
-        ok = isinstance(c, list | tuple) and len(c) >= 2 and all(
+        if not isinstance(c, list | tuple):  # a set's order, which a model file's params keep, varies between runs
+            raise _fail("public_categories", f"a mapping of column to a list or tuple of categories; column {name!r} "
+                        f"has a {type(c).__name__}", c)
+        ok = len(c) >= 2 and all(
             isinstance(v, str | bool | numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v)) for v in c)
         if not ok or not pd.Index(list(c), dtype=object).is_unique:
             raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories; column {name!r}", c)
@@ -311,10 +314,14 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
     return data, np.minimum(w, top) / top
 
 
+#: The prefix of the condition model's entries in the main model's ``privacy_["mechanisms"]``.
+NESTED_PREFIX = "conditions."
+
+
 def nested_mechanisms(synth: Synthesizer) -> list[dict]:
-    """The condition model's mechanisms, their parts prefixed with ``conditions.``."""
+    """The condition model's mechanisms, their parts prefixed with :data:`NESTED_PREFIX`."""
     sub = getattr(synth, "condition_model_", None)
-    return [] if sub is None else [dict(m, part="conditions." + m["part"]) for m in sub.privacy_["mechanisms"]]
+    return [] if sub is None else [dict(m, part=NESTED_PREFIX + m["part"]) for m in sub.privacy_["mechanisms"]]
 
 
 #: Rows drawn from the DP condition model to standardize the main model's numeric conditions

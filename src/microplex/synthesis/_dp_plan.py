@@ -26,13 +26,15 @@ from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
 from ._checks import uses_condition_model
 from ._dp import _check_split
+from ._dp_tree import PARTS as TREE_PARTS
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
 
 __all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_HEAD_LR_SCALE", "DP_HEAD_WIDTH", "DP_LEARNING_RATE", "DP_MIN_BATCH",
            "DP_NORM_RANGE", "auto_max_grad_norm", "head_features",
-           "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "solve_sigma"]
+           "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "record_parts",
+           "solve_sigma"]
 
 #: Epochs of ``epochs="auto"`` with ``epsilon`` set.
 DP_EPOCHS = 20
@@ -103,6 +105,23 @@ def _too_small(epsilon: float, delta: float, q: float, steps: int, what: str, ca
         f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
         f"multiplier above {cap:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
         "lower 'epochs' or raise 'batch_size'.")
+
+
+def record_parts(tree: bool) -> tuple[str, ...]:
+    """The parts of one model's entries of ``privacy_["mechanisms"]``, in the order a fit records
+    them: the statistics release, then DP-SGD's ``"training"`` or, for a condition model fitted as
+    a tree (``tree``; :mod:`._dp_tree`), the tree's selection and tables (:func:`plan` gives the
+    tree one part, which :func:`._dp_tree.tree_mechanisms` divides). A model with a condition
+    model follows them with the condition model's own entries, prefixed ``conditions.``
+    (:func:`._dp.nested_mechanisms`). The fit builds its record in this order and the model file's
+    check (:func:`._dp_record.check_record`) holds a file's record to it.
+
+    Examples
+    --------
+    >>> record_parts(False), record_parts(True)
+    (('statistics', 'training'), ('statistics', 'tree_selection', 'tree_tables'))
+    """
+    return ("statistics",) + (TREE_PARTS if tree else ("training",))
 
 
 def mechanism(part: str, sigma: float, q: float, steps: int, sensitivity: float, delta: float) -> dict:

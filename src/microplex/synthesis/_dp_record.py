@@ -1,22 +1,39 @@
-"""The audit trail of a differentially private Synthesizer: ``privacy_``, and its check on load.
+"""The audit trail of a differentially private Synthesizer: ``privacy_``, and its check on load and save.
 
 ``privacy_`` records every noisy release of a fit (:mod:`._dp`) and the epsilon their composition
 spends; a model file's record is untrusted and re-verified against the accountant
-(:mod:`._accountant`) when loaded.
+(:mod:`._accountant`) when loaded, and against the structure of the file's model
+(:func:`check_record`: the mechanisms that model's fit releases, the condition model's own record,
+no training loss). :meth:`Synthesizer.save` runs the same check before writing anything, so it
+never writes a file that :meth:`Synthesizer.load` refuses.
+
+The check cannot tell a record that was re-created whole: a file whose mechanisms were all given
+larger noise multipliers, with every epsilon recomputed and the requested ``epsilon`` lowered to
+match, is consistent in every field the loader can see. Only a signature over the file, which
+microplex does not write, would show that.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .._errors import DataValidationError
 from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent
-from ._dp import PARTS
+from ._conditions import KEY as CONDITION_MODEL_KEY
+from ._dp import NESTED_PREFIX as NESTED
+from ._dp import nested_mechanisms
+from ._dp_plan import record_parts
+from ._dp_tree import KEY as TREE_KEY
 from ._dp_tree import PARTS as TREE_PARTS
 
-__all__ = ["check_privacy", "privacy_record"]
+if TYPE_CHECKING:
+    from .synthesizer import Synthesizer
+
+__all__ = ["check_privacy", "check_record", "privacy_record"]
 
 
 def privacy_record(dp: dict[str, Any], mechanisms: list[dict]) -> dict[str, Any]:
@@ -27,7 +44,7 @@ def privacy_record(dp: dict[str, Any], mechanisms: list[dict]) -> dict[str, Any]
     delta = dp["delta"]
     groups: dict[bool, list[dict]] = {}
     for m in mechanisms:  # the main model's mechanisms and the condition model's
-        groups.setdefault(m["part"].startswith("conditions."), []).append(m)
+        groups.setdefault(m["part"].startswith(NESTED), []).append(m)
     by_group = sum(epsilon_spent(g, sum(m["delta"] for m in g)) for g in groups.values())
     spent = min(epsilon_spent(mechanisms, delta), by_group, sum(m["epsilon"] for m in mechanisms))
     return {"epsilon": spent, "delta": delta, "epsilon_requested": dp["epsilon"], "accountant": "rdp",
@@ -57,12 +74,12 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
     mechs = value["mechanisms"]
     if not isinstance(mechs, list) or not 1 <= len(mechs) <= 8:
         raise fail("mechanisms", "a list of 1 to 8 mechanisms", mechs)
-    own_parts = PARTS[:2] + TREE_PARTS
+    own_parts = tuple(dict.fromkeys(record_parts(False) + record_parts(True)))
     for i, m in enumerate(mechs):
         if not isinstance(m, dict) or set(m) != set(_MECHANISM_KEYS):
             raise fail(f"mechanisms[{i}]", f"an object with keys {list(_MECHANISM_KEYS)}", m)
-        if m["part"] not in own_parts + ("conditions",) + tuple(f"conditions.{k}" for k in own_parts):
-            raise fail(f"mechanisms[{i}].part", f"one of {own_parts}, optionally prefixed 'conditions.'", m["part"])
+        if m["part"] not in own_parts + tuple(NESTED + k for k in own_parts):
+            raise fail(f"mechanisms[{i}].part", f"one of {own_parts}, optionally prefixed {NESTED!r}", m["part"])
         kind = ("exponential" if m["part"].endswith(TREE_PARTS[0]) and m["sampling_rate"] == 1 else
                 "gaussian" if m["sampling_rate"] == 1 else "subsampled_gaussian")
         if m["mechanism"] != kind:  # the exponential mechanism is recorded by its RDP's Gaussian multiplier
@@ -92,4 +109,73 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
         raise fail("epsilon", f"the epsilon its mechanisms spend ({again['epsilon']:.6g}), at most {epsilon!r}", spent)
     if sum(m["delta"] for m in mechs) > delta * (1 + 1e-9):
         raise fail("mechanisms", f"mechanisms whose deltas sum to at most {delta!r}", [m["delta"] for m in mechs])
+    return value
+
+
+def check_record(synth: Synthesizer, value: Any, label: str) -> dict[str, Any]:
+    """``value``, the ``privacy_`` of the fitted or restored DP ``synth``, checked as a model file's
+    record: its fields and epsilon (:func:`check_privacy`, at the fitted ``epsilon`` and
+    ``delta``), and its agreement with the structure of ``synth``:
+
+    * its mechanisms are those ``synth``'s fit releases, in order (:func:`._dp_plan.record_parts`):
+      the statistics, then DP-SGD's training or, for a condition model fitted as a tree (it holds
+      ``condition_tree_``), the tree's selection and tables; then, with a condition model, that
+      model's own entries prefixed ``conditions.``, equal to them in every field. The condition
+      model must be a DP one (its own record, checked when it was restored) whose requested
+      epsilon and delta are at most ``synth``'s (a share of its budget). A record that drops a
+      mechanism, or lists a condition model's that the file does not hold, is refused;
+    * its ``max_grad_norm`` is the training mechanism's sensitivity (the parameter's value when
+      set), and ``None`` without DP-SGD;
+    * ``history_`` holds no loss: a DP fit trains on every record, without a validation split, and
+      records the epochs only (the losses would read the data without noise).
+
+    The loader (:func:`._state.restore_state`) and :func:`._state.export_state` (:meth:`save`) run
+    it, so a record that :meth:`load` refuses is never written. Raises a DataValidationError naming
+    ``label`` and the field."""
+    def fail(field: str, expected: str, got: Any) -> DataValidationError:
+        return DataValidationError(f"{label} is not a valid Synthesizer model file: field {field!r} must be "
+                                   f"{expected}. Got {repr(got)[:77]} instead.")
+
+    params = synth.fitted_params_
+    value = check_privacy(value, label, float(params["epsilon"]), float(params["delta"]))
+    mechs = value["mechanisms"]
+    own = record_parts(hasattr(synth, "condition_tree_"))
+    sub = getattr(synth, "condition_model_", None)
+    if sub is not None:
+        if not hasattr(sub, "privacy_"):
+            raise fail(f"{CONDITION_MODEL_KEY}.privacy", "the condition model's own privacy record: the conditions "
+                       "of a DP model are drawn from a condition model fitted with differential privacy on its "
+                       "'conditions' share", None)
+        check_record(sub, sub.privacy_, f"{label} (condition model)")  # on load, again: restoring it checked it
+    nested = nested_mechanisms(synth)
+    expected = list(own) + [m["part"] for m in nested]
+    parts = [m["part"] for m in mechs]
+    if parts != expected:
+        holds = " and ".join(f"{'a' if has else 'no'} {key!r}" for key, has in (
+            (TREE_KEY, hasattr(synth, "condition_tree_")), (CONDITION_MODEL_KEY, sub is not None)))
+        raise fail("privacy.mechanisms", f"the mechanisms of this model's fit, parts {expected} (the file's model "
+                   f"holds {holds})", parts)
+    for i, m in enumerate(nested, start=len(own)):
+        if mechs[i] != m:
+            raise fail(f"privacy.mechanisms[{i}]", "the condition model's own entry (its privacy.mechanisms"
+                       f"[{i - len(own)}], prefixed {NESTED!r})", mechs[i])
+    if sub is not None:
+        sub_record = sub.privacy_
+        if (sub_record["epsilon_requested"] > value["epsilon_requested"] * (1 + 1e-9)
+                or sub_record["delta"] > value["delta"]):
+            raise fail(f"{CONDITION_MODEL_KEY}.privacy.epsilon_requested",
+                       f"a share of this model's budget: epsilon at most {value['epsilon_requested']!r} and delta at "
+                       f"most {value['delta']!r}", [sub_record["epsilon_requested"], sub_record["delta"]])
+    training = [m for m in mechs[:len(own)] if m["part"] == "training"]
+    clip = training[0]["sensitivity"] if training else None
+    set_clip = params["max_grad_norm"]
+    if value["max_grad_norm"] != clip or (training and set_clip is not None and float(set_clip) != clip):
+        raise fail("privacy.max_grad_norm", "the clipping norm of its training mechanism (that mechanism's "
+                   "sensitivity, and the parameter 'max_grad_norm' when set)" if training else
+                   "null: this model has no DP-SGD", value["max_grad_norm"])
+    losses = synth.history_.reindex(columns=["train_loss", "val_loss"]).to_numpy(float)
+    if not np.isnan(losses).all():
+        raise fail("history", "without losses: a DP fit trains on every record, without a validation split, and "
+                   "records no loss (it would read the data without noise)",
+                   [v for v in losses.ravel() if not np.isnan(v)][:3])
     return value

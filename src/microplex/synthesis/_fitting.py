@@ -18,7 +18,7 @@ from .._params import check_seed
 from .._random import named_child
 from . import _conditions, _dp
 from ._checks import check_effective_size
-from ._dp_plan import dp_training_settings, plan
+from ._dp_plan import dp_training_settings, plan, record_parts
 from ._dp_margins import recalibrate_margins
 from ._dp_rake import rake_pattern_head
 from ._dp_record import privacy_record
@@ -159,6 +159,8 @@ class _Fitting:
             rake_pattern_head(self, shares, seed)
             if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
                 recalibrate_margins(self, seed)
-        if dp:
-            self.privacy_ = privacy_record(dp, mechanisms + trained + _dp.nested_mechanisms(self))
+        if dp:  # the main model's own mechanisms in the order of record_parts, then the condition model's
+            own = {m["part"]: m for m in mechanisms + trained}
+            self.privacy_ = privacy_record(dp, [own[k] for k in record_parts("tree" in planned)]
+                                           + _dp.nested_mechanisms(self))
         return self

@@ -23,7 +23,8 @@ from .schema import VariableSpec
 from .serialization import check_format
 from ._dp import DP_PARAMS
 from ._dp_margins import SCALE_RANGE
-from ._dp_record import check_privacy
+from ._dp_record import check_record
+from ._dp_tree import PARTS as TREE_PARTS
 from ._schedule import BATCH_SIZE
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -55,6 +56,11 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     """
     from .. import __version__
 
+    if hasattr(synth, "privacy_"):  # the loader's check first: save never writes a file that load refuses
+        try:
+            check_record(synth, synth.privacy_, "The fitted model")
+        except DataValidationError as exc:
+            raise DataValidationError(f"Cannot save or export this Synthesizer, nothing is written: {exc}") from None
     # The parameters of the fit, not of a later set_params (which would describe another model: a file the
     # loader refuses, e.g. other network sizes or a privacy record of another epsilon); those that act only
     # when drawing (DRAW_PARAMS) as they are now.
@@ -176,8 +182,6 @@ def restore_state(
     self.patterns_ = _model_file.check_patterns(meta["patterns"], sizes, label)
     self.history_ = pd.DataFrame(meta["history"])
     self._ranges = None
-    if p["dp"]:
-        self.privacy_ = check_privacy(meta.get("privacy"), label, p["dp"]["epsilon"], p["dp"]["delta"])
     if synthetic:
         tensors, sub_tensors = _conditions.split_tensors(tensors)
         _conditions.restore_parts(self, meta, sub_tensors, label, restore_state)
@@ -197,13 +201,18 @@ def restore_state(
                                       "tree of the conditions) belongs to a DP condition model only, with its tensors.")
         tensors = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
         self.condition_tree_ = _dp_tree.ConditionTree.from_parts(meta[_dp_tree.KEY], tree_tensors, self, label)
+    if p["dp"]:  # checked against the model's structure: its condition model and tree are restored above
+        self.privacy_ = check_record(self, meta.get("privacy"), label)
     try:
         self._check_model_size(len(conditions) if tables else int(p["batch_size"] or BATCH_SIZE))
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
     model = self._new_model()
-    if p["dp"] and not _same_shapes(tensors, model.state_dict()):
-        # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale.
+    # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale (the
+    # layout of a model fitted without DP). The condition tree came later: a record with a tree's mechanisms
+    # belongs to a file of the current layout.
+    older = not any(m["part"].endswith(TREE_PARTS) for m in self.privacy_["mechanisms"]) if p["dp"] else False
+    if older and not _same_shapes(tensors, model.state_dict()):
         legacy = self._new_model(older_dp_layout=True)
         if _same_shapes(tensors, legacy.state_dict()):
             model = legacy

@@ -364,7 +364,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
 
         The file is written to a temporary name in the same folder and renamed, so a failed save
         leaves nothing behind. Models fitted with the same data, parameters and seed give
-        byte-identical files.
+        byte-identical files. A DP model's ``privacy_`` is first checked as :meth:`load` checks
+        it (a record edited after the fit raises, and nothing is written).
         """
         self._check_is_fitted()
         if not isinstance(path, str | os.PathLike):
