@@ -136,13 +136,16 @@ def test_report_screenshot_shows_the_verdict_lights(tmp_path):
                                            (0.61, "red")])
 def test_attacks_are_judged_against_fresh_data(auc, expected):
     found = {"membership_auc": auc, "attribute_disclosure": {"inc": {
-        "disco_synthetic": 0.07, "disco_holdout": 0.05, "attribution_synthetic": 0.9, "attribution_holdout": 0.4}}}
+        "disco_synthetic": 0.07, "disco_holdout": 0.05, "attribution_synthetic": 0.46, "attribution_holdout": 0.4}}}
     table = attack_table(found)
     assert table[["metric", "variable", "floor", "verdict"]].values.tolist() == [
         ["membership_auc", "all", 0.5, expected],
-        ["disco_synthetic", "inc", 0.05, "green"],        # within 1.5 x the holdout's
-        ["attribution_synthetic", "inc", 0.4, "amber"],   # within 3 x the holdout's
+        ["disco_synthetic", "inc", 0.05, "green"],        # 0.02 above the holdout's
+        ["attribution_synthetic", "inc", 0.4, "amber"],   # 0.06 above: amber, where a relative bar (1.5 x) said green
     ]
+    worse = {"membership_auc": 0.5, "attribute_disclosure": {"inc": {
+        "disco_synthetic": 0.2, "disco_holdout": 0.05, "attribution_synthetic": 0.6, "attribution_holdout": 0.4}}}
+    assert attack_table(worse)["verdict"].tolist() == ["green", "red", "red"]
     assert list(table.columns) == ["metric", "variable", "subgroup", "value", "floor", "verdict"]
     assert attack_table(None).empty
 

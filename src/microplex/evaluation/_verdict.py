@@ -16,7 +16,10 @@ the model.
 The attacks (``evaluate(..., attacks=True)``) are judged too, each against what fresh data gives
 (:func:`attack_table`): the membership AUC against 0.5, the AUC of an attack with no advantage
 (green up to :data:`AUC_AMBER`, amber up to :data:`AUC_RED`, red beyond), and the synthetic
-file's attribute disclosure against the holdout's, its floor, by the bars above.
+file's attribute disclosure against the holdout's, its floor, by absolute margins (green up to
+:data:`DISCLOSURE_AMBER` above it, amber up to :data:`DISCLOSURE_RED`, red beyond): a disclosure
+share is a share of the records an attacker infers, so its excess over fresh data's counts in
+records whatever the baseline (a relative bar let 0.60 against 0.40 read green).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import pandas as pd
 
 from . import registry
 
-__all__ = ["AUC_AMBER", "AUC_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts",
+__all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts",
            "provenance", "pmse_rows", "key_numbers"]
 
 #: The three verdicts, best first.
@@ -41,6 +44,10 @@ _SKIP = {"pmse", "subgroup_ks"}
 #: advantage; at 2,000 members and non-members its standard error is about 0.009, so 0.55 is well
 #: beyond sampling noise, and at 0.6 members are told apart from fresh records in a clear share of pairs.
 AUC_AMBER, AUC_RED = 0.55, 0.60
+#: Excess of a synthetic file's attribute disclosure (DiSCO, attribution) over the holdout's above which it is
+#: amber, and above which it is red. Between independent files of cps1 (2,000 records) the two figures differ by
+#: about 0.01 (standard deviation; at most 0.033 in the sweep of session 46), so 0.04 is beyond that noise.
+DISCLOSURE_AMBER, DISCLOSURE_RED = 0.04, 0.08
 
 
 def floor_scores(real: pd.DataFrame, holdout: pd.DataFrame, real_weights: np.ndarray | None,
@@ -99,8 +106,8 @@ def attack_table(attacks: Mapping[str, Any] | None) -> pd.DataFrame:
 
     ``membership_auc`` (variable ``"all"``) has 0.5 as its floor: green up to :data:`AUC_AMBER`,
     amber up to :data:`AUC_RED`, red beyond. ``disco_synthetic`` and ``attribution_synthetic``
-    (variable: the sensitive column) have the holdout's figure as their floor and are judged by
-    :func:`light`, lower being better.
+    (variable: the sensitive column) have the holdout's figure as their floor: green up to
+    :data:`DISCLOSURE_AMBER` above it, amber up to :data:`DISCLOSURE_RED`, red beyond.
 
     Examples
     --------
@@ -108,6 +115,9 @@ def attack_table(attacks: Mapping[str, Any] | None) -> pd.DataFrame:
     ...     "disco_synthetic": 0.24, "disco_holdout": 0.05, "attribution_synthetic": 0.41, "attribution_holdout": 0.4}}}
     >>> attack_table(found)[["metric", "variable", "floor", "verdict"]].values.tolist()
     [['membership_auc', 'all', 0.5, 'red'], ['disco_synthetic', 're78', 0.05, 'red'], ['attribution_synthetic', 're78', 0.4, 'green']]
+    >>> attack_table({"membership_auc": 0.5, "attribute_disclosure": {"y": {"disco_synthetic": 0.1, "disco_holdout": 0.1,
+    ...     "attribution_synthetic": 0.47, "attribution_holdout": 0.4}}})["verdict"].tolist()
+    ['green', 'green', 'amber']
     """
     rows: list[tuple[str, str, str, float, float, str]] = []
     if attacks:
@@ -117,7 +127,9 @@ def attack_table(attacks: Mapping[str, Any] | None) -> pd.DataFrame:
         for col, out in attacks.get("attribute_disclosure", {}).items():
             for kind in ("disco", "attribution"):
                 value, floor = float(out[f"{kind}_synthetic"]), float(out[f"{kind}_holdout"])
-                rows.append((f"{kind}_synthetic", col, "all", value, floor, light(value, floor, "lower")))
+                excess = value - floor
+                verdict = "green" if excess <= DISCLOSURE_AMBER else "amber" if excess <= DISCLOSURE_RED else "red"
+                rows.append((f"{kind}_synthetic", col, "all", value, floor, verdict))
     return pd.DataFrame(rows, columns=["metric", "variable", "subgroup", "value", "floor", "verdict"])
 
 
