@@ -195,6 +195,17 @@ def test_evaluate_warns_when_the_holdout_is_the_training_data(parts):
     assert rep.attacks["membership_auc"] == 0.5  # what the warning is about: the copy goes unseen
 
 
+def test_html_says_when_the_holdout_is_not_fresh(parts, tmp_path):
+    train, holdout, _ = parts
+    cols = QUASI + ["re78"]
+    with pytest.warns(PrivacyRiskWarning):
+        stale = evaluate(train[cols], train[cols].copy(), holdout_df=train[cols].copy(), pmse=False, progress=False)
+        fresh = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, progress=False)
+    notice = "The holdout is not fresh data."
+    assert notice in stale.to_html(tmp_path / "stale.html").read_text()
+    assert notice not in fresh.to_html(tmp_path / "fresh.html").read_text()
+
+
 def test_html_shows_the_attacks_beside_the_fidelity_figures(parts, tmp_path):
     train, holdout, _ = parts
     cols = QUASI + ["re78"]

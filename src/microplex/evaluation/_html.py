@@ -91,7 +91,8 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
                         f"{r.value:.4g} (floor {r.floor:.4g})" for r in bad.itertuples())
     attacks = (f" The attacks are read against fresh data: the membership AUC against 0.5 (an attack with no "
                f"advantage; green up to {_verdict.AUC_AMBER:g}, amber up to {_verdict.AUC_RED:g}), each synthetic "
-               "disclosure figure against the holdout's, with the bars above (see Privacy)." if rep.attacks else "")
+               f"disclosure figure against the holdout's (green up to {_verdict.DISCLOSURE_AMBER:g} above it, amber up "
+               f"to {_verdict.DISCLOSURE_RED:g}; see Privacy)." if rep.attacks else "")
     return (f'<p class="verdict {worst}" id="verdict"><b>Verdict: {text}</b> ({tally}, over {len(table)} scores '
             f"of {scope}).{' Furthest above: ' + listing + '.' if listing else ''}</p>"
             '<p class="note">Each score is read against the floor: the same metric for the holdout records '
@@ -300,7 +301,16 @@ def _privacy(rep: EvaluationReport) -> str:
         "dcr_ratio = median synthetic distance / median holdout distance: about 1 or more is as far as fresh "
         "data.</p>"
     )
-    return _attacks(rep) + pf.dcr_plot(d_s, d_h) + note + table
+    return _not_fresh(rep) + _attacks(rep) + pf.dcr_plot(d_s, d_h) + note + table
+
+
+def _not_fresh(rep: EvaluationReport) -> str:
+    """A notice, above the privacy figures, where the holdout holds training records (the rule of
+    :func:`~microplex.evaluation.privacy.privacy_summary`'s warning), which makes them meaningless."""
+    from .privacy import holdout_overlap
+
+    why = holdout_overlap(rep.real_df, rep.holdout_df)
+    return f'<p class="verdict red"><b>The holdout is not fresh data.</b> {html.escape(why)}</p>' if why else ""
 
 
 def _attacks(rep: EvaluationReport) -> str:
@@ -319,8 +329,9 @@ def _attacks(rep: EvaluationReport) -> str:
         "ones cut into 5 groups at the training quantiles): DiSCO is the share of training records whose "
         "quasi-identifiers occur in the synthetic file with a single sensitive value, the right one; attribution "
         "the share whose sensitive value is the synthetic file's most frequent one for them. Beside each, the same "
-        "with the holdout released instead, which any file from the population gives: green within "
-        "max(1.5 x holdout, holdout + 0.01), amber within max(3 x holdout, holdout + 0.03), red beyond."
+        "with the holdout released instead, which any file from the population gives: green up to "
+        f"{_verdict.DISCLOSURE_AMBER:g} above it, amber up to {_verdict.DISCLOSURE_RED:g}, red beyond (shares of "
+        "the records, so an excess counts in records whatever the baseline)."
         if rep.attacks.get("attribute_disclosure") else " No attribute disclosure was measured (no quasi-identifiers).")
     note = (
         '<p class="note">Attacks on the synthetic file, each set beside what fresh data gives. Membership '

@@ -24,6 +24,7 @@ __all__ = [
     "PrivacyRiskWarning",
     "encode_records",
     "row_codes",
+    "holdout_overlap",
     "dcr",
     "exact_copy_rate",
     "privacy_summary",
@@ -174,6 +175,20 @@ def exact_copy_rate(query_df: pd.DataFrame, train_df: pd.DataFrame, *, columns: 
 def _copy_share(query: np.ndarray, train: np.ndarray) -> float:
     """The share of the query rows whose :func:`row_codes` code is some training row's."""
     return float(np.mean(np.isin(query, train)))
+
+
+def holdout_overlap(train_df: pd.DataFrame, holdout_df: pd.DataFrame, *, columns: Sequence[str] | None = None) -> str | None:
+    """Why ``holdout_df`` is not fresh data for ``train_df`` (it holds training records), or None: the rule of
+    :func:`privacy_summary`'s warning, for the report.
+
+    Examples
+    --------
+    >>> train = pd.DataFrame({"x": np.arange(100.0)})
+    >>> holdout_overlap(train, train.iloc[:50]) is not None, holdout_overlap(train, train + 0.5)
+    (True, None)
+    """
+    columns = list(train_df.columns if columns is None else columns)
+    return _holdout_overlap(*row_codes([train_df, holdout_df], columns))
 
 
 def _holdout_overlap(train: np.ndarray, holdout: np.ndarray) -> str | None:
