@@ -204,6 +204,11 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("evaluate", "max_rows", -3, "'evaluate.max_rows'"),
      ("evaluate", "conditions", ["educ"], "not model columns"),
      ("fuse", "base", "cps", r"\[fuse\] needs at least two"),
+     # checked by the estimator's own parameter check, not after fit and generate ran
+     ("sparsify", "tolerance", 5.0, r"'sparsify.tolerance' parameter must be a finite float in \(0, 1\)"),
+     ("sparsify", "stratify", "zip", "'sparsify.stratify' parameter must be None, 'auto' or a list"),
+     ("calibrate", "bounds", [2.0, 5.0], "'calibrate.bounds' parameter must contain 1"),
+     ("model", "learning_rate", 1e308, r"'model.learning_rate' parameter must be a finite float in \(0, 1000\]"),
      ],
 )
 def test_bad_values_are_refused_before_any_work(tiny, section, key, value, match):
@@ -272,6 +277,61 @@ def test_a_tampered_manifest_reruns_its_stage(tiny):
     assert run_pipeline(config, progress=False).stages["fit"]["status"] == "ran"
 
 
+@pytest.mark.parametrize("checksum", ["kept", "recomputed"])
+def test_a_manifest_with_edited_figures_reruns_its_stage_and_its_figures_stay_out_of_the_summary(tiny, cps1, checksum):
+    """figures.loss = "abc" crashed the run (ValueError); max_rel_error = 0, note = "FORGED" or epochs = {...}
+    went unchecked into the summary. An edited record fails its checksum; one whose checksum is recomputed
+    still fails the figure checks."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["calibrated"]
+    first = run_pipeline(config, progress=False)
+    manifests = folder / "out" / ".microplex"
+    true_error = first.summary["max_target_error"]
+    for stage, key, value in [("fit", "loss", "abc"), ("fit", "epochs", {"a": 1}), ("fit", "note", ["FORGED"]),
+                              ("calibrate", "max_rel_error", "0"), ("calibrate", "max_rel_error", -1.0),
+                              ("sparsify", "kept", 10**30), ("sparsify", "note", "x" * 5000),
+                              ("evaluate", "heldout_x", {"cells": 1, "median": 0.0}), ("generate", "forged", 1)]:
+        path = manifests / f"{stage}.json"
+        record = json.loads(path.read_text())
+        record["figures"] = {**record["figures"], key: value}
+        if checksum == "recomputed":
+            from microplex._pipeline_manifest import _checksum
+
+            record["checksum"] = _checksum(record)
+        path.write_text(json.dumps(record))
+        again = run_pipeline(config, progress=False)
+        assert again.stages[stage]["status"] == "ran", (stage, key)
+        assert again.stages[stage].get(key) != value
+        assert json.loads((folder / "out" / "summary.json").read_text()) == again.summary
+    assert again.summary["max_target_error"] == true_error
+    if checksum == "kept":  # a plausible figure (not refused by its type) is caught by the checksum
+        for stage, key, value in [("calibrate", "max_rel_error", 0.0), ("calibrate", "note", "FORGED"),
+                                  ("fit", "loss", 0.5)]:
+            path = manifests / f"{stage}.json"
+            record = json.loads(path.read_text())
+            path.write_text(json.dumps({**record, "figures": {**record["figures"], key: value}}))
+            again = run_pipeline(config, progress=False)
+            assert again.stages[stage]["status"] == "ran" and again.stages[stage][key] != value
+        assert again.summary["max_target_error"] == true_error
+    assert {s["status"] for s in run_pipeline(config, progress=False).stages.values()} == {"skipped"}
+
+
+def test_a_record_with_numpy_figures_is_read_back_as_done(tmp_path):
+    """The evaluate stage reports numpy ints (held-out 'cells'): written as text they would fail the figure
+    checks and the stage would run on every resume."""
+    import numpy as np
+
+    from microplex._pipeline_manifest import Manifest
+
+    figures = {"report": "r.html", "note": "n", "heldout_synthetic": {"cells": np.int64(3), "median": np.float64(0.1),
+                                                                      "p90": np.float32(0.5)}}
+    manifest = Manifest(tmp_path, "evaluate", {"evaluate": {}}, [], [])
+    manifest.finish(1.0, figures)
+    record = manifest.is_done()
+    assert record is not None and record["figures"]["heldout_synthetic"] == {"cells": 3, "median": 0.1, "p90": 0.5}
+    assert Manifest(tmp_path, "evaluate", {"evaluate": {"max_rows": 5}}, [], []).is_done() is None
+
+
 def test_missing_model_columns_are_named(tiny):
     folder, config = tiny
     config = {**config, "model": {**config["model"], "conditions": ["age", "educ"]}}
@@ -335,6 +395,21 @@ def test_tampered_pipeline_files_give_one_clear_error_and_write_nothing(tmp_path
         run_pipeline(path, progress=False)
     assert _files(tmp_path) == listing
     assert not Path("/tmp/escaped.html").exists() and not Path("pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "text, key, lines",
+    [("generate: {n: 2000}\ngenerate: {n: 50}\n", "generate", "4 and 5"),
+     ("generate:\n  n: 2000\n  n: 50\n", "n", "5 and 6"),
+     ("seed: 1\ngenerate: {n: 50}\nseed: 2\n", "seed", "4 and 6")],
+)
+def test_a_key_given_twice_in_a_yaml_pipeline_file_is_refused(tmp_path, text, key, lines):
+    """A second 'n:', 'generate:' or 'seed:' silently replaced the first (TOML refuses the same)."""
+    path = tmp_path / "p.yaml"
+    path.write_text("sources:\n  - {name: cps, path: train.parquet}\nmodel: {targets: [re78]}\n" + text)
+    with pytest.raises(DataValidationError,
+                       match=rf"Pipeline file '.*p\.yaml' is not valid YAML: The key '{key}' is given twice \(lines {lines}\)"):
+        load_pipeline(path)
 
 
 def test_renames_that_clash_and_conditions_files_without_the_columns_are_named(tiny, cps1):
@@ -562,4 +637,24 @@ def test_household_targets_on_a_streamed_population_are_refused_naming_the_targe
     (folder / "th.csv").write_text("aggregate,variable,filter,value,entity\ncount,,marr == 0,100,household\n")
     config = {**config, "calibrate": {"targets": "th.csv"}}
     with pytest.raises(DataValidationError, match=r"person count targets on equality filters.*entity='household'"):
+        run_pipeline(config, progress=False)
+
+
+def test_a_damaged_streamed_population_is_not_skipped(tiny, cps1):
+    """A part of the streamed population deleted (or replaced by another of another size) after a run: the
+    folder's fingerprint was its manifest only, so every stage was skipped and a later calibration ran on the
+    damaged folder, reporting success. Now generate runs again and its resume redoes the part (or names it)."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    run_pipeline(config, progress=False)
+    out = folder / "out"
+    parts = sorted((out / "population").rglob("part-*.parquet"))
+    before = {p: p.read_bytes() for p in parts}
+    parts[0].unlink()
+    result = run_pipeline(config, progress=False)
+    assert result.stages["generate"]["status"] == "ran"
+    assert {p: p.read_bytes() for p in parts} == before  # the same part, redone
+    assert result.stages["calibrate"]["status"] == "skipped"  # its input is the same again
+    parts[0].write_bytes(before[parts[-1]] + b"\0")  # another size
+    with pytest.raises(MicroplexError, match=r"truncated or replaced"):
         run_pipeline(config, progress=False)

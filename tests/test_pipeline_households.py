@@ -63,6 +63,8 @@ def test_households_are_generated_calibrated_out_of_core_and_sparsified(househol
     ({"model": {"household_id": "db030", "person_vars": ["age"]}}, r"needs the settings \['model.household_vars'"),
     ({"generate": {"n": 10}}, r"needs the settings \['generate.n_households'\]"),
     ({"evaluate": {}}, r"settings \['\[evaluate\]'\] are not available in a household pipeline"),
+    ({"calibrate": {"targets": "t.csv", "geography": ["db040"]}},  # it was ignored: the run calibrated without it
+     r"settings \['calibrate.geography'\] are not available in a household pipeline"),
     ({"model": {"targets": ["age"], "household_vars": ["hsize"]}}, r"\['model.household_vars', 'generate.n_households'.*are household settings"),
 ])
 def test_household_settings_are_checked_before_any_work(household_config, change, match):

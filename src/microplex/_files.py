@@ -1,10 +1,16 @@
-"""Temporary files beside an output, created with the permissions of any other output.
+"""Reading and writing the package's files: temporary files beside an output, and YAML documents.
+
+:func:`temp_beside`: temporary files beside an output, created with the permissions of any other output.
 
 :func:`tempfile.mkstemp` creates its file with mode 0600 whatever the umask, and a file written
 through it and renamed onto its final name keeps that mode: a model or table would then be
 readable by its owner only, unlike the report or the dataset folder written beside it.
 :func:`temp_beside` creates the temporary file exclusively with mode 0666 minus the umask, as
 ``open(path, "w")`` does.
+
+:func:`load_yaml`: the one reader of untrusted YAML documents (pipeline files, calibration targets):
+safe tags only, and a key given twice in one mapping is an error (PyYAML keeps the last silently;
+TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the first unnoticed.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
-__all__ = ["temp_beside"]
+__all__ = ["load_yaml", "temp_beside"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -42,3 +49,64 @@ def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"Could not create a temporary file beside {str(path)!r}.")  # pragma: no cover
+
+
+def load_yaml(text: str) -> Any:
+    r"""The data of the YAML document ``text``, read with the safe loader; duplicate keys refused.
+
+    Only the standard YAML tags are read (no tag builds a Python object, as ``yaml.safe_load``). A
+    key given twice in one mapping raises a :class:`yaml.constructor.ConstructorError` (a
+    :class:`yaml.YAMLError`) whose first line names the key and both lines; the callers turn it into
+    a :class:`~microplex.DataValidationError` naming their file. Keys merged in by ``<<:`` may be
+    overridden, as YAML intends.
+
+    Examples
+    --------
+    >>> load_yaml("n: 2000\nseed: 1")
+    {'n': 2000, 'seed': 1}
+    >>> load_yaml("n: 2000\nn: 50")
+    Traceback (most recent call last):
+    ...
+    yaml.constructor.ConstructorError: The key 'n' is given twice (lines 1 and 2); give each key once.
+      in "<unicode string>", line 2, column 1:
+        n: 50
+        ^
+    """
+    import yaml
+
+    return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+_LOADER: Any = None
+
+
+def _unique_key_loader() -> Any:
+    """The :class:`yaml.SafeLoader` subclass of :func:`load_yaml` (built once, on first use: yaml is imported lazily)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+        from yaml.constructor import ConstructorError
+
+        class UniqueKeyLoader(yaml.SafeLoader):
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                if isinstance(node, yaml.MappingNode):
+                    seen: dict[Any, int] = {}
+                    for key_node, _ in node.value:
+                        if key_node.tag == "tag:yaml.org,2002:merge":
+                            continue
+                        key = self.construct_object(key_node, deep=deep)
+                        try:
+                            first = seen.get(key)
+                        except TypeError:  # an unhashable key: the base constructor refuses it
+                            continue
+                        line = key_node.start_mark.line + 1
+                        if first is not None:
+                            raise ConstructorError(
+                                None, None,
+                                f"The key {key!r} is given twice (lines {first} and {line}); give each key once.",
+                                key_node.start_mark)
+                        seen[key] = line
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER

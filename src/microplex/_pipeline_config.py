@@ -5,6 +5,10 @@ table of allowed keys and value checks per section) and returns a checked copy, 
 :class:`~microplex.DataValidationError` naming the key and the section: an unknown key (with the
 likely intended one: ``'wieght' in [[sources]] #1; did you mean 'weight'?``), a value of the wrong
 type or range (the :mod:`microplex._params` messages), or settings that contradict each other.
+The settings passed to an estimator (``[model]`` and ``[fuse.synthesizer]`` to the Synthesizer,
+``[calibrate]`` to the Calibrator, ``[sparsify]`` to the SparseCalibrator) are then checked by
+that estimator's own parameter check (:func:`_check_estimators`), so a pipeline accepts exactly the
+values the stage will accept, the ranges defined once, and fails before any stage runs.
 :func:`plan_paths` then checks every path the run will write (the stage table declares them) and
 refuses any that is not inside the output folder or that is (or holds) one of the run's inputs.
 """
@@ -225,6 +229,7 @@ def _table(value: Any, section: str, index: int | None = None) -> dict[str, Any]
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Checks every section, key and value of a pipeline dict; returns the checked copy (with ``_base``)."""
     checked = _table(config, "")
+    _check_estimators(checked)
     if "_base" in config:
         if not isinstance(config["_base"], str | PurePath):
             raise DataValidationError(f"'_base' must be a folder path. Got {_got(config['_base'])} instead.")
@@ -281,6 +286,49 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def _check_estimators(checked: dict[str, Any]) -> None:
+    """Checks the settings each stage passes to an estimator with that estimator's parameter check.
+
+    ``[model]`` and ``[fuse.synthesizer]``: :func:`microplex.synthesis._checks.check_synthesizer_params`
+    (e.g. ``learning_rate`` in (0, 1000]); ``[calibrate]``: ``Calibrator._check_params`` (``bounds``
+    must contain 1); ``[sparsify]``: ``SparseCalibrator._check_params`` (``tolerance`` in (0, 1),
+    ``stratify`` 'auto' or a list of columns). The estimator's message names the setting by its
+    dotted name (``'sparsify.tolerance'``).
+    """
+    from .calibration import Calibrator, SparseCalibrator
+    from .synthesis import Synthesizer
+    from .synthesis._checks import check_synthesizer_params
+
+    def run(section: str, params: Mapping[str, Any], check: Callable[[], Any]) -> None:
+        try:
+            check()
+        except DataValidationError as exc:
+            message = str(exc)
+            for key in params:
+                message = message.replace(f"'{key}' parameter", f"'{section}.{key}' parameter")
+            stage = {"model": "fit", "fuse.synthesizer": "fuse"}.get(section, section)
+            raise DataValidationError(f"{message} (the {stage} stage's own check)") from None
+
+    for section, table in (("model", checked.get("model") or {}),
+                           ("fuse.synthesizer", (checked.get("fuse") or {}).get("synthesizer") or {})):
+        params = {k: v for k, v in table.items() if k in SYNTHESIZER}
+        if params:
+            run(section, params, lambda params=params: check_synthesizer_params(Synthesizer(["x"], [], **params)))
+    if "calibrate" in checked:
+        cfg = checked["calibrate"]
+        params = {k: cfg[k] for k in ("method", "bounds", "soft") if k in cfg}
+        run("calibrate", params, lambda: Calibrator(**{**params, "bounds": tuple(cfg["bounds"]) if "bounds" in cfg
+                                                      else None})._check_params())
+    if "sparsify" in checked:
+        cfg = checked["sparsify"]
+        if "random_state" in cfg and "seed" in cfg:
+            raise DataValidationError("[sparsify] gives both 'seed' and the deprecated 'random_state'; keep 'seed'.")
+        params = {k: v for k, v in cfg.items() if k not in ("targets", "by")}
+        if "random_state" in params:  # the stage passes the deprecated key as the seed
+            params["seed"] = params.pop("random_state")
+        run("sparsify", params, lambda: SparseCalibrator(**params)._check_params())
+
+
 #: [model] and [generate] settings of a household pipeline (``model.household_id`` set).
 _HOUSEHOLD_MODEL = ("household_vars", "person_vars", "person_id", "size_var", "geography", "age_var")
 _HOUSEHOLD_GEN = ("n_households", "households_per_file")
@@ -297,6 +345,7 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
     flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by") if k in model] + [
         f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file", "by") if k in gen]
     flat += ["sparsify.by"] if "by" in checked.get("sparsify", {}) else []
+    flat += ["calibrate.geography"] if "geography" in checked.get("calibrate", {}) else []  # rake_dataset: persons
     flat += [f"[{s}]" for s in ("fuse", "evaluate") if s in checked]
     if flat:
         raise DataValidationError(

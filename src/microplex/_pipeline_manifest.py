@@ -2,7 +2,11 @@
 
 :class:`Manifest` is a stage's record in ``output/.microplex/<stage>.json``: the hash of its
 settings, seeds, inputs and the package version (its fingerprint), and the hashes of its
-outputs. A stage whose record matches and whose outputs are untouched is skipped. :class:`Writes`
+outputs, the figures the stage reported and a checksum of the whole record. A stage whose record
+matches, whose checksum holds, whose figures are what the stage writes (:data:`FIGURES`) and whose
+outputs are untouched is skipped; its figures are then shown in the run's summary. Any other
+record (unreadable, edited, or with figures of the wrong type) counts as absent: the stage runs
+again and rewrites it, so no made-up figure reaches the summary. :class:`Writes`
 writes a stage's files under temporary names and renames them together when the stage succeeds.
 """
 
@@ -11,22 +15,94 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import numbers
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from ._files import temp_beside
+from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "MANIFESTS", "MAX_RECORD_BYTES"]
+__all__ = ["Manifest", "Writes", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
 #: Largest manifest read (a record is a few kilobytes; a bigger file is not one).
 MAX_RECORD_BYTES = 1 << 20
+#: Longest text figure (a stage's ``note``, the ``report`` path) a record may hold.
+MAX_TEXT = 4096
+
+
+# -- the figures each stage writes (``run(ctx) -> figures``, :mod:`microplex._pipeline_stages`) --------
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2**63
+
+
+def _number(v: Any) -> bool:
+    """A float or int figure (an error or a loss); NaN or infinite only as ``json`` writes a stage's own."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _error(v: Any) -> bool:
+    """``max_rel_error``: a number >= 0 (or NaN), or ``None`` when the solver reports none."""
+    return v is None or (_number(v) and (math.isnan(v) or v >= 0))
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= MAX_TEXT and "\x00" not in v
+
+
+def _heldout(v: Any) -> bool:
+    """``heldout_<population>`` of the evaluate stage: ``{cells, median, p90}`` of the held-out errors."""
+    return (isinstance(v, dict) and set(v) == {"cells", "median", "p90"} and _count(v["cells"])
+            and _number(v["median"]) and _number(v["p90"]))
+
+
+#: Per stage, each figure its record may hold and the check of its value (key -> check); a key
+#: ``"heldout_*"`` stands for every key with that prefix. A record holding any other figure, or a
+#: figure failing its check, is invalid (the stage runs again).
+FIGURES: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "fuse": {"rows": _count, "note": _text},
+    "fit": {"epochs": _count, "loss": _number, "val_loss": _number, "train_rows": _count,
+            "train_households": _count, "note": _text},
+    "generate": {"rows": _count, "households": _count, "note": _text},
+    "calibrate": {"targets": _count, "max_rel_error": _error, "converged": lambda v: v is None or isinstance(v, bool),
+                  "passes": _count, "note": _text},
+    "sparsify": {"kept": _count, "max_rel_error": _error, "note": _text},
+    "evaluate": {"report": _text, "note": _text, "heldout_*": _heldout},
+}
+
+
+def valid_figures(stage: str, figures: Any) -> bool:
+    """Whether ``figures`` are figures ``stage`` writes: known keys only, each of its type (:data:`FIGURES`)."""
+    allowed = FIGURES.get(stage)
+    if allowed is None or not isinstance(figures, dict):
+        return False
+    for key, value in figures.items():
+        if not isinstance(key, str):
+            return False
+        check = allowed.get(key) or (allowed.get("heldout_*") if key.startswith("heldout_") and len(key) <= 200 else None)
+        if check is None or not check(value):
+            return False
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """A value ``json`` cannot write: a numpy scalar (``np.int64`` cells) as its number, anything else as text."""
+    value = to_python(value)
+    return value if isinstance(value, int | float | bool) else str(value)
+
+
+def _checksum(record: Mapping[str, Any]) -> str:
+    """SHA-256 of ``record`` without its ``checksum``, in canonical JSON (sorted keys)."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class Manifest:
@@ -47,8 +123,10 @@ class Manifest:
     def is_done(self) -> dict[str, Any] | None:
         """The manifest record when the stage is up to date; ``None`` (run it) otherwise.
 
-        A manifest is untrusted: an unreadable, oversized or wrongly shaped one means "not done",
-        so the stage runs again and rewrites it.
+        A manifest is untrusted: an unreadable, oversized or wrongly shaped one, one whose checksum
+        does not match its content (an edited record) or whose figures are not what the stage writes
+        (:func:`valid_figures`) means "not done", so the stage runs again and rewrites it. The
+        figures of a returned record are therefore checked.
         """
         if not self.manifest.is_file() or self.manifest.stat().st_size > MAX_RECORD_BYTES:
             return None
@@ -59,6 +137,10 @@ class Manifest:
             return None
         if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) \
                 or not isinstance(record.get("figures", {}), dict) or record.get("fingerprint") != self.fingerprint:
+            return None
+        if record.get("checksum") != _checksum(record) or not valid_figures(self.name, record.get("figures")):
+            logger.warning("The manifest %s was edited or holds invalid figures; stage %s runs again.",
+                           self.manifest, self.name)
             return None
         for p in self.outputs:
             if not p.exists() or record["outputs"].get(str(p)) != _output_hash(p):
@@ -78,7 +160,9 @@ class Manifest:
             "figures": figures,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_text_atomic(json.dumps(record, indent=1, default=str), self.manifest)
+        record = json.loads(json.dumps(record, default=_plain))  # the record as it is read back
+        record["checksum"] = _checksum(record)
+        write_text_atomic(json.dumps(record, indent=1), self.manifest)
 
 
 class Writes:
@@ -110,9 +194,21 @@ class Writes:
 
 
 def _output_hash(path: Path) -> str:
-    """Hash of a stage file; for a streamed dataset folder, of its manifest."""
+    """Hash of a stage file; for a streamed dataset folder, of its manifest and of the name and size of every
+    part file (a part deleted, or replaced by one of another size, changes it, so the stage that wrote the
+    folder is not skipped: it runs again and its resume checks the parts). Reading every part to hash its
+    bytes would cost a pass over the data at each run; a part replaced by another of the same size is found
+    by ``--force`` (the resume's checks of the Parquet footers) only."""
     from .scale._layout import layout
 
     if path.is_dir() and layout(path).manifest.exists():
-        return file_sha256(layout(path).manifest)
+        digest = hashlib.sha256(file_sha256(layout(path).manifest).encode())
+        root = layout(path).root
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # hidden: metadata, temporaries
+            for name in sorted(filenames):
+                if name.startswith("part-") and name.endswith(".parquet"):
+                    f = Path(dirpath, name)
+                    digest.update(f"{f.relative_to(root).as_posix()}\0{f.stat().st_size}\n".encode())
+        return digest.hexdigest()
     return file_sha256(path) if path.exists() else ""

@@ -121,9 +121,9 @@ def load_pipeline(path: str | os.PathLike) -> dict[str, Any]:
         if kind == "TOML":
             config = tomllib.loads(text)
         else:
-            import yaml
+            from ._files import load_yaml
 
-            config = yaml.safe_load(text)  # safe: no tags that build Python objects
+            config = load_yaml(text)  # safe (no tags that build Python objects); a key given twice is refused
     except RecursionError as exc:
         raise DataValidationError(f"Pipeline file {str(path)!r} is nested too deeply to be a pipeline.") from exc
     except Exception as exc:  # noqa: BLE001 - only the parsers run here: any error is a malformed file

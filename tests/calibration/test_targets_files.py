@@ -97,6 +97,12 @@ def test_yaml_python_tags_do_not_run(tmp_path):
         ("margins:\n  - {by: sex, values: {f: x}}\n", r"margins\[0\]: Target \"count\[sex == 'f'\]\": value must be a number"),
         ("targets: []\nmargins: []\n", r"holds no targets"),
         ("targets: [\n", r"is not valid safe YAML"),
+        # a key given twice: the first value silently vanished
+        ("targets:\n  - {value: 1}\nmargins: []\ntargets:\n  - {value: 2}\n",
+         r"The key 'targets' is given twice \(lines 1 and 4\)"),
+        ("targets:\n  - {value: 100, value: 999}\n", r"The key 'value' is given twice \(lines 2 and 2\)"),
+        ("margins:\n  - {by: age, values: {0: 10, 0: 20}}\n", r"The key 0 is given twice"),
+        ("margins:\n  - by: sex\n    values:\n      f: 10\n      f: 20\n", r"The key 'f' is given twice \(lines 4 and 5\)"),
         ("a: &a [1, 1, 1, 1]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\ntargets: *c\n", r"has unknown keys|must be a mapping"),
     ],
 )
@@ -107,6 +113,27 @@ def test_tampered_yaml(tmp_path, text, match):
         Targets.from_yaml(p)
     with pytest.raises(DataValidationError, match=r"Targets file '.*t.yaml'"):
         read_targets(p)
+
+
+def test_duplicate_keys_are_refused_in_yaml_text_and_merges_still_work():
+    with pytest.raises(DataValidationError, match=r"Targets YAML is not valid safe YAML.*The key 'value' is given twice"):
+        Targets.from_yaml("targets:\n  - value: 1\n    value: 2\n")
+    base = "base: &b {aggregate: count, value: 5}\n"
+    with pytest.raises(DataValidationError, match=r"unknown keys \['base'\]"):  # the merge itself is read
+        Targets.from_yaml(base + "targets:\n  - {<<: *b, value: 7}\n")
+
+
+def test_load_yaml_refuses_duplicate_keys_only():
+    import yaml
+
+    from microplex._files import load_yaml
+
+    assert load_yaml("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  p: 3\n") == {"a": {"p": 1, "q": 2}, "b": {"p": 3, "q": 2}}
+    assert load_yaml("") is None and load_yaml("[{a: 1}, {a: 2}]") == [{"a": 1}, {"a": 2}]
+    with pytest.raises(yaml.YAMLError, match=r"The key 'a' is given twice \(lines 1 and 3\)"):
+        load_yaml("a: 1\nb: {a: 1}\na: 2\n")
+    with pytest.raises(yaml.YAMLError):
+        load_yaml("!!python/object/apply:os.system ['true']\n")
 
 
 def test_yaml_path_that_does_not_exist(tmp_path):

@@ -143,7 +143,7 @@ def test_refuses_foreign_output_directory(tiny_synth, tmp_path):
     with pytest.raises(DataValidationError, match=r"holds another run \(differs in \['seed'\]: seed: expected 1, got 2"):
         generate_dataset(tiny_synth, cond, path=tmp_path / "run", seed=2, progress=False)
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DataValidationError, match="is not a directory"):
+    with pytest.raises(DataValidationError, match="is a file; give a folder path"):
         generate_dataset(tiny_synth, n=10, path=tmp_path / "file", progress=False)
 
 

@@ -161,3 +161,36 @@ def test_pair_tasks_do_not_carry_the_margins(linked, graph_client):
     assert coder_bytes < margins_bytes / 2  # the codes without the targets and labels
     for sizes in graph_client.task_bytes:
         assert len(sizes) > 4 and max(sizes) < margins_bytes / 2  # no task carries the targets and labels
+
+
+def test_a_household_or_persons_file_storing_a_column_as_another_type_is_refused(linked, tmp_path):
+    """Each file was read with its own schema: a later file storing a margin column as strings fell out of
+    its categories silently (as in rake_dataset without persons)."""
+    root, h, p = linked
+    first, second = h[HID].iloc[:100], h[HID].iloc[100:200]
+    for name, hh, pp in (("one", h.astype({"hsize": str}), p), ("two", h, p.astype({"rb090": "category"}))):
+        (tmp_path / name / "h").mkdir(parents=True), (tmp_path / name / "p").mkdir()
+        for part, ids, hh_part, pp_part in (("a", first, h, p), ("b", second, hh, pp)):
+            hh_part[hh_part[HID].isin(ids)].to_parquet(tmp_path / name / "h" / f"{part}.parquet")
+            pp_part[pp_part[HID].isin(ids)].to_parquet(tmp_path / name / "p" / f"{part}.parquet")
+    margins = {"hsize": h["hsize"].iloc[:200].value_counts().astype(float).to_dict()}
+    with pytest.raises(DataValidationError, match=r"Households dataset file '.*b\.parquet' differs .* \['hsize'\]"):
+        rake_dataset(tmp_path / "one" / "h", margins, persons=tmp_path / "one" / "p", household_id=HID)
+    margins = {"rb090": p["rb090"].value_counts().astype(float).to_dict()}
+    with pytest.raises(DataValidationError, match=r"Persons dataset file '.*b\.parquet' differs .* \['rb090'\]"):
+        rake_dataset(tmp_path / "two" / "h", margins, persons=tmp_path / "two" / "p", household_id=HID)
+
+
+def test_write_calibrated_refuses_overlapping_or_source_outputs(linked, tmp_path):
+    from microplex.scale import write_calibrated
+
+    root, h, p = linked
+    res = rake_dataset(root / "households", _targets(h, p, seed=1), W, persons=root / "persons", household_id=HID)
+    kw = dict(persons=root / "persons")
+    with pytest.raises(DataValidationError, match=r"'out' .* and 'persons_out' .* folders overlap"):
+        write_calibrated(res, root / "households", tmp_path / "c", persons_out=tmp_path / "c", **kw)
+    with pytest.raises(DataValidationError, match=r"'out' .* and 'persons_out' .* folders overlap"):
+        write_calibrated(res, root / "households", tmp_path / "c", persons_out=tmp_path / "c" / "p", **kw)
+    with pytest.raises(DataValidationError, match=r"'persons_out' output .* would overwrite the input"):
+        write_calibrated(res, root / "households", tmp_path / "h", persons_out=root / "persons" / "copy", **kw)
+    assert not (tmp_path / "c").exists() and not (root / "persons" / "copy").exists()

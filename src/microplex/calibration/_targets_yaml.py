@@ -1,7 +1,8 @@
 """Reading calibration targets from a YAML document (a path or the text): :meth:`Targets.from_yaml`.
 
-The document is untrusted data: it is read with ``yaml.safe_load`` and every key, field and value
-is checked before a :class:`~microplex.calibration.targets.Target` is built.
+The document is untrusted data: it is read with :func:`microplex._files.load_yaml` (the safe loader,
+refusing a key given twice, such as a second ``targets:`` list or ``{value: 100, value: 999}``) and
+every key, field and value is checked before a :class:`~microplex.calibration.targets.Target` is built.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from microplex._errors import DataValidationError
+from microplex._files import load_yaml
 
 from .filters import _got
 from .targets import Target, _check_distinct_names, _check_file
@@ -34,7 +36,7 @@ def targets_from_yaml(cls: type[Targets], source: str | Path) -> Targets:
     else:
         raise DataValidationError(f"Targets.from_yaml needs a path or YAML text. Got {type(source).__name__} instead.")
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise DataValidationError(f"{src} is not valid safe YAML (no Python tags allowed): {exc}") from None
     if doc is None:

@@ -338,7 +338,8 @@ class Targets(Sequence[Target]):
         The document has a ``targets`` list (mappings with the :class:`Target` fields, ``filter`` as a
         string or mapping) and/or a ``margins`` list (mappings with ``by`` (column or list of columns),
         ``values`` (mapping, or list of rows ``[cat1, ..., value]``) and the shared fields). It is read
-        with ``yaml.safe_load`` (no Python tags); anything else raises :class:`DataValidationError`.
+        with ``microplex._files.load_yaml`` (a safe loader: no Python tags, no key given twice); anything
+        else raises :class:`DataValidationError`.
         """
         from ._targets_yaml import targets_from_yaml
 

@@ -31,10 +31,18 @@ def write_calibrated(
     After a household calibration (``rake_dataset(..., persons=...)``), ``path`` is the households dataset
     and ``persons`` its persons: both are copied (to ``out`` and ``persons_out``), every person getting its
     household's weight; the number of households is returned.
+
+    Before anything is written, :class:`~microplex.DataValidationError` names the path when a source
+    does not exist (or holds no ``.parquet`` file), an output folder is an existing file, is not empty,
+    cannot be created, lies inside a source dataset or holds one (a copy written into its own source
+    would be read back as part of it), or when ``out`` and ``persons_out`` overlap.
     """
     from pathlib import Path
 
     import pyarrow.dataset as ds
+
+    from .._cli_checks import check_output
+    from .sources import parquet_files
 
     if not isinstance(column, str) or not column:
         raise DataValidationError(f"The 'column' parameter must be a column name (a non-empty str). Got {column!r} instead.")
@@ -45,10 +53,27 @@ def write_calibrated(
             "Give 'persons' and 'persons_out' exactly when the result calibrated households "
             f"(rake_dataset(..., persons=...)); this result {'did' if linked else 'did not'}."
         )
-    for folder in (out, persons_out):
-        dst = Path(os.fspath(folder)) if folder is not None else None
-        if dst is not None and dst.exists() and any(dst.iterdir()):
+    for name, source in (("path", path), ("persons", persons)):
+        if source is not None:
+            if not isinstance(source, str | os.PathLike) or not os.fspath(source):
+                raise DataValidationError(
+                    f"The {name!r} parameter must be a non-empty str or path-like. Got {source!r} instead.")
+            parquet_files(source, "Parquet dataset")
+    sources = [Path(os.fspath(s)) for s in (path, persons) if s is not None]
+    for name, folder in (("out", out), ("persons_out", persons_out)):
+        if folder is None:
+            continue
+        if not isinstance(folder, str | os.PathLike) or not os.fspath(folder):
+            raise DataValidationError(f"The {name!r} parameter must be a non-empty str or path-like. Got {folder!r} instead.")
+        dst = check_output(Path(os.fspath(folder)), name, sources, folder=True)
+        if dst.exists() and any(dst.iterdir()):
             raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+    if persons_out is not None:
+        a, b = Path(os.fspath(out)).resolve(), Path(os.fspath(persons_out)).resolve()
+        if a == b or a in b.parents or b in a.parents:
+            raise DataValidationError(
+                f"The 'out' {str(out)!r} and 'persons_out' {str(persons_out)!r} folders overlap; the copies of the "
+                "households and of the persons need separate folders.")
     if linked:
         from ._linked import write_linked
 

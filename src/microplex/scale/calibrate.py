@@ -43,12 +43,13 @@ from ..calibration._checks import check_distance
 from ..calibration.design import Design
 from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
-from ..calibration.feasibility import box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
+from ..calibration.feasibility import COLLAPSE, box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins
+from .sources import _read_schema, check_same_schema, parquet_files
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
 
@@ -172,6 +173,23 @@ def _check_args(
     return tol, max_iter, dist, bounds, 1.0 if initial is None else initial
 
 
+def _check_scale(mg: _Margins, initial: np.ndarray, w0: float, source: str) -> None:
+    """Refuses targets that ask for weights the collapse guard would refuse: a margin covering every unit whose
+    targets total less than :data:`~microplex.calibration.feasibility.COLLAPSE` times the initial weights' total
+    (calibrated weights meeting it sum to that), so the reason is the scale of the initial weights, not a solve."""
+    groups: dict[Any, list[int]] = {}
+    for j, (margin, _) in enumerate(mg.labels):
+        groups.setdefault(margin, []).append(j)
+    for margin, idx in groups.items():
+        covered, asked = float(np.sum(initial[idx])), float(np.sum(mg.totals[idx]))
+        if w0 > 0 and covered >= (1 - 1e-12) * w0 and asked < COLLAPSE * w0:
+            raise DataValidationError(
+                f"The targets of margin {margin!r} total {asked:.6g}, under {COLLAPSE:g} of the initial weights' "
+                f"total {w0:.6g} ({source}): weights meeting them would be refused as collapsed. Give initial "
+                "weights on the scale of the targets (e.g. initial_weight = population / records)."
+            )
+
+
 def _solve(
     op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float, n_units: int,
     first: Point | None, *, dist: Distance, bounds: tuple[float, float], tol: float, max_iter: int, force: bool,
@@ -179,6 +197,13 @@ def _solve(
 ) -> RakingResult:
     """The guards before and after, and the one solver in between (every path of this module)."""
     tg = mg.targets
+    source = (f"the weight column {weight_col!r}" if weight_col is not None
+              else f"the 'initial_weight' parameter ({initial_weight:g}) for each of {n_units} units")
+    if not np.isfinite(w0) or not np.all(np.isfinite(initial)):
+        raise DataValidationError(
+            f"The initial weights ({source}) sum to {w0:.6g}: beyond float64, so no calibration can be computed. "
+            "Give initial weights on the scale of the targets (e.g. initial_weight = population / records)."
+        )
     bad = zero_margins(tg, initial, w0)
     nonneg = dist.nonnegative or bounds[0] >= 0
     bad += unreachable_targets(totals_design(tg, initial), *box(np.ones(1), (-np.inf, np.inf), nonneg))
@@ -187,6 +212,7 @@ def _solve(
             f"{len(bad)} targets cannot be reached by any {'non-negative ' if nonneg else ''}weights: "
             + "; ".join(bad[:10]) + "."
         )
+    _check_scale(mg, initial, w0, source)
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard:
         msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
@@ -310,7 +336,11 @@ def rake_dataset(
     Parameters
     ----------
     path : str or path-like
-        A Parquet file or (hive-partitioned) dataset, e.g. written by :func:`generate_dataset`.
+        A Parquet file or (hive-partitioned) dataset, e.g. written by :func:`generate_dataset`. Before
+        solving, :class:`DataValidationError` names the path when it does not exist or holds no
+        ``.parquet`` file, and the first file that lacks a margin, weight or geography column the first
+        file stores, or stores it as another type (the check of :class:`~microplex.scale.ParquetSource`;
+        hive partition columns live in the folder names). ``persons`` datasets are checked the same way.
     margins : dict or Targets
         ``{column: {category: total}}``; crossed margins as ``{(c1, c2): {(a, b): total}}`` (the margins
         format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
@@ -336,7 +366,10 @@ def rake_dataset(
         Bounds on the weight ratios ``w / d``; required by ``"logit"``.
     initial_weight : float, default=None
         One initial weight ``d`` (> 0) of every record, when the data have no weight column (e.g. the
-        population total over the records generated); 1 when ``None``. Not with ``weight_col``.
+        population total over the records generated); 1 when ``None``. Not with ``weight_col``. Initial
+        weights summing beyond float64, or a margin covering every record whose targets total less than
+        1e-9 of the initial weights' total (weights meeting it would be refused as collapsed), raise
+        :class:`DataValidationError` naming ``initial_weight`` (or ``weight_col``) before solving.
     persons : str or path-like, default=None
         Household calibration: ``path`` holds households (one weight each, ``weight_col`` a household
         column) and ``persons`` their persons, file by file (the persons of a household file in the persons
@@ -388,6 +421,9 @@ def rake_dataset(
     kw.update(weight_col=weight_col, initial_weight=initial)
     mg = _Margins(_as_margins(margins))
     columns = mg.columns + ([weight_col] if weight_col else [])
+    if geography is not None:
+        geography = check_names(geography, "geography", allow_empty=False)
+    files = parquet_files(path, "Parquet dataset")
     try:
         ddf = dd.read_parquet(str(path))
     except (FileNotFoundError, ValueError, OSError) as exc:
@@ -397,10 +433,13 @@ def rake_dataset(
         raise DataValidationError(
             f"The Parquet dataset {str(path)!r} lacks margin or weight columns {missing}; it has {list(ddf.columns)}."
         )
+    # Dask takes the schema of one file; a later file storing a margin as strings would silently fall out of
+    # its categories. Columns the first file stores (not hive partition keys) must be in every file, same type.
+    stored = _read_schema(files[0], "Parquet dataset").names
+    check_same_schema(files, [c for c in dict.fromkeys(columns + (geography or [])) if c in stored], "Parquet dataset")
     if geography is not None:
         from ._areas import area_table, check_areas, merge_areas
 
-        geography = check_names(geography, "geography", allow_empty=False)
         missing = [c for c in geography if c not in ddf.columns]
         if missing:
             raise DataValidationError(f"The geography columns {missing} are not in the dataset {str(path)!r}.")

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +26,7 @@ from .._random import block_sequence, int_seed
 from ..synthesis.serialization import write_archive
 from ._layout import layout
 from ._lock import OutputLock
-from .sources import ConditionSource, as_source
+from .sources import ConditionSource, ParquetSource, as_source
 from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
 
 __all__ = ["generate_dataset"]
@@ -62,6 +63,12 @@ def _check_args(
     rows_per_file = check_int(rows_per_file, "rows_per_file", low=1)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path) or "\x00" in os.fspath(path):
         raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
+    from .._cli_checks import check_output
+
+    # A path under a file, in an unwritable folder, or inside (or holding) the Parquet conditions: refused here,
+    # not as an OS error halfway (the side folder is created beside 'path', in its parent).
+    check_output(Path(os.fspath(path)), "path", [Path(source.path)] if isinstance(source, ParquetSource) else [],
+                 folder=True)
     if client is not None and not callable(getattr(client, "submit", None)):
         raise DataValidationError(
             f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
@@ -228,7 +235,9 @@ def generate_dataset(
         only the Parquet files; the manifest, task markers, schema and lock go to the hidden
         folder ``.NAME.microplex`` beside it (:mod:`microplex.scale._layout`). One run writes
         into it at a time: the lock file ``_microplex.lock`` makes a second call refuse (see
-        :mod:`microplex.scale._lock` for stale locks of killed runs).
+        :mod:`microplex.scale._lock` for stale locks of killed runs). A path that is an existing
+        file, lies under a file or an unwritable folder, or lies inside (or holds) the Parquet
+        conditions raises :class:`~microplex.DataValidationError` before any work.
     partition_by : list of str, default=None
         Columns (conditions or targets) for hive partitioning (``path/state=CA/...``). Their
         names must be plain directory names (no ``/``, ``\\``, ``=``, NUL, no leading ``.`` or

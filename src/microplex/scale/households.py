@@ -75,6 +75,9 @@ def _check_args(model, n, partition_by, households_per_file, seed, oversample, p
         )
     if not isinstance(path, str | os.PathLike) or not os.fspath(path) or "\x00" in os.fspath(path):
         raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
+    from .._cli_checks import check_output
+
+    check_output(Path(os.fspath(path)), "path", [], folder=True)  # a file, or under one: named, not an OS error
     if client is not None and not callable(getattr(client, "submit", None)):
         raise DataValidationError(
             f"The 'client' parameter must be a dask.distributed.Client or None. Got {type(client).__name__} instead."
@@ -119,7 +122,9 @@ def generate_household_dataset(
         Number of households (an int, at most ``2**53 / max_size``).
     path : str or path-like
         Output folder: new, empty, or holding an unfinished run of this same call. It gets
-        ``households/`` and ``persons/`` (and a lock file while the run writes).
+        ``households/`` and ``persons/`` (and a lock file while the run writes). A path that is an
+        existing file or lies under a file or an unwritable folder raises
+        :class:`~microplex.DataValidationError` before any work.
     partition_by : list of str, default=None
         Household columns for hive partitioning of both datasets (``households/region=3/...`` and
         ``persons/region=3/...``: the persons of a household file lie in the persons file of the same

@@ -151,20 +151,8 @@ class ParquetSource(ConditionSource):
             raise DataValidationError(f"The 'path' parameter must be a non-empty str or path-like. Got {path!r} instead.")
         if columns is not None:
             columns = check_names(columns, "columns", allow_empty=False)
-        root = Path(path)
-        if root.is_dir():
-            files = sorted(
-                p for p in root.rglob("*.parquet")
-                if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-            )
-        elif root.is_file():
-            files = [root]
-        else:
-            raise DataValidationError(f"Conditions path {str(root)!r} does not exist.")
-        if not files:
-            raise DataValidationError(f"Conditions path {str(root)!r} holds no .parquet files.")
-        self.path = str(root)
-        self.files = [str(f) for f in files]
+        self.path = str(Path(path))
+        self.files = parquet_files(path, "Conditions")
         schema = _read_schema(self.files[0])
         names = [n for n in schema.names if n != "__index_level_0__"]
         if columns is not None:
@@ -175,15 +163,9 @@ class ParquetSource(ConditionSource):
         if len(set(self.columns)) != len(self.columns) or not all(self.columns):
             raise DataValidationError(f"Parquet conditions {self.path!r} have duplicated or empty column names {self.columns}.")
         self.arrow_types = {c: schema.field(c).type for c in self.columns}
+        check_same_schema(self.files, self.columns, "Parquet conditions")
         groups = []  # (file index, row group, rows)
         for i, f in enumerate(self.files):
-            other = _read_schema(f)
-            differ = [c for c in self.columns if c not in other.names or other.field(c).type != self.arrow_types[c]]
-            if differ:
-                raise DataValidationError(
-                    f"Parquet conditions file {f!r} differs from {self.files[0]!r} in columns {differ[:5]} "
-                    "(missing or of another type); every file must share the columns and types."
-                )
             meta = pq.ParquetFile(f).metadata
             groups += [(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
         self._groups = groups
@@ -227,11 +209,52 @@ class ParquetSource(ConditionSource):
         return h.hexdigest()
 
 
-def _read_schema(file: str) -> pa.Schema:
+def parquet_files(path: str | os.PathLike, label: str) -> list[str]:
+    """The Parquet files of ``path`` (a ``.parquet`` file, or a directory searched recursively for
+    ``*.parquet``, hidden ``.``/``_`` names skipped), in sorted path order.
+
+    Raises :class:`DataValidationError` (``label`` names what the path is) when ``path`` does not exist
+    or holds no Parquet file.
+    """
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(
+            p for p in root.rglob("*.parquet")
+            if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        )
+    elif root.is_file():
+        files = [root]
+    else:
+        raise DataValidationError(f"{label} path {str(root)!r} does not exist.")
+    if not files:
+        raise DataValidationError(f"{label} path {str(root)!r} holds no .parquet files.")
+    return [str(f) for f in files]
+
+
+def check_same_schema(files: list[str], columns: list[str], label: str) -> None:
+    """Checks that every file of ``files`` has ``columns`` with the Parquet types of the first file.
+
+    Raises :class:`DataValidationError` naming the first file that lacks one of them or stores it as
+    another type (a reader that trusts the first file's schema would silently misread it), or that is
+    not readable as Parquet.
+    """
+    first = _read_schema(files[0], label)
+    types = {c: first.field(c).type for c in columns if c in first.names}
+    for f in files:
+        other = _read_schema(f, label)
+        differ = [c for c in columns if c not in other.names or c not in types or other.field(c).type != types[c]]
+        if differ:
+            raise DataValidationError(
+                f"{label} file {f!r} differs from {files[0]!r} in columns {differ[:5]} "
+                "(missing or of another type); every file must share the columns and types."
+            )
+
+
+def _read_schema(file: str, label: str = "Conditions") -> pa.Schema:
     try:
         return pq.read_schema(file)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DataValidationError(f"Conditions file {file!r} is not a readable Parquet file ({str(exc)[:100]}).") from None
+        raise DataValidationError(f"{label} file {file!r} is not a readable Parquet file ({str(exc)[:100]}).") from None
 
 
 class CellCounts(ConditionSource):
