@@ -199,7 +199,7 @@ def rake_linked(
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
     if pairs:  # each file is read with its own schema: a later file storing a column as strings would miscode
-        from .sources import _read_schema, check_same_schema
+        from .sources import check_same_schema
 
         wanted = {
             "Households dataset": [household_id, *lm.household_columns, *lm.person_columns]
@@ -207,9 +207,7 @@ def rake_linked(
             "Persons dataset": [household_id, *lm.person_columns],
         }
         for k, (label, cols) in enumerate(wanted.items()):
-            files = [pair[k] for pair in pairs]
-            stored = _read_schema(files[0], label).names
-            check_same_schema(files, [c for c in dict.fromkeys(cols) if c in stored], label)
+            check_same_schema([pair[k] for pair in pairs], cols, label)
     at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
     parts = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial) for pair in pairs]
 

@@ -49,7 +49,7 @@ from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins
-from .sources import _read_schema, check_same_schema, parquet_files
+from .sources import check_same_schema, parquet_files
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
 
@@ -435,8 +435,7 @@ def rake_dataset(
         )
     # Dask takes the schema of one file; a later file storing a margin as strings would silently fall out of
     # its categories. Columns the first file stores (not hive partition keys) must be in every file, same type.
-    stored = _read_schema(files[0], "Parquet dataset").names
-    check_same_schema(files, [c for c in dict.fromkeys(columns + (geography or [])) if c in stored], "Parquet dataset")
+    check_same_schema(files, columns + (geography or []), "Parquet dataset")
     if geography is not None:
         from ._areas import area_table, check_areas, merge_areas
 

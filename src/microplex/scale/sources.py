@@ -232,17 +232,19 @@ def parquet_files(path: str | os.PathLike, label: str) -> list[str]:
 
 
 def check_same_schema(files: list[str], columns: list[str], label: str) -> None:
-    """Checks that every file of ``files`` has ``columns`` with the Parquet types of the first file.
+    """Checks that every file of ``files`` has those of ``columns`` that the first file stores, with the
+    first file's Parquet types (columns the first file does not store, such as hive partition keys, which
+    live in the folder names, are not checked).
 
     Raises :class:`DataValidationError` naming the first file that lacks one of them or stores it as
     another type (a reader that trusts the first file's schema would silently misread it), or that is
     not readable as Parquet.
     """
     first = _read_schema(files[0], label)
-    types = {c: first.field(c).type for c in columns if c in first.names}
+    types = {c: first.field(c).type for c in dict.fromkeys(columns) if c in first.names}
     for f in files:
         other = _read_schema(f, label)
-        differ = [c for c in columns if c not in other.names or c not in types or other.field(c).type != types[c]]
+        differ = [c for c in types if c not in other.names or other.field(c).type != types[c]]
         if differ:
             raise DataValidationError(
                 f"{label} file {f!r} differs from {files[0]!r} in columns {differ[:5]} "
