@@ -152,6 +152,21 @@ def test_outputs_stay_inside_the_output_folder_and_apart(tiny, report):
     assert _files(folder) == ["train.parquet"] and not Path("/tmp/microplex-escaped.html").exists()
 
 
+@pytest.mark.parametrize("section, key, value, match", [
+    ("generate", "dataset", ".calibrated.partial", "may not name a hidden file"),  # the calibrate stage's temporary
+    ("evaluate", "report", ".population.microplex/r.html", "may not name a hidden file"),  # a dataset's side folder
+    ("evaluate", "report", "sub/.r.html", "may not name a hidden file"),
+    ("evaluate", "report", "report.pdf", "must end in .html or .htm"),
+])
+def test_output_names_are_not_hidden_side_files_and_a_report_is_html(tiny, section, key, value, match):
+    """A generate.dataset named '.calibrated.partial' was removed by the calibrate stage, which writes there."""
+    folder, config = tiny
+    config = {**config, "generate": {**_STREAMED}, section: {**config.get(section, {}), key: value}}
+    with pytest.raises(DataValidationError, match=rf"'{section}.{key}' setting {match}"):
+        run_pipeline(config, progress=False)
+    assert _files(folder) == ["train.parquet"]
+
+
 @pytest.mark.parametrize(
     "section, key, likely",
     [("sources", "wieght", "weight"), ("model", "epoch", "epochs"), ("generate", "nn", "n"),
@@ -658,3 +673,79 @@ def test_a_damaged_streamed_population_is_not_skipped(tiny, cps1):
     parts[0].write_bytes(before[parts[-1]] + b"\0")  # another size
     with pytest.raises(MicroplexError, match=r"truncated or replaced"):
         run_pipeline(config, progress=False)
+
+
+def test_a_settings_change_regenerates_a_streamed_population(tiny, cps1):
+    """The streamed population is written in place; a rerun with another generate.n (or model) failed with
+    'holds another run' instead of generating the population the new settings ask for."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed-calibrated"]
+    run_pipeline(config, progress=False)
+    result = run_pipeline(config, overrides={"generate.n": 120}, progress=False)
+    assert result.stages["generate"]["status"] == "ran" and result.summary["rows"] == 120
+    calibrated = pd.read_parquet(folder / "out" / "calibrated")
+    assert len(calibrated) == 120 and calibrated.groupby("marr")["weight"].sum().tolist() == pytest.approx([100, 200])
+    result = run_pipeline(config, overrides={"model.epochs": 2}, progress=False)
+    assert result.stages["fit"]["status"] == result.stages["generate"]["status"] == "ran"
+    assert result.summary["rows"] == 150
+
+
+def _part_times(folder):
+    return {p: p.stat().st_mtime_ns for p in sorted((folder / "population").rglob("part-*.parquet"))}
+
+
+def test_an_interrupted_generate_resumes_only_an_attempt_of_the_same_settings(tiny, cps1, monkeypatch):
+    import microplex.scale as scale
+
+    folder, _ = tiny
+    config = _variants(folder, cps1)["streamed"]
+    real = scale.generate_dataset
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # after the parts, before the stage's record
+
+    monkeypatch.setattr(scale, "generate_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, progress=False)
+    out = folder / "out"
+    first = _part_times(out)
+    monkeypatch.setattr(scale, "generate_dataset", real)
+    assert run_pipeline(config, progress=False).stages["generate"]["status"] == "ran"
+    assert _part_times(out) == first  # resumed: every part kept
+    monkeypatch.setattr(scale, "generate_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, overrides={"generate.n": 120}, progress=False)
+    monkeypatch.setattr(scale, "generate_dataset", real)
+    result = run_pipeline(config, overrides={"generate.n": 130}, progress=False)  # a third setting: regenerated
+    assert result.summary["rows"] == 130 == len(pd.read_parquet(out / "population"))
+    before = _part_times(out)
+    assert run_pipeline(config, overrides={"generate.n": 130}, progress=False).stages["generate"]["status"] == "skipped"
+    run_pipeline(config, overrides={"generate.n": 130}, force=True, progress=False)
+    after = _part_times(out)
+    assert after.keys() == before.keys() and all(after[p] != before[p] for p in after)  # force writes afresh
+
+
+def test_the_model_file_does_not_depend_on_progress_bars(tiny):
+    """`-q` (progress=False) wrote verbose=False into model.mpx: other bytes, so a rerun with bars regenerated the
+    population (and a streamed one failed)."""
+    folder, config = tiny
+    run_pipeline(config, progress=False)
+    quiet = (folder / "out" / "model.mpx").read_bytes()
+    run_pipeline(config, progress=True, force=True)
+    assert (folder / "out" / "model.mpx").read_bytes() == quiet
+
+
+@pytest.mark.parametrize("variant, output, make", [
+    ("calibrated", "calibrated.parquet", "folder"), ("streamed-calibrated", "population", "file"),
+    ("calibrated", "report.html", "folder")])
+def test_an_existing_output_of_the_other_kind_is_refused_before_any_work(tiny, cps1, variant, output, make):
+    """calibrated.parquet left as a folder: the calibrate stage solved, then failed renaming onto it."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)[variant]
+    out = folder / "out"
+    out.mkdir()
+    (out / output).mkdir() if make == "folder" else (out / output).write_text("x")
+    with pytest.raises(DataValidationError, match=rf"out/{output}' of \[\w+\] is an existing {make}"):
+        run_pipeline(config, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [output]

@@ -89,3 +89,17 @@ def test_a_person_with_a_missing_value_drops_the_whole_household(household_confi
     data = pd.DataFrame({"db030": [1, 1, 2, 2, 3], "age": [30.0, None, 40.0, 41.0, 50.0], "rb090": list("fmfmf")})
     kept = households.dropna(data, config, ["age", "rb090"])
     assert kept["db030"].tolist() == [2, 2, 3]
+
+
+def test_a_rerun_with_progress_bars_or_other_settings_regenerates_the_households(household_config):
+    """`--force` with progress bars wrote verbose=True into model.mpx (its inner models too), other bytes than
+    the `-q` run's: the streamed households then failed with 'holds another run', as did any settings change."""
+    folder, config = household_config
+    config = {k: v for k, v in config.items() if k != "sparsify"}
+    run_pipeline(config, progress=False)
+    model = (folder / "out" / "model.mpx").read_bytes()
+    result = run_pipeline(config, progress=True, force=True)
+    assert (folder / "out" / "model.mpx").read_bytes() == model and result.stages["generate"]["status"] == "ran"
+    result = run_pipeline(config, overrides={"generate.n_households": 300}, progress=False)
+    assert result.stages["generate"]["households"] == 300
+    assert len(pd.read_parquet(folder / "out" / "calibrated" / "households")) == 300

@@ -115,8 +115,15 @@ def check_input(path: Path | None, name: str) -> Path | None:
     return path
 
 
-def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False) -> Path:
-    """An output path that is no input (nor inside one, nor holding one) and whose folder can be created."""
+#: What a file suffix stands for, in check_output's messages.
+_FORMATS = {".parquet": "Parquet", ".csv": "CSV", ".html": "HTML"}
+PARQUET = (".parquet", ".pq")
+
+
+def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False,
+                 suffixes: tuple[str, ...] = ()) -> Path:
+    """An output path that is no input (nor inside one, nor holding one) and whose folder can be created;
+    a file's name ends in one of ``suffixes`` when they are given (the format written)."""
     target = path.expanduser().resolve()
     for src in inputs:
         if src is None:
@@ -125,6 +132,10 @@ def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bo
         if target == s or s in target.parents or (folder and target in s.parents):
             raise DataValidationError(
                 f"The {name!r} output {str(path)!r} would overwrite the input {str(src)!r}; choose another path.")
+    if not folder and suffixes and path.suffix.lower() not in suffixes:
+        raise DataValidationError(
+            f"The {name!r} output {str(path)!r} must end in {' or '.join(suffixes)}: the command writes "
+            f"{_FORMATS.get(suffixes[0], suffixes[0])}.")
     if not folder and target.is_dir():
         raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
     if folder and target.exists() and not target.is_dir():

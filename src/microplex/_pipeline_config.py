@@ -141,6 +141,20 @@ def _out_name(value: Any, name: str) -> str:
         raise DataValidationError(
             f"The {name!r} setting must be a path relative to the output folder that stays inside it "
             f"(no absolute path, no '..'). Got {_got(value)} instead.")
+    hidden = [p for p in parts if p.startswith(".")]
+    if hidden:  # the stages' own side files are hidden: .NAME.microplex, .NAME.partial, temporaries
+        raise DataValidationError(
+            f"The {name!r} setting may not name a hidden file or folder ({hidden[0]!r}: names starting with '.' "
+            f"are the stages' own side files). Got {_got(value)} instead.")
+    return text
+
+
+def _report_name(value: Any, name: str) -> str:
+    """``evaluate.report``: an output name ending in .html or .htm (the report is HTML)."""
+    text = _out_name(value, name)
+    if PurePath(text).suffix.lower() not in (".html", ".htm"):
+        raise DataValidationError(f"The {name!r} setting must end in .html or .htm: the report is HTML. "
+                                  f"Got {_got(value)} instead.")
     return text
 
 
@@ -183,7 +197,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "sparsify": {"targets": _text, "max_records": _int(1), "tolerance": _float(0.0, low_inclusive=False),
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
                  "stratify": _stratify, "force": check_bool, "refine": check_bool, "by": _text},
-    "evaluate": {"report": _out_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
+    "evaluate": {"report": _report_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
                  "heldout": _text, "areas": _names(False), "exclude": _names(False)},
 }
 

@@ -86,6 +86,10 @@ def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-d
     hs = HouseholdSynthesizer(model["household_vars"], model["person_vars"], hid, household_weight=_weight(ctx.config),
                               verbose=ctx.progress, synthesizer_params=inner or None, **params)
     hs.fit(train, seed=ctx.seed("fit"))
+    # saved as they are: the file must not depend on the progress bars (-q), nor its inner models' files
+    inner = [hs.household_model_, hs.late_model_, *hs.person_models_.values(), *(m for _, m in hs.applicable_models_)]
+    for m in [hs, *(m for m in inner if m is not None)]:
+        m.set_params(verbose=False)
     hs.save(ctx.output("model"))
     train.to_parquet(ctx.output("train"), index=False)
     holdout.to_parquet(ctx.output("holdout"), index=False)

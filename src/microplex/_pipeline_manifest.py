@@ -18,6 +18,7 @@ import logging
 import math
 import numbers
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
+__all__ = ["Manifest", "Writes", "discard_folder", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class Manifest:
         self.out, self.name, self.settings = out, name, settings
         self.inputs, self.outputs = inputs, outputs
         self.manifest = out / MANIFESTS / f"{name}.json"
+        self.started = out / MANIFESTS / f"{name}.started.json"
         payload = {
             "settings": settings,
             "inputs": {str(p): _output_hash(p) for p in inputs},
@@ -147,6 +149,27 @@ class Manifest:
                 return None
         return record
 
+    def restarts(self) -> bool:
+        """Whether the last attempt at this stage had another fingerprint (other settings, seeds, inputs or
+        version), so that what it streamed in place is not this run's: from the start marker
+        :meth:`start` writes, else from the finished record. ``False`` when neither exists (a first run,
+        or an output folder of an earlier version interrupted in this stage: its writer then resumes
+        or names the difference); ``True`` when the marker is unreadable (an attempt of unknown settings)."""
+        for path in (self.started, self.manifest):
+            if not path.exists() and not path.is_symlink():
+                continue
+            try:
+                record = json.loads(path.read_bytes().decode("utf-8")) \
+                    if path.is_file() and path.stat().st_size <= MAX_RECORD_BYTES else None
+            except (ValueError, RecursionError):
+                record = None
+            return not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint
+        return False
+
+    def start(self) -> None:
+        """Marks the stage as attempted with this fingerprint (before it writes anything in place)."""
+        write_text_atomic(json.dumps({"stage": self.name, "fingerprint": self.fingerprint}), self.started)
+
     def finish(self, seconds: float, figures: dict[str, Any]) -> None:
         """Writes the record of a stage that just ran (atomically)."""
         record = {
@@ -172,7 +195,8 @@ class Writes:
     :meth:`commit` renames every file onto its final name; :meth:`discard` (always called) removes
     what is left, so a failed stage leaves its previous outputs as they were and no half-written
     file. Only a streamed dataset folder is written in place, by ``generate_dataset``, which writes
-    each part file atomically and resumes from its own manifest.
+    each part file atomically and resumes from its own manifest; the runner removes such a folder first
+    (:func:`discard_folder`) when the stage's last attempt had another fingerprint (:meth:`Manifest.restarts`).
     """
 
     def __init__(self) -> None:
@@ -191,6 +215,17 @@ class Writes:
     def discard(self) -> None:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
+
+
+def discard_folder(path: Path) -> None:
+    """Removes a dataset folder a stage streams into in place, and its side folder (``.NAME.microplex``);
+    a link or a file at ``path`` is left for the writer to refuse."""
+    from .scale._layout import layout
+
+    lay = layout(path)
+    for folder in (lay.root, lay.meta):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
 
 
 def _output_hash(path: Path) -> str:

@@ -55,12 +55,18 @@ Artifact = Path | tuple[Path, ...]
 
 @dataclass(frozen=True)
 class Output:
-    """One artifact a stage writes: its name, its file (or folder) and the setting that renames it."""
+    """One artifact a stage writes: its name, its file (or folder) and the setting that renames it.
+
+    ``in_place``: a folder the stage streams into in place (not through a temporary renamed at the end),
+    whose writer resumes an interrupted attempt of the same stage. The runner removes it before the
+    stage runs when an earlier attempt had other settings, seeds or inputs, or under ``force``.
+    """
 
     name: str
     file: str
     setting: str | None = None
     folder: bool = False
+    in_place: bool = False
     when: Callable[[Mapping[str, Any]], bool] | None = None
 
     def file_in(self, config: Mapping[str, Any]) -> str:
@@ -96,6 +102,7 @@ class PlannedStage:
     inputs: dict[str, Artifact]
     outputs: dict[str, Path]
     folders: frozenset[str]
+    in_place: frozenset[str] = frozenset()
 
     def input_paths(self) -> list[Path]:
         """Every input path, in declaration order (sources flattened)."""
@@ -176,10 +183,11 @@ def plan(config: Mapping[str, Any], base: Path, out: Path) -> list[PlannedStage]
                 raise DataValidationError(f"[{stage.name}] reads {key!r}, which no earlier stage of this pipeline writes.")
         outputs = {o.name: out / o.file_in(config) for o in _outputs(stage, config)}
         folders = frozenset(o.name for o in _outputs(stage, config) if o.folder)
+        in_place = frozenset(o.name for o in _outputs(stage, config) if o.in_place)
         bound.update(outputs)
         if "population" in outputs and config.get("evaluate", {}).get("heldout"):
             bound[f"population@{stage.name}"] = outputs["population"]  # each population, for the held-out cells
-        planned.append(PlannedStage(stage, inputs, outputs, folders))
+        planned.append(PlannedStage(stage, inputs, outputs, folders, in_place))
     return planned
 
 
@@ -251,6 +259,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout", "holdout_by")}
     synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params)
     synth.fit(train, weight_col=_training_weight(ctx.config), seed=ctx.seed("fit"))
+    synth.set_params(verbose=False)  # saved as it is: the file must not depend on the progress bars (-q)
     synth.save(ctx.output("model"))
     train.to_parquet(ctx.output("train"), index=False)
     holdout.to_parquet(ctx.output("holdout"), index=False)
@@ -431,7 +440,8 @@ STAGE_TABLE: tuple[Stage, ...] = (
           settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True),
     Stage("generate", _generate, inputs=("model", "train", "conditions?"),
           outputs=(Output("population", "synthetic.parquet", when=lambda c: not _folder(c)),
-                   Output("population", "population", setting="generate.dataset", folder=True, when=_folder)),
+                   Output("population", "population", setting="generate.dataset", folder=True, in_place=True,
+                          when=_folder)),
           settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
     Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train"),
           outputs=(Output("population", "calibrated.parquet", when=lambda c: not _folder(c)),

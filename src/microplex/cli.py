@@ -25,6 +25,7 @@ from . import __version__
 from ._cli_checks import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    PARQUET,
     OneLineGroup,
     check_input,
     check_output,
@@ -199,7 +200,10 @@ def generate(
             raise DataValidationError("The '--population' option needs at least one record; got --n 0.")
         check_input(model, "model")
         check_input(conditions, "conditions")
-        check_output(out, "out", [model, conditions], folder=streamed)
+        if not streamed and (scheduler or torch_threads is not None):
+            given = [o for o, v in (("--scheduler", scheduler), ("--torch-threads", torch_threads)) if v]
+            raise DataValidationError(f"The options {given} act only when streaming; add --stream or --partition-by.")
+        check_output(out, "out", [model, conditions], folder=streamed, suffixes=PARQUET)
         synth = Synthesizer.load(model)
         n_columns = len(synth.target_vars) + len(synth.condition_vars)
         if population is not None and weight in (*synth.target_vars, *synth.condition_vars):
@@ -270,9 +274,9 @@ def calibrate(
         check_weight_name(weight)
         check_input(data, "data")
         check_input(targets, "targets")
-        check_output(out, "out", [data, targets])
+        check_output(out, "out", [data, targets], suffixes=PARQUET)
         if report is not None:
-            check_output(report, "report", [data, targets, out])
+            check_output(report, "report", [data, targets, out], suffixes=(".csv",))
         df = read_table(data)
         if weight not in df.columns:
             df[weight] = 1.0
@@ -311,7 +315,7 @@ def sparsify(
         check_weight_name(weight)
         check_input(data, "data")
         check_input(targets, "targets")
-        check_output(out, "out", [data, targets])
+        check_output(out, "out", [data, targets], suffixes=PARQUET)
         df = read_table(data)
         if weight not in df.columns:
             df[weight] = 1.0
@@ -356,7 +360,7 @@ def evaluate(
         subgroups = split_columns(conditions, "conditions")
         for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets")):
             check_input(path, name)
-        check_output(report, "report", [real, synthetic, holdout, targets])
+        check_output(report, "report", [real, synthetic, holdout, targets], suffixes=(".html", ".htm"))
         real_df, syn_df = read_table(real), read_table(synthetic)
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
                                         (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):

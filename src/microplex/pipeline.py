@@ -46,8 +46,9 @@ from . import __version__
 from ._errors import DataValidationError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, plan_paths, validate_config
-from ._pipeline_manifest import Manifest, Writes
-from ._pipeline_stages import STAGE_TABLE, StageContext, external_inputs, output_files, plan, stage_seeds
+from ._pipeline_manifest import Manifest, Writes, discard_folder
+from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
+                               stage_seeds)
 from .io import check_rows_fit_disk, check_rows_fit_memory, read_targets, resolve_path, write_text_atomic
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
@@ -212,6 +213,7 @@ def run_pipeline(
     inputs = _inputs(config, base)
     planned = plan(config, base, out)
     plan_paths(inputs, out, output_files(config, {"summary.json": "summary", MANIFESTS: "manifests"}))
+    _check_kinds(planned)
     _check_sizes(config, out)
     seed = int(config.get("seed", 0))
     targets = {name.split(".")[0]: read_targets(path) for name, path in external_inputs(config, base).items()
@@ -234,6 +236,10 @@ def run_pipeline(
         if absent:  # the plan binds every input to an earlier output: a gap is a bug in the stage table
             raise RuntimeError(f"Stage {name!r} reads {absent}, which no earlier stage wrote.")
         t0 = time.perf_counter()
+        if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
+            for o in step.in_place:
+                discard_folder(step.outputs[o])
+        manifest.start()
         writes = Writes()
         ctx = StageContext(config, base, out, progress, step.inputs, seeds, targets,
                            write=lambda o, step=step, writes=writes: (
@@ -252,6 +258,20 @@ def run_pipeline(
     result.summary = _summary(figures, out, seed)
     write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
+
+
+def _check_kinds(planned: list[PlannedStage]) -> None:
+    """Refuses an existing output of the other kind (a folder where a stage writes a file, or a file
+    where it writes a folder) before any work: found at the end, it failed a stage after its solve."""
+    for step in planned:
+        for name, path in step.outputs.items():
+            folder = name in step.folders
+            if path.is_symlink() or not path.exists() or path.is_dir() == folder:
+                continue
+            kind, wanted = ("file", "folder") if folder else ("folder", "file")
+            raise DataValidationError(
+                f"The output {str(path)!r} of [{step.stage.name}] is an existing {kind}; the stage writes a {wanted} "
+                "there. Remove it or choose another output folder.")
 
 
 def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
