@@ -321,3 +321,15 @@ def test_options_are_checked_before_any_work_starts(files, tmp_path, monkeypatch
     r = runner.invoke(app, [a.format(d=files, o=out) for a in args])
     assert_one_error(r)
     assert list(out.iterdir()) == [] and not (files / "out").exists()
+
+
+def test_demo_help_states_the_bundled_pipelines_defaults():
+    """`demo --help` said the geography demo trains 12 epochs; its file says 6."""
+    import tomllib
+    from importlib import resources
+
+    text = " ".join(runner.invoke(app, ["demo", "--help"], terminal_width=400).output.split())
+    for folder, pattern in (("demo", "the pipeline's, {} or with"), ("demo_geo", "or with --geo {})")):
+        config = tomllib.loads(resources.files("microplex.datasets").joinpath(folder, "pipeline.toml").read_text())
+        assert pattern.format(f"{config['generate']['n']:,}") in text
+        assert pattern.format(config["model"].get("epochs", "'auto'")) in text

@@ -749,3 +749,51 @@ def test_an_existing_output_of_the_other_kind_is_refused_before_any_work(tiny, c
     with pytest.raises(DataValidationError, match=rf"out/{output}' of \[\w+\] is an existing {make}"):
         run_pipeline(config, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [output]
+
+
+def test_one_run_at_a_time_per_output_folder_and_a_killed_runs_temporaries_are_removed(tiny):
+    """Two runs on one output folder wrote beside each other; a run killed mid-stage left its temporaries
+    (`.tmp-...-model.mpx`) in the output folder for good."""
+    import json as _json
+    import os
+
+    from microplex import MicroplexError
+
+    folder, config = tiny
+    out = folder / "out"
+    (out / ".microplex").mkdir(parents=True)
+    orphan = out / ".tmp-0123456789ab-model.mpx"
+    orphan.write_bytes(b"half")
+    kept = out / ".tmp-notours.txt"
+    kept.write_text("user file")
+    lock = out / ".microplex" / "_microplex.lock"
+    lock.write_text(_json.dumps({"pid": os.getpid(), "host": "elsewhere", "time": "now"}))  # a run on another host
+    with pytest.raises(MicroplexError, match=r"being written by another microplex pipeline run"):
+        run_pipeline(config, progress=False)
+    assert orphan.exists() and not (out / "model.mpx").exists()  # nothing touched while another run holds it
+    lock.unlink()
+    run_pipeline(config, progress=False)
+    assert not orphan.exists() and kept.exists() and not lock.exists()
+    assert not [p for p in out.rglob(".tmp-*") if p != kept]
+
+
+def test_a_stage_taken_out_of_the_file_leaves_no_stale_output(tiny, cps1):
+    """[sparsify] removed from the file: its subset.parquet from the earlier run stayed beside the new outputs."""
+    folder, _ = tiny
+    config = _variants(folder, cps1)["calibrated"]
+    run_pipeline(config, progress=False)
+    out = folder / "out"
+    assert (out / "subset.parquet").exists() and (out / "report.html").exists()
+    (out / "mine.csv").write_text("a user's file\n")
+    record = out / ".microplex" / "evaluate.json"  # an edited record naming files it did not write
+    edited = json.loads(record.read_text())
+    edited["outputs"].update({str(folder / "train.parquet"): "", str(out / "mine.csv") + "/..": "", "/etc/passwd": ""})
+    record.write_text(json.dumps(edited))
+    config = {k: v for k, v in config.items() if k not in ("sparsify", "evaluate")}
+    run_pipeline(config, progress=False)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".microplex", "calibrated.parquet", "calibration_report.csv", "holdout.parquet", "mine.csv",
+                     "model.mpx", "summary.json", "synthetic.parquet", "train.parquet"]
+    assert sorted(p.name for p in (out / ".microplex").iterdir() if p.suffix == ".json" and ".started" not in p.name) \
+        == ["calibrate.json", "fit.json", "generate.json"]
+    assert (folder / "train.parquet").exists()

@@ -48,6 +48,9 @@ def test_households_are_generated_calibrated_out_of_core_and_sparsified(househol
     assert ratio.min() >= 0.2 - 1e-9 and ratio.max() <= 5.0 + 1e-9 and ratio.std() > 0
     assert pd.read_csv(out / "calibration_report.csv")["rel_error"].abs().max() < 1e-8
     assert result.stages["calibrate"]["passes"] >= 1
+    # the summary shows the household model's figures, not a flow's epochs and loss as None
+    assert result.summary["train_households"] == result.stages["fit"]["train_households"] > 0
+    assert "fit_epochs" not in result.summary and "None" not in result.summary_text()
     # the training split is by household: no household on both sides
     holdout = pd.read_parquet(out / "holdout.parquet")
     assert not set(train["db030"]) & set(holdout["db030"]) and len(train) + len(holdout) == 730

@@ -18,9 +18,10 @@ import logging
 import math
 import numbers
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "discard_folder", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
+__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,27 @@ class Writes:
     def discard(self) -> None:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
+
+
+#: A temporary of :func:`microplex._files.temp_beside` (``.tmp-`` + 12 hex digits + ``-`` + stem + suffix).
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{12}-")
+
+
+def remove_orphans(folders: Iterable[Path]) -> list[Path]:
+    """Removes the temporaries a killed run left in ``folders`` (files named as :func:`temp_beside` names
+    them; a failing stage removes its own). Called under the pipeline's lock, so no other run is writing
+    them. Returns the removed paths."""
+    removed = []
+    for folder in dict.fromkeys(folders):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if _TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    if removed:
+        logger.info("Removed %d temporary files of an interrupted run: %s", len(removed), [p.name for p in removed])
+    return removed
 
 
 def discard_folder(path: Path) -> None:

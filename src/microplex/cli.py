@@ -97,7 +97,7 @@ def demo(
     rows: int | None = typer.Option(None, help="Synthetic population size (default: the pipeline's, 100,000 "
                                                "or with --geo 60,000)."),
     epochs: str | None = typer.Option(None, help="Training epochs: 'auto' (from the data size) or an int "
-                                                 "(default: the pipeline's, 'auto' or with --geo 12)."),
+                                                 "(default: the pipeline's, 'auto' or with --geo 6)."),
     geo: bool = typer.Option(False, "--geo", help="The geography demo: census2000, a population for every PUMA, "
                                                   "state and PUMA controls, a subset per state, held-out cells."),
     force: bool = typer.Option(False, help="Re-run every stage."),

@@ -46,7 +46,7 @@ from . import __version__
 from ._errors import DataValidationError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, plan_paths, validate_config
-from ._pipeline_manifest import Manifest, Writes, discard_folder
+from ._pipeline_manifest import Manifest, Writes, discard_folder, remove_orphans
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
 from .io import check_rows_fit_disk, check_rows_fit_memory, read_targets, resolve_path, write_text_atomic
@@ -86,7 +86,7 @@ class PipelineResult:
         lines = [f"microplex pipeline -> {self.output}"]
         for name, info in self.stages.items():
             lines.append(f"  {name:<10} {info['status']:<8} {info.get('seconds', 0):7.1f} s  {info.get('note', '')}")
-        for key in ("rows", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records",
+        for key in ("rows", "train_households", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records",
                     "heldout_median_p90", "report"):
             if key in s:
                 lines.append(f"  {key}: {s[key]}")
@@ -218,7 +218,23 @@ def run_pipeline(
     seed = int(config.get("seed", 0))
     targets = {name.split(".")[0]: read_targets(path) for name, path in external_inputs(config, base).items()
                if name.endswith(".targets")}
+    from .scale._lock import OutputLock
+
     out.mkdir(parents=True, exist_ok=True)
+    # One run at a time per output folder (a second is refused naming the first; a killed run's lock is
+    # taken over once its process is provably gone), and what a killed run left half-written is removed.
+    with OutputLock(out, out / MANIFESTS, writer="microplex pipeline run"):
+        remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
+                                                if o not in step.folders)])
+        _remove_dropped_stages(out, planned, list(inputs.values()))
+        result = _run_stages(planned, config, base, out, seed, targets, force, progress)
+        write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
+    return result
+
+
+def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path, out: Path, seed: int,
+                targets: dict[str, Any], force: bool, progress: bool) -> PipelineResult:
+    """Runs (or skips) each planned stage in order; the result with the run's summary."""
     result = PipelineResult(output=out)
     figures: dict[str, dict[str, Any]] = {}
     for step in planned:
@@ -256,8 +272,42 @@ def run_pipeline(
         manifest.finish(seconds, figures[name])
         result.stages[name] = {"status": "ran", "seconds": seconds, **figures[name]}
     result.summary = _summary(figures, out, seed)
-    write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
+
+
+def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:
+    """Removes what a stage that no longer runs (its section taken out of the file) wrote in an earlier run:
+    its outputs, as its record lists them, and its record, so that no stale ``subset.parquet`` sits beside
+    the new outputs. The record is untrusted: only paths inside the output folder that are no output of
+    this run, no input and not in ``.microplex`` are removed."""
+    running = {step.stage.name for step in planned}
+    keep = [p.resolve() for step in planned for p in step.outputs.values()] + [p.resolve() for p in inputs]
+    manifests = (out / MANIFESTS).resolve()
+    for stage in STAGE_TABLE:
+        record_path = out / MANIFESTS / f"{stage.name}.json"
+        if stage.name in running or not record_path.is_file():
+            continue
+        try:
+            record = json.loads(record_path.read_bytes().decode("utf-8")) \
+                if record_path.stat().st_size <= MAX_CONFIG_BYTES else None
+        except (ValueError, RecursionError):
+            record = None
+        listed = record.get("outputs") if isinstance(record, dict) else None
+        for name in (listed if isinstance(listed, dict) else {}):
+            path = Path(name) if isinstance(name, str) else None
+            if path is None or not path.is_absolute() or path.is_symlink() or not path.exists():
+                continue
+            real = path.resolve()
+            if real == out or out not in real.parents or real == manifests or manifests in real.parents \
+                    or any(real == k or real in k.parents or k in real.parents for k in keep):
+                continue
+            logger.info("Stage %s no longer runs: removing its output %s.", stage.name, real)
+            if real.is_dir():
+                discard_folder(real)
+            else:
+                real.unlink(missing_ok=True)
+        for marker in (record_path, out / MANIFESTS / f"{stage.name}.started.json"):
+            marker.unlink(missing_ok=True)
 
 
 def _check_kinds(planned: list[PlannedStage]) -> None:
@@ -320,9 +370,13 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
     summary: dict[str, Any] = {"output": str(out), "microplex_version": __version__, "seed": seed}
     if "generate" in f:
         summary["rows"] = f["generate"].get("rows")
-    if "fit" in f:
-        summary["fit_epochs"] = f["fit"].get("epochs")
-        summary["fit_loss"] = round(float(f["fit"]["loss"]), 4) if "loss" in f["fit"] else None
+    if "fit" in f:  # a household model reports its households, not one flow's epochs and loss
+        if "epochs" in f["fit"]:
+            summary["fit_epochs"] = f["fit"]["epochs"]
+        if "loss" in f["fit"]:
+            summary["fit_loss"] = round(float(f["fit"]["loss"]), 4)
+        if "train_households" in f["fit"]:
+            summary["train_households"] = f["fit"]["train_households"]
         if "val_loss" in f["fit"]:
             summary["fit_val_loss"] = round(float(f["fit"]["val_loss"]), 4)
     errors = [f[s]["max_rel_error"] for s in ("calibrate", "sparsify") if f.get(s, {}).get("max_rel_error") is not None]

@@ -190,3 +190,27 @@ def test_a_diagnosis_that_does_not_solve_is_not_called_feasible(regions):
     with pytest.raises(ConvergenceError, match=r"Which targets conflict is unknown") as err:
         Calibrator().fit(regions, Targets([Target(1e40)]))
     assert "feasible within" not in str(err.value)
+
+
+def test_targets_orders_of_magnitude_above_the_initial_weights_are_named():
+    """Weights of 1 against totals 1e20 times larger failed with a bare 'did not converge' and an LP that did not
+    solve; the error now names the scale as the likely cause."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.integers(0, 3, 500), "x": rng.normal(10, 2, 500), "weight": 1.0})
+    targets = pd.DataFrame([{"aggregate": "count", "filter": "a == 0", "value": (df.a == 0).sum() * 1e20},
+                            {"aggregate": "sum", "variable": "x", "value": df.x.sum() * 1.1e20}])
+    with pytest.raises(ConvergenceError, match=r"targets are up to 1\.1e\+20 times what the initial weights give"):
+        Calibrator().fit(df, targets, weight_col="weight")
+    res = Calibrator().fit(df.assign(weight=1e20), targets, weight_col="weight")  # on the targets' scale: met
+    assert res.summary["max_rel_error"] < 1e-8
+
+
+def test_two_different_targets_with_one_name_are_refused():
+    """Named alike in code (a file already refused it), two targets gave a report with two rows 't1'."""
+    with pytest.raises(DataValidationError, match=r"Two different targets are named 't1'"):
+        Targets([Target(200.0, filters="a == 0", name="t1"), Target(150.0, filters="a == 1", name="t1")])
+    with pytest.raises(DataValidationError, match=r"Two different targets are named 't1'"):
+        Targets([Target(200.0, filters="a == 0", name="t1")]) + [Target(5.0, "sum", "x", filters="a == 0", name="t1")]
+    same = Targets([Target(200.0, filters="a == 0", name="t1"), Target(200.0, filters={"a": 0}, name="t1")])
+    df = pd.DataFrame({"a": [0, 0, 1, 1], "weight": 1.0})
+    assert Calibrator().fit(df, same, weight_col="weight").summary["max_rel_error"] < 1e-8  # one cell, met

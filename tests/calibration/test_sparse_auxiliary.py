@@ -153,10 +153,15 @@ def test_explicit_auxiliary_targets_are_used_as_given(population):
         ({"auxiliary_strength": 0.0}, "'auxiliary_strength' parameter"),
         ({"auxiliary_strength": float("nan")}, "'auxiliary_strength' parameter"),
         ({"auxiliary": ["nope"]}, r"auxiliary columns \['nope'\]"),
+        # accepted before: the weight crossed as a margin, all-missing or complex values
+        ({"auxiliary": ["weight"]}, r"auxiliary column 'weight' is the weight column"),
+        ({"auxiliary": ["empty"]}, r"auxiliary column 'empty' holds only missing values"),
+        ({"auxiliary": ["z"]}, r"auxiliary column 'z' holds complex numbers"),
     ],
 )
 def test_bad_auxiliary_parameters(population, params, match):
     df, targets = population
+    df = df.assign(empty=np.nan, z=df["income"] * 1j)
     with pytest.raises(DataValidationError, match=match):
         SparseCalibrator(100, **params).fit(df, targets)
 

@@ -96,6 +96,16 @@ def _columns(
     missing = [c for c in cols if c not in candidates.columns]
     if missing:
         raise DataValidationError(f"auxiliary columns {missing} are not in the candidates.")
+    for c, role in ((weight_col, "the weight column"), (household_col, "the household id")):
+        if c is not None and c in cols:
+            raise DataValidationError(f"auxiliary column {c!r} is {role}; the auxiliary margins cross record "
+                                      "variables with the area.")
+    for c in cols:
+        s = candidates[c]
+        if pd.api.types.is_complex_dtype(s):
+            raise DataValidationError(f"auxiliary column {c!r} holds complex numbers, which have no margins.")
+        if len(s) and s.isna().all():
+            raise DataValidationError(f"auxiliary column {c!r} holds only missing values.")
     return cols
 
 

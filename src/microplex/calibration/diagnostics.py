@@ -101,6 +101,26 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     )
 
 
+#: Targets this many times the initial weights' totals (or as small a share) are named as a likely cause.
+FAR_RATIO = 1e8
+
+
+def _scale_hint(design: Design) -> str:
+    """A sentence naming targets that are orders of magnitude away from what the initial weights give
+    (weights of 1 against national totals); empty otherwise."""
+    initial = np.asarray(design.x.T @ design.d, dtype=float).ravel()
+    t = np.asarray(design.totals, dtype=float)
+    ok = (initial != 0) & (t != 0) & np.isfinite(initial) & np.isfinite(t)
+    if not ok.any():
+        return ""
+    ratio = np.abs(t[ok] / initial[ok])
+    worst = float(ratio.max()) if ratio.max() >= 1 / ratio.min() else float(ratio.min())
+    if 1 / FAR_RATIO < worst < FAR_RATIO:
+        return ""
+    return (f" The targets are up to {worst:.3g} times what the initial weights give: start from weights on the "
+            "targets' scale (e.g. each record weighing population / records).")
+
+
 def explain_failure(
     design: Design, lower: np.ndarray, upper: np.ndarray, *, solver_converged: bool
 ) -> tuple[str, pd.DataFrame]:
@@ -122,7 +142,7 @@ def explain_failure(
         infeasible = min_violation(design, lower, upper)
     except ConvergenceError as e:
         logger.warning("%s", e)
-        return f" Which targets conflict is unknown: {e}.", pd.DataFrame(
+        return f" Which targets conflict is unknown: {e}.{_scale_hint(design)}", pd.DataFrame(
             columns=["target", "value", "closest_achievable", "rel_gap"]
         )
     if len(infeasible):
@@ -134,5 +154,6 @@ def explain_failure(
             return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}.", infeasible
         return f" This target cannot be met together with the others within the bounds: {listed}.", infeasible
     if not solver_converged:
-        return " The targets are feasible within the bounds; try more iterations (max_iter) or another method.", infeasible
+        return (" The targets are feasible within the bounds; try more iterations (max_iter) or another method."
+                + _scale_hint(design)), infeasible
     return "", infeasible

@@ -144,6 +144,7 @@ class Targets(Sequence[Target]):
             if not isinstance(t, Target):
                 raise DataValidationError(f"Targets holds Target objects. Got {type(t).__name__} instead.")
             t.validate()
+        _check_one_definition_per_name(self._targets)
 
     def __len__(self) -> int:
         return len(self._targets)
@@ -375,6 +376,20 @@ def _check_file(path: str | Path) -> Path:
             f"Targets file {str(p)!r} has {size:,} bytes, more than the {MAX_TARGETS_FILE_BYTES:,} a targets file may have."
         )
     return p
+
+
+def _check_one_definition_per_name(targets: list[Target]) -> None:
+    """One name, one definition: two targets named alike that count or sum different things made the report
+    (and anything keyed by name) ambiguous. The same definition given twice is one cell (checked by the
+    design: agreeing values are met, contradictory ones raise)."""
+    first: dict[str, Target] = {}
+    for t in targets:
+        seen = first.setdefault(t.name, t)  # type: ignore[arg-type]
+        if seen is not t and (seen.aggregate, seen.variable, seen.filters, seen.entity) != (
+                t.aggregate, t.variable, t.filters, t.entity):
+            raise DataValidationError(
+                f"Two different targets are named {t.name!r} ({seen.aggregate} of {seen.filters or 'all records'} "
+                f"and {t.aggregate} of {t.filters or 'all records'}); target names must be distinct.")
 
 
 def _opt_name(rec: dict) -> Any:

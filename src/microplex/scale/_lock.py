@@ -120,10 +120,12 @@ class OutputLock:
 
     ``folder`` (default: ``root``) is where the lock lives: the dataset's side folder. Creates it (and
     parents) when missing; when the run fails and it was created here and is still empty, removes it.
+    ``writer`` names the kind of run in the message that refuses a second one.
     """
 
-    def __init__(self, root: str | os.PathLike, folder: str | os.PathLike | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, folder: str | os.PathLike | None = None,
+                 writer: str = "generate_dataset run") -> None:
+        self.root, self.writer = Path(root), writer
         self.folder = Path(root if folder is None else folder)
         self.path = self.folder / LOCK_NAME
         self.token = uuid.uuid4().hex
@@ -143,7 +145,7 @@ class OutputLock:
 
     def _refuse(self, holder, raw, extra: str = "") -> MicroplexError:
         return MicroplexError(
-            f"Output path {str(self.root)!r} is being written by another generate_dataset run "
+            f"Output path {str(self.root)!r} is being written by another {self.writer} "
             f"({_describe(holder, raw)}; lock file {str(self.path)!r}){extra}. Wait for it to finish, or, if no "
             f"run is writing there (it was killed), delete {str(self.path)!r} and repeat the call to resume."
         )
