@@ -214,3 +214,17 @@ def test_two_different_targets_with_one_name_are_refused():
     same = Targets([Target(200.0, filters="a == 0", name="t1"), Target(200.0, filters={"a": 0}, name="t1")])
     df = pd.DataFrame({"a": [0, 0, 1, 1], "weight": 1.0})
     assert Calibrator().fit(df, same, weight_col="weight").summary["max_rel_error"] < 1e-8  # one cell, met
+
+
+def test_messages_tell_two_close_totals_apart():
+    """Six significant digits wrote a parent of 1,000,000 and children summing to 1,000,004 both as 1e+06."""
+    df = pd.DataFrame({"state": ["A"] * 4 + ["B"] * 4, "county": [1, 1, 2, 2, 3, 3, 4, 4], "weight": 1.0})
+    t = pd.DataFrame([{"aggregate": "count", "filter": "state == 'A'", "value": 1_000_000.0},
+                      {"aggregate": "count", "filter": "county == 1", "value": 500_000.0},
+                      {"aggregate": "count", "filter": "county == 2", "value": 500_004.0}])
+    with pytest.raises(DataValidationError, match=r"= 1000000 but its 2 children at the next level sum to 1000004 "):
+        Calibrator().fit(df, t, weight_col="weight", geography=["state", "county"])
+    t = pd.DataFrame([{"aggregate": "count", "filter": "state == 'A'", "value": 1_000_000.0},
+                      {"aggregate": "count", "filter": "county == 1", "value": 1_000_004.0}])
+    with pytest.raises(ConvergenceError, match=r"count\[county == 1\] = 1000004 \(closest achievable 999999\)"):
+        Calibrator(bounds=(0.5, 2e6)).fit(df, t, weight_col="weight")

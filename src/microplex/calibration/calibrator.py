@@ -22,7 +22,7 @@ from microplex._params import check_bool, check_float, check_int, check_names
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
-from .diagnostics import design_effect, explain_failure, kish_ess, relative_errors, weight_ratio_range
+from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import box, mean_scale, met_tolerance, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
@@ -291,11 +291,7 @@ class Calibrator(_FittedResult):
         if geography is not None:
             inconsistencies = check_consistency(design.targets, records, geography, rtol=self.consistency_rtol)
             if len(inconsistencies):
-                lines = "; ".join(
-                    f"{r.parent} = {r.parent_value:g} but its {r.n_children} children at the next level sum to "
-                    f"{r.children_sum:g} ({', '.join(r.children[:3])}{', ...' if len(r.children) > 3 else ''})"
-                    for r in inconsistencies.head(10).itertuples()
-                )
+                lines = "; ".join(_inconsistency(r) for r in inconsistencies.head(10).itertuples())
                 msg = f"{len(inconsistencies)} nested geography targets do not add up: {lines}"
                 if not self.soft:
                     raise DataValidationError(msg)
@@ -421,3 +417,10 @@ class Calibrator(_FittedResult):
     def report(self) -> pd.DataFrame:
         """Per-target report (shortcut to ``result_.report()``)."""
         return self._check_is_fitted().report()
+
+
+def _inconsistency(r: Any) -> str:
+    """One row of :func:`check_consistency`'s frame as a sentence (the two sums told apart)."""
+    parent, children = format_pair(r.parent_value, r.children_sum)
+    named = ", ".join(r.children[:3]) + (", ..." if len(r.children) > 3 else "")
+    return f"{r.parent} = {parent} but its {r.n_children} children at the next level sum to {children} ({named})"

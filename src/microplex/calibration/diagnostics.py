@@ -101,6 +101,22 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     )
 
 
+def format_pair(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` written with the fewest significant digits (at least 6) that tell them apart, so that a
+    message never reads "1e+06 but ... 1e+06" for two different numbers.
+
+    >>> format_pair(1_000_000.0, 1_000_004.0)
+    ('1000000', '1000004')
+    >>> format_pair(1_000_004.0, 999_999.0)
+    ('1000004', '999999')
+    >>> format_pair(25.0, 40.0)
+    ('25', '40')
+    """
+    scale, gap = max(abs(a), abs(b)), abs(a - b)
+    digits = 6 if gap == 0 or not math.isfinite(scale / gap) else min(17, max(6, math.ceil(math.log10(scale / gap)) + 2))
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
+
+
 #: Targets this many times the initial weights' totals (or as small a share) are named as a likely cause.
 FAR_RATIO = 1e8
 
@@ -147,7 +163,7 @@ def explain_failure(
         )
     if len(infeasible):
         listed = "; ".join(
-            f"{r.target} = {r.value:g} (closest achievable {r.closest_achievable:g})"
+            "{} = {} (closest achievable {})".format(r.target, *format_pair(r.value, r.closest_achievable))
             for r in infeasible.head(10).itertuples()
         )
         if len(infeasible) > 1:

@@ -28,6 +28,7 @@ from scipy.optimize import LinearConstraint, milp
 from microplex._errors import ConvergenceError
 
 from .design import Design
+from .diagnostics import format_pair
 from .targets import Targets
 
 __all__ = [
@@ -149,7 +150,8 @@ def unreachable_targets(
                 f"every record it covers contributes 0 to {t.variable!r}" if smin == smax == 0 and t.variable
                 else f"reachable: [{_fmt(smin)}, {_fmt(smax)}]"
             )
-            out.append(f"{t.name} = {_fmt(v)} (closest achievable {_fmt(near)}; {what})")
+            value, closest = format_pair(v, near)
+            out.append(f"{t.name} = {value} (closest achievable {closest}; {what})")
     return out
 
 
