@@ -356,3 +356,171 @@ def test_compare_shared_refuses_a_variable_without_values_naming_it_and_the_sour
     with pytest.raises(DataValidationError, match=r"'x'.*'b'"):
         compare_shared(a, b, ["z", "x"])
     assert compare_shared(a, b, ["z"])["ks"].iloc[0] == pytest.approx(1 / 3)
+
+
+# -- input sweep (s47) ----------------------------------------------------------------------
+@pytest.mark.parametrize("spec, message", [
+    ({"scale": {"z": "abc"}}, r"rename\['b'\]\['scale'\]\['z'\] must be a finite number other than 0. Got 'abc'"),
+    ({"scale": {"z": None}}, r"rename\['b'\]\['scale'\]\['z'\] must be a finite number other than 0. Got None"),
+    ({"scale": {"z": float("nan")}}, r"rename\['b'\]\['scale'\]\['z'\] must be a finite number other than 0. Got nan"),
+    ({"scale": {"z": 0}}, r"rename\['b'\]\['scale'\]\['z'\] must be a finite number other than 0. Got 0"),
+    ({"scale": {"z": True}}, r"rename\['b'\]\['scale'\]\['z'\] must be a finite number other than 0. Got True"),
+    ({"scale": [("z", 2.0)]}, r"rename\['b'\]\['scale'\] must be a mapping"),
+    ({"columns": ["x"]}, r"rename\['b'\]\['columns'\] must be a mapping"),
+    ({"categories": {"sex": ["female", "male"]}}, r"rename\['b'\]\['categories'\]\['sex'\] must be a mapping"),
+])
+def test_bad_rename_entries_are_refused_before_any_fitting(spec, message, monkeypatch):
+    """Before: a scale factor that is no number or None raised a raw ValueError/TypeError, NaN blanked the
+    column and failed later as "'data' is empty" after planning, 0 failed as a constant target, and a list
+    in place of a mapping raised a raw TypeError/ValueError/AttributeError."""
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before rename was checked")
+
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=message):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", rename={"b": spec}, synthesizer_params=FAST)
+
+
+@pytest.mark.parametrize("base_values, donor_values, shown", [
+    (lambda k: k, lambda k: k.astype(str), r"category True \(bool\) of source 'a' is 'True' \(str\) in source 'b'"),
+    (lambda k: k.astype(int).astype(object), lambda k: k.astype(int).astype(str),
+     r"category 1 \(int\) of source 'a' is '1' \(str\) in source 'b'"),
+])
+def test_shared_categories_with_equal_labels_but_other_types_name_column_and_sources(base_values, donor_values,
+                                                                                     shown, monkeypatch):
+    """Before: a shared column boolean (or int objects) in the base and the strings 'True'/'False' ('1'/'0')
+    in the donor passed the category check, which compares labels, and failed after fitting with
+    "Condition column 'k' has categories not seen in training: ['False', 'True']. Expected one of
+    ['False', 'True']", naming neither source."""
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before the shared column was checked")
+
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    a, b = _frames()
+    a["k"], b["k"] = base_values(a["x"] > 0), donor_values(b["x"] > 0)
+    with pytest.raises(DataValidationError, match=r"Shared column 'k': " + shown + r": the labels agree but the types"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+
+
+def test_donor_whose_held_out_records_all_have_weight_zero_names_donor_and_weight_column():
+    """Before: when every record held out to score a donor model had weight 0, fuse raised a raw
+    ZeroDivisionError ("Weights sum to zero, can't be normalized") from the held-out scores."""
+    from microplex._random import int_seed
+
+    a, b = _frames()
+    step_seed = np.random.SeedSequence(0).spawn(1)[0]  # fuse's split of the first (only) donor
+    order = np.random.default_rng(int_seed(step_seed.spawn(3)[0])).permutation(len(b))
+    w = np.ones(len(b))
+    w[order[:40]] = 0.0  # exactly the 20% held out
+    with pytest.raises(DataValidationError, match=r"Donor 'b': the 40 records held out to score its model "
+                                                  r"\(holdout_fraction=0.2\) all have weight 0 in 'wt'"):
+        fuse([Source(a, "a"), Source(b.assign(wt=w), "b", weight_col="wt")], base="a", seed=0, synthesizer_params=FAST)
+    result = fuse([Source(a, "a"), Source(b.assign(wt=w), "b", weight_col="wt")], base="a", seed=0,
+                  synthesizer_params=FAST, holdout_fraction=0)
+    assert np.isfinite(result.data["z"]).all()
+
+
+@pytest.mark.parametrize("n_imputations", [1, 2])
+def test_imputed_columns_keep_the_donor_dtype(n_imputations):
+    """Before: imputed category, Int64 and string columns came back as plain str / int64 (fuse copied the
+    draws through .to_numpy()), though the donor model draws them with the training dtype."""
+    a, b = _frames()
+    a.index = np.arange(1000, 1000 + len(a))
+    b = b.assign(zc=pd.Categorical(np.where(b["x"] > 0, "p", "q")),
+                 zi=pd.array((b["x"] > 0).astype(int) + (b["x"] > 1), dtype="Int64"),
+                 zs=pd.Series(np.where(b["x"] > 0.5, "u", "v"), dtype="string"))
+    result = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, n_imputations=n_imputations)
+    for col in ("zc", "zi", "zs", "z"):
+        assert result.data[col].dtype == b[col].dtype, col
+        assert result.data[col].notna().all()
+    assert set(result.data["zc"]) <= {"p", "q"}
+    if n_imputations == 1:
+        pd.testing.assert_frame_equal(result.data[list(a.columns)], a)
+
+
+def test_correlation_bounds_with_a_constant_variable_are_zero_not_nan():
+    """Before: with Y (or Z) constant, correlation_bounds returned (-1.0, nan, 1.0) with a RuntimeWarning:
+    a NaN CIA value between bounds claiming the whole range, while the fused correlation read 0.0."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1))
+    z = x[:, 0] + rng.normal(size=200)
+    assert correlation_bounds(np.full(200, 5.0), x, np.ones(200), z, x, np.ones(200)) == (0.0, 0.0, 0.0)
+    # constant where the weight is: the records of weight 0 do not count
+    w = np.r_[np.ones(100), np.zeros(100)]
+    y = np.r_[np.full(100, 5.0), rng.normal(size=100)]
+    assert correlation_bounds(z, x, np.ones(200), y, x, w) == (0.0, 0.0, 0.0)
+    a, b = _frames()
+    result = fuse([Source(a.assign(y=5.0), "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+    row = result.bounds.iloc[0]
+    assert (row["lower"], row["cia"], row["upper"], row["fused"]) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_donor_column_that_is_all_missing_is_named_before_any_fitting(monkeypatch):
+    """Before: a donor block column with no value failed inside the fit as "Fitting the model of donor 'b'
+    (0 complete records): 'data' is empty; at least one row is needed", naming no column."""
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before the donor's records were checked")
+
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    a, b = _frames()
+    with pytest.raises(DataValidationError, match=r"Donor 'b' has no record with all of \['x', 'sex', 'z', 'q'\] "
+                                                  r"observed \(all missing: \['q'\]\)"):
+        fuse([Source(a, "a"), Source(b.assign(q=np.nan), "b")], base="a", synthesizer_params=FAST)
+
+
+@pytest.mark.parametrize("dtype", [bool, "boolean"])
+def test_boolean_weight_column_is_refused(dtype):
+    """Before: Source(weight_col=<boolean column>) silently used True/False as weights 1/0 (dropping the
+    False records), while evaluate refuses the same column as non-numeric."""
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "flag": pd.array([True, False, True], dtype=dtype)})
+    with pytest.raises(DataValidationError, match=r"Source 'a': weight column 'flag' must be numeric. Got dtype"):
+        Source(df, "a", weight_col="flag")
+
+
+def test_base_category_only_on_incomplete_donor_records_is_named_before_any_fitting(monkeypatch):
+    """Before: a base category that the donor holds only on records missing a block value (dropped before
+    fitting) failed after fitting as "Condition column 'sex' has categories not seen in training", naming
+    neither source."""
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before the categories were checked")
+
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    a, b = _frames()
+    b.loc[b["sex"] == "male", "z"] = np.nan
+    with pytest.raises(DataValidationError, match=r"Shared column 'sex': categories \['male'\] of base 'a' do not "
+                                                  r"occur in donor 'b' on records with all of \['x', 'sex', 'z'\]"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+
+
+def test_donor_category_held_out_entirely_is_named_with_the_seed(monkeypatch):
+    """Before: when the split held out every donor record of a category (a rare one: 20% of seeds for a
+    category on one record), scoring failed after fitting with "Condition column 'sex' has categories not
+    seen in training: ['other']", naming neither donor nor split."""
+    from microplex._random import int_seed
+
+    import microplex.fusion._fuse as fuse_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a model was fitted before the split was checked")
+
+    a, b = _frames()
+    a.loc[0, "sex"], b.loc[len(b) - 1, "sex"] = "other", "other"
+    seed = next(s for s in range(100) if len(b) - 1 in np.random.default_rng(
+        int_seed(np.random.SeedSequence(s).spawn(1)[0].spawn(3)[0])).permutation(len(b))[:40])
+    monkeypatch.setattr(fuse_module, "_fit_model", no_fit)
+    with pytest.raises(DataValidationError, match=r"Shared column 'sex': categories \['other'\] of the records held "
+                                                  rf"out to score the model \(holdout_fraction=0.2, seed={seed}\) do "
+                                                  r"not occur in donor 'b' among its other records"):
+        fuse([Source(a, "a"), Source(b, "b")], base="a", seed=seed, synthesizer_params=FAST)
+    monkeypatch.undo()
+    result = fuse([Source(a, "a"), Source(b, "b")], base="a", seed=seed, synthesizer_params=FAST, holdout_fraction=0)
+    assert result.data.loc[0, "sex"] == "other" and np.isfinite(result.data["z"]).all()

@@ -18,6 +18,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -275,6 +277,28 @@ def category_shares(x: object, w: np.ndarray) -> pd.Series:
     """
     w = np.asarray(w, dtype=float)
     return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
+
+
+def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:
+    """The first category of ``x`` that ``y`` holds only under another type with the same label (``True`` and
+    ``"True"``, ``1`` and ``"1"``), with its twin in ``y``; ``None`` when there is none. Categories are compared
+    by value throughout microplex, so such a pair reads as two different categories.
+
+    Examples
+    --------
+    >>> category_type_clash([1, 2], ["1", "2"])
+    (1, '1')
+    >>> category_type_clash(["a", "b"], ["a", "c"]) is None
+    True
+    """
+    xs = pd.Index(pd.unique(pd.Series(x, dtype=object).dropna()), dtype=object)
+    ys = pd.Index(pd.unique(pd.Series(y, dtype=object).dropna()), dtype=object)
+    labels = {str(v): v for v in ys}
+    for v in xs[ys.get_indexer(xs) < 0]:
+        if str(v) in labels:
+            twin = labels[str(v)]
+            return (v.item() if isinstance(v, np.generic) else v, twin.item() if isinstance(twin, np.generic) else twin)
+    return None
 
 
 def tv_distance(x: object, y: object, wx: object = None, wy: object = None) -> float:

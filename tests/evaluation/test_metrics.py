@@ -181,3 +181,84 @@ def test_missing_values_are_dropped():
 def test_bad_input_raises_named_errors(call, match):
     with pytest.raises(DataValidationError, match=match):
         call()
+
+
+# -- input sweep (s47) ----------------------------------------------------------------------
+def test_weighted_corr_refuses_infinite_values_naming_the_column():
+    """Before: corr([1, 2, inf], [1, 2, 3]) came back as 0.0 (and correlation_max_abs_error as 1.0
+    against a finite copy), a number for a correlation that is undefined."""
+    real = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]})
+    bad = real.assign(a=[1.0, 2.0, np.inf])
+    with pytest.raises(DataValidationError, match=r"Column 'a' holds 1 infinite value\(s\): its Pearson correlation"):
+        m.weighted_corr(bad)
+    with pytest.raises(DataValidationError, match=r"Column 'a' holds 1 infinite value\(s\)"):
+        m.correlation_max_abs_error(real, bad)
+    # ranks are defined with infinities: spearman still answers
+    assert m.weighted_corr(bad, method="spearman").loc["a", "b"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda r, s: m.correlation_max_abs_error(r, s.drop(columns="b")), r"Column 'b' is not in synthetic_df"),
+    (lambda r, s: m.contingency_similarity(r, s.drop(columns="a"), ["a", "b"]), r"Column 'a' is not in synthetic_df"),
+    (lambda r, s: m.contingency_similarity(r.drop(columns="a"), s, ["a", "b"]), r"Column 'a' is not in real_df"),
+    (lambda r, s: m.subgroup_ks(r, s.drop(columns="b"), "b", "g"), r"Column 'b' is not in synthetic_df"),
+    (lambda r, s: m.subgroup_ks(r, s.drop(columns="g"), "b", "g"), r"Column 'g' is not in synthetic_df"),
+])
+def test_frame_metrics_name_a_column_missing_from_a_frame(call, match):
+    """Before: a column missing from one frame raised a bare KeyError ("['b'] not in index", 'a')."""
+    real = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7, "g": [0, 1] * 20})
+    with pytest.raises(DataValidationError, match=match):
+        call(real, real.copy())
+
+
+def test_correlation_error_refuses_a_synthetic_column_that_is_not_numeric():
+    """Before: a real numeric column held as strings (or booleans) in the synthetic frame was dropped
+    from the synthetic correlation matrix only; the 1x1 matrix broadcast against the real 2x2 one and
+    the error came back 0.0 (a perfect score) for reversed values."""
+    real = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]})
+    for values in (["3", "2", "1"], [True, False, True]):
+        with pytest.raises(DataValidationError, match=r"Column 'b' is numeric in real_df but has dtype .* in synthetic_df"):
+            m.correlation_max_abs_error(real, real.assign(b=values))
+    assert m.correlation_max_abs_error(real, real.assign(b=[3.0, 2.0, 1.0])) == pytest.approx(2.0)
+
+
+def test_point_mass_shares_refuses_weights_that_vanish_on_the_non_missing_values():
+    """Before: values [0, 1, NaN] with weights [0, 0, 1] gave the share of 0 as NaN."""
+    with pytest.raises(DataValidationError, match="weights of the non-missing values sum to 0"):
+        m.point_mass_shares([0.0, 1.0, np.nan], [0.0, 0.0, 1.0])
+    assert m.point_mass_shares([0.0, 1.0, np.nan], [1.0, 3.0, 0.0]).to_dict() == {0.0: 0.25, 1.0: 0.75}
+
+
+def test_weighted_figures_match_hand_computations():
+    """Weighted KS, zero share and correlation on tiny examples, worked by hand."""
+    # F_real with weights (2, 1, 1) on (0, 1, 2): 0.5, 0.75, 1; unweighted: 1/3, 2/3, 1 -> sup 1/6
+    assert m.ks_statistic([0, 1, 2], [0, 1, 2], [2, 1, 1]) == pytest.approx(1 / 6)
+    # zero share: real 2 of 4 records at 0; synthetic weight 3 of 6 at 0 -> both 0.5
+    pm = m.point_mass_errors([0, 0, 1, 2], [0, 1, 1, 1], None, [3, 1, 1, 1])
+    assert pm.set_index("value").loc[0.0, "abs_error"] == pytest.approx(0.0)
+    # weights (1, 1, 2) on a = (0, 1, 2), b = (0, 1, 0): means 1.25, 0.25; cov -0.0625; var 0.6875, 0.1875
+    r = m.weighted_corr(pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [0.0, 1.0, 0.0]}), [1, 1, 2]).loc["a", "b"]
+    assert r == pytest.approx(-0.0625 / np.sqrt(0.6875 * 0.1875))
+
+
+@pytest.mark.parametrize("columns", ["ab", []])
+def test_contingency_similarity_refuses_columns_that_are_not_a_list_of_names(columns):
+    """Before: columns="ab" was read letter by letter as ["a", "b"] and scored the joint table of two other
+    columns (0.5 here, for a column "ab" identical in both frames); columns=[] raised a raw ValueError
+    ("No group keys passed!")."""
+    real = pd.DataFrame({"a": [1, 2, 3, 4], "b": [0, 1, 0, 1], "ab": [0, 0, 0, 0]})
+    with pytest.raises(DataValidationError, match="The 'columns' parameter must be a non-empty list"):
+        m.contingency_similarity(real, real.assign(b=[1, 1, 0, 0]), columns)
+    assert m.contingency_similarity(real, real.assign(b=[1, 1, 0, 0]), ["ab"]) == 1.0
+
+
+def test_quantile_errors_ignore_records_of_weight_zero_at_the_minimum():
+    """Before: at q=0 the inverted CDF picked the smallest value even when its weight was 0, so real
+    (0, 1, 2, 3) with weights (0, 1, 1, 0) against its copies (1, 2) gave an error of 1.0 instead of 0."""
+    q = [0.0, 0.5, 1.0]
+    weighted = m.quantile_errors([0.0, 1, 2, 3], [1.0, 2.0], [0.0, 1, 1, 0], quantiles=q, scale=False)
+    copies = m.quantile_errors([1.0, 2.0], [1.0, 2.0], quantiles=q, scale=False)
+    pd.testing.assert_series_equal(weighted, copies)
+    assert weighted.tolist() == [0.0, 0.0, 0.0]
+    # the synthetic side too, and the scaled figure
+    assert m.quantile_errors([1.0, 2.0], [-5.0, 1.0, 2.0], None, [0.0, 1.0, 1.0], quantiles=q).tolist() == [0.0, 0.0, 0.0]

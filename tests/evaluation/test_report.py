@@ -107,3 +107,45 @@ def test_a_weighted_real_file_needs_the_holdouts_weights():
     with pytest.raises(DataValidationError, match=r"Weight column 'weight' is not in holdout_df"):
         evaluate(df, make(seed=1), weight_col="weight", synthetic_weight_col="weight",
                  holdout_df=make(seed=2).drop(columns="weight"), pmse=False, progress=False)
+
+
+def test_real_weight_column_left_in_synthetic_df_is_named_as_the_weight_column():
+    """Before: synthetic_df holding real_df's weight column without synthetic_weight_col was refused with
+    "Column 'w' is in synthetic_df but not in real_df", though 'w' is a column of real_df (its weights)."""
+    real = pd.DataFrame({"x": [0.0, 1.0, 2.0], "w": [1.0, 1.0, 2.0]})
+    with pytest.raises(DataValidationError, match=r"Column 'w' of synthetic_df is real_df's weight column "
+                                                  r"\(weight_col='w'\), but synthetic_weight_col is None: pass "
+                                                  r"synthetic_weight_col='w'"):
+        evaluate(real, real.copy(), weight_col="w", pmse=False, progress=False)
+    rep = evaluate(real, real.copy(), weight_col="w", synthetic_weight_col="w", pmse=False, progress=False)
+    assert rep.score("ks", "x") == 0.0
+
+
+@pytest.mark.parametrize("real_values, synthetic_values, shown", [
+    (pd.Categorical([1, 2, 1, 2]), pd.Categorical(["1", "2", "1", "2"]), r"category 1 \(int\) of real_df is '1' \(str\)"),
+    ([True, False, True, False], ["True", "False", "True", "False"], r"category True \(bool\) of real_df is 'True' \(str\)"),
+    (pd.Series([1, 2, 1, 2], dtype=object), ["1", "2", "1", "2"], r"category 1 \(int\) of real_df is '1' \(str\)"),
+])
+def test_categories_with_equal_labels_but_other_types_are_refused_naming_the_column(real_values, synthetic_values,
+                                                                                      shown):
+    """Before: identical categories held as bool / int in real_df and as strings in synthetic_df scored
+    tv_complement 0.0 and contingency_similarity 0.0 (disjoint files) instead of 1.0."""
+    x = [1.0, 2.0, 3.0, 4.0]
+    real, synth = pd.DataFrame({"c": real_values, "x": x}), pd.DataFrame({"c": synthetic_values, "x": x})
+    with pytest.raises(DataValidationError, match=r"Column 'c': " + shown + " in synthetic_df: the labels agree"):
+        evaluate(real, synth, pmse=False, progress=False)
+    with pytest.raises(DataValidationError, match=r"Column 'c': " + shown + " in holdout_df"):
+        evaluate(real, real.copy(), holdout_df=synth, pmse=False, progress=False)
+    rep = evaluate(real, synth.assign(c=real["c"]), pmse=False, progress=False)
+    assert rep.score("tv_complement", "c") == 1.0
+
+
+@pytest.mark.parametrize("values", [[np.nan, 1.0, 2.0], [None, "a", "b"]])
+def test_column_whose_non_missing_values_weigh_nothing_is_named(values):
+    """Before: when every non-missing value of a column had weight 0 in real_df, evaluate failed with
+    "'column': the real weights of non-missing values sum to 0.", naming no column."""
+    real = pd.DataFrame({"v": values, "y": [1.0, 2.0, 3.0], "w": [1.0, 0.0, 0.0]})
+    synth = pd.DataFrame({"v": values[1:] + values[1:2], "y": [1.0, 2.0, 3.0]})
+    with pytest.raises(DataValidationError, match=r"Column 'v': the weights of its non-missing values in real_df "
+                                                  r"sum to 0"):
+        evaluate(real, synth, weight_col="w", pmse=False, progress=False)

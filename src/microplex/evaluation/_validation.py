@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import check_weights, is_numeric
+from .._stats import category_type_clash, check_weights, is_numeric
 
 __all__ = [
     "check_weights",
@@ -113,6 +113,19 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             ) from None
 
 
+def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str) -> None:
+    """Categories are compared by value (``True`` and ``"True"`` differ): refuses a real category whose
+    label occurs in the other frame only with another type, which would score identical files as disjoint."""
+    clash = category_type_clash(r, s)
+    if clash is not None:
+        v, twin = clash
+        raise DataValidationError(
+            f"Column {col!r}: category {v!r} ({type(v).__name__}) of real_df is {twin!r} ({type(twin).__name__}) "
+            f"in {name}: the labels agree but the types differ ({r.dtype} vs {s.dtype}), and categories are "
+            f"compared by value; give the column one type in both frames (e.g. df[{col!r}].astype(str))."
+        )
+
+
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN)."""
     out = df.copy()
@@ -168,3 +181,5 @@ def check_frames(
                 raise DataValidationError(
                     f"Column {col!r} is all missing in {label}: expected at least 1 non-missing value, got 0."
                 )
+        if not is_numeric(r):
+            _check_category_types(r, s, col, name)

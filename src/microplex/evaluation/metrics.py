@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import DataValidationError
-from .._params import check_bool, check_float, check_int
+from .._params import check_bool, check_float, check_int, check_names
 from .._stats import ecdf, ks_distance, tv_distance, value_shares, weighted_pearson, weighted_quantile, weighted_std
 from ._validation import check_weights, clean_pair, is_numeric
 from .propensity import pmse
@@ -121,6 +121,8 @@ def point_mass_shares(values: object, weights: object = None, *, min_share: floa
     x = np.asarray(values, dtype=float).reshape(-1)
     w = check_weights(weights, x.shape[0])
     keep = ~np.isnan(x)
+    if keep.any() and not w[keep].sum() > 0:
+        raise DataValidationError("The weights of the non-missing values sum to 0: their shares are undefined.")
     values, share = value_shares(x[keep], w[keep])
     picked = (share >= min_share) | (values == 0.0)
     return pd.Series(share[picked], index=values[picked])
@@ -192,6 +194,7 @@ def quantile_errors(
     if isinstance(quantiles, str) or not len(qs) or not np.all((qs >= 0) & (qs <= 1)):
         raise DataValidationError(f"The 'quantiles' parameter must hold probabilities in [0, 1]. Got {quantiles!r} instead.")
     xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    (xr, wr), (xs, ws) = ((x[w > 0], w[w > 0]) for x, w in ((xr, wr), (xs, ws)))  # weight 0: no copy of it
     q = np.asarray(quantiles, dtype=float)
     err = np.abs(weighted_quantile(xs, q, ws) - weighted_quantile(xr, q, wr))
     if scale:
@@ -237,6 +240,12 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
     cols = [c for c in df.columns if is_numeric(df[c])]
     w = check_weights(weights, len(df))
     arrays = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in cols}
+    for c, a in arrays.items():
+        if method == "pearson" and np.isinf(a).any():
+            raise DataValidationError(
+                f"Column {c!r} holds {int(np.isinf(a).sum())} infinite value(s): its Pearson correlation is "
+                "undefined; expected finite numbers (missing values are NaN)."
+            )
     if method == "spearman":
         arrays = {c: _weighted_ranks(a, w) for c, a in arrays.items()}
     mat = np.eye(len(cols))
@@ -244,6 +253,20 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
         for j in range(i + 1, len(cols)):
             mat[i, j] = mat[j, i] = weighted_pearson(arrays[a], arrays[cols[j]], w)
     return pd.DataFrame(mat, index=cols, columns=cols)
+
+
+def _require_columns(df: pd.DataFrame, columns: Sequence[str], label: str, *, numeric: bool = False) -> None:
+    """Refuses a frame that lacks one of ``columns`` (or, with ``numeric``, holds it as non-numbers)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"Column {missing[0]!r} is not in {label}: expected columns {list(columns)}, got {list(df.columns)}."
+        )
+    odd = [c for c in columns if numeric and not is_numeric(df[c])]
+    if odd:
+        raise DataValidationError(
+            f"Column {odd[0]!r} is numeric in real_df but has dtype {df[odd[0]].dtype} in {label}: expected numbers."
+        )
 
 
 def correlation_max_abs_error(
@@ -266,6 +289,7 @@ def correlation_max_abs_error(
     cols = [c for c in real_df.columns if is_numeric(real_df[c])]
     if len(cols) < 2:
         return 0.0
+    _require_columns(synthetic_df, cols, "synthetic_df", numeric=True)
     cr = weighted_corr(real_df[cols], real_weights, method=method)
     cs = weighted_corr(synthetic_df[cols], synthetic_weights, method=method)
     return float(np.max(np.abs(cr.to_numpy() - cs.to_numpy())))
@@ -337,8 +361,11 @@ def contingency_similarity(
     0.5
     """
     bins = check_int(bins, "bins", low=1)
+    columns = check_names(columns, "columns", allow_empty=False)
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
+        _require_columns(df, columns, label)
     keys_r, keys_s = [], []
     for c in columns:
         rc, sc, _ = discretize(real_df[c], synthetic_df[c], wr, bins=bins)
@@ -382,6 +409,8 @@ def subgroup_ks(
     min_rows = check_int(min_rows, "min_rows", low=1)
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
+    for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
+        _require_columns(df, [variable, by], label)
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
     binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
     numeric = is_numeric(real_df[variable])

@@ -165,6 +165,12 @@ def fidelity_scores(
     masses: dict[str, pd.DataFrame] = {}
     for c in columns:
         r, s = real_df[c], synthetic_df[c]
+        for label, x, w in (("real_df", r, wr), ("synthetic_df", s, ws)):
+            if not w[x.notna().to_numpy()].sum() > 0:
+                raise DataValidationError(
+                    f"Column {c!r}: the weights of its non-missing values in {label} sum to 0, so its distribution "
+                    "there is undefined: expected some positive weight on a non-missing value."
+                )
         ctx: dict[str, Any] = {"quantiles": quantiles}
         for entry in registry.column_metrics(is_numeric(r)):
             rows.extend(entry.rows(entry.name, c, r, s, wr, ws, ctx))
@@ -307,6 +313,12 @@ def evaluate(
     ws = _weights_from(synthetic_df, synthetic_weight_col, "synthetic_df")
     columns = [c for c in real_df.columns if c != weight_col]
     extra = [c for c in synthetic_df.columns if c not in columns and c != synthetic_weight_col]
+    if extra and extra[0] == weight_col:
+        raise DataValidationError(
+            f"Column {weight_col!r} of synthetic_df is real_df's weight column (weight_col={weight_col!r}), but "
+            f"synthetic_weight_col is {synthetic_weight_col!r}: pass synthetic_weight_col={weight_col!r} to weight "
+            "the synthetic records by it, or drop it from synthetic_df."
+        )
     if extra:
         raise DataValidationError(
             f"Column {extra[0]!r} is in synthetic_df but not in real_df: expected columns {columns}, "

@@ -174,6 +174,19 @@ def _check_sources(sources: list[Source]) -> None:
             check_column(src.data[col].dropna(), col, f"source {src.name!r}")
 
 
+def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, where: str, donor: Source,
+                             how: str, hint: str) -> None:
+    """Refuses categories of ``needed`` that the donor model of ``donor`` would never see (``fitted``)."""
+    seen = pd.Index(pd.unique(fitted), dtype=object)
+    values = pd.unique(needed.dropna())
+    lost = [v for v, i in zip(values, seen.get_indexer(pd.Series(values, dtype=object))) if i < 0]
+    if lost:
+        raise DataValidationError(
+            f"Shared column {col!r}: categories {sorted(map(str, lost))[:10]} of {where} do not occur in donor "
+            f"{donor.name!r} {how}, so its model would never see them; {hint}."
+        )
+
+
 def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str):
     """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode as a
     placeholder for the recipient variables they lack and ``_auxiliary = 0``."""
@@ -257,8 +270,10 @@ def fuse(
     ------
     DataValidationError
         Naming the source and column: no shared variable, shared variables with incompatible types
-        or base categories the donor lacks, missing values in the base's predictors, a base that is
-        not one of the sources.
+        or base categories the donor lacks (also when the donor has them only on records with a
+        missing value, or only on the records held out for the scores, or with another type, e.g.
+        ``True`` and ``"True"``), a donor without complete records, held-out records of weight 0,
+        missing values in the base's predictors, a base that is not one of the sources.
 
     Examples
     --------
@@ -305,9 +320,31 @@ def fuse(
         cols = list(step.predictors) + list(step.block)
         frame = donor.data.assign(**{w_col: donor.weights})
         frame = _complete_rows(frame, cols, donor.name)[cols + [w_col]].reset_index(drop=True)
+        if not len(frame):
+            empty = [c for c in cols if donor.data[c].isna().all()]
+            raise DataValidationError(
+                f"Donor {donor.name!r} has no record with all of {cols} observed"
+                + (f" (all missing: {empty})" if empty else "")
+                + "; drop those columns from it or give it complete records."
+            )
         n_hold = int(round(holdout_fraction * len(frame)))
         order = np.random.default_rng(split_seed).permutation(len(frame))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
+        if n_hold and not hold[w_col].sum() > 0:
+            raise DataValidationError(
+                f"Donor {donor.name!r}: the {n_hold} records held out to score its model (holdout_fraction="
+                f"{holdout_fraction}) all have weight 0 in {donor.weight_col!r}, so the fit scores are undefined; "
+                "pass holdout_fraction=0 (no scores), another seed, or drop the zero-weight records."
+            )
+        for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
+            if c in base_src.variables and is_categorical(base_src.data[c]):
+                _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
+                                         f"on records with all of {cols} observed (the others are not used)",
+                                         "drop those base records or map the categories with 'rename'")
+            if n_hold and is_categorical(frame[c]):
+                _check_categories_fitted(hold[c], train[c], c, f"the records held out to score the model (holdout_"
+                                         f"fraction={holdout_fraction}, seed={seed})", donor, "among its other records",
+                                         "pass holdout_fraction=0 (no scores) or another seed")
         conditions = list(step.predictors)
         fill: dict[str, Any] = {}
         if step.auxiliary:
@@ -350,7 +387,7 @@ def fuse(
                 )
             out = model.generate(cond, seed=int_seed(g_seed))
             for v in step.block:
-                cur[v] = out[v].to_numpy()
+                cur[v] = out[v].set_axis(cur.index)  # keeps the donor's dtype (category, Int64, string)
         if n_imputations > 1:
             cur["_imputation"] = i
         completed.append(cur)

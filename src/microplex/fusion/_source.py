@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import check_weights
+from .._stats import category_type_clash, check_weights
 
 __all__ = ["Source", "harmonize", "is_categorical", "check_shared"]
 
@@ -66,7 +66,7 @@ class Source:
                 )
             w = self.data[self.weight_col]
             what = f"Source {self.name!r}: weight column {self.weight_col!r}"
-            if not pd.api.types.is_numeric_dtype(w.dtype):
+            if not pd.api.types.is_numeric_dtype(w.dtype) or pd.api.types.is_bool_dtype(w.dtype):
                 raise DataValidationError(f"{what} must be numeric. Got dtype {w.dtype} instead.")
             check_weights(w.to_numpy(float), len(w), what)
 
@@ -118,6 +118,24 @@ def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
             f"rename[{source.name!r}] must be a mapping with keys among {list(_RENAME_KEYS)}. "
             f"Got {spec!r} instead."
         )
+    for key in _RENAME_KEYS:
+        if spec.get(key) is not None and not isinstance(spec[key], Mapping):
+            raise DataValidationError(
+                f"rename[{source.name!r}][{key!r}] must be a mapping. Got {spec[key]!r:.80} instead."
+            )
+    for col, mapping in (spec.get("categories") or {}).items():
+        if not isinstance(mapping, Mapping):
+            raise DataValidationError(
+                f"rename[{source.name!r}]['categories'][{col!r}] must be a mapping {{old: new}}. "
+                f"Got {mapping!r:.80} instead."
+            )
+    for col, factor in (spec.get("scale") or {}).items():
+        if (isinstance(factor, bool | np.bool_) or not isinstance(factor, int | float | np.integer | np.floating)
+                or not np.isfinite(factor) or factor == 0):
+            raise DataValidationError(
+                f"rename[{source.name!r}]['scale'][{col!r}] must be a finite number other than 0. "
+                f"Got {factor!r} instead."
+            )
     data = source.data.copy()
     columns = dict(spec.get("columns") or {})
     missing = [c for c in columns if c not in data.columns]
@@ -181,4 +199,15 @@ def check_shared(base: Source, donor: Source, shared: Sequence[str]) -> None:
                     f"Shared column {col!r}: categories {unmapped[:10]} of source {base.name!r} do not occur in "
                     f"source {donor.name!r} (which has {sorted(seen)[:10]}); map them with "
                     f"rename={{{base.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
+                )
+            # the donor model matches categories by value, not by label: True and "True" differ
+            clash = category_type_clash(b, d)
+            if clash is not None:
+                v, twin = clash
+                raise DataValidationError(
+                    f"Shared column {col!r}: category {v!r} ({type(v).__name__}) of source {base.name!r} is "
+                    f"{twin!r} ({type(twin).__name__}) in source {donor.name!r}: the labels agree but the types "
+                    f"differ ({b.dtype} vs {d.dtype}), and the donor model matches categories by value. Give the "
+                    f"column one type in both sources (e.g. df[{col!r}].astype(str)) or map it with "
+                    f"rename={{{donor.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
                 )

@@ -141,7 +141,8 @@ def correlation_bounds(
     Returns
     -------
     lower, cia, upper : float
-        Bounds (clipped to [-1, 1]) and the CIA value.
+        Bounds (clipped to [-1, 1]) and the CIA value; all 0 when Y or Z is constant (weighted), as a
+        constant column has correlation 0 with the others throughout microplex.
 
     References
     ----------
@@ -161,6 +162,8 @@ def correlation_bounds(
     """
     y, z = np.asarray(y, float), np.asarray(z, float)
     w_y, w_z = np.asarray(w_y, float), np.asarray(w_z, float)
+    if any(np.unique(v[w > 0]).size < 2 for v, w in ((y, w_y), (z, w_z))):
+        return 0.0, 0.0, 0.0
     pooled = np.concatenate([x_y, x_z])
     sd_x = np.sqrt(np.diag(_standardized_cov(pooled, np.concatenate([w_y / w_y.sum(), w_z / w_z.sum()]))))
     keep = sd_x > 0
