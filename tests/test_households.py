@@ -627,3 +627,78 @@ def test_set_params_after_fit_does_not_change_what_is_saved(tmp_path):
     assert loaded.person_vars == ["age", "rb090", "py010n"] and loaded.hidden_features == (8,)
     assert loaded.max_redraws == 3
     pd.testing.assert_frame_equal(pd.concat(loaded.sample(10, seed=1), axis=1), before)
+
+
+@pytest.mark.parametrize("param, value", [
+    ("person_vars", ["age", "rb090", "pl030"]),  # before: KeyError 'py010n'
+    ("household_id", "hid"),  # before: the output's id column silently renamed
+    ("household_weight", None),  # before: the weight column silently dropped
+    ("adult_age", 99),  # before: every household redrawn for an adult of 99, then kept with a warning
+    ("age_var", None),  # before: KeyError 'all'
+    ("geography", None),  # before: "'conditions' is missing columns ['db040']"
+])
+def test_a_fitted_parameter_changed_by_set_params_refuses_to_draw(fitted, small, param, value):
+    """Before: sample and generate read the changed parameter beside the fitted models (the file keeps the
+    fitted one): silently other output columns or draws, or a raw KeyError. Now a DataValidationError names it,
+    and setting it back draws as before."""
+    before = fitted.sample(10, seed=1)
+    fitted_value = fitted.get_params()[param]
+    fitted.set_params(**{param: value})
+    try:
+        with pytest.raises(DataValidationError, match=f"'{param}' parameter was changed by set_params after fit"):
+            fitted.sample(10, seed=1)
+        with pytest.raises(DataValidationError, match=f"'{param}' parameter was changed by set_params after fit"):
+            fitted.generate(before[0], seed=1)
+    finally:
+        fitted.set_params(**{param: fitted_value})
+    for a, b in zip(fitted.sample(10, seed=1), before, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("value", ["x", -1])
+def test_an_invalid_max_redraws_set_after_fit_is_refused_by_sample_and_save(fitted, tmp_path, value):
+    """Before: ``set_params(max_redraws="x")`` (or -1) after fit made sample raise a raw ValueError (OverflowError)
+    and save write a file that load refused."""
+    kept = fitted.get_params()["max_redraws"]
+    fitted.set_params(max_redraws=value)
+    try:
+        with pytest.raises(DataValidationError, match="'max_redraws' parameter must be an int"):
+            fitted.sample(5, seed=0)
+        with pytest.raises(DataValidationError, match="nothing is written.*'max_redraws' parameter"):
+            fitted.save(tmp_path / "h.mpx")
+    finally:
+        fitted.set_params(max_redraws=kept)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _tiny(df, **kw):
+    params = dict(household_weight=W, geography="db040", age_var="age", epochs=1, hidden_features=(8,), transforms=1,
+                  verbose=False)
+    params.update(kw)
+    return HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090", "py010n"], HID, **params).fit(df, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_persons(eusilc):
+    return eusilc[eusilc[HID] <= 300].reset_index(drop=True)[[HID, "hsize", "db040", "age", "rb090", "py010n", W]]
+
+
+def test_a_float_size_column_gives_integer_sizes_equal_to_the_person_counts(tiny_persons):
+    """Before: a float64 size column was modelled as continuous: households drew sizes such as 6.06 with 6
+    persons (6 of 40 households' sizes differed from their person counts)."""
+    hs = _tiny(tiny_persons.assign(hsize=tiny_persons["hsize"].astype(float)), size_var="hsize")
+    households, persons = hs.sample(40, seed=1)
+    assert households["hsize"].dtype == np.float64
+    counts = persons.groupby(HID).size().reindex(households[HID]).fillna(0).to_numpy()
+    np.testing.assert_array_equal(households["hsize"].to_numpy(), counts)
+
+
+@pytest.mark.parametrize("column, dtype", [("rb090", "category"), ("age", "Int64")])
+def test_person_variables_of_pandas_dtypes_draw_in_their_dtype(tiny_persons, column, dtype):
+    """Before: a category person variable raised a raw TypeError ("Cannot set a Categorical with another, without
+    identical categories") when under-age oldest members were redrawn (each draw had only the categories it
+    drew); an Int64 age raised TypeError from np.issubdtype ("Cannot interpret 'Int64Dtype()'")."""
+    frame = tiny_persons.assign(**{column: tiny_persons[column].astype(dtype)})
+    households, persons = _tiny(frame).sample(40, seed=1)
+    assert persons[column].dtype == frame[column].dtype
+    assert len(persons) == households["hsize"].sum()

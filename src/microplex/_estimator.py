@@ -37,6 +37,8 @@ import inspect
 import warnings
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ._errors import DataValidationError, NotFittedError
 from ._params import check_seed
 
@@ -146,6 +148,20 @@ class Estimator:
     def _check_is_fitted(self) -> None:
         check_is_fitted(self)
 
+    def _check_fitted_params(self, names: tuple[str, ...]) -> None:
+        """Fitted, with the parameters ``names`` (those that drawing reads from the estimator) as they were
+        fitted (``fitted_params_``): a ``set_params`` of one of them after ``fit`` describes another model than
+        the fitted one, and than its file (which holds ``fitted_params_``). Equal values in another form (a
+        tuple for a list) are the same."""
+        self._check_is_fitted()
+        now = self.get_params(deep=False)
+        fitted = self.fitted_params_  # type: ignore[attr-defined]
+        for k in names:
+            if not _equal_values(now[k], fitted[k]):
+                raise DataValidationError(
+                    f"The {k!r} parameter was changed by set_params after fit (fitted with {fitted[k]!r:.80}, now "
+                    f"{now[k]!r:.80}); the fitted model keeps the first. Set it back, or fit again.")
+
     def _check_params(self) -> Any:  # pragma: no cover - every estimator overrides it
         """Checks every constructor parameter; called first thing in ``fit``."""
         raise NotImplementedError
@@ -160,6 +176,19 @@ def _same(value: Any, default: Any) -> bool:
     try:
         return bool(value == default)
     except Exception:  # noqa: BLE001 - arrays and odd objects: not the default
+        return False
+
+
+def _equal_values(a: Any, b: Any) -> bool:
+    """Whether two parameter values are equal: a tuple and a list of the same names are; numpy arrays compare by
+    value; a string never equals a list."""
+    if a is b:
+        return True
+    if a is None or b is None or isinstance(a, str) != isinstance(b, str):
+        return False
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+    except (TypeError, ValueError):
         return False
 
 

@@ -92,7 +92,7 @@ def teacher_forced(
             part[v] = rows[v].to_numpy()
         if hs.age_var is not None:
             part[GAP] = part[f"{PREFIX}prev_{hs.age_var}"].to_numpy() - rows[hs.age_var].to_numpy(float)
-            if not np.issubdtype(rows[hs.age_var].dtype, np.floating):
+            if not pd.api.types.is_float_dtype(rows[hs.age_var].dtype):  # np.issubdtype raised on Int64
                 part[GAP] = part[GAP].round().astype(np.int64)
         if hs.household_weight:
             part["__w__"] = hh[hs.household_weight].to_numpy()[pos]
@@ -200,7 +200,7 @@ def _draw_member(
         out = model.generate(rows, seed=int_seed(s))
         if k > 0:
             age = prev[rows.index] - out.pop(GAP).to_numpy(float)
-            out[age_var] = age.astype(dtype)
+            out[age_var] = pd.Series(age, index=out.index).astype(dtype)  # pandas: numpy refused 'Int64'
         return out
 
     def bad(people: pd.DataFrame) -> np.ndarray:
@@ -220,5 +220,5 @@ def _draw_member(
     elif wrong.any():
         logger.info("%d members younger than any in training after %d redraws: age set to %g.",
                     int(wrong.sum()), hs.max_redraws, hs.min_age_)
-        people.loc[wrong, age_var] = np.asarray(hs.min_age_).astype(dtype)
+        people.loc[wrong, age_var] = pd.Series([hs.min_age_]).astype(dtype).iloc[0]
     return people

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._estimator import Estimator
-from .._params import check_int, check_seed
+from .._params import check_bool, check_int, check_seed
 from .._random import int_seed
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._conditions import drop_training_conditions
@@ -37,6 +38,10 @@ __all__ = ["HouseholdSynthesizer"]
 
 #: Most distinct household sizes for which the size conditions the household model as a category.
 _MAX_SIZE_CATEGORIES = 64
+#: Parameters of the fit that drawing reads from the estimator: a ``set_params`` of one of them after ``fit``
+#: describes another model than the fitted one (and than its file, which holds ``fitted_params_``).
+_FITTED_PARAMS = ("household_vars", "person_vars", "household_id", "household_weight", "person_id", "size_var",
+                  "geography", "late_household_vars", "age_var", "adult_age")
 
 
 class HouseholdSynthesizer(Estimator):
@@ -130,7 +135,8 @@ class HouseholdSynthesizer(Estimator):
         or the size).
     fitted_params_ : dict
         The constructor parameters of the fit: what :meth:`save` writes (``verbose`` and
-        ``max_redraws``, which act when drawing, are saved as they are now).
+        ``max_redraws``, which act when drawing, are saved as they are now). Drawing refuses a
+        model whose column parameters or ``adult_age`` were changed after ``fit``.
 
     Examples
     --------
@@ -285,6 +291,13 @@ class HouseholdSynthesizer(Estimator):
             h_targets = [c for c in self.early_cols_ if c != allotted]
         h_conditions = varying(hh, [allotted])
         h_schema = pick(schema, h_targets + h_conditions)
+        size_spec = h_schema.get(self.size_col_, VariableSpec())
+        if (self.size_col_ in h_targets and size_spec.kind is None
+                and not pd.api.types.is_integer_dtype(hh[self.size_col_].dtype)):
+            # Sizes are integers (check_sizes): a float size column is modelled as its int64 values would be. Inferred
+            # from the float dtype, it was continuous and drew sizes such as 6.06 with 6 persons.
+            h_schema[self.size_col_] = replace(
+                size_spec, kind=infer_kind(hh[self.size_col_].astype(np.int64), role="target"))
         if allotted == self.size_col_ and h_conditions:
             n_sizes = hh[self.size_col_].nunique()
             h_schema[self.size_col_] = VariableSpec(kind="categorical" if n_sizes <= _MAX_SIZE_CATEGORIES else None)
@@ -390,7 +403,7 @@ class HouseholdSynthesizer(Estimator):
         persons : DataFrame
             One row per person: household id, person id, person variables, household weight.
         """
-        self._check_is_fitted()
+        self._check_drawable()
         n = check_int(n_households, "n_households", low=0)
         m = check_int(oversample, "oversample", low=1, high=1000)
         seed = check_seed(seed)
@@ -413,7 +426,7 @@ class HouseholdSynthesizer(Estimator):
         households, persons : DataFrame
             As in :meth:`sample`.
         """
-        self._check_is_fitted()
+        self._check_drawable()
         seed = check_seed(seed)
         check_frame(households, self.early_cols_, "households", allow_empty=True)
         check_unique_columns(households, [c for c in (self.household_id, self.household_weight) if c], "households")
@@ -445,10 +458,21 @@ class HouseholdSynthesizer(Estimator):
         check_output_size(self, len(hh), 1, persons=int(sizes.sum()))
         return draw_persons(self, hh, np.random.SeedSequence(seed))
 
+    def _check_drawable(self) -> None:
+        """Fitted, with the parameters that drawing reads as they were fitted, and ``max_redraws`` (which acts
+        when drawing: a ``set_params`` after fit is used) valid."""
+        self._check_fitted_params(_FITTED_PARAMS)
+        check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
+
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle)."""
         self._check_is_fitted()
+        try:  # the drawing parameters as load() checks them: a set_params(max_redraws="x") made a file it refused
+            check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
+            check_bool(self.verbose, "verbose")
+        except DataValidationError as exc:
+            raise DataValidationError(f"Cannot save this HouseholdSynthesizer, nothing is written: {exc}") from None
         save_fitted(self, path)
 
     @classmethod

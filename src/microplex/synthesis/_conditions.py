@@ -140,7 +140,8 @@ def restore_ranges(synth: Synthesizer, ranges: Any, where: str) -> None:
     numeric = [n for n in synth.condition_vars if synth.kinds_[n] != "categorical"]
     ok = isinstance(ranges, dict) and sorted(ranges) == sorted(numeric) and all(
         isinstance(r, list) and len(r) == 2 and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in r) and r[0] <= r[1]
+            (isinstance(v, float) and np.isfinite(v)) or (type(v) is int and -(2**63) <= v < 2**63)  # 10**30: TypeError
+            for v in r) and r[0] <= r[1]
         for r in ranges.values()
     )
     if not ok:

@@ -164,6 +164,10 @@ def _sub_edges(edges: np.ndarray) -> np.ndarray:
     return np.r_[(edges[:-1, None] + np.diff(edges)[:, None] * np.arange(SUB_BINS) / SUB_BINS).ravel(), edges[-1]]
 
 
+#: Largest magnitude of a public bound (a wider range overflows float64 in the statistics release).
+MAX_BOUND = 1e307
+
+
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:
     text = repr(value)
     return DataValidationError(f"The {name!r} parameter must be {expected}. Got {text[:77]} instead.")
@@ -185,10 +189,14 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         synth.max_grad_norm, "max_grad_norm", low=0.0, low_inclusive=False)
     bounds = {}
     for name, b in _mapping(synth.public_bounds, "public_bounds").items():
+        # within +-MAX_BOUND: wider bounds overflow float64 in the histogram's edges and round values (raw
+        # OverflowError, IndexError); an int beyond a float (10**400) made math.isfinite raise OverflowError
         ok = isinstance(b, list | tuple) and len(b) == 2 and all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in b) and b[0] < b[1]
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and -MAX_BOUND <= v <= MAX_BOUND for v in b
+        ) and b[0] < b[1]
         if not ok:
-            raise _fail("public_bounds", f"a mapping of column to (low, high) with finite low < high; column {name!r}", b)
+            raise _fail("public_bounds", f"a mapping of column to (low, high) with finite low < high within "
+                        f"+-{MAX_BOUND:g}; column {name!r}", b)
         bounds[name] = (float(b[0]), float(b[1]))
     cats = {}
     for name, c in _mapping(synth.public_categories, "public_categories").items():

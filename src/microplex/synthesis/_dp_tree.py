@@ -408,5 +408,5 @@ def _draw_block(synth: Synthesizer, n: int, rng: np.random.Generator) -> pd.Data
         enc = synth.encoders_[name]
         c = codes[:, j]
         values = enc.decode(c) if isinstance(enc, CategoricalEncoder) else decode_codes(enc, c, tree.bins, rng)
-        out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name])
+        out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name], enc)
     return pd.DataFrame(out, index=pd.RangeIndex(n))

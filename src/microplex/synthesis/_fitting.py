@@ -49,7 +49,7 @@ class _Fitting:
         targets, conditions = p["target_vars"], p["condition_vars"]
         if weight_col in targets + conditions:
             raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
-        check_frame(data, targets + conditions + ([weight_col] if weight_col else []), "data")
+        check_frame(data, targets + conditions + ([weight_col] if weight_col is not None else []), "data")
         w = check_weights(data, weight_col)
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
             check_column(data[name], name, "target" if name in targets else "condition")

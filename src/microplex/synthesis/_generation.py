@@ -14,27 +14,36 @@ import pandas as pd
 import torch
 
 from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning
-from .._params import check_int, check_seed
+from .._params import check_choice, check_int, check_seed
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
 from . import _dp_tree
 from ._conditions import draw_conditions
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
+from .sampling import SAMPLING
 from .transforms import CategoricalEncoder, ContinuousEncoder
 
 __all__: list[str] = []
 
 #: Rows per block of chunks that :meth:`_Generation._sample_chunks` encodes and decodes at once.
 DECODE_ROWS = 262_144
+#: Parameters of the fit that drawing and scoring read from the estimator: a ``set_params`` of one of them after
+#: ``fit`` describes another model than the fitted one (and than its file, which holds ``fitted_params_``).
+FITTED_PARAMS = ("target_vars", "condition_vars", "transforms", "hidden_features")
 
 
 class _Generation:
     """Drawing and scoring records with a fitted model (a Synthesizer mixin)."""
 
+    def _check_drawable(self) -> None:
+        """Fitted, with the parameters that drawing and scoring read as they were fitted."""
+        self._check_fitted_params(FITTED_PARAMS)
+
     def _generate(self, conditions: pd.DataFrame, seed: int | None, chunk_size: int,
                   threads: int | None) -> pd.DataFrame:
-        self._check_is_fitted()
+        self._check_drawable()
+        check_choice(self.sampling, "sampling", SAMPLING)  # acts when drawing: a set_params after fit is used
         seed = check_seed(seed, "seed")
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
         threads = check_int(threads, "threads", low=1, high=MAX_THREADS, allow_none=True)
@@ -64,11 +73,11 @@ class _Generation:
                     f"The model drew {int((~np.isfinite(values)).sum())} non-finite values of target {name!r}; "
                     "it is numerically unstable for these conditions."
                 )
-            out[name] = _cast(values, self.dtypes_[name], self.kinds_[name])
+            out[name] = _cast(values, self.dtypes_[name], self.kinds_[name], self.encoders_[name])
         return out
 
     def _sample(self, n: int, seed: int | None, chunk_size: int, threads: int | None) -> pd.DataFrame:
-        self._check_is_fitted()
+        self._check_drawable()
         n = check_int(n, "n", low=0)
         seed = check_seed(seed, "seed")
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
@@ -91,7 +100,7 @@ class _Generation:
         return self.generate(conditions, seed=int_seed(gen_seed), chunk_size=chunk_size, threads=threads)
 
     def _log_prob(self, data: pd.DataFrame) -> np.ndarray:
-        self._check_is_fitted()
+        self._check_drawable()
         if hasattr(self, "condition_tree_"):
             raise DataValidationError(
                 "This is a DP condition model drawn from a tree of noisy tables (its flow is not trained): it has "
@@ -159,7 +168,8 @@ class _Generation:
         clipped = {}
         for name, (lo, hi) in ranges.items():
             dtype = frame[name].dtype
-            if not pd.api.types.is_numeric_dtype(dtype):
+            # bool is not a number here, as in fit (a bool column is categorical): True/False read as 1/0 silently
+            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
                 raise DataValidationError(
                     f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
                 )
@@ -218,12 +228,14 @@ class _Generation:
 
 
 
-def _cast(values: np.ndarray, dtype: str, kind: str) -> np.ndarray | pd.Series:
+def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
     """Casts synthesized values back to the training dtype (pandas extension dtypes such as
-    ``Int64``, ``boolean`` and ``string`` included)."""
+    ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the categories seen in training
+    (``encoder``'s), not only those drawn: every draw has the same dtype, so draws combine (before, a redraw of
+    some rows, or a concat of two samples, failed or became object)."""
     try:
         if dtype == "category":
-            return pd.Categorical(values)
+            return pd.Categorical(values, categories=getattr(encoder, "categories", None))
         if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
             return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
         if kind == "categorical":

@@ -77,7 +77,7 @@ class _Fields:
     def number(self, value: Any, field: str, *, positive: bool = False, none: bool = False) -> float | None:
         if value is None and none:
             return None
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and _finite(value)
         if not ok or (positive and value <= 0):
             raise self.fail(field, ("a positive" if positive else "a") + " finite number" + (" or null" if none else ""), value)
         return float(value)
@@ -91,11 +91,32 @@ class _Fields:
         """A non-empty list of distinct category values (str, bool, int or finite float)."""
         values = self.array(value, field)
         ok = bool(values) and all(
-            isinstance(v, str | bool | int) or (isinstance(v, float) and np.isfinite(v)) for v in values
+            isinstance(v, str | bool) or (isinstance(v, int) and -(2**63) <= v < 2**64)
+            or (isinstance(v, float) and np.isfinite(v)) for v in values
         )
         if not ok or not pd.Index(values, dtype=object).is_unique:
-            raise self.fail(field, "a non-empty list of distinct str, bool, int or finite float values", value)
+            raise self.fail(field, "a non-empty list of distinct str, bool, int (64-bit) or finite float values", value)
         return values
+
+
+def _finite(value: numbers.Real) -> bool:
+    """Whether a JSON number is a finite float or an int within int64 (what ``save`` writes): an int beyond
+    int64 (``10**30``) makes numpy arrays of objects, on which ``np.isfinite`` and the transforms raise TypeError."""
+    if isinstance(value, numbers.Integral):
+        return -(2**63) <= int(value) < 2**63
+    return bool(np.isfinite(value))
+
+
+def _check_categories_dtype(f: _Fields, values: list, dtype: str, field: str) -> None:
+    """The categories of a categorical target are values of its training dtype: the draws are cast to it, and a
+    value the cast changes (2.5 in an int64 column becomes 2) or cannot hold (1e308) is refused here."""
+    try:
+        cast = pd.Series(values, dtype=object).astype(dtype).tolist()
+        ok = cast == values
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise f.fail(field, f"values of the column's dtype {dtype!r}", values)
 
 
 def is_fully_synthetic(meta: Any) -> bool:
@@ -162,6 +183,7 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         if expected == "CategoricalEncoder":
             enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories"))
             f.scalars(enc["categories"], f"encoders.{n}.categories")
+            _check_categories_dtype(f, enc["categories"], meta["dtypes"][n], f"encoders.{n}.categories")
         else:
             _check_continuous(f, encoders[n], n, kinds[n] == "integer")
         if encoders[n]["name"] != n:

@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._params import to_python
+from .._params import check_bool, check_choice, to_python
 from . import _conditions, _dp_tree, _model_file
+from .sampling import SAMPLING
 from .schema import VariableSpec
 from .serialization import check_format
 from ._dp import DP_PARAMS
@@ -65,6 +66,11 @@ def export_state(synth: Synthesizer, *, tables: bool = True) -> State:
     # loader refuses, e.g. other network sizes or a privacy record of another epsilon); those that act only
     # when drawing (DRAW_PARAMS) as they are now.
     now = synth.get_params(deep=False)
+    try:  # checked as load() checks them: a set_params(sampling="bogus") after fit made a file load() refused
+        check_choice(now["sampling"], "sampling", SAMPLING)
+        check_bool(now["verbose"], "verbose")
+    except DataValidationError as exc:
+        raise DataValidationError(f"Cannot save or export this Synthesizer, nothing is written: {exc}") from None
     params = {**synth.fitted_params_, **{k: now[k] for k in DRAW_PARAMS}}
     synthetic = hasattr(synth, "condition_model_")  # the fitted state decides, not a later set_params
     params["condition_model"] = True

@@ -168,7 +168,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     fitted_params_ : dict
         The constructor parameters of the fit (``get_params()`` when ``fit`` began): what ``save``
         writes, so that a ``set_params`` after fitting never describes the saved model (except
-        ``sampling`` and ``verbose``, which act when drawing and are saved as they are).
+        ``sampling`` and ``verbose``, which act when drawing and are saved as they are). Drawing
+        and scoring refuse a model whose ``target_vars``, ``condition_vars``, ``transforms`` or
+        ``hidden_features`` were changed after ``fit`` (set them back, or fit again).
 
     Examples
     --------

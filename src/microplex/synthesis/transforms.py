@@ -310,10 +310,15 @@ class ConditionEncoder:
                 cats = self.stats[name]
                 codes = _codes(df[name], cats)
                 if (codes < 0).any():
-                    unseen = sorted({str(v) for v in df[name][codes < 0].unique()})[:5]
+                    # the values themselves, not their str(): 'True' (str) and True (bool) read alike
+                    unseen = sorted({to_python(v) for v in df[name][codes < 0].unique()}, key=str)[:5]
+                    alike = {str(v) for v in unseen} <= {str(c) for c in cats}
                     raise DataValidationError(
                         f"Condition column {name!r} has categories not seen in training: {unseen}. "
-                        f"Expected one of {[str(c) for c in cats][:20]}."
+                        f"Expected one of {[to_python(c) for c in cats][:20]}."
+                        + (f" The labels agree but the types differ ({type(unseen[0]).__name__} given, "
+                           f"{type(to_python(cats[0])).__name__} in training): convert the column first."
+                           if alike else "")
                     )
                 block = np.zeros((len(df), len(cats)), dtype=np.float32)
                 block[np.arange(len(df)), codes] = 1.0
