@@ -2,11 +2,19 @@
 
 This file sits at the repository root, outside the package, so the wheel ships no conftest; pytest
 loads it for every path under the root (``tests/`` and ``src/microplex``).
+
+Under pytest-xdist (``-n``, as the project's pytest settings ask) each worker process keeps torch to
+one thread, so the workers share the cores instead of oversubscribing them.
 """
+
+import os
 
 import numpy as np
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

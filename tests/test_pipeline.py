@@ -292,6 +292,24 @@ def test_a_tampered_manifest_reruns_its_stage(tiny):
     assert run_pipeline(config, progress=False).stages["fit"]["status"] == "ran"
 
 
+def test_stage_records_are_read_as_untrusted_json(tmp_path):
+    """One reader for a stage's record and start marker (resume, restart, dropped stages): anything but a
+    regular file of at most MAX_RECORD_BYTES holding a JSON object reads as no record."""
+    from microplex._pipeline_manifest import MAX_RECORD_BYTES, read_record
+
+    good = tmp_path / "good.json"
+    good.write_text('{"fingerprint": "f", "outputs": {}}')
+    assert read_record(good) == {"fingerprint": "f", "outputs": {}}
+    cases = {"missing.json": None, "list.json": b"[1, 2]", "bytes.json": b"\xff\xfe not json",
+             "deep.json": b"[" * 100_000, "big.json": b'{"a": "' + b"x" * MAX_RECORD_BYTES + b'"}'}
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        assert read_record(tmp_path / name) is None, name
+    (tmp_path / "folder.json").mkdir()
+    assert read_record(tmp_path / "folder.json") is None
+
+
 @pytest.mark.parametrize("checksum", ["kept", "recomputed"])
 def test_a_manifest_with_edited_figures_reruns_its_stage_and_its_figures_stay_out_of_the_summary(tiny, cps1, checksum):
     """figures.loss = "abc" crashed the run (ValueError); max_rel_error = 0, note = "FORGED" or epochs = {...}

@@ -31,7 +31,8 @@ from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "valid_figures"]
+__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "read_record",
+           "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,18 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, int | float | bool) else str(value)
 
 
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A stage record (or start marker) read as untrusted JSON: the object it holds, or ``None`` when the
+    path is no regular file, is over :data:`MAX_RECORD_BYTES`, is not UTF-8 JSON or holds no object."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
+            return None
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _checksum(record: Mapping[str, Any]) -> str:
     """SHA-256 of ``record`` without its ``checksum``, in canonical JSON (sorted keys)."""
     body = {k: v for k, v in record.items() if k != "checksum"}
@@ -131,14 +144,13 @@ class Manifest:
         (:func:`valid_figures`) means "not done", so the stage runs again and rewrites it. The
         figures of a returned record are therefore checked.
         """
-        if not self.manifest.is_file() or self.manifest.stat().st_size > MAX_RECORD_BYTES:
+        if not self.manifest.is_file():
             return None
-        try:
-            record = json.loads(self.manifest.read_bytes().decode("utf-8"))
-        except (ValueError, RecursionError):
+        record = read_record(self.manifest)
+        if record is None:
             logger.warning("The manifest %s is unreadable; stage %s runs again.", self.manifest, self.name)
             return None
-        if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) \
+        if not isinstance(record.get("outputs"), dict) \
                 or not isinstance(record.get("figures", {}), dict) or record.get("fingerprint") != self.fingerprint:
             return None
         if record.get("checksum") != _checksum(record) or not valid_figures(self.name, record.get("figures")):
@@ -159,12 +171,8 @@ class Manifest:
         for path in (self.started, self.manifest):
             if not path.exists() and not path.is_symlink():
                 continue
-            try:
-                record = json.loads(path.read_bytes().decode("utf-8")) \
-                    if path.is_file() and path.stat().st_size <= MAX_RECORD_BYTES else None
-            except (ValueError, RecursionError):
-                record = None
-            return not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint
+            record = read_record(path)
+            return record is None or record.get("fingerprint") != self.fingerprint
         return False
 
     def start(self) -> None:

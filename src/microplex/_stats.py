@@ -35,6 +35,7 @@ __all__ = [
     "ks_distance",
     "category_shares",
     "tv_distance",
+    "unseen_categories",
     "value_shares",
     "heaviest_values",
     "detect_point_masses",
@@ -123,7 +124,7 @@ def weighted_quantile(values: object, q: object, weights: object = None, *, meth
     q : float or array-like of floats in [0, 1]
         Probabilities.
     weights : array-like of shape (n,), default=None
-        Non-negative weights.
+        Non-negative weights; values of weight 0 are left out.
 
     Examples
     --------
@@ -131,6 +132,8 @@ def weighted_quantile(values: object, q: object, weights: object = None, *, meth
     3.0
     >>> weighted_quantile([1.0, 2.0, 3.0, 4.0], [0.25, 0.5], method="interpolated").tolist()
     [1.5, 2.5]
+    >>> weighted_quantile([0.0, 2.0, 3.0], 0.0, weights=[0, 1, 1]).item()   # weight 0: not in the population
+    2.0
     """
     try:
         qa = np.atleast_1d(np.asarray(q, dtype=float)) if not isinstance(q, str) else None
@@ -144,14 +147,15 @@ def weighted_quantile(values: object, q: object, weights: object = None, *, meth
         )
     x = np.asarray(values, dtype=float).reshape(-1)
     w = check_weights(weights, x.shape[0])
-    keep = ~np.isnan(x)
+    keep = ~np.isnan(x) & (w > 0)  # a zero-weight value is not in the population (not even its minimum)
+    if not np.isnan(x).all() and not keep.any():
+        raise DataValidationError("weighted_quantile needs a non-missing value of positive weight, got none.")
     x, w = x[keep], w[keep]
     if x.shape[0] == 0:
         raise DataValidationError("weighted_quantile needs at least 1 non-missing value, got 0.")
     if method == "interpolated":
         distinct, inverse = np.unique(x, return_inverse=True)
         mass = np.bincount(inverse.reshape(-1), weights=w, minlength=distinct.shape[0])
-        distinct, mass = distinct[mass > 0], mass[mass > 0]  # zero-weight values hold no position
         cum = np.cumsum(mass)
         return np.interp(qa, (cum - mass / 2) / cum[-1], distinct)
     order = np.argsort(x, kind="stable")
@@ -279,6 +283,20 @@ def category_shares(x: object, w: np.ndarray) -> pd.Series:
     return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
 
 
+def unseen_categories(values: object, known: object) -> list[Any]:
+    """The distinct values of ``values`` (in order of first appearance) that ``known`` does not hold,
+    compared by value as everywhere in microplex (``1`` and ``"1"`` differ); a missing value counts as a
+    value (drop it first where missing is allowed).
+
+    Examples
+    --------
+    >>> unseen_categories(["a", "c", "c", 1], ["a", "b", "1"])
+    ['c', 1]
+    """
+    xs = pd.Index(pd.unique(pd.Series(values, dtype=object)), dtype=object)
+    return list(xs[pd.Index(pd.Series(known, dtype=object), dtype=object).get_indexer(xs) < 0])
+
+
 def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:
     """The first category of ``x`` that ``y`` holds only under another type with the same label (``True`` and
     ``"True"``, ``1`` and ``"1"``), with its twin in ``y``; ``None`` when there is none. Categories are compared
@@ -291,10 +309,9 @@ def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:
     >>> category_type_clash(["a", "b"], ["a", "c"]) is None
     True
     """
-    xs = pd.Index(pd.unique(pd.Series(x, dtype=object).dropna()), dtype=object)
-    ys = pd.Index(pd.unique(pd.Series(y, dtype=object).dropna()), dtype=object)
+    ys = pd.unique(pd.Series(y, dtype=object).dropna())
     labels = {str(v): v for v in ys}
-    for v in xs[ys.get_indexer(xs) < 0]:
+    for v in unseen_categories(pd.Series(x, dtype=object).dropna(), ys):
         if str(v) in labels:
             twin = labels[str(v)]
             return (v.item() if isinstance(v, np.generic) else v, twin.item() if isinstance(twin, np.generic) else twin)

@@ -46,7 +46,7 @@ from . import __version__
 from ._errors import DataValidationError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, plan_paths, validate_config
-from ._pipeline_manifest import Manifest, Writes, discard_folder, remove_orphans
+from ._pipeline_manifest import Manifest, Writes, discard_folder, read_record, remove_orphans
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
 from .io import check_rows_fit_disk, check_rows_fit_memory, read_targets, resolve_path, write_text_atomic
@@ -287,12 +287,8 @@ def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[
         record_path = out / MANIFESTS / f"{stage.name}.json"
         if stage.name in running or not record_path.is_file():
             continue
-        try:
-            record = json.loads(record_path.read_bytes().decode("utf-8")) \
-                if record_path.stat().st_size <= MAX_CONFIG_BYTES else None
-        except (ValueError, RecursionError):
-            record = None
-        listed = record.get("outputs") if isinstance(record, dict) else None
+        record = read_record(record_path)
+        listed = record.get("outputs") if record is not None else None
         for name in (listed if isinstance(listed, dict) else {}):
             path = Path(name) if isinstance(name, str) else None
             if path is None or not path.is_absolute() or path.is_symlink() or not path.exists():

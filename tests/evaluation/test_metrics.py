@@ -184,6 +184,27 @@ def test_bad_input_raises_named_errors(call, match):
 
 
 # -- input sweep (s47) ----------------------------------------------------------------------
+def test_distances_of_values_refuse_infinities_while_ks_orders_them():
+    """Before: wasserstein([1, 2, inf], ...) answered inf, and scaled NaN (inf / inf), as a score."""
+    real, bad = [1.0, 2.0, 3.0], [1.0, 2.0, np.inf]
+    for call in (lambda: m.wasserstein(bad, real), lambda: m.wasserstein(real, bad, scale=True),
+                 lambda: m.quantile_errors(real, bad), lambda: m.point_mass_errors(bad, real)):
+        with pytest.raises(DataValidationError, match=r"holds 1 infinite value\(s\): expected finite numbers"):
+            call()
+    assert m.ks_statistic(bad, real) == pytest.approx(1 / 3)
+
+
+def test_weighted_quantile_leaves_out_zero_weight_values():
+    """Before: q=0 returned the minimum of all values, weight 0 or not (a value not in the population)."""
+    from microplex._stats import weighted_quantile
+
+    x, w = [-5.0, 1.0, 2.0, 3.0], [0.0, 1.0, 1.0, 1.0]
+    assert weighted_quantile(x, [0.0, 1e-13, 0.5, 1.0], w).tolist() == [1.0, 1.0, 2.0, 3.0]
+    assert weighted_quantile(x, 0.0, w, method="interpolated").item() == 1.0
+    with pytest.raises(DataValidationError, match="positive weight"):
+        weighted_quantile([np.nan, 1.0], 0.5, [1.0, 0.0])
+
+
 def test_weighted_corr_refuses_infinite_values_naming_the_column():
     """Before: corr([1, 2, inf], [1, 2, 3]) came back as 0.0 (and correlation_max_abs_error as 1.0
     against a finite copy), a number for a correlation that is undefined."""

@@ -15,6 +15,7 @@ __all__ = [
     "clean_pair",
     "is_numeric",
     "check_frames",
+    "require_columns",
     "check_columns",
     "numeric_frame",
     "RESERVED_NAMES",
@@ -40,16 +41,24 @@ def clean_pair(
     *,
     numeric: bool = True,
     name: str = "column",
+    allow_inf: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Drops missing values from two samples and returns (real, synthetic, real_w, synthetic_w).
 
-    Raises :class:`DataValidationError` when a sample is empty after dropping missing values or
-    when its weights all vanish.
+    Raises :class:`DataValidationError` when a numeric sample holds infinite values (unless ``allow_inf``:
+    a statistic of ranks, such as KS, is defined with them), when a sample is empty after dropping missing
+    values or when its weights all vanish.
     """
     out = []
     for label, values, weights in (("real", real, real_weights), ("synthetic", synthetic, synthetic_weights)):
         if numeric:
             x = _numeric_values(values, f"{label} {name}")
+            inf = int(np.isinf(x).sum())
+            if inf and not allow_inf:
+                raise DataValidationError(
+                    f"{name!r}: the {label} sample holds {inf} infinite value(s): expected finite numbers "
+                    "(missing values are NaN)."
+                )
             keep = ~np.isnan(x)
         else:
             x = np.asarray(pd.Series(values).astype(object), dtype=object).reshape(-1)
@@ -135,6 +144,23 @@ def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def require_columns(df: pd.DataFrame, columns: Sequence[str], label: str, *, numeric: bool = False,
+                    origin: str | None = None) -> None:
+    """Refuses a frame ``label`` that lacks one of ``columns`` (found in the frame ``origin``, when given) or,
+    with ``numeric``, holds one as non-numbers (the columns are numeric in ``real_df``)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        where = f"is in {origin} but not in {label}" if origin else f"is not in {label}"
+        raise DataValidationError(
+            f"Column {missing[0]!r} {where}: expected columns {list(columns)}, got {list(df.columns)}."
+        )
+    odd = [c for c in columns if numeric and not is_numeric(df[c])]
+    if odd:
+        raise DataValidationError(
+            f"Column {odd[0]!r} is numeric in real_df but has dtype {df[odd[0]].dtype} in {label}: expected numbers."
+        )
+
+
 def check_frames(
     real_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
@@ -161,12 +187,7 @@ def check_frames(
         check_columns(df, label)
     if len(columns) == 0:
         raise DataValidationError("No columns to evaluate: expected at least 1 column besides the weights, got 0.")
-    missing = [c for c in columns if c not in synthetic_df.columns]
-    if missing:
-        raise DataValidationError(
-            f"Column {missing[0]!r} is in real_df but not in {name}: "
-            f"expected columns {list(columns)}, got {list(synthetic_df.columns)}."
-        )
+    require_columns(synthetic_df, columns, name, origin="real_df")
     for col in columns:
         r, s = real_df[col], synthetic_df[col]
         if is_numeric(r) != is_numeric(s):

@@ -18,7 +18,7 @@ from scipy import stats
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
 from .._stats import ecdf, ks_distance, tv_distance, value_shares, weighted_pearson, weighted_quantile, weighted_std
-from ._validation import check_weights, clean_pair, is_numeric
+from ._validation import check_weights, clean_pair, is_numeric, require_columns
 from .propensity import pmse
 
 __all__ = [
@@ -46,7 +46,8 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90
 def ks_statistic(real: object, synthetic: object, real_weights: object = None, synthetic_weights: object = None) -> float:
     """Returns the weighted two-sample Kolmogorov-Smirnov statistic sup |F_real - F_synthetic|.
 
-    0 for identical distributions, 1 for disjoint supports.
+    0 for identical distributions, 1 for disjoint supports. Missing values are dropped; infinite
+    values are allowed (the statistic depends on the order of the values only).
 
     Examples
     --------
@@ -55,7 +56,7 @@ def ks_statistic(real: object, synthetic: object, real_weights: object = None, s
     >>> ks_statistic([1, 2], [3, 4])
     1.0
     """
-    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights)
+    xr, xs, wr, ws = clean_pair(real, synthetic, real_weights, synthetic_weights, allow_inf=True)
     return ks_distance(xr, xs, wr, ws)
 
 
@@ -87,7 +88,8 @@ def wasserstein(
     Parameters
     ----------
     real, synthetic : array-like
-        Numeric samples (missing values dropped).
+        Numeric samples (missing values dropped; infinite values refused: the distance would be
+        infinite, or undefined when scaled).
     real_weights, synthetic_weights : array-like, default=None
         Non-negative weights.
     scale : bool, default=False
@@ -255,20 +257,6 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
     return pd.DataFrame(mat, index=cols, columns=cols)
 
 
-def _require_columns(df: pd.DataFrame, columns: Sequence[str], label: str, *, numeric: bool = False) -> None:
-    """Refuses a frame that lacks one of ``columns`` (or, with ``numeric``, holds it as non-numbers)."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataValidationError(
-            f"Column {missing[0]!r} is not in {label}: expected columns {list(columns)}, got {list(df.columns)}."
-        )
-    odd = [c for c in columns if numeric and not is_numeric(df[c])]
-    if odd:
-        raise DataValidationError(
-            f"Column {odd[0]!r} is numeric in real_df but has dtype {df[odd[0]].dtype} in {label}: expected numbers."
-        )
-
-
 def correlation_max_abs_error(
     real_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
@@ -289,7 +277,7 @@ def correlation_max_abs_error(
     cols = [c for c in real_df.columns if is_numeric(real_df[c])]
     if len(cols) < 2:
         return 0.0
-    _require_columns(synthetic_df, cols, "synthetic_df", numeric=True)
+    require_columns(synthetic_df, cols, "synthetic_df", numeric=True)
     cr = weighted_corr(real_df[cols], real_weights, method=method)
     cs = weighted_corr(synthetic_df[cols], synthetic_weights, method=method)
     return float(np.max(np.abs(cr.to_numpy() - cs.to_numpy())))
@@ -365,7 +353,7 @@ def contingency_similarity(
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
-        _require_columns(df, columns, label)
+        require_columns(df, columns, label)
     keys_r, keys_s = [], []
     for c in columns:
         rc, sc, _ = discretize(real_df[c], synthetic_df[c], wr, bins=bins)
@@ -410,7 +398,7 @@ def subgroup_ks(
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
-        _require_columns(df, [variable, by], label)
+        require_columns(df, [variable, by], label)
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
     binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
     numeric = is_numeric(real_df[variable])

@@ -13,6 +13,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names, check_seed
 from .._random import int_seed
+from .._stats import unseen_categories
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
 from ..synthesis._validation import check_allocation, check_column, check_reserved
@@ -177,9 +178,7 @@ def _check_sources(sources: list[Source]) -> None:
 def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, where: str, donor: Source,
                              how: str, hint: str) -> None:
     """Refuses categories of ``needed`` that the donor model of ``donor`` would never see (``fitted``)."""
-    seen = pd.Index(pd.unique(fitted), dtype=object)
-    values = pd.unique(needed.dropna())
-    lost = [v for v, i in zip(values, seen.get_indexer(pd.Series(values, dtype=object))) if i < 0]
+    lost = unseen_categories(needed.dropna(), pd.unique(fitted))
     if lost:
         raise DataValidationError(
             f"Shared column {col!r}: categories {sorted(map(str, lost))[:10]} of {where} do not occur in donor "

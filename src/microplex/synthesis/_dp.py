@@ -52,7 +52,7 @@ from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float, to_python
-from .._stats import weighted_mean_var
+from .._stats import unseen_categories, weighted_mean_var
 from .._random import int_seed, named_child
 from .schema import VariableSpec
 from .heaps import Logits
@@ -289,11 +289,10 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
     data = data.copy()
     for name in columns:
         if name in dp["categories"]:
-            known = pd.Index(dp["categories"][name], dtype=object)
-            unknown = pd.Series(data[name], dtype=object)[known.get_indexer(pd.Series(data[name], dtype=object)) < 0]
-            if len(unknown):
+            unknown = unseen_categories(data[name], dp["categories"][name])
+            if unknown:
                 raise DataValidationError(
-                    f"Column {name!r} holds values outside its public categories: {sorted(map(str, unknown.unique()))[:5]}; "
+                    f"Column {name!r} holds values outside its public categories: {sorted(map(str, unknown))[:5]}; "
                     "add them to 'public_categories' (categories cannot be clipped).")
             continue
         if not pd.api.types.is_numeric_dtype(data[name].dtype) or pd.api.types.is_bool_dtype(data[name].dtype):

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._stats import check_weights
+from .._stats import check_weights, unseen_categories
 from ._checks import MAX_HEAPS
 from ._dp import DP_PARAMS
 from ._quantile_map import MAX_KNOTS
@@ -335,8 +335,7 @@ def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: di
         except DataValidationError as exc:
             raise DataValidationError(f"{where}: {exc}") from None
         if kinds[name] == "categorical":
-            known = pd.Index(stats[name], dtype=object)
-            if (known.get_indexer(pd.Series(table[name], dtype=object)) < 0).any():
+            if unseen_categories(table[name], stats[name]):
                 raise DataValidationError(f"{where}: column {name!r} holds categories its encoder does not know.")
         elif not pd.api.types.is_numeric_dtype(table[name].dtype):
             raise DataValidationError(f"{where}: column {name!r} must be numeric. Got {table[name].dtype} instead.")
