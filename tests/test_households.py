@@ -510,7 +510,7 @@ def test_load_writes_no_temporary_file(fitted, tmp_path, monkeypatch):
         (dict(synthesizer_params={"bins": 1}), r"The 'bins' parameter must be an int in \[2, 256\]\. Got 1"),
         (dict(synthesizer_params={"epochs": 3}), r"'synthesizer_params' parameter names \['epochs'\]"),
         (dict(synthesizer_params=[("bins", 4)]), r"The 'synthesizer_params' parameter must be a mapping"),
-        (dict(weight_decay=-1.0), r"The 'weight_decay' parameter must be a finite float >= 0"),
+        (dict(weight_decay=-1.0), r"The 'weight_decay' parameter must be a finite float in \[0, 1e\+06\]"),
         (dict(validation_fraction=0.5), r"The 'validation_fraction' parameter must be a finite float in \[0, 0\.5\)"),
         (dict(patience=1.5), r"The 'patience' parameter must be an int >= 1"),
         (dict(max_redraws=-1), r"The 'max_redraws' parameter must be an int in \[0, 100000\]"),

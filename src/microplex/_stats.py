@@ -36,6 +36,7 @@ __all__ = [
     "category_shares",
     "tv_distance",
     "unseen_categories",
+    "category_codes",
     "value_shares",
     "heaviest_values",
     "detect_point_masses",
@@ -283,18 +284,58 @@ def category_shares(x: object, w: np.ndarray) -> pd.Series:
     return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
 
 
-def unseen_categories(values: object, known: object) -> list[Any]:
-    """The distinct values of ``values`` (in order of first appearance) that ``known`` does not hold,
-    compared by value as everywhere in microplex (``1`` and ``"1"`` differ); a missing value counts as a
-    value (drop it first where missing is allowed).
+def _bool_flags(values: pd.Series) -> np.ndarray:
+    """Which of ``values`` (object dtype) are booleans (``bool`` or ``numpy.bool_``)."""
+    return np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=len(values))
+
+
+def category_codes(values: object, categories: object) -> np.ndarray:
+    """The position of each value in ``categories`` (``-1`` where absent), shape (n,), int64.
+
+    Values are compared as pandas compares them (``1`` and ``1.0`` match; ``1`` and ``"1"`` do not),
+    except that a boolean never matches a number: Python has ``True == 1``, and a bool column given for
+    categories 0/1 (or the reverse) would otherwise be read as those numbers without a word.
 
     Examples
     --------
-    >>> unseen_categories(["a", "c", "c", 1], ["a", "b", "1"])
-    ['c', 1]
+    >>> category_codes(["b", "a", "z"], ["a", "b"]).tolist()
+    [1, 0, -1]
+    >>> category_codes([True, 1, 0.0], [0, 1]).tolist()
+    [-1, 1, 0]
     """
-    xs = pd.Index(pd.unique(pd.Series(values, dtype=object)), dtype=object)
-    return list(xs[pd.Index(pd.Series(known, dtype=object), dtype=object).get_indexer(xs) < 0])
+    raw = values if isinstance(values, pd.Series) else pd.Series(values)
+    vals = raw.astype(object)
+    cats = pd.Index(pd.Series(categories, dtype=object), dtype=object)
+    codes = cats.get_indexer(vals).astype(np.int64)
+    if not any(isinstance(c, bool | np.bool_ | int | float | np.number) for c in cats):
+        return codes  # no category a boolean could be confused with (or that could be confused with one)
+    cat_bool = _bool_flags(pd.Series(cats, dtype=object))
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        val_bool = np.ones(len(vals), dtype=bool)
+    elif pd.api.types.is_numeric_dtype(raw.dtype):
+        val_bool = np.zeros(len(vals), dtype=bool)
+    else:
+        val_bool = _bool_flags(vals)
+    hit = codes >= 0
+    codes[hit & (val_bool != cat_bool[np.where(hit, codes, 0)])] = -1
+    return codes
+
+
+def unseen_categories(values: object, known: object) -> list[Any]:
+    """The distinct values of ``values`` (in order of first appearance) that ``known`` does not hold,
+    compared as :func:`category_codes` compares (``1`` and ``"1"`` differ, a boolean is no number); a
+    missing value counts as a value (drop it first where missing is allowed).
+
+    Examples
+    --------
+    >>> unseen_categories(["a", "c", "c", 1, True], ["a", "b", "1", 1])
+    ['c', True]
+    """
+    vals = pd.Series(values, dtype=object)
+    unseen = vals[category_codes(vals, known) < 0]
+    firsts = ~pd.Series(list(zip(unseen.map(type).map(lambda t: t is bool or t is np.bool_), unseen)),
+                        dtype=object).duplicated()
+    return [v.item() if isinstance(v, np.generic) else v for v in unseen[firsts.to_numpy()]]
 
 
 def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:

@@ -225,3 +225,50 @@ def test_a_bool_column_given_for_a_numeric_condition_is_refused(fitted, data):
         fitted.generate(given, seed=0)
     with pytest.raises(DataValidationError, match=r"Condition column 'age' must be numeric"):
         fitted.log_prob(data.head(2).assign(age=[True, False]))
+
+
+def test_an_ordered_category_target_draws_ordered_in_its_order(data, tmp_path):
+    """Before: an ordered categorical target came back unordered, its categories sorted alphabetically
+    ('high' < 'low' < 'mid'), so comparisons and sorts of the draws differed from the training column's."""
+    levels = pd.CategoricalDtype(["low", "mid", "high"], ordered=True)
+    frame = data.assign(band=pd.qcut(data["age"].rank(method="first"), 3, labels=["low", "mid", "high"]))
+    assert frame["band"].dtype == levels
+    synth = Synthesizer(["band"], ["age"], **FAST).fit(frame, seed=0)
+    out = synth.sample(200, seed=0)
+    assert out["band"].dtype == levels
+    assert (out["band"] >= "low").all() and set(out["band"]) == {"low", "mid", "high"}
+    synth.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    pd.testing.assert_frame_equal(loaded.sample(200, seed=0), out)
+    # an unordered category column is unchanged: sorted categories, unordered draws
+    plain = Synthesizer(["band"], ["age"], **FAST).fit(frame.assign(band=frame["band"].astype(str).astype("category")),
+                                                        seed=0)
+    assert list(plain.sample(5, seed=0)["band"].cat.categories) == ["high", "low", "mid"]
+    # under DP the public categories are put in the column's order
+    dp = Synthesizer(["band"], ["age"], epsilon=1.0, delta=1e-5, public_categories={"band": ["high", "mid", "low"]},
+                     public_bounds={"age": (0, 100)}, **FAST).fit(frame, seed=0)
+    assert dp.sample(20, seed=0)["band"].dtype == levels
+
+
+@pytest.mark.parametrize("value", [False, "yes", 1])
+def test_a_model_file_with_a_bad_ordered_flag_is_refused(data, tmp_path, value):
+    frame = data.assign(band=pd.Categorical(np.where(data["rooms"] > 2, "hi", "lo"), ["lo", "hi"], ordered=True))
+    synth = Synthesizer(["band"], ["age"], **FAST).fit(frame, seed=0)
+    path = _edited(synth, tmp_path, _set("encoders", "band", "ordered", value))
+    with pytest.raises(DataValidationError, match=r"encoders\.band\.ordered"):
+        Synthesizer.load(path)
+
+
+def test_booleans_never_stand_for_the_categories_0_and_1(data):
+    """Before: Python's True == 1 let a bool column given for a condition of categories 0/1 be read as
+    those numbers, and bool data pass public categories [0, 1]; both are now categories not seen."""
+    frame = data.assign(flag=pd.Categorical((data["rooms"] > 2).astype(int)))
+    synth = Synthesizer(["income"], ["flag"], **FAST).fit(frame, seed=0)
+    with pytest.raises(DataValidationError, match=r"Condition column 'flag' has categories not seen in training: "
+                                                  r"\[False, True\]"):
+        synth.generate(pd.DataFrame({"flag": [True, False]}), seed=0)
+    assert len(synth.generate(pd.DataFrame({"flag": pd.Categorical([1, 0])}), seed=0)) == 2
+    booleans = data.assign(flag=data["rooms"] > 2)
+    dp = Synthesizer(["flag"], epsilon=1.0, delta=1e-5, public_categories={"flag": [0, 1]}, **FAST)
+    with pytest.raises(DataValidationError, match=r"Column 'flag' holds values outside its public categories"):
+        dp.fit(booleans[["flag"]], seed=0)

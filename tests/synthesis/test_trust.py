@@ -63,8 +63,10 @@ PARAM_CASES = [
     ("max_point_masses", 2.5, "The 'max_point_masses' parameter must be an int in \\[0, 64\\]. Got 2.5 instead."),
     ("batch_size", 0, "The 'batch_size' parameter must be an int >= 1. Got 0 instead."),
     ("batch_size", 64.0, "The 'batch_size' parameter must be an int >= 1. Got 64.0 instead."),
-    ("weight_decay", -0.1, "The 'weight_decay' parameter must be a finite float >= 0. Got -0.1 instead."),
-    ("weight_decay", float("inf"), "The 'weight_decay' parameter must be a finite float >= 0. Got inf instead."),
+    ("weight_decay", -0.1, "The 'weight_decay' parameter must be a finite float in \\[0, 1e\\+06\\]. Got -0.1 instead."),
+    ("weight_decay", float("inf"), "The 'weight_decay' parameter must be a finite float in \\[0, 1e\\+06\\]. Got inf instead."),
+    # was a ConvergenceError blaming the learning rate (the penalty's float32 gradient overflowed)
+    ("weight_decay", 1e300, "The 'weight_decay' parameter must be a finite float in \\[0, 1e\\+06\\]. Got 1e\\+300 instead."),
     ("validation_fraction", 0.5, "The 'validation_fraction' parameter must be a finite float in \\[0, 0.5\\)."),
     ("validation_fraction", -0.1, "The 'validation_fraction' parameter must be a finite float in \\[0, 0.5\\)."),
     ("transforms", 0, "The 'transforms' parameter must be an int in \\[1, 64\\]. Got 0 instead."),

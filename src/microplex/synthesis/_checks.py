@@ -31,6 +31,9 @@ MAX_HIDDEN_LAYERS = 16
 MAX_HIDDEN_UNITS = 16_384
 MAX_THREADS = 1024
 MAX_LEARNING_RATE = 1e3
+#: Largest L2 penalty (Adam's ``weight_decay``): far beyond any useful one, and its gradient, in
+#: float32, would overflow near 3e38 (a raw "cannot be converted" error at the first step).
+MAX_WEIGHT_DECAY = 1e6
 #: Numeric conditions further than this many times their training range beyond it are held
 #: at that margin in :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob`, with an
 #: :class:`~microplex._errors.ExtrapolationWarning`.
@@ -114,7 +117,7 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
         "batch_size": None if synth.batch_size is None else check_int(synth.batch_size, "batch_size", low=1),
         "learning_rate": None if synth.learning_rate is None else check_float(
             synth.learning_rate, "learning_rate", low=0.0, high=MAX_LEARNING_RATE, low_inclusive=False),
-        "weight_decay": check_float(synth.weight_decay, "weight_decay", low=0.0),
+        "weight_decay": check_float(synth.weight_decay, "weight_decay", low=0.0, high=MAX_WEIGHT_DECAY),
         "validation_fraction": check_float(
             synth.validation_fraction, "validation_fraction", low=0.0, high=0.5, high_inclusive=False),
         "patience": check_int(synth.patience, "patience", low=1, allow_none=True),

@@ -59,7 +59,7 @@ from .heaps import Logits
 from . import _conditions
 from . import _quantile_map as qmap
 from ._dp_histogram import core, histogram_support, posterior_counts
-from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
+from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, in_dtype_order
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -596,7 +596,11 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
     for name in synth.target_vars:
         if synth.kinds_[name] == "categorical":
             cats = dp["categories"][name]
-            synth.encoders_[name] = CategoricalEncoder.from_dict({"name": name, "categories": cats})
+            order = in_dtype_order(data[name].dtype, list(cats))  # an ordered column keeps its order
+            synth.encoders_[name] = CategoricalEncoder.from_dict(
+                {"name": name, "categories": cats} if order is None else {"name": name, "categories": order,
+                                                                          "ordered": True})
+            cats = synth.encoders_[name].categories
             codes = np.asarray(synth.encoders_[name].states(data[name]))
             blocks.append(_one_cell(codes, w, len(cats)))
             layout[name] = len(cats)

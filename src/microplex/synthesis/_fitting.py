@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._params import check_seed
+from .._params import check_seed, to_python
 from .._random import named_child
 from . import _conditions, _dp
 from ._checks import check_effective_size
@@ -68,7 +68,7 @@ class _Fitting:
             role = "target" if name in targets else "condition"
             if data[name].nunique() < 2:
                 raise DataValidationError(
-                    f"{role.capitalize()} column {name!r} is constant ({data[name].iloc[0]!r}); "
+                    f"{role.capitalize()} column {name!r} is constant ({to_python(data[name].iloc[0])!r}); "
                     "drop it or give it at least two distinct values."
                 )
             kind = schema.get(name, VariableSpec()).kind

@@ -181,8 +181,12 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         if types[n] != expected:
             raise f.fail(f"encoder_types.{n}", repr(expected), types[n])
         if expected == "CategoricalEncoder":
-            enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories"))
+            ordered = isinstance(encoders[n], dict) and "ordered" in encoders[n]
+            enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories") + ("ordered",) * ordered)
             f.scalars(enc["categories"], f"encoders.{n}.categories")
+            if "ordered" in enc and (enc["ordered"] is not True or meta["dtypes"][n] != "category"):
+                raise f.fail(f"encoders.{n}.ordered", "true, for a target of dtype 'category' (or no such key)",
+                             enc["ordered"])
             _check_categories_dtype(f, enc["categories"], meta["dtypes"][n], f"encoders.{n}.categories")
         else:
             _check_continuous(f, encoders[n], n, kinds[n] == "integer")

@@ -82,6 +82,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ``None``: 2e-3; with ``epsilon``, 3e-2. With ``epsilon`` the pattern head trains at 2/3 of
         the learning rate (explicit or not).
     weight_decay : float, default=0.0
+        Adam's L2 penalty on the network weights, in [0, 1e6].
     validation_fraction : float, default=0.1
         Share of records held out to guard against over-fitting. Training runs all ``epochs``
         and the learning rate decays to 0 along a cosine, so the weights settle at an optimum

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
-from .._stats import detect_point_masses
+from .._stats import category_codes, detect_point_masses
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
 from .schema import VariableSpec
@@ -237,14 +237,32 @@ class ContinuousEncoder:
         return enc
 
 
+def in_dtype_order(dtype: object, categories: list[Any]) -> list[Any] | None:
+    """``categories`` in the order of an ordered pandas categorical ``dtype`` (those the dtype does not
+    list last, as given); ``None`` when ``dtype`` is not an ordered categorical."""
+    if not (isinstance(dtype, pd.CategoricalDtype) and dtype.ordered):
+        return None
+    rank = {v: i for i, v in enumerate(dtype.categories.tolist())}
+    return sorted(categories, key=lambda v: rank.get(v, len(rank)))
+
+
 class CategoricalEncoder:
-    """Encodes a categorical target as integer codes over the categories seen in training."""
+    """Encodes a categorical target as integer codes over the categories seen in training.
+
+    The categories are sorted by value, or, for an ordered pandas categorical column, kept in the
+    column's order (``ordered``): the draws then come back as an ordered categorical of that order.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.ordered = False
 
     def fit(self, x: pd.Series) -> CategoricalEncoder:
         self.categories = sorted(pd.unique(x).tolist(), key=lambda v: (str(type(v)), v))
+        order = in_dtype_order(x.dtype, self.categories)
+        self.ordered = order is not None
+        if order is not None:
+            self.categories = order
         return self
 
     @property
@@ -253,18 +271,20 @@ class CategoricalEncoder:
 
     def states(self, x: pd.Series) -> np.ndarray:
         """Category codes, shape (N,); ``-1`` for categories not seen in training."""
-        return _codes(x, self.categories)
+        return category_codes(x, self.categories)
 
     def decode(self, state: np.ndarray) -> np.ndarray:
         return np.asarray(self.categories, dtype=object)[state]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "categories": [to_python(v) for v in self.categories]}
+        d = {"name": self.name, "categories": [to_python(v) for v in self.categories]}
+        return {**d, "ordered": True} if self.ordered else d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CategoricalEncoder:
         enc = cls(d["name"])
         enc.categories = list(d["categories"])
+        enc.ordered = d.get("ordered", False) is True
         return enc
 
 
@@ -308,7 +328,7 @@ class ConditionEncoder:
         for name, kind in self.kinds.items():
             if kind == "categorical":
                 cats = self.stats[name]
-                codes = _codes(df[name], cats)
+                codes = category_codes(df[name], cats)
                 if (codes < 0).any():
                     # the values themselves, not their str(): 'True' (str) and True (bool) read alike
                     unseen = sorted({to_python(v) for v in df[name][codes < 0].unique()}, key=str)[:5]
@@ -344,6 +364,3 @@ class ConditionEncoder:
         return enc
 
 
-def _codes(values: pd.Series, categories: list[Any]) -> np.ndarray:
-    """Position of each value in ``categories``, shape (N,); ``-1`` for values not there."""
-    return pd.Index(categories, dtype=object).get_indexer(pd.Series(values, dtype=object)).astype(np.int64)
