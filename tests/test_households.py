@@ -534,6 +534,20 @@ def test_bad_parameters_raise_before_any_work(small, kwargs, match):
         small_synth(**kwargs).fit(small)
 
 
+@pytest.mark.parametrize("size_var", ["hsize", None])
+def test_one_person_households_in_several_areas_are_named(eusilc, size_var):
+    """Before: "Target column 'n_persons' is constant" (an internal column) or "'hsize' is constant", from the
+    household model that draws the size given the area."""
+    one = eusilc[eusilc["hsize"] == 1].head(200).reset_index(drop=True)
+    hh_vars = ["db040", "hsize"] if size_var else ["db040"]
+    hs = HouseholdSynthesizer(hh_vars, ["age", "rb090"], HID, household_weight=W, person_id="rb030", size_var=size_var,
+                              geography="db040", age_var="age", epochs=1)
+    name = size_var or "n_persons"
+    with pytest.raises(DataValidationError, match=rf"Every household has 1 person record\(s\) \('{name}' is constant\), "
+                                                  r"while the geography 'db040' varies.*use Synthesizer"):
+        hs.fit(one, seed=0)
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

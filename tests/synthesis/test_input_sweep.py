@@ -5,6 +5,7 @@ Each test names the behaviour now; its docstring says what went wrong before.
 
 import io
 import json
+import warnings
 import zipfile
 
 import numpy as np
@@ -129,6 +130,39 @@ def test_a_model_file_with_an_int_beyond_int64_is_refused(fitted, tmp_path, edit
     np.isfinite at load, or (a tail slope, a category) loaded and raised TypeError or OverflowError when drawing."""
     with pytest.raises(DataValidationError, match="edited.mpx' is not a valid Synthesizer model file"):
         Synthesizer.load(_edited(fitted, tmp_path, edit)).sample(50, seed=0)
+
+
+@pytest.mark.parametrize("edit", [
+    _set("condition_encoder", "stats", "age", 0, 1e308),
+    _set("condition_encoder", "stats", "age", 1, 1e-308),
+], ids=["mean 1e308", "std 1e-308"])
+def test_a_model_file_whose_condition_scales_overflow_float32_is_refused(fitted, tmp_path, edit):
+    """Before: such a file loaded, and its draws overflowed float32 (RuntimeWarnings, garbage records)."""
+    with pytest.raises(DataValidationError, match=r"field 'condition_encoder\.stats\.age': mean .* standardize the "
+                                                  r"condition's range \[18, 79\] to values beyond 1e\+30"):
+        Synthesizer.load(_edited(fitted, tmp_path, edit))
+    loaded = Synthesizer.load(_edited(fitted, tmp_path, _set("condition_encoder", "stats", "age", 1, 1e-20)))
+    assert len(loaded.sample(5, seed=0)) == 5  # extreme but within float32: the draws are the model's
+
+
+def test_draws_that_decode_to_non_finite_values_raise(fitted, tmp_path):
+    """Before: a file whose last income knot was 1e308 loaded and drew inf incomes (with a RuntimeWarning);
+    a tail slope of 1e308 warned of an overflow in a branch no draw took."""
+    from microplex import ConvergenceError
+
+    path = _edited(fitted, tmp_path, _set("encoders", "income", "segments", 0, "knots", "t", 7, 1e308))
+    with pytest.raises(ConvergenceError, match=r"drew \d+ non-finite value\(s\) of target 'income'"):
+        Synthesizer.load(path).sample(200, seed=0)
+    steep = Synthesizer.load(_edited(fitted, tmp_path, _set("encoders", "income", "segments", 0, "tail_hi", 1e308)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(steep.sample(200, seed=0)["income"]).all()
+
+
+def test_a_condition_model_file_whose_ranges_overflow_the_scales_is_refused(data, tmp_path):
+    synth = Synthesizer(["income"], ["age", "region"], condition_model=True, **FAST).fit(data, seed=0)
+    with pytest.raises(DataValidationError, match=r"field 'condition_encoder\.stats\.age'"):
+        Synthesizer.load(_edited(synth, tmp_path, _set("condition_ranges", "age", 1, 1e308)))
 
 
 def test_a_condition_model_file_with_an_int_beyond_int64_in_its_ranges_is_refused(data, tmp_path):

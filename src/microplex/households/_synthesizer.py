@@ -285,6 +285,14 @@ class HouseholdSynthesizer(Estimator):
         # The household model is conditioned on the geography when it varies, else on the size;
         # both are allotted by their weighted training shares in 'sample'.
         allotted = self.geography if self.geography and hh[self.geography].nunique() > 1 else self.size_col_
+        if allotted == self.geography and hh[self.size_col_].nunique() < 2:
+            # the household model would draw the size given the geography: a constant is no target
+            raise DataValidationError(
+                f"Every household has {int(hh[self.size_col_].iloc[0])} person record(s) "
+                f"({self.size_col_!r} is constant), while the geography {self.geography!r} varies: "
+                "HouseholdSynthesizer needs households of at least two sizes to draw sizes by area; for "
+                "records that are not grouped in households use Synthesizer with the geography as a condition."
+            )
         self.allotted_ = allotted
         h_targets = [c for c in self.early_cols_ if c not in (allotted, self.geography)]
         if allotted == self.geography:

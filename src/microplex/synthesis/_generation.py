@@ -223,7 +223,13 @@ class _Generation:
             else:
                 cont = u[:, self.continuous_vars_.index(name)] if enc.has_continuous else np.zeros(len(pattern))
                 h = heap[:, self.heap_vars_.index(name)] if name in self.heap_vars_ else None
-                out[name] = enc.decode(cont.astype(float), state, h)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    out[name] = enc.decode(cont.astype(float), state, h)
+                bad = int((~np.isfinite(out[name])).sum())
+                if bad:  # a fitted model's encoders map every draw to a finite value
+                    raise ConvergenceError(
+                        f"The model drew {bad} non-finite value(s) of target {name!r}: its encoder (from an edited "
+                        "or damaged model file) or its network (a diverged fit) is broken; fit the model again.")
         return out
 
 

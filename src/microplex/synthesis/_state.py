@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -26,6 +27,7 @@ from ._dp import DP_PARAMS
 from ._dp_margins import SCALE_RANGE
 from ._dp_record import check_record
 from ._dp_tree import PARTS as TREE_PARTS
+from ._checks import EXTRAPOLATION_MARGIN
 from ._schedule import BATCH_SIZE
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -199,6 +201,8 @@ def restore_state(
             conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
+    if getattr(self, "_ranges", None) is not None or hasattr(self, "training_conditions_"):
+        _check_condition_scales(self._condition_ranges(), self.condition_encoder_.stats, label)
     prefix = _dp_tree.KEY + "."
     tree_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if _dp_tree.KEY in meta or tree_tensors:  # only a DP condition model has a tree
@@ -233,3 +237,26 @@ def restore_state(
     model.eval()
     self.model_ = model
     return self
+
+
+#: Largest standardized condition value a model may meet (the networks compute in float32, whose
+#: largest value is about 3.4e38); a fitted model's are many orders of magnitude smaller.
+MAX_STANDARDIZED = 1e30
+
+
+def _check_condition_scales(ranges: dict[str, tuple[float, float]], stats: dict[str, Any], label: str) -> None:
+    """Refuses a file whose numeric conditions, standardized by its stored mean and standard deviation, reach
+    beyond :data:`MAX_STANDARDIZED` anywhere in their training range widened by the extrapolation margin
+    (a mean of 1e308 or a standard deviation of 1e-308): fit never writes such numbers, and the draws of such
+    a file overflow float32 into garbage instead of failing."""
+    for name, (lo, hi) in ranges.items():
+        mean, std = stats[name]
+        with np.errstate(over="ignore", invalid="ignore"):
+            margin = EXTRAPOLATION_MARGIN * (hi - lo)
+            reach = max(abs(lo - margin - mean), abs(hi + margin - mean)) / std
+        if not reach <= MAX_STANDARDIZED:
+            raise DataValidationError(
+                f"{label} is not a valid Synthesizer model file: field 'condition_encoder.stats.{name}': mean "
+                f"{mean:g} and standard deviation {std:g} standardize the condition's range [{lo:g}, {hi:g}] to "
+                f"values beyond {MAX_STANDARDIZED:g}, which no fit writes."
+            )
