@@ -534,6 +534,62 @@ def test_bad_parameters_raise_before_any_work(small, kwargs, match):
         small_synth(**kwargs).fit(small)
 
 
+def _small_params(**kw):
+    params = dict(household_weight=W, age_var="age", epochs=1, hidden_features=(16, 16), transforms=1, verbose=False)
+    params.update(kw)
+    return params
+
+
+@pytest.mark.parametrize("column", ["region", "size plus one"])
+def test_a_household_variable_named_like_the_derived_size_is_refused(eusilc, column):
+    """Before: a household variable called 'n_persons' (the name of the derived size) was overwritten with
+    the person counts: its regions or values were gone from the draws, without a word."""
+    df = eusilc[eusilc[HID] <= 150]
+    d = df.assign(n_persons=df["db040"] if column == "region" else df["hsize"] + 1)
+    hh_vars = ["n_persons", "hy050n"] if column == "region" else ["db040", "n_persons"]
+    geo = "n_persons" if column == "region" else "db040"
+    with pytest.raises(DataValidationError, match=r"Household variable 'n_persons' is not the number of person "
+                                                  r"records .* name the size column with 'size_var'"):
+        HouseholdSynthesizer(hh_vars, ["age", "rb090"], HID, geography=geo, **_small_params()).fit(d, seed=0)
+
+
+def test_generate_checks_the_late_household_variables_it_is_given(eusilc):
+    """Before: a late household variable given with missing values or as text came back so (NaN, 'abc')."""
+    df = eusilc[eusilc[HID] <= 150]
+    hs = HouseholdSynthesizer(["db040", "hsize", "hy050n"], ["age", "rb090"], HID, late_household_vars=["hy050n"],
+                              **_small_params()).fit(df, seed=0)
+    given = df.groupby(HID).first().reset_index()[[HID, "db040", "hsize", "hy050n", W]].head(3)
+    assert hs.generate(given, seed=1)[0]["hy050n"].tolist() == given["hy050n"].tolist()  # kept as given
+    with pytest.raises(DataValidationError, match=r"Household variable 'hy050n' is missing in household"):
+        hs.generate(given.assign(hy050n=[np.nan, 1.0, 2.0]), seed=1)
+    with pytest.raises(DataValidationError, match=r"Household variable 'hy050n' must be numeric, as in training"):
+        hs.generate(given.assign(hy050n="abc"), seed=1)
+    with pytest.raises(DataValidationError, match=r"1 rows of 'households' have no household id"):
+        hs.generate(given.assign(**{HID: [1.0, np.nan, 3.0]}), seed=1)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_missing_age_is_named_as_the_age_column(eusilc, first):
+    """Before: "Person variable 'age' has 1 missing values ... (set 'age_var')" with age_var set, or, with the
+    age listed later, a false message about another column ("observed from age nan on ... for 0 persons")."""
+    df = eusilc[eusilc[HID] <= 150]
+    d = df.assign(age=df["age"].astype(float))
+    d.loc[d.index[3], "age"] = np.nan
+    p_vars = ["age", "rb090", "py010n"] if first else ["py010n", "age", "rb090"]
+    with pytest.raises(DataValidationError, match=r"The 'age_var' column 'age' has 1 missing values; an age must "
+                                                  r"be given for every person"):
+        HouseholdSynthesizer(["db040", "hsize"], p_vars, HID, **_small_params()).fit(d, seed=0)
+
+
+def test_two_households_of_unequal_weight_are_not_called_one_record(eusilc):
+    """Before: "puts almost all the weight on one record (Kish effective sample size 2, ...)" for weights 504.6
+    and 493.4 (effective size 1.9999, rounded to 2 in a message that refused it for being below 2)."""
+    two = eusilc[eusilc[HID] <= 2]
+    with pytest.raises(DataValidationError, match=r"puts its weight on too few records \(Kish effective sample size "
+                                                  r"1\.999\d*, 2 records with positive weight\)"):
+        HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090"], HID, **_small_params()).fit(two, seed=0)
+
+
 @pytest.mark.parametrize("size_var", ["hsize", None])
 def test_one_person_households_in_several_areas_are_named(eusilc, size_var):
     """Before: "Target column 'n_persons' is constant" (an internal column) or "'hsize' is constant", from the

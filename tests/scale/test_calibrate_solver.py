@@ -255,6 +255,18 @@ def test_a_constant_initial_weight_is_the_unit_solve_scaled(dataset, method, bou
         assert ratio.min() >= bounds[0] - 1e-9 and ratio.max() <= bounds[1] + 1e-9
 
 
+@pytest.mark.parametrize("max_cells", [0, 100_000])
+def test_a_margin_on_the_weight_column_is_solved_as_in_memory(tmp_path, max_cells):
+    """Before: rake_dataset read the column twice and failed with a raw "Index data must be 1-dimensional"."""
+    df = pd.DataFrame({"w": np.tile([1.0, 2.0, 2.0], 40), "g": np.repeat([0, 1], 60)})
+    df.to_parquet(tmp_path / "pop.parquet")
+    margins = {"w": {1.0: 60.0, 2.0: 120.0}, "g": {0: 80.0, 1: 100.0}}
+    res = rake_dataset(tmp_path / "pop.parquet", margins, "w", max_cells=max_cells)
+    np.testing.assert_allclose(res.weights(df), rake_frame(df, margins, "w").weights(df), rtol=1e-9)
+    w = pd.Series(res.weights(df))
+    assert w.groupby(df["w"]).sum().tolist() == pytest.approx([60.0, 120.0], rel=1e-8)
+
+
 def test_initial_weight_is_checked(dataset):
     path, df, margins = dataset
     with pytest.raises(DataValidationError, match="either 'weight_col'.*or 'initial_weight'"):

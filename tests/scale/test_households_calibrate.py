@@ -194,3 +194,23 @@ def test_write_calibrated_refuses_overlapping_or_source_outputs(linked, tmp_path
     with pytest.raises(DataValidationError, match=r"'persons_out' output .* would overwrite the input"):
         write_calibrated(res, root / "households", tmp_path / "h", persons_out=root / "persons" / "copy", **kw)
     assert not (tmp_path / "c").exists() and not (root / "persons" / "copy").exists()
+
+
+def test_the_household_id_as_weight_column_is_refused(linked):
+    """Before: the ids were taken as initial weights (report: initial totals that were sums of ids)."""
+    root, h, p = linked
+    with pytest.raises(DataValidationError, match=r"'weight_col' and 'household_id' parameters are both 'db030'"):
+        rake_dataset(root / "households", {"rb090": {"male": 400.0, "female": 450.0}}, HID,
+                     persons=root / "persons", household_id=HID)
+
+
+def test_a_margin_on_the_household_id_counts_its_persons(linked):
+    """Before: the persons were read with the id column twice (raw "Index data must be 1-dimensional")."""
+    root, h, p = linked
+    first = h[HID].iloc[0]
+    n_persons = int((p[HID] == first).sum())
+    margins = {HID: {first: 2.0 * n_persons}}
+    res = rake_dataset(root / "households", margins, W, persons=root / "persons", household_id=HID)
+    persons = p.drop(columns=["db040"]).merge(h[[HID, "db040"]], on=HID)
+    w = pd.Series(res.weights(h, persons), index=h[HID])
+    assert w[first] == pytest.approx(2.0, rel=1e-9)

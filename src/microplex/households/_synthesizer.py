@@ -256,6 +256,12 @@ class HouseholdSynthesizer(Estimator):
         # person records are counted into 'n_persons'.
         self.size_col_ = self.size_var or find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
         if self.size_col_ is None:
+            if SIZE_COL in hh_vars:  # the name of the derived size: the user's column would be overwritten
+                raise DataValidationError(
+                    f"Household variable {SIZE_COL!r} is not the number of person records of each household, and "
+                    "microplex gives that name to the household size it derives: rename the column, or name the "
+                    "size column with 'size_var'."
+                )
             self.size_col_ = SIZE_COL
             hh[SIZE_COL] = counts.to_numpy()
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
@@ -444,7 +450,12 @@ class HouseholdSynthesizer(Estimator):
         if hh[self.household_id].duplicated().any():
             dup = hh.loc[hh[self.household_id].duplicated(), self.household_id].tolist()[:5]
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
-        check_households(hh, self.household_id, self.early_cols_)
+        late = [c for c in self.late_household_vars if c in hh.columns]  # given: kept as they are, so checked
+        check_households(hh, self.household_id, self.early_cols_ + late, rows="households")
+        for c in late:
+            if self.late_model_.kinds_[c] != "categorical" and not is_number(hh[c]):
+                raise DataValidationError(
+                    f"Household variable {c!r} must be numeric, as in training. Got dtype {hh[c].dtype} instead.")
         if self.geography:
             known = set(self.geography_shares_[0])
             unknown = [v for v in pd.unique(hh[self.geography]) if v not in known]

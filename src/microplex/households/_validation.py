@@ -19,8 +19,11 @@ def _ids(values: Sequence, limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def check_households(persons: pd.DataFrame, household_id: str, household_cols: Sequence[str]) -> None:
+def check_households(persons: pd.DataFrame, household_id: str, household_cols: Sequence[str], *,
+                     rows: str = "persons") -> None:
     """Every person has a household id; household columns are complete and constant within households.
+    ``rows`` names the frame in the messages: ``"persons"`` (person records, as ``fit`` takes them) or the
+    name of a frame of one row per household (``generate``'s ``"households"``).
 
     Examples
     --------
@@ -32,10 +35,12 @@ def check_households(persons: pd.DataFrame, household_id: str, household_cols: S
     """
     missing = persons[household_id].isna().to_numpy()
     if missing.any():
-        rows = persons.index[missing]
+        where = _ids(persons.index[missing])
         raise DataValidationError(
             f"{int(missing.sum())} persons have no household id (column {household_id!r} missing at rows "
-            f"{_ids(rows)}); every person must belong to a household."
+            f"{where}); every person must belong to a household." if rows == "persons" else
+            f"{int(missing.sum())} rows of {rows!r} have no household id (column {household_id!r} missing at "
+            f"rows {where}); every household needs one."
         )
     groups = persons.groupby(household_id, sort=False)
     for col in household_cols:
@@ -99,11 +104,17 @@ def na_age_thresholds(persons: pd.DataFrame, columns: Sequence[str], age_var: st
     {'income': 30.0}
     """
     out: dict[str, float] = {}
+    if age_var is not None and persons[age_var].isna().any():
+        n = int(persons[age_var].isna().sum())
+        raise DataValidationError(
+            f"The 'age_var' column {age_var!r} has {n} missing values; an age must be given for every person "
+            "(it orders the members and marks where other variables are not applicable)."
+        )
     for col in columns:
         na = persons[col].isna().to_numpy()
         if not na.any():
             continue
-        if age_var is None or col == age_var:
+        if age_var is None:
             raise DataValidationError(
                 f"Person variable {col!r} has {int(na.sum())} missing values; missing values are "
                 "only supported when they mark 'not applicable' below an age (set 'age_var')."

@@ -138,7 +138,8 @@ def linked_part(
     from_h = [c for c in lm.person_columns if c in h_names and c != household_id]
     hh = _read(h_path, list(dict.fromkeys([household_id, *lm.household_columns, *from_h]
                                           + ([weight_col] if weight_col else []))), keys, "households")
-    pp = _read(p_path, [household_id] + [c for c in lm.person_columns if c not in from_h], keys, "persons")
+    pp = _read(p_path, [household_id] + [c for c in lm.person_columns if c not in from_h and c != household_id], keys,
+               "persons")
     return linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path))
 
 
@@ -196,6 +197,10 @@ def rake_linked(
             f"given. Got {household_id!r} instead.")
     if not isinstance(persons, str | os.PathLike) or not os.fspath(persons):
         raise DataValidationError(f"The 'persons' parameter must be a non-empty str or path-like. Got {persons!r} instead.")
+    if weight_col is not None and weight_col == household_id:
+        raise DataValidationError(
+            f"The 'weight_col' and 'household_id' parameters are both {household_id!r}: the household ids would be "
+            "the initial weights; name the weight column, or leave 'weight_col' out (equal initial weights).")
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
     if pairs:  # each file is read with its own schema: a later file storing a column as strings would miscode

@@ -420,7 +420,7 @@ def rake_dataset(
         return rake_linked(path, persons, margins, household_id, weight_col, initial, run, **kw)
     kw.update(weight_col=weight_col, initial_weight=initial)
     mg = _Margins(_as_margins(margins))
-    columns = mg.columns + ([weight_col] if weight_col else [])
+    columns = list(dict.fromkeys(mg.columns + ([weight_col] if weight_col else [])))  # a margin may be the weights
     if geography is not None:
         geography = check_names(geography, "geography", allow_empty=False)
     files = parquet_files(path, "Parquet dataset")

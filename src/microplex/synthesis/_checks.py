@@ -75,9 +75,11 @@ def check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
     if ess < 2 and weight_col is None:
         raise DataValidationError(f"'data' has {len(w)} record; at least 2 are needed to fit.")
     if ess < 2:
+        n_pos = int((w > 0).sum())
+        where = "almost all the weight on one record" if ess < 1.5 else "its weight on too few records"
         raise DataValidationError(
-            f"Weight column {weight_col!r} puts almost all the weight on one record (Kish effective sample "
-            f"size {ess:.3g}, {int((w > 0).sum())} records with positive weight); at least 2 is needed to fit."
+            f"Weight column {weight_col!r} puts {where} (Kish effective sample size {ess:.6g}, {n_pos} "
+            "records with positive weight); an effective size of at least 2 is needed to fit."
         )
 
 
