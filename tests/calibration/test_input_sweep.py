@@ -229,3 +229,79 @@ def test_messages_tell_two_close_totals_apart():
                       {"aggregate": "count", "filter": "county == 1", "value": 1_000_004.0}])
     with pytest.raises(ConvergenceError, match=r"count\[county == 1\] = 1000004 \(closest achievable 999999\)"):
         Calibrator(bounds=(0.5, 2e6)).fit(df, t, weight_col="weight")
+
+
+@pytest.mark.parametrize("scale", [1e-10, 1e-9, 1e-6])
+def test_totals_below_one_are_met_relatively(scale):
+    """Before: R survey's |a - t| / (1 + |t|) is an absolute test for totals below 1: weights of 1e-10 and
+    targets of 3e-10 were "converged" with the initial weights unchanged (max_rel_error 1.0, every target
+    missed), 1e-9 with misses of 2.4%."""
+    df = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["p", "q", "p", "q"], "w": scale})
+    targets = Targets.from_margins({"a": {"x": 3 * scale, "y": scale}, "b": {"p": 2.5 * scale, "q": 1.5 * scale}})
+    cal = Calibrator().fit(df, targets, weight_col="w")
+    assert cal.summary["converged"] and cal.summary["max_rel_error"] < 1e-8
+    assert cal.report()["met"].all()
+    small = pd.DataFrame({"v": [1e-12, 2e-12, 3e-12, 4e-12], "w": 1.0})
+    cal = Calibrator().fit(small, Targets([Target(12e-12, "sum", "v"), Target(4)]), weight_col="w")
+    assert float(cal.weights @ small["v"]) == pytest.approx(12e-12, rel=1e-8)
+
+
+def test_range_filters_compare_large_integers_exactly():
+    """Before: the column was compared as float64, so 2**62 + 1 fell in the range [2**62, 2**62]."""
+    d = pd.DataFrame({"id": np.array([2**62, 2**62 + 1], dtype="int64"), "w": 1.0})
+    target = Target(4, filters={"id": pd.Interval(2**62, 2**62, closed="both")})
+    assert Calibrator().fit(d, Targets([target]), weight_col="w").weights.tolist() == pytest.approx([4.0, 1.0], rel=1e-8)
+    u = pd.DataFrame({"id": np.array([2**63 + 5, 2**63 + 6], dtype="uint64"), "w": 1.0})
+    target = Target(3, filters={"id": pd.Interval(2**63 + 6, 2**64, closed="left")})
+    assert Calibrator().fit(u, Targets([target]), weight_col="w").weights.tolist() == pytest.approx([1.0, 3.0], rel=1e-8)
+    # non-integral bounds on an integer column, as before
+    x = pd.DataFrame({"x": np.arange(1, 5), "w": 1.0})
+    target = Target(5, filters={"x": pd.Interval(1.5, 3.0, closed="right")})
+    assert Calibrator().fit(x, Targets([target]), weight_col="w").weights.tolist() == pytest.approx([1, 2.5, 2.5, 1],
+                                                                                                    rel=1e-8)
+
+
+def test_a_range_filter_on_a_text_area_column_is_named_by_check_consistency():
+    """Before: a raw ValueError "could not convert string to float: 'A'"."""
+    areas = pd.DataFrame({"state": ["A", "B"], "county": [1, 2]})
+    with pytest.raises(DataValidationError, match=r"range filter on area column 'state' needs a numeric column"):
+        check_consistency(Targets([Target(10, filters="state >= 1")]), areas, ["state", "county"])
+
+
+def test_integers_beyond_float64_in_targets_are_named():
+    """Before: raw OverflowError from a targets file's value, a filter's range end, or an equality filter."""
+    with pytest.raises(DataValidationError, match=r"value is beyond the float64 range"):
+        Targets.from_yaml("targets:\n  - value: 1" + "0" * 400 + "\n")
+    with pytest.raises(DataValidationError, match=r"a range end beyond the float64 range"):
+        Target(5, filters="x >= 1" + "0" * 400)
+    with pytest.raises(DataValidationError, match=r"has value 5 but no record has x == 1000"):
+        Calibrator().fit(pd.DataFrame({"x": [1, 2], "w": 1.0}), Targets([Target(5, filters={"x": 10**400}), Target(2)]),
+                         weight_col="w")
+
+
+def test_uint64_ids_beyond_int64_are_matched():
+    """Before: OverflowError "Python int too large to convert to C long" when a target filtered on them."""
+    d = pd.DataFrame({"id": np.array([2**63 + 5, 2**63 + 6], dtype="uint64"), "w": 1.0})
+    cal = Calibrator().fit(d, Targets.from_margins({"id": {2**63 + 5: 2.0, 2**63 + 6: 3.0}}), weight_col="w")
+    assert cal.weights.tolist() == pytest.approx([2.0, 3.0], rel=1e-8)
+
+
+def test_multiindex_columns_are_refused():
+    """Before: raw AttributeError ("'DataFrame' object has no attribute 'dtype'") or TypeError."""
+    d = pd.DataFrame({("a", "1"): ["x", "y"], ("w", "2"): [1.0, 1.0]})
+    for est in (Calibrator(), SparseCalibrator()):
+        with pytest.raises(DataValidationError, match=r"has MultiIndex columns .* flatten them first"):
+            est.fit(d, Targets([Target(3, filters={"a": "x"})]), weight_col="w")
+
+
+def test_report_met_follows_the_fit():
+    """Before: a tolerance of 0 ("exact") was judged against 0, so a met target (error 2.8e-16) read False;
+    a soft fit judged targets without a tolerance against 1e-8 instead of its default_tolerance."""
+    d = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["p", "q", "p", "q"], "w": [10.0, 20.0, 30.0, 40.0]})
+    exact = Targets([Target(50, filters={"a": "x"}, tolerance=0.0), Target(50, filters={"a": "y"}, tolerance=0.0),
+                     Target(55, filters={"b": "p"}, tolerance=0.0)])
+    assert Calibrator().fit(d, exact, weight_col="w").result_.report()["met"].all()
+    soft = Calibrator(soft=True).fit(d, Targets([Target(50, filters={"a": "x"}), Target(50, filters={"a": "y"}),
+                                                 Target(102)]), weight_col="w")
+    report = soft.result_.report()
+    assert (report["met"] == (report["rel_error"] <= 0.01)).all() and report["met"].iloc[:2].all()

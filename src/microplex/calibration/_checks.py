@@ -52,11 +52,16 @@ def check_column(value: Any, name: str, *, allow_none: bool = False) -> str | No
 
 
 def check_records(records: Any, what: str = "records") -> pd.DataFrame:
-    """A non-empty DataFrame with distinct column names."""
+    """A non-empty DataFrame with distinct, flat column names."""
     if not isinstance(records, pd.DataFrame):
         raise DataValidationError(f"{what} must be a pandas DataFrame. Got {type(records).__name__} instead.")
     if len(records) == 0:
         raise DataValidationError(f"{what} is empty; at least one record is needed to calibrate.")
+    if isinstance(records.columns, pd.MultiIndex):  # a name would select a frame of columns, not one
+        raise DataValidationError(
+            f"{what} has MultiIndex columns {list(records.columns)[:3]}; calibration names one column by one str: "
+            "flatten them first (e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns])."
+        )
     dup = records.columns[records.columns.duplicated()]
     if len(dup):
         raise DataValidationError(

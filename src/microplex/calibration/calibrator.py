@@ -101,11 +101,17 @@ class CalibrationResult:
 
         For ``mean`` targets the values are means; otherwise totals.
         """
-        return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8))
+        return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8),
+                             self.summary.get("default_tolerance") if self.summary.get("soft") else None)
 
 
-def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -> pd.DataFrame:
-    """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function."""
+def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
+                  default_tolerance: float | None = None) -> pd.DataFrame:
+    """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function.
+
+    ``met``: the relative error is within the target's tolerance (at least ``met_rtol``, what a solve meets:
+    a tolerance of 0 means "exact") or, for a target without one, within ``default_tolerance`` (a soft fit's)
+    or ``met_rtol``."""
     dz = design
     achieved = dz.x.T @ weights
     initial = dz.x.T @ dz.d
@@ -129,7 +135,8 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8) -
             "achieved": achieved,
             "rel_error": rel,
             "tolerance": tol,
-            "met": rel <= np.where(np.isnan(tol), met_rtol, tol),
+            "met": rel <= np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
+                                   np.maximum(tol, met_rtol)),
         }
     )
 
@@ -359,6 +366,7 @@ class Calibrator(_FittedResult):
             "n_targets": len(design.totals),
             "method": dist.name,
             "soft": bool(self.soft),
+            **({"default_tolerance": float(self.default_tolerance)} if self.soft else {}),
             "met_rtol": met_rtol,
             "seconds": time.perf_counter() - start,
         }

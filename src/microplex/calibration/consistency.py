@@ -24,7 +24,7 @@ from microplex._errors import DataValidationError
 from microplex._params import check_float, check_names
 
 from ._checks import check_records
-from .design import _lookup
+from .design import _lookup, range_mask
 from .targets import Target, Targets, format_filter
 
 __all__ = ["check_consistency"]
@@ -84,11 +84,7 @@ class _AreaIndex:
         else:
             rows = np.arange(len(self.areas))
         for col, cond in ranges:
-            v = self.areas[col].to_numpy(dtype=np.float64)[rows]
-            ok = (v >= cond.left if cond.closed_left else v > cond.left) & (
-                v <= cond.right if cond.closed_right else v < cond.right
-            )
-            rows = rows[ok]
+            rows = rows[range_mask(self.areas[col].iloc[rows], cond, f"The range filter on area column {col!r}")]
         return rows
 
 

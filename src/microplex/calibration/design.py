@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
@@ -133,7 +134,7 @@ class _Columns:
             elif pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and n:
                 v = s.to_numpy()
                 lo, hi = int(v.min()), int(v.max())
-                if hi - lo < max(2 * n, 1024):
+                if hi - lo < max(2 * n, 1024) and hi <= np.iinfo(np.int64).max:  # uint64 ids beyond: factorized
                     codes, uniques = v.astype(np.int64) - lo, pd.RangeIndex(lo, hi + 1)
                 else:
                     codes, uniques = pd.factorize(s, sort=False)
@@ -165,7 +166,7 @@ def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
         for v in values:
             try:
                 conv.append(float(v))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # 10**400 is no value of a numeric column
                 conv.append(math.nan)
         idx2 = uniques.get_indexer(pd.Index(conv))
         idx = np.where(idx < 0, idx2, idx)
@@ -187,22 +188,36 @@ def _is_integral_number(v: Any) -> bool:
     )
 
 
+def _exact_bound(b: Any) -> Any:
+    """A range bound to compare with an integer column exactly: an integral bound as a Python int (numpy compares
+    int64/uint64 with Python ints exactly, with floats after rounding the column to float64)."""
+    if isinstance(b, numbers.Integral) and not isinstance(b, bool):
+        return int(b)
+    if isinstance(b, numbers.Real) and math.isfinite(float(b)) and float(b).is_integer():
+        return int(b)
+    return b
+
+
+def range_mask(s: pd.Series, cond: pd.Interval, what: str) -> np.ndarray:
+    """Which values of the numeric column ``s`` lie in ``cond``; integer columns are compared exactly (as floats,
+    values beyond 2**53 matched their neighbours). ``what`` starts the error for a column that is not numeric."""
+    if not pd.api.types.is_numeric_dtype(s):
+        raise DataValidationError(f"{what} needs a numeric column. Got dtype {s.dtype} instead.")
+    exact = s.dtype.kind in "iu"
+    v = s.to_numpy() if exact else s.to_numpy(dtype=np.float64)
+    left, right = (_exact_bound(cond.left), _exact_bound(cond.right)) if exact else (cond.left, cond.right)
+    lo_ok = v >= left if cond.closed_left else v > left
+    hi_ok = v <= right if cond.closed_right else v < right
+    return np.asarray(lo_ok & hi_ok, dtype=bool)
+
+
 def _mask(cols: _Columns, target: Target) -> np.ndarray:
     """Boolean mask of records matching ``target.filters`` (one target at a time)."""
     n = len(cols.records)
     mask = np.ones(n, dtype=bool)
     for col, cond in target.filters.items():
         if isinstance(cond, pd.Interval):
-            s = cols.column(col, target)
-            if not pd.api.types.is_numeric_dtype(s):
-                raise DataValidationError(
-                    f"Target {target.name!r}: range filter on {col!r} needs a numeric column. "
-                    f"Got dtype {s.dtype} instead."
-                )
-            v = s.to_numpy(dtype=np.float64)
-            lo_ok = v >= cond.left if cond.closed_left else v > cond.left
-            hi_ok = v <= cond.right if cond.closed_right else v < cond.right
-            mask &= lo_ok & hi_ok
+            mask &= range_mask(cols.column(col, target), cond, f"Target {target.name!r}: range filter on {col!r}")
         else:
             codes, uniques = cols.codes(col, target)
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]

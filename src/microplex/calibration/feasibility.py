@@ -29,6 +29,7 @@ from microplex._errors import ConvergenceError
 
 from .design import Design
 from .diagnostics import format_pair
+from .solver import misfit_denominator
 from .targets import Targets
 
 __all__ = [
@@ -189,7 +190,8 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
 
 
 def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target.
+    """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target (for targets
+    below 1 in size, half the relative miss: :func:`~microplex.calibration.solver.misfit_denominator`).
 
     The one definition behind every calibration front end's convergence check (``Calibrator``,
     ``rake_dataset``, ``rake_frame``); reported errors are :func:`~microplex.calibration.diagnostics.relative_errors`.
@@ -199,7 +201,7 @@ def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     >>> misfits(np.array([101.0, 0.5]), np.array([100.0, 0.0])).round(4).tolist()
     [0.0099, 0.5]
     """
-    return np.abs(np.asarray(achieved) - target) / (1.0 + np.abs(target))
+    return np.abs(np.asarray(achieved) - target) / misfit_denominator(target)
 
 
 def met_tolerance(tol: float) -> float:

@@ -86,12 +86,20 @@ def _scalar(v: Any, where: str) -> Any:
     return v
 
 
+#: Largest integer a range end may be (beyond it, float() of the end overflows).
+_MAX_INT_BOUND = int(np.finfo(np.float64).max)
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def _interval(lo: Any, hi: Any, closed: str, where: str) -> pd.Interval:
     """A checked range: numeric ends (infinite allowed, NaN not), lower <= upper."""
+    for end in (lo, hi):
+        if isinstance(end, int | np.integer) and abs(int(end)) > _MAX_INT_BOUND:
+            raise DataValidationError(f"{where}: a range end beyond the float64 range (about 1.8e308) was given "
+                                      f"({_got(end)}); write inf for an open end.")
     if not (_number(lo) and _number(hi)) or math.isnan(float(lo)) or math.isnan(float(hi)):
         raise DataValidationError(
             f"{where}: a range needs two numbers (or inf). Got {_got(lo)} and {_got(hi)} instead."

@@ -168,13 +168,27 @@ def solve_dual(
     return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first)
 
 
+def misfit_denominator(totals: np.ndarray) -> np.ndarray:
+    """What a target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size, where it is
+    ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of small
+    weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``.
+
+    Examples
+    --------
+    >>> misfit_denominator(np.array([100.0, 0.0, 0.25, -3e-10])).tolist()
+    [101.0, 1.0, 0.5, 6e-10]
+    """
+    a = np.abs(np.asarray(totals, dtype=np.float64))
+    return a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
+
+
 def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
     lam = np.zeros(m) if lam0 is None else np.asarray(lam0, dtype=np.float64).copy()
     inv_c = None if penalty is None else 1.0 / np.asarray(penalty, dtype=np.float64)
-    denom = 1.0 + np.abs(t)
+    denom = misfit_denominator(t)
     has_pot = distance.potential is not None
     n_eval = 0
 

@@ -85,13 +85,16 @@ class Target:
 
     def _number(self, field_name: str, v: Any) -> float:
         """A numeric field as float (numeric strings accepted: YAML reads ``1e6`` as a string)."""
-        if isinstance(v, str):
-            try:
+        try:
+            if isinstance(v, str):
                 return float(v.strip().replace("_", ""))
-            except ValueError:
-                pass
-        elif isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)):
-            return float(v)
+            if isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)):
+                return float(v)
+        except ValueError:
+            pass
+        except OverflowError:  # an int beyond float64 (10**400 in a targets file)
+            raise DataValidationError(f"Target {self.name!r}: {field_name} is beyond the float64 range "
+                                      f"(about 1.8e308). Got {_got(v)} instead.") from None
         raise DataValidationError(f"Target {self.name!r}: {field_name} must be a number. Got {_got(v)} instead.")
 
     def validate(self) -> None:
