@@ -173,7 +173,8 @@ class Calibrator(_FittedResult):
     bounds : (float, float), optional
         Bounds ``(lower, upper)`` on the weight ratios ``w / d``; required by ``"logit"``.
     tol : float, default=1e-10
-        Convergence when ``|achieved - t| / (1 + |t|) < tol`` for every target (R survey's test).
+        Convergence when ``|achieved - t| / (1 + |t|) < tol`` for every target (R survey's test; ``2 |t|``
+        instead of ``1 + |t|`` for totals below 1 in size, where the test would be absolute).
     max_iter : int, default=50
     soft : bool, default=False
         Minimize the distance plus ``sum_j c_j / 2 (achieved_j - t_j)^2`` with
