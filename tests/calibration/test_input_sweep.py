@@ -305,3 +305,21 @@ def test_report_met_follows_the_fit():
                                                  Target(102)]), weight_col="w")
     report = soft.result_.report()
     assert (report["met"] == (report["rel_error"] <= 0.01)).all() and report["met"].iloc[:2].all()
+
+
+def test_a_multiindex_series_for_a_single_column_margin_is_refused():
+    """Before: its (a, b) tuples became sets of values of column 'a' ("a in {'p', 'x'}"), fitting silently."""
+    s = pd.Series([1.0, 2.0, 3.0, 4.0],
+                  index=pd.MultiIndex.from_tuples([("x", "p"), ("x", "q"), ("y", "p"), ("y", "q")], names=["a", "b"]))
+    with pytest.raises(DataValidationError, match=r"Margin 'a' has 1 column\(s\) but its Series has a MultiIndex of 2 "
+                                                  r"levels \['a', 'b'\]; cross the columns in the key"):
+        Targets.from_margins({"a": s})
+    assert Targets.from_margins({("a", "b"): s}).names[0] == "count[a == 'x' & b == 'p']"
+
+
+def test_pd_cut_bands_are_targeted_by_their_own_categories():
+    """Before: "range filter on 'band' needs a numeric column. Got dtype category" for margins from a groupby."""
+    d = pd.DataFrame({"age": [5, 30, 40, 70], "w": 1.0})
+    d["band"] = pd.cut(d["age"], [0, 18, 65, 100])
+    targets = Targets.from_margins({"band": pd.Series([2.0, 5.0, 3.0], index=d["band"].cat.categories)})
+    assert Calibrator().fit(d, targets, weight_col="w").weights.tolist() == pytest.approx([2.0, 2.5, 2.5, 3.0], rel=1e-8)

@@ -198,6 +198,12 @@ def _exact_bound(b: Any) -> Any:
     return b
 
 
+def _holds_intervals(s: pd.Series) -> bool:
+    """Whether ``s`` holds intervals as its values (``pd.cut`` bands): an Interval filter on it is an equality."""
+    dtype = s.dtype.categories.dtype if isinstance(s.dtype, pd.CategoricalDtype) else s.dtype
+    return isinstance(dtype, pd.IntervalDtype) or (dtype == object and len(s) > 0 and isinstance(s.iloc[0], pd.Interval))
+
+
 def range_mask(s: pd.Series, cond: pd.Interval, what: str) -> np.ndarray:
     """Which values of the numeric column ``s`` lie in ``cond``; integer columns are compared exactly (as floats,
     values beyond 2**53 matched their neighbours). ``what`` starts the error for a column that is not numeric."""
@@ -216,7 +222,7 @@ def _mask(cols: _Columns, target: Target) -> np.ndarray:
     n = len(cols.records)
     mask = np.ones(n, dtype=bool)
     for col, cond in target.filters.items():
-        if isinstance(cond, pd.Interval):
+        if isinstance(cond, pd.Interval) and not _holds_intervals(cols.column(col, target)):
             mask &= range_mask(cols.column(col, target), cond, f"Target {target.name!r}: range filter on {col!r}")
         else:
             codes, uniques = cols.codes(col, target)

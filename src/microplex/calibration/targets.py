@@ -213,6 +213,13 @@ class Targets(Sequence[Target]):
                 raise DataValidationError(
                     f"Margin keys must be a column name or a tuple of column names. Got {_got(key)} instead."
                 )
+            if isinstance(values, pd.Series) and isinstance(values.index, pd.MultiIndex) \
+                    and values.index.nlevels != len(cols):  # its tuples would read as sets of one column's values
+                raise DataValidationError(
+                    f"Margin {key!r} has {len(cols)} column(s) but its Series has a MultiIndex of "
+                    f"{values.index.nlevels} levels {list(values.index.names)}; cross the columns in the key "
+                    f"(e.g. {tuple(n if isinstance(n, str) else f'col{i}' for i, n in enumerate(values.index.names))!r})."
+                )
             if isinstance(values, (pd.Series, Mapping)):
                 items = list(values.items())
             elif isinstance(values, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in values):
