@@ -323,3 +323,21 @@ def test_pd_cut_bands_are_targeted_by_their_own_categories():
     d["band"] = pd.cut(d["age"], [0, 18, 65, 100])
     targets = Targets.from_margins({"band": pd.Series([2.0, 5.0, 3.0], index=d["band"].cat.categories)})
     assert Calibrator().fit(d, targets, weight_col="w").weights.tolist() == pytest.approx([2.0, 2.5, 2.5, 3.0], rel=1e-8)
+
+
+def test_a_household_target_on_a_person_variable_is_explained():
+    """Before: "no record matches it ... a category absent from the records" though two records have sex 'm'
+    (they are not the first record of their household, where a household target reads its filters)."""
+    p = pd.DataFrame({"hh": [1, 1, 2, 2], "sex": ["f", "m", "f", "m"], "w": 10.0})
+    with pytest.raises(DataValidationError, match=r"no household matches it: a household target reads its filter "
+                                                  r"columns on each household's first record"):
+        Calibrator().fit(p, Targets([Target(30, entity="household", filters={"sex": "m"})]), weight_col="w",
+                         household_col="hh")
+
+
+def test_frontier_names_a_bad_holdout_as_holdout():
+    """Before: "targets path 'nope.csv' ..." for the holdout argument."""
+    p = pd.DataFrame({"sex": ["f", "m", "f", "m"], "w": 10.0})
+    with pytest.raises(DataValidationError, match=r"^holdout path 'nope.csv' must be an existing"):
+        SparseCalibrator().frontier(p, Targets([Target(30, filters={"sex": "m"})]), sizes=[2], weight_col="w",
+                                    holdout="nope.csv")

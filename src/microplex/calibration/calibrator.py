@@ -33,9 +33,9 @@ __all__ = ["Calibrator", "CalibrationResult", "as_targets", "target_report"]
 logger = logging.getLogger(__name__)
 
 
-def as_targets(targets: Any) -> Targets:
+def as_targets(targets: Any, name: str = "targets") -> Targets:
     """Accepts Targets, a list of Target, a target table (DataFrame), a margins dict or a file path
-    (``.csv``, ``.parquet``, ``.yaml``/``.yml``)."""
+    (``.csv``, ``.parquet``, ``.yaml``/``.yml``); ``name`` is the parameter the messages name."""
     if isinstance(targets, Targets):
         return targets
     if isinstance(targets, (str, Path)):
@@ -44,7 +44,7 @@ def as_targets(targets: Any) -> Targets:
         readers[".yml"] = Targets.from_yaml
         if suffix not in readers or not Path(targets).exists():
             raise DataValidationError(
-                f"targets path {str(targets)!r} must be an existing .csv, .parquet, .yaml or .yml file."
+                f"{name} path {str(targets)!r} must be an existing .csv, .parquet, .yaml or .yml file."
             )
         return readers[suffix](targets)
     if isinstance(targets, pd.DataFrame):
@@ -54,7 +54,7 @@ def as_targets(targets: Any) -> Targets:
     if isinstance(targets, Sequence) and all(isinstance(t, Target) for t in targets):
         return Targets(targets)
     raise DataValidationError(
-        "targets must be Targets, a list of Target, a DataFrame or a margins dict. "
+        f"{name} must be Targets, a list of Target, a DataFrame or a margins dict. "
         f"Got {type(targets).__name__} instead."
     )
 

@@ -426,6 +426,10 @@ def build_design(
                 why = f"its conditions on {contradict} exclude each other, so it selects no record"
             elif empty:
                 why = f"no record has {' and no record has '.join(empty)}"
+            elif t.entity == "household" and household_col is not None:
+                why = ("no household matches it: a household target reads its filter columns on each household's "
+                       "first record (household variables), and records further down a household match it only "
+                       "as persons (a person-level target)")
             else:
                 why = "no record matches it"
             raise DataValidationError(

@@ -542,7 +542,7 @@ class SparseCalibrator(_FittedResult):
         check_reachable(build_design(candidates, tg, weight_col, household_col), self.tolerance, self.method,
                         self.max_records, scale=False)
         if holdout is not None:
-            holdout = as_targets(holdout)
+            holdout = as_targets(holdout, "holdout")
         if holdout is None:
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None
