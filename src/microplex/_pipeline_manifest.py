@@ -31,8 +31,8 @@ from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "read_record",
-           "valid_figures"]
+__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES",
+           "read_record", "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
