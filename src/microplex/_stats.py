@@ -333,9 +333,9 @@ def unseen_categories(values: object, known: object) -> list[Any]:
     """
     vals = pd.Series(values, dtype=object)
     unseen = vals[category_codes(vals, known) < 0]
-    firsts = ~pd.Series(list(zip(unseen.map(type).map(lambda t: t is bool or t is np.bool_), unseen)),
-                        dtype=object).duplicated()
-    return [v.item() if isinstance(v, np.generic) else v for v in unseen[firsts.to_numpy()]]
+    # distinct by (is a boolean, value): True and 1 are equal and hash alike, so pd.unique would merge them
+    firsts = ~pd.Series(list(zip(_bool_flags(unseen), unseen)), dtype=object).duplicated().to_numpy()
+    return [v.item() if isinstance(v, np.generic) else v for v in unseen[firsts]]
 
 
 def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:

@@ -222,8 +222,9 @@ def _mask(cols: _Columns, target: Target) -> np.ndarray:
     n = len(cols.records)
     mask = np.ones(n, dtype=bool)
     for col, cond in target.filters.items():
-        if isinstance(cond, pd.Interval) and not _holds_intervals(cols.column(col, target)):
-            mask &= range_mask(cols.column(col, target), cond, f"Target {target.name!r}: range filter on {col!r}")
+        column = cols.column(col, target) if isinstance(cond, pd.Interval) else None
+        if column is not None and not _holds_intervals(column):
+            mask &= range_mask(column, cond, f"Target {target.name!r}: range filter on {col!r}")
         else:
             codes, uniques = cols.codes(col, target)
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]

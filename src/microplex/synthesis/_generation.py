@@ -237,8 +237,9 @@ class _Generation:
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
     """Casts synthesized values back to the training dtype (pandas extension dtypes such as
     ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the categories seen in training
-    (``encoder``'s, in their order and ordered when the training column was), not only those drawn: every draw has the same dtype, so draws combine (before, a redraw of
-    some rows, or a concat of two samples, failed or became object)."""
+    (``encoder``'s, in their order, and ordered when the training column was), not only those drawn: every draw
+    has the same dtype, so draws combine (before, a redraw of some rows, or a concat of two samples, failed or
+    became object)."""
     try:
         if dtype == "category":
             return pd.Categorical(values, categories=getattr(encoder, "categories", None),
