@@ -480,11 +480,14 @@ def kish_ess(weights: object) -> float:
     4.0
     >>> kish_ess([1.0, 0.0, 0.0])
     1.0
+    >>> kish_ess([1e300, 1e300])  # scaled by the largest weight first: w**2 would overflow
+    2.0
     """
     w = check_weights(weights)
     if w.shape[0] == 0:
         raise DataValidationError("kish_ess needs at least 1 weight, got 0.")
-    return float(w.sum() ** 2 / np.sum(w**2))
+    scaled = w / w.max()
+    return float(scaled.sum() ** 2 / np.sum(scaled**2))
 
 
 def design_effect(weights: object) -> float:
@@ -497,6 +500,22 @@ def design_effect(weights: object) -> float:
     """
     w = check_weights(weights)
     return float(w.shape[0] / kish_ess(w))
+
+
+def misfit_denominator(totals: object) -> np.ndarray:
+    """What a calibration target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size,
+    where it is ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of
+    small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``.
+
+    The one definition behind every solver's convergence test and every reported misfit.
+
+    Examples
+    --------
+    >>> misfit_denominator(np.array([100.0, 0.0, 0.25, -3e-10])).tolist()
+    [101.0, 1.0, 0.5, 6e-10]
+    """
+    a = np.abs(np.asarray(totals, dtype=np.float64))
+    return a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
 
 
 def relative_error(achieved: object, target: object) -> np.ndarray:

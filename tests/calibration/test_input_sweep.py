@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from microplex import Calibrator, ConvergenceError, ConvergenceWarning, DataValidationError, SparseCalibrator
 from microplex.calibration import Target, Targets, check_consistency
@@ -341,3 +342,78 @@ def test_frontier_names_a_bad_holdout_as_holdout():
     with pytest.raises(DataValidationError, match=r"^holdout path 'nope.csv' must be an existing"):
         SparseCalibrator().frontier(p, Targets([Target(30, filters={"sex": "m"})]), sizes=[2], weight_col="w",
                                     holdout="nope.csv")
+
+
+def test_a_boolean_filter_value_is_no_number():
+    """``k == True`` on an integer column matched ``k == 1`` (Python's ``True == 1``), and ``b == 1`` on a boolean
+    column matched ``True``: both were calibrated to the wrong cell without a word."""
+    df = pd.DataFrame({"k": [0, 1, 1, 0, 1, 0], "b": [True, False, True, True, False, False], "w": 1.0})
+    for col, value in [("k", True), ("b", 1), ("k", np.True_), ("b", 1.0)]:
+        with pytest.raises(DataValidationError, match=rf"no record has {col} == {value}"):
+            Calibrator().fit(df, Targets([Target(5.0, filters={col: value})]), weight_col="w")
+    for col, value in [("k", 1), ("b", True), ("b", np.True_)]:
+        cal = Calibrator().fit(df, Targets([Target(5.0, filters={col: value}), Target(9.0)]), weight_col="w")
+        matched = (df[col] == value).to_numpy()
+        w = cal.result_.weights.to_numpy()
+        assert w[matched].sum() == pytest.approx(5.0)
+        assert w.sum() == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("size", [1e200, 1e-200])
+@pytest.mark.parametrize("method", ["raking", "linear"])
+def test_sums_of_huge_or_tiny_values_are_met(size, method):
+    """The Gram matrix squares the values: a sum over values of 1e155 overflowed (ConvergenceError "try more
+    iterations" on a feasible problem) and values of 1e-170 underflowed. Such columns are solved scaled."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.uniform(1, 2, 200) * size, "g": rng.integers(0, 2, 200), "w": 1.0})
+    total = float(df["x"].sum()) * 1.1
+    res = Calibrator(method=method).fit(df, Targets([Target(total, "sum", "x"), Target(200.0), Target(120.0, filters={"g": 1})]),
+                                        weight_col="w").result_
+    w = res.weights.to_numpy()
+    assert float(w @ df["x"].to_numpy()) == pytest.approx(total, rel=1e-8)
+    assert w.sum() == pytest.approx(200.0, rel=1e-8)
+    assert w[df["g"].to_numpy() == 1].sum() == pytest.approx(120.0, rel=1e-8)
+
+
+def test_solver_scaled_columns_report_original_units():
+    """newton_dual scales a column of huge values internally; its multipliers and achieved totals are the
+    original problem's (the same as solving the exactly rescaled column and scaling back)."""
+    from microplex.calibration.distances import get_distance
+    from microplex.calibration.solver import newton_dual, value_scale
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(1, 2, (50, 2))
+    x[:, 1] *= 2.0**600  # about 4e180: an exact power of two
+    t = x.sum(axis=0) * np.array([1.1, 0.95])
+    big = newton_dual(sp.csr_matrix(x), np.ones(50), t, get_distance("raking"))
+    small = newton_dual(sp.csr_matrix(x * [1.0, 2.0**-600]), np.ones(50), t * [1.0, 2.0**-600], get_distance("raking"))
+    assert big.converged and small.converged
+    assert value_scale(sp.csr_matrix(x)).tolist()[0] == 1.0
+    np.testing.assert_allclose(big.g, small.g, rtol=1e-12)
+    np.testing.assert_allclose(big.achieved, t, rtol=1e-10)
+    np.testing.assert_allclose(big.lam, small.lam * [1.0, 2.0**-600], rtol=1e-9)
+
+
+def test_soft_fit_meets_totals_below_one_relatively():
+    """The soft penalty divided each miss by ``tol (1 + |t|)``: a sum of 1e-8 was free to miss by 9% at a 1%
+    tolerance. It divides by the solver's misfit denominator (twice the total below 1)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.uniform(1, 2, 200) * 1e-10, "g": rng.integers(0, 2, 200), "w": 1.0})
+    total = float(df["x"].sum()) * 1.1
+    res = Calibrator(soft=True).fit(df, Targets([Target(total, "sum", "x"), Target(200.0), Target(120.0, filters={"g": 1})]),
+                                    weight_col="w").result_
+    achieved = float(res.weights.to_numpy() @ df["x"].to_numpy())
+    assert abs(achieved / total - 1) < 0.01
+
+
+@pytest.mark.parametrize("size", [1e200, 1e-300])
+def test_soft_fit_refuses_totals_it_cannot_weigh(size):
+    df = pd.DataFrame({"x": np.linspace(1, 2, 50) * size, "w": 1.0})
+    with pytest.raises(DataValidationError, match=r"Soft calibration cannot weigh 1 target.*sum\(x\)"):
+        Calibrator(soft=True).fit(df, Targets([Target(float(df["x"].sum()), "sum", "x"), Target(50.0)]), weight_col="w")
+
+
+def test_a_count_with_a_variable_is_refused():
+    """``Target(v, variable="x")`` (aggregate left at "count") counted records and ignored the variable."""
+    with pytest.raises(DataValidationError, match=r"a count takes no variable.*'x'.*aggregate='sum'"):
+        Calibrator().fit(pd.DataFrame({"x": [1.0, 2.0]}), Targets([Target(3.0, variable="x")]))

@@ -104,3 +104,31 @@ def test_targets_concatenate_and_slice():
     assert len(b) == 3 and isinstance(b[:2], Targets)
     with pytest.raises(DataValidationError, match="holds Target objects"):
         Targets([1, 2])
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"my col": 1},
+        {"a & b": frozenset({1, 2})},
+        {"x-y": pd.Interval(0, 5, closed="left")},
+        {"date": pd.Timestamp("2020-01-01")},
+        {"t": pd.Timestamp("2020-01-01 10:00", tz="America/New_York")},
+        {"dur": pd.Timedelta(days=2)},
+        {"state": "a b", "age": pd.Interval(18, 65, closed="left")},
+    ],
+)
+def test_to_frame_reads_back(filters):
+    """``Targets.from_frame(t.to_frame())`` failed for a column name with spaces or signs ("cannot parse filter
+    clause") and for date and duration values (their repr is no literal): names are written in backticks,
+    dates and durations as ``Timestamp('...')`` / ``Timedelta('...')``, and both are read back."""
+    t = Targets([Target(3.0, filters=filters)])
+    back = Targets.from_frame(t.to_frame())
+    assert back[0].filters == t[0].filters
+    assert back[0].name == t[0].name
+
+
+def test_filter_strings_read_backticked_names_and_dates():
+    assert parse_filter("`a b` == 1 & d == Timestamp('2020-01-02 00:00:00')") == {"a b": 1, "d": pd.Timestamp("2020-01-02")}
+    with pytest.raises(DataValidationError, match=r"cannot read \"Timestamp\('yesterday-ish'\)\""):
+        parse_filter("d == Timestamp('yesterday-ish')")

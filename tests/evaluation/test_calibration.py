@@ -46,6 +46,21 @@ def test_weighted_totals_and_fit():
     assert fit.loc["sex=f", "misfit"] == pytest.approx(1 / 6)
 
 
+def test_misfit_is_the_calibration_solvers_test():
+    """A total below 1 is judged relatively, as every calibration front end judges it (the column kept R survey's
+    ``1 + |t|``: a share of 0.25 missed by 0.2 read as a misfit of 0.16, met at a tolerance of 0.2)."""
+    fit = achieved_vs_target({"share": 0.05, "big": 1010.0, "none": 0.5}, {"share": 0.25, "big": 1000.0, "none": 0.0})
+    assert fit.loc["share", "misfit"] == pytest.approx(0.2 / 0.5)
+    assert fit.loc["big", "misfit"] == pytest.approx(10 / 1001)
+    assert fit.loc["none", "misfit"] == 0.5
+
+
+def test_kish_ess_of_huge_weights_is_finite():
+    """Weights of 1e299 squared overflow: the effective size was NaN (inf / inf)."""
+    assert kish_ess([1e299, 1e299, 1e299]) == pytest.approx(3.0)
+    assert kish_ess([1e300, 0.0]) == 1.0
+
+
 def test_positional_arrays():
     fit = achieved_vs_target(np.array([1.0, 2.0]), np.array([1.0, 4.0]))
     assert fit["error"].tolist() == [0.0, -2.0]

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
+from microplex._stats import misfit_denominator
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
@@ -314,7 +315,15 @@ class Calibrator(_FittedResult):
                 [self.default_tolerance if t.tolerance is None else max(t.tolerance, 1e-12) for t in design.targets]
             )
             imp = np.array([t.importance for t in design.targets])
-            penalty = imp * design.d.sum() / (tol_j * (1.0 + np.abs(design.totals))) ** 2
+            with np.errstate(over="ignore", under="ignore", divide="ignore"):
+                penalty = imp * design.d.sum() / (tol_j * misfit_denominator(design.totals)) ** 2
+            bad = ~(np.isfinite(penalty) & (penalty > 0))
+            if bad.any():
+                names = [design.targets[j].name for j in np.flatnonzero(bad)[:5]]
+                raise DataValidationError(
+                    f"Soft calibration cannot weigh {int(bad.sum())} targets whose totals or tolerances are too large "
+                    f"or too small for float64 ({names}); rescale their variables (e.g. to thousands) or the weights."
+                )
 
         groups = collapse_rows(x_full) if self.collapse else None
         if groups is None:

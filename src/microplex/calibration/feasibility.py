@@ -29,7 +29,7 @@ from microplex._errors import ConvergenceError
 
 from .design import Design
 from .diagnostics import format_pair
-from .solver import misfit_denominator
+from .._stats import misfit_denominator
 from .targets import Targets
 
 __all__ = [
@@ -191,7 +191,7 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
 
 def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target (for targets
-    below 1 in size, half the relative miss: :func:`~microplex.calibration.solver.misfit_denominator`).
+    below 1 in size, half the relative miss: :func:`~microplex._stats.misfit_denominator`).
 
     The one definition behind every calibration front end's convergence check (``Calibrator``,
     ``rake_dataset``, ``rake_frame``); reported errors are :func:`~microplex.calibration.diagnostics.relative_errors`.

@@ -43,6 +43,7 @@ def _got(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+_STAMP = re.compile(r"(Timestamp|Timedelta)\('([^']*)'(?:,\s*tz='([^']*)')?\)")
 _BARE = re.compile(r"[A-Za-z_][\w.\- ]*")
 
 
@@ -56,6 +57,13 @@ def _literal(text: str, where: str) -> Any:
         return -math.inf
     if len(text) > 10_000:
         raise DataValidationError(f"{where}: a value of {len(text)} characters is too long.")
+    stamp = _STAMP.fullmatch(text)
+    if stamp:  # a date or duration as format_filter writes it
+        kind, value, tz = stamp.groups()
+        try:
+            return pd.Timestamp(value, tz=tz) if kind == "Timestamp" else pd.Timedelta(value)
+        except (ValueError, TypeError, OverflowError) as err:
+            raise DataValidationError(f"{where}: cannot read {text!r} ({err}).") from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -120,7 +128,7 @@ def _split_clauses(expr: str) -> list[str]:
                 quote = None
             else:
                 masked[i] = "_"
-        elif ch in "'\"":
+        elif ch in "'\"`":
             quote = ch
     if quote:
         raise DataValidationError(f"Filter {expr!r}: a quote is not closed.")
@@ -133,7 +141,9 @@ def _split_clauses(expr: str) -> list[str]:
     return out
 
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
+#: A column written bare, or any name in backticks (as pandas' ``query`` writes one with spaces).
+_NAME = re.compile(r"[A-Za-z_][\w.]*")
+_CLAUSE = re.compile(r"^\s*(`[^`]+`|[A-Za-z_][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
 
 
 def _contains(iv: pd.Interval, v: Any) -> bool:
@@ -222,6 +232,7 @@ def parse_filter(expr: str) -> dict[str, Any]:
                 "'col in [lo, hi)' or 'col >= v'."
             )
         col, op, rhs = m.groups()
+        col = col[1:-1] if col.startswith("`") else col
         where = f"Filter {expr!r}, clause {clause.strip()!r}"
         op = {"=>": ">=", "=<": "<="}.get(op, op)
         if op in ("==", "="):
@@ -260,7 +271,17 @@ def parse_filter(expr: str) -> dict[str, Any]:
 def _fmt_value(v: Any) -> str:
     if isinstance(v, (np.generic,)):
         v = v.item()
-    return repr(v)
+    if isinstance(v, datetime.datetime | datetime.date) and not isinstance(v, pd.Timestamp):
+        v = pd.Timestamp(v)
+    elif isinstance(v, datetime.timedelta) and not isinstance(v, pd.Timedelta):
+        v = pd.Timedelta(v)
+    return repr(v)  # Timestamp('2020-01-01 00:00:00') and Timedelta('1 days 00:00:00'): read by _literal
+
+
+def _fmt_column(col: str) -> str:
+    """A column as a filter writes it: bare, or in backticks where it is no plain name (spaces, signs; a name
+    holding a backtick cannot be read back from a string: give such filters as a dict)."""
+    return col if _NAME.fullmatch(col) else f"`{col}`"
 
 
 def format_filter(filters: Mapping[str, Any]) -> str:
@@ -276,12 +297,12 @@ def format_filter(filters: Mapping[str, Any]) -> str:
         if isinstance(cond, pd.Interval):
             lb = "[" if cond.closed in ("left", "both") else "("
             rb = "]" if cond.closed in ("right", "both") else ")"
-            parts.append(f"{col} in {lb}{_fmt_value(cond.left)}, {_fmt_value(cond.right)}{rb}")
+            parts.append(f"{_fmt_column(col)} in {lb}{_fmt_value(cond.left)}, {_fmt_value(cond.right)}{rb}")
         elif isinstance(cond, (set, frozenset, list, tuple)):
             items = sorted(cond, key=str)
-            parts.append(f"{col} in {{{', '.join(_fmt_value(v) for v in items)}}}")
+            parts.append(f"{_fmt_column(col)} in {{{', '.join(_fmt_value(v) for v in items)}}}")
         else:
-            parts.append(f"{col} == {_fmt_value(cond)}")
+            parts.append(f"{_fmt_column(col)} == {_fmt_value(cond)}")
     return " & ".join(parts)
 
 

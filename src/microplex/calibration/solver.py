@@ -26,6 +26,7 @@ try:  # OpenBLAS threads spin on a busy machine; small dense solves are fastest 
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
+from .._stats import misfit_denominator
 from .distances import Bounds, Distance
 from .operator import DENSE_MAX, DesignOperator, MatrixOperator, Point
 
@@ -138,9 +139,58 @@ def newton_dual(
     SolverResult
         Never raises on non-convergence: the caller decides (``converged`` is False).
     """
-    return solve_dual(
-        MatrixOperator(x, d, xt), totals, distance, bounds, tol=tol, max_iter=max_iter, penalty=penalty, lam0=lam0
+    s = value_scale(x)
+    if s is None:
+        return solve_dual(
+            MatrixOperator(x, d, xt), totals, distance, bounds, tol=tol, max_iter=max_iter, penalty=penalty, lam0=lam0
+        )
+    # columns of huge or tiny values solved in scaled units: x s, t s, multipliers lam / s, penalties c / s^2; the
+    # misfits stay those of the original units (the denominators scaled alike), so the answer is the same problem's
+    t = np.asarray(totals, dtype=np.float64)
+    res = solve_dual(
+        MatrixOperator(sp.csr_matrix(x @ sp.diags(s)), d),
+        t * s,
+        distance,
+        bounds,
+        tol=tol,
+        max_iter=max_iter,
+        penalty=None if penalty is None else np.asarray(penalty, dtype=np.float64) / s / s,
+        lam0=None if lam0 is None else np.asarray(lam0, dtype=np.float64) / s,
+        denom=misfit_denominator(t) * s,
     )
+    res.lam, res.achieved = res.lam * s, res.achieved / s
+    return res
+
+
+#: Columns whose largest value in size lies outside ``[2**-VALUE_EXP, 2**VALUE_EXP]`` are solved scaled.
+VALUE_EXP = 160
+
+
+def value_scale(x: sp.spmatrix) -> np.ndarray | None:
+    """Per-column powers of two that bring each column's largest value in size into ``[0.5, 1)``, for columns
+    beyond ``2**±VALUE_EXP`` (about 1e48) only; ``None`` when no column is (the usual case, left untouched).
+
+    The Gram matrix ``X' diag(w) X`` squares the values: sums over values of 1e155 overflowed to inf (the solve
+    stopped with "try more iterations"), and values of 1e-170 underflowed to 0. Powers of two scale exactly.
+
+    Examples
+    --------
+    >>> value_scale(sp.csr_matrix(np.array([[1.0, 3e200], [2.0, 0.0]]))).tolist()[0]
+    1.0
+    >>> value_scale(sp.csr_matrix(np.array([[1.0, 2.0]]))) is None
+    True
+    """
+    xc = sp.csc_matrix(x)
+    if xc.nnz == 0:
+        return None
+    top = np.zeros(xc.shape[1])
+    cols = np.repeat(np.arange(xc.shape[1]), np.diff(xc.indptr))
+    np.maximum.at(top, cols, np.abs(xc.data))
+    _, e = np.frexp(top)
+    out = (top > 0) & ((e > VALUE_EXP) | (e < -VALUE_EXP))
+    if not out.any():
+        return None
+    return np.where(out, np.ldexp(1.0, -e), 1.0)
 
 
 def solve_dual(
@@ -154,41 +204,29 @@ def solve_dual(
     penalty: np.ndarray | None = None,
     lam0: np.ndarray | None = None,
     first: Point | None = None,
+    denom: np.ndarray | None = None,
 ) -> SolverResult:
     """:func:`newton_dual` on any design operator (in memory, collapsed, or summed over partitions).
 
     Each iteration asks ``op`` for the achieved totals and the Gram matrix at the current multipliers,
     solves one sparse ``(m, m)`` system, and backtracks on the dual objective; see
     :mod:`microplex.calibration.operator`. ``first``: the operator's point at ``lam0`` (or zeros), if the
-    caller already evaluated it (saves one pass over a partitioned dataset).
+    caller already evaluated it (saves one pass over a partitioned dataset). ``denom``: what each misfit is
+    divided by, if not :func:`~microplex._stats.misfit_denominator` of ``totals`` (a scaled problem's).
     """
     if threadpool_limits is not None and len(totals) <= DENSE_MAX:
         with threadpool_limits(1, user_api="blas"):
-            return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first)
-    return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first)
+            return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom)
+    return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom)
 
 
-def misfit_denominator(totals: np.ndarray) -> np.ndarray:
-    """What a target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size, where it is
-    ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of small
-    weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``.
-
-    Examples
-    --------
-    >>> misfit_denominator(np.array([100.0, 0.0, 0.25, -3e-10])).tolist()
-    [101.0, 1.0, 0.5, 6e-10]
-    """
-    a = np.abs(np.asarray(totals, dtype=np.float64))
-    return a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
-
-
-def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first) -> SolverResult:  # type: ignore[no-untyped-def]
+def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom=None) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
     lam = np.zeros(m) if lam0 is None else np.asarray(lam0, dtype=np.float64).copy()
     inv_c = None if penalty is None else 1.0 / np.asarray(penalty, dtype=np.float64)
-    denom = misfit_denominator(t)
+    denom = misfit_denominator(t) if denom is None else np.asarray(denom, dtype=np.float64)
     has_pot = distance.potential is not None
     n_eval = 0
 

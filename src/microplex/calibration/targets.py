@@ -105,6 +105,11 @@ class Target:
             )
         if self.aggregate != "count" and not self.variable:
             raise DataValidationError(f"Target {self.name!r}: aggregate {self.aggregate!r} needs a variable.")
+        if self.aggregate == "count" and self.variable is not None:
+            raise DataValidationError(
+                f"Target {self.name!r}: a count takes no variable (it counts records). Got variable "
+                f"{self.variable!r}; for a total of it, use aggregate='sum'."
+            )
         if self.entity not in ENTITIES:
             raise DataValidationError(
                 f"Target {self.name!r}: entity must be one of {ENTITIES}. Got {self.entity!r} instead."

@@ -33,6 +33,18 @@ def _numeric_values(values: object, name: str) -> np.ndarray:
         raise DataValidationError(f"{name} must be numeric: got values that cannot be read as numbers.") from exc
 
 
+def refuse_infinite(x: np.ndarray, what: str, why: str = "") -> None:
+    """Raises :class:`DataValidationError` when the float array ``x`` holds infinite values: "``what`` holds 3
+    infinite value(s): [``why``; ]expected finite numbers (missing values are NaN)." The one check of every
+    score that needs finite numbers."""
+    inf = int(np.isinf(x).sum())
+    if inf:
+        because = f"{why}; expected" if why else "expected"
+        raise DataValidationError(
+            f"{what} holds {inf} infinite value(s): {because} finite numbers (missing values are NaN)."
+        )
+
+
 def clean_pair(
     real: object,
     synthetic: object,
@@ -53,12 +65,8 @@ def clean_pair(
     for label, values, weights in (("real", real, real_weights), ("synthetic", synthetic, synthetic_weights)):
         if numeric:
             x = _numeric_values(values, f"{label} {name}")
-            inf = int(np.isinf(x).sum())
-            if inf and not allow_inf:
-                raise DataValidationError(
-                    f"{name!r}: the {label} sample holds {inf} infinite value(s): expected finite numbers "
-                    "(missing values are NaN)."
-                )
+            if not allow_inf:
+                refuse_infinite(x, f"{name!r}: the {label} sample")
             keep = ~np.isnan(x)
         else:
             x = np.asarray(pd.Series(values).astype(object), dtype=object).reshape(-1)
@@ -105,13 +113,7 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             "booleans, strings or categories (convert dates to numbers, e.g. the year or days since a date)."
         )
     if is_numeric(series):
-        x = series.to_numpy(dtype=float, na_value=np.nan)
-        inf = int(np.isinf(x).sum())
-        if inf:
-            raise DataValidationError(
-                f"Column {col!r} of {label} holds {inf} infinite value(s): expected finite numbers "
-                "(missing values are NaN)."
-            )
+        refuse_infinite(series.to_numpy(dtype=float, na_value=np.nan), f"Column {col!r} of {label}")
     elif series.dtype == object:
         try:
             series.nunique(dropna=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import check_weights, design_effect, kish_ess, relative_error
+from .._stats import check_weights, design_effect, kish_ess, misfit_denominator, relative_error
 
 __all__ = [
     "kish_ess",
@@ -121,7 +121,8 @@ def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
     pandas.DataFrame
         Indexed by target name: ``target``, ``achieved``, ``error`` (achieved - target),
         ``rel_error`` (error / |target|, or error when target is 0) and ``misfit``
-        (|error| / (1 + |target|), the convergence test of R survey's ``grake``).
+        (|error| / (1 + |target|), the convergence test of R survey's ``grake``; for targets below 1 in size,
+        |error| / (2 |target|), as every calibration front end tests it: :func:`microplex._stats.misfit_denominator`).
 
     Examples
     --------
@@ -137,4 +138,5 @@ def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
     a = a.reindex(t.index)
     err = a - t
     rel = pd.Series(relative_error(a.to_numpy(), t.to_numpy()), index=t.index)
-    return pd.DataFrame({"target": t, "achieved": a, "error": err, "rel_error": rel, "misfit": err.abs() / (1 + t.abs())})
+    misfit = err.abs() / misfit_denominator(t.to_numpy())
+    return pd.DataFrame({"target": t, "achieved": a, "error": err, "rel_error": rel, "misfit": misfit})

@@ -18,7 +18,7 @@ from scipy import stats
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
 from .._stats import ecdf, ks_distance, tv_distance, value_shares, weighted_pearson, weighted_quantile, weighted_std
-from ._validation import check_weights, clean_pair, is_numeric, require_columns
+from ._validation import check_weights, clean_pair, is_numeric, refuse_infinite, require_columns
 from .propensity import pmse
 
 __all__ = [
@@ -242,12 +242,9 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
     cols = [c for c in df.columns if is_numeric(df[c])]
     w = check_weights(weights, len(df))
     arrays = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in cols}
-    for c, a in arrays.items():
-        if method == "pearson" and np.isinf(a).any():
-            raise DataValidationError(
-                f"Column {c!r} holds {int(np.isinf(a).sum())} infinite value(s): its Pearson correlation is "
-                "undefined; expected finite numbers (missing values are NaN)."
-            )
+    if method == "pearson":
+        for c, a in arrays.items():
+            refuse_infinite(a, f"Column {c!r}", "its Pearson correlation is undefined")
     if method == "spearman":
         arrays = {c: _weighted_ranks(a, w) for c, a in arrays.items()}
     mat = np.eye(len(cols))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_choice, check_float, check_int, check_names
+from .._stats import kish_ess
 from ._schedule import check_epochs
 from ._validation import check_reserved
 from .sampling import SAMPLING
@@ -70,8 +71,7 @@ def check_schema(value: Any) -> dict[str, VariableSpec] | None:
 
 def check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
     """Refuses weights concentrated on fewer than two records (Kish effective sample size < 2)."""
-    scaled = w / w.max()
-    ess = scaled.sum() ** 2 / (scaled**2).sum()
+    ess = kish_ess(w)
     if ess < 2 and weight_col is None:
         raise DataValidationError(f"'data' has {len(w)} record; at least 2 are needed to fit.")
     if ess < 2:

@@ -63,7 +63,7 @@ def fit_knots(t: np.ndarray, w: np.ndarray) -> Knots | None:
     then those of the dequantized values, and ``K`` still counts records.
     """
     # scaled by the largest weight: (sum w)^2 and sum w^2 overflow (or underflow) for weights near 1e200 or 1e-320
-    k = int(np.clip(kish_ess(w / w.max()) // RECORDS_PER_KNOT, MIN_KNOTS, MAX_KNOTS))
+    k = int(np.clip(kish_ess(w) // RECORDS_PER_KNOT, MIN_KNOTS, MAX_KNOTS))
     p = (np.arange(k) + 0.5) / k
     if t.ndim == 2:
         w = np.repeat(w / t.shape[1], t.shape[1])
