@@ -314,6 +314,10 @@ def category_codes(values: object, categories: object) -> np.ndarray:
         val_bool = np.ones(len(vals), dtype=bool)
     elif pd.api.types.is_numeric_dtype(raw.dtype):
         val_bool = np.zeros(len(vals), dtype=bool)
+    elif isinstance(raw.dtype, pd.CategoricalDtype):  # per category, not per row
+        flags = _bool_flags(pd.Series(raw.cat.categories, dtype=object))
+        codes_in = raw.cat.codes.to_numpy()
+        val_bool = np.where(codes_in >= 0, flags[np.maximum(codes_in, 0)], False)
     else:
         val_bool = _bool_flags(vals)
     hit = codes >= 0

@@ -147,3 +147,15 @@ def test_the_weight_check_gives_ones_for_none_and_float64_otherwise():
     assert st.check_weights(None, 3).tolist() == [1.0, 1.0, 1.0]
     out = st.check_weights(pd.Series([1, 2], dtype="int64"), 2)
     assert out.dtype == np.float64 and out.tolist() == [1.0, 2.0]
+
+
+def test_category_codes_of_categorical_columns_keep_booleans_apart():
+    """A categorical column is judged per category (not per row): booleans never match numbers either way."""
+    from microplex._stats import category_codes
+
+    bools = pd.Series(pd.Categorical([True, False, None, True]))
+    ints = pd.Series(pd.Categorical([1, None, 0]))
+    assert category_codes(bools, [0, 1]).tolist() == [-1, -1, -1, -1]
+    assert category_codes(bools, [False, True]).tolist() == [1, 0, -1, 1]
+    assert category_codes(ints, [False, True]).tolist() == [-1, -1, -1]
+    assert category_codes(ints, [0, 1]).tolist() == [1, -1, 0]

@@ -78,7 +78,7 @@ def check_distance(method: Any, bounds: Any, name: str = "method") -> tuple[Any,
     """
     from .distances import DISTANCES, Distance, get_distance
 
-    if not isinstance(method, (str, Distance)):
+    if not isinstance(method, (str, Distance)) or (isinstance(method, str) and method not in DISTANCES):
         raise DataValidationError(
             f"The {name!r} parameter must be a Distance or one of {sorted(DISTANCES)}. Got {method!r} instead."
         )
@@ -96,7 +96,7 @@ def check_distance(method: Any, bounds: Any, name: str = "method") -> tuple[Any,
         math.isfinite(checked[0]) and math.isfinite(checked[1]) and checked[0] < 1.0 < checked[1]
     ):
         raise DataValidationError(
-            f"Method {dist.name!r} needs finite bounds with lower < 1 < upper. Got {bounds!r} instead."
+            f"The {name!r} parameter {dist.name!r} needs finite bounds with lower < 1 < upper. Got {bounds!r} instead."
         )
     if dist.name == "raking" and checked[0] < 0:
         checked = (0.0, checked[1])

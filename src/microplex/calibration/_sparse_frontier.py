@@ -18,12 +18,12 @@ from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidati
 
 from ._checks import check_column, check_records
 from .calibrator import as_targets
-from .design import Design
+from .design import Design, build_design
 from .diagnostics import relative_errors
 from .feasibility import unreachable_targets
 from .targets import Targets
 
-__all__ = ["check_reachable", "checked_inputs", "frontier_table"]
+__all__ = ["check_reachable", "checked_inputs", "frontier_table", "parameter_design"]
 
 
 def checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col: Any) -> Targets:
@@ -35,6 +35,18 @@ def checked_inputs(candidates: Any, targets: Any, weight_col: Any, household_col
     if len(tg) == 0:
         raise DataValidationError("targets is empty; expected at least one target.")
     return tg
+
+
+def parameter_design(
+    candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None, name: str
+) -> Design:
+    """The design of the targets given as the parameter ``name`` (``holdout``, ``auxiliary``) on ``candidates``;
+    a :class:`DataValidationError` (a column the candidates lack, a category no record has) names the parameter,
+    so that it is not read as one of the fitted targets."""
+    try:
+        return build_design(candidates, targets, weight_col, household_col)
+    except DataValidationError as exc:
+        raise DataValidationError(f"The {name!r} targets do not fit the candidates: {exc}") from exc
 
 
 def check_reachable(

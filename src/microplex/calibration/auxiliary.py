@@ -25,10 +25,13 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 
+from ._sparse_frontier import parameter_design
 from .design import Design, build_design
 from .targets import Targets
 
-__all__ = ["auxiliary_design", "cell_crosses", "crossing", "nesting", "row_codes", "target_area", "target_cells"]
+__all__ = [
+    "auxiliary_design", "cell_crosses", "crossing", "distinct_values", "nesting", "row_codes", "target_area", "target_cells",
+]
 
 #: Columns with at most this many distinct values are crossed value by value; numbers with more by quantile
 #: groups, other columns with more by their most frequent values within each area (:func:`crossing`).
@@ -64,8 +67,9 @@ def auxiliary_columns(
     candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str | None, area: str | None
 ) -> list[str]:
     """Columns crossed with the area by default: every column but the weight, the household id, the area,
-    columns the targets already cross with the area, constant columns and identifiers (integer or text
-    columns whose values are all distinct)."""
+    columns the targets already cross with the area, constant columns, identifiers (integer or text
+    columns whose values are all distinct) and complex columns (no margins); a column of unhashable values
+    (lists, dicts) is refused, naming it."""
     skip = {weight_col, household_col, area}
     for t in targets:
         if area is None or area in t.filters:
@@ -73,16 +77,23 @@ def auxiliary_columns(
     n = len(candidates)
 
     def keep(name: str, s: pd.Series) -> bool:
-        try:
-            k = s.nunique(dropna=False)
-        except TypeError as exc:  # lists, dicts
-            raise DataValidationError(
-                f"Column {name!r} holds unhashable values (lists, dicts, ...), which cannot be crossed with the "
-                "area: drop it, or name the auxiliary columns (auxiliary=[...])."
-            ) from exc
+        if pd.api.types.is_complex_dtype(s):  # complex numbers have no margins
+            return False
+        k = distinct_values(s, name, "crossed with the area: drop it, or name the auxiliary columns (auxiliary=[...])")
         return k > 1 and (k < n or pd.api.types.is_float_dtype(s))
 
     return [c for c in candidates.columns if c not in skip and keep(c, candidates[c])]
+
+
+def distinct_values(s: pd.Series, name: object, use: str) -> int:
+    """The number of distinct values of column ``name`` (missing values count as one value); a
+    :class:`DataValidationError` naming the column where its values are unhashable (lists, dicts), which
+    cannot be ``use`` (e.g. "crossed with the area: drop it")."""
+    try:
+        return int(s.nunique(dropna=False))
+    except TypeError as exc:  # lists, dicts
+        raise DataValidationError(f"Column {name!r} holds unhashable values (lists, dicts, ...), which cannot be "
+                                  f"{use}.") from exc
 
 
 def _columns(
@@ -106,6 +117,7 @@ def _columns(
             raise DataValidationError(f"auxiliary column {c!r} holds complex numbers, which have no margins.")
         if len(s) and s.isna().all():
             raise DataValidationError(f"auxiliary column {c!r} holds only missing values.")
+        distinct_values(s, c, "crossed with the area: drop it from auxiliary=[...]")
     return cols
 
 
@@ -351,7 +363,7 @@ def auxiliary_design(
         ``"area#i x column#j"`` of each cell (area and group codes).
     """
     if isinstance(columns, Targets):
-        aux = build_design(candidates, columns, weight_col, household_col)
+        aux = parameter_design(candidates, columns, weight_col, household_col, "auxiliary")
         return aux.x, aux.totals, list(aux.targets.names)
     area = target_area(targets, candidates)
     kinds = crossing(candidates, targets, weight_col, household_col, columns)

@@ -53,7 +53,7 @@ from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses, crossing
-from ._sparse_frontier import check_reachable, checked_inputs, frontier_table
+from ._sparse_frontier import check_reachable, checked_inputs, frontier_table, parameter_design
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
 from ._subset_refine import refine_subset
 from .subsets import (
@@ -487,11 +487,17 @@ class SparseCalibrator(_FittedResult):
         if not summary["within_tolerance"]:
             worst = np.argsort(-rel, kind="stable")[:5]
             ach = achieved_values(design, w)
-            listed = "; ".join(f"{design.targets[j].name} = {design.targets[j].value:.6g} (achieved {ach[j]:.6g})" for j in worst)
+            listed = "; ".join(f"{design.targets[j].name} = {design.targets[j].value:.6g} (achieved {ach[j]:.6g}, "
+                               f"relative error {rel[j]:.6g})" for j in worst)
+            # 6 digits, so that an error just above the tolerance does not read as equal to it
+            if self.method == "l1":
+                found = ("the 'l1' vertex, whose linear program spends the tolerance up to the solver's precision; "
+                         "raise the tolerance, or use method='l0', which calibrates its records exactly")
+            else:
+                found = "best achievable with this budget; raise max_records or the tolerance"
             msg = (
                 f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records reaches a max relative "
-                f"target error of {err:.3g} > tolerance {self.tolerance:g} (best achievable with this budget); "
-                f"raise max_records or the tolerance. Worst targets: {listed}"
+                f"target error of {err:.6g} > tolerance {self.tolerance:g} ({found}). Worst targets: {listed}"
             )
             if not self.force:
                 raise ConvergenceError(msg)
@@ -545,7 +551,7 @@ class SparseCalibrator(_FittedResult):
             holdout = as_targets(holdout, "holdout")
         if holdout is None:
             holdout = default_holdout(candidates, tg, weight_col, household_col)
-        hold = build_design(candidates, holdout, weight_col, household_col) if len(holdout) else None
+        hold = parameter_design(candidates, holdout, weight_col, household_col, "holdout") if len(holdout) else None
         params = {**self.get_params(deep=False), "seed": self._seed, "force": True, "random_state": DEPRECATED}
         return frontier_table(lambda size: SparseCalibrator(**{**params, "max_records": size}), candidates, tg, sizes,
                               weight_col, household_col, hold)

@@ -15,6 +15,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from microplex._errors import DataValidationError
+from microplex._stats import misfit_denominator
+
+from .auxiliary import _is_number, distinct_values
 from .design import Design
 from .diagnostics import relative_errors
 from .distances import Bounds, Distance
@@ -72,7 +76,7 @@ def calibrate_subset(
     x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
     t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
-    soft_pen = base.sum() / (tolerance / 3 * (1.0 + np.abs(totals))) ** 2
+    soft_pen = base.sum() / (tolerance / 3 * misfit_denominator(totals)) ** 2
 
     def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
         pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
@@ -155,17 +159,19 @@ def _balanced_order(x: sp.csr_matrix, rng: np.random.Generator, extra: Sequence[
 def _stratifiers(candidates: pd.DataFrame, design: Design, columns: Sequence[str]) -> list[np.ndarray]:
     """One per-unit sort key from stratifying columns: the first principal component of their ranks.
 
-    Units take their first record's values; categories are ranked by frequency; missing values rank in
-    the middle.
+    Units take their first record's values; categories (and booleans, complex numbers) are ranked by
+    frequency; missing values rank in the middle. A column of unhashable values (lists, dicts) is refused
+    (:class:`DataValidationError` naming it).
     """
     first = np.full(len(design.d), len(candidates), dtype=np.int64)
     np.minimum.at(first, design.record_unit, np.arange(len(candidates)))
     cols = []
     for col in columns:
         s = candidates[col].iloc[first]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        if _is_number(s):
             v = s.to_numpy(dtype=np.float64)
         else:  # categories ordered by frequency
+            distinct_values(s, col, "ordered: drop it from stratify (stratify='auto' uses every untargeted column)")
             codes, uniq = pd.factorize(s)
             freq = np.bincount(codes[codes >= 0], minlength=len(uniq)).astype(np.float64)
             v = np.where(codes >= 0, np.argsort(np.argsort(-freq))[np.maximum(codes, 0)], np.nan).astype(np.float64)
@@ -211,7 +217,9 @@ def default_holdout(
     """Held-out targets: margins of every column the targets do not use, at their initial-weight values.
 
     Categorical columns (at most ``max_categories`` values) give one count per category; numeric columns
-    give counts per weighted decile. Columns with missing values are skipped.
+    give counts per weighted decile. Columns with missing values are skipped, as are columns no target can
+    filter on: a name that is not a non-empty str, complex numbers, unhashable values (lists, dicts) or
+    values a filter does not take (bytes, periods).
     """
     used = {weight_col, household_col}
     for t in targets:
@@ -220,16 +228,22 @@ def default_holdout(
     w = candidates[weight_col].to_numpy(dtype=np.float64)
     out: list[Target] = []
     for col in candidates.columns:
-        if col in used:
+        if col in used or not isinstance(col, str) or not col:
             continue
         s = candidates[col]
-        if s.isna().any():
+        if pd.api.types.is_complex_dtype(s) or s.isna().any():
             continue
-        values = s.unique()
+        try:
+            values = s.unique()
+        except TypeError:  # unhashable values (lists, dicts): no margins
+            continue
         if len(values) <= max_categories:
             sums = pd.Series(w).groupby(s.to_numpy()).sum()
-            out.extend(Target(v, filters={col: k}, name=f"holdout[{col} == {k!r}]") for k, v in sums.items())
-        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            try:
+                out.extend([Target(v, filters={col: k}, name=f"holdout[{col} == {k!r}]") for k, v in sums.items()])
+            except DataValidationError:  # values a filter does not take (bytes, periods): no margins
+                continue
+        elif _is_number(s):
             v = s.to_numpy(dtype=np.float64)
             order = np.argsort(v, kind="stable")
             cw = np.cumsum(w[order]) / w.sum()
