@@ -130,3 +130,14 @@ def test_a_misspelt_distance_names_the_distance_parameter(population, params, ma
     df, targets = population
     with pytest.raises(DataValidationError, match=match):
         SparseCalibrator(100, **params).fit(df, targets)
+
+
+def test_a_failed_fit_keeps_no_auxiliary_matrix(population):
+    """A fit that failed after building the auxiliary matrix kept it on the estimator (memory held until the next
+    fit, and seen by anything calling the subset solve directly)."""
+    df, targets = population
+    df = df.assign(lists=[[i % 3] for i in range(len(df))])
+    sc = SparseCalibrator(100, stratify=["lists"])
+    with pytest.raises(DataValidationError, match=r"Column 'lists' holds unhashable values"):
+        sc.fit(df, targets)
+    assert sc._aux is None

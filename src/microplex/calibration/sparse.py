@@ -417,18 +417,20 @@ class SparseCalibrator(_FittedResult):
             missing = [c for c in strat if c not in candidates.columns]
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
-            if self.auxiliary is not None:
-                if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
-                    aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
-                self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col,
-                                             columns=self.auxiliary if aux_columns is None else aux_columns,
-                                             budget=self.max_records)[:2]
-            w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
-            if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
-                w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err, aux_columns)
-            if self._aux is not None and self._aux[0].shape[1] > 0:
-                aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
-            self._aux = None
+            try:  # the auxiliary matrix lives for this fit only, also when it fails
+                if self.auxiliary is not None:
+                    if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
+                        aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
+                    self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col,
+                                                 columns=self.auxiliary if aux_columns is None else aux_columns,
+                                                 budget=self.max_records)[:2]
+                w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+                if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
+                    w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err, aux_columns)
+                if self._aux is not None and self._aux[0].shape[1] > 0:
+                    aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
+            finally:
+                self._aux = None
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)
