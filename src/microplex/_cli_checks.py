@@ -2,9 +2,9 @@
 
 :func:`run_body` runs a verb's body: a bad input (any :class:`~microplex.MicroplexError` or
 ``OSError``) becomes one ``error: <message>`` line on stderr and status 1, an unexpected
-exception one ``error: internal error ...`` line and status 2. :class:`OneLineGroup` does the
-same for click's own usage errors. The ``check_*`` and ``parse_*`` helpers check option values
-before a verb does any work.
+exception one ``error: internal error ...`` line and status 2; a warning is one ``warning: ...``
+line. :class:`OneLineGroup` does the same for click's own usage errors. The ``check_*`` and
+``parse_*`` helpers check option values before a verb does any work.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ except ImportError:  # pragma: no cover - typer on the real click
 
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_names
+from .io import check_replaceable
 
 logger = logging.getLogger("microplex.cli")
 
@@ -54,7 +56,8 @@ class OneLineGroup(TyperGroup):
     def _one_line_usage(self, call: Callable[[], Any]) -> Any:
         try:
             return call()
-        except _click_errors.NoArgsIsHelpError:
+        except _click_errors.NoArgsIsHelpError as exc:  # the help, and status 1 (a usage error): 2 means a bug
+            exc.exit_code = EXIT_BAD_INPUT
             raise
         except _click_errors.UsageError as exc:
             raise OneLineUsageError(exc.format_message()) from None
@@ -95,7 +98,9 @@ def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, v
             raise DataValidationError("The '--quiet' and '--verbose' options exclude each other; give one.")
         if verbose:
             logging.getLogger("microplex").setLevel(logging.INFO)
-        fn((lambda text: None) if quiet else typer.echo)
+        with warnings.catch_warnings():  # restores showwarning afterwards
+            warnings.showwarning = show_warning
+            fn((lambda text: None) if quiet else typer.echo)
     except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):
         raise
     except (MicroplexError, OSError) as exc:
@@ -106,6 +111,13 @@ def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, v
         typer.secho(f"error: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); this is a bug in "
                     "microplex, please report it (--verbose shows the traceback).", err=True, fg="red")
         raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """Shows a warning as one line ``warning: <category>: <message>`` on stderr (a verb's warnings: an
+    ``ExtrapolationWarning``, a ``PrivacyRiskWarning``), without the source file and code line Python adds."""
+    typer.echo(f"warning: {category.__name__}: {one_line(message)}", err=True)
 
 
 def check_input(path: Path | None, name: str) -> Path | None:
@@ -123,7 +135,9 @@ PARQUET = (".parquet", ".pq")
 def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False,
                  suffixes: tuple[str, ...] = ()) -> Path:
     """An output path that is no input (nor inside one, nor holding one) and whose folder can be created;
-    a file's name ends in one of ``suffixes`` when they are given (the format written)."""
+    a file's name ends in one of ``suffixes`` when they are given (the format written), and an existing
+    file output is a regular file (:func:`~microplex.io.check_replaceable`: never a device such as
+    ``/dev/null``, which the rename onto it would replace)."""
     target = path.expanduser().resolve()
     for src in inputs:
         if src is None:
@@ -140,6 +154,8 @@ def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bo
         raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
     if folder and target.exists() and not target.is_dir():
         raise DataValidationError(f"The {name!r} output {str(path)!r} is a file; give a folder path.")
+    if not folder:
+        check_replaceable(path, name)
     existing = next((a for a in target.parents if a.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
         raise DataValidationError(f"Cannot create the {name!r} output {str(path)!r}: {str(existing)!r} is not a "

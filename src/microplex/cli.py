@@ -148,6 +148,8 @@ def fit(
         check_choice(flow, "flow", ("maf", "nsf"))
         n_epochs = parse_epochs(epochs)
         check_seed(seed, allow_none=False)
+        if weight is not None:
+            check_weight_name(weight)
         check_input(data, "data")
         check_output(out, "out", [data])
         df = read_table(data)
@@ -155,7 +157,9 @@ def fit(
         if missing:
             raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
         synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet)
-        synth.fit(df, weight_col=weight, seed=seed).save(out)
+        synth.fit(df, weight_col=weight, seed=seed)
+        out.parent.mkdir(parents=True, exist_ok=True)  # as the other verbs do (check_output: it can be created)
+        synth.save(out)
         say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
 
     run_body(body, quiet, verbose)
@@ -370,7 +374,8 @@ def evaluate(
         if bad:
             raise DataValidationError(f"The '--conditions' columns {bad} are not in the real file.")
         columns = [c for c in real_df.columns if c != weight]
-        syn_cols = columns + ([synthetic_weight] if synthetic_weight else [])
+        # a synthetic weight that is also a real column is named by evaluate (not selected twice here)
+        syn_cols = columns + ([synthetic_weight] if synthetic_weight and synthetic_weight not in columns else [])
         missing = [c for c in syn_cols if c not in syn_df.columns]
         if missing:
             raise MicroplexError(f"The synthetic file lacks columns {missing} of the real file.")

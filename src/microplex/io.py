@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "write_parquet_atomic",
     "write_text_atomic",
     "atomic_path",
+    "check_replaceable",
     "check_rows_fit_memory",
     "check_rows_fit_disk",
 ]
@@ -76,6 +78,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     p = resolve_path(path, base)
     if not p.exists():
         raise DataValidationError(f"Input file {str(p)!r} does not exist.")
+    if p.is_dir() and not any(f.is_file() for f in p.rglob("*")):  # pyarrow reads it as a table of no columns
+        raise DataValidationError(f"Cannot read {str(p)!r}: it is a folder without any file; expected a table file "
+                                  "or a Parquet dataset folder.")
     reader = pd.read_parquet if p.is_dir() else _READERS.get(p.suffix.lower())
     if reader is None:
         raise DataValidationError(
@@ -87,11 +92,20 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
         raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
-    names = list(frame.columns)
+    names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
     return frame
+
+
+def _csv_header(p: Path) -> list[str]:
+    """The column names of a CSV file as written (pandas renames a repeated name ``x`` to ``x.1``)."""
+    try:
+        row = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except _READ_ERRORS as exc:
+        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+    return [str(v) for v in row.iloc[0]] if len(row) else []
 
 
 def _reason(exc: BaseException) -> str:
@@ -143,6 +157,32 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def check_replaceable(path: str | os.PathLike, name: str = "output") -> Path:
+    """An output path that a file may be renamed onto: absent, or (through any link) a regular file.
+
+    Every output is written to a temporary file and renamed onto its path, which replaces whatever
+    is there: an existing device, pipe or socket (``-o /dev/null``) would be replaced by a regular
+    file. Such a path raises a :class:`~microplex.DataValidationError` naming ``name`` instead.
+
+    Examples
+    --------
+    >>> check_replaceable("/dev/null", "report")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The 'report' output '/dev/null' is a device, pipe or socket, ...
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # absent (or unreadable: the write itself will say why)
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise DataValidationError(
+            f"The {name!r} output {str(path)!r} is a device, pipe or socket, not a regular file: microplex writes "
+            "its outputs to a temporary file renamed onto their path, which would replace it; give a file path.")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (same folder, same suffix) renamed onto ``path`` on success.
@@ -159,7 +199,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     >>> sorted(p.name for p in folder.iterdir())
     ['a.txt']
     """
-    path = Path(path)
+    path = check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(path)  # 0666 minus the umask (mkstemp's 0600 would stay on the renamed file)
     try:

@@ -59,6 +59,7 @@ def test_kish_ess_of_huge_weights_is_finite():
     """Weights of 1e299 squared overflow: the effective size was NaN (inf / inf)."""
     assert kish_ess([1e299, 1e299, 1e299]) == pytest.approx(3.0)
     assert kish_ess([1e300, 0.0]) == 1.0
+    assert weight_summary([1e300, 2e300, 3e300])["cv"] == pytest.approx(weight_summary([1.0, 2.0, 3.0])["cv"])
 
 
 def test_positional_arrays():

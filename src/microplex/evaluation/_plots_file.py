@@ -136,9 +136,11 @@ def calibration_plots(rep: EvaluationReport) -> str:
         if pos.size and pos.max() > pos.min():
             ax.hist(pos, bins=np.geomspace(pos.min(), pos.max(), 40), color=SYNTH)
             ax.set_xscale("log")
-        else:
-            ax.hist(w, bins=10, color=SYNTH)
-        ax.set_xlabel("weight (log scale)")
+            ax.set_xlabel("weight (log scale)")
+        else:  # one positive value (and zeros): a bar per value (a histogram of 1e300 +- 0.5 has no finite bins)
+            values, counts = np.unique(w, return_counts=True)
+            ax.bar([f"{v:.6g}" for v in values], counts, color=SYNTH)
+            ax.set_xlabel("weight")
         ax.set_ylabel("records")
         fig.tight_layout()
         parts.append(png(fig, "synthetic weights"))

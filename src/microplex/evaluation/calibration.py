@@ -42,6 +42,7 @@ def weight_summary(weights: object) -> pd.Series:
     w = np.asarray(weights, dtype=float).reshape(-1)
     ess = kish_ess(w)
     mean = w.mean()
+    scaled = w / w.max()
     return pd.Series(
         {
             "n": float(w.shape[0]),
@@ -53,7 +54,7 @@ def weight_summary(weights: object) -> pd.Series:
             "p99": float(np.quantile(w, 0.99)),
             "max": float(w.max()),
             "max_over_mean": float(w.max() / mean),
-            "cv": float(w.std() / mean),
+            "cv": float(scaled.std() / scaled.mean()),  # scaled: the squares of weights near 1e300 overflow
             "zero_share": float(np.mean(w == 0)),
             "kish_ess": ess,
             "ess_share": ess / w.shape[0],

@@ -108,14 +108,17 @@ class EvaluationReport:
         """Writes the report as one self-contained HTML file (plots embedded as PNG) and returns its path.
 
         ``model`` (the fitted estimator) adds its settings, epochs run and training records to the
-        header; ``provenance`` adds any other line, e.g. ``{"fit seed": 0, "generate seed": 1}``.
+        header; ``provenance`` adds any other line, e.g. ``{"fit seed": 0, "generate seed": 1}``. A ``path``
+        that is a device, pipe or socket (``/dev/null``) raises a DataValidationError: the rename of the
+        finished report onto it would replace it.
         """
+        from ..io import check_replaceable
         from ._html import render_html
 
         import os
         import uuid
 
-        path = Path(path)
+        path = check_replaceable(Path(path), "path")
         text = render_html(self, title=title, model=model, provenance=provenance)
         tmp = path.with_name(f".tmp-microplex-{uuid.uuid4().hex[:12]}-{path.name}.partial")
         try:
