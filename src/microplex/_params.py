@@ -134,9 +134,13 @@ def check_float(
     expected = "a finite float" + _bounds_text(low, high, low_inclusive, high_inclusive) + (" or None" if allow_none else "")
     if value is None and allow_none:
         return None
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+    # int, float and numpy numbers only: a Fraction passed here was stored as given and failed in save (JSON)
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
         raise _fail(name, expected, value)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float64 (10**400)
+        raise _fail(name, expected, value) from None
     if not np.isfinite(v) or not _in_bounds(v, low, high, low_inclusive, high_inclusive):
         raise _fail(name, expected, value)
     return v

@@ -306,3 +306,11 @@ def test_booleans_never_stand_for_the_categories_0_and_1(data):
     dp = Synthesizer(["flag"], epsilon=1.0, delta=1e-5, public_categories={"flag": [0, 1]}, **FAST)
     with pytest.raises(DataValidationError, match=r"Column 'flag' holds values outside its public categories"):
         dp.fit(booleans[["flag"]], seed=0)
+
+
+@pytest.mark.parametrize("value", [__import__("fractions").Fraction(1, 100), 10**400])
+def test_float_parameters_take_plain_numbers_only(data, value):
+    """A Fraction learning rate was accepted and stored, then ``save`` failed with a raw TypeError (not JSON
+    serializable); an int beyond float64 raised a raw OverflowError. Both are refused naming the parameter."""
+    with pytest.raises(DataValidationError, match=r"The 'learning_rate' parameter must be a finite float in \(0, 1000\]"):
+        Synthesizer(["income"], ["age"], learning_rate=value, epochs=1).fit(data)

@@ -37,14 +37,17 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "MAX_RELEASE_NOISE_MULTIPLIER", "rdp_sampled_gaussian",
-           "epsilon_from_rdp", "epsilon_spent", "solve_noise_multiplier"]
+__all__ = ["ORDERS", "MAX_NOISE_MULTIPLIER", "MAX_RELEASE_NOISE_MULTIPLIER", "MIN_MECHANISM_DELTA",
+           "rdp_sampled_gaussian", "epsilon_from_rdp", "epsilon_spent", "solve_noise_multiplier"]
 
 #: Rényi orders the accountant evaluates (integers).
 ORDERS = np.array(list(range(2, 65)) + [80, 96, 128, 192, 256, 384, 512, 1024], dtype=float)
 #: Largest noise multiplier :func:`solve_noise_multiplier` considers: a budget that needs more is
 #: too small for the requested steps (the noise would swamp any gradient).
 MAX_NOISE_MULTIPLIER = 100.0
+#: Smallest delta of one mechanism that a model file's privacy record may hold (``log(delta)`` stays
+#: finite and far from the subnormal floats, whose rounding would break the sum of the deltas).
+MIN_MECHANISM_DELTA = 1e-300
 #: Largest noise multiplier of a one-shot release (the statistics: one query, whose noise is set
 #: against the number of records rather than against a gradient).
 MAX_RELEASE_NOISE_MULTIPLIER = 1e4

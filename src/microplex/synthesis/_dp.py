@@ -52,13 +52,15 @@ from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float, to_python
-from .._stats import unseen_categories, weighted_mean_var
+from .._stats import category_type_clash, unseen_categories, weighted_mean_var
 from .._random import int_seed, named_child
 from .schema import VariableSpec
 from .heaps import Logits
 from . import _conditions
 from . import _quantile_map as qmap
+from ._accountant import MIN_MECHANISM_DELTA
 from ._dp_histogram import core, histogram_support, posterior_counts
+from ._dp_tree import SELECTION_SHARE
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, in_dtype_order
 
 if TYPE_CHECKING:
@@ -166,6 +168,10 @@ def _sub_edges(edges: np.ndarray) -> np.ndarray:
 
 #: Largest magnitude of a public bound (a wider range overflows float64 in the statistics release).
 MAX_BOUND = 1e307
+#: Range of ``max_grad_norm``: below it the clipped gradients underflow float32 and DP-SGD trains
+#: nothing (1e-30: no weight moved); above it the noise on a step's gradient sum nears float32's range
+#: (1e300: a non-finite gradient once training had started).
+MAX_GRAD_NORM_RANGE = (1e-3, 1e6)
 
 
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:
@@ -186,14 +192,15 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         raise _fail("delta", "a float in (0, 1) when 'epsilon' is set", None)
     delta = check_float(synth.delta, "delta", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     clip = None if synth.max_grad_norm is None else check_float(  # None: set by the plan (_dp_plan)
-        synth.max_grad_norm, "max_grad_norm", low=0.0, low_inclusive=False)
+        synth.max_grad_norm, "max_grad_norm", low=MAX_GRAD_NORM_RANGE[0], high=MAX_GRAD_NORM_RANGE[1])
     bounds = {}
     for name, b in _mapping(synth.public_bounds, "public_bounds").items():
         # within +-MAX_BOUND: wider bounds overflow float64 in the histogram's edges and round values (raw
         # OverflowError, IndexError); an int beyond a float (10**400) made math.isfinite raise OverflowError
+        # compared as Python numbers: a float32 bound against MAX_BOUND warned of an overflowing cast
         ok = isinstance(b, list | tuple) and len(b) == 2 and all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and -MAX_BOUND <= v <= MAX_BOUND for v in b
-        ) and b[0] < b[1]
+            isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+            and -MAX_BOUND <= to_python(v) <= MAX_BOUND for v in b) and to_python(b[0]) < to_python(b[1])
         if not ok:
             raise _fail("public_bounds", f"a mapping of column to (low, high) with finite low < high within "
                         f"+-{MAX_BOUND:g}; column {name!r}", b)
@@ -203,10 +210,13 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         if not isinstance(c, list | tuple):  # a set's order, which a model file's params keep, varies between runs
             raise _fail("public_categories", f"a mapping of column to a list or tuple of categories; column {name!r} "
                         f"has a {type(c).__name__}", c)
+        # the values a model file holds (_model_file's categories): a Fraction or an int beyond 64 bits failed in save
         ok = len(c) >= 2 and all(
-            isinstance(v, str | bool | numbers.Integral) or (isinstance(v, numbers.Real) and math.isfinite(v)) for v in c)
+            isinstance(v, str | bool | np.bool_) or (isinstance(v, numbers.Integral) and -(2**63) <= int(v) < 2**64)
+            or (isinstance(v, float | np.floating) and math.isfinite(v)) for v in c)
         if not ok or not pd.Index(list(c), dtype=object).is_unique:
-            raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories; column {name!r}", c)
+            raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories (str, bool, "
+                        f"64-bit int or finite float); column {name!r}", c)
         cats[name] = sorted((to_python(v) for v in c), key=lambda v: (str(type(v)), v))
     columns = p["target_vars"] + p["condition_vars"]
     both = sorted(set(bounds) & set(cats))
@@ -218,6 +228,13 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
             + (f"Missing: {missing}." if missing else f"In both: {both}.")
         )
     split = _check_split(synth.budget_split, p["condition_model"])
+    # every mechanism gets a share of delta (the condition model's a share of its share, its tree's selection and
+    # tables a share of that): none may fall below what a model file records, or save would refuse the fit
+    lowest = (delta * min(split.values()) ** (2 if p["condition_model"] else 1)
+              * min(SELECTION_SHARE, 1 - SELECTION_SHARE))
+    if lowest < MIN_MECHANISM_DELTA:
+        raise _fail("delta", f"large enough that every mechanism's share of it (here as little as {lowest:.3g}, with "
+                    f"'budget_split' {split}) is at least {MIN_MECHANISM_DELTA:g}", synth.delta)
     if p["condition_vars"] and not p["condition_model"]:
         raise DataValidationError(
             "With 'epsilon' set and conditions, 'condition_model' must be True (or None, the default): otherwise "
@@ -261,7 +278,13 @@ def _mapping(value: Any, name: str) -> dict:
     return dict(value)
 
 
+#: How far the shares of ``budget_split`` may sum from 1 (shares given as float32, 0.2 + 0.5 + 0.3, sum to
+#: 1 + 1.5e-8); they are then divided by their sum, so the parts never spend more than ``epsilon``.
+SPLIT_TOLERANCE = 1e-6
+
+
 def _check_split(value: Any, conditions: bool) -> dict[str, float]:
+    """The shares of ``budget_split`` (the defaults for ``None``), checked and scaled to sum to exactly 1."""
     if value is None:
         return dict(DEFAULT_SPLIT_CONDITIONS if conditions else DEFAULT_SPLIT)
     keys = set(PARTS) if conditions else set(PARTS[:2])
@@ -270,9 +293,10 @@ def _check_split(value: Any, conditions: bool) -> dict[str, float]:
         raise _fail("budget_split", expected, value)
     shares = {k: check_float(value[k], f"budget_split[{k!r}]", low=0.0, high=1.0, low_inclusive=False) for k in PARTS
               if k in keys}
-    if abs(sum(shares.values()) - 1.0) > 1e-9:
+    total = sum(shares.values())
+    if abs(total - 1.0) > SPLIT_TOLERANCE:
         raise _fail("budget_split", expected, value)
-    return shares
+    return {k: v / total for k, v in shares.items()}
 
 
 def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp: dict[str, Any],
@@ -289,11 +313,7 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
     data = data.copy()
     for name in columns:
         if name in dp["categories"]:
-            unknown = unseen_categories(data[name], dp["categories"][name])
-            if unknown:
-                raise DataValidationError(
-                    f"Column {name!r} holds values outside its public categories: {sorted(map(str, unknown))[:5]}; "
-                    "add them to 'public_categories' (categories cannot be clipped).")
+            _check_public_categories(data[name], dp["categories"][name], name)
             continue
         if not pd.api.types.is_numeric_dtype(data[name].dtype) or pd.api.types.is_bool_dtype(data[name].dtype):
             raise DataValidationError(f"Column {name!r} has public bounds but dtype {data[name].dtype}; give it "
@@ -319,6 +339,36 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
                       "were clipped to it.", PrivacyWarning, stacklevel=4)
     data[weight_col] = np.minimum(w, top)  # the condition model reads the clipped weights
     return data, np.minimum(w, top) / top
+
+
+def _check_public_categories(values: pd.Series, cats: list, name: str) -> None:
+    """Refuses a column ``name`` holding a value outside its public categories ``cats`` (values are
+    compared with their types: ``1`` is not ``"1"``, nor ``True``), or public categories that its dtype
+    cannot hold: a DP model draws every public category and casts the draws to the column's dtype
+    (1.5 in an int64 column was drawn as 1, 300 in an int8 one raised OverflowError in ``sample``)."""
+    from ._model_file import _Fields, _check_categories_dtype  # here: _model_file imports this module
+
+    unknown = unseen_categories(values, cats)
+    if unknown:
+        clash = category_type_clash(unknown, cats)
+        hint = "" if clash is None else (
+            f" The labels agree but the types differ ({clash[0]!r}, {type(clash[0]).__name__}, in the data; "
+            f"{clash[1]!r}, {type(clash[1]).__name__}, in 'public_categories'): give the categories as the column "
+            "holds them.")
+        raise DataValidationError(
+            f"Column {name!r} holds values outside its public categories {cats[:10]!r}: {unknown[:5]!r}; add them to "
+            f"'public_categories' (categories cannot be clipped).{hint}")
+    bad = []
+    for v in cats:
+        try:
+            _check_categories_dtype(_Fields(""), [v], str(values.dtype), "")
+        except DataValidationError:
+            bad.append(v)
+    if bad:
+        raise DataValidationError(
+            f"The 'public_categories' of column {name!r} hold values that its dtype {values.dtype} cannot hold: "
+            f"{bad[:5]!r}; a DP model draws every public category. Give categories of the column's type, or cast the "
+            "column first.")
 
 
 #: The prefix of the condition model's entries in the main model's ``privacy_["mechanisms"]``.

@@ -20,9 +20,10 @@ batch averages it down, and each extra step costs budget.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from .._errors import DataValidationError
+from .._errors import DataValidationError, PrivacyWarning
 from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent, solve_noise_multiplier
 from ._checks import uses_condition_model
 from ._dp import _check_split
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["DP_EPOCHS", "DP_GRAD_NOISE", "DP_HEAD_LR_SCALE", "DP_HEAD_WIDTH", "DP_LEARNING_RATE", "DP_MIN_BATCH",
            "DP_NORM_RANGE", "auto_max_grad_norm", "head_features",
            "condition_params", "dp_batch_size", "dp_training_settings", "mechanism", "plan", "record_parts",
-           "solve_sigma"]
+           "solve_sigma", "warn_large_delta"]
 
 #: Epochs of ``epochs="auto"`` with ``epsilon`` set.
 DP_EPOCHS = 20
@@ -143,6 +144,8 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
     share is too small at that scale (for either model)."""
     from ._dp_tree import applies
 
+    if not hasattr(synth, "_condition_tree"):  # a condition model's delta is a share of its parent's, which warned
+        warn_large_delta(dp["delta"], n)
     tree = getattr(synth, "_condition_tree", False)  # a condition model of two or more conditions: a tree
     with_conditions = uses_condition_model(synth)
     main = _plan_one(dp, list(synth.target_vars), n, "", check=not with_conditions, tree=tree)
@@ -167,6 +170,19 @@ def plan(synth: Synthesizer, dp: dict[str, Any], n: int) -> dict[str, Any]:
             lo, hi = (mid, hi) if both(mid)[1] <= dp["epsilon"] else (lo, mid)
     main, _ = both(lo, check=True)  # the caps checked at the final scale (the condition model plans the same)
     return {**main, "scale": lo}
+
+
+def warn_large_delta(delta: float, n: int) -> None:
+    """Warns (:class:`~microplex.PrivacyWarning`) when ``delta`` is not below ``1 / n`` for ``n``
+    records (public): (epsilon, delta)-DP then admits a mechanism that publishes a record in the clear
+    with probability ``delta``, so about ``delta * n`` records of a release could be exposed, and the
+    guarantee says little. The usual choice is well below ``1 / n``."""
+    if delta * n >= 1.0:
+        warnings.warn(
+            f"The 'delta' parameter ({delta:g}) is not below 1 / n = {1.0 / n:.3g} for the {n} records: "
+            "(epsilon, delta)-DP then allows publishing a record in the clear with probability delta, so the "
+            "guarantee says little. Choose delta well below 1 / n (1e-5 or less is usual).",
+            PrivacyWarning, stacklevel=5)
 
 
 def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check: bool = True,

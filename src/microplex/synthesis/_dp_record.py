@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import DataValidationError
-from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, epsilon_spent
+from ._accountant import MAX_NOISE_MULTIPLIER, MAX_RELEASE_NOISE_MULTIPLIER, MIN_MECHANISM_DELTA, epsilon_spent
 from ._conditions import KEY as CONDITION_MODEL_KEY
 from ._dp import NESTED_PREFIX as NESTED
 from ._dp import nested_mechanisms
@@ -50,6 +50,18 @@ def privacy_record(dp: dict[str, Any], mechanisms: list[dict]) -> dict[str, Any]
     return {"epsilon": spent, "delta": delta, "epsilon_requested": dp["epsilon"], "accountant": "rdp",
             "neighbouring": "add or remove one record", "max_grad_norm": dp["max_grad_norm"],
             "mechanisms": mechanisms}
+
+
+def _releases(part: str, rate: float, epochs: int, targets: int) -> tuple[float, int]:
+    """The sampling rate and steps a fit records for its mechanism ``part`` (:func:`._dp_plan.record_parts`):
+    one query at rate 1 for the statistics and a tree's tables, one draw per edge (``targets - 1``; a tree's
+    targets are the conditions) for its selection, and for DP-SGD ``epochs`` times the steps of an epoch at
+    its ``rate`` (``ceil(n / batch_size)`` with ``rate = batch_size / n``, 1 at rate 1;
+    :func:`._dp_training.dp_steps`). A record whose steps or rate differ claims another fit's epsilon."""
+    if part == "training":
+        per_epoch = max(1, math.ceil((1.0 / rate) * (1.0 - 1e-9)))  # 1 / rate rounds just above an integer n / batch
+        return rate, epochs * per_epoch
+    return 1.0, targets - 1 if part == TREE_PARTS[0] else 1
 
 
 _MECHANISM_KEYS = ("part", "mechanism", "noise_multiplier", "sampling_rate", "steps", "sensitivity", "epsilon",
@@ -91,7 +103,7 @@ def check_privacy(value: Any, label: str, epsilon: float, delta: float) -> dict[
         if type(m["steps"]) is not int or not 1 <= m["steps"] <= 10**8:
             raise fail(f"mechanisms[{i}].steps", "an int in [1, 1e8]", m["steps"])
         num(m["sensitivity"], f"mechanisms[{i}].sensitivity", 0.0)
-        num(m["delta"], f"mechanisms[{i}].delta", 1e-300, 1.0)
+        num(m["delta"], f"mechanisms[{i}].delta", MIN_MECHANISM_DELTA, 1.0)
         own = epsilon_spent([m], m["delta"])
         if not math.isclose(num(m["epsilon"], f"mechanisms[{i}].epsilon", 0.0), own, rel_tol=1e-9, abs_tol=1e-12):
             raise fail(f"mechanisms[{i}].epsilon", f"the epsilon of its noise, rate and steps ({own:.6g})", m["epsilon"])
@@ -124,6 +136,10 @@ def check_record(synth: Synthesizer, value: Any, label: str) -> dict[str, Any]:
       model must be a DP one (its own record, checked when it was restored) whose requested
       epsilon and delta are at most ``synth``'s (a share of its budget). A record that drops a
       mechanism, or lists a condition model's that the file does not hold, is refused;
+    * each of its own mechanisms has the sampling rate and steps of the fit (:func:`_releases`): one
+      query for the statistics and a tree's tables, one selection draw per tree edge, and DP-SGD's
+      steps per epoch at its rate times the epochs in ``history_`` (a record with fewer steps, or a
+      lower rate for the same steps, claims less epsilon than the fit spent);
     * its ``max_grad_norm`` is the training mechanism's sensitivity (the parameter's value when
       set), and ``None`` without DP-SGD;
     * ``history_`` holds no loss: a DP fit trains on every record, without a validation split, and
@@ -159,6 +175,11 @@ def check_record(synth: Synthesizer, value: Any, label: str) -> dict[str, Any]:
         if mechs[i] != m:
             raise fail(f"privacy.mechanisms[{i}]", "the condition model's own entry (its privacy.mechanisms"
                        f"[{i - len(own)}], prefixed {NESTED!r})", mechs[i])
+    for i, m in enumerate(mechs[:len(own)]):
+        rate, steps = _releases(m["part"], m["sampling_rate"], len(synth.history_), len(synth.target_vars))
+        if (m["sampling_rate"], m["steps"]) != (rate, steps):
+            raise fail(f"privacy.mechanisms[{i}].steps", f"{steps} at sampling rate {rate!r}: the releases of this "
+                       f"model's fit (part {m['part']!r})", [m["steps"], m["sampling_rate"]])
     if sub is not None:
         sub_record = sub.privacy_
         if (sub_record["epsilon_requested"] > value["epsilon_requested"] * (1 + 1e-9)

@@ -67,9 +67,11 @@ class _Fitting:
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
             if data[name].nunique() < 2:
+                clipped = bool(dp) and name in dp["bounds"]
                 raise DataValidationError(
-                    f"{role.capitalize()} column {name!r} is constant ({to_python(data[name].iloc[0])!r}); "
-                    "drop it or give it at least two distinct values."
+                    f"{role.capitalize()} column {name!r} is constant ({to_python(data[name].iloc[0])!r})"
+                    + (f" after clipping to its public bounds {dp['bounds'][name]}; give bounds that hold its values"
+                       if clipped else "; drop it or give it at least two distinct values") + "."
                 )
             kind = schema.get(name, VariableSpec()).kind
             if kind in ("continuous", "integer") and (
