@@ -13,6 +13,10 @@ from typer.testing import CliRunner
 from microplex import Synthesizer
 from microplex.cli import app
 
+import test_cli
+
+files = test_cli.files  # the fixture: a tiny table, a model fitted on it and a targets file (one per module)
+
 runner = CliRunner()
 
 
@@ -27,16 +31,6 @@ def _one_error(result, match: str) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, cps1):
-    """A tiny table (CSV and Parquet), a model fitted on it (1 epoch) and a targets file."""
-    folder = tmp_path_factory.mktemp("sweep")
-    data = cps1.head(300)[["age", "marr", "re78"]]
-    data.to_csv(folder / "data.csv", index=False)
-    data.to_parquet(folder / "data.parquet")
-    Synthesizer(["re78"], ["age", "marr"], epochs=1, verbose=False).fit(data, seed=0).save(folder / "model.mpx")
-    (folder / "t.csv").write_text("aggregate,variable,filter,value\ncount,,marr == 0,100\ncount,,marr == 1,200\n")
-    return folder
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")

@@ -15,10 +15,7 @@ from microplex.datasets import load_dataset
 from microplex.synthesis._accountant import epsilon_spent
 from microplex.synthesis._dp_record import privacy_record
 
-TARGETS = ["re74", "re78"]
-CONDITIONS = ["age", "black", "marr"]
-BOUNDS = {"re74": (0.0, 30000.0), "re78": (0.0, 30000.0), "age": (16, 55)}
-CATEGORIES = {"black": [0, 1], "marr": [0, 1]}
+from test_dp import BOUNDS, CATEGORIES, CONDITIONS, TARGETS  # the DP tests' columns and public metadata
 
 
 @pytest.fixture(scope="module")
