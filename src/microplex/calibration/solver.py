@@ -180,12 +180,13 @@ def value_scale(x: sp.spmatrix) -> np.ndarray | None:
     >>> value_scale(sp.csr_matrix(np.array([[1.0, 2.0]]))) is None
     True
     """
-    xc = sp.csc_matrix(x)
-    if xc.nnz == 0:
-        return None
-    top = np.zeros(xc.shape[1])
-    cols = np.repeat(np.arange(xc.shape[1]), np.diff(xc.indptr))
-    np.maximum.at(top, cols, np.abs(xc.data))
+    xr = x if sp.isspmatrix_csr(x) else sp.csr_matrix(x)
+    size = np.abs(xr.data)
+    size = size[size > 0]
+    if size.size == 0 or (size.max() < 2.0**VALUE_EXP and size.min() >= 2.0**-VALUE_EXP):
+        return None  # one pass over the values, no per-column work, in the usual case
+    top = np.zeros(xr.shape[1])
+    np.maximum.at(top, xr.indices, np.abs(xr.data))
     _, e = np.frexp(top)
     out = (top > 0) & ((e > VALUE_EXP) | (e < -VALUE_EXP))
     if not out.any():
