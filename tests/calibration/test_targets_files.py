@@ -155,3 +155,20 @@ def test_files_in_the_calibrate_path_are_checked(tmp_path):
     d.mkdir()
     with pytest.raises(DataValidationError, match=r"dir.csv' does not exist or is not a file"):
         Calibrator().fit(df, d)
+
+
+def test_a_row_with_fewer_fields_than_the_header_is_refused(tmp_path):
+    """``4,m`` under ``value,sex,age`` read the missing age as "no condition": a target over more records than the
+    row names. A truncated row is refused naming it; an empty field (``4,m,``) still means no condition."""
+    cut = tmp_path / "cut.csv"
+    cut.write_text("value,sex,age\n3,f,30\n4,m\n")
+    with pytest.raises(DataValidationError, match=r"cut.csv', row 2: 2 fields under a header of 3"):
+        Targets.from_csv(cut)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("value,sex,age\n3,f,30\n\n4,m,\n")
+    t = Targets.from_csv(ok)
+    assert [x.filters for x in t] == [{"sex": "f", "age": 30}, {"sex": "m"}]
+    semi = tmp_path / "semi.csv"
+    semi.write_text("value;sex;age\n3;f;30\n4;m\n")
+    with pytest.raises(DataValidationError, match=r"row 2: 2 fields"):
+        Targets.from_csv(semi, sep=";")

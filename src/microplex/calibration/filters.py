@@ -299,7 +299,7 @@ def format_filter(filters: Mapping[str, Any]) -> str:
             rb = "]" if cond.closed in ("right", "both") else ")"
             parts.append(f"{_fmt_column(col)} in {lb}{_fmt_value(cond.left)}, {_fmt_value(cond.right)}{rb}")
         elif isinstance(cond, (set, frozenset, list, tuple)):
-            items = sorted(cond, key=str)
+            items = sorted(cond, key=lambda v: (str(v), _fmt_value(v)))  # 1 and '1': as written, not in set order
             parts.append(f"{_fmt_column(col)} in {{{', '.join(_fmt_value(v) for v in items)}}}")
         else:
             parts.append(f"{_fmt_column(col)} == {_fmt_value(cond)}")

@@ -7,6 +7,7 @@ The same conditions can be written as strings: ``"state == 'CA' & age in [18, 65
 
 from __future__ import annotations
 
+import csv
 import math
 import numbers
 import warnings
@@ -329,6 +330,7 @@ class Targets(Sequence[Target]):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
+        _check_row_lengths(p, len(names), read_kwargs)
         return cls._from_file_frame(frame, p)
 
     @classmethod
@@ -391,6 +393,24 @@ def _check_file(path: str | Path) -> Path:
             f"Targets file {str(p)!r} has {size:,} bytes, more than the {MAX_TARGETS_FILE_BYTES:,} a targets file may have."
         )
     return p
+
+
+def _check_row_lengths(p: Path, width: int, read_kwargs: dict[str, Any]) -> None:
+    """Refuses a targets CSV row with fewer fields than the header: pandas reads the missing fields as empty,
+    and an empty equality column means "no condition", so a truncated row (``4,m`` under ``value,sex,age``)
+    became a target over more records than written. Checked for the plain reading (a one-character separator,
+    no other reader options); blank lines are skipped, as pandas skips them."""
+    sep = read_kwargs.get("sep", read_kwargs.get("delimiter", ","))
+    if not isinstance(sep, str) or len(sep) != 1 or set(read_kwargs) - {"sep", "delimiter", "encoding", "index_col"}:
+        return
+    with open(p, newline="", encoding=read_kwargs.get("encoding") or "utf-8", errors="replace") as f:
+        for i, row in enumerate(csv.reader(f, delimiter=sep)):
+            if i > 0 and row and len(row) < width:
+                raise DataValidationError(
+                    f"Targets file {str(p)!r}, row {i}: {len(row)} fields under a header of {width} "
+                    f"({row!r:.80}); a truncated row would target more records than it names. Write an empty "
+                    "field for no condition on a column (e.g. '4,m,')."
+                )
 
 
 def _check_one_definition_per_name(targets: list[Target]) -> None:

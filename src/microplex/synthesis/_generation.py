@@ -234,12 +234,48 @@ class _Generation:
 
 
 
+def _dtype_limits(dtype: str) -> tuple[float, float] | None:
+    """Smallest and largest float64 values that a numeric ``dtype`` (numpy, or a pandas nullable
+    ``Int8`` ... ``UInt64``, ``Float32``) holds; ``None`` for other dtypes and for float64.
+
+    Examples
+    --------
+    >>> _dtype_limits("uint8"), _dtype_limits("Int8"), _dtype_limits("float64")
+    ((0.0, 255.0), (-128.0, 127.0), None)
+    >>> _dtype_limits("int64")[1] < 2.0 ** 63   # 2**63 itself would overflow the cast
+    True
+    """
+    try:
+        numpy_dtype = np.dtype(getattr(pd.api.types.pandas_dtype(dtype), "numpy_dtype", dtype))
+    except TypeError:
+        return None
+    if numpy_dtype.kind in "iu":
+        info = np.iinfo(numpy_dtype)
+    elif numpy_dtype.kind == "f" and numpy_dtype.itemsize < 8:
+        info = np.finfo(numpy_dtype)
+    else:
+        return None
+    # float(2**63 - 1) rounds up to 2**63, which no longer fits: step back to the largest float inside
+    lo, hi = float(info.min), float(info.max)
+    return (lo if int(lo) >= int(info.min) else float(np.nextafter(lo, 0.0)),
+            hi if int(hi) <= int(info.max) else float(np.nextafter(hi, 0.0)))
+
+
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
     """Casts synthesized values back to the training dtype (pandas extension dtypes such as
     ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the categories seen in training
     (``encoder``'s, in their order, and ordered when the training column was), not only those drawn: every draw
     has the same dtype, so draws combine (before, a redraw of some rows, or a concat of two samples, failed or
-    became object)."""
+    became object). A numeric draw beyond what its dtype holds (a tail draw below -128 of an ``int8`` target,
+    beyond 2**63 of an ``int64`` one, beyond 3.4e38 of a ``float32`` one) is held at the dtype's limit: the cast
+    wrapped it around (-998 became 26 in ``int8``), made it inf, or left a nullable ``Int8`` column float64.
+    Draws for an integer dtype are rounded (those of a column declared ``kind="continuous"`` were truncated
+    toward 0, 3.9 to 3, which pulled the mean half a unit toward 0)."""
+    limits = _dtype_limits(dtype) if kind != "categorical" else None
+    if limits is not None:
+        values = np.clip(np.asarray(values, dtype=float), *limits)
+        if pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
+            values = np.round(values)
     try:
         if dtype == "category":
             return pd.Categorical(values, categories=getattr(encoder, "categories", None),

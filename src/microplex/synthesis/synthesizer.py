@@ -76,8 +76,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         on 1,300, 60 on 10,000, 40 on 20,000; see :mod:`microplex.synthesis._schedule`), or
         at most 200 when ``patience`` is set. With ``epsilon``: 20.
     batch_size : int or None, default=None
-        ``None``: 512; with ``epsilon``, the power of two nearest an eighth of the records (at
-        least 256; DP-SGD's noise averages down over larger batches).
+        ``None``: 512; with ``epsilon``, the power of two nearest an eighth of the records on a
+        log scale (at least 256, at most the number of records; DP-SGD's noise averages down over
+        larger batches).
     learning_rate : float or None, default=None
         ``None``: 2e-3; with ``epsilon``, 3e-2. With ``epsilon`` the pattern head trains at 2/3 of
         the learning rate (explicit or not).

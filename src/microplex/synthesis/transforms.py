@@ -12,12 +12,12 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
-from .._stats import category_codes, detect_point_masses
+from .._stats import category_codes, detect_point_masses, value_shares
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
 from .schema import VariableSpec
 
-__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder"]
+__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "integer_point_masses"]
 
 
 class ContinuousEncoder:
@@ -33,7 +33,8 @@ class ContinuousEncoder:
     and standardized with weighted moments. Beyond the training range, on unbounded sides, the
     inverse transform continues linearly (values there are still drawn, without the
     exponential blow-up of ``exp`` or ``sinh``). Integer variables are dequantized with uniform
-    noise in training and rounded on output.
+    noise in training and rounded on output; their detected point masses are 0 and their end
+    values (:func:`integer_point_masses`).
 
     *Heaps* (:mod:`~microplex.synthesis.heaps`) are values inside a segment that carry mass
     below the point-mass threshold; they keep the segment's state, are encoded exactly (never
@@ -65,7 +66,7 @@ class ContinuousEncoder:
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
         elif self.integer:
-            masses = (0.0,) if np.sum(w[x == 0]) >= threshold * w.sum() else ()
+            masses = integer_point_masses(x, w, threshold)
         else:
             masses = detect_point_masses(x, w, threshold, max_point_masses)
         self.point_masses = [float(v) for v in masses]
@@ -235,6 +236,27 @@ class ContinuousEncoder:
         else:  # files written before segments: one segment, described by flat keys
             enc.segments = [_Segment.from_dict(d)] if d.get("has_continuous") else []
         return enc
+
+
+def integer_point_masses(x: np.ndarray, w: np.ndarray, threshold: float) -> tuple[float, ...]:
+    """Point masses of an integer variable: 0, and its smallest and largest values (bottom and top
+    codes), each when it carries at least ``threshold`` of the weight; sorted.
+
+    Its other heavy values (ages, round hours) become heaps, not point masses: every value of a
+    short integer range may carry 1% of the weight. A heavy end value is a bound: as a heap it let
+    the flow's tail draw beyond it (an integer income top-coded at 50,000 was drawn up to 50,295),
+    as a point mass it bounds the continuous segment, as for a float variable.
+
+    Examples
+    --------
+    >>> integer_point_masses(np.array([0, 3, 5, 9, 9, 9]), np.ones(6), 0.15)
+    (0.0, 9.0)
+    >>> integer_point_masses(np.array([-4, -4, 1, 2, 3, 7]), np.ones(6), 0.2)
+    (-4.0,)
+    """
+    values, shares = value_shares(x, w)
+    ends = {0, len(values) - 1} | set(np.flatnonzero(values == 0).tolist())
+    return tuple(float(values[i]) for i in sorted(ends) if shares[i] >= threshold)
 
 
 def in_dtype_order(dtype: object, categories: list[Any]) -> list[Any] | None:
