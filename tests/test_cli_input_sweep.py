@@ -126,3 +126,15 @@ def test_bare_command_prints_the_help_with_status_one():
     result = runner.invoke(app, [])
     assert result.exit_code == 1
     assert "Usage" in result.output and "fit" in result.output
+
+
+def test_generate_for_a_conditions_file_of_a_header_only_writes_no_rows(files, tmp_path):
+    """A header-only conditions CSV reads as text columns: 'Condition column 'age' must be numeric ... object'
+    (a file without rows holds no value of another type); the output has the columns and no row, as with --n 0."""
+    (tmp_path / "c.csv").write_text("age,marr\n")
+    out = tmp_path / "s.parquet"
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "-q", "--conditions", str(tmp_path / "c.csv"),
+                            "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = pd.read_parquet(out)
+    assert len(got) == 0 and set(got.columns) == {"age", "marr", "re78"}

@@ -168,8 +168,9 @@ class _Generation:
         clipped = {}
         for name, (lo, hi) in ranges.items():
             dtype = frame[name].dtype
-            # bool is not a number here, as in fit (a bool column is categorical): True/False read as 1/0 silently
-            if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            # bool is not a number here, as in fit (a bool column is categorical): True/False read as 1/0 silently;
+            # no row, no value of another type (a CSV of a header only reads as text columns)
+            if len(frame) and (not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
                 raise DataValidationError(
                     f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
                 )
