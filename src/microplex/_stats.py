@@ -37,6 +37,7 @@ __all__ = [
     "tv_distance",
     "unseen_categories",
     "category_codes",
+    "bool_flags",
     "value_shares",
     "heaviest_values",
     "detect_point_masses",
@@ -45,6 +46,7 @@ __all__ = [
     "systematic_counts",
     "kish_ess",
     "design_effect",
+    "misfit_denominator",
     "relative_error",
 ]
 
@@ -284,8 +286,26 @@ def category_shares(x: object, w: np.ndarray) -> pd.Series:
     return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
 
 
-def _bool_flags(values: pd.Series) -> np.ndarray:
-    """Which of ``values`` (object dtype) are booleans (``bool`` or ``numpy.bool_``)."""
+def bool_flags(values: pd.Series | pd.Index) -> np.ndarray:
+    """Which of ``values`` are booleans (``bool`` or ``numpy.bool_``): by the dtype where it says (a boolean
+    dtype: every value; another numeric dtype: none), per category for a categorical, else value by value.
+
+    Examples
+    --------
+    >>> bool_flags(pd.Series([True, 1, "a"], dtype=object)).tolist(), bool_flags(pd.Index([0, 1])).tolist()
+    ([True, False, False], [False, False])
+    """
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):  # also a categorical of booleans
+        return np.ones(len(values), dtype=bool)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return np.zeros(len(values), dtype=bool)
+    if isinstance(dtype, pd.CategoricalDtype):
+        cat = values.array
+        flags = bool_flags(pd.Series(cat.categories, dtype=object))
+        if not flags.any():
+            return np.zeros(len(values), dtype=bool)
+        return np.where(cat.codes >= 0, flags[np.maximum(cat.codes, 0)], False)
     return np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=len(values))
 
 
@@ -309,17 +329,8 @@ def category_codes(values: object, categories: object) -> np.ndarray:
     codes = cats.get_indexer(vals).astype(np.int64)
     if not any(isinstance(c, bool | np.bool_ | int | float | np.number) for c in cats):
         return codes  # no category a boolean could be confused with (or that could be confused with one)
-    cat_bool = _bool_flags(pd.Series(cats, dtype=object))
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        val_bool = np.ones(len(vals), dtype=bool)
-    elif pd.api.types.is_numeric_dtype(raw.dtype):
-        val_bool = np.zeros(len(vals), dtype=bool)
-    elif isinstance(raw.dtype, pd.CategoricalDtype):  # per category, not per row
-        flags = _bool_flags(pd.Series(raw.cat.categories, dtype=object))
-        codes_in = raw.cat.codes.to_numpy()
-        val_bool = np.where(codes_in >= 0, flags[np.maximum(codes_in, 0)], False)
-    else:
-        val_bool = _bool_flags(vals)
+    cat_bool = bool_flags(pd.Series(cats, dtype=object))
+    val_bool = bool_flags(raw)
     hit = codes >= 0
     codes[hit & (val_bool != cat_bool[np.where(hit, codes, 0)])] = -1
     return codes
@@ -338,7 +349,7 @@ def unseen_categories(values: object, known: object) -> list[Any]:
     vals = pd.Series(values, dtype=object)
     unseen = vals[category_codes(vals, known) < 0]
     # distinct by (is a boolean, value): True and 1 are equal and hash alike, so pd.unique would merge them
-    firsts = ~pd.Series(list(zip(_bool_flags(unseen), unseen)), dtype=object).duplicated().to_numpy()
+    firsts = ~pd.Series(list(zip(bool_flags(unseen), unseen)), dtype=object).duplicated().to_numpy()
     return [v.item() if isinstance(v, np.generic) else v for v in unseen[firsts]]
 
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 from microplex._params import to_python
-from microplex._stats import _bool_flags
+from microplex._stats import bool_flags
 
 from .targets import Target, Targets, format_filter
 
@@ -179,13 +179,8 @@ def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     hit = idx >= 0
     if hit.any():
         # a boolean is no number (Python has True == 1): as _stats.category_codes compares categories
-        val_bool = _bool_flags(pd.Series(values, dtype=object))
-        if pd.api.types.is_bool_dtype(uniques.dtype):
-            uniq_bool = np.ones(len(values), dtype=bool)
-        elif pd.api.types.is_numeric_dtype(uniques.dtype):
-            uniq_bool = np.zeros(len(values), dtype=bool)
-        else:
-            uniq_bool = _bool_flags(pd.Series(uniques[np.where(hit, idx, 0)], dtype=object))
+        val_bool = bool_flags(pd.Series(values, dtype=object))
+        uniq_bool = bool_flags(uniques[np.where(hit, idx, 0)])
         idx = np.where(hit & (val_bool != uniq_bool), -1, idx)
     return idx
 

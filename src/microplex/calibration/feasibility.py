@@ -340,9 +340,10 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
     band = tol * np.abs(t)
     slack = band * (1 - 1e-6)
     xt = sp.csr_matrix(design.xt)
+    c = 1.0 / design.d if cost is None else cost
     for _ in range(LP_RESOLVES + 1):
-        res = milp(1.0 / design.d if cost is None else cost, constraints=LinearConstraint(xt, t - slack, t + slack),
-                   bounds=(0, np.inf), options={"presolve": True})
+        res = milp(c, constraints=LinearConstraint(xt, t - slack, t + slack), bounds=(0, np.inf),
+                   options={"presolve": True})
         if res.status != 0 or res.x is None:
             best = best_tolerance(design)
             raise ConvergenceError(
