@@ -1,8 +1,9 @@
 """The checks a sparse fit makes on its data, and the size/error frontier of sparse subsets.
 
 :meth:`~microplex.calibration.SparseCalibrator.fit` and ``frontier`` check their data arguments with
-:func:`checked_inputs` and :func:`check_reachable`; ``frontier`` then calls :func:`frontier_table` with a
-factory of estimators (one per budget, ``force=True``); a size whose fit fails gets an ``error`` row.
+:func:`checked_inputs` and :func:`check_reachable` (``frontier`` also refuses, once, targets that no weights
+meet together); ``frontier`` then calls :func:`frontier_table` with a factory of estimators (one per budget,
+``force=True``); a size whose fit fails gets an ``error`` row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ._checks import check_column, check_records
 from .calibrator import as_targets
 from .design import Design, build_design
 from .diagnostics import relative_errors
-from .feasibility import unreachable_targets
+from .feasibility import check_feasible, unreachable_targets
 from .targets import Targets
 
 __all__ = ["check_reachable", "checked_inputs", "frontier_table", "parameter_design"]
@@ -54,7 +55,9 @@ def check_reachable(
 ) -> None:
     """Refuses targets no non-negative weights can reach within ``tolerance``, and (``scale``) target sets that
     zero weights meet (only means, or only zero totals: the empty subset would be the answer) where ``method``
-    ``"l1"`` or a missing budget would look for the sparsest subset."""
+    ``"l1"`` or a missing budget would look for the sparsest subset; without ``scale`` (``frontier``, before its
+    fits), also targets that each can be reached but not together (a linear program: the
+    :class:`ConvergenceError` every fit would raise, naming the targets in conflict)."""
     bad = unreachable_targets(design, 0.0, math.inf, rtol=tolerance)
     if bad:
         raise DataValidationError(
@@ -62,6 +65,7 @@ def check_reachable(
             f"{tolerance:g}: " + "; ".join(bad[:10]) + "."
         )
     if not scale:
+        check_feasible(design, tolerance)
         return
     scale_fixed = any(t.aggregate != "mean" and t.value != 0 for t in design.targets)
     if not scale_fixed and (method == "l1" or max_records is None):

@@ -126,22 +126,9 @@ class _Columns:
         return s
 
     def codes(self, col: str, target: Target) -> tuple[np.ndarray, pd.Index]:
-        """Integer codes of a column and the values they stand for (no hashing for small int ranges)."""
+        """Integer codes of a column and the values they stand for (:func:`value_codes`)."""
         if col not in self._codes:
-            s = self.column(col, target)
-            n = len(s)
-            if isinstance(s.dtype, pd.CategoricalDtype):
-                codes, uniques = s.cat.codes.to_numpy().astype(np.int64), pd.Index(s.cat.categories)
-            elif pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and n:
-                v = s.to_numpy()
-                lo, hi = int(v.min()), int(v.max())
-                if hi - lo < max(2 * n, 1024) and hi <= np.iinfo(np.int64).max:  # uint64 ids beyond: factorized
-                    codes, uniques = v.astype(np.int64) - lo, pd.RangeIndex(lo, hi + 1)
-                else:
-                    codes, uniques = pd.factorize(s, sort=False)
-            else:
-                codes, uniques = pd.factorize(s, sort=False)
-            self._codes[col] = (np.asarray(codes, dtype=np.int64), pd.Index(uniques))
+            self._codes[col] = value_codes(self.column(col, target))
         return self._codes[col]
 
     def variable(self, col: str, target: Target) -> np.ndarray:
@@ -157,6 +144,25 @@ class _Columns:
         if pd.api.types.is_complex_dtype(s):
             raise DataValidationError(f"Target {target.name!r}: variable {col!r} must be real. Got dtype {s.dtype} instead.")
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a column (``-1`` for a missing value) and the values they stand for, to look filter values
+    up in with :func:`_lookup` (no hashing for small int ranges). Shared by the in-memory design and the margin
+    codes of :func:`microplex.scale.rake_dataset`, so that both match a filter value to the same records."""
+    n = len(s)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes, uniques = s.cat.codes.to_numpy().astype(np.int64), pd.Index(s.cat.categories)
+    elif pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s) and n and not s.hasnans:
+        v = s.to_numpy()
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo < max(2 * n, 1024) and hi <= np.iinfo(np.int64).max:  # uint64 ids beyond: factorized
+            codes, uniques = v.astype(np.int64) - lo, pd.RangeIndex(lo, hi + 1)
+        else:
+            codes, uniques = pd.factorize(s, sort=False)
+    else:
+        codes, uniques = pd.factorize(s, sort=False)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 
 
 def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:

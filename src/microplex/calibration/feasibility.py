@@ -13,7 +13,8 @@ collapsed to about zero, mean targets whose records lost all their weight, and t
 than the tolerance (R survey's test ``|achieved - target| / (1 + |target|)``).
 
 The linear programs over the design are here too: :func:`best_tolerance` (the smallest reachable
-relative error) and :func:`lp_vertex` (the sparse ``"l1"`` weights).
+relative error), :func:`lp_vertex` (the sparse ``"l1"`` weights) and :func:`check_feasible` (whether the
+targets can be met together at all, naming those in conflict).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import LinearConstraint, milp
+from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
@@ -35,6 +36,7 @@ from .targets import Targets
 __all__ = [
     "achieved_values",
     "best_tolerance",
+    "check_feasible",
     "lp_vertex",
     "mean_scale",
     "met_tolerance",
@@ -314,16 +316,50 @@ def zero_margins(targets: Targets, initial: np.ndarray, initial_total: float) ->
 
 def best_tolerance(design: Design) -> float:
     """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    return _best_fit(design)[0]
+
+
+def _best_fit(design: Design) -> tuple[float, list[int]]:
+    """:func:`best_tolerance` and the targets that bind it (non-zero duals of the linear program): the targets
+    that no non-negative weights can meet together (each of them may alone)."""
     t = design.totals
     n, m = design.x.shape
     scale = np.where(t == 0, 1.0, np.abs(t))
     a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
     b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
-    cons = [LinearConstraint(a, t, np.inf), LinearConstraint(b, -np.inf, t)]
     cost = np.zeros(n + 1)
     cost[-1] = 1.0
-    res = milp(cost, constraints=cons, bounds=(0, np.inf))
-    return float(res.x[-1]) if res.x is not None else math.nan
+    res = linprog(cost, A_ub=sp.vstack([-a, b]).tocsr(), b_ub=np.concatenate([-t, t]), bounds=(0, None), method="highs")
+    if res.x is None:
+        return math.nan, []
+    duals = np.abs(res.ineqlin.marginals).reshape(2, m).max(axis=0)
+    return float(res.x[-1]), [int(j) for j in np.flatnonzero(duals > 1e-9 * max(float(duals.max()), 1e-300))]
+
+
+def _infeasible(design: Design, tol: float, reason: str) -> ConvergenceError:
+    """The error of targets that no non-negative weights meet within ``tol`` together: the best achievable max
+    relative error, and the targets in conflict (those that bind it, with their values)."""
+    best, binding = _best_fit(design)
+    listed = "; ".join(f"{design.targets[j].name} = {_fmt(design.targets[j].value)}" for j in binding[:10])
+    more = f" (and {len(binding) - 10} more)" if len(binding) > 10 else ""
+    conflict = f" The targets that conflict (no non-negative weights meet them together): {listed}{more}." if listed else ""
+    return ConvergenceError(
+        f"No non-negative weights meet tolerance {tol:g} on every target ({reason}). "
+        f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
+        f"the tolerance to at least that.{conflict}"
+    )
+
+
+def check_feasible(design: Design, tol: float) -> None:
+    """Raises the :class:`~microplex._errors.ConvergenceError` of :func:`lp_vertex` when no non-negative weights
+    meet every target within ``tol`` together (its band, a feasibility program without cost): once, before the
+    solves of many budgets, each of which would fail on it."""
+    t = design.totals
+    slack = tol * np.abs(t) * (1 - 1e-6)
+    res = milp(np.zeros(design.x.shape[0]), constraints=LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack),
+               bounds=(0, np.inf), options={"presolve": True})
+    if res.status != 0 or res.x is None:
+        raise _infeasible(design, tol, f"HiGHS: {res.message}")
 
 
 #: Solves of :func:`lp_vertex` again in a narrowed band when the solver's precision missed the tolerance.
@@ -334,7 +370,8 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
     """Non-negative weights with ``|X'w - t| <= tol |t|`` for every target: a vertex of the linear program
     minimizing ``cost @ w`` (default ``sum_i w_i / d_i``), solved by HiGHS; weights below ``NEGLIGIBLE_RATIO d_i`` are 0.
 
-    Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance`) when no such weights exist.
+    Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance` and the targets in conflict)
+    when no such weights exist (:func:`check_feasible` raises it without solving for a vertex).
     """
     t = design.totals
     band = tol * np.abs(t)
@@ -345,12 +382,7 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
         res = milp(c, constraints=LinearConstraint(xt, t - slack, t + slack), bounds=(0, np.inf),
                    options={"presolve": True})
         if res.status != 0 or res.x is None:
-            best = best_tolerance(design)
-            raise ConvergenceError(
-                f"No non-negative weights meet tolerance {tol:g} on every target (HiGHS: {res.message}). "
-                f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
-                "the tolerance to at least that."
-            )
+            raise _infeasible(design, tol, f"HiGHS: {res.message}")
         w = np.where(res.x > NEGLIGIBLE_RATIO * design.d, res.x, 0.0)
         # HiGHS meets the band to its feasibility tolerance (about 1e-7 absolute), and the negligible weights are
         # dropped: beyond a tolerance of about 1e-10 the vertex missed it. Solved again in a band narrowed by twice

@@ -540,13 +540,21 @@ class SparseCalibrator(_FittedResult):
         DataFrame
             ``size``, ``kept``, ``max_rel_error``, ``mean_rel_error``, ``holdout_max_rel_error``,
             ``holdout_mean_rel_error``, ``seconds`` (``error`` holds the message where a size fails).
+
+        Raises
+        ------
+        DataValidationError
+            A target no non-negative weights can reach (before any size is fitted).
+        ConvergenceError
+            Targets no non-negative weights meet together within the tolerance (each may alone), naming them
+            (before any size is fitted: every size would fail on them).
         """
         self._check_params()
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
             raise DataValidationError(f"The 'sizes' parameter must be a non-empty list of ints >= 1. Got {sizes!r} instead.")
         sizes = [check_int(v, "sizes", low=1) for v in sizes]
         tg = checked_inputs(candidates, targets, weight_col, household_col)
-        # bad targets are refused once, not reported as a failure of every size
+        # bad targets, and targets that cannot be met together, are refused once, not as a failure of every size
         check_reachable(build_design(candidates, tg, weight_col, household_col), self.tolerance, self.method,
                         self.max_records, scale=False)
         if holdout is not None:

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from ..calibration.design import _lookup, value_codes
 from ..calibration.targets import Target, Targets
+
 
 class _Codes:
     """What a partition needs to code its records: the margins' columns and category indexes, not the targets.
@@ -33,13 +35,37 @@ class _Codes:
         if missing:
             raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
         out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
+        columns = {c: value_codes(frame[c]) for c in self.columns}
         for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
-            if len(cols) == 1:
-                pos = index.get_indexer(pd.Index(np.asarray(frame[cols[0]])))
-            else:
-                pos = index.get_indexer(pd.MultiIndex.from_arrays([np.asarray(frame[c]) for c in cols]))
+            pos = _positions(cols, index, columns)
             out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
         return out
+
+
+def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]]) -> np.ndarray:
+    """The category of ``index`` (a margin on ``cols``) of every record, ``-1`` when in none. A category is matched
+    to a column's values as a target's filter value is by :class:`~microplex.calibration.Calibrator` (the design's
+    ``_lookup``: ``"1"`` finds 1 in an integer column, and 2, as a targets CSV reads ``g == 2``, finds ``"2"`` in a
+    text column; a boolean is no number)."""
+    levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
+    found = []  # per column: the position of each category's value among the column's values
+    for i, c in enumerate(cols):
+        at = _lookup(columns[c][1], list(levels[i]))
+        found.append(at if len(cols) == 1 else at[index.codes[i]])
+    ok = np.logical_and.reduce([f >= 0 for f in found])
+    if not ok.any():
+        return np.full(len(columns[cols[0]][0]), -1, dtype=np.int64)
+    keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
+    if keys.has_duplicates:
+        first, again = np.flatnonzero(ok)[np.flatnonzero(keys.duplicated(keep=False))[:2]]
+        key = cols[0] if len(cols) == 1 else cols
+        raise DataValidationError(
+            f"Margin {key!r} lists {index[first]!r} and {index[again]!r}, which name the same records: a category "
+            "is matched to the column's values as a target's filter value is (a number finds its text, and the "
+            "text of a number finds it). List each category once."
+        )
+    pos = keys.get_indexer(pd.MultiIndex.from_arrays([columns[c][0] for c in cols]))
+    return np.where(pos >= 0, np.flatnonzero(ok)[np.maximum(pos, 0)], -1)
 
 
 class _Margins:
@@ -100,6 +126,7 @@ def _as_margins(margins: Any) -> Mapping:
     if not isinstance(margins, Targets):
         return margins
     out: dict[Any, dict[Any, float]] = {}
+    first: dict[tuple[Any, Any], Target] = {}  # the target that named each cell first
     for t in margins:
         cols = tuple(sorted(t.filters))
         if t.aggregate != "count" or t.entity != "person" or not cols or any(
@@ -111,8 +138,21 @@ def _as_margins(margins: Any) -> Mapping:
             )
         key = cols[0] if len(cols) == 1 else cols
         cat = t.filters[cols[0]] if len(cols) == 1 else tuple(t.filters[c] for c in cols)
+        seen = first.setdefault((key, cat), t)  # 1 and 1.0 are one cell (and Python has True == 1)
+        if seen is not t and (seen.value != t.value or _flags(seen.filters) != _flags(t.filters)):
+            what = (f"with different values ({seen.value!r} and {t.value!r})" if _flags(seen.filters) == _flags(t.filters)
+                    else "as a boolean and as a number (a boolean is no number)")
+            raise DataValidationError(
+                f"Targets {seen.name!r} and {t.name!r} name one cell of margin {key!r} {what}; a margin holds one "
+                "total per category. Give each category once."
+            )
         out.setdefault(key, {})[cat] = t.value
     return out
+
+
+def _flags(filters: Mapping) -> tuple[bool, ...]:
+    """Which filter values are booleans."""
+    return tuple(isinstance(filters[c], bool | np.bool_) for c in sorted(filters))
 
 
 def _frame_part(

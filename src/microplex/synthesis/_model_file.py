@@ -219,7 +219,8 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
     field = f"encoders.{name}"
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
-    keys = {"name", "integer", "point_masses"} | ({"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps"})
+    keys = {"name", "integer", "point_masses"} | (
+        {"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps", "compact"})
     if not {"name", "integer", "point_masses"} <= set(enc) or set(enc) - keys:
         raise f.fail(field, f"an object with keys {sorted(keys)}", sorted(enc))
     if enc["integer"] is not integer:
@@ -259,11 +260,16 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
             f.number(seg.get(k), f"{where}.{k}", none=True)
     if not masses and not segments:
         raise f.fail(field, "an encoder with a point mass or a continuous segment", enc)
+    heaps = []
     if "heaps" in enc:
         heaps = [f.number(v, f"{field}.heaps") for v in f.array(enc["heaps"], f"{field}.heaps", MAX_HEAPS)]
         if not heaps or heaps != sorted(set(heaps)) or set(heaps) & set(masses) or not segments:
             raise f.fail(f"{field}.heaps", "a non-empty sorted list of distinct numbers, none a point mass, "
                          "on a variable with a continuous segment", heaps)
+    # Compact coordinates (the heap integers taken out of the flow's): integer heaps only.
+    if "compact" in enc and not (enc["compact"] is True and integer and heaps
+                                 and all(float(h).is_integer() for h in heaps)):
+        raise f.fail(f"{field}.compact", "true, on an integer variable with integer heaps", enc["compact"])
 
 
 def _check_knots(f: _Fields, knots: Any, where: str) -> None:
