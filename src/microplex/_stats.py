@@ -5,7 +5,7 @@ scale, fusion, households, evaluation and the benchmarks import these functions 
 writing their own. A record of integer weight ``k`` counts exactly like ``k`` copies of it.
 
 * :func:`check_weights`: the weight check (finite, non-negative, positive sum) behind every
-  weight argument and weight column.
+  weight argument and weight column; :func:`check_weight_dtype`: a weight column's dtype.
 * Moments and order statistics: :func:`weighted_quantile`, :func:`weighted_mean_var`,
   :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
@@ -27,6 +27,7 @@ from ._errors import DataValidationError
 
 __all__ = [
     "check_weights",
+    "check_weight_dtype",
     "weighted_quantile",
     "weighted_mean_var",
     "weighted_std",
@@ -49,6 +50,22 @@ __all__ = [
     "misfit_denominator",
     "relative_error",
 ]
+
+
+def check_weight_dtype(column: pd.Series, what: str) -> None:
+    """Refuses a weight column whose dtype holds no real numbers: text, complex numbers, and booleans
+    (read as 1/0, they dropped the records marked False without a word); ``what`` names the column.
+
+    Examples
+    --------
+    >>> check_weight_dtype(pd.Series([True, False]), "Weight column 'w'")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Weight column 'w' must be numeric. Got dtype bool instead.
+    """
+    d = column.dtype
+    if not pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) or pd.api.types.is_complex_dtype(d):
+        raise DataValidationError(f"{what} must be numeric. Got dtype {d} instead.")
 
 
 def check_weights(weights: object, n: int | None = None, name: str = "weights", *, positive: bool = False) -> np.ndarray:

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 from microplex._params import to_python
-from microplex._stats import bool_flags
+from microplex._stats import bool_flags, check_weight_dtype
 
 from .targets import Target, Targets, format_filter
 
@@ -297,8 +297,7 @@ def build_design(
             f"weight_col {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
         )
     w = records[weight_col]
-    if not pd.api.types.is_numeric_dtype(w) or pd.api.types.is_bool_dtype(w) or pd.api.types.is_complex_dtype(w):
-        raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {w.dtype} instead.")
+    check_weight_dtype(w, f"Weight column {weight_col!r}")
     w = w.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(w) | (w <= 0)
     if bad.any():

@@ -271,7 +271,8 @@ def fuse(
         Naming the source and column: no shared variable, shared variables with incompatible types
         or base categories the donor lacks (also when the donor has them only on records with a
         missing value, or only on the records held out for the scores, or with another type, e.g.
-        ``True`` and ``"True"``), a donor without complete records, held-out records of weight 0,
+        ``True`` and ``"True"``; likewise categories an earlier donor imputes that a later donor
+        conditioning on them lacks), a donor without complete records, held-out records of weight 0,
         missing values in the base's predictors, a base that is not one of the sources.
 
     Examples
@@ -311,6 +312,10 @@ def fuse(
 
     models: dict[str, Synthesizer] = {}
     fills: dict[str, dict[str, Any]] = {}
+    # the records each donor model was fitted on (its draws take their categories), and the donor that imputes each block variable: a later donor
+    # conditioning on an imputed category it never observed failed after fitting, naming no source
+    fitted_on: dict[str, pd.DataFrame] = {}
+    drawn_from: dict[str, str] = {}
     scores: list[dict[str, Any]] = []
     w_col = "__weight__"
     for step, s_seed in zip(steps, step_seeds):
@@ -340,6 +345,12 @@ def fuse(
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
                                          f"on records with all of {cols} observed (the others are not used)",
                                          "drop those base records or map the categories with 'rename'")
+            elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c]):  # imputed by an earlier donor
+                _check_categories_fitted(fitted_on[drawn_from[c]][c], frame[c], c,
+                                         f"donor {drawn_from[c]!r}, whose model imputes it,", donor,
+                                         f"on records with all of {cols} observed (the others are not used)",
+                                         "drop its records with those categories from the earlier donor or map them "
+                                         "with 'rename'")
             if n_hold and is_categorical(frame[c]):
                 _check_categories_fitted(hold[c], train[c], c, f"the records held out to score the model (holdout_"
                                          f"fraction={holdout_fraction}, seed={seed})", donor, "among its other records",
@@ -352,13 +363,16 @@ def fuse(
         params = _model_params(synthesizer_params, list(step.block) + conditions)
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
         model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed, donor)
+        fitted_on[donor.name] = train
         if n_hold:
             scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
             if refit:
                 full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
                 model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed, donor)
+                fitted_on[donor.name] = full
         models[donor.name], fills[donor.name] = model, fill
+        drawn_from.update(dict.fromkeys(step.block, donor.name))
         if not n_hold:
             scores += [{"variable": v, "donor": step.donor, "predictors": step.predictors,
                         "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]

@@ -115,8 +115,12 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
             continue
         extra: list[str] = []
         if aux is not None and all(c in aux.variables for c in predictors + block):
+            # varying on the auxiliary records the model learns from (complete, of positive weight): a variable
+            # constant there but varying on records of weight 0 was standardized by a fallback scale and drawn
+            # into garbage; one varying only on incomplete records failed as a constant condition of the donor
+            used = aux.data.loc[aux.data[predictors + block].notna().all(axis=1).to_numpy() & (aux.weights > 0)]
             extra = [c for c in aux.variables if c in available and c not in predictors
-                     and aux.data[c].notna().all() and aux.data[c].nunique() > 1
+                     and aux.data[c].notna().all() and used[c].nunique() > 1
                      and (c not in base.variables or base.data[c].notna().all())]
             check_shared(base, aux, [c for c in extra + predictors if c in base.variables])
         steps.append(FusionStep(donor.name, tuple(predictors), tuple(block), tuple(extra)))
@@ -126,7 +130,8 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
         raise DataValidationError("No source has a variable that the base lacks; nothing to fuse.")
     if aux is not None and not any(s.auxiliary for s in steps):
         logger.warning("Auxiliary source %r is not used: no donor has its predictors and block all observed "
-                       "there together with a recipient variable.", aux.name)
+                       "there together with a recipient variable that varies on those records (of positive weight).",
+                       aux.name)
     comparison = pd.concat(comparisons, ignore_index=True)
     for row in comparison.itertuples():
         size = row.tvd if row.kind == "categorical" else max(abs(row.smd), row.ks)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import category_type_clash, check_weights
+from .._stats import category_type_clash, check_weight_dtype, check_weights
 
 __all__ = ["Source", "harmonize", "is_categorical", "check_shared"]
 
@@ -66,8 +66,7 @@ class Source:
                 )
             w = self.data[self.weight_col]
             what = f"Source {self.name!r}: weight column {self.weight_col!r}"
-            if not pd.api.types.is_numeric_dtype(w.dtype) or pd.api.types.is_bool_dtype(w.dtype):
-                raise DataValidationError(f"{what} must be numeric. Got dtype {w.dtype} instead.")
+            check_weight_dtype(w, what)
             check_weights(w.to_numpy(float), len(w), what)
 
     def __repr__(self) -> str:
@@ -157,12 +156,21 @@ def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
         if not pd.api.types.is_numeric_dtype(data[col].dtype):
             data[col] = data[col].astype(str).where(mapped.notna(), other=np.nan)
     for col, factor in (spec.get("scale") or {}).items():
-        if col not in data.columns or not pd.api.types.is_numeric_dtype(data[col].dtype):
+        if col not in data.columns or is_categorical(data[col]):  # a boolean is a category: scaled, it read as 1/0
             raise DataValidationError(
-                f"rename[{source.name!r}]['scale'] names column {col!r}, which must be a numeric column of "
-                f"source {source.name!r}."
+                f"rename[{source.name!r}]['scale'] names column {col!r}, which must be a numeric (not boolean) "
+                f"column of source {source.name!r}."
             )
-        data[col] = data[col].astype(float) * float(factor)
+        with np.errstate(over="ignore"):
+            scaled = data[col].astype(float) * float(factor)
+        over = np.isinf(scaled.to_numpy(float)) & np.isfinite(data[col].to_numpy(float))
+        if over.any():  # was refused later as "missing or infinite values", naming no factor
+            top = float(np.nanmax(np.abs(data[col].to_numpy(float))))
+            raise DataValidationError(
+                f"rename[{source.name!r}]['scale'][{col!r}] = {factor!r} takes {int(over.sum())} values of column "
+                f"{col!r} beyond the float64 range (largest |value| {top:g}); use a smaller factor."
+            )
+        data[col] = scaled
     weight_col = columns.get(source.weight_col, source.weight_col)
     return Source(data, source.name, weight_col=weight_col)
 

@@ -141,16 +141,19 @@ def _number(value: Any, where: str, key: str, *, low: float | None = None, allow
 
 
 def _shares(value: Any, where: str, key: str, *, sizes: bool) -> tuple[list, list[float]]:
+    """``[values, shares]`` of sizes, or (``sizes=False``) of str or number values or of booleans (a boolean
+    geography, an urban/rural flag: fitted and saved, its file was refused)."""
     if not isinstance(value, list | tuple) or len(value) != 2 or not all(isinstance(v, list) for v in value):
         raise _fail(where, key, "a pair [values, shares]", value)
     values, shares = value
     if not 0 < len(values) == len(shares) <= _MAX_LEVELS:
         raise _fail(where, key, "as many values as shares (at least one)", value)
+    bools = not sizes and all(isinstance(v, bool) for v in values)
     for v in values:
         ok = (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _MAX_SIZE) if sizes else (
-            isinstance(v, str | int | float) and not isinstance(v, bool))
+            bools or isinstance(v, str | int | float) and not isinstance(v, bool))
         if not ok:
-            raise _fail(where, key, "sizes in [1, 10000]" if sizes else "str or number values", v)
+            raise _fail(where, key, "sizes in [1, 10000]" if sizes else "str or number values, or booleans only", v)
     if len(set(values)) != len(values):
         raise _fail(where, key, "distinct values", values)
     p = np.array([_number(s, where, key, low=0.0) for s in shares])

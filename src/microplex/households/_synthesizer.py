@@ -15,6 +15,7 @@ from .._errors import DataValidationError
 from .._estimator import Estimator
 from .._params import check_bool, check_int, check_seed
 from .._random import int_seed
+from .._stats import unseen_categories
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._conditions import drop_training_conditions
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
@@ -32,7 +33,7 @@ from ._persons import (
     order_members,
     teacher_forced,
 )
-from ._validation import check_households, check_sizes, na_age_thresholds
+from ._validation import check_households, check_numeric, check_sizes, na_age_thresholds
 
 __all__ = ["HouseholdSynthesizer"]
 
@@ -452,17 +453,16 @@ class HouseholdSynthesizer(Estimator):
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
         late = [c for c in self.late_household_vars if c in hh.columns]  # given: kept as they are, so checked
         check_households(hh, self.household_id, self.early_cols_ + late, rows="households")
-        for c in late:
-            if self.late_model_.kinds_[c] != "categorical" and not is_number(hh[c]):
-                raise DataValidationError(
-                    f"Household variable {c!r} must be numeric, as in training. Got dtype {hh[c].dtype} instead.")
+        kinds = {**self.household_kinds_, **{c: self.late_model_.kinds_[c] for c in late}}
+        check_numeric(hh, self.household_id, [c for c in self.early_cols_ + late
+                                              if c == self.size_col_ or kinds.get(c, "categorical") != "categorical"])
         if self.geography:
-            known = set(self.geography_shares_[0])
-            unknown = [v for v in pd.unique(hh[self.geography]) if v not in known]
+            # compared as categories are throughout microplex: True is not the region 1
+            unknown = unseen_categories(hh[self.geography], self.geography_shares_[0])
             if unknown:
                 raise DataValidationError(
                     f"Geography column {self.geography!r} has values not seen in training: {unknown[:5]}; "
-                    f"expected one of {sorted(map(str, known))[:20]}."
+                    f"expected one of {sorted(map(str, self.geography_shares_[0]))[:20]}."
                 )
         check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
         sizes = pd.to_numeric(hh[self.size_col_]).to_numpy(float)

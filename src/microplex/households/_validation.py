@@ -9,8 +9,9 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
+from ._params import is_number
 
-__all__ = ["check_households", "check_sizes", "na_age_thresholds"]
+__all__ = ["check_households", "check_numeric", "check_sizes", "na_age_thresholds"]
 
 
 def _ids(values: Sequence, limit: int = 5) -> str:
@@ -42,6 +43,15 @@ def check_households(persons: pd.DataFrame, household_id: str, household_cols: S
             f"{int(missing.sum())} rows of {rows!r} have no household id (column {household_id!r} missing at "
             f"rows {where}); every household needs one."
         )
+    if persons[household_id].dtype == object:  # 1 and "1" are two households that print alike
+        ids = pd.Series(pd.unique(persons[household_id]), dtype=object)
+        twins = ids[ids.astype(str).duplicated(keep=False)]
+        if len(twins):
+            raise DataValidationError(
+                f"Household ids {_ids(twins)} of column {household_id!r} are different values of types "
+                f"{sorted({type(v).__name__ for v in twins})} that print alike: their {rows} would be different "
+                f"households. Give the ids one type (e.g. df[{household_id!r}].astype(str))."
+            )
     groups = persons.groupby(household_id, sort=False)
     for col in household_cols:
         na = persons[col].isna().to_numpy()
@@ -59,6 +69,29 @@ def check_households(persons: pd.DataFrame, household_id: str, household_cols: S
                 f"Household variable {col!r} varies within household {_ids(varying)} (household "
                 f"{_ids(varying[:1])} has {_ids(pd.unique(first))}); household variables must be "
                 "constant within a household."
+            )
+
+
+def check_numeric(households: pd.DataFrame, household_id: str, columns: Sequence[str]) -> None:
+    """Household variables modelled as numbers are given as finite numbers (not booleans, not text): ``generate``
+    reads them as numbers, so True/False were read as 1/0 and text failed with a raw ValueError.
+
+    Examples
+    --------
+    >>> check_numeric(pd.DataFrame({"hid": [1, 2], "income": [True, False]}), "hid", ["income"])
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household variable 'income' must be numeric, as in training. Got dtype bool instead.
+    """
+    for col in columns:
+        if not is_number(households[col]):
+            raise DataValidationError(f"Household variable {col!r} must be numeric, as in training. Got dtype "
+                                      f"{households[col].dtype} instead.")
+        bad = ~np.isfinite(households[col].to_numpy(float))
+        if bad.any():
+            raise DataValidationError(
+                f"Household variable {col!r} is infinite in household {_ids(households.loc[bad, household_id])}; "
+                "household variables must be finite numbers."
             )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._stats import check_weight_dtype
 from ..calibration.design import _lookup, value_codes
 from ..calibration.targets import Target, Targets
 
@@ -169,8 +170,7 @@ def initial_weights(frame: pd.DataFrame, weight_col: str | None, initial: float 
     if weight_col not in frame.columns:
         raise DataValidationError(f"Weight column {weight_col!r} is not in the data; it has {list(frame.columns)}.")
     col = frame[weight_col]
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        raise DataValidationError(f"Weight column {weight_col!r} must be numeric. Got dtype {col.dtype}.")
+    check_weight_dtype(col, f"Weight column {weight_col!r}")
     d = col.to_numpy(float, na_value=np.nan)
     if not np.isfinite(d).all() or (d <= 0).any():
         raise DataValidationError(f"Weight column {weight_col!r} must be finite and > 0.")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import memory_cap
+from .._stats import check_weight_dtype
 from .._stats import check_weights as _check_weights
 
 __all__ = [
@@ -35,10 +36,7 @@ def check_weights(df: pd.DataFrame, weight_col: str | None) -> np.ndarray:
     """Survey weights as float64 (N,): finite, non-negative, with a positive sum."""
     if weight_col is None:
         return np.ones(len(df))
-    if not pd.api.types.is_numeric_dtype(df[weight_col].dtype):
-        raise DataValidationError(
-            f"Weight column {weight_col!r} must be numeric. Got dtype {df[weight_col].dtype} instead."
-        )
+    check_weight_dtype(df[weight_col], f"Weight column {weight_col!r}")
     return _check_weights(df[weight_col].to_numpy(float), len(df), f"Weight column {weight_col!r}")
 
 
