@@ -74,10 +74,13 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
     return sub
 
 
-def condition_ranges(data: pd.DataFrame, synth: Synthesizer) -> dict[str, tuple[float, float]]:
-    """(min, max) of every numeric condition of ``synth`` over ``data``."""
+def condition_ranges(data: pd.DataFrame, synth: Synthesizer, weights: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(min, max) of every numeric condition of ``synth`` over the rows of ``data`` of positive ``weights``
+    (those the model learns from: a value only records of weight 0 hold widened the range that
+    :meth:`~microplex.Synthesizer.generate` holds conditions to, without a warning)."""
+    rows = np.asarray(weights) > 0
     return {
-        n: (float(data[n].to_numpy(float).min()), float(data[n].to_numpy(float).max()))
+        n: (float(data[n].to_numpy(float)[rows].min()), float(data[n].to_numpy(float)[rows].max()))
         for n in synth.condition_vars if synth.kinds_[n] != "categorical"
     }
 

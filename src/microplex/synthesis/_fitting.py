@@ -64,12 +64,15 @@ class _Fitting:
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
+        weighted = w > 0  # the records the model learns from: values only records of weight 0 hold are none of its
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
-            if data[name].nunique() < 2:
+            values = data[name] if weighted.all() else data[name][weighted]
+            if values.nunique() < 2:
                 clipped = bool(dp) and name in dp["bounds"]
+                where = "" if weighted.all() or data[name].nunique() < 2 else " on the records of positive weight"
                 raise DataValidationError(
-                    f"{role.capitalize()} column {name!r} is constant ({to_python(data[name].iloc[0])!r})"
+                    f"{role.capitalize()} column {name!r} is constant{where} ({to_python(values.iloc[0])!r})"
                     + (f" after clipping to its public bounds {dp['bounds'][name]}; give bounds that hold its values"
                        if clipped else "; drop it or give it at least two distinct values") + "."
                 )
@@ -126,7 +129,7 @@ class _Fitting:
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         heap = self._heap_states(data)
         if p["condition_model"]:  # fully synthetic: no training row is kept
-            self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self)
+            self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self, w)
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either
             self._ranges = {}
         else:

@@ -18,7 +18,7 @@ from .._params import check_choice, check_int, check_seed
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
 from . import _dp_tree
-from ._conditions import draw_conditions
+from ._conditions import condition_ranges, draw_conditions
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
 from .sampling import SAMPLING
@@ -149,14 +149,12 @@ class _Generation:
                          "Use a smaller 'chunk_size'.")
 
     def _condition_ranges(self) -> dict[str, tuple[float, float]]:
-        """(min, max) of every numeric condition over the training records (derived from the
-        training conditions; set by ``fit`` and saved with a condition model)."""
+        """(min, max) of every numeric condition over the training records of positive weight, those
+        the model learnt from (derived from the training conditions; set by ``fit`` and saved with a
+        condition model)."""
         if getattr(self, "_ranges", None) is None:
-            self._ranges = {
-                n: (float(self.training_conditions_[n].to_numpy(float).min()),
-                    float(self.training_conditions_[n].to_numpy(float).max()))
-                for n in self.condition_vars if self.kinds_[n] != "categorical"
-            }
+            numeric = any(self.kinds_[n] != "categorical" for n in self.condition_vars)
+            self._ranges = condition_ranges(self.training_conditions_, self, self.training_weights_) if numeric else {}
         return self._ranges
 
     def _prepare_conditions(self, frame: pd.DataFrame) -> pd.DataFrame:
