@@ -46,7 +46,7 @@ class ContinuousEncoder:
     values 34, 36 and 41 sit at 34, 35 and 39), so the flow models a density without holes and
     no flow draw rounds onto a heap. Otherwise a heap would get its head's probability plus
     the flow's draws that round onto it (a heap of 5.3% came out at 5.7%, its neighbours at
-    60-75% of their share). A heap's pinned coordinate is the midpoint between its neighbours.
+    60-75% of their share). A heap's pinned coordinate lies between its neighbours'.
     """
 
     def __init__(self, name: str, integer: bool = False) -> None:
@@ -141,7 +141,7 @@ class ContinuousEncoder:
     def _coordinate(self, x: np.ndarray) -> np.ndarray:
         """Values in the segments' coordinate: ``x`` itself, or (``compact``) ``x`` less the
         number of heaps between it and zero, so that the values between heaps are contiguous.
-        A heap sits at the midpoint between its neighbours' coordinates."""
+        A heap sits between its neighbours' coordinates (:meth:`_heap_coordinates`)."""
         x = np.asarray(x, dtype=float)
         if not self.compact:
             return x
