@@ -18,6 +18,7 @@ __all__ = [
     "require_columns",
     "check_columns",
     "numeric_frame",
+    "refuse_type_clashes",
     "RESERVED_NAMES",
 ]
 
@@ -124,17 +125,30 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             ) from None
 
 
-def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str) -> None:
-    """Categories are compared by value (``True`` and ``"True"`` differ): refuses a real category whose
-    label occurs in the other frame only with another type, which would score identical files as disjoint."""
+def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str, reference: str = "real_df") -> None:
+    """Categories are compared by value (``True`` and ``"True"`` differ): refuses a category of the frame
+    ``reference`` whose label occurs in the frame ``name`` only with another type, which would score identical
+    files as disjoint."""
     clash = category_type_clash(r, s)
     if clash is not None:
         v, twin = clash
         raise DataValidationError(
-            f"Column {col!r}: category {v!r} ({type(v).__name__}) of real_df is {twin!r} ({type(twin).__name__}) "
+            f"Column {col!r}: category {v!r} ({type(v).__name__}) of {reference} is {twin!r} ({type(twin).__name__}) "
             f"in {name}: the labels agree but the types differ ({r.dtype} vs {s.dtype}), and categories are "
             f"compared by value; give the column one type in both frames (e.g. df[{col!r}].astype(str))."
         )
+
+
+def refuse_type_clashes(frames: dict[str, pd.DataFrame], columns: Sequence[str]) -> None:
+    """Refuses a column that is not numeric in every one of ``frames`` (name -> frame, the first the reference)
+    and whose values in the first occur in another only under another type with the same label (``1`` and
+    ``"1"``, ``0.5`` and ``"0.5"``): the exact-match tests, encodings and classifiers of the privacy checks,
+    attacks and pMSE compare such values as they are and would read identical records as different."""
+    (reference, ref), *others = frames.items()
+    for name, df in others:
+        for col in columns:
+            if not (is_numeric(ref[col]) and is_numeric(df[col])):
+                _check_category_types(ref[col], df[col], col, name, reference)
 
 
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:

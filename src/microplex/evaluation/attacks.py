@@ -27,6 +27,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._stats import check_weights, is_numeric, kish_ess, weighted_quantile
+from ._validation import refuse_type_clashes
 from .privacy import encode_records, row_codes
 
 __all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
@@ -151,6 +152,7 @@ def membership_auc(
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise DataValidationError(f"{label} lacks the columns {missing} of the attack.")
+    refuse_type_clashes({"train_df": train_df, "synthetic_df": synthetic_df, "holdout_df": holdout_df}, columns)
     wt = check_weights(train_weights, len(train_df), "train weights")
     wh = check_weights(holdout_weights, len(holdout_df), "holdout weights")
     # Records of weight 0 do not enter the weighted AUC: leave them out before subsampling, so that the
@@ -258,6 +260,7 @@ def attribute_disclosure(
         missing = [c for c in quasi + [sensitive] if c not in df.columns]
         if missing:
             raise DataValidationError(f"{label} lacks the columns {missing} of the attack.")
+    refuse_type_clashes(frames, quasi + [sensitive])
     wt = check_weights(train_weights, len(train_df), "train weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     wh = check_weights(holdout_weights, len(holdout_df), "holdout weights")

@@ -73,7 +73,9 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
     """Returns weighted totals of ``df`` for each target key.
 
     A key ``"col"`` is the weighted sum of a numeric column; a key ``("col", value)`` is the
-    weighted count of rows where ``col == value``. Missing values count as 0.
+    weighted count of rows where ``col == value``, matched as the calibration matches a filter value
+    (``1`` finds ``1.0`` and ``"1"``; a boolean is no number); a value no row holds counts 0. Missing
+    values count as 0.
 
     Examples
     --------
@@ -88,7 +90,7 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
             col, level = key
             if col not in df.columns:
                 raise DataValidationError(f"Target {key!r} names column {col!r}, which is not in the data: got {list(df.columns)}.")
-            values[_target_name(key)] = float(np.sum(w * (df[col] == level).fillna(False).to_numpy(dtype=bool)))
+            values[_target_name(key)] = float(np.sum(w[_level_rows(df[col], key)]))
         else:
             if key not in df.columns:
                 raise DataValidationError(f"Target {key!r} is not a column of the data: got {list(df.columns)}.")
@@ -99,6 +101,23 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
                 )
             values[_target_name(key)] = float(np.sum(w * df[key].fillna(0).to_numpy(dtype=float)))
     return pd.Series(values, dtype=float)
+
+
+def _level_rows(column: pd.Series, key: tuple) -> np.ndarray:
+    """The rows of ``column`` holding the level of the count target ``key``, found by the calibration's own
+    lookup (:func:`microplex.calibration.design.value_codes`); a level that matches only by Python's
+    ``True == 1`` is refused, as the calibration finds no record for it."""
+    from ..calibration.design import _lookup, value_codes
+
+    codes, uniques = value_codes(column)
+    pos = _lookup(uniques, [key[1]])[0]
+    if pos < 0 and bool(np.any((column == key[1]).fillna(False).to_numpy(dtype=bool))):
+        raise DataValidationError(
+            f"Target {key!r}: column {key[0]!r} holds {key[1]!r} only as a value of another type (a boolean is "
+            f"no number: True is not 1), so the calibration finds no record for it; give the level as the column "
+            f"holds it (dtype {column.dtype})."
+        )
+    return codes == pos if pos >= 0 else np.zeros(len(column), dtype=bool)
 
 
 def _as_totals(x: object) -> pd.Series:

@@ -18,7 +18,7 @@ from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_float, check_int
 from .._stats import one_hot
-from ._validation import is_numeric
+from ._validation import is_numeric, refuse_type_clashes, require_columns
 
 __all__ = [
     "PrivacyRiskWarning",
@@ -143,6 +143,7 @@ def dcr(
         raise DataValidationError(
             f"dcr needs non-empty frames: got {len(query_df)} query rows and {len(train_df)} training rows."
         )
+    _check_pair(train_df, query_df, columns, "query_df")
     if max_rows is not None and len(query_df) > max_rows:
         rng = np.random.default_rng(seed)
         query_df = query_df.iloc[np.sort(rng.choice(len(query_df), size=max_rows, replace=False))]
@@ -169,6 +170,7 @@ def exact_copy_rate(query_df: pd.DataFrame, train_df: pd.DataFrame, *, columns: 
     columns = list(train_df.columns if columns is None else columns)
     if len(query_df) == 0:
         raise DataValidationError("exact_copy_rate needs at least 1 query row, got 0.")
+    _check_pair(train_df, query_df, columns, "query_df")
     return _copy_share(*row_codes([query_df, train_df], columns))
 
 
@@ -188,7 +190,15 @@ def holdout_overlap(train_df: pd.DataFrame, holdout_df: pd.DataFrame, *, columns
     (True, None)
     """
     columns = list(train_df.columns if columns is None else columns)
+    _check_pair(train_df, holdout_df, columns, "holdout_df")
     return _holdout_overlap(*row_codes([train_df, holdout_df], columns))
+
+
+def _check_pair(train_df: pd.DataFrame, other: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Both frames hold ``columns``, and no value of ``train_df`` is in ``other`` under another type only."""
+    for label, df in (("train_df", train_df), (name, other)):
+        require_columns(df, columns, label)
+    refuse_type_clashes({"train_df": train_df, name: other}, columns)
 
 
 def _holdout_overlap(train: np.ndarray, holdout: np.ndarray) -> str | None:

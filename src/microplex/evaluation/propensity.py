@@ -11,7 +11,7 @@ from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_int
 from .._stats import one_hot
-from ._validation import check_weights, is_numeric
+from ._validation import check_weights, is_numeric, refuse_type_clashes, require_columns
 
 #: Rows each sample needs for the default classifier, whose leaves hold at least 50 rows: with
 #: fewer it cannot split at all and scores any two samples as indistinguishable (pMSE 0).
@@ -108,6 +108,10 @@ def pmse(
             f"The 'classifier' parameter must be a scikit-learn classifier (fit, predict_proba) or None. "
             f"Got {type(classifier).__name__} instead."
         )
+    columns = list(real_df.columns)
+    require_columns(synthetic_df, columns, "synthetic_df", origin="real_df")
+    require_columns(synthetic_df, [c for c in columns if is_numeric(real_df[c])], "synthetic_df", numeric=True)
+    refuse_type_clashes({"real_df": real_df, "synthetic_df": synthetic_df}, columns)
     rng = np.random.default_rng(seed)
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
@@ -128,7 +132,6 @@ def pmse(
                    "indistinguishable)" if classifier is None else f" for {n_folds} folds")
                 + f": got {size}. Pass pmse=False to evaluate, or a classifier suited to small samples."
             )
-    columns = list(real_df.columns)
     categories = {
         c: sorted(pd.concat([f[c] for f in frames]).dropna().astype(object).unique().tolist(), key=str)
         for c in columns
