@@ -64,13 +64,16 @@ class _Fitting:
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
         check_effective_size(w, weight_col)
         schema = dict(p["schema"] or {})
-        weighted = w > 0  # the records the model learns from: values only records of weight 0 hold are none of its
+        # A condition is constant when the records the model learns from (of positive weight) hold one value: values
+        # only records of weight 0 hold gave it a fallback scale and garbage draws. (A target's values of weight 0
+        # are named by its encoder.)
+        weighted = w > 0
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
-            values = data[name] if weighted.all() else data[name][weighted]
+            values = data[name] if weighted.all() or role == "target" else data[name][weighted]
             if values.nunique() < 2:
                 clipped = bool(dp) and name in dp["bounds"]
-                where = "" if weighted.all() or data[name].nunique() < 2 else " on the records of positive weight"
+                where = "" if values is data[name] or data[name].nunique() < 2 else " on the records of positive weight"
                 raise DataValidationError(
                     f"{role.capitalize()} column {name!r} is constant{where} ({to_python(values.iloc[0])!r})"
                     + (f" after clipping to its public bounds {dp['bounds'][name]}; give bounds that hold its values"
