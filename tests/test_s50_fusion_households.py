@@ -3,30 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from microplex import DataValidationError, HouseholdSynthesizer, Source, fuse
 from microplex.datasets import load_dataset
+from test_fusion import FAST, _frames
+import test_households
 
-FAST = {"epochs": 1, "hidden_features": (8,), "transforms": 1}
 HID, W = "db030", "db090"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _frames(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=2 * n)
-    sex = rng.choice(["female", "male"], size=2 * n)
-    a = pd.DataFrame({"x": x[:n], "sex": sex[:n], "y": x[:n] + rng.normal(size=n)})
-    b = pd.DataFrame({"x": x[n:], "sex": sex[n:], "z": np.maximum(x[n:] + rng.normal(size=n), 0)})
-    return a, b
+_one_thread = test_households._one_thread  # autouse: one torch thread
 
 
 def _auxiliary(n=60, seed=1):

@@ -251,26 +251,24 @@ def test_compact_coordinates_survive_save_and_old_files_load_as_fitted(hours_mod
     assert np.array_equal(enc.decode(u, k), np.round(enc.segments[0].decode(u)))  # the value itself, rounded
 
 
-@pytest.mark.parametrize("compact", ["yes", 1, False, None])
-def test_tampered_compact_key_is_refused(hours_model, tmp_path, compact):
-    _, synth = hours_model
-    path = tmp_path / "m.mpx"
+def _load_with_compact(synth, path, compact):
+    """Loads ``synth``'s file with its encoder's ``compact`` key set to ``compact``."""
     synth.save(path)
     meta, tensors, tables = read_archive(path, "microplex.Synthesizer")
     meta["encoders"]["hours"]["compact"] = compact
     write_archive(path, meta, tensors, tables)
+    return Synthesizer.load(path)
+
+
+@pytest.mark.parametrize("compact", ["yes", 1, False, None])
+def test_tampered_compact_key_is_refused(hours_model, tmp_path, compact):
     with pytest.raises(DataValidationError, match="compact"):
-        Synthesizer.load(path)
+        _load_with_compact(hours_model[1], tmp_path / "m.mpx", compact)
 
 
 def test_compact_on_a_variable_without_integer_heaps_is_refused(tmp_path):
     df = _hours(800).assign(hours=lambda d: d.hours + 0.25)  # continuous, heaps at x.25
     synth = Synthesizer(["hours"], ["g"], point_mass_threshold=0.15, epochs=1, verbose=False).fit(df, seed=0)
     assert synth.heaps_["hours"] and not synth.encoders_["hours"].compact
-    path = tmp_path / "m.mpx"
-    synth.save(path)
-    meta, tensors, tables = read_archive(path, "microplex.Synthesizer")
-    meta["encoders"]["hours"]["compact"] = True
-    write_archive(path, meta, tensors, tables)
     with pytest.raises(DataValidationError, match="compact"):
-        Synthesizer.load(path)
+        _load_with_compact(synth, tmp_path / "m.mpx", True)
