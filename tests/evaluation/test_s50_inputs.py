@@ -97,3 +97,15 @@ def test_pmse_names_a_missing_column_or_a_numeric_column_held_as_text():
     with pytest.raises(DataValidationError, match="Column 'x' is numeric in real_df but has dtype"):
         metrics.pmse(train, train.assign(x="a"))
 
+
+
+def test_subgroup_ks_counts_only_rows_of_positive_weight_toward_min_rows():
+    """A subgroup of 25 rows, 24 of them of weight 0, was scored from its one record (KS 0.80)."""
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"g": np.r_[np.zeros(25), np.ones(200)], "y": rng.normal(size=225)})
+    w = np.r_[1.0, np.zeros(24), np.ones(200)]
+    synth = pd.DataFrame({"g": np.r_[np.zeros(100), np.ones(100)], "y": rng.normal(size=200)})
+    out = metrics.subgroup_ks(real, synth, "y", "g", real_weights=w)
+    assert out["subgroup"].tolist() == ["g=1.0"]
+    w[:25] = 1.0  # all 25 weighted: scored
+    assert metrics.subgroup_ks(real, synth, "y", "g", real_weights=w)["subgroup"].tolist() == ["g=0.0", "g=1.0"]

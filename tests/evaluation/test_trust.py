@@ -28,7 +28,7 @@ def test_all_weight_on_one_record_scores_without_pmse_and_skips_empty_subgroups(
     rep = evaluate(real, make(seed=1), weight_col="w", conditions=["g"], pmse=False)
     assert rep.scores["value"].map(np.isfinite).all()
     sub = rep.scores[rep.scores["metric"] == "subgroup_ks"]
-    assert set(sub["subgroup"]) == {f"g={real['g'].iloc[0]}"}  # the only subgroup with real weight
+    assert sub.empty  # the only subgroup with real weight holds one record of it: fewer than min_rows
 
 
 @pytest.mark.parametrize("n", [1, 20, 99])

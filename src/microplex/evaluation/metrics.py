@@ -374,8 +374,9 @@ def subgroup_ks(
 ) -> pd.DataFrame:
     """Returns the KS statistic (or TV distance for categorical ``variable``) of ``variable``
     within each subgroup of ``by``; numeric ``by`` with more than ``bins`` values is binned at
-    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows on a side, or
-    with no weight on a side (the subgroup is not in that population), are skipped.
+    weighted quantiles of ``real_df``. Subgroups with fewer than ``min_rows`` rows of positive
+    weight holding a value on a side are skipped (rows of weight 0 are not in that population: a
+    subgroup of 25 rows, 24 of them of weight 0, was scored from one record).
 
     Returns
     -------
@@ -403,9 +404,7 @@ def subgroup_ks(
     for code in np.unique(rc):
         mr, ms = rc == code, sc == code
         yr, ys = real_df[variable].to_numpy()[mr], synthetic_df[variable].to_numpy()[ms]
-        if min(pd.notna(yr).sum(), pd.notna(ys).sum()) < min_rows:
-            continue
-        if wr[mr][pd.notna(yr)].sum() <= 0 or ws[ms][pd.notna(ys)].sum() <= 0:
+        if min((pd.notna(yr) & (wr[mr] > 0)).sum(), (pd.notna(ys) & (ws[ms] > 0)).sum()) < min_rows:
             continue
         if numeric:
             d = ks_statistic(yr, ys, wr[mr], ws[ms])
