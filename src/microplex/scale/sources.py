@@ -26,6 +26,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence
 from .._stats import check_weights
+from ..io import file_sha256
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
 
@@ -202,9 +203,9 @@ class ParquetSource(ConditionSource):
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
-        for f in self.files:
+        for f in self.files:  # the bytes, not the size: a rewrite of equal size must not resume the old run
             h.update(os.path.relpath(f, self.path).encode())
-            h.update(str(os.path.getsize(f)).encode())
+            h.update(file_sha256(f).encode())
         h.update(repr((self.columns, [g[2] for g in self._groups])).encode())
         return h.hexdigest()
 
