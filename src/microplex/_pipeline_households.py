@@ -21,6 +21,7 @@ import pandas as pd
 
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
+from .scale._layout import hive_partitioning
 
 __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
 
@@ -148,7 +149,8 @@ def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     import pyarrow.parquet as pq
 
     path, hid = ctx.input("population"), ctx.config["model"]["household_id"]
-    hh, persons = (pads.dataset(path / name, format="parquet", partitioning="hive").to_table().to_pandas()
+    hh, persons = (pads.dataset(path / name, format="parquet", partitioning=hive_partitioning(path / name))
+                   .to_table().to_pandas()
                    for name in ("households", "persons"))
     schema = pq.read_schema(ctx.input("train"))
     for frame in (hh, persons):  # hive partition columns come back as strings or categories

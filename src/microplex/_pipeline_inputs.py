@@ -17,6 +17,7 @@ from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from .io import read_table
+from .scale._layout import hive_partitioning
 
 if TYPE_CHECKING:
     from ._pipeline_stages import StageContext
@@ -119,7 +120,7 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
-    dataset = pads.dataset(path, format="parquet", partitioning="hive")
+    dataset = pads.dataset(path, format="parquet", partitioning=hive_partitioning(path))
     rows = dataset.count_rows()
     if max_rows is not None and rows > max_rows:
         take = np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_float
+from ._layout import hive_partitioning
 
 if TYPE_CHECKING:
     from .calibrate import RakingResult
@@ -79,7 +80,7 @@ def write_calibrated(
 
         return write_linked(result, path, persons, out, persons_out, column, scale, _write_copy)
     src, dst = Path(os.fspath(path)), Path(os.fspath(out))
-    dataset = ds.dataset(str(src), format="parquet", partitioning="hive")
+    dataset = ds.dataset(str(src), format="parquet", partitioning=hive_partitioning(src))
     n = 0
     for frag in dataset.get_fragments():
         frame = frag.to_table().to_pandas()

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from .._errors import DataValidationError
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
-           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema"]
+           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema", "hive_partitioning"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -160,3 +160,28 @@ def dataset_schema(path: str | os.PathLike) -> pa.Schema:
         return pq.read_schema(file)
     except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
         raise DataValidationError(f"{str(file)!r} is not a Parquet schema file ({str(exc)[:80]}).") from None
+
+
+def hive_partitioning(path: str | os.PathLike) -> Any:
+    """The hive partitioning to open the dataset at ``path`` with (``pyarrow.dataset.dataset``, or Dask's
+    ``read_parquet(dataset={"partitioning": ...})``): its partition columns typed as written, from its schema
+    file (a category as its values' type), or ``"hive"`` (types inferred from the folder names) for a
+    dataset without one (a single file, a folder of an earlier version).
+
+    Inferred from the names, partition values that look like numbers changed: ``"01"`` and ``"02"`` were
+    read as the integers 1 and 2 (and, beside ``"x"``, as missing values by Dask), ``True`` as the text
+    ``"True"``.
+    """
+    import pyarrow.dataset as pads
+
+    lay = layout(path)
+    if not lay.root.is_dir() or not lay.schema.is_file() or lay.schema.is_symlink():
+        return "hive"
+    saved = dataset_schema(path)
+    files = pads.dataset(str(lay.root), format="parquet", partitioning="hive").files
+    if not files:
+        return "hive"
+    stored = set(pq.read_schema(files[0]).names)
+    keys = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+            for f in saved if f.name not in stored]
+    return pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from .._errors import DataValidationError
 from ..calibration.targets import Targets
+from ._layout import hive_partitioning
 from ._margins import _as_margins, _Codes, _Margins, initial_weights
 
 __all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part"]
@@ -94,7 +95,7 @@ def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> l
 
     def files(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
         try:
-            dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+            dataset = ds.dataset(str(path), format="parquet", partitioning=hive_partitioning(path))
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
         out = {}
