@@ -354,12 +354,18 @@ def check_feasible(design: Design, tol: float) -> None:
     """Raises the :class:`~microplex._errors.ConvergenceError` of :func:`lp_vertex` when no non-negative weights
     meet every target within ``tol`` together (its band, a feasibility program without cost): once, before the
     solves of many budgets, each of which would fail on it."""
+    _band_solve(design, tol, np.zeros(design.x.shape[0]), tol * np.abs(design.totals) * (1 - 1e-6))
+
+
+def _band_solve(design: Design, tol: float, cost: np.ndarray, slack: np.ndarray) -> np.ndarray:
+    """HiGHS's non-negative ``w`` minimizing ``cost @ w`` with ``|X'w - t| <= slack``; the
+    :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
     t = design.totals
-    slack = tol * np.abs(t) * (1 - 1e-6)
-    res = milp(np.zeros(design.x.shape[0]), constraints=LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack),
-               bounds=(0, np.inf), options={"presolve": True})
+    res = milp(cost, constraints=LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack), bounds=(0, np.inf),
+               options={"presolve": True})
     if res.status != 0 or res.x is None:
         raise _infeasible(design, tol, f"HiGHS: {res.message}")
+    return res.x
 
 
 #: Solves of :func:`lp_vertex` again in a narrowed band when the solver's precision missed the tolerance.
@@ -379,11 +385,8 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
     xt = sp.csr_matrix(design.xt)
     c = 1.0 / design.d if cost is None else cost
     for _ in range(LP_RESOLVES + 1):
-        res = milp(c, constraints=LinearConstraint(xt, t - slack, t + slack), bounds=(0, np.inf),
-                   options={"presolve": True})
-        if res.status != 0 or res.x is None:
-            raise _infeasible(design, tol, f"HiGHS: {res.message}")
-        w = np.where(res.x > NEGLIGIBLE_RATIO * design.d, res.x, 0.0)
+        x = _band_solve(design, tol, c, slack)
+        w = np.where(x > NEGLIGIBLE_RATIO * design.d, x, 0.0)
         # HiGHS meets the band to its feasibility tolerance (about 1e-7 absolute), and the negligible weights are
         # dropped: beyond a tolerance of about 1e-10 the vertex missed it. Solved again in a band narrowed by twice
         # the miss (the usual tolerances never get here: their band's 1e-6 margin holds the solver's precision)

@@ -83,14 +83,19 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
     >>> weighted_totals(df, [2.0, 3.0], ["inc", ("sex", "f")]).tolist()
     [80.0, 2.0]
     """
+    from ..calibration.design import value_codes
+
     w = check_weights(weights, len(df))
     values = {}
+    codes: dict[Hashable, tuple[np.ndarray, pd.Index]] = {}
     for key in keys:
         if isinstance(key, tuple) and len(key) == 2:
             col, level = key
             if col not in df.columns:
                 raise DataValidationError(f"Target {key!r} names column {col!r}, which is not in the data: got {list(df.columns)}.")
-            values[_target_name(key)] = float(np.sum(w[_level_rows(df[col], key)]))
+            if col not in codes:  # coded once per column, however many of its levels are targets
+                codes[col] = value_codes(df[col])
+            values[_target_name(key)] = float(np.sum(w[_level_rows(df[col], key, *codes[col])]))
         else:
             if key not in df.columns:
                 raise DataValidationError(f"Target {key!r} is not a column of the data: got {list(df.columns)}.")
@@ -103,13 +108,13 @@ def weighted_totals(df: pd.DataFrame, weights: object, keys: object) -> pd.Serie
     return pd.Series(values, dtype=float)
 
 
-def _level_rows(column: pd.Series, key: tuple) -> np.ndarray:
-    """The rows of ``column`` holding the level of the count target ``key``, found by the calibration's own
-    lookup (:func:`microplex.calibration.design.value_codes`); a level that matches only by Python's
-    ``True == 1`` is refused, as the calibration finds no record for it."""
-    from ..calibration.design import _lookup, value_codes
+def _level_rows(column: pd.Series, key: tuple, codes: np.ndarray, uniques: pd.Index) -> np.ndarray:
+    """The rows of ``column`` (coded as ``codes`` of ``uniques`` by
+    :func:`microplex.calibration.design.value_codes`) holding the level of the count target ``key``, found by
+    the calibration's own lookup; a level that matches only by Python's ``True == 1`` is refused, as the
+    calibration finds no record for it."""
+    from ..calibration.design import _lookup
 
-    codes, uniques = value_codes(column)
     pos = _lookup(uniques, [key[1]])[0]
     if pos < 0 and bool(np.any((column == key[1]).fillna(False).to_numpy(dtype=bool))):
         raise DataValidationError(

@@ -79,10 +79,8 @@ def condition_ranges(data: pd.DataFrame, synth: Synthesizer, weights: np.ndarray
     (those the model learns from: a value only records of weight 0 hold widened the range that
     :meth:`~microplex.Synthesizer.generate` holds conditions to, without a warning)."""
     rows = np.asarray(weights) > 0
-    return {
-        n: (float(data[n].to_numpy(float)[rows].min()), float(data[n].to_numpy(float)[rows].max()))
-        for n in synth.condition_vars if synth.kinds_[n] != "categorical"
-    }
+    values = {n: data[n].to_numpy(float)[rows] for n in synth.condition_vars if synth.kinds_[n] != "categorical"}
+    return {n: (float(x.min()), float(x.max())) for n, x in values.items()}
 
 
 def draw_conditions(synth: Synthesizer, n: int, seed: int, chunk_size: int, threads: int | None) -> pd.DataFrame:
