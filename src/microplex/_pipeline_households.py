@@ -21,7 +21,7 @@ import pandas as pd
 
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
-from .scale._layout import hive_partitioning
+from .scale._layout import cast_to_schema, hive_partitioning
 
 __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
 
@@ -154,9 +154,7 @@ def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
                    for name in ("households", "persons"))
     schema = pq.read_schema(ctx.input("train"))
     for frame in (hh, persons):  # hive partition columns come back as strings or categories
-        for column in ctx.config["generate"].get("partition_by", []):
-            if column in schema.names and column in frame.columns:
-                frame[column] = frame[column].astype(schema.field(column).type.to_pandas_dtype())
+        cast_to_schema(frame, schema, ctx.config["generate"].get("partition_by", []))
     if WEIGHT not in hh.columns:  # as generated: each household carries an equal share
         hh[WEIGHT] = population_households(ctx.config, pd.read_parquet(ctx.input("train"))) / len(hh)
     persons = persons.drop(columns=[c for c in persons.columns if c in hh.columns and c != hid])

@@ -17,7 +17,7 @@ from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from .io import read_table
-from .scale._layout import hive_partitioning
+from .scale._layout import cast_to_schema, hive_partitioning
 
 if TYPE_CHECKING:
     from ._pipeline_stages import StageContext
@@ -128,9 +128,7 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     else:
         records = dataset.to_table().to_pandas()
     schema = pq.read_schema(ctx.input("train"))
-    for column in ctx.config["generate"]["partition_by"]:
-        if column in schema.names and column in records.columns:
-            records[column] = records[column].astype(schema.field(column).type.to_pandas_dtype())
+    cast_to_schema(records, schema, ctx.config["generate"]["partition_by"])
     if WEIGHT not in records.columns:  # as generated: each record carries an equal share
         train_rows = pd.read_parquet(ctx.input("train"))
         records[WEIGHT] = _population_total(ctx.config, train_rows) / rows

@@ -26,17 +26,22 @@ checked (:mod:`._manifest`): it is data, not instructions.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
-           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema", "hive_partitioning"]
+           "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema", "hive_partitioning",
+           "dask_read_options", "cast_to_schema"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -185,3 +190,34 @@ def hive_partitioning(path: str | os.PathLike) -> Any:
     keys = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
             for f in saved if f.name not in stored]
     return pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"
+
+
+def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
+    """Keyword arguments for ``dask.dataframe.read_parquet`` of the dataset at ``path``: its partition columns
+    typed as written (:func:`hive_partitioning`) and, with them, the stored categorical columns named.
+
+    Dask otherwise takes the categorical columns from the files' pandas metadata, which also names a
+    categorical partition column; read with its written (non-dictionary) type, that column made
+    ``read_parquet`` fail ("Not all columns are categoricals"). A categorical partition column is read as
+    its categories' values.
+    """
+    partitioning = hive_partitioning(path)
+    if isinstance(partitioning, str):
+        return {}
+    keys = set(partitioning.schema.names)
+    categories = [f.name for f in dataset_schema(path) if pa.types.is_dictionary(f.type) and f.name not in keys]
+    return {"dataset": {"partitioning": partitioning}, "categories": categories}
+
+
+def cast_to_schema(frame: pd.DataFrame, schema: pa.Schema, columns: Iterable[str]) -> None:
+    """Cast ``frame``'s ``columns`` in place to their types in the Arrow ``schema`` (a column either lacks is
+    left as it is); a dictionary type becomes a pandas categorical of its values' type (``to_pandas_dtype``
+    has no dictionary types: a categorical training column failed the pipeline's population readers)."""
+    for column in columns:
+        if column not in schema.names or column not in frame.columns:
+            continue
+        kind = schema.field(column).type
+        if pa.types.is_dictionary(kind):
+            frame[column] = frame[column].astype(kind.value_type.to_pandas_dtype()).astype("category")
+        else:
+            frame[column] = frame[column].astype(kind.to_pandas_dtype())

@@ -49,7 +49,7 @@ from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins
-from ._layout import hive_partitioning
+from ._layout import dask_read_options
 from .sources import check_same_schema, parquet_files
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
@@ -426,8 +426,8 @@ def rake_dataset(
         geography = check_names(geography, "geography", allow_empty=False)
     files = parquet_files(path, "Parquet dataset")
     try:
-        partitioning = hive_partitioning(path)  # partition columns typed as written ("01" stays "01")
-        ddf = dd.read_parquet(str(path), **({} if partitioning == "hive" else {"dataset": {"partitioning": partitioning}}))
+        # partition columns typed as written ("01" stays "01"), a categorical one too
+        ddf = dd.read_parquet(str(path), **dask_read_options(path))
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
     missing = [c for c in columns if c not in ddf.columns]
