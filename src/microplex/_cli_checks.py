@@ -104,7 +104,8 @@ def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, v
     except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):
         raise
     except (MicroplexError, OSError) as exc:
-        typer.secho(f"error: {one_line(exc) or type(exc).__name__}", err=True, fg="red")
+        notes = "".join(f" ({one_line(note)})" for note in getattr(exc, "__notes__", []))
+        typer.secho(f"error: {one_line(exc) or type(exc).__name__}{notes}", err=True, fg="red")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as exc:  # noqa: BLE001 - a bug: one line, a distinct status, the traceback in the log
         logger.info("Internal error", exc_info=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._errors import DataValidationError
+from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, plan_paths, validate_config
 from ._pipeline_manifest import Manifest, Writes, discard_folder, read_record, remove_orphans
@@ -261,7 +261,11 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
                            write=lambda o, step=step, writes=writes: (
                                step.outputs[o] if o in step.folders else writes(step.outputs[o])))
         try:
-            figures[name] = step.stage.run(ctx)
+            try:
+                figures[name] = step.stage.run(ctx)
+            except (MicroplexError, OSError) as exc:  # which stage of the run failed: a note (the CLI prints it)
+                exc.add_note(f"in the pipeline stage [{name}]")
+                raise
             unwritten = sorted(set(step.outputs) - ctx.written)
             if unwritten:
                 raise RuntimeError(f"Stage {name!r} did not write its declared outputs {unwritten}.")
