@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 __all__ = [
     "Distance",
@@ -142,17 +143,21 @@ def _logit_consts(bounds: Bounds) -> tuple[float, float, float]:
     return lo, hi, (hi - lo) / ((hi - 1.0) * (1.0 - lo))
 
 
-def _logit_inverse(u: np.ndarray, bounds: Bounds) -> np.ndarray:
+def _logit_arg(u: np.ndarray, bounds: Bounds) -> tuple[float, float, float, np.ndarray]:
     lo, hi, a = _logit_consts(bounds)
-    # g = (L(U-1) + U(1-L)e) / (U-1 + (1-L)e) written as a stable logistic in u.
-    s = 1.0 / (1.0 + np.exp(-(a * u + math.log(1.0 - lo) - math.log(hi - 1.0))))
-    return lo + (hi - lo) * s
+    return lo, hi, a, a * u + math.log(1.0 - lo) - math.log(hi - 1.0)
+
+
+def _logit_inverse(u: np.ndarray, bounds: Bounds) -> np.ndarray:
+    # g = (L(U-1) + U(1-L)e) / (U-1 + (1-L)e) written as a logistic in u; scipy's expit does not overflow
+    # (1 / (1 + exp(-z)) warned "overflow encountered in exp" far below L, an error under -W error)
+    lo, hi, _, z = _logit_arg(u, bounds)
+    return lo + (hi - lo) * expit(z)
 
 
 def _logit_derivative(u: np.ndarray, bounds: Bounds) -> np.ndarray:
-    lo, hi, a = _logit_consts(bounds)
-    s = 1.0 / (1.0 + np.exp(-(a * u + math.log(1.0 - lo) - math.log(hi - 1.0))))
-    return (hi - lo) * a * s * (1.0 - s)
+    lo, hi, a, z = _logit_arg(u, bounds)
+    return (hi - lo) * a * expit(z) * expit(-z)
 
 
 def _logit_potential(u: np.ndarray, bounds: Bounds) -> np.ndarray:

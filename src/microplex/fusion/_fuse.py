@@ -49,11 +49,15 @@ class FusionResult:
         Per pair of numeric variables never observed together: ``lower``, ``cia`` and ``upper``
         correlations compatible with the data (see
         :func:`~microplex.fusion.diagnostics.correlation_bounds`), the correlation in the fused data
-        (``fused``) and, when the auxiliary source observes both, there (``auxiliary``).
+        (``fused``, with the base weights; the mean over the imputations) and, when the auxiliary source
+        observes both, there (``auxiliary``).
     steps : list of FusionStep
     models : dict of str to Synthesizer
         Fitted donor model of every step, by donor name.
     n_imputations : int
+    base_index : Index or None
+        The base source's index: :meth:`imputations` gives every completed base this index (``data`` of
+        several imputations is numbered 0, 1, ... through the stacked copies).
     """
 
     data: pd.DataFrame
@@ -63,16 +67,23 @@ class FusionResult:
     steps: list[FusionStep] = field(default_factory=list)
     models: dict[str, Synthesizer] = field(default_factory=dict, repr=False)
     n_imputations: int = 1
+    base_index: pd.Index | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return (f"FusionResult(n_records={len(self.data)}, n_imputations={self.n_imputations}, "
                 f"imputed={[v for s in self.steps for v in s.block]!r})")
 
     def imputations(self) -> list[pd.DataFrame]:
-        """The completed base once per imputation (without the ``_imputation`` column)."""
+        """The completed base once per imputation (without the ``_imputation`` column), each indexed like the
+        base source, so that an imputation joins back to the base records by index (the stacked ``data``
+        numbers its rows 0, 1, ... through the copies; imputations taken from it had labels N, N+1, ... for
+        the second copy, and a join to the base paired wrong records or none)."""
         if "_imputation" not in self.data.columns:
             return [self.data]
-        return [g.drop(columns="_imputation") for _, g in self.data.groupby("_imputation", sort=True)]
+        parts = [g.drop(columns="_imputation") for _, g in self.data.groupby("_imputation", sort=True)]
+        if self.base_index is not None and all(len(g) == len(self.base_index) for g in parts):
+            parts = [g.set_axis(self.base_index) for g in parts]
+        return parts
 
     def pool(self, statistic: Callable[[pd.DataFrame], float]) -> dict[str, float]:
         """Combines a statistic over the imputations (Rubin's rules, point estimate and between part).
@@ -409,4 +420,4 @@ def fuse(
                "point_mass_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
     diagnostics = pd.DataFrame(scores).reindex(columns=columns)
     bounds = bounds_table(sources, base_src, steps, aux, data)
-    return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations))
+    return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations), base_frame.index)

@@ -66,8 +66,17 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
     for step in steps:
         origin.update({c: by_name[step.donor] for c in step.block})
     rows = []
-    first = fused[fused["_imputation"] == 0] if "_imputation" in fused.columns else fused
+    # every imputation is a copy of the base (its records in order): ``fused`` is the mean of their correlations,
+    # the pooled estimate (it was the first imputation's alone, one draw's noise with 5 imputations)
+    copies = [g for _, g in fused.groupby("_imputation", sort=True)] if "_imputation" in fused.columns else [fused]
     w_fused = base.weights
+
+    def fused_corr(y: str, z: str) -> float:
+        values = []
+        for g in copies:
+            ok = g[[y, z]].notna().all(axis=1).to_numpy()
+            values.append(weighted_pearson(g[y].to_numpy(float)[ok], g[z].to_numpy(float)[ok], w_fused[ok]))
+        return float(np.mean(values))
     for step in steps:
         donor = by_name[step.donor]
         for y in step.block:
@@ -89,11 +98,8 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
                 xy, xz = design_matrix([fy, fz], shared)
                 lo, cia, hi = correlation_bounds(fy[y].to_numpy(float), xy, donor.weights[dy],
                                                  fz[z].to_numpy(float), xz, z_src.weights[dz])
-                ok = first[[y, z]].notna().all(axis=1).to_numpy()
                 row = {"y": y, "z": z, "y_source": donor.name, "z_source": z_src.name, "shared": tuple(shared),
-                       "lower": lo, "cia": cia, "upper": hi,
-                       "fused": weighted_pearson(first[y].to_numpy(float)[ok], first[z].to_numpy(float)[ok], w_fused[ok]),
-                       "auxiliary": np.nan}
+                       "lower": lo, "cia": cia, "upper": hi, "fused": fused_corr(y, z), "auxiliary": np.nan}
                 if aux is not None and y in aux.variables and z in aux.variables:
                     a = aux.data[[y, z]].notna().all(axis=1).to_numpy()
                     row["auxiliary"] = weighted_pearson(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
