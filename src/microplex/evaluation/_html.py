@@ -285,9 +285,13 @@ def _privacy(rep: EvaluationReport) -> str:
     the closest record and the figures."""
     from .privacy import dcr
 
-    seed = rep.provenance.get("seed", 0)
-    d_s = dcr(rep.synthetic_df, rep.real_df, seed=seed if isinstance(seed, int) else 0)
-    d_h = dcr(rep.holdout_df, rep.real_df, seed=seed if isinstance(seed, int) else 0)
+    if rep.dcr_distances is not None:  # the distances of rep.privacy (evaluate keeps them): the same subsample
+        d_s, d_h = rep.dcr_distances["synthetic"], rep.dcr_distances["holdout"]
+    else:  # a report built without them: recomputed by its seed (None: a fresh subsample above 5,000 records)
+        seed = rep.provenance.get("seed", 0)
+        seed = seed if isinstance(seed, int) or seed is None else 0
+        d_s = dcr(rep.synthetic_df, rep.real_df, seed=seed)
+        d_h = dcr(rep.holdout_df, rep.real_df, seed=seed)
     table = pd.Series(rep.privacy).to_frame("value").to_html(float_format=lambda v: f"{v:.4g}")
     note = (
         '<p class="note">For each synthetic record (red) and each holdout record (grey: real records not used '

@@ -28,7 +28,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._stats import check_weights, is_numeric, kish_ess, weighted_quantile
 from ._validation import refuse_type_clashes
-from .privacy import encode_records, row_codes
+from .privacy import encode_records, _nearest_distances, row_codes
 
 __all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
 
@@ -165,12 +165,8 @@ def membership_auc(
     members, wt = _subsample(members, wt, size, rng)
     others, wh = _subsample(others, wh, size, rng)
     _warn_small_attack(wt, wh)
-    from sklearn.neighbors import NearestNeighbors
-
     xs, xm, xo = encode_records(synthetic_df[columns], members, others, columns=columns)
-    nn = NearestNeighbors(n_neighbors=1).fit(xs)
-    d_members = nn.kneighbors(xm)[0][:, 0]
-    d_others = nn.kneighbors(xo)[0][:, 0]
+    d_members, d_others = _nearest_distances(xs, xm, xo)  # exact: a copied record is at 0, tied with other copies
     return weighted_auc(-d_members, -d_others, wt, wh)
 
 
@@ -202,12 +198,15 @@ def _disclosed(keys: np.ndarray, values: np.ndarray, w: np.ndarray, rel_keys: np
     rel = rel[rel["w"] > 0]
     table = rel.groupby(["k", "v"], sort=True)["w"].sum().reset_index()
     n_values = table.groupby("k")["v"].size()
-    mode = table.sort_values(["k", "w"], ascending=[True, False], kind="stable").drop_duplicates("k").set_index("k")["v"]
-    predicted = mode.reindex(keys).to_numpy()
-    correct = predicted == values  # NaN (a key absent from the release) never equals a label
+    # the most frequent values of each key; k tied ones each earn 1/k (the attacker picks one of them at random):
+    # taking the first of them took the one whose code came first, i.e. the training rows' order decided
+    modes = table[table["w"] == table.groupby("k")["w"].transform("max")]
+    share = 1.0 / modes.groupby("k")["v"].transform("size").to_numpy()
+    credit = pd.Series(share, index=pd.MultiIndex.from_arrays([modes["k"].to_numpy(), modes["v"].to_numpy()]))
+    correct = credit.reindex(pd.MultiIndex.from_arrays([keys, values])).fillna(0.0).to_numpy()  # absent: 0
     unique = (n_values.reindex(keys).to_numpy() == 1)
     total = w.sum()
-    return float(np.sum(w * (correct & unique)) / total), float(np.sum(w * correct) / total)
+    return float(np.sum(w * ((correct > 0) & unique)) / total), float(np.sum(w * correct) / total)
 
 
 def attribute_disclosure(
@@ -237,7 +236,9 @@ def attribute_disclosure(
         occur in the synthetic file, where every synthetic record with them has one sensitive
         value, and that value is the record's (synthpop's DiSCO). ``attribution_synthetic``: the
         share whose sensitive value is the synthetic records' most frequent (weighted) value for
-        their quasi-identifiers. ``disco_holdout`` and ``attribution_holdout``: the same with the
+        their quasi-identifiers; where ``k`` values tie for most frequent, a record whose value is
+        one of them counts ``1/k`` (an attacker picking one of them at random), whatever the order
+        of the records. ``disco_holdout`` and ``attribution_holdout``: the same with the
         holdout released instead, the baseline any file from the population gives.
 
     Examples

@@ -20,7 +20,7 @@ from .._params import check_bool, check_names
 from . import calibration as cal
 from . import metrics as m
 from ._validation import check_weights, check_columns, check_frames, is_numeric, numeric_frame
-from .privacy import privacy_summary
+from .privacy import _summary_and_distances
 from . import _verdict, registry
 
 __all__ = ["EvaluationReport", "evaluate", "fidelity_scores", "METRIC_DIRECTION"]
@@ -57,6 +57,11 @@ class EvaluationReport:
         :func:`~microplex.evaluation.calibration.weight_summary` of the synthetic weights.
     privacy : dict or None
         :func:`~microplex.evaluation.privacy.privacy_summary` when a holdout was given.
+    dcr_distances : dict of str to ndarray or None
+        The distances to the closest training record that ``privacy`` was computed from
+        (``"synthetic"``, ``"holdout"``; each side subsampled to at most 5,000 records by ``seed``):
+        the HTML report plots these, so its histogram shows the records of the figures, whatever the
+        seed (with ``seed=None`` a second draw would be another subsample).
     floor : pandas.DataFrame or None
         The real-vs-real floor when a holdout was given: the holdout scored against the real
         records (same columns as ``scores``; no pMSE). The report judges each score against it.
@@ -91,6 +96,7 @@ class EvaluationReport:
     attacks: dict[str, Any] | None = None
     heldout: pd.DataFrame | None = None
     areas: list[str] = field(default_factory=list)
+    dcr_distances: dict[str, np.ndarray] | None = None
 
     def summary(self) -> pd.DataFrame:
         """Returns the overall scores (subgroup ``"all"``) as a variable x metric table."""
@@ -358,12 +364,14 @@ def evaluate(
         achieved = cal.weighted_totals(synth, ws_arr, list(targets.keys()))
         calib = cal.achieved_vs_target(achieved, dict(targets))
         rows += [("calibration_rel_error", name, "all", abs(float(e))) for name, e in calib["rel_error"].items()]
-    priv = None
+    priv = distances = None
     holdout = None
     if holdout_df is not None:
         holdout = numeric_frame(holdout_df[columns].reset_index(drop=True))
         bar("privacy")
-        priv = privacy_summary(real, synth, holdout, seed=seed)
+        # privacy_summary's figures, with the distances behind them: the report plots those very records
+        priv, d_syn, d_hol = _summary_and_distances(real, synth, holdout, seed=seed)
+        distances = {"synthetic": d_syn, "holdout": d_hol}
         rows += [(k, "all", "all", v) for k, v in priv.items()]
     found = None
     if attacks:
@@ -396,6 +404,7 @@ def evaluate(
                     "holdout records": None if holdout is None else len(holdout),
                     "evaluate seconds": round(time.perf_counter() - clock, 1)},
         attacks=found,
+        dcr_distances=distances,
     )
 
 
