@@ -161,7 +161,18 @@ class _Generation:
         """``frame``'s condition columns, checked against their training kinds. Numeric conditions further than
         ``EXTRAPOLATION_MARGIN`` times their training range beyond it are held at that margin,
         with an :class:`ExtrapolationWarning` naming the column: the networks never saw such
-        values and extrapolate them into degenerate draws (all zeros, or overflow)."""
+        values and extrapolate them into degenerate draws (all zeros, or overflow). Rows of a
+        categorical condition's category that only training records of weight 0 held get an
+        :class:`ExtrapolationWarning` too (the networks never learnt from that input)."""
+        for name, (count, levels) in self.condition_encoder_.weightless_rows(frame).items():
+            # a category that only training records of weight 0 held: the networks never learnt from it
+            # (acs12 with race 'asian' at weight 0: its draws had a zero-income share of 0.65, 0.36 for 'white')
+            warnings.warn(
+                f"Condition column {name!r}: {count} of {len(frame)} rows hold categories that only training records "
+                f"of weight 0 held ({levels[:5]}); the model did not learn from them and their draws are not "
+                "fitted to anything. Drop those rows, or fit with a positive weight on some of their records.",
+                ExtrapolationWarning, stacklevel=4,
+            )
         ranges = self._condition_ranges()
         clipped = {}
         for name, (lo, hi) in ranges.items():
@@ -262,8 +273,9 @@ def _dtype_limits(dtype: str) -> tuple[float, float] | None:
 
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
     """Casts synthesized values back to the training dtype (pandas extension dtypes such as
-    ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the categories seen in training
-    (``encoder``'s, in their order, and ordered when the training column was), not only those drawn: every draw
+    ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the training column's categories
+    (``encoder.dtype_categories``: its dtype's, unused ones included, in their order, and ordered when the training
+    column was; the categories seen, sorted, for a model file written before), not only those drawn: every draw
     has the same dtype, so draws combine (before, a redraw of some rows, or a concat of two samples, failed or
     became object). A numeric draw beyond what its dtype holds (a tail draw below -128 of an ``int8`` target,
     beyond 2**63 of an ``int64`` one, beyond 3.4e38 of a ``float32`` one) is held at the dtype's limit: the cast
@@ -277,8 +289,8 @@ def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> 
             values = np.round(values)
     try:
         if dtype == "category":
-            return pd.Categorical(values, categories=getattr(encoder, "categories", None),
-                                  ordered=getattr(encoder, "ordered", False))
+            categories = getattr(encoder, "dtype_categories", getattr(encoder, "categories", None))
+            return pd.Categorical(values, categories=categories, ordered=getattr(encoder, "ordered", False))
         if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
             return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
         if kind == "categorical":

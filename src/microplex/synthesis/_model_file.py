@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._stats import check_weights, unseen_categories
+from .._stats import category_codes, check_weights, unseen_categories
 from ._checks import MAX_HEAPS
 from ._dp import DP_PARAMS
 from ._quantile_map import MAX_KNOTS
@@ -119,6 +119,20 @@ def _check_categories_dtype(f: _Fields, values: list, dtype: str, field: str) ->
         raise f.fail(field, f"values of the column's dtype {dtype!r}", values)
 
 
+def _check_levels(f: _Fields, enc: dict, dtype: str, field: str) -> None:
+    """The categories of a categorical target's training dtype (``levels``, kept when they differ from the
+    categories seen): only for dtype 'category', distinct scalars holding every category seen, and, for an
+    ordered target, listing them in the order of ``categories``."""
+    levels = f.scalars(enc["levels"], field)
+    ok = dtype == "category" and not unseen_categories(enc["categories"], levels) and levels != enc["categories"]
+    if ok and enc.get("ordered") is True:
+        order = category_codes(enc["categories"], levels)
+        ok = bool((np.diff(order) > 0).all())
+    if not ok:
+        raise f.fail(field, "the categories of a target of dtype 'category' other than its 'categories', holding "
+                     "each of them (in their order when ordered)", enc["levels"])
+
+
 def is_fully_synthetic(meta: Any) -> bool:
     """Whether metadata declares a Synthesizer fitted with ``condition_model=True`` (its file
     holds the condition model instead of the training conditions)."""
@@ -182,18 +196,23 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             raise f.fail(f"encoder_types.{n}", repr(expected), types[n])
         if expected == "CategoricalEncoder":
             ordered = isinstance(encoders[n], dict) and "ordered" in encoders[n]
-            enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories") + ("ordered",) * ordered)
+            levels = isinstance(encoders[n], dict) and "levels" in encoders[n]
+            enc = f.mapping(encoders[n], f"encoders.{n}",
+                            ("name", "categories") + ("ordered",) * ordered + ("levels",) * levels)
             f.scalars(enc["categories"], f"encoders.{n}.categories")
             if "ordered" in enc and (enc["ordered"] is not True or meta["dtypes"][n] != "category"):
                 raise f.fail(f"encoders.{n}.ordered", "true, for a target of dtype 'category' (or no such key)",
                              enc["ordered"])
             _check_categories_dtype(f, enc["categories"], meta["dtypes"][n], f"encoders.{n}.categories")
+            if "levels" in enc:
+                _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
             _check_continuous(f, encoders[n], n, kinds[n] == "integer")
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
 
-    cond = f.mapping(meta["condition_encoder"], "condition_encoder", ("kinds", "stats"))
+    weightless = isinstance(meta["condition_encoder"], dict) and "weightless" in meta["condition_encoder"]
+    cond = f.mapping(meta["condition_encoder"], "condition_encoder", ("kinds", "stats") + ("weightless",) * weightless)
     ckinds = f.mapping(cond["kinds"], "condition_encoder.kinds")
     if list(ckinds) != list(conditions) or any(ckinds[n] != kinds[n] for n in conditions):
         raise f.fail("condition_encoder.kinds", f"the kinds of {conditions} in order", ckinds)
@@ -205,6 +224,14 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                 raise f.fail(f"condition_encoder.stats.{n}", "a [mean, std] pair", s)
             f.number(s[0], f"condition_encoder.stats.{n}[0]")
             f.number(s[1], f"condition_encoder.stats.{n}[1]", positive=True)
+    if "weightless" in cond:  # categories only records of weight 0 held: some of a categorical condition's, not all
+        for n, levels in f.mapping(cond["weightless"], "condition_encoder.weightless").items():
+            field = f"condition_encoder.weightless.{n}"
+            if n not in conditions or kinds[n] != "categorical":
+                raise f.fail(field, "a categorical condition's name", n)
+            levels = f.scalars(levels, field)
+            if unseen_categories(levels, cond["stats"][n]) or len(levels) >= len(cond["stats"][n]):
+                raise f.fail(field, f"some but not all of the categories of condition {n!r}", levels)
 
     history = f.mapping(meta["history"], "history", ("epoch", "train_loss", "val_loss"))
     lengths = {len(f.array(v, f"history.{k}")) for k, v in history.items()}

@@ -206,18 +206,32 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> byte
 def _read_table(data: bytes, member: str, label: str) -> pd.DataFrame:
     """A Parquet table, after checking from its footer that it fits :data:`MAX_TABLE_BYTES`."""
     try:
-        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
         declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if declared > MAX_TABLE_BYTES or meta.num_rows * max(meta.num_columns, 1) * 8 > MAX_TABLE_BYTES:
             raise DataValidationError(
                 f"{label}: {member} declares {meta.num_rows:,} rows and {declared:,} bytes; the limit is "
                 f"{MAX_TABLE_BYTES:,} bytes."
             )
-        return pd.read_parquet(io.BytesIO(data))
+        return _object_columns_kept(pd.read_parquet(io.BytesIO(data)), parquet.schema_arrow.pandas_metadata)
     except DataValidationError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many error types on a corrupt file
         raise DataValidationError(f"{label}: {member} is not a valid Parquet table: {exc}") from exc
+
+
+def _object_columns_kept(table: pd.DataFrame, pandas_meta: Any) -> pd.DataFrame:
+    """``table`` with the columns that were of dtype ``object`` when written (the ``numpy_type`` of pandas'
+    Parquet metadata) back in that dtype: pandas reads text as ``str`` and object-held numbers as numbers, so
+    the training conditions of a model file came back in another dtype than they were fitted in (a column of
+    dtype object was drawn by ``sample`` as ``str`` after ``load``, as object before ``save``)."""
+    columns = pandas_meta.get("columns") if isinstance(pandas_meta, dict) else None
+    if not isinstance(columns, list):
+        return table
+    names = [c.get("name") for c in columns if isinstance(c, dict) and c.get("numpy_type") == "object"]
+    names = [n for n in names if isinstance(n, str) and n in table.columns and table[n].dtype != object]
+    return table.astype({n: object for n in names}) if names else table
 
 
 def _json_default(obj: Any) -> Any:

@@ -327,11 +327,18 @@ class CategoricalEncoder:
 
     The categories are sorted by value, or, for an ordered pandas categorical column, kept in the
     column's order (``ordered``): the draws then come back as an ordered categorical of that order.
+    A pandas categorical column's own categories (``levels``: all of them, in the dtype's order, also
+    those no record holds) are kept when they differ from the categories seen, and the draws carry
+    them: the draws' dtype is then the training column's, with the same codes per label (they came
+    back with the categories seen only, sorted, so ``.cat.codes`` gave other numbers for the same
+    label and real and synthetic records concatenated to text).
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.ordered = False
+        #: The training column's categorical dtype's categories, when they differ from ``categories``.
+        self.levels: list[Any] | None = None
 
     def fit(self, x: pd.Series) -> CategoricalEncoder:
         self.categories = sorted(pd.unique(x).tolist(), key=lambda v: (str(type(v)), v))
@@ -339,7 +346,17 @@ class CategoricalEncoder:
         self.ordered = order is not None
         if order is not None:
             self.categories = order
+        self.levels = None
+        if isinstance(x.dtype, pd.CategoricalDtype):
+            levels = x.dtype.categories.tolist()
+            if levels != self.categories:
+                self.levels = levels
         return self
+
+    @property
+    def dtype_categories(self) -> list[Any]:
+        """The categories of the draws' categorical dtype: ``levels`` when kept, else ``categories``."""
+        return self.categories if self.levels is None else self.levels
 
     @property
     def n_states(self) -> int:
@@ -354,27 +371,44 @@ class CategoricalEncoder:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "categories": [to_python(v) for v in self.categories]}
-        return {**d, "ordered": True} if self.ordered else d
+        if self.ordered:
+            d["ordered"] = True
+        if self.levels is not None:  # absent unless they differ: other files stay as they were
+            d["levels"] = [to_python(v) for v in self.levels]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CategoricalEncoder:
         enc = cls(d["name"])
         enc.categories = list(d["categories"])
         enc.ordered = d.get("ordered", False) is True
+        enc.levels = list(d["levels"]) if d.get("levels") is not None else None
         return enc
 
 
 class ConditionEncoder:
-    """Encodes conditioning columns: numeric ones standardized, categorical ones one-hot."""
+    """Encodes conditioning columns: numeric ones standardized, categorical ones one-hot.
+
+    ``weightless`` names, per categorical condition, the categories that only training records of
+    weight 0 hold: the networks never learnt from them (their one-hot input keeps its initial
+    weights), so :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob` warn about rows that
+    hold them (:meth:`weightless_rows`), as about numeric conditions beyond their training range.
+    """
 
     def __init__(self, kinds: dict[str, str]) -> None:
         self.kinds = dict(kinds)
+        self.weightless: dict[str, list[Any]] = {}
 
     def fit(self, df: pd.DataFrame, w: np.ndarray) -> ConditionEncoder:
         self.stats: dict[str, Any] = {}
+        self.weightless = {}
         for name, kind in self.kinds.items():
             if kind == "categorical":
-                self.stats[name] = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
+                cats = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
+                self.stats[name] = cats
+                held = np.bincount(category_codes(df[name], cats)[np.asarray(w) > 0], minlength=len(cats)) > 0
+                if not held.all():
+                    self.weightless[name] = [c for c, h in zip(cats, held, strict=True) if not h]
             else:
                 x = df[name].to_numpy(float)
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -391,6 +425,18 @@ class ConditionEncoder:
     @property
     def n_features(self) -> int:
         return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items())
+
+    def weightless_rows(self, df: pd.DataFrame) -> dict[str, tuple[int, list[Any]]]:
+        """Per categorical condition, the rows of ``df`` that hold a category only training records of
+        weight 0 held (``weightless``): their count and those categories (conditions without such rows
+        are left out)."""
+        out = {}
+        for name, levels in self.weightless.items():
+            codes = category_codes(df[name], levels)
+            on = codes >= 0
+            if on.any():
+                out[name] = (int(on.sum()), [to_python(levels[i]) for i in sorted(set(codes[on].tolist()))])
+        return out
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Feature matrix, shape (N, n_features), float32.
@@ -431,12 +477,16 @@ class ConditionEncoder:
             n: ([to_python(v) for v in s] if self.kinds[n] == "categorical" else list(s))
             for n, s in self.stats.items()
         }
-        return {"kinds": self.kinds, "stats": stats}
+        d = {"kinds": self.kinds, "stats": stats}
+        if self.weightless:  # absent unless some category has only records of weight 0: other files unchanged
+            d["weightless"] = {n: [to_python(v) for v in levels] for n, levels in self.weightless.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConditionEncoder:
         enc = cls(d["kinds"])
         enc.stats = {n: (list(s) if enc.kinds[n] == "categorical" else tuple(s)) for n, s in d["stats"].items()}
+        enc.weightless = {n: list(levels) for n, levels in (d.get("weightless") or {}).items()}
         return enc
 
 
