@@ -117,7 +117,7 @@ def test_same_seed_same_result():
     first = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=3)
     again = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=3)
     other = fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST, seed=4)
-    pd.testing.assert_frame_equal(first.data, again.data)
+    pd.testing.assert_frame_equal(first.data, again.data, check_exact=True)
     assert not first.data["z"].equals(other.data["z"])
 
 

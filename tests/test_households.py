@@ -95,8 +95,8 @@ def test_integer_ages_enter_the_age_dependent_models_as_categories(fitted):
 def test_same_seed_same_output_and_other_seed_differs(fitted):
     h1, p1 = fitted.sample(50, seed=7)
     h2, p2 = fitted.sample(50, seed=7)
-    pd.testing.assert_frame_equal(h1, h2)
-    pd.testing.assert_frame_equal(p1, p2)
+    pd.testing.assert_frame_equal(h1, h2, check_exact=True)
+    pd.testing.assert_frame_equal(p1, p2, check_exact=True)
     _, p3 = fitted.sample(50, seed=8)
     assert not p3.age.equals(p1.age)
 
@@ -104,7 +104,7 @@ def test_same_seed_same_output_and_other_seed_differs(fitted):
 def test_same_seed_gives_identical_fits(small):
     a = small_synth(epochs=1).fit(small, seed=1).sample(20, seed=0)[1]
     b = small_synth(epochs=1).fit(small, seed=1).sample(20, seed=0)[1]
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 def test_generate_fills_given_households(fitted, small):
@@ -121,7 +121,7 @@ def test_save_load_round_trip(fitted, tmp_path):
     fitted.save(path)
     loaded = HouseholdSynthesizer.load(path)
     for a, b in zip(fitted.sample(30, seed=2), loaded.sample(30, seed=2), strict=True):
-        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
     loaded.person_models_["head"].save(tmp_path / "s.mpx")
     with pytest.raises(DataValidationError, match="expected 'microplex.HouseholdSynthesizer'"):
         HouseholdSynthesizer.load(tmp_path / "s.mpx")

@@ -179,7 +179,8 @@ def generate(
     rows_per_file: int = typer.Option(5_000_000, help="Rows per Parquet file when streaming."),
     stream: bool = typer.Option(False, help="Stream to a Parquet dataset folder with flat memory."),
     scheduler: str | None = typer.Option(None, help="Dask scheduler address: generate on that cluster."),
-    torch_threads: int | None = typer.Option(None, help="Torch threads per process when streaming."),
+    torch_threads: int | None = typer.Option(
+        None, help="Torch threads per process when streaming (default 1, as Dask workers: the same bytes)."),
     seed: int = typer.Option(0),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -231,8 +232,8 @@ def generate(
                 except (OSError, ValueError, TypeError) as exc:  # includes TimeoutError: a bad or dead address
                     raise DataValidationError(f"Cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
             generate_dataset(synth, conditions=cond, n=n, path=out, partition_by=partitions or None,
-                             rows_per_file=rows_per_file, seed=seed, client=client, torch_threads=torch_threads,
-                             progress=not quiet)
+                             rows_per_file=rows_per_file, seed=seed, client=client,
+                             torch_threads=1 if torch_threads is None else torch_threads, progress=not quiet)
             say(f"Wrote a Parquet dataset to {out}")
             return
         if n is not None:

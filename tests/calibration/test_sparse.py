@@ -41,7 +41,7 @@ def test_budget_is_met_exactly_and_deterministic(census_problem):
     before = c.copy()
     a = SparseCalibrator(2000, seed=3).fit(c, targets, weight_col="weight")
     b = SparseCalibrator(2000, seed=3).fit(c, targets, weight_col="weight")
-    pd.testing.assert_frame_equal(c, before)
+    pd.testing.assert_frame_equal(c, before, check_exact=True)
     assert a.summary["n_nonzero"] == 2000
     assert a.summary["max_rel_error"] < 1e-6
     pd.testing.assert_series_equal(a.weights, b.weights)

@@ -46,18 +46,20 @@ def test_rows_do_not_depend_on_files_or_chunks(tiny_synth, small_blocks, tmp_pat
     got = generate_dataset(tiny_synth, n=1900, path=tmp_path / "x", rows_per_file=rows_per_file, seed=3, progress=False)
     assert ref["rows"] == got["rows"] == 1900
     assert len(got["files"]) == -(-1900 // rows_per_file)
-    pd.testing.assert_frame_equal(_rows(tmp_path / "ref"), _rows(tmp_path / "x"))
+    pd.testing.assert_frame_equal(_rows(tmp_path / "ref"), _rows(tmp_path / "x"), check_exact=True)
     assert pd.read_parquet(tmp_path / "x").shape == (1900, 5)
 
 
-def test_torch_threads_do_not_change_the_draws(tiny_synth, small_blocks, tmp_path):
+def test_torch_threads_change_the_draws_by_rounding_at_most(tiny_synth, small_blocks, tmp_path):
+    """The values agree to float32 rounding across thread counts (the bytes only at one count: see
+    tests/scale/test_s51_inputs.py::test_a_local_run_writes_the_bytes_of_one_thread_by_default)."""
     import torch
 
     before = torch.get_num_threads()
     generate_dataset(tiny_synth, n=900, path=tmp_path / "one", torch_threads=1, progress=False)
     assert torch.get_num_threads() == before
     generate_dataset(tiny_synth, n=900, path=tmp_path / "two", torch_threads=2, progress=False)
-    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(tmp_path / "two"), rtol=1e-5)
     with pytest.raises(DataValidationError, match="'torch_threads' parameter must be an int >= 1 or None. Got 0"):
         generate_dataset(tiny_synth, n=900, path=tmp_path / "bad", torch_threads=0, progress=False)
     assert not (tmp_path / "bad").exists()
@@ -92,7 +94,7 @@ def test_partitioned_output_is_hive_and_complete(tiny_synth, small_blocks, tmp_p
     key = ["age", "educ", "black", "re74", "re78"]
     pd.testing.assert_frame_equal(
         flat[key].sort_values(key, ignore_index=True),
-        part[key].astype(flat[key].dtypes.to_dict()).sort_values(key, ignore_index=True),
+        part[key].astype(flat[key].dtypes.to_dict()).sort_values(key, ignore_index=True), check_exact=True,
     )
 
 

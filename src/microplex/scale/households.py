@@ -105,7 +105,7 @@ def generate_household_dataset(
     oversample: int = 5,
     client=None,
     progress: bool = True,
-    torch_threads: int | None = None,
+    torch_threads: int | None = 1,
 ) -> dict[str, dict[str, Any]]:
     """Streams ``n_households`` synthetic households and their persons to two linked Parquet datasets.
 
@@ -139,8 +139,10 @@ def generate_household_dataset(
         Runs one task per file on the cluster (workers must see ``path``); ``None`` runs here.
     progress : bool, default=True
         Show a progress bar (households done).
-    torch_threads : int, default=None
-        Torch threads of a local run (restored afterwards); the draws do not depend on it.
+    torch_threads : int or None, default=1
+        Torch threads of a local run (restored afterwards; ``None`` keeps torch's setting). The
+        values agree across thread counts to float32 rounding, the bytes only at the same count
+        (Dask workers use one, as the default).
 
     Returns
     -------

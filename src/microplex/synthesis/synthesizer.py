@@ -311,7 +311,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
             Torch intra-op threads while sampling (restored afterwards); ``None`` keeps the
             current setting. The sampling networks are small, so one thread is fastest: on the
             benchmark machine two threads were 20x slower under load (see the benchmark).
-            The output does not depend on it.
+            The values agree across thread counts to float32 rounding (the flow's matrix
+            products add in another order: about 1e-6 relative), the bytes only at the same
+            count: keep one value (the default) for files that must be reproduced exactly.
 
         Returns
         -------
