@@ -72,6 +72,8 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
         "min_age": getattr(hs, "min_age_", None),
         "geography_shares": getattr(hs, "geography_shares_", None),
         "geography_dtype": getattr(hs, "geography_dtype_", None),
+        **({"geography_categories": list(hs.geography_categories_)}
+           if getattr(hs, "geography_categories_", None) is not None else {}),
         "allotted": hs.allotted_, "size_shares": hs.size_shares_, "size_dtype": hs.size_dtype_,
         "household_kinds": hs.household_kinds_,
     }
@@ -239,6 +241,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     if hs.geography:
         hs.geography_shares_ = _shares(meta.get("geography_shares"), where, "geography_shares", sizes=False)
         hs.geography_dtype_ = _dtype(meta.get("geography_dtype"), where, "geography_dtype")
+        hs.geography_categories_ = _categories(meta.get("geography_categories"), hs, where)
     limits = meta.get("limits")
     if not isinstance(limits, list) or len(limits) > _MAX_COLUMNS:
         raise _fail(where, "limits", "a list of ages", limits)
@@ -288,6 +291,23 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     if not ctx <= set(early) | set(_context_features(hs)):
         raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
     return hs
+
+
+def _categories(value: Any, hs: HouseholdSynthesizer, where: str) -> tuple[list, bool] | None:
+    """``[categories, ordered]`` of a categorical geography (absent from files written before it was kept, and for
+    other dtypes): distinct str or number values including every value of ``geography_shares``."""
+    if value is None:
+        return None
+    key = "geography_categories"
+    if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], list)
+            or not isinstance(value[1], bool) or hs.geography_dtype_ != "category"):
+        raise _fail(where, key, "a pair [categories, ordered] of a 'category' geography", value)
+    categories = value[0]
+    if not 0 < len(categories) <= _MAX_LEVELS or not all(isinstance(v, str | int | float) for v in categories):
+        raise _fail(where, key, "a list of str, number or boolean categories", categories)
+    if len(set(categories)) != len(categories) or not set(hs.geography_shares_[0]) <= set(categories):
+        raise _fail(where, key, "distinct categories including every value of geography_shares", categories)
+    return list(categories), value[1]
 
 
 def _dtype(value: Any, where: str, key: str) -> str:

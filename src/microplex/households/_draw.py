@@ -21,7 +21,7 @@ from .._stats import systematic_counts
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["check_output_size", "draw_households"]
+__all__ = ["check_output_size", "draw_households", "geography_dtype"]
 
 
 def draw_households(
@@ -34,7 +34,7 @@ def draw_households(
         values, shares = hs.geography_shares_
         counts = systematic_counts(np.asarray(shares), n, rng)
         conditions = pd.DataFrame({hs.geography: np.repeat(np.asarray(values, dtype=object), counts * m)})
-        conditions[hs.geography] = conditions[hs.geography].astype(hs.geography_dtype_)
+        conditions[hs.geography] = conditions[hs.geography].astype(geography_dtype(hs))
         pool = hs.household_model_.generate(conditions, seed=int_seed(ss_h))
         groups, wanted = conditions[hs.geography].to_numpy(), dict(zip(values, counts, strict=True))
         keep = []
@@ -56,7 +56,7 @@ def draw_households(
         pool[hs.size_col_] = pool[hs.size_col_].astype(hs.size_dtype_)
         if hs.geography:  # a geography with one value
             value = np.asarray(hs.geography_shares_[0], dtype=object)[:1]
-            pool[hs.geography] = pd.Series(np.repeat(value, n), dtype=object).astype(hs.geography_dtype_)
+            pool[hs.geography] = pd.Series(np.repeat(value, n), dtype=object).astype(geography_dtype(hs))
         if hs.household_model_ is not None:
             pool = hs.household_model_.generate(pool, seed=int_seed(ss_h))
         keep = np.arange(n)
@@ -66,6 +66,15 @@ def draw_households(
     if hs.household_weight:
         hh[hs.household_weight] = hs.total_weight_ / len(hh) if len(hh) else np.zeros(0)
     return hh, ss_p
+
+
+def geography_dtype(hs: HouseholdSynthesizer) -> str | pd.CategoricalDtype:
+    """The geography's training dtype; a categorical one with its categories and order (``geography_categories_``;
+    models saved before it was kept have the dtype name only)."""
+    categories = getattr(hs, "geography_categories_", None)
+    if hs.geography_dtype_ == "category" and categories is not None:
+        return pd.CategoricalDtype(categories[0], ordered=categories[1])
+    return hs.geography_dtype_
 
 
 def check_output_size(hs: HouseholdSynthesizer, n: int, oversample: int, persons: int | None = None) -> None:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
 __all__ = [
-    "INNER_KEYWORDS", "INTERNAL", "SIZE_COL", "check_params", "find_size", "inner_params", "is_int", "is_number", "pick",
+    "INNER_KEYWORDS", "INTERNAL", "SIZE_COL", "check_params", "find_size", "inner_params", "integral_floats", "is_int",
+    "is_number", "pick",
     "varying",
 ]
 
@@ -171,6 +172,14 @@ def find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip:
 
 def is_int(series: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(series.dtype)
+
+
+def integral_floats(series: pd.Series) -> bool:
+    """``series`` (no missing values) is of a float dtype and holds only whole numbers that int64 holds exactly."""
+    if not pd.api.types.is_float_dtype(series.dtype) or not len(series):
+        return False
+    x = series.to_numpy(float)
+    return bool(np.isfinite(x).all() and (x == np.round(x)).all() and (np.abs(x) <= 2.0**53).all())
 
 
 def pick(schema: Mapping[str, VariableSpec], cols: Sequence[str]) -> dict[str, VariableSpec]:

@@ -110,17 +110,31 @@ def draw_persons(
     """Draws the persons of households ``hh``, then any late household variables missing
     from ``hh``; returns both frames (as in :meth:`HouseholdSynthesizer.sample`).
 
-    The person models' conditions are internal member summaries (``_m_*``) computed from drawn
+    The person models' conditions include internal member summaries (``_m_*``) computed from drawn
     members; their :class:`~microplex.ExtrapolationWarning` (a drawn summary beyond the training
     range, held at the margin) is logged at debug level instead of being shown to the user, who
-    never named those columns.
+    never named those columns. An ``ExtrapolationWarning`` about a household variable (a value given
+    to :meth:`~HouseholdSynthesizer.generate` far beyond its training range, held at the margin) is
+    shown, once per variable: the persons of those households are drawn as if it were at the margin.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExtrapolationWarning)
         out = _draw_persons(hs, hh, ss)
+    shown = set()
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):
-            logger.debug("%s", w.message)
+            message = str(w.message)
+            # the user's household variables, given to generate (a region, an income 1000 times the largest)
+            named = [c for c in hs.household_cols_ if message.startswith(f"Condition column {c!r}:")]
+            if named and named[0] not in shown:
+                shown.add(named[0])
+                scale = " (on the sign(x)*log(1+|x|) scale the person models read it on)" if (
+                    hs.household_kinds_.get(named[0]) in ("continuous", "integer")
+                    and named[0] != hs.size_col_) else ""
+                warnings.warn(f"Household variable {named[0]!r}, a condition of the person models{scale}: "
+                              f"{message}", ExtrapolationWarning, stacklevel=3)
+            elif not named:
+                logger.debug("%s", message)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out
@@ -161,7 +175,7 @@ def _draw_persons(
     persons = persons.iloc[order].drop(columns="__k__").reset_index(drop=True)
     persons.insert(1, hs.person_id or "person_id", np.arange(1, len(persons) + 1))
     for v in hs.person_vars:
-        persons[v] = persons[v].astype(hs.person_dtypes_[v])
+        persons[v] = persons[v].astype(_person_dtype(hs, v))
     if hs.household_weight and hs.household_weight in hh.columns:
         persons[hs.household_weight] = persons[hs.household_id].map(
             dict(zip(hh[hs.household_id], hh[hs.household_weight], strict=True))
@@ -174,6 +188,23 @@ def _draw_persons(
         extra = [c for c in hh.columns if c not in (hs.household_id, *hs.household_cols_)]
         hh = hh[[hs.household_id, *hs.household_cols_, *extra]]
     return hh, persons
+
+
+def _person_dtype(hs: HouseholdSynthesizer, v: str) -> str | pd.CategoricalDtype:
+    """The training dtype of person variable ``v``. A categorical one is rebuilt from the categorical encoder of the
+    inner model that draws ``v``: the training column's categories (unused ones included, in their order) and
+    ``ordered``. The values pass through NumPy arrays member by member, and ``astype("category")`` gave the
+    categories drawn, sorted and unordered: other ``.cat.codes`` for the same label, a lost order, and real and
+    synthetic persons that concatenated to text."""
+    dtype = hs.person_dtypes_[v]
+    if dtype != "category":
+        return dtype
+    for model in [*hs.person_models_.values(), *(m for _, m in hs.applicable_models_)]:
+        encoder = model.encoders_.get(v) if v in model.target_vars else None
+        if encoder is not None and hasattr(encoder, "categories"):
+            categories = getattr(encoder, "dtype_categories", encoder.categories)
+            return pd.CategoricalDtype(list(categories), ordered=bool(getattr(encoder, "ordered", False)))
+    return dtype
 
 
 def _draw_member(

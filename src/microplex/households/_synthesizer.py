@@ -23,7 +23,17 @@ from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted
 from ._draw import check_output_size, draw_households
 from ._members import PREFIX
-from ._params import SIZE_COL, check_params, find_size, inner_params, is_int, is_number, pick, varying
+from ._params import (
+    SIZE_COL,
+    check_params,
+    find_size,
+    inner_params,
+    integral_floats,
+    is_int,
+    is_number,
+    pick,
+    varying,
+)
 from ._persons import (
     AGE_CATEGORY,
     GAP,
@@ -215,7 +225,11 @@ class HouseholdSynthesizer(Estimator):
         """Validates every constructor argument (see :func:`._params.check_params`)."""
         check_params(self)
 
-    def _synth(self, targets: list[str], conditions: list[str], schema: dict[str, VariableSpec]) -> Synthesizer:
+    def _synth(self, targets: list[str], conditions: list[str], schema: dict[str, VariableSpec],
+               categorical: Sequence[str] = ()) -> Synthesizer:
+        """An inner Synthesizer; the ``categorical`` columns among ``conditions`` are categorical conditions (numbers
+        are otherwise continuous conditions: a region coded 1..9 was read as a quantity by every model)."""
+        schema = {**{c: VariableSpec(kind="categorical") for c in conditions if c in categorical}, **schema}
         return Synthesizer(targets, conditions, schema=schema or None, verbose=self.verbose, **inner_params(self))
 
     def fit(self, persons: pd.DataFrame, *, seed: int = 0) -> HouseholdSynthesizer:
@@ -275,6 +289,11 @@ class HouseholdSynthesizer(Estimator):
             share = pd.Series(hw, index=hh.index).groupby(hh[self.geography]).sum()
             self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
             self.geography_dtype_ = str(hh[self.geography].dtype)
+            dtype = hh[self.geography].dtype
+            # a categorical geography's categories (unused ones included, in their order) and order: with the
+            # dtype name only, sampled households had the regions allotted, sorted and unordered
+            self.geography_categories_ = (
+                (dtype.categories.tolist(), bool(dtype.ordered)) if isinstance(dtype, pd.CategoricalDtype) else None)
         # Without a varying geography the size is allotted from its weighted training shares and
         # conditions the household model (an unconditional model's pattern probabilities learn
         # too slowly: household sizes and regions came out near uniform).
@@ -287,6 +306,13 @@ class HouseholdSynthesizer(Estimator):
         if self.age_var is not None and self.age_var not in schema:
             schema[self.age_var] = VariableSpec(kind="integer" if is_int(persons[self.age_var]) else None,
                                                 point_masses=())
+        for v in self.na_ages_:
+            # A column of integer codes or counts missing for children is float only because of its missing values
+            # (pandas has no NaN in int64): it is modelled as its int64 values would be. Inferred from the float
+            # dtype it was continuous and drew economic statuses (EU-SILC pl030) such as 4.87 or 5.08.
+            spec, values = schema.get(v, VariableSpec()), persons[v].dropna()
+            if spec.kind is None and integral_floats(values):
+                schema[v] = replace(spec, kind=infer_kind(values.astype(np.int64), role="target"))
         ss_h, ss_a, ss_b = np.random.SeedSequence(seed).spawn(3)
 
         # The household model is conditioned on the geography when it varies, else on the size;
@@ -316,9 +342,14 @@ class HouseholdSynthesizer(Estimator):
         if allotted == self.size_col_ and h_conditions:
             n_sizes = hh[self.size_col_].nunique()
             h_schema[self.size_col_] = VariableSpec(kind="categorical" if n_sizes <= _MAX_SIZE_CATEGORIES else None)
+        # Categorical conditions of the inner models, numbers included (a region coded 1..9, a tenure status 1..3):
+        # the geography ("a categorical condition") unless the schema gives it another kind, then the household and
+        # person variables modelled as categories, except the size (a count).
+        geo_spec = schema.get(self.geography) if self.geography else None
+        categorical = {self.geography} if self.geography and (geo_spec is None or geo_spec.kind is None) else set()
         self.household_model_ = None
         if h_targets:
-            self.household_model_ = self._synth(h_targets, h_conditions, h_schema)
+            self.household_model_ = self._synth(h_targets, h_conditions, h_schema, categorical)
             self.household_model_.fit(hh, weight, seed=int_seed(ss_h))
         self.household_kinds_ = dict(self.household_model_.kinds_) if self.household_model_ is not None else {}
 
@@ -328,6 +359,8 @@ class HouseholdSynthesizer(Estimator):
         self.person_dtypes_ = {v: str(persons[v].dtype) for v in p_vars}
         self.member_numeric_ = [v for v in p_vars if kinds[v] != "categorical"]
         self.member_categorical_ = [v for v in p_vars if kinds[v] == "categorical"]
+        categorical |= {c for c, kind in self.household_kinds_.items() if kind == "categorical" and c != self.size_col_}
+        categorical |= set(self.member_categorical_)
 
         ordered = order_members(persons, self.household_id, self.age_var)
         train, final = teacher_forced(self, hh, ordered)
@@ -352,7 +385,7 @@ class HouseholdSynthesizer(Estimator):
             sub = pick(schema, targets)
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
-            model = self._synth(targets, varying(rows, self.context_cols_), sub)
+            model = self._synth(targets, varying(rows, self.context_cols_), sub, categorical)
             self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
@@ -363,7 +396,8 @@ class HouseholdSynthesizer(Estimator):
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
-            model = self._synth(targets, varying(rows, self.context_cols_ + base + extra), pick(schema, targets))
+            model = self._synth(targets, varying(rows, self.context_cols_ + base + extra), pick(schema, targets),
+                                categorical)
             self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
         if self.late_household_vars:
@@ -373,7 +407,7 @@ class HouseholdSynthesizer(Estimator):
             if weight:
                 ctx[weight] = hh[weight].to_numpy()
             conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
-            self.late_model_ = self._synth(late, conditions, pick(schema, late))
+            self.late_model_ = self._synth(late, conditions, pick(schema, late), categorical)
             self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
         # the inner models are only ever given their conditions (generate): they keep the numeric ranges of
         # their training conditions and no training row, in memory or in the file
@@ -454,8 +488,14 @@ class HouseholdSynthesizer(Estimator):
         late = [c for c in self.late_household_vars if c in hh.columns]  # given: kept as they are, so checked
         check_households(hh, self.household_id, self.early_cols_ + late, rows="households")
         kinds = {**self.household_kinds_, **{c: self.late_model_.kinds_[c] for c in late}}
-        check_numeric(hh, self.household_id, [c for c in self.early_cols_ + late
-                                              if c == self.size_col_ or kinds.get(c, "categorical") != "categorical"])
+        numeric = [c for c in self.early_cols_ + late
+                   if c == self.size_col_ or kinds.get(c, "categorical") != "categorical"]
+        if self.geography and self.geography not in numeric and pd.api.types.is_numeric_dtype(
+                pd.api.types.pandas_dtype(self.geography_dtype_)) and self.geography_dtype_ not in ("bool", "boolean"):
+            # a region coded as numbers is a categorical condition, but given as booleans or text it is refused as
+            # before (True == 1 would pass the check of unseen values)
+            numeric.append(self.geography)
+        check_numeric(hh, self.household_id, numeric)
         if self.geography:
             # compared as categories are throughout microplex: True is not the region 1
             unknown = unseen_categories(hh[self.geography], self.geography_shares_[0])
