@@ -28,7 +28,7 @@ HY_MINUS = ["hy130n", "hy145n"]
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """One torch thread: much faster on a shared machine, and results do not depend on it."""
+    """One torch thread: much faster on a shared machine (and the bytes of the library's default draws)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

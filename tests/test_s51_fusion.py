@@ -32,7 +32,7 @@ def test_every_imputation_joins_back_to_the_base_by_index(n_imputations):
     assert len(parts) == n_imputations
     for part in parts:
         pd.testing.assert_index_equal(part.index, a.index)
-        pd.testing.assert_frame_equal(part[a.columns], a)
+        pd.testing.assert_frame_equal(part[a.columns], a, check_exact=True)
         joined = a.join(part[["z"]])
         np.testing.assert_array_equal(joined["z"].to_numpy(), part["z"].to_numpy())
     assert result.pool(lambda d: d["z"].mean())["estimate"] == pytest.approx(
@@ -66,7 +66,7 @@ def test_cps1_bounds_and_shared_comparison_are_the_documented_figures():
     result = fuse([Source(a, "a", weight_col="w"), Source(b, "b", weight_col="w")], base="a",
                   synthesizer_params=FAST, seed=0)
     fused = result.data
-    pd.testing.assert_frame_equal(fused[a.columns], a)
+    pd.testing.assert_frame_equal(fused[a.columns], a, check_exact=True)
     x = demo + ["re75"]
     wa, wb = a["w"].to_numpy(), b["w"].to_numpy()
     r_xx = _wcorr(np.vstack([a[x].to_numpy(float), b[x].to_numpy(float)]), np.r_[wa / wa.sum(), wb / wb.sum()])
