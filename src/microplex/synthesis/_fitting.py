@@ -124,11 +124,14 @@ class _Fitting:
         c = self.condition_encoder_.transform(data)
         self._check_encoded(data, c)
         states = self._discrete_states(data)
-        self.patterns_ = self._pattern_table(states)
+        self.patterns_ = self._pattern_table(states, None if dp else w)
         if dp:
             _dp.check_pattern_grid(self)
         self._check_model_size(len(data))
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
+        listed = np.array([tuple(s) in lookup for s in states.tolist()], dtype=bool)
+        if not listed.all():  # records of weight 0 holding a state no record of positive weight holds: left out
+            data, c, states, w = data[listed].reset_index(drop=True), c[listed], states[listed], w[listed]
         pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
         heap = self._heap_states(data)
         if p["condition_model"]:  # fully synthetic: no training row is kept

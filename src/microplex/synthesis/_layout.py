@@ -106,17 +106,25 @@ class _Layout:
                 cols.append(enc.states(data[name].to_numpy(float)))
         return np.stack(cols, axis=1) if cols else np.zeros((len(data), 0), dtype=np.int64)
 
-    def _pattern_table(self, states: np.ndarray) -> np.ndarray:
+    def _pattern_table(self, states: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Every combination of the discrete variables' states when there are at most
         ``_MAX_PATTERNS`` (so unseen combinations keep a small probability), else the
-        combinations observed in training; shape (P, M)."""
+        combinations observed in training; shape (P, M).
+
+        With ``weights``, only the states that records of positive weight hold: a category or a point
+        mass that only records of weight 0 hold is not in the weighted population, so it is never
+        drawn (as a state of the table it was: a conditional pattern head starts from uniform
+        logits, and such a category came out at 32% of the draws after 5 epochs, 0.14% after 155).
+        """
         sizes = [self.encoders_[n].n_states for n in self.discrete_vars_]
         if not sizes:
             return np.zeros((1, 0), dtype=np.int64)
-        if int(np.prod(sizes, dtype=float)) <= _MAX_PATTERNS:
-            grids = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
+        held = states if weights is None else states[np.asarray(weights) > 0]
+        values = [np.arange(s) if weights is None else np.unique(held[:, m]) for m, s in enumerate(sizes)]
+        if int(np.prod([len(v) for v in values], dtype=float)) <= _MAX_PATTERNS:
+            grids = np.meshgrid(*values, indexing="ij")
             return np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int64).reshape(-1, len(sizes))
-        return np.unique(states, axis=0)
+        return np.unique(held, axis=0)
 
     def _active(self) -> np.ndarray:
         """Whether each continuous dim is in its continuous state under each pattern, (P, D)."""
