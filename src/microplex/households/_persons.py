@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._errors import ExtrapolationWarning
 from .._random import int_seed
+from ..synthesis.transforms import CategoricalEncoder
 from ._members import PREFIX, MemberState, _signed_log
 
 if TYPE_CHECKING:
@@ -201,9 +202,8 @@ def _person_dtype(hs: HouseholdSynthesizer, v: str) -> str | pd.CategoricalDtype
         return dtype
     for model in [*hs.person_models_.values(), *(m for _, m in hs.applicable_models_)]:
         encoder = model.encoders_.get(v) if v in model.target_vars else None
-        if encoder is not None and hasattr(encoder, "categories"):
-            categories = getattr(encoder, "dtype_categories", encoder.categories)
-            return pd.CategoricalDtype(list(categories), ordered=bool(getattr(encoder, "ordered", False)))
+        if isinstance(encoder, CategoricalEncoder):
+            return encoder.pandas_dtype
     return dtype
 
 

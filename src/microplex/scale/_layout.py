@@ -177,19 +177,24 @@ def hive_partitioning(path: str | os.PathLike) -> Any:
     read as the integers 1 and 2 (and, beside ``"x"``, as missing values by Dask), ``True`` as the text
     ``"True"``.
     """
+    return _partitioning_and_schema(path)[0]
+
+
+def _partitioning_and_schema(path: str | os.PathLike) -> tuple[Any, pa.Schema | None]:
+    """:func:`hive_partitioning` and the dataset's schema file as read (``None`` without one)."""
     import pyarrow.dataset as pads
 
     lay = layout(path)
     if not lay.root.is_dir() or not lay.schema.is_file() or lay.schema.is_symlink():
-        return "hive"
+        return "hive", None
     saved = dataset_schema(path)
     files = pads.dataset(str(lay.root), format="parquet", partitioning="hive").files
     if not files:
-        return "hive"
+        return "hive", saved
     stored = set(pq.read_schema(files[0]).names)
     keys = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
             for f in saved if f.name not in stored]
-    return pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"
+    return (pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"), saved
 
 
 def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
@@ -201,11 +206,11 @@ def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
     ``read_parquet`` fail ("Not all columns are categoricals"). A categorical partition column is read as
     its categories' values.
     """
-    partitioning = hive_partitioning(path)
+    partitioning, saved = _partitioning_and_schema(path)  # the schema file read once
     if isinstance(partitioning, str):
         return {}
     keys = set(partitioning.schema.names)
-    categories = [f.name for f in dataset_schema(path) if pa.types.is_dictionary(f.type) and f.name not in keys]
+    categories = [f.name for f in saved if pa.types.is_dictionary(f.type) and f.name not in keys]
     return {"dataset": {"partitioning": partitioning}, "categories": categories}
 
 

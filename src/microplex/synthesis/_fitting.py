@@ -129,10 +129,10 @@ class _Fitting:
             _dp.check_pattern_grid(self)
         self._check_model_size(len(data))
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
-        listed = np.array([tuple(s) in lookup for s in states.tolist()], dtype=bool)
+        pattern = np.array([lookup.get(tuple(s), -1) for s in states.tolist()], dtype=np.int64)
+        listed = pattern >= 0
         if not listed.all():  # records of weight 0 holding a state no record of positive weight holds: left out
-            data, c, states, w = data[listed].reset_index(drop=True), c[listed], states[listed], w[listed]
-        pattern = np.array([lookup[tuple(s)] for s in states.tolist()], dtype=np.int64)
+            data, c, pattern, w = data[listed].reset_index(drop=True), c[listed], pattern[listed], w[listed]
         heap = self._heap_states(data)
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self, w)

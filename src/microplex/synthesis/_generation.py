@@ -274,7 +274,7 @@ def _dtype_limits(dtype: str) -> tuple[float, float] | None:
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
     """Casts synthesized values back to the training dtype (pandas extension dtypes such as
     ``Int64``, ``boolean`` and ``string`` included). A ``category`` column gets the training column's categories
-    (``encoder.dtype_categories``: its dtype's, unused ones included, in their order, and ordered when the training
+    (``encoder.pandas_dtype``: its dtype's, unused ones included, in their order, and ordered when the training
     column was; the categories seen, sorted, for a model file written before), not only those drawn: every draw
     has the same dtype, so draws combine (before, a redraw of some rows, or a concat of two samples, failed or
     became object). A numeric draw beyond what its dtype holds (a tail draw below -128 of an ``int8`` target,
@@ -289,8 +289,8 @@ def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> 
             values = np.round(values)
     try:
         if dtype == "category":
-            categories = getattr(encoder, "dtype_categories", getattr(encoder, "categories", None))
-            return pd.Categorical(values, categories=categories, ordered=getattr(encoder, "ordered", False))
+            categorical = encoder.pandas_dtype if isinstance(encoder, CategoricalEncoder) else None
+            return pd.Categorical(values, dtype=categorical)
         if isinstance(pd.api.types.pandas_dtype(dtype), pd.api.extensions.ExtensionDtype):
             return pd.Series(values, dtype=object if kind == "categorical" else None).astype(dtype).array
         if kind == "categorical":

@@ -359,6 +359,11 @@ class CategoricalEncoder:
         return self.categories if self.levels is None else self.levels
 
     @property
+    def pandas_dtype(self) -> pd.CategoricalDtype:
+        """The categorical dtype of draws of a ``category`` column: :attr:`dtype_categories`, ``ordered``."""
+        return pd.CategoricalDtype(self.dtype_categories, ordered=self.ordered)
+
+    @property
     def n_states(self) -> int:
         return len(self.categories)
 
