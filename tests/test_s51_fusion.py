@@ -98,3 +98,17 @@ def test_fused_correlation_in_bounds_pools_every_imputation():
     assert row["fused"] == pytest.approx(np.mean(per), abs=1e-12)
     assert row["fused"] == pytest.approx(result.pool(
         lambda d: _wcorr(d[["z", "y"]].to_numpy(float), d["w"].to_numpy())[0, 1])["estimate"], abs=1e-12)
+
+
+def test_imputations_of_a_changed_data_frame_raise():
+    """s52: when data no longer holds one base-sized copy per imputation (filtered after fuse), imputations()
+    returned the copies numbered by their stacked positions, which a join to the base pairs with other records;
+    it raises now, naming the sizes."""
+    from microplex import DataValidationError
+
+    a, b = _labelled_frames(n=60)
+    result = fuse([Source(a, "a", weight_col="w"), Source(b, "b")], base="a", n_imputations=2,
+                  synthesizer_params=FAST, seed=0)
+    result.data = result.data[result.data["x"] > 0]
+    with pytest.raises(DataValidationError, match=r"rows per imputation, the base source 60"):
+        result.imputations()

@@ -108,6 +108,21 @@ def test_weighted_corr_matches_numpy_and_scipy(rng):
     np.testing.assert_allclose(m.weighted_corr(df, method="spearman").to_numpy(), rho, atol=1e-12)
 
 
+def test_spearman_ranks_within_pairwise_complete_rows(rng):
+    # a column missing in the middle of the other's range: ranking each column over all its values
+    # and then dropping the incomplete pairs gave 0.855 against pandas' (and scipy's) 0.845
+    a = rng.lognormal(size=300)
+    df = pd.DataFrame({"a": a, "b": a + rng.normal(size=300), "c": rng.normal(size=300)})
+    df.loc[(a > 0.5) & (a < 2), "b"] = np.nan
+    got = m.weighted_corr(df, method="spearman")
+    np.testing.assert_allclose(got.to_numpy(), df.corr(method="spearman").to_numpy(), atol=1e-12)
+    both = df["b"].notna()
+    assert got.loc["a", "b"] == pytest.approx(stats.spearmanr(df.loc[both, "a"], df.loc[both, "b"]).statistic, abs=1e-12)
+    k = rng.integers(1, 4, 300)  # weights: as the duplicated rows
+    big = df.loc[df.index.repeat(k)]
+    np.testing.assert_allclose(m.weighted_corr(df, k, method="spearman"), big.corr(method="spearman"), atol=1e-12)
+
+
 def test_weighted_corr_with_integer_weights_equals_duplicated_rows(rng):
     df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
     k = rng.integers(1, 4, 60)

@@ -224,7 +224,8 @@ def _shares_at(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pearson") -> pd.DataFrame:
     """Returns the weighted correlation matrix of the numeric columns of ``df``.
 
-    Pairwise-complete observations; a constant column has correlation 0 with the others.
+    Pairwise-complete observations (for ``"spearman"`` the ranks too are taken within the rows where
+    both columns are present); a constant column has correlation 0 with the others.
 
     Parameters
     ----------
@@ -245,12 +246,17 @@ def weighted_corr(df: pd.DataFrame, weights: object = None, *, method: str = "pe
     if method == "pearson":
         for c, a in arrays.items():
             refuse_infinite(a, f"Column {c!r}", "its Pearson correlation is undefined")
-    if method == "spearman":
-        arrays = {c: _weighted_ranks(a, w) for c, a in arrays.items()}
+    ranks = {c: _weighted_ranks(a, w) for c, a in arrays.items()} if method == "spearman" else arrays
     mat = np.eye(len(cols))
     for i, a in enumerate(cols):
         for j in range(i + 1, len(cols)):
-            mat[i, j] = mat[j, i] = weighted_pearson(arrays[a], arrays[cols[j]], w)
+            x, y = ranks[a], ranks[cols[j]]
+            if method == "spearman":
+                both = ~(np.isnan(arrays[a]) | np.isnan(arrays[cols[j]]))
+                if not both.all():  # ranks within the pairwise-complete rows, as pandas' corr does
+                    x, y = np.full(len(w), np.nan), np.full(len(w), np.nan)
+                    x[both], y[both] = _weighted_ranks(arrays[a][both], w[both]), _weighted_ranks(arrays[cols[j]][both], w[both])
+            mat[i, j] = mat[j, i] = weighted_pearson(x, y, w)
     return pd.DataFrame(mat, index=cols, columns=cols)
 
 

@@ -77,13 +77,21 @@ class FusionResult:
         """The completed base once per imputation (without the ``_imputation`` column), each indexed like the
         base source, so that an imputation joins back to the base records by index (the stacked ``data``
         numbers its rows 0, 1, ... through the copies; imputations taken from it had labels N, N+1, ... for
-        the second copy, and a join to the base paired wrong records or none)."""
+        the second copy, and a join to the base paired wrong records or none). Raises
+        :class:`~microplex.DataValidationError` when ``data`` no longer holds one base-sized copy per
+        imputation (filtered after :func:`fuse`)."""
         if "_imputation" not in self.data.columns:
             return [self.data]
         parts = [g.drop(columns="_imputation") for _, g in self.data.groupby("_imputation", sort=True)]
-        if self.base_index is not None and all(len(g) == len(self.base_index) for g in parts):
-            parts = [g.set_axis(self.base_index) for g in parts]
-        return parts
+        if self.base_index is None:
+            return parts
+        sizes = sorted({len(g) for g in parts})
+        if sizes != [len(self.base_index)]:
+            raise DataValidationError(
+                f"FusionResult.data holds {sizes} rows per imputation, the base source {len(self.base_index)}: the "
+                "imputations cannot be indexed like the base records (was data filtered or changed after fuse?)."
+            )
+        return [g.set_axis(self.base_index) for g in parts]
 
     def pool(self, statistic: Callable[[pd.DataFrame], float]) -> dict[str, float]:
         """Combines a statistic over the imputations (Rubin's rules, point estimate and between part).
