@@ -14,6 +14,7 @@ and ``-v``/``--verbose`` (log progress details and an internal error's traceback
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -257,6 +258,13 @@ def generate(
     run_body(body, quiet, verbose)
 
 
+def _warn_unit_weights(weight: str, data: Path) -> None:
+    """``calibrate`` and ``sparsify`` start every record from a weight of 1 when ``--weight`` names no column of
+    the file: said in a warning, so that a misspelt weight column is not silently replaced by ones."""
+    warnings.warn(f"The weight column {weight!r} is not in {str(data)!r}: every record starts from a weight of 1 "
+                  "(name the file's weight column with --weight if it has one).", UserWarning, stacklevel=2)
+
+
 @app.command()
 def calibrate(
     data: Path = typer.Argument(..., help="Records with initial weights (.csv or .parquet)."),
@@ -284,6 +292,7 @@ def calibrate(
             check_output(report, "report", [data, targets, out], suffixes=(".csv",))
         df = read_table(data)
         if weight not in df.columns:
+            _warn_unit_weights(weight, data)
             df[weight] = 1.0
         result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight)
         df[weight] = np.asarray(result.weights, dtype=float)
@@ -323,6 +332,7 @@ def sparsify(
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         df = read_table(data)
         if weight not in df.columns:
+            _warn_unit_weights(weight, data)
             df[weight] = 1.0
         result = SparseCalibrator(max_records=max_records, tolerance=tolerance, method=method).fit(
             df, read_targets(targets), weight_col=weight)
@@ -380,6 +390,16 @@ def evaluate(
         missing = [c for c in syn_cols if c not in syn_df.columns]
         if missing:
             raise MicroplexError(f"The synthetic file lacks columns {missing} of the real file.")
+        # as evaluate() refuses them: a column only the synthetic file has would be dropped, and when it is the
+        # synthetic weights (the 'weight' column sparsify and calibrate write) the records were scored unweighted
+        extra = [c for c in syn_df.columns if c not in syn_cols]
+        if extra:
+            hint = (f"; if {extra[0]!r} holds the synthetic records' weights, pass --synthetic-weight {extra[0]}"
+                    if synthetic_weight is None and getattr(syn_df[extra[0]].dtype, "kind", "") in ("i", "u", "f")
+                    else "")
+            raise DataValidationError(
+                f"The synthetic file has columns {extra} that the real file's scored columns lack (they would be "
+                f"dropped, unscored){hint}; otherwise drop them from the synthetic file.")
         holdout_df = read_table(holdout) if holdout else None
         sampled: dict[str, str] = {}
         if max_rows is not None:

@@ -50,7 +50,8 @@ AUXILIARY_CAPS = (1.0, 1.5, 2.0, 3.0, math.inf)
 
 
 def auxiliary_l1(x_aux: sp.csr_matrix, totals: np.ndarray, w: np.ndarray, population: float) -> float:
-    """Share of the population the weights ``w`` place in the wrong auxiliary cells: ``sum_j |a_j - t_j| / N``."""
+    """L1 miss of the auxiliary totals over the population, ``sum_j |a_j - t_j| / N``: about twice the share of the
+    population ``w`` places in the wrong cells of each auxiliary column, summed over the columns (it can exceed 1)."""
     return float(np.abs(x_aux.T @ w - totals).sum() / population)
 
 

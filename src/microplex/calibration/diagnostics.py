@@ -77,6 +77,13 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     n, m = design.x.shape
     t = design.totals
     scale = 1.0 / (1.0 + np.abs(t))
+    # a mean target's row is sum_i w_i (y_i - value) over its records (total 0): its slack is weighed as a miss
+    # of the mean (over the records' initial count) relative to 1 + |value|, and reported as a mean below
+    is_mean = np.array([tg.aggregate == "mean" for tg in design.targets], dtype=bool)
+    value = np.where(is_mean, [tg.value for tg in design.targets], t).astype(np.float64)
+    if is_mean.any():
+        cnt_d = np.asarray(design.mean_count.T @ design.d, dtype=np.float64).ravel()
+        scale = np.where(is_mean, 1.0 / ((1.0 + np.abs(value)) * np.where(cnt_d > 0, cnt_d, 1.0)), scale)
     a_eq = sp.hstack([sp.diags(scale) @ design.xt, sp.diags(scale), -sp.diags(scale)]).tocsc()
     b_eq = t * scale
     cost = np.concatenate([np.zeros(n), np.ones(2 * m)])
@@ -89,12 +96,19 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     slack = res.x[n : n + m] - res.x[n + m :]
     closest = t - slack
     gap = np.abs(slack) / np.where(t == 0, 1.0, np.abs(t))
+    if is_mean.any():  # the mean the linear program's weights give (undefined where its records keep no weight)
+        w = res.x[:n]
+        cnt_w = np.asarray(design.mean_count.T @ w, dtype=np.float64).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(cnt_w > 0, value + (t - slack) / np.where(cnt_w > 0, cnt_w, 1.0), np.nan)
+        closest = np.where(is_mean, mean, closest)
+        gap = np.where(is_mean, np.abs(mean - value) / np.where(value == 0, 1.0, np.abs(value)), gap)
     bad = gap > rtol
     names = design.targets.names
     return pd.DataFrame(
         {
             "target": [names[j] for j in np.flatnonzero(bad)],
-            "value": t[bad],
+            "value": value[bad],
             "closest_achievable": closest[bad],
             "rel_gap": gap[bad],
         }

@@ -148,8 +148,10 @@ class SparseCalibrator(_FittedResult):
     ----------
     result_ : CalibrationResult
         Weights (mostly exact zeros), report and summary (``n_nonzero``, ``max_rel_error``,
-        ``mean_rel_error``, ``seconds``; with auxiliaries ``auxiliary_l1``, the share of the population
-        in the wrong auxiliary cells, ``auxiliary_cap``, the weight cap that chose the records (None:
+        ``mean_rel_error``, ``seconds``; with auxiliaries ``auxiliary_l1``, the L1 miss of the auxiliary
+        totals over the population, ``sum_j |a_j - t_j| / N``: summed over the cells of every auxiliary column,
+        a misplaced person counting in the cell left and in the cell joined, so it can exceed 1 (0.34 on the
+        census2000 example of ``docs/calibration.md``), ``auxiliary_cap``, the weight cap that chose the records (None:
         balanced sampling chose them), ``auxiliary_converged``, False where the soft auxiliary
         calibration of the kept records did not converge and was left out, ``auxiliary_tries``,
         ``refine_swaps``, the swaps of the refinement, and ``refined``, whether its subset was kept).
@@ -478,10 +480,16 @@ class SparseCalibrator(_FittedResult):
             )
         outside = _outside_bounds(design, w, bounds)
         if outside:
+            fallback = ""
+            if self.max_records is not None and summary["n_nonzero"] < min(int(self.max_records), len(w)):
+                # the records of a linear program (the targets' vertex), which ignores the bounds: not the budget's
+                fallback = (f" (no subset of max_records={self.max_records} met the targets within the bounds; these "
+                            f"{summary['n_nonzero']} records are a linear program's, whose weights the bounds do not "
+                            "constrain)")
             msg = (
                 f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records could not keep the weights "
-                f"within bounds={self.bounds!r}: {outside}. The records that meet the targets need weights further "
-                "from their starting ones: raise max_records, widen the bounds or the tolerance."
+                f"within bounds={self.bounds!r}: {outside}{fallback}. The records that meet the targets need weights "
+                "further from their starting ones: raise max_records, widen the bounds or the tolerance."
             )
             if not self.force:
                 raise ConvergenceError(msg)
@@ -563,13 +571,40 @@ class SparseCalibrator(_FittedResult):
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = parameter_design(candidates, holdout, weight_col, household_col, "holdout") if len(holdout) else None
         params = {**self.get_params(deep=False), "seed": self._seed, "force": True, "random_state": DEPRECATED}
-        return frontier_table(lambda size: SparseCalibrator(**{**params, "max_records": size}), candidates, tg, sizes,
-                              weight_col, household_col, hold)
+        fits: list[SparseCalibrator] = []
+
+        def make(size: int) -> SparseCalibrator:
+            fits.append(SparseCalibrator(**{**params, "max_records": size}))
+            return fits[-1]
+
+        table = frontier_table(make, candidates, tg, sizes, weight_col, household_col, None)
+        if hold is None:
+            return table
+        # the held-out errors in each target's own units (a mean as a mean, as the fitted errors), not the
+        # design's raw x'w, which for a mean target is the weighted sum of deviations (an absolute figure)
+        hold_max, hold_mean = [], []
+        for est in fits:
+            if getattr(est, "result_", None) is None:
+                hold_max.append(math.nan)
+                hold_mean.append(math.nan)
+                continue
+            rel = _errors(hold, est.weights.to_numpy())
+            hold_max.append(float(rel.max()))
+            hold_mean.append(float(rel.mean()))
+        table["holdout_max_rel_error"] = hold_max
+        table["holdout_mean_rel_error"] = hold_mean
+        head = [c for c in ("size", "kept", "max_rel_error", "mean_rel_error", "seconds", "auxiliary_converged",
+                            "holdout_max_rel_error", "holdout_mean_rel_error") if c in table.columns]
+        return table[head + [c for c in table.columns if c not in head]]
 
     def report(self) -> pd.DataFrame:
-        """Per-target report of the sparse weights."""
+        """Per-target report of the sparse weights: ``tolerance`` is the fit's, the one every target was held to (a
+        target's own tolerance serves soft calibration only), and ``met`` says whether the target is within it."""
         r = self._check_is_fitted()
-        return target_report(r.design, r.weights.to_numpy(), r.summary["tolerance"])  # the fit's, not a later set_params
+        rep = target_report(r.design, r.weights.to_numpy(), r.summary["tolerance"])  # the fit's, not a later set_params
+        rep["tolerance"] = float(r.summary["tolerance"])
+        rep["met"] = rep["rel_error"] <= rep["tolerance"] * (1 + 1e-9)  # as summary["within_tolerance"]
+        return rep
 
 
 def _outside_bounds(design: Design, w: np.ndarray, bounds: tuple[float, float] | None) -> str:

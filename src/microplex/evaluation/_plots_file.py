@@ -118,7 +118,9 @@ def calibration_plots(rep: EvaluationReport) -> str:
         if lim[0] > 0 and lim[1] / lim[0] > 100:
             ax1.set_xscale("log")
             ax1.set_yscale("log")
-        worst = c.reindex(c["rel_error"].abs().sort_values(ascending=False, kind="stable").index).head(MAX_TARGETS)
+        # a target not reached at all (NaN: a mean over records of weight 0) is the worst, never left out
+        worst = c.reindex(c["rel_error"].abs().sort_values(ascending=False, kind="stable", na_position="first").index
+                          ).head(MAX_TARGETS)
         shown = worst if len(c) > MAX_TARGETS else c
         ax2.barh(range(len(shown)), 100 * shown["rel_error"].to_numpy(), color=SYNTH)
         ax2.set_yticks(range(len(shown)), [label(v, 30) for v in shown.index], fontsize=7)

@@ -194,7 +194,11 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
         lines.append(f"pMSE: {value:.4f} on {pmse_rows(len(rep.real_df), len(rep.synthetic_df))} rows")
     cal = scores[scores["metric"] == "calibration_rel_error"]
     if len(cal):
-        lines.append(f"largest calibration error: {100 * cal['value'].max():.3g}% over {len(cal)} targets")
+        undefined = int(cal["value"].isna().sum())  # a mean over records of weight 0: no achieved value
+        parts = [f"{100 * cal['value'].max():.3g}% over {len(cal) - undefined} targets"] if undefined < len(cal) else []
+        if undefined:
+            parts.append(f"{undefined} target(s) not reached at all (a mean over records of weight 0: NaN)")
+        lines.append("largest calibration error: " + "; ".join(parts))
     if rep.floor is not None:
         counts = report_verdicts(rep, sorted(given))["verdict"].value_counts()
         against = "the real-vs-real floor" + (" and, for the attacks, fresh data" if rep.attacks else "")

@@ -496,6 +496,8 @@ def _calibration_totals(records: pd.DataFrame, weights: np.ndarray, targets: Any
     from ..calibration.calibrator import as_targets, target_report
     from ..calibration.design import build_design
 
-    design = build_design(records.assign(__weight__=weights), as_targets(targets), "__weight__")
-    table = target_report(design, design.d)
+    # the design on unit weights, the totals under ``weights``: a record of weight 0 (sparse weights on every
+    # candidate) adds nothing, where the design's weight check refused it naming the internal column
+    design = build_design(records.assign(__weight__=1.0), as_targets(targets), "__weight__")
+    table = target_report(design, np.asarray(weights, dtype=float))
     return dict(zip(table["target"], table["achieved"])), dict(zip(table["target"], table["value"]))

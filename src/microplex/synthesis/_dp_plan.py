@@ -102,10 +102,13 @@ def solve_sigma(epsilon: float, delta: float, q: float, steps: int, what: str,
 
 
 def _too_small(epsilon: float, delta: float, q: float, steps: int, what: str, cap: float) -> DataValidationError:
+    # One query (the statistics, a condition tree's tables; q = 1, one step) costs the same whatever the epochs
+    # and batches: advising those (as for DP-SGD) sent a user to change settings that cannot help.
+    fix = ("raise 'epsilon' or this part's share in 'budget_split'" if q >= 1 and steps == 1 else
+           "raise 'epsilon', lower 'epochs' or raise 'batch_size'")
     return DataValidationError(
         f"The 'epsilon' budget is too small for {what}: its share ({epsilon:.3g}, delta {delta:.3g}) needs a noise "
-        f"multiplier above {cap:g} ({steps} steps at sampling rate {q:.3g}); raise 'epsilon', "
-        "lower 'epochs' or raise 'batch_size'.")
+        f"multiplier above {cap:g} ({steps} steps at sampling rate {q:.3g}); {fix}.")
 
 
 def record_parts(tree: bool) -> tuple[str, ...]:

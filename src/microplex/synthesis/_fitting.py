@@ -7,6 +7,7 @@ calls :meth:`_Fitting._fit` and restores the previous state when it raises).
 from __future__ import annotations
 
 import copy
+import secrets
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,14 +37,15 @@ if TYPE_CHECKING:
 class _Fitting:
     """The body of :meth:`Synthesizer.fit` (a Synthesizer mixin)."""
 
-    def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None, seed: int) -> Synthesizer:
+    def _fit(self, data: pd.DataFrame, weight_col: str | None, epochs: int | str | None,
+             seed: int | str | None) -> Synthesizer:
         p = self._check_params()
         self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _state)
         self._ranges = None
         for k in ("training_conditions_", "training_weights_", "condition_model_", "condition_tree_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
-        seed = check_seed(seed, "seed", allow_none=False)
+        seed = fit_seed(seed, dp=p["dp"] is not None)
         if weight_col is not None and not isinstance(weight_col, str):
             raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
         targets, conditions = p["target_vars"], p["condition_vars"]
@@ -175,3 +177,18 @@ class _Fitting:
             self.privacy_ = privacy_record(dp, [own[k] for k in record_parts("tree" in planned)]
                                            + _dp.nested_mechanisms(self))
         return self
+
+
+def fit_seed(seed: object, *, dp: bool) -> int:
+    """The seed of a fit: ``"auto"`` is 0 without DP and a secret seed with it; ``None`` a secret seed
+    (``secrets.randbits(64)``: a DP fit's noise must not be reproducible by whoever can guess its seed).
+
+    >>> fit_seed("auto", dp=False), fit_seed(7, dp=True)
+    (0, 7)
+    """
+    if isinstance(seed, str) and seed == "auto":
+        seed = None if dp else 0
+    elif isinstance(seed, str):
+        raise DataValidationError(f"The 'seed' parameter must be an int in [0, 2**64 - 1], None or 'auto'. Got {seed!r} instead.")
+    checked = check_seed(seed, "seed")
+    return secrets.randbits(64) if checked is None else checked

@@ -257,7 +257,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         weight_col: str | None = None,
         *,
         epochs: int | str | None = None,
-        seed: int = 0,
+        seed: int | str | None = "auto",
     ) -> Synthesizer:
         """Fits the model by weighted maximum likelihood.
 
@@ -269,8 +269,15 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None
             Overrides the constructor's ``epochs``.
-        seed : int, default=0
-            Seeds the initialization, the validation split, batches and dequantization noise.
+        seed : int, None or "auto", default="auto"
+            Seeds the initialization, the validation split, batches and dequantization noise (and, with
+            ``epsilon``, every noise draw of the differentially private fit). ``"auto"`` is 0 without
+            ``epsilon``, so that a fit is reproducible by default, and with ``epsilon`` a seed drawn from
+            the operating system's entropy (``secrets.randbits(64)``), used once and stored nowhere: a DP
+            fit is a deterministic function of the data and its seed, so whoever knows the seed and the
+            other records could refit with and without a record and learn membership whatever
+            ``epsilon``. ``None`` draws such a seed in either mode. Pass an int to reproduce a fit; for a
+            DP release keep it as confidential as the data (see docs/privacy.md, "The seed").
 
         Returns
         -------
