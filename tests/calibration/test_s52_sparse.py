@@ -109,3 +109,4 @@ def test_report_shows_the_tolerance_the_targets_were_held_to(census):
     assert np.allclose(rep["rel_error"].to_numpy(), by_hand.reindex([t.filters["state"] for t in tg]).to_numpy())
     assert (rep["tolerance"] == 0.005).all()
     assert (rep["met"] == (rep["rel_error"] <= rep["tolerance"] * (1 + 1e-9))).all() and rep["met"].all()
+    pd.testing.assert_frame_equal(sc.result_.report(), rep)  # the result's own report agrees (it showed 0.001)

@@ -46,7 +46,7 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names
 from microplex._random import named_child
 
-from .calibrator import CalibrationResult, _FittedResult, as_targets, target_report
+from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems
@@ -600,11 +600,7 @@ class SparseCalibrator(_FittedResult):
     def report(self) -> pd.DataFrame:
         """Per-target report of the sparse weights: ``tolerance`` is the fit's, the one every target was held to (a
         target's own tolerance serves soft calibration only), and ``met`` says whether the target is within it."""
-        r = self._check_is_fitted()
-        rep = target_report(r.design, r.weights.to_numpy(), r.summary["tolerance"])  # the fit's, not a later set_params
-        rep["tolerance"] = float(r.summary["tolerance"])
-        rep["met"] = rep["rel_error"] <= rep["tolerance"] * (1 + 1e-9)  # as summary["within_tolerance"]
-        return rep
+        return self._check_is_fitted().report()
 
 
 def _outside_bounds(design: Design, w: np.ndarray, bounds: tuple[float, float] | None) -> str:
