@@ -106,9 +106,9 @@ def test_target_and_condition_names_are_checked(frame, targets, conditions, mess
 
 @pytest.mark.parametrize("kw, message", [
     ({"epochs": 1.5}, "The 'epochs' parameter must be 'auto' or an int >= 1. Got 1.5 instead."),
-    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\]. Got -1 instead."),
+    ({"seed": -1}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\], None or 'auto'. Got -1 instead."),
     ({"seed": 1.5}, "The 'seed' parameter must be an int"),
-    ({"seed": None}, "The 'seed' parameter must be an int"),
+    ({"seed": "random"}, "The 'seed' parameter must be an int in \\[0, 2\\*\\*64 - 1\\], None or 'auto'. Got 'random'"),
     ({"weight_col": 3}, "The 'weight_col' parameter must be a column name"),
     ({"weight_col": "x"}, "Weight column 'x' cannot also be a target or condition"),
 ])

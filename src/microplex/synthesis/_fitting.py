@@ -188,7 +188,10 @@ def fit_seed(seed: object, *, dp: bool) -> int:
     """
     if isinstance(seed, str) and seed == "auto":
         seed = None if dp else 0
-    elif isinstance(seed, str):
-        raise DataValidationError(f"The 'seed' parameter must be an int in [0, 2**64 - 1], None or 'auto'. Got {seed!r} instead.")
-    checked = check_seed(seed, "seed")
+    try:
+        checked = check_seed(seed, "seed")
+    except DataValidationError:
+        raise DataValidationError(
+            f"The 'seed' parameter must be an int in [0, 2**64 - 1], None or 'auto'. Got {seed!r:.80} instead."
+        ) from None
     return secrets.randbits(64) if checked is None else checked
