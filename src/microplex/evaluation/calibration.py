@@ -32,7 +32,11 @@ def weight_summary(weights: object) -> pd.Series:
     pandas.Series
         ``n``, ``sum``, ``mean``, ``min``, ``p1``, ``p50``, ``p99``, ``max``, ``max_over_mean``,
         ``cv`` (population coefficient of variation), ``zero_share``, ``kish_ess``,
-        ``ess_share`` (ESS / n) and ``design_effect``.
+        ``ess_share`` (ESS / n) and ``design_effect`` (n / ESS). ``n`` counts every record, those of
+        weight 0 too, so ``ess_share`` and ``design_effect`` read the file as it is: a file of
+        candidates of which few carry weight (sparse weights on every candidate) shows a large
+        design effect beside its ``zero_share``, where ``SparseCalibrator``'s summary gives the
+        design effect of the kept records (``n`` their number).
 
     Examples
     --------
