@@ -34,7 +34,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from microplex._errors import ConvergenceError
 
 from .design import Design
-from .feasibility import lp_vertex
+from .feasibility import band, band_constraint, lp_vertex
 from .subsets import _max_error, inclusion_probabilities
 
 __all__ = ["AUXILIARY_CAPS", "auxiliary_l1", "auxiliary_subset", "auxiliary_vertex", "best_auxiliary_subset"]
@@ -77,18 +77,17 @@ def auxiliary_vertex(
         When HiGHS finds no such weights (the caps are too tight for the targets).
     """
     n, m_a = len(design.d), x_aux.shape[1]
-    t = design.totals
-    slack = tol * np.abs(t) * (1 - 1e-6)
+    a, lo, hi = band_constraint(design, band(design, tol) * (1 - 1e-6))  # a mean within tol of its value
     eye = sp.identity(m_a, format="csr")
     m = sp.vstack(
-        [sp.hstack([sp.csr_matrix(design.xt), sp.csr_matrix((len(t), 2 * m_a))]),
+        [sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]),
          sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])],
         format="csr",
     )
     c = 1e-3 / design.d if jitter is None else 1e-3 * jitter / design.d
     cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.mean()  # per record: above HiGHS's tolerances
     ub = np.concatenate([np.full(n, np.inf) if upper is None else upper, np.full(2 * m_a, np.inf)])
-    cons = LinearConstraint(m, np.concatenate([t - slack, totals]), np.concatenate([t + slack, totals]))
+    cons = LinearConstraint(m, np.concatenate([lo, totals]), np.concatenate([hi, totals]))
     res = milp(cost, constraints=cons, bounds=Bounds(0.0, ub), options={"presolve": True})
     if res.status != 0 or res.x is None:
         raise ConvergenceError(f"The auxiliary linear program found no weights meeting the targets (HiGHS: {res.message}).")

@@ -14,7 +14,9 @@ than the tolerance (R survey's test ``|achieved - target| / (1 + |target|)``).
 
 The linear programs over the design are here too: :func:`best_tolerance` (the smallest reachable
 relative error), :func:`lp_vertex` (the sparse ``"l1"`` weights) and :func:`check_feasible` (whether the
-targets can be met together at all, naming those in conflict).
+targets can be met together at all, naming those in conflict). Their tolerance band (:func:`band_constraint`)
+holds a mean target within ``tol |v|`` of its value ``v``, as the checks above read it, not its row
+``sum w (y - v)`` to exactly 0.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from .targets import Targets
 
 __all__ = [
     "achieved_values",
+    "band",
+    "band_constraint",
     "best_tolerance",
     "check_feasible",
     "lp_vertex",
@@ -315,25 +319,160 @@ def zero_margins(targets: Targets, initial: np.ndarray, initial_total: float) ->
 
 
 def best_tolerance(design: Design) -> float:
-    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every target (an LP)."""
+    """Smallest ``eps`` such that some ``w >= 0`` has ``|X'w - t| <= eps |t|`` for every count or sum target and a
+    weighted mean within ``eps |v|`` of every mean target's value ``v`` (linear programs)."""
     return _best_fit(design)[0]
+
+
+def band(design: Design, tol: float) -> np.ndarray:
+    """Per-target half-width of the tolerance band: ``tol |t|`` for a count or sum, ``tol |v|`` for a mean (its
+    value; the band of a mean is relative to the mean, :func:`band_constraint`)."""
+    value = np.array([t.value if t.aggregate == "mean" else 0.0 for t in design.targets], dtype=np.float64)
+    return tol * np.where(_relative_means(design, np.ones(len(design.targets))), np.abs(value), np.abs(design.totals))
+
+
+def _relative_means(design: Design, slack: np.ndarray) -> np.ndarray:
+    """Mean targets whose band is relative to their mean (non-zero value and slack); the rest keep ``|x'w - t| <= slack``."""
+    return np.array([t.aggregate == "mean" and t.value != 0 for t in design.targets], dtype=bool) & (np.asarray(slack) > 0)
+
+
+def band_constraint(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Rows ``A`` (over the units) and bounds ``lo <= A w <= hi`` of the tolerance band with half-widths ``slack``.
+
+    A count or sum target ``j`` is one row ``|x_j'w - t_j| <= slack_j``. A mean target (its row ``x_j`` is
+    ``sum_i w_i (y_i - v_j)`` over its records, total 0) with ``slack_j > 0`` and ``v_j != 0`` is two rows,
+    ``(x_j - slack_j c_j)'w <= 0`` in its place and ``(x_j + slack_j c_j)'w >= 0`` appended (``c_j``: its
+    records' indicator, ``design.mean_count``): ``|x_j'w| <= slack_j c_j'w``, the weighted mean within
+    ``slack_j`` of ``v_j`` (a relative miss ``slack_j / |v_j|``, as every other check reads a mean). Without
+    such means the rows are ``X'`` itself.
+    """
+    t = design.totals
+    xt = sp.csr_matrix(design.xt)
+    rel = np.flatnonzero(_relative_means(design, slack))
+    if not len(rel):
+        return xt, t - slack, t + slack
+    m = len(t)
+    s = np.zeros(m)
+    s[rel] = slack[rel]
+    sc = (sp.diags(s) @ sp.csr_matrix(design.mean_count.T)).tocsr()
+    sc.eliminate_zeros()
+    top = (xt - sc).tocsr()
+    extra = (xt[rel] + sc[rel]).tocsr()
+    lo, hi = t - slack, t + slack
+    lo[rel], hi[rel] = -np.inf, 0.0
+    a = sp.vstack([top, extra], format="csr")
+    return a, np.concatenate([lo, np.zeros(len(rel))]), np.concatenate([hi, np.full(len(rel), np.inf)])
+
+
+def _band_excess(design: Design, w: np.ndarray, slack: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far ``w`` lies outside the band of half-widths ``half`` (per target, > 0 where outside), in units of
+    ``slack`` (a mean's relative band: divided by its weighted count), and which targets have a relative band."""
+    achieved = sp.csr_matrix(design.xt) @ w
+    over = np.abs(achieved - design.totals) - half
+    rel = _relative_means(design, slack)
+    if rel.any():
+        cnt = design.mean_count.T @ w
+        with np.errstate(invalid="ignore", divide="ignore"):
+            over_rel = np.where(cnt > 0, (np.abs(achieved) - half * cnt) / np.where(cnt > 0, cnt, 1.0), np.inf)
+        over = np.where(rel, over_rel, over)
+    return over, rel
+
+
+def _fit_lp(
+    design: Design, slack_mean: float | None, counts: np.ndarray | None = None
+) -> tuple[float, np.ndarray | None, np.ndarray]:
+    """The linear program of :func:`_best_fit`: ``min e`` with ``|X'w - t| <= e |t|`` (``|t|``: 1 where 0) on every
+    target but the relative means, which are held within ``slack_mean |v|`` of their value (left out with None);
+    with ``counts`` (per target), a relative mean is instead ``|x_j'w| <= e |v_j| counts_j`` (its weighted count
+    taken as fixed: the program linearized about a solution, whose duals name the targets that bind).
+    Returns ``e`` (nan where infeasible), the weights and the per-target duals."""
+    t = design.totals
+    n, m = design.x.shape
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    rel = _relative_means(design, np.ones(m))
+    if counts is not None:
+        value = np.array([tg.value for tg in design.targets], dtype=np.float64)
+        scale = np.where(rel, np.abs(value) * counts, scale)
+        rel = np.zeros(m, dtype=bool)
+    free = np.flatnonzero(~rel)
+    xt = sp.csr_matrix(design.xt)
+    a = sp.hstack([xt[free], sp.csr_matrix(scale[free].reshape(-1, 1))]).tocsr()
+    b = sp.hstack([xt[free], sp.csr_matrix(-scale[free].reshape(-1, 1))]).tocsr()
+    rows, rhs = [-a, b], [-t[free], t[free]]
+    idx = np.flatnonzero(rel)
+    if slack_mean is not None and len(idx):
+        value = np.array([design.targets[j].value for j in idx], dtype=np.float64)
+        sc = sp.diags(slack_mean * np.abs(value)) @ sp.csr_matrix(design.mean_count.T)[idx]
+        zero = sp.csr_matrix((len(idx), 1))
+        rows += [sp.hstack([xt[idx] - sc, zero]), sp.hstack([-xt[idx] - sc, zero])]
+        rhs += [np.zeros(len(idx)), np.zeros(len(idx))]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+    res = linprog(cost, A_ub=sp.vstack(rows).tocsr(), b_ub=np.concatenate(rhs), bounds=(0, None), method="highs")
+    duals = np.zeros(m)
+    if res.x is None:
+        return math.nan, None, duals
+    marg = np.abs(res.ineqlin.marginals)
+    k = len(free)
+    duals[free] = np.maximum(marg[:k], marg[k:2 * k])
+    return float(res.x[-1]), res.x[:n], duals
+
+
+def _binding(duals: np.ndarray) -> list[int]:
+    return [int(j) for j in np.flatnonzero(duals > 1e-9 * max(float(duals.max(initial=0.0)), 1e-300))]
+
+
+#: Linear programs of :func:`_best_fit` at most, bisecting the relative miss of the mean targets, and the relative
+#: width of the bracket at which it stops.
+BEST_FIT_STEPS = 40
+BEST_FIT_RTOL = 1e-4
 
 
 def _best_fit(design: Design) -> tuple[float, list[int]]:
     """:func:`best_tolerance` and the targets that bind it (non-zero duals of the linear program): the targets
-    that no non-negative weights can meet together (each of them may alone)."""
-    t = design.totals
-    n, m = design.x.shape
-    scale = np.where(t == 0, 1.0, np.abs(t))
-    a = sp.hstack([design.xt, sp.csr_matrix(scale.reshape(-1, 1))]).tocsr()
-    b = sp.hstack([design.xt, sp.csr_matrix(-scale.reshape(-1, 1))]).tocsr()
-    cost = np.zeros(n + 1)
-    cost[-1] = 1.0
-    res = linprog(cost, A_ub=sp.vstack([-a, b]).tocsr(), b_ub=np.concatenate([-t, t]), bounds=(0, None), method="highs")
-    if res.x is None:
+    that no non-negative weights can meet together (each of them may alone).
+
+    Counts and sums (and means of value 0, held as ``|sum w (y - v)| <= e``) alone: one linear program. A mean's
+    relative miss ``|x_j'w| <= e |v_j| c_j'w`` is not linear in ``(w, e)``: its bound ``e_m`` is bisected, each
+    program giving ``f(e_m)``, the least miss of the rest with the means within ``e_m``; the answer
+    ``min max(e_m, f(e_m))`` lies between ``e_m`` and ``f(e_m)`` (``f`` does not increase).
+    """
+    m = len(design.targets)
+    rel = _relative_means(design, np.ones(m))
+    if not rel.any():
+        e, _, duals = _fit_lp(design, None)
+        return e, (_binding(duals) if math.isfinite(e) else [])
+    e, w, duals = _fit_lp(design, None)  # the means left free: a lower bound
+    if w is None:
         return math.nan, []
-    duals = np.abs(res.ineqlin.marginals).reshape(2, m).max(axis=0)
-    return float(res.x[-1]), [int(j) for j in np.flatnonzero(duals > 1e-9 * max(float(duals.max()), 1e-300))]
+    lo, hi, w_hi = e, max(e, _mean_error(design, w, rel)), w
+    for _ in range(BEST_FIT_STEPS):
+        if hi - lo <= BEST_FIT_RTOL * hi:
+            break
+        mid = 0.5 * (lo + hi) if math.isfinite(hi) else max(2.0 * lo, 1.0)
+        f, w_mid, _ = _fit_lp(design, mid)
+        if w_mid is None or not math.isfinite(f):
+            lo = mid  # no weights hold the means within mid
+        elif f <= mid:
+            lo, hi, w_hi = max(lo, f), mid, w_mid
+        else:
+            lo = mid
+            if f < hi:
+                hi, w_hi = f, w_mid
+    # the targets that bind: duals of the program linearized about the best weights (their means' counts fixed)
+    counts = design.mean_count.T @ w_hi
+    counts = np.where(counts > 0, counts, design.mean_count.T @ design.d)
+    _, _, duals = _fit_lp(design, None, counts)
+    return float(hi), _binding(duals)
+
+
+def _mean_error(design: Design, w: np.ndarray, rel: np.ndarray) -> float:
+    """The largest relative miss ``|mean - v| / |v|`` of the mean targets ``rel`` under ``w`` (inf where their
+    records carry no weight)."""
+    achieved = achieved_values(design, w)[rel]
+    value = np.array([t.value for t in design.targets], dtype=np.float64)[rel]
+    err = np.abs(achieved - value) / np.abs(value)
+    return float(np.max(np.where(np.isnan(err), np.inf, err)))
 
 
 def _infeasible(design: Design, tol: float, reason: str) -> ConvergenceError:
@@ -354,15 +493,15 @@ def check_feasible(design: Design, tol: float) -> None:
     """Raises the :class:`~microplex._errors.ConvergenceError` of :func:`lp_vertex` when no non-negative weights
     meet every target within ``tol`` together (its band, a feasibility program without cost): once, before the
     solves of many budgets, each of which would fail on it."""
-    _band_solve(design, tol, np.zeros(design.x.shape[0]), tol * np.abs(design.totals) * (1 - 1e-6))
+    _band_solve(design, tol, np.zeros(design.x.shape[0]), band(design, tol) * (1 - 1e-6))
 
 
 def _band_solve(design: Design, tol: float, cost: np.ndarray, slack: np.ndarray) -> np.ndarray:
-    """HiGHS's non-negative ``w`` minimizing ``cost @ w`` with ``|X'w - t| <= slack``; the
+    """HiGHS's non-negative ``w`` minimizing ``cost @ w`` within the band of half-widths ``slack``
+    (:func:`band_constraint`: ``|X'w - t| <= slack``, a mean within ``slack`` of its value); the
     :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
-    t = design.totals
-    res = milp(cost, constraints=LinearConstraint(sp.csr_matrix(design.xt), t - slack, t + slack), bounds=(0, np.inf),
-               options={"presolve": True})
+    a, lo, hi = band_constraint(design, slack)
+    res = milp(cost, constraints=LinearConstraint(a, lo, hi), bounds=(0, np.inf), options={"presolve": True})
     if res.status != 0 or res.x is None:
         raise _infeasible(design, tol, f"HiGHS: {res.message}")
     return res.x
@@ -373,16 +512,15 @@ LP_RESOLVES = 3
 
 
 def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative weights with ``|X'w - t| <= tol |t|`` for every target: a vertex of the linear program
+    """Non-negative weights with ``|X'w - t| <= tol |t|`` for every count or sum target and a weighted mean within
+    ``tol |v|`` of every mean target's value ``v`` (:func:`band_constraint`): a vertex of the linear program
     minimizing ``cost @ w`` (default ``sum_i w_i / d_i``), solved by HiGHS; weights below ``NEGLIGIBLE_RATIO d_i`` are 0.
 
     Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance` and the targets in conflict)
     when no such weights exist (:func:`check_feasible` raises it without solving for a vertex).
     """
-    t = design.totals
-    band = tol * np.abs(t)
-    slack = band * (1 - 1e-6)
-    xt = sp.csr_matrix(design.xt)
+    half = band(design, tol)
+    slack = half * (1 - 1e-6)
     c = 1.0 / design.d if cost is None else cost
     for _ in range(LP_RESOLVES + 1):
         x = _band_solve(design, tol, c, slack)
@@ -390,7 +528,7 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
         # HiGHS meets the band to its feasibility tolerance (about 1e-7 absolute), and the negligible weights are
         # dropped: beyond a tolerance of about 1e-10 the vertex missed it. Solved again in a band narrowed by twice
         # the miss (the usual tolerances never get here: their band's 1e-6 margin holds the solver's precision)
-        over = np.abs(xt @ w - t) - band
+        over, _ = _band_excess(design, w, slack, half)
         if not ((over > 0) & (slack > 0)).any():
             return w
         slack = np.maximum(slack - 2.0 * np.maximum(over, 0.0), 0.0)

@@ -3,7 +3,9 @@
 Two methods share the calibration targets, design matrix, entities and diagnostics:
 
 * ``"l1"``: the linear program ``min sum_i w_i / d_i`` subject to ``|X'w - t| <= tol |t|``, ``w >= 0``,
-  solved by HiGHS; a vertex has at most one non-zero weight per linearly independent constraint.
+  solved by HiGHS (a mean target within ``tol |v|`` of its value ``v``:
+  :func:`~microplex.calibration.feasibility.band_constraint`); a vertex has at most one non-zero weight per
+  linearly independent constraint.
 * ``"l0"``: a budget of ``K`` records. With ``auxiliary`` (internal margins of the full candidate
   population, :mod:`microplex.calibration.auxiliary`), the records are chosen by linear programs that keep
   the targets within the tolerance and fit the auxiliary totals in L1, each kept weight capped at a few

@@ -15,7 +15,7 @@ from .metrics import weighted_corr
 if TYPE_CHECKING:  # pragma: no cover
     from .report import EvaluationReport
 
-__all__ = ["MAX_VARIABLES", "overview_plot", "heatmaps", "subgroup_cells", "subgroup_plot", "calibration_plots", "dcr_plot",
+__all__ = ["MAX_VARIABLES", "TARGET_LABEL", "target_labels", "overview_plot", "heatmaps", "subgroup_cells", "subgroup_plot", "calibration_plots", "dcr_plot",
            "DCR_UNITS", "training_history", "training_plot"]
 
 MAX_VARIABLES = 40
@@ -103,6 +103,45 @@ def subgroup_plot(by: str, table: pd.DataFrame, limit: int = 30) -> str:
     return png(fig, f"distances within the cells of {by}")
 
 
+#: Characters of a calibration target's name on its bar (longer names lose their middle, more where two would read alike).
+TARGET_LABEL = 40
+
+
+def _elide(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters by its middle: its start and (the longer part) its end kept."""
+    if len(text) <= limit:
+        return text
+    tail = (limit - 1) * 3 // 5
+    return text[: limit - 1 - tail] + "…" + text[len(text) - tail:]
+
+
+def target_labels(names: object, limit: int = TARGET_LABEL) -> list[str]:
+    """Bar labels of target names: each cut by its middle to ``limit`` characters (:func:`_elide`), the start and the
+    end kept, so that the targets of one margin (alike but for their last category) read apart; labels that still
+    coincide are lengthened until they differ (or are the whole name).
+
+    Examples
+    --------
+    >>> target_labels(["count[db040 == 'Lower Austria' & rb090 == 'female']",
+    ...                "count[db040 == 'Lower Austria' & rb090 == 'male']"], 30)
+    ["count[db040 …b090 == 'female']", "count[db040 … rb090 == 'male']"]
+    """
+    full = [str(v) for v in names]
+    out = [_elide(s, limit) for s in full]
+    n = limit
+    while True:
+        seen: dict[str, int] = {}
+        for lab in out:
+            seen[lab] = seen.get(lab, 0) + 1
+        clash = [i for i, lab in enumerate(out) if seen[lab] > 1 and lab != full[i]]
+        if not clash:
+            break
+        n *= 2
+        for i in clash:
+            out[i] = _elide(full[i], n)
+    return [label(lab) for lab in out]
+
+
 def calibration_plots(rep: EvaluationReport) -> str:
     """Achieved against target totals with their relative errors, and the synthetic weights' spread."""
     plt = pyplot()
@@ -123,7 +162,7 @@ def calibration_plots(rep: EvaluationReport) -> str:
                           ).head(MAX_TARGETS)
         shown = worst if len(c) > MAX_TARGETS else c
         ax2.barh(range(len(shown)), 100 * shown["rel_error"].to_numpy(), color=SYNTH)
-        ax2.set_yticks(range(len(shown)), [label(v, 30) for v in shown.index], fontsize=7)
+        ax2.set_yticks(range(len(shown)), target_labels(shown.index), fontsize=7)
         ax2.set_xlabel("relative error (%)" + (f", the {MAX_TARGETS} largest" if len(c) > MAX_TARGETS else ""))
         fig.tight_layout()
         parts.append(png(fig, "calibration targets"))
