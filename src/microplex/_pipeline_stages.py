@@ -354,11 +354,18 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
                        geography=list(cfg["geography"]) if cfg.get("geography") else None)
     target = ctx.output("population")  # a folder, replaced whole: written beside it, then renamed
     partial = target.parent / f".{target.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    from .scale._layout import layout
+
+    side, partial_side = layout(target).meta, layout(partial).meta  # the copy's schema file (partition types)
+    for folder in (partial, partial_side):
+        shutil.rmtree(folder, ignore_errors=True)
     write_calibrated(res, source, partial, column=WEIGHT)
     if target.exists():
         shutil.rmtree(target)
+    shutil.rmtree(side, ignore_errors=True)
     os.replace(partial, target)
+    if partial_side.is_dir():
+        os.replace(partial_side, side)
     res.report.to_csv(ctx.output("calibration_report"), index=False)
     summary = {k: to_python(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
@@ -396,6 +403,13 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
                     + (f" in {len(areas)} areas of {by!r}" if cfg.get("by") else "")}
 
 
+def _population_rows(path: Path) -> int:
+    """The records of a population file or streamed dataset folder, from the Parquet footers."""
+    import pyarrow.dataset as pads
+
+    return pads.dataset(path, format="parquet", partitioning="hive").count_rows()
+
+
 def _evaluate(ctx: StageContext) -> dict[str, Any]:
     from .evaluation import evaluate
 
@@ -404,6 +418,9 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     columns = list(model.get("conditions", [])) + list(model["targets"])
     seed = ctx.seed("evaluate")
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
+    rows = _population_rows(ctx.input("population"))
+    if len(synthetic) < rows:  # a random sample stands for the population: totals estimate the population's
+        synthetic[WEIGHT] = synthetic[WEIGHT].to_numpy(float) * (rows / len(synthetic))
     heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
     scored = [c for c in columns if c not in cfg.get("exclude", [])]

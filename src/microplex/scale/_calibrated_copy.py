@@ -89,7 +89,32 @@ def write_calibrated(
         frame[column] = result.weights(full) * scale
         _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
         n += len(frame)
+    _copy_schema(src, dst, column)
     return n
+
+
+def _copy_schema(src, dst, column: str) -> None:
+    """Gives the copy ``dst`` the schema file of its source ``src`` (with the float64 ``column``), so that its
+    partition columns are read with their written types, as the source's are (without it, ``"01"`` was read back
+    from the folder names as the number 1, and a reader casting it to text got ``"1"``). A source without a
+    schema file leaves none (a stale one beside ``dst`` is removed): readers infer the types as for the source."""
+    import pyarrow as pa
+
+    from ._layout import _partitioning_and_schema, layout
+    from .writer import write_common_metadata
+
+    target = layout(dst)
+    if target.legacy or not target.root.is_dir():
+        return
+    _, saved = _partitioning_and_schema(src)
+    if saved is None:
+        if target.schema.is_file() and not target.schema.is_symlink():
+            target.schema.unlink()
+        return
+    at = saved.get_field_index(column)
+    field = pa.field(column, pa.float64())
+    target.meta.mkdir(parents=True, exist_ok=True)
+    write_common_metadata(target.root, saved.set(at, field) if at >= 0 else saved.append(field))
 
 
 def _write_copy(frame: pd.DataFrame, target) -> None:

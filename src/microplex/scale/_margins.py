@@ -93,6 +93,13 @@ class _Margins:
                 raise DataValidationError(f"Margin {cols}: every category must be a tuple of {len(cols)} values.")
             if len(set(cats)) != len(cats) or any(pd.isna(v) for c in cats for v in c):
                 raise DataValidationError(f"Margin {key!r} lists a category twice or a missing category.")
+            ranges = [v for c in cats for v in c if isinstance(v, pd.Interval | set | frozenset)]
+            if ranges:
+                raise DataValidationError(
+                    f"Margin {key!r} lists the category {ranges[0]!r}: out-of-core calibration matches categories "
+                    "by equality (a range or a set of values selects no record); give each record its band in a "
+                    "column (e.g. pd.cut when the dataset is written) and a margin on that column."
+                )
             raw = [v for _, v in items]
             if any(isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.integer | np.floating) for v in raw):
                 raise DataValidationError(f"Margin {key!r} totals must be numbers. Got {str(raw)[:80]}.")
