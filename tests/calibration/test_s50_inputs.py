@@ -49,7 +49,7 @@ def _parquet(frame: pd.DataFrame, tmp_path, name: str) -> str:
 def test_rake_dataset_matches_filter_values_as_calibrator_does(tmp_path):
     """A targets CSV reads ``g == 1`` as the number 1: on a text column of "1", "2" Calibrator matched its text
     and rake_dataset matched nothing ("its filter selects no record"); ``g == '1'`` on an integer column the same.
-    Both now look the values up through the one function (the design's ``_lookup``)."""
+    Both now look the values up through the one function (the design's ``lookup_values``)."""
     df = pd.DataFrame({"g": [1, 1, 2, 2, 2, 1], "weight": 1.0})
     text = df.assign(g=df["g"].astype(str))
     csv = tmp_path / "t.csv"

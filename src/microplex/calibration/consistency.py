@@ -24,7 +24,7 @@ from microplex._errors import DataValidationError
 from microplex._params import check_float, check_names
 
 from ._checks import check_records
-from .design import _lookup, range_mask
+from .design import lookup_values, range_mask
 from .targets import Target, Targets, format_filter
 
 __all__ = ["check_consistency"]
@@ -60,7 +60,7 @@ class _AreaIndex:
         except TypeError:  # unhashable: matches no area
             return None
         # 1, 1.0 and "1" name one area, as they name one cell in the design (its lookup, one definition)
-        at = int(_lookup(self.uniques[col], [value])[0])
+        at = int(lookup_values(self.uniques[col], [value])[0])
         return at if at >= 0 else None
 
     def select(self, filters: dict) -> np.ndarray:

@@ -148,7 +148,7 @@ class _Columns:
 
 def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes of a column (``-1`` for a missing value) and the values they stand for, to look filter values
-    up in with :func:`_lookup` (no hashing for small int ranges). Shared by the in-memory design and the margin
+    up in with :func:`lookup_values` (no hashing for small int ranges). Shared by the in-memory design and the margin
     codes of :func:`microplex.scale.rake_dataset`, so that both match a filter value to the same records."""
     n = len(s)
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -165,7 +165,7 @@ def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 
 
-def _lookup(uniques: pd.Index, values: list[Any]) -> np.ndarray:
+def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     """Positions of ``values`` in ``uniques`` (-1 where absent), tolerant of numeric/str mismatches."""
     idx = uniques.get_indexer(pd.Index(values, dtype=object))
     if (idx < 0).any() and pd.api.types.is_numeric_dtype(uniques.dtype):
@@ -241,7 +241,7 @@ def _mask(cols: _Columns, target: Target) -> np.ndarray:
         else:
             codes, uniques = cols.codes(col, target)
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]
-            pos = _lookup(uniques, wanted)
+            pos = lookup_values(uniques, wanted)
             pos = pos[pos >= 0]
             hit = np.zeros(len(uniques) + 1, dtype=bool)
             hit[pos] = True
@@ -256,7 +256,7 @@ def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str
     space = 0  # size of the current code space
     for col in keys:
         codes, uniques = cols.codes(col, group[0][1])
-        idx = _lookup(uniques, [t.filters[col] for _, t in group])
+        idx = lookup_values(uniques, [t.filters[col] for _, t in group])
         k = len(uniques)
         if rec_code is None:
             rec_code, tgt_code, space = codes, idx, k
@@ -406,7 +406,7 @@ def build_design(
         # cells are told apart by the record values they match, so that 1, 1.0 and "1" on one column are one
         # cell (a duplicate, matched separately) and not two targets sharing one cell code
         found = [
-            _lookup(cols.codes(c, group[0][1])[1], [t.filters[c] for _, t in group]) for c in key[3]
+            lookup_values(cols.codes(c, group[0][1])[1], [t.filters[c] for _, t in group]) for c in key[3]
         ]
         for i, (j, t) in enumerate(group):
             at = tuple(int(f[i]) for f in found)

@@ -117,9 +117,9 @@ def _level_rows(column: pd.Series, key: tuple, codes: np.ndarray, uniques: pd.In
     :func:`microplex.calibration.design.value_codes`) holding the level of the count target ``key``, found by
     the calibration's own lookup; a level that matches only by Python's ``True == 1`` is refused, as the
     calibration finds no record for it."""
-    from ..calibration.design import _lookup
+    from ..calibration.design import lookup_values
 
-    pos = _lookup(uniques, [key[1]])[0]
+    pos = lookup_values(uniques, [key[1]])[0]
     if pos < 0 and bool(np.any((column == key[1]).fillna(False).to_numpy(dtype=bool))):
         raise DataValidationError(
             f"Target {key!r}: column {key[0]!r} holds {key[1]!r} only as a value of another type (a boolean is "

@@ -14,6 +14,8 @@ from .._params import check_float
 from ._layout import hive_partitioning
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .calibrate import RakingResult
 
 
@@ -93,7 +95,7 @@ def write_calibrated(
     return n
 
 
-def _copy_schema(src, dst, column: str) -> None:
+def _copy_schema(src: Path, dst: Path, column: str) -> None:
     """Gives the copy ``dst`` the schema file of its source ``src`` (with the float64 ``column``), so that its
     partition columns are read with their written types, as the source's are (without it, ``"01"`` was read back
     from the folder names as the number 1, and a reader casting it to text got ``"1"``). A source without a

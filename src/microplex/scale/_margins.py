@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._stats import check_weight_dtype
-from ..calibration.design import _lookup, value_codes
+from ..calibration.design import lookup_values, value_codes
 from ..calibration.targets import Target, Targets
 
 
@@ -46,12 +46,12 @@ class _Codes:
 def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]]) -> np.ndarray:
     """The category of ``index`` (a margin on ``cols``) of every record, ``-1`` when in none. A category is matched
     to a column's values as a target's filter value is by :class:`~microplex.calibration.Calibrator` (the design's
-    ``_lookup``: ``"1"`` finds 1 in an integer column, and 2, as a targets CSV reads ``g == 2``, finds ``"2"`` in a
+    ``lookup_values``: ``"1"`` finds 1 in an integer column, and 2, as a targets CSV reads ``g == 2``, finds ``"2"`` in a
     text column; a boolean is no number)."""
     levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
     found = []  # per column: the position of each category's value among the column's values
     for i, c in enumerate(cols):
-        at = _lookup(columns[c][1], list(levels[i]))
+        at = lookup_values(columns[c][1], list(levels[i]))
         found.append(at if len(cols) == 1 else at[index.codes[i]])
     ok = np.logical_and.reduce([f >= 0 for f in found])
     if not ok.any():
