@@ -104,7 +104,9 @@ def _population_total(config: Mapping[str, Any], train: pd.DataFrame) -> float:
 
 
 def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """The current population, with its ``weight`` column; at most ``max_rows`` rows drawn at random.
+    """The current population, with its ``weight`` column; at most ``max_rows`` rows drawn at random, whose
+    weights are multiplied by the population's records over the sample's, so that the sample stands for the
+    population (its weighted totals estimate the population's).
 
     A streamed dataset folder is read with its partition columns cast back to the training
     table's types, and its weight (which ``generate_dataset`` does not write) is the population
@@ -114,7 +116,7 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     if not path.is_dir():
         records = pd.read_parquet(path)
         if max_rows is not None and len(records) > max_rows:
-            records = records.sample(max_rows, random_state=seed)
+            return _stand_for(records.sample(max_rows, random_state=seed), len(records))
         return records
     import pyarrow as pa
     import pyarrow.dataset as pads
@@ -132,5 +134,13 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     if WEIGHT not in records.columns:  # as generated: each record carries an equal share
         train_rows = pd.read_parquet(ctx.input("train"))
         records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
-    return records
+    return _stand_for(records, rows)
+
+
+def _stand_for(sample: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """``sample`` of a population of ``rows`` records with its weights multiplied by ``rows / len(sample)``
+    (a sample that kept its weights gave the sample's calibration totals: errors of 0.67 on targets met exactly)."""
+    if len(sample) < rows and WEIGHT in sample.columns:
+        sample[WEIGHT] = sample[WEIGHT].to_numpy(float) * (rows / len(sample))
+    return sample
 

@@ -403,13 +403,6 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
                     + (f" in {len(areas)} areas of {by!r}" if cfg.get("by") else "")}
 
 
-def _population_rows(path: Path) -> int:
-    """The records of a population file or streamed dataset folder, from the Parquet footers."""
-    import pyarrow.dataset as pads
-
-    return pads.dataset(path, format="parquet", partitioning="hive").count_rows()
-
-
 def _evaluate(ctx: StageContext) -> dict[str, Any]:
     from .evaluation import evaluate
 
@@ -418,9 +411,6 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     columns = list(model.get("conditions", [])) + list(model["targets"])
     seed = ctx.seed("evaluate")
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
-    rows = _population_rows(ctx.input("population"))
-    if len(synthetic) < rows:  # a random sample stands for the population: totals estimate the population's
-        synthetic[WEIGHT] = synthetic[WEIGHT].to_numpy(float) * (rows / len(synthetic))
     heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
     scored = [c for c in columns if c not in cfg.get("exclude", [])]

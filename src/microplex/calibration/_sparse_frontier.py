@@ -20,8 +20,7 @@ from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidati
 from ._checks import check_column, check_records
 from .calibrator import as_targets
 from .design import Design, build_design
-from .diagnostics import relative_errors
-from .feasibility import check_feasible, unreachable_targets
+from .feasibility import check_feasible, target_errors, unreachable_targets
 from .targets import Targets
 
 __all__ = ["check_reachable", "checked_inputs", "frontier_table", "parameter_design"]
@@ -87,7 +86,8 @@ def frontier_table(
 ) -> pd.DataFrame:
     """One row per size: ``make(size).fit(...)``'s kept records, fitted errors, seconds and auxiliary
     convergence, and (with ``hold``, the design of the held-out targets) the held-out max and mean relative
-    errors; ``error`` holds the message where a fit raises a microplex error."""
+    errors, each target in its own units (a mean target's row is the weighted sum of deviations, not a
+    total); ``error`` holds the message where a fit raises a microplex error."""
     rows = []
     for size in sizes:
         est = make(int(size))
@@ -107,9 +107,12 @@ def frontier_table(
             "seconds": s["seconds"],
             "auxiliary_converged": s["auxiliary_converged"],
         }
-        if hold is not None:
-            rel = relative_errors(hold.x.T @ est.weights.to_numpy(), hold.totals)
+        if hold is not None:  # each held-out target in its own units (a mean as a mean), as the fitted errors
+            rel = target_errors(hold, est.weights.to_numpy())
             row["holdout_max_rel_error"] = float(rel.max())
             row["holdout_mean_rel_error"] = float(rel.mean())
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    head = [c for c in ("size", "kept", "max_rel_error", "mean_rel_error", "seconds", "auxiliary_converged",
+                        "holdout_max_rel_error", "holdout_mean_rel_error") if c in table.columns]
+    return table[head + [c for c in table.columns if c not in head]]  # a failed size's "error" last

@@ -31,7 +31,7 @@ from scipy.optimize import LinearConstraint, linprog, milp
 from microplex._errors import ConvergenceError
 
 from .design import Design
-from .diagnostics import format_pair
+from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
 from .targets import Targets
 
@@ -47,6 +47,7 @@ __all__ = [
     "misfits",
     "solution_problems",
     "survey_errors",
+    "target_errors",
     "target_misses",
     "totals_design",
     "unreachable_targets",
@@ -194,6 +195,13 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
         achieved = np.where(is_mean, mean, achieved)
     return np.asarray(achieved, dtype=np.float64)
 
+
+def target_errors(design: Design, weights: np.ndarray) -> np.ndarray:
+    """Every target's relative error under ``weights`` in its own units (a mean as a mean; inf where a mean's
+    records carry no weight)."""
+    value = np.array([t.value for t in design.targets], dtype=np.float64)
+    err = relative_errors(achieved_values(design, weights), value)
+    return np.where(np.isnan(err), np.inf, err)
 
 def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target (for targets

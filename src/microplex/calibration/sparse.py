@@ -51,7 +51,7 @@ from microplex._random import named_child
 from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design
-from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems
+from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses, crossing
@@ -60,7 +60,6 @@ from ._subset_choice import auxiliary_l1, best_auxiliary_subset
 from ._subset_refine import refine_subset
 from .subsets import (
     _balanced_order,
-    _errors,
     _max_error,
     calibrate_subset,
     _stratifiers,
@@ -438,7 +437,7 @@ class SparseCalibrator(_FittedResult):
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)
-        rel = _errors(design, w)
+        rel = target_errors(design, w)
         err = float(rel.max()) if len(rel) else 0.0
         nz = w > 0
         if self._aux_choice["auxiliary_converged"] is False:
@@ -573,31 +572,8 @@ class SparseCalibrator(_FittedResult):
             holdout = default_holdout(candidates, tg, weight_col, household_col)
         hold = parameter_design(candidates, holdout, weight_col, household_col, "holdout") if len(holdout) else None
         params = {**self.get_params(deep=False), "seed": self._seed, "force": True, "random_state": DEPRECATED}
-        fits: list[SparseCalibrator] = []
-
-        def make(size: int) -> SparseCalibrator:
-            fits.append(SparseCalibrator(**{**params, "max_records": size}))
-            return fits[-1]
-
-        table = frontier_table(make, candidates, tg, sizes, weight_col, household_col, None)
-        if hold is None:
-            return table
-        # the held-out errors in each target's own units (a mean as a mean, as the fitted errors), not the
-        # design's raw x'w, which for a mean target is the weighted sum of deviations (an absolute figure)
-        hold_max, hold_mean = [], []
-        for est in fits:
-            if getattr(est, "result_", None) is None:
-                hold_max.append(math.nan)
-                hold_mean.append(math.nan)
-                continue
-            rel = _errors(hold, est.weights.to_numpy())
-            hold_max.append(float(rel.max()))
-            hold_mean.append(float(rel.mean()))
-        table["holdout_max_rel_error"] = hold_max
-        table["holdout_mean_rel_error"] = hold_mean
-        head = [c for c in ("size", "kept", "max_rel_error", "mean_rel_error", "seconds", "auxiliary_converged",
-                            "holdout_max_rel_error", "holdout_mean_rel_error") if c in table.columns]
-        return table[head + [c for c in table.columns if c not in head]]
+        return frontier_table(lambda size: SparseCalibrator(**{**params, "max_records": size}), candidates, tg, sizes,
+                              weight_col, household_col, hold)
 
     def report(self) -> pd.DataFrame:
         """Per-target report of the sparse weights: ``tolerance`` is the fit's, the one every target was held to (a

@@ -20,9 +20,8 @@ from microplex._stats import misfit_denominator
 
 from .auxiliary import _is_number, distinct_values
 from .design import Design
-from .diagnostics import relative_errors
 from .distances import Bounds, Distance
-from .feasibility import achieved_values, mean_scale
+from .feasibility import mean_scale, target_errors
 from .solver import newton_dual
 from .targets import Target, Targets
 
@@ -31,15 +30,8 @@ __all__ = ["calibrate_subset", "inclusion_probabilities", "default_holdout"]
 logger = logging.getLogger(__name__)
 
 
-def _errors(design: Design, w: np.ndarray) -> np.ndarray:
-    """Relative error of every target in its own units (a mean as a mean; inf when undefined)."""
-    value = np.array([t.value for t in design.targets], dtype=np.float64)
-    err = relative_errors(achieved_values(design, w), value)
-    return np.where(np.isnan(err), np.inf, err)
-
-
 def _max_error(design: Design, w: np.ndarray) -> float:
-    return float(np.max(_errors(design, w))) if len(design.targets) else 0.0
+    return float(np.max(target_errors(design, w))) if len(design.targets) else 0.0
 
 
 def calibrate_subset(

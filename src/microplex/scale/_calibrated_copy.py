@@ -91,11 +91,11 @@ def write_calibrated(
         frame[column] = result.weights(full) * scale
         _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
         n += len(frame)
-    _copy_schema(src, dst, column)
+    copy_schema(src, dst, column)
     return n
 
 
-def _copy_schema(src: Path, dst: Path, column: str) -> None:
+def copy_schema(src: Path, dst: Path, column: str) -> None:
     """Gives the copy ``dst`` the schema file of its source ``src`` (with the float64 ``column``), so that its
     partition columns are read with their written types, as the source's are (without it, ``"01"`` was read back
     from the folder names as the number 1, and a reader casting it to text got ``"1"``). A source without a

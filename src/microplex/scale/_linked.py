@@ -255,8 +255,8 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
         write(hh, Path(os.fspath(out)) / rel_h)
         write(pp, Path(os.fspath(persons_out)) / rel_p)
         n += len(hh)
-    from ._calibrated_copy import _copy_schema
+    from ._calibrated_copy import copy_schema
 
-    _copy_schema(h_root, Path(os.fspath(out)), column)  # partition columns typed as written, as in the sources
-    _copy_schema(p_root, Path(os.fspath(persons_out)), column)
+    copy_schema(h_root, Path(os.fspath(out)), column)  # partition columns typed as written, as in the sources
+    copy_schema(p_root, Path(os.fspath(persons_out)), column)
     return n
