@@ -21,13 +21,26 @@ disability benefits (py130n); B's block is fused onto A, with the survey weights
 auxiliary experiment moves 5% of all persons (605, drawn from B) into an auxiliary source with every
 variable.
 
-Run:  nice -n 5 python benchmarks/bench_fusion.py     (writes benchmarks/results/fusion.md)
+Every split is repeated for each seed of ``--seeds`` (the split, the fusion, the hot-deck's ties and
+the QRF draw all take the seed); the tables give the mean +- sd over seeds of each method's figure
+(microplex: the mean over its imputations), beside the **real-vs-real floor**: the donor half B's own
+real records (every variable, as surveyed) scored against A's truth in the same way, i.e. how far two
+random halves of the survey already differ. Privacy beside fidelity: on the shared variables plus the
+imputed block, the share of fused records identical to a donor record (``exact copies``; fresh data:
+A's true records, ``copies (truth)``) and the DCR ratio (median distance of the fused records to their
+closest donor record over that of A's true records; below 1: the fused file sits closer to the donor
+records than fresh data does), from :func:`microplex.evaluation.privacy_summary`.
+
+Run:  nice -n 5 python benchmarks/bench_fusion.py --seeds 0 1 2    (writes benchmarks/results/fusion.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import platform
+import warnings
 import time
 from pathlib import Path
 
@@ -38,6 +51,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from microplex import Source, __version__, fuse
 from microplex.datasets import load_dataset
+from microplex.evaluation import privacy_summary
 from microplex._stats import weighted_pearson
 from microplex.fusion.diagnostics import weighted_ks
 from tidy_results import tidy  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
@@ -105,65 +119,92 @@ def energy_distance(x: np.ndarray, y: np.ndarray, n: int = 2500, seed: int = 0) 
 
 
 def scores(truth: pd.DataFrame, fused: pd.DataFrame, imputed: list[str], pairs: list[tuple[str, str]],
-           joint: list[str], w: np.ndarray) -> dict[str, float]:
+           joint: list[str], w: np.ndarray, wf: np.ndarray | None = None) -> dict[str, float]:
+    """Scores of ``fused`` (weights ``wf``, default ``w``: the base's records) against ``truth`` (weights ``w``)."""
+    wf = w if wf is None else wf
     row: dict[str, float] = {}
     for v in imputed:
         t, f = truth[v].to_numpy(float), fused[v].to_numpy(float)
-        row[f"KS {v}"] = weighted_ks(t, w, f, w)
-        row[f"zero err {v}"] = abs(np.average(t == 0, weights=w) - np.average(f == 0, weights=w))
+        row[f"KS {v}"] = weighted_ks(t, w, f, wf)
+        row[f"zero err {v}"] = abs(np.average(t == 0, weights=w) - np.average(f == 0, weights=wf))
         top = t.max()
         if np.average(t == top, weights=w) > 0.01:
-            row[f"top err {v}"] = abs(np.average(t == top, weights=w) - np.average(f == top, weights=w))
+            row[f"top err {v}"] = abs(np.average(t == top, weights=w) - np.average(f == top, weights=wf))
     for a, b in pairs:
-        row[f"corr({a},{b})"] = weighted_pearson(fused[a], fused[b], w)
+        row[f"corr({a},{b})"] = weighted_pearson(fused[a], fused[b], wf)
         row[f"corr err ({a},{b})"] = abs(row[f"corr({a},{b})"] - weighted_pearson(truth[a], truth[b], w))
     sd = truth[joint].std().to_numpy()
     row["energy"] = energy_distance(truth[joint].to_numpy(float) / sd, fused[joint].to_numpy(float) / sd)
     return row
 
 
-def summarize(per_imputation: list[dict[str, float]]) -> dict[str, str]:
-    df = pd.DataFrame(per_imputation)
-    if len(df) == 1:
-        return {k: f"{v:.3f}" for k, v in df.iloc[0].items()}
-    return {k: f"{df[k].mean():.3f} ± {df[k].std():.3f}" for k in df.columns}
+def privacy(truth: pd.DataFrame, fused: pd.DataFrame, donor: pd.DataFrame, columns: list[str],
+            seed: int) -> dict[str, float]:
+    """Exact copies of donor records and the DCR ratio of the fused file (A's true records as fresh data)."""
+    with warnings.catch_warnings():  # the figures are the table's; warn=False logs its messages instead
+        warnings.simplefilter("ignore")
+        logging.getLogger("microplex").setLevel(logging.ERROR)
+        p = privacy_summary(donor[columns], fused[columns], truth[columns], seed=seed, warn=False)
+    return {"exact copies": p["exact_copy_rate_synthetic"], "copies (truth)": p["exact_copy_rate_holdout"],
+            "DCR ratio": p["dcr_ratio"]}
 
 
-def run_case(name, truth, base, donor, match, block, pairs, joint, w_col, aux=None, m=5, seed=0):
+def run_case(truth, base, donor, floor, match, block, pairs, joint, w_col, aux=None, m=5, seed=0):
+    """One split: every method's figures (a list of one dict per imputation) and the fusion results."""
     w = truth[w_col].to_numpy(float) if w_col else np.ones(len(truth))
-    imputed, rows, extras = block, {}, {}
+    imputed, raw, extras, seconds = block, {}, {}, {}
+    cols = [*match, *block]
+
+    def score(frames: list[pd.DataFrame]) -> list[dict[str, float]]:
+        return [scores(truth, d, imputed, pairs, joint, w) | privacy(truth, d, donor, cols, seed) for d in frames]
+
     t0 = time.perf_counter()
     res = fuse([Source(base, "A", weight_col=w_col), Source(donor, "B", weight_col=w_col)], base="A",
                shared=match, n_imputations=m, seed=seed, synthesizer_params=SYNTH_PARAMS)
+    seconds["microplex"] = time.perf_counter() - t0
     extras["microplex"] = res
-    raw = {"microplex": [scores(truth, d, imputed, pairs, joint, w) for d in res.imputations()]}
-    rows["microplex"] = summarize(raw["microplex"])
-    rows["microplex"]["seconds"] = f"{time.perf_counter() - t0:.0f}"
+    raw["microplex"] = score(res.imputations())
     if aux is not None:
         aux_rows, donor_rest = aux
         t0 = time.perf_counter()
         res_aux = fuse([Source(base, "A", weight_col=w_col), Source(donor_rest, "B", weight_col=w_col)],
                        base="A", shared=match, n_imputations=m, seed=seed, synthesizer_params=SYNTH_PARAMS,
                        auxiliary=Source(aux_rows, "aux", weight_col=w_col))
+        seconds["microplex + 5% aux"] = time.perf_counter() - t0
         extras["microplex + 5% aux"] = res_aux
-        raw["microplex + 5% aux"] = [scores(truth, d, imputed, pairs, joint, w) for d in res_aux.imputations()]
-        rows["microplex + 5% aux"] = summarize(raw["microplex + 5% aux"])
-        rows["microplex + 5% aux"]["seconds"] = f"{time.perf_counter() - t0:.0f}"
+        raw["microplex + 5% aux"] = score(res_aux.imputations())
     t0 = time.perf_counter()
     hd = nnd_hotdeck(base, donor, match, block, seed=seed)
-    rows["NND hot-deck"] = summarize([scores(truth, hd, imputed, pairs, joint, w)])
-    rows["NND hot-deck"]["seconds"] = f"{time.perf_counter() - t0:.0f}"
+    seconds["NND hot-deck"] = time.perf_counter() - t0
+    raw["NND hot-deck"] = score([hd])
     t0 = time.perf_counter()
     qr = qrf_impute(base, donor, match, block, weight=w_col, seed=seed)
-    raw["NND hot-deck"] = [scores(truth, hd, imputed, pairs, joint, w)]
-    raw["QRF"] = [scores(truth, qr, imputed, pairs, joint, w)]
-    rows["QRF"] = summarize(raw["QRF"])
-    rows["QRF"]["seconds"] = f"{time.perf_counter() - t0:.0f}"
-    table = pd.DataFrame(rows).T
-    truth_row = {f"corr({a},{b})": f"{weighted_pearson(truth[a], truth[b], w):.3f}" for a, b in pairs}
-    table.loc["truth (A)"] = pd.Series(truth_row)
-    extras["_raw"] = raw
-    return table.fillna(""), extras
+    seconds["QRF"] = time.perf_counter() - t0
+    raw["QRF"] = score([qr])
+    # The floor: the other half's real records, every variable as surveyed (no privacy figures: they are real).
+    wf = floor[w_col].to_numpy(float) if w_col else np.ones(len(floor))
+    raw["real B (floor)"] = [scores(truth, floor, imputed, pairs, joint, w, wf)]
+    for method, s in seconds.items():
+        for d in raw[method]:
+            d["seconds"] = s
+    truth_row = {f"corr({a},{b})": weighted_pearson(truth[a], truth[b], w) for a, b in pairs}
+    return raw, extras, truth_row
+
+
+def seed_table(per_seed: list[dict[str, list[dict[str, float]]]], truths: list[dict[str, float]]) -> pd.DataFrame:
+    """Metric x method: mean +- sd over seeds of each seed's figure (the mean over imputations)."""
+    columns = {}
+    for method in per_seed[0]:
+        frames = pd.DataFrame([pd.DataFrame(seed[method]).mean() for seed in per_seed])
+        sd = frames.std() if len(frames) > 1 else None
+        columns[method] = {k: (f"{frames[k].mean():.3f}" if sd is None or np.isnan(frames[k].mean()) else
+                               f"{frames[k].mean():.3f} ± {sd[k]:.3f}") if k != "seconds" else f"{frames[k].mean():.0f}"
+                           for k in frames.columns}
+    columns["truth (A)"] = {k: f"{np.mean([t[k] for t in truths]):.3f}" for k in truths[0]}
+    order = list(dict.fromkeys(k for c in columns.values() for k in c))
+    late = ["exact copies", "copies (truth)", "DCR ratio", "seconds"]
+    order = [k for k in order if k not in late] + [k for k in late if k in order]
+    return pd.DataFrame(columns).reindex(order).fillna("")
 
 
 #: Issue 6 bars on cps1: metric -> largest value allowed.
@@ -171,13 +212,13 @@ CPS1_BARS = {"KS re78": 0.05, "zero err re78": 0.02, "top err re78": 0.02, "corr
              "corr err (re74,re78)": 0.1}
 
 
-def bars_table(raw: dict[str, list[dict[str, float]]]) -> pd.DataFrame:
-    """Worst value over imputations of every cps1 bar metric, per method, and whether it is met."""
+def bars_table(per_seed: list[dict[str, list[dict[str, float]]]]) -> pd.DataFrame:
+    """Worst value over seeds and imputations of every cps1 bar metric, per method, and whether it is met."""
     rows = []
     for metric, bar in CPS1_BARS.items():
         row = {"metric": metric, "bar": f"<= {bar}"}
-        for method, values in raw.items():
-            worst = max(v[metric] for v in values)
+        for method in per_seed[0]:
+            worst = max(v[metric] for seed in per_seed for v in seed[method])
             row[method] = f"{worst:.3f} {'met' if worst <= bar else 'NOT met'}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -191,7 +232,7 @@ def cps1_case(seed: int = 0):
     n_aux = int(round(0.05 * len(df)))
     aux = (b.iloc[:n_aux].reset_index(drop=True), b.iloc[n_aux:].drop(columns="re74").reset_index(drop=True))
     match = DEMOGRAPHICS + ["re75"]
-    return run_case("cps1", a, a.drop(columns="re78"), b.drop(columns="re74"), match, ["re78"],
+    return run_case(a, a.drop(columns="re78"), b.drop(columns="re74"), b, match, ["re78"],
                     [("re75", "re78"), ("re74", "re78")], ["re74", "re75", "re78"], None, aux=aux, seed=seed)
 
 
@@ -211,7 +252,7 @@ def eusilc_case(seed: int = 0):
     n_aux = int(round(0.05 * len(p)))
     b = b.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     aux = (b.iloc[:n_aux].reset_index(drop=True), b.iloc[n_aux:].drop(columns=EU_A).reset_index(drop=True))
-    return run_case("eusilc", a, a.drop(columns=EU_B), b.drop(columns=EU_A), EU_SHARED, EU_B, pairs,
+    return run_case(a, a.drop(columns=EU_B), b.drop(columns=EU_A), b, EU_SHARED, EU_B, pairs,
                     ["py010n", *EU_A, *EU_B], "rb050", aux=aux, seed=seed)
 
 
@@ -226,30 +267,52 @@ def bounds_table(extras) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="cap on training epochs (smoke runs only)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the tables go")
     args = parser.parse_args()
     if args.epochs:
         SYNTH_PARAMS["epochs"] = args.epochs
-    out = [f"# Fusion benchmark\n\nmicroplex {__version__}, Python {platform.python_version()}, "
-           f"{platform.machine()} CPU, seed {args.seed}. Command: `nice -n 5 python benchmarks/bench_fusion.py`.\n"]
+    seeds = " ".join(map(str, args.seeds))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    command = (f"OMP_NUM_THREADS={threads} " if threads else "") + f"nice -n 5 python benchmarks/bench_fusion.py --seeds {seeds}"
+    if args.epochs:
+        command += f" --epochs {args.epochs}"
+    load = os.getloadavg()[0]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    head = (f"# Fusion benchmark\n\nmicroplex {__version__}, Python {platform.python_version()}, {platform.machine()} CPU, "
+            f"seeds {seeds}. Command: `{command}` ({started}; load average {load:.1f} at the start, "
+            "{end_load} at the end: the seconds are indicative, not a timing benchmark).\n\n"
+            "Cells: mean ± sd over seeds of each seed's figure (microplex: the mean over its 5 imputations). "
+            "`real B (floor)`: the donor half's own real records scored against A's truth (two random halves of "
+            "the survey). `exact copies`: share of fused records (shared variables and imputed block) identical to "
+            "a donor record; `copies (truth)`: the same for A's true records (fresh data); `DCR ratio`: median "
+            "distance to the closest donor record, fused over A's truth (below 1: closer to the donor records than "
+            "fresh data). Bounds, shared-variable comparison and held-out diagnostics: the first seed.\n")
+    out = [head]
     for name, case in (("cps1", cps1_case), ("eusilc", eusilc_case)):
-        table, extras = case(args.seed)
-        res = extras["microplex"]
-        out.append(f"## {name}\n\n### Imputed variables vs the truth of A\n\n{table.T.to_markdown()}\n")
+        per_seed, truths, first = [], [], None
+        for seed in args.seeds:
+            raw, extras, truth_row = case(seed)
+            per_seed.append(raw)
+            truths.append(truth_row)
+            first = extras if first is None else first
+            print(f"{name} seed {seed} done", flush=True)
+        res = first["microplex"]
+        out.append(f"## {name}\n\n### Imputed variables vs the truth of A\n\n{seed_table(per_seed, truths).to_markdown()}\n")
         if name == "cps1":
-            out.append("### Bars (worst over the 5 imputations for microplex)\n\n"
-                       f"{bars_table(extras['_raw']).to_markdown(index=False)}\n")
-        extras.pop("_raw")
-        out.append(f"### Correlation bounds (pairs never observed together)\n\n{bounds_table(extras).to_markdown(index=False)}\n")
+            out.append("### Bars (worst over the seeds and, for microplex, the 5 imputations)\n\n"
+                       f"{bars_table(per_seed).to_markdown(index=False)}\n")
+        out.append(f"### Correlation bounds (pairs never observed together)\n\n{bounds_table(first).to_markdown(index=False)}\n")
         out.append(f"### Shared variables, donor B vs base A (before fusing)\n\n"
                    f"{res.shared_comparison.round(3).to_markdown(index=False)}\n")
         diag = res.diagnostics.drop(columns=["predictors"]).round(3)
         out.append(f"### microplex held-out diagnostics (donor records not used for fitting)\n\n"
                    f"{diag.to_markdown(index=False)}\n")
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(tidy("\n".join(out)))
-        print("\n".join(out[-5:]), flush=True)
+    out[0] = out[0].replace("{end_load}", f"{os.getloadavg()[0]:.1f}")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(tidy("\n".join(out)))
+    print("\n".join(out), flush=True)
 
 
 if __name__ == "__main__":
