@@ -42,7 +42,8 @@ from ._cli_checks import (
 )
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_choice, check_float, check_int, check_seed
-from .io import atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_table, read_targets, write_parquet_atomic
+from .io import (atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
+                 read_targets, write_parquet_atomic)
 
 __all__ = ["app", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
@@ -135,11 +136,22 @@ def fit(
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (.mpx)."),
     flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
     epochs: str = typer.Option("auto", help="Training epochs: 'auto' (from the data size) or an int."),
-    seed: int = typer.Option(0),
+    epsilon: float | None = typer.Option(
+        None, help="Differential privacy: the budget epsilon of the whole fit (needs --delta and --public)."),
+    delta: float | None = typer.Option(None, help="Differential privacy: delta, in (0, 1), e.g. 1e-5."),
+    public: Path | None = typer.Option(
+        None, help="Public metadata for a DP fit (.yaml or .json): bounds, categories and point masses of the "
+                   "columns, the weight column's bound among the bounds."),
+    condition_model: bool = typer.Option(
+        False, "--condition-model", help="Fully synthetic: also model the conditions, keep no training row "
+                                         "(the default with --epsilon)."),
+    seed: int | None = typer.Option(
+        None, help="Seed of the fit (default: 0 without --epsilon; with it a secret seed from the OS: a DP fit "
+                   "with a known seed is not private)."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
-    """Fits a Synthesizer on a table and saves it."""
+    """Fits a Synthesizer on a table and saves it (differentially private with --epsilon)."""
     def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
 
@@ -148,20 +160,32 @@ def fit(
             raise DataValidationError("The '--targets' option must name at least one column.")
         check_choice(flow, "flow", ("maf", "nsf"))
         n_epochs = parse_epochs(epochs)
-        check_seed(seed, allow_none=False)
+        check_seed(seed, allow_none=True)
         if weight is not None:
             check_weight_name(weight)
+        dp_given = [o for o, v in (("--delta", delta), ("--public", public)) if v is not None]
+        if epsilon is None and dp_given:
+            raise DataValidationError(f"The option {dp_given[0]} needs differential privacy: give --epsilon too.")
+        if epsilon is not None and (delta is None or public is None):
+            raise DataValidationError("A differentially private fit (--epsilon) needs --delta and --public (the "
+                                      "columns' public bounds and categories; see docs/privacy.md).")
         check_input(data, "data")
-        check_output(out, "out", [data])
+        check_input(public, "public")
+        check_output(out, "out", [data, public])
+        public_kwargs = read_public_metadata(public) if public is not None else {}
         df = read_table(data)
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
             raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
-        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet)
-        synth.fit(df, weight_col=weight, seed=seed)
+        synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet,
+                            condition_model=True if condition_model else None, epsilon=epsilon, delta=delta,
+                            **public_kwargs)
+        synth.fit(df, weight_col=weight, seed="auto" if seed is None else seed)
         out.parent.mkdir(parents=True, exist_ok=True)  # as the other verbs do (check_output: it can be created)
         synth.save(out)
-        say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs; wrote {out}")
+        spent = "" if epsilon is None else (f"; privacy spent: epsilon {synth.privacy_['epsilon']:.4g}, "
+                                            f"delta {synth.privacy_['delta']:.3g}")
+        say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs{spent}; wrote {out}")
 
     run_body(body, quiet, verbose)
 
@@ -171,7 +195,9 @@ def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
     n: int | None = typer.Option(None, "--n", parser=parse_count, metavar="<int>",
-                                 help="Number of records, an int (1e9 is accepted); conditions resampled."),
+                                 help="Number of records, an int (1e9 is accepted); conditions resampled from the training "
+                                      "records, or drawn from the model's condition model (fit --condition-model "
+                                      "or --epsilon)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file, or a folder when streaming."),
     population: float | None = typer.Option(
         None, help="Total weight the records represent: adds a weight column, population / records each."),

@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +21,7 @@ from .datasets import DATASETS, dataset_path
 __all__ = [
     "read_table",
     "read_targets",
+    "read_public_metadata",
     "resolve_path",
     "file_sha256",
     "write_parquet_atomic",
@@ -141,6 +143,79 @@ def read_targets(path: str | os.PathLike, base: Path | None = None):
         # A KeyError/TypeError/AttributeError here is a missing column or a wrongly shaped
         # document (a YAML list where a mapping is expected), i.e. bad file content.
         raise DataValidationError(f"Cannot read the targets file {str(p)!r}: {_reason(exc)}") from exc
+
+
+#: Largest public-metadata file read (bytes): bounds and category lists are small; a larger file is refused unread.
+MAX_PUBLIC_FILE_BYTES = 16 * 1024 * 1024
+#: The sections of a public-metadata file and the Synthesizer parameter each becomes.
+PUBLIC_SECTIONS = {"bounds": "public_bounds", "categories": "public_categories", "point_masses": "schema"}
+
+
+def read_public_metadata(path: str | os.PathLike, base: Path | None = None) -> dict[str, Any]:
+    r"""Reads a differential-privacy fit's public metadata (``microplex fit --public``) from YAML or JSON.
+
+    The document is a mapping with the sections ``bounds`` (column: [low, high], the weight column's
+    included), ``categories`` (column: [category, ...]) and ``point_masses`` (column: [value, ...]),
+    all optional. Returns the Synthesizer keyword arguments they stand for: ``public_bounds``,
+    ``public_categories`` and ``schema`` (a :class:`~microplex.VariableSpec` with the point masses
+    for each column). The file is untrusted data: it is read with the safe YAML loader (JSON is
+    YAML), its size is checked first, and any other shape raises a
+    :class:`~microplex.DataValidationError` naming the file and the entry; the values themselves
+    are checked by :meth:`Synthesizer.fit <microplex.Synthesizer.fit>` as for any caller.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "public.yaml"
+    >>> _ = f.write_text("bounds: {re78: [0, 25564.67], age: [16, 55]}\npoint_masses: {re78: [0, 25564.67]}")
+    >>> kwargs = read_public_metadata(f)
+    >>> kwargs["public_bounds"], kwargs["schema"]["re78"].point_masses
+    ({'re78': (0, 25564.67), 'age': (16, 55)}, (0.0, 25564.67))
+    """
+    import yaml
+
+    from ._files import load_yaml
+    from .synthesis.schema import VariableSpec
+
+    p = resolve_path(path, base)
+    if not p.is_file():
+        raise DataValidationError(f"Public metadata file {str(p)!r} does not exist or is not a file.")
+    if p.stat().st_size > MAX_PUBLIC_FILE_BYTES:
+        raise DataValidationError(f"Public metadata file {str(p)!r} is larger than {MAX_PUBLIC_FILE_BYTES:,} bytes; "
+                                  "it holds bounds and category lists, which are small.")
+    try:
+        doc = load_yaml(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise DataValidationError(f"Cannot read the public metadata file {str(p)!r}: {_reason(exc)}") from exc
+
+    def bad(what: str, got: Any) -> DataValidationError:
+        return DataValidationError(f"The public metadata file {str(p)!r}: {what}. Got {str(got)[:80]!r} instead.")
+
+    if not isinstance(doc, dict) or not doc:
+        raise bad("expected a mapping with some of the sections " + ", ".join(PUBLIC_SECTIONS), doc)
+    unknown = [k for k in doc if k not in PUBLIC_SECTIONS]
+    if unknown:
+        raise bad(f"unknown section {unknown[0]!r}; expected some of {list(PUBLIC_SECTIONS)}", unknown[0])
+    out: dict[str, Any] = {}
+    for section, values in doc.items():
+        if not isinstance(values, dict) or not values:
+            raise bad(f"section {section!r} must map column names to lists", values)
+        for column, entry in values.items():
+            if not isinstance(column, str) or not column:
+                raise bad(f"section {section!r} has a column name that is not text", column)
+            if not isinstance(entry, list) or (section == "bounds" and len(entry) != 2):
+                shape = "[low, high]" if section == "bounds" else "a list of values"
+                raise bad(f"{section}.{column} must be {shape}", entry)
+        if section == "bounds":
+            out["public_bounds"] = {c: tuple(v) for c, v in values.items()}
+        elif section == "categories":
+            out["public_categories"] = {c: list(v) for c, v in values.items()}
+        else:
+            try:
+                out["schema"] = {c: VariableSpec(point_masses=tuple(v)) for c, v in values.items()}
+            except DataValidationError as exc:
+                raise DataValidationError(f"The public metadata file {str(p)!r}, section 'point_masses': {exc}") from exc
+    return out
 
 
 def file_sha256(path: str | os.PathLike) -> str:
