@@ -34,7 +34,9 @@ def detect_heaps(
     x: np.ndarray, w: np.ndarray, total_weight: float, threshold: float, min_count: int, max_heaps: int
 ) -> tuple[float, ...]:
     """Values of ``x`` carrying at least ``threshold`` of ``total_weight`` and held by at least
-    ``min_count`` records (so a heap never identifies a record).
+    ``min_count`` records of positive weight (so a heap never identifies a record: records of
+    weight 0 are outside the weighted population, and 20 of them beside one record of weight
+    made that record's value a heap).
 
     At most ``max_heaps`` values are kept, heaviest first; the result is sorted.
     ``threshold <= 0`` or ``max_heaps <= 0`` disables detection.
@@ -46,10 +48,13 @@ def detect_heaps(
     (1.0, 3.0)
     >>> detect_heaps(x, np.ones(7), 7.0, 0.2, 3, 5)
     (1.0,)
+    >>> detect_heaps(x, np.array([1.0, 0, 0, 1, 1, 1, 1]), 5.0, 0.2, 2, 5)   # 1.0: one record of weight
+    (3.0,)
     """
     if threshold <= 0 or max_heaps <= 0 or len(x) == 0:
         return ()
-    return heaviest_values(x, w, threshold, max_heaps, total=total_weight, min_count=min_count)
+    held = w > 0
+    return heaviest_values(x[held], w[held], threshold, max_heaps, total=total_weight, min_count=min_count)
 
 
 class HeapHeads(nn.Module):

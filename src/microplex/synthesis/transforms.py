@@ -261,7 +261,9 @@ class ContinuousEncoder:
         for seg, on in self._segment_rows(state):
             x[on] = seg.decode(u[on])
             if self.integer:
-                x[on] = self._expand(np.round(x[on])) if self.compact else np.round(x[on])
+                x[on] = seg.round_inside(x[on])  # never onto a bound (a point mass): see round_inside
+                if self.compact:
+                    x[on] = self._expand(x[on])
         for i, m in enumerate(self.point_masses):
             x[state == i] = m
         if heap is not None and self.heaps:
