@@ -538,6 +538,9 @@ class SparseCalibrator(_FittedResult):
 
         Parameters
         ----------
+        candidates, targets, weight_col, household_col
+            As in :meth:`fit`: the records to choose from, the targets every size is fitted to,
+            the initial weight column and the household id column.
         sizes : list of int
             Budgets to try (``max_records``).
         holdout : Targets, optional

@@ -65,6 +65,10 @@ def pmse(
 
     Parameters
     ----------
+    real_df, synthetic_df : pandas.DataFrame
+        The two samples, with the same columns (every column is a feature of the classifier).
+    real_weights, synthetic_weights : array-like or None, default=None
+        Weights of each sample's rows (``None``: equal); each side is scaled to sum to its row count.
     classifier : scikit-learn classifier, default=None
         Cloned for each fold; ``None`` uses a regularised gradient-boosting classifier
         (``HistGradientBoostingClassifier(early_stopping=True, max_leaf_nodes=15,
@@ -80,6 +84,10 @@ def pmse(
         rows, 1 from about 13,400).
     max_rows : int or None, default=20000
         Each side is subsampled (by ``seed``) to at most this many rows.
+    seed : int or None, default=0
+        Seeds the subsampling and the fold splits (the default classifier has a fixed seed of its own).
+    random_state : int or None
+        Deprecated name of ``seed`` (a ``FutureWarning``; giving both raises).
 
     Raises
     ------

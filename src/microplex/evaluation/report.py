@@ -253,6 +253,8 @@ def evaluate(
         Whether to fit the propensity classifier for the pMSE.
     seed : int or None, default=0
         Seeds subsampling and the classifier folds.
+    random_state : int or None
+        Deprecated name of ``seed`` (a ``FutureWarning``; giving both raises).
     attacks : bool, default=False
         Run the attacks of :mod:`microplex.evaluation.attacks` (needs ``holdout_df``): the
         membership-inference AUC (row ``membership_auc``) and, when there are quasi-identifiers,
