@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import os
 import stat
+import struct
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,9 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     EOFError,
     ImportError,
+    struct.error,  # a damaged Stata file
+    zipfile.BadZipFile,  # a damaged Excel workbook
+    KeyError,  # a zip archive named .xlsx that holds no workbook (pandas' engine lookup)
 )
 
 _READERS = {

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,6 +93,7 @@ def test_bad_margins_and_non_convergence(dataset):
     with pytest.raises(DataValidationError, match="totals must be finite and >= 0"):
         rake_dataset(path, {"black": {0: -1.0}})
     bad = {"black": {0: 100.0, 1: 100.0}, "agegrp": {0: 1000.0, 1: 1000.0, 2: 1000.0}}
-    with pytest.raises(ConvergenceError, match="did not converge"):
-        with pytest.warns(Warning):
+    with warnings.catch_warnings():  # the error alone, no warning before it (which -W error would raise instead)
+        warnings.simplefilter("error")
+        with pytest.raises(ConvergenceError, match="did not converge"):
             rake_dataset(path, bad, max_iter=5)

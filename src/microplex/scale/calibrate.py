@@ -259,9 +259,9 @@ def _solve(
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
         msg += _diagnosis(op, mg, dist, bounds, sol.converged)
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-        if not force:
+        if not force:  # one report: the error (as Calibrator); a warning as well made it the exception under -W error
             raise ConvergenceError(msg + " Pass force=True to keep these weights.")
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return result
 
 
