@@ -141,6 +141,8 @@ def files(tmp_path_factory, cps1):
         (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "-o", "{d}/data.parquet"], "would overwrite the input"),
         (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "-o", "{o}/w.parquet", "--report", "{d}/t.csv"],
          "would overwrite the input"),
+        (["calibrate", "{d}/data.parquet", "--targets", "{d}/t.csv", "-o", "{o}/w.parquet", "--report", "{o}/w.parquet/r.csv"],
+         "would overwrite the 'out' output"),  # was: "... the input", of an output
         (["calibrate", "{d}/data.parquet", "--targets", "{d}/data.csv", "-o", "{o}/w.parquet"], "targets file"),
         (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--max-records", "0", "-o", "{o}/s.parquet"], "'max_records'"),
         (["sparsify", "{d}/data.parquet", "--targets", "{d}/t.csv", "--tolerance", "-1", "-o", "{o}/s.parquet"], "'tolerance'"),

@@ -134,19 +134,22 @@ PARQUET = (".parquet", ".pq")
 
 
 def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bool = False,
-                 suffixes: tuple[str, ...] = ()) -> Path:
-    """An output path that is no input (nor inside one, nor holding one) and whose folder can be created;
-    a file's name ends in one of ``suffixes`` when they are given (the format written), and an existing
-    file output is a regular file (:func:`~microplex.io.check_replaceable`: never a device such as
-    ``/dev/null``, which the rename onto it would replace)."""
+                 suffixes: tuple[str, ...] = (), outputs: dict[str, Path] | None = None) -> Path:
+    """An output path that is no input (nor inside one, nor holding one) nor another of the command's
+    ``outputs`` (by name), and whose folder can be created; a file's name ends in one of ``suffixes``
+    when they are given (the format written), and an existing file output is a regular file
+    (:func:`~microplex.io.check_replaceable`: never a device such as ``/dev/null``, which the rename
+    onto it would replace)."""
     target = path.expanduser().resolve()
-    for src in inputs:
+    named = [(src, f"the input {str(src)!r}") for src in inputs] + [
+        (other, f"the {key!r} output {str(other)!r}") for key, other in (outputs or {}).items()]
+    for src, what in named:
         if src is None:
             continue
         s = src.expanduser().resolve()
         if target == s or s in target.parents or (folder and target in s.parents):
             raise DataValidationError(
-                f"The {name!r} output {str(path)!r} would overwrite the input {str(src)!r}; choose another path.")
+                f"The {name!r} output {str(path)!r} would overwrite {what}; choose another path.")
     if not folder and suffixes and path.suffix.lower() not in suffixes:
         raise DataValidationError(
             f"The {name!r} output {str(path)!r} must end in {' or '.join(suffixes)}: the command writes "

@@ -78,7 +78,8 @@ def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, colu
         need = int(np.ceil(totals.sum() / totals.min()))
         raise DataValidationError(
             f"'generate.n' = {n} leaves {len(empty)} areas of {column!r} without a record ({_listed(empty)}); "
-            f"every area gets its share of the records: raise 'generate.n' to at least {need}.")
+            f"every area gets its share of the records: raise 'generate.n' to {need}, from which every area is sure "
+            "of a record (below it, whether an area whose share is under one record gets one depends on the seed).")
     rows = []
     for i, k in enumerate(counts):
         members = np.flatnonzero(codes == i)

@@ -142,5 +142,6 @@ def _stand_for(sample: pd.DataFrame, rows: int) -> pd.DataFrame:
     (a sample that kept its weights gave the sample's calibration totals: errors of 0.67 on targets met exactly)."""
     if len(sample) < rows and WEIGHT in sample.columns:
         sample[WEIGHT] = sample[WEIGHT].to_numpy(float) * (rows / len(sample))
+    sample.attrs["population_rows"] = rows  # for the report: a sample says what it stands for
     return sample
 

@@ -405,12 +405,14 @@ def _sparsify(ctx: StageContext) -> dict[str, Any]:
 
 def _evaluate(ctx: StageContext) -> dict[str, Any]:
     from .evaluation import evaluate
+    from .synthesis import Synthesizer
 
     cfg, model = ctx.config["evaluate"], ctx.config["model"]
     weight = _training_weight(ctx.config)
     columns = list(model.get("conditions", [])) + list(model["targets"])
     seed = ctx.seed("evaluate")
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
+    rows = int(synthetic.attrs.get("population_rows", len(synthetic)))
     heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
     scored = [c for c in columns if c not in cfg.get("exclude", [])]
@@ -433,7 +435,10 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
         report.heldout, report.areas = heldout, list(cfg.get("areas", []))
         for row in error_summary(heldout).itertuples():
             figures[f"heldout_{row.population}"] = {"cells": row.cells, "median": row.median, "p90": row.p90}
-    report.to_html(ctx.output("report"))
+    # the model: its conditions are shown apart and not judged, its training is shown (as in the tutorial's report)
+    sampled = {"synthetic records scored": f"a random sample of {len(synthetic):,} of the population's {rows:,} "
+               "(evaluate.max_rows), weighted to stand for it"} if rows > len(synthetic) else None
+    report.to_html(ctx.output("report"), model=Synthesizer.load(ctx.input("model")), provenance=sampled)
     name = cfg.get("report", "report.html")
     return {"report": str(ctx.out / name), **figures, "note": f"report at {name}"}
 
@@ -459,7 +464,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
           outputs=(Output("population", "subset.parquet"),
                    Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
           settings=("sparsify",), seeds=("sparsify",)),
-    Stage("evaluate", _evaluate, inputs=("population", "train", "holdout", "calibrate.targets?", "evaluate.targets?",
+    Stage("evaluate", _evaluate, inputs=("population", "model", "train", "holdout", "calibrate.targets?", "evaluate.targets?",
                                          *(f"population@{s}?" for s in _POPULATIONS)),
           outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report"),
                    Output("heldout_errors", "heldout_errors.csv", when=lambda c: bool(c["evaluate"].get("heldout")))),

@@ -315,7 +315,7 @@ def calibrate(
         check_input(targets, "targets")
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         if report is not None:
-            check_output(report, "report", [data, targets, out], suffixes=(".csv",))
+            check_output(report, "report", [data, targets], suffixes=(".csv",), outputs={"out": out})
         df = read_table(data)
         if weight not in df.columns:
             _warn_unit_weights(weight, data)
