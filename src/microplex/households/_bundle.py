@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError, MicroplexError
+from .._stats import unseen_categories
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis.serialization import FORMAT_VERSION, read_archive, write_archive
 
@@ -234,13 +235,23 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     hs.min_age_ = _number(meta.get("min_age"), where, "min_age", allow_none=True)
     if hs.age_var is not None and hs.min_age_ is None:
         raise _fail(where, "min_age", "a number (the model has an age variable)", None)
+    if hs.age_var is not None and not _holds([hs.min_age_], dtypes[hs.age_var]):  # drawn in place of a bad age
+        raise _fail(where, "min_age", f"an age of the age variable's dtype {dtypes[hs.age_var]!r}", hs.min_age_)
+    if not hs.total_weight_ > 0:  # the households' weights sum, spread over the drawn households
+        raise _fail(where, "total_weight", "a positive number (the training households' total weight)",
+                    hs.total_weight_)
     hs.size_shares_ = _shares(meta.get("size_shares"), where, "size_shares", sizes=True)
     hs.size_dtype_ = _dtype(meta.get("size_dtype"), where, "size_dtype")
+    if not _holds(hs.size_shares_[0], hs.size_dtype_):
+        raise _fail(where, "size_dtype", "a dtype that holds the sizes of size_shares", hs.size_dtype_)
     if max(hs.size_shares_[0]) != hs.max_size_:
         raise _fail(where, "max_size", f"the largest size in size_shares ({max(hs.size_shares_[0])})", max_size)
     if hs.geography:
         hs.geography_shares_ = _shares(meta.get("geography_shares"), where, "geography_shares", sizes=False)
         hs.geography_dtype_ = _dtype(meta.get("geography_dtype"), where, "geography_dtype")
+        if not _holds(hs.geography_shares_[0], hs.geography_dtype_):
+            raise _fail(where, "geography_dtype", "a dtype that holds the values of geography_shares",
+                        hs.geography_dtype_)
         hs.geography_categories_ = _categories(meta.get("geography_categories"), hs, where)
     limits = meta.get("limits")
     if not isinstance(limits, list) or len(limits) > _MAX_COLUMNS:
@@ -288,6 +299,21 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         if not ok:
             raise _fail(where, f"models.{n}", "a model of the declared household and person columns",
                         {"targets": sorted(targets), "conditions": sorted(conditions)})
+        # the draws of an inner model are cast to the dtypes of the household file: they are the same columns'
+        for v in model.target_vars:
+            key, declared = (("size_dtype", hs.size_dtype_) if v == size_col and n == "household"
+                             else (f"person_dtypes.{v}", dtypes.get(v)) if v in p_vars and n != "household"
+                             else (None, None))
+            if key is not None and model.dtypes_[v] != declared:
+                raise _fail(where, key, f"the dtype {model.dtypes_[v]!r} of {v!r} in inner model {n!r}", declared)
+    geo_model = hs.household_model_
+    if hs.geography and geo_model is not None and hs.geography in geo_model.condition_vars:
+        known = geo_model.condition_encoder_.stats[hs.geography]
+        unknown = unseen_categories(hs.geography_shares_[0], known) if geo_model.kinds_[hs.geography] == "categorical" \
+            else []
+        if unknown:
+            raise _fail(where, "geography_shares", f"values of the geography that inner model 'household' was fitted "
+                        f"on ({list(known)[:5]})", unknown[:5])
     if not ctx <= set(early) | set(_context_features(hs)):
         raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
     return hs
@@ -308,6 +334,14 @@ def _categories(value: Any, hs: HouseholdSynthesizer, where: str) -> tuple[list,
     if len(set(categories)) != len(categories) or not set(hs.geography_shares_[0]) <= set(categories):
         raise _fail(where, key, "distinct categories including every value of geography_shares", categories)
     return list(categories), value[1]
+
+
+def _holds(values: list, dtype: str) -> bool:
+    """Whether a column of ``dtype`` holds ``values`` unchanged (a size of 2 is not ``True``, 'Vienna' no int)."""
+    try:
+        return pd.Series(values, dtype=object).astype(dtype).tolist() == list(values)
+    except Exception:  # noqa: BLE001 - a cast of untrusted values to an untrusted dtype fails in many ways (TypeError,
+        return False   # ValueError, OverflowError, pandas' DateParseError): any failure means the dtype does not hold them
 
 
 def _dtype(value: Any, where: str, key: str) -> str:

@@ -50,8 +50,12 @@ def read_json(path: Path, what: str) -> Any:
         raise _fail(path, f"cannot be read ({exc.strerror or exc})", what) from None
 
 
+#: Largest row count or file size a manifest or marker may record (int64, what Parquet footers hold).
+MAX_COUNT = 2**63 - 1
+
+
 def _is_int(value: Any, low: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_COUNT
 
 
 def check_manifest(path: Path, manifest: Any, format_version: int) -> dict[str, Any]:
@@ -73,6 +77,12 @@ def check_manifest(path: Path, manifest: Any, format_version: int) -> dict[str, 
             raise _fail(path, "must hold 'rows' (int >= 0) and 'files' (list) when complete", what)
         for entry in files:
             _check_entry(path, entry, what)
+        paths = [e["path"] for e in files]
+        if len(set(paths)) != len(paths):
+            raise _fail(path, f"lists the file {next(p for p in paths if paths.count(p) > 1)[:80]!r} twice", what)
+        listed = sum(e["rows"] for e in files)
+        if manifest["rows"] != listed:  # read_manifest's callers take 'rows' as the dataset's size
+            raise _fail(path, f"records {manifest['rows']!r} rows but lists files of {listed} rows", what)
     return spec
 
 

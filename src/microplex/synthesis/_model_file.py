@@ -17,9 +17,11 @@ import torch
 from .._errors import DataValidationError
 from .._stats import category_codes, check_weights, unseen_categories
 from ._checks import MAX_HEAPS
-from ._dp import DP_PARAMS
+from ._dp import DP_PARAMS, MARGIN
+from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
 from ._validation import check_column
+from .transforms import ContinuousEncoder
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
@@ -119,6 +121,34 @@ def _check_categories_dtype(f: _Fields, values: list, dtype: str, field: str) ->
         raise f.fail(field, f"values of the column's dtype {dtype!r}", values)
 
 
+def _check_sorted(f: _Fields, values: list, field: str) -> None:
+    """Categories in the order fit gives them: sorted by type name, then value."""
+    try:
+        ok = values == sorted(values, key=lambda v: (str(type(v)), v))
+    except TypeError:
+        ok = False
+    if not ok:
+        raise f.fail(field, "categories sorted by type and value (as fit writes them)", values)
+
+
+def _check_public_bounds(f: _Fields, enc: dict, name: str, integer: bool, bounds: Any) -> None:
+    """A DP model's continuous segment spans its target's public bounds plus the fit's margin (half a unit for
+    an integer, :data:`._dp.MARGIN` of the width otherwise): bounds widened in the file drew values far
+    outside them (hours of -980,000 for public bounds [0, 5000])."""
+    pair = bounds.get(name) if isinstance(bounds, dict) else None
+    if not (isinstance(pair, list) and len(pair) == 2):
+        raise f.fail(f"params.public_bounds.{name}", "the [low, high] public bounds of a DP model's numeric target", pair)
+    lo, hi = (f.number(v, f"params.public_bounds.{name}") for v in pair)
+    margin = 0.5 if integer else MARGIN * (hi - lo)
+    for i, seg in enumerate(enc.get("segments", [])):
+        got = [seg.get("lower"), seg.get("upper")]
+        want = [lo - margin, hi + margin]
+        if seg.get("transform") != "logit" or not all(
+                isinstance(g, numbers.Real) and np.isclose(g, w, rtol=1e-12, atol=0.0) for g, w in zip(got, want)):
+            raise f.fail(f"encoders.{name}.segments[{i}]", f"a logit segment between the public bounds [{lo:g}, "
+                         f"{hi:g}] widened by {margin:g}: [{want[0]:g}, {want[1]:g}]", got)
+
+
 def _check_levels(f: _Fields, enc: dict, dtype: str, field: str) -> None:
     """The categories of a categorical target's training dtype (``levels``, kept when they differ from the
     categories seen): only for dtype 'category', distinct scalars holding every category seen, and, for an
@@ -204,10 +234,13 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                 raise f.fail(f"encoders.{n}.ordered", "true, for a target of dtype 'category' (or no such key)",
                              enc["ordered"])
             _check_categories_dtype(f, enc["categories"], meta["dtypes"][n], f"encoders.{n}.categories")
+            if "ordered" not in enc:  # fit sorts them; a permutation would swap the labels of the draws
+                _check_sorted(f, enc["categories"], f"encoders.{n}.categories")
             if "levels" in enc:
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
-            _check_continuous(f, encoders[n], n, kinds[n] == "integer")
+            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private)
+            _check_decoding(f, encoders[n], n, meta["dtypes"][n])
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
 
@@ -219,6 +252,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     for n, s in f.mapping(cond["stats"], "condition_encoder.stats", conditions).items():
         if kinds[n] == "categorical":
             f.scalars(s, f"condition_encoder.stats.{n}")
+            # fit sorts them; a permutation would feed each record the one-hot code of another category
+            _check_sorted(f, s, f"condition_encoder.stats.{n}")
         else:
             if not isinstance(s, list) or len(s) != 2:
                 raise f.fail(f"condition_encoder.stats.{n}", "a [mean, std] pair", s)
@@ -240,9 +275,15 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     for k, values in history.items():
         if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
             raise f.fail(f"history.{k}", "a list of numbers", values)
+    # A DP file's continuous segments span its public bounds. A file whose history holds losses is no DP fit's
+    # at all: the privacy record's check refuses it, naming 'history' (see ._dp_record).
+    if private and all(np.isnan(v) for k in ("train_loss", "val_loss") for v in history[k]):
+        for n in targets:
+            if kinds[n] != "categorical":
+                _check_public_bounds(f, encoders[n], n, kinds[n] == "integer", params.get("public_bounds"))
 
 
-def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
+def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False) -> None:
     field = f"encoders.{name}"
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
@@ -268,7 +309,7 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
         if not required <= set(seg) or (not legacy and set(seg) - {"knots"} != set(_SEGMENT)):
             raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots')", sorted(seg))
         if not legacy and "knots" in seg:
-            _check_knots(f, seg["knots"], f"{where}.knots")
+            _check_knots(f, seg["knots"], f"{where}.knots", private)
         if seg.get("sign", 1) not in (1, -1) or isinstance(seg.get("sign", 1), bool):
             raise f.fail(f"{where}.sign", "1 or -1", seg.get("sign"))
         transform = seg["transform"]
@@ -283,8 +324,18 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
         f.number(seg["scale"], f"{where}.scale", positive=True)
         f.number(seg["mean"], f"{where}.mean")
         f.number(seg["std"], f"{where}.std", positive=True)
-        for k in ("tail_lo", "tail_hi"):
-            f.number(seg.get(k), f"{where}.{k}", none=True)
+        tails = [f.number(seg.get(k), f"{where}.{k}", none=True) for k in ("tail_lo", "tail_hi")]
+        # fit gives a lower linear tail to an asinh segment only, an upper one to log and asinh segments
+        for k, t, allowed in (("tail_lo", tails[0], ("asinh",)), ("tail_hi", tails[1], ("log", "asinh"))):
+            if t is not None and transform not in allowed:
+                raise f.fail(f"{where}.{k}", f"null for a {transform} segment (only {' and '.join(allowed)} "
+                             "segments have this linear tail)", t)
+        if None not in tails and not tails[0] <= tails[1]:
+            raise f.fail(f"{where}", "a segment with tail_lo <= tail_hi", tails)
+    signs = [s.get("sign", 1) for s in segments]
+    if signs not in ([], [1], [-1, 1]) or (signs == [-1, 1] and 0.0 not in masses):
+        raise f.fail(f"{field}.segments", "one segment of sign 1, or two of signs -1 and 1 split at a point mass 0",
+                     signs)
     if not masses and not segments:
         raise f.fail(field, "an encoder with a point mass or a continuous segment", enc)
     heaps = []
@@ -299,18 +350,114 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool) -> None:
         raise f.fail(f"{field}.compact", "true, on an integer variable with integer heaps", enc["compact"])
 
 
-def _check_knots(f: _Fields, knots: Any, where: str) -> None:
-    """Knots of a quantile standardization: two equal-length, strictly increasing lists of numbers."""
+#: Largest normal score of a knot: ``ndtri(1 - 1/2 / MAX_KNOTS)`` (the knot maps put their knots at normal scores
+#: of probabilities within (1/2 / k, 1 - 1/2 / k), k <= MAX_KNOTS).
+_MAX_KNOT_SCORE = float(qmap.ndtri(1 - 0.5 / MAX_KNOTS))
+#: Standardized values at which every segment of a model file must decode to finite numbers.
+_DECODE_PROBE = np.array([-10.0, -3.0, 0.0, 3.0, 10.0])
+
+
+def _check_knots(f: _Fields, knots: Any, where: str, private: bool = False) -> None:
+    """Knots of a quantile standardization: two equal-length, strictly increasing lists of numbers; the normal
+    scores ``z`` within those of the knot maps' probabilities (a DP model's are recalibrated to its own draws,
+    :mod:`._dp_margins`, on logit segments whose values stay inside their bounds whatever ``z``)."""
     knots = f.mapping(knots, where, ("t", "z", "slopes"))
     columns = [[f.number(v, f"{where}.{k}") for v in f.array(knots[k], f"{where}.{k}", MAX_KNOTS)] for k in ("t", "z")]
     if not (len(columns[0]) == len(columns[1]) >= 3 and all(np.all(np.diff(c) > 0) for c in columns)):
         raise f.fail(where, "two strictly increasing lists 't' and 'z' of equal length (at least 3)",
                      [len(c) for c in columns])
+    if not private and not all(abs(z) <= _MAX_KNOT_SCORE + 1e-9 for z in columns[1]):
+        raise f.fail(f"{where}.z", f"normal scores within +-{_MAX_KNOT_SCORE:.4f} (those of the probabilities "
+                     f"(j + 1/2) / k, k <= {MAX_KNOTS})", [z for z in columns[1] if abs(z) > _MAX_KNOT_SCORE + 1e-9])
     slopes = f.array(knots["slopes"], f"{where}.slopes", 2)
     if len(slopes) != 2:
         raise f.fail(f"{where}.slopes", "two numbers (the lower and upper tail slopes)", slopes)
     for v in slopes:
         f.number(v, f"{where}.slopes", positive=True)
+
+
+def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
+    """Checks a continuous encoder, built from its (structurally checked) fields, against what ``fit`` gives:
+
+    * its target's dtype is numeric (not bool or complex) and holds its point masses, heaps and the ends of its
+      training range (the values of its linear tails): an ``int8`` written over an ``int64`` clipped every draw
+      to 127, ``bool`` or ``datetime64`` turned the draws into flags or dates;
+    * every heap lies inside a continuous segment (a heap outside raised a raw IndexError);
+    * each quantile map's knots decode inside the segment's training range (with half a unit of dequantization
+      for an integer), its moments lie inside the range of its transformed values, and its tail slopes are no
+      flatter than its records beyond the end knots allow (a knot or a slope edited by a factor drew values
+      thousands of times the training maximum, or int64's limit);
+    * every segment decodes finite values at standardized values up to +-10.
+    """
+    field = f"encoders.{name}"
+    try:
+        np_dtype = pd.api.types.pandas_dtype(dtype)
+    except (TypeError, ValueError):  # checked before: a pandas dtype name
+        raise f.fail(f"dtypes.{name}", "a pandas dtype name", dtype) from None
+    if (not pd.api.types.is_numeric_dtype(np_dtype) or pd.api.types.is_bool_dtype(np_dtype)
+            or pd.api.types.is_complex_dtype(np_dtype)):
+        raise f.fail(f"dtypes.{name}", "a real numeric dtype (int, uint or float) for a continuous or integer target",
+                     dtype)
+    numpy_dtype = np.dtype(getattr(np_dtype, "numpy_dtype", np_dtype))
+    enc = ContinuousEncoder.from_dict(enc_dict)
+    k = len(enc.point_masses)
+    heaps = np.asarray(enc.heaps, dtype=float)
+    if heaps.size and not bool(np.all(enc.states(heaps) >= k)):
+        outside = [float(h) for h, s in zip(heaps, enc.states(heaps), strict=True) if s < k]
+        raise f.fail(f"{field}.heaps", "values inside a continuous segment's bounds", outside)
+    ends: list[float] = []  # the training range's ends, in the target's values
+    for i, seg in enumerate(enc.segments):
+        where = f"{field}.segments[{i}]" if "segments" in enc_dict else field
+        margin = 0.5 if enc.integer else 0.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            bounds = {side: float(seg._core_inverse(np.float64(t))) for side, t in ((-1, seg.tail_lo), (1, seg.tail_hi))
+                      if t is not None}
+            ends += [seg.sign * b for b in bounds.values()]
+            if not all(np.isfinite(b) for b in bounds.values()):
+                raise f.fail(f"{where}", "tails whose ends decode to finite values", [seg.tail_lo, seg.tail_hi])
+            if seg.knots is not None:
+                kt, kz, slopes = seg.knots
+                y = seg._inverse(kt)
+                for side, b in bounds.items():
+                    tol = 1e-9 * max(1.0, abs(b)) + margin
+                    if not bool(np.all(side * (y - b) <= tol)):
+                        raise f.fail(f"{where}.knots.t", f"knots inside the segment's training range (its "
+                                     f"{'lower' if side < 0 else 'upper'} end {seg.sign * b:g})", [float(v) for v in y[:3]])
+                    end, inner = (0, 1) if side < 0 else (-1, -2)
+                    # the records beyond the end knot lie at most at the training end (plus dequantization)
+                    excess = float(side * (seg._forward(np.float64(b + side * margin)) - kt[end]))
+                    flattest = min(qmap.normal_excess(abs(float(kz[end]))) / excess if excess > 0 else np.inf,
+                                   float((kz[inner] - kz[end]) / (kt[inner] - kt[end])))
+                    slope = float(slopes[0 if side < 0 else 1])
+                    if not slope >= flattest * (1 - 1e-6):
+                        raise f.fail(f"{where}.knots.slopes", f"tail slopes no flatter than the records beyond the end "
+                                     f"knots allow ({'lower' if side < 0 else 'upper'} at least {flattest:.6g})", slope)
+            elif len(bounds) == 2:
+                lo, hi = seg.tail_lo, seg.tail_hi
+                tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+                if not lo - tol <= seg.mean <= hi + tol:
+                    raise f.fail(f"{where}.mean", f"a mean inside the transformed range [{lo:g}, {hi:g}]", seg.mean)
+                if not seg.std <= max(hi - lo, 1.0) + tol:
+                    raise f.fail(f"{where}.std", f"a standard deviation at most the transformed range {hi - lo:g}",
+                                 seg.std)
+            elif 1 in bounds and seg.mean > seg.tail_hi + 1e-9 * max(1.0, abs(seg.tail_hi)):
+                raise f.fail(f"{where}.mean", f"a mean at most the transformed maximum {seg.tail_hi:g}", seg.mean)
+            decoded = seg.decode(_DECODE_PROBE)
+        if not bool(np.all(np.isfinite(decoded))):
+            raise f.fail(f"{where}", "a segment that decodes finite values at standardized values up to +-10",
+                         [float(v) for v in decoded])
+    # values the dtype must hold: the point masses and heaps exactly, the training range's ends (coordinates
+    # of a compact integer sit up to one per heap away from its values)
+    if numpy_dtype.kind in "iuf" and (numpy_dtype.kind != "f" or numpy_dtype.itemsize < 8):
+        info = np.iinfo(numpy_dtype) if numpy_dtype.kind in "iu" else np.finfo(numpy_dtype)
+        lo, hi = float(info.min), float(info.max)
+        exact = [float(v) for v in enc.point_masses] + [float(h) for h in enc.heaps]
+        bad = [v for v in exact if not (lo <= v <= hi and (numpy_dtype.kind == "f" or float(v).is_integer()))]
+        slack = len(enc.heaps) + 1.0
+        bad += [v for v in ends if not lo - slack <= v <= hi + slack]
+        if bad:
+            raise f.fail(f"dtypes.{name}", f"a dtype that holds the target's point masses, heaps and training "
+                         f"range (dtype {dtype!r} holds [{lo:g}, {hi:g}])", bad[:3])
 
 
 def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
@@ -374,5 +521,9 @@ def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: di
         if kinds[name] == "categorical":
             if unseen_categories(table[name], stats[name]):
                 raise DataValidationError(f"{where}: column {name!r} holds categories its encoder does not know.")
+            if unseen_categories(stats[name], pd.unique(table[name])):
+                raise DataValidationError(
+                    f"{where}: column {name!r} lacks categories of 'condition_encoder.stats.{name}' (fit takes them "
+                    f"from these rows): {unseen_categories(stats[name], pd.unique(table[name]))[:5]}.")
         elif not pd.api.types.is_numeric_dtype(table[name].dtype):
             raise DataValidationError(f"{where}: column {name!r} must be numeric. Got {table[name].dtype} instead.")
