@@ -311,9 +311,12 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         conditions : DataFrame
             One row per record to synthesize, with every condition column (other columns kept).
         seed : int, default=None
-            Seeds the draw; the same seed gives identical output.
+            Seeds the draw; the same seed (with the same ``chunk_size`` and ``threads``) gives
+            identical output.
         chunk_size : int, default=16384
-            Rows processed at once (bounds memory).
+            Rows processed at once (bounds memory). The draws depend on it (``sampling`` stratifies
+            the records of a chunk, and one generator runs through the chunks in turn): another
+            chunk size gives other, equally valid, draws.
         threads : int or None, default=1
             Torch intra-op threads while sampling (restored afterwards); ``None`` keeps the
             current setting. The sampling networks are small, so one thread is fastest: on the
