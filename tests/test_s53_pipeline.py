@@ -1,8 +1,13 @@
 """Session 53: the pipeline's report is rendered with the fitted model, as the tutorial's is."""
 
 import re
+import zipfile
+
+import pandas as pd
+import pytest
 
 import test_pipeline
+from microplex import DataValidationError, Synthesizer
 from microplex.pipeline import run_pipeline
 
 tiny = test_pipeline.tiny
@@ -22,3 +27,26 @@ def test_the_pipeline_report_sets_the_model_conditions_apart_and_says_it_sampled
     assert "of the targets and the whole file" in verdict
     assert not re.search(r"of (age|marr) ", verdict)  # the conditions are not judged
     assert re.search(r"a random sample of 120 of the population(&#x27;|')s 150", html)
+
+
+def test_a_fully_synthetic_pipeline(tiny):
+    """`model.condition_model = true`: the pipeline's model keeps no training condition row (its file has no
+    conditions table) and `generate.n` draws the conditions from the condition model; settings that resample
+    training condition rows are refused before any work."""
+    folder, config = tiny
+    model = {**config["model"], "condition_model": True}
+    run_pipeline({**config, "model": model, "generate": {"n": 80}}, progress=False)
+    with zipfile.ZipFile(folder / "out" / "model.mpx") as z:
+        assert "conditions.parquet" not in z.namelist()
+    synth = Synthesizer.load(folder / "out" / "model.mpx")
+    assert synth.condition_model_ is not None and getattr(synth, "training_conditions_", None) is None
+    population = pd.read_parquet(folder / "out" / "synthetic.parquet")
+    assert len(population) == 80 and set(population.columns) >= {"age", "marr", "re78", "weight"}
+    for gen in ({"n": 80, "by": "marr"}, {"n": 80, "partition_by": ["marr"]}):
+        with pytest.raises(DataValidationError, match="keeps no training condition row"):
+            run_pipeline({**config, "output": "out2", "model": model, "generate": gen}, progress=False)
+        assert not (folder / "out2").exists()
+    with pytest.raises(DataValidationError, match=r"model\.condition_model"):
+        run_pipeline({**config, "output": "out3", "model": {"household_id": "marr", "household_vars": ["age"],
+                                                              "person_vars": ["re78"], "condition_model": True},
+                      "generate": {"n_households": 10}}, progress=False)

@@ -188,7 +188,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
               "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
               "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, "holdout_by": _text,
-              **SYNTHESIZER},
+              "condition_model": check_bool, **SYNTHESIZER},
     "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
                  "n_households": _count, "households_per_file": _int(1), "by": _text},
@@ -356,7 +356,7 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
         missing.append("generate.n_households")
     if missing:
         raise DataValidationError(f"A household pipeline ('model.household_id' set) needs the settings {missing}.")
-    flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by") if k in model] + [
+    flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by", "condition_model") if k in model] + [
         f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file", "by") if k in gen]
     flat += ["sparsify.by"] if "by" in checked.get("sparsify", {}) else []
     flat += ["calibrate.geography"] if "geography" in checked.get("calibrate", {}) else []  # rake_dataset: persons
@@ -391,6 +391,13 @@ def _check_areas(checked: dict[str, Any]) -> None:
         raise DataValidationError(
             "The 'generate.by' setting draws 'generate.n' records area by area in memory: it needs 'n' and no "
             "'conditions' or 'partition_by'.")
+    if model.get("condition_model") and conditions:  # fully synthetic: the model keeps no training condition row
+        resampled = [f"generate.{k}" for k in ("by", "partition_by") if k in gen and "conditions" not in gen]
+        if resampled:
+            raise DataValidationError(
+                f"'model.condition_model' keeps no training condition row, which {resampled[0]!r} resamples "
+                "(area by area, or block by block when streaming): draw 'generate.n' records in memory (their "
+                "conditions from the condition model), or give 'generate.conditions'.")
     columns = list(model["targets"]) + list(conditions)
     excluded = ev.get("exclude", [])
     if [c for c in excluded if c not in columns] or not [c for c in columns if c not in excluded]:
