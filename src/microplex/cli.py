@@ -388,6 +388,15 @@ def evaluate(
         None, "--max-rows", metavar="<int>",
         help="Score a random sample of at most this many rows of the real, synthetic and holdout files "
              "(the synthetic file is scored in full with --targets, so that totals stay exact)."),
+    attacks: bool = typer.Option(
+        False, "--attacks", help="Run the privacy attacks (needs --holdout): membership inference and, with "
+                                 "quasi-identifiers, attribute disclosure."),
+    quasi_identifiers: str | None = typer.Option(
+        None, help="Comma-separated columns an attacker knows (default: --conditions; empty: no attribute "
+                   "disclosure). With --attacks."),
+    sensitive: str | None = typer.Option(
+        None, help="Comma-separated columns whose disclosure is measured (default: every other column). "
+                   "With --attacks."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -399,6 +408,14 @@ def evaluate(
         check_int(max_rows, "max_rows", low=1, allow_none=True)
 
         subgroups = split_columns(conditions, "conditions")
+        given = [o for o, v in (("--quasi-identifiers", quasi_identifiers), ("--sensitive", sensitive)) if v is not None]
+        if given and not attacks:
+            raise DataValidationError(f"The option {given[0]} acts only with --attacks.")
+        if attacks and holdout is None:
+            raise DataValidationError("The '--attacks' option needs --holdout: the attacks compare the synthetic "
+                                      "file's risk with fresh records'.")
+        qids = None if quasi_identifiers is None else split_columns(quasi_identifiers, "quasi-identifiers")
+        secret = None if sensitive is None else split_columns(sensitive, "sensitive")
         for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets")):
             check_input(path, name)
         check_output(report, "report", [real, synthetic, holdout, targets], suffixes=(".html", ".htm"))
@@ -443,6 +460,7 @@ def evaluate(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
             targets=read_targets(targets) if targets else None,
             holdout_df=holdout_df, conditions=subgroups or None, pmse=pmse, progress=not quiet,
+            attacks=attacks, quasi_identifiers=qids, sensitive=secret,
         )
         with atomic_path(report) as tmp:
             rep.to_html(tmp, provenance=sampled)
