@@ -130,7 +130,7 @@ def test_area_conditions_give_every_area_its_share():
     assert drawn["area"].value_counts().to_dict() == {"a": 60, "b": 30, "c": 10}
     assert set(drawn.loc[drawn["area"] == "c", "x"]) == {9}  # rows come from their own area
     assert set(drawn.loc[drawn["area"] == "b", "x"]) <= {6, 7, 8}
-    with pytest.raises(DataValidationError, match=r"without a record .*at least 10"):
+    with pytest.raises(DataValidationError, match=r"without a record .*'generate.n' to 10, from which every area is sure"):
         _area_conditions(cond, weights, 4, "area", np.random.default_rng(0))
 
 
