@@ -2,7 +2,12 @@
 
 Protocol: random 80/20 split per seed; fit on 80%; synthesize the targets of the held-out 20%
 demographics (``--draws`` synthetic draws per held-out record); compare with the held-out truth.
-Every figure is shown beside the real-vs-real floor (training records vs held-out records).
+Every figure is shown beside the real-vs-real floor (training records vs held-out records), and
+privacy beside fidelity: on the first draw (one synthetic record per held-out record; conditions and
+targets), the share of synthetic records identical to a training record (``exact copies``; the
+held-out records' share, ``copies held-out``, is what fresh data gives) and the DCR ratio (median
+distance to the closest training record, synthetic over held-out), by
+:func:`microplex.evaluation.privacy_summary`.
 Speed: fit time, then ``generate`` rows/s and peak RSS for ``--rows`` records in a fresh process.
 
 Run:  python benchmarks/bench_synthesizer.py            (writes benchmarks/results/synthesizer.md)
@@ -27,7 +32,7 @@ from microplex import Synthesizer, __version__
 from tidy_results import tidy  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from microplex._stats import weighted_quantile
 from microplex.datasets import load_dataset
-from microplex.evaluation import correlation_max_abs_error, ks_statistic
+from microplex.evaluation import correlation_max_abs_error, ks_statistic, privacy_summary
 
 TARGETS = ["re74", "re75", "re78"]
 CONDITIONS = ["age", "educ", "black", "hisp", "marr", "nodeg"]
@@ -49,6 +54,14 @@ def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, masses: dict[str, tupl
     ]
     row["subgroup KS max"] = max(sub)
     return row
+
+
+def privacy(train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, seed: int) -> dict[str, float]:
+    """Exact copies of training records and the DCR ratio of one draw (as many records as the holdout)."""
+    cols = CONDITIONS + TARGETS
+    p = privacy_summary(train[cols], synthetic[cols].iloc[: len(holdout)], holdout[cols], seed=seed, warn=False)
+    return {"exact copies": p["exact_copy_rate_synthetic"], "copies held-out": p["exact_copy_rate_holdout"],
+            "DCR ratio": p["dcr_ratio"]}
 
 
 def upper_quantiles(df: pd.DataFrame, top: dict[str, float]) -> dict[str, float]:
@@ -116,7 +129,8 @@ def main() -> None:
             cond = pd.concat([holdout[CONDITIONS]] * args.draws, ignore_index=True)
             synthetic = synth.generate(cond, seed=seed + 100)
             rows.append({"method": f"microplex {flow.upper()}", "seed": seed, "fit s": fit_s,
-                         "epochs": len(synth.history_), **fidelity(holdout, synthetic, synth.point_masses_)})
+                         "epochs": len(synth.history_), **fidelity(holdout, synthetic, synth.point_masses_),
+                         **privacy(train, synthetic, holdout, seed)})
             quantiles.append({"source": f"microplex {flow.upper()}", "seed": seed, **upper_quantiles(synthetic, top)})
             if seed == args.seeds[0]:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +168,8 @@ def main() -> None:
         pd.DataFrame(speeds).to_markdown(index=False, floatfmt=",.0f"), "",
         f"Peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB. "
         f"Load average at the start / end of the run: {load_start} / {os.getloadavg()[0]:.1f} "
-        "(2-core machine; other jobs were running, so wall times are upper bounds).",
+        "(2-core machine; a load average near 2 or above means other jobs shared it, and the wall times are then "
+        "upper bounds).",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
