@@ -298,3 +298,38 @@ def test_a_complete_manifest_whose_rows_are_not_its_files_is_refused(dataset, tm
     with pytest.raises(DataValidationError, match="manifest"):
         read_manifest(copy)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("index, factor", [(0, 1.5), (1, 1e-12), (1, 100.0)])
+def test_condition_stats_that_are_not_the_stored_conditions_are_refused(hours_models, tmp_path, index, factor):
+    """A file's numeric condition mean and sd are the weighted moments of its stored training conditions (fit
+    computes them from exactly those rows). Edited, the file loaded: an age sd of 1e-12 drew incomes from
+    -2.6e17 to int64's limit. Now refused naming the field; the untampered file's stats agree to 1e-9."""
+    def edit(meta):
+        meta["condition_encoder"]["stats"]["age"][index] *= factor
+
+    path = tmp_path / "m.mpx"
+    path.write_bytes(_edit_meta(hours_models["quantile"], edit))
+    with pytest.raises(DataValidationError, match=r"field 'condition_encoder\.stats\.age' must be the weighted mean"):
+        Synthesizer.load(path)
+
+
+def test_a_file_whose_weight_zero_records_were_left_out_loads(tmp_path):
+    """Records of weight 0 whose target state no weighted record holds are left out of the stored conditions,
+    after the condition encoder was fit on every record: their region is in the encoder's categories, not in the
+    table, and their extreme ages do not move the weighted moments. Such a file is the fit's own and loads (a
+    check that the table holds every encoder category refused it)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"region": rng.choice(["a", "b"], n), "age": rng.integers(18, 80, n).astype(float),
+                       "tenure": rng.choice(["own", "rent"], n), "inc": rng.lognormal(8, 1, n),
+                       "w": rng.uniform(1, 2, n)})
+    extra = pd.DataFrame({"region": ["zz"] * 3, "age": [99.0, 98.0, 97.0], "tenure": ["boat"] * 3,
+                          "inc": [1.0, 2.0, 3.0], "w": [0.0] * 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synth = Synthesizer(["inc", "tenure"], ["region", "age"], **FAST).fit(
+            pd.concat([df, extra], ignore_index=True), weight_col="w", seed=0)
+    assert "zz" in synth.condition_encoder_.stats["region"] and len(synth.training_conditions_) == n
+    synth.save(tmp_path / "m.mpx")
+    assert len(Synthesizer.load(tmp_path / "m.mpx").sample(20, seed=0)) == 20

@@ -20,6 +20,7 @@ from ._checks import MAX_HEAPS
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
+from ._segment import _weighted_mean_std
 from ._validation import check_column
 from .transforms import ContinuousEncoder
 
@@ -521,9 +522,23 @@ def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: di
         if kinds[name] == "categorical":
             if unseen_categories(table[name], stats[name]):
                 raise DataValidationError(f"{where}: column {name!r} holds categories its encoder does not know.")
-            if unseen_categories(stats[name], pd.unique(table[name])):
-                raise DataValidationError(
-                    f"{where}: column {name!r} lacks categories of 'condition_encoder.stats.{name}' (fit takes them "
-                    f"from these rows): {unseen_categories(stats[name], pd.unique(table[name]))[:5]}.")
         elif not pd.api.types.is_numeric_dtype(table[name].dtype):
             raise DataValidationError(f"{where}: column {name!r} must be numeric. Got {table[name].dtype} instead.")
+
+
+def check_condition_moments(table: pd.DataFrame, weights: np.ndarray, kinds: dict[str, str],
+                            stats: dict[str, Any], label: str) -> None:
+    """A numeric condition's stored mean and sd are the weighted moments of the stored training conditions
+    ``table`` (``fit`` computes them from exactly those rows, up to records of weight 0): edited, they loaded
+    and an sd of 1e-12 drew incomes from -2.6e17 to int64's limit."""
+    for name in table.columns:
+        if kinds[name] == "categorical":
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, std = _weighted_mean_std(table[name].to_numpy(float), weights)
+        got = [float(v) for v in stats[name]]
+        if not (np.isclose(got[0], mean, rtol=1e-9, atol=1e-9 * std) and np.isclose(got[1], std, rtol=1e-9)):
+            raise DataValidationError(
+                f"{label} is not a valid Synthesizer model file: field 'condition_encoder.stats.{name}' must be the "
+                f"weighted mean and standard deviation of the stored training conditions ({mean:.10g}, {std:.10g}). "
+                f"Got {got} instead.")

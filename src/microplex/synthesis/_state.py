@@ -203,6 +203,9 @@ def restore_state(
         self.training_conditions_ = conditions
     if getattr(self, "_ranges", None) is not None or hasattr(self, "training_conditions_"):
         _check_condition_scales(self._condition_ranges(), self.condition_encoder_.stats, label)
+    if hasattr(self, "training_conditions_"):
+        _model_file.check_condition_moments(self.training_conditions_, self.training_weights_, self.kinds_,
+                                            self.condition_encoder_.stats, label)
     prefix = _dp_tree.KEY + "."
     tree_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if _dp_tree.KEY in meta or tree_tensors:  # only a DP condition model has a tree
