@@ -22,11 +22,7 @@ import pandas as pd
 import pytest
 
 from microplex import DataValidationError, Synthesizer
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-if not (DATA / "workinghours.csv").exists():  # the checkout's own copy of the extracts, when there is one
-    DATA = Path(__file__).resolve().parents[1] / "data"
-pytestmark = pytest.mark.skipif(not (DATA / "workinghours.csv").exists(), reason="real survey extracts not found")
+from microplex.datasets import load_dataset
 
 FAST = dict(epochs=1, hidden_features=(8,), transforms=1, verbose=False)
 
@@ -53,7 +49,7 @@ def _edit_meta(data: bytes, fn) -> bytes:
 def hours_models(tmp_path_factory) -> dict[str, bytes]:
     """Model files of the PSID working hours (int64 hours: zero point mass, heaps, a log segment; int64
     family income: an asinh segment), quantile- and moment-standardized."""
-    wh = pd.read_csv(DATA / "workinghours.csv").iloc[:1500]
+    wh = load_dataset("workinghours").iloc[:1500]
     out = {}
     for standardize in ("quantile", "moments"):
         synth = Synthesizer(["hours", "income"], ["age", "occupation"], standardize=standardize, **FAST)
@@ -138,12 +134,12 @@ def test_untampered_hours_models_load_and_draw_within_the_training_range(hours_m
 def category_and_dp_models(tmp_path_factory) -> dict[str, bytes]:
     """An acs12 model of employment (a categorical target) given race (a categorical condition), and a DP model
     of the working hours with public bounds [0, 5000]."""
-    acs = pd.read_csv(DATA / "acs12.csv")[["employment", "hrs_work", "age", "race"]].dropna()
+    acs = load_dataset("acs12")[["employment", "hrs_work", "age", "race"]].dropna()
     out = {}
     synth = Synthesizer(["employment", "hrs_work"], ["age", "race"], **FAST).fit(acs, seed=0)
     out["acs"] = tmp_path_factory.mktemp("acs") / "acs.mpx"
     synth.save(out["acs"])
-    wh = pd.read_csv(DATA / "workinghours.csv").iloc[:1500]
+    wh = load_dataset("workinghours").iloc[:1500]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PrivacyWarning: values clipped to the public bounds
         dp = Synthesizer(["hours"], ["age"], epsilon=2.0, delta=1e-5,
@@ -194,7 +190,7 @@ def test_untampered_category_and_dp_models_load(category_and_dp_models):
 def household_file(tmp_path_factory) -> bytes:
     from microplex.households import HouseholdSynthesizer
 
-    eu = pd.read_csv(DATA / "eusilc.csv")
+    eu = load_dataset("eusilc")
     eu = eu[eu.db030.isin(eu.db030.unique()[:300])][["db030", "db040", "hsize", "age", "rb090", "py010n", "db090"]]
     eu = eu.fillna({"py010n": 0.0})
     hs = HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090", "py010n"], "db030", "db090", size_var="hsize",
