@@ -194,3 +194,28 @@ def test_evaluate_attack_options_are_checked(tmp_path, extra, message):
                             str(tmp_path / "r.html"), *extra])
     assert r.exit_code == 1 and message in r.output and r.output.count("error:") == 1, r.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_evaluate_with_the_model_sets_its_conditions_apart(tmp_path):
+    """`microplex evaluate` without the model judged every column as a target: the summary's "worst KS of a
+    target" was a condition (the conditions of `generate --n` are resampled, not modelled). With --model the
+    model's conditions are set apart, as in the library's report and the pipeline's."""
+    from microplex.datasets import load_dataset
+
+    df = load_dataset("cps1")[["age", "educ", "re78"]].head(1_500)
+    df.iloc[:1_000].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[1_000:].to_csv(tmp_path / "holdout.csv", index=False)
+    synth = Synthesizer(["re78"], ["age", "educ"], epochs=1, verbose=False).fit(df.iloc[:1_000], seed=0)
+    synth.save(tmp_path / "m.mpx")
+    synth.sample(1_000, seed=1).to_csv(tmp_path / "syn.csv", index=False)
+    args = ["evaluate", str(tmp_path / "train.csv"), str(tmp_path / "syn.csv"), "--holdout", str(tmp_path / "holdout.csv"),
+            "--no-pmse", "--report", str(tmp_path / "r.html")]
+    with_model = runner.invoke(app, [*args, "--model", str(tmp_path / "m.mpx")])
+    assert with_model.exit_code == 0, with_model.output
+    assert "worst KS of a target: " in with_model.output and "(re78)" in with_model.output
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Conditions (given)" in html and "Training" in html
+    other = Synthesizer(["re75"], ["age"], epochs=1, verbose=False).fit(load_dataset("cps1").head(300), seed=0)
+    other.save(tmp_path / "other.mpx")
+    r = runner.invoke(app, [*args, "--model", str(tmp_path / "other.mpx")])
+    assert r.exit_code == 1 and "'--model' columns ['re75']" in r.output, r.output

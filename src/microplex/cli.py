@@ -388,6 +388,9 @@ def evaluate(
         None, "--max-rows", metavar="<int>",
         help="Score a random sample of at most this many rows of the real, synthetic and holdout files "
              "(the synthetic file is scored in full with --targets, so that totals stay exact)."),
+    model: Path | None = typer.Option(
+        None, help="The model file the synthetic records come from (.mpx): its conditions are set apart and not "
+                   "judged, its settings and training are shown."),
     attacks: bool = typer.Option(
         False, "--attacks", help="Run the privacy attacks (needs --holdout): membership inference and, with "
                                  "quasi-identifiers, attribute disclosure."),
@@ -416,9 +419,15 @@ def evaluate(
                                       "file's risk with fresh records'.")
         qids = None if quasi_identifiers is None else split_columns(quasi_identifiers, "quasi-identifiers")
         secret = None if sensitive is None else split_columns(sensitive, "sensitive")
-        for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets")):
+        for path, name in ((real, "real"), (synthetic, "synthetic"), (holdout, "holdout"), (targets, "targets"),
+                           (model, "model")):
             check_input(path, name)
-        check_output(report, "report", [real, synthetic, holdout, targets], suffixes=(".html", ".htm"))
+        check_output(report, "report", [real, synthetic, holdout, targets, model], suffixes=(".html", ".htm"))
+        fitted = None
+        if model is not None:
+            from .synthesis import Synthesizer
+
+            fitted = Synthesizer.load(model)
         real_df, syn_df = read_table(real), read_table(synthetic)
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
                                         (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
@@ -427,6 +436,11 @@ def evaluate(
         bad = [c for c in subgroups if c not in real_df.columns]
         if bad:
             raise DataValidationError(f"The '--conditions' columns {bad} are not in the real file.")
+        if fitted is not None:
+            bad = [c for c in (*fitted.target_vars, *fitted.condition_vars) if c not in real_df.columns]
+            if bad:
+                raise DataValidationError(f"The '--model' columns {bad} are not in the real file: is it the model "
+                                          "these records come from?")
         columns = [c for c in real_df.columns if c != weight]
         # a synthetic weight that is also a real column is named by evaluate (not selected twice here)
         syn_cols = columns + ([synthetic_weight] if synthetic_weight and synthetic_weight not in columns else [])
@@ -463,8 +477,8 @@ def evaluate(
             attacks=attacks, quasi_identifiers=qids, sensitive=secret,
         )
         with atomic_path(report) as tmp:
-            rep.to_html(tmp, provenance=sampled)
-        for line in key_numbers(rep):
+            rep.to_html(tmp, model=fitted, provenance=sampled)
+        for line in key_numbers(rep, given=list(fitted.condition_vars) if fitted is not None else ()):
             say(line)
         say(f"Wrote {report} ({len(rep.scores)} scores)")
 
