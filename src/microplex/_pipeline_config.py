@@ -391,13 +391,10 @@ def _check_areas(checked: dict[str, Any]) -> None:
         raise DataValidationError(
             "The 'generate.by' setting draws 'generate.n' records area by area in memory: it needs 'n' and no "
             "'conditions' or 'partition_by'.")
-    if model.get("condition_model") and conditions:  # fully synthetic: the model keeps no training condition row
-        resampled = [f"generate.{k}" for k in ("by", "partition_by") if k in gen and "conditions" not in gen]
-        if resampled:
-            raise DataValidationError(
-                f"'model.condition_model' keeps no training condition row, which {resampled[0]!r} resamples "
-                "(area by area, or block by block when streaming): draw 'generate.n' records in memory (their "
-                "conditions from the condition model), or give 'generate.conditions'.")
+    if model.get("condition_model") and conditions and "by" in gen:  # fully synthetic: no training condition row
+        raise DataValidationError(
+            "'model.condition_model' keeps no training condition row, which 'generate.by' resamples area by area: "
+            "draw 'generate.n' records (their conditions from the condition model), or give 'generate.conditions'.")
     columns = list(model["targets"]) + list(conditions)
     excluded = ev.get("exclude", [])
     if [c for c in excluded if c not in columns] or not [c for c in columns if c not in excluded]:

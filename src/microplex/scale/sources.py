@@ -9,6 +9,9 @@ gives random access by global row index and the same rows for the same range eve
 - :class:`CellCounts` expands counts per cell (e.g. persons per state x age x sex).
 - :class:`Resample` draws a weighted resample (e.g. of the training conditions), block by
   block from counter-keyed seeds, so it is unbounded and needs no state.
+- :class:`ModelConditions` draws the conditions from a fully synthetic model's condition model
+  (``condition_model=True``, or any DP model with conditions), block by block from counter-keyed
+  seeds: no training row is read.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from .._random import block_sequence
 from .._stats import check_weights
 from ..io import file_sha256
 
-__all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "as_source"]
+__all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
+           "as_source"]
 
 
 class ConditionSource:
@@ -387,6 +391,61 @@ class Resample(ConditionSource):
         return _hash_frame(self.frame) + hashlib.sha256(extra).hexdigest()[:16]
 
 
+class ModelConditions(ConditionSource):
+    """Condition rows drawn from a fully synthetic model's condition model, an unbounded source.
+
+    :func:`~microplex.scale.generate_dataset` uses it when ``conditions`` is None and the model
+    keeps no training rows (``condition_model=True``): block ``k`` of ``block_rows`` rows is drawn by
+    the model's condition model with a seed from ``SeedSequence(seed, spawn_key=(2, k))``, so row
+    ``i`` depends only on (the model, ``seed``, ``block_rows``), on any worker. The rows are drawn
+    by :meth:`draw` with the model (a worker's own copy); the source holds no model and no row.
+    """
+
+    def __init__(self, synth, *, seed: int = 0, block_rows: int = 100_000) -> None:
+        from ..synthesis._conditions import draw_conditions
+
+        if not hasattr(synth, "condition_model_"):
+            raise DataValidationError("ModelConditions needs a Synthesizer fitted with condition_model=True.")
+        self.seed = int(check_seed(seed, "seed", allow_none=False))
+        self.block_rows = int(check_int(block_rows, "block_rows", low=1, high=_MAX_BLOCK_ROWS))
+        self.columns = [str(c) for c in synth.condition_vars]
+        self.n_rows = None
+        # the columns' Parquet types, fixed per run (a few rows drawn apart from the blocks' streams)
+        probe = draw_conditions(synth, 16, int(np.random.SeedSequence((self.seed, 3)).generate_state(1)[0]),
+                                16, None)
+        self.arrow_types = _arrow_types(probe[self.columns])
+        self._last: tuple[int, pd.DataFrame] | None = None  # the last block drawn (a task reads a block in parts)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_last": None}  # shipped to workers without a drawn block
+
+    def draw(self, synth, start: int, stop: int, chunk_size: int = 20_000) -> pd.DataFrame:
+        """Rows ``start`` to ``stop - 1`` drawn by ``synth``'s condition model (whole blocks, then cut)."""
+        self._check_range(start, stop)
+        b = self.block_rows
+        parts = [pd.DataFrame(columns=self.columns)] if stop <= start else []
+        for k in range(start // b, (stop - 1) // b + 1) if stop > start else []:
+            parts.append(self._block(synth, k, chunk_size).iloc[max(start - k * b, 0): min(stop - k * b, b)])
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+
+    def _block(self, synth, k: int, chunk_size: int) -> pd.DataFrame:
+        from .._random import int_seed
+        from ..synthesis._conditions import draw_conditions
+
+        last = self._last  # read once: a worker's threads may share this source
+        if last is None or last[0] != k:
+            b = self.block_rows
+            block = draw_conditions(synth, b, int_seed(block_sequence(self.seed, 2, k)), min(chunk_size, b), None)
+            last = self._last = (k, block[self.columns])
+        return last[1]
+
+    def read(self, start: int, stop: int) -> pd.DataFrame:
+        raise DataValidationError("ModelConditions rows are drawn with the model: call draw(synth, start, stop).")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(repr(("ModelConditions", self.seed, self.block_rows)).encode()).hexdigest()[:32]
+
+
 def as_source(conditions, synth=None, seed: int = 0) -> ConditionSource:
     """Turns a DataFrame, a Parquet path or ``None`` (resample the training conditions) into a source."""
     if isinstance(conditions, ConditionSource):
@@ -396,10 +455,7 @@ def as_source(conditions, synth=None, seed: int = 0) -> ConditionSource:
     if isinstance(conditions, str | os.PathLike):
         return ParquetSource(conditions)
     if conditions is None and synth is not None and hasattr(synth, "condition_model_"):
-        raise DataValidationError(
-            "'conditions' is None, but the Synthesizer was fitted with condition_model=True and holds no training "
-            "conditions to resample: pass a DataFrame or Parquet file of conditions (e.g. synth.sample(n)[conditions])."
-        )
+        return ModelConditions(synth, seed=seed)  # fully synthetic: drawn by the condition model, block by block
     if conditions is None and synth is not None and not hasattr(synth, "training_conditions_"):
         # a DP Synthesizer without conditions keeps no training row: its records are drawn from empty rows
         return Resample(pd.DataFrame(index=pd.RangeIndex(1)), seed=seed)
