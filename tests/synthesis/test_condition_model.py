@@ -83,9 +83,14 @@ def test_file_holds_no_training_rows_and_round_trips(fitted, tmp_path):
     assert loaded._condition_ranges() == fitted._condition_ranges()
     rows = pd.DataFrame({"age": [30], "educ": [12], "black": [0], "marr": [1], "re74": [0.0]})
     assert loaded.generate(rows, seed=0).shape == (1, 6)
-    # the streaming writer cannot resample training rows that are not there
-    with pytest.raises(DataValidationError, match="condition_model=True"):
-        as_source(None, loaded)
+    # the streaming writer has no training rows to resample: it draws the conditions from the condition model
+    # (session 53; it refused before), the same rows as the fitted model's
+    from microplex.scale.sources import ModelConditions
+
+    source = as_source(None, loaded, seed=2)
+    assert isinstance(source, ModelConditions) and source.columns == CONDITIONS
+    pd.testing.assert_frame_equal(source.draw(loaded, 0, 50), as_source(None, fitted, seed=2).draw(fitted, 0, 50),
+                                  check_exact=True)
 
 
 def test_default_files_keep_their_layout(split, tmp_path):
