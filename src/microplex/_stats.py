@@ -38,6 +38,7 @@ __all__ = [
     "tv_distance",
     "unseen_categories",
     "category_codes",
+    "sorted_categories",
     "bool_flags",
     "value_shares",
     "heaviest_values",
@@ -351,6 +352,17 @@ def category_codes(values: object, categories: object) -> np.ndarray:
     hit = codes >= 0
     codes[hit & (val_bool != cat_bool[np.where(hit, codes, 0)])] = -1
     return codes
+
+
+def sorted_categories(values: Any) -> list[Any]:
+    """``values`` in the order a fitted model lists categories: by type name, then value (mixed types sort).
+
+    Examples
+    --------
+    >>> sorted_categories(["b", 2, "a", 1.5])
+    [1.5, 2, 'a', 'b']
+    """
+    return sorted(values, key=lambda v: (str(type(v)), v))
 
 
 def unseen_categories(values: object, known: object) -> list[Any]:

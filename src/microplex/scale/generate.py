@@ -26,7 +26,7 @@ from .._random import block_sequence, int_seed
 from ..synthesis.serialization import write_archive
 from ._layout import layout
 from ._lock import OutputLock
-from .sources import ConditionSource, ModelConditions, ParquetSource, as_source
+from .sources import ConditionSource, ParquetSource, as_source
 from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
 
 __all__ = ["generate_dataset"]
@@ -152,8 +152,7 @@ def _run_task(
     def tables() -> Iterator[pa.Table]:
         for k in range(start // b, (stop - 1) // b + 1):
             lo, hi = k * b, min((k + 1) * b, n)
-            rows = source.draw(synth, lo, hi, spec["chunk_rows"]) if isinstance(source, ModelConditions) \
-                else source.read(lo, hi)
+            rows = source.draw(synth, lo, hi, spec["chunk_rows"])
             out = synth.generate(rows, seed=_block_seed(seed, k), chunk_size=spec["chunk_rows"], threads=None)
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):

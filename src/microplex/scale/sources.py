@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
-from .._random import block_sequence
+from .._random import block_sequence, int_seed
 from .._stats import check_weights
 from ..io import file_sha256
 
@@ -52,6 +52,11 @@ class ConditionSource:
     def fingerprint(self) -> str:
         """A hex digest that changes whenever the rows would change (used to resume runs)."""
         raise NotImplementedError
+
+    def draw(self, synth, start: int, stop: int, chunk_size: int = 20_000) -> pd.DataFrame:
+        """The rows ``[start, stop)`` a run of ``synth`` generates for: :meth:`read`'s (a source drawn by
+        the model itself, :class:`ModelConditions`, draws them with ``synth``)."""
+        return self.read(start, stop)
 
     def _check_range(self, start: int, stop: int) -> None:
         if start < 0 or stop < start or (self.n_rows is not None and stop > self.n_rows):
@@ -410,9 +415,8 @@ class ModelConditions(ConditionSource):
         self.block_rows = int(check_int(block_rows, "block_rows", low=1, high=_MAX_BLOCK_ROWS))
         self.columns = [str(c) for c in synth.condition_vars]
         self.n_rows = None
-        # the columns' Parquet types, fixed per run (a few rows drawn apart from the blocks' streams)
-        probe = draw_conditions(synth, 16, int(np.random.SeedSequence((self.seed, 3)).generate_state(1)[0]),
-                                16, None)
+        # the columns' Parquet types, fixed per run (a few rows drawn apart from the blocks' stream 2)
+        probe = draw_conditions(synth, 16, int_seed(block_sequence(self.seed, 3, 0)), 16, None)
         self.arrow_types = _arrow_types(probe[self.columns])
         self._last: tuple[int, pd.DataFrame] | None = None  # the last block drawn (a task reads a block in parts)
 
@@ -422,14 +426,13 @@ class ModelConditions(ConditionSource):
     def draw(self, synth, start: int, stop: int, chunk_size: int = 20_000) -> pd.DataFrame:
         """Rows ``start`` to ``stop - 1`` drawn by ``synth``'s condition model (whole blocks, then cut)."""
         self._check_range(start, stop)
+        if stop == start:
+            return pd.DataFrame(columns=self.columns)
         b = self.block_rows
-        parts = [pd.DataFrame(columns=self.columns)] if stop <= start else []
-        for k in range(start // b, (stop - 1) // b + 1) if stop > start else []:
-            parts.append(self._block(synth, k, chunk_size).iloc[max(start - k * b, 0): min(stop - k * b, b)])
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        return pd.concat([self._block(synth, k, chunk_size).iloc[max(start - k * b, 0): min(stop - k * b, b)]
+                          for k in range(start // b, (stop - 1) // b + 1)], ignore_index=True)
 
     def _block(self, synth, k: int, chunk_size: int) -> pd.DataFrame:
-        from .._random import int_seed
         from ..synthesis._conditions import draw_conditions
 
         last = self._last  # read once: a worker's threads may share this source

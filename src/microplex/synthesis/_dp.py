@@ -53,7 +53,7 @@ from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float, to_python
-from .._stats import category_type_clash, unseen_categories, weighted_mean_var
+from .._stats import category_type_clash, sorted_categories, unseen_categories, weighted_mean_var
 from .._random import int_seed, named_child
 from .schema import VariableSpec
 from .heaps import Logits
@@ -218,7 +218,7 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
         if not ok or not pd.Index(list(c), dtype=object).is_unique:
             raise _fail("public_categories", f"a mapping of column to at least 2 distinct categories (str, bool, "
                         f"64-bit int or finite float); column {name!r}", c)
-        cats[name] = sorted((to_python(v) for v in c), key=lambda v: (str(type(v)), v))
+        cats[name] = sorted_categories(to_python(v) for v in c)
     columns = p["target_vars"] + p["condition_vars"]
     both = sorted(set(bounds) & set(cats))
     missing = [n for n in columns if n not in bounds and n not in cats]

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._stats import category_codes, check_weights, unseen_categories
+from .._stats import category_codes, check_weights, sorted_categories, unseen_categories
 from ._checks import MAX_HEAPS
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
@@ -125,7 +125,7 @@ def _check_categories_dtype(f: _Fields, values: list, dtype: str, field: str) ->
 def _check_sorted(f: _Fields, values: list, field: str) -> None:
     """Categories in the order fit gives them: sorted by type name, then value."""
     try:
-        ok = values == sorted(values, key=lambda v: (str(type(v)), v))
+        ok = values == sorted_categories(values)
     except TypeError:
         ok = False
     if not ok:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
-from .._stats import category_codes, detect_point_masses, value_shares
+from .._stats import category_codes, detect_point_masses, sorted_categories, value_shares
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
 from .schema import VariableSpec
@@ -343,7 +343,7 @@ class CategoricalEncoder:
         self.levels: list[Any] | None = None
 
     def fit(self, x: pd.Series) -> CategoricalEncoder:
-        self.categories = sorted(pd.unique(x).tolist(), key=lambda v: (str(type(v)), v))
+        self.categories = sorted_categories(pd.unique(x).tolist())
         order = in_dtype_order(x.dtype, self.categories)
         self.ordered = order is not None
         if order is not None:
@@ -411,7 +411,7 @@ class ConditionEncoder:
         self.weightless = {}
         for name, kind in self.kinds.items():
             if kind == "categorical":
-                cats = sorted(pd.unique(df[name]).tolist(), key=lambda v: (str(type(v)), v))
+                cats = sorted_categories(pd.unique(df[name]).tolist())
                 self.stats[name] = cats
                 held = np.bincount(category_codes(df[name], cats)[np.asarray(w) > 0], minlength=len(cats)) > 0
                 if not held.all():
