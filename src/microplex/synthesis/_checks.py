@@ -91,6 +91,20 @@ def overflow_message(role: str, name: str, series: pd.Series) -> str:
     )
 
 
+def uses_rounding(synth: Any) -> bool:
+    """``synth.rounding`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is not set; ``True`` with
+    ``epsilon`` raises (a rounding grid is a statistic of the data that no DP mechanism covers)."""
+    flag = check_bool(synth.rounding, "rounding", allow_none=True)
+    if flag is None:
+        return synth.epsilon is None
+    if flag and synth.epsilon is not None:
+        raise DataValidationError(
+            "The 'rounding' parameter cannot be True with 'epsilon': the shares of round values are statistics of the "
+            "data that no DP mechanism covers. Leave rounding=None (off with epsilon) or set it to False."
+        )
+    return flag
+
+
 def uses_condition_model(synth: Any) -> bool:
     """``synth.condition_model`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is set and there are
     conditions (a DP fit must not keep real condition rows), else ``False``."""
@@ -128,6 +142,7 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
                                       high_inclusive=False),
         "max_heaps": check_int(synth.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
         "min_heap_count": check_int(synth.min_heap_count, "min_heap_count", low=1),
+        "rounding": uses_rounding(synth),
         "condition_model": uses_condition_model(synth),
         "sampling": check_choice(synth.sampling, "sampling", SAMPLING),
         "standardize": check_choice(synth.standardize, "standardize", ("quantile", "moments")),

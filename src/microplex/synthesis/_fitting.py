@@ -118,7 +118,7 @@ class _Fitting:
                         data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
                         self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
                         max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
-                        standardize=self.standardize,
+                        standardize=self.standardize, rounding=p["rounding"],
                     )
         self._build_layout()
 

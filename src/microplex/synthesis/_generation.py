@@ -21,7 +21,7 @@ from . import _dp_tree
 from ._conditions import condition_ranges, draw_conditions
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns
-from .sampling import SAMPLING
+from .sampling import SAMPLING, uniforms
 from .transforms import CategoricalEncoder, ContinuousEncoder
 
 __all__: list[str] = []
@@ -209,16 +209,26 @@ class _Generation:
                 if len(part) == 0:
                     break
                 c_all = torch.as_tensor(self.condition_encoder_.transform(part))
-                draws = [
-                    self.model_.sample(c_all[start : start + chunk_size], gen,
-                                       stratified=self.sampling == "stratified", workspace=workspace)
-                    for start in range(0, len(part), chunk_size)
-                ]
-                pattern, u, heap = (torch.cat(parts).numpy() for parts in zip(*draws, strict=True))
-                for name, values in self._decode(pattern, u, heap).items():
+                draws = [self._draw_chunk(c_all[start : start + chunk_size], gen, workspace)
+                         for start in range(0, len(part), chunk_size)]
+                pattern, u, heap, rounding = (torch.cat(parts).numpy() for parts in zip(*draws, strict=True))
+                for name, values in self._decode(pattern, u, heap, rounding).items():
                     pieces[name].append(values)
 
-    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> dict[str, np.ndarray]:
+    def _draw_chunk(self, c: torch.Tensor, gen: torch.Generator,
+                    workspace: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One chunk's draws of the model (patterns, flow values, heap states) and, after them from the
+        same generator, one uniform per record and rounded variable (:mod:`.rounding`; none without
+        a rounding grid, so such models draw as before grids existed)."""
+        stratified = self.sampling == "stratified"
+        pattern, u, heap = self.model_.sample(c, gen, stratified=stratified, workspace=workspace)
+        if not self.rounded_vars_:
+            return pattern, u, heap, torch.zeros(c.shape[0], 0, dtype=torch.float64)
+        rounding = uniforms(c.shape[0], len(self.rounded_vars_), gen, stratified=stratified, dtype=torch.float64)
+        return pattern, u, heap, rounding
+
+    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
+                rounding: np.ndarray | None = None) -> dict[str, np.ndarray]:
         states = self.patterns_[pattern]
         out = {}
         for name in self.target_vars:
@@ -233,8 +243,10 @@ class _Generation:
             else:
                 cont = u[:, self.continuous_vars_.index(name)] if enc.has_continuous else np.zeros(len(pattern))
                 h = heap[:, self.heap_vars_.index(name)] if name in self.heap_vars_ else None
+                r = rounding[:, self.rounded_vars_.index(name)] if rounding is not None and name in self.rounded_vars_ \
+                    else None
                 with np.errstate(over="ignore", invalid="ignore"):
-                    out[name] = enc.decode(cont.astype(float), state, h)
+                    out[name] = enc.decode(cont.astype(float), state, h, r)
                 bad = int((~np.isfinite(out[name])).sum())
                 if bad:  # a fitted model's encoders map every draw to a finite value
                     raise ConvergenceError(

@@ -76,6 +76,8 @@ class _Layout:
         continuous = {n: e for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)}
         self.point_masses_ = {n: tuple(e.point_masses) for n, e in continuous.items()}
         self.heaps_ = {n: tuple(e.heaps) for n, e in continuous.items()}
+        self.rounded_vars_ = [n for n in self.continuous_vars_ if self.encoders_[n].rounding is not None]
+        self.rounding_ = {n: self.encoders_[n].rounding.to_dict() for n in self.rounded_vars_}
 
     def _heap_states(self, data: pd.DataFrame) -> np.ndarray:
         """Heap index of every heaped variable (0: none), shape (N, H)."""

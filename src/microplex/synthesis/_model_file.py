@@ -22,15 +22,16 @@ from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
 from ._segment import _weighted_mean_std
 from ._validation import check_column
+from .rounding import RoundingGrid
 from .transforms import ContinuousEncoder
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
-#: ``sampling`` and ``standardize`` are absent from files written before them (they load with
-#: "independent" and "moments").
-OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize")
+#: ``sampling``, ``standardize`` and ``rounding`` are absent from files written before them (they load with
+#: "independent", "moments" and False).
+OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding")
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -289,7 +290,7 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
     keys = {"name", "integer", "point_masses"} | (
-        {"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps", "compact"})
+        {"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps", "compact", "rounding"})
     if not {"name", "integer", "point_masses"} <= set(enc) or set(enc) - keys:
         raise f.fail(field, f"an object with keys {sorted(keys)}", sorted(enc))
     if enc["integer"] is not integer:
@@ -349,6 +350,16 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
     if "compact" in enc and not (enc["compact"] is True and integer and heaps
                                  and all(float(h).is_integer() for h in heaps)):
         raise f.fail(f"{field}.compact", "true, on an integer variable with integer heaps", enc["compact"])
+    if "rounding" in enc:  # a rounding grid (.rounding): learnt from the data without noise, so never in a DP file
+        if private or not segments:
+            raise f.fail(f"{field}.rounding", "absent (a DP model or a variable without a continuous segment has no "
+                         "rounding grid)", enc["rounding"])
+        grid = RoundingGrid.from_dict(enc["rounding"], fail=lambda where, expected, got: f.fail(
+            f"{field}.rounding{where}", expected, got))
+        levels = [v for ls, _ in [grid.pooled, *grid.bands.values()] for v in ls]
+        if integer and min(levels) < 0:  # fit gives an integer's values levels 0 and above
+            raise f.fail(f"{field}.rounding", "levels of 0 and above for an integer variable",
+                         enc["rounding"])
 
 
 #: Largest normal score of a knot: ``ndtri(1 - 1/2 / MAX_KNOTS)`` (the knot maps put their knots at normal scores

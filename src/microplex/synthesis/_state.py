@@ -162,6 +162,7 @@ def restore_state(
     params.setdefault("condition_model", None)  # absent: fitted without one (None resolves to False there)
     params.setdefault("sampling", "independent")  # a file written before stratified draws
     params.setdefault("standardize", "moments")  # a file written before quantile standardization
+    params.setdefault("rounding", False)  # a file written before rounding grids: its encoders hold none
     if "max_heaps" not in params:  # a file written before heap states: its model has none
         params["max_heaps"] = 0
     try:

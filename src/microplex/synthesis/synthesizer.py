@@ -70,7 +70,19 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     max_heaps : int, default=64
         Most heaps per target, heaviest first (0 disables heaps).
     min_heap_count : int, default=20
-        Fewest training records a heap must hold, so a heap state never identifies a record.
+        Fewest training records a heap must hold, so a heap state never identifies a record;
+        also the fewest a decimal level of a magnitude must hold to be kept (``rounding``).
+    rounding : bool or None, default=None
+        Round numbers (see :mod:`microplex.synthesis.rounding`). ``True``: :meth:`fit` learns,
+        per continuous or integer target and per magnitude (``floor(log10 |x|)``), the shares of
+        the values the flow models (off point masses and heaps) that are multiples of 10, 100,
+        1,000, ... (or whole numbers, whole cents), and :meth:`generate` moves each flow value to
+        a level drawn from those shares: incomes reported in thousands come out in thousands,
+        integers stored as floats come out whole, values computed to full precision stay as the
+        flow draws them. ``False``: the flow's values as drawn. ``None``: ``True`` without
+        ``epsilon``, ``False`` with it (the shares are statistics of the data that no DP
+        mechanism covers; ``rounding=True`` with ``epsilon`` raises). :meth:`log_prob` scores
+        the flow's density, before rounding.
     epochs : int or "auto", default="auto"
         Training epochs. ``"auto"`` chooses them from the number of training records (about 160
         on 1,300, 60 on 10,000, 40 on 20,000; see :mod:`microplex.synthesis._schedule`), or
@@ -156,6 +168,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Point masses of every continuous or integer target.
     heaps_ : dict of str to tuple of float
         Heaps of every continuous or integer target (empty when it has none).
+    rounding_ : dict of str to dict
+        Per continuous or integer target with a rounding grid (``rounding``): its bands, each
+        with its decimal levels (``None``: none, the flow's value) and their shares.
     history_ : DataFrame
         Per-epoch ``train_loss`` and ``val_loss`` (weighted mean negative log-likelihood).
     model_ : PointMassFlow
@@ -204,6 +219,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         heap_threshold: float = 0.003,
         max_heaps: int = 64,
         min_heap_count: int = 20,
+        rounding: bool | None = None,
         epochs: int | str = "auto",
         batch_size: int | None = None,
         learning_rate: float | None = None,
@@ -233,6 +249,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         self.heap_threshold = heap_threshold
         self.max_heaps = max_heaps
         self.min_heap_count = min_heap_count
+        self.rounding = rounding
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

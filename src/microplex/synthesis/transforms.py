@@ -5,6 +5,7 @@ Every statistic is weighted by the survey weights. Encoders serialize to plain J
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from .._params import to_python
 from .._stats import category_codes, detect_point_masses, sorted_categories, value_shares
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
+from .rounding import RoundingGrid
 from .schema import VariableSpec
 
 __all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "integer_point_masses"]
@@ -47,6 +49,11 @@ class ContinuousEncoder:
     no flow draw rounds onto a heap. Otherwise a heap would get its head's probability plus
     the flow's draws that round onto it (a heap of 5.3% came out at 5.7%, its neighbours at
     60-75% of their share). A heap's pinned coordinate lies between its neighbours'.
+
+    A *rounding grid* (:mod:`~microplex.synthesis.rounding`, fitted with ``rounding=True``) holds
+    the shares of the decimal levels (multiples of 10, 100, 1,000, ..., whole numbers, cents) of
+    the values the flow models, per magnitude; :meth:`decode` given uniforms moves each flow value
+    to a level drawn from them, never onto a point mass or heap and never out of its segment.
     """
 
     def __init__(self, name: str, integer: bool = False) -> None:
@@ -55,6 +62,8 @@ class ContinuousEncoder:
         self.heaps: list[float] = []
         #: Whether the heaps are taken out of the flow's coordinate (integer variables with heaps).
         self.compact = False
+        #: Decimal levels of the flow's values per magnitude (:mod:`.rounding`); ``None``: drawn as the flow gives them.
+        self.rounding: RoundingGrid | None = None
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
@@ -69,9 +78,12 @@ class ContinuousEncoder:
         max_heaps: int = 0,
         min_heap_count: int = 1,
         standardize: str = "moments",
+        rounding: bool = False,
     ) -> ContinuousEncoder:
         """Fits the encoder; ``standardize="quantile"`` maps each segment's values off its heaps
-        to normal scores (:mod:`._quantile_map`), ``"moments"`` standardizes them by mean and std."""
+        to normal scores (:mod:`._quantile_map`), ``"moments"`` standardizes them by mean and std;
+        ``rounding=True`` fits a rounding grid (:mod:`.rounding`) to those values, a level kept
+        where at least ``min_heap_count`` records of positive weight hold it."""
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
         elif self.integer:
@@ -111,6 +123,11 @@ class ContinuousEncoder:
             free = self.heap_index(xc) == 0
             for seg, (sign, sel) in zip(self.segments, sides, strict=True):
                 seg.fit_knots(sign * yc[sel & free], wc[sel & free], self.integer)
+        self.rounding = None
+        if rounding and self.segments:
+            free = self.heap_index(xc) == 0
+            self.rounding = RoundingGrid.fit(xc[free], wc[free], max(int(min_heap_count), 1),
+                                             self._allowed(self.states(xc[free])))
         return self
 
     def _declared_heaps(self, heaps: tuple[float, ...]) -> list[float]:
@@ -255,8 +272,11 @@ class ContinuousEncoder:
             out[self.heap_index(x) > 0] = 0.0
         return out
 
-    def decode(self, u: np.ndarray, state: np.ndarray, heap: np.ndarray | None = None) -> np.ndarray:
-        """Values from standardized ``u`` (N,), ``state`` (N,) and heap index ``heap`` (N,)."""
+    def decode(self, u: np.ndarray, state: np.ndarray, heap: np.ndarray | None = None,
+               rounding: np.ndarray | None = None) -> np.ndarray:
+        """Values from standardized ``u`` (N,), ``state`` (N,) and heap index ``heap`` (N,);
+        ``rounding`` (N,), uniforms in [0, 1), draws the decimal level of each flow value when the
+        encoder has a rounding grid."""
         x = np.empty(u.shape, dtype=float)
         for seg, on in self._segment_rows(state):
             x[on] = seg.decode(u[on])
@@ -264,12 +284,29 @@ class ContinuousEncoder:
                 x[on] = seg.round_inside(x[on])  # never onto a bound (a point mass): see round_inside
                 if self.compact:
                     x[on] = self._expand(x[on])
+            if self.rounding is not None and rounding is not None:
+                free = on if heap is None or not self.heaps else on & (heap == 0)
+                x[free] = self._round(x[free], rounding[free], state[free])
         for i, m in enumerate(self.point_masses):
             x[state == i] = m
         if heap is not None and self.heaps:
             on = heap > 0
             x[on] = np.asarray(self.heaps, dtype=float)[heap[on] - 1]
         return x
+
+    def _allowed(self, state: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """Which round values may stand for the values of rows ``rows`` (in continuous states
+        ``state[rows]``): those in the same segment, off the point masses and heaps (the heads
+        alone draw those)."""
+        def allowed(candidate: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            ok = self.states(candidate) == state[rows]
+            return ok & (self.heap_index(candidate) == 0) if self.heaps else ok
+        return allowed
+
+    def _round(self, x: np.ndarray, u: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Flow values ``x`` (in continuous states ``state``) moved to the decimal levels their
+        uniforms ``u`` draw (:meth:`RoundingGrid.apply`)."""
+        return self.rounding.apply(x, u, self._allowed(state))
 
     # -- serialization -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +316,8 @@ class ContinuousEncoder:
             d["heaps"] = list(self.heaps)
         if self.compact:  # files written before compact coordinates load as they were fitted
             d["compact"] = True
+        if self.rounding is not None:  # files written before rounding grids (or without one) keep their keys
+            d["rounding"] = self.rounding.to_dict()
         return d
 
     @classmethod
@@ -287,6 +326,8 @@ class ContinuousEncoder:
         enc.point_masses = list(d["point_masses"])
         enc.heaps = [float(h) for h in d.get("heaps", [])]
         enc.compact = bool(d.get("compact", False))
+        if d.get("rounding") is not None:
+            enc.rounding = RoundingGrid.from_dict(d["rounding"], f"encoders.{enc.name}.rounding")
         if "segments" in d:
             enc.segments = [_Segment.from_dict(s) for s in d["segments"]]
         else:  # files written before segments: one segment, described by flat keys

@@ -1,0 +1,299 @@
+"""Round numbers: the decimal grid that reported values sit on, learnt per magnitude and drawn again.
+
+Survey values are reported on round numbers far more often than a smooth density allows: an
+income of 34,000 rather than 34,217, 88% of one survey's nonzero incomes on multiples of 100 and
+77% on multiples of 1,000, integers stored as floats, amounts in whole cents. A heap
+(:mod:`~microplex.synthesis.heaps`) captures one heavy value; most round values are each too rare
+to be a heap (20 records at 35,000, 12 at 37,000, ...), yet together they hold most of the
+values, and a flow draws 34,217.3.
+
+The *decimal level* of a value ``x != 0`` is the largest ``k`` (from :data:`MIN_LEVEL` to
+:data:`MAX_LEVEL`) with ``x`` a multiple of ``10**k``: 34,000 has level 3, 34,200 level 2, 12.5
+level -1, and a value that is a multiple of no ``10**k`` down to ``10**MIN_LEVEL`` (a computed
+ratio, a log) has no level (:data:`NO_LEVEL`). A :class:`RoundingGrid` holds, for each magnitude
+band ``floor(log10 |x|)``, how often the training values that the flow models (off the point
+masses and heaps) take each level. A draw of the flow in band ``b`` goes through the levels
+coarse to fine and takes the nearest value of *exactly* level ``k`` (a multiple of ``10**k`` that
+is not a multiple of ``10**(k + 1)``) with the level's hazard (:class:`RoundingGrid`), so the
+share of every level comes out as in training; ``NO_LEVEL`` keeps the flow's value. A value of a
+level is never a point mass or heap and never leaves its segment: where the nearest round
+thousand is a heap, the draw goes on to the hundreds.
+
+Disclosure: a level is kept in a band only when at least ``min_count`` training records of
+positive weight hold it (else its records count toward the next finer level), as a heap needs
+``min_heap_count`` records; a band of fewer records uses the shares of the whole variable. The
+grid is a data-dependent statistic that no DP mechanism covers: a DP fit learns none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._errors import DataValidationError
+
+__all__ = ["MAX_LEVEL", "MIN_LEVEL", "NO_LEVEL", "RoundingGrid", "decimal_levels"]
+
+#: Finest decimal level detected: multiples of 10**-6.
+MIN_LEVEL = -6
+#: Coarsest decimal level detected: multiples of 10**15 (float64 holds every integer below 2**53, about 9e15).
+MAX_LEVEL = 15
+#: The level of a value that is a multiple of no 10**k, k >= MIN_LEVEL (a value the grid leaves as drawn).
+NO_LEVEL = MIN_LEVEL - 1
+#: Tolerance of "a multiple of 10**k", in units of 10**k, plus ``_ULPS`` float64 roundings of the ratio (0.1 * 3
+#: is not 0.3; 1234.56 read from text is 1234.559999...).
+_TOLERANCE = 1e-9
+_ULPS = 64
+
+
+def decimal_levels(x: np.ndarray) -> np.ndarray:
+    """The decimal level of each value: the largest ``k`` in [MIN_LEVEL, MAX_LEVEL] with ``x`` a
+    multiple of ``10**k``; ``NO_LEVEL`` for 0, non-finite values and values that are no multiple of
+    ``10**MIN_LEVEL``.
+
+    Examples
+    --------
+    >>> decimal_levels(np.array([34000.0, 34200.0, 12.5, 7.0, -300.0, 0.1 * 3, np.pi, 0.0])).tolist()
+    [3, 2, -1, 0, 2, -1, -7, -7]
+    """
+    a = np.abs(np.asarray(x, dtype=float))
+    out = np.full(a.shape, NO_LEVEL, dtype=np.int64)
+    finite = np.isfinite(a) & (a > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(MIN_LEVEL, MAX_LEVEL + 1):
+            r = a / 10.0**k if k >= 0 else a * 10.0**-k  # powers of ten from 1 up are exact
+            m = np.round(r)
+            out[finite & (m >= 1) & (np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r)] = k
+    return out
+
+
+def magnitude_bands(x: np.ndarray) -> np.ndarray:
+    """``floor(log10 |x|)`` of each value (0 for 0 and non-finite values).
+
+    >>> magnitude_bands(np.array([34000.0, 999.9, 1000.0, -0.05])).tolist()
+    [4, 2, 3, -2]
+    """
+    a = np.abs(np.asarray(x, dtype=float))
+    ok = np.isfinite(a) & (a > 0)
+    out = np.zeros(a.shape, dtype=np.int64)
+    out[ok] = np.floor(np.log10(a[ok])).astype(np.int64)
+    # log10 of a value just below a power of ten can round up to it (log10(999.9999999999999) == 3.0)
+    out[ok] -= (10.0 ** out[ok].astype(float) > a[ok]).astype(np.int64)
+    return out
+
+
+def at_level(x: np.ndarray, level: np.ndarray, *, other: bool = False) -> np.ndarray:
+    """The nearest value to each ``x`` of exactly decimal level ``level`` (a multiple of
+    ``10**level`` that is not a multiple of ``10**(level + 1)``); with ``other``, the nearest such
+    value on the other side of ``x``. ``x`` itself where ``level`` is ``NO_LEVEL``. A negative
+    level divides by a power of ten, so 123 at level -2 is 1.23 exactly as Python writes it.
+
+    Examples
+    --------
+    >>> at_level(np.array([34217.3, 34217.3, 2996.0, 1.2345, 5.5]), np.array([3, 2, 2, -2, -7])).tolist()
+    [34000.0, 34200.0, 2900.0, 1.23, 5.5]
+    >>> at_level(np.array([34217.3, 2996.0]), np.array([3, 2]), other=True).tolist()
+    [35000.0, 3100.0]
+    """
+    x = np.asarray(x, dtype=float)
+    level = np.asarray(level, dtype=np.int64)
+    none = level == NO_LEVEL
+    k = np.where(none, 0, level).astype(float)
+    scale = 10.0 ** np.abs(k)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.where(k >= 0, x / scale, x * scale)
+        # the neighbours below and above: a multiple of 10 ** (level + 1) is of a coarser level, skipped
+        lo, hi = np.floor(r), np.ceil(r)
+        lo = np.where(np.mod(lo, 10) == 0, lo - 1, lo)
+        hi = np.where((np.mod(hi, 10) == 0) | (hi == lo), hi + 1 + (np.mod(hi + 1, 10) == 0), hi)
+        near_lo = r - lo <= hi - r
+        m = np.where(near_lo != other, lo, hi)
+        out = np.where(k >= 0, m * scale, m / scale)
+    return np.where(none, x, out)
+
+
+def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
+    """Each record's level, a level held by fewer than ``min_count`` records counted as the next
+    finer level (coarse to fine; the finest level present keeps what remains)."""
+    present = sorted(np.unique(levels).tolist(), reverse=True)
+    out = levels.copy()
+    waiting: list[int] = []
+    count = 0
+    for i, level in enumerate(present):
+        on = levels == level
+        count += int(on.sum())
+        waiting.append(level)
+        if count >= min_count or i == len(present) - 1:
+            out[np.isin(levels, waiting)] = level
+            waiting, count = [], 0
+    return out
+
+
+Allowed = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
+             allowed: Allowed | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Levels (coarse to fine) and their hazards among the values ``x`` (``rows``: their indices
+    for ``allowed``): the weighted share of the values of each level among those of that level or
+    finer whose nearest value of that level is allowed (the last level's hazard is 1)."""
+    present = sorted(np.unique(levels).tolist(), reverse=True)
+    hazards = []
+    for level in present[:-1]:
+        finer = levels <= level
+        cand = at_level(x[finer], np.full(int(finer.sum()), level))
+        ok = np.ones(cand.size, dtype=bool) if allowed is None else np.asarray(allowed(cand, rows[finer]), dtype=bool)
+        ok |= levels[finer] == level  # a value of the level is its own nearest value of it
+        hazards.append(float(w[levels == level].sum() / w[finer][ok].sum()))
+    return tuple(int(v) for v in present), (*hazards, 1.0)
+
+
+class RoundingGrid:
+    """The decimal levels of a variable's values, per magnitude band (see the module docstring).
+
+    Levels are drawn coarse to fine: a value whose nearest value of level ``k`` is allowed (inside
+    its segment, no point mass or heap) takes it with the level's *hazard*, the share of the
+    training values of level ``k`` among those of level ``k`` or finer whose nearest value of
+    level ``k`` is allowed; else it goes on to the next finer level. So a level that heaps or point
+    masses leave no room for in some places (round thousands that are heaps) is not pushed onto
+    the others, and each level's share comes out as in training wherever the flow's values do.
+
+    Parameters
+    ----------
+    bands : dict of int to (tuple of int, tuple of float)
+        Per band ``floor(log10 |x|)``, its levels (coarse to fine) and their hazards (the last 1).
+    pooled : (tuple of int, tuple of float)
+        The levels and hazards of the whole variable, for bands without enough records.
+
+    Examples
+    --------
+    >>> x = np.array([34000.0] * 30 + [34200.0] * 30 + [34217.0] * 40)
+    >>> grid = RoundingGrid.fit(x, np.ones(100), min_count=20)
+    >>> grid.bands[4]        # 30 of 100 at level 3, 30 of the other 70 at level 2, the rest whole
+    ((3, 2, 0), (0.3, 0.42857142857142855, 1.0))
+    >>> grid.apply(np.array([41234.5, 41234.5, 41234.5]), np.array([0.1, 0.5, 0.9])).tolist()
+    [41000.0, 41200.0, 41234.0]
+    """
+
+    def __init__(self, bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]],
+                 pooled: tuple[tuple[int, ...], tuple[float, ...]]) -> None:
+        self.bands = bands
+        self.pooled = pooled
+
+    @classmethod
+    def fit(cls, x: np.ndarray, w: np.ndarray, min_count: int, allowed: Allowed | None = None) -> RoundingGrid | None:
+        """The grid of values ``x`` with weights ``w`` (records of weight 0 and zeros left out);
+        ``allowed(values, rows)`` says which values of a level may be drawn in place of ``x[rows]``
+        (see :meth:`apply`). ``None`` when no decimal level is held by ``min_count`` records
+        (nothing to round), in particular when fewer than ``min_count`` records of positive weight
+        are left."""
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        rows = np.flatnonzero((w > 0) & (x != 0) & np.isfinite(x))
+        if rows.size < max(int(min_count), 1):
+            return None
+        x, w = x[rows], w[rows]
+        levels = _kept_levels(decimal_levels(x), min_count)
+        if (levels == NO_LEVEL).all():  # no level held by min_count records: nothing to round
+            return None
+        bands = magnitude_bands(x)
+        out = {}
+        for band in np.unique(bands).tolist():
+            on = bands == band
+            if on.sum() >= min_count:
+                out[int(band)] = _hazards(x[on], w[on], _kept_levels(decimal_levels(x[on]), min_count), rows[on],
+                                          allowed)
+        return cls(out, _hazards(x, w, levels, rows, allowed))
+
+    @property
+    def finest(self) -> int:
+        """The finest level of the variable (``NO_LEVEL`` when some values have none)."""
+        return min(self.pooled[0])
+
+    def apply(self, x: np.ndarray, u: np.ndarray, allowed: Allowed | None = None) -> np.ndarray:
+        """Each value ``x`` moved to a level drawn by its uniform ``u`` in [0, 1).
+
+        Levels are tried coarse to fine (each at most the value's band, since a value of band
+        ``b`` is no multiple of ``10**(b + 1)``, and at least the variable's finest level):
+        ``allowed(values, rows)`` says which candidate values may be taken (``rows`` index ``x``);
+        an allowed candidate is taken with its level's hazard (the uniform is rescaled to go
+        on). At the finest level a refused nearest value is replaced by the nearest on the
+        other side; a value with no allowed candidate keeps its drawn value.
+        """
+        x, u = np.asarray(x, dtype=float), np.asarray(u, dtype=float).copy()
+        out = x.copy()
+        bands = magnitude_bands(x)
+        floor = self.finest if self.finest != NO_LEVEL else MIN_LEVEL
+        for band in np.unique(bands).tolist():
+            pending = np.flatnonzero((bands == band) & (x != 0) & np.isfinite(x))
+            levels, hazards = self.bands.get(int(band), self.pooled)
+            for i, (level, hazard) in enumerate(zip(levels, hazards, strict=True)):
+                if level == NO_LEVEL or not pending.size:
+                    break  # the flow's value
+                k = max(min(level, band), floor)
+                tries = (False, True) if i == len(levels) - 1 else (False,)
+                for other in tries:
+                    cand = at_level(x[pending], np.full(pending.size, k), other=other)
+                    ok = np.ones(pending.size, dtype=bool) if allowed is None else np.asarray(
+                        allowed(cand, pending), dtype=bool)
+                    take = ok & (u[pending] < hazard)
+                    out[pending[take]] = cand[take]
+                    go_on = ok & ~take  # allowed but not drawn: the uniform rescaled for the finer levels
+                    u[pending[go_on]] = (u[pending[go_on]] - hazard) / (1.0 - hazard)
+                    pending = pending[~take]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: ``{"bands": [[band, levels, hazards], ...], "pooled": [levels, hazards]}``
+        (``NO_LEVEL`` written as ``null``)."""
+        def levels(ls: tuple[int, ...]) -> list[int | None]:
+            return [None if v == NO_LEVEL else int(v) for v in ls]
+        return {"bands": [[int(b), levels(ls), [float(s) for s in ss]] for b, (ls, ss) in sorted(self.bands.items())],
+                "pooled": [levels(self.pooled[0]), [float(s) for s in self.pooled[1]]]}
+
+    @classmethod
+    def from_dict(cls, d: Any, field: str = "rounding",
+                  fail: Callable[[str, str, Any], Exception] | None = None) -> RoundingGrid:
+        """The grid of :meth:`to_dict`, read as untrusted data: every level an int in [MIN_LEVEL,
+        MAX_LEVEL] or null, listed coarse to fine without repeats, every hazard in (0, 1] and the
+        last 1, bands increasing ints in [-400, 400] (float64's magnitudes). A
+        :class:`DataValidationError` names the entry otherwise (``fail(where, expected, got)``
+        builds it when given; ``where`` follows ``field``)."""
+        if fail is None:
+            def fail(where: str, expected: str, got: Any) -> Exception:
+                return DataValidationError(f"{field}{where} must be {expected}. Got {got!r:.200} instead.")
+
+        def pair(levels: Any, hazards: Any, where: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+            if not isinstance(levels, list) or not isinstance(hazards, list) or not levels \
+                    or len(levels) != len(hazards) or len(levels) > MAX_LEVEL - NO_LEVEL + 1:
+                raise fail(where, "a non-empty list of levels and a list of hazards of the same length",
+                           [levels, hazards])
+            out = []
+            for v in levels:
+                if v is None:
+                    out.append(NO_LEVEL)
+                elif isinstance(v, int) and not isinstance(v, bool) and MIN_LEVEL <= v <= MAX_LEVEL:
+                    out.append(v)
+                else:
+                    raise fail(f"{where}.levels", f"ints in [{MIN_LEVEL}, {MAX_LEVEL}] or null", v)
+            if out != sorted(set(out), reverse=True):
+                raise fail(f"{where}.levels", "distinct levels, coarse to fine (null last)", levels)
+            if not all(isinstance(h, int | float) and not isinstance(h, bool) and 0 < h <= 1 for h in hazards) \
+                    or hazards[-1] != 1:
+                raise fail(f"{where}.hazards", "numbers in (0, 1], the last 1", hazards)
+            return tuple(out), tuple(float(h) for h in hazards)
+
+        if not isinstance(d, dict) or set(d) != {"bands", "pooled"} or not isinstance(d["bands"], list) \
+                or not isinstance(d["pooled"], list) or len(d["pooled"]) != 2:
+            raise fail("", "an object with keys 'bands' (a list) and 'pooled' (a [levels, hazards] pair)", d)
+        if len(d["bands"]) > 1000:
+            raise fail(".bands", "at most 1000 bands", len(d["bands"]))
+        bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {}
+        for i, entry in enumerate(d["bands"]):
+            if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], int) \
+                    or isinstance(entry[0], bool) or not -400 <= entry[0] <= 400 \
+                    or (bands and entry[0] <= max(bands)):
+                raise fail(f".bands[{i}]", "a [band, levels, hazards] triple, bands increasing ints", entry)
+            bands[entry[0]] = pair(entry[1], entry[2], f".bands[{i}]")
+        return cls(bands, pair(d["pooled"][0], d["pooled"][1], ".pooled"))
