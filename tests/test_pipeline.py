@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from microplex import DataValidationError
+from microplex import DataValidationError, Synthesizer
 from microplex.pipeline import load_pipeline, run_pipeline
 
 DEMO = Path(str(resources.files("microplex.datasets").joinpath("demo", "pipeline.toml")))
@@ -195,6 +195,7 @@ def test_unknown_keys_name_the_section_and_the_likely_key(tiny, section, key, li
      ("model", "epochs", 0, r"'model.epochs' parameter must be 'auto' or an int in \[1, 10000000\]"),
      ("model", "epochs", 2.5, "model.epochs"),
      ("model", "flow", "realnvp", "'model.flow' parameter must be one of 'maf', 'nsf'"),
+     ("model", "rounding", "yes", "'model.rounding' parameter must be a bool"),
      ("model", "targets", "re78", "'model.targets' parameter must be a non-empty list"),
      ("model", "targets", ["weight"], "'weight' is reserved"),
      ("model", "conditions", ["re78"], r"both model targets and conditions"),
@@ -815,3 +816,12 @@ def test_a_stage_taken_out_of_the_file_leaves_no_stale_output(tiny, cps1):
     assert sorted(p.name for p in (out / ".microplex").iterdir() if p.suffix == ".json" and ".started" not in p.name) \
         == ["calibrate.json", "fit.json", "generate.json"]
     assert (folder / "train.parquet").exists()
+
+
+def test_model_rounding_reaches_the_synthesizer(tiny):
+    """``model.rounding``: the pipeline's Synthesizer learns a rounding grid unless it is false."""
+    folder, config = tiny
+    on = run_pipeline(config, progress=False)
+    off = run_pipeline({**config, "output": "off", "model": {**config["model"], "rounding": False}}, progress=False)
+    grids = [Synthesizer.load(r.output / "model.mpx").rounded_vars_ for r in (on, off)]
+    assert grids == [["re78"], []]

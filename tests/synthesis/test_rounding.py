@@ -240,7 +240,7 @@ def test_without_a_grid_the_draws_are_those_of_before():
     pd.testing.assert_frame_equal(synth.sample(300, seed=1), off.sample(300, seed=1))
 
 
-def test_rounding_and_differential_privacy():
+def test_rounding_and_differential_privacy(tmp_path):
     data = _reported(600, 1)
     with pytest.raises(DataValidationError, match="'rounding' parameter cannot be True with 'epsilon'"):
         Synthesizer(["income"], epsilon=1.0, delta=1e-5, rounding=True,
@@ -250,3 +250,10 @@ def test_rounding_and_differential_privacy():
     private = Synthesizer(["income"], epsilon=1.0, delta=1e-5, public_bounds={"income": (0, 1e6)}, epochs=1,
                           verbose=False).fit(data, seed=0)
     assert private.rounded_vars_ == [] and private.rounding_ == {}
+    # a grid written into a DP file: statistics no mechanism covers, refused
+    path = tmp_path / "dp.mpx"
+    private.save(path)
+    grid = {"bands": [], "pooled": [[3, 2], [0.5, 1.0]]}
+    _edit(path, lambda meta: meta["encoders"]["income"].__setitem__("rounding", grid))
+    with pytest.raises(DataValidationError, match="encoders.income.rounding' must be absent"):
+        Synthesizer.load(path)
