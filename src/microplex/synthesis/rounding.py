@@ -84,7 +84,7 @@ def magnitude_bands(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def at_level(x: np.ndarray, level: np.ndarray, *, other: bool = False) -> np.ndarray:
+def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False) -> np.ndarray:
     """The nearest value to each ``x`` of exactly decimal level ``level`` (a multiple of
     ``10**level`` that is not a multiple of ``10**(level + 1)``); with ``other``, the nearest such
     value on the other side of ``x``. ``x`` itself where ``level`` is ``NO_LEVEL``. A negative
@@ -94,24 +94,38 @@ def at_level(x: np.ndarray, level: np.ndarray, *, other: bool = False) -> np.nda
     --------
     >>> at_level(np.array([34217.3, 34217.3, 2996.0, 1.2345, 5.5]), np.array([3, 2, 2, -2, -7])).tolist()
     [34000.0, 34200.0, 2900.0, 1.23, 5.5]
-    >>> at_level(np.array([34217.3, 2996.0]), np.array([3, 2]), other=True).tolist()
-    [35000.0, 3100.0]
+    >>> at_level(np.array([34217.3, 2996.0]), 2, other=True).tolist()
+    [34300.0, 3100.0]
     """
     x = np.asarray(x, dtype=float)
+    if np.ndim(level) == 0:
+        return _at(x, int(level), other)
     level = np.asarray(level, dtype=np.int64)
-    none = level == NO_LEVEL
-    k = np.where(none, 0, level).astype(float)
-    scale = 10.0 ** np.abs(k)
+    out = x.copy()
+    for k in np.unique(level).tolist():
+        on = level == k
+        out[on] = _at(x[on], k, other)
+    return out
+
+
+def _at(x: np.ndarray, level: int, other: bool) -> np.ndarray:
+    """:func:`at_level` for one level."""
+    if level == NO_LEVEL:
+        return x.copy()
+    scale = 10.0 ** abs(level)
     with np.errstate(over="ignore", invalid="ignore"):
-        r = np.where(k >= 0, x / scale, x * scale)
+        r = x / scale if level >= 0 else x * scale
         # the neighbours below and above: a multiple of 10 ** (level + 1) is of a coarser level, skipped
-        lo, hi = np.floor(r), np.ceil(r)
-        lo = np.where(np.mod(lo, 10) == 0, lo - 1, lo)
-        hi = np.where((np.mod(hi, 10) == 0) | (hi == lo), hi + 1 + (np.mod(hi + 1, 10) == 0), hi)
-        near_lo = r - lo <= hi - r
-        m = np.where(near_lo != other, lo, hi)
-        out = np.where(k >= 0, m * scale, m / scale)
-    return np.where(none, x, out)
+        lo = np.floor(r)
+        digit = lo - 10.0 * np.floor(lo / 10.0)  # np.mod(lo, 10), 3x faster
+        hi = lo + 1.0 + (digit == 9)
+        lo -= digit == 0
+        m = np.where((r - lo <= hi - r) != other, lo, hi)
+        if level >= 0:
+            m *= scale
+        else:
+            m /= scale
+        return m
 
 
 def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
@@ -143,7 +157,7 @@ def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
     hazards = []
     for level in present[:-1]:
         finer = levels <= level
-        cand = at_level(x[finer], np.full(int(finer.sum()), level))
+        cand = at_level(x[finer], level)
         ok = np.ones(cand.size, dtype=bool) if allowed is None else np.asarray(allowed(cand, rows[finer]), dtype=bool)
         ok |= levels[finer] == level  # a value of the level is its own nearest value of it
         hazards.append(float(w[levels == level].sum() / w[finer][ok].sum()))
@@ -234,7 +248,7 @@ class RoundingGrid:
                 k = max(min(level, band), floor)
                 tries = (False, True) if i == len(levels) - 1 else (False,)
                 for other in tries:
-                    cand = at_level(x[pending], np.full(pending.size, k), other=other)
+                    cand = at_level(x[pending], k, other=other)
                     ok = np.ones(pending.size, dtype=bool) if allowed is None else np.asarray(
                         allowed(cand, pending), dtype=bool)
                     take = ok & (u[pending] < hazard)
