@@ -120,6 +120,23 @@ def test_a_refused_candidate_goes_finer_and_at_the_finest_to_the_other_side():
     assert whole.apply(np.array([40.4]), np.zeros(1), lambda c, rows: ~np.isin(c, [39.0, 41.0])).tolist() == [40.4]
 
 
+def test_the_one_step_draw_far_from_edges_is_the_level_by_level_draw():
+    """Values with no point mass, heap or bound within their coarsest level's unit take their level in
+    one step (the inverse CDF): the same values, bit for bit, as going level by level."""
+    rng = np.random.default_rng(0)
+    forbidden = np.array([0.0, 20000.0, 25000.0, 30000.0, 40000.0, 60000.0])
+    n = 20_000
+    x = np.where(rng.random(n) < 0.5, np.round(rng.uniform(1, 59999, n) / 1000) * 1000,
+                 np.round(rng.uniform(1, 59999, n), 2))
+    x = x[~np.isin(x, forbidden)]
+    allowed = lambda c, rows: ~np.isin(c, forbidden) & (c > 0) & (c < 60000)  # noqa: E731
+    grid = RoundingGrid.fit(x, np.ones(x.size), 20, allowed)
+    draws, u = rng.uniform(0.01, 59999.99, 300_000), rng.random(300_000)
+    slow, fast = grid.apply(draws, u, allowed), grid.apply(draws, u, allowed, forbidden)
+    np.testing.assert_array_equal(slow, fast)
+    assert not np.isin(fast, forbidden).any()
+
+
 @pytest.mark.parametrize("grid, match", [
     ({"bands": [], "pooled": [[2, 3], [0.5, 0.5]]}, "coarse to fine"),
     ({"bands": [], "pooled": [[20], [1.0]]}, r"ints in \[-6, 15\]"),

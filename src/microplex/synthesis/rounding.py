@@ -225,7 +225,8 @@ class RoundingGrid:
         """The finest level of the variable (``NO_LEVEL`` when some values have none)."""
         return min(self.pooled[0])
 
-    def apply(self, x: np.ndarray, u: np.ndarray, allowed: Allowed | None = None) -> np.ndarray:
+    def apply(self, x: np.ndarray, u: np.ndarray, allowed: Allowed | None = None,
+              edges: np.ndarray | None = None) -> np.ndarray:
         """Each value ``x`` moved to a level drawn by its uniform ``u`` in [0, 1).
 
         Levels are tried coarse to fine (each at most the value's band, since a value of band
@@ -234,6 +235,12 @@ class RoundingGrid:
         an allowed candidate is taken with its level's hazard (the uniform is rescaled to go
         on). At the finest level a refused nearest value is replaced by the nearest on the
         other side; a value with no allowed candidate keeps its drawn value.
+
+        ``edges`` (sorted), with ``allowed``: every value where ``allowed`` can change (point
+        masses, heaps, segment bounds). A value with no edge within ``10**k`` of it, ``k`` its
+        band's coarsest level, has every level allowed; its level is then drawn in one step (the
+        inverse CDF of the levels' probabilities, the same level for the same uniform).
+        Without ``edges`` every value goes level by level.
         """
         x, u = np.asarray(x, dtype=float), np.asarray(u, dtype=float).copy()
         out = x.copy()
@@ -242,11 +249,29 @@ class RoundingGrid:
         for band in np.unique(bands).tolist():
             pending = np.flatnonzero((bands == band) & (x != 0) & np.isfinite(x))
             levels, hazards = self.bands.get(int(band), self.pooled)
-            for i, (level, hazard) in enumerate(zip(levels, hazards, strict=True)):
-                if level == NO_LEVEL or not pending.size:
+            ks = [NO_LEVEL if v == NO_LEVEL else max(min(v, band), floor) for v in levels]
+            if allowed is None or edges is not None:
+                clear = np.ones(pending.size, dtype=bool)
+                top = max(ks)
+                if allowed is not None and top != NO_LEVEL and len(edges):
+                    near = x[pending]
+                    d = 10.0**top
+                    clear = (np.searchsorted(edges, near - d, side="left")
+                             == np.searchsorted(edges, near + d, side="right"))
+                fast = pending[clear]
+                # P(level i) = hazard_i * prod_{j < i} (1 - hazard_j): the levels' inverse CDF
+                stay = np.cumprod([1.0, *(1.0 - h for h in hazards[:-1])])
+                cdf = np.cumsum(np.asarray(hazards) * stay)
+                pick = np.minimum(np.searchsorted(cdf, u[fast], side="right"), len(ks) - 1)
+                chosen = np.asarray(ks, dtype=np.int64)[pick]
+                for k in np.unique(chosen).tolist():
+                    on = fast[chosen == k]
+                    out[on] = at_level(x[on], k)
+                pending = pending[~clear]
+            for i, (k, hazard) in enumerate(zip(ks, hazards, strict=True)):
+                if k == NO_LEVEL or not pending.size:
                     break  # the flow's value
-                k = max(min(level, band), floor)
-                tries = (False, True) if i == len(levels) - 1 else (False,)
+                tries = (False, True) if i == len(ks) - 1 else (False,)
                 for other in tries:
                     cand = at_level(x[pending], k, other=other)
                     ok = np.ones(pending.size, dtype=bool) if allowed is None else np.asarray(

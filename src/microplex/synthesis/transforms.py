@@ -303,10 +303,18 @@ class ContinuousEncoder:
             return ok & (self.heap_index(candidate) == 0) if self.heaps else ok
         return allowed
 
+    def _edges(self) -> np.ndarray | None:
+        """The values where :meth:`_allowed` can change (point masses, heaps, segment bounds),
+        sorted; ``None`` for a compact variable (its bounds are in the flow's coordinate)."""
+        if self.compact:
+            return None
+        bounds = [seg.sign * b for seg in self.segments for b in (seg.lower, seg.upper) if b is not None]
+        return np.unique(np.asarray([*self.point_masses, *self.heaps, *bounds], dtype=float))
+
     def _round(self, x: np.ndarray, u: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Flow values ``x`` (in continuous states ``state``) moved to the decimal levels their
         uniforms ``u`` draw (:meth:`RoundingGrid.apply`)."""
-        return self.rounding.apply(x, u, self._allowed(state))
+        return self.rounding.apply(x, u, self._allowed(state), self._edges())
 
     # -- serialization -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
