@@ -69,19 +69,30 @@ def decimal_levels(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def magnitude_bands(x: np.ndarray) -> np.ndarray:
-    """``floor(log10 |x|)`` of each value (0 for 0 and non-finite values).
+#: The powers of ten float64 holds, as their decimal literals read (``1e-5``, not ``10.0 ** -5``), and the
+#: exponent of the first: a value's band is the index of the last power at or below it.
+_POWERS = np.array([float(f"1e{k}") for k in range(-323, 309)])
+_FIRST_POWER = -323
 
-    >>> magnitude_bands(np.array([34000.0, 999.9, 1000.0, -0.05])).tolist()
-    [4, 2, 3, -2]
+
+def magnitude_bands(x: np.ndarray) -> np.ndarray:
+    """``floor(log10 |x|)`` of each value, exact at the powers of ten (0 for 0 and non-finite values).
+
+    >>> magnitude_bands(np.array([34000.0, 999.9999999999999, 1000.0, -0.05, 1e-5, 0.0])).tolist()
+    [4, 2, 3, -2, -5, 0]
     """
     a = np.abs(np.asarray(x, dtype=float))
-    ok = np.isfinite(a) & (a > 0)
-    out = np.zeros(a.shape, dtype=np.int64)
-    out[ok] = np.floor(np.log10(a[ok])).astype(np.int64)
-    # log10 of a value just below a power of ten can round up to it (log10(999.9999999999999) == 3.0)
-    out[ok] -= (10.0 ** out[ok].astype(float) > a[ok]).astype(np.int64)
+    out = np.searchsorted(_POWERS, a, side="right") - 1 + _FIRST_POWER
+    out[~(np.isfinite(a) & (a >= _POWERS[0]))] = 0  # 0, subnormal, inf and nan
     return out
+
+
+def _values_of(ints: np.ndarray) -> list[int]:
+    """The distinct values of small-range ints, sorted (``np.unique`` without its hashing)."""
+    if not ints.size:
+        return []
+    low = int(ints.min())
+    return (np.flatnonzero(np.bincount(ints - low)) + low).tolist()
 
 
 def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False) -> np.ndarray:
@@ -246,7 +257,7 @@ class RoundingGrid:
         out = x.copy()
         bands = magnitude_bands(x)
         floor = self.finest if self.finest != NO_LEVEL else MIN_LEVEL
-        for band in np.unique(bands).tolist():
+        for band in _values_of(bands):
             pending = np.flatnonzero((bands == band) & (x != 0) & np.isfinite(x))
             levels, hazards = self.bands.get(int(band), self.pooled)
             ks = [NO_LEVEL if v == NO_LEVEL else max(min(v, band), floor) for v in levels]
@@ -263,10 +274,9 @@ class RoundingGrid:
                 stay = np.cumprod([1.0, *(1.0 - h for h in hazards[:-1])])
                 cdf = np.cumsum(np.asarray(hazards) * stay)
                 pick = np.minimum(np.searchsorted(cdf, u[fast], side="right"), len(ks) - 1)
-                chosen = np.asarray(ks, dtype=np.int64)[pick]
-                for k in np.unique(chosen).tolist():
-                    on = fast[chosen == k]
-                    out[on] = at_level(x[on], k)
+                for i in _values_of(pick):
+                    on = fast[pick == i]
+                    out[on] = at_level(x[on], ks[i])
                 pending = pending[~clear]
             for i, (k, hazard) in enumerate(zip(ks, hazards, strict=True)):
                 if k == NO_LEVEL or not pending.size:
