@@ -175,3 +175,27 @@ def test_polars_reads_household_datasets_and_calibrated_copies(hs, small_hh_bloc
     res = rake_dataset(root / "households", targets, "db090")
     write_calibrated(res, root / "households", tmp_path / "cal", column="cw")
     assert pl.scan_parquet(tmp_path / "cal").collect()["cw"].null_count() == 0
+
+
+@pytest.mark.parametrize("edit", ["retype", "drop", "add", "drop_key"])
+def test_a_schema_file_that_does_not_describe_the_files_is_refused(folder, tmp_path, edit):
+    """The schema file is untrusted data: edited, readers given it returned what it said (re78 as timestamps)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    copy = tmp_path / "population"
+    shutil.copytree(folder, copy)
+    shutil.copytree(layout(folder).meta, layout(copy).meta)
+    schema = dataset_schema(copy)
+    if edit == "retype":
+        schema = schema.set(schema.get_field_index("re78"), pa.field("re78", pa.timestamp("ns")))
+    elif edit == "drop":
+        schema = schema.remove(schema.get_field_index("re78"))
+    elif edit == "add":
+        schema = schema.append(pa.field("income", pa.float64()))
+    else:
+        schema = schema.remove(schema.get_field_index("black"))
+    pq.write_metadata(schema, layout(copy).schema)
+    with pytest.raises(DataValidationError, match="does not describe the dataset's files"):
+        dataset_schema(copy)

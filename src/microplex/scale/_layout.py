@@ -152,7 +152,10 @@ def dataset_schema(path: str | os.PathLike) -> pa.Schema:
         pd.read_parquet("pop", schema=dataset_schema("pop"))
 
     Raises :class:`~microplex.DataValidationError` when the dataset has no schema file (a folder
-    written by an earlier version) or the file is not a Parquet schema.
+    written by an earlier version), the file is not a Parquet schema, or it does not describe the
+    dataset's files: the file is untrusted data, and a schema edited to call a column of hours
+    timestamps made readers given it return dates. Every column of the first data file must be in
+    the schema with its type, and the schema's other columns must be the file's partition keys.
     """
     lay = layout(path)
     file = lay.schema
@@ -162,9 +165,44 @@ def dataset_schema(path: str | os.PathLike) -> pa.Schema:
             "or not a microplex dataset); read it without a schema."
         )
     try:
-        return pq.read_schema(file)
+        schema = pq.read_schema(file)
     except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
         raise DataValidationError(f"{str(file)!r} is not a Parquet schema file ({str(exc)[:80]}).") from None
+    _check_schema(schema, lay.root, file)
+    return schema
+
+
+def _first_part(root: Path) -> Path | None:
+    """The first data file of the dataset (folders and files named ``_...`` or ``.`` skipped, as readers do),
+    found without listing the whole dataset."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        parts = sorted(f for f in files if f.endswith(".parquet") and not f.startswith(("_", ".")))
+        if parts:
+            return Path(folder) / parts[0]
+    return None
+
+
+def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
+    """Refuses a schema file that does not describe the data files (see :func:`dataset_schema`)."""
+    part = _first_part(root) if root.is_dir() else None
+    if part is None:
+        return
+    try:
+        stored = pq.read_schema(part)
+    except (OSError, ValueError) as exc:
+        raise DataValidationError(f"{str(part)!r} is not a Parquet file ({str(exc)[:80]}).") from None
+    keys = [seg.split("=", 1)[0] for seg in part.relative_to(root).parent.parts if "=" in seg]
+    bad = [f"{f.name}: {f.type} in the files" for f in stored
+           if f.name not in schema.names or not schema.field(f.name).type.equals(f.type)]
+    extra = sorted(set(schema.names) - set(stored.names) - set(keys))
+    missing = sorted(set(keys) - set(schema.names))
+    if bad or extra or missing or len(schema.names) != len(set(schema.names)):
+        raise DataValidationError(
+            f"The schema file {str(file)!r} does not describe the dataset's files (it was edited, or belongs to "
+            f"another dataset): columns {bad[:5] + extra[:5] + missing[:5]} differ. Read the dataset without it, "
+            "or write the dataset again."
+        )
 
 
 def hive_partitioning(path: str | os.PathLike) -> Any:
