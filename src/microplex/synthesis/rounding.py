@@ -2,7 +2,7 @@
 
 Survey values are reported on round numbers far more often than a smooth density allows: an
 income of 34,000 rather than 34,217, 88% of one survey's nonzero incomes on multiples of 100 and
-77% on multiples of 1,000, integers stored as floats, amounts in whole cents. A heap
+76% on multiples of 1,000, integers stored as floats, amounts in whole cents. A heap
 (:mod:`~microplex.synthesis.heaps`) captures one heavy value; most round values are each too rare
 to be a heap (20 records at 35,000, 12 at 37,000, ...), yet together they hold most of the
 values, and a flow draws 34,217.3.
