@@ -113,7 +113,7 @@ def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False) -> 
         return _at(x, int(level), other)
     level = np.asarray(level, dtype=np.int64)
     out = x.copy()
-    for k in np.unique(level).tolist():
+    for k in _values_of(level):
         on = level == k
         out[on] = _at(x[on], k, other)
     return out
@@ -142,7 +142,7 @@ def _at(x: np.ndarray, level: int, other: bool) -> np.ndarray:
 def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
     """Each record's level, a level held by fewer than ``min_count`` records counted as the next
     finer level (coarse to fine; the finest level present keeps what remains)."""
-    present = sorted(np.unique(levels).tolist(), reverse=True)
+    present = _values_of(levels)[::-1]
     out = levels.copy()
     waiting: list[int] = []
     count = 0
@@ -164,7 +164,7 @@ def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
     """Levels (coarse to fine) and their hazards among the values ``x`` (``rows``: their indices
     for ``allowed``): the weighted share of the values of each level among those of that level or
     finer whose nearest value of that level is allowed (the last level's hazard is 1)."""
-    present = sorted(np.unique(levels).tolist(), reverse=True)
+    present = _values_of(levels)[::-1]
     hazards = []
     for level in present[:-1]:
         finer = levels <= level
@@ -219,15 +219,16 @@ class RoundingGrid:
         if rows.size < max(int(min_count), 1):
             return None
         x, w = x[rows], w[rows]
-        levels = _kept_levels(decimal_levels(x), min_count)
+        raw = decimal_levels(x)
+        levels = _kept_levels(raw, min_count)
         if (levels == NO_LEVEL).all():  # no level held by min_count records: nothing to round
             return None
         bands = magnitude_bands(x)
         out = {}
-        for band in np.unique(bands).tolist():
+        for band in _values_of(bands):
             on = bands == band
             if on.sum() >= min_count:
-                out[int(band)] = _hazards(x[on], w[on], _kept_levels(decimal_levels(x[on]), min_count), rows[on],
+                out[int(band)] = _hazards(x[on], w[on], _kept_levels(raw[on], min_count), rows[on],
                                           allowed)
         return cls(out, _hazards(x, w, levels, rows, allowed))
 

@@ -119,13 +119,12 @@ class ContinuousEncoder:
                 self.segments.append(seg)
         if spec.heaps is not None:
             self._check_heaps(x, min_heap_count)
+        free = self.heap_index(xc) == 0  # the values the flow models: off the point masses and heaps
         if standardize == "quantile" and self.segments:
-            free = self.heap_index(xc) == 0
             for seg, (sign, sel) in zip(self.segments, sides, strict=True):
                 seg.fit_knots(sign * yc[sel & free], wc[sel & free], self.integer)
         self.rounding = None
         if rounding and self.segments:
-            free = self.heap_index(xc) == 0
             self.rounding = RoundingGrid.fit(xc[free], wc[free], max(int(min_heap_count), 1),
                                              self._allowed(self.states(xc[free])))
         return self
