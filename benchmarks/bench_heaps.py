@@ -220,24 +220,33 @@ def report() -> None:
     OUT.write_text("\n".join(lines) + "\n" + marker + findings)
 
 
-def main() -> None:
+def run_grid(run_one, report, raw: Path, datasets: list[str], seeds: list[int], configs: list[str]) -> None:
+    """The command line of a data set x seed x configuration benchmark (this one, ``bench_rounding.py``,
+    ``bench_schedule.py``): ``--datasets``, ``--seeds``, ``--configs`` (defaults as given) run
+    ``run_one(dataset, seed, config)`` for each, print each record with the load average and append it to
+    ``raw``; ``report()`` then rebuilds the markdown (alone with ``--report-only``)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", nargs="+", default=["workinghours", "cps1988"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--configs", nargs="+", default=["floor", "default", "heaps", "long", "heaps_long"])
+    ap.add_argument("--datasets", nargs="+", default=datasets)
+    ap.add_argument("--seeds", nargs="+", type=int, default=seeds)
+    ap.add_argument("--configs", nargs="+", default=configs)
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     if not args.report_only:
-        RAW.parent.mkdir(parents=True, exist_ok=True)
+        raw.parent.mkdir(parents=True, exist_ok=True)
         for dataset in args.datasets:
             for seed in args.seeds:
                 for config in args.configs:
                     rec = run_one(dataset, seed, config)
                     rec["load_avg"] = os.getloadavg()[0]
                     print(json.dumps(rec), flush=True)
-                    with RAW.open("a") as fh:
+                    with raw.open("a") as fh:
                         fh.write(json.dumps(rec) + "\n")
     report()
+
+
+def main() -> None:
+    run_grid(run_one, report, RAW, ["workinghours", "cps1988"], [0, 1],
+             ["floor", "default", "heaps", "long", "heaps_long"])
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ Usage
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_heaps import load_weighted, score, split  # noqa: E402
+from bench_heaps import load_weighted, run_grid, score, split  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "rounding.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "rounding.md"
@@ -129,23 +127,7 @@ def report() -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", nargs="+", default=["acs12", "workinghours"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--configs", nargs="+", default=["floor", "rounding", "no_rounding"])
-    ap.add_argument("--report-only", action="store_true")
-    args = ap.parse_args()
-    if not args.report_only:
-        RAW.parent.mkdir(parents=True, exist_ok=True)
-        for dataset in args.datasets:
-            for seed in args.seeds:
-                for config in args.configs:
-                    rec = run_one(dataset, seed, config)
-                    rec["load_avg"] = os.getloadavg()[0]
-                    print(json.dumps(rec), flush=True)
-                    with RAW.open("a") as fh:
-                        fh.write(json.dumps(rec) + "\n")
-    report()
+    run_grid(run_one, report, RAW, ["acs12", "workinghours"], [0, 1, 2], ["floor", "rounding", "no_rounding"])
 
 
 if __name__ == "__main__":

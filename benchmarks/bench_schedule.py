@@ -21,10 +21,8 @@ Usage
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_heaps import load_weighted as load  # noqa: E402
 from bench_heaps import score  # noqa: E402
+from bench_heaps import run_grid  # noqa: E402
 from bench_heaps import split  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "schedule.jsonl"
@@ -119,23 +118,8 @@ def report() -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", nargs="+", default=["workinghours", "acs12", "eusilc", "cps1", "cps1988"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--configs", nargs="+", default=["floor", "scale=0.25", "scale=0.5", "scale=1", "scale=2"])
-    ap.add_argument("--report-only", action="store_true")
-    args = ap.parse_args()
-    if not args.report_only:
-        RAW.parent.mkdir(parents=True, exist_ok=True)
-        for dataset in args.datasets:
-            for seed in args.seeds:
-                for config in args.configs:
-                    rec = run_one(dataset, seed, config)
-                    rec["load_avg"] = os.getloadavg()[0]
-                    print(json.dumps(rec), flush=True)
-                    with RAW.open("a") as fh:
-                        fh.write(json.dumps(rec) + "\n")
-    report()
+    run_grid(run_one, report, RAW, ["workinghours", "acs12", "eusilc", "cps1", "cps1988"], [0, 1, 2],
+             ["floor", "scale=0.25", "scale=0.5", "scale=1", "scale=2"])
 
 
 if __name__ == "__main__":
