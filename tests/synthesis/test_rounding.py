@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from microplex import DataValidationError, Synthesizer
-from sklearn.base import clone
 from microplex.synthesis.rounding import (
     NO_LEVEL,
     RoundingGrid,
@@ -19,6 +15,8 @@ from microplex.synthesis.rounding import (
     decimal_levels,
     magnitude_bands,
 )
+
+from _model_files import edit_metadata
 
 
 def _reported(n: int, seed: int) -> pd.DataFrame:
@@ -202,17 +200,7 @@ def test_same_seed_same_draws_and_the_file_keeps_the_grid(fitted, tmp_path):
 
 
 def _edit(path, fn):
-    with zipfile.ZipFile(path) as zf:
-        members = [(i.filename, zf.read(i)) for i in zf.infolist()]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, raw in members:
-            if name == "metadata.json":
-                meta = json.loads(raw)
-                fn(meta)
-                raw = json.dumps(meta).encode()
-            zf.writestr(name, raw)
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(edit_metadata(path.read_bytes(), fn))
 
 
 @pytest.mark.parametrize("edit, field", [

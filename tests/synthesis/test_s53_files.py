@@ -14,7 +14,6 @@ import io
 import json
 import re
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +21,12 @@ import pandas as pd
 import pytest
 
 from microplex import DataValidationError, Synthesizer
+
+from _model_files import edit_metadata as _edit_meta
+from _model_files import set_field as _set
 from microplex.datasets import load_dataset
 
 FAST = dict(epochs=1, hidden_features=(8,), transforms=1, verbose=False)
-
-
-def _rezip(data: bytes, member: str, edit) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        members = [(i.filename, zf.read(i)) for i in zf.infolist()]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, raw in members:
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), edit(raw) if name == member else raw)
-    return buf.getvalue()
-
-
-def _edit_meta(data: bytes, fn) -> bytes:
-    def edit(raw: bytes) -> bytes:
-        meta = json.loads(raw)
-        fn(meta)
-        return json.dumps(meta).encode()
-    return _rezip(data, "metadata.json", edit)
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +183,6 @@ def household_file(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("hh") / "hh.mpx"
     hs.save(path)
     return path.read_bytes()
-
-
-def _set(key: str, value):
-    def fn(meta):
-        *keys, last = key.split(".")
-        d = meta
-        for k in keys:
-            d = d[k]
-        d[last] = value
-    return fn
 
 
 #: Before: each loaded, then drew incomes clipped to 127, ages as booleans or dates, ages of -9.2e18 (min_age

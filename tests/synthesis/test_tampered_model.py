@@ -10,8 +10,6 @@ in the test folder besides the input.
 import io
 import json
 import struct
-import warnings
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -21,6 +19,13 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from microplex import DataValidationError, Synthesizer
+
+from _model_files import delete_field as _delete
+from _model_files import edit_metadata
+from _model_files import members as _members
+from _model_files import replace_member as _replace
+from _model_files import set_field as _set
+from _model_files import zip_members as _zip
 
 
 @pytest.fixture(scope="module")
@@ -41,34 +46,8 @@ def model_bytes(tmp_path_factory):
     return path.read_bytes()
 
 
-def _members(data: bytes) -> list[tuple[str, bytes]]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return [(i.filename, zf.read(i)) for i in zf.infolist()]
-
-
-def _zip(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # duplicated names
-        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name, data in members:
-                zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
-                            compress_type=zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
-
-
-def _replace(data: bytes, member: str, fn) -> bytes:
-    return _zip([(n, fn(b) if n == member else b) for n, b in _members(data)])
-
-
 def _meta(fn):
-    def edit(data):
-        def inner(raw):
-            meta = json.loads(raw)
-            fn(meta)
-            return json.dumps(meta).encode()
-        return _replace(data, "metadata.json", inner)
-    return edit
+    return lambda data: edit_metadata(data, fn)
 
 
 def _tensors(fn):
@@ -91,26 +70,6 @@ def _table(fn):
             return buf.getvalue()
         return _replace(data, "conditions.parquet", inner)
     return edit
-
-
-def _set(path, value):
-    def fn(meta):
-        *keys, last = path
-        d = meta
-        for k in keys:
-            d = d[k]
-        d[last] = value
-    return fn
-
-
-def _delete(path):
-    def fn(meta):
-        *keys, last = path
-        d = meta
-        for k in keys:
-            d = d[k]
-        del d[last]
-    return fn
 
 
 def _declared_size(data: bytes, member: str, size: int) -> bytes:
