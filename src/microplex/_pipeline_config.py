@@ -26,7 +26,7 @@ from ._errors import DataValidationError
 from ._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
 from .synthesis._schedule import check_epochs
 
-__all__ = ["SCHEMA", "validate_config", "plan_paths", "MANIFESTS"]
+__all__ = ["SCHEMA", "validate_config", "plan_paths", "check_public", "synthesizer_params", "MANIFESTS"]
 
 #: Hidden folder of the stage manifests inside the output folder.
 MANIFESTS = ".microplex"
@@ -132,6 +132,15 @@ def _hidden(value: Any, name: str) -> list[int]:
     return [check_int(v, name, low=1, high=65536) for v in value]
 
 
+def _split(value: Any, name: str) -> dict[str, float]:
+    """``model.budget_split``: a table of budget parts and their shares (the Synthesizer checks which parts)."""
+    if not isinstance(value, Mapping) or not value or not all(isinstance(k, str) and k for k in value):
+        raise DataValidationError(
+            f"The {name!r} setting must be a table of budget parts and shares {{statistics = 0.2, training = 0.5, "
+            f"conditions = 0.3}}. Got {_got(value)} instead.")
+    return {k: check_float(v, f"{name}.{k}", low=0.0) for k, v in value.items()}
+
+
 def _out_name(value: Any, name: str) -> str:
     """A file or folder name inside the output folder: relative, no ``..``, not the manifests folder."""
     text = _text(value, name)
@@ -176,6 +185,18 @@ SYNTHESIZER: dict[str, Check] = {
     "patience": _int(1),
 }
 
+#: ``[model]`` settings of a differentially private fit (``Synthesizer(epsilon=...)``; not in ``[fuse.synthesizer]``):
+#: the Synthesizer's DP parameters, ``public`` (the public metadata file, as ``microplex fit --public``) and
+#: ``secret_seed`` (the fit's noise from the operating system instead of the pipeline seed; default true).
+DP: dict[str, Check] = {
+    "epsilon": _float(0.0, low_inclusive=False),
+    "delta": _float(0.0, 1.0, low_inclusive=False, high_inclusive=False),
+    "max_grad_norm": _float(0.0, low_inclusive=False),
+    "budget_split": _split,
+    "public": _text,
+    "secret_seed": check_bool,
+}
+
 SCHEMA: dict[str, dict[str, Any]] = {
     "": {  # the top level; a dict value is a sub-table, a list value a list of tables
         "output": _text, "seed": lambda v, n: check_seed(v, n, allow_none=False),
@@ -189,7 +210,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
               "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
               "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, "holdout_by": _text,
-              "condition_model": check_bool, **SYNTHESIZER},
+              "condition_model": check_bool, **SYNTHESIZER, **DP},
     "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
                  "n_households": _count, "households_per_file": _int(1), "by": _text},
@@ -199,7 +220,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
                  "method": _choice("l0", "l1"), "bounds": _bounds, "random_state": check_seed, "seed": check_seed,
                  "stratify": _stratify, "force": check_bool, "refine": check_bool, "by": _text},
     "evaluate": {"report": _report_name, "conditions": _names(), "max_rows": _int(1), "pmse": check_bool,
-                 "heldout": _text, "areas": _names(False), "exclude": _names(False)},
+                 "heldout": _text, "areas": _names(False), "exclude": _names(False), "attacks": check_bool,
+                 "quasi_identifiers": _names(False), "sensitive": _names(False)},
 }
 
 
@@ -287,6 +309,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"The model column name {WEIGHT!r} is reserved for the synthetic weight the pipeline adds; rename it "
             "with the source's 'rename' table.")
     _check_generate(checked)
+    _check_dp(checked)
     _check_areas(checked)
     if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
         raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
@@ -329,6 +352,12 @@ def _check_estimators(checked: dict[str, Any]) -> None:
         params = {k: v for k, v in table.items() if k in SYNTHESIZER}
         if params:
             run(section, params, lambda params=params: check_synthesizer_params(Synthesizer(["x"], [], **params)))
+    model = checked.get("model") or {}
+    if "epsilon" in model and "delta" in model:  # the DP parameters with the others ('rounding = true' with epsilon)
+        params = synthesizer_params(model)  # the public file is checked once read (check_public)
+        columns = (list(model.get("targets") or ["x"]), list(model.get("conditions") or []))  # budget_split's parts
+        run("model", params, lambda: Synthesizer(*columns, **params, public_bounds={c: (0, 1) for c in sum(
+            columns, [])})._check_params())
     if "calibrate" in checked:
         cfg = checked["calibrate"]
         params = {k: cfg[k] for k in ("method", "bounds", "soft") if k in cfg}
@@ -342,6 +371,30 @@ def _check_estimators(checked: dict[str, Any]) -> None:
         if "random_state" in params:  # the stage passes the deprecated key as the seed
             params["seed"] = params.pop("random_state")
         run("sparsify", params, lambda: SparseCalibrator(**params)._check_params())
+
+
+def synthesizer_params(model: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Synthesizer`` keyword arguments of a checked ``[model]`` table (columns and public file aside)."""
+    return {k: v for k, v in model.items() if k in SYNTHESIZER or (k in DP and k not in ("public", "secret_seed"))
+            or k == "condition_model"}
+
+
+def check_public(checked: Mapping[str, Any], public: Mapping[str, Any]) -> None:
+    """A DP pipeline's public metadata (``model.public``, as :func:`microplex.io.read_public_metadata` returns it)
+    checked with the model's columns and settings by the Synthesizer's own check, before any stage runs: a column
+    without bounds or categories fails here, not after the earlier stages."""
+    from .synthesis import Synthesizer
+    from .synthesis._dp import check_public_columns
+
+    model = checked["model"]
+    columns = [*model["targets"], *model.get("conditions", [])]
+    weight = checked["sources"][0].get("weight")  # the training weight (a DP pipeline has one source: no [fuse])
+    try:
+        p = Synthesizer(model["targets"], model.get("conditions", []), **synthesizer_params(model), **public)._check_params()
+        check_public_columns(p["dp"], columns, weight)
+    except DataValidationError as exc:
+        raise DataValidationError(f"{exc} (the fit stage's own check, with the public metadata file "
+                                  f"'model.public' = {model['public']!r})") from None
 
 
 #: [model] and [generate] settings of a household pipeline (``model.household_id`` set).
@@ -360,6 +413,7 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
     flat = [f"model.{k}" for k in ("targets", "conditions", "holdout_by", "condition_model") if k in model] + [
         f"generate.{k}" for k in ("n", "conditions", "population", "rows_per_file", "by") if k in gen]
     flat += ["sparsify.by"] if "by" in checked.get("sparsify", {}) else []
+    flat += [f"model.{k}" for k in DP if k in model]  # HouseholdSynthesizer has no DP (no accountant composes it)
     flat += ["calibrate.geography"] if "geography" in checked.get("calibrate", {}) else []  # rake_dataset: persons
     flat += [f"[{s}]" for s in ("fuse", "evaluate") if s in checked]
     if flat:
@@ -377,6 +431,39 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
     if "sparsify" in checked and "calibrate" not in checked and "targets" not in checked["sparsify"]:
         raise DataValidationError("[sparsify] needs 'targets' when there is no [calibrate] section.")
     return checked
+
+
+def _check_dp(checked: dict[str, Any]) -> None:
+    """A differentially private fit (``model.epsilon``): its settings together, and nothing else in the run
+    that would read the training data into a released file (see docs/privacy.md, "In a pipeline")."""
+    model, gen = checked["model"], checked["generate"]
+    if "epsilon" not in model:
+        given = [f"model.{k}" for k in DP if k in model]
+        if given:
+            raise DataValidationError(
+                f"The settings {given} are differential-privacy settings; they need 'model.epsilon' too.")
+        return
+    missing = [f"model.{k}" for k in ("delta", "public") if k not in model]
+    if missing:
+        raise DataValidationError(
+            f"A differentially private fit ('model.epsilon') needs {missing}: 'delta' in (0, 1), e.g. 1e-5, and "
+            "'public', the public metadata file (bounds of every numeric column, the source's weight among them, "
+            "and categories of every categorical one; see docs/privacy.md).")
+    if "fuse" in checked:
+        raise DataValidationError(
+            "'model.epsilon' is not available with [fuse]: a fused record carries several sources' respondents, "
+            "so a guarantee for each fused record is none for each respondent, and the fusion is not private. Fit "
+            "the DP model on one source.")
+    if "by" in gen:
+        raise DataValidationError(
+            "'generate.by' resamples training condition rows area by area, which a differentially private model "
+            "does not keep ('model.epsilon'): draw 'generate.n' records (their conditions from the DP condition "
+            "model) or give 'generate.conditions'.")
+    if "population" not in gen:
+        raise DataValidationError(
+            "'model.epsilon' needs 'generate.population', the total weight the synthetic records stand for: its "
+            "default, the source's total weight, is a statistic of the training data that no DP mechanism covers. "
+            "Give the published population total.")
 
 
 def _check_areas(checked: dict[str, Any]) -> None:
@@ -402,6 +489,14 @@ def _check_areas(checked: dict[str, Any]) -> None:
         raise DataValidationError(
             f"The 'evaluate.exclude' setting must name model columns {columns} and leave at least one to score. "
             f"Got {excluded} instead.")
+    given = [f"evaluate.{k}" for k in ("quasi_identifiers", "sensitive") if k in ev]
+    if given and not ev.get("attacks"):
+        raise DataValidationError(f"The settings {given} act only with 'evaluate.attacks = true'.")
+    for key in ("quasi_identifiers", "sensitive"):
+        bad = [c for c in ev.get(key, []) if c not in columns or c in excluded]
+        if bad:
+            raise DataValidationError(f"The 'evaluate.{key}' setting names {bad}, which are not scored model columns "
+                                      f"{[c for c in columns if c not in excluded]}.")
     both = sorted(set(excluded) & set(ev.get("conditions", [])))
     if both:
         raise DataValidationError(f"The 'evaluate.conditions' {both} are excluded by 'evaluate.exclude'.")

@@ -73,12 +73,12 @@ def _heldout(v: Any) -> bool:
 FIGURES: dict[str, dict[str, Callable[[Any], bool]]] = {
     "fuse": {"rows": _count, "note": _text},
     "fit": {"epochs": _count, "loss": _number, "val_loss": _number, "train_rows": _count,
-            "train_households": _count, "note": _text},
+            "train_households": _count, "epsilon": _number, "delta": _number, "note": _text},
     "generate": {"rows": _count, "households": _count, "note": _text},
     "calibrate": {"targets": _count, "max_rel_error": _error, "converged": lambda v: v is None or isinstance(v, bool),
                   "passes": _count, "note": _text},
     "sparsify": {"kept": _count, "max_rel_error": _error, "note": _text},
-    "evaluate": {"report": _text, "note": _text, "heldout_*": _heldout},
+    "evaluate": {"report": _text, "note": _text, "membership_auc": _number, "heldout_*": _heldout},
 }
 
 

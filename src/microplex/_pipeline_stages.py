@@ -41,7 +41,7 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._params import to_python
-from ._pipeline_config import WEIGHT
+from ._pipeline_config import WEIGHT, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
 from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight
@@ -122,7 +122,7 @@ class StageContext:
     progress: bool
     inputs: dict[str, Artifact]
     seeds: dict[str, int]
-    targets: dict[str, Any]
+    targets: dict[str, Any]  # the files read up front: each section's targets, "public" (a DP fit's metadata)
     write: Callable[[str], Path]
     written: set[str] = field(default_factory=set)
 
@@ -160,6 +160,8 @@ def external_inputs(config: Mapping[str, Any], base: Path) -> dict[str, Artifact
             bound[f"{section}.targets"] = resolve_path(spec, base)
     if config.get("evaluate", {}).get("heldout"):
         bound["evaluate.targets"] = resolve_path(config["evaluate"]["heldout"], base)
+    if config["model"].get("public"):
+        bound["model.public"] = resolve_path(config["model"]["public"], base)
     return bound
 
 
@@ -256,19 +258,29 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
         raise DataValidationError(
             f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
             "after 'model.holdout'); it needs at least 2 to train and 1 held out for [evaluate].")
-    params = {k: v for k, v in model.items() if k not in ("targets", "conditions", "holdout", "holdout_by")}
-    synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params)
-    synth.fit(train, weight_col=_training_weight(ctx.config), seed=ctx.seed("fit"))
+    params = synthesizer_params(model)
+    # DP: the public metadata file (read up front, as the targets files), and the fit's noise from a seed the
+    # operating system draws, used once and stored nowhere, unless 'model.secret_seed = false' (see docs/privacy.md)
+    public = ctx.targets.get("public", {})
+    secret = model.get("epsilon") is not None and model.get("secret_seed", True)
+    synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params, **public)
+    synth.fit(train, weight_col=_training_weight(ctx.config), seed=None if secret else ctx.seed("fit"))
     synth.set_params(verbose=False)  # saved as it is: the file must not depend on the progress bars (-q)
     synth.save(ctx.output("model"))
     train.to_parquet(ctx.output("train"), index=False)
     holdout.to_parquet(ctx.output("holdout"), index=False)
     h = synth.history_
-    fig = {"epochs": int(len(h)), "loss": float(h["train_loss"].iloc[-1])}
+    fig: dict[str, Any] = {"epochs": int(len(h))}
+    if h["train_loss"].notna().any():  # a DP fit records no loss (a statistic of the data no mechanism covers)
+        fig["loss"] = float(h["train_loss"].iloc[-1])
     if h["val_loss"].notna().any():  # a validation split (validation_fraction > 0)
         fig["val_loss"] = float(h["val_loss"].min())
-    return {**fig,
-            "train_rows": len(train), "note": f"{len(h)} epochs on {len(train):,} records"}
+    note = f"{len(h)} epochs on {len(train):,} records"
+    if hasattr(synth, "privacy_"):  # a DP fit
+        fig |= {"epsilon": float(synth.privacy_["epsilon"]), "delta": float(synth.privacy_["delta"])}
+        note += (f"; differentially private, spent epsilon {fig['epsilon']:.4g}, delta {fig['delta']:.3g}"
+                 + (" (secret seed)" if secret else ""))
+    return {**fig, "train_rows": len(train), "note": note}
 
 
 def _generate(ctx: StageContext) -> dict[str, Any]:
@@ -422,12 +434,15 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
         train[keep], synthetic[scored + [WEIGHT]], weight_col=weight, synthetic_weight_col=WEIGHT,
         targets=None if cfg.get("exclude") else targets,
         holdout_df=holdout[keep], conditions=cfg.get("conditions"), pmse=cfg.get("pmse", True), seed=seed,
-        progress=ctx.progress,
+        progress=ctx.progress, attacks=bool(cfg.get("attacks", False)),
+        quasi_identifiers=cfg.get("quasi_identifiers"), sensitive=cfg.get("sensitive"),
     )
     if cfg.get("exclude") and targets is not None:  # the targets may use the excluded columns
         _check_targets_on(report, synthetic, targets)
     report.scores.to_csv(ctx.output("scores"), index=False)
     figures: dict[str, Any] = {}
+    if report.attacks is not None:  # evaluate.attacks: the membership-inference AUC (about 0.5: members not told apart)
+        figures["membership_auc"] = float(report.attacks["membership_auc"])
     if heldout is not None:
         from .evaluation.areas import error_summary
 
@@ -447,7 +462,7 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage("fuse", _fuse, inputs=("sources",), outputs=(Output("table", "fused.parquet"),),
           settings=("fuse", "sources"), seeds=("fuse",)),
-    Stage("fit", _fit, inputs=("table",),
+    Stage("fit", _fit, inputs=("table", "model.public?"),
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
           settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True),
     Stage("generate", _generate, inputs=("model", "train", "conditions?"),

@@ -45,11 +45,12 @@ from typing import Any
 from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
-from ._pipeline_config import MANIFESTS, plan_paths, validate_config
+from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
 from ._pipeline_manifest import Manifest, Writes, discard_folder, read_record, remove_orphans
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
-from .io import check_rows_fit_disk, check_rows_fit_memory, read_targets, resolve_path, write_text_atomic
+from .io import (check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_targets, resolve_path,
+                 write_text_atomic)
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
 
@@ -86,10 +87,13 @@ class PipelineResult:
         lines = [f"microplex pipeline -> {self.output}"]
         for name, info in self.stages.items():
             lines.append(f"  {name:<10} {info['status']:<8} {info.get('seconds', 0):7.1f} s  {info.get('note', '')}")
-        for key in ("rows", "train_households", "fit_epochs", "fit_loss", "fit_val_loss", "max_target_error", "kept_records",
-                    "heldout_median_p90", "report"):
+        for key in ("rows", "train_households", "fit_epochs", "fit_loss", "fit_val_loss", "privacy_spent",
+                    "max_target_error", "kept_records", "heldout_median_p90", "membership_auc", "report"):
             if key in s:
-                lines.append(f"  {key}: {s[key]}")
+                value = s[key]
+                if isinstance(value, dict):  # privacy_spent: {"epsilon": ..., "delta": ...}
+                    value = ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+                lines.append(f"  {key}: {value}")
         return "\n".join(lines)
 
 
@@ -216,8 +220,11 @@ def run_pipeline(
     _check_kinds(planned)
     _check_sizes(config, out)
     seed = int(config.get("seed", 0))
-    targets = {name.split(".")[0]: read_targets(path) for name, path in external_inputs(config, base).items()
-               if name.endswith(".targets")}
+    external = external_inputs(config, base)
+    targets = {name.split(".")[0]: read_targets(path) for name, path in external.items() if name.endswith(".targets")}
+    if "model.public" in external:  # a DP fit's public metadata, read (as untrusted data) before any work
+        targets["public"] = read_public_metadata(external["model.public"])
+        check_public(config, targets["public"])
     from .scale._lock import OutputLock
 
     out.mkdir(parents=True, exist_ok=True)
@@ -356,6 +363,8 @@ def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
             inputs[f"'{section}.targets'"] = resolve_path(config[section]["targets"], base)
     if config.get("evaluate", {}).get("heldout"):
         inputs["'evaluate.heldout'"] = resolve_path(config["evaluate"]["heldout"], base)
+    if config["model"].get("public"):
+        inputs["'model.public'"] = resolve_path(config["model"]["public"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
     for what, path in inputs.items():
@@ -379,6 +388,8 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
             summary["train_households"] = f["fit"]["train_households"]
         if "val_loss" in f["fit"]:
             summary["fit_val_loss"] = round(float(f["fit"]["val_loss"]), 4)
+        if "epsilon" in f["fit"]:  # a differentially private fit: what its accountant says it spent
+            summary["privacy_spent"] = {"epsilon": f["fit"]["epsilon"], "delta": f["fit"]["delta"]}
     errors = [f[s]["max_rel_error"] for s in ("calibrate", "sparsify") if f.get(s, {}).get("max_rel_error") is not None]
     if errors:
         summary["max_target_error"] = float(errors[-1])
@@ -386,6 +397,8 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
         summary["kept_records"] = f["sparsify"].get("kept")
     if "evaluate" in f:
         summary["report"] = f["evaluate"].get("report")
+        if "membership_auc" in f["evaluate"]:
+            summary["membership_auc"] = round(float(f["evaluate"]["membership_auc"]), 4)
         heldout = {k.removeprefix("heldout_"): v for k, v in f["evaluate"].items() if k.startswith("heldout_")}
         if heldout:  # evaluate.heldout: |relative error| over the held-out cells, per population
             summary["heldout_median_p90"] = ", ".join(

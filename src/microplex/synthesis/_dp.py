@@ -300,6 +300,19 @@ def _check_split(value: Any, conditions: bool) -> dict[str, float]:
     return {k: v / total for k, v in shares.items()}
 
 
+def check_public_columns(dp: dict[str, Any], columns: list[str], weight_col: str | None) -> None:
+    """Refuses public metadata (``dp``, the checked DP parameters) naming a column that is neither one of
+    ``columns`` (targets and conditions) nor the weight column, or a weight column without public bounds
+    (0, largest weight); what can be checked before the data are read (the pipeline checks it up front)."""
+    extra = sorted((set(dp["bounds"]) | set(dp["categories"])) - set(columns) - {weight_col})
+    if extra:
+        raise DataValidationError(f"public_bounds/public_categories name columns that are neither targets, "
+                                  f"conditions nor the weight column: {extra}.")
+    if weight_col is not None and (weight_col not in dp["bounds"] or dp["bounds"][weight_col][0] < 0):
+        raise DataValidationError(f"With 'epsilon' set, the weight column {weight_col!r} needs public bounds "
+                                  "(0, largest weight) in 'public_bounds': weights are treated as public and bounded.")
+
+
 def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp: dict[str, Any],
                    columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """``data`` with numeric columns clipped to their public bounds (a PrivacyWarning names each
@@ -307,10 +320,7 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
 
     Raises when a categorical column holds a value outside its public categories, a numeric one is
     not numeric, or the weight column has no public bounds."""
-    extra = sorted((set(dp["bounds"]) | set(dp["categories"])) - set(columns) - {weight_col})
-    if extra:
-        raise DataValidationError(f"public_bounds/public_categories name columns that are neither targets, "
-                                  f"conditions nor the weight column: {extra}.")
+    check_public_columns(dp, columns, weight_col)
     data = data.copy()
     for name in columns:
         if name in dp["categories"]:
@@ -331,9 +341,6 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
                 data[name] = np.clip(x, lo, hi)
     if weight_col is None:
         return data, w
-    if weight_col not in dp["bounds"] or dp["bounds"][weight_col][0] < 0:
-        raise DataValidationError(f"With 'epsilon' set, the weight column {weight_col!r} needs public bounds "
-                                  "(0, largest weight) in 'public_bounds': weights are treated as public and bounded.")
     top = dp["bounds"][weight_col][1]
     if (w > top).any():
         warnings.warn(f"Weight column {weight_col!r}: {int((w > top).sum())} weights above its public bound {top:g} "
