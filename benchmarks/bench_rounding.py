@@ -9,7 +9,7 @@ held-out rows' weights); scored against the held-out rows:
 
 - ``round_err``: the worst, over the targets and the levels k = -2 .. 5, absolute difference
   between the held-out and the synthetic (weighted) share of nonzero values that are multiples of
-  10**k (``microplex.synthesis.rounding.decimal_levels(x) >= k``);
+  10**k (``microplex._stats.decimal_levels(x) >= k``; the report's ``round_share_error``);
 - ``ks_max``, ``heap_err``, ``corr_err``, ``copy`` / ``copy_nat``, ``dcr_ratio``: as in ``bench_heaps.py``.
 
 The floor is a random training subset of the held-out size scored the same way.
@@ -38,26 +38,23 @@ from bench_heaps import load_weighted, run_grid, score, split  # noqa: E402
 
 RAW = ROOT / "benchmarks" / "results" / "raw" / "rounding.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "rounding.md"
-LEVELS = range(-2, 6)
+LEVELS = range(-2, 6)  # microplex.evaluation.metrics.ROUND_LEVELS
 CONFIGS = {"rounding": {}, "no_rounding": {"rounding": False}}
 
 
 def round_shares(x: np.ndarray, w: np.ndarray) -> dict[int, float]:
     """Weighted share of the nonzero values that are multiples of 10**k, per k in LEVELS."""
-    from microplex.synthesis.rounding import decimal_levels
+    from microplex._stats import round_shares as shares
 
-    x = np.asarray(x, dtype=float)
-    on = (x != 0) & np.isfinite(x)
-    levels, w = decimal_levels(x[on]), w[on]
-    return {k: float(w[levels >= k].sum() / w.sum()) if w.sum() > 0 else 0.0 for k in LEVELS}
+    return dict(zip(LEVELS, shares(x, w, LEVELS).tolist(), strict=True))
 
 
 def round_errors(holdout, synth, targets, wr, ws) -> dict[str, float]:
-    out = {}
-    for t in targets:
-        real, syn = round_shares(holdout[t].to_numpy(float), wr), round_shares(synth[t].to_numpy(float), ws)
-        out[t] = max(abs(real[k] - syn[k]) for k in LEVELS)
-    return out
+    """Per target, the worst level's error: the report's ``round_share_error`` (evaluation.metrics)."""
+    from microplex.evaluation.metrics import round_share_errors
+
+    return {t: float(round_share_errors(holdout[t], synth[t], wr, ws, levels=LEVELS)["abs_error"].max())
+            for t in targets}
 
 
 def run_one(dataset: str, seed: int, config: str) -> dict:

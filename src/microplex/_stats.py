@@ -10,7 +10,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
   :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
   :func:`tv_distance` (total variation of category shares).
-* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps),
+* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels` and
+  :func:`round_shares` (round numbers),
   :func:`detect_point_masses`, :func:`one_hot`,
   :func:`is_numeric` (the categorical test), :func:`systematic_counts` (systematic rounding).
 * Weights and targets: :func:`kish_ess`, :func:`design_effect`, :func:`relative_error`.
@@ -42,6 +43,8 @@ __all__ = [
     "bool_flags",
     "value_shares",
     "heaviest_values",
+    "decimal_levels",
+    "round_shares",
     "detect_point_masses",
     "one_hot",
     "is_numeric",
@@ -421,6 +424,55 @@ def tv_distance(x: object, y: object, wx: object = None, wy: object = None) -> f
     x, y, wx, wy = x[kx], y[ky], wx[kx], wy[ky]
     diff = category_shares(x, wx).sub(category_shares(y, wy), fill_value=0.0).abs().sum()
     return float(0.5 * diff)
+
+
+#: Finest decimal level detected: multiples of 10**-6.
+MIN_LEVEL = -6
+#: Coarsest decimal level detected: multiples of 10**15 (float64 holds every integer below 2**53, about 9e15).
+MAX_LEVEL = 15
+#: The level of a value that is a multiple of no 10**k, k >= MIN_LEVEL (a value the grid leaves as drawn).
+NO_LEVEL = MIN_LEVEL - 1
+#: Tolerance of "a multiple of 10**k", in units of 10**k, plus ``_ULPS`` float64 roundings of the ratio (0.1 * 3
+#: is not 0.3; 1234.56 read from text is 1234.559999...).
+_TOLERANCE = 1e-9
+_ULPS = 64
+
+
+def decimal_levels(x: np.ndarray) -> np.ndarray:
+    """The decimal level of each value: the largest ``k`` in [MIN_LEVEL, MAX_LEVEL] with ``x`` a
+    multiple of ``10**k``; ``NO_LEVEL`` for 0, non-finite values and values that are no multiple of
+    ``10**MIN_LEVEL``.
+
+    Examples
+    --------
+    >>> decimal_levels(np.array([34000.0, 34200.0, 12.5, 7.0, -300.0, 0.1 * 3, np.pi, 0.0])).tolist()
+    [3, 2, -1, 0, 2, -1, -7, -7]
+    """
+    a = np.abs(np.asarray(x, dtype=float))
+    out = np.full(a.shape, NO_LEVEL, dtype=np.int64)
+    finite = np.isfinite(a) & (a > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(MIN_LEVEL, MAX_LEVEL + 1):
+            r = a / 10.0**k if k >= 0 else a * 10.0**-k  # powers of ten from 1 up are exact
+            m = np.round(r)
+            out[finite & (m >= 1) & (np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r)] = k
+    return out
+
+
+def round_shares(x: np.ndarray, w: np.ndarray, levels: range) -> np.ndarray:
+    """The weighted share of the nonzero finite values of ``x`` that are multiples of ``10**k``
+    (:func:`decimal_levels` ``>= k``), for each ``k`` of ``levels``; zeros where no such value has weight.
+
+    Examples
+    --------
+    >>> round_shares(np.array([34000.0, 34200.0, 12.5, 0.0]), np.ones(4), range(-1, 4)).tolist()
+    [1.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 0.3333333333333333]
+    """
+    x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+    on = np.isfinite(x) & (x != 0)
+    lv, w = decimal_levels(x[on]), w[on]
+    total = w.sum()
+    return np.array([w[lv >= k].sum() / total if total > 0 else 0.0 for k in levels])
 
 
 def value_shares(x: np.ndarray, w: np.ndarray, total: float | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,9 @@ def figures() -> dict:
     real, syn, hold = case()
     rep = evaluate(real, syn, weight_col="w", synthetic_weight_col="w", conditions=["educ"],
                    targets={"re78": 1e7, ("marr", "1"): 1000.0}, holdout_df=hold, pmse=False)
-    out: dict = {"scores": [[r.metric, r.variable, r.subgroup, repr(float(r.value))] for r in rep.scores.itertuples()]}
+    # the metrics of the layer's time (round_share_error came later, session 55: its figures are pinned elsewhere)
+    out: dict = {"scores": [[r.metric, r.variable, r.subgroup, repr(float(r.value))] for r in rep.scores.itertuples()
+                            if r.metric != "round_share_error"]}
     out["point_masses"] = {k: [[repr(float(x)) for x in row] for row in v.to_numpy()] for k, v in rep.point_masses.items()}
     out["weights_summary"] = {k: repr(float(v)) for k, v in rep.weights_summary.items()}
     wx, wy = real["w"].to_numpy(), syn["w"].to_numpy()

@@ -109,6 +109,11 @@ def _point_mass_max_error(r, s, wr, ws, ctx) -> float:
     return float(pm["abs_error"].max()) if len(pm) else 0.0
 
 
+def _round_share_error(r, s, wr, ws, ctx) -> float:
+    """The worst level's |real - synthetic| share of round values (:func:`~.metrics.round_share_errors`)."""
+    return float(m.round_share_errors(r, s, wr, ws)["abs_error"].max())
+
+
 def quantile_metric(q: float) -> str:
     """The score-table name of the quantile error at probability ``q`` (``quantile_error_p50``)."""
     return f"quantile_error_p{q * 100:g}"
@@ -175,6 +180,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("zero_share_error", m.point_mass_errors, "lower", "column", "numeric", _column(_zero_share_error)),
     Metric("point_mass_max_error", m.point_mass_errors, "lower", "column", "numeric", _column(_point_mass_max_error)),
     Metric("quantile_error_max", m.quantile_errors, "lower", "column", "numeric", _quantile_rows),
+    Metric("round_share_error", m.round_share_errors, "lower", "column", "numeric", _column(_round_share_error)),
     Metric("tv_complement", m.tv_complement, "higher", "column", "categorical", _column(_plain(m.tv_complement))),
     Metric("correlation_max_abs_error", m.correlation_max_abs_error, "lower", "frame", rows=_correlation_rows("pearson")),
     Metric("spearman_max_abs_error", m.correlation_max_abs_error, "lower", "frame", rows=_correlation_rows("spearman")),

@@ -33,40 +33,9 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataValidationError
+from .._stats import MAX_LEVEL, MIN_LEVEL, NO_LEVEL, decimal_levels
 
-__all__ = ["MAX_LEVEL", "MIN_LEVEL", "NO_LEVEL", "RoundingGrid", "decimal_levels"]
-
-#: Finest decimal level detected: multiples of 10**-6.
-MIN_LEVEL = -6
-#: Coarsest decimal level detected: multiples of 10**15 (float64 holds every integer below 2**53, about 9e15).
-MAX_LEVEL = 15
-#: The level of a value that is a multiple of no 10**k, k >= MIN_LEVEL (a value the grid leaves as drawn).
-NO_LEVEL = MIN_LEVEL - 1
-#: Tolerance of "a multiple of 10**k", in units of 10**k, plus ``_ULPS`` float64 roundings of the ratio (0.1 * 3
-#: is not 0.3; 1234.56 read from text is 1234.559999...).
-_TOLERANCE = 1e-9
-_ULPS = 64
-
-
-def decimal_levels(x: np.ndarray) -> np.ndarray:
-    """The decimal level of each value: the largest ``k`` in [MIN_LEVEL, MAX_LEVEL] with ``x`` a
-    multiple of ``10**k``; ``NO_LEVEL`` for 0, non-finite values and values that are no multiple of
-    ``10**MIN_LEVEL``.
-
-    Examples
-    --------
-    >>> decimal_levels(np.array([34000.0, 34200.0, 12.5, 7.0, -300.0, 0.1 * 3, np.pi, 0.0])).tolist()
-    [3, 2, -1, 0, 2, -1, -7, -7]
-    """
-    a = np.abs(np.asarray(x, dtype=float))
-    out = np.full(a.shape, NO_LEVEL, dtype=np.int64)
-    finite = np.isfinite(a) & (a > 0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(MIN_LEVEL, MAX_LEVEL + 1):
-            r = a / 10.0**k if k >= 0 else a * 10.0**-k  # powers of ten from 1 up are exact
-            m = np.round(r)
-            out[finite & (m >= 1) & (np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r)] = k
-    return out
+__all__ = ["MAX_LEVEL", "MIN_LEVEL", "NO_LEVEL", "RoundingGrid", "decimal_levels"]  # levels: microplex._stats
 
 
 #: The powers of ten float64 holds, as their decimal literals read (``1e-5``, not ``10.0 ** -5``), and the
