@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -44,6 +45,9 @@ from ._errors import DataValidationError, MicroplexError
 from ._params import check_choice, check_float, check_int, check_seed
 from .io import (atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
                  read_targets, write_parquet_atomic)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["app", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
@@ -301,6 +305,9 @@ def calibrate(
     soft: bool = typer.Option(False, help="Penalize target misses instead of requiring them."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (weights replaced)."),
     report: Path | None = typer.Option(None, help="Write the per-target report (CSV)."),
+    household: str | None = typer.Option(
+        None, help="Household id column: records are persons, one weight per household (constant within it); "
+                   "person targets count its persons, entity 'household' targets count households."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -320,8 +327,10 @@ def calibrate(
         if weight not in df.columns:
             _warn_unit_weights(weight, data)
             df[weight] = 1.0
-        result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight)
-        df[weight] = np.asarray(result.weights, dtype=float)
+        _check_household_column(household, df, data)
+        result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight,
+                                                                         household_col=household)
+        df[weight] = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
         if report:
             with atomic_path(report) as tmp:
                 result.report().to_csv(tmp, index=False)
@@ -333,6 +342,12 @@ def calibrate(
     run_body(body, quiet, verbose)
 
 
+def _check_household_column(household: str | None, df: pd.DataFrame, data: Path) -> None:
+    """``--household`` names a column of the data file (the calibrators check its weights)."""
+    if household is not None and household not in df.columns:
+        raise DataValidationError(f"The '--household' column {household!r} is not in {str(data)!r}.")
+
+
 @app.command()
 def sparsify(
     data: Path = typer.Argument(..., help="Candidate records with weights (.csv or .parquet)."),
@@ -342,6 +357,9 @@ def sparsify(
     tolerance: float = typer.Option(0.005, help="Relative target tolerance."),
     method: str = typer.Option("l0", help="'l0' or 'l1'."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (kept records only)."),
+    household: str | None = typer.Option(
+        None, help="Household id column: keep whole households; records are persons, one weight per household (constant within it); "
+                   "person targets count its persons, entity 'household' targets count households."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
@@ -360,13 +378,15 @@ def sparsify(
         if weight not in df.columns:
             _warn_unit_weights(weight, data)
             df[weight] = 1.0
+        _check_household_column(household, df, data)
         result = SparseCalibrator(max_records=max_records, tolerance=tolerance, method=method).fit(
-            df, read_targets(targets), weight_col=weight)
-        w = np.asarray(result.weights, dtype=float)
+            df, read_targets(targets), weight_col=weight, household_col=household)
+        w = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
         kept = df.assign(**{weight: w})[w > 0].reset_index(drop=True)
         write_parquet_atomic(kept, out)
         s = result.summary
-        say(f"Kept {len(kept):,} of {len(df):,} records, max rel. error "
+        units = "" if household is None else f" ({kept[household].nunique():,} households)"
+        say(f"Kept {len(kept):,} of {len(df):,} records{units}, max rel. error "
                    f"{s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
 
     run_body(body, quiet, verbose)
