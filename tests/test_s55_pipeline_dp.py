@@ -52,6 +52,8 @@ def test_the_privacy_page_pipeline_runs_as_written(tmp_path, monkeypatch):
     assert len(population) == 3_200 and population["weight"].sum() == pytest.approx(15_992)
     scores = pd.read_csv(out / "scores.csv")
     assert "membership_auc" in set(scores["metric"])
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "differential privacy spent" in html and "final training loss" not in html  # was "final training loss: nan"
     record = json.loads((out / ".microplex" / "fit.json").read_text())
     assert record["figures"]["epsilon"] == pytest.approx(spent["epsilon"])
 

@@ -153,8 +153,11 @@ def provenance(model: object | None = None) -> dict[str, object]:
     history = getattr(model, "history_", None)
     if isinstance(history, pd.DataFrame):
         out["epochs run"] = len(history)
-        if len(history) and "train_loss" in history:
+        if len(history) and "train_loss" in history and history["train_loss"].notna().any():
             out["final training loss"] = round(float(history["train_loss"].iloc[-1]), 4)
+    privacy = getattr(model, "privacy_", None)
+    if isinstance(privacy, dict):  # a DP fit records no loss; its accountant's figures instead
+        out["differential privacy spent"] = f"epsilon {privacy['epsilon']:.4g} at delta {privacy['delta']:.3g}"
     weights = getattr(model, "training_weights_", None)
     if weights is not None:
         out["training records"] = len(weights)
