@@ -177,16 +177,18 @@ def pmse_rows(n_real: int, n_synthetic: int) -> str:
 
 
 def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
-    """The lines the command line prints after ``evaluate``: worst target KS, correlation error, pMSE,
+    """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
+    (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
     DCR ratio, membership AUC, worst calibration error and the verdict tally (when a holdout was given; with the
     attacks' verdicts when they were run)."""
     scores = rep.scores
     given = set(given) | set(rep.conditions)
     lines = []
-    ks = scores[(scores["metric"] == "ks") & (scores["subgroup"] == "all") & ~scores["variable"].isin(given)]
-    if len(ks):
-        worst = ks.loc[ks["value"].idxmax()]
-        lines.append(f"worst KS of a target: {worst['value']:.4f} ({worst['variable']})")
+    for metric, label in (("ks", "worst KS of a target"), ("round_share_error", "worst round-value share error")):
+        rows = scores[(scores["metric"] == metric) & (scores["subgroup"] == "all") & ~scores["variable"].isin(given)]
+        if len(rows):
+            worst = rows.loc[rows["value"].idxmax()]
+            lines.append(f"{label}: {worst['value']:.4f} ({worst['variable']})")
     for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio"),
                           ("membership_auc", "membership AUC (0.5: no advantage)")):
         value = rep.score(metric)
