@@ -109,6 +109,7 @@ def test_bad_arguments_are_refused_before_any_file(hs, tmp_path):
         (dict(model=object()), "fitted HouseholdSynthesizer"),
         (dict(n_households=1e3), "'n_households' parameter"),
         (dict(n_households=-1), "'n_households' parameter"),
+        (dict(n_households=0), "'n_households' parameter is 0"),  # was two empty folders without columns
         (dict(partition_by=["age"]), "household columns"),
         (dict(partition_by=["db040", "db040"]), "distinct"),
         (dict(households_per_file=0), "'households_per_file' parameter"),

@@ -91,6 +91,11 @@ def _check_args(
             raise DataValidationError("The 'n' parameter is required when the conditions source is unbounded.")
         n = source.n_rows
     n = check_int(n, "n", low=0, high=_MAX_ROWS)
+    if n == 0:  # no task, so no file and no schema: readers found an empty folder without columns
+        raise DataValidationError(
+            "The 'n' parameter is 0 (or 'conditions' has no rows): a streamed dataset of no record is an empty "
+            "folder, with no columns for a reader to find. Ask for at least one record, or use Synthesizer.generate "
+            "for an empty table with its columns.")
     if source.n_rows is not None and n > source.n_rows:
         raise DataValidationError(f"The 'n' parameter ({n}) exceeds the {source.n_rows} rows of 'conditions'.")
     if -(-n // rows_per_file) > _MAX_TASKS:
@@ -229,8 +234,9 @@ def generate_dataset(
         Parquet file or directory, or ``None`` for a weighted resample of the training
         conditions (seeded by ``seed``). Extra columns are kept in the output.
     n : int, default=None
-        Number of records (an int: ``1e6`` is refused, not truncated; at most 2**53); defaults
-        to every row of a bounded source (the first ``n`` rows are used otherwise).
+        Number of records (an int >= 1: ``1e6`` is refused, not truncated; at most 2**53); defaults
+        to every row of a bounded source (the first ``n`` rows are used otherwise). 0 is refused: a
+        dataset of no record would be an empty folder without columns.
     path : str or path-like
         Output directory: new, empty, or holding an unfinished run of this same call. It gets
         only the Parquet files; the manifest, task markers, schema and lock go to the hidden

@@ -68,6 +68,10 @@ def _check_args(model, n, partition_by, households_per_file, seed, oversample, p
     check_int(oversample, "oversample", low=1, high=1000)
     per = check_int(households_per_file, "households_per_file", low=1)
     n = check_int(n, "n_households", low=0, high=_MAX_ROWS // max(int(model.max_size_), 1))
+    if n == 0:  # as generate_dataset: no task, so no file and no schema (empty folders without columns)
+        raise DataValidationError(
+            "The 'n_households' parameter is 0: two streamed datasets of no record are empty folders, with no "
+            "columns for a reader to find. Ask for at least one household.")
     if -(-n // per) > _MAX_TASKS:
         raise DataValidationError(
             f"The 'households_per_file' parameter ({per}) would cut {n} households into {-(-n // per)} files; "
@@ -119,7 +123,7 @@ def generate_household_dataset(
     model : HouseholdSynthesizer
         A fitted household synthesizer.
     n_households : int
-        Number of households (an int, at most ``2**53 / max_size``).
+        Number of households (an int >= 1, at most ``2**53 / max_size``).
     path : str or path-like
         Output folder: new, empty, or holding an unfinished run of this same call. It gets
         ``households/`` and ``persons/`` (and a lock file while the run writes). A path that is an
