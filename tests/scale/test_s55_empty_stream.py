@@ -41,3 +41,16 @@ def test_the_command_line_says_so_in_one_line(model, tmp_path):
     r = CliRunner().invoke(app, ["generate", str(path), "--n", "0", "-o", str(tmp_path / "e.parquet")])
     assert r.exit_code == 0, r.output  # a file of no record keeps its columns
     assert {"age", "marr", "re78"} <= set(pd.read_parquet(tmp_path / "e.parquet").columns)
+
+
+def test_a_partition_value_read_back_as_missing_is_refused(model, tmp_path):
+    """A text partition value equal to Hive's name for a missing value came back as missing (found by the nightly
+    property suite: '__HIVE_DEFAULT_PARTITION__' read back as None); it is refused, naming the column."""
+    synth, _ = model
+    frame = pd.DataFrame({"age": [30, 40], "marr": [0, 1], "region": ["north", "__HIVE_DEFAULT_PARTITION__"]})
+    with pytest.raises(DataValidationError, match=r"'region' holds the value '__HIVE_DEFAULT_PARTITION__'"):
+        generate_dataset(synth, frame, path=tmp_path / "pop", partition_by=["region"], seed=0, progress=False)
+    frame["region"] = ["north", None]  # a missing value is still written as Hive's missing partition
+    generate_dataset(synth, frame, path=tmp_path / "pop2", partition_by=["region"], seed=0, progress=False)
+    assert sorted(p.name for p in (tmp_path / "pop2").iterdir()) == ["region=__HIVE_DEFAULT_PARTITION__",
+                                                                     "region=north"]

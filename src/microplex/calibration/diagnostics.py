@@ -90,6 +90,10 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
     lb = np.concatenate([lower, np.zeros(2 * m)])
     ub = np.concatenate([upper, np.full(2 * m, math.inf)])
     bounds = np.column_stack([np.where(np.isfinite(lb), lb, -np.inf), np.where(np.isfinite(ub), ub, np.inf)])
+    if not (np.isfinite(a_eq.data).all() and np.isfinite(b_eq).all()):  # linprog raised a bare ValueError
+        raise ConvergenceError("the infeasibility diagnosis (a linear program) cannot be set up: its scaled rows "
+                               "overflow (values or weights near the limits of float64, e.g. 1e300 with weights of "
+                               "1e-300)")
     res = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
     if res.status != 0:
         raise ConvergenceError(f"the infeasibility diagnosis (a linear program) did not solve: {res.message}")

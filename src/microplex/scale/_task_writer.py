@@ -31,12 +31,20 @@ from .writer import (
 __all__ = ["write_task", "write_linked_task"]
 
 
+#: The directory name of a missing partition value (pyarrow's and Hive's).
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
 def _partition_dir(keys: tuple, partition_by: list[str]) -> str:
     """``col=value/...`` with values percent-encoded (pyarrow's hive ``segment_encoding="uri"``)."""
     check_partition_names(partition_by)
     parts = []
     for col, value in zip(partition_by, keys, strict=True):
-        text = "__HIVE_DEFAULT_PARTITION__" if value is None else quote(str(value), safe="")
+        if value is not None and str(value) == _HIVE_NULL:  # read back as missing: the value would be lost
+            raise DataValidationError(
+                f"Partition column {col!r} holds the value {_HIVE_NULL!r}, which hive partitioning reads back as a "
+                "missing value; recode it before partitioning by this column.")
+        text = _HIVE_NULL if value is None else quote(str(value), safe="")
         segment = f"{col}={text}"
         if len(segment.encode()) > _MAX_SEGMENT_BYTES:
             raise DataValidationError(
