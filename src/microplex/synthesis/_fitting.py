@@ -127,6 +127,11 @@ class _Fitting:
         self._check_encoded(data, c)
         states = self._discrete_states(data)
         self.patterns_ = self._pattern_table(states, None if dp else w)
+        if len(self.patterns_) == 1 and not self.continuous_vars_:  # no network to train (torch: "empty parameter list")
+            raise DataValidationError(
+                f"Every target ({targets}) is constant on the records of positive weight: there is nothing to learn "
+                "(the values that differ are held by records of weight 0 only). Drop such targets, or give the "
+                "records of positive weight at least two distinct values.")
         if dp:
             _dp.check_pattern_grid(self)
         self._check_model_size(len(data))
