@@ -390,7 +390,8 @@ def check_public(checked: Mapping[str, Any], public: Mapping[str, Any]) -> None:
     columns = [*model["targets"], *model.get("conditions", [])]
     weight = checked["sources"][0].get("weight")  # the training weight (a DP pipeline has one source: no [fuse])
     try:
-        p = Synthesizer(model["targets"], model.get("conditions", []), **synthesizer_params(model), **public)._check_params()
+        synth = Synthesizer(model["targets"], model.get("conditions", []), **synthesizer_params(model), **public)
+        p = synth._check_params()
         check_public_columns(p["dp"], columns, weight)
     except DataValidationError as exc:
         raise DataValidationError(f"{exc} (the fit stage's own check, with the public metadata file "

@@ -358,8 +358,9 @@ def sparsify(
     method: str = typer.Option("l0", help="'l0' or 'l1'."),
     out: Path = typer.Option(..., "--out", "-o", help="Output Parquet file (kept records only)."),
     household: str | None = typer.Option(
-        None, help="Household id column: keep whole households; records are persons, one weight per household (constant within it); "
-                   "person targets count its persons, entity 'household' targets count households."),
+        None, help="Household id column: keep whole households; records are persons, one weight per household "
+                   "(constant within it); person targets count its persons, entity 'household' targets count "
+                   "households."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> None:
