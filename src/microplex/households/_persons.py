@@ -81,9 +81,9 @@ def teacher_forced(
     ``age_var``) and the household weight ``"__w__"`` (with ``household_weight``). Rows are
     grouped by member index. The returned state summarizes all members of each household of ``hh``.
     """
-    pos_of = pd.Series(np.arange(len(hh)), index=hh[hs.household_id].to_numpy())
     member = ordered.groupby(hs.household_id, sort=False).cumcount().to_numpy()
-    hpos = pos_of.loc[ordered[hs.household_id].to_numpy()].to_numpy()
+    # each member's household row; get_indexer, not .loc: ids of bool dtype were read as a boolean mask
+    hpos = pd.Index(hh[hs.household_id].to_numpy()).get_indexer(ordered[hs.household_id].to_numpy())
     state, parts = _new_state(hs, hh), []
     for k in range(hs.max_size_):
         rows = ordered[member == k].reset_index(drop=True)

@@ -83,6 +83,11 @@ def check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
         )
 
 
+#: Standardized values at which every fitted segment must decode to finite numbers (the flow's draws reach them):
+#: checked when fitting (``_layout._check_encoded``) and when loading a model file (``_model_file``).
+DECODE_PROBE = np.array([-10.0, -3.0, 0.0, 3.0, 10.0])
+
+
 def overflow_message(role: str, name: str, series: pd.Series) -> str:
     return (
         f"{role} column {name!r} cannot be standardized in float64/float32 (largest |value| "

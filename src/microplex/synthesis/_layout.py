@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from ._checks import _FLOAT32_MAX, overflow_message
+from ._checks import _FLOAT32_MAX, DECODE_PROBE, overflow_message
 from ._dp_plan import dp_batch_size, head_features
 from ._schedule import BATCH_SIZE
 from ._validation import check_allocation
@@ -41,7 +41,10 @@ class _Layout:
             enc = self.encoders_[name]
             fields = [v for seg in enc.segments for v in seg.to_dict().values() if isinstance(v, float)]
             u = enc.encode(data[name].to_numpy(float))[1]
-            if not np.isfinite(fields).all() or not np.isfinite(u).all() or np.abs(u).max() > _FLOAT32_MAX:
+            with np.errstate(over="ignore", invalid="ignore"):  # a segment that decodes inf beyond the training range
+                decoded = np.concatenate([np.ravel(seg.decode(DECODE_PROBE)) for seg in enc.segments])
+            if (not np.isfinite(fields).all() or not np.isfinite(u).all() or np.abs(u).max() > _FLOAT32_MAX
+                    or not np.isfinite(decoded).all()):  # drew inf (and saved a file its loader refuses)
                 raise DataValidationError(overflow_message("Target", name, data[name]))
 
     def _check_model_size(self, n_records: int) -> None:

@@ -16,7 +16,7 @@ import torch
 
 from .._errors import DataValidationError
 from .._stats import category_codes, check_weights, sorted_categories, unseen_categories
-from ._checks import MAX_HEAPS
+from ._checks import DECODE_PROBE, MAX_HEAPS
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
@@ -365,8 +365,6 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
 #: Largest normal score of a knot: ``ndtri(1 - 1/2 / MAX_KNOTS)`` (the knot maps put their knots at normal scores
 #: of probabilities within (1/2 / k, 1 - 1/2 / k), k <= MAX_KNOTS).
 _MAX_KNOT_SCORE = float(qmap.ndtri(1 - 0.5 / MAX_KNOTS))
-#: Standardized values at which every segment of a model file must decode to finite numbers.
-_DECODE_PROBE = np.array([-10.0, -3.0, 0.0, 3.0, 10.0])
 
 
 def _check_knots(f: _Fields, knots: Any, where: str, private: bool = False) -> None:
@@ -454,7 +452,7 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
                                  seg.std)
             elif 1 in bounds and seg.mean > seg.tail_hi + 1e-9 * max(1.0, abs(seg.tail_hi)):
                 raise f.fail(f"{where}.mean", f"a mean at most the transformed maximum {seg.tail_hi:g}", seg.mean)
-            decoded = seg.decode(_DECODE_PROBE)
+            decoded = seg.decode(DECODE_PROBE)
         if not bool(np.all(np.isfinite(decoded))):
             raise f.fail(f"{where}", "a segment that decodes finite values at standardized values up to +-10",
                          [float(v) for v in decoded])
