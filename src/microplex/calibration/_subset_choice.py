@@ -136,6 +136,8 @@ def _program_weights(design: Design, keep: np.ndarray, x_aux: sp.csr_matrix, t_a
     fallback where no calibration of the records meets the targets: they hold a vertex that meets them
     (the targets' vertex, or the auxiliary program's support), so the program is feasible and its miss is
     at most that vertex's, while its support may use every kept record instead of the vertex's few."""
+    if not keep.any():  # no record to weigh (a vertex of no record: targets of 0); HiGHS refuses an empty program
+        return None
     try:
         w_keep = auxiliary_vertex(_pool_design(design, keep), x_aux[keep], t_aux, tol, None,
                                   None if jitter is None else jitter[keep])
