@@ -65,8 +65,10 @@ def test_the_report_sees_a_smeared_grid_that_the_ks_does_not():
         table = rep.scores[rep.scores["variable"].isin(targets)]
         scores[rounding] = table.pivot_table(index="variable", columns="metric", values="value")
     with_grid, without = scores[None], scores[False]
-    assert (without["round_share_error"] > 0.3).all(), without["round_share_error"]
-    assert (with_grid["round_share_error"] < 0.1).all(), with_grid["round_share_error"]
+    # measured: 0.35 / 0.33 without the grid, 0.06 with it (margins for other CPUs' float rounding)
+    assert (without["round_share_error"] > 0.2).all(), without["round_share_error"]
+    assert (with_grid["round_share_error"] < 0.15).all(), with_grid["round_share_error"]
+    assert (without["round_share_error"] - with_grid["round_share_error"] > 0.15).all()
     assert (with_grid["ks"] - without["ks"]).abs().max() < 0.03
     # the score is the worst level of the function's table
     ref = round_share_errors(holdout["re78"], out["re78"])["abs_error"].max()
