@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from .._errors import DataValidationError
 from ._layout import Layout, layout
 from .writer import (
+    _HIVE_NULL,
     _MAX_SEGMENT_BYTES,
     TASKS_DIR,
     _tmp_name,
@@ -29,10 +30,6 @@ from .writer import (
 )
 
 __all__ = ["write_task", "write_linked_task"]
-
-
-#: The directory name of a missing partition value (pyarrow's and Hive's).
-_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 def _partition_dir(keys: tuple, partition_by: list[str]) -> str:

@@ -67,6 +67,8 @@ _TMP_PREFIX = ".tmp-microplex-"
 
 #: Longest path segment written (bytes); most file systems allow 255.
 _MAX_SEGMENT_BYTES = 255
+#: The directory name of a missing partition value (pyarrow's and Hive's).
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 def inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
@@ -346,7 +348,7 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
         )
     files = sorted((f for t in sorted(tasks) for f in tasks[t]["files"]), key=lambda f: f["path"])
     for i, col in enumerate(spec["partition_by"]):
-        if files and all(f["path"].split("/")[i] == f"{col}=__HIVE_DEFAULT_PARTITION__" for f in files):
+        if files and all(f["path"].split("/")[i] == f"{col}={_HIVE_NULL}" for f in files):
             raise DataValidationError(
                 f"Partition column {col!r} is missing in every row: a dataset partitioned only by missing values "
                 "cannot be read back (pyarrow cannot infer its type). Repeat the call without it in partition_by."
