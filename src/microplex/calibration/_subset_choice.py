@@ -34,7 +34,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from microplex._errors import ConvergenceError
 
 from .design import Design
-from .feasibility import band, band_constraint, lp_vertex
+from .feasibility import band, band_constraint, lp_vertex, mean_floors
 from .subsets import _max_error, inclusion_probabilities
 
 __all__ = ["AUXILIARY_CAPS", "auxiliary_l1", "auxiliary_subset", "auxiliary_vertex", "best_auxiliary_subset"]
@@ -77,19 +77,22 @@ def auxiliary_vertex(
         When HiGHS finds no such weights (the caps are too tight for the targets).
     """
     n, m_a = len(design.d), x_aux.shape[1]
-    a, lo, hi = band_constraint(design, band(design, tol) * (1 - 1e-6))  # a mean within tol of its value
     eye = sp.identity(m_a, format="csr")
-    m = sp.vstack(
-        [sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]),
-         sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])],
-        format="csr",
-    )
     c = 1e-3 / design.d if jitter is None else 1e-3 * jitter / design.d
     cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.mean()  # per record: above HiGHS's tolerances
     ub = np.concatenate([np.full(n, np.inf) if upper is None else upper, np.full(2 * m_a, np.inf)])
-    cons = LinearConstraint(m, np.concatenate([lo, totals]), np.concatenate([hi, totals]))
-    res = milp(cost, constraints=cons, bounds=Bounds(0.0, ub), options={"presolve": True})
-    if res.status != 0 or res.x is None:
+    for floor in mean_floors(design):  # a mean's records keep weight where the targets allow (MEAN_FLOORS)
+        a, lo, hi = band_constraint(design, band(design, tol) * (1 - 1e-6), floor)  # a mean within tol of its value
+        m = sp.vstack(
+            [sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]),
+             sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])],
+            format="csr",
+        )
+        cons = LinearConstraint(m, np.concatenate([lo, totals]), np.concatenate([hi, totals]))
+        res = milp(cost, constraints=cons, bounds=Bounds(0.0, ub), options={"presolve": True})
+        if res.status == 0 and res.x is not None:
+            break
+    else:
         raise ConvergenceError(f"The auxiliary linear program found no weights meeting the targets (HiGHS: {res.message}).")
     w = res.x[:n]
     return np.where(w > 1e-9 * design.d, w, 0.0)

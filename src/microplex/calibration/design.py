@@ -27,9 +27,49 @@ from microplex._stats import bool_flags, check_weight_dtype
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["Design", "build_design"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "rounding_slack"]
 
 logger = logging.getLogger(__name__)
+
+#: A target's value within ``VALUE_ROUNDING * max(1, |value|)`` of what weights can reach is reached: the rounding
+#: of a figure computed in floating point (``sum(w * y) / sum(w)`` of values all 19.25 is 19.250000000000004, beyond
+#: every value it averages).
+VALUE_ROUNDING = 1e-9
+
+
+def rounding_slack(value: float) -> float:
+    """The rounding slack of a target's value (:data:`VALUE_ROUNDING`)."""
+    return VALUE_ROUNDING * max(1.0, abs(float(value)))
+
+
+def _snap_means(x: sp.csr_matrix, mean_count: sp.csr_matrix, targets: Targets) -> sp.csr_matrix:
+    """``x`` with each mean target whose value lies a rounding error (:func:`rounding_slack`) beyond every one of
+    its units' means moved onto the nearest of them (its column ``sum (y - v)`` per unit shifted by its records'
+    count times the gap), so that the solvers' row ``sum_i w_i x_ij = 0`` can be met; the target's value, which
+    the checks compare with the achieved mean, is unchanged."""
+    idx = [j for j, t in enumerate(targets) if t.aggregate == "mean"]
+    if not idx:
+        return x
+    xc, cc = sp.csc_matrix(x), sp.csc_matrix(mean_count)
+    xc.sort_indices()
+    cc.sort_indices()
+    changed = False
+    for j in idx:
+        xs, xe = xc.indptr[j], xc.indptr[j + 1]
+        cs, ce = cc.indptr[j], cc.indptr[j + 1]
+        if xe - xs == 0 or xe - xs != ce - cs or not np.array_equal(xc.indices[xs:xe], cc.indices[cs:ce]):
+            continue  # a unit on the value itself (its entry 0): the value is in range
+        counts = cc.data[cs:ce]
+        dev = xc.data[xs:xe] / counts
+        gap = float(dev.min()) if (dev > 0).all() else float(dev.max()) if (dev < 0).all() else 0.0
+        if gap != 0.0 and abs(gap) <= rounding_slack(targets[j].value):
+            xc.data[xs:xe] -= gap * counts
+            changed = True
+    if not changed:
+        return x
+    out = sp.csr_matrix(xc)
+    out.eliminate_zeros()
+    return out
 
 
 @dataclass
@@ -469,6 +509,7 @@ def build_design(
         )
     else:
         mean_count = sp.csr_matrix((n_units, m))
+    x = _snap_means(x, mean_count, targets)
     logger.debug("design: %d units x %d targets, nnz %d", n_units, m, x.nnz)
     return Design(x, totals, d, units, record_unit, targets, mean_count)
 

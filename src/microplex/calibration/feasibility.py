@@ -21,6 +21,7 @@ holds a mean target within ``tol |v|`` of its value ``v``, as the checks above r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -30,9 +31,10 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design
+from .design import Design, rounding_slack
 from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
+from .solver import value_scale
 from .targets import Targets
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "best_tolerance",
     "check_feasible",
     "lp_vertex",
+    "mean_floors",
     "mean_scale",
     "met_tolerance",
     "misfits",
@@ -105,7 +108,7 @@ def unreachable_targets(
         rows = x.indices[x.indptr[j] : x.indptr[j + 1]]
         vals = x.data[x.indptr[j] : x.indptr[j + 1]]
         v = float(t.value)
-        slack = rtol * abs(v) + 1e-9 * max(1.0, abs(v))
+        slack = rtol * abs(v) + rounding_slack(v)
         if t.aggregate == "mean":
             crow = cnt.indices[cnt.indptr[j] : cnt.indptr[j + 1]]
             cval = cnt.data[cnt.indptr[j] : cnt.indptr[j + 1]]
@@ -128,17 +131,23 @@ def unreachable_targets(
                 continue
             if means_only_range:
                 continue
-            # weighted mean within the bounds: sum_i w_i (y_i - v) must be able to reach 0
-            dv = dev[crow]
-            with np.errstate(invalid="ignore"):
-                a, b = lo[crow] * dv, hi[crow] * dv
-                smin = float(np.sum(np.where(dv == 0, 0.0, np.minimum(a, b))))
-                smax = float(np.sum(np.where(dv == 0, 0.0, np.maximum(a, b))))
-            eps = 1e-9 * float(np.sum(np.abs(np.where(np.isfinite(a), a, 0.0)) + np.abs(np.where(np.isfinite(b), b, 0.0))))
-            if smin > eps or smax < -eps:
+            # weighted mean within the bounds: sum_i w_i (y_i - v') must be able to reach 0 for some v' within
+            # slack of v (a value v computed in floating point can lie a rounding error beyond every record's mean)
+            def extremes(shift: float) -> tuple[float, float, float]:
+                dv = dev[crow] - shift * cval
+                with np.errstate(invalid="ignore"):
+                    a, b = lo[crow] * dv, hi[crow] * dv
+                    smin = float(np.sum(np.where(dv == 0, 0.0, np.minimum(a, b))))
+                    smax = float(np.sum(np.where(dv == 0, 0.0, np.maximum(a, b))))
+                eps = 1e-9 * float(np.sum(np.abs(np.where(np.isfinite(a), a, 0.0))
+                                          + np.abs(np.where(np.isfinite(b), b, 0.0))))
+                return smin, smax, eps
+            smin, _, eps_above = extremes(slack)  # the mean stays above v + slack
+            _, smax, eps_below = extremes(-slack)  # the mean stays below v - slack
+            if smin > eps_above or smax < -eps_below:
                 out.append(
                     f"{t.name} = {_fmt(v)} cannot be reached within the weight bounds: the weighted mean "
-                    f"of {t.variable!r} stays {'above' if smin > 0 else 'below'} it"
+                    f"of {t.variable!r} stays {'above' if smin > eps_above else 'below'} it"
                 )
             continue
         if len(rows) == 0:
@@ -344,7 +353,40 @@ def _relative_means(design: Design, slack: np.ndarray) -> np.ndarray:
     return np.array([t.aggregate == "mean" and t.value != 0 for t in design.targets], dtype=bool) & (np.asarray(slack) > 0)
 
 
-def band_constraint(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+#: The linear programs' target rows whose largest value in size lies outside ``[2**low, 2**high]`` are scaled
+#: (:func:`~microplex.calibration.solver.value_scale`): HiGHS drops matrix values below 1e-9 and holds bounds to
+#: about 1e-7 absolute, so a sum of values of 1e-177 was "met" by no weight at all.
+LP_VALUE_EXPS = (-20, 40)
+
+#: The least weighted count a linear program's vertex leaves on each mean target's records, in units of the
+#: lightest of them (its initial weight; :func:`mean_floors`), tried in this order: one such record, else (where
+#: the other targets leave less) a millionth of one, else none (zero weights meet a mean's row
+#: ``sum w (y - v) = 0``; :func:`solution_problems` then names the mean whose records lost their weight).
+MEAN_FLOORS = (1.0, 1e-6, 0.0)
+
+
+def mean_floors(design: Design) -> tuple[float, ...]:
+    """The levels of :data:`MEAN_FLOORS` to try: all of them with mean targets, else none but 0."""
+    return MEAN_FLOORS if any(t.aggregate == "mean" for t in design.targets) else (0.0,)
+
+
+def _floor_rows(design: Design, floor: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Rows ``c_j'w >= floor * min_i d_i c_ij`` (over the units ``i`` of mean target ``j``'s records): the mean's
+    records keep at least ``floor`` of their lightest unit's initial weighted count."""
+    idx = np.flatnonzero([t.aggregate == "mean" for t in design.targets])
+    c = sp.csc_matrix(design.mean_count)[:, idx]
+    lowest = np.full(len(idx), np.inf)
+    for k in range(len(idx)):
+        col = c[:, k]
+        if col.nnz:
+            lowest[k] = float(np.min(design.d[col.indices] * col.data))
+    lowest = np.where(np.isfinite(lowest), lowest, 0.0)
+    return sp.csr_matrix(c.T), floor * lowest
+
+
+def band_constraint(
+    design: Design, slack: np.ndarray, floor: float = 0.0
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """Rows ``A`` (over the units) and bounds ``lo <= A w <= hi`` of the tolerance band with half-widths ``slack``.
 
     A count or sum target ``j`` is one row ``|x_j'w - t_j| <= slack_j``. A mean target (its row ``x_j`` is
@@ -352,8 +394,23 @@ def band_constraint(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, n
     ``(x_j - slack_j c_j)'w <= 0`` in its place and ``(x_j + slack_j c_j)'w >= 0`` appended (``c_j``: its
     records' indicator, ``design.mean_count``): ``|x_j'w| <= slack_j c_j'w``, the weighted mean within
     ``slack_j`` of ``v_j`` (a relative miss ``slack_j / |v_j|``, as every other check reads a mean). Without
-    such means the rows are ``X'`` itself.
+    such means the rows are ``X'`` itself. With ``floor > 0``, one row per mean target is appended: its
+    records keep a weighted count of at least ``floor`` times their lightest unit's (:data:`MEAN_FLOORS`).
     """
+    scale = value_scale(design.x, *LP_VALUE_EXPS)
+    if scale is not None:  # rows of tiny or huge values, in units HiGHS's absolute tolerances hold
+        design = dataclasses.replace(design, x=sp.csr_matrix(design.x @ sp.diags(scale)), totals=design.totals * scale)
+        slack = slack * scale
+    a, lo, hi = _band_rows(design, slack)
+    if floor > 0 and any(t.aggregate == "mean" for t in design.targets):
+        rows, least = _floor_rows(design, floor)
+        a = sp.vstack([a, rows], format="csr")
+        lo, hi = np.concatenate([lo, least]), np.concatenate([hi, np.full(len(least), np.inf)])
+    return a, lo, hi
+
+
+def _band_rows(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """:func:`band_constraint` without the floors."""
     t = design.totals
     xt = sp.csr_matrix(design.xt)
     rel = np.flatnonzero(_relative_means(design, slack))
@@ -501,18 +558,22 @@ def check_feasible(design: Design, tol: float) -> None:
     """Raises the :class:`~microplex._errors.ConvergenceError` of :func:`lp_vertex` when no non-negative weights
     meet every target within ``tol`` together (its band, a feasibility program without cost): once, before the
     solves of many budgets, each of which would fail on it."""
-    _band_solve(design, tol, np.zeros(design.x.shape[0]), band(design, tol) * (1 - 1e-6))
+    _band_solve(design, tol, np.zeros(design.x.shape[0]), band(design, tol) * (1 - 1e-6), (0.0,))
 
 
-def _band_solve(design: Design, tol: float, cost: np.ndarray, slack: np.ndarray) -> np.ndarray:
+def _band_solve(
+    design: Design, tol: float, cost: np.ndarray, slack: np.ndarray, floors: tuple[float, ...] | None = None
+) -> np.ndarray:
     """HiGHS's non-negative ``w`` minimizing ``cost @ w`` within the band of half-widths ``slack``
-    (:func:`band_constraint`: ``|X'w - t| <= slack``, a mean within ``slack`` of its value); the
-    :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
-    a, lo, hi = band_constraint(design, slack)
-    res = milp(cost, constraints=LinearConstraint(a, lo, hi), bounds=(0, np.inf), options={"presolve": True})
-    if res.status != 0 or res.x is None:
-        raise _infeasible(design, tol, f"HiGHS: {res.message}")
-    return res.x
+    (:func:`band_constraint`: ``|X'w - t| <= slack``, a mean within ``slack`` of its value), its mean targets'
+    records keeping weight at the first level of ``floors`` (default :func:`mean_floors`) that the targets allow;
+    the :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
+    for floor in mean_floors(design) if floors is None else floors:
+        a, lo, hi = band_constraint(design, slack, floor)
+        res = milp(cost, constraints=LinearConstraint(a, lo, hi), bounds=(0, np.inf), options={"presolve": True})
+        if res.status == 0 and res.x is not None:
+            return res.x
+    raise _infeasible(design, tol, f"HiGHS: {res.message}")
 
 
 #: Solves of :func:`lp_vertex` again in a narrowed band when the solver's precision missed the tolerance.

@@ -166,9 +166,10 @@ def newton_dual(
 VALUE_EXP = 160
 
 
-def value_scale(x: sp.spmatrix) -> np.ndarray | None:
+def value_scale(x: sp.spmatrix, low: int = -VALUE_EXP, high: int = VALUE_EXP) -> np.ndarray | None:
     """Per-column powers of two that bring each column's largest value in size into ``[0.5, 1)``, for columns
-    beyond ``2**±VALUE_EXP`` (about 1e48) only; ``None`` when no column is (the usual case, left untouched).
+    beyond ``[2**low, 2**high]`` (default ``2**±VALUE_EXP``, about 1e48) only; ``None`` when no column is (the usual
+    case, left untouched).
 
     The Gram matrix ``X' diag(w) X`` squares the values: sums over values of 1e155 overflowed to inf (the solve
     stopped with "try more iterations"), and values of 1e-170 underflowed to 0. Powers of two scale exactly.
@@ -183,15 +184,16 @@ def value_scale(x: sp.spmatrix) -> np.ndarray | None:
     xr = x if sp.isspmatrix_csr(x) else sp.csr_matrix(x)
     size = np.abs(xr.data)
     size = size[size > 0]
-    if size.size == 0 or (size.max() < 2.0**VALUE_EXP and size.min() >= 2.0**-VALUE_EXP):
+    if size.size == 0 or (size.max() < 2.0**high and size.min() >= 2.0**low):
         return None  # one pass over the values, no per-column work, in the usual case
     top = np.zeros(xr.shape[1])
     np.maximum.at(top, xr.indices, np.abs(xr.data))
     _, e = np.frexp(top)
-    out = (top > 0) & ((e > VALUE_EXP) | (e < -VALUE_EXP))
+    out = (top > 0) & ((e > high) | (e < low))
     if not out.any():
         return None
-    return np.where(out, np.ldexp(1.0, -e), 1.0)
+    # a subnormal column's (below 2**-1022) power is held at 2**1023, the largest double (its values end above 2**-52)
+    return np.where(out, np.ldexp(1.0, np.minimum(-e, 1023)), 1.0)
 
 
 def solve_dual(

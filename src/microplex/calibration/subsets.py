@@ -68,7 +68,8 @@ def calibrate_subset(
     x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
     t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
-    soft_pen = base.sum() / (tolerance / 3 * misfit_denominator(totals)) ** 2
+    with np.errstate(divide="ignore", over="ignore"):  # a total of 1e-177: its penalty is infinite (held exactly)
+        soft_pen = base.sum() / (tolerance / 3 * misfit_denominator(totals)) ** 2
 
     def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
         pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
