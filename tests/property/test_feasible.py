@@ -91,3 +91,118 @@ def test_sparse_calibrator_solves_a_feasible_problem(problem, method):
     assert np.isfinite(w).all() and (w >= 0).all() and (w > 0).any()
     for t in sc.result_.design.targets:
         _check_met(df, t, w, 0.01 * (1 + 1e-6), "relative")
+
+
+@st.composite
+def margin_problems(draw) -> tuple[pd.DataFrame, dict, float]:
+    """A frame of two categorical columns and its initial-weight margins times one factor (single or crossed)."""
+    n = draw(st.integers(1, 25))
+    g = draw(st.lists(st.sampled_from(GROUPS), min_size=n, max_size=n))
+    h = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    w = draw(st.lists(st.floats(0.5, 50.0), min_size=n, max_size=n))
+    df = pd.DataFrame({"g": g, "h": pd.Series(h, dtype="int64"), "weight": w})
+    factor = draw(st.sampled_from([1.0, 0.8, 1.25, 1.5]))
+    kind = draw(st.sampled_from(["g", "g+h", "gxh", "gxh+g"]))
+    margins: dict = {}
+    if kind in ("g", "g+h", "gxh+g"):
+        margins["g"] = {k: factor * v for k, v in df.groupby("g")["weight"].sum().items()}
+    if kind == "g+h":
+        margins["h"] = {int(k): factor * v for k, v in df.groupby("h")["weight"].sum().items()}
+    if kind in ("gxh", "gxh+g"):
+        margins[("g", "h")] = {(a, int(b)): factor * v for (a, b), v in df.groupby(["g", "h"])["weight"].sum().items()}
+    return df, margins, factor
+
+
+@given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]),
+       out_of_core=st.booleans(), parts=st.integers(1, 3))
+def test_rake_dataset_solves_a_feasible_problem(problem, method, out_of_core, parts):
+    import tempfile
+
+    from microplex.scale import rake_dataset
+
+    df, margins, factor = problem
+    bounds = (0.5, 2.0) if method == "logit" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, chunk in enumerate(np.array_split(np.arange(len(df)), parts)):
+            if len(chunk):
+                df.iloc[chunk].to_parquet(f"{tmp}/part-{i}.parquet", index=False)
+        try:
+            res = rake_dataset(tmp, margins, "weight", method=method, bounds=bounds, max_cells=0 if out_of_core else 2_000_000)
+        except Exception as exc:  # noqa: BLE001 - any refusal of a feasible problem is the finding
+            raise AssertionError(f"a feasible problem was refused: {exc}\nfactor {factor}\n{df}\n{margins}") from exc
+        w = res.weights(df)
+    # the unique solution of margins the initial weights times one factor meet: every ratio is that factor
+    np.testing.assert_allclose(np.asarray(w, dtype=float), factor * df["weight"].to_numpy(), rtol=1e-6)
+
+
+@st.composite
+def household_problems(draw) -> tuple[pd.DataFrame, list[Target], float]:
+    """Households of 1-3 persons (one weight each), person counts/sums/means and household counts of their
+    initial-weight totals times one factor."""
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=10))
+    hid = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(hid)
+    hw = draw(st.lists(st.floats(0.5, 50.0), min_size=len(sizes), max_size=len(sizes)))
+    g = draw(st.lists(st.sampled_from(GROUPS), min_size=n, max_size=n))
+    y = draw(st.lists(st.sampled_from([0.0, 1.0, 40.0, 12.5]), min_size=n, max_size=n))
+    df = pd.DataFrame({"hid": hid, "g": g, "y": y, "weight": np.asarray(hw)[hid]})
+    factor = draw(st.sampled_from([1.0, 0.8, 1.5]))
+    present = list(pd.unique(df["g"]))
+    first = ~df["hid"].duplicated().to_numpy()
+    wv, yv = df["weight"].to_numpy(float), df["y"].to_numpy(float)
+    specs = draw(st.lists(st.tuples(st.sampled_from(["count", "sum", "mean", "household"]), st.sampled_from([None, *present])),
+                          min_size=1, max_size=5, unique=True))
+    targets = []
+    for aggregate, value in specs:
+        m = np.ones(n, dtype=bool) if value is None else (df["g"] == value).to_numpy(bool)
+        flt = {} if value is None else {"g": value}
+        if aggregate == "household":
+            if (m & first).any():
+                targets.append(Target(factor * float(wv[m & first].sum()), filters=flt, entity="household"))
+        elif aggregate == "count":
+            targets.append(Target(factor * float(wv[m].sum()), filters=flt))
+        elif aggregate == "sum":
+            targets.append(Target(factor * float(np.sum(wv[m] * yv[m])), aggregate="sum", variable="y", filters=flt))
+        else:
+            targets.append(Target(float(np.sum(wv[m] * yv[m]) / wv[m].sum()), aggregate="mean", variable="y", filters=flt))
+    return df, targets, factor
+
+
+def _check_households_met(df: pd.DataFrame, targets: list[Target], w: np.ndarray, rtol: float, relative: str) -> None:
+    """Person targets on every record, household targets on each household's first record (independently of
+    the library's report)."""
+    first = ~df["hid"].duplicated().to_numpy()
+    for t in targets:
+        if t.entity == "household":
+            _check_met(df[first].reset_index(drop=True), t, w[first], rtol, relative)
+        else:
+            _check_met(df, t, w, rtol, relative)
+
+
+@given(problem=household_problems(), method=st.sampled_from(["raking", "linear", "logit"]))
+def test_household_calibration_solves_a_feasible_problem(problem, method):
+    df, targets, factor = problem
+    assume(targets)
+    bounds = (0.5, 2.0) if method == "logit" else None
+    try:
+        cal = Calibrator(method, bounds=bounds).fit(df, targets, household_col="hid")
+    except Exception as exc:  # noqa: BLE001 - any refusal of a feasible problem is the finding
+        _raise_with_problem(exc, df, targets, factor)
+    w = cal.result_.record_weights.to_numpy()
+    assert np.isfinite(w).all()
+    per_household = pd.Series(w).groupby(df["hid"].to_numpy()).nunique()
+    assert (per_household == 1).all()
+    _check_households_met(df, targets, w, cal.summary["met_rtol"], "survey")
+
+
+@given(problem=household_problems(), method=st.sampled_from(["l1", "l0"]))
+def test_household_sparse_calibration_solves_a_feasible_problem(problem, method):
+    df, targets, factor = problem
+    assume(any(t.aggregate != "mean" and t.value != 0 for t in targets))
+    try:
+        sc = SparseCalibrator(method=method, tolerance=0.01).fit(df, targets, household_col="hid")
+    except Exception as exc:  # noqa: BLE001 - any refusal of a feasible problem is the finding
+        _raise_with_problem(exc, df, targets, factor)
+    w = sc.result_.record_weights.to_numpy()
+    assert np.isfinite(w).all() and (w >= 0).all() and (w > 0).any()
+    _check_households_met(df, targets, w, 0.01 * (1 + 1e-6), "relative")
