@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex import Calibrator, SparseCalibrator
+from microplex import Calibrator, ConvergenceError, SparseCalibrator
 from microplex.calibration import Target
 
 
@@ -70,3 +70,55 @@ def test_sparse_sum_of_tiny_values_is_met(method, recwarn):
     assert abs(w.sum() - 9.0) <= 0.01 * 9.0 * (1 + 1e-6)
     assert abs(w[-1] * tiny - tiny) <= 0.01 * tiny * (1 + 1e-6)
     assert not [r for r in recwarn if issubclass(r.category, RuntimeWarning)]
+
+
+def _parts_and_total(rel: float) -> tuple[pd.DataFrame, list[Target]]:
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame({"g": rng.choice(list("abc"), n), "h": rng.choice([1, 2, 3], n), "y": rng.normal(5, 1, n),
+                       "weight": rng.uniform(1, 3, n)})
+    parts = df.groupby("g")["weight"].sum() * 10
+    by_h = df.groupby("h")["weight"].sum() * 10
+    targets = ([Target(float(v), filters={"g": k}) for k, v in parts.items()]
+               + [Target(float(v), filters={"h": int(k)}) for k, v in by_h.items()]
+               + [Target(5.05, aggregate="mean", variable="y", filters={"g": "a"}),
+                  Target(float(parts.sum()) * (1 + rel))])
+    return df, targets
+
+
+@pytest.mark.parametrize("method", ["raking", "linear"])
+def test_a_total_that_disagrees_with_its_parts_names_them_all(method):
+    # the least-violation program puts the whole gap on one target; the message named that one alone ("This
+    # target cannot be met together with the others"), not the parts it disagrees with
+    df, targets = _parts_and_total(1e-4)
+    with pytest.raises(ConvergenceError) as info:
+        Calibrator(method).fit(df, targets)
+    msg = str(info.value)
+    # the total disagrees with either partition's sum: the message names the total and all of one of them
+    by_g = ["count[g == 'a']", "count[g == 'b']", "count[g == 'c']"]
+    by_h = ["count[h == 1]", "count[h == 2]", "count[h == 3]"]
+    assert "count[]" in msg
+    assert all(name in msg for name in by_g) or all(name in msg for name in by_h), msg
+    assert "mean(y)" not in msg, msg
+
+
+def test_targets_that_disagree_below_the_diagnosis_precision_are_not_called_feasible():
+    # a total 1e-9 away from the sum of its parts: misfit 5e-10 > tol 1e-10, and the diagnosis (HiGHS, about 1e-7)
+    # said "The targets are feasible within the bounds; try more iterations"
+    df, targets = _parts_and_total(1e-9)
+    with pytest.raises(ConvergenceError) as info:
+        Calibrator("raking").fit(df, targets)
+    msg = str(info.value)
+    assert "feasible within the bounds" not in msg
+    assert "disagree by less" in msg and "Raise tol above the misfit" in msg
+    Calibrator("raking", tol=1e-8).fit(df, targets)  # as the message says: a tolerance above the misfit
+
+
+def test_rake_frame_margins_that_disagree_below_the_diagnosis_precision():
+    from microplex.scale import rake_frame
+
+    df, _ = _parts_and_total(0.0)
+    g = {k: float(v) for k, v in (df.groupby("g")["weight"].sum() * 10).items()}
+    h = {int(k): float(v) * (1 + 1e-9) for k, v in (df.groupby("h")["weight"].sum() * 10).items()}
+    with pytest.raises(ConvergenceError, match="disagree by less"):
+        rake_frame(df, {"g": g, "h": h}, "weight")

@@ -361,7 +361,8 @@ class Calibrator(_FittedResult):
                 msg = f"Calibration ({dist.name}) failed: " + "; ".join(problems) + "."
             if self.diagnose and not self.soft:
                 why, infeasible = explain_failure(
-                    design, *box(design.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged)
+                    design, *box(design.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged),
+                    misfit=float(sol.max_misfit),
                 )
                 msg += why
             if not self.force:

@@ -24,7 +24,7 @@ from .._errors import ConvergenceError
 from .._stats import design_effect, kish_ess, relative_error
 from .design import Design
 
-__all__ = ["kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation", "explain_failure"]
+__all__ = ["DIAGNOSIS_RTOL", "kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation", "explain_failure"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,12 @@ def relative_errors(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.abs(relative_error(achieved, target))
 
 
-def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol: float = 1e-7) -> pd.DataFrame:
+#: The relative gap below which :func:`min_violation` counts a target as met: about the precision of its linear
+#: program (HiGHS holds rows to about 1e-7), so targets that disagree by less are not told apart from agreeing ones.
+DIAGNOSIS_RTOL = 1e-7
+
+
+def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol: float = DIAGNOSIS_RTOL) -> pd.DataFrame:
     """Returns the targets that must be relaxed, with the closest achievable value.
 
     Parameters
@@ -74,6 +79,11 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
         When the linear program itself does not solve (e.g. totals of 1e300): feasibility is then unknown,
         which an empty frame would misstate.
     """
+    return _min_violation(design, lower, upper, rtol)[0]
+
+
+def _min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, rtol: float) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`min_violation`'s frame, and the names of the targets its optimum binds (non-zero duals)."""
     n, m = design.x.shape
     t = design.totals
     scale = 1.0 / (1.0 + np.abs(t))
@@ -109,7 +119,7 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
         gap = np.where(is_mean, np.abs(mean - value) / np.where(value == 0, 1.0, np.abs(value)), gap)
     bad = gap > rtol
     names = design.targets.names
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "target": [names[j] for j in np.flatnonzero(bad)],
             "value": value[bad],
@@ -117,6 +127,11 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
             "rel_gap": gap[bad],
         }
     )
+    # the targets the optimum binds (non-zero duals of their rows): those whose slack moves with the conflict,
+    # e.g. a total and each of its parts, where the slack itself sits on one of them
+    duals = np.abs(np.asarray(res.eqlin.marginals, dtype=np.float64)) if bad.any() else np.zeros(m)
+    binding = [names[j] for j in np.flatnonzero(duals > 1e-9 * max(float(duals.max(initial=0.0)), 1e-300))]
+    return frame, binding
 
 
 def format_pair(a: float, b: float) -> tuple[str, str]:
@@ -156,13 +171,16 @@ def _scale_hint(design: Design) -> str:
 
 
 def explain_failure(
-    design: Design, lower: np.ndarray, upper: np.ndarray, *, solver_converged: bool
+    design: Design, lower: np.ndarray, upper: np.ndarray, *, solver_converged: bool, misfit: float | None = None
 ) -> tuple[str, pd.DataFrame]:
     """The sentence a failed calibration's error ends with, and :func:`min_violation`'s frame.
 
     Names the targets that cannot be met together (at most 10) with their closest achievable values; where
-    every target can be met and the solver did not converge, says so; where the diagnosis itself does not
-    solve, says that it is unknown which targets conflict (never that they are feasible).
+    every target can be met and the solver did not converge, says so, unless the solver's ``misfit`` at exit is
+    below the diagnosis's precision (:data:`DIAGNOSIS_RTOL`): targets that disagree by less (a total and the sum
+    of its parts, each rounded when published) are not told apart from feasible ones, and the sentence says that;
+    where the diagnosis itself does not solve, says that it is unknown which targets conflict (never that they
+    are feasible).
 
     Returns
     -------
@@ -173,7 +191,7 @@ def explain_failure(
         :func:`min_violation`'s frame (empty where the diagnosis failed).
     """
     try:
-        infeasible = min_violation(design, lower, upper)
+        infeasible, binding = _min_violation(design, lower, upper, DIAGNOSIS_RTOL)
     except ConvergenceError as e:
         logger.warning("%s", e)
         return f" Which targets conflict is unknown: {e}.{_scale_hint(design)}", pd.DataFrame(
@@ -184,9 +202,20 @@ def explain_failure(
             "{} = {} (closest achievable {})".format(r.target, *format_pair(r.value, r.closest_achievable))
             for r in infeasible.head(10).itertuples()
         )
+        others = [b for b in binding if b not in set(infeasible["target"])]
+        bound = ""
+        if others:
+            more = f" (and {len(others) - 10} more)" if len(others) > 10 else ""
+            bound = f" The targets it conflicts with: {', '.join(others[:10])}{more}."
         if len(infeasible) > 1:
-            return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}.", infeasible
-        return f" This target cannot be met together with the others within the bounds: {listed}.", infeasible
+            return (f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}."
+                    + bound.replace("it conflicts", "they conflict")), infeasible
+        return f" This target cannot be met together with the others within the bounds: {listed}.{bound}", infeasible
+    if not solver_converged and misfit is not None and 0 < misfit < DIAGNOSIS_RTOL:
+        return (f" No target conflicts with the others by more than {DIAGNOSIS_RTOL:g} of its value (the precision of "
+                f"the diagnosis), so a misfit of {misfit:.3g} may be targets that disagree by less: totals rounded "
+                "when published (a total and the sum of its parts) differ by about that much. Raise tol above the "
+                "misfit, make such totals agree, or try more iterations (max_iter)." + _scale_hint(design)), infeasible
     if not solver_converged:
         return (" The targets are feasible within the bounds; try more iterations (max_iter) or another method."
                 + _scale_hint(design)), infeasible

@@ -258,7 +258,7 @@ def _solve(
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
-        msg += _diagnosis(op, mg, dist, bounds, sol.converged)
+        msg += _diagnosis(op, mg, dist, bounds, sol.converged, float(sol.max_misfit))
         if not force:  # one report: the error (as Calibrator); a warning as well made it the exception under -W error
             raise ConvergenceError(msg + " Pass force=True to keep these weights.")
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
@@ -270,7 +270,7 @@ DIAGNOSE_MAX_CELLS = 200_000
 
 
 def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Distance, bounds: tuple[float, float],
-               solver_converged: bool) -> str:
+               solver_converged: bool, misfit: float | None = None) -> str:
     """For a failed solve on the observed-cell table, the targets that cannot be met together and their closest
     achievable values (:func:`~microplex.calibration.diagnostics.min_violation`, the in-memory Calibrator's
     diagnosis). Cells are exact units here: every record of a cell is in the same targets, so a cell's weight can
@@ -280,7 +280,8 @@ def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Dis
     if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
         return hint
     design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
-    why, _ = explain_failure(design, *box(op.d, bounds, dist.nonnegative), solver_converged=solver_converged)
+    why, _ = explain_failure(design, *box(op.d, bounds, dist.nonnegative), solver_converged=solver_converged,
+                             misfit=misfit)
     return why or hint
 
 
