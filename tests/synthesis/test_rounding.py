@@ -115,7 +115,12 @@ def test_a_refused_candidate_goes_finer_and_at_the_finest_to_the_other_side():
     assert out.tolist() == [41.0, 44.0, 50.0]
     whole = RoundingGrid({}, ((0,), (1.0,)))
     assert whole.apply(np.array([40.4]), np.zeros(1), lambda c, rows: c != 41.0).tolist() == [39.0]
-    assert whole.apply(np.array([40.4]), np.zeros(1), lambda c, rows: ~np.isin(c, [39.0, 41.0])).tolist() == [40.4]
+    # both neighbours refused (point masses on either side): the nearest allowed whole number further out (40 is
+    # of level 1), not the flow's 40.4 (session 56: a column of whole numbers drew 2,594.7 between point masses)
+    assert whole.apply(np.array([40.4]), np.zeros(1), lambda c, rows: ~np.isin(c, [39.0, 41.0])).tolist() == [42.0]
+    assert whole.apply(np.array([40.6]), np.zeros(1), lambda c, rows: ~np.isin(c, [39.0, 41.0, 42.0])).tolist() == [43.0]
+    # none allowed within OUTWARD_STEPS: the flow's value
+    assert whole.apply(np.array([40.4]), np.zeros(1), lambda c, rows: np.zeros(len(c), dtype=bool)).tolist() == [40.4]
 
 
 def test_the_one_step_draw_far_from_edges_is_the_level_by_level_draw():
@@ -262,3 +267,22 @@ def test_rounding_and_differential_privacy(tmp_path):
     _edit(path, lambda meta: meta["encoders"]["income"].__setitem__("rounding", grid))
     with pytest.raises(DataValidationError, match="encoders.income.rounding' must be absent"):
         Synthesizer.load(path)
+
+
+def test_whole_numbers_between_two_point_masses_are_drawn_whole():
+    # 150 incomes on multiples of 100, five of them point masses (2,500 and 2,600 among them, each >= 1% of the
+    # weight): a draw of 2,594.7 had both neighbours of its level refused and kept the flow's value (found by
+    # tests/property/test_synthesis_invariants.py, session 56: 11 of 60 such frames drew a non-whole value)
+    from microplex.synthesis.schema import VariableSpec
+
+    rng = np.random.default_rng(1)
+    n = 150
+    money = np.round(rng.lognormal(8, 0.3, n), -2)
+    money[:8] = [2500.0] * 4 + [2600.0] * 4
+    df = pd.DataFrame({"money": money, "w": rng.uniform(0.5, 5.0, n)})
+    synth = Synthesizer(["money"], [], epochs=1, hidden_features=(4,), transforms=1, verbose=False,
+                        schema={"money": VariableSpec(point_masses=[2500.0, 2600.0])})
+    synth.fit(df, weight_col="w", seed=0)
+    assert synth.point_masses_["money"] == (2500.0, 2600.0)
+    draws = np.concatenate([synth.sample(2_000, seed=s)["money"].to_numpy() for s in range(3)])
+    assert np.all(np.mod(draws, 100) == 0), draws[np.mod(draws, 100) != 0][:5]

@@ -127,6 +127,31 @@ def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
 
 Allowed = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+#: Steps of ``10**k`` on each side that :func:`_outward` tries beyond a value's two refused neighbours.
+OUTWARD_STEPS = 20
+
+
+def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allowed: Allowed) -> None:
+    """Sets ``out[rows]`` to the nearest value of exactly ``level`` that ``allowed`` takes, looking up to
+    :data:`OUTWARD_STEPS` steps of ``10**level`` beyond the two neighbours of each ``x[rows]``, nearer side first;
+    a value with none keeps ``out``'s value (the flow's)."""
+    step = 10.0**level
+    for s in range(1, OUTWARD_STEPS + 1):
+        if not rows.size:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):
+            below = at_level(x[rows] - s * step, level)
+            above = at_level(x[rows] + s * step, level)
+        near = np.abs(x[rows] - below) <= np.abs(above - x[rows])
+        first, second = np.where(near, below, above), np.where(near, above, below)
+        ok = np.asarray(allowed(first, rows), dtype=bool) & np.isfinite(first)
+        out[rows[ok]] = first[ok]
+        rows, second = rows[~ok], second[~ok]
+        if rows.size:
+            ok = np.asarray(allowed(second, rows), dtype=bool) & np.isfinite(second)
+            out[rows[ok]] = second[ok]
+            rows = rows[~ok]
+
 
 def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
              allowed: Allowed | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
@@ -215,7 +240,8 @@ class RoundingGrid:
         ``allowed(values, rows)`` says which candidate values may be taken (``rows`` index ``x``);
         an allowed candidate is taken with its level's hazard (the uniform is rescaled to go
         on). At the finest level a refused nearest value is replaced by the nearest on the
-        other side; a value with no allowed candidate keeps its drawn value.
+        other side, and where both are refused by the nearest allowed value of that level further out
+        (:func:`_outward`); a value with no allowed candidate there keeps its drawn value.
 
         ``edges`` (sorted), with ``allowed``: every value where ``allowed`` can change (point
         masses, heaps, segment bounds). A value with no edge within ``10**k`` of it, ``k`` its
@@ -261,6 +287,10 @@ class RoundingGrid:
                     go_on = ok & ~take  # allowed but not drawn: the uniform rescaled for the finer levels
                     u[pending[go_on]] = (u[pending[go_on]] - hazard) / (1.0 - hazard)
                     pending = pending[~take]
+            if pending.size and allowed is not None and ks[-1] != NO_LEVEL:
+                # both neighbours at the finest level refused (point masses on either side, 2,500 and 2,600 for
+                # 2,594.7): the nearest allowed value of that level further out
+                _outward(x, out, pending, ks[-1], allowed)
         return out
 
     def to_dict(self) -> dict[str, Any]:
