@@ -113,7 +113,8 @@ def wasserstein(
 
 
 def point_mass_shares(values: object, weights: object = None, *, min_share: float = 0.01) -> pd.Series:
-    """Returns the weight share of 0 and of every value holding at least ``min_share`` of the weight.
+    """Returns the weight share of 0 (where records of positive weight hold it) and of every value holding at
+    least ``min_share`` of the weight.
 
     Examples
     --------
@@ -129,7 +130,7 @@ def point_mass_shares(values: object, weights: object = None, *, min_share: floa
     if keep.any() and not w[keep].sum() > 0:
         raise DataValidationError("The weights of the non-missing values sum to 0: their shares are undefined.")
     values, share = value_shares(x[keep], w[keep])
-    picked = (share >= min_share) | (values == 0.0)
+    picked = (share >= min_share) | ((values == 0.0) & (share > 0))  # a 0 only records of weight 0 hold: none
     return pd.Series(share[picked], index=values[picked])
 
 
@@ -341,7 +342,8 @@ def discretize(
     bins: int = 10,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Codes two columns on common categories: numeric columns with more than ``bins`` distinct
-    values are cut at weighted quantiles of ``real``; missing values get their own code.
+    values (among the records of positive weight) are cut at weighted quantiles of ``real``; missing values
+    get their own code.
 
     Returns
     -------
@@ -356,10 +358,11 @@ def discretize(
     """
     bins = check_int(bins, "bins", low=1)
     name = real.name
-    if is_numeric(real) and real.nunique() > bins:
+    w = check_weights(real_weights, len(real))
+    # distinct values of the weighted population: records of weight 0 are outside it
+    if is_numeric(real) and real[w > 0].nunique() > bins:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
         xs = synthetic.to_numpy(dtype=float, na_value=np.nan)
-        w = check_weights(real_weights, xr.shape[0])
         inner = np.unique(weighted_quantile(xr, np.linspace(0, 1, bins + 1)[1:-1], w))
         fmt = [f"{e:.4g}" for e in inner]
         labels = [f"{name}<{fmt[0]}"] if len(inner) else [f"{name}"]
