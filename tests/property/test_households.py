@@ -182,3 +182,42 @@ def fitted_tiny():
     })
     return HouseholdSynthesizer(["hsize", "region"], ["age", "pinc"], "hid", geography="region", size_var="hsize",
                                 age_var="age", epochs=1, hidden_features=(4,), transforms=1).fit(df, seed=0)
+
+
+@st.composite
+def clean_household_frames(draw):
+    """20-60 households of 1-4 persons, positive weights, household income with zeros, person ages and sexes."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(20, 60))
+    sizes = rng.integers(1, 5, n)
+    hid = np.repeat(np.arange(1, n + 1), sizes)
+    hinc = np.where(rng.random(n) < 0.2, 0.0, np.round(rng.lognormal(10, 0.7, n), -2))
+    first = np.r_[True, hid[1:] != hid[:-1]]
+    age = np.where(first, rng.integers(18, 90, len(hid)), rng.integers(0, 90, len(hid)))
+    return pd.DataFrame({
+        "hid": hid, "hsize": np.repeat(sizes, sizes), "region": np.repeat(rng.choice(["a", "b", "c"], n), sizes),
+        "hinc": np.repeat(hinc, sizes), "w": np.repeat(rng.uniform(0.5, 5.0, n), sizes),
+        "age": age, "sex": rng.choice(["f", "m"], len(hid)),
+    })
+
+
+@given(frame=clean_household_frames(), config=configurations())
+def test_clean_household_frames_fit_and_keep_their_structure(frame, config):
+    """A clean frame fits (never refused); household variables are constant within a drawn household, sizes
+    are training sizes, regions and sexes are training categories, incomes keep their sign."""
+    config = {**config, "person_vars": [v for v in config["person_vars"] if v != "pinc"] or ["age", "sex"]}
+    hs = _tiny(config).fit(frame, seed=0)
+    households, persons = hs.sample(30, seed=1)
+    _check_result(hs, households, persons, 30)
+    for col in hs.household_vars:
+        if col in persons.columns:
+            per = persons.groupby(hs.household_id)[col].nunique(dropna=False)
+            assert (per <= 1).all(), col
+    if "hsize" in households.columns:
+        assert set(households["hsize"]) <= set(frame["hsize"])
+    if "region" in households.columns:
+        assert set(households["region"]) <= set(frame["region"])
+    if "sex" in persons.columns:
+        assert set(persons["sex"]) <= {"f", "m"}
+    if "hinc" in households.columns:
+        assert (households["hinc"] >= 0).all()
