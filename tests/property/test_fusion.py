@@ -68,3 +68,37 @@ def test_fuse_result_or_microplex_error(frames, holdout, n_imputations):
             assert c in completed.columns
             if pd.api.types.is_numeric_dtype(completed[c].dtype) and not pd.api.types.is_bool_dtype(completed[c].dtype):
                 assert np.isfinite(completed[c].to_numpy(float)).all()
+
+
+@st.composite
+def clean_sources(draw):
+    """Two surveys sharing age and region, the donor carrying an income with zeros and a category."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    frames = []
+    for role in ("base", "donor"):
+        n = draw(st.integers(40, 100))
+        df = pd.DataFrame({"age": rng.integers(18, 90, n), "region": rng.choice(["n", "s", "e"], n)})
+        if role == "donor":
+            df["inc"] = np.where(rng.random(n) < 0.3, 0.0, np.round(rng.lognormal(10, 1, n), -2))
+            df["tenure"] = rng.choice(["own", "rent"], n)
+        else:
+            df["hours"] = rng.integers(0, 60, n)
+        df["w"] = rng.uniform(0.5, 5.0, n)
+        frames.append(df)
+    return frames
+
+
+@given(frames=clean_sources(), n_imputations=st.integers(1, 2))
+def test_clean_sources_fuse_and_imputations_keep_the_donor_support(frames, n_imputations):
+    """Clean surveys fuse (never refused); imputed categories are the donor's, an income >= 0 stays >= 0."""
+    a, b = frames
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fuse([Source(a, "a", weight_col="w"), Source(b, "b", weight_col="w")], base="a",
+                      synthesizer_params=FAST, n_imputations=n_imputations, seed=0)
+    for completed in result.imputations():
+        pd.testing.assert_frame_equal(completed[list(a.columns)].reset_index(drop=True), a.reset_index(drop=True),
+                                      check_dtype=False)
+        assert set(completed["tenure"]) <= set(b["tenure"])
+        inc = completed["inc"].to_numpy(float)
+        assert np.isfinite(inc).all() and (inc >= 0).all()
