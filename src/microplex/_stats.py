@@ -507,8 +507,11 @@ def heaviest_values(
     return tuple(sorted(float(v) for v in values[keep]))
 
 
-def detect_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int) -> tuple[float, ...]:
-    """Values of ``x`` carrying at least ``threshold`` of the total weight ``w``.
+def detect_point_masses(
+    x: np.ndarray, w: np.ndarray, threshold: float, max_point_masses: int, min_count: int = 0
+) -> tuple[float, ...]:
+    """Values of ``x`` carrying at least ``threshold`` of the total weight ``w`` and held by at least
+    ``min_count`` records of positive weight.
 
     Exact zeros are always a point mass when present. At most ``max_point_masses`` values are
     kept, heaviest first; the result is sorted.
@@ -519,7 +522,8 @@ def detect_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, max_poin
     >>> detect_point_masses(x, np.ones(8), 0.2, 5)
     (0.0, 9.0)
     """
-    chosen = set(heaviest_values(x, w, threshold, max_point_masses))
+    chosen = set(heaviest_values(x[w > 0], w[w > 0], threshold, max_point_masses, total=float(w.sum()),
+                                 min_count=min_count))
     if np.any(x == 0):
         chosen.add(0.0)
     return tuple(sorted(float(v) for v in chosen))

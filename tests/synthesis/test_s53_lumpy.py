@@ -3,7 +3,7 @@
 import numpy as np
 
 from microplex import VariableSpec
-from microplex.synthesis.transforms import ContinuousEncoder
+from microplex.synthesis.transforms import ContinuousEncoder, integer_point_masses
 
 
 def _encoder(x, **kw):
@@ -79,3 +79,30 @@ def test_heaps_need_min_heap_count_records_of_positive_weight():
     enc = ContinuousEncoder("x").fit(x, w, VariableSpec(), 0.5, 5, heap_threshold=0.003, max_heaps=64,
                                      min_heap_count=20)
     assert enc.heaps == [777.0]
+
+
+def test_point_masses_need_min_heap_count_records_of_positive_weight():
+    """A value of a few heavy records (3 of 150 records, 2% of the weight) was a point mass: its exact value
+    went into the model file and was drawn at 2%. A detected point mass other than 0 now needs
+    ``min_heap_count`` records of positive weight, as a heap does (session 56); 0 and declared ones are kept."""
+    rng = np.random.default_rng(3)
+    x = np.round(rng.lognormal(9, 1, 150), 2)
+    w = np.ones(150)
+    x[:3] = 31234.56  # three records: 2% of the weight
+    x[3:28] = 50000.0  # a top code of 25 records
+    x[28:31] = 0.0  # three zeros
+    w[31:60] = 0.0
+    x[31:60] = 31234.56  # held by 29 more records, all of weight 0: still 3 of positive weight
+    enc = ContinuousEncoder("x").fit(x, w, VariableSpec(), 0.01, 5, min_heap_count=20)
+    assert enc.point_masses == [0.0, 50000.0]
+    enc = ContinuousEncoder("x").fit(x, w, VariableSpec(), 0.01, 5, min_heap_count=3)
+    assert enc.point_masses == [0.0, 31234.56, 50000.0]
+    declared = ContinuousEncoder("x").fit(x, w, VariableSpec(point_masses=[31234.56]), 0.01, 5, min_heap_count=20)
+    assert declared.point_masses == [31234.56]
+
+
+def test_integer_end_values_need_min_heap_count_records_of_positive_weight():
+    x = np.r_[np.arange(1, 140), [500] * 5, [0] * 6].astype(float)
+    w = np.ones(len(x))
+    assert integer_point_masses(x, w, 0.01, 20) == (0.0,)  # a top code of 5 records (3.3%): a heap or the flow's
+    assert integer_point_masses(x, w, 0.01, 5) == (0.0, 500.0)

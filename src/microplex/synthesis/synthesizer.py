@@ -58,7 +58,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     schema : mapping of str to VariableSpec, default=None
         Overrides of inferred kinds, point masses and transforms, per column.
     point_mass_threshold : float, default=0.01
-        A value carrying at least this share of the weight is a point mass (continuous targets).
+        A value carrying at least this share of the weight, held by at least ``min_heap_count``
+        records of positive weight, is a point mass (continuous targets; 0 whenever present).
     max_point_masses : int, default=5
         Most point masses detected per target.
     heap_threshold : float, default=0.003
@@ -71,7 +72,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Most heaps per target, heaviest first (0 disables heaps).
     min_heap_count : int, default=20
         Fewest training records a heap must hold, so a heap state never identifies a record;
-        also the fewest a decimal level of a magnitude must hold to be kept (``rounding``).
+        also the fewest a detected point mass other than 0 must hold (a value of a few heavy
+        records is neither a population's point mass nor a value the model file should keep), and
+        the fewest a decimal level of a magnitude must hold to be kept (``rounding``).
     rounding : bool or None, default=None
         Round numbers (see :mod:`microplex.synthesis.rounding`). ``True``: :meth:`fit` learns,
         per continuous or integer target and per magnitude (``floor(log10 |x|)``), the shares of

@@ -87,9 +87,9 @@ class ContinuousEncoder:
         if spec.point_masses is not None:
             masses = tuple(sorted(spec.point_masses))
         elif self.integer:
-            masses = integer_point_masses(x, w, threshold)
+            masses = integer_point_masses(x, w, threshold, min_heap_count)
         else:
-            masses = detect_point_masses(x, w, threshold, max_point_masses)
+            masses = detect_point_masses(x, w, threshold, max_point_masses, min_heap_count)
         self.point_masses = [float(v) for v in masses]
         cont = ~np.isin(x, masses)
         xc, wc = x[cont].astype(float), w[cont]
@@ -342,9 +342,10 @@ class ContinuousEncoder:
         return enc
 
 
-def integer_point_masses(x: np.ndarray, w: np.ndarray, threshold: float) -> tuple[float, ...]:
+def integer_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, min_count: int = 0) -> tuple[float, ...]:
     """Point masses of an integer variable: 0, and its smallest and largest values (bottom and top
-    codes), each when it carries at least ``threshold`` of the weight; sorted.
+    codes), each when it carries at least ``threshold`` of the weight (the ends: and is held by at least
+    ``min_count`` records of positive weight); sorted.
 
     Its other heavy values (ages, round hours) become heaps, not point masses: every value of a
     short integer range may carry 1% of the weight. A heavy end value is a bound: as a heap it let
@@ -360,7 +361,9 @@ def integer_point_masses(x: np.ndarray, w: np.ndarray, threshold: float) -> tupl
     """
     values, shares = value_shares(x, w)
     ends = {0, len(values) - 1} | set(np.flatnonzero(values == 0).tolist())
-    return tuple(float(values[i]) for i in sorted(ends) if shares[i] >= threshold)
+    held = {float(v): int(c) for v, c in zip(*np.unique(x[w > 0], return_counts=True))}
+    return tuple(float(values[i]) for i in sorted(ends)
+                 if shares[i] >= threshold and (values[i] == 0 or held.get(float(values[i]), 0) >= min_count))
 
 
 def in_dtype_order(dtype: object, categories: list[Any]) -> list[Any] | None:
