@@ -266,3 +266,39 @@ def test_integer_weights_calibrate_as_repeated_records(problem, method):
     a = Calibrator(method, bounds=bounds).fit(df, rebuilt).weights.to_numpy() / k
     b = Calibrator(method, bounds=bounds).fit(rep, rebuilt).weights.to_numpy()
     np.testing.assert_allclose(np.repeat(a, k.astype(int)), b, rtol=1e-7, atol=1e-9)
+
+
+@given(problem=feasible(), method=st.sampled_from(["raking", "linear", "logit"]), fmt=st.sampled_from(["csv", "parquet"]))
+def test_cli_calibrate_solves_a_feasible_problem(problem, method, fmt):
+    """``microplex calibrate`` on a data file and a targets file written by ``Targets.to_frame`` (a problem with a
+    known solution) exits 0 and writes weights that meet every target."""
+    import tempfile
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from microplex.calibration import Targets
+    from microplex.cli import app
+
+    df, targets, factor = problem
+    if str(df["g"].dtype) == "category":
+        df = df.assign(g=df["g"].astype(str))
+    targets = [Target(t.value, aggregate=t.aggregate, variable=t.variable, filters=t.filters) for t in targets]
+    with tempfile.TemporaryDirectory() as tmp:
+        data, tfile, out = Path(tmp) / f"data.{fmt}", Path(tmp) / f"targets.{fmt}", Path(tmp) / "out.parquet"
+        frame = Targets(targets).to_frame()
+        if fmt == "csv":
+            df.to_csv(data, index=False)
+            frame.to_csv(tfile, index=False)
+        else:
+            df.to_parquet(data, index=False)
+            frame.to_parquet(tfile, index=False)
+        args = ["calibrate", str(data), "--targets", str(tfile), "--method", method, "-o", str(out), "-q"]
+        if method == "logit":
+            args += ["--bounds", "0.5,2"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (result.output, df, [(t.name, t.value) for t in targets], factor)
+        w = pd.read_parquet(out)["weight"].to_numpy()
+        read = pd.read_csv(data) if fmt == "csv" else df
+    for t in Targets(targets):
+        _check_met(read, t, w, 1e-8, "survey")
