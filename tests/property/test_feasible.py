@@ -79,13 +79,17 @@ def test_calibrator_solves_a_feasible_problem(problem, method):
         _check_met(df, t, w, cal.summary["met_rtol"], "survey")
 
 
-@given(problem=feasible(), method=st.sampled_from(["l1", "l0"]))
+@given(problem=feasible(), method=st.sampled_from(["l1", "l0", "l0 all records within bounds"]))
 def test_sparse_calibrator_solves_a_feasible_problem(problem, method):
+    """Without a budget, or (l0) with every record allowed and bounds that hold the known solution."""
     df, targets, factor = problem
     # zero weights meet targets that are all means or zero totals: the sparsest answer would be empty (refused)
     assume(any(t.aggregate != "mean" and t.value != 0 for t in targets))
+    kw = {"method": method}
+    if method.endswith("bounds"):
+        kw = {"method": "l0", "max_records": len(df), "bounds": (0.5, 2.0)}
     try:
-        sc = SparseCalibrator(method=method, tolerance=0.01).fit(df, targets)
+        sc = SparseCalibrator(tolerance=0.01, **kw).fit(df, targets)
     except Exception as exc:  # noqa: BLE001 - any refusal of a feasible problem is the finding
         _raise_with_problem(exc, df, targets, factor)
     w = sc.weights.to_numpy()
