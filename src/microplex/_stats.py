@@ -249,7 +249,7 @@ def weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     -1.0
     """
     x, y, w = (np.asarray(a, dtype=float) for a in (x, y, w))
-    keep = ~(np.isnan(x) | np.isnan(y))
+    keep = ~(np.isnan(x) | np.isnan(y)) & (w > 0)  # records of weight 0 are outside the population (and its scale)
     x, y, w = x[keep], y[keep], w[keep]
     if w.sum() <= 0:
         return 0.0

@@ -28,3 +28,12 @@ def test_binning_counts_the_distinct_values_of_positive_weight():
     weighted = M.contingency_similarity(real, other, ["x", "y"], w)
     repeated = M.contingency_similarity(real.iloc[[9]], other, ["x", "y"])
     assert weighted == repeated == 0.0
+
+
+def test_a_correlation_is_scaled_by_the_records_of_positive_weight():
+    # two records of weight: (1, 1.7e-240) and (0, 0), correlation 1; a record of weight 0 with y = 1 set the
+    # scale of y, its values underflowed and the correlation read as 0 (a constant column)
+    frame = pd.DataFrame({"x": [0.0, 1.0, 0.0, 0.0], "y": [0.0, 1.67023e-240, 0.0, 1.0]})
+    w = np.array([0.0, 1.0, 1.0, 0.0])
+    assert M.weighted_corr(frame, w).loc["x", "y"] == 1.0
+    assert M.weighted_corr(frame.iloc[[1, 2]]).loc["x", "y"] == 1.0
