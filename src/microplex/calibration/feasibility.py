@@ -375,12 +375,10 @@ def _floor_rows(design: Design, floor: float) -> tuple[sp.csr_matrix, np.ndarray
     records keep at least ``floor`` of their lightest unit's initial weighted count."""
     idx = np.flatnonzero([t.aggregate == "mean" for t in design.targets])
     c = sp.csc_matrix(design.mean_count)[:, idx]
-    lowest = np.full(len(idx), np.inf)
-    for k in range(len(idx)):
-        col = c[:, k]
-        if col.nnz:
-            lowest[k] = float(np.min(design.d[col.indices] * col.data))
-    lowest = np.where(np.isfinite(lowest), lowest, 0.0)
+    lowest = np.zeros(len(idx))
+    held = np.diff(c.indptr) > 0
+    if held.any():  # per column, the least d_i c_ij (empty columns skipped: their start is the next one's)
+        lowest[held] = np.minimum.reduceat(design.d[c.indices] * c.data, c.indptr[:-1][held])
     return sp.csr_matrix(c.T), floor * lowest
 
 

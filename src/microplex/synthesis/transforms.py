@@ -361,9 +361,10 @@ def integer_point_masses(x: np.ndarray, w: np.ndarray, threshold: float, min_cou
     """
     values, shares = value_shares(x, w)
     ends = {0, len(values) - 1} | set(np.flatnonzero(values == 0).tolist())
-    held = {float(v): int(c) for v, c in zip(*np.unique(x[w > 0], return_counts=True))}
+    def held(v: float) -> int:  # records of positive weight at v
+        return int(np.count_nonzero((x == v) & (w > 0)))
     return tuple(float(values[i]) for i in sorted(ends)
-                 if shares[i] >= threshold and (values[i] == 0 or held.get(float(values[i]), 0) >= min_count))
+                 if shares[i] >= threshold and (values[i] == 0 or held(values[i]) >= min_count))
 
 
 def in_dtype_order(dtype: object, categories: list[Any]) -> list[Any] | None:
