@@ -245,6 +245,39 @@ def test_rake_frame_and_calibrator_are_one_solver(problem, method, data):
     np.testing.assert_allclose(np.asarray(res.weights(df), dtype=float), cal.weights.to_numpy(), rtol=1e-7)
 
 
+@given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]), parts=st.integers(1, 3),
+       data=st.data())
+def test_rake_dataset_out_of_core_is_the_calibrator(problem, method, parts, data):
+    """``rake_dataset`` passing over 1-3 files every iteration (``max_cells=0``) gives ``Calibrator``'s weights for
+    margins the initial weights do not meet (each margin moved by its own factor, consistent totals kept by
+    moving a single margin only)."""
+    import tempfile
+
+    from microplex.calibration import Targets
+    from microplex.scale import rake_dataset
+
+    df, margins, _ = problem
+    if len(margins) == 1:
+        margins = _perturbed(data.draw, margins)
+    bounds = (0.5, 2.0) if method == "logit" else None
+    targets = Targets([t for key, cells in margins.items() for t in Targets.from_margins({key: cells})])
+    try:
+        expected = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
+    except MicroplexError:
+        expected = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, chunk in enumerate(np.array_split(np.arange(len(df)), parts)):
+            if len(chunk):
+                df.iloc[chunk].to_parquet(f"{tmp}/part-{i}.parquet", index=False)
+        if expected is None:
+            with pytest.raises(MicroplexError):
+                rake_dataset(tmp, margins, "weight", method=method, bounds=bounds, max_cells=0)
+            return
+        res = rake_dataset(tmp, margins, "weight", method=method, bounds=bounds, max_cells=0)
+        got = np.asarray(res.weights(df), dtype=float)
+    np.testing.assert_allclose(got, expected, rtol=1e-7)
+
+
 @given(problem=feasible(), method=st.sampled_from(["raking", "linear", "logit"]))
 def test_integer_weights_calibrate_as_repeated_records(problem, method):
     """A record of integer weight k calibrates as k records of weight 1: each copy gets the record's ratio."""
