@@ -214,13 +214,11 @@ def test_household_sparse_calibration_solves_a_feasible_problem(problem, method)
 
 
 def _perturbed(draw, margins: dict) -> dict:
-    """The margins with each category's total moved by up to 20% (the grand totals kept equal across margins is
-    not needed for one margin; with several, the same factor per margin keeps them consistent)."""
-    out = {}
-    for key, cells in margins.items():
-        f = draw(st.sampled_from([0.9, 1.0, 1.1]))
-        out[key] = {k: v * f for k, v in cells.items()}
-    return out
+    """One margin's cells each moved by its own factor (0.9, 1 or 1.1): the solution gives each cell's records
+    that ratio, which the initial weights do not meet (with several margins, moved cells would disagree on the
+    total, so only a single margin is moved)."""
+    ((key, cells),) = margins.items()
+    return {key: {k: v * draw(st.sampled_from([0.9, 1.0, 1.1])) for k, v in cells.items()}}
 
 
 @given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]), data=st.data())
@@ -248,9 +246,9 @@ def test_rake_frame_and_calibrator_are_one_solver(problem, method, data):
 @given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]), parts=st.integers(1, 3),
        data=st.data())
 def test_rake_dataset_out_of_core_is_the_calibrator(problem, method, parts, data):
-    """``rake_dataset`` passing over 1-3 files every iteration (``max_cells=0``) gives ``Calibrator``'s weights for
-    margins the initial weights do not meet (each margin moved by its own factor, consistent totals kept by
-    moving a single margin only)."""
+    """``rake_dataset`` passing over 1-3 files every iteration (``max_cells=0``) gives ``Calibrator``'s weights, for
+    a single margin whose cells the initial weights do not meet (:func:`_perturbed`) as for several that they
+    meet times one factor."""
     import tempfile
 
     from microplex.calibration import Targets
