@@ -24,6 +24,21 @@ from .test_calibration import _check_met
 GROUPS = ["a", "b", "c"]
 
 
+def _own_target(df: pd.DataFrame, aggregate: str, filters: dict, factor: float, *, rows: np.ndarray | None = None,
+                entity: str = "person") -> Target:
+    """The target ``aggregate`` (of ``y``) over the records matching ``filters`` (and ``rows``) at the frame's own
+    weights: a count or sum times ``factor``, a mean as it is (the initial weights times ``factor`` meet it)."""
+    m = np.ones(len(df), dtype=bool) if rows is None else rows.copy()
+    for col, v in filters.items():
+        m &= (df[col] == v).to_numpy(bool)
+    w, y = df["weight"].to_numpy(float)[m], df["y"].to_numpy(float)[m]
+    if aggregate == "count":
+        return Target(factor * float(w.sum()), filters=filters, entity=entity)
+    if aggregate == "sum":
+        return Target(factor * float(np.sum(w * y)), aggregate="sum", variable="y", filters=filters)
+    return Target(float(np.sum(w * y) / w.sum()), aggregate="mean", variable="y", filters=filters)
+
+
 @st.composite
 def feasible(draw) -> tuple[pd.DataFrame, list[Target], float]:
     n = draw(st.integers(1, 30))
@@ -41,22 +56,11 @@ def feasible(draw) -> tuple[pd.DataFrame, list[Target], float]:
         df["g"] = df["g"].map({"a": 1, "b": 2, "c": 3}).astype("int64")
     factor = draw(st.sampled_from([1.0, 0.8, 1.25, 1.5]))
     present = list(pd.unique(df["g"]))
-    wv, yv = df["weight"].to_numpy(float), df["y"].to_numpy(float)
-    targets: list[Target] = []
     specs = draw(st.lists(st.tuples(st.sampled_from(["count", "sum", "mean"]), st.sampled_from([None, *present])),
                           min_size=1, max_size=5, unique=True))
     if draw(st.booleans()):  # a total beside every group's count: redundant, agreeing
         specs = list(dict.fromkeys([("count", None), *[("count", v) for v in present], *specs]))
-    for aggregate, value in specs:
-        m = np.ones(n, dtype=bool) if value is None else (df["g"] == value).to_numpy(bool)
-        flt = {} if value is None else {"g": value}
-        if aggregate == "count":
-            targets.append(Target(factor * float(wv[m].sum()), filters=flt))
-        elif aggregate == "sum":
-            targets.append(Target(factor * float(np.sum(wv[m] * yv[m])), aggregate="sum", variable="y", filters=flt))
-        else:
-            targets.append(Target(float(np.sum(wv[m] * yv[m]) / wv[m].sum()), aggregate="mean", variable="y",
-                                  filters=flt))
+    targets = [_own_target(df, aggregate, {} if value is None else {"g": value}, factor) for aggregate, value in specs]
     return df, targets, factor
 
 
@@ -118,6 +122,13 @@ def margin_problems(draw) -> tuple[pd.DataFrame, dict, float]:
     return df, margins, factor
 
 
+def _write_parts(df: pd.DataFrame, folder: str, parts: int) -> None:
+    """``df`` as up to ``parts`` Parquet files in ``folder`` (a dataset)."""
+    for i, chunk in enumerate(np.array_split(np.arange(len(df)), parts)):
+        if len(chunk):
+            df.iloc[chunk].to_parquet(f"{folder}/part-{i}.parquet", index=False)
+
+
 @given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]),
        out_of_core=st.booleans(), parts=st.integers(1, 3))
 def test_rake_dataset_solves_a_feasible_problem(problem, method, out_of_core, parts):
@@ -128,9 +139,7 @@ def test_rake_dataset_solves_a_feasible_problem(problem, method, out_of_core, pa
     df, margins, factor = problem
     bounds = (0.5, 2.0) if method == "logit" else None
     with tempfile.TemporaryDirectory() as tmp:
-        for i, chunk in enumerate(np.array_split(np.arange(len(df)), parts)):
-            if len(chunk):
-                df.iloc[chunk].to_parquet(f"{tmp}/part-{i}.parquet", index=False)
+        _write_parts(df, tmp, parts)
         try:
             res = rake_dataset(tmp, margins, "weight", method=method, bounds=bounds, max_cells=0 if out_of_core else 2_000_000)
         except Exception as exc:  # noqa: BLE001 - any refusal of a feasible problem is the finding
@@ -154,22 +163,15 @@ def household_problems(draw) -> tuple[pd.DataFrame, list[Target], float]:
     factor = draw(st.sampled_from([1.0, 0.8, 1.5]))
     present = list(pd.unique(df["g"]))
     first = ~df["hid"].duplicated().to_numpy()
-    wv, yv = df["weight"].to_numpy(float), df["y"].to_numpy(float)
     specs = draw(st.lists(st.tuples(st.sampled_from(["count", "sum", "mean", "household"]), st.sampled_from([None, *present])),
                           min_size=1, max_size=5, unique=True))
     targets = []
     for aggregate, value in specs:
-        m = np.ones(n, dtype=bool) if value is None else (df["g"] == value).to_numpy(bool)
         flt = {} if value is None else {"g": value}
-        if aggregate == "household":
-            if (m & first).any():
-                targets.append(Target(factor * float(wv[m & first].sum()), filters=flt, entity="household"))
-        elif aggregate == "count":
-            targets.append(Target(factor * float(wv[m].sum()), filters=flt))
-        elif aggregate == "sum":
-            targets.append(Target(factor * float(np.sum(wv[m] * yv[m])), aggregate="sum", variable="y", filters=flt))
-        else:
-            targets.append(Target(float(np.sum(wv[m] * yv[m]) / wv[m].sum()), aggregate="mean", variable="y", filters=flt))
+        if aggregate != "household":
+            targets.append(_own_target(df, aggregate, flt, factor))
+        elif (first & ((df["g"] == value).to_numpy(bool) if flt else True)).any():
+            targets.append(_own_target(df, "count", flt, factor, rows=first, entity="household"))
     return df, targets, factor
 
 
@@ -221,26 +223,35 @@ def _perturbed(draw, margins: dict) -> dict:
     return {key: {k: v * draw(st.sampled_from([0.9, 1.0, 1.1])) for k, v in cells.items()}}
 
 
+def _calibrated(df: pd.DataFrame, margins: dict, method: str, draw) -> tuple[dict, tuple | None, np.ndarray | None]:
+    """The margins (a single one moved cell by cell, :func:`_perturbed`), the bounds of ``method``, and
+    ``Calibrator``'s weights for them (None where it refuses: a moved margin out of the bounds' reach)."""
+    from microplex.calibration import Targets
+
+    if len(margins) == 1:
+        margins = _perturbed(draw, margins)
+    bounds = (0.5, 2.0) if method == "logit" else None
+    try:
+        weights = Calibrator(method, bounds=bounds).fit(df, Targets.from_margins(margins)).weights.to_numpy()
+    except MicroplexError:
+        weights = None
+    return margins, bounds, weights
+
+
 @given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]), data=st.data())
 def test_rake_frame_and_calibrator_are_one_solver(problem, method, data):
     """``rake_frame`` (the out-of-core path's solve) and ``Calibrator`` give the same weights for the same
     margins: one solver, one distance."""
-    from microplex.calibration import Targets
     from microplex.scale import rake_frame
 
     df, margins, _ = problem
-    if len(margins) == 1:
-        margins = _perturbed(data.draw, margins)
-    bounds = (0.5, 2.0) if method == "logit" else None
-    targets = Targets([t for key, cells in margins.items() for t in Targets.from_margins({key: cells})])
-    try:
-        cal = Calibrator(method, bounds=bounds).fit(df, targets)
-    except MicroplexError:  # a perturbed margin out of the bounds' reach: the other path refuses too
+    margins, bounds, expected = _calibrated(df, margins, method, data.draw)
+    if expected is None:  # the other path refuses too
         with pytest.raises(MicroplexError):
             rake_frame(df, margins, "weight", method=method, bounds=bounds)
         return
     res = rake_frame(df, margins, "weight", method=method, bounds=bounds)
-    np.testing.assert_allclose(np.asarray(res.weights(df), dtype=float), cal.weights.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(res.weights(df), dtype=float), expected, rtol=1e-7)
 
 
 @given(problem=margin_problems(), method=st.sampled_from(["raking", "linear", "logit"]), parts=st.integers(1, 3),
@@ -251,22 +262,12 @@ def test_rake_dataset_out_of_core_is_the_calibrator(problem, method, parts, data
     meet times one factor."""
     import tempfile
 
-    from microplex.calibration import Targets
     from microplex.scale import rake_dataset
 
     df, margins, _ = problem
-    if len(margins) == 1:
-        margins = _perturbed(data.draw, margins)
-    bounds = (0.5, 2.0) if method == "logit" else None
-    targets = Targets([t for key, cells in margins.items() for t in Targets.from_margins({key: cells})])
-    try:
-        expected = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
-    except MicroplexError:
-        expected = None
+    margins, bounds, expected = _calibrated(df, margins, method, data.draw)
     with tempfile.TemporaryDirectory() as tmp:
-        for i, chunk in enumerate(np.array_split(np.arange(len(df)), parts)):
-            if len(chunk):
-                df.iloc[chunk].to_parquet(f"{tmp}/part-{i}.parquet", index=False)
+        _write_parts(df, tmp, parts)
         if expected is None:
             with pytest.raises(MicroplexError):
                 rake_dataset(tmp, margins, "weight", method=method, bounds=bounds, max_cells=0)
@@ -283,19 +284,7 @@ def test_integer_weights_calibrate_as_repeated_records(problem, method):
     k = np.maximum(np.round(df["weight"].to_numpy() / 10.0), 1.0)
     df = df.assign(weight=k)
     # the problem's targets rebuilt on the new weights (their totals times 1.1, their means): feasible
-    wv, yv = df["weight"].to_numpy(float), df["y"].to_numpy(float)
-    rebuilt = []
-    for t in targets:
-        m = np.ones(len(df), dtype=bool)
-        for col, v in t.filters.items():
-            m &= (df[col] == v).to_numpy(bool)
-        if t.aggregate == "count":
-            rebuilt.append(Target(1.1 * float(wv[m].sum()), filters=t.filters))
-        elif t.aggregate == "sum":
-            rebuilt.append(Target(1.1 * float(np.sum(wv[m] * yv[m])), aggregate="sum", variable="y", filters=t.filters))
-        else:
-            rebuilt.append(Target(float(np.sum(wv[m] * yv[m]) / wv[m].sum()), aggregate="mean", variable="y",
-                                  filters=t.filters))
+    rebuilt = [_own_target(df, t.aggregate, t.filters, 1.1) for t in targets]
     rep = df.loc[df.index.repeat(k.astype(int))].reset_index(drop=True).assign(weight=1.0)
     bounds = (0.5, 2.0) if method == "logit" else None
     a = Calibrator(method, bounds=bounds).fit(df, rebuilt).weights.to_numpy() / k
@@ -318,7 +307,6 @@ def test_cli_calibrate_solves_a_feasible_problem(problem, method, fmt):
     df, targets, factor = problem
     if str(df["g"].dtype) == "category":
         df = df.assign(g=df["g"].astype(str))
-    targets = [Target(t.value, aggregate=t.aggregate, variable=t.variable, filters=t.filters) for t in targets]
     with tempfile.TemporaryDirectory() as tmp:
         data, tfile, out = Path(tmp) / f"data.{fmt}", Path(tmp) / f"targets.{fmt}", Path(tmp) / "out.parquet"
         frame = Targets(targets).to_frame()
