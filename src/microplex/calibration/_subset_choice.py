@@ -34,7 +34,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from microplex._errors import ConvergenceError
 
 from .design import Design
-from .feasibility import band, band_constraint, lp_vertex, mean_floors
+from .feasibility import band, band_constraint, lp_vertex, mean_floors, with_mean_floor
 from .subsets import _max_error, inclusion_probabilities
 
 __all__ = ["AUXILIARY_CAPS", "auxiliary_l1", "auxiliary_subset", "auxiliary_vertex", "best_auxiliary_subset"]
@@ -81,8 +81,9 @@ def auxiliary_vertex(
     c = 1e-3 / design.d if jitter is None else 1e-3 * jitter / design.d
     cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.mean()  # per record: above HiGHS's tolerances
     ub = np.concatenate([np.full(n, np.inf) if upper is None else upper, np.full(2 * m_a, np.inf)])
+    rows = band_constraint(design, band(design, tol) * (1 - 1e-6))  # a mean within tol of its value
     for floor in mean_floors(design):  # a mean's records keep weight where the targets allow (MEAN_FLOORS)
-        a, lo, hi = band_constraint(design, band(design, tol) * (1 - 1e-6), floor)  # a mean within tol of its value
+        a, lo, hi = with_mean_floor(design, *rows, floor)
         m = sp.vstack(
             [sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]),
              sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])],

@@ -202,14 +202,14 @@ def explain_failure(
             "{} = {} (closest achievable {})".format(r.target, *format_pair(r.value, r.closest_achievable))
             for r in infeasible.head(10).itertuples()
         )
+        several = len(infeasible) > 1
         others = [b for b in binding if b not in set(infeasible["target"])]
         bound = ""
         if others:
             more = f" (and {len(others) - 10} more)" if len(others) > 10 else ""
-            bound = f" The targets it conflicts with: {', '.join(others[:10])}{more}."
-        if len(infeasible) > 1:
-            return (f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}."
-                    + bound.replace("it conflicts", "they conflict")), infeasible
+            bound = f" The targets {'they conflict' if several else 'it conflicts'} with: {', '.join(others[:10])}{more}."
+        if several:
+            return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}.{bound}", infeasible
         return f" This target cannot be met together with the others within the bounds: {listed}.{bound}", infeasible
     if not solver_converged and misfit is not None and 0 < misfit < DIAGNOSIS_RTOL:
         return (f" No target conflicts with the others by more than {DIAGNOSIS_RTOL:g} of its value (the precision of "

@@ -45,6 +45,7 @@ __all__ = [
     "check_feasible",
     "lp_vertex",
     "mean_floors",
+    "with_mean_floor",
     "mean_scale",
     "met_tolerance",
     "misfits",
@@ -370,6 +371,18 @@ def mean_floors(design: Design) -> tuple[float, ...]:
     return MEAN_FLOORS if any(t.aggregate == "mean" for t in design.targets) else (0.0,)
 
 
+def with_mean_floor(
+    design: Design, a: sp.csr_matrix, lo: np.ndarray, hi: np.ndarray, floor: float
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The rows of :func:`band_constraint` and, with ``floor > 0``, one more per mean target: its records keep a
+    weighted count of at least ``floor`` times their lightest unit's (:data:`MEAN_FLOORS`)."""
+    if floor <= 0:
+        return a, lo, hi
+    rows, least = _floor_rows(design, floor)
+    return (sp.vstack([a, rows], format="csr"), np.concatenate([lo, least]),
+            np.concatenate([hi, np.full(len(least), np.inf)]))
+
+
 def _floor_rows(design: Design, floor: float) -> tuple[sp.csr_matrix, np.ndarray]:
     """Rows ``c_j'w >= floor * min_i d_i c_ij`` (over the units ``i`` of mean target ``j``'s records): the mean's
     records keep at least ``floor`` of their lightest unit's initial weighted count."""
@@ -382,9 +395,7 @@ def _floor_rows(design: Design, floor: float) -> tuple[sp.csr_matrix, np.ndarray
     return sp.csr_matrix(c.T), floor * lowest
 
 
-def band_constraint(
-    design: Design, slack: np.ndarray, floor: float = 0.0
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+def band_constraint(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """Rows ``A`` (over the units) and bounds ``lo <= A w <= hi`` of the tolerance band with half-widths ``slack``.
 
     A count or sum target ``j`` is one row ``|x_j'w - t_j| <= slack_j``. A mean target (its row ``x_j`` is
@@ -392,23 +403,12 @@ def band_constraint(
     ``(x_j - slack_j c_j)'w <= 0`` in its place and ``(x_j + slack_j c_j)'w >= 0`` appended (``c_j``: its
     records' indicator, ``design.mean_count``): ``|x_j'w| <= slack_j c_j'w``, the weighted mean within
     ``slack_j`` of ``v_j`` (a relative miss ``slack_j / |v_j|``, as every other check reads a mean). Without
-    such means the rows are ``X'`` itself. With ``floor > 0``, one row per mean target is appended: its
-    records keep a weighted count of at least ``floor`` times their lightest unit's (:data:`MEAN_FLOORS`).
+    such means the rows are ``X'`` itself (:func:`with_mean_floor` appends the floors of a mean's records).
     """
     scale = value_scale(design.x, *LP_VALUE_EXPS)
     if scale is not None:  # rows of tiny or huge values, in units HiGHS's absolute tolerances hold
         design = dataclasses.replace(design, x=sp.csr_matrix(design.x @ sp.diags(scale)), totals=design.totals * scale)
         slack = slack * scale
-    a, lo, hi = _band_rows(design, slack)
-    if floor > 0 and any(t.aggregate == "mean" for t in design.targets):
-        rows, least = _floor_rows(design, floor)
-        a = sp.vstack([a, rows], format="csr")
-        lo, hi = np.concatenate([lo, least]), np.concatenate([hi, np.full(len(least), np.inf)])
-    return a, lo, hi
-
-
-def _band_rows(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """:func:`band_constraint` without the floors."""
     t = design.totals
     xt = sp.csr_matrix(design.xt)
     rel = np.flatnonzero(_relative_means(design, slack))
@@ -566,8 +566,9 @@ def _band_solve(
     (:func:`band_constraint`: ``|X'w - t| <= slack``, a mean within ``slack`` of its value), its mean targets'
     records keeping weight at the first level of ``floors`` (default :func:`mean_floors`) that the targets allow;
     the :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
+    rows = band_constraint(design, slack)
     for floor in mean_floors(design) if floors is None else floors:
-        a, lo, hi = band_constraint(design, slack, floor)
+        a, lo, hi = with_mean_floor(design, *rows, floor)
         res = milp(cost, constraints=LinearConstraint(a, lo, hi), bounds=(0, np.inf), options={"presolve": True})
         if res.status == 0 and res.x is not None:
             return res.x
