@@ -105,6 +105,21 @@ def test_attribute_disclosure_by_hand():
         attribute_disclosure(train, release, holdout[["s"]], ["g"], "s")
 
 
+def test_records_of_weight_zero_do_not_decide_whether_a_column_is_cut():
+    # Only age 20 has positive weight in the training file: there is one value to cut, so age is compared as it
+    # is, and the released age 21 is not the training record's. The records of weight 0 (ages 21 and 22) made
+    # age look like a column of three values, cut into bins=2 groups at the weighted quantiles; 20 and 21 fell in
+    # one group and the record counted as disclosed (1.0 where the same file without them gave 0.0). Found by
+    # tests/property/test_disclosure.py.
+    train = pd.DataFrame({"q": ["a"] * 3, "age": [20, 21, 22], "s": [0.0] * 3})
+    release = pd.DataFrame({"q": ["a"], "age": [21], "s": [0.0]})
+    holdout = pd.DataFrame({"q": ["a"], "age": [20], "s": [0.0]})
+    weighted = attribute_disclosure(train, release, holdout, ["q", "age"], "s", train_weights=[1, 0, 0], bins=2)
+    alone = attribute_disclosure(train.iloc[:1], release, holdout, ["q", "age"], "s", bins=2)
+    assert weighted == alone
+    assert weighted["disco_synthetic"] == 0.0 and weighted["disco_holdout"] == 1.0
+
+
 def test_evaluate_attacks(parts):
     train, holdout, _ = parts
     cols = QUASI + ["re78"]

@@ -173,12 +173,14 @@ def membership_auc(
 def _cells(frames: list[pd.DataFrame], columns: list[str], reference: pd.DataFrame, w: np.ndarray,
            bins: int) -> list[np.ndarray]:
     """Each frame's cell codes over ``columns`` (:func:`~.privacy.row_codes`): numeric columns with more
-    than ``bins`` distinct values are cut at the weighted quantiles of ``reference`` (the training records)."""
+    than ``bins`` distinct values among the records of positive weight are cut at the weighted quantiles of
+    ``reference`` (the training records). Records of weight 0 are outside the population: counted, they made
+    a column of one weighted value look like one to cut, and two values fell in one group."""
     labels: list[dict[str, object]] = [{} for _ in frames]
     for c in columns:
         ref = reference[c]
         cut = None
-        if is_numeric(ref) and ref.nunique() > bins:
+        if is_numeric(ref) and ref[w > 0].nunique() > bins:
             x = ref.to_numpy(dtype=float, na_value=np.nan)
             keep = ~np.isnan(x)
             cut = np.unique(weighted_quantile(x[keep], np.linspace(0, 1, bins + 1)[1:-1], w[keep]))
@@ -224,8 +226,9 @@ def attribute_disclosure(
     """Attribute disclosure of ``sensitive`` from ``quasi_identifiers`` (synthpop's ``disclosure()``).
 
     For each training record the attacker looks up the released records with the same
-    quasi-identifiers. Numeric columns with more than ``bins`` distinct values are first cut into
-    ``bins`` groups at the training records' weighted quantiles (synthpop's ``ngroups``), so a
+    quasi-identifiers. Numeric columns with more than ``bins`` distinct values among the training
+    records of positive weight are first cut into ``bins`` groups at the training records' weighted
+    quantiles (synthpop's ``ngroups``), so a
     money variable is disclosed when its group is (point masses such as 0 form their own group
     when they are heavy enough).
 
