@@ -177,6 +177,16 @@ def test_subgroup_ks_bins_a_numeric_condition(rng):
     assert out["subgroup"].str.startswith("age").all()
 
 
+def test_subgroup_labels_of_a_numeric_condition_binned_or_not_as_its_weighted_values(rng):
+    # 2 ages of positive weight, 6 in all: the subgroups are the 2 ages (not binned), labelled "age=30";
+    # the label read the count of all records (weight 0 too), took the groups for bins and printed "30"
+    real = pd.DataFrame({"age": [30, 40] * 50 + [21, 22, 23, 24], "y": rng.normal(size=104)})
+    w = np.r_[np.ones(100), np.zeros(4)]
+    out = m.subgroup_ks(real, real, "y", "age", w, w, bins=5)
+    assert out["subgroup"].tolist() == ["age=30", "age=40"]
+    assert out["real_share"].tolist() == [0.5, 0.5]
+
+
 def test_missing_values_are_dropped():
     assert m.ks_statistic([1.0, np.nan, 2.0], [1.0, 2.0]) == 0.0
     assert m.tv_complement(["a", None], ["a"]) == 1.0

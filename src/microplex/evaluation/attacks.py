@@ -26,8 +26,9 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
-from .._stats import check_weights, is_numeric, kish_ess, weighted_quantile
+from .._stats import check_weights, kish_ess
 from ._validation import refuse_type_clashes
+from .metrics import quantile_cuts
 from .privacy import encode_records, _nearest_distances, row_codes
 
 __all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
@@ -178,12 +179,7 @@ def _cells(frames: list[pd.DataFrame], columns: list[str], reference: pd.DataFra
     a column of one weighted value look like one to cut, and two values fell in one group."""
     labels: list[dict[str, object]] = [{} for _ in frames]
     for c in columns:
-        ref = reference[c]
-        cut = None
-        if is_numeric(ref) and ref[w > 0].nunique() > bins:
-            x = ref.to_numpy(dtype=float, na_value=np.nan)
-            keep = ~np.isnan(x)
-            cut = np.unique(weighted_quantile(x[keep], np.linspace(0, 1, bins + 1)[1:-1], w[keep]))
+        cut = quantile_cuts(reference[c], w, bins)
         for k, f in enumerate(frames):
             if cut is None:
                 labels[k][c] = f[c].reset_index(drop=True)  # its dtype kept: row_codes compares numbers as numbers

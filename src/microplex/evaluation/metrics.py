@@ -334,6 +334,27 @@ def correlation_max_abs_error(
     return float(np.max(np.abs(cr.to_numpy() - cs.to_numpy())))
 
 
+def quantile_cuts(values: pd.Series, weights: np.ndarray, bins: int) -> np.ndarray | None:
+    """The cut points that group a numeric column into ``bins`` groups at its weighted quantiles (the
+    distinct inner quantiles, sorted; a value ``x`` falls in group ``searchsorted(cuts, x, side="right")``),
+    or None when the column is not numeric or its records of positive weight hold at most ``bins``
+    distinct values (compared as they are). Records of weight 0 are outside the weighted population:
+    they neither decide whether a column is cut nor where. Every binning of :mod:`microplex.evaluation`
+    (contingency tables, subgroups, attack cells) cuts here.
+
+    Examples
+    --------
+    >>> quantile_cuts(pd.Series([1.0, 2.0, 3.0, 4.0]), np.ones(4), 2).tolist()
+    [2.0]
+    >>> quantile_cuts(pd.Series([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 0.0]), 2) is None
+    True
+    """
+    if not is_numeric(values) or values[weights > 0].nunique() <= bins:
+        return None
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    return np.unique(weighted_quantile(x, np.linspace(0, 1, bins + 1)[1:-1], weights))
+
+
 def discretize(
     real: pd.Series,
     synthetic: pd.Series,
@@ -359,11 +380,10 @@ def discretize(
     bins = check_int(bins, "bins", low=1)
     name = real.name
     w = check_weights(real_weights, len(real))
-    # distinct values of the weighted population: records of weight 0 are outside it
-    if is_numeric(real) and real[w > 0].nunique() > bins:
+    inner = quantile_cuts(real, w, bins)
+    if inner is not None:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
         xs = synthetic.to_numpy(dtype=float, na_value=np.nan)
-        inner = np.unique(weighted_quantile(xr, np.linspace(0, 1, bins + 1)[1:-1], w))
         fmt = [f"{e:.4g}" for e in inner]
         labels = [f"{name}<{fmt[0]}"] if len(inner) else [f"{name}"]
         labels += [f"{name} in [{a}, {b})" for a, b in zip(fmt[:-1], fmt[1:])]
@@ -454,7 +474,7 @@ def subgroup_ks(
     for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
         require_columns(df, [variable, by], label)
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
-    binned = is_numeric(real_df[by]) and real_df[by].nunique() > bins
+    binned = quantile_cuts(real_df[by], wr, bins) is not None  # as discretize: values of positive weight
     numeric = is_numeric(real_df[variable])
     rows = []
     for code in np.unique(rc):
