@@ -325,3 +325,15 @@ def test_cli_calibrate_solves_a_feasible_problem(problem, method, fmt):
         read = pd.read_csv(data) if fmt == "csv" else df
     for t in Targets(targets):
         _check_met(read, t, w, 1e-8, "survey")
+
+
+@given(problem=feasible(), method=st.sampled_from(["raking", "linear", "logit"]), seed=st.integers(0, 2**32 - 1))
+def test_calibrated_weights_do_not_depend_on_the_order_of_the_records(problem, method, seed):
+    """The calibrated weights of shuffled records are the shuffled weights: the solution of a calibration is the
+    records', not their order's (a solve that depended on the order would give two answers to one problem)."""
+    df, targets, _ = problem
+    order = np.random.default_rng(seed).permutation(len(df))
+    bounds = (0.5, 2.0) if method == "logit" else None
+    a = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
+    b = Calibrator(method, bounds=bounds).fit(df.iloc[order], targets).weights.to_numpy()
+    np.testing.assert_allclose(a[order], b, rtol=1e-7, atol=1e-9)

@@ -186,6 +186,10 @@ def pick(schema: Mapping[str, VariableSpec], cols: Sequence[str]) -> dict[str, V
     return {c: schema[c] for c in cols if c in schema}
 
 
-def varying(df: pd.DataFrame, cols: Sequence[str]) -> list[str]:
-    """The columns of ``cols`` that are not constant in ``df`` (constant conditions carry nothing)."""
+def varying(df: pd.DataFrame, cols: Sequence[str], weight: str | None = None) -> list[str]:
+    """The columns of ``cols`` that are not constant in ``df`` (constant conditions carry nothing), read on its
+    rows of positive ``weight`` when a weight column is named: rows of weight 0 are outside the population (a
+    column varying only through them was a condition the inner model refused as constant)."""
+    if weight is not None:
+        df = df[df[weight].to_numpy(dtype=float) > 0]
     return [c for c in cols if df[c].nunique() > 1]

@@ -317,11 +317,14 @@ class HouseholdSynthesizer(Estimator):
 
         # The household model is conditioned on the geography when it varies, else on the size;
         # both are allotted by their weighted training shares in 'sample'.
-        allotted = self.geography if self.geography and hh[self.geography].nunique() > 1 else self.size_col_
-        if allotted == self.geography and hh[self.size_col_].nunique() < 2:
+        # (read on the households of positive weight: one of weight 0 in a second region is outside the population)
+        held = hh[hw > 0]
+        allotted = self.geography if self.geography and held[self.geography].nunique() > 1 else self.size_col_
+        if allotted == self.geography and held[self.size_col_].nunique() < 2:
             # the household model would draw the size given the geography: a constant is no target
             raise DataValidationError(
-                f"Every household has {int(hh[self.size_col_].iloc[0])} person record(s) "
+                f"Every household{'' if len(held) == len(hh) else ' of positive weight'} has "
+                f"{int(held[self.size_col_].iloc[0])} person record(s) "
                 f"({self.size_col_!r} is constant), while the geography {self.geography!r} varies: "
                 "HouseholdSynthesizer needs households of at least two sizes to draw sizes by area; for "
                 "records that are not grouped in households use Synthesizer with the geography as a condition."
@@ -330,7 +333,7 @@ class HouseholdSynthesizer(Estimator):
         h_targets = [c for c in self.early_cols_ if c not in (allotted, self.geography)]
         if allotted == self.geography:
             h_targets = [c for c in self.early_cols_ if c != allotted]
-        h_conditions = varying(hh, [allotted])
+        h_conditions = varying(hh, [allotted], weight)
         h_schema = pick(schema, h_targets + h_conditions)
         size_spec = h_schema.get(self.size_col_, VariableSpec())
         if (self.size_col_ in h_targets and size_spec.kind is None
@@ -385,7 +388,7 @@ class HouseholdSynthesizer(Estimator):
             sub = pick(schema, targets)
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
-            model = self._synth(targets, varying(rows, self.context_cols_), sub, categorical)
+            model = self._synth(targets, varying(rows, self.context_cols_, w), sub, categorical)
             self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
@@ -396,7 +399,7 @@ class HouseholdSynthesizer(Estimator):
         for limit, ss in zip(limits, ss_b.spawn(len(limits)), strict=True):
             targets = [v for v in p_vars if self.na_ages_.get(v) == limit]
             rows = train[train[self.age_var] >= limit]
-            model = self._synth(targets, varying(rows, self.context_cols_ + base + extra), pick(schema, targets),
+            model = self._synth(targets, varying(rows, self.context_cols_ + base + extra, w), pick(schema, targets),
                                 categorical)
             self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
@@ -406,7 +409,7 @@ class HouseholdSynthesizer(Estimator):
             ctx[late] = hh[late].to_numpy()
             if weight:
                 ctx[weight] = hh[weight].to_numpy()
-            conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight])
+            conditions = varying(ctx, [c for c in ctx.columns if c not in late and c != weight], weight)
             self.late_model_ = self._synth(late, conditions, pick(schema, late), categorical)
             self.late_model_.fit(ctx, weight, seed=int_seed(ss_h.spawn(2)[1]))
         # the inner models are only ever given their conditions (generate): they keep the numeric ranges of
