@@ -343,7 +343,7 @@ class HouseholdSynthesizer(Estimator):
             h_schema[self.size_col_] = replace(
                 size_spec, kind=infer_kind(hh[self.size_col_].astype(np.int64), role="target"))
         if allotted == self.size_col_ and h_conditions:
-            n_sizes = hh[self.size_col_].nunique()
+            n_sizes = held[self.size_col_].nunique()  # sizes of positive weight: the states the model keeps
             h_schema[self.size_col_] = VariableSpec(kind="categorical" if n_sizes <= _MAX_SIZE_CATEGORIES else None)
         # Categorical conditions of the inner models, numbers included (a region coded 1..9, a tenure status 1..3):
         # the geography ("a categorical condition") unless the schema gives it another kind, then the household and
