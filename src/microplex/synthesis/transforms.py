@@ -91,7 +91,11 @@ class ContinuousEncoder:
         else:
             masses = detect_point_masses(x, w, threshold, max_point_masses, min_heap_count)
         self.point_masses = [float(v) for v in masses]
-        cont = ~np.isin(x, masses)
+        # The continuous part models the values of the population: off the point masses and of positive weight.
+        # A value only records of weight 0 hold is outside it (its records are left out of the fit when no segment
+        # holds it): counted, such values refused a variable whose weighted values all sit on point masses, or
+        # whose negative values all have weight 0, and stretched a segment's bounds and tails to reach them.
+        cont = ~np.isin(x, masses) & (w > 0)
         xc, wc = x[cont].astype(float), w[cont]
         split = spec.transform == "auto" and 0.0 in masses and (xc < 0).any() and (xc > 0).any()
         sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
@@ -103,22 +107,12 @@ class ContinuousEncoder:
         self.compact = self.integer and bool(self.heaps) and all(float(h).is_integer() for h in self.heaps)
         yc = self._coordinate(xc)
         if cont.any():
-            if not wc.sum() > 0:
-                raise DataValidationError(
-                    f"Target column {self.name!r}: its values other than the point masses {self.point_masses} "
-                    "all have weight 0; give some of them a positive weight or declare them point masses."
-                )
             for sign, sel in sides:
-                if not wc[sel].sum() > 0:
-                    raise DataValidationError(
-                        f"Target column {self.name!r}: its {'negative' if sign < 0 else 'positive'} values all have "
-                        "weight 0; give some of them a positive weight or drop them."
-                    )
                 mirrored = sorted(sign * float(self._coordinate(np.array([m]))[0]) for m in self.point_masses)
                 seg = _Segment(sign).fit(sign * yc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
                 self.segments.append(seg)
         if spec.heaps is not None:
-            self._check_heaps(x, min_heap_count)
+            self._check_heaps(x[w > 0], min_heap_count)
         free = self.heap_index(xc) == 0  # the values the flow models: off the point masses and heaps
         if standardize == "quantile" and self.segments:
             for seg, (sign, sel) in zip(self.segments, sides, strict=True):
@@ -139,7 +133,7 @@ class ContinuousEncoder:
         return sorted(float(h) for h in heaps)
 
     def _check_heaps(self, x: np.ndarray, min_count: int) -> None:
-        """Declared heaps, checked against the fitted segments and the data."""
+        """Declared heaps, checked against the fitted segments and the values ``x`` of positive weight."""
         for h in self.heaps:
             if int(self.states(np.array([h]))[0]) < len(self.point_masses):
                 raise DataValidationError(
@@ -149,7 +143,8 @@ class ContinuousEncoder:
             count = int(np.sum(x == h))
             if count < max(min_count, 1):
                 raise DataValidationError(
-                    f"Target {self.name!r}: declared heap {h!r} is held by {count} training records; "
+                    f"Target {self.name!r}: declared heap {h!r} is held by {count} training records of positive "
+                    "weight; "
                     f"a heap needs at least min_heap_count={max(min_count, 1)}."
                 )
 
