@@ -8,6 +8,7 @@ records of weight 0) must fit; then, for ``generate`` and ``sample``:
   bound; a negative value of weight 0 is outside the population);
 - an integer column draws values of its dtype, and a column of whole numbers draws whole numbers once the
   rounding grid may learn them (``min_heap_count`` records of positive weight);
+- every drawn record has a finite ``log_prob`` (the model that drew it holds it possible);
 - the same seed gives the same frame.
 """
 
@@ -60,6 +61,9 @@ def test_clean_frames_fit_and_draws_keep_the_data_promises(df, data):
     pd.testing.assert_frame_equal(pop, again)
     positive = df["w"] > 0
     for out in (gen, pop):
+        # every drawn record is possible under the model that drew it: a finite log-likelihood
+        log_prob = synth.log_prob(out)
+        assert np.isfinite(log_prob).all(), out[~np.isfinite(log_prob)]
         for t in targets:
             col = out[t]
             if t == "cat":

@@ -75,3 +75,20 @@ def test_a_declared_heap_counts_the_records_of_positive_weight():
     with pytest.raises(DataValidationError, match=r"declared heap 5\.0 is held by 15 training records of positive"):
         _fit(df, schema={"z": VariableSpec(heaps=(5.0,), point_masses=())}, min_heap_count=20)
     assert _fit(df, schema={"z": VariableSpec(heaps=(5.0,), point_masses=())}, min_heap_count=15).encoders_["z"].heaps == [5.0]
+
+
+def test_a_validation_split_of_records_of_weight_zero_only_is_not_drawn():
+    # Found by the synthesis-invariants property: 20 records, 4 of weight 0; the validation split (2 records) was
+    # drawn among all records and held out 2 of weight 0, and the fit refused the clean frame ("Every record with
+    # positive weight fell outside the validation split"). It is now drawn among the records of positive weight.
+    money = [6300, 5500, 4400, 13600, 22300, 4000, 6200, 1300, 11900, 6800, 5100, 8300, 21500, 3400, 18500, 1300,
+             20100, 3100, 10800, 9400]
+    w = [0.0, 1.373905, 0.0, 3.826193, 0.0, 3.69603, 2.641733, 1.803507, 4.771854, 3.48737, 4.254325, 4.375488,
+         1.750224, 4.956487, 4.649491, 3.481694, 2.955238, 2.189124, 4.274725, 0.0]
+    df = pd.DataFrame({"money": np.asarray(money, dtype=float), "w": w})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synth = Synthesizer(["money"], [], epochs=1, hidden_features=(4,), transforms=1, verbose=False)
+        synth.fit(df, weight_col="w", seed=0)
+    drawn = synth.sample(50, seed=2)
+    assert np.isfinite(synth.log_prob(drawn)).all() and (drawn["money"] > 0).all()

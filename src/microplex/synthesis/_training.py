@@ -14,12 +14,28 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .._errors import ConvergenceError, DataValidationError
+from .._errors import ConvergenceError
 from ._schedule import BATCH_SIZE, LEARNING_RATE
 
 __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
+
+
+def validation_split(w: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """The records in training order and the number held out for validation (the first ones).
+
+    The validation records are drawn among the records of positive weight, ``round(fraction * n_positive)`` of
+    them: records of weight 0 count in neither loss, and drawn into the split they could leave it without a
+    record that counts (2 of 20 records held out, both of weight 0, refused a clean frame). They go to the
+    training part. With every weight positive this is ``rng.permutation(n)`` and ``round(fraction * n)``.
+    """
+    order = rng.permutation(len(w))
+    held = w[order] > 0
+    if not held.all():
+        order = np.concatenate([order[held], order[~held]])
+    n_val = int(round(fraction * int(held.sum()))) if fraction > 0 else 0
+    return order, n_val
 
 
 class _Training:
@@ -39,15 +55,8 @@ class _Training:
         learning rate halves when the validation loss stalls, training stops when no part has
         improved for ``patience`` epochs and every part keeps its best state.
         """
-        n = len(data)
-        order = rng.permutation(n)
-        n_val = int(round(self.validation_fraction * n)) if self.validation_fraction > 0 else 0
-        if w[order[n_val:]].sum() <= 0 or (n_val and w[order[:n_val]].sum() <= 0):
-            part = "training" if w[order[n_val:]].sum() <= 0 else "validation"
-            raise DataValidationError(
-                f"Every record with positive weight fell outside the {part} split ({n_val} of {n} records are "
-                "held out for validation); give more records a positive weight or set validation_fraction=0."
-            )
+        # validation_fraction < 0.5: the training part keeps a record of positive weight (fit checked one is held)
+        order, n_val = validation_split(w, self.validation_fraction, rng)
         val_idx, train_idx = torch.as_tensor(order[:n_val]), torch.as_tensor(order[n_val:])
         c_t, p_t, h_t = torch.as_tensor(c), torch.as_tensor(pattern), torch.as_tensor(heap)
         w_t = torch.as_tensor(w / w.mean(), dtype=torch.float32)

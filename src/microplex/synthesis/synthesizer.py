@@ -100,7 +100,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     weight_decay : float, default=0.0
         Adam's L2 penalty on the network weights, in [0, 1e6].
     validation_fraction : float, default=0.1
-        Share of records held out to guard against over-fitting. Training runs all ``epochs``
+        Share of the records of positive weight held out to guard against over-fitting (drawn
+        among them: records of weight 0 count in neither loss). Training runs all ``epochs``
         and the learning rate decays to 0 along a cosine, so the weights settle at an optimum
         instead of a noisy Adam step; the flow keeps its state with the best validation loss (a
         small data set does not over-fit: synthetic records drifting towards training records),
