@@ -407,22 +407,25 @@ def test_shared_categories_with_equal_labels_but_other_types_name_column_and_sou
         fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
 
 
-def test_donor_whose_held_out_records_all_have_weight_zero_names_donor_and_weight_column():
-    """Before: when every record held out to score a donor model had weight 0, fuse raised a raw
-    ZeroDivisionError ("Weights sum to zero, can't be normalized") from the held-out scores."""
+def test_donor_records_of_weight_zero_are_never_the_held_out_part():
+    """Before: the records held out to score a donor model were drawn among all its records; when they all had
+    weight 0, fuse raised a raw ZeroDivisionError ("Weights sum to zero, can't be normalized"), later a
+    DataValidationError ("the 40 records held out to score its model ... all have weight 0 in 'wt'") that refused
+    a valid donor. They are now drawn among the records of positive weight (``_random.holdout_split``): 20% of
+    those 160, scored."""
     from microplex._random import int_seed
 
     a, b = _frames()
     step_seed = np.random.SeedSequence(0).spawn(1)[0]  # fuse's split of the first (only) donor
     order = np.random.default_rng(int_seed(step_seed.spawn(3)[0])).permutation(len(b))
     w = np.ones(len(b))
-    w[order[:40]] = 0.0  # exactly the 20% held out
-    with pytest.raises(DataValidationError, match=r"Donor 'b': the 40 records held out to score its model "
-                                                  r"\(holdout_fraction=0.2\) all have weight 0 in 'wt'"):
-        fuse([Source(a, "a"), Source(b.assign(wt=w), "b", weight_col="wt")], base="a", seed=0, synthesizer_params=FAST)
+    w[order[:40]] = 0.0  # exactly the 20% that a split among all records held out
     result = fuse([Source(a, "a"), Source(b.assign(wt=w), "b", weight_col="wt")], base="a", seed=0,
-                  synthesizer_params=FAST, holdout_fraction=0)
+                  synthesizer_params=FAST)
     assert np.isfinite(result.data["z"]).all()
+    scores = result.diagnostics
+    assert scores["n_holdout"].tolist() == [32] and scores["n_fit"].tolist() == [len(b) - 32]
+    assert np.isfinite(scores["ks"]).all() and np.isfinite(scores["log_lik"]).all()
 
 
 @pytest.mark.parametrize("n_imputations", [1, 2])

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names, check_seed
-from .._random import int_seed
+from .._random import holdout_split, int_seed
 from .._stats import unseen_categories
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
@@ -274,8 +274,9 @@ def fuse(
         their values; base records are imputed as 1 with their own values. Auxiliary weights are
         rescaled to the donor's mean weight.
     holdout_fraction : float, default=0.2
-        Share of donor records held out of fitting to compute the fit scores of ``diagnostics``
-        (0 fits on every record and leaves the scores empty).
+        Share of donor records held out of fitting to compute the fit scores of ``diagnostics``,
+        drawn among its records of positive weight (those of weight 0 count in no score; 0 fits
+        on every record and leaves the scores empty).
     refit : bool, default=True
         After scoring, refit each donor model on all its records (twice the fitting time) for the
         imputation; ``False`` imputes with the model fit without the held-out records.
@@ -350,15 +351,10 @@ def fuse(
                 + (f" (all missing: {empty})" if empty else "")
                 + "; drop those columns from it or give it complete records."
             )
-        n_hold = int(round(holdout_fraction * len(frame)))
-        order = np.random.default_rng(split_seed).permutation(len(frame))
+        # held out among the records of positive weight (a held-out part of weight 0 only left the scores undefined)
+        order, n_hold = holdout_split(frame[w_col].to_numpy(dtype=float), holdout_fraction,
+                                      np.random.default_rng(split_seed))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
-        if n_hold and not hold[w_col].sum() > 0:
-            raise DataValidationError(
-                f"Donor {donor.name!r}: the {n_hold} records held out to score its model (holdout_fraction="
-                f"{holdout_fraction}) all have weight 0 in {donor.weight_col!r}, so the fit scores are undefined; "
-                "pass holdout_fraction=0 (no scores), another seed, or drop the zero-weight records."
-            )
         for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
             if c in base_src.variables and is_categorical(base_src.data[c]):
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,

@@ -168,7 +168,7 @@ class _Fitting:
                 if epochs is None:
                     epochs = p["epochs"]
                 if epochs == "auto":
-                    n_val = int(round(p["validation_fraction"] * int((w > 0).sum())))  # as validation_split
+                    n_val = int(round(p["validation_fraction"] * int((w > 0).sum())))  # as holdout_split
                     epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
                 self._train(data, c, pattern, heap, w, rng, epochs, seed)
         if p["condition_model"] and not dp:

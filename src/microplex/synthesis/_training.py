@@ -15,27 +15,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .._errors import ConvergenceError
+from .._random import holdout_split
 from ._schedule import BATCH_SIZE, LEARNING_RATE
 
 __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
-
-
-def validation_split(w: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """The records in training order and the number held out for validation (the first ones).
-
-    The validation records are drawn among the records of positive weight, ``round(fraction * n_positive)`` of
-    them: records of weight 0 count in neither loss, and drawn into the split they could leave it without a
-    record that counts (2 of 20 records held out, both of weight 0, refused a clean frame). They go to the
-    training part. With every weight positive this is ``rng.permutation(n)`` and ``round(fraction * n)``.
-    """
-    order = rng.permutation(len(w))
-    held = w[order] > 0
-    if not held.all():
-        order = np.concatenate([order[held], order[~held]])
-    n_val = int(round(fraction * int(held.sum()))) if fraction > 0 else 0
-    return order, n_val
 
 
 class _Training:
@@ -56,7 +41,7 @@ class _Training:
         improved for ``patience`` epochs and every part keeps its best state.
         """
         # validation_fraction < 0.5: the training part keeps a record of positive weight (fit checked one is held)
-        order, n_val = validation_split(w, self.validation_fraction, rng)
+        order, n_val = holdout_split(w, self.validation_fraction, rng)
         val_idx, train_idx = torch.as_tensor(order[:n_val]), torch.as_tensor(order[n_val:])
         c_t, p_t, h_t = torch.as_tensor(c), torch.as_tensor(pattern), torch.as_tensor(heap)
         w_t = torch.as_tensor(w / w.mean(), dtype=torch.float32)
