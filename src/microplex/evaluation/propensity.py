@@ -53,7 +53,8 @@ def pmse(
 ) -> float:
     """Returns the propensity-score mean squared error (pMSE) of a real-vs-synthetic classifier.
 
-    Real and synthetic rows are stacked with label 1 for synthetic; each side's weights are
+    Real and synthetic rows are stacked with label 1 for synthetic (rows of weight 0 left out
+    first: they are outside the population each side stands for); each side's weights are
     scaled to sum to its row count, so ``c = n_synthetic / n``. Out-of-fold propensities ``p``
     (``n_folds``-fold cross-fitting, so flexible classifiers cannot score by memorising) give
     ``pMSE = sum w (p - c)^2 / sum w``: 0 when the classifier cannot tell the sources apart,
@@ -125,6 +126,8 @@ def pmse(
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
     frames, weights = [], []
     for df, w in ((real_df, wr), (synthetic_df, ws)):
+        if not (w > 0).all():  # rows of weight 0 are outside the population: they took folds, bins and leaves
+            df, w = df.loc[w > 0], w[w > 0]
         if max_rows is not None and len(df) > max_rows:
             idx = np.sort(rng.choice(len(df), size=max_rows, replace=False))
             df, w = df.iloc[idx], w[idx]
