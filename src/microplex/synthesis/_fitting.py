@@ -141,6 +141,10 @@ class _Fitting:
         if not listed.all():  # records of weight 0 holding a state no record of positive weight holds: left out
             data, c, pattern, w = data[listed].reset_index(drop=True), c[listed], pattern[listed], w[listed]
         heap = self._heap_states(data)
+        allowed = self._heap_allowed(pattern, heap)
+        if not allowed.all():  # records of weight 0 with a flow value in a segment whose weighted values are all heaps
+            data, c, pattern, w, heap = (data[allowed].reset_index(drop=True), c[allowed], pattern[allowed],
+                                         w[allowed], heap[allowed])
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self, w)
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either

@@ -87,15 +87,28 @@ class _Layout:
         cols = [self.encoders_[n].heap_index(data[n].to_numpy(float)) for n in self.heap_vars_]
         return np.stack(cols, axis=1) if cols else np.zeros((len(data), 0), dtype=np.int64)
 
+    def _heap_allowed(self, pattern: np.ndarray, heap: np.ndarray) -> np.ndarray:
+        """Whether each record's heap states (N, H) are ones its pattern (N,) allows, shape (N,)."""
+        ok = np.ones(len(pattern), dtype=bool)
+        for i, (_, _, allowed) in enumerate(self._heap_layout()):
+            ok &= allowed.numpy()[pattern, heap[:, i]]
+        return ok
+
     def _heap_layout(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(flow coordinate, encoded heap values, heap states allowed per pattern) per heaped variable."""
         out = []
         for name in self.heap_vars_:
             enc = self.encoders_[name]
             allowed = np.ones((len(self.patterns_), len(enc.heaps) + 1), dtype=bool)
+            k = len(enc.point_masses)
             if name in self.discrete_vars_:
                 state = self.patterns_[:, self.discrete_vars_.index(name)]
                 allowed[:, 1:] = state[:, None] == np.asarray(enc.heap_states)[None, :]
+            else:  # one state: the variable's only segment
+                state = np.full(len(self.patterns_), k)
+            # no flow value in a segment whose every training value sits on a heap (_Segment.free)
+            heaps_only = np.asarray([k + i for i, seg in enumerate(enc.segments) if not seg.free], dtype=np.int64)
+            allowed[:, 0] &= ~np.isin(state, heaps_only)
             out.append((self.continuous_vars_.index(name), torch.as_tensor(enc.heap_encoded, dtype=torch.float32),
                         torch.as_tensor(allowed)))
         return out

@@ -308,10 +308,14 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         where = field if legacy else f"{field}.segments[{i}]"
         seg = f.mapping(seg, where)
         required = set(_SEGMENT) - ({"sign", "tail_lo", "tail_hi"} if legacy else set())
-        if not required <= set(seg) or (not legacy and set(seg) - {"knots"} != set(_SEGMENT)):
-            raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots')", sorted(seg))
+        if not required <= set(seg) or (not legacy and set(seg) - {"knots", "free"} != set(_SEGMENT)):
+            raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots', 'free')", sorted(seg))
         if not legacy and "knots" in seg:
             _check_knots(f, seg["knots"], f"{where}.knots", private)
+        # written only as false, on a segment whose values all sit on heaps (checked against the heaps below)
+        if "free" in seg and (seg["free"] is not False or legacy or private or "heaps" not in enc):
+            raise f.fail(f"{where}.free", "absent, or false on a segment of a variable with heaps (not a DP model)",
+                         seg["free"])
         if seg.get("sign", 1) not in (1, -1) or isinstance(seg.get("sign", 1), bool):
             raise f.fail(f"{where}.sign", "1 or -1", seg.get("sign"))
         transform = seg["transform"]
@@ -392,7 +396,8 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
     * its target's dtype is numeric (not bool or complex) and holds its point masses, heaps and the ends of its
       training range (the values of its linear tails): an ``int8`` written over an ``int64`` clipped every draw
       to 127, ``bool`` or ``datetime64`` turned the draws into flags or dates;
-    * every heap lies inside a continuous segment (a heap outside raised a raw IndexError);
+    * every heap lies inside a continuous segment (a heap outside raised a raw IndexError), and a segment
+      whose values all sit on heaps (``free: false``) holds one (its records would have no state to draw);
     * each quantile map's knots decode inside the segment's training range (with half a unit of dequantization
       for an integer), its moments lie inside the range of its transformed values, and its tail slopes are no
       flatter than its records beyond the end knots allow (a knot or a slope edited by a factor drew values
@@ -415,6 +420,9 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
     if heaps.size and not bool(np.all(enc.states(heaps) >= k)):
         outside = [float(h) for h, s in zip(heaps, enc.states(heaps), strict=True) if s < k]
         raise f.fail(f"{field}.heaps", "values inside a continuous segment's bounds", outside)
+    for i, seg in enumerate(enc.segments):  # a segment of heaps only holds one (its records draw nothing else)
+        if not seg.free and k + i not in set(enc.heap_states):
+            raise f.fail(f"{field}.segments[{i}].free", "false only on a segment that holds a heap", False)
     ends: list[float] = []  # the training range's ends, in the target's values
     for i, seg in enumerate(enc.segments):
         where = f"{field}.segments[{i}]" if "segments" in enc_dict else field

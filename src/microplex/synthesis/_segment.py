@@ -56,6 +56,10 @@ class _Segment:
     #: Knots ``(t, z, tail slopes)`` of the quantile standardization (:mod:`._quantile_map`);
     #: ``None``: the transformed values are standardized by their weighted mean and standard deviation.
     knots: qmap.Knots | None = None
+    #: Whether the segment holds a training value of positive weight off its variable's heaps (values the flow
+    #: draws); ``False``: every one sits on a heap, and its records draw a heap, never a flow value (which
+    #: decoded to a heap plus or minus a few units in the last place, the flow fitted to a single value).
+    free: bool = True
 
     def __init__(self, sign: int = 1) -> None:
         self.sign = sign
@@ -242,6 +246,8 @@ class _Segment:
         d = {"sign": self.sign, **{k: getattr(self, k) for k in self._FIELDS}}
         if self.knots is not None:  # moment-standardized segments keep the keys of older files
             d["knots"] = qmap.knots_to_dict(self.knots)
+        if not self.free:  # segments with values off the heaps keep the keys of older files
+            d["free"] = False
         return d
 
     @classmethod
@@ -252,4 +258,6 @@ class _Segment:
                 setattr(seg, k, d[k])
         if d.get("knots") is not None:
             seg.knots = qmap.knots_from_dict(d["knots"])
+        if d.get("free") is False:
+            seg.free = False
         return seg

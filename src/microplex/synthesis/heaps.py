@@ -73,7 +73,8 @@ class HeapHeads(nn.Module):
     values : sequence of Tensor, each of shape (K_i,)
         Encoded (standardized) value of every heap of each heaped coordinate.
     allowed : sequence of BoolTensor, each of shape (P, K_i + 1)
-        Which heap states each pattern allows (column 0, no heap, is always allowed).
+        Which heap states each pattern allows (column 0, no heap, unless the pattern's segment
+        holds no value off its heaps).
     hidden_features : tuple of int, default=(64, 64)
 
     Examples
@@ -146,7 +147,9 @@ class HeapHeads(nn.Module):
         for i in range(self.n_heaped):
             cdf = torch.cumsum(torch.softmax(self._logits(i, ctx, pattern, heap, ws), dim=1), dim=1)
             uniform = uniforms(ctx.shape[0], 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
-            heap[:, i] = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+            # the first state whose cumulative probability exceeds the uniform: a uniform of 0 never lands on a
+            # forbidden first state (probability 0)
+            heap[:, i] = torch.searchsorted(cdf, uniform, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         return heap
 
     def encoded(self, heap: Tensor) -> Tensor:

@@ -114,6 +114,9 @@ class ContinuousEncoder:
         if spec.heaps is not None:
             self._check_heaps(x[w > 0], min_heap_count)
         free = self.heap_index(xc) == 0  # the values the flow models: off the point masses and heaps
+        if self.heaps:  # a segment whose every value sits on a heap draws heaps only (see _Segment.free)
+            for seg, (_, sel) in zip(self.segments, sides, strict=True):
+                seg.free = bool((sel & free).any())
         if standardize == "quantile" and self.segments:
             for seg, (sign, sel) in zip(self.segments, sides, strict=True):
                 seg.fit_knots(sign * yc[sel & free], wc[sel & free], self.integer)
