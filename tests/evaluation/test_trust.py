@@ -19,7 +19,9 @@ def make(n=300, seed=0):
 def test_all_weight_on_one_record_gives_a_clear_error_not_zero_division():
     real = make().assign(w=np.r_[1.0, np.zeros(299)])
     synth = make(seed=1).assign(w=np.r_[1.0, np.zeros(299)])
-    with pytest.raises(DataValidationError, match=r"pmse: a cross-fitting fold holds no real weight: the real weights sit on too few records"):
+    # rows of weight 0 are left out of the classifier: one real row of positive weight is too few to fit it
+    with pytest.raises(DataValidationError, match=r"pmse needs at least 100 real rows of positive weight .*got 1\. "
+                                                  r"Pass pmse=False"):
         evaluate(real, synth, weight_col="w", synthetic_weight_col="w")
 
 

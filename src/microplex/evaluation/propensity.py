@@ -135,10 +135,11 @@ def pmse(
         weights.append(w * len(w) / w.sum())
     sizes = {"real": len(frames[0]), "synthetic": len(frames[1])}
     need = MIN_ROWS_DEFAULT if classifier is None else n_folds
+    all_positive = {"real": bool((wr > 0).all()), "synthetic": bool((ws > 0).all())}
     for label, size in sizes.items():
         if size < need:
             raise DataValidationError(
-                f"pmse needs at least {need} {label} rows"
+                f"pmse needs at least {need} {label} rows" + ("" if all_positive[label] else " of positive weight")
                 + (" with the default classifier (its leaves hold 50 rows; with fewer it scores any data as "
                    "indistinguishable)" if classifier is None else f" for {n_folds} folds")
                 + f": got {size}. Pass pmse=False to evaluate, or a classifier suited to small samples."
