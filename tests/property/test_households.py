@@ -186,17 +186,23 @@ def fitted_tiny():
 
 @st.composite
 def clean_household_frames(draw):
-    """20-60 households of 1-4 persons, positive weights, household income with zeros, person ages and sexes."""
+    """20-60 households of 1-4 persons, positive weights (some households of weight 0 beside them, one of them of
+    a size and region of its own), household income with zeros, person ages and sexes."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = draw(st.integers(20, 60))
     sizes = rng.integers(1, 5, n)
+    region = rng.choice(["a", "b", "c"], n)
+    w = rng.uniform(0.5, 5.0, n)
+    if draw(st.booleans()):  # households of weight 0 are outside the population: they change nothing drawn
+        w[rng.random(n) < 0.1] = 0.0
+        w[0], sizes[0], region[0] = 0.0, 6, "only_weight_0"
     hid = np.repeat(np.arange(1, n + 1), sizes)
     hinc = np.where(rng.random(n) < 0.2, 0.0, np.round(rng.lognormal(10, 0.7, n), -2))
     first = np.r_[True, hid[1:] != hid[:-1]]
     age = np.where(first, rng.integers(18, 90, len(hid)), rng.integers(0, 90, len(hid)))
     return pd.DataFrame({
-        "hid": hid, "hsize": np.repeat(sizes, sizes), "region": np.repeat(rng.choice(["a", "b", "c"], n), sizes),
-        "hinc": np.repeat(hinc, sizes), "w": np.repeat(rng.uniform(0.5, 5.0, n), sizes),
+        "hid": hid, "hsize": np.repeat(sizes, sizes), "region": np.repeat(region, sizes),
+        "hinc": np.repeat(hinc, sizes), "w": np.repeat(w, sizes),
         "age": age, "sex": rng.choice(["f", "m"], len(hid)),
     })
 
@@ -213,10 +219,12 @@ def test_clean_household_frames_fit_and_keep_their_structure(frame, config):
         if col in persons.columns:
             per = persons.groupby(hs.household_id)[col].nunique(dropna=False)
             assert (per <= 1).all(), col
+    # with household weights, what only households of weight 0 hold is never drawn
+    held = frame if hs.household_weight is None else frame[frame["w"] > 0]
     if "hsize" in households.columns:
-        assert set(households["hsize"]) <= set(frame["hsize"])
+        assert set(households["hsize"]) <= set(held["hsize"])
     if "region" in households.columns:
-        assert set(households["region"]) <= set(frame["region"])
+        assert set(households["region"]) <= set(held["region"])
     if "sex" in persons.columns:
         assert set(persons["sex"]) <= {"f", "m"}
     if "hinc" in households.columns:

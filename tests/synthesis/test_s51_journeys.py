@@ -121,8 +121,8 @@ def test_a_condition_category_held_only_by_records_of_weight_0_warns_at_generate
     frame = adults.assign(w=np.where(adults["race"] == "asian", 0.0, 1.0))
     synth = Synthesizer(["income", "employment"], ["age", "race"], **FAST).fit(frame, weight_col="w", seed=0)
     asian = frame[frame["race"] == "asian"]
-    message = (rf"Condition column 'race': {len(asian)} of {len(asian)} rows hold categories that only training "
-               r"records of weight 0 held \(\['asian'\]\)")
+    message = (rf"Condition column 'race': {len(asian)} of {len(asian)} rows hold categories that no training "
+               r"record of positive weight held \(\['asian'\]\)")
     with pytest.warns(ExtrapolationWarning, match=message):
         synth.generate(asian[["age", "race"]], seed=0)
     with pytest.warns(ExtrapolationWarning, match=message):

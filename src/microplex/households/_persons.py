@@ -132,6 +132,12 @@ def draw_persons(
                 scale = " (on the sign(x)*log(1+|x|) scale the person models read it on)" if (
                     hs.household_kinds_.get(named[0]) in ("continuous", "integer")
                     and named[0] != hs.size_col_) else ""
+                if "no training record of positive weight held" in message:  # a category a person model never saw
+                    levels = message[message.index("held (") + 6:message.index("); the model")]
+                    message = (f"households holding {levels} got persons from person models (later members, or "
+                               "adults) that no training household of that value had, e.g. a region of one-person "
+                               "households only, drawn for a larger household: those persons are drawn as the "
+                               "models read a value they never learnt from.")
                 warnings.warn(f"Household variable {named[0]!r}, a condition of the person models{scale}: "
                               f"{message}", ExtrapolationWarning, stacklevel=3)
             elif not named:

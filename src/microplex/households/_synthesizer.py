@@ -15,14 +15,14 @@ from .._errors import DataValidationError
 from .._estimator import Estimator
 from .._params import check_bool, check_int, check_seed
 from .._random import int_seed
-from .._stats import unseen_categories
+from .._stats import is_numeric, unseen_categories
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._conditions import drop_training_conditions
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ._bundle import load_fitted, save_fitted
 from ._draw import check_output_size, draw_households
-from ._members import PREFIX
+from ._members import NA, NONE, PREFIX
 from ._params import (
     SIZE_COL,
     check_params,
@@ -370,6 +370,7 @@ class HouseholdSynthesizer(Estimator):
         self.context_cols_ = [c for c in train.columns if c not in p_vars and c not in ("__w__", GAP)]
         w = "__w__" if weight else None
         base = [v for v in p_vars if v not in self.na_ages_]
+        known = _known_categories(train, final, hw, w, categorical)
         self.person_models_ = {}
         if self.age_var is None:
             parts = {"all": (train, base)}
@@ -389,6 +390,7 @@ class HouseholdSynthesizer(Estimator):
             if name == "head" and kind == "categorical" and self.age_var not in (self.schema or {}):
                 sub[self.age_var] = VariableSpec(kind="categorical")
             model = self._synth(targets, varying(rows, self.context_cols_, w), sub, categorical)
+            model._known_categories = known
             self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))
@@ -401,6 +403,7 @@ class HouseholdSynthesizer(Estimator):
             rows = train[train[self.age_var] >= limit]
             model = self._synth(targets, varying(rows, self.context_cols_ + base + extra, w), pick(schema, targets),
                                 categorical)
+            model._known_categories = known
             self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
         if self.late_household_vars:
@@ -541,3 +544,28 @@ class HouseholdSynthesizer(Estimator):
     def load(cls, path: str | os.PathLike) -> HouseholdSynthesizer:
         """Loads a model saved by :meth:`save`."""
         return load_fitted(cls, path)
+
+
+def _known_categories(train: pd.DataFrame, final: Any, hw: np.ndarray, w: str | None,
+                      categorical: set[str]) -> dict[str, list[Any]]:
+    """Every category a person model's categorical condition may meet when drawing: its values on the training
+    rows of positive weight, and the member summaries after each household's last member (what a later member
+    would read). A person model is fitted on some of those rows (later members, adults): a region that only
+    one-person households hold, drawn for a larger household, or a status that only the last members hold,
+    drawn for an earlier one, was a category its condition encoder had never seen, and ``sample`` failed
+    ("Condition column 'region' has categories not seen in training"). Known, such a category is one the model
+    did not learn from (``weightless``): drawn, with a warning."""
+    held = train[w].to_numpy(dtype=float) > 0 if w else np.ones(len(train), dtype=bool)
+    last = final.features(np.flatnonzero(hw > 0))
+    out: dict[str, list[Any]] = {}
+    for c in train.columns:
+        if c == w or (c not in categorical and is_numeric(train[c])):
+            continue
+        values = train[c].to_numpy(dtype=object)[held]
+        if c in last.columns:
+            values = np.concatenate([values, last[c].to_numpy(dtype=object)])
+        # the summaries' markers (no previous member, a missing value) only where a model's own rows hold them: the
+        # order of the members rules them out elsewhere (a later member always has a previous one)
+        values = pd.Series(values, dtype=object)
+        out[c] = pd.unique(values[~values.isin([NONE, NA])]).tolist() if c.startswith(PREFIX) else pd.unique(values).tolist()
+    return out

@@ -107,7 +107,9 @@ class _Fitting:
                 self.kinds_[name] = kind
             self.dtypes_ = {name: str(data[name].dtype) for name in targets}
             self.n_features_in_ = len(conditions)
-            self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(data, w)
+            # _known_categories: set by HouseholdSynthesizer on its inner models (categories no training row holds)
+            self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(
+                data, w, getattr(self, "_known_categories", None))
             self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
             for name in targets:
                 if self.kinds_[name] == "categorical":

@@ -168,8 +168,8 @@ class _Generation:
             # a category that only training records of weight 0 held: the networks never learnt from it
             # (acs12 with race 'asian' at weight 0: its draws had a zero-income share of 0.65, 0.36 for 'white')
             warnings.warn(
-                f"Condition column {name!r}: {count} of {len(frame)} rows hold categories that only training records "
-                f"of weight 0 held ({levels[:5]}); the model did not learn from them and their draws are not "
+                f"Condition column {name!r}: {count} of {len(frame)} rows hold categories that no training record "
+                f"of positive weight held ({levels[:5]}); the model did not learn from them and their draws are not "
                 "fitted to anything. Drop those rows, or fit with a positive weight on some of their records.",
                 ExtrapolationWarning, stacklevel=4,
             )

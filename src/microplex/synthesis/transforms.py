@@ -5,7 +5,7 @@ Every statistic is weighted by the survey weights. Encoders serialize to plain J
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -456,12 +456,18 @@ class ConditionEncoder:
         self.kinds = dict(kinds)
         self.weightless: dict[str, list[Any]] = {}
 
-    def fit(self, df: pd.DataFrame, w: np.ndarray) -> ConditionEncoder:
+    def fit(self, df: pd.DataFrame, w: np.ndarray, known: Mapping[str, Sequence[Any]] | None = None) -> ConditionEncoder:
+        """Fits the statistics to ``df`` with weights ``w``; ``known`` adds, per categorical condition, categories
+        that no row of ``df`` may hold (they join ``weightless``: a :class:`HouseholdSynthesizer`'s member models
+        know every region, also one that only one-person households hold)."""
         self.stats: dict[str, Any] = {}
         self.weightless = {}
         for name, kind in self.kinds.items():
             if kind == "categorical":
-                cats = sorted_categories(pd.unique(df[name]).tolist())
+                values = pd.unique(df[name]).tolist()
+                if known and name in known:
+                    values = pd.unique(pd.Series([*values, *known[name]], dtype=object)).tolist()
+                cats = sorted_categories(values)
                 self.stats[name] = cats
                 held = np.bincount(category_codes(df[name], cats)[np.asarray(w) > 0], minlength=len(cats)) > 0
                 if not held.all():
