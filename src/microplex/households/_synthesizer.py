@@ -567,5 +567,7 @@ def _known_categories(train: pd.DataFrame, final: Any, hw: np.ndarray, w: str | 
         # the summaries' markers (no previous member, a missing value) only where a model's own rows hold them: the
         # order of the members rules them out elsewhere (a later member always has a previous one)
         values = pd.Series(values, dtype=object)
-        out[c] = pd.unique(values[~values.isin([NONE, NA])]).tolist() if c.startswith(PREFIX) else pd.unique(values).tolist()
+        if c.startswith(PREFIX):
+            values = values[~values.isin([NONE, NA])]
+        out[c] = pd.unique(values).tolist()
     return out
