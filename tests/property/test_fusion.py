@@ -72,7 +72,8 @@ def test_fuse_result_or_microplex_error(frames, holdout, n_imputations):
 
 @st.composite
 def clean_sources(draw):
-    """Two surveys sharing age and region, the donor carrying an income with zeros and a category."""
+    """Two surveys sharing age and region, the donor carrying an income with zeros and a category; some records
+    of weight 0 in either (one donor record of weight 0 with a tenure and a negative income of its own)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     frames = []
     for role in ("base", "donor"):
@@ -84,6 +85,10 @@ def clean_sources(draw):
         else:
             df["hours"] = rng.integers(0, 60, n)
         df["w"] = rng.uniform(0.5, 5.0, n)
+        if draw(st.booleans()):  # records of weight 0 are outside the population: never refused, never drawn
+            df.loc[rng.random(n) < 0.1, "w"] = 0.0
+            if role == "donor":
+                df.loc[0, ["inc", "tenure", "w"]] = [-500.0, "only_weight_0", 0.0]
         frames.append(df)
     return frames
 
@@ -99,6 +104,7 @@ def test_clean_sources_fuse_and_imputations_keep_the_donor_support(frames, n_imp
     for completed in result.imputations():
         pd.testing.assert_frame_equal(completed[list(a.columns)].reset_index(drop=True), a.reset_index(drop=True),
                                       check_dtype=False)
-        assert set(completed["tenure"]) <= set(b["tenure"])
+        held = b[b["w"] > 0]
+        assert set(completed["tenure"]) <= set(held["tenure"])
         inc = completed["inc"].to_numpy(float)
         assert np.isfinite(inc).all() and (inc >= 0).all()
