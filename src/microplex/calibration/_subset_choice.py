@@ -82,13 +82,10 @@ def auxiliary_vertex(
     cost = np.concatenate([c, np.ones(2 * m_a)]) / design.d.mean()  # per record: above HiGHS's tolerances
     ub = np.concatenate([np.full(n, np.inf) if upper is None else upper, np.full(2 * m_a, np.inf)])
     rows = band_constraint(design, band(design, tol) * (1 - 1e-6))  # a mean within tol of its value
+    aux_rows = sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])  # the auxiliary totals and their misses, every level
     for floor in mean_floors(design):  # a mean's records keep weight where the targets allow (MEAN_FLOORS)
         a, lo, hi = with_mean_floor(design, *rows, floor)
-        m = sp.vstack(
-            [sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]),
-             sp.hstack([sp.csr_matrix(x_aux.T), eye, -eye])],
-            format="csr",
-        )
+        m = sp.vstack([sp.hstack([a, sp.csr_matrix((a.shape[0], 2 * m_a))]), aux_rows], format="csr")
         cons = LinearConstraint(m, np.concatenate([lo, totals]), np.concatenate([hi, totals]))
         res = milp(cost, constraints=cons, bounds=Bounds(0.0, ub), options={"presolve": True})
         if res.status == 0 and res.x is not None:

@@ -124,9 +124,10 @@ def pmse(
     rng = np.random.default_rng(seed)
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
-    frames, weights = [], []
-    for df, w in ((real_df, wr), (synthetic_df, ws)):
-        if not (w > 0).all():  # rows of weight 0 are outside the population: they took folds, bins and leaves
+    frames, weights, all_positive = [], [], {}
+    for label, df, w in (("real", real_df, wr), ("synthetic", synthetic_df, ws)):
+        all_positive[label] = bool((w > 0).all())
+        if not all_positive[label]:  # rows of weight 0 are outside the population: they took folds, bins and leaves
             df, w = df.loc[w > 0], w[w > 0]
         if max_rows is not None and len(df) > max_rows:
             idx = np.sort(rng.choice(len(df), size=max_rows, replace=False))
@@ -135,7 +136,6 @@ def pmse(
         weights.append(w * len(w) / w.sum())
     sizes = {"real": len(frames[0]), "synthetic": len(frames[1])}
     need = MIN_ROWS_DEFAULT if classifier is None else n_folds
-    all_positive = {"real": bool((wr > 0).all()), "synthetic": bool((ws > 0).all())}
     for label, size in sizes.items():
         if size < need:
             raise DataValidationError(

@@ -333,7 +333,7 @@ class HouseholdSynthesizer(Estimator):
         h_targets = [c for c in self.early_cols_ if c not in (allotted, self.geography)]
         if allotted == self.geography:
             h_targets = [c for c in self.early_cols_ if c != allotted]
-        h_conditions = varying(hh, [allotted], weight)
+        h_conditions = varying(held, [allotted])  # the households of positive weight
         h_schema = pick(schema, h_targets + h_conditions)
         size_spec = h_schema.get(self.size_col_, VariableSpec())
         if (self.size_col_ in h_targets and size_spec.kind is None
