@@ -155,7 +155,7 @@ def _pool_design(design: Design, pool: np.ndarray) -> Design:
     pi = inclusion_probabilities(design.d, int(pool.sum()))
     idx = np.flatnonzero(pool)
     return Design(design.x[idx], design.totals, design.d[idx] / np.maximum(pi[idx], 1e-12), design.units[idx],
-                  np.arange(len(idx)), design.targets, design.mean_count[idx])
+                  np.arange(len(idx)), design.targets, design.mean_count[idx], design.unit)
 
 
 def best_auxiliary_subset(

@@ -9,6 +9,8 @@ also how person-level contributions are added up into their households.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import math
 import numbers
@@ -27,7 +29,7 @@ from microplex._stats import bool_flags, check_weight_dtype
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "rounding_slack"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "rounding_slack", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,9 @@ class Design:
         The targets, in column order.
     mean_count : scipy.sparse.csr_matrix of shape (n_units, m)
         Counts behind ``mean`` targets (zero columns elsewhere), to report achieved means.
+    unit : float, default=1.0
+        The weight of one unit of ``d``, ``totals`` and the count and sum targets' values in the caller's units
+        (:func:`in_weight_units`): messages report ``value * unit``.
     """
 
     x: sp.csr_matrix
@@ -101,11 +106,55 @@ class Design:
     record_unit: np.ndarray
     targets: Targets
     mean_count: sp.csr_matrix
+    unit: float = 1.0
 
     @cached_property
     def xt(self) -> sp.csr_matrix:
         """``x.T`` in CSR form (built on first use)."""
         return sp.csr_matrix(self.x.T)
+
+
+def weight_unit(d: np.ndarray) -> float:
+    """The power of two at or below the median positive initial weight (1.0 where none is positive): the unit in
+    which the linear programs and the sparse solves weigh (:func:`in_weight_units`).
+
+    HiGHS holds bounds to absolute tolerances (about 1e-7) and reads values of 1e20 as infinite, so the same
+    problem in other units of weight (weights of 1 or of 1e6, totals of 1e15 or of 1e21) was solved differently or
+    refused as a "model error". A power of two changes no digit: weights scaled by one give the same records and
+    the same weights, scaled.
+
+    Examples
+    --------
+    >>> weight_unit(np.array([1.0, 1.5, 3.0])), weight_unit(np.array([3000.0, 5000.0])), weight_unit(np.zeros(2))
+    (1.0, 2048.0, 1.0)
+    """
+    d = np.asarray(d, dtype=np.float64)
+    pos = d[(d > 0) & np.isfinite(d)]
+    if not pos.size:
+        return 1.0
+    _, e = np.frexp(float(np.median(pos)))  # median = f * 2**e, f in [0.5, 1)
+    return float(np.ldexp(1.0, int(e) - 1))
+
+
+def in_weight_units(design: Design, unit: float | None = None) -> Design:
+    """``design`` with its initial weights and totals in ``unit`` (default :func:`weight_unit`): the same problem,
+    whose solution ``w`` is ``w * unit`` in the original units (the design itself when the unit is 1): the count
+    and sum targets' values too (copies; their errors relative, as before). Mean targets (totals 0, values of the
+    variable) and the matrices are unchanged; the cached transpose is shared."""
+    unit = weight_unit(design.d) if unit is None else float(unit)
+    if unit == 1.0:
+        return design
+    scaled = []
+    for t in design.targets:
+        if t.aggregate != "mean":
+            t = copy.copy(t)  # a validated target: only its value changes (exactly, by a power of two)
+            object.__setattr__(t, "value", t.value / unit)
+        scaled.append(t)
+    out = dataclasses.replace(design, d=design.d / unit, totals=design.totals / unit, targets=Targets(scaled),
+                              unit=design.unit * unit)
+    if "xt" in design.__dict__:  # built once (cached_property): the matrices are the same
+        out.__dict__["xt"] = design.__dict__["xt"]
+    return out
 
 
 def _csr_from_parts(

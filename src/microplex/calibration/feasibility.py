@@ -31,7 +31,7 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design, rounding_slack
+from .design import Design, in_weight_units, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
 from .solver import value_scale
@@ -448,24 +448,31 @@ def _fit_lp(
     target but the relative means, which are held within ``slack_mean |v|`` of their value (left out with None);
     with ``counts`` (per target), a relative mean is instead ``|x_j'w| <= e |v_j| counts_j`` (its weighted count
     taken as fixed: the program linearized about a solution, whose duals name the targets that bind).
-    Returns ``e`` (nan where infeasible), the weights and the per-target duals."""
-    t = design.totals
+    Returns ``e`` (nan where infeasible), the weights and the per-target duals.
+
+    Rows of values outside HiGHS's range are scaled by powers of two (:data:`LP_VALUE_EXPS`; their duals scaled
+    back), and ``e`` is solved in a unit that keeps its column ``|t|`` below HiGHS's matrix limit (1e15: totals
+    of 1e18 were a "model error" and the best achievable error nan)."""
     n, m = design.x.shape
-    scale = np.where(t == 0, 1.0, np.abs(t))
+    row = value_scale(design.x, *LP_VALUE_EXPS)
+    row = np.ones(m) if row is None else row
+    t = design.totals * row
+    scale = row * np.where(design.totals == 0, 1.0, np.abs(design.totals))
     rel = _relative_means(design, np.ones(m))
+    value = np.array([tg.value for tg in design.targets], dtype=np.float64) * row
     if counts is not None:
-        value = np.array([tg.value for tg in design.targets], dtype=np.float64)
         scale = np.where(rel, np.abs(value) * counts, scale)
         rel = np.zeros(m, dtype=bool)
     free = np.flatnonzero(~rel)
-    xt = sp.csr_matrix(design.xt)
-    a = sp.hstack([xt[free], sp.csr_matrix(scale[free].reshape(-1, 1))]).tocsr()
-    b = sp.hstack([xt[free], sp.csr_matrix(-scale[free].reshape(-1, 1))]).tocsr()
+    top = int(np.frexp(scale[free].max())[1]) if len(free) else 0
+    e_unit = math.ldexp(1.0, max(0, top - 40))  # e solved as e * e_unit: its column at most 2**40
+    xt = sp.csr_matrix(sp.diags(row) @ design.xt)
+    a = sp.hstack([xt[free], sp.csr_matrix((scale[free] / e_unit).reshape(-1, 1))]).tocsr()
+    b = sp.hstack([xt[free], sp.csr_matrix((-scale[free] / e_unit).reshape(-1, 1))]).tocsr()
     rows, rhs = [-a, b], [-t[free], t[free]]
     idx = np.flatnonzero(rel)
     if slack_mean is not None and len(idx):
-        value = np.array([design.targets[j].value for j in idx], dtype=np.float64)
-        sc = sp.diags(slack_mean * np.abs(value)) @ sp.csr_matrix(design.mean_count.T)[idx]
+        sc = sp.diags(slack_mean * np.abs(value[idx])) @ sp.csr_matrix(design.mean_count.T)[idx]
         zero = sp.csr_matrix((len(idx), 1))
         rows += [sp.hstack([xt[idx] - sc, zero]), sp.hstack([-xt[idx] - sc, zero])]
         rhs += [np.zeros(len(idx)), np.zeros(len(idx))]
@@ -477,8 +484,8 @@ def _fit_lp(
         return math.nan, None, duals
     marg = np.abs(res.ineqlin.marginals)
     k = len(free)
-    duals[free] = np.maximum(marg[:k], marg[k:2 * k])
-    return float(res.x[-1]), res.x[:n], duals
+    duals[free] = np.maximum(marg[:k], marg[k:2 * k]) * row[free]
+    return float(res.x[-1]) / e_unit, res.x[:n], duals
 
 
 def _binding(duals: np.ndarray) -> list[int]:
@@ -500,6 +507,7 @@ def _best_fit(design: Design) -> tuple[float, list[int]]:
     program giving ``f(e_m)``, the least miss of the rest with the means within ``e_m``; the answer
     ``min max(e_m, f(e_m))`` lies between ``e_m`` and ``f(e_m)`` (``f`` does not increase).
     """
+    design = in_weight_units(design)
     m = len(design.targets)
     rel = _relative_means(design, np.ones(m))
     if not rel.any():
@@ -542,7 +550,7 @@ def _infeasible(design: Design, tol: float, reason: str) -> ConvergenceError:
     """The error of targets that no non-negative weights meet within ``tol`` together: the best achievable max
     relative error, and the targets in conflict (those that bind it, with their values)."""
     best, binding = _best_fit(design)
-    listed = "; ".join(f"{design.targets[j].name} = {_fmt(design.targets[j].value)}" for j in binding[:10])
+    listed = "; ".join(f"{design.targets[j].name} = {_fmt(design.targets[j].value * design.unit)}" for j in binding[:10])
     more = f" (and {len(binding) - 10} more)" if len(binding) > 10 else ""
     conflict = f" The targets that conflict (no non-negative weights meet them together): {listed}{more}." if listed else ""
     return ConvergenceError(
@@ -556,7 +564,8 @@ def check_feasible(design: Design, tol: float) -> None:
     """Raises the :class:`~microplex._errors.ConvergenceError` of :func:`lp_vertex` when no non-negative weights
     meet every target within ``tol`` together (its band, a feasibility program without cost): once, before the
     solves of many budgets, each of which would fail on it."""
-    _band_solve(design, tol, np.zeros(design.x.shape[0]), band(design, tol) * (1 - 1e-6), (0.0,))
+    work = in_weight_units(design)
+    _band_solve(work, tol, np.zeros(work.x.shape[0]), band(work, tol) * (1 - 1e-6), (0.0,))
 
 
 def _band_solve(
@@ -587,20 +596,22 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
     Raises :class:`~microplex._errors.ConvergenceError` (naming :func:`best_tolerance` and the targets in conflict)
     when no such weights exist (:func:`check_feasible` raises it without solving for a vertex).
     """
-    half = band(design, tol)
+    unit = weight_unit(design.d)  # solved in units of the typical weight (HiGHS's absolute tolerances and limits)
+    work = in_weight_units(design, unit)
+    half = band(work, tol)
     slack = half * (1 - 1e-6)
-    c = 1.0 / design.d if cost is None else cost
+    c = 1.0 / work.d if cost is None else np.asarray(cost, dtype=np.float64) * unit
     for _ in range(LP_RESOLVES + 1):
-        x = _band_solve(design, tol, c, slack)
-        w = np.where(x > NEGLIGIBLE_RATIO * design.d, x, 0.0)
+        x = _band_solve(work, tol, c, slack)
+        w = np.where(x > NEGLIGIBLE_RATIO * work.d, x, 0.0)
         # HiGHS meets the band to its feasibility tolerance (about 1e-7 absolute), and the negligible weights are
         # dropped: beyond a tolerance of about 1e-10 the vertex missed it. Solved again in a band narrowed by twice
         # the miss (the usual tolerances never get here: their band's 1e-6 margin holds the solver's precision)
-        over, _ = _band_excess(design, w, slack, half)
+        over, _ = _band_excess(work, w, slack, half)
         if not ((over > 0) & (slack > 0)).any():
-            return w
+            break
         slack = np.maximum(slack - 2.0 * np.maximum(over, 0.0), 0.0)
-    return w
+    return w * unit
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:

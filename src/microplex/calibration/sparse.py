@@ -50,7 +50,7 @@ from microplex._random import named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
-from .design import Design, build_design
+from .design import Design, build_design, in_weight_units, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
@@ -397,6 +397,10 @@ class SparseCalibrator(_FittedResult):
         tg = checked_inputs(candidates, targets, weight_col, household_col)
         design = build_design(candidates, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
+        # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
+        # the units of the weights and totals (the linear programs' tolerances and limits are absolute)
+        unit = weight_unit(design.d)
+        work = in_weight_units(design, unit)
         aux_l1 = None
         aux_columns: dict[str, str] | None = None
         self._soft_solves = 0
@@ -406,7 +410,7 @@ class SparseCalibrator(_FittedResult):
         self._aux_choice = {"auxiliary_cap": None, "auxiliary_converged": None}
         self._refine_info = {"refine_swaps": 0, "refined": False}
         if self.method == "l1":
-            w, err, budget = self._fit_l1(design)
+            w, err, budget = self._fit_l1(work)
             if self.max_records is not None and budget > self.max_records:
                 raise DataValidationError(
                     f"The 'l1' vertex keeps {budget} records, more than max_records={self.max_records}; use "
@@ -424,16 +428,18 @@ class SparseCalibrator(_FittedResult):
                 if self.auxiliary is not None:
                     if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
                         aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
-                    self._aux = auxiliary_design(candidates, design, tg, weight_col, household_col,
-                                                 columns=self.auxiliary if aux_columns is None else aux_columns,
-                                                 budget=self.max_records)[:2]
-                w, err, budget = self._fit_l0(design, _stratifiers(candidates, design, strat))
+                    x_aux, t_aux, _ = auxiliary_design(candidates, design, tg, weight_col, household_col,
+                                                       columns=self.auxiliary if aux_columns is None else aux_columns,
+                                                       budget=self.max_records)
+                    self._aux = (x_aux, t_aux / unit)
+                w, err, budget = self._fit_l0(work, _stratifiers(candidates, design, strat))
                 if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
-                    w, err = self._refine(candidates, design, tg, weight_col, household_col, w, err, aux_columns)
+                    w, err = self._refine(candidates, work, tg, weight_col, household_col, w, err, aux_columns)
                 if self._aux is not None and self._aux[0].shape[1] > 0:
-                    aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(design.d.sum()))
+                    aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(work.d.sum()))
             finally:
                 self._aux = None
+        w = w * unit
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)

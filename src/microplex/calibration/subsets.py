@@ -59,7 +59,7 @@ def calibrate_subset(
     weights, max relative target error, soft solves (0 or 1), auxiliary solves dropped (0 or 1)
     """
     sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
-                 design.mean_count[keep])
+                 design.mean_count[keep], design.unit)
     scale = mean_scale(sub, base)
     x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
     totals = design.totals
