@@ -337,3 +337,37 @@ def test_calibrated_weights_do_not_depend_on_the_order_of_the_records(problem, m
     a = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
     b = Calibrator(method, bounds=bounds).fit(df.iloc[order], targets).weights.to_numpy()
     np.testing.assert_allclose(a[order], b, rtol=1e-7, atol=1e-9)
+
+
+def _in_unit(df: pd.DataFrame, targets: list[Target], unit: float) -> tuple[pd.DataFrame, list[Target]]:
+    """The same problem with weights and count and sum targets times ``unit`` (a power of two: exact)."""
+    scaled = [t if t.aggregate == "mean" else Target(t.value * unit, t.aggregate, t.variable, t.filters, name=t.name)
+              for t in targets]
+    return df.assign(weight=df["weight"] * unit), scaled
+
+
+@given(problem=feasible(), method=st.sampled_from(["raking", "linear", "logit", "l0", "l1", "l0 bounds"]),
+       k=st.integers(-40, 40))
+def test_weights_in_another_unit_give_the_answer_in_that_unit(problem, method, k):
+    """Weights and totals times 2**k (survey weights in persons or in thousands, normalized or not) give the same
+    weights times 2**k: the same records, for a sparse subset (which kept others when the linear programs' absolute
+    tolerances met weights of another size, and refused totals beyond 1e20)."""
+    df, targets, _ = problem
+    unit = 2.0**k
+    df_u, targets_u = _in_unit(df, targets, unit)
+    if method.startswith("l"):
+        assume(any(t.aggregate != "mean" and t.value != 0 for t in targets))
+        kw = {"method": "l0", "max_records": len(df), "bounds": (0.5, 2.0)} if method == "l0 bounds" else {"method": method}
+        try:
+            a = SparseCalibrator(tolerance=0.01, **kw).fit(df, targets).weights.to_numpy()
+        except MicroplexError:
+            with pytest.raises(MicroplexError):
+                SparseCalibrator(tolerance=0.01, **kw).fit(df_u, targets_u)
+            return
+        b = SparseCalibrator(tolerance=0.01, **kw).fit(df_u, targets_u).weights.to_numpy()
+        np.testing.assert_array_equal(b / unit, a)
+        return
+    bounds = (0.5, 2.0) if method == "logit" else None
+    a = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
+    b = Calibrator(method, bounds=bounds).fit(df_u, targets_u).weights.to_numpy()
+    np.testing.assert_allclose(b / unit, a, rtol=1e-7, atol=1e-9 * float(np.abs(a).max()))
