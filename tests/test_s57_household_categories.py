@@ -57,3 +57,23 @@ def test_a_region_of_one_person_households_only_is_drawn_for_larger_households(g
         again = HouseholdSynthesizer.load(tmp_path / "h.mpx").sample(3000, seed=1)
     pd.testing.assert_frame_equal(again[0], households)
     pd.testing.assert_frame_equal(again[1], persons)
+
+
+def test_extrapolation_warnings_carry_their_column_reason_and_levels():
+    """Session 58: the household sampler read the inner models' warnings by slicing their text ("held (" ... "); the
+    model"); the warnings now carry ``column``, ``reason`` and ``levels``, which it reads instead, and its own
+    warning carries the household variable."""
+    df = _frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hs = HouseholdSynthesizer(["region"], ["age", "sex", "status"], "hid", "w", geography="region",
+                                  age_var="age", epochs=3, verbose=False).fit(df, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hs.sample(3000, seed=1)
+    ours = [w.message for w in caught if issubclass(w.category, ExtrapolationWarning)]
+    assert [(m.column, m.reason, m.levels) for m in ours] == [("region", "weightless", ("a",))]
+    assert str(ours[0]).startswith("Household variable 'region', a condition of the person models: households "
+                                   "holding ['a'] got persons")
+    plain = ExtrapolationWarning("a message")  # raised by a name, as warnings.warn(text, category) does
+    assert (str(plain), plain.column, plain.reason, plain.levels) == ("a message", None, None, ())

@@ -34,7 +34,25 @@ class ConvergenceWarning(UserWarning):
 
 
 class ExtrapolationWarning(UserWarning):
-    """Warns that inputs lie far outside the range seen in training (named column, row count)."""
+    """Warns that inputs lie far outside the range seen in training (named column, row count).
+
+    Attributes
+    ----------
+    column : str or None
+        The condition column the warning is about (None where it names none).
+    reason : str or None
+        ``"range"`` (numeric values beyond the training range, held at its margin) or ``"weightless"``
+        (categories that only training records of weight 0 held).
+    levels : tuple
+        The categories of a ``"weightless"`` warning (at most five), else empty.
+    """
+
+    def __init__(self, message: str = "", *, column: str | None = None, reason: str | None = None,
+                 levels: tuple = ()) -> None:
+        super().__init__(message)
+        self.column = column
+        self.reason = reason
+        self.levels = tuple(levels)
 
 
 class PrivacyWarning(UserWarning):

@@ -123,10 +123,16 @@ def test_a_condition_category_held_only_by_records_of_weight_0_warns_at_generate
     asian = frame[frame["race"] == "asian"]
     message = (rf"Condition column 'race': {len(asian)} of {len(asian)} rows hold categories that no training "
                r"record of positive weight held \(\['asian'\]\)")
-    with pytest.warns(ExtrapolationWarning, match=message):
+    with pytest.warns(ExtrapolationWarning, match=message) as record:
         synth.generate(asian[["age", "race"]], seed=0)
+    warned = [w.message for w in record if issubclass(w.category, ExtrapolationWarning)]
+    assert [(m.column, m.reason, m.levels) for m in warned] == [("race", "weightless", ("asian",))]
     with pytest.warns(ExtrapolationWarning, match=message):
         synth.log_prob(asian)
+    far = frame.loc[frame["race"] != "asian", ["age", "race"]].head(5).assign(age=1000)
+    with pytest.warns(ExtrapolationWarning, match="Condition column 'age'") as record:  # and a range (session 58)
+        synth.generate(far, seed=0)
+    assert [(w.message.column, w.message.reason) for w in record] == [("age", "range")]
     others = frame[frame["race"] != "asian"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # rows of categories of positive weight: no warning

@@ -124,22 +124,23 @@ def draw_persons(
     shown = set()
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):
-            message = str(w.message)
+            message, column = str(w.message), getattr(w.message, "column", None)
             # the user's household variables, given to generate (a region, an income 1000 times the largest)
-            named = [c for c in hs.household_cols_ if message.startswith(f"Condition column {c!r}:")]
+            named = [c for c in hs.household_cols_ if c == column]
             if named and named[0] not in shown:
                 shown.add(named[0])
                 scale = " (on the sign(x)*log(1+|x|) scale the person models read it on)" if (
                     hs.household_kinds_.get(named[0]) in ("continuous", "integer")
                     and named[0] != hs.size_col_) else ""
-                if "no training record of positive weight held" in message:  # a category a person model never saw
-                    levels = message[message.index("held (") + 6:message.index("); the model")]
-                    message = (f"households holding {levels} got persons from person models (later members, or "
-                               "adults) that no training household of that value had, e.g. a region of one-person "
+                reason, levels = w.message.reason, w.message.levels
+                if reason == "weightless":  # a category a person model never saw
+                    message = (f"households holding {list(levels)} got persons from person models (later members, "
+                               "or adults) that no training household of that value had, e.g. a region of one-person "
                                "households only, drawn for a larger household: those persons are drawn as the "
                                "models read a value they never learnt from.")
-                warnings.warn(f"Household variable {named[0]!r}, a condition of the person models{scale}: "
-                              f"{message}", ExtrapolationWarning, stacklevel=3)
+                warnings.warn(ExtrapolationWarning(
+                    f"Household variable {named[0]!r}, a condition of the person models{scale}: {message}",
+                    column=named[0], reason=reason, levels=levels), stacklevel=3)
             elif not named:
                 logger.debug("%s", message)
         else:

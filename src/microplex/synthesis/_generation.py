@@ -167,12 +167,12 @@ class _Generation:
         for name, (count, levels) in self.condition_encoder_.weightless_rows(frame).items():
             # a category that only training records of weight 0 held: the networks never learnt from it
             # (acs12 with race 'asian' at weight 0: its draws had a zero-income share of 0.65, 0.36 for 'white')
-            warnings.warn(
+            warnings.warn(ExtrapolationWarning(
                 f"Condition column {name!r}: {count} of {len(frame)} rows hold categories that no training record "
                 f"of positive weight held ({levels[:5]}); the model did not learn from them and their draws are not "
                 "fitted to anything. Drop those rows, or fit with a positive weight on some of their records.",
-                ExtrapolationWarning, stacklevel=4,
-            )
+                column=name, reason="weightless", levels=tuple(levels[:5]),
+            ), stacklevel=4)
         ranges = self._condition_ranges()
         clipped = {}
         for name, (lo, hi) in ranges.items():
@@ -187,11 +187,11 @@ class _Generation:
             margin = EXTRAPOLATION_MARGIN * (hi - lo)
             far = (x < lo - margin) | (x > hi + margin)
             if far.any():
-                warnings.warn(
+                warnings.warn(ExtrapolationWarning(
                     f"Condition column {name!r}: {int(far.sum())} of {len(x)} rows lie outside the training range "
                     f"[{lo:g}, {hi:g}] by more than {margin:g} ({EXTRAPOLATION_MARGIN:g} times its width); they are "
-                    "treated as lying at that margin.", ExtrapolationWarning, stacklevel=4,
-                )
+                    "treated as lying at that margin.", column=name, reason="range",
+                ), stacklevel=4)
                 clipped[name] = np.clip(x, lo - margin, hi + margin)
         return frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
 
