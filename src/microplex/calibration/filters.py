@@ -118,8 +118,13 @@ def _interval(lo: Any, hi: Any, closed: str, where: str) -> pd.Interval:
     return pd.Interval(lo, hi, closed=closed)
 
 
+_SEPARATOR = re.compile(r"\s*(?:&|;|\band\b)\s*")
+
+
 def _split_clauses(expr: str) -> list[str]:
     """Splits at ``&``, ``;`` and `` and `` outside quotes."""
+    if "'" not in expr and '"' not in expr and "`" not in expr:  # nothing quoted: no character to mask
+        return _SEPARATOR.split(expr)
     masked = list(expr)
     quote = None
     for i, ch in enumerate(expr):
@@ -134,7 +139,7 @@ def _split_clauses(expr: str) -> list[str]:
         raise DataValidationError(f"Filter {expr!r}: a quote is not closed.")
     text = "".join(masked)
     out, start = [], 0
-    for m in re.finditer(r"\s*(?:&|;|\band\b)\s*", text):
+    for m in _SEPARATOR.finditer(text):
         out.append(expr[start : m.start()])
         start = m.end()
     out.append(expr[start:])
@@ -199,6 +204,66 @@ def _combine(out: dict[str, Any], col: str, cond: Any, where: str) -> None:
     out[col] = intersect(out[col], cond, f"{where} (two conditions on {col!r})") if col in out else cond
 
 
+#: Parsed clauses by their text (:func:`_parse_clause`): a targets file of tract x age x sex cells repeats each age
+#: band's and each tract's clause many times (``literal_eval`` dominated reading 50,000 targets). Cleared when full.
+_CLAUSE_CACHE: dict[str, tuple[str, Any]] = {}
+_CLAUSE_CACHE_SIZE = 100_000
+
+
+def _parse_clause(clause: str, expr: str) -> tuple[str, Any]:
+    """One clause of filter ``expr``: its column and checked condition (immutable: a scalar, a frozenset or an
+    Interval, so one parse serves every filter that writes the clause alike; errors name ``expr``)."""
+    key = clause.strip()
+    hit = _CLAUSE_CACHE.get(key)
+    if hit is not None:
+        return hit
+    if not clause.strip():
+        raise DataValidationError(f"Cannot parse filter clause {clause!r} in filter {expr!r}: an empty clause.")
+    m = _CLAUSE.match(clause)
+    if not m:
+        raise DataValidationError(
+            f"Cannot parse filter clause {clause!r} in filter {expr!r}; expected 'col == v', 'col in {{a, b}}', "
+            "'col in [lo, hi)' or 'col >= v'."
+        )
+    col, op, rhs = m.groups()
+    col = col[1:-1] if col.startswith("`") else col
+    where = f"Filter {expr!r}, clause {clause.strip()!r}"
+    op = {"=>": ">=", "=<": "<="}.get(op, op)
+    if op in ("==", "="):
+        cond: Any = _scalar(_literal(rhs, where), where)
+    elif op == "in":
+        if rhs[0] == "{" and rhs[-1] == "}":
+            inner = rhs[1:-1]
+            try:
+                items = ast.literal_eval(rhs) if inner.strip() else set()
+                if isinstance(items, dict) and not items:
+                    items = set()
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                items = [_literal(v, where) for v in inner.split(",") if v.strip()]
+            if not isinstance(items, (set, frozenset, list, tuple)):
+                raise DataValidationError(f"{where}: 'in {{...}}' needs a set of values. Got {_got(items)} instead.")
+            cond = frozenset(_scalar(v, where) for v in items)
+        elif rhs[0] in "[(" and rhs[-1] in "])":
+            parts = rhs[1:-1].split(",")
+            if len(parts) != 2:
+                raise DataValidationError(f"Range in filter clause {clause!r} (filter {expr!r}) needs exactly two ends.")
+            lo, hi = _literal(parts[0], where), _literal(parts[1], where)
+            closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[rhs[0] + rhs[-1]]
+            cond = _interval(lo, hi, closed, where)
+        else:
+            raise DataValidationError(f"{where}: 'in' needs {{...}} or a range [lo, hi).")
+    elif op in (">=", ">"):
+        cond = _interval(_literal(rhs, where), math.inf, "left" if op == ">=" else "neither", where)
+    elif op in ("<=", "<"):
+        cond = _interval(-math.inf, _literal(rhs, where), "right" if op == "<=" else "neither", where)
+    else:
+        raise DataValidationError(f"{where}: operator {op!r} is not supported.")
+    if len(_CLAUSE_CACHE) >= _CLAUSE_CACHE_SIZE:
+        _CLAUSE_CACHE.clear()
+    _CLAUSE_CACHE[key] = (col, cond)
+    return col, cond
+
+
 def parse_filter(expr: str) -> dict[str, Any]:
     """Parses a filter string into a filter dict.
 
@@ -223,47 +288,7 @@ def parse_filter(expr: str) -> dict[str, Any]:
     if not expr:
         return out
     for clause in _split_clauses(expr):
-        if not clause.strip():
-            raise DataValidationError(f"Cannot parse filter clause {clause!r} in filter {expr!r}: an empty clause.")
-        m = _CLAUSE.match(clause)
-        if not m:
-            raise DataValidationError(
-                f"Cannot parse filter clause {clause!r} in filter {expr!r}; expected 'col == v', 'col in {{a, b}}', "
-                "'col in [lo, hi)' or 'col >= v'."
-            )
-        col, op, rhs = m.groups()
-        col = col[1:-1] if col.startswith("`") else col
-        where = f"Filter {expr!r}, clause {clause.strip()!r}"
-        op = {"=>": ">=", "=<": "<="}.get(op, op)
-        if op in ("==", "="):
-            cond: Any = _scalar(_literal(rhs, where), where)
-        elif op == "in":
-            if rhs[0] == "{" and rhs[-1] == "}":
-                inner = rhs[1:-1]
-                try:
-                    items = ast.literal_eval(rhs) if inner.strip() else set()
-                    if isinstance(items, dict) and not items:
-                        items = set()
-                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                    items = [_literal(v, where) for v in inner.split(",") if v.strip()]
-                if not isinstance(items, (set, frozenset, list, tuple)):
-                    raise DataValidationError(f"{where}: 'in {{...}}' needs a set of values. Got {_got(items)} instead.")
-                cond = frozenset(_scalar(v, where) for v in items)
-            elif rhs[0] in "[(" and rhs[-1] in "])":
-                parts = rhs[1:-1].split(",")
-                if len(parts) != 2:
-                    raise DataValidationError(f"Range in filter clause {clause!r} (filter {expr!r}) needs exactly two ends.")
-                lo, hi = _literal(parts[0], where), _literal(parts[1], where)
-                closed = {"[]": "both", "[)": "left", "(]": "right", "()": "neither"}[rhs[0] + rhs[-1]]
-                cond = _interval(lo, hi, closed, where)
-            else:
-                raise DataValidationError(f"{where}: 'in' needs {{...}} or a range [lo, hi).")
-        elif op in (">=", ">"):
-            cond = _interval(_literal(rhs, where), math.inf, "left" if op == ">=" else "neither", where)
-        elif op in ("<=", "<"):
-            cond = _interval(-math.inf, _literal(rhs, where), "right" if op == "<=" else "neither", where)
-        else:
-            raise DataValidationError(f"{where}: operator {op!r} is not supported.")
+        col, cond = _parse_clause(clause, expr)
         _combine(out, col, cond, f"Filter {expr!r}")
     return out
 

@@ -276,17 +276,18 @@ class Targets(Sequence[Target]):
                 return default if _is_missing(v) else v
 
             try:
-                flt: dict[str, Any] = {}
+                flt: dict[str, Any] | str = {}
+                equal = [c for c in filter_cols if not _is_missing(rec[c])]
                 if opt("filter") is not None:
                     if not isinstance(rec["filter"], str):
                         raise DataValidationError(f"filter must be a string. Got {_got(rec['filter'])} instead.")
-                    flt.update(parse_filter(rec["filter"]))
-                for c in filter_cols:
-                    if not _is_missing(rec[c]):
-                        v = rec[c]
-                        if isinstance(v, (float, np.floating)) and float(v).is_integer():
-                            v = int(v)
-                        _combine(flt, c, _condition(c, v, "equality column"), "row")
+                    # the string alone is parsed once, by the target; with equality columns, combined with them here
+                    flt = parse_filter(rec["filter"]) if equal else rec["filter"]
+                for c in equal:
+                    v = rec[c]
+                    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+                        v = int(v)
+                    _combine(flt, c, _condition(c, v, "equality column"), "row")  # type: ignore[arg-type]
                 name = opt("name")
                 if name is not None and not isinstance(name, str):
                     name = str(to_python(name))
