@@ -15,6 +15,9 @@ def test_an_overflowing_diagnosis_is_a_convergence_error():
     df = pd.DataFrame({"g": ["a", "a", "a"], "y": [0.0, 0.0, 1e300], "weight": [1e-300] * 3})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        with pytest.raises(ConvergenceError, match="diagnosis .* cannot be set up: its scaled rows overflow"):
+        # since session 58 the diagnosis weighs in units of the typical weight (1e-300 is no longer tiny there), and
+        # HiGHS refuses the values of 1e300 as a model error instead: still "unknown", never a bare error
+        with pytest.raises(ConvergenceError, match=r"Which targets conflict is unknown: the infeasibility diagnosis "
+                                                   r"\(a linear program\) (cannot be set up|did not solve)"):
             Calibrator(method="raking").fit(df, Targets([Target(0.0, aggregate="mean", variable="y")]),
                                             weight_col="weight")

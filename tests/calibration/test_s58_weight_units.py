@@ -97,3 +97,25 @@ def test_weight_unit_and_the_design_in_it(frame):
     w = lp_vertex(design, 0.005)  # in the caller's units
     achieved = design.x.T @ w
     assert np.all(np.abs(achieved - design.totals) <= 0.005 * np.abs(design.totals) * (1 + 1e-9))
+
+
+def test_a_calibration_conflict_is_diagnosed_alike_in_any_unit_of_weight():
+    """Two counts each reachable within the bounds, not together. Before, with weights of 2**40 (or 2**60) the
+    diagnosis "did not solve" ("which targets conflict is unknown"), and with weights of 2**-40 it named both
+    targets with closest values off by 17% and 41%; the diagnosis now solves in units of the typical weight."""
+    from microplex import Calibrator
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"g": rng.choice(["a", "b"], 3000, p=[0.5, 0.5]), "w": rng.uniform(0.5, 2.0, 3000)})
+    total, in_a = float(df["w"].sum()), float(df.loc[df["g"] == "a", "w"].sum())
+    closest = {}
+    for k in (0, 40, -40, 60):
+        unit = 2.0**k
+        targets = Targets([Target(1.15 * total * unit), Target(0.85 * in_a * unit, filters={"g": "a"})])
+        with pytest.raises(ConvergenceError, match=r"This target cannot be met together with the others within the "
+                           r"bounds: count\[\] = .* The targets it conflicts with: count\[g == 'a'\]\.") as err:
+            Calibrator(method="linear", bounds=(0.8, 1.2)).fit(df.assign(w=df["w"] * unit), targets, weight_col="w")
+        closest[k] = float(re.search(r"closest achievable ([0-9.e+-]+)\)", str(err.value)).group(1)) / unit
+    assert closest[0] == pytest.approx(0.85 * in_a + 1.2 * (total - in_a), rel=1e-5)  # g == a met, the rest at 1.2
+    for k in (40, -40, 60):
+        assert closest[k] == pytest.approx(closest[0], rel=1e-5)

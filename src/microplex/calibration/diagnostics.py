@@ -22,7 +22,7 @@ from scipy.optimize import linprog
 
 from .._errors import ConvergenceError
 from .._stats import design_effect, kish_ess, relative_error
-from .design import Design
+from .design import Design, in_weight_units, weight_unit
 
 __all__ = ["DIAGNOSIS_RTOL", "kish_ess", "design_effect", "weight_ratio_range", "relative_errors", "min_violation", "explain_failure"]
 
@@ -83,7 +83,14 @@ def min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, *, rtol:
 
 
 def _min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, rtol: float) -> tuple[pd.DataFrame, list[str]]:
-    """:func:`min_violation`'s frame, and the names of the targets its optimum binds (non-zero duals)."""
+    """:func:`min_violation`'s frame, and the names of the targets its optimum binds (non-zero duals).
+
+    Solved in units of the typical weight (:func:`~microplex.calibration.design.weight_unit`; values reported in
+    the caller's): with weights of 2**40 the scaled rows fell below HiGHS's smallest matrix value (the diagnosis
+    "did not solve"), and with weights of 2**-40 totals below its tolerance named targets that do not conflict."""
+    unit = weight_unit(design.d)
+    design = in_weight_units(design, unit)
+    lower, upper = np.asarray(lower, dtype=np.float64) / unit, np.asarray(upper, dtype=np.float64) / unit
     n, m = design.x.shape
     t = design.totals
     scale = 1.0 / (1.0 + np.abs(t))
@@ -119,11 +126,12 @@ def _min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, rtol: f
         gap = np.where(is_mean, np.abs(mean - value) / np.where(value == 0, 1.0, np.abs(value)), gap)
     bad = gap > rtol
     names = design.targets.names
+    in_caller_units = np.where(is_mean, 1.0, design.unit)  # counts and sums in the caller's units, means as means
     frame = pd.DataFrame(
         {
             "target": [names[j] for j in np.flatnonzero(bad)],
-            "value": value[bad],
-            "closest_achievable": closest[bad],
+            "value": (value * in_caller_units)[bad],
+            "closest_achievable": (closest * in_caller_units)[bad],
             "rel_gap": gap[bad],
         }
     )
