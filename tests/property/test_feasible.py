@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from microplex import Calibrator, MicroplexError, SparseCalibrator
-from microplex.calibration import Target
+from microplex.calibration import Target, Targets
 
 from .test_calibration import _check_met
 
@@ -371,3 +371,34 @@ def test_weights_in_another_unit_give_the_answer_in_that_unit(problem, method, k
     a = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
     b = Calibrator(method, bounds=bounds).fit(df_u, targets_u).weights.to_numpy()
     np.testing.assert_allclose(b / unit, a, rtol=1e-7, atol=1e-9 * float(np.abs(a).max()))
+
+
+@given(problem=feasible(), k=st.integers(-60, 60), bounds=st.sampled_from([(0.9, 1.1), (0.5, 1.2), (0.0, 1.0)]))
+def test_the_infeasibility_diagnosis_reads_alike_in_any_unit(problem, k, bounds):
+    """The diagnosis of targets that the bounds cannot meet together (often: the factor lies outside them) names the
+    same targets and closest values, in the caller's units, whatever the unit of the weights (its linear program
+    'did not solve' with weights of 2**40 and named targets that do not conflict with weights of 2**-40)."""
+    from microplex import ConvergenceError
+    from microplex.calibration.design import build_design
+    from microplex.calibration.diagnostics import min_violation
+
+    df, targets, _ = problem
+    unit = 2.0**k
+    df_u, targets_u = _in_unit(df, targets, unit)
+    try:
+        design = build_design(df, Targets(targets), "weight", None)
+    except MicroplexError:
+        return
+    design_u = build_design(df_u, Targets(targets_u), "weight", None)
+    lo, hi = design.d * bounds[0], design.d * bounds[1]
+    try:
+        a = min_violation(design, lo, hi)
+    except ConvergenceError:
+        with pytest.raises(ConvergenceError):
+            min_violation(design_u, lo * unit, hi * unit)
+        return
+    b = min_violation(design_u, lo * unit, hi * unit)
+    assert list(b["target"]) == list(a["target"])
+    per = np.array([1.0 if t.startswith("mean") else unit for t in b["target"]])
+    np.testing.assert_array_equal(b["value"].to_numpy() / per, a["value"].to_numpy())
+    np.testing.assert_array_equal(b["closest_achievable"].to_numpy() / per, a["closest_achievable"].to_numpy())
