@@ -34,7 +34,6 @@ from microplex._errors import ConvergenceError
 from .design import Design, in_weight_units, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
-from .solver import value_scale
 from .targets import Targets
 
 __all__ = [
@@ -43,6 +42,7 @@ __all__ = [
     "band_constraint",
     "best_tolerance",
     "check_feasible",
+    "lp_row_scale",
     "lp_vertex",
     "mean_floors",
     "with_mean_floor",
@@ -354,10 +354,28 @@ def _relative_means(design: Design, slack: np.ndarray) -> np.ndarray:
     return np.array([t.aggregate == "mean" and t.value != 0 for t in design.targets], dtype=bool) & (np.asarray(slack) > 0)
 
 
-#: The linear programs' target rows whose largest value in size lies outside ``[2**low, 2**high]`` are scaled
-#: (:func:`~microplex.calibration.solver.value_scale`): HiGHS drops matrix values below 1e-9 and holds bounds to
-#: about 1e-7 absolute, so a sum of values of 1e-177 was "met" by no weight at all.
-LP_VALUE_EXPS = (-20, 40)
+#: The linear programs hold every sum and mean target's row with its largest value in size in
+#: ``[2**LP_VALUE_EXP, 2**(LP_VALUE_EXP + 1))`` (:func:`lp_row_scale`).
+LP_VALUE_EXP = 20
+
+
+def lp_row_scale(design: Design) -> np.ndarray:
+    """Per target, the power of two that brings a sum or mean target's largest value in size into
+    ``[2**LP_VALUE_EXP, 2**(LP_VALUE_EXP + 1))``; 1 for a count (its values do not depend on a unit).
+
+    The linear programs' rows are then the same whatever the unit of the values (dollars or cents give the same
+    records). HiGHS drops matrix values below 1e-9 and holds bounds to about 1e-7 absolute: a sum of values of
+    1e-177 was "met" by no weight at all, a mean of values near 1e-8 was missed beyond the tolerance, and sums in
+    another unit kept other records. Rows of large values keep the solver's absolute precision small beside the
+    totals. Powers of two scale exactly.
+    """
+    xr = design.x if sp.isspmatrix_csr(design.x) else sp.csr_matrix(design.x)
+    top = np.zeros(xr.shape[1])
+    np.maximum.at(top, xr.indices, np.abs(xr.data))
+    _, e = np.frexp(top)
+    valued = np.array([t.aggregate != "count" for t in design.targets], dtype=bool)
+    # a subnormal column's power is held at 2**1023, the largest double (its values end above 2**-52)
+    return np.where(valued & (top > 0), np.ldexp(1.0, np.minimum(LP_VALUE_EXP + 1 - e, 1023)), 1.0)
 
 #: The least weighted count a linear program's vertex leaves on each mean target's records, in units of the
 #: lightest of them (its initial weight; :func:`mean_floors`), tried in this order: one such record, else (where
@@ -405,8 +423,8 @@ def band_constraint(design: Design, slack: np.ndarray) -> tuple[sp.csr_matrix, n
     ``slack_j`` of ``v_j`` (a relative miss ``slack_j / |v_j|``, as every other check reads a mean). Without
     such means the rows are ``X'`` itself (:func:`with_mean_floor` appends the floors of a mean's records).
     """
-    scale = value_scale(design.x, *LP_VALUE_EXPS)
-    if scale is not None:  # rows of tiny or huge values, in units HiGHS's absolute tolerances hold
+    scale = lp_row_scale(design)
+    if (scale != 1.0).any():  # rows in units HiGHS's absolute tolerances hold, whatever the unit of the values
         design = dataclasses.replace(design, x=sp.csr_matrix(design.x @ sp.diags(scale)), totals=design.totals * scale)
         slack = slack * scale
     t = design.totals
@@ -450,12 +468,10 @@ def _fit_lp(
     taken as fixed: the program linearized about a solution, whose duals name the targets that bind).
     Returns ``e`` (nan where infeasible), the weights and the per-target duals.
 
-    Rows of values outside HiGHS's range are scaled by powers of two (:data:`LP_VALUE_EXPS`; their duals scaled
-    back), and ``e`` is solved in a unit that keeps its column ``|t|`` below HiGHS's matrix limit (1e15: totals
+    Rows are scaled by powers of two (:func:`lp_row_scale`; their duals scaled back), and ``e`` is solved in a unit that keeps its column ``|t|`` below HiGHS's matrix limit (1e15: totals
     of 1e18 were a "model error" and the best achievable error nan)."""
     n, m = design.x.shape
-    row = value_scale(design.x, *LP_VALUE_EXPS)
-    row = np.ones(m) if row is None else row
+    row = lp_row_scale(design)
     t = design.totals * row
     scale = row * np.where(design.totals == 0, 1.0, np.abs(design.totals))
     rel = _relative_means(design, np.ones(m))
