@@ -346,6 +346,16 @@ def _in_unit(df: pd.DataFrame, targets: list[Target], unit: float) -> tuple[pd.D
     return df.assign(weight=df["weight"] * unit), scaled
 
 
+def _sparse_weights(df: pd.DataFrame, targets: list[Target], method: str) -> np.ndarray | None:
+    """``SparseCalibrator`` weights at tolerance 0.01 (``"l0 bounds"``: l0 with every record allowed and bounds
+    (0.5, 2)), or None where it refuses the problem."""
+    kw = {"method": "l0", "max_records": len(df), "bounds": (0.5, 2.0)} if method == "l0 bounds" else {"method": method}
+    try:
+        return SparseCalibrator(tolerance=0.01, **kw).fit(df, targets).weights.to_numpy()
+    except MicroplexError:
+        return None
+
+
 @given(problem=feasible(), method=st.sampled_from(["raking", "linear", "logit", "l0", "l1", "l0 bounds"]),
        k=st.integers(-40, 40))
 def test_weights_in_another_unit_give_the_answer_in_that_unit(problem, method, k):
@@ -357,15 +367,10 @@ def test_weights_in_another_unit_give_the_answer_in_that_unit(problem, method, k
     df_u, targets_u = _in_unit(df, targets, unit)
     if method.startswith("l"):
         assume(any(t.aggregate != "mean" and t.value != 0 for t in targets))
-        kw = {"method": "l0", "max_records": len(df), "bounds": (0.5, 2.0)} if method == "l0 bounds" else {"method": method}
-        try:
-            a = SparseCalibrator(tolerance=0.01, **kw).fit(df, targets).weights.to_numpy()
-        except MicroplexError:
-            with pytest.raises(MicroplexError):
-                SparseCalibrator(tolerance=0.01, **kw).fit(df_u, targets_u)
-            return
-        b = SparseCalibrator(tolerance=0.01, **kw).fit(df_u, targets_u).weights.to_numpy()
-        np.testing.assert_array_equal(b / unit, a)
+        a, b = _sparse_weights(df, targets, method), _sparse_weights(df_u, targets_u, method)
+        assert (a is None) == (b is None)  # refused in both units, or solved in both
+        if a is not None:
+            np.testing.assert_array_equal(b / unit, a)
         return
     bounds = (0.5, 2.0) if method == "logit" else None
     a = Calibrator(method, bounds=bounds).fit(df, targets).weights.to_numpy()
@@ -416,14 +421,17 @@ def test_values_in_another_unit_give_the_same_weights(problem, method, k):
                  for t in targets]
     if method.startswith("l"):
         assume(any(t.aggregate != "mean" and t.value != 0 for t in targets))
-        kw = {"method": "l0", "max_records": len(df), "bounds": (0.5, 2.0)} if method == "l0 bounds" else {"method": method}
-        try:
-            a = SparseCalibrator(tolerance=0.01, **kw).fit(df, targets).weights.to_numpy()
-        except MicroplexError:
+        a = _sparse_weights(df, targets, method)
+        if a is None:
             return  # refusals are the other properties' subject; the unit of a refused problem's values is moot
-        b = SparseCalibrator(tolerance=0.01, **kw).fit(df_u, targets_u).weights.to_numpy()
+        b = _sparse_weights(df_u, targets_u, method)
+        assert b is not None
+        if method == "l1":  # the linear program alone: its rows are the same, so are its weights
+            np.testing.assert_array_equal(b, a)
+            return
+        # l0 calibrates its records; a soft solve weighs misses by 1 + |t| (R survey's), not exactly unit-free
         np.testing.assert_array_equal(b > 0, a > 0)
-        np.testing.assert_allclose(b, a, rtol=1e-7, atol=1e-9 * float(np.abs(a).max()))
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-9 * float(np.abs(a).max()))
         return
     a = Calibrator(method).fit(df, targets).weights.to_numpy()
     b = Calibrator(method).fit(df_u, targets_u).weights.to_numpy()
