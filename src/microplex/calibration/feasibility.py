@@ -34,6 +34,7 @@ from microplex._errors import ConvergenceError
 from .design import Design, in_weight_units, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
+from .solver import column_top
 from .targets import Targets
 
 __all__ = [
@@ -369,13 +370,12 @@ def lp_row_scale(design: Design) -> np.ndarray:
     another unit kept other records. Rows of large values keep the solver's absolute precision small beside the
     totals. Powers of two scale exactly.
     """
-    xr = design.x if sp.isspmatrix_csr(design.x) else sp.csr_matrix(design.x)
-    top = np.zeros(xr.shape[1])
-    np.maximum.at(top, xr.indices, np.abs(xr.data))
+    top = column_top(design.x)
     _, e = np.frexp(top)
     valued = np.array([t.aggregate != "count" for t in design.targets], dtype=bool)
     # a subnormal column's power is held at 2**1023, the largest double (its values end above 2**-52)
     return np.where(valued & (top > 0), np.ldexp(1.0, np.minimum(LP_VALUE_EXP + 1 - e, 1023)), 1.0)
+
 
 #: The least weighted count a linear program's vertex leaves on each mean target's records, in units of the
 #: lightest of them (its initial weight; :func:`mean_floors`), tried in this order: one such record, else (where

@@ -217,7 +217,7 @@ def _parse_clause(clause: str, expr: str) -> tuple[str, Any]:
     hit = _CLAUSE_CACHE.get(key)
     if hit is not None:
         return hit
-    if not clause.strip():
+    if not key:
         raise DataValidationError(f"Cannot parse filter clause {clause!r} in filter {expr!r}: an empty clause.")
     m = _CLAUSE.match(clause)
     if not m:
@@ -227,7 +227,7 @@ def _parse_clause(clause: str, expr: str) -> tuple[str, Any]:
         )
     col, op, rhs = m.groups()
     col = col[1:-1] if col.startswith("`") else col
-    where = f"Filter {expr!r}, clause {clause.strip()!r}"
+    where = f"Filter {expr!r}, clause {key!r}"
     op = {"=>": ">=", "=<": "<="}.get(op, op)
     if op in ("==", "="):
         cond: Any = _scalar(_literal(rhs, where), where)

@@ -166,6 +166,20 @@ def newton_dual(
 VALUE_EXP = 160
 
 
+def column_top(x: sp.spmatrix) -> np.ndarray:
+    """Each column's largest value in size (0 for an empty column).
+
+    Examples
+    --------
+    >>> column_top(sp.csr_matrix(np.array([[1.0, -3.0, 0.0], [2.0, 0.5, 0.0]]))).tolist()
+    [2.0, 3.0, 0.0]
+    """
+    xr = x if sp.isspmatrix_csr(x) else sp.csr_matrix(x)
+    top = np.zeros(xr.shape[1])
+    np.maximum.at(top, xr.indices, np.abs(xr.data))
+    return top
+
+
 def value_scale(x: sp.spmatrix, low: int = -VALUE_EXP, high: int = VALUE_EXP) -> np.ndarray | None:
     """Per-column powers of two that bring each column's largest value in size into ``[0.5, 1)``, for columns
     beyond ``[2**low, 2**high]`` (default ``2**±VALUE_EXP``, about 1e48) only; ``None`` when no column is (the usual
@@ -186,8 +200,7 @@ def value_scale(x: sp.spmatrix, low: int = -VALUE_EXP, high: int = VALUE_EXP) ->
     size = size[size > 0]
     if size.size == 0 or (size.max() < 2.0**high and size.min() >= 2.0**low):
         return None  # one pass over the values, no per-column work, in the usual case
-    top = np.zeros(xr.shape[1])
-    np.maximum.at(top, xr.indices, np.abs(xr.data))
+    top = column_top(xr)
     _, e = np.frexp(top)
     out = (top > 0) & ((e > high) | (e < low))
     if not out.any():

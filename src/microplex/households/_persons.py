@@ -124,9 +124,9 @@ def draw_persons(
     shown = set()
     for w in caught:
         if issubclass(w.category, ExtrapolationWarning):
-            message, column = str(w.message), getattr(w.message, "column", None)
+            message = str(w.message)
             # the user's household variables, given to generate (a region, an income 1000 times the largest)
-            named = [c for c in hs.household_cols_ if c == column]
+            named = [w.message.column] if w.message.column in hs.household_cols_ else []
             if named and named[0] not in shown:
                 shown.add(named[0])
                 scale = " (on the sign(x)*log(1+|x|) scale the person models read it on)" if (
