@@ -29,7 +29,7 @@ from microplex._stats import bool_flags, check_weight_dtype
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "rounding_slack", "weight_unit"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "records_reordered", "rounding_slack", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,23 @@ def in_weight_units(design: Design, unit: float | None = None) -> Design:
     if "xt" in design.__dict__:  # built once (cached_property): the matrices are the same
         out.__dict__["xt"] = design.__dict__["xt"]
     return out
+
+
+def records_reordered(design: Design, order: np.ndarray) -> tuple[Design, np.ndarray]:
+    """``design`` for its records in another order, and the units' new order.
+
+    ``order[i]`` is the position, among ``design``'s records, of record ``i`` of the new order. The units follow
+    their first record, as :func:`build_design` orders them (for records, ``order`` itself), so the result is
+    :func:`build_design` of the reordered frame, without building it again. Returns the design and ``units``:
+    new unit ``j`` is ``design``'s unit ``units[j]`` (a solution ``w`` reads ``w[units]`` in the new order).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    units = pd.unique(design.record_unit[order])
+    where = np.empty(len(units), dtype=np.int64)
+    where[units] = np.arange(len(units))
+    out = dataclasses.replace(design, x=design.x[units], d=design.d[units], units=design.units[units],
+                              record_unit=where[design.record_unit[order]], mean_count=design.mean_count[units])
+    return out, units
 
 
 def _csr_from_parts(

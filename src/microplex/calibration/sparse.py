@@ -46,11 +46,11 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names
-from microplex._random import named_child
+from microplex._random import content_order, named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
-from .design import Design, build_design, in_weight_units, weight_unit
+from .design import Design, build_design, in_weight_units, records_reordered, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
@@ -395,7 +395,12 @@ class SparseCalibrator(_FittedResult):
         start = time.perf_counter()
         bounds = self._check_params()
         tg = checked_inputs(candidates, targets, weight_col, household_col)
-        design = build_design(candidates, tg, weight_col, household_col)
+        # the records in an order of their values (the same in any order they come in): the balanced samples draw
+        # by position and the linear programs break ties between equal records by position, so the order the
+        # records were given in chose among equally good subsets (one set of records, several answers)
+        order = content_order(candidates, groups=household_col)
+        records = candidates.iloc[order]
+        design = build_design(records, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
         # the units of the weights and totals (the linear programs' tolerances and limits are absolute)
@@ -418,28 +423,30 @@ class SparseCalibrator(_FittedResult):
                 )
         else:
             if self.stratify == "auto":
-                strat = _untargeted_columns(candidates, tg, weight_col, household_col)
+                strat = _untargeted_columns(records, tg, weight_col, household_col)
             else:
                 strat = list(self.stratify or [])
-            missing = [c for c in strat if c not in candidates.columns]
+            missing = [c for c in strat if c not in records.columns]
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             try:  # the auxiliary matrix lives for this fit only, also when it fails
                 if self.auxiliary is not None:
                     if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
-                        aux_columns = crossing(candidates, tg, weight_col, household_col, self.auxiliary)
-                    x_aux, t_aux, _ = auxiliary_design(candidates, design, tg, weight_col, household_col,
+                        aux_columns = crossing(records, tg, weight_col, household_col, self.auxiliary)
+                    x_aux, t_aux, _ = auxiliary_design(records, design, tg, weight_col, household_col,
                                                        columns=self.auxiliary if aux_columns is None else aux_columns,
                                                        budget=self.max_records)
                     self._aux = (x_aux, t_aux / unit)
-                w, err, budget = self._fit_l0(work, _stratifiers(candidates, design, strat))
+                w, err, budget = self._fit_l0(work, _stratifiers(records, design, strat))
                 if self.refine and self._aux is not None and self._aux[0].shape[1] > 0 and err <= self.tolerance:
-                    w, err = self._refine(candidates, work, tg, weight_col, household_col, w, err, aux_columns)
+                    w, err = self._refine(records, work, tg, weight_col, household_col, w, err, aux_columns)
                 if self._aux is not None and self._aux[0].shape[1] > 0:
                     aux_l1 = auxiliary_l1(self._aux[0], self._aux[1], w, float(work.d.sum()))
             finally:
                 self._aux = None
         w = w * unit
+        design, units = records_reordered(design, np.argsort(order))  # back to the caller's order
+        w = w[units]
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)
