@@ -108,12 +108,11 @@ def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarr
 
     A solve that draws random numbers by position, or whose solver breaks ties by position (a linear program's
     vertex among equal costs), then gives one answer to one set of records. The order is a hash of each row's
-    values' ranks within their columns (columns taken in the order of their names, as text), so it is also the
-    same for a column given in another unit (weights times 1,000, incomes in cents): any change that keeps the
-    order of a column's values keeps the order of the rows. Ranks sort numbers, text and categories by value and
-    place missing values apart; a column whose values do not sort is ranked by their hash. Rows whose values rank
-    alike in every column keep the order they came in (they are interchangeable), as do rows whose 64-bit hashes
-    collide (odds about ``n**2 / 2**65``).
+    values (columns taken in the order of their names, as text): of a number's, date's or duration's dense rank
+    within its column, so that a column given in another unit (weights times 1,000, incomes in cents) orders the
+    rows alike, and of a text or category value itself, so that object, string and category columns of the same
+    values (categories listed in any order) order them alike. Rows alike in every column keep the order they came
+    in (they are interchangeable), as do rows whose 64-bit hashes collide (odds about ``n**2 / 2**65``).
 
     ``groups`` names a column of group ids (households): the groups are ordered by a hash of their rows (their
     first row and the rest as a set), the ids' values themselves left out (labels, not values), and each group's
@@ -136,7 +135,7 @@ def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarr
     for j in sorted(range(frame.shape[1]), key=lambda i: (names[i], i)):
         if groups is not None and frame.columns[j] == groups:
             continue
-        key = (key ^ pd.util.hash_array(_rank_codes(frame.iloc[:, j]))) * np.uint64(0x100000001B3)  # wraps
+        key = (key ^ _column_key(frame.iloc[:, j])) * np.uint64(0x100000001B3)  # wraps modulo 2**64
     if groups is None:
         return np.argsort(key, kind="stable")
     group, _ = pd.factorize(frame[groups], use_na_sentinel=False)
@@ -150,20 +149,27 @@ def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarr
     return np.lexsort((np.arange(n), rank[group]))  # groups in their order, rows within one as they came
 
 
-def _rank_codes(col: pd.Series) -> np.ndarray:
-    """Dense ranks of a column's values (missing values -1): numbers, text, dates and categories by value, values
-    that do not sort by their hash, values that cannot be hashed (lists) by their text."""
+def _column_key(col: pd.Series) -> np.ndarray:
+    """A 64-bit key of each value of a column: for numbers, dates and durations the hash of the value's dense rank
+    (missing values apart), so any change that keeps the values' order keeps the keys; for text and categories the
+    hash of the value itself (the same for object, string and category dtypes, whatever the categories' order);
+    values that cannot be hashed (lists) by their text."""
     import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
 
-    try:
-        codes, _ = pd.factorize(col, sort=True)
-    except TypeError:
+    dtype = col.dtype
+    if not isinstance(dtype, pd.CategoricalDtype) and (
+        is_numeric_dtype(dtype) or is_bool_dtype(dtype) or is_datetime64_any_dtype(dtype) or is_timedelta64_dtype(dtype)
+    ):
         try:
-            hashed = pd.util.hash_pandas_object(col, index=False).to_numpy()
-        except TypeError:
-            hashed = pd.util.hash_pandas_object(col.astype(str), index=False).to_numpy()
-        codes, _ = pd.factorize(hashed, sort=True)
-    return np.asarray(codes, dtype=np.int64)
+            codes, _ = pd.factorize(col, sort=True)
+            return pd.util.hash_array(np.asarray(codes, dtype=np.int64))
+        except TypeError:  # values that do not sort (complex numbers of some kinds): hashed below
+            pass
+    try:
+        return pd.util.hash_pandas_object(col, index=False).to_numpy(dtype=np.uint64)
+    except TypeError:
+        return pd.util.hash_pandas_object(col.astype(str), index=False).to_numpy(dtype=np.uint64)
 
 
 __all__ += ["content_order"]

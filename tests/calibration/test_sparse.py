@@ -68,7 +68,8 @@ def test_frontier_reports_fitted_and_holdout_errors(census_problem):
     # 100 records are below what the targets need: the row shows the best fitted error of that size, beyond the tolerance
     assert fr.loc[0, "kept"] <= 100 and fr.loc[0, "max_rel_error"] > 0.005
     ok = fr[fr["max_rel_error"] <= 0.005]
-    assert list(ok["kept"]) == [1000, 3000]
+    assert list(ok["size"]) == [1000, 3000]  # at most the budget: a record the calibration weighs ~0 is not kept
+    assert ((ok["kept"] <= ok["size"]) & (ok["kept"] >= 0.99 * ok["size"])).all()
     assert (ok["max_rel_error"] <= 0.005).all()
     assert ok["holdout_mean_rel_error"].is_monotonic_decreasing
 

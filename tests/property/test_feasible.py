@@ -342,22 +342,24 @@ def test_calibrated_weights_do_not_depend_on_the_order_of_the_records(problem, m
 @given(problem=feasible(), method=st.sampled_from(["l0", "l1", "l0 bounds"]), seed=st.integers(0, 2**32 - 1),
        relabel=st.booleans())
 def test_sparse_subsets_do_not_depend_on_the_order_of_the_records(problem, method, seed, relabel):
-    """A sparse subset of shuffled records (under other index labels) is the shuffled subset: the same weighted
-    records, records whose values are all alike interchangeable (the balanced samples drew by position and the
-    linear programs broke ties by position, so the order chose among equally good subsets)."""
+    """A sparse subset of shuffled records (under other index labels, columns and targets in another order) is the
+    shuffled subset: the same weighted records, records whose values are all alike interchangeable (the balanced
+    samples drew by position and along the targets' cells, and the linear programs broke ties by position, so the
+    order chose among equally good subsets)."""
     df, targets, _ = problem
-    order = np.random.default_rng(seed).permutation(len(df))
-    shuffled = df.iloc[order]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(df))
+    shuffled = df.iloc[order, rng.permutation(df.shape[1])]
     if relabel:
         shuffled = shuffled.set_axis([f"r{i}" for i in range(len(df))])
     a = _sparse_weights(df, targets, method)
-    b = _sparse_weights(shuffled, targets, method)
+    b = _sparse_weights(shuffled, [targets[int(k)] for k in rng.permutation(len(targets))], method)
     assert (a is None) == (b is None)  # refused in both orders, or solved in both
     if a is None:
         return
 
     def weighted(frame: pd.DataFrame, w: np.ndarray) -> pd.DataFrame:
-        out = frame.assign(g=frame["g"].astype(str), kept=w).reset_index(drop=True)
+        out = frame[["g", "y", "weight"]].assign(g=frame["g"].astype(str), kept=w).reset_index(drop=True)
         return out.sort_values(list(out.columns)).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(weighted(shuffled, b), weighted(df, a))

@@ -29,7 +29,7 @@ from microplex._stats import bool_flags, check_weight_dtype
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "records_reordered", "rounding_slack", "weight_unit"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "reordered", "rounding_slack", "target_order", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,20 +157,41 @@ def in_weight_units(design: Design, unit: float | None = None) -> Design:
     return out
 
 
-def records_reordered(design: Design, order: np.ndarray) -> tuple[Design, np.ndarray]:
-    """``design`` for its records in another order, and the units' new order.
+def target_order(targets: Targets) -> np.ndarray:
+    """Positions of ``targets`` sorted by what they are (name, aggregate, variable, entity, value, filters, tolerance,
+    importance): the same targets given in any order come out in one order, so that a solve whose outcome depends
+    on the order of its rows or columns (a linear program's vertex among equal costs, a sample drawn along the
+    targets' cells) gives one answer to one set of targets. Targets alike in every field keep their order."""
+    keys = [(t.name, t.aggregate, str(t.variable), t.entity, float(t.value), format_filter(t.filters),
+             -1.0 if t.tolerance is None else float(t.tolerance), float(t.importance)) for t in targets]
+    return np.array(sorted(range(len(keys)), key=lambda k: keys[k]), dtype=np.int64)
 
-    ``order[i]`` is the position, among ``design``'s records, of record ``i`` of the new order. The units follow
-    their first record, as :func:`build_design` orders them (for records, ``order`` itself), so the result is
-    :func:`build_design` of the reordered frame, without building it again. Returns the design and ``units``:
-    new unit ``j`` is ``design``'s unit ``units[j]`` (a solution ``w`` reads ``w[units]`` in the new order).
+
+def reordered(
+    design: Design, *, records: np.ndarray | None = None, targets: np.ndarray | None = None
+) -> tuple[Design, np.ndarray]:
+    """``design`` for its records and targets in another order, and the units' new order.
+
+    ``records[i]`` is the position, among ``design``'s records, of record ``i`` of the new order; ``targets[j]``
+    that of target ``j`` (default: as they are). The units follow their first record, as :func:`build_design`
+    orders them (for records, ``records`` itself), so the result is :func:`build_design` of the reordered frame
+    and targets, without building it again. Returns the design and ``units``: new unit ``j`` is ``design``'s
+    unit ``units[j]`` (a solution ``w`` reads ``w[units]`` in the new order).
     """
-    order = np.asarray(order, dtype=np.int64)
-    units = pd.unique(design.record_unit[order])
+    out = design
+    if targets is not None:
+        targets = np.asarray(targets, dtype=np.int64)
+        out = dataclasses.replace(out, x=out.x[:, targets].tocsr(), totals=out.totals[targets],
+                                  targets=Targets([out.targets[int(k)] for k in targets]),
+                                  mean_count=out.mean_count[:, targets].tocsr())
+    if records is None:
+        return out, np.arange(len(design.d), dtype=np.int64)
+    records = np.asarray(records, dtype=np.int64)
+    units = pd.unique(out.record_unit[records])
     where = np.empty(len(units), dtype=np.int64)
     where[units] = np.arange(len(units))
-    out = dataclasses.replace(design, x=design.x[units], d=design.d[units], units=design.units[units],
-                              record_unit=where[design.record_unit[order]], mean_count=design.mean_count[units])
+    out = dataclasses.replace(out, x=out.x[units], d=out.d[units], units=out.units[units],
+                              record_unit=where[out.record_unit[records]], mean_count=out.mean_count[units])
     return out, units
 
 

@@ -50,7 +50,7 @@ from microplex._random import content_order, named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
-from .design import Design, build_design, in_weight_units, records_reordered, weight_unit
+from .design import Design, build_design, in_weight_units, reordered, target_order, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
 from .diagnostics import design_effect, kish_ess
 from .distances import Distance
@@ -395,11 +395,20 @@ class SparseCalibrator(_FittedResult):
         start = time.perf_counter()
         bounds = self._check_params()
         tg = checked_inputs(candidates, targets, weight_col, household_col)
-        # the records in an order of their values (the same in any order they come in): the balanced samples draw
-        # by position and the linear programs break ties between equal records by position, so the order the
-        # records were given in chose among equally good subsets (one set of records, several answers)
+        # records, columns and targets in orders set by what they are (the same in any order they come in): the
+        # balanced samples draw by position and along the targets' cells, the automatic auxiliaries follow the
+        # columns, and the linear programs break ties by position, so the order they were given in chose among
+        # equally good subsets (one set of records and targets, several answers)
         order = content_order(candidates, groups=household_col)
-        records = candidates.iloc[order]
+        columns = sorted(range(candidates.shape[1]), key=lambda j: (str(candidates.columns[j]), j))
+        records = candidates.iloc[order, columns]
+        by_target = target_order(tg)
+        tg = Targets([tg[int(k)] for k in by_target])
+        auxiliary = self.auxiliary
+        if isinstance(auxiliary, Targets):
+            auxiliary = Targets([auxiliary[int(k)] for k in target_order(auxiliary)])
+        elif auxiliary is not None and not isinstance(auxiliary, str):
+            auxiliary = sorted(auxiliary, key=str)
         design = build_design(records, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
@@ -430,11 +439,11 @@ class SparseCalibrator(_FittedResult):
             if missing:
                 raise DataValidationError(f"stratify columns {missing} are not in the candidates.")
             try:  # the auxiliary matrix lives for this fit only, also when it fails
-                if self.auxiliary is not None:
-                    if not isinstance(self.auxiliary, Targets):  # resolved once, for the programs and the refinement
-                        aux_columns = crossing(records, tg, weight_col, household_col, self.auxiliary)
+                if auxiliary is not None:
+                    if not isinstance(auxiliary, Targets):  # resolved once, for the programs and the refinement
+                        aux_columns = crossing(records, tg, weight_col, household_col, auxiliary)
                     x_aux, t_aux, _ = auxiliary_design(records, design, tg, weight_col, household_col,
-                                                       columns=self.auxiliary if aux_columns is None else aux_columns,
+                                                       columns=auxiliary if aux_columns is None else aux_columns,
                                                        budget=self.max_records)
                     self._aux = (x_aux, t_aux / unit)
                 w, err, budget = self._fit_l0(work, _stratifiers(records, design, strat))
@@ -445,7 +454,7 @@ class SparseCalibrator(_FittedResult):
             finally:
                 self._aux = None
         w = w * unit
-        design, units = records_reordered(design, np.argsort(order))  # back to the caller's order
+        design, units = reordered(design, records=np.argsort(order), targets=np.argsort(by_target))  # the caller's
         w = w[units]
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
