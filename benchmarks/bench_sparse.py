@@ -15,7 +15,8 @@ least one unit in each, the rest allocated by population; the practitioner's way
 records in every target cell); on census2000 also the default fit on the frame with the integer PUMA codes
 typed as a category (crossed by their values; since session 43 the default recognises the integer codes as
 nested in the states and crosses them by their values too, so the two rows differ only by the order of the
-codes). PolicyEngine's ``l0-python`` ``SparseCalibrationWeights`` (documented defaults,
+codes and, since session 59, by the fit's order of the records: a category is keyed by its values, an integer
+by its rank, so the two are two draws of one method). PolicyEngine's ``l0-python`` ``SparseCalibrationWeights`` (documented defaults,
 ``loss_type="relative"``; its size is whatever its penalty gives, so microplex and the random baseline are
 also run at that size) runs once. Held-out families were not used as targets; errors are against the
 full candidate population's initial-weight totals, per family as the share of the population placed in
