@@ -11,7 +11,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._stats import check_weight_dtype
 from ..calibration.design import lookup_values, value_codes
-from ..calibration.targets import Target, Targets
+from ..calibration.targets import Target, Targets, margin_by_name
 
 
 class _Codes:
@@ -85,6 +85,7 @@ class _Margins:
                 raise DataValidationError(
                     f"Margin {key!r} must be named by a column (str) or a tuple of distinct columns."
                 )
+            values = margin_by_name(values, key, cols)
             items = list(values.items()) if isinstance(values, Mapping | pd.Series) else None
             if not items:
                 raise DataValidationError(f"Margin {key!r} must map categories to totals. Got {str(values)[:80]}.")
