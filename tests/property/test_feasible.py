@@ -443,6 +443,9 @@ def test_values_in_another_unit_give_the_same_weights(problem, method, k):
     df, targets, _ = problem
     unit = 2.0**k
     df_u = df.assign(y=df["y"] * unit)
+    # the same values in another unit only where the scaling is exact (a value of 5e-324 times 2**-1 is 0: another
+    # frame, whose records rank otherwise)
+    assume(np.array_equal(df_u["y"].to_numpy() / unit, df["y"].to_numpy()))
     targets_u = [t if t.aggregate == "count" else Target(t.value * unit, t.aggregate, t.variable, t.filters, name=t.name)
                  for t in targets]
     if method.startswith("l"):
