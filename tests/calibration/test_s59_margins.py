@@ -64,3 +64,10 @@ def test_a_category_listed_twice_is_refused(values):
     crossed = pd.Series([5.0, 6.0], index=pd.MultiIndex.from_tuples([("x", 1), ("x", 1)], names=["g", "k"]))
     with pytest.raises(DataValidationError, match=r"lists the category \('x', 1\) twice"):
         Targets.from_margins({("g", "k"): crossed})
+
+
+def test_a_yaml_margin_that_lists_a_category_twice_names_the_file_and_margin(tmp_path):
+    path = tmp_path / "targets.yaml"
+    path.write_text("margins:\n  - by: s\n    values:\n      - [A, 120]\n      - [B, 100]\n      - [A, 90]\n")
+    with pytest.raises(DataValidationError, match=r"targets.yaml', margins\[0\]: Margin 's' lists the category 'A' twice"):
+        Targets.from_yaml(path)
