@@ -220,3 +220,30 @@ def test_reordered_is_the_design_of_the_reordered_frame_and_targets(households):
     np.testing.assert_array_equal(got.d, want.d)
     assert (got.x != want.x).nnz == 0 and (got.mean_count != want.mean_count).nnz == 0
     np.testing.assert_array_equal(design.units[units], want.units)
+
+
+def test_microplex_sparsify_keeps_the_same_records_from_a_shuffled_file(frame, tmp_path):
+    """What users call: the command line on the file with its rows shuffled, its columns and the targets file's rows
+    reversed writes the same kept records with the same weights."""
+    from typer.testing import CliRunner
+
+    from microplex.cli import app
+
+    df = frame.rename(columns={"w": "weight"})
+    counts = df.groupby(["state", "grp"])["weight"].sum() * 1.03
+    tg = Targets.from_margins({("state", "grp"): counts})
+    tg.to_frame().to_csv(tmp_path / "t.csv", index=False)
+    Targets(list(tg)[::-1]).to_frame().to_csv(tmp_path / "t2.csv", index=False)
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.sample(frac=1.0, random_state=3)[df.columns[::-1]].to_csv(tmp_path / "b.csv", index=False)
+    kept = []
+    for data, targets in (("a.csv", "t.csv"), ("b.csv", "t2.csv")):
+        out = tmp_path / f"{data}.parquet"
+        result = CliRunner().invoke(app, ["sparsify", str(tmp_path / data), "--targets", str(tmp_path / targets),
+                                          "--max-records", "60", "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        got = pd.read_parquet(out)
+        cols = sorted(got.columns)
+        kept.append(got[cols].sort_values(cols).reset_index(drop=True))
+    assert len(kept[0]) == 60
+    pd.testing.assert_frame_equal(kept[0], kept[1])
