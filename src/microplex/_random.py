@@ -2,7 +2,8 @@
 
 The one place where microplex turns a seed sequence into the integer seeds that ``fit``,
 ``generate`` and torch take, and into the child sequence of a numbered block of rows; and where
-it draws a random held-out part of weighted records (:func:`holdout_split`).
+it draws a random held-out part of weighted records (:func:`holdout_split`); and the order of records set
+by their values (:func:`content_order`), so that a solve drawing by position gives one answer in any order.
 """
 
 from __future__ import annotations
@@ -155,11 +156,11 @@ def _column_key(col: pd.Series) -> np.ndarray:
     hash of the value itself (the same for object, string and category dtypes, whatever the categories' order);
     values that cannot be hashed (lists) by their text."""
     import pandas as pd
-    from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
 
     dtype = col.dtype
     if not isinstance(dtype, pd.CategoricalDtype) and (
-        is_numeric_dtype(dtype) or is_bool_dtype(dtype) or is_datetime64_any_dtype(dtype) or is_timedelta64_dtype(dtype)
+        is_numeric_dtype(dtype) or is_datetime64_any_dtype(dtype) or is_timedelta64_dtype(dtype)  # bools are numeric
     ):
         try:
             codes, _ = pd.factorize(col, sort=True)
