@@ -10,8 +10,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
   :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
   :func:`tv_distance` (total variation of category shares).
-* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels` and
-  :func:`round_shares` (round numbers),
+* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels`,
+  :func:`storage_precision` and :func:`round_shares` (round numbers),
   :func:`detect_point_masses`, :func:`one_hot`,
   :func:`is_numeric` (the categorical test), :func:`systematic_counts` (systematic rounding).
 * Weights and targets: :func:`kish_ess`, :func:`design_effect`, :func:`relative_error`.
@@ -44,6 +44,7 @@ __all__ = [
     "value_shares",
     "heaviest_values",
     "decimal_levels",
+    "storage_precision",
     "round_shares",
     "detect_point_masses",
     "one_hot",
@@ -438,30 +439,92 @@ _TOLERANCE = 1e-9
 _ULPS = 64
 
 
-def decimal_levels(x: np.ndarray) -> np.ndarray:
+#: The float types narrower than float64 whose roundings a column's values may carry (:func:`storage_precision`),
+#: narrowest first.
+NARROW_PRECISIONS = ("float16", "float32")
+
+
+def decimal_levels(x: np.ndarray, precision: str = "float64") -> np.ndarray:
     """The decimal level of each value: the largest ``k`` in [MIN_LEVEL, MAX_LEVEL] with ``x`` a
     multiple of ``10**k``; ``NO_LEVEL`` for 0, non-finite values and values that are no multiple of
     ``10**MIN_LEVEL``.
+
+    ``precision`` is the float type the values were stored at (:func:`storage_precision`): at
+    ``"float32"`` (or ``"float16"``) a value is a multiple of ``10**k`` when it is that type's rounding
+    of one (24.100000381469727, the float32 of 24.1, has level -1; at float64 it has none).
 
     Examples
     --------
     >>> decimal_levels(np.array([34000.0, 34200.0, 12.5, 7.0, -300.0, 0.1 * 3, np.pi, 0.0])).tolist()
     [3, 2, -1, 0, 2, -1, -7, -7]
+    >>> x = np.array([24.1, 0.3, 1e-6], dtype=np.float32).astype(float)
+    >>> decimal_levels(x).tolist(), decimal_levels(x, "float32").tolist()
+    ([-7, -7, -7], [-1, -1, -6])
     """
     a = np.abs(np.asarray(x, dtype=float))
     out = np.full(a.shape, NO_LEVEL, dtype=np.int64)
     finite = np.isfinite(a) & (a > 0)
+    narrow = narrow_type(precision)
     with np.errstate(over="ignore", invalid="ignore"):
+        stored = a.astype(narrow) if narrow is not None else None
+        if stored is not None:
+            finite &= np.isfinite(stored)  # beyond the narrow type's range a value is stored as no number
         for k in range(MIN_LEVEL, MAX_LEVEL + 1):
             r = a / 10.0**k if k >= 0 else a * 10.0**-k  # powers of ten from 1 up are exact
             m = np.round(r)
-            out[finite & (m >= 1) & (np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r)] = k
+            if narrow is None:
+                on = np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r
+            else:  # the narrow type's rounding of the multiple, written as at_level writes it, is the value
+                on = (m * 10.0**k if k >= 0 else m / 10.0**-k).astype(narrow) == stored
+            out[finite & (m >= 1) & on] = k
     return out
+
+
+def narrow_type(precision: str) -> type[np.floating] | None:
+    """The numpy type of a narrow ``precision`` (``None`` for ``"float64"``); a :class:`DataValidationError`
+    names any other value."""
+    if precision == "float64":
+        return None
+    if precision not in NARROW_PRECISIONS:
+        raise DataValidationError(f"The 'precision' must be one of {['float64', *NARROW_PRECISIONS]}. "
+                                  f"Got {precision!r:.100} instead.")
+    return np.float16 if precision == "float16" else np.float32
+
+
+def storage_precision(x: np.ndarray) -> str:
+    """The float type the values ``x`` were stored at, as :func:`decimal_levels` reads it: the narrowest
+    of :data:`NARROW_PRECISIONS` that holds every finite value exactly *and* whose rounding of a decimal
+    some value is (a value with a coarser decimal level at that precision than at float64), else
+    ``"float64"``. A float32 column, or one read as float32 and widened (a Parquet file, a
+    concatenation), holds 24.100000381469727 for 24.1: read at float64 it is no multiple of 0.1, so
+    its round values would not count as round. Values that are as round at float64 (integers, halves)
+    give no evidence and keep ``"float64"``.
+
+    Examples
+    --------
+    >>> storage_precision(np.array([24.1, 3.5, 0.0], dtype=np.float32).astype(float))
+    'float32'
+    >>> storage_precision(np.array([24.1, 3.5])), storage_precision(np.array([2.5, 7.0, 1e6]))
+    ('float64', 'float64')
+    """
+    a = np.abs(np.asarray(x, dtype=float))
+    a = a[np.isfinite(a) & (a > 0)]
+    if not a.size or (a == np.round(a)).all():  # integers are as round at every precision
+        return "float64"
+    base = None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for precision in NARROW_PRECISIONS:
+            if (a.astype(narrow_type(precision)).astype(float) == a).all():
+                base = decimal_levels(a) if base is None else base
+                if (decimal_levels(a, precision) > base).any():
+                    return precision
+    return "float64"
 
 
 def round_shares(x: np.ndarray, w: np.ndarray, levels: range) -> np.ndarray:
     """The weighted share of the nonzero finite values of ``x`` that are multiples of ``10**k``
-    (:func:`decimal_levels` ``>= k``), for each ``k`` of ``levels``; zeros where no such value has weight.
+    (:func:`decimal_levels` ``>= k``, at the values' :func:`storage_precision`, read from those of positive
+    weight), for each ``k`` of ``levels``; zeros where no such value has weight.
 
     Examples
     --------
@@ -470,7 +533,8 @@ def round_shares(x: np.ndarray, w: np.ndarray, levels: range) -> np.ndarray:
     """
     x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
     on = np.isfinite(x) & (x != 0)
-    lv, w = decimal_levels(x[on]), w[on]
+    x, w = x[on], w[on]
+    lv = decimal_levels(x, storage_precision(x[w > 0]))
     total = w.sum()
     return np.array([w[lv >= k].sum() / total if total > 0 else 0.0 for k in levels])
 

@@ -193,7 +193,8 @@ def round_share_errors(
     Reported values sit on round numbers far more often than a smooth density allows (an income of
     34,000 rather than 34,217); a model that smears them misses these shares although its KS, at the
     scale of the whole distribution, does not see it. Zeros are left out (:func:`point_mass_errors`
-    compares them).
+    compares them). Each side is read at the precision its values were stored at
+    (:func:`microplex._stats.storage_precision`): a float32 column's 24.100000381469727 is 24.1, a multiple of 0.1.
 
     Returns
     -------

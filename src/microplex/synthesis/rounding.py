@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataValidationError
-from .._stats import MAX_LEVEL, MIN_LEVEL, NO_LEVEL, decimal_levels
+from .._stats import MAX_LEVEL, MIN_LEVEL, NARROW_PRECISIONS, NO_LEVEL, decimal_levels, narrow_type, storage_precision
 
 __all__ = ["MAX_LEVEL", "MIN_LEVEL", "NO_LEVEL", "RoundingGrid", "decimal_levels"]  # levels: microplex._stats
 
@@ -64,11 +64,14 @@ def _values_of(ints: np.ndarray) -> list[int]:
     return (np.flatnonzero(np.bincount(ints - low)) + low).tolist()
 
 
-def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False) -> np.ndarray:
+def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False,
+             precision: str = "float64") -> np.ndarray:
     """The nearest value to each ``x`` of exactly decimal level ``level`` (a multiple of
     ``10**level`` that is not a multiple of ``10**(level + 1)``); with ``other``, the nearest such
     value on the other side of ``x``. ``x`` itself where ``level`` is ``NO_LEVEL``. A negative
-    level divides by a power of ten, so 123 at level -2 is 1.23 exactly as Python writes it.
+    level divides by a power of ten, so 123 at level -2 is 1.23 exactly as Python writes it. At a
+    narrow ``precision`` (:func:`~microplex._stats.storage_precision`) every value is that type's
+    rounding (24.1 at float32 is 24.100000381469727, as a float32 column holds it).
 
     Examples
     --------
@@ -76,16 +79,27 @@ def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False) -> 
     [34000.0, 34200.0, 2900.0, 1.23, 5.5]
     >>> at_level(np.array([34217.3, 2996.0]), 2, other=True).tolist()
     [34300.0, 3100.0]
+    >>> at_level(np.array([24.13]), -1, precision="float32").tolist()
+    [24.100000381469727]
     """
     x = np.asarray(x, dtype=float)
     if np.ndim(level) == 0:
-        return _at(x, int(level), other)
+        return _stored(_at(x, int(level), other), precision)
     level = np.asarray(level, dtype=np.int64)
     out = x.copy()
     for k in _values_of(level):
         on = level == k
         out[on] = _at(x[on], k, other)
-    return out
+    return _stored(out, precision)
+
+
+def _stored(x: np.ndarray, precision: str) -> np.ndarray:
+    """``x`` as a column of ``precision`` holds it (``x`` itself at float64)."""
+    narrow = narrow_type(precision)
+    if narrow is None:
+        return x
+    with np.errstate(over="ignore"):
+        return x.astype(narrow).astype(float)
 
 
 def _at(x: np.ndarray, level: int, other: bool) -> np.ndarray:
@@ -131,7 +145,8 @@ Allowed = Callable[[np.ndarray, np.ndarray], np.ndarray]
 OUTWARD_STEPS = 20
 
 
-def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allowed: Allowed) -> None:
+def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allowed: Allowed,
+             precision: str = "float64") -> None:
     """Sets ``out[rows]`` to the nearest value of exactly ``level`` that ``allowed`` takes, looking up to
     :data:`OUTWARD_STEPS` steps of ``10**level`` beyond the two neighbours of each ``x[rows]``, nearer side first;
     a value with none keeps ``out``'s value (the flow's)."""
@@ -140,8 +155,8 @@ def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allow
         if not rows.size:
             return
         with np.errstate(over="ignore", invalid="ignore"):
-            below = at_level(x[rows] - s * step, level)
-            above = at_level(x[rows] + s * step, level)
+            below = at_level(x[rows] - s * step, level, precision=precision)
+            above = at_level(x[rows] + s * step, level, precision=precision)
         near = np.abs(x[rows] - below) <= np.abs(above - x[rows])
         first, second = np.where(near, below, above), np.where(near, above, below)
         ok = np.asarray(allowed(first, rows), dtype=bool) & np.isfinite(first)
@@ -154,7 +169,7 @@ def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allow
 
 
 def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
-             allowed: Allowed | None) -> tuple[tuple[int, ...], tuple[float, ...]]:
+             allowed: Allowed | None, precision: str = "float64") -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Levels (coarse to fine) and their hazards among the values ``x`` (``rows``: their indices
     for ``allowed``): the weighted share of the values of each level among those of that level or
     finer whose nearest value of that level is allowed (the last level's hazard is 1)."""
@@ -162,7 +177,7 @@ def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
     hazards = []
     for level in present[:-1]:
         finer = levels <= level
-        cand = at_level(x[finer], level)
+        cand = at_level(x[finer], level, precision=precision)
         ok = np.ones(cand.size, dtype=bool) if allowed is None else np.asarray(allowed(cand, rows[finer]), dtype=bool)
         ok |= levels[finer] == level  # a value of the level is its own nearest value of it
         hazards.append(float(w[levels == level].sum() / w[finer][ok].sum()))
@@ -185,6 +200,10 @@ class RoundingGrid:
         Per band ``floor(log10 |x|)``, its levels (coarse to fine) and their hazards (the last 1).
     pooled : (tuple of int, tuple of float)
         The levels and hazards of the whole variable, for bands without enough records.
+    precision : str
+        The float type the training values were stored at (:func:`~microplex._stats.storage_precision`):
+        ``"float32"`` for a float32 column (or one read as float32 and widened), whose 24.1 is
+        24.100000381469727; levels are read and drawn values written at it. ``"float64"`` by default.
 
     Examples
     --------
@@ -197,9 +216,11 @@ class RoundingGrid:
     """
 
     def __init__(self, bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]],
-                 pooled: tuple[tuple[int, ...], tuple[float, ...]]) -> None:
+                 pooled: tuple[tuple[int, ...], tuple[float, ...]], precision: str = "float64") -> None:
+        narrow_type(precision)  # a DataValidationError names any other precision
         self.bands = bands
         self.pooled = pooled
+        self.precision = precision
 
     @classmethod
     def fit(cls, x: np.ndarray, w: np.ndarray, min_count: int, allowed: Allowed | None = None) -> RoundingGrid | None:
@@ -207,13 +228,15 @@ class RoundingGrid:
         ``allowed(values, rows)`` says which values of a level may be drawn in place of ``x[rows]``
         (see :meth:`apply`). ``None`` when no decimal level is held by ``min_count`` records
         (nothing to round), in particular when fewer than ``min_count`` records of positive weight
-        are left."""
+        are left. The levels are read at the values' precision (:func:`~microplex._stats.storage_precision`):
+        a float32 column's 24.100000381469727 is 24.1."""
         x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
         rows = np.flatnonzero((w > 0) & (x != 0) & np.isfinite(x))
         if rows.size < max(int(min_count), 1):
             return None
         x, w = x[rows], w[rows]
-        raw = decimal_levels(x)
+        precision = storage_precision(x)
+        raw = decimal_levels(x, precision)
         levels = _kept_levels(raw, min_count)
         if (levels == NO_LEVEL).all():  # no level held by min_count records: nothing to round
             return None
@@ -223,8 +246,8 @@ class RoundingGrid:
             on = bands == band
             if on.sum() >= min_count:
                 out[int(band)] = _hazards(x[on], w[on], _kept_levels(raw[on], min_count), rows[on],
-                                          allowed)
-        return cls(out, _hazards(x, w, levels, rows, allowed))
+                                          allowed, precision)
+        return cls(out, _hazards(x, w, levels, rows, allowed, precision), precision)
 
     @property
     def finest(self) -> int:
@@ -248,6 +271,11 @@ class RoundingGrid:
         band's coarsest level, has every level allowed; its level is then drawn in one step (the
         inverse CDF of the levels' probabilities, the same level for the same uniform).
         Without ``edges`` every value goes level by level.
+
+        At a narrow :attr:`precision` every value comes out as that type holds it (candidates are
+        rounded to it before ``allowed`` sees them; a value ``allowed`` refuses once rounded, next to a
+        heap or a bound, keeps its float64 value), so a float32 column's synthetic values are float32
+        numbers as its training values are.
         """
         x, u = np.asarray(x, dtype=float), np.asarray(u, dtype=float).copy()
         out = x.copy()
@@ -272,14 +300,14 @@ class RoundingGrid:
                 pick = np.minimum(np.searchsorted(cdf, u[fast], side="right"), len(ks) - 1)
                 for i in _values_of(pick):
                     on = fast[pick == i]
-                    out[on] = at_level(x[on], ks[i])
+                    out[on] = at_level(x[on], ks[i], precision=self.precision)
                 pending = pending[~clear]
             for i, (k, hazard) in enumerate(zip(ks, hazards, strict=True)):
                 if k == NO_LEVEL or not pending.size:
                     break  # the flow's value
                 tries = (False, True) if i == len(ks) - 1 else (False,)
                 for other in tries:
-                    cand = at_level(x[pending], k, other=other)
+                    cand = at_level(x[pending], k, other=other, precision=self.precision)
                     ok = np.ones(pending.size, dtype=bool) if allowed is None else np.asarray(
                         allowed(cand, pending), dtype=bool)
                     take = ok & (u[pending] < hazard)
@@ -290,23 +318,36 @@ class RoundingGrid:
             if pending.size and allowed is not None and ks[-1] != NO_LEVEL:
                 # both neighbours at the finest level refused (point masses on either side, 2,500 and 2,600 for
                 # 2,594.7): the nearest allowed value of that level further out
-                _outward(x, out, pending, ks[-1], allowed)
+                _outward(x, out, pending, ks[-1], allowed, self.precision)
+        if self.precision != "float64":  # the flow's values too, where the rounded value is still allowed
+            stored = _stored(out, self.precision)
+            if allowed is not None:
+                idx = np.flatnonzero(stored != out)
+                keep = ~np.asarray(allowed(stored[idx], idx), dtype=bool)
+                stored[idx[keep]] = out[idx[keep]]
+            out = stored
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: ``{"bands": [[band, levels, hazards], ...], "pooled": [levels, hazards]}``
-        (``NO_LEVEL`` written as ``null``)."""
+        (``NO_LEVEL`` written as ``null``), and ``"precision"`` when it is not float64 (so float64 grids
+        write what they wrote before precisions)."""
         def levels(ls: tuple[int, ...]) -> list[int | None]:
             return [None if v == NO_LEVEL else int(v) for v in ls]
-        return {"bands": [[int(b), levels(ls), [float(s) for s in ss]] for b, (ls, ss) in sorted(self.bands.items())],
-                "pooled": [levels(self.pooled[0]), [float(s) for s in self.pooled[1]]]}
+        d: dict[str, Any] = {
+            "bands": [[int(b), levels(ls), [float(s) for s in ss]] for b, (ls, ss) in sorted(self.bands.items())],
+            "pooled": [levels(self.pooled[0]), [float(s) for s in self.pooled[1]]]}
+        if self.precision != "float64":
+            d["precision"] = self.precision
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, field: str = "rounding",
                   fail: Callable[[str, str, Any], Exception] | None = None) -> RoundingGrid:
         """The grid of :meth:`to_dict`, read as untrusted data: every level an int in [MIN_LEVEL,
         MAX_LEVEL] or null, listed coarse to fine without repeats, every hazard in (0, 1] and the
-        last 1, bands increasing ints in [-400, 400] (float64's magnitudes). A
+        last 1, bands increasing ints in [-400, 400] (float64's magnitudes), a ``precision``, when present,
+        one of :data:`~microplex._stats.NARROW_PRECISIONS`. A
         :class:`DataValidationError` names the entry otherwise (``fail(where, expected, got)``
         builds it when given; ``where`` follows ``field``)."""
         if fail is None:
@@ -333,9 +374,12 @@ class RoundingGrid:
                 raise fail(f"{where}.hazards", "numbers in (0, 1], the last 1", hazards)
             return tuple(out), tuple(float(h) for h in hazards)
 
-        if not isinstance(d, dict) or set(d) != {"bands", "pooled"} or not isinstance(d["bands"], list) \
-                or not isinstance(d["pooled"], list) or len(d["pooled"]) != 2:
-            raise fail("", "an object with keys 'bands' (a list) and 'pooled' (a [levels, hazards] pair)", d)
+        if not isinstance(d, dict) or not {"bands", "pooled"} <= set(d) <= {"bands", "pooled", "precision"} \
+                or not isinstance(d["bands"], list) or not isinstance(d["pooled"], list) or len(d["pooled"]) != 2:
+            raise fail("", "an object with keys 'bands' (a list), 'pooled' (a [levels, hazards] pair) and "
+                       "optionally 'precision'", d)
+        if "precision" in d and (not isinstance(d["precision"], str) or d["precision"] not in NARROW_PRECISIONS):
+            raise fail(".precision", f"one of {list(NARROW_PRECISIONS)} (absent for float64)", d["precision"])
         if len(d["bands"]) > 1000:
             raise fail(".bands", "at most 1000 bands", len(d["bands"]))
         bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {}
@@ -345,4 +389,4 @@ class RoundingGrid:
                     or (bands and entry[0] <= max(bands)):
                 raise fail(f".bands[{i}]", "a [band, levels, hazards] triple, bands increasing ints", entry)
             bands[entry[0]] = pair(entry[1], entry[2], f".bands[{i}]")
-        return cls(bands, pair(d["pooled"][0], d["pooled"][1], ".pooled"))
+        return cls(bands, pair(d["pooled"][0], d["pooled"][1], ".pooled"), d.get("precision", "float64"))
