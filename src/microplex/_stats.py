@@ -45,6 +45,8 @@ __all__ = [
     "heaviest_values",
     "decimal_levels",
     "storage_precision",
+    "dtype_precision",
+    "stored_at",
     "round_shares",
     "detect_point_masses",
     "one_hot",
@@ -491,8 +493,40 @@ def narrow_type(precision: str) -> type[np.floating] | None:
     return np.float16 if precision == "float16" else np.float32
 
 
-def storage_precision(x: np.ndarray) -> str:
-    """The float type the values ``x`` were stored at, as :func:`decimal_levels` reads it: the narrowest
+def stored_at(x: np.ndarray, precision: str) -> np.ndarray:
+    """The values ``x`` (float64) as a column of ``precision`` holds them, widened back to float64 (``x``
+    itself at float64).
+
+    >>> stored_at(np.array([24.1, 0.5]), "float32").tolist()
+    [24.100000381469727, 0.5]
+    """
+    x = np.asarray(x, dtype=float)
+    narrow = narrow_type(precision)
+    if narrow is None:
+        return x
+    with np.errstate(over="ignore"):
+        return x.astype(narrow).astype(float)
+
+
+def dtype_precision(dtype: Any) -> str:
+    """``"float32"``/``"float16"`` for a float dtype of that width (numpy, pandas nullable or Arrow), else
+    ``"float64"``: the precision a column of ``dtype`` stores its values at, known without reading them.
+
+    >>> dtype_precision(np.dtype("float32")), dtype_precision(pd.Float32Dtype()), dtype_precision(np.dtype("int64"))
+    ('float32', 'float32', 'float64')
+    """
+    try:
+        dt = np.dtype(getattr(dtype, "numpy_dtype", dtype))
+    except TypeError:
+        return "float64"
+    if dt.kind == "f" and dt.itemsize in (2, 4):
+        return "float16" if dt.itemsize == 2 else "float32"
+    return "float64"
+
+
+def storage_precision(x: np.ndarray, dtype: Any = None) -> str:
+    """The float type the values ``x`` were stored at, as :func:`decimal_levels` reads it: that of
+    ``dtype`` when it is a float32 or float16 dtype (numpy, pandas nullable or Arrow), else the narrowest
     of :data:`NARROW_PRECISIONS` that holds every finite value exactly *and* whose rounding of a decimal
     some value is (a value with a coarser decimal level at that precision than at float64), else
     ``"float64"``. A float32 column, or one read as float32 and widened (a Parquet file, a
@@ -506,7 +540,11 @@ def storage_precision(x: np.ndarray) -> str:
     'float32'
     >>> storage_precision(np.array([24.1, 3.5])), storage_precision(np.array([2.5, 7.0, 1e6]))
     ('float64', 'float64')
+    >>> storage_precision(np.array([2.5, 7.0]), dtype=np.dtype("float32"))
+    'float32'
     """
+    if dtype is not None and dtype_precision(dtype) != "float64":
+        return dtype_precision(dtype)
     a = np.abs(np.asarray(x, dtype=float))
     a = a[np.isfinite(a) & (a > 0)]
     if not a.size or (a == np.round(a)).all():  # integers are as round at every precision

@@ -158,3 +158,50 @@ def test_round_shares_read_the_precision_from_the_weighted_values():
     x = np.r_[_f32([24.1, 3.7, 5.2]), 24.15]
     w = np.array([1.0, 1.0, 1.0, 0.0])
     assert round_shares(x, w, range(-1, 0)).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("widened", [False, True])
+def test_declared_point_masses_and_heaps_are_read_as_the_column_holds_them(tenths, widened):
+    """``VariableSpec(heaps=(16.6, 26.2))`` on a float32 column means its 16.600000381469727 and 26.200000762939453
+    (before: "declared heap 16.6 is held by 0 training records"; declared point masses 16.6 and 26.2 were kept
+    empty while the column's values there became heaps of their own). The fit is that of the same values in
+    float64: the same draws of the declared values."""
+    from microplex import VariableSpec
+
+    income = tenths["income"].astype("float32")
+    data = tenths.assign(income=income.astype(float) if widened else income)
+    declared = (16.6, 26.2)
+    stored = _f32(declared)
+    for spec in (VariableSpec(heaps=declared), VariableSpec(point_masses=(0.0, *declared))):
+        params = dict(epochs=2, min_heap_count=5, verbose=False, schema={"income": spec})
+        synth = Synthesizer(["income"], ["age"], **params).fit(data, seed=0)
+        twin = Synthesizer(["income"], ["age"], **params).fit(tenths, seed=0)
+        held = synth.heaps_["income"] if spec.heaps else synth.point_masses_["income"]
+        assert set(stored) <= set(held) and not set(declared) & set(held)
+        out = synth.sample(5_000, seed=1)["income"].to_numpy(float)
+        ref = twin.sample(5_000, seed=1)["income"].to_numpy(float)
+        for a, b in zip(stored, declared, strict=True):
+            assert (out == a).sum() == (ref == b).sum() > 0
+
+
+def test_a_dp_fit_reads_public_bounds_as_a_float32_column_holds_them(tenths):
+    """With ``epsilon``: a float32 column top-coded at 24.1 holds 24.100000381469727, above the public bound 24.1,
+    and one top-coded at 60.1 holds 60.099998474121094, below it. Before: all 1,719 records at the first top code
+    were "outside its public bounds" (a PrivacyWarning) and clipped, the column and its draws became float64, and
+    the second top code was no point mass (a record at no candidate). Now both are read at float32 (the dtype is
+    public; the values are not read for it): the point masses, warnings and dtype are those of the float64 twin."""
+    inc = tenths["income"]
+    data = tenths.assign(top60=np.minimum(inc, 60.1), top24=np.minimum(inc, 24.1))
+    params = dict(epochs=1, verbose=False, epsilon=8.0, delta=1e-5,
+                  public_bounds={"top60": (0.0, 60.1), "top24": (0.0, 24.1), "age": (18, 70)})
+    found = {}
+    for name, frame in {"float64": data, "float32": data.astype({"top60": "float32", "top24": "float32"})}.items():
+        with pytest.warns(Warning) as record:
+            synth = Synthesizer(["top60", "top24"], ["age"], **params).fit(frame, seed=0)
+        clipped = sorted(str(r.message) for r in record if "public bounds" in str(r.message))
+        out = synth.sample(2_000, seed=1)
+        found[name] = (clipped, synth.point_masses_)
+        assert out["top24"].dtype == name and out["top60"].dtype == name
+        assert out["top24"].max() == frame["top24"].max()
+    assert found["float32"] == found["float64"]
+    assert 60.1 in found["float32"][1]["top60"] and 24.1 in found["float32"][1]["top24"]

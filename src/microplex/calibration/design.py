@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 from microplex._params import to_python
-from microplex._stats import bool_flags, check_weight_dtype
+from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, stored_at
 
 from .targets import Target, Targets, format_filter
 
@@ -302,7 +302,8 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
                 conv.append(float(v))
             except (TypeError, ValueError, OverflowError):  # 10**400 is no value of a numeric column
                 conv.append(math.nan)
-        idx2 = uniques.get_indexer(pd.Index(conv))
+        # as the column holds them: a float32 column's 24.1 is 24.100000381469727 (as pandas compares it with 24.1)
+        idx2 = uniques.get_indexer(pd.Index(stored_at(np.asarray(conv, dtype=float), dtype_precision(uniques.dtype))))
         idx = np.where(idx < 0, idx2, idx)
     elif (idx < 0).any() and (uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype)):
         # a number asked of a text column: the text of an integer (2 -> "2"), as "2" is found in an integer column
@@ -346,12 +347,18 @@ def _holds_intervals(s: pd.Series) -> bool:
 
 def range_mask(s: pd.Series, cond: pd.Interval, what: str) -> np.ndarray:
     """Which values of the numeric column ``s`` lie in ``cond``; integer columns are compared exactly (as floats,
-    values beyond 2**53 matched their neighbours). ``what`` starts the error for a column that is not numeric."""
+    values beyond 2**53 matched their neighbours), float32 columns with the bounds as they hold them (``<= 16.6``
+    keeps their 16.600000381469727, as pandas compares them). ``what`` starts the error for a column that is not
+    numeric."""
     if not pd.api.types.is_numeric_dtype(s):
         raise DataValidationError(f"{what} needs a numeric column. Got dtype {s.dtype} instead.")
     exact = s.dtype.kind in "iu"
     v = s.to_numpy() if exact else s.to_numpy(dtype=np.float64)
-    left, right = (_exact_bound(cond.left), _exact_bound(cond.right)) if exact else (cond.left, cond.right)
+    if exact:
+        left, right = _exact_bound(cond.left), _exact_bound(cond.right)
+    else:
+        left, right = (float(b) for b in stored_at(np.array([cond.left, cond.right], dtype=float),
+                                                   dtype_precision(s.dtype)))
     lo_ok = v >= left if cond.closed_left else v > left
     hi_ok = v <= right if cond.closed_right else v < right
     return np.asarray(lo_ok & hi_ok, dtype=bool)

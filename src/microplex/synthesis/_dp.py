@@ -53,7 +53,8 @@ from scipy.special import ndtri
 
 from .._errors import DataValidationError, PrivacyWarning
 from .._params import check_float, to_python
-from .._stats import category_type_clash, sorted_categories, unseen_categories, weighted_mean_var
+from .._stats import (category_type_clash, dtype_precision, sorted_categories, stored_at, unseen_categories,
+                      weighted_mean_var)
 from .._random import int_seed, named_child
 from .schema import VariableSpec
 from .heaps import Logits
@@ -331,14 +332,16 @@ def clip_to_public(data: pd.DataFrame, w: np.ndarray, weight_col: str | None, dp
                                       "categories in 'public_categories' instead.")
         lo, hi = dp["bounds"][name]
         x = data[name].to_numpy(float)
-        out = int(((x < lo) | (x > hi)).sum())
+        # a float32 column holds 24.1 as 24.100000381469727: its bounds as it holds them (its dtype is public)
+        lo_s, hi_s = stored_at(np.array([lo, hi]), dtype_precision(data[name].dtype))
+        out = int(((x < lo_s) | (x > hi_s)).sum())
         if out:
             warnings.warn(f"Column {name!r}: {out} values outside its public bounds [{lo:g}, {hi:g}] were clipped to "
                           "them.", PrivacyWarning, stacklevel=4)
             if pd.api.types.is_integer_dtype(data[name].dtype):
                 data[name] = np.clip(x, math.ceil(lo), math.floor(hi)).astype(data[name].dtype)
-            else:
-                data[name] = np.clip(x, lo, hi)
+            else:  # the dtype kept (a float32 column's clipped values were float64, and so were its draws)
+                data[name] = pd.Series(np.clip(x, lo_s, hi_s), index=data.index).astype(data[name].dtype)
     if weight_col is None:
         return data, w
     top = dp["bounds"][weight_col][1]
@@ -717,9 +720,10 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         cell = k + np.clip(np.searchsorted(edges, t, side="right") - 1, 0, bins - 1)  # each record's bin
         at = np.full(len(x), -1)  # each record's candidate (-1: none)
         values = np.asarray(cand, dtype=float)
-        if cand:
-            pos = np.clip(np.searchsorted(values, x), 0, k - 1)
-            at = np.where(values[pos] == x, pos, -1)
+        if cand:  # a record at a candidate as its column holds it (a float32 column's top code 24.1 is 24.100000381...)
+            stored = stored_at(values, dtype_precision(data[name].dtype))
+            pos = np.clip(np.searchsorted(stored, x), 0, k - 1)
+            at = np.where(stored[pos] == x, pos, -1)
         on = at >= 0
         a = np.where(on, share[np.maximum(at, 0)], 0.0)
         b = np.sqrt(1.0 - a ** 2)  # a record at no candidate counts wholly in its bin

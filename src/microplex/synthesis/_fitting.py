@@ -17,6 +17,7 @@ import torch
 from .._errors import DataValidationError
 from .._params import check_seed, to_python
 from .._random import named_child
+from .._stats import storage_precision
 from . import _conditions, _dp
 from ._checks import check_effective_size
 from ._dp_plan import dp_training_settings, plan, record_parts
@@ -121,6 +122,7 @@ class _Fitting:
                         self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
                         max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
                         standardize=self.standardize, rounding=p["rounding"],
+                        precision=storage_precision(data[name].to_numpy(float)[w > 0], data[name].dtype),
                     )
         self._build_layout()
 

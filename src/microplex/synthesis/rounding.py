@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataValidationError
-from .._stats import MAX_LEVEL, MIN_LEVEL, NARROW_PRECISIONS, NO_LEVEL, decimal_levels, narrow_type, storage_precision
+from .._stats import (MAX_LEVEL, MIN_LEVEL, NARROW_PRECISIONS, NO_LEVEL, decimal_levels, narrow_type, storage_precision,
+                      stored_at)
 
 __all__ = ["MAX_LEVEL", "MIN_LEVEL", "NO_LEVEL", "RoundingGrid", "decimal_levels"]  # levels: microplex._stats
 
@@ -84,22 +85,13 @@ def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False,
     """
     x = np.asarray(x, dtype=float)
     if np.ndim(level) == 0:
-        return _stored(_at(x, int(level), other), precision)
+        return stored_at(_at(x, int(level), other), precision)
     level = np.asarray(level, dtype=np.int64)
     out = x.copy()
     for k in _values_of(level):
         on = level == k
         out[on] = _at(x[on], k, other)
-    return _stored(out, precision)
-
-
-def _stored(x: np.ndarray, precision: str) -> np.ndarray:
-    """``x`` as a column of ``precision`` holds it (``x`` itself at float64)."""
-    narrow = narrow_type(precision)
-    if narrow is None:
-        return x
-    with np.errstate(over="ignore"):
-        return x.astype(narrow).astype(float)
+    return stored_at(out, precision)
 
 
 def _at(x: np.ndarray, level: int, other: bool) -> np.ndarray:
@@ -223,19 +215,20 @@ class RoundingGrid:
         self.precision = precision
 
     @classmethod
-    def fit(cls, x: np.ndarray, w: np.ndarray, min_count: int, allowed: Allowed | None = None) -> RoundingGrid | None:
+    def fit(cls, x: np.ndarray, w: np.ndarray, min_count: int, allowed: Allowed | None = None,
+            precision: str | None = None) -> RoundingGrid | None:
         """The grid of values ``x`` with weights ``w`` (records of weight 0 and zeros left out);
         ``allowed(values, rows)`` says which values of a level may be drawn in place of ``x[rows]``
         (see :meth:`apply`). ``None`` when no decimal level is held by ``min_count`` records
         (nothing to round), in particular when fewer than ``min_count`` records of positive weight
-        are left. The levels are read at the values' precision (:func:`~microplex._stats.storage_precision`):
-        a float32 column's 24.100000381469727 is 24.1."""
+        are left. The levels are read at ``precision``, by default the values' own
+        (:func:`~microplex._stats.storage_precision`): a float32 column's 24.100000381469727 is 24.1."""
         x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
         rows = np.flatnonzero((w > 0) & (x != 0) & np.isfinite(x))
         if rows.size < max(int(min_count), 1):
             return None
         x, w = x[rows], w[rows]
-        precision = storage_precision(x)
+        precision = storage_precision(x) if precision is None else precision
         raw = decimal_levels(x, precision)
         levels = _kept_levels(raw, min_count)
         if (levels == NO_LEVEL).all():  # no level held by min_count records: nothing to round
@@ -320,7 +313,7 @@ class RoundingGrid:
                 # 2,594.7): the nearest allowed value of that level further out
                 _outward(x, out, pending, ks[-1], allowed, self.precision)
         if self.precision != "float64":  # the flow's values too, where the rounded value is still allowed
-            stored = _stored(out, self.precision)
+            stored = stored_at(out, self.precision)
             if allowed is not None:
                 idx = np.flatnonzero(stored != out)
                 keep = ~np.asarray(allowed(stored[idx], idx), dtype=bool)

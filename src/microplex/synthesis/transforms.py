@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
-from .._stats import category_codes, detect_point_masses, sorted_categories, value_shares
+from .._stats import category_codes, detect_point_masses, sorted_categories, stored_at, value_shares
 from ._segment import _Segment, _weighted_mean_std
 from .heaps import detect_heaps
 from .rounding import RoundingGrid
@@ -79,13 +79,17 @@ class ContinuousEncoder:
         min_heap_count: int = 1,
         standardize: str = "moments",
         rounding: bool = False,
+        precision: str = "float64",
     ) -> ContinuousEncoder:
         """Fits the encoder; ``standardize="quantile"`` maps each segment's values off its heaps
         to normal scores (:mod:`._quantile_map`), ``"moments"`` standardizes them by mean and std;
         ``rounding=True`` fits a rounding grid (:mod:`.rounding`) to those values, a level kept
-        where at least ``min_heap_count`` records of positive weight hold it."""
+        where at least ``min_heap_count`` records of positive weight hold it. ``precision`` is the float
+        type the column stores its values at (:func:`~microplex._stats.storage_precision`): declared point
+        masses and heaps are read as it holds them (16.6 is a float32 column's 16.600000381469727), and the
+        rounding grid reads and draws its levels at it."""
         if spec.point_masses is not None:
-            masses = tuple(sorted(spec.point_masses))
+            masses = tuple(sorted(set(stored_at(np.asarray(spec.point_masses, dtype=float), precision).tolist())))
         elif self.integer:
             masses = integer_point_masses(x, w, threshold, min_heap_count)
         else:
@@ -101,7 +105,7 @@ class ContinuousEncoder:
         sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
         self.segments: list[_Segment] = []
         if spec.heaps is not None:
-            self.heaps = self._declared_heaps(spec.heaps)
+            self.heaps = self._declared_heaps(tuple(set(stored_at(np.asarray(spec.heaps, dtype=float), precision).tolist())))
         else:
             self.heaps = list(detect_heaps(xc, wc, float(w.sum()), heap_threshold, min_heap_count, max_heaps))
         self.compact = self.integer and bool(self.heaps) and all(float(h).is_integer() for h in self.heaps)
@@ -123,7 +127,7 @@ class ContinuousEncoder:
         self.rounding = None
         if rounding and self.segments:
             self.rounding = RoundingGrid.fit(xc[free], wc[free], max(int(min_heap_count), 1),
-                                             self._allowed(self.states(xc[free])))
+                                             self._allowed(self.states(xc[free])), precision)
         return self
 
     def _declared_heaps(self, heaps: tuple[float, ...]) -> list[float]:
