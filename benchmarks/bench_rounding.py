@@ -14,6 +14,11 @@ held-out rows' weights); scored against the held-out rows:
 
 The floor is a random training subset of the held-out size scored the same way.
 
+``rounding_float32`` and ``floor_float32``: the same with the data's float targets stored as float32 (training
+and held-out rows alike, as a Parquet file written in float32 holds them): a float32 column holds 21516.67 as
+21516.669921875, and the grid reads and draws its levels at that precision
+(``microplex._stats.storage_precision``); each side is scored at its own.
+
 Usage
 -----
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_rounding.py --datasets acs12 --seeds 0 1 2
@@ -39,7 +44,9 @@ from bench_heaps import load_weighted, run_grid, score, split  # noqa: E402
 RAW = ROOT / "benchmarks" / "results" / "raw" / "rounding.jsonl"
 OUT = ROOT / "benchmarks" / "results" / "rounding.md"
 LEVELS = range(-2, 6)  # microplex.evaluation.metrics.ROUND_LEVELS
-CONFIGS = {"rounding": {}, "no_rounding": {"rounding": False}}
+CONFIGS = {"rounding": {}, "no_rounding": {"rounding": False}, "rounding_float32": {}}
+#: Configurations whose float targets are stored as float32 (training and held-out rows alike).
+FLOAT32 = {"rounding_float32", "floor_float32"}
 
 
 def round_shares(x: np.ndarray, w: np.ndarray) -> dict[int, float]:
@@ -61,10 +68,12 @@ def run_one(dataset: str, seed: int, config: str) -> dict:
     from microplex import Synthesizer
 
     df, targets, conds, wcol = load_weighted(dataset)
+    if config in FLOAT32:
+        df = df.astype({t: "float32" for t in targets if df[t].dtype.kind == "f"})
     train, holdout = split(df, seed)
     rec = {"dataset": dataset, "seed": seed, "config": config, "n_train": len(train)}
     wr = holdout[wcol].to_numpy(float) if wcol else np.ones(len(holdout))
-    if config == "floor":
+    if config in ("floor", "floor_float32"):
         out = train.iloc[np.random.default_rng(seed + 1).choice(len(train), len(holdout), replace=False)]
         out = out.reset_index(drop=True)
     else:
@@ -78,7 +87,7 @@ def run_one(dataset: str, seed: int, config: str) -> dict:
     ws = out[wcol].to_numpy(float) if wcol else np.ones(len(out))
     sc = score(train, holdout, out, targets, conds, wcol)
     rec.update({k: sc[k] for k in ("ks_max", "ks", "heap_err", "corr_err")})
-    if config != "floor":
+    if config not in ("floor", "floor_float32"):
         rec.update(copy=sc["copy"], copy_nat=sc["copy_nat"], dcr_ratio=sc["dcr_ratio"])
     errs = round_errors(holdout, out, targets, wr, ws)
     rec["round_err"], rec["round_errs"] = max(errs.values()), errs
@@ -100,12 +109,13 @@ def report() -> None:
         "of the share of nonzero values on multiples of 10**k, held-out vs synthetic (weighted); `ks_max`, "
         "`heap_err`, `corr_err`, exact `copy` rate (`copy_nat`: the held-out rows'), `dcr_ratio`: as in heaps.md. "
         "`rounding`: library defaults; `no_rounding`: `rounding=False` (the flow's values as drawn); `floor`: a "
-        "random training subset of the held-out size. Means over the seeds.",
+        "random training subset of the held-out size; `*_float32`: the float targets stored as float32 (training and "
+        "held-out rows). Means over the seeds.",
         "",
         "| data | config | seeds | round_err | ks_max | heap_err | corr_err | copy | copy_nat | dcr_ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    order = {"floor": 0, "rounding": 1, "no_rounding": 2}
+    order = {"floor": 0, "rounding": 1, "no_rounding": 2, "floor_float32": 3, "rounding_float32": 4}
     for (dataset, config), g in sorted(df.groupby(["dataset", "config"]), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         def mean(col: str, fmt: str = "{:.4f}") -> str:
             return fmt.format(g[col].mean()) if col in g and g[col].notna().any() else ""

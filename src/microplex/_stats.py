@@ -46,7 +46,9 @@ __all__ = [
     "decimal_levels",
     "storage_precision",
     "dtype_precision",
+    "shared_precision",
     "stored_at",
+    "narrow_type",
     "round_shares",
     "detect_point_masses",
     "one_hot",
@@ -522,6 +524,17 @@ def dtype_precision(dtype: Any) -> str:
     if dt.kind == "f" and dt.itemsize in (2, 4):
         return "float16" if dt.itemsize == 2 else "float32"
     return "float64"
+
+
+def shared_precision(*dtypes: Any) -> str:
+    """The narrowest :func:`dtype_precision` of ``dtypes``: the precision at which values of columns of
+    these dtypes compare (a float32 column's 24.100000381469727 is a float64 column's 24.1).
+
+    >>> shared_precision(np.dtype("float64"), np.dtype("float32")), shared_precision(np.dtype("int64"))
+    ('float32', 'float64')
+    """
+    found = {dtype_precision(d) for d in dtypes}
+    return next((p for p in NARROW_PRECISIONS if p in found), "float64")
 
 
 def storage_precision(x: np.ndarray, dtype: Any = None) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_float, check_int
-from .._stats import one_hot
+from .._stats import one_hot, shared_precision, stored_at
 from ._validation import is_numeric, refuse_type_clashes, require_columns
 
 __all__ = [
@@ -43,7 +43,8 @@ def row_codes(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[np
 
     Two rows get the same code when they hold equal values in every column, however the frames
     store them: a column numeric in every frame is compared as float64 (``1`` in an ``int64``,
-    ``Int64`` or ``float64`` column is the same value), other columns as the values themselves
+    ``Int64`` or ``float64`` column is the same value), or as float32 where a frame stores it so (a
+    float32 column's 24.100000381469727 is a float64 column's 24.1), other columns as the values themselves
     (strings, categories, booleans); a missing value equals a missing value. Every exact-match
     test of :mod:`microplex.evaluation` (exact copies, quasi-identifier cells) uses these codes.
 
@@ -64,8 +65,9 @@ def row_codes(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[np
     code = np.zeros(sum(sizes), dtype=np.int64)
     for c in columns:
         parts = [f[c] for f in frames]
-        if all(is_numeric(p) for p in parts):
-            values = np.concatenate([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
+        if all(is_numeric(p) for p in parts):  # at the narrowest float precision of the frames (float32: 24.1)
+            values = stored_at(np.concatenate([p.to_numpy(dtype=float, na_value=np.nan) for p in parts]),
+                               shared_precision(*(p.dtype for p in parts)))
         else:
             values = np.concatenate([p.astype(object).where(p.notna(), None).to_numpy(dtype=object) for p in parts])
         levels, uniques = pd.factorize(values, use_na_sentinel=False)  # missing values: one level of their own
@@ -98,14 +100,16 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
     blocks: list[list[np.ndarray]] = [[] for _ in all_frames]
     for c in columns:
         if is_numeric(reference[c]):
-            ref = reference[c].to_numpy(dtype=float, na_value=np.nan)
+            # values at the narrowest float precision of the frames, as row_codes compares them
+            precision = shared_precision(*(f[c].dtype for f in all_frames))
+            ref = stored_at(reference[c].to_numpy(dtype=float, na_value=np.nan), precision)
             ref = ref[~np.isnan(ref)]
             values, counts = np.unique(ref, return_counts=True)
             if values.size == 0:
                 values, counts = np.array([0.0]), np.array([1])
             mid = (np.cumsum(counts) - 0.5 * counts) / counts.sum()
             for k, f in enumerate(all_frames):
-                x = f[c].to_numpy(dtype=float, na_value=np.nan)
+                x = stored_at(f[c].to_numpy(dtype=float, na_value=np.nan), precision)
                 pos = np.interp(np.nan_to_num(x), values, mid)
                 blocks[k].append(np.where(np.isnan(x), -1.0, pos)[:, None])
         else:

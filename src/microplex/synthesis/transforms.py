@@ -88,8 +88,11 @@ class ContinuousEncoder:
         type the column stores its values at (:func:`~microplex._stats.storage_precision`): declared point
         masses and heaps are read as it holds them (16.6 is a float32 column's 16.600000381469727), and the
         rounding grid reads and draws its levels at it."""
+        def as_stored(values: tuple[float, ...]) -> tuple[float, ...]:  # declared values as the column holds them
+            return tuple(sorted(set(stored_at(np.asarray(values, dtype=float), precision).tolist())))
+
         if spec.point_masses is not None:
-            masses = tuple(sorted(set(stored_at(np.asarray(spec.point_masses, dtype=float), precision).tolist())))
+            masses = as_stored(spec.point_masses)
         elif self.integer:
             masses = integer_point_masses(x, w, threshold, min_heap_count)
         else:
@@ -105,7 +108,7 @@ class ContinuousEncoder:
         sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
         self.segments: list[_Segment] = []
         if spec.heaps is not None:
-            self.heaps = self._declared_heaps(tuple(set(stored_at(np.asarray(spec.heaps, dtype=float), precision).tolist())))
+            self.heaps = self._declared_heaps(as_stored(spec.heaps))
         else:
             self.heaps = list(detect_heaps(xc, wc, float(w.sum()), heap_threshold, min_heap_count, max_heaps))
         self.compact = self.integer and bool(self.heaps) and all(float(h).is_integer() for h in self.heaps)
