@@ -10,7 +10,6 @@ now compare a column at the narrowest float precision the frames store it at.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from microplex.datasets import load_dataset
