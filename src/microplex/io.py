@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import decimal
 import hashlib
 import os
 import stat
@@ -103,6 +104,21 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    return _decimals_as_floats(frame)
+
+
+def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its columns of decimal numbers as float64. A Parquet ``decimal`` column (a SQL ``NUMERIC``
+    exported by Spark, DuckDB or a database) is read by pandas as Python ``Decimal`` objects, which microplex does
+    not model as numbers (the Synthesizer refuses them, ``evaluate`` too): on the command line there is no
+    ``astype(float)`` to call, so the table's decimals are read as the numbers they are (float64: 15-17 significant
+    digits, as every numeric statistic of microplex is computed)."""
+    for c in frame.columns:
+        s = frame[c]
+        if s.dtype == object:
+            values = pd.unique(s.dropna())
+            if len(values) and all(isinstance(v, decimal.Decimal) for v in values):
+                frame[c] = s.astype(float)
     return frame
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -123,6 +125,15 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
                 f"Column {col!r} of {label} holds unhashable values (lists, dicts, ...): expected numbers, "
                 "booleans, strings or categories."
             ) from None
+        # numbers stored as objects of another type (decimal.Decimal from a SQL NUMERIC column, Fraction) would be
+        # scored as categories (an income's every value a category of its own)
+        odd = next((v for v in pd.unique(series.dropna()) if isinstance(v, numbers.Number)
+                    and not isinstance(v, (int, float, bool, np.number))), None)
+        if odd is not None:
+            raise DataValidationError(
+                f"Column {col!r} of {label} holds numbers of type {type(odd).__name__} ({odd!r:.40}), which would be "
+                f"scored as categories: convert them to floats first (df[{col!r}].astype(float))."
+            )
 
 
 def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str, reference: str = "real_df") -> None:

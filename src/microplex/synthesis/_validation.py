@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -107,9 +109,12 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
         families = {_value_family(v) for v in values}
         if None in families:
             odd = next(v for v in values if _value_family(v) is None)
+            number = isinstance(odd, numbers.Number)  # decimal.Decimal from a SQL NUMERIC column, Fraction
             raise DataValidationError(
                 f"{label} holds a value of type {type(odd).__name__} ({odd!r:.40}); categorical values must be "
-                "str, bool, int or float."
+                "str, bool, int or float"
+                + ("; numbers stored as objects are not read as numbers: convert them first (.astype(float))."
+                   if number else ".")
             )
         if len(families) > 1:
             raise DataValidationError(
