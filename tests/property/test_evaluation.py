@@ -3,6 +3,7 @@ in-range scores or a MicroplexError, and leaves the caller's frames unchanged.""
 
 from __future__ import annotations
 
+import decimal
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,13 +18,16 @@ from microplex.evaluation import PrivacyRiskWarning, evaluate
 from ._invariants import assert_unchanged, nothing_written_outside, result_or_microplex_error, snapshot
 
 NAMES = st.one_of(st.sampled_from(["x", "g", "w", "all", "__weight__", "a|b", "", "y"]), st.text(max_size=4))
-KINDS = ["float", "int", "bool", "text", "category", "Int64", "datetime", "mixed"]
+KINDS = ["float", "int", "bool", "text", "category", "Int64", "datetime", "mixed", "float32", "decimal"]
 
 
 def _values(kind: str, n: int, draw) -> pd.Series:
-    if kind == "float":
-        vals = st.one_of(st.floats(-5, 5), st.sampled_from([np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0]))
-        return pd.Series(draw(st.lists(vals, min_size=n, max_size=n)), dtype="float64")
+    if kind in ("float", "float32"):
+        vals = st.one_of(st.floats(-5, 5), st.sampled_from([np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0, 2.1, 0.3]))
+        return pd.Series(draw(st.lists(vals, min_size=n, max_size=n)), dtype="float64" if kind == "float" else "float32")
+    if kind == "decimal":  # numbers as objects, as a SQL NUMERIC column is read: refused, naming the column
+        return pd.Series([decimal.Decimal(v) for v in draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n))],
+                         dtype=object)
     if kind == "int":
         return pd.Series(draw(st.lists(st.integers(-2, 2), min_size=n, max_size=n)), dtype="int64")
     if kind == "bool":
