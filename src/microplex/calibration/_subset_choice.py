@@ -47,6 +47,10 @@ POOL_PER_RECORD = 20
 #: Caps on a kept record's weight, in Horvitz-Thompson weights of a ``K``-record sample, that are tried
 #: (``inf``: uncapped, the sparsest fit of the auxiliaries).
 AUXILIARY_CAPS = (1.0, 1.5, 2.0, 3.0, math.inf)
+#: Auxiliary misses within this relative distance are a tie, which the first cap takes: subsets of alike records
+#: (the same values, other initial weights) miss alike up to the last bits of the sums, and those bits moved with
+#: the unit of a summed variable (values times 2 kept record 21 for record 27 of a nightly property's frame).
+L1_TIE_RTOL = 1e-9
 
 
 def auxiliary_l1(x_aux: sp.csr_matrix, totals: np.ndarray, w: np.ndarray, population: float) -> float:
@@ -169,8 +173,9 @@ def best_auxiliary_subset(
 ) -> tuple[tuple[np.ndarray, float, float, float, bool] | None, list[dict[str, Any]]]:
     """Over :data:`AUXILIARY_CAPS`, the ``k``-record subset of :func:`auxiliary_subset` calibrated by
     ``attempt(core, k) -> (weights, max target error, auxiliaries converged, soft solve)``; keeps the one
-    within ``tol`` with the smallest :func:`auxiliary_l1`, preferring subsets whose targets were met by an
-    exact solve over soft solves and linear-programming weights.
+    within ``tol`` with the smallest :func:`auxiliary_l1` (misses within :data:`L1_TIE_RTOL` of each other a tie,
+    kept by the first cap), preferring subsets whose targets were met by an exact solve over soft solves and
+    linear-programming weights.
 
     Returns
     -------
@@ -239,6 +244,7 @@ def best_auxiliary_subset(
         tries.append({"cap": cap, "kept": int((w > 0).sum()), "max_rel_error": err, "auxiliary_l1": l1,
                       "auxiliary_converged": converged, "exact": not soft, "weights": source,
                       "program_tolerance": tol / 2 if slack else tol})
-        if err <= tol and (best is None or (soft, l1) < (best[5], best[2])):
+        if err <= tol and (best is None or soft < best[5]
+                           or (soft == best[5] and l1 < best[2] - L1_TIE_RTOL * abs(best[2]))):
             best = (w, err, l1, cap, converged, soft)
     return (best[:5] if best is not None else None), tries
