@@ -47,6 +47,8 @@ LEVELS = range(-2, 6)  # microplex.evaluation.metrics.ROUND_LEVELS
 CONFIGS = {"rounding": {}, "no_rounding": {"rounding": False}, "rounding_float32": {}}
 #: Configurations whose float targets are stored as float32 (training and held-out rows alike).
 FLOAT32 = {"rounding_float32", "floor_float32"}
+#: Configurations scored on a random training subset (the real-vs-real floor) instead of a fit.
+FLOORS = {"floor", "floor_float32"}
 
 
 def round_shares(x: np.ndarray, w: np.ndarray) -> dict[int, float]:
@@ -73,7 +75,7 @@ def run_one(dataset: str, seed: int, config: str) -> dict:
     train, holdout = split(df, seed)
     rec = {"dataset": dataset, "seed": seed, "config": config, "n_train": len(train)}
     wr = holdout[wcol].to_numpy(float) if wcol else np.ones(len(holdout))
-    if config in ("floor", "floor_float32"):
+    if config in FLOORS:
         out = train.iloc[np.random.default_rng(seed + 1).choice(len(train), len(holdout), replace=False)]
         out = out.reset_index(drop=True)
     else:
@@ -87,7 +89,7 @@ def run_one(dataset: str, seed: int, config: str) -> dict:
     ws = out[wcol].to_numpy(float) if wcol else np.ones(len(out))
     sc = score(train, holdout, out, targets, conds, wcol)
     rec.update({k: sc[k] for k in ("ks_max", "ks", "heap_err", "corr_err")})
-    if config not in ("floor", "floor_float32"):
+    if config not in FLOORS:
         rec.update(copy=sc["copy"], copy_nat=sc["copy_nat"], dcr_ratio=sc["dcr_ratio"])
     errs = round_errors(holdout, out, targets, wr, ws)
     rec["round_err"], rec["round_errs"] = max(errs.values()), errs

@@ -556,19 +556,19 @@ def storage_precision(x: np.ndarray, dtype: Any = None) -> str:
     >>> storage_precision(np.array([2.5, 7.0]), dtype=np.dtype("float32"))
     'float32'
     """
-    if dtype is not None and dtype_precision(dtype) != "float64":
-        return dtype_precision(dtype)
+    declared = "float64" if dtype is None else dtype_precision(dtype)
+    if declared != "float64":
+        return declared
     a = np.abs(np.asarray(x, dtype=float))
     a = a[np.isfinite(a) & (a > 0)]
     if not a.size or (a == np.round(a)).all():  # integers are as round at every precision
         return "float64"
     base = None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for precision in NARROW_PRECISIONS:
-            if (a.astype(narrow_type(precision)).astype(float) == a).all():
-                base = decimal_levels(a) if base is None else base
-                if (decimal_levels(a, precision) > base).any():
-                    return precision
+    for precision in NARROW_PRECISIONS:
+        if (stored_at(a, precision) == a).all():
+            base = decimal_levels(a) if base is None else base
+            if (decimal_levels(a, precision) > base).any():
+                return precision
     return "float64"
 
 

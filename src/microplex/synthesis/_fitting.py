@@ -117,12 +117,13 @@ class _Fitting:
                     self.encoders_[name] = CategoricalEncoder(name).fit(data[name])
                 else:
                     enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
+                    x = data[name].to_numpy(float)
                     self.encoders_[name] = enc.fit(
-                        data[name].to_numpy(float), w, schema.get(name, VariableSpec()),
+                        x, w, schema.get(name, VariableSpec()),
                         self.point_mass_threshold, self.max_point_masses, heap_threshold=self.heap_threshold,
                         max_heaps=int(self.max_heaps), min_heap_count=int(self.min_heap_count),
                         standardize=self.standardize, rounding=p["rounding"],
-                        precision=storage_precision(data[name].to_numpy(float)[w > 0], data[name].dtype),
+                        precision=storage_precision(x[w > 0], data[name].dtype),
                     )
         self._build_layout()
 
