@@ -16,6 +16,7 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -108,5 +109,29 @@ def _unique_key_loader() -> Any:
                         seen[key] = line
                 return super().construct_mapping(node, deep=deep)
 
+        # YAML 1.2's rules for booleans and numbers in place of YAML 1.1's (PyYAML's): see load_yaml
+        keep = {ch: [(tag, rx) for tag, rx in rules if tag not in _RESOLVED_AGAIN]
+                for ch, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        UniqueKeyLoader.yaml_implicit_resolvers = {ch: rules for ch, rules in keep.items() if rules}
+        for tag, pattern, first in _YAML12_RESOLVERS:
+            UniqueKeyLoader.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))
         _LOADER = UniqueKeyLoader
     return _LOADER
+
+
+_RESOLVED_AGAIN = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+#: Plain scalars read as booleans and numbers (YAML 1.2's core schema, with ``_`` digit separators as PyYAML allows).
+#: Not YAML 1.1's ``yes``/``no``/``on``/``off`` (text: ``NO`` is Norway), octal ``017`` (text, not 15: a code with
+#: leading zeros keeps them) or base-60 ``1:20`` (text, not 80).
+_YAML12_RESOLVERS = (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"""^(?:[-+]?(?:0|[1-9][0-9_]*)
+                                  |[-+]?0x[0-9a-fA-F_]+
+                                  |[-+]?0b[01_]+)$""", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                                    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+                                    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                                    |[-+]?\.(?:inf|Inf|INF)
+                                    |\.(?:nan|NaN|NAN))$""", "-+0123456789."),
+)

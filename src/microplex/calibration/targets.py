@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import numbers
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -341,7 +342,7 @@ class Targets(Sequence[Target]):
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
         _check_row_lengths(p, len(names), read_kwargs)
-        return cls._from_file_frame(frame, p)
+        return cls._from_file_frame(_keep_leading_zeros(p, frame, read_kwargs), p)
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> Targets:
@@ -430,6 +431,30 @@ def _check_file(path: str | Path) -> Path:
             f"Targets file {str(p)!r} has {size:,} bytes, more than the {MAX_TARGETS_FILE_BYTES:,} a targets file may have."
         )
     return p
+
+
+_LEADING_ZERO = re.compile(r"^\s*[-+]?0[0-9]")
+
+
+def _keep_leading_zeros(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    """``frame`` (read from the CSV file ``p``) with each equality column that pandas read as numbers while some
+    of its cells are written with leading zeros (``013``, a county code) put back as the file's text.
+
+    Read as numbers, ``013`` was 13, which found no record of a text column holding ``"013"``; as text it matches
+    ``"013"`` there and ``13`` in a numeric column (:func:`~microplex.calibration.design.lookup_values`). Columns
+    without such cells, and files read with the caller's ``dtype`` or ``converters``, are left as pandas read them.
+    """
+    if "dtype" in read_kwargs or "converters" in read_kwargs:
+        return frame
+    numeric = [c for c in frame.columns if str(c) not in _RESERVED and pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return frame
+    text = pd.read_csv(p, dtype=str, **{**read_kwargs, "usecols": numeric})
+    padded = [c for c in numeric if text[c].str.match(_LEADING_ZERO).fillna(False).to_numpy(dtype=bool).any()]
+    if not padded:
+        return frame
+    return frame.assign(**{c: text[c].str.strip().astype(object) for c in padded})
 
 
 def _check_row_lengths(p: Path, width: int, read_kwargs: dict[str, Any]) -> None:

@@ -1,0 +1,124 @@
+"""Codes written with leading zeros in targets, pipeline and metadata files (session 61).
+
+PyYAML reads YAML 1.1, where a plain ``017`` is the octal number 15 and ``011`` is 9: a margin over county FIPS
+codes (``{011: ..., 013: ..., 017: ...}``) calibrated counties 9, 11 and 15 to the totals of counties 11, 13 and
+17 without a word whenever those counties exist (``019``, not octal, stayed text). ``1:20`` was the base-60 number
+80 and ``yes``/``no``/``on``/``off``/``NO`` were booleans. A CSV targets file read ``013`` as 13, which found no
+record of a text column holding ``"013"``. Now a code keeps its leading zeros as text, which matches the number
+in a numeric column and the text in a text column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import Calibrator, DataValidationError
+from microplex._files import load_yaml
+from microplex.calibration import Targets
+
+COUNTIES = [9, 11, 13, 15, 17]
+TOTALS = {"009": 50.0, "011": 100.0, "013": 150.0, "015": 200.0, "017": 250.0}
+
+
+def _records(text: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    county = rng.choice(COUNTIES, 500)
+    df = pd.DataFrame({"county": county, "w": rng.uniform(0.5, 2.0, 500)})
+    if text:
+        df["county"] = [f"{c:03d}" for c in county]
+    return df
+
+
+def _calibrated_totals(df: pd.DataFrame, targets: Targets) -> dict[int, float]:
+    weights = np.asarray(Calibrator().fit(df, targets, weight_col="w").weights)
+    sums = pd.Series(weights).groupby(pd.to_numeric(df["county"]).to_numpy()).sum()
+    return {int(k): float(v) for k, v in sums.items()}
+
+
+def _expected() -> dict[int, float]:
+    return {int(k): v for k, v in TOTALS.items()}
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["int-column", "text-column"])
+def test_yaml_margin_over_zero_padded_codes_reaches_the_named_counties(text):
+    """Before: 011 -> 9, 013 -> 11, 015 -> 13, 017 -> 15 (octal), 009 -> '009': a duplicated county-9 target
+    (int column) or "no record has county == 9" (text column)."""
+    doc = "margins:\n  - by: county\n    values: {" + ", ".join(f"{k}: {v}" for k, v in TOTALS.items()) + "}\n"
+    targets = Targets.from_yaml(doc)
+    assert [t.filters["county"] for t in targets] == list(TOTALS)
+    totals = _calibrated_totals(_records(text), targets)
+    assert totals == pytest.approx(_expected(), rel=1e-8)
+
+
+def test_yaml_margin_of_one_octal_looking_code_is_not_another_county():
+    """The silent case: a single ``017: 250`` calibrated county 15 (which exists) to county 17's total."""
+    df = _records(text=False)
+    targets = Targets.from_yaml("margins:\n  - by: county\n    values: {017: 250}\n")
+    weights = np.asarray(Calibrator().fit(df, targets, weight_col="w").weights)
+    assert weights[df["county"].to_numpy() == 17].sum() == pytest.approx(250.0, rel=1e-8)
+    assert np.allclose(weights[df["county"].to_numpy() == 15], df["w"].to_numpy()[df["county"].to_numpy() == 15])
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["int-column", "text-column"])
+def test_csv_equality_column_with_zero_padded_codes(tmp_path, text):
+    """Before: the CSV's 009..017 were read as 9..17, and a text column holding '009' raised "no record has
+    county == 9"."""
+    path = tmp_path / "t.csv"
+    path.write_text("county,value\n" + "".join(f"{k},{v}\n" for k, v in TOTALS.items()))
+    targets = Targets.from_csv(path)
+    assert [t.filters["county"] for t in targets] == list(TOTALS)
+    assert _calibrated_totals(_records(text), targets) == pytest.approx(_expected(), rel=1e-8)
+
+
+def test_csv_columns_without_leading_zeros_are_read_as_before(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("county,flag,value\n9,True,50\n11,,100\n13,False,150\n")
+    targets = Targets.from_csv(path)
+    assert [t.filters for t in targets] == [{"county": 9, "flag": True}, {"county": 11}, {"county": 13, "flag": False}]
+    # the caller's dtype is the caller's
+    path.write_text("county,value\n009,50\n011,100\n")
+    assert [t.filters for t in Targets.from_csv(path, dtype={"county": "int64"})] == [{"county": 9}, {"county": 11}]
+
+
+@pytest.mark.parametrize(
+    "plain,value",
+    [
+        ("017", "017"), ("011", "011"), ("00", "00"), ("0o17", "0o17"), ("1:20", "1:20"),
+        ("yes", "yes"), ("no", "no"), ("NO", "NO"), ("on", "on"), ("Off", "Off"),
+        ("true", True), ("False", False), ("0", 0), ("-7", -7), ("1_000", 1000), ("0x1F", 31),
+        ("1e6", 1e6), ("2.5e6", 2.5e6), ("3.3E+8", 3.3e8), (".5", 0.5), ("1.", 1.0), ("-.inf", -np.inf),
+        ("~", None), ("2001-12-14", pd.Timestamp("2001-12-14").date()),
+    ],
+)
+def test_yaml_plain_values_follow_yaml_1_2(plain, value):
+    got = load_yaml(f"a: {plain}\n{plain}: b\n")
+    assert got["a"] == value and type(got["a"]) is type(value)
+    assert got[value] == "b"
+
+
+def test_a_pipeline_seed_written_with_a_leading_zero_is_refused(tmp_path):
+    """Before: ``seed: 017`` ran with seed 15."""
+    from microplex.pipeline import load_pipeline
+
+    (tmp_path / "train.csv").write_text("age,re78\n30,1.0\n40,2.0\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("seed: 017\nsources: [{name: cps, path: train.csv}]\n"
+                    "model: {targets: [re78], conditions: [age], epochs: 1}\ngenerate: {n: 1e3}\n")
+    with pytest.raises(DataValidationError, match=r"seed.*'017'"):
+        load_pipeline(path)
+    path.write_text(path.read_text().replace("seed: 017", "seed: 17"))
+    config = load_pipeline(path)
+    assert config["seed"] == 17 and config["generate"]["n"] == 1000  # 1e6-style counts were text in YAML 1.1
+
+
+def test_public_metadata_bounds_in_scientific_notation(tmp_path):
+    """Before: ``[0, 1e5]`` held the text '1e5'."""
+    from microplex.io import read_public_metadata
+
+    path = tmp_path / "public.yaml"
+    path.write_text("bounds: {re78: [0, 1e5]}\ncategories: {answer: [yes, no]}\n")
+    got = read_public_metadata(path)
+    assert got["public_bounds"] == {"re78": (0, 100000.0)}
+    assert got["public_categories"] == {"answer": ["yes", "no"]}
