@@ -11,6 +11,9 @@ readable by its owner only, unlike the report or the dataset folder written besi
 :func:`load_yaml`: the one reader of untrusted YAML documents (pipeline files, calibration targets):
 safe tags only, and a key given twice in one mapping is an error (PyYAML keeps the last silently;
 TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the first unnoticed.
+
+:func:`keep_none_labels`: the ``None`` cells of a CSV file's text columns as the text they are (pandas reads them as
+missing values), for every reader of CSV tables (data and targets files).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_yaml", "temp_beside"]
+__all__ = ["keep_none_labels", "load_yaml", "temp_beside"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -135,3 +138,48 @@ _YAML12_RESOLVERS = (
                                     |[-+]?\.(?:inf|Inf|INF)
                                     |\.(?:nan|NaN|NAN))$""", "-+0123456789."),
 )
+
+
+def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
+                     read_kwargs: dict[str, Any] | None = None) -> Any:
+    r"""``frame``, read from the CSV file ``path`` by ``pandas.read_csv(path, **read_kwargs)``, with the cells
+    written ``None`` in its text columns (among ``columns``; default: all) put back as the text ``"None"``.
+
+    pandas reads a ``None`` cell as a missing value (since pandas 2.0), while in survey files it is a category
+    label (education, insurance, disability: "None") and no common writer uses it for a missing value (pandas and
+    Python's csv module write an empty cell, R writes ``NA``). Read as missing, the "None" row of a targets margin
+    was a target over every record (its total calibrated the population total) and a data file's "None" records
+    were refused or dropped as incomplete. A column is text when pandas read it as text (its values other than
+    the missing ones are all strings): in a numeric or boolean column ``None`` stays a missing value. Files read
+    with the caller's ``dtype``, ``converters`` or missing-value options are left as pandas read them.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = f.write_text("educ,n\nNone,None\nHS,2\n,3\n")
+    >>> keep_none_labels(f, pd.read_csv(f)).to_dict("list")
+    {'educ': ['None', 'HS', nan], 'n': [nan, 2.0, 3.0]}
+    """
+    import pandas as pd
+
+    kwargs = dict(read_kwargs or {})
+    if {"dtype", "converters", "na_values", "keep_default_na", "na_filter"} & set(kwargs):
+        return frame
+
+    def is_text(s: Any) -> bool:
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or not s.hasnans:
+            return False
+        return bool(s.dropna().map(lambda v: isinstance(v, str)).all())
+
+    cols = [c for c in (frame.columns if columns is None else columns) if is_text(frame[c])]
+    if not cols:
+        return frame
+    raw = pd.read_csv(path, **{**kwargs, "usecols": cols, "dtype": str, "keep_default_na": False, "na_values": []})
+    out = frame.copy()
+    for c in cols:
+        none = (raw[c] == "None").to_numpy(dtype=bool) & out[c].isna().to_numpy()
+        if none.any():
+            out.loc[none, c] = "None"
+    return out
+

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ._files import temp_beside
+from ._files import keep_none_labels, temp_beside
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -104,6 +104,11 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
+        try:
+            frame = keep_none_labels(p, frame)
+        except _READ_ERRORS as exc:
+            raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     return _decimals_as_floats(frame)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
+from microplex._files import keep_none_labels
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -342,6 +343,8 @@ class Targets(Sequence[Target]):
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
         _check_row_lengths(p, len(names), read_kwargs)
+        equality = [c for c in frame.columns if str(c) not in _RESERVED]
+        frame = keep_none_labels(p, frame, equality, read_kwargs)
         return cls._from_file_frame(_keep_leading_zeros(p, frame, read_kwargs), p)
 
     @classmethod

@@ -1,11 +1,12 @@
-"""Codes written with leading zeros in targets, pipeline and metadata files (session 61).
+"""Category codes and labels as files write them: leading zeros, YAML 1.1's plain values, "None" (session 61).
 
 PyYAML reads YAML 1.1, where a plain ``017`` is the octal number 15 and ``011`` is 9: a margin over county FIPS
 codes (``{011: ..., 013: ..., 017: ...}``) calibrated counties 9, 11 and 15 to the totals of counties 11, 13 and
 17 without a word whenever those counties exist (``019``, not octal, stayed text). ``1:20`` was the base-60 number
 80 and ``yes``/``no``/``on``/``off``/``NO`` were booleans. A CSV targets file read ``013`` as 13, which found no
 record of a text column holding ``"013"``. Now a code keeps its leading zeros as text, which matches the number
-in a numeric column and the text in a text column.
+in a numeric column and the text in a text column. pandas reads a CSV cell ``None`` as missing: a targets margin's
+"None" row became a target over every record, and a data file's "None" category missing values.
 """
 
 from __future__ import annotations
@@ -122,3 +123,52 @@ def test_public_metadata_bounds_in_scientific_notation(tmp_path):
     got = read_public_metadata(path)
     assert got["public_bounds"] == {"re78": (0, 100000.0)}
     assert got["public_categories"] == {"answer": ["yes", "no"]}
+
+
+# -- "None" is a category label ----------------------------------------------------------------------------------
+def _educ_records() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"educ": rng.choice(["None", "HS", "BA"], 600), "w": 1.0})
+
+
+def test_a_csv_margin_row_for_the_none_category_targets_that_category(tmp_path):
+    """Before: pandas read the ``None`` cell as missing, so the row was a target over every record: the 'None'
+    category's 3,000 calibrated the population total (None 915, HS 1,000, BA 1,085)."""
+    path = tmp_path / "t.csv"
+    path.write_text("educ,value\nNone,3000\nHS,1000\n")
+    targets = Targets.from_csv(path)
+    assert [t.filters for t in targets] == [{"educ": "None"}, {"educ": "HS"}]
+    df = _educ_records()
+    weights = np.asarray(Calibrator().fit(df, targets, weight_col="w").weights)
+    sums = pd.Series(weights).groupby(df["educ"].to_numpy()).sum()
+    assert sums["None"] == pytest.approx(3000.0, rel=1e-8) and sums["HS"] == pytest.approx(1000.0, rel=1e-8)
+    assert sums["BA"] == pytest.approx((df["educ"] == "BA").sum(), rel=1e-8)
+
+
+def test_none_stays_missing_where_it_is_no_text(tmp_path):
+    """Empty cells still mean "no condition", a numeric column's ``None`` is missing, and the reserved columns
+    read ``None`` as no value (a default tolerance)."""
+    path = tmp_path / "t.csv"
+    path.write_text("educ,county,value,tolerance\nNone,None,10,None\n,7,20,\nHS,8,30,0.5\n")
+    targets = Targets.from_csv(path)
+    assert [t.filters for t in targets] == [{"educ": "None"}, {"county": 7}, {"educ": "HS", "county": 8}]
+    assert [t.tolerance for t in targets] == [None, None, 0.5]
+
+
+def test_read_table_keeps_none_labels_of_text_columns(tmp_path):
+    """Before: the CLI's reader made 'None' a missing value: `microplex fit` refused "Condition column 'educ' has
+    90 missing or infinite values" for a 300-record file without any (its "None" records)."""
+    from microplex.io import read_table
+
+    df = _educ_records().assign(income=np.arange(600.0), flag=pd.Series([True, False] * 300, dtype=object))
+    df.loc[::7, "income"] = np.nan
+    df.loc[::5, "flag"] = np.nan
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False, na_rep="None")
+    got = read_table(path)
+    assert got["educ"].tolist() == df["educ"].tolist()
+    assert got["income"].isna().sum() == df["income"].isna().sum()  # numbers: None is missing
+    assert got["flag"].isna().sum() == df["flag"].isna().sum()
+    empty = tmp_path / "e.csv"
+    df.assign(educ=df["educ"].where(df["educ"] != "HS")).to_csv(empty, index=False)  # empty cells stay missing
+    assert read_table(empty)["educ"].isna().sum() == (df["educ"] == "HS").sum()
