@@ -172,3 +172,14 @@ def test_read_table_keeps_none_labels_of_text_columns(tmp_path):
     empty = tmp_path / "e.csv"
     df.assign(educ=df["educ"].where(df["educ"] != "HS")).to_csv(empty, index=False)  # empty cells stay missing
     assert read_table(empty)["educ"].isna().sum() == (df["educ"] == "HS").sum()
+
+
+def test_a_targets_csv_with_r_row_names_is_refused_naming_the_column(tmp_path):
+    """Before: R's write.csv row names became an equality column 'Unnamed: 0' (== 1, == 2, ...), refused later as
+    "uses column 'Unnamed: 0', which is not in the records"."""
+    path = tmp_path / "t.csv"
+    path.write_text('"","educ","value"\n"1","HS",1000\n"2","BA",500\n')
+    with pytest.raises(DataValidationError, match=r"column 1 has no name.*row.names = FALSE"):
+        Targets.from_csv(path)
+    path.write_text('"educ","value"\n"HS",1000\n"BA",500\n')
+    assert [t.filters for t in Targets.from_csv(path)] == [{"educ": "HS"}, {"educ": "BA"}]

@@ -328,7 +328,7 @@ class Targets(Sequence[Target]):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                header = pd.read_csv(p, header=None, nrows=1, dtype=str, **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
+                header = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False, **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
                 frame = pd.read_csv(p, **read_kwargs)
         except pd.errors.ParserWarning as exc:
             raise DataValidationError(
@@ -342,6 +342,13 @@ class Targets(Sequence[Target]):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
+        unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()]
+        if unnamed:  # pandas names it "Unnamed: 0", an equality column that no record has
+            raise DataValidationError(
+                f"Targets file {str(p)!r}: column {unnamed[0]} has no name; every column is a reserved field or an "
+                "equality filter named as a column of the records. (R's write.csv writes its row names there: write "
+                "the table with row.names = FALSE.)"
+            )
         _check_row_lengths(p, len(names), read_kwargs)
         equality = [c for c in frame.columns if str(c) not in _RESERVED]
         frame = keep_none_labels(p, frame, equality, read_kwargs)
