@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -78,6 +79,11 @@ def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
 def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFrame:
     """Reads CSV, Parquet (file or dataset folder) or anything pandas reads, by extension.
 
+    A CSV file is read as pandas reads it, but for two things written by other tools: a ``None`` cell of a text
+    column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`), and a first column
+    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names. Parquet
+    ``decimal`` columns are read as float64.
+
     Examples
     --------
     >>> read_table("bundled:cps1").shape
@@ -104,12 +110,22 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
+        frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
         try:
             frame = keep_none_labels(p, frame)
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     return _decimals_as_floats(frame)
+
+
+def _row_numbers(s: pd.Series) -> bool:
+    """Whether ``s`` numbers the rows 1..n (R's row names) or 0..n-1 (a pandas index written by ``to_csv``)."""
+    if not pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s) or s.hasnans:
+        return False
+    v = s.to_numpy()
+    return len(v) > 0 and int(v[0]) in (0, 1) and bool((np.diff(v) == 1).all())
 
 
 def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:

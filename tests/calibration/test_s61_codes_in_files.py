@@ -183,3 +183,19 @@ def test_a_targets_csv_with_r_row_names_is_refused_naming_the_column(tmp_path):
         Targets.from_csv(path)
     path.write_text('"educ","value"\n"HS",1000\n"BA",500\n')
     assert [t.filters for t in Targets.from_csv(path)] == [{"educ": "HS"}, {"educ": "BA"}]
+
+
+def test_read_table_reads_an_unnamed_first_column_of_row_numbers_as_row_names(tmp_path):
+    """Before: pandas' to_csv index or R's write.csv row names became a column 'Unnamed: 0', and `microplex
+    evaluate real.csv synthetic.parquet` refused "The synthetic file lacks columns ['Unnamed: 0']"."""
+    from microplex.io import read_table
+
+    df = pd.DataFrame({"educ": ["HS", "BA", "None"], "age": [30, 40, 50]})
+    pandas_csv, r_csv, data_csv = tmp_path / "p.csv", tmp_path / "r.csv", tmp_path / "d.csv"
+    df.to_csv(pandas_csv)
+    r_csv.write_text('"","educ","age"\n"1","HS",30\n"2","BA",40\n"3","None",50\n')
+    for path in (pandas_csv, r_csv):
+        pd.testing.assert_frame_equal(read_table(path), df)
+    # an unnamed first column that does not number the rows is data: kept, as pandas names it
+    data_csv.write_text(",educ,age\n7,HS,30\n3,BA,40\n5,None,50\n")
+    assert read_table(data_csv).columns.tolist() == ["Unnamed: 0", "educ", "age"]
