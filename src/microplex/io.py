@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import functools
 import hashlib
 import os
 import stat
@@ -57,7 +58,7 @@ _READERS = {
     ".gz": pd.read_csv,
     ".parquet": pd.read_parquet,
     ".pq": pd.read_parquet,
-    ".json": pd.read_json,
+    ".json": functools.partial(pd.read_json, dtype=False),  # the file's types: "013" is text, not 13
     ".feather": pd.read_feather,
     ".dta": pd.read_stata,
     ".xlsx": pd.read_excel,
@@ -81,8 +82,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
 
     A CSV file is read as pandas reads it, but for two things written by other tools: a ``None`` cell of a text
     column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`), and a first column
-    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names. Parquet
-    ``decimal`` columns are read as float64.
+    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names. A JSON file's
+    values keep the types it gives them (a string ``"013"`` stays text). Parquet ``decimal`` columns are read as
+    float64.
 
     Examples
     --------
