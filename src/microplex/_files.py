@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["keep_none_labels", "load_yaml", "temp_beside"]
+__all__ = ["keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -182,4 +182,20 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
         if none.any():
             out.loc[none, c] = "None"
     return out
+
+
+def other_separator(names: list[str]) -> str | None:
+    """The separator a CSV file seems to use instead of commas, from its header ``names`` as pandas split them at
+    commas: the header is one field holding ``;`` (a European spreadsheet's CSV, with decimal commas), a tab
+    or ``|``; else ``None``. pandas reads such a file as one column (or, with decimal commas, as one column
+    indexed by the rest), which was refused later as "missing columns" without saying why.
+
+    Examples
+    --------
+    >>> other_separator(["age;income"]), other_separator(["age", "income"]), other_separator(["age"])
+    (';', None, None)
+    """
+    if len(names) != 1:
+        return None
+    return next((sep for sep in (";", "\t", "|") if sep in str(names[0])), None)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import keep_none_labels, temp_beside
+from ._files import keep_none_labels, other_separator, temp_beside
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -112,6 +112,12 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    sep = other_separator(names) if reader is pd.read_csv else None
+    if sep is not None:
+        raise DataValidationError(
+            f"The table {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, and "
+            "microplex reads comma-separated files. Write it with commas (and decimal points), or read it with "
+            f"pandas.read_csv(path, sep={sep!r}, decimal=...) and save it as Parquet.")
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)

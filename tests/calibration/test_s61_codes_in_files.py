@@ -212,3 +212,20 @@ def test_read_table_keeps_the_types_a_json_file_gives(tmp_path):
     assert got["county"].tolist() == ["013", "015"]
     assert got["income"].tolist() == [1.5, 2.0] and got["n"].tolist() == [3, 4]
     assert got["flag"].tolist() == [True, False] and np.isnan(got["x"][0]) and got["x"][1] == 2.5
+
+
+def test_a_semicolon_separated_file_is_named_as_such(tmp_path):
+    """Before: a European spreadsheet's CSV (``;`` and decimal commas) read as one column 'age;income' indexed by
+    the rest, refused later as missing columns (targets: "needs a 'value' column. Got columns ['educ;value']")."""
+    from microplex.io import read_table
+
+    data, targets = tmp_path / "d.csv", tmp_path / "t.csv"
+    data.write_text("age;income\n30;1,5\n40;2,5\n")
+    targets.write_text("educ;value\nHS;1000\nBA;500\n")
+    with pytest.raises(DataValidationError, match=r"reads as one column 'age;income': it seems separated by ';'"):
+        read_table(data)
+    with pytest.raises(DataValidationError, match=r"separated by ';'.*from_csv\(path, sep=';'\)"):
+        Targets.from_csv(targets)
+    assert [t.filters for t in Targets.from_csv(targets, sep=";")] == [{"educ": "HS"}, {"educ": "BA"}]
+    (tmp_path / "one.csv").write_text("income\n1.5\n2.5\n")  # one column of its own is a table
+    assert read_table(tmp_path / "one.csv")["income"].tolist() == [1.5, 2.5]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import keep_none_labels
+from microplex._files import keep_none_labels, other_separator
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -342,6 +342,11 @@ class Targets(Sequence[Target]):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
+        sep = other_separator(names) if "sep" not in read_kwargs and "delimiter" not in read_kwargs else None
+        if sep is not None:
+            raise DataValidationError(
+                f"Targets file {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, not "
+                f"commas. Write it with commas, or read it with Targets.from_csv(path, sep={sep!r}).")
         unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()]
         if unnamed:  # pandas names it "Unnamed: 0", an equality column that no record has
             raise DataValidationError(
