@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
+__all__ = ["grouped_numbers", "keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -198,4 +198,35 @@ def other_separator(names: list[str]) -> str | None:
     if len(names) != 1:
         return None
     return next((sep for sep in (";", "\t", "|") if sep in str(names[0])), None)
+
+
+#: A number as a spreadsheet formats it: digits in groups of three separated by commas, maybe a sign and decimals.
+_GROUPED = re.compile(r"^[-+]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
+#: A plain number written as text (no groups), which a column of grouped numbers also holds (999.5 beside 1,000.5).
+_PLAIN = re.compile(r"^[-+]?[0-9]+(?:\.[0-9]+)?$")
+
+
+def grouped_numbers(values: Any) -> str | None:
+    """The first value written with thousands separators (``"25,564.67"``) when every one of ``values`` (text) is
+    a number so written or a plain number, with at least one separator; else ``None``.
+
+    Such a column is numbers as a spreadsheet exports them (pandas reads them as text): modelled as categories,
+    an income's every value became a category of its own, drawn as copies of training values. Codes never
+    qualify: ``"013"`` has no separator, ``"1,2"`` no group of three.
+
+    Examples
+    --------
+    >>> grouped_numbers(["25,564.67", "999.5", "-1,000"]), grouped_numbers(["013", "015"]), grouped_numbers(["1,2"])
+    ('25,564.67', None, None)
+    """
+    first = None
+    for v in values:
+        if not isinstance(v, str):
+            return None
+        text = v.strip()
+        if _GROUPED.match(text):
+            first = v if first is None else first
+        elif not _PLAIN.match(text):
+            return None
+    return first
 

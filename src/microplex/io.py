@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import keep_none_labels, other_separator, temp_beside
+from ._files import grouped_numbers, keep_none_labels, other_separator, temp_beside
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -125,7 +125,18 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
             frame = keep_none_labels(p, frame)
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+        frame = _grouped_numbers_as_numbers(frame)
     return _decimals_as_floats(frame)
+
+
+def _grouped_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text column of numbers written with thousands separators (``"25,564.67"``, as a
+    spreadsheet exports them; :func:`microplex._files.grouped_numbers`) read as the numbers they are."""
+    for c in frame.columns:
+        s = frame[c]
+        if (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)) and grouped_numbers(pd.unique(s.dropna())):
+            frame[c] = pd.to_numeric(s.str.replace(",", "", regex=False).str.strip())
+    return frame
 
 
 def _row_numbers(s: pd.Series) -> bool:

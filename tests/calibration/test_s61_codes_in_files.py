@@ -229,3 +229,43 @@ def test_a_semicolon_separated_file_is_named_as_such(tmp_path):
     assert [t.filters for t in Targets.from_csv(targets, sep=";")] == [{"educ": "HS"}, {"educ": "BA"}]
     (tmp_path / "one.csv").write_text("income\n1.5\n2.5\n")  # one column of its own is a table
     assert read_table(tmp_path / "one.csv")["income"].tolist() == [1.5, 2.5]
+
+
+# -- numbers with thousands separators ---------------------------------------------------------------------------
+def _grouped(values) -> list[str]:
+    return [f"{v:,.2f}" for v in values]
+
+
+def test_read_table_reads_numbers_with_thousands_separators_as_numbers(tmp_path):
+    """Before: a spreadsheet's export ("25,564.67", quoted) was a text column: `microplex fit` modelled the income
+    as ~2,000 categories and drew copies of training values as text."""
+    from microplex.io import read_table
+
+    income = [25564.67, 999.5, 1234567.0, -1500.25]
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"income": _grouped(income), "county": ["013", "015", "017", "019"], "pair": ["1,2", "3,4", "5,6", "7,8"],
+                  "educ": ["HS", "BA", "None", "HS"]}).to_csv(path, index=False)
+    got = read_table(path)
+    assert got["income"].tolist() == income
+    assert got["county"].tolist() == [13, 15, 17, 19]  # pandas' reading of codes, as before
+    assert got["pair"].tolist() == ["1,2", "3,4", "5,6", "7,8"] and got["educ"].tolist() == ["HS", "BA", "None", "HS"]
+
+
+def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1):
+    from microplex import Source, Synthesizer, fuse
+    from microplex.evaluation import evaluate
+
+    df = cps1.head(400)[["age", "educ", "re78"]]
+    text = df.assign(re78=_grouped(df["re78"]))
+    with pytest.raises(DataValidationError, match=r"Target column 're78' holds numbers written as text with thousands "
+                                                  r"separators .*pd.to_numeric\(df\['re78'\].str.replace"):
+        Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(text, seed=0)
+    with pytest.raises(DataValidationError, match=r"Condition column 're78' holds numbers written as text"):
+        Synthesizer(target_vars=["age"], condition_vars=["re78"], epochs=1).fit(text, seed=0)
+    with pytest.raises(DataValidationError, match=r"Source 'b' column 're78' holds numbers written as text"):
+        fuse([Source(df[["age", "educ"]], "a"), Source(text, "b")], base="a", synthesizer_params={"epochs": 1})
+    with pytest.raises(DataValidationError, match=r"Column 're78' of real_df holds numbers written as text"):
+        evaluate(text, text, pmse=False, progress=False)
+    # codes stay categories
+    codes = df.assign(educ=[f"{v:03d}" for v in df["educ"]])
+    Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(codes, seed=0)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._files import grouped_numbers
 from .._stats import category_type_clash, check_weights, is_numeric
 
 __all__ = [
@@ -132,6 +133,14 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             raise DataValidationError(
                 f"Column {col!r} of {label} holds numbers of type {type(odd).__name__} ({odd!r:.40}), which would be "
                 f"scored as categories: convert them to floats first (df[{col!r}].astype(float))."
+            )
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        example = grouped_numbers(pd.unique(series.dropna()))
+        if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
+            raise DataValidationError(
+                f"Column {col!r} of {label} holds numbers written as text with thousands separators ({example!r}), "
+                f"which would be scored as categories: convert them first "
+                f"(pd.to_numeric(df[{col!r}].str.replace(',', '')))."
             )
 
 

@@ -16,7 +16,7 @@ from .._random import holdout_split, int_seed
 from .._stats import unseen_categories
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
-from ..synthesis._validation import check_allocation, check_column, check_reserved
+from ..synthesis._validation import check_allocation, check_column, check_numbers_as_text, check_reserved
 from ._plan import DIFFERENCE_THRESHOLD, FusionStep, _plan, _resolve  # noqa: F401 - re-exported
 from ._source import Source, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
@@ -192,6 +192,7 @@ def _check_sources(sources: list[Source]) -> None:
         check_reserved(src.variables, f"Source {src.name!r}: columns", RESERVED)
         for col in src.variables:
             check_column(src.data[col].dropna(), col, f"source {src.name!r}")
+            check_numbers_as_text(src.data[col], col, f"source {src.name!r}")
 
 
 def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, where: str, donor: Source,

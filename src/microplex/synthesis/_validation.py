@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._files import grouped_numbers
 from .._params import memory_cap
 from .._stats import check_weight_dtype
 from .._stats import check_weights as _check_weights
@@ -119,6 +120,23 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
             raise DataValidationError(
                 f"{label} mixes value types {sorted(families)}; give every value one type (e.g. all str)."
             )
+
+
+def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
+    """Refuses a text column whose values are all numbers, some written with thousands separators (``"25,564.67"``,
+    a spreadsheet's export): fitted as categories, each value a category of its own drawn as copies of training
+    values. Checked when fitting (a model fitted before keeps its categories)."""
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+            or isinstance(series.dtype, pd.CategoricalDtype)):
+        return
+    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else pd.unique(series.dropna())
+    example = grouped_numbers(values)
+    if example is not None:
+        label = f"{role[:1].upper() + role[1:]} column {name!r}"
+        raise DataValidationError(
+            f"{label} holds numbers written as text with thousands separators ({example!r}), which would be "
+            f"modelled as categories; convert them first: pd.to_numeric(df[{name!r}].str.replace(',', ''))."
+        )
 
 
 def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
