@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import decimal
-import functools
 import hashlib
 import os
 import stat
@@ -58,7 +57,7 @@ _READERS = {
     ".gz": pd.read_csv,
     ".parquet": pd.read_parquet,
     ".pq": pd.read_parquet,
-    ".json": functools.partial(pd.read_json, dtype=False),  # the file's types: "013" is text, not 13
+    ".json": pd.read_json,
     ".feather": pd.read_feather,
     ".dta": pd.read_stata,
     ".xlsx": pd.read_excel,
@@ -80,10 +79,11 @@ def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
 def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFrame:
     """Reads CSV, Parquet (file or dataset folder) or anything pandas reads, by extension.
 
-    A CSV file is read as pandas reads it, but for two things written by other tools: a ``None`` cell of a text
-    column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`), and a first column
-    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names. A JSON file's
-    values keep the types it gives them (a string ``"013"`` stays text). Parquet ``decimal`` columns are read as
+    A CSV file is read as pandas reads it, but for three things written by other tools: a ``None`` cell of a
+    text column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`); a first column
+    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names; a text column
+    of numbers written with thousands separators (``"25,564.67"``) is read as numbers. A file that reads as one
+    column holding ``;``, a tab or ``|`` is refused (another separator). Parquet ``decimal`` columns are read as
     float64.
 
     Examples

@@ -201,19 +201,6 @@ def test_read_table_reads_an_unnamed_first_column_of_row_numbers_as_row_names(tm
     assert read_table(data_csv).columns.tolist() == ["Unnamed: 0", "educ", "age"]
 
 
-def test_read_table_keeps_the_types_a_json_file_gives(tmp_path):
-    """Before: pandas' read_json turned the JSON strings "013" and "015" into the numbers 13 and 15."""
-    from microplex.io import read_table
-
-    path = tmp_path / "d.json"
-    path.write_text('[{"county": "013", "income": 1.5, "n": 3, "flag": true, "x": null},'
-                    ' {"county": "015", "income": 2, "n": 4, "flag": false, "x": 2.5}]')
-    got = read_table(path)
-    assert got["county"].tolist() == ["013", "015"]
-    assert got["income"].tolist() == [1.5, 2.0] and got["n"].tolist() == [3, 4]
-    assert got["flag"].tolist() == [True, False] and np.isnan(got["x"][0]) and got["x"][1] == 2.5
-
-
 def test_a_semicolon_separated_file_is_named_as_such(tmp_path):
     """Before: a European spreadsheet's CSV (``;`` and decimal commas) read as one column 'age;income' indexed by
     the rest, refused later as missing columns (targets: "needs a 'value' column. Got columns ['educ;value']")."""
