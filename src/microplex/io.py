@@ -83,8 +83,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     text column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`); a first column
     without a name that numbers the rows (R's row names, a pandas index) is dropped as row names; a text column
     of numbers written with thousands separators (``"25,564.67"``) is read as numbers. A file that reads as one
-    column holding ``;``, a tab or ``|`` is refused (another separator). Parquet ``decimal`` columns are read as
-    float64.
+    column holding ``;``, a tab or ``|`` is refused (another separator). A Stata file's labelled columns are
+    categories, except those whose labels name only some values (special codes of an income), read as numbers.
+    Parquet ``decimal`` columns are read as float64.
 
     Examples
     --------
@@ -118,6 +119,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
             f"The table {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, and "
             "microplex reads comma-separated files. Write it with commas (and decimal points), or read it with "
             f"pandas.read_csv(path, sep={sep!r}, decimal=...) and save it as Parquet.")
+    if reader is pd.read_stata:
+        frame = _partly_labelled_as_numbers(p, frame)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
@@ -127,6 +130,27 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         frame = _grouped_numbers_as_numbers(frame)
     return _decimals_as_floats(frame)
+
+
+def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (a Stata file read with its value labels as categories) with each column whose labels name only
+    some of its values read as its numbers instead.
+
+    pandas makes every labelled column a categorical, and a column whose labels name only special codes (an
+    income with ``-9 "Refused"``) became categories mixing those labels with every unlabelled number: ``evaluate``
+    scored the income as categories and the Synthesizer refused the mix. Read as numbers, the codes are the values
+    the file stores (``-9``): recode them as your survey's documentation says. Fully labelled columns stay
+    categories.
+    """
+    partly = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+              and len({isinstance(v, str) for v in frame[c].cat.categories}) > 1]
+    if not partly:
+        return frame
+    try:
+        raw = pd.read_stata(p, columns=partly, convert_categoricals=False)
+    except _READ_ERRORS as exc:
+        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+    return frame.assign(**{c: raw[c].to_numpy() for c in partly})
 
 
 def _grouped_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:

@@ -256,3 +256,25 @@ def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1
     # codes stay categories
     codes = df.assign(educ=[f"{v:03d}" for v in df["educ"]])
     Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(codes, seed=0)
+
+
+def test_a_stata_column_labelled_only_at_special_codes_is_read_as_numbers(tmp_path):
+    """Before: pandas made an income labelled only at -9 "Refused" a categorical mixing 'Refused' with every income
+    value: `evaluate` scored it as categories (no KS) and the Synthesizer refused "mixes value types ['float',
+    'str']" advising all str."""
+    from microplex.evaluation import evaluate
+    from microplex.io import read_table
+
+    rng = np.random.default_rng(0)
+    income = np.round(rng.gamma(2.0, 800.0, 400), 2)
+    income[rng.random(400) < 0.05] = -9.0
+    age = rng.integers(18, 99, 400)
+    df = pd.DataFrame({"income": income, "age": age, "educ": rng.choice([1, 2, 3], 400).astype(np.int8)})
+    path = tmp_path / "d.dta"
+    df.to_stata(path, write_index=False, value_labels={
+        "income": {-9: "Refused"}, "age": {98: "98", 99: "99 or more"}, "educ": {1: "None", 2: "HS", 3: "BA"}})
+    got = read_table(path)
+    assert got["income"].tolist() == income.tolist() and got["age"].tolist() == age.tolist()
+    assert got["educ"].tolist() == df["educ"].map({1: "None", 2: "HS", 3: "BA"}).tolist()  # fully labelled
+    report = evaluate(got.iloc[:200], got.iloc[200:], pmse=False, progress=False)
+    assert np.isfinite(report.summary().loc["income", "ks"])
