@@ -390,6 +390,28 @@ def unseen_categories(values: object, known: object) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in unseen[firsts]]
 
 
+def value_family(v: object) -> str | None:
+    """The scalar type of a category value: ``"bool"``, ``"int"`` (within int64), ``"float"`` (finite), ``"str"``,
+    or ``None`` for anything else (a missing value, a Decimal, a date, a list). A column of categories holds one
+    family: the Synthesizer models and ``evaluate`` scores categories by value, so a column mixing families (an
+    income's numbers with the label 'Refused') is refused by both.
+
+    Examples
+    --------
+    >>> [value_family(v) for v in (True, 3, 2.5, "a", float("nan"), None)]
+    ['bool', 'int', 'float', 'str', None, None]
+    """
+    if isinstance(v, bool | np.bool_):
+        return "bool"
+    if isinstance(v, int | np.integer):
+        return "int" if -(2**63) <= int(v) < 2**63 else None
+    if isinstance(v, float | np.floating):
+        return "float" if np.isfinite(v) else None
+    if isinstance(v, str):
+        return "str"
+    return None
+
+
 def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:
     """The first category of ``x`` that ``y`` holds only under another type with the same label (``True`` and
     ``"True"``, ``1`` and ``"1"``), with its twin in ``y``; ``None`` when there is none. Categories are compared

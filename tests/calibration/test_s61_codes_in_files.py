@@ -278,3 +278,22 @@ def test_a_stata_column_labelled_only_at_special_codes_is_read_as_numbers(tmp_pa
     assert got["educ"].tolist() == df["educ"].map({1: "None", 2: "HS", 3: "BA"}).tolist()  # fully labelled
     report = evaluate(got.iloc[:200], got.iloc[200:], pmse=False, progress=False)
     assert np.isfinite(report.summary().loc["income", "ks"])
+
+
+def test_evaluate_refuses_a_column_mixing_numbers_and_labels():
+    """A Stata income read by pandas itself (labels of special codes beside the numbers), or any object column of
+    numbers and text: scored as categories, each income value one of its own (TV complement 0.07, no KS)."""
+    from microplex.evaluation import evaluate
+
+    rng = np.random.default_rng(0)
+    income = pd.Series(rng.gamma(2.0, 800.0, 300).round(2), dtype=object)
+    income[rng.random(300) < 0.1] = "Refused"
+    df = pd.DataFrame({"income": income, "x": rng.normal(size=300)})
+    with pytest.raises(DataValidationError, match=r"Column 'income' of real_df mixes value types \['float', 'str'\]"):
+        evaluate(df.iloc[:150], df.iloc[150:], pmse=False, progress=False)
+    labelled = df.assign(income=pd.Categorical(df["income"]))
+    with pytest.raises(DataValidationError, match=r"mixes value types \['float', 'str'\]"):
+        evaluate(labelled.iloc[:150], labelled.iloc[150:], pmse=False, progress=False)
+    # one type, with missing values, is scored
+    clean = df.assign(income=pd.to_numeric(df["income"], errors="coerce"))
+    assert np.isfinite(evaluate(clean.iloc[:150], clean.iloc[150:], pmse=False, progress=False).summary().loc["income", "ks"])

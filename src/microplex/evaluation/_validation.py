@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
 from .._files import grouped_numbers
-from .._stats import category_type_clash, check_weights, is_numeric
+from .._params import to_python
+from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
 __all__ = [
     "check_weights",
@@ -133,6 +135,19 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             raise DataValidationError(
                 f"Column {col!r} of {label} holds numbers of type {type(odd).__name__} ({odd!r:.40}), which would be "
                 f"scored as categories: convert them to floats first (df[{col!r}].astype(float))."
+            )
+    if series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):
+        firsts: dict[str, Any] = {}
+        for v in pd.unique(series.dropna()):
+            family = value_family(v)
+            if family is not None:
+                firsts.setdefault(family, v)
+        if len(firsts) > 1:  # scored as categories by value, each number one of its own beside the labels
+            shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
+            raise DataValidationError(
+                f"Column {col!r} of {label} mixes value types {sorted(firsts)} ({shown}), which would be scored as "
+                "categories, each value one of its own: give the column one type (recode text codes such as "
+                "'Refused' as your survey documents them, e.g. to missing values, or convert every value to str)."
             )
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         example = grouped_numbers(pd.unique(series.dropna()))

@@ -11,7 +11,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._files import grouped_numbers
 from .._params import memory_cap
-from .._stats import check_weight_dtype
+from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
 
 __all__ = [
@@ -63,18 +63,6 @@ def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RE
         )
 
 
-def _value_family(v: object) -> str | None:
-    if isinstance(v, bool | np.bool_):
-        return "bool"
-    if isinstance(v, int | np.integer):
-        return "int" if -(2**63) <= int(v) < 2**63 else None
-    if isinstance(v, float | np.floating):
-        return "float" if np.isfinite(v) else None
-    if isinstance(v, str):
-        return "str"
-    return None
-
-
 def check_column(series: pd.Series, name: str, role: str) -> None:
     """Checks that a column holds values microplex can model, naming it otherwise.
 
@@ -106,9 +94,9 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
         )
     if dtype == object or isinstance(dtype, pd.CategoricalDtype):
         values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)
-        families = {_value_family(v) for v in values}
+        families = {value_family(v) for v in values}
         if None in families:
-            odd = next(v for v in values if _value_family(v) is None)
+            odd = next(v for v in values if value_family(v) is None)
             number = isinstance(odd, numbers.Number)  # decimal.Decimal from a SQL NUMERIC column, Fraction
             raise DataValidationError(
                 f"{label} holds a value of type {type(odd).__name__} ({odd!r:.40}); categorical values must be "
