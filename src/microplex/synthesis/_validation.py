@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._files import grouped_numbers
-from .._params import memory_cap
+from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
 
@@ -105,8 +105,13 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
                    if number else ".")
             )
         if len(families) > 1:
+            firsts = {value_family(v): v for v in reversed(values)}  # the first value of each type
+            shown = " and ".join(repr(to_python(firsts[f])) for f in sorted(families)[:2])
+            hint = (" (numbers beside text codes such as 'Refused': recode the codes as your survey documents them, "
+                    "e.g. drop or impute those rows; or, for categories, make every value a str)"
+                    if "str" in families and families & {"int", "float"} else " (e.g. all str)")
             raise DataValidationError(
-                f"{label} mixes value types {sorted(families)}; give every value one type (e.g. all str)."
+                f"{label} mixes value types {sorted(families)} ({shown}); give every value one type{hint}."
             )
 
 
