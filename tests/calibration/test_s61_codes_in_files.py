@@ -11,6 +11,10 @@ in a numeric column and the text in a text column. pandas reads a CSV cell ``Non
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -297,3 +301,23 @@ def test_evaluate_refuses_a_column_mixing_numbers_and_labels():
     # one type, with missing values, is scored
     clean = df.assign(income=pd.to_numeric(df["income"], errors="coerce"))
     assert np.isfinite(evaluate(clean.iloc[:150], clean.iloc[150:], pmse=False, progress=False).summary().loc["income", "ks"])
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz"])
+def test_a_compressed_targets_csv_is_read_and_its_rows_checked(tmp_path, suffix):
+    """Before: the row-length guard read the compressed bytes as text and refused a good .csv.gz file ("row 2: 1
+    fields under a header of 3 (['S\\x8f...'])"); pandas reads such files by their suffix, as read_table does."""
+    from microplex.io import read_targets
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"state": np.repeat(np.arange(1, 51), 3), "educ": ["HS", "BA", "None"] * 50,
+                          "value": rng.integers(1, 10**6, 150)})
+    path = tmp_path / f"t{suffix}"
+    frame.to_csv(path, index=False)
+    targets = read_targets(path)
+    assert len(targets) == 150 and targets[2].filters == {"state": 1, "educ": "None"}
+    short = tmp_path / f"short{suffix}"
+    with {".csv.gz": gzip.open, ".csv.bz2": bz2.open, ".csv.xz": lzma.open}[suffix](short, "wt") as f:
+        f.write("educ,value,sex\nHS,1000\n")  # a truncated row: pandas pads it with "no condition on sex"
+    with pytest.raises(DataValidationError, match=r"row 1: 2 fields under a header of 3"):
+        read_targets(short)

@@ -7,7 +7,10 @@ The same conditions can be written as strings: ``"state == 'CA' & age in [18, 65
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import lzma
 import math
 import numbers
 import re
@@ -472,6 +475,12 @@ def _keep_leading_zeros(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any
     return frame.assign(**{c: text[c].str.strip().astype(object) for c in padded})
 
 
+#: Compressed targets files (by suffix, as pandas infers the compression) whose rows are checked as text.
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: Other compressions pandas reads by suffix.
+_OTHER_COMPRESSIONS = (".zip", ".zst", ".tar")
+
+
 def _check_row_lengths(p: Path, width: int, read_kwargs: dict[str, Any]) -> None:
     """Refuses a targets CSV row with fewer fields than the header: pandas reads the missing fields as empty,
     and an empty equality column means "no condition", so a truncated row (``4,m`` under ``value,sex,age``)
@@ -480,7 +489,11 @@ def _check_row_lengths(p: Path, width: int, read_kwargs: dict[str, Any]) -> None
     sep = read_kwargs.get("sep", read_kwargs.get("delimiter", ","))
     if not isinstance(sep, str) or len(sep) != 1 or set(read_kwargs) - {"sep", "delimiter", "encoding", "index_col"}:
         return
-    with open(p, newline="", encoding=read_kwargs.get("encoding") or "utf-8", errors="replace") as f:
+    suffix = p.suffix.lower()
+    opener = _OPENERS.get(suffix)
+    if suffix in _OTHER_COMPRESSIONS or ".tar." in p.name.lower():  # pandas reads them; rows not checked here
+        return
+    with (opener or open)(p, "rt", newline="", encoding=read_kwargs.get("encoding") or "utf-8", errors="replace") as f:
         for i, row in enumerate(csv.reader(f, delimiter=sep)):
             if i > 0 and row and len(row) < width:
                 raise DataValidationError(
