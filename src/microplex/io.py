@@ -54,7 +54,10 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 _READERS = {
     ".csv": pd.read_csv,
     ".txt": pd.read_csv,
-    ".gz": pd.read_csv,
+    ".gz": pd.read_csv,  # compressed CSV, as pandas infers the compression from the suffix
+    ".bz2": pd.read_csv,
+    ".xz": pd.read_csv,
+    ".zip": pd.read_csv,
     ".parquet": pd.read_parquet,
     ".pq": pd.read_parquet,
     ".json": pd.read_json,

@@ -321,3 +321,13 @@ def test_a_compressed_targets_csv_is_read_and_its_rows_checked(tmp_path, suffix)
         f.write("educ,value,sex\nHS,1000\n")  # a truncated row: pandas pads it with "no condition on sex"
     with pytest.raises(DataValidationError, match=r"row 1: 2 fields under a header of 3"):
         read_targets(short)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip"])
+def test_read_table_reads_compressed_csv(tmp_path, cps1, suffix):
+    """Before: only .gz; `microplex fit data.csv.bz2` refused "unknown extension '.bz2'"."""
+    from microplex.io import read_table
+
+    path = tmp_path / f"d{suffix}"
+    cps1.head(50).to_csv(path, index=False)
+    pd.testing.assert_frame_equal(read_table(path), cps1.head(50).reset_index(drop=True), check_dtype=False)
