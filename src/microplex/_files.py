@@ -149,9 +149,10 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
     label (education, insurance, disability: "None") and no common writer uses it for a missing value (pandas and
     Python's csv module write an empty cell, R writes ``NA``). Read as missing, the "None" row of a targets margin
     was a target over every record (its total calibrated the population total) and a data file's "None" records
-    were refused or dropped as incomplete. A column is text when pandas read it as text (its values other than
-    the missing ones are all strings): in a numeric or boolean column ``None`` stays a missing value. Files read
-    with the caller's ``dtype``, ``converters`` or missing-value options are left as pandas read them.
+    were refused or dropped as incomplete. A column is text when its values other than the missing ones are all
+    strings, or it has none (pandas reads a column of empty and ``None`` cells as float NaN): in a numeric or
+    boolean column ``None`` stays missing. Files read with the caller's ``dtype``, ``converters`` or missing-value
+    options are left as pandas read them.
 
     Examples
     --------
@@ -167,8 +168,12 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
     if {"dtype", "converters", "na_values", "keep_default_na", "na_filter"} & set(kwargs):
         return frame
 
-    def is_text(s: Any) -> bool:
-        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or not s.hasnans:
+    def is_text(s: Any) -> bool:  # text with missing cells, or nothing but missing cells (pandas: float NaN)
+        if not s.hasnans:
+            return False
+        if s.isna().all():
+            return True
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             return False
         return bool(s.dropna().map(lambda v: isinstance(v, str)).all())
 
@@ -180,6 +185,8 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
     for c in cols:
         none = (raw[c] == "None").to_numpy(dtype=bool) & out[c].isna().to_numpy()
         if none.any():
+            if pd.api.types.is_numeric_dtype(out[c]):  # a column of nothing but missing cells and "None"
+                out[c] = out[c].astype(object)
             out.loc[none, c] = "None"
     return out
 

@@ -157,6 +157,9 @@ def test_none_stays_missing_where_it_is_no_text(tmp_path):
     targets = Targets.from_csv(path)
     assert [t.filters for t in targets] == [{"educ": "None"}, {"county": 7}, {"educ": "HS", "county": 8}]
     assert [t.tolerance for t in targets] == [None, None, 0.5]
+    # a column of nothing but empty and None cells (pandas: all NaN, float): None is still the category
+    path.write_text("educ,sex,value\nNone,,100\n,f,50\n")
+    assert [t.filters for t in Targets.from_csv(path)] == [{"educ": "None"}, {"sex": "f"}]
 
 
 def test_read_table_keeps_none_labels_of_text_columns(tmp_path):
