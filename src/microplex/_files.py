@@ -12,8 +12,12 @@ readable by its owner only, unlike the report or the dataset folder written besi
 safe tags only, and a key given twice in one mapping is an error (PyYAML keeps the last silently;
 TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the first unnoticed.
 
-:func:`keep_none_labels`: the ``None`` cells of a CSV file's text columns as the text they are (pandas reads them as
-missing values), for every reader of CSV tables (data and targets files).
+:func:`load_yaml` reads plain values under YAML 1.2's rules (``017`` and ``yes`` are text, ``1e6`` a number).
+
+CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
+:func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas
+reads them), :func:`other_separator` (a file separated by ``;``, tabs or pipes, which pandas reads as one
+column) and :func:`grouped_numbers` (numbers written with thousands separators, which pandas reads as text).
 """
 
 from __future__ import annotations
