@@ -16,7 +16,7 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
 :func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas
-reads them), :func:`other_separator` (a file separated by ``;``, tabs or pipes, which pandas reads as one
+reads them), :func:`empty_unnamed` (a spreadsheet's empty columns without a name), :func:`other_separator` (a file separated by ``;``, tabs or pipes, which pandas reads as one
 column) and :func:`grouped_numbers` (numbers written with thousands separators, which pandas reads as text).
 """
 
@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["grouped_numbers", "keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
+__all__ = ["empty_unnamed", "grouped_numbers", "keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -193,6 +193,22 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
                 out[c] = out[c].astype(object)
             out.loc[none, c] = "None"
     return out
+
+
+def empty_unnamed(names: list[str], frame: Any) -> list[Any]:
+    """The columns of ``frame`` (read from a CSV file whose header holds ``names``, one per column) that have no
+    name and no value: the empty columns a spreadsheet writes after (or between) the table's own (``a,b,,``),
+    which pandas names ``Unnamed: 2`` and which carry nothing. Empty when the names and columns do not pair up.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> empty_unnamed(["a", "", ""], pd.DataFrame({"a": [1], "Unnamed: 1": [None], "Unnamed: 2": [3]}))
+    ['Unnamed: 1']
+    """
+    if len(names) != frame.shape[1]:
+        return []
+    return [frame.columns[i] for i, n in enumerate(names) if not n.strip() and frame.iloc[:, i].isna().all()]
 
 
 def other_separator(names: list[str]) -> str | None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import grouped_numbers, keep_none_labels, other_separator, temp_beside
+from ._files import empty_unnamed, grouped_numbers, keep_none_labels, other_separator, temp_beside
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -85,7 +85,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     A CSV file is read as pandas reads it, but for three things written by other tools: a ``None`` cell of a
     text column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`); a first column
     without a name that numbers the rows (R's row names, a pandas index) is dropped as row names; a text column
-    of numbers written with thousands separators (``"25,564.67"``) is read as numbers. A file that reads as one
+    of numbers written with thousands separators (``"25,564.67"``) is read as numbers; columns without a name or
+    a value (a spreadsheet's trailing ``,,``) are dropped. A file that reads as one
     column holding ``;``, a tab or ``|`` is refused (another separator). A Stata file's labelled columns are
     categories, except those whose labels name only some values (special codes of an income), read as numbers.
     Parquet ``decimal`` columns are read as float64.
@@ -113,6 +114,10 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
     names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
+    empty = empty_unnamed(names, frame) if reader is pd.read_csv else []
+    if empty:  # a spreadsheet's empty columns without a name (``a,b,,``): nothing to read
+        keep = [c not in empty for c in frame.columns]
+        names, frame = [n for n, k in zip(names, keep) if k], frame.loc[:, keep]
     duplicated = sorted({str(c) for c in names if names.count(c) > 1})
     if duplicated:
         raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")

@@ -334,3 +334,20 @@ def test_read_table_reads_compressed_csv(tmp_path, cps1, suffix):
     path = tmp_path / f"d{suffix}"
     cps1.head(50).to_csv(path, index=False)
     pd.testing.assert_frame_equal(read_table(path), cps1.head(50).reset_index(drop=True), check_dtype=False)
+
+
+def test_a_spreadsheets_empty_trailing_columns_are_dropped(tmp_path):
+    """Before: ``a,b,,`` (two empty columns a spreadsheet wrote) was refused as "duplicated column names ['']", and
+    one empty column became 'Unnamed: 2' (evaluate: "The synthetic file lacks columns ['Unnamed: 2']"). A column
+    without a name that holds values is still refused in a targets file (R's row names)."""
+    from microplex.io import read_table
+
+    for tail in (",", ",,"):
+        data, targets = tmp_path / "d.csv", tmp_path / "t.csv"
+        data.write_text(f"age,income{tail}\n30,1.5{tail}\n40,2.5{tail}\n")
+        targets.write_text(f"educ,value{tail}\nHS,1000{tail}\nBA,500{tail}\n")
+        pd.testing.assert_frame_equal(read_table(data), pd.DataFrame({"age": [30, 40], "income": [1.5, 2.5]}))
+        assert [t.filters for t in Targets.from_csv(targets)] == [{"educ": "HS"}, {"educ": "BA"}]
+    targets.write_text("educ,value,\nHS,1000,x\nBA,500,\n")
+    with pytest.raises(DataValidationError, match=r"column 3 has no name but holds values"):
+        Targets.from_csv(targets)

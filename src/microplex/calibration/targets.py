@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import keep_none_labels, other_separator
+from microplex._files import empty_unnamed, keep_none_labels, other_separator
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -342,6 +342,14 @@ class Targets(Sequence[Target]):
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise DataValidationError(f"Targets file {str(p)!r} is not a readable CSV table: {exc}") from None
         names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+        width = len(names)
+        empty = empty_unnamed(names, frame)  # a spreadsheet's empty columns (``educ,value,,``): nothing to read
+        unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()
+                   and (len(names) != frame.shape[1] or frame.columns[i] not in empty)]
+        if empty:
+            keep = [c not in empty for c in frame.columns]
+            names = [n for n, k in zip(names, keep) if k]
+            frame = frame.loc[:, keep]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
@@ -350,14 +358,13 @@ class Targets(Sequence[Target]):
             raise DataValidationError(
                 f"Targets file {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, not "
                 f"commas. Write it with commas, or read it with Targets.from_csv(path, sep={sep!r}).")
-        unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()]
         if unnamed:  # pandas names it "Unnamed: 0", an equality column that no record has
             raise DataValidationError(
-                f"Targets file {str(p)!r}: column {unnamed[0]} has no name; every column is a reserved field or an "
-                "equality filter named as a column of the records. (R's write.csv writes its row names there: write "
-                "the table with row.names = FALSE.)"
+                f"Targets file {str(p)!r}: column {unnamed[0]} has no name but holds values; every column is a "
+                "reserved field or an equality filter named as a column of the records. (R's write.csv writes its row "
+                "names there: write the table with row.names = FALSE.)"
             )
-        _check_row_lengths(p, len(names), read_kwargs)
+        _check_row_lengths(p, width, read_kwargs)
         equality = [c for c in frame.columns if str(c) not in _RESERVED]
         frame = keep_none_labels(p, frame, equality, read_kwargs)
         return cls._from_file_frame(_keep_leading_zeros(p, frame, read_kwargs), p)
