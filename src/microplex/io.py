@@ -82,14 +82,14 @@ def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
 def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFrame:
     """Reads CSV, Parquet (file or dataset folder) or anything pandas reads, by extension.
 
-    A CSV file is read as pandas reads it, but for three things written by other tools: a ``None`` cell of a
-    text column is the text "None" (a category label; :func:`microplex._files.keep_none_labels`); a first column
-    without a name that numbers the rows (R's row names, a pandas index) is dropped as row names; a text column
-    of numbers written with thousands separators (``"25,564.67"``) is read as numbers; columns without a name or
-    a value (a spreadsheet's trailing ``,,``) are dropped. A file that reads as one
-    column holding ``;``, a tab or ``|`` is refused (another separator). A Stata file's labelled columns are
-    categories, except those whose labels name only some values (special codes of an income), read as numbers.
-    Parquet ``decimal`` columns are read as float64.
+    A CSV file (also ``.gz``, ``.bz2``, ``.xz``, ``.zip``) is read as pandas reads it, but for what other tools
+    write: a ``None`` cell of a text column is the text "None" (a category label;
+    :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
+    names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
+    spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators (``"25,564.67"``)
+    is read as numbers; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is
+    refused. A Stata file's labelled columns are categories, except those whose labels name only some values
+    (special codes of an income), read as numbers. Parquet ``decimal`` columns are read as float64.
 
     Examples
     --------

@@ -260,6 +260,9 @@ def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1
         fuse([Source(df[["age", "educ"]], "a"), Source(text, "b")], base="a", synthesizer_params={"epochs": 1})
     with pytest.raises(DataValidationError, match=r"Column 're78' of real_df holds numbers written as text"):
         evaluate(text, text, pmse=False, progress=False)
+    categorical = text.assign(re78=pd.Categorical(text["re78"]))
+    with pytest.raises(DataValidationError, match=r"Column 're78' of real_df holds numbers written as text"):
+        evaluate(categorical, categorical, pmse=False, progress=False)
     # codes stay categories
     codes = df.assign(educ=[f"{v:03d}" for v in df["educ"]])
     Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(codes, seed=0)

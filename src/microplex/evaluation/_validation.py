@@ -149,7 +149,8 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
                 "categories, each value one of its own: give the column one type (recode text codes such as "
                 "'Refused' as your survey documents them, e.g. to missing values, or convert every value to str)."
             )
-    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+    if (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+            or isinstance(series.dtype, pd.CategoricalDtype)):
         example = grouped_numbers(pd.unique(series.dropna()))
         if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
             raise DataValidationError(
