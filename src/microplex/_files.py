@@ -17,7 +17,8 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
 :func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas
 reads them), :func:`empty_unnamed` (a spreadsheet's empty columns without a name), :func:`other_separator` (a file separated by ``;``, tabs or pipes, which pandas reads as one
-column) and :func:`grouped_numbers` (numbers written with thousands separators, which pandas reads as text).
+column) and :func:`formatted_numbers` (numbers written with thousands separators or a currency sign, which pandas
+reads as text).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["empty_unnamed", "grouped_numbers", "keep_none_labels", "load_yaml", "other_separator", "temp_beside"]
+__all__ = ["empty_unnamed", "formatted_numbers", "keep_none_labels", "load_yaml", "numbers_from_text", "other_separator",
+           "temp_beside", "text_numbers_fix"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -227,15 +229,16 @@ def other_separator(names: list[str]) -> str | None:
     return next((sep for sep in (";", "\t", "|") if sep in str(names[0])), None)
 
 
-#: A number as a spreadsheet formats it: digits in groups of three separated by commas, maybe a sign and decimals.
-_GROUPED = re.compile(r"^[-+]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
-#: A plain number written as text (no groups), which a column of grouped numbers also holds (999.5 beside 1,000.5).
-_PLAIN = re.compile(r"^[-+]?[0-9]+(?:\.[0-9]+)?$")
+#: A number as a spreadsheet formats it: maybe a sign and a currency sign, digits (in groups of three separated by
+#: commas, or plain), maybe decimals.
+_FORMATTED = re.compile(
+    r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
 
 
-def grouped_numbers(values: Any) -> str | None:
-    """The first value written with thousands separators (``"25,564.67"``) when every one of ``values`` (text) is
-    a number so written or a plain number, with at least one separator; else ``None``.
+def formatted_numbers(values: Any) -> str | None:
+    """The first value written with thousands separators or a currency sign (``"25,564.67"``, ``"$1,200"``) when
+    every one of ``values`` (text) is a number so written or a plain number, with at least one so written; else
+    ``None``.
 
     Such a column is numbers as a spreadsheet exports them (pandas reads them as text): modelled as categories,
     an income's every value became a category of its own, drawn as copies of training values. Codes never
@@ -243,17 +246,35 @@ def grouped_numbers(values: Any) -> str | None:
 
     Examples
     --------
-    >>> grouped_numbers(["25,564.67", "999.5", "-1,000"]), grouped_numbers(["013", "015"]), grouped_numbers(["1,2"])
-    ('25,564.67', None, None)
+    >>> formatted_numbers(["25,564.67", "999.5", "-1,000"]), formatted_numbers(["$500", "-$20"])
+    ('25,564.67', '$500')
+    >>> formatted_numbers(["013", "015"]), formatted_numbers(["1,2"]), formatted_numbers(["$", "5"])
+    (None, None, None)
     """
     first = None
     for v in values:
         if not isinstance(v, str):
             return None
-        text = v.strip()
-        if _GROUPED.match(text):
-            first = v if first is None else first
-        elif not _PLAIN.match(text):
+        m = _FORMATTED.match(v.strip())
+        if m is None or (m["sign"] and m["sign2"]):
             return None
+        if first is None and (m["currency"] or "," in m["digits"]):
+            first = v
     return first
 
+
+def numbers_from_text(s: Any) -> Any:
+    """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed).
+
+    >>> import pandas as pd
+    >>> numbers_from_text(pd.Series(["$1,200.5", "-$20", " 3 "])).tolist()
+    [1200.5, -20.0, 3.0]
+    """
+    import pandas as pd
+
+    return pd.to_numeric(s.str.strip().str.replace(r"[$£€,]", "", regex=True))
+
+
+def text_numbers_fix(col: str) -> str:
+    """The conversion a caller is told to make for a column of formatted numbers (:func:`formatted_numbers`)."""
+    return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"

@@ -225,7 +225,7 @@ def test_a_semicolon_separated_file_is_named_as_such(tmp_path):
     assert read_table(tmp_path / "one.csv")["income"].tolist() == [1.5, 2.5]
 
 
-# -- numbers with thousands separators ---------------------------------------------------------------------------
+# -- numbers with thousands separators or a currency sign ------------------------------------------------------
 def _grouped(values) -> list[str]:
     return [f"{v:,.2f}" for v in values]
 
@@ -243,6 +243,12 @@ def test_read_table_reads_numbers_with_thousands_separators_as_numbers(tmp_path)
     assert got["income"].tolist() == income
     assert got["county"].tolist() == [13, 15, 17, 19]  # pandas' reading of codes, as before
     assert got["pair"].tolist() == ["1,2", "3,4", "5,6", "7,8"] and got["educ"].tolist() == ["HS", "BA", "None", "HS"]
+    # a currency format (before: text); a lone sign or a word beside the numbers keeps the column text
+    pd.DataFrame({"rent": ["$1,200.50", "$500", "-$20", "£7"], "note": ["$5", "$", "5", "6"],
+                  "mixed": ["$5", "n/a!", "5", "6"]}).to_csv(path, index=False)
+    got = read_table(path)
+    assert got["rent"].tolist() == [1200.5, 500.0, -20.0, 7.0]
+    assert got["note"].tolist() == ["$5", "$", "5", "6"] and got["mixed"].tolist() == ["$5", "n/a!", "5", "6"]
 
 
 def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1):
@@ -251,8 +257,8 @@ def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1
 
     df = cps1.head(400)[["age", "educ", "re78"]]
     text = df.assign(re78=_grouped(df["re78"]))
-    with pytest.raises(DataValidationError, match=r"Target column 're78' holds numbers written as text with thousands "
-                                                  r"separators .*pd.to_numeric\(df\['re78'\].str.replace"):
+    with pytest.raises(DataValidationError, match=r"Target column 're78' holds numbers written as text \('25,564.67': "
+                                                  r"thousands separators .*pd.to_numeric\(df\['re78'\].str.replace"):
         Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(text, seed=0)
     with pytest.raises(DataValidationError, match=r"Condition column 're78' holds numbers written as text"):
         Synthesizer(target_vars=["age"], condition_vars=["re78"], epochs=1).fit(text, seed=0)
@@ -263,6 +269,11 @@ def test_fitting_or_scoring_numbers_written_as_text_is_refused_with_the_fix(cps1
     categorical = text.assign(re78=pd.Categorical(text["re78"]))
     with pytest.raises(DataValidationError, match=r"Column 're78' of real_df holds numbers written as text"):
         evaluate(categorical, categorical, pmse=False, progress=False)
+    money = df.assign(re78=[f"${v:.2f}" for v in df["re78"]])
+    with pytest.raises(DataValidationError, match=r"Target column 're78' holds numbers written as text \('\$"):
+        Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(money, seed=0)
+    with pytest.raises(DataValidationError, match=r"or a currency sign"):
+        evaluate(money, money, pmse=False, progress=False)
     # codes stay categories
     codes = df.assign(educ=[f"{v:03d}" for v in df["educ"]])
     Synthesizer(target_vars=["re78"], condition_vars=["age", "educ"], epochs=1).fit(codes, seed=0)

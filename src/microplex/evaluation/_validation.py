@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import grouped_numbers
+from .._files import formatted_numbers, text_numbers_fix
 from .._params import to_python
 from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
@@ -151,12 +151,11 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
             )
     if (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
             or isinstance(series.dtype, pd.CategoricalDtype)):
-        example = grouped_numbers(pd.unique(series.dropna()))
+        example = formatted_numbers(pd.unique(series.dropna()))
         if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
             raise DataValidationError(
-                f"Column {col!r} of {label} holds numbers written as text with thousands separators ({example!r}), "
-                f"which would be scored as categories: convert them first "
-                f"(pd.to_numeric(df[{col!r}].str.replace(',', '')))."
+                f"Column {col!r} of {label} holds numbers written as text ({example!r}: thousands separators or a "
+                f"currency sign), which would be scored as categories: convert them first ({text_numbers_fix(col)})."
             )
 
 
