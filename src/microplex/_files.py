@@ -16,9 +16,10 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
 :func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas
-reads them), :func:`empty_unnamed` (a spreadsheet's empty columns without a name), :func:`other_separator` (a file separated by ``;``, tabs or pipes, which pandas reads as one
-column) and :func:`formatted_numbers` (numbers written with thousands separators or a currency sign, which pandas
-reads as text).
+reads them; built of :func:`csv_text`, :func:`none_candidates` and :func:`restore_none`), :func:`empty_unnamed` (a
+spreadsheet's empty columns without a name), :func:`other_separator` (a file separated by ``;``, tabs or pipes,
+which pandas reads as one column) and :func:`formatted_numbers` (numbers written with thousands separators or a
+currency sign, which pandas reads as text).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["empty_unnamed", "formatted_numbers", "keep_none_labels", "load_yaml", "numbers_from_text", "other_separator",
-           "temp_beside", "text_numbers_fix"]
+__all__ = ["csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels", "load_yaml", "none_candidates",
+           "numbers_from_text", "other_separator", "restore_none", "temp_beside", "text_numbers_fix"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -168,13 +169,30 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
     >>> keep_none_labels(f, pd.read_csv(f)).to_dict("list")
     {'educ': ['None', 'HS', nan], 'n': [nan, 2.0, 3.0]}
     """
-    import pandas as pd
-
     kwargs = dict(read_kwargs or {})
     if {"dtype", "converters", "na_values", "keep_default_na", "na_filter"} & set(kwargs):
         return frame
+    cols = none_candidates(frame, columns)
+    if not cols:
+        return frame
+    return restore_none(frame, csv_text(path, cols, kwargs), cols)
 
-    def is_text(s: Any) -> bool:  # text with missing cells, or nothing but missing cells (pandas: float NaN)
+
+def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str, Any]) -> Any:
+    """The cells of ``columns`` of the CSV file ``path`` as written (text; no cell read as missing), read with the
+    caller's other ``read_csv`` options so that its rows are those of the frame read with them."""
+    import pandas as pd
+
+    return pd.read_csv(path, **{**read_kwargs, "usecols": columns, "dtype": str, "keep_default_na": False,
+                                "na_values": []})
+
+
+def none_candidates(frame: Any, columns: Any = None) -> list[Any]:
+    """The columns of ``frame`` (among ``columns``; default: all) where a missing value may be a ``None`` cell to put
+    back (:func:`keep_none_labels`): text with missing cells, or nothing but missing cells (pandas: float NaN)."""
+    import pandas as pd
+
+    def is_text(s: Any) -> bool:
         if not s.hasnans:
             return False
         if s.isna().all():
@@ -183,12 +201,16 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
             return False
         return bool(s.dropna().map(lambda v: isinstance(v, str)).all())
 
-    cols = [c for c in (frame.columns if columns is None else columns) if is_text(frame[c])]
-    if not cols:
-        return frame
-    raw = pd.read_csv(path, **{**kwargs, "usecols": cols, "dtype": str, "keep_default_na": False, "na_values": []})
+    return [c for c in (frame.columns if columns is None else columns) if is_text(frame[c])]
+
+
+def restore_none(frame: Any, raw: Any, columns: list[Any]) -> Any:
+    """``frame`` with the missing cells of ``columns`` written ``None`` in ``raw`` (:func:`csv_text`) put back as
+    the text "None"."""
+    import pandas as pd
+
     out = frame.copy()
-    for c in cols:
+    for c in columns:
         none = (raw[c] == "None").to_numpy(dtype=bool) & out[c].isna().to_numpy()
         if none.any():
             if pd.api.types.is_numeric_dtype(out[c]):  # a column of nothing but missing cells and "None"
@@ -261,6 +283,18 @@ def formatted_numbers(values: Any) -> str | None:
         if first is None and (m["currency"] or "," in m["digits"]):
             first = v
     return first
+
+
+def formatted_number_column(series: Any) -> str | None:
+    """:func:`formatted_numbers` of a column's values when it is a text column (object, str or category dtype);
+    ``None`` for any other column. The one test behind ``read_table``'s conversion and the refusals of the
+    Synthesizer, ``fuse`` and ``evaluate``."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
+        return None
+    return formatted_numbers(pd.unique(series.dropna()))
 
 
 def numbers_from_text(s: Any) -> Any:

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import empty_unnamed, formatted_numbers, keep_none_labels, numbers_from_text, other_separator, temp_beside
+from ._files import (empty_unnamed, formatted_number_column, keep_none_labels, numbers_from_text, other_separator,
+                     temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -87,8 +88,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
-    (``"25,564.67"``, ``"$1,200"``) is read as numbers; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is
-    refused. A Stata file's labelled columns are categories, except those whose labels name only some values
+    (``"25,564.67"``, ``"$1,200"``) is read as numbers; a file that reads as one column holding ``;``, a tab or
+    ``|`` (another separator) is refused. A Stata file's labelled columns are categories, except those whose labels name only some values
     (special codes of an income), read as numbers. Parquet ``decimal`` columns are read as float64.
 
     Examples
@@ -166,9 +167,8 @@ def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     (``"25,564.67"``, ``"$1,200"``, as a spreadsheet exports them; :func:`microplex._files.formatted_numbers`) read
     as the numbers they are."""
     for c in frame.columns:
-        s = frame[c]
-        if (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)) and formatted_numbers(pd.unique(s.dropna())):
-            frame[c] = numbers_from_text(s)
+        if formatted_number_column(frame[c]):
+            frame[c] = numbers_from_text(frame[c])
     return frame
 
 

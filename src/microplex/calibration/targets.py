@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import empty_unnamed, keep_none_labels, other_separator
+from microplex._files import csv_text, empty_unnamed, none_candidates, other_separator, restore_none
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -365,9 +365,7 @@ class Targets(Sequence[Target]):
                 "names there: write the table with row.names = FALSE.)"
             )
         _check_row_lengths(p, width, read_kwargs)
-        equality = [c for c in frame.columns if str(c) not in _RESERVED]
-        frame = keep_none_labels(p, frame, equality, read_kwargs)
-        return cls._from_file_frame(_keep_leading_zeros(p, frame, read_kwargs), p)
+        return cls._from_file_frame(_equality_as_written(p, frame, read_kwargs), p)
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> Targets:
@@ -461,25 +459,30 @@ def _check_file(path: str | Path) -> Path:
 _LEADING_ZERO = re.compile(r"^\s*[-+]?0[0-9]")
 
 
-def _keep_leading_zeros(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
-    """``frame`` (read from the CSV file ``p``) with each equality column that pandas read as numbers while some
-    of its cells are written with leading zeros (``013``, a county code) put back as the file's text.
+def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    """``frame`` (read from the CSV file ``p``) with its equality columns as the file writes them, from one read of
+    their text (:func:`microplex._files.csv_text`):
 
-    Read as numbers, ``013`` was 13, which found no record of a text column holding ``"013"``; as text it matches
-    ``"013"`` there and ``13`` in a numeric column (:func:`~microplex.calibration.design.lookup_values`). Columns
-    without such cells, and files read with the caller's ``dtype`` or ``converters``, are left as pandas read them.
+    - the ``None`` cells of a text column are the category "None", not "no condition" as pandas reads them
+      (:func:`microplex._files.keep_none_labels`; not when the caller gives missing-value options);
+    - a column that pandas read as numbers while some of its cells are written with leading zeros (``013``, a
+      county code) is the file's text: read as 13, it found no record of a text column holding ``"013"``; as text
+      it matches ``"013"`` there and ``13`` in a numeric column (:func:`~microplex.calibration.design.lookup_values`).
+
+    Files read with the caller's ``dtype`` or ``converters`` are left as pandas read them.
     """
     if "dtype" in read_kwargs or "converters" in read_kwargs:
         return frame
-    numeric = [c for c in frame.columns if str(c) not in _RESERVED and pd.api.types.is_numeric_dtype(frame[c])
+    equality = [c for c in frame.columns if str(c) not in _RESERVED]
+    none = [] if {"na_values", "keep_default_na", "na_filter"} & set(read_kwargs) else none_candidates(frame, equality)
+    numeric = [c for c in equality if c not in none and pd.api.types.is_numeric_dtype(frame[c])
                and not pd.api.types.is_bool_dtype(frame[c])]
-    if not numeric:
+    if not none and not numeric:
         return frame
-    text = pd.read_csv(p, dtype=str, **{**read_kwargs, "usecols": numeric})
-    padded = [c for c in numeric if text[c].str.match(_LEADING_ZERO).fillna(False).to_numpy(dtype=bool).any()]
-    if not padded:
-        return frame
-    return frame.assign(**{c: text[c].str.strip().astype(object) for c in padded})
+    raw = csv_text(p, none + numeric, read_kwargs)
+    frame = restore_none(frame, raw, none)
+    padded = [c for c in numeric if raw[c].str.match(_LEADING_ZERO).to_numpy(dtype=bool).any()]
+    return frame.assign(**{c: raw[c].str.strip().astype(object).where(frame[c].notna().to_numpy()) for c in padded})
 
 
 #: Compressed targets files (by suffix, as pandas infers the compression) whose rows are checked as text.

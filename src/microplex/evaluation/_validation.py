@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import formatted_numbers, text_numbers_fix
+from .._files import formatted_number_column, text_numbers_fix
 from .._params import to_python
 from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
@@ -149,14 +149,12 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
                 "categories, each value one of its own: give the column one type (recode text codes such as "
                 "'Refused' as your survey documents them, e.g. to missing values, or convert every value to str)."
             )
-    if (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
-            or isinstance(series.dtype, pd.CategoricalDtype)):
-        example = formatted_numbers(pd.unique(series.dropna()))
-        if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
-            raise DataValidationError(
-                f"Column {col!r} of {label} holds numbers written as text ({example!r}: thousands separators or a "
-                f"currency sign), which would be scored as categories: convert them first ({text_numbers_fix(col)})."
-            )
+    example = formatted_number_column(series)
+    if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
+        raise DataValidationError(
+            f"Column {col!r} of {label} holds numbers written as text ({example!r}: thousands separators or a "
+            f"currency sign), which would be scored as categories: convert them first ({text_numbers_fix(col)})."
+        )
 
 
 def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str, reference: str = "real_df") -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import formatted_numbers, text_numbers_fix
+from .._files import formatted_number_column, text_numbers_fix
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -119,11 +119,7 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     """Refuses a text column whose values are all numbers, some written with thousands separators or a currency
     sign (``"25,564.67"``, ``"$1,200"``, a spreadsheet's export): fitted as categories, each value a category of its
     own drawn as copies of training values. Checked when fitting (a model fitted before keeps its categories)."""
-    if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
-            or isinstance(series.dtype, pd.CategoricalDtype)):
-        return
-    values = series.cat.categories if isinstance(series.dtype, pd.CategoricalDtype) else pd.unique(series.dropna())
-    example = formatted_numbers(values)
+    example = formatted_number_column(series)
     if example is not None:
         label = f"{role[:1].upper() + role[1:]} column {name!r}"
         raise DataValidationError(
