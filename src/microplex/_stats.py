@@ -57,6 +57,8 @@ __all__ = [
     "kish_ess",
     "design_effect",
     "misfit_denominator",
+    "MISS_FLOOR",
+    "miss_scale",
     "relative_error",
 ]
 
@@ -753,6 +755,33 @@ def misfit_denominator(totals: object) -> np.ndarray:
     """
     a = np.abs(np.asarray(totals, dtype=np.float64))
     return a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
+
+
+#: The least share of a target's natural size (what its records' values add up to in size at the initial weights)
+#: that :func:`miss_scale` weighs its misses against: a total of 0, or one netting large values of both signs to
+#: nearly 0, is weighed against the size of its records, not against one unit of whatever unit they are in.
+MISS_FLOOR = 1e-3
+
+
+def miss_scale(totals: object, natural: object) -> np.ndarray:
+    """The size a target's miss is weighed against where misses are traded off against each other or against the
+    distance (soft calibration's penalties, the diagnosis of targets that cannot be met together, a mean's solving
+    units): the target's own size ``|t|``, but at least :data:`MISS_FLOOR` times its natural size ``natural``
+    (``sum_i d_i |x_ij|``), and 1 where both are 0 (a target no record reaches, always met).
+
+    Unit-free, unlike R survey's ``1 + |t|`` (:func:`misfit_denominator`, which stays the convergence test and the
+    reported misfit): a trade-off must not depend on the unit of the values or the weights. With ``1 + |t|``, a soft
+    fit of incomes in dollars and in thousands of dollars kept different weights (a sum of -451 weighed like a
+    relative miss, the same sum of -0.22 in another unit like twice it).
+
+    Examples
+    --------
+    >>> miss_scale(np.array([100.0, 0.0, 0.25, 0.0]), np.array([200.0, 50.0, 0.25, 0.0])).tolist()
+    [100.0, 0.05, 0.25, 1.0]
+    """
+    t = np.abs(np.asarray(totals, dtype=np.float64))
+    s = np.maximum(t, MISS_FLOOR * np.abs(np.asarray(natural, dtype=np.float64)))
+    return np.where(s > 0, s, 1.0)
 
 
 def relative_error(achieved: object, target: object) -> np.ndarray:

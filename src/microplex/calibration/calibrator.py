@@ -18,14 +18,13 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
-from microplex._stats import misfit_denominator
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
-from .feasibility import box, mean_scale, met_tolerance, solution_problems, survey_errors, unreachable_targets
+from .feasibility import box, mean_scale, met_tolerance, soft_units, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -324,7 +323,7 @@ class Calibrator(_FittedResult):
             )
             imp = np.array([t.importance for t in design.targets])
             with np.errstate(over="ignore", under="ignore", divide="ignore"):
-                penalty = imp * design.d.sum() / (tol_j * misfit_denominator(design.totals)) ** 2
+                penalty = imp * design.d.sum() / (tol_j * soft_units(design, design.d)) ** 2
             bad = ~(np.isfinite(penalty) & (penalty > 0))
             if bad.any():
                 names = [design.targets[j].name for j in np.flatnonzero(bad)[:5]]

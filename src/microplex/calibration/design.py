@@ -25,11 +25,11 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 from microplex._params import to_python
-from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, stored_at
+from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "reordered", "rounding_slack", "target_order", "weight_unit"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "reordered", "rounding_slack", "target_order", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,39 @@ def in_weight_units(design: Design, unit: float | None = None) -> Design:
     if "xt" in design.__dict__:  # built once (cached_property): the matrices are the same
         out.__dict__["xt"] = design.__dict__["xt"]
     return out
+
+
+def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
+    """Per target, what a miss of its design column is divided by to be a relative miss: the unit-free
+    :func:`~microplex._stats.miss_scale` of its total against its natural size at weights ``d``
+    (``sum_i d_i |x_ij|``); for a mean (column ``y - value``, total 0), the count behind it at ``d`` times the
+    miss scale of its value against the mean of ``|y|`` (the count taken as 1 where its records carry no weight).
+
+    Soft penalties, the infeasibility diagnosis and the means' solving units are built of it, so that values or
+    weights in another unit (times 2**k) weigh every miss alike.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, 3.0], "w": [2.0, 2.0]})
+    >>> dz = build_design(df, Targets([Target(10.0), Target(0.0, "sum", "y"), Target(2.5, "mean", "y")]), "w", None)
+    >>> miss_units(dz, dz.d).tolist()
+    [10.0, 0.008, 10.0]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    x = sp.csr_matrix(design.x)
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if is_mean.any():  # a mean's column holds y - value: its records' y back
+        value = np.array([t.value if m else 0.0 for t, m in zip(design.targets, is_mean)], dtype=np.float64)
+        x = sp.csr_matrix(x + design.mean_count @ sp.diags(value))
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    natural = np.bincount(x.indices, weights=np.abs(x.data) * d[rows], minlength=x.shape[1])
+    units = miss_scale(design.totals, natural)
+    if is_mean.any():
+        count = np.asarray(design.mean_count.T @ d, dtype=np.float64).ravel()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            size = miss_scale([t.value for t in design.targets], natural / np.where(count > 0, count, 1.0))
+            units = np.where(is_mean, np.where(count > 0, count, 1.0) * size, units)
+    return units
 
 
 def target_order(targets: Targets) -> np.ndarray:

@@ -31,7 +31,7 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design, in_weight_units, rounding_slack, weight_unit
+from .design import Design, in_weight_units, miss_units, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .._stats import misfit_denominator
 from .solver import column_top
@@ -48,6 +48,7 @@ __all__ = [
     "mean_floors",
     "with_mean_floor",
     "mean_scale",
+    "soft_units",
     "met_tolerance",
     "misfits",
     "solution_problems",
@@ -175,22 +176,33 @@ def unreachable_targets(
 
 
 def mean_scale(design: Design, d: np.ndarray) -> np.ndarray:
-    """Per-target column scale for the solver: ``1 / (initial weighted count * (1 + |value|))`` for means.
+    """Per-target column scale for the solver: ``1 / miss_units`` for means (their initial weighted count times
+    the size of their value, :func:`~microplex.calibration.design.miss_units`), 1 for counts and sums.
 
     The solver drives a mean target's column ``sum_i w_i (y_i - v)`` to 0 with R survey's test
     ``|misfit| / (1 + |t|) < tol`` and ``t = 0``; scaled, that misfit is the mean's own relative miss
-    (times the share of weight kept), whatever the size of the weights and of ``y``.
+    (times the share of weight kept), whatever the size of the weights and the unit of ``y`` (with
+    ``1 + |v|`` in place of ``|v|``, a mean of 52 and the same mean of 0.026 in another unit were solved in
+    other units, to other weights in a soft fit).
     """
     s = np.ones(len(design.targets))
     is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
     if is_mean.any():
-        w0 = design.mean_count.T @ d
-        v = np.array([t.value for t in design.targets])
-        ok = is_mean & (w0 > 0)
+        u = miss_units(design, d)
+        ok = is_mean & (np.asarray(design.mean_count.T @ d).ravel() > 0)
         with np.errstate(over="ignore", divide="ignore", under="ignore"):
-            sj = (1.0 / w0[ok]) / (1.0 + np.abs(v[ok]))
+            sj = 1.0 / u[ok]
         s[ok] = np.where(np.isfinite(sj) & (sj > 0), sj, 1.0)
     return s
+
+
+def soft_units(design: Design, d: np.ndarray) -> np.ndarray:
+    """Per target, what a soft solve divides its miss by, in the solver's units (mean columns scaled by
+    :func:`mean_scale`): :func:`~microplex.calibration.design.miss_units` for counts and sums, 1 for means
+    (already relative). A soft penalty ``importance * sum(d) / (tolerance * soft_units) ** 2`` is then the same
+    in any unit of the values or the weights."""
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    return np.where(is_mean, 1.0, miss_units(design, d))
 
 
 def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:

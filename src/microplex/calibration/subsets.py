@@ -16,12 +16,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
-from microplex._stats import misfit_denominator
 
 from .auxiliary import _is_number, distinct_values
 from .design import Design
 from .distances import Bounds, Distance
-from .feasibility import mean_scale, target_errors
+from .feasibility import mean_scale, soft_units, target_errors
 from .solver import newton_dual
 from .targets import Target, Targets
 
@@ -69,7 +68,7 @@ def calibrate_subset(
     t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
     with np.errstate(divide="ignore", over="ignore"):  # a total of 1e-177: its penalty is infinite (held exactly)
-        soft_pen = base.sum() / (tolerance / 3 * misfit_denominator(totals)) ** 2
+        soft_pen = base.sum() / (tolerance / 3 * soft_units(design, design.d)) ** 2
 
     def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
         pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
