@@ -396,7 +396,7 @@ def test_solver_scaled_columns_report_original_units():
 
 def test_soft_fit_meets_totals_below_one_relatively():
     """The soft penalty divided each miss by ``tol (1 + |t|)``: a sum of 1e-8 was free to miss by 9% at a 1%
-    tolerance. It divides by the solver's misfit denominator (twice the total below 1)."""
+    tolerance. It divides by the total's own size (``_stats.miss_scale``)."""
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"x": rng.uniform(1, 2, 200) * 1e-10, "g": rng.integers(0, 2, 200), "w": 1.0})
     total = float(df["x"].sum()) * 1.1

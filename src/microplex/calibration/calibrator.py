@@ -186,8 +186,11 @@ class Calibrator(_FittedResult):
     max_iter : int, default=50
     soft : bool, default=False
         Minimize the distance plus ``sum_j c_j / 2 (achieved_j - t_j)^2`` with
-        ``c_j = importance_j * sum(d) / (tolerance_j * (1 + |t_j|))^2`` instead of meeting targets
-        exactly; always solvable, the misses are in :meth:`CalibrationResult.report`.
+        ``c_j = importance_j * sum(d) / (tolerance_j * s_j)^2`` instead of meeting targets exactly, where
+        ``s_j = max(|t_j|, 1e-3 sum_i d_i |x_ij|)`` is the target's size, at least a thousandth of what its
+        records add up to (for a mean, its value against the mean of ``|y|``, times its records' initial count:
+        :func:`~microplex.calibration.design.miss_units`), so the same values or weights in another unit give
+        the same weights; always solvable, the misses are in :meth:`CalibrationResult.report`.
     default_tolerance : float, default=0.01
         Soft-mode tolerance of targets without one.
     force : bool, default=False
