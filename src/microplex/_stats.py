@@ -765,8 +765,8 @@ MISS_FLOOR = 1e-3
 
 def miss_scale(totals: object, natural: object) -> np.ndarray:
     """The size a target's miss is weighed against where misses are traded off against each other or against the
-    distance (soft calibration's penalties, the diagnosis of targets that cannot be met together, a mean's solving
-    units): the target's own size ``|t|``, but at least :data:`MISS_FLOOR` times its natural size ``natural``
+    distance (soft calibration's penalties, a sparse subset's soft solve, a mean's solving units): the target's own
+    size ``|t|``, but at least :data:`MISS_FLOOR` times its natural size ``natural``
     (``sum_i d_i |x_ij|``), and 1 where both are 0 (a target no record reaches, always met).
 
     Unit-free, unlike R survey's ``1 + |t|`` (:func:`misfit_denominator`, which stays the convergence test and the

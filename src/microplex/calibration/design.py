@@ -163,8 +163,10 @@ def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     (``sum_i d_i |x_ij|``); for a mean (column ``y - value``, total 0), the count behind it at ``d`` times the
     miss scale of its value against the mean of ``|y|`` (the count taken as 1 where its records carry no weight).
 
-    Soft penalties, the infeasibility diagnosis and the means' solving units are built of it, so that values or
-    weights in another unit (times 2**k) weigh every miss alike.
+    Soft penalties and the means' solving units are built of it, so that values or weights in another unit (times
+    2**k) weigh every miss alike. (The infeasibility diagnosis, a linear program, keeps ``1 + |t|`` in units of the
+    typical weight: dividing its rows by the size of a total far below its values' left entries below HiGHS's
+    smallest matrix value, and a conflict was called feasible.)
 
     Examples
     --------
