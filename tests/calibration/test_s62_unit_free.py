@@ -113,3 +113,22 @@ def test_miss_units_of_counts_sums_and_means():
     # the solver's units: means divided by their unit, soft misses of means already relative
     np.testing.assert_allclose(mean_scale(design, design.d), [1.0, 1.0, 1 / 21.0, 1 / u[3]])
     np.testing.assert_allclose(soft_units(design, design.d), [5.0, u[1], 1.0, 1.0])
+
+
+def test_subset_refine_weighs_a_sum_target_of_zero():
+    """The swaps that refine a sparse subset weighed a sum target's miss by ``1 / |T|`` and a sum of 0 not at all:
+    a kept record was swapped for one that moved a net sum of 0 to 2 records' worth to gain one auxiliary cell."""
+    import scipy.sparse as sp
+
+    from microplex.calibration._subset_refine import refine_subset
+    from microplex.calibration.design import build_design
+
+    df = pd.DataFrame({"y": [1.0, -1.0, 1.0, -1.0, 3.0], "z": [0.0, 0.0, 0.0, 0.0, 1.0], "w": 1.0})
+    design = build_design(df, Targets([Target(5.0), Target(0.0, "sum", "y")]), "w", None)
+    w = np.array([2.5, 2.5, 0.0, 0.0, 0.0])  # two records meet both targets
+    x_obj = sp.csr_matrix(df[["z"]].to_numpy())
+    t_obj = np.array([2.5])  # one kept record's worth of z in the population: the record with y = 3 would place it
+    out, swaps, before, after = refine_subset(design, w, x_obj, t_obj, 0.01, np.random.default_rng(0))
+    assert swaps == 0
+    np.testing.assert_array_equal(out, w)
+    assert abs(float(out @ df["y"].to_numpy())) == 0.0

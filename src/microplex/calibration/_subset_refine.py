@@ -11,7 +11,8 @@ objective the most:
 
 over the objective cells ``c`` (auxiliary totals of the full population: the population placed in the
 wrong cells), and over the targets ``k`` a swap can move (sums and means):
-``p_k = penalty D / (tol |T_k|)`` (``D``: the mean kept weight), so missing such a target by the tolerance
+``p_k = penalty D / (tol |T_k|)`` (``D``: the mean kept weight; ``|T_k|`` the target's size,
+:func:`~microplex.calibration.design.miss_units`), so missing such a target by the tolerance
 costs ``penalty`` kept records' worth of misplaced population. Sweeps repeat until none moves a unit. The
 caller calibrates the refined subset again (the targets exactly) and keeps it only where it meets the
 tolerance with a smaller miss.
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .auxiliary import row_codes
-from .design import Design
+from .design import Design, miss_units
 
 __all__ = ["alike_groups", "refine_subset"]
 
@@ -107,12 +108,10 @@ def refine_subset(
     x_obj = sp.csr_matrix(x_obj)
     free = np.flatnonzero(~_count_columns(design))
     x_t = sp.csr_matrix(design.x[:, free])
-    values = np.array([design.targets[j].value for j in free], dtype=np.float64)
-    den = np.abs(design.totals[free])
-    if len(free):  # mean targets (total 0): the count behind them times the mean
-        counts = np.asarray(design.mean_count[:, free].T @ w).ravel()
-        den = np.where(den > 0, den, np.abs(values) * counts)
-    p = np.where(den > 0, penalty * big_d / (tol * np.maximum(den, 1e-300)), 0.0)
+    # a miss measured against the target's size (design.miss_units at the subset's weights: a mean's count times
+    # its value; a sum of 0 against a thousandth of its records' size, where it went unweighed)
+    den = miss_units(design, w)[free]
+    p = penalty * big_d / (tol * np.maximum(den, 1e-300))
     r_a = np.asarray(x_obj.T @ w).ravel() - t_obj
     r_t = np.asarray(x_t.T @ w).ravel() - design.totals[free]
 
