@@ -4,8 +4,14 @@ and, when the targets cannot be met together, which ones (:func:`min_violation`)
 :func:`kish_ess`, :func:`design_effect` and the relative error live in :mod:`microplex._stats`
 (re-exported here).
 
-:func:`min_violation` solves ``min sum_j (s+_j + s-_j) / (1 + |t_j|)`` subject to ``X'w + s+ - s- = t``
-and the weight bounds (``w >= 0`` for raking and logit) with a linear program (HiGHS). Targets with a
+:func:`min_violation` solves ``min sum_j (s+_j + s-_j)`` subject to ``X'w + s+ - s- = t`` and the weight
+bounds (``w >= 0`` for raking and logit) with a linear program (HiGHS): the least total change, each slack in its
+target's own units (weights in units of the typical weight; a mean's slack in its row's units), each row divided
+by ``1 + |t_j|`` for the solver's precision only. The change is absolute, so which of several conflicting targets
+is named depends on the units of the values: a count in persons beside an income sum in dollars is named before
+the sum, beside the same sum in millions after it. (Weighing each slack by the target's size instead, tried,
+answered targets 1e20 times what the weights give with "closest achievable 0" where the linear program failed
+honestly before.) Targets with a
 non-zero slack in the optimum are the ones that must move for the others to be met; a zero optimum
 means the targets are feasible and a failed solve is a numerical problem, not a data problem.
 """
@@ -94,8 +100,9 @@ def _min_violation(design: Design, lower: np.ndarray, upper: np.ndarray, rtol: f
     n, m = design.x.shape
     t = design.totals
     scale = 1.0 / (1.0 + np.abs(t))
-    # a mean target's row is sum_i w_i (y_i - value) over its records (total 0): its slack is weighed as a miss
-    # of the mean (over the records' initial count) relative to 1 + |value|, and reported as a mean below
+    # rows divided by 1 + |t| (a mean's, sum_i w_i (y_i - value) over its records with total 0, by its records'
+    # initial count times 1 + |value|) for HiGHS's precision; the slacks stay in the targets' own units (the
+    # objective is the least total change) and a mean's closest value is reported as a mean below
     is_mean = np.array([tg.aggregate == "mean" for tg in design.targets], dtype=bool)
     value = np.where(is_mean, [tg.value for tg in design.targets], t).astype(np.float64)
     if is_mean.any():
