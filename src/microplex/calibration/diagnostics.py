@@ -8,8 +8,8 @@ and, when the targets cannot be met together, which ones (:func:`min_violation`)
 bounds (``w >= 0`` for raking and logit) with a linear program (HiGHS): the least total change, each slack in its
 target's own units (weights in units of the typical weight; a mean's slack in its row's units), each row divided
 by ``1 + |t_j|`` for the solver's precision only. The change is absolute, so which of several conflicting targets
-is named depends on the units of the values: a count in persons beside an income sum in dollars is named before
-the sum, beside the same sum in millions after it. (Weighing each slack by the target's size instead, tried,
+is named depends on the units of the values: of a count in persons and an income sum that conflict, the count is
+named with incomes in dollars, the sum with incomes in millions. (Weighing each slack by the target's size instead, tried,
 answered targets 1e20 times what the weights give with "closest achievable 0" where the linear program failed
 honestly before.) Targets with a
 non-zero slack in the optimum are the ones that must move for the others to be met; a zero optimum
