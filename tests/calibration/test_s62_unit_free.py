@@ -132,3 +132,26 @@ def test_subset_refine_weighs_a_sum_target_of_zero():
     assert swaps == 0
     np.testing.assert_array_equal(out, w)
     assert abs(float(out @ df["y"].to_numpy())) == 0.0
+
+
+def test_explicit_auxiliary_sums_choose_the_same_records_in_any_unit():
+    """``SparseCalibrator(auxiliary=Targets)`` with area income sums beside education counts: the income sums'
+    misses were in the incomes' unit, so in dollars they outweighed every count and in units of 2**20 they hardly
+    counted, and the two kept other records (another weight cap chosen). Sum rows now weigh like counts of their
+    records (``auxiliary.in_count_units``)."""
+    rng = np.random.default_rng(5)
+    n = 2000
+    df = pd.DataFrame({"st": rng.choice(["a", "b", "c", "d"], n), "ed": rng.choice(["x", "y", "z"], n),
+                       "inc": rng.lognormal(10, 1, n), "w": rng.uniform(50, 150, n)})
+    tg = Targets([Target(float(df.loc[df.st == s, "w"].sum()), filters={"st": s}) for s in "abcd"])
+
+    def fit(unit: float) -> np.ndarray:
+        d = df.assign(inc=df["inc"] / unit)
+        aux = Targets([Target(float(df.loc[df.ed == e, "w"].sum()), filters={"ed": e}) for e in "xyz"]
+                      + [Target(float((d.inc * d.w)[d.st == s].sum()), "sum", "inc", filters={"st": s}) for s in "abcd"])
+        return SparseCalibrator(method="l0", max_records=80, tolerance=0.01, auxiliary=aux).fit(d, tg, weight_col="w").weights.to_numpy()
+
+    a, b = fit(1.0), fit(2.0**20)
+    assert (a > 0).sum() == 80
+    np.testing.assert_array_equal(b > 0, a > 0)
+    np.testing.assert_allclose(b, a, rtol=1e-9)

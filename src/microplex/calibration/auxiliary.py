@@ -26,11 +26,12 @@ import scipy.sparse as sp
 from microplex._errors import DataValidationError
 
 from ._sparse_frontier import parameter_design
-from .design import Design, build_design
+from .design import Design, build_design, natural_sizes
 from .targets import Targets
 
 __all__ = [
-    "auxiliary_design", "cell_crosses", "crossing", "distinct_values", "nesting", "row_codes", "target_area", "target_cells",
+    "auxiliary_design", "cell_crosses", "crossing", "distinct_values", "in_count_units", "nesting", "row_codes", "target_area",
+    "target_cells",
 ]
 
 #: Columns with at most this many distinct values are crossed value by value; numbers with more by quantile
@@ -321,6 +322,38 @@ def _frequent_codes(
     return np.minimum(rank[inverse], groups[area] - 1), int(groups.max())
 
 
+def in_count_units(aux: Design) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Explicit auxiliary targets' rows and totals, each sum or mean row divided by the mean size of its records'
+    values (its natural size over the weighted count of the records it touches), so that it weighs like a count
+    of records in the auxiliary objective, the soft auxiliary calibration and the refine, whatever the unit of its
+    variable: an income sum in dollars outweighed every count (the subset chosen for incomes in millions was
+    another). Count rows are unchanged.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1000.0, 3000.0, 0.0], "w": [1.0, 1.0, 2.0]})
+    >>> from microplex.calibration.targets import Target
+    >>> aux = build_design(df, Targets([Target(4.0), Target(4000.0, "sum", "y")]), "w", None)
+    >>> x, t = in_count_units(aux)
+    >>> x.toarray().tolist(), t.tolist()
+    ([[1.0, 0.5], [1.0, 1.5], [1.0, 0.0]], [4.0, 2.0])
+    """
+    valued = np.array([t.aggregate != "count" for t in aux.targets], dtype=bool)
+    if not valued.any():
+        return aux.x, aux.totals
+    x = sp.csr_matrix(aux.x)
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    touched = np.bincount(x.indices, weights=aux.d[rows] * (x.data != 0), minlength=x.shape[1])
+    is_mean = np.array([t.aggregate == "mean" for t in aux.targets], dtype=bool)
+    if is_mean.any():  # a mean's records, whatever their value
+        touched = np.where(is_mean, np.asarray(aux.mean_count.T @ aux.d, dtype=np.float64).ravel(), touched)
+    natural = natural_sizes(aux, aux.d)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        f = np.where(valued & (natural > 0), touched / np.where(natural > 0, natural, 1.0), 1.0)
+    f = np.where(np.isfinite(f) & (f > 0), f, 1.0)
+    return sp.csr_matrix(x @ sp.diags(f)), aux.totals * f
+
+
 def auxiliary_design(
     candidates: pd.DataFrame,
     design: Design,
@@ -364,7 +397,8 @@ def auxiliary_design(
     """
     if isinstance(columns, Targets):
         aux = parameter_design(candidates, columns, weight_col, household_col, "auxiliary")
-        return aux.x, aux.totals, list(aux.targets.names)
+        x, totals = in_count_units(aux)
+        return x, totals, list(aux.targets.names)
     area = target_area(targets, candidates)
     kinds = crossing(candidates, targets, weight_col, household_col, columns)
     a, n_area = _area_codes(candidates, area)

@@ -29,7 +29,7 @@ from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, mi
 
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "reordered", "rounding_slack", "target_order", "weight_unit"]
+__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes", "reordered", "rounding_slack", "target_order", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,27 @@ def in_weight_units(design: Design, unit: float | None = None) -> Design:
     return out
 
 
+def natural_sizes(design: Design, d: np.ndarray) -> np.ndarray:
+    """Per target, what its records' values add up to in size at weights ``d``: ``sum_i d_i |x_ij|`` (a count's
+    weighted count, a sum's weighted sum of ``|y|``; for a mean, whose column holds ``y - value``, of ``|y|``).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, -3.0], "w": [2.0, 1.0]})
+    >>> dz = build_design(df, Targets([Target(3.0), Target(0.0, "sum", "y"), Target(-0.5, "mean", "y")]), "w", None)
+    >>> natural_sizes(dz, dz.d).tolist()
+    [3.0, 5.0, 5.0]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    x = sp.csr_matrix(design.x)
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if is_mean.any():  # a mean's column holds y - value: its records' y back
+        value = np.array([t.value if m else 0.0 for t, m in zip(design.targets, is_mean)], dtype=np.float64)
+        x = sp.csr_matrix(x + design.mean_count @ sp.diags(value))
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    return np.bincount(x.indices, weights=np.abs(x.data) * d[rows], minlength=x.shape[1])
+
+
 def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     """Per target, what a miss of its design column is divided by to be a relative miss: the unit-free
     :func:`~microplex._stats.miss_scale` of its total against its natural size at weights ``d``
@@ -176,13 +197,8 @@ def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     [10.0, 0.008, 10.0]
     """
     d = np.asarray(d, dtype=np.float64)
-    x = sp.csr_matrix(design.x)
+    natural = natural_sizes(design, d)
     is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
-    if is_mean.any():  # a mean's column holds y - value: its records' y back
-        value = np.array([t.value if m else 0.0 for t, m in zip(design.targets, is_mean)], dtype=np.float64)
-        x = sp.csr_matrix(x + design.mean_count @ sp.diags(value))
-    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    natural = np.bincount(x.indices, weights=np.abs(x.data) * d[rows], minlength=x.shape[1])
     units = miss_scale(design.totals, natural)
     if is_mean.any():
         count = np.asarray(design.mean_count.T @ d, dtype=np.float64).ravel()

@@ -124,7 +124,9 @@ class SparseCalibrator(_FittedResult):
         category to have it crossed so; ``summary["auxiliary_columns"]`` says how each column was
         crossed; see
         :func:`~microplex.calibration.auxiliary.crossing`); a list names the
-        columns to cross; a :class:`Targets` gives the auxiliary totals; ``None`` calibrates to the
+        columns to cross; a :class:`Targets` gives the auxiliary totals (a sum's or mean's row divided by the
+        mean size of its records' values, so that it weighs like a count of its records in any unit:
+        :func:`~microplex.calibration.auxiliary.in_count_units`); ``None`` calibrates to the
         official targets only.
     auxiliary_strength : float, default=1.0
         ``"l0"``: weight ``s`` of the auxiliary misses: a cell with full-population count ``t_j`` costs
