@@ -154,7 +154,8 @@ class SparseCalibrator(_FittedResult):
         ``mean_rel_error``, ``seconds``; with auxiliaries ``auxiliary_l1``, the L1 miss of the auxiliary
         totals over the population, ``sum_j |a_j - t_j| / N``: summed over the cells of every auxiliary column,
         a misplaced person counting in the cell left and in the cell joined, so it can exceed 1 (0.34 on the
-        census2000 example of ``docs/calibration.md``), ``auxiliary_cap``, the weight cap that chose the records (None:
+        census2000 example of ``docs/calibration.md``; an explicit auxiliary sum's miss in units of its records'
+        mean value), ``auxiliary_cap``, the weight cap that chose the records (None:
         balanced sampling chose them), ``auxiliary_converged``, False where the soft auxiliary
         calibration of the kept records did not converge and was left out, ``auxiliary_tries``,
         ``refine_swaps``, the swaps of the refinement, and ``refined``, whether its subset was kept).
