@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from microplex import DataValidationError
 from microplex.calibration import Calibrator, SparseCalibrator, Target, Targets
 
 
@@ -155,3 +156,24 @@ def test_explicit_auxiliary_sums_choose_the_same_records_in_any_unit():
     assert (a > 0).sum() == 80
     np.testing.assert_array_equal(b > 0, a > 0)
     np.testing.assert_allclose(b, a, rtol=1e-9)
+
+
+@pytest.mark.parametrize("make", [lambda: Calibrator(), lambda: SparseCalibrator()], ids=["Calibrator", "SparseCalibrator"])
+def test_a_mean_of_tiny_values_beyond_every_value_is_refused(make):
+    """Values near 1e-10 and a mean target 5 times above every one of them: the rounding slack had a floor of 1e-9
+    (absolute), so the target was snapped onto the largest value and the fit returned a mean 80% off as met (in
+    another unit, times 2**40, the same target was refused). The slack is now relative to the values averaged."""
+    df = pd.DataFrame({"y": np.linspace(0, 1e-10, 50), "w": 1.0})
+    for unit in (1.0, 2.0**40):
+        with pytest.raises(DataValidationError, match=r"mean\(y\)\[\] = .* is outside \[0, .*\], the range of 'y'"):
+            make().fit(df.assign(y=df["y"] * unit), Targets([Target(50.0), Target(5e-10 * unit, "mean", "y")]),
+                       weight_col="w")
+
+
+def test_a_mean_a_rounding_error_beyond_its_values_is_still_met():
+    """The rounding slack still lets a mean computed in floating point (all values 1.1e-10 averaged: a rounding
+    error above every value) be met."""
+    df = pd.DataFrame({"y": np.full(30, 1.1e-10), "w": np.linspace(1, 3, 30)})
+    v = float(np.sum(df["y"] * df["w"]) / np.sum(df["w"]))
+    res = Calibrator().fit(df, Targets([Target(60.0), Target(v, "mean", "y")]), weight_col="w")
+    assert abs(res.weights.sum() - 60.0) < 1e-8

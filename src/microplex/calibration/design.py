@@ -39,9 +39,20 @@ logger = logging.getLogger(__name__)
 VALUE_ROUNDING = 1e-9
 
 
-def rounding_slack(value: float) -> float:
-    """The rounding slack of a target's value (:data:`VALUE_ROUNDING`)."""
-    return VALUE_ROUNDING * max(1.0, abs(float(value)))
+def rounding_slack(value: float, scale: float | None = None) -> float:
+    """The rounding slack of a target's value (:data:`VALUE_ROUNDING`): relative to ``max(1, |value|)``, or, for a
+    mean, to the largest of ``|value|`` and ``scale``, the size of the values it averages (a floor of 1 let a mean
+    of values near 1e-10 "reach" a target 5 times above every value: it was snapped onto the largest and the fit
+    returned a mean 80% off as met).
+
+    Examples
+    --------
+    >>> rounding_slack(19.25), rounding_slack(5e-10, scale=1e-10)
+    (1.925e-08, 5e-19)
+    """
+    if scale is None:
+        return VALUE_ROUNDING * max(1.0, abs(float(value)))
+    return VALUE_ROUNDING * max(abs(float(value)), abs(float(scale)))
 
 
 def _snap_means(x: sp.csr_matrix, mean_count: sp.csr_matrix, targets: Targets) -> sp.csr_matrix:
@@ -64,7 +75,8 @@ def _snap_means(x: sp.csr_matrix, mean_count: sp.csr_matrix, targets: Targets) -
         counts = cc.data[cs:ce]
         dev = xc.data[xs:xe] / counts
         gap = float(dev.min()) if (dev > 0).all() else float(dev.max()) if (dev < 0).all() else 0.0
-        if gap != 0.0 and abs(gap) <= rounding_slack(targets[j].value):
+        v = float(targets[j].value)
+        if gap != 0.0 and abs(gap) <= rounding_slack(v, float(np.abs(dev + v).max())):
             xc.data[xs:xe] -= gap * counts
             changed = True
     if not changed:

@@ -125,6 +125,7 @@ def unreachable_targets(
             dev[rows] = vals  # sum over the unit's records of (y - value); absent entries are exact zeros
             unit_mean = dev[crow] / cval + v
             mn, mx = float(unit_mean.min()), float(unit_mean.max())
+            slack = rtol * abs(v) + rounding_slack(v, max(abs(mn), abs(mx)))  # the size of the values averaged
             if v < mn - slack or v > mx + slack:
                 out.append(
                     f"{t.name} = {_fmt(v)} is outside [{_fmt(mn)}, {_fmt(mx)}], the range of "
