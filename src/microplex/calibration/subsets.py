@@ -67,11 +67,10 @@ def calibrate_subset(
     x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
     t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
-    with np.errstate(divide="ignore", over="ignore"):  # a total of 1e-177: its penalty is infinite (held exactly)
-        soft_pen = base.sum() / (tolerance / 3 * soft_units(design, design.d)) ** 2
 
-    def solve(soft_targets: bool, with_aux: bool) -> tuple[np.ndarray, bool, float]:
-        pen = soft_pen if soft_targets else np.full(len(totals), np.inf)  # an infinite penalty: exact
+    def solve(soft_pen: np.ndarray | None, with_aux: bool) -> tuple[np.ndarray, bool, float]:
+        soft_targets = soft_pen is not None  # else exact: an infinite penalty
+        pen = soft_pen if soft_targets else np.full(len(totals), np.inf)
         kw = {"tol": 1e-9, "max_iter": 100} if soft_targets else {"tol": tol, "max_iter": 60}
         with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
             if with_aux:
@@ -83,17 +82,20 @@ def calibrate_subset(
 
     if subset_solve != "soft":
         for with_aux in ([True, False] if use_aux else [False]):
-            w, ok, err = solve(False, with_aux)
+            w, ok, err = solve(None, with_aux)
             if ok:
                 return w, err, 0, int(use_aux and not with_aux)
         if subset_solve == "exact":  # the exact solve's last iterate; the caller checks the error
             return w, err, 0, int(use_aux)
         logger.info("subset of %d units: exact %s failed; soft solve (subset_solve=%r)", len(keep), dist.name, subset_solve)
+    # the targets' soft penalties (a pass over the whole design: only where a soft solve is needed)
+    with np.errstate(divide="ignore", over="ignore"):  # a total of 1e-177: its penalty is infinite (held exactly)
+        soft_pen = base.sum() / (tolerance / 3 * soft_units(design, design.d)) ** 2
     if use_aux:  # the auxiliaries too, if the targets stay within the tolerance
-        w, _, err = solve(True, True)
+        w, _, err = solve(soft_pen, True)
         if err <= tolerance:
             return w, err, 1, 0
-    w, _, err = solve(True, False)
+    w, _, err = solve(soft_pen, False)
     return w, err, 1, int(use_aux)
 
 
