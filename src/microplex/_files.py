@@ -30,8 +30,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels", "load_yaml", "none_candidates",
-           "numbers_from_text", "other_separator", "restore_none", "temp_beside", "text_numbers_fix"]
+__all__ = ["LEADING_ZERO", "PADDED_INTEGER", "csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels",
+           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "padded_as_written",
+           "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -217,6 +218,79 @@ def restore_none(frame: Any, raw: Any, columns: list[Any]) -> Any:
                 out[c] = out[c].astype(object)
             out.loc[none, c] = "None"
     return out
+
+
+#: A cell written with leading zeros (``013``, ``-07``, ``00``): a code as the file writes it, not the number pandas
+#: reads (13). ``0``, ``0.5`` and ``-0.25`` are numbers.
+LEADING_ZERO = re.compile(r"^\s*[-+]?0[0-9]")
+#: An integer written with leading zeros (``013``, ``-07``), as a text column of codes holds it.
+PADDED_INTEGER = re.compile(r"^\s*[-+]?0[0-9]+\s*$")
+
+#: Cells of a CSV file's numeric columns read as text at once when looking for codes written with leading zeros
+#: (:func:`keep_padded_codes`): the file is scanned in chunks of about this many cells, so that memory stays near
+#: that of the table itself (a cell as Python text takes about 55 bytes, as a float64 8).
+_SCAN_CELLS = 1 << 22
+
+
+def zero_padded(raw: Any, columns: list[Any]) -> list[Any]:
+    """The columns among ``columns`` of ``raw`` (cells as written, :func:`csv_text`) where some cell is written
+    with leading zeros (:data:`LEADING_ZERO`)."""
+    return [c for c in columns if raw[c].str.match(LEADING_ZERO).to_numpy(dtype=bool).any()]
+
+
+def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
+    """``frame`` with ``columns`` as ``raw`` writes them (text, surrounding spaces stripped); the cells missing in
+    ``frame`` (empty, ``NA``) stay missing."""
+    if not columns:
+        return frame
+    return frame.assign(**{c: raw[c].str.strip().astype(object).where(frame[c].notna().to_numpy()).to_numpy()
+                           for c in columns})
+
+
+def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
+                      read_kwargs: dict[str, Any] | None = None) -> Any:
+    r"""``frame``, read from the CSV file ``path`` by ``pandas.read_csv(path, **read_kwargs)``, with each column
+    (among ``columns``; default: all) that pandas read as numbers while some of its cells are written with leading
+    zeros (``013``, a county or tract code) as the file's text.
+
+    pandas reads ``"013"`` as the number 13: a code lost its zeros (a released file wrote county 13 where the
+    survey wrote ``013``, which matches no geography file), and codes that differ only by their zeros (``01`` and
+    ``001``) became one. Read as text, they stay the codes written; a target that asks for the number 13 still
+    finds ``"013"`` (:func:`microplex.calibration.design.lookup_values`). The other cells of such a column are
+    also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Files read with the caller's
+    ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
+    (memory about that of the table read).
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = f.write_text("county,n\n013,5\n105,0.5\n,3\n")
+    >>> keep_padded_codes(f, pd.read_csv(f)).to_dict("list")
+    {'county': ['013', '105', nan], 'n': [5.0, 0.5, 3.0]}
+    """
+    import pandas as pd
+
+    kwargs = dict(read_kwargs or {})
+    if {"dtype", "converters"} & set(kwargs):
+        return frame
+    numeric = [c for c in (frame.columns if columns is None else columns)
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return frame
+    padded: list[Any] = []
+    chunk = max(1, _SCAN_CELLS // len(numeric))
+    with pd.read_csv(path, **{**kwargs, "usecols": numeric, "dtype": str, "keep_default_na": False,
+                              "na_values": [], "chunksize": chunk}) as reader:
+        for raw in reader:
+            left = [c for c in numeric if c not in padded]
+            padded += zero_padded(raw, left)
+            if len(padded) == len(numeric):
+                break
+    padded = [c for c in numeric if c in padded]  # the frame's order
+    if not padded:
+        return frame
+    return padded_as_written(frame, csv_text(path, padded, kwargs), padded)
 
 
 def empty_unnamed(names: list[str], frame: Any) -> list[Any]:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (empty_unnamed, formatted_number_column, keep_none_labels, numbers_from_text, other_separator,
-                     temp_beside)
+from ._files import (empty_unnamed, formatted_number_column, keep_none_labels, keep_padded_codes, numbers_from_text,
+                     other_separator, temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -88,7 +88,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
-    (``"25,564.67"``, ``"$1,200"``) is read as numbers; a file that reads as one column holding ``;``, a tab or
+    (``"25,564.67"``, ``"$1,200"``) is read as numbers; a column of codes written with leading zeros (``013``, a
+    county code; :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as one column holding ``;``, a tab or
     ``|`` (another separator) is refused. A Stata file's labelled columns are categories, except those whose labels name only some values
     (special codes of an income), read as numbers. Parquet ``decimal`` columns are read as float64.
 
@@ -134,7 +135,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
         try:
-            frame = keep_none_labels(p, frame)
+            frame = keep_padded_codes(p, keep_none_labels(p, frame))
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         frame = _formatted_numbers_as_numbers(frame)

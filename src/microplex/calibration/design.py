@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from microplex._files import PADDED_INTEGER
 from microplex._errors import DataValidationError
 from microplex._params import to_python
 from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
@@ -373,6 +374,8 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
         conv = [str(int(v)) if _is_integral_number(v) else None for v in values]
         idx2 = uniques.get_indexer(pd.Index(conv, dtype=object))
         idx = np.where(idx < 0, idx2, idx)
+        if (idx < 0).any():  # 13 asked of a column of codes written with leading zeros ("013", read as text)
+            idx = np.where(idx < 0, _padded_positions(uniques, values), idx)
     hit = idx >= 0
     if hit.any():
         # a boolean is no number (Python has True == 1): as _stats.category_codes compares categories
@@ -380,6 +383,22 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
         uniq_bool = bool_flags(uniques[np.where(hit, idx, 0)])
         idx = np.where(hit & (val_bool != uniq_bool), -1, idx)
     return idx
+
+
+def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
+    """Positions in ``uniques`` (text) of the one code written with leading zeros (``"013"``,
+    :data:`microplex._files.LEADING_ZERO`) of each integral number of ``values`` (13); -1 where there is none, or
+    several (``"013"`` and ``"0013"``: which one is meant is not known)."""
+    by_number: dict[int, list[int]] = {}
+    for i, u in enumerate(uniques):
+        if isinstance(u, str) and PADDED_INTEGER.match(u):
+            by_number.setdefault(int(u), []).append(i)
+    out = np.full(len(values), -1, dtype=np.intp)
+    for k, v in enumerate(values):
+        if _is_integral_number(v):
+            hits = by_number.get(int(v), [])
+            out[k] = hits[0] if len(hits) == 1 else -1
+    return out
 
 
 def _is_integral_number(v: Any) -> bool:

@@ -13,7 +13,6 @@ import gzip
 import lzma
 import math
 import numbers
-import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import csv_text, empty_unnamed, none_candidates, other_separator, restore_none
+from microplex._files import (csv_text, empty_unnamed, none_candidates, other_separator, padded_as_written, restore_none,
+                              zero_padded)
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -456,9 +456,6 @@ def _check_file(path: str | Path) -> Path:
     return p
 
 
-_LEADING_ZERO = re.compile(r"^\s*[-+]?0[0-9]")
-
-
 def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     """``frame`` (read from the CSV file ``p``) with its equality columns as the file writes them, from one read of
     their text (:func:`microplex._files.csv_text`):
@@ -467,7 +464,8 @@ def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, An
       (:func:`microplex._files.keep_none_labels`; not when the caller gives missing-value options);
     - a column that pandas read as numbers while some of its cells are written with leading zeros (``013``, a
       county code) is the file's text: read as 13, it found no record of a text column holding ``"013"``; as text
-      it matches ``"013"`` there and ``13`` in a numeric column (:func:`~microplex.calibration.design.lookup_values`).
+      it matches ``"013"`` there and ``13`` in a numeric column (:func:`~microplex.calibration.design.lookup_values`),
+      as data files are read (:func:`microplex._files.keep_padded_codes`).
 
     Files read with the caller's ``dtype`` or ``converters`` are left as pandas read them.
     """
@@ -481,8 +479,7 @@ def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, An
         return frame
     raw = csv_text(p, none + numeric, read_kwargs)
     frame = restore_none(frame, raw, none)
-    padded = [c for c in numeric if raw[c].str.match(_LEADING_ZERO).to_numpy(dtype=bool).any()]
-    return frame.assign(**{c: raw[c].str.strip().astype(object).where(frame[c].notna().to_numpy()) for c in padded})
+    return padded_as_written(frame, raw, zero_padded(raw, numeric))
 
 
 #: Compressed targets files (by suffix, as pandas infers the compression) whose rows are checked as text.

@@ -1,0 +1,109 @@
+"""Codes written with leading zeros in a CSV data file (session 63).
+
+pandas reads a CSV column ``013, 001, 105`` (county FIPS codes, tract codes ``000100``) as the numbers 13, 1, 105:
+every command read data files that way, so ``microplex fit`` + ``generate`` released county 13 where the survey
+wrote ``013`` (no geography file matches it), modelled the codes as a number, and codes that differ only by their
+zeros (``01``, ``001``) became one. Targets files already kept such codes as text (session 61); data files now do
+too (``microplex._files.keep_padded_codes``), and a target asking for the number 13 still finds ``"013"``.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from microplex import Calibrator, DataValidationError
+from microplex.calibration import Targets
+from microplex.cli import app
+from microplex.io import read_table
+
+
+def _write(path, rows: list[str]) -> None:
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_a_column_written_with_leading_zeros_is_read_as_its_codes(tmp_path):
+    f = tmp_path / "d.csv"
+    _write(f, ["county,tract,age,share,delta", "013,000100,34,0.5,-07", "001,000205,40,0,3", "105,,51,0.25,12",
+               "13,010300,62,1,-1"])
+    df = read_table(f)
+    assert df["county"].tolist() == ["013", "001", "105", "13"]  # before: 13, 1, 105, 13
+    assert df["tract"].tolist()[:2] == ["000100", "000205"] and pd.isna(df["tract"][2])  # missing stays missing
+    assert df["delta"].tolist() == ["-07", "3", "12", "-1"]
+    # numbers without leading zeros (0, 0.5, 0.25) are read as numbers
+    assert df["age"].dtype == np.int64 and df["share"].dtype == np.float64
+    assert df["share"].tolist() == [0.5, 0.0, 0.25, 1.0]
+
+
+def test_codes_that_differ_only_by_their_zeros_stay_distinct(tmp_path):
+    f = tmp_path / "d.csv"
+    _write(f, ["code,n", "01,1", "001,2", "1,3"])
+    assert read_table(f)["code"].tolist() == ["01", "001", "1"]  # before: 1, 1, 1
+
+
+def test_compressed_files_and_late_padded_cells(tmp_path, monkeypatch):
+    """The numeric columns are scanned in chunks: a padded cell in the last chunk still makes the column text."""
+    import microplex._files as files
+
+    monkeypatch.setattr(files, "_SCAN_CELLS", 4)  # two columns: chunks of two rows
+    rows = ["code,x"] + [f"{i + 10},{i}" for i in range(9)] + ["007,9"]
+    f = tmp_path / "d.csv.gz"
+    with gzip.open(f, "wt") as fh:
+        fh.write("\n".join(rows) + "\n")
+    df = read_table(f)
+    assert df["code"].tolist() == [str(i + 10) for i in range(9)] + ["007"]
+    assert df["x"].tolist() == list(range(10))
+
+
+def test_the_callers_dtype_is_the_callers(tmp_path):
+    from microplex._files import keep_padded_codes
+
+    f = tmp_path / "d.csv"
+    _write(f, ["county,n", "013,5", "001,6"])
+    frame = pd.read_csv(f, dtype={"county": "int64"})
+    assert keep_padded_codes(f, frame, read_kwargs={"dtype": {"county": "int64"}})["county"].tolist() == [13, 1]
+    assert keep_padded_codes(f, pd.read_csv(f))["county"].tolist() == ["013", "001"]
+
+
+def _county_file(tmp_path) -> tuple[pd.DataFrame, object]:
+    rng = np.random.default_rng(0)
+    codes = rng.choice(["001", "013", "105"], 600)
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"county": codes, "age": rng.integers(18, 80, 600),
+                  "income": rng.lognormal(10, 1, 600).round(2)}).to_csv(f, index=False)
+    return read_table(f), f
+
+
+@pytest.mark.parametrize("values", ["{13: 150, 1: 120, 105: 130}", '{"013": 150, "001": 120, "105": 130}'],
+                         ids=["numbers", "codes"])
+def test_targets_find_the_codes_as_numbers_or_as_written(tmp_path, values):
+    df, _ = _county_file(tmp_path)
+    targets = Targets.from_yaml("margins:\n  - by: county\n    values: " + values + "\n")
+    w = np.asarray(Calibrator().fit(df.assign(w=1.0), targets, weight_col="w").weights)
+    got = pd.Series(w).groupby(df["county"].to_numpy()).sum().to_dict()
+    assert got == pytest.approx({"001": 120.0, "013": 150.0, "105": 130.0}, rel=1e-9)
+
+
+def test_a_number_matching_two_codes_is_no_match():
+    """13 asked of a column holding "013" and "0013": which one is meant is not known."""
+    df = pd.DataFrame({"county": ["013", "0013", "105"] * 20, "w": 1.0})
+    targets = Targets.from_yaml("margins:\n  - by: county\n    values: {13: 30, 105: 20}\n")
+    with pytest.raises(DataValidationError, match="county"):
+        Calibrator().fit(df, targets, weight_col="w")
+
+
+def test_fit_and_generate_release_the_codes_as_written(tmp_path):
+    _, f = _county_file(tmp_path)
+    runner = CliRunner()
+    model, out = tmp_path / "m.mpx", tmp_path / "s.parquet"
+    r = runner.invoke(app, ["fit", str(f), "--targets", "income", "--conditions", "county,age", "-o", str(model),
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["generate", str(model), "--n", "200", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    released = pd.read_parquet(out)["county"]
+    assert set(released) <= {"001", "013", "105"} and len(set(released)) == 3  # before: 1, 13, 105
