@@ -107,3 +107,31 @@ def test_fit_and_generate_release_the_codes_as_written(tmp_path):
     assert r.exit_code == 0, r.output
     released = pd.read_parquet(out)["county"]
     assert set(released) <= {"001", "013", "105"} and len(set(released)) == 3  # before: 1, 13, 105
+
+
+# -- percentages (``"12.5%"``, a spreadsheet's export) ------------------------------------------------------------
+
+
+def test_read_table_reads_percentages_as_their_fractions(tmp_path):
+    """Before: a text column, so ``fit`` modelled a rate as one category per value and released copies of
+    training values ("32.8%")."""
+    f = tmp_path / "d.csv"
+    _write(f, ["rate,mixed,note", "12.5%,5%,5%", "7.2%,5,n/a%", "-3 %,1%,1%", ",2%,2%", "\"1,250%\",3%,3%"])
+    df = read_table(f)
+    assert df["rate"].tolist()[:3] == [0.125, 0.072, -0.03] and pd.isna(df["rate"][3]) and df["rate"][4] == 12.5
+    # 5 beside 5% (5 or 0.05?) and a word before a percent sign stay text
+    assert df["mixed"].tolist() == ["5%", "5", "1%", "2%", "3%"] and df["note"].tolist()[1] == "n/a%"
+
+
+def test_fitting_percentages_as_text_is_refused_with_a_fix_that_works(cps1):
+    from microplex import Synthesizer
+    from microplex.evaluation import evaluate
+
+    df = cps1.head(300)[["age", "educ"]].assign(rate=[f"{v % 40:.1f}%" for v in range(300)])
+    with pytest.raises(DataValidationError, match=r"Target column 'rate' holds numbers written as text \('0.0%': "
+                                                  r"thousands separators, a currency or a percent sign\).*/ 100"):
+        Synthesizer(target_vars=["rate"], condition_vars=["age"], epochs=1).fit(df, seed=0)
+    with pytest.raises(DataValidationError, match=r"Column 'rate' of real_df .* percent sign"):
+        evaluate(df, df, pmse=False, progress=False)
+    fixed = pd.to_numeric(df["rate"].str.replace(r"[\s%,]", "", regex=True)) / 100  # the conversion the error names
+    assert fixed.tolist()[:3] == pytest.approx([0.0, 0.01, 0.02], abs=1e-15)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LEADING_ZERO", "PADDED_INTEGER", "csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels",
-           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "padded_as_written",
+           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "FORMATS", "padded_as_written",
            "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -329,12 +329,15 @@ def other_separator(names: list[str]) -> str | None:
 #: commas, or plain), maybe decimals.
 _FORMATTED = re.compile(
     r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
+#: A percentage as a spreadsheet exports it (``"12.5%"``, ``"-3%"``, ``"1,250%"``): the number 0.125.
+_PERCENT = re.compile(r"^[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*%$")
 
 
 def formatted_numbers(values: Any) -> str | None:
-    """The first value written with thousands separators or a currency sign (``"25,564.67"``, ``"$1,200"``) when
-    every one of ``values`` (text) is a number so written or a plain number, with at least one so written; else
-    ``None``.
+    """The first value written with thousands separators, a currency sign or a percent sign (``"25,564.67"``,
+    ``"$1,200"``, ``"12.5%"``) when every one of ``values`` (text) is a number so written or a plain number, with at
+    least one so written; else ``None``. Percentages count only where every value is one (``"5"`` beside ``"5%"``
+    is 5 or 0.05: which one is not known).
 
     Such a column is numbers as a spreadsheet exports them (pandas reads them as text): modelled as categories,
     an income's every value became a category of its own, drawn as copies of training values. Codes never
@@ -344,9 +347,14 @@ def formatted_numbers(values: Any) -> str | None:
     --------
     >>> formatted_numbers(["25,564.67", "999.5", "-1,000"]), formatted_numbers(["$500", "-$20"])
     ('25,564.67', '$500')
+    >>> formatted_numbers(["12.5%", "-3%", "100 %"]), formatted_numbers(["5%", "5"])
+    ('12.5%', None)
     >>> formatted_numbers(["013", "015"]), formatted_numbers(["1,2"]), formatted_numbers(["$", "5"])
     (None, None, None)
     """
+    values = list(values)
+    if values and all(isinstance(v, str) and v.strip().endswith("%") for v in values):
+        return values[0] if all(_PERCENT.match(v.strip()) for v in values) else None
     first = None
     for v in values:
         if not isinstance(v, str):
@@ -372,17 +380,37 @@ def formatted_number_column(series: Any) -> str | None:
 
 
 def numbers_from_text(s: Any) -> Any:
-    """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed).
+    """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed;
+    a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as ``"7.2e-2"`` reads: not ``7.2 / 100``,
+    which is 0.07200000000000001).
 
     >>> import pandas as pd
     >>> numbers_from_text(pd.Series(["$1,200.5", "-$20", " 3 "])).tolist()
     [1200.5, -20.0, 3.0]
+    >>> numbers_from_text(pd.Series(["12.5%", "7.2%", "-3 %", None])).tolist()
+    [0.125, 0.072, -0.03, nan]
     """
     import pandas as pd
 
-    return pd.to_numeric(s.str.strip().str.replace(r"[$£€,]", "", regex=True))
+    text = s.str.strip()
+    if _all_percent(text):
+        return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2")
+    return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True))
 
 
-def text_numbers_fix(col: str) -> str:
-    """The conversion a caller is told to make for a column of formatted numbers (:func:`formatted_numbers`)."""
+def _all_percent(text: Any) -> bool:
+    """Whether every value of a text Series (missing values aside) is written with a percent sign."""
+    present = text.dropna()
+    return len(present) > 0 and bool(present.str.endswith("%").all())
+
+
+def text_numbers_fix(col: str, example: str | None = None) -> str:
+    """The conversion a caller is told to make for a column of formatted numbers (:func:`formatted_numbers`) whose
+    first such value is ``example`` (a percentage: the fraction)."""
+    if example is not None and example.strip().endswith("%"):
+        return f"pd.to_numeric(df[{col!r}].str.replace(r'[\\s%,]', '', regex=True)) / 100"
     return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"
+
+
+#: What :func:`formatted_numbers` finds, as refusals name it.
+FORMATS = "thousands separators, a currency or a percent sign"

@@ -88,7 +88,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
-    (``"25,564.67"``, ``"$1,200"``) is read as numbers; a column of codes written with leading zeros (``013``, a
+    (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
+    (0.125); a column of codes written with leading zeros (``013``, a
     county code; :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as one column holding ``;``, a tab or
     ``|`` (another separator) is refused. A Stata file's labelled columns are categories, except those whose labels name only some values
     (special codes of an income), read as numbers. Parquet ``decimal`` columns are read as float64.
@@ -164,9 +165,9 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each text column of numbers written with thousands separators or a currency sign
-    (``"25,564.67"``, ``"$1,200"``, as a spreadsheet exports them; :func:`microplex._files.formatted_numbers`) read
-    as the numbers they are."""
+    """``frame`` with each text column of numbers written with thousands separators, a currency or a percent sign
+    (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports them;
+    :func:`microplex._files.formatted_numbers`) read as the numbers they are (a percentage as its fraction)."""
     for c in frame.columns:
         if formatted_number_column(frame[c]):
             frame[c] = numbers_from_text(frame[c])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import formatted_number_column, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, text_numbers_fix
 from .._params import to_python
 from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
@@ -152,8 +152,8 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
     example = formatted_number_column(series)
     if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
         raise DataValidationError(
-            f"Column {col!r} of {label} holds numbers written as text ({example!r}: thousands separators or a "
-            f"currency sign), which would be scored as categories: convert them first ({text_numbers_fix(col)})."
+            f"Column {col!r} of {label} holds numbers written as text ({example!r}: {FORMATS}), which would be "
+            f"scored as categories: convert them first ({text_numbers_fix(col, example)})."
         )
 
 

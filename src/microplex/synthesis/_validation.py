@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import formatted_number_column, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, text_numbers_fix
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -117,14 +117,14 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
 
 def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     """Refuses a text column whose values are all numbers, some written with thousands separators or a currency
-    sign (``"25,564.67"``, ``"$1,200"``, a spreadsheet's export): fitted as categories, each value a category of its
+    sign, or all with a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, a spreadsheet's export): fitted as categories, each value a category of its
     own drawn as copies of training values. Checked when fitting (a model fitted before keeps its categories)."""
     example = formatted_number_column(series)
     if example is not None:
         label = f"{role[:1].upper() + role[1:]} column {name!r}"
         raise DataValidationError(
-            f"{label} holds numbers written as text ({example!r}: thousands separators or a currency sign), which "
-            f"would be modelled as categories; convert them first: {text_numbers_fix(name)}."
+            f"{label} holds numbers written as text ({example!r}: {FORMATS}), which would be modelled as "
+            f"categories; convert them first: {text_numbers_fix(name, example)}."
         )
 
 
