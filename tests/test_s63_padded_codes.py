@@ -135,3 +135,31 @@ def test_fitting_percentages_as_text_is_refused_with_a_fix_that_works(cps1):
         evaluate(df, df, pmse=False, progress=False)
     fixed = pd.to_numeric(df["rate"].str.replace(r"[\s%,]", "", regex=True)) / 100  # the conversion the error names
     assert fixed.tolist()[:3] == pytest.approx([0.0, 0.01, 0.02], abs=1e-15)
+
+
+# -- JSON strings and nested cells ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orient", ["records", "columns"])
+def test_json_strings_with_leading_zeros_stay_text(tmp_path, orient):
+    """Before: pandas converted the JSON strings "013", "001" to the numbers 13, 1."""
+    f = tmp_path / "d.json"
+    pd.DataFrame({"county": ["013", "001", None], "code": ["12", "7", "3"], "x": [1.5, 2.5, 3.0]}).to_json(f, orient=orient)
+    df = read_table(f)
+    assert df["county"].tolist()[:2] == ["013", "001"] and pd.isna(df["county"][2])
+    assert df["code"].tolist() == [12, 7, 3] and df["x"].tolist() == [1.5, 2.5, 3.0]  # as pandas reads them
+
+
+def test_a_table_with_nested_cells_is_read_and_refused_where_used(tmp_path):
+    """Before: read_table crashed on a Parquet list or struct column ("internal error (TypeError: unhashable type:
+    'numpy.ndarray')") even when the command did not use it."""
+    rng = np.random.default_rng(0)
+    f = tmp_path / "d.parquet"
+    pd.DataFrame({"tags": [[1, 2]] * 200, "b": rng.normal(size=200), "c": rng.integers(0, 3, 200),
+                  "s": [{"x": 1}] * 200}).to_parquet(f)
+    runner = CliRunner()
+    r = runner.invoke(app, ["fit", str(f), "--targets", "b", "--conditions", "c", "-o", str(tmp_path / "m.mpx"),
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["fit", str(f), "--targets", "tags", "-o", str(tmp_path / "m.mpx"), "--epochs", "1", "-q"])
+    assert r.exit_code == 1 and "Target column 'tags' holds a value of type ndarray" in r.output

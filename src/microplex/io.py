@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (empty_unnamed, formatted_number_column, keep_none_labels, keep_padded_codes, numbers_from_text,
+from ._files import (LEADING_ZERO, empty_unnamed, formatted_number_column, keep_none_labels, keep_padded_codes, numbers_from_text,
                      other_separator, temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
@@ -92,7 +92,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     (0.125); a column of codes written with leading zeros (``013``, a
     county code; :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as one column holding ``;``, a tab or
     ``|`` (another separator) is refused. A Stata file's labelled columns are categories, except those whose labels name only some values
-    (special codes of an income), read as numbers. Parquet ``decimal`` columns are read as float64.
+    (special codes of an income), read as numbers. A JSON file's strings written with leading zeros (``"013"``)
+    stay text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64.
 
     Examples
     --------
@@ -132,6 +133,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
             f"pandas.read_csv(path, sep={sep!r}, decimal=...) and save it as Parquet.")
     if reader is pd.read_stata:
         frame = _partly_labelled_as_numbers(p, frame)
+    if reader is pd.read_json:
+        frame = _json_codes_as_written(p, frame)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
@@ -164,6 +167,28 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: raw[c].to_numpy() for c in partly})
 
 
+def _json_codes_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (a JSON file read by pandas) with each column that pandas turned into numbers while the file writes
+    its values as strings, some with leading zeros (``"013"``, :data:`microplex._files.LEADING_ZERO`), as those
+    strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
+    zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are read as numbers, as pandas
+    reads them and as a CSV file's cells are."""
+    numeric = [c for c in frame.columns
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    if not numeric:
+        return frame
+    try:
+        raw = pd.read_json(p, dtype=False)
+    except _READ_ERRORS as exc:
+        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+    padded = [c for c in numeric if c in raw.columns and len(raw[c]) == len(frame)
+              and (raw[c].dtype == object or pd.api.types.is_string_dtype(raw[c].dtype))
+              and raw[c].map(lambda v: isinstance(v, str) and LEADING_ZERO.match(v) is not None).any()]
+    for c in padded:  # not assign(): a JSON file's column names may be numbers
+        frame[c] = raw[c].to_numpy()
+    return frame
+
+
 def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with each text column of numbers written with thousands separators, a currency or a percent sign
     (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports them;
@@ -191,7 +216,7 @@ def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
     for c in frame.columns:
         s = frame[c]
         if s.dtype == object:
-            values = pd.unique(s.dropna())
+            values = s.dropna()  # not pd.unique: a nested column's lists or mappings are unhashable
             if len(values) and all(isinstance(v, decimal.Decimal) for v in values):
                 frame[c] = s.astype(float)
     return frame
