@@ -163,3 +163,39 @@ def test_a_table_with_nested_cells_is_read_and_refused_where_used(tmp_path):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["fit", str(f), "--targets", "tags", "-o", str(tmp_path / "m.mpx"), "--epochs", "1", "-q"])
     assert r.exit_code == 1 and "Target column 'tags' holds a value of type ndarray" in r.output
+
+
+# -- amounts padded to a fixed width ---------------------------------------------------------------------------------
+
+
+def test_padded_decimals_are_numbers(tmp_path):
+    """Codes are integers: a cell with a decimal point or an exponent makes the column numbers, zeros or not."""
+    f = tmp_path / "d.csv"
+    _write(f, ["amount,rate,county", "0012.50,1e-2,013", "0300,5,001", "7,0.5,105"])
+    df = read_table(f)
+    assert df["amount"].tolist() == [12.5, 300.0, 7.0] and df["rate"].tolist() == [0.01, 5.0, 0.5]
+    assert df["county"].tolist() == ["013", "001", "105"]
+
+
+def test_integer_amounts_padded_to_a_fixed_width_are_refused_as_a_target(tmp_path):
+    """A fixed-width export's income (``0009189``) reads as codes; modelled as categories, each value held by one
+    record, every drawn income would be a copy of a training value: refused naming the conversion."""
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(9, 1, 400).round().astype(int)
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"age": rng.integers(18, 80, 400), "income": [f"{v:07d}" for v in income],
+                  "county": rng.choice(["001", "013", "105"], 400)}).to_csv(f, index=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["fit", str(f), "--targets", "income", "--conditions", "age", "-o", str(tmp_path / "m.mpx"),
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 1 and "Target column 'income' holds integers written with leading zeros" in r.output
+    assert "pd.to_numeric(df['income'])" in r.output
+    # codes as a target (repeated values) are modelled as categories; the converted income fits
+    r = runner.invoke(app, ["fit", str(f), "--targets", "county", "--conditions", "age", "-o", str(tmp_path / "m.mpx"),
+                            "--epochs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    from microplex import Synthesizer
+
+    df = read_table(f)
+    Synthesizer(target_vars=["income"], condition_vars=["age"], epochs=1).fit(
+        df.assign(income=pd.to_numeric(df["income"])), seed=0)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["LEADING_ZERO", "PADDED_INTEGER", "csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels",
-           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "FORMATS", "padded_as_written",
+           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "FORMATS", "padded_amounts", "padded_as_written",
            "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -230,6 +230,8 @@ PADDED_INTEGER = re.compile(r"^\s*[-+]?0[0-9]+\s*$")
 #: (:func:`keep_padded_codes`): the file is scanned in chunks of about this many cells, so that memory stays near
 #: that of the table itself (a cell as Python text takes about 55 bytes, as a float64 8).
 _SCAN_CELLS = 1 << 22
+#: A numeric cell that is no integer (``0012.50``, ``1e3``): a column holding one is numbers, not codes.
+_NOT_INTEGER = re.compile(r"[.eE]")
 
 
 def zero_padded(raw: Any, columns: list[Any]) -> list[Any]:
@@ -247,6 +249,38 @@ def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
                            for c in columns})
 
 
+#: An integer numeral, with or without leading zeros (``013``, ``7``, ``-07``).
+_INTEGER = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+#: Fewest distinct values of a column of padded integers that :func:`padded_amounts` judges.
+_MIN_DISTINCT = 20
+
+
+def padded_amounts(series: Any) -> tuple[str, int, int] | None:
+    """``(example, distinct, single)`` when ``series`` is a text column of integers, some written with leading
+    zeros (``"0009189"``), whose distinct values (at least 20) are mostly held by one record each (``single`` of
+    ``distinct``): integer amounts padded to a fixed width, which :func:`keep_padded_codes` reads as codes and a
+    model of categories could only copy. ``None`` for any other column (codes repeat: a county's code is every
+    record's of the county).
+
+    >>> import pandas as pd
+    >>> padded_amounts(pd.Series([f"{v:07d}" for v in range(100, 130)]))
+    ('0000100', 30, 30)
+    >>> padded_amounts(pd.Series(["013", "001", "105"] * 10)) is None
+    True
+    """
+    import pandas as pd
+
+    dtype = series.dtype
+    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
+        return None
+    counts = series.dropna().astype(object).value_counts()
+    if len(counts) < _MIN_DISTINCT or not all(isinstance(v, str) and _INTEGER.match(v) for v in counts.index):
+        return None
+    padded = [v for v in counts.index if LEADING_ZERO.match(v)]
+    single = int((counts.to_numpy() == 1).sum())
+    return (padded[0], len(counts), single) if padded and 2 * single > len(counts) else None
+
+
 def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
                       read_kwargs: dict[str, Any] | None = None) -> Any:
     r"""``frame``, read from the CSV file ``path`` by ``pandas.read_csv(path, **read_kwargs)``, with each column
@@ -257,7 +291,10 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     survey wrote ``013``, which matches no geography file), and codes that differ only by their zeros (``01`` and
     ``001``) became one. Read as text, they stay the codes written; a target that asks for the number 13 still
     finds ``"013"`` (:func:`microplex.calibration.design.lookup_values`). The other cells of such a column are
-    also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Files read with the caller's
+    also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
+    with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
+    numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
+    column when its values are mostly one record's each, :func:`microplex.synthesis._validation.check_numbers_as_text`.) Files read with the caller's
     ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
@@ -265,9 +302,9 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     --------
     >>> import pandas as pd, tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = f.write_text("county,n\n013,5\n105,0.5\n,3\n")
+    >>> _ = f.write_text("county,n,amount\n013,5,0012.5\n105,0.5,0300\n,3,7\n")
     >>> keep_padded_codes(f, pd.read_csv(f)).to_dict("list")
-    {'county': ['013', '105', nan], 'n': [5.0, 0.5, 3.0]}
+    {'county': ['013', '105', nan], 'n': [5.0, 0.5, 3.0], 'amount': [12.5, 300.0, 7.0]}
     """
     import pandas as pd
 
@@ -278,19 +315,25 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     if not numeric:
         return frame
-    padded: list[Any] = []
+    padded: set[Any] = set()
+    amounts: set[Any] = set()  # a cell with a decimal point or an exponent: numbers, whatever their zeros
     chunk = max(1, _SCAN_CELLS // len(numeric))
     with pd.read_csv(path, **{**kwargs, "usecols": numeric, "dtype": str, "keep_default_na": False,
                               "na_values": [], "chunksize": chunk}) as reader:
         for raw in reader:
-            left = [c for c in numeric if c not in padded]
-            padded += zero_padded(raw, left)
-            if len(padded) == len(numeric):
+            for c in numeric:
+                if c in amounts:
+                    continue
+                if raw[c].str.contains(_NOT_INTEGER).to_numpy(dtype=bool).any():
+                    amounts.add(c)
+                elif c not in padded and zero_padded(raw, [c]):
+                    padded.add(c)
+            if len(amounts) == len(numeric):
                 break
-    padded = [c for c in numeric if c in padded]  # the frame's order
-    if not padded:
+    codes = [c for c in numeric if c in padded and c not in amounts]  # the frame's order
+    if not codes:
         return frame
-    return padded_as_written(frame, csv_text(path, padded, kwargs), padded)
+    return padded_as_written(frame, csv_text(path, codes, kwargs), codes)
 
 
 def empty_unnamed(names: list[str], frame: Any) -> list[Any]:

@@ -27,7 +27,7 @@ from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
-from ._validation import check_column, check_frame, check_numbers_as_text, check_weights
+from ._validation import check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -57,6 +57,8 @@ class _Fitting:
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
             check_column(data[name], name, "target" if name in targets else "condition")
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
+            if name in targets:
+                check_padded_amounts(data[name], name)
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)

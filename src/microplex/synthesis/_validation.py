@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, padded_amounts, text_numbers_fix
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -125,6 +125,23 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
         raise DataValidationError(
             f"{label} holds numbers written as text ({example!r}: {FORMATS}), which would be modelled as "
             f"categories; convert them first: {text_numbers_fix(name, example)}."
+        )
+
+
+def check_padded_amounts(series: pd.Series, name: str) -> None:
+    """Refuses a target column of integers written with leading zeros whose values are mostly one record's each
+    (``"0009189"``: amounts padded to a fixed width, read from a CSV file as codes,
+    :func:`microplex._files.padded_amounts`): modelled as categories, every drawn value would be a copy of a
+    training value. Codes (which repeat) are modelled as categories."""
+    found = padded_amounts(series)
+    if found is not None:
+        example, distinct, single = found
+        raise DataValidationError(
+            f"Target column {name!r} holds integers written with leading zeros ({example!r}), read as codes: "
+            f"{single:,} of its {distinct:,} values are each held by one record, so as categories every drawn "
+            f"value would be a copy of a training value. If they are amounts, convert them first: "
+            f"pd.to_numeric(df[{name!r}]) (a CSV file: write the numbers without leading zeros, or save the table "
+            "as Parquet)."
         )
 
 
