@@ -199,3 +199,16 @@ def test_integer_amounts_padded_to_a_fixed_width_are_refused_as_a_target(tmp_pat
     df = read_table(f)
     Synthesizer(target_vars=["income"], condition_vars=["age"], epochs=1).fit(
         df.assign(income=pd.to_numeric(df["income"])), seed=0)
+
+
+def test_a_model_fitted_on_numeric_codes_names_the_padded_conditions(tmp_path):
+    """A model fitted before codes were read as text, given a conditions file writing ``013``: the refusal says
+    why the column is text."""
+    from microplex import Synthesizer
+
+    df, f = _county_file(tmp_path)
+    synth = Synthesizer(target_vars=["income"], condition_vars=["county", "age"], epochs=1).fit(
+        df.assign(county=pd.to_numeric(df["county"])), seed=0)
+    with pytest.raises(DataValidationError, match=r"Condition column 'county' must be numeric, as in training\. Got "
+                                                  r"dtype .* Its values are integers written with leading zeros \('0"):
+        synth.generate(read_table(f)[["county", "age"]], seed=0)

@@ -30,8 +30,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEADING_ZERO", "PADDED_INTEGER", "csv_text", "empty_unnamed", "formatted_number_column", "formatted_numbers", "keep_none_labels",
-           "keep_padded_codes", "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "FORMATS", "padded_amounts", "padded_as_written",
+__all__ = ["codes_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers",
+           "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml", "none_candidates",
+           "numbers_from_text", "other_separator", "padded_amounts", "padded_as_written", "PADDED_INTEGER",
            "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -279,6 +280,27 @@ def padded_amounts(series: Any) -> tuple[str, int, int] | None:
     padded = [v for v in counts.index if LEADING_ZERO.match(v)]
     single = int((counts.to_numpy() == 1).sum())
     return (padded[0], len(counts), single) if padded and 2 * single > len(counts) else None
+
+
+def codes_hint(series: Any) -> str:
+    """A sentence to add where a numeric column was expected and ``series`` holds text integers, some written with
+    leading zeros (``"013"``: codes, as :func:`keep_padded_codes` reads them from a file); ``""`` otherwise.
+
+    >>> import pandas as pd
+    >>> codes_hint(pd.Series(["013", "105"]))[:60]
+    " Its values are integers written with leading zeros ('013'),"
+    """
+    try:
+        values = [v for v in series.dropna().unique() if isinstance(v, str)]
+    except TypeError:  # unhashable cells
+        return ""
+    if len(values) != series.dropna().nunique() or not values or not all(_INTEGER.match(v) for v in values):
+        return ""
+    padded = [v for v in values if LEADING_ZERO.match(v)]
+    if not padded:
+        return ""
+    return (f" Its values are integers written with leading zeros ({padded[0]!r}), which microplex reads from CSV "
+            "and JSON files as codes (text): convert them (pd.to_numeric), or refit the model on the codes.")
 
 
 def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,

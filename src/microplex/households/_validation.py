@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._files import codes_hint
 from .._errors import DataValidationError
 from .._params import to_python
 from ._params import is_number
@@ -86,7 +87,7 @@ def check_numeric(households: pd.DataFrame, household_id: str, columns: Sequence
     for col in columns:
         if not is_number(households[col]):
             raise DataValidationError(f"Household variable {col!r} must be numeric, as in training. Got dtype "
-                                      f"{households[col].dtype} instead.")
+                                      f"{households[col].dtype} instead." + codes_hint(households[col]))
         bad = ~np.isfinite(households[col].to_numpy(float))
         if bad.any():
             raise DataValidationError(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._files import codes_hint
 from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning
 from .._params import check_choice, check_int, check_seed
 from .._random import int_seed
@@ -113,6 +114,7 @@ class _Generation:
             if not pd.api.types.is_numeric_dtype(data[name].dtype):
                 raise DataValidationError(
                     f"Target column {name!r} must be numeric, as in training. Got dtype {data[name].dtype} instead."
+                    + codes_hint(data[name])
                 )
         c = torch.as_tensor(self.condition_encoder_.transform(self._prepare_conditions(data)))
         states = self._discrete_states(data)
@@ -182,6 +184,7 @@ class _Generation:
             if len(frame) and (not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
                 raise DataValidationError(
                     f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
+                    + codes_hint(frame[name])
                 )
             x = frame[name].to_numpy(float)
             margin = EXTRAPOLATION_MARGIN * (hi - lo)
