@@ -212,3 +212,11 @@ def test_a_model_fitted_on_numeric_codes_names_the_padded_conditions(tmp_path):
     with pytest.raises(DataValidationError, match=r"Condition column 'county' must be numeric, as in training\. Got "
                                                   r"dtype .* Its values are integers written with leading zeros \('0"):
         synth.generate(read_table(f)[["county", "age"]], seed=0)
+
+
+def test_json_padded_decimals_are_numbers(tmp_path):
+    """As in a CSV file, codes are integers: the JSON strings "0012.50" are the number 12.5, as pandas reads them."""
+    f = tmp_path / "d.json"
+    pd.DataFrame({"amount": ["0012.50", "0300", "7"], "county": ["013", "001", "105"]}).to_json(f, orient="records")
+    df = read_table(f)
+    assert df["amount"].tolist() == [12.5, 300.0, 7.0] and df["county"].tolist() == ["013", "001", "105"]

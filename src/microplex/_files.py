@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["codes_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers",
-           "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml", "none_candidates",
+           "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml", "none_candidates",
            "numbers_from_text", "other_separator", "padded_amounts", "padded_as_written", "PADDED_INTEGER",
            "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
@@ -235,6 +235,16 @@ _SCAN_CELLS = 1 << 22
 _NOT_INTEGER = re.compile(r"[.eE]")
 
 
+def integer_codes(cells: Any) -> bool | None:
+    """Whether text ``cells`` (one column, as written) hold codes written with leading zeros: ``True`` when some
+    cell is so written (:data:`LEADING_ZERO`), ``None`` when some cell has a decimal point or an exponent (numbers,
+    whatever their zeros: codes are integers), ``False`` otherwise. The one test of :func:`keep_padded_codes` (CSV)
+    and of JSON strings (:func:`microplex.io.read_table`)."""
+    if cells.str.contains(_NOT_INTEGER).to_numpy(dtype=bool).any():
+        return None
+    return bool(cells.str.match(LEADING_ZERO).to_numpy(dtype=bool).any())
+
+
 def zero_padded(raw: Any, columns: list[Any]) -> list[Any]:
     """The columns among ``columns`` of ``raw`` (cells as written, :func:`csv_text`) where some cell is written
     with leading zeros (:data:`LEADING_ZERO`)."""
@@ -316,7 +326,7 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
     with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
     numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
-    column when its values are mostly one record's each, :func:`microplex.synthesis._validation.check_numbers_as_text`.) Files read with the caller's
+    target when its values are mostly one record's each, :func:`padded_amounts`.) Files read with the caller's
     ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
@@ -344,12 +354,12 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
                               "na_values": [], "chunksize": chunk}) as reader:
         for raw in reader:
             for c in numeric:
-                if c in amounts:
-                    continue
-                if raw[c].str.contains(_NOT_INTEGER).to_numpy(dtype=bool).any():
-                    amounts.add(c)
-                elif c not in padded and zero_padded(raw, [c]):
-                    padded.add(c)
+                if c not in amounts:
+                    found = integer_codes(raw[c])
+                    if found is None:
+                        amounts.add(c)
+                    elif found:
+                        padded.add(c)
             if len(amounts) == len(numeric):
                 break
     codes = [c for c in numeric if c in padded and c not in amounts]  # the frame's order

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (LEADING_ZERO, empty_unnamed, formatted_number_column, keep_none_labels, keep_padded_codes, numbers_from_text,
-                     other_separator, temp_beside)
+from ._files import (empty_unnamed, formatted_number_column, integer_codes, keep_none_labels, keep_padded_codes,
+                     numbers_from_text, other_separator, temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -89,11 +89,12 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
     (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
-    (0.125); a column of codes written with leading zeros (``013``, a
-    county code; :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as one column holding ``;``, a tab or
-    ``|`` (another separator) is refused. A Stata file's labelled columns are categories, except those whose labels name only some values
-    (special codes of an income), read as numbers. A JSON file's strings written with leading zeros (``"013"``)
-    stay text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64.
+    (0.125); a column of integer codes written with leading zeros (``013``, a county code;
+    :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as
+    one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
+    categories, except those whose labels name only some values (special codes of an income), read as numbers. A
+    JSON file's strings of integers written with leading zeros (``"013"``) stay text (pandas reads them as 13).
+    Parquet ``decimal`` columns are read as float64.
 
     Examples
     --------
@@ -169,8 +170,7 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _json_codes_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (a JSON file read by pandas) with each column that pandas turned into numbers while the file writes
-    its values as strings, some with leading zeros (``"013"``, :data:`microplex._files.LEADING_ZERO`), as those
-    strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
+    its values as strings of integers, some with leading zeros (``"013"``), as those strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
     zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are read as numbers, as pandas
     reads them and as a CSV file's cells are."""
     numeric = [c for c in frame.columns
@@ -181,12 +181,19 @@ def _json_codes_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
         raw = pd.read_json(p, dtype=False)
     except _READ_ERRORS as exc:
         raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
-    padded = [c for c in numeric if c in raw.columns and len(raw[c]) == len(frame)
-              and (raw[c].dtype == object or pd.api.types.is_string_dtype(raw[c].dtype))
-              and raw[c].map(lambda v: isinstance(v, str) and LEADING_ZERO.match(v) is not None).any()]
+    padded = [c for c in numeric if c in raw.columns and len(raw[c]) == len(frame) and _json_strings(raw[c])]
     for c in padded:  # not assign(): a JSON file's column names may be numbers
         frame[c] = raw[c].to_numpy()
     return frame
+
+
+def _json_strings(cells: pd.Series) -> bool:
+    """Whether a JSON column read without conversions holds strings only (missing values aside), codes written with
+    leading zeros (:func:`microplex._files.integer_codes`)."""
+    present = cells.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present):
+        return False
+    return bool(integer_codes(present.astype(str)))
 
 
 def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
