@@ -117,8 +117,8 @@ def check_column(series: pd.Series, name: str, role: str) -> None:
 
 def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     """Refuses a text column whose values are all numbers, some written with thousands separators or a currency
-    sign, or all with a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, a spreadsheet's export): fitted as categories, each value a category of its
-    own drawn as copies of training values. Checked when fitting (a model fitted before keeps its categories)."""
+    sign, or all with a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, a spreadsheet's export): fitted
+    as categories, each value a category of its own drawn as copies of training values. Checked when fitting (a model fitted before keeps its categories)."""
     example = formatted_number_column(series)
     if example is not None:
         label = f"{role[:1].upper() + role[1:]} column {name!r}"
