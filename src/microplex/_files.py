@@ -201,6 +201,8 @@ def none_candidates(frame: Any, columns: Any = None) -> list[Any]:
             return True
         if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             return False
+        if isinstance(s.dtype, pd.StringDtype):  # pandas' text dtype holds nothing but text
+            return True
         return bool(s.dropna().map(lambda v: isinstance(v, str)).all())
 
     return [c for c in (frame.columns if columns is None else columns) if is_text(frame[c])]
@@ -223,7 +225,7 @@ def restore_none(frame: Any, raw: Any, columns: list[Any]) -> Any:
 
 #: A cell written with leading zeros (``013``, ``-07``, ``00``): a code as the file writes it, not the number pandas
 #: reads (13). ``0``, ``0.5`` and ``-0.25`` are numbers.
-LEADING_ZERO = re.compile(r"^\s*[-+]?0[0-9]")
+LEADING_ZERO = re.compile(r"^[ \t\n\r\f\v]*[-+]?0[0-9]")  # ASCII spaces, not \s: pandas then matches in C
 #: An integer written with leading zeros (``013``, ``-07``), as a text column of codes holds it.
 PADDED_INTEGER = re.compile(r"^\s*[-+]?0[0-9]+\s*$")
 
@@ -240,15 +242,16 @@ def integer_codes(cells: Any) -> bool | None:
     cell is so written (:data:`LEADING_ZERO`), ``None`` when some cell has a decimal point or an exponent (numbers,
     whatever their zeros: codes are integers), ``False`` otherwise. The one test of :func:`keep_padded_codes` (CSV)
     and of JSON strings (:func:`microplex.io.read_table`)."""
-    if cells.str.contains(_NOT_INTEGER).to_numpy(dtype=bool).any():
+    # patterns as text, not compiled: pandas then matches Arrow strings in C (a compiled pattern: a Python loop)
+    if cells.str.contains(_NOT_INTEGER.pattern, regex=True).to_numpy(dtype=bool).any():
         return None
-    return bool(cells.str.match(LEADING_ZERO).to_numpy(dtype=bool).any())
+    return bool(cells.str.contains(LEADING_ZERO.pattern, regex=True).to_numpy(dtype=bool).any())
 
 
 def zero_padded(raw: Any, columns: list[Any]) -> list[Any]:
     """The columns among ``columns`` of ``raw`` (cells as written, :func:`csv_text`) where some cell is written
     with leading zeros (:data:`LEADING_ZERO`)."""
-    return [c for c in columns if raw[c].str.match(LEADING_ZERO).to_numpy(dtype=bool).any()]
+    return [c for c in columns if raw[c].str.contains(LEADING_ZERO.pattern, regex=True).to_numpy(dtype=bool).any()]
 
 
 def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
@@ -343,8 +346,10 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     kwargs = dict(read_kwargs or {})
     if {"dtype", "converters"} & set(kwargs):
         return frame
+    # a column holding a number that is no integer (12.5) has a cell written with a decimal point: amounts
     numeric = [c for c in (frame.columns if columns is None else columns)
-               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               and _integral(frame[c])]
     if not numeric:
         return frame
     padded: set[Any] = set()
@@ -366,6 +371,17 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     if not codes:
         return frame
     return padded_as_written(frame, csv_text(path, codes, kwargs), codes)
+
+
+def _integral(series: Any) -> bool:
+    """Whether every value of a numeric column is an integer (missing values aside)."""
+    import numpy as np
+
+    if series.dtype.kind in "iu":
+        return True
+    v = series.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isnan(v) | (v == np.floor(v))))
 
 
 def empty_unnamed(names: list[str], frame: Any) -> list[Any]:
