@@ -49,14 +49,16 @@ def test_compressed_files_and_late_padded_cells(tmp_path, monkeypatch):
     """The numeric columns are scanned in chunks: a padded cell in the last chunk still makes the column text."""
     import microplex._files as files
 
-    monkeypatch.setattr(files, "_SCAN_CELLS", 4)  # two columns: chunks of two rows
-    rows = ["code,x"] + [f"{i + 10},{i}" for i in range(9)] + ["007,9"]
+    monkeypatch.setattr(files, "_SCAN_CELLS", 6)  # three columns: chunks of two rows
+    rows = ["code,x,amount"] + [f"{i + 10},{i},{i:04d}" for i in range(9)] + ["007,9,12.0"]
     f = tmp_path / "d.csv.gz"
     with gzip.open(f, "wt") as fh:
         fh.write("\n".join(rows) + "\n")
     df = read_table(f)
     assert df["code"].tolist() == [str(i + 10) for i in range(9)] + ["007"]
     assert df["x"].tolist() == list(range(10))
+    # padded early, a decimal point in the last chunk: numbers
+    assert df["amount"].tolist() == [float(i) for i in range(9)] + [12.0]
 
 
 def test_the_callers_dtype_is_the_callers(tmp_path):
