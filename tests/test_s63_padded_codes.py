@@ -222,3 +222,27 @@ def test_json_padded_decimals_are_numbers(tmp_path):
     pd.DataFrame({"amount": ["0012.50", "0300", "7"], "county": ["013", "001", "105"]}).to_json(f, orient="records")
     df = read_table(f)
     assert df["amount"].tolist() == [12.5, 300.0, 7.0] and df["county"].tolist() == ["013", "001", "105"]
+
+
+# -- headers written with spaces after the commas ------------------------------------------------------------------
+
+
+def test_columns_named_with_spaces_are_named_in_the_refusal(tmp_path):
+    """A header written ``county, age, weight`` reads as ``' age'``: the refusal names the file's spelling
+    (before: "The columns ['age'] are not in ...", nothing more), and ``calibrate --weight weight`` refuses instead
+    of starting every record from a weight of 1 with a warning."""
+    f = tmp_path / "d.csv"
+    _write(f, ["county, age, weight", "013, 30, 2", "001, 40, 3", "105, 50, 1"])
+    runner = CliRunner()
+    r = runner.invoke(app, ["fit", str(f), "--targets", "county", "--conditions", "age", "-o", str(tmp_path / "m.mpx")])
+    assert r.exit_code == 1 and "(the file writes 'age' as ' age': spaces or case)" in r.output
+    r = runner.invoke(app, ["fit", str(f), "--targets", "county", "--conditions", "wage", "-o", str(tmp_path / "m.mpx")])
+    assert r.exit_code == 1 and "the file's columns: ['county', ' age', ' weight']" in r.output
+    t = tmp_path / "t.yaml"
+    t.write_text("margins:\n  - by: county\n    values: {13: 150, 1: 120, 105: 130}\n")
+    out = tmp_path / "c.parquet"
+    r = runner.invoke(app, ["calibrate", str(f), "--targets", str(t), "-o", str(out)])
+    assert r.exit_code == 1 and "The weight column 'weight' is not in" in r.output and "' weight'" in r.output
+    assert not out.exists()
+    r = runner.invoke(app, ["calibrate", str(f), "--targets", str(t), "--weight", " weight", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output

@@ -32,6 +32,7 @@ from ._cli_checks import (
     check_input,
     check_output,
     check_weight_name,
+    columns_hint,
     parse_bounds,
     parse_count,
     parse_epochs,
@@ -180,7 +181,8 @@ def fit(
         df = read_table(data)
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
-            raise DataValidationError(f"The columns {missing} are not in {str(data)!r}.")
+            raise DataValidationError(
+                f"The columns {missing} are not in {str(data)!r}{columns_hint(missing, df.columns)}.")
         synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet,
                             condition_model=True if condition_model else None, epsilon=epsilon, delta=delta,
                             **public_kwargs)
@@ -274,7 +276,7 @@ def generate(
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
-                                          f"columns {missing}.")
+                                          f"columns {missing}{columns_hint(missing, cond_df.columns)}.")
             if population is not None and (len(cond_df) == 0 or weight in cond_df.columns):
                 raise DataValidationError(f"The '--population' option needs condition rows and no {weight!r} column "
                                           f"in {str(conditions)!r}.")
@@ -288,9 +290,15 @@ def generate(
     run_body(body, quiet, verbose)
 
 
-def _warn_unit_weights(weight: str, data: Path) -> None:
+def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:
     """``calibrate`` and ``sparsify`` start every record from a weight of 1 when ``--weight`` names no column of
-    the file: said in a warning, so that a misspelt weight column is not silently replaced by ones."""
+    the file: said in a warning, so that a misspelt weight column is not silently replaced by ones. A column that
+    differs from the name only by spaces or case (``' weight'``, a header written ``age, weight``) is surely the
+    weight: refused, naming it."""
+    hint = columns_hint([weight], columns)
+    if hint.startswith(" (the file writes"):
+        raise DataValidationError(f"The weight column {weight!r} is not in {str(data)!r}{hint}; name it exactly "
+                                  "with --weight, or write the header without spaces.")
     warnings.warn(f"The weight column {weight!r} is not in {str(data)!r}: every record starts from a weight of 1 "
                   "(name the file's weight column with --weight if it has one).", UserWarning, stacklevel=2)
 
@@ -325,7 +333,7 @@ def calibrate(
             check_output(report, "report", [data, targets], suffixes=(".csv",), outputs={"out": out})
         df = read_table(data)
         if weight not in df.columns:
-            _warn_unit_weights(weight, data)
+            _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0
         _check_household_column(household, df, data)
         result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight,
@@ -345,7 +353,8 @@ def calibrate(
 def _check_household_column(household: str | None, df: pd.DataFrame, data: Path) -> None:
     """``--household`` names a column of the data file (the calibrators check its weights)."""
     if household is not None and household not in df.columns:
-        raise DataValidationError(f"The '--household' column {household!r} is not in {str(data)!r}.")
+        raise DataValidationError(f"The '--household' column {household!r} is not in "
+                                  f"{str(data)!r}{columns_hint([household], df.columns)}.")
 
 
 @app.command()
@@ -377,7 +386,7 @@ def sparsify(
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         df = read_table(data)
         if weight not in df.columns:
-            _warn_unit_weights(weight, data)
+            _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0
         _check_household_column(household, df, data)
         result = SparseCalibrator(max_records=max_records, tolerance=tolerance, method=method).fit(
@@ -453,10 +462,12 @@ def evaluate(
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
                                         (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
             if col is not None and col not in frame.columns:
-                raise DataValidationError(f"The '--{name}' column {col!r} is not in the {which} file.")
+                raise DataValidationError(f"The '--{name}' column {col!r} is not in the {which} "
+                                          f"file{columns_hint([col], frame.columns)}.")
         bad = [c for c in subgroups if c not in real_df.columns]
         if bad:
-            raise DataValidationError(f"The '--conditions' columns {bad} are not in the real file.")
+            raise DataValidationError(f"The '--conditions' columns {bad} are not in the real "
+                                      f"file{columns_hint(bad, real_df.columns)}.")
         if fitted is not None:
             bad = [c for c in (*fitted.target_vars, *fitted.condition_vars) if c not in real_df.columns]
             if bad:
