@@ -246,3 +246,14 @@ def test_columns_named_with_spaces_are_named_in_the_refusal(tmp_path):
     assert not out.exists()
     r = runner.invoke(app, ["calibrate", str(f), "--targets", str(t), "--weight", " weight", "-o", str(out), "-q"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_pipeline_source_with_spaced_header_names_the_spelling(tmp_path, cps1):
+    from microplex.pipeline import run_pipeline
+
+    cps1.head(200)[["age", "marr", "re78"]].to_csv(tmp_path / "train.csv", index=False, header=["age", " marr", " re78"])
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "cps", "path": "train.csv"}],
+              "model": {"targets": ["re78"], "conditions": ["age", "marr"], "epochs": 1}, "generate": {"n": 50}}
+    with pytest.raises(DataValidationError, match=r"model columns \['re78', 'marr'\] are not columns of source 'cps' "
+                                                  r".*\(the file writes 're78' as ' re78', 'marr' as ' marr'"):
+        run_pipeline(config, progress=False)

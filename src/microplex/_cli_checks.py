@@ -223,26 +223,6 @@ def parse_bounds(text: str) -> tuple[float, float] | None:
     return lo, hi
 
 
-def columns_hint(names: list[str], columns: Any) -> str:
-    """What to add to "the columns ``names`` are not in the file": the file's columns that differ from a name only
-    by surrounding spaces or case (a header written ``age, income``, read as ``' income'``), else the file's
-    columns (the first 20).
-
-    >>> columns_hint(["income"], ["age", " income"])
-    " (the file writes 'income' as ' income': spaces or case)"
-    >>> columns_hint(["wage"], ["age", "income"])
-    "; the file's columns: ['age', 'income']"
-    """
-    columns = [c for c in columns if isinstance(c, str)]
-    near = []
-    for name in names:
-        key = name.strip().casefold()
-        near += [f"{name!r} as {c!r}" for c in columns if c != name and c.strip().casefold() == key]
-    if near:
-        return f" (the file writes {', '.join(near)}: spaces or case)"
-    return f"; the file's columns: {columns[:20]}" + (" ..." if len(columns) > 20 else "")
-
-
 def check_weight_name(weight: str) -> None:
     """A ``--weight`` column name: not empty."""
     if not weight.strip():

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["codes_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers",
+__all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers",
            "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml", "none_candidates",
            "numbers_from_text", "other_separator", "padded_amounts", "padded_as_written", "PADDED_INTEGER",
            "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
@@ -382,6 +382,26 @@ def _integral(series: Any) -> bool:
     v = series.to_numpy(dtype=float, na_value=np.nan)
     with np.errstate(invalid="ignore"):
         return bool(np.all(np.isnan(v) | (v == np.floor(v))))
+
+
+def columns_hint(names: list[Any], columns: Any) -> str:
+    """What to add to "the columns ``names`` are not in the file": the file's columns that differ from a name only
+    by surrounding spaces or case (a header written ``age, income``, read as ``' income'``), else the file's
+    columns (the first 20).
+
+    >>> columns_hint(["income"], ["age", " income"])
+    " (the file writes 'income' as ' income': spaces or case)"
+    >>> columns_hint(["wage"], ["age", "income"])
+    "; the file's columns: ['age', 'income']"
+    """
+    columns = [c for c in columns if isinstance(c, str)]
+    near = []
+    for name in names:
+        key = str(name).strip().casefold()
+        near += [f"{name!r} as {c!r}" for c in columns if c != name and c.strip().casefold() == key]
+    if near:
+        return f" (the file writes {', '.join(near)}: spaces or case)"
+    return f"; the file's columns: {columns[:20]}" + (" ..." if len(columns) > 20 else "")
 
 
 def empty_unnamed(names: list[str], frame: Any) -> list[Any]:

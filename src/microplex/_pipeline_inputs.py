@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import _pipeline_households as households
 from ._errors import DataValidationError
+from ._files import columns_hint
 from ._pipeline_config import WEIGHT
 from .io import read_table
 from .scale._layout import cast_to_schema, hive_partitioning
@@ -37,7 +38,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
     if src.get("rename"):
         missing = [c for c in src["rename"] if c not in df.columns]
         if missing:
-            raise DataValidationError(f"The 'rename' table of {label} names columns {missing} it lacks.")
+            raise DataValidationError(
+                f"The 'rename' table of {label} names columns {missing} it lacks{columns_hint(missing, df.columns)}.")
         df = df.rename(columns=src["rename"])
         names = [str(c) for c in df.columns]
         clashes = sorted({c for c in names if names.count(c) > 1})
@@ -50,18 +52,20 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         keep = list(dict.fromkeys(list(src["columns"]) + weight))
         missing = [c for c in keep if c not in df.columns]
         if missing:
-            raise DataValidationError(f"The 'columns' of {label} name columns {missing} it lacks.")
+            raise DataValidationError(
+                f"The 'columns' of {label} name columns {missing} it lacks{columns_hint(missing, df.columns)}.")
         df = df[keep]
     if weight and weight[0] not in df.columns:
-        raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its columns.")
+        raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its "
+                                  f"columns{columns_hint(weight, df.columns)}.")
     model = config["model"]
     model_columns = (households.model_columns(config) if households.is_households(config)
                      else list(model["targets"]) + list(model.get("conditions", [])))
     if len(config["sources"]) == 1:
         missing = [c for c in model_columns if c not in df.columns]
         if missing:
-            raise DataValidationError(
-                f"The model columns {missing} are not columns of {label}; it has {[str(c) for c in df.columns][:20]}.")
+            raise DataValidationError(f"The model columns {missing} are not columns of "
+                                      f"{label}{columns_hint(missing, df.columns)}.")
     if src.get("dropna", True):
         needed = [c for c in model_columns if c in df.columns]
         df = (households.dropna(df, config, needed) if households.is_households(config)
@@ -80,7 +84,8 @@ def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> 
     for new, parts in combine.items():
         missing = [c for c in parts if c not in df.columns]
         if missing:
-            raise DataValidationError(f"The 'combine' table of {label} names columns {missing} it lacks.")
+            raise DataValidationError(
+                f"The 'combine' table of {label} names columns {missing} it lacks{columns_hint(missing, df.columns)}.")
         if new in df.columns:
             raise DataValidationError(
                 f"The 'combine' table of {label} adds the column {new!r}, which it already has; choose another name.")

@@ -32,7 +32,6 @@ from ._cli_checks import (
     check_input,
     check_output,
     check_weight_name,
-    columns_hint,
     parse_bounds,
     parse_count,
     parse_epochs,
@@ -43,6 +42,7 @@ from ._cli_checks import (
     verbose_option,
 )
 from ._errors import DataValidationError, MicroplexError
+from ._files import columns_hint
 from ._params import check_choice, check_float, check_int, check_seed
 from .io import (atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
                  read_targets, write_parquet_atomic)
