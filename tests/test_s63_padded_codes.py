@@ -257,3 +257,13 @@ def test_a_pipeline_source_with_spaced_header_names_the_spelling(tmp_path, cps1)
     with pytest.raises(DataValidationError, match=r"model columns \['re78', 'marr'\] are not columns of source 'cps' "
                                                   r".*\(the file writes 're78' as ' re78', 'marr' as ' marr'"):
         run_pipeline(config, progress=False)
+
+
+def test_lookup_finds_the_one_padded_code_of_a_number():
+    from microplex.calibration.design import lookup_values
+
+    codes = pd.Index(["013", "105", "001", "-07", "000000000000000000000000000042"], dtype=object)
+    got = lookup_values(codes, [13, 1, 105, 2, "013", 13.0, True, -7, 7, 42])
+    assert got.tolist() == [0, 2, 1, -1, 0, 0, -1, 3, -1, 4]
+    assert lookup_values(pd.Index(["013", "0013"]), [13]).tolist() == [-1]  # two candidates: no match
+    assert lookup_values(pd.Index(["13", "013"]), [13]).tolist() == [0]  # the unpadded text first

@@ -30,10 +30,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers",
-           "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml", "none_candidates",
-           "numbers_from_text", "other_separator", "padded_amounts", "padded_as_written", "PADDED_INTEGER",
-           "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
+__all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column",
+           "formatted_numbers", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO",
+           "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "padded_amounts",
+           "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -226,8 +226,6 @@ def restore_none(frame: Any, raw: Any, columns: list[Any]) -> Any:
 #: A cell written with leading zeros (``013``, ``-07``, ``00``): a code as the file writes it, not the number pandas
 #: reads (13). ``0``, ``0.5`` and ``-0.25`` are numbers.
 LEADING_ZERO = re.compile(r"^[ \t\n\r\f\v]*[-+]?0[0-9]")  # ASCII spaces, not \s: pandas then matches in C
-#: An integer written with leading zeros (``013``, ``-07``), as a text column of codes holds it.
-PADDED_INTEGER = re.compile(r"^\s*[-+]?0[0-9]+\s*$")
 
 #: Cells of a CSV file's numeric columns read as text at once when looking for codes written with leading zeros
 #: (:func:`keep_padded_codes`): the file is scanned in chunks of about this many cells, so that memory stays near

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from microplex._files import PADDED_INTEGER
 from microplex._errors import DataValidationError
 from microplex._params import to_python
 from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
@@ -388,17 +387,27 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
 def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     """Positions in ``uniques`` (text) of the one code written with leading zeros (``"013"``,
     :data:`microplex._files.LEADING_ZERO`) of each integral number of ``values`` (13); -1 where there is none, or
-    several (``"013"`` and ``"0013"``: which one is meant is not known)."""
-    by_number: dict[int, list[int]] = {}
-    for i, u in enumerate(uniques):
-        if isinstance(u, str) and PADDED_INTEGER.match(u):
-            by_number.setdefault(int(u), []).append(i)
+    several (``"013"`` and ``"0013"``: which one is meant is not known). Each number's padded forms (up to
+    :data:`MAX_CODE_WIDTH` characters) are looked up in ``uniques``' hash table: no pass over ``uniques`` (a
+    tract column holds 10^5 codes, and a nested-target check asks one value at a time)."""
     out = np.full(len(values), -1, dtype=np.intp)
     for k, v in enumerate(values):
-        if _is_integral_number(v):
-            hits = by_number.get(int(v), [])
-            out[k] = hits[0] if len(hits) == 1 else -1
+        if not _is_integral_number(v):
+            continue
+        n = int(v)
+        digits, sign = str(abs(n)), "-" if n < 0 else ""
+        forms = [sign + digits.zfill(w) for w in range(len(digits) + 1, MAX_CODE_WIDTH + 1)]
+        if not forms:
+            continue
+        hits = uniques.get_indexer(pd.Index(forms, dtype=object))
+        hits = hits[hits >= 0]
+        out[k] = hits[0] if len(hits) == 1 else -1
     return out
+
+
+#: Longest code written with leading zeros that a number finds (:func:`_padded_positions`): a census block GEOID has
+#: 15 digits.
+MAX_CODE_WIDTH = 32
 
 
 def _is_integral_number(v: Any) -> bool:
