@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column",
            "formatted_numbers", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO",
-           "load_yaml", "none_candidates", "numbers_from_text", "other_separator", "padded_amounts",
+           "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_amounts",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -182,7 +182,8 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
 
 def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str, Any]) -> Any:
     """The cells of ``columns`` of the CSV file ``path`` as written (text; no cell read as missing), read with the
-    caller's other ``read_csv`` options so that its rows are those of the frame read with them."""
+    caller's other ``read_csv`` options so that its rows are those of the frame read with them (with a
+    ``chunksize``, a reader of such frames)."""
     import pandas as pd
 
     return pd.read_csv(path, **{**read_kwargs, "usecols": columns, "dtype": str, "keep_default_na": False,
@@ -243,13 +244,18 @@ def integer_codes(cells: Any) -> bool | None:
     # patterns as text, not compiled: pandas then matches Arrow strings in C (a compiled pattern: a Python loop)
     if cells.str.contains(_NOT_INTEGER.pattern, regex=True).to_numpy(dtype=bool).any():
         return None
+    return _some_padded(cells)
+
+
+def _some_padded(cells: Any) -> bool:
+    """Whether some of text ``cells`` is written with leading zeros (:data:`LEADING_ZERO`)."""
     return bool(cells.str.contains(LEADING_ZERO.pattern, regex=True).to_numpy(dtype=bool).any())
 
 
 def zero_padded(raw: Any, columns: list[Any]) -> list[Any]:
     """The columns among ``columns`` of ``raw`` (cells as written, :func:`csv_text`) where some cell is written
     with leading zeros (:data:`LEADING_ZERO`)."""
-    return [c for c in columns if raw[c].str.contains(LEADING_ZERO.pattern, regex=True).to_numpy(dtype=bool).any()]
+    return [c for c in columns if _some_padded(raw[c])]
 
 
 def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
@@ -286,11 +292,17 @@ def padded_amounts(series: Any) -> tuple[str, int, int] | None:
     if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
         return None
     counts = series.dropna().astype(object).value_counts()
-    if len(counts) < _MIN_DISTINCT or not all(isinstance(v, str) and _INTEGER.match(v) for v in counts.index):
-        return None
-    padded = [v for v in counts.index if LEADING_ZERO.match(v)]
+    example = _padded_integer(counts.index) if len(counts) >= _MIN_DISTINCT else None
     single = int((counts.to_numpy() == 1).sum())
-    return (padded[0], len(counts), single) if padded and 2 * single > len(counts) else None
+    return (example, len(counts), single) if example is not None and 2 * single > len(counts) else None
+
+
+def _padded_integer(values: Any) -> str | None:
+    """The first of ``values`` (distinct values of a column) written with leading zeros when every one is the text
+    of an integer (``"013"``, ``"7"``) and some are so written; else ``None``."""
+    if not all(isinstance(v, str) and _INTEGER.match(v) for v in values):
+        return None
+    return next((v for v in values if LEADING_ZERO.match(v)), None)
 
 
 def codes_hint(series: Any) -> str:
@@ -302,15 +314,12 @@ def codes_hint(series: Any) -> str:
     " Its values are integers written with leading zeros ('013'),"
     """
     try:
-        values = [v for v in series.dropna().unique() if isinstance(v, str)]
+        example = _padded_integer(series.dropna().unique())
     except TypeError:  # unhashable cells
         return ""
-    if len(values) != series.dropna().nunique() or not values or not all(_INTEGER.match(v) for v in values):
+    if example is None:
         return ""
-    padded = [v for v in values if LEADING_ZERO.match(v)]
-    if not padded:
-        return ""
-    return (f" Its values are integers written with leading zeros ({padded[0]!r}), which microplex reads from CSV "
+    return (f" Its values are integers written with leading zeros ({example!r}), which microplex reads from CSV "
             "and JSON files as codes (text): convert them (pd.to_numeric), or refit the model on the codes.")
 
 
@@ -353,8 +362,7 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     padded: set[Any] = set()
     amounts: set[Any] = set()  # a cell with a decimal point or an exponent: numbers, whatever their zeros
     chunk = max(1, _SCAN_CELLS // len(numeric))
-    with pd.read_csv(path, **{**kwargs, "usecols": numeric, "dtype": str, "keep_default_na": False,
-                              "na_values": [], "chunksize": chunk}) as reader:
+    with csv_text(path, numeric, {**kwargs, "chunksize": chunk}) as reader:
         for raw in reader:
             for c in numeric:
                 if c not in amounts:
@@ -392,14 +400,21 @@ def columns_hint(names: list[Any], columns: Any) -> str:
     >>> columns_hint(["wage"], ["age", "income"])
     "; the file's columns: ['age', 'income']"
     """
+    near = near_columns(names, columns)
+    if near:
+        return f" (the file writes {', '.join(f'{n!r} as {c!r}' for n, c in near)}: spaces or case)"
     columns = [c for c in columns if isinstance(c, str)]
-    near = []
+    return f"; the file's columns: {columns[:20]}" + (" ..." if len(columns) > 20 else "")
+
+
+def near_columns(names: list[Any], columns: Any) -> list[tuple[Any, str]]:
+    """``(name, column)`` for each of ``columns`` that differs from one of ``names`` only by surrounding spaces or
+    case."""
+    out = []
     for name in names:
         key = str(name).strip().casefold()
-        near += [f"{name!r} as {c!r}" for c in columns if c != name and c.strip().casefold() == key]
-    if near:
-        return f" (the file writes {', '.join(near)}: spaces or case)"
-    return f"; the file's columns: {columns[:20]}" + (" ..." if len(columns) > 20 else "")
+        out += [(name, c) for c in columns if isinstance(c, str) and c != name and c.strip().casefold() == key]
+    return out
 
 
 def empty_unnamed(names: list[str], frame: Any) -> list[Any]:

@@ -42,7 +42,7 @@ from ._cli_checks import (
     verbose_option,
 )
 from ._errors import DataValidationError, MicroplexError
-from ._files import columns_hint
+from ._files import columns_hint, near_columns
 from ._params import check_choice, check_float, check_int, check_seed
 from .io import (atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
                  read_targets, write_parquet_atomic)
@@ -295,10 +295,10 @@ def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:
     the file: said in a warning, so that a misspelt weight column is not silently replaced by ones. A column that
     differs from the name only by spaces or case (``' weight'``, a header written ``age, weight``) is surely the
     weight: refused, naming it."""
-    hint = columns_hint([weight], columns)
-    if hint.startswith(" (the file writes"):
-        raise DataValidationError(f"The weight column {weight!r} is not in {str(data)!r}{hint}; name it exactly "
-                                  "with --weight, or write the header without spaces.")
+    if near_columns([weight], columns):
+        raise DataValidationError(f"The weight column {weight!r} is not in {str(data)!r}"
+                                  f"{columns_hint([weight], columns)}; name it exactly with --weight, or write the "
+                                  "header without spaces.")
     warnings.warn(f"The weight column {weight!r} is not in {str(data)!r}: every record starts from a weight of 1 "
                   "(name the file's weight column with --weight if it has one).", UserWarning, stacklevel=2)
 
