@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -210,7 +210,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),
               "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
               "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, "holdout_by": _text,
-              "condition_model": check_bool, **SYNTHESIZER, **DP},
+              "condition_model": check_bool, "categorical": _names(False), **SYNTHESIZER, **DP},
     "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
                  "n_households": _count, "households_per_file": _int(1), "by": _text},
@@ -304,6 +304,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     both = sorted(set(model["targets"]) & set(model.get("conditions", [])))
     if both:
         raise DataValidationError(f"Columns {both} are both model targets and conditions.")
+    _check_categorical(model, ("targets", "conditions"))
     if WEIGHT in model["targets"] or WEIGHT in model.get("conditions", []):
         raise DataValidationError(
             f"The model column name {WEIGHT!r} is reserved for the synthetic weight the pipeline adds; rename it "
@@ -379,6 +380,34 @@ def synthesizer_params(model: Mapping[str, Any]) -> dict[str, Any]:
             or k == "condition_model"}
 
 
+def _check_categorical(model: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """``model.categorical`` names model columns only (those of the settings ``keys``)."""
+    columns = [c for k in keys for c in model.get(k, [])]
+    stray = [c for c in model.get("categorical", []) if c not in columns]
+    if stray:
+        raise DataValidationError(
+            f"The 'model.categorical' setting names {stray}, which are not model columns (" +
+            ", ".join(f"'model.{k}'" for k in keys) + f") {columns}.")
+
+
+def schema_params(categorical: Sequence[str], public: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The public metadata's Synthesizer keywords (``public``, as :func:`microplex.io.read_public_metadata`
+    returns them; empty without DP) with the columns ``categorical`` (the setting ``where``: ``--categorical``,
+    ``model.categorical``) declared categorical in their schema
+    (:func:`microplex.synthesis.schema.declare_categorical`). With DP a column is categorical exactly when the
+    public metadata lists its categories: a declared column it does not list is refused here, in the words of
+    the setting the user wrote (the Synthesizer's own check names its 'schema')."""
+    from .synthesis.schema import declare_categorical
+
+    unlisted = [c for c in categorical if public and c not in public.get("public_categories", {})]
+    if unlisted:
+        raise DataValidationError(
+            f"The {where} columns {unlisted} have no categories in the public metadata file: with differential "
+            "privacy a column is categorical exactly when that file lists its categories (the codes it may take, "
+            "under 'categories'; see docs/privacy.md).")
+    return {**public, "schema": declare_categorical(public.get("schema"), categorical)}
+
+
 def check_public(checked: Mapping[str, Any], public: Mapping[str, Any]) -> None:
     """A DP pipeline's public metadata (``model.public``, as :func:`microplex.io.read_public_metadata` returns it)
     checked with the model's columns and settings by the Synthesizer's own check, before any stage runs: a column
@@ -390,7 +419,8 @@ def check_public(checked: Mapping[str, Any], public: Mapping[str, Any]) -> None:
     columns = [*model["targets"], *model.get("conditions", [])]
     weight = checked["sources"][0].get("weight")  # the training weight (a DP pipeline has one source: no [fuse])
     try:
-        synth = Synthesizer(model["targets"], model.get("conditions", []), **synthesizer_params(model), **public)
+        synth = Synthesizer(model["targets"], model.get("conditions", []), **synthesizer_params(model),
+                            **schema_params(model.get("categorical", []), public, "'model.categorical'"))
         p = synth._check_params()
         check_public_columns(p["dp"], columns, weight)
     except DataValidationError as exc:
@@ -422,6 +452,11 @@ def _check_households(checked: dict[str, Any]) -> dict[str, Any]:
             f"The settings {flat} are not available in a household pipeline ('model.household_id' set): it fits "
             "household_vars and person_vars, generates 'generate.n_households' households, then calibrates and "
             "sparsifies them.")
+    _check_categorical(model, ("household_vars", "person_vars"))
+    if model.get("age_var") in model.get("categorical", []):
+        raise DataValidationError(
+            f"The 'model.categorical' setting names the 'model.age_var' column {model['age_var']!r}; an age is a "
+            "number (the model draws the gaps between members' ages): leave it out of 'model.categorical'.")
     columns = [model["household_id"], *model["household_vars"], *model["person_vars"]]
     if WEIGHT in columns:
         raise DataValidationError(

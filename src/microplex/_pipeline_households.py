@@ -22,6 +22,7 @@ import pandas as pd
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from .scale._layout import cast_to_schema, hive_partitioning
+from .synthesis.schema import declare_categorical
 
 __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
 
@@ -85,7 +86,8 @@ def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-d
         params["hidden_features"] = tuple(params["hidden_features"])
     inner = {k: model[k] for k in _INNER if k in model}
     hs = HouseholdSynthesizer(model["household_vars"], model["person_vars"], hid, household_weight=_weight(ctx.config),
-                              verbose=ctx.progress, synthesizer_params=inner or None, **params)
+                              verbose=ctx.progress, synthesizer_params=inner or None,
+                              schema=declare_categorical(None, model.get("categorical", [])), **params)
     hs.fit(train, seed=ctx.seed("fit"))
     # saved as they are: the file must not depend on the progress bars (-q), nor its inner models' files
     inner = [hs.household_model_, hs.late_model_, *hs.person_models_.values(), *(m for _, m in hs.applicable_models_)]

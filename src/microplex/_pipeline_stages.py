@@ -41,7 +41,7 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._params import to_python
-from ._pipeline_config import WEIGHT, synthesizer_params
+from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
 from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight
@@ -263,7 +263,8 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     # operating system draws, used once and stored nowhere, unless 'model.secret_seed = false' (see docs/privacy.md)
     public = ctx.targets.get("public", {})
     secret = model.get("epsilon") is not None and model.get("secret_seed", True)
-    synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params, **public)
+    synth = Synthesizer(model["targets"], model.get("conditions", []), verbose=ctx.progress, **params,
+                        **schema_params(model.get("categorical", []), public, "'model.categorical'"))
     synth.fit(train, weight_col=_training_weight(ctx.config), seed=None if secret else ctx.seed("fit"))
     synth.set_params(verbose=False)  # saved as it is: the file must not depend on the progress bars (-q)
     synth.save(ctx.output("model"))

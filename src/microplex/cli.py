@@ -137,6 +137,9 @@ def fit(
     data: Path = typer.Argument(..., help="Training records (.csv or .parquet)."),
     targets: str = typer.Option(..., help="Comma-separated target columns."),
     conditions: str = typer.Option("", help="Comma-separated condition columns."),
+    categorical: str = typer.Option(
+        "", help="Comma-separated targets or conditions modelled as categories whatever their type: codes written "
+                 "as numbers (a PUMA, county or occupation code), which are otherwise modelled as numbers."),
     weight: str | None = typer.Option(None, help="Survey weight column."),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (.mpx)."),
     flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
@@ -158,11 +161,17 @@ def fit(
 ) -> None:
     """Fits a Synthesizer on a table and saves it (differentially private with --epsilon)."""
     def body(say: Callable[[str], None]) -> None:
+        from ._pipeline_config import schema_params
         from .synthesis import Synthesizer
 
         target_vars, condition_vars = split_columns(targets, "targets"), split_columns(conditions, "conditions")
         if not target_vars:
             raise DataValidationError("The '--targets' option must name at least one column.")
+        categorical_vars = split_columns(categorical, "categorical")
+        stray = [c for c in categorical_vars if c not in target_vars + condition_vars]
+        if stray:
+            raise DataValidationError(f"The '--categorical' columns {stray} are not among the --targets or "
+                                      "--conditions; name model columns only.")
         check_choice(flow, "flow", ("maf", "nsf"))
         n_epochs = parse_epochs(epochs)
         check_seed(seed, allow_none=True)
@@ -183,6 +192,7 @@ def fit(
         if missing:
             raise DataValidationError(
                 f"The columns {missing} are not in {str(data)!r}{columns_hint(missing, df.columns)}.")
+        public_kwargs = schema_params(categorical_vars, public_kwargs, "'--categorical'")
         synth = Synthesizer(target_vars, condition_vars, flow=flow, epochs=n_epochs, verbose=not quiet,
                             condition_model=True if condition_model else None, epsilon=epsilon, delta=delta,
                             **public_kwargs)

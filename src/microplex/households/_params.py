@@ -152,6 +152,11 @@ def check_params(hs: HouseholdSynthesizer) -> None:
             raise DataValidationError(
                 f"The 'schema' parameter names columns that are not household or person variables: {unknown}."
             )
+        if hs.age_var in hs.schema and hs.schema[hs.age_var].kind == "categorical":
+            raise DataValidationError(
+                f"The 'age_var' column {hs.age_var!r} is declared categorical in 'schema'; an age is a number (the "
+                "model draws the gaps between members' ages): declare it 'integer' or 'continuous', or leave it "
+                "out of 'schema'.")
 
 
 # -- column helpers of fit -------------------------------------------------------------

@@ -14,7 +14,6 @@ extrapolation in :meth:`Synthesizer.generate`) are stored under ``condition_rang
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 from .._errors import DataValidationError
 from .._random import int_seed, named_child
 from ._dp_tree import applies
-from .schema import VariableSpec
+from .schema import declare_categorical
 from .serialization import FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -50,11 +49,9 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
     """
     conditions = list(synth.condition_vars)
     params = synth.get_params(deep=False)
-    schema = {k: v for k, v in (synth.schema or {}).items() if k in conditions}
-    for n in conditions:
-        if synth.kinds_[n] == "categorical":
-            schema[n] = replace(schema.get(n, VariableSpec()), kind="categorical")
-    params.update(target_vars=conditions, condition_vars=(), schema=schema or None, condition_model=False)
+    schema = declare_categorical({k: v for k, v in (synth.schema or {}).items() if k in conditions},
+                                 [n for n in conditions if synth.kinds_[n] == "categorical"])
+    params.update(target_vars=conditions, condition_vars=(), schema=schema, condition_model=False)
     if synth.epsilon is not None:  # DP: the "conditions" share of the budget (see ._dp)
         from ._dp_plan import condition_params
 

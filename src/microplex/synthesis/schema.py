@@ -5,7 +5,8 @@ Types are inferred from the data; a :class:`VariableSpec` overrides any part of 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._stats import detect_point_masses
 
-__all__ = ["VariableSpec", "infer_kind", "detect_point_masses", "MAX_CATEGORICAL_INTEGER_LEVELS"]
+__all__ = ["VariableSpec", "infer_kind", "declare_categorical", "detect_point_masses", "MAX_CATEGORICAL_INTEGER_LEVELS"]
 
 Kind = Literal["continuous", "integer", "categorical"]
 Transform = Literal["auto", "identity", "log", "logit", "asinh"]
@@ -89,6 +90,26 @@ class VariableSpec:
     def from_dict(cls, d: dict[str, Any]) -> VariableSpec:
         pm, heaps = d.get("point_masses"), d.get("heaps")
         return cls(kind=d.get("kind"), point_masses=pm, transform=d.get("transform", "auto"), heaps=heaps)
+
+
+def declare_categorical(schema: Mapping[str, VariableSpec] | None,
+                        names: Iterable[str]) -> dict[str, VariableSpec] | None:
+    """``schema`` with the columns ``names`` declared categorical, their other settings kept (``None`` when
+    it stays empty).
+
+    Codes written as numbers (a PUMA, a county FIPS code, an occupation code) are numbers to
+    :func:`infer_kind`: a target or a condition model draws values between the codes. Declared
+    categorical, they are drawn among the codes seen in training.
+
+    Examples
+    --------
+    >>> declare_categorical({"re78": VariableSpec(point_masses=(0.0,))}, ["puma"])["puma"].kind
+    'categorical'
+    """
+    out = dict(schema or {})
+    for name in names:
+        out[name] = replace(out.get(name, VariableSpec()), kind="categorical")
+    return out or None
 
 
 def _numbers(value: Any, field: str, expected: str, *, distinct: bool) -> list[float]:
