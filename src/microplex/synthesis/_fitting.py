@@ -27,8 +27,9 @@ from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
-from ._validation import check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights
-from .schema import VariableSpec, infer_kind
+from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
+                          missing_as_nan)
+from .schema import MAX_CATEGORICAL_INTEGER_LEVELS, VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ class _Fitting:
         check_frame(data, targets + conditions + ([weight_col] if weight_col is not None else []), "data")
         w = check_weights(data, weight_col)
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
-            check_column(data[name], name, "target" if name in targets else "condition")
+            # a numeric target's missing values are a state of their own (not with DP: no mechanism counts them)
+            check_column(data[name], name, "target" if name in targets else "condition",
+                         missing=name in targets and p["dp"] is None)
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
             if name in targets:
                 check_padded_amounts(data[name], name)
@@ -69,6 +72,14 @@ class _Fitting:
             # None: set by the training's noise; a condition tree (no DP-SGD) has none
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
         check_effective_size(w, weight_col)
+        dtypes = {name: str(data[name].dtype) for name in targets}
+        missing = [n for n in targets if data[n].isna().any()]
+        given, data = data, missing_as_nan(data, missing)  # kinds are inferred from the dtypes given (Int64 is integer)
+        for name in missing:
+            if not (data[name].notna().to_numpy() & (w > 0)).any():
+                raise DataValidationError(
+                    f"Target column {name!r} has no value on the records of positive weight (every one is missing); "
+                    "drop it.")
         schema = dict(p["schema"] or {})
         # A condition is constant when the records the model learns from (of positive weight) hold one value: values
         # only records of weight 0 hold gave it a fallback scale and garbage draws. (A target's values of weight 0
@@ -77,7 +88,7 @@ class _Fitting:
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
             values = data[name] if weighted.all() or role == "target" else data[name][weighted]
-            if values.nunique() < 2:
+            if values.nunique(dropna=False) < 2:  # a value and missing values are two states
                 clipped = bool(dp) and name in dp["bounds"]
                 where = "" if values is data[name] or data[name].nunique() < 2 else " on the records of positive weight"
                 raise DataValidationError(
@@ -105,11 +116,17 @@ class _Fitting:
             self.kinds_ = {}
             for name in targets + conditions:
                 role = "target" if name in targets else "condition"
-                kind = schema.get(name, VariableSpec()).kind or infer_kind(data[name], role=role)
+                kind = schema.get(name, VariableSpec()).kind or infer_kind(given[name], role=role)
                 if role == "condition" and kind == "integer":
                     kind = "continuous"
+                if kind == "categorical" and name in missing:
+                    raise DataValidationError(
+                        f"Target column {name!r} is categorical (at most {MAX_CATEGORICAL_INTEGER_LEVELS} integer "
+                        f"values, or declared so) and has {int(data[name].isna().sum())} missing values, which "
+                        "microplex models in numeric targets only: give them a value of their own (e.g. "
+                        f"data[{name!r}].fillna(-1)), or declare the column VariableSpec(kind='integer').")
                 self.kinds_[name] = kind
-            self.dtypes_ = {name: str(data[name].dtype) for name in targets}
+            self.dtypes_ = dtypes
             self.n_features_in_ = len(conditions)
             # _known_categories: set by HouseholdSynthesizer on its inner models (categories no training row holds)
             self.condition_encoder_ = ConditionEncoder({n: self.kinds_[n] for n in conditions}).fit(

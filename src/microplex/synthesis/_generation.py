@@ -21,7 +21,7 @@ from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
 from . import _dp_tree
 from ._conditions import condition_ranges, draw_conditions
 from ._workspace import Workspace
-from ._validation import check_allocation, check_column, check_frame, check_unique_columns
+from ._validation import check_allocation, check_column, check_frame, check_unique_columns, missing_as_nan
 from .sampling import SAMPLING, uniforms
 from .transforms import CategoricalEncoder, ContinuousEncoder
 
@@ -69,9 +69,12 @@ class _Generation:
             torch.set_num_threads(previous)
         for name in self.target_vars:
             values = np.concatenate(pieces[name]) if pieces[name] else np.array([])
-            if self.kinds_[name] != "categorical" and not np.isfinite(values).all():
+            bad = ~np.isfinite(values) if self.kinds_[name] != "categorical" else None
+            if bad is not None and name in self.missing_vars_:
+                bad &= ~np.isnan(values)  # NaN: drawn in the missing state
+            if bad is not None and bad.any():
                 raise ConvergenceError(
-                    f"The model drew {int((~np.isfinite(values)).sum())} non-finite values of target {name!r}; "
+                    f"The model drew {int(bad.sum())} non-finite values of target {name!r}; "
                     "it is numerically unstable for these conditions."
                 )
             out[name] = _cast(values, self.dtypes_[name], self.kinds_[name], self.encoders_[name])
@@ -108,8 +111,10 @@ class _Generation:
                 "no density to evaluate; log_prob is available on the main model.")
         cols = list(self.target_vars) + list(self.condition_vars)
         check_frame(data, cols, "data", allow_empty=True)
-        for name in cols:
-            check_column(data[name], name, "target" if name in self.target_vars else "condition")
+        for name in cols:  # a missing value of a target the model has a missing state for is scored as that state
+            check_column(data[name], name, "target" if name in self.target_vars else "condition",
+                         missing=name in self.missing_vars_)
+        data = missing_as_nan(data, self.missing_vars_)
         for name in [n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)]:
             if not pd.api.types.is_numeric_dtype(data[name].dtype):
                 raise DataValidationError(
@@ -250,8 +255,9 @@ class _Generation:
                     else None
                 with np.errstate(over="ignore", invalid="ignore"):
                     out[name] = enc.decode(cont.astype(float), state, h, r)
-                bad = int((~np.isfinite(out[name])).sum())
-                if bad:  # a fitted model's encoders map every draw to a finite value
+                drawn = out[name] if enc.missing_state is None else out[name][state != enc.missing_state]
+                bad = int((~np.isfinite(drawn)).sum())
+                if bad:  # a fitted model's encoders map every draw to a finite value (or NaN, a missing state)
                     raise ConvergenceError(
                         f"The model drew {bad} non-finite value(s) of target {name!r}: its encoder (from an edited "
                         "or damaged model file) or its network (a diverged fit) is broken; fit the model again.")

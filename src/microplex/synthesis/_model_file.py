@@ -290,7 +290,7 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
     keys = {"name", "integer", "point_masses"} | (
-        {"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps", "compact", "rounding"})
+        {"has_continuous", *_SEGMENT} if legacy else {"segments", "heaps", "compact", "rounding", "missing"})
     if not {"name", "integer", "point_masses"} <= set(enc) or set(enc) - keys:
         raise f.fail(field, f"an object with keys {sorted(keys)}", sorted(enc))
     if enc["integer"] is not integer:
@@ -354,6 +354,8 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
     if "compact" in enc and not (enc["compact"] is True and integer and heaps
                                  and all(float(h).is_integer() for h in heaps)):
         raise f.fail(f"{field}.compact", "true, on an integer variable with integer heaps", enc["compact"])
+    if "missing" in enc and (enc["missing"] is not True or private):  # missing values: a state (never with DP)
+        raise f.fail(f"{field}.missing", "true, in a model fitted without differential privacy", enc["missing"])
     if "rounding" in enc:  # a rounding grid (.rounding): learnt from the data without noise, so never in a DP file
         if private or not segments:
             raise f.fail(f"{field}.rounding", "absent (a DP model or a variable without a continuous segment has no "

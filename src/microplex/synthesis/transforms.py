@@ -50,6 +50,11 @@ class ContinuousEncoder:
     the flow's draws that round onto it (a heap of 5.3% came out at 5.7%, its neighbours at
     60-75% of their share). A heap's pinned coordinate lies between its neighbours'.
 
+    A target with missing values (NaN: hours of those not working, the earnings of a non-respondent) has
+    one more state after the segments, *missing* (``missing``): its records are a state of the pattern,
+    modelled jointly with the other targets' states and the conditions, and decode to NaN. Point masses,
+    heaps, segments and the rounding grid are fitted on the values given.
+
     A *rounding grid* (:mod:`~microplex.synthesis.rounding`, fitted with ``rounding=True``) holds
     the shares of the decimal levels (multiples of 10, 100, 1,000, ..., whole numbers, cents) of
     the values the flow models, per magnitude; :meth:`decode` given uniforms moves each flow value
@@ -64,6 +69,8 @@ class ContinuousEncoder:
         self.compact = False
         #: Decimal levels of the flow's values per magnitude (:mod:`.rounding`); ``None``: drawn as the flow gives them.
         self.rounding: RoundingGrid | None = None
+        #: Whether missing values (NaN) are a state of their own (the last one, :attr:`missing_state`).
+        self.missing = False
 
     # -- fitting -----------------------------------------------------------------------
     def fit(
@@ -91,6 +98,12 @@ class ContinuousEncoder:
         def as_stored(values: tuple[float, ...]) -> tuple[float, ...]:  # declared values as the column holds them
             return tuple(sorted(set(stored_at(np.asarray(values, dtype=float), precision).tolist())))
 
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        given = ~np.isnan(x)
+        # missing values held by records of positive weight are a state; the rest is fitted on the values given
+        self.missing = bool((~given & (w > 0)).any())
+        if not given.all():
+            x, w = x[given], w[given]
         if spec.point_masses is not None:
             masses = as_stored(spec.point_masses)
         elif self.integer:
@@ -220,7 +233,12 @@ class ContinuousEncoder:
 
     @property
     def n_states(self) -> int:
-        return len(self.point_masses) + len(self.segments)
+        return len(self.point_masses) + len(self.segments) + int(self.missing)
+
+    @property
+    def missing_state(self) -> int | None:
+        """The state of missing values (after the point masses and segments), ``None`` without one."""
+        return len(self.point_masses) + len(self.segments) if self.missing else None
 
     @property
     def continuous_states(self) -> list[int]:
@@ -230,7 +248,8 @@ class ContinuousEncoder:
 
     def states(self, x: np.ndarray) -> np.ndarray:
         """State index per value, shape (N,); values outside every segment's support (beyond a
-        bound, or on a side without a segment) get ``-1``."""
+        bound, or on a side without a segment) get ``-1``, and so do missing values (NaN) without a
+        missing state."""
         x = np.asarray(x, dtype=float)
         state = np.full(x.shape, -1, dtype=np.int64)
         k = len(self.point_masses)
@@ -240,6 +259,9 @@ class ContinuousEncoder:
             state[seg.contains(seg.sign * y)] = k + i
         for i, m in enumerate(self.point_masses):
             state[x == m] = i
+        nan = np.isnan(x)
+        if nan.any():  # an unbounded segment "contains" NaN
+            state[nan] = -1 if self.missing_state is None else self.missing_state
         return state
 
     def _segment_rows(self, state: np.ndarray) -> list[tuple[_Segment, np.ndarray]]:
@@ -293,6 +315,8 @@ class ContinuousEncoder:
                 x[free] = self._round(x[free], rounding[free], state[free])
         for i, m in enumerate(self.point_masses):
             x[state == i] = m
+        if self.missing:
+            x[state == self.missing_state] = np.nan
         if heap is not None and self.heaps:
             on = heap > 0
             x[on] = np.asarray(self.heaps, dtype=float)[heap[on] - 1]
@@ -328,6 +352,8 @@ class ContinuousEncoder:
             d["heaps"] = list(self.heaps)
         if self.compact:  # files written before compact coordinates load as they were fitted
             d["compact"] = True
+        if self.missing:  # files of targets without missing values stay as before
+            d["missing"] = True
         if self.rounding is not None:  # files written before rounding grids (or without one) keep their keys
             d["rounding"] = self.rounding.to_dict()
         return d
@@ -338,6 +364,7 @@ class ContinuousEncoder:
         enc.point_masses = list(d["point_masses"])
         enc.heaps = [float(h) for h in d.get("heaps", [])]
         enc.compact = bool(d.get("compact", False))
+        enc.missing = d.get("missing", False) is True
         if d.get("rounding") is not None:
             enc.rounding = RoundingGrid.from_dict(d["rounding"], f"encoders.{enc.name}.rounding")
         if "segments" in d:

@@ -1,0 +1,177 @@
+"""Missing values in numeric targets are a state of their own (session 64).
+
+Real surveys leave values missing where they do not apply: acs12's ``hrs_work`` is missing for 52% of the
+records (those not in the labour force), ``time_to_work`` for those who do not commute. ``Synthesizer.fit``
+refused every missing value ("drop or impute those rows first"): dropping them dropped everyone not working from
+the population, imputing them invented hours. A numeric target's missing values are now one more state of its
+encoder, modelled jointly with the point masses of the other targets and given the conditions, and drawn as NaN.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError, Synthesizer, VariableSpec
+from microplex.datasets import load_dataset
+
+
+def _weighted_share(mask: pd.Series, w: pd.Series | None = None) -> float:
+    w = pd.Series(1.0, index=mask.index) if w is None else w
+    return float(w[mask].sum() / w.sum())
+
+
+@pytest.fixture(scope="module")
+def acs():
+    return load_dataset("acs12")[["hrs_work", "income", "employment", "age", "gender"]].dropna(subset=["income", "employment"])
+
+
+@pytest.fixture(scope="module")
+def fitted(acs):
+    synth = Synthesizer(["hrs_work", "income"], ["employment", "age", "gender"], verbose=False)  # the default epochs
+    return synth.fit(acs, seed=0)
+
+
+def test_missing_values_are_drawn_at_their_share_given_the_conditions(acs, fitted):
+    assert fitted.missing_vars_ == ["hrs_work"]
+    assert fitted.encoders_["hrs_work"].missing and not fitted.encoders_["income"].missing
+    drawn = fitted.generate(acs[["employment", "age", "gender"]], seed=1)
+    real_share, drawn_share = acs["hrs_work"].isna().mean(), drawn["hrs_work"].isna().mean()
+    assert 0.35 < real_share < 0.6 and abs(drawn_share - real_share) < 0.03
+    # given the conditions: those not in the labour force have no hours, the employed have hours
+    by_real = acs["hrs_work"].isna().groupby(acs["employment"]).mean()
+    by_drawn = drawn["hrs_work"].isna().groupby(drawn["employment"]).mean()
+    assert by_real["not in labor force"] > 0.85 and by_real["employed"] < 0.05
+    big = ["employed", "not in labor force"]  # 1,330 and 164 records (the unemployed: 106)
+    assert (by_drawn[big] - by_real[big]).abs().max() < 0.05, (by_real, by_drawn)
+    # the hours given are drawn as before: finite, positive (the segment is bounded by 0), with the heap at 40
+    hours = drawn["hrs_work"].dropna()
+    assert np.isfinite(hours).all() and (hours > 0).all() and (hours <= 99).mean() > 0.99
+    assert abs((hours == 40).mean() - (acs["hrs_work"].dropna() == 40).mean()) < 0.06
+    assert drawn["income"].notna().all()
+
+
+def test_a_model_with_missing_values_saves_loads_and_scores(tmp_path, acs, fitted):
+    fitted.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    assert loaded.missing_vars_ == ["hrs_work"]
+    a, b = fitted.sample(500, seed=3), loaded.sample(500, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["hrs_work"].isna().any()
+    lp = loaded.log_prob(acs.head(200))  # records with and without hours
+    assert np.isfinite(lp).all() and acs.head(200)["hrs_work"].isna().any()
+    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
+        meta = json.loads(z.read("metadata.json"))
+    assert meta["encoders"]["hrs_work"]["missing"] is True and "missing" not in meta["encoders"]["income"]
+
+
+@pytest.mark.parametrize("value", [False, "yes", 1])
+def test_a_tampered_missing_flag_is_refused(tmp_path, fitted, value):
+    fitted.save(tmp_path / "m.mpx")
+    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(parts["metadata.json"])
+    meta["encoders"]["hrs_work"]["missing"] = value
+    parts["metadata.json"] = json.dumps(meta).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+    (tmp_path / "t.mpx").write_bytes(buf.getvalue())
+    with pytest.raises(DataValidationError, match=r"encoders\.hrs_work\.missing"):
+        Synthesizer.load(tmp_path / "t.mpx")
+
+
+def test_nullable_columns_keep_their_dtype_and_missing_values():
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.integers(0, 200, n).astype(float)
+    x[rng.random(n) < 0.3] = np.nan
+    df = pd.DataFrame({"count": pd.array(x, dtype="Float64").astype("Int64"), "amount": pd.array(x * 1.5, dtype="Float64"),
+                       })
+    synth = Synthesizer(["count", "amount"], epochs=2, verbose=False).fit(df, seed=0)
+    assert synth.kinds_ == {"count": "integer", "amount": "continuous"}  # inferred from the dtypes given
+    drawn = synth.sample(400, seed=1)
+    assert str(drawn["count"].dtype) == "Int64" and str(drawn["amount"].dtype) == "Float64"
+    assert drawn["count"].isna().any() and drawn["count"].notna().any()
+    # the two columns are missing together in the data: the pattern head (its prior: the training shares of the
+    # patterns) draws them together
+    assert (drawn["count"].isna() == drawn["amount"].isna()).mean() > 0.95
+
+
+def test_a_target_without_missing_values_writes_the_file_as_before(cps1):
+    synth = Synthesizer(["re78"], ["age"], epochs=1, verbose=False).fit(cps1.head(300), seed=0)
+    assert synth.missing_vars_ == [] and "missing" not in synth.encoders_["re78"].to_dict()
+
+
+@pytest.mark.parametrize("frame, kwargs, message", [
+    (lambda d: d.assign(age=d["age"].where(d.index % 7 > 0)), {},
+     r"Condition column 'age' has \d+ missing or infinite values; microplex models missing values in the numeric "
+     r"targets of a fit without differential privacy only"),
+    (lambda d: d.assign(kind=np.where(d.index % 9 == 0, None, "x" + (d.index % 3).astype(str))), {"targets": ["kind"]},
+     r"Target column 'kind' has \d+ missing or infinite values"),
+    (lambda d: d.assign(kids=pd.array(np.where(d.index % 5 == 0, np.nan, d.index % 4), dtype="Float64").astype("Int64")),
+     {"targets": ["kids"]},
+     r"Target column 'kids' is categorical .* has \d+ missing values, .* VariableSpec\(kind='integer'\)"),
+    (lambda d: d.assign(re78=np.nan), {}, r"Target column 're78' has no value on the records of positive weight"),
+    (lambda d: d.assign(re78=d["re78"].where(d.index % 4 > 0, np.inf)), {}, r"Target column 're78' has \d+ infinite values"),
+])
+def test_missing_values_where_they_cannot_be_modelled_are_refused(cps1, frame, kwargs, message):
+    data = frame(cps1.head(200).reset_index(drop=True))
+    targets = kwargs.get("targets", ["re78"])
+    with pytest.raises(DataValidationError, match=message):
+        Synthesizer(targets, ["age"], epochs=1, verbose=False).fit(data, seed=0)
+
+
+def test_an_integer_target_declared_so_keeps_its_missing_values():
+    rng = np.random.default_rng(1)
+    kids = pd.array(np.where(rng.random(500) < 0.2, np.nan, rng.integers(0, 4, 500)), dtype="Float64").astype("Int64")
+    df = pd.DataFrame({"kids": kids, "age": rng.integers(20, 60, 500)})
+    synth = Synthesizer(["kids"], ["age"], epochs=2, verbose=False, schema={"kids": VariableSpec(kind="integer")})
+    drawn = synth.fit(df, seed=0).sample(1000, seed=1)
+    assert str(drawn["kids"].dtype) == "Int64" and 0.1 < drawn["kids"].isna().mean() < 0.3
+    assert set(drawn["kids"].dropna().astype(int)) <= {0, 1, 2, 3}
+
+
+def test_a_dp_fit_refuses_missing_values(cps1):
+    data = cps1.head(300).reset_index(drop=True)
+    data["re78"] = data["re78"].where(data.index % 5 > 0)
+    synth = Synthesizer(["re78"], [], epsilon=1.0, delta=1e-5, public_bounds={"re78": (0.0, 30000.0)}, verbose=False)
+    with pytest.raises(DataValidationError, match=r"Target column 're78' has \d+ missing or infinite values; .* not in "
+                                                  r"conditions, text targets or a DP fit"):
+        synth.fit(data, seed=0)
+
+
+def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path, acs):
+    """`dropna` (default true) dropped every row with a missing model column: acs12's pipeline trained on the 48%
+    of records with working hours only, and its population had no one out of work. The rows a numeric target misses
+    stay (the model draws the state); those a condition misses are still dropped."""
+    from microplex.pipeline import run_pipeline
+
+    data = acs.head(600).reset_index(drop=True)
+    data.loc[:9, "age"] = np.nan  # a condition: those rows are dropped
+    data.to_parquet(tmp_path / "acs.parquet")
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "acs", "path": "acs.parquet"}],
+              "model": {"targets": ["hrs_work", "income"], "conditions": ["age", "gender"], "epochs": 3, "holdout": 0.1},
+              "generate": {"n": 2000}}
+    run_pipeline(config, progress=False)
+    out = tmp_path / "out"
+    kept = pd.concat([pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "holdout.parquet")])
+    assert len(kept) == 590 and kept["age"].notna().all()
+    assert kept["hrs_work"].isna().sum() == data.loc[10:, "hrs_work"].isna().sum() > 200
+    population = pd.read_parquet(out / "synthetic.parquet")
+    assert 0.1 < population["hrs_work"].isna().mean() < 0.6  # before: none (3 epochs: the head is still learning)
+    # with DP, or a target modelled as categories, the model draws no missing state: those rows are dropped
+    from microplex._pipeline_inputs import _source_frame
+
+    src = config["sources"][0]
+    dp = {**config, "model": {**config["model"], "epsilon": 1.0}}
+    assert len(_source_frame(dp, src, tmp_path / "acs.parquet")) == data.iloc[10:]["hrs_work"].notna().sum()
+    coded = {**config, "model": {**config["model"], "categorical": ["hrs_work"]}}
+    assert len(_source_frame(coded, src, tmp_path / "acs.parquet")) == data.iloc[10:]["hrs_work"].notna().sum()
+    assert len(_source_frame(config, src, tmp_path / "acs.parquet")) == 590
