@@ -175,3 +175,17 @@ def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path
     coded = {**config, "model": {**config["model"], "categorical": ["hrs_work"]}}
     assert len(_source_frame(coded, src, tmp_path / "acs.parquet")) == data.iloc[10:]["hrs_work"].notna().sum()
     assert len(_source_frame(config, src, tmp_path / "acs.parquet")) == 590
+
+
+def test_fuse_warns_when_it_leaves_out_donor_records_with_missing_values(acs):
+    """fuse does not model missing values: it fitted the donor on the records with hours only (an info log line
+    nobody sees), then imputed hours for every base record, those out of work included. It now says so."""
+    from microplex.fusion import Source, fuse
+
+    data = acs.head(400).reset_index(drop=True)
+    base, donor = data.iloc[:200][["age", "gender", "income"]], data.iloc[200:][["age", "gender", "hrs_work"]]
+    n_missing = int(donor["hrs_work"].isna().sum())
+    with pytest.warns(UserWarning, match=rf"Source 'donor': {n_missing} of 200 records miss values of "
+                                         rf"\{{'hrs_work': {n_missing}\}} and are not used by fuse"):
+        fuse([Source(base, "base"), Source(donor.reset_index(drop=True), "donor")], base="base", holdout_fraction=0,
+             synthesizer_params={"epochs": 1})

@@ -311,7 +311,9 @@ class _Columns:
         if n_nan:
             raise DataValidationError(
                 f"Column {col!r} (used by target {target.name!r}) has {n_nan} missing values; "
-                "expected none in a targeted column. Fill or drop them first."
+                "expected none in a targeted column: no filter tells whether they match. Give them a value of their "
+                "own first (e.g. 0 hours for those not working; dropping the records would drop them from the "
+                "population)."
             )
         return s
 
@@ -601,7 +603,8 @@ def build_design(
             if np.isnan(y).any():
                 raise DataValidationError(
                     f"Target {t.name!r}: variable {t.variable!r} has {int(np.isnan(y).sum())} missing values "
-                    "among the records the target covers; expected none."
+                    "among the records the target covers; expected none (give them a value first, e.g. 0 where "
+                    "the variable does not apply, or filter the target to the records that have one)."
                 )
             if not np.isfinite(y).all():
                 raise DataValidationError(

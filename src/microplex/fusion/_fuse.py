@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,9 +116,18 @@ class FusionResult:
 
 
 def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
-    keep = frame[columns].notna().all(axis=1)
+    """The records of ``frame`` with every one of ``columns`` observed. Leaving the others out is said in a
+    warning, naming the columns and counts: where a value is missing because the variable does not apply (hours of
+    those not working), the model fitted on the rest imputes it for every base record."""
+    observed = frame[columns].notna()
+    keep = observed.all(axis=1)
     if not keep.all():
-        logger.info("Source %r: %d records with missing values in %s are not used.", source, int((~keep).sum()), columns)
+        counts = {c: int(n) for c, n in (~observed).sum().items() if n}
+        warnings.warn(
+            f"Source {source!r}: {int((~keep).sum()):,} of {len(frame):,} records miss values of {counts} and are not "
+            "used by fuse; where a variable does not apply to them, fuse imputes it for base records it may not "
+            "apply to either. Fit a Synthesizer on that source (a numeric target's missing values are a state of "
+            "their own) or give them a value first.", UserWarning, stacklevel=3)
     return frame.loc[keep]
 
 
