@@ -74,14 +74,11 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
 
 
 def _missing_modelled(column: pd.Series, model: Mapping[str, Any]) -> bool:
-    """Whether the model fits ``column``'s missing values as a state of their own (a numeric target that is not
-    categorical, without DP: see :class:`~microplex.synthesis.transforms.ContinuousEncoder`), so that
-    ``dropna`` keeps its rows: dropping them dropped every record a variable does not apply to (acs12's
-    ``hrs_work`` is missing for the 52% not working)."""
-    from .synthesis.schema import infer_kind
-
-    return (column.name in model.get("targets", []) and "epsilon" not in model
-            and column.name not in model.get("categorical", []) and infer_kind(column, role="target") != "categorical")
+    """Whether the model fits ``column``'s missing values as a state of their own (a target, without DP: see
+    :class:`~microplex.synthesis.transforms.ContinuousEncoder`), so that ``dropna`` keeps its rows: dropping
+    them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52% not
+    working)."""
+    return column.name in model.get("targets", []) and "epsilon" not in model
 
 
 def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
                           missing_as_nan)
-from .schema import MAX_CATEGORICAL_INTEGER_LEVELS, VariableSpec, infer_kind
+from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ class _Fitting:
         check_effective_size(w, weight_col)
         dtypes = {name: str(data[name].dtype) for name in targets}
         missing = [n for n in targets if data[n].isna().any()]
-        given, data = data, missing_as_nan(data, missing)  # kinds are inferred from the dtypes given (Int64 is integer)
+        # kinds are inferred from the dtypes given (Int64 is integer); numeric columns' NA read as NaN
+        given, data = data, missing_as_nan(data, missing)
         for name in missing:
             if not (data[name].notna().to_numpy() & (w > 0)).any():
                 raise DataValidationError(
@@ -119,12 +120,6 @@ class _Fitting:
                 kind = schema.get(name, VariableSpec()).kind or infer_kind(given[name], role=role)
                 if role == "condition" and kind == "integer":
                     kind = "continuous"
-                if kind == "categorical" and name in missing:
-                    raise DataValidationError(
-                        f"Target column {name!r} is categorical (at most {MAX_CATEGORICAL_INTEGER_LEVELS} integer "
-                        f"values, or declared so) and has {int(data[name].isna().sum())} missing values, which "
-                        "microplex models in numeric targets only: give them a value of their own (e.g. "
-                        f"data[{name!r}].fillna(-1)), or declare the column VariableSpec(kind='integer').")
                 self.kinds_[name] = kind
             self.dtypes_ = dtypes
             self.n_features_in_ = len(conditions)
@@ -133,8 +128,8 @@ class _Fitting:
                 data, w, getattr(self, "_known_categories", None))
             self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
             for name in targets:
-                if self.kinds_[name] == "categorical":
-                    self.encoders_[name] = CategoricalEncoder(name).fit(data[name])
+                if self.kinds_[name] == "categorical":  # the column as given (pandas' NA, not NaN)
+                    self.encoders_[name] = CategoricalEncoder(name).fit(given[name])
                 else:
                     enc = ContinuousEncoder(name, integer=self.kinds_[name] == "integer")
                     x = data[name].to_numpy(float)

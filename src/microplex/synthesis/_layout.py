@@ -78,7 +78,7 @@ class _Layout:
         self.heap_vars_ = [n for n in self.continuous_vars_ if self.encoders_[n].heaps]
         continuous = {n: e for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)}
         self.point_masses_ = {n: tuple(e.point_masses) for n, e in continuous.items()}
-        self.missing_vars_ = [n for n, e in continuous.items() if e.missing]  # missing values: a state of their own
+        self.missing_vars_ = [n for n, e in self.encoders_.items() if e.missing]  # missing values: a state of their own
         self.heaps_ = {n: tuple(e.heaps) for n, e in continuous.items()}
         self.rounded_vars_ = [n for n in self.continuous_vars_ if self.encoders_[n].rounding is not None]
         self.rounding_ = {n: self.encoders_[n].rounding.to_dict() for n in self.rounded_vars_}

@@ -227,10 +227,13 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         if types[n] != expected:
             raise f.fail(f"encoder_types.{n}", repr(expected), types[n])
         if expected == "CategoricalEncoder":
-            ordered = isinstance(encoders[n], dict) and "ordered" in encoders[n]
-            levels = isinstance(encoders[n], dict) and "levels" in encoders[n]
-            enc = f.mapping(encoders[n], f"encoders.{n}",
-                            ("name", "categories") + ("ordered",) * ordered + ("levels",) * levels)
+            ordered, levels, missing = (isinstance(encoders[n], dict) and k in encoders[n]
+                                        for k in ("ordered", "levels", "missing"))
+            enc = f.mapping(encoders[n], f"encoders.{n}", ("name", "categories") + ("ordered",) * ordered
+                            + ("levels",) * levels + ("missing",) * missing)
+            if missing and (enc["missing"] is not True or private):  # missing values: a state (never with DP)
+                raise f.fail(f"encoders.{n}.missing", "true, in a model fitted without differential privacy",
+                             enc["missing"])
             f.scalars(enc["categories"], f"encoders.{n}.categories")
             if "ordered" in enc and (enc["ordered"] is not True or meta["dtypes"][n] != "category"):
                 raise f.fail(f"encoders.{n}.ordered", "true, for a target of dtype 'category' (or no such key)",

@@ -64,9 +64,10 @@ def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RE
 
 
 def missing_as_nan(data: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """``data`` with pandas' NA in the nullable numeric columns ``names`` (``Int64``, ``Float64``) as NaN, in
+    """``data`` with pandas' NA in those of the columns ``names`` that are nullable numbers (``Int64``, ``Float64``) as NaN, in
     float64 columns (the encoders read floats; ``to_numpy(float)`` refuses NA); ``data`` itself when none has."""
-    nullable = [n for n in names if isinstance(data[n].dtype, pd.api.extensions.ExtensionDtype) and data[n].isna().any()]
+    nullable = [n for n in names if isinstance(data[n].dtype, pd.api.extensions.ExtensionDtype) and data[n].isna().any()
+                and pd.api.types.is_numeric_dtype(data[n].dtype) and not pd.api.types.is_bool_dtype(data[n].dtype)]
     return data.assign(**{n: data[n].to_numpy(float, na_value=np.nan) for n in nullable}) if nullable else data
 
 
@@ -74,8 +75,7 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
     """Checks that a column holds values microplex can model, naming it otherwise.
 
     Refused: datetime, timedelta, period, interval and complex dtypes; missing values (unless
-    ``missing`` and the column is numeric: a target's missing values are a state of their own) and
-    infinite ones; object or category columns whose values are not all of one scalar type among
+    ``missing``: a target's missing values are a state of their own) and infinite ones; object or category columns whose values are not all of one scalar type among
     str, bool, int and float (lists, bytes, dates, a mix of strings and numbers).
     """
     dtype = series.dtype
@@ -93,19 +93,19 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
         )
     bad = series.isna().to_numpy(bool)
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-    if numeric and missing:
-        infinite = np.isinf(series.to_numpy(float, na_value=np.nan))
+    if missing:
+        infinite = np.isinf(series.to_numpy(float, na_value=np.nan)) if numeric else bad & False
         if infinite.any():
             raise DataValidationError(f"{label} has {int(infinite.sum())} infinite values; microplex does not model "
                                       "them: drop those rows or give them finite values first.")
-        bad = np.zeros(len(series), dtype=bool)
+        series, bad = series.dropna(), np.zeros(len(series), dtype=bool)  # the values given are checked below
     elif numeric and not bad.any():
         bad = ~np.isfinite(series.to_numpy(float))
     if bad.any():
         raise DataValidationError(
             f"{label} has {int(bad.sum())} missing or infinite values; microplex models missing values in the "
-            "numeric targets of a fit without differential privacy only (a state of their own), not in conditions, "
-            "text targets or a DP fit: drop or impute those rows first."
+            "targets of a fit without differential privacy only (a state of their own), not in conditions or a DP "
+            "fit: drop or impute those rows first."
         )
     if dtype == object or isinstance(dtype, pd.CategoricalDtype):
         values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)

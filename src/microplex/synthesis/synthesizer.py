@@ -173,8 +173,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     heaps_ : dict of str to tuple of float
         Heaps of every continuous or integer target (empty when it has none).
     missing_vars_ : list of str
-        The numeric targets with missing values in training: their missing values are a state of
-        their own, drawn as NaN (docs/synthesis.md, "Missing values").
+        The targets with missing values in training: their missing values are a state of their
+        own, drawn as the column's missing value (docs/synthesis.md, "Missing values").
     rounding_ : dict of str to dict
         Per continuous or integer target with a rounding grid (``rounding``): its bands, each
         with its decimal levels (``None``: none, the flow's value) and their shares.
@@ -288,9 +288,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Parameters
         ----------
         data : DataFrame
-            Training records with every target and condition column. A numeric target's missing
-            values are modelled (a state of their own; not with ``epsilon``); a condition's, or a
-            text or categorical target's, are refused.
+            Training records with every target and condition column. A target's missing values are
+            modelled (a state of their own; not with ``epsilon``); a condition's are refused.
         weight_col : str, default=None
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None

@@ -418,16 +418,22 @@ class CategoricalEncoder:
     them: the draws' dtype is then the training column's, with the same codes per label (they came
     back with the categories seen only, sorted, so ``.cat.codes`` gave other numbers for the same
     label and real and synthetic records concatenated to text).
+
+    Missing values (NaN, None, pandas' NA) are one more state after the categories (``missing``),
+    drawn as a missing value of the column's dtype.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.ordered = False
+        #: Whether missing values are a state of their own (the last one).
+        self.missing = False
         #: The training column's categorical dtype's categories, when they differ from ``categories``.
         self.levels: list[Any] | None = None
 
     def fit(self, x: pd.Series) -> CategoricalEncoder:
-        self.categories = sorted_categories(pd.unique(x).tolist())
+        self.missing = bool(x.isna().any())
+        self.categories = sorted_categories(pd.unique(x.dropna()).tolist())
         order = in_dtype_order(x.dtype, self.categories)
         self.ordered = order is not None
         if order is not None:
@@ -451,14 +457,18 @@ class CategoricalEncoder:
 
     @property
     def n_states(self) -> int:
-        return len(self.categories)
+        return len(self.categories) + int(self.missing)
 
     def states(self, x: pd.Series) -> np.ndarray:
-        """Category codes, shape (N,); ``-1`` for categories not seen in training."""
-        return category_codes(x, self.categories)
+        """Category codes, shape (N,); ``-1`` for categories not seen in training (and for missing values
+        without a missing state), ``len(categories)`` for missing values with one."""
+        codes = category_codes(x, self.categories)
+        if self.missing:
+            codes[pd.isna(pd.Series(x, dtype=object)).to_numpy(bool)] = len(self.categories)
+        return codes
 
     def decode(self, state: np.ndarray) -> np.ndarray:
-        return np.asarray(self.categories, dtype=object)[state]
+        return np.asarray(self.categories + [np.nan] * int(self.missing), dtype=object)[state]
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "categories": [to_python(v) for v in self.categories]}
@@ -466,6 +476,8 @@ class CategoricalEncoder:
             d["ordered"] = True
         if self.levels is not None:  # absent unless they differ: other files stay as they were
             d["levels"] = [to_python(v) for v in self.levels]
+        if self.missing:  # absent without missing values: other files stay as they were
+            d["missing"] = True
         return d
 
     @classmethod
@@ -474,6 +486,7 @@ class CategoricalEncoder:
         enc.categories = list(d["categories"])
         enc.ordered = d.get("ordered", False) is True
         enc.levels = list(d["levels"]) if d.get("levels") is not None else None
+        enc.missing = d.get("missing", False) is True
         return enc
 
 
