@@ -68,8 +68,14 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
                                       f"{label}{columns_hint(missing, df.columns)}.")
     if src.get("dropna", True):
         needed = [c for c in model_columns if c in df.columns and not _missing_modelled(df[c], model)]
-        df = (households.dropna(df, config, needed) if households.is_households(config)
-              else df.dropna(subset=needed)).reset_index(drop=True)
+        if households.is_households(config):
+            df = households.dropna(df, config, needed)
+        elif needed:  # said in a warning, with the counts (R's "observations deleted due to missingness")
+            from .synthesis._validation import complete_rows
+
+            df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): a condition's missing "
+                               "values, and any with differential privacy, are not modelled.")
+        df = df.reset_index(drop=True)
     return df
 
 

@@ -181,7 +181,9 @@ def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path
     config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "acs", "path": "acs.parquet"}],
               "model": {"targets": ["hrs_work", "income"], "conditions": ["age", "gender"], "epochs": 3, "holdout": 0.1},
               "generate": {"n": 2000}}
-    run_pipeline(config, progress=False)
+    with pytest.warns(UserWarning, match=r"Source 'acs' \(acs.parquet\): 10 of 600 records miss values of "
+                                         r"\{'age': 10\} and are dropped \('dropna', default true\)"):
+        run_pipeline(config, progress=False)
     out = tmp_path / "out"
     kept = pd.concat([pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "holdout.parquet")])
     assert len(kept) == 590 and kept["age"].notna().all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,8 @@ from .._random import holdout_split, int_seed
 from .._stats import unseen_categories
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
-from ..synthesis._validation import check_allocation, check_column, check_numbers_as_text, check_reserved
+from ..synthesis._validation import (check_allocation, check_column, check_numbers_as_text, check_reserved,
+                                     complete_rows)
 from ._plan import DIFFERENCE_THRESHOLD, FusionStep, _plan, _resolve  # noqa: F401 - re-exported
 from ._source import Source, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
@@ -116,19 +116,13 @@ class FusionResult:
 
 
 def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
-    """The records of ``frame`` with every one of ``columns`` observed. Leaving the others out is said in a
-    warning, naming the columns and counts: where a value is missing because the variable does not apply (hours of
-    those not working), the model fitted on the rest imputes it for every base record."""
-    observed = frame[columns].notna()
-    keep = observed.all(axis=1)
-    if not keep.all():
-        counts = {c: int(n) for c, n in (~observed).sum().items() if n}
-        warnings.warn(
-            f"Source {source!r}: {int((~keep).sum()):,} of {len(frame):,} records miss values of {counts} and are not "
-            "used by fuse; where a variable does not apply to them, fuse imputes it for base records it may not "
-            "apply to either. Fit a Synthesizer on that source (a numeric target's missing values are a state of "
-            "their own) or give them a value first.", UserWarning, stacklevel=3)
-    return frame.loc[keep]
+    """The records with every one of ``columns`` observed, the others left out with a warning: where a value is
+    missing because the variable does not apply (hours of those not working), the model fitted on the rest
+    imputes it for every base record."""
+    return complete_rows(frame, columns, f"Source {source!r}", (
+        "are not used by fuse; where a variable does not apply to them, fuse imputes it for base records it may "
+        "not apply to either. Fit a Synthesizer on that source (a target's missing values are a state of their "
+        "own) or give them a value first."))
 
 
 def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[str, Any]:

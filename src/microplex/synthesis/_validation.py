@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,19 +65,34 @@ def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RE
 
 
 def missing_as_nan(data: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """``data`` with pandas' NA in those of the columns ``names`` that are nullable numbers (``Int64``, ``Float64``) as NaN, in
-    float64 columns (the encoders read floats; ``to_numpy(float)`` refuses NA); ``data`` itself when none has."""
+    """``data`` with pandas' NA in those of the columns ``names`` that are nullable numbers (``Int64``,
+    ``Float64``) as NaN, in float64 columns (the encoders read floats; ``to_numpy(float)`` refuses NA);
+    ``data`` itself when none has."""
     nullable = [n for n in names if isinstance(data[n].dtype, pd.api.extensions.ExtensionDtype) and data[n].isna().any()
                 and pd.api.types.is_numeric_dtype(data[n].dtype) and not pd.api.types.is_bool_dtype(data[n].dtype)]
     return data.assign(**{n: data[n].to_numpy(float, na_value=np.nan) for n in nullable}) if nullable else data
+
+
+def complete_rows(frame: pd.DataFrame, columns: Sequence[str], who: str, consequence: str) -> pd.DataFrame:
+    """The records of ``frame`` with every one of ``columns`` observed; leaving the others out is said in a
+    ``UserWarning`` naming ``who`` (the source), the columns and the counts, then ``consequence`` (what that means
+    for the result), as R's ``lm`` says "observations deleted due to missingness"."""
+    observed = frame[list(columns)].notna()
+    keep = observed.all(axis=1)
+    if not keep.all():
+        counts = {c: int(n) for c, n in (~observed).sum().items() if n}
+        warnings.warn(f"{who}: {int((~keep).sum()):,} of {len(frame):,} records miss values of {counts} and "
+                      f"{consequence}", UserWarning, stacklevel=3)
+    return frame.loc[keep]
 
 
 def check_column(series: pd.Series, name: str, role: str, *, missing: bool = False) -> None:
     """Checks that a column holds values microplex can model, naming it otherwise.
 
     Refused: datetime, timedelta, period, interval and complex dtypes; missing values (unless
-    ``missing``: a target's missing values are a state of their own) and infinite ones; object or category columns whose values are not all of one scalar type among
-    str, bool, int and float (lists, bytes, dates, a mix of strings and numbers).
+    ``missing``: a target's missing values are a state of their own) and infinite ones; object or
+    category columns whose values are not all of one scalar type among str, bool, int and float
+    (lists, bytes, dates, a mix of strings and numbers).
     """
     dtype = series.dtype
     label = f"{role[:1].upper() + role[1:]} column {name!r}"
@@ -94,7 +110,7 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
     bad = series.isna().to_numpy(bool)
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
     if missing:
-        infinite = np.isinf(series.to_numpy(float, na_value=np.nan)) if numeric else bad & False
+        infinite = np.isinf(series.to_numpy(float, na_value=np.nan)) if numeric else np.zeros(len(series), bool)
         if infinite.any():
             raise DataValidationError(f"{label} has {int(infinite.sum())} infinite values; microplex does not model "
                                       "them: drop those rows or give them finite values first.")
