@@ -73,8 +73,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         elif needed:  # said in a warning, with the counts (R's "observations deleted due to missingness")
             from .synthesis._validation import complete_rows
 
-            df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): a condition's missing "
-                               "values, and any with differential privacy, are not modelled.")
+            df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): "
+                               "a condition's missing values, and any with differential privacy, are not modelled.")
         df = df.reset_index(drop=True)
     return df
 

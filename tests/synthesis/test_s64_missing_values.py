@@ -211,3 +211,37 @@ def test_fuse_warns_when_it_leaves_out_donor_records_with_missing_values(acs):
                                          rf"\{{'hrs_work': {n_missing}\}} and are not used by fuse"):
         fuse([Source(base, "base"), Source(donor.reset_index(drop=True), "donor")], base="base", holdout_fraction=0,
              synthesizer_params={"epochs": 1})
+
+
+def _text_target_model():
+    rng = np.random.default_rng(5)
+    tenure = pd.Series(np.where(rng.random(400) < 0.3, None, rng.choice(["own", "rent"], 400)), dtype=object)
+    df = pd.DataFrame({"tenure": tenure, "age": rng.integers(20, 70, 400)})
+    return Synthesizer(["tenure"], ["age"], epochs=1, verbose=False).fit(df, seed=0)
+
+
+def test_a_tampered_missing_flag_of_a_categorical_target_is_refused(tmp_path):
+    synth = _text_target_model()
+    synth.save(tmp_path / "m.mpx")
+    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(parts["metadata.json"])
+    assert meta["encoders"]["tenure"]["missing"] is True
+    meta["encoders"]["tenure"]["missing"] = "yes"
+    parts["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(tmp_path / "t.mpx", "w") as z:
+        for n, data in parts.items():
+            z.writestr(n, data)
+    with pytest.raises(DataValidationError, match=r"encoders\.tenure\.missing"):
+        Synthesizer.load(tmp_path / "t.mpx")
+
+
+def test_missing_values_stream_to_a_dataset(tmp_path):
+    """Streamed generation writes the missing values as nulls, block after block (a block may hold none)."""
+    from microplex.scale import generate_dataset
+
+    synth = _text_target_model()
+    generate_dataset(synth, n=3000, path=tmp_path / "pop", rows_per_file=500, seed=0, progress=False)
+    pop = pd.read_parquet(tmp_path / "pop")
+    assert len(pop) == 3000 and 0.2 < pop["tenure"].isna().mean() < 0.4
+    assert set(pop["tenure"].dropna()) == {"own", "rent"}
