@@ -402,7 +402,7 @@ _MODEL = '[model]\ntargets = ["re78"]\nconditions = ["age"]\nepochs = 1\n[genera
          "'model.targets' parameter"),
         ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = {a = {b = 1}}\n").encode(), "'evaluate.report' setting"),
         ("p.toml", (_SOURCE + "rename = {age = 3}\n" + _MODEL).encode(), r"'sources\[1\].rename' setting"),
-        ("p.toml", (_SOURCE + 'dropna = "yes"\n' + _MODEL).encode(), r"'sources\[1\].dropna' parameter must be a bool"),
+        ("p.toml", (_SOURCE + 'dropna = "yes"\n' + _MODEL).encode(), r"'sources\[1\].dropna' setting must be true, false or a non-empty list of column names"),
         ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = \"../../escaped.html\"\n").encode(),
          "relative to the output folder"),
         ("p.toml", (_SOURCE + _MODEL + "[evaluate]\nreport = \"/tmp/escaped.html\"\n").encode(),

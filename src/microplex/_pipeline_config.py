@@ -125,6 +125,19 @@ def _stratify(value: Any, name: str) -> str | list[str]:
     return _text(value, name) if isinstance(value, str) else check_names(value, name, allow_empty=False)
 
 
+def _dropna(value: Any, name: str) -> bool | list[str]:
+    """``[[sources]] dropna``: true (rows missing a value the model does not draw), false, or a list of columns
+    whose missing values drop their rows too (a target's, which the model would draw)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return check_names(value, name, allow_empty=False)
+    except DataValidationError:
+        raise DataValidationError(
+            f"The {name!r} setting must be true, false or a non-empty list of column names. Got {_got(value)} "
+            "instead.") from None
+
+
 def _hidden(value: Any, name: str) -> list[int]:
     if not isinstance(value, list | tuple) or not value:
         raise DataValidationError(f"The {name!r} parameter must be a non-empty list of ints in [1, 65536]. "
@@ -204,7 +217,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "calibrate": "calibrate", "sparsify": "sparsify", "evaluate": "evaluate",
     },
     "sources": {"name": _text, "path": _text, "weight": _text, "rename": _rename, "columns": _names(False),
-                "dropna": check_bool, "combine": _combine},
+                "dropna": _dropna, "combine": _combine},
     "fuse": {"base": _text, "shared": _names(False), "n_imputations": _int(1, 1000), "synthesizer": "synthesizer"},
     "synthesizer": SYNTHESIZER,
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),

@@ -66,8 +66,15 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         if missing:
             raise DataValidationError(f"The model columns {missing} are not columns of "
                                       f"{label}{columns_hint(missing, df.columns)}.")
-    if src.get("dropna", True):
+    dropna = src.get("dropna", True)
+    if isinstance(dropna, list):
+        absent = [c for c in dropna if c not in df.columns]
+        if absent:
+            raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
+                                      f"{label}{columns_hint(absent, df.columns)}.")
+    if dropna is not False:  # true, or a list of columns whose rows go too
         needed = [c for c in model_columns if c in df.columns and not _missing_modelled(df[c], model)]
+        needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
             df = households.dropna(df, config, needed)
         elif needed:  # said in a warning, with the counts (R's "observations deleted due to missingness")

@@ -190,6 +190,15 @@ def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path
     assert kept["hrs_work"].isna().sum() == data.loc[10:, "hrs_work"].isna().sum() > 200
     population = pd.read_parquet(out / "synthetic.parquet")
     assert 0.1 < population["hrs_work"].isna().mean() < 0.6  # before: none (3 epochs: the head is still learning)
+    # a list of columns drops the rows missing them too (a column a calibration target filters on)
+    listed = {**config, "output": "out2", "sources": [{**config["sources"][0], "dropna": ["hrs_work"]}],
+              "generate": {"n": 200}}
+    with pytest.warns(UserWarning, match=r"records miss values of \{'age': 10, 'hrs_work': \d+\} and are dropped"):
+        run_pipeline(listed, progress=False)
+    assert pd.read_parquet(tmp_path / "out2" / "train.parquet")["hrs_work"].notna().all()
+    with pytest.raises(DataValidationError, match=r"The 'dropna' columns \['hours'\] are not columns of source 'acs'"):
+        run_pipeline({**listed, "output": "out3", "sources": [{**config["sources"][0], "dropna": ["hours"]}]},
+                     progress=False)
     # with DP the model draws no missing state: those rows are dropped
     from microplex._pipeline_inputs import _source_frame
 
