@@ -81,7 +81,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
             from .synthesis._validation import complete_rows
 
             df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): "
-                               "a condition's missing values, and any with differential privacy, are not modelled.")
+                               "a pipeline keeps a target's missing values only, and none with differential privacy.")
         df = df.reset_index(drop=True)
     return df
 

@@ -112,7 +112,7 @@ def test_a_target_without_missing_values_writes_the_file_as_before(cps1):
 @pytest.mark.parametrize("frame, kwargs, message", [
     (lambda d: d.assign(age=d["age"].where(d.index % 7 > 0)), {},
      r"Condition column 'age' has \d+ missing or infinite values; microplex models missing values in the targets "
-     r"of a fit without differential privacy only"),
+     r"and the text or categorical conditions of a fit without differential privacy only, not in numeric conditions"),
     (lambda d: d.assign(re78=np.nan), {}, r"Target column 're78' has no value on the records of positive weight"),
     (lambda d: d.assign(re78=d["re78"].where(d.index % 4 > 0, np.inf)), {}, r"Target column 're78' has \d+ infinite values"),
 ])
@@ -165,7 +165,7 @@ def test_a_dp_fit_refuses_missing_values(cps1):
     data["re78"] = data["re78"].where(data.index % 5 > 0)
     synth = Synthesizer(["re78"], [], epsilon=1.0, delta=1e-5, public_bounds={"re78": (0.0, 30000.0)}, verbose=False)
     with pytest.raises(DataValidationError, match=r"Target column 're78' has \d+ missing or infinite values; .* not in "
-                                                  r"conditions or a DP fit"):
+                                                  r"numeric conditions or a DP fit"):
         synth.fit(data, seed=0)
 
 
@@ -254,3 +254,42 @@ def test_missing_values_stream_to_a_dataset(tmp_path):
     pop = pd.read_parquet(tmp_path / "pop")
     assert len(pop) == 3000 and 0.2 < pop["tenure"].isna().mean() < 0.4
     assert set(pop["tenure"].dropna()) == {"own", "rent"}
+
+
+def test_a_categorical_condition_keeps_its_missing_values(tmp_path, acs):
+    """acs12's `employment` is missing for a fifth of the records; as a condition it was refused (drop those rows).
+    Its missing values are now one more one-hot input: given at generate, resampled by sample, drawn by the
+    condition model; a numeric condition's are still refused, and a condition that had none in training refuses
+    them at generate."""
+    data = load_dataset("acs12")[["income", "employment", "age", "gender"]]  # income is missing with employment
+    assert 0.1 < data["employment"].isna().mean() < 0.3
+    synth = Synthesizer(["income"], ["employment", "age", "gender"], verbose=False).fit(data, seed=0)
+    assert synth.condition_encoder_.missing == ["employment"]
+    drawn = synth.generate(data[["employment", "age", "gender"]], seed=1)
+    zero = lambda f: (f["income"] == 0).groupby(f["employment"].isna()).mean()  # noqa: E731
+    assert abs(zero(drawn)[False] - zero(data)[False]) < 0.05 and drawn["employment"].isna().sum() == \
+        data["employment"].isna().sum()
+    resampled = synth.sample(2000, seed=2)
+    assert abs(resampled["employment"].isna().mean() - data["employment"].isna().mean()) < 0.04
+    synth.save(tmp_path / "m.mpx")
+    loaded = Synthesizer.load(tmp_path / "m.mpx")
+    pd.testing.assert_frame_equal(loaded.sample(300, seed=3), synth.sample(300, seed=3))
+    assert np.isfinite(loaded.log_prob(data.head(200))).all() and data.head(200)["employment"].isna().any()
+    with pytest.raises(DataValidationError, match="Condition column 'gender' has 1 missing"):
+        synth.generate(data[["employment", "age", "gender"]].head(5).assign(gender=[None, "male", "male", "f", "m"]))
+    # fully synthetic: the condition model draws the missing state at its share
+    full = Synthesizer(["income"], ["employment", "age"], condition_model=True, epochs=5, verbose=False)
+    share = full.fit(data, seed=0).sample(4000, seed=1)["employment"].isna().mean()
+    assert abs(share - data["employment"].isna().mean()) < 0.04
+    # an edited file is refused
+    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(parts["metadata.json"])
+    assert meta["condition_encoder"]["missing"] == ["employment"]
+    meta["condition_encoder"]["missing"] = ["age"]
+    parts["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(tmp_path / "t.mpx", "w") as z:
+        for n, blob in parts.items():
+            z.writestr(n, blob)
+    with pytest.raises(DataValidationError, match=r"condition_encoder\.missing"):
+        Synthesizer.load(tmp_path / "t.mpx")

@@ -19,6 +19,7 @@ from .._params import check_bool, check_float, check_int, check_names
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._checks import check_schema
 from ..synthesis._dp import DP_PARAMS
+from ..synthesis._validation import is_number
 from ._members import PREFIX
 
 if TYPE_CHECKING:
@@ -160,10 +161,6 @@ def check_params(hs: HouseholdSynthesizer) -> None:
 
 
 # -- column helpers of fit -------------------------------------------------------------
-def is_number(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
-
-
 def find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> str | None:
     """The first household variable equal to the number of person records in every household."""
     c = counts.to_numpy(float)

@@ -28,7 +28,7 @@ from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          missing_as_nan)
+                          is_number, missing_as_nan)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -56,9 +56,10 @@ class _Fitting:
         check_frame(data, targets + conditions + ([weight_col] if weight_col is not None else []), "data")
         w = check_weights(data, weight_col)
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
-            # a numeric target's missing values are a state of their own (not with DP: no mechanism counts them)
+            # a target's missing values are a state of their own, a text or categorical condition's a one-hot column
+            # (not with DP: no mechanism counts them)
             check_column(data[name], name, "target" if name in targets else "condition",
-                         missing=name in targets and p["dp"] is None)
+                         missing=p["dp"] is None and (name in targets or not is_number(data[name])))
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
             if name in targets:
                 check_padded_amounts(data[name], name)

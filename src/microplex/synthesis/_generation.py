@@ -51,8 +51,8 @@ class _Generation:
         cond = list(self.condition_vars)
         check_frame(conditions, cond, "conditions", allow_empty=True)
         check_unique_columns(conditions, list(self.target_vars), "conditions")
-        for name in cond:
-            check_column(conditions[name], name, "condition")
+        for name in cond:  # a categorical condition with missing values in training takes them here too
+            check_column(conditions[name], name, "condition", missing=name in self.condition_encoder_.missing)
         self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
         if hasattr(self, "condition_tree_"):  # a DP condition model of several conditions: no flow was trained
             return _dp_tree.draw_conditions(self, len(conditions), seed).set_axis(conditions.index)
@@ -113,7 +113,7 @@ class _Generation:
         check_frame(data, cols, "data", allow_empty=True)
         for name in cols:  # a missing value of a target the model has a missing state for is scored as that state
             check_column(data[name], name, "target" if name in self.target_vars else "condition",
-                         missing=name in self.missing_vars_)
+                         missing=name in self.missing_vars_ or name in self.condition_encoder_.missing)
         data = missing_as_nan(data, self.missing_vars_)
         for name in [n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)]:
             if not pd.api.types.is_numeric_dtype(data[name].dtype):

@@ -8,6 +8,7 @@ tables is checked against what :meth:`Synthesizer.save` writes, and a defect rai
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -249,8 +250,16 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
 
-    weightless = isinstance(meta["condition_encoder"], dict) and "weightless" in meta["condition_encoder"]
-    cond = f.mapping(meta["condition_encoder"], "condition_encoder", ("kinds", "stats") + ("weightless",) * weightless)
+    weightless, missing = (isinstance(meta["condition_encoder"], dict) and k in meta["condition_encoder"]
+                           for k in ("weightless", "missing"))
+    cond = f.mapping(meta["condition_encoder"], "condition_encoder",
+                     ("kinds", "stats") + ("weightless",) * weightless + ("missing",) * missing)
+    if missing:  # categorical conditions with a missing level (never with DP: no DP fit takes missing values)
+        names = cond["missing"]
+        if (private or not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
+                or not all(isinstance(n, str) and n in conditions and kinds[n] == "categorical" for n in names)):
+            raise f.fail("condition_encoder.missing", "a non-empty list of distinct categorical condition names, "
+                         "in a model fitted without differential privacy", names)
     ckinds = f.mapping(cond["kinds"], "condition_encoder.kinds")
     if list(ckinds) != list(conditions) or any(ckinds[n] != kinds[n] for n in conditions):
         raise f.fail("condition_encoder.kinds", f"the kinds of {conditions} in order", ckinds)
@@ -524,7 +533,7 @@ def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Te
 
 
 def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: dict[str, str],
-                           stats: dict[str, Any], label: str) -> None:
+                           stats: dict[str, Any], label: str, missing: Sequence[str] = ()) -> None:
     """Checks the training conditions and weights stored in ``conditions.parquet``."""
     where = f"{label} is not a valid Synthesizer model file: conditions.parquet"
     columns = list(table.columns)
@@ -538,11 +547,11 @@ def check_conditions_table(table: pd.DataFrame, conditions: list[str], kinds: di
     check_weights(w.to_numpy(float), len(w), f"{where}: column '__weight__'")
     for name in conditions:
         try:
-            check_column(table[name], name, "condition")
+            check_column(table[name], name, "condition", missing=name in missing)
         except DataValidationError as exc:
             raise DataValidationError(f"{where}: {exc}") from None
         if kinds[name] == "categorical":
-            if unseen_categories(table[name], stats[name]):
+            if unseen_categories(table[name].dropna(), stats[name]):
                 raise DataValidationError(f"{where}: column {name!r} holds categories its encoder does not know.")
         elif not pd.api.types.is_numeric_dtype(table[name].dtype):
             raise DataValidationError(f"{where}: column {name!r} must be numeric. Got {table[name].dtype} instead.")

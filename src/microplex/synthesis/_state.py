@@ -199,7 +199,8 @@ def restore_state(
     elif not nested and not p["dp"]:
         conditions = tables["conditions"].copy()
         _model_file.check_conditions_table(
-            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label)
+            conditions, p["condition_vars"], self.kinds_, self.condition_encoder_.stats, label,
+            self.condition_encoder_.missing)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
     if getattr(self, "_ranges", None) is not None or hasattr(self, "training_conditions_"):

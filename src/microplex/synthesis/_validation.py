@@ -64,6 +64,11 @@ def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RE
         )
 
 
+def is_number(series: pd.Series) -> bool:
+    """Whether ``series`` holds numbers (a numeric dtype other than bool)."""
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype)
+
+
 def missing_as_nan(data: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """``data`` with pandas' NA in those of the columns ``names`` that are nullable numbers (``Int64``,
     ``Float64``) as NaN, in float64 columns (the encoders read floats; ``to_numpy(float)`` refuses NA);
@@ -120,8 +125,8 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
     if bad.any():
         raise DataValidationError(
             f"{label} has {int(bad.sum())} missing or infinite values; microplex models missing values in the "
-            "targets of a fit without differential privacy only (a state of their own), not in conditions or a DP "
-            "fit: drop or impute those rows first."
+            "targets and the text or categorical conditions of a fit without differential privacy only, not in "
+            "numeric conditions or a DP fit: drop or impute those rows first."
         )
     if dtype == object or isinstance(dtype, pd.CategoricalDtype):
         values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)

@@ -289,7 +289,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ----------
         data : DataFrame
             Training records with every target and condition column. A target's missing values are
-            modelled (a state of their own; not with ``epsilon``); a condition's are refused.
+            modelled (a state of their own; not with ``epsilon``), and so are a text or categorical
+            condition's (an input of their own); a numeric condition's are refused.
         weight_col : str, default=None
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None

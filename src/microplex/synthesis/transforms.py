@@ -497,11 +497,15 @@ class ConditionEncoder:
     weight 0 hold: the networks never learnt from them (their one-hot input keeps its initial
     weights), so :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob` warn about rows that
     hold them (:meth:`weightless_rows`), as about numeric conditions beyond their training range.
+
+    ``missing`` names the categorical conditions with missing values in training: a missing value is
+    one more one-hot column after the categories (a numeric condition's missing values are refused).
     """
 
     def __init__(self, kinds: dict[str, str]) -> None:
         self.kinds = dict(kinds)
         self.weightless: dict[str, list[Any]] = {}
+        self.missing: list[str] = []
 
     def fit(self, df: pd.DataFrame, w: np.ndarray, known: Mapping[str, Sequence[Any]] | None = None) -> ConditionEncoder:
         """Fits the statistics to ``df`` with weights ``w``; ``known`` adds, per categorical condition, categories
@@ -509,14 +513,16 @@ class ConditionEncoder:
         know every region, also one that only one-person households hold)."""
         self.stats: dict[str, Any] = {}
         self.weightless = {}
+        self.missing = [n for n, kind in self.kinds.items() if kind == "categorical" and df[n].isna().any()]
         for name, kind in self.kinds.items():
             if kind == "categorical":
-                values = pd.unique(df[name]).tolist()
+                values = pd.unique(df[name].dropna()).tolist()
                 if known and name in known:
                     values = pd.unique(pd.Series([*values, *known[name]], dtype=object)).tolist()
                 cats = sorted_categories(values)
                 self.stats[name] = cats
-                held = np.bincount(category_codes(df[name], cats)[np.asarray(w) > 0], minlength=len(cats)) > 0
+                codes = category_codes(df[name], cats)[np.asarray(w) > 0]
+                held = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0
                 if not held.all():
                     self.weightless[name] = [c for c, h in zip(cats, held, strict=True) if not h]
             else:
@@ -534,7 +540,7 @@ class ConditionEncoder:
 
     @property
     def n_features(self) -> int:
-        return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items())
+        return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items()) + len(self.missing)
 
     def weightless_rows(self, df: pd.DataFrame) -> dict[str, tuple[int, list[Any]]]:
         """Per categorical condition, the rows of ``df`` that hold a category only training records of
@@ -561,6 +567,9 @@ class ConditionEncoder:
             if kind == "categorical":
                 cats = self.stats[name]
                 codes = category_codes(df[name], cats)
+                width = len(cats) + (name in self.missing)
+                if name in self.missing:  # a missing value: the column after the categories
+                    codes[df[name].isna().to_numpy(bool)] = len(cats)
                 if (codes < 0).any():
                     # the values themselves, not their str(): 'True' (str) and True (bool) read alike
                     unseen = sorted({to_python(v) for v in df[name][codes < 0].unique()}, key=str)[:5]
@@ -572,7 +581,7 @@ class ConditionEncoder:
                            f"{type(to_python(cats[0])).__name__} in training): convert the column first."
                            if alike else "")
                     )
-                block = np.zeros((len(df), len(cats)), dtype=np.float32)
+                block = np.zeros((len(df), width), dtype=np.float32)
                 block[np.arange(len(df)), codes] = 1.0
             else:
                 mean, std = self.stats[name]
@@ -590,6 +599,8 @@ class ConditionEncoder:
         d = {"kinds": self.kinds, "stats": stats}
         if self.weightless:  # absent unless some category has only records of weight 0: other files unchanged
             d["weightless"] = {n: [to_python(v) for v in levels] for n, levels in self.weightless.items()}
+        if self.missing:  # absent unless a categorical condition has missing values: other files unchanged
+            d["missing"] = list(self.missing)
         return d
 
     @classmethod
@@ -597,6 +608,7 @@ class ConditionEncoder:
         enc = cls(d["kinds"])
         enc.stats = {n: (list(s) if enc.kinds[n] == "categorical" else tuple(s)) for n, s in d["stats"].items()}
         enc.weightless = {n: list(levels) for n, levels in (d.get("weightless") or {}).items()}
+        enc.missing = list(d.get("missing") or [])
         return enc
 
 
