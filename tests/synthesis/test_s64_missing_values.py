@@ -293,3 +293,14 @@ def test_a_categorical_condition_keeps_its_missing_values(tmp_path, acs):
             z.writestr(n, blob)
     with pytest.raises(DataValidationError, match=r"condition_encoder\.missing"):
         Synthesizer.load(tmp_path / "t.mpx")
+
+
+def test_a_column_the_model_draws_missing_cannot_partition_a_dataset(tmp_path):
+    """pandas cannot read back a hive dataset partitioned by a column with missing values ("Cannot yet unify
+    dictionaries with nulls"): partitioning by a target the model draws missing is refused before writing."""
+    from microplex.scale import generate_dataset
+
+    synth = _text_target_model()
+    with pytest.raises(DataValidationError, match=r"Partition column 'tenure' may hold missing values"):
+        generate_dataset(synth, n=100, path=tmp_path / "pop", partition_by=["tenure"], progress=False)
+    assert not (tmp_path / "pop").exists()

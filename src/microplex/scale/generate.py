@@ -125,7 +125,21 @@ def _check_args(
                 f"Partition column {c!r} is missing in every row: a dataset partitioned only by missing values "
                 "cannot be read back (pyarrow cannot infer its type). Leave it out of partition_by."
             )
+        if _may_be_missing(synth, c):
+            raise DataValidationError(
+                f"Partition column {c!r} may hold missing values (the model draws them as a state of their own): "
+                "pandas cannot read a dataset partitioned by a column with missing values back ('Cannot yet unify "
+                "dictionaries with nulls'). Leave it out of partition_by, or give its missing values a value of "
+                "their own before fitting."
+            )
     return int(n), parts
+
+
+def _may_be_missing(synth: Any, col: str) -> bool:
+    """Whether the model may draw, or resample, missing values of the column ``col``: a target with a missing
+    state, or a categorical condition with missing values in training."""
+    encoder = getattr(synth, "condition_encoder_", None)
+    return col in getattr(synth, "missing_vars_", ()) or col in getattr(encoder, "missing", ())
 
 
 def _all_missing(source: ConditionSource, col: str, n: int) -> bool:
