@@ -9,9 +9,10 @@ encoder, modelled jointly with the point masses of the other targets and given t
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,19 +71,24 @@ def test_a_model_with_missing_values_saves_loads_and_scores(tmp_path, acs, fitte
     assert meta["encoders"]["hrs_work"]["missing"] is True and "missing" not in meta["encoders"]["income"]
 
 
+def _edited(model: Path, out: Path, edit: Callable[[dict], None]) -> dict:
+    """Writes ``model`` to ``out`` with its metadata passed through ``edit``; returns the metadata as saved."""
+    with zipfile.ZipFile(model) as z:
+        parts = {n: z.read(n) for n in z.namelist()}
+    saved = json.loads(parts["metadata.json"])
+    meta = json.loads(parts["metadata.json"])
+    edit(meta)
+    parts["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(out, "w") as z:
+        for n, blob in parts.items():
+            z.writestr(n, blob)
+    return saved
+
+
 @pytest.mark.parametrize("value", [False, "yes", 1])
 def test_a_tampered_missing_flag_is_refused(tmp_path, fitted, value):
     fitted.save(tmp_path / "m.mpx")
-    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
-        parts = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(parts["metadata.json"])
-    meta["encoders"]["hrs_work"]["missing"] = value
-    parts["metadata.json"] = json.dumps(meta).encode()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for n, data in parts.items():
-            z.writestr(n, data)
-    (tmp_path / "t.mpx").write_bytes(buf.getvalue())
+    _edited(tmp_path / "m.mpx", tmp_path / "t.mpx", lambda m: m["encoders"]["hrs_work"].update(missing=value))
     with pytest.raises(DataValidationError, match=r"encoders\.hrs_work\.missing"):
         Synthesizer.load(tmp_path / "t.mpx")
 
@@ -232,15 +238,8 @@ def _text_target_model():
 def test_a_tampered_missing_flag_of_a_categorical_target_is_refused(tmp_path):
     synth = _text_target_model()
     synth.save(tmp_path / "m.mpx")
-    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
-        parts = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(parts["metadata.json"])
-    assert meta["encoders"]["tenure"]["missing"] is True
-    meta["encoders"]["tenure"]["missing"] = "yes"
-    parts["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "t.mpx", "w") as z:
-        for n, data in parts.items():
-            z.writestr(n, data)
+    saved = _edited(tmp_path / "m.mpx", tmp_path / "t.mpx", lambda m: m["encoders"]["tenure"].update(missing="yes"))
+    assert saved["encoders"]["tenure"]["missing"] is True
     with pytest.raises(DataValidationError, match=r"encoders\.tenure\.missing"):
         Synthesizer.load(tmp_path / "t.mpx")
 
@@ -282,15 +281,9 @@ def test_a_categorical_condition_keeps_its_missing_values(tmp_path, acs):
     share = full.fit(data, seed=0).sample(4000, seed=1)["employment"].isna().mean()
     assert abs(share - data["employment"].isna().mean()) < 0.04
     # an edited file is refused
-    with zipfile.ZipFile(tmp_path / "m.mpx") as z:
-        parts = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(parts["metadata.json"])
-    assert meta["condition_encoder"]["missing"] == ["employment"]
-    meta["condition_encoder"]["missing"] = ["age"]
-    parts["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(tmp_path / "t.mpx", "w") as z:
-        for n, blob in parts.items():
-            z.writestr(n, blob)
+    saved = _edited(tmp_path / "m.mpx", tmp_path / "t.mpx",
+                    lambda m: m["condition_encoder"].update(missing=["age"]))
+    assert saved["condition_encoder"]["missing"] == ["employment"]
     with pytest.raises(DataValidationError, match=r"condition_encoder\.missing"):
         Synthesizer.load(tmp_path / "t.mpx")
 
