@@ -73,7 +73,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
             raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
                                       f"{label}{columns_hint(absent, df.columns)}.")
     if dropna is not False:  # true, or a list of columns whose rows go too
-        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(df[c], model)]
+        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, model)]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
             df = households.dropna(df, config, needed)
@@ -86,12 +86,12 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
     return df
 
 
-def _missing_modelled(column: pd.Series, model: Mapping[str, Any]) -> bool:
-    """Whether the model fits ``column``'s missing values as a state of their own (a target, without DP: see
+def _missing_modelled(column: str, model: Mapping[str, Any]) -> bool:
+    """Whether the model fits the missing values of the column ``column`` as a state of their own (a target, without DP: see
     :class:`~microplex.synthesis.transforms.ContinuousEncoder`), so that ``dropna`` keeps its rows: dropping
     them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52% not
     working)."""
-    return column.name in model.get("targets", []) and "epsilon" not in model
+    return column in model.get("targets", []) and "epsilon" not in model
 
 
 def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> pd.DataFrame:

@@ -68,15 +68,8 @@ class _Generation:
         finally:
             torch.set_num_threads(previous)
         for name in self.target_vars:
+            # every draw was checked finite (or NaN in a missing state) as it was decoded (_decode)
             values = np.concatenate(pieces[name]) if pieces[name] else np.array([])
-            bad = ~np.isfinite(values) if self.kinds_[name] != "categorical" else None
-            if bad is not None and name in self.missing_vars_:
-                bad &= ~np.isnan(values)  # NaN: drawn in the missing state
-            if bad is not None and bad.any():
-                raise ConvergenceError(
-                    f"The model drew {int(bad.sum())} non-finite values of target {name!r}; "
-                    "it is numerically unstable for these conditions."
-                )
             out[name] = _cast(values, self.dtypes_[name], self.kinds_[name], self.encoders_[name])
         return out
 

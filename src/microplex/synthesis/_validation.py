@@ -73,8 +73,8 @@ def missing_as_nan(data: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """``data`` with pandas' NA in those of the columns ``names`` that are nullable numbers (``Int64``,
     ``Float64``) as NaN, in float64 columns (the encoders read floats; ``to_numpy(float)`` refuses NA);
     ``data`` itself when none has."""
-    nullable = [n for n in names if isinstance(data[n].dtype, pd.api.extensions.ExtensionDtype) and data[n].isna().any()
-                and pd.api.types.is_numeric_dtype(data[n].dtype) and not pd.api.types.is_bool_dtype(data[n].dtype)]
+    nullable = [n for n in names if isinstance(data[n].dtype, pd.api.extensions.ExtensionDtype) and is_number(data[n])
+                and data[n].isna().any()]
     return data.assign(**{n: data[n].to_numpy(float, na_value=np.nan) for n in nullable}) if nullable else data
 
 
@@ -113,7 +113,7 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
             "(e.g. days since a date) or to strings first."
         )
     bad = series.isna().to_numpy(bool)
-    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    numeric = is_number(series)
     if missing:
         infinite = np.isinf(series.to_numpy(float, na_value=np.nan)) if numeric else np.zeros(len(series), bool)
         if infinite.any():

@@ -464,7 +464,7 @@ class CategoricalEncoder:
         without a missing state), ``len(categories)`` for missing values with one."""
         codes = category_codes(x, self.categories)
         if self.missing:
-            codes[pd.isna(pd.Series(x, dtype=object)).to_numpy(bool)] = len(self.categories)
+            codes[np.asarray(pd.isna(x), dtype=bool)] = len(self.categories)
         return codes
 
     def decode(self, state: np.ndarray) -> np.ndarray:
