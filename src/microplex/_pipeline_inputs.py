@@ -73,7 +73,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
             raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
                                       f"{label}{columns_hint(absent, df.columns)}.")
     if dropna is not False:  # true, or a list of columns whose rows go too
-        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, model)]
+        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, config)]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
             df = households.dropna(df, config, needed)
@@ -81,17 +81,23 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
             from .synthesis._validation import complete_rows
 
             df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): "
-                               "a pipeline keeps a target's missing values only, and none with differential privacy.")
+                               "a pipeline keeps the missing values of targets and conditions that name no area or partition, "
+                               "and none with differential privacy.")
         df = df.reset_index(drop=True)
     return df
 
 
-def _missing_modelled(column: str, model: Mapping[str, Any]) -> bool:
-    """Whether the model fits the missing values of the column ``column`` as a state of their own (a target, without DP: see
-    :class:`~microplex.synthesis.transforms.ContinuousEncoder`), so that ``dropna`` keeps its rows: dropping
-    them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52% not
-    working)."""
-    return column in model.get("targets", []) and "epsilon" not in model
+def _missing_modelled(column: str, config: Mapping[str, Any]) -> bool:
+    """Whether the model fits the missing values of the column ``column`` (without DP: a target's as a state of
+    their own, see :class:`~microplex.synthesis.transforms.ContinuousEncoder`; a condition's as an input of their
+    own, see :class:`~microplex.synthesis.transforms.ConditionEncoder`), so that ``dropna`` keeps its rows:
+    dropping them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52%
+    not working). Not a condition that names areas (``model.holdout_by``, ``generate.by``, ``sparsify.by``) or
+    partitions (``generate.partition_by``): those take no missing value."""
+    model, gen = config["model"], config.get("generate", {})
+    areas = {model.get("holdout_by"), gen.get("by"), config.get("sparsify", {}).get("by"), *gen.get("partition_by", [])}
+    return ("epsilon" not in model and column not in areas
+            and (column in model.get("targets", []) or column in model.get("conditions", [])))
 
 
 def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> pd.DataFrame:

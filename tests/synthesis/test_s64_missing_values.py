@@ -10,6 +10,7 @@ encoder, modelled jointly with the point masses of the other targets and given t
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -116,9 +117,7 @@ def test_a_target_without_missing_values_writes_the_file_as_before(cps1):
 
 
 @pytest.mark.parametrize("frame, kwargs, message", [
-    (lambda d: d.assign(age=d["age"].where(d.index % 7 > 0)), {},
-     r"Condition column 'age' has \d+ missing or infinite values; microplex models missing values in the targets "
-     r"and the text or categorical conditions of a fit without differential privacy only, not in numeric conditions"),
+    (lambda d: d.assign(age=np.nan), {}, r"Condition column 'age' has no value on the records of positive weight"),
     (lambda d: d.assign(re78=np.nan), {}, r"Target column 're78' has no value on the records of positive weight"),
     (lambda d: d.assign(re78=d["re78"].where(d.index % 4 > 0, np.inf)), {}, r"Target column 're78' has \d+ infinite values"),
 ])
@@ -170,36 +169,39 @@ def test_a_dp_fit_refuses_missing_values(cps1):
     data = cps1.head(300).reset_index(drop=True)
     data["re78"] = data["re78"].where(data.index % 5 > 0)
     synth = Synthesizer(["re78"], [], epsilon=1.0, delta=1e-5, public_bounds={"re78": (0.0, 30000.0)}, verbose=False)
-    with pytest.raises(DataValidationError, match=r"Target column 're78' has \d+ missing or infinite values; .* not in "
-                                                  r"numeric conditions or a DP fit"):
+    with pytest.raises(DataValidationError, match=r"Target column 're78' has \d+ missing or infinite values; microplex "
+                                                  r"models missing values only in a fit without differential privacy"):
         synth.fit(data, seed=0)
 
 
 def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path, acs):
     """`dropna` (default true) dropped every row with a missing model column: acs12's pipeline trained on the 48%
     of records with working hours only, and its population had no one out of work. The rows a numeric target misses
-    stay (the model draws the state); those a condition misses are still dropped."""
+    stay (the model draws the state); so do (session 65) those a condition misses, unless it names areas (here
+    `holdout_by`)."""
     from microplex.pipeline import run_pipeline
 
     data = acs.head(600).reset_index(drop=True)
-    data.loc[:9, "age"] = np.nan  # a condition: those rows are dropped
+    data.loc[:9, "gender"] = None  # the holdout_by column: those rows are dropped
+    data.loc[10:14, "age"] = np.nan  # a numeric condition: those rows are kept
     data.to_parquet(tmp_path / "acs.parquet")
     config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "acs", "path": "acs.parquet"}],
-              "model": {"targets": ["hrs_work", "income"], "conditions": ["age", "gender"], "epochs": 3, "holdout": 0.1},
+              "model": {"targets": ["hrs_work", "income"], "conditions": ["age", "gender"], "epochs": 3, "holdout": 0.1,
+                        "holdout_by": "gender"},
               "generate": {"n": 2000}}
     with pytest.warns(UserWarning, match=r"Source 'acs' \(acs.parquet\): 10 of 600 records miss values of "
-                                         r"\{'age': 10\} and are dropped \('dropna', default true\)"):
+                                         r"\{'gender': 10\} and are dropped \('dropna', default true\)"):
         run_pipeline(config, progress=False)
     out = tmp_path / "out"
     kept = pd.concat([pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "holdout.parquet")])
-    assert len(kept) == 590 and kept["age"].notna().all()
+    assert len(kept) == 590 and kept["gender"].notna().all() and kept["age"].isna().sum() == 5
     assert kept["hrs_work"].isna().sum() == data.loc[10:, "hrs_work"].isna().sum() > 200
     population = pd.read_parquet(out / "synthetic.parquet")
     assert 0.1 < population["hrs_work"].isna().mean() < 0.6  # before: none (3 epochs: the head is still learning)
     # a list of columns drops the rows missing them too (a column a calibration target filters on)
     listed = {**config, "output": "out2", "sources": [{**config["sources"][0], "dropna": ["hrs_work"]}],
               "generate": {"n": 200}}
-    with pytest.warns(UserWarning, match=r"records miss values of \{'age': 10, 'hrs_work': \d+\} and are dropped"):
+    with pytest.warns(UserWarning, match=r"records miss values of \{'gender': 10, 'hrs_work': \d+\} and are dropped"):
         run_pipeline(listed, progress=False)
     assert pd.read_parquet(tmp_path / "out2" / "train.parquet")["hrs_work"].notna().all()
     with pytest.raises(DataValidationError, match=r"The 'dropna' columns \['hours'\] are not columns of source 'acs'"):
@@ -210,22 +212,31 @@ def test_a_pipeline_keeps_the_rows_whose_missing_values_the_model_draws(tmp_path
 
     src = config["sources"][0]
     dp = {**config, "model": {**config["model"], "epsilon": 1.0}}
-    assert len(_source_frame(dp, src, tmp_path / "acs.parquet")) == data.iloc[10:]["hrs_work"].notna().sum()
+    assert len(_source_frame(dp, src, tmp_path / "acs.parquet")) == data.iloc[15:]["hrs_work"].notna().sum()
     assert len(_source_frame(config, src, tmp_path / "acs.parquet")) == 590
 
 
-def test_fuse_warns_when_it_leaves_out_donor_records_with_missing_values(acs):
-    """fuse does not model missing values: it fitted the donor on the records with hours only (an info log line
-    nobody sees), then imputed hours for every base record, those out of work included. It now says so."""
+def test_fuse_models_the_donor_records_missing_values(acs):
+    """fuse did not model missing values: it fitted the donor on the records with hours only (an info log line
+    nobody sees; session 64: a warning), then imputed hours for every base record, those out of work included.
+    Session 65: the donor's missing hours are a state of its model, drawn given the predictors (employment, itself
+    missing for some records of both sources)."""
     from microplex.fusion import Source, fuse
 
-    data = acs.head(400).reset_index(drop=True)
-    base, donor = data.iloc[:200][["age", "gender", "income"]], data.iloc[200:][["age", "gender", "hrs_work"]]
-    n_missing = int(donor["hrs_work"].isna().sum())
-    with pytest.warns(UserWarning, match=rf"Source 'donor': {n_missing} of 200 records miss values of "
-                                         rf"\{{'hrs_work': {n_missing}\}} and are not used by fuse"):
-        fuse([Source(base, "base"), Source(donor.reset_index(drop=True), "donor")], base="base", holdout_fraction=0,
-             synthesizer_params={"epochs": 1})
+    data = load_dataset("acs12").dropna(subset=["income"]).reset_index(drop=True)
+    base = data.iloc[:900][["age", "gender", "employment", "income"]].reset_index(drop=True)
+    donor = data.iloc[900:][["age", "gender", "employment", "hrs_work"]].reset_index(drop=True)
+    assert base["employment"].isna().any() and donor["employment"].isna().any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no record is left out
+        result = fuse([Source(base, "base"), Source(donor, "donor")], base="base", seed=0)
+    fused = result.data
+    real = donor["hrs_work"].isna().groupby(donor["employment"].fillna("(missing)")).mean()
+    drawn = fused["hrs_work"].isna().groupby(fused["employment"].fillna("(missing)")).mean()
+    assert real["employed"] < 0.01 and drawn["employed"] < 0.02  # before: every base record got hours
+    assert abs(drawn["not in labor force"] - real["not in labor force"]) < 0.05
+    assert drawn["(missing)"] > 0.95 and real["(missing)"] == 1.0
+    assert result.diagnostics["missing_error"].iloc[0] < 0.05
 
 
 def _text_target_model():
@@ -258,8 +269,7 @@ def test_missing_values_stream_to_a_dataset(tmp_path):
 def test_a_categorical_condition_keeps_its_missing_values(tmp_path, acs):
     """acs12's `employment` is missing for a fifth of the records; as a condition it was refused (drop those rows).
     Its missing values are now one more one-hot input: given at generate, resampled by sample, drawn by the
-    condition model; a numeric condition's are still refused, and a condition that had none in training refuses
-    them at generate."""
+    condition model; a condition that had none in training refuses them at generate."""
     data = load_dataset("acs12")[["income", "employment", "age", "gender"]]  # income is missing with employment
     assert 0.1 < data["employment"].isna().mean() < 0.3
     synth = Synthesizer(["income"], ["employment", "age", "gender"], verbose=False).fit(data, seed=0)
@@ -282,7 +292,7 @@ def test_a_categorical_condition_keeps_its_missing_values(tmp_path, acs):
     assert abs(share - data["employment"].isna().mean()) < 0.04
     # an edited file is refused
     saved = _edited(tmp_path / "m.mpx", tmp_path / "t.mpx",
-                    lambda m: m["condition_encoder"].update(missing=["age"]))
+                    lambda m: m["condition_encoder"].update(missing=["gender", "gender"]))
     assert saved["condition_encoder"]["missing"] == ["employment"]
     with pytest.raises(DataValidationError, match=r"condition_encoder\.missing"):
         Synthesizer.load(tmp_path / "t.mpx")

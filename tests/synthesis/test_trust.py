@@ -322,12 +322,12 @@ def test_unsupported_dtypes_are_refused_at_fit_naming_the_column(frame, values, 
         Synthesizer(targets, conditions, epochs=1, verbose=False).fit(df)
 
 
-def test_missing_values_are_refused_in_a_condition_and_a_state_in_a_target(frame):
+def test_missing_values_are_an_indicator_in_a_condition_and_a_state_in_a_target(frame):
     """Session 64: a target's missing values are a state of their own (an Int64 column of one value and NA: two
-    states); a condition's are refused, naming the column."""
+    states). Session 65: a numeric condition's are an indicator column (they were refused, naming the column)."""
     df = frame.assign(z=pd.array([1, None] * 100, dtype="Int64"))
-    with pytest.raises(DataValidationError, match="Condition column 'z' has 100 missing or infinite values"):
-        Synthesizer(["y"], ["x", "z"], epochs=1, verbose=False).fit(df)
+    cond = Synthesizer(["y"], ["x", "z"], epochs=1, verbose=False).fit(df)
+    assert cond.condition_encoder_.missing == ["z"] and cond.condition_encoder_.stats["z"] == (1.0, 1.0)
     synth = Synthesizer(["y", "z"], ["x"], epochs=1, verbose=False).fit(df)
     assert synth.kinds_["z"] == "categorical" and synth.encoders_["z"].missing
     assert str(synth.sample(50, seed=0)["z"].dtype) == "Int64"

@@ -39,7 +39,8 @@ class FusionResult:
     diagnostics : DataFrame
         One row per imputed variable: ``donor``, ``predictors``, ``auxiliary`` and held-out fit
         scores on donor records not used for fitting (``ks`` or ``tvd`` between imputed and true
-        values, ``point_mass_error``, ``max_corr_error`` over the other numeric variables of the
+        values, ``point_mass_error``, ``missing_error`` (the missing share's, a numeric variable's: its ``ks``
+        compares the values given), ``max_corr_error`` over the other numeric variables of the
         donor, ``corr_true_imputed``, the block's mean held-out log-likelihood ``log_lik``) of
         the model fit on the other ``n_fit`` records (before the refit, see ``fuse``).
     shared_comparison : DataFrame
@@ -116,13 +117,13 @@ class FusionResult:
 
 
 def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
-    """The records with every one of ``columns`` observed, the others left out with a warning: where a value is
-    missing because the variable does not apply (hours of those not working), the model fitted on the rest
+    """The records with every one of ``columns`` observed, the others left out with a warning (an auxiliary
+    source's records, and a donor's with differential privacy, whose models take no missing value): where a value
+    is missing because the variable does not apply (hours of those not working), the model fitted on the rest
     imputes it for every base record."""
     return complete_rows(frame, columns, f"Source {source!r}", (
         "are not used by fuse; where a variable does not apply to them, fuse imputes it for base records it may "
-        "not apply to either. Fit a Synthesizer on that source (a target's missing values are a state of their "
-        "own) or give them a value first."))
+        "not apply to either. Give them a value first."))
 
 
 def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def _fit_model(block: list[str], conditions: list[str], params: dict[str, Any], 
             raise
         weights = repr(donor.weight_col) if donor.weight_col else "(uniform weights)"
         raise DataValidationError(
-            f"Fitting the model of donor {donor.name!r} ({len(train)} complete records): "
+            f"Fitting the model of donor {donor.name!r} ({len(train)} records): "
             + str(exc).replace(repr(w_col), weights)
         ) from None
 
@@ -298,7 +299,8 @@ def fuse(
         missing value, or only on the records held out for the scores, or with another type, e.g.
         ``True`` and ``"True"``; likewise categories an earlier donor imputes that a later donor
         conditioning on them lacks), a donor without complete records, held-out records of weight 0,
-        missing values in the base's predictors, a base that is not one of the sources.
+        missing values in the base's predictors where the donor has none (or drawn by an earlier donor where a
+        later one conditioning on them has none), a base that is not one of the sources.
 
     Examples
     --------
@@ -336,6 +338,7 @@ def fuse(
     draw_seeds = ss.spawn(int(n_imputations))
 
     models: dict[str, Synthesizer] = {}
+    params_dp = (synthesizer_params or {}).get("epsilon") is not None
     fills: dict[str, dict[str, Any]] = {}
     # the records each donor model was fitted on (its draws take their categories), and the donor that imputes each block variable: a later donor
     # conditioning on an imputed category it never observed failed after fitting, naming no source
@@ -348,27 +351,31 @@ def fuse(
         split_seed, fit_seed, score_seed = (int_seed(c) for c in s_seed.spawn(3))
         cols = list(step.predictors) + list(step.block)
         frame = donor.data.assign(**{w_col: donor.weights})
-        frame = _complete_rows(frame, cols, donor.name)[cols + [w_col]].reset_index(drop=True)
+        empty = [c for c in cols if donor.data[c].isna().all()]
+        if params_dp:  # a DP model takes no missing value; otherwise they are modelled (a state of the block's
+            # variables, an input of the predictors'), and a value missing where it does not apply is imputed so
+            frame = _complete_rows(frame, cols, donor.name)
+        frame = frame[cols + [w_col]].reset_index(drop=True)
+        if empty:
+            raise DataValidationError(f"Donor {donor.name!r} has no value of {empty} (every record misses them); drop "
+                                      "those columns from it.")
         if not len(frame):
-            empty = [c for c in cols if donor.data[c].isna().all()]
-            raise DataValidationError(
-                f"Donor {donor.name!r} has no record with all of {cols} observed"
-                + (f" (all missing: {empty})" if empty else "")
-                + "; drop those columns from it or give it complete records."
-            )
+            raise DataValidationError(f"Donor {donor.name!r} has no record with all of {cols} observed (its model, "
+                                      "differentially private, takes no missing value); give it complete records.")
         # held out among the records of positive weight (a held-out part of weight 0 only left the scores undefined)
         order, n_hold = holdout_split(frame[w_col].to_numpy(dtype=float), holdout_fraction,
                                       np.random.default_rng(split_seed))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
+        used = f"on records with all of {cols} observed (the others are not used)" if params_dp else "in any record"
         for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
             if c in base_src.variables and is_categorical(base_src.data[c]):
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
-                                         f"on records with all of {cols} observed (the others are not used)",
+                                         used,
                                          "drop those base records or map the categories with 'rename'")
             elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c]):  # imputed by an earlier donor
                 _check_categories_fitted(fitted_on[drawn_from[c]][c], frame[c], c,
                                          f"donor {drawn_from[c]!r}, whose model imputes it,", donor,
-                                         f"on records with all of {cols} observed (the others are not used)",
+                                         used,
                                          "drop its records with those categories from the earlier donor or map them "
                                          "with 'rename'")
             if n_hold and is_categorical(frame[c]):
@@ -398,12 +405,15 @@ def fuse(
                         "auxiliary": step.auxiliary, "n_fit": len(train), "n_holdout": 0} for v in step.block]
 
     base_frame = base_src.data
-    for c in steps[0].predictors:
-        if base_frame[c].isna().any():
+    for step in steps:  # a base predictor's missing values, where the donor model has none to learn from
+        model = models[step.donor]
+        bad = [c for c in step.predictors if c in base_frame.columns and base_frame[c].isna().any()
+               and c not in model.condition_encoder_.missing]
+        if bad:
             raise DataValidationError(
-                f"Base source {base_src.name!r} has {int(base_frame[c].isna().sum())} missing values in shared column "
-                f"{c!r}; drop or impute those records before fusing."
-            )
+                f"Base source {base_src.name!r} has missing values in predictors "
+                f"{ {c: int(base_frame[c].isna().sum()) for c in bad} } of donor {step.donor!r}, whose records have "
+                "none there (its model learnt nothing of them); drop or impute those records before fusing.")
     completed = []
     for i, d_seed in enumerate(draw_seeds):
         cur = base_frame.copy()
@@ -412,12 +422,12 @@ def fuse(
             cond = cur[[c for c in model.condition_vars if c != AUX_FLAG]].copy()
             if step.auxiliary:
                 cond[AUX_FLAG] = 1.0
-            bad = [c for c in cond.columns if cond[c].isna().any()]
-            if bad:
+            bad = [c for c in cond.columns if cond[c].isna().any() and c not in model.condition_encoder_.missing]
+            if bad:  # drawn missing by an earlier donor (the base's own were checked above)
                 raise DataValidationError(
-                    f"Base source {base_src.name!r} has missing values in predictors {bad} of donor {step.donor!r}; "
-                    "drop or impute those records before fusing."
-                )
+                    f"Donors {sorted({drawn_from[c] for c in bad})} draw missing values of {bad} (their records miss "
+                    f"some), which donor {step.donor!r}, conditioning on them, has none of (its model learnt nothing "
+                    "of them); give the donors' missing values a value, or fuse without that chain ('shared').")
             out = model.generate(cond, seed=int_seed(g_seed))
             for v in step.block:
                 cur[v] = out[v].set_axis(cur.index)  # keeps the donor's dtype (category, Int64, string)
@@ -426,7 +436,7 @@ def fuse(
         completed.append(cur)
     data = pd.concat(completed, ignore_index=True) if n_imputations > 1 else completed[0]
     columns = ["variable", "donor", "predictors", "auxiliary", "kind", "n_fit", "n_holdout", "ks", "tvd",
-               "point_mass_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
+               "point_mass_error", "missing_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
     diagnostics = pd.DataFrame(scores).reindex(columns=columns)
     bounds = bounds_table(sources, base_src, steps, aux, data)
     return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations), base_frame.index)

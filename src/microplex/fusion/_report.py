@@ -32,7 +32,7 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
         cond[AUX_FLAG] = 0.0
     fake = model.generate(cond[list(model.condition_vars)], seed=seed)
     w = hold[w_col].to_numpy(float)
-    lp = model.log_prob(fake[list(model.condition_vars)].assign(**{b: hold[b].to_numpy() for b in step.block}))
+    lp = model.log_prob(fake[list(model.condition_vars)].assign(**{b: hold[b].set_axis(fake.index) for b in step.block}))
     log_lik = float(np.average(lp, weights=w))
     numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c])]
     rows = []
@@ -43,15 +43,18 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
         if is_categorical(true):
             row.update(kind="categorical", tvd=weighted_tvd(true, w, imp, w),
                        agreement=float(np.average(true.astype(str).to_numpy() == imp.astype(str).to_numpy(), weights=w)))
-        else:
-            t, s = true.to_numpy(float), imp.to_numpy(float)
+        else:  # missing values (a state of the model's) are scored by their share, the values given by the KS
+            t, s = true.to_numpy(float, na_value=np.nan), imp.to_numpy(float, na_value=np.nan)
+            gt, gs = ~np.isnan(t), ~np.isnan(s)
             pms = model.point_masses_.get(v, ())
             row.update(
-                kind="numeric", ks=weighted_ks(t, w, s, w),
+                kind="numeric", ks=weighted_ks(t[gt], w[gt], s[gs], w[gs]) if gt.any() and gs.any() else np.nan,
+                missing_error=abs(np.average(~gt, weights=w) - np.average(~gs, weights=w)),
                 point_mass_error=max((abs(np.average(t == p, weights=w) - np.average(s == p, weights=w)) for p in pms),
                                      default=0.0),
                 corr_true_imputed=weighted_pearson(t, s, w),
-                max_corr_error=max((abs(weighted_pearson(t, hold[c].to_numpy(float), w) - weighted_pearson(s, fake[c].to_numpy(float), w))
+                max_corr_error=max((abs(weighted_pearson(t, hold[c].to_numpy(float, na_value=np.nan), w)
+                                        - weighted_pearson(s, fake[c].to_numpy(float, na_value=np.nan), w))
                                     for c in numeric if c != v), default=0.0),
             )
         rows.append(row)

@@ -74,10 +74,12 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
 def condition_ranges(data: pd.DataFrame, synth: Synthesizer, weights: np.ndarray) -> dict[str, tuple[float, float]]:
     """(min, max) of every numeric condition of ``synth`` over the rows of ``data`` of positive ``weights``
     (those the model learns from: a value only records of weight 0 hold widened the range that
-    :meth:`~microplex.Synthesizer.generate` holds conditions to, without a warning)."""
+    :meth:`~microplex.Synthesizer.generate` holds conditions to, without a warning); missing values are left
+    out (fit refuses a condition without a value on those rows)."""
     rows = np.asarray(weights) > 0
-    values = {n: data[n].to_numpy(float)[rows] for n in synth.condition_vars if synth.kinds_[n] != "categorical"}
-    return {n: (float(x.min()), float(x.max())) for n, x in values.items()}
+    values = {n: data[n].to_numpy(float, na_value=np.nan)[rows]
+              for n in synth.condition_vars if synth.kinds_[n] != "categorical"}
+    return {n: (float(np.nanmin(x)), float(np.nanmax(x))) for n, x in values.items()}
 
 
 def draw_conditions(synth: Synthesizer, n: int, seed: int, chunk_size: int, threads: int | None) -> pd.DataFrame:
@@ -128,6 +130,13 @@ def restore_parts(synth: Synthesizer, meta: dict[str, Any], tensors: dict[str, t
                 f"{where}: field {KEY!r} draws values of condition {n!r} that its encoder (kind "
                 f"{synth.kinds_[n]!r}) does not accept."
             )
+    # a condition the condition model draws missing is one whose missing values the main model takes (the
+    # converse need not hold: missing values only on records of weight 0 give the condition model no state)
+    drawn_missing = [n for n in conditions if getattr(sub.encoders_[n], "missing", False)]
+    if not set(drawn_missing) <= set(synth.condition_encoder_.missing):
+        raise DataValidationError(
+            f"{where}: field 'condition_encoder.missing' must list the conditions {drawn_missing} that field {KEY!r} "
+            f"draws missing. Got {synth.condition_encoder_.missing} instead.")
     restore_ranges(synth, meta[RANGES], where)
     synth.condition_model_ = sub
 

@@ -28,7 +28,7 @@ from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          is_number, missing_as_nan)
+                          missing_as_nan)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -56,10 +56,9 @@ class _Fitting:
         check_frame(data, targets + conditions + ([weight_col] if weight_col is not None else []), "data")
         w = check_weights(data, weight_col)
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
-            # a target's missing values are a state of their own, a text or categorical condition's a one-hot column
+            # a target's missing values are a state of their own, a condition's a one-hot or indicator column
             # (not with DP: no mechanism counts them)
-            check_column(data[name], name, "target" if name in targets else "condition",
-                         missing=p["dp"] is None and (name in targets or not is_number(data[name])))
+            check_column(data[name], name, "target" if name in targets else "condition", missing=p["dp"] is None)
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
             if name in targets:
                 check_padded_amounts(data[name], name)
@@ -74,14 +73,14 @@ class _Fitting:
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
         check_effective_size(w, weight_col)
         dtypes = {name: str(data[name].dtype) for name in targets}
-        missing = [n for n in targets if data[n].isna().any()]
+        missing = [n for n in targets + conditions if data[n].isna().any()]
         # kinds are inferred from the dtypes given (Int64 is integer); numeric columns' NA read as NaN
         given, data = data, missing_as_nan(data, missing)
         for name in missing:
             if not (data[name].notna().to_numpy() & (w > 0)).any():
                 raise DataValidationError(
-                    f"Target column {name!r} has no value on the records of positive weight (every one is missing); "
-                    "drop it.")
+                    f"{'Target' if name in targets else 'Condition'} column {name!r} has no value on the records of "
+                    "positive weight (every one is missing); drop it.")
         schema = dict(p["schema"] or {})
         # A condition is constant when the records the model learns from (of positive weight) hold one value: values
         # only records of weight 0 hold gave it a fallback scale and garbage draws. (A target's values of weight 0

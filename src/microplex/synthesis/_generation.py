@@ -51,7 +51,7 @@ class _Generation:
         cond = list(self.condition_vars)
         check_frame(conditions, cond, "conditions", allow_empty=True)
         check_unique_columns(conditions, list(self.target_vars), "conditions")
-        for name in cond:  # a categorical condition with missing values in training takes them here too
+        for name in cond:  # a condition with missing values in training takes them here too
             check_column(conditions[name], name, "condition", missing=name in self.condition_encoder_.missing)
         self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
         if hasattr(self, "condition_tree_"):  # a DP condition model of several conditions: no flow was trained
@@ -184,7 +184,7 @@ class _Generation:
                     f"Condition column {name!r} must be numeric, as in training. Got dtype {dtype} instead."
                     + codes_hint(frame[name])
                 )
-            x = frame[name].to_numpy(float)
+            x = frame[name].to_numpy(float, na_value=np.nan)  # a missing value (checked before) stays missing
             margin = EXTRAPOLATION_MARGIN * (hi - lo)
             far = (x < lo - margin) | (x > hi + margin)
             if far.any():

@@ -32,7 +32,8 @@ class _Layout:
         for name in self.condition_vars:
             if self.kinds_[name] != "categorical":
                 mean, std = self.condition_encoder_.stats[name]
-                z = (data[name].to_numpy(float) - mean) / std
+                x = data[name].to_numpy(float, na_value=np.nan)
+                z = (x[~np.isnan(x)] - mean) / std  # its missing values are an indicator column
                 if not np.isfinite(z).all() or np.abs(z).max() > _FLOAT32_MAX:
                     raise DataValidationError(overflow_message("Condition", name, data[name]))
         if not np.isfinite(c).all():  # pragma: no cover - caught per column above

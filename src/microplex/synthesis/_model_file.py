@@ -254,11 +254,11 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                            for k in ("weightless", "missing"))
     cond = f.mapping(meta["condition_encoder"], "condition_encoder",
                      ("kinds", "stats") + ("weightless",) * weightless + ("missing",) * missing)
-    if missing:  # categorical conditions with a missing level (never with DP: no DP fit takes missing values)
+    if missing:  # conditions with missing values in training (never with DP: no DP fit takes missing values)
         names = cond["missing"]
         if (private or not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
-                or not all(isinstance(n, str) and n in conditions and kinds[n] == "categorical" for n in names)):
-            raise f.fail("condition_encoder.missing", "a non-empty list of distinct categorical condition names, "
+                or not all(isinstance(n, str) and n in conditions for n in names)):
+            raise f.fail("condition_encoder.missing", "a non-empty list of distinct condition names, "
                          "in a model fitted without differential privacy", names)
     ckinds = f.mapping(cond["kinds"], "condition_encoder.kinds")
     if list(ckinds) != list(conditions) or any(ckinds[n] != kinds[n] for n in conditions):
@@ -565,8 +565,10 @@ def check_condition_moments(table: pd.DataFrame, weights: np.ndarray, kinds: dic
     for name in table.columns:
         if kinds[name] == "categorical":
             continue
+        x = table[name].to_numpy(float, na_value=np.nan)
+        given = ~np.isnan(x)  # the moments of the values given (a missing value is an indicator column)
         with np.errstate(over="ignore", invalid="ignore"):
-            mean, std = _weighted_mean_std(table[name].to_numpy(float), weights)
+            mean, std = _weighted_mean_std(x[given], np.asarray(weights, dtype=float)[given])
         got = [float(v) for v in stats[name]]
         if not (np.isclose(got[0], mean, rtol=1e-9, atol=1e-9 * std) and np.isclose(got[1], std, rtol=1e-9)):
             raise DataValidationError(

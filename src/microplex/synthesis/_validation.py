@@ -95,7 +95,7 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
     """Checks that a column holds values microplex can model, naming it otherwise.
 
     Refused: datetime, timedelta, period, interval and complex dtypes; missing values (unless
-    ``missing``: a target's missing values are a state of their own) and infinite ones; object or
+    ``missing``: the column's missing values are modelled) and infinite ones; object or
     category columns whose values are not all of one scalar type among str, bool, int and float
     (lists, bytes, dates, a mix of strings and numbers).
     """
@@ -124,9 +124,9 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
         bad = ~np.isfinite(series.to_numpy(float))
     if bad.any():
         raise DataValidationError(
-            f"{label} has {int(bad.sum())} missing or infinite values; microplex models missing values in the "
-            "targets and the text or categorical conditions of a fit without differential privacy only, not in "
-            "numeric conditions or a DP fit: drop or impute those rows first."
+            f"{label} has {int(bad.sum())} missing or infinite values; microplex models missing values only in a fit "
+            "without differential privacy, and given to a model only in columns whose training values had some: "
+            "drop or impute those rows first."
         )
     if dtype == object or isinstance(dtype, pd.CategoricalDtype):
         values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)

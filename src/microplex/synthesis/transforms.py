@@ -498,8 +498,10 @@ class ConditionEncoder:
     weights), so :meth:`Synthesizer.generate` and :meth:`Synthesizer.log_prob` warn about rows that
     hold them (:meth:`weightless_rows`), as about numeric conditions beyond their training range.
 
-    ``missing`` names the categorical conditions with missing values in training: a missing value is
-    one more one-hot column after the categories (a numeric condition's missing values are refused).
+    ``missing`` names the conditions with missing values in training: for a categorical condition a
+    missing value is one more one-hot column after the categories; for a numeric one, an indicator
+    column after its standardized value, which is 0 (the weighted mean of the values given) where the
+    value is missing (the mean and standard deviation are those of the values given).
     """
 
     def __init__(self, kinds: dict[str, str]) -> None:
@@ -513,7 +515,7 @@ class ConditionEncoder:
         know every region, also one that only one-person households hold)."""
         self.stats: dict[str, Any] = {}
         self.weightless = {}
-        self.missing = [n for n, kind in self.kinds.items() if kind == "categorical" and df[n].isna().any()]
+        self.missing = [n for n in self.kinds if df[n].isna().any()]
         for name, kind in self.kinds.items():
             if kind == "categorical":
                 values = pd.unique(df[name].dropna()).tolist()
@@ -526,9 +528,11 @@ class ConditionEncoder:
                 if not held.all():
                     self.weightless[name] = [c for c, h in zip(cats, held, strict=True) if not h]
             else:
-                x = df[name].to_numpy(float)
+                x = df[name].to_numpy(float, na_value=np.nan)
+                given = ~np.isnan(x)
+                x, wx = x[given], np.asarray(w, dtype=float)[given]
                 with np.errstate(over="ignore", invalid="ignore"):
-                    mean, std = _weighted_mean_std(x, w)
+                    mean, std = _weighted_mean_std(x, wx)
                 if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
                     raise DataValidationError(
                         f"Condition column {name!r}: its weighted mean and standard deviation overflow float64 "
@@ -585,7 +589,12 @@ class ConditionEncoder:
                 block[np.arange(len(df)), codes] = 1.0
             else:
                 mean, std = self.stats[name]
-                block = ((df[name].to_numpy(float) - mean) / std).astype(np.float32)[:, None]
+                x = df[name].to_numpy(float, na_value=np.nan)
+                block = ((x - mean) / std).astype(np.float32)[:, None]
+                if name in self.missing:  # a missing value: 0 (the mean), and 1 in the indicator column after it
+                    gap = np.isnan(x)
+                    block[gap, 0] = 0.0
+                    block = np.concatenate([block, gap.astype(np.float32)[:, None]], axis=1)
             blocks.append(block)
         if not blocks:
             return np.zeros((len(df), 0), dtype=np.float32)
@@ -599,7 +608,7 @@ class ConditionEncoder:
         d = {"kinds": self.kinds, "stats": stats}
         if self.weightless:  # absent unless some category has only records of weight 0: other files unchanged
             d["weightless"] = {n: [to_python(v) for v in levels] for n, levels in self.weightless.items()}
-        if self.missing:  # absent unless a categorical condition has missing values: other files unchanged
+        if self.missing:  # absent unless a condition has missing values: other files unchanged
             d["missing"] = list(self.missing)
         return d
 
