@@ -76,7 +76,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
         needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, config)]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
-            df = households.dropna(df, config, needed)
+            df = households.dropna(df, config, needed, label[:1].upper() + label[1:])
         elif needed:  # said in a warning, with the counts (R's "observations deleted due to missingness")
             from .synthesis._validation import complete_rows
 

@@ -168,7 +168,7 @@ def test_generate_before_fit():
     "mutate, match",
     [
         (lambda d: d.drop(columns="educ"), r"missing columns \['educ'\]"),
-        (lambda d: d.assign(age=np.where(d.index == 3, np.nan, d.age)), "Condition column 'age' has 1 missing"),
+        (lambda d: d.assign(age=np.where(d.index == 3, np.inf, d.age)), "Condition column 'age' has 1 infinite"),
         (lambda d: d.assign(re78=np.where(d.index == 3, np.inf, d.re78)), "Target column 're78' has 1 infinite"),
         (lambda d: d.assign(w=-1.0), "'w' has 3000 negative weights"),
         (lambda d: d.assign(w=0.0), "'w' sums to 0"),
