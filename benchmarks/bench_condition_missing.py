@@ -18,8 +18,11 @@ Part 2, fusion: the records split in half by ``default_rng(seed)``; the base kee
 ``employment`` and ``income``, the donor ``age``, ``gender``, ``employment`` and ``hrs_work`` (employment is
 missing for some records of both). ``fuse(..., seed=seed)`` at its defaults imputes ``hrs_work`` for the base; it
 is scored against the base's own hours (never shown to fuse): the missing share's error overall and the largest
-by employment group, and the KS of the values given. ``donor complete records`` fuses the donor's records with
-hours only (what fuse did before: it left the others out).
+by employment group, and the KS of the values given, on the base records with employment given.
+``complete records only`` is what fuse did before: it left out the donor's records with a missing value (everyone
+without hours) and refused base records with one (employment missing), so it fuses the complete records of both;
+``fuse (default), all base records`` scores the default on every base record. The floor scores the donor's own
+hours (records with employment given) against the base's.
 
 Usage
 -----
@@ -63,9 +66,11 @@ def synthesis_scores(other: pd.DataFrame, hold: pd.DataFrame, train: pd.DataFram
     return out
 
 
-def fusion_scores(fused: pd.Series, truth: pd.Series, employment: pd.Series) -> dict[str, float]:
+def fusion_scores(fused: pd.Series, truth: pd.Series, employment: pd.Series,
+                  fused_employment: pd.Series | None = None) -> dict[str, float]:
     group = employment.fillna("(missing)")
-    by = (fused.isna().groupby(group).mean() - truth.isna().groupby(group).mean()).abs()
+    other = group if fused_employment is None else fused_employment.fillna("(missing)")
+    by = (fused.isna().groupby(other).mean() - truth.isna().groupby(group).mean()).abs()
     return {"hours missing err": abs(fused.isna().mean() - truth.isna().mean()),
             "hours missing err by employment": float(by.max()), "hours KS given": _ks(fused, truth)}
 
@@ -95,12 +100,23 @@ def main() -> None:
         base = acs[half][["age", "gender", "employment", "income"]].reset_index(drop=True)
         truth = acs[half]["hrs_work"].reset_index(drop=True)
         donor = acs[~half][["age", "gender", "employment", "hrs_work"]].reset_index(drop=True)
-        for who, d in (("fuse (default)", donor), ("donor complete records", donor.dropna())):
+        known = base["employment"].notna().to_numpy()
+        fused_rows.append({"seed": seed, "who": "floor (donor vs base, real)", **fusion_scores(
+            donor["hrs_work"][donor["employment"].notna()], truth[known].reset_index(drop=True),
+            base["employment"][known].reset_index(drop=True), donor["employment"][donor["employment"].notna()])})
+        for who, b, d in (("fuse (default)", base, donor),
+                          ("complete records only", base[known], donor.dropna())):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the shared-variable comparison's notes
-                result = fuse([Source(base, "base"), Source(d.reset_index(drop=True), "donor")], base="base", seed=seed)
-            fused_rows.append({"seed": seed, "who": who,
-                               **fusion_scores(result.data["hrs_work"], truth, base["employment"])})
+                result = fuse([Source(b.reset_index(drop=True), "base"), Source(d.reset_index(drop=True), "donor")],
+                              base="base", seed=seed)
+            fused = result.data["hrs_work"].to_numpy()
+            if len(b) == len(base):  # scored on the base records with employment given, as the other
+                fused_rows.append({"seed": seed, "who": who + ", all base records",
+                                   **fusion_scores(pd.Series(fused), truth, base["employment"])})
+                fused = fused[known]
+            fused_rows.append({"seed": seed, "who": who, **fusion_scores(
+                pd.Series(fused), truth[known].reset_index(drop=True), base["employment"][known].reset_index(drop=True))})
     for name, frame in (("synthesis", pd.DataFrame(rows)), ("fusion", pd.DataFrame(fused_rows))):
         mean = frame.groupby("who").mean(numeric_only=True).drop(columns="seed").T
         worst = frame.groupby("who").max(numeric_only=True).drop(columns="seed").T
