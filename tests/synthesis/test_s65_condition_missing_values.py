@@ -9,8 +9,6 @@ then the mean of the values given): the networks tell a missing value apart from
 
 from __future__ import annotations
 
-import json
-import zipfile
 import warnings
 
 import numpy as np
@@ -70,25 +68,14 @@ def test_a_file_keeps_the_indicator_and_draws_the_same_bytes(tmp_path, toy_model
     assert loaded.sample(300, seed=0)["x"].isna().any()  # the training conditions, missing values included
 
 
-def _edit(model, out, edit):
-    with zipfile.ZipFile(model) as z:
-        parts = {n: z.read(n) for n in z.namelist()}
-    meta = json.loads(parts["metadata.json"])
-    edit(meta)
-    parts["metadata.json"] = json.dumps(meta).encode()
-    with zipfile.ZipFile(out, "w") as z:
-        for n, blob in parts.items():
-            z.writestr(n, blob)
-
-
 @pytest.mark.parametrize("edit, field", [
     (lambda m: m["condition_encoder"].update(missing=["y"]), "condition_encoder.missing"),
     (lambda m: m["condition_encoder"].update(missing=[]), "condition_encoder.missing"),
     (lambda m: m["condition_encoder"]["stats"].update(x=[0.0, 1.0]), "condition_encoder.stats.x"),
 ])
-def test_a_tampered_file_is_refused(tmp_path, toy_model, edit, field):
+def test_a_tampered_file_is_refused(tmp_path, toy_model, edit, field, edit_model_file):
     toy_model.save(tmp_path / "m.mpx")
-    _edit(tmp_path / "m.mpx", tmp_path / "bad.mpx", edit)
+    (tmp_path / "bad.mpx").write_bytes(edit_model_file((tmp_path / "m.mpx").read_bytes(), meta_fn=edit).getvalue())
     with pytest.raises(DataValidationError, match=f"field '{field}"):
         Synthesizer.load(tmp_path / "bad.mpx")
 
@@ -134,13 +121,14 @@ def test_where_missing_values_cannot_be_modelled_they_are_refused():
         Synthesizer(["y"], ["x"], epochs=1, verbose=False).fit(df.assign(x=df["x"].where(df.index > 0, np.inf)), seed=0)
 
 
-def test_a_condition_model_file_whose_missing_list_was_swapped_is_refused(tmp_path):
+def test_a_condition_model_file_whose_missing_list_was_swapped_is_refused(tmp_path, edit_model_file):
     """Without a conditions table the loader cannot see which condition had missing values; a list naming another
     condition (as many input columns) loaded and fed each record's indicator to the other condition's place."""
     rng = np.random.default_rng(3)
     df = _toy(600).assign(z=rng.normal(size=600))
     Synthesizer(["y"], ["x", "z"], epochs=1, condition_model=True, verbose=False).fit(df, seed=0).save(tmp_path / "m.mpx")
-    _edit(tmp_path / "m.mpx", tmp_path / "bad.mpx", lambda m: m["condition_encoder"].update(missing=["z"]))
+    swapped = edit_model_file((tmp_path / "m.mpx").read_bytes(), meta_fn=lambda m: m["condition_encoder"].update(missing=["z"]))
+    (tmp_path / "bad.mpx").write_bytes(swapped.getvalue())
     with pytest.raises(DataValidationError, match=r"field 'condition_encoder.missing' must list the conditions \['x'\]"):
         Synthesizer.load(tmp_path / "bad.mpx")
 
