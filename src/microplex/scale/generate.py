@@ -137,7 +137,7 @@ def _check_args(
 
 def _may_be_missing(synth: Any, col: str) -> bool:
     """Whether the model may draw, or resample, missing values of the column ``col``: a target with a missing
-    state, or a categorical condition with missing values in training."""
+    state, or a condition with missing values in training."""
     encoder = getattr(synth, "condition_encoder_", None)
     return col in getattr(synth, "missing_vars_", ()) or col in getattr(encoder, "missing", ())
 

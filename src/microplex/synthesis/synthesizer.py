@@ -288,9 +288,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         Parameters
         ----------
         data : DataFrame
-            Training records with every target and condition column. A target's missing values are
-            modelled (a state of their own; not with ``epsilon``), and so are a text or categorical
-            condition's (an input of their own); a numeric condition's are refused.
+            Training records with every target and condition column. Missing values are modelled
+            (not with ``epsilon``): a target's as a state of their own, a condition's as an input of
+            their own (a one-hot column after a categorical condition's categories; an indicator
+            column beside a numeric condition's value).
         weight_col : str, default=None
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None
