@@ -67,3 +67,28 @@ def test_a_missing_value_at_an_age_where_others_have_one_drops_the_household_wit
                                          r"\{'rb090': 1, 'py010n': 1\} and are dropped whole"):
         kept = _source_frame(config, config["sources"][0], folder / "silc.parquet")
     assert len(kept) == int((~gone).sum()) and not kept["db030"].isin([household, last]).any()
+
+
+def test_a_condition_a_calibration_target_filters_on_drops_its_missing_rows_before_fitting(tmp_path):
+    """Session 65 keeps the rows missing a condition; calibration refuses missing values in a column a target
+    filters on (no filter tells whether they match), so a pipeline with counts by employment failed at its
+    calibrate stage, after fitting and generating. Those rows are dropped up front, with the warning."""
+    from microplex.pipeline import run_pipeline
+
+    acs = load_dataset("acs12")[["income", "hrs_work", "employment", "age", "gender"]].dropna(subset=["income"])
+    acs = acs.head(800).reset_index(drop=True)
+    n_missing = int(acs["employment"].isna().sum())
+    assert n_missing > 5 and acs["hrs_work"].isna().sum() > 100
+    acs.to_parquet(tmp_path / "acs.parquet")
+    shares = acs["employment"].value_counts()
+    rows = [f"count,,employment == {e},{float(v) * 10}" for e, v in shares.items()]
+    (tmp_path / "t.csv").write_text("aggregate,variable,filter,value\n" + "\n".join(rows) + "\n")
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "acs", "path": "acs.parquet"}],
+              "model": {"targets": ["income", "hrs_work"], "conditions": ["employment", "age", "gender"], "epochs": 2},
+              "generate": {"n": 1000}, "calibrate": {"targets": "t.csv"}}
+    with pytest.warns(UserWarning, match=rf"Source 'acs' \(acs.parquet\): {n_missing} of 800 records miss values of "
+                                         rf"\{{'employment': {n_missing}\}} and are dropped"):
+        result = run_pipeline(config, progress=False)
+    assert result.stages["calibrate"]["status"] == "ran"
+    calibrated = pd.read_parquet(tmp_path / "out" / "calibrated.parquet")
+    assert calibrated["employment"].notna().all() and calibrated["hrs_work"].isna().any()

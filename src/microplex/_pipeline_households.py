@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -46,14 +46,16 @@ def model_columns(config: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(named + list(model["household_vars"]) + list(model["person_vars"])))
 
 
-def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], who: str = "The source") -> pd.DataFrame:
+def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], who: str = "The source",
+           filtered: Collection[str] = ()) -> pd.DataFrame:
     """``data`` without the households of which some person misses a value of ``columns`` that the household model
     does not take, dropped whole and said in a warning naming ``who`` (the source), the columns and the counts.
 
     A person variable's missing values below an age are kept: with ``model.age_var``, a value missing for a person
     younger than every person with a value is "not applicable" (children's incomes in EU-SILC), which
     :class:`~microplex.households.HouseholdSynthesizer` models. Dropping them dropped every household with a child
-    (eusilc with ``py010n`` a person variable: 2,720 children of 14,827 persons, none left), silently.
+    (eusilc with ``py010n`` a person variable: 2,720 children of 14,827 persons, none left), silently. Not in a
+    column that a target filters on (``filtered``): calibration takes no missing value there.
     """
     model = config["model"]
     hid, age = model["household_id"], model.get("age_var")
@@ -61,7 +63,7 @@ def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], wh
     if age is not None and age in data.columns:
         ages = data[age].to_numpy(float, na_value=np.nan)
         for c in columns:
-            if c != age and c in model["person_vars"] and missing[c].any():
+            if c != age and c in model["person_vars"] and c not in filtered and missing[c].any():
                 na = missing[c].to_numpy()
                 given = ~na & ~np.isnan(ages)
                 if given.any():  # below the youngest age with a value: not applicable, kept

@@ -6,7 +6,7 @@ Used by the stage functions in :mod:`microplex._pipeline_stages`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,8 @@ def _training_weight(config: Mapping[str, Any]) -> str | None:
     return sources[name].get("weight")
 
 
-def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path) -> pd.DataFrame:
+def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
+                  filtered: Collection[str] = ()) -> pd.DataFrame:
     """A source table read from ``path`` with its renames, column choice and dropped missing rows."""
     df = read_table(path)
     label = f"source {src['name']!r} ({src['path']})"
@@ -73,29 +74,37 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path)
             raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
                                       f"{label}{columns_hint(absent, df.columns)}.")
     if dropna is not False:  # true, or a list of columns whose rows go too
-        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, config)]
+        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, config, filtered)]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
-            df = households.dropna(df, config, needed, label[:1].upper() + label[1:])
+            df = households.dropna(df, config, needed, label[:1].upper() + label[1:], filtered)
         elif needed:  # said in a warning, with the counts (R's "observations deleted due to missingness")
             from .synthesis._validation import complete_rows
 
             df = complete_rows(df, needed, label[:1].upper() + label[1:], "are dropped ('dropna', default true): "
-                               "a pipeline keeps the missing values of targets and conditions that name no area or partition, "
-                               "and none with differential privacy.")
+                               "a pipeline keeps the missing values of targets and conditions that name no area or partition "
+                               "and that no target filters on, and none with differential privacy.")
         df = df.reset_index(drop=True)
     return df
 
 
-def _missing_modelled(column: str, config: Mapping[str, Any]) -> bool:
+def filtered_columns(targets: Mapping[str, Any]) -> set[str]:
+    """The columns that the targets files read up front (``calibrate``, ``sparsify``, ``evaluate``: their
+    :class:`~microplex.calibration.Targets`) filter on."""
+    return {c for name, ts in targets.items() if name != "public" for t in ts for c in t.filters}
+
+
+def _missing_modelled(column: str, config: Mapping[str, Any], filtered: Collection[str] = ()) -> bool:
     """Whether the model fits the missing values of the column ``column`` (without DP: a target's as a state of
     their own, see :class:`~microplex.synthesis.transforms.ContinuousEncoder`; a condition's as an input of their
     own, see :class:`~microplex.synthesis.transforms.ConditionEncoder`), so that ``dropna`` keeps its rows:
     dropping them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52%
-    not working). Not a condition that names areas (``model.holdout_by``, ``generate.by``, ``sparsify.by``) or
-    partitions (``generate.partition_by``): those take no missing value."""
+    not working). Not a column that names areas (``model.holdout_by``, ``generate.by``, ``sparsify.by``) or
+    partitions (``generate.partition_by``), nor one that a target filters on (``filtered``): those take no missing
+    value (calibration refuses them: no filter tells whether they match)."""
     model, gen = config["model"], config.get("generate", {})
-    areas = {model.get("holdout_by"), gen.get("by"), config.get("sparsify", {}).get("by"), *gen.get("partition_by", [])}
+    areas = {model.get("holdout_by"), gen.get("by"), config.get("sparsify", {}).get("by"), *gen.get("partition_by", []),
+             *filtered}
     return ("epsilon" not in model and column not in areas
             and (column in model.get("targets", []) or column in model.get("conditions", [])))
 

@@ -44,7 +44,7 @@ from ._params import to_python
 from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
-from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight
+from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
 from ._random import int_seed, named_child
 from .io import read_table, resolve_path
 
@@ -228,7 +228,8 @@ def _fuse(ctx: StageContext) -> dict[str, Any]:
     from .fusion import Source, fuse
 
     cfg = ctx.config["fuse"]
-    sources = [Source(_source_frame(ctx.config, s, p), name=s["name"], weight_col=s.get("weight"))
+    sources = [Source(_source_frame(ctx.config, s, p, filtered_columns(ctx.targets)), name=s["name"],
+                      weight_col=s.get("weight"))
                for s, p in zip(ctx.config["sources"], ctx.input("sources"), strict=True)]
     fused = fuse(sources, base=cfg["base"], shared=cfg.get("shared"), n_imputations=int(cfg.get("n_imputations", 1)),
                  seed=ctx.seed("fuse"), synthesizer_params={"verbose": ctx.progress, **cfg.get("synthesizer", {})})
@@ -243,7 +244,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     if "fuse" in ctx.config:
         data = pd.read_parquet(ctx.input("table"))
     else:
-        data = _source_frame(ctx.config, ctx.config["sources"][0], ctx.input("table"))
+        data = _source_frame(ctx.config, ctx.config["sources"][0], ctx.input("table"), filtered_columns(ctx.targets))
     if households.is_households(ctx.config):
         return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
