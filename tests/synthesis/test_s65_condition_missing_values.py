@@ -155,3 +155,18 @@ def test_fuse_takes_missing_predictors_where_its_donor_had_some_and_names_a_chai
                                                   r"some\), which donor 'c', conditioning on them, has none of"):
         fuse([Source(pd.DataFrame({"x": x[:n]}), "a"), Source(donor_b, "b"), Source(donor_c, "c")], base="a",
              synthesizer_params=fast, holdout_fraction=0)
+
+
+@pytest.mark.parametrize("column", ["x", "g"])
+def test_a_condition_missing_only_on_records_of_weight_0_takes_no_missing_value(column):
+    """Such records are outside the population: the missing input was never learnt (a numeric condition's indicator
+    kept its initial weights, and generate drew from them for a missing value given). They are left out, as a
+    target's state only records of weight 0 hold; the model then refuses a missing value, naming the column."""
+    df = _toy(400).dropna().reset_index(drop=True).assign(g=lambda d: np.where(d.index % 2, "a", "b"), w=1.0)
+    df[column] = df[column].astype(object).where(df.index > 4, None) if column == "g" else df[column].where(df.index > 4)
+    df.loc[:4, "w"] = 0.0
+    synth = Synthesizer(["y"], ["x", "g"], epochs=1, verbose=False).fit(df, weight_col="w", seed=0)
+    assert synth.condition_encoder_.missing == []
+    assert synth.training_conditions_[column].notna().all() and len(synth.training_conditions_) == len(df) - 5
+    with pytest.raises(DataValidationError, match=rf"Condition column '{column}' has 1 missing"):
+        synth.generate(df[["x", "g"]].head(1), seed=0)

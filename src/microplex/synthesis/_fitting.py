@@ -81,6 +81,12 @@ class _Fitting:
                 raise DataValidationError(
                     f"{'Target' if name in targets else 'Condition'} column {name!r} has no value on the records of "
                     "positive weight (every one is missing); drop it.")
+        # a condition missing only on records of weight 0: the networks could not learn its missing input (it loaded
+        # and drew from untrained weights), so those records are left out, as a target's state only they hold is
+        weightless = [n for n in conditions if n in missing and not (data[n].isna().to_numpy() & (w > 0)).any()]
+        if weightless:
+            keep = data[weightless].notna().all(axis=1).to_numpy()
+            given, data, w = given[keep].reset_index(drop=True), data[keep].reset_index(drop=True), w[keep]
         schema = dict(p["schema"] or {})
         # A condition is constant when the records the model learns from (of positive weight) hold one value: values
         # only records of weight 0 hold gave it a fallback scale and garbage draws. (A target's values of weight 0
