@@ -57,6 +57,8 @@ def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], wh
     (eusilc with ``py010n`` a person variable: 2,720 children of 14,827 persons, none left), silently. Not in a
     column that a target filters on (``filtered``): calibration takes no missing value there.
     """
+    from .households._validation import applicable_from
+
     model = config["model"]
     hid, age = model["household_id"], model.get("age_var")
     missing = data[columns].isna()
@@ -65,9 +67,9 @@ def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], wh
         for c in columns:
             if c != age and c in model["person_vars"] and c not in filtered and missing[c].any():
                 na = missing[c].to_numpy()
-                given = ~na & ~np.isnan(ages)
-                if given.any():  # below the youngest age with a value: not applicable, kept
-                    missing[c] = na & ~(ages < ages[given].min())
+                threshold = applicable_from(na, ages)
+                if threshold is not None:  # below it: not applicable, kept
+                    missing[c] = na & ~(ages < threshold)
     bad = missing.any(axis=1).to_numpy()
     if not bad.any():
         return data

@@ -74,7 +74,8 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
             raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
                                       f"{label}{columns_hint(absent, df.columns)}.")
     if dropna is not False:  # true, or a list of columns whose rows go too
-        needed = [c for c in model_columns if c in df.columns and not _missing_modelled(c, config, filtered)]
+        kept = _missing_modelled(config, filtered)
+        needed = [c for c in model_columns if c in df.columns and c not in kept]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
             df = households.dropna(df, config, needed, label[:1].upper() + label[1:], filtered)
@@ -94,19 +95,20 @@ def filtered_columns(targets: Mapping[str, Any]) -> set[str]:
     return {c for name, ts in targets.items() if name != "public" for t in ts for c in t.filters}
 
 
-def _missing_modelled(column: str, config: Mapping[str, Any], filtered: Collection[str] = ()) -> bool:
-    """Whether the model fits the missing values of the column ``column`` (without DP: a target's as a state of
-    their own, see :class:`~microplex.synthesis.transforms.ContinuousEncoder`; a condition's as an input of their
-    own, see :class:`~microplex.synthesis.transforms.ConditionEncoder`), so that ``dropna`` keeps its rows:
+def _missing_modelled(config: Mapping[str, Any], filtered: Collection[str] = ()) -> set[str]:
+    """The model columns whose missing values the model fits (without DP: a target's as a state of their own, see
+    :class:`~microplex.synthesis.transforms.ContinuousEncoder`; a condition's as an input of their own, see
+    :class:`~microplex.synthesis.transforms.ConditionEncoder`), so that ``dropna`` keeps their rows:
     dropping them dropped every record a variable does not apply to (acs12's ``hrs_work`` is missing for the 52%
     not working). Not a column that names areas (``model.holdout_by``, ``generate.by``, ``sparsify.by``) or
     partitions (``generate.partition_by``), nor one that a target filters on (``filtered``): those take no missing
     value (calibration refuses them: no filter tells whether they match)."""
     model, gen = config["model"], config.get("generate", {})
+    if "epsilon" in model:
+        return set()
     areas = {model.get("holdout_by"), gen.get("by"), config.get("sparsify", {}).get("by"), *gen.get("partition_by", []),
              *filtered}
-    return ("epsilon" not in model and column not in areas
-            and (column in model.get("targets", []) or column in model.get("conditions", [])))
+    return {*model.get("targets", []), *model.get("conditions", [])} - areas
 
 
 def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> pd.DataFrame:

@@ -125,6 +125,17 @@ def check_sizes(ids: pd.Series, sizes: pd.Series, counts: pd.Series | None, size
             )
 
 
+def applicable_from(na: np.ndarray, age: np.ndarray) -> float | None:
+    """The youngest age at which a person variable has a value (``na``: where it is missing; persons without an
+    age left out): its missing values below that age are "not applicable". ``None`` when no such person has one.
+
+    >>> applicable_from(np.array([True, False, False]), np.array([5.0, 30.0, 40.0]))
+    30.0
+    """
+    given = ~na & ~np.isnan(age)
+    return float(age[given].min()) if given.any() else None
+
+
 def na_age_thresholds(persons: pd.DataFrame, columns: Sequence[str], age_var: str | None) -> dict[str, float]:
     """For each column with missing values, the age below which it is missing ("not applicable").
 
@@ -156,7 +167,7 @@ def na_age_thresholds(persons: pd.DataFrame, columns: Sequence[str], age_var: st
         age = persons[age_var].to_numpy(float)
         if na.all():
             raise DataValidationError(f"Person variable {col!r} is missing for every person.")
-        threshold = float(age[~na].min())
+        threshold = applicable_from(na, age)  # every age is given (checked above) and some value
         if not (age[na] < threshold).all():
             raise DataValidationError(
                 f"Person variable {col!r} has {int(na.sum())} missing values that are not exactly the "

@@ -21,10 +21,9 @@ from ._checks import DECODE_PROBE, MAX_HEAPS
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
-from ._segment import _weighted_mean_std
 from ._validation import check_column
 from .rounding import RoundingGrid
-from .transforms import ContinuousEncoder
+from .transforms import ContinuousEncoder, condition_moments
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
@@ -565,10 +564,7 @@ def check_condition_moments(table: pd.DataFrame, weights: np.ndarray, kinds: dic
     for name in table.columns:
         if kinds[name] == "categorical":
             continue
-        x = table[name].to_numpy(float, na_value=np.nan)
-        given = ~np.isnan(x)  # the moments of the values given (a missing value is an indicator column)
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, std = _weighted_mean_std(x[given], np.asarray(weights, dtype=float)[given])
+        mean, std = condition_moments(table[name], weights)
         got = [float(v) for v in stats[name]]
         if not (np.isclose(got[0], mean, rtol=1e-9, atol=1e-9 * std) and np.isclose(got[1], std, rtol=1e-9)):
             raise DataValidationError(

@@ -19,7 +19,7 @@ from .heaps import detect_heaps
 from .rounding import RoundingGrid
 from .schema import VariableSpec
 
-__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "integer_point_masses"]
+__all__ = ["ContinuousEncoder", "CategoricalEncoder", "ConditionEncoder", "integer_point_masses", "condition_moments"]
 
 
 class ContinuousEncoder:
@@ -490,6 +490,15 @@ class CategoricalEncoder:
         return enc
 
 
+def condition_moments(values: pd.Series, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and standard deviation of a numeric condition's values given (its missing values are an
+    indicator column of their own), as :class:`ConditionEncoder` standardizes it (overflow gives inf or NaN)."""
+    x = values.to_numpy(float, na_value=np.nan)
+    given = ~np.isnan(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _weighted_mean_std(x[given], np.asarray(w, dtype=float)[given])
+
+
 class ConditionEncoder:
     """Encodes conditioning columns: numeric ones standardized, categorical ones one-hot.
 
@@ -528,16 +537,12 @@ class ConditionEncoder:
                 if not held.all():
                     self.weightless[name] = [c for c, h in zip(cats, held, strict=True) if not h]
             else:
-                x = df[name].to_numpy(float, na_value=np.nan)
-                given = ~np.isnan(x)
-                x, wx = x[given], np.asarray(w, dtype=float)[given]
-                with np.errstate(over="ignore", invalid="ignore"):
-                    mean, std = _weighted_mean_std(x, wx)
+                mean, std = condition_moments(df[name], w)
                 if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
                     raise DataValidationError(
                         f"Condition column {name!r}: its weighted mean and standard deviation overflow float64 "
-                        f"(largest |value| {float(np.abs(x).max()):g}); rescale it (e.g. log, or a smaller unit) "
-                        "or drop the extreme records."
+                        f"(largest |value| {float(np.nanmax(np.abs(df[name].to_numpy(float, na_value=np.nan)))):g}); "
+                        "rescale it (e.g. log, or a smaller unit) or drop the extreme records."
                     )
                 self.stats[name] = (mean, std)
         return self
