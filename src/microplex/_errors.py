@@ -41,8 +41,10 @@ class ExtrapolationWarning(UserWarning):
     column : str or None
         The condition column the warning is about (None where it names none).
     reason : str or None
-        ``"range"`` (numeric values beyond the training range, held at its margin) or ``"weightless"``
-        (categories that only training records of weight 0 held).
+        ``"range"`` (numeric values beyond the training range, held at its margin), ``"weightless"``
+        (categories that only training records of weight 0 held) or ``"structural"`` (a combination of
+        conditions whose structural zeros rule out every pattern of the targets; ``column`` names one
+        of them).
     levels : tuple
         The categories of a ``"weightless"`` warning (at most five), else empty.
     """

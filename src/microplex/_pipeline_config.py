@@ -190,6 +190,7 @@ SYNTHESIZER: dict[str, Check] = {
     "point_mass_threshold": _float(0.0, 1.0),
     "max_point_masses": _int(0, 4096),
     "rounding": check_bool,
+    "structural_zeros": check_bool,
     "epochs": lambda v, name: check_epochs(v, name, high=10**7),
     "batch_size": _int(1, 2**31),
     "learning_rate": _float(0.0, low_inclusive=False),

@@ -31,7 +31,7 @@ __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_col
 _NAMED = ("person_id", "size_var", "geography", "age_var")
 _DIRECT = ("flow", "transforms", "hidden_features", "epochs", "batch_size", "learning_rate", "weight_decay",
            "validation_fraction", "patience")
-_INNER = ("bins", "point_mass_threshold", "max_point_masses", "rounding")
+_INNER = ("bins", "point_mass_threshold", "max_point_masses", "rounding", "structural_zeros")
 
 
 def is_households(config: Mapping[str, Any]) -> bool:

@@ -110,6 +110,21 @@ def uses_rounding(synth: Any) -> bool:
     return flag
 
 
+def uses_structural_zeros(synth: Any) -> bool:
+    """``synth.structural_zeros`` resolved as ``rounding`` is: ``None`` is ``True`` exactly when ``epsilon`` is not
+    set; ``True`` with ``epsilon`` raises (the rules are statistics of the data that no DP mechanism covers)."""
+    flag = check_bool(synth.structural_zeros, "structural_zeros", allow_none=True)
+    if flag is None:
+        return synth.epsilon is None
+    if flag and synth.epsilon is not None:
+        raise DataValidationError(
+            "The 'structural_zeros' parameter cannot be True with 'epsilon': which states a condition's category never "
+            "holds is a statistic of the data that no DP mechanism covers. Leave structural_zeros=None (off with "
+            "epsilon) or set it to False."
+        )
+    return flag
+
+
 def uses_condition_model(synth: Any) -> bool:
     """``synth.condition_model`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is set and there are
     conditions (a DP fit must not keep real condition rows), else ``False``."""
@@ -148,6 +163,7 @@ def check_synthesizer_params(synth: Any) -> dict[str, Any]:
         "max_heaps": check_int(synth.max_heaps, "max_heaps", low=0, high=MAX_HEAPS),
         "min_heap_count": check_int(synth.min_heap_count, "min_heap_count", low=1),
         "rounding": uses_rounding(synth),
+        "structural_zeros": uses_structural_zeros(synth),
         "condition_model": uses_condition_model(synth),
         "sampling": check_choice(synth.sampling, "sampling", SAMPLING),
         "standardize": check_choice(synth.standardize, "standardize", ("quantile", "moments")),

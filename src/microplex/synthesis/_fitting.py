@@ -27,6 +27,7 @@ from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
+from ._structure import fit_rules
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
                           missing_as_nan)
 from .schema import VariableSpec, infer_kind
@@ -171,6 +172,10 @@ class _Fitting:
         if not allowed.all():  # records of weight 0 with a flow value in a segment whose weighted values are all heaps
             data, c, pattern, w, heap = (data[allowed].reset_index(drop=True), c[allowed], pattern[allowed],
                                          w[allowed], heap[allowed])
+        # structural zeros (._structure): target states a condition's category never holds though their share expects
+        # some there; from every training record, before the networks (not with DP: no mechanism counts them)
+        self.structure_ = (fit_rules(c, list(self.condition_encoder_.cells()), pattern, self.patterns_, w)
+                           if p["structural_zeros"] else None)
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self, w)
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either

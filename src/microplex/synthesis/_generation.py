@@ -15,11 +15,12 @@ import torch
 
 from .._files import codes_hint
 from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning
-from .._params import check_choice, check_int, check_seed
+from .._params import check_choice, check_int, check_seed, to_python
 from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
 from . import _dp_tree
 from ._conditions import condition_ranges, draw_conditions
+from ._structure import contradicting_rows
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns, missing_as_nan
 from .sampling import SAMPLING, uniforms
@@ -173,6 +174,17 @@ class _Generation:
                 "fitted to anything. Drop those rows, or fit with a positive weight on some of their records.",
                 column=name, reason="weightless", levels=tuple(levels[:5]),
             ), stacklevel=4)
+        rules = getattr(self, "structure_", None)
+        if rules is not None:  # structural zeros (._structure) that together rule out every pattern
+            count, cells = contradicting_rows(frame, rules, self.condition_encoder_.cells())
+            if count:
+                shown = {k: to_python(v) for k, v in cells.items()}
+                warnings.warn(ExtrapolationWarning(
+                    f"{count} of {len(frame)} rows hold conditions whose structural zeros together rule out every "
+                    f"combination of the targets' states seen in training (e.g. {shown}; a missing value is None): "
+                    "no training record holds such a combination. Their states are drawn from the model without "
+                    "those rules.", column=next(iter(cells)), reason="structural",
+                ), stacklevel=4)
         ranges = self._condition_ranges()
         clipped = {}
         for name, (lo, hi) in ranges.items():

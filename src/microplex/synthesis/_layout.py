@@ -172,6 +172,7 @@ class _Layout:
             heaps=self._heap_layout(),
             head_features=self._hidden_features() if older_dp_layout else self._head_features(),
             base_scale=self.epsilon is not None and not older_dp_layout,
+            rules=getattr(self, "structure_", None),
         )
 
     def _hidden_features(self) -> tuple[int, ...]:

@@ -29,9 +29,9 @@ from .transforms import ContinuousEncoder, condition_moments
 HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
-#: ``sampling``, ``standardize`` and ``rounding`` are absent from files written before them (they load with
-#: "independent", "moments" and False).
-OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding")
+#: ``sampling``, ``standardize``, ``rounding`` and ``structural_zeros`` are absent from files written before them
+#: (they load with "independent", "moments", False and False).
+OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding", "structural_zeros")
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")

@@ -29,6 +29,7 @@ from ._dp_record import check_record
 from ._dp_tree import PARTS as TREE_PARTS
 from ._checks import EXTRAPOLATION_MARGIN
 from ._schedule import BATCH_SIZE
+from ._structure import check_rules
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -163,6 +164,7 @@ def restore_state(
     params.setdefault("sampling", "independent")  # a file written before stratified draws
     params.setdefault("standardize", "moments")  # a file written before quantile standardization
     params.setdefault("rounding", False)  # a file written before rounding grids: its encoders hold none
+    params.setdefault("structural_zeros", False)  # a file written before structural zeros: its model has no rules
     if "max_heaps" not in params:  # a file written before heap states: its model has none
         params["max_heaps"] = 0
     try:
@@ -222,6 +224,12 @@ def restore_state(
         self._check_model_size(len(conditions) if tables else int(p["batch_size"] or BATCH_SIZE))
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
+    enc = self.condition_encoder_
+    self.structure_ = check_rules(tensors, enc.n_features, list(enc.cells()), len(self.patterns_), label)
+    if self.structure_ is not None and not p["structural_zeros"]:
+        raise DataValidationError(f"{label} is not a valid Synthesizer model file: it holds structural zeros "
+                                  "(tensors 'rule_columns', 'rule_forbidden') but its params set structural_zeros "
+                                  "to False.")
     model = self._new_model()
     # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale (the
     # layout of a model fitted without DP). The condition tree came later: a record with a tree's mechanisms

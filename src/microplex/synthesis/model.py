@@ -56,6 +56,11 @@ class PointMassFlow(nn.Module):
     base_scale : bool, default=False
         The flow's base normal gets a standard deviation per variable
         (:class:`~microplex.synthesis.flow.TriangularFlow`).
+    rules : (LongTensor (R,), BoolTensor (R, P)), default=None
+        Structural zeros (:mod:`~microplex.synthesis._structure`): where context column
+        ``rules[0][r]`` is 1, the patterns ``rules[1][r]`` have probability 0 (buffers
+        ``rule_columns`` and ``rule_forbidden``; without rules the module's state is that of
+        earlier versions).
 
     Examples
     --------
@@ -81,6 +86,7 @@ class PointMassFlow(nn.Module):
         heaps: Sequence[tuple[int, Tensor, Tensor]] = (),
         head_features: tuple[int, ...] | None = None,
         base_scale: bool = False,
+        rules: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.register_buffer("patterns", torch.as_tensor(patterns, dtype=torch.long))
@@ -97,6 +103,11 @@ class PointMassFlow(nn.Module):
                             hidden_features=hidden_features if head_features is None else head_features)
         else:  # no conditions: the pattern distribution is a free softmax
             self.head = Logits(n_patterns)
+        if rules is not None and self.head is not None:
+            self.register_buffer("rule_columns", torch.as_tensor(rules[0], dtype=torch.long))
+            self.register_buffer("rule_forbidden", torch.as_tensor(rules[1], dtype=torch.bool))
+        else:
+            self.rule_columns = self.rule_forbidden = None
         self.heap_dims = [int(d) for d, _, _ in heaps]
         self.heaps = (
             HeapHeads(context + onehot.shape[1], [v for _, v, _ in heaps], [a for _, _, a in heaps], hidden_features)
@@ -121,7 +132,17 @@ class PointMassFlow(nn.Module):
         """log P(pattern | c) for every pattern, shape (N, P)."""
         if self.head is None:
             return c.new_zeros(c.shape[0], 1)
-        return torch.log_softmax(self.head(c), dim=-1)
+        return torch.log_softmax(self._ruled(self.head(c), c), dim=-1)
+
+    def _ruled(self, logits: Tensor, c: Tensor) -> Tensor:
+        """``logits`` (N, P) with the patterns that the rules rule out for each row's context set to ``-inf``
+        (a new tensor); a row whose rules rule out every pattern keeps its logits."""
+        if self.rule_columns is None:
+            return logits
+        hits = c[:, self.rule_columns] @ self.rule_forbidden.to(c.dtype)  # (N, P): rules against each pattern
+        out = hits > 0.5
+        out &= ~out.all(dim=1, keepdim=True)
+        return logits.masked_fill(out, float("-inf"))
 
     def _pinned(self, pattern: Tensor, heap: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(flow context extras (N, H), pinned mask (N, D), pinned values (N, D))."""
@@ -179,7 +200,8 @@ class PointMassFlow(nn.Module):
         else:
             # Inverse-CDF draw: one uniform per record (much faster than torch.multinomial); the
             # uniform is scaled by the CDF's last column, which rounding may leave off 1.
-            probs = torch.softmax(mlp_forward(self.head, c, workspace, "head", scratch_output=True), dim=1)
+            logits = self._ruled(mlp_forward(self.head, c, workspace, "head", scratch_output=True), c)
+            probs = torch.softmax(logits, dim=1)
             cdf = (torch.cumsum(probs, dim=1) if workspace is None else
                    torch.cumsum(probs, dim=1, out=scratch(workspace, "head.cdf", probs.shape, probs.dtype)))
             uniform = uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]

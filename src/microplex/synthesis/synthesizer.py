@@ -86,6 +86,14 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ``epsilon``, ``False`` with it (the shares are statistics of the data that no DP
         mechanism covers; ``rounding=True`` with ``epsilon`` raises). :meth:`log_prob` scores
         the flow's density, before rounding.
+    structural_zeros : bool or None, default=None
+        Structural zeros (see :mod:`microplex.synthesis._structure`). ``True``: a target's
+        state (a point mass such as 0, a missing value, a category) that no training record of
+        a condition's category (or of the records missing a condition) holds, although its
+        overall share expects at least 5 records there, is never drawn for that category:
+        the unemployed get no commute time, the employed always get hours. ``False``: the
+        pattern head's probabilities as learnt (small, not 0). ``None``: ``True`` without
+        ``epsilon``, ``False`` with it (``True`` with ``epsilon`` raises).
     epochs : int or "auto", default="auto"
         Training epochs. ``"auto"`` chooses them from the number of training records (about 160
         on 1,300, 60 on 10,000, 40 on 20,000; see :mod:`microplex.synthesis._schedule`), or
@@ -227,6 +235,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         max_heaps: int = 64,
         min_heap_count: int = 20,
         rounding: bool | None = None,
+        structural_zeros: bool | None = None,
         epochs: int | str = "auto",
         batch_size: int | None = None,
         learning_rate: float | None = None,
@@ -257,6 +266,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         self.max_heaps = max_heaps
         self.min_heap_count = min_heap_count
         self.rounding = rounding
+        self.structural_zeros = structural_zeros
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -551,6 +551,23 @@ class ConditionEncoder:
     def n_features(self) -> int:
         return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items()) + len(self.missing)
 
+    def cells(self) -> dict[int, tuple[str, Any]]:
+        """The binary inputs of :meth:`transform`: column index -> (condition, category), the category ``None``
+        for a missing value (a categorical condition's column after its categories, a numeric one's indicator)."""
+        out: dict[int, tuple[str, Any]] = {}
+        col = 0
+        for name, kind in self.kinds.items():
+            if kind == "categorical":
+                for cat in self.stats[name]:
+                    out[col] = (name, cat)
+                    col += 1
+            else:
+                col += 1
+            if name in self.missing:
+                out[col] = (name, None)
+                col += 1
+        return out
+
     def weightless_rows(self, df: pd.DataFrame) -> dict[str, tuple[int, list[Any]]]:
         """Per categorical condition, the rows of ``df`` that hold a category only training records of
         weight 0 held (``weightless``): their count and those categories (conditions without such rows

@@ -1,0 +1,139 @@
+"""Structural zeros: target states that a condition's category rules out.
+
+A target's discrete state (a point mass such as 0, a missing value, a category) may be impossible
+for some records by construction: the unemployed have no commute, the employed always report
+hours. The pattern head is a softmax given the conditions, so it learns such a share as small, not
+as 0 (acs12: the unemployed drawn with a commute time 4.6% of the time, the employed without hours
+0.5%, though no training record of either holds that state). Like a contingency table's structural
+zeros, these cells are taken from the data:
+
+* a *cell* is a binary input of the condition encoding: one category of a categorical condition
+  (its missing value too) or the missing-value indicator of a numeric condition;
+* the states of a discrete target that no training record in a cell holds are *ruled out* there
+  when their weighted shares over all records of positive weight, summed, times the cell's Kish
+  effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson count of mean 5
+  is 0 with probability 0.7%: such an absence is structure, not chance). The states are tested
+  together, so a cell that holds one state only (the unemployed: commute time always missing)
+  rules out the others even where each of them is small (commute times heaped on 10, 15, 20 and
+  30 minutes are states of their own); a rare state alone, such as a top code of 0.5%, is not
+  ruled out in a cell of ordinary size;
+* a pattern (the states of every discrete target together) is ruled out in a record's cells when
+  any of its states is; the pattern head then gives it probability 0 in training, drawing and
+  :meth:`~microplex.synthesis.Synthesizer.log_prob` (``-inf``).
+
+Conditions whose cells together rule out every pattern (a combination no training record has and
+that the rules contradict) get the head's probabilities without rules, with a warning
+(:func:`contradicting_rows`). Computed only without differential privacy (the rules are statistics
+of the data that no mechanism covers); ``Synthesizer(structural_zeros=False)`` turns them off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataValidationError
+from .._stats import kish_ess
+
+__all__ = ["MIN_EXPECTED", "fit_rules", "contradicting_rows", "check_rules"]
+
+#: Records a state's overall share must expect in a cell for its absence there to rule it out.
+MIN_EXPECTED = 5.0
+
+#: A rule: (context column of the cell, BoolTensor-like (P,) of the patterns it rules out).
+Rules = tuple[np.ndarray, np.ndarray]
+
+
+def fit_rules(context: np.ndarray, cells: list[int], pattern: np.ndarray, patterns: np.ndarray,
+              w: np.ndarray) -> Rules | None:
+    """The cells' rules: ``(columns (R,), forbidden (R, P))`` for the cells (context columns ``cells`` of the
+    encoded conditions ``context`` (N, C)) that rule out some pattern, or None when none does.
+
+    ``pattern`` (N,) is each record's pattern index into ``patterns`` (P, M), the states of the ``M`` discrete
+    targets; ``w`` (N,) the weights. A state counts as seen in a cell when any training record holds it there,
+    whatever its weight (so that no training record's own pattern is ruled out); expected counts use the records
+    of positive weight.
+    """
+    if len(cells) == 0 or patterns.shape[1] == 0 or len(patterns) < 2:
+        return None
+    states = patterns[pattern]  # (N, M)
+    positive = w > 0
+    total = float(w[positive].sum())
+    shares = [np.bincount(states[positive, m], weights=w[positive], minlength=int(patterns[:, m].max()) + 1) / total
+              for m in range(patterns.shape[1])]
+    columns, forbidden = [], []
+    for col in cells:
+        cell = context[:, col] == 1
+        if not (cell & positive).any():
+            continue
+        ess = kish_ess(w[cell & positive])
+        out = np.zeros(len(patterns), dtype=bool)
+        for m, share in enumerate(shares):
+            seen = np.zeros(len(share), dtype=bool)
+            seen[np.unique(states[cell, m])] = True
+            if share[~seen].sum() * ess >= MIN_EXPECTED:
+                out |= ~seen[patterns[:, m]]
+        if out.any():
+            columns.append(col)
+            forbidden.append(out)
+    if not columns:
+        return None
+    return np.asarray(columns, dtype=np.int64), np.stack(forbidden)
+
+
+def contradicting_rows(frame: pd.DataFrame, rules: Rules, cells: dict[int, tuple[str, Any]]) -> tuple[int, dict]:
+    """Rows of ``frame`` whose cells together rule out every pattern: their count and the cells of the first such
+    combination (``{condition: value}``, ``None`` for a missing value). ``cells`` maps a rule's context column to its
+    (condition, category), the category ``None`` for a missing value."""
+    columns, forbidden = rules
+    keys = [cells[int(c)] for c in columns]
+    names = sorted({n for n, _ in keys})
+    if not len(frame) or not names:
+        return 0, {}
+    combos = frame[names].drop_duplicates()
+    bad, first = [], {}
+    for _, row in combos.iterrows():
+        out = np.zeros(forbidden.shape[1], dtype=bool)
+        on = {}
+        for (name, value), rule in zip(keys, forbidden, strict=True):
+            x = row[name]
+            if (pd.isna(x) if value is None else (not pd.isna(x) and x == value)):
+                out |= rule
+                on[name] = value
+        if out.all():
+            bad.append(row)
+            first = first or on
+    if not bad:
+        return 0, {}
+    hit = frame[names].merge(pd.DataFrame(bad), how="left", indicator=True)["_merge"].eq("both")
+    return int(hit.sum()), first
+
+
+def check_rules(tensors: dict[str, Any], n_context: int, cells: list[int], n_patterns: int, label: str) -> Rules | None:
+    """The rules of a model file's tensors ``rule_columns`` and ``rule_forbidden`` (both or neither), checked: the
+    columns distinct cells of the context (``cells``), each rule ruling out some pattern but not every one."""
+    names = ("rule_columns", "rule_forbidden")
+    held = [n in tensors for n in names]
+    if not any(held):
+        return None
+    where = f"{label} is not a valid Synthesizer model file"
+    if not all(held):
+        raise DataValidationError(f"{where}: tensors {list(names)} come together (structural zeros); it holds one.")
+    columns, forbidden = tensors["rule_columns"], tensors["rule_forbidden"]
+    if columns.ndim != 1 or str(columns.dtype) != "torch.int64" or forbidden.ndim != 2 \
+            or str(forbidden.dtype) != "torch.bool" or forbidden.shape != (len(columns), n_patterns):
+        raise DataValidationError(
+            f"{where}: tensors 'rule_columns' (int64, R) and 'rule_forbidden' (bool, R x {n_patterns} patterns) have "
+            f"dtypes {columns.dtype}, {forbidden.dtype} and shapes {tuple(columns.shape)}, {tuple(forbidden.shape)}.")
+    cols = columns.numpy()
+    if len(cols) == 0 or len(set(cols.tolist())) != len(cols) or not set(cols.tolist()) <= set(cells):
+        raise DataValidationError(
+            f"{where}: tensor 'rule_columns' must name distinct binary inputs of the {n_context} condition features "
+            f"(one of {cells[:10]}); got {cols.tolist()[:10]}.")
+    rows = forbidden.numpy()
+    if not rows.any(axis=1).all() or rows.all(axis=1).any():
+        raise DataValidationError(
+            f"{where}: tensor 'rule_forbidden' must rule out some pattern but not every one in each row.")
+    return cols, rows
