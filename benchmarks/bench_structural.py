@@ -12,10 +12,11 @@ variant generates one record per held-out condition row, three draws per fitted 
 
 Scores, against the held-out rows: ``impossible per 1,000``: records in a state that no training record of their
 employment group holds (a commute time for the unemployed or those out of the labour force, no hours for the
-employed; a state a group's training records never hold); ``state share err by employment``: the largest, over
+employed; for the floor, the held-out records' own rate); ``state share err by employment``: the largest, over
 employment groups and the three targets, of the error of the missing share (hours, commute) or zero share (income);
 ``worst KS``: the largest KS over the targets' values given; ``missing share err``: the larger over hours and
-commute; exact copies and DCR ratio (``microplex.evaluation.privacy``) on the numeric columns and employment.
+commute; exact copies and DCR ratio (``microplex.evaluation.privacy``) on the numeric columns and employment (for the
+floor, the held-out records' exact-copy rate).
 
 Usage
 -----
@@ -51,14 +52,16 @@ def _states(frame: pd.DataFrame) -> pd.DataFrame:
 def scores(other: pd.DataFrame, hold: pd.DataFrame, train: pd.DataFrame, synthetic: bool) -> dict[str, float]:
     s_other, s_hold, s_train = _states(other), _states(hold), _states(train)
     g_other, g_hold, g_train = (f["employment"].to_numpy() for f in (other, hold, train))
-    impossible = np.zeros(len(other), dtype=bool)
+    # the floor's "impossible" rate is the held-out records' own (its training sample has none by construction)
+    s_fresh, g_fresh = (s_other, g_other) if synthetic else (s_hold, g_hold)
+    impossible = np.zeros(len(s_fresh), dtype=bool)
     err = 0.0
     for group in np.unique(g_train):
         o, h, t = g_other == group, g_hold == group, g_train == group
         for v in TARGETS:
             for state in (True, False):
                 if not (s_train[v][t] == state).any():  # no training record of the group holds the state
-                    impossible |= o & (s_other[v].to_numpy() == state)
+                    impossible |= (g_fresh == group) & (s_fresh[v].to_numpy() == state)
             if o.any() and h.any():
                 err = max(err, abs(s_other[v][o].mean() - s_hold[v][h].mean()))
     ks = [ks_2samp(other[v].dropna(), hold[v].dropna()).statistic for v in TARGETS]
@@ -66,7 +69,7 @@ def scores(other: pd.DataFrame, hold: pd.DataFrame, train: pd.DataFrame, synthet
            "worst KS": float(max(ks)),
            "missing share err": max(abs(other[v].isna().mean() - hold[v].isna().mean()) for v in TARGETS[1:])}
     a, b, c = (f[PRIVACY].fillna(-1.0) for f in (other, hold, train))
-    out["exact copies"] = exact_copy_rate(a, c)
+    out["exact copies"] = exact_copy_rate(a if synthetic else b, c)  # the floor: held-out records' own rate
     out["DCR ratio"] = float(np.median(dcr(a, c)) / np.median(dcr(b, c))) if synthetic else np.nan
     return out
 
