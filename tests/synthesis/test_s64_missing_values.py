@@ -233,9 +233,12 @@ def test_fuse_models_the_donor_records_missing_values(acs):
     fused = result.data
     real = donor["hrs_work"].isna().groupby(donor["employment"].fillna("(missing)")).mean()
     drawn = fused["hrs_work"].isna().groupby(fused["employment"].fillna("(missing)")).mean()
-    assert real["employed"] < 0.01 and drawn["employed"] < 0.02  # before: every base record got hours
+    # before: every base record got hours; no donor record of the employed misses them, a structural zero (session 66)
+    assert real["employed"] == 0 and drawn["employed"] == 0
     assert abs(drawn["not in labor force"] - real["not in labor force"]) < 0.05
-    assert drawn["(missing)"] > 0.95 and real["(missing)"] == 1.0
+    # 8 donor and 10 base records miss employment (too few for a structural zero): drawn 0.8-1.0 over seeds 0-2,
+    # twice the overall missing share (0.42)
+    assert drawn["(missing)"] >= 0.8 and real["(missing)"] == 1.0
     assert result.diagnostics["missing_error"].iloc[0] < 0.05
 
 
