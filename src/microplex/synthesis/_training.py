@@ -77,7 +77,7 @@ class _Training:
                 wb = w_t[b]
                 if not float(wb.sum()) > 0:  # a batch of zero-weight records carries no likelihood
                     continue
-                loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b], h_t[b])).sum() / wb.sum()
+                loss = -(wb * model.log_prob(c_t[b], p_t[b], u_t[b], h_t[b], ruled=False)).sum() / wb.sum()
                 opt.zero_grad()
                 loss.backward()
                 try:
@@ -107,7 +107,7 @@ class _Training:
             model.eval()
             with torch.no_grad():
                 lps = dict(zip(("head", "heaps", "flow"),
-                               model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx]), strict=True))
+                               model.log_prob_parts(c_t[val_idx], p_t[val_idx], u_val, h_t[val_idx], ruled=False), strict=True))
             wv = w_t[val_idx] / w_t[val_idx].sum()
             scores = {k: -float((wv * lp).sum()) for k, lp in lps.items()}
             val_loss = sum(scores.values())

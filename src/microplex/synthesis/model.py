@@ -58,9 +58,11 @@ class PointMassFlow(nn.Module):
         (:class:`~microplex.synthesis.flow.TriangularFlow`).
     rules : (LongTensor (R,), BoolTensor (R, P)), default=None
         Structural zeros (:mod:`~microplex.synthesis._structure`): where context column
-        ``rules[0][r]`` is 1, the patterns ``rules[1][r]`` have probability 0 (buffers
+        ``rules[0][r]`` is 1, the patterns ``rules[1][r]`` have probability 0 when drawing and
+        scoring (the head's probabilities renormalized over the other patterns; training leaves
+        them out, ``ruled=False``, so the head learns as without rules). Buffers
         ``rule_columns`` and ``rule_forbidden``; without rules the module's state is that of
-        earlier versions).
+        earlier versions.
 
     Examples
     --------
@@ -128,11 +130,13 @@ class PointMassFlow(nn.Module):
         if isinstance(self.head, Logits):
             self.head.logits.copy_(torch.log(torch.as_tensor(shares, dtype=torch.float32).clamp_min(1e-8)))
 
-    def pattern_log_prob(self, c: Tensor) -> Tensor:
-        """log P(pattern | c) for every pattern, shape (N, P)."""
+    def pattern_log_prob(self, c: Tensor, ruled: bool = True) -> Tensor:
+        """log P(pattern | c) for every pattern, shape (N, P); ``ruled``: with the rules' structural zeros (the
+        head's probabilities renormalized over the patterns they allow), else as the head learnt them."""
         if self.head is None:
             return c.new_zeros(c.shape[0], 1)
-        return torch.log_softmax(self._ruled(self.head(c), c), dim=-1)
+        logits = self.head(c)
+        return torch.log_softmax(self._ruled(logits, c) if ruled else logits, dim=-1)
 
     def _ruled(self, logits: Tensor, c: Tensor) -> Tensor:
         """``logits`` (N, P) with the patterns that the rules rule out for each row's context set to ``-inf``
@@ -160,15 +164,16 @@ class PointMassFlow(nn.Module):
         return torch.zeros(n, len(self.heap_dims), dtype=torch.long) if heap is None else heap
 
     def log_prob_parts(
-        self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None
+        self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None, ruled: bool = True
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(log P(pattern | c), log P(heap states | pattern, c), log p(free u | states, c)),
         each of shape (N,).
 
         ``pattern`` (N,) holds pattern indices, ``u`` (N, D) standardized continuous values
         (values of inactive or heaped coordinates are ignored) and ``heap`` (N, H) the heap
-        state of each heaped coordinate (0: none; ``None``: no heaps)."""
-        discrete = self.pattern_log_prob(c).gather(1, pattern[:, None]).squeeze(1)
+        state of each heaped coordinate (0: none; ``None``: no heaps). ``ruled=False`` (training) leaves the
+        rules out of the pattern's term (:meth:`pattern_log_prob`)."""
+        discrete = self.pattern_log_prob(c, ruled).gather(1, pattern[:, None]).squeeze(1)
         heap = self._heap(heap, len(pattern))
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
         heaps = self.heaps.log_prob(ctx, pattern, heap) if self.heaps is not None else torch.zeros_like(discrete)
@@ -179,9 +184,10 @@ class PointMassFlow(nn.Module):
         terms = self.flow.log_prob_terms(u, torch.cat((ctx, extra), dim=1))
         return discrete, heaps, (terms * ~pinned).sum(dim=1)
 
-    def log_prob(self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None) -> Tensor:
+    def log_prob(self, c: Tensor, pattern: Tensor, u: Tensor, heap: Tensor | None = None,
+                 ruled: bool = True) -> Tensor:
         """Joint log-density, shape (N,) (see :meth:`log_prob_parts`)."""
-        discrete, heaps, continuous = self.log_prob_parts(c, pattern, u, heap)
+        discrete, heaps, continuous = self.log_prob_parts(c, pattern, u, heap, ruled)
         return discrete + heaps + continuous
 
     @torch.no_grad()
