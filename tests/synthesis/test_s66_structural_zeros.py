@@ -175,3 +175,16 @@ def test_acs12_commute_and_hours_by_employment():
     assert commute["unemployed"] == 0 and commute["not in labor force"] == 0 and hours_missing["employed"] == 0
     real = acs.loc[acs["employment"] == "employed", "time_to_work"].notna().mean()
     assert abs(commute["employed"] - real) < 0.04
+
+
+def test_contradicting_rows_match_values_as_the_encoding_does():
+    from microplex.synthesis._structure import contradicting_rows
+
+    # rule 0: code 1 of 'a' rules out patterns 0 and 1; rule 1: a missing 'b' rules out pattern 2
+    rules = (np.array([0, 3]), np.array([[True, True, False], [False, False, True]]))
+    cells = {0: ("a", 1), 1: ("a", 2), 3: ("b", None)}
+    frame = pd.DataFrame({"a": [1.0, 1.0, 2.0, True], "b": [np.nan, 0.5, np.nan, np.nan]})
+    # row 0: code 1 (given as 1.0) and 'b' missing: every pattern ruled out; True is not the code 1
+    assert contradicting_rows(frame, rules, cells) == (1, {"a": 1, "b": None})
+    assert contradicting_rows(frame.iloc[1:], rules, cells) == (0, {})
+    assert contradicting_rows(frame.iloc[:0], rules, cells) == (0, {})

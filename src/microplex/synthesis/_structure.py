@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import kish_ess
+from .._stats import category_codes, kish_ess
 
 __all__ = ["MIN_EXPECTED", "fit_rules", "contradicting_rows", "check_rules"]
 
@@ -90,29 +90,21 @@ def fit_rules(context: np.ndarray, cells: list[int], pattern: np.ndarray, patter
 def contradicting_rows(frame: pd.DataFrame, rules: Rules, cells: dict[int, tuple[str, Any]]) -> tuple[int, dict]:
     """Rows of ``frame`` whose cells together rule out every pattern: their count and the cells of the first such
     combination (``{condition: value}``, ``None`` for a missing value). ``cells`` maps a rule's context column to its
-    (condition, category), the category ``None`` for a missing value."""
+    (condition, category), the category ``None`` for a missing value; values match as the condition encoding
+    matches them (:func:`microplex._stats.category_codes`)."""
     columns, forbidden = rules
     keys = [cells[int(c)] for c in columns]
-    names = sorted({n for n, _ in keys})
-    if not len(frame) or not names:
+    if not len(frame):
         return 0, {}
-    combos = frame[names].drop_duplicates()
-    bad, first = [], {}
-    for _, row in combos.iterrows():
-        out = np.zeros(forbidden.shape[1], dtype=bool)
-        on = {}
-        for (name, value), rule in zip(keys, forbidden, strict=True):
-            x = row[name]
-            if (pd.isna(x) if value is None else (not pd.isna(x) and x == value)):
-                out |= rule
-                on[name] = value
-        if out.all():
-            bad.append(row)
-            first = first or on
-    if not bad:
+    on = np.stack([frame[name].isna().to_numpy(bool) if value is None else category_codes(frame[name], [value]) == 0
+                   for name, value in keys], axis=1)  # (N, R): the rules each row's cells bring
+    combos, inverse = np.unique(on, axis=0, return_inverse=True)
+    bad = np.array([forbidden[combo].any(axis=0).all() for combo in combos])
+    hit = bad[inverse.reshape(-1)]
+    if not hit.any():
         return 0, {}
-    hit = frame[names].merge(pd.DataFrame(bad), how="left", indicator=True)["_merge"].eq("both")
-    return int(hit.sum()), first
+    first = combos[np.flatnonzero(bad)[0]]
+    return int(hit.sum()), {keys[r][0]: keys[r][1] for r in np.flatnonzero(first)}
 
 
 def check_rules(tensors: dict[str, Any], n_context: int, cells: list[int], n_patterns: int, label: str) -> Rules | None:
