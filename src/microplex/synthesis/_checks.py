@@ -96,33 +96,29 @@ def overflow_message(role: str, name: str, series: pd.Series) -> str:
     )
 
 
-def uses_rounding(synth: Any) -> bool:
-    """``synth.rounding`` resolved: ``None`` is ``True`` exactly when ``epsilon`` is not set; ``True`` with
-    ``epsilon`` raises (a rounding grid is a statistic of the data that no DP mechanism covers)."""
-    flag = check_bool(synth.rounding, "rounding", allow_none=True)
+def _off_with_dp(synth: Any, name: str, statistic: str) -> bool:
+    """A flag for a part that reads the data without noise, resolved: ``None`` is ``True`` exactly when
+    ``epsilon`` is not set; ``True`` with ``epsilon`` raises naming the ``statistic`` no DP mechanism covers."""
+    flag = check_bool(getattr(synth, name), name, allow_none=True)
     if flag is None:
         return synth.epsilon is None
     if flag and synth.epsilon is not None:
         raise DataValidationError(
-            "The 'rounding' parameter cannot be True with 'epsilon': the shares of round values are statistics of the "
-            "data that no DP mechanism covers. Leave rounding=None (off with epsilon) or set it to False."
+            f"The {name!r} parameter cannot be True with 'epsilon': {statistic} no DP mechanism covers. Leave "
+            f"{name}=None (off with epsilon) or set it to False."
         )
     return flag
+
+
+def uses_rounding(synth: Any) -> bool:
+    """``synth.rounding`` resolved (a rounding grid is a statistic of the data that no DP mechanism covers)."""
+    return _off_with_dp(synth, "rounding", "the shares of round values are statistics of the data that")
 
 
 def uses_structural_zeros(synth: Any) -> bool:
-    """``synth.structural_zeros`` resolved as ``rounding`` is: ``None`` is ``True`` exactly when ``epsilon`` is not
-    set; ``True`` with ``epsilon`` raises (the rules are statistics of the data that no DP mechanism covers)."""
-    flag = check_bool(synth.structural_zeros, "structural_zeros", allow_none=True)
-    if flag is None:
-        return synth.epsilon is None
-    if flag and synth.epsilon is not None:
-        raise DataValidationError(
-            "The 'structural_zeros' parameter cannot be True with 'epsilon': which states a condition's category never "
-            "holds is a statistic of the data that no DP mechanism covers. Leave structural_zeros=None (off with "
-            "epsilon) or set it to False."
-        )
-    return flag
+    """``synth.structural_zeros`` resolved (the rules are statistics of the data that no DP mechanism covers)."""
+    return _off_with_dp(synth, "structural_zeros",
+                        "which states a condition's category never holds is a statistic of the data that")
 
 
 def uses_condition_model(synth: Any) -> bool:
