@@ -188,3 +188,15 @@ def test_contradicting_rows_match_values_as_the_encoding_does():
     assert contradicting_rows(frame, rules, cells) == (1, {"a": 1, "b": None})
     assert contradicting_rows(frame.iloc[1:], rules, cells) == (0, {})
     assert contradicting_rows(frame.iloc[:0], rules, cells) == (0, {})
+
+
+def test_a_uniform_of_zero_never_draws_a_pattern_of_probability_zero(toy_model, monkeypatch):
+    import microplex.synthesis.model as model_module
+
+    conditions = pd.DataFrame({"status": ["unemployed", "employed", "retired"] * 20, "age": 40.0})
+    c = torch.as_tensor(toy_model.condition_encoder_.transform(conditions))
+    ruled = toy_model.model_.pattern_log_prob(c)
+    assert torch.isinf(ruled[:, 0]).any()  # the first pattern is ruled out for some rows: the case
+    monkeypatch.setattr(model_module, "uniforms", lambda n, d, *a, **k: torch.zeros(n, d, dtype=k.get("dtype")))
+    pattern, _, _ = toy_model.model_.sample(c, torch.Generator().manual_seed(0))
+    assert torch.isfinite(ruled.gather(1, pattern[:, None])).all()

@@ -256,7 +256,7 @@ def test_diverging_training_raises(frame, monkeypatch):
     from microplex.synthesis.model import PointMassFlow
 
     original = PointMassFlow.log_prob
-    monkeypatch.setattr(PointMassFlow, "log_prob", lambda self, *a: original(self, *a) * float("nan"))
+    monkeypatch.setattr(PointMassFlow, "log_prob", lambda self, *a, **k: original(self, *a, **k) * float("nan"))
     with pytest.raises(ConvergenceError, match="training loss became non-finite \\(nan\\) at epoch 1"):
         Synthesizer(["y"], ["x"], epochs=3, verbose=False).fit(frame, seed=0)
 

@@ -210,7 +210,10 @@ class PointMassFlow(nn.Module):
             probs = torch.softmax(logits, dim=1)
             cdf = (torch.cumsum(probs, dim=1) if workspace is None else
                    torch.cumsum(probs, dim=1, out=scratch(workspace, "head.cdf", probs.shape, probs.dtype)))
-            uniform = uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]
+            # A uniform of exactly 0 would pick the first pattern even at probability 0 (ruled out, or a softmax
+            # underflow): the smallest positive float instead, which picks the first pattern of positive probability.
+            uniform = (uniforms(n, 1, generator, stratified=stratified, dtype=cdf.dtype) * cdf[:, -1:]).clamp_(
+                min=torch.finfo(cdf.dtype).tiny)
             pattern = torch.searchsorted(cdf, uniform).squeeze(1).clamp_(max=cdf.shape[1] - 1)
         ctx = torch.cat((c, self.pattern_features[pattern]), dim=1)
         heap = (self.heaps.sample(ctx, pattern, generator, stratified=stratified, workspace=workspace)
