@@ -200,3 +200,14 @@ def test_a_uniform_of_zero_never_draws_a_pattern_of_probability_zero(toy_model, 
     monkeypatch.setattr(model_module, "uniforms", lambda n, d, *a, **k: torch.zeros(n, d, dtype=k.get("dtype")))
     pattern, _, _ = toy_model.model_.sample(c, torch.Generator().manual_seed(0))
     assert torch.isfinite(ruled.gather(1, pattern[:, None])).all()
+
+
+def test_the_ruled_entries_are_the_same_in_a_strided_head_output(toy_model):
+    conditions = pd.DataFrame({"status": ["unemployed", "employed", "retired"] * 7, "age": 40.0})
+    c = torch.as_tensor(toy_model.condition_encoder_.transform(conditions))
+    logits = torch.randn(len(c), len(toy_model.patterns_))
+    contiguous = toy_model.model_._ruled(logits.clone(), c)
+    strided = toy_model.model_._ruled(logits.T.contiguous().T, c)
+    assert not logits.T.contiguous().T.is_contiguous()
+    torch.testing.assert_close(strided, contiguous)
+    assert torch.isinf(contiguous).any() and torch.isfinite(contiguous).any(dim=1).all()

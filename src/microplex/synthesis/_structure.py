@@ -94,11 +94,20 @@ def contradicting_rows(frame: pd.DataFrame, rules: Rules, cells: dict[int, tuple
     matches them (:func:`microplex._stats.category_codes`)."""
     columns, forbidden = rules
     keys = [cells[int(c)] for c in columns]
-    if not len(frame):
+    if not len(frame) or not forbidden.any(axis=0).all():  # even all the rules together leave some pattern
         return 0, {}
-    on = np.stack([frame[name].isna().to_numpy(bool) if value is None else category_codes(frame[name], [value]) == 0
-                   for name, value in keys], axis=1)  # (N, R): the rules each row's cells bring
-    combos, inverse = np.unique(on, axis=0, return_inverse=True)
+    on = np.zeros((len(frame), len(keys)), dtype=bool)  # (N, R): the rules each row's cells bring
+    for name in dict.fromkeys(n for n, _ in keys):  # one pass over each condition's values
+        rules_of = [(r, value) for r, (n, value) in enumerate(keys) if n == name]
+        values = [value for _, value in rules_of if value is not None]
+        codes = category_codes(frame[name], values) if values else None
+        for r, value in rules_of:
+            on[:, r] = frame[name].isna().to_numpy(bool) if value is None else codes == values.index(value)
+    # the distinct combinations of rules (few), found on the rows' bits packed into bytes
+    packed = np.ascontiguousarray(np.packbits(on, axis=1))
+    _, first_row, inverse = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True,
+                                      return_inverse=True)
+    combos = on[first_row]
     bad = np.array([forbidden[combo].any(axis=0).all() for combo in combos])
     hit = bad[inverse.reshape(-1)]
     if not hit.any():
