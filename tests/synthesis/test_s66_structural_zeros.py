@@ -211,3 +211,17 @@ def test_the_ruled_entries_are_the_same_in_a_strided_head_output(toy_model):
     assert not logits.T.contiguous().T.is_contiguous()
     torch.testing.assert_close(strided, contiguous)
     assert torch.isinf(contiguous).any() and torch.isfinite(contiguous).any(dim=1).all()
+
+
+def test_the_rules_found_are_listed_for_review(toy_model, tmp_path):
+    table = toy_model.structural_zeros_
+    assert list(table.columns) == ["condition", "value", "target", "ruled_out"]
+    unemployed = table[(table["condition"] == "status") & (table["value"] == "unemployed")]
+    assert unemployed["target"].tolist() == ["hours"] and "missing" not in unemployed["ruled_out"].iloc[0]
+    employed = table[(table["value"] == "employed") & (table["target"] == "hours")]
+    assert employed["ruled_out"].iloc[0] == ["missing"]
+    assert not (table["target"] == "pay").any()  # pay's zero is held everywhere
+    toy_model.save(tmp_path / "m.mpx")
+    pd.testing.assert_frame_equal(Synthesizer.load(tmp_path / "m.mpx").structural_zeros_, table)
+    off = Synthesizer(["pay"], ["status"], epochs=1, verbose=False, structural_zeros=False).fit(_toy(), seed=0)
+    assert off.structural_zeros_.empty

@@ -27,7 +27,7 @@ from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
-from ._structure import fit_rules
+from ._structure import fit_rules, rules_table
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
                           missing_as_nan)
 from .schema import VariableSpec, infer_kind
@@ -176,6 +176,7 @@ class _Fitting:
         # some there; from every training record, before the networks (not with DP: no mechanism counts them)
         self.structure_ = (fit_rules(c, list(self.condition_encoder_.cells()), pattern, self.patterns_, w)
                            if p["structural_zeros"] else None)
+        self.structural_zeros_ = rules_table(self)
         if p["condition_model"]:  # fully synthetic: no training row is kept
             self._ranges = _dp.condition_ranges(self, dp) if dp else _conditions.condition_ranges(data, self, w)
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either

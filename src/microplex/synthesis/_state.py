@@ -29,7 +29,7 @@ from ._dp_record import check_record
 from ._dp_tree import PARTS as TREE_PARTS
 from ._checks import EXTRAPOLATION_MARGIN
 from ._schedule import BATCH_SIZE
-from ._structure import check_rules
+from ._structure import check_rules, rules_table
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ def restore_state(
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: it holds structural zeros "
                                   "(tensors 'rule_columns', 'rule_forbidden') but its params set structural_zeros "
                                   "to False.")
+    self.structural_zeros_ = rules_table(self)
     model = self._new_model()
     # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale (the
     # layout of a model fitted without DP). The condition tree came later: a record with a tree's mechanisms

@@ -41,7 +41,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._stats import category_codes, kish_ess
 
-__all__ = ["MIN_EXPECTED", "fit_rules", "contradicting_rows", "check_rules"]
+__all__ = ["MIN_EXPECTED", "fit_rules", "contradicting_rows", "check_rules", "rules_table"]
 
 #: Records a state's overall share must expect in a cell for its absence there to rule it out.
 MIN_EXPECTED = 5.0
@@ -142,3 +142,42 @@ def check_rules(tensors: dict[str, Any], n_context: int, cells: list[int], n_pat
         raise DataValidationError(
             f"{where}: tensor 'rule_forbidden' must rule out some pattern but not every one in each row.")
     return cols, rows
+
+
+def _state_label(encoder: Any, state: int) -> Any:
+    """A target state in words: a category, a point mass's value, ``"missing"``, or a continuous segment
+    (``"a value"``; ``"a negative value"`` / ``"a positive value"`` where the target has both sides)."""
+    if hasattr(encoder, "categories"):
+        return "missing" if state == len(encoder.categories) else encoder.categories[state]
+    k = len(encoder.point_masses)
+    if state < k:
+        return float(encoder.point_masses[state])
+    if encoder.missing_state is not None and state == encoder.missing_state:
+        return "missing"
+    if len(encoder.segments) == 1:
+        return "a value"
+    return "a negative value" if encoder.segments[state - k].sign < 0 else "a positive value"
+
+
+def rules_table(synth: Any) -> pd.DataFrame:
+    """The fitted structural zeros of ``synth``, one row per cell and target: ``condition``, ``value`` (the
+    category; ``None`` for the missing values), ``target`` and ``ruled_out`` (the target's states the cell never
+    draws: categories, point masses' values, ``"missing"``, ``"a value"``). Empty without rules."""
+    columns = ["condition", "value", "target", "ruled_out"]
+    rules = getattr(synth, "structure_", None)
+    if rules is None:
+        return pd.DataFrame(columns=columns)
+    cells = synth.condition_encoder_.cells()
+    patterns = synth.patterns_
+    rows = []
+    for col, forbidden in zip(*rules, strict=True):
+        name, value = cells[int(col)]
+        for m, target in enumerate(synth.discrete_vars_):
+            states = sorted(set(patterns[:, m].tolist()))
+            # a state is ruled out where every pattern holding it is (the rule's states, by construction)
+            out = [int(x) for x in states if bool(forbidden[patterns[:, m] == x].all())]
+            if out:
+                enc = synth.encoders_[target]
+                rows.append({"condition": name, "value": value, "target": target,
+                             "ruled_out": [_state_label(enc, x) for x in out]})
+    return pd.DataFrame(rows, columns=columns)

@@ -183,6 +183,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     missing_vars_ : list of str
         The targets with missing values in training: their missing values are a state of their
         own, drawn as the column's missing value (docs/synthesis.md, "Missing values").
+    structural_zeros_ : DataFrame
+        The structural zeros found (``structural_zeros``), one row per cell and target:
+        ``condition``, ``value`` (its category; ``None``: its missing values), ``target`` and
+        ``ruled_out`` (the target's states never drawn there). Empty without any.
     rounding_ : dict of str to dict
         Per continuous or integer target with a rounding grid (``rounding``): its bands, each
         with its decimal levels (``None``: none, the flow's value) and their shares.
