@@ -140,9 +140,10 @@ class PointMassFlow(nn.Module):
 
     def _ruled(self, logits: Tensor, c: Tensor) -> Tensor:
         """``logits`` (N, P) with the patterns that the rules rule out for each row's context set to ``-inf``, in
-        place (the head's output, fresh or scratch); a row whose rules rule out every pattern keeps its logits.
-        Rows are grouped by the rules their context brings (few combinations), and each group's ruled-out entries
-        are written: no pass over all N x P entries (the patterns may number hundreds)."""
+        place (the head's output, fresh or scratch; a strided one is made contiguous first); a row whose rules rule
+        out every pattern keeps its logits. Rows are grouped by the rules their context brings (few combinations),
+        and each group's ruled-out entries are written: no pass over all N x P entries (patterns may number
+        hundreds)."""
         if self.rule_columns is None:
             return logits
         on = c.index_select(1, self.rule_columns) > 0.5  # (N, R): the rules each row's context brings
@@ -151,17 +152,16 @@ class PointMassFlow(nn.Module):
             combos, group = torch.unique(key, return_inverse=True)
         else:
             combos, group = torch.unique(on, dim=0, return_inverse=True)
-        flat, n_patterns = logits.view(-1) if logits.is_contiguous() else None, logits.shape[1]
+        logits = logits.contiguous()
+        flat, n_patterns = logits.view(-1), logits.shape[1]
         for k in range(len(combos)):
             rows = torch.nonzero(group == k).squeeze(1)
             out = self.rule_forbidden[on[rows[0]]].any(dim=0)  # (P,): the patterns this combination rules out
             if not out.any() or out.all():
                 continue
             cols = torch.nonzero(out).squeeze(1)
-            if flat is not None:  # the ruled-out entries only, by their flat positions
-                flat.index_fill_(0, (rows[:, None] * n_patterns + cols[None, :]).view(-1), float("-inf"))
-            else:
-                logits[rows[:, None], cols[None, :]] = float("-inf")
+            # the ruled-out entries only, by their flat positions
+            flat.index_fill_(0, (rows[:, None] * n_patterns + cols[None, :]).view(-1), float("-inf"))
         return logits
 
     def _pinned(self, pattern: Tensor, heap: Tensor) -> tuple[Tensor, Tensor, Tensor]:
