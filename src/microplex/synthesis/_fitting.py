@@ -172,9 +172,11 @@ class _Fitting:
         if not allowed.all():  # records of weight 0 with a flow value in a segment whose weighted values are all heaps
             data, c, pattern, w, heap = (data[allowed].reset_index(drop=True), c[allowed], pattern[allowed],
                                          w[allowed], heap[allowed])
-        # structural zeros (._structure): target states a condition's category never holds though their share expects
-        # some there; from every training record, before the networks (not with DP: no mechanism counts them)
-        self.structure_ = (fit_rules(c, list(self.condition_encoder_.cells()), pattern, self.patterns_, w)
+        # structural zeros (._structure): target states a condition's category (or a numeric condition's tail) never
+        # holds though the data expect some there; from every training record, before the networks (not with DP:
+        # no mechanism counts them)
+        enc = self.condition_encoder_
+        self.structure_ = (fit_rules(c, list(enc.cells()), list(enc.numeric_columns()), pattern, self.patterns_, w)
                            if p["structural_zeros"] else None)
         self.structural_zeros_ = rules_table(self)
         if p["condition_model"]:  # fully synthetic: no training row is kept

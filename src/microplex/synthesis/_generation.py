@@ -176,7 +176,7 @@ class _Generation:
             ), stacklevel=4)
         rules = getattr(self, "structure_", None)
         if rules is not None:  # structural zeros (._structure) that together rule out every pattern
-            count, cells = contradicting_rows(frame, rules, self.condition_encoder_.cells())
+            count, cells = contradicting_rows(frame, rules, self.condition_encoder_)
             if count:
                 shown = {k: to_python(v) for k, v in cells.items()}
                 warnings.warn(ExtrapolationWarning(

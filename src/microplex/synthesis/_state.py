@@ -225,11 +225,13 @@ def restore_state(
     except DataValidationError as exc:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: {exc}") from None
     enc = self.condition_encoder_
-    self.structure_ = check_rules(tensors, enc.n_features, list(enc.cells()), len(self.patterns_), label)
+    self.structure_ = check_rules(tensors, enc, len(self.patterns_), label)
     if self.structure_ is not None and not p["structural_zeros"]:
         raise DataValidationError(f"{label} is not a valid Synthesizer model file: it holds structural zeros "
                                   "(tensors 'rule_columns', 'rule_forbidden') but its params set structural_zeros "
                                   "to False.")
+    if self.structure_ is not None and "rule_bounds" not in tensors:  # written before tails were cells
+        tensors = {**tensors, "rule_bounds": torch.as_tensor(self.structure_.bounds)}
     self.structural_zeros_ = rules_table(self)
     model = self._new_model()
     # A DP file written before session 30: a pattern head as wide as the flow's networks, no base scale (the

@@ -1,14 +1,20 @@
-"""Structural zeros: target states that a condition's category rules out.
+"""Structural zeros: target states that a condition's category, or a range of a numeric one, rules out.
 
 A target's discrete state (a point mass such as 0, a missing value, a category) may be impossible
 for some records by construction: the unemployed have no commute, the employed always report
-hours. The pattern head is a softmax given the conditions, so it learns such a share as small, not
-as 0 (acs12: the unemployed drawn with a commute time 4.6% of the time, the employed without hours
-0.5%, though no training record of either holds that state). Like a contingency table's structural
-zeros, these cells are taken from the data:
+hours, children have no income. The pattern head is a softmax given the conditions, so it learns
+such a share as small, not as 0 (acs12: the unemployed drawn with a commute time 4.6% of the time,
+the employed without hours 0.5%, though no training record of either holds that state; with age but
+not employment as a condition, 4.5% of all records drawn with an income below age 15, where acs12
+has none, or without one above it). Like a contingency table's structural zeros, these cells are
+taken from the data:
 
-* a *cell* is a binary input of the condition encoding: one category of a categorical condition
-  (its missing value too) or the missing-value indicator of a numeric condition;
+* a *cell* is a binary input of the condition encoding (one category of a categorical condition,
+  its missing value too, or the missing-value indicator of a numeric condition), or a *tail* of a
+  numeric condition: its values below a threshold, or above one. A tail's threshold lies midway
+  between the lowest value at which some target state is held and the value below it (or the
+  highest, and the value above it), so that the states the tail never holds are those whose
+  records all lie beyond it; of the tails with the same states ruled out the widest is kept;
 * the states of a discrete target that no training record in a cell holds are *ruled out* there
   when their weighted shares over all records of positive weight, summed, times the cell's Kish
   effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson count of mean 5
@@ -16,7 +22,9 @@ zeros, these cells are taken from the data:
   together, so a cell that holds one state only (the unemployed: commute time always missing)
   rules out the others even where each of them is small (commute times heaped on 10, 15, 20 and
   30 minutes are states of their own); a rare state alone, such as a top code of 0.5%, is not
-  ruled out in a cell of ordinary size;
+  ruled out in a cell of ordinary size. A tail is tested with :data:`MIN_EXPECTED_TAIL` instead:
+  its threshold is chosen where a state's records end, and testing many thresholds would find a
+  small tail without a few rare states by chance;
 * a pattern (the states of every discrete target together) is ruled out in a record's cells when
   any of its states is; drawing and :meth:`~microplex.synthesis.Synthesizer.log_prob` (``-inf``)
   then give it probability 0, the head's probabilities renormalized over the patterns the rules
@@ -25,105 +33,218 @@ zeros, these cells are taken from the data:
   share 0.02 above its training share on average, every split above), so the networks are those of
   ``structural_zeros=False`` and only the rows of a ruled cell draw differently.
 
-Conditions whose cells together rule out every pattern (a combination no training record has and
-that the rules contradict) get the head's probabilities without rules, with a warning
-(:func:`contradicting_rows`). Computed only without differential privacy (the rules are statistics
-of the data that no mechanism covers); ``Synthesizer(structural_zeros=False)`` turns them off.
+A rule is a column of the encoded conditions and an open interval of it (``lo < value < hi``): a
+binary input's cell is ``(0.5, inf)``; a tail's is ``(-inf, t)`` or ``(t, inf)`` on the
+standardized value, where a missing value reads as 0 (the cell's records, counted as the model
+reads them). Conditions whose cells together rule out every pattern (a combination no training
+record has and that the rules contradict) get the head's probabilities without rules, with a
+warning (:func:`contradicting_rows`). Computed only without differential privacy (the rules are
+statistics of the data that no mechanism covers); ``Synthesizer(structural_zeros=False)`` turns
+them off.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._stats import category_codes, kish_ess
+from .._stats import kish_ess
 
-__all__ = ["MIN_EXPECTED", "fit_rules", "contradicting_rows", "check_rules", "rules_table"]
+__all__ = ["MIN_EXPECTED", "MIN_EVIDENCE_TAIL", "BINARY", "Rules", "fit_rules", "rule_cells",
+           "contradicting_rows", "check_rules", "rules_table"]
 
 #: Records a state's overall share must expect in a cell for its absence there to rule it out.
 MIN_EXPECTED = 5.0
+#: Evidence a tail of a numeric condition needs to rule out states: ``-log`` of the probability of seeing none of
+#: them in it, were they as frequent there as next to it (20 log 2: one in a million; see :meth:`_Tester.tails`).
+MIN_EVIDENCE_TAIL = 20 * float(np.log(2.0))
+#: The interval of a binary input's cell: the input is 1.
+BINARY = (0.5, float("inf"))
 
-#: A rule: (context column of the cell, BoolTensor-like (P,) of the patterns it rules out).
-Rules = tuple[np.ndarray, np.ndarray]
+
+class Rules(NamedTuple):
+    """Structural zeros: rule ``r`` rules out the patterns ``forbidden[r]`` (bool, (R, P)) where the encoded
+    conditions' column ``columns[r]`` (int64, (R,)) lies strictly between ``bounds[r]`` (float32, (R, 2))."""
+
+    columns: np.ndarray
+    bounds: np.ndarray
+    forbidden: np.ndarray
 
 
-def fit_rules(context: np.ndarray, cells: list[int], pattern: np.ndarray, patterns: np.ndarray,
-              w: np.ndarray) -> Rules | None:
-    """The cells' rules: ``(columns (R,), forbidden (R, P))`` for the cells (context columns ``cells`` of the
-    encoded conditions ``context`` (N, C)) that rule out some pattern, or None when none does.
+def _inside(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The cell's records: ``lo < values < hi`` in float32, as the model compares them."""
+    values = np.asarray(values, dtype=np.float32)
+    return (values > np.float32(lo)) & (values < np.float32(hi))
 
-    ``pattern`` (N,) is each record's pattern index into ``patterns`` (P, M), the states of the ``M`` discrete
-    targets; ``w`` (N,) the weights. A state counts as seen in a cell when any training record holds it there,
-    whatever its weight (so that no training record's own pattern is ruled out); expected counts use the records
-    of positive weight.
-    """
-    if len(cells) == 0 or patterns.shape[1] == 0 or len(patterns) < 2:
-        return None
-    states = patterns[pattern]  # (N, M)
-    positive = w > 0
-    total = float(w[positive].sum())
-    shares = [np.bincount(states[positive, m], weights=w[positive], minlength=int(patterns[:, m].max()) + 1) / total
-              for m in range(patterns.shape[1])]
-    columns, forbidden = [], []
-    for col in cells:
-        cell = context[:, col] == 1
-        if not (cell & positive).any():
-            continue
-        ess = kish_ess(w[cell & positive])
-        out = np.zeros(len(patterns), dtype=bool)
-        for m, share in enumerate(shares):
+
+class _Tester:
+    """The tests of the module's text, for cells of the training records."""
+
+    def __init__(self, states: np.ndarray, patterns: np.ndarray, w: np.ndarray) -> None:
+        self.states, self.patterns = states, patterns
+        self.positive = w > 0
+        self.w = np.where(self.positive, w, 0.0)
+        total = float(self.w.sum())
+        self.shares = [np.bincount(states[:, m], weights=self.w, minlength=int(patterns[:, m].max()) + 1) / total
+                       for m in range(patterns.shape[1])]
+
+    def binary(self, cell: np.ndarray) -> np.ndarray | None:
+        """The patterns a binary input's cell (bool, (N,)) rules out: the states it never holds, tested together
+        against their shares over all records."""
+        if not (cell & self.positive).any():
+            return None
+        ess = kish_ess(self.w[cell & self.positive])
+        out = np.zeros(len(self.patterns), dtype=bool)
+        for m, share in enumerate(self.shares):
             seen = np.zeros(len(share), dtype=bool)
-            seen[np.unique(states[cell, m])] = True
+            seen[np.unique(self.states[cell, m])] = True
             if share[~seen].sum() * ess >= MIN_EXPECTED:
-                out |= ~seen[patterns[:, m]]
-        if out.any():
-            columns.append(col)
-            forbidden.append(out)
-    if not columns:
+                out |= ~seen[self.patterns[:, m]]
+        return out
+
+    def tails(self, values: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The lower tails of ``values`` (float32, (N,)) that rule some pattern out: ``(threshold, forbidden)``.
+
+        Per target, candidate thresholds lie where a state's records begin (midway to the value below); a tail's
+        unseen states are ruled out when their records next to it, as many (by weight) as those of the tail's
+        *band* (its records beyond the target's last ruled tail), make a count of 0 in the band improbable: ``x``
+        effective records of them next to it, ``x * log(1 + ess_band / ess_next)`` at least
+        :data:`MIN_EVIDENCE_TAIL` (``-log`` of the probability that, were the states as frequent on both sides,
+        none of those ``x`` records would fall in the band)."""
+        order = np.argsort(values, kind="stable")
+        v = values[order]
+        distinct = np.unique(v)
+        wo = self.w[order] / max(float(self.w.max()), np.finfo(float).tiny)  # scaled: w**2 stays finite
+        sum_w, sum_w2 = np.r_[0.0, np.cumsum(wo)], np.r_[0.0, np.cumsum(wo * wo)]  # sums of the first k records
+
+        def ess(a: int, b: int) -> float:  # Kish size of the records a..b-1 (in sorted order)
+            w2 = sum_w2[b] - sum_w2[a]
+            return float((sum_w[b] - sum_w[a]) ** 2 / w2) if w2 > 0 else 0.0
+
+        ruled: dict[float, np.ndarray] = {}
+        for m, share in enumerate(self.shares):
+            codes = self.states[order, m]
+            # the lowest value at which each state is held (any weight): seen in (-inf, t) iff below t
+            lowest = np.full(len(share), np.inf, dtype=np.float32)
+            held, first = np.unique(codes, return_index=True)
+            lowest[held] = v[first]
+            counts = np.zeros((len(v) + 1, len(share)))
+            counts[np.arange(1, len(v) + 1), codes] = wo
+            counts = np.cumsum(counts, axis=0)  # weighted counts of each state among the first k records
+            start = 0  # the band's first record: after the target's last ruled tail
+            for edge in np.unique(lowest[np.isfinite(lowest)]):
+                if edge <= distinct[0]:
+                    continue
+                below = distinct[np.searchsorted(distinct, edge) - 1]
+                t = np.float32((float(below) + float(edge)) / 2.0)
+                k = int(np.searchsorted(v, t, side="left"))  # the tail: the first k records (value < t)
+                band = sum_w[k] - sum_w[start]
+                if k <= start or band <= 0:
+                    continue
+                end = max(int(np.searchsorted(sum_w, sum_w[k] + band, side="left")), k + 1)  # next to it
+                end = min(end, len(v))
+                unseen = lowest >= t
+                near = counts[end] - counts[k]
+                if near.sum() <= 0:
+                    continue
+                e_band, e_near = ess(start, k), ess(k, end)
+                x = near[unseen].sum() / near.sum() * e_near
+                if e_band > 0 and e_near > 0 and x * np.log1p(e_band / e_near) >= MIN_EVIDENCE_TAIL:
+                    ruled.setdefault(float(t), np.zeros(len(self.patterns), dtype=bool))
+                    ruled[float(t)] |= unseen[self.patterns[:, m]]
+                    start = k
+        return sorted(ruled.items())
+
+
+def fit_rules(context: np.ndarray, cells: list[int], numeric: list[int], pattern: np.ndarray, patterns: np.ndarray,
+              w: np.ndarray) -> Rules | None:
+    """The rules of the cells (:class:`Rules`), or None when no cell rules out a pattern.
+
+    ``context`` (N, C) are the encoded conditions, ``cells`` its binary columns, ``numeric`` its columns of numeric
+    conditions' standardized values (their tails are cells too); ``pattern`` (N,) is each record's pattern index
+    into ``patterns`` (P, M), the states of the ``M`` discrete targets; ``w`` (N,) the weights. A state counts as
+    seen in a cell when any training record holds it there, whatever its weight (so that no training record's own
+    pattern is ruled out); expected counts use the records of positive weight.
+    """
+    if (len(cells) == 0 and len(numeric) == 0) or patterns.shape[1] == 0 or len(patterns) < 2:
         return None
-    return np.asarray(columns, dtype=np.int64), np.stack(forbidden)
+    tester = _Tester(patterns[pattern], patterns, np.asarray(w, dtype=float))
+    found: list[tuple[int, float, float, np.ndarray]] = []
+    for col in cells:
+        out = tester.binary(_inside(context[:, col], *BINARY))
+        if out is not None and out.any():
+            found.append((col, *BINARY, out))
+    for col in numeric:
+        values = np.asarray(context[:, col], dtype=np.float32)
+        found += [(col, -np.inf, t, out) for t, out in tester.tails(values)]
+        found += [(col, -t, np.inf, out) for t, out in tester.tails(-values)]  # upper tails: (t, inf)
+    if not found:
+        return None
+    return Rules(np.asarray([f[0] for f in found], dtype=np.int64),
+                 np.asarray([[f[1], f[2]] for f in found], dtype=np.float32),
+                 np.stack([f[3] for f in found]))
 
 
-def contradicting_rows(frame: pd.DataFrame, rules: Rules, cells: dict[int, tuple[str, Any]]) -> tuple[int, dict]:
+def rule_cells(rules: Rules, encoder: Any) -> list[tuple[str, Any]]:
+    """Each rule's cell in the conditions' terms: ``(condition, value)``, the value a category (``None`` for a
+    missing value) or, for a tail of a numeric condition, a :class:`pandas.Interval` open on both sides in the
+    condition's units (rounded to 6 significant digits)."""
+    binary = encoder.cells()
+    numeric = encoder.numeric_columns()
+    out = []
+    for col, (lo, hi) in zip(rules.columns.tolist(), rules.bounds.tolist(), strict=True):
+        if col in binary:
+            out.append(binary[col])
+            continue
+        name = numeric[col]
+        mean, std = encoder.stats[name]
+        ends = [float(f"{b * std + mean:.6g}") if np.isfinite(b) else b for b in (lo, hi)]
+        out.append((name, pd.Interval(*ends, closed="neither")))
+    return out
+
+
+def contradicting_rows(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple[int, dict]:
     """Rows of ``frame`` whose cells together rule out every pattern: their count and the cells of the first such
-    combination (``{condition: value}``, ``None`` for a missing value). ``cells`` maps a rule's context column to its
-    (condition, category), the category ``None`` for a missing value; values match as the condition encoding
-    matches them (:func:`microplex._stats.category_codes`)."""
-    columns, forbidden = rules
-    keys = [cells[int(c)] for c in columns]
-    if not len(frame) or not forbidden.any(axis=0).all():  # even all the rules together leave some pattern
+    combination (``{condition: value}`` as :func:`rule_cells` names them). The cells are read as the model reads
+    them, from ``encoder``'s encoding of the conditions (a :class:`~microplex.synthesis.transforms.ConditionEncoder`)."""
+    if not len(frame) or not rules.forbidden.any(axis=0).all():  # even all the rules together leave some pattern
         return 0, {}
-    on = np.zeros((len(frame), len(keys)), dtype=bool)  # (N, R): the rules each row's cells bring
-    for name in dict.fromkeys(n for n, _ in keys):  # one pass over each condition's values
-        rules_of = [(r, value) for r, (n, value) in enumerate(keys) if n == name]
-        values = [value for _, value in rules_of if value is not None]
-        codes = category_codes(frame[name], values) if values else None
-        for r, value in rules_of:
-            on[:, r] = frame[name].isna().to_numpy(bool) if value is None else codes == values.index(value)
+    on = np.zeros((len(frame), len(rules.columns)), dtype=bool)  # (N, R): the rules each row's cells bring
+    names = encoder.column_conditions()
+    for name in dict.fromkeys(names[int(c)] for c in rules.columns):  # one encoding of each condition involved
+        block, first = encoder.block(name, frame[name]), encoder.offsets()[name]
+        for r in np.flatnonzero([names[int(c)] == name for c in rules.columns]):
+            on[:, r] = _inside(block[:, int(rules.columns[r]) - first], *rules.bounds[r])
     # the distinct combinations of rules (few), found on the rows' bits packed into bytes
     packed = np.ascontiguousarray(np.packbits(on, axis=1))
     _, first_row, inverse = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).ravel(), return_index=True,
                                       return_inverse=True)
     combos = on[first_row]
-    bad = np.array([forbidden[combo].any(axis=0).all() for combo in combos])
+    bad = np.array([rules.forbidden[combo].any(axis=0).all() for combo in combos])
     hit = bad[inverse.reshape(-1)]
     if not hit.any():
         return 0, {}
     first = combos[np.flatnonzero(bad)[0]]
-    return int(hit.sum()), {keys[r][0]: keys[r][1] for r in np.flatnonzero(first)}
+    described = rule_cells(rules, encoder)
+    return int(hit.sum()), {described[r][0]: described[r][1] for r in np.flatnonzero(first)}
 
 
-def check_rules(tensors: dict[str, Any], n_context: int, cells: list[int], n_patterns: int, label: str) -> Rules | None:
-    """The rules of a model file's tensors ``rule_columns`` and ``rule_forbidden`` (both or neither), checked: the
-    columns distinct cells of the context (``cells``), each rule ruling out some pattern but not every one."""
+def check_rules(tensors: dict[str, Any], encoder: Any, n_patterns: int, label: str) -> Rules | None:
+    """The rules of a model file's tensors ``rule_columns``, ``rule_forbidden`` (both or neither) and ``rule_bounds``
+    (absent in files written before tails were cells: every rule a binary input's), checked: each column a binary
+    input or a numeric condition's value of the conditions' encoding ``encoder``, each interval open with ``lo <
+    hi``, no rule twice, each rule ruling out some pattern but not every one."""
     names = ("rule_columns", "rule_forbidden")
     held = [n in tensors for n in names]
-    if not any(held):
-        return None
     where = f"{label} is not a valid Synthesizer model file"
+    if not any(held):
+        if "rule_bounds" in tensors:
+            raise DataValidationError(f"{where}: tensor 'rule_bounds' comes with 'rule_columns' and 'rule_forbidden' "
+                                      "(structural zeros); it holds neither.")
+        return None
     if not all(held):
         raise DataValidationError(f"{where}: tensors {list(names)} come together (structural zeros); it holds one.")
     columns, forbidden = tensors["rule_columns"], tensors["rule_forbidden"]
@@ -133,15 +254,37 @@ def check_rules(tensors: dict[str, Any], n_context: int, cells: list[int], n_pat
             f"{where}: tensors 'rule_columns' (int64, R) and 'rule_forbidden' (bool, R x {n_patterns} patterns) have "
             f"dtypes {columns.dtype}, {forbidden.dtype} and shapes {tuple(columns.shape)}, {tuple(forbidden.shape)}.")
     cols = columns.numpy()
-    if len(cols) == 0 or len(set(cols.tolist())) != len(cols) or not set(cols.tolist()) <= set(cells):
+    binary, numeric = encoder.cells(), encoder.numeric_columns()
+    if "rule_bounds" in tensors:
+        bounds = tensors["rule_bounds"]
+        if str(bounds.dtype) != "torch.float32" or tuple(bounds.shape) != (len(cols), 2):
+            raise DataValidationError(
+                f"{where}: tensor 'rule_bounds' must be float32 of shape ({len(cols)}, 2) (one interval per rule); "
+                f"got {bounds.dtype} of shape {tuple(bounds.shape)}.")
+        bounds = bounds.numpy()
+    else:  # written before tails: every rule is a binary input's
+        bounds = np.tile(np.asarray(BINARY, dtype=np.float32), (len(cols), 1))
+    if len(cols) == 0 or not set(cols.tolist()) <= set(binary) | set(numeric):
         raise DataValidationError(
-            f"{where}: tensor 'rule_columns' must name distinct binary inputs of the {n_context} condition features "
-            f"(one of {cells[:10]}); got {cols.tolist()[:10]}.")
+            f"{where}: tensor 'rule_columns' must name binary inputs or numeric conditions' values of the "
+            f"{encoder.n_features} condition features (one of {sorted(set(binary) | set(numeric))[:10]}); got "
+            f"{cols.tolist()[:10]}.")
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    tail = np.isin(cols, list(numeric))
+    ok = np.where(tail, (np.isneginf(lo) & np.isfinite(hi)) | (np.isfinite(lo) & np.isposinf(hi)),
+                  (lo == np.float32(BINARY[0])) & np.isposinf(hi))
+    if not ok.all():
+        raise DataValidationError(
+            f"{where}: tensor 'rule_bounds' must hold ({BINARY[0]}, inf) for a binary input's rule and an open tail "
+            "(-inf, t) or (t, inf) for a numeric condition's.")
+    keys = {(int(c), float(a), float(b)) for c, a, b in zip(cols, lo, hi, strict=True)}
+    if len(keys) != len(cols):
+        raise DataValidationError(f"{where}: tensors 'rule_columns' and 'rule_bounds' hold the same cell twice.")
     rows = forbidden.numpy()
     if not rows.any(axis=1).all() or rows.all(axis=1).any():
         raise DataValidationError(
             f"{where}: tensor 'rule_forbidden' must rule out some pattern but not every one in each row.")
-    return cols, rows
+    return Rules(cols, bounds, rows)
 
 
 def _state_label(encoder: Any, state: int) -> Any:
@@ -161,17 +304,15 @@ def _state_label(encoder: Any, state: int) -> Any:
 
 def rules_table(synth: Any) -> pd.DataFrame:
     """The fitted structural zeros of ``synth``, one row per cell and target: ``condition``, ``value`` (the
-    category; ``None`` for the missing values), ``target`` and ``ruled_out`` (the target's states the cell never
-    draws: categories, point masses' values, ``"missing"``, ``"a value"``). Empty without rules."""
+    category, ``None`` for the missing values, or a numeric condition's range, a :class:`pandas.Interval`),
+    ``target`` and ``ruled_out`` (the target's states the cell never draws: categories, point masses' values, ``"missing"``, ``"a value"``). Empty without rules."""
     columns = ["condition", "value", "target", "ruled_out"]
     rules = getattr(synth, "structure_", None)
     if rules is None:
         return pd.DataFrame(columns=columns)
-    cells = synth.condition_encoder_.cells()
     patterns = synth.patterns_
     rows = []
-    for col, forbidden in zip(*rules, strict=True):
-        name, value = cells[int(col)]
+    for (name, value), forbidden in zip(rule_cells(rules, synth.condition_encoder_), rules.forbidden, strict=True):
         for m, target in enumerate(synth.discrete_vars_):
             states = sorted(set(patterns[:, m].tolist()))
             # a state is ruled out where every pattern holding it is (the rule's states, by construction)

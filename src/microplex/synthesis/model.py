@@ -56,12 +56,13 @@ class PointMassFlow(nn.Module):
     base_scale : bool, default=False
         The flow's base normal gets a standard deviation per variable
         (:class:`~microplex.synthesis.flow.TriangularFlow`).
-    rules : (LongTensor (R,), BoolTensor (R, P)), default=None
+    rules : (LongTensor (R,), FloatTensor (R, 2), BoolTensor (R, P)), default=None
         Structural zeros (:mod:`~microplex.synthesis._structure`): where context column
-        ``rules[0][r]`` is 1, the patterns ``rules[1][r]`` have probability 0 when drawing and
-        scoring (the head's probabilities renormalized over the other patterns; training leaves
-        them out, ``ruled=False``, so the head learns as without rules). Buffers
-        ``rule_columns`` and ``rule_forbidden``; without rules the module's state is that of
+        ``rules[0][r]`` lies strictly between ``rules[1][r]`` (``(0.5, inf)`` for a binary
+        input), the patterns ``rules[2][r]`` have probability 0 when drawing and scoring (the
+        head's probabilities renormalized over the other patterns; training leaves them out,
+        ``ruled=False``, so the head learns as without rules). Buffers ``rule_columns``,
+        ``rule_bounds`` and ``rule_forbidden``; without rules the module's state is that of
         earlier versions.
 
     Examples
@@ -106,10 +107,12 @@ class PointMassFlow(nn.Module):
         else:  # no conditions: the pattern distribution is a free softmax
             self.head = Logits(n_patterns)
         if rules is not None and self.head is not None:
-            self.register_buffer("rule_columns", torch.as_tensor(rules[0], dtype=torch.long))
-            self.register_buffer("rule_forbidden", torch.as_tensor(rules[1], dtype=torch.bool))
+            columns, bounds, forbidden = rules
+            self.register_buffer("rule_columns", torch.as_tensor(columns, dtype=torch.long))
+            self.register_buffer("rule_bounds", torch.as_tensor(bounds, dtype=torch.float32))
+            self.register_buffer("rule_forbidden", torch.as_tensor(forbidden, dtype=torch.bool))
         else:
-            self.rule_columns = self.rule_forbidden = None
+            self.rule_columns = self.rule_bounds = self.rule_forbidden = None
         self.heap_dims = [int(d) for d, _, _ in heaps]
         self.heaps = (
             HeapHeads(context + onehot.shape[1], [v for _, v, _ in heaps], [a for _, _, a in heaps], hidden_features)
@@ -146,7 +149,8 @@ class PointMassFlow(nn.Module):
         hundreds)."""
         if self.rule_columns is None:
             return logits
-        on = c.index_select(1, self.rule_columns) > 0.5  # (N, R): the rules each row's context brings
+        values = c.index_select(1, self.rule_columns)  # (N, R): the rules each row's context brings
+        on = (values > self.rule_bounds[:, 0]) & (values < self.rule_bounds[:, 1])
         if on.shape[1] <= 62:  # each row's combination as one integer
             key = (on.to(torch.int64) * (2 ** torch.arange(on.shape[1], dtype=torch.int64))).sum(dim=1)
             combos, group = torch.unique(key, return_inverse=True)

@@ -551,22 +551,37 @@ class ConditionEncoder:
     def n_features(self) -> int:
         return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items()) + len(self.missing)
 
+    def _width(self, name: str) -> int:
+        """The number of columns of condition ``name`` in :meth:`transform`."""
+        base = len(self.stats[name]) if self.kinds[name] == "categorical" else 1
+        return base + (name in self.missing)
+
+    def offsets(self) -> dict[str, int]:
+        """Each condition's first column in :meth:`transform` (its columns follow it, in :attr:`kinds` order)."""
+        out, col = {}, 0
+        for name in self.kinds:
+            out[name] = col
+            col += self._width(name)
+        return out
+
+    def column_conditions(self) -> dict[int, str]:
+        """Column index of :meth:`transform` -> the condition it encodes."""
+        return {first + k: name for name, first in self.offsets().items() for k in range(self._width(name))}
+
     def cells(self) -> dict[int, tuple[str, Any]]:
         """The binary inputs of :meth:`transform`: column index -> (condition, category), the category ``None``
         for a missing value (a categorical condition's column after its categories, a numeric one's indicator)."""
         out: dict[int, tuple[str, Any]] = {}
-        col = 0
-        for name, kind in self.kinds.items():
-            if kind == "categorical":
-                for cat in self.stats[name]:
-                    out[col] = (name, cat)
-                    col += 1
-            else:
-                col += 1
+        for name, first in self.offsets().items():
+            if self.kinds[name] == "categorical":
+                out.update({first + k: (name, cat) for k, cat in enumerate(self.stats[name])})
             if name in self.missing:
-                out[col] = (name, None)
-                col += 1
+                out[first + self._width(name) - 1] = (name, None)
         return out
+
+    def numeric_columns(self) -> dict[int, str]:
+        """The columns of :meth:`transform` holding a numeric condition's standardized value: index -> condition."""
+        return {first: name for name, first in self.offsets().items() if self.kinds[name] != "categorical"}
 
     def weightless_rows(self, df: pd.DataFrame) -> dict[str, tuple[int, list[Any]]]:
         """Per categorical condition, the rows of ``df`` that hold a category only training records of
@@ -580,6 +595,37 @@ class ConditionEncoder:
                 out[name] = (int(on.sum()), [to_python(levels[i]) for i in sorted(set(codes[on].tolist()))])
         return out
 
+    def block(self, name: str, values: pd.Series) -> np.ndarray:
+        """The columns of condition ``name`` in :meth:`transform` for its ``values``, shape (N, width), float32."""
+        if self.kinds[name] == "categorical":
+            cats = self.stats[name]
+            codes = category_codes(values, cats)
+            width = len(cats) + (name in self.missing)
+            if name in self.missing:  # a missing value: the column after the categories
+                codes[values.isna().to_numpy(bool)] = len(cats)
+            if (codes < 0).any():
+                # the values themselves, not their str(): 'True' (str) and True (bool) read alike
+                unseen = sorted({to_python(v) for v in values[codes < 0].unique()}, key=str)[:5]
+                alike = {str(v) for v in unseen} <= {str(c) for c in cats}
+                raise DataValidationError(
+                    f"Condition column {name!r} has categories not seen in training: {unseen}. "
+                    f"Expected one of {[to_python(c) for c in cats][:20]}."
+                    + (f" The labels agree but the types differ ({type(unseen[0]).__name__} given, "
+                       f"{type(to_python(cats[0])).__name__} in training): convert the column first."
+                       if alike else "")
+                )
+            block = np.zeros((len(values), width), dtype=np.float32)
+            block[np.arange(len(values)), codes] = 1.0
+        else:
+            mean, std = self.stats[name]
+            x = values.to_numpy(float, na_value=np.nan)
+            block = ((x - mean) / std).astype(np.float32)[:, None]
+            if name in self.missing:  # a missing value: 0 (the mean), and 1 in the indicator column after it
+                gap = np.isnan(x)
+                block[gap, 0] = 0.0
+                block = np.concatenate([block, gap.astype(np.float32)[:, None]], axis=1)
+        return block
+
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Feature matrix, shape (N, n_features), float32.
 
@@ -588,36 +634,7 @@ class ConditionEncoder:
         DataValidationError
             If a categorical column holds a category not seen in training.
         """
-        blocks = []
-        for name, kind in self.kinds.items():
-            if kind == "categorical":
-                cats = self.stats[name]
-                codes = category_codes(df[name], cats)
-                width = len(cats) + (name in self.missing)
-                if name in self.missing:  # a missing value: the column after the categories
-                    codes[df[name].isna().to_numpy(bool)] = len(cats)
-                if (codes < 0).any():
-                    # the values themselves, not their str(): 'True' (str) and True (bool) read alike
-                    unseen = sorted({to_python(v) for v in df[name][codes < 0].unique()}, key=str)[:5]
-                    alike = {str(v) for v in unseen} <= {str(c) for c in cats}
-                    raise DataValidationError(
-                        f"Condition column {name!r} has categories not seen in training: {unseen}. "
-                        f"Expected one of {[to_python(c) for c in cats][:20]}."
-                        + (f" The labels agree but the types differ ({type(unseen[0]).__name__} given, "
-                           f"{type(to_python(cats[0])).__name__} in training): convert the column first."
-                           if alike else "")
-                    )
-                block = np.zeros((len(df), width), dtype=np.float32)
-                block[np.arange(len(df)), codes] = 1.0
-            else:
-                mean, std = self.stats[name]
-                x = df[name].to_numpy(float, na_value=np.nan)
-                block = ((x - mean) / std).astype(np.float32)[:, None]
-                if name in self.missing:  # a missing value: 0 (the mean), and 1 in the indicator column after it
-                    gap = np.isnan(x)
-                    block[gap, 0] = 0.0
-                    block = np.concatenate([block, gap.astype(np.float32)[:, None]], axis=1)
-            blocks.append(block)
+        blocks = [self.block(name, df[name]) for name in self.kinds]
         if not blocks:
             return np.zeros((len(df), 0), dtype=np.float32)
         return np.concatenate(blocks, axis=1)
