@@ -86,20 +86,20 @@ def test_the_rules_count_expected_records_so_a_rare_state_is_not_ruled_out():
     pattern[200:220] = 1                    # state 1 only outside the cell: 1% share, 2 expected in it
     pattern[220:1000] = 2                   # state 2 only outside the cell: 39% share, 78 expected in it
     context = cell.astype(np.float32)[:, None]
-    columns, forbidden = fit_rules(context, [0], pattern, patterns, np.ones(n))
+    columns, _, forbidden = fit_rules(context, [0], [], pattern, patterns, np.ones(n))
     assert columns.tolist() == [0] and forbidden.tolist() == [[False, True, True]]  # tested together
     # state 2 seen once in the cell (on a record of weight 0): only the rare state is unseen there, not ruled out
     pattern[0] = 2
     w = np.ones(n)
     w[0] = 0.0
-    assert fit_rules(context, [0], pattern, patterns, w) is None
+    assert fit_rules(context, [0], [], pattern, patterns, w) is None
     # the threshold: a cell whose records expect fewer than MIN_EXPECTED of the unseen states rules nothing out
     pattern = np.zeros(n, dtype=np.int64)
     pattern[:800] = np.where(np.arange(800) < 20, 1, 2)  # states 1 and 2 together hold 40% of the weight
     for size, ruled in ((int(MIN_EXPECTED / 0.40) - 1, False), (int(MIN_EXPECTED / 0.40) + 1, True)):
         small = np.zeros(n, dtype=bool)
         small[1000:1000 + size] = True  # records of state 0 only: 11 expect 4.4 of the others, 13 expect 5.2
-        rules = fit_rules(small.astype(np.float32)[:, None], [0], pattern, patterns, np.ones(n))
+        rules = fit_rules(small.astype(np.float32)[:, None], [0], [], pattern, patterns, np.ones(n))
         assert (rules is not None) == ruled
 
 
@@ -149,6 +149,7 @@ def test_the_rules_are_saved_loaded_and_checked(toy_model, tmp_path, edit_model_
     def older(t):
         t.pop("rule_columns")
         t.pop("rule_forbidden")
+        t.pop("rule_bounds")
 
     old = Synthesizer.load(edit_model_file(raw, meta_fn=lambda m: m["params"].pop("structural_zeros"), tensor_fn=older))
     assert old.structure_ is None and old.get_params()["structural_zeros"] is False
@@ -178,16 +179,27 @@ def test_acs12_commute_and_hours_by_employment():
 
 
 def test_contradicting_rows_match_values_as_the_encoding_does():
-    from microplex.synthesis._structure import contradicting_rows
+    from microplex.synthesis._structure import BINARY, Rules, contradicting_rows
+    from microplex.synthesis.transforms import ConditionEncoder
 
+    train = pd.DataFrame({"a": [1, 2, 1, 2], "b": [np.nan, 0.5, 1.0, 1.5]})
+    encoder = ConditionEncoder({"a": "categorical", "b": "continuous"}).fit(train, np.ones(4))
+    assert encoder.cells() == {0: ("a", 1), 1: ("a", 2), 3: ("b", None)} and encoder.numeric_columns() == {2: "b"}
     # rule 0: code 1 of 'a' rules out patterns 0 and 1; rule 1: a missing 'b' rules out pattern 2
-    rules = (np.array([0, 3]), np.array([[True, True, False], [False, False, True]]))
-    cells = {0: ("a", 1), 1: ("a", 2), 3: ("b", None)}
-    frame = pd.DataFrame({"a": [1.0, 1.0, 2.0, True], "b": [np.nan, 0.5, np.nan, np.nan]})
-    # row 0: code 1 (given as 1.0) and 'b' missing: every pattern ruled out; True is not the code 1
-    assert contradicting_rows(frame, rules, cells) == (1, {"a": 1, "b": None})
-    assert contradicting_rows(frame.iloc[1:], rules, cells) == (0, {})
-    assert contradicting_rows(frame.iloc[:0], rules, cells) == (0, {})
+    rules = Rules(np.array([0, 3]), np.array([BINARY, BINARY], dtype=np.float32),
+                  np.array([[True, True, False], [False, False, True]]))
+    frame = pd.DataFrame({"a": [1.0, 1.0, 2.0, 2.0], "b": [np.nan, 0.5, np.nan, np.nan]})
+    # row 0: code 1 (given as 1.0) and 'b' missing: every pattern ruled out
+    assert contradicting_rows(frame, rules, encoder) == (1, {"a": 1, "b": None})
+    assert contradicting_rows(frame.iloc[1:], rules, encoder) == (0, {})
+    assert contradicting_rows(frame.iloc[:0], rules, encoder) == (0, {})
+    # a tail of 'b' (its values below 0.75, on the standardized scale; a missing value reads as the mean, 1.0)
+    cut = np.float32((0.75 - encoder.stats["b"][0]) / encoder.stats["b"][1])
+    tail = Rules(np.array([0, 2]), np.array([BINARY, [-np.inf, cut]], dtype=np.float32),
+                 np.array([[True, True, False], [False, False, True]]))
+    frame = pd.DataFrame({"a": [1, 1, 1, 2], "b": [0.5, 1.0, np.nan, 0.5]})
+    count, cells = contradicting_rows(frame, tail, encoder)
+    assert count == 1 and cells["a"] == 1 and cells["b"] == pd.Interval(-np.inf, 0.75, closed="neither")
 
 
 def test_a_uniform_of_zero_never_draws_a_pattern_of_probability_zero(toy_model, monkeypatch):

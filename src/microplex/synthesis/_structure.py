@@ -61,6 +61,8 @@ MIN_EXPECTED = 5.0
 #: Evidence a tail of a numeric condition needs to rule out states: ``-log`` of the probability of seeing none of
 #: them in it, were they as frequent there as next to it (20 log 2: one in a million; see :meth:`_Tester.tails`).
 MIN_EVIDENCE_TAIL = 20 * float(np.log(2.0))
+#: The records next to a tail that its band is compared with: this fraction of the band's weight.
+NEAR = 0.25
 #: The interval of a binary input's cell: the input is 1.
 BINARY = (0.5, float("inf"))
 
@@ -144,7 +146,7 @@ class _Tester:
                 band = sum_w[k] - sum_w[start]
                 if k <= start or band <= 0:
                     continue
-                end = max(int(np.searchsorted(sum_w, sum_w[k] + band, side="left")), k + 1)  # next to it
+                end = max(int(np.searchsorted(sum_w, sum_w[k] + NEAR * band, side="left")), k + 1)  # next to it
                 end = min(end, len(v))
                 unseen = lowest >= t
                 near = counts[end] - counts[k]
