@@ -154,7 +154,11 @@ class _Tester:
                     continue
                 e_band, e_near = ess(start, k), ess(k, end)
                 x = near[unseen].sum() / near.sum() * e_near
-                if e_band > 0 and e_near > 0 and x * np.log1p(e_band / e_near) >= MIN_EVIDENCE_TAIL:
+                # the unseen states are a set chosen from those held next to the tail: -log of the probability,
+                # Bonferroni-corrected over the 2**K sets of its K states (many rare states, such as ages as
+                # categories, leave some set unseen in any band by chance)
+                chosen = np.count_nonzero(near > 0) * np.log(2.0)
+                if e_band > 0 and e_near > 0 and x * np.log1p(e_band / e_near) >= MIN_EVIDENCE_TAIL + chosen:
                     ruled.setdefault(float(t), np.zeros(len(self.patterns), dtype=bool))
                     ruled[float(t)] |= unseen[self.patterns[:, m]]
                     start = k
