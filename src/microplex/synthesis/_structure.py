@@ -268,7 +268,11 @@ def check_rules(tensors: dict[str, Any], encoder: Any, n_patterns: int, label: s
                 f"{where}: tensor 'rule_bounds' must be float32 of shape ({len(cols)}, 2) (one interval per rule); "
                 f"got {bounds.dtype} of shape {tuple(bounds.shape)}.")
         bounds = bounds.numpy()
-    else:  # written before tails: every rule is a binary input's
+    else:  # written before tails were cells: every rule is a binary input's
+        if set(cols.tolist()) & set(numeric):
+            raise DataValidationError(
+                f"{where}: tensor 'rule_bounds' is missing; a rule on a numeric condition's value (column "
+                f"{sorted(set(cols.tolist()) & set(numeric))[0]}) needs its bounds.")
         bounds = np.tile(np.asarray(BINARY, dtype=np.float32), (len(cols), 1))
     if len(cols) == 0 or not set(cols.tolist()) <= set(binary) | set(numeric):
         raise DataValidationError(
