@@ -174,17 +174,6 @@ class _Generation:
                 "fitted to anything. Drop those rows, or fit with a positive weight on some of their records.",
                 column=name, reason="weightless", levels=tuple(levels[:5]),
             ), stacklevel=4)
-        rules = getattr(self, "structure_", None)
-        if rules is not None:  # structural zeros (._structure) that together rule out every pattern
-            count, cells = contradicting_rows(frame, rules, self.condition_encoder_)
-            if count:
-                shown = {k: to_python(v) for k, v in cells.items()}
-                warnings.warn(ExtrapolationWarning(
-                    f"{count} of {len(frame)} rows hold conditions whose structural zeros together rule out every "
-                    f"combination of the targets' states seen in training (e.g. {shown}; a missing value is None): "
-                    "no training record holds such a combination. Their states are drawn from the model without "
-                    "those rules.", column=next(iter(cells)), reason="structural",
-                ), stacklevel=4)
         ranges = self._condition_ranges()
         clipped = {}
         for name, (lo, hi) in ranges.items():
@@ -206,6 +195,18 @@ class _Generation:
                     "treated as lying at that margin.", column=name, reason="range",
                 ), stacklevel=4)
                 clipped[name] = np.clip(x, lo - margin, hi + margin)
+        # after the numeric checks: the rules read the conditions as the encoding does
+        rules = getattr(self, "structure_", None)
+        if rules is not None:  # structural zeros (._structure) that together rule out every pattern
+            count, cells = contradicting_rows(frame.assign(**clipped), rules, self.condition_encoder_)
+            if count:
+                shown = {k: to_python(v) for k, v in cells.items()}
+                warnings.warn(ExtrapolationWarning(
+                    f"{count} of {len(frame)} rows hold conditions whose structural zeros together rule out every "
+                    f"combination of the targets' states seen in training (e.g. {shown}; a missing value is None): "
+                    "no training record holds such a combination. Their states are drawn from the model without "
+                    "those rules.", column=next(iter(cells)), reason="structural",
+                ), stacklevel=4)
         return frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
 
     def _sample_chunks(self, conditions: pd.DataFrame, gen: torch.Generator, chunk_size: int,

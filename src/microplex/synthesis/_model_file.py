@@ -509,7 +509,8 @@ def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
 
 def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str) -> None:
     """Checks tensor names, dtypes and shapes against the model built from the metadata, that
-    every floating tensor is finite (but the structural zeros' ``rule_bounds``), and that the buffers derived from the metadata agree."""
+    every floating tensor is finite (but the structural zeros' ``rule_bounds``, checked with the
+    rules), and that the buffers derived from the metadata agree."""
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:
         raise DataValidationError(

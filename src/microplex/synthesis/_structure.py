@@ -5,26 +5,33 @@ for some records by construction: the unemployed have no commute, the employed a
 hours, children have no income. The pattern head is a softmax given the conditions, so it learns
 such a share as small, not as 0 (acs12: the unemployed drawn with a commute time 4.6% of the time,
 the employed without hours 0.5%, though no training record of either holds that state; with age but
-not employment as a condition, 4.5% of all records drawn with an income below age 15, where acs12
-has none, or without one above it). Like a contingency table's structural zeros, these cells are
-taken from the data:
+not employment as a condition, 5.2% of the records drawn in a state no training record of their age
+group holds: an income, hours or commute below age 15, where acs12 has none, or no income from 15
+on). Like a contingency table's structural zeros, these cells are taken from the data:
 
 * a *cell* is a binary input of the condition encoding (one category of a categorical condition,
   its missing value too, or the missing-value indicator of a numeric condition), or a *tail* of a
-  numeric condition: its values below a threshold, or above one. A tail's threshold lies midway
-  between the lowest value at which some target state is held and the value below it (or the
-  highest, and the value above it), so that the states the tail never holds are those whose
-  records all lie beyond it; of the tails with the same states ruled out the widest is kept;
-* the states of a discrete target that no training record in a cell holds are *ruled out* there
-  when their weighted shares over all records of positive weight, summed, times the cell's Kish
-  effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson count of mean 5
-  is 0 with probability 0.7%: such an absence is structure, not chance). The states are tested
-  together, so a cell that holds one state only (the unemployed: commute time always missing)
-  rules out the others even where each of them is small (commute times heaped on 10, 15, 20 and
-  30 minutes are states of their own); a rare state alone, such as a top code of 0.5%, is not
-  ruled out in a cell of ordinary size. A tail is tested with :data:`MIN_EXPECTED_TAIL` instead:
-  its threshold is chosen where a state's records end, and testing many thresholds would find a
-  small tail without a few rare states by chance;
+  numeric condition: its values below a threshold, or above one;
+* the states of a discrete target that no training record in a binary input's cell holds are
+  *ruled out* there when their weighted shares over all records of positive weight, summed, times
+  the cell's Kish effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson
+  count of mean 5 is 0 with probability 0.7%: such an absence is structure, not chance). The states
+  are tested together, so a cell that holds one state only (the unemployed: commute time always
+  missing) rules out the others even where each of them is small (commute times heaped on 10, 15,
+  20 and 30 minutes are states of their own); a rare state alone, such as a top code of 0.5%, is
+  not ruled out in a cell of ordinary size;
+* a tail's threshold is found in the data, so it needs more: per target, a candidate threshold
+  lies midway between the lowest value at which one of its states is held and the value below it
+  (the states the tail never holds are those whose records all lie beyond it); those states are
+  ruled out when they are frequent *next to* the tail, among the records beyond the threshold up to
+  :data:`NEAR` times the weight of the tail's *band* (its records beyond the target's last ruled
+  tail, so that a wider tail is not judged on the strength of a narrower one's records): ``x``
+  effective records of them there, ``x * log(1 + ess_band / ess_next)`` (``-log`` of the
+  probability that none of them would fall in the band were they as frequent there) must reach
+  :data:`MIN_EVIDENCE_TAIL` plus ``log 2`` per state held next to the tail (a Bonferroni correction
+  over the sets of states the unseen ones are chosen from: many rare states, such as ages as
+  categories, leave some set unseen in any small band by chance). A rate that falls smoothly
+  towards 0 (which the head learns) is not ruled out; a step is. Upper tails likewise, mirrored;
 * a pattern (the states of every discrete target together) is ruled out in a record's cells when
   any of its states is; drawing and :meth:`~microplex.synthesis.Synthesizer.log_prob` (``-inf``)
   then give it probability 0, the head's probabilities renormalized over the patterns the rules
@@ -111,11 +118,12 @@ class _Tester:
         """The lower tails of ``values`` (float32, (N,)) that rule some pattern out: ``(threshold, forbidden)``.
 
         Per target, candidate thresholds lie where a state's records begin (midway to the value below); a tail's
-        unseen states are ruled out when their records next to it, as many (by weight) as those of the tail's
-        *band* (its records beyond the target's last ruled tail), make a count of 0 in the band improbable: ``x``
-        effective records of them next to it, ``x * log(1 + ess_band / ess_next)`` at least
-        :data:`MIN_EVIDENCE_TAIL` (``-log`` of the probability that, were the states as frequent on both sides,
-        none of those ``x`` records would fall in the band)."""
+        unseen states are ruled out when their records next to it (beyond the threshold, up to :data:`NEAR` times
+        the weight of the tail's *band*: its records beyond the target's last ruled tail) make a count of 0 in the
+        band improbable: ``x`` effective records of them next to it, ``x * log(1 + ess_band / ess_next)`` at least
+        :data:`MIN_EVIDENCE_TAIL` plus ``log 2`` per state held next to it (``-log`` of the probability that, were
+        the states as frequent on both sides, none of those ``x`` records would fall in the band; Bonferroni over
+        the sets of those states)."""
         order = np.argsort(values, kind="stable")
         v = values[order]
         distinct = np.unique(v)
@@ -133,9 +141,6 @@ class _Tester:
             lowest = np.full(len(share), np.inf, dtype=np.float32)
             held, first = np.unique(codes, return_index=True)
             lowest[held] = v[first]
-            counts = np.zeros((len(v) + 1, len(share)))
-            counts[np.arange(1, len(v) + 1), codes] = wo
-            counts = np.cumsum(counts, axis=0)  # weighted counts of each state among the first k records
             start = 0  # the band's first record: after the target's last ruled tail
             for edge in np.unique(lowest[np.isfinite(lowest)]):
                 if edge <= distinct[0]:
@@ -149,7 +154,7 @@ class _Tester:
                 end = max(int(np.searchsorted(sum_w, sum_w[k] + NEAR * band, side="left")), k + 1)  # next to it
                 end = min(end, len(v))
                 unseen = lowest >= t
-                near = counts[end] - counts[k]
+                near = np.bincount(codes[k:end], weights=wo[k:end], minlength=len(share))  # their states' weights
                 if near.sum() <= 0:
                     continue
                 e_band, e_near = ess(start, k), ess(k, end)
@@ -240,9 +245,10 @@ def contradicting_rows(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple
 
 def check_rules(tensors: dict[str, Any], encoder: Any, n_patterns: int, label: str) -> Rules | None:
     """The rules of a model file's tensors ``rule_columns``, ``rule_forbidden`` (both or neither) and ``rule_bounds``
-    (absent in files written before tails were cells: every rule a binary input's), checked: each column a binary
-    input or a numeric condition's value of the conditions' encoding ``encoder``, each interval open with ``lo <
-    hi``, no rule twice, each rule ruling out some pattern but not every one."""
+    (absent in files written before tails were cells, whose rules are all binary inputs'), checked: each column a
+    binary input or a numeric condition's value of the conditions' encoding ``encoder``, its interval
+    :data:`BINARY` for a binary input and an open tail ``(-inf, t)`` or ``(t, inf)`` for a numeric condition, no
+    cell twice, each rule ruling out some pattern but not every one."""
     names = ("rule_columns", "rule_forbidden")
     held = [n in tensors for n in names]
     where = f"{label} is not a valid Synthesizer model file"
