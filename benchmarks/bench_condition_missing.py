@@ -45,6 +45,8 @@ from microplex.datasets import load_dataset
 from microplex.evaluation.privacy import dcr, exact_copy_rate
 from microplex.fusion import Source, fuse
 
+from tidy_results import mean_and_worst  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 CONDITIONS = ["hrs_work", "age", "gender", "edu"]
 COLUMNS = ["income", *CONDITIONS]
 
@@ -118,9 +120,7 @@ def main() -> None:
             fused_rows.append({"seed": seed, "who": who, **fusion_scores(
                 pd.Series(fused), truth[known].reset_index(drop=True), base["employment"][known].reset_index(drop=True))})
     for name, frame in (("synthesis", pd.DataFrame(rows)), ("fusion", pd.DataFrame(fused_rows))):
-        mean = frame.groupby("who").mean(numeric_only=True).drop(columns="seed").T
-        worst = frame.groupby("who").max(numeric_only=True).drop(columns="seed").T
-        table = pd.concat({"mean": mean, "worst seed": worst}, axis=1).round(3)
+        table = mean_and_worst(frame)
         if name == "synthesis":
             print(f"acs12 adults with an income, {len(acs):,} records ({acs['hrs_work'].isna().mean():.0%} without "
                   f"hours), seeds {args.seeds}; fit {np.mean(fit_s):.1f} s on average; "

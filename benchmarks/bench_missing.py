@@ -35,6 +35,8 @@ from microplex import Synthesizer
 from microplex.datasets import load_dataset
 from microplex.evaluation.privacy import dcr, exact_copy_rate
 
+from tidy_results import mean_and_worst  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 TARGETS = ["hrs_work", "time_to_work", "income"]
 CONDITIONS = ["employment", "age", "gender"]
 
@@ -73,9 +75,7 @@ def main() -> None:
         rows.append({"seed": seed, "who": "floor (real vs real)", **scores(train, hold, train, False)})
         rows.append({"seed": seed, "who": "microplex (default)", **scores(synthetic, hold, train, True)})
     df = pd.DataFrame(rows)
-    mean = df.groupby("who").mean(numeric_only=True).drop(columns="seed").T
-    worst = df.groupby("who").max(numeric_only=True).drop(columns="seed").T
-    table = pd.concat({"mean": mean, "worst seed": worst}, axis=1).round(3)
+    table = mean_and_worst(df)
     print(f"acs12, {len(acs):,} records, seeds {args.seeds}; fit {np.mean(fit_s):.1f} s on average; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(table.to_markdown())

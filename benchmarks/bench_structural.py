@@ -37,6 +37,8 @@ from microplex import Synthesizer
 from microplex.datasets import load_dataset
 from microplex.evaluation.privacy import dcr, exact_copy_rate
 
+from tidy_results import mean_and_worst  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 TARGETS = ["income", "hrs_work", "time_to_work"]
 CONDITIONS = ["age", "gender", "edu", "employment", "race"]
 PRIVACY = ["income", "hrs_work", "time_to_work", "age", "employment"]
@@ -95,9 +97,7 @@ def main() -> None:
                      for k in range(DRAWS)]
             rows.append({"seed": seed, "who": who, **pd.DataFrame(draws).mean().to_dict()})
     frame = pd.DataFrame(rows)
-    mean = frame.groupby("who").mean(numeric_only=True).drop(columns="seed").T
-    worst = frame.groupby("who").max(numeric_only=True).drop(columns="seed").T
-    table = pd.concat({"mean": mean, "worst seed": worst}, axis=1).round(3)
+    table = mean_and_worst(frame)
     groups = acs["employment"].value_counts().to_dict()
     print(f"acs12, {len(acs):,} records (employment: {groups}), seeds {args.seeds}, {DRAWS} draws per model; "
           f"fit {np.mean(fit_s):.1f} s on average; load average {os.getloadavg()[0]:.2f}")

@@ -46,6 +46,8 @@ from microplex import Synthesizer
 from microplex.datasets import load_dataset
 from microplex.evaluation.privacy import dcr, exact_copy_rate
 
+from tidy_results import mean_and_worst  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 DRAWS = 3
 
 
@@ -157,9 +159,7 @@ def main() -> None:
                     table = synth.structural_zeros_
                     rules.append(sorted({f"{c} {v}" for c, v in zip(table["condition"], table["value"], strict=True)}))
         frame = pd.DataFrame(rows)
-        mean = frame.groupby("who").mean(numeric_only=True).drop(columns="seed").T
-        worst = frame.groupby("who").max(numeric_only=True).drop(columns="seed").T
-        out = pd.concat({"mean": mean, "worst seed": worst}, axis=1).round(3)
+        out = mean_and_worst(frame)
         print(f"\n{name}, {len(data):,} records, threshold age {cut}, seeds {args.seeds}, {DRAWS} draws per model; "
               f"fit {np.mean(fit_s):.1f} s on average; load average {os.getloadavg()[0]:.2f}")
         for seed, cells in zip(args.seeds, rules, strict=True):

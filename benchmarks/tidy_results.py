@@ -15,6 +15,17 @@ import re
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+def mean_and_worst(rows: pd.DataFrame) -> pd.DataFrame:
+    """Scores per variant (``who``) over the seeds (``seed``): their mean and their largest (the worst seed, for
+    scores where smaller is better), one column pair per variant, rounded to 3 decimals."""
+    by = rows.groupby("who")
+    mean = by.mean(numeric_only=True).drop(columns="seed").T
+    worst = by.max(numeric_only=True).drop(columns="seed").T
+    return pd.concat({"mean": mean, "worst seed": worst}, axis=1).round(3)
+
+
 _NUMBER = re.compile(r"^-?[\d,]*\.?\d+(?:e[-+]?\d+)?$")
 _NAN = {"nan", "NaN", "<NA>", "None"}
 _NEGATIVE_ZERO = re.compile(r"(?<![\w.])-(0\.0+)(?![\d])")
