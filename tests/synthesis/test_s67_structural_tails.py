@@ -17,7 +17,7 @@ import torch
 
 from microplex import DataValidationError, ExtrapolationWarning, Synthesizer
 from microplex.datasets import load_dataset
-from microplex.synthesis._structure import BINARY, MIN_EVIDENCE_TAIL, fit_rules
+from microplex.synthesis._structure import BINARY, MIN_EVIDENCE_TAIL, MIN_EXPECTED, fit_rules
 
 
 def test_acs12_children_get_no_income_with_age_a_numeric_condition():
@@ -111,6 +111,24 @@ def test_many_rare_states_leave_no_tail_rule_by_chance():
     patterns = np.arange(60)[:, None]
     assert fit_rules(x[:, None], [], [0], state, patterns, np.ones(n)) is None
     assert MIN_EVIDENCE_TAIL == pytest.approx(20 * np.log(2))
+
+
+def test_many_rare_states_leave_no_category_rule_by_chance():
+    """The same for a category's cell: 60 states of equal share whatever the category; in a cell of 120 records
+    about 8 states go unseen by chance, 16 records' worth (more than MIN_EXPECTED), a set chosen from 60 states."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    cell = np.zeros(n, dtype=np.float32)
+    cell[:120] = 1.0
+    state = rng.integers(0, 60, size=n)
+    patterns = np.arange(60)[:, None]
+    unseen = 60 - len(np.unique(state[:120]))
+    assert unseen / 60 * 120 > MIN_EXPECTED  # what the uncorrected test would rule out
+    assert fit_rules(cell[:, None], [0], [], state, patterns, np.ones(n)) is None
+    # a cell holding one state of the 60 only: ruled, as before
+    state[:120] = 0
+    rules = fit_rules(cell[:, None], [0], [], state, patterns, np.ones(n))
+    assert rules is not None and rules.forbidden[0].sum() == 59
 
 
 def test_weights_count_as_in_the_other_cells():

@@ -15,8 +15,11 @@ on). Like a contingency table's structural zeros, these cells are taken from the
 * the states of a discrete target that no training record in a binary input's cell holds are
   *ruled out* there when their weighted shares over all records of positive weight, summed, times
   the cell's Kish effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson
-  count of mean 5 is 0 with probability 0.7%: such an absence is structure, not chance). The states
-  are tested together, so a cell that holds one state only (the unemployed: commute time always
+  count of mean 5 is 0 with probability 0.7%: such an absence is structure, not chance) plus
+  ``log 2`` per state of the target (the unseen states are a set chosen from the target's ``K``
+  states: a Bonferroni correction over its ``2**K`` sets; without it, a target of many rare states,
+  such as ages as categories, had some set unseen in any small cell by chance). The states are
+  tested together, so a cell that holds one state only (the unemployed: commute time always
   missing) rules out the others even where each of them is small (commute times heaped on 10, 15,
   20 and 30 minutes are states of their own); a rare state alone, such as a top code of 0.5%, is
   not ruled out in a cell of ordinary size;
@@ -63,7 +66,8 @@ from .._stats import kish_ess
 __all__ = ["MIN_EXPECTED", "MIN_EVIDENCE_TAIL", "BINARY", "Rules", "fit_rules", "rule_cells",
            "contradicting_rows", "check_rules", "rules_table"]
 
-#: Records a state's overall share must expect in a cell for its absence there to rule it out.
+#: Records a state's overall share must expect in a cell for its absence there to rule it out (plus ``log 2`` per
+#: state of the target: see the module's text).
 MIN_EXPECTED = 5.0
 #: Evidence a tail of a numeric condition needs to rule out states: ``-log`` of the probability of seeing none of
 #: them in it, were they as frequent there as next to it (20 log 2: one in a million; see :meth:`_Tester.tails`).
@@ -110,7 +114,8 @@ class _Tester:
         for m, share in enumerate(self.shares):
             seen = np.zeros(len(share), dtype=bool)
             seen[np.unique(self.states[cell, m])] = True
-            if share[~seen].sum() * ess >= MIN_EXPECTED:
+            # Bonferroni over the 2**K sets of the target's K states that the unseen ones are chosen from
+            if share[~seen].sum() * ess >= MIN_EXPECTED + np.count_nonzero(share) * np.log(2.0):
                 out |= ~seen[self.patterns[:, m]]
         return out
 
