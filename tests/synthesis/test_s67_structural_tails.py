@@ -177,6 +177,15 @@ def test_contradicting_cells_of_a_tail_and_a_category_warn(tail_model):
     assert drawn["hours"].iloc[:3].isna().all()  # 14.4 lies below the threshold, midway between 14 and 15
 
 
+def test_conditions_of_the_wrong_type_are_refused_before_the_rules_read_them(tail_model):
+    # the contradiction check encodes the conditions: a text column must get the numeric check's error first
+    bad = pd.DataFrame({"age": ["ten", "forty"], "status": ["employed", "other"]})
+    with pytest.raises(DataValidationError, match="'age' must be numeric"):
+        tail_model.generate(bad, seed=1)
+    with pytest.raises(DataValidationError, match="categories not seen in training"):
+        tail_model.generate(pd.DataFrame({"age": [10.0], "status": ["retired"]}), seed=1)
+
+
 def test_tail_rules_are_saved_loaded_and_checked(tail_model, tmp_path, edit_model_file):
     tail_model.save(tmp_path / "m.mpx")
     loaded = Synthesizer.load(tmp_path / "m.mpx")
