@@ -118,7 +118,7 @@ def uses_rounding(synth: Any) -> bool:
 def uses_structural_zeros(synth: Any) -> bool:
     """``synth.structural_zeros`` resolved (the rules are statistics of the data that no DP mechanism covers)."""
     return _off_with_dp(synth, "structural_zeros",
-                        "which states a condition's category never holds is a statistic of the data that")
+                        "which states a condition's category or range never holds is a statistic of the data that")
 
 
 def uses_condition_model(synth: Any) -> bool:

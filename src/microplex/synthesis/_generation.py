@@ -195,10 +195,11 @@ class _Generation:
                     "treated as lying at that margin.", column=name, reason="range",
                 ), stacklevel=4)
                 clipped[name] = np.clip(x, lo - margin, hi + margin)
+        prepared = frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
         # after the numeric checks: the rules read the conditions as the encoding does
         rules = getattr(self, "structure_", None)
         if rules is not None:  # structural zeros (._structure) that together rule out every pattern
-            count, cells = contradicting_rows(frame.assign(**clipped), rules, self.condition_encoder_)
+            count, cells = contradicting_rows(prepared, rules, self.condition_encoder_)
             if count:
                 shown = {k: to_python(v) for k, v in cells.items()}
                 warnings.warn(ExtrapolationWarning(
@@ -207,7 +208,7 @@ class _Generation:
                     "no training record holds such a combination. Their states are drawn from the model without "
                     "those rules.", column=next(iter(cells)), reason="structural",
                 ), stacklevel=4)
-        return frame[list(self.condition_vars)].assign(**clipped) if clipped else frame
+        return prepared
 
     def _sample_chunks(self, conditions: pd.DataFrame, gen: torch.Generator, chunk_size: int,
                        pieces: dict[str, list[np.ndarray]]) -> None:

@@ -229,9 +229,9 @@ def contradicting_rows(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple
     if not len(frame) or not rules.forbidden.any(axis=0).all():  # even all the rules together leave some pattern
         return 0, {}
     on = np.zeros((len(frame), len(rules.columns)), dtype=bool)  # (N, R): the rules each row's cells bring
-    names = encoder.column_conditions()
+    names, offsets = encoder.column_conditions(), encoder.offsets()
     for name in dict.fromkeys(names[int(c)] for c in rules.columns):  # one encoding of each condition involved
-        block, first = encoder.block(name, frame[name]), encoder.offsets()[name]
+        block, first = encoder.block(name, frame[name]), offsets[name]
         for r in np.flatnonzero([names[int(c)] == name for c in rules.columns]):
             on[:, r] = _inside(block[:, int(rules.columns[r]) - first], *rules.bounds[r])
     # the distinct combinations of rules (few), found on the rows' bits packed into bytes
@@ -326,7 +326,8 @@ def _state_label(encoder: Any, state: int) -> Any:
 def rules_table(synth: Any) -> pd.DataFrame:
     """The fitted structural zeros of ``synth``, one row per cell and target: ``condition``, ``value`` (the
     category, ``None`` for the missing values, or a numeric condition's range, a :class:`pandas.Interval`),
-    ``target`` and ``ruled_out`` (the target's states the cell never draws: categories, point masses' values, ``"missing"``, ``"a value"``). Empty without rules."""
+    ``target`` and ``ruled_out`` (the target's states the cell never draws: categories, point masses' values,
+    ``"missing"``, ``"a value"``). Empty without rules."""
     columns = ["condition", "value", "target", "ruled_out"]
     rules = getattr(synth, "structure_", None)
     if rules is None:

@@ -185,7 +185,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         own, drawn as the column's missing value (docs/synthesis.md, "Missing values").
     structural_zeros_ : DataFrame
         The structural zeros found (``structural_zeros``), one row per cell and target:
-        ``condition``, ``value`` (its category; ``None``: its missing values), ``target`` and
+        ``condition``, ``value`` (its category; ``None``: its missing values; a
+        :class:`pandas.Interval`: a numeric condition's tail), ``target`` and
         ``ruled_out`` (the target's states never drawn there). Empty without any.
     rounding_ : dict of str to dict
         Per continuous or integer target with a rounding grid (``rounding``): its bands, each

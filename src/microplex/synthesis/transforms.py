@@ -549,7 +549,7 @@ class ConditionEncoder:
 
     @property
     def n_features(self) -> int:
-        return sum(len(s) if self.kinds[n] == "categorical" else 1 for n, s in self.stats.items()) + len(self.missing)
+        return sum(self._width(name) for name in self.kinds)
 
     def _width(self, name: str) -> int:
         """The number of columns of condition ``name`` in :meth:`transform`."""
@@ -600,7 +600,6 @@ class ConditionEncoder:
         if self.kinds[name] == "categorical":
             cats = self.stats[name]
             codes = category_codes(values, cats)
-            width = len(cats) + (name in self.missing)
             if name in self.missing:  # a missing value: the column after the categories
                 codes[values.isna().to_numpy(bool)] = len(cats)
             if (codes < 0).any():
@@ -614,7 +613,7 @@ class ConditionEncoder:
                        f"{type(to_python(cats[0])).__name__} in training): convert the column first."
                        if alike else "")
                 )
-            block = np.zeros((len(values), width), dtype=np.float32)
+            block = np.zeros((len(values), self._width(name)), dtype=np.float32)
             block[np.arange(len(values)), codes] = 1.0
         else:
             mean, std = self.stats[name]
