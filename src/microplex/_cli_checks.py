@@ -78,6 +78,13 @@ def split_columns(values: str, name: str = "columns") -> list[str]:
     return check_names(items, name)
 
 
+def numeric_option():
+    """The ``--numeric`` option of the verbs that read tables (:func:`microplex.io.read_table`'s ``numeric``)."""
+    return typer.Option(
+        "", help="Comma-separated columns read as numbers whatever the file writes: integer amounts padded with "
+                 "leading zeros (a fixed-width export's 0009189), otherwise read as codes (text).")
+
+
 def quiet_option():
     """The ``-q``/``--quiet`` option every verb takes."""
     return typer.Option(False, "--quiet", "-q", help="No progress bars and no summary (warnings and errors only).")

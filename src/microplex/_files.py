@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column",
            "formatted_numbers", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO",
-           "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_amounts",
+           "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -269,21 +269,20 @@ def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
 
 #: An integer numeral, with or without leading zeros (``013``, ``7``, ``-07``).
 _INTEGER = re.compile(r"^\s*[-+]?[0-9]+\s*$")
-#: Fewest distinct values of a column of padded integers that :func:`padded_amounts` judges.
+#: Fewest distinct values of a column of padded integers that :func:`padded_integers` judges.
 _MIN_DISTINCT = 20
 
 
-def padded_amounts(series: Any) -> tuple[str, int, int] | None:
+def padded_integers(series: Any) -> tuple[str, int, int] | None:
     """``(example, distinct, single)`` when ``series`` is a text column of integers, some written with leading
-    zeros (``"0009189"``), whose distinct values (at least 20) are mostly held by one record each (``single`` of
-    ``distinct``): integer amounts padded to a fixed width, which :func:`keep_padded_codes` reads as codes and a
-    model of categories could only copy. ``None`` for any other column (codes repeat: a county's code is every
-    record's of the county).
+    zeros (``"0009189"``, ``"013"``), with at least 20 distinct values, ``single`` of them held by one record each:
+    codes with many values, or integer amounts padded to a fixed width (a file cannot tell them apart;
+    :func:`keep_padded_codes` reads both as codes). ``None`` for any other column.
 
     >>> import pandas as pd
-    >>> padded_amounts(pd.Series([f"{v:07d}" for v in range(100, 130)]))
-    ('0000100', 30, 30)
-    >>> padded_amounts(pd.Series(["013", "001", "105"] * 10)) is None
+    >>> padded_integers(pd.Series([f"{v:07d}" for v in range(100, 130)] * 2))
+    ('0000100', 30, 0)
+    >>> padded_integers(pd.Series(["013", "001", "105"] * 10)) is None
     True
     """
     import pandas as pd
@@ -293,8 +292,7 @@ def padded_amounts(series: Any) -> tuple[str, int, int] | None:
         return None
     counts = series.dropna().astype(object).value_counts()
     example = _padded_integer(counts.index) if len(counts) >= _MIN_DISTINCT else None
-    single = int((counts.to_numpy() == 1).sum())
-    return (example, len(counts), single) if example is not None and 2 * single > len(counts) else None
+    return None if example is None else (example, len(counts), int((counts.to_numpy() == 1).sum()))
 
 
 def _padded_integer(values: Any) -> str | None:
@@ -320,7 +318,8 @@ def codes_hint(series: Any) -> str:
     if example is None:
         return ""
     return (f" Its values are integers written with leading zeros ({example!r}), which microplex reads from CSV "
-            "and JSON files as codes (text): convert them (pd.to_numeric), or refit the model on the codes.")
+            "and JSON files as codes (text): convert them (pd.to_numeric; from a file: read_table's numeric, the "
+            "command line's --numeric), or refit the model on the codes.")
 
 
 def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
@@ -336,7 +335,7 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
     with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
     numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
-    target when its values are mostly one record's each, :func:`padded_amounts`.) Files read with the caller's
+    target when its values are mostly one record's each, :func:`padded_integers`.) Files read with the caller's
     ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
@@ -503,7 +502,7 @@ def formatted_number_column(series: Any) -> str | None:
     return formatted_numbers(pd.unique(series.dropna()))
 
 
-def numbers_from_text(s: Any) -> Any:
+def numbers_from_text(s: Any, errors: str = "raise") -> Any:
     """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed;
     a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as ``"7.2e-2"`` reads: not ``7.2 / 100``,
     which is 0.07200000000000001).
@@ -513,13 +512,15 @@ def numbers_from_text(s: Any) -> Any:
     [1200.5, -20.0, 3.0]
     >>> numbers_from_text(pd.Series(["12.5%", "7.2%", "-3 %", None])).tolist()
     [0.125, 0.072, -0.03, nan]
+
+    ``errors`` is :func:`pandas.to_numeric`'s (``"coerce"``: a cell that is no number becomes NaN).
     """
     import pandas as pd
 
     text = s.str.strip()
     if _all_percent(text):
-        return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2")
-    return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True))
+        return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2", errors=errors)
+    return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True), errors=errors)
 
 
 def _all_percent(text: Any) -> bool:

@@ -218,7 +218,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
         "calibrate": "calibrate", "sparsify": "sparsify", "evaluate": "evaluate",
     },
     "sources": {"name": _text, "path": _text, "weight": _text, "rename": _rename, "columns": _names(False),
-                "dropna": _dropna, "combine": _combine},
+                "dropna": _dropna, "combine": _combine, "numeric": _names(False)},
     "fuse": {"base": _text, "shared": _names(False), "n_imputations": _int(1, 1000), "synthesizer": "synthesizer"},
     "synthesizer": SYNTHESIZER,
     "model": {"targets": _names(False), "conditions": _names(), "holdout": _float(0.0, 1.0, high_inclusive=False),

@@ -17,7 +17,7 @@ from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._files import columns_hint
 from ._pipeline_config import WEIGHT
-from .io import read_table
+from .io import as_numbers, read_table
 from .scale._layout import cast_to_schema, hive_partitioning
 
 if TYPE_CHECKING:
@@ -33,9 +33,10 @@ def _training_weight(config: Mapping[str, Any]) -> str | None:
 
 def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
                   filtered: Collection[str] = ()) -> pd.DataFrame:
-    """A source table read from ``path`` with its renames, column choice and dropped missing rows."""
-    df = read_table(path)
+    """A source table read from ``path`` (its ``numeric`` columns as numbers) with its renames, column choice and
+    dropped missing rows."""
     label = f"source {src['name']!r} ({src['path']})"
+    df = as_numbers(read_table(path), src.get("numeric", []), f"{label} (its 'numeric' setting)")
     if src.get("rename"):
         missing = [c for c in src["rename"] if c not in df.columns]
         if missing:

@@ -36,6 +36,7 @@ from ._cli_checks import (
     parse_count,
     parse_epochs,
     parse_overrides,
+    numeric_option,
     quiet_option,
     run_body,
     split_columns,
@@ -44,7 +45,7 @@ from ._cli_checks import (
 from ._errors import DataValidationError, MicroplexError
 from ._files import columns_hint, near_columns
 from ._params import check_choice, check_float, check_int, check_seed
-from .io import (atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
+from .io import (as_numbers, atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
                  read_targets, write_parquet_atomic)
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def fit(
         "", help="Comma-separated targets or conditions modelled as categories whatever their type: codes written "
                  "as numbers (a PUMA, county or occupation code), which are otherwise modelled as numbers."),
     weight: str | None = typer.Option(None, help="Survey weight column."),
+    numeric: str = numeric_option(),
     out: Path = typer.Option(..., "--out", "-o", help="Model file to write (.mpx)."),
     flow: str = typer.Option("maf", help="'maf' or 'nsf'."),
     epochs: str = typer.Option("auto", help="Training epochs: 'auto' (from the data size) or an int."),
@@ -168,6 +170,7 @@ def fit(
         if not target_vars:
             raise DataValidationError("The '--targets' option must name at least one column.")
         categorical_vars = split_columns(categorical, "categorical")
+        numeric_vars = split_columns(numeric, "numeric")
         stray = [c for c in categorical_vars if c not in target_vars + condition_vars]
         if stray:
             raise DataValidationError(f"The '--categorical' columns {stray} are not among the --targets or "
@@ -187,7 +190,7 @@ def fit(
         check_input(public, "public")
         check_output(out, "out", [data, public])
         public_kwargs = read_public_metadata(public) if public is not None else {}
-        df = read_table(data)
+        df = read_table(data, numeric=numeric_vars)
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
             raise DataValidationError(
@@ -210,6 +213,7 @@ def fit(
 def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
+    numeric: str = numeric_option(),
     n: int | None = typer.Option(None, "--n", parser=parse_count, metavar="<int>",
                                  help="Number of records, an int (1e9 is accepted); conditions resampled from the training "
                                       "records, or drawn from the model's condition model (fit --condition-model "
@@ -235,6 +239,9 @@ def generate(
         if (conditions is None) == (n is None):
             raise DataValidationError("Give exactly one of --conditions or --n.")
         partitions = split_columns(partition_by, "partition-by")
+        numeric_vars = split_columns(numeric, "numeric")
+        if numeric_vars and conditions is None:
+            raise DataValidationError("The '--numeric' option reads the --conditions file; it acts only with it.")
         streamed = bool(stream or partitions)
         check_int(rows_per_file, "rows_per_file", low=1)
         check_int(torch_threads, "torch_threads", low=1, allow_none=True)
@@ -265,7 +272,11 @@ def generate(
             cond = None
             if conditions is not None:
                 parquet = conditions.is_dir() or conditions.suffix.lower() in (".parquet", ".pq")
-                cond = str(conditions) if parquet else read_table(conditions)
+                if parquet and numeric_vars:
+                    raise DataValidationError(
+                        "The '--numeric' option does not act on streamed Parquet conditions (their columns keep "
+                        "their types); write those columns as numbers, or drop --stream/--partition-by.")
+                cond = str(conditions) if parquet else read_table(conditions, numeric=numeric_vars)
             client = None
             if scheduler:
                 from dask.distributed import Client
@@ -282,7 +293,7 @@ def generate(
         if n is not None:
             check_rows_fit_memory(n, n_columns, "n")
         if conditions is not None:
-            cond_df = read_table(conditions)
+            cond_df = read_table(conditions, numeric=numeric_vars)
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
@@ -318,6 +329,7 @@ def calibrate(
     data: Path = typer.Argument(..., help="Records with initial weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
     weight: str = typer.Option("weight", help="Initial weight column (created as 1 when absent)."),
+    numeric: str = numeric_option(),
     method: str = typer.Option("raking", help="'linear', 'raking' or 'logit'."),
     bounds: str = typer.Option("", help="Weight-ratio bounds 'lo,hi', e.g. 0.2,5."),
     soft: bool = typer.Option(False, help="Penalize target misses instead of requiring them."),
@@ -336,12 +348,13 @@ def calibrate(
         check_choice(method, "method", ("linear", "raking", "logit"))
         lo_hi = parse_bounds(bounds)
         check_weight_name(weight)
+        numeric_vars = split_columns(numeric, "numeric")
         check_input(data, "data")
         check_input(targets, "targets")
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         if report is not None:
             check_output(report, "report", [data, targets], suffixes=(".csv",), outputs={"out": out})
-        df = read_table(data)
+        df = read_table(data, numeric=numeric_vars)
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0
@@ -372,6 +385,7 @@ def sparsify(
     data: Path = typer.Argument(..., help="Candidate records with weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
     weight: str = typer.Option("weight", help="Weight column (created as 1 when absent)."),
+    numeric: str = numeric_option(),
     max_records: int | None = typer.Option(None, help="Most records to keep."),
     tolerance: float = typer.Option(0.005, help="Relative target tolerance."),
     method: str = typer.Option("l0", help="'l0' or 'l1'."),
@@ -391,10 +405,11 @@ def sparsify(
         check_float(tolerance, "tolerance", low=0.0, low_inclusive=False)
         check_choice(method, "method", ("l0", "l1"))
         check_weight_name(weight)
+        numeric_vars = split_columns(numeric, "numeric")
         check_input(data, "data")
         check_input(targets, "targets")
         check_output(out, "out", [data, targets], suffixes=PARQUET)
-        df = read_table(data)
+        df = read_table(data, numeric=numeric_vars)
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0
@@ -419,6 +434,7 @@ def evaluate(
     report: Path = typer.Option(Path("report.html"), help="HTML report to write."),
     weight: str | None = typer.Option(None, help="Weight column of the real records."),
     synthetic_weight: str | None = typer.Option(None, help="Weight column of the synthetic records."),
+    numeric: str = numeric_option(),
     holdout: Path | None = typer.Option(None, help="Held-out real records for the privacy checks."),
     conditions: str = typer.Option("", help="Comma-separated columns for subgroup fidelity."),
     targets: Path | None = typer.Option(None, help="Targets file for the calibration fit."),
@@ -451,6 +467,7 @@ def evaluate(
         check_int(max_rows, "max_rows", low=1, allow_none=True)
 
         subgroups = split_columns(conditions, "conditions")
+        numeric_vars = split_columns(numeric, "numeric")
         given = [o for o, v in (("--quasi-identifiers", quasi_identifiers), ("--sensitive", sensitive)) if v is not None]
         if given and not attacks:
             raise DataValidationError(f"The option {given[0]} acts only with --attacks.")
@@ -468,7 +485,9 @@ def evaluate(
             from .synthesis import Synthesizer
 
             fitted = Synthesizer.load(model)
-        real_df, syn_df = read_table(real), read_table(synthetic)
+        # --numeric names columns of the real file; the synthetic and holdout files' of those names are read alike
+        real_df, syn_df = read_table(real, numeric=numeric_vars), read_table(synthetic)
+        syn_df = as_numbers(syn_df, [c for c in numeric_vars if c in syn_df.columns], f"the table {str(synthetic)!r}")
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
                                         (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
             if col is not None and col not in frame.columns:
@@ -500,6 +519,9 @@ def evaluate(
                 f"The synthetic file has columns {extra} that the real file's scored columns lack (they would be "
                 f"dropped, unscored){hint}; otherwise drop them from the synthetic file.")
         holdout_df = read_table(holdout) if holdout else None
+        if holdout_df is not None:
+            holdout_df = as_numbers(holdout_df, [c for c in numeric_vars if c in holdout_df.columns],
+                                    f"the table {str(holdout)!r}")
         sampled: dict[str, str] = {}
         if max_rows is not None:
             def cap(frame, name):

@@ -9,7 +9,7 @@ import os
 import stat
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (empty_unnamed, formatted_number_column, integer_codes, keep_none_labels, keep_padded_codes,
-                     numbers_from_text, other_separator, temp_beside)
+from ._files import (columns_hint, empty_unnamed, formatted_number_column, integer_codes, keep_none_labels,
+                     keep_padded_codes, numbers_from_text, other_separator, temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
     "read_table",
+    "as_numbers",
     "read_targets",
     "read_public_metadata",
     "resolve_path",
@@ -80,7 +81,8 @@ def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
     return p if p.is_absolute() or base is None else base / p
 
 
-def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, base: Path | None = None, *,
+               numeric: Sequence[str] = ()) -> pd.DataFrame:
     """Reads CSV, Parquet (file or dataset folder) or anything pandas reads, by extension.
 
     A CSV file (also ``.gz``, ``.bz2``, ``.xz``, ``.zip``) is read as pandas reads it, but for what other tools
@@ -96,11 +98,18 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
     JSON file's strings of integers written with leading zeros (``"013"``) stay text (pandas reads them as 13).
     Parquet ``decimal`` columns are read as float64.
 
+    ``numeric`` names columns read as numbers whatever the file writes: a file cannot tell integer amounts padded
+    to a fixed width (``0009189``, a fixed-width export) from codes, and reads them as codes; named here, they are
+    the numbers they write (9189). Their cells are numbers as written (leading zeros, surrounding spaces,
+    thousands separators, a currency sign), missing or empty; any other cell is refused, and so is a name that is
+    no column of the file (see :func:`as_numbers`).
+
     Examples
     --------
     >>> read_table("bundled:cps1").shape
     (15992, 9)
     """
+    numeric = _column_names(numeric, "numeric")
     p = resolve_path(path, base)
     if not p.exists():
         raise DataValidationError(f"Input file {str(p)!r} does not exist.")
@@ -144,7 +153,66 @@ def read_table(path: str | os.PathLike, base: Path | None = None) -> pd.DataFram
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         frame = _formatted_numbers_as_numbers(frame)
-    return _decimals_as_floats(frame)
+    return as_numbers(_decimals_as_floats(frame), numeric, f"the table {str(p)!r}")
+
+
+def _column_names(names: Any, what: str) -> list[str]:
+    """``names`` (a sequence of distinct column names) as a list, else a DataValidationError naming ``what``."""
+    ok = not isinstance(names, str | bytes) and isinstance(names, Sequence | np.ndarray | pd.Index)
+    values = list(names) if ok else []
+    if not ok or not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        raise DataValidationError(f"The '{what}' parameter must be a sequence of distinct column names (non-empty "
+                                  f"str). Got {names!r:.80} instead.")
+    return values
+
+
+def as_numbers(frame: pd.DataFrame, columns: Sequence[str], label: str) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` as numbers: a numeric column is kept, a text (or categorical) one is
+    converted, its cells read as numbers as written (leading zeros, surrounding spaces, thousands separators, a
+    currency sign: ``"0009189"`` is 9189, ``"$1,200"`` 1200), its missing cells missing (int64 without missing
+    values, else float64, as a CSV reader gives). A column absent from ``frame`` or a cell that is no number is
+    refused naming the column, the cell and ``label`` (what ``frame`` is: ``"the table 'x.csv'"``).
+
+    >>> as_numbers(pd.DataFrame({"inc": ["0009189", "0000250", None]}), ["inc"], "a table")["inc"].tolist()
+    [9189.0, 250.0, nan]
+    """
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise DataValidationError(f"The columns {absent} to read as numbers are not columns of "
+                                  f"{label}{columns_hint(absent, frame.columns)}.")
+    converted = {}
+    for c in columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
+            continue
+        cells = pd.Series(s.astype(object).to_numpy(dtype=object), index=s.index)
+        given = cells.notna().to_numpy()
+        text = cells[given]
+        if not all(isinstance(v, str | int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+                   for v in text):
+            bad = next(v for v in text if not isinstance(v, str | int | float | np.integer | np.floating)
+                       or isinstance(v, bool | np.bool_))
+            raise DataValidationError(f"Column {c!r} of {label}, to be read as numbers, holds "
+                                      f"{type(bad).__name__} values ({bad!r:.40}).")
+        written = text.astype(str).str.strip()
+        written = written.where(written != "")  # an empty cell is a missing value, as a CSV reader reads it
+        numbers = numbers_from_text(written, errors="coerce")
+        bad = numbers.isna().to_numpy() & written.notna().to_numpy()
+        if bad.any():
+            raise DataValidationError(
+                f"Column {c!r} of {label}, to be read as numbers, holds {int(bad.sum()):,} cells that are "
+                f"no number (first: {text[bad].iloc[0]!r:.40}).")
+        out = np.full(len(s), np.nan)
+        out[given] = numbers.to_numpy(dtype=float)
+        # integers as a CSV reader gives them: int64 when every cell is written as an integer and none is missing
+        integers = not np.isnan(out).any() and not written.str.contains(r"[.eE%]", regex=True).any()
+        converted[c] = out.astype(np.int64) if integers and np.all(np.abs(out) < 2.0 ** 53) else out
+    if not converted:
+        return frame
+    frame = frame.copy(deep=False)  # the caller's frame keeps its columns
+    for c, v in converted.items():  # not assign(): a table's column names may be numbers
+        frame[c] = v
+    return frame
 
 
 def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, padded_amounts, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, padded_integers, text_numbers_fix
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -167,18 +167,25 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
 def check_padded_amounts(series: pd.Series, name: str) -> None:
     """Refuses a target column of integers written with leading zeros whose values are mostly one record's each
     (``"0009189"``: amounts padded to a fixed width, read from a CSV file as codes,
-    :func:`microplex._files.padded_amounts`): modelled as categories, every drawn value would be a copy of a
-    training value. Codes (which repeat) are modelled as categories."""
-    found = padded_amounts(series)
-    if found is not None:
-        example, distinct, single = found
+    :func:`microplex._files.padded_integers`): modelled as categories, every drawn value would be a copy of a
+    training value. Such a column whose values repeat (heaped amounts, or codes with many values: a file cannot
+    tell them apart) is modelled as categories with a warning that names the conversion; codes with fewer than 20
+    values (a county, a region) are modelled as categories in silence."""
+    found = padded_integers(series)
+    if found is None:
+        return
+    example, distinct, single = found
+    convert = (f"pd.to_numeric(df[{name!r}]), or from the file microplex.io.read_table(path, numeric=[{name!r}]) "
+               f"(command line: --numeric {name}; pipeline: the source's numeric = [{name!r}])")
+    if 2 * single > distinct:
         raise DataValidationError(
             f"Target column {name!r} holds integers written with leading zeros ({example!r}), read as codes: "
             f"{single:,} of its {distinct:,} values are each held by one record, so as categories every drawn "
-            f"value would be a copy of a training value. If they are amounts, convert them first: "
-            f"pd.to_numeric(df[{name!r}]) (a CSV file: write the numbers without leading zeros, or save the table "
-            "as Parquet)."
+            f"value would be a copy of a training value. If they are amounts, read them as numbers: {convert}."
         )
+    warnings.warn(f"Target column {name!r} holds integers written with leading zeros ({example!r}), read as codes: "
+                  f"it is modelled as {distinct:,} categories, each drawn value one of them. If they are amounts "
+                  f"(padded to a fixed width), read them as numbers: {convert}.", UserWarning, stacklevel=4)
 
 
 def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
