@@ -206,3 +206,24 @@ def test_padded_and_named_reads_as_the_plain_file_does(tmp_path, cps1):
     with_missing.assign(re78=[None if np.isnan(v) else f"{int(v):07d}" for v in with_missing["re78"]]).to_csv(
         padded, index=False)
     pd.testing.assert_frame_equal(read_table(padded, numeric=["re78"]), read_table(plain))
+
+
+def test_a_pipeline_conditions_file_reads_its_numeric_columns_as_numbers(tmp_path):
+    """``[generate] numeric``: a conditions file writing ages ``045`` is refused by a model fitted on numeric
+    ages (the refusal names the setting's conversion), and read as the numbers with the setting; without
+    'conditions' the setting is refused."""
+    from microplex.pipeline import run_pipeline
+
+    _heaped_padded(tmp_path, 300)
+    (tmp_path / "c.csv").write_text("age\n045\n007\n063\n")
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0,
+              "sources": [{"name": "svy", "path": "d.csv", "numeric": ["income"]}],
+              "model": {"targets": ["income"], "conditions": ["age"], "epochs": 1},
+              "generate": {"conditions": "c.csv", "numeric": ["age"]}}
+    run_pipeline(config, progress=False)
+    population = pd.read_parquet(tmp_path / "out" / "synthetic.parquet")
+    assert population["age"].tolist() == [45, 7, 63]
+    with pytest.raises(DataValidationError, match=r"\[generate\] 'numeric' names columns of the 'conditions' file"):
+        run_pipeline({**config, "output": "o2", "generate": {"n": 10, "numeric": ["age"]}}, progress=False)
+    with pytest.raises(DataValidationError, match=r"Condition column 'age' must be numeric, as in training"):
+        run_pipeline({**config, "output": "o3", "generate": {"conditions": "c.csv"}}, progress=False)

@@ -319,7 +319,7 @@ def codes_hint(series: Any) -> str:
         return ""
     return (f" Its values are integers written with leading zeros ({example!r}), which microplex reads from CSV "
             "and JSON files as codes (text): convert them (pd.to_numeric; from a file: read_table's numeric, the "
-            "command line's --numeric), or refit the model on the codes.")
+            "command line's --numeric, a pipeline's numeric setting), or refit the model on the codes.")
 
 
 def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,

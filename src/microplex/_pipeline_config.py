@@ -225,7 +225,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
               "household_id": _text, "household_vars": _names(False), "person_vars": _names(False),
               "person_id": _text, "size_var": _text, "geography": _text, "age_var": _text, "holdout_by": _text,
               "condition_model": check_bool, "categorical": _names(False), **SYNTHESIZER, **DP},
-    "generate": {"n": _count, "conditions": _text, "population": _float(0.0, low_inclusive=False),
+    "generate": {"n": _count, "conditions": _text, "numeric": _names(False), "population": _float(0.0, low_inclusive=False),
                  "partition_by": _names(False), "rows_per_file": _int(1), "dataset": _out_name,
                  "n_households": _count, "households_per_file": _int(1), "by": _text},
     "calibrate": {"targets": _text, "method": _choice("linear", "raking", "logit"), "bounds": _bounds,
@@ -562,6 +562,9 @@ def _check_generate(checked: dict[str, Any]) -> None:
     gen = checked.get("generate")
     if gen is None:
         raise DataValidationError("The pipeline needs a [generate] section with 'n' or 'conditions'.")
+    if "numeric" in gen and "conditions" not in gen:
+        raise DataValidationError("[generate] 'numeric' names columns of the 'conditions' file to read as numbers; "
+                                  "it acts only with 'conditions'.")
     streamed = "partition_by" in gen
     if not streamed:
         if ("n" in gen) == ("conditions" in gen):

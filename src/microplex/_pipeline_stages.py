@@ -46,7 +46,7 @@ from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on,
                               _split_within, check_geography)
 from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
 from ._random import int_seed, named_child
-from .io import read_table, resolve_path
+from .io import as_numbers, read_table, resolve_path
 
 __all__ = ["Output", "Stage", "StageContext", "PlannedStage", "STAGE_TABLE", "plan", "output_files"]
 
@@ -292,7 +292,10 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     if households.is_households(config):
         return households.generate(ctx)
     synth = Synthesizer.load(ctx.input("model"))
-    conditions = read_table(ctx.input("conditions")) if ctx.input("conditions") else None
+    conditions = None
+    if ctx.input("conditions"):
+        conditions = as_numbers(read_table(ctx.input("conditions")), gen.get("numeric", []),
+                                f"the conditions file {gen['conditions']!r} (its 'generate.numeric' setting)")
     if conditions is not None:
         missing = [c for c in config["model"].get("conditions", []) if c not in conditions.columns]
         if missing:
