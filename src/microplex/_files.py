@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column",
-           "formatted_numbers", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO",
-           "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
+           "formatted_numbers", "IBM_TINY", "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes",
+           "LEADING_ZERO", "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -500,6 +500,33 @@ def formatted_number_column(series: Any) -> str | None:
     if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
         return None
     return formatted_numbers(pd.unique(series.dropna()))
+
+
+#: The smallest IBM float, 16 ** -65: what ``pandas.read_sas(format="xport")`` reads for some zeros of a SAS
+#: transport file (pandas-dev/pandas#50670; the Survey of Consumer Finances' files). No survey holds it.
+IBM_TINY = 16.0 ** -65
+
+
+def ibm_zeros(values: Any, name: str) -> str | None:
+    """The end of a refusal when numeric ``values`` (column ``name``) hold +-:data:`IBM_TINY`, zeros misread by
+    pandas' SAS transport reader (a zero point mass would be drawn as tiny positive values, a zero share scored
+    short); ``None`` otherwise.
+
+    >>> ibm_zeros([0.0, 1.5], "income") is None
+    True
+    >>> ibm_zeros([16.0 ** -65, 1.5], "income")[:34]
+    'holds 1 value of 5.397605e-79 (the'
+    """
+    import numpy as np
+
+    count = int(np.count_nonzero(np.abs(np.asarray(values, dtype=float)) == IBM_TINY))
+    if not count:
+        return None
+    return (f"holds {count:,} {'value' if count == 1 else 'values'} of {IBM_TINY:.7g} (the smallest IBM float), "
+            "which pandas.read_sas("
+            "format='xport') reads for some zeros of a SAS transport file: read the file with microplex.io.read_table "
+            f"(pyreadstat), or set them to 0 first: df[{name!r}] = df[{name!r}].mask(df[{name!r}].abs() == 16.0 ** "
+            "-65, 0.0).")
 
 
 def numbers_from_text(s: Any, errors: str = "raise") -> Any:

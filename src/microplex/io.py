@@ -65,6 +65,9 @@ _READERS = {
     ".json": pd.read_json,
     ".feather": pd.read_feather,
     ".dta": pd.read_stata,
+    ".xpt": lambda p: _read_readstat(p),  # SAS transport (not pandas' reader: it reads some zeros as 5.4e-79)
+    ".sav": lambda p: _read_readstat(p),  # SPSS
+    ".zsav": lambda p: _read_readstat(p),
     ".xlsx": pd.read_excel,
 }
 
@@ -96,7 +99,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
     categories, except those whose labels name only some values (special codes of an income), read as numbers. A
     JSON file's strings of integers written with leading zeros (``"013"``) stay text (pandas reads them as 13).
-    Parquet ``decimal`` columns are read as float64.
+    Parquet ``decimal`` columns are read as float64. SAS transport (``.xpt``) and SPSS (``.sav``, ``.zsav``) files
+    are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads some zeros (see
+    :func:`_read_readstat`).
 
     ``numeric`` names columns read as numbers whatever the file writes: a file cannot tell integer amounts padded
     to a fixed width (``0009189``, a fixed-width export) from codes, and reads them as codes; named here, they are
@@ -212,6 +217,53 @@ def as_numbers(frame: pd.DataFrame, columns: Sequence[str], label: str) -> pd.Da
     frame = frame.copy(deep=False)  # the caller's frame keeps its columns
     for c, v in converted.items():  # not assign(): a table's column names may be numbers
         frame[c] = v
+    return frame
+
+
+def _read_readstat(p: Path) -> pd.DataFrame:
+    """A SAS transport file (``.xpt``, versions 5 and 8) or an SPSS file (``.sav``, ``.zsav``) read by pyreadstat
+    (an optional package: a clear error without it).
+
+    Not pandas' ``read_sas``: it reads some zeros of a transport file as 5.397605e-79, the smallest IBM float
+    (pandas issue 50670; the Survey of Consumer Finances' files), and a zero income would no longer be a zero.
+    Numbers are read as a CSV file's are: a column of integers without missing values as int64 (SAS and SPSS store
+    every number as a double); a blank text cell is a missing value, as an empty CSV cell is (SAS writes a missing
+    text value blank). SPSS user-defined missing values are missing values; a column whose value labels
+    name every value it holds is categories (the labels, in the order of their codes), one whose labels name only
+    some values (an income labelled only at ``-9 "Refused"``) its numbers, as for a Stata file.
+    """
+    try:
+        import pyreadstat
+    except ImportError:
+        raise ImportError("reading SAS transport (.xpt) and SPSS (.sav) files needs the optional package pyreadstat "
+                          "(pip install pyreadstat, or microplex's 'files' extra), which microplex does not install by default") from None
+    try:
+        if p.suffix.lower() == ".xpt":
+            frame, meta = pyreadstat.read_xport(str(p))
+        else:  # codes, not labels: the labels are applied below, where they name every value
+            frame, meta = pyreadstat.read_sav(str(p), apply_value_formats=False)
+    except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as exc:
+        raise ValueError(str(exc) or "not a readable file") from None
+    labels = getattr(meta, "variable_value_labels", None) or {}
+    for c in frame.columns:
+        s = frame[c]
+        if c in labels and pd.api.types.is_numeric_dtype(s):
+            codes = labels[c]
+            if s.dropna().isin(list(codes)).all() and s.notna().any():
+                names = [codes[k] for k in sorted(codes)]
+                if len(set(names)) != len(names):
+                    raise ValueError(f"column {c!r} has value labels that name two codes alike "
+                                     f"({sorted({n for n in names if names.count(n) > 1})[:3]})")
+                frame[c] = pd.Categorical(s.map(codes), categories=names)
+                continue
+        if not pd.api.types.is_numeric_dtype(s) and s.map(lambda v: isinstance(v, str) and not v.strip()).any():
+            # a blank text cell: SAS's missing text, as an empty CSV cell is missing (the files write no other)
+            frame[c] = s.where(~s.map(lambda v: isinstance(v, str) and not v.strip()), None)
+            continue
+        if pd.api.types.is_float_dtype(s) and len(s) and s.notna().all():
+            v = s.to_numpy()
+            if np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(np.abs(v) < 2.0 ** 53):
+                frame[c] = v.astype(np.int64)
     return frame
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, ibm_zeros, text_numbers_fix
 from .._params import to_python
 from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
@@ -119,6 +119,9 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
         )
     if is_numeric(series):
         refuse_infinite(series.to_numpy(dtype=float, na_value=np.nan), f"Column {col!r} of {label}")
+        found = ibm_zeros(series.to_numpy(dtype=float, na_value=np.nan), col)
+        if found:
+            raise DataValidationError(f"Column {col!r} of {label} {found}")
     elif series.dtype == object:
         try:
             series.nunique(dropna=True)

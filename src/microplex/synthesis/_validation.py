@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, padded_integers, text_numbers_fix
+from .._files import FORMATS, formatted_number_column, ibm_zeros, padded_integers, text_numbers_fix
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -128,6 +128,9 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
             "without differential privacy, and given to a model only in columns whose training values had some: "
             "drop or impute those rows first."
         )
+    found = ibm_zeros(series.to_numpy(float, na_value=np.nan), name) if numeric else None
+    if found:
+        raise DataValidationError(f"{label} {found}")
     if dtype == object or isinstance(dtype, pd.CategoricalDtype):
         values = series.cat.categories.to_numpy(object) if isinstance(dtype, pd.CategoricalDtype) else series.to_numpy(object)
         families = {value_family(v) for v in values}
