@@ -172,7 +172,7 @@ def test_bad_options_are_one_error_line_and_write_nothing(files, tmp_path, args,
     "name, content, match",
     [
         ("bad.parquet", b"PAR1 this is not parquet", "Cannot read"),
-        ("bad.csv", b"age,re78\n\xff\xfe,1\n", "Cannot read"),
+        ("bad.csv", b"age,re78\n\xff\xfe,1\n", "the file is not UTF-8 text"),
         ("bad.csv", b"", "Cannot read"),
         ("bad.csv", b'age,re78\n"unclosed,1\n', "Cannot read"),
         ("dup.csv", b"age,age\n1,2\n", "error"),

@@ -120,3 +120,14 @@ def test_the_command_line_fits_a_transport_file(tmp_path):
     assert r.exit_code == 0, r.output
     drawn = pd.read_parquet(out)["income"]
     assert (drawn == 0).mean() > 0.15 and not ((drawn > 0) & (drawn < 1e-6)).any()
+
+
+def test_a_csv_file_in_latin1_names_its_encoding(tmp_path):
+    """A Latin-1 export (an Austrian region 'Kärnten'): refused saying the file is not UTF-8 and how to read it."""
+    f = tmp_path / "d.csv"
+    f.write_bytes("region,income\nKärnten,100\nWien,200\n".encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"Cannot read .*d\.csv.*the file is not UTF-8 text.*"
+                                                  r"encoding='latin-1'"):
+        read_table(f)
+    pd.read_csv(f, encoding="latin-1").to_parquet(tmp_path / "d.parquet")  # the fix it names
+    assert read_table(tmp_path / "d.parquet")["region"].tolist() == ["Kärnten", "Wien"]

@@ -359,10 +359,16 @@ def _csv_header(p: Path) -> list[str]:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of a reader's error message, with its type when the message is empty."""
+    """The first line of a reader's error message, with its type when the message is empty; for text that is not
+    UTF-8, what to do."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text if len(text) <= 300 else text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError):
+        reason += ("; the file is not UTF-8 text (an export in Latin-1 or a Windows code page?): save it as UTF-8, or "
+                   "read it with pandas.read_csv(path, encoding='latin-1') (or its own encoding) and save it as "
+                   "Parquet")
+    return reason
 
 
 def read_targets(path: str | os.PathLike, base: Path | None = None):
