@@ -30,7 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["codes_hint", "columns_hint", "csv_text", "empty_unnamed", "FORMATS", "formatted_number_column",
+__all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing", "dot_missing_column",
+           "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column",
            "formatted_numbers", "IBM_TINY", "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes",
            "LEADING_ZERO", "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
@@ -562,6 +563,52 @@ def text_numbers_fix(col: str, example: str | None = None) -> str:
     if example is not None and example.strip().endswith("%"):
         return f"pd.to_numeric(df[{col!r}].str.replace(r'[\\s%,]', '', regex=True)) / 100"
     return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"
+
+
+#: A missing number as SAS and Stata write it in text: ``.`` (SAS's special missing values ``.A``-``.Z``, ``._``).
+DOT_MISSING = re.compile(r"^[ \t]*\.[A-Za-z_]?[ \t]*$")
+#: A number as a CSV reader reads it (no separators, currency or percent signs).
+_PLAIN_NUMBER = re.compile(r"^[ \t]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t]*$")
+
+
+def dot_missing(values: Any) -> str | None:
+    """The first missing-number mark (``"."``, ``".A"``: :data:`DOT_MISSING`) when every one of ``values`` (the
+    distinct text values of a column) is a plain number or such a mark, with at least one of each; else ``None``.
+
+    A SAS or Stata export writes a missing number as ``.``, and pandas reads the column as text: modelled as
+    categories, an income's every value became a category of its own, drawn as copies of training values.
+
+    >>> dot_missing(["12.5", ".", "-3"]), dot_missing(["1", ".A", "2"]), dot_missing([".", "a"]), dot_missing(["."])
+    ('.', '.A', None, None)
+    """
+    first, number = None, False
+    for v in values:
+        if not isinstance(v, str):
+            return None
+        if DOT_MISSING.match(v):
+            first = v if first is None else first
+        elif _PLAIN_NUMBER.match(v):
+            number = True
+        else:
+            return None
+    return first if number else None
+
+
+def dot_missing_column(series: Any) -> str | None:
+    """:func:`dot_missing` of a text column's (object, str or category dtype) distinct values; ``None`` for any
+    other column. The one test behind ``read_table``'s conversion and the refusals of the Synthesizer, ``fuse`` and
+    ``evaluate``."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
+        return None
+    return dot_missing(pd.unique(series.dropna()))
+
+
+def dot_missing_fix(col: str) -> str:
+    """The conversion a caller is told to make for a column of numbers with missing values written ``.``."""
+    return f"pd.to_numeric(df[{col!r}].replace(r'^\\s*\\.[A-Za-z_]?\\s*$', None, regex=True))"
 
 
 #: What :func:`formatted_numbers` finds, as refusals name it.

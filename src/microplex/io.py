@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (columns_hint, empty_unnamed, formatted_number_column, integer_codes, keep_none_labels,
+from ._files import (DOT_MISSING, columns_hint, dot_missing_column, empty_unnamed, formatted_number_column, integer_codes, keep_none_labels,
                      keep_padded_codes, numbers_from_text, other_separator, temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
@@ -94,7 +94,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
     (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
-    (0.125); a column of integer codes written with leading zeros (``013``, a county code;
+    (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) is read as
+    numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
     :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as
     one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
     categories, except those whose labels name only some values (special codes of an income), read as numbers. A
@@ -157,7 +158,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
             frame = keep_padded_codes(p, keep_none_labels(p, frame))
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
-        frame = _formatted_numbers_as_numbers(frame)
+        frame = _formatted_numbers_as_numbers(_dots_as_missing(frame))
     return as_numbers(_decimals_as_floats(frame), numeric, f"the table {str(p)!r}")
 
 
@@ -314,6 +315,25 @@ def _json_strings(cells: pd.Series) -> bool:
     if not len(present) or not all(isinstance(v, str) for v in present):
         return False
     return bool(integer_codes(present.astype(str)))
+
+
+def _dots_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text column of numbers whose missing values are written ``.`` (a SAS or Stata export;
+    SAS's special missing values ``.A``-``.Z``, ``._``: :func:`microplex._files.dot_missing`) read as numbers with
+    those cells missing; integer codes some of which are written with leading zeros (``013``) stay codes as written,
+    the dots missing."""
+    for c in frame.columns:
+        if not dot_missing_column(frame[c]):
+            continue
+        text = frame[c].astype(object)
+        given = text.notna() & ~text.map(lambda v: isinstance(v, str) and bool(DOT_MISSING.match(v)))
+        values = text.where(given)
+        present = values.dropna().astype(str)
+        if integer_codes(present):  # codes with leading zeros: their text, stripped
+            frame[c] = present.str.strip().reindex(frame.index).to_numpy(dtype=object)
+        else:
+            frame[c] = pd.to_numeric(values).to_numpy(dtype=float)
+    return frame
 
 
 def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, ibm_zeros, text_numbers_fix
+from .._files import FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, text_numbers_fix
 from .._params import to_python
 from .._stats import category_type_clash, check_weights, is_numeric, value_family
 
@@ -152,6 +152,13 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
                 "categories, each value one of its own: give the column one type (recode text codes such as "
                 "'Refused' as your survey documents them, e.g. to missing values, or convert every value to str)."
             )
+    dot = dot_missing_column(series)
+    if dot is not None:  # a SAS or Stata export: scored as categories, every value one of its own
+        raise DataValidationError(
+            f"Column {col!r} of {label} holds numbers written as text, its missing values written {dot!r} (as SAS "
+            f"and Stata export them), which would be scored as categories: convert them first "
+            f"({dot_missing_fix(col)})."
+        )
     example = formatted_number_column(series)
     if example is not None:  # a spreadsheet's export: scored as categories, every value one of its own
         raise DataValidationError(

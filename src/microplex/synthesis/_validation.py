@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import FORMATS, formatted_number_column, ibm_zeros, padded_integers, text_numbers_fix
+from .._files import (FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, padded_integers,
+                      text_numbers_fix)
 from .._params import memory_cap, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -156,11 +157,20 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
 
 def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     """Refuses a text column whose values are all numbers, some written with thousands separators or a currency
-    sign, or all with a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, a spreadsheet's export): fitted
-    as categories, each value a category of its own drawn as copies of training values. Checked when fitting (a model fitted before keeps its categories)."""
+    sign, or all with a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, a spreadsheet's export), or
+    numbers whose missing values are written ``.`` (a SAS or Stata export): fitted as categories, each value a
+    category of its own drawn as copies of training values. Checked when fitting (a model fitted before keeps its
+    categories)."""
+    label = f"{role[:1].upper() + role[1:]} column {name!r}"
+    dot = dot_missing_column(series)
+    if dot is not None:
+        raise DataValidationError(
+            f"{label} holds numbers written as text, its missing values written {dot!r} (as SAS and Stata export "
+            f"them), which would be modelled as categories; convert them first: {dot_missing_fix(name)} (a CSV "
+            "file: microplex.io.read_table reads them as numbers and missing values)."
+        )
     example = formatted_number_column(series)
     if example is not None:
-        label = f"{role[:1].upper() + role[1:]} column {name!r}"
         raise DataValidationError(
             f"{label} holds numbers written as text ({example!r}: {FORMATS}), which would be modelled as "
             f"categories; convert them first: {text_numbers_fix(name, example)}."
