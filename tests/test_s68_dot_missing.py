@@ -44,6 +44,15 @@ def test_read_table_reads_dots_as_missing_numbers(tmp_path):
     assert set(df["county"].dropna()) == {"013", "001"} and df["county"].isna().any()
 
 
+def test_blank_cells_of_a_numeric_column_are_missing(tmp_path):
+    """A fixed-width or SPSS export's blank number (spaces): pandas reads the column as text."""
+    f = tmp_path / "d.csv"
+    f.write_text("x,y\n1,a\n   ,b\n2.5,c\n")
+    assert pd.read_csv(f)["x"].tolist() == ["1", "   ", "2.5"]
+    df = read_table(f)
+    assert df["x"].dtype == np.float64 and df["x"][[0, 2]].tolist() == [1.0, 2.5] and np.isnan(df["x"][1])
+
+
 def test_text_with_a_dot_category_is_left_as_text(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("label,x\na,1\n.,2\nb,3\n")
@@ -56,7 +65,7 @@ def test_a_frame_with_dot_missing_numbers_is_refused_naming_the_conversion(tmp_p
     raw = pd.read_csv(f, dtype={"county": str})
     assert raw["income"].dtype == object or pd.api.types.is_string_dtype(raw["income"])
     with pytest.raises(DataValidationError, match=r"Target column 'income' holds numbers written as text, its missing "
-                                                  r"values written '\.' \(as SAS and Stata export them\).*"
+                                                  r"values written '\.' \(as SAS, Stata or fixed-width exports write them\).*"
                                                   r"pd\.to_numeric\(df\['income'\]\.replace"):
         Synthesizer(["income"], ["age"], epochs=1, verbose=False).fit(raw, seed=0)
     fixed = raw.assign(income=pd.to_numeric(raw["income"].replace(r"^\s*\.[A-Za-z_]?\s*$", None, regex=True)))

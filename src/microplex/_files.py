@@ -565,21 +565,26 @@ def text_numbers_fix(col: str, example: str | None = None) -> str:
     return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"
 
 
-#: A missing number as SAS and Stata write it in text: ``.`` (SAS's special missing values ``.A``-``.Z``, ``._``).
-DOT_MISSING = re.compile(r"^[ \t]*\.[A-Za-z_]?[ \t]*$")
+#: A missing number as exports write it in text: ``.`` (SAS, Stata; SAS's special missing values ``.A``-``.Z``,
+#: ``._``) or blank (spaces: a fixed-width or SPSS export), which pandas reads as text, not as a missing value.
+DOT_MISSING = re.compile(r"^[ \t]*(\.[A-Za-z_]?)?[ \t]*$")
 #: A number as a CSV reader reads it (no separators, currency or percent signs).
 _PLAIN_NUMBER = re.compile(r"^[ \t]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t]*$")
 
 
 def dot_missing(values: Any) -> str | None:
-    """The first missing-number mark (``"."``, ``".A"``: :data:`DOT_MISSING`) when every one of ``values`` (the
-    distinct text values of a column) is a plain number or such a mark, with at least one of each; else ``None``.
+    """The first missing-number mark (``"."``, ``".A"``, ``" "``: :data:`DOT_MISSING`) when every one of ``values``
+    (the distinct text values of a column) is a plain number or such a mark, with at least one of each; else
+    ``None``.
 
-    A SAS or Stata export writes a missing number as ``.``, and pandas reads the column as text: modelled as
-    categories, an income's every value became a category of its own, drawn as copies of training values.
+    A SAS or Stata export writes a missing number as ``.``, a fixed-width one as spaces, and pandas reads the column
+    as text: modelled as categories, an income's every value became a category of its own, drawn as copies of
+    training values.
 
     >>> dot_missing(["12.5", ".", "-3"]), dot_missing(["1", ".A", "2"]), dot_missing([".", "a"]), dot_missing(["."])
     ('.', '.A', None, None)
+    >>> dot_missing(["1", "  ", "2"])
+    '  '
     """
     first, number = None, False
     for v in values:
@@ -608,7 +613,7 @@ def dot_missing_column(series: Any) -> str | None:
 
 def dot_missing_fix(col: str) -> str:
     """The conversion a caller is told to make for a column of numbers with missing values written ``.``."""
-    return f"pd.to_numeric(df[{col!r}].replace(r'^\\s*\\.[A-Za-z_]?\\s*$', None, regex=True))"
+    return f"pd.to_numeric(df[{col!r}].replace(r'^\\s*(\\.[A-Za-z_]?)?\\s*$', None, regex=True))"
 
 
 #: What :func:`formatted_numbers` finds, as refusals name it.

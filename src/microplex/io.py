@@ -94,8 +94,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
     (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
-    (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) is read as
-    numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
+    (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) or as spaces
+    is read as numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
     :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as
     one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
     categories, except those whose labels name only some values (special codes of an income), read as numbers. A
@@ -319,9 +319,9 @@ def _json_strings(cells: pd.Series) -> bool:
 
 def _dots_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with each text column of numbers whose missing values are written ``.`` (a SAS or Stata export;
-    SAS's special missing values ``.A``-``.Z``, ``._``: :func:`microplex._files.dot_missing`) read as numbers with
-    those cells missing; integer codes some of which are written with leading zeros (``013``) stay codes as written,
-    the dots missing."""
+    SAS's special missing values ``.A``-``.Z``, ``._``) or as spaces (:func:`microplex._files.dot_missing`) read as
+    numbers with those cells missing; integer codes some of which are written with leading zeros (``013``) stay
+    codes as written, the dots missing."""
     for c in frame.columns:
         if not dot_missing_column(frame[c]):
             continue

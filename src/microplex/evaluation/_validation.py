@@ -155,8 +155,8 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
     dot = dot_missing_column(series)
     if dot is not None:  # a SAS or Stata export: scored as categories, every value one of its own
         raise DataValidationError(
-            f"Column {col!r} of {label} holds numbers written as text, its missing values written {dot!r} (as SAS "
-            f"and Stata export them), which would be scored as categories: convert them first "
+            f"Column {col!r} of {label} holds numbers written as text, its missing values written {dot!r} (as SAS, "
+            f"Stata or fixed-width exports write them), which would be scored as categories: convert them first "
             f"({dot_missing_fix(col)})."
         )
     example = formatted_number_column(series)

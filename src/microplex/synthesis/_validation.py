@@ -165,8 +165,8 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     dot = dot_missing_column(series)
     if dot is not None:
         raise DataValidationError(
-            f"{label} holds numbers written as text, its missing values written {dot!r} (as SAS and Stata export "
-            f"them), which would be modelled as categories; convert them first: {dot_missing_fix(name)} (a CSV "
+            f"{label} holds numbers written as text, its missing values written {dot!r} (as SAS, Stata or "
+            f"fixed-width exports write them), which would be modelled as categories; convert them first: {dot_missing_fix(name)} (a CSV "
             "file: microplex.io.read_table reads them as numbers and missing values)."
         )
     example = formatted_number_column(series)
