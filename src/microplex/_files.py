@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing", "dot_missing_column",
-           "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column",
-           "formatted_numbers", "IBM_TINY", "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes",
-           "LEADING_ZERO", "load_yaml", "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
+           "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers", "IBM_TINY",
+           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml",
+           "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
 
 
@@ -336,7 +336,8 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
     with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
     numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
-    target when its values are mostly one record's each, :func:`padded_integers`.) Files read with the caller's
+    target when its values are mostly one record's each and warns when they repeat, :func:`padded_integers`; name
+    them in ``read_table``'s ``numeric``.) Files read with the caller's
     ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
@@ -524,10 +525,9 @@ def ibm_zeros(values: Any, name: str) -> str | None:
     if not count:
         return None
     return (f"holds {count:,} {'value' if count == 1 else 'values'} of {IBM_TINY:.7g} (the smallest IBM float), "
-            "which pandas.read_sas("
-            "format='xport') reads for some zeros of a SAS transport file: read the file with microplex.io.read_table "
-            f"(pyreadstat), or set them to 0 first: df[{name!r}] = df[{name!r}].mask(df[{name!r}].abs() == 16.0 ** "
-            "-65, 0.0).")
+            "which pandas.read_sas(format='xport') reads for some zeros of a SAS transport file: read the file with "
+            f"microplex.io.read_table (pyreadstat), or set them to 0 first: df[{name!r}] = "
+            f"df[{name!r}].mask(df[{name!r}].abs() == 16.0 ** -65, 0.0).")
 
 
 def numbers_from_text(s: Any, errors: str = "raise") -> Any:
@@ -612,7 +612,7 @@ def dot_missing_column(series: Any) -> str | None:
 
 
 def dot_missing_fix(col: str) -> str:
-    """The conversion a caller is told to make for a column of numbers with missing values written ``.``."""
+    """The conversion a caller is told to make for a column of numbers with missing values written ``.`` or blank."""
     return f"pd.to_numeric(df[{col!r}].replace(r'^\\s*(\\.[A-Za-z_]?)?\\s*$', None, regex=True))"
 
 

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (DOT_MISSING, columns_hint, dot_missing_column, empty_unnamed, formatted_number_column, integer_codes, keep_none_labels,
-                     keep_padded_codes, numbers_from_text, other_separator, temp_beside)
+from ._files import (DOT_MISSING, columns_hint, dot_missing_column, empty_unnamed, formatted_number_column,
+                     integer_codes, keep_none_labels, keep_padded_codes, numbers_from_text, other_separator,
+                     temp_beside)
 from ._errors import DataValidationError, MicroplexError
 from ._params import memory_cap
 from .datasets import DATASETS, dataset_path
@@ -226,18 +227,20 @@ def _read_readstat(p: Path) -> pd.DataFrame:
     (an optional package: a clear error without it).
 
     Not pandas' ``read_sas``: it reads some zeros of a transport file as 5.397605e-79, the smallest IBM float
-    (pandas issue 50670; the Survey of Consumer Finances' files), and a zero income would no longer be a zero.
+    (pandas-dev/pandas#50670; the Survey of Consumer Finances' files), and a zero income would no longer be a zero.
     Numbers are read as a CSV file's are: a column of integers without missing values as int64 (SAS and SPSS store
     every number as a double); a blank text cell is a missing value, as an empty CSV cell is (SAS writes a missing
-    text value blank). SPSS user-defined missing values are missing values; a column whose value labels
-    name every value it holds is categories (the labels, in the order of their codes), one whose labels name only
-    some values (an income labelled only at ``-9 "Refused"``) its numbers, as for a Stata file.
+    text value blank). SPSS user-defined missing values are missing values; a column whose value labels name every
+    value it holds is categories (the labels, in the order of their codes), one whose labels name only some values
+    (an income labelled only at ``-9 "Refused"``) its numbers, as for a Stata file; two codes of one label are
+    refused.
     """
     try:
         import pyreadstat
     except ImportError:
         raise ImportError("reading SAS transport (.xpt) and SPSS (.sav) files needs the optional package pyreadstat "
-                          "(pip install pyreadstat, or microplex's 'files' extra), which microplex does not install by default") from None
+                          "(pip install pyreadstat, or microplex's 'files' extra), which microplex does not install "
+                          "by default") from None
     try:
         if p.suffix.lower() == ".xpt":
             frame, meta = pyreadstat.read_xport(str(p))
