@@ -201,6 +201,38 @@ def check_padded_amounts(series: pd.Series, name: str) -> None:
                   f"(padded to a fixed width), read them as numbers: {convert}.", UserWarning, stacklevel=4)
 
 
+#: Fewest digits of an all-nines largest value read as a missing-value code (9999, 999999, 9999999: IPUMS writes
+#: "not applicable" incomes so); and the least share of the records holding it.
+NINES_DIGITS, NINES_SHARE = 4, 0.005
+
+
+def warn_nines_code(series: pd.Series, name: str, role: str) -> None:
+    """Warns when a numeric column's largest value looks like a code for a missing value, not an amount: all nines
+    (at least :data:`NINES_DIGITS` digits: ``9999999`` is IPUMS' "N/A" income), held by at least
+    :data:`NINES_SHARE` of the records, and more than twice every value below it (codes just under it, ``999998``
+    for "missing", aside). Modelled as a value it is a point mass of incomes of millions, and a calibrated total
+    counts it: recode it as missing first. Other values are not judged."""
+    if not is_number(series) or pd.api.types.is_bool_dtype(series):
+        return
+    x = series.to_numpy(float, na_value=np.nan)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return
+    top = float(x.max())
+    if not (top >= 10 ** NINES_DIGITS - 1 and top == np.floor(top) and set(f"{top:.0f}") == {"9"}):
+        return
+    held = int(np.count_nonzero(x == top))
+    below = x[x < top - 10]
+    if held < NINES_SHARE * len(x) or not len(below) or top <= 2 * float(below.max()):
+        return
+    warnings.warn(
+        f"{role[:1].upper() + role[1:]} column {name!r}: its largest value {top:,.0f} (held by {held:,} of "
+        f"{len(x):,} records) is all nines and more than twice every other value: a code for a missing or "
+        f"\"not applicable\" value (IPUMS writes N/A incomes so)? It is modelled as a value (a point mass); if it "
+        f"is a code, recode it as missing first: df[{name!r}] = df[{name!r}].replace({top:.0f}, np.nan).",
+        UserWarning, stacklevel=4)
+
+
 def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
     """Refuses, before allocating, a result estimated at more than :func:`memory_cap` bytes."""
     cap = memory_cap()
