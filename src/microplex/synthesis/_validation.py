@@ -166,8 +166,8 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     if dot is not None:
         raise DataValidationError(
             f"{label} holds numbers written as text, its missing values written {dot!r} (as SAS, Stata or "
-            f"fixed-width exports write them), which would be modelled as categories; convert them first: {dot_missing_fix(name)} (a CSV "
-            "file: microplex.io.read_table reads them as numbers and missing values)."
+            "fixed-width exports write them), which would be modelled as categories; convert them first: "
+            f"{dot_missing_fix(name)} (a CSV file: microplex.io.read_table reads them as numbers and missing values)."
         )
     example = formatted_number_column(series)
     if example is not None:
