@@ -131,3 +131,26 @@ def test_a_csv_file_in_latin1_names_its_encoding(tmp_path):
         read_table(f)
     pd.read_csv(f, encoding="latin-1").to_parquet(tmp_path / "d.parquet")  # the fix it names
     assert read_table(tmp_path / "d.parquet")["region"].tolist() == ["Kärnten", "Wien"]
+
+
+def test_calibration_refuses_zeros_misread_by_pandas(tmp_path):
+    """A count of the records without income (``income == 0``) would miss the misread zeros; a sum would not
+    notice: refused once per column, naming it and the fix."""
+    from microplex import Calibrator
+    from microplex.calibration import Targets
+
+    df = _frame(200)
+    f = tmp_path / "d.xpt"
+    pyreadstat.write_xport(df, str(f), file_format_version=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        misread = pd.read_sas(f, format="xport", encoding="utf-8").assign(w=1.0)
+    for spec in ("targets:\n  - {value: 80, aggregate: count, filter: 'income == 0'}\n",
+                 "targets:\n  - {value: 5.0e6, aggregate: sum, variable: income}\n"):
+        with pytest.raises(DataValidationError, match=r"Column 'income' \(used by target .*\) holds \d+ values of "
+                                                      r"5\.397605e-79"):
+            Calibrator().fit(misread, Targets.from_yaml(spec), weight_col="w")
+    good = read_table(f).assign(w=1.0)
+    res = Calibrator().fit(good, Targets.from_yaml("targets:\n  - {value: 80, aggregate: count, filter: 'income == 0'}"
+                                                   "\n  - {value: 200, aggregate: count}\n"), weight_col="w")
+    assert res.summary["converged"]

@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
+from microplex._files import ibm_zeros
 from microplex._params import to_python
 from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
@@ -299,6 +300,17 @@ class _Columns:
     def __init__(self, records: pd.DataFrame) -> None:
         self.records = records
         self._codes: dict[str, tuple[np.ndarray, pd.Index]] = {}
+        self._numbers_checked: set[str] = set()
+
+    def _check_numbers(self, col: str, values: np.ndarray, target: Target) -> None:
+        """Refuses, once per column, numbers that are zeros misread by pandas' SAS transport reader
+        (:func:`microplex._files.ibm_zeros`): a filter ``income == 0`` would miss them, a sum would not."""
+        if col in self._numbers_checked:
+            return
+        self._numbers_checked.add(col)
+        found = ibm_zeros(values, col)
+        if found:
+            raise DataValidationError(f"Column {col!r} (used by target {target.name!r}) {found}")
 
     def column(self, col: str, target: Target) -> pd.Series:
         if col not in self.records.columns:
@@ -315,6 +327,9 @@ class _Columns:
                 "own first (e.g. 0 hours for those not working; dropping the records would drop them from the "
                 "population)."
             )
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
+                and not pd.api.types.is_complex_dtype(s):
+            self._check_numbers(col, s.to_numpy(dtype=np.float64), target)
         return s
 
     def codes(self, col: str, target: Target) -> tuple[np.ndarray, pd.Index]:
@@ -335,7 +350,9 @@ class _Columns:
                 )
         if pd.api.types.is_complex_dtype(s):
             raise DataValidationError(f"Target {target.name!r}: variable {col!r} must be real. Got dtype {s.dtype} instead.")
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        self._check_numbers(col, values, target)
+        return values
 
 
 def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
