@@ -1,4 +1,4 @@
-"""A largest value of all nines that codes a missing value (session 68).
+"""Numbers that code missing values: a largest value of all nines, negative flags (session 68).
 
 IPUMS writes a "not applicable" income as 9999999 (and a missing wage as 999998 beside 999999 for N/A). Fitted as
 given, such a code is a point mass of incomes of ten million, drawn for every child, and a calibrated total counts
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from microplex import Synthesizer
-from microplex.synthesis._validation import warn_nines_code
+from microplex.synthesis._validation import warn_missing_codes
 
 
 def _ipums_like(n: int = 1_000) -> pd.DataFrame:
@@ -47,6 +47,32 @@ def test_which_largest_values_are_called_codes(values):
     series = pd.Series(values)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warn_nines_code(series, "x", "target")
+        warn_missing_codes(series, "x", "target")
     expected = values[0] == 999_999.0
     assert bool(caught) == expected, [str(w.message) for w in caught]
+
+
+def test_negative_flags_are_named_in_a_warning():
+    """-9 "refused", -8 "don't know", -1 "not applicable" beside incomes that are never negative."""
+    rng = np.random.default_rng(1)
+    income = rng.lognormal(10, 1, 1_000).round()
+    income[:60], income[60:90], income[90:150] = -9, -8, -1
+    df = pd.DataFrame({"age": rng.integers(18, 80, 1_000), "income": income})
+    with pytest.warns(UserWarning, match=r"Target column 'income': its only negative values are -9 \(60 records\), "
+                                         r"-8 \(30 records\), -1 \(60 records\) of 1,000.*"
+                                         r"df\['income'\]\.mask\(df\['income'\] < 0\)"):
+        Synthesizer(["income"], ["age"], epochs=1, verbose=False).fit(df, seed=0)
+
+
+@pytest.mark.parametrize("negatives", [
+    [-1.0, -2.0, -3.0],          # years of experience below 0 (cps1988): amounts
+    [-1.0],                      # EU-SILC's age -1: a child born after the income year
+    [-9.0, -8.0, -1.0, -2.0],    # four distinct: not a few codes
+    [-9.0, -350.0],              # another negative value: amounts
+])
+def test_negative_amounts_are_not_called_codes(negatives):
+    values = pd.Series(np.concatenate([np.repeat(negatives, 20), np.arange(1.0, 401.0)]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_missing_codes(values, "x", "target")
+    assert not caught, [str(w.message) for w in caught]

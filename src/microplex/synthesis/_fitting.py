@@ -29,7 +29,7 @@ from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._structure import fit_rules, rules_table
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          missing_as_nan, warn_nines_code)
+                          missing_as_nan, warn_missing_codes)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -63,7 +63,7 @@ class _Fitting:
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
             if name in targets:
                 check_padded_amounts(data[name], name)
-            warn_nines_code(data[name], name, "target" if name in targets else "condition")
+            warn_missing_codes(data[name], name, "target" if name in targets else "condition")
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)

@@ -202,35 +202,56 @@ def check_padded_amounts(series: pd.Series, name: str) -> None:
 
 
 #: Fewest digits of an all-nines largest value read as a missing-value code (9999, 999999, 9999999: IPUMS writes
-#: "not applicable" incomes so); and the least share of the records holding it.
-NINES_DIGITS, NINES_SHARE = 4, 0.005
+#: "not applicable" incomes so); and the least share of the records holding a code.
+NINES_DIGITS, CODE_SHARE = 4, 0.005
+#: Negative values read as missing-value codes beside values that are otherwise never negative: survey exports'
+#: "not applicable", "don't know", "refused" (-1, -8, -9; -99, -999), at most this many distinct ones, one of them
+#: a flag of nines or eights (-8, -9, -99, ...: small negatives alone, -1 to -4, are amounts: cps1988's years of
+#: experience, EU-SILC's age -1 of a child born after the income year).
+NEGATIVE_CODES, MAX_NEGATIVE_CODES = frozenset({-1, -2, -3, -4, -5, -6, -7, -8, -9, -99, -999, -9999}), 3
+FLAG_CODES = frozenset({-8, -9, -99, -999, -9999})
 
 
-def warn_nines_code(series: pd.Series, name: str, role: str) -> None:
-    """Warns when a numeric column's largest value looks like a code for a missing value, not an amount: all nines
-    (at least :data:`NINES_DIGITS` digits: ``9999999`` is IPUMS' "N/A" income), held by at least
-    :data:`NINES_SHARE` of the records, and more than twice every value below it (codes just under it, ``999998``
-    for "missing", aside). Modelled as a value it is a point mass of incomes of millions, and a calibrated total
-    counts it: recode it as missing first. Other values are not judged."""
+def warn_missing_codes(series: pd.Series, name: str, role: str) -> None:
+    """Warns when a numeric column holds what looks like codes for missing values, not amounts, naming the recode:
+
+    - its largest value is all nines (at least :data:`NINES_DIGITS` digits: ``9999999`` is IPUMS' "N/A" income),
+      held by at least :data:`CODE_SHARE` of the records, and more than twice every value below it (codes within
+      10 of it, ``999998`` for "missing", aside);
+    - its negative values are a few (at most :data:`MAX_NEGATIVE_CODES`) of :data:`NEGATIVE_CODES` (-1, -8, -9:
+      "not applicable", "don't know", "refused" in many survey exports), one of them in :data:`FLAG_CODES`, each
+      held by at least :data:`CODE_SHARE` of the records, and no other value is negative.
+
+    Modelled as values they are point masses (incomes of ten million drawn for children, or of -9), and a
+    calibrated total counts them. A file cannot say they are codes; other values are not judged."""
     if not is_number(series) or pd.api.types.is_bool_dtype(series):
         return
     x = series.to_numpy(float, na_value=np.nan)
     x = x[np.isfinite(x)]
     if not len(x):
         return
+    label = f"{role[:1].upper() + role[1:]} column {name!r}"
     top = float(x.max())
-    if not (top >= 10 ** NINES_DIGITS - 1 and top == np.floor(top) and set(f"{top:.0f}") == {"9"}):
-        return
-    held = int(np.count_nonzero(x == top))
-    below = x[x < top - 10]
-    if held < NINES_SHARE * len(x) or not len(below) or top <= 2 * float(below.max()):
-        return
-    warnings.warn(
-        f"{role[:1].upper() + role[1:]} column {name!r}: its largest value {top:,.0f} (held by {held:,} of "
-        f"{len(x):,} records) is all nines and more than twice every other value: a code for a missing or "
-        f"\"not applicable\" value (IPUMS writes N/A incomes so)? It is modelled as a value (a point mass); if it "
-        f"is a code, recode it as missing first: df[{name!r}] = df[{name!r}].replace({top:.0f}, np.nan).",
-        UserWarning, stacklevel=4)
+    if top >= 10 ** NINES_DIGITS - 1 and top == np.floor(top) and set(f"{top:.0f}") == {"9"}:
+        held = int(np.count_nonzero(x == top))
+        below = x[x < top - 10]
+        if held >= CODE_SHARE * len(x) and len(below) and top > 2 * float(below.max()):
+            warnings.warn(
+                f"{label}: its largest value {top:,.0f} (held by {held:,} of {len(x):,} records) is all nines and "
+                "more than twice every other value: a code for a missing or \"not applicable\" value (IPUMS writes "
+                "N/A incomes so)? It is modelled as a value (a point mass); if it is a code, recode it as missing "
+                f"first: df[{name!r}] = df[{name!r}].replace({top:.0f}, np.nan).", UserWarning, stacklevel=4)
+    negative = x[x < 0]
+    if len(negative) and len(negative) < len(x):
+        codes, counts = np.unique(negative, return_counts=True)
+        if (len(codes) <= MAX_NEGATIVE_CODES and all(float(c) in NEGATIVE_CODES for c in codes)
+                and any(float(c) in FLAG_CODES for c in codes) and counts.min() >= CODE_SHARE * len(x)):
+            shown = ", ".join(f"{c:.0f} ({k:,} records)" for c, k in zip(codes, counts, strict=True))
+            warnings.warn(
+                f"{label}: its only negative values are {shown} of {len(x):,}, and no other value is negative: codes "
+                "for missing values (\"not applicable\", \"don't know\", \"refused\" in many survey exports)? They "
+                "are modelled as values (point masses); if they are codes, recode them as missing first: "
+                f"df[{name!r}] = df[{name!r}].mask(df[{name!r}] < 0).", UserWarning, stacklevel=4)
 
 
 def check_allocation(n_bytes: float, what: str, hint: str = "") -> None:
