@@ -85,7 +85,7 @@ def test_bad_names_and_cells_are_refused(tmp_path):
                                                   r"holds 2 cells that are no number \(first: 'a'\)"):
         read_table(f, numeric=["label"])
     for bad in ("income", ["income", "income"], [1], [""], None):
-        with pytest.raises(DataValidationError, match="The 'numeric' parameter must be a sequence of distinct column"):
+        with pytest.raises(DataValidationError, match="The 'numeric' parameter must be a list of distinct column names"):
             read_table(f, numeric=bad)
     frame = pd.DataFrame({"d": [pd.Timestamp("2020-01-01"), None]}).astype(object)
     with pytest.raises(DataValidationError, match=r"Column 'd' of x, to be read as numbers, holds Timestamp values"):

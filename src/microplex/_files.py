@@ -34,7 +34,7 @@ __all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing
            "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers", "IBM_TINY",
            "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml",
            "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
-           "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "zero_padded"]
+           "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "text_values", "zero_padded"]
 
 
 def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
@@ -492,16 +492,24 @@ def formatted_numbers(values: Any) -> str | None:
     return first
 
 
-def formatted_number_column(series: Any) -> str | None:
-    """:func:`formatted_numbers` of a column's values when it is a text column (object, str or category dtype);
-    ``None`` for any other column. The one test behind ``read_table``'s conversion and the refusals of the
-    Synthesizer, ``fuse`` and ``evaluate``."""
+def text_values(series: Any) -> Any:
+    """The distinct values (missing ones aside) of a text column (object, str or category dtype); ``None`` for any
+    other column. What :func:`formatted_number_column` and :func:`dot_missing_column` judge, read once by
+    ``read_table`` for both."""
     import pandas as pd
 
     dtype = series.dtype
     if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
         return None
-    return formatted_numbers(pd.unique(series.dropna()))
+    return pd.unique(series.dropna())
+
+
+def formatted_number_column(series: Any) -> str | None:
+    """:func:`formatted_numbers` of a column's values when it is a text column (:func:`text_values`); ``None`` for
+    any other column. The one test behind ``read_table``'s conversion and the refusals of the Synthesizer, ``fuse``
+    and ``evaluate``."""
+    values = text_values(series)
+    return None if values is None else formatted_numbers(values)
 
 
 #: The smallest IBM float, 16 ** -65: what ``pandas.read_sas(format="xport")`` reads for some zeros of a SAS
@@ -600,15 +608,11 @@ def dot_missing(values: Any) -> str | None:
 
 
 def dot_missing_column(series: Any) -> str | None:
-    """:func:`dot_missing` of a text column's (object, str or category dtype) distinct values; ``None`` for any
-    other column. The one test behind ``read_table``'s conversion and the refusals of the Synthesizer, ``fuse`` and
+    """:func:`dot_missing` of a text column's distinct values (:func:`text_values`); ``None`` for any other column.
+    The one test behind ``read_table``'s conversion and the refusals of the Synthesizer, ``fuse`` and
     ``evaluate``."""
-    import pandas as pd
-
-    dtype = series.dtype
-    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
-        return None
-    return dot_missing(pd.unique(series.dropna()))
+    values = text_values(series)
+    return None if values is None else dot_missing(values)
 
 
 def dot_missing_fix(col: str) -> str:

@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (DOT_MISSING, columns_hint, dot_missing_column, empty_unnamed, formatted_number_column,
-                     integer_codes, keep_none_labels, keep_padded_codes, numbers_from_text, other_separator,
-                     temp_beside)
+from ._files import (DOT_MISSING, columns_hint, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
+                     keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
-from ._params import memory_cap
+from ._params import check_names, memory_cap
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -116,7 +115,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     >>> read_table("bundled:cps1").shape
     (15992, 9)
     """
-    numeric = _column_names(numeric, "numeric")
+    numeric = check_names(list(numeric) if isinstance(numeric, pd.Index) else numeric, "numeric")
     p = resolve_path(path, base)
     if not p.exists():
         raise DataValidationError(f"Input file {str(p)!r} does not exist.")
@@ -159,18 +158,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
             frame = keep_padded_codes(p, keep_none_labels(p, frame))
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
-        frame = _formatted_numbers_as_numbers(_dots_as_missing(frame))
+        frame = _text_numbers_as_numbers(frame)
     return as_numbers(_decimals_as_floats(frame), numeric, f"the table {str(p)!r}")
-
-
-def _column_names(names: Any, what: str) -> list[str]:
-    """``names`` (a sequence of distinct column names) as a list, else a DataValidationError naming ``what``."""
-    ok = not isinstance(names, str | bytes) and isinstance(names, Sequence | np.ndarray | pd.Index)
-    values = list(names) if ok else []
-    if not ok or not all(isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
-        raise DataValidationError(f"The '{what}' parameter must be a sequence of distinct column names (non-empty "
-                                  f"str). Got {names!r:.80} instead.")
-    return values
 
 
 def as_numbers(frame: pd.DataFrame, columns: Sequence[str], label: str) -> pd.DataFrame:
@@ -195,10 +184,9 @@ def as_numbers(frame: pd.DataFrame, columns: Sequence[str], label: str) -> pd.Da
         cells = pd.Series(s.astype(object).to_numpy(dtype=object), index=s.index)
         given = cells.notna().to_numpy()
         text = cells[given]
-        if not all(isinstance(v, str | int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
-                   for v in text):
-            bad = next(v for v in text if not isinstance(v, str | int | float | np.integer | np.floating)
-                       or isinstance(v, bool | np.bool_))
+        bad = next((v for v in text if not isinstance(v, str | int | float | np.integer | np.floating)
+                    or isinstance(v, bool | np.bool_)), None)
+        if bad is not None:
             raise DataValidationError(f"Column {c!r} of {label}, to be read as numbers, holds "
                                       f"{type(bad).__name__} values ({bad!r:.40}).")
         written = text.astype(str).str.strip()
@@ -260,9 +248,10 @@ def _read_readstat(p: Path) -> pd.DataFrame:
                                      f"({sorted({n for n in names if names.count(n) > 1})[:3]})")
                 frame[c] = pd.Categorical(s.map(codes), categories=names)
                 continue
-        if not pd.api.types.is_numeric_dtype(s) and s.map(lambda v: isinstance(v, str) and not v.strip()).any():
+        blank = None if pd.api.types.is_numeric_dtype(s) else s.map(lambda v: isinstance(v, str) and not v.strip())
+        if blank is not None and blank.any():
             # a blank text cell: SAS's missing text, as an empty CSV cell is missing (the files write no other)
-            frame[c] = s.where(~s.map(lambda v: isinstance(v, str) and not v.strip()), None)
+            frame[c] = s.where(~blank, None)
             continue
         if pd.api.types.is_float_dtype(s) and len(s) and s.notna().all():
             v = s.to_numpy()
@@ -320,33 +309,33 @@ def _json_strings(cells: pd.Series) -> bool:
     return bool(integer_codes(present.astype(str)))
 
 
-def _dots_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each text column of numbers whose missing values are written ``.`` (a SAS or Stata export;
-    SAS's special missing values ``.A``-``.Z``, ``._``) or as spaces (:func:`microplex._files.dot_missing`) read as
-    numbers with those cells missing; integer codes some of which are written with leading zeros (``013``) stay
-    codes as written, the dots missing."""
+def _text_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text column of numbers read as the numbers it holds: numbers written with thousands
+    separators, a currency or a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports
+    them; :func:`microplex._files.formatted_numbers`; a percentage as its fraction), or plain numbers whose missing
+    values are written ``.`` (a SAS or Stata export; SAS's special missing values ``.A``-``.Z``, ``._``) or as
+    spaces (:func:`microplex._files.dot_missing`; those cells missing, and integer codes some of which are written
+    with leading zeros (``013``) kept as codes as written). A column's distinct values are read once for both."""
     for c in frame.columns:
-        if not dot_missing_column(frame[c]):
+        values = text_values(frame[c])
+        if values is None:
             continue
-        text = frame[c].astype(object)
-        given = text.notna() & ~text.map(lambda v: isinstance(v, str) and bool(DOT_MISSING.match(v)))
-        values = text.where(given)
-        present = values.dropna().astype(str)
-        if integer_codes(present):  # codes with leading zeros: their text, stripped
-            frame[c] = present.str.strip().reindex(frame.index).to_numpy(dtype=object)
-        else:
-            frame[c] = pd.to_numeric(values).to_numpy(dtype=float)
-    return frame
-
-
-def _formatted_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each text column of numbers written with thousands separators, a currency or a percent sign
-    (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports them;
-    :func:`microplex._files.formatted_numbers`) read as the numbers they are (a percentage as its fraction)."""
-    for c in frame.columns:
-        if formatted_number_column(frame[c]):
+        if dot_missing(values):
+            frame[c] = _dots_as_missing(frame[c])
+        elif formatted_numbers(values):
             frame[c] = numbers_from_text(frame[c])
     return frame
+
+
+def _dots_as_missing(s: pd.Series) -> np.ndarray:
+    """A text column of numbers (or of integer codes written with leading zeros) with its missing-value marks
+    (:data:`microplex._files.DOT_MISSING`) as missing values: float64, or the codes' stripped text."""
+    marks = s.str.match(DOT_MISSING.pattern).fillna(False).to_numpy(dtype=bool)
+    values = s.astype(object).where(~marks)
+    present = values.dropna().astype(str)
+    if integer_codes(present):  # codes with leading zeros: their text, stripped
+        return present.str.strip().reindex(s.index).to_numpy(dtype=object)
+    return pd.to_numeric(values).to_numpy(dtype=float)
 
 
 def _row_numbers(s: pd.Series) -> bool:

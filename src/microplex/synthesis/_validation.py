@@ -92,6 +92,11 @@ def complete_rows(frame: pd.DataFrame, columns: Sequence[str], who: str, consequ
     return frame.loc[keep]
 
 
+def column_label(name: str, role: str) -> str:
+    """How refusals and warnings name a model column: ``"Target column 'income'"``."""
+    return f"{role[:1].upper() + role[1:]} column {name!r}"
+
+
 def check_column(series: pd.Series, name: str, role: str, *, missing: bool = False) -> None:
     """Checks that a column holds values microplex can model, naming it otherwise.
 
@@ -101,7 +106,7 @@ def check_column(series: pd.Series, name: str, role: str, *, missing: bool = Fal
     (lists, bytes, dates, a mix of strings and numbers).
     """
     dtype = series.dtype
-    label = f"{role[:1].upper() + role[1:]} column {name!r}"
+    label = column_label(name, role)
     inner = dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
     if (
         pd.api.types.is_datetime64_any_dtype(inner)
@@ -161,7 +166,7 @@ def check_numbers_as_text(series: pd.Series, name: str, role: str) -> None:
     numbers whose missing values are written ``.`` (a SAS or Stata export): fitted as categories, each value a
     category of its own drawn as copies of training values. Checked when fitting (a model fitted before keeps its
     categories)."""
-    label = f"{role[:1].upper() + role[1:]} column {name!r}"
+    label = column_label(name, role)
     dot = dot_missing_column(series)
     if dot is not None:
         raise DataValidationError(
@@ -230,7 +235,7 @@ def warn_missing_codes(series: pd.Series, name: str, role: str) -> None:
     x = x[np.isfinite(x)]
     if not len(x):
         return
-    label = f"{role[:1].upper() + role[1:]} column {name!r}"
+    label = column_label(name, role)
     top = float(x.max())
     if top >= 10 ** NINES_DIGITS - 1 and top == np.floor(top) and set(f"{top:.0f}") == {"9"}:
         held = int(np.count_nonzero(x == top))
