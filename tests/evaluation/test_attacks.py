@@ -56,8 +56,9 @@ def test_membership_auc_copies_vs_independent(parts):
 
 def test_membership_auc_warns_on_few_records(parts):
     train, holdout, other = parts
-    with pytest.warns(UserWarning, match=r"scored on 50 members and 50 non-members.*about 0\.058"):
-        membership_auc(train, other, holdout.iloc[:50])  # sqrt(1 / (6 * 50)) = 0.0577
+    # each side capped on its own: sqrt((2000 + 50) / (12 * 2000 * 50)) = 0.0413
+    with pytest.warns(UserWarning, match=r"scored on 2000 members and 50 non-members.*about 0\.041"):
+        membership_auc(train, other, holdout.iloc[:50])
     with pytest.warns(UserWarning, match="scored on 199 members"):
         membership_auc(train, other, holdout, max_rows=199)
     import warnings
@@ -178,7 +179,7 @@ def test_members_of_weight_zero_are_left_out_before_subsampling(parts):
     keep = [1, 3, 4, 6, 7]
     w[keep] = 1.0
     # subsampling 200 of the 2,000 members would most likely keep none of the 5 that count
-    with pytest.warns(UserWarning, match="scored on 5 members and 5 non-members"):
+    with pytest.warns(UserWarning, match="scored on 5 members and 200 non-members"):
         auc = membership_auc(train, other, holdout, train_weights=w, max_rows=200)
     with pytest.warns(UserWarning, match="scored on 5 members"):
         assert auc == membership_auc(train.iloc[keep], other, holdout, max_rows=200)
@@ -230,7 +231,7 @@ def test_html_shows_the_attacks_beside_the_fidelity_figures(parts, tmp_path):
     text = rep.to_html(tmp_path / "copy.html").read_text()
     # every fidelity score of a verbatim copy is green: the attacks alone make the verdict red
     assert '<p class="verdict red" id="verdict">' in text
-    assert "Furthest above: membership_auc of all 0.9" in text and "and the attacks" in text
+    assert "Furthest beyond their floor: membership_auc of all 0.9" in text and "and the attacks" in text
     privacy = text[text.index('id="privacy"'):text.index('id="dcr"')]
     disco = rep.attacks["attribute_disclosure"]["re78"]
     assert re.search(r"<td>membership AUC</td><td></td><td>0\.9\d+</td><td>0\.5</td><td><span class=\"light red\">",

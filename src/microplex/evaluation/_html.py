@@ -85,8 +85,7 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
             "red": "some scores are far above their floor"}[worst]
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in _verdict.LIGHTS)
     scope = "the targets, the whole file and the attacks" if rep.attacks else "the targets and the whole file"
-    bad = table[table["verdict"] != "green"].assign(
-        excess=lambda t: t["value"] - t["floor"]).sort_values("excess", ascending=False).head(5)
+    bad = _verdict.worst_first(table[table["verdict"] != "green"]).head(5)
     listing = "; ".join(f"{html.escape(str(r.metric))} of {html.escape(str(r.variable))} "
                         f"{r.value:.4g} (floor {r.floor:.4g})" for r in bad.itertuples())
     attacks = (f" The attacks are read against fresh data: the membership AUC against 0.5 (an attack with no "
@@ -94,7 +93,7 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
                f"disclosure figure against the holdout's (green up to {_verdict.DISCLOSURE_AMBER:g} above it, amber up "
                f"to {_verdict.DISCLOSURE_RED:g}; see Privacy)." if rep.attacks else "")
     return (f'<p class="verdict {worst}" id="verdict"><b>Verdict: {text}</b> ({tally}, over {len(table)} scores '
-            f"of {scope}).{' Furthest above: ' + listing + '.' if listing else ''}</p>"
+            f"of {scope}).{' Furthest beyond their floor: ' + listing + '.' if listing else ''}</p>"
             '<p class="note">Each score is read against the floor: the same metric for the holdout records '
             "against the real records, i.e. what sampling alone gives. Green: within max(1.5 x floor, floor + "
             f"0.01); amber: within max(3 x floor, floor + 0.03); red: beyond. Conditions are not judged.{attacks}</p>",

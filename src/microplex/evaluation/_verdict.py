@@ -32,7 +32,7 @@ import pandas as pd
 
 from . import registry
 
-__all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts",
+__all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts", "worst_first",
            "provenance", "pmse_rows", "key_numbers"]
 
 #: The three verdicts, best first.
@@ -99,6 +99,25 @@ def verdict_table(scores: pd.DataFrame, floor: pd.DataFrame, conditions: Sequenc
     both = both[keep].reset_index(drop=True)
     both["verdict"] = [light(v, f, direction[mt]) for v, f, mt in zip(both["value"], both["floor"], both["metric"])]
     return both[[*keys, "value", "floor", "verdict"]]
+
+
+def worst_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a verdict table (:func:`report_verdicts`), red before amber before green, each light by how far
+    its score is beyond its floor in the metric's worse direction (``floor - value`` where higher is better:
+    ranked by ``value - floor``, a red ``tv_complement`` of 0.60 against 0.98 came last).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"metric": ["ks", "tv_complement", "ks"], "variable": ["a", "g", "b"],
+    ...                   "value": [0.06, 0.60, 0.2], "floor": [0.02, 0.98, 0.02], "verdict": ["amber", "red", "red"]})
+    >>> worst_first(t)["variable"].tolist()
+    ['g', 'b', 'a']
+    """
+    direction = registry.metric_direction()
+    sign = np.where(table["metric"].map(direction).eq("higher"), -1.0, 1.0)
+    rank = table["verdict"].map({v: k for k, v in enumerate(LIGHTS)})
+    order = table.assign(_light=rank, _excess=sign * (table["value"] - table["floor"]))
+    return order.sort_values(["_light", "_excess"], ascending=False, kind="stable").drop(columns=["_light", "_excess"])
 
 
 def attack_table(attacks: Mapping[str, Any] | None) -> pd.DataFrame:

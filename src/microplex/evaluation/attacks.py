@@ -161,10 +161,11 @@ def membership_auc(
     # and cannot lose every weighted record).
     members, others = train_df.loc[wt > 0, columns], holdout_df.loc[wh > 0, columns]
     wt, wh = wt[wt > 0], wh[wh > 0]
-    size = min(len(members), len(others), max_rows or max(len(members), len(others)))
+    # each side on its own: the AUC compares every member with every non-member whatever the two counts (cut to
+    # the smaller side's, max_rows=None scored 300 of 800 members, and which ones was the rows' order)
     rng = np.random.default_rng(seed)
-    members, wt = _subsample(members, wt, size, rng)
-    others, wh = _subsample(others, wh, size, rng)
+    members, wt = _subsample(members, wt, min(len(members), max_rows or len(members)), rng)
+    others, wh = _subsample(others, wh, min(len(others), max_rows or len(others)), rng)
     _warn_small_attack(wt, wh)
     xs, xm, xo = encode_records(synthetic_df[columns], members, others, columns=columns)
     d_members, d_others = _nearest_distances(xs, xm, xo)  # exact: a copied record is at 0, tied with other copies

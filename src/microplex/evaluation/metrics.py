@@ -356,6 +356,33 @@ def quantile_cuts(values: pd.Series, weights: np.ndarray, bins: int) -> np.ndarr
     return np.unique(weighted_quantile(x, np.linspace(0, 1, bins + 1)[1:-1], weights))
 
 
+def _cut_label(e: float, digits: int) -> str:
+    """One cut point at ``digits`` significant digits, never fewer than its integer part holds; an integer as
+    written (``201903``, not ``2.019e+05``)."""
+    e = float(e)
+    if e.is_integer() and abs(e) < 1e15:
+        return str(int(e))
+    whole = len(str(int(abs(e)))) if abs(e) >= 1 else 0
+    return f"{e:.{max(digits, whole + 1)}g}"
+
+
+def _cut_labels(cuts: Sequence[float] | np.ndarray) -> list[str]:
+    """Labels of increasing cut points: 4 significant digits, more where two cuts would read alike, every
+    digit of an integer part kept (a label of 201903 rounded to ``2.019e+05`` named another cut, and cells
+    of one label were merged downstream).
+
+    Examples
+    --------
+    >>> _cut_labels([0.123456, 2.5, 40.0]), _cut_labels([201903.0, 201906.0]), _cut_labels([1.00001, 1.00002])
+    (['0.1235', '2.5', '40'], ['201903', '201906'], ['1.00001', '1.00002'])
+    """
+    for digits in range(4, 18):
+        labels = [_cut_label(e, digits) for e in cuts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [repr(float(e)) for e in cuts]  # pragma: no cover - distinct floats differ at 17 digits
+
+
 def discretize(
     real: pd.Series,
     synthetic: pd.Series,
@@ -385,7 +412,7 @@ def discretize(
     if inner is not None:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
         xs = synthetic.to_numpy(dtype=float, na_value=np.nan)
-        fmt = [f"{e:.4g}" for e in inner]
+        fmt = _cut_labels(inner)
         labels = [f"{name}<{fmt[0]}"] if len(inner) else [f"{name}"]
         labels += [f"{name} in [{a}, {b})" for a, b in zip(fmt[:-1], fmt[1:])]
         if len(inner):
