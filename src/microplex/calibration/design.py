@@ -28,6 +28,7 @@ from microplex._files import ibm_zeros
 from microplex._params import to_python
 from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
+from .filters import range_label
 from .targets import Target, Targets, format_filter
 
 __all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes", "reordered", "rounding_slack", "target_order", "weight_unit"]
@@ -455,6 +456,15 @@ def _holds_intervals(s: pd.Series) -> bool:
     return isinstance(dtype, pd.IntervalDtype) or (dtype == object and len(s) > 0 and isinstance(s.iloc[0], pd.Interval))
 
 
+def _holds_text(s: pd.Series) -> bool:
+    """Whether ``s`` holds text (string values, or categories of them), not numbers or intervals."""
+    dtype = s.dtype.categories.dtype if isinstance(s.dtype, pd.CategoricalDtype) else s.dtype
+    if dtype == object:
+        values = s.dropna()
+        return len(values) > 0 and isinstance(values.iloc[0], str)
+    return pd.api.types.is_string_dtype(dtype)
+
+
 def range_mask(s: pd.Series, cond: pd.Interval, what: str) -> np.ndarray:
     """Which values of the numeric column ``s`` lie in ``cond``; integer columns are compared exactly (as floats,
     values beyond 2**53 matched their neighbours), float32 columns with the bounds as they hold them (``<= 16.6``
@@ -480,7 +490,19 @@ def _mask(cols: _Columns, target: Target) -> np.ndarray:
     mask = np.ones(n, dtype=bool)
     for col, cond in target.filters.items():
         column = cols.column(col, target) if isinstance(cond, pd.Interval) else None
-        if column is not None and not _holds_intervals(column):
+        if column is not None and _holds_text(column):
+            # text labels written as ranges ("(17,39]", as R's cut() and pandas' cut().astype(str) write them)
+            # are categories: the range filter matches the labels of the same range, whatever their spacing
+            codes, uniques = cols.codes(col, target)
+            ranges = [range_label(u) for u in uniques]
+            if not any(r is not None for r in ranges):
+                shown = ", ".join(repr(u) for u in list(uniques[:3]))
+                raise DataValidationError(
+                    f"Target {target.name!r}: range filter on {col!r} needs a numeric column, or text labels written "
+                    f"as ranges such as '(17, 39]'. Got text values such as {shown} instead.")
+            hit = np.array([r is not None and r == cond for r in ranges] + [False], dtype=bool)
+            mask &= hit[codes]
+        elif column is not None and not _holds_intervals(column):
             mask &= range_mask(column, cond, f"Target {target.name!r}: range filter on {col!r}")
         else:
             codes, uniques = cols.codes(col, target)

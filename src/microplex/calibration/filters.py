@@ -331,6 +331,29 @@ def format_filter(filters: Mapping[str, Any]) -> str:
     return " & ".join(parts)
 
 
+#: Text written as a range, ``[18, 65)`` or R's ``(17,39]``: a range filter in a targets file or a filter dict.
+_RANGE_TEXT = re.compile(r"^\s*[\[(].*,.*[\])]\s*$", re.S)
+
+
+def range_label(text: Any) -> pd.Interval | None:
+    """The range a text label writes (``"(17, 39]"``, R's ``cut()`` label ``"(17,39]"``), or None for any other
+    value: a column of such labels is matched by a range filter value for value (a label is a category, not a
+    number to compare).
+
+    Examples
+    --------
+    >>> range_label("(17,39]"), range_label("[18, 65)"), range_label("CA"), range_label("(a, b]")
+    (Interval(17, 39, closed='right'), Interval(18, 65, closed='left'), None, None)
+    """
+    if not isinstance(text, str) or not _RANGE_TEXT.match(text):
+        return None
+    try:
+        cond = parse_filter(f"x in {text}")["x"]
+    except DataValidationError:
+        return None
+    return cond if isinstance(cond, pd.Interval) else None
+
+
 def _condition(col: str, cond: Any, where: str) -> Any:
     """One checked filter condition (scalar, frozenset of scalars or numeric Interval)."""
     where = f"{where}, column {col!r}"
@@ -338,7 +361,7 @@ def _condition(col: str, cond: Any, where: str) -> Any:
         return _interval(cond.left, cond.right, cond.closed, where)
     if isinstance(cond, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series)):
         return frozenset(_scalar(v, where) for v in cond)
-    if isinstance(cond, str) and re.match(r"^\s*[\[(].*,.*[\])]\s*$", cond):
+    if isinstance(cond, str) and _RANGE_TEXT.match(cond):
         return parse_filter(f"{col} in {cond}")[col]
     return _scalar(cond, where)
 

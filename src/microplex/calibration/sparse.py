@@ -52,7 +52,7 @@ from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design, in_weight_units, reordered, target_order, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
-from .diagnostics import design_effect, kish_ess
+from .diagnostics import design_effect, kish_ess, weight_ratio_range
 from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses, crossing
 from ._sparse_frontier import check_reachable, checked_inputs, frontier_table, parameter_design
@@ -158,7 +158,12 @@ class SparseCalibrator(_FittedResult):
         mean value), ``auxiliary_cap``, the weight cap that chose the records (None:
         balanced sampling chose them), ``auxiliary_converged``, False where the soft auxiliary
         calibration of the kept records did not converge and was left out, ``auxiliary_tries``,
-        ``refine_swaps``, the swaps of the refinement, and ``refined``, whether its subset was kept).
+        ``refine_swaps``, the swaps of the refinement, and ``refined``, whether its subset was kept). Beside
+        them the keys of every calibration result: ``converged`` (every target within the tolerance and the
+        weights within the bounds: False only under ``force=True``), ``n_units`` (candidates), ``n_targets``,
+        ``method``, ``soft`` (False: every target is held to the tolerance), ``met_rtol``, ``n_negative``,
+        ``min_ratio`` and ``max_ratio`` (of the kept records' weights to their initial ones), and ``n_iter``,
+        None (several solves choose the subset; ``soft_subset_solves`` counts the soft ones).
 
     Examples
     --------
@@ -493,6 +498,17 @@ class SparseCalibrator(_FittedResult):
             "kish_ess": kish_ess(w[nz]) if nz.any() else 0.0,
             "design_effect": design_effect(w[nz]) if nz.any() else math.nan,
             "met_rtol": self.tolerance,
+            # the keys every calibration result has (calibrator.SUMMARY_KEYS), as a Calibrator's summary reads them:
+            # "converged" is set below (the tolerance met and the bounds kept); several solves choose the subset,
+            # so no one iteration count stands for the fit
+            "converged": False,
+            "n_iter": None,
+            "n_units": len(w),
+            "n_targets": len(design.totals),
+            "soft": False,
+            "n_negative": int((w < 0).sum()),
+            **dict(zip(("min_ratio", "max_ratio"), weight_ratio_range(w[nz], design.d[nz]) if nz.any()
+                       else (math.nan, math.nan))),
             "seconds": time.perf_counter() - start,
         }
         # the guard of every sparse solve: never an empty subset, never collapsed or non-finite weights (and below,
@@ -520,6 +536,7 @@ class SparseCalibrator(_FittedResult):
             if not self.force:
                 raise ConvergenceError(msg)
             warnings.warn(msg + " (force=True: keeping these weights)", ConvergenceWarning, stacklevel=2)
+        summary["converged"] = bool(summary["within_tolerance"] and not outside)
         if not summary["within_tolerance"]:
             worst = np.argsort(-rel, kind="stable")[:5]
             ach = achieved_values(design, w)
