@@ -8,10 +8,16 @@
   (a top code of 25564.67), segments and rounding grid fitted on the fractional values: 64% of the draws were not
   whole numbers, and ``save`` wrote a file ``load`` refused (rounding levels below 0 for an integer variable).
   Its values are now modelled rounded to whole numbers ("rounded on output", docs/synthesis.md), with a warning.
+* A model file whose target has a missing state and whose dtype was edited to one without missing values
+  (``float64`` to ``int64``) loaded and drew the missing state as int64's minimum, -9223372036854775808 (542 of
+  3,000 acs12 incomes); a categorical target's to ``bool``, as ``True``. Load now refuses it, naming the
+  ``dtypes`` entry, and the cast of the draws raises rather than cast a missing value into such a dtype.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import warnings
 
 import numpy as np
@@ -20,7 +26,10 @@ import pytest
 
 from microplex import DataValidationError, Synthesizer, VariableSpec
 from microplex.datasets import load_dataset
+from microplex.synthesis._generation import _cast
 from microplex.synthesis._segment import _Segment
+
+from _model_files import edit_metadata
 
 
 def _fit(df: pd.DataFrame, targets: list[str], conditions: list[str], **params) -> Synthesizer:
@@ -104,3 +113,49 @@ def test_a_declared_integer_whose_rounded_values_are_constant_is_refused(earning
             pytest.raises(DataValidationError, match=r"Target column 're78' is constant .*0\.0"):
         Synthesizer(["re78"], ["age"], schema={"re78": VariableSpec(kind="integer")}, epochs=1, verbose=False).fit(
             earnings.assign(re78=np.linspace(-0.3, 0.3, len(earnings))), seed=0)
+
+
+# -- 3. a model file whose target has a missing state, its dtype edited to one without missing values -------
+@pytest.fixture(scope="module")
+def missing_model(tmp_path_factory) -> bytes:
+    """acs12 income and hours, both with missing values (a missing state each), and a flag, float codes 0 and 1
+    with missing values (a categorical target with a missing state)."""
+    acs = load_dataset("acs12")[["income", "hrs_work", "age", "gender"]].copy()
+    rng = np.random.default_rng(0)
+    acs["kids"] = np.where(rng.random(len(acs)) < 0.2, np.nan, rng.integers(0, 2, len(acs)).astype(float))
+    synth = _fit(acs, ["income", "hrs_work", "kids"], ["age", "gender"], epochs=1,
+                 schema={"kids": VariableSpec(kind="categorical")})
+    assert synth.kinds_["kids"] == "categorical" and synth.encoders_["kids"].missing
+    assert synth.encoders_["income"].missing and synth.dtypes_["income"] == "float64"
+    path = tmp_path_factory.mktemp("missing") / "m.mpx"
+    synth.save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("name,dtype", [("income", "int64"), ("hrs_work", "uint32"), ("kids", "int64"),
+                                        ("kids", "bool"), ("kids", "uint8")])
+def test_a_dtype_without_missing_values_for_a_target_with_a_missing_state_is_refused(missing_model, tmp_path,
+                                                                                      name, dtype):
+    path = tmp_path / "edited.mpx"
+    path.write_bytes(edit_metadata(missing_model, lambda meta: meta["dtypes"].__setitem__(name, dtype)))
+    with pytest.raises(DataValidationError, match="edited.mpx' is not a valid Synthesizer model file: field "
+                       + re.escape(f"'dtypes.{name}'") + ".*holds missing values"):
+        Synthesizer.load(path)  # before: loaded; incomes of -9223372036854775808, children True
+
+
+@pytest.mark.parametrize("name,dtype", [("income", "Int64"), ("income", "float32"), ("kids", "Int64"),
+                                        ("kids", "Float64")])
+def test_a_dtype_that_holds_missing_values_loads_and_draws_them(missing_model, name, dtype):
+    edited = edit_metadata(missing_model, lambda meta: meta["dtypes"].__setitem__(name, dtype))
+    synth = Synthesizer.load(io.BytesIO(edited))
+    drawn = synth.sample(2000, seed=1)[name]
+    assert str(drawn.dtype) == dtype and 0 < drawn.isna().mean() < 1
+
+
+@pytest.mark.parametrize("dtype,kind", [("int64", "integer"), ("int64", "continuous"), ("uint8", "integer"),
+                                        ("int64", "categorical"), ("bool", "categorical")])
+def test_the_cast_of_the_draws_refuses_a_missing_value_its_dtype_cannot_hold(dtype, kind):
+    values = np.array([1.0, np.nan, 0.0], dtype=object if kind == "categorical" else float)
+    with pytest.raises(DataValidationError, match=f"missing value.*dtype {dtype!r}"):
+        _cast(values, dtype, kind)  # before: -9223372036854775808, True, or the values left as they were
+    assert _cast(values, "Int64", kind).isna().tolist() == [False, True, False]
