@@ -12,6 +12,8 @@
   (``float64`` to ``int64``) loaded and drew the missing state as int64's minimum, -9223372036854775808 (542 of
   3,000 acs12 incomes); a categorical target's to ``bool``, as ``True``. Load now refuses it, naming the
   ``dtypes`` entry, and the cast of the draws raises rather than cast a missing value into such a dtype.
+* ``HouseholdSynthesizer.save`` into a missing folder, onto a folder, or to ``3`` raised a raw FileNotFoundError,
+  IsADirectoryError or AttributeError; it now checks the path as ``Synthesizer.save`` does (one check, shared).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex import DataValidationError, Synthesizer, VariableSpec
+from microplex import DataValidationError, HouseholdSynthesizer, Synthesizer, VariableSpec
 from microplex.datasets import load_dataset
 from microplex.synthesis._generation import _cast
 from microplex.synthesis._segment import _Segment
@@ -159,3 +161,29 @@ def test_the_cast_of_the_draws_refuses_a_missing_value_its_dtype_cannot_hold(dty
     with pytest.raises(DataValidationError, match=f"missing value.*dtype {dtype!r}"):
         _cast(values, dtype, kind)  # before: -9223372036854775808, True, or the values left as they were
     assert _cast(values, "Int64", kind).isna().tolist() == [False, True, False]
+
+
+# -- 4. HouseholdSynthesizer.save checks its path as Synthesizer.save does ----------------------------------------
+@pytest.fixture(scope="module")
+def household_and_person_models() -> tuple[HouseholdSynthesizer, Synthesizer]:
+    eusilc = load_dataset("eusilc")
+    eusilc = eusilc[eusilc["db030"] <= 150].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        households = HouseholdSynthesizer(["db040", "hsize"], ["age", "rb090"], "db030", "db090", age_var="age",
+                                          epochs=1, hidden_features=(8,), transforms=1, verbose=False).fit(eusilc, seed=0)
+    return households, _fit(eusilc, ["py010n"], ["age"], epochs=1)
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder", "not a path"])
+def test_household_save_checks_its_path_as_synthesizer_save_does(household_and_person_models, tmp_path, where):
+    path = {"missing folder": tmp_path / "nowhere" / "m.mpx", "a folder": tmp_path, "not a path": 3}[where]
+    messages = []
+    for model in household_and_person_models:
+        with pytest.raises(DataValidationError) as caught:  # before (households): a raw OSError or AttributeError
+            model.save(path)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert re.search({"missing folder": "folder .*nowhere' does not exist", "a folder": "it is a folder",
+                      "not a path": "'path' parameter must be a str or path. Got 3"}[where], messages[0])
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._errors import DataValidationError
 from .._estimator import Estimator
 from . import _dp
 from ._checks import check_synthesizer_params
@@ -26,7 +25,7 @@ from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
 from .schema import VariableSpec
-from .serialization import read_archive, write_archive
+from .serialization import check_save_path, read_archive, write_archive
 
 __all__ = ["Synthesizer"]
 
@@ -426,13 +425,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         it (a record edited after the fit raises, and nothing is written).
         """
         self._check_is_fitted()
-        if not isinstance(path, str | os.PathLike):
-            raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
-        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-        if not os.path.isdir(folder) or os.path.isdir(path):
-            raise DataValidationError(
-                f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
-            )
+        check_save_path(path)
         write_archive(path, *self._export_state())
 
     @classmethod
