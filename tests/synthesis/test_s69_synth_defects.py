@@ -14,6 +14,8 @@
   ``dtypes`` entry, and the cast of the draws raises rather than cast a missing value into such a dtype.
 * ``HouseholdSynthesizer.save`` into a missing folder, onto a folder, or to ``3`` raised a raw FileNotFoundError,
   IsADirectoryError or AttributeError; it now checks the path as ``Synthesizer.save`` does (one check, shared).
+* ``Synthesizer(epochs=5).fit(df, epochs=2)`` trained 2 epochs but recorded 5 in ``fitted_params_`` and the model
+  file: two identical models saved different bytes, and a refit from the file's parameters gave another model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from microplex import DataValidationError, HouseholdSynthesizer, Synthesizer, VariableSpec
 from microplex.datasets import load_dataset
@@ -187,3 +190,26 @@ def test_household_save_checks_its_path_as_synthesizer_save_does(household_and_p
     assert re.search({"missing folder": "folder .*nowhere' does not exist", "a folder": "it is a folder",
                       "not a path": "'path' parameter must be a str or path. Got 3"}[where], messages[0])
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# -- 5. fit(epochs=...) overrides the constructor's epochs: the file records those trained --------------------------
+def test_the_epochs_of_fit_are_those_the_model_file_records(earnings, tmp_path):
+    data = earnings.iloc[:400]
+    over = Synthesizer(["re78"], ["age"], epochs=5, verbose=False).fit(data, epochs=2, seed=0)
+    same = Synthesizer(["re78"], ["age"], epochs=2, verbose=False).fit(data, seed=0)
+    assert len(over.history_) == 2 and over.fitted_params_["epochs"] == 2  # before: 5
+    assert over.get_params()["epochs"] == 5  # the constructor's parameter is left as it was set
+    over.save(tmp_path / "over.mpx")
+    same.save(tmp_path / "same.mpx")
+    assert (tmp_path / "over.mpx").read_bytes() == (tmp_path / "same.mpx").read_bytes()  # the same model, one file
+    loaded = Synthesizer.load(tmp_path / "over.mpx")
+    assert loaded.get_params()["epochs"] == 2
+    refit = clone(loaded).fit(data, seed=0)  # its parameters fit the same model again
+    pd.testing.assert_frame_equal(refit.sample(500, seed=1), over.sample(500, seed=1))
+
+
+def test_the_condition_model_records_the_epochs_of_fit(earnings):
+    synth = Synthesizer(["re78"], ["age", "educ"], epochs=5, condition_model=True, verbose=False)
+    synth.fit(earnings.iloc[:300], epochs=1, seed=0)
+    assert synth.fitted_params_["epochs"] == synth.condition_model_.fitted_params_["epochs"] == 1
+    assert len(synth.condition_model_.history_) == 1

@@ -48,6 +48,8 @@ class _Fitting:
         for k in ("training_conditions_", "training_weights_", "condition_model_", "condition_tree_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
+        if epochs is not None:  # fit's epochs override the constructor's: the file records those of this fit
+            self.fitted_params_["epochs"] = epochs
         seed = fit_seed(seed, dp=p["dp"] is not None)
         if weight_col is not None and not isinstance(weight_col, str):
             raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")

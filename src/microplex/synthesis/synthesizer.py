@@ -202,8 +202,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     privacy_ : dict
         With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
     fitted_params_ : dict
-        The constructor parameters of the fit (``get_params()`` when ``fit`` began): what ``save``
-        writes, so that a ``set_params`` after fitting never describes the saved model (except
+        The constructor parameters of the fit (``get_params()`` when ``fit`` began, ``epochs`` those
+        given to ``fit`` when it overrides them): what ``save`` writes, so that a ``set_params`` after fitting never describes the saved model (except
         ``sampling`` and ``verbose``, which act when drawing and are saved as they are). Drawing
         and scoring refuse a model whose ``target_vars``, ``condition_vars``, ``transforms`` or
         ``hidden_features`` were changed after ``fit`` (set them back, or fit again).
@@ -309,7 +309,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         weight_col : str, default=None
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None
-            Overrides the constructor's ``epochs``.
+            Overrides the constructor's ``epochs`` (which keeps its value); ``fitted_params_`` and
+            the model file record the epochs given here.
         seed : int, None or "auto", default="auto"
             Seeds the initialization, the validation split, batches and dequantization noise (and, with
             ``epsilon``, every noise draw of the differentially private fit). ``"auto"`` is 0 without
