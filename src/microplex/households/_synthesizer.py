@@ -20,6 +20,7 @@ from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._conditions import drop_training_conditions
 from ..synthesis._validation import check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
+from ..synthesis.serialization import check_save_path
 from ._bundle import load_fitted, save_fitted
 from ._draw import check_output_size, draw_households
 from ._members import NA, NONE, PREFIX
@@ -531,8 +532,10 @@ class HouseholdSynthesizer(Estimator):
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle)."""
+        """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle); ``path`` is
+        checked as :meth:`Synthesizer.save <microplex.synthesis.Synthesizer.save>` checks it."""
         self._check_is_fitted()
+        check_save_path(path)
         try:  # the drawing parameters as load() checks them: a set_params(max_redraws="x") made a file it refused
             check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
             check_bool(self.verbose, "verbose")

@@ -19,7 +19,7 @@ from .schema import VariableSpec
 __all__ = [
     "EXTRAPOLATION_MARGIN", "MAX_BINS", "MAX_HIDDEN_LAYERS", "MAX_HIDDEN_UNITS", "MAX_LEARNING_RATE",
     "MAX_HEAPS", "MAX_POINT_MASSES", "MAX_THREADS", "MAX_TRANSFORMS", "check_effective_size", "check_hidden", "check_schema",
-    "check_synthesizer_params", "overflow_message",
+    "check_synthesizer_params", "holds_missing", "overflow_message",
 ]
 
 #: Upper bounds of the size parameters (beyond them a model cannot be built in memory).
@@ -86,6 +86,23 @@ def check_effective_size(w: np.ndarray, weight_col: str | None) -> None:
 #: Standardized values at which every fitted segment must decode to finite numbers (the flow's draws reach them):
 #: checked when fitting (``_layout._check_encoded``) and when loading a model file (``_model_file``).
 DECODE_PROBE = np.array([-10.0, -3.0, 0.0, 3.0, 10.0])
+
+
+def holds_missing(dtype: str) -> bool:
+    """Whether a column of the pandas dtype ``dtype`` holds missing values: not numpy's integers and booleans (a
+    missing value cast into ``int64`` became -9223372036854775808, into ``bool`` True); floats, pandas' nullable
+    dtypes, ``category``, ``string`` and ``object`` do. A name that is no dtype holds none.
+
+    Examples
+    --------
+    >>> [holds_missing(d) for d in ("int64", "uint8", "bool", "float32", "Int64", "boolean", "category", "object")]
+    [False, False, False, True, True, True, True, True]
+    """
+    try:
+        resolved = pd.api.types.pandas_dtype(dtype)
+    except (TypeError, ValueError):
+        return False
+    return not (isinstance(resolved, np.dtype) and resolved.kind in "iub")
 
 
 def overflow_message(role: str, name: str, series: pd.Series) -> str:

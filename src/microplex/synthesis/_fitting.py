@@ -29,7 +29,7 @@ from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._structure import fit_rules, rules_table
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          missing_as_nan, warn_missing_codes)
+                          missing_as_nan, round_declared_integer, warn_missing_codes)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -48,6 +48,8 @@ class _Fitting:
         for k in ("training_conditions_", "training_weights_", "condition_model_", "condition_tree_", "privacy_"):
             self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
+        if epochs is not None:  # fit's epochs override the constructor's: the file records those of this fit
+            self.fitted_params_["epochs"] = epochs
         seed = fit_seed(seed, dp=p["dp"] is not None)
         if weight_col is not None and not isinstance(weight_col, str):
             raise DataValidationError(f"The 'weight_col' parameter must be a column name (str) or None. Got {weight_col!r} instead.")
@@ -90,6 +92,9 @@ class _Fitting:
             keep = data[weightless].notna().all(axis=1).to_numpy()
             given, data, w = given[keep].reset_index(drop=True), data[keep].reset_index(drop=True), w[keep]
         schema = dict(p["schema"] or {})
+        for name in targets:  # a declared integer is modelled on whole numbers, as it is drawn (a warning if rounded)
+            if schema.get(name, VariableSpec()).kind == "integer":
+                data = round_declared_integer(data, name)
         # A condition is constant when the records the model learns from (of positive weight) hold one value: values
         # only records of weight 0 hold gave it a fallback scale and garbage draws. (A target's values of weight 0
         # are named by its encoder.)

@@ -17,7 +17,7 @@ from .._files import codes_hint
 from .._errors import ConvergenceError, DataValidationError, ExtrapolationWarning
 from .._params import check_choice, check_int, check_seed, to_python
 from .._random import int_seed
-from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS
+from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS, holds_missing
 from . import _dp_tree
 from ._conditions import condition_ranges, draw_conditions
 from ._structure import contradicting_rows
@@ -309,7 +309,13 @@ def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> 
     beyond 2**63 of an ``int64`` one, beyond 3.4e38 of a ``float32`` one) is held at the dtype's limit: the cast
     wrapped it around (-998 became 26 in ``int8``), made it inf, or left a nullable ``Int8`` column float64.
     Draws for an integer dtype are rounded (those of a column declared ``kind="continuous"`` were truncated
-    toward 0, 3.9 to 3, which pulled the mean half a unit toward 0)."""
+    toward 0, 3.9 to 3, which pulled the mean half a unit toward 0). A missing value (a target's missing state) for
+    a dtype that holds none (:func:`~._checks.holds_missing`: ``int64``, ``bool``) raises DataValidationError: the
+    cast made it -9223372036854775808 or True (a model file's dtype edited; load refuses such a file)."""
+    if not holds_missing(dtype) and pd.isna(values).any():
+        raise DataValidationError(
+            f"Target {getattr(encoder, 'name', '?')!r} drew a missing value, which its dtype {dtype!r} cannot hold: "
+            "the model pairs a missing state with a dtype without missing values (an edited or damaged model file).")
     limits = _dtype_limits(dtype) if kind != "categorical" else None
     if limits is not None:
         values = np.clip(np.asarray(values, dtype=float), *limits)

@@ -17,7 +17,7 @@ import torch
 
 from .._errors import DataValidationError
 from .._stats import category_codes, check_weights, sorted_categories, unseen_categories
-from ._checks import DECODE_PROBE, MAX_HEAPS
+from ._checks import DECODE_PROBE, MAX_HEAPS, holds_missing
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
@@ -248,6 +248,9 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             _check_decoding(f, encoders[n], n, meta["dtypes"][n])
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
+        if encoders[n].get("missing") is True and not holds_missing(meta["dtypes"][n]):  # drawn -9.2e18 or True
+            raise f.fail(f"dtypes.{n}", f"a dtype that holds missing values (float64, Int64, ...): "
+                         f"'encoders.{n}.missing' is true", meta["dtypes"][n])
 
     weightless, missing = (isinstance(meta["condition_encoder"], dict) and k in meta["condition_encoder"]
                            for k in ("weightless", "missing"))

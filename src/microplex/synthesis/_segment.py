@@ -230,8 +230,31 @@ class _Segment:
         return qmap.forward(t, *self.knots) if self.knots is not None else (t - self.mean) / self.std
 
     def decode(self, u: np.ndarray) -> np.ndarray:
+        """Values of standardized ``u`` (sign applied), strictly inside the segment's bounds (:meth:`inside`)."""
         t = qmap.inverse(u, *self.knots) if self.knots is not None else u * self.std + self.mean
-        return self.sign * self._inverse(t)
+        return self.sign * self.inside(self._inverse(t))
+
+    def inside(self, y: np.ndarray) -> np.ndarray:
+        """Mirrored values ``y`` held strictly inside the segment's bounds, the support :meth:`contains` gives
+        (and ``log_prob`` scores): a value at or beyond a bound moves to the nearest float inside it.
+
+        Only ``log`` and ``logit`` map the whole line into the bounds (and reach a bound where ``exp``
+        underflows); a segment declared ``asinh`` or ``identity`` keeps the bound ``log`` would have (a
+        zero point mass below positive values) but decodes onto the whole line: 195 of 20,000 acs12 incomes
+        declared ``asinh`` came out negative, values its own ``log_prob`` scored -inf.
+
+        Examples
+        --------
+        >>> seg = _Segment(1)
+        >>> seg.lower, seg.upper = 0.0, None
+        >>> seg.inside(np.array([-3.0, 0.0, 2.5])).tolist()
+        [5e-324, 5e-324, 2.5]
+        """
+        if self.lower is not None:
+            y = np.maximum(y, np.nextafter(self.lower, np.inf))
+        if self.upper is not None:
+            y = np.minimum(y, np.nextafter(self.upper, -np.inf))
+        return y
 
     def log_jacobian(self, x: np.ndarray) -> np.ndarray:
         """log |d u / d x|."""

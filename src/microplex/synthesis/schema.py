@@ -31,7 +31,9 @@ class VariableSpec:
     Parameters
     ----------
     kind : {"continuous", "integer", "categorical"} or None, default=None
-        ``None`` infers it from the data (see :func:`infer_kind`).
+        ``None`` infers it from the data (see :func:`infer_kind`). A float target declared
+        ``"integer"`` is modelled on its values rounded to whole numbers (a ``UserWarning`` says
+        how many were not), and drawn as whole numbers.
     point_masses : sequence of float or None, default=None
         Values that carry a point mass (zeros, top codes). ``None`` detects every value
         carrying at least ``point_mass_threshold`` of the weight (continuous targets only);

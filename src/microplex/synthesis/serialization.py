@@ -27,10 +27,23 @@ from safetensors.torch import save as save_tensors
 from .._files import temp_beside
 from .._errors import DataValidationError
 
-__all__ = ["FORMAT_VERSION", "check_format", "read_archive", "write_archive"]
+__all__ = ["FORMAT_VERSION", "check_format", "check_save_path", "read_archive", "write_archive"]
 
 #: Version of the archive layout; bumped on incompatible changes.
 FORMAT_VERSION = 1
+
+
+def check_save_path(path: Any) -> None:
+    """Refuses a ``path`` that a model's ``save`` cannot write to, before anything is written: one that is not a
+    str or path, names a folder, or lies in a folder that does not exist (each a raw TypeError, AttributeError,
+    IsADirectoryError or FileNotFoundError from the writing otherwise)."""
+    if not isinstance(path, str | os.PathLike):
+        raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder) or os.path.isdir(path):
+        raise DataValidationError(
+            f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
+        )
 
 
 def write_archive(

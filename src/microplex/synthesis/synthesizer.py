@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._errors import DataValidationError
 from .._estimator import Estimator
 from . import _dp
 from ._checks import check_synthesizer_params
@@ -26,7 +25,7 @@ from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
 from ._training import _Training
 from .schema import VariableSpec
-from .serialization import read_archive, write_archive
+from .serialization import check_save_path, read_archive, write_archive
 
 __all__ = ["Synthesizer"]
 
@@ -203,8 +202,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     privacy_ : dict
         With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
     fitted_params_ : dict
-        The constructor parameters of the fit (``get_params()`` when ``fit`` began): what ``save``
-        writes, so that a ``set_params`` after fitting never describes the saved model (except
+        The constructor parameters of the fit (``get_params()`` when ``fit`` began, ``epochs`` those
+        given to ``fit`` when it overrides them): what ``save`` writes, so that a ``set_params`` after fitting never describes the saved model (except
         ``sampling`` and ``verbose``, which act when drawing and are saved as they are). Drawing
         and scoring refuse a model whose ``target_vars``, ``condition_vars``, ``transforms`` or
         ``hidden_features`` were changed after ``fit`` (set them back, or fit again).
@@ -310,7 +309,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         weight_col : str, default=None
             Survey weight column; ``None`` gives every record weight 1.
         epochs : int or "auto", default=None
-            Overrides the constructor's ``epochs``.
+            Overrides the constructor's ``epochs`` (which keeps its value); ``fitted_params_`` and
+            the model file record the epochs given here.
         seed : int, None or "auto", default="auto"
             Seeds the initialization, the validation split, batches and dequantization noise (and, with
             ``epsilon``, every noise draw of the differentially private fit). ``"auto"`` is 0 without
@@ -426,13 +426,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         it (a record edited after the fit raises, and nothing is written).
         """
         self._check_is_fitted()
-        if not isinstance(path, str | os.PathLike):
-            raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
-        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-        if not os.path.isdir(folder) or os.path.isdir(path):
-            raise DataValidationError(
-                f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
-            )
+        check_save_path(path)
         write_archive(path, *self._export_state())
 
     @classmethod
