@@ -247,7 +247,8 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
     for step in planned:
         name = step.stage.name
         seeds = stage_seeds(seed, step.stage)
-        settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds}
+        settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds,
+                    **(step.stage.derived(config, targets) if step.stage.derived is not None else {})}
         manifest = Manifest(out, name, settings, step.input_paths(), list(step.outputs.values()))
         record = None if force else manifest.is_done()
         if record is not None:
