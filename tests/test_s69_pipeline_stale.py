@@ -158,3 +158,64 @@ synthesizer = { epochs = 2 }
     removed = run_pipeline(tmp_path / "p.toml", progress=False)
     assert removed.stages["fuse"]["status"] == "ran" and removed.stages["fit"]["status"] == "ran"
     assert len(pd.read_parquet(tmp_path / "out" / "fused.parquet")) > before
+
+
+_FOLDERS = '''
+output = "project"
+[[sources]]
+name = "cps"
+path = "bundled:cps1"
+[model]
+targets = ["re78"]
+conditions = ["age", "black"]
+epochs = 2
+[generate]
+n = 1000
+partition_by = ["black"]
+dataset = "data"
+[calibrate]
+targets = "t.csv"
+'''
+
+
+def _folders(folder: Path, *own: str) -> Path:
+    """A streamed pipeline whose output folder already holds the user's folders ``own``, each with a note."""
+    _targets(folder, 300.0)
+    (folder / "p.toml").write_text(_FOLDERS)
+    for name in own:
+        (folder / "project" / name).mkdir(parents=True)
+        (folder / "project" / name / "my_notes.txt").write_text("the user's own file\n")
+    return folder / "p.toml"
+
+
+def test_force_does_not_remove_a_folder_microplex_did_not_write(tmp_path):
+    """`--force` removed `generate.dataset`'s folder whole, the user's `my_notes.txt` with it."""
+    path = _folders(tmp_path, "data")
+    with pytest.raises(DataValidationError, match=r"'[^']*project/data'.*microplex did not write.*Move it"):
+        run_pipeline(path, progress=False, force=True)
+    assert (tmp_path / "project" / "data" / "my_notes.txt").read_text() == "the user's own file\n"
+    assert not (tmp_path / "project" / ".microplex" / "fit.json").exists()  # refused before any work
+    shutil.move(tmp_path / "project" / "data", tmp_path / "kept")  # moved away: the run writes its own, and a
+    run_pipeline(path, progress=False)  # forced run replaces that one (microplex wrote it)
+    forced = run_pipeline(path, progress=False, force=True)
+    assert set(_statuses(forced).values()) == {"ran"}
+    assert pd.read_parquet(tmp_path / "project" / "calibrated")["weight"].sum() > 0
+
+
+def test_calibrate_does_not_remove_a_calibrated_folder_microplex_did_not_write(tmp_path):
+    """The calibrate stage of a folder population replaced `calibrated/` whole, with or without `--force`."""
+    path = _folders(tmp_path, "calibrated")
+    for force in (False, True):
+        with pytest.raises(DataValidationError, match=r"'[^']*project/calibrated'.*microplex did not write"):
+            run_pipeline(path, progress=False, force=force)
+        assert (tmp_path / "project" / "calibrated" / "my_notes.txt").is_file()
+        assert not (tmp_path / "project" / "data").exists()  # refused before any work
+    # an empty folder holds nothing to lose: it is replaced
+    (tmp_path / "project" / "calibrated" / "my_notes.txt").unlink()
+    run_pipeline(path, progress=False)
+    assert (tmp_path / "project" / ".calibrated.microplex").is_dir()  # what marks the copy as microplex's
+    # the stage's own folder is recognised as such when it runs again
+    _targets(tmp_path, 350.0)
+    assert run_pipeline(path, progress=False).stages["calibrate"]["status"] == "ran"
+    calibrated = pd.read_parquet(tmp_path / "project" / "calibrated")
+    assert calibrated.loc[calibrated["black"].astype(int) == 1, "weight"].sum() == pytest.approx(350.0, rel=1e-9)

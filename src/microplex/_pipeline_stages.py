@@ -48,6 +48,7 @@ from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
 from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
+from ._pipeline_manifest import discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
 
@@ -399,12 +400,10 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     for folder in (partial, partial_side):
         shutil.rmtree(folder, ignore_errors=True)
     write_calibrated(res, source, partial, column=WEIGHT)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.rmtree(side, ignore_errors=True)
+    partial_side.mkdir(exist_ok=True)  # the copy's marker, even without a schema file: microplex wrote it
+    discard_folder(target)  # the previous copy; a folder of the user's there is refused, not removed
+    os.replace(partial_side, side)  # the marker first: a copy is never left without it
     os.replace(partial, target)
-    if partial_side.is_dir():
-        os.replace(partial_side, side)
     res.report.to_csv(ctx.output("calibration_report"), index=False)
     summary = {k: to_python(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),

@@ -46,7 +46,8 @@ from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
-from ._pipeline_manifest import Manifest, Writes, discard_folder, read_record, remove_orphans
+from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_record, remove_orphans,
+                                 written_by_microplex)
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
 from .io import (check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_targets, resolve_path,
@@ -262,7 +263,7 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         t0 = time.perf_counter()
         if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
             for o in step.in_place:
-                discard_folder(step.outputs[o])
+                discard_folder(step.outputs[o], _rename_hint(step, o))
         manifest.start()
         writes = Writes()
         ctx = StageContext(config, base, out, progress, step.inputs, seeds, targets,
@@ -309,6 +310,10 @@ def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[
             if real == out or out not in real.parents or real == manifests or manifests in real.parents \
                     or any(real == k or real in k.parents or k in real.parents for k in keep):
                 continue
+            if real.is_dir() and not written_by_microplex(real):  # replaced by a folder of the user's: kept
+                logger.warning("Stage %s no longer runs; its output %s now holds files microplex did not write, "
+                               "so it is left as it is.", stage.name, real)
+                continue
             logger.info("Stage %s no longer runs: removing its output %s.", stage.name, real)
             if real.is_dir():
                 discard_folder(real)
@@ -318,12 +323,22 @@ def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[
             marker.unlink(missing_ok=True)
 
 
+def _rename_hint(step: PlannedStage, name: str) -> str:
+    """How to give output ``name`` of ``step`` another place: its setting, when one names it."""
+    setting = next((o.setting for o in step.stage.outputs if o.name == name and o.folder and o.setting), None)
+    return f"choose another name ({setting!r}) or output folder" if setting else "choose another output folder"
+
+
 def _check_kinds(planned: list[PlannedStage]) -> None:
     """Refuses an existing output of the other kind (a folder where a stage writes a file, or a file
-    where it writes a folder) before any work: found at the end, it failed a stage after its solve."""
+    where it writes a folder), and an output folder that microplex did not write (a stage replaces its
+    folder whole: the user's files in it were removed), before any work: found at the end, it failed a
+    stage after its solve."""
     for step in planned:
         for name, path in step.outputs.items():
             folder = name in step.folders
+            if folder:
+                check_removable(path, _rename_hint(step, name))
             if path.is_symlink() or not path.exists() or path.is_dir() == folder:
                 continue
             kind, wanted = ("file", "folder") if folder else ("folder", "file")
