@@ -219,3 +219,24 @@ def test_calibrate_does_not_remove_a_calibrated_folder_microplex_did_not_write(t
     assert run_pipeline(path, progress=False).stages["calibrate"]["status"] == "ran"
     calibrated = pd.read_parquet(tmp_path / "project" / "calibrated")
     assert calibrated.loc[calibrated["black"].astype(int) == 1, "weight"].sum() == pytest.approx(350.0, rel=1e-9)
+
+
+def test_a_renamed_output_does_not_stay_beside_the_new_one(tmp_path):
+    """A stage that still runs but writes elsewhere (`evaluate.report` renamed; the population a file, no longer a
+    streamed folder) had its previous outputs left beside the new ones."""
+    _targets(tmp_path, 300.0)
+    base = _FOLDERS.replace('output = "project"', 'output = "out"').replace('dataset = "data"\n', "")
+    streamed = base + '[evaluate]\npmse = false\nreport = "first.html"\n'
+    (tmp_path / "p.toml").write_text(streamed)
+    run_pipeline(tmp_path / "p.toml", progress=False)
+    out = tmp_path / "out"
+    (out / "my_notes.txt").write_text("the user's own file\n")
+    old = ["first.html", "population", ".population.microplex", "calibrated", ".calibrated.microplex"]
+    assert all((out / name).exists() for name in old)
+    (tmp_path / "p.toml").write_text(streamed.replace('partition_by = ["black"]\n', "")
+                                     .replace("first.html", "second.html"))
+    run_pipeline(tmp_path / "p.toml", progress=False)
+    assert [name for name in old if (out / name).exists()] == []  # (before: all five left)
+    assert all((out / name).is_file() for name in ("second.html", "synthetic.parquet", "calibrated.parquet"))
+    assert (out / "my_notes.txt").read_text() == "the user's own file\n"
+    assert {p.name for p in (out / ".microplex").glob("*.json")} >= {"evaluate.json", "calibrate.json"}

@@ -234,7 +234,7 @@ def run_pipeline(
     with OutputLock(out, out / MANIFESTS, writer="microplex pipeline run"):
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
-        _remove_dropped_stages(out, planned, list(inputs.values()))
+        _remove_stale_outputs(out, planned, list(inputs.values()))
         result = _run_stages(planned, config, base, out, seed, targets, force, progress)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
@@ -288,18 +288,21 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
     return result
 
 
-def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:
-    """Removes what a stage that no longer runs (its section taken out of the file) wrote in an earlier run:
-    its outputs, as its record lists them, and its record, so that no stale ``subset.parquet`` sits beside
-    the new outputs. The record is untrusted: only paths inside the output folder that are no output of
-    this run, no input and not in ``.microplex`` are removed."""
+def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:
+    """Removes what an earlier run wrote that this run does not: the outputs of a stage that no longer runs
+    (its section taken out of the file), and its record, and the outputs a stage that still runs wrote under
+    another name or kind (a renamed ``evaluate.report``, a population folder that is now a file), so that no
+    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: only paths
+    inside the output folder that are no output of this run, no input and not in ``.microplex`` are removed,
+    and a folder only when microplex wrote it (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
     running = {step.stage.name for step in planned}
     keep = [p.resolve() for step in planned for p in step.outputs.values()] + [p.resolve() for p in inputs]
     manifests = (out / MANIFESTS).resolve()
     for stage in STAGE_TABLE:
         record_path = out / MANIFESTS / f"{stage.name}.json"
-        if stage.name in running or not record_path.is_file():
+        if not record_path.is_file():
             continue
+        why = "writes elsewhere now" if stage.name in running else "no longer runs"
         record = read_record(record_path)
         listed = record.get("outputs") if record is not None else None
         for name in (listed if isinstance(listed, dict) else {}):
@@ -311,16 +314,17 @@ def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[
                     or any(real == k or real in k.parents or k in real.parents for k in keep):
                 continue
             if real.is_dir() and not written_by_microplex(real):  # replaced by a folder of the user's: kept
-                logger.warning("Stage %s no longer runs; its output %s now holds files microplex did not write, "
-                               "so it is left as it is.", stage.name, real)
+                logger.warning("Stage %s %s; its earlier output %s now holds files microplex did not write, "
+                               "so it is left as it is.", stage.name, why, real)
                 continue
-            logger.info("Stage %s no longer runs: removing its output %s.", stage.name, real)
+            logger.info("Stage %s %s: removing its earlier output %s.", stage.name, why, real)
             if real.is_dir():
                 discard_folder(real)
             else:
                 real.unlink(missing_ok=True)
-        for marker in (record_path, out / MANIFESTS / f"{stage.name}.started.json"):
-            marker.unlink(missing_ok=True)
+        if stage.name not in running:
+            for marker in (record_path, out / MANIFESTS / f"{stage.name}.started.json"):
+                marker.unlink(missing_ok=True)
 
 
 def _rename_hint(step: PlannedStage, name: str) -> str:
