@@ -22,7 +22,8 @@ import pandas as pd
 
 from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
-from .scale._layout import cast_to_schema, hive_partitioning
+from ._pipeline_manifest import discard_folder
+from .scale._layout import cast_to_schema, hive_partitioning, layout
 from .synthesis.schema import declare_categorical
 
 __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
@@ -165,8 +166,9 @@ def calibrate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     shutil.rmtree(partial, ignore_errors=True)
     write_calibrated(res, source / "households", partial / "households", column=WEIGHT,
                      persons=source / "persons", persons_out=partial / "persons")
-    if target.exists():
-        shutil.rmtree(target)
+    for table in ("households", "persons"):  # each copy's marker, even without a schema file: microplex wrote it
+        layout(partial / table).meta.mkdir(exist_ok=True)
+    discard_folder(target)  # the previous copy; a folder of the user's there is refused, not removed
     os.replace(partial, target)
     res.report.to_csv(ctx.output("calibration_report"), index=False)
     err = float(res.summary["max_rel_error"])

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._errors import DataValidationError
 from ._files import temp_beside
 from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
-__all__ = ["Manifest", "Writes", "discard_folder", "remove_orphans", "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES",
-           "read_record", "valid_figures"]
+__all__ = ["Manifest", "Writes", "check_removable", "discard_folder", "remove_orphans", "written_by_microplex",
+           "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "read_record", "valid_figures"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,11 +248,47 @@ def remove_orphans(folders: Iterable[Path]) -> list[Path]:
     return removed
 
 
-def discard_folder(path: Path) -> None:
-    """Removes a dataset folder a stage streams into in place, and its side folder (``.NAME.microplex``);
-    a link or a file at ``path`` is left for the writer to refuse."""
+def written_by_microplex(path: Path) -> bool:
+    """Whether the folder ``path`` may be removed as a stage's output: it is empty, or microplex wrote it, as
+    its markers show: a dataset's side folder ``.NAME.microplex`` beside it (or, written by an earlier
+    version, its manifest inside), or a household population, which holds only its ``households`` and
+    ``persons`` datasets (besides hidden entries), each with its side folder."""
     from .scale._layout import layout
 
+    def marked(folder: Path) -> bool:
+        meta = layout(folder).meta
+        return meta.is_dir() and not meta.is_symlink()
+
+    if marked(path):
+        return True
+    entries = list(path.iterdir())
+    if not entries:
+        return True
+    names = {e.name for e in entries if not e.name.startswith(".")}
+    return bool(names) and names <= {"households", "persons"} \
+        and all((path / n).is_dir() and not (path / n).is_symlink() and marked(path / n) for n in names)
+
+
+def check_removable(path: Path, hint: str = "choose another output folder") -> None:
+    """Refuses (:class:`~microplex.DataValidationError`) to remove the folder ``path`` unless
+    :func:`written_by_microplex`: a folder of the user's where a stage writes its output (a link or a file is
+    not a folder, and is left for the writer to refuse). ``hint``: how to pick another name."""
+    if path.is_dir() and not path.is_symlink() and not written_by_microplex(path):
+        from .scale._layout import layout
+
+        raise DataValidationError(
+            f"The folder {str(path)!r}, where the pipeline writes an output, holds files that microplex did not write "
+            f"(it has no side folder {layout(path).meta.name!r} beside it); refusing to remove it. Move it elsewhere, "
+            f"or {hint}.")
+
+
+def discard_folder(path: Path, hint: str = "choose another output folder") -> None:
+    """Removes a dataset folder a stage writes (a folder streamed into in place, a calibrated copy) and its
+    side folder (``.NAME.microplex``); a link or a file at ``path`` is left for the writer to refuse, and a
+    folder that microplex did not write is refused (:func:`check_removable`), not removed."""
+    from .scale._layout import layout
+
+    check_removable(path, hint)
     lay = layout(path)
     for folder in (lay.root, lay.meta):
         if folder.is_dir() and not folder.is_symlink():

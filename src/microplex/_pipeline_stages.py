@@ -9,6 +9,9 @@
   output folder, and the setting that renames it, if any);
 * ``settings``: the pipeline sections its manifest fingerprints; ``seeds``: its random streams,
   each the named child of the one pipeline seed (:func:`microplex._random.named_child`);
+* ``derived``: what else the stage reads from the file or the targets files, as ``derived(config,
+  targets) -> dict``, fingerprinted with its sections (the columns the targets filter on, which decide
+  the rows ``fit`` and ``fuse`` drop; the starting weight of a dataset folder's records);
 * ``enabled``: when it runs; ``run``: its function, ``run(ctx) -> figures``.
 
 :func:`plan` binds names to paths: first the input files the pipeline file names (``sources``,
@@ -45,6 +48,7 @@ from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
 from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
+from ._pipeline_manifest import discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
 
@@ -88,6 +92,7 @@ class Stage:
     settings: tuple[str, ...] = ()
     seeds: tuple[str, ...] = ()
     enabled: Callable[[Mapping[str, Any]], bool] | None = None
+    derived: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
 
     def runs(self, config: Mapping[str, Any]) -> bool:
         """Whether the stage runs: its ``enabled`` test, else whether its section is in ``config``."""
@@ -221,6 +226,24 @@ def _streamed(config: Mapping[str, Any]) -> bool:
 def _folder(config: Mapping[str, Any]) -> bool:
     """Whether the population is a dataset folder (streamed records, or households and persons)."""
     return _streamed(config) or households.is_households(config)
+
+
+def _dropped_rows(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``fit`` and ``fuse`` read from the targets files: the columns a target filters on, whose rows
+    missing a value are dropped (:func:`~microplex._pipeline_inputs.filtered_columns`). Without it, a target
+    added or removed reused a model fitted on other rows."""
+    return {"filtered_columns": sorted(filtered_columns(targets))}
+
+
+def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
+    """What the records of a dataset folder weigh before calibration, besides the training table (an input):
+    they carry no weight column, and :func:`_population_total` (or the households') gives each its share. Without
+    it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
+    if not _folder(config):  # a population file carries its weight column (its hash covers it)
+        return {}
+    return {"starting_weight": {"generate.population": config["generate"].get("population"),
+                                "model.holdout": config["model"].get("holdout", 0.2),
+                                "weight": _training_weight(config)}}
 
 
 # -- the stages ------------------------------------------------------------------------------------
@@ -377,12 +400,10 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     for folder in (partial, partial_side):
         shutil.rmtree(folder, ignore_errors=True)
     write_calibrated(res, source, partial, column=WEIGHT)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.rmtree(side, ignore_errors=True)
+    partial_side.mkdir(exist_ok=True)  # the copy's marker, even without a schema file: microplex wrote it
+    discard_folder(target)  # the previous copy; a folder of the user's there is refused, not removed
+    os.replace(partial_side, side)  # the marker first: a copy is never left without it
     os.replace(partial, target)
-    if partial_side.is_dir():
-        os.replace(partial_side, side)
     res.report.to_csv(ctx.output("calibration_report"), index=False)
     summary = {k: to_python(v) for k, v in res.summary.items()}
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
@@ -466,10 +487,10 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
 #: The stages in the order they run (see the module docstring).
 STAGE_TABLE: tuple[Stage, ...] = (
     Stage("fuse", _fuse, inputs=("sources",), outputs=(Output("table", "fused.parquet"),),
-          settings=("fuse", "sources"), seeds=("fuse",)),
+          settings=("fuse", "sources"), seeds=("fuse",), derived=_dropped_rows),
     Stage("fit", _fit, inputs=("table", "model.public?"),
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
-          settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True),
+          settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True, derived=_dropped_rows),
     Stage("generate", _generate, inputs=("model", "train", "conditions?"),
           outputs=(Output("population", "synthetic.parquet", when=lambda c: not _folder(c)),
                    Output("population", "population", setting="generate.dataset", folder=True, in_place=True,
@@ -479,14 +500,14 @@ STAGE_TABLE: tuple[Stage, ...] = (
           outputs=(Output("population", "calibrated.parquet", when=lambda c: not _folder(c)),
                    Output("population", "calibrated", folder=True, when=_folder),
                    Output("calibration_report", "calibration_report.csv")),
-          settings=("calibrate",)),
+          settings=("calibrate",), derived=_starting_weight),
     Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
           outputs=(Output("population", "subset.parquet"),
                    Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
-          settings=("sparsify",), seeds=("sparsify",)),
+          settings=("sparsify",), seeds=("sparsify",), derived=_starting_weight),
     Stage("evaluate", _evaluate, inputs=("population", "model", "train", "holdout", "calibrate.targets?", "evaluate.targets?",
                                          *(f"population@{s}?" for s in _POPULATIONS)),
           outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report"),
                    Output("heldout_errors", "heldout_errors.csv", when=lambda c: bool(c["evaluate"].get("heldout")))),
-          settings=("evaluate",), seeds=("evaluate",)),
+          settings=("evaluate",), seeds=("evaluate",), derived=_starting_weight),
 )

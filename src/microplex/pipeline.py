@@ -46,7 +46,8 @@ from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
-from ._pipeline_manifest import Manifest, Writes, discard_folder, read_record, remove_orphans
+from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_record, remove_orphans,
+                                 written_by_microplex)
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
 from .io import (check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_targets, resolve_path,
@@ -233,7 +234,7 @@ def run_pipeline(
     with OutputLock(out, out / MANIFESTS, writer="microplex pipeline run"):
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
-        _remove_dropped_stages(out, planned, list(inputs.values()))
+        _remove_stale_outputs(out, planned, list(inputs.values()))
         result = _run_stages(planned, config, base, out, seed, targets, force, progress)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
@@ -247,7 +248,8 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
     for step in planned:
         name = step.stage.name
         seeds = stage_seeds(seed, step.stage)
-        settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds}
+        settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds,
+                    **(step.stage.derived(config, targets) if step.stage.derived is not None else {})}
         manifest = Manifest(out, name, settings, step.input_paths(), list(step.outputs.values()))
         record = None if force else manifest.is_done()
         if record is not None:
@@ -261,7 +263,7 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         t0 = time.perf_counter()
         if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
             for o in step.in_place:
-                discard_folder(step.outputs[o])
+                discard_folder(step.outputs[o], _rename_hint(step, o))
         manifest.start()
         writes = Writes()
         ctx = StageContext(config, base, out, progress, step.inputs, seeds, targets,
@@ -286,18 +288,21 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
     return result
 
 
-def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:
-    """Removes what a stage that no longer runs (its section taken out of the file) wrote in an earlier run:
-    its outputs, as its record lists them, and its record, so that no stale ``subset.parquet`` sits beside
-    the new outputs. The record is untrusted: only paths inside the output folder that are no output of
-    this run, no input and not in ``.microplex`` are removed."""
+def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:
+    """Removes what an earlier run wrote that this run does not: the outputs of a stage that no longer runs
+    (its section taken out of the file), and its record, and the outputs a stage that still runs wrote under
+    another name or kind (a renamed ``evaluate.report``, a population folder that is now a file), so that no
+    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: only paths
+    inside the output folder that are no output of this run, no input and not in ``.microplex`` are removed,
+    and a folder only when microplex wrote it (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
     running = {step.stage.name for step in planned}
     keep = [p.resolve() for step in planned for p in step.outputs.values()] + [p.resolve() for p in inputs]
     manifests = (out / MANIFESTS).resolve()
     for stage in STAGE_TABLE:
         record_path = out / MANIFESTS / f"{stage.name}.json"
-        if stage.name in running or not record_path.is_file():
+        if not record_path.is_file():
             continue
+        why = "writes elsewhere now" if stage.name in running else "no longer runs"
         record = read_record(record_path)
         listed = record.get("outputs") if record is not None else None
         for name in (listed if isinstance(listed, dict) else {}):
@@ -308,21 +313,36 @@ def _remove_dropped_stages(out: Path, planned: list[PlannedStage], inputs: list[
             if real == out or out not in real.parents or real == manifests or manifests in real.parents \
                     or any(real == k or real in k.parents or k in real.parents for k in keep):
                 continue
-            logger.info("Stage %s no longer runs: removing its output %s.", stage.name, real)
+            if real.is_dir() and not written_by_microplex(real):  # replaced by a folder of the user's: kept
+                logger.warning("Stage %s %s; its earlier output %s now holds files microplex did not write, "
+                               "so it is left as it is.", stage.name, why, real)
+                continue
+            logger.info("Stage %s %s: removing its earlier output %s.", stage.name, why, real)
             if real.is_dir():
                 discard_folder(real)
             else:
                 real.unlink(missing_ok=True)
-        for marker in (record_path, out / MANIFESTS / f"{stage.name}.started.json"):
-            marker.unlink(missing_ok=True)
+        if stage.name not in running:
+            for marker in (record_path, out / MANIFESTS / f"{stage.name}.started.json"):
+                marker.unlink(missing_ok=True)
+
+
+def _rename_hint(step: PlannedStage, name: str) -> str:
+    """How to give output ``name`` of ``step`` another place: its setting, when one names it."""
+    setting = next((o.setting for o in step.stage.outputs if o.name == name and o.folder and o.setting), None)
+    return f"choose another name ({setting!r}) or output folder" if setting else "choose another output folder"
 
 
 def _check_kinds(planned: list[PlannedStage]) -> None:
     """Refuses an existing output of the other kind (a folder where a stage writes a file, or a file
-    where it writes a folder) before any work: found at the end, it failed a stage after its solve."""
+    where it writes a folder), and an output folder that microplex did not write (a stage replaces its
+    folder whole: the user's files in it were removed), before any work: found at the end, it failed a
+    stage after its solve."""
     for step in planned:
         for name, path in step.outputs.items():
             folder = name in step.folders
+            if folder:
+                check_removable(path, _rename_hint(step, name))
             if path.is_symlink() or not path.exists() or path.is_dir() == folder:
                 continue
             kind, wanted = ("file", "folder") if folder else ("folder", "file")
