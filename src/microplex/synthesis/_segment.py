@@ -236,20 +236,27 @@ class _Segment:
 
     def inside(self, y: np.ndarray) -> np.ndarray:
         """Mirrored values ``y`` held strictly inside the segment's bounds, the support :meth:`contains` gives
-        (and ``log_prob`` scores): a value at or beyond a bound moves to the nearest float inside it.
+        (and ``log_prob`` scores): a value beyond a bound is reflected about it (``2 * lower - y``), one at a
+        bound (or still beyond the other after the reflection) moves to the nearest float inside.
 
         Only ``log`` and ``logit`` map the whole line into the bounds (and reach a bound where ``exp``
         underflows); a segment declared ``asinh`` or ``identity`` keeps the bound ``log`` would have (a
         zero point mass below positive values) but decodes onto the whole line: 195 of 20,000 acs12 incomes
-        declared ``asinh`` came out negative, values its own ``log_prob`` scored -inf.
+        declared ``asinh`` came out negative, values its own ``log_prob`` scored -inf. Reflected, the little
+        mass the flow puts beyond the bound folds back onto the values next to it; held at the bound, it made
+        a spike of 0.2-1% of the draws at 5e-324.
 
         Examples
         --------
         >>> seg = _Segment(1)
         >>> seg.lower, seg.upper = 0.0, None
         >>> seg.inside(np.array([-3.0, 0.0, 2.5])).tolist()
-        [5e-324, 5e-324, 2.5]
+        [3.0, 5e-324, 2.5]
         """
+        if self.lower is not None:
+            y = np.where(y < self.lower, 2.0 * self.lower - y, y)
+        if self.upper is not None:
+            y = np.where(y > self.upper, 2.0 * self.upper - y, y)
         if self.lower is not None:
             y = np.maximum(y, np.nextafter(self.lower, np.inf))
         if self.upper is not None:
