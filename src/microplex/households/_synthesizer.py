@@ -6,7 +6,7 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -531,11 +531,12 @@ class HouseholdSynthesizer(Estimator):
         check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle); ``path`` is
-        checked as :meth:`Synthesizer.save <microplex.synthesis.Synthesizer.save>` checks it."""
+    def save(self, path: str | os.PathLike | BinaryIO) -> None:
+        """Saves the fitted model to ``path`` (one zip of JSON, safetensors and Parquet; no pickle), or into a
+        writable binary file object; a path is checked as :meth:`Synthesizer.save
+        <microplex.synthesis.Synthesizer.save>` checks it."""
         self._check_is_fitted()
-        check_save_path(path)
+        check_save_path(path, allow_file=True)
         try:  # the drawing parameters as load() checks them: a set_params(max_redraws="x") made a file it refused
             check_int(self.max_redraws, "max_redraws", low=0, high=100_000)
             check_bool(self.verbose, "verbose")

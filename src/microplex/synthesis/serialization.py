@@ -33,10 +33,13 @@ __all__ = ["FORMAT_VERSION", "check_format", "check_save_path", "read_archive", 
 FORMAT_VERSION = 1
 
 
-def check_save_path(path: Any) -> None:
+def check_save_path(path: Any, *, allow_file: bool = False) -> None:
     """Refuses a ``path`` that a model's ``save`` cannot write to, before anything is written: one that is not a
     str or path, names a folder, or lies in a folder that does not exist (each a raw TypeError, AttributeError,
-    IsADirectoryError or FileNotFoundError from the writing otherwise)."""
+    IsADirectoryError or FileNotFoundError from the writing otherwise). ``allow_file``: a writable binary file
+    object (with ``write``) is accepted as it is (:func:`write_archive` writes into it)."""
+    if allow_file and not isinstance(path, str | os.PathLike) and callable(getattr(path, "write", None)):
+        return
     if not isinstance(path, str | os.PathLike):
         raise DataValidationError(f"The 'path' parameter must be a str or path. Got {path!r:.80} instead.")
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
