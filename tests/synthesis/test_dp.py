@@ -130,14 +130,14 @@ def test_clipping_and_noise_scale_match_a_hand_computation():
     scale = torch.tensor([1.0, 0.5, 1.0])  # weights over the public weight bound
     # clip 1: (3, 4) -> (0.6, 0.8); (0.3, 0.4) kept (times 0.5); (0, -2) -> (0, -1)
     by_hand = torch.tensor([0.6 + 0.15, 0.8 + 0.2 - 1.0])
-    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 0.0, 4.0, torch.Generator().manual_seed(0))
+    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 0.0, 4.0, np.random.default_rng(0))
     assert torch.allclose(g["theta"], by_hand / 4.0, atol=1e-6)
     # noise: sigma * clip * N(0, 1) per coordinate, from the generator, then divided by the denominator
-    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 2.5, 4.0, torch.Generator().manual_seed(7))
-    z = torch.randn(2, generator=torch.Generator().manual_seed(7))
+    g = clipped_noisy_gradient(loss, params, (x,), scale, 1.0, 2.5, 4.0, np.random.default_rng(7))
+    z = torch.from_numpy(np.random.default_rng(7).standard_normal(2)).float()
     assert torch.allclose(g["theta"], (by_hand + 2.5 * 1.0 * z) / 4.0, atol=1e-6)
     # clip 0.5 scales the noise with it; its spread over many draws is sigma * clip / denominator
-    gen = torch.Generator().manual_seed(1)
+    gen = np.random.default_rng(1)
     draws = torch.stack([clipped_noisy_gradient(loss, params, (x[:0],), scale[:0], 0.5, 2.0, 10.0, gen)["theta"]
                          for _ in range(4000)])
     assert draws.std().item() == pytest.approx(2.0 * 0.5 / 10.0, rel=0.05)
@@ -163,12 +163,12 @@ def test_parts_are_clipped_apart_to_clip_over_sqrt_parts():
     c = 2.0 / math.sqrt(2)  # clip 2 over two groups
     # record 1: theta part (3, 4) has norm 5 -> (3, 4) * c / 5; phi part 3 -> c; record 2 is inside both
     by_hand = {"theta": torch.tensor([3 * c / 5, 4 * c / 5 + 0.1]), "phi": torch.tensor([c - 0.2])}
-    g = clipped_noisy_gradient(loss, params, (x,), torch.ones(2), 2.0, 0.0, 1.0, torch.Generator(),
+    g = clipped_noisy_gradient(loss, params, (x,), torch.ones(2), 2.0, 0.0, 1.0, np.random.default_rng(0),
                                [["theta"], ["phi"]])
     for k in by_hand:
         assert torch.allclose(g[k], by_hand[k], atol=1e-5), k
     # the clipped gradient of a record never exceeds the clipping norm in all
-    one = clipped_noisy_gradient(loss, params, (x[:1],), torch.ones(1), 2.0, 0.0, 1.0, torch.Generator(),
+    one = clipped_noisy_gradient(loss, params, (x[:1],), torch.ones(1), 2.0, 0.0, 1.0, np.random.default_rng(0),
                                  [["theta"], ["phi"]])
     assert math.sqrt(sum(float(v.square().sum()) for v in one.values())) <= 2.0 + 1e-5
 
@@ -183,7 +183,7 @@ def test_per_record_gradients_of_the_flow_match_a_loop():
     loss = _Loss(model)
     c, p, u, h = torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 3]), torch.randn(5, 2), torch.zeros(5, 0, dtype=torch.long)
     params = {k: v.detach() for k, v in loss.named_parameters()}
-    got = clipped_noisy_gradient(loss, params, (c, p, u, h), torch.ones(5), 1e9, 0.0, 1.0, torch.Generator())
+    got = clipped_noisy_gradient(loss, params, (c, p, u, h), torch.ones(5), 1e9, 0.0, 1.0, np.random.default_rng(0))
     loss.zero_grad()
     for i in range(5):  # unclipped (huge norm bound): the plain sum of the records' gradients
         loss(c[i:i + 1], p[i:i + 1], u[i:i + 1], h[i:i + 1]).backward()
@@ -1118,7 +1118,8 @@ def test_few_records_get_fewer_bins_and_a_condition_model_keeps_its_spread(monke
     (noise about 60 records a cell) on 32 logit bins leave most bins at half a noise standard
     deviation, and the histogram's support keeps a few of them (session 32: acs12's released ages
     39-70 against 18-89, KS 0.26-0.44). ``bin_count`` gives it n / (2 sd) bins (at least 8): the
-    released ages' KS over four seeds is about half (measured 0.12 against 0.25)."""
+    released ages' KS over four seeds is about half (measured 0.12 against 0.25; 0.085 against 0.169 with the
+    noise streams of session 69)."""
     from microplex.synthesis import _dp
 
     assert (_dp.bin_count(12_794, 20.7), _dp.bin_count(1_284, 61.2), _dp.bin_count(100, 80.0)) == (32, 10, 8)
@@ -1136,9 +1137,9 @@ def test_few_records_get_fewer_bins_and_a_condition_model_keeps_its_spread(monke
         synth = Synthesizer(["hours"], ["age", *groups], **kw).fit(data, seed=seed)
         return stats.ks_2samp(synth.sample(n, seed=seed + 1)["age"], age).statistic
 
-    assert np.mean([age_ks(s) for s in range(4)]) < 0.16
+    assert np.mean([age_ks(s) for s in range(4)]) < 0.13
     monkeypatch.setattr(_dp, "MIN_BINS", _dp.BINS)  # 32 bins whatever the noise
-    assert np.mean([age_ks(s) for s in range(4)]) > 0.19
+    assert np.mean([age_ks(s) for s in range(4)]) > 0.14
 
 
 def test_numeric_conditions_are_standardized_by_the_condition_models_draw_not_the_bounds(tmp_path):

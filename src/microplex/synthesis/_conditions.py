@@ -64,7 +64,9 @@ def fit_condition_model(synth: Synthesizer, data: pd.DataFrame, weight_col: str 
     sub._round_point_masses = False
     if synth.epsilon is not None:  # DP: several conditions are modelled by a tree of noisy tables (._dp_tree)
         sub._condition_tree = applies(len(conditions))
-    sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY)))
+    # a DP condition model's seed keeps the secret seed's 64 bits (32 were few enough to search for its noise)
+    bits = 64 if synth.epsilon is not None else 32
+    sub.fit(data, weight_col, epochs=epochs, seed=int_seed(named_child(seed, KEY), bits=bits))
     for k in ("training_conditions_", "training_weights_"):  # a DP condition model keeps none already
         if hasattr(sub, k):
             delattr(sub, k)

@@ -16,7 +16,7 @@ import torch
 
 from .._errors import DataValidationError
 from .._params import check_seed, to_python
-from .._random import named_child
+from .._random import int_seed, named_child
 from .._stats import storage_precision
 from . import _conditions, _dp
 from ._checks import check_effective_size
@@ -102,7 +102,9 @@ class _Fitting:
         for name in targets + conditions:
             role = "target" if name in targets else "condition"
             values = data[name] if weighted.all() or role == "target" else data[name][weighted]
-            if values.nunique(dropna=False) < 2:  # a value and missing values are two states
+            # with DP the public categories or bounds give every column two values or more: a refusal read from
+            # the data would tell whether one record holds the only other value (fitted, it is a noisy share)
+            if not dp and values.nunique(dropna=False) < 2:  # a value and missing values are two states
                 clipped = bool(dp) and name in dp["bounds"]
                 where = "" if values is data[name] or data[name].nunique() < 2 else " on the records of positive weight"
                 raise DataValidationError(
@@ -194,7 +196,9 @@ class _Fitting:
             self.training_weights_ = w.copy()
 
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # a DP fit's networks start from a stream of their own: DP-SGD's sampling and noise must not be read
+            # back from anything the file shows (train_dp draws them from the seed's child "dp_sgd")
+            torch.manual_seed(int_seed(named_child(seed, "init")) if dp else seed)
             self.model_ = self._new_model()
             if dp and "tree" in planned:  # a DP condition model of several conditions: a tree instead of DP-SGD
                 trained = tree_mechanisms(planned["tree"], len(targets) - 1)
