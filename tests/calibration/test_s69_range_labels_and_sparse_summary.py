@@ -9,18 +9,17 @@ files alike; ``SparseCalibrator``'s summary lacked ``converged``, ``n_iter``, ``
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from microplex.datasets import load_dataset
 from microplex import Calibrator, SparseCalibrator, Targets
 from microplex._errors import DataValidationError
 from microplex.calibration import Target
 from microplex.calibration.calibrator import SUMMARY_KEYS
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _bands() -> tuple[pd.DataFrame, pd.Series]:
@@ -73,7 +72,7 @@ def test_numeric_columns_still_read_range_text_as_ranges():
 
 
 def test_sparse_summary_has_every_calibration_results_key():
-    df = pd.read_csv(DATA / "census2000_pums.csv")
+    df = load_dataset("census2000")
     df = df[df["state"].isin(["Texas", "Ohio", "Maine"])].reset_index(drop=True).assign(w=1.0)
     targets = Targets.from_margins({("state", "educ"): df.groupby(["state", "educ"])["w"].sum() * 1.03})
     met = SparseCalibrator(max_records=400).fit(df, targets, "w")

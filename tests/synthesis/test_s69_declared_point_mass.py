@@ -8,18 +8,16 @@ by records of weight 0 only was never drawn and a declared heap of no record was
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from microplex.datasets import load_dataset
 from microplex import Synthesizer, VariableSpec
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def test_a_declared_point_mass_no_record_holds_is_never_drawn():
-    df = pd.read_csv(DATA / "cps1_earnings.csv").sample(800, random_state=0).reset_index(drop=True)
+    df = load_dataset("cps1").sample(800, random_state=0).reset_index(drop=True)
     assert not (df["re78"] == 12345.0).any()
     spec = {"re78": VariableSpec(point_masses=(0.0, 12345.0))}
     with warnings.catch_warnings():

@@ -9,17 +9,15 @@ batch read off the file with AUC 0.97 on cps1), and a candidate seed could be te
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from microplex.datasets import load_dataset
 from microplex import Synthesizer, VariableSpec
 from microplex._random import int_seed, named_child
 from microplex.synthesis import _conditions, _dp_training, _fitting
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TOP = {"re74": 25862.32, "re75": 25243.55, "re78": 25564.67}
 
 
@@ -31,7 +29,7 @@ def _dp(**kw) -> Synthesizer:
 
 
 def test_dp_sgd_draws_its_batches_from_a_stream_of_its_own(monkeypatch):
-    df = pd.read_csv(DATA / "cps1_earnings.csv").sample(600, random_state=0).reset_index(drop=True)
+    df = load_dataset("cps1").sample(600, random_state=0).reset_index(drop=True)
     seen: dict = {}
     original_train, original_gradient = _dp_training.train_dp, _dp_training.clipped_noisy_gradient
 
@@ -76,7 +74,7 @@ def test_a_dp_condition_model_is_seeded_with_64_bits(monkeypatch):
         return original(self, data, weight_col, epochs=epochs, seed=seed)
 
     monkeypatch.setattr(Synthesizer, "fit", fit)
-    df = pd.read_csv(DATA / "cps1_earnings.csv").sample(600, random_state=0).reset_index(drop=True)
+    df = load_dataset("cps1").sample(600, random_state=0).reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _dp(condition_model=True).fit(df, seed=7)
@@ -86,7 +84,7 @@ def test_a_dp_condition_model_is_seeded_with_64_bits(monkeypatch):
 def test_a_dp_fit_does_not_refuse_a_column_its_public_metadata_let_vary():
     """Before: a DP fit of records without a Hispanic respondent refused ("Condition column 'hisp' is constant"),
     one record more fitted: whether the fit ran told whether one record held the other value."""
-    df = pd.read_csv(DATA / "cps1_earnings.csv").sample(600, random_state=0).reset_index(drop=True)
+    df = load_dataset("cps1").sample(600, random_state=0).reset_index(drop=True)
     df = df.assign(hisp=0, re74=0.0)  # a condition and a target each of one value, public metadata of two or more
     synth = Synthesizer(target_vars=list(TOP), condition_vars=["age", "hisp"], epsilon=1.0, delta=1e-5,
                         public_bounds={**{k: (0.0, v) for k, v in TOP.items()}, "age": (16, 55)},
