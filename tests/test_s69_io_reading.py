@@ -80,3 +80,11 @@ def test_a_column_mixing_text_and_numbers_is_refused_before_the_solve(verb, tmp_
     assert r.exit_code == 1, r.output
     assert "Column 'code'" in r.output and "mixes value types ['number', 'str']" in r.output
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_quoted_set_value_is_text():
+    """``--set output=2024`` read the folder name as the number 2024, which the pipeline refuses; quoted, it is text."""
+    from microplex._cli_checks import parse_overrides
+
+    assert parse_overrides(["output='2024'", 'evaluate.report="1e3.html"', "generate.n=1000"]) == {
+        "output": "2024", "evaluate.report": "1e3.html", "generate.n": 1000}
