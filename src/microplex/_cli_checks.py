@@ -187,7 +187,14 @@ def parse_count(text: str) -> int:
 
 
 def parse_value(text: str):
-    """A ``--set`` value: an int, a float, true/false, a JSON list or table, else the string."""
+    """A ``--set`` value: an int, a float, true/false, a JSON list or table, else the string; a value in quotes
+    (``'2024'``, ``"1e3"``) is the string inside them, as a pipeline file writes a string.
+
+    >>> parse_value("1000"), parse_value("0.5"), parse_value("'2024'"), parse_value('"out"'), parse_value("out")
+    (1000, 0.5, '2024', 'out', 'out')
+    """
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
     for cast in (int, float):
         try:
             return cast(text)

@@ -451,11 +451,13 @@ def other_separator(names: list[str]) -> str | None:
 
 
 #: A number as a spreadsheet formats it: maybe a sign and a currency sign, digits (in groups of three separated by
-#: commas, or plain), maybe decimals.
+#: commas, the first group not starting with 0: ``"0,875"`` is a decimal comma, no thousands; or plain), maybe
+#: decimals.
 _FORMATTED = re.compile(
-    r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?$")
+    r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)"
+    r"(?:\.[0-9]+)?$")
 #: A percentage as a spreadsheet exports it (``"12.5%"``, ``"-3%"``, ``"1,250%"``): the number 0.125.
-_PERCENT = re.compile(r"^[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*%$")
+_PERCENT = re.compile(r"^[-+]?(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*%$")
 
 
 def formatted_numbers(values: Any) -> str | None:
@@ -554,7 +556,15 @@ def numbers_from_text(s: Any, errors: str = "raise") -> Any:
     import pandas as pd
 
     text = s.str.strip()
-    if _all_percent(text):
+    percent = _all_percent(text)
+    # a comma only as a thousands separator: "0,875" (a decimal comma) or "1,2,3" is no number written so
+    misplaced = (text.str.contains(",", regex=False).fillna(False).astype(bool)
+                 & ~text.str.match(_PERCENT if percent else _FORMATTED).fillna(False).astype(bool))
+    if misplaced.any():
+        if errors == "raise":
+            raise ValueError(f"Unable to parse string {text[misplaced].iloc[0]!r}: a comma that separates no thousands")
+        text = text.mask(misplaced)
+    if percent:
         return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2", errors=errors)
     return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True), errors=errors)
 

@@ -45,8 +45,8 @@ from ._cli_checks import (
 from ._errors import DataValidationError, MicroplexError
 from ._files import columns_hint, near_columns
 from ._params import check_choice, check_float, check_int, check_seed
-from .io import (as_numbers, atomic_path, check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_table,
-                 read_targets, write_parquet_atomic)
+from .io import (as_numbers, atomic_path, check_one_type, check_rows_fit_disk, check_rows_fit_memory,
+                 read_public_metadata, read_table, read_targets, write_parquet_atomic)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -355,6 +355,7 @@ def calibrate(
         if report is not None:
             check_output(report, "report", [data, targets], suffixes=(".csv",), outputs={"out": out})
         df = read_table(data, numeric=numeric_vars)
+        check_one_type(df, f"{str(data)!r}")  # written back with the weights: refused before the solve
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0
@@ -410,6 +411,7 @@ def sparsify(
         check_input(targets, "targets")
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         df = read_table(data, numeric=numeric_vars)
+        check_one_type(df, f"{str(data)!r}")  # written back with the weights: refused before the solve
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
             df[weight] = 1.0

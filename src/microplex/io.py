@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import decimal
 import hashlib
 import os
 import stat
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +22,7 @@ import pyarrow as pa
 from ._files import (DOT_MISSING, columns_hint, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
                      keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
-from ._params import check_names, memory_cap
+from ._params import check_names, memory_cap, to_python
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -92,7 +94,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     write: a ``None`` cell of a text column is the text "None" (a category label;
     :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
-    spreadsheet's trailing ``,,``); a text column of numbers written with thousands separators or a currency sign
+    spreadsheet's trailing ``,,``); data rows that all end with a delimiter the header lacks (``30,100.5,``) are
+    read in their columns and rows of different widths refused (:func:`_trailing_delimiters`); a text column of numbers written with thousands separators or a currency sign
     (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
     (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) or as spaces
     is read as numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
@@ -100,7 +103,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
     categories, except those whose labels name only some values (special codes of an income), read as numbers. A
     JSON file's strings of integers written with leading zeros (``"013"``) stay text (pandas reads them as 13).
-    Parquet ``decimal`` columns are read as float64. SAS transport (``.xpt``) and SPSS (``.sav``, ``.zsav``) files
+    Parquet ``decimal`` columns are read as float64; a dataset folder microplex wrote is read with its schema
+    (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``, ``.zsav``) files
     are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads some zeros (see
     :func:`_read_readstat`).
 
@@ -127,8 +131,17 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(
             f"Cannot read {str(p)!r}: unknown extension {p.suffix!r} (expected one of {sorted(_READERS)})."
         )
+    csv_kwargs: dict[str, Any] = {}
     try:
-        frame = reader(p)
+        frame = reader(p, **_dataset_options(p)) if p.is_dir() else reader(p)
+        if reader is pd.read_csv and not frame.index.equals(pd.RangeIndex(len(frame))):
+            csv_kwargs = _trailing_delimiters(p)
+            if csv_kwargs:
+                with warnings.catch_warnings():  # "Length of header ... does not match": the empty last fields
+                    warnings.simplefilter("ignore", pd.errors.ParserWarning)
+                    frame = reader(p, **csv_kwargs)
+    except DataValidationError:
+        raise
     except _READ_ERRORS as exc:
         raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     if not isinstance(frame, pd.DataFrame):
@@ -155,11 +168,47 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
         try:
-            frame = keep_padded_codes(p, keep_none_labels(p, frame))
+            frame = keep_padded_codes(p, keep_none_labels(p, frame, read_kwargs=csv_kwargs), read_kwargs=csv_kwargs)
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         frame = _text_numbers_as_numbers(frame)
     return as_numbers(_decimals_as_floats(frame), numeric, f"the table {str(p)!r}")
+
+
+def _trailing_delimiters(p: Path) -> dict[str, Any]:
+    """``read_csv``'s options for the CSV file ``p`` whose first data row holds one field more than its header:
+    pandas takes the rows' first field for row names. That is right for R's ``write.table`` (every row's name
+    first, none in the header), wrong for rows that end with a delimiter (``30,100.5,``, a spreadsheet or hand
+    export: every value moved one column left, ages read as the incomes and the incomes as missing) and for a
+    row holding an unquoted separator (``30,1,200``: its 1 read as the age). Rows that all end with an empty
+    field give ``{"index_col": False}`` (pandas' option for delimiters ending each line); rows that all hold
+    one field more, some of them not empty at the end, are R's row names (no options); rows that hold
+    different numbers of fields are refused, naming the first that differs."""
+    from pandas.io.common import get_handle
+
+    with get_handle(p, "r", encoding="utf-8", compression="infer") as handle:
+        rows = csv.reader(handle.handle)
+        width = len(next(rows, []))
+        trailing = True
+        for line, row in enumerate(rows, start=2):
+            if not row:  # a blank line, which pandas skips
+                continue
+            if len(row) != width + 1:
+                raise DataValidationError(
+                    f"Cannot read {str(p)!r}: its header has {width} fields, its first data row {width + 1} and "
+                    f"row {line} {len(row)}: a value holding an unquoted comma (write 1200 or \"1,200\") or a "
+                    "row cut short; every row must have as many fields as the header.")
+            trailing = trailing and not row[-1].strip()
+    return {"index_col": False} if trailing else {}
+
+
+def _dataset_options(p: Path) -> dict[str, Any]:
+    """``read_parquet``'s options for the dataset folder ``p``: the schema microplex wrote beside it
+    (:func:`microplex.scale.dataset_schema`) when it has one, so that partition values keep their type (codes
+    ``"06"`` as text, not the integers 6; booleans, not the text ``"True"``); none for another folder."""
+    from .scale._layout import dataset_schema, layout
+
+    return {"schema": dataset_schema(p)} if layout(p).schema.is_file() else {}
 
 
 def as_numbers(frame: pd.DataFrame, columns: Sequence[str], label: str) -> pd.DataFrame:
@@ -551,9 +600,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_one_type(df: pd.DataFrame, label: str) -> None:
+    """Refuses (:class:`~microplex.DataValidationError`) a column of ``df`` (``label``: what it is) whose values mix
+    types (text beside numbers, as a JSON file or a spreadsheet holds codes ``"A"``, ``5``): a Parquet column holds
+    one type, and writing such a column failed inside pyarrow after the work was done."""
+    from ._stats import value_family
+
+    for col in df.columns:
+        s = df[col]
+        if s.dtype != object:
+            continue
+        firsts: dict[str, Any] = {}
+        for v in pd.unique(s.dropna()):
+            family = value_family(v)
+            if family is not None:
+                firsts.setdefault("number" if family in ("int", "float") else family, v)
+        if len(firsts) > 1:
+            shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
+            raise DataValidationError(
+                f"Column {col!r} of {label} mixes value types {sorted(firsts)} ({shown}); a column of the output "
+                f"file holds one type: give it one (convert every value to str, df[{col!r}].astype(str), or recode the "
+                "text codes as your data documents them).")
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Writes ``df`` to ``path`` through a temporary file and a rename."""
+    """Writes ``df`` to ``path`` through a temporary file and a rename; a column mixing value types is refused
+    first (:func:`check_one_type`)."""
     path = Path(path)
+    check_one_type(df, "the table to write")
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     return path

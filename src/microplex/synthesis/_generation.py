@@ -20,7 +20,7 @@ from .._random import int_seed
 from ._checks import EXTRAPOLATION_MARGIN, MAX_THREADS, holds_missing
 from . import _dp_tree
 from ._conditions import condition_ranges, draw_conditions
-from ._structure import contradicting_rows
+from ._structure import contradicting_mask, contradicting_rows
 from ._workspace import Workspace
 from ._validation import check_allocation, check_column, check_frame, check_unique_columns, missing_as_nan
 from .sampling import SAMPLING, uniforms
@@ -33,6 +33,8 @@ DECODE_ROWS = 262_144
 #: Parameters of the fit that drawing and scoring read from the estimator: a ``set_params`` of one of them after
 #: ``fit`` describes another model than the fitted one (and than its file, which holds ``fitted_params_``).
 FITTED_PARAMS = ("target_vars", "condition_vars", "transforms", "hidden_features")
+#: Rounds in which :meth:`_Generation._sample` draws again the condition rows that the structural zeros contradict.
+CONDITION_REDRAWS = 20
 
 
 class _Generation:
@@ -84,6 +86,7 @@ class _Generation:
         cond_seed, gen_seed = ss.spawn(2)
         if hasattr(self, "condition_model_"):
             conditions = draw_conditions(self, int(n), int_seed(cond_seed), chunk_size, threads)
+            conditions = self._redraw_contradicting(conditions, cond_seed, chunk_size, threads)
         elif not self.condition_vars:  # nothing to draw (the same rows as resampling empty ones)
             conditions = pd.DataFrame(index=pd.RangeIndex(int(n)))
         elif not hasattr(self, "training_conditions_"):
@@ -96,6 +99,28 @@ class _Generation:
             idx = rng.choice(len(p), size=int(n), p=p)
             conditions = self.training_conditions_.iloc[idx].reset_index(drop=True)
         return self.generate(conditions, seed=int_seed(gen_seed), chunk_size=chunk_size, threads=threads)
+
+    def _redraw_contradicting(self, conditions: pd.DataFrame, seed: np.random.SeedSequence, chunk_size: int,
+                              threads: int | None) -> pd.DataFrame:
+        """Condition rows drawn by the condition model whose cells the structural zeros together contradict (a
+        combination no training record holds, such as a child with an employment status: every income state is
+        ruled out there), drawn again from it, up to :data:`CONDITION_REDRAWS` times: the condition model's
+        distribution restricted to the combinations the rules allow. Drawn as they were, their states came from
+        the head without the rules (20 of 1,155 acs12 children drawn with an income). Rows still contradicting
+        after the last round are drawn as :meth:`generate` draws such given rows, with its warning."""
+        rules = getattr(self, "structure_", None)
+        if rules is None or not len(conditions):
+            return conditions
+        conditions = conditions.copy()
+        for child in seed.spawn(CONDITION_REDRAWS):
+            bad, _ = contradicting_mask(conditions, rules, self.condition_encoder_)
+            if not bad.any():
+                break
+            rows = conditions.index[bad]
+            fresh = draw_conditions(self, len(rows), int_seed(child), chunk_size, threads).set_axis(rows)
+            for name in conditions.columns:
+                conditions.loc[rows, name] = fresh[name]
+        return conditions
 
     def _log_prob(self, data: pd.DataFrame) -> np.ndarray:
         self._check_drawable()

@@ -64,7 +64,7 @@ from .._errors import DataValidationError
 from .._stats import kish_ess
 
 __all__ = ["MIN_EXPECTED", "MIN_EVIDENCE_TAIL", "BINARY", "Rules", "fit_rules", "rule_cells",
-           "contradicting_rows", "check_rules", "rules_table"]
+           "contradicting_rows", "contradicting_mask", "check_rules", "rules_table"]
 
 #: Records a state's overall share must expect in a cell for its absence there to rule it out (plus ``log 2`` per
 #: state of the target: see the module's text).
@@ -226,8 +226,18 @@ def contradicting_rows(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple
     """Rows of ``frame`` whose cells together rule out every pattern: their count and the cells of the first such
     combination (``{condition: value}`` as :func:`rule_cells` names them). The cells are read as the model reads
     them, from ``encoder``'s encoding of the conditions (a :class:`~microplex.synthesis.transforms.ConditionEncoder`)."""
-    if not len(frame) or not rules.forbidden.any(axis=0).all():  # even all the rules together leave some pattern
+    hit, first = contradicting_mask(frame, rules, encoder)
+    if first is None:
         return 0, {}
+    described = rule_cells(rules, encoder)
+    return int(hit.sum()), {described[r][0]: described[r][1] for r in np.flatnonzero(first)}
+
+
+def contradicting_mask(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which rows of ``frame`` hold cells that together rule out every pattern (see :func:`contradicting_rows`), and
+    the rules the first such row's cells bring (None when no row does)."""
+    if not len(frame) or not rules.forbidden.any(axis=0).all():  # even all the rules together leave some pattern
+        return np.zeros(len(frame), dtype=bool), None
     on = np.zeros((len(frame), len(rules.columns)), dtype=bool)  # (N, R): the rules each row's cells bring
     names, offsets = encoder.column_conditions(), encoder.offsets()
     for name in dict.fromkeys(names[int(c)] for c in rules.columns):  # one encoding of each condition involved
@@ -241,11 +251,7 @@ def contradicting_rows(frame: pd.DataFrame, rules: Rules, encoder: Any) -> tuple
     combos = on[first_row]
     bad = np.array([rules.forbidden[combo].any(axis=0).all() for combo in combos])
     hit = bad[inverse.reshape(-1)]
-    if not hit.any():
-        return 0, {}
-    first = combos[np.flatnonzero(bad)[0]]
-    described = rule_cells(rules, encoder)
-    return int(hit.sum()), {described[r][0]: described[r][1] for r in np.flatnonzero(first)}
+    return hit, (combos[np.flatnonzero(bad)[0]] if hit.any() else None)
 
 
 def check_rules(tensors: dict[str, Any], encoder: Any, n_patterns: int, label: str) -> Rules | None:
