@@ -97,3 +97,21 @@ def test_a_dp_fit_does_not_refuse_a_column_its_public_metadata_let_vary():
     assert synth.privacy_["epsilon"] <= 1.0
     out = synth.sample(200, seed=0)
     assert set(out["hisp"].unique()) <= {0, 1} and (out["re74"] >= 0).all()
+
+
+def test_a_budget_too_small_for_dp_sgd_names_dp_sgds_cap():
+    """At epsilon 0.001 the refusal said DP-SGD "needs a noise multiplier above 10000", the statistics' cap; DP-SGD's
+    is 100 (MAX_NOISE_MULTIPLIER)."""
+    import pytest
+
+    from microplex._errors import DataValidationError
+    from microplex.synthesis._accountant import MAX_NOISE_MULTIPLIER
+
+    df = load_dataset("cps1").sample(1000, random_state=0)
+    synth = Synthesizer(["re78"], ["age"], epsilon=0.001, delta=1e-5, verbose=False,
+                        public_bounds={"re78": (0.0, 30000.0), "age": (16, 55)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataValidationError, match=rf"too small for DP-SGD training .* noise multiplier above "
+                                                      rf"{MAX_NOISE_MULTIPLIER:g} "):
+            synth.fit(df, seed=0)

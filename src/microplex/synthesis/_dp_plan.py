@@ -219,8 +219,14 @@ def _plan_one(dp: dict[str, Any], targets: list[str], n: int, whose: str, check:
     eps, delta = dp["epsilon"], dp["delta"]
     # Each part alone first (only the proportions matter: the composition below lowers every
     # multiplier by one factor, so training may start above the cap that its final value must meet).
-    sigma = {k: solve_sigma(eps * split[k], delta * split[k], qq, t, what, cap=MAX_RELEASE_NOISE_MULTIPLIER)
-             for k, (qq, t, _, what) in specs.items()}
+    sigma = {}
+    for k, (qq, t, _, what) in specs.items():
+        try:
+            sigma[k] = solve_sigma(eps * split[k], delta * split[k], qq, t, what, cap=MAX_RELEASE_NOISE_MULTIPLIER)
+        except DataValidationError:
+            if k == "training":  # DP-SGD's own cap is the one to name (it said "above 10000")
+                raise _too_small(eps * split[k], delta * split[k], qq, t, what, MAX_NOISE_MULTIPLIER) from None
+            raise
     total_eps, total_delta = eps * sum(split[k] for k in specs), delta * sum(split[k] for k in specs)
 
     def spent(factor: float) -> float:
