@@ -32,7 +32,8 @@ import pandas as pd
 
 from . import registry
 
-__all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light", "verdict_table", "report_verdicts", "worst_first",
+__all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light",
+           "verdict_table", "report_verdicts", "worst_first",
            "provenance", "pmse_rows", "key_numbers"]
 
 #: The three verdicts, best first.
