@@ -96,8 +96,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
     spreadsheet's trailing ``,,``); data rows that all end with a delimiter the header lacks (``30,100.5,``) are
     read in their columns and rows of different widths refused (:func:`_trailing_delimiters`); a text column of
-    numbers written with thousands separators or a currency sign (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages (``"12.5%"``) as their fractions
-    (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) or as spaces
+    numbers written with thousands separators or a currency sign (``"25,564.67"``, ``"$1,200"``) is read as
+    numbers, and one of percentages (``"12.5%"``) as their fractions (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) or as spaces
     is read as numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
     :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as
     one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
