@@ -23,9 +23,8 @@ from microplex.pipeline import run_pipeline
 
 ACS12 = Path(str(resources.files("microplex.datasets").joinpath("data", "acs12.csv")))
 
-_STREAMED = '''
-output = "out"
-seed = 1
+#: The source and model of the two cps1 pipelines below: earnings given age and race.
+_CPS = '''
 [[sources]]
 name = "cps"
 path = "bundled:cps1"
@@ -33,6 +32,12 @@ path = "bundled:cps1"
 targets = ["re78"]
 conditions = ["age", "black"]
 epochs = 2
+'''
+
+_STREAMED = '''
+output = "out"
+seed = 1
+''' + _CPS.replace("{", "{{").replace("}", "}}") + '''
 [generate]
 n = 3000
 partition_by = ["black"]
@@ -162,13 +167,7 @@ synthesizer = { epochs = 2 }
 
 _FOLDERS = '''
 output = "project"
-[[sources]]
-name = "cps"
-path = "bundled:cps1"
-[model]
-targets = ["re78"]
-conditions = ["age", "black"]
-epochs = 2
+''' + _CPS + '''
 [generate]
 n = 1000
 partition_by = ["black"]
