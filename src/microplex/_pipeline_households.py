@@ -133,16 +133,23 @@ def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-d
 
 
 def generate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Streams ``generate.n_households`` households and their persons to the population folder."""
+    """Streams ``generate.n_households`` households and their persons to the population folder.
+
+    Without the model's household weight column: the population carries no weight column (each household weighs
+    its equal share of the population's households, :func:`population_households`, until ``calibrate`` writes
+    ``weight``). The model's column, the training households' total spread over them (the holdout left out),
+    kept the source weight's name beside ``weight`` in ``calibrated/`` and ``subset.parquet``, wrong by the
+    calibration (a subset's ``db090`` summed to 55,628 where its ``weight`` summed to 350,109).
+    """
     from .households import HouseholdSynthesizer
-    from .scale import generate_household_dataset
+    from .scale.households import _generate
 
     gen = ctx.config["generate"]
     hs = HouseholdSynthesizer.load(ctx.input("model"))
     target = ctx.output("population")
-    out = generate_household_dataset(hs, int(gen["n_households"]), path=target, partition_by=gen.get("partition_by"),
-                                     households_per_file=int(gen.get("households_per_file", 1_000_000)),
-                                     seed=ctx.seed("generate"), progress=ctx.progress)
+    out = _generate(hs, int(gen["n_households"]), path=target, partition_by=gen.get("partition_by"),
+                    households_per_file=int(gen.get("households_per_file", 1_000_000)), seed=ctx.seed("generate"),
+                    progress=ctx.progress, with_weight=False)
     h, p = int(out["households"]["rows"]), int(out["persons"]["rows"])
     return {"rows": p, "households": h, "note": f"{h:,} households, {p:,} persons streamed to {target.name}/"}
 
