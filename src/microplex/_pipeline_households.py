@@ -57,11 +57,22 @@ def dropna(data: pd.DataFrame, config: Mapping[str, Any], columns: list[str], wh
     :class:`~microplex.households.HouseholdSynthesizer` models. Dropping them dropped every household with a child
     (eusilc with ``py010n`` a person variable: 2,720 children of 14,827 persons, none left), silently. Not in a
     column that a target filters on (``filtered``): calibration takes no missing value there.
+
+    A person without a household id raises :class:`~microplex.DataValidationError` naming the column, the count and
+    the rows, as ``HouseholdSynthesizer.fit`` does: that person belongs to no household to drop whole. Dropping only
+    them left their household short of persons (3 of ``hsize`` 4), and the model then took the person counts, not
+    ``hsize``, as the size (95 of 1,000 generated households with ``hsize`` unequal to their persons), silently.
     """
-    from .households._validation import applicable_from
+    from .households._validation import _ids, applicable_from
 
     model = config["model"]
     hid, age = model["household_id"], model.get("age_var")
+    no_id = data[hid].isna().to_numpy()
+    if no_id.any():
+        raise DataValidationError(
+            f"{who}: {int(no_id.sum()):,} persons have no household id (column {hid!r} missing at rows "
+            f"{_ids(data.index[no_id])}); every person must belong to a household. 'dropna' drops whole households, "
+            "and these persons belong to none: give them their household's id, or leave them out of the source.")
     missing = data[columns].isna()
     if age is not None and age in data.columns:
         ages = data[age].to_numpy(float, na_value=np.nan)
@@ -133,16 +144,23 @@ def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-d
 
 
 def generate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Streams ``generate.n_households`` households and their persons to the population folder."""
+    """Streams ``generate.n_households`` households and their persons to the population folder.
+
+    Without the model's household weight column: the population carries no weight column (each household weighs
+    its equal share of the population's households, :func:`population_households`, until ``calibrate`` writes
+    ``weight``). The model's column, the training households' total spread over them (the holdout left out),
+    kept the source weight's name beside ``weight`` in ``calibrated/`` and ``subset.parquet``, wrong by the
+    calibration (a subset's ``db090`` summed to 55,628 where its ``weight`` summed to 350,109).
+    """
     from .households import HouseholdSynthesizer
-    from .scale import generate_household_dataset
+    from .scale.households import _generate
 
     gen = ctx.config["generate"]
     hs = HouseholdSynthesizer.load(ctx.input("model"))
     target = ctx.output("population")
-    out = generate_household_dataset(hs, int(gen["n_households"]), path=target, partition_by=gen.get("partition_by"),
-                                     households_per_file=int(gen.get("households_per_file", 1_000_000)),
-                                     seed=ctx.seed("generate"), progress=ctx.progress)
+    out = _generate(hs, int(gen["n_households"]), path=target, partition_by=gen.get("partition_by"),
+                    households_per_file=int(gen.get("households_per_file", 1_000_000)), seed=ctx.seed("generate"),
+                    progress=ctx.progress, with_weight=False)
     h, p = int(out["households"]["rows"]), int(out["persons"]["rows"])
     return {"rows": p, "households": h, "note": f"{h:,} households, {p:,} persons streamed to {target.name}/"}
 

@@ -10,7 +10,6 @@ persons to its households, and returns its share of the totals and of the sparse
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,9 +56,10 @@ class LinkedMargins:
             bad = [t.name for t in margins if t.entity not in ("person", "household")]
             if bad:
                 raise DataValidationError(f"Targets {bad[:5]} have an entity other than 'person' or 'household'.")
-            person = Targets([t for t in margins if t.entity == "person"])
-            household = Targets([dataclasses.replace(t, entity="person") for t in margins if t.entity == "household"])
-            parts = [_Margins(_as_margins(t)) if len(t) else None for t in (person, household)]
+            # each checked as the user gave it: re-labelled as person targets first, a refused household target
+            # was said to have entity='person'
+            by_entity = {e: Targets([t for t in margins if t.entity == e]) for e in ("person", "household")}
+            parts = [_Margins(_as_margins(ts, e)) if len(ts) else None for e, ts in by_entity.items()]
         else:
             parts = [_Margins(_as_margins(margins)), None]
         self.person, self.household = parts

@@ -130,19 +130,20 @@ class _Margins:
         return self.coder.codes(frame)
 
 
-def _as_margins(margins: Any) -> Mapping:
-    """``margins`` as a dict; :class:`Targets` of person counts on equality filters become margins."""
+def _as_margins(margins: Any, entity: str = "person") -> Mapping:
+    """``margins`` as a dict; :class:`Targets` of counts of ``entity`` (``"person"``, or ``"household"`` for the
+    household margins of linked datasets) on equality filters become margins."""
     if not isinstance(margins, Targets):
         return margins
     out: dict[Any, dict[Any, float]] = {}
     first: dict[tuple[Any, Any], Target] = {}  # the target that named each cell first
     for t in margins:
         cols = tuple(sorted(t.filters))
-        if t.aggregate != "count" or t.entity != "person" or not cols or any(
+        if t.aggregate != "count" or t.entity != entity or not cols or any(
             isinstance(c, (pd.Interval, frozenset)) for c in t.filters.values()
         ):
             raise DataValidationError(
-                f"Target {t.name!r}: out-of-core calibration takes person count targets on equality filters "
+                f"Target {t.name!r}: out-of-core calibration takes {entity} count targets on equality filters "
                 f"(margins); got aggregate={t.aggregate!r}, entity={t.entity!r}, filter {t.filters!r}."
             )
         key = cols[0] if len(cols) == 1 else cols

@@ -52,9 +52,10 @@ def _model_bytes(model) -> bytes:
     return buffer.getvalue()
 
 
-def _columns(model, partition_by: list[str]) -> tuple[list[str], list[str]]:
-    """The columns of the households and of the persons datasets, in file order."""
-    hid, weight = model.household_id, model.household_weight
+def _columns(model, partition_by: list[str], with_weight: bool = True) -> tuple[list[str], list[str]]:
+    """The columns of the households and of the persons datasets, in file order (without the model's weight
+    column unless ``with_weight``)."""
+    hid, weight = model.household_id, model.household_weight if with_weight else None
     households = [hid, *model.household_cols_] + ([weight] if weight else [])
     persons = [hid, model.person_id or "person_id", *model.person_vars] + ([weight] if weight else [])
     return households, persons + [c for c in partition_by if c not in persons]
@@ -174,6 +175,15 @@ def generate_household_dataset(
     >>> bool(households.db030.is_unique and persons.rb030.is_unique)
     True
     """
+    return _generate(model, n_households, path=path, partition_by=partition_by,
+                     households_per_file=households_per_file, seed=seed, oversample=oversample, client=client,
+                     progress=progress, torch_threads=torch_threads)
+
+
+def _generate(model, n_households, *, path, partition_by=None, households_per_file=1_000_000, seed=0, oversample=5,
+              client=None, progress=True, torch_threads=1, with_weight: bool = True) -> dict[str, dict[str, Any]]:
+    """:func:`generate_household_dataset`; without the model's household weight column unless ``with_weight``
+    (the pipeline's populations carry none: it weighs each household itself). The draws are the same."""
     # scale does not import households (layering): a household model is what has its interface
     if not all(hasattr(model, a) for a in ("sample", "save", "load", "household_id", "person_vars", "_check_is_fitted")):
         raise DataValidationError(
@@ -182,7 +192,7 @@ def generate_household_dataset(
     n, parts = _check_args(model, n_households, partition_by, households_per_file, seed, oversample, path, progress,
                            torch_threads, client)
     model_bytes = _model_bytes(model)
-    h_cols, p_cols = _columns(model, parts)
+    h_cols, p_cols = _columns(model, parts, with_weight)
     base = {
         "format_version": FORMAT_VERSION, "model_hash": hashlib.sha256(model_bytes).hexdigest(), "n": n,
         "seed": int(seed), "partition_by": parts, "rows_per_file": int(households_per_file),
@@ -211,7 +221,7 @@ def generate_household_dataset(
         _run_all(tasks, local, client, torch_threads, bar,
                  dask_args=(_run_remote, lambda: model_bytes, base["model_hash"], type(model).load, specs, str(root)))
         extra = {"household_id": model.household_id, "person_id": model.person_id or "person_id",
-                 "weight": model.household_weight}
+                 "weight": model.household_weight if with_weight else None}
         return {name: finish_output(root / name, spec, extra) for name, spec in zip(TABLES, specs, strict=True)}
 
 
