@@ -1,0 +1,57 @@
+"""Session 69: what the survey weights mean in the pipeline.
+
+- ``[fuse] n_imputations > 1`` stacks one copy of the base per imputation, each with the record's full weight: the
+  fit stage split the stacked rows one by one (331 of 403 held-out rows were copies of training records) and the
+  default population was the stacked weight (x2.003 with 2 imputations, x3.018 with 3).
+- ``generate.by`` over an area whose records all weigh 0 raised a raw OverflowError.
+- The default ``generate.population`` was the training part's weight over ``1 - holdout``, a random estimate
+  (-0.79% on skewed weights; 11.25 for 11 unweighted records) instead of the source's total weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex._pipeline_areas import _area_conditions
+from microplex.datasets import load_dataset
+from microplex.pipeline import run_pipeline
+
+
+def _silc_by_region(tmp_path, weightless: list[str]) -> dict:
+    silc = load_dataset("eusilc")[["db040", "age", "rb090", "py010n", "rb050"]]
+    silc = silc[silc["age"] >= 16].sample(3000, random_state=0)
+    silc.loc[silc["db040"].isin(weightless), "rb050"] = 0.0  # regions out of scope, weighted out
+    silc.to_parquet(tmp_path / "silc.parquet")
+    return {"_base": str(tmp_path), "output": "out", "seed": 0,
+            "sources": [{"name": "silc", "path": "silc.parquet", "weight": "rb050"}],
+            "model": {"targets": ["py010n"], "conditions": ["age", "rb090", "db040"], "epochs": 1},
+            "generate": {"n": 1000, "by": "db040"}}
+
+
+def test_generate_by_leaves_out_an_area_of_weight_zero(tmp_path):
+    """Before: OverflowError 'cannot convert float infinity to integer'."""
+    run_pipeline(_silc_by_region(tmp_path, ["Burgenland"]), progress=False)
+    out = tmp_path / "out"
+    synthetic, train = pd.read_parquet(out / "synthetic.parquet"), pd.read_parquet(out / "train.parquet")
+    assert len(synthetic) == 1000 and "Burgenland" not in set(synthetic["db040"])
+    expected = train.groupby("db040")["rb050"].sum() / train["rb050"].sum() * 1000
+    got = synthetic["db040"].value_counts().reindex(expected.index, fill_value=0)
+    assert (got - expected).abs().max() < 1 and got["Burgenland"] == 0
+    assert set(got[got > 0].index) == set(expected.index) - {"Burgenland"}
+
+
+def test_area_conditions_of_weightless_areas():
+    rng = np.random.default_rng(0)
+    conditions = pd.DataFrame({"area": ["a", "a", "b", "c", "c"], "x": [1, 2, 3, 4, 5]})
+    # only weightless areas: no area to draw from
+    with pytest.raises(DataValidationError, match=r"'generate.by'.*'area'.*weight 0"):
+        _area_conditions(conditions, np.zeros(5), 10, "area", rng)
+    # a weightless area is left out; the 'n' named for the others counts only areas of positive weight
+    weights = np.array([0.0, 0.0, 1.0, 99.0, 0.0])
+    with pytest.raises(DataValidationError, match=r"without a record \('b'\).*raise 'generate.n' to 100,"):
+        _area_conditions(conditions, weights, 2, "area", np.random.default_rng(1))
+    drawn = _area_conditions(conditions, weights, 100, "area", rng)
+    assert drawn["area"].value_counts().to_dict() == {"c": 99, "b": 1} and drawn["x"].isin([3, 4]).all()
