@@ -55,3 +55,63 @@ def test_area_conditions_of_weightless_areas():
         _area_conditions(conditions, weights, 2, "area", np.random.default_rng(1))
     drawn = _area_conditions(conditions, weights, 100, "area", rng)
     assert drawn["area"].value_counts().to_dict() == {"c": 99, "b": 1} and drawn["x"].isin([3, 4]).all()
+
+
+def _cps_weighted(tmp_path, rows: int = 3000) -> pd.DataFrame:
+    src = load_dataset("cps1").sample(rows, random_state=0).reset_index(drop=True)
+    src["w"] = np.round(np.random.default_rng(0).lognormal(0, 1.5, len(src)), 3)  # skewed survey weights
+    src.to_parquet(tmp_path / "src.parquet")
+    return src
+
+
+def _cps_config(tmp_path, **generate) -> dict:
+    return {"_base": str(tmp_path), "output": "out", "seed": 0,
+            "sources": [{"name": "s", "path": "src.parquet", "weight": "w"}],
+            "model": {"targets": ["re78"], "conditions": ["age", "black"], "epochs": 1},
+            "generate": {"n": 1000, **generate}}
+
+
+def test_default_population_is_the_source_total_weight(tmp_path):
+    """Before: 8,325.78 for a source total of 8,391.97 (-0.79%), and 11.25 for 11 unweighted records."""
+    src = _cps_weighted(tmp_path)
+    run_pipeline(_cps_config(tmp_path), progress=False)
+    synthetic = pd.read_parquet(tmp_path / "out" / "synthetic.parquet")
+    assert synthetic["weight"].sum() == pytest.approx(src["w"].sum(), rel=1e-12)
+    src.head(11).drop(columns="w").to_parquet(tmp_path / "eleven.parquet")
+    config = _cps_config(tmp_path, n=100) | {"output": "out11", "sources": [{"name": "s", "path": "eleven.parquet"}]}
+    run_pipeline(config, progress=False)
+    assert pd.read_parquet(tmp_path / "out11" / "synthetic.parquet")["weight"].sum() == pytest.approx(11, rel=1e-12)
+
+
+def test_default_population_of_a_streamed_population_is_the_source_total_weight(tmp_path):
+    """The calibrate stage's starting weight of a streamed folder: the one target pins the black == 1 records,
+    the others keep the source's total over the records generated each."""
+    src = _cps_weighted(tmp_path)
+    pd.DataFrame({"aggregate": ["count"], "variable": [""], "filter": ["black == 1"],
+                  "value": [500.0]}).to_csv(tmp_path / "t.csv", index=False)
+    config = _cps_config(tmp_path, partition_by=["black"]) | {"calibrate": {"targets": "t.csv"}}
+    run_pipeline(config, progress=False)
+    calibrated = pd.read_parquet(tmp_path / "out" / "calibrated")
+    others = calibrated.loc[calibrated["black"].astype(int) == 0, "weight"]
+    assert len(calibrated) == 1000 and np.allclose(others, src["w"].sum() / 1000, rtol=1e-12, atol=0)
+
+
+def test_default_households_of_a_household_population_are_the_source_households_weight(tmp_path):
+    """Before: the training households' weight over 0.8. The one target pins the households of size 2; the
+    others keep the source households' total weight over the households generated each."""
+    silc = load_dataset("eusilc")
+    silc = silc[silc["db030"] <= 300]
+    silc.to_parquet(tmp_path / "silc.parquet")
+    (tmp_path / "t.csv").write_text("aggregate,variable,filter,value,entity\ncount,,hsize == 2,60000,household\n")
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0,
+              "sources": [{"name": "silc", "path": "silc.parquet", "weight": "db090"}],
+              "model": {"household_id": "db030", "household_vars": ["db040", "hsize"], "person_vars": ["age", "rb090"],
+                        "person_id": "rb030", "size_var": "hsize", "geography": "db040", "age_var": "age",
+                        "epochs": 1},
+              "generate": {"n_households": 400, "households_per_file": 150, "partition_by": ["db040"]},
+              "calibrate": {"targets": "t.csv"}}
+    run_pipeline(config, progress=False)
+    hh = pd.read_parquet(tmp_path / "out" / "calibrated" / "households")
+    others = hh.loc[hh["hsize"] != 2, "weight"]
+    total = silc.drop_duplicates("db030")["db090"].sum()
+    assert len(others) > 0 and np.allclose(others, total / 400, rtol=1e-12, atol=0)

@@ -139,12 +139,13 @@ def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> 
     return df
 
 
-def _population_total(config: Mapping[str, Any], train: pd.DataFrame) -> float:
-    """The total weight the synthetic records represent: ``generate.population``, else the source's."""
+def _population_total(config: Mapping[str, Any], train: pd.DataFrame, holdout: pd.DataFrame) -> float:
+    """The total weight the synthetic records represent: ``generate.population``, else the source's (the training
+    and held-out records' total weight, or their count without a weight column)."""
+    if "population" in config["generate"]:
+        return float(config["generate"]["population"])
     weight = _training_weight(config)
-    share = float(config["model"].get("holdout", 0.2))
-    total = train[weight].sum() if weight else len(train)
-    return float(config["generate"].get("population", total / (1 - share)))
+    return (float(train[weight].sum()) + float(holdout[weight].sum())) if weight else float(len(train) + len(holdout))
 
 
 def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -176,8 +177,8 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     schema = pq.read_schema(ctx.input("train"))
     cast_to_schema(records, schema, ctx.config["generate"]["partition_by"])
     if WEIGHT not in records.columns:  # as generated: each record carries an equal share
-        train_rows = pd.read_parquet(ctx.input("train"))
-        records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
+        total = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
+        records[WEIGHT] = total / rows
     return _stand_for(records, rows)
 
 

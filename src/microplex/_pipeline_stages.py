@@ -236,9 +236,9 @@ def _dropped_rows(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict
 
 
 def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
-    """What the records of a dataset folder weigh before calibration, besides the training table (an input):
-    they carry no weight column, and :func:`_population_total` (or the households') gives each its share. Without
-    it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
+    """What the records of a dataset folder weigh before calibration, besides the training and held-out tables
+    (inputs): they carry no weight column, and :func:`_population_total` (or the households') gives each its share.
+    Without it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
     if not _folder(config):  # a population file carries its weight column (its hash covers it)
         return {}
     return {"starting_weight": {"generate.population": config["generate"].get("population"),
@@ -344,7 +344,8 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
     if len(synthetic) == 0:
         raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
-    synthetic[WEIGHT] = _population_total(config, pd.read_parquet(ctx.input("train"))) / len(synthetic)
+    total = _population_total(config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
+    synthetic[WEIGHT] = total / len(synthetic)
     synthetic.to_parquet(ctx.output("population"), index=False)
     return {"rows": len(synthetic), "note": f"{len(synthetic):,} records"}
 
@@ -388,7 +389,7 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     source = ctx.input("population")
     targets = ctx.targets["calibrate"]
     rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
-    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train"))) / rows
+    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))) / rows
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share,
                        geography=list(cfg["geography"]) if cfg.get("geography") else None)
@@ -491,17 +492,17 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage("fit", _fit, inputs=("table", "model.public?"),
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
           settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True, derived=_dropped_rows),
-    Stage("generate", _generate, inputs=("model", "train", "conditions?"),
+    Stage("generate", _generate, inputs=("model", "train", "holdout", "conditions?"),
           outputs=(Output("population", "synthetic.parquet", when=lambda c: not _folder(c)),
                    Output("population", "population", setting="generate.dataset", folder=True, in_place=True,
                           when=_folder)),
           settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
-    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train"),
+    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train", "holdout"),
           outputs=(Output("population", "calibrated.parquet", when=lambda c: not _folder(c)),
                    Output("population", "calibrated", folder=True, when=_folder),
                    Output("calibration_report", "calibration_report.csv")),
           settings=("calibrate",), derived=_starting_weight),
-    Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
+    Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train", "holdout"),
           outputs=(Output("population", "subset.parquet"),
                    Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
           settings=("sparsify",), seeds=("sparsify",), derived=_starting_weight),
