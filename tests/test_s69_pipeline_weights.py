@@ -16,8 +16,56 @@ import pytest
 
 from microplex import DataValidationError
 from microplex._pipeline_areas import _area_conditions
+from microplex._pipeline_inputs import base_records
 from microplex.datasets import load_dataset
 from microplex.pipeline import run_pipeline
+
+
+def _fused_config(tmp_path, n_imputations: int, holdout_by: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """Base ``a`` (re74, a record id ``rid``, weights 4 or 1.5) fused with donor ``b`` (re78)."""
+    cps = load_dataset("cps1").sample(1200, random_state=0).reset_index(drop=True)
+    half = np.random.default_rng(0).random(len(cps)) < 0.5
+    dem = ["age", "educ", "black"]
+    a = cps.loc[half, dem + ["re74"]].reset_index(drop=True)
+    a["rid"] = np.arange(len(a))
+    a["w"] = np.where(a["black"] == 1, 4.0, 1.5)
+    b = cps.loc[~half, dem + ["re78"]].assign(wb=2.0)
+    a.to_parquet(tmp_path / "a.parquet")
+    b.to_parquet(tmp_path / "b.parquet")
+    model = {"targets": ["re74", "re78"], "conditions": ["age", "black"], "epochs": 1, "holdout": 0.2}
+    if holdout_by:
+        model["holdout_by"] = holdout_by
+    return {"_base": str(tmp_path), "output": "out", "seed": 0,
+            "sources": [{"name": "a", "path": "a.parquet", "weight": "w"},
+                        {"name": "b", "path": "b.parquet", "weight": "wb"}],
+            "fuse": {"base": "a", "n_imputations": n_imputations, "synthesizer": {"epochs": 1}},
+            "model": model, "generate": {"n": 500}}, a
+
+
+@pytest.mark.parametrize("holdout_by", [None, "black"])
+def test_fused_imputations_split_by_base_record_and_count_the_population_once(tmp_path, holdout_by):
+    """Before: synthetic weights summed to 2.003 x the base's total; 331 of 403 held-out rows were training records."""
+    config, a = _fused_config(tmp_path, 2, holdout_by)
+    run_pipeline(config, progress=False)
+    out = tmp_path / "out"
+    train, holdout = pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "holdout.parquet")
+    assert not set(train["rid"]) & set(holdout["rid"])  # every copy of a base record on one side
+    both = pd.concat([train, holdout])
+    assert (both.groupby("rid")["_imputation"].apply(sorted).map(tuple) == (0, 1)).all() and both["rid"].nunique() == len(a)
+    assert len(holdout) == 2 * round(0.2 * len(a))  # the held-out share is a share of the base records
+    assert train.groupby("_imputation").size().tolist() == [len(train) // 2] * 2
+    synthetic = pd.read_parquet(out / "synthetic.parquet")
+    assert synthetic["weight"].sum() == pytest.approx(a["w"].sum(), rel=1e-12)
+
+
+def test_fused_table_without_one_copy_per_imputation_is_refused():
+    """The split needs the fused table as [fuse] writes it: one base-sized copy per imputation, numbered in order."""
+    config = {"fuse": {"base": "a", "n_imputations": 2}}
+    good = pd.DataFrame({"x": range(6), "_imputation": [0, 0, 0, 1, 1, 1]})
+    assert base_records(config, good) == 3 and base_records({}, good) == 6
+    for bad in (good.iloc[:-1], good.drop(columns="_imputation"), good.assign(_imputation=[0, 1, 0, 1, 0, 1])):
+        with pytest.raises(DataValidationError, match=r"fused table \(\d rows\).*'_imputation'.*'n_imputations' = 2"):
+            base_records(config, bad)
 
 
 def _silc_by_region(tmp_path, weightless: list[str]) -> dict:

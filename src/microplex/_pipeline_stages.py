@@ -47,7 +47,8 @@ from ._params import to_python
 from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
-from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
+from ._pipeline_inputs import (_population_total, _read_population, _source_frame, _training_weight, base_records,
+                               filtered_columns, imputations)
 from ._pipeline_manifest import discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
@@ -242,7 +243,7 @@ def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> d
     if not _folder(config):  # a population file carries its weight column (its hash covers it)
         return {}
     return {"starting_weight": {"generate.population": config["generate"].get("population"),
-                                "model.holdout": config["model"].get("holdout", 0.2),
+                                "fuse.n_imputations": imputations(config),
                                 "weight": _training_weight(config)}}
 
 
@@ -272,12 +273,18 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
         return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
     rng = np.random.default_rng(ctx.seed("split"))
+    # split by base record: with fuse.n_imputations, every copy of a record on one side (the held-out records are
+    # records the model never saw) and the base records' share held out (the first copy holds them all, in order)
+    n = base_records(ctx.config, data)
     if model.get("holdout_by"):
-        train, holdout = _split_within(data, share, model["holdout_by"], rng)
+        kept, held = _split_within(data.iloc[:n].reset_index(drop=True), share, model["holdout_by"], rng)
+        kept_rows, held_rows = kept.index.to_numpy(), held.index.to_numpy()
     else:
-        order = rng.permutation(len(data))
-        cut = int(round((1 - share) * len(data)))
-        train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
+        order = rng.permutation(n)
+        cut = int(round((1 - share) * n))
+        kept_rows, held_rows = order[:cut], order[cut:]
+    copies = n * np.arange(imputations(ctx.config))[:, None]  # row i * n + r: copy i of base record r
+    train, holdout = data.iloc[(copies + kept_rows).ravel()], data.iloc[(copies + held_rows).ravel()]
     if len(train) < 2 or ("evaluate" in ctx.config and len(holdout) < 1):
         raise DataValidationError(
             f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
