@@ -43,7 +43,8 @@ def test_households_are_generated_calibrated_out_of_core_and_sparsified(househol
     assert hh.loc[hh["hsize"] == 2, "weight"].sum() == pytest.approx(60000, rel=1e-8)
     # the bounds bound the ratio to the generated households' equal share of the population's households
     train = pd.read_parquet(out / "train.parquet")
-    share = train.drop_duplicates("db030")["db090"].sum() / 0.8 / 400
+    silc = pd.read_parquet(folder / "silc.parquet")  # the source households' total weight (before: training's / 0.8)
+    share = silc.drop_duplicates("db030")["db090"].sum() / 400
     ratio = hh["weight"] / share
     assert ratio.min() >= 0.2 - 1e-9 and ratio.max() <= 5.0 + 1e-9 and ratio.std() > 0
     assert pd.read_csv(out / "calibration_report.csv")["rel_error"].abs().max() < 1e-8

@@ -63,8 +63,9 @@ def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, colu
 
     Each area's count is its share of the training weight times ``n`` (systematic rounding, so the
     counts sum to ``n`` and each is within 1 of its expectation); its rows are resampled from its own
-    training condition rows in proportion to their weights. An area whose count rounds to 0 raises:
-    every area gets records, or ``generate.n`` is raised.
+    training condition rows in proportion to their weights. An area whose records all weigh 0 is outside
+    the weighted population and gets none; any other area whose count rounds to 0 raises: every area of
+    positive weight gets records, or ``generate.n`` is raised. Raises when every area weighs 0.
     """
     if column not in conditions.columns:
         raise DataValidationError(
@@ -72,17 +73,23 @@ def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, colu
             f"{[str(c) for c in conditions.columns]}.")
     codes, areas = pd.factorize(conditions[column], sort=True)
     totals = np.bincount(codes, weights=weights, minlength=len(areas))
-    counts = systematic_counts(totals / totals.sum(), int(n), rng)
-    empty = [areas[i] for i in np.flatnonzero(counts == 0)]
+    weighted = totals > 0  # an area whose records all weigh 0 is outside the population: no record
+    if not weighted.any():
+        raise DataValidationError(
+            f"The 'generate.by' column {column!r}: the records of every area ({_listed(list(areas))}) have weight 0, "
+            "so no area has a population to draw records for.")
+    counts = np.zeros(len(areas), dtype=np.int64)
+    counts[weighted] = systematic_counts(totals[weighted] / totals.sum(), int(n), rng)
+    empty = [areas[i] for i in np.flatnonzero(weighted & (counts == 0))]
     if empty:
-        need = int(np.ceil(totals.sum() / totals.min()))
+        need = int(np.ceil(totals.sum() / totals[weighted].min()))
         raise DataValidationError(
             f"'generate.n' = {n} leaves {len(empty)} areas of {column!r} without a record ({_listed(empty)}); "
             f"every area gets its share of the records: raise 'generate.n' to {need}, from which every area is sure "
             "of a record (below it, whether an area whose share is under one record gets one depends on the seed).")
     rows = []
-    for i, k in enumerate(counts):
-        members = np.flatnonzero(codes == i)
+    for i in np.flatnonzero(weighted):
+        k, members = counts[i], np.flatnonzero(codes == i)
         p = weights[members] / weights[members].sum()
         rows.append(members[rng.choice(len(members), size=int(k), p=p)])
     return conditions.iloc[np.concatenate(rows)].reset_index(drop=True)

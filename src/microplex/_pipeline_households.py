@@ -101,12 +101,17 @@ def _weight(config: Mapping[str, Any]) -> str | None:
     return _training_weight(config)
 
 
-def population_households(config: Mapping[str, Any], train: pd.DataFrame) -> float:
-    """The households the population holds: the training households' total weight over the training share."""
+def population_households(config: Mapping[str, Any], train: pd.DataFrame, holdout: pd.DataFrame) -> float:
+    """The households the population holds: the source households' total weight (the training and held-out
+    households', each counted once), or their count without a weight column."""
     hid, weight = config["model"]["household_id"], _weight(config)
-    first = train.drop_duplicates(hid)
-    total = float(first[weight].sum()) if weight else float(len(first))
-    return total / (1 - float(config["model"].get("holdout", 0.2)))
+    columns = [hid, weight] if weight else [hid]
+    first = pd.concat([train[columns], holdout[columns]], ignore_index=True).drop_duplicates(hid)
+    return float(first[weight].sum()) if weight else float(len(first))
+
+
+def _population_households(ctx) -> float:  # type: ignore[no-untyped-def]
+    return population_households(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
 
 
 def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -175,7 +180,7 @@ def calibrate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     source = ctx.input("population")
     targets = ctx.targets["calibrate"]
     n = pads.dataset(source / "households", format="parquet", partitioning="hive").count_rows()
-    share = population_households(ctx.config, pd.read_parquet(ctx.input("train"))) / n
+    share = _population_households(ctx) / n
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     res = rake_dataset(source / "households", targets, None, persons=source / "persons", household_id=hid,
                        method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share)
@@ -209,6 +214,6 @@ def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     for frame in (hh, persons):  # hive partition columns come back as strings or categories
         cast_to_schema(frame, schema, ctx.config["generate"].get("partition_by", []))
     if WEIGHT not in hh.columns:  # as generated: each household carries an equal share
-        hh[WEIGHT] = population_households(ctx.config, pd.read_parquet(ctx.input("train"))) / len(hh)
+        hh[WEIGHT] = _population_households(ctx) / len(hh)
     persons = persons.drop(columns=[c for c in persons.columns if c in hh.columns and c != hid])
     return persons.merge(hh, on=hid, how="left", validate="many_to_one")

@@ -139,12 +139,39 @@ def _combine(df: pd.DataFrame, combine: Mapping[str, list[str]], label: str) -> 
     return df
 
 
-def _population_total(config: Mapping[str, Any], train: pd.DataFrame) -> float:
-    """The total weight the synthetic records represent: ``generate.population``, else the source's."""
+def imputations(config: Mapping[str, Any]) -> int:
+    """The copies of each base record in the training table: ``fuse.n_imputations`` (1 without [fuse])."""
+    return int(config["fuse"].get("n_imputations", 1)) if "fuse" in config else 1
+
+
+def base_records(config: Mapping[str, Any], data: pd.DataFrame) -> int:
+    """The number of base records in the table the model is fitted on: its rows, or with ``fuse.n_imputations``
+    = k > 1 its rows over k, :func:`~microplex.fuse` having stacked one copy of the base per imputation, in the
+    base's order and numbered 0, 1, ... in its ``_imputation`` column (row ``i * n + r`` is copy ``i`` of base
+    record ``r``). Raises :class:`DataValidationError` when ``data`` is not laid out so."""
+    k = imputations(config)
+    if k == 1:
+        return len(data)
+    n, extra = divmod(len(data), k)
+    laid_out = ("_imputation" in data.columns and not extra
+                and np.array_equal(data["_imputation"].to_numpy(), np.repeat(np.arange(k), n)))
+    if not laid_out:
+        raise DataValidationError(
+            f"The fused table ({len(data):,} rows) does not hold one copy of the base records per imputation, in "
+            f"order and numbered 0 to {k - 1} in its '_imputation' column, as [fuse] writes it with "
+            f"'n_imputations' = {k}; run the pipeline again with --force to fuse again.")
+    return n
+
+
+def _population_total(config: Mapping[str, Any], train: pd.DataFrame, holdout: pd.DataFrame) -> float:
+    """The total weight the synthetic records represent: ``generate.population``, else the source's (the training
+    and held-out records' total weight, or their count without a weight column; each base record counted once
+    with ``fuse.n_imputations`` copies)."""
+    if "population" in config["generate"]:
+        return float(config["generate"]["population"])
     weight = _training_weight(config)
-    share = float(config["model"].get("holdout", 0.2))
-    total = train[weight].sum() if weight else len(train)
-    return float(config["generate"].get("population", total / (1 - share)))
+    total = (float(train[weight].sum()) + float(holdout[weight].sum())) if weight else float(len(train) + len(holdout))
+    return total / imputations(config)
 
 
 def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -176,8 +203,8 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     schema = pq.read_schema(ctx.input("train"))
     cast_to_schema(records, schema, ctx.config["generate"]["partition_by"])
     if WEIGHT not in records.columns:  # as generated: each record carries an equal share
-        train_rows = pd.read_parquet(ctx.input("train"))
-        records[WEIGHT] = _population_total(ctx.config, train_rows) / rows
+        total = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
+        records[WEIGHT] = total / rows
     return _stand_for(records, rows)
 
 

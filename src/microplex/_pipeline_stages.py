@@ -47,7 +47,8 @@ from ._params import to_python
 from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
-from ._pipeline_inputs import _population_total, _read_population, _source_frame, _training_weight, filtered_columns
+from ._pipeline_inputs import (_population_total, _read_population, _source_frame, _training_weight, base_records,
+                               filtered_columns, imputations)
 from ._pipeline_manifest import discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
@@ -236,13 +237,13 @@ def _dropped_rows(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict
 
 
 def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
-    """What the records of a dataset folder weigh before calibration, besides the training table (an input):
-    they carry no weight column, and :func:`_population_total` (or the households') gives each its share. Without
-    it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
+    """What the records of a dataset folder weigh before calibration, besides the training and held-out tables
+    (inputs): they carry no weight column, and :func:`_population_total` (or the households') gives each its share.
+    Without it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
     if not _folder(config):  # a population file carries its weight column (its hash covers it)
         return {}
     return {"starting_weight": {"generate.population": config["generate"].get("population"),
-                                "model.holdout": config["model"].get("holdout", 0.2),
+                                "fuse.n_imputations": imputations(config),
                                 "weight": _training_weight(config)}}
 
 
@@ -272,12 +273,18 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
         return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
     rng = np.random.default_rng(ctx.seed("split"))
+    # split by base record: with fuse.n_imputations, every copy of a record on one side (the held-out records are
+    # records the model never saw) and the base records' share held out (the first copy holds them all, in order)
+    n = base_records(ctx.config, data)
     if model.get("holdout_by"):
-        train, holdout = _split_within(data, share, model["holdout_by"], rng)
+        kept, held = _split_within(data.iloc[:n].reset_index(drop=True), share, model["holdout_by"], rng)
+        kept_rows, held_rows = kept.index.to_numpy(), held.index.to_numpy()
     else:
-        order = rng.permutation(len(data))
-        cut = int(round((1 - share) * len(data)))
-        train, holdout = data.iloc[order[:cut]], data.iloc[order[cut:]]
+        order = rng.permutation(n)
+        cut = int(round((1 - share) * n))
+        kept_rows, held_rows = order[:cut], order[cut:]
+    copies = n * np.arange(imputations(ctx.config))[:, None]  # row i * n + r: copy i of base record r
+    train, holdout = data.iloc[(copies + kept_rows).ravel()], data.iloc[(copies + held_rows).ravel()]
     if len(train) < 2 or ("evaluate" in ctx.config and len(holdout) < 1):
         raise DataValidationError(
             f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
@@ -344,7 +351,8 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
     if len(synthetic) == 0:
         raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
-    synthetic[WEIGHT] = _population_total(config, pd.read_parquet(ctx.input("train"))) / len(synthetic)
+    total = _population_total(config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
+    synthetic[WEIGHT] = total / len(synthetic)
     synthetic.to_parquet(ctx.output("population"), index=False)
     return {"rows": len(synthetic), "note": f"{len(synthetic):,} records"}
 
@@ -388,7 +396,7 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     source = ctx.input("population")
     targets = ctx.targets["calibrate"]
     rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
-    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train"))) / rows
+    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))) / rows
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share,
                        geography=list(cfg["geography"]) if cfg.get("geography") else None)
@@ -491,17 +499,17 @@ STAGE_TABLE: tuple[Stage, ...] = (
     Stage("fit", _fit, inputs=("table", "model.public?"),
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
           settings=("model", "sources"), seeds=("split", "fit"), enabled=lambda c: True, derived=_dropped_rows),
-    Stage("generate", _generate, inputs=("model", "train", "conditions?"),
+    Stage("generate", _generate, inputs=("model", "train", "holdout", "conditions?"),
           outputs=(Output("population", "synthetic.parquet", when=lambda c: not _folder(c)),
                    Output("population", "population", setting="generate.dataset", folder=True, in_place=True,
                           when=_folder)),
           settings=("generate", "model"), seeds=("generate",), enabled=lambda c: True),
-    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train"),
+    Stage("calibrate", _calibrate, inputs=("population", "calibrate.targets", "train", "holdout"),
           outputs=(Output("population", "calibrated.parquet", when=lambda c: not _folder(c)),
                    Output("population", "calibrated", folder=True, when=_folder),
                    Output("calibration_report", "calibration_report.csv")),
           settings=("calibrate",), derived=_starting_weight),
-    Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train"),
+    Stage("sparsify", _sparsify, inputs=("population", "sparsify.targets", "train", "holdout"),
           outputs=(Output("population", "subset.parquet"),
                    Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
           settings=("sparsify",), seeds=("sparsify",), derived=_starting_weight),
