@@ -202,10 +202,10 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     privacy_ : dict
         With ``epsilon``: the epsilon spent at ``delta`` and every noisy release (``mechanisms``).
     fitted_params_ : dict
-        The constructor parameters of the fit (``get_params()`` when ``fit`` began, ``epochs`` those
-        given to ``fit`` when it overrides them): what ``save`` writes, so that a ``set_params`` after fitting never describes the saved model (except
-        ``sampling`` and ``verbose``, which act when drawing and are saved as they are). Drawing
-        and scoring refuse a model whose ``target_vars``, ``condition_vars``, ``transforms`` or
+        The constructor parameters of the fit (``get_params()`` when ``fit`` began, ``epochs`` those given to
+        ``fit`` when it overrides them): what ``save`` writes, so that a ``set_params`` after fitting never
+        describes the saved model (except ``sampling`` and ``verbose``, which act when drawing and are saved as they
+        are). Drawing and scoring refuse a model whose ``target_vars``, ``condition_vars``, ``transforms`` or
         ``hidden_features`` were changed after ``fit`` (set them back, or fit again).
 
     Examples
