@@ -223,6 +223,10 @@ def run_pipeline(
     seed = int(config.get("seed", 0))
     external = external_inputs(config, base)
     targets = {name.split(".")[0]: read_targets(path) for name, path in external.items() if name.endswith(".targets")}
+    if "evaluate" in targets and config["evaluate"].get("areas"):  # each area column fixed by some held-out cell
+        from .evaluation.areas import check_area_columns
+
+        check_area_columns(targets["evaluate"], config["evaluate"]["areas"], "'evaluate.areas'")
     if "model.public" in external:  # a DP fit's public metadata, read (as untrusted data) before any work
         targets["public"] = read_public_metadata(external["model.public"])
         check_public(config, targets["public"])

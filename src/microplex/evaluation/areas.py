@@ -28,7 +28,7 @@ from .._errors import DataValidationError
 from .._params import check_names
 from .._stats import relative_error
 
-__all__ = ["cell_totals", "heldout_errors", "error_summary", "area_errors"]
+__all__ = ["cell_totals", "heldout_errors", "error_summary", "area_errors", "check_area_columns"]
 
 
 def _checked_cells(targets: Any) -> Any:
@@ -46,6 +46,27 @@ def _checked_cells(targets: Any) -> Any:
                 f"Held-out cell {t.name!r} has value {t.value:g}; a held-out cell needs a positive total (its "
                 "relative error divides by it).")
     return cells
+
+
+def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") -> None:
+    """Refuses an area column that no held-out cell fixes to one value (an equality, or a set of one value):
+    its area table (:func:`area_errors`) would be empty.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the column and the columns the cells do fix.
+    """
+    from ..calibration.filters import fixed_value
+
+    cells = _checked_cells(targets)
+    fixed = [c for c in dict.fromkeys(c for t in cells for c in t.filters) if any(
+        fixed_value(t.filters, c) is not None for t in cells)]
+    for column in check_names(list(areas), "areas"):
+        if column not in fixed:
+            raise DataValidationError(
+                f"The {what} column {column!r}: no held-out cell fixes it to one value (an equality, or a set of "
+                f"one value), so it has no areas to report; the cells fix {fixed}.")
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -138,11 +159,18 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per population and area of ``column``: ``cells``, ``value`` (the cells' total) and ``error``, the
     share of the area's people the population puts in the wrong cell: ``sum |achieved - value| / sum value``.
 
-    Cells whose filter gives ``column`` no single value are left out.
+    Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
+    refused (:class:`~microplex.DataValidationError`).
     """
     if column not in errors.columns:
         raise DataValidationError(f"Area column {column!r} is not in the held-out errors; pass it in 'areas'.")
     part = errors[errors[column].notna()].assign(miss=lambda f: (f["achieved"] - f["value"]).abs())
+    if not len(part):
+        fixed = [c for c in errors.columns.drop(["population", "target", "value", "achieved", "rel_error"])
+                 if errors[c].notna().any()]
+        raise DataValidationError(
+            f"Area column {column!r}: no held-out cell fixes it to one value (an equality, or a set of one value), "
+            f"so it has no areas to report; the cells fix {fixed}.")
     table = part.groupby(["population", column], sort=False).agg(
         cells=("value", "size"), value=("value", "sum"), miss=("miss", "sum")).reset_index()
     table["error"] = table["miss"] / table["value"]
