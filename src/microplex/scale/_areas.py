@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import to_python
-from ..calibration.consistency import check_consistency
+from ..calibration.consistency import _AreaIndex, check_consistency
 from ..calibration.targets import Targets
 
 __all__ = ["area_table", "check_areas"]
@@ -45,15 +45,12 @@ def check_areas(areas: pd.DataFrame, targets: Targets, geography: Sequence[str],
                 f"The geography {geography} does not nest: {len(split)} {fine} areas lie in several {coarse} areas "
                 f"({listed}). List geography columns coarsest first, each area inside one parent."
             )
-    present: dict[tuple[str, ...], set] = {}
+    # a target's areas are found as the design matches its filter (a set, a range, "1" for the code 1)
+    index = _AreaIndex(areas[geography].reset_index(drop=True))
     empty = []
     for t in targets:
-        cols = tuple(c for c in geography if c in t.filters)
-        if not cols:
-            continue
-        if cols not in present:
-            present[cols] = set(areas[list(cols)].itertuples(index=False, name=None))
-        if tuple(t.filters[c] for c in cols) not in present[cols]:
+        where = {c: t.filters[c] for c in geography if c in t.filters}
+        if where and not len(index.select(where)):
             empty.append(t.name)
     if empty:
         raise DataValidationError(
