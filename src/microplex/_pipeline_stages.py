@@ -30,7 +30,10 @@ settings, its section in :data:`microplex._pipeline_config.SCHEMA`.
 
 from __future__ import annotations
 
+import ast
+import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Mapping
@@ -255,10 +258,52 @@ def _fuse(ctx: StageContext) -> dict[str, Any]:
     sources = [Source(_source_frame(ctx.config, s, p, filtered_columns(ctx.targets)), name=s["name"],
                       weight_col=s.get("weight"))
                for s, p in zip(ctx.config["sources"], ctx.input("sources"), strict=True)]
-    fused = fuse(sources, base=cfg["base"], shared=cfg.get("shared"), n_imputations=int(cfg.get("n_imputations", 1)),
-                 seed=ctx.seed("fuse"), synthesizer_params={"verbose": ctx.progress, **cfg.get("synthesizer", {})})
+    try:
+        fused = fuse(sources, base=cfg["base"], shared=cfg.get("shared"),
+                     n_imputations=int(cfg.get("n_imputations", 1)), seed=ctx.seed("fuse"),
+                     synthesizer_params={"verbose": ctx.progress, **cfg.get("synthesizer", {})})
+    except DataValidationError as e:
+        reworded = _pipeline_hint(str(e), sources)
+        if reworded is None:
+            raise
+        raise DataValidationError(reworded) from e
     fused.data.to_parquet(ctx.output("table"), index=False)
     return {"rows": len(fused.data), "note": f"{len(fused.data):,} fused records"}
+
+
+# the Python remedy fusion's checks name (Source rename={...: {'categories': ...}}), which a pipeline file cannot
+# give: its [[sources]] 'rename' is a table of column renames
+_NAME = r"'[^']*'|\"[^\"]*\""  # a name as repr() writes it
+_RENAME_HINT = re.compile(
+    r"rename=\{(?P<src>" + _NAME + r"): \{'categories': \{(?P<col>" + _NAME + r"): \{\.\.\.\}\}\}\}"
+)
+
+
+def _pipeline_hint(message: str, sources: list) -> str | None:
+    """``message`` with fusion's ``rename={...}`` remedy replaced by the pipeline file's own (None if it has none).
+
+    Where the column holds text in some source and numbers in another, the remedy names ``numeric = [...]``
+    under the text source's ``[[sources]]`` entry (number codes such as ``"08"``); otherwise a recode of the
+    column in the file.
+    """
+    from .fusion._source import is_categorical
+
+    m = _RENAME_HINT.search(message)
+    if m is None:
+        return None
+    col = ast.literal_eval(m.group("col"))
+    holders = [s for s in sources if col in s.data.columns]
+    text = [s.name for s in holders if is_categorical(s.data[col])]
+    src = ast.literal_eval(m.group("src"))
+    recode = (f"a recode of column {col!r} in the file of source {src!r} (a pipeline's [[sources]] 'rename' "
+              "renames columns only)")
+    if text and len(text) < len(holders):
+        names = " and ".join(repr(n) for n in text)
+        hint = (f"numeric = {json.dumps([col])} under the [[sources]] entry of source {names} (its codes read as "
+                f"numbers), or a recode of column {col!r} in that source's file")
+    else:
+        hint = recode
+    return message[: m.start()] + hint + message[m.end():]
 
 
 def _fit(ctx: StageContext) -> dict[str, Any]:

@@ -224,7 +224,10 @@ def test_messages_tell_two_close_totals_apart():
     t = pd.DataFrame([{"aggregate": "count", "filter": "state == 'A'", "value": 1_000_000.0},
                       {"aggregate": "count", "filter": "county == 1", "value": 500_000.0},
                       {"aggregate": "count", "filter": "county == 2", "value": 500_004.0}])
-    with pytest.raises(DataValidationError, match=r"= 1000000 but its 2 children at the next level sum to 1000004 "):
+    with pytest.raises(
+        DataValidationError,
+        match=r"= 1000000 but its 2 children \(the finer targets inside it with none in between\) sum to 1000004 ",
+    ):
         Calibrator().fit(df, t, weight_col="weight", geography=["state", "county"])
     t = pd.DataFrame([{"aggregate": "count", "filter": "state == 'A'", "value": 1_000_000.0},
                       {"aggregate": "count", "filter": "county == 1", "value": 1_000_004.0}])

@@ -452,4 +452,7 @@ def _inconsistency(r: Any) -> str:
     """One row of :func:`check_consistency`'s frame as a sentence (the two sums told apart)."""
     parent, children = format_pair(r.parent_value, r.children_sum)
     named = ", ".join(r.children[:3]) + (", ..." if len(r.children) > 3 else "")
-    return f"{r.parent} = {parent} but its {r.n_children} children at the next level sum to {children} ({named})"
+    return (
+        f"{r.parent} = {parent} but its {r.n_children} children (the finer targets inside it with none in between) "
+        f"sum to {children} ({named})"
+    )

@@ -2,9 +2,11 @@
 
 A geography is a list of record columns from coarse to fine (``["state", "county", "tract"]``); a
 target's level is the finest geography column its filter names. Targets with the same aggregate,
-variable, entity and non-geographic filter are compared level by level: when the children of a parent
-area cover all of its sub-areas present in the records, their sum must equal the parent's value
-within the tolerance; when they cover only part of it, counts must not exceed the parent. A child
+variable, entity and non-geographic filter are compared: a parent's children are the targets at finer
+levels inside it with no target in between (so where a state has no target, its counties' targets are
+children of the national one, and a county target's tracts are counted once, by the county). When the
+children cover all of the parent's sub-areas present in the records, their sum must equal the parent's
+value within the tolerance; when they cover only part of it, counts must not exceed the parent. A child
 belongs to a parent when every area it covers lies in one of the parent's areas (a child whose areas have
 no records belongs to none).
 
@@ -153,60 +155,75 @@ def check_consistency(
         by_sig[sig].append((t, level, cover, single))
 
     rows = []
-    sub_cache: dict[tuple[int, int], dict[tuple, set]] = {}
+    rows_by: dict[int, dict[tuple, list[int]]] = {}  # level -> its area -> rows of the area table under it
     for items in by_sig.values():
-        by_level: dict[int, list[tuple[Target, int, frozenset, bool]]] = defaultdict(list)
-        for it in items:
-            by_level[it[1]].append(it)
-        levels = sorted(by_level)
-        for a, b in zip(levels, levels[1:]):
-            children = by_level[b]
-            if (a, b) not in sub_cache:  # a-area -> its b-areas present
-                sub_all: dict[tuple, set] = defaultdict(set)
-                for pa, pb in zip(proj[a] if a >= 0 else [()] * len(areas), proj[b]):
-                    sub_all[pa].add(pb)
-                sub_cache[(a, b)] = sub_all
-            sub_all = sub_cache[(a, b)]
-            # a child lies in a parent when every area it covers lies in one of the parent's areas: index
-            # the children by the a-areas above their areas, and count hits per parent (no parent x child scan)
-            under: dict[tuple, list[int]] = defaultdict(list)
-            n_above = []
-            for j, (ct, _, ccover, single) in enumerate(children):
+        levels = sorted({it[1] for it in items})
+        # the targets at each level containing each of its areas, so a target's containers are looked up
+        # through the areas above it (no target x target scan)
+        at: dict[int, dict[tuple, list[int]]] = {b: defaultdict(list) for b in levels}
+        for i, (_, level, cover, _) in enumerate(items):
+            for k in cover:
+                at[level][k].append(i)
+        # the targets at coarser levels wholly containing each target (a target in no present area: none)
+        cont: list[set[int]] = []
+        for ct, b, ccover, single in items:
+            inside: set[int] = set()
+            for a in levels:
+                if a >= b or not ccover:
+                    continue
                 above = {k[: a + 1] for k in ccover}
                 if single and len(above) > 1:
                     _straddles(ct, sorted(above, key=str), geography[a], geography[: b + 1])
-                n_above.append(len(above))
+                found: set[int] | None = None
                 for p in above:
-                    under[p].append(j)
-            for pt, _, pcover, _ in by_level[a]:
-                hits: dict[int, int] = defaultdict(int)
-                for p in pcover:
-                    for j in under.get(p, ()):
-                        hits[j] += 1
-                kids = [children[j] for j in sorted(hits) if hits[j] == n_above[j]]
-                if not kids:
-                    continue
-                covered = set().union(*(c[2] for c in kids))
-                full = set().union(*(sub_all[p] for p in pcover))
-                complete = covered >= full
-                total = float(sum(c[0].value for c in kids))
-                tol = rtol + (pt.tolerance or 0.0) + max((c[0].tolerance or 0.0) for c in kids)
-                diff = total - pt.value
-                rel = abs(diff) / max(abs(pt.value), 1e-300)
-                bad = rel > tol if complete else (pt.aggregate == "count" and diff > tol * abs(pt.value))
-                if bad:
-                    rows.append(
-                        {
-                            "parent": pt.name,
-                            "level": geography[a] if a >= 0 else "(all)",
-                            "n_children": len(kids),
-                            "complete": complete,
-                            "parent_value": pt.value,
-                            "children_sum": total,
-                            "rel_diff": rel,
-                            "children": [c[0].name for c in kids],
-                        }
-                    )
+                    found = set(at[a].get(p, ())) if found is None else found & set(at[a].get(p, ()))
+                    if not found:
+                        break
+                inside |= found or set()
+            cont.append(inside)
+        # a target's children are the finer targets inside it with no target in between (inside it and
+        # containing them): each area is counted once, by the coarsest target below the parent covering it
+        kids_of: dict[int, list[int]] = defaultdict(list)
+        for j, inside in enumerate(cont):
+            for i in inside:
+                if not any(i in cont[m] for m in inside if items[m][1] > items[i][1]):
+                    kids_of[i].append(j)
+        for i, (pt, a, pcover, _) in enumerate(items):
+            if i not in kids_of:
+                continue
+            kids = [items[j] for j in kids_of[i]]
+            covered: dict[int, set] = defaultdict(set)
+            for _, b, ccover, _ in kids:
+                covered[b] |= ccover
+            if a not in rows_by:
+                by: dict[tuple, list[int]] = defaultdict(list)
+                for r, pa in enumerate(proj[a] if a >= 0 else [()] * len(areas)):
+                    by[pa].append(r)
+                rows_by[a] = by
+            # complete when every area present under the parent lies in a child's areas
+            complete = all(
+                any(proj[b][r] in cov for b, cov in covered.items())
+                for p in pcover
+                for r in rows_by[a].get(p, ())
+            )
+            total = float(sum(c[0].value for c in kids))
+            tol = rtol + (pt.tolerance or 0.0) + max((c[0].tolerance or 0.0) for c in kids)
+            diff = total - pt.value
+            rel = abs(diff) / max(abs(pt.value), 1e-300)
+            bad = rel > tol if complete else (pt.aggregate == "count" and diff > tol * abs(pt.value))
+            if bad:
+                rows.append(
+                    {
+                        "parent": pt.name,
+                        "level": geography[a] if a >= 0 else "(all)",
+                        "n_children": len(kids),
+                        "complete": complete,
+                        "parent_value": pt.value,
+                        "children_sum": total,
+                        "rel_diff": rel,
+                        "children": [c[0].name for c in kids],
+                    }
+                )
     cols = ["parent", "level", "n_children", "complete", "parent_value", "children_sum", "rel_diff", "children"]
     return pd.DataFrame(rows, columns=cols)
 
