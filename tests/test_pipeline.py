@@ -581,8 +581,9 @@ def test_a_streamed_population_is_calibrated_out_of_core_then_sparsified_and_eva
     assert totals[0] == pytest.approx(100, rel=1e-8) and totals[1] == pytest.approx(200, rel=1e-8)
     # bounds bound the ratio to the generated records' equal share, not to a unit weight
     config = _variants(folder, cps1)["streamed-calibrated"]
-    share = stages._population_total(config, pd.read_parquet(out / "train.parquet"),
-                                     pd.read_parquet(out / "holdout.parquet")) / 150
+    from microplex._pipeline_inputs import _population_total
+
+    share = _population_total(config, pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "holdout.parquet")) / 150
     assert share == pytest.approx(200 / 150, rel=1e-12)  # the source's 200 unweighted records
     ratio = calibrated["weight"] / share
     assert ratio.min() >= 0.2 - 1e-9 and ratio.max() <= 5.0 + 1e-9 and ratio.std() > 0

@@ -111,7 +111,11 @@ def population_households(config: Mapping[str, Any], train: pd.DataFrame, holdou
 
 
 def _population_households(ctx) -> float:  # type: ignore[no-untyped-def]
-    return population_households(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
+    """:func:`population_households` of the stage's training and held-out tables, read for the id and weight only."""
+    hid, weight = ctx.config["model"]["household_id"], _weight(ctx.config)
+    columns = [hid, weight] if weight else [hid]
+    return population_households(ctx.config, *(pd.read_parquet(ctx.input(n), columns=columns)
+                                               for n in ("train", "holdout")))
 
 
 def fit(ctx, data: pd.DataFrame) -> dict[str, Any]:  # type: ignore[no-untyped-def]

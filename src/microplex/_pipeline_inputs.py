@@ -174,6 +174,14 @@ def _population_total(config: Mapping[str, Any], train: pd.DataFrame, holdout: p
     return total / imputations(config)
 
 
+def stage_population_total(ctx: StageContext) -> float:
+    """:func:`_population_total` of the stage's training and held-out tables, read for their weight column only
+    (for their row counts without one)."""
+    weight = _training_weight(ctx.config)
+    columns = [weight] if weight else []
+    return _population_total(ctx.config, *(pd.read_parquet(ctx.input(n), columns=columns) for n in ("train", "holdout")))
+
+
 def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
     """The current population, with its ``weight`` column; at most ``max_rows`` rows drawn at random, whose
     weights are multiplied by the population's records over the sample's, so that the sample stands for the
@@ -203,8 +211,7 @@ def _read_population(ctx: StageContext, max_rows: int | None = None, seed: int =
     schema = pq.read_schema(ctx.input("train"))
     cast_to_schema(records, schema, ctx.config["generate"]["partition_by"])
     if WEIGHT not in records.columns:  # as generated: each record carries an equal share
-        total = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
-        records[WEIGHT] = total / rows
+        records[WEIGHT] = stage_population_total(ctx) / rows
     return _stand_for(records, rows)
 
 

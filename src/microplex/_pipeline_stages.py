@@ -50,8 +50,8 @@ from ._params import to_python
 from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
-from ._pipeline_inputs import (_population_total, _read_population, _source_frame, _training_weight, base_records,
-                               filtered_columns, imputations)
+from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, filtered_columns,
+                               imputations, stage_population_total)
 from ._pipeline_manifest import discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
@@ -241,8 +241,9 @@ def _dropped_rows(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict
 
 def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
     """What the records of a dataset folder weigh before calibration, besides the training and held-out tables
-    (inputs): they carry no weight column, and :func:`_population_total` (or the households') gives each its share.
-    Without it, a changed ``generate.population`` reused the earlier calibrated (or sparsified) weights."""
+    (inputs): they carry no weight column, and :func:`~microplex._pipeline_inputs.stage_population_total` (or the
+    households') gives each its share. Without it, a changed ``generate.population`` reused the earlier calibrated
+    (or sparsified) weights."""
     if not _folder(config):  # a population file carries its weight column (its hash covers it)
         return {}
     return {"starting_weight": {"generate.population": config["generate"].get("population"),
@@ -396,8 +397,7 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
     if len(synthetic) == 0:
         raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")
-    total = _population_total(config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout")))
-    synthetic[WEIGHT] = total / len(synthetic)
+    synthetic[WEIGHT] = stage_population_total(ctx) / len(synthetic)
     synthetic.to_parquet(ctx.output("population"), index=False)
     return {"rows": len(synthetic), "note": f"{len(synthetic):,} records"}
 
@@ -441,7 +441,7 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     source = ctx.input("population")
     targets = ctx.targets["calibrate"]
     rows = pads.dataset(source, format="parquet", partitioning="hive").count_rows()
-    share = _population_total(ctx.config, pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))) / rows
+    share = stage_population_total(ctx) / rows
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     res = rake_dataset(source, targets, None, method=cfg.get("method", "raking"), bounds=bounds, initial_weight=share,
                        geography=list(cfg["geography"]) if cfg.get("geography") else None)
