@@ -38,6 +38,8 @@ __all__ = [
     "category_shares",
     "tv_distance",
     "unseen_categories",
+    "value_family",
+    "family_firsts",
     "category_codes",
     "sorted_categories",
     "bool_flags",
@@ -412,6 +414,23 @@ def value_family(v: object) -> str | None:
     if isinstance(v, str):
         return "str"
     return None
+
+
+def family_firsts(values: Any) -> dict[str, Any]:
+    """The first of ``values`` of each :func:`value_family`, in the order met (values of no family left out): a
+    column whose values span two families mixes types.
+
+    Examples
+    --------
+    >>> family_firsts(["a", 5, "b", 2.5, None])
+    {'str': 'a', 'int': 5, 'float': 2.5}
+    """
+    firsts: dict[str, Any] = {}
+    for v in values:
+        family = value_family(v)
+        if family is not None:
+            firsts.setdefault(family, v)
+    return firsts
 
 
 def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:

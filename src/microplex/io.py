@@ -604,17 +604,14 @@ def check_one_type(df: pd.DataFrame, label: str) -> None:
     """Refuses (:class:`~microplex.DataValidationError`) a column of ``df`` (``label``: what it is) whose values mix
     types (text beside numbers, as a JSON file or a spreadsheet holds codes ``"A"``, ``5``): a Parquet column holds
     one type, and writing such a column failed inside pyarrow after the work was done."""
-    from ._stats import value_family
+    from ._stats import family_firsts
 
     for col in df.columns:
-        s = df[col]
-        if s.dtype != object:
+        if df[col].dtype != object:
             continue
-        firsts: dict[str, Any] = {}
-        for v in pd.unique(s.dropna()):
-            family = value_family(v)
-            if family is not None:
-                firsts.setdefault("number" if family in ("int", "float") else family, v)
+        firsts: dict[str, Any] = {}  # ints beside floats are numbers, which one column holds
+        for family, v in family_firsts(pd.unique(df[col].dropna())).items():
+            firsts.setdefault("number" if family in ("int", "float") else family, v)
         if len(firsts) > 1:
             shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
             raise DataValidationError(
@@ -624,10 +621,9 @@ def check_one_type(df: pd.DataFrame, label: str) -> None:
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Writes ``df`` to ``path`` through a temporary file and a rename; a column mixing value types is refused
-    first (:func:`check_one_type`)."""
+    """Writes ``df`` to ``path`` through a temporary file and a rename (a caller writing a table it read checks it
+    first with :func:`check_one_type`: a column mixing value types fails inside pyarrow)."""
     path = Path(path)
-    check_one_type(df, "the table to write")
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     return path

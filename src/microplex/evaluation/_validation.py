@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._files import FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, text_numbers_fix
 from .._params import to_python
-from .._stats import category_type_clash, check_weights, is_numeric, value_family
+from .._stats import category_type_clash, check_weights, family_firsts, is_numeric
 
 __all__ = [
     "check_weights",
@@ -140,11 +139,7 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
                 f"scored as categories: convert them to floats first (df[{col!r}].astype(float))."
             )
     if series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):
-        firsts: dict[str, Any] = {}
-        for v in pd.unique(series.dropna()):
-            family = value_family(v)
-            if family is not None:
-                firsts.setdefault(family, v)
+        firsts = family_firsts(pd.unique(series.dropna()))
         if len(firsts) > 1:  # scored as categories by value, each number one of its own beside the labels
             shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
             raise DataValidationError(
