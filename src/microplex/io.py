@@ -92,21 +92,21 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
 
     A CSV file (also ``.gz``, ``.bz2``, ``.xz``, ``.zip``) is read as pandas reads it, but for what other tools
     write: a ``None`` cell of a text column is the text "None" (a category label;
-    :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row
-    names, a pandas index) is dropped as row names, and so are columns without a name or a value (a
-    spreadsheet's trailing ``,,``); data rows that all end with a delimiter the header lacks (``30,100.5,``) are
-    read in their columns and rows of different widths refused (:func:`_trailing_delimiters`); a text column of
-    numbers written with thousands separators or a currency sign (``"25,564.67"``, ``"$1,200"``) is read as
-    numbers, and one of percentages (``"12.5%"``) as their fractions (0.125); a text column of numbers whose missing values are written ``.`` (a SAS or Stata export) or as spaces
-    is read as numbers with those cells missing; a column of integer codes written with leading zeros (``013``, a county code;
-    :func:`microplex._files.keep_padded_codes`) is read as its text, not as the numbers 13; a file that reads as
-    one column holding ``;``, a tab or ``|`` (another separator) is refused. A Stata file's labelled columns are
-    categories, except those whose labels name only some values (special codes of an income), read as numbers. A
-    JSON file's strings of integers written with leading zeros (``"013"``) stay text (pandas reads them as 13).
-    Parquet ``decimal`` columns are read as float64; a dataset folder microplex wrote is read with its schema
-    (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``, ``.zsav``) files
-    are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads some zeros (see
-    :func:`_read_readstat`).
+    :func:`microplex._files.keep_none_labels`); a first column without a name that numbers the rows (R's row names,
+    a pandas index) is dropped as row names, and so are columns without a name or a value (a spreadsheet's trailing
+    ``,,``); data rows that all end with a delimiter the header lacks (``30,100.5,``) are read in their columns and
+    rows of different widths refused (:func:`_trailing_delimiters`); a text column of numbers written with thousands
+    separators or a currency sign (``"25,564.67"``, ``"$1,200"``) is read as numbers, and one of percentages
+    (``"12.5%"``) as their fractions (0.125); a text column of numbers whose missing values are written ``.`` (a SAS
+    or Stata export) or as spaces is read as numbers with those cells missing; a column of integer codes written
+    with leading zeros (``013``, a county code; :func:`microplex._files.keep_padded_codes`) is read as its text, not
+    as the numbers 13; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is refused.
+    A Stata file's labelled columns are categories, except those whose labels name only some values (special codes
+    of an income), read as numbers. A JSON file's strings of integers written with leading zeros (``"013"``) stay
+    text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64; a dataset folder microplex
+    wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
+    ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
+    some zeros (see :func:`_read_readstat`).
 
     ``numeric`` names columns read as numbers whatever the file writes: a file cannot tell integer amounts padded
     to a fixed width (``0009189``, a fixed-width export) from codes, and reads them as codes; named here, they are
