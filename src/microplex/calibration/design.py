@@ -547,16 +547,25 @@ def build_design(
     targets: Targets,
     weight_col: str,
     household_col: str | None = None,
+    *,
+    check_reach: bool = True,
 ) -> Design:
     """Validates ``records`` and ``targets`` and builds the sparse design (see :class:`Design`).
+
+    Parameters
+    ----------
+    check_reach : bool, default=True
+        Refuse a count or sum target with a non-zero value that no record matches (no weights can reach it: the
+        calibrators' check). ``False`` gives it an empty column, so that its achieved total is 0: what an
+        evaluation of given weights measures. A target whose conditions exclude each other is refused either way.
 
     Raises
     ------
     DataValidationError
         Naming the column or target: unknown columns, missing values in targeted columns, non-positive
-        or missing initial weights, household weights that vary within a household, targets with a
-        non-zero value that no record can reach, household targets without ``household_col``, and a
-        ``household_col`` that is the weight column.
+        or missing initial weights, household weights that vary within a household, targets whose conditions
+        exclude each other, targets with a non-zero value that no record can reach (with ``check_reach``),
+        household targets without ``household_col``, and a ``household_col`` that is the weight column.
     """
     if weight_col not in records.columns:
         raise DataValidationError(
@@ -695,13 +704,15 @@ def build_design(
 
     for j, t in enumerate(targets):
         if matched[j] == 0 and t.value != 0 and t.aggregate != "mean":
+            contradict = [c for c, cond in t.filters.items() if isinstance(cond, frozenset) and not cond]
+            if not contradict and not check_reach:
+                continue  # an empty column: achieved 0
             empty = [
                 format_filter({c: cond})
                 for c, cond in t.filters.items()
                 if not (isinstance(cond, frozenset) and not cond)
                 and not _mask(cols, Target(1.0, filters={c: cond}, name=t.name)).any()
             ]
-            contradict = [c for c, cond in t.filters.items() if isinstance(cond, frozenset) and not cond]
             if contradict:
                 why = f"its conditions on {contradict} exclude each other, so it selects no record"
             elif empty:

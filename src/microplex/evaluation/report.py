@@ -244,7 +244,8 @@ def evaluate(
         Calibration targets checked on the weighted synthetic file: a
         :class:`~microplex.calibration.Targets` (any filter, count, sum or mean), or a mapping
         ``{"col": total}`` for the weighted sum of a column, ``{("col", level): count}`` for a
-        weighted count.
+        weighted count. A target no synthetic record matches achieves 0 (relative error -1): it is
+        measured, not refused as a calibrator refuses it; conditions that exclude each other are refused.
     holdout_df : pandas.DataFrame, default=None
         Real records not used for training; enables the privacy diagnostics.
     conditions : sequence of str, default=None
@@ -494,12 +495,14 @@ def _check_targets(targets: Any) -> None:
 
 
 def _calibration_totals(records: pd.DataFrame, weights: np.ndarray, targets: Any) -> tuple[dict, dict]:
-    """Achieved and wanted totals of calibration ``Targets`` under ``weights`` (names as keys)."""
+    """Achieved and wanted totals of calibration ``Targets`` under ``weights`` (names as keys); a target no record
+    matches achieves 0 (relative error -1), a measurement of the records, not an error in them."""
     from ..calibration.calibrator import as_targets, target_report
     from ..calibration.design import build_design
 
     # the design on unit weights, the totals under ``weights``: a record of weight 0 (sparse weights on every
-    # candidate) adds nothing, where the design's weight check refused it naming the internal column
-    design = build_design(records.assign(__weight__=1.0), as_targets(targets), "__weight__")
+    # candidate) adds nothing, where the design's weight check refused it naming the internal column. Without the
+    # calibrators' reach check: a sample of a population (evaluate.max_rows) misses its rare cells
+    design = build_design(records.assign(__weight__=1.0), as_targets(targets), "__weight__", check_reach=False)
     table = target_report(design, np.asarray(weights, dtype=float))
     return dict(zip(table["target"], table["achieved"])), dict(zip(table["target"], table["value"]))
