@@ -8,7 +8,7 @@ every key, field and value is checked before a :class:`~microplex.calibration.ta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from microplex._errors import DataValidationError
 from microplex._files import load_yaml
@@ -61,7 +61,7 @@ def targets_from_yaml(cls: type[Targets], source: str | Path) -> Targets:
         if "value" not in item:
             raise DataValidationError(f"{where} needs a 'value'.")
         item = dict(item)
-        flt = item.pop("filter", None) or item.pop("filters", None)
+        flt = _pop_filter(item, where)
         try:
             out.append(Target(filters=flt, **item))
             out[-1].validate()
@@ -80,8 +80,8 @@ def targets_from_yaml(cls: type[Targets], source: str | Path) -> Targets:
         item = dict(item)
         by = item.pop("by")
         values = item.pop("values")
-        if "filter" in item:
-            item["filters"] = item.pop("filter")
+        if "filter" in item or "filters" in item:
+            item["filters"] = _pop_filter(item, where)
         if isinstance(by, str):
             cols: tuple = (by,)
         elif isinstance(by, list) and by and all(isinstance(c, str) for c in by):
@@ -106,6 +106,24 @@ def targets_from_yaml(cls: type[Targets], source: str | Path) -> Targets:
         raise DataValidationError(f"{src} holds no targets.")
     _check_distinct_names(out, src, explicit=[t.get("name") if isinstance(t, dict) else None for t in _yaml_list(doc, "targets", src)])
     return cls(out)
+
+
+def _pop_filter(item: dict, where: str) -> Any:
+    """Pops an entry's filter from ``item``, given as ``filter`` or ``filters`` (two names of one field; None when
+    neither is there).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the entry ``where`` when both are given: which one is meant is not known (one silently replaced the
+        other, dropping its conditions).
+    """
+    if "filter" in item and "filters" in item:
+        raise DataValidationError(
+            f"{where}: give 'filter' or 'filters', not both (two names of one field). Got filter "
+            f"{_got(item['filter'])} and filters {_got(item['filters'])}."
+        )
+    return item.pop("filter" if "filter" in item else "filters", None)
 
 
 def _looks_like_path(source: str | Path) -> bool:

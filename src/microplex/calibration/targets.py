@@ -389,7 +389,8 @@ class Targets(Sequence[Target]):
 
         The document has a ``targets`` list (mappings with the :class:`Target` fields, ``filter`` as a
         string or mapping) and/or a ``margins`` list (mappings with ``by`` (column or list of columns),
-        ``values`` (mapping, or list of rows ``[cat1, ..., value]``) and the shared fields). It is read
+        ``values`` (mapping, or list of rows ``[cat1, ..., value]``) and the shared fields). ``filter`` and
+        ``filters`` are two names of one field: an entry may give one of them, not both. It is read
         with ``microplex._files.load_yaml`` (a safe loader: no Python tags, no key given twice); anything
         else raises :class:`DataValidationError`.
         """
