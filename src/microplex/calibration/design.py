@@ -554,6 +554,14 @@ def build_design(
 
     Parameters
     ----------
+    records : pandas.DataFrame
+        The records, with the columns the targets use.
+    targets : Targets
+        The targets, one design column each.
+    weight_col : str
+        The column of initial weights (finite, > 0).
+    household_col : str, default=None
+        The household id column: the weighting units are households (one weight each).
     check_reach : bool, default=True
         Refuse a count or sum target with a non-zero value that no record matches (no weights can reach it: the
         calibrators' check). ``False`` gives it an empty column, so that its achieved total is 0: what an
