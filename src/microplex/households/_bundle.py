@@ -159,6 +159,8 @@ def _shares(value: Any, where: str, key: str, *, sizes: bool) -> tuple[list, lis
             raise _fail(where, key, "sizes in [1, 10000]" if sizes else "str or number values, or booleans only", v)
     if len(set(values)) != len(values):
         raise _fail(where, key, "distinct values", values)
+    if sizes and values != sorted(values):  # fit writes them ascending: reordered, each size drew another's share
+        raise _fail(where, key, "sizes in ascending order (as fit writes them)", values)
     p = np.array([_number(s, where, key, low=0.0) for s in shares])
     if not abs(p.sum() - 1.0) < 1e-6:
         raise _fail(where, key, "shares summing to 1", shares)
@@ -280,6 +282,11 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
             raise _fail(where, "tensor or table name", "<inner model>/<name>", key)
     models = unpack_models(models_meta, tensors, tables)
     hs.household_model_ = models.get("household")
+    # fit writes the household model's kinds: another kind fed the person models a household column transformed
+    # otherwise than in training (a raw income for its signed log)
+    if kinds != (dict(hs.household_model_.kinds_) if hs.household_model_ is not None else {}):
+        raise _fail(where, "household_kinds", "the kinds of inner model 'household' (as fit writes them; {} without "
+                    "one)", kinds)
     hs.late_model_ = models.get("late")
     hs.person_models_ = {n[len("person_"):]: m for n, m in models.items() if n.startswith("person_")}
     hs.applicable_models_ = [(limit, models[f"applicable{i}"]) for i, limit in enumerate(limits)]

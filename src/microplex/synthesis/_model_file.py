@@ -244,8 +244,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             if "levels" in enc:
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
-            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private)
-            _check_decoding(f, encoders[n], n, meta["dtypes"][n])
+            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, params.get("standardize", "moments"))
+            _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, params.get("standardize", "moments"))
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
         if encoders[n].get("missing") is True and not holds_missing(meta["dtypes"][n]):  # drawn -9.2e18 or True
@@ -299,7 +299,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                 _check_public_bounds(f, encoders[n], n, kinds[n] == "integer", params.get("public_bounds"))
 
 
-def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False) -> None:
+def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False,
+                      standardize: Any = "moments") -> None:
     field = f"encoders.{name}"
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
@@ -325,6 +326,10 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         if not required <= set(seg) or (not legacy and set(seg) - {"knots", "free"} != set(_SEGMENT)):
             raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots', 'free')", sorted(seg))
         if not legacy and "knots" in seg:
+            if standardize != "quantile":  # fit (a DP fit too) writes knots only for standardize="quantile"
+                raise f.fail(f"{where}.knots", f"absent: params.standardize is {standardize!r} (knots are written "
+                             "only with standardize='quantile')", sorted(seg["knots"]) if isinstance(seg["knots"], dict)
+                             else seg["knots"])
             _check_knots(f, seg["knots"], f"{where}.knots", private)
         # written only as false, on a segment whose values all sit on heaps (checked against the heaps below)
         if "free" in seg and (seg["free"] is not False or legacy or private or "heaps" not in enc):
@@ -406,7 +411,62 @@ def _check_knots(f: _Fields, knots: Any, where: str, private: bool = False) -> N
         f.number(v, f"{where}.slopes", positive=True)
 
 
-def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
+def _check_bounds(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
+    """A (non-DP) segment's bounds are those :meth:`._segment._Segment.fit` writes, in the segment's mirrored
+    coordinate (``sign`` times the value, or its compact coordinate): for a float target, ``lower`` is a point mass
+    (the largest below the segment's values), 0.0 (positive values and no point mass below them) or null, and
+    ``upper`` a point mass or null; for an integer target, each bound lies half a unit beyond a value of the
+    segment (an integer, or a heap's compact coordinate), on a side with a point mass beyond it (or, for ``lower``,
+    values of 0 and above), unless the transform is logit. A bound edited to another number loaded and drew from a
+    shifted support (lower -50000 drew 1,562 negative incomes out of 3,000 from incomes of 0 and above)."""
+    heap_coords = enc._heap_coordinates() if enc.compact else np.asarray([], dtype=float)
+    for i, seg in enumerate(enc.segments):
+        where = f"{field}.segments[{i}]"
+        masses = sorted(seg.sign * float(enc._coordinate(np.array([m]))[0]) for m in enc.point_masses)
+        if seg.lower is not None and seg.upper is not None and not seg.lower < seg.upper:
+            raise f.fail(where, "a segment with lower < upper", [seg.lower, seg.upper])
+        if not enc.integer:
+            if not (seg.lower is None or seg.lower in masses or (seg.lower == 0.0 and all(m > 0 for m in masses))):
+                raise f.fail(f"{where}.lower", f"a point mass of the segment's side {masses[:5]}, 0.0 (no point mass "
+                             "at or below 0) or null, as fit writes it", seg.lower)
+            if seg.upper is not None and seg.upper not in masses:
+                raise f.fail(f"{where}.upper", f"a point mass of the segment's side {masses[:5]} or null, as fit "
+                             "writes it", seg.upper)
+            continue
+        coords = seg.sign * heap_coords
+        logit = seg.transform == "logit"  # fit then bounds the segment half a unit beyond its values on both sides
+        for key, bound, side in (("lower", seg.lower, -1), ("upper", seg.upper, 1)):
+            if bound is None:
+                continue
+            value = bound - side * 0.5  # the segment's smallest (largest) value
+            on_grid = float(value).is_integer() or bool(np.any(np.isclose(coords, value, rtol=1e-12, atol=1e-12)))
+            beyond = any(side * (m - value) > 0 for m in masses) or (side < 0 and value >= 0)
+            if not on_grid or not (beyond or logit):
+                raise f.fail(f"{where}.{key}", "half a unit beyond the segment's " + ("smallest" if side < 0 else
+                             "largest") + " value (an integer or a heap's coordinate), with a point mass beyond it"
+                             + (" or values of 0 and above" if side < 0 else "") + ", as fit writes it", bound)
+
+
+def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
+    """A non-DP model fitted with ``standardize="quantile"`` has knots on every segment with values off the heaps
+    (not ``free: false``), but for one whose values off the heaps are a single value (:func:`._quantile_map.fit_knots`
+    finds fewer than 3 knots): without heaps inside it, such a segment's moments are those of one value (standard
+    deviation 1.0, the mean at its tails). Knots deleted from the file loaded and drew through the moments a flow
+    trained on knots never saw (p10 of an income 1,893 became 1,201)."""
+    k = len(enc.point_masses)
+    held = set(enc.states(np.asarray(enc.heaps, dtype=float)).tolist()) if enc.heaps else set()
+    for i, seg in enumerate(enc.segments):
+        if seg.knots is not None or not seg.free or k + i in held:
+            continue  # a segment holding a heap may have a single value off them: its moments tell nothing
+        tails = [t for t in (seg.tail_lo, seg.tail_hi) if t is not None]
+        one_value = seg.std == 1.0 and all(abs(t - seg.mean) <= 1e-9 * max(1.0, abs(seg.mean)) for t in tails)
+        if not one_value:
+            raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the segment "
+                         "holds more than one value", None)
+
+
+def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: bool = False,
+                    standardize: Any = "moments") -> None:
     """Checks a continuous encoder, built from its (structurally checked) fields, against what ``fit`` gives:
 
     * its target's dtype is numeric (not bool or complex) and holds its point masses, heaps and the ends of its
@@ -418,6 +478,8 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
       for an integer), its moments lie inside the range of its transformed values, and its tail slopes are no
       flatter than its records beyond the end knots allow (a knot or a slope edited by a factor drew values
       thousands of times the training maximum, or int64's limit);
+    * a non-DP segment's bounds are those fit writes (:func:`_check_bounds`), and, with
+      ``standardize="quantile"``, it has knots (:func:`_check_knots_present`);
     * every segment decodes finite values at standardized values up to +-10.
     """
     field = f"encoders.{name}"
@@ -439,6 +501,10 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str) -> None:
     for i, seg in enumerate(enc.segments):  # a segment of heaps only holds one (its records draw nothing else)
         if not seg.free and k + i not in set(enc.heap_states):
             raise f.fail(f"{field}.segments[{i}].free", "false only on a segment that holds a heap", False)
+    if not private and "segments" in enc_dict:  # a DP segment spans its public bounds; a legacy file is as it was
+        _check_bounds(f, enc, field)
+        if standardize == "quantile":
+            _check_knots_present(f, enc, field)
     ends: list[float] = []  # the training range's ends, in the target's values
     for i, seg in enumerate(enc.segments):
         where = f"{field}.segments[{i}]" if "segments" in enc_dict else field
