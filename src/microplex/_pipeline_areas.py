@@ -31,6 +31,23 @@ def _listed(values: list[Any], limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
+def _check_no_missing_area(values: pd.Series, setting: str, what: str) -> None:
+    """Refuses records of no area: a missing value of the ``setting`` column belongs to no area, so an
+    area-by-area stage would leave its records out (``pd.factorize`` codes them -1).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the setting, the column, the count of records and what to do.
+    """
+    missing = int(values.isna().sum())
+    if missing:
+        raise DataValidationError(
+            f"The {setting!r} column {values.name!r} has {missing} {what} (of {len(values)}) with no value: they "
+            f"belong to no area, so '{setting}' would leave them out. Give them an area, or drop them (in a pipeline, "
+            f"a source's default 'dropna = true' drops them; in Python, frame.dropna(subset=[{values.name!r}])).")
+
+
 def _split_within(data: pd.DataFrame, share: float, column: str,
                   rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and held-out records, the held-out share taken within each value of ``column``.
@@ -71,6 +88,7 @@ def _area_conditions(conditions: pd.DataFrame, weights: np.ndarray, n: int, colu
         raise DataValidationError(
             f"The 'generate.by' setting names {column!r}, which is not a condition column of the model "
             f"{[str(c) for c in conditions.columns]}.")
+    _check_no_missing_area(conditions[column], "generate.by", "training records")
     codes, areas = pd.factorize(conditions[column], sort=True)
     totals = np.bincount(codes, weights=weights, minlength=len(areas))
     weighted = totals > 0  # an area whose records all weigh 0 is outside the population: no record
@@ -135,6 +153,7 @@ def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mappi
         raise DataValidationError(
             f"The 'sparsify.by' setting names {column!r}, which is not a column of the population "
             f"{[str(c) for c in records.columns]}.")
+    _check_no_missing_area(records[column], "sparsify.by", "records")
     areas = [fixed_value(t.filters, column) for t in targets]
     loose = [t.name for t, a in zip(targets, areas, strict=True) if a is None]
     if loose:

@@ -103,7 +103,7 @@ def holdout_split(weights: np.ndarray, fraction: float, rng: np.random.Generator
 __all__ += ["holdout_split"]
 
 
-def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarray:
+def content_order(frame: pd.DataFrame, *, groups: str | None = None, keep_first: bool = False) -> np.ndarray:
     """Positions of ``frame``'s rows in an order set by their values alone: the same rows given in any order, under
     any index labels, come out in one order.
 
@@ -115,10 +115,13 @@ def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarr
     values (categories listed in any order) order them alike. Rows alike in every column keep the order they came
     in (they are interchangeable), as do rows whose 64-bit hashes collide (odds about ``n**2 / 2**65``).
 
-    ``groups`` names a column of group ids (households): the groups are ordered by a hash of their rows (their
-    first row and the rest as a set), the ids' values themselves left out (labels, not values), and each group's
-    rows follow one another in the order they came in (the first row of a household carries its household
-    variables).
+    ``groups`` names a column of group ids (households): each group's rows follow one another, ordered by their
+    values (rows alike in every column in the order they came in), and the groups are ordered by a hash of their
+    rows as a multiset and of their leading row, the ids' values themselves left out (labels, not values). So the
+    same groups give one order however their rows are ordered, within a group as well as across groups. With
+    ``keep_first``, each group's first row (as given) stays first and only the others are ordered by their values:
+    where the first row of a household carries household values that its other persons do not share, which
+    person comes first is part of the input.
 
     Examples
     --------
@@ -140,14 +143,21 @@ def content_order(frame: pd.DataFrame, *, groups: str | None = None) -> np.ndarr
     if groups is None:
         return np.argsort(key, kind="stable")
     group, _ = pd.factorize(frame[groups], use_na_sentinel=False)
-    total = np.zeros(int(group.max(initial=-1)) + 1, dtype=np.uint64)
-    np.add.at(total, group, key)  # the group's rows as a set (modulo 2**64)
-    first = np.full(len(total), n, dtype=np.int64)
-    np.minimum.at(first, group, np.arange(n))
-    group_key = pd.util.hash_array(total ^ (key[first] * np.uint64(0x9E3779B97F4A7C15)))
-    rank = np.empty(len(total), dtype=np.int64)
-    rank[np.argsort(group_key, kind="stable")] = np.arange(len(total))
-    return np.lexsort((np.arange(n), rank[group]))  # groups in their order, rows within one as they came
+    n_groups = int(group.max(initial=-1)) + 1
+    total = np.zeros(n_groups, dtype=np.uint64)
+    np.add.at(total, group, key)  # the group's rows as a multiset (modulo 2**64)
+    lead = np.zeros(n, dtype=bool)
+    if keep_first:
+        first = np.full(n_groups, n, dtype=np.int64)
+        np.minimum.at(first, group, np.arange(n))
+        lead[first] = True
+    within = np.lexsort((np.arange(n), key, ~lead, group))  # by group; its first row (keep_first), then by value
+    starts = np.flatnonzero(np.r_[True, group[within][1:] != group[within][:-1]]) if n else np.zeros(0, np.int64)
+    head = within[starts]  # each group's leading row, groups by code
+    group_key = pd.util.hash_array(total ^ (key[head] * np.uint64(0x9E3779B97F4A7C15)))
+    rank = np.empty(n_groups, dtype=np.int64)
+    rank[np.argsort(group_key, kind="stable")] = np.arange(n_groups)
+    return within[np.argsort(rank[group[within]], kind="stable")]  # groups in their order, rows as ordered within
 
 
 def _column_key(col: pd.Series) -> np.ndarray:

@@ -407,7 +407,10 @@ class SparseCalibrator(_FittedResult):
         # balanced samples draw by position and along the targets' cells, the automatic auxiliaries follow the
         # columns, and the linear programs break ties by position, so the order they were given in chose among
         # equally good subsets (one set of records and targets, several answers)
-        order = content_order(candidates, groups=household_col)
+        # a household's persons are ordered by their values too, unless its first record carries household values
+        # its other persons do not share (a household target or a stratify column read on a varying column)
+        order = content_order(candidates, groups=household_col, keep_first=household_col is not None and _first_read(
+            candidates, tg, weight_col, household_col, self.auxiliary, self.stratify if self.method != "l1" else None))
         columns = sorted(range(candidates.shape[1]), key=lambda j: (str(candidates.columns[j]), j))
         records = candidates.iloc[order, columns]
         by_target = target_order(tg)
@@ -624,6 +627,39 @@ class SparseCalibrator(_FittedResult):
         """Per-target report of the sparse weights: ``tolerance`` is the fit's, the one every target was held to (a
         target's own tolerance serves soft calibration only), and ``met`` says whether the target is within it."""
         return self._check_is_fitted().report()
+
+
+def _first_read(candidates: pd.DataFrame, targets: Targets, weight_col: str, household_col: str,
+                auxiliary: Any, stratify: Any) -> bool:
+    """Whether the fit reads a value on each household's first record that varies within some household: then
+    which person comes first is part of the input (:func:`~microplex._random.content_order`'s ``keep_first``).
+
+    Read on the first record are the filter columns and variables of household targets (``targets`` and
+    auxiliary targets: :func:`~microplex.calibration.design.build_design`) and the stratify columns
+    (:func:`~microplex.calibration.subsets._stratifiers`); where each is constant within every household, any of
+    its persons gives the same values.
+    """
+    household_targets = [t for t in [*targets, *(auxiliary if isinstance(auxiliary, Targets) else [])]
+                         if t.entity == "household"]
+    read = [c for t in household_targets for c in [*t.filters, t.variable] if c is not None]
+    if isinstance(stratify, str) and stratify == "auto":
+        read += _untargeted_columns(candidates, targets, weight_col, household_col)
+    elif stratify is not None:
+        read += list(stratify)
+    read = [c for c in dict.fromkeys(read) if c in candidates.columns]
+    if not read:
+        return False
+    hh, _ = pd.factorize(candidates[household_col], use_na_sentinel=False)
+    first = np.full(int(hh.max(initial=-1)) + 1, len(candidates), dtype=np.int64)
+    np.minimum.at(first, hh, np.arange(len(candidates)))
+    for c in read:
+        try:
+            codes, _ = pd.factorize(candidates[c], use_na_sentinel=False)
+        except TypeError:  # unhashable values (lists): told apart by their text
+            codes, _ = pd.factorize(candidates[c].astype(str), use_na_sentinel=False)
+        if (codes != codes[first[hh]]).any():
+            return True
+    return False
 
 
 def _outside_bounds(design: Design, w: np.ndarray, bounds: tuple[float, float] | None) -> str:
