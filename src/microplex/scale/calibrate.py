@@ -377,7 +377,8 @@ def rake_dataset(
         column) and ``persons`` their persons, file by file (the persons of a household file in the persons
         file of the same relative path, as :func:`generate_household_dataset` writes them). Margins (and
         :class:`Targets` of entity ``"person"``) count each household's persons; :class:`Targets` of entity
-        ``"household"`` count households. Person margins may use household columns. Every evaluation of
+        ``"household"`` count households. Person margins may use household columns: a margin column is read from
+        the persons when they have it (each person's own value), else from the households. Every evaluation of
         the solver is one pass over the pairs of files (``max_cells`` is not used).
     household_id : str, default=None
         The household id column of both datasets; required with ``persons``.
