@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .._errors import DataValidationError
 from ..calibration.targets import Targets
 from ._layout import hive_partitioning
-from ._margins import _as_margins, _Codes, _Margins, initial_weights
+from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
 
 __all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part"]
 
@@ -211,6 +211,7 @@ def rake_linked(
             "the initial weights; name the weight column, or leave 'weight_col' out (equal initial weights).")
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
+    check_text_partition_keys(households, [lm.coder.person, lm.coder.household])  # the persons' folders are theirs
     if pairs:  # each file is read with its own schema: a later file storing a column as strings would miscode
         from .sources import check_same_schema
 
