@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
            "check_side_folder", "is_side_folder", "read_manifest", "dataset_schema", "hive_partitioning",
-           "dask_read_options", "cast_to_schema"]
+           "text_partition_keys", "dask_read_options", "cast_to_schema"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -208,31 +208,49 @@ def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
 def hive_partitioning(path: str | os.PathLike) -> Any:
     """The hive partitioning to open the dataset at ``path`` with (``pyarrow.dataset.dataset``, or Dask's
     ``read_parquet(dataset={"partitioning": ...})``): its partition columns typed as written, from its schema
-    file (a category as its values' type), or ``"hive"`` (types inferred from the folder names) for a
-    dataset without one (a single file, a folder of an earlier version).
+    file (a category as its values' type), or, for a folder without one (written by pandas or pyarrow, or by
+    an earlier version), every partition column as the text of its folder names; ``"hive"`` for a single
+    file or a folder without partition folders.
 
-    Inferred from the names, partition values that look like numbers changed: ``"01"`` and ``"02"`` were
-    read as the integers 1 and 2 (and, beside ``"x"``, as missing values by Dask), ``True`` as the text
-    ``"True"``.
+    Read as text, ``state=01`` is ``"01"`` and ``flag=true`` is ``"true"``, as pandas shows the boolean
+    (``pd.read_parquet`` shows ``"01"`` as the number 1; calibration margins find ``"01"`` by either key).
+    Inferred from the names instead, ``"01"`` and ``"02"`` were the integers 1 and 2 and, read by Dask, all
+    missing values: a margin on them "selected no record".
     """
     return _partitioning_and_schema(path)[0]
 
 
 def _partitioning_and_schema(path: str | os.PathLike) -> tuple[Any, pa.Schema | None]:
     """:func:`hive_partitioning` and the dataset's schema file as read (``None`` without one)."""
+    return _hive_setup(path)[:2]
+
+
+def _hive_setup(path: str | os.PathLike) -> tuple[Any, pa.Schema | None, pa.Schema | None]:
+    """:func:`hive_partitioning`, the schema file as read (``None`` without one) and the first data file's schema
+    (``None`` for a single file or a folder without data files), from one listing of the folder."""
     import pyarrow.dataset as pads
 
     lay = layout(path)
-    if not lay.root.is_dir() or not lay.schema.is_file() or lay.schema.is_symlink():
-        return "hive", None
-    saved = dataset_schema(path)
-    files = pads.dataset(str(lay.root), format="parquet", partitioning="hive").files
-    if not files:
-        return "hive", saved
-    stored = set(pq.read_schema(files[0]).names)
-    keys = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
-            for f in saved if f.name not in stored]
-    return (pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"), saved
+    if not lay.root.is_dir():
+        return "hive", None, None
+    saved = dataset_schema(path) if lay.schema.is_file() and not lay.schema.is_symlink() else None
+    dataset = pads.dataset(str(lay.root), format="parquet", partitioning="hive")
+    if not dataset.files:
+        return "hive", saved, None
+    stored = pq.read_schema(dataset.files[0])
+    if saved is not None:
+        keys = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                for f in saved if f.name not in stored.names]
+    else:  # the folders' keys, each read as the text it holds (not as a type guessed from it)
+        keys = [pa.field(name, pa.string()) for name in dataset.partitioning.schema.names if name not in stored.names]
+    return (pads.partitioning(pa.schema(keys), flavor="hive") if keys else "hive"), saved, stored
+
+
+def text_partition_keys(path: str | os.PathLike) -> list[str]:
+    """The partition columns of the dataset at ``path`` read as the text of their folder names (those of a folder
+    without a schema file, see :func:`hive_partitioning`)."""
+    partitioning, saved = _partitioning_and_schema(path)
+    return [] if isinstance(partitioning, str) or saved is not None else list(partitioning.schema.names)
 
 
 def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
@@ -242,13 +260,14 @@ def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
     Dask otherwise takes the categorical columns from the files' pandas metadata, which also names a
     categorical partition column; read with its written (non-dictionary) type, that column made
     ``read_parquet`` fail ("Not all columns are categoricals"). A categorical partition column is read as
-    its categories' values.
+    its categories' values (as text without a schema file).
     """
-    partitioning, saved = _partitioning_and_schema(path)  # the schema file read once
+    partitioning, saved, stored = _hive_setup(path)  # the schema file read once
     if isinstance(partitioning, str):
         return {}
     keys = set(partitioning.schema.names)
-    categories = [f.name for f in saved if pa.types.is_dictionary(f.type) and f.name not in keys]
+    categories = [f.name for f in (saved if saved is not None else stored)
+                  if pa.types.is_dictionary(f.type) and f.name not in keys]
     return {"dataset": {"partitioning": partitioning}, "categories": categories}
 
 

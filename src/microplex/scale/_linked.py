@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from .._errors import DataValidationError
 from ..calibration.targets import Targets
 from ._layout import hive_partitioning
-from ._margins import _as_margins, _Codes, _Margins, initial_weights
+from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
 
 __all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part"]
 
@@ -133,10 +133,17 @@ def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.D
 def linked_part(
     pair: tuple[str, str, dict[str, Any]], lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`)."""
+    """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`).
+
+    A person-margin column is read from the persons file when it has it (each person's own value, as
+    :func:`linked_design` and ``Calibrator(household_col=)`` take it), else from the households file.
+    """
     h_path, p_path, keys = pair
     h_names = set(pq.read_schema(h_path).names) | set(keys)
-    from_h = [c for c in lm.person_columns if c in h_names and c != household_id]
+    p_names = set(pq.read_schema(p_path).names) | set(keys)  # the pair lies in the same partition folders
+    # a column in both files (the households' reference person's sex beside each person's own) was read from the
+    # households: the solve counted persons by their household's value, the written weights by their own
+    from_h = [c for c in lm.person_columns if c in h_names and c not in p_names and c != household_id]
     hh = _read(h_path, list(dict.fromkeys([household_id, *lm.household_columns, *from_h]
                                           + ([weight_col] if weight_col else []))), keys, "households")
     pp = _read(p_path, [household_id] + [c for c in lm.person_columns if c not in from_h and c != household_id], keys,
@@ -204,6 +211,7 @@ def rake_linked(
             "the initial weights; name the weight column, or leave 'weight_col' out (equal initial weights).")
     lm = LinkedMargins(margins)
     pairs = linked_pairs(households, persons)
+    check_text_partition_keys(households, [lm.coder.person, lm.coder.household])  # the persons' folders are theirs
     if pairs:  # each file is read with its own schema: a later file storing a column as strings would miscode
         from .sources import check_same_schema
 

@@ -130,6 +130,36 @@ class _Margins:
         return self.coder.codes(frame)
 
 
+def check_text_partition_keys(path: Any, coders: list[_Codes | None]) -> None:
+    """Refuses a boolean margin category on a partition column of the dataset ``path`` read as the text of its
+    folder names (no schema file; :func:`microplex.scale._layout.hive_partitioning`): it would select no record.
+
+    Checked only when a margin lists a boolean (the folder names are listed then)."""
+    asked: dict[str, list[Any]] = {}
+    for coder in coders:
+        for cols, index in zip(coder.keys, coder.indexes, strict=True) if coder is not None else ():
+            for i, c in enumerate(cols):
+                values = index if len(cols) == 1 else index.levels[i]
+                asked.setdefault(c, []).extend(v for v in values if isinstance(v, bool | np.bool_))
+    asked = {c: v for c, v in asked.items() if v}
+    if not asked:
+        return
+    import pyarrow.dataset as pads
+
+    from ._layout import hive_partitioning, text_partition_keys
+
+    bad = [c for c in asked if c in text_partition_keys(path)]
+    if bad:
+        c = bad[0]
+        frags = pads.dataset(str(path), format="parquet", partitioning=hive_partitioning(path)).get_fragments()
+        held = sorted({str(pads.get_partition_keys(f.partition_expression).get(c)) for f in frags})
+        raise DataValidationError(
+            f"Margin categories {asked[c][:5]!r} of the partition column {c!r} are booleans, but the dataset "
+            f"{str(path)!r} has no microplex schema file: a partition column is read as the text of its folder names "
+            f"({', '.join(map(repr, held[:10]))}), as pandas reads it. Give the categories as that text."
+        )
+
+
 def _as_margins(margins: Any, entity: str = "person") -> Mapping:
     """``margins`` as a dict; :class:`Targets` of counts of ``entity`` (``"person"``, or ``"household"`` for the
     household margins of linked datasets) on equality filters become margins."""

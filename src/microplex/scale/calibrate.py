@@ -48,7 +48,7 @@ from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, a
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
-from ._margins import _as_margins, _frame_part, _Margins
+from ._margins import _as_margins, _frame_part, _Margins, check_text_partition_keys
 from ._layout import dask_read_options
 from .sources import check_same_schema, parquet_files
 
@@ -343,6 +343,9 @@ def rake_dataset(
         ``.parquet`` file, and the first file that lacks a margin, weight or geography column the first
         file stores, or stores it as another type (the check of :class:`~microplex.scale.ParquetSource`;
         hive partition columns live in the folder names). ``persons`` datasets are checked the same way.
+        Partition columns are read with the types of the dataset's schema file (:func:`generate_dataset`
+        writes one) or, without one, as the text of the folder names (``state=01`` is ``"01"``, found by the
+        keys ``"01"`` and 1; ``flag=true`` is ``"true"``: a boolean key on it is refused, naming the column).
     margins : dict or Targets
         ``{column: {category: total}}``; crossed margins as ``{(c1, c2): {(a, b): total}}`` (the margins
         format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
@@ -377,7 +380,8 @@ def rake_dataset(
         column) and ``persons`` their persons, file by file (the persons of a household file in the persons
         file of the same relative path, as :func:`generate_household_dataset` writes them). Margins (and
         :class:`Targets` of entity ``"person"``) count each household's persons; :class:`Targets` of entity
-        ``"household"`` count households. Person margins may use household columns. Every evaluation of
+        ``"household"`` count households. Person margins may use household columns: a margin column is read from
+        the persons when they have it (each person's own value), else from the households. Every evaluation of
         the solver is one pass over the pairs of files (``max_cells`` is not used).
     household_id : str, default=None
         The household id column of both datasets; required with ``persons``.
@@ -426,6 +430,7 @@ def rake_dataset(
     if geography is not None:
         geography = check_names(geography, "geography", allow_empty=False)
     files = parquet_files(path, "Parquet dataset")
+    check_text_partition_keys(path, [mg.coder])
     try:
         # partition columns typed as written ("01" stays "01"), a categorical one too
         ddf = dd.read_parquet(str(path), **dask_read_options(path))
