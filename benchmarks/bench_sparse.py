@@ -19,8 +19,10 @@ codes and, since session 59, by the fit's order of the records: a category is ke
 by its rank, so the two are two draws of one method). PolicyEngine's ``l0-python`` ``SparseCalibrationWeights`` (documented defaults,
 ``loss_type="relative"``; its size is whatever its penalty gives, so microplex and the random baseline are
 also run at that size) runs once. Held-out families were not used as targets; errors are against the
-full candidate population's initial-weight totals, per family as the share of the population placed in
-the wrong cells and as the mean relative error of the cells.
+full candidate population's initial-weight totals, per family as the misplacement ``sum |a - t| / sum t`` (the
+L1 distance of the cell totals over the population: where the totals agree, twice the share of the population
+placed in the wrong cells, as a misplaced person counts in the cell it left and in the one it joined) and as the
+mean relative error of the cells.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ def holdout_designs(df, targets, hold, wcol, hh):
 
 
 def holdout_errors(designs: dict, w: np.ndarray) -> dict:
-    """Per family: the share of the population placed in the wrong cells, ``sum |a - t| / sum t`` (the
-    L1 distance of the cell distributions, as a share), and ``<family> (mean rel)``, the unweighted mean
+    """Per family: the misplacement ``sum |a - t| / sum t`` (the L1 distance of the cell totals over the
+    population; where the totals agree, twice the share of the population placed in the wrong cells), and ``<family> (mean rel)``, the unweighted mean
     of the cells' relative errors (dominated by cells smaller than one kept record's weight)."""
     out = {}
     for name, dz in designs.items():
@@ -307,8 +309,8 @@ def sections_from_csv(name: str) -> list[str]:
     mean_rel = [f for f in families if f.endswith("(mean rel)")]
     head = ["size", "method", "fit_max_err (worst)"]
     out = [f"## {name}: LP core {core} units, frontier {[int(v) for v in sorted(per_seed['size'].unique())]}", "",
-           "Held-out error, median / worst of 5 seeds: share of the population in the wrong cells, "
-           "`sum |a - t| / sum t`:", "", _markdown(table[head + share + ["seconds (med)"]]), "",
+           "Held-out error, median / worst of 5 seeds: misplacement `sum |a - t| / sum t` (twice the share of "
+           "the population in the wrong cells where the totals agree):", "", _markdown(table[head + share + ["seconds (med)"]]), "",
            "The same, as the unweighted mean of the cells' relative errors (cells smaller than one kept "
            "record's weight dominate it):", "", _markdown(table[head[:2] + mean_rel]), ""]
     if len(l0):

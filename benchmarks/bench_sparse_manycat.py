@@ -12,7 +12,8 @@ Variants of ``SparseCalibrator``'s default fit: ``frequent`` (the library: each 
 occupations, the rest pooled, ``"frequent categories"``), ``values`` (the column crossed value by value, the
 behaviour before session 44, by patching :func:`~microplex.calibration.auxiliary.crossing`'s answer) and
 ``without`` (the column dropped). A further held-out family, ``state x occ``: the state x occupation cells
-of the 20 nationally most common occupations and the rest, as the share of the population in the wrong cells.
+of the 20 nationally most common occupations and the rest, as the misplacement ``sum |a - t| / sum t`` (twice the
+share of the population in the wrong cells where the totals agree).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ Per size (default: the LP core, twice and five times it) and seed (0-2): ``Spars
 ``refine=False`` ("off"), the default ("on"), a random subsample raked to the same targets
 ("random") and a stratified random sample raked the same way ("stratified": at least one unit in each
 count target's cell, ``bench_sparse.run_stratified``); fit_max_err is each one's worst fitted target;
-medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the share of the population
-in the wrong cells, and the mean relative error of the cells), printed as markdown. cps1988: region x part-time
+medians and worst seeds of the held-out errors (as in ``bench_sparse.py``: the misplacement
+``sum |a - t| / sum t``, twice the share of the population in the wrong cells where the totals agree, and the mean
+relative error of the cells), printed as markdown. cps1988: region x part-time
 counts and region wage sums as targets; acs12: education x employment counts; cps1 (session 41): race
 (black, Hispanic, other) x no-degree counts and race sums of 1975 earnings; workinghours (session 41):
 occupation x non-white counts and occupation income sums. Held-out families are never targets.

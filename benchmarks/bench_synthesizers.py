@@ -98,7 +98,7 @@ DATASET_NOTES = {
     "cps1": "cps1 earnings (15,992 rows): targets re74, re75, re78 | conditions age, educ, black, hisp, marr, nodeg; unweighted",
     "cps1988": "CPS 1988 wages (28,155 rows): target wage | conditions education, experience, ethnicity, smsa, region, parttime; unweighted",
     "acs12": "ACS 2012 (rows with income, edu and employment known; hrs_work missing -> 0): targets income, hrs_work | conditions age, gender, edu, race, employment; unweighted",
-    "eusilc": "EU-SILC AT persons aged 16+ (11,896 rows): targets py010n, py050n, py090n, py100n | conditions age, rb090, db040, pl030; weight rb050",
+    "eusilc": "EU-SILC AT persons aged 16+ (12,107 rows): targets py010n, py050n, py090n, py100n | conditions age, rb090, db040, pl030; weight rb050",
     "workinghours": "PSID 1987 wives (3,382 rows): targets hours (26% zeros, heaped at 2000/1960/2080), income (US$ 100s, heaped) | conditions age, education, child5, child13, child17, nonwhite, owned, mortgage, occupation, unemp; unweighted",
 }
 
@@ -414,7 +414,7 @@ def build_markdown(records: list[dict], command: str) -> str:
              "0 = indistinguishable, 0.25 = fully separable). Privacy against the training rows: DCR ratio = median "
              "distance to closest training record, synthetic / holdout (below 1: closer to training records than fresh "
              "data); exact copies = share of synthetic records identical to a training record. Cells: mean ± sd over "
-             "seeds (sd omitted with one seed). **Bold** = best method in the column (floor excluded). "
+             "seeds (sd omitted with one seed, and for timings, memory, exact copies and the DCR ratio: means only). **Bold** = best method in the column (floor excluded). "
              "Unconditional methods also synthesize the conditions, so their subgroup KS compares cells of generated "
              "conditions. Conditional methods are handed the holdout's own conditions while the floor brings its own "
              "(training) records, so a conditional method can score below the floor on target metrics without being "
