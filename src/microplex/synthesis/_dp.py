@@ -63,6 +63,7 @@ from . import _quantile_map as qmap
 from ._accountant import MIN_MECHANISM_DELTA
 from ._dp_histogram import core, histogram_support, posterior_counts
 from ._dp_tree import SELECTION_SHARE
+from ._validation import integer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder, in_dtype_order
 
 if TYPE_CHECKING:
@@ -458,7 +459,11 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
             kind = "categorical"
         elif name in targets:
             integer = pd.api.types.is_integer_dtype(data[name].dtype)
-            kind = schema.get(name, VariableSpec()).kind or ("integer" if integer else "continuous")
+            declared = schema.get(name, VariableSpec()).kind
+            kind = declared or ("integer" if integer else "continuous")
+            if kind == "integer":  # half units, which float64 resolves below 2**48, read from the public bounds
+                largest = max(abs(float(b)) for b in dp["bounds"][name])
+                kind = integer_kind(name, largest, declared == "integer", "public bounds", stacklevel=5)
         else:
             kind = "continuous"
         synth.kinds_[name] = kind

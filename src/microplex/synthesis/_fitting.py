@@ -29,7 +29,7 @@ from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._structure import fit_rules, rules_table
 from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          missing_as_nan, round_declared_integer, warn_missing_codes)
+                          integer_kind, missing_as_nan, round_declared_integer, warn_missing_codes)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -132,9 +132,13 @@ class _Fitting:
             self.kinds_ = {}
             for name in targets + conditions:
                 role = "target" if name in targets else "condition"
-                kind = schema.get(name, VariableSpec()).kind or infer_kind(given[name], role=role)
+                declared = schema.get(name, VariableSpec()).kind
+                kind = declared or infer_kind(given[name], role=role)
                 if role == "condition" and kind == "integer":
                     kind = "continuous"
+                elif kind == "integer":  # modelled on half units, which float64 resolves below 2**48
+                    largest = float(np.nanmax(np.abs(data[name].to_numpy(float))))
+                    kind = integer_kind(name, largest, declared == "integer")
                 self.kinds_[name] = kind
             self.dtypes_ = dtypes
             self.n_features_in_ = len(conditions)

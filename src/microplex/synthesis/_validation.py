@@ -102,6 +102,40 @@ def round_declared_integer(data: pd.DataFrame, name: str) -> pd.DataFrame:
     return data.assign(**{name: np.round(values)})
 
 
+
+#: Magnitude (2**48, about 2.8e14) from which an integer target is modelled as continuous. An integer target is
+#: dequantized: trained on its values plus uniform noise within half a unit, its segment bounded half a unit beyond its
+#: extreme values. float64's spacing is 1/32 below 2**48, 1/16 above, 1 at 2**52 and 2 beyond 2**53: the bound
+#: ``min - 0.5`` and the noise rounded onto the smallest value, whose ``log(y - lower)`` was ``-inf`` (an int64
+#: column of values up to 1e17 failed with a non-finite training loss; the same values as float64 fitted).
+INTEGER_LIMIT = 2.0**48
+
+
+def integer_kind(name: str, largest: float, declared: bool, source: str = "values", stacklevel: int = 4) -> str:
+    """The kind of the integer target ``name`` whose ``source`` (its values, or its public bounds) reach ``largest`` in
+    magnitude: ``"integer"`` below :data:`INTEGER_LIMIT`; beyond it ``"continuous"`` with a ``UserWarning`` (its
+    draws are still rounded to whole numbers of an integer dtype), or, ``declared`` ``kind="integer"`` in the schema,
+    DataValidationError.
+
+    Examples
+    --------
+    >>> integer_kind("v", 1e14, declared=False)
+    'integer'
+    """
+    if not largest >= INTEGER_LIMIT:
+        return "integer"
+    why = (f"its {source} reach {largest:.6g}, beyond 2**48 (about 2.8e14), where float64 cannot resolve the half "
+           "units an integer target is modelled with")
+    if declared:
+        raise DataValidationError(
+            f"Target column {name!r} is declared kind 'integer' but {why}. Declare it 'continuous' (an integer "
+            "column's draws are still rounded to whole numbers), or rescale it (e.g. to thousands).")
+    warnings.warn(
+        f"Target column {name!r}: {why}; it is modelled as continuous, its draws rounded to whole numbers of its "
+        "integer dtype. Rescale it (e.g. to thousands) to model it on its integers, or declare kind='continuous' to "
+        "silence this.", UserWarning, stacklevel=stacklevel)
+    return "continuous"
+
 def complete_rows(frame: pd.DataFrame, columns: Sequence[str], who: str, consequence: str) -> pd.DataFrame:
     """The records of ``frame`` with every one of ``columns`` observed; leaving the others out is said in a
     ``UserWarning`` naming ``who`` (the source), the columns and the counts, then ``consequence`` (what that means
