@@ -31,7 +31,7 @@ from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, mi
 from .filters import range_label
 from .targets import Target, Targets, format_filter
 
-__all__ = ["VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes", "reordered", "rounding_slack", "target_order", "weight_unit"]
+__all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes", "reordered", "rounding_slack", "target_order", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,26 +128,47 @@ class Design:
         return sp.csr_matrix(self.x.T)
 
 
+#: The largest total initial weight, in units of the median weight, that :func:`weight_unit` solves in those
+#: units: beyond it the weights are spread (half of them carry a negligible share of the total) and the unit is
+#: the weighted median's.
+MEDIAN_UNIT_TOTAL = 2.0**30
+
+
 def weight_unit(d: np.ndarray) -> float:
     """The power of two at or below the median positive initial weight (1.0 where none is positive): the unit in
-    which the linear programs and the sparse solves weigh (:func:`in_weight_units`).
+    which the linear programs and the sparse solves weigh (:func:`in_weight_units`); where the total weight is
+    more than :data:`MEDIAN_UNIT_TOTAL` such units, the power of two at or below the weighted median (the weight
+    of the record at which the sorted weights reach half of their total).
 
     HiGHS holds bounds to absolute tolerances (about 1e-7) and reads values of 1e20 as infinite, so the same
     problem in other units of weight (weights of 1 or of 1e6, totals of 1e15 or of 1e21) was solved differently or
     refused as a "model error". A power of two changes no digit: weights scaled by one give the same records and
-    the same weights, scaled.
+    the same weights, scaled. With half of the records near 1 and half near 1e10, the median's unit left the
+    totals at 1e17 to 1e22 in its units (with a sum target's row at :func:`~.feasibility.lp_row_scale`), which
+    HiGHS failed to solve; the weighted median's unit is that of the records that carry the totals. Weights
+    that are not so spread (a total below ``2**30`` median weights) keep the median's unit, and the weighted
+    median of weights in its own unit is in ``[1, 2)``: a design already in its unit has unit 1.
 
     Examples
     --------
     >>> weight_unit(np.array([1.0, 1.5, 3.0])), weight_unit(np.array([3000.0, 5000.0])), weight_unit(np.zeros(2))
     (1.0, 2048.0, 1.0)
+    >>> weight_unit(np.array([1.0, 1.0, 1.0, 3e9, 5e9]))  # the median, 1, is far below what carries the total
+    4294967296.0
     """
     d = np.asarray(d, dtype=np.float64)
     pos = d[(d > 0) & np.isfinite(d)]
     if not pos.size:
         return 1.0
     _, e = np.frexp(float(np.median(pos)))  # median = f * 2**e, f in [0.5, 1)
-    return float(np.ldexp(1.0, int(e) - 1))
+    unit = float(np.ldexp(1.0, int(e) - 1))
+    if not float(np.sum(pos)) / unit > MEDIAN_UNIT_TOTAL:
+        return unit
+    pos = np.sort(pos)
+    cum = np.cumsum(pos)
+    heavy = float(pos[min(int(np.searchsorted(cum, 0.5 * cum[-1])), len(pos) - 1)])  # the weighted median
+    _, e = np.frexp(heavy)
+    return max(unit, float(np.ldexp(1.0, int(e) - 1)))
 
 
 def in_weight_units(design: Design, unit: float | None = None) -> Design:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -577,8 +578,11 @@ def _mean_error(design: Design, w: np.ndarray, rel: np.ndarray) -> float:
 
 def _infeasible(design: Design, tol: float, reason: str) -> ConvergenceError:
     """The error of targets that no non-negative weights meet within ``tol`` together: the best achievable max
-    relative error, and the targets in conflict (those that bind it, with their values)."""
+    relative error, and the targets in conflict (those that bind it, with their values). Where that error is
+    within ``tol`` (or the programs give none), HiGHS's infeasibility contradicts it: :func:`_solver_failure`."""
     best, binding = _best_fit(design)
+    if not best > tol:
+        return _solver_failure(design, f"{reason}; yet the best achievable max relative error is {best:.4g}")
     listed = "; ".join(f"{design.targets[j].name} = {_fmt(design.targets[j].value * design.unit)}" for j in binding[:10])
     more = f" (and {len(binding) - 10} more)" if len(binding) > 10 else ""
     conflict = f" The targets that conflict (no non-negative weights meet them together): {listed}{more}." if listed else ""
@@ -587,6 +591,35 @@ def _infeasible(design: Design, tol: float, reason: str) -> ConvergenceError:
         f"The best achievable max relative error with any non-negative weights is {best:.4g}; raise "
         f"the tolerance to at least that.{conflict}"
     )
+
+
+def _solver_failure(design: Design, reason: str) -> ConvergenceError:
+    """The error of a linear program that HiGHS did not solve (a numerical failure, not a proof that no weights
+    meet the targets): its status, the spread of the initial weights, and what may help."""
+    d = design.d[design.d > 0] * design.unit
+    spread = f"from {d.min():.3g} to {d.max():.3g}" if d.size else "all 0"
+    return ConvergenceError(
+        f"The linear program of the sparse calibration failed numerically ({reason}): it proved neither weights "
+        f"that meet the targets nor that none exist. The initial weights range {spread}; initial weights within "
+        "fewer orders of magnitude, targets in moderate units, or dropping redundant targets may let it solve, "
+        "and Calibrator (not sparse) solves the same targets without a linear program."
+    )
+
+
+#: HiGHS's model status ``kInfeasible`` (``highspy.HighsModelStatus``); scipy reports it, and a "Model error"
+#: (status 2) too, as its status 2, so the HiGHS status is read from the message.
+HIGHS_INFEASIBLE = 8
+#: HiGHS's ``kUnboundedOrInfeasible``: a proof of infeasibility where the cost cannot decrease without bound.
+HIGHS_UNBOUNDED_OR_INFEASIBLE = 9
+
+
+def _proves_infeasible(message: str, cost: np.ndarray) -> bool:
+    """Whether HiGHS's answer (its ``message``, "... (HiGHS Status N: ...)") proves that no ``w >= 0`` lies in the
+    band: status Infeasible, or UnboundedOrInfeasible under a non-negative ``cost`` (bounded below by 0). Any other
+    status (a model error, "Unknown", a time or iteration limit) is a failure of the solver, not a proof."""
+    found = re.search(r"HiGHS Status (\d+)", str(message))
+    status = int(found.group(1)) if found else None
+    return status == HIGHS_INFEASIBLE or (status == HIGHS_UNBOUNDED_OR_INFEASIBLE and bool((cost >= 0).all()))
 
 
 def check_feasible(design: Design, tol: float) -> None:
@@ -603,13 +636,16 @@ def _band_solve(
     """HiGHS's non-negative ``w`` minimizing ``cost @ w`` within the band of half-widths ``slack``
     (:func:`band_constraint`: ``|X'w - t| <= slack``, a mean within ``slack`` of its value), its mean targets'
     records keeping weight at the first level of ``floors`` (default :func:`mean_floors`) that the targets allow;
-    the :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when there is none."""
+    the :class:`ConvergenceError` of :func:`_infeasible` (for tolerance ``tol``) when HiGHS proves there is none
+    (at the last, least demanding, level), of :func:`_solver_failure` when it fails otherwise."""
     rows = band_constraint(design, slack)
     for floor in mean_floors(design) if floors is None else floors:
         a, lo, hi = with_mean_floor(design, *rows, floor)
         res = milp(cost, constraints=LinearConstraint(a, lo, hi), bounds=(0, np.inf), options={"presolve": True})
         if res.status == 0 and res.x is not None:
             return res.x
+    if not _proves_infeasible(res.message, np.asarray(cost)):
+        raise _solver_failure(design, f"HiGHS: {res.message}")
     raise _infeasible(design, tol, f"HiGHS: {res.message}")
 
 
