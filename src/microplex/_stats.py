@@ -61,6 +61,8 @@ __all__ = [
     "misfit_denominator",
     "MISS_FLOOR",
     "miss_scale",
+    "ROUNDING_SHARE",
+    "rounding_scale",
     "relative_error",
 ]
 
@@ -760,10 +762,15 @@ def design_effect(weights: object) -> float:
     return float(w.shape[0] / kish_ess(w))
 
 
-def misfit_denominator(totals: object) -> np.ndarray:
+def misfit_denominator(totals: object, natural: object = None, tol: object = None) -> np.ndarray:
     """What a calibration target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size,
     where it is ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of
     small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``.
+
+    Given the targets' natural sizes ``natural`` (``sum_i d_i |x_ij|``, what their records add up to in size) and
+    the tolerance ``tol > 0`` the misfit is held to, it is at least :func:`rounding_scale`: a miss within
+    :data:`ROUNDING_SHARE` of the natural size (what float64 rounding leaves on a total netting values of both
+    signs to 0 or nearly) meets ``tol``. Targets not far below their natural size keep ``1 + |t|`` exactly.
 
     The one definition behind every solver's convergence test and every reported misfit.
 
@@ -771,9 +778,12 @@ def misfit_denominator(totals: object) -> np.ndarray:
     --------
     >>> misfit_denominator(np.array([100.0, 0.0, 0.25, -3e-10])).tolist()
     [101.0, 1.0, 0.5, 6e-10]
+    >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 2.0**50]), 2.0**-30).tolist()
+    [101.0, 1099511627776.0]
     """
     a = np.abs(np.asarray(totals, dtype=np.float64))
-    return a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
+    out = a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
+    return out if natural is None else np.maximum(out, rounding_scale(a, natural, tol))
 
 
 #: The least share of a target's natural size (what its records' values add up to in size at the initial weights)
@@ -782,16 +792,17 @@ def misfit_denominator(totals: object) -> np.ndarray:
 MISS_FLOOR = 1e-3
 
 
-def miss_scale(totals: object, natural: object) -> np.ndarray:
+def miss_scale(totals: object, natural: object, floor: object = MISS_FLOOR) -> np.ndarray:
     """The size a target's miss is weighed against where misses are traded off against each other or against the
     distance (soft calibration's penalties, a sparse subset's soft solve, a mean's solving units): the target's own
-    size ``|t|``, but at least :data:`MISS_FLOOR` times its natural size ``natural``
+    size ``|t|``, but at least ``floor`` (default :data:`MISS_FLOOR`) times its natural size ``natural``
     (``sum_i d_i |x_ij|``), and 1 where both are 0 (a target no record reaches, always met).
 
     Unit-free, unlike R survey's ``1 + |t|`` (:func:`misfit_denominator`, which stays the convergence test and the
     reported misfit): a trade-off must not depend on the unit of the values or the weights. With ``1 + |t|``, a soft
     fit of incomes in dollars and in thousands of dollars kept different weights (a sum of -451 weighed like a
-    relative miss, the same sum of -0.22 in another unit like twice it).
+    relative miss, the same sum of -0.22 in another unit like twice it). With ``floor = ROUNDING_SHARE / tol``, the
+    least scale of every convergence and "met" test (:func:`rounding_scale`).
 
     Examples
     --------
@@ -799,18 +810,56 @@ def miss_scale(totals: object, natural: object) -> np.ndarray:
     [100.0, 0.05, 0.25, 1.0]
     """
     t = np.abs(np.asarray(totals, dtype=np.float64))
-    s = np.maximum(t, MISS_FLOOR * np.abs(np.asarray(natural, dtype=np.float64)))
+    s = np.maximum(t, floor * np.abs(np.asarray(natural, dtype=np.float64)))
     return np.where(s > 0, s, 1.0)
 
 
-def relative_error(achieved: object, target: object) -> np.ndarray:
+#: The share of a target's natural size (``sum_i d_i |x_ij|``) that float64 rounding alone may leave as its miss.
+#: A total netting values of both signs to 0 (a net transfer, a mean of 0 of gains and losses) is computed to about
+#: 2**-52 of that size (a few hundred times it for a million records summed in order), not to its own size: with
+#: weights of 1e3 and values of 1e6 its rounding is 1e-3, and a test against ``1 + |t|`` refused an exact solution.
+#: 2**-40 (9.1e-13) keeps a margin of 4096 over one rounding.
+ROUNDING_SHARE = 2.0**-40
+
+
+def rounding_scale(totals: object, natural: object, tol: object) -> np.ndarray:
+    """The least scale a miss of a target of total ``totals`` and natural size ``natural`` is measured against,
+    when it is held to the tolerance ``tol`` (one, or one per target): :func:`miss_scale` with the floor
+    ``ROUNDING_SHARE / tol``, so that a miss within :data:`ROUNDING_SHARE` of the natural size (float64 rounding)
+    meets the tolerance. Every convergence and "met" test takes the larger of its own scale and this one
+    (:func:`misfit_denominator`, :func:`relative_error`): the same test as before where ``|t|`` is not far below
+    the natural size. No floor for a tolerance of 0 ("exact") or where the floor is beyond float64.
+
+    Examples
+    --------
+    >>> rounding_scale(np.array([100.0, 0.0]), np.array([200.0, 2.0**50]), 2.0**-30).tolist()
+    [100.0, 1099511627776.0]
+    """
+    tol = np.asarray(tol, dtype=np.float64)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        floor = np.where(tol > 0, ROUNDING_SHARE / np.where(tol > 0, tol, 1.0), 0.0)
+        natural = np.abs(np.asarray(natural, dtype=np.float64))
+        # a natural size beyond float64 (or its floor) gives no floor: the test stays R survey's, never void
+        natural = np.where(np.isfinite(floor * natural), natural, 0.0)
+    return miss_scale(totals, natural, floor)
+
+
+def relative_error(achieved: object, target: object, natural: object = None, tol: object = None) -> np.ndarray:
     """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0).
+
+    Given the targets' natural sizes ``natural`` and the tolerance ``tol > 0`` the error is held to, the scale is
+    at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``).
 
     Examples
     --------
     >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
     [0.01, 0.5]
+    >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0]), np.array([100.0, 2.0**50]), 2.0**-30).tolist()
+    [0.01, 4.547473508864641e-13]
     """
     a = np.asarray(achieved, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
-    return (a - t) / np.where(t == 0, 1.0, np.abs(t))
+    scale = np.where(t == 0, 1.0, np.abs(t))
+    if natural is not None:
+        scale = np.maximum(scale, rounding_scale(t, natural, tol))
+    return (a - t) / scale

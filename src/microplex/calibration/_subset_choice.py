@@ -236,7 +236,7 @@ def best_auxiliary_subset(
             w_lp = _program_weights(design, core, x_aux, t_aux, tol, jitter)
             # the program over the k records, else the targets' vertex alone
             for name, fallback in (("program", w_lp), ("vertex", vertex)):
-                fallback_err = math.inf if fallback is None else _max_error(design, fallback)
+                fallback_err = math.inf if fallback is None else _max_error(design, fallback, tol)
                 if fallback_err < err:
                     w, err, converged, soft, source = fallback, fallback_err, False, True, name
                     break

@@ -18,10 +18,11 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
+from microplex._stats import relative_error
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows
+from .design import Design, build_design, collapse_rows, value_sizes
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import box, mean_scale, met_tolerance, soft_units, solution_problems, survey_errors, unreachable_targets
@@ -107,7 +108,7 @@ class CalibrationResult:
             tol = float(self.summary["tolerance"])  # the fit's, not a later set_params
             rep = target_report(self.design, self.weights.to_numpy(), tol)
             rep["tolerance"] = tol
-            rep["met"] = rep["rel_error"] <= tol * (1 + 1e-9)  # as summary["within_tolerance"]
+            rep["met"] = _met(self.design, rep, np.full(len(rep), tol * (1 + 1e-9)))  # as summary["within_tolerance"]
             return rep
         return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8),
                              self.summary.get("default_tolerance") if self.summary.get("soft") else None)
@@ -119,7 +120,7 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
 
     ``met``: the relative error is within the target's tolerance (at least ``met_rtol``, what a solve meets:
     a tolerance of 0 means "exact") or, for a target without one, within ``default_tolerance`` (a soft fit's)
-    or ``met_rtol``."""
+    or ``met_rtol``; a miss within float64 rounding of the target's natural size is met (:func:`_met`)."""
     dz = design
     achieved = dz.x.T @ weights
     initial = dz.x.T @ dz.d
@@ -133,7 +134,7 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
             initial = np.where(is_mean, value + initial / cnt_d, initial)
     rel = relative_errors(achieved, value)
     tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets], dtype=float)
-    return pd.DataFrame(
+    rep = pd.DataFrame(
         {
             "target": dz.targets.names,
             "aggregate": [t.aggregate for t in dz.targets],
@@ -143,10 +144,22 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
             "achieved": achieved,
             "rel_error": rel,
             "tolerance": tol,
-            "met": rel <= np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
-                                   np.maximum(tol, met_rtol)),
         }
     )
+    rep["met"] = _met(dz, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
+                                        np.maximum(tol, met_rtol)))
+    return rep
+
+
+def _met(design: Design, rep: pd.DataFrame, within: np.ndarray) -> np.ndarray:
+    """Whether each row of a :func:`target_report` is within its tolerance ``within`` (> 0): its relative error,
+    measured against at least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
+    :func:`~microplex.calibration.design.value_sizes` at the initial weights): a miss that is float64 rounding of a
+    total netting values of both signs to 0 is met, as the solvers meet it."""
+    natural = value_sizes(design, design.d)
+    value, achieved = rep["value"].to_numpy(dtype=np.float64), rep["achieved"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.abs(relative_error(achieved, value, natural, within)) <= within
 
 
 class _FittedResult(Estimator):
@@ -182,7 +195,10 @@ class Calibrator(_FittedResult):
         Bounds ``(lower, upper)`` on the weight ratios ``w / d``; required by ``"logit"``.
     tol : float, default=1e-10
         Convergence when ``|achieved - t| / (1 + |t|) < tol`` for every target (R survey's test; ``2 |t|``
-        instead of ``1 + |t|`` for totals below 1 in size, where the test would be absolute).
+        instead of ``1 + |t|`` for totals below 1 in size, where the test would be absolute). A miss within
+        float64 rounding of the target's natural size ``sum_i d_i |x_ij|`` (2**-40 of it,
+        :func:`~microplex._stats.rounding_scale`) is met whatever ``tol``: a total of 0 netting values of both
+        signs is computed to that precision, not to a unit.
     max_iter : int, default=50
     soft : bool, default=False
         Minimize the distance plus ``sum_j c_j / 2 (achieved_j - t_j)^2`` with
@@ -350,7 +366,8 @@ class Calibrator(_FittedResult):
         met_rtol = met_tolerance(self.tol)
         # the guard of every solve: the weights must be finite, not collapsed, and (hard mode) meet the
         # targets in their own units, whatever the solver reported
-        problems = solution_problems(design, w, errors=None if self.soft else survey_errors(design, w), tol=met_rtol)
+        problems = solution_problems(design, w, errors=None if self.soft else survey_errors(design, w, met_rtol),
+                                     tol=met_rtol)
         converged = bool(sol.converged) and not problems
         infeasible = pd.DataFrame()
         if not converged:

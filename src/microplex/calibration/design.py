@@ -31,7 +31,8 @@ from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, mi
 from .filters import range_label
 from .targets import Target, Targets, format_filter
 
-__all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes", "reordered", "rounding_slack", "target_order", "weight_unit"]
+__all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes",
+           "reordered", "rounding_slack", "target_order", "value_sizes", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,29 @@ def natural_sizes(design: Design, d: np.ndarray) -> np.ndarray:
     return np.bincount(x.indices, weights=np.abs(x.data) * d[rows], minlength=x.shape[1])
 
 
+def value_sizes(design: Design, d: np.ndarray) -> np.ndarray:
+    """Per target, its :func:`natural_sizes` at weights ``d`` in the target's own units: a count's or a sum's as it
+    is, a mean's per unit of its records' weighted count at ``d`` (the mean of ``|y|``; the count taken as 1 where
+    its records carry no weight). What a miss of its achieved value is rounding of
+    (:func:`~microplex._stats.rounding_scale`).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, -3.0], "w": [2.0, 1.0]})
+    >>> dz = build_design(df, Targets([Target(3.0), Target(0.0, "sum", "y"), Target(-0.5, "mean", "y")]), "w", None)
+    >>> value_sizes(dz, dz.d).tolist()
+    [3.0, 5.0, 1.6666666666666667]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    natural = natural_sizes(design, d)
+    is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
+    if not is_mean.any():
+        return natural
+    count = np.asarray(design.mean_count.T @ d, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(is_mean, natural / np.where(count > 0, count, 1.0), natural)
+
+
 def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     """Per target, what a miss of its design column is divided by to be a relative miss: the unit-free
     :func:`~microplex._stats.miss_scale` of its total against its natural size at weights ``d``
@@ -238,7 +262,7 @@ def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     if is_mean.any():
         count = np.asarray(design.mean_count.T @ d, dtype=np.float64).ravel()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            size = miss_scale([t.value for t in design.targets], natural / np.where(count > 0, count, 1.0))
+            size = miss_scale([t.value for t in design.targets], value_sizes(design, d))
             units = np.where(is_mean, np.where(count > 0, count, 1.0) * size, units)
     return units
 

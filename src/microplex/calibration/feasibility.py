@@ -32,9 +32,9 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design, in_weight_units, miss_units, rounding_slack, weight_unit
+from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, value_sizes, weight_unit
 from .diagnostics import format_pair, relative_errors
-from .._stats import misfit_denominator
+from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error
 from .solver import column_top
 from .targets import Targets
 
@@ -221,16 +221,25 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
     return np.asarray(achieved, dtype=np.float64)
 
 
-def target_errors(design: Design, weights: np.ndarray) -> np.ndarray:
+def target_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:
     """Every target's relative error under ``weights`` in its own units (a mean as a mean; inf where a mean's
-    records carry no weight)."""
+    records carry no weight). With ``tol`` (the tolerance the errors are held to), a miss is measured against at
+    least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
+    :func:`~microplex.calibration.design.value_sizes` at ``design.d``): float64 rounding of a total netting values
+    of both signs to 0 meets ``tol``."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
-    err = relative_errors(achieved_values(design, weights), value)
+    if tol is None:
+        err = relative_errors(achieved_values(design, weights), value)
+    else:
+        err = np.abs(relative_error(achieved_values(design, weights), value, value_sizes(design, design.d), tol))
     return np.where(np.isnan(err), np.inf, err)
 
-def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
+def misfits(
+    achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None, tol: float | None = None
+) -> np.ndarray:
     """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target (for targets
-    below 1 in size, half the relative miss: :func:`~microplex._stats.misfit_denominator`).
+    below 1 in size, half the relative miss: :func:`~microplex._stats.misfit_denominator`; given the natural sizes
+    and the tolerance ``tol`` the misfits are held to, ``1 + |target|`` is at least the rounding scale).
 
     The one definition behind every calibration front end's convergence check (``Calibrator``,
     ``rake_dataset``, ``rake_frame``); reported errors are :func:`~microplex.calibration.diagnostics.relative_errors`.
@@ -240,7 +249,7 @@ def misfits(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
     >>> misfits(np.array([101.0, 0.5]), np.array([100.0, 0.0])).round(4).tolist()
     [0.0099, 0.5]
     """
-    return np.abs(np.asarray(achieved) - target) / misfit_denominator(target)
+    return np.abs(np.asarray(achieved) - target) / misfit_denominator(target, natural, tol)
 
 
 def met_tolerance(tol: float) -> float:
@@ -251,10 +260,13 @@ def met_tolerance(tol: float) -> float:
     return max(tol * 100, 1e-8)
 
 
-def survey_errors(design: Design, weights: np.ndarray) -> np.ndarray:
-    """:func:`misfits` of every target, in the target's units (inf where undefined)."""
+def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:
+    """:func:`misfits` of every target, in the target's units (inf where undefined); with ``tol`` (what they are
+    held to), against at least the rounding scale of the target's
+    :func:`~microplex.calibration.design.value_sizes` at ``design.d``."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
-    err = misfits(achieved_values(design, weights), value)
+    natural = None if tol is None else value_sizes(design, design.d)
+    err = misfits(achieved_values(design, weights), value, natural, tol)
     return np.where(np.isnan(err), np.inf, err)
 
 
@@ -359,9 +371,14 @@ def best_tolerance(design: Design) -> float:
 
 def band(design: Design, tol: float) -> np.ndarray:
     """Per-target half-width of the tolerance band: ``tol |t|`` for a count or sum, ``tol |v|`` for a mean (its
-    value; the band of a mean is relative to the mean, :func:`band_constraint`)."""
+    value; the band of a mean is relative to the mean, :func:`band_constraint`); at least
+    :data:`~microplex._stats.ROUNDING_SHARE` of the target's natural size (``tol`` times its rounding scale: a
+    total of 0 netting values of both signs is an equality no solver holds beyond rounding)."""
     value = np.array([t.value if t.aggregate == "mean" else 0.0 for t in design.targets], dtype=np.float64)
-    return tol * np.where(_relative_means(design, np.ones(len(design.targets))), np.abs(value), np.abs(design.totals))
+    rel = _relative_means(design, np.ones(len(design.targets)))
+    # a relative mean's band is in units of the mean, every other row's in those of its column
+    floor = ROUNDING_SHARE * np.where(rel, value_sizes(design, design.d), natural_sizes(design, design.d))
+    return np.maximum(tol * np.where(rel, np.abs(value), np.abs(design.totals)), floor)
 
 
 def _relative_means(design: Design, slack: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@ calibration distance's inverse. Each iteration costs two sparse mat-vecs and one
 ``X' diag(d F') X`` product, then one ``(m, m)`` solve; a backtracking line search on the dual
 objective (or on the squared misfit for distances without a potential) makes it globally convergent.
 
-The convergence test is R survey's: ``|misfit_j| / (1 + |t_j|) < tol`` for every target ``j``.
+The convergence test is R survey's: ``|misfit_j| / (1 + |t_j|) < tol`` for every target ``j``, where
+``1 + |t_j|`` is at least the target's rounding scale (:func:`~microplex._stats.misfit_denominator` given the
+natural sizes ``sum_i d_i |x_ij|``): a miss that float64 rounding of the natural size leaves is met.
 """
 
 from __future__ import annotations
@@ -125,7 +127,9 @@ def newton_dual(
     bounds : (float, float), default=(-inf, inf)
         Bounds on the weight ratios ``g = w / d``.
     tol : float, default=1e-10
-        Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for all ``j``.
+        Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for all ``j`` (``1 + |t_j|`` at least
+        ``ROUNDING_SHARE / tol`` times the natural size ``sum_i d_i |x_ij|``: a total of 0 netting values of both
+        signs is met to float64 rounding, :func:`~microplex._stats.rounding_scale`).
     max_iter : int, default=50
     penalty : ndarray of shape (m,), optional
         Soft mode: ``c_j > 0``; the primal objective adds ``sum_j c_j / 2 (achieved_j - t_j)^2``.
@@ -140,9 +144,13 @@ def newton_dual(
         Never raises on non-convergence: the caller decides (``converged`` is False).
     """
     s = value_scale(x)
+    # each target's natural size sum_i d_i |x_ij|: the misses within rounding of it are met
+    xt_abs = abs(sp.csr_matrix(x).T) if xt is None else abs(xt)
+    natural = np.asarray(xt_abs @ np.asarray(d, dtype=np.float64), dtype=np.float64).ravel()
     if s is None:
         return solve_dual(
-            MatrixOperator(x, d, xt), totals, distance, bounds, tol=tol, max_iter=max_iter, penalty=penalty, lam0=lam0
+            MatrixOperator(x, d, xt), totals, distance, bounds, tol=tol, max_iter=max_iter, penalty=penalty, lam0=lam0,
+            natural=natural,
         )
     # columns of huge or tiny values solved in scaled units: x s, t s, multipliers lam / s, penalties c / s^2; the
     # misfits stay those of the original units (the denominators scaled alike), so the answer is the same problem's
@@ -156,7 +164,7 @@ def newton_dual(
         max_iter=max_iter,
         penalty=None if penalty is None else np.asarray(penalty, dtype=np.float64) / s / s,
         lam0=None if lam0 is None else np.asarray(lam0, dtype=np.float64) / s,
-        denom=misfit_denominator(t) * s,
+        denom=misfit_denominator(t, natural, tol) * s,
     )
     res.lam, res.achieved = res.lam * s, res.achieved / s
     return res
@@ -221,6 +229,7 @@ def solve_dual(
     lam0: np.ndarray | None = None,
     first: Point | None = None,
     denom: np.ndarray | None = None,
+    natural: np.ndarray | None = None,
 ) -> SolverResult:
     """:func:`newton_dual` on any design operator (in memory, collapsed, or summed over partitions).
 
@@ -228,21 +237,22 @@ def solve_dual(
     solves one sparse ``(m, m)`` system, and backtracks on the dual objective; see
     :mod:`microplex.calibration.operator`. ``first``: the operator's point at ``lam0`` (or zeros), if the
     caller already evaluated it (saves one pass over a partitioned dataset). ``denom``: what each misfit is
-    divided by, if not :func:`~microplex._stats.misfit_denominator` of ``totals`` (a scaled problem's).
+    divided by, if not :func:`~microplex._stats.misfit_denominator` of ``totals`` (a scaled problem's);
+    ``natural``: the targets' natural sizes ``sum_i d_i |x_ij|``, for its rounding scale (None: without).
     """
     if threadpool_limits is not None and len(totals) <= DENSE_MAX:
         with threadpool_limits(1, user_api="blas"):
-            return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom)
-    return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom)
+            return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom, natural)
+    return _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom, natural)
 
 
-def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom=None) -> SolverResult:  # type: ignore[no-untyped-def]
+def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, denom=None, natural=None) -> SolverResult:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     t = np.asarray(totals, dtype=np.float64)
     m = t.shape[0]
     lam = np.zeros(m) if lam0 is None else np.asarray(lam0, dtype=np.float64).copy()
     inv_c = None if penalty is None else 1.0 / np.asarray(penalty, dtype=np.float64)
-    denom = misfit_denominator(t) if denom is None else np.asarray(denom, dtype=np.float64)
+    denom = misfit_denominator(t, natural, tol) if denom is None else np.asarray(denom, dtype=np.float64)
     has_pot = distance.potential is not None
     n_eval = 0
 

@@ -29,8 +29,10 @@ __all__ = ["calibrate_subset", "inclusion_probabilities", "default_holdout"]
 logger = logging.getLogger(__name__)
 
 
-def _max_error(design: Design, w: np.ndarray) -> float:
-    return float(np.max(target_errors(design, w))) if len(design.targets) else 0.0
+def _max_error(design: Design, w: np.ndarray, tol: float | None = None) -> float:
+    """The largest :func:`~microplex.calibration.feasibility.target_errors` (with ``tol``, the tolerance it is held
+    to: a miss within float64 rounding of a target's natural size meets it)."""
+    return float(np.max(target_errors(design, w, tol))) if len(design.targets) else 0.0
 
 
 def calibrate_subset(
@@ -78,7 +80,7 @@ def calibrate_subset(
             else:
                 sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
         w = base * sol.g
-        return w, sol.converged, _max_error(sub, w)
+        return w, sol.converged, _max_error(sub, w, tolerance)
 
     if subset_solve != "soft":
         for with_aux in ([True, False] if use_aux else [False]):
