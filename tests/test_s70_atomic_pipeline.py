@@ -1,0 +1,93 @@
+"""Session 70 (atomic): what a pipeline or a command records and leaves behind when a file changes or a write fails.
+
+- A targets file edited while a pipeline ran (after the up-front read, before [calibrate] started) was recorded in
+  the stage's manifest with its new hash though the old content was calibrated: the rerun skipped the stage and kept
+  ``black == 1`` at 2000 while the file said 5000.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import microplex._pipeline_stages as stages
+from microplex import DataValidationError
+from microplex.pipeline import run_pipeline
+
+_PIPELINE = '''
+output = "out"
+seed = 1
+[[sources]]
+name = "cps"
+path = "bundled:cps1"
+[model]
+targets = ["re78"]
+conditions = ["age", "black"]
+epochs = 2
+[generate]
+n = 2000
+population = 30000
+[calibrate]
+targets = "t.csv"
+'''
+
+
+def _targets(folder: Path, value: float) -> None:
+    pd.DataFrame({"aggregate": ["count"], "variable": [""], "filter": ["black == 1"],
+                  "value": [value]}).to_csv(folder / "t.csv", index=False)
+
+
+def _pipeline(folder: Path) -> Path:
+    _targets(folder, 2000.0)
+    (folder / "p.toml").write_text(_PIPELINE)
+    return folder / "p.toml"
+
+
+def _black_total(folder: Path) -> float:
+    cal = pd.read_parquet(folder / "out" / "calibrated.parquet")
+    return float(cal.loc[cal.black == 1, "weight"].sum())
+
+
+def test_targets_edited_during_a_run_are_applied_by_the_rerun(tmp_path, monkeypatch):
+    config = _pipeline(tmp_path)
+    generate = next(s for s in stages.STAGE_TABLE if s.name == "generate")
+    original = generate.run
+
+    def generate_then_edit(ctx):  # the user fixes t.csv while the (long) generate runs
+        figures = original(ctx)
+        _targets(tmp_path, 5000.0)
+        return figures
+
+    object.__setattr__(generate, "run", generate_then_edit)
+    try:
+        first = run_pipeline(config, progress=False)
+    finally:
+        object.__setattr__(generate, "run", original)
+    assert first.stages["calibrate"]["status"] == "ran"
+    assert _black_total(tmp_path) == pytest.approx(2000.0, rel=1e-9)  # the values read up front
+    second = run_pipeline(config, progress=False)
+    assert second.stages["fit"]["status"] == "skipped"
+    assert second.stages["calibrate"]["status"] == "ran"  # its record says the 2000 file, which is gone
+    assert _black_total(tmp_path) == pytest.approx(5000.0, rel=1e-9)
+    third = run_pipeline(config, progress=False)
+    assert third.stages["calibrate"]["status"] == "skipped"
+
+
+def test_targets_file_changing_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    import microplex.pipeline as pipeline
+
+    config = _pipeline(tmp_path)
+    read = pipeline.read_targets
+
+    def read_then_edit(path, *args, **kwargs):  # another program rewrites t.csv while it is read
+        targets = read(path, *args, **kwargs)
+        _targets(tmp_path, 5000.0)
+        return targets
+
+    monkeypatch.setattr(pipeline, "read_targets", read_then_edit)
+    with pytest.raises(DataValidationError, match=r"t\.csv.*changed while the pipeline read it"):
+        run_pipeline(config, progress=False)
+    assert not (tmp_path / "out" / "calibrated.parquet").exists()
+
