@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -90,4 +93,55 @@ def test_targets_file_changing_while_it_is_read_is_refused(tmp_path, monkeypatch
     with pytest.raises(DataValidationError, match=r"t\.csv.*changed while the pipeline read it"):
         run_pipeline(config, progress=False)
     assert not (tmp_path / "out" / "calibrated.parquet").exists()
+
+
+# -- a model saved onto a pipe, or into a read-only folder -------------------------------------------
+@pytest.fixture(scope="module")
+def fitted():
+    from microplex import Synthesizer
+    from microplex.datasets import load_dataset
+
+    data = load_dataset("cps1").sample(300, random_state=0)
+    return Synthesizer(["re78"], ["age"], epochs=1, verbose=False).fit(data)
+
+
+@pytest.fixture(scope="module")
+def fitted_households():
+    from microplex import HouseholdSynthesizer
+    from microplex.datasets import load_dataset
+
+    eusilc = load_dataset("eusilc")
+    small = eusilc[eusilc["db030"] <= 300].reset_index(drop=True)
+    return HouseholdSynthesizer(["db040", "hy090n"], ["rb090"], "db030", epochs=1, hidden_features=(8,),
+                                transforms=1, verbose=False).fit(small, seed=0)
+
+
+@pytest.mark.parametrize("which", ["fitted", "fitted_households"])
+def test_save_onto_a_pipe_is_refused_and_the_pipe_kept(tmp_path, which, request):
+    model = request.getfixturevalue(which)
+    fifo = tmp_path / "model.mpx"
+    os.mkfifo(fifo)
+    with pytest.raises(DataValidationError, match=r"model\.mpx' is a device, pipe or socket"):
+        model.save(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.mpx"]
+    if which == "fitted_households":  # a file object is still written into
+        buffer = io.BytesIO()
+        model.save(buffer)
+        assert buffer.getvalue()[:2] == b"PK"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+@pytest.mark.parametrize("which", ["fitted", "fitted_households"])
+def test_save_into_a_read_only_folder_names_the_path(tmp_path, which, request):
+    model = request.getfixturevalue(which)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(DataValidationError, match=r"Cannot save to '.*ro/m2\.mpx': folder '.*ro' is not writable"):
+            model.save(folder / "m2.mpx")
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
 
