@@ -145,3 +145,55 @@ def test_save_into_a_read_only_folder_names_the_path(tmp_path, which, request):
     finally:
         folder.chmod(0o755)
 
+
+# -- the report temporary of a killed run -----------------------------------------------------------
+_EVALUATED = '''
+output = "out"
+seed = 1
+[[sources]]
+name = "cps"
+path = "bundled:cps1"
+[model]
+targets = ["re78"]
+conditions = ["age", "black"]
+epochs = 1
+[generate]
+n = 500
+[evaluate]
+'''
+
+_KILLED_WHILE_WRITING_THE_REPORT = '''
+import os, pathlib, signal, sys
+write_text = pathlib.Path.write_text
+def killed(self, text, *args, **kwargs):
+    if self.name.startswith(".tmp") and "report" in self.name:
+        write_text(self, text[: len(text) // 2], *args, **kwargs)  # half the report written, then the process dies
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write_text(self, text, *args, **kwargs)
+pathlib.Path.write_text = killed
+from microplex.pipeline import run_pipeline
+run_pipeline(sys.argv[1], progress=False)
+'''
+
+
+def test_a_killed_runs_report_temporary_is_removed_by_the_next_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import microplex
+
+    (tmp_path / "p.toml").write_text(_EVALUATED)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(microplex.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WHILE_WRITING_THE_REPORT, str(tmp_path / "p.toml")],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    out = tmp_path / "out"
+    half = [p for p in out.iterdir() if p.name.startswith(".tmp") and "report" in p.name and p.stat().st_size > 0]
+    assert len(half) == 1 and "<html" in half[0].read_text(encoding="utf-8")  # the half-written report
+    result = run_pipeline(tmp_path / "p.toml", progress=False)
+    assert result.stages["evaluate"]["status"] == "ran"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".tmp")) == []
+    assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+
