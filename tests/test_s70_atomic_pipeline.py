@@ -3,6 +3,12 @@
 - A targets file edited while a pipeline ran (after the up-front read, before [calibrate] started) was recorded in
   the stage's manifest with its new hash though the old content was calibrated: the rerun skipped the stage and kept
   ``black == 1`` at 2000 while the file said 5000.
+- ``Synthesizer.save`` / ``HouseholdSynthesizer.save`` renamed the model over a pipe (as root ``/dev/null``), and
+  into a read-only folder raised a raw PermissionError naming the temporary.
+- ``EvaluationReport.to_html`` named its temporary its own way, so a killed pipeline's half-written report stayed in
+  the output folder after every later run.
+- ``microplex calibrate --report`` renamed the new report into place before writing the output: a failed output
+  write left it beside the old output.
 """
 
 from __future__ import annotations
@@ -197,3 +203,43 @@ def test_a_killed_runs_report_temporary_is_removed_by_the_next_run(tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".tmp")) == []
     assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
 
+
+# -- microplex calibrate --report: both files of a run or neither -------------------------------------
+def test_calibrate_report_is_not_replaced_when_writing_the_output_fails(tmp_path, monkeypatch):
+    import errno
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import microplex.cli as cli
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"g": rng.integers(0, 2, 400), "weight": 1.0}).to_csv(tmp_path / "data.csv", index=False)
+
+    def calibrate(value: float):
+        pd.DataFrame({"aggregate": ["count"], "variable": [""], "filter": ["g == 1"],
+                      "value": [value]}).to_csv(tmp_path / "t.csv", index=False)
+        return CliRunner().invoke(cli.app, ["calibrate", str(tmp_path / "data.csv"), "--targets", str(tmp_path / "t.csv"),
+                                            "-o", str(tmp_path / "cal.parquet"), "--report", str(tmp_path / "rep.csv"),
+                                            "-q"])
+
+    first = calibrate(100.0)
+    assert first.exit_code == 0, first.output
+    cal, rep = (tmp_path / "cal.parquet").read_bytes(), (tmp_path / "rep.csv").read_bytes()
+    assert pd.read_csv(tmp_path / "rep.csv")["value"].tolist() == [100.0]
+
+    def disk_full(df, path):  # the output's write fails (the disk is full)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli, "write_parquet_atomic", disk_full)
+    second = calibrate(300.0)
+    assert second.exit_code == 1 and "No space left on device" in second.output
+    assert (tmp_path / "rep.csv").read_bytes() == rep  # the report of the first run, beside its output
+    assert (tmp_path / "cal.parquet").read_bytes() == cal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.parquet", "data.csv", "rep.csv", "t.csv"]
+    monkeypatch.undo()
+    third = calibrate(300.0)
+    assert third.exit_code == 0, third.output
+    out = pd.read_parquet(tmp_path / "cal.parquet")
+    assert out.loc[out.g == 1, "weight"].sum() == pytest.approx(300.0, rel=1e-9)
+    assert pd.read_csv(tmp_path / "rep.csv")["value"].tolist() == [300.0]
