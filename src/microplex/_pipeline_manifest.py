@@ -122,16 +122,22 @@ def _checksum(record: Mapping[str, Any]) -> str:
 
 
 class Manifest:
-    """A stage's record: it is done when the record shows the same settings, seeds, inputs and outputs."""
+    """A stage's record: it is done when the record shows the same settings, seeds, inputs and outputs.
 
-    def __init__(self, out: Path, name: str, settings: dict[str, Any], inputs: list[Path], outputs: list[Path]):
+    ``read``: the hash of each input file the runner read before the first stage (targets, public
+    metadata), taken when it was read: the record names the content the stage used, not the file's content
+    when the stage starts. Every other input is hashed now.
+    """
+
+    def __init__(self, out: Path, name: str, settings: dict[str, Any], inputs: list[Path], outputs: list[Path],
+                 read: Mapping[Path, str] | None = None):
         self.out, self.name, self.settings = out, name, settings
         self.inputs, self.outputs = inputs, outputs
         self.manifest = out / MANIFESTS / f"{name}.json"
         self.started = out / MANIFESTS / f"{name}.started.json"
         payload = {
             "settings": settings,
-            "inputs": {str(p): _output_hash(p) for p in inputs},
+            "inputs": {str(p): (read or {}).get(p) or _output_hash(p) for p in inputs},
             "microplex_version": __version__,
         }
         self.input_hashes = payload["inputs"]

@@ -13,6 +13,7 @@ and ``-v``/``--verbose`` (log progress details and an internal error's traceback
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -363,10 +364,12 @@ def calibrate(
         result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight,
                                                                          household_col=household)
         df[weight] = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
-        if report:
-            with atomic_path(report) as tmp:
+        # Both files of this run or neither: the report is written to its temporary first and renamed onto
+        # its path after the output is written (a failed output write leaves the old report beside the old output).
+        with atomic_path(report) if report else contextlib.nullcontext() as tmp:
+            if tmp is not None:
                 result.report().to_csv(tmp, index=False)
-        write_parquet_atomic(df, out)
+            write_parquet_atomic(df, out)
         s = result.summary
         say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
                    f"max rel. error {s.get('max_rel_error', float('nan')):.2e}; wrote {out}")

@@ -37,7 +37,7 @@ import logging
 import os
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,8 @@ from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_fold
                                  written_by_microplex)
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
-from .io import (check_rows_fit_disk, check_rows_fit_memory, read_public_metadata, read_targets, resolve_path,
-                 write_text_atomic)
+from .io import (check_rows_fit_disk, check_rows_fit_memory, file_sha256, read_public_metadata, read_targets,
+                 resolve_path, write_text_atomic)
 
 __all__ = ["load_pipeline", "run_pipeline", "PipelineResult", "STAGES"]
 
@@ -222,13 +222,15 @@ def run_pipeline(
     _check_sizes(config, out)
     seed = int(config.get("seed", 0))
     external = external_inputs(config, base)
-    targets = {name.split(".")[0]: read_targets(path) for name, path in external.items() if name.endswith(".targets")}
+    read: dict[Path, str] = {}  # each file read up front -> the hash of the bytes read (what the manifests record)
+    targets = {name.split(".")[0]: _read_hashed(path, read_targets, read)
+               for name, path in external.items() if name.endswith(".targets")}
     if "evaluate" in targets and config["evaluate"].get("areas"):  # each area column fixed by some held-out cell
         from .evaluation.areas import check_area_columns
 
         check_area_columns(targets["evaluate"], config["evaluate"]["areas"], "'evaluate.areas'")
     if "model.public" in external:  # a DP fit's public metadata, read (as untrusted data) before any work
-        targets["public"] = read_public_metadata(external["model.public"])
+        targets["public"] = _read_hashed(external["model.public"], read_public_metadata, read)
         check_public(config, targets["public"])
     from .scale._lock import OutputLock
 
@@ -239,14 +241,36 @@ def run_pipeline(
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
         _remove_stale_outputs(out, planned, list(inputs.values()))
-        result = _run_stages(planned, config, base, out, seed, targets, force, progress)
+        result = _run_stages(planned, config, base, out, seed, targets, read, force, progress)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
 
 
+def _read_hashed(path: Path, reader: Callable[[Path], Any], read: dict[Path, str]) -> Any:
+    """``reader(path)``, noting in ``read`` the SHA-256 of the bytes it read.
+
+    The files read up front (targets, held-out cells, public metadata) are used by stages that start
+    minutes later; their manifests record this hash, not the file's hash when the stage starts, so a file
+    edited meanwhile is not recorded as used (the next run sees the edit and runs the stage again). The
+    file is hashed before and after the read: a file that changed in between (another program writing it),
+    or that differs from an earlier read of the same path, raises a :class:`DataValidationError`.
+    """
+    if not path.is_file():
+        return reader(path)  # absent or a folder: the reader says so
+    before = file_sha256(path)
+    value = reader(path)
+    if file_sha256(path) != before or read.get(path, before) != before:
+        raise DataValidationError(
+            f"The input file {str(path)!r} changed while the pipeline read it; run the pipeline again once the file "
+            "is written.")
+    read[path] = before
+    return value
+
+
 def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path, out: Path, seed: int,
-                targets: dict[str, Any], force: bool, progress: bool) -> PipelineResult:
-    """Runs (or skips) each planned stage in order; the result with the run's summary."""
+                targets: dict[str, Any], read: Mapping[Path, str], force: bool, progress: bool) -> PipelineResult:
+    """Runs (or skips) each planned stage in order; the result with the run's summary. ``read``: the hash of
+    each file read up front, recorded as read (:func:`_read_hashed`)."""
     result = PipelineResult(output=out)
     figures: dict[str, dict[str, Any]] = {}
     for step in planned:
@@ -254,7 +278,7 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         seeds = stage_seeds(seed, step.stage)
         settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds,
                     **(step.stage.derived(config, targets) if step.stage.derived is not None else {})}
-        manifest = Manifest(out, name, settings, step.input_paths(), list(step.outputs.values()))
+        manifest = Manifest(out, name, settings, step.input_paths(), list(step.outputs.values()), read)
         record = None if force else manifest.is_done()
         if record is not None:
             logger.info("Stage %s is up to date; skipped.", name)

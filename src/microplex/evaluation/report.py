@@ -118,15 +118,15 @@ class EvaluationReport:
         that is a device, pipe or socket (``/dev/null``) raises a DataValidationError: the rename of the
         finished report onto it would replace it.
         """
+        from .._files import temp_beside
         from ..io import check_replaceable
         from ._html import render_html
 
         import os
-        import uuid
 
         path = check_replaceable(Path(path), "path")
         text = render_html(self, title=title, model=model, provenance=provenance)
-        tmp = path.with_name(f".tmp-microplex-{uuid.uuid4().hex[:12]}-{path.name}.partial")
+        tmp = temp_beside(path)  # named as every temporary, so a killed pipeline's is removed by the next run
         try:
             tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)  # never a half-written report

@@ -35,9 +35,13 @@ FORMAT_VERSION = 1
 
 def check_save_path(path: Any, *, allow_file: bool = False) -> None:
     """Refuses a ``path`` that a model's ``save`` cannot write to, before anything is written: one that is not a
-    str or path, names a folder, or lies in a folder that does not exist (each a raw TypeError, AttributeError,
-    IsADirectoryError or FileNotFoundError from the writing otherwise). ``allow_file``: a writable binary file
-    object (with ``write``) is accepted as it is (:func:`write_archive` writes into it)."""
+    str or path, names a folder, lies in a folder that does not exist or is not writable (each a raw TypeError,
+    AttributeError, IsADirectoryError, FileNotFoundError or PermissionError naming the temporary file otherwise),
+    or is a device, pipe or socket (:func:`microplex.io.check_replaceable`: the temporary renamed onto it would
+    replace it). ``allow_file``: a writable binary file object (with ``write``) is accepted as it is
+    (:func:`write_archive` writes into it)."""
+    from ..io import check_replaceable
+
     if allow_file and not isinstance(path, str | os.PathLike) and callable(getattr(path, "write", None)):
         return
     if not isinstance(path, str | os.PathLike):
@@ -47,6 +51,9 @@ def check_save_path(path: Any, *, allow_file: bool = False) -> None:
         raise DataValidationError(
             f"Cannot save to {str(path)!r}: " + ("it is a folder." if os.path.isdir(path) else f"folder {folder!r} does not exist.")
         )
+    check_replaceable(path, "path")
+    if not os.access(folder, os.W_OK | os.X_OK):  # the temporary is made in the folder, then renamed
+        raise DataValidationError(f"Cannot save to {str(path)!r}: folder {folder!r} is not writable.")
 
 
 def write_archive(

@@ -423,7 +423,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         The file is written to a temporary name in the same folder and renamed, so a failed save
         leaves nothing behind. Models fitted with the same data, parameters and seed give
         byte-identical files. A DP model's ``privacy_`` is first checked as :meth:`load` checks
-        it (a record edited after the fit raises, and nothing is written).
+        it (a record edited after the fit raises, and nothing is written). A path in a missing or read-only
+        folder, a folder, or a device, pipe or socket (which the rename would replace) raises a
+        :class:`~microplex.DataValidationError` naming it before anything is written.
         """
         self._check_is_fitted()
         check_save_path(path)
