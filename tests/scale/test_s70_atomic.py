@@ -1,0 +1,99 @@
+"""Nothing half-written is read as a dataset: an interrupted generate_dataset run, an interrupted or concurrent
+write_calibrated copy; one lock per folder whatever name reaches it; an unwritable output folder refused up front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex.io import read_table
+from microplex.scale import generate_dataset, rake_dataset, read_manifest, write_calibrated
+from microplex.scale import generate as generate_module
+
+
+def _interrupted(synth, path: Path, monkeypatch) -> None:
+    """``generate_dataset`` into ``path`` stopped (as by Ctrl-C) during its second task: one of three parts written."""
+    calls = {"n": 0}
+    run = generate_module._run_task
+
+    def stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated Ctrl-C during task 2")
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "_run_task", stop)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(synth, n=1000, path=path, rows_per_file=400, seed=7, progress=False)
+    monkeypatch.setattr(generate_module, "_run_task", run)
+
+
+def test_an_interrupted_dataset_is_refused_by_every_reader(tiny_synth, tmp_path, monkeypatch):
+    """``read_table`` returned 400 of 1,000 rows and ``rake_dataset`` calibrated them (the manifest said 'running')."""
+    pop = tmp_path / "pop"
+    _interrupted(tiny_synth, pop, monkeypatch)
+    assert read_manifest(pop)["status"] == "running"
+    assert len(pd.read_parquet(pop)) == 400  # what a reader that does not check sees
+    margins = {"black": {0: 600.0, 1: 400.0}}
+    calls = [
+        lambda: read_table(pop),
+        lambda: rake_dataset(pop, margins, None),
+        lambda: generate_dataset(tiny_synth, conditions=pop, path=tmp_path / "pop2", progress=False),
+    ]
+    for call in calls:
+        with pytest.raises(DataValidationError, match=r"unfinished generate_dataset run .*1 of 3 tasks finished.*Repeat the call"):
+            call()
+    # the finished run (the same call repeated) is read
+    generate_dataset(tiny_synth, n=1000, path=pop, rows_per_file=400, seed=7, progress=False)
+    assert len(read_table(pop)) == 1000
+    assert rake_dataset(pop, margins, None).weights(read_table(pop)).sum() == pytest.approx(1000.0, rel=1e-8)
+
+
+def test_an_interrupted_dataset_is_refused_by_write_calibrated(tiny_synth, tmp_path, monkeypatch):
+    """``write_calibrated`` copied the parts written so far, as if they were the population."""
+    pop = tmp_path / "pop"
+    generate_dataset(tiny_synth, n=1000, path=pop, rows_per_file=400, seed=7, progress=False)
+    result = rake_dataset(pop, {"black": {0: 600.0, 1: 400.0}}, None)
+    pop2 = tmp_path / "pop2"
+    _interrupted(tiny_synth, pop2, monkeypatch)
+    with pytest.raises(DataValidationError, match=r"pop2'? holds an unfinished generate_dataset run"):
+        write_calibrated(result, pop2, tmp_path / "cal")
+    assert not (tmp_path / "cal").exists()
+
+
+def test_an_interrupted_household_table_is_refused_by_the_linked_readers(hs, tmp_path):
+    """The household readers (``rake_dataset(persons=...)``, ``write_calibrated``) had no status check either."""
+    import json
+
+    from microplex.scale import generate_household_dataset
+    from microplex.scale._layout import layout
+
+    root = tmp_path / "hh"
+    generate_household_dataset(hs, 300, path=root, households_per_file=100, seed=1, progress=False)
+    margins = {"rb090": {"male": 600.0, "female": 640.0}}
+    result = rake_dataset(root / "households", margins, None, persons=root / "persons", household_id="db030")
+    for table in ("persons", "households"):  # as an interrupted run leaves each table's manifest
+        manifest = layout(root / table).manifest
+        record = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({**record, "status": "running"}))
+        with pytest.raises(DataValidationError, match=rf"{table}'? holds an unfinished generate_dataset run"):
+            rake_dataset(root / "households", margins, None, persons=root / "persons", household_id="db030")
+        with pytest.raises(DataValidationError, match=rf"{table}'? holds an unfinished generate_dataset run"):
+            write_calibrated(result, root / "households", tmp_path / "h", persons=root / "persons",
+                             persons_out=tmp_path / "p")
+        manifest.write_text(json.dumps(record))
+    assert not (tmp_path / "h").exists() and not (tmp_path / "p").exists()
+
+
+def test_a_plain_dataset_folder_without_a_manifest_is_still_read(tmp_path):
+    pop = tmp_path / "plain"
+    pop.mkdir()
+    frame = pd.DataFrame({"g": [0, 1, 1, 0], "x": [1.0, 2.0, 3.0, 4.0]})
+    frame.to_parquet(pop / "part-0.parquet", index=False)
+    assert read_table(pop)["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    res = rake_dataset(pop, {"g": {0: 10.0, 1: 30.0}}, None)
+    np.testing.assert_allclose(res.weights(frame), [5.0, 15.0, 15.0, 5.0], rtol=1e-9)
