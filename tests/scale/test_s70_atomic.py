@@ -97,3 +97,75 @@ def test_a_plain_dataset_folder_without_a_manifest_is_still_read(tmp_path):
     assert read_table(pop)["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
     res = rake_dataset(pop, {"g": {0: 10.0, 1: 30.0}}, None)
     np.testing.assert_allclose(res.weights(frame), [5.0, 15.0, 15.0, 5.0], rtol=1e-9)
+
+
+def _four_files(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    src = root / "pop"
+    src.mkdir()
+    for i in range(4):
+        pd.DataFrame({"g": rng.integers(0, 2, 5000), "x": rng.normal(size=5000)}).to_parquet(
+            src / f"part-{i}.parquet", index=False)
+    return src
+
+
+def _totals(folder: Path) -> dict:
+    frame = pd.read_parquet(folder)
+    return frame.groupby("g")["weight"].sum().to_dict()
+
+
+def test_an_interrupted_calibrated_copy_leaves_no_folder(tmp_path, monkeypatch):
+    """Interrupted at file 3 of 4, ``cal/`` held two files under their final names: read as 10,000 of 20,000
+    records weighing 49,987 (targets 100,000)."""
+    import microplex.scale._calibrated_copy as copy_module
+
+    src = _four_files(tmp_path)
+    result = rake_dataset(src, {"g": {0: 60000.0, 1: 40000.0}}, None)
+    write, calls = copy_module._write_copy, {"n": 0}
+
+    def failing(frame, target):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("Ctrl-C while writing file 3 of 4")
+        write(frame, target)
+
+    monkeypatch.setattr(copy_module, "_write_copy", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_calibrated(result, src, tmp_path / "cal")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop"]  # no copy, no temporary, no side folder
+    monkeypatch.setattr(copy_module, "_write_copy", write)
+    assert write_calibrated(result, src, tmp_path / "cal") == 20000
+    totals = _totals(tmp_path / "cal")
+    assert totals[0] == pytest.approx(60000.0, rel=1e-9) and totals[1] == pytest.approx(40000.0, rel=1e-9)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "pop"]
+
+
+def test_a_second_calibrated_copy_into_the_same_folder_is_refused_while_the_first_writes(tmp_path, monkeypatch):
+    """Two calls at once into one new folder both passed the "not empty" check: the folder held files of both
+    calibrations (totals {0: 52,562, 1: 47,562.5}, neither's targets), or one failed with a raw FileNotFoundError."""
+    import microplex.scale._calibrated_copy as copy_module
+
+    from microplex import MicroplexError
+
+    src = _four_files(tmp_path)
+    first = rake_dataset(src, {"g": {0: 60000.0, 1: 40000.0}}, None)
+    second = rake_dataset(src, {"g": {0: 30000.0, 1: 70000.0}}, None)
+    write, seen = copy_module._write_copy, []
+
+    def racing(frame, target):
+        if not seen:  # the second call starts while the first writes its first file
+            monkeypatch.setattr(copy_module, "_write_copy", write)
+            with pytest.raises(MicroplexError, match=r"cal'? is being written by another write_calibrated call"):
+                write_calibrated(second, src, tmp_path / "cal")
+            seen.append(True)
+        write(frame, target)
+
+    monkeypatch.setattr(copy_module, "_write_copy", racing)
+    write_calibrated(first, src, tmp_path / "cal")
+    assert seen
+    totals = _totals(tmp_path / "cal")
+    assert totals[0] == pytest.approx(60000.0, rel=1e-9) and totals[1] == pytest.approx(40000.0, rel=1e-9)
+    with pytest.raises(DataValidationError, match="is not empty"):  # after it: the finished copy is kept
+        write_calibrated(second, src, tmp_path / "cal")
+    assert _totals(tmp_path / "cal")[0] == pytest.approx(60000.0, rel=1e-9)
+
