@@ -3,6 +3,7 @@ write_calibrated copy; one lock per folder whatever name reaches it; an unwritab
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,53 @@ def test_a_second_calibrated_copy_into_the_same_folder_is_refused_while_the_firs
         write_calibrated(second, src, tmp_path / "cal")
     assert _totals(tmp_path / "cal")[0] == pytest.approx(60000.0, rel=1e-9)
 
+
+def test_a_second_run_naming_the_folder_through_a_link_is_refused(tiny_synth, tmp_path, monkeypatch):
+    """``pop/`` and ``link -> pop``: each run took its own lock (``.pop.microplex``, ``.link.microplex``), both wrote
+    into ``pop/`` and failed at the end, leaving 20 parts mixing the two seeds."""
+    from microplex import MicroplexError
+
+    (tmp_path / "pop").mkdir()
+    os.symlink(tmp_path / "pop", tmp_path / "link")
+    run, seen = generate_module._run_task, []
+
+    def second(*args, **kwargs):
+        if not seen:  # while the first run writes its first task
+            seen.append(True)
+            with pytest.raises(MicroplexError, match=r"pop'? is being written by another generate_dataset run"):
+                generate_dataset(tiny_synth, n=1000, path=tmp_path / "link", rows_per_file=400, seed=2, progress=False)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(generate_module, "_run_task", second)
+    generate_dataset(tiny_synth, n=1000, path=tmp_path / "pop", rows_per_file=400, seed=1, progress=False)
+    assert seen and sorted(p.name for p in tmp_path.iterdir()) == [".pop.microplex", "link", "pop"]
+    monkeypatch.setattr(generate_module, "_run_task", run)
+    ref = tmp_path / "ref"
+    generate_dataset(tiny_synth, n=1000, path=ref, rows_per_file=400, seed=1, progress=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pop"), pd.read_parquet(ref))
+    # the finished folder resumes (as complete) through the link too, with the same side folder
+    assert generate_dataset(tiny_synth, n=1000, path=tmp_path / "link", rows_per_file=400, seed=1,
+                            progress=False)["rows"] == 1000
+    assert not (tmp_path / ".link.microplex").exists()
+
+
+def test_a_second_household_run_naming_the_folder_through_a_link_is_refused(hs, tmp_path, monkeypatch):
+    from microplex import MicroplexError
+    from microplex.scale import generate_household_dataset
+    from microplex.scale import households as households_module
+
+    (tmp_path / "hh").mkdir()
+    os.symlink(tmp_path / "hh", tmp_path / "link")
+    run, seen = households_module._run_task, []
+
+    def second(*args, **kwargs):
+        if not seen:
+            seen.append(True)
+            with pytest.raises(MicroplexError, match=r"hh'? is being written by another generate_dataset run"):
+                generate_household_dataset(hs, 200, path=tmp_path / "link", households_per_file=100, seed=2,
+                                           progress=False)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(households_module, "_run_task", second)
+    generate_household_dataset(hs, 200, path=tmp_path / "hh", households_per_file=100, seed=1, progress=False)
+    assert seen and sorted(p.name for p in tmp_path.iterdir()) == ["hh", "link"]
