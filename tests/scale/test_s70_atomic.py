@@ -220,3 +220,29 @@ def test_a_second_household_run_naming_the_folder_through_a_link_is_refused(hs, 
     monkeypatch.setattr(households_module, "_run_task", second)
     generate_household_dataset(hs, 200, path=tmp_path / "hh", households_per_file=100, seed=1, progress=False)
     assert seen and sorted(p.name for p in tmp_path.iterdir()) == ["hh", "link"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores permissions")
+def test_an_existing_read_only_output_folder_is_refused_before_any_work(tiny_synth, tmp_path, monkeypatch):
+    """Only the nearest existing parent was tested for writability: ``generate_dataset`` into an existing ``pop/`` of
+    mode 555 computed its first task, then raised a raw PermissionError and left ``.pop.microplex/`` behind."""
+    pop, out = tmp_path / "pop", tmp_path / "cal"
+    pop.mkdir()
+    pop.chmod(0o555)
+    calls = []
+    monkeypatch.setattr(generate_module, "_run_task", lambda *a, **k: calls.append(a))
+    try:
+        with pytest.raises(DataValidationError, match=r"pop'? is not a writable folder"):
+            generate_dataset(tiny_synth, n=100, path=pop, progress=False)
+        assert not calls and sorted(p.name for p in tmp_path.iterdir()) == ["pop"]
+        (tmp_path / "s").mkdir()
+        src = _four_files(tmp_path / "s")
+        result = rake_dataset(src, {"g": {0: 6.0, 1: 4.0}}, None)
+        out.mkdir()
+        out.chmod(0o555)
+        with pytest.raises(DataValidationError, match=r"cal'? is not a writable folder"):
+            write_calibrated(result, src, out)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "pop", "s"] and not any(out.iterdir())
+    finally:
+        pop.chmod(0o755)
+        out.chmod(0o755) if out.exists() else None
