@@ -171,6 +171,9 @@ def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bo
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
         raise DataValidationError(f"Cannot create the {name!r} output {str(path)!r}: {str(existing)!r} is not a "
                                   "writable folder.")
+    if folder and target.is_dir() and not os.access(target, os.W_OK | os.X_OK):  # its files are written into it
+        raise DataValidationError(f"Cannot write the {name!r} output {str(path)!r}: the existing folder "
+                                  f"{str(target)!r} is not a writable folder.")
     return path
 
 

@@ -206,8 +206,9 @@ def _dataset_options(p: Path) -> dict[str, Any]:
     """``read_parquet``'s options for the dataset folder ``p``: the schema microplex wrote beside it
     (:func:`microplex.scale.dataset_schema`) when it has one, so that partition values keep their type (codes
     ``"06"`` as text, not the integers 6; booleans, not the text ``"True"``); none for another folder."""
-    from .scale._layout import dataset_schema, layout
+    from .scale._layout import check_finished, dataset_schema, layout
 
+    check_finished(p)  # an interrupted generate_dataset run holds a part of the dataset only
     return {"schema": dataset_schema(p)} if layout(p).schema.is_file() else {}
 
 

@@ -4,18 +4,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .._errors import DataValidationError
+from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
-from ._layout import hive_partitioning
+from ._layout import hive_partitioning, layout
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .calibrate import RakingResult
 
 
@@ -26,8 +30,12 @@ def write_calibrated(
     """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
 
     Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
-    same relative path under ``out`` (hive partition folders kept), atomically (a hidden temporary file
-    renamed when complete). ``scale`` multiplies the weights written (e.g. the equal share each record
+    same relative path under ``out`` (hive partition folders kept). The copy is written into a hidden
+    temporary folder beside ``out`` (``.tmp-<hex>-NAME``), renamed onto ``out`` when complete: a reader
+    never finds a part of it under ``out``, and an interrupted call leaves no ``out`` (its temporary is
+    removed, or, after a kill, by the next call). The call holds the lock ``.NAME.microplex/_microplex.lock``
+    (as ``generate_dataset``): a second call writing to the same folder meanwhile raises
+    :class:`~microplex.MicroplexError` naming the first. ``scale`` multiplies the weights written (e.g. the equal share each record
     of a dataset without a weight column represents, when it was calibrated on unit weights). Returns the
     number of records written.
 
@@ -40,11 +48,8 @@ def write_calibrated(
     cannot be created, lies inside a source dataset or holds one (a copy written into its own source
     would be read back as part of it), or when ``out`` and ``persons_out`` overlap.
     """
-    from pathlib import Path
-
-    import pyarrow.dataset as ds
-
     from .._cli_checks import check_output
+    from ._lock import OutputLock
     from .sources import parquet_files
 
     if not isinstance(column, str) or not column:
@@ -77,11 +82,46 @@ def write_calibrated(
             raise DataValidationError(
                 f"The 'out' {str(out)!r} and 'persons_out' {str(persons_out)!r} folders overlap; the copies of the "
                 "households and of the persons need separate folders.")
-    if linked:
-        from ._linked import write_linked
+    finals = [Path(os.path.realpath(os.fspath(f))) for f in (out, persons_out) if f is not None]
+    with ExitStack() as stack:
+        locks = []
+        for dst in finals:  # one writer per folder, whatever name (a link) reaches it
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            locks.append(stack.enter_context(OutputLock(dst, layout(dst).meta, writer="write_calibrated call")))
+            if dst.exists() and any(dst.iterdir()):  # a copy finished since the check above
+                raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+            _remove_temporaries(dst)  # those of a killed call: no call writes them now
+        temps: list[Path] = []
+        try:
+            for dst in finals:
+                temps.append(_temp_folder(dst))
+            if linked:
+                from ._linked import write_linked
 
-        return write_linked(result, path, persons, out, persons_out, column, scale, _write_copy)
-    src, dst = Path(os.fspath(path)), Path(os.fspath(out))
+                n = write_linked(result, path, persons, temps[0], temps[1], column, scale, _write_copy)
+            else:
+                n = _write_single(result, Path(os.fspath(path)), temps[0], column, scale)
+            for src, dst in zip(sources, finals, strict=True):
+                copy_schema(src, dst, column)  # beside the final name: read with the copy once it is there
+            for tmp, dst in zip(temps, finals, strict=True):
+                _publish(tmp, dst)
+        except BaseException:
+            for tmp in temps:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    for lock in locks:  # the side folder the lock made, when no schema file was written into it
+        if lock.created:
+            try:
+                lock.folder.rmdir()
+            except OSError:
+                pass
+    return n
+
+
+def _write_single(result: RakingResult, src: Path, dst: Path, column: str, scale: float) -> int:
+    """The calibrated copy of the dataset ``src`` (a file or a folder) written into the folder ``dst``."""
+    import pyarrow.dataset as ds
+
     dataset = ds.dataset(str(src), format="parquet", partitioning=hive_partitioning(src))
     n = 0
     for frag in dataset.get_fragments():
@@ -91,8 +131,43 @@ def write_calibrated(
         frame[column] = result.weights(full) * scale
         _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
         n += len(frame)
-    copy_schema(src, dst, column)
     return n
+
+
+#: A copy's temporary folder beside its output ``NAME``: ``.tmp-<12 hex>-NAME``.
+_TEMP_PREFIX = ".tmp-"
+
+
+def _temp_folder(dst: Path) -> Path:
+    """Creates (exclusively) and returns a new hidden temporary folder ``.tmp-<hex>-NAME`` beside ``dst``."""
+    for _ in range(100):
+        tmp = dst.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{dst.name}"
+        try:
+            tmp.mkdir()
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+        return tmp
+    raise MicroplexError(f"Cannot create a temporary folder beside {str(dst)!r}.")  # pragma: no cover
+
+
+def _remove_temporaries(dst: Path) -> None:
+    """Removes the temporary folders of ``dst`` that a killed call left (called while holding its lock)."""
+    pattern = re.compile(re.escape(_TEMP_PREFIX) + "[0-9a-f]{12}-" + re.escape(dst.name))
+    for entry in dst.parent.iterdir() if dst.parent.is_dir() else []:
+        if pattern.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _publish(tmp: Path, dst: Path) -> None:
+    """Renames the complete copy ``tmp`` onto ``dst`` (new, or an empty folder, which the rename replaces)."""
+    try:
+        os.rename(tmp, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        raise DataValidationError(
+            f"The output folder {str(dst)!r} was filled (or replaced by a file) while the copy was written; nothing "
+            "was written into it. Choose a new or empty folder.") from None
 
 
 def copy_schema(src: Path, dst: Path, column: str) -> None:
@@ -102,11 +177,11 @@ def copy_schema(src: Path, dst: Path, column: str) -> None:
     schema file leaves none (a stale one beside ``dst`` is removed): readers infer the types as for the source."""
     import pyarrow as pa
 
-    from ._layout import _partitioning_and_schema, layout
+    from ._layout import _partitioning_and_schema
     from .writer import write_common_metadata
 
     target = layout(dst)
-    if target.legacy or not target.root.is_dir():
+    if target.legacy:
         return
     _, saved = _partitioning_and_schema(src)
     if saved is None:

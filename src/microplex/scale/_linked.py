@@ -248,7 +248,8 @@ def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> n
 
 
 def write_linked(result, households, persons, out, persons_out, column: str, scale: float, write) -> int:
-    """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair."""
+    """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair, into the
+    folders ``out`` and ``persons_out`` (its temporaries; it gives them the schema files)."""
     n = 0
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
     for h_path, p_path, keys in linked_pairs(households, persons):
@@ -263,8 +264,4 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
         write(hh, Path(os.fspath(out)) / rel_h)
         write(pp, Path(os.fspath(persons_out)) / rel_p)
         n += len(hh)
-    from ._calibrated_copy import copy_schema
-
-    copy_schema(h_root, Path(os.fspath(out)), column)  # partition columns typed as written, as in the sources
-    copy_schema(p_root, Path(os.fspath(persons_out)), column)
     return n

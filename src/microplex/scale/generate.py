@@ -324,7 +324,7 @@ def generate_dataset(
         "chunk_rows": int(min(_CHUNK_ROWS, _BLOCK_ROWS)),
         "columns": list(source.columns) + list(synth.target_vars),
     }
-    path = os.path.abspath(path)
+    path = os.path.realpath(path)  # links resolved: one lock (side folder) per folder, whatever name reaches it
     with OutputLock(path, layout(path).meta):
         return _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash)
 

@@ -200,7 +200,7 @@ def _generate(model, n_households, *, path, partition_by=None, households_per_fi
     }
     specs = ({**base, "table": "households", "columns": h_cols},
              {**base, "table": "persons", "linked_to": "households", "columns": p_cols})
-    root = Path(os.path.abspath(path))
+    root = Path(os.path.realpath(path))  # links resolved: one lock per folder, whatever name reaches it
     with OutputLock(root):
         other = [e for e in _visible_entries(root) if e not in TABLES]
         if other:

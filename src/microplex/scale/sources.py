@@ -224,10 +224,14 @@ def parquet_files(path: str | os.PathLike, label: str) -> list[str]:
     ``*.parquet``, hidden ``.``/``_`` names skipped), in sorted path order.
 
     Raises :class:`DataValidationError` (``label`` names what the path is) when ``path`` does not exist
-    or holds no Parquet file.
+    or holds no Parquet file, or is a dataset an unfinished ``generate_dataset`` run is writing
+    (:func:`~microplex.scale._layout.check_finished`).
     """
+    from ._layout import check_finished
+
     root = Path(path)
     if root.is_dir():
+        check_finished(root)  # an interrupted generate_dataset run: a part of the dataset only
         files = sorted(
             p for p in root.rglob("*.parquet")
             if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
