@@ -25,22 +25,13 @@ import microplex._pipeline_stages as stages
 from microplex import DataValidationError
 from microplex.pipeline import run_pipeline
 
-_PIPELINE = '''
-output = "out"
-seed = 1
-[[sources]]
-name = "cps"
-path = "bundled:cps1"
-[model]
-targets = ["re78"]
-conditions = ["age", "black"]
-epochs = 2
-[generate]
-n = 2000
-population = 30000
-[calibrate]
-targets = "t.csv"
-'''
+def _cps_pipeline(epochs: int, generate: str, tail: str) -> str:
+    """A pipeline file on bundled cps1 (re78 given age and black) with ``generate`` and ``tail`` added."""
+    return (f'output = "out"\nseed = 1\n[[sources]]\nname = "cps"\npath = "bundled:cps1"\n[model]\n'
+            f'targets = ["re78"]\nconditions = ["age", "black"]\nepochs = {epochs}\n[generate]\n{generate}\n{tail}\n')
+
+
+_PIPELINE = _cps_pipeline(2, "n = 2000\npopulation = 30000", '[calibrate]\ntargets = "t.csv"')
 
 
 def _targets(folder: Path, value: float) -> None:
@@ -153,20 +144,7 @@ def test_save_into_a_read_only_folder_names_the_path(tmp_path, which, request):
 
 
 # -- the report temporary of a killed run -----------------------------------------------------------
-_EVALUATED = '''
-output = "out"
-seed = 1
-[[sources]]
-name = "cps"
-path = "bundled:cps1"
-[model]
-targets = ["re78"]
-conditions = ["age", "black"]
-epochs = 1
-[generate]
-n = 500
-[evaluate]
-'''
+_EVALUATED = _cps_pipeline(1, "n = 500", "[evaluate]")
 
 _KILLED_WHILE_WRITING_THE_REPORT = '''
 import os, pathlib, signal, sys
