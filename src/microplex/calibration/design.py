@@ -31,8 +31,8 @@ from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, mi
 from .filters import range_label
 from .targets import Target, Targets, format_filter
 
-__all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units", "natural_sizes",
-           "reordered", "rounding_slack", "target_order", "value_sizes", "weight_unit"]
+__all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units",
+           "natural_sizes", "reordered", "rounding_slack", "target_order", "value_sizes", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ def write_calibrated(
     never finds a part of it under ``out``, and an interrupted call leaves no ``out`` (its temporary is
     removed, or, after a kill, by the next call). The call holds the lock ``.NAME.microplex/_microplex.lock``
     (as ``generate_dataset``): a second call writing to the same folder meanwhile raises
-    :class:`~microplex.MicroplexError` naming the first. ``scale`` multiplies the weights written (e.g. the equal share each record
-    of a dataset without a weight column represents, when it was calibrated on unit weights). Returns the
-    number of records written.
+    :class:`~microplex.MicroplexError` naming the first. ``scale`` multiplies the weights written (e.g. the
+    equal share each record of a dataset without a weight column represents, when it was calibrated on unit
+    weights). Returns the number of records written.
 
     After a household calibration (``rake_dataset(..., persons=...)``), ``path`` is the households dataset
     and ``persons`` its persons: both are copied (to ``out`` and ``persons_out``), every person getting its
@@ -89,7 +89,8 @@ def write_calibrated(
             dst.parent.mkdir(parents=True, exist_ok=True)
             locks.append(stack.enter_context(OutputLock(dst, layout(dst).meta, writer="write_calibrated call")))
             if dst.exists() and any(dst.iterdir()):  # a copy finished since the check above
-                raise DataValidationError(f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
+                raise DataValidationError(
+                    f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
             _remove_temporaries(dst)  # those of a killed call: no call writes them now
         temps: list[Path] = []
         try:

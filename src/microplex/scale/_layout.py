@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
-           "check_side_folder", "check_finished", "is_side_folder", "read_manifest", "dataset_schema", "hive_partitioning",
-           "text_partition_keys", "dask_read_options", "cast_to_schema"]
+           "check_side_folder", "check_finished", "is_side_folder", "read_manifest", "dataset_schema",
+           "hive_partitioning", "text_partition_keys", "dask_read_options", "cast_to_schema"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
