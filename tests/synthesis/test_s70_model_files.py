@@ -82,14 +82,18 @@ TAMPERED_BOUNDS = {
 }
 
 
-@pytest.mark.parametrize("case", list(TAMPERED_BOUNDS))
-def test_an_edited_segment_bound_is_refused_at_load(models, tmp_path, case):
-    model, fn, field = TAMPERED_BOUNDS[case]
+def _refused_at_load(models: dict, tmp_path, model: str, edit, field: str) -> None:
+    """``model``'s file with ``edit`` applied to its metadata is refused at load, naming ``field``."""
     path = tmp_path / "edited.mpx"
-    path.write_bytes(_edit_meta(models[model][1], fn))
+    path.write_bytes(_edit_meta(models[model][1], edit))
     with pytest.raises(DataValidationError,
                        match="edited.mpx' is not a valid Synthesizer model file: field " + re.escape(field)):
         Synthesizer.load(path)
+
+
+@pytest.mark.parametrize("case", list(TAMPERED_BOUNDS))
+def test_an_edited_segment_bound_is_refused_at_load(models, tmp_path, case):
+    _refused_at_load(models, tmp_path, *TAMPERED_BOUNDS[case])
 
 
 TAMPERED_KNOTS = {
@@ -105,12 +109,7 @@ TAMPERED_KNOTS = {
 
 @pytest.mark.parametrize("case", list(TAMPERED_KNOTS))
 def test_knots_that_disagree_with_standardize_are_refused_at_load(models, tmp_path, case):
-    model, fn, field = TAMPERED_KNOTS[case]
-    path = tmp_path / "edited.mpx"
-    path.write_bytes(_edit_meta(models[model][1], fn))
-    with pytest.raises(DataValidationError,
-                       match="edited.mpx' is not a valid Synthesizer model file: field " + re.escape(field)):
-        Synthesizer.load(path)
+    _refused_at_load(models, tmp_path, *TAMPERED_KNOTS[case])
 
 
 def test_unedited_files_load_and_draw_as_the_fitted_model(models, tmp_path):

@@ -256,13 +256,13 @@ def miss_units(design: Design, d: np.ndarray) -> np.ndarray:
     [10.0, 0.008, 10.0]
     """
     d = np.asarray(d, dtype=np.float64)
-    natural = natural_sizes(design, d)
+    sizes = value_sizes(design, d)  # a count's or a sum's natural size; a mean's per unit of its count
     is_mean = np.array([t.aggregate == "mean" for t in design.targets], dtype=bool)
-    units = miss_scale(design.totals, natural)
+    units = miss_scale(design.totals, sizes)  # the means' rows are replaced below
     if is_mean.any():
         count = np.asarray(design.mean_count.T @ d, dtype=np.float64).ravel()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            size = miss_scale([t.value for t in design.targets], value_sizes(design, d))
+            size = miss_scale([t.value for t in design.targets], sizes)
             units = np.where(is_mean, np.where(count > 0, count, 1.0) * size, units)
     return units
 

@@ -222,6 +222,7 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             raise f.fail(f"dtypes.{n}", "a pandas dtype name", d) from None
     types = f.mapping(meta["encoder_types"], "encoder_types", targets)
     encoders = f.mapping(meta["encoders"], "encoders", targets)
+    standardize = params.get("standardize", "moments")  # absent from files written before it
     for n in targets:
         expected = "CategoricalEncoder" if kinds[n] == "categorical" else "ContinuousEncoder"
         if types[n] != expected:
@@ -244,8 +245,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             if "levels" in enc:
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
-            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, params.get("standardize", "moments"))
-            _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, params.get("standardize", "moments"))
+            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize)
+            _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize)
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
         if encoders[n].get("missing") is True and not holds_missing(meta["dtypes"][n]):  # drawn -9.2e18 or True

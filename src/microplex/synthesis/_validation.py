@@ -102,10 +102,9 @@ def round_declared_integer(data: pd.DataFrame, name: str) -> pd.DataFrame:
     return data.assign(**{name: np.round(values)})
 
 
-
 #: Magnitude (2**48, about 2.8e14) from which an integer target is modelled as continuous. An integer target is
-#: dequantized: trained on its values plus uniform noise within half a unit, its segment bounded half a unit beyond its
-#: extreme values. float64's spacing is 1/32 below 2**48, 1/16 above, 1 at 2**52 and 2 beyond 2**53: the bound
+#: dequantized: trained on its values plus uniform noise within half a unit, its segment bounded half a unit beyond
+#: its extreme values. float64's spacing is 1/32 below 2**48, 1/16 above, 1 at 2**52 and 2 beyond 2**53: the bound
 #: ``min - 0.5`` and the noise rounded onto the smallest value, whose ``log(y - lower)`` was ``-inf`` (an int64
 #: column of values up to 1e17 failed with a non-finite training loss; the same values as float64 fitted).
 INTEGER_LIMIT = 2.0**48
@@ -135,6 +134,7 @@ def integer_kind(name: str, largest: float, declared: bool, source: str = "value
         "integer dtype. Rescale it (e.g. to thousands) to model it on its integers, or declare kind='continuous' to "
         "silence this.", UserWarning, stacklevel=stacklevel)
     return "continuous"
+
 
 def complete_rows(frame: pd.DataFrame, columns: Sequence[str], who: str, consequence: str) -> pd.DataFrame:
     """The records of ``frame`` with every one of ``columns`` observed; leaving the others out is said in a
