@@ -153,10 +153,22 @@ def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
         (|error| / (1 + |target|), the convergence test of R survey's ``grake``; for targets below 1 in size,
         |error| / (2 |target|), as every calibration front end tests it: :func:`microplex._stats.misfit_denominator`).
 
+    Notes
+    -----
+    Only totals are given, not the records behind them, so no target's natural size (``sum_i d_i |x_ij|``, what
+    its records add up to in size) is known here, and no rounding floor applies: a target of 0 reads its absolute
+    error in both ``rel_error`` and ``misfit``, as the ``rel_error`` column of
+    :meth:`microplex.calibration.CalibrationResult.report` does. This table gives no verdict: a calibration
+    front end calls such a target met when its miss is within float64 rounding of its natural size
+    (:func:`microplex._stats.rounding_scale`; its report's ``met`` column), which can leave a miss of 1 or more on
+    a total of 0 over records weighing 1e12.
+
     Examples
     --------
     >>> achieved_vs_target({"a": 110.0, "b": 50.0}, {"a": 100.0, "b": 50.0})["rel_error"].tolist()
     [0.1, 0.0]
+    >>> achieved_vs_target({"zero": 1e-13}, {"zero": 0.0})[["rel_error", "misfit"]].iloc[0].tolist()
+    [1e-13, 1e-13]
     """
     a, t = _as_totals(achieved), _as_totals(targets)
     missing = [k for k in t.index if k not in a.index]

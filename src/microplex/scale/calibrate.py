@@ -16,7 +16,10 @@ records, hence sums over partitions. Two design operators give them
 
 The feasibility guards of :mod:`microplex.calibration.feasibility` run on every path: targets no weights
 can reach before solving, and non-finite, collapsed or missed weights after. The convergence test is R
-survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``.
+survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``, with ``1 + |t_j|`` at least the target's
+rounding scale (:func:`~microplex._stats.rounding_scale` of its initial total), as the
+:class:`~microplex.calibration.Calibrator` tests it: a count of 0 over records of large weight is met within float64
+rounding of their initial total.
 
 References
 ----------
@@ -221,7 +224,8 @@ def _solve(
         if not force:
             raise ConvergenceError(msg)
         logger.warning(msg)
-    sol = solve_dual(op, mg.totals, dist, bounds, tol=tol, max_iter=max_iter, first=first)
+    # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0
+    sol = solve_dual(op, mg.totals, dist, bounds, tol=tol, max_iter=max_iter, first=first, natural=initial)
     t = mg.totals
     if isinstance(op, PartitionedOperator):
         total, n_bad = op.last["total_weight"], op.last["n_nonfinite"]
@@ -229,7 +233,7 @@ def _solve(
         w = op.d * sol.g
         total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
     met_rtol = met_tolerance(tol)
-    errors = misfits(sol.achieved, t)
+    errors = misfits(sol.achieved, t, initial, met_rtol)  # as the Calibrator's survey_errors
     if n_bad or not np.all(np.isfinite(sol.lam)):
         raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
     collapsed = weight_problems(total=total, initial_total=w0, n_units=n_units)
@@ -354,7 +358,9 @@ def rake_dataset(
         Column of initial weights (positive), as in :class:`microplex.calibration.Calibrator`; every
         record weighs ``initial_weight`` when ``None``.
     tol : float, default=1e-10
-        Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every target.
+        Convergence when ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every target (``1 + |t_j|`` at least
+        ``2**-40 / tol`` times the target's initial total, as :class:`~microplex.calibration.Calibrator` tests it:
+        a count of 0 is met within float64 rounding of its records' initial weight).
     max_iter : int, default=50
     force : bool, default=False
         Return the last iterate with a :class:`ConvergenceWarning` instead of raising
