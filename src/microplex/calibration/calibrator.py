@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
-from microplex._stats import relative_error
+from microplex._stats import miss_scale, relative_error, rounding_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
@@ -120,7 +120,9 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
 
     ``met``: the relative error is within the target's tolerance (at least ``met_rtol``, what a solve meets:
     a tolerance of 0 means "exact") or, for a target without one, within ``default_tolerance`` (a soft fit's)
-    or ``met_rtol``; a miss within float64 rounding of the target's natural size is met (:func:`_met`)."""
+    or ``met_rtol``; a miss within float64 rounding of the target's natural size is met, and with
+    ``default_tolerance`` (a soft fit) a miss is measured against the size its penalty weighs it against
+    (:func:`_met`)."""
     dz = design
     achieved = dz.x.T @ weights
     initial = dz.x.T @ dz.d
@@ -147,19 +149,29 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
         }
     )
     rep["met"] = _met(dz, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
-                                        np.maximum(tol, met_rtol)))
+                                        np.maximum(tol, met_rtol)), soft=default_tolerance is not None)
     return rep
 
 
-def _met(design: Design, rep: pd.DataFrame, within: np.ndarray) -> np.ndarray:
+def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False) -> np.ndarray:
     """Whether each row of a :func:`target_report` is within its tolerance ``within`` (> 0): its relative error,
     measured against at least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
     :func:`~microplex.calibration.design.value_sizes` at the initial weights): a miss that is float64 rounding of a
-    total netting values of both signs to 0 is met, as the solvers meet it."""
+    total netting values of both signs to 0 is met, as the solvers meet it.
+
+    ``soft``: the rows of a soft fit, whose penalty weighs each miss against the target's size
+    (:func:`~microplex._stats.miss_scale` of its value against its value size: ``|t|``, at least a thousandth of
+    what its records add up to, :func:`~microplex.calibration.design.miss_units`): the error is measured against
+    that size too, so a soft target of 0 is met within its tolerance of a thousandth of its records' size, in
+    any unit of the weights or values."""
     natural = value_sizes(design, design.d)
     value, achieved = rep["value"].to_numpy(dtype=np.float64), rep["achieved"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return np.abs(relative_error(achieved, value, natural, within)) <= within
+        if soft:  # the penalty's size of a miss, at least the rounding scale
+            err = (achieved - value) / np.maximum(miss_scale(value, natural), rounding_scale(value, natural, within))
+        else:
+            err = relative_error(achieved, value, natural, within)
+        return np.abs(err) <= within
 
 
 class _FittedResult(Estimator):
