@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from microplex._errors import ConvergenceError
 from microplex.calibration import Calibrator, Target, Targets
 
 
@@ -80,3 +81,38 @@ def test_a_soft_target_of_0_missed_beyond_its_tolerance_is_not_met():
     assert abs(rep["achieved"].iloc[2]) > 0.01 * unit
     assert not rep["met"].iloc[2] and rep["met"].iloc[:2].all()
 
+
+def _parts_and_a_total_above_them(rel: float) -> tuple[pd.DataFrame, Targets]:
+    """300 records in cells x (179), y (119), z (2); counts 2e8, 3e8 and 1 and a grand total ``rel`` above their sum."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 300, p=[0.6, 0.39, 0.01]), "w": 1.0})
+    parts = [Target(2e8, filters={"a": "x"}), Target(3e8, filters={"a": "y"}), Target(1.0, filters={"a": "z"})]
+    return df, Targets([*parts, Target((2e8 + 3e8 + 1.0) * (1 + rel), name="grand")])
+
+
+def test_a_conflict_below_the_diagnosis_precision_is_not_called_feasible():
+    # the grand total 1e-9 above its parts' sum (0.5 persons): the linear solve leaves a misfit of 8.3e-4 on the
+    # cell of 1, above the diagnosis's precision, and the diagnosis (HiGHS, 1e-7 of a value) found no conflict: the
+    # error said "The targets are feasible within the bounds; try more iterations", which no iteration fixes
+    df, targets = _parts_and_a_total_above_them(1e-9)
+    with pytest.raises(ConvergenceError) as info:
+        Calibrator("linear").fit(df, targets, weight_col="w")
+    msg = str(info.value)
+    assert "feasible" not in msg, msg
+    assert "No target conflicts with the others by more than 1e-07" in msg and "not ruled out" in msg, msg
+    # the same message where the totals agree and the solve only lacks iterations: no conflict is claimed either way
+    df, targets = _parts_and_a_total_above_them(0.0)
+    with pytest.raises(ConvergenceError, match="not ruled out") as info:
+        Calibrator("raking", max_iter=3).fit(df, targets, weight_col="w")
+    assert "feasible" not in str(info.value)
+    Calibrator("raking").fit(df, targets, weight_col="w")  # they do agree: more iterations meet them
+
+
+def test_rake_frame_says_a_conflict_below_the_diagnosis_precision_is_not_ruled_out():
+    from microplex.scale import rake_frame
+
+    df, _ = _parts_and_a_total_above_them(0.0)
+    margins = {"a": {"x": 2e8, "y": 3e8, "z": 1.0}, "all": {1: (2e8 + 3e8 + 1.0) * (1 + 1e-9)}}
+    with pytest.raises(ConvergenceError) as info:
+        rake_frame(df.assign(all=1), margins, "w", method="linear")
+    assert "feasible" not in str(info.value) and "not ruled out" in str(info.value), str(info.value)

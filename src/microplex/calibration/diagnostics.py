@@ -191,11 +191,12 @@ def explain_failure(
     """The sentence a failed calibration's error ends with, and :func:`min_violation`'s frame.
 
     Names the targets that cannot be met together (at most 10) with their closest achievable values; where
-    every target can be met and the solver did not converge, says so, unless the solver's ``misfit`` at exit is
-    below the diagnosis's precision (:data:`DIAGNOSIS_RTOL`): targets that disagree by less (a total and the sum
-    of its parts, each rounded when published) are not told apart from feasible ones, and the sentence says that;
-    where the diagnosis itself does not solve, says that it is unknown which targets conflict (never that they
-    are feasible).
+    no target conflicts by more than the diagnosis's precision (:data:`DIAGNOSIS_RTOL`) and the solver did not
+    converge, says that, and that a smaller conflict (a total and the sum of its parts, each rounded when
+    published) is not ruled out: the program cannot tell it from feasible targets, whatever the solver's misfit
+    (a conflict of 1e-9 of a total can leave a misfit of 1e-3 on a small target). With the solver's ``misfit`` at
+    exit below that precision, the sentence says that such targets may be why. Where the diagnosis itself does
+    not solve, says that it is unknown which targets conflict. Never that the targets are feasible.
 
     Returns
     -------
@@ -231,7 +232,9 @@ def explain_failure(
                 f"the diagnosis), so a misfit of {misfit:.3g} may be targets that disagree by less: totals rounded "
                 "when published (a total and the sum of its parts) differ by about that much. Raise tol above the "
                 "misfit, make such totals agree, or try more iterations (max_iter)." + _scale_hint(design)), infeasible
-    if not solver_converged:
-        return (" The targets are feasible within the bounds; try more iterations (max_iter) or another method."
-                + _scale_hint(design)), infeasible
+    if not solver_converged:  # the program holds rows to about 1e-7: it proves no agreement closer than that
+        return (f" No target conflicts with the others by more than {DIAGNOSIS_RTOL:g} of its value (the precision of "
+                "the diagnosis); a conflict below that is not ruled out (a total and the sum of its parts that differ "
+                "by less, which no iteration meets). Make such totals agree, or try more iterations (max_iter) or "
+                "another method." + _scale_hint(design)), infeasible
     return "", infeasible
