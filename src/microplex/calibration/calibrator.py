@@ -22,7 +22,7 @@ from microplex._stats import miss_scale, relative_error, rounding_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows, value_sizes
+from .design import Design, build_design, collapse_rows
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import box, mean_scale, met_tolerance, soft_units, solution_problems, survey_errors, unreachable_targets
@@ -164,7 +164,7 @@ def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = Fal
     what its records add up to, :func:`~microplex.calibration.design.miss_units`): the error is measured against
     that size too, so a soft target of 0 is met within its tolerance of a thousandth of its records' size, in
     any unit of the weights or values."""
-    natural = value_sizes(design, design.d)
+    natural = design.initial_sizes
     value, achieved = rep["value"].to_numpy(dtype=np.float64), rep["achieved"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
         if soft:  # the penalty's size of a miss, at least the rounding scale

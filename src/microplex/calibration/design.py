@@ -128,6 +128,14 @@ class Design:
         """``x.T`` in CSR form (built on first use)."""
         return sp.csr_matrix(self.x.T)
 
+    @cached_property
+    def initial_sizes(self) -> np.ndarray:
+        """:func:`value_sizes` at the initial weights ``d`` (built on first use, read-only): what every "met" test
+        measures a target's miss against as rounding (:func:`~microplex._stats.rounding_scale`)."""
+        sizes = value_sizes(self, self.d)
+        sizes.flags.writeable = False
+        return sizes
+
 
 #: The largest total initial weight, in units of the median weight, that :func:`weight_unit` solves in those
 #: units: beyond it the weights are spread (half of them carry a negligible share of the total) and the unit is

@@ -32,7 +32,7 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, value_sizes, weight_unit
+from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error
 from .solver import column_top
@@ -231,7 +231,7 @@ def target_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     if tol is None:
         err = relative_errors(achieved_values(design, weights), value)
     else:
-        err = np.abs(relative_error(achieved_values(design, weights), value, value_sizes(design, design.d), tol))
+        err = np.abs(relative_error(achieved_values(design, weights), value, design.initial_sizes, tol))
     return np.where(np.isnan(err), np.inf, err)
 
 def misfits(
@@ -265,7 +265,7 @@ def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     held to), against at least the rounding scale of the target's
     :func:`~microplex.calibration.design.value_sizes` at ``design.d``."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
-    natural = None if tol is None else value_sizes(design, design.d)
+    natural = None if tol is None else design.initial_sizes
     err = misfits(achieved_values(design, weights), value, natural, tol)
     return np.where(np.isnan(err), np.inf, err)
 
@@ -377,7 +377,7 @@ def band(design: Design, tol: float) -> np.ndarray:
     value = np.array([t.value if t.aggregate == "mean" else 0.0 for t in design.targets], dtype=np.float64)
     rel = _relative_means(design, np.ones(len(design.targets)))
     # a relative mean's band is in units of the mean, every other row's in those of its column
-    floor = ROUNDING_SHARE * np.where(rel, value_sizes(design, design.d), natural_sizes(design, design.d))
+    floor = ROUNDING_SHARE * np.where(rel, design.initial_sizes, natural_sizes(design, design.d))
     return np.maximum(tol * np.where(rel, np.abs(value), np.abs(design.totals)), floor)
 
 
