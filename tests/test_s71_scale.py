@@ -143,3 +143,80 @@ def test_swapped_halves_of_one_copy_are_refused(tmp_path):
     write_calibrated(_rake(h_root, p_root, 1.1), h_root, tmp_path / "h", persons=p_root, persons_out=tmp_path / "p")
     with pytest.raises(DataValidationError, match=r"'[^']*p' holds the persons of a calibrated copy"):
         rake_dataset(tmp_path / "p", {"sex": {"f": 1.0, "m": 1.0}}, None, persons=tmp_path / "h", household_id=HID)
+
+
+# -- a pipeline's sources and conditions: the hash recorded is that of the bytes the stage read ---------------------
+_SOURCE_PIPELINE = ('output = "out"\nseed = 1\n[[sources]]\nname = "cps"\npath = "cps.csv"\n[model]\n'
+                    'targets = ["re78"]\nconditions = ["age", "black"]\nepochs = 1\n[generate]\nn = 300\n{extra}\n')
+
+
+def _cps(folder: Path, rows: int) -> None:
+    from microplex.datasets import load_dataset
+
+    load_dataset("cps1")[["age", "black", "re78"]].iloc[:rows].to_csv(folder / "cps.csv", index=False)
+
+
+def _edit_when(stage: str, edit, monkeypatch) -> None:
+    """``edit()`` run when ``stage`` starts: after its manifest hashed its inputs, before the stage reads them."""
+    from microplex import _pipeline_manifest as manifests
+
+    start = manifests.Manifest.start
+
+    def start_then_edit(self):
+        start(self)
+        if self.name == stage:
+            edit()
+
+    monkeypatch.setattr(manifests.Manifest, "start", start_then_edit)
+
+
+def _record(folder: Path, stage: str) -> dict:
+    return json.loads((folder / "out" / ".microplex" / f"{stage}.json").read_text())
+
+
+def test_a_source_edited_as_its_stage_starts_is_not_recorded_as_used(tmp_path, monkeypatch):
+    """Before: fit trained on the edited 400-row file (320 training rows) while its record kept the hash of the
+    600-row file hashed at the stage's start; with the file put back, the rerun skipped fit and kept that model."""
+    from microplex import Synthesizer
+    from microplex.io import file_sha256
+    from microplex.pipeline import run_pipeline
+
+    _cps(tmp_path, 600)
+    (tmp_path / "p.toml").write_text(_SOURCE_PIPELINE.format(extra=""))
+    _edit_when("fit", lambda: _cps(tmp_path, 400), monkeypatch)
+    with pytest.raises(DataValidationError, match=r"cps\.csv'? changed after the stage \[fit\] started"):
+        run_pipeline(tmp_path / "p.toml", progress=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "out" / ".microplex" / "fit.json").exists()
+    _cps(tmp_path, 600)  # the file put back
+    first = run_pipeline(tmp_path / "p.toml", progress=False)
+    assert first.stages["fit"]["status"] == "ran"
+    assert _record(tmp_path, "fit")["inputs"][str(tmp_path / "cps.csv")] == file_sha256(tmp_path / "cps.csv")
+    model = Synthesizer.load(tmp_path / "out" / "model.mpx")
+    assert len(model.training_conditions_) == first.stages["fit"]["train_rows"] == 480  # 80% of the 600 rows
+
+
+def test_a_conditions_file_edited_as_generate_starts_is_not_recorded_as_used(tmp_path, monkeypatch):
+    """Before: generate drew one record per row of the edited 50-row file and recorded the 200-row file's hash;
+    with the file put back, the rerun skipped generate and kept the 50 records."""
+    from microplex.io import file_sha256
+    from microplex.pipeline import run_pipeline
+
+    _cps(tmp_path, 600)
+    conditions = tmp_path / "cond.csv"
+
+    def write_conditions(rows: int) -> None:
+        pd.DataFrame({"age": np.arange(rows) % 40 + 20, "black": np.arange(rows) % 2}).to_csv(conditions, index=False)
+
+    write_conditions(200)
+    (tmp_path / "p.toml").write_text(_SOURCE_PIPELINE.replace("n = 300\n", "").format(extra='conditions = "cond.csv"'))
+    _edit_when("generate", lambda: write_conditions(50), monkeypatch)
+    with pytest.raises(DataValidationError, match=r"cond\.csv'? changed after the stage \[generate\] started"):
+        run_pipeline(tmp_path / "p.toml", progress=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "out" / ".microplex" / "generate.json").exists()
+    write_conditions(200)
+    again = run_pipeline(tmp_path / "p.toml", progress=False)
+    assert again.stages["fit"]["status"] == "skipped" and again.stages["generate"]["status"] == "ran"
+    assert again.stages["generate"]["rows"] == 200
+    assert _record(tmp_path, "generate")["inputs"][str(conditions)] == file_sha256(conditions)
