@@ -24,6 +24,7 @@ from ._errors import DataValidationError
 from ._pipeline_config import WEIGHT
 from ._pipeline_manifest import discard_folder
 from .scale._layout import cast_to_schema, hive_partitioning, layout
+from .scale._linked import check_linked
 from .synthesis.schema import declare_categorical
 
 __all__ = ["calibrate", "dropna", "fit", "generate", "is_households", "model_columns", "read_persons"]
@@ -211,6 +212,7 @@ def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     import pyarrow.parquet as pq
 
     path, hid = ctx.input("population"), ctx.config["model"]["household_id"]
+    check_linked(path / "households", path / "persons")  # the calibrated copy's two folders, or generate's
     hh, persons = (pads.dataset(path / name, format="parquet", partitioning=hive_partitioning(path / name))
                    .to_table().to_pandas()
                    for name in ("households", "persons"))

@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -52,9 +52,11 @@ from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on,
                               _split_within, check_geography)
 from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, filtered_columns,
                                imputations, stage_population_total)
-from ._pipeline_manifest import discard_folder
+from ._pipeline_manifest import _output_hash, discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
+
+_T = TypeVar("_T")
 
 __all__ = ["Output", "Stage", "StageContext", "PlannedStage", "STAGE_TABLE", "plan", "output_files"]
 
@@ -134,6 +136,23 @@ class StageContext:
     targets: dict[str, Any]  # the files read up front: each section's targets, "public" (a DP fit's metadata)
     write: Callable[[str], Path]
     written: set[str] = field(default_factory=set)
+    name: str = ""
+    hashes: Mapping[str, str] = field(default_factory=dict)  # the stage's manifest: each input's hash at its start
+
+    def read_input(self, path: Path, reader: Callable[[Path], _T]) -> _T:
+        """``reader(path)`` of an input file the pipeline file names (a source, the conditions), refused when the
+        file does not hold, after the read, the content the stage's manifest hashed at its start (``hashes``).
+
+        The manifest records that hash: a file edited between the stage's start and its read would be recorded
+        with the hash of content the stage did not use (and a rerun with that content put back skipped the stage).
+        """
+        value = reader(path)
+        recorded = self.hashes.get(str(path))
+        if recorded is not None and _output_hash(path) != recorded:
+            raise DataValidationError(
+                f"The input file {str(path)!r} changed after the stage [{self.name}] started (its record would name "
+                "content the stage did not read); run the pipeline again once the file is written.")
+        return value
 
     def input(self, name: str) -> Any:
         """The path (or paths) bound to input ``name``; ``None`` for an absent optional input."""
@@ -256,7 +275,8 @@ def _fuse(ctx: StageContext) -> dict[str, Any]:
     from .fusion import Source, fuse
 
     cfg = ctx.config["fuse"]
-    sources = [Source(_source_frame(ctx.config, s, p, filtered_columns(ctx.targets)), name=s["name"],
+    filtered = filtered_columns(ctx.targets)
+    sources = [Source(ctx.read_input(p, lambda p, s=s: _source_frame(ctx.config, s, p, filtered)), name=s["name"],
                       weight_col=s.get("weight"))
                for s, p in zip(ctx.config["sources"], ctx.input("sources"), strict=True)]
     try:
@@ -314,7 +334,8 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
     if "fuse" in ctx.config:
         data = pd.read_parquet(ctx.input("table"))
     else:
-        data = _source_frame(ctx.config, ctx.config["sources"][0], ctx.input("table"), filtered_columns(ctx.targets))
+        data = ctx.read_input(ctx.input("table"), lambda p: _source_frame(ctx.config, ctx.config["sources"][0], p,
+                                                                          filtered_columns(ctx.targets)))
     if households.is_households(ctx.config):
         return households.fit(ctx, data)
     share = float(model.get("holdout", 0.2))
@@ -370,7 +391,7 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     synth = Synthesizer.load(ctx.input("model"))
     conditions = None
     if ctx.input("conditions"):
-        conditions = as_numbers(read_table(ctx.input("conditions")), gen.get("numeric", []),
+        conditions = as_numbers(ctx.read_input(ctx.input("conditions"), read_table), gen.get("numeric", []),
                                 f"the conditions file {gen['conditions']!r} (its 'generate.numeric' setting)")
     if conditions is not None:
         missing = [c for c in config["model"].get("conditions", []) if c not in conditions.columns]

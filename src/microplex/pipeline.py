@@ -296,7 +296,8 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         writes = Writes()
         ctx = StageContext(config, base, out, progress, step.inputs, seeds, targets,
                            write=lambda o, step=step, writes=writes: (
-                               step.outputs[o] if o in step.folders else writes(step.outputs[o])))
+                               step.outputs[o] if o in step.folders else writes(step.outputs[o])),
+                           name=name, hashes=manifest.input_hashes)
         try:
             try:
                 figures[name] = step.stage.run(ctx)

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -18,6 +20,7 @@ import pandas as pd
 from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
 from ._layout import hive_partitioning, layout
+from ._linked import remove_link, write_link
 
 if TYPE_CHECKING:
     from .calibrate import RakingResult
@@ -41,7 +44,10 @@ def write_calibrated(
 
     After a household calibration (``rake_dataset(..., persons=...)``), ``path`` is the households dataset
     and ``persons`` its persons: both are copied (to ``out`` and ``persons_out``), every person getting its
-    household's weight; the number of households is returned.
+    household's weight; the number of households is returned. The two folders are renamed into place one after
+    the other; both side folders record one id, the SHA-256 of the data files written (``_microplex_link.json``),
+    and the linked readers refuse two folders that are not the halves of one copy (a call stopped between the two
+    renames, its households then given with another call's persons).
 
     Before anything is written, :class:`~microplex.DataValidationError` names the path when a source
     does not exist (or holds no ``.parquet`` file), an output folder is an existing file, is not empty,
@@ -92,23 +98,32 @@ def write_calibrated(
                 raise DataValidationError(
                     f"The output folder {str(dst)!r} is not empty; expected a new or empty folder.")
             _remove_temporaries(dst)  # those of a killed call: no call writes them now
+            remove_link(dst)  # a killed call's record, its folder never published
         temps: list[Path] = []
+        published: list[Path] = []
         try:
             for dst in finals:
                 temps.append(_temp_folder(dst))
             if linked:
                 from ._linked import write_linked
 
-                n = write_linked(result, path, persons, temps[0], temps[1], column, scale, _write_copy)
+                n, calibration = write_linked(result, path, persons, temps[0], temps[1], column, scale, _write_copy)
             else:
                 n = _write_single(result, Path(os.fspath(path)), temps[0], column, scale)
             for src, dst in zip(sources, finals, strict=True):
                 copy_schema(src, dst, column)  # beside the final name: read with the copy once it is there
+            if linked:  # the two folders are published one after the other: a reader pairs them by this id
+                for dst, role in zip(finals, ("households", "persons"), strict=True):
+                    write_link(dst, calibration, role)
             for tmp, dst in zip(temps, finals, strict=True):
                 _publish(tmp, dst)
+                published.append(dst)
         except BaseException:
             for tmp in temps:
                 shutil.rmtree(tmp, ignore_errors=True)
+            for dst in finals:
+                if dst not in published:
+                    remove_link(dst)
             raise
     for lock in locks:  # the side folder the lock made, when no schema file was written into it
         if lock.created:
@@ -195,9 +210,15 @@ def copy_schema(src: Path, dst: Path, column: str) -> None:
     write_common_metadata(target.root, saved.set(at, field) if at >= 0 else saved.append(field))
 
 
-def _write_copy(frame: pd.DataFrame, target) -> None:
-    """Writes ``frame`` to ``target`` atomically (a hidden temporary file renamed when complete)."""
+def _write_copy(frame: pd.DataFrame, target) -> str:
+    """Writes ``frame`` to ``target`` atomically (a hidden temporary file renamed when complete); the SHA-256 of
+    the bytes written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-microplex-{target.name}.partial"
-    frame.to_parquet(tmp, index=False)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    data = buffer.getbuffer()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
     os.replace(tmp, target)
+    return hashlib.sha256(data).hexdigest()

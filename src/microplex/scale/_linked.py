@@ -10,7 +10,10 @@ persons to its households, and returns its share of the totals and of the sparse
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,16 @@ import scipy.sparse as sp
 
 from .._errors import DataValidationError
 from ..calibration.targets import Targets
-from ._layout import hive_partitioning
+from ._layout import hive_partitioning, layout
+from ._manifest import _fail, read_json
 from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
 
-__all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part"]
+__all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part", "check_linked", "write_link"]
+
+#: The record, in the side folder of each folder of a linked calibrated copy (``.NAME.microplex/``), of the
+#: calibration both folders hold: ``{"calibration": <64 hex>, "role": "households" or "persons"}``.
+LINK_NAME = "_microplex_link.json"
+_ROLES = ("households", "persons")
 
 
 class LinkedCodes:
@@ -105,6 +114,7 @@ def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> l
         return out
 
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
+    check_linked(h_root, p_root)
     if h_root.is_dir() != p_root.is_dir():
         raise DataValidationError(
             f"The households {str(h_root)!r} and persons {str(p_root)!r} must both be files or both be dataset folders."
@@ -118,6 +128,74 @@ def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> l
             "(the persons of a household file must lie in the persons file of the same path)."
         )
     return [(h[rel][0], p[rel][0], h[rel][1]) for rel in sorted(h)]
+
+
+def link_id(entries: list[tuple[str, str, str]]) -> str:
+    """The id of a linked calibrated copy: the SHA-256 of its data files' ``(role, relative path, SHA-256)``,
+    households then persons, each by path (the same bytes written, the same id)."""
+    digest = hashlib.sha256()
+    for role in _ROLES:
+        for _, rel, sha in sorted(e for e in entries if e[0] == role):
+            digest.update(f"{role}\0{rel}\0{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def write_link(folder: Path, calibration: str, role: str) -> None:
+    """Records in the side folder of ``folder`` (one half of a linked calibrated copy) the copy's id and its role."""
+    from ..io import write_text_atomic
+
+    meta = layout(folder).meta
+    meta.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json.dumps({"calibration": calibration, "role": role}), meta / LINK_NAME)
+
+
+def remove_link(folder: Path) -> None:
+    """Removes the record :func:`write_link` wrote for ``folder`` (that of a stopped call, or of a folder not
+    published)."""
+    record = layout(folder).meta / LINK_NAME
+    if record.is_file() and not record.is_symlink():
+        record.unlink()
+
+
+def read_link(folder: Path) -> dict[str, str] | None:
+    """The checked record of :func:`write_link` beside ``folder``; ``None`` when it has none (no calibrated copy
+    of a linked pair)."""
+    record = layout(folder).meta / LINK_NAME
+    if not record.exists() and not record.is_symlink():
+        return None
+    what = f"the calibrated copy {str(folder)!r} and its side folder"
+    link = read_json(record, what)
+    if (not isinstance(link, dict) or set(link) != {"calibration", "role"} or link["role"] not in _ROLES
+            or not isinstance(link["calibration"], str) or not re.fullmatch("[0-9a-f]{64}", link["calibration"])):
+        raise _fail(record, "must hold {\"calibration\": 64 hex digits, \"role\": \"households\" or \"persons\"}", what)
+    return link
+
+
+def check_linked(households: Path, persons: Path) -> None:
+    """Refuses a households and a persons dataset that are not the two folders of one linked calibrated copy
+    when either is such a folder (its side folder holds a :data:`LINK_NAME` record): the households of one
+    ``write_calibrated`` call beside the persons of another (a call stopped between publishing its two folders,
+    then an earlier call's persons given) would pair one calibration's household weights with another's."""
+    links = read_link(households), read_link(persons)
+    for link, folder, role in zip(links, (households, persons), _ROLES, strict=True):
+        if link is not None and link["role"] != role:
+            raise DataValidationError(
+                f"{str(folder)!r} holds the {link['role']} of a calibrated copy (its side folder's {LINK_NAME}), "
+                f"not the {role}: give the households folder as the dataset and the persons folder as 'persons'.")
+    if links[0] is None and links[1] is None or links[0] is not None and links[1] is not None \
+            and links[0]["calibration"] == links[1]["calibration"]:
+        return
+
+    def said(link: dict[str, str] | None, role: str) -> str:
+        return (f"the {role}' records copy {link['calibration'][:12]}..." if link is not None
+                else f"the {role}' records none (no half of a calibrated copy)")
+
+    raise DataValidationError(
+        f"The households folder {str(households)!r} and the persons folder {str(persons)!r} were not written "
+        f"together by one write_calibrated call: {said(links[0], 'households')}, {said(links[1], 'persons')} "
+        f"(their side folders' {LINK_NAME}). A call stopped between publishing its two folders, or the folders of "
+        "two calls, leave such a pair: one calibration's household weights beside another's persons. Give the two "
+        "folders of one call (repeat the call into new folders).")
 
 
 def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.DataFrame:
@@ -247,10 +325,13 @@ def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> n
     return d * result.distance.inverse(x @ result.lam, result.bounds)
 
 
-def write_linked(result, households, persons, out, persons_out, column: str, scale: float, write) -> int:
+def write_linked(result, households, persons, out, persons_out, column: str, scale: float,
+                 write) -> tuple[int, str]:
     """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair, into the
-    folders ``out`` and ``persons_out`` (its temporaries; it gives them the schema files)."""
-    n = 0
+    folders ``out`` and ``persons_out`` (its temporaries; it gives them the schema files and the link records).
+    ``write(frame, path)`` returns the SHA-256 of the bytes it wrote. Returns the number of households and the
+    copy's id (:func:`link_id`)."""
+    n, entries = 0, []
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
     for h_path, p_path, keys in linked_pairs(households, persons):
         hh, pp = pq.read_table(h_path).to_pandas(), pq.read_table(p_path).to_pandas()
@@ -261,7 +342,7 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
         pp[column] = w[pd.Index(hh[result.household_id]).get_indexer(pp[result.household_id])]
         rel_h = Path(h_path).relative_to(h_root) if h_root.is_dir() else Path(h_root.name)
         rel_p = Path(p_path).relative_to(p_root) if p_root.is_dir() else Path(p_root.name)
-        write(hh, Path(os.fspath(out)) / rel_h)
-        write(pp, Path(os.fspath(persons_out)) / rel_p)
+        entries.append(("households", rel_h.as_posix(), write(hh, Path(os.fspath(out)) / rel_h)))
+        entries.append(("persons", rel_p.as_posix(), write(pp, Path(os.fspath(persons_out)) / rel_p)))
         n += len(hh)
-    return n
+    return n, link_id(entries)
