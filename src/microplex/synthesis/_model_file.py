@@ -21,7 +21,7 @@ from ._checks import DECODE_PROBE, MAX_HEAPS, holds_missing
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
-from ._validation import check_column
+from ._validation import INTEGER_LIMIT, check_column
 from .rounding import RoundingGrid
 from .transforms import ContinuousEncoder, condition_moments
 
@@ -466,6 +466,23 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str) -> None
                          "holds more than one value", None)
 
 
+def _check_integer_range(f: _Fields, enc: ContinuousEncoder, ends: list[float], name: str) -> None:
+    """An integer target's encoder holds values below :data:`._validation.INTEGER_LIMIT` (2**48) in magnitude: its
+    point masses, heaps, the values its segments' bounds lie half a unit beyond and its training range's ends
+    (``ends``). Fit models a target beyond it as continuous (or refuses it, declared ``kind="integer"``): float64
+    cannot resolve the half units there. An integer segment's lower bound edited by 2**54 loaded and drew only
+    multiples of 4 (by 2**60: draws up to 301 off the fitted draws shifted), the training minimum's
+    log-density -1.2 where the fitted model gives -11.0."""
+    values = [*enc.point_masses, *enc.heaps, *ends]
+    for seg in enc.segments:
+        values += [seg.sign * (b - side * 0.5) for b, side in ((seg.lower, -1), (seg.upper, 1)) if b is not None]
+    beyond = [float(v) for v in values if not abs(v) < INTEGER_LIMIT]
+    if beyond:
+        raise f.fail(f"encoders.{name}", f"the encoder of an integer target ({name!r}) whose values stay below "
+                     f"2**48 in magnitude, as fit writes it (fit models a target reaching {max(map(abs, beyond)):.6g} "
+                     "as continuous: float64 cannot resolve its half units there)", beyond[:3])
+
+
 def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: bool = False,
                     standardize: Any = "moments") -> None:
     """Checks a continuous encoder, built from its (structurally checked) fields, against what ``fit`` gives:
@@ -481,7 +498,8 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: 
       thousands of times the training maximum, or int64's limit);
     * a non-DP segment's bounds are those fit writes (:func:`_check_bounds`), and, with
       ``standardize="quantile"``, it has knots (:func:`_check_knots_present`);
-    * every segment decodes finite values at standardized values up to +-10.
+    * every segment decodes finite values at standardized values up to +-10;
+    * an integer target's values stay below 2**48 in magnitude (:func:`_check_integer_range`).
     """
     field = f"encoders.{name}"
     try:
@@ -559,6 +577,8 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: 
         if bad:
             raise f.fail(f"dtypes.{name}", f"a dtype that holds the target's point masses, heaps and training "
                          f"range (dtype {dtype!r} holds [{lo:g}, {hi:g}])", bad[:3])
+    if enc.integer:
+        _check_integer_range(f, enc, ends, name)
 
 
 def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
