@@ -10,6 +10,7 @@ import pytest
 from microplex import DataValidationError
 from microplex.calibration import Calibrator
 from microplex.evaluation.areas import cell_totals, heldout_errors
+from microplex.evaluation.privacy import dcr, encode_records
 
 
 def _linear_fit() -> pd.DataFrame:
@@ -67,3 +68,25 @@ def test_cell_totals_refuse_a_missing_or_infinite_weight_naming_the_column(bad):
         heldout_errors({"p": df}, cells, weight_col="wt")
     with pytest.raises(DataValidationError, match=r"Weight column 'wt' must be numeric"):
         cell_totals(df.assign(wt="1"), cells, weight_col="wt")
+
+
+def test_a_missing_category_is_a_mismatch_of_one():
+    train = pd.DataFrame({"g": ["a"]})
+    for query in (["b"], [None], [np.nan]):
+        assert dcr(pd.DataFrame({"g": query}), train)[0] == pytest.approx(1.0, abs=1e-12)  # (before: None 0.7071)
+    assert dcr(pd.DataFrame({"g": [None]}), pd.DataFrame({"g": [None]}))[0] == 0.0
+    assert dcr(pd.DataFrame({"g": [None]}), pd.DataFrame({"g": [np.nan]}))[0] == 0.0
+    # beside a numeric column: the squared distances add
+    ref = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "g": ["a", None, "b", "a"]})
+    xr, xq = encode_records(ref, pd.DataFrame({"x": [1.0, 2.0], "g": [None, "a"]}))
+    d2 = ((xq[:, None, :] - xr[None, :, :]) ** 2).sum(axis=2)
+    rank_gap = np.abs(np.array([1.0, 2.0])[:, None] - np.array([1.0, 2.0, 3.0, 4.0])[None, :]) / 4
+    mismatch = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], dtype=float)
+    np.testing.assert_allclose(d2, rank_gap ** 2 + mismatch, atol=1e-12)
+
+
+def test_no_missing_category_keeps_the_encoding():
+    ref = pd.DataFrame({"g": ["a", "b", "a"]})
+    xr, xq = encode_records(ref, pd.DataFrame({"g": ["b", "c"]}))
+    assert xr.shape == (3, 3) and xq.shape == (2, 3)
+    np.testing.assert_allclose(xq * np.sqrt(2.0), [[0, 1, 0], [0, 0, 1]])
