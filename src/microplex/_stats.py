@@ -83,7 +83,8 @@ def check_weight_dtype(column: pd.Series, what: str) -> None:
         raise DataValidationError(f"{what} must be numeric. Got dtype {d} instead.")
 
 
-def check_weights(weights: object, n: int | None = None, name: str = "weights", *, positive: bool = False) -> np.ndarray:
+def check_weights(weights: object, n: int | None = None, name: str = "weights", *, positive: bool = False,
+                  signed: bool = False) -> np.ndarray:
     """Returns ``weights`` as a float64 array after checking them (ones when ``weights`` is None).
 
     Parameters
@@ -96,12 +97,16 @@ def check_weights(weights: object, n: int | None = None, name: str = "weights", 
         How the error messages name the weights (e.g. ``"Weight column 'w'"``, ``"real weights"``).
     positive : bool, default=False
         Require every weight > 0 (design weights) instead of >= 0.
+    signed : bool, default=False
+        Accept weights of any sign (a linear calibration's, totalled as they are): only weights that are not
+        numbers, of another length, missing or infinite, or whose sum overflows float64, are refused.
 
     Raises
     ------
     DataValidationError
         Weights that are not numbers, of another length, missing or infinite, negative (or 0 with
-        ``positive``), with a sum of 0 or a sum that overflows float64.
+        ``positive``), with a sum of 0 or a sum that overflows float64 (with ``signed``: of another length,
+        missing or infinite, or a sum of absolute values that overflows).
 
     Examples
     --------
@@ -127,16 +132,16 @@ def check_weights(weights: object, n: int | None = None, name: str = "weights", 
     if bad.any():
         raise DataValidationError(f"{name} has {int(bad.sum())} missing or infinite values; weights must be finite.")
     low = (w <= 0) if positive else (w < 0)
-    if low.any():
+    if not signed and low.any():
         rule = "positive (> 0)" if positive else "non-negative (>= 0)"
         kind = "non-positive" if positive else "negative"
         raise DataValidationError(f"{name} has {int(low.sum())} {kind} weights (min {w.min():g}); weights must be {rule}.")
-    total = w.sum()
+    total = np.abs(w).sum() if signed else w.sum()
     if not np.isfinite(total):
         raise DataValidationError(
-            f"{name} sums to infinity in float64 (max {w.max():g}): the weights are too large; rescale them."
+            f"{name} sums to infinity in float64 (max {np.abs(w).max():g}): the weights are too large; rescale them."
         )
-    if w.shape[0] > 0 and total <= 0:
+    if not signed and w.shape[0] > 0 and total <= 0:
         raise DataValidationError(f"{name} sums to {total:g}; it must sum to a positive value.")
     return w
 

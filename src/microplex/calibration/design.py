@@ -32,7 +32,7 @@ from .filters import range_label
 from .targets import Target, Targets, format_filter
 
 __all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units",
-           "natural_sizes", "reordered", "rounding_slack", "target_order", "value_sizes", "weight_unit"]
+           "natural_sizes", "reordered", "rounding_slack", "target_order", "unit_design", "value_sizes", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -593,6 +593,14 @@ def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str
     ok = tgt_code >= 0
     table[tgt_code[ok]] = np.nonzero(ok)[0]
     return table[rec_code]
+
+
+def unit_design(records: pd.DataFrame, targets: Targets) -> Design:
+    """The design of ``targets`` over ``records`` on unit weights, to total given weights
+    (:func:`~microplex.calibration.feasibility.achieved_values`): weights of any sign, 0 included, which
+    :func:`build_design`'s check of initial weights (finite, > 0) refuses. Without the calibrators' reach check: a
+    count or sum target no record matches gets an empty column (its total is 0), what an evaluation measures."""
+    return build_design(records.assign(__weight__=1.0), targets, "__weight__", check_reach=False)
 
 
 def build_design(

@@ -23,7 +23,7 @@ MAX_VARIABLES = 40
 MAX_TARGETS = 40
 #: How the distance to the closest record is measured (:func:`~microplex.evaluation.privacy.encode_records`).
 DCR_UNITS = ("Euclidean distance over all columns: a numeric column counts the difference of its training-"
-             "distribution ranks (0 to 1), a different category adds 1 to the squared distance")
+             "distribution ranks (0 to 1), a different category (a missing one too) adds 1 to the squared distance")
 
 
 def overview_plot(rep: EvaluationReport) -> str:

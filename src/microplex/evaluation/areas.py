@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._params import check_names
-from .._stats import relative_error
+from .._stats import check_weight_dtype, check_weights, relative_error
 
 __all__ = ["cell_totals", "heldout_errors", "error_summary", "area_errors", "check_area_columns"]
 
@@ -76,6 +76,11 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
     its equality conditions are matched as margins (:func:`~microplex.calibration.design.build_design`),
     so a hundred thousand records and thousands of cells take a second.
 
+    Weights are totalled as they are, negative ones too (a ``Calibrator(method="linear")`` without bounds gives
+    them); records of weight 0 are left out (a missing value of theirs in a targeted column too). A missing or
+    infinite weight, or a weight column that is not numeric, is refused
+    (:class:`~microplex.DataValidationError` naming the column).
+
     Examples
     --------
     >>> df = pd.DataFrame({"area": ["a", "a", "b"], "age": [10, 40, 50], "weight": [1.0, 2.0, 3.0]})
@@ -84,13 +89,17 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
     [2.0, 0.0]
     """
     from ..calibration import Target, Targets
-    from ..calibration.design import _Columns, _mask, build_design
+    from ..calibration.design import _Columns, _mask, unit_design
     from ..calibration.feasibility import achieved_values
 
     cells = _checked_cells(targets)
     if weight_col not in records.columns:
         raise DataValidationError(f"weight_col {weight_col!r} is not a column of the records.")
-    records = records[records[weight_col].to_numpy(dtype=float) > 0]
+    what = f"Weight column {weight_col!r}"
+    check_weight_dtype(records[weight_col], what)
+    # any sign (a linear calibration's negative weights count as they are); weight 0 adds nothing
+    w = check_weights(records[weight_col].to_numpy(dtype=float, na_value=np.nan), len(records), what, signed=True)
+    records, w = records[w != 0], w[w != 0]
     columns = _Columns(records)
     groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
     for j, t in enumerate(cells):
@@ -105,8 +114,7 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
         exact = Targets([dataclasses.replace(cells[j], value=0.0, tolerance=None,
                                              filters={c: v for c, v in cells[j].filters.items() if c not in loose})
                          for j in members])
-        design = build_design(part, exact, weight_col)
-        out[members] = achieved_values(design, design.d)
+        out[members] = achieved_values(unit_design(part, exact), w[mask])
     return out
 
 

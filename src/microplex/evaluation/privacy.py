@@ -82,7 +82,8 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
     A numeric column becomes its mid-rank position in the ``reference`` distribution (0..1,
     interpolated between observed values, so heavy tails do not dominate); a missing numeric
     value becomes -1. A categorical column becomes a one-hot block scaled by 1/sqrt(2), so a
-    mismatch adds 1 to the squared distance.
+    mismatch adds 1 to the squared distance; a missing value is a level of its own (as in
+    :func:`row_codes`): beside a category it adds 1, beside a missing value 0.
 
     Returns
     -------
@@ -114,9 +115,10 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
                 blocks[k].append(np.where(np.isnan(x), -1.0, pos)[:, None])
         else:
             cats = pd.Index(pd.concat([f[c] for f in all_frames]).dropna().astype(object).unique())
-            for k, f in enumerate(all_frames):
-                codes = cats.get_indexer(f[c].astype(object))
-                blocks[k].append(one_hot(codes, len(cats)) / np.sqrt(2.0))
+            codes = [cats.get_indexer(f[c].astype(object)) for f in all_frames]  # -1: a missing value
+            levels = len(cats) + any(bool((code < 0).any()) for code in codes)  # missing: one more level, if any
+            for k, code in enumerate(codes):
+                blocks[k].append(one_hot(np.where(code < 0, len(cats), code), levels) / np.sqrt(2.0))
     return [np.hstack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, all_frames)]
 
 

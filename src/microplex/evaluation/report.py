@@ -498,11 +498,11 @@ def _calibration_totals(records: pd.DataFrame, weights: np.ndarray, targets: Any
     """Achieved and wanted totals of calibration ``Targets`` under ``weights`` (names as keys); a target no record
     matches achieves 0 (relative error -1), a measurement of the records, not an error in them."""
     from ..calibration.calibrator import as_targets, target_report
-    from ..calibration.design import build_design
+    from ..calibration.design import unit_design
 
     # the design on unit weights, the totals under ``weights``: a record of weight 0 (sparse weights on every
     # candidate) adds nothing, where the design's weight check refused it naming the internal column. Without the
     # calibrators' reach check: a sample of a population (evaluate.max_rows) misses its rare cells
-    design = build_design(records.assign(__weight__=1.0), as_targets(targets), "__weight__", check_reach=False)
+    design = unit_design(records, as_targets(targets))
     table = target_report(design, np.asarray(weights, dtype=float))
     return dict(zip(table["target"], table["achieved"])), dict(zip(table["target"], table["value"]))
