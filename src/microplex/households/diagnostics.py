@@ -62,8 +62,10 @@ def household_summary(
 
     The equivalized income is the household's disposable income (persons' ``person_income``
     summed over members, plus ``household_income``, minus ``household_deductions``) divided by
-    the modified OECD scale ``1 + 0.5 (members aged >= equivalence_age - 1) + 0.3 (younger)``,
-    as in EU-SILC (``eqIncome`` / ``eqSS``). Missing person incomes count as 0.
+    the modified OECD scale, as in EU-SILC (``eqIncome`` / ``eqSS``): 1 for the first member, whatever
+    their age, plus 0.5 for each further member aged ``equivalence_age`` or more and 0.3 for each
+    further younger member (a household of children alone starts at 1 too). Missing person incomes
+    count as 0.
 
     Examples
     --------
@@ -85,7 +87,8 @@ def household_summary(
         out["earners"] = (persons[earner_var].fillna(0) > 0).groupby(persons[household_id], sort=False).sum()
     out["children"] = (age < adult_age).groupby(persons[household_id], sort=False).sum()
     n_old = (age >= equivalence_age).groupby(persons[household_id], sort=False).sum()
-    out["eq_scale"] = 1 + 0.5 * np.maximum(n_old - 1, 0) + 0.3 * (out["size"] - n_old)
+    # the first member weighs 1 whatever their age: an older one if any, else a younger one
+    out["eq_scale"] = 1 + 0.5 * np.maximum(n_old - 1, 0) + 0.3 * (out["size"] - np.maximum(n_old, 1))
     if person_income or household_income:
         inc = persons[list(person_income)].fillna(0).sum(axis=1).groupby(persons[household_id], sort=False).sum()
         first = g[list(household_income) + list(household_deductions)].first()
