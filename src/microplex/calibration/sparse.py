@@ -97,9 +97,9 @@ class SparseCalibrator(_FittedResult):
         ones at the price of a larger budget. Where no kept weights within them meet the targets, the fit
         raises :class:`ConvergenceError` (``force=True`` warns and keeps the best weights). ``"l1"``
         refuses bounds.
-    seed : int, default=0
+    seed : int or None, default=0
         Seed of the rounding and of the tie-breaking between alike records in the auxiliary programs; the
-        result is deterministic for a seed.
+        result is deterministic for a seed (``None``: fresh entropy, a different subset on every fit).
     stratify : list of str or "auto", optional
         ``"l0"``: columns that also order the records within their target cells before the systematic
         rounding (through the first principal component of their ranks), so that the subset keeps their

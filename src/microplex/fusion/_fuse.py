@@ -82,8 +82,8 @@ class FusionResult:
         the second copy, and a join to the base paired wrong records or none). Raises
         :class:`~microplex.DataValidationError` when ``data`` no longer holds one base-sized copy per
         imputation (filtered after :func:`fuse`)."""
-        if "_imputation" not in self.data.columns:
-            return [self.data]
+        if "_imputation" not in self.data.columns:  # a copy, as every imputation is: editing it leaves data as it is
+            return [self.data.copy()]
         parts = [g.drop(columns="_imputation") for _, g in self.data.groupby("_imputation", sort=True)]
         if self.base_index is None:
             return parts
@@ -268,8 +268,9 @@ def fuse(
         "scale": {column: factor}}``, applied before anything else.
     n_imputations : int, default=1
         Number of imputations (independent draws of every block; chains are drawn per imputation).
-    seed : int, default=0
-        Seeds hold-out splits, model fitting and draws.
+    seed : int or None, default=0
+        Seeds hold-out splits, model fitting and draws (the same bytes for the same seed); ``None``: fresh
+        entropy, different draws on every call.
     synthesizer_params : dict, default=None
         Keyword arguments of :class:`~microplex.Synthesizer` (``epochs``, ``flow``, ``schema``, ...).
     auxiliary : Source, default=None
