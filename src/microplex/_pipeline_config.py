@@ -622,3 +622,17 @@ def plan_paths(inputs: Mapping[str, Path], out: Path, outputs: Mapping[str, str]
                 raise DataValidationError(f"The outputs {str(p)!r} and {str(other)!r} overlap; give them distinct names.")
         paths.append(p)
     return paths
+
+
+def refuse_negative_weights(n_negative: int, lowest: float) -> None:
+    """Refuses a ``[calibrate]`` solution with ``n_negative`` weights below 0 (the lowest ``lowest``): the stage
+    writes a population, which ``[sparsify]`` and ``[evaluate]`` read as one, and a record of negative weight is no
+    number of people. A linear calibration without a lower bound gives them (R survey's GREG weights); the
+    pipeline refused them only at evaluate, after writing them, naming an internal frame."""
+    if n_negative:
+        raise DataValidationError(
+            f"[calibrate] gave {n_negative:,} negative weights (lowest {lowest:.6g}); a population's records must "
+            "weigh 0 or more (sparsify and evaluate read the calibrated records as the population). A linear "
+            "calibration without a lower bound gives such weights: give [calibrate] bounds with a lower bound of 0 "
+            "or more (e.g. bounds = [0.2, 5]), or method = \"raking\" or \"logit\" (positive weights)."
+        )

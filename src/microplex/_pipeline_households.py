@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataValidationError
-from ._pipeline_config import WEIGHT
+from ._pipeline_config import WEIGHT, refuse_negative_weights
 from ._pipeline_manifest import discard_folder
 from .scale._layout import cast_to_schema, hive_partitioning, layout
 from .scale._linked import check_linked
@@ -194,6 +194,7 @@ def calibrate(ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     shutil.rmtree(partial, ignore_errors=True)
     write_calibrated(res, source / "households", partial / "households", column=WEIGHT,
                      persons=source / "persons", persons_out=partial / "persons")
+    check_written_weights(partial / "households", cfg, partial)
     for table in ("households", "persons"):  # each copy's marker, even without a schema file: microplex wrote it
         layout(partial / table).meta.mkdir(exist_ok=True)
     discard_folder(target)  # the previous copy; a folder of the user's there is refused, not removed
@@ -223,3 +224,26 @@ def read_persons(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
         hh[WEIGHT] = _population_households(ctx) / len(hh)
     persons = persons.drop(columns=[c for c in persons.columns if c in hh.columns and c != hid])
     return persons.merge(hh, on=hid, how="left", validate="many_to_one")
+
+
+def check_written_weights(folder, cfg: Mapping[str, Any], partial) -> None:  # type: ignore[no-untyped-def]
+    """Refuses (:func:`~microplex._pipeline_config.refuse_negative_weights`) a calibrated copy in ``folder`` whose
+    weights go below 0, removing the unpublished copy ``partial``: only a linear calibration without bounds gives
+    them, so only its copy is read (the weight column, batch by batch). ``partial`` and its side folder are removed
+    on refusal."""
+    if cfg.get("method", "raking") != "linear" or cfg.get("bounds"):
+        return
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    n, lowest = 0, 0.0
+    data = pads.dataset(folder, format="parquet", partitioning=hive_partitioning(folder))
+    for batch in data.to_batches(columns=[WEIGHT]):
+        w = batch.column(0)
+        n += int(pc.sum(pc.less(w, 0)).as_py() or 0)
+        low = pc.min(w).as_py()
+        lowest = min(lowest, low) if low is not None else lowest
+    if n:  # the unpublished copy and its side folder (schema file) go
+        for path in (partial, layout(partial).meta):
+            shutil.rmtree(path, ignore_errors=True)
+    refuse_negative_weights(n, lowest)

@@ -47,7 +47,7 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._params import to_python
-from ._pipeline_config import WEIGHT, schema_params, synthesizer_params
+from ._pipeline_config import WEIGHT, refuse_negative_weights, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, check_geography)
 from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, filtered_columns,
@@ -436,7 +436,9 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
     bounds = tuple(cfg["bounds"]) if cfg.get("bounds") else None
     calibrator = Calibrator(method=cfg.get("method", "raking"), bounds=bounds, soft=bool(cfg.get("soft", False)))
     res = calibrator.fit(records, targets, weight_col=WEIGHT)
-    records[WEIGHT] = np.asarray(res.weights, dtype=float)
+    weights = np.asarray(res.weights, dtype=float)
+    refuse_negative_weights(int((weights < 0).sum()), float(weights.min(initial=0.0)))  # before anything is written
+    records[WEIGHT] = weights
     res.report().to_csv(ctx.output("calibration_report"), index=False)
     records.to_parquet(ctx.output("population"), index=False)
     summary = {k: to_python(v) for k, v in res.summary.items()}
@@ -474,6 +476,7 @@ def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:
     for folder in (partial, partial_side):
         shutil.rmtree(folder, ignore_errors=True)
     write_calibrated(res, source, partial, column=WEIGHT)
+    households.check_written_weights(partial, cfg, partial)  # a linear calibration's copy: none below 0
     partial_side.mkdir(exist_ok=True)  # the copy's marker, even without a schema file: microplex wrote it
     discard_folder(target)  # the previous copy; a folder of the user's there is refused, not removed
     os.replace(partial_side, side)  # the marker first: a copy is never left without it
