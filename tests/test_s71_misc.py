@@ -62,3 +62,22 @@ def test_a_linear_calibration_with_negative_weights_is_refused_before_the_popula
     calibrated = pd.read_parquet(out / ("calibrated" if "partition_by" in generate else "calibrated.parquet"))
     assert (calibrated["weight"] >= 0).all() and calibrated["weight"].min() < 1e-9
     assert calibrated.loc[calibrated["nodeg"].astype(int) == 1, "weight"].sum() == pytest.approx(1.0, rel=1e-6)
+
+
+# -- logit with a negative lower bound reaches negative weights (R survey's calfun="logit", bounds=c(-0.5, 3)) ----
+def test_logit_with_a_negative_lower_bound_reaches_a_total_only_negative_weights_reach():
+    """Before: refused as 'cannot be reached by any non-negative weights'; R survey converges (194 negative weights,
+    the same weights to 5e-13: /work/diag/s71/rsurvey/bug_logit_negative_lower.py)."""
+    from microplex.calibration import Calibrator, Target, Targets
+
+    df = load_dataset("cps1").head(400).reset_index(drop=True)
+    df["d"] = 10.0
+    df["g"] = df["re75"] - 2000.0  # values of both signs
+    want = float(-0.1 * (df["d"] * df["g"].clip(lower=0)).sum())
+    targets = Targets([Target(4000.0), Target(want, aggregate="sum", variable="g", filters="g > 0")])
+    fit = Calibrator("logit", bounds=(-0.5, 3), tol=1e-12).fit(df, targets, weight_col="d")
+    w = np.asarray(fit.weights)
+    assert w.sum() == pytest.approx(4000.0, rel=1e-10)
+    assert (w * df["g"].clip(lower=0)).sum() == pytest.approx(want, rel=1e-10)
+    g = w / df["d"].to_numpy()
+    assert (g > -0.5).all() and (g < 3).all() and (w < 0).sum() > 100

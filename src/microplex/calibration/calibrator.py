@@ -449,7 +449,7 @@ class Calibrator(_FittedResult):
         are bad targets: :class:`DataValidationError`. Targets out of reach only within ``bounds`` make
         the hard solve fail: :class:`ConvergenceError` (``force=True`` goes on and warns).
         """
-        nonneg = dist.nonnegative or bounds[0] >= 0
+        nonneg = bounds[0] >= 0 if math.isfinite(bounds[0]) else dist.nonnegative  # logit's (-0.5, 3) reaches < 0
         lo_any, hi_any = box(design.d, (-math.inf, math.inf), nonneg)
         bad = unreachable_targets(design, lo_any, hi_any, means_only_range=True)
         if bad:

@@ -30,6 +30,7 @@ Deville, J.-C. and Sarndal, C.-E. (1992). Calibration estimators in survey sampl
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -209,7 +210,7 @@ def _solve(
             "Give initial weights on the scale of the targets (e.g. initial_weight = population / records)."
         )
     bad = zero_margins(tg, initial, w0)
-    nonneg = dist.nonnegative or bounds[0] >= 0
+    nonneg = bounds[0] >= 0 if math.isfinite(bounds[0]) else dist.nonnegative  # logit's (-0.5, 3) reaches < 0
     bad += unreachable_targets(totals_design(tg, initial), *box(np.ones(1), (-np.inf, np.inf), nonneg))
     if bad:
         raise DataValidationError(
