@@ -11,8 +11,9 @@ weighted total of every cell is compared with the cell's value, and the misses a
 * :func:`heldout_errors`: one row per population and cell, with its relative error and areas;
 * :func:`error_summary`: per population, the median, 90th percentile and largest absolute
   relative error over the cells;
-* :func:`area_errors`: per population and area, the people misplaced over the area's cells,
-  ``sum |achieved - value| / sum value``.
+* :func:`area_errors`: per population and area, the misplacement over the area's cells,
+  ``sum |achieved - value| / sum value`` (where the area's total is right, twice the share of the people in the
+  wrong cells).
 """
 
 from __future__ import annotations
@@ -165,7 +166,10 @@ def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
 
 def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per population and area of ``column``: ``cells``, ``value`` (the cells' total) and ``error``, the
-    share of the area's people the population puts in the wrong cell: ``sum |achieved - value| / sum value``.
+    misplacement ``sum |achieved - value| / sum value`` over the area's cells. Where the population has the area's
+    total right, that is twice the share of the people in the wrong cells (a misplaced person counts in the cell
+    it is missing from and in the one it is extra in), so it can exceed 1; the same measure as the sparse
+    benchmarks' misplacement.
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
     refused (:class:`~microplex.DataValidationError`).
