@@ -3,6 +3,9 @@
 - The held-out error per area, ``sum |achieved - value| / sum value``, was called "the share of the area's people
   in the wrong cell" (docstring, the report's dot plots, the pipeline reference), but it is twice that share where
   the area's total is right (the demo's plots showed PUMAs at 180% "people in the wrong cell").
+- The nested-geography check divided a parent's miss by the parent's value alone: a state sum of 0 whose counties
+  are 0.1, 0.2 and -0.3 (5.55e-17 in floats) was a contradiction of relative size 5.6e+283, refused by
+  ``check_consistency``, ``Calibrator(geography=)`` and the pipeline's ``calibrate.geography``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex.calibration import Targets
+from microplex import DataValidationError
+from microplex._pipeline_areas import check_geography
+from microplex.calibration import Calibrator, Targets
+from microplex.calibration.consistency import check_consistency
 from microplex.evaluation import _plots_area
 from microplex.evaluation.areas import area_errors, heldout_errors
 
@@ -50,3 +56,52 @@ def test_area_error_is_labelled_misplacement_not_a_share_of_people(monkeypatch):
                  (DOCS / "reference" / "pipeline.md").read_text(encoding="utf-8")):
         assert "people in the wrong cell" not in text.replace("twice the share of the people in the wrong cells", "")
     assert "misplacement" in area_errors.__doc__ and "twice" in area_errors.__doc__
+
+
+def _net_zero(values: list[float], tolerance: float | None = None) -> tuple[pd.DataFrame, Targets]:
+    rng = np.random.default_rng(0)
+    recs = pd.DataFrame({"state": "A", "county": rng.choice(["A1", "A2", "A3"], 3000), "x": rng.normal(0, 1, 3000).round(2),
+                         "weight": 1.0})
+    kids = ["A1", "A2", "A3"][: len(values) - 1]
+    targets = Targets.from_frame(pd.DataFrame({
+        "aggregate": "sum", "variable": "x", "tolerance": tolerance, "value": values,
+        "filter": ["state == 'A'"] + [f"state == 'A' & county == '{c}'" for c in kids]}))
+    return recs, targets
+
+
+def test_a_parent_netting_to_zero_from_its_children_is_consistent():
+    recs, targets = _net_zero([0.0, 0.1, 0.2, -0.3])  # 0.1 + 0.2 - 0.3 = 5.55e-17 in floats
+    assert check_consistency(targets, recs, ["state", "county"]).empty
+    fit = Calibrator(method="linear").fit(recs, targets, geography=["state", "county"])
+    assert fit.report()["met"].all()
+    check_geography(recs, targets, ["state", "county"])  # the pipeline's calibrate.geography: no error
+    # a parent small against children of both signs: 0.001 from 98765432109.123 and -98765432109.122 (0.0010071 in
+    # floats, 0.7% off the parent but 3.6e-17 of the children's sizes)
+    recs, targets = _net_zero([0.001, 98765432109.123, -98765432109.122])
+    assert check_consistency(targets, recs, ["state", "county"]).empty
+
+
+def test_a_parent_of_zero_whose_children_miss_it_is_still_named():
+    # children summing to 0.006, 1% of the 0.588 of their sizes that cancel out
+    recs, targets = _net_zero([0.0, 0.1, 0.2, -0.294])
+    out = check_consistency(targets, recs, ["state", "county"])
+    assert out["parent"].tolist() == ["sum(x)[state == 'A']"] and out["complete"].tolist() == [True]
+    assert out["children_sum"].iloc[0] == pytest.approx(0.006, rel=1e-9)
+    assert out["rel_diff"].iloc[0] == pytest.approx(0.006 / 0.588, rel=1e-9)  # the miss against the cancelling size
+    # the same in other units reads the same relative difference
+    recs, big = _net_zero([0.0, 1e5, 2e5, -2.94e5])
+    assert check_consistency(big, recs, ["state", "county"])["rel_diff"].iloc[0] == pytest.approx(0.006 / 0.588, rel=1e-9)
+    # within a 2% tolerance it passes, as it did for a parent of any other value
+    recs, loose = _net_zero([0.0, 0.1, 0.2, -0.294], tolerance=0.02)
+    assert check_consistency(loose, recs, ["state", "county"]).empty
+    with pytest.raises(DataValidationError, match=r"sum\(x\)\[state == 'A'\] = 0 but its 3 children.*sum to 0\.006"):
+        Calibrator(method="linear").fit(recs, targets, geography=["state", "county"])
+    with pytest.raises(DataValidationError, match=r"contradict each other: sum\(x\)\[state == 'A'\] = 0 but"):
+        check_geography(recs, targets, ["state", "county"])
+    # a count parent of 0 with counted children: the whole sum is the miss
+    recs, _ = _net_zero([0.0])
+    counts = Targets.from_frame(pd.DataFrame({"aggregate": "count", "variable": None, "value": [0.0, 5.0, 3.0],
+                                              "filter": ["state == 'A'", "state == 'A' & county == 'A1'",
+                                                         "state == 'A' & county == 'A2'"]}))
+    out = check_consistency(counts, recs, ["state", "county"])
+    assert out["rel_diff"].tolist() == [pytest.approx(1.0, rel=1e-12)] and out["complete"].tolist() == [False]
