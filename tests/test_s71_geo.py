@@ -6,6 +6,9 @@
 - The nested-geography check divided a parent's miss by the parent's value alone: a state sum of 0 whose counties
   are 0.1, 0.2 and -0.3 (5.55e-17 in floats) was a contradiction of relative size 5.6e+283, refused by
   ``check_consistency``, ``Calibrator(geography=)`` and the pipeline's ``calibrate.geography``.
+- ``sparsify.by`` compared the targets' area values with the column's by Python equality: targets
+  ``pid == '100100'`` on an integer column (matched by calibrate and its geography check) were refused as
+  "Targets name areas of 'pid' with no record in the population".
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import pandas as pd
 import pytest
 
 from microplex import DataValidationError
-from microplex._pipeline_areas import check_geography
-from microplex.calibration import Calibrator, Targets
+from microplex._pipeline_areas import _sparsify_by, check_geography
+from microplex.calibration import Calibrator, Target, Targets
 from microplex.calibration.consistency import check_consistency
 from microplex.evaluation import _plots_area
 from microplex.evaluation.areas import area_errors, heldout_errors
@@ -105,3 +108,35 @@ def test_a_parent_of_zero_whose_children_miss_it_is_still_named():
                                                          "state == 'A' & county == 'A2'"]}))
     out = check_consistency(counts, recs, ["state", "county"])
     assert out["rel_diff"].tolist() == [pytest.approx(1.0, rel=1e-12)] and out["complete"].tolist() == [False]
+
+
+def _pid_frame() -> tuple[pd.DataFrame, list[tuple[int, int, float]]]:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"pid": rng.choice([100100, 100200, 300100], 600), "sex": rng.integers(0, 2, 600),
+                       "weight": 2.0})
+    counts = df.groupby(["pid", "sex"]).size() * 2.1
+    return df, [(int(a), int(s), float(v)) for (a, s), v in counts.items()]
+
+
+def test_sparsify_by_matches_integer_area_codes_written_as_text():
+    df, cells = _pid_frame()
+    params = {"max_records": 40, "tolerance": 0.005, "seed": 0}
+    as_int = Targets([Target(v, filters={"pid": a, "sex": s}) for a, s, v in cells])
+    as_text = Targets([Target(v, filters={"pid": str(a), "sex": s}) for a, s, v in cells])
+    # one area's targets as text, another's as 100200.0: all name the areas the records hold
+    mixed = Targets([Target(v, filters={"pid": str(a) if a == 100100 else float(a) if a == 100200 else a, "sex": s})
+                     for a, s, v in cells])
+    w_int, table_int = _sparsify_by(df, as_int, "pid", params, "weight", None)
+    for targets in (as_text, mixed):
+        w, table = _sparsify_by(df, targets, "pid", params, "weight", None)
+        np.testing.assert_array_equal(w, w_int)  # the same areas, budgets and seeds
+        pd.testing.assert_frame_equal(table, table_int)
+    assert table_int["area"].tolist() == [100100, 100200, 300100] and table_int["targets"].tolist() == [2, 2, 2]
+    assert (table_int["max_rel_error"] <= 0.005).all() and table_int["budget"].sum() == 40
+    # a code no record holds is still named, as written
+    with pytest.raises(DataValidationError, match=r"no record in the population: '999'\.$"):
+        _sparsify_by(df, as_text + [Target(5.0, filters={"pid": "999"})], "pid", params, "weight", None)
+    # an area with records but no target is still refused
+    partial = Targets([t for t in as_int if t.filters["pid"] != 300100])
+    with pytest.raises(DataValidationError, match=r"have records but no target.*300100"):
+        _sparsify_by(df, partial, "pid", params, "weight", None)
