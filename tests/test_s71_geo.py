@@ -9,6 +9,9 @@
 - ``sparsify.by`` compared the targets' area values with the column's by Python equality: targets
   ``pid == '100100'`` on an integer column (matched by calibrate and its geography check) were refused as
   "Targets name areas of 'pid' with no record in the population".
+- ``cell_totals`` totalled a held-out cell naming a column the records lack (a typo) as 0 when its range part
+  selected no record or every weight was 0, and ``heldout_errors(areas="state")`` was refused as
+  "Got ['s', 't', 'a', 't', 'e']".
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from microplex._pipeline_areas import _sparsify_by, check_geography
 from microplex.calibration import Calibrator, Target, Targets
 from microplex.calibration.consistency import check_consistency
 from microplex.evaluation import _plots_area
-from microplex.evaluation.areas import area_errors, heldout_errors
+from microplex.evaluation.areas import area_errors, cell_totals, check_area_columns, heldout_errors
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -140,3 +143,41 @@ def test_sparsify_by_matches_integer_area_codes_written_as_text():
     partial = Targets([t for t in as_int if t.filters["pid"] != 300100])
     with pytest.raises(DataValidationError, match=r"have records but no target.*300100"):
         _sparsify_by(df, partial, "pid", params, "weight", None)
+
+
+def _cells(filters: list[str], aggregate: str = "count", variable: str | None = None) -> Targets:
+    return Targets.from_frame(pd.DataFrame({"aggregate": aggregate, "variable": variable, "filter": filters,
+                                            "value": 5.0}))
+
+
+@pytest.mark.parametrize("cells,column", [
+    (["age in [60, 99) & stat == 'A'"], "stat"),  # the range selects no record
+    (["age in [0, 15) & stat == 'A'"], "stat"),
+    (["state == 'A'", "age in {77} & stat in {'A', 'B'}"], "stat"),
+    (["age in [0, 15)", "age in [60, 99) & stat == 'A'"], "stat"),
+])
+def test_a_held_out_cell_naming_a_missing_column_is_refused(cells, column):
+    pop = pd.DataFrame({"state": ["A", "A", "B"], "age": [10, 20, 30], "weight": [1.0, 2.0, 3.0]})
+    want = rf"Held-out cell .* uses column '{column}', which is not in the records"
+    with pytest.raises(DataValidationError, match=want):
+        cell_totals(pop, _cells(cells))
+    with pytest.raises(DataValidationError, match=want):  # every weight 0: no record to find the column on
+        cell_totals(pop.assign(weight=0.0), _cells(cells))
+    with pytest.raises(DataValidationError, match=want):
+        heldout_errors({"p": pop}, _cells(cells), areas=["state"])
+    # a summed variable the records lack, under a range that selects no record
+    with pytest.raises(DataValidationError, match=r"Held-out cell .* uses column 'inc', which is not in the records"):
+        cell_totals(pop, _cells(["age in [60, 99)"], "sum", "inc"))
+    # the columns it has still total as before: an empty range is 0, the rest their weights
+    assert cell_totals(pop, _cells(["age in [60, 99) & state == 'A'", "state == 'A'"])).tolist() == [0.0, 3.0]
+    assert cell_totals(pop.assign(weight=0.0), _cells(["state == 'A'"])).tolist() == [0.0]
+
+
+def test_areas_given_as_one_name_are_refused_by_name():
+    pop = pd.DataFrame({"state": ["A", "A", "B"], "age": [10, 20, 30], "weight": [1.0, 2.0, 3.0]})
+    cells = _cells(["state == 'A'", "state == 'B'"])
+    with pytest.raises(DataValidationError, match=r"The 'areas' parameter must be a list of .*Got 'state' instead"):
+        heldout_errors({"p": pop}, cells, areas="state")
+    with pytest.raises(DataValidationError, match=r"The 'areas' parameter must be a list of .*Got 'state' instead"):
+        check_area_columns(cells, "state")
+    assert heldout_errors({"p": pop}, cells, areas=["state"])["state"].tolist() == ["A", "B"]
