@@ -147,6 +147,7 @@ def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mappi
     ``candidates``, ``budget``, ``kept``, ``targets``, ``max_rel_error``.
     """
     from .calibration import SparseCalibrator, Targets
+    from .calibration.design import lookup_values
     from .calibration.filters import fixed_value
 
     if column not in records.columns:
@@ -161,11 +162,15 @@ def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mappi
             f"With 'sparsify.by' = {column!r} every target must fix {column!r} to one value (its area); "
             f"{len(loose)} do not: {_listed(loose)}.")
     codes, values = pd.factorize(records[column], sort=True)
-    known = set(values.tolist())
-    unknown = sorted({a for a in areas if a not in known}, key=str)
+    values = pd.Index(np.asarray(values))  # a categorical column's values as their own dtype
+    # each target's area as the column holds it, found as the solve finds it ("300100" for the code 300100)
+    at = lookup_values(values, areas)
+    unknown = sorted({a for a, k in zip(areas, at, strict=True) if k < 0}, key=str)
     if unknown:
         raise DataValidationError(
             f"Targets name areas of {column!r} with no record in the population: {_listed(unknown)}.")
+    listed = values.tolist()
+    areas = [listed[k] for k in at]
     targeted = set(areas)
     bare = [v for v in values.tolist() if v not in targeted]
     if bare:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from microplex._errors import DataValidationError
 from microplex._params import check_float, check_names
+from microplex._stats import rounding_scale
 
 from ._checks import check_records
 from .design import lookup_values, range_mask
@@ -107,13 +108,17 @@ def check_consistency(
     geography : list of str
         Geography columns, coarsest first.
     rtol : float, default=1e-6
-        Relative tolerance, widened by the parent's and children's own ``tolerance``.
+        Relative tolerance, widened by the parent's and children's own ``tolerance``. A difference is relative to
+        the parent's value or, where the children net values of both signs to it (a total of 0 from gains and
+        losses), to the part of the children's sizes that cancels out; a difference within float64 rounding of
+        the values summed is never one (:func:`~microplex._stats.rounding_scale`).
 
     Returns
     -------
     DataFrame
         One row per inconsistency: ``parent``, ``level``, ``n_children``, ``complete``,
-        ``parent_value``, ``children_sum``, ``rel_diff``, ``children`` (names). Empty if consistent.
+        ``parent_value``, ``children_sum``, ``rel_diff`` (the difference relative to the scale above),
+        ``children`` (names). Empty if consistent.
 
     Examples
     --------
@@ -209,8 +214,8 @@ def check_consistency(
             total = float(sum(c[0].value for c in kids))
             tol = rtol + (pt.tolerance or 0.0) + max((c[0].tolerance or 0.0) for c in kids)
             diff = total - pt.value
-            rel = abs(diff) / max(abs(pt.value), 1e-300)
-            bad = rel > tol if complete else (pt.aggregate == "count" and diff > tol * abs(pt.value))
+            rel = abs(diff) / _scale(pt.value, [c[0].value for c in kids], tol)
+            bad = rel > tol if complete else (pt.aggregate == "count" and diff > 0 and rel > tol)
             if bad:
                 rows.append(
                     {
@@ -226,6 +231,18 @@ def check_consistency(
                 )
     cols = ["parent", "level", "n_children", "complete", "parent_value", "children_sum", "rel_diff", "children"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _scale(parent: float, children: list[float], tol: float) -> float:
+    """What a parent's difference from its children's sum is relative to: the parent's size, or where the children
+    net values of both signs to it (gains and losses, a net transfer of 0), the part of their sizes that cancels
+    out, so that 0.1, 0.2 and -0.3 (5.55e-17 in floats) add up to a parent of 0 while 0.1, 0.2 and -0.294 miss
+    it by 1% of their 0.588 that cancels; where both are 0 (children of one sign under a parent of 0) the
+    children's sum, so the whole sum is the miss. At least the solvers' rounding scale
+    (:func:`~microplex._stats.rounding_scale` of the sizes summed), so float64 rounding never counts as a miss."""
+    size = float(np.sum(np.abs(children)))
+    base = max(abs(parent), size - abs(float(np.sum(children)))) or size
+    return float(rounding_scale(base, size + abs(parent), tol))
 
 
 def _straddles(child: Target, parents: list[tuple], level: str, geography: list[str]) -> None:

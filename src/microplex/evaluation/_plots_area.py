@@ -21,8 +21,8 @@ _MAX_NAMED = 60
 
 
 def area_plot(table, column: str) -> str:
-    """Each area's error (:func:`~microplex.evaluation.areas.area_errors`), one dot per population, the
-    areas sorted by the last population's error."""
+    """Each area's misplacement (:func:`~microplex.evaluation.areas.area_errors`), one dot per population, the
+    areas sorted by the last population's."""
     plt = pyplot()
     names = list(dict.fromkeys(table["population"]))
     last = table[table["population"] == names[-1]].sort_values("error", kind="stable")
@@ -39,7 +39,7 @@ def area_plot(table, column: str) -> str:
         ax.set_xticks(range(n), [label(a, 18) for a in last["area"]], rotation=90, fontsize=7)
     else:
         ax.set_xlabel(f"{n:,} areas of {label(column, 30)}, sorted by the {label(names[-1], 30)} error")
-    ax.set_ylabel("people in the wrong cell (%)")
+    ax.set_ylabel("misplacement (%)\nsum |achieved - value| / sum value", fontsize=8)
     ax.set_title(f"held-out cells by {label(column, 30)}", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
@@ -52,8 +52,9 @@ def heldout_section(rep: EvaluationReport) -> str:
     parts = ['<h2 id="heldout">Held-out cells</h2>',
              f'<p class="note">{errors["target"].nunique():,} cells that no stage calibrated to, totalled in each '
              "population: the absolute relative error |achieved - value| / value per cell (a cell no record reaches "
-             "has error 1), and per area the people put in the wrong cell, "
-             "sum |achieved - value| / sum value over its cells.</p>",
+             "has error 1), and per area the misplacement, sum |achieved - value| / sum value over its cells "
+             "(where the area's total is right, twice the share of the people in the wrong cells: a misplaced "
+             "person counts in the cell it is missing from and in the one it is extra in).</p>",
              error_summary(errors).to_html(index=False, float_format=lambda v: f"{v:.4g}", formatters={
                  "population": html.escape})]
     plots = [area_plot(area_errors(errors, column), column) for column in rep.areas]

@@ -11,8 +11,9 @@ weighted total of every cell is compared with the cell's value, and the misses a
 * :func:`heldout_errors`: one row per population and cell, with its relative error and areas;
 * :func:`error_summary`: per population, the median, 90th percentile and largest absolute
   relative error over the cells;
-* :func:`area_errors`: per population and area, the people misplaced over the area's cells,
-  ``sum |achieved - value| / sum value``.
+* :func:`area_errors`: per population and area, the misplacement over the area's cells,
+  ``sum |achieved - value| / sum value`` (where the area's total is right, twice the share of the people in the
+  wrong cells).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
     cells = _checked_cells(targets)
     fixed = [c for c in dict.fromkeys(c for t in cells for c in t.filters) if any(
         fixed_value(t.filters, c) is not None for t in cells)]
-    for column in check_names(list(areas), "areas"):
+    for column in check_names(areas, "areas"):
         if column not in fixed:
             raise DataValidationError(
                 f"The {what} column {column!r}: no held-out cell fixes it to one value (an equality, or a set of "
@@ -76,6 +77,7 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
     its equality conditions are matched as margins (:func:`~microplex.calibration.design.build_design`),
     so a hundred thousand records and thousands of cells take a second.
 
+    A cell naming a column the records lack is refused, whether or not its other conditions select records.
     Weights are totalled as they are, negative ones too (a ``Calibrator(method="linear")`` without bounds gives
     them); records of weight 0 are left out (a missing value of theirs in a targeted column too). A missing or
     infinite weight, or a weight column that is not numeric, is refused
@@ -95,6 +97,7 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
     cells = _checked_cells(targets)
     if weight_col not in records.columns:
         raise DataValidationError(f"weight_col {weight_col!r} is not a column of the records.")
+    _check_cell_columns(cells, records)
     what = f"Weight column {weight_col!r}"
     check_weight_dtype(records[weight_col], what)
     # any sign (a linear calibration's negative weights count as they are); weight 0 adds nothing
@@ -118,6 +121,18 @@ def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight")
     return out
 
 
+def _check_cell_columns(cells: Any, records: pd.DataFrame) -> None:
+    """Refuses a cell naming a column (in its filter, or as its variable) that ``records`` lack, before any record
+    is selected: a cell whose other conditions select no record would otherwise total 0 without a word."""
+    have = set(records.columns)
+    for t in cells:
+        for col in [*t.filters, *([t.variable] if t.variable is not None else [])]:
+            if col not in have:
+                raise DataValidationError(
+                    f"Held-out cell {t.name!r} uses column {col!r}, which is not in the records. Expected one of "
+                    f"{[str(c) for c in records.columns][:50]}.")
+
+
 def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, weight_col: str = "weight",
                    areas: Sequence[str] = ()) -> pd.DataFrame:
     """One row per population and held-out cell: ``population``, ``target``, ``value``, ``achieved``,
@@ -132,12 +147,13 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
     targets : Targets, DataFrame or mapping
         The held-out cells: count or sum targets with positive values.
     areas : list of str
-        Area columns (``["state", "puma"]``) whose value in each cell's filter is reported.
+        Area columns (``["state", "puma"]``) whose value in each cell's filter is reported; one column is a list
+        of one (``["state"]``), as every list of column names in microplex.
     """
     from ..calibration.filters import fixed_value
 
     cells = _checked_cells(targets)
-    areas = check_names(list(areas), "areas")
+    areas = check_names(areas, "areas")
     if not isinstance(populations, Mapping) or not populations:
         raise DataValidationError("The 'populations' parameter must be a non-empty mapping of name -> DataFrame.")
     value = np.array([t.value for t in cells])
@@ -165,7 +181,10 @@ def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
 
 def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per population and area of ``column``: ``cells``, ``value`` (the cells' total) and ``error``, the
-    share of the area's people the population puts in the wrong cell: ``sum |achieved - value| / sum value``.
+    misplacement ``sum |achieved - value| / sum value`` over the area's cells. Where the population has the area's
+    total right, that is twice the share of the people in the wrong cells (a misplaced person counts in the cell
+    it is missing from and in the one it is extra in), so it can exceed 1; the same measure as the sparse
+    benchmarks' misplacement.
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
     refused (:class:`~microplex.DataValidationError`).
