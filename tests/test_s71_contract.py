@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from microplex import DataValidationError, HouseholdSynthesizer, NotFittedError, Synthesizer
+from microplex import Calibrator, DataValidationError, HouseholdSynthesizer, NotFittedError, Synthesizer
+from microplex._estimator import Estimator
 from microplex.datasets import load_dataset
 from microplex.households import _synthesizer as hh_module
 
@@ -157,3 +158,51 @@ def test_a_synthesizer_refit_keeps_no_attribute_of_the_previous_fit():
     synth.fit(df, seed=0)
     assert not hasattr(synth, "stale_")
 
+
+# -- 3. set_params with a nested name on a parameter that is not an estimator ---------------------------------------
+class _Inner(Estimator):
+    _fitted_attribute = "scale_"
+
+    def __init__(self, factor=1.0):
+        self.factor = factor
+
+
+class _Outer(Estimator):
+    _fitted_attribute = "scale_"
+
+    def __init__(self, inner=None, epochs=1):
+        self.inner = inner
+        self.epochs = epochs
+
+
+@pytest.mark.parametrize("make, key, kind", [
+    (lambda: _make(["age"], synthesizer_params={"bins": 3}), "synthesizer_params__epochs", "dict"),
+    (lambda: _make(["age"]), "synthesizer_params__bins", "NoneType"),
+    (lambda: Synthesizer(["y"], ["x"]), "schema__x", "NoneType"),
+    (lambda: Synthesizer(["y"], ["x"], schema={}), "schema__x", "dict"),
+    (lambda: Synthesizer(["y"], ["x"]), "target_vars__x", "list"),
+    (lambda: Calibrator(), "method__name", "str"),
+], ids=["household-dict", "household-none", "schema-none", "schema-dict", "target-vars", "calibrator-method"])
+def test_a_nested_name_on_a_parameter_that_is_no_estimator_is_refused_and_nothing_is_set(make, key, kind):
+    est = make()
+    before = {k: v for k, v in est.get_params(deep=False).items()}
+    plain = "epochs" if "epochs" in before else "tol"
+    name = key.partition("__")[0]
+    message = (rf"Invalid parameter '{key}' for estimator {type(est).__name__}: '{name}' is not an estimator \(its "
+               rf"value is of type {kind}\); set the whole value \({name}=\.\.\.\)\.")
+    with pytest.raises(DataValidationError, match=message):  # before: a raw AttributeError
+        est.set_params(**{plain: 5, key: 3})
+    assert est.get_params(deep=False) == before  # before: epochs=5 was set
+    assert all(est.get_params(deep=False)[k] is v for k, v in before.items())
+
+
+def test_nested_names_of_an_estimator_parameter_are_checked_before_anything_is_set():
+    outer = _Outer(inner=_Inner())
+    assert outer.set_params(inner__factor=3.0, epochs=2) is outer
+    assert (outer.inner.factor, outer.epochs) == (3.0, 2)
+    with pytest.raises(DataValidationError, match=r"Invalid parameter 'no_such' for estimator _Inner"):
+        outer.set_params(epochs=7, inner__factor=9.0, inner__no_such=1)
+    assert (outer.inner.factor, outer.epochs) == (3.0, 2)  # nothing set
+    with pytest.raises(DataValidationError, match=r"'epochs__x'.*'epochs' is not an estimator \(its value is of type"):
+        outer.set_params(inner__factor=9.0, epochs__x=1)
+    assert (outer.inner.factor, outer.epochs) == (3.0, 2)

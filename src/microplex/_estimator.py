@@ -101,15 +101,29 @@ class Estimator:
     def set_params(self, **params: Any) -> Estimator:
         """Sets constructor parameters (``name__param`` for a parameter of a parameter); returns ``self``.
 
-        Nothing is validated until ``fit``, as in the constructor.
+        Nothing is validated until ``fit``, as in the constructor; every name is checked before any
+        is set, so a refused call sets nothing.
 
         Raises
         ------
         DataValidationError
-            For names that are not parameters of this estimator (all of them named).
+            For names that are not parameters of this estimator (all of them named), and for
+            ``name__param`` where ``name``'s value is not an estimator (a dict, a list, None: set the
+            whole value) or, for a microplex estimator, has no parameter ``param``.
         """
         if not params:
             return self
+        nested = self._nested_params(params)
+        for key, value in params.items():
+            if "__" not in key:
+                setattr(self, key, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def _nested_params(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Checks every name given to :meth:`set_params` (those of a microplex estimator parameter too); returns the
+        ``name__param`` ones grouped by ``name``."""
         valid = self.get_params(deep=True)
         unknown = [k for k in params if k.partition("__")[0] not in valid]
         if unknown:
@@ -123,11 +137,17 @@ class Estimator:
             name, _, sub = key.partition("__")
             if sub:
                 nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
         for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
-        return self
+            value = getattr(self, name)
+            if isinstance(value, type) or not callable(getattr(value, "set_params", None)):
+                key = f"{name}__{next(iter(sub_params))}"
+                raise DataValidationError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: {name!r} is not an estimator "
+                    f"(its value is of type {type(value).__name__}); set the whole value ({name}=...)."
+                )
+            if isinstance(value, Estimator):
+                value._nested_params(sub_params)
+        return nested
 
     def _fitted_state(self) -> dict[str, Any]:
         """The fitted attributes: those ending in ``_`` (not dunders, not parameters) and ``_fitted_private``."""
