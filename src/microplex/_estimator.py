@@ -9,6 +9,8 @@ attributes ending in ``_`` and returns ``self``; every later method starts with
 * :meth:`~Estimator.set_params`, refusing unknown names with a :class:`~microplex.DataValidationError`
   (a ``ValueError``, as scikit-learn raises),
 * a ``repr`` showing the parameters that differ from their defaults,
+* :meth:`~Estimator._fit_from_scratch`, the context of the body of ``fit``: it starts without fitted
+  state, and the previous fit is restored if the body fails (a fit is never half done),
 * ``__sklearn_is_fitted__``, so :func:`sklearn.base.clone` and
   :func:`sklearn.utils.validation.check_is_fitted` work on microplex estimators.
 
@@ -33,8 +35,10 @@ microplex._errors.NotFittedError: This Scaler instance is not fitted yet. Call '
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,12 +53,15 @@ class Estimator:
     """Base class of microplex estimators: parameters from the constructor signature.
 
     Subclasses set ``_fitted_attribute`` to an attribute that only a successful ``fit`` (or
-    ``load``) sets, and implement ``_check_params`` (the checks of every parameter, called at the
-    start of ``fit``, never in ``__init__``).
+    ``load``) sets, last, and implement ``_check_params`` (the checks of every parameter, called at
+    the start of ``fit``, never in ``__init__``).
     """
 
-    #: An attribute that a successful ``fit`` sets (the estimator is fitted when it exists).
+    #: An attribute that a successful ``fit`` sets, last (the estimator is fitted when it exists).
     _fitted_attribute: ClassVar[str] = ""
+    #: Private attributes that are fitted state too: removed and restored by :meth:`_fit_from_scratch` with
+    #: those ending in ``_``.
+    _fitted_private: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
@@ -94,15 +101,29 @@ class Estimator:
     def set_params(self, **params: Any) -> Estimator:
         """Sets constructor parameters (``name__param`` for a parameter of a parameter); returns ``self``.
 
-        Nothing is validated until ``fit``, as in the constructor.
+        Nothing is validated until ``fit``, as in the constructor; every name is checked before any
+        is set, so a refused call sets nothing.
 
         Raises
         ------
         DataValidationError
-            For names that are not parameters of this estimator (all of them named).
+            For names that are not parameters of this estimator (all of them named), and for
+            ``name__param`` where ``name``'s value is not an estimator (a dict, a list, None: set the
+            whole value) or, for a microplex estimator, has no parameter ``param``.
         """
         if not params:
             return self
+        nested = self._nested_params(params)
+        for key, value in params.items():
+            if "__" not in key:
+                setattr(self, key, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def _nested_params(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Checks every name given to :meth:`set_params` (those of a microplex estimator parameter too); returns the
+        ``name__param`` ones grouped by ``name``."""
         valid = self.get_params(deep=True)
         unknown = [k for k in params if k.partition("__")[0] not in valid]
         if unknown:
@@ -116,11 +137,59 @@ class Estimator:
             name, _, sub = key.partition("__")
             if sub:
                 nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
         for name, sub_params in nested.items():
-            getattr(self, name).set_params(**sub_params)
-        return self
+            value = getattr(self, name)
+            if isinstance(value, type) or not callable(getattr(value, "set_params", None)):
+                key = f"{name}__{next(iter(sub_params))}"
+                raise DataValidationError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}: {name!r} is not an estimator "
+                    f"(its value is of type {type(value).__name__}); set the whole value ({name}=...)."
+                )
+            if isinstance(value, Estimator):
+                value._nested_params(sub_params)
+        return nested
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted attributes: those ending in ``_`` (not dunders, not parameters) and ``_fitted_private``."""
+        params = set(self._get_param_names())
+        return {k: v for k, v in vars(self).items()
+                if k in self._fitted_private or (k.endswith("_") and not k.startswith("__") and k not in params)}
+
+    @contextlib.contextmanager
+    def _fit_from_scratch(self) -> Iterator[None]:
+        """The body of ``fit`` runs in this context, on this estimator without fitted state.
+
+        Every fitted attribute (:meth:`_fitted_state`) is removed on entry: a refit keeps nothing of the
+        previous fit, in memory or in a file saved after it, whatever the parameters now are. If the body
+        raises (any exception, ``KeyboardInterrupt`` included), the attributes it set are removed and the
+        previous ones restored (the same objects) before the exception propagates: a failed fit leaves the
+        estimator as it was, fitted or not, never half-fitted. (A context, not a wrapper: the body's frames,
+        and so its warnings' ``stacklevel``, are those of ``fit``.)
+
+        >>> class Scaler(Estimator):
+        ...     _fitted_attribute = "scale_"
+        ...     def fit(self, x):
+        ...         with self._fit_from_scratch():
+        ...             self.scale_ = 1 / x
+        ...             return self
+        >>> s = Scaler().fit(2.0)
+        >>> s.fit(0.0)
+        Traceback (most recent call last):
+        ...
+        ZeroDivisionError: float division by zero
+        >>> s.scale_
+        0.5
+        """
+        previous = self._fitted_state()
+        for k in previous:
+            delattr(self, k)
+        try:
+            yield
+        except BaseException:
+            for k in self._fitted_state():
+                delattr(self, k)
+            self.__dict__.update(previous)
+            raise
 
     def __repr__(self) -> str:
         defaults = {

@@ -70,11 +70,12 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
         "person_dtypes": hs.person_dtypes_, "member_numeric": hs.member_numeric_,
         "member_categorical": hs.member_categorical_, "context_cols": hs.context_cols_,
         "limits": [limit for limit, _ in hs.applicable_models_], "models": {},
-        "min_age": getattr(hs, "min_age_", None),
-        "geography_shares": getattr(hs, "geography_shares_", None),
-        "geography_dtype": getattr(hs, "geography_dtype_", None),
+        # null where the fit's parameters name no age or geography (never an attribute left by another fit)
+        "min_age": hs.min_age_ if params["age_var"] is not None else None,
+        "geography_shares": hs.geography_shares_ if params["geography"] else None,
+        "geography_dtype": hs.geography_dtype_ if params["geography"] else None,
         **({"geography_categories": list(hs.geography_categories_)}
-           if getattr(hs, "geography_categories_", None) is not None else {}),
+           if params["geography"] and hs.geography_categories_ is not None else {}),
         "allotted": hs.allotted_, "size_shares": hs.size_shares_, "size_dtype": hs.size_dtype_,
         "household_kinds": hs.household_kinds_,
     }
@@ -190,7 +191,6 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     params["hidden_features"] = None if hidden is None else tuple(hidden)
     hs = cls(**params)
     hs._check_params()  # every parameter, with the messages of 'fit'
-    hs.fitted_params_ = copy.deepcopy(hs.get_params(deep=False))
 
     hh_vars, p_vars = list(hs.household_vars), list(hs.person_vars)
     size_col = _name(meta.get("size_col"), where, "size_col")
@@ -323,6 +323,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
                         f"on ({list(known)[:5]})", unknown[:5])
     if not ctx <= set(early) | set(_context_features(hs)):
         raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
+    hs.fitted_params_ = copy.deepcopy(hs.get_params(deep=False))  # the fitted marker, last
     return hs
 
 

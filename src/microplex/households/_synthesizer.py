@@ -168,7 +168,7 @@ class HouseholdSynthesizer(Estimator):
     True
     """
 
-    _fitted_attribute = "person_models_"
+    _fitted_attribute = "fitted_params_"  # assigned last, by fit and by load
 
     def __init__(
         self,
@@ -247,7 +247,18 @@ class HouseholdSynthesizer(Estimator):
         Returns
         -------
         self : HouseholdSynthesizer
+
+        Notes
+        -----
+        A refit keeps nothing of the previous fit (a geography or age of a fit with other parameters is gone
+        from the estimator and its file); if the fit fails, the previous fit is kept whole (an estimator not
+        fitted before stays unfitted).
         """
+        with self._fit_from_scratch():
+            return self._fit(persons, seed)
+
+    def _fit(self, persons: pd.DataFrame, seed: int) -> HouseholdSynthesizer:
+        """The body of :meth:`fit`, run on an estimator without fitted state."""
         self._check_params()
         fitted_params = copy.deepcopy(self.get_params(deep=False))
         seed = check_seed(seed, allow_none=False)

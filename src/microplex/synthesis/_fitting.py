@@ -44,9 +44,6 @@ class _Fitting:
              seed: int | str | None) -> Synthesizer:
         p = self._check_params()
         self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))  # what save() writes (see _state)
-        self._ranges = None
-        for k in ("training_conditions_", "training_weights_", "condition_model_", "condition_tree_", "privacy_"):
-            self.__dict__.pop(k, None)  # a refit in the other mode keeps nothing of the previous one
         epochs = None if epochs is None else check_epochs(epochs)
         if epochs is not None:  # fit's epochs override the constructor's: the file records those of this fit
             self.fitted_params_["epochs"] = epochs

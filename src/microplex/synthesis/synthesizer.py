@@ -222,6 +222,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
     """
 
     _fitted_attribute = "model_"
+    _fitted_private = ("_ranges",)
 
     def __init__(
         self,
@@ -325,15 +326,9 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         -------
         self : Synthesizer
         """
-        fitted = {k: v for k, v in vars(self).items() if k.endswith("_") or k == "_ranges"}
-        try:
+        # A refit keeps nothing of the previous fit; a failed fit leaves the estimator as it was (fitted or not).
+        with self._fit_from_scratch():
             return self._fit(data, weight_col, epochs, seed)
-        except BaseException:
-            # A failed fit leaves the estimator as it was (fitted or not), never half-fitted.
-            for k in [k for k in vars(self) if k.endswith("_") or k == "_ranges"]:
-                delattr(self, k)
-            self.__dict__.update(fitted)
-            raise
 
     def _check_params(self) -> dict[str, Any]:
         """Every constructor parameter, checked; returns them in canonical types (the stored
