@@ -146,6 +146,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
+    if reader in (pd.read_parquet, pd.read_feather):  # pandas' index of an id (``df.set_index("pid")``): a column
+        frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(p))
     names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
     empty = empty_unnamed(names, frame) if reader is pd.read_csv else []
     if empty:  # a spreadsheet's empty columns without a name (``a,b,,``): nothing to read
@@ -200,6 +202,63 @@ def _trailing_delimiters(p: Path) -> dict[str, Any]:
                     "row cut short; every row must have as many fields as the header.")
             trailing = trailing and not row[-1].strip()
     return {"index_col": False} if trailing else {}
+
+
+def index_as_columns(frame: pd.DataFrame, label: str, stored: Sequence[Any] = ()) -> pd.DataFrame:
+    """``frame``, as pandas (or pyarrow's ``to_pandas``) reads a Parquet or Feather file, with its index levels that
+    have a name as columns, where the file's columns ``stored`` (its Arrow schema's names) place them (first when
+    it does not name them), and any other index dropped.
+
+    A file pandas wrote from ``df.set_index("pid")`` stores ``pid`` as a column (pyarrow, polars and R read it
+    so) and names it the index in its pandas metadata; read back, ``pid`` is the index, which every output written
+    with ``index=False`` dropped without a word (a sparsified subset no longer linked to its records). Ids that
+    run without a gap (``1, 2, ..., n``) are a ``RangeIndex``, which pandas stores as metadata only (start, stop,
+    step): a column here too. An index without a name (``__index_level_0__``, row numbers) is dropped. ``label``
+    names the table in the error raised (:class:`DataValidationError`) when an index level's name is also a
+    column's.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"age": [30, 41]}, index=pd.Index([17, 4], name="pid"))
+    >>> index_as_columns(frame, "the table 'x.parquet'").columns.tolist()
+    ['pid', 'age']
+    >>> index_as_columns(frame, "the table 'x.parquet'", stored=["age", "pid"]).columns.tolist()
+    ['age', 'pid']
+    """
+    index = frame.index
+    named = [n for n in index.names if n is not None]
+    if not named:
+        default = index.name is None and index.equals(pd.RangeIndex(len(frame)))
+        return frame if default else frame.reset_index(drop=True)
+    clash = sorted({str(n) for n in named if n in frame.columns or named.count(n) > 1})
+    if clash:
+        raise DataValidationError(
+            f"{label[0].upper()}{label[1:]} stores a pandas index named {clash} beside a column (or another index "
+            "level) of that name: the file holds two columns of one name. Rename one (df.rename_axis(...) or "
+            "df.reset_index(drop=True)) and write the file again.")
+    unnamed = [i for i, n in enumerate(index.names) if n is None]
+    if unnamed:
+        frame = frame.reset_index(level=unnamed, drop=True)
+    frame = frame.reset_index()
+    order = [c for c in stored if c in frame.columns]
+    return frame[order + [c for c in frame.columns if c not in order]] if order else frame
+
+
+def _stored_names(p: Path) -> list[str]:
+    """The column names the Parquet or Feather file ``p`` stores (a dataset folder: its first file's), in their
+    order; none when its schema cannot be read here (the reader then raised already or reads it otherwise)."""
+    import pyarrow.parquet as pq
+
+    try:
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_")))
+            return pq.read_schema(files[0]).names if files else []
+        if p.suffix.lower() == ".feather":  # an Arrow IPC file: its schema without its data
+            with pa.memory_map(str(p)) as source:
+                return pa.ipc.open_file(source).schema.names
+        return pq.read_schema(p).names
+    except _READ_ERRORS:
+        return []
 
 
 def _dataset_options(p: Path) -> dict[str, Any]:

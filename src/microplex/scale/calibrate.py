@@ -443,6 +443,8 @@ def rake_dataset(
         ddf = dd.read_parquet(str(path), **dask_read_options(path))
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
+    if ddf.index.name is not None:  # a pandas index the files store (pid): a column, as read_table reads it
+        ddf = ddf.reset_index()  # (not read_parquet(index=False), which warns on every partition under pandas 3)
     missing = [c for c in columns if c not in ddf.columns]
     if missing:
         raise DataValidationError(

@@ -29,7 +29,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
-from ..io import file_sha256
+from ..io import file_sha256, index_as_columns
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
            "as_source"]
@@ -165,6 +165,13 @@ class ParquetSource(ConditionSource):
         self.files = parquet_files(path, "Conditions")
         schema = _read_schema(self.files[0])
         names = [n for n in schema.names if n != "__index_level_0__"]
+        ranges = _metadata_index(schema)
+        if ranges and (columns is None or set(ranges) & set(columns)):
+            raise DataValidationError(
+                f"Parquet conditions {self.path!r} hold the pandas index {ranges} as metadata only (a RangeIndex: ids "
+                "without a gap, as pandas writes df.set_index(...) of 1, 2, ..., n), no column of the file; read in "
+                "row groups, it cannot be rebuilt. Write it as a column (df.reset_index().to_parquet(...)), or name "
+                "the other columns.")
         if columns is not None:
             missing = [c for c in columns if c not in names]
             if missing:
@@ -200,7 +207,7 @@ class ParquetSource(ConditionSource):
     def read(self, start: int, stop: int) -> pd.DataFrame:
         self._check_range(start, stop)
         if stop == start:
-            return self._group(0).slice(0, 0).to_pandas()
+            return self._frame(self._group(0).slice(0, 0))
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
         last = int(np.searchsorted(self._starts, stop, side="left")) - 1
         parts = []
@@ -208,7 +215,12 @@ class ParquetSource(ConditionSource):
             lo = max(start - int(self._starts[k]), 0)
             hi = min(stop - int(self._starts[k]), self._groups[k][2])
             parts.append(self._group(k).slice(lo, hi - lo))
-        return pa.concat_tables(parts).to_pandas()
+        return self._frame(pa.concat_tables(parts))
+
+    def _frame(self, table: pa.Table) -> pd.DataFrame:
+        """``table`` as pandas, its columns a pandas index of the file (``df.set_index("pid")``) kept as columns
+        (:func:`microplex.io.index_as_columns`), as :func:`microplex.io.read_table` reads them."""
+        return index_as_columns(table.to_pandas(), f"the Parquet conditions {self.path!r}", table.column_names)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -264,6 +276,17 @@ def check_same_schema(files: list[str], columns: list[str], label: str) -> None:
                 f"{label} file {f!r} differs from {files[0]!r} in columns {differ[:5]} "
                 "(missing or of another type); every file must share the columns and types."
             )
+
+
+def _metadata_index(schema: pa.Schema) -> list[str]:
+    """The names of the pandas index levels ``schema``'s pandas metadata stores as metadata only (a ``RangeIndex``
+    with a name: start, stop and step, no column of the file)."""
+    try:
+        entries = (schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError:  # metadata that is no JSON: pyarrow reads no index from it either
+        return []
+    return [str(e["name"]) for e in entries
+            if isinstance(e, dict) and e.get("kind") == "range" and e.get("name") is not None]
 
 
 def _read_schema(file: str, label: str = "Conditions") -> pa.Schema:
