@@ -4,6 +4,9 @@ suffix other than ``.mpx``."""
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -171,4 +174,20 @@ def test_household_calibration_of_files_keeps_their_index_columns(files, tmp_pat
     assert (cp["cw"].to_numpy() == ch.set_index("hid")["cw"].reindex(cp["hid"]).to_numpy()).all()
     got = cp.groupby("marr")["cw"].sum()
     assert got[0] == pytest.approx(110.0, rel=1e-9) and got[1] == pytest.approx(230.0, rel=1e-9)
+
+
+def test_fit_quiet_writes_the_same_model_bytes(files, tmp_path):
+    """``fit -q`` saved ``params.verbose = false``, ``fit`` ``true``: two files for one data set and seed (the
+    pipeline saves with verbose=False). Now both hold the same bytes, those of the library's model saved quiet."""
+    folder, data = files
+    base = ["fit", str(folder / "plain.parquet"), "--targets", "re78", "--conditions", "age,marr", "--epochs", "1",
+            "--seed", "3"]
+    assert runner.invoke(app, [*base, "-o", str(tmp_path / "a.mpx")]).exit_code == 0
+    _invoke(*base, "-o", str(tmp_path / "b.mpx"))
+    a, b = (tmp_path / "a.mpx").read_bytes(), (tmp_path / "b.mpx").read_bytes()
+    assert a == b
+    assert json.loads(zipfile.ZipFile(tmp_path / "a.mpx").read("metadata.json"))["params"]["verbose"] is False
+    Synthesizer(["re78"], ["age", "marr"], epochs=1, verbose=False).fit(
+        pd.read_parquet(folder / "plain.parquet"), seed=3).save(tmp_path / "api.mpx")
+    assert (tmp_path / "api.mpx").read_bytes() == a
 

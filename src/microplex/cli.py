@@ -202,6 +202,7 @@ def fit(
                             **public_kwargs)
         synth.fit(df, weight_col=weight, seed="auto" if seed is None else seed)
         out.parent.mkdir(parents=True, exist_ok=True)  # as the other verbs do (check_output: it can be created)
+        synth.set_params(verbose=False)  # as the pipeline saves it: the file must not depend on -q (the bars)
         synth.save(out)
         spent = "" if epsilon is None else (f"; privacy spent: epsilon {synth.privacy_['epsilon']:.4g}, "
                                             f"delta {synth.privacy_['delta']:.3g}")
