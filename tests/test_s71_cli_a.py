@@ -191,3 +191,17 @@ def test_fit_quiet_writes_the_same_model_bytes(files, tmp_path):
         pd.read_parquet(folder / "plain.parquet"), seed=3).save(tmp_path / "api.mpx")
     assert (tmp_path / "api.mpx").read_bytes() == a
 
+
+@pytest.mark.parametrize("name", ["synth.parquet", "model.csv", "model"])
+def test_fit_refuses_an_output_suffix_other_than_mpx(files, tmp_path, name):
+    """``fit -o synth.parquet`` wrote the model (a zip archive) under a Parquet name, exit 0; ``evaluate`` then
+    called the file corrupted Parquet. Now one error line before any fit, as the other verbs give, nothing written."""
+    folder, _ = files
+    r = runner.invoke(app, ["fit", str(folder / "plain.parquet"), "--targets", "re78", "--conditions", "age",
+                            "--epochs", "1", "-o", str(tmp_path / name), "-q"])
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"'{tmp_path / name}' must end in .mpx: the command writes a model file" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+    assert runner.invoke(app, ["fit", str(folder / "plain.parquet"), "--targets", "re78", "--conditions", "age",
+                               "--epochs", "1", "-o", str(tmp_path / "Model.MPX"), "-q"]).exit_code == 0

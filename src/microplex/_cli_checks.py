@@ -136,7 +136,7 @@ def check_input(path: Path | None, name: str) -> Path | None:
 
 
 #: What a file suffix stands for, in check_output's messages.
-_FORMATS = {".parquet": "Parquet", ".csv": "CSV", ".html": "HTML"}
+_FORMATS = {".parquet": "Parquet", ".csv": "CSV", ".html": "HTML", ".mpx": "a model file (a zip archive)"}
 PARQUET = (".parquet", ".pq")
 
 
@@ -157,12 +157,12 @@ def check_output(path: Path, name: str, inputs: list[Path | None], *, folder: bo
         if target == s or s in target.parents or (folder and target in s.parents):
             raise DataValidationError(
                 f"The {name!r} output {str(path)!r} would overwrite {what}; choose another path.")
+    if not folder and target.is_dir():
+        raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
     if not folder and suffixes and path.suffix.lower() not in suffixes:
         raise DataValidationError(
             f"The {name!r} output {str(path)!r} must end in {' or '.join(suffixes)}: the command writes "
             f"{_FORMATS.get(suffixes[0], suffixes[0])}.")
-    if not folder and target.is_dir():
-        raise DataValidationError(f"The {name!r} output {str(path)!r} is a folder; give a file path.")
     if folder and target.exists() and not target.is_dir():
         raise DataValidationError(f"The {name!r} output {str(path)!r} is a file; give a folder path.")
     if not folder:

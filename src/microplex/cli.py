@@ -189,7 +189,7 @@ def fit(
                                       "columns' public bounds and categories; see docs/privacy.md).")
         check_input(data, "data")
         check_input(public, "public")
-        check_output(out, "out", [data, public])
+        check_output(out, "out", [data, public], suffixes=(".mpx",))
         public_kwargs = read_public_metadata(public) if public is not None else {}
         df = read_table(data, numeric=numeric_vars)
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
