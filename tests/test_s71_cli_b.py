@@ -112,3 +112,16 @@ def test_a_run_that_fails_before_finishing_a_task_leaves_nothing(model_files, tm
     fresh = generate_dataset(synth, cond, path=tmp_path / "fresh", rows_per_file=200, progress=False)
     assert manifest["rows"] == len(df) and pd.read_parquet(pop).equals(pd.read_parquet(tmp_path / "fresh"))
     assert manifest["files"] == fresh["files"]
+
+
+def test_demo_geo_refuses_too_few_rows_before_the_fit(tmp_path):
+    """Before: refused after the 6-epoch fit (12.9 s), with model.mpx, train.parquet and holdout.parquet written."""
+    out = tmp_path / "geo"
+    r = runner.invoke(app, ["demo", "--geo", "--rows", "1000", "-o", str(out), "-q"])
+    assert r.exit_code == 1, r.output
+    lines = _error_lines(r.output)
+    assert len(lines) == 1 and "'generate.n' = 1000 leaves 1043 areas of 'puma_id'" in lines[0], r.output
+    assert "raise 'generate.n' to 26558" in lines[0], r.output
+    written = [p.name for p in out.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    assert not {"model.mpx", "train.parquet", "holdout.parquet"} & set(written), written
+    assert "26,558" in runner.invoke(app, ["demo", "--help"]).output
