@@ -385,6 +385,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
 
 def _generate(ctx: StageContext) -> dict[str, Any]:
     from .synthesis import Synthesizer
+    from .synthesis._validation import check_no_targets
 
     gen, config = ctx.config["generate"], ctx.config
     if households.is_households(config):
@@ -400,6 +401,7 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
             raise DataValidationError(
                 f"The conditions file {gen['conditions']!r} ('generate.conditions') lacks the model's condition "
                 f"columns {missing}.")
+        check_no_targets(conditions.columns, config["model"]["targets"])  # as streamed: their values would be replaced
     n = int(gen["n"]) if gen.get("n") is not None else None
     if _streamed(config):
         from .scale import generate_dataset

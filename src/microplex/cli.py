@@ -237,6 +237,7 @@ def generate(
     """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
     def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
+        from .synthesis._validation import check_no_targets
 
         if (conditions is None) == (n is None):
             raise DataValidationError("Give exactly one of --conditions or --n.")
@@ -300,6 +301,7 @@ def generate(
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
                                           f"columns {missing}{columns_hint(missing, cond_df.columns)}.")
+            check_no_targets(cond_df.columns, synth.target_vars)  # as streamed: their values would be replaced
             if population is not None and (len(cond_df) == 0 or weight in cond_df.columns):
                 raise DataValidationError(f"The '--population' option needs condition rows and no {weight!r} column "
                                           f"in {str(conditions)!r}.")

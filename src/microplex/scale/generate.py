@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
+from ..synthesis._validation import check_no_targets
 from ..synthesis.serialization import write_archive
 from ._layout import layout
 from ._lock import OutputLock
@@ -82,11 +83,7 @@ def _check_args(
         raise DataValidationError(
             f"'conditions' lacks the model's condition columns {missing}; it has {source.columns[:20]}."
         )
-    clash = [c for c in synth.target_vars if c in source.columns]
-    if clash:
-        raise DataValidationError(
-            f"'conditions' already has target columns {clash}; drop them (the model synthesizes them)."
-        )
+    check_no_targets(source.columns, synth.target_vars)
     if n is None:
         if source.n_rows is None:
             raise DataValidationError("The 'n' parameter is required when the conditions source is unbounded.")
