@@ -280,7 +280,9 @@ def test_generate_population_writes_a_weight_column(files, tmp_path):
     assert len(synthetic) == 100 and synthetic["weight"].sum() == pytest.approx(5000)
     assert (synthetic["weight"] == 50).all() and "weight 'weight': 5,000 in total" in r.output
     out = tmp_path / "c.parquet"
-    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--conditions", str(files / "data.parquet"),
+    cond = tmp_path / "cond.parquet"  # the conditions without the target column (a file with it is refused)
+    pd.read_parquet(files / "data.parquet").drop(columns=["re78"]).to_parquet(cond)
+    r = runner.invoke(app, ["generate", str(files / "model.mpx"), "--conditions", str(cond),
                             "--population", "600", "--weight", "w", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert pd.read_parquet(out)["w"].tolist() == [2.0] * 300

@@ -49,7 +49,7 @@ from ._errors import DataValidationError
 from ._params import to_python
 from ._pipeline_config import WEIGHT, refuse_negative_weights, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
-                              _split_within, check_geography)
+                              _split_within, area_streams, check_generate_by, check_geography)
 from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, filtered_columns,
                                imputations, stage_population_total)
 from ._pipeline_manifest import _output_hash, discard_folder
@@ -356,6 +356,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
         raise DataValidationError(
             f"The fit stage has {len(data)} usable records ({len(train)} to train, {len(holdout)} held out "
             "after 'model.holdout'); it needs at least 2 to train and 1 held out for [evaluate].")
+    check_generate_by(ctx.config, train, _training_weight(ctx.config))  # 'generate.n' too small: refused before the fit
     params = synthesizer_params(model)
     # DP: the public metadata file (read up front, as the targets files), and the fit's noise from a seed the
     # operating system draws, used once and stored nowhere, unless 'model.secret_seed = false' (see docs/privacy.md)
@@ -384,6 +385,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
 
 def _generate(ctx: StageContext) -> dict[str, Any]:
     from .synthesis import Synthesizer
+    from .synthesis._validation import check_no_targets
 
     gen, config = ctx.config["generate"], ctx.config
     if households.is_households(config):
@@ -399,6 +401,7 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
             raise DataValidationError(
                 f"The conditions file {gen['conditions']!r} ('generate.conditions') lacks the model's condition "
                 f"columns {missing}.")
+        check_no_targets(conditions.columns, config["model"]["targets"])  # as streamed: their values would be replaced
     n = int(gen["n"]) if gen.get("n") is not None else None
     if _streamed(config):
         from .scale import generate_dataset
@@ -411,10 +414,9 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
         return {"rows": rows, "note": f"{rows:,} records streamed to {target.name}/"}
     seed = ctx.seed("generate")
     if gen.get("by"):  # every area gets its share of the records
-        ss = np.random.SeedSequence(seed).spawn(2)
+        rng, seed = area_streams(seed)
         conditions = _area_conditions(synth.training_conditions_, np.asarray(synth.training_weights_, dtype=float),
-                                      int(n), gen["by"], np.random.default_rng(ss[0]))
-        seed = int_seed(ss[1])
+                                      int(n), gen["by"], rng)
     synthetic = synth.generate(conditions, seed=seed) if conditions is not None else synth.sample(n, seed=seed)
     if len(synthetic) == 0:
         raise DataValidationError(f"The generate stage produced no records (conditions file {gen.get('conditions')!r}).")

@@ -104,7 +104,8 @@ def demo(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: microplex-demo, or with "
                                                               "--geo microplex-demo-geo)."),
     rows: int | None = typer.Option(None, help="Synthetic population size (default: the pipeline's, 100,000 "
-                                               "or with --geo 60,000)."),
+                                               "or with --geo 60,000). With --geo at least 26,558, so that every "
+                                               "PUMA gets a record: fewer is refused before the fit."),
     epochs: str | None = typer.Option(None, help="Training epochs: 'auto' (from the data size) or an int "
                                                  "(default: the pipeline's, 'auto' or with --geo 6)."),
     geo: bool = typer.Option(False, "--geo", help="The geography demo: census2000, a population for every PUMA, "
@@ -237,6 +238,7 @@ def generate(
     """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
     def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
+        from .synthesis._validation import check_no_targets
 
         if (conditions is None) == (n is None):
             raise DataValidationError("Give exactly one of --conditions or --n.")
@@ -300,6 +302,7 @@ def generate(
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
                                           f"columns {missing}{columns_hint(missing, cond_df.columns)}.")
+            check_no_targets(cond_df.columns, synth.target_vars)  # as streamed: their values would be replaced
             if population is not None and (len(cond_df) == 0 or weight in cond_df.columns):
                 raise DataValidationError(f"The '--population' option needs condition rows and no {weight!r} column "
                                           f"in {str(conditions)!r}.")

@@ -57,6 +57,7 @@ def inputs(tmp_path_factory):
     data = load_dataset("cps1").head(120)[["age", "marr", "re78"]].reset_index(drop=True)
     data.to_csv(folder / "data.csv", index=False)
     data.to_parquet(folder / "data.parquet")
+    data[["age", "marr"]].to_parquet(folder / "cond.parquet")  # conditions: a file with the target is refused
     Synthesizer(["re78"], ["age", "marr"], epochs=1, verbose=False).fit(data, seed=0).save(folder / "model.mpx")
     return folder
 
@@ -103,13 +104,13 @@ def test_fit_options(tmp_path, inputs, epochs, seed, targets, conditions, flow, 
                    st.sampled_from(["1e15", "lots", "1e400", "3.0"])),
        seed=_INTS, stream=st.booleans(), partition=st.sampled_from(["", "marr", "marr,marr", "nope", "age,"]),
        rows_per_file=st.integers(-1, 50).map(str), conditions=st.booleans(),
-       out=st.sampled_from(["out/s.parquet", "out/pop", "data/data.parquet", "data/model.mpx"]))
+       out=st.sampled_from(["out/s.parquet", "out/pop", "data/cond.parquet", "data/model.mpx"]))
 def test_generate_options(tmp_path, inputs, n, seed, stream, partition, rows_per_file, conditions, out):
     box, folder, outdir = _sandbox(tmp_path, inputs)
     before = _hashes(folder)
     args = ["generate", str(folder / "model.mpx"), "-o", str(box / out), "--seed", seed,
             "--rows-per-file", rows_per_file, "--partition-by", partition]
-    args += ["--conditions", str(folder / "data.parquet")] if conditions else ["--n", n]
+    args += ["--conditions", str(folder / "cond.parquet")] if conditions else ["--n", n]
     args += ["--stream"] if stream else []
     with nothing_written_outside(box, outdir):
         result = runner.invoke(app, args)
@@ -119,11 +120,11 @@ def test_generate_options(tmp_path, inputs, n, seed, stream, partition, rows_per
         expected = 120 if conditions else int(float(n))
         assert len(written) == expected and {"age", "marr", "re78"} <= set(written.columns)
     after = _hashes(folder)
-    if result.exit_code == 0 and out == "data/data.parquet":
+    if result.exit_code == 0 and out == "data/cond.parquet":
         # -o names a file that is not generate's input (no --conditions): it is replaced, as asked
         assert not conditions
         for hashes in (before, after):
-            hashes.pop("data.parquet")
+            hashes.pop("cond.parquet")
     assert after == before
 
 

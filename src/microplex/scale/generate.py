@@ -23,11 +23,13 @@ from tqdm.auto import tqdm
 from .._errors import DataValidationError
 from .._params import check_bool, check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
+from ..synthesis._validation import check_no_targets
 from ..synthesis.serialization import write_archive
 from ._layout import layout
 from ._lock import OutputLock
 from .sources import ConditionSource, ParquetSource, as_source
-from .writer import FORMAT_VERSION, check_partition_names, finish_output, model_hash, prepare_output, write_task
+from .writer import (FORMAT_VERSION, check_partition_names, discard_unstarted, finish_output, model_hash, prepare_output,
+                     write_task)
 
 __all__ = ["generate_dataset"]
 
@@ -81,11 +83,7 @@ def _check_args(
         raise DataValidationError(
             f"'conditions' lacks the model's condition columns {missing}; it has {source.columns[:20]}."
         )
-    clash = [c for c in synth.target_vars if c in source.columns]
-    if clash:
-        raise DataValidationError(
-            f"'conditions' already has target columns {clash}; drop them (the model synthesizes them)."
-        )
+    check_no_targets(source.columns, synth.target_vars)
     if n is None:
         if source.n_rows is None:
             raise DataValidationError("The 'n' parameter is required when the conditions source is unbounded.")
@@ -324,14 +322,42 @@ def generate_dataset(
         "chunk_rows": int(min(_CHUNK_ROWS, _BLOCK_ROWS)),
         "columns": list(source.columns) + list(synth.target_vars),
     }
+    _check_first_block(synth, source, n)
     path = os.path.realpath(path)  # links resolved: one lock (side folder) per folder, whatever name reaches it
     with OutputLock(path, layout(path).meta):
         return _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash)
 
 
+def _check_first_block(synth, source: ConditionSource, n: int) -> None:
+    """The checks the first block's ``synth.generate`` makes of its conditions (values, types, categories), made
+    before anything is written: bad conditions are refused without leaving a folder that holds a run (a folder the
+    corrected call, another run, was refused). A source the model draws itself gives valid rows."""
+    from .sources import ModelConditions
+
+    if not isinstance(source, ModelConditions):
+        synth._check_conditions(source.read(0, min(_BLOCK_ROWS, n)))
+
+
 def _generate_locked(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash):
-    """The body of :func:`generate_dataset`, run while holding the output directory's lock."""
+    """The body of :func:`generate_dataset`, run while holding the output directory's lock. An attempt that
+    started the run (wrote its manifest) and fails before finishing any task removes what it wrote
+    (:func:`~microplex.scale.writer.discard_unstarted`), so that a corrected call starts afresh; one that finished
+    a task keeps it for the repeated call to resume."""
+    lay = layout(path)
+    fresh = not (lay.manifest.exists() or lay.manifest.is_symlink())
+    before = set(os.listdir(lay.root)) if lay.root.is_dir() else None
     done = prepare_output(path, spec)
+    try:
+        return _generate_prepared(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads,
+                                  mhash, done)
+    except BaseException:
+        if fresh:
+            discard_unstarted(lay, before)
+        raise
+
+
+def _generate_prepared(synth, source, spec, path, n, rows_per_file, client, progress, torch_threads, mhash, done):
+    """Runs the tasks not in ``done`` into the prepared output and finishes it."""
     tasks = [
         (t, t * rows_per_file, min((t + 1) * rows_per_file, n))
         for t in range(-(-n // rows_per_file))

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "model_hash",
     "atomic_write_json",
     "prepare_output",
+    "discard_unstarted",
     "write_task",
     "write_linked_task",
     "finish_output",
@@ -276,6 +278,36 @@ def prepare_output(path: str | os.PathLike, spec: dict[str, Any]) -> set[int]:
         _fsync_dir(lay.meta)
     inside(lay.meta, TASKS_DIR).mkdir(exist_ok=True)
     return done
+
+
+def discard_unstarted(lay: Layout, before: set[str] | None) -> None:
+    """Removes what a run wrote that failed before finishing any task (no task marker): its manifest, schema file,
+    task folder and temporary files in the side folder, and the entries of the data folder that were not in
+    ``before`` (its entries before the run; ``None``: the run created it, and it goes too). The lock and the side
+    folder itself are left to :class:`~microplex.scale._lock.OutputLock`. Only for a run that wrote its manifest
+    in this call: a folder with a finished task is kept whole, for the repeated call to resume.
+
+    A run refused or failed before its first task finished (a bad condition value in a later block, a full disk)
+    left an empty folder and a manifest saying "running", which refused the corrected call as "another run".
+    """
+    tasks = lay.tasks
+    if lay.legacy or tasks.is_symlink() or (
+            tasks.is_dir() and any(not p.name.startswith(_TMP_PREFIX) for p in tasks.iterdir())):
+        return
+    _remove_temporaries(lay)
+    if tasks.is_dir():
+        tasks.rmdir()
+    for file in (lay.manifest, lay.schema):
+        file.unlink(missing_ok=True)
+    if lay.root.is_dir() and not lay.root.is_symlink():
+        for entry in lay.root.iterdir():
+            if before is None or entry.name not in before:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink(missing_ok=True)
+        if before is None:
+            lay.root.rmdir()
 
 
 def _finished_tasks(lay: Layout, spec: dict[str, Any]) -> dict[int, dict[str, Any]]:

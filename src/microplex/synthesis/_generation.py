@@ -53,11 +53,7 @@ class _Generation:
         seed = check_seed(seed, "seed")
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
         threads = check_int(threads, "threads", low=1, high=MAX_THREADS, allow_none=True)
-        cond = list(self.condition_vars)
-        check_frame(conditions, cond, "conditions", allow_empty=True)
-        check_unique_columns(conditions, list(self.target_vars), "conditions")
-        for name in cond:  # a condition with missing values in training takes them here too
-            check_column(conditions[name], name, "condition", missing=name in self.condition_encoder_.missing)
+        self._check_condition_columns(conditions)
         self._check_generate_size(len(conditions), len(conditions.columns), chunk_size)
         if hasattr(self, "condition_tree_"):  # a DP condition model of several conditions: no flow was trained
             return _dp_tree.draw_conditions(self, len(conditions), seed).set_axis(conditions.index)
@@ -77,6 +73,27 @@ class _Generation:
             values = np.concatenate(pieces[name]) if pieces[name] else np.array([])
             out[name] = _cast(values, self.dtypes_[name], self.kinds_[name], self.encoders_[name])
         return out
+
+    def _check_condition_columns(self, conditions: pd.DataFrame) -> None:
+        """The condition columns of ``conditions``: present, not duplicated, their values valid (missing values
+        only where training had some)."""
+        cond = list(self.condition_vars)
+        check_frame(conditions, cond, "conditions", allow_empty=True)
+        check_unique_columns(conditions, list(self.target_vars), "conditions")
+        for name in cond:  # a condition with missing values in training takes them here too
+            check_column(conditions[name], name, "condition", missing=name in self.condition_encoder_.missing)
+
+    def _check_conditions(self, conditions: pd.DataFrame) -> None:
+        """Every check :meth:`generate` makes of ``conditions`` before it draws (columns, values, types, categories),
+        without drawing and without its warnings (the draw itself gives them): a streamed run
+        (:func:`~microplex.scale.generate_dataset`) refuses bad conditions before it writes anything."""
+        self._check_drawable()
+        self._check_condition_columns(conditions)
+        if hasattr(self, "condition_tree_") or not len(conditions):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExtrapolationWarning)
+            self.condition_encoder_.transform(self._prepare_conditions(conditions))
 
     def _sample(self, n: int, seed: int | None, chunk_size: int, threads: int | None) -> pd.DataFrame:
         self._check_drawable()

@@ -56,6 +56,16 @@ def check_unique_columns(df: pd.DataFrame, columns: Sequence[str], what: str) ->
         raise DataValidationError(f"{what!r} has duplicated columns {dup}; give every column a distinct name.")
 
 
+def check_no_targets(columns: Sequence[str], targets: Sequence[str], what: str = "conditions") -> None:
+    """Refuses conditions that already hold target columns: the model draws those, so their values would be lost
+    (the command line's and the pipeline's in-memory generation replaced them without a word; streamed, refused)."""
+    clash = [c for c in targets if c in set(columns)]
+    if clash:
+        raise DataValidationError(
+            f"{what!r} already has target columns {clash}; drop them (the model synthesizes them)."
+        )
+
+
 def check_reserved(names: Sequence[str], what: str, reserved: Sequence[str] = RESERVED_NAMES) -> None:
     """Refuses column names that microplex uses internally."""
     bad = [n for n in names if n in reserved]
