@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from microplex import DataValidationError, HouseholdSynthesizer, NotFittedError, VariableSpec
 from microplex.datasets import load_dataset
@@ -26,13 +25,7 @@ HY = ["hy040n", "hy050n", "hy070n", "hy080n", "hy090n", "hy110n"]
 HY_MINUS = ["hy130n", "hy145n"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: much faster on a shared machine (and the bytes of the library's default draws)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from microplex import Calibrator, DataValidationError, HouseholdSynthesizer, NotFittedError, Synthesizer
 from microplex._estimator import Estimator
@@ -15,12 +14,7 @@ from microplex.datasets import load_dataset
 from microplex.households import _synthesizer as hh_module
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

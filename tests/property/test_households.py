@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,12 +22,7 @@ from microplex import HouseholdSynthesizer
 from ._invariants import assert_unchanged, nothing_written_outside, result_or_microplex_error, snapshot
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ODD_VALUES = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0, -1.0]
