@@ -7,10 +7,9 @@ import pytest
 from microplex import DataValidationError, HouseholdSynthesizer, Source, fuse
 from microplex.datasets import load_dataset
 from test_fusion import FAST, _frames
-import test_households
 
 HID, W = "db030", "db090"
-_one_thread = test_households._one_thread  # autouse: one torch thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread
 
 
 def _auxiliary(n=60, seed=1):

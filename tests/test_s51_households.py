@@ -12,7 +12,7 @@ from microplex import ExtrapolationWarning, HouseholdSynthesizer
 HID, W = "db030", "db090"
 
 
-_one_thread = test_households._one_thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 eusilc = test_households.eusilc
 
 
