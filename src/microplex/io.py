@@ -244,6 +244,13 @@ def index_as_columns(frame: pd.DataFrame, label: str, stored: Sequence[Any] = ()
     return frame[order + [c for c in frame.columns if c not in order]] if order else frame
 
 
+def arrow_frame(table: pa.Table, label: str) -> pd.DataFrame:
+    """``table`` (a Parquet file's, or a row group's, as pyarrow reads it) as pandas, a pandas index of the file
+    (``df.set_index("pid")``) kept as columns where the file stores them (:func:`index_as_columns`), as
+    :func:`read_table` reads a file; ``label`` names the table in the error raised on a clash."""
+    return index_as_columns(table.to_pandas(), label, table.column_names)
+
+
 def _stored_names(p: Path) -> list[str]:
     """The column names the Parquet or Feather file ``p`` stores (a dataset folder: its first file's), in their
     order; none when its schema cannot be read here (the reader then raised already or reads it otherwise)."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
-from ..io import index_as_columns
+from ..io import arrow_frame
 from ._layout import hive_partitioning, layout
 from ._linked import remove_link, write_link
 
@@ -143,7 +143,7 @@ def _write_single(result: RakingResult, src: Path, dst: Path, column: str, scale
     n = 0
     for frag in dataset.get_fragments():
         table = frag.to_table()
-        frame = index_as_columns(table.to_pandas(), f"the Parquet file {frag.path!r}", table.column_names)
+        frame = arrow_frame(table, f"the Parquet file {frag.path!r}")
         keys = ds.get_partition_keys(frag.partition_expression)
         full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
         frame[column] = result.weights(full) * scale

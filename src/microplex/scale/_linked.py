@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from .._errors import DataValidationError
-from ..io import index_as_columns
+from ..io import arrow_frame
 from ..calibration.targets import Targets
 from ._layout import hive_partitioning, layout
 from ._manifest import _fail, read_json
@@ -202,7 +202,7 @@ def check_linked(households: Path, persons: Path) -> None:
 def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.DataFrame:
     names = pq.read_schema(path).names
     table = pq.read_table(path, columns=[c for c in wanted if c in names])
-    frame = index_as_columns(table.to_pandas(), f"the {what} file {path!r}", table.column_names)
+    frame = arrow_frame(table, f"the {what} file {path!r}")
     frame = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
@@ -336,8 +336,8 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
     n, entries = 0, []
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
     for h_path, p_path, keys in linked_pairs(households, persons):
-        hh, pp = (index_as_columns(t.to_pandas(), f"the {role} file {f!r}", t.column_names)
-                  for f, role in ((h_path, "households"), (p_path, "persons")) for t in [pq.read_table(f)])
+        hh, pp = (arrow_frame(pq.read_table(f), f"the {role} file {f!r}")
+                  for f, role in ((h_path, "households"), (p_path, "persons")))
         full_h = hh.assign(**{k: v for k, v in keys.items() if k not in hh.columns})
         full_p = pp.assign(**{k: v for k, v in keys.items() if k not in pp.columns})
         w = linked_weights(result, full_h, full_p) * scale

@@ -29,7 +29,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
-from ..io import file_sha256, index_as_columns
+from ..io import arrow_frame, file_sha256
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
            "as_source"]
@@ -219,8 +219,8 @@ class ParquetSource(ConditionSource):
 
     def _frame(self, table: pa.Table) -> pd.DataFrame:
         """``table`` as pandas, its columns a pandas index of the file (``df.set_index("pid")``) kept as columns
-        (:func:`microplex.io.index_as_columns`), as :func:`microplex.io.read_table` reads them."""
-        return index_as_columns(table.to_pandas(), f"the Parquet conditions {self.path!r}", table.column_names)
+        (:func:`microplex.io.arrow_frame`), as :func:`microplex.io.read_table` reads them."""
+        return arrow_frame(table, f"the Parquet conditions {self.path!r}")
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
