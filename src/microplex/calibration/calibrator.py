@@ -25,7 +25,7 @@ from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
-from .feasibility import box, mean_scale, met_tolerance, soft_units, solution_problems, survey_errors, unreachable_targets
+from .feasibility import box, mean_scale, met_tolerance, only_nonnegative, soft_units, solution_problems, survey_errors, unreachable_targets
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -449,7 +449,7 @@ class Calibrator(_FittedResult):
         are bad targets: :class:`DataValidationError`. Targets out of reach only within ``bounds`` make
         the hard solve fail: :class:`ConvergenceError` (``force=True`` goes on and warns).
         """
-        nonneg = bounds[0] >= 0 if math.isfinite(bounds[0]) else dist.nonnegative  # logit's (-0.5, 3) reaches < 0
+        nonneg = only_nonnegative(dist, bounds)
         lo_any, hi_any = box(design.d, (-math.inf, math.inf), nonneg)
         bad = unreachable_targets(design, lo_any, hi_any, means_only_range=True)
         if bad:

@@ -34,6 +34,7 @@ from microplex._errors import ConvergenceError
 
 from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, weight_unit
 from .diagnostics import format_pair, relative_errors
+from .distances import Distance
 from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error
 from .solver import column_top
 from .targets import Targets
@@ -694,6 +695,13 @@ def lp_vertex(design: Design, tol: float, cost: np.ndarray | None = None) -> np.
             break
         slack = np.maximum(slack - 2.0 * np.maximum(over, 0.0), 0.0)
     return w * unit
+
+
+def only_nonnegative(distance: Distance, bounds: tuple[float, float]) -> bool:
+    """Whether ``distance`` within ``bounds`` gives only weights >= 0: a finite lower bound decides (logit within
+    (-0.5, 3) reaches negative weights, as R survey's), else the distance's own range (raking's >= 0, linear's of
+    either sign). What the "reachable by any weights" checks allow, before the bounds are applied."""
+    return bounds[0] >= 0 if math.isfinite(bounds[0]) else distance.nonnegative
 
 
 def box(d: np.ndarray, bounds: tuple[float, float], nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:

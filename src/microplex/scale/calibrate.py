@@ -30,7 +30,6 @@ Deville, J.-C. and Sarndal, C.-E. (1992). Calibration estimators in survey sampl
 from __future__ import annotations
 
 import logging
-import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -47,7 +46,7 @@ from ..calibration._checks import check_distance
 from ..calibration.design import Design
 from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
-from ..calibration.feasibility import COLLAPSE, box, met_tolerance, misfits, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
+from ..calibration.feasibility import COLLAPSE, box, met_tolerance, misfits, only_nonnegative, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
@@ -210,7 +209,7 @@ def _solve(
             "Give initial weights on the scale of the targets (e.g. initial_weight = population / records)."
         )
     bad = zero_margins(tg, initial, w0)
-    nonneg = bounds[0] >= 0 if math.isfinite(bounds[0]) else dist.nonnegative  # logit's (-0.5, 3) reaches < 0
+    nonneg = only_nonnegative(dist, bounds)
     bad += unreachable_targets(totals_design(tg, initial), *box(np.ones(1), (-np.inf, np.inf), nonneg))
     if bad:
         raise DataValidationError(
