@@ -451,8 +451,9 @@ def evaluate(
                               help="Fit the real-vs-synthetic classifier (pMSE; at most 20,000 rows a side)."),
     max_rows: int | None = typer.Option(
         None, "--max-rows", metavar="<int>",
-        help="Score a random sample of at most this many rows of the real, synthetic and holdout files "
-             "(the synthetic file is scored in full with --targets, so that totals stay exact)."),
+        help="Score a random sample of at most this many rows of the synthetic and holdout files; the real "
+             "(training) file is read whole, so that copies of its records are found (the synthetic file is scored "
+             "in full with --targets, so that totals stay exact)."),
     model: Path | None = typer.Option(
         None, help="The model file the synthetic records come from (.mpx): its conditions are set apart and not "
                    "judged, its settings and training are shown."),
@@ -539,8 +540,10 @@ def evaluate(
                 sampled[f"{name} rows scored"] = f"a random sample of {max_rows:,} of {len(frame):,} (--max-rows)"
                 return frame.sample(n=max_rows, random_state=0)
 
-            real_df, holdout_df = cap(real_df, "real"), cap(holdout_df, "holdout")
+            # the training file stays whole: a record is a copy when it equals any training record, and the DCR,
+            # the attacks and the holdout check measure distances to the closest one (as the pipeline's evaluate)
             syn_df = syn_df if targets else cap(syn_df, "synthetic")
+            holdout_df = cap(holdout_df, "holdout")
             for line in sampled.items():
                 say(f"{line[0]}: {line[1]}")
         rep = run_evaluation(
