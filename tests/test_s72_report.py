@@ -2,6 +2,7 @@
 verdict, the pMSE rows, the point-mass values and the variables left out of the plots."""
 
 import re
+from html import unescape as html_unescape
 
 import numpy as np
 import pandas as pd
@@ -57,3 +58,68 @@ def test_max_rows_still_finds_training_records_in_the_holdout(copied, tmp_path):
                             "--no-pmse", "--max-rows", "400", "--report", str(report)])
     assert r.exit_code == 0, r.output
     assert "The holdout is not fresh data." in report.read_text()
+
+
+def _verdict(text: str) -> tuple[str, str]:
+    """The light and the words of the report's headline verdict."""
+    m = re.search(r'<p class="verdict ([a-z]+)" id="verdict">(.*?)</p>', text, re.S)
+    return m.group(1), re.sub("<[^>]+>", "", m.group(2))
+
+
+@pytest.fixture(scope="module")
+def copy_report(cps1):
+    """The report of a release that is its 1,000 training records shuffled, with 1,000 other records as holdout
+    (no attacks): every fidelity score is green, and privacy_summary warns."""
+    from microplex.evaluation import PrivacyRiskWarning, evaluate
+
+    order = np.random.default_rng(3).permutation(len(cps1))
+    real, hold = cps1.iloc[order[:1000]], cps1.iloc[order[1000:2000]]
+    with pytest.warns(PrivacyRiskWarning) as caught:
+        rep = evaluate(real, real.sample(frac=1, random_state=3), holdout_df=hold, pmse=False, progress=False)
+    return rep, [str(w.message) for w in caught if w.category is PrivacyRiskWarning]
+
+
+def test_a_copy_of_the_training_file_reads_red_with_its_privacy_problems(copy_report):
+    from microplex.evaluation._html import render_html
+    from microplex.evaluation._verdict import report_verdicts
+
+    rep, warned = copy_report
+    assert rep.score("exact_copy_rate_synthetic") == 1.0 and rep.score("dcr_ratio") == 0.0
+    assert set(report_verdicts(rep)["verdict"]) == {"green"}  # the fidelity scores alone read green
+    text = render_html(rep)
+    light, words = _verdict(text)
+    assert light == "red" and "privacy problems" in words
+    assert "every judged score is within its floor's range" not in words
+    # the problems, as the warning states them, in a red notice right under the verdict
+    notice = re.search(r'<p class="verdict red" id="privacy-problems">(.*?)</p>', text, re.S)
+    assert notice is not None and text.index('id="verdict"') < notice.start() < text.index('id="targets"')
+    shown = html_unescape(re.sub("<[^>]+>", "", notice.group(1)))
+    assert "100.0% of synthetic records copy a training record exactly" in shown
+    assert "ratio 0.000 < 0.9" in shown
+    assert len(warned) == 1 and warned[0].removeprefix("Possible disclosure risk: ").rstrip(".") in shown
+
+
+def test_a_fresh_release_shows_no_privacy_problem(cps1):
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import render_html
+    from microplex.evaluation.privacy import privacy_problems
+
+    order = np.random.default_rng(4).permutation(len(cps1))
+    real, syn, hold = (cps1.iloc[order[i:i + 1000]] for i in (0, 1000, 2000))
+    rep = evaluate(real, syn, holdout_df=hold, pmse=False, progress=False)
+    assert privacy_problems(rep.privacy) == []
+    text = render_html(rep)
+    assert 'id="privacy-problems"' not in text and "privacy problems" not in _verdict(text)[1]
+
+
+def test_privacy_problems_is_the_rule_of_the_warning():
+    from microplex.evaluation.privacy import privacy_problems
+
+    base = {"dcr_synthetic_median": 0.5, "dcr_holdout_median": 1.0, "dcr_ratio": 0.5, "dcr_close_share": 0.2,
+            "exact_copy_rate_synthetic": 0.02, "exact_copy_rate_holdout": 0.01}
+    assert len(privacy_problems(base)) == 1 and "ratio 0.500 < 0.9" in privacy_problems(base)[0]
+    assert privacy_problems(base, ratio_threshold=0.5) == []  # below the threshold, not at it
+    assert privacy_problems({**base, "dcr_ratio": 0.9}) == []
+    copies = privacy_problems({**base, "dcr_ratio": 1.0, "exact_copy_rate_synthetic": 0.0201})
+    assert len(copies) == 1 and "2.0% of synthetic records copy" in copies[0]
+    assert privacy_problems({**base, "dcr_ratio": float("nan")}) == []  # both medians 0: no ratio to judge

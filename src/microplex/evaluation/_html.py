@@ -83,6 +83,9 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
     text = {"green": "every judged score is within its floor's range",
             "amber": "some scores sit above their floor's range",
             "red": "some scores are far above their floor"}[worst]
+    notice = _disclosure_notice(rep)
+    if notice:  # whatever the scores: a release that copies its training records is not a green release
+        worst, text = "red", "the release has privacy problems (below), whatever its scores"
     tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in _verdict.LIGHTS)
     scope = "the targets, the whole file and the attacks" if rep.attacks else "the targets and the whole file"
     bad = _verdict.worst_first(table[table["verdict"] != "green"]).head(5)
@@ -93,7 +96,7 @@ def _verdict_section(rep: EvaluationReport, given: list[str]) -> tuple[str, pd.D
                f"disclosure figure against the holdout's (green up to {_verdict.DISCLOSURE_AMBER:g} above it, amber up "
                f"to {_verdict.DISCLOSURE_RED:g}; see Privacy)." if rep.attacks else "")
     return (f'<p class="verdict {worst}" id="verdict"><b>Verdict: {text}</b> ({tally}, over {len(table)} scores '
-            f"of {scope}).{' Furthest beyond their floor: ' + listing + '.' if listing else ''}</p>"
+            f"of {scope}).{' Furthest beyond their floor: ' + listing + '.' if listing else ''}</p>{notice}"
             '<p class="note">Each score is read against the floor: the same metric for the holdout records '
             "against the real records, i.e. what sampling alone gives. Green: within max(1.5 x floor, floor + "
             f"0.01); amber: within max(3 x floor, floor + 0.03); red: beyond. Conditions are not judged.{attacks}</p>",
@@ -137,7 +140,8 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
 
     The page opens with the provenance header (``rep.provenance``, the settings of ``model`` when
     given, and any ``provenance`` lines) and, when a holdout was given, the verdict of every score
-    of the targets against the real-vs-real floor (:mod:`._verdict`).
+    of the targets against the real-vs-real floor (:mod:`._verdict`); the disclosure risks of
+    :func:`~microplex.evaluation.privacy.privacy_problems` make it red and are listed under it.
     """
 
     esc = html.escape
@@ -305,6 +309,19 @@ def _privacy(rep: EvaluationReport) -> str:
         "data.</p>"
     )
     return _not_fresh(rep) + _attacks(rep) + pf.dcr_plot(d_s, d_h) + note + table
+
+
+def _disclosure_notice(rep: EvaluationReport) -> str:
+    """A red notice of the disclosure risks :func:`~microplex.evaluation.privacy.privacy_problems` finds in
+    ``rep.privacy`` (those ``evaluate`` warned of), or "" when there is none."""
+    from .privacy import privacy_problems
+
+    problems = privacy_problems(rep.privacy) if rep.privacy is not None else []
+    if not problems:
+        return ""
+    return ('<p class="verdict red" id="privacy-problems"><b>Possible disclosure risk.</b> '
+            + "; ".join(html.escape(p) for p in problems)
+            + '. See <a href="#privacy">Privacy</a>.</p>')
 
 
 def _not_fresh(rep: EvaluationReport) -> str:

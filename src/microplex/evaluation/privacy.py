@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ __all__ = [
     "dcr",
     "exact_copy_rate",
     "privacy_summary",
+    "privacy_problems",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,6 +300,38 @@ def privacy_summary(
     return out
 
 
+def privacy_problems(summary: Mapping[str, float], *, ratio_threshold: float = 0.9) -> list[str]:
+    """The disclosure risks of a release that :func:`privacy_summary` warns of, read from its figures.
+
+    One sentence per risk found, none when there is none: ``dcr_ratio`` below ``ratio_threshold``
+    (synthetic records closer to the training records than fresh data; a NaN ratio, both medians 0,
+    is not judged), and ``exact_copy_rate_synthetic`` more than 1 percentage point above
+    ``exact_copy_rate_holdout``. The warning of :func:`privacy_summary` and the report's verdict
+    both read these sentences.
+
+    Examples
+    --------
+    >>> privacy_problems({"dcr_synthetic_median": 0.2, "dcr_holdout_median": 1.0, "dcr_ratio": 0.2,
+    ...                   "exact_copy_rate_synthetic": 0.0, "exact_copy_rate_holdout": 0.0})
+    ['synthetic records sit closer to training records than fresh holdout data does (median distance to closest record: synthetic 0.2 vs holdout 1, ratio 0.200 < 0.9)']
+    """
+    ratio_threshold = check_float(ratio_threshold, "ratio_threshold", low=0.0)
+    ratio = float(summary["dcr_ratio"])
+    problems = []
+    if np.isfinite(ratio) and ratio < ratio_threshold:
+        problems.append(
+            f"synthetic records sit closer to training records than fresh holdout data does "
+            f"(median distance to closest record: synthetic {summary['dcr_synthetic_median']:.4g} vs holdout "
+            f"{summary['dcr_holdout_median']:.4g}, ratio {ratio:.3f} < {ratio_threshold})"
+        )
+    if summary["exact_copy_rate_synthetic"] > summary["exact_copy_rate_holdout"] + 0.01:
+        problems.append(
+            f"{summary['exact_copy_rate_synthetic']:.1%} of synthetic records copy a training record exactly "
+            f"(holdout: {summary['exact_copy_rate_holdout']:.1%})"
+        )
+    return problems
+
+
 def _summary_and_distances(
     train_df: pd.DataFrame,
     synthetic_df: pd.DataFrame,
@@ -332,18 +365,7 @@ def _summary_and_distances(
         "exact_copy_rate_synthetic": _copy_share(codes_s, codes_t),
         "exact_copy_rate_holdout": _copy_share(codes_h, codes_t),
     }
-    problems = []
-    if np.isfinite(ratio) and ratio < ratio_threshold:
-        problems.append(
-            f"synthetic records sit closer to training records than fresh holdout data does "
-            f"(median distance to closest record: synthetic {med_s:.4g} vs holdout {med_h:.4g}, "
-            f"ratio {ratio:.3f} < {ratio_threshold})"
-        )
-    if out["exact_copy_rate_synthetic"] > out["exact_copy_rate_holdout"] + 0.01:
-        problems.append(
-            f"{out['exact_copy_rate_synthetic']:.1%} of synthetic records copy a training record exactly "
-            f"(holdout: {out['exact_copy_rate_holdout']:.1%})"
-        )
+    problems = privacy_problems(out, ratio_threshold=ratio_threshold)
     messages = ["Possible disclosure risk: " + "; ".join(problems) + "."] if problems else []
     overlap = _holdout_overlap(codes_t, codes_h)
     if overlap is not None:
