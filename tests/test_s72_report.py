@@ -123,3 +123,43 @@ def test_privacy_problems_is_the_rule_of_the_warning():
     copies = privacy_problems({**base, "dcr_ratio": 1.0, "exact_copy_rate_synthetic": 0.0201})
     assert len(copies) == 1 and "2.0% of synthetic records copy" in copies[0]
     assert privacy_problems({**base, "dcr_ratio": float("nan")}) == []  # both medians 0: no ratio to judge
+
+
+def test_pmse_rows_count_the_records_the_classifier_saw(cps1):
+    """Records of weight 0 are left out by pmse before it fits: the rows shown are those of positive weight."""
+    from unittest import mock
+
+    import sklearn.ensemble as ens
+
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import render_html
+    from microplex.evaluation._verdict import key_numbers
+
+    rng = np.random.default_rng(0)
+    df = cps1.sample(3000, random_state=1).reset_index(drop=True)
+    real, syn = df.iloc[:1500].copy(), df.iloc[1500:].copy()
+    real["w"] = np.where(rng.random(1500) < 0.4, 0.0, 1.0)
+    syn["sw"] = np.where(rng.random(1500) < 0.6, 0.0, 2.0)
+    fits = []
+
+    class Spy(ens.HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None):
+            fits.append((int((y == 0).sum()), int((y == 1).sum())))
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    with mock.patch.object(ens, "HistGradientBoostingClassifier", Spy):
+        rep = evaluate(real, syn, weight_col="w", synthetic_weight_col="sw", progress=False)
+    n_real, n_syn = int((real["w"] > 0).sum()), int((syn["sw"] > 0).sum())
+    assert (fits[0][0] + fits[1][0], fits[0][1] + fits[1][1]) == (n_real, n_syn)  # the 2 folds of one repeat
+    assert n_real < 1000 and n_syn < 700  # not the 1,500 records a side
+    shown = f"{n_real:,} real + {n_syn:,} synthetic"
+    assert [line for line in key_numbers(rep) if line.startswith("pMSE")][0].endswith(f" on {shown} rows")
+    assert f"pMSE rows:</span> {shown}</div>" in render_html(rep)
+
+
+def test_pmse_rows_say_random_samples_only_above_the_cap_of_positive_weights():
+    from microplex.evaluation._verdict import pmse_rows
+
+    many = np.r_[np.ones(15_000), np.zeros(10_000)]
+    assert pmse_rows(many, np.ones(500)) == "15,000 real + 500 synthetic"
+    assert pmse_rows(np.ones(25_000), many) == "20,000 real + 15,000 synthetic (random samples)"

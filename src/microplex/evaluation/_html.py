@@ -55,7 +55,7 @@ def _fmt(value: object) -> str:
 def _provenance(rep: EvaluationReport, model: object, extra: Mapping[str, object] | None) -> str:
     items = {**rep.provenance, **_verdict.provenance(model), **dict(extra or {})}
     if "pmse" in set(rep.scores["metric"]):
-        items["pMSE rows"] = _verdict.pmse_rows(len(rep.real_df), len(rep.synthetic_df))
+        items["pMSE rows"] = _verdict.pmse_rows(rep.real_weights, rep.synthetic_weights)
     cells = "".join(f"<div><span>{html.escape(str(k))}:</span> {html.escape(_fmt(v))}</div>"
                     for k, v in items.items() if v is not None)
     return f'<div class="prov" id="provenance">{cells}</div>'

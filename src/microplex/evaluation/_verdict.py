@@ -184,13 +184,21 @@ def provenance(model: object | None = None) -> dict[str, object]:
     return out
 
 
-def pmse_rows(n_real: int, n_synthetic: int) -> str:
-    """How many rows of each side the pMSE classifier saw (``pmse`` subsamples each to ``max_rows``)."""
+def pmse_rows(real_weights: np.ndarray, synthetic_weights: np.ndarray) -> str:
+    """How many rows of each side the pMSE classifier saw: ``pmse`` leaves out the records of weight 0, then
+    subsamples each side to ``max_rows``.
+
+    Examples
+    --------
+    >>> pmse_rows(np.array([1.0, 0.0, 2.0]), np.ones(4))
+    '2 real + 4 synthetic'
+    """
     import inspect
 
     from .propensity import pmse
 
     cap = inspect.signature(pmse).parameters["max_rows"].default
+    n_real, n_synthetic = int(np.count_nonzero(real_weights > 0)), int(np.count_nonzero(synthetic_weights > 0))
     sampled = " (random samples)" if cap is not None and max(n_real, n_synthetic) > cap else ""
     n_real, n_synthetic = (min(n_real, cap), min(n_synthetic, cap)) if cap is not None else (n_real, n_synthetic)
     return f"{n_real:,} real + {n_synthetic:,} synthetic{sampled}"
@@ -216,7 +224,7 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
             lines.append(f"{label}: {value:.4f}")
     value = rep.score("pmse")
     if np.isfinite(value):
-        lines.append(f"pMSE: {value:.4f} on {pmse_rows(len(rep.real_df), len(rep.synthetic_df))} rows")
+        lines.append(f"pMSE: {value:.4f} on {pmse_rows(rep.real_weights, rep.synthetic_weights)} rows")
     cal = scores[scores["metric"] == "calibration_rel_error"]
     if len(cal):
         undefined = int(cal["value"].isna().sum())  # a mean over records of weight 0: no achieved value
