@@ -163,3 +163,29 @@ def test_pmse_rows_say_random_samples_only_above_the_cap_of_positive_weights():
     many = np.r_[np.ones(15_000), np.zeros(10_000)]
     assert pmse_rows(many, np.ones(500)) == "15,000 real + 500 synthetic"
     assert pmse_rows(np.ones(25_000), many) == "20,000 real + 15,000 synthetic (random samples)"
+
+
+def _card(text: str, name: str) -> str:
+    """The Variables card of ``name``, without its images."""
+    text = re.sub(r"<img[^>]*>", "", text)
+    start = text.index(f"<h3>{name} ")
+    return text[start:text.index("</div></div>", start)]
+
+
+def test_point_mass_values_are_written_in_full_and_distinct():
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import render_html
+
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(10, 0.6, 1000).round(2)
+    x[:150], x[150:300], x[300:400] = 99999.0, 100000.0, 25564.67
+    real = pd.DataFrame({"inc": x, "age": rng.integers(18, 80, 1000)})
+    syn = real.sample(frac=1, random_state=1).reset_index(drop=True)
+    syn.loc[:100, "inc"] = 50000.0
+    rep = evaluate(real, syn, pmse=False, progress=False)
+    assert rep.point_masses["inc"]["value"].tolist() == [25564.67, 50000.0, 99999.0, 100000.0]
+    rows = [re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", r)).strip()
+            for r in re.findall(r"<tr>.*?</tr>", _card(render_html(rep), "inc"), re.S)]
+    # the point-mass table: each value as the cut labels write it (integers in full, no two alike); shares .4g
+    assert rows[-4:] == ["25564.7 0.1 0.091 0.009", "50000 0 0.101 0.101", "99999 0.15 0.133 0.017",
+                         "100000 0.15 0.14 0.01"]

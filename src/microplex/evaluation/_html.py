@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import is_numeric
+from .metrics import _cut_labels
 from .._stats import weighted_quantile
 from . import _plots_file as pf, _verdict, registry
 from ._plots import GRID, categorical_plot, is_binary, log_friendly_scale, numeric_plot, pair_plots
@@ -263,7 +264,10 @@ def _variables(rep: EvaluationReport, targets: list[str]) -> str:
             img = numeric_plot(c, r.to_numpy(dtype=float, na_value=np.nan), s.to_numpy(dtype=float, na_value=np.nan),
                                rep.real_weights, rep.synthetic_weights)
             pm = rep.point_masses.get(c)
-            extra = pm.to_html(index=False, float_format=lambda v: f"{v:.4g}") if pm is not None and len(pm) <= 12 else ""
+            extra = ""
+            if pm is not None and len(pm) <= 12:  # the values as the cut labels: in full where integers, none alike
+                extra = pm.assign(value=_cut_labels(pm["value"])).to_html(index=False,
+                                                                          float_format=lambda v: f"{v:.4g}")
             q = np.array([0.01, 0.5, 0.99, 0.999])
             qt = pd.DataFrame({"real": weighted_quantile(r, q, rep.real_weights),
                                "synthetic": _quantiles_or_nan(s, q, rep.synthetic_weights)},

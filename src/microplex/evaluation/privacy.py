@@ -311,9 +311,9 @@ def privacy_problems(summary: Mapping[str, float], *, ratio_threshold: float = 0
 
     Examples
     --------
-    >>> privacy_problems({"dcr_synthetic_median": 0.2, "dcr_holdout_median": 1.0, "dcr_ratio": 0.2,
-    ...                   "exact_copy_rate_synthetic": 0.0, "exact_copy_rate_holdout": 0.0})
-    ['synthetic records sit closer to training records than fresh holdout data does (median distance to closest record: synthetic 0.2 vs holdout 1, ratio 0.200 < 0.9)']
+    >>> privacy_problems({"dcr_synthetic_median": 1.0, "dcr_holdout_median": 1.0, "dcr_ratio": 1.0,
+    ...                   "exact_copy_rate_synthetic": 0.5, "exact_copy_rate_holdout": 0.1})
+    ['50.0% of synthetic records copy a training record exactly (holdout: 10.0%)']
     """
     ratio_threshold = check_float(ratio_threshold, "ratio_threshold", low=0.0)
     ratio = float(summary["dcr_ratio"])
