@@ -189,3 +189,38 @@ def test_point_mass_values_are_written_in_full_and_distinct():
     # the point-mass table: each value as the cut labels write it (integers in full, no two alike); shares .4g
     assert rows[-4:] == ["25564.7 0.1 0.091 0.009", "50000 0 0.101 0.101", "99999 0.15 0.133 0.017",
                          "100000 0.15 0.14 0.01"]
+
+
+def _section(text: str, start: str, end: str) -> str:
+    """The page between the heading ``id="start"`` and the heading ``id="end"``, tags dropped."""
+    part = text[text.index(f'id="{start}"'):text.index(f'id="{end}"')]
+    return re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", re.sub(r"<img[^>]*>", "", part)))
+
+
+def test_the_report_says_which_variables_its_plots_leave_out():
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import MAX_VARIABLES, render_html
+
+    rng = np.random.default_rng(0)
+
+    def frame():
+        out = pd.DataFrame({f"v{i:02d}": rng.normal(size=400) for i in range(45)})
+        return out.assign(g=rng.choice(["a", "b"], 400))
+
+    text = render_html(evaluate(frame(), frame(), conditions=["g"], pmse=False, progress=False))
+    assert MAX_VARIABLES == 40
+    cards = re.findall(r"<h3>(\w+) <span", text)
+    assert len(cards) == 40 and cards[-1] == "v39"  # the 45 targets first, then the condition
+    assert "Only the first 40 of 46 variables are drawn; every variable is in the score tables." in _section(text, "variables", "correlations")
+    assert "Only the first 40 of 45 numeric variables are drawn" in _section(text, "correlations", "all-scores")
+    assert "Only the first 40 of 45 variables are drawn" in _section(text, "subgroups", "variables")
+
+
+def test_the_report_says_nothing_is_left_out_at_40_variables():
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import render_html
+
+    rng = np.random.default_rng(1)
+    real, syn = ({f"v{i:02d}": rng.normal(size=300) for i in range(40)} for _ in range(2))
+    text = render_html(evaluate(pd.DataFrame(real), pd.DataFrame(syn), pmse=False, progress=False))
+    assert len(re.findall(r"<h3>(\w+) <span", text)) == 40 and "first 40 of" not in text

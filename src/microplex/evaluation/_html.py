@@ -256,8 +256,9 @@ def _variables(rep: EvaluationReport, targets: list[str]) -> str:
              "weighted quantiles of the synthetic records against those of the real records, every half percent "
              "from 0.5% to 99.5%: on the grey line where they agree); skewed non-negative variables use a symlog "
              "axis so that zeros and the upper tail are both visible. Categorical and binary variables: the "
-             "weighted share of each value. Targets first, then the conditions.</p><div class=\"grid\">"]
+             "weighted share of each value. Targets first, then the conditions.</p>"]
     order = [c for c in rep.real_df.columns if c in targets] + [c for c in rep.real_df.columns if c not in targets]
+    parts.append(pf.left_out(len(order), "variables", "every variable is in the score tables") + '<div class="grid">')
     for c in order[:MAX_VARIABLES]:
         r, s = rep.real_df[c], rep.synthetic_df[c]
         if is_numeric(r) and not is_binary(r):

@@ -3,6 +3,7 @@ calibration, privacy (distance to closest record) and the model's training curve
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +16,7 @@ from .metrics import weighted_corr
 if TYPE_CHECKING:  # pragma: no cover
     from .report import EvaluationReport
 
-__all__ = ["MAX_VARIABLES", "TARGET_LABEL", "target_labels", "overview_plot", "heatmaps", "subgroup_cells", "subgroup_plot", "calibration_plots", "dcr_plot",
+__all__ = ["MAX_VARIABLES", "left_out", "TARGET_LABEL", "target_labels", "overview_plot", "heatmaps", "subgroup_cells", "subgroup_plot", "calibration_plots", "dcr_plot",
            "DCR_UNITS", "training_history", "training_plot"]
 
 MAX_VARIABLES = 40
@@ -24,6 +25,22 @@ MAX_TARGETS = 40
 #: How the distance to the closest record is measured (:func:`~microplex.evaluation.privacy.encode_records`).
 DCR_UNITS = ("Euclidean distance over all columns: a numeric column counts the difference of its training-"
              "distribution ranks (0 to 1), a different category (a missing one too) adds 1 to the squared distance")
+
+
+def left_out(total: int, what: str, rest: str) -> str:
+    """A note that only the first :data:`MAX_VARIABLES` of ``total`` ``what`` are drawn (``rest``: where the others
+    are), or "" when none is left out.
+
+    Examples
+    --------
+    >>> left_out(45, "variables", "every variable is in the score tables")
+    '<p class="note">Only the first 40 of 45 variables are drawn; every variable is in the score tables.</p>'
+    >>> left_out(40, "variables", "every variable is in the score tables")
+    ''
+    """
+    if total <= MAX_VARIABLES:
+        return ""
+    return f'<p class="note">Only the first {MAX_VARIABLES} of {total} {what} are drawn; {html.escape(rest)}.</p>'
 
 
 def overview_plot(rep: EvaluationReport) -> str:
@@ -47,9 +64,11 @@ def overview_plot(rep: EvaluationReport) -> str:
 def heatmaps(rep: EvaluationReport) -> str:
     """Weighted correlation matrices of the numeric columns: real, synthetic and their difference."""
     plt = pyplot()
-    cols = [c for c in rep.real_df.columns if is_numeric(rep.real_df[c])][:MAX_VARIABLES]
+    numeric = [c for c in rep.real_df.columns if is_numeric(rep.real_df[c])]
+    cols = numeric[:MAX_VARIABLES]
     if len(cols) < 2:
         return '<p class="note">Fewer than two numeric columns: no correlation matrix.</p>'
+    note = left_out(len(numeric), "numeric variables", "the correlation errors of the whole file cover all of them")
     cr = weighted_corr(rep.real_df[cols], rep.real_weights)
     cs = weighted_corr(rep.synthetic_df[cols], rep.synthetic_weights)
     size = min(4.2, 1.4 + 0.3 * len(cols))
@@ -61,7 +80,7 @@ def heatmaps(rep: EvaluationReport) -> str:
         ax.set_yticks(range(len(cols)), names, fontsize=7)
         ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=axes, shrink=0.8, label="weighted Pearson correlation")
-    return png(fig, "correlation matrices")
+    return note + png(fig, "correlation matrices")
 
 
 def subgroup_cells(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -86,6 +105,7 @@ def subgroup_cells(scores: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def subgroup_plot(by: str, table: pd.DataFrame, limit: int = 30) -> str:
     """Heat map of the within-cell distance of each variable (rows) in each cell of ``by`` (columns)."""
     plt = pyplot()
+    note = left_out(table.shape[0], "variables", f"the table above gives each one's mean over the cells of {by}")
     table = table.iloc[:MAX_VARIABLES, :limit]
     fig, ax = plt.subplots(figsize=(min(11.4, 2.5 + 0.55 * table.shape[1]), 0.9 + 0.3 * table.shape[0]))
     values = table.to_numpy(float)
@@ -100,7 +120,7 @@ def subgroup_plot(by: str, table: pd.DataFrame, limit: int = 30) -> str:
                  fontsize=9)
     fig.colorbar(im, ax=ax, label="KS / TV distance", shrink=0.9)
     fig.tight_layout()
-    return png(fig, f"distances within the cells of {by}")
+    return note + png(fig, f"distances within the cells of {by}")
 
 
 #: Characters of a calibration target's name on its bar (longer names lose their middle, more where two would read alike).
