@@ -1,0 +1,75 @@
+"""Session 72, lumpy values: merged rounding levels, a heap at an integer's zero, log_prob outside a lone
+segment's support, and all-negative targets modelled as the mirror image of all-positive ones."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import Synthesizer
+from microplex.synthesis.rounding import RoundingGrid, decimal_levels, magnitude_bands
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _merged_band_values():
+    """Band 2 (100-999): 10 records at multiples of 100 (too few for level 2 of its own: merged into level 1),
+    40 at other multiples of 10, 50 whole numbers."""
+    rng = np.random.default_rng(0)
+    hundreds = rng.integers(1, 10, 10) * 100.0
+    tens = rng.integers(10, 100, 200) * 10.0
+    tens = tens[tens % 100 != 0][:40]
+    whole = rng.integers(100, 1000, 400).astype(float)
+    whole = whole[whole % 10 != 0][:50]
+    return np.concatenate([hundreds, tens, whole])
+
+
+def test_a_merged_level_is_drawn_as_multiples_of_the_finer_level_it_joins():
+    """A level held by too few records in a band counts toward the next finer level; that level then takes any
+    multiple of its unit (round hundreds among the tens). It took only values of exactly that level, so the
+    round hundreds of the band were never drawn: a share of 0 where the grid gives hazard * 1/10."""
+    x = _merged_band_values()
+    grid = RoundingGrid.fit(x, np.ones(x.size), min_count=20)
+    (levels, hazards) = grid.bands[2]
+    assert levels == (1, 0) and hazards[0] == pytest.approx(0.5)  # 50 of 100 records at level 1 or coarser
+    rng = np.random.default_rng(1)
+    flow = rng.uniform(100.0, 999.0, 400_000)
+    out = grid.apply(flow, rng.random(flow.size))
+    assert np.isin(magnitude_bands(out), [2, 3]).all()
+    # level 1 drawn half the time, a tenth of its nearest multiples of 10 are multiples of 100 (sd 0.00035)
+    assert np.mean(out % 100 == 0) == pytest.approx(0.05, abs=0.002)
+    assert np.mean(out % 10 == 0) == pytest.approx(0.5, abs=0.003)
+
+
+def test_a_kept_coarser_level_is_still_skipped_by_the_finer_one():
+    """Where the coarser level is kept in the band, the finer one still skips its multiples (the exact shares
+    of each level)."""
+    x = np.concatenate([_merged_band_values(), np.arange(1, 10) * 100.0, np.arange(1, 3) * 100.0 + 0.0])
+    x = np.concatenate([x, np.full(10, 300.0)])  # 31 multiples of 100: level 2 kept
+    grid = RoundingGrid.fit(x, np.ones(x.size), min_count=20)
+    levels, hazards = grid.bands[2]
+    assert levels == (2, 1, 0)
+    rng = np.random.default_rng(2)
+    out = grid.apply(rng.uniform(100.0, 999.0, 400_000), rng.random(400_000))
+    h2, h1 = hazards[0], hazards[1]
+    # the coarsest level takes any multiple of 100 (1,000 for a value above 950), level 1 none
+    assert np.mean(out % 100 == 0) == pytest.approx(h2, abs=0.003)
+    assert np.mean(decimal_levels(out) == 1) == pytest.approx((1 - h2) * h1, abs=0.003)
+
+
+def test_synthesizer_draws_the_round_values_of_a_sparse_band():
+    """The reproducer's integer: in the band 100-999, 8 of 78 training records are multiples of 10 (level 1
+    merged into level 0 there); none of the 3,128 synthetic values of that band was."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    c = rng.normal(size=n)
+    w = rng.lognormal(0, 0.5, n)
+    x = np.round(rng.gamma(2, 15, n) * np.exp(0.3 * c)).astype(np.int64) + 1
+    df = pd.DataFrame({"x": x, "c": c, "w": w})
+    s = Synthesizer(["x"], ["c"], epochs=3, verbose=False, max_heaps=0).fit(df, weight_col="w", seed=0)
+    bands = {b: levels for b, levels, _ in s.rounding_["x"]["bands"]}
+    assert bands[2] == [0]
+    o = s.sample(100_000, seed=1)["x"].to_numpy()
+    in_band = magnitude_bands(o) == 2
+    assert in_band.sum() > 1000
+    # whole numbers drawn as any integer: about a tenth of them multiples of 10 (the training share 0.11)
+    assert np.mean(o[in_band] % 10 == 0) == pytest.approx(0.1, abs=0.03)
