@@ -73,3 +73,42 @@ def test_synthesizer_draws_the_round_values_of_a_sparse_band():
     assert in_band.sum() > 1000
     # whole numbers drawn as any integer: about a tenth of them multiples of 10 (the training share 0.11)
     assert np.mean(o[in_band] % 10 == 0) == pytest.approx(0.1, abs=0.03)
+
+
+def _count_with_a_zero_heap():
+    """A count 0..~66 whose 0 holds about 1% of the records: a heap, not a point mass (the reproducer's)."""
+    rng = np.random.default_rng(9)
+    n = 3000
+    c = rng.normal(size=n)
+    w = rng.lognormal(0, 0.8, n)
+    q = np.round(rng.gamma(3, 5, n)).astype(np.int64) + 1
+    q[rng.random(n) < 0.006] = 0
+    return pd.DataFrame({"q": q, "c": c, "w": w})
+
+
+def test_a_non_negative_integer_whose_zero_is_a_heap_draws_no_negative_value():
+    """The heap at 0 sits at compact coordinate -0.5, so the segment looked signed and got no lower bound: draws of
+    -1 and -2 (30 in 100,000) and a finite log_prob below 0 (scored -inf since, see the log_prob test below).
+    Non-negativity is read on the values themselves; the
+    bound lies half a unit below the heap's coordinate."""
+    df = _count_with_a_zero_heap()
+    s = Synthesizer(["q"], ["c"], epochs=3, verbose=False).fit(df, weight_col="w", seed=0)
+    enc = s.encoders_["q"]
+    assert 0.0 not in enc.point_masses and 0.0 in enc.heaps and enc.compact
+    assert enc.segments[0].lower == -1.0 and enc.segments[0].transform == "log"
+    assert (s.sample(200_000, seed=5)["q"] >= 0).all()
+    # the flow's values too, swept far below and above the training values
+    u = np.linspace(-12.0, 12.0, 100_001)
+    state = np.full(u.size, enc.continuous_states[0])
+    assert enc.decode(u, state, np.zeros(u.size, dtype=np.int64)).min() == 1.0  # 0 is the heap's, drawn by its head
+
+
+def test_a_zero_heap_model_file_loads_with_its_bound(tmp_path):
+    """The bound half a unit below the zero heap's coordinate (-1.0) is what fit writes: the file loads and draws
+    the same."""
+    df = _count_with_a_zero_heap()
+    s = Synthesizer(["q"], ["c"], epochs=1, verbose=False).fit(df, weight_col="w", seed=0)
+    s.save(tmp_path / "m.json")
+    loaded = Synthesizer.load(tmp_path / "m.json")
+    assert loaded.encoders_["q"].segments[0].lower == -1.0
+    pd.testing.assert_frame_equal(loaded.sample(2000, seed=3), s.sample(2000, seed=3))

@@ -441,7 +441,10 @@ def _check_bounds(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
                 continue
             value = bound - side * 0.5  # the segment's smallest (largest) value
             on_grid = float(value).is_integer() or bool(np.any(np.isclose(coords, value, rtol=1e-12, atol=1e-12)))
-            beyond = any(side * (m - value) > 0 for m in masses) or (side < 0 and value >= 0)
+            # values of 0 and above: a smallest coordinate of 0 or above, or a heap's at 0 or above (0 sits at -0.5)
+            nonnegative = value >= 0 or (enc.compact and bool(np.any(
+                np.isclose(coords, value, rtol=1e-12, atol=1e-12) & (seg.sign * np.asarray(enc.heaps) >= 0))))
+            beyond = any(side * (m - value) > 0 for m in masses) or (side < 0 and nonnegative)
             if not on_grid or not (beyond or logit):
                 raise f.fail(f"{where}.{key}", "half a unit beyond the segment's " + ("smallest" if side < 0 else
                              "largest") + " value (an integer or a heap's coordinate), with a point mass beyond it"

@@ -129,7 +129,9 @@ class ContinuousEncoder:
         if cont.any():
             for sign, sel in sides:
                 mirrored = sorted(sign * float(self._coordinate(np.array([m]))[0]) for m in self.point_masses)
-                seg = _Segment(sign).fit(sign * yc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
+                # non-negative on the values: a heap at 0 (the smallest) has compact coordinate -0.5
+                seg = _Segment(sign).fit(sign * yc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name,
+                                         nonnegative=bool((sign * xc[sel]).min() >= 0))
                 self.segments.append(seg)
         if spec.heaps is not None:
             self._check_heaps(x[w > 0], min_heap_count)
