@@ -112,3 +112,22 @@ def test_a_zero_heap_model_file_loads_with_its_bound(tmp_path):
     loaded = Synthesizer.load(tmp_path / "m.json")
     assert loaded.encoders_["q"].segments[0].lower == -1.0
     pd.testing.assert_frame_equal(loaded.sample(2000, seed=3), s.sample(2000, seed=3))
+
+
+def test_log_prob_is_minus_infinity_outside_a_lone_segments_support():
+    """A target of one segment and no point mass has no discrete state: its state -1 beyond the segment's bound
+    never reached the pattern lookup, and log_prob scored such values with the flow's mode (eusilc eqIncome > 0:
+    -1.24 at -5, above the -10 to -11 of typical values)."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    c = rng.normal(size=n)
+    df = pd.DataFrame({"y": np.exp(rng.normal(10, 0.7, n) + 0.3 * c), "c": c})
+    s = Synthesizer(["y"], ["c"], epochs=2, verbose=False).fit(df, seed=0)
+    seg = s.encoders_["y"].segments[0]
+    assert s.encoders_["y"].n_states == 1 and seg.lower == 0.0
+    lp = s.log_prob(pd.DataFrame({"y": [-1e6, -5.0, 0.0, 20000.0], "c": 0.0}))
+    assert np.isneginf(lp[:3]).all() and np.isfinite(lp[3])
+    # and the non-negative count whose 0 is a heap: below its bound
+    count = Synthesizer(["q"], ["c"], epochs=1, verbose=False).fit(_count_with_a_zero_heap(), weight_col="w", seed=0)
+    lp = count.log_prob(pd.DataFrame({"q": [-3, -1, 0, 5], "c": 0.0}))
+    assert np.isneginf(lp[:2]).all() and np.isfinite(lp[2:]).all()
