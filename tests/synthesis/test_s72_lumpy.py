@@ -131,3 +131,39 @@ def test_log_prob_is_minus_infinity_outside_a_lone_segments_support():
     count = Synthesizer(["q"], ["c"], epochs=1, verbose=False).fit(_count_with_a_zero_heap(), weight_col="w", seed=0)
     lp = count.log_prob(pd.DataFrame({"q": [-3, -1, 0, 5], "c": 0.0}))
     assert np.isneginf(lp[:2]).all() and np.isfinite(lp[2:]).all()
+
+
+def _gains_and_losses():
+    rng = np.random.default_rng(1)
+    n = 3000
+    c = rng.normal(size=n)
+    w = rng.lognormal(0, 0.5, n)
+    mag = np.round(np.exp(rng.normal(0, 1.0, n) + 0.5 * c), 2) + 0.01  # 0.01 .. ~80
+    cents = np.round(mag * 10).astype(np.int64) + 1  # 1 .. ~800
+    return pd.DataFrame({"gain": mag, "loss": -mag, "gain_i": cents, "loss_i": -cents, "c": c, "w": w})
+
+
+@pytest.mark.parametrize("positive", ["gain", "gain_i"])
+def test_an_all_negative_target_is_the_mirror_image_of_the_all_positive_one(positive, tmp_path):
+    """Values all below 0 were modelled unbounded (asinh) where their mirror image is bounded at 0 (log): the
+    99.9% quantile of |x| 116.9 against 28.0 (training 42.4), integer draws of 0 and +1 never seen. Now one
+    segment of sign -1: the same transform, bounds and moments (the point masses and heaps come in the opposite
+    order, so the networks train apart: the draws agree in distribution, not value by value)."""
+    df = _gains_and_losses()
+    negative = positive.replace("gain", "loss")
+    fits = {col: Synthesizer([col], ["c"], epochs=2, verbose=False).fit(df, weight_col="w", seed=0)
+            for col in (positive, negative)}
+    pos, neg = (fits[col].encoders_[col].segments for col in (positive, negative))
+    assert len(pos) == len(neg) == 1 and (pos[0].sign, neg[0].sign) == (1, -1)
+    assert neg[0].transform == pos[0].transform == "log"
+    assert (neg[0].lower, neg[0].upper) == (pos[0].lower, pos[0].upper) == (0.5 if "_i" in positive else 0.0, None)
+    assert (neg[0].mean, neg[0].std, neg[0].tail_hi) == pytest.approx((pos[0].mean, pos[0].std, pos[0].tail_hi),
+                                                                       rel=1e-12)
+    drawn = {col: fits[col].sample(50_000, seed=1)[col].to_numpy() for col in fits}
+    assert drawn[negative].max() < 0
+    q = [0.5, 0.9, 0.99, 0.999]
+    assert np.quantile(-drawn[negative], q) == pytest.approx(np.quantile(drawn[positive], q), rel=0.1)
+    # the file loads (a single segment of sign -1) and draws the same
+    fits[negative].save(tmp_path / "m.json")
+    np.testing.assert_array_equal(
+        Synthesizer.load(tmp_path / "m.json").sample(50_000, seed=1)[negative].to_numpy(), drawn[negative])

@@ -46,7 +46,7 @@ class _Segment:
 
     A segment models ``y = sign * x`` on one side of the point masses: ``sign=-1`` mirrors the
     negative values of a variable whose zero point mass splits it into a negative and a
-    positive part, so both sides use the same code.
+    positive part, or of one whose values are all at or below 0, so both sides use the same code.
     """
 
     #: Transformed values beyond which the inverse transform continues linearly (``None``: no
