@@ -172,6 +172,9 @@ class _Generation:
         lookup = {tuple(p): i for i, p in enumerate(self.patterns_.tolist())}
         pattern = np.array([lookup.get(tuple(s), -1) for s in states.tolist()], dtype=np.int64)
         seen = pattern >= 0
+        for name in [n for n, e in self.encoders_.items() if isinstance(e, ContinuousEncoder)]:
+            # beyond a bound (state -1): -inf, also for a target of one segment (no discrete state to look up)
+            seen &= self.encoders_[name].states(data[name].to_numpy(float)) >= 0
         heap = self._heap_states(data)
         u = self._encode_continuous(data, None)
         log_jac = np.zeros(len(data))

@@ -359,9 +359,9 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         if None not in tails and not tails[0] <= tails[1]:
             raise f.fail(f"{where}", "a segment with tail_lo <= tail_hi", tails)
     signs = [s.get("sign", 1) for s in segments]
-    if signs not in ([], [1], [-1, 1]) or (signs == [-1, 1] and 0.0 not in masses):
-        raise f.fail(f"{field}.segments", "one segment of sign 1, or two of signs -1 and 1 split at a point mass 0",
-                     signs)
+    if signs not in ([], [1], [-1], [-1, 1]) or (signs == [-1, 1] and 0.0 not in masses):
+        raise f.fail(f"{field}.segments", "one segment of sign 1 or -1 (values at or below 0), or two of signs -1 "
+                     "and 1 split at a point mass 0", signs)
     if not masses and not segments:
         raise f.fail(field, "an encoder with a point mass or a continuous segment", enc)
     heaps = []
@@ -370,6 +370,9 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         if not heaps or heaps != sorted(set(heaps)) or set(heaps) & set(masses) or not segments:
             raise f.fail(f"{field}.heaps", "a non-empty sorted list of distinct numbers, none a point mass, "
                          "on a variable with a continuous segment", heaps)
+    if signs == [-1] and any(v > 0 for v in [*masses, *heaps]):  # fit mirrors values at or below 0 only
+        raise f.fail(f"{field}.segments", "a segment of sign 1 where a point mass or heap lies above 0 (a single "
+                     "segment of sign -1 models values at or below 0)", [*masses, *heaps][-3:])
     # Compact coordinates (the heap integers taken out of the flow's): integer heaps only.
     if "compact" in enc and not (enc["compact"] is True and integer and heaps
                                  and all(float(h).is_integer() for h in heaps)):
@@ -441,7 +444,10 @@ def _check_bounds(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
                 continue
             value = bound - side * 0.5  # the segment's smallest (largest) value
             on_grid = float(value).is_integer() or bool(np.any(np.isclose(coords, value, rtol=1e-12, atol=1e-12)))
-            beyond = any(side * (m - value) > 0 for m in masses) or (side < 0 and value >= 0)
+            # values of 0 and above: a smallest coordinate of 0 or above, or a heap's at 0 or above (0 sits at -0.5)
+            nonnegative = value >= 0 or (enc.compact and bool(np.any(
+                np.isclose(coords, value, rtol=1e-12, atol=1e-12) & (seg.sign * np.asarray(enc.heaps) >= 0))))
+            beyond = any(side * (m - value) > 0 for m in masses) or (side < 0 and nonnegative)
             if not on_grid or not (beyond or logit):
                 raise f.fail(f"{where}.{key}", "half a unit beyond the segment's " + ("smallest" if side < 0 else
                              "largest") + " value (an integer or a heap's coordinate), with a point mass beyond it"

@@ -46,7 +46,7 @@ class _Segment:
 
     A segment models ``y = sign * x`` on one side of the point masses: ``sign=-1`` mirrors the
     negative values of a variable whose zero point mass splits it into a negative and a
-    positive part, so both sides use the same code.
+    positive part, or of one whose values are all at or below 0, so both sides use the same code.
     """
 
     #: Transformed values beyond which the inverse transform continues linearly (``None``: no
@@ -65,15 +65,19 @@ class _Segment:
         self.sign = sign
 
     def fit(
-        self, y: np.ndarray, w: np.ndarray, masses: list[float], transform: str, integer: bool, name: str
+        self, y: np.ndarray, w: np.ndarray, masses: list[float], transform: str, integer: bool, name: str,
+        nonnegative: bool | None = None,
     ) -> _Segment:
         """Fits the segment to values ``y`` (already multiplied by ``sign``) with weights ``w``;
-        ``masses`` are the variable's point masses in the same (mirrored) scale."""
+        ``masses`` are the variable's point masses in the same (mirrored) scale. ``nonnegative``: whether the
+        segment's values (mirrored) are all 0 or above, read on the values themselves (``y`` may be compact
+        coordinates, where a heap at 0 sits at -0.5); by default ``y.min() >= 0``. An integer segment of such
+        values is bounded half a unit below its smallest coordinate."""
         lo, hi = float(y.min()), float(y.max())
         below = [m for m in masses if m < lo]
         above = [m for m in masses if m > hi]
         if integer:
-            lower = lo - 0.5 if (below or lo >= 0) else None
+            lower = lo - 0.5 if (below or (lo >= 0 if nonnegative is None else nonnegative)) else None
             upper = hi + 0.5 if above else None
         else:
             lower = max(below) if below else (0.0 if lo > 0 else None)

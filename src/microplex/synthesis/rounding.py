@@ -12,15 +12,17 @@ The *decimal level* of a value ``x != 0`` is the largest ``k`` (from :data:`MIN_
 level -1, and a value that is a multiple of no ``10**k`` down to ``10**MIN_LEVEL`` (a computed
 ratio, a log) has no level (:data:`NO_LEVEL`). A :class:`RoundingGrid` holds, for each magnitude
 band ``floor(log10 |x|)``, how often the training values that the flow models (off the point
-masses and heaps) take each level. A draw of the flow in band ``b`` goes through the levels
-coarse to fine and takes the nearest value of *exactly* level ``k`` (a multiple of ``10**k`` that
-is not a multiple of ``10**(k + 1)``) with the level's hazard (:class:`RoundingGrid`), so the
-share of every level comes out as in training; ``NO_LEVEL`` keeps the flow's value. A value of a
+masses and heaps) take each level. A draw of the flow in band ``b`` goes through the band's levels
+coarse to fine and takes the nearest value of level ``k`` (a multiple of ``10**k`` that is not a
+multiple of the band's next coarser level, any multiple of ``10**k`` for its coarsest level) with the
+level's hazard (:class:`RoundingGrid`), so the share of every level comes out as in training; ``NO_LEVEL`` keeps the flow's value. A value of a
 level is never a point mass or heap and never leaves its segment: where the nearest round
 thousand is a heap, the draw goes on to the hundreds.
 
 Disclosure: a level is kept in a band only when at least ``min_count`` training records of
-positive weight hold it (else its records count toward the next finer level), as a heap needs
+positive weight hold it (else its records count toward the next finer level, which then takes the
+multiples of both: with round hundred-thousands merged into the ten-thousands, 100,000 is drawn among
+them; it was skipped as of a level the band no longer had, and never drawn), as a heap needs
 ``min_heap_count`` records; a band of fewer records uses the shares of the whole variable. The
 grid is a data-dependent statistic that no DP mechanism covers: a DP fit learns none.
 """
@@ -85,27 +87,45 @@ def at_level(x: np.ndarray, level: int | np.ndarray, *, other: bool = False,
     """
     x = np.asarray(x, dtype=float)
     if np.ndim(level) == 0:
-        return stored_at(_at(x, int(level), other), precision)
+        return stored_at(_at(x, int(level), other, int(level) + 1), precision)
     level = np.asarray(level, dtype=np.int64)
     out = x.copy()
     for k in _values_of(level):
         on = level == k
-        out[on] = _at(x[on], k, other)
+        out[on] = _at(x[on], k, other, k + 1)
     return stored_at(out, precision)
 
 
-def _at(x: np.ndarray, level: int, other: bool) -> np.ndarray:
-    """:func:`at_level` for one level."""
+def _nearest(x: np.ndarray, level: int, coarser: int | None, other: bool = False,
+             precision: str = "float64") -> np.ndarray:
+    """The nearest value to each ``x`` of ``level`` that is no multiple of ``10**coarser`` (``None``: any
+    multiple of ``10**level``), at ``precision``: a level of a band's grid, whose next coarser level there
+    is ``coarser`` (:func:`_coarser_levels`). ``x`` itself where ``level`` is ``NO_LEVEL``.
+
+    >>> _nearest(np.array([96000.0, 204000.0]), 4, None).tolist()   # the coarsest level: any multiple
+    [100000.0, 200000.0]
+    >>> _nearest(np.array([96000.0, 204000.0]), 4, 5).tolist()      # multiples of 100,000 skipped
+    [90000.0, 210000.0]
+    """
+    return stored_at(_at(np.asarray(x, dtype=float), int(level), other, coarser), precision)
+
+
+def _at(x: np.ndarray, level: int, other: bool, coarser: int | None) -> np.ndarray:
+    """:func:`at_level` for one level: the nearest multiple of ``10**level`` that is not a multiple of
+    ``10**coarser`` (``level + 1``: a value of exactly ``level``; ``None``: any multiple)."""
     if level == NO_LEVEL:
         return x.copy()
     scale = 10.0 ** abs(level)
     with np.errstate(over="ignore", invalid="ignore"):
         r = x / scale if level >= 0 else x * scale
-        # the neighbours below and above: a multiple of 10 ** (level + 1) is of a coarser level, skipped
         lo = np.floor(r)
-        digit = lo - 10.0 * np.floor(lo / 10.0)  # np.mod(lo, 10), 3x faster
-        hi = lo + 1.0 + (digit == 9)
-        lo -= digit == 0
+        if coarser is None:
+            hi = lo + 1.0
+        else:  # the neighbours below and above: a multiple of 10 ** coarser is of a coarser level, skipped
+            m = 10.0 ** (coarser - level)
+            digit = lo - m * np.floor(lo / m)  # np.mod(lo, m), 3x faster
+            hi = lo + 1.0 + (digit == m - 1)
+            lo -= digit == 0
         m = np.where((r - lo <= hi - r) != other, lo, hi)
         if level >= 0:
             m *= scale
@@ -133,13 +153,28 @@ def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
 
 Allowed = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+
+def _coarser_levels(levels: tuple[int, ...] | list[int]) -> list[int | None]:
+    """For each of a band's levels (coarse to fine, repeats allowed), the next coarser level among them whose
+    multiples its values skip; ``None`` for the coarsest, whose values are any multiple of its unit (the
+    records of the coarser levels :func:`_kept_levels` merged into it are among them).
+
+    >>> _coarser_levels([4, 3, 3, 0])
+    [None, 4, 4, 3]
+    """
+    out: list[int | None] = []
+    for i, level in enumerate(levels):
+        out.append(next((c for c in reversed(levels[:i]) if c > level), None))
+    return out
+
 #: Steps of ``10**k`` on each side that :func:`_outward` tries beyond a value's two refused neighbours.
 OUTWARD_STEPS = 20
 
 
 def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allowed: Allowed,
-             precision: str = "float64") -> None:
-    """Sets ``out[rows]`` to the nearest value of exactly ``level`` that ``allowed`` takes, looking up to
+             precision: str = "float64", coarser: int | None = None) -> None:
+    """Sets ``out[rows]`` to the nearest value of ``level`` (no multiple of ``10**coarser``, :func:`_nearest`)
+    that ``allowed`` takes, looking up to
     :data:`OUTWARD_STEPS` steps of ``10**level`` beyond the two neighbours of each ``x[rows]``, nearer side first;
     a value with none keeps ``out``'s value (the flow's)."""
     step = 10.0**level
@@ -147,8 +182,8 @@ def _outward(x: np.ndarray, out: np.ndarray, rows: np.ndarray, level: int, allow
         if not rows.size:
             return
         with np.errstate(over="ignore", invalid="ignore"):
-            below = at_level(x[rows] - s * step, level, precision=precision)
-            above = at_level(x[rows] + s * step, level, precision=precision)
+            below = _nearest(x[rows] - s * step, level, coarser, precision=precision)
+            above = _nearest(x[rows] + s * step, level, coarser, precision=precision)
         near = np.abs(x[rows] - below) <= np.abs(above - x[rows])
         first, second = np.where(near, below, above), np.where(near, above, below)
         ok = np.asarray(allowed(first, rows), dtype=bool) & np.isfinite(first)
@@ -164,12 +199,13 @@ def _hazards(x: np.ndarray, w: np.ndarray, levels: np.ndarray, rows: np.ndarray,
              allowed: Allowed | None, precision: str = "float64") -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Levels (coarse to fine) and their hazards among the values ``x`` (``rows``: their indices
     for ``allowed``): the weighted share of the values of each level among those of that level or
-    finer whose nearest value of that level is allowed (the last level's hazard is 1)."""
+    finer whose nearest value of that level (:func:`_nearest`, skipping the multiples of the next coarser
+    level present) is allowed (the last level's hazard is 1)."""
     present = _values_of(levels)[::-1]
     hazards = []
-    for level in present[:-1]:
+    for level, coarser in zip(present[:-1], _coarser_levels(present), strict=False):
         finer = levels <= level
-        cand = at_level(x[finer], level, precision=precision)
+        cand = _nearest(x[finer], level, coarser, precision=precision)
         ok = np.ones(cand.size, dtype=bool) if allowed is None else np.asarray(allowed(cand, rows[finer]), dtype=bool)
         ok |= levels[finer] == level  # a value of the level is its own nearest value of it
         hazards.append(float(w[levels == level].sum() / w[finer][ok].sum()))
@@ -278,6 +314,7 @@ class RoundingGrid:
             pending = np.flatnonzero((bands == band) & (x != 0) & np.isfinite(x))
             levels, hazards = self.bands.get(int(band), self.pooled)
             ks = [NO_LEVEL if v == NO_LEVEL else max(min(v, band), floor) for v in levels]
+            coarser = _coarser_levels(ks)
             if allowed is None or edges is not None:
                 clear = np.ones(pending.size, dtype=bool)
                 top = max(ks)
@@ -293,14 +330,14 @@ class RoundingGrid:
                 pick = np.minimum(np.searchsorted(cdf, u[fast], side="right"), len(ks) - 1)
                 for i in _values_of(pick):
                     on = fast[pick == i]
-                    out[on] = at_level(x[on], ks[i], precision=self.precision)
+                    out[on] = _nearest(x[on], ks[i], coarser[i], precision=self.precision)
                 pending = pending[~clear]
             for i, (k, hazard) in enumerate(zip(ks, hazards, strict=True)):
                 if k == NO_LEVEL or not pending.size:
                     break  # the flow's value
                 tries = (False, True) if i == len(ks) - 1 else (False,)
                 for other in tries:
-                    cand = at_level(x[pending], k, other=other, precision=self.precision)
+                    cand = _nearest(x[pending], k, coarser[i], other=other, precision=self.precision)
                     ok = np.ones(pending.size, dtype=bool) if allowed is None else np.asarray(
                         allowed(cand, pending), dtype=bool)
                     take = ok & (u[pending] < hazard)
@@ -311,7 +348,7 @@ class RoundingGrid:
             if pending.size and allowed is not None and ks[-1] != NO_LEVEL:
                 # both neighbours at the finest level refused (point masses on either side, 2,500 and 2,600 for
                 # 2,594.7): the nearest allowed value of that level further out
-                _outward(x, out, pending, ks[-1], allowed, self.precision)
+                _outward(x, out, pending, ks[-1], allowed, self.precision, coarser[-1])
         if self.precision != "float64":  # the flow's values too, where the rounded value is still allowed
             stored = stored_at(out, self.precision)
             if allowed is not None:

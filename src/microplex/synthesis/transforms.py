@@ -30,7 +30,9 @@ class ContinuousEncoder:
     (negative values, then positive values) when a zero point mass lies between negative and
     positive values (losses and profits, tax payments and refunds): the sign is then a discrete
     state, modelled jointly with the other point masses, instead of a flow having to move mass
-    across the gap at zero. Each segment is mapped by a support-aware transform (``logit``
+    across the gap at zero. A variable whose continuous values are all at or below 0 (losses only) has
+    one negative segment: the model of the same values made positive, mirrored (bounded at 0 as they
+    are, where it was unbounded: its tails 4 times heavier, integer draws of 0 and 1). Each segment is mapped by a support-aware transform (``logit``
     between bounds, ``log`` above a bound, else ``asinh``; mirrored for the negative segment)
     and standardized with weighted moments. Beyond the training range, on unbounded sides, the
     inverse transform continues linearly (values there are still drawn, without the
@@ -118,7 +120,12 @@ class ContinuousEncoder:
         cont = ~np.isin(x, masses) & (w > 0)
         xc, wc = x[cont].astype(float), w[cont]
         split = spec.transform == "auto" and 0.0 in masses and (xc < 0).any() and (xc > 0).any()
-        sides = [(-1, xc < 0), (1, xc > 0)] if split else [(1, np.ones(len(xc), dtype=bool))]
+        # values all at or below 0 (some below, no point mass above 0): one mirrored segment, the model of their
+        # mirror image -x (bounded at 0 as that is; unbounded, its tails were 4 times as heavy)
+        negative = (spec.transform == "auto" and not split and bool(len(xc)) and xc.max() <= 0 and xc.min() < 0
+                    and all(m <= 0 for m in masses))
+        whole = np.ones(len(xc), dtype=bool)
+        sides = [(-1, xc < 0), (1, xc > 0)] if split else [(-1 if negative else 1, whole)]
         self.segments: list[_Segment] = []
         if spec.heaps is not None:
             self.heaps = self._declared_heaps(as_stored(spec.heaps))
@@ -129,7 +136,9 @@ class ContinuousEncoder:
         if cont.any():
             for sign, sel in sides:
                 mirrored = sorted(sign * float(self._coordinate(np.array([m]))[0]) for m in self.point_masses)
-                seg = _Segment(sign).fit(sign * yc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name)
+                # non-negative on the values: a heap at 0 (the smallest) has compact coordinate -0.5
+                seg = _Segment(sign).fit(sign * yc[sel], wc[sel], mirrored, spec.transform, self.integer, self.name,
+                                         nonnegative=bool((sign * xc[sel]).min() >= 0))
                 self.segments.append(seg)
         if spec.heaps is not None:
             self._check_heaps(x[w > 0], min_heap_count)
