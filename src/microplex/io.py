@@ -7,6 +7,7 @@ import csv
 import decimal
 import hashlib
 import os
+import re
 import stat
 import struct
 import warnings
@@ -249,6 +250,24 @@ def arrow_frame(table: pa.Table, label: str) -> pd.DataFrame:
     (``df.set_index("pid")``) kept as columns where the file stores them (:func:`index_as_columns`), as
     :func:`read_table` reads a file; ``label`` names the table in the error raised on a clash."""
     return index_as_columns(table.to_pandas(), label, table.column_names)
+
+
+#: The column names pandas gives the index levels without a name it stores in a Parquet or Feather file.
+_UNNAMED_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def record_columns(names: Sequence[str]) -> list[str]:
+    """The column names of a Parquet file (its Arrow schema's ``names``) that are columns of its records, as
+    :func:`arrow_frame` reads them: ``names`` without the index levels that have no name, which pandas stores as
+    ``__index_level_0__``, ``__index_level_1__`` (a two-level index, after a ``groupby`` or ``concat(keys=...)``),
+    ... and :func:`index_as_columns` drops. An index level with a name is a column of the records.
+
+    Examples
+    --------
+    >>> record_columns(["age", "pid", "__index_level_0__", "__index_level_1__"])
+    ['age', 'pid']
+    """
+    return [n for n in names if not _UNNAMED_INDEX.fullmatch(n)]
 
 
 def _stored_names(p: Path) -> list[str]:

@@ -174,6 +174,11 @@ def _run_task(
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
+            if list(out.columns) != spec["columns"]:  # the parts would fail the run's checks when it finishes
+                raise DataValidationError(
+                    f"The records of block {k} have columns {[str(c) for c in out.columns][:8]}; the run expected "
+                    f"{spec['columns'][:8]}, the columns of the conditions source ({type(source).__name__}) and "
+                    "the model's targets. Its read must give the columns it lists.")
             yield _as_table(out, getattr(source, "arrow_types", None))
             if on_rows is not None:
                 on_rows(last - first)

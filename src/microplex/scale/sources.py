@@ -29,7 +29,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
-from ..io import arrow_frame, file_sha256
+from ..io import arrow_frame, file_sha256, record_columns
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
            "as_source"]
@@ -164,7 +164,7 @@ class ParquetSource(ConditionSource):
         self.path = str(Path(path))
         self.files = parquet_files(path, "Conditions")
         schema = _read_schema(self.files[0])
-        names = [n for n in schema.names if n != "__index_level_0__"]
+        names = record_columns(schema.names)
         ranges = _metadata_index(schema)
         if ranges and (columns is None or set(ranges) & set(columns)):
             raise DataValidationError(
