@@ -235,8 +235,8 @@ def index_as_columns(frame: pd.DataFrame, label: str, stored: Sequence[Any] = ()
     if clash:
         raise DataValidationError(
             f"{label[0].upper()}{label[1:]} stores a pandas index named {clash} beside a column (or another index "
-            "level) of that name: the file holds two columns of one name. Rename one (df.rename_axis(...) or "
-            "df.reset_index(drop=True)) and write the file again.")
+            "level) of that name: its records would hold two columns of one name. Rename one (df.rename_axis(...), "
+            "or df.reset_index(drop=True) to drop the index) and write or pass it again.")
     unnamed = [i for i, n in enumerate(index.names) if n is None]
     if unnamed:
         frame = frame.reset_index(level=unnamed, drop=True)

@@ -19,8 +19,8 @@ import pytest
 
 from microplex import DataValidationError, Synthesizer
 from microplex.io import read_table, record_columns
-from microplex.scale import ParquetSource, generate_dataset
-from microplex.scale.sources import ConditionSource
+from microplex.scale import FrameSource, ParquetSource, generate_dataset
+from microplex.scale.sources import CellCounts, ConditionSource, Resample
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,60 @@ def test_a_block_without_the_runs_columns_is_refused_before_anything_is_written(
         generate_dataset(synth, conditions=_LyingSource(df[["x", "g"]].iloc[:40]), path=tmp_path / "pop", seed=0,
                          progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no part, no running manifest left
+
+
+def _people(df: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return df[["x", "g"]].iloc[:40].assign(pid=np.sort(rng.choice(10**6, 40, replace=False))).set_index("pid")
+
+
+def test_a_named_index_of_frame_conditions_is_a_column_as_in_parquet(toy, tmp_path):
+    df, synth = toy
+    people = _people(df)
+    generate_dataset(synth, conditions=people, path=tmp_path / "frame", seed=0, progress=False)
+    people.to_parquet(tmp_path / "people.parquet")
+    generate_dataset(synth, conditions=tmp_path / "people.parquet", path=tmp_path / "file", seed=0, progress=False)
+    got = read_table(tmp_path / "frame")
+    assert list(got.columns) == ["x", "g", "pid", "y"]
+    assert got["pid"].tolist() == people.index.tolist()
+    pd.testing.assert_frame_equal(got, read_table(tmp_path / "file"))
+    # the draws are those of the same conditions without the ids
+    generate_dataset(synth, conditions=people.reset_index(drop=True), path=tmp_path / "plain", seed=0,
+                     progress=False)
+    pd.testing.assert_frame_equal(got.drop(columns="pid"), read_table(tmp_path / "plain"))
+
+
+def test_a_multi_level_index_keeps_its_named_levels_and_drops_the_unnamed(toy, tmp_path):
+    df, synth = toy
+    people = _people(df)
+    hh = people.assign(hid=np.arange(40) // 3).set_index("hid", append=True)
+    generate_dataset(synth, conditions=hh, path=tmp_path / "hh", seed=0, progress=False)
+    got = read_table(tmp_path / "hh")
+    assert list(got.columns) == ["x", "g", "pid", "hid", "y"]
+    assert got["hid"].tolist() == (np.arange(40) // 3).tolist()
+    mixed = hh.copy()
+    mixed.index = mixed.index.set_names([None, "hid"])  # row numbers and a household id
+    assert FrameSource(mixed).columns == ["x", "g", "hid"]
+    unnamed = people.rename_axis(None)  # ids without a name: row labels, dropped as before
+    assert FrameSource(unnamed).columns == ["x", "g"]
+    assert FrameSource(unnamed).read(0, 3).index.equals(pd.RangeIndex(3))
+
+
+def test_cell_counts_and_resample_keep_a_named_index_as_a_column():
+    cells = pd.DataFrame({"g": ["a", "b"], "x": [0.5, -1.0], "persons": [2, 3]}).set_index("g")
+    src = CellCounts(cells, count_col="persons")
+    assert src.columns == ["x", "g"]
+    assert src.read(0, 5)["g"].tolist() == ["a", "a", "b", "b", "b"]
+    counted = pd.DataFrame({"g": ["a", "b", "b"], "x": [1.0, 2.0, 2.0]}).groupby(["g", "x"]).size().to_frame("count")
+    assert CellCounts(counted).read(0, 3).to_dict("list") == {"g": ["a", "b", "b"], "x": [1.0, 2.0, 2.0]}
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]}, index=pd.Index([17, 4, 9], name="pid"))
+    drawn = Resample(frame, weights=[0, 0, 1], seed=3).read(0, 4)
+    assert drawn.to_dict("list") == {"x": [3.0] * 4, "pid": [9] * 4}
+
+
+def test_an_index_named_as_a_column_of_frame_conditions_is_refused(toy, tmp_path):
+    df, synth = toy
+    clash = df[["x", "g"]].iloc[:10].set_index(df["x"].iloc[:10].rename("x"))
+    with pytest.raises(DataValidationError, match=r"The 'conditions' frame stores a pandas index named \['x'\] beside"):
+        generate_dataset(synth, conditions=clash, path=tmp_path / "pop", seed=0, progress=False)
+    assert not (tmp_path / "pop").exists()

@@ -249,7 +249,9 @@ def generate_dataset(
         Conditions of the records: a source from :mod:`microplex.scale.sources`
         (``ParquetSource``, ``CellCounts``, ``Resample``, ``FrameSource``), a DataFrame, a
         Parquet file or directory, or ``None`` for a weighted resample of the training
-        conditions (seeded by ``seed``). Extra columns are kept in the output.
+        conditions (seeded by ``seed``). Extra columns are kept in the output, and so is a frame's pandas index
+        with a name (a column after the frame's, as a Parquet file of it is read; an index without a name is
+        dropped).
     n : int, default=None
         Number of records (an int >= 1: ``1e6`` is refused, not truncated; at most 2**53); defaults
         to every row of a bounded source (the first ``n`` rows are used otherwise). 0 is refused: a
