@@ -141,3 +141,17 @@ def test_an_index_named_as_a_column_of_frame_conditions_is_refused(toy, tmp_path
     with pytest.raises(DataValidationError, match=r"The 'conditions' frame stores a pandas index named \['x'\] beside"):
         generate_dataset(synth, conditions=clash, path=tmp_path / "pop", seed=0, progress=False)
     assert not (tmp_path / "pop").exists()
+
+
+def test_a_condition_only_in_the_folder_names_of_hive_conditions_is_named_as_a_partition_key(toy, tmp_path):
+    df, synth = toy
+    df[["x", "g"]].iloc[:50].to_parquet(tmp_path / "hive", partition_cols=["g"], index=False)
+    assert ParquetSource(tmp_path / "hive").partition_keys == ["g"]
+    with pytest.raises(DataValidationError, match=r"lacks the model's condition columns \['g'\]; it has \['x'\]\. "
+                       r"\['g'\] are partition keys of '.*hive', in its folder names \(g=\.\.\.\): streamed Parquet "
+                       r"conditions read only the columns the files store"):
+        generate_dataset(synth, conditions=tmp_path / "hive", path=tmp_path / "pop", seed=0, progress=False)
+    df[["x"]].iloc[:50].to_parquet(tmp_path / "plain.parquet", index=False)
+    with pytest.raises(DataValidationError, match=r"condition columns \['g'\]; it has \['x'\]\.$"):
+        generate_dataset(synth, conditions=tmp_path / "plain.parquet", path=tmp_path / "pop", seed=0, progress=False)
+    assert not (tmp_path / "pop").exists()

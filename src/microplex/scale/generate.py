@@ -80,8 +80,12 @@ def _check_args(
         raise DataValidationError(f"'conditions' must have distinct, non-empty string column names. Got {names[:20]}.")
     missing = [c for c in synth.condition_vars if c not in source.columns]
     if missing:
+        keys = [c for c in missing if c in getattr(source, "partition_keys", ())]
         raise DataValidationError(
             f"'conditions' lacks the model's condition columns {missing}; it has {source.columns[:20]}."
+            + (f" {keys} are partition keys of {source.path!r}, in its folder names ({keys[0]}=...): streamed "
+               "Parquet conditions read only the columns the files store. Store them in the files too, or read the "
+               "folder into memory (microplex.io.read_table; on the command line, without --stream)." if keys else "")
         )
     check_no_targets(source.columns, synth.target_vars)
     if n is None:

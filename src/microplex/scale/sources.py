@@ -173,6 +173,10 @@ class ParquetSource(ConditionSource):
             columns = check_names(columns, "columns", allow_empty=False)
         self.path = str(Path(path))
         self.files = parquet_files(path, "Conditions")
+        #: The hive partition keys of the folder names (``g=a/part.parquet``): columns the files do not store.
+        self.partition_keys = list(dict.fromkeys(
+            part.split("=", 1)[0] for f in self.files
+            for part in Path(os.path.relpath(f, self.path)).parts[:-1] if "=" in part))
         schema = _read_schema(self.files[0])
         names = record_columns(schema.names)
         ranges = _metadata_index(schema)
