@@ -280,7 +280,8 @@ def generate(
                     raise DataValidationError(
                         "The '--numeric' option does not act on streamed Parquet conditions (their columns keep "
                         "their types); write those columns as numbers, or drop --stream/--partition-by.")
-                cond = str(conditions) if parquet else read_table(conditions, numeric=numeric_vars)
+                cond = str(conditions) if parquet else read_table(conditions, numeric=numeric_vars,
+                                                                  text=_text_conditions(synth))
             client = None
             if scheduler:
                 from dask.distributed import Client
@@ -297,7 +298,7 @@ def generate(
         if n is not None:
             check_rows_fit_memory(n, n_columns, "n")
         if conditions is not None:
-            cond_df = read_table(conditions, numeric=numeric_vars)
+            cond_df = read_table(conditions, numeric=numeric_vars, text=_text_conditions(synth))
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
@@ -314,6 +315,15 @@ def generate(
             + (f" (weight {weight!r}: {population:,.6g} in total)" if population is not None else ""))
 
     run_body(body, quiet, verbose)
+
+
+def _text_conditions(synth) -> list[str]:
+    """The categorical conditions of ``synth`` whose training categories are all text (household sizes ``'1'``,
+    ``'2'``, ``'3+'``; county codes ``'013'``): a conditions CSV's column of them is read as the text it writes,
+    also where its cells all look like numbers (:func:`microplex.io.read_table`'s ``text``)."""
+    enc = synth.condition_encoder_
+    return [c for c, kind in enc.kinds.items()
+            if kind == "categorical" and enc.stats[c] and all(isinstance(v, str) for v in enc.stats[c])]
 
 
 def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:

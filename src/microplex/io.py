@@ -7,6 +7,7 @@ import csv
 import decimal
 import hashlib
 import os
+import re
 import stat
 import struct
 import warnings
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ._files import (DOT_MISSING, columns_hint, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
+from ._files import (DOT_MISSING, columns_hint, csv_text, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
                      keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_names, memory_cap, to_python
@@ -87,7 +88,7 @@ def resolve_path(path: str | os.PathLike, base: Path | None = None) -> Path:
 
 
 def read_table(path: str | os.PathLike, base: Path | None = None, *,
-               numeric: Sequence[str] = ()) -> pd.DataFrame:
+               numeric: Sequence[str] = (), text: Sequence[str] = ()) -> pd.DataFrame:
     """Reads CSV, Parquet (file or dataset folder) or anything pandas reads, by extension.
 
     A CSV file (also ``.gz``, ``.bz2``, ``.xz``, ``.zip``) is read as pandas reads it, but for what other tools
@@ -114,12 +115,23 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     thousands separators, a currency sign), missing or empty; any other cell is refused, and so is a name that is
     no column of the file (see :func:`as_numbers`).
 
+    ``text`` names columns of a CSV file read as the text it writes whatever its cells look like: a model's text
+    categories (household sizes ``'1'``, ``'2'``, ``'3+'``; county codes ``'013'``) in a file whose cells of the
+    column happen to be all numbers (``1``, ``2``; ``100``, ``245``), which pandas reads as the integers; read here
+    as written (``013`` stays ``'013'``), a cell ``None`` the text "None" and empty cells missing. Names the file
+    lacks are skipped (the caller checks the columns it needs); the other formats store their types and are read
+    as stored. A column named in both ``numeric`` and ``text`` is refused.
+
     Examples
     --------
     >>> read_table("bundled:cps1").shape
     (15992, 9)
     """
     numeric = check_names(list(numeric) if isinstance(numeric, pd.Index) else numeric, "numeric")
+    text = check_names(list(text) if isinstance(text, pd.Index) else text, "text")
+    both = [c for c in numeric if c in text]
+    if both:
+        raise DataValidationError(f"Columns named both as numbers and as text: {both}; name each as one of them.")
     p = resolve_path(path, base)
     if not p.exists():
         raise DataValidationError(f"Input file {str(p)!r} does not exist.")
@@ -170,10 +182,11 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
         try:
+            frame = _as_text(p, frame, text, csv_kwargs)  # first: a cell None of such a column is the text "None"
             frame = keep_padded_codes(p, keep_none_labels(p, frame, read_kwargs=csv_kwargs), read_kwargs=csv_kwargs)
         except _READ_ERRORS as exc:
             raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
-        frame = _text_numbers_as_numbers(frame)
+        frame = _text_numbers_as_numbers(frame, keep=text)
     return as_numbers(_decimals_as_floats(frame), numeric, f"the table {str(p)!r}")
 
 
@@ -234,8 +247,8 @@ def index_as_columns(frame: pd.DataFrame, label: str, stored: Sequence[Any] = ()
     if clash:
         raise DataValidationError(
             f"{label[0].upper()}{label[1:]} stores a pandas index named {clash} beside a column (or another index "
-            "level) of that name: the file holds two columns of one name. Rename one (df.rename_axis(...) or "
-            "df.reset_index(drop=True)) and write the file again.")
+            "level) of that name: its records would hold two columns of one name. Rename one (df.rename_axis(...), "
+            "or df.reset_index(drop=True) to drop the index) and write or pass it again.")
     unnamed = [i for i, n in enumerate(index.names) if n is None]
     if unnamed:
         frame = frame.reset_index(level=unnamed, drop=True)
@@ -249,6 +262,24 @@ def arrow_frame(table: pa.Table, label: str) -> pd.DataFrame:
     (``df.set_index("pid")``) kept as columns where the file stores them (:func:`index_as_columns`), as
     :func:`read_table` reads a file; ``label`` names the table in the error raised on a clash."""
     return index_as_columns(table.to_pandas(), label, table.column_names)
+
+
+#: The column names pandas gives the index levels without a name it stores in a Parquet or Feather file.
+_UNNAMED_INDEX = re.compile(r"__index_level_\d+__")
+
+
+def record_columns(names: Sequence[str]) -> list[str]:
+    """The column names of a Parquet file (its Arrow schema's ``names``) that are columns of its records, as
+    :func:`arrow_frame` reads them: ``names`` without the index levels that have no name, which pandas stores as
+    ``__index_level_0__``, ``__index_level_1__`` (a two-level index, after a ``groupby`` or ``concat(keys=...)``),
+    ... and :func:`index_as_columns` drops. An index level with a name is a column of the records.
+
+    Examples
+    --------
+    >>> record_columns(["age", "pid", "__index_level_0__", "__index_level_1__"])
+    ['age', 'pid']
+    """
+    return [n for n in names if not _UNNAMED_INDEX.fullmatch(n)]
 
 
 def _stored_names(p: Path) -> list[str]:
@@ -425,15 +456,36 @@ def _json_strings(cells: pd.Series) -> bool:
     return bool(integer_codes(present.astype(str)))
 
 
-def _text_numbers_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+def _as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str], read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    """``frame``, read from the CSV file ``p`` with ``read_kwargs``, with each of ``columns`` it holds that pandas read
+    as numbers or booleans as the text the file writes (``013`` is ``"013"``, ``1`` is ``"1"``: not the number's
+    text); the cells pandas read as missing stay missing (:func:`microplex._files.keep_none_labels` then puts back
+    those written ``None``)."""
+    cols = [c for c in columns if c in frame.columns and not _all_text(frame[c])]
+    if not cols:
+        return frame
+    raw = csv_text(p, cols, read_kwargs)
+    return frame.assign(**{c: raw[c].astype(object).where(frame[c].notna().to_numpy()).to_numpy() for c in cols})
+
+
+def _all_text(s: pd.Series) -> bool:
+    """Whether every value of ``s`` but the missing ones is a string (pandas read a column of booleans with a
+    missing cell as objects)."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return True
+    return s.dtype == object and bool(s.dropna().map(lambda v: isinstance(v, str)).all())
+
+
+def _text_numbers_as_numbers(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """``frame`` with each text column of numbers read as the numbers it holds: numbers written with thousands
     separators, a currency or a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports
     them; :func:`microplex._files.formatted_numbers`; a percentage as its fraction), or plain numbers whose missing
     values are written ``.`` (a SAS or Stata export; SAS's special missing values ``.A``-``.Z``, ``._``) or as
     spaces (:func:`microplex._files.dot_missing`; those cells missing, and integer codes some of which are written
-    with leading zeros (``013``) kept as codes as written). A column's distinct values are read once for both."""
+    with leading zeros (``013``) kept as codes as written). A column's distinct values are read once for both. The
+    columns ``keep`` names (read as text on purpose) are left as they are."""
     for c in frame.columns:
-        values = text_values(frame[c])
+        values = None if c in keep else text_values(frame[c])
         if values is None:
             continue
         if dot_missing(values):

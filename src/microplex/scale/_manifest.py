@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
+from ..io import record_columns
 
 __all__ = ["read_json", "check_manifest", "check_marker", "check_part"]
 
@@ -149,7 +150,7 @@ def check_part(file: Path, entry: dict[str, Any], columns: list[str], marker: Pa
         meta = pq.read_metadata(file)
     except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
         raise _fail(file, f"is not a readable Parquet file ({str(exc)[:80]})", what) from None
-    names = [n for n in meta.schema.names if n != "__index_level_0__"]
+    names = record_columns(meta.schema.names)
     if meta.num_rows != entry["rows"] or names != list(columns):
         raise _fail(
             file, f"holds {meta.num_rows} rows of columns {names[:8]}; expected {entry['rows']} rows of {columns[:8]}", what

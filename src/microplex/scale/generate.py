@@ -80,8 +80,12 @@ def _check_args(
         raise DataValidationError(f"'conditions' must have distinct, non-empty string column names. Got {names[:20]}.")
     missing = [c for c in synth.condition_vars if c not in source.columns]
     if missing:
+        keys = [c for c in missing if c in getattr(source, "partition_keys", ())]
         raise DataValidationError(
             f"'conditions' lacks the model's condition columns {missing}; it has {source.columns[:20]}."
+            + (f" {keys} are partition keys of {source.path!r}, in its folder names ({keys[0]}=...): streamed "
+               "Parquet conditions read only the columns the files store. Store them in the files too, or read the "
+               "folder into memory (microplex.io.read_table; on the command line, without --stream)." if keys else "")
         )
     check_no_targets(source.columns, synth.target_vars)
     if n is None:
@@ -174,6 +178,11 @@ def _run_task(
             first, last = max(start, lo) - lo, min(stop, hi) - lo
             if (first, last) != (0, hi - lo):
                 out = out.iloc[first:last]
+            if list(out.columns) != spec["columns"]:  # the parts would fail the run's checks when it finishes
+                raise DataValidationError(
+                    f"The records of block {k} have columns {[str(c) for c in out.columns][:8]}; the run expected "
+                    f"{spec['columns'][:8]}, the columns of the conditions source ({type(source).__name__}) and "
+                    "the model's targets. Its read must give the columns it lists.")
             yield _as_table(out, getattr(source, "arrow_types", None))
             if on_rows is not None:
                 on_rows(last - first)
@@ -244,7 +253,9 @@ def generate_dataset(
         Conditions of the records: a source from :mod:`microplex.scale.sources`
         (``ParquetSource``, ``CellCounts``, ``Resample``, ``FrameSource``), a DataFrame, a
         Parquet file or directory, or ``None`` for a weighted resample of the training
-        conditions (seeded by ``seed``). Extra columns are kept in the output.
+        conditions (seeded by ``seed``). Extra columns are kept in the output, and so is a frame's pandas index
+        with a name (a column after the frame's, as a Parquet file of it is read; an index without a name is
+        dropped).
     n : int, default=None
         Number of records (an int >= 1: ``1e6`` is refused, not truncated; at most 2**53); defaults
         to every row of a bounded source (the first ``n`` rows are used otherwise). 0 is refused: a

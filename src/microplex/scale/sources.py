@@ -29,7 +29,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
-from ..io import arrow_frame, file_sha256
+from ..io import arrow_frame, file_sha256, index_as_columns, record_columns
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
            "as_source"]
@@ -98,6 +98,16 @@ def _check_frame(frame: object, label: str) -> pd.DataFrame:
     return frame
 
 
+def _records(frame: object, label: str, what: str) -> pd.DataFrame:
+    """``frame`` checked (:func:`_check_frame`) with its pandas index as a Parquet file of it is read
+    (:func:`microplex.io.index_as_columns`): the levels with a name (``df.set_index("pid")``, ids) are columns
+    after the frame's, the others (row numbers) dropped; a fresh ``RangeIndex``. ``what`` names the frame in the
+    error raised when an index level is named as a column."""
+    if isinstance(frame, pd.DataFrame):
+        frame = index_as_columns(frame, what, list(frame.columns))
+    return _check_frame(frame, label)
+
+
 def _arrow_types(frame: pd.DataFrame) -> dict[str, pa.DataType]:
     """The Parquet type of every column, fixed for the whole source (a block of only missing
     values would otherwise get another type than the next block)."""
@@ -128,9 +138,9 @@ class FrameSource(ConditionSource):
     """
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        _check_frame(frame, "'conditions'")
+        frame = _records(frame, "'conditions'", "the 'conditions' frame")
         self.arrow_types = _arrow_types(frame)
-        self.frame = frame.reset_index(drop=True)
+        self.frame = frame.reset_index(drop=True)  # a frame of its own: the caller's may change
         self.columns = [str(c) for c in frame.columns]
         self.n_rows = len(frame)
 
@@ -163,8 +173,12 @@ class ParquetSource(ConditionSource):
             columns = check_names(columns, "columns", allow_empty=False)
         self.path = str(Path(path))
         self.files = parquet_files(path, "Conditions")
+        #: The hive partition keys of the folder names (``g=a/part.parquet``): columns the files do not store.
+        self.partition_keys = list(dict.fromkeys(
+            part.split("=", 1)[0] for f in self.files
+            for part in Path(os.path.relpath(f, self.path)).parts[:-1] if "=" in part))
         schema = _read_schema(self.files[0])
-        names = [n for n in schema.names if n != "__index_level_0__"]
+        names = record_columns(schema.names)
         ranges = _metadata_index(schema)
         if ranges and (columns is None or set(ranges) & set(columns)):
             raise DataValidationError(
@@ -324,7 +338,7 @@ class CellCounts(ConditionSource):
         if not isinstance(count_col, str) or not count_col:
             raise DataValidationError(f"The 'count_col' parameter must be a non-empty str. Got {count_col!r} instead.")
         if isinstance(table, pd.DataFrame):
-            _check_frame(table, "The CellCounts table")
+            table = _records(table, "The CellCounts table", "the CellCounts table")
         if not isinstance(table, pd.DataFrame) or count_col not in table.columns:
             got = list(table.columns) if isinstance(table, pd.DataFrame) else type(table).__name__
             raise DataValidationError(f"CellCounts needs a DataFrame with a {count_col!r} column. Got {got}.")
@@ -390,12 +404,12 @@ class Resample(ConditionSource):
         block_rows = check_int(block_rows, "block_rows", low=1, high=_MAX_BLOCK_ROWS)
         if not isinstance(frame, pd.DataFrame) or len(frame) == 0:
             raise DataValidationError("Resample needs a non-empty DataFrame to draw from.")
-        _check_frame(frame, "The Resample frame")
+        frame = _records(frame, "The Resample frame", "the Resample frame")
         if weights is not None and np.ndim(weights) != 1:
             raise DataValidationError(f"Resample weights must be {len(frame)} numbers. Got {type(weights).__name__}.")
         w = check_weights(weights, len(frame), "Resample weights")
         self.arrow_types = _arrow_types(frame)
-        self.frame = frame.reset_index(drop=True)
+        self.frame = frame.reset_index(drop=True)  # a frame of its own: the caller's may change
         self.weights = w
         self.seed = int(seed)
         self.block_rows = int(block_rows)
