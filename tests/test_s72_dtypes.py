@@ -87,3 +87,60 @@ def test_fuse_refuses_numbers_in_an_object_column_of_a_source():
     fused = fuse([Source(a, "a"), Source(codes, "b")], base="a",
                  synthesizer_params={**FAST, "schema": {"z": VariableSpec(kind="categorical")}})
     assert set(fused.data["z"]) <= {1, 2}
+
+
+# -- 2. nullable conditions with missing values keep their dtype in sample -----------------------------------------
+def _nullable_conditions(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "y": rng.lognormal(3, 1, n),
+        "age": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 90, n)), dtype="Int64"),
+        "inc": pd.array(np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)), dtype="Float64"),
+        "agefull": pd.array(rng.integers(0, 90, n), dtype="Int64"),
+    })
+
+
+NULLABLE = {"age": "Int64", "inc": "Float64", "agefull": "Int64"}
+
+
+def test_sample_keeps_nullable_conditions_with_missing_values_in_their_dtype(tmp_path):
+    df = _nullable_conditions()
+    synth = Synthesizer(["y"], ["age", "inc", "agefull"], **FAST).fit(df, seed=0)
+    assert {n: str(d) for n, d in synth.training_conditions_.dtypes.items()} == NULLABLE
+    drawn = synth.sample(400, seed=1)
+    # before: age float64, inc float64 (agefull, without missing values, stayed Int64)
+    assert {n: str(drawn[n].dtype) for n in NULLABLE} == NULLABLE
+    assert 0 < drawn["age"].isna().sum() < 400 and 0 < drawn["inc"].isna().sum() < 400
+    # the resampled rows are training rows, values and missing values alike
+    pd.testing.assert_frame_equal(synth.training_conditions_, df[["age", "inc", "agefull"]])
+    path = tmp_path / "m.mpx"
+    synth.save(path)
+    loaded = Synthesizer.load(path)
+    pd.testing.assert_frame_equal(loaded.training_conditions_, synth.training_conditions_)
+    pd.testing.assert_frame_equal(loaded.sample(400, seed=1), drawn)
+    # generate with the conditions as given, as before
+    given = synth.generate(df[["age", "inc", "agefull"]], seed=0)
+    assert {n: str(given[n].dtype) for n in NULLABLE} == NULLABLE
+
+
+def test_a_nullable_condition_keeps_its_dtype_when_records_of_weight_0_are_left_out():
+    df = _nullable_conditions().assign(w=1.0)
+    df["cond"] = pd.array(np.where(np.arange(len(df)) < 5, None, np.arange(len(df)) % 7), dtype="Int64")
+    df.loc[:4, "w"] = 0.0  # cond missing only on records of weight 0: they are left out
+    synth = Synthesizer(["y"], ["age", "cond"], **FAST).fit(df, weight_col="w", seed=0)
+    kept = synth.training_conditions_
+    assert str(kept["age"].dtype) == "Int64" and str(kept["cond"].dtype) == "Int64" and len(kept) == len(df) - 5
+    pd.testing.assert_frame_equal(kept, df[["age", "cond"]].iloc[5:].reset_index(drop=True))
+
+
+def test_generate_dataset_without_conditions_writes_nullable_conditions_in_their_dtype(tmp_path):
+    from microplex.io import read_table
+    from microplex.scale import dataset_schema, generate_dataset
+
+    synth = Synthesizer(["y"], ["age", "inc", "agefull"], **FAST).fit(_nullable_conditions(), seed=0)
+    pop = tmp_path / "pop"
+    generate_dataset(synth, n=100, path=pop, progress=False)
+    types = {f.name: str(f.type) for f in dataset_schema(pop)}
+    assert (types["age"], types["inc"], types["agefull"]) == ("int64", "double", "int64")  # before: age double
+    back = read_table(pop)
+    assert {n: str(back[n].dtype) for n in NULLABLE} == NULLABLE

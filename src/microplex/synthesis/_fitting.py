@@ -199,7 +199,11 @@ class _Fitting:
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either
             self._ranges = {}
         else:
-            self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
+            # in the dtypes given: missing_as_nan read a nullable Int64 or Float64 with missing values as float64,
+            # so sample (which resamples these rows) drew such a condition as float64 where generate kept it
+            kept = data[conditions].reset_index(drop=True)
+            self.training_conditions_ = kept.astype({n: given[n].dtype for n in conditions
+                                                     if kept[n].dtype != given[n].dtype})
             self.training_weights_ = w.copy()
 
         with torch.random.fork_rng(devices=[]):
