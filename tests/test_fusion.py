@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from microplex import DataValidationError, FusionResult, Source, fuse
+from microplex import DataValidationError, FusionResult, Source, VariableSpec, fuse
 from microplex.fusion import correlation_bounds
 from microplex.fusion._source import harmonize
 from microplex.fusion.diagnostics import weighted_ks, weighted_smd, weighted_tvd
@@ -406,7 +406,9 @@ def test_shared_categories_with_equal_labels_but_other_types_name_column_and_sou
     a, b = _frames()
     a["k"], b["k"] = base_values(a["x"] > 0), donor_values(b["x"] > 0)
     with pytest.raises(DataValidationError, match=r"Shared column 'k': " + shown + r": the labels agree but the types"):
-        fuse([Source(a, "a"), Source(b, "b")], base="a", synthesizer_params=FAST)
+        # int objects are categories when declared so (session 72)
+        fuse([Source(a, "a"), Source(b, "b")], base="a",
+             synthesizer_params={**FAST, "schema": {"k": VariableSpec(kind="categorical")}})
 
 
 def test_donor_records_of_weight_zero_are_never_the_held_out_part():

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import numbers
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
@@ -354,6 +355,7 @@ class _Columns:
     def __init__(self, records: pd.DataFrame) -> None:
         self.records = records
         self._codes: dict[str, tuple[np.ndarray, pd.Index]] = {}
+        self._held: dict[str, np.ndarray] = {}
         self._numbers_checked: set[str] = set()
 
     def _check_numbers(self, col: str, values: np.ndarray, target: Target) -> None:
@@ -391,6 +393,14 @@ class _Columns:
         if col not in self._codes:
             self._codes[col] = value_codes(self.column(col, target))
         return self._codes[col]
+
+    def held(self, col: str, target: Target) -> np.ndarray:
+        """Which of the values of :meth:`codes` some record holds (a category's unused levels, or the gaps of an
+        integer range, are values no record holds)."""
+        if col not in self._held:
+            codes, uniques = self.codes(col, target)
+            self._held[col] = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        return self._held[col]
 
     def variable(self, col: str, target: Target) -> np.ndarray:
         """A summed variable as float; missing values are checked on the records a target covers."""
@@ -537,8 +547,9 @@ def range_mask(s: pd.Series, cond: pd.Interval, what: str) -> np.ndarray:
     return np.asarray(lo_ok & hi_ok, dtype=bool)
 
 
-def _mask(cols: _Columns, target: Target) -> np.ndarray:
-    """Boolean mask of records matching ``target.filters`` (one target at a time)."""
+def _mask(cols: _Columns, target: Target, absent: dict[str, list[Any]] | None = None) -> np.ndarray:
+    """Boolean mask of records matching ``target.filters`` (one target at a time); ``absent``, when given, receives
+    per column the text members of a set filter that no record holds (:func:`absent_members_error`)."""
     n = len(cols.records)
     mask = np.ones(n, dtype=bool)
     for col, cond in target.filters.items():
@@ -561,11 +572,49 @@ def _mask(cols: _Columns, target: Target) -> np.ndarray:
             codes, uniques = cols.codes(col, target)
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]
             pos = lookup_values(uniques, wanted)
+            if absent is not None and isinstance(cond, frozenset):
+                held = cols.held(col, target)
+                # text labels only: a set of numbers is a band of codes (educ in {9, 10, 11, 12}, the geo demo's
+                # targets), some of which a population may lack; its other codes take the band's total
+                lost = [v for v, at in zip(wanted, pos, strict=True)
+                        if isinstance(v, str) and (at < 0 or not held[at])]
+                if lost:
+                    absent[col] = lost
             pos = pos[pos >= 0]
             hit = np.zeros(len(uniques) + 1, dtype=bool)
             hit[pos] = True
             mask &= hit[codes]
     return mask
+
+
+def absent_members_error(cols: _Columns, target: Target, absent: dict[str, list[str]]) -> DataValidationError:
+    """The refusal of ``target``, whose set filters list the text members ``absent`` (per column) that no record
+    holds: the set's other members took its whole total (a typo, or "Zürich" written in another Unicode form than
+    the records', NFC against NFD, put it all on "Bern"), as an equality on such a value is refused. A member whose
+    Unicode NFC form is that of a value the records hold is named with that value (in ``ascii``: the two print
+    alike)."""
+    parts, hints = [], []
+    for col, members in absent.items():
+        members = sorted(members)
+        parts.append(f"its filter on {col!r} lists {members}")
+        _, uniques = cols.codes(col, target)
+        forms: dict[str, str] = {}
+        for u, h in zip(uniques, cols.held(col, target), strict=True):
+            if h and isinstance(u, str):
+                forms.setdefault(unicodedata.normalize("NFC", u), u)
+        for v in members:
+            same = forms.get(unicodedata.normalize("NFC", v))
+            if same is not None:
+                hints.append(
+                    f" {v!r} is written in another Unicode form in the records (they hold {ascii(same)}, the "
+                    f"filter {ascii(v)}): normalize both, e.g. df[{col!r}] = df[{col!r}].str.normalize('NFC') "
+                    "and the filter in NFC.")
+    return DataValidationError(
+        f"Target {target.name!r} has value {target.value:g} but {' and '.join(parts)}, which no record has; expected "
+        "every label of a set to be held by some record (the others would take the whole total: a category absent "
+        "from the records cannot be reached). Correct the label, or drop it from the set where the records "
+        "lack it." + "".join(hints)
+    )
 
 
 def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str, ...]) -> np.ndarray:
@@ -768,7 +817,11 @@ def build_design(
         varr = np.array([t.value for _, t in uniq_group])
         emit(rec, jarr[gpos], uniq_group[0][1], varr[gpos] if key[1] == "mean" else 0.0)
     for j, t in generic:
-        rec = np.flatnonzero(_mask(cols, t))
+        # a set member no record holds, refused as an equality's absent category is (a mean: over no record)
+        absent: dict[str, list[Any]] | None = {} if check_reach and (t.value != 0 or t.aggregate == "mean") else None
+        rec = np.flatnonzero(_mask(cols, t, absent))
+        if absent:
+            raise absent_members_error(cols, t, absent)
         emit(rec, np.full(len(rec), j, dtype=np.int64), t, t.value)
 
     for j, t in enumerate(targets):

@@ -16,8 +16,8 @@ from .._random import holdout_split, int_seed
 from .._stats import unseen_categories
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
-from ..synthesis._validation import (check_allocation, check_column, check_numbers_as_text, check_reserved,
-                                     complete_rows)
+from ..synthesis._validation import (check_allocation, check_column, check_numbers_as_objects, check_numbers_as_text,
+                                     check_reserved, complete_rows)
 from ._plan import DIFFERENCE_THRESHOLD, FusionStep, _plan, _resolve  # noqa: F401 - re-exported
 from ._source import Source, is_categorical
 from ._report import AUX_FLAG, bounds_table, holdout_scores
@@ -191,13 +191,17 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
     return dict(params)
 
 
-def _check_sources(sources: list[Source]) -> None:
-    """Refuses reserved column names and columns microplex cannot model, naming source and column."""
+def _check_sources(sources: list[Source], params: Mapping[str, Any] | None = None) -> None:
+    """Refuses reserved column names and columns microplex cannot model, naming source and column; numbers in a
+    column of dtype object only where ``params`` (the checked ``synthesizer_params``) do not declare it categorical."""
+    declared = {n for n, spec in ((params or {}).get("schema") or {}).items() if spec.kind == "categorical"}
     for src in sources:
         check_reserved(src.variables, f"Source {src.name!r}: columns", RESERVED)
         for col in src.variables:
             check_column(src.data[col].dropna(), col, f"source {src.name!r}")
             check_numbers_as_text(src.data[col], col, f"source {src.name!r}")
+            if col not in declared:
+                check_numbers_as_objects(src.data[col], col, f"source {src.name!r}")
 
 
 def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, where: str, donor: Source,
@@ -327,7 +331,7 @@ def fuse(
         raise DataValidationError(f"The 'rename' parameter must be a mapping of source names or None. Got {rename!r:.80} instead.")
     synthesizer_params = _check_synthesizer_params(synthesizer_params)
     sources, base_src, aux = _resolve(sources, base, auxiliary, rename)
-    _check_sources(sources + ([aux] if aux is not None else []))
+    _check_sources(sources + ([aux] if aux is not None else []), synthesizer_params)
     n_columns = len(base_src.data.columns) + sum(len(s.variables) for s in sources) + 1
     check_allocation(16.0 * len(base_src.data) * n_imputations * n_columns,
                      f"The fused data ({len(base_src.data):,} base records x {n_imputations} imputations)",

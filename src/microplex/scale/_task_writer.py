@@ -5,6 +5,7 @@ layout and the guarantees).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +54,27 @@ def _partition_dir(keys: tuple, partition_by: list[str]) -> str:
     return "/".join(parts)
 
 
+def _without_pandas_columns(table: pa.Table, names: list[str]) -> pa.Table:
+    """``table`` (a data file's columns, the partition columns ``names`` dropped) with ``names`` left out of its
+    Arrow schema's ``pandas`` metadata too: listed there with a nullable dtype (``boolean``, ``Int64``), pandas
+    read the folder's dictionary-typed partition column into that dtype and ``pd.read_parquet("pop")`` raised
+    (``TypeError: Expected array of boolean type``). Unlisted, pandas reads a partition column as it reads any
+    (a categorical); the schema file (:func:`~microplex.scale.dataset_schema`) keeps its type."""
+    meta = table.schema.metadata
+    if not meta or b"pandas" not in meta:
+        return table
+    pandas_meta = json.loads(meta[b"pandas"])
+    columns = pandas_meta.get("columns")
+    if not isinstance(columns, list):
+        return table
+    kept = [c for c in columns if not (isinstance(c, dict) and c.get("name") in names
+                                       and c.get("field_name", c.get("name")) in names)]
+    if len(kept) == len(columns):
+        return table
+    pandas_meta["columns"] = kept
+    return table.replace_schema_metadata({**meta, b"pandas": json.dumps(pandas_meta).encode()})
+
+
 class _TaskWriter:
     """Streams the tables of one task into one temporary Parquet file per partition."""
 
@@ -69,7 +91,7 @@ class _TaskWriter:
             self._buffer((), table)
             return
         keys = pa.Table.from_arrays([table[c] for c in self.partition_by], names=self.partition_by)
-        data = table.drop_columns(self.partition_by)
+        data = _without_pandas_columns(table.drop_columns(self.partition_by), self.partition_by)
         if keys.num_rows == 0:
             return
         uniq = keys.group_by(self.partition_by).aggregate([]).to_pylist()

@@ -28,8 +28,9 @@ from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._structure import fit_rules, rules_table
-from ._validation import (check_column, check_frame, check_numbers_as_text, check_padded_amounts, check_weights,
-                          integer_kind, missing_as_nan, round_declared_integer, warn_missing_codes)
+from ._validation import (check_column, check_frame, check_numbers_as_objects, check_numbers_as_text,
+                          check_padded_amounts, check_weights, integer_kind, missing_as_nan, round_declared_integer,
+                          warn_missing_codes)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
 
@@ -55,11 +56,16 @@ class _Fitting:
             raise DataValidationError(f"Weight column {weight_col!r} cannot also be a target or condition.")
         check_frame(data, targets + conditions + ([weight_col] if weight_col is not None else []), "data")
         w = check_weights(data, weight_col)
+        # columns declared categorical (with DP: those with public categories) may hold numbers as objects (codes)
+        declared = {n for n, spec in (p["schema"] or {}).items() if spec.kind == "categorical"} | set(
+            p["dp"]["categories"] if p["dp"] else ())
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
             # a target's missing values are a state of their own, a condition's a one-hot or indicator column
             # (not with DP: no mechanism counts them)
             check_column(data[name], name, "target" if name in targets else "condition", missing=p["dp"] is None)
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
+            if name not in declared:
+                check_numbers_as_objects(data[name], name, "target" if name in targets else "condition")
             if name in targets:
                 check_padded_amounts(data[name], name)
             warn_missing_codes(data[name], name, "target" if name in targets else "condition")
@@ -193,7 +199,11 @@ class _Fitting:
         elif dp:  # DP without conditions (conditions need the condition model): no row or weight is kept either
             self._ranges = {}
         else:
-            self.training_conditions_ = data[conditions].reset_index(drop=True).copy()
+            # in the dtypes given: missing_as_nan read a nullable Int64 or Float64 with missing values as float64,
+            # so sample (which resamples these rows) drew such a condition as float64 where generate kept it
+            kept = data[conditions].reset_index(drop=True)
+            self.training_conditions_ = kept.astype({n: given[n].dtype for n in conditions
+                                                     if kept[n].dtype != given[n].dtype})
             self.training_weights_ = w.copy()
 
         with torch.random.fork_rng(devices=[]):
