@@ -107,7 +107,7 @@ def test_a_fresh_release_shows_no_privacy_problem(cps1):
     order = np.random.default_rng(4).permutation(len(cps1))
     real, syn, hold = (cps1.iloc[order[i:i + 1000]] for i in (0, 1000, 2000))
     rep = evaluate(real, syn, holdout_df=hold, pmse=False, progress=False)
-    assert privacy_problems(rep.privacy) == []
+    assert privacy_problems(rep.privacy, len(syn), len(hold)) == []
     text = render_html(rep)
     assert 'id="privacy-problems"' not in text and "privacy problems" not in _verdict(text)[1]
 
@@ -117,12 +117,30 @@ def test_privacy_problems_is_the_rule_of_the_warning():
 
     base = {"dcr_synthetic_median": 0.5, "dcr_holdout_median": 1.0, "dcr_ratio": 0.5, "dcr_close_share": 0.2,
             "exact_copy_rate_synthetic": 0.02, "exact_copy_rate_holdout": 0.01}
-    assert len(privacy_problems(base)) == 1 and "ratio 0.500 < 0.9" in privacy_problems(base)[0]
-    assert privacy_problems(base, ratio_threshold=0.5) == []  # below the threshold, not at it
-    assert privacy_problems({**base, "dcr_ratio": 0.9}) == []
-    copies = privacy_problems({**base, "dcr_ratio": 1.0, "exact_copy_rate_synthetic": 0.0201})
+    n = 100_000  # rates of 100,000 rows each: 3 standard errors of the difference are under 1 point
+    assert len(privacy_problems(base, n, n)) == 1 and "ratio 0.500 < 0.9" in privacy_problems(base, n, n)[0]
+    assert privacy_problems(base, n, n, ratio_threshold=0.5) == []  # below the threshold, not at it
+    assert privacy_problems({**base, "dcr_ratio": 0.9}, n, n) == []
+    copies = privacy_problems({**base, "dcr_ratio": 1.0, "exact_copy_rate_synthetic": 0.0201}, n, n)
     assert len(copies) == 1 and "2.0% of synthetic records copy" in copies[0]
-    assert privacy_problems({**base, "dcr_ratio": float("nan")}) == []  # both medians 0: no ratio to judge
+    assert privacy_problems({**base, "dcr_ratio": 1.0, "exact_copy_rate_synthetic": 0.0199}, n, n) == []
+    assert privacy_problems({**base, "dcr_ratio": float("nan")}, n, n) == []  # both medians 0: no ratio to judge
+
+
+def test_a_copy_rate_within_sampling_noise_of_the_holdouts_is_no_privacy_problem():
+    """cps1's tutorial release (default schedule): 14.0% of 10,000 synthetic records equal a training record, 12.8%
+    of 3,199 holdout records do (zero earnings and common demographics): 1.2 points apart, 1.8 standard errors.
+    A rule of 1 point alone called it a disclosure risk and turned the report red; 16% is one."""
+    from microplex.evaluation.privacy import privacy_problems, share_exceeds
+
+    base = {"dcr_synthetic_median": 1.0, "dcr_holdout_median": 1.0, "dcr_ratio": 1.0, "dcr_close_share": 0.05,
+            "exact_copy_rate_synthetic": 0.140, "exact_copy_rate_holdout": 0.128}
+    assert privacy_problems(base, 10_000, 3_199) == []
+    assert len(privacy_problems({**base, "exact_copy_rate_synthetic": 0.160}, 10_000, 3_199)) == 1
+    # the holdout-overlap rule is the same test: 3 standard errors (pooled), and at least 1 point
+    se = np.sqrt(0.5 * 0.5 * (2 / 1_000))
+    assert share_exceeds(0.5 + 3 * se + 1e-9, 1_000, 0.5 - 1e-12, 1_000) is True
+    assert share_exceeds(0.5 + 2.9 * se, 1_000, 0.5, 1_000) is False
 
 
 def test_pmse_rows_count_the_records_the_classifier_saw(cps1):

@@ -242,8 +242,9 @@ def test_html_shows_the_attacks_beside_the_fidelity_figures(parts, tmp_path):
     whole = text[text.index('id="whole-file"'):text.index('id="variables"')]
     assert re.search(r"<td>membership_auc</td>\s*<td>0\.9\d+</td>\s*<td>0\.5</td>\s*<td><span class=\"light red\">",
                      whole)
-    # without the attacks the same file reads green, as before
+    # without the attacks the same file reads red too: its exact-copy rate and DCR ratio are privacy problems
     with pytest.warns(PrivacyRiskWarning):
         plain = evaluate(train[cols], train[cols].copy(), holdout_df=holdout[cols], pmse=False, progress=False)
     plain_text = plain.to_html(tmp_path / "plain.html").read_text()
-    assert '<p class="verdict green" id="verdict">' in plain_text and 'id="attacks"' not in plain_text
+    assert '<p class="verdict red" id="verdict">' in plain_text and 'id="attacks"' not in plain_text
+    assert 'id="privacy-problems"' in plain_text

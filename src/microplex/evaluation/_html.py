@@ -321,7 +321,8 @@ def _disclosure_notice(rep: EvaluationReport) -> str:
     ``rep.privacy`` (those ``evaluate`` warned of), or "" when there is none."""
     from .privacy import privacy_problems
 
-    problems = privacy_problems(rep.privacy) if rep.privacy is not None else []
+    problems = ([] if rep.privacy is None or rep.holdout_df is None else
+                privacy_problems(rep.privacy, len(rep.synthetic_df), len(rep.holdout_df)))
     if not problems:
         return ""
     return ('<p class="verdict red" id="privacy-problems"><b>Possible disclosure risk.</b> '

@@ -210,6 +210,25 @@ def _copy_share(query: np.ndarray, train: np.ndarray) -> float:
     return float(np.mean(np.isin(query, train)))
 
 
+def share_exceeds(share: float, n: int, reference: float, n_reference: int) -> bool:
+    """Whether ``share`` (of ``n`` rows) exceeds ``reference`` (of ``n_reference`` rows) by more than 1 percentage
+    point and by more than 3 standard errors of a two-proportion test (pooled): the rule of every copy-rate
+    warning, so that sampling noise alone raises none.
+
+    Examples
+    --------
+    >>> share_exceeds(0.140, 10_000, 0.128, 3_199)   # 1.2 points apart, 1.8 standard errors
+    False
+    >>> share_exceeds(0.160, 10_000, 0.128, 3_199), share_exceeds(0.005, 10**9, 0.0, 10**9)
+    (True, False)
+    """
+    if n == 0 or n_reference == 0:
+        return False
+    pooled = (share * n + reference * n_reference) / (n + n_reference)
+    se = float(np.sqrt(pooled * (1.0 - pooled) * (1.0 / n + 1.0 / n_reference)))
+    return bool(share - reference > max(0.01, 3.0 * se))
+
+
 def holdout_overlap(train_df: pd.DataFrame, holdout_df: pd.DataFrame, *, columns: Sequence[str] | None = None) -> str | None:
     """Why ``holdout_df`` is not fresh data for ``train_df`` (it holds training records), or None: the rule of
     :func:`privacy_summary`'s warning, for the report.
@@ -237,9 +256,7 @@ def _holdout_overlap(train: np.ndarray, holdout: np.ndarray) -> str | None:
     in_train = _copy_share(holdout, train)
     _, inverse, counts = np.unique(train, return_inverse=True, return_counts=True)
     repeats = float(np.mean(counts[inverse] > 1))  # a training row matching one of the other training rows
-    pooled = (in_train * holdout.size + repeats * train.size) / (holdout.size + train.size)
-    se = np.sqrt(pooled * (1.0 - pooled) * (1.0 / holdout.size + 1.0 / train.size))
-    if in_train - repeats <= max(0.01, 3.0 * se):
+    if not share_exceeds(in_train, holdout.size, repeats, train.size):
         return None
     return (f"{in_train:.1%} of the holdout rows are exact copies of training rows, while only {repeats:.1%} of the "
             "training rows repeat another training row: the holdout holds training records, so it is not fresh data "
@@ -277,7 +294,8 @@ def privacy_summary(
     -----
     PrivacyRiskWarning
         When ``dcr_ratio < ratio_threshold`` or the synthetic exact-copy rate exceeds the holdout
-        rate by more than 1 percentage point; and when the holdout holds training records: its
+        rate by more than 1 percentage point and by more than 3 standard errors of a two-proportion
+        test (pooled); and when the holdout holds training records: its
         share of rows found in the training file exceeds the training file's own share of
         repeated rows (a training row equal to another one; what fresh records from the same
         population match at about the same rate) by more than 1 percentage point and by more
@@ -300,19 +318,22 @@ def privacy_summary(
     return out
 
 
-def privacy_problems(summary: Mapping[str, float], *, ratio_threshold: float = 0.9) -> list[str]:
+def privacy_problems(
+    summary: Mapping[str, float], n_synthetic: int, n_holdout: int, *, ratio_threshold: float = 0.9
+) -> list[str]:
     """The disclosure risks of a release that :func:`privacy_summary` warns of, read from its figures.
 
     One sentence per risk found, none when there is none: ``dcr_ratio`` below ``ratio_threshold``
     (synthetic records closer to the training records than fresh data; a NaN ratio, both medians 0,
-    is not judged), and ``exact_copy_rate_synthetic`` more than 1 percentage point above
-    ``exact_copy_rate_holdout``. The warning of :func:`privacy_summary` and the report's verdict
-    both read these sentences.
+    is not judged), and ``exact_copy_rate_synthetic`` (of ``n_synthetic`` records) above
+    ``exact_copy_rate_holdout`` (of ``n_holdout`` records) by more than 1 percentage point and by more
+    than 3 standard errors (:func:`share_exceeds`: what sampling alone gives raises nothing). The warning
+    of :func:`privacy_summary` and the report's verdict both read these sentences.
 
     Examples
     --------
     >>> privacy_problems({"dcr_synthetic_median": 1.0, "dcr_holdout_median": 1.0, "dcr_ratio": 1.0,
-    ...                   "exact_copy_rate_synthetic": 0.5, "exact_copy_rate_holdout": 0.1})
+    ...                   "exact_copy_rate_synthetic": 0.5, "exact_copy_rate_holdout": 0.1}, 1_000, 1_000)
     ['50.0% of synthetic records copy a training record exactly (holdout: 10.0%)']
     """
     ratio_threshold = check_float(ratio_threshold, "ratio_threshold", low=0.0)
@@ -324,7 +345,8 @@ def privacy_problems(summary: Mapping[str, float], *, ratio_threshold: float = 0
             f"(median distance to closest record: synthetic {summary['dcr_synthetic_median']:.4g} vs holdout "
             f"{summary['dcr_holdout_median']:.4g}, ratio {ratio:.3f} < {ratio_threshold})"
         )
-    if summary["exact_copy_rate_synthetic"] > summary["exact_copy_rate_holdout"] + 0.01:
+    if share_exceeds(float(summary["exact_copy_rate_synthetic"]), n_synthetic,
+                     float(summary["exact_copy_rate_holdout"]), n_holdout):
         problems.append(
             f"{summary['exact_copy_rate_synthetic']:.1%} of synthetic records copy a training record exactly "
             f"(holdout: {summary['exact_copy_rate_holdout']:.1%})"
@@ -365,7 +387,7 @@ def _summary_and_distances(
         "exact_copy_rate_synthetic": _copy_share(codes_s, codes_t),
         "exact_copy_rate_holdout": _copy_share(codes_h, codes_t),
     }
-    problems = privacy_problems(out, ratio_threshold=ratio_threshold)
+    problems = privacy_problems(out, len(synthetic_df), len(holdout_df), ratio_threshold=ratio_threshold)
     messages = ["Possible disclosure risk: " + "; ".join(problems) + "."] if problems else []
     overlap = _holdout_overlap(codes_t, codes_h)
     if overlap is not None:
