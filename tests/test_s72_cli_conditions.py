@@ -77,3 +77,29 @@ def test_read_table_reads_named_columns_as_the_text_the_file_writes(tmp_path):
     assert got["age"].tolist()[:1] == [30.0] and pd.isna(got["age"][1])  # other columns as before
     with pytest.raises(DataValidationError, match=r"both as numbers and as text: \['hh'\]"):
         read_table(tmp_path / "t.csv", numeric=["hh", "age"], text=["hh"])
+
+
+@pytest.mark.parametrize("partition_by", [None, ["hh"]])
+def test_the_pipeline_reads_a_conditions_csv_of_text_categories_as_text(tmp_path, partition_by):
+    """The pipeline's ``[generate] conditions`` CSV went through the same ``read_table`` without the model's text
+    categories: households of 1 and 2 persons were read as the integers 1, 2 and refused ("types differ"), in
+    memory and streamed (``partition_by``)."""
+    from microplex.pipeline import run_pipeline
+
+    rng = np.random.default_rng(1)
+    n = 600
+    hh = rng.choice(["1", "2", "3+"], n)
+    pd.DataFrame({"hh": hh, "county": rng.choice(["013", "100", "245"], n),
+                  "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)}
+                 ).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "c.csv").write_text("hh,county\n1,100\n2,013\n1,245\n")
+    generate = {"conditions": "c.csv", **({"partition_by": partition_by} if partition_by else {})}
+    config = {"_base": str(tmp_path), "output": "out", "seed": 0, "sources": [{"name": "s", "path": "train.parquet"}],
+              "model": {"targets": ["inc"], "conditions": ["hh", "county"], "epochs": 1}, "generate": generate}
+    run_pipeline(config, progress=False)
+    out = tmp_path / "out"
+    got = read_table(next(p for p in out.iterdir() if p.name.startswith(("synthetic", "population"))))
+    got = got.sort_values(["hh", "county"]).reset_index(drop=True)  # a partitioned dataset lists its rows by hh
+    assert got["hh"].astype(str).tolist() == ["1", "1", "2"]
+    assert got["county"].astype(str).tolist() == ["100", "245", "013"]
+    assert got["inc"].notna().all()

@@ -385,7 +385,7 @@ def _fit(ctx: StageContext) -> dict[str, Any]:
 
 def _generate(ctx: StageContext) -> dict[str, Any]:
     from .synthesis import Synthesizer
-    from .synthesis._validation import check_no_targets
+    from .synthesis._validation import check_no_targets, text_conditions
 
     gen, config = ctx.config["generate"], ctx.config
     if households.is_households(config):
@@ -393,7 +393,9 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
     synth = Synthesizer.load(ctx.input("model"))
     conditions = None
     if ctx.input("conditions"):
-        conditions = as_numbers(ctx.read_input(ctx.input("conditions"), read_table), gen.get("numeric", []),
+        text = text_conditions(synth)  # the model's text categories stay text in a CSV whose cells look like numbers
+        conditions = as_numbers(ctx.read_input(ctx.input("conditions"), lambda path: read_table(path, text=text)),
+                                gen.get("numeric", []),
                                 f"the conditions file {gen['conditions']!r} (its 'generate.numeric' setting)")
     if conditions is not None:
         missing = [c for c in config["model"].get("conditions", []) if c not in conditions.columns]

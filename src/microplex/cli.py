@@ -238,7 +238,7 @@ def generate(
     """Synthesizes targets for given conditions, or samples n records (streamed for large n)."""
     def body(say: Callable[[str], None]) -> None:
         from .synthesis import Synthesizer
-        from .synthesis._validation import check_no_targets
+        from .synthesis._validation import check_no_targets, text_conditions
 
         if (conditions is None) == (n is None):
             raise DataValidationError("Give exactly one of --conditions or --n.")
@@ -281,7 +281,7 @@ def generate(
                         "The '--numeric' option does not act on streamed Parquet conditions (their columns keep "
                         "their types); write those columns as numbers, or drop --stream/--partition-by.")
                 cond = str(conditions) if parquet else read_table(conditions, numeric=numeric_vars,
-                                                                  text=_text_conditions(synth))
+                                                                  text=text_conditions(synth))
             client = None
             if scheduler:
                 from dask.distributed import Client
@@ -298,7 +298,7 @@ def generate(
         if n is not None:
             check_rows_fit_memory(n, n_columns, "n")
         if conditions is not None:
-            cond_df = read_table(conditions, numeric=numeric_vars, text=_text_conditions(synth))
+            cond_df = read_table(conditions, numeric=numeric_vars, text=text_conditions(synth))
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
             if missing:
                 raise DataValidationError(f"The conditions file {str(conditions)!r} lacks the model's condition "
@@ -315,15 +315,6 @@ def generate(
             + (f" (weight {weight!r}: {population:,.6g} in total)" if population is not None else ""))
 
     run_body(body, quiet, verbose)
-
-
-def _text_conditions(synth) -> list[str]:
-    """The categorical conditions of ``synth`` whose training categories are all text (household sizes ``'1'``,
-    ``'2'``, ``'3+'``; county codes ``'013'``): a conditions CSV's column of them is read as the text it writes,
-    also where its cells all look like numbers (:func:`microplex.io.read_table`'s ``text``)."""
-    enc = synth.condition_encoder_
-    return [c for c, kind in enc.kinds.items()
-            if kind == "categorical" and enc.stats[c] and all(isinstance(v, str) for v in enc.stats[c])]
 
 
 def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:

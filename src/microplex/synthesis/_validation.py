@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,16 @@ def check_unique_columns(df: pd.DataFrame, columns: Sequence[str], what: str) ->
     dup = [c for c in dict.fromkeys(columns) if counts.get(c, 0) > 1]
     if dup:
         raise DataValidationError(f"{what!r} has duplicated columns {dup}; give every column a distinct name.")
+
+
+def text_conditions(synth: Any) -> list[str]:
+    """The categorical conditions of the fitted ``synth`` whose training categories are all text (household sizes
+    ``'1'``, ``'2'``, ``'3+'``; county codes ``'013'``): a conditions CSV's column of them is read as the text it
+    writes, also where its cells all look like numbers (:func:`microplex.io.read_table`'s ``text``), by the command
+    line's ``generate`` and the pipeline's generate stage alike."""
+    enc = synth.condition_encoder_
+    return [c for c, kind in enc.kinds.items()
+            if kind == "categorical" and enc.stats[c] and all(isinstance(v, str) for v in enc.stats[c])]
 
 
 def check_no_targets(columns: Sequence[str], targets: Sequence[str], what: str = "conditions") -> None:
