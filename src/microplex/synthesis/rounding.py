@@ -15,8 +15,8 @@ band ``floor(log10 |x|)``, how often the training values that the flow models (o
 masses and heaps) take each level. A draw of the flow in band ``b`` goes through the band's levels
 coarse to fine and takes the nearest value of level ``k`` (a multiple of ``10**k`` that is not a
 multiple of the band's next coarser level, any multiple of ``10**k`` for its coarsest level) with the
-level's hazard (:class:`RoundingGrid`), so the share of every level comes out as in training; ``NO_LEVEL`` keeps the flow's value. A value of a
-level is never a point mass or heap and never leaves its segment: where the nearest round
+level's hazard (:class:`RoundingGrid`), so the share of every level comes out as in training;
+``NO_LEVEL`` keeps the flow's value. A value of a level is never a point mass or heap and never leaves its segment: where the nearest round
 thousand is a heap, the draw goes on to the hundreds.
 
 Disclosure: a level is kept in a band only when at least ``min_count`` training records of

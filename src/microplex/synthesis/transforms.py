@@ -32,7 +32,8 @@ class ContinuousEncoder:
     state, modelled jointly with the other point masses, instead of a flow having to move mass
     across the gap at zero. A variable whose continuous values are all at or below 0 (losses only) has
     one negative segment: the model of the same values made positive, mirrored (bounded at 0 as they
-    are, where it was unbounded: its tails 4 times heavier, integer draws of 0 and 1). Each segment is mapped by a support-aware transform (``logit``
+    are, where it was unbounded: its tails 4 times heavier, integer draws of 0 and 1). Each segment is
+    mapped by a support-aware transform (``logit``
     between bounds, ``log`` above a bound, else ``asinh``; mirrored for the negative segment)
     and standardized with weighted moments. Beyond the training range, on unbounded sides, the
     inverse transform continues linearly (values there are still drawn, without the
