@@ -159,7 +159,8 @@ class _Layout:
 
     def _new_model(self, older_dp_layout: bool = False) -> PointMassFlow:
         """The networks of the fitted layout; ``older_dp_layout``: those of a DP file written
-        before session 30 (a pattern head as wide as the flow's networks, no base scale)."""
+        before session 30 (a pattern head as wide as the flow's networks, no base scale). In float32 whatever
+        torch's default dtype (a model loaded after ``torch.set_default_dtype(torch.float64)``)."""
         return PointMassFlow(
             context=self.condition_encoder_.n_features,
             patterns=torch.as_tensor(self.patterns_),
@@ -173,7 +174,7 @@ class _Layout:
             head_features=self._hidden_features() if older_dp_layout else self._head_features(),
             base_scale=self.epsilon is not None and not older_dp_layout,
             rules=getattr(self, "structure_", None),
-        )
+        ).float()
 
     def _hidden_features(self) -> tuple[int, ...]:
         if self.hidden_features is not None:

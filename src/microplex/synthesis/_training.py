@@ -6,8 +6,10 @@ A mixin of :class:`~microplex.synthesis.Synthesizer`; :meth:`_Training._train` f
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,24 @@ from ._schedule import BATCH_SIZE, LEARNING_RATE
 __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
+
+
+
+@contextlib.contextmanager
+def torch_fit_mode() -> Iterator[None]:
+    """The torch settings a fit trains under, whatever the caller's: gradients on (a fit called inside
+    ``torch.no_grad()`` or ``torch.inference_mode()``, an evaluation loop's, stopped at ``backward`` with
+    PyTorch's own ``RuntimeError``) and float32 as the default dtype (after ``torch.set_default_dtype(torch.float64)``
+    the networks were built in float64 for float32 data, "mat1 and mat2 must have the same dtype"). The caller's
+    settings are restored after.
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 class _Training:

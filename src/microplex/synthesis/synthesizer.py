@@ -23,7 +23,7 @@ from ._fitting import _Fitting
 from ._generation import _Generation
 from ._layout import _Layout
 from ._state import FORMAT, State, export_state, restore_state
-from ._training import _Training
+from ._training import _Training, torch_fit_mode
 from .schema import VariableSpec
 from .serialization import check_save_path, read_archive, write_archive
 
@@ -327,7 +327,7 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         self : Synthesizer
         """
         # A refit keeps nothing of the previous fit; a failed fit leaves the estimator as it was (fitted or not).
-        with self._fit_from_scratch():
+        with self._fit_from_scratch(), torch_fit_mode():
             return self._fit(data, weight_col, epochs, seed)
 
     def _check_params(self) -> dict[str, Any]:
