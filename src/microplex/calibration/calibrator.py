@@ -22,7 +22,7 @@ from microplex._stats import miss_scale, relative_error, rounding_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows
+from .design import Design, build_design, collapse_rows, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import box, mean_scale, met_tolerance, only_nonnegative, soft_units, solution_problems, survey_errors, unreachable_targets
@@ -218,7 +218,13 @@ class Calibrator(_FittedResult):
         ``s_j = max(|t_j|, 1e-3 sum_i d_i |x_ij|)`` is the target's size, at least a thousandth of what its
         records add up to (for a mean, its value against the mean of ``|y|``, times its records' initial count:
         :func:`~microplex.calibration.design.miss_units`), so the same values or weights in another unit give
-        the same weights; always solvable, the misses are in :meth:`CalibrationResult.report`.
+        the same weights; always solvable, the misses are in :meth:`CalibrationResult.report`. Without
+        ``bounds``, ``d`` is first brought to the targets' scale: times the power of two nearest the median ratio
+        of the targets to their initial totals (:func:`~microplex.calibration.design.target_scale`; 1 for weights
+        already at that scale), so that weights of 1, or in thousands, against targets in persons give the weights
+        that weights in persons give. The distance is measured from those scaled weights; ``summary``'s
+        ``min_ratio`` and ``max_ratio`` and ``initial_weights`` stay those of the weights given. With ``bounds``
+        (ratios to the weights given) ``d`` is used as given.
     default_tolerance : float, default=0.01
         Soft-mode tolerance of targets without one.
     force : bool, default=False
@@ -344,8 +350,14 @@ class Calibrator(_FittedResult):
                     raise DataValidationError(msg)
                 logger.warning(msg)
 
+        # a soft solve starts from the initial weights brought to the targets' scale (a power of two, target_scale):
+        # its penalties price misses against the distance from them, so weights of 1 against targets for a
+        # population of 3.3e8 were left where they were and every target missed; a hard solve, whose optimum does
+        # not depend on that scale, and bounds (ratios to the caller's weights) solve from the weights as given
+        factor = target_scale(design) if self.soft and self.bounds is None else 1.0
+        start_d = design.d * factor if factor != 1.0 else design.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale)
-        scale = mean_scale(design, design.d)
+        scale = mean_scale(design, start_d)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:
@@ -354,7 +366,7 @@ class Calibrator(_FittedResult):
             )
             imp = np.array([t.importance for t in design.targets])
             with np.errstate(over="ignore", under="ignore", divide="ignore"):
-                penalty = imp * design.d.sum() / (tol_j * soft_units(design, design.d)) ** 2
+                penalty = imp * start_d.sum() / (tol_j * soft_units(design, start_d)) ** 2
             bad = ~(np.isfinite(penalty) & (penalty > 0))
             if bad.any():
                 names = [design.targets[j].name for j in np.flatnonzero(bad)[:5]]
@@ -365,16 +377,16 @@ class Calibrator(_FittedResult):
 
         groups = collapse_rows(x_full) if self.collapse else None
         if groups is None:
-            x, xt, d = x_full, (design.xt if x_full is design.x else None), design.d
+            x, xt, d = x_full, (design.xt if x_full is design.x else None), start_d
         else:
             reps, inv = groups
             x = x_full[reps]
-            xt, d = None, np.bincount(inv, weights=design.d, minlength=len(reps))
+            xt, d = None, np.bincount(inv, weights=start_d, minlength=len(reps))
             logger.debug("collapsed %d units to %d distinct design rows", len(design.d), len(reps))
         sol = newton_dual(x, d, design.totals, dist, bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt)
         if groups is not None:
             sol.g = sol.g[groups[1]]
-        w = design.d * sol.g
+        w = start_d * sol.g
         met_rtol = met_tolerance(self.tol)
         # the guard of every solve: the weights must be finite, not collapsed, and (hard mode) meet the
         # targets in their own units, whatever the solver reported

@@ -33,7 +33,7 @@ from .filters import range_label
 from .targets import Target, Targets, format_filter
 
 __all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units",
-           "natural_sizes", "reordered", "rounding_slack", "target_order", "unit_design", "value_sizes", "weight_unit"]
+           "natural_sizes", "reordered", "rounding_slack", "target_order", "target_ratio", "target_scale", "unit_design", "value_sizes", "weight_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,44 @@ def weight_unit(d: np.ndarray) -> float:
     heavy = float(pos[min(int(np.searchsorted(cum, 0.5 * cum[-1])), len(pos) - 1)])  # the weighted median
     _, e = np.frexp(heavy)
     return max(unit, float(np.ldexp(1.0, int(e) - 1)))
+
+
+def target_scale(design: Design) -> float:
+    """The power of two nearest the ratio of the targets to the totals the initial weights reach: the median, over
+    the targets whose initial total ``a_j = sum_i d_i x_ij`` is nonzero and of the same sign as their total ``t_j``,
+    of ``t_j / a_j``, rounded to ``2**round(log2(ratio))``; 1.0 where no target has such a total (only means, or
+    none reached). Weights already at the targets' scale (a ratio between about 0.71 and 1.41) give 1.0, and a
+    power of two scales the weights exactly.
+
+    The soft :class:`~microplex.calibration.Calibrator` and the :class:`~microplex.calibration.SparseCalibrator`
+    solve from ``d`` times this factor: their objectives price the distance from the initial weights, so weights of
+    1 against targets for a population of 3.3e8 left every soft target unmet, and the linear programs saw totals
+    beyond HiGHS's limits.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"w": [1.0, 1.0, 1.0, 1.0]})
+    >>> target_scale(build_design(df, Targets([Target(4000.0)]), "w", None)), target_scale(
+    ...     build_design(df, Targets([Target(5.0)]), "w", None))
+    (1024.0, 1.0)
+    """
+    ratio = target_ratio(design)
+    if not math.isfinite(ratio):
+        return 1.0
+    factor = float(np.ldexp(1.0, int(np.round(np.log2(ratio)))))
+    return factor if math.isfinite(factor) and factor > 0 else 1.0
+
+
+def target_ratio(design: Design) -> float:
+    """The median, over the targets whose initial total ``a_j = sum_i d_i x_ij`` is nonzero and of the same sign as
+    their total ``t_j``, of ``t_j / a_j`` (NaN where there is no such target): how far the targets lie from what the
+    initial weights reach (:func:`target_scale`)."""
+    initial = np.asarray(design.x.T @ design.d, dtype=np.float64).ravel()
+    totals = np.asarray(design.totals, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = totals / initial
+    ratio = ratio[(initial != 0) & np.isfinite(ratio) & (ratio > 0)]
+    return float(np.median(ratio)) if ratio.size else math.nan
 
 
 def in_weight_units(design: Design, unit: float | None = None) -> Design:

@@ -32,7 +32,7 @@ from scipy.optimize import LinearConstraint, linprog, milp
 
 from microplex._errors import ConvergenceError
 
-from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, weight_unit
+from .design import Design, in_weight_units, miss_units, natural_sizes, rounding_slack, target_ratio, weight_unit
 from .diagnostics import format_pair, relative_errors
 from .distances import Distance
 from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error
@@ -615,12 +615,22 @@ def _solver_failure(design: Design, reason: str) -> ConvergenceError:
     """The error of a linear program that HiGHS did not solve (a numerical failure, not a proof that no weights
     meet the targets): its status, the spread of the initial weights, and what may help."""
     d = design.d[design.d > 0] * design.unit
-    spread = f"from {d.min():.3g} to {d.max():.3g}" if d.size else "all 0"
+    failed = (f"The linear program of the sparse calibration failed numerically ({reason}): it proved neither weights "
+              "that meet the targets nor that none exist.")
+    rest = "and Calibrator (not sparse) solves the same targets without a linear program."
+    if d.size and d.max() > 2.0 * d.min():  # spread weights: their range is what to narrow
+        return ConvergenceError(
+            f"{failed} The initial weights range from {d.min():.3g} to {d.max():.3g}; initial weights within fewer "
+            f"orders of magnitude, targets in moderate units, or dropping redundant targets may let it solve, {rest}"
+        )
+    # weights all alike (within a factor of 2): how far the targets lie from what they reach, not their range
+    ratio = target_ratio(design)
+    lie = (f"the targets are {ratio:.3g} times the totals the initial weights reach" if math.isfinite(ratio)
+           else "no target has a total of the sign its initial weights reach")
+    alike = f"all near {d.min():.3g}" if d.size else "all 0"
     return ConvergenceError(
-        f"The linear program of the sparse calibration failed numerically ({reason}): it proved neither weights "
-        f"that meet the targets nor that none exist. The initial weights range {spread}; initial weights within "
-        "fewer orders of magnitude, targets in moderate units, or dropping redundant targets may let it solve, "
-        "and Calibrator (not sparse) solves the same targets without a linear program."
+        f"{failed} The initial weights are {alike} and {lie}; initial weights at the targets' scale, targets in "
+        f"moderate units, or dropping redundant targets may let it solve, {rest}"
     )
 
 

@@ -32,6 +32,7 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -50,7 +51,7 @@ from microplex._random import content_order, named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets
 from ._checks import check_bounds, check_distance
-from .design import Design, build_design, in_weight_units, reordered, target_order, weight_unit
+from .design import Design, build_design, in_weight_units, reordered, target_order, target_scale, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
 from .diagnostics import design_effect, kish_ess, weight_ratio_range
 from .distances import Distance
@@ -422,10 +423,15 @@ class SparseCalibrator(_FittedResult):
             auxiliary = sorted(auxiliary, key=str)
         design = build_design(records, tg, weight_col, household_col)
         check_reachable(design, self.tolerance, self.method, self.max_records)
+        # solved from the initial weights brought to the targets' scale (a power of two, target_scale; without
+        # bounds, which are ratios to the weights given): weights of 1e-9 against targets for a population of 3.3e8
+        # put the totals beyond HiGHS's limits in any unit of the weights, and the feasible problem was refused
+        factor = target_scale(design) if self.bounds is None else 1.0
+        scaled = design if factor == 1.0 else dataclasses.replace(design, d=design.d * factor)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
         # the units of the weights and totals (the linear programs' tolerances and limits are absolute)
-        unit = weight_unit(design.d)
-        work = in_weight_units(design, unit)
+        unit = weight_unit(scaled.d)
+        work = in_weight_units(scaled, unit)
         aux_l1 = None
         aux_columns: dict[str, str] | None = None
         self._soft_solves = 0
@@ -453,7 +459,7 @@ class SparseCalibrator(_FittedResult):
                 if auxiliary is not None:
                     if not isinstance(auxiliary, Targets):  # resolved once, for the programs and the refinement
                         aux_columns = crossing(records, tg, weight_col, household_col, auxiliary)
-                    x_aux, t_aux, _ = auxiliary_design(records, design, tg, weight_col, household_col,
+                    x_aux, t_aux, _ = auxiliary_design(records, scaled, tg, weight_col, household_col,
                                                        columns=auxiliary if aux_columns is None else aux_columns,
                                                        budget=self.max_records)
                     self._aux = (x_aux, t_aux / unit)
@@ -469,7 +475,7 @@ class SparseCalibrator(_FittedResult):
         w = w[units]
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
-        w = np.where(w < NEGLIGIBLE_RATIO * design.d, 0.0, w)
+        w = np.where(w < NEGLIGIBLE_RATIO * factor * design.d, 0.0, w)
         rel = target_errors(design, w)
         err = float(rel.max()) if len(rel) else 0.0
         # held to the tolerance: a miss within float64 rounding of a target's natural size meets it (report()'s "met")
