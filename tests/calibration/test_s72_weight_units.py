@@ -125,3 +125,20 @@ def test_a_solver_failure_with_equal_weights_names_the_targets_ratio_not_a_range
     expected = np.median(targets_values(targets) / np.asarray(work.x.T @ (work.d * work.unit)).ravel())
     assert ratio == pytest.approx(expected, rel=1e-2)
     assert "all near 1e-09" in text
+
+
+def test_units_no_count_target_reaches_keep_the_callers_scale():
+    """A count of one group (2,000 of group a among 90,000 persons) leaves the other group's weights to the caller:
+    the starting scale is the targets' only where the count targets reach every unit (the pipeline's streamed
+    sparsify kept 22,868 of 90,000 when the others were scaled by 1/4)."""
+    from microplex import Calibrator, SparseCalibrator, Target, Targets
+    from microplex.calibration.design import build_design, target_scale
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"g": rng.choice(["a", "b"], 600, p=[0.1, 0.9]), "w": 150.0})
+    targets = Targets([Target(2000.0, filters={"g": "a"})])
+    assert target_scale(build_design(df, targets, "w", None)) == 1.0
+    soft = Calibrator(method="raking", soft=True).fit(df, targets, weight_col="w").weights
+    assert np.allclose(np.asarray(soft)[df["g"].to_numpy() == "b"], 150.0, rtol=1e-9)
+    sparse = np.asarray(SparseCalibrator(max_records=100).fit(df, targets, weight_col="w").weights)
+    assert sparse[df["g"].to_numpy() == "b"].sum() > 0.5 * 150.0 * (df["g"] == "b").sum()

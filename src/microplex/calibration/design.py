@@ -186,7 +186,9 @@ def target_scale(design: Design) -> float:
     the targets whose initial total ``a_j = sum_i d_i x_ij`` is nonzero and of the same sign as their total ``t_j``,
     of ``t_j / a_j``, rounded to ``2**round(log2(ratio))``; 1.0 where no target has such a total (only means, or
     none reached). Weights already at the targets' scale (a ratio between about 0.71 and 1.41) give 1.0, and a
-    power of two scales the weights exactly.
+    power of two scales the weights exactly. Only where the count targets reach every unit of positive weight (the
+    targets then set the population's scale): 1.0 otherwise, as the weights of units no count target reaches are
+    the caller's to keep (a count of 2,000 black persons among 90,000 would have scaled the others by 1/4).
 
     The soft :class:`~microplex.calibration.Calibrator` and the :class:`~microplex.calibration.SparseCalibrator`
     solve from ``d`` times this factor: their objectives price the distance from the initial weights, so weights of
@@ -195,11 +197,19 @@ def target_scale(design: Design) -> float:
 
     Examples
     --------
-    >>> df = pd.DataFrame({"w": [1.0, 1.0, 1.0, 1.0]})
+    >>> df = pd.DataFrame({"w": [1.0, 1.0, 1.0, 1.0], "g": ["a", "a", "b", "b"]})
     >>> target_scale(build_design(df, Targets([Target(4000.0)]), "w", None)), target_scale(
     ...     build_design(df, Targets([Target(5.0)]), "w", None))
     (1024.0, 1.0)
+    >>> target_scale(build_design(df, Targets([Target(4000.0, filters={"g": "a"})]), "w", None))  # b not reached
+    1.0
     """
+    counts = [j for j, t in enumerate(design.targets) if t.aggregate == "count"]
+    if not counts:
+        return 1.0
+    reached = np.asarray(abs(design.x[:, counts]).sum(axis=1)).ravel() > 0
+    if not reached[np.asarray(design.d) > 0].all():
+        return 1.0
     ratio = target_ratio(design)
     if not math.isfinite(ratio):
         return 1.0
