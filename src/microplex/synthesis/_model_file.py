@@ -290,8 +290,10 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     if len(lengths) > 1:
         raise f.fail("history", "lists of equal length", sorted(lengths))
     for k, values in history.items():
-        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-            raise f.fail(f"history.{k}", "a list of numbers", values)
+        # an int beyond int64 (10**30) made the isnan below raise a raw TypeError; a loss may be NaN or inf
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                   and (not isinstance(v, numbers.Integral) or _finite(v)) for v in values):
+            raise f.fail(f"history.{k}", "a list of numbers (floats, or integers within int64)", values)
     # A DP file's continuous segments span its public bounds. A file whose history holds losses is no DP fit's
     # at all: the privacy record's check refuses it, naming 'history' (see ._dp_record).
     if private and all(np.isnan(v) for k in ("train_loss", "val_loss") for v in history[k]):
@@ -606,7 +608,8 @@ def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
 def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str) -> None:
     """Checks tensor names, dtypes and shapes against the model built from the metadata, that
     every floating tensor is finite (but the structural zeros' ``rule_bounds``, checked with the
-    rules), and that the buffers derived from the metadata agree."""
+    rules), and that the buffers derived from the metadata (the pattern tables, the flow's ``*.mask``)
+    agree."""
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:
         raise DataValidationError(
@@ -623,7 +626,9 @@ def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Te
         # a structural zero's tail is open on one side (inf): checked with the rules (._structure.check_rules)
         if t.is_floating_point() and name != "rule_bounds" and not torch.isfinite(t).all():
             raise DataValidationError(f"{label} is not a valid Synthesizer model file: tensor {name!r} has non-finite values.")
-        if name in ("patterns", "active", "pattern_features") and not torch.equal(t, ref):
+        # the flow's masks are built from the architecture: all ones broke the autoregressive order (a raw
+        # RuntimeError when drawing), all zeros cut the flow off from the conditions and coordinates (silently)
+        if (name in ("patterns", "active", "pattern_features") or name.endswith(".mask")) and not torch.equal(t, ref):
             raise DataValidationError(
                 f"{label} is not a valid Synthesizer model file: tensor {name!r} disagrees with the metadata."
             )
