@@ -118,3 +118,61 @@ def test_a_dp_history_loss_beyond_int64_is_refused_at_load(dp, tmp_path, where):
 def test_an_unedited_dp_file_loads_and_draws_as_the_fitted_model(dp, tmp_path):
     synth, data = dp
     pd.testing.assert_frame_equal(_load(data, tmp_path).sample(300, seed=2), synth.sample(300, seed=2))
+
+
+# -- 3. a HouseholdSynthesizer file's age categories ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def household(tmp_path_factory):
+    """A household model of eusilc whose person income applies from an age on (an applicable model given the
+    age category)."""
+    from microplex.households import HouseholdSynthesizer
+
+    eu = load_dataset("eusilc")
+    eu = eu[eu.db030.isin(eu.db030.unique()[:300])]
+    hs = HouseholdSynthesizer(["db040", "eqIncome"], ["age", "rb090", "py010n"], "db030", "db090", person_id="rb030",
+                              geography="db040", age_var="age", epochs=1, hidden_features=(8,), transforms=1,
+                              verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hs.fit(eu, seed=0)
+    path = tmp_path_factory.mktemp("hh") / "hh.mpx"
+    hs.save(path)
+    return hs, path.read_bytes()
+
+
+def _age_models(meta: dict) -> list[str]:
+    return [k for k, v in meta["models"].items() if "_m_age_category" in v["condition_encoder"]["stats"]]
+
+
+@pytest.mark.parametrize("label", ["zzz", "", "../../etc/passwd", "017", "1e3", "16.0"])
+def test_an_age_category_label_that_is_no_integer_is_refused_at_load(household, tmp_path, label):
+    """Before: 'zzz', '' and '../../etc/passwd' loaded, then ``sample`` raised a raw ``ValueError: invalid literal
+    for int() with base 10``."""
+    from microplex.households import HouseholdSynthesizer
+
+    names = []
+
+    def edit(meta: dict) -> None:
+        names.extend(_age_models(meta))
+        stats = meta["models"][names[0]]["condition_encoder"]["stats"]
+        stats["_m_age_category"] = sorted(stats["_m_age_category"][:-1] + [label])  # in the order fit sorts them
+    path = tmp_path / "edited.mpx"
+    path.write_bytes(edit_metadata(household[1], edit))
+    assert names
+    with pytest.raises(DataValidationError, match="Model file '.*edited.mpx': " + re.escape(
+            f"'models.{names[0]}.condition_encoder.stats._m_age_category' must be the decimal labels")):
+        HouseholdSynthesizer.load(path)
+
+
+def test_an_unedited_household_file_with_age_categories_draws_as_the_fitted_model(household, tmp_path):
+    from microplex.households import HouseholdSynthesizer
+
+    hs, data = household
+    path = tmp_path / "hh.mpx"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, want = HouseholdSynthesizer.load(path).sample(100, seed=4), hs.sample(100, seed=4)
+    for a, b in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(a, b)
