@@ -176,3 +176,56 @@ def test_an_unedited_household_file_with_age_categories_draws_as_the_fitted_mode
         got, want = HouseholdSynthesizer.load(path).sample(100, seed=4), hs.sample(100, seed=4)
     for a, b in zip(got, want, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+# -- 4. a DP file's values outside its public bounds ---------------------------------------------------
+
+def _set(path: tuple, value) -> callable:
+    def edit(meta: dict) -> None:
+        for key in path[:-1]:
+            meta = meta[key]
+        meta[path[-1]] = value
+    return edit
+
+
+#: (edit, the field the error names). Public bounds: hours [0, 5000], income [0, 2000], age [18, 70]. Before:
+#: each loaded; hours were drawn at -1 (26.6% of the draws) and incomes down to -200, every age in [-65, -18]
+#: (the targets drawn given those ages: hours median 1298 -> 1646), or the draws changed (hours median 1298 ->
+#: 1390 with the age moments [-40, 1e308]).
+TAMPERED_DP = {
+    "hours point mass -1": (_set(("encoders", "hours", "point_masses", 0), -1.0),
+                            "field 'encoders.hours.point_masses[0]' must be a value within the public bounds"),
+    "income point mass -200": (_set(("encoders", "income", "point_masses", 0), -200.0),
+                               "field 'encoders.income.point_masses[0]' must be a value within the public bounds"),
+    "income point mass 2001": (_set(("encoders", "income", "point_masses", 0), 2001.0),
+                               "field 'encoders.income.point_masses[0]' must be a value within the public bounds"),
+    "condition model's age sign -1": (_set(("condition_model", "encoders", "age", "segments", 0, "sign"), -1),
+                                      "field 'encoders.age.segments[0].sign' must be 1"),
+    "condition ranges narrowed": (_set(("condition_ranges", "age"), [18.0, 35.0]),
+                                  "field 'condition_ranges.age' must be the public bounds"),
+    "condition ranges widened": (_set(("condition_ranges", "age"), [0.0, 70.0]),
+                                 "field 'condition_ranges.age' must be the public bounds"),
+    "condition mean -40, sd 1e308": (_set(("condition_encoder", "stats", "age"), [-40.0, 1e308]),
+                                     "field 'condition_encoder.stats.age'"),
+    "condition mean 10": (_set(("condition_encoder", "stats", "age"), [10.0, 11.5]),
+                          "field 'condition_encoder.stats.age': mean 10"),
+    "condition sd 27 (over half of 52)": (_set(("condition_encoder", "stats", "age"), [40.0, 27.0]),
+                                          "field 'condition_encoder.stats.age': mean 40 and standard deviation 27"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED_DP))
+def test_a_dp_file_outside_its_public_bounds_is_refused_at_load(dp, tmp_path, case):
+    edit, field = TAMPERED_DP[case]
+    _refused(edit_metadata(dp[1], edit), tmp_path, re.escape(field))
+
+
+def test_a_dp_file_as_written_lies_within_its_public_bounds(dp):
+    """The fit writes sign 1, point masses within the bounds, the public bounds as condition ranges and the
+    condition's moments within them."""
+    synth = dp[0]
+    for name in ("hours", "income"):
+        lo, hi = BOUNDS[name]
+        assert all(lo <= v <= hi for v in synth.encoders_[name].point_masses)
+    mean, std = synth.condition_encoder_.stats["age"]
+    assert synth._condition_ranges() == {"age": (18.0, 70.0)} and 18 <= mean <= 70 and 0 < std <= 26

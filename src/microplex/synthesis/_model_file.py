@@ -133,14 +133,23 @@ def _check_sorted(f: _Fields, values: list, field: str) -> None:
         raise f.fail(field, "categories sorted by type and value (as fit writes them)", values)
 
 
+def _public_pair(f: _Fields, bounds: Any, name: str) -> tuple[float, float]:
+    """The [low, high] public bounds of numeric column ``name`` of a DP model."""
+    pair = bounds.get(name) if isinstance(bounds, dict) else None
+    if not (isinstance(pair, list) and len(pair) == 2):
+        raise f.fail(f"params.public_bounds.{name}", "the [low, high] public bounds of a DP model's numeric column", pair)
+    lo, hi = (f.number(v, f"params.public_bounds.{name}") for v in pair)
+    return lo, hi
+
+
 def _check_public_bounds(f: _Fields, enc: dict, name: str, integer: bool, bounds: Any) -> None:
     """A DP model's continuous segment spans its target's public bounds plus the fit's margin (half a unit for
     an integer, :data:`._dp.MARGIN` of the width otherwise): bounds widened in the file drew values far
-    outside them (hours of -980,000 for public bounds [0, 5000])."""
-    pair = bounds.get(name) if isinstance(bounds, dict) else None
-    if not (isinstance(pair, list) and len(pair) == 2):
-        raise f.fail(f"params.public_bounds.{name}", "the [low, high] public bounds of a DP model's numeric target", pair)
-    lo, hi = (f.number(v, f"params.public_bounds.{name}") for v in pair)
+    outside them (hours of -980,000 for public bounds [0, 5000]). Its sign is 1 (what the fit writes; -1
+    mirrors the draws, ages of -65 to -18 for public bounds [18, 70]), but where the bounds are symmetric
+    about 0, and its point masses and heaps lie within the bounds (a point mass moved to -1 drew hours of
+    -1 for public bounds [0, 5000])."""
+    lo, hi = _public_pair(f, bounds, name)
     margin = 0.5 if integer else MARGIN * (hi - lo)
     for i, seg in enumerate(enc.get("segments", [])):
         got = [seg.get("lower"), seg.get("upper")]
@@ -149,6 +158,26 @@ def _check_public_bounds(f: _Fields, enc: dict, name: str, integer: bool, bounds
                 isinstance(g, numbers.Real) and np.isclose(g, w, rtol=1e-12, atol=0.0) for g, w in zip(got, want)):
             raise f.fail(f"encoders.{name}.segments[{i}]", f"a logit segment between the public bounds [{lo:g}, "
                          f"{hi:g}] widened by {margin:g}: [{want[0]:g}, {want[1]:g}]", got)
+        # a segment of sign -1 draws the mirror image of its span: within the bounds only if they are symmetric
+        if seg.get("sign") != 1 and not (seg.get("sign") == -1 and lo == -hi):
+            raise f.fail(f"encoders.{name}.segments[{i}].sign", f"1 for public bounds [{lo:g}, {hi:g}] (-1 draws "
+                         "the mirror image of the segment, outside them)", seg.get("sign"))
+    for key in ("point_masses", "heaps"):
+        for j, v in enumerate(enc.get(key) or []):
+            if not lo <= v <= hi:
+                raise f.fail(f"encoders.{name}.{key}[{j}]", f"a value within the public bounds [{lo:g}, {hi:g}]", v)
+
+
+def check_public_conditions(ranges: dict[str, tuple[float, float]], bounds: Any, label: str) -> None:
+    """A DP model's numeric conditions' ranges (field ``condition_ranges``) are their public bounds, which the
+    fit writes in their place (:func:`._dp.condition_ranges`): narrowed ([18, 35] for [18, 70]) they held the
+    conditions of :meth:`generate` to another range."""
+    f = _Fields(label)
+    for name, got in ranges.items():
+        lo, hi = _public_pair(f, bounds, name)
+        if tuple(got) != (lo, hi):
+            raise f.fail(f"condition_ranges.{name}", f"the public bounds of the condition, [{lo:g}, {hi:g}]",
+                         list(got))
 
 
 def _check_levels(f: _Fields, enc: dict, dtype: str, field: str) -> None:
