@@ -229,3 +229,62 @@ def test_a_dp_file_as_written_lies_within_its_public_bounds(dp):
         assert all(lo <= v <= hi for v in synth.encoders_[name].point_masses)
     mean, std = synth.condition_encoder_.stats["age"]
     assert synth._condition_ranges() == {"age": (18.0, 70.0)} and 18 <= mean <= 70 and 0 < std <= 26
+
+
+# -- 5. numeric condition moments of a file without a conditions table ---------------------------------
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> tuple[Synthesizer, bytes]:
+    """A fully synthetic model (condition_model=True, no DP) of incomes given age 20 to 64: no conditions table,
+    the age's range in ``condition_ranges``."""
+    return _file(Synthesizer(["inc"], ["age"], condition_model=True, **FAST), _incomes(), tmp_path_factory)
+
+
+#: Edited age moments (range [20, 64], half-width 22). Before: each loaded; in an acs12 model (ages 0 to 94,
+#: mean/sd 40.22/23.66) the moments [400, 0.5] drew every income missing (original 0.229), [-40, 23.66] and
+#: [40.22, 1e308] none, and children got incomes.
+TAMPERED_MOMENTS = {
+    "mean 400, sd 0.5": [400.0, 0.5],
+    "mean -40": [-40.0, 12.0],
+    "mean just above the range": [64.5, 12.0],
+    "sd 1e308": [42.0, 1e308],
+    "sd just over half the range": [42.0, 22.001],
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED_MOMENTS))
+def test_condition_moments_outside_the_stored_range_are_refused_at_load(synthetic, tmp_path, case):
+    data = edit_metadata(synthetic[1], _set(("condition_encoder", "stats", "age"), TAMPERED_MOMENTS[case]))
+    _refused(data, tmp_path, re.escape("field 'condition_encoder.stats.age': mean"))
+
+
+def test_condition_moments_within_the_stored_range_load(synthetic, tmp_path):
+    """The fit's moments lie within the range; the limits are those of a distribution on [min, max] (a mean at an
+    end, an sd of half the width load: smaller edits cannot be told from a fit without a signature)."""
+    synth, data = synthetic
+    assert synth._condition_ranges() == {"age": (20.0, 64.0)}
+    pd.testing.assert_frame_equal(_load(data, tmp_path).sample(300, seed=2), synth.sample(300, seed=2))
+    for edge in ([20.0, 12.0], [64.0, 12.0], [42.0, 22.0]):
+        _load(edit_metadata(data, _set(("condition_encoder", "stats", "age"), edge)), tmp_path)
+
+
+def test_an_inner_household_models_condition_moments_are_checked(household, tmp_path):
+    """A HouseholdSynthesizer's inner models keep their conditions' ranges only: 236 of the 386 household edits
+    that loaded and changed the draws were their ``condition_encoder.stats`` or ``condition_ranges``."""
+    from microplex.households import HouseholdSynthesizer
+
+    found = []
+
+    def edit(meta: dict) -> None:
+        for name, inner in meta["models"].items():
+            ranges = inner.get("condition_ranges") or {}
+            if ranges:
+                cond, (lo, hi) = next(iter(ranges.items()))
+                inner["condition_encoder"]["stats"][cond] = [hi + (hi - lo) + 1.0, 1.0]
+                found.append((name, cond))
+                return
+    path = tmp_path / "edited.mpx"
+    path.write_bytes(edit_metadata(household[1], edit))
+    assert found
+    with pytest.raises(DataValidationError, match=re.escape(f"field 'condition_encoder.stats.{found[0][1]}': mean")):
+        HouseholdSynthesizer.load(path)

@@ -205,8 +205,11 @@ def restore_state(
             self.condition_encoder_.missing)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
-    if getattr(self, "_ranges", None) is not None or hasattr(self, "training_conditions_"):
+    stored_ranges = getattr(self, "_ranges", None) is not None  # no conditions table: nothing else to check with
+    if stored_ranges or hasattr(self, "training_conditions_"):
         _check_condition_scales(self._condition_ranges(), self.condition_encoder_.stats, label)
+    if stored_ranges and not p["dp"]:  # a DP file's: against its public bounds, after its privacy record
+        _check_condition_spread(self._ranges, self.condition_encoder_.stats, label, 0.0)
     if hasattr(self, "training_conditions_"):
         _model_file.check_condition_moments(self.training_conditions_, self.training_weights_, self.kinds_,
                                             self.condition_encoder_.stats, label)
