@@ -306,6 +306,8 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         if not ok:
             raise _fail(where, f"models.{n}", "a model of the declared household and person columns",
                         {"targets": sorted(targets), "conditions": sorted(conditions)})
+        if AGE_CATEGORY in conditions:  # drawing reads them as ints: 'zzz' or '' loaded, then raised a raw ValueError
+            _check_age_labels(model, where, f"models.{n}.condition_encoder.stats.{AGE_CATEGORY}")
         # the draws of an inner model are cast to the dtypes of the household file: they are the same columns'
         for v in model.target_vars:
             key, declared = (("size_dtype", hs.size_dtype_) if v == size_col and n == "household"
@@ -325,6 +327,20 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
     hs.fitted_params_ = copy.deepcopy(hs.get_params(deep=False))  # the fitted marker, last
     return hs
+
+
+def _check_age_labels(model: Any, where: str, key: str) -> None:
+    """The age categories of an applicable model are the decimal labels of distinct ages (fit writes
+    ``str`` of int64 ages, :func:`._persons.age_category`), of a categorical condition."""
+    from ._persons import AGE_CATEGORY
+
+    labels = model.condition_encoder_.stats.get(AGE_CATEGORY)
+    ok = model.kinds_.get(AGE_CATEGORY) == "categorical" and isinstance(labels, (list, tuple)) and len(labels) > 0
+    ok = ok and all(isinstance(v, str) and re.fullmatch(r"-?[0-9]{1,18}", v) is not None and str(int(v)) == v
+                    for v in labels)
+    if not (ok and len(set(labels)) == len(labels)):
+        raise _fail(where, key, "the decimal labels of distinct integer ages ('16', '17', ...) of a categorical "
+                    "condition", labels)
 
 
 def _categories(value: Any, hs: HouseholdSynthesizer, where: str) -> tuple[list, bool] | None:

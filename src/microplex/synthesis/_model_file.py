@@ -133,14 +133,23 @@ def _check_sorted(f: _Fields, values: list, field: str) -> None:
         raise f.fail(field, "categories sorted by type and value (as fit writes them)", values)
 
 
+def _public_pair(f: _Fields, bounds: Any, name: str) -> tuple[float, float]:
+    """The [low, high] public bounds of numeric column ``name`` of a DP model."""
+    pair = bounds.get(name) if isinstance(bounds, dict) else None
+    if not (isinstance(pair, list) and len(pair) == 2):
+        raise f.fail(f"params.public_bounds.{name}", "the [low, high] public bounds of a DP model's numeric column", pair)
+    lo, hi = (f.number(v, f"params.public_bounds.{name}") for v in pair)
+    return lo, hi
+
+
 def _check_public_bounds(f: _Fields, enc: dict, name: str, integer: bool, bounds: Any) -> None:
     """A DP model's continuous segment spans its target's public bounds plus the fit's margin (half a unit for
     an integer, :data:`._dp.MARGIN` of the width otherwise): bounds widened in the file drew values far
-    outside them (hours of -980,000 for public bounds [0, 5000])."""
-    pair = bounds.get(name) if isinstance(bounds, dict) else None
-    if not (isinstance(pair, list) and len(pair) == 2):
-        raise f.fail(f"params.public_bounds.{name}", "the [low, high] public bounds of a DP model's numeric target", pair)
-    lo, hi = (f.number(v, f"params.public_bounds.{name}") for v in pair)
+    outside them (hours of -980,000 for public bounds [0, 5000]). Its sign is 1 (what the fit writes; -1
+    mirrors the draws, ages of -65 to -18 for public bounds [18, 70]), but where the bounds are symmetric
+    about 0, and its point masses and heaps lie within the bounds (a point mass moved to -1 drew hours of
+    -1 for public bounds [0, 5000])."""
+    lo, hi = _public_pair(f, bounds, name)
     margin = 0.5 if integer else MARGIN * (hi - lo)
     for i, seg in enumerate(enc.get("segments", [])):
         got = [seg.get("lower"), seg.get("upper")]
@@ -149,6 +158,26 @@ def _check_public_bounds(f: _Fields, enc: dict, name: str, integer: bool, bounds
                 isinstance(g, numbers.Real) and np.isclose(g, w, rtol=1e-12, atol=0.0) for g, w in zip(got, want)):
             raise f.fail(f"encoders.{name}.segments[{i}]", f"a logit segment between the public bounds [{lo:g}, "
                          f"{hi:g}] widened by {margin:g}: [{want[0]:g}, {want[1]:g}]", got)
+        # a segment of sign -1 draws the mirror image of its span: within the bounds only if they are symmetric
+        if seg.get("sign") != 1 and not (seg.get("sign") == -1 and lo == -hi):
+            raise f.fail(f"encoders.{name}.segments[{i}].sign", f"1 for public bounds [{lo:g}, {hi:g}] (-1 draws "
+                         "the mirror image of the segment, outside them)", seg.get("sign"))
+    for key in ("point_masses", "heaps"):
+        for j, v in enumerate(enc.get(key) or []):
+            if not lo <= v <= hi:
+                raise f.fail(f"encoders.{name}.{key}[{j}]", f"a value within the public bounds [{lo:g}, {hi:g}]", v)
+
+
+def check_public_conditions(ranges: dict[str, tuple[float, float]], bounds: Any, label: str) -> None:
+    """A DP model's numeric conditions' ranges (field ``condition_ranges``) are their public bounds, which the
+    fit writes in their place (:func:`._dp.condition_ranges`): narrowed ([18, 35] for [18, 70]) they held the
+    conditions of :meth:`generate` to another range."""
+    f = _Fields(label)
+    for name, got in ranges.items():
+        lo, hi = _public_pair(f, bounds, name)
+        if tuple(got) != (lo, hi):
+            raise f.fail(f"condition_ranges.{name}", f"the public bounds of the condition, [{lo:g}, {hi:g}]",
+                         list(got))
 
 
 def _check_levels(f: _Fields, enc: dict, dtype: str, field: str) -> None:
@@ -290,8 +319,10 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     if len(lengths) > 1:
         raise f.fail("history", "lists of equal length", sorted(lengths))
     for k, values in history.items():
-        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-            raise f.fail(f"history.{k}", "a list of numbers", values)
+        # an int beyond int64 (10**30) made the isnan below raise a raw TypeError; a loss may be NaN or inf
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                   and (not isinstance(v, numbers.Integral) or _finite(v)) for v in values):
+            raise f.fail(f"history.{k}", "a list of numbers (floats, or integers within int64)", values)
     # A DP file's continuous segments span its public bounds. A file whose history holds losses is no DP fit's
     # at all: the privacy record's check refuses it, naming 'history' (see ._dp_record).
     if private and all(np.isnan(v) for k in ("train_loss", "val_loss") for v in history[k]):
@@ -606,7 +637,8 @@ def check_patterns(patterns: Any, sizes: list[int], label: str) -> np.ndarray:
 def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], label: str) -> None:
     """Checks tensor names, dtypes and shapes against the model built from the metadata, that
     every floating tensor is finite (but the structural zeros' ``rule_bounds``, checked with the
-    rules), and that the buffers derived from the metadata agree."""
+    rules), and that the buffers derived from the metadata (the pattern tables, the flow's ``*.mask``)
+    agree."""
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:
         raise DataValidationError(
@@ -623,7 +655,9 @@ def check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Te
         # a structural zero's tail is open on one side (inf): checked with the rules (._structure.check_rules)
         if t.is_floating_point() and name != "rule_bounds" and not torch.isfinite(t).all():
             raise DataValidationError(f"{label} is not a valid Synthesizer model file: tensor {name!r} has non-finite values.")
-        if name in ("patterns", "active", "pattern_features") and not torch.equal(t, ref):
+        # the flow's masks are built from the architecture: all ones broke the autoregressive order (a raw
+        # RuntimeError when drawing), all zeros cut the flow off from the conditions and coordinates (silently)
+        if (name in ("patterns", "active", "pattern_features") or name.endswith(".mask")) and not torch.equal(t, ref):
             raise DataValidationError(
                 f"{label} is not a valid Synthesizer model file: tensor {name!r} disagrees with the metadata."
             )

@@ -23,7 +23,7 @@ from . import _conditions, _dp_tree, _model_file
 from .sampling import SAMPLING
 from .schema import VariableSpec
 from .serialization import check_format
-from ._dp import DP_PARAMS
+from ._dp import DP_PARAMS, MARGIN
 from ._dp_margins import SCALE_RANGE
 from ._dp_record import check_record
 from ._dp_tree import PARTS as TREE_PARTS
@@ -205,8 +205,11 @@ def restore_state(
             self.condition_encoder_.missing)
         self.training_weights_ = conditions.pop("__weight__").to_numpy(float)
         self.training_conditions_ = conditions
-    if getattr(self, "_ranges", None) is not None or hasattr(self, "training_conditions_"):
+    stored_ranges = getattr(self, "_ranges", None) is not None  # no conditions table: nothing else to check with
+    if stored_ranges or hasattr(self, "training_conditions_"):
         _check_condition_scales(self._condition_ranges(), self.condition_encoder_.stats, label)
+    if stored_ranges and not p["dp"]:  # a DP file's: against its public bounds, after its privacy record
+        _check_condition_spread(self._ranges, self.condition_encoder_.stats, label, 0.0)
     if hasattr(self, "training_conditions_"):
         _model_file.check_condition_moments(self.training_conditions_, self.training_weights_, self.kinds_,
                                             self.condition_encoder_.stats, label)
@@ -220,6 +223,9 @@ def restore_state(
         self.condition_tree_ = _dp_tree.ConditionTree.from_parts(meta[_dp_tree.KEY], tree_tensors, self, label)
     if p["dp"]:  # checked against the model's structure: its condition model and tree are restored above
         self.privacy_ = check_record(self, meta.get("privacy"), label)
+    if p["dp"] and getattr(self, "_ranges", None) is not None:  # a DP file's ranges are the public bounds
+        _model_file.check_public_conditions(self._ranges, meta["params"].get("public_bounds"), label)
+        _check_condition_spread(self._ranges, self.condition_encoder_.stats, label, MARGIN)
     try:
         self._check_model_size(len(conditions) if tables else int(p["batch_size"] or BATCH_SIZE))
     except DataValidationError as exc:
@@ -258,6 +264,26 @@ def restore_state(
 #: Largest standardized condition value a model may meet (the networks compute in float32, whose
 #: largest value is about 3.4e38); a fitted model's are many orders of magnitude smaller.
 MAX_STANDARDIZED = 1e30
+
+
+def _check_condition_spread(ranges: dict[str, tuple[float, float]], stats: dict[str, Any], label: str,
+                            slack: float) -> None:
+    """Refuses a file whose numeric condition's stored mean lies outside its stored range [min, max], or whose
+    standard deviation exceeds half the range (no weighted distribution on [min, max] spreads more): fit computes
+    both from the same rows (of a DP model: from draws of its condition model, within the public bounds widened
+    by ``slack`` of their width). Edited, they loaded and fed the flow other conditions than it learnt from (a
+    mean of 400 for ages 0 to 94 drew every income missing). Smaller edits stay within these limits."""
+    for name, (lo, hi) in ranges.items():
+        mean, std = (float(v) for v in stats[name])
+        tol = slack * (hi - lo) + 1e-12 * max(abs(lo), abs(hi), 1.0)
+        ok = lo - tol <= mean <= hi + tol and (std <= (hi - lo) / 2 + tol or (lo == hi and std == 1.0))
+        if not ok:
+            raise DataValidationError(
+                f"{label} is not a valid Synthesizer model file: field 'condition_encoder.stats.{name}': mean {mean:g} "
+                f"and standard deviation {std:g} cannot be those of a condition within its range [{lo:g}, {hi:g}] "
+                f"(field 'condition_ranges.{name}'): the mean must lie within it and the standard deviation be at "
+                f"most half its width, {(hi - lo) / 2:g}."
+            )
 
 
 def _check_condition_scales(ranges: dict[str, tuple[float, float]], stats: dict[str, Any], label: str) -> None:
