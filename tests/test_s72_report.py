@@ -242,3 +242,28 @@ def test_the_report_says_nothing_is_left_out_at_40_variables():
     real, syn = ({f"v{i:02d}": rng.normal(size=300) for i in range(40)} for _ in range(2))
     text = render_html(evaluate(pd.DataFrame(real), pd.DataFrame(syn), pmse=False, progress=False))
     assert len(re.findall(r"<h3>(\w+) <span", text)) == 40 and "first 40 of" not in text
+
+
+def test_quantiles_are_written_with_their_integer_digits_and_a_cut_is_said_only_when_made(monkeypatch):
+    """The Variables quantile table wrote a top code of 100,000 as ``1e+05`` (5 significant digits, the form 99,999.5
+    takes too); a subgroup heat map of exactly 30 cells was titled "(first 30 cells)", though none was left out."""
+    import matplotlib.axes
+
+    from microplex.evaluation import evaluate
+    from microplex.evaluation._html import render_html
+    from microplex.evaluation._plots_file import subgroup_plot
+
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random(1000) < 0.6, 100000.0, rng.lognormal(10, 0.6, 1000).round(2))
+    real = pd.DataFrame({"inc": x, "age": rng.integers(18, 80, 1000)})
+    rep = evaluate(real, real.sample(frac=1, random_state=1).reset_index(drop=True), pmse=False, progress=False)
+    rows = [re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", r)).strip()
+            for r in re.findall(r"<tr>.*?</tr>", _card(render_html(rep), "inc"), re.S)]
+    real_row = next(r for r in rows if r.startswith("real "))
+    assert real_row.split()[2:] == ["100000", "100000", "100000"] and "e+" not in real_row  # p50, p99, p99.9
+    titles = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda self, t, *a, **k: titles.append(t))
+    for cells in (30, 31):
+        subgroup_plot("g", pd.DataFrame(np.full((2, cells), 0.1), index=["a", "b"],
+                                        columns=[f"c{i}" for i in range(cells)]))
+    assert titles == ["within each cell of g", "within each cell of g (first 30 cells)"]

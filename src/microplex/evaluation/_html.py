@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ._validation import is_numeric
-from .metrics import _cut_labels
+from .metrics import _cut_label, _cut_labels
 from .._stats import weighted_quantile
 from . import _plots_file as pf, _verdict, registry
 from ._plots import GRID, categorical_plot, is_binary, log_friendly_scale, numeric_plot, pair_plots
@@ -272,7 +272,7 @@ def _variables(rep: EvaluationReport, targets: list[str]) -> str:
             q = np.array([0.01, 0.5, 0.99, 0.999])
             qt = pd.DataFrame({"real": weighted_quantile(r, q, rep.real_weights),
                                "synthetic": _quantiles_or_nan(s, q, rep.synthetic_weights)},
-                              index=[f"p{v * 100:g}" for v in q]).T.to_html(float_format=lambda v: f"{v:.5g}")
+                              index=[f"p{v * 100:g}" for v in q]).T.to_html(float_format=_quantile_label)
         else:
             img, extra, qt = categorical_plot(c, r, s, rep.real_weights, rep.synthetic_weights), "", ""
         role = "target" if c in targets else "condition"
@@ -314,6 +314,16 @@ def _privacy(rep: EvaluationReport) -> str:
         "data.</p>"
     )
     return _not_fresh(rep) + _attacks(rep) + pf.dcr_plot(d_s, d_h) + note + table
+
+
+def _quantile_label(value: float) -> str:
+    """A quantile of the Variables tables at 5 significant digits, every digit of its integer part kept (a top code of
+    100,000 read ``1e+05``, like 99,999.5).
+
+    >>> _quantile_label(100000.0), _quantile_label(25564.67), _quantile_label(0.0123456), _quantile_label(float("nan"))
+    ('100000', '25564.7', '0.012346', 'nan')
+    """
+    return _cut_label(value, 5) if np.isfinite(value) else str(value)
 
 
 def _disclosure_notice(rep: EvaluationReport) -> str:

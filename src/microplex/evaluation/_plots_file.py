@@ -106,6 +106,7 @@ def subgroup_plot(by: str, table: pd.DataFrame, limit: int = 30) -> str:
     """Heat map of the within-cell distance of each variable (rows) in each cell of ``by`` (columns)."""
     plt = pyplot()
     note = left_out(table.shape[0], "variables", f"the table above gives each one's mean over the cells of {by}")
+    cut = table.shape[1] > limit
     table = table.iloc[:MAX_VARIABLES, :limit]
     fig, ax = plt.subplots(figsize=(min(11.4, 2.5 + 0.55 * table.shape[1]), 0.9 + 0.3 * table.shape[0]))
     values = table.to_numpy(float)
@@ -116,7 +117,7 @@ def subgroup_plot(by: str, table: pd.DataFrame, limit: int = 30) -> str:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="#fff" if v > 0.6 * top else "#222")
     ax.set_xticks(range(table.shape[1]), [label(c, 18) for c in table.columns], rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(table.shape[0]), [label(v, 24) for v in table.index], fontsize=8)
-    ax.set_title(f"within each cell of {label(by, 40)}" + (f" (first {limit} cells)" if table.shape[1] == limit else ""),
+    ax.set_title(f"within each cell of {label(by, 40)}" + (f" (first {limit} cells)" if cut else ""),
                  fontsize=9)
     fig.colorbar(im, ax=ax, label="KS / TV distance", shrink=0.9)
     fig.tight_layout()
