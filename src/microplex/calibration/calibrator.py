@@ -25,7 +25,8 @@ from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
-from .feasibility import box, mean_scale, met_tolerance, only_nonnegative, soft_units, solution_problems, survey_errors, unreachable_targets
+from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, soft_units, solution_problems,
+                          survey_errors, unreachable_targets)
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 

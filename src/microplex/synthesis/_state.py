@@ -223,7 +223,7 @@ def restore_state(
         self.condition_tree_ = _dp_tree.ConditionTree.from_parts(meta[_dp_tree.KEY], tree_tensors, self, label)
     if p["dp"]:  # checked against the model's structure: its condition model and tree are restored above
         self.privacy_ = check_record(self, meta.get("privacy"), label)
-    if p["dp"] and getattr(self, "_ranges", None) is not None:  # a DP file's ranges are the public bounds
+    if p["dp"] and stored_ranges:  # a DP file's ranges are the public bounds
         _model_file.check_public_conditions(self._ranges, meta["params"].get("public_bounds"), label)
         _check_condition_spread(self._ranges, self.condition_encoder_.stats, label, MARGIN)
     try:
