@@ -621,11 +621,7 @@ def _mask(cols: _Columns, target: Target, absent: dict[str, list[Any]] | None = 
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]
             pos = lookup_values(uniques, wanted)
             if absent is not None and isinstance(cond, frozenset):
-                held = cols.held(col, target)
-                # text labels only: a set of numbers is a band of codes (educ in {9, 10, 11, 12}, the geo demo's
-                # targets), some of which a population may lack; its other codes take the band's total
-                lost = [v for v, at in zip(wanted, pos, strict=True)
-                        if isinstance(v, str) and (at < 0 or not held[at])]
+                lost = _absent_members(cols, target, col, wanted, pos)
                 if lost:
                     absent[col] = lost
             pos = pos[pos >= 0]
@@ -635,33 +631,102 @@ def _mask(cols: _Columns, target: Target, absent: dict[str, list[Any]] | None = 
     return mask
 
 
-def absent_members_error(cols: _Columns, target: Target, absent: dict[str, list[str]]) -> DataValidationError:
-    """The refusal of ``target``, whose set filters list the text members ``absent`` (per column) that no record
-    holds: the set's other members took its whole total (a typo, or "Zürich" written in another Unicode form than
-    the records', NFC against NFD, put it all on "Bern"), as an equality on such a value is refused. A member whose
-    Unicode NFC form is that of a value the records hold is named with that value (in ``ascii``: the two print
-    alike)."""
+def _is_number(v: Any) -> bool:
+    """Whether ``v`` is a real number (not a bool): a member of a band of codes."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _held_numbers(cols: _Columns, target: Target, col: str) -> np.ndarray:
+    """The distinct values of ``col`` some record holds, as sorted floats (a text column's cells that read as
+    numbers: codes ``"013"`` as 13); none for a column of other values."""
+    _, uniques = cols.codes(col, target)
+    held = uniques[cols.held(col, target)]
+    if pd.api.types.is_bool_dtype(held.dtype):
+        return np.zeros(0)
+    values = pd.to_numeric(pd.Series(np.asarray(held, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    return np.unique(values[np.isfinite(values)])
+
+
+def _absent_members(cols: _Columns, target: Target, col: str, wanted: list[Any], pos: np.ndarray) -> list[Any]:
+    """The members ``wanted`` of ``target``'s set filter on ``col`` (at ``pos`` in its codes, -1 where absent)
+    that no record holds and the set cannot mean: every text label (an equality on it is refused), and each number
+    that falls in no band of the set's held numbers. A set of numbers is a band of codes (``educ in {9, 10, 11,
+    12}``, the geo demo's targets), some of which a population may lack: a number no record holds is accepted
+    where the values the records hold next to it (the nearest below and above) include one of the set's, so that
+    it lies within a band the set's held codes cover (between two of them, or beyond the records' extreme value
+    next to one); a number with only values the set leaves out beside it (``{12, 31}`` on codes up to 24: a typo
+    for 13) is refused (:func:`absent_members_error`)."""
+    held = cols.held(col, target)
+    missing = [at < 0 or not held[at] for at in pos]
+    lost = [v for v, gone in zip(wanted, missing, strict=True) if gone and isinstance(v, str)]
+    numbers_lost = [v for v, gone in zip(wanted, missing, strict=True) if gone and _is_number(v)]
+    if numbers_lost:
+        _, uniques = cols.codes(col, target)
+        values = _held_numbers(cols, target, col)
+        set_held = pd.to_numeric(pd.Series([uniques[at] for at in pos if at >= 0 and held[at]], dtype=object),
+                                 errors="coerce").to_numpy(dtype=float)
+        kept = set(set_held[np.isfinite(set_held)].tolist())
+        for v in numbers_lost:
+            below, above = _neighbours(values, float(v))
+            if not ({b for b in (below, above) if b is not None} & kept):
+                lost.append(v)
+    return lost
+
+
+def _neighbours(values: np.ndarray, v: float) -> tuple[float | None, float | None]:
+    """The nearest of the sorted ``values`` below and above ``v`` (None where there is none)."""
+    k = int(np.searchsorted(values, v, side="left"))
+    above = k + 1 if k < len(values) and values[k] == v else k
+    return (float(values[k - 1]) if k > 0 else None, float(values[above]) if above < len(values) else None)
+
+
+def unicode_hint(cols: _Columns, target: Target, col: str, labels: list[Any]) -> str:
+    """Sentences naming each text label of ``labels`` (a filter's on ``col``, which no record holds) whose Unicode
+    NFC form is that of a value the records hold, with that value (in ``ascii``: the two print alike), "" for
+    none: "Zürich" written in NFC against the records' NFD (as files exported on macOS write it). The refusals of
+    an equality and of a set's members share it."""
+    _, uniques = cols.codes(col, target)
+    forms: dict[str, str] = {}
+    for u, h in zip(uniques, cols.held(col, target), strict=True):
+        if h and isinstance(u, str):
+            forms.setdefault(unicodedata.normalize("NFC", u), u)
+    hints = []
+    for v in labels:
+        same = forms.get(unicodedata.normalize("NFC", v)) if isinstance(v, str) else None
+        if same is not None and same != v:
+            hints.append(
+                f" {v!r} is written in another Unicode form in the records (they hold {ascii(same)}, the "
+                f"filter {ascii(v)}): normalize both, e.g. df[{col!r}] = df[{col!r}].str.normalize('NFC') "
+                "and the filter in NFC.")
+    return "".join(hints)
+
+
+def absent_members_error(cols: _Columns, target: Target, absent: dict[str, list[Any]]) -> DataValidationError:
+    """The refusal of ``target``, whose set filters list the members ``absent`` (per column) that no record holds
+    (:func:`_absent_members`): the set's other members took its whole total (a typo, or "Zürich" written in another
+    Unicode form than the records', NFC against NFD, put it all on "Bern"; ``{12, 31}`` all on 12), as an equality
+    on such a value is refused. A text member is named with the records' form of it (:func:`unicode_hint`), a
+    number with the values the records hold next to it."""
     parts, hints = [], []
     for col, members in absent.items():
-        members = sorted(members)
-        parts.append(f"its filter on {col!r} lists {members}")
-        _, uniques = cols.codes(col, target)
-        forms: dict[str, str] = {}
-        for u, h in zip(uniques, cols.held(col, target), strict=True):
-            if h and isinstance(u, str):
-                forms.setdefault(unicodedata.normalize("NFC", u), u)
+        members = sorted(members, key=lambda v: (not _is_number(v), v if _is_number(v) else str(v)))
+        parts.append(f"its filter on {col!r} lists {[to_python(v) for v in members]}")
+        hints.append(unicode_hint(cols, target, col, members))
+        values = _held_numbers(cols, target, col)
         for v in members:
-            same = forms.get(unicodedata.normalize("NFC", v))
-            if same is not None:
-                hints.append(
-                    f" {v!r} is written in another Unicode form in the records (they hold {ascii(same)}, the "
-                    f"filter {ascii(v)}): normalize both, e.g. df[{col!r}] = df[{col!r}].str.normalize('NFC') "
-                    "and the filter in NFC.")
+            if _is_number(v) and len(values):
+                near = ", ".join(repr(to_python(int(b) if b.is_integer() else b))
+                                 for b in _neighbours(values, float(v)) if b is not None)
+                hints.append(f" The nearest values the records hold to {to_python(v)!r} are {near}, which the set "
+                             "leaves out.")
+    numeric = any(_is_number(v) for members in absent.values() for v in members)
     return DataValidationError(
         f"Target {target.name!r} has value {target.value:g} but {' and '.join(parts)}, which no record has; expected "
         "every label of a set to be held by some record (the others would take the whole total: a category absent "
-        "from the records cannot be reached). Correct the label, or drop it from the set where the records "
-        "lack it." + "".join(hints)
+        "from the records cannot be reached)"
+        + (", and each number of a set to be held or to lie in a band of codes with held numbers of the set (no "
+           "value the records hold between them that the set leaves out)" if numeric else "")
+        + ". Correct the label, or drop it from the set where the records lack it." + "".join(hints)
     )
 
 
@@ -875,6 +940,7 @@ def build_design(
     for j, t in enumerate(targets):
         if matched[j] == 0 and t.value != 0 and t.aggregate != "mean":
             contradict = [c for c, cond in t.filters.items() if isinstance(cond, frozenset) and not cond]
+            hint = ""
             if not contradict and not check_reach:
                 continue  # an empty column: achieved 0
             empty = [
@@ -887,6 +953,8 @@ def build_design(
                 why = f"its conditions on {contradict} exclude each other, so it selects no record"
             elif empty:
                 why = f"no record has {' and no record has '.join(empty)}"
+                hint = "".join(unicode_hint(cols, t, c, [cond]) for c, cond in t.filters.items()
+                               if isinstance(cond, str) and c in cols.records.columns)
             elif t.entity == "household" and household_col is not None:
                 why = ("no household matches it: a household target reads its filter columns on each household's "
                        "first record (household variables), and records further down a household match it only "
@@ -895,7 +963,7 @@ def build_design(
                 why = "no record matches it"
             raise DataValidationError(
                 f"Target {t.name!r} has value {t.value:g} but {why}; expected at least one record "
-                "(a category absent from the records cannot be reached)."
+                "(a category absent from the records cannot be reached)." + hint
             )
 
     n_units = len(d)
