@@ -165,5 +165,8 @@ def test_the_command_line_verdict_counts_the_attacks():
     lines = key_numbers(rep)
     assert f"membership AUC (0.5: no advantage): {rep.attacks['membership_auc']:.4f}" in lines
     counts = table["verdict"].value_counts()
-    assert lines[-1] == ("verdict against the real-vs-real floor and, for the attacks, fresh data: "
+    assert lines[-2] == ("verdict against the real-vs-real floor and, for the attacks, fresh data: "
                          f"{counts.get('green', 0)} green, {counts.get('amber', 0)} amber, {counts['red']} red")
+    # the copy's privacy problems, as the HTML report's red notice lists them (session 73)
+    assert lines[-1].startswith("privacy problems (the report's verdict is red whatever the scores): ")
+    assert lines[-1].endswith("; 100.0% of synthetic records copy a training record exactly (holdout: 14.5%)")

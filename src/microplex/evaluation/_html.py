@@ -329,10 +329,7 @@ def _quantile_label(value: float) -> str:
 def _disclosure_notice(rep: EvaluationReport) -> str:
     """A red notice of the disclosure risks :func:`~microplex.evaluation.privacy.privacy_problems` finds in
     ``rep.privacy`` (those ``evaluate`` warned of), or "" when there is none."""
-    from .privacy import privacy_problems
-
-    problems = ([] if rep.privacy is None or rep.holdout_df is None else
-                privacy_problems(rep.privacy, len(rep.synthetic_df), len(rep.holdout_df)))
+    problems = _verdict.privacy_problems_of(rep)
     if not problems:
         return ""
     return ('<p class="verdict red" id="privacy-problems"><b>Possible disclosure risk.</b> '

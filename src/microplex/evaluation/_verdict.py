@@ -34,7 +34,7 @@ from . import registry
 
 __all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light",
            "verdict_table", "report_verdicts", "worst_first",
-           "provenance", "pmse_rows", "key_numbers"]
+           "provenance", "pmse_rows", "key_numbers", "privacy_problems_of"]
 
 #: The three verdicts, best first.
 LIGHTS = ("green", "amber", "red")
@@ -204,11 +204,23 @@ def pmse_rows(real_weights: np.ndarray, synthetic_weights: np.ndarray) -> str:
     return f"{n_real:,} real + {n_synthetic:,} synthetic{sampled}"
 
 
+def privacy_problems_of(rep: Any) -> list[str]:
+    """The disclosure risks :func:`~microplex.evaluation.privacy.privacy_problems` finds in the report ``rep``'s
+    privacy figures (those ``evaluate`` warned of; none without a holdout): the HTML report's red notice and the
+    command line's summary both read them."""
+    from .privacy import privacy_problems
+
+    if rep.privacy is None or rep.holdout_df is None:
+        return []
+    return privacy_problems(rep.privacy, len(rep.synthetic_df), len(rep.holdout_df))
+
+
 def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
     (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
     DCR ratio, membership AUC, worst calibration error and the verdict tally (when a holdout was given; with the
-    attacks' verdicts when they were run)."""
+    attacks' verdicts when they were run), then the privacy problems (:func:`privacy_problems_of`), which make the
+    report's verdict red whatever the scores."""
     scores = rep.scores
     given = set(given) | set(rep.conditions)
     lines = []
@@ -236,4 +248,7 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
         counts = report_verdicts(rep, sorted(given))["verdict"].value_counts()
         against = "the real-vs-real floor" + (" and, for the attacks, fresh data" if rep.attacks else "")
         lines.append(f"verdict against {against}: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in LIGHTS))
+    problems = privacy_problems_of(rep)
+    if problems:
+        lines.append("privacy problems (the report's verdict is red whatever the scores): " + "; ".join(problems))
     return lines
