@@ -10,10 +10,14 @@ a CSV's was before session 72.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
+from microplex import Synthesizer
 from microplex.cli import app
 
 runner = CliRunner()
@@ -58,3 +62,35 @@ def test_evaluate_prints_no_privacy_line_for_fresh_records(tmp_path):
     assert r.exit_code == 0, r.output
     assert "verdict against the real-vs-real floor" in r.output and "privacy problems" not in r.output
     assert 'id="privacy-problems"' not in report.read_text()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A model of income given household size ('1', '2', '3+'), county ('013', '100', '245') and age."""
+    folder = tmp_path_factory.mktemp("s73cli")
+    rng = np.random.default_rng(0)
+    n = 1500
+    hh = rng.choice(["1", "2", "3+"], n)
+    df = pd.DataFrame({"hh": hh, "county": rng.choice(["013", "100", "245"], n), "age": rng.integers(18, 80, n),
+                       "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)})
+    Synthesizer(["inc"], ["hh", "county", "age"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
+    return folder
+
+
+@pytest.mark.parametrize("suffix", [".json", ".xlsx"])
+def test_generate_reads_json_and_excel_text_categories_as_text(model, tmp_path, suffix):
+    if suffix == ".xlsx":
+        pytest.importorskip("openpyxl")
+    rows = pd.DataFrame({"hh": ["1", "2"], "county": ["100", "245"], "age": [30, 40]})
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(rows.to_dict(orient="records")))
+    else:
+        rows.to_excel(path, index=False)
+    r = runner.invoke(app, ["generate", str(model / "m.mpx"), "--conditions", str(path), "-o",
+                            str(tmp_path / "out.parquet"), "-q"])
+    # before: status 1, "Condition column 'hh' has categories not seen in training: [1, 2] ... the types differ"
+    assert r.exit_code == 0, r.output
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert got["hh"].tolist() == ["1", "2"] and got["county"].tolist() == ["100", "245"]
+    assert got["age"].tolist() == [30, 40] and got["inc"].notna().all()

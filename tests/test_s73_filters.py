@@ -10,6 +10,7 @@ categories refused).
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 from microplex import Calibrator, DataValidationError, SparseCalibrator
 from microplex.calibration import Target, Targets
+from microplex.io import read_table
 
 NFD = unicodedata.normalize("NFD", "Zürich")
 
@@ -99,3 +101,40 @@ def test_an_equality_on_a_label_in_another_unicode_form_names_the_form(estimator
     with pytest.raises(DataValidationError, match=r"no record has city == 'Bernn'") as info:
         estimator().fit(df, Targets([Target(150.0, filters={"city": "Bernn"})]), weight_col="w")
     assert "Unicode" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".xlsx"])
+def test_read_table_reads_text_columns_of_json_and_excel_as_written(tmp_path, suffix):
+    if suffix == ".xlsx":
+        pytest.importorskip("openpyxl")
+    frame = pd.DataFrame({"size": ["1", "2", "2", None], "county": ["013", "245", "100", "007"],
+                          "age": [30, 41, 52, 63]})
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(frame.to_dict(orient="records")))
+    else:
+        frame.to_excel(path, index=False)
+    plain = read_table(path)
+    assert pd.api.types.is_numeric_dtype(plain["size"])  # pandas' reading: the strings "1", "2" as numbers
+    out = read_table(path, text=["size", "county", "absent"])
+    # before: size [1.0, 2.0, 2.0, nan], which a model of text categories refused ("the types differ")
+    assert out["size"].tolist()[:3] == ["1", "2", "2"] and pd.isna(out["size"].iloc[3])
+    assert out["county"].tolist() == ["013", "245", "100", "007"]
+    assert out["age"].tolist() == [30, 41, 52, 63]
+
+
+def test_read_table_text_of_excel_numbers_is_their_text(tmp_path):
+    pytest.importorskip("openpyxl")
+    path = tmp_path / "c.xlsx"
+    pd.DataFrame({"size": [1, 2, 3.5], "flag": [True, False, True]}).to_excel(path, index=False)
+    out = read_table(path, text=["size"])
+    assert out["size"].tolist() == ["1", "2", "3.5"]
+    assert out["flag"].tolist() == [True, False, True]
+
+
+def test_read_table_text_of_json_numbers_is_their_text(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('[{"size": 1, "k": "3+"}, {"size": 2.5, "k": 2}, {"size": null, "k": "1"}]')
+    out = read_table(path, text=["size", "k"])
+    assert out["size"].tolist()[:2] == ["1", "2.5"] and pd.isna(out["size"].iloc[2])
+    assert out["k"].tolist() == ["3+", "2", "1"]

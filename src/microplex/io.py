@@ -115,12 +115,16 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     thousands separators, a currency sign), missing or empty; any other cell is refused, and so is a name that is
     no column of the file (see :func:`as_numbers`).
 
-    ``text`` names columns of a CSV file read as the text it writes whatever its cells look like: a model's text
+    ``text`` names columns read as the text the file writes whatever its cells look like: a model's text
     categories (household sizes ``'1'``, ``'2'``, ``'3+'``; county codes ``'013'``) in a file whose cells of the
-    column happen to be all numbers (``1``, ``2``; ``100``, ``245``), which pandas reads as the integers; read here
-    as written (``013`` stays ``'013'``), a cell ``None`` the text "None" and empty cells missing. Names the file
-    lacks are skipped (the caller checks the columns it needs); the other formats store their types and are read
-    as stored. A column named in both ``numeric`` and ``text`` is refused.
+    column happen to be all numbers (``1``, ``2``; ``100``, ``245``), which pandas reads as the integers. A CSV
+    file's cells are read as written (``013`` stays ``'013'``), a cell ``None`` the text "None" and empty cells
+    missing; a JSON file's strings and an Excel file's text cells as written (pandas converts ``"1"`` and
+    ``"013"`` to numbers), their numbers as their text (1 as ``'1'``, 2.5 as ``'2.5'``: a number cell of a
+    spreadsheet holds no leading zero) and their empty cells missing. Names the file lacks are skipped (the caller
+    checks the columns it needs); Parquet, Feather, Stata, SAS and SPSS files store each column's type and are
+    read as stored (as streamed Parquet conditions are). A column named in both ``numeric`` and ``text`` is
+    refused.
 
     Examples
     --------
@@ -178,6 +182,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         frame = _partly_labelled_as_numbers(p, frame)
     if reader is pd.read_json:
         frame = _json_codes_as_written(p, frame)
+    if reader in (pd.read_json, pd.read_excel):
+        frame = _cells_as_text(p, frame, text, reader)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
@@ -466,6 +472,45 @@ def _as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str], read_kwargs: 
         return frame
     raw = csv_text(p, cols, read_kwargs)
     return frame.assign(**{c: raw[c].astype(object).where(frame[c].notna().to_numpy()).to_numpy() for c in cols})
+
+
+def _cells_as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str], reader: Any) -> pd.DataFrame:
+    """``frame``, read from the JSON or Excel file ``p`` by ``reader``, with each of ``columns`` it holds that pandas
+    read as numbers or booleans as the text its cells hold: pandas converts a JSON string or an Excel text cell
+    ``"1"`` to the number 1 (``"013"`` to 13); the column is read again without conversions, its strings kept as
+    written and its numbers as their text (:func:`_text_of`: 1 and 1.0 as ``"1"``, 2.5 as ``"2.5"``), its missing
+    cells missing."""
+    cols = [c for c in columns if c in frame.columns and not _all_text(frame[c])]
+    if not cols:
+        return frame
+    try:
+        raw = (pd.read_json(p, dtype=False) if reader is pd.read_json
+               else pd.read_excel(p, dtype={c: object for c in cols}))
+    except _READ_ERRORS as exc:
+        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+    for c in cols:  # not assign(): a JSON file's column names may be numbers
+        if c not in raw.columns or len(raw[c]) != len(frame):  # not read alike: nothing to tell its cells by
+            raise DataValidationError(f"Cannot read the column {c!r} of {str(p)!r} as text: a second reading "
+                                      "gave another table.")
+        frame[c] = np.array([_text_of(v) for v in raw[c]], dtype=object)
+    return frame
+
+
+def _text_of(v: Any) -> Any:
+    """A JSON or spreadsheet cell's value as text: a string as it is, a number as it is written (an integral one
+    without a decimal point, as a spreadsheet shows 1 and a JSON file writes it), a boolean as ``"True"`` or
+    ``"False"`` (as a CSV cell reads), a missing cell missing (NaN)."""
+    if isinstance(v, str):
+        return v
+    if v is None or (not isinstance(v, (list, dict)) and pd.isna(v)):
+        return np.nan
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and np.isfinite(v):
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    return str(v)
 
 
 def _all_text(s: pd.Series) -> bool:
