@@ -350,6 +350,7 @@ def calibrate(
     """Reweights records so that weighted totals hit the targets."""
     def body(say: Callable[[str], None]) -> None:
         from .calibration import Calibrator
+        from .calibration.calibrator import FAR_MISS
 
         check_choice(method, "method", ("linear", "raking", "logit"))
         lo_hi = parse_bounds(bounds)
@@ -376,8 +377,10 @@ def calibrate(
                 result.report().to_csv(tmp, index=False)
             write_parquet_atomic(df, out)
         s = result.summary
+        far = (f", {s['n_far_missed']} soft targets missed by more than {FAR_MISS:g} times their tolerance"
+               if s.get("n_far_missed") else "")
         say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
-                   f"max rel. error {s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
+                   f"max rel. error {s.get('max_rel_error', float('nan')):.2e}{far}; wrote {out}")
 
     run_body(body, quiet, verbose)
 

@@ -1,0 +1,91 @@
+"""Session 73: a soft calibration that misses targets far beyond their tolerance says so (it reported success
+and showed the misses only in ``report()["met"]``); an integer target whose values are not whole numbers is
+named as such (the message said "constant (0.0)"); ``evaluate --max-rows`` keeps the privacy figures of a copy."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from microplex._errors import ConvergenceWarning
+from microplex.calibration import Calibrator, Targets
+from microplex.cli import app
+
+runner = CliRunner()
+
+
+def _records(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"sex": rng.choice(["f", "m"], n), "region": rng.choice(["N", "S"], n), "weight": 1.0})
+
+
+def _fit(df: pd.DataFrame, targets: Targets, **kw) -> tuple[Calibrator, list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cal = Calibrator(soft=True, **kw).fit(df, targets, weight_col="weight")
+    return cal, [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_soft_fit_missing_targets_far_beyond_their_tolerance_warns():
+    """The sex margin adds up to 1,000 persons, the region margin to 2,000: no weights meet both, and the soft
+    fit's compromise misses every target by 16 to 40 times its 1% tolerance. It warned nothing and read
+    converged; now a ConvergenceWarning names the worst targets with their misses, and the summary counts them."""
+    df = _records()
+    tg = Targets.from_margins({"sex": {"f": 600, "m": 400}, "region": {"N": 1000, "S": 1000}})
+    cal, caught = _fit(df, tg)
+    rep = cal.report()
+    # the misses, recomputed with pandas from the weights (relative to the target: all four are counts)
+    achieved = {("sex", k): cal.weights[df.sex == k].sum() for k in ("f", "m")}
+    achieved |= {("region", k): cal.weights[df.region == k].sum() for k in ("N", "S")}
+    value = {("sex", "f"): 600, ("sex", "m"): 400, ("region", "N"): 1000, ("region", "S"): 1000}
+    miss = {k: abs(achieved[k] - value[k]) / value[k] for k in value}
+    assert min(miss.values()) > 10 * 0.01  # every target far beyond its tolerance
+    assert not rep["met"].any()
+    assert cal.summary["converged"] is True  # the solve itself is unchanged: the optimum of the soft problem
+    assert cal.summary["n_far_missed"] == 4
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "missed 4 of 4 targets by more than 10 times their tolerance" in msg
+    # worst first: a region count, missed by its pandas miss, with how many times the tolerance that is
+    worst = max(miss, key=miss.get)
+    first = re.search(r"\"count\[(\w+) == '(\w)'\]\" missed by ([0-9.]+) \(([0-9.]+) times its tolerance 0.01", msg)
+    assert first is not None, msg
+    assert (first.group(1), first.group(2)) == worst
+    assert float(first.group(3)) == pytest.approx(miss[worst], rel=2e-3)
+    assert float(first.group(4)) == pytest.approx(miss[worst] / 0.01, rel=2e-3)
+
+
+def test_soft_fit_within_ten_times_its_tolerance_does_not_warn():
+    """Margins 4% apart: the misses are 1.5 to 2.3 times the 1% tolerance, a trade-off a soft fit is for: no
+    warning, ``n_far_missed`` 0; a target's own tolerance counts (the same misses at 0.1% are far misses)."""
+    df = _records()
+    tg = Targets.from_margins({"sex": {"f": 600, "m": 400}, "region": {"N": 520, "S": 520}})
+    cal, caught = _fit(df, tg)
+    assert caught == [] and cal.summary["n_far_missed"] == 0
+    assert 0.01 < cal.report()["rel_error"].max() < 0.03
+    tight = Targets([dataclasses.replace(t, tolerance=0.001) for t in tg])  # the same misses at 0.1%: far
+    cal, caught = _fit(df, tight)
+    times = cal.report()["rel_error"] / 0.001
+    assert times.min() > 10  # 15 to 23 times
+    assert cal.summary["n_far_missed"] == 4 and len(caught) == 1
+    assert "tolerance 0.001" in str(caught[0].message)
+
+
+def test_cli_calibrate_soft_says_how_many_targets_it_missed_far(tmp_path):
+    """``calibrate --soft`` printed "converged=True" and nothing else for targets missed by 40 times their
+    tolerance; now the warning is on stderr and the summary line counts them."""
+    df = _records()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "t.csv").write_text("sex,region,value\nf,,600\nm,,400\n,N,1000\n,S,1000\n")
+    r = runner.invoke(app, ["calibrate", str(tmp_path / "d.csv"), "--targets", str(tmp_path / "t.csv"), "--soft",
+                            "-o", str(tmp_path / "w.parquet")])
+    assert r.exit_code == 0, r.output
+    assert "warning: ConvergenceWarning: Soft calibration (raking) missed 4 of 4 targets" in r.output
+    assert "converged=True" in r.output
+    assert "4 soft targets missed by more than 10 times their tolerance" in r.output
