@@ -89,3 +89,27 @@ def test_cli_calibrate_soft_says_how_many_targets_it_missed_far(tmp_path):
     assert "warning: ConvergenceWarning: Soft calibration (raking) missed 4 of 4 targets" in r.output
     assert "converged=True" in r.output
     assert "4 soft targets missed by more than 10 times their tolerance" in r.output
+
+
+def test_integer_target_whose_values_round_to_one_value_is_named_not_whole():
+    """A float target declared ``kind="integer"`` with values of 1e-6 and 2e-6 was refused as "constant (0.0)": the
+    column is not constant, its values are not whole numbers and all round to 0. The message now says that, with the
+    values' range (and the rounding warning is still given first)."""
+    from microplex import Synthesizer, VariableSpec
+    from microplex._errors import DataValidationError
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"age": rng.integers(18, 80, 200), "k": rng.choice([1e-6, 2e-6], 200)})
+    syn = Synthesizer(["k"], ["age"], verbose=False, epochs=1, schema={"k": VariableSpec(kind="integer")})
+    with pytest.warns(UserWarning, match="declared kind='integer' but 100% of its values are not whole numbers"):
+        with pytest.raises(DataValidationError) as err:
+            syn.fit(df, seed=0)
+    msg = str(err.value)
+    assert "constant" not in msg
+    assert ("Target column 'k' is declared kind='integer' in the schema but its values are not whole numbers: "
+            "they range from 1e-06 to 2e-06, and rounded to whole numbers every one is 0.0; declare it "
+            "'continuous'") in msg
+    # a column that is constant as given is still called constant
+    with pytest.raises(DataValidationError, match=r"Target column 'k' is constant \(3.0\)"):
+        Synthesizer(["k"], ["age"], verbose=False, epochs=1, schema={"k": VariableSpec(kind="integer")}).fit(
+            df.assign(k=3.0), seed=0)
