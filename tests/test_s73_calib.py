@@ -5,6 +5,7 @@ named as such (the message said "constant (0.0)"); ``evaluate --max-rows`` keeps
 from __future__ import annotations
 
 import dataclasses
+import html
 import re
 import warnings
 
@@ -113,3 +114,66 @@ def test_integer_target_whose_values_round_to_one_value_is_named_not_whole():
     with pytest.raises(DataValidationError, match=r"Target column 'k' is constant \(3.0\)"):
         Synthesizer(["k"], ["age"], verbose=False, epochs=1, schema={"k": VariableSpec(kind="integer")}).fit(
             df.assign(k=3.0), seed=0)
+
+
+@pytest.fixture
+def copied_release(tmp_path, cps1):
+    """800 cps1 training records, a release that copies every one of them (shuffled), 800 fresh holdout records."""
+    cols = ["age", "educ", "marr", "re78"]
+    order = np.random.default_rng(0).permutation(len(cps1))
+    real, synth, hold = (tmp_path / f"{n}.parquet" for n in ("real", "synth", "hold"))
+    train = cps1.iloc[order[:800]][cols]
+    train.to_parquet(real)
+    train.sample(frac=1, random_state=7).to_parquet(synth)
+    cps1.iloc[order[800:1600]][cols].to_parquet(hold)
+    return real, synth, hold
+
+
+def _auc(output: str) -> tuple[float, str]:
+    line = [x for x in output.splitlines() if x.startswith("membership AUC")][0]
+    return float(re.search(r": ([0-9.]+)", line).group(1)), line
+
+
+def test_evaluate_max_rows_says_the_privacy_figures_are_a_samples(copied_release, tmp_path):
+    """``evaluate --max-rows 200 --attacks`` on a release that copies its 800 training records: the membership AUC
+    is the sample's (it sees the quarter of the members whose copies were drawn) and reads far lower than the whole
+    file's. It was printed and reported as the file's; now the CLI warns, the privacy lines name the sample, and the
+    report's privacy section opens with a notice naming it. Without --max-rows none of them."""
+    real, synth, hold = copied_release
+    args = ["evaluate", str(real), str(synth), "--holdout", str(hold), "--no-pmse", "--attacks",
+            "--quasi-identifiers", ""]
+    whole = runner.invoke(app, [*args, "--report", str(tmp_path / "whole.html")])
+    assert whole.exit_code == 0, whole.output
+    auc_whole, line = _auc(whole.output)
+    assert auc_whole > 0.9 and "sample" not in line
+    assert "privacy-sample" not in (tmp_path / "whole.html").read_text()
+    assert "are computed on the synthetic sample" not in whole.output
+
+    r = runner.invoke(app, [*args, "--max-rows", "200", "--report", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    auc_sample, line = _auc(r.output)
+    assert auc_sample < auc_whole - 0.15  # diluted: what the labels below are for
+    assert line.endswith("(synthetic records: a random sample of 200 of 800 (--max-rows))"), line
+    dcr = [x for x in r.output.splitlines() if x.startswith("DCR ratio")][0]
+    assert dcr.endswith("(synthetic records: a random sample of 200 of 800 (--max-rows))"), dcr
+    assert ("warning: UserWarning: The privacy figures are computed on the synthetic sample (a random sample of 200 "
+            "of 800 (--max-rows)): the membership AUC sees only the training records whose copies were drawn") in r.output
+    page = (tmp_path / "r.html").read_text()
+    notice = re.search(r'<p class="verdict amber" id="privacy-sample">(.*?)</p>', page)
+    assert notice is not None
+    assert "The privacy figures are those of a sample of the synthetic file</b> (a random sample of 200 of 800" \
+        in notice.group(1)
+    assert page.index('id="privacy-sample"') > page.index('<h2 id="privacy">')
+
+
+def test_a_pipeline_report_of_a_sampled_population_says_its_privacy_figures_are_the_samples(copied_release, tmp_path):
+    """The pipeline's evaluate stage names its sample with "synthetic records scored" (evaluate.max_rows): its
+    report's privacy section carries the same notice; a report of the whole file has none."""
+    from microplex.evaluation import evaluate
+
+    real, synth, hold = (pd.read_parquet(p) for p in copied_release)
+    rep = evaluate(real, synth.head(200), holdout_df=hold, pmse=False, progress=False)
+    sample = "a random sample of 200 of the population's 800 (evaluate.max_rows), weighted to stand for it"
+    text = rep.to_html(tmp_path / "p.html", provenance={"synthetic records scored": sample}).read_text()
+    assert f"The privacy figures are those of a sample of the synthetic file</b> ({html.escape(sample)})" in text
+    assert "privacy-sample" not in rep.to_html(tmp_path / "w.html").read_text()
