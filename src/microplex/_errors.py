@@ -30,7 +30,8 @@ class ConvergenceError(MicroplexError, RuntimeError):
 
 
 class ConvergenceWarning(UserWarning):
-    """Warns that a solver stopped before reaching the requested precision."""
+    """Warns that a solver stopped before reaching the requested precision, or that a soft calibration missed
+    targets by more than ``microplex.calibration.calibrator.FAR_MISS`` times their tolerance."""
 
 
 class ExtrapolationWarning(UserWarning):

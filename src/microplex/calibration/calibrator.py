@@ -82,7 +82,9 @@ class CalibrationResult:
         ``converged``, ``n_iter``, ``max_rel_error``, ``kish_ess``, ``design_effect``,
         ``min_ratio``, ``max_ratio``, ``n_units``, ``n_targets``, ``method``, ``seconds``, and ``n_negative``
         (weights below zero, which a linear distance without bounds may give, as GREG does; Kish's
-        ``kish_ess`` and ``design_effect`` are then NaN, being defined for non-negative weights).
+        ``kish_ess`` and ``design_effect`` are then NaN, being defined for non-negative weights); a soft fit
+        adds ``default_tolerance`` and ``n_far_missed`` (targets missed by more than :data:`FAR_MISS` times
+        their tolerance).
     inconsistencies : DataFrame
         Nested geography targets that do not add up (see :func:`check_consistency`).
     infeasible : DataFrame
@@ -155,7 +157,14 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
 
 
 def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False) -> np.ndarray:
-    """Whether each row of a :func:`target_report` is within its tolerance ``within`` (> 0): its relative error,
+    """Whether each row of a :func:`target_report` is within its tolerance ``within`` (> 0): :func:`_misses`
+    at most ``within``."""
+    with np.errstate(invalid="ignore"):
+        return _misses(design, rep, within, soft) <= within
+
+
+def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False) -> np.ndarray:
+    """The miss of each row of a :func:`target_report` held to its tolerance ``within`` (> 0): its relative error,
     measured against at least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
     :func:`~microplex.calibration.design.value_sizes` at the initial weights): a miss that is float64 rounding of a
     total netting values of both signs to 0 is met, as the solvers meet it.
@@ -172,7 +181,27 @@ def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = Fal
             err = (achieved - value) / np.maximum(miss_scale(value, natural), rounding_scale(value, natural, within))
         else:
             err = relative_error(achieved, value, natural, within)
-        return np.abs(err) <= within
+        return np.abs(err)
+
+
+#: A soft fit warns (:class:`ConvergenceWarning`) when a target misses by more than this many times its tolerance
+#: (as ``report()``'s ``met`` measures a miss): soft targets may be missed, but such a miss is no trade-off within
+#: the tolerance any more (targets that contradict each other, or bounds that hold the weights from them).
+FAR_MISS = 10.0
+
+
+def _far_misses(design: Design, rep: pd.DataFrame, default_tolerance: float, met_rtol: float) -> pd.DataFrame:
+    """The targets of a soft fit's :func:`target_report` missed by more than :data:`FAR_MISS` times their
+    tolerance (the target's, at least ``met_rtol``, else ``default_tolerance``), worst first, with their
+    ``miss`` (as ``met`` measures it) and ``times`` (the miss over the tolerance)."""
+    tol = rep["tolerance"].to_numpy(dtype=np.float64)
+    within = np.where(np.isnan(tol), default_tolerance, np.maximum(tol, met_rtol))
+    miss = _misses(design, rep, within, soft=True)
+    with np.errstate(invalid="ignore"):
+        times = miss / within
+        far = ~(times <= FAR_MISS)  # a NaN miss (a mean whose records lost every weight) is far too
+    out = rep.loc[far, ["target", "value", "achieved"]].assign(miss=miss[far], tolerance=within[far], times=times[far])
+    return out.sort_values("times", ascending=False, na_position="first", kind="stable")
 
 
 class _FittedResult(Estimator):
@@ -225,7 +254,10 @@ class Calibrator(_FittedResult):
         already at that scale), so that weights of 1, or in thousands, against targets in persons give the weights
         that weights in persons give. The distance is measured from those scaled weights; ``summary``'s
         ``min_ratio`` and ``max_ratio`` and ``initial_weights`` stay those of the weights given. With ``bounds``
-        (ratios to the weights given) ``d`` is used as given.
+        (ratios to the weights given) ``d`` is used as given. Targets missed by more than :data:`FAR_MISS` (10)
+        times their tolerance (as ``report()``'s ``met`` measures a miss) warn (:class:`ConvergenceWarning`, naming
+        the worst) and are counted in ``summary["n_far_missed"]``; the weights are the soft problem's optimum all the
+        same.
     default_tolerance : float, default=0.01
         Soft-mode tolerance of targets without one.
     force : bool, default=False
@@ -444,7 +476,21 @@ class Calibrator(_FittedResult):
             inconsistencies=inconsistencies,
             infeasible=infeasible,
         )
-        summary["max_rel_error"] = float(self.result_.report()["rel_error"].max())
+        rep = self.result_.report()
+        summary["max_rel_error"] = float(rep["rel_error"].max())
+        if self.soft:
+            far = _far_misses(design, rep, float(self.default_tolerance), met_rtol)
+            summary["n_far_missed"] = len(far)
+            if len(far):
+                worst = "; ".join(f"{r.target!r} missed by {r.miss:.3g} ({r.times:.3g} times its tolerance {r.tolerance:g}"
+                                  f": {r.achieved:.6g} for {r.value:.6g})" for r in far.head(5).itertuples())
+                warnings.warn(
+                    f"Soft calibration ({dist.name}) missed {len(far)} of {len(rep)} targets by more than "
+                    f"{FAR_MISS:g} times their tolerance (summary['n_far_missed']; every miss in report()): {worst}"
+                    f"{'; ...' if len(far) > 5 else ''}. Targets that contradict each other, or bounds that hold "
+                    "the weights from them, leave such misses; check the targets or give these a larger importance.",
+                    ConvergenceWarning, stacklevel=2,
+                )
         logger.info(
             "calibrated %d units to %d targets in %d iterations (max rel error %.2e)",
             len(w),

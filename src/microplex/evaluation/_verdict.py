@@ -34,7 +34,7 @@ from . import registry
 
 __all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light",
            "verdict_table", "report_verdicts", "worst_first",
-           "provenance", "pmse_rows", "key_numbers", "privacy_problems_of"]
+           "provenance", "pmse_rows", "key_numbers", "privacy_problems_of", "SAMPLE_KEYS", "synthetic_sample"]
 
 #: The three verdicts, best first.
 LIGHTS = ("green", "amber", "red")
@@ -215,12 +215,28 @@ def privacy_problems_of(rep: Any) -> list[str]:
     return privacy_problems(rep.privacy, len(rep.synthetic_df), len(rep.holdout_df))
 
 
-def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
+#: The provenance lines that say the synthetic records scored are a random sample of the file: ``microplex
+#: evaluate --max-rows`` (``"synthetic rows scored"``) and the pipeline's ``evaluate.max_rows``
+#: (``"synthetic records scored"``).
+SAMPLE_KEYS = ("synthetic rows scored", "synthetic records scored")
+
+
+def synthetic_sample(provenance: Mapping[str, object] | None) -> str | None:
+    """What ``provenance`` says of the synthetic sample scored (the value of a :data:`SAMPLE_KEYS` line), or None
+    when the whole synthetic file was scored."""
+    for key in SAMPLE_KEYS:
+        if provenance and provenance.get(key):
+            return str(provenance[key])
+    return None
+
+
+def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = None) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
     (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
     DCR ratio, membership AUC, worst calibration error and the verdict tally (when a holdout was given; with the
     attacks' verdicts when they were run), then the privacy problems (:func:`privacy_problems_of`), which make the
-    report's verdict red whatever the scores."""
+    report's verdict red whatever the scores. ``sample``: the synthetic records scored were a sample (as
+    :func:`synthetic_sample` reads it), said on the privacy figures' lines, which a sample dilutes."""
     scores = rep.scores
     given = set(given) | set(rep.conditions)
     lines = []
@@ -233,7 +249,8 @@ def key_numbers(rep: object, given: Sequence[str] = ()) -> list[str]:
                           ("membership_auc", "membership AUC (0.5: no advantage)")):
         value = rep.score(metric)
         if np.isfinite(value):
-            lines.append(f"{label}: {value:.4f}")
+            of_sample = f" (synthetic records: {sample})" if sample and metric != "correlation_max_abs_error" else ""
+            lines.append(f"{label}: {value:.4f}{of_sample}")
     value = rep.score("pmse")
     if np.isfinite(value):
         lines.append(f"pMSE: {value:.4f} on {pmse_rows(rep.real_weights, rep.synthetic_weights)} rows")

@@ -108,6 +108,15 @@ class _Fitting:
             # with DP the public categories or bounds give every column two values or more: a refusal read from
             # the data would tell whether one record holds the only other value (fitted, it is a noisy share)
             if not dp and values.nunique(dropna=False) < 2:  # a value and missing values are two states
+                if (role == "target" and schema.get(name, VariableSpec()).kind == "integer"
+                        and given[name].nunique(dropna=False) >= 2):  # rounded to one whole number
+                    spread = given[name].to_numpy(float, na_value=np.nan)
+                    raise DataValidationError(
+                        f"Target column {name!r} is declared kind='integer' in the schema but its values are not "
+                        f"whole numbers: they range from {to_python(np.nanmin(spread))!r} to "
+                        f"{to_python(np.nanmax(spread))!r}, and rounded to whole numbers every one is "
+                        f"{to_python(values.iloc[0])!r}; declare it 'continuous', or give it in a unit in which its "
+                        "values are whole numbers.")
                 clipped = bool(dp) and name in dp["bounds"]
                 where = "" if values is data[name] or data[name].nunique() < 2 else " on the records of positive weight"
                 raise DataValidationError(
