@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .._files import temp_beside
+from .._files import load_json, temp_beside
 from .._errors import DataValidationError
 
 __all__ = ["FORMAT_VERSION", "check_format", "check_save_path", "read_archive", "write_archive"]
@@ -176,7 +176,9 @@ def read_archive(
                 )
         raw = {info.filename: _read_member(zf, info, label) for info in infos}
     try:
-        meta = json.loads(raw["metadata.json"].decode("utf-8"))
+        meta = load_json(raw["metadata.json"].decode("utf-8"), f"{label}: metadata.json")
+    except DataValidationError:  # a key given twice
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataValidationError(f"{label}: metadata.json is not valid JSON: {exc}") from exc
     check_format(meta, expected_format, label)
