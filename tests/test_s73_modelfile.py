@@ -243,3 +243,76 @@ def test_a_complete_manifest_listing_files_the_folder_does_not_hold_is_refused(s
     first.unlink()
     first.write_bytes(kept)
     assert read_manifest(path)["files"] == good["files"]
+
+
+# ----------------------------------------------------------------- 3. keys whose absence selects an older behaviour
+
+@pytest.fixture(scope="module")
+def int_hours_file(tmp_path_factory):
+    """acs12's hours of work as int64 (integer heaps: compact coordinates), stratified draws, rounding grids."""
+    df = load_dataset("acs12")[["hrs_work", "age"]].dropna().astype({"hrs_work": "int64"})
+    synth = Synthesizer(["hrs_work"], ["age"], epochs=1, verbose=False, hidden_features=(8,), transforms=1,
+                        sampling="stratified")
+    synth.fit(df, seed=1)
+    return synth, df, _file(synth, tmp_path_factory.mktemp("int_hours"))
+
+
+@pytest.mark.parametrize("key", ["sampling", "standardize", "rounding", "structural_zeros", "max_heaps"])
+def test_a_new_file_lacking_a_recorded_parameter_is_refused(int_hours_file, key):
+    _, _, data = int_hours_file
+    meta = _meta(data)
+    assert meta["format_version"] == 2 and key in meta["params"]
+    with pytest.raises(DataValidationError, match=rf"field 'params' must be an object holding \['{key}'"
+                                                  if key != "max_heaps" else r"field 'params' must be"):
+        Synthesizer.load(_edited(data, lambda m: m["params"].pop(key)))
+
+
+def test_a_new_file_lacking_compact_coordinates_is_refused(int_hours_file):
+    _, _, data = int_hours_file
+    assert _meta(data)["encoders"]["hrs_work"]["compact"] is True
+    with pytest.raises(DataValidationError, match=r"'encoders\.hrs_work\.compact' must be true on an integer target "
+                                                  r"whose heaps are integers"):
+        Synthesizer.load(_edited(data, lambda m: m["encoders"]["hrs_work"].pop("compact")))
+
+
+def test_a_version_1_file_lacking_them_loads_with_the_older_behaviour(int_hours_file):
+    """Files written before format version 2 (the repository's tests write them as such) keep loading as
+    documented: no 'sampling' key draws independently, no 'compact' keeps the heaps in the flow's coordinate."""
+    synth, df, data = int_hours_file
+    cond = df[["age"]].head(2000)
+
+    def old(m):
+        m["format_version"] = 1
+        m["params"].pop("sampling")
+        m["encoders"]["hrs_work"].pop("compact")
+    loaded = Synthesizer.load(_edited(data, old))
+    assert loaded.sampling == "independent" and not loaded.encoders_["hrs_work"].compact
+    assert not loaded.generate(cond, seed=0).equals(synth.generate(cond, seed=0))  # what the key selected
+    assert Synthesizer.load(_edited(data, lambda m: m.__setitem__("format_version", 1))).sampling == "stratified"
+
+
+def test_a_nested_model_edited_to_version_1_is_refused(tmp_path):
+    """A version-2 file's condition model, or a household file's inner model, written as version 1 could lack the
+    keys version 2 requires: each nested model has the file's version."""
+    from microplex import HouseholdSynthesizer
+
+    df = load_dataset("acs12")[["hrs_work", "age"]].dropna().astype({"hrs_work": "int64"})
+    synth = Synthesizer(["hrs_work"], ["age"], epochs=1, verbose=False, hidden_features=(8,), transforms=1,
+                        condition_model=True).fit(df, seed=1)
+    data = _file(synth, tmp_path)
+    assert _meta(data)["condition_model"]["format_version"] == 2
+    Synthesizer.load(tmp_path / "m.mpx")
+    with pytest.raises(DataValidationError, match=r"'condition_model\.format_version' must be the file's "
+                                                  r"format_version 2\. Got 1 instead"):
+        Synthesizer.load(_edited(data, lambda m: m["condition_model"].__setitem__("format_version", 1)))
+
+    eu = load_dataset("eusilc")
+    eu = eu[eu.db030.isin(eu.db030.unique()[:200])][["db030", "hsize", "age", "rb090", "db090"]]
+    hs = HouseholdSynthesizer(["hsize"], ["age", "rb090"], "db030", "db090", size_var="hsize", age_var="age",
+                              epochs=1, hidden_features=(8,), transforms=1, verbose=False).fit(eu, seed=0)
+    hh = _file(hs, tmp_path, "hh.mpx")
+    name = next(iter(_meta(hh)["models"]))
+    HouseholdSynthesizer.load(tmp_path / "hh.mpx")
+    with pytest.raises(DataValidationError, match=rf"'models\.{name}\.format_version' must be the file's "
+                                                  r"format_version 2\. Got 1 instead"):
+        HouseholdSynthesizer.load(_edited(hh, lambda m: m["models"][name].__setitem__("format_version", 1)))

@@ -30,8 +30,12 @@ HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
 #: ``sampling``, ``standardize``, ``rounding`` and ``structural_zeros`` are absent from files written before them
-#: (they load with "independent", "moments", False and False).
+#: (they load with "independent", "moments", False and False): version-1 files only (:data:`RECORDED_PARAMS`).
 OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding", "structural_zeros")
+#: Parameters every file of format version 2 and later holds (as it holds each integer encoder's ``compact``): a
+#: version-1 file lacking one loads with the behaviour of the files written before it, and a newer file edited to
+#: lack one would silently load so (``sampling`` removed: independent draws).
+RECORDED_PARAMS = ("sampling", "standardize", "rounding", "structural_zeros") + HEAP_PARAMS
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -227,6 +231,11 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     params = f.mapping(meta["params"], "params")
     if set(params) - set(OPTIONAL_PARAMS) not in (required, before_heaps):
         raise f.fail("params", f"an object with keys {sorted(param_keys)}", sorted(params))
+    version = meta.get("format_version")
+    absent = [k for k in RECORDED_PARAMS if k in param_keys and k not in params]
+    if version != 1 and absent:
+        raise f.fail("params", f"an object holding {absent} (a file of format_version {version!r} records every "
+                     "parameter; only version-1 files may lack them)", sorted(params))
     targets = f.array(params.get("target_vars"), "params.target_vars")
     conditions = f.array(params.get("condition_vars"), "params.condition_vars")
     for i, n in enumerate(targets + conditions):
@@ -282,6 +291,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
             _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize)
+            if version != 1:
+                _check_recorded(f, encoders[n], n, kinds[n] == "integer", version)
             _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize)
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
@@ -336,6 +347,21 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         for n in targets:
             if kinds[n] != "categorical":
                 _check_public_bounds(f, encoders[n], n, kinds[n] == "integer", params.get("public_bounds"))
+
+
+def _check_recorded(f: _Fields, enc: dict, name: str, integer: bool, version: Any) -> None:
+    """A continuous encoder of a file of format version 2 and later has segments, and ``compact`` exactly where fit
+    sets it (an integer target whose heaps are integers): a version-1 file without it loads with the heaps in the
+    flow's coordinate, as fitted before compact coordinates (a condition model's ages then reached 68, not 91)."""
+    field = f"encoders.{name}"
+    if "segments" not in enc:
+        raise f.fail(field, f"an encoder with 'segments' (format_version {version!r}; only version-1 files may be "
+                     "older)", sorted(enc))
+    heaps = enc.get("heaps") or []
+    compact = integer and bool(heaps) and all(float(h).is_integer() for h in heaps)
+    if ("compact" in enc) != compact:
+        raise f.fail(f"{field}.compact", "true on an integer target whose heaps are integers and absent otherwise "
+                     f"(format_version {version!r}; only version-1 files lack it)", enc.get("compact"))
 
 
 def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False,
