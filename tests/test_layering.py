@@ -31,7 +31,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "evaluation": {"synthesis", "scale", "fusion", "households", "pipeline", "cli"},
 }
 #: The bottom layer imports no other microplex module but the exceptions.
-BOTTOM = {"_stats": {"_errors"}, "_random": set(), "_errors": set(), "_params": {"_errors"}, "_files": set()}
+BOTTOM = {"_stats": {"_errors"}, "_random": set(), "_errors": set(), "_params": {"_errors"}, "_files": {"_errors"}}
 
 
 def _imported(path: Path) -> set[str]:

@@ -9,7 +9,6 @@ line. :class:`OneLineGroup` does the same for click's own usage errors. The ``ch
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ except ImportError:  # pragma: no cover - typer on the real click
     from click import exceptions as _click_errors
 
 from ._errors import DataValidationError, MicroplexError
+from ._files import load_json
 from ._params import check_names
 from .io import check_replaceable
 
@@ -207,7 +207,7 @@ def parse_value(text: str):
         return text.lower() == "true"
     if text.startswith(("[", "{")):
         try:
-            return json.loads(text)
+            return load_json(text, f"The --set value {text!r}")
         except ValueError as exc:
             raise DataValidationError(f"The --set value {text!r} is not a valid JSON list or table: {exc}") from exc
     return text

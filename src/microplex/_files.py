@@ -12,6 +12,10 @@ readable by its owner only, unlike the report or the dataset folder written besi
 safe tags only, and a key given twice in one mapping is an error (PyYAML keeps the last silently;
 TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the first unnoticed.
 
+:func:`load_json`: the one reader of JSON documents from files (a model file's metadata, a dataset's manifest and
+task markers, a pipeline's stage records, its lock): a key given twice in one object is an error, as in YAML
+(``json.loads`` keeps the last silently).
+
 :func:`load_yaml` reads plain values under YAML 1.2's rules (``017`` and ``yes`` are text, ``1e6`` a number).
 
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
@@ -24,15 +28,18 @@ currency sign, which pandas reads as text).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
 from pathlib import Path
 from typing import Any
 
+from ._errors import DataValidationError
+
 __all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing", "dot_missing_column",
            "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers", "IBM_TINY",
-           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_yaml",
+           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_json", "load_yaml",
            "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "text_values", "zero_padded"]
 
@@ -63,6 +70,37 @@ def temp_beside(path: str | os.PathLike, prefix: str = ".tmp-") -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"Could not create a temporary file beside {str(path)!r}.")  # pragma: no cover
+
+
+def load_json(text: str | bytes, what: str) -> Any:
+    """The data of the JSON document ``text`` (read from ``what``, a file as the message names it); a key given
+    twice in one object raises a :class:`~microplex.DataValidationError` naming ``what`` and the key.
+
+    ``json.loads`` keeps the last of a key given twice, so that an edited ``metadata.json`` or manifest could
+    hold two values of one field, the first shown by a reader that keeps the first and the second used. Text
+    that is not JSON raises :class:`json.JSONDecodeError` (a :class:`ValueError`), as ``json.loads``: the callers
+    name their file.
+
+    Examples
+    --------
+    >>> load_json('{"n": 2000, "seed": 1}', "'m.json'")
+    {'n': 2000, 'seed': 1}
+    >>> load_json('{"n": 2000, "n": 50}', "'m.json'")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: 'm.json' gives the key 'n' twice in one JSON object; a file microplex \
+writes gives each key once.
+    """
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataValidationError(f"{what} gives the key {key[:80]!r} twice in one JSON object; a file "
+                                          "microplex writes gives each key once.")
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=unique)
 
 
 def load_yaml(text: str) -> Any:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import __version__
 from ._errors import DataValidationError
-from ._files import temp_beside
+from ._files import load_json, temp_beside
 from ._params import to_python
 from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
@@ -105,11 +105,12 @@ def _plain(value: Any) -> Any:
 
 def read_record(path: Path) -> dict[str, Any] | None:
     """A stage record (or start marker) read as untrusted JSON: the object it holds, or ``None`` when the
-    path is no regular file, is over :data:`MAX_RECORD_BYTES`, is not UTF-8 JSON or holds no object."""
+    path is no regular file, is over :data:`MAX_RECORD_BYTES`, is not UTF-8 JSON, gives a key twice in one object
+    (:func:`~microplex._files.load_json`) or holds no object."""
     try:
         if not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
             return None
-        record = json.loads(path.read_bytes().decode("utf-8"))
+        record = load_json(path.read_bytes().decode("utf-8"), repr(str(path)))  # a key given twice: unreadable
     except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) else None

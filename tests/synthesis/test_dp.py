@@ -20,6 +20,7 @@ from microplex.datasets import load_dataset
 from microplex.synthesis import _accountant as acc
 from microplex.synthesis import _quantile_map as qmap
 from microplex.synthesis._dp_training import clipped_noisy_gradient, dp_steps
+from microplex.synthesis.serialization import FORMAT_VERSION
 
 TARGETS = ["re74", "re78"]
 CONDITIONS = ["age", "black", "marr"]
@@ -289,7 +290,7 @@ def test_a_tampered_privacy_record_is_refused(fitted, tamper, field):
     meta, tensors, tables = fitted._export_state()
     meta = copy.deepcopy(meta)
     tamper(meta["privacy"])
-    meta["format_version"] = 1
+    meta["format_version"] = FORMAT_VERSION  # that of its condition model
     with pytest.raises(DataValidationError, match=field.replace("[", r"\[").replace("*", r"\*")):
         Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
 
@@ -305,7 +306,7 @@ def test_a_dp_file_stripped_of_its_condition_model_is_refused(fitted):
     for key in ("condition_model", "condition_ranges"):
         meta.pop(key)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("condition_model.")}
-    meta["format_version"] = 1
+    meta["format_version"] = FORMAT_VERSION  # that of its condition model
     with pytest.raises(DataValidationError, match="settings fit a condition model, but the file does not hold one"):
         Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
 
@@ -317,7 +318,7 @@ def _from_edited(synth: Synthesizer, edit) -> Synthesizer:
     meta, tensors, tables = synth._export_state()
     meta = copy.deepcopy(meta)
     edit(meta)
-    meta["format_version"] = 1
+    meta["format_version"] = FORMAT_VERSION  # that of its condition model
     return Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
 
 
@@ -1039,7 +1040,7 @@ def test_the_older_dp_layout_is_refused_with_a_condition_trees_record(fitted, tm
     meta, tensors, _ = fitted._export_state()
     sub = {k: v for k, v in tensors.items() if k.startswith("condition_model.")}
     with pytest.raises(DataValidationError, match="flow.base_scale"):
-        Synthesizer._from_state({**meta, "format_version": 1}, {**old.state_dict(), **sub}, {}, "'m.mpx'")
+        Synthesizer._from_state({**meta, "format_version": FORMAT_VERSION}, {**old.state_dict(), **sub}, {}, "'m.mpx'")
     assert "conditions.tree_tables" in [m["part"] for m in fitted.privacy_["mechanisms"]]
 
 

@@ -14,6 +14,7 @@ from microplex import DataValidationError, PrivacyWarning, Synthesizer
 from microplex.datasets import load_dataset
 from microplex.synthesis._accountant import epsilon_spent
 from microplex.synthesis._dp_record import privacy_record
+from microplex.synthesis.serialization import FORMAT_VERSION
 
 from test_dp import BOUNDS, CATEGORIES, CONDITIONS, TARGETS  # the DP tests' columns and public metadata
 
@@ -180,11 +181,11 @@ def test_a_record_whose_steps_are_not_its_fits_is_refused(request, model, edit, 
     edit(meta)
     _recompute(meta["privacy"])
     assert meta["privacy"]["epsilon"] < synth.privacy_["epsilon"]
-    meta["format_version"] = 1
+    meta["format_version"] = FORMAT_VERSION  # that of its condition model
     with pytest.raises(DataValidationError, match=field):
         Synthesizer._from_state(meta, tensors, tables, "'m.mpx'")
     unedited = copy.deepcopy(synth._export_state()[0])
-    unedited["format_version"] = 1
+    unedited["format_version"] = FORMAT_VERSION
     assert Synthesizer._from_state(unedited, tensors, tables, "'m.mpx'").privacy_ == synth.privacy_
 
 

@@ -171,6 +171,7 @@ def test_models_without_heaps_write_files_as_before_and_old_files_load_with_heap
     assert not any("heap" in k for k in tensors)
     for k in ("heap_threshold", "max_heaps", "min_heap_count"):  # a file written before heaps
         del meta["params"][k]
+    meta["format_version"] = 1  # version 2 records every parameter
     write_archive(old, meta, tensors, tables)
     loaded = Synthesizer.load(old)
     assert loaded.heaps_ == {"hours": ()} and loaded.get_params()["max_heaps"] == 0
@@ -245,6 +246,7 @@ def test_compact_coordinates_survive_save_and_old_files_load_as_fitted(hours_mod
     assert meta["encoders"]["hours"]["compact"] is True
     assert Synthesizer.load(path).encoders_["hours"].compact
     del meta["encoders"]["hours"]["compact"]  # a file written before compact coordinates
+    meta["format_version"] = 1  # version 2 records it
     write_archive(old, meta, tensors, tables)
     enc = Synthesizer.load(old).encoders_["hours"]
     assert not enc.compact

@@ -77,6 +77,7 @@ def test_sampling_is_checked_saved_and_old_files_load_with_independent_draws(zer
     # a file written before the parameter (no 'sampling' key) loads with independent draws
     meta, tensors, tables = read_archive(tmp_path / "iid.mpx", "microplex.Synthesizer")
     del meta["params"]["sampling"]
+    meta["format_version"] = 1  # version 2 records every parameter (a file lacking one is refused)
     write_archive(tmp_path / "old.mpx", meta, tensors, tables)
     old = Synthesizer.load(tmp_path / "old.mpx")
     assert old.sampling == "independent"

@@ -127,7 +127,7 @@ TAMPERINGS = {
     "format version str": _meta(_set(["format_version"], "1")),
     "format version float": _meta(_set(["format_version"], 1.0)),
     "format version bool": _meta(_set(["format_version"], True)),
-    "format version 2": _meta(_set(["format_version"], 2)),
+    "format version 3": _meta(_set(["format_version"], 3)),
     "missing key": _meta(_delete(["kinds"])),
     "missing history": _meta(_delete(["history"])),
     "extra key": _meta(_set(["__class__"], "os.system")),

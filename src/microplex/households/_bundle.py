@@ -280,6 +280,10 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     for key in list(tensors) + list(tables):
         if key.split("/", 1)[0] not in names or "/" not in key:
             raise _fail(where, "tensor or table name", "<inner model>/<name>", key)
+    for name, sub in models_meta.items():  # the file's version says which keys they hold (version 1 may lack some)
+        if sub.get("format_version") != meta.get("format_version"):
+            raise _fail(where, f"models.{name}.format_version", f"the file's format_version {meta.get('format_version')!r}",
+                        sub.get("format_version"))
     models = unpack_models(models_meta, tensors, tables)
     hs.household_model_ = models.get("household")
     # fit writes the household model's kinds: another kind fed the person models a household column transformed

@@ -123,14 +123,16 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     -------
     dict
         ``format_version``, ``status`` (``"running"`` or ``"complete"``), ``spec`` (seed, model hash,
-        ``n``, ...) and, when complete, ``rows`` and ``files`` (path, rows and bytes of each file).
+        ``n``, ...) and, when complete, ``rows`` and ``files`` (path, rows and bytes of each file, each checked
+        to be in the folder with those bytes).
 
     Raises
     ------
     DataValidationError
-        When ``path`` has no microplex manifest, or its manifest is not one this version wrote.
+        When ``path`` has no microplex manifest, or its manifest is not one this version wrote, or (complete) it
+        lists a file that is not a regular file in the folder, or not of the bytes it records.
     """
-    from ._manifest import check_manifest, read_json
+    from ._manifest import check_listed_files, check_manifest, read_json
 
     lay = layout(path)
     if not lay.manifest.exists() and not lay.manifest.is_symlink():
@@ -140,6 +142,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         )
     manifest = read_json(lay.manifest, "the output directory")
     check_manifest(lay.manifest, manifest, FORMAT_VERSION)
+    check_listed_files(lay.manifest, manifest, lay.root)
     return manifest
 
 

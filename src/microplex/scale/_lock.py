@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import DataValidationError, MicroplexError
+from .._files import load_json
 from ._layout import check_side_folder
 
 __all__ = ["LOCK_NAME", "OutputLock"]
@@ -89,7 +90,7 @@ def _parse(raw: str | None) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        holder = json.loads(raw)
+        holder = load_json(raw, "the lock")  # a key given twice: an unreadable lock
     except ValueError:
         return None
     if not isinstance(holder, dict):

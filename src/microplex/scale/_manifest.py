@@ -8,7 +8,6 @@ written or deleted.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
+from .._files import load_json
 from ..io import record_columns
 
-__all__ = ["read_json", "check_manifest", "check_marker", "check_part"]
+__all__ = ["read_json", "check_manifest", "check_listed_files", "check_marker", "check_part"]
 
 #: Largest manifest or marker read (bytes); a real one is a few KiB per thousand files.
 MAX_JSON_BYTES = 64 * 2**20
@@ -44,7 +44,9 @@ def read_json(path: Path, what: str) -> Any:
         raise _fail(path, f"is {size} bytes, more than the {MAX_JSON_BYTES} a microplex file can be", what)
     try:
         with open(path, "rb") as fh:
-            return json.loads(fh.read(MAX_JSON_BYTES + 1).decode("utf-8"))
+            return load_json(fh.read(MAX_JSON_BYTES + 1).decode("utf-8"), repr(str(path)))
+    except DataValidationError as exc:  # a key given twice
+        raise DataValidationError(f"{exc} " + _FIX.format(what=what)) from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _fail(path, f"is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})", what) from None
     except OSError as exc:
@@ -85,6 +87,28 @@ def check_manifest(path: Path, manifest: Any, format_version: int) -> dict[str, 
         if manifest["rows"] != listed:  # read_manifest's callers take 'rows' as the dataset's size
             raise _fail(path, f"records {manifest['rows']!r} rows but lists files of {listed} rows", what)
     return spec
+
+
+def check_listed_files(path: Path, manifest: dict[str, Any], root: Path) -> None:
+    """The files a complete manifest (at ``path``, structure checked) lists are in the dataset folder ``root``:
+    each a regular file (no link, in no linked folder) of the bytes it records. A list naming a file that is not
+    there, or of another size, described another dataset than the folder holds."""
+    if manifest.get("status") != "complete":
+        return
+    what = "the output directory"
+    for entry in manifest["files"]:
+        file = root / entry["path"]
+        folders = [root / "/".join(entry["path"].split("/")[:i]) for i in range(1, entry["path"].count("/") + 1)]
+        try:
+            size = file.stat().st_size if is_regular(file) and not any(os.path.islink(d) for d in folders) else None
+        except OSError:
+            size = None
+        if size is None:
+            raise _fail(path, f"lists the file {entry['path'][:80]!r}, which is not a regular file in "
+                        f"{str(root)!r}", what)
+        if size != entry["bytes"]:
+            raise _fail(path, f"lists the file {entry['path'][:80]!r} of {entry['bytes']} bytes; the file in "
+                        f"{str(root)!r} has {size}", what)
 
 
 def _check_entry(path: Path, entry: Any, what: str) -> None:

@@ -30,8 +30,12 @@ HEAP_PARAMS = ("heap_threshold", "max_heaps", "min_heap_count")
 
 #: Synthesizer parameters a file may lack: ``condition_model`` is written only when True;
 #: ``sampling``, ``standardize``, ``rounding`` and ``structural_zeros`` are absent from files written before them
-#: (they load with "independent", "moments", False and False).
+#: (they load with "independent", "moments", False and False): version-1 files only (:data:`RECORDED_PARAMS`).
 OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding", "structural_zeros")
+#: Parameters every file of format version 2 and later holds (as it holds each integer encoder's ``compact``): a
+#: version-1 file lacking one loads with the behaviour of the files written before it, and a newer file edited to
+#: lack one would silently load so (``sampling`` removed: independent draws).
+RECORDED_PARAMS = ("sampling", "standardize", "rounding", "structural_zeros") + HEAP_PARAMS
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -227,6 +231,11 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
     params = f.mapping(meta["params"], "params")
     if set(params) - set(OPTIONAL_PARAMS) not in (required, before_heaps):
         raise f.fail("params", f"an object with keys {sorted(param_keys)}", sorted(params))
+    version = meta.get("format_version")
+    absent = [k for k in RECORDED_PARAMS if k in param_keys and k not in params]
+    if version != 1 and absent:
+        raise f.fail("params", f"an object holding {absent} (a file of format_version {version!r} records every "
+                     "parameter; only version-1 files may lack them)", sorted(params))
     targets = f.array(params.get("target_vars"), "params.target_vars")
     conditions = f.array(params.get("condition_vars"), "params.condition_vars")
     for i, n in enumerate(targets + conditions):
@@ -241,6 +250,13 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         f.array(params["hidden_features"], "params.hidden_features", 64)
 
     kinds = f.mapping(meta["kinds"], "kinds", targets + conditions)
+    # fit writes the per-variable fields in the order of target_vars (then condition_vars), the order of the flow's
+    # coordinates: target_vars reversed in a DP file loaded and drew hours of median 1711 for 1298
+    for key, names in (("kinds", targets + conditions), ("dtypes", targets), ("encoder_types", targets),
+                       ("encoders", targets)):
+        if isinstance(meta[key], dict) and list(meta[key]) != names and set(meta[key]) == set(names):
+            raise f.fail(key, f"an object whose keys are in the order of params.target_vars"
+                         f"{' and params.condition_vars' if key == 'kinds' else ''} {names}", list(meta[key]))
     for n, k in kinds.items():
         if k not in _KINDS or (n in conditions and k == "integer"):
             raise f.fail(f"kinds.{n}", "one of " + ", ".join(_KINDS[:: 1 if n in targets else 2]), k)
@@ -275,6 +291,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
             _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize)
+            if version != 1:
+                _check_recorded(f, encoders[n], n, kinds[n] == "integer", version)
             _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize)
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
@@ -329,6 +347,21 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
         for n in targets:
             if kinds[n] != "categorical":
                 _check_public_bounds(f, encoders[n], n, kinds[n] == "integer", params.get("public_bounds"))
+
+
+def _check_recorded(f: _Fields, enc: dict, name: str, integer: bool, version: Any) -> None:
+    """A continuous encoder of a file of format version 2 and later has segments, and ``compact`` exactly where fit
+    sets it (an integer target whose heaps are integers): a version-1 file without it loads with the heaps in the
+    flow's coordinate, as fitted before compact coordinates (a condition model's ages then reached 68, not 91)."""
+    field = f"encoders.{name}"
+    if "segments" not in enc:
+        raise f.fail(field, f"an encoder with 'segments' (format_version {version!r}; only version-1 files may be "
+                     "older)", sorted(enc))
+    heaps = enc.get("heaps") or []
+    compact = integer and bool(heaps) and all(float(h).is_integer() for h in heaps)
+    if ("compact" in enc) != compact:
+        raise f.fail(f"{field}.compact", "true on an integer target whose heaps are integers and absent otherwise "
+                     f"(format_version {version!r}; only version-1 files lack it)", enc.get("compact"))
 
 
 def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False,
@@ -485,17 +518,99 @@ def _check_bounds(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
                              + (" or values of 0 and above" if side < 0 else "") + ", as fit writes it", bound)
 
 
+#: Magnitude of an integer segment's coordinates below which its dequantized values (each integer plus the offsets
+#: :data:`._quantile_map.DEQUANTIZE`, 1/8 apart) stay distinct after any transform: log's and asinh's spacing near
+#: ``y`` is about ``1/16 / y``, which float64 resolves while ``y`` stays below about 2**43.
+_DEQUANTIZED_DISTINCT = 2.0**40
+
+
+def _largest_coordinate(seg: Any) -> float:
+    """The largest magnitude of a segment's (mirrored) coordinates that its bounds and linear tails record
+    (infinity when they record none)."""
+    values = [abs(b) for b in (seg.lower, seg.upper) if b is not None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        values += [abs(float(seg._core_inverse(np.float64(t)))) for t in (seg.tail_lo, seg.tail_hi) if t is not None]
+    return max(values, default=np.inf)
+
+
+def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
+    """Whether float segment ``seg`` (state ``state`` of ``enc``), holding heaps, can hold besides them a single
+    value ``v``: its recorded range's ends (linear tails) are heaps or ``v`` (one value), and its moments are those
+    of some weights on the heaps and ``v`` (:func:`_moments_on`; unchecked when no end gives ``v``, which may then
+    sit anywhere)."""
+    heaps = np.asarray(enc.heaps, dtype=float)
+    heaps = heaps[enc.states(heaps) == state]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        t = np.sort(np.asarray(seg._core_forward(seg.sign * heaps), dtype=float))
+    if not (t.size and np.all(np.isfinite(t))):
+        return True  # checked elsewhere (heaps inside the segment, finite decoding)
+    scale = max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
+    tol = 1e-9 * scale
+
+    def is_heap(v: float) -> bool:
+        return bool(np.any(np.abs(t - v) <= tol))
+
+    off = [v for v in (seg.tail_lo, seg.tail_hi) if v is not None and not is_heap(v)]
+    if len(off) == 2 and abs(off[0] - off[1]) > tol:
+        return False  # two ends that are no heap: two values off them
+    if (seg.tail_lo is not None and seg.tail_lo > t[0] + tol) or (seg.tail_hi is not None and seg.tail_hi < t[-1] - tol):
+        return False  # a heap beyond the recorded range
+    if off:
+        return _moments_on(np.append(t, off[0]), seg.mean, seg.std, tol)
+    if seg.tail_lo is not None and seg.tail_hi is not None:  # v between the ends: variance at most the ends'
+        return (seg.std**2 <= (seg.mean - seg.tail_lo) * (seg.tail_hi - seg.mean) + tol * scale
+                and seg.tail_lo - tol <= seg.mean <= seg.tail_hi + tol)
+    return True
+
+
+def _moments_on(points: np.ndarray, mean: float, std: float, tol: float) -> bool:
+    """Whether a weighted mean and standard deviation are those of some weights on ``points``: ``(mean,
+    mean**2 + std**2)`` lies in the convex hull of the points ``(x, x**2)``, between the chords of consecutive
+    points (below: the least variance for that mean) and the chord of the ends (above: the most)."""
+    x = np.unique(points)
+    if not x[0] - tol <= mean <= x[-1] + tol:
+        return False
+    m = float(np.clip(mean, x[0], x[-1]))
+    second = mean**2 + std**2
+    low = float(np.interp(m, x, x**2))
+    high = x[0] ** 2 + (x[-1] ** 2 - x[0] ** 2) * (m - x[0]) / (x[-1] - x[0]) if x.size > 1 else x[0] ** 2
+    slack = tol * max(1.0, float(np.max(np.abs(x)))) * 4
+    return low - slack <= second <= high + slack
+
+
 def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
     """A non-DP model fitted with ``standardize="quantile"`` has knots on every segment with values off the heaps
-    (not ``free: false``), but for one whose values off the heaps are a single value (:func:`._quantile_map.fit_knots`
-    finds fewer than 3 knots): without heaps inside it, such a segment's moments are those of one value (standard
-    deviation 1.0, the mean at its tails). Knots deleted from the file loaded and drew through the moments a flow
-    trained on knots never saw (p10 of an income 1,893 became 1,201)."""
+    (not ``free: false``), but for one whose values off the heaps are (in weight) a single value
+    (:func:`._quantile_map.fit_knots` finds fewer than 3 knots). Knots deleted from the file loaded and drew through
+    the moments a flow trained on knots never saw (p10 of an income 1,893 became 1,201; p99 of acs12's hours of
+    work, whose segment holds heaps, 60 became 64 and the largest draw 93 became 154).
+
+    * An integer segment always has knots: fit spreads each integer over 8 offsets (dequantization), each holding
+      at most 1/8 of the weight, so that at least 6 of the 8 or more knots' probabilities fall between the first
+      and the last Hazen position and give distinct knots (but where its coordinates reach
+      :data:`_DEQUANTIZED_DISTINCT`, which float64 may not resolve after the transform).
+    * A float segment without heaps inside it has the moments of one value (standard deviation 1.0, the mean at
+      its tails).
+    * A float segment holding heaps lacks knots only when its values off the heaps are one value ``v`` (two
+      distinct values put their Hazen positions at least 1/2 apart, holding 3 or more of the knots'
+      probabilities): its values are then the heaps and ``v``. Where a recorded end of its range (a linear tail) is
+      no heap, that end is ``v``, and its moments must be those of some weights on these values
+      (:func:`_moments_on`); where both ends are heaps, its variance is at most that of its range's ends.
+    """
     k = len(enc.point_masses)
     held = set(enc.states(np.asarray(enc.heaps, dtype=float)).tolist()) if enc.heaps else set()
     for i, seg in enumerate(enc.segments):
-        if seg.knots is not None or not seg.free or k + i in held:
-            continue  # a segment holding a heap may have a single value off them: its moments tell nothing
+        if seg.knots is not None or not seg.free:
+            continue
+        if enc.integer and _largest_coordinate(seg) < _DEQUANTIZED_DISTINCT:
+            raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the segment "
+                         "holds integer values off its heaps (fit always finds knots for them)", None)
+        if k + i in held:
+            if not enc.integer and not _one_value_off_heaps(enc, seg, k + i):
+                raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the "
+                             "segment's moments and range are not those of its heaps and a single other value (the "
+                             "only segment holding heaps that fit leaves without knots)", None)
+            continue
         tails = [t for t in (seg.tail_lo, seg.tail_hi) if t is not None]
         one_value = seg.std == 1.0 and all(abs(t - seg.mean) <= 1e-9 * max(1.0, abs(seg.mean)) for t in tails)
         if not one_value:

@@ -24,13 +24,16 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .._files import temp_beside
+from .._files import load_json, temp_beside
 from .._errors import DataValidationError
 
-__all__ = ["FORMAT_VERSION", "check_format", "check_save_path", "read_archive", "write_archive"]
+__all__ = ["FORMAT_VERSION", "READ_VERSIONS", "check_format", "check_save_path", "read_archive", "write_archive"]
 
 #: Version of the archive layout; bumped on incompatible changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions read: version 2 (from session 73) records every parameter and each encoder's ``compact`` key, whose
+#: absence a version-1 file reads as the behaviour of the files written before them.
+READ_VERSIONS = (1, 2)
 
 
 def check_save_path(path: Any, *, allow_file: bool = False) -> None:
@@ -176,7 +179,9 @@ def read_archive(
                 )
         raw = {info.filename: _read_member(zf, info, label) for info in infos}
     try:
-        meta = json.loads(raw["metadata.json"].decode("utf-8"))
+        meta = load_json(raw["metadata.json"].decode("utf-8"), f"{label}: metadata.json")
+    except DataValidationError:  # a key given twice
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataValidationError(f"{label}: metadata.json is not valid JSON: {exc}") from exc
     check_format(meta, expected_format, label)
@@ -189,7 +194,7 @@ def read_archive(
 
 
 def check_format(meta: Any, expected_format: str, label: str) -> None:
-    """Refuses metadata that is not a JSON object of ``expected_format`` and this :data:`FORMAT_VERSION`."""
+    """Refuses metadata that is not a JSON object of ``expected_format`` and of a version in :data:`READ_VERSIONS`."""
     if not isinstance(meta, dict):
         raise DataValidationError(f"{label}: metadata.json must hold a JSON object. Got {type(meta).__name__}.")
     if meta.get("format") != expected_format:
@@ -197,9 +202,10 @@ def check_format(meta: Any, expected_format: str, label: str) -> None:
             f"{label} holds a {meta.get('format')!r:.80} model, expected {expected_format!r}."
         )
     version = meta.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READ_VERSIONS:
         raise DataValidationError(
-            f"{label} has format version {version!r:.40}; this microplex reads version {FORMAT_VERSION}."
+            f"{label} has format version {version!r:.40}; this microplex reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}."
         )
 
 
