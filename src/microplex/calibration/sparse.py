@@ -58,7 +58,7 @@ from .distances import Distance
 from .auxiliary import auxiliary_design, cell_crosses, crossing
 from ._sparse_frontier import check_reachable, checked_inputs, frontier_table, parameter_design
 from ._subset_choice import auxiliary_l1, best_auxiliary_subset
-from ._subset_refine import refine_subset
+from ._subset_refine import REFINE_PENALTIES, refine_subset, relative_cells
 from .subsets import (
     _balanced_order,
     _max_error,
@@ -142,9 +142,13 @@ class SparseCalibrator(_FittedResult):
         most frequent values in the cell and the rest, or a quantile column's groups within the cell and
         its bands of national quintiles, half weight each, :func:`~microplex.calibration.auxiliary.cell_crosses`;
         left out above ``MAX_CROSS_CELLS`` cells, and
-        with explicit auxiliary ``Targets``); the swapped subset is calibrated again (the targets
-        exactly) and kept only where it meets the tolerance with a smaller miss
-        (:mod:`microplex.calibration._subset_refine`; ``summary["refine_swaps"]``, ``["refined"]``).
+        with explicit auxiliary ``Targets``), each cell's miss measured relative to its size (a cell smaller
+        than a kept record's mean weight as of that weight,
+        :func:`~microplex.calibration._subset_refine.relative_cells`); the swapped subset is calibrated again
+        (the targets exactly) and kept only where it meets the tolerance with a smaller miss. The sums and
+        means a swap moves are penalized at each of ``REFINE_PENALTIES`` in turn (2, 1, 0.5 and 0.25
+        kept records' worth per tolerance missed), each from the best subset so far
+        (:mod:`microplex.calibration._subset_refine`; ``summary["refine_swaps"]``, over every rung, ``["refined"]``).
     random_state : int, optional
         Deprecated alias of ``seed`` (a :class:`FutureWarning` in :meth:`fit`; removed in the next release).
 
@@ -351,35 +355,40 @@ class SparseCalibrator(_FittedResult):
             x_c, t_c, _ = cell_crosses(candidates, design, tg, weight_col, household_col, columns=columns,
                                        max_cells=MAX_CROSS_CELLS)
             x_obj, t_obj = sp.hstack([x_aux, x_c], format="csr"), np.concatenate([t_aux, t_c])
+        # the swaps and the choice between subsets measure each cell's miss relative to its size (cells smaller
+        # than a kept record's mean weight as of that weight); the calibrations below fit the cells as they are
+        x_cmp, t_cmp = relative_cells(x_obj, t_obj, float(w.sum()) / int((w > 0).sum()))
         rng = np.random.default_rng(named_child(self._seed, "refine"))
-        w_swap, swaps, _, _ = refine_subset(design, w, x_obj, t_obj, self.tolerance, rng)
-        self._refine_info = {"refine_swaps": swaps, "refined": False}
-        if swaps == 0:
-            return w, err
-        # the swapped subset calibrated again (the targets exactly), with the fit's auxiliaries or the objective's
-        # cells softly, and, without bounds, as it is (the fit's weights on alike records); the smallest miss wins.
-        # Bounds are on the ratios to d_i / pi_i: then the calibration starts there, as the fit's did.
-        keep = np.flatnonzero(w_swap > 0)
-        if self.bounds is None:
-            options = [(w_swap, _max_error(design, w_swap, self.tolerance), self._aux_choice["auxiliary_converged"])]
-            base = w_swap[keep]
-        else:
-            options = []
-            base = design.d[keep] / np.maximum(inclusion_probabilities(design.d, len(keep))[keep], 1e-12)
-        for soft in ([self._aux] if x_obj is x_aux else [self._aux, (x_obj, t_obj)]):
-            w_keep, err_cal = self._calibrate_subset(design, keep, base, soft)
-            w_cal = np.zeros_like(w)
-            w_cal[keep] = w_keep
-            options.append((w_cal, err_cal, not self._last_aux_dropped))
         population = float(design.d.sum())
-        best = (auxiliary_l1(x_obj, t_obj, w, population), w, err)
-        for cand, cand_err, converged in options:
-            if cand_err <= self.tolerance:
-                miss = auxiliary_l1(x_obj, t_obj, cand, population)
-                if miss < best[0]:
-                    best = (miss, cand, cand_err)
-                    self._refine_info["refined"] = True
-                    self._aux_choice["auxiliary_converged"] = converged
+        best = (auxiliary_l1(x_cmp, t_cmp, w, population), w, err)
+        self._refine_info = {"refine_swaps": 0, "refined": False}
+        for penalty in REFINE_PENALTIES:  # each rung from the best subset so far
+            w_swap, swaps, _, _ = refine_subset(design, best[1], x_cmp, t_cmp, self.tolerance, rng, penalty=penalty)
+            self._refine_info["refine_swaps"] += swaps
+            if swaps == 0:
+                continue
+            # the swapped subset calibrated again (the targets exactly), with the fit's auxiliaries or the
+            # objective's cells softly, and, without bounds, as it is (the fit's weights on alike records); the
+            # smallest miss wins. Bounds are on the ratios to d_i / pi_i: then the calibration starts there.
+            keep = np.flatnonzero(w_swap > 0)
+            if self.bounds is None:
+                options = [(w_swap, _max_error(design, w_swap, self.tolerance), self._aux_choice["auxiliary_converged"])]
+                base = w_swap[keep]
+            else:
+                options = []
+                base = design.d[keep] / np.maximum(inclusion_probabilities(design.d, len(keep))[keep], 1e-12)
+            for soft in ([self._aux] if x_obj is x_aux else [self._aux, (x_obj, t_obj)]):
+                w_keep, err_cal = self._calibrate_subset(design, keep, base, soft)
+                w_cal = np.zeros_like(w)
+                w_cal[keep] = w_keep
+                options.append((w_cal, err_cal, not self._last_aux_dropped))
+            for cand, cand_err, converged in options:
+                if cand_err <= self.tolerance:
+                    miss = auxiliary_l1(x_cmp, t_cmp, cand, population)
+                    if miss < best[0]:
+                        best = (miss, cand, cand_err)
+                        self._refine_info["refined"] = True
+                        self._aux_choice["auxiliary_converged"] = converged
         return best[1], best[2]
 
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
