@@ -39,19 +39,20 @@ def _held_out_mean_rel(df: pd.DataFrame, w: np.ndarray) -> float:
     return float(relative_errors(got.reindex(truth.index, fill_value=0.0).to_numpy(), truth.to_numpy()).mean())
 
 
-def test_relative_cells_count_a_miss_against_the_cells_size_floored_at_a_kept_record():
+def test_relative_cells_count_half_a_miss_against_the_cells_size_floored_at_a_kept_record():
     x, t = relative_cells(sp.csr_matrix(np.ones((2, 3))), np.array([5.0, 20.0, -80.0]), 10.0)
-    np.testing.assert_allclose(t, [5.0, 10.0, -10.0])
-    np.testing.assert_allclose(x.toarray(), [[1.0, 0.5, 0.125]] * 2)
+    np.testing.assert_allclose(t, [5.0, 15.0, -45.0])  # scales 1, (1 + 10/20) / 2, (1 + 10/80) / 2
+    np.testing.assert_allclose(x.toarray(), [[1.0, 0.75, 0.5625]] * 2)
     w = np.array([10.0, 10.0])  # achieved 20 in every cell: misses 15, 0 and 100
-    np.testing.assert_allclose(np.abs(x.T @ w - t), [15.0, 0.0, 12.5])  # 15 of 10 (a small cell), 0, 100 of 80 x 10
+    # 15 (a cell smaller than a kept record: as that record), 0, and 100 half as population, half as 100/80 of 10
+    np.testing.assert_allclose(np.abs(x.T @ w - t), [15.0, 0.0, 0.5 * 100.0 + 0.5 * 100.0 / 80.0 * 10.0])
     with pytest.raises(ValueError, match="positive mean kept weight"):
         relative_cells(x, t, 0.0)
 
 
 def test_lone_records_of_small_cells_represent_what_was_not_targeted():
     """Before the relative misses and the ladder, the held-out mean relative error at the LP core and at twice
-    it averaged 1.248 over these populations (1.373, 1.508, 1.278 at the core); now 1.160."""
+    it averaged 1.248 over these populations (1.373, 1.508, 1.278 at the core); now 1.176."""
     errors = []
     for seed in range(3):
         df, targets = _areas(seed)
@@ -60,7 +61,7 @@ def test_lone_records_of_small_cells_represent_what_was_not_targeted():
             sc = SparseCalibrator(k, seed=0).fit(df, targets)
             assert sc.summary["n_nonzero"] <= k and sc.summary["max_rel_error"] <= 0.005
             errors.append(_held_out_mean_rel(df, sc.weights.to_numpy()))
-    assert np.mean(errors) < 1.2, errors
+    assert np.mean(errors) < 1.21, errors
 
 
 def test_lower_penalties_refine_where_the_first_rung_is_held_by_the_sums(monkeypatch):

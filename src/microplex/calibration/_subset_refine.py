@@ -16,7 +16,7 @@ wrong cells), and over the targets ``k`` a swap can move (sums and means):
 costs ``penalty`` kept records' worth of misplaced population. Sweeps repeat until none moves a unit. The
 caller calibrates the refined subset again (the targets exactly) and keeps it only where it meets the
 tolerance with a smaller miss. :class:`~microplex.calibration.SparseCalibrator` passes the cells scaled by
-:func:`relative_cells` (each miss relative to its cell's size) and runs the refinement at each penalty of
+:func:`relative_cells` (half of each miss relative to its cell's size) and runs the refinement at each penalty of
 :data:`REFINE_PENALTIES` in turn.
 """
 
@@ -65,22 +65,25 @@ def alike_groups(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def relative_cells(x_obj: sp.spmatrix, t_obj: np.ndarray, big_d: float) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The objective cells scaled by ``D / max(|t_j|, D)``: in ``J`` a cell's miss then counts relative to its size,
-    in kept records' worth (``D``, the mean kept weight), and a cell smaller than one kept record as that record.
+    """The objective cells scaled by ``(1 + D / max(|t_j|, D)) / 2``: in ``J`` half of a cell's miss counts as
+    population misplaced, half relative to the cell's size in kept records' worth (``D``, the mean kept weight; a
+    cell smaller than one kept record as that record).
 
-    An absolute ``J`` (population misplaced) lets a record that must stand alone for a small target cell land
-    in the cell's rarest values (a miss of a few persons), which reads as a relative error many times 1 in that
-    small area; relative misses weigh every area's cells alike, as estimates for small areas are read.
+    An absolute ``J`` alone (population misplaced) lets a record that must stand alone for a small target cell
+    land in the cell's rarest values (a miss of a few persons), which reads as a relative error many times 1 in
+    that small area; relative misses alone let the large cells drift (the national and regional margins). Half
+    each keeps both readings of a held-out table: the population it misplaces and the mean relative error of
+    its cells.
 
     Examples
     --------
     >>> x, t = relative_cells(sp.csr_matrix(np.eye(3)), np.array([1.0, 10.0, 40.0]), 10.0)
     >>> t.tolist(), x.diagonal().tolist()
-    ([1.0, 10.0, 10.0], [1.0, 1.0, 0.25])
+    ([1.0, 10.0, 25.0], [1.0, 1.0, 0.625])
     """
     if big_d <= 0 or not np.isfinite(big_d):
         raise ValueError(f"relative_cells needs a positive mean kept weight, got {big_d!r}")
-    s_j = big_d / np.maximum(np.abs(np.asarray(t_obj, dtype=np.float64)), big_d)
+    s_j = 0.5 * (1.0 + big_d / np.maximum(np.abs(np.asarray(t_obj, dtype=np.float64)), big_d))
     return sp.csr_matrix(sp.csr_matrix(x_obj) @ sp.diags(s_j)), t_obj * s_j
 
 
