@@ -142,8 +142,8 @@ class SparseCalibrator(_FittedResult):
         most frequent values in the cell and the rest, or a quantile column's groups within the cell and
         its bands of national quintiles, half weight each, :func:`~microplex.calibration.auxiliary.cell_crosses`;
         left out above ``MAX_CROSS_CELLS`` cells, and
-        with explicit auxiliary ``Targets``), each cell's miss measured relative to its size (a cell smaller
-        than a kept record's mean weight as of that weight,
+        with explicit auxiliary ``Targets``), half of each cell's miss counted as population misplaced, half
+        relative to the cell's size (a cell smaller than a kept record's mean weight as of that weight,
         :func:`~microplex.calibration._subset_refine.relative_cells`); the swapped subset is calibrated again
         (the targets exactly) and kept only where it meets the tolerance with a smaller miss. The sums and
         means a swap moves are penalized at each of ``REFINE_PENALTIES`` in turn (2, 1, 0.5 and 0.25
@@ -355,8 +355,8 @@ class SparseCalibrator(_FittedResult):
             x_c, t_c, _ = cell_crosses(candidates, design, tg, weight_col, household_col, columns=columns,
                                        max_cells=MAX_CROSS_CELLS)
             x_obj, t_obj = sp.hstack([x_aux, x_c], format="csr"), np.concatenate([t_aux, t_c])
-        # the swaps and the choice between subsets measure each cell's miss relative to its size (cells smaller
-        # than a kept record's mean weight as of that weight); the calibrations below fit the cells as they are
+        # the swaps and the choice between subsets count half of each cell's miss relative to its size (cells
+        # smaller than a kept record's mean weight as of that weight); the calibrations below fit the cells as they are
         x_cmp, t_cmp = relative_cells(x_obj, t_obj, float(w.sum()) / int((w > 0).sum()))
         rng = np.random.default_rng(named_child(self._seed, "refine"))
         population = float(design.d.sum())
