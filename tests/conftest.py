@@ -5,6 +5,7 @@ import json
 import math
 import zipfile
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -92,3 +93,19 @@ def _figure_differences(now, pinned, rel: float, atol: float = 0.0, numbers_as_t
 def figure_differences():
     """Where two nested dicts/lists of figures differ, numbers to a tolerance (:func:`_figure_differences`)."""
     return _figure_differences
+
+
+@pytest.fixture(scope="module")
+def text_code_model(tmp_path_factory):
+    """A folder holding ``m.mpx``: a model of income given household size ('1', '2', '3+'), county ('013', '100',
+    '245', text codes) and age; the command-line tests of text categories in condition files share it."""
+    from microplex import Synthesizer
+
+    folder = tmp_path_factory.mktemp("text_codes")
+    rng = np.random.default_rng(0)
+    n = 1500
+    hh = rng.choice(["1", "2", "3+"], n)
+    df = pd.DataFrame({"hh": hh, "county": rng.choice(["013", "100", "245"], n), "age": rng.integers(18, 80, n),
+                       "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)})
+    Synthesizer(["inc"], ["hh", "county", "age"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
+    return folder

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from microplex import DataValidationError, Synthesizer
+from microplex import DataValidationError
 from microplex.cli import app
 from microplex.io import read_table
 
@@ -23,16 +23,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A model of income given household size ('1', '2', '3+'), county ('013', '100', '245') and age."""
-    folder = tmp_path_factory.mktemp("s72cli")
-    rng = np.random.default_rng(0)
-    n = 1500
-    hh = rng.choice(["1", "2", "3+"], n)
-    df = pd.DataFrame({"hh": hh, "county": rng.choice(["013", "100", "245"], n), "age": rng.integers(18, 80, n),
-                       "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)})
-    Synthesizer(["inc"], ["hh", "county", "age"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
-    return folder
+def model(text_code_model):
+    return text_code_model
 
 
 def _generate(model, conditions, out, *extra):

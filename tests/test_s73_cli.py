@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from microplex import Synthesizer
 from microplex.cli import app
 
 runner = CliRunner()
@@ -65,16 +64,8 @@ def test_evaluate_prints_no_privacy_line_for_fresh_records(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A model of income given household size ('1', '2', '3+'), county ('013', '100', '245') and age."""
-    folder = tmp_path_factory.mktemp("s73cli")
-    rng = np.random.default_rng(0)
-    n = 1500
-    hh = rng.choice(["1", "2", "3+"], n)
-    df = pd.DataFrame({"hh": hh, "county": rng.choice(["013", "100", "245"], n), "age": rng.integers(18, 80, n),
-                       "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)})
-    Synthesizer(["inc"], ["hh", "county", "age"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
-    return folder
+def model(text_code_model):
+    return text_code_model
 
 
 @pytest.mark.parametrize("suffix", [".json", ".xlsx"])
