@@ -429,7 +429,7 @@ def _generate(ctx: StageContext) -> dict[str, Any]:
 
 def _calibrate(ctx: StageContext) -> dict[str, Any]:
     from .calibration import Calibrator
-    from .calibration.calibrator import FAR_MISS
+    from .calibration.calibrator import far_miss_note
 
     cfg = ctx.config["calibrate"]
     targets = ctx.targets["calibrate"]
@@ -447,11 +447,10 @@ def _calibrate(ctx: StageContext) -> dict[str, Any]:
     res.report().to_csv(ctx.output("calibration_report"), index=False)
     records.to_parquet(ctx.output("population"), index=False)
     summary = {k: to_python(v) for k, v in res.summary.items()}
-    far = summary.get("n_far_missed") or 0  # soft: targets missed by more than FAR_MISS times their tolerance
     return {"targets": len(targets), "max_rel_error": summary.get("max_rel_error"),
             "converged": summary.get("converged"),
             "note": f"{len(targets)} targets, max rel. error {summary.get('max_rel_error', float('nan')):.2e}"
-                    + (f", {far} soft targets missed by more than {FAR_MISS:g} times their tolerance" if far else "")}
+                    + far_miss_note(summary)}
 
 
 def _calibrate_streamed(ctx: StageContext) -> dict[str, Any]:

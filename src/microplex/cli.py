@@ -350,7 +350,7 @@ def calibrate(
     """Reweights records so that weighted totals hit the targets."""
     def body(say: Callable[[str], None]) -> None:
         from .calibration import Calibrator
-        from .calibration.calibrator import FAR_MISS
+        from .calibration.calibrator import far_miss_note
 
         check_choice(method, "method", ("linear", "raking", "logit"))
         lo_hi = parse_bounds(bounds)
@@ -377,10 +377,8 @@ def calibrate(
                 result.report().to_csv(tmp, index=False)
             write_parquet_atomic(df, out)
         s = result.summary
-        far = (f", {s['n_far_missed']} soft targets missed by more than {FAR_MISS:g} times their tolerance"
-               if s.get("n_far_missed") else "")
         say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
-                   f"max rel. error {s.get('max_rel_error', float('nan')):.2e}{far}; wrote {out}")
+                   f"max rel. error {s.get('max_rel_error', float('nan')):.2e}{far_miss_note(s)}; wrote {out}")
 
     run_body(body, quiet, verbose)
 
@@ -550,12 +548,13 @@ def evaluate(
             holdout_df = cap(holdout_df, "holdout")
             for line in sampled.items():
                 say(f"{line[0]}: {line[1]}")
-            if attacks and synthetic_sample(sampled):
-                warnings.warn(
-                    f"The privacy figures are computed on the synthetic sample ({synthetic_sample(sampled)}): the "
-                    "membership AUC sees only the training records whose copies were drawn, and understates the risk "
-                    "of a file that copies them (0.96 whole, 0.61 from a quarter of it); run --attacks without "
-                    "--max-rows for the whole file's.", UserWarning, stacklevel=2)
+        sample = synthetic_sample(sampled)  # None: the whole synthetic file is scored
+        if attacks and sample:
+            warnings.warn(
+                f"The privacy figures are computed on the synthetic sample ({sample}): the "
+                "membership AUC sees only the training records whose copies were drawn, and understates the risk "
+                "of a file that copies them (0.96 whole, 0.61 from a quarter of it); run --attacks without "
+                "--max-rows for the whole file's.", UserWarning, stacklevel=2)
         rep = run_evaluation(
             real_df, syn_df[syn_cols], weight_col=weight, synthetic_weight_col=synthetic_weight,
             targets=read_targets(targets) if targets else None,
@@ -565,7 +564,7 @@ def evaluate(
         with atomic_path(report) as tmp:
             rep.to_html(tmp, model=fitted, provenance=sampled)
         for line in key_numbers(rep, given=list(fitted.condition_vars) if fitted is not None else (),
-                                sample=synthetic_sample(sampled)):
+                                sample=sample):
             say(line)
         say(f"Wrote {report} ({len(rep.scores)} scores)")
 

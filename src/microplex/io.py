@@ -12,7 +12,7 @@ import stat
 import struct
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,10 +180,11 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
             f"pandas.read_csv(path, sep={sep!r}, decimal=...) and save it as Parquet.")
     if reader is pd.read_stata:
         frame = _partly_labelled_as_numbers(p, frame)
-    if reader is pd.read_json:
-        frame = _json_codes_as_written(p, frame)
     if reader in (pd.read_json, pd.read_excel):
-        frame = _cells_as_text(p, frame, text, reader)
+        raw = _raw_reader(p, reader)
+        if reader is pd.read_json:
+            frame = _json_codes_as_written(frame, raw)
+        frame = _cells_as_text(p, frame, text, raw)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
     if reader is pd.read_csv:  # a "None" category is no missing value (pandas reads it as one)
@@ -434,22 +435,38 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: raw[c].to_numpy() for c in partly})
 
 
-def _json_codes_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
+def _raw_reader(p: Path, reader: Any) -> Callable[[Sequence[str]], pd.DataFrame]:
+    """A function of column names giving the JSON or Excel file ``p`` read again without pandas' conversions of
+    those columns: a JSON file read once (``dtype=False``: its strings as written) for every caller, an Excel file
+    with the columns asked as objects."""
+    read: dict[tuple[str, ...], pd.DataFrame] = {}
+
+    def raw(columns: Sequence[str]) -> pd.DataFrame:
+        key = () if reader is pd.read_json else tuple(columns)
+        if key not in read:
+            try:
+                read[key] = (pd.read_json(p, dtype=False) if reader is pd.read_json
+                             else pd.read_excel(p, dtype={c: object for c in columns}))
+            except _READ_ERRORS as exc:
+                raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+        return read[key]
+
+    return raw
+
+
+def _json_codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
     """``frame`` (a JSON file read by pandas) with each column that pandas turned into numbers while the file writes
     its values as strings of integers, some with leading zeros (``"013"``), as those strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
     zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are read as numbers, as pandas
-    reads them and as a CSV file's cells are."""
+    reads them and as a CSV file's cells are. ``raw``: the file read without conversions (:func:`_raw_reader`)."""
     numeric = [c for c in frame.columns
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     if not numeric:
         return frame
-    try:
-        raw = pd.read_json(p, dtype=False)
-    except _READ_ERRORS as exc:
-        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
-    padded = [c for c in numeric if c in raw.columns and len(raw[c]) == len(frame) and _json_strings(raw[c])]
+    table = raw(numeric)
+    padded = [c for c in numeric if c in table.columns and len(table[c]) == len(frame) and _json_strings(table[c])]
     for c in padded:  # not assign(): a JSON file's column names may be numbers
-        frame[c] = raw[c].to_numpy()
+        frame[c] = table[c].to_numpy()
     return frame
 
 
@@ -474,25 +491,22 @@ def _as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str], read_kwargs: 
     return frame.assign(**{c: raw[c].astype(object).where(frame[c].notna().to_numpy()).to_numpy() for c in cols})
 
 
-def _cells_as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str], reader: Any) -> pd.DataFrame:
-    """``frame``, read from the JSON or Excel file ``p`` by ``reader``, with each of ``columns`` it holds that pandas
-    read as numbers or booleans as the text its cells hold: pandas converts a JSON string or an Excel text cell
-    ``"1"`` to the number 1 (``"013"`` to 13); the column is read again without conversions, its strings kept as
-    written and its numbers as their text (:func:`_text_of`: 1 and 1.0 as ``"1"``, 2.5 as ``"2.5"``), its missing
-    cells missing."""
+def _cells_as_text(p: Path, frame: pd.DataFrame, columns: Sequence[str],
+                   raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
+    """``frame``, read from the JSON or Excel file ``p``, with each of ``columns`` it holds that pandas read as
+    numbers or booleans as the text its cells hold: pandas converts a JSON string or an Excel text cell ``"1"`` to
+    the number 1 (``"013"`` to 13); the column is read again without conversions (``raw``, :func:`_raw_reader`), its
+    strings kept as written and its numbers as their text (:func:`_text_of`: 1 and 1.0 as ``"1"``, 2.5 as
+    ``"2.5"``), its missing cells missing."""
     cols = [c for c in columns if c in frame.columns and not _all_text(frame[c])]
     if not cols:
         return frame
-    try:
-        raw = (pd.read_json(p, dtype=False) if reader is pd.read_json
-               else pd.read_excel(p, dtype={c: object for c in cols}))
-    except _READ_ERRORS as exc:
-        raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
+    table = raw(cols)
     for c in cols:  # not assign(): a JSON file's column names may be numbers
-        if c not in raw.columns or len(raw[c]) != len(frame):  # not read alike: nothing to tell its cells by
+        if c not in table.columns or len(table[c]) != len(frame):  # not read alike: nothing to tell its cells by
             raise DataValidationError(f"Cannot read the column {c!r} of {str(p)!r} as text: a second reading "
                                       "gave another table.")
-        frame[c] = np.array([_text_of(v) for v in raw[c]], dtype=object)
+        frame[c] = np.array([_text_of(v) for v in table[c]], dtype=object)
     return frame
 
 

@@ -190,6 +190,13 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
 FAR_MISS = 10.0
 
 
+def far_miss_note(summary: dict[str, Any]) -> str:
+    """The clause the command line's and the pipeline's summaries add for a soft fit's far misses
+    (``summary["n_far_missed"]``), or "" where there are none."""
+    far = summary.get("n_far_missed") or 0
+    return f", {far} soft targets missed by more than {FAR_MISS:g} times their tolerance" if far else ""
+
+
 def _far_misses(design: Design, rep: pd.DataFrame, default_tolerance: float, met_rtol: float) -> pd.DataFrame:
     """The targets of a soft fit's :func:`target_report` missed by more than :data:`FAR_MISS` times their
     tolerance (the target's, at least ``met_rtol``, else ``default_tolerance``), worst first, with their
