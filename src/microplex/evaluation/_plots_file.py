@@ -182,11 +182,16 @@ def calibration_plots(rep: EvaluationReport) -> str:
         worst = c.reindex(c["rel_error"].abs().sort_values(ascending=False, kind="stable", na_position="first").index
                           ).head(MAX_TARGETS)
         shown = worst if len(c) > MAX_TARGETS else c
-        ax2.barh(range(len(shown)), 100 * shown["rel_error"].to_numpy(), color=SYNTH)
+        # a target of 0 has no relative error (its rel_error is the absolute miss): no bar, said below the chart
+        zero = (shown["target"] == 0).to_numpy()
+        ax2.barh(range(len(shown)), np.where(zero, 0.0, 100 * shown["rel_error"].to_numpy()), color=SYNTH)
         ax2.set_yticks(range(len(shown)), target_labels(shown.index), fontsize=7)
         ax2.set_xlabel("relative error (%)" + (f", the {MAX_TARGETS} largest" if len(c) > MAX_TARGETS else ""))
         fig.tight_layout()
         parts.append(png(fig, "calibration targets"))
+        if zero.any():
+            parts.append(f'<p class="note">{int(zero.sum())} target(s) of 0 shown without a bar: their rel_error in '
+                         "the table is the absolute miss (a count left in a cell that must be empty), not a share.</p>")
         if len(c) > MAX_TARGETS:
             parts.append(f'<p class="note">{len(c):,} targets; the {MAX_TARGETS} with the largest absolute relative '
                          "error:</p>")

@@ -34,7 +34,7 @@ from . import registry
 
 __all__ = ["AUC_AMBER", "AUC_RED", "DISCLOSURE_AMBER", "DISCLOSURE_RED", "LIGHTS", "attack_table", "floor_scores", "light",
            "verdict_table", "report_verdicts", "worst_first",
-           "provenance", "pmse_rows", "key_numbers", "privacy_problems_of", "SAMPLE_KEYS", "synthetic_sample"]
+           "provenance", "pmse_rows", "calibration_line", "key_numbers", "privacy_problems_of", "SAMPLE_KEYS", "synthetic_sample"]
 
 #: The three verdicts, best first.
 LIGHTS = ("green", "amber", "red")
@@ -230,6 +230,35 @@ def synthetic_sample(provenance: Mapping[str, object] | None) -> str | None:
     return None
 
 
+def calibration_line(table: pd.DataFrame | None) -> str | None:
+    """The ``largest calibration error`` line of :func:`key_numbers` from the report's
+    :func:`~microplex.evaluation.calibration.achieved_vs_target` table (None without targets): the largest
+    relative error over the targets of non-zero value, in percent; the largest absolute miss of the targets of 0,
+    whose ``rel_error`` is that absolute miss (a count left in a cell that must be empty is no percentage);
+    the targets not reached at all (a mean over records of weight 0: NaN).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"target": [100.0, 0.0, 5.0], "error": [2.0, 1.07, np.nan]})
+    >>> calibration_line(t.assign(rel_error=[0.02, 1.07, np.nan]))
+    'largest calibration error: 2% over 1 targets; on 1 target(s) of 0, the largest absolute miss 1.07; 1 target(s) not reached at all (a mean over records of weight 0: NaN)'
+    """
+    if table is None or not len(table):
+        return None
+    undefined = table["rel_error"].isna().to_numpy()
+    zero = (table["target"] == 0).to_numpy() & ~undefined
+    nonzero = ~zero & ~undefined
+    parts = []
+    if nonzero.any():
+        parts.append(f"{100 * float(table['rel_error'][nonzero].abs().max()):.3g}% over {int(nonzero.sum())} targets")
+    if zero.any():
+        parts.append(f"on {int(zero.sum())} target(s) of 0, the largest absolute miss "
+                     f"{float(table['error'][zero].abs().max()):.3g}")
+    if undefined.any():
+        parts.append(f"{int(undefined.sum())} target(s) not reached at all (a mean over records of weight 0: NaN)")
+    return "largest calibration error: " + "; ".join(parts)
+
+
 def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = None) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
     (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
@@ -254,13 +283,9 @@ def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = Non
     value = rep.score("pmse")
     if np.isfinite(value):
         lines.append(f"pMSE: {value:.4f} on {pmse_rows(rep.real_weights, rep.synthetic_weights)} rows")
-    cal = scores[scores["metric"] == "calibration_rel_error"]
-    if len(cal):
-        undefined = int(cal["value"].isna().sum())  # a mean over records of weight 0: no achieved value
-        parts = [f"{100 * cal['value'].max():.3g}% over {len(cal) - undefined} targets"] if undefined < len(cal) else []
-        if undefined:
-            parts.append(f"{undefined} target(s) not reached at all (a mean over records of weight 0: NaN)")
-        lines.append("largest calibration error: " + "; ".join(parts))
+    line = calibration_line(getattr(rep, "calibration", None))
+    if line:
+        lines.append(line)
     if rep.floor is not None:
         counts = report_verdicts(rep, sorted(given))["verdict"].value_counts()
         against = "the real-vs-real floor" + (" and, for the attacks, fresh data" if rep.attacks else "")
