@@ -1,13 +1,16 @@
-"""Session 74 (command line and pipeline): the pipeline's soft calibrate stage counts the targets it missed far
-beyond their tolerance in its note, as ``microplex calibrate --soft`` does."""
+"""Session 74 (command line, pipeline, model files): the pipeline's soft calibrate stage counts the targets it
+missed far beyond their tolerance in its note, as ``microplex calibrate --soft`` does; a nested model's
+``format_version`` is checked by one function (``synthesis.serialization.check_nested_version``)."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import microplex
 from microplex._errors import ConvergenceWarning
 from microplex.pipeline import run_pipeline
 
@@ -73,3 +76,18 @@ def test_pipeline_soft_calibrate_note_says_nothing_of_misses_within_ten_times(tm
     assert note.startswith("3 targets, max rel. error") and "missed" not in note, note
     assert "missed" not in result.summary_text()
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_a_nested_models_format_version_is_checked_in_one_place():
+    """A Synthesizer file's condition model and a household file's inner models must have the file's
+    format_version; the rule was written twice (``_conditions.restore_parts`` and ``households._bundle._build``,
+    with two truncations of the value shown). Now both call ``serialization.check_nested_version``, the one
+    place that says it (the messages are pinned by
+    ``tests/test_s73_modelfile.py::test_a_nested_model_edited_to_version_1_is_refused``)."""
+    src = Path(microplex.__file__).parent
+    saying = [str(p.relative_to(src)) for p in sorted(src.rglob("*.py"))
+              if "must be the file's format_version" in p.read_text(encoding="utf-8")]
+    assert saying == ["synthesis/serialization.py"]
+    callers = [str(p.relative_to(src)) for p in sorted(src.rglob("*.py"))
+               if "check_nested_version(" in p.read_text(encoding="utf-8")]
+    assert callers == ["households/_bundle.py", "synthesis/_conditions.py", "synthesis/serialization.py"]
