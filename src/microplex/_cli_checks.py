@@ -9,11 +9,12 @@ line. :class:`OneLineGroup` does the same for click's own usage errors. The ``ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,18 @@ def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, v
         typer.secho(f"error: internal error ({type(exc).__name__}: {one_line(exc)[:300]}); this is a bug in "
                     "microplex, please report it (--verbose shows the traceback).", err=True, fg="red")
         raise typer.Exit(EXIT_INTERNAL) from None
+
+
+@contextlib.contextmanager
+def writing(path: Path, name: str) -> Iterator[None]:
+    """Names the output a failed write was writing: an ``OSError`` from the writer (a full disk's names no file, or
+    a temporary one) gets the note "writing the 'out' output 'w.parquet'", which :func:`run_body` prints on the
+    error line."""
+    try:
+        yield
+    except OSError as exc:
+        exc.add_note(f"writing the {name!r} output {str(path)!r}")
+        raise
 
 
 def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -253,4 +266,4 @@ def parse_epochs(text: str) -> int | str:
     value: object = text
     if isinstance(text, str) and text.strip().lstrip("+").isdigit():
         value = int(text.strip())
-    return check_epochs(value, "epochs")
+    return check_epochs(value, "--epochs")

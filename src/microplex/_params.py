@@ -58,8 +58,24 @@ def _got(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def named(name: str) -> str:
+    """How a message names ``name``: a command-line flag (``"--max-rows"``) as an option, anything else as a
+    parameter.
+
+    >>> named("max_rows"), named("--max-rows")
+    ("The 'max_rows' parameter", "The '--max-rows' option")
+    """
+    return f"The {name!r} {'option' if name.startswith('--') else 'parameter'}"
+
+
+def _or_none(name: str, allow_none: bool) -> str:
+    """The ``" or None"`` of an expected value where ``None`` is allowed, except for a command-line flag (``None``
+    there is the option left out, not a value to give)."""
+    return " or None" if allow_none and not name.startswith("--") else ""
+
+
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:
-    return DataValidationError(f"The {name!r} parameter must be {expected}. Got {_got(value)} instead.")
+    return DataValidationError(f"{named(name)} must be {expected}. Got {_got(value)} instead.")
 
 
 def _bounds_text(low: float | None, high: float | None, low_inclusive: bool, high_inclusive: bool) -> str:
@@ -101,7 +117,7 @@ def check_int(
     ...
     microplex._errors.DataValidationError: The 'n' parameter must be an int >= 0. Got 'lots' instead.
     """
-    expected = "an int" + _bounds_text(low, high, True, True) + (" or None" if allow_none else "")
+    expected = "an int" + _bounds_text(low, high, True, True) + _or_none(name, allow_none)
     if value is None and allow_none:
         return None
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
@@ -131,7 +147,7 @@ def check_float(
     ...
     microplex._errors.DataValidationError: The 'learning_rate' parameter must be a finite float > 0. Got nan instead.
     """
-    expected = "a finite float" + _bounds_text(low, high, low_inclusive, high_inclusive) + (" or None" if allow_none else "")
+    expected = "a finite float" + _bounds_text(low, high, low_inclusive, high_inclusive) + _or_none(name, allow_none)
     if value is None and allow_none:
         return None
     # int, float and numpy numbers only: a Fraction passed here was stored as given and failed in save (JSON)
@@ -158,7 +174,7 @@ def check_bool(value: Any, name: str, *, allow_none: bool = False) -> bool | Non
     if value is None and allow_none:
         return None
     if not isinstance(value, bool | np.bool_):
-        raise _fail(name, "a bool" + (" or None" if allow_none else ""), value)
+        raise _fail(name, "a bool" + _or_none(name, allow_none), value)
     return bool(value)
 
 
@@ -190,7 +206,7 @@ def check_seed(value: Any, name: str = "seed", *, allow_none: bool = True) -> in
     ...
     microplex._errors.DataValidationError: The 'seed' parameter must be an int in [0, 2**64 - 1] or None. Got -1 instead.
     """
-    expected = "an int in [0, 2**64 - 1]" + (" or None" if allow_none else "")
+    expected = "an int in [0, 2**64 - 1]" + _or_none(name, allow_none)
     if value is None and allow_none:
         return None
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= _MAX_SEED:

@@ -42,6 +42,7 @@ from ._cli_checks import (
     run_body,
     split_columns,
     verbose_option,
+    writing,
 )
 from ._errors import DataValidationError, MicroplexError
 from ._files import columns_hint, near_columns
@@ -123,7 +124,7 @@ def demo(
         target = out if out is not None else Path(f"microplex-{folder.replace('_', '-')}")
         overrides: dict[str, object] = {"output": str(target.resolve())}
         if rows is not None:
-            overrides["generate.n"] = check_int(rows, "rows", low=1)
+            overrides["generate.n"] = check_int(rows, "--rows", low=1)
         if epochs is not None:
             overrides["model.epochs"] = parse_epochs(epochs)
         check_output(target, "out", [], folder=True)
@@ -177,9 +178,9 @@ def fit(
         if stray:
             raise DataValidationError(f"The '--categorical' columns {stray} are not among the --targets or "
                                       "--conditions; name model columns only.")
-        check_choice(flow, "flow", ("maf", "nsf"))
+        check_choice(flow, "--flow", ("maf", "nsf"))
         n_epochs = parse_epochs(epochs)
-        check_seed(seed, allow_none=True)
+        check_seed(seed, "--seed", allow_none=True)
         if weight is not None:
             check_weight_name(weight)
         dp_given = [o for o, v in (("--delta", delta), ("--public", public)) if v is not None]
@@ -204,7 +205,8 @@ def fit(
         synth.fit(df, weight_col=weight, seed="auto" if seed is None else seed)
         out.parent.mkdir(parents=True, exist_ok=True)  # as the other verbs do (check_output: it can be created)
         synth.set_params(verbose=False)  # as the pipeline saves it: the file must not depend on -q (the bars)
-        synth.save(out)
+        with writing(out, "out"):
+            synth.save(out)
         spent = "" if epsilon is None else (f"; privacy spent: epsilon {synth.privacy_['epsilon']:.4g}, "
                                             f"delta {synth.privacy_['delta']:.3g}")
         say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs{spent}; wrote {out}")
@@ -247,10 +249,10 @@ def generate(
         if numeric_vars and conditions is None:
             raise DataValidationError("The '--numeric' option reads the --conditions file; it acts only with it.")
         streamed = bool(stream or partitions)
-        check_int(rows_per_file, "rows_per_file", low=1)
-        check_int(torch_threads, "torch_threads", low=1, allow_none=True)
-        check_seed(seed, allow_none=False)
-        check_float(population, "population", low=0.0, low_inclusive=False, allow_none=True)
+        check_int(rows_per_file, "--rows-per-file", low=1)
+        check_int(torch_threads, "--torch-threads", low=1, allow_none=True)
+        check_seed(seed, "--seed", allow_none=False)
+        check_float(population, "--population", low=0.0, low_inclusive=False, allow_none=True)
         check_weight_name(weight)
         if population is not None and streamed:
             raise DataValidationError("The '--population' option writes a weight column, which a streamed dataset "
@@ -269,7 +271,7 @@ def generate(
             raise DataValidationError(f"The '--weight' column {weight!r} is a model column; choose another name.")
         if streamed:
             if n is not None:
-                check_rows_fit_disk(n, n_columns, out, "n")
+                check_rows_fit_disk(n, n_columns, out, "--n")
             from .scale import generate_dataset
 
             # Parquet conditions stream by row group; other formats are read into memory.
@@ -290,13 +292,14 @@ def generate(
                     client = Client(scheduler, timeout=30)
                 except (OSError, ValueError, TypeError) as exc:  # includes TimeoutError: a bad or dead address
                     raise DataValidationError(f"Cannot connect to the Dask scheduler {scheduler!r}: {exc}") from exc
-            generate_dataset(synth, conditions=cond, n=n, path=out, partition_by=partitions or None,
-                             rows_per_file=rows_per_file, seed=seed, client=client,
-                             torch_threads=1 if torch_threads is None else torch_threads, progress=not quiet)
+            with writing(out, "out"):
+                generate_dataset(synth, conditions=cond, n=n, path=out, partition_by=partitions or None,
+                                 rows_per_file=rows_per_file, seed=seed, client=client,
+                                 torch_threads=1 if torch_threads is None else torch_threads, progress=not quiet)
             say(f"Wrote a Parquet dataset to {out}")
             return
         if n is not None:
-            check_rows_fit_memory(n, n_columns, "n")
+            check_rows_fit_memory(n, n_columns, "--n")
         if conditions is not None:
             cond_df = read_table(conditions, numeric=numeric_vars, text=text_conditions(synth))
             missing = [c for c in synth.condition_vars if c not in cond_df.columns]
@@ -310,7 +313,8 @@ def generate(
         result = synth.generate(cond_df, seed=seed) if conditions else synth.sample(n, seed=seed)
         if population is not None:
             result[weight] = population / len(result)
-        write_parquet_atomic(result, out)
+        with writing(out, "out"):
+            write_parquet_atomic(result, out)
         say(f"Wrote {len(result):,} records to {out}"
             + (f" (weight {weight!r}: {population:,.6g} in total)" if population is not None else ""))
 
@@ -352,7 +356,7 @@ def calibrate(
         from .calibration import Calibrator
         from .calibration.calibrator import far_miss_note
 
-        check_choice(method, "method", ("linear", "raking", "logit"))
+        check_choice(method, "--method", ("linear", "raking", "logit"))
         lo_hi = parse_bounds(bounds)
         check_weight_name(weight)
         numeric_vars = split_columns(numeric, "numeric")
@@ -374,8 +378,10 @@ def calibrate(
         # its path after the output is written (a failed output write leaves the old report beside the old output).
         with atomic_path(report) if report else contextlib.nullcontext() as tmp:
             if tmp is not None:
-                result.report().to_csv(tmp, index=False)
-            write_parquet_atomic(df, out)
+                with writing(report, "report"):
+                    result.report().to_csv(tmp, index=False)
+            with writing(out, "out"):
+                write_parquet_atomic(df, out)
         s = result.summary
         say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
                    f"max rel. error {s.get('max_rel_error', float('nan')):.2e}{far_miss_note(s)}; wrote {out}")
@@ -411,9 +417,9 @@ def sparsify(
     def body(say: Callable[[str], None]) -> None:
         from .calibration import SparseCalibrator
 
-        check_int(max_records, "max_records", low=1, allow_none=True)
-        check_float(tolerance, "tolerance", low=0.0, low_inclusive=False)
-        check_choice(method, "method", ("l0", "l1"))
+        check_int(max_records, "--max-records", low=1, allow_none=True)
+        check_float(tolerance, "--tolerance", low=0.0, low_inclusive=False)
+        check_choice(method, "--method", ("l0", "l1"))
         check_weight_name(weight)
         numeric_vars = split_columns(numeric, "numeric")
         check_input(data, "data")
@@ -429,7 +435,8 @@ def sparsify(
             df, read_targets(targets), weight_col=weight, household_col=household)
         w = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
         kept = df.assign(**{weight: w})[w > 0].reset_index(drop=True)
-        write_parquet_atomic(kept, out)
+        with writing(out, "out"):
+            write_parquet_atomic(kept, out)
         s = result.summary
         units = "" if household is None else f" ({kept[household].nunique():,} households)"
         say(f"Kept {len(kept):,} of {len(df):,} records{units}, max rel. error "
@@ -476,7 +483,7 @@ def evaluate(
         from .evaluation import evaluate as run_evaluation
         from .evaluation._verdict import key_numbers, synthetic_sample
 
-        check_int(max_rows, "max_rows", low=1, allow_none=True)
+        check_int(max_rows, "--max-rows", low=1, allow_none=True)
 
         subgroups = split_columns(conditions, "conditions")
         numeric_vars = split_columns(numeric, "numeric")
@@ -561,7 +568,7 @@ def evaluate(
             holdout_df=holdout_df, conditions=subgroups or None, pmse=pmse, progress=not quiet,
             attacks=attacks, quasi_identifiers=qids, sensitive=secret,
         )
-        with atomic_path(report) as tmp:
+        with writing(report, "report"), atomic_path(report) as tmp:
             rep.to_html(tmp, model=fitted, provenance=sampled)
         for line in key_numbers(rep, given=list(fitted.condition_vars) if fitted is not None else (),
                                 sample=sample):

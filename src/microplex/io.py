@@ -23,7 +23,7 @@ import pyarrow as pa
 from ._files import (DOT_MISSING, columns_hint, csv_text, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
                      keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
-from ._params import check_names, memory_cap, to_python
+from ._params import check_names, memory_cap, named, to_python
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -815,6 +815,18 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     return path
 
 
+def size_text(n_bytes: float) -> str:
+    """A byte count in the largest binary unit (KiB to TiB) it reaches, with 2 decimals below 10 of it and 1 above.
+
+    >>> size_text(500_000), size_text(3 * 2**30), size_text(12.345 * 2**20), size_text(100)
+    ('488.3 KiB', '3.00 GiB', '12.3 MiB', '100 bytes')
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:,.{2 if n_bytes < 10 * size else 1}f} {unit}"
+    return f"{int(n_bytes):,} bytes"
+
+
 def check_rows_fit_memory(n: int, n_columns: int, name: str) -> None:
     """Refuses an in-memory table of ``n`` rows that could not fit in this machine's memory.
 
@@ -826,8 +838,8 @@ def check_rows_fit_memory(n: int, n_columns: int, name: str) -> None:
     need = int(n) * max(int(n_columns), 1) * 8 * 4
     if need > memory:
         raise DataValidationError(
-            f"The {name!r} parameter asks for {int(n):,} records in memory (~{need / 2**30:,.0f} GiB), more than this "
-            f"machine's {memory / 2**30:,.0f} GiB; stream them to a Parquet dataset instead.")
+            f"{named(name)} asks for {int(n):,} records in memory (~{size_text(need)}), more than this "
+            f"machine's {size_text(memory)}; stream them to a Parquet dataset instead.")
 
 
 def check_rows_fit_disk(n: int, n_columns: int, folder: str | os.PathLike, name: str) -> None:
@@ -846,5 +858,5 @@ def check_rows_fit_disk(n: int, n_columns: int, folder: str | os.PathLike, name:
     need = int(n) * max(int(n_columns), 1)
     if need > free:
         raise DataValidationError(
-            f"The {name!r} parameter asks for {int(n):,} records, at least {need / 2**30:,.0f} GiB on disk; "
-            f"{str(existing)!r} has {free / 2**30:,.0f} GiB free.")
+            f"{named(name)} asks for {int(n):,} records, at least {size_text(need)} on disk; "
+            f"{str(existing)!r} has {size_text(free)} free.")

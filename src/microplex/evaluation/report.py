@@ -458,6 +458,9 @@ def _attack_columns(quasi: Sequence[str] | None, sensitive: Sequence[str] | None
         unknown = [c for c in names if c not in columns]
         if unknown:
             raise DataValidationError(f"The {label!r} parameter names columns {unknown} that are not scored: {columns}.")
+    both = [c for c in sensitive if c in quasi]  # refused by attribute_disclosure too, after the whole evaluation
+    if both:
+        raise DataValidationError(f"The sensitive column {both[0]!r} cannot also be a quasi-identifier.")
     return quasi, sensitive
 
 

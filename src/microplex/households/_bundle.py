@@ -23,7 +23,7 @@ import torch
 from .._errors import DataValidationError, MicroplexError
 from .._stats import unseen_categories
 from ..synthesis import Synthesizer, VariableSpec
-from ..synthesis.serialization import FORMAT_VERSION, read_archive, write_archive
+from ..synthesis.serialization import FORMAT_VERSION, check_nested_version, read_archive, write_archive
 
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
@@ -281,9 +281,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         if key.split("/", 1)[0] not in names or "/" not in key:
             raise _fail(where, "tensor or table name", "<inner model>/<name>", key)
     for name, sub in models_meta.items():  # the file's version says which keys they hold (version 1 may lack some)
-        if sub.get("format_version") != meta.get("format_version"):
-            raise _fail(where, f"models.{name}.format_version", f"the file's format_version {meta.get('format_version')!r}",
-                        sub.get("format_version"))
+        check_nested_version(meta, sub, where, f"'models.{name}.format_version'")
     models = unpack_models(models_meta, tensors, tables)
     hs.household_model_ = models.get("household")
     # fit writes the household model's kinds: another kind fed the person models a household column transformed

@@ -24,7 +24,7 @@ from .._errors import DataValidationError
 from .._random import int_seed, named_child
 from ._dp_tree import applies
 from .schema import declare_categorical
-from .serialization import FORMAT_VERSION
+from .serialization import FORMAT_VERSION, check_nested_version
 
 if TYPE_CHECKING:
     from .synthesizer import Synthesizer
@@ -115,10 +115,8 @@ def restore_parts(synth: Synthesizer, meta: dict[str, Any], tensors: dict[str, t
     categories (``restore`` is :func:`._state.restore_state`)."""
     where = f"{label} is not a valid Synthesizer model file"
     # the file's version says which keys it holds: a condition model edited to version 1 could lack them
-    nested = meta[KEY].get("format_version") if isinstance(meta[KEY], dict) else None
-    if isinstance(meta[KEY], dict) and nested != meta.get("format_version"):
-        raise DataValidationError(f"{where}: field '{KEY}.format_version' must be the file's format_version "
-                                  f"{meta.get('format_version')!r}. Got {nested!r:.40} instead.")
+    if isinstance(meta[KEY], dict):  # not an object: refused by restore as a model's metadata
+        check_nested_version(meta, meta[KEY], where, f"field '{KEY}.format_version'")
     sub = restore(type(synth), meta[KEY], tensors, {}, f"{label} (condition model)", nested=True)
     conditions = list(synth.condition_vars)
     if list(sub.target_vars) != conditions or list(sub.condition_vars) or sub.condition_model:

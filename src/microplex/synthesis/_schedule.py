@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 from .._errors import DataValidationError
-from .._params import check_int
+from .._params import check_int, named
 
 __all__ = ["AUTO_EPOCHS_SCALE", "BATCH_SIZE", "LEARNING_RATE", "EARLY_STOPPING_EPOCHS", "MAX_AUTO_EPOCHS", "MIN_AUTO_EPOCHS", "auto_epochs",
            "check_epochs"]
@@ -70,4 +70,4 @@ def check_epochs(value: object, name: str = "epochs", *, high: int | None = None
         return check_int(value, name, low=1, high=high)
     except DataValidationError:
         rule = "an int >= 1" if high is None else f"an int in [1, {high}]"
-        raise DataValidationError(f"The {name!r} parameter must be 'auto' or {rule}. Got {value!r:.80} instead.") from None
+        raise DataValidationError(f"{named(name)} must be 'auto' or {rule}. Got {value!r:.80} instead.") from None

@@ -209,6 +209,28 @@ def check_format(meta: Any, expected_format: str, label: str) -> None:
         )
 
 
+def check_nested_version(meta: dict[str, Any], nested: dict[str, Any], where: str, field: str) -> None:
+    """Refuses a model nested in a file (a Synthesizer's condition model, a household file's inner model) whose
+    ``format_version`` is not the file's: the file's version says which keys its nested models hold (one edited
+    to version 1 could lack keys that version 2 requires).
+
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata (its ``format_version`` already checked by :func:`check_format`).
+    nested : dict
+        The nested model's metadata.
+    where : str
+        The start of the message (which file, which kind of model).
+    field : str
+        The nested version's field as the message names it (``"field 'condition_model.format_version'"``).
+    """
+    version, got = meta.get("format_version"), nested.get("format_version")
+    if got != version:
+        raise DataValidationError(f"{where}: {field} must be the file's format_version {version!r}. "
+                                  f"Got {got!r:.40} instead.")
+
+
 def _label(path: Any) -> str:
     return repr(str(path)) if isinstance(path, str | os.PathLike) else repr(path)
 
