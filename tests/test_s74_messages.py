@@ -57,3 +57,24 @@ def test_unit_design_reads_a_records_column_named_like_the_internal_weight():
     df = _records().assign(__weight__=3.0)
     design = unit_design(df, Targets([Target(0.0, variable="__weight__", aggregate="sum")]))
     assert achieved_values(design, np.ones(len(df))).tolist() == [600.0]
+
+
+def test_decimal_levels_claim_no_level_finer_than_the_float_spacing_allows():
+    """Random values near 1e12 (float64 spacing 1.2e-4 there) were all read as multiples of 10**12: the tolerance of
+    10**-9 in units of 10**k accepted 1e12 + 0.37 as 1e12, and 64 roundings of the value (0.014 near 1e12) made
+    every value a multiple of 0.01. Now a level is claimed only where its tolerance is at most 1/40 of 10**k, and a
+    value's distance to the multiple must be within 64 roundings of the value."""
+    from microplex._stats import NO_LEVEL, decimal_levels
+
+    rng = np.random.default_rng(0)
+    x = 1e12 + rng.random(1000)
+    lv = decimal_levels(x)
+    assert not ((lv > NO_LEVEL) & (lv < 0)).any()  # no multiple of 0.01 or 0.1: their tolerance is too wide there
+    assert (lv == NO_LEVEL).mean() > 0.95  # only the 2.8% within the tolerance (0.014) of a whole number are whole
+    assert (np.abs(x - np.round(x))[lv >= 0] < 0.015).all()
+    assert (lv[np.abs(x - 1e12) > 0.015] <= 0).all()  # no value 0.37 away read as 1e12
+    # values that are whole, or on a grid of 0.5, near 1e12 keep their levels; 0.01 is below what can be told there
+    assert decimal_levels(np.array([1e12 + 3, 1e12 + 30, 2e12, 1e12 + 0.5])).tolist() == [0, 1, 12, NO_LEVEL]
+    # ordinary values as before
+    assert decimal_levels(np.array([34000.0, 1234.56, 0.1 * 3, 12345678.25, 1e-6, 1000000.0004])).tolist() == [
+        3, -2, -1, -2, -6, -4]
