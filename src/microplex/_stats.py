@@ -487,10 +487,12 @@ MIN_LEVEL = -6
 MAX_LEVEL = 15
 #: The level of a value that is a multiple of no 10**k, k >= MIN_LEVEL (a value the grid leaves as drawn).
 NO_LEVEL = MIN_LEVEL - 1
-#: Tolerance of "a multiple of 10**k", in units of 10**k, plus ``_ULPS`` float64 roundings of the ratio (0.1 * 3
-#: is not 0.3; 1234.56 read from text is 1234.559999...).
-_TOLERANCE = 1e-9
+#: Tolerance of "a multiple of 10**k": ``_ULPS`` float64 roundings of the ratio ``x / 10**k`` (0.1 * 3 is not 0.3;
+#: 1234.56 read from text is 1234.559999...). A tolerance of 1e-9 in units of 10**k read 1e12 + 0.37 as 1e12.
 _ULPS = 64
+#: A level ``k`` is claimed only where its tolerance is at most ``1 / _MARGIN`` of ``10**k`` (a value of random digits
+#: passes at most once in 20): near 1e12 the tolerance is 0.014, so 0.01 is no level there (every value passed).
+_MARGIN = 40
 
 
 #: The float types narrower than float64 whose roundings a column's values may carry (:func:`storage_precision`),
@@ -503,6 +505,11 @@ def decimal_levels(x: np.ndarray, precision: str = "float64") -> np.ndarray:
     multiple of ``10**k``; ``NO_LEVEL`` for 0, non-finite values and values that are no multiple of
     ``10**MIN_LEVEL``.
 
+    "A multiple" allows 64 float64 roundings of ``x / 10**k``, and a level is only claimed where that
+    tolerance is at most 1/40 of ``10**k``: about 2,800 times the values' float spacing (``np.spacing``),
+    so ``10**k >= 2.8e-13 * |x|``. Finer levels cannot be told from float64 rounding: near 1e12 (spacing
+    1.2e-4) the finest level is 0, near 1e7 it is -5.
+
     ``precision`` is the float type the values were stored at (:func:`storage_precision`): at
     ``"float32"`` (or ``"float16"``) a value is a multiple of ``10**k`` when it is that type's rounding
     of one (24.100000381469727, the float32 of 24.1, has level -1; at float64 it has none).
@@ -514,6 +521,8 @@ def decimal_levels(x: np.ndarray, precision: str = "float64") -> np.ndarray:
     >>> x = np.array([24.1, 0.3, 1e-6], dtype=np.float32).astype(float)
     >>> decimal_levels(x).tolist(), decimal_levels(x, "float32").tolist()
     ([-7, -7, -7], [-1, -1, -6])
+    >>> decimal_levels(np.array([1e12 + 3.0, 1e12 + 0.37, 1e12 + 0.01])).tolist()
+    [0, -7, 12]
     """
     a = np.abs(np.asarray(x, dtype=float))
     out = np.full(a.shape, NO_LEVEL, dtype=np.int64)
@@ -527,7 +536,8 @@ def decimal_levels(x: np.ndarray, precision: str = "float64") -> np.ndarray:
             r = a / 10.0**k if k >= 0 else a * 10.0**-k  # powers of ten from 1 up are exact
             m = np.round(r)
             if narrow is None:
-                on = np.abs(r - m) <= _TOLERANCE + _ULPS * np.finfo(float).eps * r
+                tol = _ULPS * np.finfo(float).eps * r
+                on = (np.abs(r - m) <= tol) & (tol <= 1.0 / _MARGIN)
             else:  # the narrow type's rounding of the multiple, written as at_level writes it, is the value
                 on = (m * 10.0**k if k >= 0 else m / 10.0**-k).astype(narrow) == stored
             out[finite & (m >= 1) & on] = k

@@ -761,14 +761,15 @@ def unit_design(records: pd.DataFrame, targets: Targets) -> Design:
     """The design of ``targets`` over ``records`` on unit weights, to total given weights
     (:func:`~microplex.calibration.feasibility.achieved_values`): weights of any sign, 0 included, which
     :func:`build_design`'s check of initial weights (finite, > 0) refuses. Without the calibrators' reach check: a
-    count or sum target no record matches gets an empty column (its total is 0), what an evaluation measures."""
-    return build_design(records.assign(__weight__=1.0), targets, "__weight__", check_reach=False)
+    count or sum target no record matches gets an empty column (its total is 0), what an evaluation measures. The
+    records are read as given: no weight column is added (one named in a message, or written over a column of theirs)."""
+    return build_design(records, targets, None, check_reach=False)
 
 
 def build_design(
     records: pd.DataFrame,
     targets: Targets,
-    weight_col: str,
+    weight_col: str | None,
     household_col: str | None = None,
     *,
     check_reach: bool = True,
@@ -781,8 +782,8 @@ def build_design(
         The records, with the columns the targets use.
     targets : Targets
         The targets, one design column each.
-    weight_col : str
-        The column of initial weights (finite, > 0).
+    weight_col : str or None
+        The column of initial weights (finite, > 0); ``None``: every record has weight 1 (no ``household_col``).
     household_col : str, default=None
         The household id column: the weighting units are households (one weight each).
     check_reach : bool, default=True
@@ -798,13 +799,17 @@ def build_design(
         exclude each other, targets with a non-zero value that no record can reach (with ``check_reach``),
         household targets without ``household_col``, and a ``household_col`` that is the weight column.
     """
-    if weight_col not in records.columns:
+    if weight_col is None:
+        if household_col is not None:
+            raise DataValidationError("household_col needs a weight_col (the households' weights); got weight_col=None.")
+        w = np.ones(len(records))
+    elif weight_col not in records.columns:
         raise DataValidationError(
             f"weight_col {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
         )
-    w = records[weight_col]
-    check_weight_dtype(w, f"Weight column {weight_col!r}")
-    w = w.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        check_weight_dtype(records[weight_col], f"Weight column {weight_col!r}")
+        w = records[weight_col].to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(w) | (w <= 0)
     if bad.any():
         first = records.index[np.argmax(bad)]

@@ -189,11 +189,17 @@ def refuse_type_clashes(frames: dict[str, pd.DataFrame], columns: Sequence[str])
 
 
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN)."""
+    """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN), except nullable
+    integers without missing values: int64 (uint64 for ``UInt64``), so that the report labels their subgroups
+    ``i=0`` as it labels a numpy int64 column's, not ``i=0.0``."""
     out = df.copy()
     for c in out.columns:
         if is_numeric(out[c]) and isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype):
-            out[c] = out[c].to_numpy(dtype=float, na_value=np.nan)
+            dt = out[c].dtype
+            if pd.api.types.is_integer_dtype(dt) and not out[c].isna().any():
+                out[c] = out[c].to_numpy(dtype=np.uint64 if dt.numpy_dtype == np.uint64 else np.int64)
+            else:
+                out[c] = out[c].to_numpy(dtype=float, na_value=np.nan)
     return out
 
 
