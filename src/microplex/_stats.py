@@ -218,6 +218,8 @@ def _scaled_moments(x: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
     do not overflow."""
     s = _power_of_two_scale(x)
     xs = x / s
+    if xs.size and xs.min() == xs.max():  # one value: its mean is that value, its variance 0 (np.average of one
+        return float(xs[0]), 0.0, s        # value at a weight of 655.06 is an ulp off, and its variance 8e-31)
     mean = np.average(xs, weights=w)
     return float(mean), float(np.average((xs - mean) ** 2, weights=w)), s
 
@@ -229,6 +231,8 @@ def weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     --------
     >>> weighted_mean_var(np.array([0.0, 2.0]), np.array([1.0, 3.0]))
     (1.5, 0.75)
+    >>> weighted_mean_var(np.array([7.410377345397439]), np.array([655.064615384615]))  # one value: exactly
+    (7.410377345397439, 0.0)
     """
     mean, var, s = _scaled_moments(np.asarray(x, dtype=float), np.asarray(w, dtype=float))
     return mean * s, var * s * s
