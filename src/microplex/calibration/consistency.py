@@ -2,7 +2,8 @@
 
 A geography is a list of record columns from coarse to fine (``["state", "county", "tract"]``); a
 target's level is the finest geography column its filter names. Targets with the same aggregate,
-variable, entity and non-geographic filter are compared: a parent's children are the targets at finer
+variable, entity and non-geographic conditions (as :func:`~microplex.calibration.filters.canonical_filter` writes
+them: ``educ in {16}`` and ``educ == 16`` alike) are compared: a parent's children are the targets at finer
 levels inside it with no target in between (so where a state has no target, its counties' targets are
 children of the national one, and a county target's tracts are counted once, by the county). When the
 children cover all of the parent's sub-areas present in the records, their sum must equal the parent's
@@ -28,7 +29,8 @@ from microplex._stats import rounding_scale
 
 from ._checks import check_records
 from .design import lookup_values, range_mask
-from .targets import Target, Targets, format_filter
+from .filters import canonical_filter
+from .targets import Target, Targets
 
 __all__ = ["check_consistency"]
 
@@ -155,7 +157,8 @@ def check_consistency(
             cover = frozenset({()})
         else:
             cover = frozenset(proj[level][i] for i in index.select(geo))
-        sig = (t.entity, t.aggregate, t.variable, format_filter(dict(sorted(rest.items()))))
+        # the other conditions as one text however written ('educ in {16}', 'educ == 16' and 'educ == 16.0' alike)
+        sig = (t.entity, t.aggregate, t.variable, canonical_filter(rest))
         single = all(not isinstance(v, (pd.Interval, frozenset)) for v in geo.values())  # one area per column
         by_sig[sig].append((t, level, cover, single))
 

@@ -1,0 +1,60 @@
+"""Areas that overlap or repeat codes: a set of areas beside its members in the nested-target check, a condition
+written two ways (``educ in {16}``, ``educ == 16``), and held-out errors of PUMA codes that repeat across states."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex.calibration import Calibrator, Targets, check_consistency
+from microplex.datasets import load_dataset
+
+
+@pytest.fixture(scope="module")
+def west() -> pd.DataFrame:
+    df = load_dataset("census2000")
+    df = df[df.state.isin(["Idaho", "Nevada", "Utah"])].copy().reset_index(drop=True)
+    df["puma_id"] = df.state + ":" + df.puma.astype(str)
+    df["weight"] = 1.0
+    return df
+
+
+def _counts(rows: list[tuple[str, float]]) -> Targets:
+    return Targets.from_frame(pd.DataFrame([dict(aggregate="count", variable=None, filter=f, value=float(v))
+                                            for f, v in rows]))
+
+
+def _states(df: pd.DataFrame, scale: float = 1.0) -> list[tuple[str, float]]:
+    n = df.state.value_counts()
+    return [("", scale * len(df))] + [(f"state == '{s}'", scale * n[s]) for s in ("Idaho", "Nevada", "Utah")]
+
+
+# -- one condition written two ways ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("parent_form", ["educ in {16}", "educ == 16.0", "educ in {16.0}"])
+def test_a_condition_written_another_way_is_compared_as_the_same(west, parent_form):
+    # Idaho's college count 40 over the sum of its 9 PUMAs' (79 against 39), the PUMAs written 'educ == 16'
+    two = west[west.state.isin(["Idaho", "Nevada"])].reset_index(drop=True)
+    idc = two[(two.state == "Idaho") & (two.educ == 16)]
+    pumas = idc.groupby("puma_id").size()
+    assert len(pumas) == 9 and len(idc) == 39
+    rows = [(f"state == 'Idaho' & {parent_form}", len(idc) + 40.0)]
+    rows += [(f"state == 'Idaho' & puma_id == '{p}' & educ == 16", float(k)) for p, k in pumas.items()]
+    t = _counts(rows)
+    out = check_consistency(t, two, ["state", "puma_id"])
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert (row["parent_value"], row["children_sum"], row["n_children"], bool(row["complete"])) == (79.0, 39.0, 9, True)
+    with pytest.raises(DataValidationError, match=r"1 nested geography targets do not add up.* = 79 .*sum to 39"):
+        Calibrator().fit(two, t, geography=["state", "puma_id"])
+
+
+def test_different_conditions_are_still_compared_apart(west):
+    # educ == 16 and educ in {16, 17} are different cells: no comparison between them
+    idc = west[(west.state == "Idaho") & (west.educ == 16)]
+    rows = [("state == 'Idaho' & educ in {16, 17}", 1000.0)]
+    rows += [(f"state == 'Idaho' & puma_id == '{p}' & educ == 16", float(k))
+             for p, k in idc.groupby("puma_id").size().items()]
+    assert check_consistency(_counts(rows), west, ["state", "puma_id"]).empty
