@@ -3,6 +3,7 @@ written two ways (``educ in {16}``, ``educ == 16``), and held-out errors of PUMA
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,6 +29,52 @@ def _counts(rows: list[tuple[str, float]]) -> Targets:
 def _states(df: pd.DataFrame, scale: float = 1.0) -> list[tuple[str, float]]:
     n = df.state.value_counts()
     return [("", scale * len(df))] + [(f"state == '{s}'", scale * n[s]) for s in ("Idaho", "Nevada", "Utah")]
+
+
+# -- a set of areas beside its member areas ----------------------------------------------------------------------
+
+
+def test_a_set_of_states_beside_its_member_states_is_consistent(west):
+    # every target is the count at weights 2.0: national 1344 = 348 + 448 + 548, and {Idaho, Nevada} = 796
+    n = west.state.value_counts()
+    both = 2.0 * (n["Idaho"] + n["Nevada"])
+    assert both == 796.0 and 2.0 * len(west) == 1344.0
+    t = _counts(_states(west, 2.0) + [("state in {'Idaho', 'Nevada'}", both)])
+    assert check_consistency(t, west, ["state"]).empty
+    fit = Calibrator().fit(west, t, geography=["state"])
+    assert np.allclose(fit.result_.record_weights, 2.0, rtol=0, atol=1e-9)
+
+
+def test_a_metro_area_across_states_beside_the_states_is_consistent(west):
+    # a metro area of two PUMAs in two states (47 people) under the nation, beside the three state targets
+    metro = int(west.puma_id.isin(["Idaho:100", "Nevada:100"]).sum())
+    assert metro == 47
+    t = _counts(_states(west) + [("puma_id in {'Idaho:100', 'Nevada:100'}", metro)])
+    assert check_consistency(t, west, ["state", "puma_id"]).empty
+    fit = Calibrator().fit(west, t, geography=["state", "puma_id"])
+    assert np.allclose(fit.result_.record_weights, 1.0, rtol=0, atol=1e-9)
+
+
+def test_a_contradiction_next_to_a_set_target_is_still_caught(west):
+    n = west.state.value_counts()
+    rows = _states(west, 2.0)
+    # Utah 10 over: the nation against its three states (the set target is left out of that sum)
+    utah_over = [(f, v + 10.0 if f == "state == 'Utah'" else v) for f, v in rows]
+    t = _counts(utah_over + [("state in {'Idaho', 'Nevada'}", 2.0 * (n["Idaho"] + n["Nevada"]))])
+    out = check_consistency(t, west, ["state"])
+    assert out["parent"].tolist() == ["count[]"]
+    row = out.iloc[0]
+    assert (row["parent_value"], row["children_sum"], row["n_children"], bool(row["complete"])) == (1344.0, 1354.0, 3, True)
+    assert "count[state in {'Idaho', 'Nevada'}]" not in row["children"]
+    # the set target 4 over: compared with the states inside it, which cover it
+    t = _counts(rows + [("state in {'Idaho', 'Nevada'}", 800.0)])
+    out = check_consistency(t, west, ["state"])
+    assert out["parent"].tolist() == ["count[state in {'Idaho', 'Nevada'}]"]
+    row = out.iloc[0]
+    assert (row["parent_value"], row["children_sum"], row["n_children"], bool(row["complete"])) == (800.0, 796.0, 2, True)
+    assert sorted(row["children"]) == ["count[state == 'Idaho']", "count[state == 'Nevada']"]
+    with pytest.raises(DataValidationError, match=r"count\[state in \{'Idaho', 'Nevada'\}\] = 800.*sum to 796"):
+        Calibrator().fit(west, t, geography=["state"])
 
 
 # -- one condition written two ways ------------------------------------------------------------------------------
