@@ -10,6 +10,7 @@ import pytest
 from microplex import DataValidationError
 from microplex.calibration import Calibrator, Targets, check_consistency
 from microplex.datasets import load_dataset
+from microplex.evaluation.areas import area_errors, check_area_columns, heldout_errors
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,45 @@ def test_different_conditions_are_still_compared_apart(west):
     rows += [(f"state == 'Idaho' & puma_id == '{p}' & educ == 16", float(k))
              for p, k in idc.groupby("puma_id").size().items()]
     assert check_consistency(_counts(rows), west, ["state", "puma_id"]).empty
+
+
+# -- held-out errors by area, PUMA codes repeating across states --------------------------------------------------
+
+
+def _cells(df: pd.DataFrame, with_state: bool = True) -> Targets:
+    rows = []
+    for (s, p), g in df.groupby(["state", "puma"]):
+        for codes in ([9, 10, 11, 12], [16]):
+            k = int(g.educ.isin(codes).sum())
+            if k:
+                where = f"state == '{s}' & " if with_state else ""
+                rows.append((f"{where}puma == {p} & educ in {{{', '.join(map(str, codes))}}}", k + 1.0))
+    return _counts(rows)
+
+
+def test_area_errors_key_repeated_codes_by_the_coarser_area(west):
+    err = heldout_errors({"pop": west}, _cells(west), areas=["state", "puma"])
+    hand = err.groupby(["state", "puma"]).apply(lambda g: (g.achieved - g.value).abs().sum() / g.value.sum())
+    assert len(hand) == 40 and err["puma"].nunique() == 25
+    out = area_errors(err, "puma").set_index("area")
+    assert len(out) == 40
+    for (s, p), e in hand.items():
+        assert out.loc[f"{s} / {p}", "error"] == pytest.approx(e, rel=1e-12)
+    assert out.loc["Idaho / 100", "error"] == pytest.approx(1 / 11, rel=1e-12)
+    assert out.loc["Nevada / 100", "error"] == pytest.approx(2 / 13, rel=1e-12)
+    # the coarser column keeps its own areas; a code unique in every area keeps its value as the label
+    assert sorted(area_errors(err, "state")["area"]) == ["Idaho", "Nevada", "Utah"]
+    ids = err.copy()
+    ids["puma"] = ids["state"] + ":" + ids["puma"].astype(str)
+    assert set(area_errors(ids, "puma")["area"]) == {f"{s}:{p}" for s, p in hand.index}
+
+
+def test_area_errors_refuse_repeated_codes_without_the_coarser_area(west):
+    # cells fixing the PUMA code but not the state: PUMA 100 of three states cannot be told apart
+    mixed = _cells(west) + _counts([("puma == 100 & educ in {16}", 5.0)])
+    err = heldout_errors({"pop": west}, mixed, areas=["state", "puma"])
+    with pytest.raises(DataValidationError, match=r"'puma'.*repeat across 'state'.*puma == 100 & educ"):
+        area_errors(err, "puma")
+    with pytest.raises(DataValidationError, match=r"'puma'.*repeat across 'state'.*puma == 100 & educ"):
+        check_area_columns(mixed, ["state", "puma"])
+    check_area_columns(_cells(west), ["state", "puma"])
