@@ -106,7 +106,8 @@ def demo(
                                                               "--geo microplex-demo-geo)."),
     rows: int | None = typer.Option(None, help="Synthetic population size (default: the pipeline's, 100,000 "
                                                "or with --geo 60,000). With --geo at least 26,558, so that every "
-                                               "PUMA gets a record: fewer is refused before the fit."),
+                                               "PUMA is sure of a record; fewer may leave one without (it depends "
+                                               "on the seed), which is refused before the fit."),
     epochs: str | None = typer.Option(None, help="Training epochs: 'auto' (from the data size) or an int "
                                                  "(default: the pipeline's, 'auto' or with --geo 6)."),
     geo: bool = typer.Option(False, "--geo", help="The geography demo: census2000, a population for every PUMA, "

@@ -2,13 +2,17 @@
 
 A geography is a list of record columns from coarse to fine (``["state", "county", "tract"]``); a
 target's level is the finest geography column its filter names. Targets with the same aggregate,
-variable, entity and non-geographic filter are compared: a parent's children are the targets at finer
+variable, entity and non-geographic conditions (as :func:`~microplex.calibration.filters.canonical_filter` writes
+them: ``educ in {16}`` and ``educ == 16`` alike) are compared: a parent's children are the targets at finer
 levels inside it with no target in between (so where a state has no target, its counties' targets are
 children of the national one, and a county target's tracts are counted once, by the county). When the
 children cover all of the parent's sub-areas present in the records, their sum must equal the parent's
 value within the tolerance; when they cover only part of it, counts must not exceed the parent. A child
 belongs to a parent when every area it covers lies in one of the parent's areas (a child whose areas have
-no records belongs to none).
+no records belongs to none). Children are summed only where their areas are disjoint: a set or range target
+whose areas overlap a sibling's (``state in {'Idaho', 'Nevada'}`` beside the Idaho and Nevada targets, a metro
+area across states beside its states) is left out of the parent's sum and compared, by the same rules, with
+the siblings lying inside it.
 
 The check never compares every parent with every child: children are indexed by the areas above them,
 so national tract-level targets (hundreds of thousands) are checked in seconds.
@@ -28,7 +32,8 @@ from microplex._stats import rounding_scale
 
 from ._checks import check_records
 from .design import lookup_values, range_mask
-from .targets import Target, Targets, format_filter
+from .filters import canonical_filter
+from .targets import Target, Targets
 
 __all__ = ["check_consistency"]
 
@@ -155,12 +160,23 @@ def check_consistency(
             cover = frozenset({()})
         else:
             cover = frozenset(proj[level][i] for i in index.select(geo))
-        sig = (t.entity, t.aggregate, t.variable, format_filter(dict(sorted(rest.items()))))
+        # the other conditions as one text however written ('educ in {16}', 'educ == 16' and 'educ == 16.0' alike)
+        sig = (t.entity, t.aggregate, t.variable, canonical_filter(rest))
         single = all(not isinstance(v, (pd.Interval, frozenset)) for v in geo.values())  # one area per column
         by_sig[sig].append((t, level, cover, single))
 
-    rows = []
+    rows: list[dict] = []
     rows_by: dict[int, dict[tuple, list[int]]] = {}  # level -> its area -> rows of the area table under it
+
+    def under(level: int, cover: frozenset) -> list[int]:
+        """The rows of the area table in ``cover``'s areas of ``level`` (-1: the whole table)."""
+        if level not in rows_by:
+            by: dict[tuple, list[int]] = defaultdict(list)
+            for r, key in enumerate(proj[level] if level >= 0 else [()] * len(areas)):
+                by[key].append(r)
+            rows_by[level] = by
+        return [r for k in cover for r in rows_by[level].get(k, ())]
+
     for items in by_sig.values():
         levels = sorted({it[1] for it in items})
         # the targets at each level containing each of its areas, so a target's containers are looked up
@@ -171,13 +187,13 @@ def check_consistency(
                 at[level][k].append(i)
         # the targets at coarser levels wholly containing each target (a target in no present area: none)
         cont: list[set[int]] = []
-        for ct, b, ccover, single in items:
+        for ct, b, ccover, one in items:
             inside: set[int] = set()
             for a in levels:
                 if a >= b or not ccover:
                     continue
                 above = {k[: a + 1] for k in ccover}
-                if single and len(above) > 1:
+                if one and len(above) > 1:
                     _straddles(ct, sorted(above, key=str), geography[a], geography[: b + 1])
                 found: set[int] | None = None
                 for p in above:
@@ -193,44 +209,76 @@ def check_consistency(
             for i in inside:
                 if not any(i in cont[m] for m in inside if items[m][1] > items[i][1]):
                     kids_of[i].append(j)
+        single = [it[3] for it in items]
         for i, (pt, a, pcover, _) in enumerate(items):
             if i not in kids_of:
                 continue
-            kids = [items[j] for j in kids_of[i]]
-            covered: dict[int, set] = defaultdict(set)
-            for _, b, ccover, _ in kids:
-                covered[b] |= ccover
-            if a not in rows_by:
-                by: dict[tuple, list[int]] = defaultdict(list)
-                for r, pa in enumerate(proj[a] if a >= 0 else [()] * len(areas)):
-                    by[pa].append(r)
-                rows_by[a] = by
-            # complete when every area present under the parent lies in a child's areas
-            complete = all(
-                any(proj[b][r] in cov for b, cov in covered.items())
-                for p in pcover
-                for r in rows_by[a].get(p, ())
-            )
-            total = float(sum(c[0].value for c in kids))
-            tol = rtol + (pt.tolerance or 0.0) + max((c[0].tolerance or 0.0) for c in kids)
-            diff = total - pt.value
-            rel = abs(diff) / _scale(pt.value, [c[0].value for c in kids], tol)
-            bad = rel > tol if complete else (pt.aggregate == "count" and diff > 0 and rel > tol)
-            if bad:
-                rows.append(
-                    {
-                        "parent": pt.name,
-                        "level": geography[a] if a >= 0 else "(all)",
-                        "n_children": len(kids),
-                        "complete": complete,
-                        "parent_value": pt.value,
-                        "children_sum": total,
-                        "rel_diff": rel,
-                        "children": [c[0].name for c in kids],
-                    }
-                )
+            rows_of = {j: under(items[j][1], items[j][2]) for j in kids_of[i]}
+            # children whose areas overlap (a set of states beside its member states) are not summed together:
+            # the parent is compared with children of disjoint areas, and a set left out with those inside it
+            summed, left = _apart(kids_of[i], rows_of, single)
+            if summed:
+                # complete when the children's areas (disjoint, inside the parent) are all the parent's areas
+                complete = sum(len(rows_of[j]) for j in summed) == len(under(a, pcover))
+                rows += _compare(pt, a, [items[j][0] for j in summed], complete, rtol, geography)
+            for d in left:
+                mine = set(rows_of[d])
+                inner = [j for j in summed if mine.issuperset(rows_of[j])]
+                if inner:
+                    complete = sum(len(rows_of[j]) for j in inner) == len(mine)
+                    rows += _compare(items[d][0], items[d][1], [items[j][0] for j in inner], complete, rtol, geography)
     cols = ["parent", "level", "n_children", "complete", "parent_value", "children_sum", "rel_diff", "children"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _apart(kids: list[int], rows_of: dict[int, list[int]], single: list[bool]) -> tuple[list[int], list[int]]:
+    """A parent's children split into those whose areas are pairwise disjoint, summed against it, and those left
+    out: first each set or range target whose areas overlap a sibling's (``state in {'Idaho', 'Nevada'}`` beside
+    Idaho's target), then any children still overlapping (one area targeted twice)."""
+    shared = _shared(kids, rows_of)
+    if not shared:
+        return kids, []
+    out = {j for j in shared if not single[j]}
+    rest = [j for j in kids if j not in out]
+    out |= _shared(rest, rows_of)
+    return [j for j in kids if j not in out], [j for j in kids if j in out]
+
+
+def _shared(kids: list[int], rows_of: dict[int, list[int]]) -> set[int]:
+    """The children among ``kids`` holding a row of the area table that another of them holds too."""
+    owner: dict[int, int] = {}
+    out: set[int] = set()
+    for j in kids:
+        for r in rows_of[j]:
+            o = owner.setdefault(r, j)
+            if o != j:
+                out.update((o, j))
+    return out
+
+
+def _compare(parent: Target, level: int, kids: list[Target], complete: bool, rtol: float,
+             geography: list[str]) -> list[dict]:
+    """The inconsistency row of ``parent`` against the sum of ``kids`` (disjoint areas inside it), or none: their
+    sum must equal it where they cover it (``complete``), and may not exceed a count where they cover part of it."""
+    total = float(sum(c.value for c in kids))
+    tol = rtol + (parent.tolerance or 0.0) + max((c.tolerance or 0.0) for c in kids)
+    diff = total - parent.value
+    rel = abs(diff) / _scale(parent.value, [c.value for c in kids], tol)
+    bad = rel > tol if complete else (parent.aggregate == "count" and diff > 0 and rel > tol)
+    if not bad:
+        return []
+    return [
+        {
+            "parent": parent.name,
+            "level": geography[level] if level >= 0 else "(all)",
+            "n_children": len(kids),
+            "complete": complete,
+            "parent_value": parent.value,
+            "children_sum": total,
+            "rel_diff": rel,
+            "children": [c.name for c in kids],
+        }
+    ]
 
 
 def _scale(parent: float, children: list[float], tol: float) -> float:

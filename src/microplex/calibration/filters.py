@@ -20,7 +20,7 @@ import pandas as pd
 from microplex._errors import DataValidationError
 from microplex._params import to_python
 
-__all__ = ["parse_filter", "format_filter", "intersect", "fixed_value"]
+__all__ = ["parse_filter", "format_filter", "canonical_filter", "intersect", "fixed_value"]
 
 
 def _is_missing(v: Any) -> bool:
@@ -329,6 +329,41 @@ def format_filter(filters: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{_fmt_column(col)} == {_fmt_value(cond)}")
     return " & ".join(parts)
+
+
+def _canonical_value(v: Any) -> Any:
+    """A number with an integer value as an int (16.0 and 16 select the same records); anything else as it is."""
+    if _number(v) and math.isfinite(float(v)) and float(v).is_integer():
+        return int(v)
+    return v
+
+
+def canonical_filter(filters: Mapping[str, Any]) -> str:
+    """The text of a filter dict written one way, for telling whether two filters state the same conditions:
+    columns sorted, a set of one value as that value, numbers with an integer value as ints (in sets and range
+    ends too). ``educ in {16}``, ``educ == 16`` and ``educ == 16.0`` give the same text; different conditions
+    (``educ in {16, 17}``) never do.
+
+    Examples
+    --------
+    >>> canonical_filter(parse_filter("educ in {16.0} & state == 'CA'")) == canonical_filter(
+    ...     parse_filter("state == 'CA' & educ == 16"))
+    True
+    >>> canonical_filter(parse_filter("age in [18.0, 65) & educ in {16, 17.0}"))
+    'age in [18, 65) & educ in {16, 17}'
+    """
+    out: dict[str, Any] = {}
+    for col in sorted(filters):
+        cond = filters[col]
+        if isinstance(cond, pd.Interval):
+            cond = pd.Interval(_canonical_value(cond.left), _canonical_value(cond.right), closed=cond.closed)
+        elif isinstance(cond, (set, frozenset)):
+            cond = frozenset(_canonical_value(v) for v in cond)
+            cond = next(iter(cond)) if len(cond) == 1 else cond
+        else:
+            cond = _canonical_value(cond)
+        out[col] = cond
+    return format_filter(out)
 
 
 #: Text written as a range, ``[18, 65)`` or R's ``(17,39]``: a range filter in a targets file or a filter dict.

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._params import check_names
+from .._params import check_names, to_python
 from .._stats import check_weight_dtype, check_weights, relative_error
 
 __all__ = ["cell_totals", "heldout_errors", "error_summary", "area_errors", "check_area_columns"]
@@ -51,23 +51,29 @@ def _checked_cells(targets: Any) -> Any:
 
 def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") -> None:
     """Refuses an area column that no held-out cell fixes to one value (an equality, or a set of one value):
-    its area table (:func:`area_errors`) would be empty.
+    its area table (:func:`area_errors`) would be empty; and a column whose codes repeat across the areas of a
+    column listed before it (PUMA 100 in three states) where a cell fixes the code but not that column, so its
+    area cannot be told (:func:`area_errors` keys such codes by both).
 
     Raises
     ------
     DataValidationError
-        Naming the column and the columns the cells do fix.
+        Naming the column and the columns the cells do fix, or the cell lacking the coarser column.
     """
     from ..calibration.filters import fixed_value
 
     cells = _checked_cells(targets)
     fixed = [c for c in dict.fromkeys(c for t in cells for c in t.filters) if any(
         fixed_value(t.filters, c) is not None for t in cells)]
-    for column in check_names(areas, "areas"):
+    areas = check_names(areas, "areas")
+    for column in areas:
         if column not in fixed:
             raise DataValidationError(
                 f"The {what} column {column!r}: no held-out cell fixes it to one value (an equality, or a set of "
                 f"one value), so it has no areas to report; the cells fix {fixed}.")
+    table = pd.DataFrame({c: pd.Series([fixed_value(t.filters, c) for t in cells], dtype=object) for c in areas})
+    for column in areas:
+        _keyed_by(table, column, areas, [t.name for t in cells], what)
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -187,18 +193,63 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     benchmarks' misplacement.
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
-    refused (:class:`~microplex.DataValidationError`).
+    refused (:class:`~microplex.DataValidationError`). Area columns are read coarsest first, in the order
+    :func:`heldout_errors` was given them: where the codes of ``column`` repeat across the areas of a column
+    before it (PUMA 100 in Idaho, Nevada and Utah, with ``areas=["state", "puma"]``), an area is keyed by both and
+    labelled ``"Idaho / 100"``, and a cell fixing the code but not that column is refused, naming it.
     """
     if column not in errors.columns:
         raise DataValidationError(f"Area column {column!r} is not in the held-out errors; pass it in 'areas'.")
     part = errors[errors[column].notna()].assign(miss=lambda f: (f["achieved"] - f["value"]).abs())
     if not len(part):
-        fixed = [c for c in errors.columns.drop(["population", "target", "value", "achieved", "rel_error"])
-                 if errors[c].notna().any()]
+        fixed = [c for c in errors.columns.drop(list(_COLUMNS)) if errors[c].notna().any()]
         raise DataValidationError(
             f"Area column {column!r}: no held-out cell fixes it to one value (an equality, or a set of one value), "
             f"so it has no areas to report; the cells fix {fixed}.")
+    listed = [c for c in errors.columns if c not in _COLUMNS]
+    keys = _keyed_by(part, column, listed, part["target"].tolist(), "areas")
+    if keys:  # "Idaho / 100": the coarser areas' values, then the code
+        part = part.assign(**{column: [" / ".join(map(str, v)) for v in
+                                       part[[*keys, column]].itertuples(index=False, name=None)]})
     table = part.groupby(["population", column], sort=False).agg(
         cells=("value", "size"), value=("value", "sum"), miss=("miss", "sum")).reset_index()
     table["error"] = table["miss"] / table["value"]
     return table.drop(columns="miss").rename(columns={column: "area"})
+
+
+#: The columns of :func:`heldout_errors` that are no area column.
+_COLUMNS = ("population", "target", "value", "achieved", "rel_error")
+
+
+def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Sequence[str], what: str) -> list[str]:
+    """The area columns listed before ``column`` (coarsest first) whose areas its codes repeat across, so that
+    an area of ``column`` is told by them and its code (PUMA 100 of Idaho and of Nevada); ``frame`` holds each
+    cell's value of the area columns (missing where its filter fixes none), ``names`` the cells' names.
+
+    Raises
+    ------
+    DataValidationError
+        For a cell that fixes ``column`` but not such a coarser column: its area cannot be told.
+    """
+    keys: list[str] = []
+    fixed = frame[column].notna().to_numpy()
+    for coarse in list(listed)[: list(listed).index(column)]:
+        has = frame[coarse].notna().to_numpy()
+        both = frame[fixed & has]
+        if not len(both):
+            continue
+        parents = both.groupby(column, sort=False)[coarse].unique()
+        split = parents[parents.map(len) > 1]
+        if not len(split):
+            continue
+        lacking = np.flatnonzero(fixed & ~has)
+        if len(lacking):
+            code, where = to_python(split.index[0]), sorted(str(to_python(v)) for v in split.iloc[0])
+            raise DataValidationError(
+                f"The {what} column {column!r}: its codes repeat across {coarse!r} areas ({column} {code!r} lies in "
+                f"{coarse} {where}), so an area is told by both, but held-out cell {names[lacking[0]]!r} fixes "
+                f"{column!r} and not {coarse!r} ({len(lacking)} such cells). Fix {coarse!r} in those cells too, or "
+                f"give the areas codes of their own (the pipeline's combine table, such as "
+                f'combine = {{ {column}_id = ["{coarse}", "{column}"] }}).')
+        keys.append(coarse)
+    return keys
