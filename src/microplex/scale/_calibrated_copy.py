@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
@@ -33,8 +36,10 @@ def write_calibrated(
 ) -> int:
     """Writes a copy of the Parquet dataset ``path`` to the new folder ``out`` with the calibrated weights.
 
-    Every file is read once (one more pass), gets ``column`` (replaced if present) and is written to the
-    same relative path under ``out`` (hive partition folders kept). The copy is written into a hidden
+    Every file is read once (one more pass), gets the float64 ``column`` (replaced if present) and is written to
+    the same relative path under ``out`` (hive partition folders kept); its other columns keep the Arrow types the
+    source file stores them with (a pandas index with a name kept as a column, as
+    :func:`~microplex.io.read_table` reads it), so the copy reads back as the source does. The copy is written into a hidden
     temporary folder beside ``out`` (``.tmp-<hex>-NAME``), renamed onto ``out`` when complete: a reader
     never finds a part of it under ``out``, and an interrupted call leaves no ``out`` (its temporary is
     removed, or, after a kill, by the next call). The call holds the lock ``.NAME.microplex/_microplex.lock``
@@ -143,13 +148,76 @@ def _write_single(result: RakingResult, src: Path, dst: Path, column: str, scale
     n = 0
     for frag in dataset.get_fragments():
         table = frag.to_table()
-        frame = arrow_frame(table, f"the Parquet file {frag.path!r}")
+        label = f"the Parquet file {frag.path!r}"
+        frame = arrow_frame(table, label)
         keys = ds.get_partition_keys(frag.partition_expression)
         full = frame.assign(**{k: v for k, v in keys.items() if k not in frame.columns})
-        frame[column] = result.weights(full) * scale
-        _write_copy(frame, dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
-        n += len(frame)
+        weights = result.weights(full) * scale
+        _write_copy(with_weights(table, frame, column, weights, label),
+                    dst / (Path(frag.path).relative_to(src) if src.is_dir() else Path(src.name)))
+        n += table.num_rows
     return n
+
+
+def with_weights(table: pa.Table, frame: pd.DataFrame, column: str, weights: np.ndarray, label: str) -> pa.Table:
+    """The copy of a source file: the columns of ``frame`` (``table``, the file as stored, read by
+    :func:`~microplex.io.arrow_frame`: a pandas index stored as columns, one without a name left out) with the
+    float64 ``column`` holding ``weights`` (in the place of a column of that name, else appended). A column the file
+    stores keeps its data and Arrow type; one it does not (an index kept in the pandas metadata only) is converted
+    from ``frame``. The pandas metadata describes ``frame`` without an index, as ``DataFrame.to_parquet`` wrote the
+    copy before: written that way, pandas 3 stored text as ``large_string`` (a ``string`` column of the source,
+    which the copy's schema file keeps, then differed from its files, and readers refused the copy). ``label``
+    names the file in the :class:`~microplex.DataValidationError` raised when two of its columns share a name."""
+    frame = frame.assign(**{column: np.asarray(weights, dtype=np.float64)})
+    names = [str(c) for c in frame.columns]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DataValidationError(
+            f"{label[0].upper()}{label[1:]} stores the columns {twice[:5]} more than once (as columns or pandas "
+            "index levels); a copy needs one column of each name. Rename them and write the file again.")
+    stored = set(table.column_names) - {column}
+    converted = pa.Table.from_pandas(frame[[c for c, name in zip(frame.columns, names, strict=True)
+                                            if name not in stored and name != column]], preserve_index=False)
+    fields, arrays = [], []
+    for name in names:
+        if name == column:
+            fields.append(pa.field(column, pa.float64()))
+            arrays.append(pa.array(frame[column].to_numpy(), pa.float64()))
+        else:
+            source = table if name in stored else converted
+            fields.append(source.schema.field(name))
+            arrays.append(source.column(name))
+    metadata = pa.Schema.from_pandas(frame, preserve_index=False).metadata
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
+
+
+def float_in_pandas_metadata(schema: pa.Schema, column: str, label: str) -> pa.Schema:
+    """``schema`` whose pandas metadata (``b"pandas"``, when it has one) lists ``column`` as float64, in the place
+    of an entry of that name, else appended (an entry left from a text column made pandas read the weights as
+    text). Raises :class:`~microplex.DataValidationError` naming ``label`` when that metadata has no list of
+    columns."""
+    metadata = dict(schema.metadata or {})
+    if b"pandas" not in metadata:
+        return schema
+    try:
+        pandas_meta = json.loads(metadata[b"pandas"])
+        entries = pandas_meta["columns"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise DataValidationError(
+            f"{label[0].upper()}{label[1:]} stores pandas metadata without a list of columns (b'pandas' in its "
+            "Arrow schema metadata): it was edited or written by another tool. Write it again.") from None
+    entry = {"name": column, "field_name": column, "pandas_type": "float64", "numpy_type": "float64",
+             "metadata": None}
+    same = [k for k, e in enumerate(entries) if e.get("field_name", e.get("name")) == column]
+    if same:
+        entries[same[0]] = entry
+        entries[:] = [e for k, e in enumerate(entries) if k not in same[1:]]
+    else:
+        entries.append(entry)
+    metadata[b"pandas"] = json.dumps(pandas_meta).encode()
+    return schema.with_metadata(metadata)
 
 
 #: A copy's temporary folder beside its output ``NAME``: ``.tmp-<12 hex>-NAME``.
@@ -189,12 +257,11 @@ def _publish(tmp: Path, dst: Path) -> None:
 
 
 def copy_schema(src: Path, dst: Path, column: str) -> None:
-    """Gives the copy ``dst`` the schema file of its source ``src`` (with the float64 ``column``), so that its
-    partition columns are read with their written types, as the source's are (without it, ``"01"`` was read back
-    from the folder names as the number 1, and a reader casting it to text got ``"1"``). A source without a
-    schema file leaves none (a stale one beside ``dst`` is removed): readers infer the types as for the source."""
-    import pyarrow as pa
-
+    """Gives the copy ``dst`` the schema file of its source ``src`` (with the float64 ``column``, which its pandas
+    metadata lists as float64: :func:`float_in_pandas_metadata`), so that its partition columns are read with their
+    written types, as the source's are (without it, ``"01"`` was read back from the folder names as the number 1,
+    and a reader casting it to text got ``"1"``). A source without a schema file leaves none (a stale one beside
+    ``dst`` is removed): readers infer the types as for the source."""
     from ._layout import _partitioning_and_schema
     from .writer import write_common_metadata
 
@@ -209,16 +276,19 @@ def copy_schema(src: Path, dst: Path, column: str) -> None:
     at = saved.get_field_index(column)
     field = pa.field(column, pa.float64())
     target.meta.mkdir(parents=True, exist_ok=True)
-    write_common_metadata(target.root, saved.set(at, field) if at >= 0 else saved.append(field))
+    schema = saved.set(at, field) if at >= 0 else saved.append(field)
+    write_common_metadata(target.root, float_in_pandas_metadata(schema, column, f"the schema file of {str(src)!r}"))
 
 
-def _write_copy(frame: pd.DataFrame, target) -> str:
-    """Writes ``frame`` to ``target`` atomically (a hidden temporary file renamed when complete); the SHA-256 of
-    the bytes written."""
+def _write_copy(table: pa.Table, target: Path) -> str:
+    """Writes ``table`` (its Arrow types as they are) to ``target`` atomically (a hidden temporary file renamed
+    when complete); the SHA-256 of the bytes written."""
+    import pyarrow.parquet as pq
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-microplex-{target.name}.partial"
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    pq.write_table(table, buffer)
     data = buffer.getbuffer()
     with open(tmp, "wb") as fh:
         fh.write(data)

@@ -331,21 +331,26 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
                  write) -> tuple[int, str]:
     """:func:`microplex.scale.write_calibrated` of a household calibration: both datasets, pair by pair, into the
     folders ``out`` and ``persons_out`` (its temporaries; it gives them the schema files and the link records).
-    ``write(frame, path)`` returns the SHA-256 of the bytes it wrote. Returns the number of households and the
-    copy's id (:func:`link_id`)."""
+    ``write(table, path)`` writes an Arrow table and returns the SHA-256 of the bytes it wrote; each file keeps its
+    columns' Arrow types (:func:`~microplex.scale._calibrated_copy.with_weights`). Returns the number of households
+    and the copy's id (:func:`link_id`)."""
+    from ._calibrated_copy import with_weights
+
     n, entries = 0, []
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
     for h_path, p_path, keys in linked_pairs(households, persons):
-        hh, pp = (arrow_frame(pq.read_table(f), f"the {role} file {f!r}")
-                  for f, role in ((h_path, "households"), (p_path, "persons")))
+        labels = [f"the {role} file {f!r}" for f, role in ((h_path, "households"), (p_path, "persons"))]
+        tables = [pq.read_table(f) for f in (h_path, p_path)]
+        hh, pp = (arrow_frame(t, label) for t, label in zip(tables, labels, strict=True))
         full_h = hh.assign(**{k: v for k, v in keys.items() if k not in hh.columns})
         full_p = pp.assign(**{k: v for k, v in keys.items() if k not in pp.columns})
         w = linked_weights(result, full_h, full_p) * scale
-        hh[column] = w
-        pp[column] = w[pd.Index(hh[result.household_id]).get_indexer(pp[result.household_id])]
+        w_p = w[pd.Index(hh[result.household_id]).get_indexer(pp[result.household_id])]
         rel_h = Path(h_path).relative_to(h_root) if h_root.is_dir() else Path(h_root.name)
         rel_p = Path(p_path).relative_to(p_root) if p_root.is_dir() else Path(p_root.name)
-        entries.append(("households", rel_h.as_posix(), write(hh, Path(os.fspath(out)) / rel_h)))
-        entries.append(("persons", rel_p.as_posix(), write(pp, Path(os.fspath(persons_out)) / rel_p)))
+        copies = (with_weights(tables[0], hh, column, w, labels[0]),
+                  with_weights(tables[1], pp, column, w_p, labels[1]))
+        entries.append(("households", rel_h.as_posix(), write(copies[0], Path(os.fspath(out)) / rel_h)))
+        entries.append(("persons", rel_p.as_posix(), write(copies[1], Path(os.fspath(persons_out)) / rel_p)))
         n += len(hh)
     return n, link_id(entries)
