@@ -63,8 +63,8 @@ def test_a_delta_not_below_one_over_n_warns(cps, no_training):
     with pytest.warns(PrivacyWarning, match=r"'delta' parameter \(0.01\) is not below 1 / n = 0.00333 for the 300"):
         with pytest.raises(_Stop):
             _dp(delta=0.01).fit(cps, seed=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PrivacyWarning)
+    with warnings.catch_warnings():  # 300 records also warn that the histograms are mostly noise
+        warnings.filterwarnings("error", "The 'delta' parameter", PrivacyWarning)
         with pytest.raises(_Stop):
             _dp(delta=1e-5).fit(cps, seed=0)
 

@@ -485,8 +485,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     # least-squares estimate under the constraint, each cell weighted by its noise variance), so a
     # share is its cell over the total instead of over the sum of dozens of noisy cells.
     total = max(float(noisy[-1]), 1.0) if dp.get("weighted") else float(len(data))
-    if dp.get("weighted") and not hasattr(synth, "_condition_tree"):  # once: a condition model's total is alike
-        warn_light_weights(total, len(data), noise_sd, dp, targets + conditions)
+    if not hasattr(synth, "_condition_tree"):  # once: a condition model's total is alike
+        warn_light_weights(total, len(data), noise_sd, dp, targets + conditions, bool(dp.get("weighted")))
     found, sub, pos = {}, {}, 0
     for name in targets:  # every target's cells, moved onto the total, and its point masses
         size = layout[name] if synth.kinds_[name] == "categorical" else layout[name].cells
@@ -575,7 +575,8 @@ def fit_public_encoders(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, d
     return [release], shares
 
 
-def warn_light_weights(total: float, n: int, noise_sd: float, dp: dict[str, Any], columns: list[str]) -> None:
+def warn_light_weights(total: float, n: int, noise_sd: float, dp: dict[str, Any], columns: list[str],
+                       weighted: bool = True) -> None:
     """Warns (:class:`~microplex.PrivacyWarning`) when the weights over their public upper bound sum
     (``total``, the release's noisy total-weight cell: post-processing) to fewer than ``2 * BINS``
     noise standard deviations ``noise_sd`` of the statistics release, the mass below which
@@ -584,8 +585,19 @@ def warn_light_weights(total: float, n: int, noise_sd: float, dp: dict[str, Any]
     signal of ``total`` records, not ``n``, and the histograms hold mostly noise; nothing else says
     so (eusilc, 9,685 records of weights 358-1,032, epsilon 1: with a bound of 100,000 every release
     of the unemployment benefits was near its bound of 50,000 and no income was 0, with 5,000 the
-    benefits' mean was 6 times the data's; session 52)."""
+    benefits' mean was 6 times the data's; session 52). Without weights (``weighted`` false) the
+    total is the number of records ``n`` (public), and too few records warn alike (cps1, 40 records
+    at epsilon 1: every released age 51-54 against 16-55 in the data, silently, while the same records
+    with a weight column of ones warned; session 74)."""
     if total >= 2 * BINS * noise_sd:
+        return
+    if not weighted:
+        warnings.warn(
+            f"The DP fit has {n} records, fewer than {2 * BINS} noise standard deviations ({noise_sd:.3g}) of the "
+            "statistics release: its histograms are mostly noise, and the release may be far from the data. Use "
+            "more records or raise 'epsilon' (or the 'statistics' share of 'budget_split'), and check the release "
+            "with evaluate against a holdout before publishing it.",
+            PrivacyWarning, stacklevel=5)  # the caller of fit
         return
     name = next((k for k in dp["bounds"] if k not in columns), "the weight column")  # clip_to_public: the only other
     warnings.warn(
@@ -704,11 +716,12 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
         x = data[name].to_numpy(float)
         # The transformed values' histogram on n_bins bins between the transforms of the bounds, the
         # bin holding 0 split there (a bin holds values of one sign: _dp_histogram's barrier).
-        edges = np.linspace(*raw.encode(np.array([lo, hi]))[1], n_bins + 1)
+        edges, raw_edges = _bin_edges(raw, lo, hi, n_bins)
         zero: tuple[int, ...] = ()  # the edge at 0, a barrier of the histogram's support
         if lo < 0 < hi:
             t_zero = float(raw.encode(np.zeros(1))[1][0])
-            edges = np.unique(np.r_[edges, t_zero])
+            edges, at_t = np.unique(np.r_[edges, t_zero], return_index=True)
+            raw_edges = np.r_[raw_edges, 0.0][at_t]
             zero = (int(np.searchsorted(edges, t_zero)),)
         declared = schema.get(name, VariableSpec()).point_masses
         if declared is not None:
@@ -718,7 +731,7 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
             cand = sorted({float(lo), float(hi), *([0.0] if lo <= 0 <= hi else [])})
             share = np.ones(len(cand))
         else:
-            cand = point_mass_candidates(lo, hi, raw.segments[0].decode(edges), integer)
+            cand = point_mass_candidates(lo, hi, raw_edges, integer)
             share = np.array([1.0 if v in (lo, hi, 0.0) else ROUND_SHARE for v in cand])
         t = raw.encode(x)[1]
         k, bins = len(cand), len(edges) - 1
@@ -747,11 +760,37 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
             sub_home[np.arange(k)[:, None], cols] = shares  # a candidate's SUB_BINS columns are distinct
         integers = np.full(k, np.inf)  # the integers in each candidate's bin (an integer target's)
         if integer and cand:
-            raw_edges = raw.segments[0].decode(edges)
             integers = np.maximum(np.ceil(raw_edges[home + 1]) - np.ceil(raw_edges[home]), 1.0)
         layout[name] = NumericLayout(cand, cand_t, edges, seg, zero, share, integers, home, sub_home)
     rows = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n, 0))
     return rows, layout
+
+
+def _bin_edges(raw: ContinuousEncoder, lo: float, hi: float, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_bins + 1`` edges of the statistics' histogram of a numeric target with public bounds
+    ``[lo, hi]`` (``raw``: its logit encoder), in the transformed scale and as values: equally spaced
+    in the transformed scale, the values at the bounds and (an even ``n_bins``) at the middle of the
+    bounds exact, the transformed edges those of the values. The logit's bins are symmetric about
+    the middle of the bounds, but the logit round trip misses it by a few ulps of the transformed
+    scale (bounds (0, 10): 5.000000000000825); a round value there then counted in the bin below,
+    whose roundest value (:func:`roundest`) was another, and was no point-mass candidate of either
+    bin (a 30% heap at 5 released as none). A value at an edge is in the bin above it, as values
+    and as transforms (the transform is monotone).
+
+    Examples
+    --------
+    >>> raw = ContinuousEncoder.from_dict({"name": "y", "integer": False, "point_masses": [], "segments": [
+    ...     {"sign": 1, "lower": -0.001, "upper": 10.001, "transform": "logit", "scale": 1.0, "mean": 0.0,
+    ...      "std": 1.0, "tail_lo": None, "tail_hi": None}]})
+    >>> t, values = _bin_edges(raw, 0.0, 10.0, 32)
+    >>> values[[0, 16, 32]].tolist(), bool(raw.encode(np.array([5.0]))[1][0] >= t[16])
+    ([0.0, 5.0, 10.0], True)
+    """
+    values = raw.segments[0].decode(np.linspace(*raw.encode(np.array([lo, hi]))[1], n_bins + 1))
+    values[0], values[-1] = lo, hi
+    if n_bins % 2 == 0:
+        values[n_bins // 2] = (lo + hi) / 2
+    return raw.encode(values)[1], values
 
 
 def _sub_bins(raw: ContinuousEncoder, edges: np.ndarray, x: np.ndarray, t: np.ndarray, home: np.ndarray

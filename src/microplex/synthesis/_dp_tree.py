@@ -399,7 +399,7 @@ def draw_conditions(synth: Synthesizer, n: int, seed: int | None) -> pd.DataFram
 
 
 def _draw_block(synth: Synthesizer, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    from ._generation import _cast
+    from ._generation import _cast, _held_to_public_bounds
 
     tree: ConditionTree = synth.condition_tree_
     codes = tree.sample(n, rng)
@@ -407,6 +407,7 @@ def _draw_block(synth: Synthesizer, n: int, rng: np.random.Generator) -> pd.Data
     for j, name in enumerate(synth.target_vars):
         enc = synth.encoders_[name]
         c = codes[:, j]
-        values = enc.decode(c) if isinstance(enc, CategoricalEncoder) else decode_codes(enc, c, tree.bins, rng)
+        values = enc.decode(c) if isinstance(enc, CategoricalEncoder) else _held_to_public_bounds(
+            synth, name, decode_codes(enc, c, tree.bins, rng))
         out[name] = _cast(values, synth.dtypes_[name], synth.kinds_[name], enc)
     return pd.DataFrame(out, index=pd.RangeIndex(n))

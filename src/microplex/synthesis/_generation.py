@@ -316,7 +316,7 @@ class _Generation:
                 r = rounding[:, self.rounded_vars_.index(name)] if rounding is not None and name in self.rounded_vars_ \
                     else None
                 with np.errstate(over="ignore", invalid="ignore"):
-                    out[name] = enc.decode(cont.astype(float), state, h, r)
+                    out[name] = _held_to_public_bounds(self, name, enc.decode(cont.astype(float), state, h, r))
                 drawn = out[name] if enc.missing_state is None else out[name][state != enc.missing_state]
                 bad = int((~np.isfinite(drawn)).sum())
                 if bad:  # a fitted model's encoders map every draw to a finite value (or NaN, a missing state)
@@ -352,6 +352,33 @@ def _dtype_limits(dtype: str) -> tuple[float, float] | None:
     lo, hi = float(info.min), float(info.max)
     return (lo if int(lo) >= int(info.min) else float(np.nextafter(lo, 0.0)),
             hi if int(hi) <= int(info.max) else float(np.nextafter(hi, 0.0)))
+
+
+def _held_to_public_bounds(synth: object, name: str, values: np.ndarray) -> np.ndarray:
+    """A DP model's (``epsilon`` set) draws ``values`` of numeric column ``name`` held to its public bounds
+    ``[lo, hi]`` (``[ceil(lo), floor(hi)]`` for an integer column, as the fit clips the data; missing values
+    kept); other models' draws as they are. The encoder's logit runs between the bounds widened by a margin
+    (1e-4 of their width: finite at the bounds), and its decode holds draws inside the widened interval
+    only: the quantile map's linear tails and, with ``standardize="moments"``, the Gaussian reached into the
+    margin (bounds (0, 100): draws up to 100.006 and down to -0.0065; 2-4% of the moments draws at -0.01).
+    Post-processing: it spends no budget.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> m = SimpleNamespace(epsilon=1.0, public_bounds={"pct": (0.0, 100.0)}, kinds_={"pct": "continuous"},
+    ...                     dtypes_={"pct": "float64"})
+    >>> _held_to_public_bounds(m, "pct", np.array([-0.0065, 50.0, 100.006, np.nan])).tolist()
+    [0.0, 50.0, 100.0, nan]
+    """
+    bounds = (getattr(synth, "public_bounds", None) or {}).get(name)
+    if getattr(synth, "epsilon", None) is None or bounds is None:
+        return values
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if synth.kinds_.get(name) == "integer" or pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(
+            synth.dtypes_.get(name, "float64"))):
+        lo, hi = float(np.ceil(lo)), float(np.floor(hi))
+    return np.clip(values, lo, hi)
 
 
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
