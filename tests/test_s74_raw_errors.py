@@ -105,3 +105,40 @@ def test_sound_pandas_metadata_reads_as_before(tmp_path):
     assert got["pid"].tolist() == list(range(100, 140))
     pd.testing.assert_frame_equal(read_table(path)[["g", "w", "pid"]], frame[["g", "w", "pid"]])
 
+
+# -- 3. a second household column equal to the person count ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def eusilc_small():
+    from microplex.datasets import load_dataset
+
+    data = load_dataset("eusilc")
+    return data[data["db030"] <= 300].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("size_var", [None, "hsize"])
+def test_a_second_column_equal_to_the_person_count_is_refused_at_fit(eusilc_small, size_var):
+    from microplex import HouseholdSynthesizer
+
+    data = eusilc_small.assign(n_members=eusilc_small["hsize"])
+    hs = HouseholdSynthesizer(["db040", "hsize", "n_members", "hy040n"], ["age", "rb090"], "db030",
+                              household_weight="db090", size_var=size_var, epochs=1, hidden_features=(8,),
+                              transforms=1)
+    with pytest.raises(DataValidationError, match=r"\['n_members'\] equal the number of person records in every "
+                                                  r"household, as the size 'hsize' does.*Leave them out"):
+        hs.fit(data, seed=0)
+    # the column first in 'household_vars' is the size; the copy named is the other one
+    hs = HouseholdSynthesizer(["db040", "n_members", "hsize", "hy040n"], ["age", "rb090"], "db030",
+                              household_weight="db090", epochs=1, hidden_features=(8,), transforms=1)
+    with pytest.raises(DataValidationError, match=r"\['hsize'\] equal .* as the size 'n_members' does"):
+        hs.fit(data, seed=0)
+
+
+def test_one_column_equal_to_the_person_count_is_the_size(eusilc_small):
+    from microplex import HouseholdSynthesizer
+
+    hs = HouseholdSynthesizer(["db040", "hsize", "hy040n"], ["age", "rb090"], "db030", household_weight="db090",
+                              epochs=1, hidden_features=(8,), transforms=1).fit(eusilc_small, seed=0)
+    households, persons = hs.sample(200, seed=1)
+    counts = persons.groupby("db030").size().reindex(households["db030"]).to_numpy()
+    assert hs.size_col_ == "hsize" and (households["hsize"].to_numpy() == counts).all()
