@@ -107,7 +107,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64; a dataset folder microplex
     wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
     ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
-    some zeros (see :func:`_read_readstat`).
+    some zeros (see :func:`_read_readstat`). A Parquet or Feather file whose pandas metadata is damaged is refused
+    naming the file (:func:`pandas_metadata`).
 
     ``numeric`` names columns read as numbers whatever the file writes: a file cannot tell integer amounts padded
     to a fixed width (``0009189``, a fixed-width export) from codes, and reads them as codes; named here, they are
@@ -147,6 +148,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(
             f"Cannot read {str(p)!r}: unknown extension {p.suffix!r} (expected one of {sorted(_READERS)})."
         )
+    if reader in (pd.read_parquet, pd.read_feather):
+        _check_pandas_metadata(p)  # pyarrow failed on damaged metadata with a bare KeyError or TypeError
     csv_kwargs: dict[str, Any] = {}
     try:
         frame = reader(p, **_dataset_options(p)) if p.is_dir() else reader(p)
@@ -267,8 +270,62 @@ def index_as_columns(frame: pd.DataFrame, label: str, stored: Sequence[Any] = ()
 def arrow_frame(table: pa.Table, label: str) -> pd.DataFrame:
     """``table`` (a Parquet file's, or a row group's, as pyarrow reads it) as pandas, a pandas index of the file
     (``df.set_index("pid")``) kept as columns where the file stores them (:func:`index_as_columns`), as
-    :func:`read_table` reads a file; ``label`` names the table in the error raised on a clash."""
+    :func:`read_table` reads a file; ``label`` names the table in the errors raised on a clash and on damaged
+    pandas metadata (:func:`pandas_metadata`)."""
+    pandas_metadata(table.schema, label)
     return index_as_columns(table.to_pandas(), label, table.column_names)
+
+
+def pandas_metadata(schema: pa.Schema, label: str) -> dict[str, Any] | None:
+    """The pandas metadata of ``schema`` (the JSON of its ``b"pandas"`` key, which pandas writes and pyarrow's
+    ``to_pandas`` reads to rebuild the index and the dtypes), or ``None`` when it has none.
+
+    Raises :class:`DataValidationError` naming ``label`` (what the schema is: ``"the Parquet file 'x.parquet'"``)
+    when the metadata is damaged: no JSON object, without a list ``"columns"`` of objects with a ``"name"`` or
+    a list ``"index_columns"`` of index levels (a stored column's name listed in ``"columns"``, or a
+    ``RangeIndex``: an object of kind ``"range"`` with a ``"name"`` and integers ``"start"``, ``"stop"``,
+    ``"step"``). pyarrow failed on such metadata with a bare ``JSONDecodeError``, ``KeyError`` or ``TypeError``;
+    a file is untrusted, and which of its columns such metadata would make the index cannot be known.
+
+    Examples
+    --------
+    >>> schema = pa.schema([("age", pa.int64())], metadata={b"pandas": b"{not json"})
+    >>> pandas_metadata(schema, "the Parquet file 'x.parquet'")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: The Parquet file 'x.parquet' stores damaged pandas metadata ...
+    """
+    raw = (schema.metadata or {}).get(b"pandas")
+    if raw is None:
+        return None
+    import json
+
+    def damaged(why: str) -> DataValidationError:
+        return DataValidationError(
+            f"{label[0].upper()}{label[1:]} stores damaged pandas metadata (the b'pandas' key of its Arrow schema "
+            f"metadata: {why}), from which its index and column types cannot be read. Write the file again, or "
+            "without that metadata (pyarrow: pq.write_table(table.replace_schema_metadata(None), path)).")
+
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not JSON (UnicodeDecodeError is a ValueError)
+        raise damaged(f"no JSON ({str(exc)[:80]})") from None
+    if not isinstance(meta, dict):
+        raise damaged(f"a JSON {type(meta).__name__}, expected an object")
+    columns, index = meta.get("columns"), meta.get("index_columns")
+    if not isinstance(columns, list) or not all(isinstance(c, dict) and "name" in c for c in columns):
+        raise damaged("its 'columns' is no list of objects with a 'name'")
+    if not isinstance(index, list):
+        raise damaged("its 'index_columns' is no list")
+    listed = {c.get("field_name", c["name"]) for c in columns if isinstance(c.get("field_name", c["name"]), str)}
+    for level in index:
+        if isinstance(level, str):
+            if level not in listed:
+                raise damaged(f"the index column {level[:60]!r} is not in its 'columns'")
+        elif not (isinstance(level, dict) and level.get("kind") == "range" and "name" in level
+                  and all(type(level.get(k)) is int for k in ("start", "stop", "step")) and level["step"] != 0):
+            raise damaged(f"the index level {str(level)[:80]} is neither a column's name nor a RangeIndex")
+    return meta
 
 
 #: The column names pandas gives the index levels without a name it stores in a Parquet or Feather file.
@@ -304,6 +361,27 @@ def _stored_names(p: Path) -> list[str]:
         return pq.read_schema(p).names
     except _READ_ERRORS:
         return []
+
+
+def _check_pandas_metadata(p: Path) -> None:
+    """Checks the pandas metadata (:func:`pandas_metadata`) of the Parquet or Feather file ``p`` (a dataset folder:
+    of each of its files); a schema that cannot be read is left to the reader, which raises on it."""
+    import pyarrow.parquet as pq
+
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_")))
+    else:
+        files = [p]
+    for f in files:
+        try:
+            if f.suffix.lower() == ".feather":  # an Arrow IPC file: its schema without its data
+                with pa.memory_map(str(f)) as source:
+                    schema = pa.ipc.open_file(source).schema
+            else:
+                schema = pq.read_schema(f)
+        except _READ_ERRORS:
+            continue
+        pandas_metadata(schema, f"the table {str(f)!r}")
 
 
 def _dataset_options(p: Path) -> dict[str, Any]:

@@ -163,13 +163,23 @@ def check_params(hs: HouseholdSynthesizer) -> None:
 # -- column helpers of fit -------------------------------------------------------------
 def find_size(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> str | None:
     """The first household variable equal to the number of person records in every household."""
+    found = sizes_among(hh, counts, hh_vars, skip)
+    return found[0] if found else None
+
+
+def sizes_among(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[Any]) -> list[str]:
+    """The household variables of ``hh_vars`` (but ``skip``) equal to the number of person records ``counts`` in
+    every household, in their order.
+
+    Examples
+    --------
+    >>> hh = pd.DataFrame({"hsize": [1, 3], "n_members": [1, 3], "rooms": [1, 2]})
+    >>> sizes_among(hh, pd.Series([1, 3]), ["hsize", "n_members", "rooms"], [])
+    ['hsize', 'n_members']
+    """
     c = counts.to_numpy(float)
-    for col in hh_vars:
-        if col in skip or not is_number(hh[col]):
-            continue
-        if np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c):
-            return col
-    return None
+    return [col for col in hh_vars if col not in skip and is_number(hh[col])
+            and np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c)]
 
 
 def is_int(series: pd.Series) -> bool:

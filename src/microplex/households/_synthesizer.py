@@ -33,6 +33,7 @@ from ._params import (
     is_int,
     is_number,
     pick,
+    sizes_among,
     varying,
 )
 from ._persons import (
@@ -90,7 +91,10 @@ class HouseholdSynthesizer(Estimator):
     size_var : str, default=None
         Household variable holding the household size; ``None`` takes the household variable
         equal to the number of person records in every household, or, if there is none, adds a
-        ``"n_persons"`` household variable counting the person records.
+        ``"n_persons"`` household variable counting the person records. Another household variable
+        also equal to the number of person records in every household (a copy of the size) is refused,
+        naming it (:class:`DataValidationError`): drawn by the household model, it would disagree with
+        the persons drawn.
     geography : str, default=None
         Categorical household variable (region, state, ...) allotted by its weighted training
         shares; the other household variables are conditioned on it. Without it, the size is
@@ -292,6 +296,12 @@ class HouseholdSynthesizer(Estimator):
             self.size_col_ = SIZE_COL
             hh[SIZE_COL] = counts.to_numpy()
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
+        copies = [c for c in sizes_among(hh, counts, hh_vars, (self.geography,)) if c != self.size_col_]
+        if copies:  # drawn by the household model like any variable, apart from the persons drawn
+            raise DataValidationError(
+                f"The household variables {copies} equal the number of person records in every household, as the "
+                f"size {self.size_col_!r} does: drawn as household variables, they would disagree with the persons "
+                f"drawn. Leave them out of 'household_vars' (after sampling, each is a copy of {self.size_col_!r}).")
         hh = hh.reset_index()
         self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [SIZE_COL])
         self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]

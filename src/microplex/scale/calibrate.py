@@ -350,6 +350,9 @@ def rake_dataset(
         Partition columns are read with the types of the dataset's schema file (:func:`generate_dataset`
         writes one) or, without one, as the text of the folder names (``state=01`` is ``"01"``, found by the
         keys ``"01"`` and 1; ``flag=true`` is ``"true"``: a boolean key on it is refused, naming the column).
+        A pandas index the files store as metadata only (a RangeIndex with a name, ``df.rename_axis("id")``:
+        row numbers) is left out, and refused as a margin, weight or geography column; a file whose pandas
+        metadata is damaged is refused, naming it (:func:`microplex.io.pandas_metadata`).
     margins : dict or Targets
         ``{column: {category: total}}``; crossed margins as ``{(c1, c2): {(a, b): total}}`` (the margins
         format of :meth:`microplex.calibration.Targets.from_margins`), or :class:`Targets` of person counts
@@ -437,9 +440,21 @@ def rake_dataset(
         geography = check_names(geography, "geography", allow_empty=False)
     files = parquet_files(path, "Parquet dataset")
     check_text_partition_keys(path, [mg.coder])
+    # Dask takes the schema of one file; a later file storing a margin as strings would silently fall out of
+    # its categories. Columns the first file stores (not hive partition keys) must be in every file, same type.
+    ranges = check_same_schema(files, columns + (geography or []), "Parquet dataset")
+    named = [c for c in dict.fromkeys(columns + (geography or [])) if c in ranges]
+    if named:
+        raise DataValidationError(
+            f"The Parquet dataset {str(path)!r} holds the pandas index {named} as metadata only (a RangeIndex, "
+            "row numbers 0, 1, ..., n - 1, as pandas writes df.rename_axis(...) of its default index), no column of "
+            "its files; it cannot be a margin, weight or geography column. Write it as a column "
+            "(df.reset_index().to_parquet(...)), or name another column.")
+    # partition columns typed as written ("01" stays "01"), a categorical one too; a RangeIndex with a name stored
+    # as metadata only is left out (Dask's default index=None failed on it with KeyError '[nan] not in index')
+    options = {**dask_read_options(path), **({"index": False} if ranges else {})}
     try:
-        # partition columns typed as written ("01" stays "01"), a categorical one too
-        ddf = dd.read_parquet(str(path), **dask_read_options(path))
+        ddf = dd.read_parquet(str(path), **options)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
     if ddf.index.name is not None:  # a pandas index the files store (pid): a column, as read_table reads it
@@ -449,9 +464,6 @@ def rake_dataset(
         raise DataValidationError(
             f"The Parquet dataset {str(path)!r} lacks margin or weight columns {missing}; it has {list(ddf.columns)}."
         )
-    # Dask takes the schema of one file; a later file storing a margin as strings would silently fall out of
-    # its categories. Columns the first file stores (not hive partition keys) must be in every file, same type.
-    check_same_schema(files, columns + (geography or []), "Parquet dataset")
     if geography is not None:
         from ._areas import area_table, check_areas, merge_areas
 

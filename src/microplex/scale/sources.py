@@ -29,7 +29,7 @@ from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
-from ..io import arrow_frame, file_sha256, index_as_columns, record_columns
+from ..io import arrow_frame, file_sha256, index_as_columns, pandas_metadata, record_columns
 
 __all__ = ["ConditionSource", "FrameSource", "ParquetSource", "CellCounts", "Resample", "ModelConditions",
            "as_source"]
@@ -179,7 +179,7 @@ class ParquetSource(ConditionSource):
             for part in Path(os.path.relpath(f, self.path)).parts[:-1] if "=" in part))
         schema = _read_schema(self.files[0])
         names = record_columns(schema.names)
-        ranges = _metadata_index(schema)
+        ranges = _metadata_index(schema, f"Parquet conditions {self.path!r}")
         if ranges and (columns is None or set(ranges) & set(columns)):
             raise DataValidationError(
                 f"Parquet conditions {self.path!r} hold the pandas index {ranges} as metadata only (a RangeIndex: ids "
@@ -271,43 +271,49 @@ def parquet_files(path: str | os.PathLike, label: str) -> list[str]:
     return [str(f) for f in files]
 
 
-def check_same_schema(files: list[str], columns: list[str], label: str) -> None:
+def check_same_schema(files: list[str], columns: list[str], label: str) -> list[str]:
     """Checks that every file of ``files`` has those of ``columns`` that the first file stores, with the
     first file's Parquet types (columns the first file does not store, such as hive partition keys, which
     live in the folder names, are not checked).
 
     Raises :class:`DataValidationError` naming the first file that lacks one of them or stores it as
-    another type (a reader that trusts the first file's schema would silently misread it), or that is
-    not readable as Parquet.
+    another type (a reader that trusts the first file's schema would silently misread it), that is
+    not readable as Parquet, or whose pandas metadata is damaged (:func:`microplex.io.pandas_metadata`).
+    Returns the names of the pandas indexes the files store as metadata only (a ``RangeIndex`` with a name,
+    ``df.rename_axis("id")``: no column of a file), in the order first found.
     """
     first = _read_schema(files[0], label)
     types = {c: first.field(c).type for c in dict.fromkeys(columns) if c in first.names}
+    ranges: dict[str, None] = {}
     for f in files:
         other = _read_schema(f, label)
+        ranges.update(dict.fromkeys(_metadata_index(other, f"{label} file {f!r}")))
         differ = [c for c in types if c not in other.names or other.field(c).type != types[c]]
         if differ:
             raise DataValidationError(
                 f"{label} file {f!r} differs from {files[0]!r} in columns {differ[:5]} "
                 "(missing or of another type); every file must share the columns and types."
             )
+    return list(ranges)
 
 
-def _metadata_index(schema: pa.Schema) -> list[str]:
+def _metadata_index(schema: pa.Schema, label: str) -> list[str]:
     """The names of the pandas index levels ``schema``'s pandas metadata stores as metadata only (a ``RangeIndex``
-    with a name: start, stop and step, no column of the file)."""
-    try:
-        entries = (schema.pandas_metadata or {}).get("index_columns", [])
-    except ValueError:  # metadata that is no JSON: pyarrow reads no index from it either
-        return []
-    return [str(e["name"]) for e in entries
-            if isinstance(e, dict) and e.get("kind") == "range" and e.get("name") is not None]
+    with a name: start, stop and step, no column of the file); damaged metadata is refused naming ``label``
+    (:func:`microplex.io.pandas_metadata`)."""
+    entries = (pandas_metadata(schema, label) or {}).get("index_columns", [])
+    return [str(e["name"]) for e in entries if isinstance(e, dict) and e["name"] is not None]
 
 
 def _read_schema(file: str, label: str = "Conditions") -> pa.Schema:
+    """The Arrow schema of the Parquet ``file``, its pandas metadata checked (:func:`microplex.io.pandas_metadata`);
+    ``label`` (``"Conditions"``) names what the file is in the errors."""
     try:
-        return pq.read_schema(file)
+        schema = pq.read_schema(file)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataValidationError(f"{label} file {file!r} is not a readable Parquet file ({str(exc)[:100]}).") from None
+    pandas_metadata(schema, f"{label} file {file!r}")
+    return schema
 
 
 class CellCounts(ConditionSource):
