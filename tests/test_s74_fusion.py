@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex import Source, fuse
+from microplex import DataValidationError, Source, fuse
 
 
 def _zero_inflated(n=200, seed=0):
@@ -59,3 +59,15 @@ def test_explicit_stratified_sampling_with_imputations_warns():
         warnings.filterwarnings("error", message=".*sampling=", category=UserWarning)
         fuse([a, b], base="a", n_imputations=2, seed=0, holdout_fraction=0,
              synthesizer_params={"epochs": 1, "sampling": "independent"})
+
+
+def test_an_empty_schema_is_no_schema():
+    """synthesizer_params={"schema": {}} (a comprehension that matched nothing) fuses as schema=None does (before:
+    DataValidationError "The 'target_vars' parameter must be a non-empty list ... Got [] instead.")."""
+    a, b = _zero_inflated(n=100)
+    params = {"epochs": 1, "hidden_features": (8,), "transforms": 1}
+    empty = fuse([a, b], base="a", seed=0, synthesizer_params={**params, "schema": {}})
+    none = fuse([a, b], base="a", seed=0, synthesizer_params={**params, "schema": None})
+    pd.testing.assert_frame_equal(empty.data, none.data, check_exact=True)
+    with pytest.raises(DataValidationError, match="schema"):
+        fuse([a, b], base="a", seed=0, synthesizer_params={**params, "schema": []})

@@ -192,9 +192,10 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
         )
     probe = {k: v for k, v in params.items() if k != "schema"}
     Synthesizer(["_"], **probe)._check_params()
-    if params.get("schema") is not None:
-        Synthesizer(list(params["schema"]) if isinstance(params["schema"], Mapping) else ["_"],
-                    schema=params["schema"])._check_params()
+    if params.get("schema") is not None:  # an empty schema checked on a placeholder target (no targets: refused
+        # as "'target_vars' must be a non-empty list", a parameter fuse sets itself)
+        schema = params["schema"]
+        Synthesizer((list(schema) if isinstance(schema, Mapping) else []) or ["_"], schema=schema)._check_params()
     return dict(params)
 
 
