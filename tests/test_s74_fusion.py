@@ -2,6 +2,7 @@
 reports on a schema that declares number codes categorical, an empty schema."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,3 +72,14 @@ def test_an_empty_schema_is_no_schema():
     pd.testing.assert_frame_equal(empty.data, none.data, check_exact=True)
     with pytest.raises(DataValidationError, match="schema"):
         fuse([a, b], base="a", seed=0, synthesizer_params={**params, "schema": []})
+
+
+def test_fusion_docs_do_not_describe_fusing_with_differential_privacy():
+    """fuse refuses every differential-privacy parameter; docs/fusion.md said that with
+    synthesizer_params={"epsilon": ...} records with a missing value are left out, with a warning."""
+    a, b = _zero_inflated(n=50)
+    with pytest.raises(DataValidationError, match=r"sets \['epsilon'\]: fuse cannot fit its donor models with "
+                                                  "differential privacy"):
+        fuse([a, b], base="a", synthesizer_params={"epsilon": 5.0, "epochs": 1})
+    text = (Path(__file__).parents[1] / "docs" / "fusion.md").read_text()
+    assert "epsilon" not in text and "differential privacy" not in text

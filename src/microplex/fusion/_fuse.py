@@ -119,9 +119,8 @@ class FusionResult:
 
 def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
     """The records with every one of ``columns`` observed, the others left out with a warning (an auxiliary
-    source's records, and a donor's with differential privacy, whose models take no missing value): where a value
-    is missing because the variable does not apply (hours of those not working), the model fitted on the rest
-    imputes it for every base record."""
+    source's records, whose model takes no missing value): where a value is missing because the variable does not
+    apply (hours of those not working), the model fitted on the rest imputes it for every base record."""
     return complete_rows(frame, columns, f"Source {source!r}", (
         "are not used by fuse; where a variable does not apply to them, fuse imputes it for base records it may "
         "not apply to either. Give them a value first."))
@@ -313,9 +312,10 @@ def fuse(
         or base categories the donor lacks (also when the donor has them only on records with a
         missing value, or only on the records held out for the scores, or with another type, e.g.
         ``True`` and ``"True"``; likewise categories an earlier donor imputes that a later donor
-        conditioning on them lacks), a donor without complete records, held-out records of weight 0,
-        missing values in the base's predictors where the donor has none (or drawn by an earlier donor where a
-        later one conditioning on them has none), a base that is not one of the sources.
+        conditioning on them lacks), a donor column that every record misses, missing values in the base's
+        predictors where the donor has none (or drawn by an earlier donor where a later one conditioning on them
+        has none), a base that is not one of the sources, differential-privacy parameters in
+        ``synthesizer_params``.
 
     Examples
     --------
@@ -359,7 +359,6 @@ def fuse(
     draw_seeds = ss.spawn(int(n_imputations))
 
     models: dict[str, Synthesizer] = {}
-    params_dp = (synthesizer_params or {}).get("epsilon") is not None
     fills: dict[str, dict[str, Any]] = {}
     # the records each donor model was fitted on (its draws take their categories), and the donor that imputes each block variable: a later donor
     # conditioning on an imputed category it never observed failed after fitting, naming no source
@@ -373,30 +372,25 @@ def fuse(
         cols = list(step.predictors) + list(step.block)
         frame = donor.data.assign(**{w_col: donor.weights})
         empty = [c for c in cols if donor.data[c].isna().all()]
-        if params_dp:  # a DP model takes no missing value; otherwise they are modelled (a state of the block's
-            # variables, an input of the predictors'), and a value missing where it does not apply is imputed so
-            frame = _complete_rows(frame, cols, donor.name)
+        # missing values are modelled (a state of the block's variables, an input of the predictors'), and a value
+        # missing where it does not apply is imputed so (fuse refuses differential privacy: no record is left out)
         frame = frame[cols + [w_col]].reset_index(drop=True)
         if empty:
             raise DataValidationError(f"Donor {donor.name!r} has no value of {empty} (every record misses them); drop "
                                       "those columns from it.")
-        if not len(frame):
-            raise DataValidationError(f"Donor {donor.name!r} has no record with all of {cols} observed (its model, "
-                                      "differentially private, takes no missing value); give it complete records.")
         # held out among the records of positive weight (a held-out part of weight 0 only left the scores undefined)
         order, n_hold = holdout_split(frame[w_col].to_numpy(dtype=float), holdout_fraction,
                                       np.random.default_rng(split_seed))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
-        used = f"on records with all of {cols} observed (the others are not used)" if params_dp else "in any record"
         for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
             if c in base_src.variables and is_categorical(base_src.data[c]):
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
-                                         used,
+                                         "in any record",
                                          "drop those base records or map the categories with 'rename'")
             elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c]):  # imputed by an earlier donor
                 _check_categories_fitted(fitted_on[drawn_from[c]][c], frame[c], c,
                                          f"donor {drawn_from[c]!r}, whose model imputes it,", donor,
-                                         used,
+                                         "in any record",
                                          "drop its records with those categories from the earlier donor or map them "
                                          "with 'rename'")
             if n_hold and is_categorical(frame[c]):
