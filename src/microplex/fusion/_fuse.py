@@ -198,10 +198,15 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
     return dict(params)
 
 
+def _declared_categorical(params: Mapping[str, Any] | None) -> frozenset[str]:
+    """The columns that ``params`` (the checked ``synthesizer_params``) declare categorical in their schema."""
+    return frozenset(n for n, spec in ((params or {}).get("schema") or {}).items() if spec.kind == "categorical")
+
+
 def _check_sources(sources: list[Source], params: Mapping[str, Any] | None = None) -> None:
     """Refuses reserved column names and columns microplex cannot model, naming source and column; numbers in a
     column of dtype object only where ``params`` (the checked ``synthesizer_params``) do not declare it categorical."""
-    declared = {n for n, spec in ((params or {}).get("schema") or {}).items() if spec.kind == "categorical"}
+    declared = _declared_categorical(params)
     for src in sources:
         check_reserved(src.variables, f"Source {src.name!r}: columns", RESERVED)
         for col in src.variables:
@@ -352,7 +357,9 @@ def fuse(
     check_allocation(16.0 * len(base_src.data) * n_imputations * n_columns,
                      f"The fused data ({len(base_src.data):,} base records x {n_imputations} imputations)",
                      "Use fewer imputations.")
-    steps, comparison = _plan(sources, base_src, shared, aux)
+    # number codes the schema declares categorical are modelled as categories: the reports score them so too
+    declared = _declared_categorical(synthesizer_params)
+    steps, comparison = _plan(sources, base_src, shared, aux, declared)
     by_name = {s.name: s for s in sources}
     ss = np.random.SeedSequence(seed)
     step_seeds = ss.spawn(len(steps))
@@ -407,7 +414,8 @@ def fuse(
         model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed, donor)
         fitted_on[donor.name] = train
         if n_hold:
-            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
+            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill,
+                                                                               declared)]
             if refit:
                 full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
@@ -453,5 +461,5 @@ def fuse(
     columns = ["variable", "donor", "predictors", "auxiliary", "kind", "n_fit", "n_holdout", "ks", "tvd",
                "point_mass_error", "missing_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
     diagnostics = pd.DataFrame(scores).reindex(columns=columns)
-    bounds = bounds_table(sources, base_src, steps, aux, data)
+    bounds = bounds_table(sources, base_src, steps, aux, data, declared)
     return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations), base_frame.index)
