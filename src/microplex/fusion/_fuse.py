@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,16 +119,21 @@ class FusionResult:
 
 def _complete_rows(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
     """The records with every one of ``columns`` observed, the others left out with a warning (an auxiliary
-    source's records, and a donor's with differential privacy, whose models take no missing value): where a value
-    is missing because the variable does not apply (hours of those not working), the model fitted on the rest
-    imputes it for every base record."""
+    source's records, whose model takes no missing value): where a value is missing because the variable does not
+    apply (hours of those not working), the model fitted on the rest imputes it for every base record."""
     return complete_rows(frame, columns, f"Source {source!r}", (
         "are not used by fuse; where a variable does not apply to them, fuse imputes it for base records it may "
         "not apply to either. Give them a value first."))
 
 
-def _model_params(params: Mapping[str, Any] | None, columns: list[str]) -> dict[str, Any]:
+def _model_params(params: Mapping[str, Any] | None, columns: list[str], n_imputations: int = 1) -> dict[str, Any]:
+    """The donor model's Synthesizer parameters: ``params``, with the schema of ``columns`` only and, with several
+    imputations, independent draws unless ``params`` sets ``sampling`` (stratified draws spread one imputation's
+    draws evenly over the records: its statistics vary less across imputations than independent draws' do, and
+    ``FusionResult.pool`` understated the between-imputation variance, about half for the mean of cps1's re78)."""
     out = {"verbose": False, **dict(params or {})}
+    if n_imputations > 1:
+        out.setdefault("sampling", "independent")
     for key in ("target_vars", "condition_vars"):
         if key in out:
             raise DataValidationError(f"'synthesizer_params' cannot set {key!r}; fuse chooses it per donor.")
@@ -185,16 +191,22 @@ def _check_synthesizer_params(params: Any) -> dict[str, Any] | None:
         )
     probe = {k: v for k, v in params.items() if k != "schema"}
     Synthesizer(["_"], **probe)._check_params()
-    if params.get("schema") is not None:
-        Synthesizer(list(params["schema"]) if isinstance(params["schema"], Mapping) else ["_"],
-                    schema=params["schema"])._check_params()
+    if params.get("schema") is not None:  # an empty schema checked on a placeholder target (no targets: refused
+        # as "'target_vars' must be a non-empty list", a parameter fuse sets itself)
+        schema = params["schema"]
+        Synthesizer((list(schema) if isinstance(schema, Mapping) else []) or ["_"], schema=schema)._check_params()
     return dict(params)
+
+
+def _declared_categorical(params: Mapping[str, Any] | None) -> frozenset[str]:
+    """The columns that ``params`` (the checked ``synthesizer_params``) declare categorical in their schema."""
+    return frozenset(n for n, spec in ((params or {}).get("schema") or {}).items() if spec.kind == "categorical")
 
 
 def _check_sources(sources: list[Source], params: Mapping[str, Any] | None = None) -> None:
     """Refuses reserved column names and columns microplex cannot model, naming source and column; numbers in a
     column of dtype object only where ``params`` (the checked ``synthesizer_params``) do not declare it categorical."""
-    declared = {n for n, spec in ((params or {}).get("schema") or {}).items() if spec.kind == "categorical"}
+    declared = _declared_categorical(params)
     for src in sources:
         check_reserved(src.variables, f"Source {src.name!r}: columns", RESERVED)
         for col in src.variables:
@@ -271,7 +283,9 @@ def fuse(
         Per source name, ``{"columns": {old: new}, "categories": {column: {old: new}},
         "scale": {column: factor}}``, applied before anything else.
     n_imputations : int, default=1
-        Number of imputations (independent draws of every block; chains are drawn per imputation).
+        Number of imputations (independent draws of every block; chains are drawn per imputation). With
+        more than one, the donor models draw with ``sampling="independent"`` unless ``synthesizer_params``
+        sets ``sampling`` (``"stratified"`` then warns: ``pool`` understates the between-imputation variance).
     seed : int or None, default=0
         Seeds hold-out splits, model fitting and draws (the same bytes for the same seed); ``None``: fresh
         entropy, different draws on every call.
@@ -303,9 +317,10 @@ def fuse(
         or base categories the donor lacks (also when the donor has them only on records with a
         missing value, or only on the records held out for the scores, or with another type, e.g.
         ``True`` and ``"True"``; likewise categories an earlier donor imputes that a later donor
-        conditioning on them lacks), a donor without complete records, held-out records of weight 0,
-        missing values in the base's predictors where the donor has none (or drawn by an earlier donor where a
-        later one conditioning on them has none), a base that is not one of the sources.
+        conditioning on them lacks), a donor column that every record misses, missing values in the base's
+        predictors where the donor has none (or drawn by an earlier donor where a later one conditioning on them
+        has none), a base that is not one of the sources, differential-privacy parameters in
+        ``synthesizer_params``.
 
     Examples
     --------
@@ -330,20 +345,27 @@ def fuse(
     if rename is not None and not isinstance(rename, Mapping):
         raise DataValidationError(f"The 'rename' parameter must be a mapping of source names or None. Got {rename!r:.80} instead.")
     synthesizer_params = _check_synthesizer_params(synthesizer_params)
+    if n_imputations > 1 and (synthesizer_params or {}).get("sampling") == "stratified":
+        warnings.warn(
+            f"synthesizer_params sets sampling='stratified' with n_imputations={n_imputations}: each imputation's "
+            "draws are spread evenly over the base records, so the imputations are not independent draws and "
+            "FusionResult.pool understates the between-imputation variance (about half for a mean). Leave "
+            "'sampling' out (independent draws) to pool the imputations.", UserWarning, stacklevel=2)
     sources, base_src, aux = _resolve(sources, base, auxiliary, rename)
     _check_sources(sources + ([aux] if aux is not None else []), synthesizer_params)
     n_columns = len(base_src.data.columns) + sum(len(s.variables) for s in sources) + 1
     check_allocation(16.0 * len(base_src.data) * n_imputations * n_columns,
                      f"The fused data ({len(base_src.data):,} base records x {n_imputations} imputations)",
                      "Use fewer imputations.")
-    steps, comparison = _plan(sources, base_src, shared, aux)
+    # number codes the schema declares categorical are modelled as categories: the reports score them so too
+    declared = _declared_categorical(synthesizer_params)
+    steps, comparison = _plan(sources, base_src, shared, aux, declared)
     by_name = {s.name: s for s in sources}
     ss = np.random.SeedSequence(seed)
     step_seeds = ss.spawn(len(steps))
     draw_seeds = ss.spawn(int(n_imputations))
 
     models: dict[str, Synthesizer] = {}
-    params_dp = (synthesizer_params or {}).get("epsilon") is not None
     fills: dict[str, dict[str, Any]] = {}
     # the records each donor model was fitted on (its draws take their categories), and the donor that imputes each block variable: a later donor
     # conditioning on an imputed category it never observed failed after fitting, naming no source
@@ -357,30 +379,25 @@ def fuse(
         cols = list(step.predictors) + list(step.block)
         frame = donor.data.assign(**{w_col: donor.weights})
         empty = [c for c in cols if donor.data[c].isna().all()]
-        if params_dp:  # a DP model takes no missing value; otherwise they are modelled (a state of the block's
-            # variables, an input of the predictors'), and a value missing where it does not apply is imputed so
-            frame = _complete_rows(frame, cols, donor.name)
+        # missing values are modelled (a state of the block's variables, an input of the predictors'), and a value
+        # missing where it does not apply is imputed so (fuse refuses differential privacy: no record is left out)
         frame = frame[cols + [w_col]].reset_index(drop=True)
         if empty:
             raise DataValidationError(f"Donor {donor.name!r} has no value of {empty} (every record misses them); drop "
                                       "those columns from it.")
-        if not len(frame):
-            raise DataValidationError(f"Donor {donor.name!r} has no record with all of {cols} observed (its model, "
-                                      "differentially private, takes no missing value); give it complete records.")
         # held out among the records of positive weight (a held-out part of weight 0 only left the scores undefined)
         order, n_hold = holdout_split(frame[w_col].to_numpy(dtype=float), holdout_fraction,
                                       np.random.default_rng(split_seed))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
-        used = f"on records with all of {cols} observed (the others are not used)" if params_dp else "in any record"
         for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
             if c in base_src.variables and is_categorical(base_src.data[c]):
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
-                                         used,
+                                         "in any record",
                                          "drop those base records or map the categories with 'rename'")
             elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c]):  # imputed by an earlier donor
                 _check_categories_fitted(fitted_on[drawn_from[c]][c], frame[c], c,
                                          f"donor {drawn_from[c]!r}, whose model imputes it,", donor,
-                                         used,
+                                         "in any record",
                                          "drop its records with those categories from the earlier donor or map them "
                                          "with 'rename'")
             if n_hold and is_categorical(frame[c]):
@@ -392,12 +409,13 @@ def fuse(
         if step.auxiliary:
             train, fill = _with_auxiliary(train, donor, aux, step, w_col)
             conditions += list(step.auxiliary) + [AUX_FLAG]
-        params = _model_params(synthesizer_params, list(step.block) + conditions)
+        params = _model_params(synthesizer_params, list(step.block) + conditions, n_imputations)
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
         model = _fit_model(list(step.block), conditions, params, train, w_col, fit_seed, donor)
         fitted_on[donor.name] = train
         if n_hold:
-            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill)]
+            scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill,
+                                                                               declared)]
             if refit:
                 full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
@@ -443,5 +461,5 @@ def fuse(
     columns = ["variable", "donor", "predictors", "auxiliary", "kind", "n_fit", "n_holdout", "ks", "tvd",
                "point_mass_error", "missing_error", "max_corr_error", "corr_true_imputed", "agreement", "log_lik"]
     diagnostics = pd.DataFrame(scores).reindex(columns=columns)
-    bounds = bounds_table(sources, base_src, steps, aux, data)
+    bounds = bounds_table(sources, base_src, steps, aux, data, declared)
     return FusionResult(data, diagnostics, comparison, bounds, steps, models, int(n_imputations), base_frame.index)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._stats import weighted_pearson
 from ..synthesis import Synthesizer
-from ._source import Source, is_categorical
+from ._source import Source, category_labels, is_categorical
 from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighted_tvd
 
 if TYPE_CHECKING:
@@ -23,8 +23,9 @@ AUX_FLAG = "_auxiliary"
 
 
 def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_col: str, seed: int,
-                    fill: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Held-out fit scores of one donor model, one dict per imputed variable."""
+                    fill: Mapping[str, Any], categorical: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Held-out fit scores of one donor model, one dict per imputed variable; columns named in ``categorical``
+    (number codes declared categorical) are scored as categories (TVD and agreement, no correlation)."""
     cond = hold.copy()
     for c, v in fill.items():
         cond[c] = v
@@ -34,15 +35,16 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
     w = hold[w_col].to_numpy(float)
     lp = model.log_prob(fake[list(model.condition_vars)].assign(**{b: hold[b].set_axis(fake.index) for b in step.block}))
     log_lik = float(np.average(lp, weights=w))
-    numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c])]
+    numeric = [c for c in step.predictors + step.block if not is_categorical(hold[c], categorical)]
     rows = []
     for v in step.block:
         true, imp = hold[v], fake[v]
         row = {"variable": v, "donor": step.donor, "predictors": step.predictors, "auxiliary": step.auxiliary,
                "n_holdout": len(hold), "log_lik": log_lik}
-        if is_categorical(true):
+        if is_categorical(true, categorical):
+            true, imp = category_labels(true), category_labels(imp)
             row.update(kind="categorical", tvd=weighted_tvd(true, w, imp, w),
-                       agreement=float(np.average(true.astype(str).to_numpy() == imp.astype(str).to_numpy(), weights=w)))
+                       agreement=float(np.average(true.to_numpy() == imp.to_numpy(), weights=w)))
         else:  # missing values (a state of the model's) are scored by their share, the values given by the KS
             t, s = true.to_numpy(float, na_value=np.nan), imp.to_numpy(float, na_value=np.nan)
             gt, gs = ~np.isnan(t), ~np.isnan(s)
@@ -62,8 +64,10 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
 
 
 def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], aux: Source | None,
-            fused: pd.DataFrame) -> pd.DataFrame:
-    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together."""
+                 fused: pd.DataFrame, categorical: Collection[str] = ()) -> pd.DataFrame:
+    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together;
+    columns named in ``categorical`` (number codes declared categorical) are no such pair's Y or Z and enter the
+    shared variables as indicators."""
     origin = {c: base for c in base.variables}
     by_name = {s.name: s for s in sources}
     for step in steps:
@@ -83,10 +87,10 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
     for step in steps:
         donor = by_name[step.donor]
         for y in step.block:
-            if is_categorical(donor.data[y]):
+            if is_categorical(donor.data[y], categorical):
                 continue
             for z, z_src in origin.items():
-                if z_src is donor or is_categorical(z_src.data[z]) or z in step.predictors:
+                if z_src is donor or is_categorical(z_src.data[z], categorical) or z in step.predictors:
                     continue
                 if any(y in s.variables and z in s.variables for s in sources):
                     continue
@@ -98,7 +102,7 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
                 if not shared or dy.sum() < 3 or dz.sum() < 3:
                     continue
                 fy, fz = donor.data.loc[dy], z_src.data.loc[dz]
-                xy, xz = design_matrix([fy, fz], shared)
+                xy, xz = design_matrix([fy, fz], shared, categorical)
                 lo, cia, hi = correlation_bounds(fy[y].to_numpy(float), xy, donor.weights[dy],
                                                  fz[z].to_numpy(float), xz, z_src.weights[dz])
                 row = {"y": y, "z": z, "y_source": donor.name, "z_source": z_src.name, "shared": tuple(shared),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._stats import category_type_clash, check_weight_dtype, check_weights
 
-__all__ = ["Source", "harmonize", "is_categorical", "check_shared"]
+__all__ = ["Source", "harmonize", "is_categorical", "category_labels", "check_shared"]
 
 _RENAME_KEYS = ("columns", "categories", "scale")
 
@@ -86,9 +86,28 @@ class Source:
         return self.data[self.weight_col].to_numpy(float)
 
 
-def is_categorical(series: pd.Series) -> bool:
-    """Whether a column is modelled as categorical: non-numeric or boolean dtype."""
-    return pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series.dtype)
+def is_categorical(series: pd.Series, declared: Collection[str] = ()) -> bool:
+    """Whether a column is modelled as categorical: non-numeric or boolean dtype, or its name among ``declared``
+    (the columns a ``synthesizer_params`` schema declares categorical, number codes such as a region 1..9)."""
+    return (series.name in declared or pd.api.types.is_bool_dtype(series.dtype)
+            or not pd.api.types.is_numeric_dtype(series.dtype))
+
+
+def category_labels(series: pd.Series) -> pd.Series:
+    """A categorical column's values as text labels; number codes by value, so that a code stored as int64 in one
+    source and as float64 in another (where it has missing values) gives one label (``"1.0"``, not ``"1"`` and
+    ``"1.0"``).
+
+    Examples
+    --------
+    >>> category_labels(pd.Series([1, 2])).tolist(), category_labels(pd.Series([1.0, 2.0])).tolist()
+    (['1.0', '2.0'], ['1.0', '2.0'])
+    >>> category_labels(pd.Series(["a", True])).tolist()
+    ['a', 'True']
+    """
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(float).astype(str)
+    return series.astype(str)
 
 
 def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:

@@ -10,14 +10,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
 from .._stats import ks_distance, one_hot, tv_distance, weighted_mean_var
-from ._source import Source, is_categorical
+from ._source import Source, category_labels, is_categorical
 
 __all__ = ["weighted_smd", "weighted_ks", "weighted_tvd", "compare_shared", "correlation_bounds", "design_matrix"]
 
@@ -58,8 +58,18 @@ def weighted_tvd(x: pd.Series, wx: np.ndarray, y: pd.Series, wy: np.ndarray) -> 
     return tv_distance(x.astype(str), y.astype(str), wx, wy)
 
 
-def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.DataFrame:
+def compare_shared(base: Source, donor: Source, shared: Sequence[str], *,
+                   categorical: Collection[str] = ()) -> pd.DataFrame:
     """Compares the distribution of every shared variable in a donor with the base.
+
+    Parameters
+    ----------
+    base, donor : Source
+    shared : list of str
+        Columns of both sources.
+    categorical : collection of str, default=()
+        Columns compared as categories whatever their dtype (number codes a schema declares categorical, as
+        :func:`~microplex.fusion.fuse` passes them); text and boolean columns are categories anyway.
 
     Returns
     -------
@@ -73,6 +83,8 @@ def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.Dat
     >>> b = Source(pd.DataFrame({"x": [1., 2., 3., 4.]}), "b")
     >>> compare_shared(a, b, ["x"])[["variable", "smd", "ks"]].round(3).to_dict("records")
     [{'variable': 'x', 'smd': 0.894, 'ks': 0.25}]
+    >>> compare_shared(a, b, ["x"], categorical=["x"])[["kind", "tvd"]].to_dict("records")
+    [{'kind': 'categorical', 'tvd': 0.25}]
     """
     rows = []
     wb, wd = base.weights, donor.weights
@@ -86,9 +98,9 @@ def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.Dat
                     f"{src.name!r}: it cannot be compared (or fused on); drop it from the shared variables."
                 )
         row = {"variable": col, "base": base.name, "donor": donor.name}
-        if is_categorical(b):
+        if is_categorical(b, categorical):
             row.update(kind="categorical", smd=np.nan, ks=np.nan,
-                       tvd=weighted_tvd(b[keep_b], wb[keep_b], d[keep_d], wd[keep_d]))
+                       tvd=weighted_tvd(category_labels(b[keep_b]), wb[keep_b], category_labels(d[keep_d]), wd[keep_d]))
         else:
             xb, xd = b.to_numpy(float)[keep_b], d.to_numpy(float)[keep_d]
             row.update(kind="numeric", smd=weighted_smd(xb, wb[keep_b], xd, wd[keep_d]),
@@ -97,15 +109,18 @@ def compare_shared(base: Source, donor: Source, shared: Sequence[str]) -> pd.Dat
     return pd.DataFrame(rows, columns=["variable", "base", "donor", "kind", "smd", "ks", "tvd"])
 
 
-def design_matrix(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[np.ndarray]:
+def design_matrix(frames: Sequence[pd.DataFrame], columns: Sequence[str],
+                  categorical: Collection[str] = ()) -> list[np.ndarray]:
     """Numeric design of ``columns`` for several frames on one coding: numeric columns as they are,
-    categorical ones as indicators of every category but the first (categories pooled over frames)."""
+    categorical ones (and those named in ``categorical``, number codes declared categorical) as indicators of
+    every category but the first (categories pooled over frames)."""
     blocks: list[list[np.ndarray]] = [[] for _ in frames]
     for col in columns:
-        if is_categorical(frames[0][col]):
-            cats = pd.Index(sorted(set().union(*[set(f[col].astype(str)) for f in frames]))[1:])
-            for i, f in enumerate(frames):
-                blocks[i].append(one_hot(cats.get_indexer(f[col].astype(str).to_numpy()), len(cats)))
+        if is_categorical(frames[0][col], categorical):
+            labels = [category_labels(f[col]) for f in frames]
+            cats = pd.Index(sorted(set().union(*[set(lab) for lab in labels]))[1:])
+            for i, lab in enumerate(labels):
+                blocks[i].append(one_hot(cats.get_indexer(lab.to_numpy()), len(cats)))
         else:
             for i, f in enumerate(frames):
                 blocks[i].append(f[col].to_numpy(float)[:, None])
