@@ -390,17 +390,17 @@ def fuse(
                                       np.random.default_rng(split_seed))
         hold, train = frame.iloc[order[:n_hold]], frame.iloc[order[n_hold:]]
         for c in step.predictors if not step.auxiliary else ():  # auxiliary records may add categories
-            if c in base_src.variables and is_categorical(base_src.data[c]):
+            if c in base_src.variables and is_categorical(base_src.data[c], declared):
                 _check_categories_fitted(base_src.data[c], frame[c], c, f"base {base_src.name!r}", donor,
                                          "in any record",
                                          "drop those base records or map the categories with 'rename'")
-            elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c]):  # imputed by an earlier donor
+            elif c in drawn_from and is_categorical(fitted_on[drawn_from[c]][c], declared):  # imputed earlier
                 _check_categories_fitted(fitted_on[drawn_from[c]][c], frame[c], c,
                                          f"donor {drawn_from[c]!r}, whose model imputes it,", donor,
                                          "in any record",
                                          "drop its records with those categories from the earlier donor or map them "
                                          "with 'rename'")
-            if n_hold and is_categorical(frame[c]):
+            if n_hold and is_categorical(frame[c], declared):
                 _check_categories_fitted(hold[c], train[c], c, f"the records held out to score the model (holdout_"
                                          f"fraction={holdout_fraction}, seed={seed})", donor, "among its other records",
                                          "pass holdout_fraction=0 (no scores) or another seed")

@@ -75,8 +75,9 @@ def _resolve(sources: Sequence[Source], base: str | Source, auxiliary: Source | 
 
 def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
           aux: Source | None, categorical: Collection[str] = ()) -> tuple[list[FusionStep], pd.DataFrame]:
-    """Orders the donors, checks the shared variables and compares their distributions (``categorical``: columns
-    compared as categories whatever their dtype, see :func:`~microplex.fusion.diagnostics.compare_shared`)."""
+    """Orders the donors, checks the shared variables and compares their distributions (``categorical``:
+    columns checked and compared as categories whatever their dtype, see
+    :func:`~microplex.fusion.diagnostics.compare_shared`)."""
     if shared is not None and (isinstance(shared, str) or not len(shared)):
         raise DataValidationError(f"The 'shared' parameter must be a non-empty list of columns. Got {shared!r}.")
     available = {c: base for c in base.variables}  # column -> the source it comes from
@@ -103,7 +104,7 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
             )
         for origin in {id(available[c]): available[c] for c in predictors if c in available}.values():
             cols = [c for c in predictors if available.get(c) is origin]
-            check_shared(origin, donor, cols)
+            check_shared(origin, donor, cols, categorical)
             comparisons.append(compare_shared(origin, donor, cols, categorical=categorical))
         block = [c for c in donor.variables if c not in available and c not in predictors]
         if base.weight_col in block:
@@ -123,7 +124,7 @@ def _plan(sources: list[Source], base: Source, shared: Sequence[str] | None,
             extra = [c for c in aux.variables if c in available and c not in predictors
                      and aux.data[c].notna().all() and used[c].nunique() > 1
                      and (c not in base.variables or base.data[c].notna().all())]
-            check_shared(base, aux, [c for c in extra + predictors if c in base.variables])
+            check_shared(base, aux, [c for c in extra + predictors if c in base.variables], categorical)
         steps.append(FusionStep(donor.name, tuple(predictors), tuple(block), tuple(extra)))
         for c in block:
             available[c] = donor

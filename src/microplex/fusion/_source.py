@@ -194,8 +194,17 @@ def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
     return Source(data, source.name, weight_col=weight_col)
 
 
-def check_shared(base: Source, donor: Source, shared: Sequence[str]) -> None:
+def check_shared(base: Source, donor: Source, shared: Sequence[str], categorical: Collection[str] = ()) -> None:
     """Checks that shared columns have compatible types and that the donor covers the base's categories.
+
+    Parameters
+    ----------
+    base, donor : Source
+    shared : list of str
+        Columns of both sources.
+    categorical : collection of str, default=()
+        Columns checked as categories whatever their dtype (number codes a schema declares categorical, as
+        :func:`~microplex.fusion.fuse` passes them); text and boolean columns are categories anyway.
 
     Raises
     ------
@@ -211,20 +220,23 @@ def check_shared(base: Source, donor: Source, shared: Sequence[str]) -> None:
                     f"it has {src.variables[:20]}."
                 )
         b, d = base.data[col], donor.data[col]
-        if is_categorical(b) != is_categorical(d):
+        cat_b, cat_d = is_categorical(b, categorical), is_categorical(d, categorical)
+        if cat_b != cat_d:
             kind = {True: "categorical", False: "numeric"}
             raise DataValidationError(
-                f"Shared column {col!r} has incompatible types: {kind[is_categorical(b)]} ({b.dtype}) in source "
-                f"{base.name!r} but {kind[is_categorical(d)]} ({d.dtype}) in source {donor.name!r}. Harmonize it "
+                f"Shared column {col!r} has incompatible types: {kind[cat_b]} ({b.dtype}) in source "
+                f"{base.name!r} but {kind[cat_d]} ({d.dtype}) in source {donor.name!r}. Harmonize it "
                 f"with rename={{{donor.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
             )
-        if is_categorical(b):
-            seen = set(d.dropna().astype(str))
-            unmapped = sorted({str(v) for v in b.dropna().unique()} - seen)
+        if cat_b:
+            # labels by value: a declared code stored as int64 in one source and float64 in the other is one category
+            bk, dk = b.dropna(), d.dropna()
+            lost = bk[~category_labels(bk).isin(set(category_labels(dk)))]
+            unmapped = sorted({str(v) for v in lost.unique()})
             if unmapped:
                 raise DataValidationError(
                     f"Shared column {col!r}: categories {unmapped[:10]} of source {base.name!r} do not occur in "
-                    f"source {donor.name!r} (which has {sorted(seen)[:10]}); map them with "
+                    f"source {donor.name!r} (which has {sorted({str(v) for v in dk.unique()})[:10]}); map them with "
                     f"rename={{{base.name!r}: {{'categories': {{{col!r}: {{...}}}}}}}}."
                 )
             # the donor model matches categories by value, not by label: True and "True" differ
