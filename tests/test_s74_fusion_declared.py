@@ -72,3 +72,31 @@ def test_a_declared_donor_code_held_out_only_is_refused_with_the_holdout_hint():
         _fuse_quietly([Source(a.astype({"region": str}), "a"), Source(b.astype({"region": str}), "b")], base="a",
                       seed=4, synthesizer_params={"epochs": 2})
 
+
+def test_auxiliary_fills_a_declared_categorical_recipient_code_with_its_mode():
+    """With an auxiliary source the donor records lack the recipient variables (region, y) and carry a placeholder:
+    for region, a number code declared categorical, the auxiliary mode (4), as for a category; y keeps the weighted
+    mean. Before: region was filled with its mean 3.067, a code no category holds, which the model then learned as
+    a category of its own."""
+    rng = np.random.default_rng(2)
+
+    def make(n):
+        region = rng.choice([1, 2, 3, 4], p=[0.1, 0.2, 0.3, 0.4], size=n)
+        x = rng.normal(size=n)
+        return pd.DataFrame({"region": region, "x": x, "y": x + region + rng.normal(size=n),
+                             "z": x - region + rng.normal(size=n)})
+
+    a, b, c = make(300)[["region", "x", "y"]], make(300)[["x", "z"]], make(120)
+    result = _fuse_quietly([Source(a, "a"), Source(b, "b")], base="a", seed=0, auxiliary=Source(c, "c"),
+                           synthesizer_params={"epochs": 2, "schema": SCHEMA})
+    assert result.steps[0].auxiliary == ("region", "y")
+    model = result.models["b"]
+    assert model.kinds_["region"] == "categorical"
+    cond = model.training_conditions_
+    donor_rows = cond["_auxiliary"] == 0
+    assert donor_rows.sum() == len(b)  # refit on every donor record
+    mode = c["region"].mode().iloc[0]
+    assert mode == 4 and c["region"].mean() == pytest.approx(3.0667, abs=1e-4)
+    assert (cond.loc[donor_rows, "region"] == mode).all()
+    assert set(cond["region"].unique()) <= {1, 2, 3, 4}
+    assert cond.loc[donor_rows, "y"].to_numpy() == pytest.approx(np.full(len(b), c["y"].mean()), rel=1e-12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,9 +227,11 @@ def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, whe
         )
 
 
-def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str):
-    """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode as a
-    placeholder for the recipient variables they lack and ``_auxiliary = 0``."""
+def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str,
+                    categorical: Collection[str] = ()):
+    """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode (categories, and the number
+    codes named in ``categorical``: a mean code such as 2.6 is no category) as a placeholder for the recipient
+    variables they lack and ``_auxiliary = 0``."""
     cols = list(step.predictors) + list(step.block) + list(step.auxiliary)
     a = _complete_rows(aux.data.assign(**{w_col: aux.weights}), cols, aux.name)[cols + [w_col]].copy()
     a[w_col] = a[w_col] / a[w_col].mean() * train[w_col].mean()
@@ -237,7 +239,8 @@ def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: Fusio
     d = train.copy()
     fill = {}
     for c in step.auxiliary:
-        fill[c] = a[c].mode().iloc[0] if is_categorical(a[c]) else float(np.average(a[c].to_numpy(float), weights=a[w_col]))
+        fill[c] = (a[c].mode().iloc[0] if is_categorical(a[c], categorical)
+                   else float(np.average(a[c].to_numpy(float), weights=a[w_col])))
         d[c] = fill[c]
     d[AUX_FLAG] = 0.0
     return pd.concat([d[cols + [w_col, AUX_FLAG]], a[cols + [w_col, AUX_FLAG]]], ignore_index=True), fill
@@ -407,7 +410,7 @@ def fuse(
         conditions = list(step.predictors)
         fill: dict[str, Any] = {}
         if step.auxiliary:
-            train, fill = _with_auxiliary(train, donor, aux, step, w_col)
+            train, fill = _with_auxiliary(train, donor, aux, step, w_col, declared)
             conditions += list(step.auxiliary) + [AUX_FLAG]
         params = _model_params(synthesizer_params, list(step.block) + conditions, n_imputations)
         logger.info("Fitting donor %r: %s given %s on %d records.", donor.name, list(step.block), conditions, len(train))
@@ -417,7 +420,7 @@ def fuse(
             scores += [{**r, "n_fit": len(train)} for r in holdout_scores(model, hold, step, w_col, score_seed, fill,
                                                                                declared)]
             if refit:
-                full = _with_auxiliary(frame, donor, aux, step, w_col)[0] if step.auxiliary else frame
+                full = _with_auxiliary(frame, donor, aux, step, w_col, declared)[0] if step.auxiliary else frame
                 logger.info("Refitting donor %r on all %d records.", donor.name, len(full))
                 model = _fit_model(list(step.block), conditions, params, full, w_col, fit_seed, donor)
                 fitted_on[donor.name] = full
