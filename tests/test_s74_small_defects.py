@@ -1,4 +1,5 @@
-"""Session 74: a declared DP point mass outside its column's public bounds (clipped to the bound without a word)."""
+"""Session 74: a declared DP point mass outside its column's public bounds (clipped to the bound without a word),
+and the report's subgroup labels of a nullable integer (``Int64``) condition with missing values (``i=0.0``)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,59 @@ def test_the_cli_refuses_a_public_point_mass_outside_the_public_bounds(tmp_path)
     assert r.exit_code != 0
     assert "point mass 60.0" in r.output and "[0.0, 50.0]" in r.output and "'y'" in r.output
     assert not (tmp_path / "m.mpx").exists()
+
+
+def _int_frames(missing: bool) -> list[pd.DataFrame]:
+    """Two frames of a condition ``i`` (0, 1, 2; a fifth missing, or 3 in their place) and a target ``inc``."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(2):
+        i = rng.integers(0, 3, 400)
+        gone = rng.random(400) < 0.2
+        column = pd.array(np.where(gone, 0, i), dtype="Int64")
+        column[gone] = pd.NA if missing else 3
+        frames.append(pd.DataFrame({"i": column if missing else column.astype("int64"),
+                                    "inc": rng.normal(100, 10, 400) + 5 * i}))
+    return frames
+
+
+def test_an_int64_condition_with_missing_values_is_labelled_with_integers():
+    """A nullable integer condition with missing values was read as float64 (to hold NaN) and its subgroups
+    labelled 'i=0.0', 'i=1.0', 'i=2.0'; now 'i=0', 'i=1', 'i=2' (and 'i=<missing>'), with the same distances as
+    an int64 column holding 3 where the values are missing (the subgroups hold the same records)."""
+    from microplex.evaluation import evaluate, fidelity_scores
+
+    nullable, plain = _int_frames(True), _int_frames(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = evaluate(nullable[0], nullable[1], conditions=["i"], pmse=False, progress=False,
+                       holdout_df=nullable[1].iloc[::-1].reset_index(drop=True))
+        ref = evaluate(plain[0], plain[1], conditions=["i"], pmse=False, progress=False)
+        direct, _ = fidelity_scores(nullable[0], nullable[1], conditions=["i"], pmse=False)
+    for scores in (rep.scores, direct):
+        sub = scores[scores["metric"] == "subgroup_ks"]
+        assert sub["subgroup"].tolist() == ["i=<missing>", "i=0", "i=1", "i=2"]
+    sub = rep.scores[rep.scores["metric"] == "subgroup_ks"].set_index("subgroup")["value"]
+    want = ref.scores[ref.scores["metric"] == "subgroup_ks"].set_index("subgroup")["value"]
+    assert want.index.tolist() == ["i=0", "i=1", "i=2", "i=3"]
+    assert sub[["i=0", "i=1", "i=2"]].tolist() == want[["i=0", "i=1", "i=2"]].tolist()
+    assert sub["i=<missing>"] == want["i=3"]
+    # the real-vs-holdout floor labels its subgroups alike
+    assert rep.floor[rep.floor["metric"] == "subgroup_ks"]["subgroup"].tolist() == [
+        "i=<missing>", "i=0", "i=1", "i=2"]
+
+
+def test_a_float_condition_and_a_float_synthetic_side_keep_float_labels():
+    """Only a column held as integers on both sides is labelled with integers: a float64 condition (or an
+    integer one whose synthetic side is float64) still reads 'i=0.0', as before."""
+    from microplex.evaluation import fidelity_scores
+
+    nullable = _int_frames(True)
+    floats = [f.astype({"i": "float64"}) for f in nullable]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        both, _ = fidelity_scores(floats[0], floats[1], conditions=["i"], pmse=False)
+        mixed, _ = fidelity_scores(nullable[0], floats[1], conditions=["i"], pmse=False)
+    for scores in (both, mixed):
+        assert scores[scores["metric"] == "subgroup_ks"]["subgroup"].tolist() == [
+            "i=<missing>", "i=0.0", "i=1.0", "i=2.0"]
