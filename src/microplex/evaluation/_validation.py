@@ -21,6 +21,7 @@ __all__ = [
     "require_columns",
     "check_columns",
     "numeric_frame",
+    "integer_columns",
     "refuse_type_clashes",
     "RESERVED_NAMES",
 ]
@@ -191,7 +192,8 @@ def refuse_type_clashes(frames: dict[str, pd.DataFrame], columns: Sequence[str])
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN), except nullable
     integers without missing values: int64 (uint64 for ``UInt64``), so that the report labels their subgroups
-    ``i=0`` as it labels a numpy int64 column's, not ``i=0.0``."""
+    ``i=0`` as it labels a numpy int64 column's, not ``i=0.0`` (a nullable integer with missing values is float64,
+    its subgroups labelled with integers all the same: :func:`integer_columns`)."""
     out = df.copy()
     for c in out.columns:
         if is_numeric(out[c]) and isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype):
@@ -201,6 +203,21 @@ def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
             else:
                 out[c] = out[c].to_numpy(dtype=float, na_value=np.nan)
     return out
+
+
+def integer_columns(columns: Sequence[str], *frames: pd.DataFrame) -> list[str]:
+    """The ``columns`` that every one of ``frames`` holds as integers (numpy or nullable: ``int64``, ``Int64``).
+
+    :func:`numeric_frame` reads a nullable integer column with missing values as float64 (to hold NaN); the
+    report labels the whole values of these columns' subgroups as integers (``i=0``, not ``i=0.0``).
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"i": pd.array([0, None], dtype="Int64"), "x": [0.0, 1.0]})
+    >>> integer_columns(["i", "x"], a, numeric_frame(a)), integer_columns(["i", "x"], a, a)
+    ([], ['i'])
+    """
+    return [c for c in columns if all(pd.api.types.is_integer_dtype(f[c].dtype) for f in frames)]
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], label: str, *, numeric: bool = False,

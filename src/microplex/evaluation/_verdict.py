@@ -53,15 +53,17 @@ DISCLOSURE_AMBER, DISCLOSURE_RED = 0.04, 0.08
 
 def floor_scores(real: pd.DataFrame, holdout: pd.DataFrame, real_weights: np.ndarray | None,
                  holdout_weights: np.ndarray | None, conditions: Sequence[str], seed: int | None,
-                 tick: Callable[[str], None] | None = None) -> pd.DataFrame:
+                 tick: Callable[[str], None] | None = None, integers: Sequence[str] = ()) -> pd.DataFrame:
     """Scores of the holdout against the training records (the real-vs-real floor), pMSE left out.
 
-    ``tick(step)`` is called after each column and whole-file metric (the progress bar of ``evaluate``).
+    ``tick(step)`` is called after each column and whole-file metric (the progress bar of ``evaluate``);
+    ``integers`` are the conditions that both frames held as integers before :func:`._validation.numeric_frame`
+    (their subgroups labelled ``i=0``, as the scores' are).
     """
     from .report import fidelity_scores
 
     scores, _ = fidelity_scores(real, holdout, real_weights, holdout_weights, conditions=conditions,
-                                pmse=False, seed=seed, _tick=tick)
+                                pmse=False, seed=seed, _tick=tick, _integers=integers)
     return scores
 
 

@@ -147,11 +147,22 @@ def _contingency_rows(name, real_df, synthetic_df, wr, ws, ctx) -> Iterator[Row]
     yield name, "all", "all", float(np.mean(sims))
 
 
+def _whole_labels(labels: pd.Series, by: str, *columns: pd.Series) -> pd.Series:
+    """Subgroup ``labels`` of a condition ``by`` that the frames held as integers, read as float64 (a nullable
+    ``Int64`` column with missing values: :func:`._validation.numeric_frame`): ``by=1.0`` as ``by=1``, as an
+    int64 column's subgroups read (``columns``: ``by`` in each frame, whose values the labels name)."""
+    values = pd.unique(np.concatenate([c.dropna().to_numpy() for c in columns]))
+    whole = {f"{by}={v}": f"{by}={int(v)}" for v in values if isinstance(v, float) and float(v).is_integer()}
+    return labels.replace(whole)
+
+
 def _subgroup_rows(name, real_df, synthetic_df, wr, ws, ctx) -> Iterator[Row]:
     conditions = ctx["conditions"]
     for v in [c for c in ctx["columns"] if c not in conditions]:
         for by in conditions:
             sub = m.subgroup_ks(real_df, synthetic_df, v, by, wr, ws)
+            if by in ctx.get("integers", ()):
+                sub["subgroup"] = _whole_labels(sub["subgroup"], by, real_df[by], synthetic_df[by])
             yield from ((name, v, g, float(d)) for g, d in zip(sub["subgroup"], sub["distance"]))
             if len(sub):
                 yield "subgroup_ks_mean", v, f"by {by}", float(np.average(sub["distance"], weights=sub["real_share"]))

@@ -19,7 +19,7 @@ from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_names
 from . import calibration as cal
 from . import metrics as m
-from ._validation import check_weights, check_columns, check_frames, is_numeric, numeric_frame
+from ._validation import check_weights, check_columns, check_frames, integer_columns, is_numeric, numeric_frame
 from .privacy import _summary_and_distances
 from . import _verdict, registry
 
@@ -150,6 +150,7 @@ def fidelity_scores(
     seed: int | None = 0,
     random_state: int | None | str = DEPRECATED,
     _tick: Callable[[str], None] | None = None,
+    _integers: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Computes the fidelity scores of :func:`evaluate` for frames holding the same columns.
 
@@ -167,6 +168,9 @@ def fidelity_scores(
     columns = list(real_df.columns)
     check_frames(real_df, synthetic_df, columns)
     conditions = check_names(list(conditions), "conditions")
+    # conditions held as integers on both sides (``_integers``: so held before evaluate's numeric_frame) label
+    # their subgroups i=0, also where numeric_frame reads them as float64 (Int64 with missing values)
+    integers = [*_integers, *integer_columns([c for c in conditions if c in columns], real_df, synthetic_df)]
     real_df, synthetic_df = numeric_frame(real_df[columns]), numeric_frame(synthetic_df[columns])
     wr = check_weights(real_weights, len(real_df), "real weights")
     ws = check_weights(synthetic_weights, len(synthetic_df), "synthetic weights")
@@ -187,7 +191,7 @@ def fidelity_scores(
             masses[c] = ctx["point_masses"]
         tick(str(c))
     ctx = {"columns": columns, "numeric": [c for c in columns if is_numeric(real_df[c])], "conditions": conditions,
-           "pairs": pairs, "pmse": pmse, "seed": seed}
+           "integers": integers, "pairs": pairs, "pmse": pmse, "seed": seed}
     for entry in registry.METRICS:
         if entry.kind == "frame" and entry.rows is not None:
             rows.extend(entry.rows(entry.name, real_df, synthetic_df, wr, ws, ctx))
@@ -348,7 +352,8 @@ def evaluate(
     real = numeric_frame(real_df[columns].reset_index(drop=True))
     synth = numeric_frame(synthetic_df[columns].reset_index(drop=True))
     bar = _progress_bar(progress, len(columns), holdout_df is not None, attacks, targets is not None)
-    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed, _tick=bar)
+    scores, masses = fidelity_scores(real, synth, wr, ws, conditions=conditions, pmse=pmse, seed=seed, _tick=bar,
+                                     _integers=integer_columns(conditions, real_df, synthetic_df))
     rows = []
     wr_arr = check_weights(wr, len(real), "real weights")
     ws_arr = check_weights(ws, len(synth), "synthetic weights")
@@ -387,7 +392,8 @@ def evaluate(
     floor = None
     if holdout is not None:
         wh = _weights_from(holdout_df, weight_col, "holdout_df")  # as the attacks: the floor compares weighted with weighted
-        floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed, tick=lambda step: bar(f"floor: {step}"))
+        floor = _verdict.floor_scores(real, holdout, wr, wh, conditions, seed, tick=lambda step: bar(f"floor: {step}"),
+                                      integers=integer_columns(conditions, real_df, holdout_df))
     bar.close()
     return EvaluationReport(
         scores=scores,

@@ -254,6 +254,16 @@ def check_dp_params(synth: Synthesizer, p: dict[str, Any]) -> dict[str, Any] | N
                 f"schema[{name!r}]: with 'epsilon' set, heaps are off, the transform is 'auto' (logit between the "
                 "public bounds) and a column is categorical exactly when it is in 'public_categories'."
             )
+        # declared point masses and bounds are both public: one outside the other is a contradiction, not a
+        # value to clip (a point mass at 60 with bounds (0, 50) was released as a point mass at 50)
+        lo, hi = bounds.get(name, (-math.inf, math.inf))
+        outside = [v for v in spec.point_masses or () if not lo <= v <= hi]
+        if outside:
+            raise DataValidationError(
+                f"schema[{name!r}] (on the command line, 'point_masses' of the public metadata file): the declared "
+                f"point mass {outside[0]!r} is outside the public bounds [{lo!r}, {hi!r}] of column {name!r} (declared "
+                f"point masses outside them: {outside}). Public metadata contradict each other: widen the bounds or "
+                "drop the point mass.")
     return {"epsilon": eps, "delta": delta, "max_grad_norm": clip, "bounds": bounds, "categories": cats,
             "split": split}
 
@@ -725,7 +735,7 @@ def histogram_rows(synth: Synthesizer, data: pd.DataFrame, w: np.ndarray, dp: di
             zero = (int(np.searchsorted(edges, t_zero)),)
         declared = schema.get(name, VariableSpec()).point_masses
         if declared is not None:
-            cand = sorted({float(v) for v in np.clip(sorted(declared), lo, hi)})
+            cand = sorted({float(v) for v in declared})  # within the bounds (check_dp_params)
             share = np.ones(len(cand))
         elif not getattr(synth, "_round_point_masses", True):  # a condition model (see _conditions)
             cand = sorted({float(lo), float(hi), *([0.0] if lo <= 0 <= hi else [])})
