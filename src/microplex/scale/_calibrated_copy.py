@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
-from ..io import arrow_frame
+from ..io import arrow_frame, pandas_metadata
 from ._layout import hive_partitioning, layout
 from ._linked import remove_link, write_link
 
@@ -194,20 +194,13 @@ def with_weights(table: pa.Table, frame: pd.DataFrame, column: str, weights: np.
 def float_in_pandas_metadata(schema: pa.Schema, column: str, label: str) -> pa.Schema:
     """``schema`` whose pandas metadata (``b"pandas"``, when it has one) lists ``column`` as float64, in the place
     of an entry of that name, else appended (an entry left from a text column made pandas read the weights as
-    text). Raises :class:`~microplex.DataValidationError` naming ``label`` when that metadata has no list of
-    columns."""
-    metadata = dict(schema.metadata or {})
-    if b"pandas" not in metadata:
+    text). Raises :class:`~microplex.DataValidationError` naming ``label`` when that metadata is damaged
+    (:func:`~microplex.io.pandas_metadata`)."""
+    pandas_meta = pandas_metadata(schema, label)
+    if pandas_meta is None:
         return schema
-    try:
-        pandas_meta = json.loads(metadata[b"pandas"])
-        entries = pandas_meta["columns"]
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise DataValidationError(
-            f"{label[0].upper()}{label[1:]} stores pandas metadata without a list of columns (b'pandas' in its "
-            "Arrow schema metadata): it was edited or written by another tool. Write it again.") from None
+    metadata = dict(schema.metadata)
+    entries = pandas_meta["columns"]
     entry = {"name": column, "field_name": column, "pandas_type": "float64", "numpy_type": "float64",
              "metadata": None}
     same = [k for k, e in enumerate(entries) if e.get("field_name", e.get("name")) == column]
