@@ -346,41 +346,37 @@ def record_columns(names: Sequence[str]) -> list[str]:
     return [n for n in names if not _UNNAMED_INDEX.fullmatch(n)]
 
 
+def _file_schemas(p: Path, first: bool = False) -> list[tuple[Path, pa.Schema]]:
+    """Each file and its Arrow schema, read without its data, of the Parquet or Feather file ``p`` (a dataset
+    folder: of each of its files, or of its first only); none for a file whose schema cannot be read here (the
+    reader then raised already or reads it otherwise)."""
+    import pyarrow.parquet as pq
+
+    files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_"))) if p.is_dir() else [p]
+    schemas = []
+    for f in files[:1] if first else files:
+        try:
+            if f.suffix.lower() == ".feather":  # an Arrow IPC file: its schema without its data
+                with pa.memory_map(str(f)) as source:
+                    schemas.append((f, pa.ipc.open_file(source).schema))
+            else:
+                schemas.append((f, pq.read_schema(f)))
+        except _READ_ERRORS:
+            continue
+    return schemas
+
+
 def _stored_names(p: Path) -> list[str]:
     """The column names the Parquet or Feather file ``p`` stores (a dataset folder: its first file's), in their
     order; none when its schema cannot be read here (the reader then raised already or reads it otherwise)."""
-    import pyarrow.parquet as pq
-
-    try:
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_")))
-            return pq.read_schema(files[0]).names if files else []
-        if p.suffix.lower() == ".feather":  # an Arrow IPC file: its schema without its data
-            with pa.memory_map(str(p)) as source:
-                return pa.ipc.open_file(source).schema.names
-        return pq.read_schema(p).names
-    except _READ_ERRORS:
-        return []
+    schemas = _file_schemas(p, first=True)
+    return schemas[0][1].names if schemas else []
 
 
 def _check_pandas_metadata(p: Path) -> None:
     """Checks the pandas metadata (:func:`pandas_metadata`) of the Parquet or Feather file ``p`` (a dataset folder:
     of each of its files); a schema that cannot be read is left to the reader, which raises on it."""
-    import pyarrow.parquet as pq
-
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_")))
-    else:
-        files = [p]
-    for f in files:
-        try:
-            if f.suffix.lower() == ".feather":  # an Arrow IPC file: its schema without its data
-                with pa.memory_map(str(f)) as source:
-                    schema = pa.ipc.open_file(source).schema
-            else:
-                schema = pq.read_schema(f)
-        except _READ_ERRORS:
-            continue
+    for f, schema in _file_schemas(p):
         pandas_metadata(schema, f"the table {str(f)!r}")
 
 
