@@ -9,7 +9,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
 * Moments and order statistics: :func:`weighted_quantile`, :func:`weighted_mean_var`,
   :func:`weighted_std`, :func:`weighted_pearson`, :func:`ecdf`.
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
-  :func:`tv_distance` (total variation of category shares).
+  :func:`tv_distance` (total variation of category shares); :func:`category_shares` and
+  :func:`weighted_mode` of one sample.
 * Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels`,
   :func:`storage_precision` and :func:`round_shares` (round numbers),
   :func:`detect_point_masses`, :func:`one_hot`,
@@ -36,6 +37,7 @@ __all__ = [
     "ecdf",
     "ks_distance",
     "category_shares",
+    "weighted_mode",
     "tv_distance",
     "unseen_categories",
     "value_family",
@@ -325,6 +327,33 @@ def category_shares(x: object, w: np.ndarray) -> pd.Series:
     """
     w = np.asarray(w, dtype=float)
     return pd.Series(w).groupby(pd.Series(x, dtype=object).to_numpy(), sort=False).sum() / w.sum()
+
+
+def weighted_mode(x: object, w: np.ndarray) -> Any:
+    """The category of ``x`` with the largest total weight ``w``; among categories of equal total, the first
+    in :func:`sorted_categories` order (not the first met: the same records in another order give the same
+    mode). Missing values are dropped; categories are compared as :func:`category_shares` compares them.
+
+    Raises
+    ------
+    DataValidationError
+        When ``x`` holds no value but missing ones.
+
+    Examples
+    --------
+    >>> weighted_mode(["a", "a", "a", "b"], np.array([1.0, 1.0, 1.0, 5.0]))
+    'b'
+    >>> weighted_mode([3, 2, 1], np.array([1.0, 2.0, 2.0]))  # 1 and 2 tie: the first in sorted order
+    1
+    """
+    vals = pd.Series(x, dtype=object).to_numpy()
+    w = np.asarray(w, dtype=float).reshape(-1)
+    keep = ~pd.isna(vals)
+    if not keep.any():
+        raise DataValidationError("weighted_mode: the values are all missing; there is no mode.")
+    totals = pd.Series(w[keep]).groupby(vals[keep], sort=False).sum()
+    top = sorted_categories(totals.index[totals.to_numpy() == totals.max()])[0]
+    return top.item() if isinstance(top, np.generic) else top
 
 
 def bool_flags(values: pd.Series | pd.Index) -> np.ndarray:

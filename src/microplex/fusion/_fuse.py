@@ -14,7 +14,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names, check_seed
 from .._random import holdout_split, int_seed
-from .._stats import unseen_categories
+from .._stats import unseen_categories, weighted_mode
 from ..synthesis import Synthesizer
 from ..synthesis._dp import DP_PARAMS
 from ..synthesis._validation import (check_allocation, check_column, check_numbers_as_objects, check_numbers_as_text,
@@ -229,9 +229,11 @@ def _check_categories_fitted(needed: pd.Series, fitted: pd.Series, col: str, whe
 
 def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: FusionStep, w_col: str,
                     categorical: Collection[str] = ()):
-    """Stacks donor and auxiliary records; donor records get the auxiliary mean / mode (categories, and the number
-    codes named in ``categorical``: a mean code such as 2.6 is no category) as a placeholder for the recipient
-    variables they lack and ``_auxiliary = 0``."""
+    """Stacks donor and auxiliary records; donor records get the auxiliary weighted mean / weighted mode
+    (categories, and the number codes named in ``categorical``: a mean code such as 2.6 is no category; the
+    category of the largest weight total, ties broken by the first in sorted order, see
+    :func:`~microplex._stats.weighted_mode`) as a placeholder for the recipient variables they lack and
+    ``_auxiliary = 0``."""
     cols = list(step.predictors) + list(step.block) + list(step.auxiliary)
     a = _complete_rows(aux.data.assign(**{w_col: aux.weights}), cols, aux.name)[cols + [w_col]].copy()
     a[w_col] = a[w_col] / a[w_col].mean() * train[w_col].mean()
@@ -239,7 +241,7 @@ def _with_auxiliary(train: pd.DataFrame, donor: Source, aux: Source, step: Fusio
     d = train.copy()
     fill = {}
     for c in step.auxiliary:
-        fill[c] = (a[c].mode().iloc[0] if is_categorical(a[c], categorical)
+        fill[c] = (weighted_mode(a[c], a[w_col].to_numpy(float)) if is_categorical(a[c], categorical)
                    else float(np.average(a[c].to_numpy(float), weights=a[w_col])))
         d[c] = fill[c]
     d[AUX_FLAG] = 0.0
@@ -298,7 +300,8 @@ def fuse(
         Records observing a donor block together with its predictors and recipient variables. The
         donor model is then fit on donor plus auxiliary records and also conditions on the recipient
         variables the auxiliary source has, with a ``_auxiliary`` indicator: donor records carry it
-        as 0 and the auxiliary mean (mode) in place of those variables, auxiliary records carry 1 and
+        as 0 and the auxiliary weighted mean (weighted mode: the category of the largest weight total, ties
+        broken by the first in sorted order) in place of those variables, auxiliary records carry 1 and
         their values; base records are imputed as 1 with their own values. Auxiliary weights are
         rescaled to the donor's mean weight.
     holdout_fraction : float, default=0.2
