@@ -51,14 +51,17 @@ def _checked_cells(targets: Any) -> Any:
 
 def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") -> None:
     """Refuses an area column that no held-out cell fixes to one value (an equality, or a set of one value):
-    its area table (:func:`area_errors`) would be empty; and a column whose codes repeat across the areas of a
+    its area table (:func:`area_errors`) would be empty; a column whose codes repeat across the areas of a
     column listed before it (PUMA 100 in three states) where a cell fixes the code but not that column, so its
-    area cannot be told (:func:`area_errors` keys such codes by both).
+    area cannot be told (:func:`area_errors` keys such codes by both); and two columns listed in an order the
+    cells contradict (``["puma", "state"]``: the earlier has as many values as the later or more, where the
+    later's codes repeat across its areas), so that the order would decide the areas.
 
     Raises
     ------
     DataValidationError
-        Naming the column and the columns the cells do fix, or the cell lacking the coarser column.
+        Naming the column and the columns the cells do fix, the cell lacking the coarser column, or both columns
+        of a contradicted order.
     """
     from ..calibration.filters import fixed_value
 
@@ -154,7 +157,8 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
         The held-out cells: count or sum targets with positive values.
     areas : list of str
         Area columns (``["state", "puma"]``) whose value in each cell's filter is reported; one column is a list
-        of one (``["state"]``), as every list of column names in microplex.
+        of one (``["state"]``), as every list of column names in microplex. List them coarsest first:
+        :func:`area_errors` reads the order (and refuses one the cells contradict).
     """
     from ..calibration.filters import fixed_value
 
@@ -197,6 +201,15 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     :func:`heldout_errors` was given them: where the codes of ``column`` repeat across the areas of a column
     before it (PUMA 100 in Idaho, Nevada and Utah, with ``areas=["state", "puma"]``), an area is keyed by both and
     labelled ``"Idaho / 100"``, and a cell fixing the code but not that column is refused, naming it.
+
+    The cells alone cannot tell which of two such columns is the coarser (PUMA codes repeating across states
+    and states across the PUMAs of one code look alike), so the result would depend on the order; an order the
+    cells contradict is refused, naming both columns, whichever column is asked for: where the later column's
+    codes repeat across the earlier's areas, the earlier must have fewer distinct values among the cells fixing
+    both (``["puma", "state"]``: 25 codes before 3 states; ``["puma_id", "state"]``: 40 unique codes before 3
+    states). Columns whose codes repeat across neither (codes unique to their area, listed after the coarser
+    area) give the same areas in any accepted order. Where the counts mislead (a code 1..3 within each of 50
+    states), give the finer areas codes of their own.
     """
     if column not in errors.columns:
         raise DataValidationError(f"Area column {column!r} is not in the held-out errors; pass it in 'areas'.")
@@ -226,25 +239,47 @@ def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Se
     an area of ``column`` is told by them and its code (PUMA 100 of Idaho and of Nevada); ``frame`` holds each
     cell's value of the area columns (missing where its filter fixes none), ``names`` the cells' names.
 
+    The cells cannot say which of two columns is the coarser where the codes of the later one repeat across the
+    areas of the earlier (PUMA codes across states, and states across the PUMAs of a code, look alike whichever
+    is listed first), so the order decides; it is checked against the counts: the earlier column must have fewer
+    distinct values than the later among the cells fixing both (3 states, 25 PUMA codes).
+
     Raises
     ------
     DataValidationError
-        For a cell that fixes ``column`` but not such a coarser column: its area cannot be told.
+        For a pair of ``column`` and another listed column where the order decides and the earlier one has as
+        many values as the later or more (``["puma", "state"]``), naming both; for a cell that fixes ``column``
+        but not such a coarser column: its area cannot be told.
     """
     keys: list[str] = []
+    listed = list(listed)
     fixed = frame[column].notna().to_numpy()
-    for coarse in list(listed)[: list(listed).index(column)]:
-        has = frame[coarse].notna().to_numpy()
+    for other in listed:
+        if other == column:
+            continue
+        has = frame[other].notna().to_numpy()
         both = frame[fixed & has]
         if not len(both):
             continue
-        parents = both.groupby(column, sort=False)[coarse].unique()
+        coarse, fine = (other, column) if listed.index(other) < listed.index(column) else (column, other)
+        parents = both.groupby(fine, sort=False)[coarse].unique()
         split = parents[parents.map(len) > 1]
         if not len(split):
             continue
+        code, where = to_python(split.index[0]), sorted(str(to_python(v)) for v in split.iloc[0])
+        n_coarse, n_fine = both[coarse].nunique(), both[fine].nunique()
+        if n_coarse >= n_fine:
+            raise DataValidationError(
+                f"The {what} columns {coarse!r} and {fine!r}: {coarse!r} is listed first, so it is read as the "
+                f"coarser area, and the codes of {fine!r} repeat across its areas ({fine} {code!r} lies in {coarse} "
+                f"{where}), but in the cells fixing both {coarse!r} has {n_coarse} values and {fine!r} {n_fine}, so "
+                f"the order cannot be told right: if {fine!r} is the coarser area, list {fine!r} first; if "
+                f"{coarse!r} is, give the areas of {fine!r} codes of their own (the pipeline's combine table, such "
+                f'as combine = {{ {fine}_id = ["{coarse}", "{fine}"] }}).')
+        if coarse == column:
+            continue
         lacking = np.flatnonzero(fixed & ~has)
         if len(lacking):
-            code, where = to_python(split.index[0]), sorted(str(to_python(v)) for v in split.iloc[0])
             raise DataValidationError(
                 f"The {what} column {column!r}: its codes repeat across {coarse!r} areas ({column} {code!r} lies in "
                 f"{coarse} {where}), so an area is told by both, but held-out cell {names[lacking[0]]!r} fixes "
