@@ -1,9 +1,11 @@
 """Session 75 (command line messages): the library's errors reach a command-line user naming the flag the user
 typed (``--max-records=1 is below ...``, ``The '--n' option is 0 ...``), not the Python parameter, while the
-Python API keeps naming the parameter; a full disk in a pipeline stage names the output being written."""
+Python API keeps naming the parameter; a full disk in a pipeline stage (``microplex run``, ``microplex demo``)
+names the output being written."""
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -135,3 +137,80 @@ def test_a_column_named_like_a_parameter_is_not_renamed(files, tmp_path):
                                            "--weight", "max_records", "-o", str(tmp_path / "out" / "s.parquet")]))
     assert "'max_records'" in line and "--max-records" not in line, line
     assert Path(tmp_path / "out").exists() is False
+
+
+_FULL = "[Errno 28] No space left on device"
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _pipeline(folder: Path, cps1, evaluate: bool = True) -> Path:
+    """A 1-epoch pipeline of 200 CPS records, 50 synthetic ones and (with ``evaluate``) a report."""
+    cps1.head(200)[["age", "marr", "re78"]].to_parquet(folder / "train.parquet")
+    path = folder / "p.toml"
+    path.write_text('output = "out"\nseed = 0\n[[sources]]\nname = "cps"\npath = "train.parquet"\n'
+                    '[model]\ntargets = ["re78"]\nconditions = ["age", "marr"]\nepochs = 1\n[generate]\nn = 50\n'
+                    + ('[evaluate]\npmse = false\n' if evaluate else ""))
+    return path
+
+
+def _left(out: Path) -> list[str]:
+    """The files in the output folder (not the stage records)."""
+    return sorted(p.name for p in out.iterdir() if p.name != ".microplex") if out.exists() else []
+
+
+_TO_PARQUET = pd.DataFrame.to_parquet
+
+
+def _full_disk_for_train(frame, path, *args, **kwargs):
+    """``to_parquet`` on a full disk for the fit stage's training records (its temporary ``.tmp-...-train.parquet``),
+    as usual for any other file (the model file's tables, written before them)."""
+    if str(path).endswith("-train.parquet"):
+        _full_disk()
+    return _TO_PARQUET(frame, path, *args, **kwargs)
+
+
+@pytest.mark.parametrize("writer, output, stage, before", [
+    ("microplex.synthesis.serialization._write_zip", ("model", "model.mpx"), "fit", []),
+    ("pandas.DataFrame.to_parquet", ("train", "train.parquet"), "fit", []),
+    ("microplex.evaluation.report.EvaluationReport.to_html", ("report", "report.html"), "evaluate",
+     ["holdout.parquet", "model.mpx", "synthetic.parquet", "train.parquet"]),
+])
+def test_a_full_disk_in_a_pipeline_stage_names_the_output(tmp_path, cps1, monkeypatch, writer, output, stage, before):
+    """``microplex run``: a writer raising ENOSPC printed "error: [Errno 28] No space left on device (in the pipeline
+    stage [fit])", naming no file; now the line names the stage's output being written before the stage (the
+    stage's temporaries removed, its outputs not written: the model file written before the training records is not
+    renamed into place, nor the scores written before the report)."""
+    path = _pipeline(tmp_path, cps1)
+    monkeypatch.setattr(writer, _full_disk_for_train if writer.endswith("to_parquet") else _full_disk)
+    line = _error_line(runner.invoke(app, ["run", str(path), "-q"]))
+    out = tmp_path / "out"
+    assert line == (f"error: {_FULL} (writing the {output[0]!r} output {str(out / output[1])!r}) "
+                    f"(in the pipeline stage [{stage}])")
+    assert _left(out) == before  # the scores of the failed evaluate stage are not renamed into place
+
+
+def test_a_full_disk_in_the_demo_names_the_output(tmp_path, monkeypatch):
+    """``microplex demo`` runs the same stages: its line names the model file the fit stage was writing."""
+    monkeypatch.setattr("microplex.synthesis.serialization._write_zip", _full_disk)
+    out = tmp_path / "demo"
+    line = _error_line(runner.invoke(app, ["demo", "--rows", "100", "--epochs", "1", "-q", "-o", str(out)]))
+    assert line == (f"error: {_FULL} (writing the 'model' output {str(out.resolve() / 'model.mpx')!r}) "
+                    "(in the pipeline stage [fit])")
+    assert _left(out) == []
+
+
+def test_a_failed_read_in_a_stage_is_not_named_as_a_write(tmp_path, cps1, monkeypatch):
+    """An OSError reading an input after the stage wrote an output (the evaluate stage loads the model after
+    writing its scores) is not reported as writing that output."""
+    path = _pipeline(tmp_path, cps1, evaluate=False)
+    assert runner.invoke(app, ["run", str(path), "-q"]).exit_code == 0
+    _pipeline(tmp_path, cps1)  # the fit and generate stages are up to date: only evaluate runs
+
+    def unreadable(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(Synthesizer, "load", unreadable)
+    line = _error_line(runner.invoke(app, ["run", str(path), "-q"]))
+    assert line == "error: [Errno 5] Input/output error (in the pipeline stage [evaluate])"
