@@ -4,7 +4,9 @@
 ``OSError``) becomes one ``error: <message>`` line on stderr and status 1, an unexpected
 exception one ``error: internal error ...`` line and status 2; a warning is one ``warning: ...``
 line. :class:`OneLineGroup` does the same for click's own usage errors. The ``check_*`` and
-``parse_*`` helpers check option values before a verb does any work.
+``parse_*`` helpers check option values before a verb does any work. A verb's ``flags`` map the library's
+parameters to the options that gave them, so that the library's messages name the option the user typed
+(``--max-records``, not ``max_records``; :func:`microplex._params.flags`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ except ImportError:  # pragma: no cover - typer on the real click
 from ._errors import DataValidationError, MicroplexError
 from ._files import load_json
 from ._params import check_names
+from ._params import flags as flag_names
 from .io import check_replaceable
 
 logger = logging.getLogger("microplex.cli")
@@ -96,17 +99,20 @@ def verbose_option():
     return typer.Option(False, "--verbose", "-v", help="Log progress details (and the traceback of an internal error).")
 
 
-def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, verbose: bool = False) -> None:
+def run_body(fn: Callable[[Callable[[str], None]], None], quiet: bool = False, verbose: bool = False,
+             flags: Mapping[str, str] | None = None) -> None:
     """Runs a command body: a bad input becomes one ``error:`` line and status 1, a bug status 2.
 
-    ``fn`` receives ``say``, which prints a summary line unless ``quiet``.
+    ``fn`` receives ``say``, which prints a summary line unless ``quiet``. ``flags`` maps the parameters the body
+    passes to the library to the options that gave them (``{"max_records": "--max-records"}``): the library's
+    errors and warnings name those options.
     """
     try:
         if quiet and verbose:
             raise DataValidationError("The '--quiet' and '--verbose' options exclude each other; give one.")
         if verbose:
             logging.getLogger("microplex").setLevel(logging.INFO)
-        with warnings.catch_warnings():  # restores showwarning afterwards
+        with warnings.catch_warnings(), flag_names(flags or {}):  # restores showwarning afterwards
             warnings.showwarning = show_warning
             fn((lambda text: None) if quiet else typer.echo)
     except (typer.Exit, typer.Abort, _click_errors.ClickException, KeyboardInterrupt):

@@ -16,9 +16,11 @@ be finite unless the check says otherwise. Numpy scalars are accepted and conver
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,10 @@ __all__ = [
     "check_int",
     "check_names",
     "check_seed",
+    "flags",
     "memory_cap",
+    "named",
+    "shown",
     "to_python",
 ]
 
@@ -58,20 +63,57 @@ def _got(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+#: The command-line flags of the parameters a verb passes to the library (``{"max_records": "--max-records"}``),
+#: set by :func:`flags` while the command line runs it; empty for the Python API.
+_FLAGS: ContextVar[Mapping[str, str]] = ContextVar("microplex_flags", default={})
+
+
+@contextlib.contextmanager
+def flags(given: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, messages name the parameters of ``given`` (``{"max_records": "--max-records"}``) by the
+    command-line flag the user typed (:func:`shown`, :func:`named`); the command line runs each verb's library
+    calls in it, so that "max_records=1 is below ..." reaches the user as "--max-records=1 is below ...".
+
+    Parameters
+    ----------
+    given : mapping of str to str
+        Python parameter name to the flag (``"--n"``) that gave its value.
+    """
+    token = _FLAGS.set(dict(given))
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
+
+
+def shown(name: str) -> str:
+    """How a message names the parameter ``name``: itself, or within :func:`flags` the command-line flag that gave
+    it.
+
+    >>> shown("max_records")
+    'max_records'
+    >>> with flags({"max_records": "--max-records"}):
+    ...     shown("max_records")
+    '--max-records'
+    """
+    return _FLAGS.get().get(name, name)
+
+
 def named(name: str) -> str:
-    """How a message names ``name``: a command-line flag (``"--max-rows"``) as an option, anything else as a
-    parameter.
+    """How a message names ``name``: a command-line flag (``"--max-rows"``, or a parameter that one gave within
+    :func:`flags`) as an option, anything else as a parameter.
 
     >>> named("max_rows"), named("--max-rows")
     ("The 'max_rows' parameter", "The '--max-rows' option")
     """
+    name = shown(name)
     return f"The {name!r} {'option' if name.startswith('--') else 'parameter'}"
 
 
 def _or_none(name: str, allow_none: bool) -> str:
     """The ``" or None"`` of an expected value where ``None`` is allowed, except for a command-line flag (``None``
     there is the option left out, not a value to give)."""
-    return " or None" if allow_none and not name.startswith("--") else ""
+    return " or None" if allow_none and not shown(name).startswith("--") else ""
 
 
 def _fail(name: str, expected: str, value: Any) -> DataValidationError:

@@ -138,6 +138,7 @@ class StageContext:
     written: set[str] = field(default_factory=set)
     name: str = ""
     hashes: Mapping[str, str] = field(default_factory=dict)  # the stage's manifest: each input's hash at its start
+    writing: str | None = None  # the output being written: the last asked for, until the stage asks for an input
 
     def read_input(self, path: Path, reader: Callable[[Path], _T]) -> _T:
         """``reader(path)`` of an input file the pipeline file names (a source, the conditions), refused when the
@@ -146,6 +147,7 @@ class StageContext:
         The manifest records that hash: a file edited between the stage's start and its read would be recorded
         with the hash of content the stage did not use (and a rerun with that content put back skipped the stage).
         """
+        self.writing = None
         value = reader(path)
         recorded = self.hashes.get(str(path))
         if recorded is not None and _output_hash(path) != recorded:
@@ -155,12 +157,16 @@ class StageContext:
         return value
 
     def input(self, name: str) -> Any:
-        """The path (or paths) bound to input ``name``; ``None`` for an absent optional input."""
+        """The path (or paths) bound to input ``name``; ``None`` for an absent optional input (a stage reads an
+        input once it has written the output it asked for before: ``writing`` is cleared)."""
+        self.writing = None
         return self.inputs.get(name)
 
     def output(self, name: str) -> Path:
-        """Where to write output ``name`` (a temporary renamed when the stage succeeds)."""
+        """Where to write output ``name`` (a temporary renamed when the stage succeeds); the stage writes it
+        there at once, and an ``OSError`` meanwhile (a full disk) is said to be writing it (``writing``)."""
         self.written.add(name)
+        self.writing = name
         return self.write(name)
 
     def seed(self, stream: str) -> int:
@@ -562,7 +568,8 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     # the model: its conditions are shown apart and not judged, its training is shown (as in the tutorial's report)
     sampled = {"synthetic records scored": f"a random sample of {len(synthetic):,} of the population's {rows:,} "
                "(evaluate.max_rows), weighted to stand for it"} if rows > len(synthetic) else None
-    report.to_html(ctx.output("report"), model=Synthesizer.load(ctx.input("model")), provenance=sampled)
+    model = Synthesizer.load(ctx.input("model"))  # read before the report is written (an error is the read's)
+    report.to_html(ctx.output("report"), model=model, provenance=sampled)
     name = cfg.get("report", "report.html")
     return {"report": str(ctx.out / name), **figures, "note": f"report at {name}"}
 

@@ -56,6 +56,22 @@ if TYPE_CHECKING:
 __all__ = ["app", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 
+#: The library parameters each verb passes, by the options that give them: the library's messages name the options
+#: (``--max-records=1 is below ...``, not ``max_records=1``; :func:`microplex._params.flags`).
+_FIT_FLAGS = {"target_vars": "--targets", "condition_vars": "--conditions", "flow": "--flow", "epochs": "--epochs",
+              "epsilon": "--epsilon", "delta": "--delta", "condition_model": "--condition-model",
+              "weight_col": "--weight", "seed": "--seed"}
+_GENERATE_FLAGS = {"n": "--n", "conditions": "--conditions", "seed": "--seed", "rows_per_file": "--rows-per-file",
+                   "partition_by": "--partition-by", "torch_threads": "--torch-threads"}
+_CALIBRATE_FLAGS = {"targets": "--targets", "method": "--method", "bounds": "--bounds", "soft": "--soft",
+                    "weight_col": "--weight", "household_col": "--household"}
+_SPARSIFY_FLAGS = {"targets": "--targets", "max_records": "--max-records", "tolerance": "--tolerance",
+                   "method": "--method", "weight_col": "--weight", "household_col": "--household"}
+_EVALUATE_FLAGS = {"weight_col": "--weight", "synthetic_weight_col": "--synthetic-weight", "targets": "--targets",
+                   "holdout_df": "--holdout", "conditions": "--conditions", "pmse": "--pmse", "attacks": "--attacks",
+                   "quasi_identifiers": "--quasi-identifiers", "sensitive": "--sensitive"}
+
+
 app = typer.Typer(help="microplex: calibrated synthetic population microdata.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False, cls=OneLineGroup, rich_markup_mode=None)
 
@@ -212,7 +228,7 @@ def fit(
                                             f"delta {synth.privacy_['delta']:.3g}")
         say(f"Fitted on {len(df):,} records in {len(synth.history_)} epochs{spent}; wrote {out}")
 
-    run_body(body, quiet, verbose)
+    run_body(body, quiet, verbose, flags=_FIT_FLAGS)
 
 
 @app.command()
@@ -319,7 +335,7 @@ def generate(
         say(f"Wrote {len(result):,} records to {out}"
             + (f" (weight {weight!r}: {population:,.6g} in total)" if population is not None else ""))
 
-    run_body(body, quiet, verbose)
+    run_body(body, quiet, verbose, flags=_GENERATE_FLAGS)
 
 
 def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:
@@ -387,7 +403,7 @@ def calibrate(
         say(f"Calibrated {len(df):,} records: converged={s.get('converged')}, "
                    f"max rel. error {s.get('max_rel_error', float('nan')):.2e}{far_miss_note(s)}; wrote {out}")
 
-    run_body(body, quiet, verbose)
+    run_body(body, quiet, verbose, flags=_CALIBRATE_FLAGS)
 
 
 def _check_household_column(household: str | None, df: pd.DataFrame, data: Path) -> None:
@@ -443,7 +459,7 @@ def sparsify(
         say(f"Kept {len(kept):,} of {len(df):,} records{units}, max rel. error "
                    f"{s.get('max_rel_error', float('nan')):.2e}; wrote {out}")
 
-    run_body(body, quiet, verbose)
+    run_body(body, quiet, verbose, flags=_SPARSIFY_FLAGS)
 
 
 @app.command()
@@ -576,4 +592,4 @@ def evaluate(
             say(line)
         say(f"Wrote {report} ({len(rep.scores)} scores)")
 
-    run_body(body, quiet, verbose)
+    run_body(body, quiet, verbose, flags=_EVALUATE_FLAGS)

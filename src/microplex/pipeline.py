@@ -302,6 +302,9 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
             try:
                 figures[name] = step.stage.run(ctx)
             except (MicroplexError, OSError) as exc:  # which stage of the run failed: a note (the CLI prints it)
+                written = _output_written(ctx, step, exc)
+                if written is not None:  # a full disk's error names no file, or a temporary one
+                    exc.add_note(f"writing the {written!r} output {str(step.outputs[written])!r}")
                 exc.add_note(f"in the pipeline stage [{name}]")
                 raise
             unwritten = sorted(set(step.outputs) - ctx.written)
@@ -315,6 +318,18 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         result.stages[name] = {"status": "ran", "seconds": seconds, **figures[name]}
     result.summary = _summary(figures, out, seed)
     return result
+
+
+def _output_written(ctx: StageContext, step: PlannedStage, exc: Exception) -> str | None:
+    """The output a stage was writing when ``exc`` stopped it: for an ``OSError``, the output it last asked for
+    (:attr:`StageContext.writing`), unless the error names one of the stage's inputs (a read's error)."""
+    if not isinstance(exc, OSError) or ctx.writing is None or ctx.writing not in step.outputs:
+        return None
+    if isinstance(exc.filename, str | bytes | os.PathLike):
+        failed = Path(os.fsdecode(exc.filename)).resolve()
+        if any(failed == src or src in failed.parents for src in (p.resolve() for p in step.input_paths())):
+            return None
+    return ctx.writing
 
 
 def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[Path]) -> None:

@@ -36,7 +36,7 @@ def test_streaming_no_record_is_refused_and_writes_nothing(model, tmp_path):
 def test_the_command_line_says_so_in_one_line(model, tmp_path):
     _, path = model
     r = CliRunner().invoke(app, ["generate", str(path), "--n", "0", "--stream", "-o", str(tmp_path / "pop")])
-    assert r.exit_code == 1 and "'n' parameter is 0" in r.output, r.output
+    assert r.exit_code == 1 and "error: The '--n' option is 0" in r.output, r.output
     assert not (tmp_path / "pop").exists()
     r = CliRunner().invoke(app, ["generate", str(path), "--n", "0", "-o", str(tmp_path / "e.parquet")])
     assert r.exit_code == 0, r.output  # a file of no record keeps its columns

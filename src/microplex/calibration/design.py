@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from microplex._errors import DataValidationError
 from microplex._files import ibm_zeros
-from microplex._params import to_python
+from microplex._params import shown, to_python
 from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
 from .filters import range_label
@@ -801,11 +801,12 @@ def build_design(
     """
     if weight_col is None:
         if household_col is not None:
-            raise DataValidationError("household_col needs a weight_col (the households' weights); got weight_col=None.")
+            raise DataValidationError(f"{shown('household_col')} needs a {shown('weight_col')} (the households' "
+                                      f"weights); got {shown('weight_col')}=None.")
         w = np.ones(len(records))
     elif weight_col not in records.columns:
         raise DataValidationError(
-            f"weight_col {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
+            f"{shown('weight_col')} {weight_col!r} is not a column of the records. Got columns {list(records.columns)}."
         )
     else:
         check_weight_dtype(records[weight_col], f"Weight column {weight_col!r}")
@@ -826,12 +827,12 @@ def build_design(
     else:
         if household_col == weight_col:
             raise DataValidationError(
-                f"household_col and weight_col are both {household_col!r}; expected the household id column and "
-                "the weight column to be two different columns."
+                f"{shown('household_col')} and {shown('weight_col')} are both {household_col!r}; expected the "
+                "household id column and the weight column to be two different columns."
             )
         if household_col not in records.columns:
             raise DataValidationError(
-                f"household_col {household_col!r} is not a column of the records. "
+                f"{shown('household_col')} {household_col!r} is not a column of the records. "
                 f"Got columns {list(records.columns)}."
             )
         hh = records[household_col]
@@ -860,8 +861,9 @@ def build_design(
         per_household = [t.name for t in targets if t.entity == "household"]
         if per_household:
             raise DataValidationError(
-                f"Targets {per_household[:5]} count households (entity='household'), but no household_col was "
-                "given, so a household cannot be told from a person: pass household_col (the household id "
+                f"Targets {per_household[:5]} count households (entity='household'), but no "
+                f"{shown('household_col')} was given, so a household cannot be told from a person: pass "
+                f"{shown('household_col')} (the household id "
                 "column), or, where every record is a household, give these targets entity='person'."
             )
     cols = _Columns(records)

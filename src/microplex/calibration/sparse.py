@@ -46,7 +46,7 @@ import scipy.sparse as sp
 
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import DEPRECATED, deprecated_random_state
-from microplex._params import check_bool, check_choice, check_float, check_int, check_names
+from microplex._params import check_bool, check_choice, check_float, check_int, check_names, shown
 from microplex._random import content_order, named_child
 
 from .calibrator import CalibrationResult, _FittedResult, as_targets
@@ -320,9 +320,9 @@ class SparseCalibrator(_FittedResult):
         if k < n_core:
             w_short, best = attempt(np.zeros(n, dtype=bool), k)
             msg = (
-                f"max_records={k} is below the {n_core} records the targets need within tolerance "
+                f"{shown('max_records')}={k} is below the {n_core} records the targets need within tolerance "
                 f"{self.tolerance:g} (the support of the linear-programming vertex); a balanced sample of {k} "
-                f"records reaches a max relative error of {best:.4g}. Raise max_records or the tolerance."
+                f"records reaches a max relative error of {best:.4g}. Raise {shown('max_records')} or the tolerance."
             )
             if not self.force:
                 raise DataValidationError(msg)
@@ -453,8 +453,8 @@ class SparseCalibrator(_FittedResult):
             w, err, budget = self._fit_l1(work)
             if self.max_records is not None and budget > self.max_records:
                 raise DataValidationError(
-                    f"The 'l1' vertex keeps {budget} records, more than max_records={self.max_records}; use "
-                    "method='l0' for a budget, or raise max_records."
+                    f"The 'l1' vertex keeps {budget} records, more than {shown('max_records')}={self.max_records}; "
+                    f"use {shown('method')}='l0' for a budget, or raise {shown('max_records')}."
                 )
         else:
             if self.stratify == "auto":
@@ -547,13 +547,13 @@ class SparseCalibrator(_FittedResult):
             fallback = ""
             if self.max_records is not None and summary["n_nonzero"] < min(int(self.max_records), len(w)):
                 # the records of a linear program (the targets' vertex), which ignores the bounds: not the budget's
-                fallback = (f" (no subset of max_records={self.max_records} met the targets within the bounds; these "
-                            f"{summary['n_nonzero']} records are a linear program's, whose weights the bounds do not "
-                            "constrain)")
+                fallback = (f" (no subset of {shown('max_records')}={self.max_records} met the targets within the "
+                            f"bounds; these {summary['n_nonzero']} records are a linear program's, whose weights the "
+                            "bounds do not constrain)")
             msg = (
                 f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records could not keep the weights "
                 f"within bounds={self.bounds!r}: {outside}{fallback}. The records that meet the targets need weights "
-                "further from their starting ones: raise max_records, widen the bounds or the tolerance."
+                f"further from their starting ones: raise {shown('max_records')}, widen the bounds or the tolerance."
             )
             if not self.force:
                 raise ConvergenceError(msg)
@@ -567,9 +567,9 @@ class SparseCalibrator(_FittedResult):
             # 6 digits, so that an error just above the tolerance does not read as equal to it
             if self.method == "l1":
                 found = ("the 'l1' vertex, whose linear program spends the tolerance up to the solver's precision; "
-                         "raise the tolerance, or use method='l0', which calibrates its records exactly")
+                         f"raise the tolerance, or use {shown('method')}='l0', which calibrates its records exactly")
             else:
-                found = "best achievable with this budget; raise max_records or the tolerance"
+                found = f"best achievable with this budget; raise {shown('max_records')} or the tolerance"
             msg = (
                 f"Sparse calibration ({self.method}) with {summary['n_nonzero']} records reaches a max relative "
                 f"target error of {err_held:.6g} > tolerance {self.tolerance:g} ({found}). Worst targets: {listed}"

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import __version__
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
-from .._params import check_bool, check_names
+from .._params import check_bool, check_names, shown
 from . import calibration as cal
 from . import metrics as m
 from ._validation import check_weights, check_columns, check_frames, integer_columns, is_numeric, numeric_frame
@@ -323,7 +323,7 @@ def evaluate(
     if synthetic_weight_col is not None and synthetic_weight_col in real_df.columns and synthetic_weight_col != weight_col:
         raise DataValidationError(
             f"The synthetic weight column {synthetic_weight_col!r} is also a column of real_df, where it would be "
-            "scored as a variable: rename it or pass weight_col=" f"{synthetic_weight_col!r}."
+            f"scored as a variable: rename it or pass {shown('weight_col')}={synthetic_weight_col!r}."
         )
     wr = _weights_from(real_df, weight_col, "real_df")
     ws = _weights_from(synthetic_df, synthetic_weight_col, "synthetic_df")
@@ -331,8 +331,9 @@ def evaluate(
     extra = [c for c in synthetic_df.columns if c not in columns and c != synthetic_weight_col]
     if extra and extra[0] == weight_col:
         raise DataValidationError(
-            f"Column {weight_col!r} of synthetic_df is real_df's weight column (weight_col={weight_col!r}), but "
-            f"synthetic_weight_col is {synthetic_weight_col!r}: pass synthetic_weight_col={weight_col!r} to weight "
+            f"Column {weight_col!r} of synthetic_df is real_df's weight column ({shown('weight_col')}={weight_col!r}), "
+            f"but {shown('synthetic_weight_col')} is {synthetic_weight_col!r}: pass "
+            f"{shown('synthetic_weight_col')}={weight_col!r} to weight "
             "the synthetic records by it, or drop it from synthetic_df."
         )
     if extra:

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._errors import DataValidationError
-from .._params import check_bool, check_int, check_names, check_seed
+from .._params import check_bool, check_int, check_names, check_seed, named, shown
 from .._random import block_sequence, int_seed
 from ..synthesis._validation import check_no_targets
 from ..synthesis.serialization import write_archive
@@ -77,12 +77,13 @@ def _check_args(
         )
     names = source.columns
     if len(set(names)) != len(names) or not all(isinstance(c, str) and c for c in names):
-        raise DataValidationError(f"'conditions' must have distinct, non-empty string column names. Got {names[:20]}.")
+        raise DataValidationError(f"{shown('conditions')!r} must have distinct, non-empty string column names. "
+                                  f"Got {names[:20]}.")
     missing = [c for c in synth.condition_vars if c not in source.columns]
     if missing:
         keys = [c for c in missing if c in getattr(source, "partition_keys", ())]
         raise DataValidationError(
-            f"'conditions' lacks the model's condition columns {missing}; it has {source.columns[:20]}."
+            f"{shown('conditions')!r} lacks the model's condition columns {missing}; it has {source.columns[:20]}."
             + (f" {keys} are partition keys of {source.path!r}, in its folder names ({keys[0]}=...): streamed "
                "Parquet conditions read only the columns the files store. Store them in the files too, or read the "
                "folder into memory (microplex.io.read_table; on the command line, without --stream)." if keys else "")
@@ -90,20 +91,20 @@ def _check_args(
     check_no_targets(source.columns, synth.target_vars)
     if n is None:
         if source.n_rows is None:
-            raise DataValidationError("The 'n' parameter is required when the conditions source is unbounded.")
+            raise DataValidationError(f"{named('n')} is required when the conditions source is unbounded.")
         n = source.n_rows
     n = check_int(n, "n", low=0, high=_MAX_ROWS)
     if n == 0:  # no task, so no file and no schema: readers found an empty folder without columns
         raise DataValidationError(
-            "The 'n' parameter is 0 (or 'conditions' has no rows): a streamed dataset of no record is an empty "
+            f"{named('n')} is 0 (or {shown('conditions')!r} has no rows): a streamed dataset of no record is an empty "
             "folder, with no columns for a reader to find. Ask for at least one record, or use Synthesizer.generate "
             "for an empty table with its columns.")
     if source.n_rows is not None and n > source.n_rows:
-        raise DataValidationError(f"The 'n' parameter ({n}) exceeds the {source.n_rows} rows of 'conditions'.")
+        raise DataValidationError(f"{named('n')} ({n}) exceeds the {source.n_rows} rows of {shown('conditions')!r}.")
     if -(-n // rows_per_file) > _MAX_TASKS:
         raise DataValidationError(
-            f"The 'rows_per_file' parameter ({rows_per_file}) would cut n={n} rows into {-(-n // rows_per_file)} "
-            f"files; at most {_MAX_TASKS} are allowed. Use a larger rows_per_file."
+            f"{named('rows_per_file')} ({rows_per_file}) would cut {shown('n')}={n} rows into "
+            f"{-(-n // rows_per_file)} files; at most {_MAX_TASKS} are allowed. Use a larger {shown('rows_per_file')}."
         )
     if partition_by is None:
         parts = []
@@ -116,23 +117,24 @@ def _check_args(
     unknown = [c for c in parts if c not in produced]
     if unknown:
         raise DataValidationError(
-            f"partition_by columns {unknown} are not produced by the model or the conditions; "
+            f"{shown('partition_by')} columns {unknown} are not produced by the model or the conditions; "
             f"expected some of {produced}."
         )
     if len(set(parts)) != len(parts) or len(parts) == len(produced):
-        raise DataValidationError(f"partition_by must name distinct columns and leave data columns. Got {parts}.")
+        raise DataValidationError(f"{shown('partition_by')} must name distinct columns and leave data columns. "
+                                  f"Got {parts}.")
     for c in parts:
         if n and _all_missing(source, c, n):
             raise DataValidationError(
                 f"Partition column {c!r} is missing in every row: a dataset partitioned only by missing values "
-                "cannot be read back (pyarrow cannot infer its type). Leave it out of partition_by."
+                f"cannot be read back (pyarrow cannot infer its type). Leave it out of {shown('partition_by')}."
             )
         if _may_be_missing(synth, c):
             raise DataValidationError(
                 f"Partition column {c!r} may hold missing values (the model draws them as a state of their own): "
                 "pandas cannot read a dataset partitioned by a column with missing values back ('Cannot yet unify "
-                "dictionaries with nulls'). Leave it out of partition_by, or give its missing values a value of "
-                "their own before fitting."
+                f"dictionaries with nulls'). Leave it out of {shown('partition_by')}, or give its missing values a "
+                "value of their own before fitting."
             )
     return int(n), parts
 
