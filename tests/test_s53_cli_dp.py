@@ -73,7 +73,7 @@ def test_condition_model_without_dp_and_the_seed_default(files, tmp_path):
     (["--public", "PUBLIC"], "--public needs differential privacy"),
     (["--epsilon", "1", "--delta", "1e-5"], "needs --delta and --public"),
     (["--epsilon", "1", "--public", "PUBLIC"], "needs --delta and --public"),
-    (["--epsilon", "0", "--delta", "1e-5", "--public", "PUBLIC"], "'epsilon'"),
+    (["--epsilon", "0", "--delta", "1e-5", "--public", "PUBLIC"], "'--epsilon'"),
     (["--epsilon", "1", "--delta", "1e-5", "--public", "MISSING"], "does not exist"),
 ])
 def test_bad_dp_options_give_one_error_line(files, tmp_path, extra, message):
