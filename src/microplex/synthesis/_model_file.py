@@ -449,7 +449,9 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
                          "rounding grid)", enc["rounding"])
         grid = RoundingGrid.from_dict(enc["rounding"], fail=lambda where, expected, got: f.fail(
             f"{field}.rounding{where}", expected, got))
-        levels = [v for ls, _ in [grid.pooled, *grid.bands.values()] for v in ls]
+        sides = [(bands, pooled) for bands, pooled in (grid.sides or {}).values()]
+        levels = [v for bands, pooled in [(grid.bands, grid.pooled), *sides] for ls, _ in [pooled, *bands.values()]
+                  for v in ls]
         if integer and min(levels) < 0:  # fit gives an integer's values levels 0 and above
             raise f.fail(f"{field}.rounding", "levels of 0 and above for an integer variable",
                          enc["rounding"])

@@ -12,9 +12,12 @@ The *decimal level* of a value ``x != 0`` is the largest ``k`` (from :data:`MIN_
 level -1, and a value that is a multiple of no ``10**k`` down to ``10**MIN_LEVEL`` (a computed
 ratio, a log) has no level (:data:`NO_LEVEL`). A :class:`RoundingGrid` holds, for each magnitude
 band ``floor(log10 |x|)``, how often the training values that the flow models (off the point
-masses and heaps) take each level. A draw of the flow in band ``b`` goes through the band's levels
-coarse to fine and takes the nearest value of level ``k`` (a multiple of ``10**k`` that is not a
-multiple of the band's next coarser level, any multiple of ``10**k`` for its coarsest level) with the
+masses and heaps) take each level; for a variable with values on both sides of 0, for each sign
+and band, so losses reported in thousands and gains to the ten keep their own grids (pooled, the
+gains were drawn on round thousands 28 times as often as in training). A draw of the flow in band
+``b`` (of its sign) goes through the band's levels coarse to fine and takes the nearest value of
+level ``k`` (a multiple of ``10**k`` that is not a multiple of the band's next coarser level, any
+multiple of ``10**k`` for its coarsest level) with the
 level's hazard (:class:`RoundingGrid`), so the share of every level comes out as in training;
 ``NO_LEVEL`` keeps the flow's value. A value of a level is never a point mass or heap and never leaves its segment: where the nearest round
 thousand is a heap, the draw goes on to the hundreds.
@@ -23,13 +26,14 @@ Disclosure: a level is kept in a band only when at least ``min_count`` training 
 positive weight hold it (else its records count toward the next finer level, which then takes the
 multiples of both: with round hundred-thousands merged into the ten-thousands, 100,000 is drawn among
 them; it was skipped as of a level the band no longer had, and never drawn), as a heap needs
-``min_heap_count`` records; a band of fewer records uses the shares of the whole variable. The
-grid is a data-dependent statistic that no DP mechanism covers: a DP fit learns none.
+``min_heap_count`` records; a band of fewer records uses the shares of its sign's values, and a sign
+of fewer records those of the whole variable. The grid is a data-dependent statistic that no DP
+mechanism covers: a DP fit learns none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -152,6 +156,8 @@ def _kept_levels(levels: np.ndarray, min_count: int) -> np.ndarray:
 
 
 Allowed = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: A band's (or a variable's) levels, coarse to fine, and their hazards (the last 1).
+Levels = tuple[tuple[int, ...], tuple[float, ...]]
 
 
 def _coarser_levels(levels: tuple[int, ...] | list[int]) -> list[int | None]:
@@ -225,13 +231,20 @@ class RoundingGrid:
     Parameters
     ----------
     bands : dict of int to (tuple of int, tuple of float)
-        Per band ``floor(log10 |x|)``, its levels (coarse to fine) and their hazards (the last 1).
+        Per band ``floor(log10 |x|)``, its levels (coarse to fine) and their hazards (the last 1), for the
+        values of both signs; empty with ``sides``.
     pooled : (tuple of int, tuple of float)
-        The levels and hazards of the whole variable, for bands without enough records.
+        The levels and hazards of the whole variable, for bands without enough records (and, with
+        ``sides``, for the values of a sign without enough records).
     precision : str
         The float type the training values were stored at (:func:`~microplex._stats.storage_precision`):
         ``"float32"`` for a float32 column (or one read as float32 and widened), whose 24.1 is
         24.100000381469727; levels are read and drawn values written at it. ``"float64"`` by default.
+    sides : dict of int to (bands, pooled), optional
+        A variable with values on both sides of 0: per sign (-1, 1) with at least ``min_count`` records, the
+        bands and pooled levels and hazards of its values alone, which a draw of that sign takes in place of
+        ``bands`` and ``pooled``. ``None`` (values of one sign, or a grid written before signs): ``bands``
+        and ``pooled`` serve both signs.
 
     Examples
     --------
@@ -241,14 +254,18 @@ class RoundingGrid:
     ((3, 2, 0), (0.3, 0.42857142857142855, 1.0))
     >>> grid.apply(np.array([41234.5, 41234.5, 41234.5]), np.array([0.1, 0.5, 0.9])).tolist()
     [41000.0, 41200.0, 41234.0]
+    >>> signed = RoundingGrid.fit(np.concatenate([-x, x + 1.0]), np.ones(200), min_count=20)
+    >>> signed.sides[-1][0][4], signed.sides[1][0][4]     # losses of levels 3, 2, 0; gains all whole
+    (((3, 2, 0), (0.3, 0.42857142857142855, 1.0)), ((0,), (1.0,)))
     """
 
-    def __init__(self, bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]],
-                 pooled: tuple[tuple[int, ...], tuple[float, ...]], precision: str = "float64") -> None:
+    def __init__(self, bands: dict[int, Levels], pooled: Levels, precision: str = "float64",
+                 sides: dict[int, tuple[dict[int, Levels], Levels]] | None = None) -> None:
         narrow_type(precision)  # a DataValidationError names any other precision
         self.bands = bands
         self.pooled = pooled
         self.precision = precision
+        self.sides = sides
 
     @classmethod
     def fit(cls, x: np.ndarray, w: np.ndarray, min_count: int, allowed: Allowed | None = None,
@@ -269,14 +286,28 @@ class RoundingGrid:
         levels = _kept_levels(raw, min_count)
         if (levels == NO_LEVEL).all():  # no level held by min_count records: nothing to round
             return None
+        pooled = _hazards(x, w, levels, rows, allowed, precision)
         bands = magnitude_bands(x)
-        out = {}
-        for band in _values_of(bands):
-            on = bands == band
-            if on.sum() >= min_count:
-                out[int(band)] = _hazards(x[on], w[on], _kept_levels(raw[on], min_count), rows[on],
-                                          allowed, precision)
-        return cls(out, _hazards(x, w, levels, rows, allowed, precision), precision)
+
+        def by_band(on: np.ndarray) -> dict[int, Levels]:
+            out = {}
+            for band in _values_of(bands[on]):
+                sel = on & (bands == band)
+                if sel.sum() >= min_count:
+                    out[int(band)] = _hazards(x[sel], w[sel], _kept_levels(raw[sel], min_count), rows[sel],
+                                              allowed, precision)
+            return out
+
+        if not ((x < 0).any() and (x > 0).any()):
+            return cls(by_band(np.ones(x.size, dtype=bool)), pooled, precision)
+        # both signs: a band pooled over them gave the losses' round thousands to the gains (keyed by |x| alone)
+        sides = {}
+        for sign in (-1, 1):
+            on = sign * x > 0
+            if on.sum() >= min_count:  # else the sign's draws take the whole variable's shares, as a sparse band
+                sides[sign] = (by_band(on), _hazards(x[on], w[on], _kept_levels(raw[on], min_count), rows[on],
+                                                     allowed, precision))
+        return cls({}, pooled, precision, sides)
 
     @property
     def finest(self) -> int:
@@ -301,6 +332,8 @@ class RoundingGrid:
         inverse CDF of the levels' probabilities, the same level for the same uniform).
         Without ``edges`` every value goes level by level.
 
+        With :attr:`sides`, a value takes the bands of its sign (:meth:`_groups`).
+
         At a narrow :attr:`precision` every value comes out as that type holds it (candidates are
         rounded to it before ``allowed`` sees them; a value ``allowed`` refuses once rounded, next to a
         heap or a bound, keeps its float64 value), so a float32 column's synthetic values are float32
@@ -308,11 +341,8 @@ class RoundingGrid:
         """
         x, u = np.asarray(x, dtype=float), np.asarray(u, dtype=float).copy()
         out = x.copy()
-        bands = magnitude_bands(x)
         floor = self.finest if self.finest != NO_LEVEL else MIN_LEVEL
-        for band in _values_of(bands):
-            pending = np.flatnonzero((bands == band) & (x != 0) & np.isfinite(x))
-            levels, hazards = self.bands.get(int(band), self.pooled)
+        for pending, band, (levels, hazards) in self._groups(x):
             ks = [NO_LEVEL if v == NO_LEVEL else max(min(v, band), floor) for v in levels]
             coarser = _coarser_levels(ks)
             if allowed is None or edges is not None:
@@ -358,17 +388,38 @@ class RoundingGrid:
             out = stored
         return out
 
+    def _groups(self, x: np.ndarray) -> Iterator[tuple[np.ndarray, int, Levels]]:
+        """The nonzero finite values ``x`` by the levels they take: the indices of each group, its band and its
+        levels and hazards (its band's, or the pooled ones; with :attr:`sides`, those of its sign)."""
+        bands = magnitude_bands(x)
+        live = (x != 0) & np.isfinite(x)
+        if self.sides is None:
+            tables = [(live, self.bands, self.pooled)]
+        else:
+            tables = [(live & (sign * x > 0), *self.sides.get(sign, ({}, self.pooled))) for sign in (-1, 1)]
+        for on, table, pooled in tables:
+            for band in _values_of(bands[on]):
+                yield np.flatnonzero(on & (bands == band)), band, table.get(int(band), pooled)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: ``{"bands": [[band, levels, hazards], ...], "pooled": [levels, hazards]}``
-        (``NO_LEVEL`` written as ``null``), and ``"precision"`` when it is not float64 (so float64 grids
-        write what they wrote before precisions)."""
+        (``NO_LEVEL`` written as ``null``), ``"precision"`` when it is not float64 (so float64 grids
+        write what they wrote before precisions), and with :attr:`sides` ``"sides": [[sign, bands, pooled],
+        ...]`` (``"bands"`` then empty; a grid of values of one sign writes what it wrote before signs)."""
         def levels(ls: tuple[int, ...]) -> list[int | None]:
             return [None if v == NO_LEVEL else int(v) for v in ls]
-        d: dict[str, Any] = {
-            "bands": [[int(b), levels(ls), [float(s) for s in ss]] for b, (ls, ss) in sorted(self.bands.items())],
-            "pooled": [levels(self.pooled[0]), [float(s) for s in self.pooled[1]]]}
+
+        def pair(p: Levels) -> list[list[Any]]:
+            return [levels(p[0]), [float(s) for s in p[1]]]
+
+        def by_band(bands: dict[int, Levels]) -> list[list[Any]]:
+            return [[int(b), *pair(p)] for b, p in sorted(bands.items())]
+
+        d: dict[str, Any] = {"bands": by_band(self.bands), "pooled": pair(self.pooled)}
         if self.precision != "float64":
             d["precision"] = self.precision
+        if self.sides is not None:
+            d["sides"] = [[int(sign), by_band(b), pair(p)] for sign, (b, p) in sorted(self.sides.items())]
         return d
 
     @classmethod
@@ -377,14 +428,16 @@ class RoundingGrid:
         """The grid of :meth:`to_dict`, read as untrusted data: every level an int in [MIN_LEVEL,
         MAX_LEVEL] or null, listed coarse to fine without repeats, every hazard in (0, 1] and the
         last 1, bands increasing ints in [-400, 400] (float64's magnitudes), a ``precision``, when present,
-        one of :data:`~microplex._stats.NARROW_PRECISIONS`. A
+        one of :data:`~microplex._stats.NARROW_PRECISIONS`, ``sides``, when present, a list of
+        ``[sign, bands, pooled]`` for signs -1 then 1 (each at most once) beside empty ``bands``; a grid
+        without ``sides`` (one written before signs) applies its bands to both signs. A
         :class:`DataValidationError` names the entry otherwise (``fail(where, expected, got)``
         builds it when given; ``where`` follows ``field``)."""
         if fail is None:
             def fail(where: str, expected: str, got: Any) -> Exception:
                 return DataValidationError(f"{field}{where} must be {expected}. Got {got!r:.200} instead.")
 
-        def pair(levels: Any, hazards: Any, where: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        def pair(levels: Any, hazards: Any, where: str) -> Levels:
             if not isinstance(levels, list) or not isinstance(hazards, list) or not levels \
                     or len(levels) != len(hazards) or len(levels) > MAX_LEVEL - NO_LEVEL + 1:
                 raise fail(where, "a non-empty list of levels and a list of hazards of the same length",
@@ -404,19 +457,44 @@ class RoundingGrid:
                 raise fail(f"{where}.hazards", "numbers in (0, 1], the last 1", hazards)
             return tuple(out), tuple(float(h) for h in hazards)
 
-        if not isinstance(d, dict) or not {"bands", "pooled"} <= set(d) <= {"bands", "pooled", "precision"} \
+        def by_band(entries: Any, where: str) -> dict[int, Levels]:
+            if not isinstance(entries, list):
+                raise fail(where, "a list of [band, levels, hazards] triples", entries)
+            if len(entries) > 1000:
+                raise fail(where, "at most 1000 bands", len(entries))
+            bands: dict[int, Levels] = {}
+            for i, entry in enumerate(entries):
+                if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], int) \
+                        or isinstance(entry[0], bool) or not -400 <= entry[0] <= 400 \
+                        or (bands and entry[0] <= max(bands)):
+                    raise fail(f"{where}[{i}]", "a [band, levels, hazards] triple, bands increasing ints", entry)
+                bands[entry[0]] = pair(entry[1], entry[2], f"{where}[{i}]")
+            return bands
+
+        def pooled(p: Any, where: str) -> Levels:
+            if not isinstance(p, list) or len(p) != 2:
+                raise fail(where, "a [levels, hazards] pair", p)
+            return pair(p[0], p[1], where)
+
+        keys = {"bands", "pooled", "precision", "sides"}
+        if not isinstance(d, dict) or not {"bands", "pooled"} <= set(d) <= keys \
                 or not isinstance(d["bands"], list) or not isinstance(d["pooled"], list) or len(d["pooled"]) != 2:
             raise fail("", "an object with keys 'bands' (a list), 'pooled' (a [levels, hazards] pair) and "
-                       "optionally 'precision'", d)
+                       "optionally 'precision' and 'sides'", d)
         if "precision" in d and (not isinstance(d["precision"], str) or d["precision"] not in NARROW_PRECISIONS):
             raise fail(".precision", f"one of {list(NARROW_PRECISIONS)} (absent for float64)", d["precision"])
-        if len(d["bands"]) > 1000:
-            raise fail(".bands", "at most 1000 bands", len(d["bands"]))
-        bands: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {}
-        for i, entry in enumerate(d["bands"]):
-            if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], int) \
-                    or isinstance(entry[0], bool) or not -400 <= entry[0] <= 400 \
-                    or (bands and entry[0] <= max(bands)):
-                raise fail(f".bands[{i}]", "a [band, levels, hazards] triple, bands increasing ints", entry)
-            bands[entry[0]] = pair(entry[1], entry[2], f".bands[{i}]")
-        return cls(bands, pair(d["pooled"][0], d["pooled"][1], ".pooled"), d.get("precision", "float64"))
+        sides = None
+        if "sides" in d:  # bands per sign (a variable with values on both sides of 0)
+            if not isinstance(d["sides"], list) or len(d["sides"]) > 2:
+                raise fail(".sides", "a list of at most 2 [sign, bands, pooled] triples", d["sides"])
+            if d["bands"]:
+                raise fail(".bands", "empty beside 'sides' (the bands of each sign are in 'sides')", d["bands"])
+            sides = {}
+            for i, entry in enumerate(d["sides"]):
+                if not isinstance(entry, list) or len(entry) != 3 or type(entry[0]) is not int \
+                        or entry[0] not in (-1, 1) or (sides and entry[0] <= max(sides)):
+                    raise fail(f".sides[{i}]", "a [sign, bands, pooled] triple, signs -1 then 1, each at most once",
+                               entry)
+                sides[entry[0]] = (by_band(entry[1], f".sides[{i}].bands"), pooled(entry[2], f".sides[{i}].pooled"))
+        return cls(by_band(d["bands"], ".bands"), pooled(d["pooled"], ".pooled"), d.get("precision", "float64"),
+                   sides)

@@ -76,7 +76,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         the fewest a decimal level of a magnitude must hold to be kept (``rounding``).
     rounding : bool or None, default=None
         Round numbers (see :mod:`microplex.synthesis.rounding`). ``True``: :meth:`fit` learns,
-        per continuous or integer target and per magnitude (``floor(log10 |x|)``), the shares of
+        per continuous or integer target and per magnitude (``floor(log10 |x|)``; and per sign, for a
+        target with values on both sides of 0), the shares of
         the values the flow models (off point masses and heaps) that are multiples of 10, 100,
         1,000, ... (or whole numbers, whole cents), and :meth:`generate` moves each flow value to
         a level drawn from those shares: incomes reported in thousands come out in thousands,
@@ -189,7 +190,8 @@ class Synthesizer(_Fitting, _Layout, _Training, _Generation, Estimator):
         ``ruled_out`` (the target's states never drawn there). Empty without any.
     rounding_ : dict of str to dict
         Per continuous or integer target with a rounding grid (``rounding``): its bands, each
-        with its decimal levels (``None``: none, the flow's value) and their shares.
+        with its decimal levels (``None``: none, the flow's value) and their shares; for a target
+        with values on both sides of 0, ``"sides"`` holds the bands of each sign (``"bands"`` empty).
     history_ : DataFrame
         Per-epoch ``train_loss`` and ``val_loss`` (weighted mean negative log-likelihood).
     model_ : PointMassFlow

@@ -60,7 +60,7 @@ class ContinuousEncoder:
 
     A *rounding grid* (:mod:`~microplex.synthesis.rounding`, fitted with ``rounding=True``) holds
     the shares of the decimal levels (multiples of 10, 100, 1,000, ..., whole numbers, cents) of
-    the values the flow models, per magnitude; :meth:`decode` given uniforms moves each flow value
+    the values the flow models, per magnitude (and sign); :meth:`decode` given uniforms moves each flow value
     to a level drawn from them, never onto a point mass or heap and never out of its segment.
     """
 
