@@ -79,3 +79,11 @@ def test_cli_calibrate_refuses_negative_weights_before_writing(tmp_path):
     got = [out.weight[out.a == "x"].sum(), out.weight[out.a == "y"].sum(), out.weight[out.b == "u"].sum(),
            out.weight[out.b == "v"].sum()]
     np.testing.assert_allclose(got, [390.0, 10.0, 10.0, 390.0], rtol=1e-8)
+
+
+def test_the_weight_message_shows_plain_values():
+    """Before: "first: index np.int64(1), value np.float64(-0.5)", numpy reprs in a message for people."""
+    df = pd.DataFrame({"sex": ["f", "m", "f"], "w": [1.0, -0.5, 2.0]}, index=pd.Index([10, 11, 12]))
+    with pytest.raises(DataValidationError, match=r"^Weight column 'w' must hold finite weights > 0; 1 records do not "
+                                                  r"\(first: index 11, value -0\.5\)\.$"):
+        Calibrator().fit(df, [Target(3.0)], "w")

@@ -816,7 +816,7 @@ def build_design(
         first = records.index[np.argmax(bad)]
         raise DataValidationError(
             f"Weight column {weight_col!r} must hold finite weights > 0; {int(bad.sum())} records do not "
-            f"(first: index {first!r}, value {w[np.argmax(bad)]!r})."
+            f"(first: index {to_python(first)!r}, value {to_python(w[np.argmax(bad)])!r})."
         )
     n = len(records)
     if household_col is None:
