@@ -624,15 +624,43 @@ def plan_paths(inputs: Mapping[str, Path], out: Path, outputs: Mapping[str, str]
     return paths
 
 
-def refuse_negative_weights(n_negative: int, lowest: float) -> None:
-    """Refuses a ``[calibrate]`` solution with ``n_negative`` weights below 0 (the lowest ``lowest``): the stage
-    writes a population, which ``[sparsify]`` and ``[evaluate]`` read as one, and a record of negative weight is no
-    number of people. A linear calibration without a lower bound gives them (R survey's GREG weights); the
-    pipeline refused them only at evaluate, after writing them, naming an internal frame."""
+#: Who gives calibrated weights that are a population, with how to get weights of 0 or more there.
+_NEGATIVE_REMEDY = {
+    "[calibrate]": "give [calibrate] bounds with a lower bound of 0 or more (e.g. bounds = [0.2, 5]), or method = "
+                   "\"raking\" or \"logit\"",
+    "microplex calibrate": "pass --bounds with a lower bound above 0 (e.g. --bounds 0.2,5), or --method raking or "
+                           "logit",
+}
+
+
+def refuse_negative_weights(n_negative: int, lowest: float, who: str = "[calibrate]") -> None:
+    """Refuses a calibrated population with ``n_negative`` weights below 0 (the lowest ``lowest``), before it is
+    written: the pipeline's ``[calibrate]`` stage and the ``microplex calibrate`` command (``who``) write a
+    population, which ``sparsify``, ``calibrate`` and ``evaluate`` read as one, and a record of negative weight is
+    no number of people. A linear calibration without a lower bound gives them (R survey's GREG weights); the
+    pipeline refused them only at evaluate, after writing them, naming an internal frame, and the command wrote
+    them without a word.
+
+    Parameters
+    ----------
+    n_negative : int
+        How many weights are below 0.
+    lowest : float
+        The lowest weight.
+    who : {"[calibrate]", "microplex calibrate"}, default="[calibrate]"
+        The stage or command, which the message names with its own options.
+
+    Examples
+    --------
+    >>> refuse_negative_weights(0, 0.5)
+    >>> refuse_negative_weights(2, -0.25, "microplex calibrate")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: microplex calibrate gave 2 negative weights (lowest -0.25); ...
+    """
     if n_negative:
         raise DataValidationError(
-            f"[calibrate] gave {n_negative:,} negative weights (lowest {lowest:.6g}); a population's records must "
+            f"{who} gave {n_negative:,} negative weights (lowest {lowest:.6g}); a population's records must "
             "weigh 0 or more (sparsify and evaluate read the calibrated records as the population). A linear "
-            "calibration without a lower bound gives such weights: give [calibrate] bounds with a lower bound of 0 "
-            "or more (e.g. bounds = [0.2, 5]), or method = \"raking\" or \"logit\" (positive weights)."
+            f"calibration without a lower bound gives such weights: {_NEGATIVE_REMEDY[who]} (positive weights)."
         )

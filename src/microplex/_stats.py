@@ -11,7 +11,8 @@ writing their own. A record of integer weight ``k`` counts exactly like ``k`` co
 * Distances between two weighted samples: :func:`ks_distance` (Kolmogorov-Smirnov),
   :func:`tv_distance` (total variation of category shares); :func:`category_shares` and
   :func:`weighted_mode` of one sample.
-* Discrete structure: :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels`,
+* Discrete structure: :func:`check_household_ids` (ids of two types that print alike),
+  :func:`value_shares`, :func:`heaviest_values` (heaps), :func:`decimal_levels`,
   :func:`storage_precision` and :func:`round_shares` (round numbers),
   :func:`detect_point_masses`, :func:`one_hot`,
   :func:`is_numeric` (the categorical test), :func:`systematic_counts` (systematic rounding).
@@ -40,6 +41,7 @@ __all__ = [
     "weighted_mode",
     "tv_distance",
     "unseen_categories",
+    "check_household_ids",
     "value_family",
     "family_firsts",
     "category_codes",
@@ -492,6 +494,47 @@ def category_type_clash(x: object, y: object) -> tuple[Any, Any] | None:
             twin = labels[str(v)]
             return (v.item() if isinstance(v, np.generic) else v, twin.item() if isinstance(twin, np.generic) else twin)
     return None
+
+
+def check_household_ids(ids: pd.Series, column: str, rows: str) -> None:
+    """Refuses household ids of two types that print alike (``1`` and ``"1"``, ``True`` and ``"True"``): they are
+    different values, so their ``rows`` would be different households, silently. The one check behind
+    ``HouseholdSynthesizer`` and the calibrators' ``household_col``.
+
+    Parameters
+    ----------
+    ids : pandas.Series
+        The household id column, without missing values.
+    column : str
+        Its name, for the message.
+    rows : str
+        What its rows are, for the message (``"persons"``, ``"households"``, ``"records"``).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the column, the first five such ids and their types.
+
+    Examples
+    --------
+    >>> check_household_ids(pd.Series([1, "1", 2], dtype=object), "hid", "records")
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household ids 1, '1' of column 'hid' are different values of types ['int', 'str'] ...
+    """
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        ids = ids.astype(object)
+    if ids.dtype != object:
+        return
+    uniq = pd.Series(pd.unique(ids), dtype=object)
+    twins = [v.item() if isinstance(v, np.generic) else v for v in uniq[uniq.astype(str).duplicated(keep=False)]]
+    if twins:
+        shown = ", ".join(repr(v) for v in twins[:5]) + (f" and {len(twins) - 5} more" if len(twins) > 5 else "")
+        raise DataValidationError(
+            f"Household ids {shown} of column {column!r} are different values of types "
+            f"{sorted({type(v).__name__ for v in twins})} that print alike: their {rows} would be different "
+            f"households. Give the ids one type (e.g. df[{column!r}].astype(str))."
+        )
 
 
 def tv_distance(x: object, y: object, wx: object = None, wy: object = None) -> float:

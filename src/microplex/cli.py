@@ -370,6 +370,7 @@ def calibrate(
 ) -> None:
     """Reweights records so that weighted totals hit the targets."""
     def body(say: Callable[[str], None]) -> None:
+        from ._pipeline_config import refuse_negative_weights
         from .calibration import Calibrator
         from .calibration.calibrator import far_miss_note
 
@@ -390,7 +391,9 @@ def calibrate(
         _check_household_column(household, df, data)
         result = Calibrator(method=method, bounds=lo_hi, soft=soft).fit(df, read_targets(targets), weight_col=weight,
                                                                          household_col=household)
-        df[weight] = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
+        weights = np.asarray(result.result_.record_weights, dtype=float)  # persons carry their household's
+        refuse_negative_weights(int((weights < 0).sum()), float(weights.min(initial=0.0)), "microplex calibrate")
+        df[weight] = weights
         # Both files of this run or neither: the report is written to its temporary first and renamed onto
         # its path after the output is written (a failed output write leaves the old report beside the old output).
         with atomic_path(report) if report else contextlib.nullcontext() as tmp:

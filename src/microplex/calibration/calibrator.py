@@ -358,7 +358,8 @@ class Calibrator(_FittedResult):
             Column of positive initial weights (household weights: constant within each household).
         household_col : str, optional
             Household id column: weights are calibrated per household, person targets count the
-            household's persons, ``entity="household"`` targets count households.
+            household's persons, ``entity="household"`` targets count households. Ids of two types that
+            print alike (``1`` and ``'1'``) are refused: they would be two households.
         geography : list of str, optional
             Nested geography columns, coarsest first; targets at nested levels are checked to add up
             before solving (a hard solve raises on inconsistency, a soft one logs a warning).

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from microplex._errors import DataValidationError
 from microplex._files import ibm_zeros
 from microplex._params import shown, to_python
-from microplex._stats import bool_flags, check_weight_dtype, dtype_precision, miss_scale, stored_at
+from microplex._stats import bool_flags, check_household_ids, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
 from .filters import range_label
 from .targets import Target, Targets, format_filter
@@ -795,7 +795,8 @@ def build_design(
     ------
     DataValidationError
         Naming the column or target: unknown columns, missing values in targeted columns, non-positive
-        or missing initial weights, household weights that vary within a household, targets whose conditions
+        or missing initial weights, household ids of two types that print alike (``1`` and ``'1'``: two
+        households), household weights that vary within a household, targets whose conditions
         exclude each other, targets with a non-zero value that no record can reach (with ``check_reach``),
         household targets without ``household_col``, and a ``household_col`` that is the weight column.
     """
@@ -816,7 +817,7 @@ def build_design(
         first = records.index[np.argmax(bad)]
         raise DataValidationError(
             f"Weight column {weight_col!r} must hold finite weights > 0; {int(bad.sum())} records do not "
-            f"(first: index {first!r}, value {w[np.argmax(bad)]!r})."
+            f"(first: index {to_python(first)!r}, value {to_python(w[np.argmax(bad)])!r})."
         )
     n = len(records)
     if household_col is None:
@@ -838,6 +839,7 @@ def build_design(
         hh = records[household_col]
         if hh.isna().any():
             raise DataValidationError(f"Household id column {household_col!r} has missing values.")
+        check_household_ids(hh, household_col, "records")
         record_unit, uniq = pd.factorize(hh, sort=False)
         record_unit = record_unit.astype(np.int64, copy=False)
         units = pd.Index(uniq, name=household_col)

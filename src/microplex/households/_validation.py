@@ -10,6 +10,7 @@ import pandas as pd
 from .._files import codes_hint
 from .._errors import DataValidationError
 from .._params import to_python
+from .._stats import check_household_ids
 from ._params import is_number
 
 __all__ = ["check_households", "check_numeric", "check_sizes", "na_age_thresholds"]
@@ -44,15 +45,7 @@ def check_households(persons: pd.DataFrame, household_id: str, household_cols: S
             f"{int(missing.sum())} rows of {rows!r} have no household id (column {household_id!r} missing at "
             f"rows {where}); every household needs one."
         )
-    if persons[household_id].dtype == object:  # 1 and "1" are two households that print alike
-        ids = pd.Series(pd.unique(persons[household_id]), dtype=object)
-        twins = ids[ids.astype(str).duplicated(keep=False)]
-        if len(twins):
-            raise DataValidationError(
-                f"Household ids {_ids(twins)} of column {household_id!r} are different values of types "
-                f"{sorted({type(v).__name__ for v in twins})} that print alike: their {rows} would be different "
-                f"households. Give the ids one type (e.g. df[{household_id!r}].astype(str))."
-            )
+    check_household_ids(persons[household_id], household_id, rows)
     groups = persons.groupby(household_id, sort=False)
     for col in household_cols:
         na = persons[col].isna().to_numpy()
