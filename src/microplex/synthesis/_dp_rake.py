@@ -1,4 +1,5 @@
-"""Raking a DP Synthesizer's pattern head to the noisy shares of its statistics release.
+"""Raking a Synthesizer's pattern head: to the noisy shares of a DP statistics release, or, with structural
+zeros, to the training shares.
 
 DP-SGD moves the pattern head (P(point-mass and category states | conditions)) away from the
 noisy shares it starts at (:func:`._dp.init_prior`): clipping and noise bias it towards the
@@ -11,6 +12,15 @@ proportional fitting, so that the release's share of every state of every discre
 (averaged over conditions drawn from the condition model) equals its noisy share. It reads
 nothing but the noisy shares and the DP models: post-processing, no further budget. The head's
 dependence on the conditions (the log-odds between conditions) is unchanged.
+
+Without DP, :func:`rake_ruled_head` does the same for a head with structural zeros
+(:mod:`._structure`). The head trains without the rules, so it puts some of a state's mass in the cells
+that rule the state out; the rules set that mass to 0 and renormalize it onto the other states of the
+same rows, and the state's overall share fell (CPS 1988, negative ``experience`` ruled out below
+education 12.5: drawn 0.0113 of the records, 0.0144 in training). One bias per pattern, found by
+:func:`rake_head`, gives the head's distribution *with the rules*, averaged over the training records'
+conditions, every discrete target's training state shares: the mass goes back to the rows that can hold the
+state (the head's dependence on the conditions unchanged, so the other cells' shares move by a common log-odds).
 """
 
 from __future__ import annotations
@@ -26,11 +36,12 @@ from ._dp import output_layer
 from .heaps import Logits
 
 if TYPE_CHECKING:
+    from .model import PointMassFlow
     from .synthesizer import Synthesizer
 
-__all__ = ["RAKE_DRAWS", "model_conditions", "rake_pattern_head"]
+__all__ = ["RAKE_DRAWS", "model_conditions", "rake_head", "rake_pattern_head", "rake_ruled_head"]
 
-#: Condition rows drawn from the condition model to average the head over.
+#: Condition rows drawn from the condition model (or the training records) to average the head over.
 RAKE_DRAWS = 20_000
 _ROUNDS, _TOL = 100, 1e-6
 
@@ -49,23 +60,62 @@ def rake_pattern_head(synth: Synthesizer, shares: dict[str, np.ndarray], seed: i
     over :data:`RAKE_DRAWS` condition rows drawn from ``synth.condition_model_`` (none without
     conditions) has every discrete target's noisy state shares ``shares`` (from
     :func:`._dp.fit_public_encoders`). A head of one pattern is left as it is."""
-    head = synth.model_.head
-    if head is None:
+    if synth.model_.head is None:
         return
     c = model_conditions(synth, RAKE_DRAWS, seed, "dp_rake", rows_without=1)
-    with torch.no_grad():
-        base = synth.model_.pattern_log_prob(c).double().numpy()
     patterns = synth.patterns_
-    bias = np.zeros(patterns.shape[0])
+    rake_head(synth.model_, c, None, [(patterns[:, m], shares[name]) for m, name in enumerate(synth.discrete_vars_)])
+
+
+def rake_ruled_head(synth: Synthesizer, c: np.ndarray, pattern: np.ndarray, w: np.ndarray, seed: int) -> None:
+    """Shifts the output bias of ``synth``'s pattern head so that its pattern distribution with the rules
+    (``synth.model_``'s structural zeros), averaged over the training records' encoded conditions ``c`` (N, C)
+    weighted by ``w`` (N,), has every discrete target's weighted state shares of the training records
+    (``pattern`` (N,): each record's pattern index). State shares, not pattern shares: the pattern table holds
+    combinations no record holds, which keep a small probability. With more than :data:`RAKE_DRAWS` records of
+    positive weight the average runs over :data:`RAKE_DRAWS` of them drawn with probability proportional to
+    their weights (seeded by ``seed``'s child ``"rake"``). A head of one pattern is left as it is."""
+    if synth.model_.head is None:
+        return
+    patterns = synth.patterns_
+    positive = np.flatnonzero(w > 0)
+    held = patterns[pattern[positive]]
+    margins = [(patterns[:, m], np.bincount(held[:, m], weights=w[positive], minlength=int(patterns[:, m].max()) + 1)
+                / w[positive].sum()) for m in range(patterns.shape[1])]
+    if len(positive) <= RAKE_DRAWS:
+        rows, weights = positive, w[positive]
+    else:
+        rng = np.random.default_rng(named_child(seed, "rake"))
+        rows, weights = rng.choice(positive, RAKE_DRAWS, p=w[positive] / w[positive].sum()), None
+    rake_head(synth.model_, torch.as_tensor(c[rows], dtype=torch.float32), weights, margins)
+
+
+def rake_head(model: PointMassFlow, c: torch.Tensor, w: np.ndarray | None,
+              margins: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Adds one bias per pattern to the output of ``model``'s pattern head, found by iterative proportional
+    fitting (at most 100 rounds, to 1e-6), so that its pattern distribution with the rules, averaged over the
+    condition rows ``c`` (N, C) (weighted by ``w`` (N,); ``None``: equal weights), puts ``shares[k]`` on the
+    patterns of code ``k`` for every margin ``(codes, shares)`` (``codes`` (P,): each pattern's code, e.g. a
+    target's state). A code the rows give no probability (every row rules it out) keeps its bias. The head's
+    dependence on the conditions is unchanged."""
+    head = model.head
+    if head is None:
+        return
+    with torch.no_grad():
+        base = model.pattern_log_prob(c).double().numpy()
+    weights = None if w is None else np.asarray(w, dtype=float) / float(np.sum(w))
+    bias = np.zeros(base.shape[1])
     for _ in range(_ROUNDS):
         worst = 0.0
-        for m, name in enumerate(synth.discrete_vars_):
+        for codes, shares in margins:
             logits = base + bias
             p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            mean = (p / p.sum(axis=1, keepdims=True)).mean(axis=0)
-            current = np.bincount(patterns[:, m], weights=mean, minlength=len(shares[name]))
-            worst = max(worst, float(np.abs(current - shares[name]).max()))
-            bias += np.log(shares[name] / np.maximum(current, 1e-300))[patterns[:, m]]
+            p /= p.sum(axis=1, keepdims=True)
+            mean = p.mean(axis=0) if weights is None else weights @ p
+            current = np.bincount(codes, weights=mean, minlength=len(shares))
+            worst = max(worst, float(np.abs(current - shares).max()))
+            step = np.log(shares / np.maximum(current, 1e-300), out=np.zeros(len(shares)), where=current > 0)
+            bias += step[codes]
         if worst < _TOL:
             break
     shift = torch.as_tensor(bias - bias.max(), dtype=torch.float32)

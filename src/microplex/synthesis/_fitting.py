@@ -22,7 +22,7 @@ from . import _conditions, _dp
 from ._checks import check_effective_size
 from ._dp_plan import dp_training_settings, plan, record_parts
 from ._dp_margins import recalibrate_margins
-from ._dp_rake import rake_pattern_head
+from ._dp_rake import rake_pattern_head, rake_ruled_head
 from ._dp_record import privacy_record
 from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
@@ -239,6 +239,8 @@ class _Fitting:
                     n_val = int(round(p["validation_fraction"] * int((w > 0).sum())))  # as holdout_split
                     epochs = auto_epochs(len(data) - n_val, early_stopping=n_val > 0 and p["patience"] is not None)
                 self._train(data, c, pattern, heap, w, rng, epochs, seed)
+                if self.structure_ is not None:  # the mass the rules take from ruled cells back to the states' rows
+                    rake_ruled_head(self, c, pattern, w, seed)
         if p["condition_model"] and not dp:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         if dp and "tree" not in planned:  # post-processing: the pattern head's mean shares set to the noisy ones

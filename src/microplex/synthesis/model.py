@@ -61,7 +61,9 @@ class PointMassFlow(nn.Module):
         ``rules[0][r]`` lies strictly between ``rules[1][r]`` (``(0.5, inf)`` for a binary
         input), the patterns ``rules[2][r]`` have probability 0 when drawing and scoring (the
         head's probabilities renormalized over the other patterns; training leaves them out,
-        ``ruled=False``, so the head learns as without rules). Buffers ``rule_columns``,
+        ``ruled=False``, so the head learns as without rules, and the fit then shifts the head's output
+        bias so that the ruled head keeps the training state shares,
+        :func:`~microplex.synthesis._dp_rake.rake_ruled_head`). Buffers ``rule_columns``,
         ``rule_bounds`` and ``rule_forbidden``; without rules the module's state is that of
         earlier versions.
 
