@@ -7,31 +7,13 @@ thousands with the gains' tens and applied the pooled hazard of level 3 (0.37) t
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from microplex import DataValidationError, Synthesizer
 from microplex.synthesis.rounding import RoundingGrid, decimal_levels, magnitude_bands
-
-
-
-def edit_metadata(data: bytes, edit) -> bytes:
-    """The model file ``data`` with its metadata edited in place by ``edit``."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            raw = src.read(info)
-            if info.filename == "metadata.json":
-                meta = json.loads(raw)
-                edit(meta)
-                raw = json.dumps(meta).encode()
-            dst.writestr(info, raw)
-    return out.getvalue()
+from test_s71_synthesis import _edit_metadata as edit_metadata  # tests/ is on sys.path (rootdir import)
 
 
 def _losses_and_gains(n: int, seed: int) -> pd.DataFrame:
