@@ -11,7 +11,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._files import FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, text_numbers_fix
 from .._params import to_python
-from .._stats import category_type_clash, check_weights, family_firsts, is_numeric
+from .._stats import category_type_clash, check_weights, dtype_precision, family_firsts, is_numeric
 
 __all__ = [
     "check_weights",
@@ -190,10 +190,22 @@ def refuse_type_clashes(frames: dict[str, pd.DataFrame], columns: Sequence[str])
 
 
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with nullable numeric columns (``Int64``, ``Float64``) as float64 (missing as NaN), except nullable
-    integers without missing values: int64 (uint64 for ``UInt64``), so that the report labels their subgroups
-    ``i=0`` as it labels a numpy int64 column's, not ``i=0.0`` (a nullable integer with missing values is float64,
-    its subgroups labelled with integers all the same: :func:`integer_columns`)."""
+    """A copy with nullable and Arrow numeric columns (``Int64``, ``Float64``, ``float64[pyarrow]``) as float64
+    (missing as NaN), except two kinds:
+
+    - nullable integers without missing values: int64 (uint64 for ``UInt64``), so that the report labels their
+      subgroups ``i=0`` as it labels a numpy int64 column's, not ``i=0.0`` (a nullable integer with missing
+      values is float64, its subgroups labelled with integers all the same: :func:`integer_columns`);
+    - narrow floats (``Float32``, ``float32[pyarrow]``, ``float16[pyarrow]``): numpy float32/float16, the
+      precision they store (:func:`.._stats.dtype_precision`), so that the exact-match tests of the privacy
+      checks and attacks compare them with a float64 frame at that precision, as a numpy float32 column.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"x": pd.array([24.1, None], dtype="Float32"), "y": pd.array([1.5, None], dtype="Float64")})
+    >>> numeric_frame(a).dtypes.astype(str).tolist()
+    ['float32', 'float64']
+    """
     out = df.copy()
     for c in out.columns:
         if is_numeric(out[c]) and isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype):
@@ -201,7 +213,8 @@ def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
             if pd.api.types.is_integer_dtype(dt) and not out[c].isna().any():
                 out[c] = out[c].to_numpy(dtype=np.uint64 if dt.numpy_dtype == np.uint64 else np.int64)
             else:
-                out[c] = out[c].to_numpy(dtype=float, na_value=np.nan)
+                precision = dtype_precision(dt)  # "float64" for every dtype but a narrow float
+                out[c] = out[c].to_numpy(dtype=np.dtype(precision), na_value=np.nan)
     return out
 
 
