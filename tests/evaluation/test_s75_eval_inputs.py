@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from microplex._errors import DataValidationError
 from microplex.cli import app
 from microplex.evaluation import evaluate
 from microplex.evaluation.privacy import PrivacyRiskWarning
@@ -105,3 +106,67 @@ def test_microplex_evaluate_finds_the_copies_of_a_float32_parquet_file(tmp_path)
     assert r.exit_code == 0, r.output
     assert "DCR ratio: 0.0000" in r.output
     assert "100.0% of synthetic records copy a training record exactly" in r.output
+
+
+# --- `microplex evaluate` refusals name the flags the user typed (they named the Python parameters) ---
+
+
+def _error_line(result) -> str:
+    """The one ``error:`` line of a refused command (exit status 1)."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_files(tmp_path_factory):
+    """Training, release and holdout files of age and income (300, 300 and 250 records), and the first 80
+    training records (too few for pMSE's default classifier)."""
+    folder = tmp_path_factory.mktemp("s75eval")
+    rng = np.random.default_rng(0)
+    for name, n in (("tr", 300), ("sy", 300), ("ho", 250)):
+        pd.DataFrame({"age": rng.integers(20, 60, n), "inc": rng.lognormal(9, 1, n).round(0)}).to_csv(
+            folder / f"{name}.csv", index=False)
+    pd.read_csv(folder / "tr.csv").head(80).to_csv(folder / "tr80.csv", index=False)
+    return folder
+
+
+_UNKNOWN_QI = "error: The '--quasi-identifiers' option names columns ['agee'] that are not scored: ['age', 'inc']."
+_NO_QI = ("error: The '--sensitive' option (['inc']) needs quasi-identifiers: attribute disclosure reads each sensitive "
+          "value off the released records that share a record's quasi-identifiers, and there are none. Pass "
+          "'--quasi-identifiers' (they default to '--conditions').")
+_FEW = ("error: pmse needs at least 100 real rows with the default classifier (its leaves hold 50 rows; with fewer it "
+        "scores any data as indistinguishable): got 80. Pass --no-pmse.")
+
+
+@pytest.mark.parametrize("extra,expected", [(["--quasi-identifiers", "agee"], _UNKNOWN_QI),
+                                            (["--quasi-identifiers=", "--sensitive", "inc"], _NO_QI)],
+                         ids=["unknown", "none"])
+def test_microplex_evaluate_attack_refusals_name_the_flags(small_files, tmp_path, extra, expected):
+    d = small_files
+    r = runner.invoke(app, ["evaluate", str(d / "tr.csv"), str(d / "sy.csv"), "--holdout", str(d / "ho.csv"),
+                            "--attacks", "--no-pmse", "-q", "--report", str(tmp_path / "r.html"), *extra])
+    assert _error_line(r) == expected
+
+
+def test_microplex_evaluate_pmse_refusal_names_no_pmse_and_no_classifier(small_files, tmp_path):
+    d = small_files
+    r = runner.invoke(app, ["evaluate", str(d / "tr80.csv"), str(d / "sy.csv"), "-q", "--report",
+                            str(tmp_path / "r.html")])
+    line = _error_line(r)
+    assert line == _FEW and "classifier suited" not in line and "pmse=False" not in line
+
+
+def test_the_python_api_names_the_evaluate_parameters(small_files):
+    d = small_files
+    tr, sy, ho = (pd.read_csv(d / f"{n}.csv") for n in ("tr", "sy", "ho"))
+    with pytest.raises(DataValidationError, match=r"^The 'quasi_identifiers' parameter names columns \['agee'\]"):
+        evaluate(tr, sy, holdout_df=ho, attacks=True, quasi_identifiers=["agee"], pmse=False, progress=False)
+    with pytest.raises(DataValidationError, match=r"^The 'sensitive' parameter \(\['inc'\]\) needs quasi-identifiers"
+                                                  r".* Pass 'quasi_identifiers' \(they default to 'conditions'\)\.$"):
+        evaluate(tr, sy, holdout_df=ho, attacks=True, quasi_identifiers=[], sensitive=["inc"], pmse=False,
+                 progress=False)
+    with pytest.raises(DataValidationError, match=r"got 80\. Pass pmse=False to evaluate, or a classifier suited to "
+                                                  r"small samples\.$"):
+        evaluate(tr.head(80), sy, progress=False)

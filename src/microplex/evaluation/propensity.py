@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
-from .._params import check_int
+from .._params import check_int, shown
 from .._stats import one_hot
 from ._validation import check_weights, is_numeric, refuse_type_clashes, require_columns
 
@@ -22,6 +22,29 @@ MIN_ROWS_DEFAULT = 100
 REPEAT_ROWS = 20_000
 
 __all__ = ["pmse"]
+
+
+def _no_pmse() -> str:
+    """How a message says to leave pMSE out: ``pmse=False``, or ``--no-pmse`` where a command-line flag gave
+    ``pmse`` (:func:`.._params.shown`: within ``microplex evaluate``)."""
+    flag = shown("pmse")
+    return f"--no-{flag[2:]}" if flag.startswith("--") else f"{flag}=False"
+
+
+def _leave_out() -> str:
+    """The advice of the refusal of a sample too small for the default classifier: leave pMSE out or, in Python
+    (the command line has no classifier option), pass a classifier suited to small samples.
+
+    >>> from microplex._params import flags
+    >>> _leave_out()
+    'Pass pmse=False to evaluate, or a classifier suited to small samples'
+    >>> with flags({"pmse": "--pmse"}):
+    ...     _leave_out()
+    'Pass --no-pmse'
+    """
+    if shown("pmse").startswith("--"):
+        return f"Pass {_no_pmse()}"
+    return f"Pass {_no_pmse()} to evaluate, or a classifier suited to small samples"
 
 
 def _design_matrix(df: pd.DataFrame, columns: Sequence[str], categories: dict[str, list]) -> np.ndarray:
@@ -142,7 +165,7 @@ def pmse(
                 f"pmse needs at least {need} {label} rows" + ("" if all_positive[label] else " of positive weight")
                 + (" with the default classifier (its leaves hold 50 rows; with fewer it scores any data as "
                    "indistinguishable)" if classifier is None else f" for {n_folds} folds")
-                + f": got {size}. Pass pmse=False to evaluate, or a classifier suited to small samples."
+                + f": got {size}. {_leave_out()}."
             )
     categories = {
         c: sorted(pd.concat([f[c] for f in frames]).dropna().astype(object).unique().tolist(), key=str)
@@ -167,7 +190,7 @@ def pmse(
                 if w[train][y[train] == cls].sum() <= 0:
                     raise DataValidationError(
                         f"pmse: a cross-fitting fold holds no {label} weight: the {label} weights sit on too few "
-                        "records (e.g. all on one) to train the classifier. Pass pmse=False or spread the weights."
+                        f"records (e.g. all on one) to train the classifier. Pass {_no_pmse()} or spread the weights."
                     )
             model = clone(base).fit(x[train], y[train], sample_weight=w[train])
             p[test] = model.predict_proba(x[test])[:, 1]

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import __version__
 from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
-from .._params import check_bool, check_names, shown
+from .._params import check_bool, check_names, named, shown
 from . import calibration as cal
 from . import metrics as m
 from ._validation import check_weights, check_columns, check_frames, integer_columns, is_numeric, numeric_frame
@@ -455,16 +455,16 @@ def _attack_columns(quasi: Sequence[str] | None, sensitive: Sequence[str] | None
         sensitive = check_names(sensitive, "sensitive", allow_empty=False)
         if not quasi:
             raise DataValidationError(
-                f"The 'sensitive' parameter ({sensitive}) needs quasi-identifiers: attribute disclosure reads each "
+                f"{named('sensitive')} ({sensitive}) needs quasi-identifiers: attribute disclosure reads each "
                 "sensitive value off the released records that share a record's quasi-identifiers, and there are "
-                "none. Pass 'quasi_identifiers' (they default to 'conditions')."
+                f"none. Pass {shown('quasi_identifiers')!r} (they default to {shown('conditions')!r})."
             )
     else:
         sensitive = [c for c in columns if c not in quasi]
     for label, names in (("quasi_identifiers", quasi), ("sensitive", sensitive)):
         unknown = [c for c in names if c not in columns]
         if unknown:
-            raise DataValidationError(f"The {label!r} parameter names columns {unknown} that are not scored: {columns}.")
+            raise DataValidationError(f"{named(label)} names columns {unknown} that are not scored: {columns}.")
     both = [c for c in sensitive if c in quasi]  # refused by attribute_disclosure too, after the whole evaluation
     if both:
         raise DataValidationError(f"The sensitive column {both[0]!r} cannot also be a quasi-identifier.")
