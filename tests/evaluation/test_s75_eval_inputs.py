@@ -170,3 +170,39 @@ def test_the_python_api_names_the_evaluate_parameters(small_files):
     with pytest.raises(DataValidationError, match=r"got 80\. Pass pmse=False to evaluate, or a classifier suited to "
                                                   r"small samples\.$"):
         evaluate(tr.head(80), sy, progress=False)
+
+
+# --- a DCR ratio of inf (the holdout's median distance 0) is documented and printed ---
+
+
+def _discrete() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Six cells, all in the training file, so every fresh record has a training twin (holdout median 0), and a
+    release whose ``a`` is never a training value (synthetic median above 0)."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.integers(0, 3, 600), "b": rng.integers(0, 2, 600)})
+    holdout = pd.DataFrame({"a": rng.integers(0, 3, 300), "b": rng.integers(0, 2, 300)})
+    synth = pd.DataFrame({"a": rng.integers(0, 3, 300) + 0.5, "b": rng.integers(0, 2, 300)})
+    return train, synth, holdout
+
+
+def test_privacy_summary_documents_the_ratio_it_returns_for_a_holdout_median_of_zero():
+    from microplex.evaluation.privacy import privacy_summary
+
+    train, synth, holdout = _discrete()
+    s = privacy_summary(train, synth, holdout, warn=False)
+    assert s["dcr_holdout_median"] == 0.0 and s["dcr_synthetic_median"] > 0.1 and s["dcr_ratio"] == np.inf
+    both = privacy_summary(train, train.iloc[:300], holdout, warn=False)  # a copy: both medians 0
+    assert both["dcr_synthetic_median"] == 0.0 and np.isnan(both["dcr_ratio"])
+    doc = " ".join(privacy_summary.__doc__.split())
+    assert "inf when only the holdout median is 0" in doc and "NaN when both medians are 0" in doc
+    assert "NaN when the holdout median is 0" not in doc
+
+
+def test_microplex_evaluate_prints_a_dcr_ratio_of_inf(tmp_path):
+    for frame, name in zip(_discrete(), ("tr", "sy", "ho")):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "tr.csv"), str(tmp_path / "sy.csv"), "--holdout",
+                            str(tmp_path / "ho.csv"), "--no-pmse", "--report", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("DCR ratio")]
+    assert lines == ["DCR ratio: inf (the holdout's median distance to the closest training record is 0)"], r.output

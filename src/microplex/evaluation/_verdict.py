@@ -264,9 +264,10 @@ def calibration_line(table: pd.DataFrame | None) -> str | None:
 def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = None) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
     (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
-    DCR ratio, membership AUC, worst calibration error and the verdict tally (when a holdout was given; with the
-    attacks' verdicts when they were run), then the privacy problems (:func:`privacy_problems_of`), which make the
-    report's verdict red whatever the scores. ``sample``: the synthetic records scored were a sample (as
+    DCR ratio (``inf``, said so, where the holdout's median distance is 0), membership AUC, worst calibration
+    error and the verdict tally (when a holdout was given; with the attacks' verdicts when they were run), then
+    the privacy problems (:func:`privacy_problems_of`), which make the report's verdict red whatever the scores.
+    ``sample``: the synthetic records scored were a sample (as
     :func:`synthetic_sample` reads it), said on the privacy figures' lines, which a sample dilutes."""
     scores = rep.scores
     given = set(given) | set(rep.conditions)
@@ -279,9 +280,11 @@ def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = Non
     for metric, label in (("correlation_max_abs_error", "largest correlation error"), ("dcr_ratio", "DCR ratio"),
                           ("membership_auc", "membership AUC (0.5: no advantage)")):
         value = rep.score(metric)
+        of_sample = f" (synthetic records: {sample})" if sample and metric != "correlation_max_abs_error" else ""
         if np.isfinite(value):
-            of_sample = f" (synthetic records: {sample})" if sample and metric != "correlation_max_abs_error" else ""
             lines.append(f"{label}: {value:.4f}{of_sample}")
+        elif metric == "dcr_ratio" and value == np.inf:  # the synthetic median over a holdout median of 0
+            lines.append(f"{label}: inf (the holdout's median distance to the closest training record is 0){of_sample}")
     value = rep.score("pmse")
     if np.isfinite(value):
         lines.append(f"pMSE: {value:.4f} on {pmse_rows(rep.real_weights, rep.synthetic_weights)} rows")

@@ -284,8 +284,9 @@ def privacy_summary(
         ``dcr_synthetic_median`` and ``dcr_holdout_median`` (medians of the distances to the
         closest training record), ``dcr_ratio`` = synthetic median / holdout median (read: 1 or
         more is as far from the training records as fresh data; below 1 the synthetic records sit
-        closer to training records than fresh data does, a sign of memorisation; NaN when the
-        holdout median is 0), ``dcr_close_share`` (share of synthetic records closer than the 5th
+        closer to training records than fresh data does, a sign of memorisation; inf when only the
+        holdout median is 0, as in discrete data where most fresh records have a training twin and
+        the synthetic ones do not; NaN when both medians are 0, not judged), ``dcr_close_share`` (share of synthetic records closer than the 5th
         percentile of holdout distances; about 0.05 when they behave like fresh data),
         ``exact_copy_rate_synthetic`` and ``exact_copy_rate_holdout`` (the rate expected from
         fresh data, e.g. from discrete columns).
