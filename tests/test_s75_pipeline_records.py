@@ -4,10 +4,14 @@
   ``sparsify.by``, ``model.holdout_by``) that decide which source rows ``dropna`` drops: a run with
   ``generate.by = "region"`` then one without it skipped ``fit`` and kept its 1,560 training records (a fresh
   run: 1,600), and the synthetic weights summed to 1,950 instead of the source's 2,000 records.
+- An edited stage record (its checksum failing) counts as absent, but the sweep of stale outputs trusted it:
+  a user's file listed in ``generate.json`` was deleted.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -121,3 +125,51 @@ def test_a_holdout_by_setting_added_redoes_the_fused_table(tmp_path):
     fused = pd.read_parquet(tmp_path / "out" / "fused.parquet")
     assert not fused["employment"].isna().any()
     assert len(fused) == int(load_dataset("acs12")["employment"].notna().sum())
+
+
+def _edit_record(out: Path, stage: str, listed: Path) -> None:
+    """Lists ``listed`` among the outputs of ``stage``'s record without recomputing its checksum."""
+    path = out / ".microplex" / f"{stage}.json"
+    record = json.loads(path.read_text())
+    record["outputs"][str(listed)] = "0" * 64
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_edited_record_removes_none_of_the_files_it_lists(tmp_path, caplog):
+    """The user's ``out/my_notes.csv`` listed in ``generate.json`` (checksum not recomputed): the record counts as
+    absent, so the file stays and the stage runs again (before: "Stage generate writes elsewhere now: removing
+    its earlier output .../my_notes.csv", the file deleted, then "was edited ...; stage generate runs again")."""
+    _wages(tmp_path)
+    run_pipeline(_config(tmp_path), progress=False)
+    out = tmp_path / "out"
+    notes = out / "my_notes.csv"
+    notes.write_text("hours of work\n")
+    _edit_record(out, "generate", notes)
+    with caplog.at_level(logging.INFO, logger="microplex"):
+        result = run_pipeline(_config(tmp_path), progress=False)
+    assert notes.read_text() == "hours of work\n"
+    assert _statuses(result) == {"fit": "skipped", "generate": "ran"}
+    assert "removing its earlier output" not in caplog.text
+    assert "generate.json is unreadable or was edited; the files it lists are left as they are" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_edited_record_of_a_stage_taken_out_removes_nothing(tmp_path):
+    """A stage taken out of the file: a verified record's outputs go (``calibrated.parquet``), an edited record's
+    files stay (the record itself is removed either way)."""
+    _wages(tmp_path)
+    pd.DataFrame({"aggregate": ["count"], "variable": [""], "filter": ["education >= 12"],
+                  "value": [500.0]}).to_csv(tmp_path / "t.csv", index=False)
+    with_calibrate = {**_config(tmp_path), "calibrate": {"targets": "t.csv"}}
+    run_pipeline(with_calibrate, progress=False)
+    out = tmp_path / "out"
+    notes = out / "my_notes.csv"
+    notes.write_text("hours of work\n")
+    _edit_record(out, "calibrate", notes)
+    run_pipeline(_config(tmp_path), progress=False)
+    assert notes.is_file() and (out / "calibrated.parquet").is_file()  # (before: both removed)
+    assert not (out / ".microplex" / "calibrate.json").exists()
+    run_pipeline(with_calibrate, progress=False)  # a verified record: its outputs go when the stage is taken out
+    run_pipeline(_config(tmp_path), progress=False)
+    assert not (out / "calibrated.parquet").exists() and notes.is_file()

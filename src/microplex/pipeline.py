@@ -46,7 +46,7 @@ from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
-from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_record, remove_orphans,
+from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_verified, remove_orphans,
                                  written_by_microplex)
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
@@ -336,9 +336,11 @@ def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[P
     """Removes what an earlier run wrote that this run does not: the outputs of a stage that no longer runs
     (its section taken out of the file), and its record, and the outputs a stage that still runs wrote under
     another name or kind (a renamed ``evaluate.report``, a population folder that is now a file), so that no
-    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: only paths
-    inside the output folder that are no output of this run, no input and not in ``.microplex`` are removed,
-    and a folder only when microplex wrote it (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
+    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: one that fails
+    its checksum (an edited record, :func:`~microplex._pipeline_manifest.read_verified`) counts as absent and
+    removes nothing; only paths inside the output folder that are no output of this run, no input and not in
+    ``.microplex`` are removed, and a folder only when microplex wrote it
+    (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
     running = {step.stage.name for step in planned}
     keep = [p.resolve() for step in planned for p in step.outputs.values()] + [p.resolve() for p in inputs]
     manifests = (out / MANIFESTS).resolve()
@@ -347,7 +349,10 @@ def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[P
         if not record_path.is_file():
             continue
         why = "writes elsewhere now" if stage.name in running else "no longer runs"
-        record = read_record(record_path)
+        record = read_verified(record_path, stage.name)
+        if record is None:  # unreadable or edited: nothing it lists is removed (its stage, if it runs, runs again)
+            logger.warning("The manifest %s is unreadable or was edited; the files it lists are left as they are.",
+                           record_path)
         listed = record.get("outputs") if record is not None else None
         for name in (listed if isinstance(listed, dict) else {}):
             path = Path(name) if isinstance(name, str) else None
