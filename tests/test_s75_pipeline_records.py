@@ -6,6 +6,8 @@
   run: 1,600), and the synthetic weights summed to 1,950 instead of the source's 2,000 records.
 - An edited stage record (its checksum failing) counts as absent, but the sweep of stale outputs trusted it:
   a user's file listed in ``generate.json`` was deleted.
+- ``summary.json`` survived a failed run and contradicted the files beside it (rows 1,000 beside a
+  synthetic.parquet of 1,500).
 """
 
 from __future__ import annotations
@@ -173,3 +175,40 @@ def test_an_edited_record_of_a_stage_taken_out_removes_nothing(tmp_path):
     run_pipeline(with_calibrate, progress=False)  # a verified record: its outputs go when the stage is taken out
     run_pipeline(_config(tmp_path), progress=False)
     assert not (out / "calibrated.parquet").exists() and notes.is_file()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_failed_run_leaves_no_summary_of_an_earlier_run(tmp_path):
+    """The second run generates 450 records, then fails at [calibrate] (a target no record meets): it leaves no
+    summary.json (before: the first run's, "rows": 300, beside a synthetic.parquet of 450); the next run that
+    ends writes one that matches its files."""
+    from microplex import DataValidationError
+
+    _wages(tmp_path)
+    for name, region in (("t.csv", "south"), ("bad.csv", "nowhere")):
+        pd.DataFrame({"aggregate": ["count"], "variable": [""], "filter": [f"region == '{region}'"],
+                      "value": [200.0]}).to_csv(tmp_path / name, index=False)
+    config = {**_config(tmp_path), "calibrate": {"targets": "t.csv"}}
+    run_pipeline(config, progress=False)
+    out = tmp_path / "out"
+    assert json.loads((out / "summary.json").read_text())["rows"] == 300
+    failing = {**config, "generate": {"n": 450}, "calibrate": {"targets": "bad.csv"}}
+    with pytest.raises(DataValidationError, match="nowhere"):
+        run_pipeline(failing, progress=False)
+    assert len(pd.read_parquet(out / "synthetic.parquet")) == 450  # [generate] ran
+    assert not (out / "summary.json").exists()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".tmp")) == []
+    run_pipeline({**config, "generate": {"n": 450}}, progress=False)
+    assert json.loads((out / "summary.json").read_text())["rows"] == 450 == len(pd.read_parquet(out / "calibrated.parquet"))
+
+
+def test_a_run_refused_before_any_work_keeps_the_summary(tmp_path):
+    """A run refused by the checks before any work changes no file, so the summary still matches them."""
+    from microplex import DataValidationError
+
+    _wages(tmp_path)
+    run_pipeline(_config(tmp_path), progress=False)
+    summary = (tmp_path / "out" / "summary.json").read_text()
+    with pytest.raises(DataValidationError, match="generate.n"):
+        run_pipeline({**_config(tmp_path), "generate": {"n": 0}}, progress=False)
+    assert (tmp_path / "out" / "summary.json").read_text() == summary

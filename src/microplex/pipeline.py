@@ -238,12 +238,22 @@ def run_pipeline(
     # One run at a time per output folder (a second is refused naming the first; a killed run's lock is
     # taken over once its process is provably gone), and what a killed run left half-written is removed.
     with OutputLock(out, out / MANIFESTS, writer="microplex pipeline run"):
+        _remove_summary(out)
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
         _remove_stale_outputs(out, planned, list(inputs.values()))
         result = _run_stages(planned, config, base, out, seed, targets, read, force, progress)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
+
+
+def _remove_summary(out: Path) -> None:
+    """Removes the last run's ``summary.json`` as a run starts (it is written again when the run ends): a run
+    that fails leaves none, not the figures of an earlier run beside the outputs its stages replaced (rows 1,000
+    beside a synthetic.parquet of 1,500). A folder of that name is left for the final write to refuse."""
+    summary = out / "summary.json"
+    if summary.is_symlink() or summary.is_file():
+        summary.unlink()
 
 
 def _read_hashed(path: Path, reader: Callable[[Path], Any], read: dict[Path, str]) -> Any:
