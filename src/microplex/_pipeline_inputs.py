@@ -60,9 +60,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
     if weight and weight[0] not in df.columns:
         raise DataValidationError(f"The weight column {weight[0]!r} of {label} is not one of its "
                                   f"columns{columns_hint(weight, df.columns)}.")
-    model = config["model"]
-    model_columns = (households.model_columns(config) if households.is_households(config)
-                     else list(model["targets"]) + list(model.get("conditions", [])))
+    model_columns = _model_columns(config)
     if len(config["sources"]) == 1:
         missing = [c for c in model_columns if c not in df.columns]
         if missing:
@@ -75,8 +73,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
             raise DataValidationError(f"The 'dropna' columns {absent} are not columns of "
                                       f"{label}{columns_hint(absent, df.columns)}.")
     if dropna is not False:  # true, or a list of columns whose rows go too
-        kept = _missing_modelled(config, filtered)
-        needed = [c for c in model_columns if c in df.columns and c not in kept]
+        needed = [c for c in dropped_columns(config, filtered) if c in df.columns]
         needed += [c for c in (dropna if isinstance(dropna, list) else []) if c not in needed]
         if households.is_households(config):
             df = households.dropna(df, config, needed, label[:1].upper() + label[1:], filtered)
@@ -88,6 +85,25 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
                                "and that no target filters on, and none with differential privacy.")
         df = df.reset_index(drop=True)
     return df
+
+
+def _model_columns(config: Mapping[str, Any]) -> list[str]:
+    """The source columns the model reads (the household model's, or the targets and conditions)."""
+    model = config["model"]
+    return (households.model_columns(config) if households.is_households(config)
+            else list(model["targets"]) + list(model.get("conditions", [])))
+
+
+def dropped_columns(config: Mapping[str, Any], filtered: Collection[str] = ()) -> list[str]:
+    """The model columns whose missing values ``dropna`` (default true) drops from a source: those the model does
+    not take (:func:`_missing_modelled`: the columns naming areas or partitions, those a target filters on, all
+    with differential privacy), in the model's order.
+
+    ``fit`` and ``fuse`` fingerprint them: which rows a source keeps depends on ``generate.by``,
+    ``generate.partition_by``, ``sparsify.by``, ``model.holdout_by`` and ``model.epsilon``, settings of other
+    sections."""
+    kept = _missing_modelled(config, filtered)
+    return [c for c in _model_columns(config) if c not in kept]
 
 
 def filtered_columns(targets: Mapping[str, Any]) -> set[str]:

@@ -33,7 +33,7 @@ from ._pipeline_config import MANIFESTS
 from .io import file_sha256, write_text_atomic
 
 __all__ = ["Manifest", "Writes", "check_removable", "discard_folder", "remove_orphans", "written_by_microplex",
-           "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "read_record", "valid_figures"]
+           "FIGURES", "MANIFESTS", "MAX_RECORD_BYTES", "read_record", "read_verified", "valid_figures", "verified"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,20 @@ def _checksum(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def verified(record: Mapping[str, Any], stage: str) -> bool:
+    """Whether ``record`` is a finished record of ``stage`` as :meth:`Manifest.finish` wrote it: it names the stage
+    and its checksum holds. Any other (an edited record) counts as absent: its stage runs again, and nothing it
+    lists is trusted (:func:`read_verified`)."""
+    return record.get("stage") == stage and record.get("checksum") == _checksum(record)
+
+
+def read_verified(path: Path, stage: str) -> dict[str, Any] | None:
+    """The finished record of ``stage`` at ``path`` (:func:`read_record`) when it is :func:`verified`, else
+    ``None``: what reads a record to act on it (skip the stage, remove the outputs it lists) reads it so."""
+    record = read_record(path)
+    return record if record is not None and verified(record, stage) else None
+
+
 class Manifest:
     """A stage's record: it is done when the record shows the same settings, seeds, inputs and outputs.
 
@@ -161,7 +175,7 @@ class Manifest:
         if not isinstance(record.get("outputs"), dict) \
                 or not isinstance(record.get("figures", {}), dict) or record.get("fingerprint") != self.fingerprint:
             return None
-        if record.get("checksum") != _checksum(record) or not valid_figures(self.name, record.get("figures")):
+        if not verified(record, self.name) or not valid_figures(self.name, record.get("figures")):
             logger.warning("The manifest %s was edited or holds invalid figures; stage %s runs again.",
                            self.manifest, self.name)
             return None

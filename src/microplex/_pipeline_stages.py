@@ -50,8 +50,8 @@ from ._params import to_python
 from ._pipeline_config import WEIGHT, refuse_negative_weights, schema_params, synthesizer_params
 from ._pipeline_areas import (_POPULATIONS, _area_conditions, _check_targets_on, _heldout, _sparsify_by,
                               _split_within, area_streams, check_generate_by, check_geography)
-from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, filtered_columns,
-                               imputations, stage_population_total)
+from ._pipeline_inputs import (_read_population, _source_frame, _training_weight, base_records, dropped_columns,
+                               filtered_columns, imputations, stage_population_total)
 from ._pipeline_manifest import _output_hash, discard_folder
 from ._random import int_seed, named_child
 from .io import as_numbers, read_table, resolve_path
@@ -258,10 +258,13 @@ def _folder(config: Mapping[str, Any]) -> bool:
 
 
 def _dropped_rows(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:
-    """What ``fit`` and ``fuse`` read from the targets files: the columns a target filters on, whose rows
-    missing a value are dropped (:func:`~microplex._pipeline_inputs.filtered_columns`). Without it, a target
-    added or removed reused a model fitted on other rows."""
-    return {"filtered_columns": sorted(filtered_columns(targets))}
+    """What ``fit`` and ``fuse`` read from the targets files and other sections: the columns a target filters on
+    (:func:`~microplex._pipeline_inputs.filtered_columns`) and the model columns whose missing values ``dropna``
+    drops (:func:`~microplex._pipeline_inputs.dropped_columns`, which the area settings ``generate.by``,
+    ``generate.partition_by``, ``sparsify.by`` and ``model.holdout_by`` decide). Without them, a target added or
+    removed, or an area setting changed, reused a model (or fused table) of other rows."""
+    filtered = filtered_columns(targets)
+    return {"filtered_columns": sorted(filtered), "dropped_columns": dropped_columns(config, filtered)}
 
 
 def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> dict[str, Any]:

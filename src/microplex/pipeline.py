@@ -46,7 +46,7 @@ from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
-from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_record, remove_orphans,
+from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_verified, remove_orphans,
                                  written_by_microplex)
 from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
                                stage_seeds)
@@ -238,12 +238,22 @@ def run_pipeline(
     # One run at a time per output folder (a second is refused naming the first; a killed run's lock is
     # taken over once its process is provably gone), and what a killed run left half-written is removed.
     with OutputLock(out, out / MANIFESTS, writer="microplex pipeline run"):
+        _remove_summary(out)
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
         _remove_stale_outputs(out, planned, list(inputs.values()))
         result = _run_stages(planned, config, base, out, seed, targets, read, force, progress)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
+
+
+def _remove_summary(out: Path) -> None:
+    """Removes the last run's ``summary.json`` as a run starts (it is written again when the run ends): a run
+    that fails leaves none, not the figures of an earlier run beside the outputs its stages replaced (rows 1,000
+    beside a synthetic.parquet of 1,500). A folder of that name is left for the final write to refuse."""
+    summary = out / "summary.json"
+    if summary.is_symlink() or summary.is_file():
+        summary.unlink()
 
 
 def _read_hashed(path: Path, reader: Callable[[Path], Any], read: dict[Path, str]) -> Any:
@@ -336,9 +346,11 @@ def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[P
     """Removes what an earlier run wrote that this run does not: the outputs of a stage that no longer runs
     (its section taken out of the file), and its record, and the outputs a stage that still runs wrote under
     another name or kind (a renamed ``evaluate.report``, a population folder that is now a file), so that no
-    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: only paths
-    inside the output folder that are no output of this run, no input and not in ``.microplex`` are removed,
-    and a folder only when microplex wrote it (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
+    stale ``subset.parquet`` or ``first.html`` sits beside the new outputs. The record is untrusted: one that fails
+    its checksum (an edited record, :func:`~microplex._pipeline_manifest.read_verified`) counts as absent and
+    removes nothing; only paths inside the output folder that are no output of this run, no input and not in
+    ``.microplex`` are removed, and a folder only when microplex wrote it
+    (:func:`~microplex._pipeline_manifest.written_by_microplex`)."""
     running = {step.stage.name for step in planned}
     keep = [p.resolve() for step in planned for p in step.outputs.values()] + [p.resolve() for p in inputs]
     manifests = (out / MANIFESTS).resolve()
@@ -347,7 +359,10 @@ def _remove_stale_outputs(out: Path, planned: list[PlannedStage], inputs: list[P
         if not record_path.is_file():
             continue
         why = "writes elsewhere now" if stage.name in running else "no longer runs"
-        record = read_record(record_path)
+        record = read_verified(record_path, stage.name)
+        if record is None:  # unreadable or edited: nothing it lists is removed (its stage, if it runs, runs again)
+            logger.warning("The manifest %s is unreadable or was edited; the files it lists are left as they are.",
+                           record_path)
         listed = record.get("outputs") if record is not None else None
         for name in (listed if isinstance(listed, dict) else {}):
             path = Path(name) if isinstance(name, str) else None
