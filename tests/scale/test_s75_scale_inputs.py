@@ -30,7 +30,8 @@ _EXPECTED = np.array([17.365425, 9.317288, 5.365425, 9.317288])
 
 
 def _household_ref() -> np.ndarray:
-    x, t, d, lam = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], float), np.array([36.0, 24.0]), np.full(4, 10.0), np.zeros(2)
+    x, t = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], float), np.array([36.0, 24.0])
+    d, lam = np.full(4, 10.0), np.zeros(2)
     for _ in range(100):
         w = d * np.exp(x @ lam)
         lam -= np.linalg.solve(x.T @ (x * w[:, None]), x.T @ w - t)
@@ -128,3 +129,93 @@ def test_weights_refuse_ids_that_print_alike(tmp_path):
     # were two households of one person each, weighted as households 1 and 3 would be
     with pytest.raises(DataValidationError, match=r"Household ids 1, '1' of column 'hid'"):
         res.weights(hh, pp)
+
+
+def _folder(tmp_path, g=("a", "b")):
+    """A dataset folder of two files, 1,000 records, half in each category of ``g``."""
+    df = pd.DataFrame({"g": list(g) * 500, "w": 1.0})
+    src = tmp_path / "data"
+    src.mkdir()
+    df.iloc[:500].to_parquet(src / "part-0.parquet", index=False)
+    df.iloc[500:].to_parquet(src / "part-1.parquet", index=False)
+    return src, df
+
+
+def test_a_text_file_in_a_dataset_folder_is_refused_by_every_reader(tmp_path):
+    from microplex.io import read_table
+    from microplex.scale import ParquetSource
+
+    src, _ = _folder(tmp_path)
+    margins = {"g": {"a": 600.0, "b": 400.0}}
+    res = rake_dataset(src, margins)
+    (src / "README.txt").write_text("Extract of 2024-01-01\n")
+    # were a raw pyarrow.lib.ArrowInvalid ("Could not read schema from '.../README.txt'") from both
+    readme = r"Cannot read the (Parquet dataset|Conditions) folder .*data': its file 'README\.txt' is not a \.parquet"
+    with pytest.raises(DataValidationError, match=readme):
+        rake_dataset(src, margins)
+    with pytest.raises(DataValidationError, match=readme):
+        write_calibrated(res, src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DataValidationError, match=readme):
+        ParquetSource(src)
+    with pytest.raises(DataValidationError, match=r"Cannot read .*README\.txt"):  # as read_table refuses it
+        read_table(src)
+
+
+def test_a_text_file_in_a_linked_folder_is_refused(tmp_path):
+    h, p = _linked(tmp_path, [([1, 2], [0, 1, 2]), ([3, 4], [3, 4, 5])])
+    (p / "notes.csv").write_text("a,b\n1,2\n")
+    match = r"Cannot read the Parquet dataset folder .*p': its file 'notes\.csv' is not a \.parquet file"
+    with pytest.raises(DataValidationError, match=match):
+        rake_dataset(h, _TARGETS, "w", persons=p, household_id="hid")
+
+
+@pytest.mark.parametrize("name", ["part-2.parq", "part-2.pq"])
+def test_a_parq_file_is_refused_not_read_unchecked(tmp_path, name):
+    # a *.parq file storing the margin as text: the schema check took only *.parquet files, Dask read it too (1,500
+    # records calibrated, the text one unchecked) and write_calibrated copied it
+    src, df = _folder(tmp_path, g=(1, 2))
+    margins = {"g": {1: 600.0, 2: 400.0}}
+    res = rake_dataset(src, margins, "w")
+    df.iloc[500:].assign(g=lambda x: x.g.astype(str)).to_parquet(src / name, index=False)
+    match = rf"Cannot read the Parquet dataset folder .*data': its file '{name}' is not a \.parquet file"
+    with pytest.raises(DataValidationError, match=match):
+        rake_dataset(src, margins, "w")
+    with pytest.raises(DataValidationError, match=match):
+        write_calibrated(res, src, tmp_path / "out")
+
+
+def test_hidden_files_are_skipped_by_every_reader(tmp_path):
+    # names starting with '.' or '_' are not data: the checks, pyarrow and pandas skip them; Dask read them (a
+    # '.backup.parquet' copy of part 1 was calibrated as 500 more records)
+    src, df = _folder(tmp_path)
+    (src / "_old").mkdir()
+    for hidden in (".backup.parquet", "_old/part-1.parquet", "_x.parquet"):
+        df.iloc[500:].to_parquet(src / hidden, index=False)
+    margins = {"g": {"a": 600.0, "b": 400.0}}
+    for max_cells in (2_000_000, 0):
+        res = rake_dataset(src, margins, max_cells=max_cells)
+        assert res.summary["n_units"] == 1000
+        w = res.weights(df)
+        np.testing.assert_allclose(w[df.g.eq("a").to_numpy()], 1.2, rtol=1e-12)
+        np.testing.assert_allclose(w[df.g.eq("b").to_numpy()], 0.8, rtol=1e-12)
+    write_calibrated(res, src, tmp_path / "out")
+    copy = pd.read_parquet(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["part-0.parquet", "part-1.parquet"]
+    assert copy.groupby("g").weight.sum().to_dict() == pytest.approx({"a": 600.0, "b": 400.0}, rel=1e-12)
+
+
+def test_a_folder_above_the_dataset_named_like_a_partition_is_no_column(tmp_path):
+    # a dataset (no partition folders) below run=7/: Dask took 'run' for a column of the dataset, so a margin on
+    # it, which no file has, was calibrated (every record weighted 100 / 1,000) while write_calibrated, reading the
+    # files with pyarrow, had no such column
+    src = tmp_path / "run=7" / "pop"
+    src.mkdir(parents=True)
+    pd.DataFrame({"g": ["a", "b"] * 500}).to_parquet(src / "part-0.parquet", index=False)
+    with pytest.raises(DataValidationError, match=r"lacks margin or weight columns \['run'\]"):
+        rake_dataset(src, {"run": {7: 100.0}})
+    res = rake_dataset(src, {"g": {"a": 60.0, "b": 40.0}})
+    write_calibrated(res, src, tmp_path / "out")
+    copy = pd.read_parquet(tmp_path / "out")
+    assert list(copy.columns) == ["g", "weight"]
+    assert copy.groupby("g").weight.sum().to_dict() == pytest.approx({"a": 60.0, "b": 40.0}, rel=1e-12)

@@ -27,7 +27,7 @@ from .._errors import DataValidationError
 from .._stats import check_household_ids
 from ..io import arrow_frame
 from ..calibration.targets import Targets
-from ._layout import hive_partitioning, layout
+from ._layout import layout, open_dataset
 from ._manifest import _fail, read_json
 from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
 
@@ -106,7 +106,9 @@ def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> l
 
     def files(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
         try:
-            dataset = ds.dataset(str(path), format="parquet", partitioning=hive_partitioning(path))
+            dataset = open_dataset(path)  # its *.parquet files; another file is refused, naming it
+        except DataValidationError:
+            raise
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
         out = {}
@@ -280,7 +282,7 @@ def _id_range(path: str, household_id: str, keys: dict[str, Any]) -> tuple[Any, 
 
     meta = pq.ParquetFile(path).metadata
     field = meta.schema.to_arrow_schema().field(household_id) if household_id in meta.schema.names else None
-    kind = field.type.value_type if field is not None and pa.types.is_dictionary(field.type) else getattr(field, "type", None)
+    kind = None if field is None else field.type.value_type if pa.types.is_dictionary(field.type) else field.type
     if kind is not None and (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         j = meta.schema.names.index(household_id)
         lows, highs = [], []
