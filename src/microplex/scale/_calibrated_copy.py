@@ -23,7 +23,7 @@ import pyarrow as pa
 from .._errors import DataValidationError, MicroplexError
 from .._params import check_float
 from ..io import arrow_frame, pandas_metadata
-from ._layout import hive_partitioning, layout
+from ._layout import layout, open_dataset
 from ._linked import remove_link, write_link
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def write_calibrated(
     renames, its households then given with another call's persons).
 
     Before anything is written, :class:`~microplex.DataValidationError` names the path when a source
-    does not exist (or holds no ``.parquet`` file), an output folder is an existing file, is not empty,
+    does not exist (or holds no ``.parquet`` file, or another file than ``*.parquet``, as
+    :func:`rake_dataset` refuses it), an output folder is an existing file, is not empty,
     cannot be created, lies inside a source dataset or holds one (a copy written into its own source
     would be read back as part of it), or when ``out`` and ``persons_out`` overlap.
     """
@@ -144,7 +145,7 @@ def _write_single(result: RakingResult, src: Path, dst: Path, column: str, scale
     """The calibrated copy of the dataset ``src`` (a file or a folder) written into the folder ``dst``."""
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset(str(src), format="parquet", partitioning=hive_partitioning(src))
+    dataset = open_dataset(src)  # the files rake_dataset checked and read, no other
     n = 0
     for frag in dataset.get_fragments():
         table = frag.to_table()

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
            "check_side_folder", "check_finished", "is_side_folder", "read_manifest", "dataset_schema",
-           "hive_partitioning", "text_partition_keys", "dask_read_options", "cast_to_schema"]
+           "hive_partitioning", "text_partition_keys", "dask_read_options", "dask_files", "cast_to_schema",
+           "data_files", "open_dataset"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -239,6 +240,46 @@ def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
         )
 
 
+def data_files(root: Path, label: str = "Parquet dataset") -> list[str]:
+    """The data files of the dataset folder ``root``: its ``*.parquet`` files at any depth, names (of files and
+    folders) starting with ``.`` or ``_`` skipped, in sorted path order (paths under ``root`` as given). The one
+    list every reader of a dataset folder takes: the schema checks, Dask, pyarrow and the calibrated copy.
+
+    Raises :class:`DataValidationError` naming the first other file (``label`` names what the folder is): a
+    ``README.txt`` or a ``data.parq`` there is read as Parquet by pandas (``read_table``) and pyarrow, or makes
+    them fail, and Dask reads ``*.parq`` and ``*.pq`` files too: taken by some readers and not by others, it
+    was calibrated without its schema checked, or failed with a raw pyarrow error.
+    """
+    files, other = [], []
+    for p in root.rglob("*"):
+        if any(part.startswith((".", "_")) for part in p.relative_to(root).parts) or not p.is_file():
+            continue
+        (files if p.name.endswith(".parquet") else other).append(p)
+    if other:
+        first = min(other)
+        raise DataValidationError(
+            f"Cannot read the {label} folder {str(root)!r}: its file {first.relative_to(root).as_posix()!r} is not a "
+            f".parquet file{f' ({len(other) - 1} more are not)' if len(other) > 1 else ''}. A dataset folder's "
+            "readers take its *.parquet files (names starting with '.' or '_' skipped), and pandas and pyarrow "
+            "would read this one as Parquet too: move it out of the folder, or rename it (to *.parquet if it is "
+            "data, or to a name starting with '_')."
+        )
+    return [str(f) for f in sorted(files)]
+
+
+def open_dataset(path: str | os.PathLike) -> Any:
+    """The ``pyarrow.dataset`` of the Parquet file or dataset folder ``path``: the files :func:`data_files`
+    lists (the first other file refused), partitioned as :func:`hive_partitioning` says below ``path`` only (a
+    folder above it named ``run=7`` is no column)."""
+    import pyarrow.dataset as pads
+
+    root = Path(os.fspath(path))
+    if not root.is_dir():
+        return pads.dataset(str(root), format="parquet", partitioning=hive_partitioning(root))
+    return pads.dataset(data_files(root), format="parquet", partitioning=hive_partitioning(root),
+                        partition_base_dir=str(root))
+
+
 def hive_partitioning(path: str | os.PathLike) -> Any:
     """The hive partitioning to open the dataset at ``path`` with (``pyarrow.dataset.dataset``, or Dask's
     ``read_parquet(dataset={"partitioning": ...})``): its partition columns typed as written, from its schema
@@ -269,7 +310,8 @@ def _hive_setup(path: str | os.PathLike) -> tuple[Any, pa.Schema | None, pa.Sche
         return "hive", None, None
     check_finished(lay.root)
     saved = dataset_schema(path) if lay.schema.is_file() and not lay.schema.is_symlink() else None
-    dataset = pads.dataset(str(lay.root), format="parquet", partitioning="hive")
+    dataset = pads.dataset(data_files(lay.root), format="parquet", partitioning="hive",
+                           partition_base_dir=str(lay.root))
     if not dataset.files:
         return "hive", saved, None
     stored = pq.read_schema(dataset.files[0])
@@ -298,12 +340,25 @@ def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
     its categories' values (as text without a schema file).
     """
     partitioning, saved, stored = _hive_setup(path)  # the schema file read once
-    if isinstance(partitioning, str):
+    if not Path(os.fspath(path)).is_dir():
         return {}
+    # partitions below the folder only: Dask read a folder above it named ``run=7`` as a column ``run``
+    base = {"partition_base_dir": str(layout(path).root)}
+    if isinstance(partitioning, str):
+        return {"dataset": base}
     keys = set(partitioning.schema.names)
     categories = [f.name for f in (saved if saved is not None else stored)
                   if pa.types.is_dictionary(f.type) and f.name not in keys]
-    return {"dataset": {"partitioning": partitioning}, "categories": categories}
+    return {"dataset": {"partitioning": partitioning, **base}, "categories": categories}
+
+
+def dask_files(path: str | os.PathLike) -> str | list[str]:
+    """What ``dask.dataframe.read_parquet`` reads of the dataset at ``path`` (with :func:`dask_read_options`): the
+    file, or the files of the folder :func:`data_files` lists, as absolute paths. Given the folder, Dask read its
+    ``*.parq`` and ``*.pq`` files and its hidden ones (``.backup.parquet``, ``_old/part-0.parquet``), which the
+    schema checks, pyarrow and pandas skip."""
+    root = layout(path).root
+    return data_files(root) if root.is_dir() else str(root)
 
 
 def cast_to_schema(frame: pd.DataFrame, schema: pa.Schema, columns: Iterable[str]) -> None:

@@ -24,9 +24,10 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from .._errors import DataValidationError
+from .._stats import check_household_ids
 from ..io import arrow_frame
 from ..calibration.targets import Targets
-from ._layout import hive_partitioning, layout
+from ._layout import layout, open_dataset
 from ._manifest import _fail, read_json
 from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
 
@@ -105,7 +106,9 @@ def linked_pairs(households: str | os.PathLike, persons: str | os.PathLike) -> l
 
     def files(path: Path) -> dict[str, tuple[str, dict[str, Any]]]:
         try:
-            dataset = ds.dataset(str(path), format="parquet", partitioning=hive_partitioning(path))
+            dataset = open_dataset(path)  # its *.parquet files; another file is refused, naming it
+        except DataValidationError:
+            raise
         except (FileNotFoundError, ValueError, OSError) as exc:
             raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
         out = {}
@@ -240,6 +243,7 @@ def linked_design(
     for frame, what in ((hh, "households"), (pp, "persons")):
         if household_id not in frame.columns:
             raise DataValidationError(f"The {what} data lack the household id column {household_id!r}.")
+        check_household_ids(frame[household_id], household_id, what)  # 1 and '1': two households, silently
     ids = pd.Index(hh[household_id])
     if not ids.is_unique:
         raise DataValidationError(
@@ -267,6 +271,84 @@ def linked_design(
     x = sp.csr_matrix(sp.hstack(blocks)) if len(blocks) > 1 else blocks[0]
     x.sum_duplicates()
     return x, initial_weights(hh, weight_col, initial)
+
+
+def _id_range(path: str, household_id: str, keys: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The smallest and largest household id of the households file ``path`` from its row groups' Parquet
+    statistics (its footer, no data read), or from the column when a row group has none (or the ids are not
+    integers or text, or are a partition key); ``None`` when the file has no id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    meta = pq.ParquetFile(path).metadata
+    field = meta.schema.to_arrow_schema().field(household_id) if household_id in meta.schema.names else None
+    kind = None if field is None else field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+    if kind is not None and (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        j = meta.schema.names.index(household_id)
+        lows, highs = [], []
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            stats = group.column(j).statistics
+            if group.num_rows == 0 or stats is not None and stats.has_null_count and stats.null_count == group.num_rows:
+                continue  # no id (or only missing ones) in this row group
+            if stats is None or not stats.has_min_max:
+                break
+            lows.append(stats.min)
+            highs.append(stats.max)
+        else:
+            return (min(lows), max(highs)) if lows else None
+    ids = _read(path, [household_id], keys, "households")[household_id].dropna()
+    if not len(ids):
+        return None
+    if kind is None:  # a partition key: one value, compared as its text
+        return str(ids.iloc[0]), str(ids.iloc[0])
+    bounds = pc.min_max(pa.array(ids.to_numpy()))
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
+def check_ids_across(pairs: list[tuple[str, str, dict[str, Any]]], household_id: str) -> None:
+    """Refuses a household id held by two households files of ``pairs``: each file's rows would be a household
+    of its own, with a weight of its own (a household's persons counted apart, its household targets twice).
+
+    Files whose id ranges (:func:`_id_range`, from the Parquet statistics) do not overlap hold no id in common
+    and are not read (:func:`~microplex.scale.generate_household_dataset` writes disjoint ranges); the ids of
+    files whose ranges overlap are compared. The ids must have one Arrow type in every file
+    (:func:`~microplex.scale.sources.check_same_schema`).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the first id held by two files, and the two files.
+    """
+    from .sources import check_same_schema
+
+    files = [pair[0] for pair in pairs]
+    if len(files) < 2:
+        return
+    check_same_schema(files, [household_id], "Households dataset")
+    ranges = [(r, k) for k, pair in enumerate(pairs) if (r := _id_range(pair[0], household_id, pair[2])) is not None]
+    ranges.sort(key=lambda item: item[0][0])
+    groups, high = [], None
+    for (lo, hi), k in ranges:  # runs of files whose ranges overlap
+        if high is None or lo > high:
+            groups.append([])
+            high = hi
+        groups[-1].append(k)
+        high = max(high, hi)
+    for group in (g for g in groups if len(g) > 1):
+        held = {k: pd.unique(_read(files[k], [household_id], pairs[k][2], "households")[household_id].dropna())
+                for k in group}
+        seen = pd.Index(np.concatenate([np.asarray(v, dtype=object) for v in held.values()]))
+        twice = seen[seen.duplicated()]
+        if len(twice):
+            value = twice[0]
+            value = value.item() if isinstance(value, np.generic) else value
+            two = [files[k] for k in group if value in set(held[k].tolist())][:2]
+            more = f" ({len(twice) - 1} more ids are in more than one file)" if len(twice) > 1 else ""
+            raise DataValidationError(
+                f"Household id {value!r} of column {household_id!r} is in two households files, {two[0]!r} and "
+                f"{two[1]!r}{more}: each file's row would be a household of its own, with a weight of its own. A "
+                "household's row must be in one households file, its persons in the persons file of the same path.")
 
 
 def rake_linked(
@@ -302,6 +384,7 @@ def rake_linked(
         }
         for k, (label, cols) in enumerate(wanted.items()):
             check_same_schema([pair[k] for pair in pairs], cols, label)
+        check_ids_across(pairs, household_id)
     at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
     parts = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial) for pair in pairs]
 
@@ -338,7 +421,9 @@ def write_linked(result, households, persons, out, persons_out, column: str, sca
 
     n, entries = 0, []
     h_root, p_root = Path(os.fspath(households)), Path(os.fspath(persons))
-    for h_path, p_path, keys in linked_pairs(households, persons):
+    pairs = linked_pairs(households, persons)
+    check_ids_across(pairs, result.household_id)  # two weights written for one household otherwise
+    for h_path, p_path, keys in pairs:
         labels = [f"the {role} file {f!r}" for f, role in ((h_path, "households"), (p_path, "persons"))]
         tables = [pq.read_table(f) for f in (h_path, p_path)]
         hh, pp = (arrow_frame(t, label) for t, label in zip(tables, labels, strict=True))

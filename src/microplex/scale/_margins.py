@@ -146,12 +146,12 @@ def check_text_partition_keys(path: Any, coders: list[_Codes | None]) -> None:
         return
     import pyarrow.dataset as pads
 
-    from ._layout import hive_partitioning, text_partition_keys
+    from ._layout import open_dataset, text_partition_keys
 
     bad = [c for c in asked if c in text_partition_keys(path)]
     if bad:
         c = bad[0]
-        frags = pads.dataset(str(path), format="parquet", partitioning=hive_partitioning(path)).get_fragments()
+        frags = open_dataset(path).get_fragments()
         held = sorted({str(pads.get_partition_keys(f.partition_expression).get(c)) for f in frags})
         raise DataValidationError(
             f"Margin categories {asked[c][:5]!r} of the partition column {c!r} are booleans, but the dataset "

@@ -52,7 +52,7 @@ from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins, check_text_partition_keys
-from ._layout import dask_read_options
+from ._layout import dask_files, dask_read_options
 from .sources import check_same_schema, parquet_files
 
 __all__ = ["RakingResult", "rake_dataset", "rake_frame", "write_calibrated"]
@@ -344,7 +344,8 @@ def rake_dataset(
     path : str or path-like
         A Parquet file or (hive-partitioned) dataset, e.g. written by :func:`generate_dataset`. Before
         solving, :class:`DataValidationError` names the path when it does not exist or holds no
-        ``.parquet`` file, and the first file that lacks a margin, weight or geography column the first
+        ``.parquet`` file, the first other file a folder holds (a ``README.txt``, a ``data.parq``: every reader
+        takes the folder's ``*.parquet`` files, ``.``/``_`` names skipped), and the first file that lacks a margin, weight or geography column the first
         file stores, or stores it as another type (the check of :class:`~microplex.scale.ParquetSource`;
         hive partition columns live in the folder names). ``persons`` datasets are checked the same way.
         Partition columns are read with the types of the dataset's schema file (:func:`generate_dataset`
@@ -454,7 +455,7 @@ def rake_dataset(
     # as metadata only is left out (Dask's default index=None failed on it with KeyError '[nan] not in index')
     options = {**dask_read_options(path), **({"index": False} if ranges else {})}
     try:
-        ddf = dd.read_parquet(str(path), **options)
+        ddf = dd.read_parquet(dask_files(path), **options)  # the files checked above, no other
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
     if ddf.index.name is not None:  # a pandas index the files store (pid): a column, as read_table reads it

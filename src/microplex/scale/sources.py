@@ -161,7 +161,8 @@ class ParquetSource(ConditionSource):
     Parameters
     ----------
     path : str or path-like
-        A ``.parquet`` file or a directory searched recursively for ``*.parquet``.
+        A ``.parquet`` file or a directory searched recursively for ``*.parquet``; a directory holding
+        another file (a ``README.txt``, a ``data.parq``) is refused, naming it.
     columns : list of str, default=None
         Columns to read (all when ``None``).
     """
@@ -247,23 +248,21 @@ class ParquetSource(ConditionSource):
 
 def parquet_files(path: str | os.PathLike, label: str) -> list[str]:
     """The Parquet files of ``path`` (a ``.parquet`` file, or a directory searched recursively for
-    ``*.parquet``, hidden ``.``/``_`` names skipped), in sorted path order.
+    ``*.parquet``, hidden ``.``/``_`` names skipped: :func:`~microplex.scale._layout.data_files`), in sorted
+    path order.
 
-    Raises :class:`DataValidationError` (``label`` names what the path is) when ``path`` does not exist
-    or holds no Parquet file, or is a dataset an unfinished ``generate_dataset`` run is writing
-    (:func:`~microplex.scale._layout.check_finished`).
+    Raises :class:`DataValidationError` (``label`` names what the path is) when ``path`` does not exist,
+    holds no Parquet file or holds another file than ``*.parquet`` (a ``README.txt``, a ``data.parq``), or is a
+    dataset an unfinished ``generate_dataset`` run is writing (:func:`~microplex.scale._layout.check_finished`).
     """
-    from ._layout import check_finished
+    from ._layout import check_finished, data_files
 
     root = Path(path)
     if root.is_dir():
         check_finished(root)  # an interrupted generate_dataset run: a part of the dataset only
-        files = sorted(
-            p for p in root.rglob("*.parquet")
-            if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-        )
+        files = data_files(root, label)
     elif root.is_file():
-        files = [root]
+        files = [str(root)]
     else:
         raise DataValidationError(f"{label} path {str(root)!r} does not exist.")
     if not files:
