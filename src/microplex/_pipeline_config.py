@@ -24,6 +24,7 @@ from typing import Any
 
 from ._errors import DataValidationError
 from ._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+from ._params import short_repr as _got
 from .synthesis._schedule import check_epochs
 
 __all__ = ["SCHEMA", "validate_config", "plan_paths", "check_public", "synthesizer_params", "MANIFESTS"]
@@ -43,11 +44,6 @@ def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead.")
     return value
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _int(low: int | None = None, high: int | None = None) -> Check:

@@ -1,0 +1,70 @@
+"""Session 75: the inputs of a pipeline file (YAML aliases, required paths, inputs that vanish or are not files)."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+
+from microplex import DataValidationError
+
+SOURCE = "wage,education\n" + "".join(f"{i},{i % 7}\n" for i in range(200))
+
+
+def _bomb(levels: int) -> str:
+    """``levels`` lists, each of ten aliases of the one before: 10**levels strings in a few hundred bytes."""
+    rows = ['&l0 [' + ",".join(['"xxxxxxxxxx"'] * 10) + ']']
+    rows += [f'&l{i} [' + ",".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(rows) + "]"
+
+
+def test_a_message_shows_a_nested_value_without_building_its_whole_repr():
+    """Before: ``_got`` built ``repr(value)`` (14 MB for 10**6 strings; 14 GB for 10**9) and cut it to 80."""
+    from microplex._params import _got, short_repr
+
+    nested = ["xxxxxxxxxx"] * 10
+    for _ in range(5):
+        nested = [nested] * 10  # 10**6 strings, shared
+    tracemalloc.start()
+    try:
+        text = _got(nested)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(text) <= 80 and text.startswith("[[[[") and text.endswith("...")
+    assert peak < 200_000  # before: 14,000,000 (the whole repr)
+    assert short_repr("abc") == "'abc'" and short_repr([1, 2.5, None]) == "[1, 2.5, None]"
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_a_yaml_alias_bomb_is_refused_in_pipeline_targets_and_public_metadata_files(tmp_path, levels):
+    """Before: ``output: <6 levels>`` took 3.7 s and 400 MB to be refused as 'not a string'; 8 levels: the CLI
+    exited 2 with an internal MemoryError; 9 levels need about 14 GB."""
+    from microplex.calibration import Targets
+    from microplex.io import read_public_metadata
+    from microplex.pipeline import load_pipeline
+
+    (tmp_path / "src.csv").write_text(SOURCE)
+    (tmp_path / "p.yaml").write_text(f"output: {_bomb(levels)}\nsources:\n  - {{name: w, path: src.csv}}\n"
+                                     "model: {targets: [wage], conditions: [education]}\ngenerate: {n: 100}\n")
+    (tmp_path / "t.yaml").write_text(f"targets: {_bomb(levels)}\n")
+    (tmp_path / "public.yaml").write_text(f"bounds: {{wage: {_bomb(levels)}}}\n")
+    with pytest.raises(DataValidationError, match=r"p\.yaml.*aliases of this document repeat more than 100,000"):
+        load_pipeline(tmp_path / "p.yaml")
+    with pytest.raises(DataValidationError, match=r"t\.yaml.*aliases of this document repeat more than 100,000"):
+        Targets.from_yaml(tmp_path / "t.yaml")
+    with pytest.raises(DataValidationError, match=r"public\.yaml.*aliases of this document repeat more than 100,000"):
+        read_public_metadata(tmp_path / "public.yaml")
+
+
+def test_yaml_aliases_within_the_limit_and_merges_still_read_and_a_node_holding_itself_is_refused():
+    import yaml
+
+    from microplex._files import MAX_ALIASED_NODES, load_yaml
+
+    assert load_yaml("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  p: 3\n") == {"a": {"p": 1, "q": 2}, "b": {"p": 3, "q": 2}}
+    assert load_yaml(f"a: {_bomb(4)}")["a"][3][9][9][9][9] == "xxxxxxxxxx"  # 11,110 repeated nodes: read
+    assert MAX_ALIASED_NODES == 100_000
+    for text in ("a: &a [*a]", "a: &a {b: [1, *a]}"):
+        with pytest.raises(yaml.YAMLError, match=r"A node holds itself through an alias"):
+            load_yaml(text)
