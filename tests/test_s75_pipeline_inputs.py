@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,39 @@ def test_yaml_aliases_within_the_limit_and_merges_still_read_and_a_node_holding_
     for text in ("a: &a [*a]", "a: &a {b: [1, *a]}"):
         with pytest.raises(yaml.YAMLError, match=r"A node holds itself through an alias"):
             load_yaml(text)
+
+
+def _pipeline(tmp_path, extra: str = "", generate: str = "n = 50") -> Path:
+    """A one-source pipeline file ``p.toml`` in ``tmp_path`` (``extra``: further sections)."""
+    (tmp_path / "src.csv").write_text(SOURCE)
+    (tmp_path / "p.toml").write_text(f'output = "out"\n[[sources]]\nname = "w"\npath = "src.csv"\n[model]\n'
+                                     f'targets = ["wage"]\nconditions = ["education"]\nepochs = 1\n'
+                                     f'[generate]\n{generate}\n{extra}')
+    return tmp_path / "p.toml"
+
+
+def test_calibrate_without_targets_is_refused_and_a_file_named_none_is_never_read(tmp_path):
+    """Before: accepted; the run read the file 'None' beside the pipeline file as the targets (a south total of
+    12,345 calibrated without a word), or said "Targets file '.../None' does not exist"."""
+    from microplex.pipeline import load_pipeline, run_pipeline
+
+    path = _pipeline(tmp_path, '[calibrate]\nmethod = "raking"\n')
+    (tmp_path / "None").write_text("aggregate,variable,filter,value\ncount,,,12345\n")
+    for call in (lambda: load_pipeline(path), lambda: run_pipeline(path, progress=False)):
+        with pytest.raises(DataValidationError, match=r"^\[calibrate\] needs 'targets' \(a targets file"):
+            call()
+    assert not (tmp_path / "out").exists()
+    # [sparsify] falls back on [calibrate]'s targets: without either, the [calibrate] message
+    path = _pipeline(tmp_path, '[calibrate]\nmethod = "raking"\n[sparsify]\nmax_records = 10\n')
+    with pytest.raises(DataValidationError, match=r"^\[calibrate\] needs 'targets'"):
+        load_pipeline(path)
+    # a household pipeline too
+    from microplex._pipeline_config import validate_config
+
+    config = {"output": "out", "sources": [{"name": "h", "path": "h.csv"}],
+              "model": {"household_id": "hid", "household_vars": ["a"], "person_vars": ["b"]},
+              "generate": {"n_households": 10}, "calibrate": {"method": "raking"}}
+    with pytest.raises(DataValidationError, match=r"^\[calibrate\] needs 'targets'"):
+        validate_config(config)
+    config["calibrate"]["targets"] = "t.csv"
+    assert validate_config(config)["calibrate"]["targets"] == "t.csv"

@@ -300,6 +300,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if checked["fuse"].get("base") not in names:
             raise DataValidationError(
                 f"The 'fuse.base' setting must name one of the sources {names}. Got {_got(checked['fuse'].get('base'))} instead.")
+    if "calibrate" in checked and "targets" not in checked["calibrate"]:  # resolved, None would read a file 'None'
+        raise DataValidationError("[calibrate] needs 'targets' (a targets file: .csv, .parquet, .yaml or .yml).")
     model = checked.get("model")
     if model and "household_id" in model:
         return _check_households(checked)
