@@ -105,3 +105,38 @@ def test_calibrate_without_targets_is_refused_and_a_file_named_none_is_never_rea
         validate_config(config)
     config["calibrate"]["targets"] = "t.csv"
     assert validate_config(config)["calibrate"]["targets"] == "t.csv"
+
+
+@pytest.mark.parametrize("setting", ["source", "conditions", "targets"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_an_input_that_is_a_named_pipe_or_a_device_is_refused_before_any_work(tmp_path, setting, kind):
+    """Before: a source or conditions path naming a named pipe or /dev/zero hung the run for ever (the inputs were
+    hashed to their end before the first stage); a targets file was refused by its reader only."""
+    import os
+    import subprocess
+    import sys
+
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "odd.csv")
+    else:
+        os.symlink("/dev/zero", tmp_path / "odd.csv")
+    (tmp_path / "cond.csv").write_text("education\n1\n2\n")
+    (tmp_path / "t.csv").write_text("aggregate,variable,filter,value\ncount,,,1000\n")
+    extra = '[calibrate]\ntargets = "t.csv"\n'
+    generate = 'conditions = "cond.csv"'
+    path = _pipeline(tmp_path, extra=extra, generate=generate)
+    text = path.read_text()
+    key = {"source": "[[sources]] #1 'path'", "conditions": "'generate.conditions'", "targets": "'calibrate.targets'"}
+    old = {"source": 'path = "src.csv"', "conditions": generate, "targets": 't.csv"'}[setting]
+    new = {"source": 'path = "odd.csv"', "conditions": 'conditions = "odd.csv"', "targets": 'odd.csv"'}[setting]
+    path.write_text(text.replace(old, new))
+    code = ("import sys; from microplex.pipeline import run_pipeline\n"
+            "try:\n    run_pipeline(sys.argv[1], progress=False)\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.stdout.strip() == (f"DataValidationError Input file {str(tmp_path / 'odd.csv')!r} ({key[setting]}) is "
+                                   "not a regular file or a folder (a named pipe or a device is never read to its "
+                                   "end); give the path of a file or a dataset folder."), done.stdout + done.stderr
+    assert not (tmp_path / "out").exists()

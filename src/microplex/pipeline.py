@@ -416,7 +416,29 @@ def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
 
 
 def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
-    """Every file the run reads (what names it -> path), each checked to exist."""
+    """Every file the run reads (what names it -> path), each checked (:func:`_check_input`)."""
+    inputs = _input_paths(config, base)
+    for what, path in inputs.items():
+        _check_input(path, what)
+    return inputs
+
+
+def _check_input(path: Path, what: str, stage: str | None = None) -> None:
+    """Refuses the input ``path`` that the pipeline file names (``what``: the setting) if it is missing, or neither
+    a regular file nor a folder (a named pipe or a device, hashed and read to its end, would never end);
+    ``stage``: the stage that found it missing, after the checks at the start of the run found it."""
+    if not path.exists():
+        during = (f"; it was there when the run started: it was moved or deleted before the stage [{stage}] read it"
+                  if stage else "")
+        raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist{during}.")
+    if not (path.is_file() or path.is_dir()):
+        raise DataValidationError(
+            f"Input file {str(path)!r} ({what}) is not a regular file or a folder (a named pipe or a device is never "
+            "read to its end); give the path of a file or a dataset folder.")
+
+
+def _input_paths(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
+    """Every file the run reads: what names it -> path."""
     inputs: dict[str, Path] = {}
     for i, src in enumerate(config["sources"]):
         inputs[f"[[sources]] #{i + 1} 'path'"] = resolve_path(src["path"], base)
@@ -431,9 +453,6 @@ def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
         inputs["'model.public'"] = resolve_path(config["model"]["public"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
-    for what, path in inputs.items():
-        if not path.exists():
-            raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist.")
     return inputs
 
 
