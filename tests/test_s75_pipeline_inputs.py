@@ -107,6 +107,29 @@ def test_calibrate_without_targets_is_refused_and_a_file_named_none_is_never_rea
     assert validate_config(config)["calibrate"]["targets"] == "t.csv"
 
 
+def test_an_input_removed_during_the_run_is_named_with_its_setting(tmp_path, monkeypatch):
+    """Before: ``RuntimeError: Stage 'generate' reads [...cond.csv], which no earlier stage wrote.`` (the CLI: exit 2,
+    "internal error ... this is a bug in microplex")."""
+    from microplex._pipeline_manifest import Manifest
+    from microplex.pipeline import run_pipeline
+
+    path = _pipeline(tmp_path, generate='conditions = "cond.csv"')
+    (tmp_path / "cond.csv").write_text("education\n" + "".join(f"{i % 7}\n" for i in range(30)))
+    finish = Manifest.finish
+
+    def finish_then_move(self, seconds, figures):  # another job moves the file while [fit] runs
+        finish(self, seconds, figures)
+        if self.name == "fit":
+            (tmp_path / "cond.csv").rename(tmp_path / "cond.moved")
+
+    monkeypatch.setattr(Manifest, "finish", finish_then_move)
+    with pytest.raises(DataValidationError, match=r"^Input file '.*cond\.csv' \('generate\.conditions'\) does not "
+                       r"exist; it was there when the run started: it was moved or deleted before the stage "
+                       r"\[generate\] read it\.$"):
+        run_pipeline(path, progress=False)
+    assert (tmp_path / "out" / "model.mpx").is_file() and not (tmp_path / "out" / "synthetic.parquet").exists()
+
+
 @pytest.mark.parametrize("setting", ["source", "conditions", "targets"])
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_an_input_that_is_a_named_pipe_or_a_device_is_refused_before_any_work(tmp_path, setting, kind):

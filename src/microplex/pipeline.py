@@ -285,9 +285,12 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
             result.stages[name] = {"status": "skipped", "seconds": 0.0, **record.get("figures", {})}
             figures[name] = record.get("figures", {})
             continue
-        absent = [str(p) for p in step.input_paths() if not p.exists()]
-        if absent:  # the plan binds every input to an earlier output: a gap is a bug in the stage table
-            raise RuntimeError(f"Stage {name!r} reads {absent}, which no earlier stage wrote.")
+        absent = [p for p in step.input_paths() if not p.exists()]
+        for what, path in _input_paths(config, base).items():  # a file the pipeline names, moved during the run
+            if path in absent:
+                _check_input(path, what, stage=name)
+        if absent:  # the plan binds every other input to an earlier output: a gap is a bug in the stage table
+            raise RuntimeError(f"Stage {name!r} reads {[str(p) for p in absent]}, which no earlier stage wrote.")
         t0 = time.perf_counter()
         if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
             for o in step.in_place:
