@@ -163,3 +163,25 @@ def test_an_input_that_is_a_named_pipe_or_a_device_is_refused_before_any_work(tm
                                    "not a regular file or a folder (a named pipe or a device is never read to its "
                                    "end); give the path of a file or a dataset folder."), done.stdout + done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_yaml_plain_values_are_read_as_the_docs_say_and_a_date_for_text_says_to_quote_it(tmp_path):
+    """pipeline.md said plain values "follow YAML 1.2's rules"; the reader keeps YAML 1.1's dates, ``_`` digit
+    separators and ``0b`` numbers and reads ``017`` and ``0o17`` as text. Before: ``output: 2024-01-01`` was refused
+    as "must be a non-empty string. Got datetime.date(2024, 1, 1) instead." with no word of why."""
+    import datetime
+
+    from microplex._files import load_yaml
+    from microplex.pipeline import load_pipeline
+
+    read = load_yaml("[2024-01-01, '2024-01-01', 1_000, 0b101, 0x1F, 017, 0o17, 1e6, yes, 1:20, true]")
+    assert read == [datetime.date(2024, 1, 1), "2024-01-01", 1000, 5, 31, "017", "0o17", 1e6, "yes", "1:20", True]
+    (tmp_path / "src.csv").write_text(SOURCE)
+    body = "sources: [{name: w, path: src.csv}]\nmodel: {targets: [wage], conditions: [education]}\ngenerate: {n: 10}\n"
+    (tmp_path / "p.yaml").write_text("output: 2024-01-01\n" + body)
+    with pytest.raises(DataValidationError, match=r"^The 'output' setting must be a non-empty string\. Got "
+                       r"datetime\.date\(2024, 1, 1\) instead: YAML reads a plain 2024-01-01 as a date; quote it "
+                       r"\(\"2024-01-01\"\) for the text\.$"):
+        load_pipeline(tmp_path / "p.yaml")
+    (tmp_path / "p.yaml").write_text('output: "2024-01-01"\n' + body)
+    assert load_pipeline(tmp_path / "p.yaml")["output"] == "2024-01-01"

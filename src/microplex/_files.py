@@ -16,7 +16,9 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 task markers, a pipeline's stage records, its lock): a key given twice in one object is an error, as in YAML
 (``json.loads`` keeps the last silently).
 
-:func:`load_yaml` reads plain values under YAML 1.2's rules (``017`` and ``yes`` are text, ``1e6`` a number).
+:func:`load_yaml` reads booleans and numbers under YAML 1.2's rules (``yes`` is text, ``1e6`` a number), except that
+``017`` and ``0o17`` are text, ``_`` may separate digits (``1_000``), ``0b101`` is 5 and a plain ``2024-01-01`` is a
+date (YAML 1.1's timestamps are kept).
 
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
 :func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas

@@ -15,6 +15,7 @@ refuses any that is not inside the output folder or that is (or holds) one of th
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import numbers
@@ -42,7 +43,10 @@ Check = Callable[[Any, str], Any]
 # -- value checks (value, dotted name) -> checked value ----------------------------------------
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead.")
+        # YAML reads a plain 2024-01-01 as a date (a folder or file named by its date)
+        quote = (f": YAML reads a plain {value.isoformat()} as a date; quote it (\"{value.isoformat()}\") for the text"
+                 if isinstance(value, datetime.date) else "")
+        raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead{quote}.")
     return value
 
 
