@@ -16,7 +16,9 @@ TOML refuses it), so that a second ``n:`` or ``targets:`` cannot replace the fir
 task markers, a pipeline's stage records, its lock): a key given twice in one object is an error, as in YAML
 (``json.loads`` keeps the last silently).
 
-:func:`load_yaml` reads plain values under YAML 1.2's rules (``017`` and ``yes`` are text, ``1e6`` a number).
+:func:`load_yaml` reads booleans and numbers under YAML 1.2's rules (``yes`` is text, ``1e6`` a number), except that
+``017`` and ``0o17`` are text, ``_`` may separate digits (``1_000``), ``0b101`` is 5 and a plain ``2024-01-01`` is a
+date (YAML 1.1's timestamps are kept).
 
 CSV tables as other tools write them, for every reader of CSV tables (data and targets files):
 :func:`keep_none_labels` (a text column's ``None`` cells are the category "None", not missing values as pandas
@@ -39,7 +41,7 @@ from ._errors import DataValidationError
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing", "dot_missing_column",
            "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers", "IBM_TINY",
-           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_json", "load_yaml",
+           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_json", "load_yaml", "MAX_ALIASED_NODES",
            "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "text_values", "zero_padded"]
 
@@ -110,7 +112,9 @@ def load_yaml(text: str) -> Any:
     key given twice in one mapping raises a :class:`yaml.constructor.ConstructorError` (a
     :class:`yaml.YAMLError`) whose first line names the key and both lines; the callers turn it into
     a :class:`~microplex.DataValidationError` naming their file. Keys merged in by ``<<:`` may be
-    overridden, as YAML intends.
+    overridden, as YAML intends. Aliases (``*name``) may repeat at most :data:`MAX_ALIASED_NODES` nodes
+    in all, and no node may hold itself: a few hundred bytes of nested aliases stand for billions of values
+    (a :class:`yaml.composer.ComposerError`, before any value is built).
 
     Examples
     --------
@@ -124,9 +128,63 @@ def load_yaml(text: str) -> Any:
         n: 50
         ^
     """
-    import yaml
+    loader = _unique_key_loader()(text)  # a SafeLoader subclass: yaml.load(text, Loader=...) in steps
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
-    return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+
+#: The most nodes that aliases (``*name``, ``<<: *name``) may add to a YAML document read by :func:`load_yaml`.
+MAX_ALIASED_NODES = 100_000
+
+
+def _check_aliases(root: Any) -> None:
+    """Refuses a document whose aliases repeat more than :data:`MAX_ALIASED_NODES` nodes, or a node that holds
+    itself (``&a [*a]``), as a :class:`yaml.composer.ComposerError` naming the line of the node.
+
+    An alias is the node of its anchor again: ten lists each of ten aliases of the one before (about 600 bytes)
+    stand for 10**8 strings, and every walk over the data (a check, a message's repr, a hash of the settings)
+    takes minutes and gigabytes. The expanded size is counted once per distinct node, in time linear in the
+    document's size."""
+    from yaml import MappingNode, SequenceNode
+    from yaml.composer import ComposerError
+
+    def children(node: Any) -> list:
+        if isinstance(node, SequenceNode):
+            return node.value
+        if isinstance(node, MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    size: dict[int, int] = {}  # id(node) -> nodes it stands for, expanded
+    distinct = 0
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    open_: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children(node))
+            if size[id(node)] - distinct > MAX_ALIASED_NODES:
+                raise ComposerError(
+                    None, None, f"The aliases of this document repeat more than {MAX_ALIASED_NODES:,} nodes (the "
+                    f"node ending here stands for {size[id(node)]:,}); a settings or targets file needs no such "
+                    "repetition: write the values out.", node.end_mark)
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise ComposerError(None, None, "A node holds itself through an alias (as '&a [*a]'); write the "
+                                "values out.", node.start_mark)
+        open_.add(id(node))
+        distinct += 1
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if id(c) not in size)
 
 
 _LOADER: Any = None

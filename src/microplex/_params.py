@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "check_choice",
     "check_float",
     "check_int",
+    "short_repr",
     "check_names",
     "check_seed",
     "flags",
@@ -58,9 +60,34 @@ def to_python(value: Any) -> Any:
     return value
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdict = _SHORT.maxdeque = 8
+_SHORT.maxstring = _SHORT.maxother = 78
+_SHORT.maxlong = 78
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """The repr of ``value`` for a message: at most ``limit`` characters, built in bounded time and memory.
+
+    ``repr(value)[:80]`` builds the whole repr first: a list of a YAML or JSON file that nests shared lists
+    (a few hundred bytes of aliases) has a repr of gigabytes. Here containers are shown three levels deep, eight
+    items each, strings to 78 characters, then cut to ``limit`` (an ellipsis shows the cut).
+
+    >>> short_repr([[1, 2]] * 3)
+    '[[1, 2], [1, 2], [1, 2]]'
+    >>> nested = ["x" * 10] * 10
+    >>> for _ in range(12):  # 10**13 strings: repr() would never finish
+    ...     nested = [nested] * 10
+    >>> short_repr(nested)
+    '[[[[...], [...], [...], [...], [...], [...], [...], [...], ...], [[...], [......'
+    """
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return short_repr(value)
 
 
 #: The command-line flags of the parameters a verb passes to the library (``{"max_records": "--max-records"}``),

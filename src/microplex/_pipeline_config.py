@@ -15,6 +15,7 @@ refuses any that is not inside the output folder or that is (or holds) one of th
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import numbers
@@ -24,6 +25,7 @@ from typing import Any
 
 from ._errors import DataValidationError
 from ._params import check_bool, check_choice, check_float, check_int, check_names, check_seed
+from ._params import short_repr as _got
 from .synthesis._schedule import check_epochs
 
 __all__ = ["SCHEMA", "validate_config", "plan_paths", "check_public", "synthesizer_params", "MANIFESTS"]
@@ -41,13 +43,11 @@ Check = Callable[[Any, str], Any]
 # -- value checks (value, dotted name) -> checked value ----------------------------------------
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead.")
+        # YAML reads a plain 2024-01-01 as a date (a folder or file named by its date)
+        quote = (f": YAML reads a plain {value.isoformat()} as a date; quote it (\"{value.isoformat()}\") for the text"
+                 if isinstance(value, datetime.date) else "")
+        raise DataValidationError(f"The {name!r} setting must be a non-empty string. Got {_got(value)} instead{quote}.")
     return value
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _int(low: int | None = None, high: int | None = None) -> Check:
@@ -304,6 +304,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if checked["fuse"].get("base") not in names:
             raise DataValidationError(
                 f"The 'fuse.base' setting must name one of the sources {names}. Got {_got(checked['fuse'].get('base'))} instead.")
+    if "calibrate" in checked and "targets" not in checked["calibrate"]:  # resolved, None would read a file 'None'
+        raise DataValidationError("[calibrate] needs 'targets' (a targets file: .csv, .parquet, .yaml or .yml).")
     model = checked.get("model")
     if model and "household_id" in model:
         return _check_households(checked)

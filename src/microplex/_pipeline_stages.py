@@ -191,6 +191,8 @@ def external_inputs(config: Mapping[str, Any], base: Path) -> dict[str, Artifact
     for section in ("calibrate", "sparsify"):
         if section in config:
             spec = config[section].get("targets") or config.get("calibrate", {}).get("targets")
+            if not isinstance(spec, str):  # validate_config requires it: resolve_path(None) is a file 'None'
+                raise RuntimeError(f"[{section}] has no targets file after the checks of the pipeline file.")
             bound[f"{section}.targets"] = resolve_path(spec, base)
     if config.get("evaluate", {}).get("heldout"):
         bound["evaluate.targets"] = resolve_path(config["evaluate"]["heldout"], base)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from ._files import (DOT_MISSING, columns_hint, csv_text, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
                      keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
-from ._params import check_names, memory_cap, named, to_python
+from ._params import check_names, memory_cap, named, short_repr, to_python
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -756,7 +756,7 @@ def read_public_metadata(path: str | os.PathLike, base: Path | None = None) -> d
         raise DataValidationError(f"Cannot read the public metadata file {str(p)!r}: {_reason(exc)}") from exc
 
     def bad(what: str, got: Any) -> DataValidationError:
-        return DataValidationError(f"The public metadata file {str(p)!r}: {what}. Got {str(got)[:80]!r} instead.")
+        return DataValidationError(f"The public metadata file {str(p)!r}: {what}. Got {short_repr(got)} instead.")
 
     if not isinstance(doc, dict) or not doc:
         raise bad("expected a mapping with some of the sections " + ", ".join(PUBLIC_SECTIONS), doc)

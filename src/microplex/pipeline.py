@@ -295,9 +295,12 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
             result.stages[name] = {"status": "skipped", "seconds": 0.0, **record.get("figures", {})}
             figures[name] = record.get("figures", {})
             continue
-        absent = [str(p) for p in step.input_paths() if not p.exists()]
-        if absent:  # the plan binds every input to an earlier output: a gap is a bug in the stage table
-            raise RuntimeError(f"Stage {name!r} reads {absent}, which no earlier stage wrote.")
+        absent = [p for p in step.input_paths() if not p.exists()]
+        for what, path in _input_paths(config, base).items():  # a file the pipeline names, moved during the run
+            if path in absent:
+                _check_input(path, what, stage=name)
+        if absent:  # the plan binds every other input to an earlier output: a gap is a bug in the stage table
+            raise RuntimeError(f"Stage {name!r} reads {[str(p) for p in absent]}, which no earlier stage wrote.")
         t0 = time.perf_counter()
         if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
             for o in step.in_place:
@@ -431,7 +434,29 @@ def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
 
 
 def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
-    """Every file the run reads (what names it -> path), each checked to exist."""
+    """Every file the run reads (what names it -> path), each checked (:func:`_check_input`)."""
+    inputs = _input_paths(config, base)
+    for what, path in inputs.items():
+        _check_input(path, what)
+    return inputs
+
+
+def _check_input(path: Path, what: str, stage: str | None = None) -> None:
+    """Refuses the input ``path`` that the pipeline file names (``what``: the setting) if it is missing, or neither
+    a regular file nor a folder (a named pipe or a device, hashed and read to its end, would never end);
+    ``stage``: the stage that found it missing, after the checks at the start of the run found it."""
+    if not path.exists():
+        during = (f"; it was there when the run started: it was moved or deleted before the stage [{stage}] read it"
+                  if stage else "")
+        raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist{during}.")
+    if not (path.is_file() or path.is_dir()):
+        raise DataValidationError(
+            f"Input file {str(path)!r} ({what}) is not a regular file or a folder (a named pipe or a device is never "
+            "read to its end); give the path of a file or a dataset folder.")
+
+
+def _input_paths(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
+    """Every file the run reads: what names it -> path."""
     inputs: dict[str, Path] = {}
     for i, src in enumerate(config["sources"]):
         inputs[f"[[sources]] #{i + 1} 'path'"] = resolve_path(src["path"], base)
@@ -446,9 +471,6 @@ def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
         inputs["'model.public'"] = resolve_path(config["model"]["public"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
-    for what, path in inputs.items():
-        if not path.exists():
-            raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist.")
     return inputs
 
 
