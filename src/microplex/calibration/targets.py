@@ -13,9 +13,11 @@ import gzip
 import lzma
 import math
 import numbers
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -372,7 +374,7 @@ class Targets(Sequence[Target]):
         """Creates targets from a Parquet file in the :meth:`from_frame` layout."""
         p = _check_file(path)
         try:
-            frame = pd.read_parquet(p)
+            frame = _integers_as_written(p, pd.read_parquet(p))
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types on a corrupt file
             raise DataValidationError(f"Targets file {str(p)!r} is not a readable Parquet table: {exc}") from None
         return cls._from_file_frame(frame, p)
@@ -480,7 +482,65 @@ def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, An
         return frame
     raw = csv_text(p, none + numeric, read_kwargs)
     frame = restore_none(frame, raw, none)
-    return padded_as_written(frame, raw, zero_padded(raw, numeric))
+    padded = zero_padded(raw, numeric)
+    frame = padded_as_written(frame, raw, padded)
+    return _big_codes_as_written(p, frame, raw, [c for c in numeric if c not in padded])
+
+
+#: Integers from this magnitude on are not all held by float64 (2**53 + 1 reads as 2**53).
+_FLOAT_EXACT = 2**53
+#: An integer as a file writes it (surrounding spaces aside).
+_INTEGER_TEXT = re.compile(r"^\s*[-+]?[0-9]+\s*$")
+
+
+def _big_codes_as_written(p: Path, frame: pd.DataFrame, raw: pd.DataFrame, columns: list[Any]) -> pd.DataFrame:
+    """``frame`` with each float column among ``columns`` that holds a value beyond 2**53 (an id read as float64
+    because another row's cell is empty) as the integers its cells write (``raw``, :func:`csv_text`): float64 read
+    1152921504606846977 as 1152921504606846976, another record's id. A cell beyond 2**53 written otherwise
+    (``1152921504606846977.0``) that float64 does not hold exactly is refused, naming the column."""
+    out = {}
+    for c in columns:
+        values = frame[c]
+        if values.dtype.kind != "f" or not (values.abs() >= _FLOAT_EXACT).any():
+            continue
+        cells = [None if math.isnan(v) else
+                 int(t) if _INTEGER_TEXT.match(t) else _exact_float(p, c, t, v)
+                 for v, t in zip(values.to_numpy(), raw[c].to_numpy())]
+        out[c] = pd.Series(cells, index=frame.index, dtype=object)
+    return frame.assign(**out) if out else frame
+
+
+def _exact_float(p: Path, column: Any, text: str, value: float) -> float:
+    """``value``, read by pandas from the cell ``text`` of a CSV file, when float64 holds it as written or it is no
+    larger than 2**53; else a :class:`DataValidationError` naming the column."""
+    try:
+        exact = abs(value) < _FLOAT_EXACT or Decimal(text.strip()) == Decimal(value)
+    except ArithmeticError:  # decimal.InvalidOperation: a cell pandas read otherwise (thousands, decimal options)
+        exact = False
+    if not exact:
+        raise DataValidationError(
+            f"Targets file {str(p)!r}: equality column {str(column)!r} holds {text.strip()!r}, beyond 2**53 "
+            f"({_FLOAT_EXACT:,}), and float64 reads it as {float(value)!r}, another code. Write it as an integer (digits "
+            f"only), or read the column as text (dtype={{{str(column)!r}: str}})."
+        )
+    return value
+
+
+def _integers_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (read from the Parquet file ``p``) with each integer column holding a null as its integers (Python
+    ints, ``None`` for the nulls): pandas reads such a column as float64, where 2**60 + 1, an id, is 2**60."""
+    floats = [c for c in frame.columns if isinstance(c, str) and frame[c].dtype.kind == "f"]
+    if not floats:
+        return frame
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    schema = pq.read_schema(p)
+    ints = [c for c in floats if c in schema.names and pat.is_integer(schema.field(c).type)]
+    if not ints:
+        return frame
+    table = pq.read_table(p, columns=ints)
+    return frame.assign(**{c: pd.Series(table.column(c).to_pylist(), index=frame.index, dtype=object) for c in ints})
 
 
 #: Compressed targets files (by suffix, as pandas infers the compression) whose rows are checked as text.
