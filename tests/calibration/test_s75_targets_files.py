@@ -63,3 +63,70 @@ def test_parquet_int64_ids_with_a_null_keep_their_digits(tmp_path):
     t = Targets.from_parquet(p)
     assert t.names == [f"count[hid == {B}]", "count[]"]
     assert abs(_count_of(t, B) - 40.0) < 1e-9
+
+
+# -- 2. ordinary pandas options: the targets or one DataValidationError ----------------------------------------
+@pytest.mark.parametrize("kw", [{"index_col": 0}, {"index_col": "id"}, {"index_col": [0]}])
+def test_from_csv_with_an_index_column(tmp_path, kw):
+    """Before: raw KeyError 'county' / ValueError 'Index id invalid' from the re-read of the codes' text."""
+    p = tmp_path / "t.csv"
+    p.write_text("id,value,county,edu\n1,1200,013,None\n2,300,015,HS\n")
+    t = Targets.from_csv(p, **kw)
+    assert [x.filters for x in t] == [{"county": "013", "edu": "None"}, {"county": "015", "edu": "HS"}]
+    assert [x.value for x in t] == [1200.0, 300.0]
+
+
+def test_from_csv_with_the_pyarrow_engine(tmp_path):
+    """Before: raw AttributeError ('bool' object has no attribute 'copy'): the default index_col=False."""
+    p = tmp_path / "t.csv"
+    p.write_text("value,region,county\n1200,south,013\n300,None,\n")
+    t = Targets.from_csv(p, engine="pyarrow")
+    assert [x.filters for x in t] == [{"region": "south", "county": "013"}, {"region": "None"}]
+    assert [x.value for x in t] == [1200.0, 300.0]
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"no_such_option": 1}, r"no_such_option"),
+    ({"chunksize": 1}, r"chunksize"),
+    ({"index_col": "nope"}, r"nope"),
+])
+def test_from_csv_options_pandas_refuses_name_the_file(tmp_path, kw, match):
+    p = tmp_path / "t.csv"
+    p.write_text("value,region\n1200,south\n")
+    with pytest.raises(DataValidationError, match=rf"Targets file '.*t.csv'.*{match}"):
+        Targets.from_csv(p, **kw)
+
+
+# -- 3. header checks under the caller's header options ----------------------------------------------------------
+BODY = "value,region,sex\n100,south,f\n200,west,m\n"
+NAMES = ["count[region == 'south' & sex == 'f']", "count[region == 'west' & sex == 'm']"]
+
+
+@pytest.mark.parametrize("text,kw", [
+    ("Table 1 Population 2020,,\n" + BODY, {"skiprows": 1}),
+    ("Table 1 Population 2020,,\n" + BODY, {"header": 1}),
+    ("Table 1,Population 2020,\n" + BODY, {"skiprows": 1}),
+    ("Source: census; 2020\n" + BODY, {"skiprows": 1}),
+    ("# totals; 2020\n" + BODY, {"comment": "#"}),
+    (",value,region,sex\n0,100,south,f\n1,200,west,m\n", {"index_col": 0}),
+])
+def test_header_checks_read_the_header_pandas_used(tmp_path, text, kw):
+    """Before: refused from the first physical line ("duplicated columns ['']", "column 3 has no name", "seems
+    separated by ';' ... sep=';'"), though pandas reads each file to value, region, sex with these options."""
+    p = tmp_path / "t.csv"
+    p.write_text(text)
+    assert list(pd.read_csv(p, **kw).columns) == ["value", "region", "sex"]
+    assert Targets.from_csv(p, **kw).names == NAMES
+
+
+def test_header_checks_still_refuse_without_those_options(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(",value,region,sex\n0,100,south,f\n1,200,west,m\n")
+    with pytest.raises(DataValidationError, match=r"column 1 has no name but holds values"):
+        Targets.from_csv(p)
+    p.write_text("id,value,sex,sex\n1,100,f,m\n")
+    with pytest.raises(DataValidationError, match=r"duplicated columns \['sex'\]"):
+        Targets.from_csv(p, index_col=0)
+    p.write_text("Table 1\nvalue;region\n100;south\n")
+    with pytest.raises(DataValidationError, match=r"reads as one column 'value;region'.*sep=';'\)"):
+        Targets.from_csv(p, skiprows=1)

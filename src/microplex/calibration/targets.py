@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import (csv_text, empty_unnamed, none_candidates, other_separator, padded_as_written, restore_none,
+from microplex._files import (empty_unnamed, none_candidates, other_separator, padded_as_written, restore_none,
                               zero_padded)
 from microplex._params import to_python
 
@@ -327,14 +327,25 @@ class Targets(Sequence[Target]):
 
     @classmethod
     def from_csv(cls, path: str | Path, **read_kwargs: Any) -> Targets:
-        """Creates targets from a CSV file in the :meth:`from_frame` layout."""
+        """Creates targets from a CSV file in the :meth:`from_frame` layout.
+
+        ``read_kwargs`` go to :func:`pandas.read_csv` (``sep``, ``skiprows``, ``index_col``, ``engine``, ...);
+        a file that pandas cannot read with them raises :class:`DataValidationError` naming the file.
+        """
         p = _check_file(path)
-        read_kwargs.setdefault("index_col", False)
+        for option in ("chunksize", "iterator"):
+            if read_kwargs.get(option) not in (None, False):
+                raise DataValidationError(
+                    f"Targets file {str(p)!r}: read option {option}={read_kwargs[option]!r} reads the table in parts; "
+                    "a targets file is read whole (leave it out).")
+        if read_kwargs.get("engine") != "pyarrow":  # the pyarrow engine takes no index_col=False (and makes no index)
+            read_kwargs.setdefault("index_col", False)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                header = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False, **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
                 frame = pd.read_csv(p, **read_kwargs)
+                first = _first_line(p, read_kwargs)
+            names = _header_names(first, frame, read_kwargs.get("index_col", False))
         except pd.errors.ParserWarning as exc:
             raise DataValidationError(
                 f"Targets file {str(p)!r}: a row has more fields than the header (an unquoted comma in a filter?): {exc}"
@@ -343,8 +354,9 @@ class Targets(Sequence[Target]):
             raise DataValidationError(f"Targets file {str(p)!r} is empty; expected a header with a 'value' column and one row per target.") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise DataValidationError(f"Targets file {str(p)!r} is not a readable CSV table: {exc}") from None
-        names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
-        width = len(names)
+        except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many types on options they do not take
+            raise DataValidationError(f"Targets file {str(p)!r} is not readable with the options {read_kwargs}: "
+                                      f"{type(exc).__name__}: {exc}") from None
         empty = empty_unnamed(names, frame)  # a spreadsheet's empty columns (``educ,value,,``): nothing to read
         unnamed = [i + 1 for i, n in enumerate(names) if not n.strip()
                    and (len(names) != frame.shape[1] or frame.columns[i] not in empty)]
@@ -366,8 +378,16 @@ class Targets(Sequence[Target]):
                 "reserved field or an equality filter named as a column of the records. (R's write.csv writes its row "
                 "names there: write the table with row.names = FALSE.)"
             )
-        _check_row_lengths(p, width, read_kwargs)
-        return cls._from_file_frame(_equality_as_written(p, frame, read_kwargs), p)
+        if first is not None:
+            _check_row_lengths(p, len(first), read_kwargs)
+        try:
+            frame = _equality_as_written(p, frame, read_kwargs)
+        except DataValidationError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the re-read of the cells' text with the caller's options
+            raise DataValidationError(f"Targets file {str(p)!r} is not readable as text with the options "
+                                      f"{read_kwargs}: {type(exc).__name__}: {exc}") from None
+        return cls._from_file_frame(frame, p)
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> Targets:
@@ -459,9 +479,56 @@ def _check_file(path: str | Path) -> Path:
     return p
 
 
+#: ``read_csv`` options that leave the header on the file's first line, split as a plain read splits it (the other
+#: options, such as ``skiprows``, ``header``, ``comment``, ``names`` or ``usecols``, may take the header elsewhere).
+_FIRST_LINE_OPTIONS = frozenset({
+    "sep", "delimiter", "encoding", "engine", "index_col", "decimal", "thousands", "na_values", "keep_default_na",
+    "na_filter", "dtype", "converters", "true_values", "false_values", "float_precision", "low_memory",
+    "encoding_errors", "dtype_backend", "skipfooter", "parse_dates", "date_format", "dayfirst", "cache_dates"})
+
+
+def _first_line(p: Path, read_kwargs: dict[str, Any]) -> list[str] | None:
+    """The fields of the first line of the CSV file ``p`` as written (``""`` for a field without a name), when
+    ``read_kwargs`` keep the header there (:data:`_FIRST_LINE_OPTIONS`); else ``None``."""
+    if not set(read_kwargs) <= _FIRST_LINE_OPTIONS:
+        return None
+    header = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False,
+                         **{k: v for k, v in read_kwargs.items() if k in ("sep", "delimiter", "encoding")})
+    return [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+
+
+def _header_names(first: list[str] | None, frame: pd.DataFrame, index_col: Any) -> list[str]:
+    """The names of ``frame``'s columns as the header writes them: ``first`` (:func:`_first_line`) without the
+    columns that ``index_col`` made the index, so that a field without a name reads ``""`` and two fields named
+    alike stay alike (pandas writes ``Unnamed: 2`` and ``sex.1``); the names pandas gave ``frame`` when the header is
+    elsewhere (read with ``skiprows``, ``header``, ``comment`` ...), or ``index_col`` is not a column position,
+    name or list of them."""
+    if first is None:
+        return [str(c) for c in frame.columns]
+    if index_col is False or index_col is None:
+        return first
+    cols = list(index_col) if isinstance(index_col, (list, tuple)) else [index_col]
+    drop = set()
+    for c in cols:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < len(first):
+            drop.add(int(c))
+        elif isinstance(c, str) and first.count(c) == 1:
+            drop.add(first.index(c))
+        else:
+            return [str(c) for c in frame.columns]
+    return [n for i, n in enumerate(first) if i not in drop]
+
+
+def _cells_as_written(p: Path, read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    """The cells of the CSV file ``p`` as written (text; no cell read as missing), read with the caller's other
+    options, so that its rows, columns and index are those of ``pandas.read_csv(p, **read_kwargs)`` (an
+    ``index_col``, ``usecols`` or ``header`` of the caller's included)."""
+    return pd.read_csv(p, **{**read_kwargs, "dtype": str, "keep_default_na": False, "na_values": []})
+
+
 def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     """``frame`` (read from the CSV file ``p``) with its equality columns as the file writes them, from one read of
-    their text (:func:`microplex._files.csv_text`):
+    their text (:func:`_cells_as_written`):
 
     - the ``None`` cells of a text column are the category "None", not "no condition" as pandas reads them
       (:func:`microplex._files.keep_none_labels`; not when the caller gives missing-value options);
@@ -480,7 +547,7 @@ def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, An
                and not pd.api.types.is_bool_dtype(frame[c])]
     if not none and not numeric:
         return frame
-    raw = csv_text(p, none + numeric, read_kwargs)
+    raw = _cells_as_written(p, read_kwargs)
     frame = restore_none(frame, raw, none)
     padded = zero_padded(raw, numeric)
     frame = padded_as_written(frame, raw, padded)
@@ -495,7 +562,7 @@ _INTEGER_TEXT = re.compile(r"^\s*[-+]?[0-9]+\s*$")
 
 def _big_codes_as_written(p: Path, frame: pd.DataFrame, raw: pd.DataFrame, columns: list[Any]) -> pd.DataFrame:
     """``frame`` with each float column among ``columns`` that holds a value beyond 2**53 (an id read as float64
-    because another row's cell is empty) as the integers its cells write (``raw``, :func:`csv_text`): float64 read
+    because another row's cell is empty) as the integers its cells write (``raw``, :func:`_cells_as_written`): float64 read
     1152921504606846977 as 1152921504606846976, another record's id. A cell beyond 2**53 written otherwise
     (``1152921504606846977.0``) that float64 does not hold exactly is refused, naming the column."""
     out = {}
