@@ -130,3 +130,21 @@ def test_header_checks_still_refuse_without_those_options(tmp_path):
     p.write_text("Table 1\nvalue;region\n100;south\n")
     with pytest.raises(DataValidationError, match=r"reads as one column 'value;region'.*sep=';'\)"):
         Targets.from_csv(p, skiprows=1)
+
+
+# -- 4. the advice for a ';' file says how its numbers are written ----------------------------------------------
+def test_semicolon_advice_with_dot_thousands_reads_the_counts_as_written(tmp_path):
+    """Before: the advice said sep=';' only; following it read 12.345 (twelve thousand) as 12.345 persons."""
+    p = tmp_path / "t.csv"
+    p.write_text("value;region\n12.345;north\n23.456;south\n")
+    with pytest.raises(DataValidationError) as err:
+        Targets.from_csv(p)
+    assert "Targets.from_csv(path, sep=';', decimal=',', thousands='.')" in str(err.value)
+    assert [t.value for t in Targets.from_csv(p, sep=";", decimal=",", thousands=".")] == [12345.0, 23456.0]
+    p.write_text("value;region\n1.234,5;north\n")  # dots between thousands, a comma before decimals
+    with pytest.raises(DataValidationError, match=r"sep=';', decimal=',', thousands='.'\)"):
+        Targets.from_csv(p)
+    for plain in ("value;region\n0.25;north\n12.345;south\n", "value;region\n1000;north\n"):  # dots are decimals
+        p.write_text(plain)
+        with pytest.raises(DataValidationError, match=r"Targets.from_csv\(path, sep=';'\)\.$"):
+            Targets.from_csv(p)

@@ -347,6 +347,7 @@ class Targets(Sequence[Target]):
                 first = _first_line(p, read_kwargs)
             names = _header_names(first, frame, read_kwargs.get("index_col", False))
         except pd.errors.ParserWarning as exc:
+            _check_separator(p, _first_line_or_none(p, read_kwargs), read_kwargs)  # decimal commas: more fields
             raise DataValidationError(
                 f"Targets file {str(p)!r}: a row has more fields than the header (an unquoted comma in a filter?): {exc}"
             ) from None
@@ -367,11 +368,7 @@ class Targets(Sequence[Target]):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
-        sep = other_separator(names) if "sep" not in read_kwargs and "delimiter" not in read_kwargs else None
-        if sep is not None:
-            raise DataValidationError(
-                f"Targets file {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, not "
-                f"commas. Write it with commas, or read it with Targets.from_csv(path, sep={sep!r}).")
+        _check_separator(p, names, read_kwargs)
         if unnamed:  # pandas names it "Unnamed: 0", an equality column that no record has
             raise DataValidationError(
                 f"Targets file {str(p)!r}: column {unnamed[0]} has no name but holds values; every column is a "
@@ -497,6 +494,14 @@ def _first_line(p: Path, read_kwargs: dict[str, Any]) -> list[str] | None:
     return [str(v) for v in header.iloc[0].tolist()] if len(header) else []
 
 
+def _first_line_or_none(p: Path, read_kwargs: dict[str, Any]) -> list[str]:
+    """:func:`_first_line`, or ``[]`` when it cannot be read (a file already refused for another reason)."""
+    try:
+        return _first_line(p, read_kwargs) or []
+    except Exception:  # noqa: BLE001 - only to choose the message
+        return []
+
+
 def _header_names(first: list[str] | None, frame: pd.DataFrame, index_col: Any) -> list[str]:
     """The names of ``frame``'s columns as the header writes them: ``first`` (:func:`_first_line`) without the
     columns that ``index_col`` made the index, so that a field without a name reads ``""`` and two fields named
@@ -517,6 +522,41 @@ def _header_names(first: list[str] | None, frame: pd.DataFrame, index_col: Any) 
         else:
             return [str(c) for c in frame.columns]
     return [n for i, n in enumerate(first) if i not in drop]
+
+
+#: A number written with dots between thousands (``12.345``, ``1.234.567,5``) or a decimal comma (``1,5``).
+_EUROPEAN_NUMBER = re.compile(r"^[-+]?(?:[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?|[0-9]+,[0-9]+)$")
+#: A number written with a decimal point (``0.25``, ``12.5``) that is no group of thousands.
+_DECIMAL_POINT = re.compile(r"^[-+]?[0-9]*\.[0-9]+$")
+
+
+def _check_separator(p: Path, names: list[str], read_kwargs: dict[str, Any]) -> None:
+    """Refuses the CSV file ``p`` whose header ``names`` (split at commas) is one field holding another separator
+    (:func:`microplex._files.other_separator`), unless the caller gave a separator; the message says the options
+    that read it (:func:`_separator_options`)."""
+    sep = other_separator(names) if "sep" not in read_kwargs and "delimiter" not in read_kwargs else None
+    if sep is not None:
+        raise DataValidationError(
+            f"Targets file {str(p)!r} reads as one column {names[0][:60]!r}: it seems separated by {sep!r}, not "
+            f"commas. Write it with commas, or read it with Targets.from_csv(path, {_separator_options(p, sep, read_kwargs)}).")
+
+
+def _separator_options(p: Path, sep: str, read_kwargs: dict[str, Any]) -> str:
+    """The ``from_csv`` options that read the CSV file ``p``, separated by ``sep``: ``sep=';', decimal=',',
+    thousands='.'`` when its numbers are written as a European spreadsheet writes them (``12.345`` for twelve
+    thousand, ``1,5``; no number written with a decimal point such as ``0.25``), else ``sep=';'``: read with
+    ``sep`` alone, ``12.345`` was 12.345 persons, a total 1000 times too small."""
+    options = f"sep={sep!r}"
+    try:
+        cells = pd.read_csv(p, sep=sep, header=None, dtype=str, keep_default_na=False, on_bad_lines="skip",
+                            **{k: v for k, v in read_kwargs.items() if k in ("encoding", "skiprows", "comment")})
+    except Exception:  # noqa: BLE001 - only advice: the plain one
+        return options
+    text = pd.Series(cells.to_numpy().ravel(), dtype=object).astype(str).str.strip()
+    if text.str.match(_EUROPEAN_NUMBER).any() and not (text.str.match(_DECIMAL_POINT)
+                                                        & ~text.str.match(_EUROPEAN_NUMBER)).any():
+        options += ", decimal=',', thousands='.'"
+    return options
 
 
 def _cells_as_written(p: Path, read_kwargs: dict[str, Any]) -> pd.DataFrame:
