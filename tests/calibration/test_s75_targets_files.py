@@ -148,3 +148,47 @@ def test_semicolon_advice_with_dot_thousands_reads_the_counts_as_written(tmp_pat
         p.write_text(plain)
         with pytest.raises(DataValidationError, match=r"Targets.from_csv\(path, sep=';'\)\.$"):
             Targets.from_csv(p)
+
+
+# -- 5. codes written with leading zeros combined with a range or a numeric set on the same column -------------
+def _months() -> pd.DataFrame:
+    return pd.DataFrame({"month": [1] * 5 + [2] * 5 + [9] * 5, "w": 1.0})
+
+
+def _met(targets: Targets, rec: pd.DataFrame, col: str, value) -> float:
+    w = np.asarray(Calibrator(method="linear").fit(rec, targets, weight_col="w").weights, float)
+    return float(w[(rec[col] == value).to_numpy()].sum())
+
+
+def test_padded_codes_combine_with_a_range_on_the_same_column(tmp_path):
+    """Before: refused "cannot combine a range with the non-numeric values ['01']" (with 1, 2: accepted)."""
+    t = Targets.from_yaml("margins:\n  - by: month\n    filter: 'month <= 6'\n    values: {01: 10, 02: 20, 07: 0}\n")
+    assert [x.filters for x in t] == [{"month": "01"}, {"month": "02"}, {"month": frozenset()}]
+    assert abs(_met(Targets(t[:2]), _months(), "month", 1) - 10.0) < 1e-9
+    assert abs(_met(Targets(t[:2]), _months(), "month", 2) - 20.0) < 1e-9
+    p = tmp_path / "t.csv"
+    p.write_text("value,month,filter\n10,01,month <= 6\n20,02,month >= 2\n")
+    assert [x.filters for x in Targets.from_csv(p)] == [{"month": "01"}, {"month": "02"}]
+    with pytest.raises(DataValidationError, match=r"cannot combine a range with the non-numeric values \[\"'HS'\"\]"):
+        Targets.from_margins({"educ": {"HS": 1}}, filters="educ <= 6")
+
+
+def test_padded_codes_combine_with_a_numeric_set_on_the_same_column():
+    """Before: both intersected to the empty set, refused "lists the category '015' twice"."""
+    t = Targets.from_margins({"county": {"013": 5, "015": 6}}, filters="county in {13, 15, 17}")
+    assert [x.filters for x in t] == [{"county": "013"}, {"county": "015"}]
+    rec = pd.DataFrame({"county": [13] * 4 + [15] * 4 + [21] * 4, "w": 1.0})
+    assert abs(_met(t, rec, "county", 13) - 5.0) < 1e-9 and abs(_met(t, rec, "county", 15) - 6.0) < 1e-9
+    text = rec.assign(county=rec.county.map("{:03d}".format))
+    assert abs(_met(t, text, "county", "015") - 6.0) < 1e-9
+    assert Targets.from_margins({"county": {"015": 6}}, filters="county in {'13', '15'}")[0].filters == {
+        "county": frozenset()}  # two texts are two codes: '015' is not '15'
+
+
+def test_categories_excluded_by_the_margin_filter_are_named_as_such():
+    """Before: "lists the category 8 twice (values 30 and 40)", though each is listed once."""
+    with pytest.raises(DataValidationError, match=r"Margin 'month': the categories 7 and 8 select the same records "
+                                                  r"\(month in \{\}\) under the margin's filter 'month in \(-inf, 6\]'"):
+        Targets.from_margins({"month": {7: 30, 8: 40}}, filters="month <= 6")
+    with pytest.raises(DataValidationError, match=r"lists the category 'f' twice"):
+        Targets.from_margins({"sex": pd.Series([1.0, 2.0], index=["f", "f"])})

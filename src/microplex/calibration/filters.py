@@ -155,6 +155,27 @@ def _contains(iv: pd.Interval, v: Any) -> bool:
     return (v >= iv.left if iv.closed_left else v > iv.left) and (v <= iv.right if iv.closed_right else v < iv.right)
 
 
+#: A code written as an integer, maybe with leading zeros (``'017'``, as YAML and CSV targets files keep such codes).
+_INTEGER_CODE = re.compile(r"^[-+]?[0-9]{1,32}$")
+
+
+def _code_number(v: Any) -> int | None:
+    """The number that the text code ``v`` (``'017'``, ``'7'``) matches in a numeric column; else ``None``."""
+    return int(v) if isinstance(v, str) and _INTEGER_CODE.match(v) else None
+
+
+def _same_values(sa: frozenset, sb: frozenset) -> frozenset:
+    """The values of ``sa`` found in ``sb`` and of ``sb`` found in ``sa``, where a text code written as an integer
+    (``'015'``) is found as the number it matches (15): the text is kept, as it matches 15 in a numeric column
+    and ``'015'`` in a text one. Two texts are two codes (``'015'`` is not ``'15'``)."""
+    both = set(sa & sb)
+    for x, y in ((sa, sb), (sb, sa)):
+        numbers = {v for v in y if _number(v)}
+        if numbers:
+            both.update(v for v in x if (n := _code_number(v)) is not None and n in numbers)
+    return frozenset(both)
+
+
 def intersect(a: Any, b: Any, where: str) -> Any:
     """The condition met by values meeting both ``a`` and ``b`` (two clauses on one column).
 
@@ -184,15 +205,16 @@ def intersect(a: Any, b: Any, where: str) -> Any:
         a, b = b, a
     if isinstance(a, pd.Interval):
         members = b if isinstance(b, frozenset) else frozenset([b])
-        if any(not _number(v) for v in members):
+        if any(not _number(v) and _code_number(v) is None for v in members):
             raise DataValidationError(
                 f"{where}: cannot combine a range with the non-numeric values {sorted(map(repr, members))[:5]}."
             )
-        kept = frozenset(v for v in members if _contains(a, v))
+        # a code written with leading zeros ('01') is in the range as the number it matches (1), and kept as written
+        kept = frozenset(v for v in members if _contains(a, v if _number(v) else _code_number(v)))
         return b if not isinstance(b, frozenset) and kept else kept
     sa = a if isinstance(a, frozenset) else frozenset([a])
     sb = b if isinstance(b, frozenset) else frozenset([b])
-    both = sa & sb
+    both = _same_values(sa, sb)
     if not isinstance(b, frozenset) and both:
         return b
     if not isinstance(a, frozenset) and both:

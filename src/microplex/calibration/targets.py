@@ -242,7 +242,7 @@ class Targets(Sequence[Target]):
                 raise DataValidationError(
                     f"Margin {key!r} must map categories to values (a dict or Series). Got {_got(values)} instead."
                 )
-            seen: dict[str, Any] = {}
+            seen: dict[str, tuple[Any, Any, tuple]] = {}
             for cat, val in items:
                 cats = cat if len(cols) > 1 else (cat,)
                 if not isinstance(cats, tuple) or len(cats) != len(cols):
@@ -251,15 +251,22 @@ class Targets(Sequence[Target]):
                     )
                 flt = dict(extra)
                 where = f"Margin {key!r}, category {cat!r}"
-                for c, v in zip(cols, cats):
-                    _combine(flt, c, _condition(c, v, where), where)
+                own = tuple(_condition(c, v, where) for c, v in zip(cols, cats))
+                for c, v in zip(cols, own):
+                    _combine(flt, c, v, where)
                 target = Target(val, aggregate, variable, flt, tolerance, importance, entity)
+                if target.name in seen and seen[target.name][2] != own:  # two categories, one cell under the filter
+                    raise DataValidationError(
+                        f"Margin {key!r}: the categories {seen[target.name][0]!r} and {cat!r} select the same records "
+                        f"({format_filter(target.filters)}) under the margin's filter {format_filter(extra)!r}; give "
+                        "one total per cell, or leave out the categories the filter excludes."
+                    )
                 if target.name in seen:  # a Series or list that repeats a category (a join that doubled a row)
                     raise DataValidationError(
-                        f"Margin {key!r} lists the category {cat!r} twice (values {seen[target.name]!r} and {val!r}); "
+                        f"Margin {key!r} lists the category {cat!r} twice (values {seen[target.name][1]!r} and {val!r}); "
                         "a margin holds one total per category. Give each category once."
                     )
-                seen[target.name] = val
+                seen[target.name] = (cat, val, own)
                 out.append(target)
         return cls(out)
 
