@@ -280,11 +280,17 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
 def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str, Any]) -> Any:
     """The cells of ``columns`` of the CSV file ``path`` as written (text; no cell read as missing), read with the
     caller's other ``read_csv`` options so that its rows are those of the frame read with them (with a
-    ``chunksize``, a reader of such frames)."""
+    ``chunksize``, a reader of such frames). ``columns`` are columns of that frame.
+
+    The columns are chosen by a function of the name, not a list: pandas' ``usecols`` given every column of the
+    header as a list does not take the rows' first field of a file with R's row names (each row one field more
+    than the header) for the row names, so each column came with its left neighbour's cells (``zip`` the row
+    names, ``inc`` the zips)."""
     import pandas as pd
 
-    return pd.read_csv(path, **{**read_kwargs, "usecols": columns, "dtype": str, "keep_default_na": False,
-                                "na_values": []})
+    wanted = set(columns)
+    return pd.read_csv(path, **{**read_kwargs, "usecols": lambda c: c in wanted, "dtype": str,
+                                "keep_default_na": False, "na_values": []})
 
 
 def none_candidates(frame: Any, columns: Any = None) -> list[Any]:
