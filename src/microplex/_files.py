@@ -437,10 +437,11 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     finds ``"013"`` (:func:`microplex.calibration.design.lookup_values`). The other cells of such a column are
     also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
     with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
-    numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
-    target when its values are mostly one record's each and warns when they repeat, :func:`padded_integers`; name
-    them in ``read_table``'s ``numeric``.) Files read with the caller's
-    ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
+    numbers; only the cells pandas read as present are judged (a missing cell written ``None`` or ``NaN`` is no
+    number with an exponent). (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer
+    refuses such a target when its values are mostly one record's each and warns when they repeat,
+    :func:`padded_integers`; name them in ``read_table``'s ``numeric``.) Files read with the caller's ``dtype`` or
+    ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
     Examples
@@ -465,11 +466,16 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     padded: set[Any] = set()
     amounts: set[Any] = set()  # a cell with a decimal point or an exponent: numbers, whatever their zeros
     chunk = max(1, _SCAN_CELLS // len(numeric))
+    # only the cells pandas read as present: a missing value's token is no number (the "e" of None, -1.#IND)
+    present = {c: frame[c].notna().to_numpy() for c in numeric}
+    start = 0
     with csv_text(path, numeric, {**kwargs, "chunksize": chunk}) as reader:
         for raw in reader:
+            rows = slice(start, start + len(raw))
+            start += len(raw)
             for c in numeric:
                 if c not in amounts:
-                    found = integer_codes(raw[c])
+                    found = integer_codes(raw[c][present[c][rows]])
                     if found is None:
                         amounts.add(c)
                     elif found:
