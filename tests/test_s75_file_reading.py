@@ -3,7 +3,8 @@
 Each case failed before its fix: a CSV with R's ``write.table`` row names whose columns were all read again as text
 was read again one column to the left (zip codes lost their zeros, incomes became text, "None" labels were lost);
 a ``None`` missing cell in a code column made microplex take the column for amounts (the ``e`` of ``None`` read
-as an exponent), so the codes lost their zeros.
+as an exponent), so the codes lost their zeros; ``calibrate`` and ``sparsify`` of a table with a list or struct
+column (Parquet, nested JSON) ended in an internal error (unhashable cells).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import gzip
 
 import numpy as np
 import pandas as pd
+import pytest
+from typer.testing import CliRunner
 
+from microplex.cli import app
 from microplex.io import read_table
+
+runner = CliRunner()
 
 
 def test_r_row_names_with_every_column_read_again_keep_each_column_its_cells(tmp_path):
@@ -56,3 +62,48 @@ def test_a_none_missing_cell_keeps_the_zeros_of_a_code_column(tmp_path):
         got = read_table(f)
         assert got["zip"].iloc[:2].tolist() == ["01234", "12345"] and pd.isna(got["zip"].iloc[2]), token
         assert got["n"].tolist() == [100.0, 3.0, 4.0], token
+
+
+def _nested(tmp_path):
+    n = 40
+    df = pd.DataFrame({"a": np.arange(n) % 2, "tags": [[1, 2 + i % 3] for i in range(n)],
+                       "place": [{"q": i, "r": "x"} for i in range(n)], "weight": np.ones(n)})
+    df.to_parquet(tmp_path / "in.parquet")
+    df.drop(columns="tags").to_json(tmp_path / "in.json", orient="records")
+    (tmp_path / "t.csv").write_text("value,a\n40,1\n")
+
+
+def test_list_and_struct_columns_are_written_back_by_calibrate(tmp_path):
+    _nested(tmp_path)
+    for name in ("in.parquet", "in.json"):  # a Parquet list and struct column; nested JSON objects
+        r = runner.invoke(app, ["calibrate", str(tmp_path / name), "--targets", str(tmp_path / "t.csv"), "-o",
+                                str(tmp_path / "o.parquet"), "-q"])
+        assert r.exit_code == 0, r.output
+        out = pd.read_parquet(tmp_path / "o.parquet")
+        assert len(out) == 40
+        for i, rec in out.iterrows():
+            assert rec["a"] == i % 2 and rec["place"] == {"q": i, "r": "x"}
+            if name == "in.parquet":
+                assert rec["tags"].tolist() == [1, 2 + i % 3]
+        np.testing.assert_allclose(out.groupby("a")["weight"].sum().to_numpy(), [20.0, 40.0], rtol=1e-6)
+
+
+def test_sparsify_refuses_a_list_column_naming_it(tmp_path):
+    # its auxiliary margins cross every column (as documented, a column of lists or dicts is refused, named)
+    _nested(tmp_path)
+    r = runner.invoke(app, ["sparsify", str(tmp_path / "in.parquet"), "--targets", str(tmp_path / "t.csv"), "-o",
+                            str(tmp_path / "o.parquet"), "-q"])
+    assert r.exit_code == 1, r.output
+    assert "Column 'place' holds unhashable values" in r.output and "internal error" not in r.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("verb", ["calibrate", "sparsify"])
+def test_a_column_mixing_lists_and_text_is_refused_naming_it(verb, tmp_path):
+    (tmp_path / "d.json").write_text('[{"a":1,"tags":[1,2]},{"a":0,"tags":"none"},{"a":1,"tags":[3]}]')
+    (tmp_path / "t.csv").write_text("value,a\n10,1\n")
+    r = runner.invoke(app, [verb, str(tmp_path / "d.json"), "--targets", str(tmp_path / "t.csv"), "-o",
+                            str(tmp_path / "o.parquet"), "-q"])
+    assert r.exit_code == 1, r.output
+    assert "Column 'tags'" in r.output and "internal error" not in r.output
+    assert not (tmp_path / "o.parquet").exists()

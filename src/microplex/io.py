@@ -855,14 +855,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def check_one_type(df: pd.DataFrame, label: str) -> None:
     """Refuses (:class:`~microplex.DataValidationError`) a column of ``df`` (``label``: what it is) whose values mix
     types (text beside numbers, as a JSON file or a spreadsheet holds codes ``"A"``, ``5``): a Parquet column holds
-    one type, and writing such a column failed inside pyarrow after the work was done."""
+    one type, and writing such a column failed inside pyarrow after the work was done. A column of lists or
+    dicts (a Parquet list or struct column, nested JSON objects) is written as pyarrow writes it; one that pyarrow
+    cannot write as one type (lists beside text) is refused."""
     from ._stats import family_firsts
 
     for col in df.columns:
         if df[col].dtype != object:
             continue
+        try:
+            distinct = pd.unique(df[col].dropna())
+        except TypeError:  # unhashable cells: lists, arrays, dicts
+            _check_nested(df[col], col, label)
+            continue
         firsts: dict[str, Any] = {}  # ints beside floats are numbers, which one column holds
-        for family, v in family_firsts(pd.unique(df[col].dropna())).items():
+        for family, v in family_firsts(distinct).items():
             firsts.setdefault("number" if family in ("int", "float") else family, v)
         if len(firsts) > 1:
             shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
@@ -870,6 +877,20 @@ def check_one_type(df: pd.DataFrame, label: str) -> None:
                 f"Column {col!r} of {label} mixes value types {sorted(firsts)} ({shown}); a column of the output "
                 f"file holds one type: give it one (convert every value to str, df[{col!r}].astype(str), or recode the "
                 "text codes as your data documents them).")
+
+
+def _check_nested(values: pd.Series, col: Any, label: str) -> None:
+    """Refuses (:class:`~microplex.DataValidationError`) the column ``col`` of ``label`` holding lists or dicts
+    (``values``) when pyarrow cannot write it as one column type (lists beside text, a list of text beside one of
+    numbers)."""
+    try:
+        pa.Array.from_pandas(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        kinds = sorted({type(v).__name__ for v in values.dropna()})
+        raise DataValidationError(
+            f"Column {col!r} of {label} holds values of types {kinds} that a column of the output file cannot hold "
+            f"as one type ({str(exc).splitlines()[0][:120]}); give it one (every value a list of one type, or "
+            f"df[{col!r}].astype(str)), or drop the column.") from None
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
