@@ -4,7 +4,8 @@ Each case failed before its fix: a CSV with R's ``write.table`` row names whose 
 was read again one column to the left (zip codes lost their zeros, incomes became text, "None" labels were lost);
 a ``None`` missing cell in a code column made microplex take the column for amounts (the ``e`` of ``None`` read
 as an exponent), so the codes lost their zeros; ``calibrate`` and ``sparsify`` of a table with a list or struct
-column (Parquet, nested JSON) ended in an internal error (unhashable cells).
+column (Parquet, nested JSON) ended in an internal error (unhashable cells); ``generate --stream`` with
+Parquet conditions carrying such a column refused its own part as "changed or damaged" (Parquet leaf names).
 """
 
 from __future__ import annotations
@@ -107,3 +108,26 @@ def test_a_column_mixing_lists_and_text_is_refused_naming_it(verb, tmp_path):
     assert r.exit_code == 1, r.output
     assert "Column 'tags'" in r.output and "internal error" not in r.output
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_streamed_generate_keeps_list_and_struct_condition_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"age": rng.integers(18, 80, 300), "inc": rng.lognormal(10, 1, 300).round(2)})
+    train.to_csv(tmp_path / "train.csv", index=False)
+    r = runner.invoke(app, ["fit", str(tmp_path / "train.csv"), "--targets", "inc", "--conditions", "age", "-o",
+                            str(tmp_path / "m.mpx"), "--epochs", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    n = 30
+    for name, extra in (("list", [[1, i] for i in range(n)]), ("struct", [{"q": i} for i in range(n)])):
+        pd.DataFrame({"age": train["age"][:n], "extra": extra}).to_parquet(tmp_path / f"c_{name}.parquet")
+        out = tmp_path / f"s_{name}"
+        r = runner.invoke(app, ["generate", str(tmp_path / "m.mpx"), "--conditions", str(tmp_path / f"c_{name}.parquet"),
+                                "--stream", "-o", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+        got = pd.read_parquet(out)
+        assert got.columns.tolist() == ["age", "extra", "inc"] and len(got) == n
+        assert got["age"].tolist() == train["age"][:n].tolist()
+        if name == "list":
+            assert [v.tolist() for v in got["extra"]] == extra
+        else:
+            assert got["extra"].tolist() == extra
