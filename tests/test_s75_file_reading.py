@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from microplex import DataValidationError
 from microplex.cli import app
 from microplex.io import read_table
 
@@ -131,3 +132,41 @@ def test_streamed_generate_keeps_list_and_struct_condition_columns(tmp_path):
             assert [v.tolist() for v in got["extra"]] == extra
         else:
             assert got["extra"].tolist() == extra
+
+
+def test_an_excel_header_cell_typed_as_a_number_names_its_column_by_its_text(tmp_path):
+    import openpyxl
+
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"age": rng.integers(18, 80, n), 2019: rng.lognormal(10, 1, n).round(0),
+                       "g": rng.integers(0, 2, n)})
+    df.to_excel(tmp_path / "x.xlsx", index=False)  # the header cell 2019 a number, as typed in Excel
+    got = read_table(tmp_path / "x.xlsx")
+    assert got.columns.tolist() == ["age", "2019", "g"]
+    np.testing.assert_array_equal(got["2019"].to_numpy(), df[2019].to_numpy())
+    assert read_table(tmp_path / "x.xlsx", text=["2019"])["2019"].iloc[0] == str(int(df[2019].iloc[0]))
+    r = runner.invoke(app, ["fit", str(tmp_path / "x.xlsx"), "--targets", "2019", "--conditions", "age", "-o",
+                            str(tmp_path / "m.mpx"), "--epochs", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "t.csv").write_text("value,g\n200,1\n")
+    r = runner.invoke(app, ["calibrate", str(tmp_path / "x.xlsx"), "--targets", str(tmp_path / "t.csv"), "-o",
+                            str(tmp_path / "c.parquet"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "x.xlsx"), str(tmp_path / "c.parquet"), "--no-pmse",
+                            "--synthetic-weight", "weight", "--report", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    # other header cells that are no text: a date, a decimal number, a boolean; a number beside its text refused
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["age", pd.Timestamp("2021-01-01").to_pydatetime(), 2019.5, True])
+    ws.append([1, 2, 3, 4])
+    wb.save(tmp_path / "y.xlsx")
+    assert read_table(tmp_path / "y.xlsx").columns.tolist() == ["age", "2021-01-01", "2019.5", "True"]
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["age", 2019, "2019"])
+    ws.append([1, 2, 3])
+    wb.save(tmp_path / "z.xlsx")
+    with pytest.raises(DataValidationError, match=r"duplicated column names \['2019'\]"):
+        read_table(tmp_path / "z.xlsx")

@@ -104,8 +104,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     as the numbers 13; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is refused.
     A Stata file's labelled columns are categories, except those whose labels name only some values (special codes
     of an income), read as numbers. A JSON file's strings of integers written with leading zeros (``"013"``) stay
-    text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64; a dataset folder microplex
-    wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
+    text (pandas reads them as 13). An Excel header cell typed as a number (a year, 2019) names its column by its
+    text, ``'2019'`` (:func:`_header_text`). Parquet ``decimal`` columns are read as float64; a dataset folder
+    microplex wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
     ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
     some zeros (see :func:`_read_readstat`). A Parquet or Feather file whose pandas metadata is damaged is refused
     naming the file (:func:`pandas_metadata`).
@@ -167,6 +168,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
     if reader in (pd.read_parquet, pd.read_feather):  # pandas' index of an id (``df.set_index("pid")``): a column
         frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(p))
+    if reader is pd.read_excel:  # a header cell typed as a number (a year, 2019): the column '2019', as a CSV's
+        frame.columns = [_header_text(c) for c in frame.columns]
     names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
     empty = empty_unnamed(names, frame) if reader is pd.read_csv else []
     if empty:  # a spreadsheet's empty columns without a name (``a,b,,``): nothing to read
@@ -511,21 +514,44 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _raw_reader(p: Path, reader: Any) -> Callable[[Sequence[str]], pd.DataFrame]:
     """A function of column names giving the JSON or Excel file ``p`` read again without pandas' conversions of
-    those columns: a JSON file read once (``dtype=False``: its strings as written) for every caller, an Excel file
-    with the columns asked as objects."""
+    those columns, once for every caller: a JSON file with ``dtype=False`` (its strings as written), an Excel file
+    with its columns as objects, named by their header text (:func:`_header_text`)."""
     read: dict[tuple[str, ...], pd.DataFrame] = {}
 
     def raw(columns: Sequence[str]) -> pd.DataFrame:
-        key = () if reader is pd.read_json else tuple(columns)
+        key = ()
         if key not in read:
             try:
-                read[key] = (pd.read_json(p, dtype=False) if reader is pd.read_json
-                             else pd.read_excel(p, dtype={c: object for c in columns}))
+                if reader is pd.read_json:
+                    read[key] = pd.read_json(p, dtype=False)
+                else:  # the columns named by their header text, as read_table names them
+                    table = pd.read_excel(p, dtype=object)
+                    table.columns = [_header_text(c) for c in table.columns]
+                    read[key] = table
             except _READ_ERRORS as exc:
                 raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         return read[key]
 
     return raw
+
+
+def _header_text(label: Any) -> Any:
+    """A column's name as its header cell reads: an Excel header cell typed as a number, a date or a boolean (a
+    year column ``2019``) is the column ``'2019'``, as a CSV header reads, so a command can name it (an integral
+    number without a decimal point, a date at midnight as its day); a name that is text stays as it is.
+
+    >>> _header_text(2019), _header_text(2019.0), _header_text(2019.5), _header_text(pd.Timestamp("2021-01-01"))
+    ('2019', '2019', '2019.5', '2021-01-01')
+    """
+    import datetime
+
+    if isinstance(label, str):
+        return label
+    if isinstance(label, float | np.floating) and np.isfinite(label) and float(label).is_integer():
+        return str(int(label))
+    if isinstance(label, datetime.datetime) and label.tzinfo is None and label.time() == datetime.time():
+        return label.date().isoformat()
+    return str(label)
 
 
 def _json_codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
