@@ -170,3 +170,22 @@ def test_an_excel_header_cell_typed_as_a_number_names_its_column_by_its_text(tmp
     wb.save(tmp_path / "z.xlsx")
     with pytest.raises(DataValidationError, match=r"duplicated column names \['2019'\]"):
         read_table(tmp_path / "z.xlsx")
+
+
+def test_excel_text_cells_of_codes_with_leading_zeros_stay_text(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["county", "n", "mixed", "inc"])
+    for county, n, mixed, inc in (("013", "12", "013", 1.5), ("105", "7", 105, 2.5), ("001", None, "001", 3.5),
+                                  (None, "3", "002", 4.5)):
+        ws.append([county, n, mixed, inc])
+    wb.save(tmp_path / "c.xlsx")
+    assert [c.data_type for c in openpyxl.load_workbook(tmp_path / "c.xlsx").active["A"][1:4]] == ["s"] * 3
+    got = read_table(tmp_path / "c.xlsx")
+    assert got["county"].iloc[:3].tolist() == ["013", "105", "001"] and pd.isna(got["county"].iloc[3])
+    # text cells of plain numbers are numbers, as in a JSON file; a column with a number cell is numbers
+    assert got["n"].iloc[[0, 1, 3]].tolist() == [12, 7, 3] and pd.isna(got["n"].iloc[2])
+    assert got["mixed"].tolist() == [13, 105, 1, 2]
+    assert got["inc"].tolist() == [1.5, 2.5, 3.5, 4.5]

@@ -104,7 +104,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     as the numbers 13; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is refused.
     A Stata file's labelled columns are categories, except those whose labels name only some values (special codes
     of an income), read as numbers. A JSON file's strings of integers written with leading zeros (``"013"``) stay
-    text (pandas reads them as 13). An Excel header cell typed as a number (a year, 2019) names its column by its
+    text (pandas reads them as 13), and so do an Excel file's text cells so written. An Excel header cell typed as a number (a year, 2019) names its column by its
     text, ``'2019'`` (:func:`_header_text`). Parquet ``decimal`` columns are read as float64; a dataset folder
     microplex wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
     ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
@@ -188,8 +188,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         frame = _partly_labelled_as_numbers(p, frame)
     if reader in (pd.read_json, pd.read_excel):
         raw = _raw_reader(p, reader)
-        if reader is pd.read_json:
-            frame = _json_codes_as_written(frame, raw)
+        frame = _codes_as_written(frame, raw)
         frame = _cells_as_text(p, frame, text, raw)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
@@ -554,25 +553,27 @@ def _header_text(label: Any) -> Any:
     return str(label)
 
 
-def _json_codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
-    """``frame`` (a JSON file read by pandas) with each column that pandas turned into numbers while the file writes
-    its values as strings of integers, some with leading zeros (``"013"``), as those strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
-    zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are read as numbers, as pandas
-    reads them and as a CSV file's cells are. ``raw``: the file read without conversions (:func:`_raw_reader`)."""
+def _codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
+    """``frame`` (a JSON or Excel file read by pandas) with each column that pandas turned into numbers while the
+    file writes its values as strings (text cells) of integers, some with leading zeros (``"013"``), as those
+    strings: pandas converts a JSON string or an Excel text cell ``"013"`` to the number 13, so a county code
+    written as text lost its zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are
+    read as numbers, as pandas reads them and as a CSV file's cells are, and so is a column with a number cell.
+    ``raw``: the file read without conversions (:func:`_raw_reader`)."""
     numeric = [c for c in frame.columns
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     if not numeric:
         return frame
     table = raw(numeric)
-    padded = [c for c in numeric if c in table.columns and len(table[c]) == len(frame) and _json_strings(table[c])]
+    padded = [c for c in numeric if c in table.columns and len(table[c]) == len(frame) and _text_codes(table[c])]
     for c in padded:  # not assign(): a JSON file's column names may be numbers
         frame[c] = table[c].to_numpy()
     return frame
 
 
-def _json_strings(cells: pd.Series) -> bool:
-    """Whether a JSON column read without conversions holds strings only (missing values aside), codes written with
-    leading zeros (:func:`microplex._files.integer_codes`)."""
+def _text_codes(cells: pd.Series) -> bool:
+    """Whether a JSON or Excel column read without conversions holds strings only (missing values aside), codes
+    written with leading zeros (:func:`microplex._files.integer_codes`)."""
     present = cells.dropna()
     if not len(present) or not all(isinstance(v, str) for v in present):
         return False
