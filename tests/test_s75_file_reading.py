@@ -5,7 +5,9 @@ was read again one column to the left (zip codes lost their zeros, incomes becam
 a ``None`` missing cell in a code column made microplex take the column for amounts (the ``e`` of ``None`` read
 as an exponent), so the codes lost their zeros; ``calibrate`` and ``sparsify`` of a table with a list or struct
 column (Parquet, nested JSON) ended in an internal error (unhashable cells); ``generate --stream`` with
-Parquet conditions carrying such a column refused its own part as "changed or damaged" (Parquet leaf names).
+Parquet conditions carrying such a column refused its own part as "changed or damaged" (Parquet leaf names); an
+Excel header cell typed as a number (2019) named a column no command could name; Excel text cells ``'013'`` were
+read as 13; accounting negatives in parentheses (``"($1,243.56)"``) left an amount column text (categories).
 """
 
 from __future__ import annotations
@@ -189,3 +191,24 @@ def test_excel_text_cells_of_codes_with_leading_zeros_stay_text(tmp_path):
     assert got["n"].iloc[[0, 1, 3]].tolist() == [12, 7, 3] and pd.isna(got["n"].iloc[2])
     assert got["mixed"].tolist() == [13, 105, 1, 2]
     assert got["inc"].tolist() == [1.5, 2.5, 3.5, 4.5]
+
+
+def test_accounting_negatives_in_parentheses_are_read_as_numbers(tmp_path):
+    from microplex._files import formatted_numbers, text_numbers_fix
+
+    f = tmp_path / "a.csv"
+    f.write_text('id,inc,code\n1,"($1,243.56)",(1)\n2,$500.00,(2)\n3,(200.00),(3)\n4,"$1,000",(1)\n5,,(2)\n')
+    got = read_table(f)
+    np.testing.assert_array_equal(got["inc"].to_numpy(dtype=float), [-1243.56, 500.0, -200.0, 1000.0, np.nan])
+    assert got["code"].tolist() == ["(1)", "(2)", "(3)", "(1)", "(2)"]  # no separator, no currency: labels
+    # named as numbers, the parentheses are a negative too
+    np.testing.assert_array_equal(read_table(f, numeric=["inc"])["inc"].to_numpy(dtype=float),
+                                  [-1243.56, 500.0, -200.0, 1000.0, np.nan])
+    # a sign inside the parentheses, or a parenthesis alone, is no number so written
+    for bad in (["($-5)", "$1"], ["(-$5)", "$1"], ["($5", "$1"], ["$5)", "$1"], ["-($5)", "$1"]):
+        assert formatted_numbers(bad) is None, bad
+    assert formatted_numbers(["$500", "($1,243.56)"]) == "($1,243.56)"
+    # the conversion the refusals of in-memory frames advise reads them
+    s = pd.Series(["$500", "($1,243.56)", "(200)"])
+    fix = text_numbers_fix("inc", formatted_numbers(s))
+    assert eval(fix, {"pd": pd, "df": pd.DataFrame({"inc": s})}).tolist() == [500.0, -1243.56, -200.0]

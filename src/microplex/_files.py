@@ -560,19 +560,25 @@ def other_separator(names: list[str]) -> str | None:
 
 #: A number as a spreadsheet formats it: maybe a sign and a currency sign, digits (in groups of three separated by
 #: commas, the first group not starting with 0: ``"0,875"`` is a decimal comma, no thousands; or plain), maybe
-#: decimals.
+#: decimals; or such a number without a sign in parentheses, a negative as accounting formats write it
+#: (``"($1,243.56)"``).
 _FORMATTED = re.compile(
-    r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)"
-    r"(?:\.[0-9]+)?$")
+    r"^(?P<open>\(?)(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)"
+    r"(?P<digits>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?P<close>\)?)$")
+#: A negative in parentheses (``"($1,243.56)"``): its inside, to be read with a minus sign.
+_PARENTHESES = r"^\((.*)\)$"
 #: A percentage as a spreadsheet exports it (``"12.5%"``, ``"-3%"``, ``"1,250%"``): the number 0.125.
 _PERCENT = re.compile(r"^[-+]?(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*%$")
 
 
 def formatted_numbers(values: Any) -> str | None:
     """The first value written with thousands separators, a currency sign or a percent sign (``"25,564.67"``,
-    ``"$1,200"``, ``"12.5%"``) when every one of ``values`` (text) is a number so written or a plain number, with at
-    least one so written; else ``None``. Percentages count only where every value is one (``"5"`` beside ``"5%"``
-    is 5 or 0.05: which one is not known).
+    ``"$1,200"``, ``"12.5%"``; the first negative in parentheses, ``"(200)"``, when there is one) when every one of
+    ``values`` (text) is a number so written or a plain number, with at least one so written; else ``None``. A
+    number without a sign in parentheses is a negative, as accounting formats write it (``"($1,243.56)"``,
+    ``"(200)"`` beside ``"$1,000"``); parentheses alone do not make a column numbers (``"(1)"``, ``"(2)"``:
+    labels). Percentages count only where every value is one (``"5"`` beside ``"5%"`` is 5 or 0.05: which one is
+    not known).
 
     Such a column is numbers as a spreadsheet exports them (pandas reads them as text): modelled as categories,
     an income's every value became a category of its own, drawn as copies of training values. Codes never
@@ -586,20 +592,27 @@ def formatted_numbers(values: Any) -> str | None:
     ('12.5%', None)
     >>> formatted_numbers(["013", "015"]), formatted_numbers(["1,2"]), formatted_numbers(["$", "5"])
     (None, None, None)
+    >>> formatted_numbers(["$500", "($1,243.56)"]), formatted_numbers(["(1)", "(2)"])
+    ('($1,243.56)', None)
     """
     values = list(values)
     if values and all(isinstance(v, str) and v.strip().endswith("%") for v in values):
         return values[0] if all(_PERCENT.match(v.strip()) for v in values) else None
-    first = None
+    first = negative = None
     for v in values:
         if not isinstance(v, str):
             return None
         m = _FORMATTED.match(v.strip())
-        if m is None or (m["sign"] and m["sign2"]):
+        if m is None or (m["sign"] and m["sign2"]) or bool(m["open"]) != bool(m["close"]):
+            return None
+        if m["open"] and (m["sign"] or m["sign2"]):  # "(-5)": no accounting format
             return None
         if first is None and (m["currency"] or "," in m["digits"]):
             first = v
-    return first
+        if negative is None and m["open"]:
+            negative = v
+    # the first negative in parentheses, if any: the conversion advised (text_numbers_fix) then reads them
+    return None if first is None else negative or first
 
 
 def text_values(series: Any) -> Any:
@@ -650,14 +663,16 @@ def ibm_zeros(values: Any, name: str) -> str | None:
 
 def numbers_from_text(s: Any, errors: str = "raise") -> Any:
     """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed;
-    a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as ``"7.2e-2"`` reads: not ``7.2 / 100``,
-    which is 0.07200000000000001).
+    a number in parentheses is its negative; a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as
+    ``"7.2e-2"`` reads: not ``7.2 / 100``, which is 0.07200000000000001).
 
     >>> import pandas as pd
     >>> numbers_from_text(pd.Series(["$1,200.5", "-$20", " 3 "])).tolist()
     [1200.5, -20.0, 3.0]
     >>> numbers_from_text(pd.Series(["12.5%", "7.2%", "-3 %", None])).tolist()
     [0.125, 0.072, -0.03, nan]
+    >>> numbers_from_text(pd.Series(["($1,243.56)", "(200)", "$5"])).tolist()
+    [-1243.56, -200.0, 5.0]
 
     ``errors`` is :func:`pandas.to_numeric`'s (``"coerce"``: a cell that is no number becomes NaN).
     """
@@ -674,6 +689,7 @@ def numbers_from_text(s: Any, errors: str = "raise") -> Any:
         text = text.mask(misplaced)
     if percent:
         return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2", errors=errors)
+    text = text.str.replace(_PARENTHESES, r"-\1", regex=True)
     return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True), errors=errors)
 
 
@@ -688,6 +704,9 @@ def text_numbers_fix(col: str, example: str | None = None) -> str:
     first such value is ``example`` (a percentage: the fraction)."""
     if example is not None and example.strip().endswith("%"):
         return f"pd.to_numeric(df[{col!r}].str.replace(r'[\\s%,]', '', regex=True)) / 100"
+    if example is not None and example.strip().startswith("("):  # a negative in parentheses
+        return (f"pd.to_numeric(df[{col!r}].str.strip().str.replace(r'{_PARENTHESES}', r'-\\1', regex=True)"
+                ".str.replace(r'[$£€,]', '', regex=True))")
     return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"
 
 
