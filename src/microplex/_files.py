@@ -280,11 +280,17 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
 def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str, Any]) -> Any:
     """The cells of ``columns`` of the CSV file ``path`` as written (text; no cell read as missing), read with the
     caller's other ``read_csv`` options so that its rows are those of the frame read with them (with a
-    ``chunksize``, a reader of such frames)."""
+    ``chunksize``, a reader of such frames). ``columns`` are columns of that frame.
+
+    The columns are chosen by a function of the name, not a list: pandas' ``usecols`` given every column of the
+    header as a list does not take the rows' first field of a file with R's row names (each row one field more
+    than the header) for the row names, so each column came with its left neighbour's cells (``zip`` the row
+    names, ``inc`` the zips)."""
     import pandas as pd
 
-    return pd.read_csv(path, **{**read_kwargs, "usecols": columns, "dtype": str, "keep_default_na": False,
-                                "na_values": []})
+    wanted = set(columns)
+    return pd.read_csv(path, **{**read_kwargs, "usecols": lambda c: c in wanted, "dtype": str,
+                                "keep_default_na": False, "na_values": []})
 
 
 def none_candidates(frame: Any, columns: Any = None) -> list[Any]:
@@ -431,10 +437,11 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     finds ``"013"`` (:func:`microplex.calibration.design.lookup_values`). The other cells of such a column are
     also its text (``"13"`` beside ``"013"``), and its missing cells stay missing. Codes are integers: a column
     with a cell written with a decimal point or an exponent (``0012.50``, a fixed-width export of amounts) stays
-    numbers. (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer refuses such a
-    target when its values are mostly one record's each and warns when they repeat, :func:`padded_integers`; name
-    them in ``read_table``'s ``numeric``.) Files read with the caller's
-    ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
+    numbers; only the cells pandas read as present are judged (a missing cell written ``None`` or ``NaN`` is no
+    number with an exponent). (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer
+    refuses such a target when its values are mostly one record's each and warns when they repeat,
+    :func:`padded_integers`; name them in ``read_table``'s ``numeric``.) Files read with the caller's ``dtype`` or
+    ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
     (memory about that of the table read).
 
     Examples
@@ -459,11 +466,16 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     padded: set[Any] = set()
     amounts: set[Any] = set()  # a cell with a decimal point or an exponent: numbers, whatever their zeros
     chunk = max(1, _SCAN_CELLS // len(numeric))
+    # only the cells pandas read as present: a missing value's token is no number (the "e" of None, -1.#IND)
+    present = {c: frame[c].notna().to_numpy() for c in numeric}
+    start = 0
     with csv_text(path, numeric, {**kwargs, "chunksize": chunk}) as reader:
         for raw in reader:
+            rows = slice(start, start + len(raw))
+            start += len(raw)
             for c in numeric:
                 if c not in amounts:
-                    found = integer_codes(raw[c])
+                    found = integer_codes(raw[c][present[c][rows]])
                     if found is None:
                         amounts.add(c)
                     elif found:
@@ -548,19 +560,25 @@ def other_separator(names: list[str]) -> str | None:
 
 #: A number as a spreadsheet formats it: maybe a sign and a currency sign, digits (in groups of three separated by
 #: commas, the first group not starting with 0: ``"0,875"`` is a decimal comma, no thousands; or plain), maybe
-#: decimals.
+#: decimals; or such a number without a sign in parentheses, a negative as accounting formats write it
+#: (``"($1,243.56)"``).
 _FORMATTED = re.compile(
-    r"^(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)(?P<digits>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)"
-    r"(?:\.[0-9]+)?$")
+    r"^(?P<open>\(?)(?P<sign>[-+]?)(?P<currency>[$£€]?)(?P<sign2>[-+]?)"
+    r"(?P<digits>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?P<close>\)?)$")
+#: A negative in parentheses (``"($1,243.56)"``): its inside, to be read with a minus sign.
+_PARENTHESES = r"^\((.*)\)$"
 #: A percentage as a spreadsheet exports it (``"12.5%"``, ``"-3%"``, ``"1,250%"``): the number 0.125.
 _PERCENT = re.compile(r"^[-+]?(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*%$")
 
 
 def formatted_numbers(values: Any) -> str | None:
     """The first value written with thousands separators, a currency sign or a percent sign (``"25,564.67"``,
-    ``"$1,200"``, ``"12.5%"``) when every one of ``values`` (text) is a number so written or a plain number, with at
-    least one so written; else ``None``. Percentages count only where every value is one (``"5"`` beside ``"5%"``
-    is 5 or 0.05: which one is not known).
+    ``"$1,200"``, ``"12.5%"``; the first negative in parentheses, ``"(200)"``, when there is one) when every one of
+    ``values`` (text) is a number so written or a plain number, with at least one so written; else ``None``. A
+    number without a sign in parentheses is a negative, as accounting formats write it (``"($1,243.56)"``,
+    ``"(200)"`` beside ``"$1,000"``); parentheses alone do not make a column numbers (``"(1)"``, ``"(2)"``:
+    labels). Percentages count only where every value is one (``"5"`` beside ``"5%"`` is 5 or 0.05: which one is
+    not known).
 
     Such a column is numbers as a spreadsheet exports them (pandas reads them as text): modelled as categories,
     an income's every value became a category of its own, drawn as copies of training values. Codes never
@@ -574,20 +592,27 @@ def formatted_numbers(values: Any) -> str | None:
     ('12.5%', None)
     >>> formatted_numbers(["013", "015"]), formatted_numbers(["1,2"]), formatted_numbers(["$", "5"])
     (None, None, None)
+    >>> formatted_numbers(["$500", "($1,243.56)"]), formatted_numbers(["(1)", "(2)"])
+    ('($1,243.56)', None)
     """
     values = list(values)
     if values and all(isinstance(v, str) and v.strip().endswith("%") for v in values):
         return values[0] if all(_PERCENT.match(v.strip()) for v in values) else None
-    first = None
+    first = negative = None
     for v in values:
         if not isinstance(v, str):
             return None
         m = _FORMATTED.match(v.strip())
-        if m is None or (m["sign"] and m["sign2"]):
+        if m is None or (m["sign"] and m["sign2"]) or bool(m["open"]) != bool(m["close"]):
+            return None
+        if m["open"] and (m["sign"] or m["sign2"]):  # "(-5)": no accounting format
             return None
         if first is None and (m["currency"] or "," in m["digits"]):
             first = v
-    return first
+        if negative is None and m["open"]:
+            negative = v
+    # the first negative in parentheses, if any: the conversion advised (text_numbers_fix) then reads them
+    return None if first is None else negative or first
 
 
 def text_values(series: Any) -> Any:
@@ -638,14 +663,16 @@ def ibm_zeros(values: Any, name: str) -> str | None:
 
 def numbers_from_text(s: Any, errors: str = "raise") -> Any:
     """The numbers of a text Series that :func:`formatted_numbers` accepts (separators and currency signs removed;
-    a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as ``"7.2e-2"`` reads: not ``7.2 / 100``,
-    which is 0.07200000000000001).
+    a number in parentheses is its negative; a percentage is its fraction, ``"12.5%"`` the float nearest 0.125, as
+    ``"7.2e-2"`` reads: not ``7.2 / 100``, which is 0.07200000000000001).
 
     >>> import pandas as pd
     >>> numbers_from_text(pd.Series(["$1,200.5", "-$20", " 3 "])).tolist()
     [1200.5, -20.0, 3.0]
     >>> numbers_from_text(pd.Series(["12.5%", "7.2%", "-3 %", None])).tolist()
     [0.125, 0.072, -0.03, nan]
+    >>> numbers_from_text(pd.Series(["($1,243.56)", "(200)", "$5"])).tolist()
+    [-1243.56, -200.0, 5.0]
 
     ``errors`` is :func:`pandas.to_numeric`'s (``"coerce"``: a cell that is no number becomes NaN).
     """
@@ -662,6 +689,7 @@ def numbers_from_text(s: Any, errors: str = "raise") -> Any:
         text = text.mask(misplaced)
     if percent:
         return pd.to_numeric(text.str.replace(r"[\s%,]", "", regex=True) + "e-2", errors=errors)
+    text = text.str.replace(_PARENTHESES, r"-\1", regex=True)
     return pd.to_numeric(text.str.replace(r"[$£€,]", "", regex=True), errors=errors)
 
 
@@ -676,6 +704,9 @@ def text_numbers_fix(col: str, example: str | None = None) -> str:
     first such value is ``example`` (a percentage: the fraction)."""
     if example is not None and example.strip().endswith("%"):
         return f"pd.to_numeric(df[{col!r}].str.replace(r'[\\s%,]', '', regex=True)) / 100"
+    if example is not None and example.strip().startswith("("):  # a negative in parentheses
+        return (f"pd.to_numeric(df[{col!r}].str.strip().str.replace(r'{_PARENTHESES}', r'-\\1', regex=True)"
+                ".str.replace(r'[$£€,]', '', regex=True))")
     return f"pd.to_numeric(df[{col!r}].str.replace(r'[$£€,]', '', regex=True))"
 
 

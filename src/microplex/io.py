@@ -104,8 +104,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     as the numbers 13; a file that reads as one column holding ``;``, a tab or ``|`` (another separator) is refused.
     A Stata file's labelled columns are categories, except those whose labels name only some values (special codes
     of an income), read as numbers. A JSON file's strings of integers written with leading zeros (``"013"``) stay
-    text (pandas reads them as 13). Parquet ``decimal`` columns are read as float64; a dataset folder microplex
-    wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
+    text (pandas reads them as 13), and so do an Excel file's text cells so written. An Excel header cell typed as a number (a year, 2019) names its column by its
+    text, ``'2019'`` (:func:`_header_text`). Parquet ``decimal`` columns are read as float64; a dataset folder
+    microplex wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
     ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
     some zeros (see :func:`_read_readstat`). A Parquet or Feather file whose pandas metadata is damaged is refused
     naming the file (:func:`pandas_metadata`).
@@ -167,6 +168,8 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
     if reader in (pd.read_parquet, pd.read_feather):  # pandas' index of an id (``df.set_index("pid")``): a column
         frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(p))
+    if reader is pd.read_excel:  # a header cell typed as a number (a year, 2019): the column '2019', as a CSV's
+        frame.columns = [_header_text(c) for c in frame.columns]
     names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
     empty = empty_unnamed(names, frame) if reader is pd.read_csv else []
     if empty:  # a spreadsheet's empty columns without a name (``a,b,,``): nothing to read
@@ -185,8 +188,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         frame = _partly_labelled_as_numbers(p, frame)
     if reader in (pd.read_json, pd.read_excel):
         raw = _raw_reader(p, reader)
-        if reader is pd.read_json:
-            frame = _json_codes_as_written(frame, raw)
+        frame = _codes_as_written(frame, raw)
         frame = _cells_as_text(p, frame, text, raw)
     if reader is pd.read_csv and names and not names[0].strip() and _row_numbers(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # row names (R's write.csv, pandas' to_csv): no column of the records
@@ -511,16 +513,20 @@ def _partly_labelled_as_numbers(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _raw_reader(p: Path, reader: Any) -> Callable[[Sequence[str]], pd.DataFrame]:
     """A function of column names giving the JSON or Excel file ``p`` read again without pandas' conversions of
-    those columns: a JSON file read once (``dtype=False``: its strings as written) for every caller, an Excel file
-    with the columns asked as objects."""
+    those columns, once for every caller: a JSON file with ``dtype=False`` (its strings as written), an Excel file
+    with its columns as objects, named by their header text (:func:`_header_text`)."""
     read: dict[tuple[str, ...], pd.DataFrame] = {}
 
     def raw(columns: Sequence[str]) -> pd.DataFrame:
-        key = () if reader is pd.read_json else tuple(columns)
+        key = ()
         if key not in read:
             try:
-                read[key] = (pd.read_json(p, dtype=False) if reader is pd.read_json
-                             else pd.read_excel(p, dtype={c: object for c in columns}))
+                if reader is pd.read_json:
+                    read[key] = pd.read_json(p, dtype=False)
+                else:  # the columns named by their header text, as read_table names them
+                    table = pd.read_excel(p, dtype=object)
+                    table.columns = [_header_text(c) for c in table.columns]
+                    read[key] = table
             except _READ_ERRORS as exc:
                 raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
         return read[key]
@@ -528,25 +534,46 @@ def _raw_reader(p: Path, reader: Any) -> Callable[[Sequence[str]], pd.DataFrame]
     return raw
 
 
-def _json_codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
-    """``frame`` (a JSON file read by pandas) with each column that pandas turned into numbers while the file writes
-    its values as strings of integers, some with leading zeros (``"013"``), as those strings: pandas converts a JSON string ``"013"`` to the number 13, so a county code written as text lost its
-    zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are read as numbers, as pandas
-    reads them and as a CSV file's cells are. ``raw``: the file read without conversions (:func:`_raw_reader`)."""
+def _header_text(label: Any) -> Any:
+    """A column's name as its header cell reads: an Excel header cell typed as a number, a date or a boolean (a
+    year column ``2019``) is the column ``'2019'``, as a CSV header reads, so a command can name it (an integral
+    number without a decimal point, a date at midnight as its day); a name that is text stays as it is.
+
+    >>> _header_text(2019), _header_text(2019.0), _header_text(2019.5), _header_text(pd.Timestamp("2021-01-01"))
+    ('2019', '2019', '2019.5', '2021-01-01')
+    """
+    import datetime
+
+    if isinstance(label, str):
+        return label
+    if isinstance(label, float | np.floating) and np.isfinite(label) and float(label).is_integer():
+        return str(int(label))
+    if isinstance(label, datetime.datetime) and label.tzinfo is None and label.time() == datetime.time():
+        return label.date().isoformat()
+    return str(label)
+
+
+def _codes_as_written(frame: pd.DataFrame, raw: Callable[[Sequence[str]], pd.DataFrame]) -> pd.DataFrame:
+    """``frame`` (a JSON or Excel file read by pandas) with each column that pandas turned into numbers while the
+    file writes its values as strings (text cells) of integers, some with leading zeros (``"013"``), as those
+    strings: pandas converts a JSON string or an Excel text cell ``"013"`` to the number 13, so a county code
+    written as text lost its zeros (the file's own type says it is text). Strings of plain numbers (``"12"``) are
+    read as numbers, as pandas reads them and as a CSV file's cells are, and so is a column with a number cell.
+    ``raw``: the file read without conversions (:func:`_raw_reader`)."""
     numeric = [c for c in frame.columns
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     if not numeric:
         return frame
     table = raw(numeric)
-    padded = [c for c in numeric if c in table.columns and len(table[c]) == len(frame) and _json_strings(table[c])]
+    padded = [c for c in numeric if c in table.columns and len(table[c]) == len(frame) and _text_codes(table[c])]
     for c in padded:  # not assign(): a JSON file's column names may be numbers
         frame[c] = table[c].to_numpy()
     return frame
 
 
-def _json_strings(cells: pd.Series) -> bool:
-    """Whether a JSON column read without conversions holds strings only (missing values aside), codes written with
-    leading zeros (:func:`microplex._files.integer_codes`)."""
+def _text_codes(cells: pd.Series) -> bool:
+    """Whether a JSON or Excel column read without conversions holds strings only (missing values aside), codes
+    written with leading zeros (:func:`microplex._files.integer_codes`)."""
     present = cells.dropna()
     if not len(present) or not all(isinstance(v, str) for v in present):
         return False
@@ -855,14 +882,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def check_one_type(df: pd.DataFrame, label: str) -> None:
     """Refuses (:class:`~microplex.DataValidationError`) a column of ``df`` (``label``: what it is) whose values mix
     types (text beside numbers, as a JSON file or a spreadsheet holds codes ``"A"``, ``5``): a Parquet column holds
-    one type, and writing such a column failed inside pyarrow after the work was done."""
+    one type, and writing such a column failed inside pyarrow after the work was done. A column of lists or
+    dicts (a Parquet list or struct column, nested JSON objects) is written as pyarrow writes it; one that pyarrow
+    cannot write as one type (lists beside text) is refused."""
     from ._stats import family_firsts
 
     for col in df.columns:
         if df[col].dtype != object:
             continue
+        try:
+            distinct = pd.unique(df[col].dropna())
+        except TypeError:  # unhashable cells: lists, arrays, dicts
+            _check_nested(df[col], col, label)
+            continue
         firsts: dict[str, Any] = {}  # ints beside floats are numbers, which one column holds
-        for family, v in family_firsts(pd.unique(df[col].dropna())).items():
+        for family, v in family_firsts(distinct).items():
             firsts.setdefault("number" if family in ("int", "float") else family, v)
         if len(firsts) > 1:
             shown = " and ".join(repr(to_python(v)) for v in list(firsts.values())[:2])
@@ -870,6 +904,20 @@ def check_one_type(df: pd.DataFrame, label: str) -> None:
                 f"Column {col!r} of {label} mixes value types {sorted(firsts)} ({shown}); a column of the output "
                 f"file holds one type: give it one (convert every value to str, df[{col!r}].astype(str), or recode the "
                 "text codes as your data documents them).")
+
+
+def _check_nested(values: pd.Series, col: Any, label: str) -> None:
+    """Refuses (:class:`~microplex.DataValidationError`) the column ``col`` of ``label`` holding lists or dicts
+    (``values``) when pyarrow cannot write it as one column type (lists beside text, a list of text beside one of
+    numbers)."""
+    try:
+        pa.Array.from_pandas(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+        kinds = sorted({type(v).__name__ for v in values.dropna()})
+        raise DataValidationError(
+            f"Column {col!r} of {label} holds values of types {kinds} that a column of the output file cannot hold "
+            f"as one type ({str(exc).splitlines()[0][:120]}); give it one (every value a list of one type, or "
+            f"df[{col!r}].astype(str)), or drop the column.") from None
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:

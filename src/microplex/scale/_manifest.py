@@ -165,16 +165,19 @@ def marker_task(name: str) -> int | None:
 
 
 def check_part(file: Path, entry: dict[str, Any], columns: list[str], marker: Path) -> None:
-    """Checks a finished part: its size and, from the Parquet footer, its rows and columns."""
+    """Checks a finished part: its size and, from the Parquet footer, its rows and columns (the top-level columns
+    of its Arrow schema: a list or struct column is one column, stored as leaves named ``element`` or by its
+    fields)."""
     what = f"the marker {str(marker)!r}"
     size = file.stat().st_size
     if size != entry["bytes"]:
         raise _fail(file, f"is {size} bytes; its task recorded {entry['bytes']} (truncated or replaced?)", what)
     try:
         meta = pq.read_metadata(file)
-    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
+        stored = meta.schema.to_arrow_schema().names
+    except (OSError, ValueError, NotImplementedError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on garbage
         raise _fail(file, f"is not a readable Parquet file ({str(exc)[:80]})", what) from None
-    names = record_columns(meta.schema.names)
+    names = record_columns(stored)
     if meta.num_rows != entry["rows"] or names != list(columns):
         raise _fail(
             file, f"holds {meta.num_rows} rows of columns {names[:8]}; expected {entry['rows']} rows of {columns[:8]}", what
