@@ -206,3 +206,18 @@ def test_microplex_evaluate_prints_a_dcr_ratio_of_inf(tmp_path):
     assert r.exit_code == 0, r.output
     lines = [line for line in r.output.splitlines() if line.startswith("DCR ratio")]
     assert lines == ["DCR ratio: inf (the holdout's median distance to the closest training record is 0)"], r.output
+
+
+def test_microplex_evaluate_prints_an_undefined_dcr_ratio_when_both_medians_are_zero(tmp_path):
+    """Before: a release copying training records, over a holdout whose records all have training twins, printed
+    no DCR ratio line at all (the ratio is NaN, 0 over 0)."""
+    train, _, holdout = _discrete()
+    for frame, name in ((train, "tr"), (train.iloc[:300], "sy"), (holdout, "ho")):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "tr.csv"), str(tmp_path / "sy.csv"), "--holdout",
+                            str(tmp_path / "ho.csv"), "--no-pmse", "--report", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("DCR ratio")]
+    assert lines == ["DCR ratio: undefined (the synthetic and holdout median distances to the closest training "
+                     "record are both 0)"], r.output
+    assert "privacy problems" in r.output  # the copies are still reported

@@ -264,7 +264,7 @@ def calibration_line(table: pd.DataFrame | None) -> str | None:
 def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = None) -> list[str]:
     """The lines the command line prints after ``evaluate``: worst target KS and round-value share error
     (:func:`~microplex.evaluation.metrics.round_share_errors`), correlation error, pMSE,
-    DCR ratio (``inf``, said so, where the holdout's median distance is 0), membership AUC, worst calibration
+    DCR ratio (``inf``, said so, where the holdout's median distance is 0; undefined, said so, where both medians are 0), membership AUC, worst calibration
     error and the verdict tally (when a holdout was given; with the attacks' verdicts when they were run), then
     the privacy problems (:func:`privacy_problems_of`), which make the report's verdict red whatever the scores.
     ``sample``: the synthetic records scored were a sample (as
@@ -285,6 +285,9 @@ def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = Non
             lines.append(f"{label}: {value:.4f}{of_sample}")
         elif metric == "dcr_ratio" and value == np.inf:  # the synthetic median over a holdout median of 0
             lines.append(f"{label}: inf (the holdout's median distance to the closest training record is 0){of_sample}")
+        elif metric == "dcr_ratio" and rep.score("dcr_holdout_median") == 0 == rep.score("dcr_synthetic_median"):
+            lines.append(f"{label}: undefined (the synthetic and holdout median distances to the closest training "
+                         f"record are both 0){of_sample}")
     value = rep.score("pmse")
     if np.isfinite(value):
         lines.append(f"pMSE: {value:.4f} on {pmse_rows(rep.real_weights, rep.synthetic_weights)} rows")
