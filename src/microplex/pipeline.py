@@ -242,7 +242,7 @@ def run_pipeline(
         remove_orphans([out, out / MANIFESTS, *(p.parent for step in planned for o, p in step.outputs.items()
                                                 if o not in step.folders)])
         _remove_stale_outputs(out, planned, list(inputs.values()))
-        result = _run_stages(planned, config, base, out, seed, targets, read, force, progress)
+        result = _run_stages(planned, config, base, out, seed, targets, read, force, progress, inputs)
         write_text_atomic(json.dumps(result.summary, indent=1, default=str), out / "summary.json")
     return result
 
@@ -278,9 +278,11 @@ def _read_hashed(path: Path, reader: Callable[[Path], Any], read: dict[Path, str
 
 
 def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path, out: Path, seed: int,
-                targets: dict[str, Any], read: Mapping[Path, str], force: bool, progress: bool) -> PipelineResult:
+                targets: dict[str, Any], read: Mapping[Path, str], force: bool, progress: bool,
+                inputs: Mapping[str, Path]) -> PipelineResult:
     """Runs (or skips) each planned stage in order; the result with the run's summary. ``read``: the hash of
-    each file read up front, recorded as read (:func:`_read_hashed`)."""
+    each file read up front, recorded as read (:func:`_read_hashed`); ``inputs``: the files the pipeline file
+    names (:func:`_inputs`, checked at the start), checked again where a stage finds one missing."""
     result = PipelineResult(output=out)
     figures: dict[str, dict[str, Any]] = {}
     for step in planned:
@@ -296,7 +298,7 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
             figures[name] = record.get("figures", {})
             continue
         absent = [p for p in step.input_paths() if not p.exists()]
-        for what, path in _input_paths(config, base).items():  # a file the pipeline names, moved during the run
+        for what, path in inputs.items():  # a file the pipeline names, moved during the run
             if path in absent:
                 _check_input(path, what, stage=name)
         if absent:  # the plan binds every other input to an earlier output: a gap is a bug in the stage table
@@ -433,14 +435,6 @@ def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
         check_rows_fit_memory(gen["n"], n_columns, "generate.n")
 
 
-def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
-    """Every file the run reads (what names it -> path), each checked (:func:`_check_input`)."""
-    inputs = _input_paths(config, base)
-    for what, path in inputs.items():
-        _check_input(path, what)
-    return inputs
-
-
 def _check_input(path: Path, what: str, stage: str | None = None) -> None:
     """Refuses the input ``path`` that the pipeline file names (``what``: the setting) if it is missing, or neither
     a regular file nor a folder (a named pipe or a device, hashed and read to its end, would never end);
@@ -455,8 +449,8 @@ def _check_input(path: Path, what: str, stage: str | None = None) -> None:
             "read to its end); give the path of a file or a dataset folder.")
 
 
-def _input_paths(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
-    """Every file the run reads: what names it -> path."""
+def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
+    """Every file the run reads (what names it -> path), each checked (:func:`_check_input`)."""
     inputs: dict[str, Path] = {}
     for i, src in enumerate(config["sources"]):
         inputs[f"[[sources]] #{i + 1} 'path'"] = resolve_path(src["path"], base)
@@ -471,6 +465,8 @@ def _input_paths(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
         inputs["'model.public'"] = resolve_path(config["model"]["public"], base)
     if config.get("_file"):
         inputs["the pipeline file"] = Path(config["_file"])
+    for what, path in inputs.items():
+        _check_input(path, what)
     return inputs
 
 
