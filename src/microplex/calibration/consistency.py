@@ -68,7 +68,7 @@ class _AreaIndex:
         except TypeError:  # unhashable: matches no area
             return None
         # 1, 1.0 and "1" name one area, as they name one cell in the design (its lookup, one definition)
-        at = int(lookup_values(self.uniques[col], [value])[0])
+        at = int(lookup_values(self.uniques[col], [value], f"Column {col!r}")[0])
         return at if at >= 0 else None
 
     def select(self, filters: dict) -> np.ndarray:

@@ -18,6 +18,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from microplex._files import ibm_zeros
 from microplex._params import shown, to_python
 from microplex._stats import bool_flags, check_household_ids, check_weight_dtype, dtype_precision, miss_scale, stored_at
 
-from .filters import range_label
+from .filters import NumberedCode, range_label
 from .targets import Target, Targets, format_filter
 
 __all__ = ["MEDIAN_UNIT_TOTAL", "VALUE_ROUNDING", "Design", "build_design", "in_weight_units", "miss_units",
@@ -486,8 +487,14 @@ def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 
 
-def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
-    """Positions of ``values`` in ``uniques`` (-1 where absent), tolerant of numeric/str mismatches."""
+def lookup_values(uniques: pd.Index, values: list[Any], where: str | Callable[[int], str] | None = None) -> np.ndarray:
+    """Positions of ``values`` in ``uniques`` (-1 where absent), tolerant of numeric/str mismatches.
+
+    A :class:`~microplex.calibration.filters.NumberedCode` (``'015'`` that a filter combined with the number 15) is
+    found in a text column where its text and its number find the same value; a text column where they find two
+    (``"015"`` and ``"15"``) raises :class:`DataValidationError`, whose message starts with ``where`` (the value's
+    index -> text, or one text for all) naming the column and target: no record meets both clauses.
+    """
     idx = uniques.get_indexer(pd.Index(values, dtype=object))
     if (idx < 0).any() and pd.api.types.is_numeric_dtype(uniques.dtype):
         conv = []
@@ -506,6 +513,8 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
         idx = np.where(idx < 0, idx2, idx)
         if (idx < 0).any():  # 13 asked of a column of codes written with leading zeros ("013", read as text)
             idx = np.where(idx < 0, _padded_positions(uniques, values), idx)
+    if not pd.api.types.is_numeric_dtype(uniques.dtype) and any(isinstance(v, NumberedCode) for v in values):
+        _check_numbered_codes(uniques, values, idx, where)
     hit = idx >= 0
     if hit.any():
         # a boolean is no number (Python has True == 1): as _stats.category_codes compares categories
@@ -513,6 +522,29 @@ def lookup_values(uniques: pd.Index, values: list[Any]) -> np.ndarray:
         uniq_bool = bool_flags(uniques[np.where(hit, idx, 0)])
         idx = np.where(hit & (val_bool != uniq_bool), -1, idx)
     return idx
+
+
+def _check_numbered_codes(uniques: pd.Index, values: list[Any], idx: np.ndarray,
+                          where: str | Callable[[int], str] | None) -> None:
+    """Refuses each :class:`~microplex.calibration.filters.NumberedCode` of ``values`` (at ``idx`` in the text
+    ``uniques``) whose number finds another value than its text (:func:`lookup_values`)."""
+    for k, v in enumerate(values):
+        if not isinstance(v, NumberedCode) or idx[k] < 0:
+            continue  # a code no record holds selects no record, whatever its number finds
+        n = int(v)
+        at = int(lookup_values(uniques, [n])[0])
+        if at == int(idx[k]):
+            continue
+        text = str(v)
+        found = (f"the number {n} is {to_python(uniques[at])!r} there" if at >= 0 else
+                 f"the number {n} finds no one value there (several codes of {n} are written with zeros)")
+        other = f" both {text!r} and {to_python(uniques[at])!r}" if at >= 0 else f" {text!r}"
+        head = where(k) if callable(where) else where or "A filter"
+        raise DataValidationError(
+            f"{head}: the filter combines the code {text!r} with the number {n} on this column (as == {text!r} with "
+            f"in {{{n}}}, or with a range holding {n}), and the column holds{other}: {found}, and the code is "
+            f"{text!r}, so no record meets both clauses. Write the value as the records hold it in every clause on "
+            "this column.")
 
 
 def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
@@ -619,7 +651,7 @@ def _mask(cols: _Columns, target: Target, absent: dict[str, list[Any]] | None = 
         else:
             codes, uniques = cols.codes(col, target)
             wanted = list(cond) if isinstance(cond, frozenset) else [cond]
-            pos = lookup_values(uniques, wanted)
+            pos = lookup_values(uniques, wanted, f"Target {target.name!r}, column {col!r}")
             if absent is not None and isinstance(cond, frozenset):
                 lost = _absent_members(cols, target, col, wanted, pos)
                 if lost:
@@ -737,7 +769,8 @@ def _cell_match(cols: _Columns, group: list[tuple[int, Target]], keys: tuple[str
     space = 0  # size of the current code space
     for col in keys:
         codes, uniques = cols.codes(col, group[0][1])
-        idx = lookup_values(uniques, [t.filters[col] for _, t in group])
+        idx = lookup_values(uniques, [t.filters[col] for _, t in group],
+                            lambda k, col=col: f"Target {group[k][1].name!r}, column {col!r}")
         k = len(uniques)
         if rec_code is None:
             rec_code, tgt_code, space = codes, idx, k
@@ -922,7 +955,9 @@ def build_design(
         # cells are told apart by the record values they match, so that 1, 1.0 and "1" on one column are one
         # cell (a duplicate, matched separately) and not two targets sharing one cell code
         found = [
-            lookup_values(cols.codes(c, group[0][1])[1], [t.filters[c] for _, t in group]) for c in key[3]
+            lookup_values(cols.codes(c, group[0][1])[1], [t.filters[c] for _, t in group],
+                          lambda k, c=c: f"Target {group[k][1].name!r}, column {c!r}")
+            for c in key[3]
         ]
         for i, (j, t) in enumerate(group):
             at = tuple(int(f[i]) for f in found)

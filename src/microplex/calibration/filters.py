@@ -164,15 +164,30 @@ def _code_number(v: Any) -> int | None:
     return int(v) if isinstance(v, str) and _INTEGER_CODE.match(v) else None
 
 
+class NumberedCode(str):
+    """A text code written as an integer (``'015'``) that a filter kept where it combined it with a number on the same
+    column (``county == '015' & county in {15}``, or a range holding 15): it is its text and its number at once.
+
+    In a numeric column it is the number (15); in a text column it is the text ``"015"`` where the number finds that
+    text too (15 finds ``"015"`` where no ``"15"`` is held, :func:`~microplex.calibration.design.lookup_values`); a
+    text column that holds both ``"15"`` and ``"015"`` has no record meeting both clauses, which is refused there
+    rather than read as one of them. Equal to (and hashed as) its text, so names and filters read alike."""
+
+    __slots__ = ()
+
+
 def _same_values(sa: frozenset, sb: frozenset) -> frozenset:
     """The values of ``sa`` found in ``sb`` and of ``sb`` found in ``sa``, where a text code written as an integer
-    (``'015'``) is found as the number it matches (15): the text is kept, as it matches 15 in a numeric column
-    and ``'015'`` in a text one. Two texts are two codes (``'015'`` is not ``'15'``)."""
-    both = set(sa & sb)
+    (``'015'``) is found as the number it matches (15): the text is kept as a :class:`NumberedCode`, as it matches 15
+    in a numeric column and ``'015'`` in a text one where 15 finds ``'015'``. Two texts are two codes (``'015'`` is
+    not ``'15'``)."""
+    marked = {v: v for v in sa | sb if isinstance(v, NumberedCode)}
+    both = {marked.get(v, v) if isinstance(v, str) else v for v in sa & sb}
     for x, y in ((sa, sb), (sb, sa)):
         numbers = {v for v in y if _number(v)}
         if numbers:
-            both.update(v for v in x if (n := _code_number(v)) is not None and n in numbers)
+            both.update(NumberedCode(v) for v in x
+                        if v not in both and (n := _code_number(v)) is not None and n in numbers)
     return frozenset(both)
 
 
@@ -210,16 +225,18 @@ def intersect(a: Any, b: Any, where: str) -> Any:
                 f"{where}: cannot combine a range with the non-numeric values {sorted(map(repr, members))[:5]}."
             )
         # a code written with leading zeros ('01') is in the range as the number it matches (1), and kept as written
-        kept = frozenset(v for v in members if _contains(a, v if _number(v) else _code_number(v)))
-        return b if not isinstance(b, frozenset) and kept else kept
+        kept = frozenset(v if _number(v) else NumberedCode(v) for v in members
+                         if _contains(a, v if _number(v) else _code_number(v)))
+        return next(iter(kept)) if not isinstance(b, frozenset) and kept else kept
     sa = a if isinstance(a, frozenset) else frozenset([a])
     sb = b if isinstance(b, frozenset) else frozenset([b])
     both = _same_values(sa, sb)
-    if not isinstance(b, frozenset) and both:
-        return b
-    if not isinstance(a, frozenset) and both:
-        return a
-    return frozenset(both)
+    for x in (b, a):
+        if not isinstance(x, frozenset) and both:
+            if x in sa and x in sb:  # held as written by both clauses (a NumberedCode where either clause made it one)
+                return next((v for v in both if isinstance(v, NumberedCode) and v == x), x)
+            return next(iter(both)) if len(both) == 1 else both  # found as its number, or its codes' number
+    return both
 
 
 def _combine(out: dict[str, Any], col: str, cond: Any, where: str) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._stats import check_weight_dtype
 from ..calibration.design import lookup_values, value_codes
+from ..calibration.filters import NumberedCode
 from ..calibration.targets import Target, Targets, margin_by_name
 
 
@@ -43,6 +44,16 @@ class _Codes:
         return out
 
 
+def _category_index(cats: list[tuple], width: int) -> pd.Index:
+    """The categories ``cats`` (tuples of ``width`` values) of a margin as an index; of objects where a value is a
+    :class:`~microplex.calibration.filters.NumberedCode` (a str dtype would keep its text only, and lose the check
+    of its number, :func:`~microplex.calibration.design.lookup_values`)."""
+    if not any(isinstance(v, NumberedCode) for c in cats for v in c):
+        return pd.MultiIndex.from_tuples(cats) if width > 1 else pd.Index([c[0] for c in cats])
+    columns = [pd.Index([c[i] for c in cats], dtype=object) for i in range(width)]
+    return pd.MultiIndex.from_arrays(columns) if width > 1 else columns[0]
+
+
 def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]]) -> np.ndarray:
     """The category of ``index`` (a margin on ``cols``) of every record, ``-1`` when in none. A category is matched
     to a column's values as a target's filter value is by :class:`~microplex.calibration.Calibrator` (the design's
@@ -51,7 +62,7 @@ def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[
     levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
     found = []  # per column: the position of each category's value among the column's values
     for i, c in enumerate(cols):
-        at = lookup_values(columns[c][1], list(levels[i]))
+        at = lookup_values(columns[c][1], list(levels[i]), f"Margin on {cols!r}, column {c!r}")
         found.append(at if len(cols) == 1 else at[index.codes[i]])
     ok = np.logical_and.reduce([f >= 0 for f in found])
     if not ok.any():
@@ -109,7 +120,7 @@ class _Margins:
                 raise DataValidationError(f"Margin {key!r} totals must be finite and >= 0. Got {vals.tolist()}.")
             self.offsets.append(sum(len(i) for i in self.indexes))
             self.keys.append(cols)
-            self.indexes.append(pd.MultiIndex.from_tuples(cats) if len(cols) > 1 else pd.Index([c[0] for c in cats]))
+            self.indexes.append(_category_index(cats, len(cols)))
             totals.append(vals)
             labels += [(cols if len(cols) > 1 else cols[0], c if len(cols) > 1 else c[0]) for c in cats]
         self.totals = np.concatenate(totals)

@@ -1,0 +1,64 @@
+"""Targets filters: a padded text code combined with numbers on a column holding both forms, non-ASCII names and
+bare values in filter strings, and Parquet decimal columns in targets files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import Calibrator, DataValidationError
+from microplex.calibration import Targets
+
+
+def _weights(targets: Targets, rec: pd.DataFrame) -> np.ndarray:
+    return np.asarray(Calibrator(method="linear").fit(rec, targets, weight_col="w").weights, float)
+
+
+def _row(flt: str, value: float = 4.0) -> Targets:
+    return Targets.from_frame(pd.DataFrame({"value": [value], "filter": [flt]}))
+
+
+# -- 1. a padded text code and a number on a text column that holds both "15" and "015" -------------------------
+@pytest.mark.parametrize("flt", ["county == '015' & county in {15}", "county in {15} & county == '015'",
+                                 "county == 15 & county in {'015'}", "county == '015' & county in [10, 20]",
+                                 "county in {'015'} & county in {13, 15}"])
+def test_a_padded_code_and_its_number_on_a_column_holding_both_forms_is_refused(flt):
+    """The number 15 is "15" in a text column that holds "15" (the padded "015" is found for 15 only where no "15"
+    is held), and the code '015' is "015": no record meets both clauses. Before: the filter was read as
+    ``county == '015'`` (or ``county == 15``) and the total went on the "015" (or "15") records without a word."""
+    rec = pd.DataFrame({"county": ["15"] * 3 + ["015"] * 2 + ["13"] * 5, "w": 1.0})
+    with pytest.raises(DataValidationError, match=r"column 'county'.*'015'.*the number 15.*holds both '015' and "
+                                                  r"'15'.*no record meets both"):
+        _weights(_row(flt), rec)
+
+
+def test_rake_frame_refuses_a_padded_code_and_its_number_on_a_column_holding_both_forms():
+    """Before: ``rake_frame`` put the total 4 on the two "015" records (the margin's category '015' under the filter
+    ``county in {13, 15}``)."""
+    from microplex.scale import rake_frame
+
+    rec = pd.DataFrame({"county": ["15"] * 3 + ["015"] * 2 + ["13"] * 5, "w": 1.0})
+    t = Targets.from_margins({"county": {"015": 4}}, filters="county in {13, 15}")
+    with pytest.raises(DataValidationError, match=r"column 'county'.*holds both '015' and '15'.*no record meets both"):
+        rake_frame(rec, t, weight_col="w")
+    padded = rec.assign(county=["015"] * 5 + ["013"] * 5)
+    w = np.asarray(rake_frame(padded, t, weight_col="w").weights(padded), float)
+    assert abs(w[:5].sum() - 4.0) < 1e-9 and np.allclose(w[5:], 1.0)
+
+
+def test_a_padded_code_and_its_number_select_the_code_where_the_number_finds_it():
+    """Where the number finds the code (a numeric column, or text codes all written with zeros), the two clauses
+    meet on it, as documented: the total goes on those records, to 1e-9."""
+    flt = "county == '015' & county in {13, 15}"
+    numeric = pd.DataFrame({"county": [15] * 3 + [13] * 5 + [17] * 2, "w": 1.0})
+    w = _weights(_row(flt), numeric)
+    assert abs(w[:3].sum() - 4.0) < 1e-9 and np.allclose(w[3:], 1.0)
+    padded = numeric.assign(county=numeric.county.map("{:03d}".format))
+    w = _weights(_row(flt), padded)
+    assert abs(w[:3].sum() - 4.0) < 1e-9 and np.allclose(w[3:], 1.0)
+    both = pd.DataFrame({"county": ["15"] * 3 + ["015"] * 2 + ["13"] * 5, "w": 1.0})
+    w = _weights(_row("county == '015' & county in {'015', 15}"), both)  # the set holds the text itself: "015"
+    assert abs(w[3:5].sum() - 4.0) < 1e-9 and np.allclose(w[:3], 1.0)
+    w = _weights(_row("county == 15 & county in {'015', 15}"), both)  # and the number itself: "15"
+    assert abs(w[:3].sum() - 4.0) < 1e-9 and np.allclose(w[3:], 1.0)
