@@ -9,6 +9,7 @@ import pytest
 
 from microplex import Calibrator, DataValidationError
 from microplex.calibration import Targets
+from microplex.calibration.filters import parse_filter
 
 
 def _weights(targets: Targets, rec: pd.DataFrame) -> np.ndarray:
@@ -62,3 +63,30 @@ def test_a_padded_code_and_its_number_select_the_code_where_the_number_finds_it(
     assert abs(w[3:5].sum() - 4.0) < 1e-9 and np.allclose(w[:3], 1.0)
     w = _weights(_row("county == 15 & county in {'015', 15}"), both)  # and the number itself: "15"
     assert abs(w[:3].sum() - 4.0) < 1e-9 and np.allclose(w[3:], 1.0)
+
+
+# -- 2. names and bare values that start with a non-ASCII letter --------------------------------------------------
+def test_filter_strings_take_names_and_bare_values_starting_with_any_letter():
+    """Before: ``Äpfel == 1`` and ``x == é`` were refused ("Cannot parse filter clause", "cannot read the value"),
+    while ``größe == 1`` and ``x == Zürich`` were read: a name or a bare word had to start with an ASCII letter."""
+    assert parse_filter("Äpfel == 1") == {"Äpfel": 1}
+    assert parse_filter("état in {'a', 'b'} & Ölpreis >= 10 & Ärzte in [1, 3)") == {
+        "état": frozenset({"a", "b"}), "Ölpreis": pd.Interval(10, np.inf, closed="left"),
+        "Ärzte": pd.Interval(1, 3, closed="left")}
+    assert parse_filter("x == é & y in {Évry, Zürich} & _z == über") == {
+        "x": "é", "y": frozenset({"Évry", "Zürich"}), "_z": "über"}
+    assert parse_filter("город == Москва") == {"город": "Москва"}
+    t = Targets.from_frame(pd.DataFrame({"value": [3.0], "filter": ["Äpfel == 1 & Sorte == Élstar"]}))
+    assert t[0].name == "count[Äpfel == 1 & Sorte == 'Élstar']"  # written bare, as ASCII names are
+    assert Targets.from_frame(t.to_frame())[0].filters == t[0].filters
+    rec = pd.DataFrame({"Äpfel": [1] * 4 + [2] * 6, "Sorte": ["Élstar"] * 2 + ["Boskop"] * 8, "w": 1.0})
+    w = _weights(t, rec)
+    assert abs(w[:2].sum() - 3.0) < 1e-9 and np.allclose(w[2:], 1.0)
+
+
+@pytest.mark.parametrize("flt", ["1x == 1", "€uro == 1", "a b == 1"])
+def test_a_name_that_is_no_plain_name_is_refused_with_the_backticks_that_read_it(flt):
+    with pytest.raises(DataValidationError, match=r"Cannot parse filter clause .*in backticks"):
+        parse_filter(flt)
+    col = flt[:-5]
+    assert parse_filter(f"`{col}` == 1") == {col: 1}

@@ -44,7 +44,8 @@ def _got(value: Any) -> str:
 
 
 _STAMP = re.compile(r"(Timestamp|Timedelta)\('([^']*)'(?:,\s*tz='([^']*)')?\)")
-_BARE = re.compile(r"[A-Za-z_][\w.\- ]*")
+#: A bare word: a letter of any script or ``_`` first (``Zürich``, ``é``), then letters, digits, ``_ . -`` and spaces.
+_BARE = re.compile(r"[^\W\d][\w.\- ]*")
 
 
 def _literal(text: str, where: str) -> Any:
@@ -146,9 +147,10 @@ def _split_clauses(expr: str) -> list[str]:
     return out
 
 
-#: A column written bare, or any name in backticks (as pandas' ``query`` writes one with spaces).
-_NAME = re.compile(r"[A-Za-z_][\w.]*")
-_CLAUSE = re.compile(r"^\s*(`[^`]+`|[A-Za-z_][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
+#: A column written bare (a letter of any script or ``_`` first, as a Python name: ``größe``, ``Äpfel``; then letters,
+#: digits, ``_`` and ``.``), or any name in backticks (as pandas' ``query`` writes one with spaces).
+_NAME = re.compile(r"[^\W\d][\w.]*")
+_CLAUSE = re.compile(r"^\s*(`[^`]+`|[^\W\d][\w.]*)\s*(==|!=|>=|<=|=>|=<|>|<|\bin\b|=)\s*(.+?)\s*$", re.S)
 
 
 def _contains(iv: pd.Interval, v: Any) -> bool:
@@ -262,7 +264,8 @@ def _parse_clause(clause: str, expr: str) -> tuple[str, Any]:
     if not m:
         raise DataValidationError(
             f"Cannot parse filter clause {clause!r} in filter {expr!r}; expected 'col == v', 'col in {{a, b}}', "
-            "'col in [lo, hi)' or 'col >= v'."
+            "'col in [lo, hi)' or 'col >= v', where a column whose name is no plain name (a space, a sign or a digit "
+            "first) is written in backticks: `my col` == 1."
         )
     col, op, rhs = m.groups()
     col = col[1:-1] if col.startswith("`") else col
@@ -307,9 +310,12 @@ def parse_filter(expr: str) -> dict[str, Any]:
     """Parses a filter string into a filter dict.
 
     Clauses are joined by ``&``, ``;`` or `` and ``: ``col == v``, ``col in {a, b}``,
-    ``col in [lo, hi)`` (any bracket pair), ``col >= v`` / ``>`` / ``<=`` / ``<``. Several clauses on
-    one column combine (both must hold); an empty combination (``sex == 'f' & sex == 'm'``) selects no
-    record. Anything else raises :class:`DataValidationError` naming the filter.
+    ``col in [lo, hi)`` (any bracket pair), ``col >= v`` / ``>`` / ``<=`` / ``<``. A column is written bare
+    when its name starts with a letter of any script or ``_`` (``größe``, ``Äpfel``) and holds letters, digits,
+    ``_`` and ``.``, else in backticks (```my col` == 1``); a value is a number, a quoted string or a bare word
+    starting so (``Zürich``). Several clauses on one column combine (both must hold); an empty combination
+    (``sex == 'f' & sex == 'm'``) selects no record. Anything else raises :class:`DataValidationError` naming the
+    filter.
 
     Examples
     --------
