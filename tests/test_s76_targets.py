@@ -90,3 +90,49 @@ def test_a_name_that_is_no_plain_name_is_refused_with_the_backticks_that_read_it
         parse_filter(flt)
     col = flt[:-5]
     assert parse_filter(f"`{col}` == 1") == {col: 1}
+
+
+# -- 3. Parquet decimal columns (database exports) ----------------------------------------------------------------
+def _decimal_file(path, columns: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({k: pa.array(v, pa.decimal128(*t)) for k, (t, v) in columns.items()}), path)
+
+
+def test_parquet_decimal_values_tolerances_and_codes_are_read_as_numbers(tmp_path):
+    """Before: every decimal128 column was refused: "value must be a number. Got Decimal('40.00')", and a code
+    "a filter value must be a str, int, float or bool ... Got Decimal('15') (Decimal)"."""
+    from decimal import Decimal as D
+
+    p = tmp_path / "t.parquet"
+    big = 2**60 + 1  # an id float64 does not hold: read exactly from decimal(38, 0)
+    _decimal_file(p, {"value": ((12, 2), [D("40.50"), D("60.25"), D("7.00")]),
+                      "tolerance": ((5, 3), [D("0.010"), None, D("0.001")]),
+                      "county": ((5, 0), [D("15"), None, None]),
+                      "band": ((4, 1), [None, D("1.5"), None]),
+                      "hid": ((38, 0), [None, None, D(big)])})
+    t = Targets.from_parquet(p)
+    assert [x.filters for x in t] == [{"county": 15}, {"band": 1.5}, {"hid": big}]
+    assert type(t[0].filters["county"]) is int and type(t[2].filters["hid"]) is int
+    assert [x.value for x in t] == [40.5, 60.25, 7.0] and [x.tolerance for x in t] == [0.01, None, 0.001]
+    assert [x.name for x in t] == ["count[county == 15]", "count[band == 1.5]", f"count[hid == {big}]"]
+    rec = pd.DataFrame({"county": [15] * 4 + [13] * 6, "band": [1.5] * 5 + [2.5] * 5,
+                        "hid": np.array([big] * 3 + [big - 1] * 7, dtype=np.int64), "w": 10.0})
+    w = _weights(t, rec)
+    for col, v, total in (("county", 15, 40.5), ("band", 1.5, 60.25), ("hid", big, 7.0)):
+        assert abs(w[(rec[col] == v).to_numpy()].sum() - total) < 1e-9
+
+
+def test_a_decimal_code_that_float64_cannot_hold_is_refused(tmp_path):
+    """A non-integral code is read as the float that writes it (1.5, 0.1); one with more digits than float64 holds
+    would be another code, so it is refused naming it."""
+    from decimal import Decimal as D
+
+    p = tmp_path / "t.parquet"
+    _decimal_file(p, {"value": ((12, 2), [D("40.50")]), "rate": ((38, 20), [D("0.12345678901234567891")])})
+    with pytest.raises(DataValidationError, match=r"t.parquet'.*row 1.*column 'rate'.*Decimal\('0.12345678901234567891"
+                                                  r"'\).*more digits than float64 holds.*0.12345678901234568"):
+        Targets.from_parquet(p)
+    _decimal_file(p, {"value": ((12, 2), [D("40.50")]), "rate": ((38, 20), [D("0.1")])})
+    assert Targets.from_parquet(p)[0].filters == {"rate": 0.1}

@@ -12,6 +12,7 @@ import math
 import re
 import reprlib
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -75,8 +76,26 @@ def _literal(text: str, where: str) -> Any:
         ) from None
 
 
+def _decimal(v: Decimal, where: str) -> int | float:
+    """The number a :class:`~decimal.Decimal` (a Parquet decimal128 column, a database export) writes: an int where
+    integral (exactly, at any size: an id of decimal(38, 0)), else the float that writes it (``1.50`` is 1.5, as a CSV
+    cell reads); one with more digits than float64 holds would be another code, so it is refused."""
+    if not v.is_finite():
+        raise DataValidationError(f"{where}: an equality value must be finite. Got {v!r} instead.")
+    if v == v.to_integral_value():
+        return int(v)
+    f = float(v)
+    if Decimal(repr(f)) != v:
+        raise DataValidationError(
+            f"{where}: the value {v!r} has more digits than float64 holds (it reads as {f!r}, another value); "
+            "round it to the digits the records hold, or write the column as text.")
+    return f
+
+
 def _scalar(v: Any, where: str) -> Any:
-    """A filter value for equality or membership: a str, int, float or bool (numpy scalars converted)."""
+    """A filter value for equality or membership: a str, int, float or bool (numpy scalars and decimals converted)."""
+    if isinstance(v, Decimal):
+        return _decimal(v, where)
     if isinstance(v, (np.datetime64, np.timedelta64)):
         v = pd.Timestamp(v) if isinstance(v, np.datetime64) else pd.Timedelta(v)
     else:

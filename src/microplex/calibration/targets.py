@@ -92,11 +92,12 @@ class Target:
         object.__setattr__(self, "importance", self._number("importance", self.importance))
 
     def _number(self, field_name: str, v: Any) -> float:
-        """A numeric field as float (numeric strings accepted: YAML reads ``1e6`` as a string)."""
+        """A numeric field as float (numeric strings accepted: YAML reads ``1e6`` as a string; a
+        :class:`~decimal.Decimal`, as a Parquet decimal128 column holds it, as its nearest float)."""
         try:
             if isinstance(v, str):
                 return float(v.strip().replace("_", ""))
-            if isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)):
+            if isinstance(v, (numbers.Real, np.number, Decimal)) and not isinstance(v, (bool, np.bool_)):
                 return float(v)
         except ValueError:
             pass
