@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
+from microplex import DataValidationError, Synthesizer
 from microplex.cli import app
+from microplex.scale import generate_dataset
 
 runner = CliRunner()
 
@@ -52,3 +55,36 @@ def test_a_synthetic_file_without_the_text_labels_reads_the_columns_as_text(tmp_
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "100.0% of the holdout rows are exact copies of training rows" in r.output, r.output
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A one-epoch model of ``y`` given ``g`` and ``x`` and its training records, in a CSV file."""
+    folder = tmp_path_factory.mktemp("s76eval")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"g": rng.choice(["a", "b"], 200), "x": rng.normal(size=200).round(3),
+                       "y": rng.normal(size=200).round(3)})
+    df.to_csv(folder / "real.csv", index=False)
+    Synthesizer(["y"], ["g", "x"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
+    return folder
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_conditions_with_a_target_column_are_refused_naming_the_flag(model_file, tmp_path, streamed):
+    """Before: "error: 'conditions' already has target columns ['y']" (the Python parameter's name). Now the
+    command line names its option '--conditions'."""
+    out = tmp_path / ("pop" if streamed else "out.parquet")
+    r = runner.invoke(app, ["generate", str(model_file / "m.mpx"), "--conditions", str(model_file / "real.csv"),
+                            "-o", str(out), "-q", *(["--stream"] if streamed else [])])
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert lines == ["error: '--conditions' already has target columns ['y']; drop them (the model synthesizes "
+                     "them)."], r.output
+    assert not out.exists()
+
+
+def test_the_library_still_names_the_parameter(model_file):
+    """Outside the command line the message names the Python parameter (no flag leaks from an earlier CLI call)."""
+    synth = Synthesizer.load(model_file / "m.mpx")
+    with pytest.raises(DataValidationError, match=r"^'conditions' already has target columns \['y'\]"):
+        generate_dataset(synth, conditions=pd.read_csv(model_file / "real.csv"), path=model_file / "pop")
