@@ -137,8 +137,8 @@ def test_conditions_with_the_target_columns_are_refused_in_memory_and_streamed(m
                             str(out), "-q", *(["--stream"] if streamed else [])])
     assert r.exit_code == 1, r.output
     lines = _error_lines(r.output)
-    assert lines == ["error: 'conditions' already has target columns ['re78']; drop them (the model synthesizes "
-                     "them)."], r.output
+    assert lines == ["error: '--conditions' already has target columns ['re78']; drop them (the model synthesizes "
+                     "them)."], r.output  # the flag (session 76; before, the Python parameter 'conditions')
     assert _beside(out) == []
     r = runner.invoke(app, ["generate", str(folder / "m.mpx"), "--conditions", str(folder / "real.csv"), "-o",
                             str(tmp_path / "x.parquet"), "-q", "--population", "1000"])

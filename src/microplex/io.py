@@ -29,6 +29,7 @@ from .datasets import DATASETS, dataset_path
 __all__ = [
     "read_table",
     "as_numbers",
+    "text_columns",
     "read_targets",
     "read_public_metadata",
     "resolve_path",
@@ -634,6 +635,24 @@ def _all_text(s: pd.Series) -> bool:
     if isinstance(s.dtype, pd.StringDtype):
         return True
     return s.dtype == object and bool(s.dropna().map(lambda v: isinstance(v, str)).all())
+
+
+def text_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` that hold text: every value but the missing ones a string (codes ``'06'``, household
+    sizes ``'3+'``), or a category of such labels.
+
+    Another file of the same records (``evaluate``'s synthetic file and holdout) reads the columns of these names
+    as text (:func:`read_table`'s ``text``): a small file that happens to lack the labels that are no number
+    (``'3+'``) or to hold only codes without a leading zero (``36``, ``48``) would read them as integers.
+
+    Examples
+    --------
+    >>> text_columns(pd.DataFrame({"state": ["06", "36"], "hh": ["1", None], "age": [30, 41]}))
+    ['state', 'hh']
+    """
+    return [c for c in frame.columns
+            if _all_text(frame[c]) or (isinstance(frame[c].dtype, pd.CategoricalDtype)
+                                       and _all_text(pd.Series(frame[c].dtype.categories, dtype=object)))]
 
 
 def _text_numbers_as_numbers(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:

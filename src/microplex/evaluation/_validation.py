@@ -21,6 +21,7 @@ __all__ = [
     "require_columns",
     "check_columns",
     "numeric_frame",
+    "beyond_float64",
     "integer_columns",
     "refuse_type_clashes",
     "RESERVED_NAMES",
@@ -189,16 +190,31 @@ def refuse_type_clashes(frames: dict[str, pd.DataFrame], columns: Sequence[str])
                 _check_category_types(ref[col], df[col], col, name, reference)
 
 
+def beyond_float64(series: pd.Series) -> bool:
+    """Whether ``series`` has an integer dtype (numpy, nullable or Arrow) and holds a value beyond 2**53 in
+    magnitude, which float64 cannot hold (2**53 + 1 reads 2**53).
+
+    >>> beyond_float64(pd.Series([2**53 + 1])), beyond_float64(pd.Series([2**53])), beyond_float64(pd.Series([1e300]))
+    (True, False, False)
+    """
+    if not pd.api.types.is_integer_dtype(series.dtype):
+        return False
+    v = series.dropna().to_numpy()
+    return bool((v > 2**53).any() or (v.dtype.kind == "i" and (v < -(2**53)).any()))
+
+
 def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with nullable and Arrow numeric columns (``Int64``, ``Float64``, ``float64[pyarrow]``) as float64
-    (missing as NaN), except two kinds:
+    (missing as NaN), except three kinds:
 
     - nullable integers without missing values: int64 (uint64 for ``UInt64``), so that the report labels their
       subgroups ``i=0`` as it labels a numpy int64 column's, not ``i=0.0`` (a nullable integer with missing
       values is float64, its subgroups labelled with integers all the same: :func:`integer_columns`);
     - narrow floats (``Float32``, ``float32[pyarrow]``, ``float16[pyarrow]``): numpy float32/float16, the
       precision they store (:func:`.._stats.dtype_precision`), so that the exact-match tests of the privacy
-      checks and attacks compare them with a float64 frame at that precision, as a numpy float32 column.
+      checks and attacks compare them with a float64 frame at that precision, as a numpy float32 column;
+    - nullable integers with missing values and a value beyond 2**53 in magnitude, which float64 cannot hold (ids:
+      2**53 + 1 would read 2**53): kept, so that the privacy checks compare them exactly.
 
     Examples
     --------
@@ -212,6 +228,8 @@ def numeric_frame(df: pd.DataFrame) -> pd.DataFrame:
             dt = out[c].dtype
             if pd.api.types.is_integer_dtype(dt) and not out[c].isna().any():
                 out[c] = out[c].to_numpy(dtype=np.uint64 if dt.numpy_dtype == np.uint64 else np.int64)
+            elif beyond_float64(out[c]):
+                continue
             else:
                 precision = dtype_precision(dt)  # "float64" for every dtype but a narrow float
                 out[c] = out[c].to_numpy(dtype=np.dtype(precision), na_value=np.nan)

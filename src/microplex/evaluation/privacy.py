@@ -18,7 +18,7 @@ from .._errors import DataValidationError
 from .._estimator import DEPRECATED, deprecated_random_state
 from .._params import check_bool, check_float, check_int
 from .._stats import one_hot, shared_precision, stored_at
-from ._validation import is_numeric, refuse_type_clashes, require_columns
+from ._validation import beyond_float64, is_numeric, refuse_type_clashes, require_columns
 
 __all__ = [
     "PrivacyRiskWarning",
@@ -45,7 +45,9 @@ def row_codes(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[np
     Two rows get the same code when they hold equal values in every column, however the frames
     store them: a column numeric in every frame is compared as float64 (``1`` in an ``int64``,
     ``Int64`` or ``float64`` column is the same value), or as float32 where a frame stores it so (a
-    float32 column's 24.100000381469727 is a float64 column's 24.1), other columns as the values themselves
+    float32 column's 24.100000381469727 is a float64 column's 24.1), or exactly where an integer column holds
+    a value beyond 2**53 that float64 cannot hold (ids 2**53 and 2**53 + 1 differ; :func:`_numbers`), other
+    columns as the values themselves
     (strings, categories, booleans); a missing value equals a missing value. Every exact-match
     test of :mod:`microplex.evaluation` (exact copies, quasi-identifier cells) uses these codes.
 
@@ -67,14 +69,43 @@ def row_codes(frames: Sequence[pd.DataFrame], columns: Sequence[str]) -> list[np
     for c in columns:
         parts = [f[c] for f in frames]
         if all(is_numeric(p) for p in parts):  # at the narrowest float precision of the frames (float32: 24.1)
-            values = stored_at(np.concatenate([p.to_numpy(dtype=float, na_value=np.nan) for p in parts]),
-                               shared_precision(*(p.dtype for p in parts)))
+            values = _numbers(parts)
         else:
             values = np.concatenate([p.astype(object).where(p.notna(), None).to_numpy(dtype=object) for p in parts])
         levels, uniques = pd.factorize(values, use_na_sentinel=False)  # missing values: one level of their own
         # the pair (rows so far, this column) as one code; both are < the number of rows, so no overflow
         code = pd.factorize(code * len(uniques) + levels)[0].astype(np.int64)
     return np.split(code, np.cumsum(sizes)[:-1])
+
+
+def _numbers(parts: Sequence[pd.Series]) -> np.ndarray:
+    """The values of the numeric columns ``parts`` in one array, as :func:`row_codes` and :func:`encode_records`
+    compare them: float64 at the narrowest float precision of the parts (a float32 column's 24.100000381469727 is
+    a float64 column's 24.1; missing: NaN) or, where an integer column holds a value that float64 cannot hold
+    (beyond 2**53 in magnitude: 2**53 + 1 would read 2**53, two ids one record), the numbers themselves, Python
+    ints and floats in an object array (missing: NaN), which compare exactly.
+
+    Examples
+    --------
+    >>> big = pd.Series([2**53, 2**53 + 1])
+    >>> _numbers([big]).tolist(), _numbers([big.astype(float)]).tolist()
+    ([9007199254740992, 9007199254740993], [9007199254740992.0, 9007199254740992.0])
+    """
+    precision = shared_precision(*(p.dtype for p in parts))
+    if precision == "float64" and any(beyond_float64(p) for p in parts):
+        return np.concatenate([p.to_numpy(dtype=object, na_value=np.nan) if pd.api.types.is_integer_dtype(p.dtype)
+                               else p.to_numpy(dtype=float, na_value=np.nan).astype(object) for p in parts])
+    return stored_at(np.concatenate([p.to_numpy(dtype=float, na_value=np.nan) for p in parts]), precision)
+
+
+def _interp_exact(x: np.ndarray, values: np.ndarray, mid: np.ndarray) -> np.ndarray:
+    """``np.interp(x, values, mid)`` for the exact numbers of :func:`_numbers` (object arrays, no missing value;
+    ``values`` sorted and distinct): the offsets from the values are taken exactly before they are divided."""
+    hi = np.searchsorted(values, x, side="right")
+    lo, hi = np.clip(hi - 1, 0, len(values) - 1), np.clip(hi, 0, len(values) - 1)
+    gap = values[hi] - values[lo]  # 0 at a value, below the first and beyond the last
+    frac = np.where(gap == 0, 0, (x - values[lo]) / np.where(gap == 0, 1, gap)).astype(float)
+    return mid[lo] + frac * (mid[hi] - mid[lo])
 
 
 def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequence[str] | None = None) -> list[np.ndarray]:
@@ -84,7 +115,8 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
     interpolated between observed values, so heavy tails do not dominate); a missing numeric
     value becomes -1. A categorical column becomes a one-hot block scaled by 1/sqrt(2), so a
     mismatch adds 1 to the squared distance; a missing value is a level of its own (as in
-    :func:`row_codes`): beside a category it adds 1, beside a missing value 0.
+    :func:`row_codes`): beside a category it adds 1, beside a missing value 0. Integers beyond 2**53
+    are ranked exactly (:func:`_numbers`): ids 2**53 and 2**53 + 1 have ranks of their own.
 
     Returns
     -------
@@ -103,17 +135,18 @@ def encode_records(reference: pd.DataFrame, *frames: pd.DataFrame, columns: Sequ
     for c in columns:
         if is_numeric(reference[c]):
             # values at the narrowest float precision of the frames, as row_codes compares them
-            precision = shared_precision(*(f[c].dtype for f in all_frames))
-            ref = stored_at(reference[c].to_numpy(dtype=float, na_value=np.nan), precision)
-            ref = ref[~np.isnan(ref)]
+            sizes = np.cumsum([len(f) for f in all_frames])[:-1]
+            xs = np.split(_numbers([f[c] for f in all_frames]), sizes)
+            ref = xs[0][~pd.isna(xs[0])]
             values, counts = np.unique(ref, return_counts=True)
             if values.size == 0:
                 values, counts = np.array([0.0]), np.array([1])
             mid = (np.cumsum(counts) - 0.5 * counts) / counts.sum()
-            for k, f in enumerate(all_frames):
-                x = stored_at(f[c].to_numpy(dtype=float, na_value=np.nan), precision)
-                pos = np.interp(np.nan_to_num(x), values, mid)
-                blocks[k].append(np.where(np.isnan(x), -1.0, pos)[:, None])
+            for k, x in enumerate(xs):
+                missing = pd.isna(x)
+                pos = (np.interp(np.nan_to_num(x), values, mid) if x.dtype != object
+                       else _interp_exact(np.where(missing, values[0], x), values, mid))
+                blocks[k].append(np.where(missing, -1.0, pos)[:, None])
         else:
             cats = pd.Index(pd.concat([f[c] for f in all_frames]).dropna().astype(object).unique())
             codes = [cats.get_indexer(f[c].astype(object)) for f in all_frames]  # -1: a missing value

@@ -13,7 +13,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._files import (FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, padded_integers,
                       text_numbers_fix)
-from .._params import memory_cap, to_python
+from .._params import memory_cap, shown, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
 
@@ -69,11 +69,13 @@ def text_conditions(synth: Any) -> list[str]:
 
 def check_no_targets(columns: Sequence[str], targets: Sequence[str], what: str = "conditions") -> None:
     """Refuses conditions that already hold target columns: the model draws those, so their values would be lost
-    (the command line's and the pipeline's in-memory generation replaced them without a word; streamed, refused)."""
+    (the command line's and the pipeline's in-memory generation replaced them without a word; streamed, refused).
+    ``what`` is named as the command line's flag that gave it within :func:`microplex._params.flags`
+    (``'--conditions'``)."""
     clash = [c for c in targets if c in set(columns)]
     if clash:
         raise DataValidationError(
-            f"{what!r} already has target columns {clash}; drop them (the model synthesizes them)."
+            f"{shown(what)!r} already has target columns {clash}; drop them (the model synthesizes them)."
         )
 
 
