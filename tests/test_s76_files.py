@@ -1,7 +1,9 @@
-"""Reading files, one concept in one place.
+"""Reading files, one concept in one place; sparsify of a file with a list or struct column.
 
 The targets reader's "cells as written" CSV read is :func:`microplex._files.csv_text` (every column); a dataset
-folder is listed once by ``rake_dataset`` and each file's Parquet schema read once by ``check_same_schema``.
+folder is listed once by ``rake_dataset`` and each file's Parquet schema read once by ``check_same_schema``. Before
+its fix, ``microplex sparsify`` refused a file with a list or struct column: its automatic auxiliary margins
+rejected the column, and the command line cannot name the auxiliaries.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from microplex import Targets
 from microplex._errors import DataValidationError
 from microplex._files import csv_text
+from microplex.cli import app
 from microplex.scale import _layout, sources
 from microplex.scale.calibrate import rake_dataset
+
+runner = CliRunner()
 
 
 def test_targets_read_with_an_index_column_and_usecols_keep_codes_and_none_labels(tmp_path):
@@ -68,3 +74,43 @@ def test_read_table_checks_the_files_the_dataset_reads(tmp_path):
     pq.write_table(old, tmp_path / "d" / "g=1" / "part-1.parquet")  # in the dataset: refused, naming the file
     with pytest.raises(DataValidationError, match=r"part-1\.parquet"):
         read_table(tmp_path / "d")
+
+
+def _nested(tmp_path, n=120):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"pid": np.arange(n), "a": rng.integers(0, 2, n), "b": rng.choice(["x", "y", "z"], n),
+                       "age": rng.integers(18, 90, n), "weight": rng.uniform(1.0, 3.0, n),
+                       "tags": [[int(i), int(i) % 7] for i in range(n)],
+                       "place": [{"q": int(i), "r": "s"} for i in range(n)]})
+    df.to_parquet(tmp_path / "nested.parquet")
+    # the same records with the two columns as their text: every value distinct, an identifier, no auxiliary;
+    # records are ordered by a hash of their values, the lists' by their text, so the same subset is drawn
+    back = pd.read_parquet(tmp_path / "nested.parquet")
+    back.assign(tags=back["tags"].astype(str), place=back["place"].astype(str)).to_parquet(tmp_path / "text.parquet")
+    total = float(df["weight"].sum())
+    (tmp_path / "t.csv").write_text(f"value,a\n{0.6 * total},1\n{0.4 * total},0\n")
+    return df
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-records", "20"]])
+def test_sparsify_carries_a_list_and_a_struct_column_through(tmp_path, extra):
+    # before: "Column 'tags' holds unhashable values (lists, dicts, ...), which cannot be crossed with the area",
+    # status 1; the command line cannot name the auxiliaries to leave it out
+    df = _nested(tmp_path)
+    out = {}
+    for name in ("text", "nested"):
+        r = runner.invoke(app, ["sparsify", str(tmp_path / f"{name}.parquet"), "--targets", str(tmp_path / "t.csv"),
+                                "-o", str(tmp_path / f"o_{name}.parquet"), "-q", *extra])
+        assert r.exit_code == 0, r.output
+        out[name] = pd.read_parquet(tmp_path / f"o_{name}.parquet")
+    text, nested = out["text"], out["nested"]
+    assert list(nested.columns) == list(df.columns)
+    assert 0 < len(nested) < len(df)
+    # the subset and weights of the records whose lists are no auxiliary margin
+    pd.testing.assert_frame_equal(nested.drop(columns=["tags", "place"]), text.drop(columns=["tags", "place"]))
+    for _, rec in nested.iterrows():  # each kept record's list and struct as written
+        assert rec["tags"].tolist() == [rec["pid"], rec["pid"] % 7]
+        assert rec["place"] == {"q": rec["pid"], "r": "s"}
+    total = float(df["weight"].sum())
+    np.testing.assert_allclose(nested.groupby("a")["weight"].sum().to_numpy(), [0.4 * total, 0.6 * total],
+                               rtol=0.006)
