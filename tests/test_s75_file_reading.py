@@ -92,16 +92,6 @@ def test_list_and_struct_columns_are_written_back_by_calibrate(tmp_path):
         np.testing.assert_allclose(out.groupby("a")["weight"].sum().to_numpy(), [20.0, 40.0], rtol=1e-6)
 
 
-def test_sparsify_refuses_a_list_column_naming_it(tmp_path):
-    # its auxiliary margins cross every column (as documented, a column of lists or dicts is refused, named)
-    _nested(tmp_path)
-    r = runner.invoke(app, ["sparsify", str(tmp_path / "in.parquet"), "--targets", str(tmp_path / "t.csv"), "-o",
-                            str(tmp_path / "o.parquet"), "-q"])
-    assert r.exit_code == 1, r.output
-    assert "Column 'place' holds unhashable values" in r.output and "internal error" not in r.output
-    assert not (tmp_path / "o.parquet").exists()
-
-
 @pytest.mark.parametrize("verb", ["calibrate", "sparsify"])
 def test_a_column_mixing_lists_and_text_is_refused_naming_it(verb, tmp_path):
     (tmp_path / "d.json").write_text('[{"a":1,"tags":[1,2]},{"a":0,"tags":"none"},{"a":1,"tags":[3]}]')

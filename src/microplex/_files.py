@@ -277,10 +277,12 @@ def keep_none_labels(path: str | os.PathLike, frame: Any, columns: Any = None,
     return restore_none(frame, csv_text(path, cols, kwargs), cols)
 
 
-def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str, Any]) -> Any:
+def csv_text(path: str | os.PathLike, columns: list[Any] | None, read_kwargs: dict[str, Any]) -> Any:
     """The cells of ``columns`` of the CSV file ``path`` as written (text; no cell read as missing), read with the
     caller's other ``read_csv`` options so that its rows are those of the frame read with them (with a
-    ``chunksize``, a reader of such frames). ``columns`` are columns of that frame.
+    ``chunksize``, a reader of such frames). ``columns`` are columns of that frame; ``None``: every column the
+    caller's options read, so that its rows, columns and index are those of ``pandas.read_csv(path,
+    **read_kwargs)`` (an ``index_col``, ``usecols`` or ``header`` of the caller's included).
 
     The columns are chosen by a function of the name, not a list: pandas' ``usecols`` given every column of the
     header as a list does not take the rows' first field of a file with R's row names (each row one field more
@@ -288,9 +290,11 @@ def csv_text(path: str | os.PathLike, columns: list[Any], read_kwargs: dict[str,
     names, ``inc`` the zips)."""
     import pandas as pd
 
+    text = {"dtype": str, "keep_default_na": False, "na_values": []}
+    if columns is None:
+        return pd.read_csv(path, **{**read_kwargs, **text})
     wanted = set(columns)
-    return pd.read_csv(path, **{**read_kwargs, "usecols": lambda c: c in wanted, "dtype": str,
-                                "keep_default_na": False, "na_values": []})
+    return pd.read_csv(path, **{**read_kwargs, "usecols": lambda c: c in wanted, **text})
 
 
 def none_candidates(frame: Any, columns: Any = None) -> list[Any]:

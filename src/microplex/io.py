@@ -351,11 +351,15 @@ def record_columns(names: Sequence[str]) -> list[str]:
 
 def _file_schemas(p: Path, first: bool = False) -> list[tuple[Path, pa.Schema]]:
     """Each file and its Arrow schema, read without its data, of the Parquet or Feather file ``p`` (a dataset
-    folder: of each of its files, or of its first only); none for a file whose schema cannot be read here (the
-    reader then raised already or reads it otherwise)."""
+    folder: of each of its ``*.parquet`` files, :func:`microplex.scale._layout.dataset_parts`, or of its first only);
+    none for a file whose schema cannot be read here (the reader then raised already or reads it otherwise)."""
     import pyarrow.parquet as pq
 
-    files = sorted(f for f in p.rglob("*.parquet") if not f.name.startswith((".", "_"))) if p.is_dir() else [p]
+    files = [p]
+    if p.is_dir():
+        from .scale._layout import dataset_parts
+
+        files = dataset_parts(p)[0]
     schemas = []
     for f in files[:1] if first else files:
         try:

@@ -280,11 +280,13 @@ def test_dates_and_durations_are_crossed_by_quantile_groups_of_their_values():
     assert sc.summary["auxiliary_columns"] == {"date": "quantile groups", "spell": "quantile groups"}
 
 
-def test_unhashable_columns_are_named():
+def test_unhashable_columns_are_left_out_of_auto_and_named_when_named():
     df, targets = untargeted_population(1, 600)
     df["tags"] = [[i % 3] for i in range(len(df))]
+    sc = SparseCalibrator(100).fit(df, targets)  # "auto": a column of lists has no margins (was refused)
+    assert "tags" not in sc.summary["auxiliary_columns"] and sc.summary["max_rel_error"] < 1e-6
     with pytest.raises(DataValidationError, match="'tags' holds unhashable values"):
-        SparseCalibrator(100).fit(df, targets)
+        SparseCalibrator(100, auxiliary=["age", "tags"]).fit(df, targets)
     sc = SparseCalibrator(100, auxiliary=["age", "job"]).fit(df, targets)  # named columns: tags left out
     assert sc.summary["max_rel_error"] < 1e-6
 

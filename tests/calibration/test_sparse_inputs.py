@@ -27,7 +27,7 @@ def population():
     [{"auxiliary": ["lists"]}, {"auxiliary": None, "stratify": ["lists"]}, {"auxiliary": None, "stratify": "auto"}],
 )
 def test_a_column_of_lists_named_in_auxiliary_or_stratify_is_named(population, params):
-    """Was a bare TypeError (unhashable type: 'list'); the 'auto' auxiliaries already named it."""
+    """Was a bare TypeError (unhashable type: 'list'); the 'auto' auxiliaries leave such a column out."""
     df, targets = population
     df = df.assign(lists=[[i % 3] for i in range(len(df))])
     before = df.copy(deep=True)

@@ -69,21 +69,24 @@ def auxiliary_columns(
 ) -> list[str]:
     """Columns crossed with the area by default: every column but the weight, the household id, the area,
     columns the targets already cross with the area, constant columns, identifiers (integer or text
-    columns whose values are all distinct) and complex columns (no margins); a column of unhashable values
-    (lists, dicts) is refused, naming it."""
+    columns whose values are all distinct), complex columns and columns of unhashable values (lists, dicts: a
+    Parquet list or struct column), which have no margins and are carried through with the records."""
     skip = {weight_col, household_col, area}
     for t in targets:
         if area is None or area in t.filters:
             skip.update(t.filters)
     n = len(candidates)
 
-    def keep(name: str, s: pd.Series) -> bool:
+    def keep(s: pd.Series) -> bool:
         if pd.api.types.is_complex_dtype(s):  # complex numbers have no margins
             return False
-        k = distinct_values(s, name, "crossed with the area: drop it, or name the auxiliary columns (auxiliary=[...])")
+        try:
+            k = int(s.nunique(dropna=False))
+        except TypeError:  # lists, dicts: no margins
+            return False
         return k > 1 and (k < n or pd.api.types.is_float_dtype(s))
 
-    return [c for c in candidates.columns if c not in skip and keep(c, candidates[c])]
+    return [c for c in candidates.columns if c not in skip and keep(candidates[c])]
 
 
 def distinct_values(s: pd.Series, name: object, use: str) -> int:

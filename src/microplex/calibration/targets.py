@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from microplex._errors import DataValidationError
-from microplex._files import (empty_unnamed, none_candidates, other_separator, padded_as_written, restore_none,
-                              zero_padded)
+from microplex._files import (csv_text, empty_unnamed, none_candidates, other_separator, padded_as_written,
+                              restore_none, zero_padded)
 from microplex._params import to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
@@ -567,16 +567,9 @@ def _separator_options(p: Path, sep: str, read_kwargs: dict[str, Any]) -> str:
     return options
 
 
-def _cells_as_written(p: Path, read_kwargs: dict[str, Any]) -> pd.DataFrame:
-    """The cells of the CSV file ``p`` as written (text; no cell read as missing), read with the caller's other
-    options, so that its rows, columns and index are those of ``pandas.read_csv(p, **read_kwargs)`` (an
-    ``index_col``, ``usecols`` or ``header`` of the caller's included)."""
-    return pd.read_csv(p, **{**read_kwargs, "dtype": str, "keep_default_na": False, "na_values": []})
-
-
 def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     """``frame`` (read from the CSV file ``p``) with its equality columns as the file writes them, from one read of
-    their text (:func:`_cells_as_written`):
+    their text (:func:`microplex._files.csv_text`):
 
     - the ``None`` cells of a text column are the category "None", not "no condition" as pandas reads them
       (:func:`microplex._files.keep_none_labels`; not when the caller gives missing-value options);
@@ -595,7 +588,7 @@ def _equality_as_written(p: Path, frame: pd.DataFrame, read_kwargs: dict[str, An
                and not pd.api.types.is_bool_dtype(frame[c])]
     if not none and not numeric:
         return frame
-    raw = _cells_as_written(p, read_kwargs)
+    raw = csv_text(p, None, read_kwargs)
     frame = restore_none(frame, raw, none)
     padded = zero_padded(raw, numeric)
     frame = padded_as_written(frame, raw, padded)
@@ -610,9 +603,10 @@ _INTEGER_TEXT = re.compile(r"^\s*[-+]?[0-9]+\s*$")
 
 def _big_codes_as_written(p: Path, frame: pd.DataFrame, raw: pd.DataFrame, columns: list[Any]) -> pd.DataFrame:
     """``frame`` with each float column among ``columns`` that holds a value beyond 2**53 (an id read as float64
-    because another row's cell is empty) as the integers its cells write (``raw``, :func:`_cells_as_written`): float64 read
-    1152921504606846977 as 1152921504606846976, another record's id. A cell beyond 2**53 written otherwise
-    (``1152921504606846977.0``) that float64 does not hold exactly is refused, naming the column."""
+    because another row's cell is empty) as the integers its cells write (``raw``,
+    :func:`microplex._files.csv_text`): float64 read 1152921504606846977 as 1152921504606846976, another record's
+    id. A cell beyond 2**53 written otherwise (``1152921504606846977.0``) that float64 does not hold exactly is
+    refused, naming the column."""
     out = {}
     for c in columns:
         values = frame[c]

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "TASKS_DIR", "COMMON_METADATA_NAME", "Layout", "layout",
            "check_side_folder", "check_finished", "is_side_folder", "read_manifest", "dataset_schema",
            "hive_partitioning", "text_partition_keys", "dask_read_options", "dask_files", "cast_to_schema",
-           "data_files", "open_dataset"]
+           "data_files", "dataset_parts", "open_dataset"]
 
 #: Version of the manifest, the markers and the seed derivation; bumped on incompatible changes.
 #: (Moving these files beside the data folder changed where they are, not what they hold.)
@@ -250,13 +250,9 @@ def data_files(root: Path, label: str = "Parquet dataset") -> list[str]:
     them fail, and Dask reads ``*.parq`` and ``*.pq`` files too: taken by some readers and not by others, it
     was calibrated without its schema checked, or failed with a raw pyarrow error.
     """
-    files, other = [], []
-    for p in root.rglob("*"):
-        if any(part.startswith((".", "_")) for part in p.relative_to(root).parts) or not p.is_file():
-            continue
-        (files if p.name.endswith(".parquet") else other).append(p)
+    files, other = dataset_parts(root)
     if other:
-        first = min(other)
+        first = other[0]
         raise DataValidationError(
             f"Cannot read the {label} folder {str(root)!r}: its file {first.relative_to(root).as_posix()!r} is not a "
             f".parquet file{f' ({len(other) - 1} more are not)' if len(other) > 1 else ''}. A dataset folder's "
@@ -264,7 +260,20 @@ def data_files(root: Path, label: str = "Parquet dataset") -> list[str]:
             "would read this one as Parquet too: move it out of the folder, or rename it (to *.parquet if it is "
             "data, or to a name starting with '_')."
         )
-    return [str(f) for f in sorted(files)]
+    return [str(f) for f in files]
+
+
+def dataset_parts(root: Path) -> tuple[list[Path], list[Path]]:
+    """The files of the dataset folder ``root`` at any depth, names (of files and folders) starting with ``.`` or
+    ``_`` skipped, in sorted path order (paths under ``root`` as given): its ``*.parquet`` files and its other
+    files. The one listing of a dataset folder: :func:`data_files` refuses the other files, the schema checks of
+    :func:`microplex.io.read_table` read the ``*.parquet`` files."""
+    files, other = [], []
+    for p in root.rglob("*"):
+        if any(part.startswith((".", "_")) for part in p.relative_to(root).parts) or not p.is_file():
+            continue
+        (files if p.name.endswith(".parquet") else other).append(p)
+    return sorted(files), sorted(other)
 
 
 def open_dataset(path: str | os.PathLike) -> Any:
@@ -300,9 +309,12 @@ def _partitioning_and_schema(path: str | os.PathLike) -> tuple[Any, pa.Schema | 
     return _hive_setup(path)[:2]
 
 
-def _hive_setup(path: str | os.PathLike) -> tuple[Any, pa.Schema | None, pa.Schema | None]:
+def _hive_setup(
+    path: str | os.PathLike, files: list[str] | None = None
+) -> tuple[Any, pa.Schema | None, pa.Schema | None]:
     """:func:`hive_partitioning`, the schema file as read (``None`` without one) and the first data file's schema
-    (``None`` for a single file or a folder without data files), from one listing of the folder."""
+    (``None`` for a single file or a folder without data files), from one listing of the folder (``files``, the
+    folder's :func:`data_files` when the caller listed them already)."""
     import pyarrow.dataset as pads
 
     lay = layout(path)
@@ -310,7 +322,7 @@ def _hive_setup(path: str | os.PathLike) -> tuple[Any, pa.Schema | None, pa.Sche
         return "hive", None, None
     check_finished(lay.root)
     saved = dataset_schema(path) if lay.schema.is_file() and not lay.schema.is_symlink() else None
-    dataset = pads.dataset(data_files(lay.root), format="parquet", partitioning="hive",
+    dataset = pads.dataset(_absolute(lay.root, files), format="parquet", partitioning="hive",
                            partition_base_dir=str(lay.root))
     if not dataset.files:
         return "hive", saved, None
@@ -330,16 +342,23 @@ def text_partition_keys(path: str | os.PathLike) -> list[str]:
     return [] if isinstance(partitioning, str) or saved is not None else list(partitioning.schema.names)
 
 
-def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
+def _absolute(root: Path, files: list[str] | None) -> list[str]:
+    """The data files of the dataset folder ``root`` (absolute) as absolute paths: ``files`` (its
+    :func:`data_files`, listed by the caller from the folder's path as given) or, when ``None``, a new listing."""
+    return data_files(root) if files is None else [os.path.abspath(f) for f in files]
+
+
+def dask_read_options(path: str | os.PathLike, files: list[str] | None = None) -> dict[str, Any]:
     """Keyword arguments for ``dask.dataframe.read_parquet`` of the dataset at ``path``: its partition columns
-    typed as written (:func:`hive_partitioning`) and, with them, the stored categorical columns named.
+    typed as written (:func:`hive_partitioning`) and, with them, the stored categorical columns named. ``files``:
+    the folder's :func:`data_files`, when the caller listed them already.
 
     Dask otherwise takes the categorical columns from the files' pandas metadata, which also names a
     categorical partition column; read with its written (non-dictionary) type, that column made
     ``read_parquet`` fail ("Not all columns are categoricals"). A categorical partition column is read as
     its categories' values (as text without a schema file).
     """
-    partitioning, saved, stored = _hive_setup(path)  # the schema file read once
+    partitioning, saved, stored = _hive_setup(path, files)  # the schema file read once
     if not Path(os.fspath(path)).is_dir():
         return {}
     # partitions below the folder only: Dask read a folder above it named ``run=7`` as a column ``run``
@@ -352,13 +371,14 @@ def dask_read_options(path: str | os.PathLike) -> dict[str, Any]:
     return {"dataset": {"partitioning": partitioning, **base}, "categories": categories}
 
 
-def dask_files(path: str | os.PathLike) -> str | list[str]:
+def dask_files(path: str | os.PathLike, files: list[str] | None = None) -> str | list[str]:
     """What ``dask.dataframe.read_parquet`` reads of the dataset at ``path`` (with :func:`dask_read_options`): the
     file, or the files of the folder :func:`data_files` lists, as absolute paths. Given the folder, Dask read its
     ``*.parq`` and ``*.pq`` files and its hidden ones (``.backup.parquet``, ``_old/part-0.parquet``), which the
-    schema checks, pyarrow and pandas skip."""
+    schema checks, pyarrow and pandas skip. ``files``: the folder's :func:`data_files`, when the caller listed them
+    already."""
     root = layout(path).root
-    return data_files(root) if root.is_dir() else str(root)
+    return _absolute(root, files) if root.is_dir() else str(root)
 
 
 def cast_to_schema(frame: pd.DataFrame, schema: pa.Schema, columns: Iterable[str]) -> None:

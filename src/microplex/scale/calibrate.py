@@ -453,9 +453,9 @@ def rake_dataset(
             "(df.reset_index().to_parquet(...)), or name another column.")
     # partition columns typed as written ("01" stays "01"), a categorical one too; a RangeIndex with a name stored
     # as metadata only is left out (Dask's default index=None failed on it with KeyError '[nan] not in index')
-    options = {**dask_read_options(path), **({"index": False} if ranges else {})}
+    options = {**dask_read_options(path, files), **({"index": False} if ranges else {})}  # the folder listed once
     try:
-        ddf = dd.read_parquet(dask_files(path), **options)  # the files checked above, no other
+        ddf = dd.read_parquet(dask_files(path, files), **options)  # the files checked above, no other
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataValidationError(f"Cannot read the Parquet dataset {str(path)!r}: {exc}") from exc
     if ddf.index.name is not None:  # a pandas index the files store (pid): a column, as read_table reads it

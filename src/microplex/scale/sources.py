@@ -281,11 +281,13 @@ def check_same_schema(files: list[str], columns: list[str], label: str) -> list[
     Returns the names of the pandas indexes the files store as metadata only (a ``RangeIndex`` with a name,
     ``df.rename_axis("id")``: no column of a file), in the order first found.
     """
-    first = _read_schema(files[0], label)
-    types = {c: first.field(c).type for c in dict.fromkeys(columns) if c in first.names}
+    first = None
     ranges: dict[str, None] = {}
     for f in files:
         other = _read_schema(f, label)
+        if first is None:  # the first file's schema, read once
+            first = other
+            types = {c: first.field(c).type for c in dict.fromkeys(columns) if c in first.names}
         ranges.update(dict.fromkeys(_metadata_index(other, f"{label} file {f!r}")))
         differ = [c for c in types if c not in other.names or other.field(c).type != types[c]]
         if differ:
