@@ -188,10 +188,14 @@ def test_a_target_whose_area_lies_in_several_parent_areas_is_named():
 
 
 def test_a_diagnosis_that_does_not_solve_is_not_called_feasible(regions):
-    """Totals of 1e40 defeat the diagnosis LP; the error said "The targets are feasible within the bounds"."""
+    """Totals of 1e40 defeat the diagnosis LP; the error said "The targets are feasible within the bounds". (A total
+    of 1e40 over every record is solved: the weights are brought to the targets' scale, Calibrator.HARD_SCALE; a
+    count over one region leaves the others' weights, which are not.)"""
     with pytest.raises(ConvergenceError, match=r"Which targets conflict is unknown") as err:
-        Calibrator().fit(regions, Targets([Target(1e40)]))
+        Calibrator().fit(regions, Targets([Target(1e40, filters={"region": 0})]))
     assert "feasible within" not in str(err.value)
+    w = Calibrator().fit(regions, Targets([Target(1e40)])).weights.to_numpy()
+    assert abs(w.sum() / 1e40 - 1) < 1e-12
 
 
 def test_targets_orders_of_magnitude_above_the_initial_weights_are_named():

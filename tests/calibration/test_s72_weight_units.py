@@ -83,7 +83,8 @@ def test_soft_calibration_from_weights_far_below_the_targets_meets_them(frame, t
 
 
 def test_a_hard_solve_is_not_scaled(frame, targets):
-    """A hard solve's optimum does not depend on the initial weights' scale: solved from them as given."""
+    """A hard solve's optimum does not depend on the initial weights' scale where the counts fix the total: met from
+    weights of 1 against targets for 3.3e8 (solved from the targets' scale, beyond Calibrator's HARD_SCALE)."""
     cal = Calibrator().fit(frame.assign(w=1.0), targets, weight_col="w")
     assert _worst_miss(frame, targets, cal.weights.to_numpy()) < 1e-12
 

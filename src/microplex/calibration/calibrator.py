@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -25,8 +26,8 @@ from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
-from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, soft_units, solution_problems,
-                          survey_errors, unreachable_targets)
+from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
+                          solution_problems, survey_errors, unreachable_targets)
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -152,22 +153,26 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
         }
     )
     rep["met"] = _met(dz, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
-                                        np.maximum(tol, met_rtol)), soft=default_tolerance is not None)
+                                        np.maximum(tol, met_rtol)), soft=default_tolerance is not None, weights=weights)
     return rep
 
 
-def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False) -> np.ndarray:
+def _met(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False,
+         weights: np.ndarray | None = None) -> np.ndarray:
     """Whether each row of a :func:`target_report` is within its tolerance ``within`` (> 0): :func:`_misses`
     at most ``within``."""
     with np.errstate(invalid="ignore"):
-        return _misses(design, rep, within, soft) <= within
+        return _misses(design, rep, within, soft, weights) <= within
 
 
-def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False) -> np.ndarray:
+def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = False,
+            weights: np.ndarray | None = None) -> np.ndarray:
     """The miss of each row of a :func:`target_report` held to its tolerance ``within`` (> 0): its relative error,
     measured against at least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
-    :func:`~microplex.calibration.design.value_sizes` at the initial weights): a miss that is float64 rounding of a
-    total netting values of both signs to 0 is met, as the solvers meet it.
+    :func:`~microplex.calibration.design.value_sizes` at the initial weights, or, given the report's ``weights``,
+    of its :func:`~microplex.calibration.feasibility.rounding_sizes`, the smaller of those at the initial and at
+    the final weights, as the hard solve's check measures it): a miss that is float64 rounding of a total netting
+    values of both signs to 0 is met, as the solvers meet it.
 
     ``soft``: the rows of a soft fit, whose penalty weighs each miss against the target's size
     (:func:`~microplex._stats.miss_scale` of its value against its value size: ``|t|``, at least a thousandth of
@@ -180,7 +185,8 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
         if soft:  # the penalty's size of a miss, at least the rounding scale
             err = (achieved - value) / np.maximum(miss_scale(value, natural), rounding_scale(value, natural, within))
         else:
-            err = relative_error(achieved, value, natural, within)
+            err = relative_error(achieved, value, natural if weights is None else rounding_sizes(design, weights),
+                                 within)
         return np.abs(err)
 
 
@@ -188,6 +194,21 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
 #: (as ``report()``'s ``met`` measures a miss): soft targets may be missed, but such a miss is no trade-off within
 #: the tolerance any more (targets that contradict each other, or bounds that hold the weights from them).
 FAR_MISS = 10.0
+
+
+#: How far (a factor either way) a hard solve's initial weights may lie from the targets' scale
+#: (:func:`~microplex.calibration.design.target_scale`) and still be solved from as given: ``2**24``, about
+#: 1.7e7. Beyond it they are taken as weights in other units and solved from that scale.
+HARD_SCALE = 2.0**24
+
+
+def _with_initial(design: Design, d: np.ndarray) -> Design:
+    """``design`` with the initial weights ``d`` (its checks and sizes taken at them); the cached transpose is
+    shared."""
+    out = dataclasses.replace(design, d=d)
+    if "xt" in design.__dict__:
+        out.__dict__["xt"] = design.__dict__["xt"]
+    return out
 
 
 def far_miss_note(summary: dict[str, Any]) -> str:
@@ -393,10 +414,16 @@ class Calibrator(_FittedResult):
 
         # a soft solve starts from the initial weights brought to the targets' scale (a power of two, target_scale):
         # its penalties price misses against the distance from them, so weights of 1 against targets for a
-        # population of 3.3e8 were left where they were and every target missed; a hard solve, whose optimum does
-        # not depend on that scale, and bounds (ratios to the caller's weights) solve from the weights as given
-        factor = target_scale(design) if self.soft and self.bounds is None else 1.0
-        start_d = design.d * factor if factor != 1.0 else design.d
+        # population of 3.3e8 were left where they were and every target missed. A hard solve is brought there only
+        # from weights more than HARD_SCALE times off it (weights in other units; its optimum does not depend on
+        # that scale where the counts fix the total): its collapse check, the rounding allowance of its "met" tests
+        # and its diagnosis took their sizes from weights 1e9 times the targets' and refused or loosely met the
+        # solution. Bounds (ratios to the caller's weights) solve from the weights as given.
+        factor = target_scale(design) if self.bounds is None else 1.0
+        if not self.soft and 1.0 / HARD_SCALE < factor < HARD_SCALE:
+            factor = 1.0
+        solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
+        start_d = solved.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale)
         scale = mean_scale(design, start_d)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
@@ -431,7 +458,7 @@ class Calibrator(_FittedResult):
         met_rtol = met_tolerance(self.tol)
         # the guard of every solve: the weights must be finite, not collapsed, and (hard mode) meet the
         # targets in their own units, whatever the solver reported
-        problems = solution_problems(design, w, errors=None if self.soft else survey_errors(design, w, met_rtol),
+        problems = solution_problems(solved, w, errors=None if self.soft else survey_errors(solved, w, met_rtol),
                                      tol=met_rtol)
         converged = bool(sol.converged) and not problems
         infeasible = pd.DataFrame()
@@ -445,7 +472,7 @@ class Calibrator(_FittedResult):
                 msg = f"Calibration ({dist.name}) failed: " + "; ".join(problems) + "."
             if self.diagnose and not self.soft:
                 why, infeasible = explain_failure(
-                    design, *box(design.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged),
+                    solved, *box(solved.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged),
                     misfit=float(sol.max_misfit),
                 )
                 msg += why

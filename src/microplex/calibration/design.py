@@ -194,7 +194,9 @@ def target_scale(design: Design) -> float:
     The soft :class:`~microplex.calibration.Calibrator` and the :class:`~microplex.calibration.SparseCalibrator`
     solve from ``d`` times this factor: their objectives price the distance from the initial weights, so weights of
     1 against targets for a population of 3.3e8 left every soft target unmet, and the linear programs saw totals
-    beyond HiGHS's limits.
+    beyond HiGHS's limits. The hard ``Calibrator`` does so for a factor beyond
+    :data:`~microplex.calibration.calibrator.HARD_SCALE` either way (weights in other units): its checks took their
+    sizes from weights 1e9 times the targets' and refused the solution.
 
     Examples
     --------
