@@ -37,6 +37,9 @@ FITTED_PARAMS = ("target_vars", "condition_vars", "transforms", "hidden_features
 #: when they are at most :data:`MAX_REDRAWN_SHARE` of the rows drawn.
 CONDITION_REDRAWS = 20
 MAX_REDRAWN_SHARE = 0.02
+#: Rounds in which :meth:`_Generation._draw_chunk` draws again the records of a DP model that hold a value outside
+#: its column's public bounds (:func:`_outside_public_bounds`); records still outside after the last round raise.
+BOUND_REDRAWS = 50
 
 
 class _Generation:
@@ -292,10 +295,51 @@ class _Generation:
         a rounding grid, so such models draw as before grids existed)."""
         stratified = self.sampling == "stratified"
         pattern, u, heap = self.model_.sample(c, gen, stratified=stratified, workspace=workspace)
+        pattern, u, heap = self._redraw_outside_bounds(c, gen, stratified, pattern, u, heap)
         if not self.rounded_vars_:
             return pattern, u, heap, torch.zeros(c.shape[0], 0, dtype=torch.float64)
         rounding = uniforms(c.shape[0], len(self.rounded_vars_), gen, stratified=stratified, dtype=torch.float64)
         return pattern, u, heap, rounding
+
+    def _redraw_outside_bounds(self, c: torch.Tensor, gen: torch.Generator, stratified: bool, pattern: torch.Tensor,
+                               u: torch.Tensor, heap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A DP model's draws (``pattern``, ``u``, ``heap`` at conditions ``c``) whose records hold a value outside
+        a column's public bounds drawn again from the model at their conditions, up to :data:`BOUND_REDRAWS` rounds:
+        the model's distribution truncated to the public bounds (post-processing: no budget). The encoder's logit
+        runs between the bounds widened by a margin (1e-4 of their width), and the flow's tails reach into it
+        (with ``standardize="moments"`` 2.2% of the draws of a percentage whose training values all lie above
+        21); clipped to the bound, they made a point mass there that the data never had (2.2% of the draws
+        exactly at 0). Other models' draws as they are.
+
+        Raises
+        ------
+        ConvergenceError
+            When records still hold a value outside the bounds after the last round: the model puts most of
+            its mass outside them (an edited model file or a diverged fit).
+        """
+        if getattr(self, "epsilon", None) is None or not getattr(self, "public_bounds", None):
+            return pattern, u, heap
+        outside = _outside_public_bounds(self, pattern.numpy(), u.numpy(), heap.numpy())
+        if not outside.any():
+            return pattern, u, heap
+        first = outside.mean()
+        for _ in range(BOUND_REDRAWS):
+            rows = np.flatnonzero(outside)
+            if not len(rows):
+                return pattern, u, heap
+            at = torch.as_tensor(rows)
+            p, v, h = self.model_.sample(c[at], gen, stratified=stratified)  # no workspace: the chunk's draws stay
+            pattern[at], u[at], heap[at] = p, v.to(u.dtype), h
+            outside[rows] = _outside_public_bounds(self, p.numpy(), v.numpy(), h.numpy())
+        if not outside.any():
+            return pattern, u, heap
+        names = _outside_public_bounds(self, pattern.numpy(), u.numpy(), heap.numpy(), by_name=True)
+        name = next(iter(names))
+        raise ConvergenceError(
+            f"The model drew {first:.1%} of its records with a value outside the public bounds "
+            f"{tuple(self.public_bounds[name])} of target {name!r}, and {int(outside.sum())} still outside after "
+            f"{BOUND_REDRAWS} redraws: it puts most of its mass outside the bounds (an edited or damaged model file, "
+            "or a diverged fit); fit the model again.")
 
     def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
                 rounding: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -354,14 +398,51 @@ def _dtype_limits(dtype: str) -> tuple[float, float] | None:
             hi if int(hi) <= int(info.max) else float(np.nextafter(hi, 0.0)))
 
 
+def _public_range(synth: object, name: str) -> tuple[float, float] | None:
+    """The public bounds ``[lo, hi]`` of a DP model's (``epsilon`` set) numeric column ``name``
+    (``[ceil(lo), floor(hi)]`` for an integer column, as the fit clips the data); ``None`` for other models
+    and columns without bounds."""
+    bounds = (getattr(synth, "public_bounds", None) or {}).get(name)
+    if getattr(synth, "epsilon", None) is None or bounds is None:
+        return None
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if synth.kinds_.get(name) == "integer" or pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(
+            synth.dtypes_.get(name, "float64"))):
+        lo, hi = float(np.ceil(lo)), float(np.floor(hi))
+    return lo, hi
+
+
+def _outside_public_bounds(synth: object, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
+                           by_name: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+    """Which records of a DP model's draws (``pattern``, ``u``, ``heap``) hold a value outside a numeric
+    target's public bounds (:func:`_public_range`), as decoded; ``by_name``: the mask of each target that has
+    such records. Missing values are inside."""
+    states = synth.patterns_[pattern]
+    outside, named = np.zeros(len(pattern), dtype=bool), {}
+    for name in synth.target_vars:
+        enc, bounds = synth.encoders_[name], _public_range(synth, name)
+        if bounds is None or not isinstance(enc, ContinuousEncoder) or not enc.has_continuous:
+            continue
+        state = (states[:, synth.discrete_vars_.index(name)] if name in synth.discrete_vars_
+                 else np.zeros(len(pattern), dtype=np.int64))
+        h = heap[:, synth.heap_vars_.index(name)] if name in synth.heap_vars_ else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = enc.decode(u[:, synth.continuous_vars_.index(name)].astype(float), state, h)
+        out = (x < bounds[0]) | (x > bounds[1])
+        if out.any():
+            named[name] = out
+            outside |= out
+    return named if by_name else outside
+
+
 def _held_to_public_bounds(synth: object, name: str, values: np.ndarray) -> np.ndarray:
     """A DP model's (``epsilon`` set) draws ``values`` of numeric column ``name`` held to its public bounds
-    ``[lo, hi]`` (``[ceil(lo), floor(hi)]`` for an integer column, as the fit clips the data; missing values
-    kept); other models' draws as they are. The encoder's logit runs between the bounds widened by a margin
-    (1e-4 of their width: finite at the bounds), and its decode holds draws inside the widened interval
-    only: the quantile map's linear tails and, with ``standardize="moments"``, the Gaussian reached into the
-    margin (bounds (0, 100): draws up to 100.006 and down to -0.0065; 2-4% of the moments draws at -0.01).
-    Post-processing: it spends no budget.
+    ``[lo, hi]`` (:func:`_public_range`; missing values kept); other models' draws as they are. The encoder's
+    logit runs between the bounds widened by a margin (1e-4 of their width: finite at the bounds), and its
+    decode holds draws inside the widened interval only. The flow's records with a value in the margin are
+    drawn again (:meth:`_Generation._redraw_outside_bounds`: clipped, they made a point mass at the bound),
+    so this holds to the bounds the condition tree's draws, whose logit round trip can miss a bound by a few
+    ulps. Post-processing: it spends no budget.
 
     Examples
     --------
@@ -371,14 +452,8 @@ def _held_to_public_bounds(synth: object, name: str, values: np.ndarray) -> np.n
     >>> _held_to_public_bounds(m, "pct", np.array([-0.0065, 50.0, 100.006, np.nan])).tolist()
     [0.0, 50.0, 100.0, nan]
     """
-    bounds = (getattr(synth, "public_bounds", None) or {}).get(name)
-    if getattr(synth, "epsilon", None) is None or bounds is None:
-        return values
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if synth.kinds_.get(name) == "integer" or pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(
-            synth.dtypes_.get(name, "float64"))):
-        lo, hi = float(np.ceil(lo)), float(np.floor(hi))
-    return np.clip(values, lo, hi)
+    bounds = _public_range(synth, name)
+    return values if bounds is None else np.clip(values, *bounds)
 
 
 def _cast(values: np.ndarray, dtype: str, kind: str, encoder: object = None) -> np.ndarray | pd.Series:
