@@ -200,6 +200,10 @@ FAR_MISS = 10.0
 #: (:func:`~microplex.calibration.design.target_scale`) and still be solved from as given: ``2**24``, about
 #: 1.7e7. Beyond it they are taken as weights in other units and solved from that scale.
 HARD_SCALE = 2.0**24
+#: How far above the targets' scale a hard solve's initial weights may lie and still be solved from as given:
+#: ``2**10``. A linear solve's ratio ``1 + x'lambda`` to weights ``f`` times the solution's loses ``eps / f`` of
+#: its digits to cancellation: weights 1e7 times the targets' met them 5e-10 off, beyond ``tol=1e-10``.
+HARD_SCALE_ABOVE = 2.0**10
 
 
 def _with_initial(design: Design, d: np.ndarray) -> Design:
@@ -415,17 +419,19 @@ class Calibrator(_FittedResult):
         # a soft solve starts from the initial weights brought to the targets' scale (a power of two, target_scale):
         # its penalties price misses against the distance from them, so weights of 1 against targets for a
         # population of 3.3e8 were left where they were and every target missed. A hard solve is brought there only
-        # from weights more than HARD_SCALE times off it (weights in other units; its optimum does not depend on
-        # that scale where the counts fix the total): its collapse check, the rounding allowance of its "met" tests
-        # and its diagnosis took their sizes from weights 1e9 times the targets' and refused or loosely met the
-        # solution. Bounds (ratios to the caller's weights) solve from the weights as given.
-        factor = target_scale(design) if self.bounds is None else 1.0
-        if not self.soft and 1.0 / HARD_SCALE < factor < HARD_SCALE:
+        # from weights more than HARD_SCALE times below it or HARD_SCALE_ABOVE times above it (weights in other
+        # units; its optimum does not depend on that scale where the counts fix the total): its collapse check, the
+        # rounding allowance of its "met" tests and its diagnosis took their sizes from weights 1e9 times the
+        # targets' and refused or loosely met the solution. Bounds (ratios to the caller's weights) solve from the weights as given.
+        factor = at_targets = target_scale(design) if self.bounds is None else 1.0
+        if not self.soft and 1.0 / HARD_SCALE_ABOVE < factor < HARD_SCALE:
             factor = 1.0
         solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
         start_d = solved.d
-        # mean targets are solved in their own relative units (see feasibility.mean_scale)
-        scale = mean_scale(design, start_d)
+        # mean targets are solved in their own relative units (see feasibility.mean_scale), counted at the targets'
+        # scale, where the solution lies: counted at initial weights 1e6 times below it (a hard solve from weights
+        # within HARD_SCALE), a mean's misfit read 1e6 times its relative miss and raking did not converge
+        scale = mean_scale(design, design.d * at_targets)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:

@@ -194,9 +194,11 @@ def target_scale(design: Design) -> float:
     The soft :class:`~microplex.calibration.Calibrator` and the :class:`~microplex.calibration.SparseCalibrator`
     solve from ``d`` times this factor: their objectives price the distance from the initial weights, so weights of
     1 against targets for a population of 3.3e8 left every soft target unmet, and the linear programs saw totals
-    beyond HiGHS's limits. The hard ``Calibrator`` does so for a factor beyond
-    :data:`~microplex.calibration.calibrator.HARD_SCALE` either way (weights in other units): its checks took their
-    sizes from weights 1e9 times the targets' and refused the solution.
+    beyond HiGHS's limits. The hard ``Calibrator`` does so for a factor above
+    :data:`~microplex.calibration.calibrator.HARD_SCALE` or below ``1 /``
+    :data:`~microplex.calibration.calibrator.HARD_SCALE_ABOVE` (weights in other units): its checks took their
+    sizes from weights 1e9 times the targets' and refused the solution. Its mean targets are solved in relative
+    units counted at this scale whatever the weights it starts from.
 
     Examples
     --------
