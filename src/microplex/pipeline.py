@@ -290,19 +290,20 @@ def _run_stages(planned: list[PlannedStage], config: dict[str, Any], base: Path,
         seeds = stage_seeds(seed, step.stage)
         settings = {**{s: config.get(s) for s in step.stage.settings}, "seed": seed, "seeds": seeds,
                     **(step.stage.derived(config, targets) if step.stage.derived is not None else {})}
-        manifest = Manifest(out, name, settings, step.input_paths(), list(step.outputs.values()), read)
+        paths = step.input_paths()
+        for what, path in inputs.items():  # a file the pipeline names, moved or replaced by a pipe during the run
+            if path in paths:  # before it is hashed (a pipe's hash never ends), skipped stage or not
+                _check_input(path, what, stage=name)
+        absent = [p for p in paths if not p.exists()]
+        if absent:  # the plan binds every other input to an earlier output: a gap is a bug in the stage table
+            raise RuntimeError(f"Stage {name!r} reads {[str(p) for p in absent]}, which no earlier stage wrote.")
+        manifest = Manifest(out, name, settings, paths, list(step.outputs.values()), read)
         record = None if force else manifest.is_done()
         if record is not None:
             logger.info("Stage %s is up to date; skipped.", name)
             result.stages[name] = {"status": "skipped", "seconds": 0.0, **record.get("figures", {})}
             figures[name] = record.get("figures", {})
             continue
-        absent = [p for p in step.input_paths() if not p.exists()]
-        for what, path in inputs.items():  # a file the pipeline names, moved during the run
-            if path in absent:
-                _check_input(path, what, stage=name)
-        if absent:  # the plan binds every other input to an earlier output: a gap is a bug in the stage table
-            raise RuntimeError(f"Stage {name!r} reads {[str(p) for p in absent]}, which no earlier stage wrote.")
         t0 = time.perf_counter()
         if force or manifest.restarts():  # a folder streamed in place by an attempt of other settings: not resumed
             for o in step.in_place:
@@ -437,16 +438,19 @@ def _check_sizes(config: Mapping[str, Any], out: Path) -> None:
 
 def _check_input(path: Path, what: str, stage: str | None = None) -> None:
     """Refuses the input ``path`` that the pipeline file names (``what``: the setting) if it is missing, or neither
-    a regular file nor a folder (a named pipe or a device, hashed and read to its end, would never end);
-    ``stage``: the stage that found it missing, after the checks at the start of the run found it."""
+    a regular file nor a folder (a named pipe or a device, hashed and read to its end, would never end; only its
+    kind is looked at, it is never opened); ``stage``: the stage about to read it, after the checks at the start of
+    the run passed it (it was moved, deleted or replaced since)."""
     if not path.exists():
         during = (f"; it was there when the run started: it was moved or deleted before the stage [{stage}] read it"
                   if stage else "")
         raise DataValidationError(f"Input file {str(path)!r} ({what}) does not exist{during}.")
     if not (path.is_file() or path.is_dir()):
+        during = (f"; it was a file or a folder when the run started: it was replaced before the stage [{stage}] "
+                  "read it" if stage else "")
         raise DataValidationError(
             f"Input file {str(path)!r} ({what}) is not a regular file or a folder (a named pipe or a device is never "
-            "read to its end); give the path of a file or a dataset folder.")
+            f"read to its end){during}; give the path of a file or a dataset folder.")
 
 
 def _inputs(config: Mapping[str, Any], base: Path) -> dict[str, Path]:
