@@ -12,7 +12,8 @@ belongs to a parent when every area it covers lies in one of the parent's areas 
 no records belongs to none). Children are summed only where their areas are disjoint: a set or range target
 whose areas overlap a sibling's (``state in {'Idaho', 'Nevada'}`` beside the Idaho and Nevada targets, a metro
 area across states beside its states) is left out of the parent's sum and compared, by the same rules, with
-the siblings lying inside it.
+the targets of disjoint areas lying inside it, coarsest first: its siblings inside it, and finer targets below
+its siblings (a metro area of two PUMAs in two states against those two PUMAs' targets).
 
 The check never compares every parent with every child: children are indexed by the areas above them,
 so national tract-level targets (hundreds of thousands) are checked in seconds.
@@ -210,6 +211,8 @@ def check_consistency(
                 if not any(i in cont[m] for m in inside if items[m][1] > items[i][1]):
                     kids_of[i].append(j)
         single = [it[3] for it in items]
+        touching: dict[int, list[int]] | None = None
+        every: dict[int, list[int]] = {}
         for i, (pt, a, pcover, _) in enumerate(items):
             if i not in kids_of:
                 continue
@@ -223,12 +226,37 @@ def check_consistency(
                 rows += _compare(pt, a, [items[j][0] for j in summed], complete, rtol, geography)
             for d in left:
                 mine = set(rows_of[d])
-                inner = [j for j in summed if mine.issuperset(rows_of[j])]
+                if touching is None:  # every target's rows, and the targets holding each row, once per signature
+                    every = {j: under(it[1], it[2]) for j, it in enumerate(items)}
+                    touching = defaultdict(list)
+                    for j, rs in every.items():
+                        for r in rs:
+                            touching[r].append(j)
+                inner = _cover(d, mine, items, every, touching)
                 if inner:
-                    complete = sum(len(rows_of[j]) for j in inner) == len(mine)
+                    complete = sum(len(every[j]) for j in inner) == len(mine)
                     rows += _compare(items[d][0], items[d][1], [items[j][0] for j in inner], complete, rtol, geography)
     cols = ["parent", "level", "n_children", "complete", "parent_value", "children_sum", "rel_diff", "children"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _cover(d: int, mine: set[int], items: list[tuple], rows_of: dict[int, list[int]],
+           touching: dict[int, list[int]]) -> list[int]:
+    """The targets of disjoint areas inside the set target ``d`` (``mine``: its rows of the area table) it is
+    compared with, coarsest first: its siblings inside it, and the finer targets below its siblings (a metro
+    area of two PUMAs in two states, beside the states and their PUMAs, is the sum of those two PUMAs' targets).
+    ``rows_of`` holds every target's rows, ``touching`` the targets holding each row."""
+    near = {j for r in mine for j in touching.get(r, ()) if j != d}
+    taken: set[int] = set()
+    out: list[int] = []
+    for j in sorted(near, key=lambda j: (items[j][1], j)):
+        have = set(rows_of[j])
+        if have <= mine and not have & taken:
+            out.append(j)
+            taken |= have
+            if len(taken) == len(mine):
+                break
+    return out
 
 
 def _apart(kids: list[int], rows_of: dict[int, list[int]], single: list[bool]) -> tuple[list[int], list[int]]:

@@ -51,17 +51,14 @@ def _checked_cells(targets: Any) -> Any:
 
 def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") -> None:
     """Refuses an area column that no held-out cell fixes to one value (an equality, or a set of one value):
-    its area table (:func:`area_errors`) would be empty; a column whose codes repeat across the areas of a
-    column listed before it (PUMA 100 in three states) where a cell fixes the code but not that column, so its
-    area cannot be told (:func:`area_errors` keys such codes by both); and two columns listed in an order the
-    cells contradict (``["puma", "state"]``: the earlier has as many values as the later or more, where the
-    later's codes repeat across its areas), so that the order would decide the areas.
+    its area table (:func:`area_errors`) would be empty; and two columns that do not nest in the cells fixing
+    both (``["state", "puma"]`` where PUMA 100 lies in three states and each state holds several PUMA codes), as
+    :func:`area_errors` refuses them.
 
     Raises
     ------
     DataValidationError
-        Naming the column and the columns the cells do fix, the cell lacking the coarser column, or both columns
-        of a contradicted order.
+        Naming the column and the columns the cells do fix, or both columns that do not nest.
     """
     from ..calibration.filters import fixed_value
 
@@ -76,7 +73,7 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
                 f"one value), so it has no areas to report; the cells fix {fixed}.")
     table = pd.DataFrame({c: pd.Series([fixed_value(t.filters, c) for t in cells], dtype=object) for c in areas})
     for column in areas:
-        _keyed_by(table, column, areas, [t.name for t in cells], what)
+        _check_nesting(table, column, areas, what)
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -157,8 +154,8 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
         The held-out cells: count or sum targets with positive values.
     areas : list of str
         Area columns (``["state", "puma"]``) whose value in each cell's filter is reported; one column is a list
-        of one (``["state"]``), as every list of column names in microplex. List them coarsest first:
-        :func:`area_errors` reads the order (and refuses one the cells contradict).
+        of one (``["state"]``), as every list of column names in microplex, in any order: :func:`area_errors`
+        refuses two that do not nest.
     """
     from ..calibration.filters import fixed_value
 
@@ -197,19 +194,14 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     benchmarks' misplacement.
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
-    refused (:class:`~microplex.DataValidationError`). Area columns are read coarsest first, in the order
-    :func:`heldout_errors` was given them: where the codes of ``column`` repeat across the areas of a column
-    before it (PUMA 100 in Idaho, Nevada and Utah, with ``areas=["state", "puma"]``), an area is keyed by both and
-    labelled ``"Idaho / 100"``, and a cell fixing the code but not that column is refused, naming it.
-
-    The cells alone cannot tell which of two such columns is the coarser (PUMA codes repeating across states
-    and states across the PUMAs of one code look alike), so the result would depend on the order; an order the
-    cells contradict is refused, naming both columns, whichever column is asked for: where the later column's
-    codes repeat across the earlier's areas, the earlier must have fewer distinct values among the cells fixing
-    both (``["puma", "state"]``: 25 codes before 3 states; ``["puma_id", "state"]``: 40 unique codes before 3
-    states). Columns whose codes repeat across neither (codes unique to their area, listed after the coarser
-    area) give the same areas in any accepted order. Where the counts mislead (a code 1..3 within each of 50
-    states), give the finer areas codes of their own.
+    refused (:class:`~microplex.DataValidationError`). Every other area column :func:`heldout_errors` was given
+    must nest with ``column`` in the cells fixing both: one is coarser than the other where every code of the
+    other lies in exactly one of its codes (``puma_id`` 'Idaho:100' in Idaho), and then each column's areas are
+    its codes, whatever order the columns were listed in. Where neither nests (PUMA 100 in Idaho, Nevada and
+    Utah, and each state holding several PUMA codes), the cells cannot tell codes repeating across the areas of
+    a coarser column from two crossed columns, and an area of either could pool different places (the three
+    PUMAs 100), so ``area_errors`` of either column is refused, naming both: give the finer areas codes of their
+    own (the pipeline's ``combine``, such as ``puma_id``).
     """
     if column not in errors.columns:
         raise DataValidationError(f"Area column {column!r} is not in the held-out errors; pass it in 'areas'.")
@@ -219,11 +211,7 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
         raise DataValidationError(
             f"Area column {column!r}: no held-out cell fixes it to one value (an equality, or a set of one value), "
             f"so it has no areas to report; the cells fix {fixed}.")
-    listed = [c for c in errors.columns if c not in _COLUMNS]
-    keys = _keyed_by(part, column, listed, part["target"].tolist(), "areas")
-    if keys:  # "Idaho / 100": the coarser areas' values, then the code
-        part = part.assign(**{column: [" / ".join(map(str, v)) for v in
-                                       part[[*keys, column]].itertuples(index=False, name=None)]})
+    _check_nesting(part, column, [c for c in errors.columns if c not in _COLUMNS], "areas")
     table = part.groupby(["population", column], sort=False).agg(
         cells=("value", "size"), value=("value", "sum"), miss=("miss", "sum")).reset_index()
     table["error"] = table["miss"] / table["value"]
@@ -234,57 +222,44 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
 _COLUMNS = ("population", "target", "value", "achieved", "rel_error")
 
 
-def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Sequence[str], what: str) -> list[str]:
-    """The area columns listed before ``column`` (coarsest first) whose areas its codes repeat across, so that
-    an area of ``column`` is told by them and its code (PUMA 100 of Idaho and of Nevada); ``frame`` holds each
-    cell's value of the area columns (missing where its filter fixes none), ``names`` the cells' names.
-
-    The cells cannot say which of two columns is the coarser where the codes of the later one repeat across the
-    areas of the earlier (PUMA codes across states, and states across the PUMAs of a code, look alike whichever
-    is listed first), so the order decides; it is checked against the counts: the earlier column must have fewer
-    distinct values than the later among the cells fixing both (3 states, 25 PUMA codes).
+def _check_nesting(frame: pd.DataFrame, column: str, listed: Sequence[str], what: str) -> None:
+    """Refuses ``column`` beside another listed area column when neither is an area of the other in the cells
+    fixing both: a code of each lies in several areas of the other (PUMA 100 in three states, and Idaho holding
+    several PUMA codes). One column is coarser than another where every code of the other lies in exactly one of
+    its codes (``puma_id`` 'Idaho:100' in Idaho); such columns, and columns whose codes match one to one, give
+    each other's areas unchanged, so the order they are listed in decides nothing. Where neither nests, the cells
+    cannot tell codes repeating across the areas of a coarser column from two crossed columns, and an area of
+    either could pool different places; ``frame`` holds each cell's value of the area columns (missing where its
+    filter fixes none).
 
     Raises
     ------
     DataValidationError
-        For a pair of ``column`` and another listed column where the order decides and the earlier one has as
-        many values as the later or more (``["puma", "state"]``), naming both; for a cell that fixes ``column``
-        but not such a coarser column: its area cannot be told.
+        Naming both columns, a code of each lying in several areas of the other, and ``combine``.
     """
-    keys: list[str] = []
-    listed = list(listed)
     fixed = frame[column].notna().to_numpy()
     for other in listed:
         if other == column:
             continue
-        has = frame[other].notna().to_numpy()
-        both = frame[fixed & has]
+        both = frame[fixed & frame[other].notna().to_numpy()]
         if not len(both):
             continue
-        coarse, fine = (other, column) if listed.index(other) < listed.index(column) else (column, other)
-        parents = both.groupby(fine, sort=False)[coarse].unique()
-        split = parents[parents.map(len) > 1]
-        if not len(split):
+        # a code of each column that lies in several areas of the other, if any
+        split = {}
+        for fine, coarse in ((column, other), (other, column)):
+            parents = both.groupby(fine, sort=False)[coarse].unique()
+            many = parents[parents.map(len) > 1]
+            if len(many):
+                split[fine] = (to_python(many.index[0]), sorted(str(to_python(v)) for v in many.iloc[0]))
+        if len(split) < 2:  # one nests in the other, or they match one to one
             continue
-        code, where = to_python(split.index[0]), sorted(str(to_python(v)) for v in split.iloc[0])
-        n_coarse, n_fine = both[coarse].nunique(), both[fine].nunique()
-        if n_coarse >= n_fine:
-            raise DataValidationError(
-                f"The {what} columns {coarse!r} and {fine!r}: {coarse!r} is listed first, so it is read as the "
-                f"coarser area, and the codes of {fine!r} repeat across its areas ({fine} {code!r} lies in {coarse} "
-                f"{where}), but in the cells fixing both {coarse!r} has {n_coarse} values and {fine!r} {n_fine}, so "
-                f"the order cannot be told right: if {fine!r} is the coarser area, list {fine!r} first; if "
-                f"{coarse!r} is, give the areas of {fine!r} codes of their own (the pipeline's combine table, such "
-                f'as combine = {{ {fine}_id = ["{coarse}", "{fine}"] }}).')
-        if coarse == column:
-            continue
-        lacking = np.flatnonzero(fixed & ~has)
-        if len(lacking):
-            raise DataValidationError(
-                f"The {what} column {column!r}: its codes repeat across {coarse!r} areas ({column} {code!r} lies in "
-                f"{coarse} {where}), so an area is told by both, but held-out cell {names[lacking[0]]!r} fixes "
-                f"{column!r} and not {coarse!r} ({len(lacking)} such cells). Fix {coarse!r} in those cells too, or "
-                f"give the areas codes of their own (the pipeline's combine table, such as "
-                f'combine = {{ {column}_id = ["{coarse}", "{column}"] }}).')
-        keys.append(coarse)
-    return keys
+        first, second = sorted((column, other), key=lambda c: (both[c].nunique(), listed.index(c)))
+        (a, (code_a, in_a)), (b, (code_b, in_b)) = (column, split[column]), (other, split[other])
+        raise DataValidationError(
+            f"The {what} columns {a!r} and {b!r} do not nest: in the cells fixing both, {a} {code_a!r} lies in "
+            f"{b} {in_a} and {b} {code_b!r} in {a} {in_b}, so neither is an area of the other (every code of the "
+            "finer lying in one area of the coarser), and the cells cannot tell codes that repeat across the areas "
+            "of a coarser column (PUMA 100 in several states) from two crossed columns: an area of either could "
+            f"pool different places. Give the finer areas codes of their own (the pipeline's combine table, such as "
+            f'combine = {{ {second}_id = ["{first}", "{second}"] }}), or, where the two columns are crossed, '
+            "report each without the other.")
