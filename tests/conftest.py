@@ -109,3 +109,16 @@ def text_code_model(tmp_path_factory):
                        "inc": (np.where(hh == "1", 20000, 50000) * rng.lognormal(0, 0.2, n)).round(2)})
     Synthesizer(["inc"], ["hh", "county", "age"], epochs=1, verbose=False).fit(df, seed=0).save(folder / "m.mpx")
     return folder
+
+
+@pytest.fixture(scope="module")
+def west() -> pd.DataFrame:
+    """census2000's Idaho, Nevada and Utah, with ``puma_id`` (state and PUMA code: PUMA codes repeat across states)
+    and unit weights."""
+    from microplex.datasets import load_dataset
+
+    df = load_dataset("census2000")
+    df = df[df.state.isin(["Idaho", "Nevada", "Utah"])].copy().reset_index(drop=True)
+    df["puma_id"] = df.state + ":" + df.puma.astype(str)
+    df["weight"] = 1.0
+    return df

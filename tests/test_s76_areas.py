@@ -9,17 +9,9 @@ import pytest
 
 from microplex import DataValidationError
 from microplex.calibration import Targets
-from microplex.datasets import load_dataset
 from microplex.evaluation.areas import area_errors, check_area_columns, heldout_errors
 
 
-@pytest.fixture(scope="module")
-def west() -> pd.DataFrame:
-    df = load_dataset("census2000")
-    df = df[df.state.isin(["Idaho", "Nevada", "Utah"])].copy().reset_index(drop=True)
-    df["puma_id"] = df.state + ":" + df.puma.astype(str)
-    df["weight"] = 1.0
-    return df
 
 
 def _cells(df: pd.DataFrame, code: str) -> Targets:

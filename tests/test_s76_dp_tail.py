@@ -18,12 +18,17 @@ def _fit(seed: int) -> tuple[Synthesizer, pd.DataFrame]:
     df = pd.DataFrame({"hi": 100 * rng.beta(5, 0.7, n), "lo": 100 * rng.beta(0.7, 5, n), "a": rng.integers(16, 56, n)})
     df.loc[:599, "lo"] = 0.0
     bounds = {"hi": (0.0, 100.0), "lo": (0.0, 100.0), "a": (16, 55)}
-    synth = Synthesizer(target_vars=["hi", "lo"], condition_vars=["a"], epsilon=1.0, delta=1e-5, public_bounds=bounds,
+    return fit_moments_dp(df, ["hi", "lo"], ["a"], bounds, seed), df
+
+
+def fit_moments_dp(df: pd.DataFrame, targets: list[str], conditions: list[str], bounds: dict, seed: int) -> Synthesizer:
+    """A moments-mode DP model of ``df`` (epsilon 1, delta 1e-5, one epoch; its warnings silenced)."""
+    synth = Synthesizer(target_vars=targets, condition_vars=conditions, epsilon=1.0, delta=1e-5, public_bounds=bounds,
                         epochs=1, standardize="moments", verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         synth.fit(df, seed=seed)
-    return synth, df
+    return synth
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -1,6 +1,4 @@
-"""Session 76: a DP condition tree's draws near a public bound; a model file's float segment without its knots."""
-
-import warnings
+"""Session 76: a DP condition tree's draws near a public bound."""
 
 import numpy as np
 import pandas as pd
@@ -8,6 +6,7 @@ import pytest
 
 from microplex import Synthesizer
 from microplex.synthesis._dp_tree import draw_conditions
+from test_s76_dp_tail import fit_moments_dp
 
 
 def _tree_model(seed: int) -> tuple[Synthesizer, pd.DataFrame]:
@@ -19,12 +18,7 @@ def _tree_model(seed: int) -> tuple[Synthesizer, pd.DataFrame]:
     df = pd.DataFrame({"r": np.exp(rng.uniform(0.0, np.log(999.0), n)), "a": rng.integers(16, 56, n),
                        "y": rng.normal(size=n)})
     bounds = {"r": (0.0, 1000.0), "a": (16, 55), "y": (-10.0, 10.0)}
-    synth = Synthesizer(target_vars=["y"], condition_vars=["r", "a"], epsilon=1.0, delta=1e-5, public_bounds=bounds,
-                        epochs=1, standardize="moments", verbose=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        synth.fit(df, seed=seed)
-    return synth, df
+    return fit_moments_dp(df, ["y"], ["r", "a"], bounds, seed), df
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -10,16 +10,8 @@ import pytest
 
 from microplex import DataValidationError
 from microplex.calibration import Calibrator, Targets, check_consistency
-from microplex.datasets import load_dataset
 
 
-@pytest.fixture(scope="module")
-def west() -> pd.DataFrame:
-    df = load_dataset("census2000")
-    df = df[df.state.isin(["Idaho", "Nevada", "Utah"])].copy().reset_index(drop=True)
-    df["puma_id"] = df.state + ":" + df.puma.astype(str)
-    df["weight"] = 1.0
-    return df
 
 
 def _counts(rows: list[tuple[str, float]]) -> Targets:
