@@ -1,6 +1,7 @@
-"""Small areas, session 76: held-out errors by area whatever order the area columns are listed in (the nesting of
-their codes in the cells decides which is coarser, or the pair is refused), and a set of areas that partially
-overlaps its siblings in the nested-target check."""
+"""Small areas, session 76: held-out errors by area of columns that nest whatever order they are listed in (the
+nesting of their codes in the cells decides which is coarser), of columns that do not nest (PUMA codes repeating
+across states) keyed by the column listed first or refused where the counts contradict the order, and a set of areas
+that partially overlaps its siblings in the nested-target check."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import pytest
 from microplex import DataValidationError
 from microplex.calibration import Targets
 from microplex.evaluation.areas import area_errors, check_area_columns, heldout_errors
-
-
 
 
 def _cells(df: pd.DataFrame, code: str) -> Targets:
@@ -67,37 +66,63 @@ def _repeated_codes(n_states: int = 5, codes: tuple[int, ...] = (1, 2)) -> tuple
     return people, cells
 
 
-@pytest.mark.parametrize("order", [["state", "puma"], ["puma", "state"]])
 @pytest.mark.parametrize("column", ["state", "puma"])
-def test_area_errors_refuse_areas_that_do_not_nest_in_either_order(order, column):
+def test_areas_that_do_not_nest_listed_with_more_values_first_are_refused(column):
     """PUMA codes 1 and 2 repeat across 5 states, and each state holds both codes: neither column nests in the other,
-    so the cells cannot tell which is coarser (or whether the two are crossed), and ``area_errors`` of either column
-    and ``check_area_columns`` refuse the pair in either order, naming both columns and a code of each. Before:
-    ``["puma", "state"]`` (2 codes before 5 states) passed the count heuristic; ``area_errors(errors, "puma")``
-    pooled the five PUMAs 1 into one area (2 areas, error 0.1667, against 0 to 0.2857 per place) and the state
-    table had 10 areas such as '1 / S0'; the right order ``["state", "puma"]`` was refused ("list 'puma' first")."""
+    so the order decides which is coarser, and listed with the column of more values first (``["state", "puma"]``:
+    5 states before 2 codes, the order the counts contradict) ``area_errors`` of either column and
+    ``check_area_columns`` refuse it, naming both and saying to list the coarser first or give the finer areas codes
+    of their own. Listed the other way, ``["puma", "state"]`` (2 codes before 5 states), the cells cannot tell the
+    PUMA from the coarser area (two areas each numbering five districts), so the order is read: the state areas
+    are keyed by the PUMA code ('1 / S0'), the PUMA table is its two codes."""
     people, cells = _repeated_codes()
-    err = heldout_errors({"pop": people}, cells, areas=order)
-    other = "puma" if column == "state" else "state"
-    message = (rf"The areas columns '{column}' and '{other}' do not nest: in the cells fixing both, {column} \S+ lies in "
-               rf"{other} \[.*\] and {other} \S+ in {column} \[.*\], so neither is an area of the other.*combine")
+    err = heldout_errors({"pop": people}, cells, areas=["state", "puma"])
+    message = (r"The areas columns 'state' and 'puma': 'state' is listed first.*puma 1 lies in state \['S0', 'S1', "
+               r"'S2', 'S3', 'S4'\].*'state' has 5 values and 'puma' 2.*list 'puma' first.*give the areas of 'puma' "
+               r"codes of their own.*combine = \{ puma_id = \[\"state\", \"puma\"\] \}")
     with pytest.raises(DataValidationError, match=message):
         area_errors(err, column)
-    with pytest.raises(DataValidationError, match=r"The 'evaluate.areas' columns '\w+' and '\w+' do not nest"):
-        check_area_columns(cells, order, "'evaluate.areas'")
+    with pytest.raises(DataValidationError, match=message.replace("The areas", "The 'evaluate.areas'")):
+        check_area_columns(cells, ["state", "puma"], "'evaluate.areas'")
+    check_area_columns(cells, ["puma", "state"])
+    err = heldout_errors({"pop": people}, cells, areas=["puma", "state"])
+    states = area_errors(err, "state").set_index("area")["error"]
+    assert sorted(states.index) == sorted(f"{c} / S{s}" for s in range(5) for c in (1, 2))
+    assert states["1 / S3"] == pytest.approx(3 / 13, rel=1e-12)
+    assert sorted(area_errors(err, "puma")["area"]) == [1, 2]
 
 
-def test_census_puma_codes_repeating_across_states_are_refused_in_either_order(west):
-    """census2000's PUMA codes (25 codes over 40 PUMAs of Idaho, Nevada and Utah): refused in both orders, naming
-    PUMA 100's three states, rather than pooling the three PUMAs 100 (0.1111 against 0.0909, 0.1538 and 0.1053)."""
+def test_census_puma_codes_are_keyed_by_the_state_listed_first(west):
+    """census2000's PUMA codes (25 codes over 40 PUMAs of Idaho, Nevada and Utah) repeat across the states and each
+    state holds several, so the two do not nest: listed coarsest first, ``["state", "puma"]``, the PUMA areas are
+    keyed by both ('Idaho / 100', 40 areas, each equal to a hand computation) and the state table is its 3 states;
+    listed the other way, ``["puma", "state"]`` (25 codes before 3 states), refused naming both. Before (commit
+    bdd6446): refused in either order, ``["state", "puma"]`` too ("'puma' and 'state' do not nest")."""
     cells = _cells(west, "puma")
-    for order in (["state", "puma"], ["puma", "state"]):
-        err = heldout_errors({"pop": west}, cells, areas=order)
-        with pytest.raises(DataValidationError, match=r"'puma' and 'state' do not nest.*puma 100 lies in state "
-                                                      r"\['Idaho', 'Nevada', 'Utah'\]"):
-            area_errors(err, "puma")
-        with pytest.raises(DataValidationError, match=r"'state' and 'puma' do not nest"):
-            area_errors(err, "state")
+    check_area_columns(cells, ["state", "puma"], "'evaluate.areas'")
+    err = heldout_errors({"pop": west}, cells, areas=["state", "puma"])
+    out = area_errors(err, "puma").set_index("area")
+    assert len(out) == 40 and out.index.str.fullmatch(r"(Idaho|Nevada|Utah) / \d+").all()
+    # by hand: Idaho's PUMA 100, each cell's value its count + 1, so each misses by 1 person
+    idaho = west[(west.state == "Idaho") & (west.puma == 100)]
+    counts = [int(idaho.educ.isin(c).sum()) for c in ([9, 10, 11, 12], [16])]
+    hand = sum(1 for k in counts if k) / sum(k + 1 for k in counts if k)
+    assert out.loc["Idaho / 100", "error"] == pytest.approx(hand, rel=1e-12) == pytest.approx(1 / 11, rel=1e-12)
+    assert out.loc["Idaho / 100", "cells"] == 2 and out.loc["Idaho / 100", "value"] == sum(k + 1 for k in counts if k)
+    assert out.loc["Nevada / 100", "error"] == pytest.approx(2 / 13, rel=1e-12)
+    states = area_errors(err, "state").set_index("area")
+    assert states.index.tolist() == ["Idaho", "Nevada", "Utah"]
+    for s in states.index:
+        part = err[err.state == s]
+        assert states.loc[s, "error"] == pytest.approx(len(part) / part.value.sum(), rel=1e-12)
+    err = heldout_errors({"pop": west}, cells, areas=["puma", "state"])
+    expected = (r"The areas columns 'puma' and 'state': 'puma' is listed first.*state 'Idaho' lies in puma \[.*\].*"
+                r"'puma' has 25 values and 'state' 3.*list 'state' first.*combine")
+    for column in ("puma", "state"):
+        with pytest.raises(DataValidationError, match=expected):
+            area_errors(err, column)
+    with pytest.raises(DataValidationError, match=expected.replace("The areas", "The 'evaluate.areas'")):
+        check_area_columns(cells, ["puma", "state"], "'evaluate.areas'")
     # each column alone still has its table (the PUMA codes then pooled as the user listed them: no state to key by)
     err = heldout_errors({"pop": west}, cells, areas=["state"])
     assert sorted(area_errors(err, "state")["area"]) == ["Idaho", "Nevada", "Utah"]

@@ -1,6 +1,6 @@
-"""Areas that overlap or repeat codes: a set of areas beside its members in the nested-target check, and a condition
-written two ways (``educ in {16}``, ``educ == 16``); held-out errors of PUMA codes that repeat across states are in
-``tests/test_s76_areas.py``."""
+"""Areas that overlap or repeat codes: a set of areas beside its members in the nested-target check, a condition
+written two ways (``educ in {16}``, ``educ == 16``), and held-out errors of PUMA codes that repeat across states
+(more in ``tests/test_s76_areas.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 
 from microplex import DataValidationError
 from microplex.calibration import Calibrator, Targets, check_consistency
-
-
+from microplex.evaluation.areas import area_errors, check_area_columns, heldout_errors
 
 
 def _counts(rows: list[tuple[str, float]]) -> Targets:
@@ -98,3 +97,97 @@ def test_different_conditions_are_still_compared_apart(west):
     rows += [(f"state == 'Idaho' & puma_id == '{p}' & educ == 16", float(k))
              for p, k in idc.groupby("puma_id").size().items()]
     assert check_consistency(_counts(rows), west, ["state", "puma_id"]).empty
+
+
+# -- held-out errors by area, PUMA codes repeating across states --------------------------------------------------
+
+
+def _cells(df: pd.DataFrame, with_state: bool = True) -> Targets:
+    rows = []
+    for (s, p), g in df.groupby(["state", "puma"]):
+        for codes in ([9, 10, 11, 12], [16]):
+            k = int(g.educ.isin(codes).sum())
+            if k:
+                where = f"state == '{s}' & " if with_state else ""
+                rows.append((f"{where}puma == {p} & educ in {{{', '.join(map(str, codes))}}}", k + 1.0))
+    return _counts(rows)
+
+
+def test_area_errors_key_repeated_codes_by_the_coarser_area(west):
+    err = heldout_errors({"pop": west}, _cells(west), areas=["state", "puma"])
+    hand = err.groupby(["state", "puma"]).apply(lambda g: (g.achieved - g.value).abs().sum() / g.value.sum())
+    assert len(hand) == 40 and err["puma"].nunique() == 25
+    out = area_errors(err, "puma").set_index("area")
+    assert len(out) == 40
+    for (s, p), e in hand.items():
+        assert out.loc[f"{s} / {p}", "error"] == pytest.approx(e, rel=1e-12)
+    assert out.loc["Idaho / 100", "error"] == pytest.approx(1 / 11, rel=1e-12)
+    assert out.loc["Nevada / 100", "error"] == pytest.approx(2 / 13, rel=1e-12)
+    # the coarser column keeps its own areas; a code unique in every area keeps its value as the label
+    assert sorted(area_errors(err, "state")["area"]) == ["Idaho", "Nevada", "Utah"]
+    ids = err.copy()
+    ids["puma"] = ids["state"] + ":" + ids["puma"].astype(str)
+    assert set(area_errors(ids, "puma")["area"]) == {f"{s}:{p}" for s, p in hand.index}
+
+
+def test_area_errors_refuse_repeated_codes_without_the_coarser_area(west):
+    # cells fixing the PUMA code but not the state: PUMA 100 of three states cannot be told apart
+    mixed = _cells(west) + _counts([("puma == 100 & educ in {16}", 5.0)])
+    err = heldout_errors({"pop": west}, mixed, areas=["state", "puma"])
+    with pytest.raises(DataValidationError, match=r"'puma'.*repeat across 'state'.*puma == 100 & educ"):
+        area_errors(err, "puma")
+    with pytest.raises(DataValidationError, match=r"'puma'.*repeat across 'state'.*puma == 100 & educ"):
+        check_area_columns(mixed, ["state", "puma"])
+    check_area_columns(_cells(west), ["state", "puma"])
+
+
+# -- area_errors: the order in which the areas were listed ------------------------------------------------------
+
+
+def _listed_cells(df: pd.DataFrame, code: str = "puma"):
+    """PUMA x education cells over Idaho, Nevada and Utah, each fixing the state and ``code`` (value: count + 1)."""
+    rows = []
+    for (s, p), g in df.groupby(["state", code]):
+        for codes in ([9, 10, 11, 12], [16]):
+            k = int(g.educ.isin(codes).sum())
+            if k:
+                p_text = f"'{p}'" if isinstance(p, str) else p
+                educ = ", ".join(map(str, codes))
+                rows.append(dict(aggregate="count", variable=None, value=k + 1.0,
+                                 filter=f"state == '{s}' & {code} == {p_text} & educ in {{{educ}}}"))
+    return Targets.from_frame(pd.DataFrame(rows))
+
+
+def test_area_errors_refuse_a_finer_area_listed_first(west):
+    """``areas=["puma", "state"]``: the 25 PUMA codes repeat across the 3 states and the reverse, so the cells cannot
+    say which is coarser and the order would decide; listed with the column of more values first, the order is
+    refused, naming both columns, by ``area_errors`` of either column and by ``check_area_columns``. Before:
+    ``area_errors(errors, "puma")`` gave 25 areas, the three PUMAs 100 pooled into one (0.1111, against 0.0909,
+    0.1538 and 0.1053), and ``area_errors(errors, "state")`` 40 areas such as '100 / Idaho'."""
+    err = heldout_errors({"pop": west}, _listed_cells(west), areas=["puma", "state"])
+    expected = (r"The areas columns 'puma' and 'state': 'puma' is listed first.*codes of 'state' repeat across its "
+                r"areas.*'puma' has 25 values.*'state' 3.*list 'state' first")
+    for column in ("puma", "state"):
+        with pytest.raises(DataValidationError, match=expected):
+            area_errors(err, column)
+    with pytest.raises(DataValidationError, match=expected.replace("The areas", "The 'evaluate.areas'")):
+        check_area_columns(_listed_cells(west), ["puma", "state"], "'evaluate.areas'")
+    # listed coarsest first: the 40 areas, PUMA 100 of each state apart
+    err = heldout_errors({"pop": west}, _listed_cells(west), areas=["state", "puma"])
+    out = area_errors(err, "puma").set_index("area")["error"]
+    assert len(out) == 40 and out["Idaho / 100"] == pytest.approx(1 / 11, rel=1e-12)
+    assert out["Nevada / 100"] == pytest.approx(2 / 13, rel=1e-12)
+    assert sorted(area_errors(err, "state")["area"]) == ["Idaho", "Nevada", "Utah"]
+
+
+def test_area_errors_of_unique_codes_are_the_same_listed_before_their_state(west):
+    """Codes unique to their area (``puma_id`` 'Idaho:100') nest in the state and need no key: 40 PUMA areas and 3
+    states, listed after the state or before it (session 74 refused ``["puma_id", "state"]``, 40 values before 3;
+    the nesting decides since session 76). Before session 74: the state table was keyed by the 40 PUMAs
+    ('Idaho:100 / Idaho', 40 areas for 3 states)."""
+    cells = _listed_cells(west, "puma_id")
+    for order in (["state", "puma_id"], ["puma_id", "state"]):
+        check_area_columns(cells, order)
+        err = heldout_errors({"pop": west}, cells, areas=order)
+        assert area_errors(err, "puma_id")["area"].nunique() == 40
+        assert sorted(area_errors(err, "state")["area"]) == ["Idaho", "Nevada", "Utah"]

@@ -51,14 +51,18 @@ def _checked_cells(targets: Any) -> Any:
 
 def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") -> None:
     """Refuses an area column that no held-out cell fixes to one value (an equality, or a set of one value):
-    its area table (:func:`area_errors`) would be empty; and two columns that do not nest in the cells fixing
-    both (``["state", "puma"]`` where PUMA 100 lies in three states and each state holds several PUMA codes), as
-    :func:`area_errors` refuses them.
+    its area table (:func:`area_errors`) would be empty; two columns that do not nest in the cells fixing both
+    listed with the one of more distinct values first (``["puma", "state"]`` where PUMA 100 lies in three states
+    and each state holds several PUMA codes: 25 codes before 3 states), so that the order would decide the areas;
+    and, for two such columns listed coarsest first (``["state", "puma"]``, whose PUMA areas :func:`area_errors`
+    keys by both, ``"Idaho / 100"``), a cell fixing the later column but not the earlier, so that its area cannot
+    be told.
 
     Raises
     ------
     DataValidationError
-        Naming the column and the columns the cells do fix, or both columns that do not nest.
+        Naming the column and the columns the cells do fix, both columns of a refused order, or the cell lacking
+        the coarser column.
     """
     from ..calibration.filters import fixed_value
 
@@ -73,7 +77,7 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
                 f"one value), so it has no areas to report; the cells fix {fixed}.")
     table = pd.DataFrame({c: pd.Series([fixed_value(t.filters, c) for t in cells], dtype=object) for c in areas})
     for column in areas:
-        _check_nesting(table, column, areas, what)
+        _keyed_by(table, column, areas, [t.name for t in cells], what)
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -154,8 +158,9 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
         The held-out cells: count or sum targets with positive values.
     areas : list of str
         Area columns (``["state", "puma"]``) whose value in each cell's filter is reported; one column is a list
-        of one (``["state"]``), as every list of column names in microplex, in any order: :func:`area_errors`
-        refuses two that do not nest.
+        of one (``["state"]``), as every list of column names in microplex. Columns that nest may be listed in
+        any order; two that do not (PUMA codes repeating across states) are listed coarsest first, as
+        :func:`area_errors` reads them.
     """
     from ..calibration.filters import fixed_value
 
@@ -194,14 +199,22 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     benchmarks' misplacement.
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
-    refused (:class:`~microplex.DataValidationError`). Every other area column :func:`heldout_errors` was given
-    must nest with ``column`` in the cells fixing both: one is coarser than the other where every code of the
-    other lies in exactly one of its codes (``puma_id`` 'Idaho:100' in Idaho), and then each column's areas are
-    its codes, whatever order the columns were listed in. Where neither nests (PUMA 100 in Idaho, Nevada and
-    Utah, and each state holding several PUMA codes), the cells cannot tell codes repeating across the areas of
-    a coarser column from two crossed columns, and an area of either could pool different places (the three
-    PUMAs 100), so ``area_errors`` of either column is refused, naming both: give the finer areas codes of their
-    own (the pipeline's ``combine``, such as ``puma_id``).
+    refused (:class:`~microplex.DataValidationError`). Where ``column`` and another area column
+    :func:`heldout_errors` was given nest in the cells fixing both (one is coarser where every code of the other
+    lies in exactly one of its codes: ``puma_id`` 'Idaho:100' in Idaho), each column's areas are its codes,
+    whatever order the columns were listed in.
+
+    Where neither nests (PUMA 100 in Idaho, Nevada and Utah, and each state holding several PUMA codes), the
+    cells cannot tell codes repeating across the areas of a coarser column from the reverse, so the order
+    decides: the column listed first is read as the coarser (``areas=["state", "puma"]``). Its areas are its
+    codes; an area of the later column is keyed by both and labelled ``"Idaho / 100"``, and a cell fixing the
+    later column but not the earlier is refused, naming it. The counts must not contradict the order: listed
+    with the column of as many distinct values as the other or more first, among the cells fixing both
+    (``["puma", "state"]``, 25 codes before 3 states), the pair is refused, naming both, whichever column is
+    asked for: list the coarser first, or give the finer areas codes of their own (the pipeline's ``combine``,
+    such as ``puma_id``). The counts cannot catch every wrong order (two areas each numbering five districts 1
+    to 5 look like five states each holding PUMA codes 1 and 2), so where in doubt give the finer areas codes of
+    their own.
     """
     if column not in errors.columns:
         raise DataValidationError(f"Area column {column!r} is not in the held-out errors; pass it in 'areas'.")
@@ -211,7 +224,10 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
         raise DataValidationError(
             f"Area column {column!r}: no held-out cell fixes it to one value (an equality, or a set of one value), "
             f"so it has no areas to report; the cells fix {fixed}.")
-    _check_nesting(part, column, [c for c in errors.columns if c not in _COLUMNS], "areas")
+    keys = _keyed_by(part, column, [c for c in errors.columns if c not in _COLUMNS], part["target"].tolist(), "areas")
+    if keys:  # "Idaho / 100": the coarser areas' values, then the code
+        part = part.assign(**{column: [" / ".join(map(str, v)) for v in
+                                       part[[*keys, column]].itertuples(index=False, name=None)]})
     table = part.groupby(["population", column], sort=False).agg(
         cells=("value", "size"), value=("value", "sum"), miss=("miss", "sum")).reset_index()
     table["error"] = table["miss"] / table["value"]
@@ -222,26 +238,36 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
 _COLUMNS = ("population", "target", "value", "achieved", "rel_error")
 
 
-def _check_nesting(frame: pd.DataFrame, column: str, listed: Sequence[str], what: str) -> None:
-    """Refuses ``column`` beside another listed area column when neither is an area of the other in the cells
-    fixing both: a code of each lies in several areas of the other (PUMA 100 in three states, and Idaho holding
-    several PUMA codes). One column is coarser than another where every code of the other lies in exactly one of
-    its codes (``puma_id`` 'Idaho:100' in Idaho); such columns, and columns whose codes match one to one, give
-    each other's areas unchanged, so the order they are listed in decides nothing. Where neither nests, the cells
-    cannot tell codes repeating across the areas of a coarser column from two crossed columns, and an area of
-    either could pool different places; ``frame`` holds each cell's value of the area columns (missing where its
-    filter fixes none).
+def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Sequence[str], what: str) -> list[str]:
+    """The area columns listed before ``column`` that key its areas: those that do not nest with it in the cells
+    fixing both, where ``column``'s codes repeat across their areas (PUMA 100 in Idaho, Nevada and Utah, with
+    ``listed`` ``["state", "puma"]``), so that an area of ``column`` is told by them and its code (``"Idaho /
+    100"``); ``frame`` holds each cell's value of the area columns (missing where its filter fixes none),
+    ``names`` the cells' names.
+
+    One column is coarser than another where every code of the other lies in exactly one of its codes
+    (``puma_id`` 'Idaho:100' in Idaho); such columns, and columns whose codes match one to one, key nothing, so
+    the order they are listed in decides nothing. Where neither nests (a code of each lies in several areas of
+    the other), the cells cannot tell codes repeating across the areas of a coarser column from the reverse, so
+    the order decides: the column listed first is read as the coarser, which the counts must not contradict: it
+    must have fewer distinct values than the later among the cells fixing both (3 states, 25 PUMA codes). The
+    earlier column's areas are then its codes, the later's keyed by both.
 
     Raises
     ------
     DataValidationError
-        Naming both columns, a code of each lying in several areas of the other, and ``combine``.
+        For two columns that do not nest listed with the one of as many values as the other or more first
+        (``["puma", "state"]``), naming both; for a cell that fixes ``column`` but not a column keying it: its
+        area cannot be told.
     """
+    keys: list[str] = []
+    listed = list(listed)
     fixed = frame[column].notna().to_numpy()
     for other in listed:
         if other == column:
             continue
-        both = frame[fixed & frame[other].notna().to_numpy()]
+        has = frame[other].notna().to_numpy()
+        both = frame[fixed & has]
         if not len(both):
             continue
         # a code of each column that lies in several areas of the other, if any
@@ -253,13 +279,26 @@ def _check_nesting(frame: pd.DataFrame, column: str, listed: Sequence[str], what
                 split[fine] = (to_python(many.index[0]), sorted(str(to_python(v)) for v in many.iloc[0]))
         if len(split) < 2:  # one nests in the other, or they match one to one
             continue
-        first, second = sorted((column, other), key=lambda c: (both[c].nunique(), listed.index(c)))
-        (a, (code_a, in_a)), (b, (code_b, in_b)) = (column, split[column]), (other, split[other])
-        raise DataValidationError(
-            f"The {what} columns {a!r} and {b!r} do not nest: in the cells fixing both, {a} {code_a!r} lies in "
-            f"{b} {in_a} and {b} {code_b!r} in {a} {in_b}, so neither is an area of the other (every code of the "
-            "finer lying in one area of the coarser), and the cells cannot tell codes that repeat across the areas "
-            "of a coarser column (PUMA 100 in several states) from two crossed columns: an area of either could "
-            f"pool different places. Give the finer areas codes of their own (the pipeline's combine table, such as "
-            f'combine = {{ {second}_id = ["{first}", "{second}"] }}), or, where the two columns are crossed, '
-            "report each without the other.")
+        coarse, fine = (other, column) if listed.index(other) < listed.index(column) else (column, other)
+        code, where = split[fine]
+        n_coarse, n_fine = both[coarse].nunique(), both[fine].nunique()
+        if n_coarse >= n_fine:
+            raise DataValidationError(
+                f"The {what} columns {coarse!r} and {fine!r}: {coarse!r} is listed first, so it is read as the "
+                f"coarser area, and the codes of {fine!r} repeat across its areas ({fine} {code!r} lies in {coarse} "
+                f"{where}) while neither nests in the other, but in the cells fixing both {coarse!r} has {n_coarse} "
+                f"values and {fine!r} {n_fine}, so the order cannot be told right: if {fine!r} is the coarser area, "
+                f"list {fine!r} first; if {coarse!r} is, give the areas of {fine!r} codes of their own (the "
+                f'pipeline\'s combine table, such as combine = {{ {fine}_id = ["{coarse}", "{fine}"] }}).')
+        if coarse == column:
+            continue
+        lacking = np.flatnonzero(fixed & ~has)
+        if len(lacking):
+            raise DataValidationError(
+                f"The {what} column {column!r}: its codes repeat across {coarse!r} areas ({column} {code!r} lies in "
+                f"{coarse} {where}), so an area is told by both, but held-out cell {names[lacking[0]]!r} fixes "
+                f"{column!r} and not {coarse!r} ({len(lacking)} such cells). Fix {coarse!r} in those cells too, or "
+                f"give the areas codes of their own (the pipeline's combine table, such as "
+                f'combine = {{ {column}_id = ["{coarse}", "{column}"] }}).')
+        keys.append(coarse)
+    return keys
