@@ -10,28 +10,15 @@ import pytest
 
 from microplex import DataValidationError
 from microplex.calibration import Targets
+from calibration.test_s74_areas import _listed_cells
 from microplex.evaluation.areas import area_errors, check_area_columns, heldout_errors
-
-
-def _cells(df: pd.DataFrame, code: str) -> Targets:
-    """PUMA x education cells over ``df``, each fixing the state and ``code`` (value: the count + 1)."""
-    rows = []
-    for (s, p), g in df.groupby(["state", code]):
-        for codes in ([9, 10, 11, 12], [16]):
-            k = int(g.educ.isin(codes).sum())
-            if k:
-                p_text = f"'{p}'" if isinstance(p, str) else p
-                educ = ", ".join(map(str, codes))
-                rows.append(dict(aggregate="count", variable=None, value=k + 1.0,
-                                 filter=f"state == '{s}' & {code} == {p_text} & educ in {{{educ}}}"))
-    return Targets.from_frame(pd.DataFrame(rows))
 
 
 def test_area_errors_of_nesting_areas_are_the_same_in_either_order(west):
     """``puma_id`` codes ('Idaho:100') each lie in one state, so the state is the coarser area whichever is listed
     first: 40 PUMA areas equal to a hand computation and 3 states, the same tables for ``["state", "puma_id"]`` and
     ``["puma_id", "state"]``. Before: the second order was refused by a count heuristic (40 values before 3)."""
-    cells = _cells(west, "puma_id")
+    cells = _listed_cells(west, "puma_id")
     tables = {}
     for order in (["state", "puma_id"], ["puma_id", "state"]):
         check_area_columns(cells, order)
@@ -98,7 +85,7 @@ def test_census_puma_codes_are_keyed_by_the_state_listed_first(west):
     keyed by both ('Idaho / 100', 40 areas, each equal to a hand computation) and the state table is its 3 states;
     listed the other way, ``["puma", "state"]`` (25 codes before 3 states), refused naming both. Before (commit
     bdd6446): refused in either order, ``["state", "puma"]`` too ("'puma' and 'state' do not nest")."""
-    cells = _cells(west, "puma")
+    cells = _listed_cells(west, "puma")
     check_area_columns(cells, ["state", "puma"], "'evaluate.areas'")
     err = heldout_errors({"pop": west}, cells, areas=["state", "puma"])
     out = area_errors(err, "puma").set_index("area")
