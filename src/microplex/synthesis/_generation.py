@@ -347,16 +347,11 @@ class _Generation:
         out = {}
         for name in self.target_vars:
             enc = self.encoders_[name]
-            state = (
-                states[:, self.discrete_vars_.index(name)]
-                if name in self.discrete_vars_
-                else np.zeros(len(pattern), dtype=np.int64)
-            )
+            state, h = _state_and_heap(self, name, states, heap)
             if isinstance(enc, CategoricalEncoder):
                 out[name] = enc.decode(state)
             else:
                 cont = u[:, self.continuous_vars_.index(name)] if enc.has_continuous else np.zeros(len(pattern))
-                h = heap[:, self.heap_vars_.index(name)] if name in self.heap_vars_ else None
                 r = rounding[:, self.rounded_vars_.index(name)] if rounding is not None and name in self.rounded_vars_ \
                     else None
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -412,6 +407,15 @@ def _public_range(synth: object, name: str) -> tuple[float, float] | None:
     return lo, hi
 
 
+def _state_and_heap(synth: object, name: str, states: np.ndarray,
+                    heap: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Target ``name``'s discrete state per record (from the drawn patterns' ``states``; 0 for a target without
+    discrete states) and its heap index (``None`` for a target without heaps), as its encoder decodes them."""
+    state = (states[:, synth.discrete_vars_.index(name)] if name in synth.discrete_vars_
+             else np.zeros(len(states), dtype=np.int64))
+    return state, (heap[:, synth.heap_vars_.index(name)] if name in synth.heap_vars_ else None)
+
+
 def _outside_public_bounds(synth: object, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
                            by_name: bool = False) -> np.ndarray | dict[str, np.ndarray]:
     """Which records of a DP model's draws (``pattern``, ``u``, ``heap``) hold a value outside a numeric
@@ -423,9 +427,7 @@ def _outside_public_bounds(synth: object, pattern: np.ndarray, u: np.ndarray, he
         enc, bounds = synth.encoders_[name], _public_range(synth, name)
         if bounds is None or not isinstance(enc, ContinuousEncoder) or not enc.has_continuous:
             continue
-        state = (states[:, synth.discrete_vars_.index(name)] if name in synth.discrete_vars_
-                 else np.zeros(len(pattern), dtype=np.int64))
-        h = heap[:, synth.heap_vars_.index(name)] if name in synth.heap_vars_ else None
+        state, h = _state_and_heap(synth, name, states, heap)
         with np.errstate(over="ignore", invalid="ignore"):
             x = enc.decode(u[:, synth.continuous_vars_.index(name)].astype(float), state, h)
         out = (x < bounds[0]) | (x > bounds[1])
