@@ -244,8 +244,9 @@ class _Fitting:
         if p["condition_model"] and not dp:
             self.condition_model_ = _conditions.fit_condition_model(self, data, weight_col, epochs, seed)
         if dp and "tree" not in planned:  # post-processing: the pattern head's mean shares set to the noisy ones
-            rake_pattern_head(self, shares, seed)
-            if self.standardize == "quantile":  # post-processing: the continuous marginals set to the noisy ones
+            quantile = self.standardize == "quantile"  # recalibrated after the head: the truncation moves
+            rake_pattern_head(self, shares, seed, truncated=not quantile)  # as released: truncated to the bounds
+            if quantile:  # post-processing: the continuous marginals set to the noisy ones
                 recalibrate_margins(self, seed)
         if dp:  # the main model's own mechanisms in the order of record_parts, then the condition model's
             own = {m["part"]: m for m in mechanisms + trained}
