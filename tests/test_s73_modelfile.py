@@ -16,6 +16,7 @@ import pytest
 from microplex import DataValidationError, Synthesizer
 from microplex.datasets import load_dataset
 from microplex.synthesis.schema import VariableSpec
+from microplex.synthesis.serialization import FORMAT_VERSION
 
 warnings.filterwarnings("ignore")
 
@@ -71,8 +72,16 @@ def test_knots_deleted_from_a_segment_holding_heaps_are_refused(hours_file):
     assert enc["heaps"] == [20.0, 35.0, 60.0] and len(enc["segments"]) == 1 and "knots" in enc["segments"][0]
     assert Synthesizer.load(_with_metadata(data, dict(_members(data))["metadata.json"])) is not None  # unedited
     tampered = _edited(data, lambda m: m["encoders"]["hrs_work"]["segments"][0].pop("knots"))
-    with pytest.raises(DataValidationError, match=r"'encoders\.hrs_work\.segments\[0\]\.knots' must be present"):
+    # a file of the current version records the single value of a heap segment without knots: it lacks it
+    with pytest.raises(DataValidationError, match=r"'encoders\.hrs_work\.segments\[0\]\.single_value' must be "
+                                                  r"present"):
         Synthesizer.load(tampered)
+
+    def old(m):  # a version-2 file (no single values): its moments and range cannot be those of one value
+        m["format_version"] = 2
+        m["encoders"]["hrs_work"]["segments"][0].pop("knots")
+    with pytest.raises(DataValidationError, match=r"'encoders\.hrs_work\.segments\[0\]\.knots' must be present"):
+        Synthesizer.load(_edited(data, old))
 
 
 def test_knots_deleted_from_an_integer_segment_holding_heaps_are_refused(tmp_path):
@@ -102,6 +111,12 @@ def test_a_segment_holding_heaps_and_one_other_value_loads_without_knots(tmp_pat
     loaded = Synthesizer.load(tmp_path / "m.mpx")
     pd.testing.assert_frame_equal(loaded.sample(500, seed=3), synth.sample(500, seed=3))
 
+    def old(m):  # a version-2 file, written before the single value was recorded
+        m["format_version"] = 2
+        m["encoders"]["x"]["segments"][0].pop("single_value")
+    loaded = Synthesizer.load(_edited(data, old))
+    pd.testing.assert_frame_equal(loaded.sample(500, seed=3), synth.sample(500, seed=3))
+
 
 def test_a_heap_segment_whose_moments_need_more_values_is_refused_without_knots(tmp_path):
     """Both ends recorded (asinh) and heaps at both: the variance may not exceed that of the ends."""
@@ -116,6 +131,7 @@ def test_a_heap_segment_whose_moments_need_more_values_is_refused_without_knots(
     assert seg["transform"] == "asinh" and "knots" in seg
 
     def edit(m):
+        m["format_version"] = 2  # files of later versions record the single value (tests/synthesis/test_s77_*)
         s = m["encoders"]["x"]["segments"][0]
         s.pop("knots")
         s["tail_lo"], s["tail_hi"] = np.arcsinh(-5.0 / s["scale"]), np.arcsinh(40.0 / s["scale"])
@@ -261,7 +277,7 @@ def int_hours_file(tmp_path_factory):
 def test_a_new_file_lacking_a_recorded_parameter_is_refused(int_hours_file, key):
     _, _, data = int_hours_file
     meta = _meta(data)
-    assert meta["format_version"] == 2 and key in meta["params"]
+    assert meta["format_version"] == FORMAT_VERSION and key in meta["params"]
     with pytest.raises(DataValidationError, match=rf"field 'params' must be an object holding \['{key}'"
                                                   if key != "max_heaps" else r"field 'params' must be"):
         Synthesizer.load(_edited(data, lambda m: m["params"].pop(key)))
@@ -300,10 +316,10 @@ def test_a_nested_model_edited_to_version_1_is_refused(tmp_path):
     synth = Synthesizer(["hrs_work"], ["age"], epochs=1, verbose=False, hidden_features=(8,), transforms=1,
                         condition_model=True).fit(df, seed=1)
     data = _file(synth, tmp_path)
-    assert _meta(data)["condition_model"]["format_version"] == 2
+    assert _meta(data)["condition_model"]["format_version"] == FORMAT_VERSION
     Synthesizer.load(tmp_path / "m.mpx")
     with pytest.raises(DataValidationError, match=r"'condition_model\.format_version' must be the file's "
-                                                  r"format_version 2\. Got 1 instead"):
+                                                  rf"format_version {FORMAT_VERSION}\. Got 1 instead"):
         Synthesizer.load(_edited(data, lambda m: m["condition_model"].__setitem__("format_version", 1)))
 
     eu = load_dataset("eusilc")
@@ -314,5 +330,5 @@ def test_a_nested_model_edited_to_version_1_is_refused(tmp_path):
     name = next(iter(_meta(hh)["models"]))
     HouseholdSynthesizer.load(tmp_path / "hh.mpx")
     with pytest.raises(DataValidationError, match=rf"'models\.{name}\.format_version' must be the file's "
-                                                  r"format_version 2\. Got 1 instead"):
+                                                  rf"format_version {FORMAT_VERSION}\. Got 1 instead"):
         HouseholdSynthesizer.load(_edited(hh, lambda m: m["models"][name].__setitem__("format_version", 1)))

@@ -19,6 +19,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from microplex import DataValidationError, Synthesizer
+from microplex.synthesis.serialization import FORMAT_VERSION
 
 from _model_files import delete_field as _delete
 from _model_files import edit_metadata
@@ -127,7 +128,7 @@ TAMPERINGS = {
     "format version str": _meta(_set(["format_version"], "1")),
     "format version float": _meta(_set(["format_version"], 1.0)),
     "format version bool": _meta(_set(["format_version"], True)),
-    "format version 3": _meta(_set(["format_version"], 3)),
+    "format version after the current": _meta(_set(["format_version"], FORMAT_VERSION + 1)),
     "missing key": _meta(_delete(["kinds"])),
     "missing history": _meta(_delete(["history"])),
     "extra key": _meta(_set(["__class__"], "os.system")),

@@ -36,6 +36,10 @@ OPTIONAL_PARAMS = ("condition_model", "sampling", "standardize", "rounding", "st
 #: version-1 file lacking one loads with the behaviour of the files written before it, and a newer file edited to
 #: lack one would silently load so (``sampling`` removed: independent draws).
 RECORDED_PARAMS = ("sampling", "standardize", "rounding", "structural_zeros") + HEAP_PARAMS
+#: First format version whose float segments holding heaps that fit leaves without knots record their single value off
+#: the heaps (``single_value``); a file of an older version lacks it, and its claim is checked as well as its
+#: moments and recorded ends allow (:func:`_one_value_off_heaps`).
+SINGLE_VALUE_VERSION = 3
 #: The DP parameters (``._dp.DP_PARAMS``) are all written, with a ``privacy`` field, or none.
 #: Metadata of a fully synthetic file (``condition_model=True``), in place of its conditions table.
 CONDITION_MODEL_FIELDS = ("condition_model", "condition_ranges")
@@ -293,7 +297,7 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize)
             if version != 1:
                 _check_recorded(f, encoders[n], n, kinds[n] == "integer", version)
-            _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize)
+            _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize, version)
         if encoders[n]["name"] != n:
             raise f.fail(f"encoders.{n}.name", repr(n), encoders[n]["name"])
         if encoders[n].get("missing") is True and not holds_missing(meta["dtypes"][n]):  # drawn -9.2e18 or True
@@ -388,8 +392,9 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         where = field if legacy else f"{field}.segments[{i}]"
         seg = f.mapping(seg, where)
         required = set(_SEGMENT) - ({"sign", "tail_lo", "tail_hi"} if legacy else set())
-        if not required <= set(seg) or (not legacy and set(seg) - {"knots", "free"} != set(_SEGMENT)):
-            raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots', 'free')", sorted(seg))
+        if not required <= set(seg) or (not legacy and set(seg) - {"knots", "free", "single_value"} != set(_SEGMENT)):
+            raise f.fail(where, f"an object with keys {list(_SEGMENT)} (and 'knots', 'free', 'single_value')",
+                         sorted(seg))
         if not legacy and "knots" in seg:
             if standardize != "quantile":  # fit (a DP fit too) writes knots only for standardize="quantile"
                 raise f.fail(f"{where}.knots", f"absent: params.standardize is {standardize!r} (knots are written "
@@ -400,6 +405,14 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
         if "free" in seg and (seg["free"] is not False or legacy or private or "heaps" not in enc):
             raise f.fail(f"{where}.free", "absent, or false on a segment of a variable with heaps (not a DP model)",
                          seg["free"])
+        # written only on a float segment holding heaps that fit leaves without knots (checked against them below)
+        if "single_value" in seg:
+            if (legacy or private or integer or "heaps" not in enc or standardize != "quantile" or "knots" in seg
+                    or "free" in seg):
+                raise f.fail(f"{where}.single_value", "absent, or on a float segment of a variable with heaps, "
+                             "without knots and not 'free', with params.standardize 'quantile' (not a DP model)",
+                             seg["single_value"])
+            f.number(seg["single_value"], f"{where}.single_value")
         if seg.get("sign", 1) not in (1, -1) or isinstance(seg.get("sign", 1), bool):
             raise f.fail(f"{where}.sign", "1 or -1", seg.get("sign"))
         transform = seg["transform"]
@@ -535,15 +548,40 @@ def _largest_coordinate(seg: Any) -> float:
     return max(values, default=np.inf)
 
 
+def _heaps_transformed(enc: ContinuousEncoder, seg: Any, state: int) -> np.ndarray:
+    """The transformed values (mirrored, sorted) of the heaps of ``enc`` that lie in segment ``seg`` (state
+    ``state``)."""
+    heaps = np.asarray(enc.heaps, dtype=float)
+    heaps = heaps[enc.states(heaps) == state]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.sort(np.asarray(seg._core_forward(seg.sign * heaps), dtype=float))
+
+
+def _single_value_fits(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
+    """Whether float segment ``seg`` (state ``state`` of ``enc``), holding heaps, can be what fit writes for its
+    recorded single value off the heaps ``v`` (``single_value``, mirrored): ``v`` lies in the segment (strictly
+    inside its bounds) and is no heap, the recorded ends of its range (linear tails) are the smallest and largest
+    of its heaps and ``v``, and its moments are those of some weights on them (:func:`_moments_on`)."""
+    v = float(seg.single_value)
+    if int(enc.states(np.array([seg.sign * v]))[0]) != state or seg.sign * v in enc.heaps:
+        return False
+    t = _heaps_transformed(enc, seg, state)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        points = np.sort(np.append(t, float(seg._core_forward(np.float64(v)))))
+    if not (t.size and np.all(np.isfinite(points))):
+        return False
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(points))), abs(seg.mean))
+    ends = all(end is None or abs(end - want) <= tol for end, want in ((seg.tail_lo, points[0]),
+                                                                      (seg.tail_hi, points[-1])))
+    return ends and _moments_on(points, seg.mean, seg.std, tol)
+
+
 def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
     """Whether float segment ``seg`` (state ``state`` of ``enc``), holding heaps, can hold besides them a single
     value ``v``: its recorded range's ends (linear tails) are heaps or ``v`` (one value), and its moments are those
     of some weights on the heaps and ``v`` (:func:`_moments_on`; unchecked when no end gives ``v``, which may then
     sit anywhere)."""
-    heaps = np.asarray(enc.heaps, dtype=float)
-    heaps = heaps[enc.states(heaps) == state]
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        t = np.sort(np.asarray(seg._core_forward(seg.sign * heaps), dtype=float))
+    t = _heaps_transformed(enc, seg, state)
     if not (t.size and np.all(np.isfinite(t))):
         return True  # checked elsewhere (heaps inside the segment, finite decoding)
     scale = max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
@@ -580,7 +618,8 @@ def _moments_on(points: np.ndarray, mean: float, std: float, tol: float) -> bool
     return low - slack <= second <= high + slack
 
 
-def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str) -> None:
+def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
+                         version: Any = SINGLE_VALUE_VERSION) -> None:
     """A non-DP model fitted with ``standardize="quantile"`` has knots on every segment with values off the heaps
     (not ``free: false``), but for one whose values off the heaps are (in weight) a single value
     (:func:`._quantile_map.fit_knots` finds fewer than 3 knots). Knots deleted from the file loaded and drew through
@@ -597,16 +636,34 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str) -> None
       distinct values put their Hazen positions at least 1/2 apart, holding 3 or more of the knots'
       probabilities): its values are then the heaps and ``v``. Where a recorded end of its range (a linear tail) is
       no heap, that end is ``v``, and its moments must be those of some weights on these values
-      (:func:`_moments_on`); where both ends are heaps, its variance is at most that of its range's ends.
+      (:func:`_moments_on`); where both ends are heaps, its variance is at most that of its range's ends. A file of
+      format version :data:`SINGLE_VALUE_VERSION` and later records ``v`` (``single_value``; without it a logit
+      segment, which records no ends, or a log one whose one end is a heap, could not be told from one whose knots
+      were deleted): it must be present, and the segment what fit writes for it (:func:`_single_value_fits`). Only
+      such a segment holds ``single_value``.
     """
     k = len(enc.point_masses)
-    held = set(enc.states(np.asarray(enc.heaps, dtype=float)).tolist()) if enc.heaps else set()
+    held = set(enc.heap_states)
+    recorded = type(version) is int and version >= SINGLE_VALUE_VERSION
     for i, seg in enumerate(enc.segments):
+        where = f"{field}.segments[{i}].single_value"
+        if seg.single_value is not None and not (recorded and seg.knots is None and k + i in held):
+            raise f.fail(where, f"absent: only a segment holding heaps (in a file of format_version "
+                         f"{SINGLE_VALUE_VERSION} or later) records its single value off them", seg.single_value)
         if seg.knots is not None or not seg.free:
             continue
         if enc.integer and _largest_coordinate(seg) < _DEQUANTIZED_DISTINCT:
             raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the segment "
                          "holds integer values off its heaps (fit always finds knots for them)", None)
+        if k + i in held and recorded and not enc.integer:
+            if seg.single_value is None:
+                raise f.fail(where, f"present: params.standardize is 'quantile' and the segment holds heaps but no "
+                             f"knots (a file of format_version {version!r} records the single value off the heaps of "
+                             "such a segment; only files of older versions lack it)", None)
+            if not _single_value_fits(enc, seg, k + i):
+                raise f.fail(where, "the segment's single value off its heaps: inside its bounds, no heap, with its "
+                             "heaps giving its recorded ends and moments (as fit writes it)", seg.single_value)
+            continue
         if k + i in held:
             if not enc.integer and not _one_value_off_heaps(enc, seg, k + i):
                 raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the "
@@ -641,7 +698,7 @@ def _check_integer_range(f: _Fields, enc: ContinuousEncoder, ends: list[float], 
 
 
 def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: bool = False,
-                    standardize: Any = "moments") -> None:
+                    standardize: Any = "moments", version: Any = SINGLE_VALUE_VERSION) -> None:
     """Checks a continuous encoder, built from its (structurally checked) fields, against what ``fit`` gives:
 
     * its target's dtype is numeric (not bool or complex) and holds its point masses, heaps and the ends of its
@@ -680,7 +737,7 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: 
     if not private and "segments" in enc_dict:  # a DP segment spans its public bounds; a legacy file is as it was
         _check_bounds(f, enc, field)
         if standardize == "quantile":
-            _check_knots_present(f, enc, field)
+            _check_knots_present(f, enc, field, version)
     ends: list[float] = []  # the training range's ends, in the target's values
     for i, seg in enumerate(enc.segments):
         where = f"{field}.segments[{i}]" if "segments" in enc_dict else field
@@ -727,7 +784,8 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: 
     if numpy_dtype.kind in "iuf" and (numpy_dtype.kind != "f" or numpy_dtype.itemsize < 8):
         info = np.iinfo(numpy_dtype) if numpy_dtype.kind in "iu" else np.finfo(numpy_dtype)
         lo, hi = float(info.min), float(info.max)
-        exact = [float(v) for v in enc.point_masses] + [float(h) for h in enc.heaps]
+        exact = ([float(v) for v in enc.point_masses] + [float(h) for h in enc.heaps]
+                 + [seg.sign * seg.single_value for seg in enc.segments if seg.single_value is not None])
         bad = [v for v in exact if not (lo <= v <= hi and (numpy_dtype.kind == "f" or float(v).is_integer()))]
         slack = len(enc.heaps) + 1.0
         bad += [v for v in ends if not lo - slack <= v <= hi + slack]

@@ -60,6 +60,10 @@ class _Segment:
     #: draws); ``False``: every one sits on a heap, and its records draw a heap, never a flow value (which
     #: decoded to a heap plus or minus a few units in the last place, the flow fitted to a single value).
     free: bool = True
+    #: The segment's one (mirrored) value off its heaps, where fit leaves a float segment that holds heaps without
+    #: knots (:meth:`fit_knots`: its values off the heaps are, in weight, that single value); ``None`` otherwise.
+    #: Recorded so that a model file's claim to be such a segment can be checked on load.
+    single_value: float | None = None
 
     def __init__(self, sign: int = 1) -> None:
         self.sign = sign
@@ -109,12 +113,16 @@ class _Segment:
         self.mean, self.std = _weighted_mean_std(t, w)
         return self
 
-    def fit_knots(self, y: np.ndarray, w: np.ndarray, integer: bool) -> None:
+    def fit_knots(self, y: np.ndarray, w: np.ndarray, integer: bool, heaps: bool = False) -> None:
         """Quantile standardization (:mod:`._quantile_map`) fitted to the values ``y`` (mirrored)
-        that the flow models: the segment's values off its heaps."""
+        that the flow models: the segment's values off its heaps. ``heaps``: whether the segment holds
+        heaps; a float one whose values off them give no knots (a single value) records that value
+        (:attr:`single_value`)."""
         if not (len(y) and w.sum() > 0):
             return
         self.knots = qmap.fit_knots(self._forward(y[:, None] + qmap.DEQUANTIZE[None, :] if integer else y), w)
+        if self.knots is None and heaps and not integer and bool(np.all(y == y[0])):
+            self.single_value = float(y[0])
 
     def contains(self, y: np.ndarray) -> np.ndarray:
         """Whether mirrored values ``y`` lie strictly inside the segment's bounds."""
@@ -282,6 +290,8 @@ class _Segment:
             d["knots"] = qmap.knots_to_dict(self.knots)
         if not self.free:  # segments with values off the heaps keep the keys of older files
             d["free"] = False
+        if self.single_value is not None:  # only on a float segment holding heaps that fit leaves without knots
+            d["single_value"] = self.single_value
         return d
 
     @classmethod
@@ -294,4 +304,6 @@ class _Segment:
             seg.knots = qmap.knots_from_dict(d["knots"])
         if d.get("free") is False:
             seg.free = False
+        if d.get("single_value") is not None:
+            seg.single_value = float(d["single_value"])
         return seg

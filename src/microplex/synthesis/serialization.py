@@ -30,10 +30,12 @@ from .._errors import DataValidationError
 __all__ = ["FORMAT_VERSION", "READ_VERSIONS", "check_format", "check_save_path", "read_archive", "write_archive"]
 
 #: Version of the archive layout; bumped on incompatible changes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions read: version 2 (from session 73) records every parameter and each encoder's ``compact`` key, whose
-#: absence a version-1 file reads as the behaviour of the files written before them.
-READ_VERSIONS = (1, 2)
+#: absence a version-1 file reads as the behaviour of the files written before them; version 3
+#: records the single value off the heaps of a float segment fit leaves without knots (``single_value``), which
+#: version-1 and -2 files lack (they load as before).
+READ_VERSIONS = (1, 2, 3)
 
 
 def check_save_path(path: Any, *, allow_file: bool = False) -> None:

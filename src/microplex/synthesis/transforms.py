@@ -148,8 +148,10 @@ class ContinuousEncoder:
             for seg, (_, sel) in zip(self.segments, sides, strict=True):
                 seg.free = bool((sel & free).any())
         if standardize == "quantile" and self.segments:
-            for seg, (sign, sel) in zip(self.segments, sides, strict=True):
-                seg.fit_knots(sign * yc[sel & free], wc[sel & free], self.integer)
+            held = set(self.heap_states)
+            for i, (seg, (sign, sel)) in enumerate(zip(self.segments, sides, strict=True)):
+                seg.fit_knots(sign * yc[sel & free], wc[sel & free], self.integer,
+                              heaps=len(self.point_masses) + i in held)
         self.rounding = None
         if rounding and self.segments:
             self.rounding = RoundingGrid.fit(xc[free], wc[free], max(int(min_heap_count), 1),
