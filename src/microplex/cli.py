@@ -48,7 +48,8 @@ from ._errors import DataValidationError, MicroplexError
 from ._files import columns_hint, near_columns
 from ._params import check_choice, check_float, check_int, check_seed
 from .io import (as_numbers, atomic_path, check_one_type, check_rows_fit_disk, check_rows_fit_memory,
-                 read_public_metadata, read_table, read_targets, text_columns, write_parquet_atomic)
+                 read_public_metadata, read_table, read_targets, stored_numbers_as_text, text_columns,
+                 write_parquet_atomic)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -525,10 +526,12 @@ def evaluate(
 
             fitted = Synthesizer.load(model)
         # --numeric names columns of the real file; the synthetic and holdout files' of those names are read alike,
-        # and so are the real file's text columns (a holdout without the label '3+' reads 1 and 2 as text, not int64)
+        # and so are the real file's text columns (a holdout without the label '3+' reads 1 and 2 as text, not int64;
+        # a Parquet file storing them as integers, as their text where that cannot match '01' to 1)
         real_df = read_table(real, numeric=numeric_vars)
         text = text_columns(real_df)
-        syn_df = read_table(synthetic, text=text)
+        syn_df = stored_numbers_as_text(read_table(synthetic, text=text), real_df, f"the synthetic file {str(synthetic)!r}",
+                                        f"the real file {str(real)!r}")
         syn_df = as_numbers(syn_df, [c for c in numeric_vars if c in syn_df.columns], f"the table {str(synthetic)!r}")
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
                                         (synthetic_weight, "synthetic-weight", syn_df, "synthetic")):
@@ -560,7 +563,8 @@ def evaluate(
             raise DataValidationError(
                 f"The synthetic file has columns {extra} that the real file's scored columns lack (they would be "
                 f"dropped, unscored){hint}; otherwise drop them from the synthetic file.")
-        holdout_df = read_table(holdout, text=text) if holdout else None
+        holdout_df = stored_numbers_as_text(read_table(holdout, text=text), real_df, f"the holdout file {str(holdout)!r}",
+                                            f"the real file {str(real)!r}") if holdout else None
         if holdout_df is not None:
             holdout_df = as_numbers(holdout_df, [c for c in numeric_vars if c in holdout_df.columns],
                                     f"the table {str(holdout)!r}")

@@ -659,6 +659,77 @@ def text_columns(frame: pd.DataFrame) -> list[str]:
                                        and _all_text(pd.Series(frame[c].dtype.categories, dtype=object)))]
 
 
+def stored_numbers_as_text(frame: pd.DataFrame, reference: pd.DataFrame, what: str,
+                           reference_what: str) -> pd.DataFrame:
+    """``frame`` with each column that is text in ``reference`` (:func:`text_columns`) but that ``frame`` holds as
+    numbers read as its numbers' text, as :func:`read_table`'s ``text`` reads a CSV, JSON or Excel file's cells:
+    ``evaluate``'s synthetic or holdout file stored as Parquet (or Feather, Stata) keeps the types it stores, so a
+    column of codes written as the integers 1, 2 faces the real file's text ``'1'``, ``'2'``.
+
+    A number is read as the text :func:`_text_of` writes (1 and 1.0 as ``'1'``, 2.5 as ``'2.5'``), missing values
+    missing. That is safe only where every label of ``reference``'s column that reads as a number is written so
+    (``'1'``, ``'10'``, ``'2.5'``; labels that are no number, ``'3+'``, may stand beside them): the number 1 is then
+    the label ``'1'`` and no other. Where a label is written otherwise (``'01'``, ``' 1'``, ``'1.0'``), the number 1
+    could stand for ``'1'`` or ``'01'``, and the column is refused rather than matched either way.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the column, its type in ``what`` and in ``reference_what``, a label written otherwise, and how to
+        store the codes.
+
+    Examples
+    --------
+    >>> real = pd.DataFrame({"hh": ["1", "2", "3+"], "age": [30, 41, 52]})
+    >>> stored_numbers_as_text(pd.DataFrame({"hh": [2, 1], "age": [33, 40]}), real, "syn", "real")["hh"].tolist()
+    ['2', '1']
+    """
+    numbers = [c for c in text_columns(reference) if c in frame.columns and not pd.api.types.is_bool_dtype(frame[c])
+               and (pd.api.types.is_integer_dtype(frame[c]) or pd.api.types.is_float_dtype(frame[c]))]
+    if not numbers:
+        return frame
+    frame = frame.copy()
+    for c in numbers:
+        col = reference[c]
+        labels = col.dtype.categories if isinstance(col.dtype, pd.CategoricalDtype) else col.dropna().unique()
+        odd = next((v for v in labels if _written_otherwise(v)), None)
+        if odd is not None:
+            digits = [v for v in labels if isinstance(v, str) and v.isdigit()]
+            width = {len(v) for v in digits}
+            how = (f"df[{c!r}] = df[{c!r}].map('{{:0{width.pop()}d}}'.format), " if len(digits) == len(labels)
+                   and len(width) == 1 else "")
+            raise DataValidationError(
+                f"The column {c!r} is stored as numbers ({frame[c].dtype}) in {what} but is text ({col.dtype}) in "
+                f"{reference_what}, which writes the label {odd!r}: the number {_text_of(_number(odd))} there could stand "
+                f"for {odd!r} or for {_text_of(_number(odd))!r}, so the codes cannot be matched. Store the column as text "
+                f"written as {reference_what} writes it ({how}before writing the file), or write the codes of "
+                f"{reference_what} as their numbers' text.")
+        frame[c] = np.array([_text_of(v) for v in frame[c].to_numpy(dtype=object)], dtype=object)
+    return frame
+
+
+def _number(label: str) -> float | int | None:
+    """The number a text label reads as (an integer exactly, ``'013'`` as 13), or None: a label that is no number,
+    or NaN or infinite."""
+    text = label.strip()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if np.isfinite(x) else None
+
+
+def _written_otherwise(label: Any) -> bool:
+    """Whether a text label reads as a number but is not written as :func:`_text_of` writes that number (``'01'``,
+    ``' 1'``, ``'1.0'``, ``'+1'``), so that the number cannot tell which label it stands for."""
+    if not isinstance(label, str):
+        return False
+    x = _number(label)
+    return x is not None and _text_of(x) != label
+
+
 def _text_numbers_as_numbers(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """``frame`` with each text column of numbers read as the numbers it holds: numbers written with thousands
     separators, a currency or a percent sign (``"25,564.67"``, ``"$1,200"``, ``"12.5%"``, as a spreadsheet exports

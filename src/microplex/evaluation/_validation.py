@@ -298,10 +298,14 @@ def check_frames(
     for col in columns:
         r, s = real_df[col], synthetic_df[col]
         if is_numeric(r) != is_numeric(s):
+            shown_r, shown_s = (list(map(to_python, f[col].dropna().unique()[:3])) for f in (real_df, synthetic_df))
+            todo = (f"give the column of {name} real_df's text labels ({name}[{col!r}].astype(str) where real_df "
+                    f"writes them as the numbers' text, '1' for 1; zero-padded where it writes '01')" if is_numeric(s)
+                    else "give the column one type in both frames")
             raise DataValidationError(
                 f"Column {col!r} has incompatible dtypes: expected "
                 f"{'numeric' if is_numeric(r) else 'non-numeric'} like real_df ({r.dtype}), "
-                f"got {s.dtype} in {name}."
+                f"got {s.dtype} in {name} (real_df holds {shown_r}, {name} {shown_s}): {todo}."
             )
         for label, series in (("real_df", r), (name, s)):
             _check_values(series, col, label)

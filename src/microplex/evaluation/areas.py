@@ -56,13 +56,15 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
     and each state holds several PUMA codes: 25 codes before 3 states), so that the order would decide the areas;
     and, for two such columns listed coarsest first (``["state", "puma"]``, whose PUMA areas :func:`area_errors`
     keys by both, ``"Idaho / 100"``), a cell fixing the later column but not the earlier, so that its area cannot
-    be told.
+    be told; and a listed column whose codes repeat across the values of a column the cells fix but ``areas`` does
+    not list, read as listed after them, where the counts say the listed one is the finer (``["puma"]`` of cells
+    fixing ``state`` too), as :func:`heldout_errors` refuses it.
 
     Raises
     ------
     DataValidationError
-        Naming the column and the columns the cells do fix, both columns of a refused order, or the cell lacking
-        the coarser column.
+        Naming the column and the columns the cells do fix, both columns of a refused order (or of a listed column
+        and an unlisted one), or the cell lacking the coarser column.
     """
     from ..calibration.filters import fixed_value
 
@@ -78,6 +80,28 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
     table = pd.DataFrame({c: pd.Series([fixed_value(t.filters, c) for t in cells], dtype=object) for c in areas})
     for column in areas:
         _keyed_by(table, column, areas, [t.name for t in cells], what)
+    _check_unlisted(cells, areas, what)
+
+
+def _check_unlisted(cells: Any, areas: Sequence[str], what: str) -> None:
+    """Refuses a column of ``areas`` whose codes repeat across the values of a column the ``cells`` fix to one
+    value but ``areas`` does not list, neither nesting in the other in the cells fixing both, where the listed
+    column has as many distinct values there as the other or more: :func:`area_errors` would pool its codes of
+    different areas of the other (PUMA 100 of Idaho, Nevada and Utah, for ``["puma"]`` of cells fixing ``state ==
+    'Idaho' & puma == 100``). The unlisted column is read as listed after ``areas`` (:func:`_keyed_by`): a listed
+    column of fewer values is the coarser (``["state"]``, 3 states over 25 PUMA codes), its areas its codes."""
+    from ..calibration.filters import fixed_value
+
+    listed = set(areas)
+    unlisted = [c for c in dict.fromkeys(c for t in cells for c in t.filters)
+                if c not in listed and any(fixed_value(t.filters, c) is not None for t in cells)]
+    if not areas or not unlisted:
+        return
+    table = pd.DataFrame({c: pd.Series([fixed_value(t.filters, c) for t in cells], dtype=object)
+                          for c in [*areas, *unlisted]})
+    names = [t.name for t in cells]
+    for column in areas:
+        _keyed_by(table, column, [column, *unlisted], names, what, unlisted=unlisted)
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -160,7 +184,17 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
         Area columns (``["state", "puma"]``) whose value in each cell's filter is reported; one column is a list
         of one (``["state"]``), as every list of column names in microplex. Columns that nest may be listed in
         any order; two that do not (PUMA codes repeating across states) are listed coarsest first, as
-        :func:`area_errors` reads them.
+        :func:`area_errors` reads them. A column the cells fix but ``areas`` does not list is read as listed after
+        them: where a listed column's codes repeat across its values (``["puma"]`` of cells ``state == 'Idaho' &
+        puma == 100 & ...``, PUMA 100 in three states) and the counts say the listed column is the finer (25 PUMA
+        codes, 3 states), its areas would pool different places, so it is refused, naming both and saying to list
+        ``["state", "puma"]``; a listed column of fewer values (``["state"]``) is the coarser, its areas its codes.
+
+    Raises
+    ------
+    DataValidationError
+        For cells that are no positive count or sum, a cell naming a column the records lack, a bad weight, or a
+        listed area column that an unlisted column the cells fix would split (above), naming both columns.
     """
     from ..calibration.filters import fixed_value
 
@@ -168,6 +202,7 @@ def heldout_errors(populations: Mapping[str, pd.DataFrame], targets: Any, *, wei
     areas = check_names(areas, "areas")
     if not isinstance(populations, Mapping) or not populations:
         raise DataValidationError("The 'populations' parameter must be a non-empty mapping of name -> DataFrame.")
+    _check_unlisted(cells, areas, "areas")
     value = np.array([t.value for t in cells])
     frames = []
     for name, records in populations.items():
@@ -238,7 +273,8 @@ def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
 _COLUMNS = ("population", "target", "value", "achieved", "rel_error")
 
 
-def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Sequence[str], what: str) -> list[str]:
+def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Sequence[str], what: str,
+              unlisted: Sequence[str] = ()) -> list[str]:
     """The area columns listed before ``column`` that key its areas: those that do not nest with it in the cells
     fixing both, where ``column``'s codes repeat across their areas (PUMA 100 in Idaho, Nevada and Utah, with
     ``listed`` ``["state", "puma"]``), so that an area of ``column`` is told by them and its code (``"Idaho /
@@ -252,6 +288,9 @@ def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Se
     the order decides: the column listed first is read as the coarser, which the counts must not contradict: it
     must have fewer distinct values than the later among the cells fixing both (3 states, 25 PUMA codes). The
     earlier column's areas are then its codes, the later's keyed by both.
+
+    ``unlisted`` names the columns of ``listed`` that the cells fix but the user did not list (read as listed
+    after ``column``, :func:`_check_unlisted`): a refused order is then named as such, saying to list both.
 
     Raises
     ------
@@ -282,6 +321,17 @@ def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Se
         coarse, fine = (other, column) if listed.index(other) < listed.index(column) else (column, other)
         code, where = split[fine]
         n_coarse, n_fine = both[coarse].nunique(), both[fine].nunique()
+        if n_coarse >= n_fine and fine in unlisted:
+            raise DataValidationError(
+                f"The {what} column {coarse!r}: its codes repeat across the values of {fine!r}, which the held-out "
+                f"cells fix too but is not among the {what} ({coarse} {split[coarse][0]!r} lies in {fine} "
+                f"{split[coarse][1]}), and neither nests in the other; in the cells fixing both {coarse!r} has "
+                f"{n_coarse} values and {fine!r} {n_fine}, so {fine!r} reads as the coarser area and the areas of "
+                f"{coarse!r} would pool codes of different {fine!r} areas. List {fine!r} first, {[fine, coarse]}, to "
+                f"key the areas of {coarse!r} by both, or give the areas of {coarse!r} codes of their own (the "
+                f'pipeline\'s combine table, such as combine = {{ {coarse}_id = ["{fine}", "{coarse}"] }}). The '
+                f"cells cannot tell a coarser area from a column dividing each area (education groups within a "
+                f"PUMA): a column they fix that does not nest with an area column is read as an area.")
         if n_coarse >= n_fine:
             raise DataValidationError(
                 f"The {what} columns {coarse!r} and {fine!r}: {coarse!r} is listed first, so it is read as the "
