@@ -85,7 +85,8 @@ def check_area_columns(targets: Any, areas: Sequence[str], what: str = "areas") 
 
 def _check_unlisted(cells: Any, areas: Sequence[str], what: str) -> None:
     """Refuses a column of ``areas`` whose codes repeat across the values of a column the ``cells`` fix to one
-    value but ``areas`` does not list, neither nesting in the other in the cells fixing both, where the listed
+    value but ``areas`` does not list and that does not cross it (:func:`_crosses`: a column dividing each area, such
+    as education codes in every PUMA, is no area), neither nesting in the other in the cells fixing both, where the listed
     column has as many distinct values there as the other or more: :func:`area_errors` would pool its codes of
     different areas of the other (PUMA 100 of Idaho, Nevada and Utah, for ``["puma"]`` of cells fixing ``state ==
     'Idaho' & puma == 100``). The unlisted column is read as listed after ``areas`` (:func:`_keyed_by`): a listed
@@ -101,7 +102,21 @@ def _check_unlisted(cells: Any, areas: Sequence[str], what: str) -> None:
                           for c in [*areas, *unlisted]})
     names = [t.name for t in cells]
     for column in areas:
-        _keyed_by(table, column, [column, *unlisted], names, what, unlisted=unlisted)
+        splitting = [c for c in unlisted if not _crosses(table, column, c)]
+        if splitting:
+            _keyed_by(table, column, [column, *splitting], names, what, unlisted=splitting)
+
+
+def _crosses(table: pd.DataFrame, column: str, other: str) -> bool:
+    """Whether ``other`` crosses ``column`` in the cells fixing both: every value of ``column`` there meets the
+    same values of ``other`` (education groups 12 and 16 in every PUMA; PUMA codes 1 and 2 in every state), a column
+    dividing each area, as a table of a variable by area is written. A coarser area whose codes repeat does not:
+    PUMA 100 lies in three states, PUMA 2000 in one."""
+    both = table[[column, other]].dropna()
+    if both.empty:
+        return True
+    sets = both.groupby(column, sort=False)[other].agg(frozenset)
+    return sets.nunique() == 1
 
 
 def cell_totals(records: pd.DataFrame, targets: Any, weight_col: str = "weight") -> np.ndarray:
@@ -329,9 +344,9 @@ def _keyed_by(frame: pd.DataFrame, column: str, listed: Sequence[str], names: Se
                 f"{n_coarse} values and {fine!r} {n_fine}, so {fine!r} reads as the coarser area and the areas of "
                 f"{coarse!r} would pool codes of different {fine!r} areas. List {fine!r} first, {[fine, coarse]}, to "
                 f"key the areas of {coarse!r} by both, or give the areas of {coarse!r} codes of their own (the "
-                f'pipeline\'s combine table, such as combine = {{ {coarse}_id = ["{fine}", "{coarse}"] }}). The '
-                f"cells cannot tell a coarser area from a column dividing each area (education groups within a "
-                f"PUMA): a column they fix that does not nest with an area column is read as an area.")
+                f'pipeline\'s combine table, such as combine = {{ {coarse}_id = ["{fine}", "{coarse}"] }}). A column '
+                f"that meets the same values in every area (education groups in every PUMA) divides the areas and "
+                f"is not read as one.")
         if n_coarse >= n_fine:
             raise DataValidationError(
                 f"The {what} columns {coarse!r} and {fine!r}: {coarse!r} is listed first, so it is read as the "
