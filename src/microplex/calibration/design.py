@@ -561,9 +561,7 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     for k, v in enumerate(values):
         if not _is_integral_number(v):
             continue
-        n = int(v)
-        digits, sign = str(abs(n)), "-" if n < 0 else ""
-        forms = [sign + digits.zfill(w) for w in range(len(digits) + 1, MAX_CODE_WIDTH + 1)]
+        forms = _padded_forms(int(v))
         if not forms:
             continue
         hits = uniques.get_indexer(pd.Index(forms, dtype=object))
@@ -575,6 +573,27 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
 #: Longest code written with leading zeros that a number finds (:func:`_padded_positions`): a census block GEOID has
 #: 15 digits.
 MAX_CODE_WIDTH = 32
+
+
+def _padded_forms(n: int) -> list[str]:
+    """The texts of the integer ``n`` written with leading zeros, up to :data:`MAX_CODE_WIDTH` characters (13:
+    ``"013"``, ``"0013"``, ...)."""
+    digits, sign = str(abs(n)), "-" if n < 0 else ""
+    return [sign + digits.zfill(w) for w in range(len(digits) + 1, MAX_CODE_WIDTH + 1)]
+
+
+def numbered_code_forms(uniques: pd.Index, values: list[Any]) -> list[Any]:
+    """The values of the text column values ``uniques`` that the :class:`~microplex.calibration.filters.NumberedCode`
+    values of ``values`` may find by their text or by their number in :func:`lookup_values` (``'015'``: ``"015"``,
+    ``"15"``, ``"0015"`` ...; ``[]`` for a numeric column, where the number is the value). The check of those codes
+    on the values of several parts of one column (the files of a dataset) is :func:`lookup_values` on the union of
+    each part's forms: it sees every value that the check on the whole column sees."""
+    codes = [v for v in values if isinstance(v, NumberedCode)]
+    if not codes or pd.api.types.is_numeric_dtype(uniques.dtype):
+        return []
+    asked = [x for v in codes for x in (str(v), int(v), str(int(v)), *_padded_forms(int(v)))]
+    hits = uniques.get_indexer(pd.Index(asked, dtype=object))
+    return [to_python(uniques[k]) for k in sorted(set(hits[hits >= 0].tolist()))]
 
 
 def _is_integral_number(v: Any) -> bool:

@@ -373,13 +373,38 @@ def _fmt_column(col: str) -> str:
     return col if _NAME.fullmatch(col) else f"`{col}`"
 
 
-def format_filter(filters: Mapping[str, Any]) -> str:
+def _fmt_set(col: str, values: Any) -> str:
+    items = sorted(values, key=lambda v: (str(v), _fmt_value(v)))  # 1 and '1': as written, not in set order
+    return f"{_fmt_column(col)} in {{{', '.join(_fmt_value(v) for v in items)}}}"
+
+
+def _numbered_clause(col: str, cond: Any) -> str | None:
+    """The clause on the numbers of the :class:`NumberedCode` values of ``cond`` that, after the clause ``cond``
+    writes, makes :func:`parse_filter` read them back as such (``county == 15`` after ``county == '015'``; for a set,
+    its other values and the numbers, ``county in {15, 'abc'}`` after ``county in {'015', 'abc'}``); ``None`` where
+    ``cond`` holds none."""
+    if isinstance(cond, NumberedCode):
+        return f"{_fmt_column(col)} == {int(cond)!r}"
+    if isinstance(cond, (set, frozenset)) and any(isinstance(v, NumberedCode) for v in cond):
+        return _fmt_set(col, {int(v) if isinstance(v, NumberedCode) else v for v in cond})
+    return None
+
+
+def format_filter(filters: Mapping[str, Any], *, exact: bool = False) -> str:
     """Formats a filter dict as the string :func:`parse_filter` reads.
+
+    With ``exact``, a code written as an integer that a filter combined with its number (a :class:`NumberedCode`,
+    written as its text: ``county == '015'``) is followed by the clause on its number (``county == '015' & county
+    == 15``), so that :func:`parse_filter` reads back the same conditions (as :meth:`Targets.to_frame` writes
+    filters); without it, the text alone (as target names write filters).
 
     Examples
     --------
     >>> format_filter({"state": "CA", "age": pd.Interval(18, 65, closed="left")})
     "state == 'CA' & age in [18, 65)"
+    >>> flt = parse_filter("county == '015' & county in [10, 20]")
+    >>> format_filter(flt), format_filter(flt, exact=True)
+    ("county == '015'", "county == '015' & county == 15")
     """
     parts = []
     for col, cond in filters.items():
@@ -388,10 +413,12 @@ def format_filter(filters: Mapping[str, Any]) -> str:
             rb = "]" if cond.closed in ("right", "both") else ")"
             parts.append(f"{_fmt_column(col)} in {lb}{_fmt_value(cond.left)}, {_fmt_value(cond.right)}{rb}")
         elif isinstance(cond, (set, frozenset, list, tuple)):
-            items = sorted(cond, key=lambda v: (str(v), _fmt_value(v)))  # 1 and '1': as written, not in set order
-            parts.append(f"{_fmt_column(col)} in {{{', '.join(_fmt_value(v) for v in items)}}}")
+            parts.append(_fmt_set(col, cond))
         else:
             parts.append(f"{_fmt_column(col)} == {_fmt_value(cond)}")
+        numbered = _numbered_clause(col, cond) if exact else None
+        if numbered is not None:
+            parts.append(numbered)
     return " & ".join(parts)
 
 

@@ -426,14 +426,17 @@ class Targets(Sequence[Target]):
         return targets_from_yaml(cls, source)
 
     def to_frame(self) -> pd.DataFrame:
-        """Returns one row per target (the :meth:`from_frame` layout, filters as strings)."""
+        """Returns one row per target (the :meth:`from_frame` layout, filters as strings that :meth:`from_frame`
+        reads back as the same conditions: :func:`format_filter` with ``exact``, so that a code kept as its text and
+        its number, ``county == '015' & county in {15}``, is written with both clauses, not as ``county == '015'``
+        alone, which selects the ``"015"`` records where the column holds ``"15"`` too)."""
         return pd.DataFrame(
             {
                 "name": [t.name for t in self],
                 "aggregate": [t.aggregate for t in self],
                 "variable": [t.variable for t in self],
                 "entity": [t.entity for t in self],
-                "filter": [format_filter(t.filters) for t in self],
+                "filter": [format_filter(t.filters, exact=True) for t in self],
                 "value": [t.value for t in self],
                 "tolerance": [t.tolerance for t in self],
                 "importance": [t.importance for t in self],

@@ -29,7 +29,7 @@ from ..io import arrow_frame
 from ..calibration.targets import Targets
 from ._layout import layout, open_dataset
 from ._manifest import _fail, read_json
-from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights
+from ._margins import _as_margins, _Codes, _Margins, check_text_partition_keys, initial_weights, union_forms
 
 __all__ = ["LinkedCodes", "LinkedMargins", "linked_pairs", "linked_part", "check_linked", "write_link"]
 
@@ -57,6 +57,24 @@ class LinkedCodes:
     @property
     def household_columns(self) -> list[str]:
         return self.household.columns if self.household is not None else []
+
+    @property
+    def has_numbered(self) -> bool:
+        """Whether a person or household category is a code kept as its text and its number
+        (:attr:`_Codes.has_numbered`)."""
+        return any(c is not None and c.has_numbered for c in (self.person, self.household))
+
+    def check_numbered(self, held: dict[str, dict[str, set[Any]]]) -> None:
+        """:meth:`_Codes.check_numbered` of the person and household margins on the values ``held`` of every pair of
+        files (:func:`linked_design`'s ``held``, united by :func:`union_linked_forms`)."""
+        for role, coder in (("person", self.person), ("household", self.household)):
+            if coder is not None:
+                coder.check_numbered(held.get(role, {}))
+
+
+def union_linked_forms(*parts: dict[str, dict[str, set[Any]]]) -> dict[str, dict[str, set[Any]]]:
+    """:func:`~microplex.scale._margins.union_forms` of the person and of the household values of pairs of files."""
+    return {role: union_forms(*(p.get(role, {}) for p in parts)) for role in ("person", "household")}
 
 
 class LinkedMargins:
@@ -215,8 +233,10 @@ def _read(path: str, wanted: list[str], keys: dict[str, Any], what: str) -> pd.D
 
 def linked_part(
     pair: tuple[str, str, dict[str, Any]], lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`).
+    forms: bool = False,
+) -> tuple:
+    """The design (households x targets) and initial weights of one pair of files (see :func:`linked_design`); with
+    ``forms``, also the values the numbered categories may find there (:func:`linked_design`'s ``held``).
 
     A person-margin column is read from the persons file when it has it (each person's own value, as
     :func:`linked_design` and ``Calibrator(household_col=)`` take it), else from the households file.
@@ -231,15 +251,21 @@ def linked_part(
                                           + ([weight_col] if weight_col else []))), keys, "households")
     pp = _read(p_path, [household_id] + [c for c in lm.person_columns if c not in from_h and c != household_id], keys,
                "persons")
-    return linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path))
+    if not forms:
+        return linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path))
+    held: dict[str, dict[str, set[Any]]] = {}
+    return (*linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path), held), held)
 
 
 def linked_design(
     hh: pd.DataFrame, pp: pd.DataFrame, lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
-    where: tuple[str, str] = ("households", "persons"),
+    where: tuple[str, str] = ("households", "persons"), held: dict[str, dict[str, set[Any]]] | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Households x targets: each household's persons counted in the person-level categories (person columns
-    that only the households have are taken from their household), then its household-level categories."""
+    that only the households have are taken from their household), then its household-level categories.
+
+    ``held``, when given, receives under ``"person"`` and ``"household"`` the values of the persons and households
+    coded that the numbered categories may find (:meth:`_Codes.numbered_forms`), for the check on every file."""
     for frame, what in ((hh, "households"), (pp, "persons")):
         if household_id not in frame.columns:
             raise DataValidationError(f"The {what} data lack the household id column {household_id!r}.")
@@ -262,10 +288,14 @@ def linked_design(
         pp = pp.assign(**{c: hh[c].to_numpy()[pos] for c in lm.person_columns
                           if c not in pp.columns and c in hh.columns})
         codes = lm.person.codes(pp)
+        if held is not None:
+            held["person"] = lm.person.numbered_forms(pp)
         r, k = np.nonzero(codes >= 0)
         blocks.append(sp.csr_matrix((np.ones(len(r)), (pos[r], codes[r, k])), shape=(n, lm.m_person)))
     if lm.household is not None:
         codes = lm.household.codes(hh)
+        if held is not None:
+            held["household"] = lm.household.numbered_forms(hh)
         r, k = np.nonzero(codes >= 0)
         blocks.append(sp.csr_matrix((np.ones(len(r)), (r, codes[r, k])), shape=(n, lm.household.m)))
     x = sp.csr_matrix(sp.hstack(blocks)) if len(blocks) > 1 else blocks[0]
@@ -359,7 +389,7 @@ def rake_linked(
     import dask
 
     from ..calibration.operator import PartitionedOperator, add_parts, part_point
-    from .calibrate import _solve, _tree
+    from .calibrate import _checked_pass, _solve, _tree
 
     if not isinstance(household_id, str) or not household_id:
         raise DataValidationError(
@@ -391,8 +421,17 @@ def rake_linked(
     def point(part, lam, distance, bnds):
         return part_point(part, lam, distance, bnds, True)
 
+    numbered = lm.coder.has_numbered  # a category '015' kept with 15: checked on every pair's values, first pass
+
     def reduce(lam, distance, bnds, need_potential):
-        return run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
+        nonlocal numbered
+        if not numbered:
+            return run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
+        read = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial, True) for pair in pairs]
+        tree = _tree([dask.delayed(point)(r[:2], dask.delayed(lam), distance, bnds) for r in read], add_parts)
+        out = _checked_pass(run, tree, [r[2] for r in read], union_linked_forms, lm.coder.check_numbered)
+        numbered = False
+        return out
 
     op = PartitionedOperator(lm.m, reduce)
     first = op.at(np.zeros(lm.m), kw["dist"], kw["bounds"])

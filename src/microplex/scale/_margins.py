@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._stats import check_weight_dtype
-from ..calibration.design import lookup_values, value_codes
+from ..calibration.design import lookup_values, numbered_code_forms, value_codes
 from ..calibration.filters import NumberedCode
 from ..calibration.targets import Target, Targets, margin_by_name
 
@@ -43,6 +43,54 @@ class _Codes:
             out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
         return out
 
+    def _numbered(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """Per column, the :class:`~microplex.calibration.filters.NumberedCode` categories of each margin on it, with
+        the head of the message that refuses one (:func:`_where`)."""
+        out: dict[str, list[tuple[str, list[Any]]]] = {}
+        for cols, index in zip(self.keys, self.indexes, strict=True):
+            for i, c in enumerate(cols):
+                codes = [v for v in (index if len(cols) == 1 else index.levels[i]) if isinstance(v, NumberedCode)]
+                if codes:
+                    out.setdefault(c, []).append((_where(cols, c), codes))
+        return out
+
+    @property
+    def has_numbered(self) -> bool:
+        """Whether a category is a code kept as its text and its number (``'015'`` under ``county in {13, 15}``),
+        which :meth:`check_numbered` checks on the values of the whole dataset."""
+        return bool(self._numbered())
+
+    def numbered_forms(self, frame: pd.DataFrame) -> dict[str, set[Any]]:
+        """Per column, the values of ``frame`` (one partition) that the numbered categories on it may find by their
+        text or their number (:func:`~microplex.calibration.design.numbered_code_forms`); the union of those of every
+        partition (:func:`union_forms`) is what :meth:`check_numbered` reads."""
+        return {c: set(numbered_code_forms(value_codes(frame[c])[1], [v for _, codes in asked for v in codes]))
+                for c, asked in self._numbered().items() if c in frame.columns}
+
+    def check_numbered(self, held: dict[str, set[Any]]) -> None:
+        """Refuses a numbered category (``'015'`` combined with 15) where the dataset, whose partitions hold the values
+        ``held`` (:meth:`numbered_forms`, united), holds ``"015"`` and its number finds another value there
+        (``"15"``): a partition's own check (:meth:`codes`) sees one file only, where ``"15"`` may be absent. The
+        message is the one :meth:`codes` gives on the whole dataset in memory (``rake_frame``)."""
+        for c, asked in self._numbered().items():
+            values = pd.Index(sorted(held.get(c, ()), key=lambda v: (str(v), repr(v))), dtype=object)
+            for where, codes in asked:
+                lookup_values(values, codes, where)
+
+
+def union_forms(*parts: dict[str, set[Any]]) -> dict[str, set[Any]]:
+    """The union, column by column, of partitions' :meth:`_Codes.numbered_forms`."""
+    out: dict[str, set[Any]] = {}
+    for part in parts:
+        for c, values in part.items():
+            out.setdefault(c, set()).update(values)
+    return out
+
+
+def _where(cols: tuple[str, ...], column: str) -> str:
+    """The head of a message on the column ``column`` of the margin on ``cols``."""
+    return f"Margin on {cols!r}, column {column!r}"
+
 
 def _category_index(cats: list[tuple], width: int) -> pd.Index:
     """The categories ``cats`` (tuples of ``width`` values) of a margin as an index; of objects where a value is a
@@ -62,7 +110,7 @@ def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[
     levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
     found = []  # per column: the position of each category's value among the column's values
     for i, c in enumerate(cols):
-        at = lookup_values(columns[c][1], list(levels[i]), f"Margin on {cols!r}, column {c!r}")
+        at = lookup_values(columns[c][1], list(levels[i]), _where(cols, c))
         found.append(at if len(cols) == 1 else at[index.codes[i]])
     ok = np.logical_and.reduce([f >= 0 for f in found])
     if not ok.any():

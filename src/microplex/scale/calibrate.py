@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, a
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
-from ._margins import _as_margins, _frame_part, _Margins, check_text_partition_keys
+from ._margins import _as_margins, _Codes, _frame_part, _Margins, check_text_partition_keys, union_forms
 from ._layout import dask_files, dask_read_options
 from .sources import check_same_schema, parquet_files
 
@@ -96,6 +96,18 @@ def _tree(items: list, combine) -> Any:
     while len(items) > 1:
         items = [dask.delayed(combine)(*items[i : i + 8]) for i in range(0, len(items), 8)]
     return items[0]
+
+
+def _checked_pass(run: Callable[[Any], Any], tree: Any, forms: list, union: Callable[..., Any],
+                  check: Callable[[Any], None]) -> Any:
+    """``tree`` (a pass over the partitions) computed together with the union of ``forms``, the values the
+    partitions hold that numbered categories (``'015'`` kept with 15) may find, collected from the same reads of
+    the partitions (no other pass); ``check`` refuses those categories on the values of the whole dataset."""
+    import dask
+
+    out, held = run(dask.delayed(tuple)([tree, _tree(forms, union)]))
+    check(held)
+    return out
 
 
 @dataclass
@@ -475,9 +487,22 @@ def rake_dataset(
         check_areas(areas, mg.targets, geography)
     ddf = ddf[columns]
     coder = dask.delayed(mg.coder)  # one task of the graph, not a copy of the margins in every partition's task
-    parts = [dask.delayed(_frame_part)(p, coder, weight_col, initial) for p in ddf.to_delayed()]
+    pieces = ddf.to_delayed()
+    parts = [dask.delayed(_frame_part)(p, coder, weight_col, initial) for p in pieces]
+    # a category '015' kept with its number 15 is checked on the values of every file ("15" in one, "015" in another),
+    # collected in the first pass from the partitions it reads anyway
+    forms = [dask.delayed(_Codes.numbered_forms)(coder, p) for p in pieces] if mg.coder.has_numbered else []
+
+    def first_pass(tree):
+        nonlocal forms
+        if not forms:
+            return run(tree)
+        out = _checked_pass(run, tree, forms, union_forms, mg.coder.check_numbered)
+        forms = []
+        return out
+
     if max_cells > 0:
-        cells, dsum, count = run(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
+        cells, dsum, count = first_pass(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
         if len(cells) <= max_cells:
             logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
             return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + (geography is not None), **kw)
@@ -486,7 +511,7 @@ def rake_dataset(
 
     def reduce(lam, distance, bnds, need_potential):
         at = dask.delayed(lam)  # shipped once a pass, not with every partition's task
-        return run(_tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in parts], add_parts))
+        return first_pass(_tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in parts], add_parts))
 
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)

@@ -1,0 +1,157 @@
+"""A code written as an integer kept with its number (``county == '015' & county in {15}``): through
+``Targets.to_frame`` / ``from_frame`` (and the targets files they make), and in ``rake_dataset`` over files that hold
+``"15"`` and ``"015"`` apart."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import Calibrator, DataValidationError
+from microplex.calibration import Targets
+from microplex.calibration.filters import NumberedCode, format_filter, parse_filter
+from microplex.scale import rake_dataset, rake_frame
+
+
+def _marked(filters: dict) -> dict:
+    """The filter with each value paired with whether it is a NumberedCode (equality alone cannot tell)."""
+    def mark(v):
+        return (v, isinstance(v, NumberedCode))
+
+    return {c: frozenset(map(mark, v)) if isinstance(v, frozenset) else v if isinstance(v, pd.Interval) else mark(v)
+            for c, v in filters.items()}
+
+
+_FILTERS = ["county == '015' & county in {15}", "county in {15} & county == '015'",
+            "county == '015' & county in [10, 20]", "county in {'015', '013', 'x'} & county in {13, 15, 'x'}",
+            "county in {'015', 15} & county in {15}", "county in {'015', '013'} & county in {'015', 13}",
+            "county in {'15', '015'} & county in {'15', 15}", "month == '01' & month <= 6 & sex == 'f'",
+            "county == '+15' & county == 15", "county == '015'", "county in {'015', '013'}"]
+
+
+@pytest.mark.parametrize("flt", _FILTERS)
+def test_to_frame_and_from_frame_keep_a_code_kept_with_its_number(flt, tmp_path: Path):
+    """Before: ``to_frame`` wrote ``county == '015' & county in {15}`` as ``county == '015'``, read back as the plain
+    code (not refused on a column holding "15" and "015"; the total went on the "015" records)."""
+    t = Targets.from_frame(pd.DataFrame({"value": [4.0], "filter": [flt]}))
+    frame = t.to_frame()
+    t.to_frame().to_csv(tmp_path / "t.csv", index=False)
+    t.to_frame().to_parquet(tmp_path / "t.parquet")
+    for back in (Targets.from_frame(frame), Targets.from_csv(tmp_path / "t.csv"),
+                 Targets.from_parquet(tmp_path / "t.parquet")):
+        assert _marked(back[0].filters) == _marked(t[0].filters)
+        assert back[0].name == t[0].name
+    assert _marked(parse_filter(format_filter(t[0].filters, exact=True))) == _marked(t[0].filters)
+
+
+def test_a_round_tripped_code_kept_with_its_number_is_refused_on_a_column_holding_both_forms():
+    """Before: the original target was refused, the one read back from ``to_frame`` put the total 4 on the two
+    "015" records (weights 2, 2) without a word."""
+    rec = pd.DataFrame({"county": ["15"] * 3 + ["015"] * 2 + ["13"] * 5, "w": 1.0})
+    t = Targets.from_frame(pd.DataFrame({"value": [4.0], "filter": ["county == '015' & county in {15}"]}))
+    messages = []
+    for targets in (t, Targets.from_frame(t.to_frame())):
+        with pytest.raises(DataValidationError, match=r"column 'county'.*holds both '015' and '15'") as info:
+            Calibrator(method="linear").fit(rec, targets, weight_col="w")
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    plain = Targets.from_frame(Targets.from_frame(pd.DataFrame({"value": [4.0], "filter": ["county == '015'"]}))
+                               .to_frame())  # the code alone stays the code alone: the "015" records
+    w = np.asarray(Calibrator(method="linear").fit(rec, plain, weight_col="w").weights, float)
+    assert abs(w[3:5].sum() - 4.0) < 1e-9 and np.allclose(np.delete(w, [3, 4]), 1.0)
+
+
+# -- rake_dataset: "15" in one file, "015" in another ------------------------------------------------------------
+def _files(folder: Path, *frames: pd.DataFrame) -> Path:
+    folder.mkdir()
+    for k, f in enumerate(frames):
+        f.to_parquet(folder / f"part-{k}.parquet")
+    return folder
+
+
+def _hive(folder: Path, whole: pd.DataFrame) -> Path:
+    for value, group in whole.groupby("county"):
+        (folder / f"county={value}").mkdir(parents=True)
+        group.drop(columns="county").to_parquet(folder / f"county={value}" / "part-0.parquet")
+    return folder
+
+
+def _frame_message(frame: pd.DataFrame, t: Targets) -> str:
+    with pytest.raises(DataValidationError) as info:
+        rake_frame(frame, t, weight_col="w")
+    return str(info.value)
+
+
+_A = pd.DataFrame({"county": ["15"] * 3 + ["13"] * 5, "sex": [1, 2] * 4, "w": 1.0})
+_B = pd.DataFrame({"county": ["015"] * 2 + ["13"] * 2, "sex": [1, 2] * 2, "w": 1.0})
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+@pytest.mark.parametrize("margins", [{"county": {"015": 4}}, {("county", "sex"): {("015", 1): 4}}])
+@pytest.mark.parametrize("layout", ["files", "hive"])
+def test_rake_dataset_refuses_a_numbered_code_on_values_spread_over_files(max_cells, margins, layout, tmp_path):
+    """The file without "15" alone accepted '015' under ``county in {13, 15}`` and the one without "015" ignored
+    it. Before: the total 4 went on the two "015" records (achieved 4.0), where ``rake_frame`` on the same records
+    refuses; now the same message."""
+    t = Targets.from_margins(margins, filters="county in {13, 15}")
+    whole = pd.concat([_A, _B], ignore_index=True)
+    path = _files(tmp_path / "d", _A, _B) if layout == "files" else _hive(tmp_path / "d", whole)
+    expected = _frame_message(whole, t)
+    assert "holds both '015' and '15'" in expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataValidationError) as info:
+            rake_dataset(path, t, weight_col="w", max_cells=max_cells)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+def test_rake_dataset_refuses_a_numbered_code_whose_number_finds_several_padded_codes_over_files(max_cells, tmp_path):
+    """"015" in one file, "0015" in another: the number 15 finds no one value. Before: accepted (achieved 4)."""
+    a = pd.DataFrame({"county": ["015"] * 3 + ["013"] * 5, "w": 1.0})
+    b = pd.DataFrame({"county": ["0015"] * 2 + ["013"] * 2, "w": 1.0})
+    t = Targets.from_margins({"county": {"015": 4}}, filters="county in {13, 15}")
+    expected = _frame_message(pd.concat([a, b], ignore_index=True), t)
+    assert "several codes of 15" in expected
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(_files(tmp_path / "d", a, b), t, weight_col="w", max_cells=max_cells)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+@pytest.mark.parametrize("county", [["015", "013"], [15, 13]])
+def test_rake_dataset_meets_a_numbered_code_where_its_number_finds_it_without_another_pass(max_cells, county, tmp_path):
+    """Codes all written with zeros (or a numeric column): the code and its number meet on the same records, as in
+    memory; the check reads the values in the first pass, no pass of its own (as many as the plain code's solve)."""
+    a = pd.DataFrame({"county": [county[0]] * 3 + [county[1]] * 5, "w": 1.0})
+    b = pd.DataFrame({"county": [county[0]] * 2 + [county[1]] * 2, "w": 1.0})
+    path = _files(tmp_path / "d", a, b)
+    t = Targets.from_margins({"county": {"015": 10}}, filters="county in {13, 15}")
+    assert isinstance(t[0].filters["county"], NumberedCode)
+    res = rake_dataset(path, t, weight_col="w", max_cells=max_cells)
+    plain = rake_dataset(path, {"county": {"015": 10}}, weight_col="w", max_cells=max_cells)
+    assert abs(res.report["achieved"].iloc[0] - 10.0) < 1e-9 and res.n_passes == plain.n_passes
+    w = np.asarray(res.weights(b), float)
+    assert np.allclose(w, [2.0, 2.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("entity", ["person", "household"])
+def test_household_rake_dataset_refuses_a_numbered_code_on_values_spread_over_file_pairs(entity, tmp_path):
+    """``rake_dataset(..., persons=)`` coded each pair of files alone. Before: accepted (achieved 6.0)."""
+    h1 = pd.DataFrame({"hid": [1, 2, 3, 4], "county": ["15", "15", "13", "13"], "w": 1.0})
+    h2 = pd.DataFrame({"hid": [5, 6, 7, 8], "county": ["015", "015", "13", "13"], "w": 1.0})
+    (tmp_path / "h").mkdir()
+    (tmp_path / "p").mkdir()
+    for k, h in enumerate((h1, h2)):
+        h.to_parquet(tmp_path / "h" / f"part-{k}.parquet")
+        h[["hid", "county"]].loc[h.index.repeat(2)].to_parquet(tmp_path / "p" / f"part-{k}.parquet")
+    t = Targets.from_margins({"county": {"015": 6}}, filters="county in {13, 15}", entity=entity)
+    expected = _frame_message(pd.concat([h1, h2], ignore_index=True),
+                              Targets.from_margins({"county": {"015": 6}}, filters="county in {13, 15}"))
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(tmp_path / "h", t, weight_col="w", persons=tmp_path / "p", household_id="hid")
+    assert str(info.value) == expected
