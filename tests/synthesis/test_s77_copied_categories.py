@@ -154,3 +154,13 @@ def test_a_pipeline_refuses_an_id_target(tmp_path):
               "model": {"targets": ["pid", "inc"], "conditions": ["age"], "epochs": 1}, "generate": {"n": 50}}
     with pytest.raises(DataValidationError, match=r"Target column 'pid' is modelled as categories"):
         run_pipeline(config, progress=False)
+
+
+def test_fuse_refuses_a_donor_id_variable():
+    """``fuse`` draws a donor's variables from a Synthesizer: a donor's ids would be copied onto the base records."""
+    from microplex.fusion import Source, fuse
+
+    df = _frame()
+    base, donor = Source(df[["age", "inc"]], "base"), Source(df[["age", "pid"]], "donor")
+    with pytest.raises(DataValidationError, match=r"donor 'donor'.*Target column 'pid' is modelled as categories"):
+        fuse([base, donor], base="base", synthesizer_params={"epochs": 1, "verbose": False})
