@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from microplex import DataValidationError, HouseholdSynthesizer, Synthesizer, VariableSpec
+from microplex import DataValidationError, HouseholdSynthesizer, Synthesizer
 from microplex.cli import app
 
 N = 400
@@ -88,13 +88,6 @@ def test_a_condition_given_at_generation_is_not_judged():
     """Without a condition model the conditions are the user's at generate, not drawn from training."""
     df = _frame()
     Synthesizer(["inc"], ["age", "pid"], epochs=1, verbose=False).fit(df, seed=0)
-
-
-def test_a_numeric_target_declared_categorical_is_judged():
-    df = _frame().assign(code=np.arange(N) * 7)
-    with pytest.raises(DataValidationError, match=r"Target column 'code' is modelled as categories and 400 of its 400"):
-        Synthesizer(["code"], ["age"], epochs=1, verbose=False,
-                    schema={"code": VariableSpec(kind="categorical")}).fit(df, seed=0)
 
 
 def test_padded_integers_as_a_drawn_condition_are_refused_naming_the_reading():

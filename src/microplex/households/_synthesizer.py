@@ -307,9 +307,9 @@ class HouseholdSynthesizer(Estimator):
         self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]
         hw = hh[weight].to_numpy(float) if weight else np.ones(len(hh))
         self.total_weight_ = float(hw.sum())
-        if self.geography:  # its values are allotted as categories, whatever its dtype
-            check_copied_categories(hh[self.geography], self.geography, "geography", hw, declared=True,
-                                    drawn="allotted by its weighted training shares")
+        if self.geography:
+            check_copied_categories(hh[self.geography], self.geography, "geography", hw,
+                                    "allotted by its weighted training shares")
             share = pd.Series(hw, index=hh.index).groupby(hh[self.geography]).sum()
             self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
             self.geography_dtype_ = str(hh[self.geography].dtype)

@@ -68,8 +68,7 @@ class _Fitting:
                 check_numbers_as_objects(data[name], name, "target" if name in targets else "condition")
             if name in targets or p["condition_model"]:  # drawn as categories seen in training
                 check_copied_categories(data[name], name, "target" if name in targets else "condition", w,
-                                        declared=name in declared,
-                                        drawn="" if name in targets else "drawn by the condition model")
+                                        "" if name in targets else "drawn by the condition model")
             warn_missing_codes(data[name], name, "target" if name in targets else "condition")
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted

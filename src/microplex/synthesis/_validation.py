@@ -286,17 +286,18 @@ def check_numbers_as_objects(series: pd.Series, name: str, role: str) -> None:
 MIN_JUDGED_VALUES = 20
 
 
-def check_copied_categories(series: pd.Series, name: str, role: str, weights: np.ndarray, *,
-                            declared: bool = False, drawn: str = "") -> None:
+def check_copied_categories(series: pd.Series, name: str, role: str, weights: np.ndarray, drawn: str = "") -> None:
     """Refuses a column modelled as categories whose values are mostly one record's each: every drawn value is a
     category seen in training, so a released file would carry real records' names, ids or free text.
 
-    Judged: a text column (object, str or category dtype, :func:`microplex._files.is_text`), or one ``declared``
-    categorical (``schema``, a DP fit's ``public_categories``), that is a target, a condition drawn by the
-    condition model (``condition_model=True``; conditions given to ``generate`` are the user's, not drawn), or a
-    household geography (allotted by its training shares; ``drawn`` says how, in parentheses, in the message). Its
-    values are counted on the records of positive ``weights`` (those the model learns from: a category that only
-    records of weight 0 hold is never drawn), each record once whatever its weight; missing values are no value
+    Judged: a text column (object, str or category dtype, :func:`microplex._files.is_text`) that is a target, a
+    condition drawn by the condition model (``condition_model=True``; conditions given to ``generate`` are the
+    user's, not drawn), or a household geography (allotted by its training shares; ``drawn`` says how, in
+    parentheses, in the message). A column of a numeric dtype modelled as categories (codes declared categorical,
+    the ages and age gaps of a household's person models) is not judged: its values are no names or ids, and a
+    small sample's ages are mostly one record's each. Its values are counted on the records of positive
+    ``weights`` (those the model learns from: a category that only records of weight 0 hold is never drawn), each
+    record once whatever its weight; missing values are no value
     (they are drawn as a state of their own, copying nothing). With at least :data:`MIN_JUDGED_VALUES` distinct
     values of which more than half are each held by one record, ``DataValidationError`` naming the column and the
     counts (no value: they are a record's). Integers written with leading zeros (``"0009189"``, amounts padded to
@@ -304,7 +305,7 @@ def check_copied_categories(series: pd.Series, name: str, role: str, weights: np
     reading as numbers instead; such a column whose values repeat (heaped amounts, or codes with many values: a
     file cannot tell them apart) is modelled as categories with a ``UserWarning`` naming that reading.
     """
-    if not (declared or is_text(series)):
+    if not is_text(series):
         return
     counts = series[np.asarray(weights) > 0].dropna().astype(object).value_counts()
     distinct = len(counts)
