@@ -41,8 +41,8 @@ from ._errors import DataValidationError
 
 __all__ = ["codes_hint", "columns_hint", "csv_text", "DOT_MISSING", "dot_missing", "dot_missing_column",
            "dot_missing_fix", "empty_unnamed", "FORMATS", "formatted_number_column", "formatted_numbers", "IBM_TINY",
-           "ibm_zeros", "integer_codes", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_json", "load_yaml", "MAX_ALIASED_NODES",
-           "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integers",
+           "ibm_zeros", "integer_codes", "is_text", "keep_none_labels", "keep_padded_codes", "LEADING_ZERO", "load_json", "load_yaml", "MAX_ALIASED_NODES",
+           "near_columns", "none_candidates", "numbers_from_text", "other_separator", "padded_integer",
            "padded_as_written", "restore_none", "temp_beside", "text_numbers_fix", "text_values", "zero_padded"]
 
 
@@ -376,35 +376,18 @@ def padded_as_written(frame: Any, raw: Any, columns: list[Any]) -> Any:
 
 #: An integer numeral, with or without leading zeros (``013``, ``7``, ``-07``).
 _INTEGER = re.compile(r"^\s*[-+]?[0-9]+\s*$")
-#: Fewest distinct values of a column of padded integers that :func:`padded_integers` judges.
-_MIN_DISTINCT = 20
 
 
-def padded_integers(series: Any) -> tuple[str, int, int] | None:
-    """``(example, distinct, single)`` when ``series`` is a text column of integers, some written with leading
-    zeros (``"0009189"``, ``"013"``), with at least 20 distinct values, ``single`` of them held by one record each:
-    codes with many values, or integer amounts padded to a fixed width (a file cannot tell them apart;
-    :func:`keep_padded_codes` reads both as codes). ``None`` for any other column.
+def padded_integer(values: Any) -> str | None:
+    """The first of ``values`` (distinct values of a column) written with leading zeros when every one is the text
+    of an integer (``"013"``, ``"7"``) and some are so written; else ``None``: codes, or integer amounts padded to
+    a fixed width (``"0009189"``; a file cannot tell them apart, :func:`keep_padded_codes` reads both as codes).
 
-    >>> import pandas as pd
-    >>> padded_integers(pd.Series([f"{v:07d}" for v in range(100, 130)] * 2))
-    ('0000100', 30, 0)
-    >>> padded_integers(pd.Series(["013", "001", "105"] * 10)) is None
+    >>> padded_integer(["0009189", "0012000", "7"])
+    '0009189'
+    >>> padded_integer(["13", "7"]) is None
     True
     """
-    import pandas as pd
-
-    dtype = series.dtype
-    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
-        return None
-    counts = series.dropna().astype(object).value_counts()
-    example = _padded_integer(counts.index) if len(counts) >= _MIN_DISTINCT else None
-    return None if example is None else (example, len(counts), int((counts.to_numpy() == 1).sum()))
-
-
-def _padded_integer(values: Any) -> str | None:
-    """The first of ``values`` (distinct values of a column) written with leading zeros when every one is the text
-    of an integer (``"013"``, ``"7"``) and some are so written; else ``None``."""
     if not all(isinstance(v, str) and _INTEGER.match(v) for v in values):
         return None
     return next((v for v in values if LEADING_ZERO.match(v)), None)
@@ -419,7 +402,7 @@ def codes_hint(series: Any) -> str:
     " Its values are integers written with leading zeros ('013'),"
     """
     try:
-        example = _padded_integer(series.dropna().unique())
+        example = padded_integer(series.dropna().unique())
     except TypeError:  # unhashable cells
         return ""
     if example is None:
@@ -444,9 +427,9 @@ def keep_padded_codes(path: str | os.PathLike, frame: Any, columns: Any = None,
     numbers; only the cells pandas read as present are judged (a missing cell written ``None`` or ``NaN`` is no
     number with an exponent). (Integer amounts padded to a fixed width, ``0009189``, read as codes: the Synthesizer
     refuses such a target when its values are mostly one record's each and warns when they repeat,
-    :func:`padded_integers`; name them in ``read_table``'s ``numeric``.) Files read with the caller's ``dtype`` or
-    ``converters`` are left as pandas read them. The numeric columns are scanned as text in chunks
-    (memory about that of the table read).
+    :func:`microplex.synthesis._validation.check_copied_categories`; name them in ``read_table``'s ``numeric``.)
+    Files read with the caller's ``dtype`` or ``converters`` are left as pandas read them. The numeric columns are
+    scanned as text in chunks (memory about that of the table read).
 
     Examples
     --------
@@ -619,16 +602,21 @@ def formatted_numbers(values: Any) -> str | None:
     return None if first is None else negative or first
 
 
-def text_values(series: Any) -> Any:
-    """The distinct values (missing ones aside) of a text column (object, str or category dtype); ``None`` for any
-    other column. What :func:`formatted_number_column` and :func:`dot_missing_column` judge, read once by
-    ``read_table`` for both."""
+def is_text(series: Any) -> bool:
+    """Whether ``series`` is a text column: of dtype object, str or category (whatever its categories)."""
     import pandas as pd
 
     dtype = series.dtype
-    if not (dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
-        return None
-    return pd.unique(series.dropna())
+    return dtype == object or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)
+
+
+def text_values(series: Any) -> Any:
+    """The distinct values (missing ones aside) of a text column (:func:`is_text`); ``None`` for any other column.
+    What :func:`formatted_number_column` and :func:`dot_missing_column` judge, read once by ``read_table`` for
+    both."""
+    import pandas as pd
+
+    return pd.unique(series.dropna()) if is_text(series) else None
 
 
 def formatted_number_column(series: Any) -> str | None:

@@ -18,7 +18,7 @@ from .._random import int_seed
 from .._stats import is_numeric, unseen_categories
 from ..synthesis import Synthesizer, VariableSpec
 from ..synthesis._conditions import drop_training_conditions
-from ..synthesis._validation import check_frame, check_unique_columns, check_weights
+from ..synthesis._validation import check_copied_categories, check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ..synthesis.serialization import check_save_path
 from ._bundle import load_fitted, save_fitted
@@ -308,6 +308,8 @@ class HouseholdSynthesizer(Estimator):
         hw = hh[weight].to_numpy(float) if weight else np.ones(len(hh))
         self.total_weight_ = float(hw.sum())
         if self.geography:
+            check_copied_categories(hh[self.geography], self.geography, "geography", hw,
+                                    "allotted by its weighted training shares")
             share = pd.Series(hw, index=hh.index).groupby(hh[self.geography]).sum()
             self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
             self.geography_dtype_ = str(hh[self.geography].dtype)

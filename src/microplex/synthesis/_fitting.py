@@ -28,8 +28,8 @@ from ._dp_training import train_dp
 from ._dp_tree import fit_tree, tree_mechanisms
 from ._schedule import auto_epochs, check_epochs
 from ._structure import fit_rules, rules_table
-from ._validation import (check_column, check_frame, check_numbers_as_objects, check_numbers_as_text,
-                          check_padded_amounts, check_weights, integer_kind, missing_as_nan, round_declared_integer,
+from ._validation import (check_column, check_copied_categories, check_frame, check_numbers_as_objects,
+                          check_numbers_as_text, check_weights, integer_kind, missing_as_nan, round_declared_integer,
                           warn_missing_codes)
 from .schema import VariableSpec, infer_kind
 from .transforms import CategoricalEncoder, ConditionEncoder, ContinuousEncoder
@@ -66,8 +66,9 @@ class _Fitting:
             check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
             if name not in declared:
                 check_numbers_as_objects(data[name], name, "target" if name in targets else "condition")
-            if name in targets:
-                check_padded_amounts(data[name], name)
+            if name in targets or p["condition_model"]:  # drawn as categories seen in training
+                check_copied_categories(data[name], name, "target" if name in targets else "condition", w,
+                                        "" if name in targets else "drawn by the condition model")
             warn_missing_codes(data[name], name, "target" if name in targets else "condition")
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted

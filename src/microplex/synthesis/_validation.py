@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
-from .._files import (FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, padded_integers,
-                      text_numbers_fix)
+from .._files import (FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, is_text,
+                      padded_integer, text_numbers_fix)
 from .._params import memory_cap, shown, to_python
 from .._stats import check_weight_dtype, value_family
 from .._stats import check_weights as _check_weights
@@ -281,28 +281,59 @@ def check_numbers_as_objects(series: pd.Series, name: str, role: str) -> None:
     )
 
 
-def check_padded_amounts(series: pd.Series, name: str) -> None:
-    """Refuses a target column of integers written with leading zeros whose values are mostly one record's each
-    (``"0009189"``: amounts padded to a fixed width, read from a CSV file as codes,
-    :func:`microplex._files.padded_integers`): modelled as categories, every drawn value would be a copy of a
-    training value. Such a column whose values repeat (heaped amounts, or codes with many values: a file cannot
-    tell them apart) is modelled as categories with a warning that names the conversion; codes with fewer than 20
-    values (a county, a region) are modelled as categories in silence."""
-    found = padded_integers(series)
-    if found is None:
+#: Fewest distinct values of a column modelled as categories that :func:`check_copied_categories` judges: codes
+#: with fewer (a county, a region, a household size) are categories in silence.
+MIN_JUDGED_VALUES = 20
+
+
+def check_copied_categories(series: pd.Series, name: str, role: str, weights: np.ndarray, drawn: str = "") -> None:
+    """Refuses a column modelled as categories whose values are mostly one record's each: every drawn value is a
+    category seen in training, so a released file would carry real records' names, ids or free text.
+
+    Judged: a text column (object, str or category dtype, :func:`microplex._files.is_text`) that is a target, a
+    condition drawn by the condition model (``condition_model=True``; conditions given to ``generate`` are the
+    user's, not drawn), or a household geography (allotted by its training shares; ``drawn`` says how, in
+    parentheses, in the message). A column of a numeric dtype modelled as categories (codes declared categorical,
+    the ages and age gaps of a household's person models) is not judged: its values are no names or ids, and a
+    small sample's ages are mostly one record's each. Its values are counted on the records of positive
+    ``weights`` (those the model learns from: a category that only records of weight 0 hold is never drawn), each
+    record once whatever its weight; missing values are no value
+    (they are drawn as a state of their own, copying nothing). With at least :data:`MIN_JUDGED_VALUES` distinct
+    values of which more than half are each held by one record, ``DataValidationError`` naming the column and the
+    counts (no value: they are a record's). Integers written with leading zeros (``"0009189"``, amounts padded to
+    a fixed width read from a file as codes, :func:`microplex._files.padded_integer`) are refused naming their
+    reading as numbers instead; such a column whose values repeat (heaped amounts, or codes with many values: a
+    file cannot tell them apart) is modelled as categories with a ``UserWarning`` naming that reading.
+    """
+    if not is_text(series):
         return
-    example, distinct, single = found
+    counts = series[np.asarray(weights) > 0].dropna().astype(object).value_counts()
+    distinct = len(counts)
+    if distinct < MIN_JUDGED_VALUES:
+        return
+    single = int((counts.to_numpy() == 1).sum())
+    label = column_label(name, role)
+    drawn = f" ({drawn})" if drawn else ""
+    example = padded_integer(counts.index)
     convert = (f"pd.to_numeric(df[{name!r}]), or from the file microplex.io.read_table(path, numeric=[{name!r}]) "
                f"(command line: --numeric {name}; pipeline: the source's numeric = [{name!r}])")
     if 2 * single > distinct:
+        if example is not None:
+            raise DataValidationError(
+                f"{label} holds integers written with leading zeros ({example!r}), read as codes: {single:,} of its "
+                f"{distinct:,} values are each held by one record, so as categories{drawn} every drawn value would "
+                f"be a copy of a training value. If they are amounts, read them as numbers: {convert}."
+            )
         raise DataValidationError(
-            f"Target column {name!r} holds integers written with leading zeros ({example!r}), read as codes: "
-            f"{single:,} of its {distinct:,} values are each held by one record, so as categories every drawn "
-            f"value would be a copy of a training value. If they are amounts, read them as numbers: {convert}."
+            f"{label} is modelled as categories{drawn} and {single:,} of its {distinct:,} distinct values (on the "
+            "records of positive weight) are each held by one record: every drawn value would be a copy of one, so "
+            "a released file would carry real records' values (names, ids, free text). Drop the column, or map it "
+            "to a coarser code that many records share (a region for an address, an id's prefix)."
         )
-    warnings.warn(f"Target column {name!r} holds integers written with leading zeros ({example!r}), read as codes: "
-                  f"it is modelled as {distinct:,} categories, each drawn value one of them. If they are amounts "
-                  f"(padded to a fixed width), read them as numbers: {convert}.", UserWarning, stacklevel=4)
+    if example is not None:
+        warnings.warn(f"{label} holds integers written with leading zeros ({example!r}), read as codes: it is "
+                      f"modelled as {distinct:,} categories{drawn}, each drawn value one of them. If they are amounts "
+                      f"(padded to a fixed width), read them as numbers: {convert}.", UserWarning, stacklevel=4)
 
 
 #: Fewest digits of an all-nines largest value read as a missing-value code (9999, 999999, 9999999: IPUMS writes
