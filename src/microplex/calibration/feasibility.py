@@ -110,12 +110,16 @@ def unreachable_targets(
     hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,))
     x = _columns(design.x)
     cnt = _columns(design.mean_count)
+    # a count's or a sum's rounding: of its value, and of what its records add up to in size (as the solvers meet
+    # it, ROUNDING_SHARE of it), not of one unit of the weights and values: with both of 1e-10, a sum of 5e-20 over
+    # records that all contribute 0 passed as within rounding of 0 and failed the solve instead
+    rounding = ROUNDING_SHARE * design.initial_sizes
     out: list[str] = []
     for j, t in enumerate(design.targets):
         rows = x.indices[x.indptr[j] : x.indptr[j + 1]]
         vals = x.data[x.indptr[j] : x.indptr[j + 1]]
         v = float(t.value)
-        slack = rtol * abs(v) + rounding_slack(v)
+        slack = rtol * abs(v) + rounding_slack(v, 0.0) + float(rounding[j])
         if t.aggregate == "mean":
             crow = cnt.indices[cnt.indptr[j] : cnt.indptr[j + 1]]
             cval = cnt.data[cnt.indptr[j] : cnt.indptr[j + 1]]
