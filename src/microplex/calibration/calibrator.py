@@ -206,6 +206,21 @@ HARD_SCALE = 2.0**24
 HARD_SCALE_ABOVE = 2.0**10
 
 
+def hard_start(at_targets: float) -> float:
+    """The factor a hard solve (without bounds) brings its initial weights by, given their
+    :func:`~microplex.calibration.design.target_scale` ``at_targets``: that factor where the weights lie more than
+    :data:`HARD_SCALE` times below the targets' scale or :data:`HARD_SCALE_ABOVE` times above it (weights in other
+    units), else 1 (solved from the weights as given). The one rule of :class:`Calibrator` and of the out-of-core
+    :func:`~microplex.scale.rake_dataset` / :func:`~microplex.scale.rake_frame`.
+
+    Examples
+    --------
+    >>> hard_start(2.0**30), hard_start(1024.0), hard_start(2.0**-12)
+    (1073741824.0, 1.0, 0.000244140625)
+    """
+    return 1.0 if 1.0 / HARD_SCALE_ABOVE < at_targets < HARD_SCALE else float(at_targets)
+
+
 def _with_initial(design: Design, d: np.ndarray) -> Design:
     """``design`` with the initial weights ``d`` (its checks and sizes taken at them); the cached transpose is
     shared."""
@@ -424,8 +439,8 @@ class Calibrator(_FittedResult):
         # rounding allowance of its "met" tests and its diagnosis took their sizes from weights 1e9 times the
         # targets' and refused or loosely met the solution. Bounds (ratios to the caller's weights) solve from the weights as given.
         factor = at_targets = target_scale(design) if self.bounds is None else 1.0
-        if not self.soft and 1.0 / HARD_SCALE_ABOVE < factor < HARD_SCALE:
-            factor = 1.0
+        if not self.soft:
+            factor = hard_start(factor)
         solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
         start_d = solved.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale), counted at the targets'

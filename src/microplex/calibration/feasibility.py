@@ -56,6 +56,7 @@ __all__ = [
     "misfits",
     "solution_problems",
     "rounding_sizes",
+    "smaller_sizes",
     "survey_errors",
     "target_errors",
     "target_misses",
@@ -276,8 +277,19 @@ def rounding_sizes(design: Design, weights: np.ndarray) -> np.ndarray:
     the initial size: its miss is the weight left on its records, met where it falls to the rounding of that size
     (a count of 0, which raking halves by e per iteration)."""
     final = value_sizes(design, np.abs(np.asarray(weights, dtype=np.float64)))
-    zero = np.array([t.value == 0 for t in design.targets], dtype=bool)
-    return np.where(zero, design.initial_sizes, np.minimum(design.initial_sizes, final))
+    return smaller_sizes(design.initial_sizes, final, np.array([t.value for t in design.targets], dtype=np.float64))
+
+
+def smaller_sizes(initial: np.ndarray, final: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`rounding_sizes` from the sizes alone (for designs not held in memory): per target, the smaller of its
+    ``initial`` and ``final`` sizes, the initial one for a target of value 0.
+
+    Examples
+    --------
+    >>> smaller_sizes(np.array([1e9, 1e9]), np.array([5.0, 5.0]), np.array([5.0, 0.0])).tolist()
+    [5.0, 1000000000.0]
+    """
+    return np.where(np.asarray(values) == 0, initial, np.minimum(initial, final))
 
 
 def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:
