@@ -857,15 +857,13 @@ def design_effect(weights: object) -> float:
 def misfit_denominator(totals: object, natural: object = None, tol: object = None) -> np.ndarray:
     """What a calibration target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size,
     where it is ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of
-    small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``, unless
-    its natural size is given.
+    small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1`` (a hard
+    :class:`~microplex.calibration.Calibrator` solves its counts and sums of 0 in units of :func:`zero_scale`).
 
     Given the targets' natural sizes ``natural`` (``sum_i d_i |x_ij|``, what their records add up to in size) and
     the tolerance ``tol > 0`` the misfit is held to, it is at least :func:`rounding_scale`: a miss within
     :data:`ROUNDING_SHARE` of the natural size (what float64 rounding leaves on a total netting values of both
-    signs to 0 or nearly) meets ``tol``; and a total of 0 is measured against :func:`zero_scale` of its natural
-    size (a thousandth of it) instead of ``1``, so that the test is the same in any unit of the weights and values.
-    Targets not far below their natural size keep ``1 + |t|`` exactly.
+    signs to 0 or nearly) meets ``tol``. Targets not far below their natural size keep ``1 + |t|`` exactly.
 
     The one definition behind every solver's convergence test and every reported misfit.
 
@@ -873,20 +871,18 @@ def misfit_denominator(totals: object, natural: object = None, tol: object = Non
     --------
     >>> misfit_denominator(np.array([100.0, 0.0, 0.25, -3e-10])).tolist()
     [101.0, 1.0, 0.5, 6e-10]
-    >>> misfit_denominator(np.array([100.0, 0.0, 0.0]), np.array([200.0, 2.0**50, 0.0]), 2.0**-30).tolist()
-    [101.0, 1125899906842.624, 1.0]
+    >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 2.0**50]), 2.0**-30).tolist()
+    [101.0, 1099511627776.0]
     """
     a = np.abs(np.asarray(totals, dtype=np.float64))
     out = a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
-    if natural is None:
-        return out
-    return np.maximum(np.where(a == 0.0, zero_scale(natural), out), rounding_scale(a, natural, tol))
+    return out if natural is None else np.maximum(out, rounding_scale(a, natural, tol))
 
 
 def zero_scale(natural: object) -> np.ndarray:
-    """What a miss of a target of 0 is measured against, given its natural size ``natural`` (``sum_i d_i |x_ij|``):
-    :func:`miss_scale` of 0, a thousandth (:data:`MISS_FLOOR`) of what its records add up to in size (1 where that
-    is 0, or beyond float64). R survey's ``1 + |t|`` is 1 there, one unit of whatever unit the weights and values
+    """The unit a hard calibration solves a count or sum target of 0 in, given its natural size ``natural``
+    (``sum_i d_i |x_ij|``): :func:`miss_scale` of 0, a thousandth (:data:`MISS_FLOOR`) of what its records add up to
+    in size (1 where that is 0, or beyond float64), so that R survey's ``1`` is that. R survey's ``1 + |t|`` is 1 there, one unit of whatever unit the weights and values
     are in: with weights or values of 1e-10 every zero total was met by weights 1e-6 off those met at 1, and
     with both (sizes of 1e-20) a zero sum that no weights within the bounds reach was "met" by weights far from it.
 
@@ -962,20 +958,18 @@ def relative_error(achieved: object, target: object, natural: object = None, tol
     """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0).
 
     Given the targets' natural sizes ``natural`` and the tolerance ``tol > 0`` the error is held to, the scale is
-    at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``), and a
-    target of 0 is measured against :func:`zero_scale` of its natural size instead of 1 (as
-    :func:`misfit_denominator`).
+    at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``).
 
     Examples
     --------
     >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
     [0.01, 0.5]
-    >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0]), np.array([100.0, 2.0**30]), 2.0**-30).tolist()
-    [0.01, 4.6566128730773926e-07]
+    >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0]), np.array([100.0, 2.0**50]), 2.0**-30).tolist()
+    [0.01, 4.547473508864641e-13]
     """
     a = np.asarray(achieved, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     scale = np.where(t == 0, 1.0, np.abs(t))
     if natural is not None:
-        scale = np.maximum(np.where(t == 0, zero_scale(natural), scale), rounding_scale(t, natural, tol))
+        scale = np.maximum(scale, rounding_scale(t, natural, tol))
     return (a - t) / scale

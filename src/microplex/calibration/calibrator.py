@@ -19,11 +19,11 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
-from microplex._stats import miss_scale, relative_error, rounding_scale
+from microplex._stats import miss_scale, relative_error, rounding_scale, zero_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows, target_scale
+from .design import Design, build_design, collapse_rows, natural_sizes, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
@@ -447,6 +447,10 @@ class Calibrator(_FittedResult):
         # scale, where the solution lies: counted at initial weights 1e6 times below it (a hard solve from weights
         # within HARD_SCALE), a mean's misfit read 1e6 times its relative miss and raking did not converge
         scale = mean_scale(design, design.d * at_targets)
+        if not self.soft:  # a hard solve's counts and sums of 0 in their own relative units too (zero_scale)
+            zero = np.array([t.aggregate != "mean" and t.value == 0 for t in design.targets], dtype=bool)
+            if zero.any():
+                scale = np.where(zero, 1.0 / zero_scale(natural_sizes(design, start_d)), scale)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:
