@@ -65,6 +65,7 @@ __all__ = [
     "misfit_denominator",
     "MISS_FLOOR",
     "miss_scale",
+    "zero_scale",
     "ROUNDING_SHARE",
     "rounding_scale",
     "relative_error",
@@ -856,7 +857,8 @@ def design_effect(weights: object) -> float:
 def misfit_denominator(totals: object, natural: object = None, tol: object = None) -> np.ndarray:
     """What a calibration target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size,
     where it is ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of
-    small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1``.
+    small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1`` (a hard
+    :class:`~microplex.calibration.Calibrator` solves its counts and sums of 0 in units of :func:`zero_scale`).
 
     Given the targets' natural sizes ``natural`` (``sum_i d_i |x_ij|``, what their records add up to in size) and
     the tolerance ``tol > 0`` the misfit is held to, it is at least :func:`rounding_scale`: a miss within
@@ -875,6 +877,23 @@ def misfit_denominator(totals: object, natural: object = None, tol: object = Non
     a = np.abs(np.asarray(totals, dtype=np.float64))
     out = a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
     return out if natural is None else np.maximum(out, rounding_scale(a, natural, tol))
+
+
+def zero_scale(natural: object) -> np.ndarray:
+    """The unit a hard calibration solves a count or sum target of 0 in, given its natural size ``natural``
+    (``sum_i d_i |x_ij|``): :func:`miss_scale` of 0, a thousandth (:data:`MISS_FLOOR`) of what its records add up to
+    in size (1 where that is 0, or beyond float64), so that R survey's ``1`` is that. R survey's ``1 + |t|`` is 1 there, one unit of whatever unit the weights and values
+    are in: with weights or values of 1e-10 every zero total was met by weights 1e-6 off those met at 1, and
+    with both (sizes of 1e-20) a zero sum that no weights within the bounds reach was "met" by weights far from it.
+
+    Examples
+    --------
+    >>> zero_scale(np.array([5e-7, 0.0, 2e4])).tolist()
+    [5e-10, 1.0, 20.0]
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        n = np.abs(np.asarray(natural, dtype=np.float64))
+        return miss_scale(0.0, np.where(np.isfinite(MISS_FLOOR * n), n, 0.0))
 
 
 #: The least share of a target's natural size (what its records' values add up to in size at the initial weights)

@@ -99,15 +99,18 @@ def test_generate_dataset_names_a_path_under_a_file_or_inside_its_conditions(tin
 
 
 @pytest.mark.parametrize("initial_weight", [1e10, 1e300])
-def test_initial_weights_far_above_the_targets_are_refused_naming_the_parameter(tmp_path, initial_weight):
-    """Was: ConvergenceError "the weights collapsed" (the targets themselves ask for 1e-300 of the initial total)."""
+def test_initial_weights_far_above_the_targets_are_solved_as_the_calibrator_solves_them(tmp_path, initial_weight):
+    """Was: ConvergenceError "the weights collapsed" (the targets themselves ask for 1e-300 of the initial total), then
+    a DataValidationError naming the parameter, where the Calibrator solves from the targets' scale
+    (calibrator.hard_start): now solved from there too, the weights of initial_weight=1."""
     df = _frame()
     df.to_parquet(tmp_path / "d.parquet")
+    base = np.asarray(rake_frame(df, MARGINS).weights(df))
     for call in (lambda: rake_frame(df, MARGINS, initial_weight=initial_weight),
                  lambda: rake_dataset(tmp_path / "d.parquet", MARGINS, initial_weight=initial_weight, max_cells=0)):
-        with pytest.raises(DataValidationError, match=r"targets of margin '\w+' total 5000, under 1e-09 of the initial "
-                                                      r"weights' total .*'initial_weight' parameter"):
-            call()
+        res = call()
+        assert res.converged
+        np.testing.assert_allclose(np.asarray(res.weights(df)), base, rtol=1e-10)
     assert rake_frame(df, MARGINS, initial_weight=1e5).converged  # a ratio of 1e-5: still solved
 
 

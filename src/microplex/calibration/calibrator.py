@@ -19,11 +19,11 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
-from microplex._stats import miss_scale, relative_error, rounding_scale
+from microplex._stats import miss_scale, relative_error, rounding_scale, zero_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows, target_scale
+from .design import Design, build_design, collapse_rows, natural_sizes, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance
 from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
@@ -204,6 +204,21 @@ HARD_SCALE = 2.0**24
 #: ``2**10``. A linear solve's ratio ``1 + x'lambda`` to weights ``f`` times the solution's loses ``eps / f`` of
 #: its digits to cancellation: weights 1e7 times the targets' met them 5e-10 off, beyond ``tol=1e-10``.
 HARD_SCALE_ABOVE = 2.0**10
+
+
+def hard_start(at_targets: float) -> float:
+    """The factor a hard solve (without bounds) brings its initial weights by, given their
+    :func:`~microplex.calibration.design.target_scale` ``at_targets``: that factor where the weights lie more than
+    :data:`HARD_SCALE` times below the targets' scale or :data:`HARD_SCALE_ABOVE` times above it (weights in other
+    units), else 1 (solved from the weights as given). The one rule of :class:`Calibrator` and of the out-of-core
+    :func:`~microplex.scale.rake_dataset` / :func:`~microplex.scale.rake_frame`.
+
+    Examples
+    --------
+    >>> hard_start(2.0**30), hard_start(1024.0), hard_start(2.0**-12)
+    (1073741824.0, 1.0, 0.000244140625)
+    """
+    return 1.0 if 1.0 / HARD_SCALE_ABOVE < at_targets < HARD_SCALE else float(at_targets)
 
 
 def _with_initial(design: Design, d: np.ndarray) -> Design:
@@ -424,14 +439,18 @@ class Calibrator(_FittedResult):
         # rounding allowance of its "met" tests and its diagnosis took their sizes from weights 1e9 times the
         # targets' and refused or loosely met the solution. Bounds (ratios to the caller's weights) solve from the weights as given.
         factor = at_targets = target_scale(design) if self.bounds is None else 1.0
-        if not self.soft and 1.0 / HARD_SCALE_ABOVE < factor < HARD_SCALE:
-            factor = 1.0
+        if not self.soft:
+            factor = hard_start(factor)
         solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
         start_d = solved.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale), counted at the targets'
         # scale, where the solution lies: counted at initial weights 1e6 times below it (a hard solve from weights
         # within HARD_SCALE), a mean's misfit read 1e6 times its relative miss and raking did not converge
         scale = mean_scale(design, design.d * at_targets)
+        if not self.soft:  # a hard solve's counts and sums of 0 in their own relative units too (zero_scale)
+            zero = np.array([t.aggregate != "mean" and t.value == 0 for t in design.targets], dtype=bool)
+            if zero.any():
+                scale = np.where(zero, 1.0 / zero_scale(natural_sizes(design, start_d)), scale)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:

@@ -56,6 +56,7 @@ __all__ = [
     "misfits",
     "solution_problems",
     "rounding_sizes",
+    "smaller_sizes",
     "survey_errors",
     "target_errors",
     "target_misses",
@@ -110,12 +111,16 @@ def unreachable_targets(
     hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,))
     x = _columns(design.x)
     cnt = _columns(design.mean_count)
+    # a count's or a sum's rounding: of its value, and of what its records add up to in size (as the solvers meet
+    # it, ROUNDING_SHARE of it), not of one unit of the weights and values: with both of 1e-10, a sum of 5e-20 over
+    # records that all contribute 0 passed as within rounding of 0 and failed the solve instead
+    rounding = ROUNDING_SHARE * design.initial_sizes
     out: list[str] = []
     for j, t in enumerate(design.targets):
         rows = x.indices[x.indptr[j] : x.indptr[j + 1]]
         vals = x.data[x.indptr[j] : x.indptr[j + 1]]
         v = float(t.value)
-        slack = rtol * abs(v) + rounding_slack(v)
+        slack = rtol * abs(v) + rounding_slack(v, 0.0) + float(rounding[j])
         if t.aggregate == "mean":
             crow = cnt.indices[cnt.indptr[j] : cnt.indptr[j + 1]]
             cval = cnt.data[cnt.indptr[j] : cnt.indptr[j + 1]]
@@ -272,8 +277,19 @@ def rounding_sizes(design: Design, weights: np.ndarray) -> np.ndarray:
     the initial size: its miss is the weight left on its records, met where it falls to the rounding of that size
     (a count of 0, which raking halves by e per iteration)."""
     final = value_sizes(design, np.abs(np.asarray(weights, dtype=np.float64)))
-    zero = np.array([t.value == 0 for t in design.targets], dtype=bool)
-    return np.where(zero, design.initial_sizes, np.minimum(design.initial_sizes, final))
+    return smaller_sizes(design.initial_sizes, final, np.array([t.value for t in design.targets], dtype=np.float64))
+
+
+def smaller_sizes(initial: np.ndarray, final: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`rounding_sizes` from the sizes alone (for designs not held in memory): per target, the smaller of its
+    ``initial`` and ``final`` sizes, the initial one for a target of value 0.
+
+    Examples
+    --------
+    >>> smaller_sizes(np.array([1e9, 1e9]), np.array([5.0, 5.0]), np.array([5.0, 0.0])).tolist()
+    [5.0, 1000000000.0]
+    """
+    return np.where(np.asarray(values) == 0, initial, np.minimum(initial, final))
 
 
 def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:

@@ -41,12 +41,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
+from .._stats import misfit_denominator
 from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
-from ..calibration.design import Design
+from ..calibration.calibrator import hard_start
+from ..calibration.design import Design, target_scale
 from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
-from ..calibration.feasibility import COLLAPSE, box, met_tolerance, misfits, only_nonnegative, target_misses, totals_design, unreachable_targets, weight_problems, zero_margins
+from ..calibration.feasibility import (box, met_tolerance, misfits, only_nonnegative, smaller_sizes, target_misses,
+                                       totals_design, unreachable_targets, weight_problems, zero_margins)
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
@@ -136,6 +139,10 @@ class RakingResult:
         ``soft`` (False), ``met_rtol``, ``n_passes``, ``n_cells``.
     solver : SolverResult
         The solver's own outcome.
+    start_scale : float
+        The factor the initial weights were solved from (a power of two, the :class:`~microplex.calibration.Calibrator`'s
+        :func:`~microplex.calibration.calibrator.hard_start`; 1 for weights within its band of the targets' scale): a
+        record's weight is ``start_scale * d * F(...)``.
     """
 
     lam: np.ndarray
@@ -153,6 +160,7 @@ class RakingResult:
     solver: SolverResult | None = field(default=None, repr=False)
     initial_weight: float = 1.0
     household_id: str | None = None
+    start_scale: float = 1.0
 
     def weights(self, frame: pd.DataFrame, persons: pd.DataFrame | None = None) -> np.ndarray:
         """Calibrated weights of the records in ``frame`` (one partition or a whole frame), shape (n,).
@@ -168,7 +176,7 @@ class RakingResult:
             return linked_weights(self, frame, persons)
         codes, d = _frame_part(frame, self._margins, self.weight_col, self.initial_weight)
         u = np.append(self.lam, 0.0)[codes].sum(axis=1)
-        return d * self.distance.inverse(u, self.bounds)
+        return d * self.start_scale * self.distance.inverse(u, self.bounds)
 
 
 def _check_args(
@@ -189,21 +197,32 @@ def _check_args(
     return tol, max_iter, dist, bounds, 1.0 if initial is None else initial
 
 
-def _check_scale(mg: _Margins, initial: np.ndarray, w0: float, source: str) -> None:
-    """Refuses targets that ask for weights the collapse guard would refuse: a margin covering every unit whose
-    targets total less than :data:`~microplex.calibration.feasibility.COLLAPSE` times the initial weights' total
-    (calibrated weights meeting it sum to that), so the reason is the scale of the initial weights, not a solve."""
+def _covering_margins(mg: _Margins, initial: np.ndarray, w0: float) -> dict[Any, list[int]]:
+    """The margins whose categories cover every unit (their initial totals add up to the initial total ``w0``), with
+    the positions of their targets."""
     groups: dict[Any, list[int]] = {}
     for j, (margin, _) in enumerate(mg.labels):
         groups.setdefault(margin, []).append(j)
-    for margin, idx in groups.items():
-        covered, asked = float(np.sum(initial[idx])), float(np.sum(mg.totals[idx]))
-        if w0 > 0 and covered >= (1 - 1e-12) * w0 and asked < COLLAPSE * w0:
-            raise DataValidationError(
-                f"The targets of margin {margin!r} total {asked:.6g}, under {COLLAPSE:g} of the initial weights' "
-                f"total {w0:.6g} ({source}): weights meeting them would be refused as collapsed. Give initial "
-                "weights on the scale of the targets (e.g. initial_weight = population / records)."
-            )
+    return {margin: idx for margin, idx in groups.items()
+            if w0 > 0 and float(np.sum(initial[idx])) >= (1 - 1e-12) * w0}
+
+
+def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float,
+                 bounds: tuple[float, float]) -> float:
+    """The factor a solve without bounds brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
+    does (:func:`~microplex.calibration.calibrator.hard_start` of :func:`~microplex.calibration.design.target_scale`):
+    on the observed cells where they are in memory (exactly the records' rule: every unit reached by a count); over
+    the partitions, where a margin covers every unit. 1 with bounds (ratios to the weights given) other than raking's
+    own ``(0, inf)`` (the Calibrator's ``bounds=None``: ratios that a factor on the weights leaves as they are)."""
+    if np.isfinite(bounds[1]) or bounds[0] > 0:
+        return 1.0
+    if isinstance(op, MatrixOperator):
+        design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+    elif _covering_margins(mg, initial, w0):
+        design = totals_design(mg.targets, initial)
+    else:
+        return 1.0
+    return hard_start(target_scale(design))
 
 
 def _solve(
@@ -228,7 +247,10 @@ def _solve(
             f"{len(bad)} targets cannot be reached by any {'non-negative ' if nonneg else ''}weights: "
             + "; ".join(bad[:10]) + "."
         )
-    _check_scale(mg, initial, w0, source)
+    # solved from the initial weights brought to the targets' scale where they lie far from it, and checked for a
+    # collapse against the initial total at that scale, as the Calibrator: weights 1e8 times the targets' read met
+    # 5.5e-8 off them, and weights beyond 1e9 times were refused (DataValidationError) where the Calibrator solves
+    scale = _start_scale(op, mg, initial, w0, bounds)
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard:
         msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
@@ -236,19 +258,26 @@ def _solve(
         if not force:
             raise ConvergenceError(msg)
         logger.warning(msg)
-    # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0
-    sol = solve_dual(op, mg.totals, dist, bounds, tol=tol, max_iter=max_iter, first=first, natural=initial)
+    # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0.
+    # From weights times `scale`: the same ratios solve X'(d g) = t / scale, each misfit measured in the targets' units
     t = mg.totals
-    if isinstance(op, PartitionedOperator):
-        total, n_bad = op.last["total_weight"], op.last["n_nonfinite"]
+    if scale == 1.0:
+        sol = solve_dual(op, t, dist, bounds, tol=tol, max_iter=max_iter, first=first, natural=initial)
     else:
-        w = op.d * sol.g
+        sol = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=max_iter, first=first,
+                         denom=misfit_denominator(t, initial * scale, tol) / scale)
+        sol.achieved = sol.achieved * scale
+    if isinstance(op, PartitionedOperator):
+        total, n_bad = op.last["total_weight"] * scale, op.last["n_nonfinite"]
+    else:
+        w = op.d * scale * sol.g
         total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
     met_rtol = met_tolerance(tol)
-    errors = misfits(sol.achieved, t, initial, met_rtol)  # as the Calibrator's survey_errors
+    # as the Calibrator's survey_errors: rounding of the smaller of the initial and final sizes (counts: the totals)
+    errors = misfits(sol.achieved, t, smaller_sizes(initial * scale, np.abs(sol.achieved), t), met_rtol)
     if n_bad or not np.all(np.isfinite(sol.lam)):
         raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
-    collapsed = weight_problems(total=total, initial_total=w0, n_units=n_units)
+    collapsed = weight_problems(total=total, initial_total=w0 * scale, n_units=n_units)
     if collapsed:
         raise ConvergenceError(f"Calibration ({dist.name}) failed: {collapsed[0]}. Refusing a population of (almost) no weight.")
     problems = target_misses(tg, sol.achieved, errors, met_rtol)
@@ -270,11 +299,11 @@ def _solve(
         "n_passes": n_passes, "n_cells": n_cells,
     }
     result = RakingResult(sol.lam, report, converged, sol.n_iter, sol.max_misfit, n_cells, weight_col, mg, n_passes,
-                          dist, bounds, summary, sol, initial_weight)
+                          dist, bounds, summary, sol, initial_weight, start_scale=scale)
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
-        msg += _diagnosis(op, mg, dist, bounds, sol.converged, float(sol.max_misfit))
+        msg += _diagnosis(op, mg, dist, bounds, sol.converged, float(sol.max_misfit), scale)
         if not force:  # one report: the error (as Calibrator); a warning as well made it the exception under -W error
             raise ConvergenceError(msg + " Pass force=True to keep these weights.")
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
@@ -286,17 +315,19 @@ DIAGNOSE_MAX_CELLS = 200_000
 
 
 def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Distance, bounds: tuple[float, float],
-               solver_converged: bool, misfit: float | None = None) -> str:
+               solver_converged: bool, misfit: float | None = None, scale: float = 1.0) -> str:
     """For a failed solve on the observed-cell table, the targets that cannot be met together and their closest
     achievable values (:func:`~microplex.calibration.diagnostics.min_violation`, the in-memory Calibrator's
     diagnosis). Cells are exact units here: every record of a cell is in the same targets, so a cell's weight can
     be anything within its records' bounds summed. Partitioned solves and tables above
-    :data:`DIAGNOSE_MAX_CELLS` cells get the general hint only."""
+    :data:`DIAGNOSE_MAX_CELLS` cells get the general hint only. ``scale``: the factor the solve brought the initial
+    weights by (:func:`_start_scale`), diagnosed from there as the Calibrator's."""
     hint = " Check that the margins agree (same grand total) and every category has records."
     if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
         return hint
-    design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
-    why, _ = explain_failure(design, *box(op.d, bounds, dist.nonnegative), solver_converged=solver_converged,
+    d = op.d * scale
+    design = Design(op.x, mg.totals, d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+    why, _ = explain_failure(design, *box(d, bounds, dist.nonnegative), solver_converged=solver_converged,
                              misfit=misfit)
     return why or hint
 
