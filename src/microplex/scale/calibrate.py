@@ -17,9 +17,11 @@ records, hence sums over partitions. Two design operators give them
 The feasibility guards of :mod:`microplex.calibration.feasibility` run on every path: targets no weights
 can reach before solving, and non-finite, collapsed or missed weights after. The convergence test is R
 survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``, with ``1 + |t_j|`` at least the target's
-rounding scale (:func:`~microplex._stats.rounding_scale` of its initial total), as the
+rounding scale (:func:`~microplex._stats.rounding_scale` of the smaller of its initial and final totals, the initial
+one for a target of 0: :func:`~microplex.calibration.feasibility.smaller_sizes`), as the
 :class:`~microplex.calibration.Calibrator` tests it: a count of 0 over records of large weight is met within float64
-rounding of their initial total.
+rounding of their initial total. Initial weights far from the targets' scale are first brought to it by the
+Calibrator's rule (:func:`~microplex.calibration.calibrator.hard_start`).
 
 References
 ----------
