@@ -155,3 +155,108 @@ def test_household_rake_dataset_refuses_a_numbered_code_on_values_spread_over_fi
     with pytest.raises(DataValidationError) as info:
         rake_dataset(tmp_path / "h", t, weight_col="w", persons=tmp_path / "p", household_id="hid")
     assert str(info.value) == expected
+
+
+# -- rake_dataset: a plain number asked of a text column holding "15" in one file and "015" in another -------------
+def _same_as_frame(res, ref, parts: list[pd.DataFrame]) -> None:
+    """``res`` (rake_dataset) has ``ref``'s (rake_frame on the concatenated ``parts``) initial and achieved totals,
+    and the same weight for every record, each file's records weighted alone or in the whole frame."""
+    assert np.allclose(res.report["initial"], ref.report["initial"])
+    assert np.allclose(res.report["achieved"], ref.report["achieved"], atol=1e-8)
+    whole = pd.concat(parts, ignore_index=True)
+    w = np.asarray(ref.weights(whole), float)
+    assert np.allclose(res.weights(whole), w, atol=1e-8)
+    at = 0
+    for part in parts:
+        assert np.allclose(res.weights(part), w[at:at + len(part)], atol=1e-8)
+        assert np.allclose(ref.weights(part), w[at:at + len(part)], atol=1e-8)
+        at += len(part)
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+@pytest.mark.parametrize("margins", [{"county": {15: 6, "13": 9}},
+                                     {("county", "sex"): {(15, 1): 3, (15, 2): 3, ("13", 1): 4, ("13", 2): 5}},
+                                     {"county": {15: 6, "015": 4, "13": 9}}])
+@pytest.mark.parametrize("layout", ["files", "hive"])
+def test_rake_dataset_finds_a_number_on_the_values_of_every_file(max_cells, margins, layout, tmp_path):
+    """15 asked of a county column holding "15" (file A, 3 records) and "015" (file B, 2 records) finds "15", as
+    ``rake_frame`` on the concatenated records: initial 3. Before: each file found it alone, "15" in A and "015" in
+    B, initial 5 (the total 6 spread over 5 records, weights 1.2 where rake_frame gives 2.0 and 1.0); with '015'
+    listed too, file B refused "lists 15 and '015', which name the same records", which rake_frame accepts. The
+    rake_frame result's weights of file B alone were those of B's own lookup too (2.0 on the "015" records)."""
+    whole = pd.concat([_A, _B], ignore_index=True)
+    path = _files(tmp_path / "d", _A, _B) if layout == "files" else _hive(tmp_path / "d", whole)
+    ref = rake_frame(whole, margins, weight_col="w")
+    fifteen = [(c[0] if isinstance(c, tuple) else c) == 15 for c in ref.report["category"]]  # the number, not '015'
+    assert ref.report["initial"][fifteen].sum() == 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = rake_dataset(path, margins, weight_col="w", max_cells=max_cells)
+    _same_as_frame(res, ref, [_A, _B])
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+def test_rake_dataset_finds_no_record_for_a_number_whose_padded_codes_differ_over_files(max_cells, tmp_path):
+    """"015" in one file, "0015" in another, no "15": the number 15 finds no one value, as in memory, and its total
+    is refused with rake_frame's message. Before: each file found its own code, initial 5, achieved 6."""
+    a = pd.DataFrame({"county": ["015"] * 3 + ["13"] * 5, "w": 1.0})
+    b = pd.DataFrame({"county": ["0015"] * 2 + ["13"] * 2, "w": 1.0})
+    margins = {"county": {15: 6, "13": 9}}
+    expected = _frame_message(pd.concat([a, b], ignore_index=True), margins)
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(_files(tmp_path / "d", a, b), margins, weight_col="w", max_cells=max_cells)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+def test_rake_dataset_refuses_a_number_and_its_padded_code_as_in_memory(max_cells, tmp_path):
+    """Codes written with zeros in every file: 15 and '015' name the same records there, refused with rake_frame's
+    message on the whole data (a file's own lookup is not refused alone, or the refusal left to the others)."""
+    a = pd.DataFrame({"county": ["015"] * 3 + ["013"] * 5, "w": 1.0})
+    b = pd.DataFrame({"county": ["013"] * 2 + ["017"] * 2, "w": 1.0})
+    margins = {"county": {15: 6, "015": 4, "013": 9}}
+    expected = _frame_message(pd.concat([a, b], ignore_index=True), margins)
+    assert "lists 15 and '015'" in expected
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(_files(tmp_path / "d", a, b), margins, weight_col="w", max_cells=max_cells)
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+def test_rake_dataset_pins_a_number_to_its_padded_code_without_another_pass(max_cells, tmp_path):
+    """Codes all written with zeros: 15 finds "015" in every file, as in memory, in as many passes as '015'."""
+    a = pd.DataFrame({"county": ["015"] * 3 + ["013"] * 5, "w": 1.0})
+    b = pd.DataFrame({"county": ["015"] * 2 + ["013"] * 2, "w": 1.0})
+    path = _files(tmp_path / "d", a, b)
+    res = rake_dataset(path, {"county": {15: 10, 13: 9}}, weight_col="w", max_cells=max_cells)
+    plain = rake_dataset(path, {"county": {"015": 10, "013": 9}}, weight_col="w", max_cells=max_cells)
+    assert res.n_passes == plain.n_passes
+    _same_as_frame(res, rake_frame(pd.concat([a, b], ignore_index=True), {"county": {15: 10, 13: 9}}, weight_col="w"),
+                   [a, b])
+
+
+@pytest.mark.parametrize("entity", ["person", "household"])
+def test_household_rake_dataset_finds_a_number_on_the_values_of_every_file_pair(entity, tmp_path):
+    """``rake_dataset(..., persons=)`` over two pairs of files, "15" in one and "015" in the other, gives what it
+    gives on the same households and persons in one pair of files (where the lookup sees every value): 15 finds the
+    "15" households only. Before: the "015" households too (initial 8 persons, 4 households, where one pair gives 4
+    and 2)."""
+    h1 = pd.DataFrame({"hid": [1, 2, 3, 4], "county": ["15", "15", "13", "13"], "w": 1.0})
+    h2 = pd.DataFrame({"hid": [5, 6, 7, 8], "county": ["015", "015", "13", "13"], "w": 1.0})
+    targets = Targets.from_margins({"county": {15: 6 if entity == "household" else 12, "13": 9 if entity ==
+                                               "household" else 18}}, entity=entity)
+    results = []
+    for name, households in (("two", [h1, h2]), ("one", [pd.concat([h1, h2], ignore_index=True)])):
+        (tmp_path / name / "h").mkdir(parents=True)
+        (tmp_path / name / "p").mkdir()
+        for k, h in enumerate(households):
+            h.to_parquet(tmp_path / name / "h" / f"part-{k}.parquet")
+            h[["hid", "county"]].loc[h.index.repeat(2)].to_parquet(tmp_path / name / "p" / f"part-{k}.parquet")
+        results.append(rake_dataset(tmp_path / name / "h", targets, weight_col="w", persons=tmp_path / name / "p",
+                                    household_id="hid"))
+    two, one = results
+    assert one.report["initial"].iloc[0] == (4.0 if entity == "person" else 2.0)
+    assert np.allclose(two.report["initial"], one.report["initial"])
+    assert np.allclose(two.report["achieved"], one.report["achieved"], atol=1e-8)
+    persons = h2[["hid", "county"]].loc[h2.index.repeat(2)]
+    assert np.allclose(two.weights(h2, persons), one.weights(h2, persons), atol=1e-8)

@@ -512,7 +512,7 @@ def lookup_values(uniques: pd.Index, values: list[Any], where: str | Callable[[i
         idx = np.where(idx < 0, idx2, idx)
     elif (idx < 0).any() and (uniques.dtype == object or pd.api.types.is_string_dtype(uniques.dtype)):
         # a number asked of a text column: the text of an integer (2 -> "2"), as "2" is found in an integer column
-        conv = [str(int(v)) if _is_integral_number(v) else None for v in values]
+        conv = [str(int(v)) if is_integral_number(v) else None for v in values]
         idx2 = uniques.get_indexer(pd.Index(conv, dtype=object))
         idx = np.where(idx < 0, idx2, idx)
         if (idx < 0).any():  # 13 asked of a column of codes written with leading zeros ("013", read as text)
@@ -559,7 +559,7 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     tract column holds 10^5 codes, and a nested-target check asks one value at a time)."""
     out = np.full(len(values), -1, dtype=np.intp)
     for k, v in enumerate(values):
-        if not _is_integral_number(v):
+        if not is_integral_number(v):
             continue
         forms = _padded_forms(int(v))
         if not forms:
@@ -582,21 +582,36 @@ def _padded_forms(n: int) -> list[str]:
     return [sign + digits.zfill(w) for w in range(len(digits) + 1, MAX_CODE_WIDTH + 1)]
 
 
-def numbered_code_forms(uniques: pd.Index, values: list[Any]) -> list[Any]:
-    """The values of the text column values ``uniques`` that the :class:`~microplex.calibration.filters.NumberedCode`
-    values of ``values`` may find by their text or by their number in :func:`lookup_values` (``'015'``: ``"015"``,
-    ``"15"``, ``"0015"`` ...; ``[]`` for a numeric column, where the number is the value). The check of those codes
-    on the values of several parts of one column (the files of a dataset) is :func:`lookup_values` on the union of
-    each part's forms: it sees every value that the check on the whole column sees."""
-    codes = [v for v in values if isinstance(v, NumberedCode)]
-    if not codes or pd.api.types.is_numeric_dtype(uniques.dtype):
+def lookup_forms(uniques: pd.Index, values: list[Any]) -> list[Any]:
+    """The values of the text column values ``uniques`` that the numbers and the
+    :class:`~microplex.calibration.filters.NumberedCode` values of ``values`` may find in :func:`lookup_values`: a
+    number (15) itself, its text (``"15"``) and its codes written with leading zeros (``"015"``, ``"0015"`` ...); a
+    numbered code (``'015'``) its text and those of its number. ``[]`` for a numeric column, where the number is the
+    value. What these values find on a column split into parts (the files of a dataset) is :func:`lookup_values` on the
+    union of each part's forms: it sees every value that the lookup on the whole column sees (``"15"`` in one file
+    and ``"015"`` in another: 15 finds ``"15"``, as on the whole column)."""
+    if pd.api.types.is_numeric_dtype(uniques.dtype):
         return []
-    asked = [x for v in codes for x in (str(v), int(v), str(int(v)), *_padded_forms(int(v)))]
+    asked = []
+    for v in values:
+        if isinstance(v, NumberedCode):
+            asked += [str(v), int(v), str(int(v)), *_padded_forms(int(v))]
+        elif is_integral_number(v):
+            asked += [v, str(int(v)), *_padded_forms(int(v))]
+    if not asked:
+        return []
     hits = uniques.get_indexer(pd.Index(asked, dtype=object))
     return [to_python(uniques[k]) for k in sorted(set(hits[hits >= 0].tolist()))]
 
 
-def _is_integral_number(v: Any) -> bool:
+def found_by_padding(value: Any, found: Any) -> bool:
+    """Whether the number ``value`` (13) found the text value ``found`` through a code written with leading zeros
+    (``"013"``), which :func:`lookup_values` takes only where its text (``"13"``) is absent: a part of a column (one
+    file) may find it where the whole column finds ``"13"``."""
+    return is_integral_number(value) and isinstance(found, str) and found != str(int(value))
+
+
+def is_integral_number(v: Any) -> bool:
     """Whether ``v`` is a (non-bool) real number with an integer value."""
     return (
         isinstance(v, (int, float, np.integer, np.floating))

@@ -59,20 +59,22 @@ class LinkedCodes:
         return self.household.columns if self.household is not None else []
 
     @property
-    def has_numbered(self) -> bool:
-        """Whether a person or household category is a code kept as its text and its number
-        (:attr:`_Codes.has_numbered`)."""
-        return any(c is not None and c.has_numbered for c in (self.person, self.household))
+    def reads_dataset_values(self) -> bool:
+        """Whether a person or household category is a number or a code kept as its text and its number
+        (:attr:`_Codes.reads_dataset_values`)."""
+        return any(c is not None and c.reads_dataset_values for c in (self.person, self.household))
 
-    def check_numbered(self, held: dict[str, dict[str, set[Any]]]) -> None:
-        """:meth:`_Codes.check_numbered` of the person and household margins on the values ``held`` of every pair of
-        files (:func:`linked_design`'s ``held``, united by :func:`union_linked_forms`)."""
+    def settle(self, held: dict[str, dict[Any, set[Any]]]) -> bool:
+        """:meth:`_Codes.settle` of the person and household margins on the values ``held`` of every pair of files
+        (:func:`linked_design`'s ``held``, united by :func:`union_linked_forms`): whether a pair must be coded again."""
+        again = False
         for role, coder in (("person", self.person), ("household", self.household)):
             if coder is not None:
-                coder.check_numbered(held.get(role, {}))
+                again = coder.settle(held.get(role, {})) or again
+        return again
 
 
-def union_linked_forms(*parts: dict[str, dict[str, set[Any]]]) -> dict[str, dict[str, set[Any]]]:
+def union_linked_forms(*parts: dict[str, dict[Any, set[Any]]]) -> dict[str, dict[Any, set[Any]]]:
     """:func:`~microplex.scale._margins.union_forms` of the person and of the household values of pairs of files."""
     return {role: union_forms(*(p.get(role, {}) for p in parts)) for role in ("person", "household")}
 
@@ -253,19 +255,20 @@ def linked_part(
                "persons")
     if not forms:
         return linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path))
-    held: dict[str, dict[str, set[Any]]] = {}
+    held: dict[str, dict[Any, set[Any]]] = {}
     return (*linked_design(hh, pp, lm, household_id, weight_col, initial, (h_path, p_path), held), held)
 
 
 def linked_design(
     hh: pd.DataFrame, pp: pd.DataFrame, lm: LinkedCodes, household_id: str, weight_col: str | None, initial: float,
-    where: tuple[str, str] = ("households", "persons"), held: dict[str, dict[str, set[Any]]] | None = None,
+    where: tuple[str, str] = ("households", "persons"), held: dict[str, dict[Any, set[Any]]] | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Households x targets: each household's persons counted in the person-level categories (person columns
     that only the households have are taken from their household), then its household-level categories.
 
     ``held``, when given, receives under ``"person"`` and ``"household"`` the values of the persons and households
-    coded that the numbered categories may find (:meth:`_Codes.numbered_forms`), for the check on every file."""
+    coded that the numbers and numbered categories may find, and what they found (:meth:`_Codes.codes`' ``held``),
+    for :meth:`LinkedCodes.settle` on every file."""
     for frame, what in ((hh, "households"), (pp, "persons")):
         if household_id not in frame.columns:
             raise DataValidationError(f"The {what} data lack the household id column {household_id!r}.")
@@ -287,15 +290,11 @@ def linked_design(
     if lm.person is not None:
         pp = pp.assign(**{c: hh[c].to_numpy()[pos] for c in lm.person_columns
                           if c not in pp.columns and c in hh.columns})
-        codes = lm.person.codes(pp)
-        if held is not None:
-            held["person"] = lm.person.numbered_forms(pp)
+        codes = lm.person.codes(pp, held.setdefault("person", {}) if held is not None else None)
         r, k = np.nonzero(codes >= 0)
         blocks.append(sp.csr_matrix((np.ones(len(r)), (pos[r], codes[r, k])), shape=(n, lm.m_person)))
     if lm.household is not None:
-        codes = lm.household.codes(hh)
-        if held is not None:
-            held["household"] = lm.household.numbered_forms(hh)
+        codes = lm.household.codes(hh, held.setdefault("household", {}) if held is not None else None)
         r, k = np.nonzero(codes >= 0)
         blocks.append(sp.csr_matrix((np.ones(len(r)), (r, codes[r, k])), shape=(n, lm.household.m)))
     x = sp.csr_matrix(sp.hstack(blocks)) if len(blocks) > 1 else blocks[0]
@@ -415,28 +414,36 @@ def rake_linked(
         for k, (label, cols) in enumerate(wanted.items()):
             check_same_schema([pair[k] for pair in pairs], cols, label)
         check_ids_across(pairs, household_id)
-    at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
-    parts = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial) for pair in pairs]
+    def coded(forms: bool = False) -> list:
+        at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
+        return [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial, forms) for pair in pairs]
+
+    parts = coded()
 
     def point(part, lam, distance, bnds):
         return part_point(part, lam, distance, bnds, True)
 
-    numbered = lm.coder.has_numbered  # a category '015' kept with 15: checked on every pair's values, first pass
+    # numbers and codes '015' kept with 15 find their records among every pair's values, collected in the first pass;
+    # where a pair found a number elsewhere ("015" in its file, "15" in another), the pass is made again, pinned
+    settling, again = lm.coder.reads_dataset_values, 0
 
     def reduce(lam, distance, bnds, need_potential):
-        nonlocal numbered
-        if not numbered:
+        nonlocal settling, parts, again
+        if not settling:
             return run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
-        read = [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial, True) for pair in pairs]
+        settling = False
+        read = coded(True)
         tree = _tree([dask.delayed(point)(r[:2], dask.delayed(lam), distance, bnds) for r in read], add_parts)
-        out = _checked_pass(run, tree, [r[2] for r in read], union_linked_forms, lm.coder.check_numbered)
-        numbered = False
+        out, recode = _checked_pass(run, tree, [r[2] for r in read], union_linked_forms, lm.coder.settle)
+        if recode:
+            parts, again = coded(), 1
+            out = run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
         return out
 
     op = PartitionedOperator(lm.m, reduce)
     first = op.at(np.zeros(lm.m), kw["dist"], kw["bounds"])
     w0, n_units = op.last["total_weight"], op.last["n_units"]
-    result = _solve(op, lm, first.achieved, w0, n_units, first, n_cells=0, passes0=0, weight_col=weight_col,
+    result = _solve(op, lm, first.achieved, w0, n_units, first, n_cells=0, passes0=again, weight_col=weight_col,
                     initial_weight=initial, **kw)
     result.household_id = household_id
     return result

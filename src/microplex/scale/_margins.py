@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataValidationError
+from .._params import to_python
 from .._stats import check_weight_dtype
-from ..calibration.design import lookup_values, numbered_code_forms, value_codes
+from ..calibration.design import found_by_padding, is_integral_number, lookup_forms, lookup_values, value_codes
 from ..calibration.filters import NumberedCode
 from ..calibration.targets import Target, Targets, margin_by_name
 
@@ -20,67 +21,101 @@ class _Codes:
 
     Shipped to Dask workers instead of :class:`_Margins`, whose ``Target`` objects and labels (about 120 MB
     pickled at 692,200 targets) every task would otherwise carry and unpickle.
+
+    A number asked of a text column (15 of ``county``) finds its text (``"15"``), else its one code written with
+    leading zeros (``"015"``), among the values of the column (:func:`~microplex.calibration.design.lookup_values`):
+    of the whole dataset, not of one file. ``pins`` holds, per text column, the value each number finds in the
+    whole dataset (``None``: none), set by :meth:`settle` from the values every partition holds; until then each
+    partition finds it among its own values, and :meth:`codes` reports what it found for :meth:`settle` to compare.
     """
 
     def __init__(self, keys: list[tuple[str, ...]], indexes: list[pd.Index], offsets: list[int]) -> None:
         self.keys, self.indexes, self.offsets = keys, indexes, offsets
         self.columns = sorted({c for cols in keys for c in cols})
+        self.pins: dict[str, dict[Any, Any]] | None = None
 
     @property
     def m(self) -> int:
         """The number of targets (categories over all margins)."""
         return self.offsets[-1] + len(self.indexes[-1]) if self.keys else 0
 
-    def codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category."""
+    def codes(self, frame: pd.DataFrame, held: dict[tuple[str, str], set[Any]] | None = None) -> np.ndarray:
+        """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category.
+
+        ``held``, when given (a partition of a dataset, before :meth:`settle`), receives the values of the partition
+        that the numbers and numbered codes asked may find (:meth:`held_values`) and, under ``("found", column)``,
+        the pairs (number, value it found here); a number found here through a code written with zeros (``"015"``)
+        that names the records of another category (``'015'`` listed too) is left out here, with the pair (number,
+        ``None``): the whole dataset may hold ``"15"``, which it finds there instead."""
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
         out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
         columns = {c: value_codes(frame[c]) for c in self.columns}
         for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
-            pos = _positions(cols, index, columns)
+            pos = _positions(cols, index, columns, self.pins, held)
             out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
+        if held is not None:
+            held.update(self._values({c: columns[c][1] for c in self.columns}))
         return out
 
-    def _numbered(self) -> dict[str, list[tuple[str, list[Any]]]]:
-        """Per column, the :class:`~microplex.calibration.filters.NumberedCode` categories of each margin on it, with
-        the head of the message that refuses one (:func:`_where`)."""
+    def _asked(self) -> dict[str, list[tuple[str, list[Any]]]]:
+        """Per column, the numbers and :class:`~microplex.calibration.filters.NumberedCode` categories of each margin
+        on it, with the head of the message that refuses one (:func:`_where`)."""
         out: dict[str, list[tuple[str, list[Any]]]] = {}
         for cols, index in zip(self.keys, self.indexes, strict=True):
             for i, c in enumerate(cols):
-                codes = [v for v in (index if len(cols) == 1 else index.levels[i]) if isinstance(v, NumberedCode)]
+                codes = [v for v in (index if len(cols) == 1 else index.levels[i])
+                         if isinstance(v, NumberedCode) or is_integral_number(v)]
                 if codes:
                     out.setdefault(c, []).append((_where(cols, c), codes))
         return out
 
     @property
-    def has_numbered(self) -> bool:
-        """Whether a category is a code kept as its text and its number (``'015'`` under ``county in {13, 15}``),
-        which :meth:`check_numbered` checks on the values of the whole dataset."""
-        return bool(self._numbered())
+    def reads_dataset_values(self) -> bool:
+        """Whether a category is a number or a code kept as its text and its number (``'015'`` under
+        ``county in {13, 15}``), which find their records among the values of the whole dataset (:meth:`settle`)."""
+        return bool(self._asked())
 
-    def numbered_forms(self, frame: pd.DataFrame) -> dict[str, set[Any]]:
-        """Per column, the values of ``frame`` (one partition) that the numbered categories on it may find by their
-        text or their number (:func:`~microplex.calibration.design.numbered_code_forms`); the union of those of every
-        partition (:func:`union_forms`) is what :meth:`check_numbered` reads."""
-        return {c: set(numbered_code_forms(value_codes(frame[c])[1], [v for _, codes in asked for v in codes]))
-                for c, asked in self._numbered().items() if c in frame.columns}
+    def _values(self, uniques: dict[str, pd.Index]) -> dict[tuple[str, str], set[Any]]:
+        """:meth:`held_values` of the columns' values ``uniques``."""
+        return {("values", c): set(lookup_forms(uniques[c], [v for _, codes in asked for v in codes]))
+                for c, asked in self._asked().items()
+                if c in uniques and not pd.api.types.is_numeric_dtype(uniques[c].dtype)}
 
-    def check_numbered(self, held: dict[str, set[Any]]) -> None:
-        """Refuses a numbered category (``'015'`` combined with 15) where the dataset, whose partitions hold the values
-        ``held`` (:meth:`numbered_forms`, united), holds ``"015"`` and its number finds another value there
-        (``"15"``): a partition's own check (:meth:`codes`) sees one file only, where ``"15"`` may be absent. The
-        message is the one :meth:`codes` gives on the whole dataset in memory (``rake_frame``)."""
-        for c, asked in self._numbered().items():
-            values = pd.Index(sorted(held.get(c, ()), key=lambda v: (str(v), repr(v))), dtype=object)
+    def held_values(self, frame: pd.DataFrame) -> dict[tuple[str, str], set[Any]]:
+        """Per text column, under ``("values", column)``, the values of ``frame`` (one partition) that the numbers and
+        numbered categories on it may find by their text or their number
+        (:func:`~microplex.calibration.design.lookup_forms`); the union of those of every partition
+        (:func:`union_forms`) is what :meth:`settle` reads."""
+        return self._values({c: value_codes(frame[c])[1] for c in self._asked() if c in frame.columns})
+
+    def settle(self, held: dict[tuple[str, str], set[Any]]) -> bool:
+        """Resolves the numbers and numbered categories on the values of the whole dataset, whose partitions hold the
+        values ``held`` (:meth:`codes`' or :meth:`held_values`', united): refuses a numbered category (``'015'``
+        combined with 15) where the dataset holds ``"015"`` and its number finds another value there (``"15"``),
+        with the message :meth:`codes` gives on the whole dataset in memory (``rake_frame``); pins each number to the
+        value it finds in the whole dataset (``"15"`` in one file, ``"015"`` in another: ``"15"``). Returns whether a
+        partition coded before found a number elsewhere (``"015"``), so that its codes must be computed again."""
+        pins: dict[str, dict[Any, Any]] = {}
+        for c, asked in self._asked().items():
+            if ("values", c) not in held:
+                continue  # a numeric column (or none of the data): a number is its value there
+            values = pd.Index(sorted(held[("values", c)], key=lambda v: (str(v), repr(v))), dtype=object)
             for where, codes in asked:
-                lookup_values(values, codes, where)
+                lookup_values(values, [v for v in codes if isinstance(v, NumberedCode)], where)
+            numbers = list(dict.fromkeys(v for _, codes in asked for v in codes if not isinstance(v, NumberedCode)))
+            at = lookup_values(values, numbers)
+            pins[c] = {v: values[a] if a >= 0 else None for v, a in zip(numbers, at, strict=True)}
+        self.pins = pins
+        return any(found != pins[c].get(v) for (kind, c), pairs in held.items() if kind == "found" and c in pins
+                   for v, found in pairs)
 
 
-def union_forms(*parts: dict[str, set[Any]]) -> dict[str, set[Any]]:
-    """The union, column by column, of partitions' :meth:`_Codes.numbered_forms`."""
-    out: dict[str, set[Any]] = {}
+def union_forms(*parts: dict[Any, set[Any]]) -> dict[Any, set[Any]]:
+    """The union, key by key, of partitions' :meth:`_Codes.held_values` (and of the pairs :meth:`_Codes.codes`
+    reports)."""
+    out: dict[Any, set[Any]] = {}
     for part in parts:
         for c, values in part.items():
             out.setdefault(c, set()).update(values)
@@ -102,17 +137,39 @@ def _category_index(cats: list[tuple], width: int) -> pd.Index:
     return pd.MultiIndex.from_arrays(columns) if width > 1 else columns[0]
 
 
-def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]]) -> np.ndarray:
+def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]],
+               pins: dict[str, dict[Any, Any]] | None = None,
+               held: dict[tuple[str, str], set[Any]] | None = None) -> np.ndarray:
     """The category of ``index`` (a margin on ``cols``) of every record, ``-1`` when in none. A category is matched
     to a column's values as a target's filter value is by :class:`~microplex.calibration.Calibrator` (the design's
     ``lookup_values``: ``"1"`` finds 1 in an integer column, and 2, as a targets CSV reads ``g == 2``, finds ``"2"`` in a
-    text column; a boolean is no number)."""
+    text column; a boolean is no number); a number asked of a text column finds the value ``pins`` holds for it (that
+    of the whole dataset, :meth:`_Codes.settle`), else one of the column's values here, reported in ``held``
+    (:meth:`_Codes.codes`)."""
     levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
-    found = []  # per column: the position of each category's value among the column's values
+    found, unsure = [], []  # per column: each category's value's position among the column's values; found by zeros
     for i, c in enumerate(cols):
-        at = lookup_values(columns[c][1], list(levels[i]), _where(cols, c))
+        values, uniques = list(levels[i]), columns[c][1]
+        at = lookup_values(uniques, values, _where(cols, c))
+        padded = np.zeros(len(values), dtype=bool)
+        if not pd.api.types.is_numeric_dtype(uniques.dtype) and pins is not None and c in pins:
+            numbers = [k for k, v in enumerate(values) if is_integral_number(v)]
+            pinned = [pins[c].get(values[k]) for k in numbers]
+            if numbers:  # one lookup of every pinned value
+                hit = uniques.get_indexer(pd.Index(pinned, dtype=object))
+                at[numbers] = np.where([p is None for p in pinned], -1, hit)
+        elif not pd.api.types.is_numeric_dtype(uniques.dtype) and held is not None:
+            pairs = held.setdefault(("found", c), set())
+            for k, v in enumerate(values):
+                if is_integral_number(v) and at[k] >= 0:
+                    value = to_python(uniques[at[k]])
+                    pairs.add((v, value))
+                    padded[k] = found_by_padding(v, value)
         found.append(at if len(cols) == 1 else at[index.codes[i]])
+        unsure.append(padded if len(cols) == 1 else padded[index.codes[i]])
     ok = np.logical_and.reduce([f >= 0 for f in found])
+    if held is not None and ok.any():
+        _leave_out_unsure(cols, index, found, unsure, ok, held)
     if not ok.any():
         return np.full(len(columns[cols[0]][0]), -1, dtype=np.int64)
     keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
@@ -126,6 +183,23 @@ def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[
         )
     pos = keys.get_indexer(pd.MultiIndex.from_arrays([columns[c][0] for c in cols]))
     return np.where(pos >= 0, np.flatnonzero(ok)[np.maximum(pos, 0)], -1)
+
+
+def _leave_out_unsure(cols: tuple[str, ...], index: pd.Index, found: list[np.ndarray], unsure: list[np.ndarray],
+                      ok: np.ndarray, held: dict[tuple[str, str], set[Any]]) -> None:
+    """Takes out of ``ok`` the categories that name the records of another one only through a number found by a code
+    written with zeros in this partition (15 finding ``"015"`` beside ``'015'``): the whole dataset may hold
+    ``"15"``, which the number finds there instead; each is reported as (number, ``None``) in ``held`` so that
+    :meth:`_Codes.settle` has the partition coded again once the numbers are pinned (where the number finds
+    ``"015"`` in the whole dataset too, that coding refuses the two categories, as in memory)."""
+    keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
+    if not keys.has_duplicates:
+        return
+    at = np.flatnonzero(ok)[keys.duplicated(keep=False)]
+    for i, c in enumerate(cols):
+        for r in at[unsure[i][at]]:
+            held[("found", c)].add((index[r] if len(cols) == 1 else index[r][i], None))
+            ok[r] = False
 
 
 class _Margins:
@@ -259,6 +333,16 @@ def _frame_part(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Margin codes and initial weights (the column ``weight_col``, else ``initial`` for every record)."""
     return margins.codes(frame), initial_weights(frame, weight_col, initial)
+
+
+def held_part(
+    frame: pd.DataFrame, coder: _Codes, weight_col: str | None, initial: float = 1.0
+) -> tuple[tuple[np.ndarray, np.ndarray], dict[tuple[str, str], set[Any]]]:
+    """:func:`_frame_part` of one partition in the first pass over a dataset, with the values it holds that the
+    numbers and numbered categories may find, and what they found there (:meth:`_Codes.codes`' ``held``)."""
+    held: dict[tuple[str, str], set[Any]] = {}
+    codes = coder.codes(frame, held)
+    return (codes, initial_weights(frame, weight_col, initial)), held
 
 
 def initial_weights(frame: pd.DataFrame, weight_col: str | None, initial: float = 1.0) -> np.ndarray:

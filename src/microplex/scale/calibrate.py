@@ -56,7 +56,7 @@ from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, a
 from ..calibration.solver import SolverResult, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
-from ._margins import _as_margins, _Codes, _frame_part, _Margins, check_text_partition_keys, union_forms
+from ._margins import _as_margins, _frame_part, _Margins, check_text_partition_keys, held_part, union_forms
 from ._layout import dask_files, dask_read_options
 from .sources import check_same_schema, parquet_files
 
@@ -104,15 +104,16 @@ def _tree(items: list, combine) -> Any:
 
 
 def _checked_pass(run: Callable[[Any], Any], tree: Any, forms: list, union: Callable[..., Any],
-                  check: Callable[[Any], None]) -> Any:
+                  settle: Callable[[Any], bool]) -> tuple[Any, bool]:
     """``tree`` (a pass over the partitions) computed together with the union of ``forms``, the values the
-    partitions hold that numbered categories (``'015'`` kept with 15) may find, collected from the same reads of
-    the partitions (no other pass); ``check`` refuses those categories on the values of the whole dataset."""
+    partitions hold that numbers and numbered categories (``'015'`` kept with 15) may find and what they found
+    there, collected from the same reads of the partitions (no other pass); ``settle`` resolves those categories on
+    the values of the whole dataset (or refuses them) and says whether a partition must be coded again (a number
+    found ``"015"`` in one file where the dataset holds ``"15"``). Returns the pass's result and that answer."""
     import dask
 
     out, held = run(dask.delayed(tuple)([tree, _tree(forms, union)]))
-    check(held)
-    return out
+    return out, settle(held)
 
 
 @dataclass
@@ -360,6 +361,8 @@ def rake_frame(
         raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
     mg = _Margins(_as_margins(margins))
     codes, d = _frame_part(frame, mg, weight_col, initial)
+    if mg.coder.reads_dataset_values:  # result.weights(part) finds a number's records as the whole frame does
+        mg.coder.settle(mg.coder.held_values(frame))
     cells, dsum, _ = _cells(codes, d)
     return _solve_cells(cells, dsum, mg, len(frame), 1, dist=dist, bounds=bounds, tol=tol, max_iter=max_iter,
                         force=force, weight_col=weight_col, initial_weight=initial)
@@ -519,35 +522,46 @@ def rake_dataset(
         areas = run(_tree([dask.delayed(area_table)(p, geography) for p in ddf[geography].to_delayed()], merge_areas))
         check_areas(areas, mg.targets, geography)
     ddf = ddf[columns]
-    coder = dask.delayed(mg.coder)  # one task of the graph, not a copy of the margins in every partition's task
     pieces = ddf.to_delayed()
-    parts = [dask.delayed(_frame_part)(p, coder, weight_col, initial) for p in pieces]
-    # a category '015' kept with its number 15 is checked on the values of every file ("15" in one, "015" in another),
-    # collected in the first pass from the partitions it reads anyway
-    forms = [dask.delayed(_Codes.numbered_forms)(coder, p) for p in pieces] if mg.coder.has_numbered else []
 
-    def first_pass(tree):
-        nonlocal forms
-        if not forms:
-            return run(tree)
-        out = _checked_pass(run, tree, forms, union_forms, mg.coder.check_numbered)
-        forms = []
+    def coded(make: Callable = _frame_part) -> list:
+        coder = dask.delayed(mg.coder)  # one task of the graph, not a copy of the margins in every partition's task
+        return [dask.delayed(make)(p, coder, weight_col, initial) for p in pieces]
+
+    parts = coded()
+    # numbers and codes '015' kept with their number 15 find their records among the values of every file ("15" in
+    # one, "015" in another), collected in the first pass from the partitions it reads anyway; where a file found
+    # a number elsewhere, the pass is made again with the numbers pinned
+    settling, again = mg.coder.reads_dataset_values, 0
+
+    def first_pass(tree: Callable[[list], Any]) -> Any:
+        nonlocal settling, parts, again
+        if not settling:
+            return run(tree(parts))
+        settling = False
+        read = coded(held_part)
+        out, recode = _checked_pass(run, tree([r[0] for r in read]), [r[1] for r in read], union_forms,
+                                    mg.coder.settle)
+        if recode:
+            parts, again = coded(), 1
+            out = run(tree(parts))
         return out
 
     if max_cells > 0:
-        cells, dsum, count = first_pass(_tree([dask.delayed(_part_cells)(p) for p in parts], _merge))
+        cells, dsum, count = first_pass(lambda ps: _tree([dask.delayed(_part_cells)(p) for p in ps], _merge))
         if len(cells) <= max_cells:
             logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
-            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + (geography is not None), **kw)
+            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + again + (geography is not None), **kw)
 
     logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
 
     def reduce(lam, distance, bnds, need_potential):
         at = dask.delayed(lam)  # shipped once a pass, not with every partition's task
-        return first_pass(_tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in parts], add_parts))
+        return first_pass(lambda ps: _tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in ps],
+                                           add_parts))
 
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
     w0, n_units = op.last["total_weight"], op.last["n_units"]
     return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0,
-                  passes0=int(max_cells > 0) + (geography is not None), **kw)
+                  passes0=int(max_cells > 0) + again + (geography is not None), **kw)
