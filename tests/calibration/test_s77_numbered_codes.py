@@ -86,6 +86,16 @@ def _frame_message(frame: pd.DataFrame, t: Targets) -> str:
     return str(info.value)
 
 
+def _refused_as_in_memory(folder: Path, a: pd.DataFrame, b: pd.DataFrame, t, max_cells: int) -> str:
+    """``rake_dataset`` over the files ``a`` and ``b`` refuses ``t`` with ``rake_frame``'s message on the two
+    concatenated; returns the message."""
+    expected = _frame_message(pd.concat([a, b], ignore_index=True), t)
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(_files(folder, a, b), t, weight_col="w", max_cells=max_cells)
+    assert str(info.value) == expected
+    return expected
+
+
 _A = pd.DataFrame({"county": ["15"] * 3 + ["13"] * 5, "sex": [1, 2] * 4, "w": 1.0})
 _B = pd.DataFrame({"county": ["015"] * 2 + ["13"] * 2, "sex": [1, 2] * 2, "w": 1.0})
 
@@ -115,11 +125,8 @@ def test_rake_dataset_refuses_a_numbered_code_whose_number_finds_several_padded_
     a = pd.DataFrame({"county": ["015"] * 3 + ["013"] * 5, "w": 1.0})
     b = pd.DataFrame({"county": ["0015"] * 2 + ["013"] * 2, "w": 1.0})
     t = Targets.from_margins({"county": {"015": 4}}, filters="county in {13, 15}")
-    expected = _frame_message(pd.concat([a, b], ignore_index=True), t)
+    expected = _refused_as_in_memory(tmp_path / "d", a, b, t, max_cells)
     assert "several codes of 15" in expected
-    with pytest.raises(DataValidationError) as info:
-        rake_dataset(_files(tmp_path / "d", a, b), t, weight_col="w", max_cells=max_cells)
-    assert str(info.value) == expected
 
 
 @pytest.mark.parametrize("max_cells", [2_000_000, 0])
@@ -202,10 +209,7 @@ def test_rake_dataset_finds_no_record_for_a_number_whose_padded_codes_differ_ove
     a = pd.DataFrame({"county": ["015"] * 3 + ["13"] * 5, "w": 1.0})
     b = pd.DataFrame({"county": ["0015"] * 2 + ["13"] * 2, "w": 1.0})
     margins = {"county": {15: 6, "13": 9}}
-    expected = _frame_message(pd.concat([a, b], ignore_index=True), margins)
-    with pytest.raises(DataValidationError) as info:
-        rake_dataset(_files(tmp_path / "d", a, b), margins, weight_col="w", max_cells=max_cells)
-    assert str(info.value) == expected
+    _refused_as_in_memory(tmp_path / "d", a, b, margins, max_cells)
 
 
 @pytest.mark.parametrize("max_cells", [2_000_000, 0])
@@ -215,11 +219,8 @@ def test_rake_dataset_refuses_a_number_and_its_padded_code_as_in_memory(max_cell
     a = pd.DataFrame({"county": ["015"] * 3 + ["013"] * 5, "w": 1.0})
     b = pd.DataFrame({"county": ["013"] * 2 + ["017"] * 2, "w": 1.0})
     margins = {"county": {15: 6, "015": 4, "013": 9}}
-    expected = _frame_message(pd.concat([a, b], ignore_index=True), margins)
+    expected = _refused_as_in_memory(tmp_path / "d", a, b, margins, max_cells)
     assert "lists 15 and '015'" in expected
-    with pytest.raises(DataValidationError) as info:
-        rake_dataset(_files(tmp_path / "d", a, b), margins, weight_col="w", max_cells=max_cells)
-    assert str(info.value) == expected
 
 
 @pytest.mark.parametrize("max_cells", [2_000_000, 0])
