@@ -388,7 +388,7 @@ def rake_linked(
     import dask
 
     from ..calibration.operator import PartitionedOperator, add_parts, part_point
-    from .calibrate import _checked_pass, _solve, _tree
+    from .calibrate import _Passes, _solve, _tree
 
     if not isinstance(household_id, str) or not household_id:
         raise DataValidationError(
@@ -418,32 +418,22 @@ def rake_linked(
         at_lm = dask.delayed(lm.coder)  # one task of the graph: the codes, not the targets, and not in every pair's task
         return [dask.delayed(linked_part)(pair, at_lm, household_id, weight_col, initial, forms) for pair in pairs]
 
-    parts = coded()
-
     def point(part, lam, distance, bnds):
         return part_point(part, lam, distance, bnds, True)
 
     # numbers and codes '015' kept with 15 find their records among every pair's values, collected in the first pass;
     # where a pair found a number elsewhere ("015" in its file, "15" in another), the pass is made again, pinned
-    settling, again = lm.coder.reads_dataset_values, 0
+    passes = _Passes(run, coded, lambda: [(r[:2], r[2]) for r in coded(True)], union_linked_forms, lm.coder.settle,
+                     lm.coder.reads_dataset_values)
 
     def reduce(lam, distance, bnds, need_potential):
-        nonlocal settling, parts, again
-        if not settling:
-            return run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
-        settling = False
-        read = coded(True)
-        tree = _tree([dask.delayed(point)(r[:2], dask.delayed(lam), distance, bnds) for r in read], add_parts)
-        out, recode = _checked_pass(run, tree, [r[2] for r in read], union_linked_forms, lm.coder.settle)
-        if recode:
-            parts, again = coded(), 1
-            out = run(_tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in parts], add_parts))
-        return out
+        return passes(lambda ps: _tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in ps],
+                                       add_parts))
 
     op = PartitionedOperator(lm.m, reduce)
     first = op.at(np.zeros(lm.m), kw["dist"], kw["bounds"])
     w0, n_units = op.last["total_weight"], op.last["n_units"]
-    result = _solve(op, lm, first.achieved, w0, n_units, first, n_cells=0, passes0=again, weight_col=weight_col,
+    result = _solve(op, lm, first.achieved, w0, n_units, first, n_cells=0, passes0=passes.again, weight_col=weight_col,
                     initial_weight=initial, **kw)
     result.household_id = household_id
     return result

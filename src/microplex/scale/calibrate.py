@@ -103,17 +103,33 @@ def _tree(items: list, combine) -> Any:
     return items[0]
 
 
-def _checked_pass(run: Callable[[Any], Any], tree: Any, forms: list, union: Callable[..., Any],
-                  settle: Callable[[Any], bool]) -> tuple[Any, bool]:
-    """``tree`` (a pass over the partitions) computed together with the union of ``forms``, the values the
-    partitions hold that numbers and numbered categories (``'015'`` kept with 15) may find and what they found
-    there, collected from the same reads of the partitions (no other pass); ``settle`` resolves those categories on
-    the values of the whole dataset (or refuses them) and says whether a partition must be coded again (a number
-    found ``"015"`` in one file where the dataset holds ``"15"``). Returns the pass's result and that answer."""
-    import dask
+class _Passes:
+    """The passes over a dataset's partitions, the first of which settles the numbers and numbered categories
+    (``'015'`` kept with 15): computed together with it, the union (``union``) of the values the partitions hold that
+    those may find and of what they found there, collected from the same reads (no other pass); ``settle`` resolves
+    them on the values of the whole dataset (or refuses them) and says whether a partition must be coded again (a
+    number found ``"015"`` in one file where the dataset holds ``"15"``): then that pass is made again on the
+    partitions coded anew (``again``: 1). ``coded()`` gives the partitions' parts, ``coded_held()`` pairs (part,
+    values held) of the first pass; ``settling``: whether any category needs it (else every pass is plain)."""
 
-    out, held = run(dask.delayed(tuple)([tree, _tree(forms, union)]))
-    return out, settle(held)
+    def __init__(self, run: Callable[[Any], Any], coded: Callable[[], list], coded_held: Callable[[], list],
+                 union: Callable[..., Any], settle: Callable[[Any], bool], settling: bool) -> None:
+        self.run, self.coded, self.coded_held, self.union, self.settle = run, coded, coded_held, union, settle
+        self.parts, self.again, self._settling = coded(), 0, settling
+
+    def __call__(self, tree: Callable[[list], Any]) -> Any:
+        """The pass ``tree(parts)`` (the partitions' parts reduced to one delayed result), computed."""
+        import dask
+
+        if not self._settling:
+            return self.run(tree(self.parts))
+        self._settling = False
+        read = self.coded_held()
+        out, held = self.run(dask.delayed(tuple)([tree([r[0] for r in read]), _tree([r[1] for r in read], self.union)]))
+        if self.settle(held):
+            self.parts, self.again = self.coded(), 1
+            out = self.run(tree(self.parts))
+        return out
 
 
 @dataclass
@@ -210,6 +226,11 @@ def _covering_margins(mg: _Margins, initial: np.ndarray, w0: float) -> dict[Any,
             if w0 > 0 and float(np.sum(initial[idx])) >= (1 - 1e-12) * w0}
 
 
+def _cells_design(op: MatrixOperator, mg: _Margins, d: np.ndarray) -> Design:
+    """The design of the observed-cell table ``op`` (cells as units) with initial weights ``d``."""
+    return Design(op.x, mg.totals, d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+
+
 def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float,
                  bounds: tuple[float, float]) -> float:
     """The factor a solve without bounds brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
@@ -220,7 +241,7 @@ def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial
     if np.isfinite(bounds[1]) or bounds[0] > 0:
         return 1.0
     if isinstance(op, MatrixOperator):
-        design = Design(op.x, mg.totals, op.d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+        design = _cells_design(op, mg, op.d)
     elif _covering_margins(mg, initial, w0):
         design = totals_design(mg.targets, initial)
     else:
@@ -263,13 +284,11 @@ def _solve(
         logger.warning(msg)
     # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0.
     # From weights times `scale`: the same ratios solve X'(d g) = t / scale, each misfit measured in the targets' units
+    # (at scale 1 this is the plain solve: natural=initial gives the solver that denominator itself)
     t = mg.totals
-    if scale == 1.0:
-        sol = solve_dual(op, t, dist, bounds, tol=tol, max_iter=max_iter, first=first, natural=initial)
-    else:
-        sol = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=max_iter, first=first,
-                         denom=misfit_denominator(t, initial * scale, tol) / scale)
-        sol.achieved = sol.achieved * scale
+    sol = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=max_iter, first=first,
+                     denom=misfit_denominator(t, initial * scale, tol) / scale)
+    sol.achieved = sol.achieved * scale
     if isinstance(op, PartitionedOperator):
         total, n_bad = op.last["total_weight"] * scale, op.last["n_nonfinite"]
     else:
@@ -329,7 +348,7 @@ def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Dis
     if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
         return hint
     d = op.d * scale
-    design = Design(op.x, mg.totals, d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
+    design = _cells_design(op, mg, d)
     why, _ = explain_failure(design, *box(d, bounds, dist.nonnegative), solver_converged=solver_converged,
                              misfit=misfit)
     return why or hint
@@ -528,40 +547,27 @@ def rake_dataset(
         coder = dask.delayed(mg.coder)  # one task of the graph, not a copy of the margins in every partition's task
         return [dask.delayed(make)(p, coder, weight_col, initial) for p in pieces]
 
-    parts = coded()
     # numbers and codes '015' kept with their number 15 find their records among the values of every file ("15" in
     # one, "015" in another), collected in the first pass from the partitions it reads anyway; where a file found
     # a number elsewhere, the pass is made again with the numbers pinned
-    settling, again = mg.coder.reads_dataset_values, 0
-
-    def first_pass(tree: Callable[[list], Any]) -> Any:
-        nonlocal settling, parts, again
-        if not settling:
-            return run(tree(parts))
-        settling = False
-        read = coded(held_part)
-        out, recode = _checked_pass(run, tree([r[0] for r in read]), [r[1] for r in read], union_forms,
-                                    mg.coder.settle)
-        if recode:
-            parts, again = coded(), 1
-            out = run(tree(parts))
-        return out
+    passes = _Passes(run, coded, lambda: coded(held_part), union_forms, mg.coder.settle, mg.coder.reads_dataset_values)
 
     if max_cells > 0:
-        cells, dsum, count = first_pass(lambda ps: _tree([dask.delayed(_part_cells)(p) for p in ps], _merge))
+        cells, dsum, count = passes(lambda ps: _tree([dask.delayed(_part_cells)(p) for p in ps], _merge))
         if len(cells) <= max_cells:
             logger.info("Calibrating %s: %d observed cells, solved in memory.", path, len(cells))
-            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + again + (geography is not None), **kw)
+            return _solve_cells(cells, dsum, mg, int(round(count.sum())), 1 + passes.again + (geography is not None),
+                                **kw)
 
-    logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(parts))
+    logger.info("Calibrating %s: one pass over %d partitions per evaluation.", path, len(passes.parts))
 
     def reduce(lam, distance, bnds, need_potential):
         at = dask.delayed(lam)  # shipped once a pass, not with every partition's task
-        return first_pass(lambda ps: _tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in ps],
-                                           add_parts))
+        return passes(lambda ps: _tree([dask.delayed(_part_point)(p, mg.m, at, distance, bnds) for p in ps],
+                                       add_parts))
 
     op = PartitionedOperator(mg.m, reduce)
     first = op.at(np.zeros(mg.m), dist, bounds)  # lambda = 0: the initial totals (F(0) = 1)
     w0, n_units = op.last["total_weight"], op.last["n_units"]
     return _solve(op, mg, first.achieved, w0, n_units, first, n_cells=0,
-                  passes0=int(max_cells > 0) + again + (geography is not None), **kw)
+                  passes0=int(max_cells > 0) + passes.again + (geography is not None), **kw)
