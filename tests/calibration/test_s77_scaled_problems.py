@@ -54,7 +54,10 @@ def _problem(draw) -> tuple[pd.DataFrame, list[Target], str, tuple[float, float]
     some that no weights reach), or a count over one group beside sums and means."""
     n = draw(st.integers(2, 20))
     g = draw(st.lists(st.sampled_from("abc"), min_size=n, max_size=n))
-    y = draw(st.lists(st.one_of(st.floats(-1e3, 1e3), st.sampled_from([0.0, 1.0, 40.0, -3.0])), min_size=n, max_size=n))
+    # values whose sums stay normal floats in every unit drawn (1e-10 x 1e-10): a subnormal sum (2.2e-309 x 1e-10)
+    # holds a few bits, so no solve can agree with the one at 1 to 1e-8 there
+    normal = st.floats(-1e3, 1e3, allow_subnormal=False).filter(lambda v: v == 0 or abs(v) >= 1e-200)
+    y = draw(st.lists(st.one_of(normal, st.sampled_from([0.0, 1.0, 40.0, -3.0])), min_size=n, max_size=n))
     w = draw(st.lists(st.floats(0.5, 50.0), min_size=n, max_size=n))
     df = pd.DataFrame({"g": pd.Series(g, dtype=object), "y": pd.Series(y, dtype=float), "weight": w})
     present = sorted(set(g))
@@ -84,7 +87,7 @@ def _problem(draw) -> tuple[pd.DataFrame, list[Target], str, tuple[float, float]
     return df, targets, method, bounds
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(problem=_problem(), factors=st.sampled_from(FACTORS))
 def test_a_problem_in_other_units_gives_the_same_weights_or_the_same_refusal(problem, factors):
     """Before: of 300 such problems (without sums that no weights reach) in 8 units each, 118 pairs differed, each
