@@ -1,5 +1,6 @@
 """Raw errors from files and fits: a RangeIndex with a name in a Parquet file's pandas metadata (rake_dataset),
-damaged pandas metadata (arrow_frame, read_table, rake_dataset), a second household size column."""
+damaged pandas metadata (arrow_frame, read_table, rake_dataset), a household size column (a second one, a
+copy of the size: tests/test_s78_size_copies.py)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def test_sound_pandas_metadata_reads_as_before(tmp_path):
     pd.testing.assert_frame_equal(read_table(path)[["g", "w", "pid"]], frame[["g", "w", "pid"]])
 
 
-# -- 3. a second household column equal to the person count ---------------------------------------------------------
+# -- 3. a household column equal to the person count -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def eusilc_small():
@@ -114,24 +115,6 @@ def eusilc_small():
 
     data = load_dataset("eusilc")
     return data[data["db030"] <= 300].reset_index(drop=True)
-
-
-@pytest.mark.parametrize("size_var", [None, "hsize"])
-def test_a_second_column_equal_to_the_person_count_is_refused_at_fit(eusilc_small, size_var):
-    from microplex import HouseholdSynthesizer
-
-    data = eusilc_small.assign(n_members=eusilc_small["hsize"])
-    hs = HouseholdSynthesizer(["db040", "hsize", "n_members", "hy040n"], ["age", "rb090"], "db030",
-                              household_weight="db090", size_var=size_var, epochs=1, hidden_features=(8,),
-                              transforms=1)
-    with pytest.raises(DataValidationError, match=r"\['n_members'\] equal the number of person records in every "
-                                                  r"household, as the size 'hsize' does.*Leave them out"):
-        hs.fit(data, seed=0)
-    # the column first in 'household_vars' is the size; the copy named is the other one
-    hs = HouseholdSynthesizer(["db040", "n_members", "hsize", "hy040n"], ["age", "rb090"], "db030",
-                              household_weight="db090", epochs=1, hidden_features=(8,), transforms=1)
-    with pytest.raises(DataValidationError, match=r"\['hsize'\] equal .* as the size 'n_members' does"):
-        hs.fit(data, seed=0)
 
 
 def test_one_column_equal_to_the_person_count_is_the_size(eusilc_small):

@@ -66,6 +66,7 @@ def save_fitted(hs: HouseholdSynthesizer, path: str | os.PathLike) -> None:
     meta: dict[str, Any] = {
         "format": _FORMAT, "microplex_version": __version__, "params": params,
         "size_col": hs.size_col_, "household_cols": hs.household_cols_, "early_cols": hs.early_cols_,
+        "size_copies": hs.size_copies_,
         "total_weight": hs.total_weight_, "max_size": hs.max_size_, "na_ages": hs.na_ages_,
         "person_dtypes": hs.person_dtypes_, "member_numeric": hs.member_numeric_,
         "member_categorical": hs.member_categorical_, "context_cols": hs.context_cols_,
@@ -197,13 +198,20 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     household_cols = _names(meta.get("household_cols"), where, "household_cols")
     if household_cols not in (hh_vars, hh_vars + [size_col]) or size_col not in household_cols:
         raise _fail(where, "household_cols", f"the household variables {hh_vars} (and the size)", household_cols)
+    # absent from files written before copies of the size were kept (fit refused them): none
+    copies = _names(meta.get("size_copies", []), where, "size_copies")
+    if not set(copies) <= set(hh_vars) - {size_col, hs.geography, *hs.late_household_vars}:
+        raise _fail(where, "size_copies", f"household variables of {hh_vars} other than the size {size_col!r}, the "
+                    "geography and the late household variables", copies)
     early = _names(meta.get("early_cols"), where, "early_cols")
-    if early != [c for c in household_cols if c not in hs.late_household_vars] or size_col not in early:
-        raise _fail(where, "early_cols", "the household columns that are not late", early)
+    if early != [c for c in household_cols if c not in hs.late_household_vars and c not in copies] or (
+            size_col not in early):
+        raise _fail(where, "early_cols", "the household columns that are neither late nor copies of the size", early)
     allotted = meta.get("allotted")
     if allotted not in {size_col, hs.geography} - {None}:
         raise _fail(where, "allotted", "the size or the geography column", allotted)
     hs.size_col_, hs.household_cols_, hs.early_cols_, hs.allotted_ = size_col, household_cols, early, allotted
+    hs.size_copies_ = copies
     hs.total_weight_ = _number(meta.get("total_weight"), where, "total_weight", low=0.0)
     max_size = meta.get("max_size")
     if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= _MAX_SIZE:

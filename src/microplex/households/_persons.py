@@ -109,7 +109,8 @@ def draw_persons(
     hs: HouseholdSynthesizer, hh: pd.DataFrame, ss: np.random.SeedSequence
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draws the persons of households ``hh``, then any late household variables missing
-    from ``hh``; returns both frames (as in :meth:`HouseholdSynthesizer.sample`).
+    from ``hh``, and writes the copies of the size; returns both frames (as in
+    :meth:`HouseholdSynthesizer.sample`).
 
     The person models' conditions include internal member summaries (``_m_*``) computed from drawn
     members; their :class:`~microplex.ExtrapolationWarning` (a drawn summary beyond the training
@@ -193,6 +194,9 @@ def _draw_persons(
         drawn = hs.late_model_.generate(context(hs, hh, np.arange(len(hh)), state), seed=int_seed(ss_late))
         for c in missing:
             hh[c] = drawn[c].to_numpy()
+    for c in hs.size_copies_:  # never drawn: the size, so the persons drawn, by construction
+        hh[c] = hh[hs.size_col_].to_numpy()
+    if missing or hs.size_copies_:
         extra = [c for c in hh.columns if c not in (hs.household_id, *hs.household_cols_)]
         hh = hh[[hs.household_id, *hs.household_cols_, *extra]]
     return hh, persons

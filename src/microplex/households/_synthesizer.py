@@ -45,7 +45,7 @@ from ._persons import (
     order_members,
     teacher_forced,
 )
-from ._validation import check_households, check_numeric, check_sizes, na_age_thresholds
+from ._validation import check_households, check_numeric, check_size_copies, check_sizes, na_age_thresholds
 
 __all__ = ["HouseholdSynthesizer"]
 
@@ -92,9 +92,9 @@ class HouseholdSynthesizer(Estimator):
         Household variable holding the household size; ``None`` takes the household variable
         equal to the number of person records in every household, or, if there is none, adds a
         ``"n_persons"`` household variable counting the person records. Another household variable
-        also equal to the number of person records in every household (a copy of the size) is refused,
-        naming it (:class:`DataValidationError`): drawn by the household model, it would disagree with
-        the persons drawn.
+        also equal to the number of person records in every household (a copy of the size, such as
+        ``n_persons`` beside ``hh_size``) is not modelled: every output writes it as a copy of the size,
+        so it equals the persons drawn (:attr:`size_copies_`).
     geography : str, default=None
         Categorical household variable (region, state, ...) allotted by its weighted training
         shares; the other household variables are conditioned on it. Without it, the size is
@@ -146,6 +146,9 @@ class HouseholdSynthesizer(Estimator):
         For each age limit, the person variables that apply from that age on.
     size_col_ : str
         The household size column.
+    size_copies_ : list of str
+        The other household variables equal to the number of person records in every training household:
+        written as copies of ``size_col_`` by :meth:`sample` and :meth:`generate`, never drawn.
     allotted_ : str
         The column allotted by its weighted training shares in :meth:`sample` (the geography,
         or the size).
@@ -296,15 +299,21 @@ class HouseholdSynthesizer(Estimator):
             self.size_col_ = SIZE_COL
             hh[SIZE_COL] = counts.to_numpy()
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
+        # Other household variables equal to the number of person records (``n_persons`` beside ``hh_size``) are
+        # copies of the size: no model draws them (drawn, they disagreed with the persons drawn), every output
+        # writes them as the size.
         copies = [c for c in sizes_among(hh, counts, hh_vars, (self.geography,)) if c != self.size_col_]
-        if copies:  # drawn by the household model like any variable, apart from the persons drawn
+        late = [c for c in copies if c in self.late_household_vars]
+        if late:
             raise DataValidationError(
-                f"The household variables {copies} equal the number of person records in every household, as the "
-                f"size {self.size_col_!r} does: drawn as household variables, they would disagree with the persons "
-                f"drawn. Leave them out of 'household_vars' (after sampling, each is a copy of {self.size_col_!r}).")
+                f"The 'late_household_vars' {late} equal the number of person records in every household, as the "
+                f"size {self.size_col_!r} does: they are copies of the size, not drawn after the persons. Leave them "
+                f"out of 'late_household_vars' (kept in 'household_vars', each is written as a copy of "
+                f"{self.size_col_!r}).")
+        self.size_copies_ = copies
         hh = hh.reset_index()
         self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [SIZE_COL])
-        self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars]
+        self.early_cols_ = [c for c in self.household_cols_ if c not in self.late_household_vars and c not in copies]
         hw = hh[weight].to_numpy(float) if weight else np.ones(len(hh))
         self.total_weight_ = float(hw.sum())
         if self.geography:
@@ -478,7 +487,8 @@ class HouseholdSynthesizer(Estimator):
         -------
         households : DataFrame
             One row per household: household id, household variables and a household weight
-            (the training households' total weight spread evenly).
+            (the training households' total weight spread evenly). The copies of the size
+            (:attr:`size_copies_`) are the size's values: the number of persons drawn.
         persons : DataFrame
             One row per person: household id, person id, person variables, household weight.
         """
@@ -497,7 +507,9 @@ class HouseholdSynthesizer(Estimator):
         ----------
         households : DataFrame
             One row per household with every household variable (and the size column); the
-            household id and weight columns are kept when present (ids default to 1..n).
+            household id and weight columns are kept when present (ids default to 1..n). The copies
+            of the size (:attr:`size_copies_`) may be left out: they are written as the size (given,
+            they must equal it).
         seed : int, default=None
 
         Returns
@@ -535,6 +547,7 @@ class HouseholdSynthesizer(Estimator):
                     f"expected one of {sorted(map(str, self.geography_shares_[0]))[:20]}."
                 )
         check_sizes(hh[self.household_id], hh[self.size_col_], None, self.size_col_)
+        check_size_copies(hh, self.household_id, self.size_col_, [c for c in self.size_copies_ if c in hh.columns])
         sizes = pd.to_numeric(hh[self.size_col_]).to_numpy(float)
         if len(sizes) and sizes.max() > self.max_size_:
             big = hh.loc[sizes > self.max_size_, self.household_id].tolist()[:5]

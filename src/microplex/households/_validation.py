@@ -13,7 +13,7 @@ from .._params import to_python
 from .._stats import check_household_ids
 from ._params import is_number
 
-__all__ = ["check_households", "check_numeric", "check_sizes", "na_age_thresholds"]
+__all__ = ["check_households", "check_numeric", "check_size_copies", "check_sizes", "na_age_thresholds"]
 
 
 def _ids(values: Sequence, limit: int = 5) -> str:
@@ -115,6 +115,37 @@ def check_sizes(ids: pd.Series, sizes: pd.Series, counts: pd.Series | None, size
             raise DataValidationError(
                 f"Household {_ids(ids.iloc[off])} has {size_col}={int(s[i])} but {int(c[i])} person "
                 f"records (household {_ids(ids.iloc[[i]])}); the size must equal the number of persons."
+            )
+
+
+def check_size_copies(households: pd.DataFrame, household_id: str, size_col: str, copies: Sequence[str]) -> None:
+    """The copies of the size given among ``households`` (to :meth:`HouseholdSynthesizer.generate`) equal the size
+    ``size_col`` (already checked by :func:`check_sizes`) in every household: each is written as the size, the
+    number of persons drawn.
+
+    Examples
+    --------
+    >>> hh = pd.DataFrame({"hid": [7, 8], "hsize": [2, 3], "n_persons": [2, 4]})
+    >>> check_size_copies(hh, "hid", "hsize", ["n_persons"])
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household variable 'n_persons' is a copy of the size 'hsize'...
+    """
+    size = pd.to_numeric(households[size_col]).to_numpy(float)
+    for col in copies:
+        values = households[col]
+        same = np.zeros(len(size), dtype=bool)  # text or booleans are no size
+        if is_number(values):
+            same = values.to_numpy(dtype=float, na_value=np.nan) == size
+        if not same.all():
+            bad = np.flatnonzero(~same)
+            first = to_python(values.iloc[bad[0]]), to_python(households[size_col].iloc[bad[0]])
+            raise DataValidationError(
+                f"Household variable {col!r} is a copy of the size {size_col!r} (it equalled the number of person "
+                f"records in every training household), but differs from it in household "
+                f"{_ids(households[household_id].iloc[bad])} ({col}={first[0]!r}, {size_col}={first[1]!r} in "
+                f"household {_ids(households[household_id].iloc[bad[:1]])}). Give the size's values, or leave the "
+                f"column out: it is written as a copy of {size_col!r}, the number of persons drawn."
             )
 
 
