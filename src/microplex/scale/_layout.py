@@ -26,7 +26,7 @@ checked (:mod:`._manifest`): it is data, not instructions.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,14 +208,9 @@ def dataset_schema(path: str | os.PathLike) -> pa.Schema:
 
 
 def _first_part(root: Path) -> Path | None:
-    """The first data file of the dataset (folders and files named ``_...`` or ``.`` skipped, as readers do),
-    found without listing the whole dataset."""
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        parts = sorted(f for f in files if f.endswith(".parquet") and not f.startswith(("_", ".")))
-        if parts:
-            return Path(folder) / parts[0]
-    return None
+    """The first data file of the dataset (as :func:`dataset_parts` lists them), found without listing the whole
+    dataset."""
+    return next((p for p in _dataset_entries(root) if _is_part(p)), None)
 
 
 def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
@@ -242,37 +237,70 @@ def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
 
 def data_files(root: Path, label: str = "Parquet dataset") -> list[str]:
     """The data files of the dataset folder ``root``: its ``*.parquet`` files at any depth, names (of files and
-    folders) starting with ``.`` or ``_`` skipped, in sorted path order (paths under ``root`` as given). The one
-    list every reader of a dataset folder takes: the schema checks, Dask, pyarrow and the calibrated copy.
+    folders) starting with ``.`` or ``_`` skipped, in sorted path order (paths under ``root`` as given;
+    :func:`dataset_parts`). The one list every reader of a dataset folder takes: the schema checks, Dask, pyarrow
+    and the calibrated copy.
 
-    Raises :class:`DataValidationError` naming the first other file (``label`` names what the folder is): a
+    Raises :class:`DataValidationError` naming the first other entry (``label`` names what the folder is): a
     ``README.txt`` or a ``data.parq`` there is read as Parquet by pandas (``read_table``) and pyarrow, or makes
     them fail, and Dask reads ``*.parq`` and ``*.pq`` files too: taken by some readers and not by others, it
-    was calibrated without its schema checked, or failed with a raw pyarrow error.
+    was calibrated without its schema checked, or failed with a raw pyarrow error. A link to a folder is followed
+    by pandas and pyarrow (its files were read as more records by them, and by no microplex reader); a broken link
+    or a pipe is no data file.
     """
     files, other = dataset_parts(root)
     if other:
-        first = other[0]
+        first, more = other[0], f" ({len(other) - 1} more entries are not)" if len(other) > 1 else ""
+        rel = first.relative_to(root).as_posix()
+        if first.is_file():
+            raise DataValidationError(
+                f"Cannot read the {label} folder {str(root)!r}: its file {rel!r} is not a .parquet file{more}. A "
+                "dataset folder's readers take its *.parquet files (names starting with '.' or '_' skipped), and "
+                "pandas and pyarrow would read this one as Parquet too: move it out of the folder, or rename it (to "
+                "*.parquet if it is data, or to a name starting with '_')."
+            )
+        what = ("a link to a folder (pandas and pyarrow read the files it leads to; microplex's readers do not "
+                "follow it)" if first.is_dir() else
+                "a broken link" if first.is_symlink() else "not a regular file (a pipe, socket or device)")
         raise DataValidationError(
-            f"Cannot read the {label} folder {str(root)!r}: its file {first.relative_to(root).as_posix()!r} is not a "
-            f".parquet file{f' ({len(other) - 1} more are not)' if len(other) > 1 else ''}. A dataset folder's "
-            "readers take its *.parquet files (names starting with '.' or '_' skipped), and pandas and pyarrow "
-            "would read this one as Parquet too: move it out of the folder, or rename it (to *.parquet if it is "
-            "data, or to a name starting with '_')."
+            f"Cannot read the {label} folder {str(root)!r}: its entry {rel!r} is {what}, not a .parquet file"
+            f"{more}. A dataset folder holds folders and *.parquet files: move the data it stands for into the "
+            "folder, or remove it (or give it a name starting with '_')."
         )
     return [str(f) for f in files]
 
 
+def _dataset_entries(root: Path) -> Iterator[Path]:
+    """Every entry of the dataset folder ``root`` that a reader of the folder meets, at any depth, folder by folder
+    (a folder's entries in name order, then its sub-folders'): names (of files and folders) starting with ``.`` or
+    ``_`` skipped, as readers skip them; folders descended into, not listed; every other entry listed: files, links
+    (to a file, to a folder, or broken) and special files (a pipe). A link to a folder is listed, not descended into:
+    pandas and pyarrow read the files it leads to."""
+    for folder, dirs, files in os.walk(root):  # links to folders are in 'dirs', never descended into
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        links = [d for d in dirs if (here / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in links]
+        yield from (here / name for name in sorted([f for f in files if not f.startswith((".", "_"))] + links))
+
+
+def _is_part(path: Path) -> bool:
+    """Whether the dataset entry ``path`` is a data file: a ``*.parquet`` regular file, or a link to one."""
+    return path.name.endswith(".parquet") and path.is_file()
+
+
 def dataset_parts(root: Path) -> tuple[list[Path], list[Path]]:
-    """The files of the dataset folder ``root`` at any depth, names (of files and folders) starting with ``.`` or
-    ``_`` skipped, in sorted path order (paths under ``root`` as given): its ``*.parquet`` files and its other
-    files. The one listing of a dataset folder: :func:`data_files` refuses the other files, the schema checks of
-    :func:`microplex.io.read_table` read the ``*.parquet`` files."""
+    """The entries of the dataset folder ``root`` at any depth, names (of files and folders) starting with ``.`` or
+    ``_`` skipped, in sorted path order (paths under ``root`` as given): its data files (``*.parquet`` regular files,
+    or links to such files) and its other entries (other files, links to folders, broken links, pipes).
+
+    The one listing of a dataset folder. Readers take the data files: :func:`data_files` refuses the other entries
+    (a reader would take or skip them otherwise than another), the schema checks of :func:`microplex.io.read_table`
+    read the data files. The resumable writer (:func:`microplex.scale.writer.finish_output`) refuses every entry,
+    data file or not, that its run did not write: a reader would mix it into the dataset, or fail on it."""
     files, other = [], []
-    for p in root.rglob("*"):
-        if any(part.startswith((".", "_")) for part in p.relative_to(root).parts) or not p.is_file():
-            continue
-        (files if p.name.endswith(".parquet") else other).append(p)
+    for p in _dataset_entries(root):
+        (files if _is_part(p) else other).append(p)
     return sorted(files), sorted(other)
 
 

@@ -40,6 +40,7 @@ from ._layout import (
     TASKS_DIR,
     Layout,
     check_side_folder,
+    dataset_parts,
     is_side_folder,
     layout,
 )
@@ -351,22 +352,13 @@ def _finished_tasks(lay: Layout, spec: dict[str, Any]) -> dict[int, dict[str, An
     return done
 
 
-def _data_files(root: Path) -> list[str]:
-    """Visible files of the dataset (no component starting with '.' or '_'), relative paths."""
-    out = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root)
-        if not any(part.startswith((".", "_")) for part in rel.parts) and not p.is_dir():
-            out.append(rel.as_posix())
-    return sorted(out)
-
-
 def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Writes the final manifest (status ``complete``, every file with its rows) and returns it.
 
     Raises :class:`~microplex.MicroplexError` when a task has no marker, and
-    :class:`DataValidationError` when the directory holds data files that no task wrote (a
-    reader would mix them into the dataset).
+    :class:`DataValidationError` when the directory holds entries that no task wrote (listed as readers meet
+    them, :func:`~._layout.dataset_parts`: data files, other files, links to files or folders, broken links, pipes):
+    a reader would mix them into the dataset, or fail on them.
     """
     lay = layout(path)
     root = lay.root
@@ -385,7 +377,8 @@ def finish_output(path: str | os.PathLike, spec: dict[str, Any], extra: dict[str
                 f"Partition column {col!r} is missing in every row: a dataset partitioned only by missing values "
                 "cannot be read back (pyarrow cannot infer its type). Repeat the call without it in partition_by."
             )
-    stray = sorted(set(_data_files(root)) - {f["path"] for f in files})
+    parts, other = dataset_parts(root)  # every entry a reader meets, data file or not (a link to a folder)
+    stray = sorted({p.relative_to(root).as_posix() for p in parts + other} - {f["path"] for f in files})
     if stray:
         raise DataValidationError(
             f"Output path {str(root)!r} holds data files that this run did not write: {stray[:5]}. "

@@ -1,0 +1,87 @@
+"""One listing of a dataset folder (``_layout.dataset_parts``) for its readers and for the resumable writer: a link
+to a folder (which pandas and pyarrow follow), a broken link or a pipe is an entry of the folder, refused by the
+readers (``data_files``) and, not written by the run, a stray for ``finish_output``; a data file the run did not
+write is a part for the readers and a stray for the writer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError
+from microplex.scale import generate_dataset
+from microplex.scale._layout import data_files, dataset_schema
+
+_KW = dict(n=90, rows_per_file=30, seed=1, partition_by=["black"], progress=False)
+
+
+@pytest.fixture()
+def finished(tiny_synth, tmp_path):
+    root = tmp_path / "run"
+    generate_dataset(tiny_synth, path=root, **_KW)
+    return root
+
+
+def _a_part(root):
+    return sorted((root / "black=0").glob("*.parquet"))[0]
+
+
+def _link_to_a_folder(root, tmp_path):
+    """``black=0/more``, a link to a folder outside the dataset holding a copy of one of its parts."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(_a_part(root), elsewhere / "part-000000.parquet")
+    (root / "black=0" / "more").symlink_to(elsewhere, target_is_directory=True)
+    return "black=0/more"
+
+
+def _broken_link(root, tmp_path):
+    (root / "black=0" / "part-777777.parquet").symlink_to(tmp_path / "gone.parquet")
+    return "black=0/part-777777.parquet"
+
+
+def _pipe(root, tmp_path):
+    os.mkfifo(root / "black=0" / "part-777777.parquet")
+    return "black=0/part-777777.parquet"
+
+
+def test_a_link_to_a_folder_in_a_finished_dataset_is_a_stray_of_the_writer(tiny_synth, finished, tmp_path):
+    rows = len(pd.read_parquet(finished))
+    entry = _link_to_a_folder(finished, tmp_path)
+    assert len(pd.read_parquet(finished)) > rows  # pandas follows the link: more records than the run wrote
+    with pytest.raises(DataValidationError, match=rf"holds data files that this run did not write: \['{entry}'\]"):
+        generate_dataset(tiny_synth, path=finished, **_KW)
+
+
+@pytest.mark.parametrize("make, what", [
+    (_link_to_a_folder, r"a link to a folder \(pandas and pyarrow read the files it leads to"),
+    (_broken_link, r"a broken link"),
+    (_pipe, r"not a regular file \(a pipe, socket or device\)"),
+], ids=["link to a folder", "broken link", "pipe"])
+def test_the_readers_refuse_an_entry_that_is_no_data_file_naming_it(tiny_synth, finished, tmp_path, make, what):
+    entry = make(finished, tmp_path)
+    with pytest.raises(DataValidationError, match=rf"Cannot read the Parquet dataset folder .*: its entry '{entry}' "
+                                                  rf"is {what}"):
+        data_files(finished)
+    # the writer refuses it too, as an entry its run did not write
+    with pytest.raises(DataValidationError, match=rf"did not write: \['{entry}'\]"):
+        generate_dataset(tiny_synth, path=finished, **_KW)
+
+
+def test_a_data_file_the_run_did_not_write_is_a_part_for_the_readers_and_a_stray_for_the_writer(
+        tiny_synth, finished, tmp_path):
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(_a_part(finished), outside)
+    (finished / "black=0" / "part-888888.parquet").symlink_to(outside)  # a link to a data file: read as one
+    assert str(finished / "black=0" / "part-888888.parquet") in data_files(finished)
+    with pytest.raises(DataValidationError, match=r"did not write: \['black=0/part-888888.parquet'\]"):
+        generate_dataset(tiny_synth, path=finished, **_KW)
+
+
+def test_the_schema_check_reads_the_first_data_file_not_a_broken_link(finished, tmp_path):
+    schema = dataset_schema(finished)
+    (finished / "a.parquet").symlink_to(tmp_path / "gone.parquet")  # first in path order
+    assert dataset_schema(finished).equals(schema)
