@@ -318,7 +318,7 @@ class HouseholdSynthesizer(Estimator):
         self.total_weight_ = float(hw.sum())
         if self.geography:
             check_copied_categories(hh[self.geography], self.geography, "geography", hw,
-                                    "allotted by its weighted training shares")
+                                    "allotted by its weighted training shares", categorical=True)
             share = pd.Series(hw, index=hh.index).groupby(hh[self.geography]).sum()
             self.geography_shares_ = (share.index.tolist(), (share / share.sum()).tolist())
             self.geography_dtype_ = str(hh[self.geography].dtype)
@@ -424,6 +424,9 @@ class HouseholdSynthesizer(Estimator):
                 sub[self.age_var] = VariableSpec(kind="categorical")
             model = self._synth(targets, varying(rows, self.context_cols_, w), sub, categorical)
             model._known_categories = known
+            # the integer ages and gaps modelled as categories here (the schema cannot declare an age categorical):
+            # ages a small sample holds once each are no ids (check_copied_categories)
+            model._own_categories = {GAP, self.age_var} - {None}
             self.person_models_[name] = model.fit(rows, w, seed=int_seed(ss))
         self.applicable_models_ = []
         limits = sorted(set(self.na_ages_.values()))

@@ -59,17 +59,26 @@ class _Fitting:
         # columns declared categorical (with DP: those with public categories) may hold numbers as objects (codes)
         declared = {n for n, spec in (p["schema"] or {}).items() if spec.kind == "categorical"} | set(
             p["dp"]["categories"] if p["dp"] else ())
+        # _own_categories: set by HouseholdSynthesizer on its person models (the integer ages and age gaps it models as
+        # categories itself, whose values a small sample holds once each: no ids, not judged as copied categories)
+        own = getattr(self, "_own_categories", set())
         for name in targets + conditions:  # before any clipping: a missing or infinite value is refused, not clipped
+            role = "target" if name in targets else "condition"
             # a target's missing values are a state of their own, a condition's a one-hot or indicator column
             # (not with DP: no mechanism counts them)
-            check_column(data[name], name, "target" if name in targets else "condition", missing=p["dp"] is None)
-            check_numbers_as_text(data[name], name, "target" if name in targets else "condition")
+            check_column(data[name], name, role, missing=p["dp"] is None)
+            check_numbers_as_text(data[name], name, role)
             if name not in declared:
-                check_numbers_as_objects(data[name], name, "target" if name in targets else "condition")
+                check_numbers_as_objects(data[name], name, role)
             if name in targets or p["condition_model"]:  # drawn as categories seen in training
-                check_copied_categories(data[name], name, "target" if name in targets else "condition", w,
-                                        "" if name in targets else "drawn by the condition model")
-            warn_missing_codes(data[name], name, "target" if name in targets else "condition")
+                # a number is drawn as categories where declared so (with DP: given public categories) or, without
+                # DP, where an integer target's few values make it one (infer_kind)
+                kind = (p["schema"] or {}).get(name, VariableSpec()).kind
+                categorical = (name in declared and name not in own) or (
+                    not p["dp"] and kind is None and infer_kind(data[name], role=role) == "categorical")
+                check_copied_categories(data[name], name, role, w, "" if name in targets else
+                                        "drawn by the condition model", categorical=categorical)
+            warn_missing_codes(data[name], name, role)
         dp = p["dp"]
         if dp:  # public bounds applied and the budget checked before anything is fitted
             data, w = _dp.clip_to_public(data, w, weight_col, dp, targets + conditions)

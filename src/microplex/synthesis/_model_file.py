@@ -22,7 +22,7 @@ from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
 from ._quantile_map import MAX_KNOTS
 from ._validation import INTEGER_LIMIT, check_column
-from .rounding import RoundingGrid
+from .rounding import RoundingGrid, decimal_levels, magnitude_bands
 from .transforms import ContinuousEncoder, condition_moments
 
 #: Synthesizer parameters added with heap states; files written before them lack these keys.
@@ -603,6 +603,37 @@ def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
     return True
 
 
+def _grid_of_segment(enc: ContinuousEncoder, i: int) -> tuple[dict[int, Any], tuple[tuple[int, ...], Any]] | None:
+    """The bands and pooled levels that ``enc``'s rounding grid (:mod:`.rounding`) fitted on the values segment ``i``
+    holds off its heaps alone: fit learns the grid on the values off the point masses and heaps, per sign where
+    they lie on both sides of 0 (:attr:`~.rounding.RoundingGrid.sides`, the signs of a split variable's segments).
+    ``None`` where the grid says nothing of them alone: no grid, too few records of the segment's sign, or a grid
+    without sides over more than one segment with such values (one written before signs pooled both)."""
+    grid, seg = enc.rounding, enc.segments[i]
+    if grid is None:
+        return None
+    if grid.sides is not None:
+        return grid.sides.get(seg.sign)
+    return (grid.bands, grid.pooled) if [s for s in enc.segments if s.free] == [seg] else None
+
+
+def _grid_fits_one_value(enc: ContinuousEncoder, i: int, value: float | None = None) -> bool:
+    """Whether ``enc``'s rounding grid can have been fitted on a single value off the heaps of segment ``i``
+    (:func:`_grid_of_segment`; true where it says nothing of them): one decimal level, in at most one magnitude
+    band; with ``value`` (the recorded single value, mirrored), that value's level and band."""
+    table = _grid_of_segment(enc, i)
+    if table is None:
+        return True
+    bands, (levels, _) = table
+    if len(levels) != 1 or len(bands) > 1 or any(ls != levels for ls, _ in bands.values()):
+        return False
+    if value is None:
+        return True
+    x = np.array([enc.segments[i].sign * value])
+    return (int(decimal_levels(x, enc.rounding.precision)[0]) == levels[0]
+            and all(b == int(magnitude_bands(x)[0]) for b in bands))
+
+
 def _moments_on(points: np.ndarray, mean: float, std: float, tol: float) -> bool:
     """Whether a weighted mean and standard deviation are those of some weights on ``points``: ``(mean,
     mean**2 + std**2)`` lies in the convex hull of the points ``(x, x**2)``, between the chords of consecutive
@@ -641,6 +672,13 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
       segment, which records no ends, or a log one whose one end is a heap, could not be told from one whose knots
       were deleted): it must be present, and the segment what fit writes for it (:func:`_single_value_fits`). Only
       such a segment holds ``single_value``.
+    * The variable's rounding grid, where it was fitted on such a segment's values off its heaps alone, holds one
+      decimal level in one magnitude band (:func:`_grid_fits_one_value`), those of ``single_value`` where recorded:
+      a file of an older version whose knots were deleted from a segment of values rounded to several levels (a
+      logit segment with a heap at 40 among values to three decimals, edited to version 2) loaded and drew other
+      values. Where the grid says nothing (no grid, or values without decimal levels) such a file is not told from
+      a genuine one; nor is a recorded ``single_value`` that its heaps' moments allow (two heaps or more) and of
+      the grid's level and band (70 recorded as 80) told from the fitted one: no other field records it.
     """
     k = len(enc.point_masses)
     held = set(enc.heap_states)
@@ -663,12 +701,24 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
             if not _single_value_fits(enc, seg, k + i):
                 raise f.fail(where, "the segment's single value off its heaps: inside its bounds, no heap, with its "
                              "heaps giving its recorded ends and moments (as fit writes it)", seg.single_value)
+            if not _grid_fits_one_value(enc, i):
+                raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the "
+                             "variable's rounding grid gives the segment's values off its heaps more than one decimal "
+                             "level or magnitude band (more than one value)", None)
+            if not _grid_fits_one_value(enc, i, seg.single_value):
+                raise f.fail(where, "the segment's single value off its heaps, of the decimal level and magnitude "
+                             "band the variable's rounding grid records for it", seg.single_value)
             continue
         if k + i in held:
             if not enc.integer and not _one_value_off_heaps(enc, seg, k + i):
                 raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the "
                              "segment's moments and range are not those of its heaps and a single other value (the "
                              "only segment holding heaps that fit leaves without knots)", None)
+            if not enc.integer and not _grid_fits_one_value(enc, i):
+                raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the "
+                             "variable's rounding grid gives the segment's values off its heaps more than one decimal "
+                             "level or magnitude band (more than one value: the only segment holding heaps that fit "
+                             "leaves without knots holds one)", None)
             continue
         tails = [t for t in (seg.tail_lo, seg.tail_hi) if t is not None]
         # fit writes std 1.0 for a segment of one value; before session 74 a weighted mean of one value an ulp off

@@ -286,16 +286,19 @@ def check_numbers_as_objects(series: pd.Series, name: str, role: str) -> None:
 MIN_JUDGED_VALUES = 20
 
 
-def check_copied_categories(series: pd.Series, name: str, role: str, weights: np.ndarray, drawn: str = "") -> None:
+def check_copied_categories(series: pd.Series, name: str, role: str, weights: np.ndarray, drawn: str = "",
+                            categorical: bool = False) -> None:
     """Refuses a column modelled as categories whose values are mostly one record's each: every drawn value is a
     category seen in training, so a released file would carry real records' names, ids or free text.
 
-    Judged: a text column (object, str or category dtype, :func:`microplex._files.is_text`) that is a target, a
-    condition drawn by the condition model (``condition_model=True``; conditions given to ``generate`` are the
-    user's, not drawn), or a household geography (allotted by its training shares; ``drawn`` says how, in
-    parentheses, in the message). A column of a numeric dtype modelled as categories (codes declared categorical,
-    the ages and age gaps of a household's person models) is not judged: its values are no names or ids, and a
-    small sample's ages are mostly one record's each. Its values are counted on the records of positive
+    Judged: a column modelled as categories that is a target, a condition drawn by the condition model
+    (``condition_model=True``; conditions given to ``generate`` are the user's, not drawn), or a household
+    geography (allotted by its training shares; ``drawn`` says how, in parentheses, in the message): a text column
+    (object, str or category dtype, :func:`microplex._files.is_text`) always, a numeric one where ``categorical``
+    says the model draws it as categories (declared categorical, an integer target of few values, a geography):
+    ids declared categorical (``categorical=["person_id"]``) were drawn as training ids, 259 distinct ones in 400
+    draws, every one a training record's. Numbers that repeat (ages, codes shared by many records) pass as text
+    that repeats does. Its values are counted on the records of positive
     ``weights`` (those the model learns from: a category that only records of weight 0 hold is never drawn), each
     record once whatever its weight; missing values are no value
     (they are drawn as a state of their own, copying nothing). With at least :data:`MIN_JUDGED_VALUES` distinct
@@ -305,7 +308,7 @@ def check_copied_categories(series: pd.Series, name: str, role: str, weights: np
     reading as numbers instead; such a column whose values repeat (heaped amounts, or codes with many values: a
     file cannot tell them apart) is modelled as categories with a ``UserWarning`` naming that reading.
     """
-    if not is_text(series):
+    if not (categorical or is_text(series)):
         return
     counts = series[np.asarray(weights) > 0].dropna().astype(object).value_counts()
     distinct = len(counts)
