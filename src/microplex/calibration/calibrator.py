@@ -219,7 +219,7 @@ HARD_SCALE_ABOVE = 2.0**10
 
 
 def hard_start(at_targets: float) -> float:
-    """The factor a hard solve (without bounds) brings its initial weights by, given their
+    """The factor a hard solve (without bounds, or with :func:`scale_free` ones) brings its initial weights by, given their
     :func:`~microplex.calibration.design.target_scale` ``at_targets``: that factor where the weights lie more than
     :data:`HARD_SCALE` times below the targets' scale or :data:`HARD_SCALE_ABOVE` times above it (weights in other
     units), else 1 (solved from the weights as given). The one rule of :class:`Calibrator` and of the out-of-core
