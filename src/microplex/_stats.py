@@ -66,6 +66,7 @@ __all__ = [
     "MISS_FLOOR",
     "miss_scale",
     "zero_scale",
+    "zero_unit",
     "ROUNDING_SHARE",
     "rounding_scale",
     "relative_error",
@@ -854,11 +855,13 @@ def design_effect(weights: object) -> float:
     return float(w.shape[0] / kish_ess(w))
 
 
-def misfit_denominator(totals: object, natural: object = None, tol: object = None) -> np.ndarray:
+def misfit_denominator(totals: object, natural: object = None, tol: object = None, *, zero: bool = False) -> np.ndarray:
     """What a calibration target's miss is divided by: R survey's ``1 + |t|``, except for totals below 1 in size,
     where it is ``2 |t|`` (half the relative miss): ``1 + |t|`` would make the test absolute there, and totals of
     small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1`` (a hard
-    :class:`~microplex.calibration.Calibrator` solves its counts and sums of 0 in units of :func:`zero_scale`).
+    :class:`~microplex.calibration.Calibrator` solves its counts and sums of 0 in units of :func:`zero_scale`),
+    or with ``zero`` (and ``natural``) :func:`zero_scale` of its natural size: the unit that solve held it to, in
+    which the check after it judges it (:func:`zero_unit`).
 
     Given the targets' natural sizes ``natural`` (``sum_i d_i |x_ij|``, what their records add up to in size) and
     the tolerance ``tol > 0`` the misfit is held to, it is at least :func:`rounding_scale`: a miss within
@@ -873,10 +876,32 @@ def misfit_denominator(totals: object, natural: object = None, tol: object = Non
     [101.0, 1.0, 0.5, 6e-10]
     >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 2.0**50]), 2.0**-30).tolist()
     [101.0, 1099511627776.0]
+    >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 4e-20]), 1e-8, zero=True).tolist()
+    [101.0, 4e-23]
     """
     a = np.abs(np.asarray(totals, dtype=np.float64))
-    out = a + np.where((a >= 1.0) | (a == 0.0), 1.0, a)
+    out = np.where(a == 0.0, zero_unit(natural, zero), a + np.where(a >= 1.0, 1.0, a))
     return out if natural is None else np.maximum(out, rounding_scale(a, natural, tol))
+
+
+def zero_unit(natural: object, zero: bool) -> np.ndarray | float:
+    """What a miss of a target of 0 is measured against before the rounding floor, given its natural size
+    ``natural``: R survey's ``1`` (one unit of whatever unit the weights and values are in), or with ``zero``
+    :func:`zero_scale` of ``natural``, the unit a hard :class:`~microplex.calibration.Calibrator` solves it in, so
+    that the check after that solve and ``report()``'s ``met`` judge it as the solve held it: with weights and values
+    of 1e-10 a zero sum missed by half its records' size read met (an absolute miss of 2e-20), and from weights of 1
+    against targets of 1e20 a zero sum met to float64 rounding of its records' size read missed (98,304 off).
+
+    Examples
+    --------
+    >>> zero_unit(np.array([4e-20, 4e20]), True).tolist(), zero_unit(np.array([4e-20]), False)
+    ([4e-23, 4e+17], 1.0)
+    """
+    if not zero:
+        return 1.0
+    if natural is None:
+        raise ValueError("zero_unit(zero=True) needs the targets' natural sizes.")
+    return zero_scale(natural)
 
 
 def zero_scale(natural: object) -> np.ndarray:
@@ -954,8 +979,10 @@ def rounding_scale(totals: object, natural: object, tol: object) -> np.ndarray:
     return miss_scale(totals, natural, floor)
 
 
-def relative_error(achieved: object, target: object, natural: object = None, tol: object = None) -> np.ndarray:
-    """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0).
+def relative_error(achieved: object, target: object, natural: object = None, tol: object = None, *,
+                   zero: bool = False) -> np.ndarray:
+    """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0; with
+    ``zero``, the error over :func:`zero_scale` of its natural size there: :func:`zero_unit`).
 
     Given the targets' natural sizes ``natural`` and the tolerance ``tol > 0`` the error is held to, the scale is
     at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``).
@@ -969,7 +996,7 @@ def relative_error(achieved: object, target: object, natural: object = None, tol
     """
     a = np.asarray(achieved, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
-    scale = np.where(t == 0, 1.0, np.abs(t))
+    scale = np.where(t == 0, zero_unit(natural, zero), np.abs(t))
     if natural is not None:
         scale = np.maximum(scale, rounding_scale(t, natural, tol))
     return (a - t) / scale

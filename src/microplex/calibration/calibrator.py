@@ -90,6 +90,10 @@ class CalibrationResult:
         Nested geography targets that do not add up (see :func:`check_consistency`).
     infeasible : DataFrame
         For a failed solve: targets that cannot be met together, with the closest achievable values.
+    start_scale : float
+        The factor the solve brought the initial weights by before solving (the targets' scale,
+        :func:`hard_start` for a hard solve; 1 for weights solved from as given): ``report()`` measures every miss
+        against its target's sizes at those weights, as the solve did.
     """
 
     weights: pd.Series
@@ -100,6 +104,7 @@ class CalibrationResult:
     solver: SolverResult | None = field(repr=False)
     inconsistencies: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     infeasible: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    start_scale: float = 1.0
 
     def report(self) -> pd.DataFrame:
         """Returns one row per target: target value, initial and achieved values, relative error.
@@ -115,18 +120,22 @@ class CalibrationResult:
             rep["met"] = _met(self.design, rep, np.full(len(rep), tol * (1 + 1e-9)))  # as summary["within_tolerance"]
             return rep
         return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8),
-                             self.summary.get("default_tolerance") if self.summary.get("soft") else None)
+                             self.summary.get("default_tolerance") if self.summary.get("soft") else None,
+                             start_scale=self.start_scale)
 
 
 def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
-                  default_tolerance: float | None = None) -> pd.DataFrame:
+                  default_tolerance: float | None = None, *, start_scale: float = 1.0) -> pd.DataFrame:
     """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function.
 
-    ``met``: the relative error is within the target's tolerance (at least ``met_rtol``, what a solve meets:
-    a tolerance of 0 means "exact") or, for a target without one, within ``default_tolerance`` (a soft fit's)
-    or ``met_rtol``; a miss within float64 rounding of the target's natural size is met, and with
-    ``default_tolerance`` (a soft fit) a miss is measured against the size its penalty weighs it against
-    (:func:`_met`)."""
+    ``rel_error`` is ``|achieved - value| / |value|`` (the absolute miss for a value of 0). ``met``: the miss is
+    within the target's tolerance (at least ``met_rtol``, what a solve meets: a tolerance of 0 means "exact") or,
+    for a target without one, within ``default_tolerance`` (a soft fit's) or ``met_rtol``; a miss within float64
+    rounding of the target's natural size is met; a target of 0 is judged against a thousandth of its natural size
+    (:func:`~microplex._stats.zero_scale`, the unit the hard solve holds it to), not against one unit of whatever
+    unit the weights and values are in; and with ``default_tolerance`` (a soft fit) a miss is measured against the
+    size its penalty weighs it against (:func:`_met`). Those sizes are taken at the initial weights times
+    ``start_scale`` (the factor the solve started from, :attr:`CalibrationResult.start_scale`)."""
     dz = design
     achieved = dz.x.T @ weights
     initial = dz.x.T @ dz.d
@@ -152,8 +161,9 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
             "tolerance": tol,
         }
     )
-    rep["met"] = _met(dz, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
-                                        np.maximum(tol, met_rtol)), soft=default_tolerance is not None, weights=weights)
+    sized = dz if start_scale == 1.0 else _with_initial(dz, dz.d * start_scale)
+    rep["met"] = _met(sized, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
+                                           np.maximum(tol, met_rtol)), soft=default_tolerance is not None, weights=weights)
     return rep
 
 
@@ -172,7 +182,9 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
     :func:`~microplex.calibration.design.value_sizes` at the initial weights, or, given the report's ``weights``,
     of its :func:`~microplex.calibration.feasibility.rounding_sizes`, the smaller of those at the initial and at
     the final weights, as the hard solve's check measures it): a miss that is float64 rounding of a total netting
-    values of both signs to 0 is met, as the solvers meet it.
+    values of both signs to 0 is met, as the solvers meet it. Given the ``weights``, a target of 0 is measured
+    against :func:`~microplex._stats.zero_scale` of its size at the initial weights (not R survey's 1), the unit the
+    hard solve holds it to and its check judges it in (:func:`~microplex.calibration.feasibility.survey_errors`).
 
     ``soft``: the rows of a soft fit, whose penalty weighs each miss against the target's size
     (:func:`~microplex._stats.miss_scale` of its value against its value size: ``|t|``, at least a thousandth of
@@ -186,7 +198,7 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
             err = (achieved - value) / np.maximum(miss_scale(value, natural), rounding_scale(value, natural, within))
         else:
             err = relative_error(achieved, value, natural if weights is None else rounding_sizes(design, weights),
-                                 within)
+                                 within, zero=weights is not None)
         return np.abs(err)
 
 
@@ -207,7 +219,7 @@ HARD_SCALE_ABOVE = 2.0**10
 
 
 def hard_start(at_targets: float) -> float:
-    """The factor a hard solve (without bounds) brings its initial weights by, given their
+    """The factor a hard solve (without bounds, or with :func:`scale_free` ones) brings its initial weights by, given their
     :func:`~microplex.calibration.design.target_scale` ``at_targets``: that factor where the weights lie more than
     :data:`HARD_SCALE` times below the targets' scale or :data:`HARD_SCALE_ABOVE` times above it (weights in other
     units), else 1 (solved from the weights as given). The one rule of :class:`Calibrator` and of the out-of-core
@@ -219,6 +231,23 @@ def hard_start(at_targets: float) -> float:
     (1073741824.0, 1.0, 0.000244140625)
     """
     return 1.0 if 1.0 / HARD_SCALE_ABOVE < at_targets < HARD_SCALE else float(at_targets)
+
+
+def scale_free(bounds: tuple[float, float]) -> bool:
+    """Whether the ratio ``bounds`` (as :func:`~microplex.calibration._checks.check_distance` returns them) hold the
+    same weights whatever factor the initial weights are brought by: no upper bound and a lower bound of 0 or none
+    (``bounds=None``, raking's own ``(0, inf)``, an explicit ``(0, inf)`` or ``(-inf, inf)``). Only such solves start
+    from the targets' scale (:func:`hard_start`, the soft solve's :func:`~microplex.calibration.design.target_scale`);
+    other bounds (``(0.5, 2)``, ``(-1, inf)``) are ratios to the caller's weights, solved from those weights as given.
+    The one rule of :class:`Calibrator` and of the out-of-core :func:`~microplex.scale.rake_dataset` /
+    :func:`~microplex.scale.rake_frame`.
+
+    Examples
+    --------
+    >>> scale_free((0.0, math.inf)), scale_free((-math.inf, math.inf)), scale_free((0.5, 2.0)), scale_free((-1.0, math.inf))
+    (True, True, False, False)
+    """
+    return bool(bounds[1] == math.inf and bounds[0] in (0.0, -math.inf))
 
 
 def _with_initial(design: Design, d: np.ndarray) -> Design:
@@ -240,7 +269,8 @@ def far_miss_note(summary: dict[str, Any]) -> str:
 def _far_misses(design: Design, rep: pd.DataFrame, default_tolerance: float, met_rtol: float) -> pd.DataFrame:
     """The targets of a soft fit's :func:`target_report` missed by more than :data:`FAR_MISS` times their
     tolerance (the target's, at least ``met_rtol``, else ``default_tolerance``), worst first, with their
-    ``miss`` (as ``met`` measures it) and ``times`` (the miss over the tolerance)."""
+    ``miss`` (as ``met`` measures it) and ``times`` (the miss over the tolerance); ``design`` at the weights the
+    solve started from."""
     tol = rep["tolerance"].to_numpy(dtype=np.float64)
     within = np.where(np.isnan(tol), default_tolerance, np.maximum(tol, met_rtol))
     miss = _misses(design, rep, within, soft=True)
@@ -437,8 +467,10 @@ class Calibrator(_FittedResult):
         # from weights more than HARD_SCALE times below it or HARD_SCALE_ABOVE times above it (weights in other
         # units; its optimum does not depend on that scale where the counts fix the total): its collapse check, the
         # rounding allowance of its "met" tests and its diagnosis took their sizes from weights 1e9 times the
-        # targets' and refused or loosely met the solution. Bounds (ratios to the caller's weights) solve from the weights as given.
-        factor = at_targets = target_scale(design) if self.bounds is None else 1.0
+        # targets' and refused or loosely met the solution. Bounds that a factor on the weights changes (ratios to the
+        # caller's weights) solve from the weights as given; (0, inf) or (-inf, inf) given explicitly are bounds=None's
+        # (scale_free): solved from weights 1e10 times the targets' as given, they did not converge
+        factor = at_targets = target_scale(design) if scale_free(bounds) else 1.0
         if not self.soft:
             factor = hard_start(factor)
         solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
@@ -535,11 +567,12 @@ class Calibrator(_FittedResult):
             solver=sol,
             inconsistencies=inconsistencies,
             infeasible=infeasible,
+            start_scale=float(factor),
         )
         rep = self.result_.report()
         summary["max_rel_error"] = float(rep["rel_error"].max())
         if self.soft:
-            far = _far_misses(design, rep, float(self.default_tolerance), met_rtol)
+            far = _far_misses(solved, rep, float(self.default_tolerance), met_rtol)
             summary["n_far_missed"] = len(far)
             if len(far):
                 worst = "; ".join(f"{r.target!r} missed by {r.miss:.3g} ({r.times:.3g} times its tolerance {r.tolerance:g}"

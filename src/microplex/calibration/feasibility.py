@@ -243,11 +243,13 @@ def target_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     return np.where(np.isnan(err), np.inf, err)
 
 def misfits(
-    achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None, tol: float | None = None
+    achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None, tol: float | None = None, *,
+    zero: bool = False,
 ) -> np.ndarray:
     """R survey's convergence measure ``|achieved - target| / (1 + |target|)``, per target (for targets
     below 1 in size, half the relative miss: :func:`~microplex._stats.misfit_denominator`; given the natural sizes
-    and the tolerance ``tol`` the misfits are held to, ``1 + |target|`` is at least the rounding scale).
+    and the tolerance ``tol`` the misfits are held to, ``1 + |target|`` is at least the rounding scale; with
+    ``zero``, a target of 0 is measured against :func:`~microplex._stats.zero_scale` of its natural size, not 1).
 
     The one definition behind every calibration front end's convergence check (``Calibrator``,
     ``rake_dataset``, ``rake_frame``); reported errors are :func:`~microplex.calibration.diagnostics.relative_errors`.
@@ -257,7 +259,7 @@ def misfits(
     >>> misfits(np.array([101.0, 0.5]), np.array([100.0, 0.0])).round(4).tolist()
     [0.0099, 0.5]
     """
-    return np.abs(np.asarray(achieved) - target) / misfit_denominator(target, natural, tol)
+    return np.abs(np.asarray(achieved) - target) / misfit_denominator(target, natural, tol, zero=zero)
 
 
 def met_tolerance(tol: float) -> float:
@@ -295,10 +297,12 @@ def smaller_sizes(initial: np.ndarray, final: np.ndarray, values: np.ndarray) ->
 def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:
     """:func:`misfits` of every target, in the target's units (inf where undefined); with ``tol`` (what they are
     held to), against at least the rounding scale of the target's :func:`rounding_sizes` (its
-    :func:`~microplex.calibration.design.value_sizes` at ``design.d`` or at the weights, the smaller)."""
+    :func:`~microplex.calibration.design.value_sizes` at ``design.d`` or at the weights, the smaller), and a target
+    of 0 against :func:`~microplex._stats.zero_scale` of its size at ``design.d`` (not R survey's 1): the unit the
+    hard :class:`~microplex.calibration.Calibrator` solves it in, from the weights ``design.d``."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
     natural = None if tol is None else rounding_sizes(design, weights)
-    err = misfits(achieved_values(design, weights), value, natural, tol)
+    err = misfits(achieved_values(design, weights), value, natural, tol, zero=tol is not None)
     return np.where(np.isnan(err), np.inf, err)
 
 

@@ -46,7 +46,7 @@ from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from .._stats import misfit_denominator
 from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
-from ..calibration.calibrator import hard_start
+from ..calibration.calibrator import hard_start, scale_free
 from ..calibration.design import Design, target_scale
 from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
@@ -233,12 +233,12 @@ def _cells_design(op: MatrixOperator, mg: _Margins, d: np.ndarray) -> Design:
 
 def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float,
                  bounds: tuple[float, float]) -> float:
-    """The factor a solve without bounds brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
+    """The factor a solve brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
     does (:func:`~microplex.calibration.calibrator.hard_start` of :func:`~microplex.calibration.design.target_scale`):
     on the observed cells where they are in memory (exactly the records' rule: every unit reached by a count); over
-    the partitions, where a margin covers every unit. 1 with bounds (ratios to the weights given) other than raking's
-    own ``(0, inf)`` (the Calibrator's ``bounds=None``: ratios that a factor on the weights leaves as they are)."""
-    if np.isfinite(bounds[1]) or bounds[0] > 0:
+    the partitions, where a margin covers every unit. 1 with bounds that a factor on the weights would change
+    (:func:`~microplex.calibration.calibrator.scale_free`: ratios to the weights given, ``(0.5, 2)`` or ``(-1, inf)``)."""
+    if not scale_free(bounds):
         return 1.0
     if isinstance(op, MatrixOperator):
         design = _cells_design(op, mg, op.d)
