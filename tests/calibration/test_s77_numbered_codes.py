@@ -261,3 +261,57 @@ def test_household_rake_dataset_finds_a_number_on_the_values_of_every_file_pair(
     assert np.allclose(two.report["achieved"], one.report["achieved"], atol=1e-8)
     persons = h2[["hid", "county"]].loc[h2.index.repeat(2)]
     assert np.allclose(two.weights(h2, persons), one.weights(h2, persons), atol=1e-8)
+
+
+# -- rake_dataset: two categories of a crossed margin that name the same records only over the files --------------
+_CROSSED = [  # (file A, file B, margins): no file holds both values a clashing category asks, the files together do
+    ({"county": ["15"] * 3, "sex": [2] * 3}, {"county": ["13"] * 4, "sex": [1] * 4},
+     {("county", "sex"): {(15, 1): 0, ("15", 1): 0, ("15", 2): 6, ("13", 1): 8}}),
+    ({"county": ["015"] * 3, "sex": [2] * 3}, {"county": ["013"] * 4, "sex": [1] * 4},
+     {("county", "sex"): {(15, 1): 0, ("015", 1): 0, ("015", 2): 6, ("013", 1): 8}}),
+    ({"county": [1] * 3, "sex": ["m"] * 3}, {"county": [2] * 4, "sex": ["f"] * 4},
+     {("county", "sex"): {("1", "f"): 0, ("01", "f"): 0, ("1", "m"): 6, ("2", "f"): 8}}),
+]
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+@pytest.mark.parametrize("a, b, margins", _CROSSED, ids=["number-and-text", "number-and-padded", "texts-of-a-number"])
+def test_rake_dataset_refuses_crossed_categories_that_name_the_same_records_over_the_files(a, b, margins, max_cells,
+                                                                                          tmp_path):
+    """(15, 1) and ("15", 1) name the same records on the concatenated files (one holds "15", the other the sex 1),
+    which rake_frame refuses; each file alone finds one of the two values only. Before: rake_dataset accepted (the two
+    totals of 0 achieved 0.0, the others met), with or without a number among the categories."""
+    a, b = pd.DataFrame(a).assign(w=1.0), pd.DataFrame(b).assign(w=1.0)
+    expected = _refused_as_in_memory(tmp_path / "d", a, b, margins, max_cells)
+    assert "which name the same records" in expected
+
+
+@pytest.mark.parametrize("max_cells", [2_000_000, 0])
+def test_rake_dataset_names_the_first_categories_that_name_the_same_records_as_in_memory(max_cells, tmp_path):
+    """(15, 1) and ("15", 1) name the same records over the two files, (13, 2) and ("13", 2) within file A: the refusal
+    names the first pair, as rake_frame on the concatenated files does. Before: file A refused its own pair, "lists
+    (13, np.int64(2)) and ('13', np.int64(2))"."""
+    a = pd.DataFrame({"county": ["15", "13", "13"], "sex": [2, 2, 2], "w": 1.0})
+    b = pd.DataFrame({"county": ["17"] * 4, "sex": [1] * 4, "w": 1.0})
+    margins = {("county", "sex"): {(15, 1): 0, ("15", 1): 0, (13, 2): 1, ("13", 2): 1, ("17", 1): 4}}
+    expected = _refused_as_in_memory(tmp_path / "d", a, b, margins, max_cells)
+    assert "lists (15, np.int64(1)) and ('15', np.int64(1))" in expected
+
+
+def test_household_rake_dataset_refuses_crossed_categories_that_name_the_same_records_over_file_pairs(tmp_path):
+    """The linked path settles on every pair of files too. Before: accepted."""
+    h1 = pd.DataFrame({"hid": [1, 2], "county": ["15", "15"], "w": 1.0})
+    h2 = pd.DataFrame({"hid": [3, 4], "county": ["13", "13"], "w": 1.0})
+    p1 = pd.DataFrame({"hid": [1, 1, 2, 2], "sex": [2, 2, 2, 2]})
+    p2 = pd.DataFrame({"hid": [3, 3, 4, 4], "sex": [1, 1, 1, 1]})
+    (tmp_path / "h").mkdir()
+    (tmp_path / "p").mkdir()
+    for k, (h, p) in enumerate(((h1, p1), (h2, p2))):
+        h.to_parquet(tmp_path / "h" / f"part-{k}.parquet")
+        p.to_parquet(tmp_path / "p" / f"part-{k}.parquet")
+    margins = {("county", "sex"): {(15, 1): 0, ("15", 1): 0, ("15", 2): 4, ("13", 1): 4}}
+    persons = pd.concat([p1, p2], ignore_index=True).merge(pd.concat([h1, h2]), on="hid")
+    expected = _frame_message(persons, margins)
+    with pytest.raises(DataValidationError) as info:
+        rake_dataset(tmp_path / "h", margins, weight_col="w", persons=tmp_path / "p", household_id="hid")
+    assert str(info.value) == expected

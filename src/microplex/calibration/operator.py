@@ -227,8 +227,11 @@ def _pattern(codes: Callable[[int], np.ndarray], k: int, m: int) -> tuple[np.nda
 # ------------------------------------------------------------------------------ partitioned
 def part_point(
     part: tuple[sp.csr_matrix, np.ndarray], lam: np.ndarray, distance: Distance, bounds: Bounds, need_potential: bool
-) -> tuple[np.ndarray, float, int, sp.csr_matrix, float, int]:
-    """One partition's share of a :class:`Point`: ``(X'(d g), potential, non-finite g, Gram, sum d g, n)``.
+) -> tuple[np.ndarray, float, int, sp.csr_matrix, float, int, int]:
+    """One partition's share of a :class:`Point`: ``(X'(d g), potential, non-finite g, Gram, sum d g, n, n
+    unreached)``, the last the units of positive initial weight in no target (a row of ``x`` without entries): the
+    count targets set the population's scale only where there is none
+    (:func:`~microplex.calibration.design.target_scale`).
 
     The Gram matrix is sparse CSR: its non-zeros are the pairs of targets some record of the partition
     touches together.
@@ -240,7 +243,9 @@ def part_point(
     achieved = x.T @ w
     pot = float(d @ distance.potential(u, bounds)) if need_potential and distance.potential is not None else 0.0
     gram = sp.csr_matrix(x.T @ _row_scale(x, d * distance.derivative(u, bounds)))
-    return np.asarray(achieved, dtype=np.float64), pot, int(np.sum(~np.isfinite(g))), gram, float(w.sum()), len(d)
+    unreached = int(np.sum((np.diff(sp.csr_matrix(x).indptr) == 0) & (d > 0)))
+    return (np.asarray(achieved, dtype=np.float64), pot, int(np.sum(~np.isfinite(g))), gram, float(w.sum()), len(d),
+            unreached)
 
 
 def add_parts(*parts: tuple) -> tuple:
@@ -268,7 +273,8 @@ class PartitionedOperator(DesignOperator):
     passes : int
         Passes over the data so far.
     last : dict
-        ``total_weight``, ``n_nonfinite`` and ``n_units`` of the last evaluation.
+        ``total_weight``, ``n_nonfinite``, ``n_units`` and ``n_unreached`` (units of positive initial weight in no
+        target) of the last evaluation.
     """
 
     def __init__(self, m: int, reduce: Callable[..., tuple]) -> None:
@@ -287,15 +293,16 @@ class PartitionedOperator(DesignOperator):
                 out = part_point(load(), lam, distance, bounds, need_potential)
                 acc = out if acc is None else add_parts(acc, out)
             if acc is None:
-                return np.zeros(m), 0.0, 0, sp.csr_matrix((m, m)), 0.0, 0
+                return np.zeros(m), 0.0, 0, sp.csr_matrix((m, m)), 0.0, 0, 0
             return acc
 
         return cls(m, reduce)
 
     def at(self, lam: np.ndarray, distance: Distance, bounds: Bounds, *, need_potential: bool = True) -> Point:
         self.passes += 1
-        achieved, pot, n_bad, gram, total, n = self._reduce(lam, distance, bounds, True)
-        self.last = {"total_weight": float(total), "n_nonfinite": int(n_bad), "n_units": int(n)}
+        achieved, pot, n_bad, gram, total, n, unreached = self._reduce(lam, distance, bounds, True)
+        self.last = {"total_weight": float(total), "n_nonfinite": int(n_bad), "n_units": int(n),
+                     "n_unreached": int(unreached)}
         gram = sp.csr_matrix(gram)
         return Point(
             achieved=np.asarray(achieved, dtype=np.float64),

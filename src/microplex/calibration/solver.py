@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,22 +149,32 @@ def newton_dual(
     d = np.asarray(d, dtype=np.float64)
     natural = np.asarray(xt_abs @ d, dtype=np.float64).ravel()
     res = _newton_dual(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0, natural)
-    # a total is computed at the size of the weights it sums: where the solution ends below the initial weights'
-    # size (targets far below their initial totals) its misses are held to the rounding of its own size, solving
-    # on from there (weights 1e10 times the targets' met a count 0.6% off at tol=1e-10, within the initial size's)
+    if penalty is not None or res.g is None:
+        return res
+    return on_final_sizes(
+        res, totals, natural, tol, max_iter, lambda r: np.asarray(xt_abs @ np.abs(d * r.g), dtype=np.float64).ravel(),
+        lambda r, sizes, n_iter: _newton_dual(x, d, totals, distance, bounds, tol, n_iter, penalty, xt, r.lam, sizes))
+
+
+def on_final_sizes(res: SolverResult, totals: np.ndarray, natural: np.ndarray, tol: float, max_iter: int,
+                   final: Callable[[SolverResult], np.ndarray],
+                   resolve: Callable[[SolverResult, np.ndarray, int], SolverResult]) -> SolverResult:
+    """A hard solve ``res`` held to the rounding of its final sizes: a total is computed at the size of the weights it
+    sums, so where the solution ends below the initial weights' size ``natural`` (targets far below their initial
+    totals) its misses are held to the rounding of the smaller size (``final(res)``: ``sum_i |d_i g_i x_ij|``; a
+    target of 0 keeps its initial size, :func:`~microplex.calibration.feasibility.rounding_sizes`), solving on from
+    its multipliers (``resolve(res, sizes, iterations left)``), up to three times (weights 1e10 times the targets'
+    met a count 0.6% off at tol=1e-10, within the initial size's). The rule of :func:`newton_dual` and of the
+    out-of-core :func:`~microplex.scale.rake_dataset`; ``res.achieved`` in the units of ``totals``."""
+    totals = np.asarray(totals, dtype=np.float64)
     for _ in range(3):
-        if not res.converged or penalty is not None or res.g is None:
+        if not res.converged:
             break
-        # a target of 0 keeps the initial size (feasibility.rounding_sizes): its miss is its records' weight
-        final = np.where(np.asarray(totals) == 0, natural,
-                         np.minimum(natural, np.asarray(xt_abs @ np.abs(d * res.g), dtype=np.float64).ravel()))
-        err = float(np.max(np.abs(np.asarray(totals, dtype=np.float64) - res.achieved)
-                           / misfit_denominator(totals, final, tol), initial=0.0))
-        if err < tol:
+        sizes = np.where(totals == 0, natural, np.minimum(natural, final(res)))
+        if float(np.max(np.abs(totals - res.achieved) / misfit_denominator(totals, sizes, tol), initial=0.0)) < tol:
             break
-        natural = final
-        more = _newton_dual(x, d, totals, distance, bounds, tol, max(max_iter - res.n_iter, 1), penalty, xt, res.lam,
-                            natural)
+        natural = sizes
+        more = resolve(res, natural, max(max_iter - res.n_iter, 1))
         more.n_iter += res.n_iter
         more.n_passes += res.n_passes
         more.seconds += res.seconds

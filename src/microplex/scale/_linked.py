@@ -58,12 +58,6 @@ class LinkedCodes:
     def household_columns(self) -> list[str]:
         return self.household.columns if self.household is not None else []
 
-    @property
-    def reads_dataset_values(self) -> bool:
-        """Whether a person or household category is a number or a code kept as its text and its number
-        (:attr:`_Codes.reads_dataset_values`)."""
-        return any(c is not None and c.reads_dataset_values for c in (self.person, self.household))
-
     def settle(self, held: dict[str, dict[Any, set[Any]]]) -> bool:
         """:meth:`_Codes.settle` of the person and household margins on the values ``held`` of every pair of files
         (:func:`linked_design`'s ``held``, united by :func:`union_linked_forms`): whether a pair must be coded again."""
@@ -423,8 +417,7 @@ def rake_linked(
 
     # numbers and codes '015' kept with 15 find their records among every pair's values, collected in the first pass;
     # where a pair found a number elsewhere ("015" in its file, "15" in another), the pass is made again, pinned
-    passes = _Passes(run, coded, lambda: [(r[:2], r[2]) for r in coded(True)], union_linked_forms, lm.coder.settle,
-                     lm.coder.reads_dataset_values)
+    passes = _Passes(run, coded, lambda: [(r[:2], r[2]) for r in coded(True)], union_linked_forms, lm.coder.settle)
 
     def reduce(lam, distance, bnds, need_potential):
         return passes(lambda ps: _tree([dask.delayed(point)(p, dask.delayed(lam), distance, bnds) for p in ps],

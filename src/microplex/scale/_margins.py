@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import to_python
 from .._stats import check_weight_dtype
-from ..calibration.design import found_by_padding, is_integral_number, lookup_forms, lookup_values, value_codes
+from ..calibration.design import is_integral_number, lookup_forms, lookup_values, value_codes
 from ..calibration.filters import NumberedCode
 from ..calibration.targets import Target, Targets, margin_by_name
 
@@ -27,6 +28,10 @@ class _Codes:
     of the whole dataset, not of one file. ``pins`` holds, per text column, the value each number finds in the
     whole dataset (``None``: none), set by :meth:`settle` from the values every partition holds; until then each
     partition finds it among its own values, and :meth:`codes` reports what it found for :meth:`settle` to compare.
+    Two categories of a margin that name the same records (15 and ``"15"``, ``'1'`` and ``'01'`` of an integer column)
+    are refused on the values of the whole dataset too (:meth:`settle`): a crossed margin's ``(15, 1)`` and
+    ``("15", 1)`` name the same records where one file holds ``"15"`` and another the sex 1, as on the concatenated
+    files.
     """
 
     def __init__(self, keys: list[tuple[str, ...]], indexes: list[pd.Index], offsets: list[int]) -> None:
@@ -43,25 +48,30 @@ class _Codes:
         """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category.
 
         ``held``, when given (a partition of a dataset, before :meth:`settle`), receives the values of the partition
-        that the numbers and numbered codes asked may find (:meth:`held_values`) and, under ``("found", column)``,
-        the pairs (number, value it found here); a number found here through a code written with zeros (``"015"``)
-        that names the records of another category (``'015'`` listed too) is left out here, with the pair (number,
-        ``None``): the whole dataset may hold ``"15"``, which it finds there instead."""
+        that the numbers and numbered codes asked may find (:meth:`held_values`), under ``("found", column)`` the
+        pairs (number, value it found here), and under ``("hits", k)`` what each category value of the ``k``-th
+        margin found here (:func:`_positions`). Two categories that name the same records here are refused by
+        :meth:`settle` on the whole dataset (with the message of the whole data in memory), not here: the first of
+        them codes the records meanwhile (a number may find ``"15"`` in the whole dataset where it found ``"015"``
+        here, and the partition is coded again)."""
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
         out = np.empty((len(frame), len(self.keys)), dtype=np.int64)
         columns = {c: value_codes(frame[c]) for c in self.columns}
         for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
-            pos = _positions(cols, index, columns, self.pins, held)
+            hits = held.setdefault(("hits", k), set()) if held is not None else None
+            pos = _positions(cols, index, columns, self.pins, held, hits)
             out[:, k] = np.where(pos >= 0, pos + self.offsets[k], -1)
         if held is not None:
             held.update(self._values({c: columns[c][1] for c in self.columns}))
         return out
 
+    @cached_property
     def _asked(self) -> dict[str, list[tuple[str, list[Any]]]]:
         """Per column, the numbers and :class:`~microplex.calibration.filters.NumberedCode` categories of each margin
-        on it, with the head of the message that refuses one (:func:`_where`)."""
+        on it, with the head of the message that refuses one (:func:`_where`); found once (a partition's task reads
+        it, a :class:`_Codes` being one task of the graph)."""
         out: dict[str, list[tuple[str, list[Any]]]] = {}
         for cols, index in zip(self.keys, self.indexes, strict=True):
             for i, c in enumerate(cols):
@@ -75,12 +85,12 @@ class _Codes:
     def reads_dataset_values(self) -> bool:
         """Whether a category is a number or a code kept as its text and its number (``'015'`` under
         ``county in {13, 15}``), which find their records among the values of the whole dataset (:meth:`settle`)."""
-        return bool(self._asked())
+        return bool(self._asked)
 
     def _values(self, uniques: dict[str, pd.Index]) -> dict[tuple[str, str], set[Any]]:
         """:meth:`held_values` of the columns' values ``uniques``."""
         return {("values", c): set(lookup_forms(uniques[c], [v for _, codes in asked for v in codes]))
-                for c, asked in self._asked().items()
+                for c, asked in self._asked.items()
                 if c in uniques and not pd.api.types.is_numeric_dtype(uniques[c].dtype)}
 
     def held_values(self, frame: pd.DataFrame) -> dict[tuple[str, str], set[Any]]:
@@ -88,25 +98,34 @@ class _Codes:
         numbered categories on it may find by their text or their number
         (:func:`~microplex.calibration.design.lookup_forms`); the union of those of every partition
         (:func:`union_forms`) is what :meth:`settle` reads."""
-        return self._values({c: value_codes(frame[c])[1] for c in self._asked() if c in frame.columns})
+        return self._values({c: value_codes(frame[c])[1] for c in self._asked if c in frame.columns})
 
-    def settle(self, held: dict[tuple[str, str], set[Any]]) -> bool:
+    def settle(self, held: dict[tuple[Any, Any], set[Any]]) -> bool:
         """Resolves the numbers and numbered categories on the values of the whole dataset, whose partitions hold the
-        values ``held`` (:meth:`codes`' or :meth:`held_values`', united): refuses a numbered category (``'015'``
-        combined with 15) where the dataset holds ``"015"`` and its number finds another value there (``"15"``),
-        with the message :meth:`codes` gives on the whole dataset in memory (``rake_frame``); pins each number to the
-        value it finds in the whole dataset (``"15"`` in one file, ``"015"`` in another: ``"15"``). Returns whether a
-        partition coded before found a number elsewhere (``"015"``), so that its codes must be computed again."""
+        values ``held`` (:meth:`codes`' or :meth:`held_values`', united), margin by margin as :meth:`codes` reads the
+        whole dataset in memory (``rake_frame``), with its messages: refuses a numbered category (``'015'``
+        combined with 15) where the dataset holds ``"015"`` and its number finds another value there (``"15"``), and
+        two categories of a margin that name the same records in the whole dataset (from what :meth:`codes` found,
+        ``("hits", k)``: ``(15, 1)`` and ``("15", 1)`` where one file holds ``"15"`` and another the sex 1); pins
+        each number to the value it finds in the whole dataset (``"15"`` in one file, ``"015"`` in another:
+        ``"15"``). Returns whether a partition coded before found a number elsewhere (``"015"``), so that its codes
+        must be computed again."""
         pins: dict[str, dict[Any, Any]] = {}
-        for c, asked in self._asked().items():
+        values: dict[str, pd.Index] = {}
+        for c, asked in self._asked.items():
             if ("values", c) not in held:
                 continue  # a numeric column (or none of the data): a number is its value there
-            values = pd.Index(sorted(held[("values", c)], key=lambda v: (str(v), repr(v))), dtype=object)
-            for where, codes in asked:
-                lookup_values(values, [v for v in codes if isinstance(v, NumberedCode)], where)
+            values[c] = pd.Index(sorted(held[("values", c)], key=lambda v: (str(v), repr(v))), dtype=object)
             numbers = list(dict.fromkeys(v for _, codes in asked for v in codes if not isinstance(v, NumberedCode)))
-            at = lookup_values(values, numbers)
-            pins[c] = {v: values[a] if a >= 0 else None for v, a in zip(numbers, at, strict=True)}
+            at = lookup_values(values[c], numbers)
+            pins[c] = {v: values[c][a] if a >= 0 else None for v, a in zip(numbers, at, strict=True)}
+        for k, (cols, index) in enumerate(zip(self.keys, self.indexes, strict=True)):
+            for i, c in enumerate(cols):
+                if c in values:
+                    levels = index if len(cols) == 1 else index.levels[i]
+                    lookup_values(values[c], [v for v in levels if isinstance(v, NumberedCode)], _where(cols, c))
+            if ("hits", k) in held:
+                _refuse_shared(cols, index, _whole_hits(cols, index, held[("hits", k)], pins))
         self.pins = pins
         return any(found != pins[c].get(v) for (kind, c), pairs in held.items() if kind == "found" and c in pins
                    for v, found in pairs)
@@ -138,40 +157,80 @@ def _category_index(cats: list[tuple], width: int) -> pd.Index:
 
 
 def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[np.ndarray, pd.Index]],
-               pins: dict[str, dict[Any, Any]] | None = None,
-               held: dict[tuple[str, str], set[Any]] | None = None) -> np.ndarray:
+               pins: dict[str, dict[Any, Any]] | None = None, held: dict[tuple[Any, Any], set[Any]] | None = None,
+               hits: set[tuple[int, int, tuple[str, Any]]] | None = None) -> np.ndarray:
     """The category of ``index`` (a margin on ``cols``) of every record, ``-1`` when in none. A category is matched
     to a column's values as a target's filter value is by :class:`~microplex.calibration.Calibrator` (the design's
     ``lookup_values``: ``"1"`` finds 1 in an integer column, and 2, as a targets CSV reads ``g == 2``, finds ``"2"`` in a
     text column; a boolean is no number); a number asked of a text column finds the value ``pins`` holds for it (that
     of the whole dataset, :meth:`_Codes.settle`), else one of the column's values here, reported in ``held``
-    (:meth:`_Codes.codes`)."""
+    (:meth:`_Codes.codes`). Two categories that name the same records are refused (:func:`_refuse_shared`), except
+    with ``hits`` (a partition of a dataset, before :meth:`_Codes.settle`), which receives ``(i, j, value)``: the
+    ``j``-th value of the ``i``-th column's categories found ``value`` (:func:`_tagged`) here."""
     levels = [index] if len(cols) == 1 else [index.levels[i] for i in range(len(cols))]
-    found, unsure = [], []  # per column: each category's value's position among the column's values; found by zeros
+    found = []  # per column: each category's value's position among the column's values
     for i, c in enumerate(cols):
         values, uniques = list(levels[i]), columns[c][1]
         at = lookup_values(uniques, values, _where(cols, c))
-        padded = np.zeros(len(values), dtype=bool)
         if not pd.api.types.is_numeric_dtype(uniques.dtype) and pins is not None and c in pins:
             numbers = [k for k, v in enumerate(values) if is_integral_number(v)]
             pinned = [pins[c].get(values[k]) for k in numbers]
             if numbers:  # one lookup of every pinned value
                 hit = uniques.get_indexer(pd.Index(pinned, dtype=object))
                 at[numbers] = np.where([p is None for p in pinned], -1, hit)
-        elif not pd.api.types.is_numeric_dtype(uniques.dtype) and held is not None:
-            pairs = held.setdefault(("found", c), set())
-            for k, v in enumerate(values):
-                if is_integral_number(v) and at[k] >= 0:
-                    value = to_python(uniques[at[k]])
-                    pairs.add((v, value))
-                    padded[k] = found_by_padding(v, value)
+        if hits is not None:
+            j = np.flatnonzero(at >= 0)
+            got = [to_python(u) for u in uniques.take(at[j])]
+            hits.update((i, k, _tagged(u)) for k, u in zip(j.tolist(), got, strict=True))
+            if held is not None and not pd.api.types.is_numeric_dtype(uniques.dtype):
+                held.setdefault(("found", c), set()).update(
+                    (values[k], u) for k, u in zip(j.tolist(), got, strict=True) if is_integral_number(values[k]))
         found.append(at if len(cols) == 1 else at[index.codes[i]])
-        unsure.append(padded if len(cols) == 1 else padded[index.codes[i]])
     ok = np.logical_and.reduce([f >= 0 for f in found])
-    if held is not None and ok.any():
-        _leave_out_unsure(cols, index, found, unsure, ok, held)
     if not ok.any():
         return np.full(len(columns[cols[0]][0]), -1, dtype=np.int64)
+    if hits is None:
+        _refuse_shared(cols, index, found)
+    else:  # refused on the whole dataset (settle) if these name the same records there; else coded again
+        ok[np.flatnonzero(ok)[pd.MultiIndex.from_arrays([f[ok] for f in found]).duplicated()]] = False
+    keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
+    pos = keys.get_indexer(pd.MultiIndex.from_arrays([columns[c][0] for c in cols]))
+    return np.where(pos >= 0, np.flatnonzero(ok)[np.maximum(pos, 0)], -1)
+
+
+def _tagged(value: Any) -> tuple[str, Any]:
+    """A value found in a column with its type's name: the same value of every partition (``1`` and ``True``, equal
+    in Python, are two values)."""
+    return type(value).__name__, value
+
+
+def _whole_hits(cols: tuple[str, ...], index: pd.Index, hits: set[tuple[int, int, tuple[str, Any]]],
+                pins: dict[str, dict[Any, Any]]) -> list[np.ndarray]:
+    """Per column of the margin ``index`` on ``cols``, what each category finds in the whole dataset (an integer
+    per value found, ``-1``: none) from what it found in the partitions (``hits``, :func:`_positions`); a number
+    asked of a text column finds the value it is pinned to (:meth:`_Codes.settle`)."""
+    found: dict[tuple[int, int], tuple[str, Any]] = {(i, j): value for i, j, value in hits}
+    ids: dict[tuple[str, Any], int] = {}
+    out = []
+    for i, c in enumerate(cols):
+        levels = index if len(cols) == 1 else index.levels[i]
+        at = np.full(len(levels), -1, dtype=np.int64)
+        for j, v in enumerate(levels):
+            if c in pins and is_integral_number(v):
+                value = None if pins[c].get(v) is None else _tagged(to_python(pins[c][v]))
+            else:
+                value = found.get((i, j))
+            if value is not None:
+                at[j] = ids.setdefault(value, len(ids))
+        out.append(at if len(cols) == 1 else at[index.codes[i]])
+    return out
+
+
+def _refuse_shared(cols: tuple[str, ...], index: pd.Index, found: list[np.ndarray]) -> None:
+    """Refuses two categories of the margin ``index`` on ``cols`` that name the same records: ``found`` holds, per
+    column, the value each category finds there (-1: none), and two categories found in every column name the
+    same records where they find the same values."""
+    ok = np.logical_and.reduce([f >= 0 for f in found])
     keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
     if keys.has_duplicates:
         first, again = np.flatnonzero(ok)[np.flatnonzero(keys.duplicated(keep=False))[:2]]
@@ -181,25 +240,6 @@ def _positions(cols: tuple[str, ...], index: pd.Index, columns: dict[str, tuple[
             "is matched to the column's values as a target's filter value is (a number finds its text, and the "
             "text of a number finds it). List each category once."
         )
-    pos = keys.get_indexer(pd.MultiIndex.from_arrays([columns[c][0] for c in cols]))
-    return np.where(pos >= 0, np.flatnonzero(ok)[np.maximum(pos, 0)], -1)
-
-
-def _leave_out_unsure(cols: tuple[str, ...], index: pd.Index, found: list[np.ndarray], unsure: list[np.ndarray],
-                      ok: np.ndarray, held: dict[tuple[str, str], set[Any]]) -> None:
-    """Takes out of ``ok`` the categories that name the records of another one only through a number found by a code
-    written with zeros in this partition (15 finding ``"015"`` beside ``'015'``): the whole dataset may hold
-    ``"15"``, which the number finds there instead; each is reported as (number, ``None``) in ``held`` so that
-    :meth:`_Codes.settle` has the partition coded again once the numbers are pinned (where the number finds
-    ``"015"`` in the whole dataset too, that coding refuses the two categories, as in memory)."""
-    keys = pd.MultiIndex.from_arrays([f[ok] for f in found])
-    if not keys.has_duplicates:
-        return
-    at = np.flatnonzero(ok)[keys.duplicated(keep=False)]
-    for i, c in enumerate(cols):
-        for r in at[unsure[i][at]]:
-            held[("found", c)].add((index[r] if len(cols) == 1 else index[r][i], None))
-            ok[r] = False
 
 
 class _Margins:

@@ -53,7 +53,7 @@ from ..calibration.distances import Distance
 from ..calibration.feasibility import (box, met_tolerance, misfits, only_nonnegative, smaller_sizes, target_misses,
                                        totals_design, unreachable_targets, weight_problems, zero_margins)
 from ..calibration.operator import MatrixOperator, PartitionedOperator, Point, add_parts, part_point
-from ..calibration.solver import SolverResult, solve_dual
+from ..calibration.solver import SolverResult, on_final_sizes, solve_dual
 from ..calibration.targets import Targets
 from ._calibrated_copy import _write_copy, write_calibrated  # noqa: F401 - re-exported
 from ._margins import _as_margins, _frame_part, _Margins, check_text_partition_keys, held_part, union_forms
@@ -104,18 +104,19 @@ def _tree(items: list, combine) -> Any:
 
 
 class _Passes:
-    """The passes over a dataset's partitions, the first of which settles the numbers and numbered categories
-    (``'015'`` kept with 15): computed together with it, the union (``union``) of the values the partitions hold that
-    those may find and of what they found there, collected from the same reads (no other pass); ``settle`` resolves
-    them on the values of the whole dataset (or refuses them) and says whether a partition must be coded again (a
-    number found ``"015"`` in one file where the dataset holds ``"15"``): then that pass is made again on the
-    partitions coded anew (``again``: 1). ``coded()`` gives the partitions' parts, ``coded_held()`` pairs (part,
-    values held) of the first pass; ``settling``: whether any category needs it (else every pass is plain)."""
+    """The passes over a dataset's partitions, the first of which settles the margins' categories on the values of the
+    whole dataset: computed together with it, the union (``union``) of the values the partitions hold that the numbers
+    and numbered categories (``'015'`` kept with 15) may find and of what every category found there, collected from
+    the same reads (no other pass); ``settle`` resolves them on the values of the whole dataset (or refuses them: two
+    categories that name the same records there, ``(15, 1)`` and ``("15", 1)`` where one file holds ``"15"`` and
+    another the sex 1) and says whether a partition must be coded again (a number found ``"015"`` in one file where
+    the dataset holds ``"15"``): then that pass is made again on the partitions coded anew (``again``: 1).
+    ``coded()`` gives the partitions' parts, ``coded_held()`` pairs (part, values held) of the first pass."""
 
     def __init__(self, run: Callable[[Any], Any], coded: Callable[[], list], coded_held: Callable[[], list],
-                 union: Callable[..., Any], settle: Callable[[Any], bool], settling: bool) -> None:
+                 union: Callable[..., Any], settle: Callable[[Any], bool]) -> None:
         self.run, self.coded, self.coded_held, self.union, self.settle = run, coded, coded_held, union, settle
-        self.parts, self.again, self._settling = coded(), 0, settling
+        self.parts, self.again, self._settling = coded(), 0, True
 
     def __call__(self, tree: Callable[[list], Any]) -> Any:
         """The pass ``tree(parts)`` (the partitions' parts reduced to one delayed result), computed."""
@@ -216,33 +217,25 @@ def _check_args(
     return tol, max_iter, dist, bounds, 1.0 if initial is None else initial
 
 
-def _covering_margins(mg: _Margins, initial: np.ndarray, w0: float) -> dict[Any, list[int]]:
-    """The margins whose categories cover every unit (their initial totals add up to the initial total ``w0``), with
-    the positions of their targets."""
-    groups: dict[Any, list[int]] = {}
-    for j, (margin, _) in enumerate(mg.labels):
-        groups.setdefault(margin, []).append(j)
-    return {margin: idx for margin, idx in groups.items()
-            if w0 > 0 and float(np.sum(initial[idx])) >= (1 - 1e-12) * w0}
-
-
 def _cells_design(op: MatrixOperator, mg: _Margins, d: np.ndarray) -> Design:
     """The design of the observed-cell table ``op`` (cells as units) with initial weights ``d``."""
     return Design(op.x, mg.totals, d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
 
 
-def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, w0: float,
+def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray,
                  bounds: tuple[float, float]) -> float:
     """The factor a solve brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
-    does (:func:`~microplex.calibration.calibrator.hard_start` of :func:`~microplex.calibration.design.target_scale`):
-    on the observed cells where they are in memory (exactly the records' rule: every unit reached by a count); over
-    the partitions, where a margin covers every unit. 1 with bounds that a factor on the weights would change
-    (:func:`~microplex.calibration.calibrator.scale_free`: ratios to the weights given, ``(0.5, 2)`` or ``(-1, inf)``)."""
+    does (:func:`~microplex.calibration.calibrator.hard_start` of :func:`~microplex.calibration.design.target_scale`,
+    whose rule is: only where every unit is in some category): on the observed cells where they are in memory; over
+    the partitions from the initial totals ``initial``, where the first pass (``op.last``, at the initial weights)
+    counted no unit in no category (margins that cover every unit together, none alone, too). 1 with bounds that a
+    factor on the weights would change (:func:`~microplex.calibration.calibrator.scale_free`: ratios to the weights
+    given, ``(0.5, 2)`` or ``(-1, inf)``)."""
     if not scale_free(bounds):
         return 1.0
     if isinstance(op, MatrixOperator):
         design = _cells_design(op, mg, op.d)
-    elif _covering_margins(mg, initial, w0):
+    elif op.last["n_unreached"] == 0:
         design = totals_design(mg.targets, initial)
     else:
         return 1.0
@@ -274,7 +267,7 @@ def _solve(
     # solved from the initial weights brought to the targets' scale where they lie far from it, and checked for a
     # collapse against the initial total at that scale, as the Calibrator: weights 1e8 times the targets' read met
     # 5.5e-8 off them, and weights beyond 1e9 times were refused (DataValidationError) where the Calibrator solves
-    scale = _start_scale(op, mg, initial, w0, bounds)
+    scale = _start_scale(op, mg, initial, bounds)
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard:
         msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
@@ -284,11 +277,18 @@ def _solve(
         logger.warning(msg)
     # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0.
     # From weights times `scale`: the same ratios solve X'(d g) = t / scale, each misfit measured in the targets' units
-    # (at scale 1 this is the plain solve: natural=initial gives the solver that denominator itself)
+    # (at scale 1 this is the plain solve: natural=initial gives the solver that denominator itself); held to the
+    # rounding of the final sizes as the Calibrator's solve is (a count's final size is its achieved total)
     t = mg.totals
-    sol = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=max_iter, first=first,
-                     denom=misfit_denominator(t, initial * scale, tol) / scale)
-    sol.achieved = sol.achieved * scale
+
+    def solved(lam0: np.ndarray | None, sizes: np.ndarray, n_iter: int, at: Point | None = None) -> SolverResult:
+        out = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=n_iter, first=at, lam0=lam0,
+                         denom=misfit_denominator(t, sizes, tol) / scale)
+        out.achieved = out.achieved * scale
+        return out
+
+    sol = on_final_sizes(solved(None, initial * scale, max_iter, first), t, initial * scale, tol, max_iter,
+                         lambda r: np.abs(r.achieved), lambda r, sizes, n_iter: solved(r.lam, sizes, n_iter))
     if isinstance(op, PartitionedOperator):
         total, n_bad = op.last["total_weight"] * scale, op.last["n_nonfinite"]
     else:
@@ -548,9 +548,10 @@ def rake_dataset(
         return [dask.delayed(make)(p, coder, weight_col, initial) for p in pieces]
 
     # numbers and codes '015' kept with their number 15 find their records among the values of every file ("15" in
-    # one, "015" in another), collected in the first pass from the partitions it reads anyway; where a file found
-    # a number elsewhere, the pass is made again with the numbers pinned
-    passes = _Passes(run, coded, lambda: coded(held_part), union_forms, mg.coder.settle, mg.coder.reads_dataset_values)
+    # one, "015" in another), collected in the first pass from the partitions it reads anyway, as what every category
+    # found (two that name the same records over the files are refused); where a file found a number elsewhere, the
+    # pass is made again with the numbers pinned
+    passes = _Passes(run, coded, lambda: coded(held_part), union_forms, mg.coder.settle)
 
     if max_cells > 0:
         cells, dsum, count = passes(lambda ps: _tree([dask.delayed(_part_cells)(p) for p in ps], _merge))
