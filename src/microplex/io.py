@@ -107,7 +107,9 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     of an income), read as numbers. A JSON file's strings of integers written with leading zeros (``"013"``) stay
     text (pandas reads them as 13), and so do an Excel file's text cells so written. An Excel header cell typed as a number (a year, 2019) names its column by its
     text, ``'2019'`` (:func:`_header_text`). Parquet ``decimal`` columns are read as float64; a dataset folder
-    microplex wrote is read with its schema (partition codes ``"06"`` stay text). SAS transport (``.xpt``) and SPSS (``.sav``,
+    microplex wrote is read with its schema (partition codes ``"06"`` stay text); a dataset folder is read as its
+    ``*.parquet`` files (:func:`_read_dataset`), and an entry that is none (a link to a folder, a broken link, another
+    file) refused naming it. SAS transport (``.xpt``) and SPSS (``.sav``,
     ``.zsav``) files are read by pyreadstat (an optional package), not by pandas, whose transport reader misreads
     some zeros (see :func:`_read_readstat`). A Parquet or Feather file whose pandas metadata is damaged is refused
     naming the file (:func:`pandas_metadata`).
@@ -145,16 +147,16 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     if p.is_dir() and not any(f.is_file() for f in p.rglob("*")):  # pyarrow reads it as a table of no columns
         raise DataValidationError(f"Cannot read {str(p)!r}: it is a folder without any file; expected a table file "
                                   "or a Parquet dataset folder.")
-    reader = pd.read_parquet if p.is_dir() else _READERS.get(p.suffix.lower())
+    reader = _read_dataset if p.is_dir() else _READERS.get(p.suffix.lower())
     if reader is None:
         raise DataValidationError(
             f"Cannot read {str(p)!r}: unknown extension {p.suffix!r} (expected one of {sorted(_READERS)})."
         )
-    if reader in (pd.read_parquet, pd.read_feather):
+    if reader in (_read_dataset, pd.read_parquet, pd.read_feather):
         _check_pandas_metadata(p)  # pyarrow failed on damaged metadata with a bare KeyError or TypeError
     csv_kwargs: dict[str, Any] = {}
     try:
-        frame = reader(p, **_dataset_options(p)) if p.is_dir() else reader(p)
+        frame = reader(p)
         if reader is pd.read_csv and not frame.index.equals(pd.RangeIndex(len(frame))):
             csv_kwargs = _trailing_delimiters(p)
             if csv_kwargs:
@@ -167,7 +169,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
         raise DataValidationError(f"Cannot read {str(p)!r}: {_reason(exc)}") from exc
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
-    if reader in (pd.read_parquet, pd.read_feather):  # pandas' index of an id (``df.set_index("pid")``): a column
+    if reader in (_read_dataset, pd.read_parquet, pd.read_feather):  # pandas' index of an id (set_index): a column
         frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(p))
     if reader is pd.read_excel:  # a header cell typed as a number (a year, 2019): the column '2019', as a CSV's
         frame.columns = [_header_text(c) for c in frame.columns]
@@ -351,15 +353,16 @@ def record_columns(names: Sequence[str]) -> list[str]:
 
 def _file_schemas(p: Path, first: bool = False) -> list[tuple[Path, pa.Schema]]:
     """Each file and its Arrow schema, read without its data, of the Parquet or Feather file ``p`` (a dataset
-    folder: of each of its ``*.parquet`` files, :func:`microplex.scale._layout.dataset_parts`, or of its first only);
-    none for a file whose schema cannot be read here (the reader then raised already or reads it otherwise)."""
+    folder: of each of its data files, :func:`microplex.scale._layout.data_files`, which refuses another entry, or of
+    its first only); none for a file whose schema cannot be read here (the reader then raised already or reads it
+    otherwise)."""
     import pyarrow.parquet as pq
 
     files = [p]
     if p.is_dir():
-        from .scale._layout import dataset_parts
+        from .scale._layout import data_files
 
-        files = dataset_parts(p)[0]
+        files = [Path(f) for f in data_files(p)]
     schemas = []
     for f in files[:1] if first else files:
         try:
@@ -387,8 +390,28 @@ def _check_pandas_metadata(p: Path) -> None:
         pandas_metadata(schema, f"the table {str(f)!r}")
 
 
+def _read_dataset(p: Path) -> pd.DataFrame:
+    """The Parquet dataset folder ``p`` as one table: exactly the data files the library's listing of the folder
+    names (:func:`microplex.scale._layout.data_files`, which refuses, naming it, an entry that is no data file: a
+    link to a folder, a broken link, a pipe, another file), each hive ``key=value`` folder below ``p`` a column, as
+    ``pandas.read_parquet`` reads a folder: typed by the schema microplex wrote beside it (:func:`_dataset_options`),
+    else as pyarrow infers them (categories). ``pandas.read_parquet`` given the folder followed a link to a folder
+    in it, and read its files as more records (117 rows of a dataset of 90) that no schema check had read; it
+    skipped a broken link and a pipe unnamed."""
+    import pyarrow.dataset as pads
+
+    from .scale._layout import data_files
+
+    root = Path(os.path.abspath(p))
+    files = data_files(root)
+    options = _dataset_options(p)
+    dataset = pads.dataset(files, schema=options.get("schema"), format="parquet", partition_base_dir=str(root),
+                           partitioning=pads.HivePartitioning.discover(infer_dictionary=True))
+    return dataset.to_table().to_pandas()
+
+
 def _dataset_options(p: Path) -> dict[str, Any]:
-    """``read_parquet``'s options for the dataset folder ``p``: the schema microplex wrote beside it
+    """The reading options of the dataset folder ``p`` (:func:`_read_dataset`): the schema microplex wrote beside it
     (:func:`microplex.scale.dataset_schema`) when it has one, so that partition values keep their type (codes
     ``"06"`` as text, not the integers 6; booleans, not the text ``"True"``); none for another folder."""
     from .scale._layout import check_finished, dataset_schema, layout

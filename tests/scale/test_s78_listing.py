@@ -85,3 +85,78 @@ def test_the_schema_check_reads_the_first_data_file_not_a_broken_link(finished, 
     schema = dataset_schema(finished)
     (finished / "a.parquet").symlink_to(tmp_path / "gone.parquet")  # first in path order
     assert dataset_schema(finished).equals(schema)
+
+
+_ENTRIES = pytest.mark.parametrize("make, what", [
+    (_link_to_a_folder, r"a link to a folder \(pandas and pyarrow read the files it leads to"),
+    (_broken_link, r"a broken link"),
+    (_pipe, r"not a regular file \(a pipe, socket or device\)"),
+], ids=["link to a folder", "broken link", "pipe"])
+
+
+@_ENTRIES
+def test_read_table_refuses_an_entry_that_is_no_data_file_as_the_listing_does(finished, tmp_path, make, what):
+    """Before: ``read_table`` handed the folder to ``pandas.read_parquet``, which read the copy of a part behind the
+    link to a folder as more records (117 of a dataset of 90 rows) and skipped the broken link and the pipe, while
+    its schema checks read the listed parts only. Now it reads what the listing names, and refuses the rest alike."""
+    from microplex.io import read_table
+
+    assert len(read_table(finished)) == 90
+    entry = make(finished, tmp_path)
+    with pytest.raises(DataValidationError, match=rf"Cannot read the Parquet dataset folder .*: its entry '{entry}' "
+                                                  rf"is {what}"):
+        read_table(finished)
+
+
+def test_read_table_reads_a_link_to_a_data_file_as_a_part_keeping_the_partition_column(finished, tmp_path):
+    """A link to a ``*.parquet`` file is a part of the listing: read as one, in its partition folder (``black`` 0,
+    typed as written)."""
+    from microplex.io import read_table
+
+    before = read_table(finished)
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(_a_part(finished), outside)
+    (finished / "black=0" / "part-888888.parquet").symlink_to(outside)
+    after = read_table(finished)
+    added = len(pd.read_parquet(outside))
+    assert len(after) == len(before) + added
+    assert after["black"].dtype == before["black"].dtype == "int64"
+    assert (after["black"] == 0).sum() == (before["black"] == 0).sum() + added
+
+
+@pytest.mark.parametrize("make, what", [
+    (_link_to_a_folder, r"a link to a folder"),
+    (_broken_link, r"a broken link"),
+], ids=["link to a folder", "broken link"])
+def test_calibrate_on_the_command_line_refuses_such_an_entry_of_its_data_folder(finished, tmp_path, make, what):
+    """Before: ``microplex calibrate`` weighted the 117 records ``pandas.read_parquet`` read (the link to a folder
+    followed), exit 0; the broken link was skipped unnamed."""
+    from typer.testing import CliRunner
+
+    from microplex.cli import app
+
+    targets = tmp_path / "t.csv"
+    pd.DataFrame({"filter": ["black == 0", "black == 1"], "aggregate": ["count", "count"],
+                  "value": [50.0, 60.0]}).to_csv(targets, index=False)
+    args = ["calibrate", str(finished), "--targets", str(targets), "-o", str(tmp_path / "w.parquet")]
+    entry = make(finished, tmp_path)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code != 0
+    assert entry in r.output and what in " ".join(r.output.split()), r.output
+
+
+def test_read_table_refuses_a_file_of_a_pandas_folder_that_is_no_parquet_file(tmp_path):
+    """Before: ``pandas.read_parquet`` read ``b.parq`` as one more part, which every scale reader refused; now
+    ``read_table`` refuses it too, naming it. Hidden and ``_`` names (``_SUCCESS``) are skipped, as before."""
+    from microplex.io import read_table
+
+    folder = tmp_path / "pop"
+    folder.mkdir()
+    frame = pd.DataFrame({"age": [30, 40]})
+    frame.to_parquet(folder / "a.parquet")
+    (folder / "_SUCCESS").write_text("")
+    assert len(read_table(folder)) == 2
+    frame.to_parquet(folder / "b.parq")
+    with pytest.raises(DataValidationError, match=r"Cannot read the Parquet dataset folder .*: its file 'b.parq' is "
+                                                  r"not a .parquet file"):
+        read_table(folder)

@@ -238,11 +238,11 @@ def _check_schema(schema: pa.Schema, root: Path, file: Path) -> None:
 def data_files(root: Path, label: str = "Parquet dataset") -> list[str]:
     """The data files of the dataset folder ``root``: its ``*.parquet`` files at any depth, names (of files and
     folders) starting with ``.`` or ``_`` skipped, in sorted path order (paths under ``root`` as given;
-    :func:`dataset_parts`). The one list every reader of a dataset folder takes: the schema checks, Dask, pyarrow
-    and the calibrated copy.
+    :func:`dataset_parts`). The one list every reader of a dataset folder takes: the schema checks, Dask, pyarrow,
+    :func:`microplex.io.read_table` and the calibrated copy.
 
     Raises :class:`DataValidationError` naming the first other entry (``label`` names what the folder is): a
-    ``README.txt`` or a ``data.parq`` there is read as Parquet by pandas (``read_table``) and pyarrow, or makes
+    ``README.txt`` or a ``data.parq`` there is read as Parquet by ``pandas.read_parquet`` and pyarrow, or makes
     them fail, and Dask reads ``*.parq`` and ``*.pq`` files too: taken by some readers and not by others, it
     was calibrated without its schema checked, or failed with a raw pyarrow error. A link to a folder is followed
     by pandas and pyarrow (its files were read as more records by them, and by no microplex reader); a broken link
@@ -295,9 +295,9 @@ def dataset_parts(root: Path) -> tuple[list[Path], list[Path]]:
     or links to such files) and its other entries (other files, links to folders, broken links, pipes).
 
     The one listing of a dataset folder. Readers take the data files: :func:`data_files` refuses the other entries
-    (a reader would take or skip them otherwise than another), the schema checks of :func:`microplex.io.read_table`
-    read the data files. The resumable writer (:func:`microplex.scale.writer.finish_output`) refuses every entry,
-    data file or not, that its run did not write: a reader would mix it into the dataset, or fail on it."""
+    (a reader would take or skip them otherwise than another), :func:`microplex.io.read_table` reads the data files
+    (and checks their schemas). The resumable writer (:func:`microplex.scale.writer.finish_output`) refuses every
+    entry, data file or not, that its run did not write: a reader would mix it into the dataset, or fail on it."""
     files, other = [], []
     for p in _dataset_entries(root):
         (files if _is_part(p) else other).append(p)
