@@ -48,12 +48,13 @@ class _Codes:
         """Target index of every record in every margin, ``(n, K)``; ``-1`` when in no category.
 
         ``held``, when given (a partition of a dataset, before :meth:`settle`), receives the values of the partition
-        that the numbers and numbered codes asked may find (:meth:`held_values`), under ``("found", column)`` the
-        pairs (number, value it found here), and under ``("hits", k)`` what each category value of the ``k``-th
-        margin found here (:func:`_positions`). Two categories that name the same records here are refused by
-        :meth:`settle` on the whole dataset (with the message of the whole data in memory), not here: the first of
-        them codes the records meanwhile (a number may find ``"15"`` in the whole dataset where it found ``"015"``
-        here, and the partition is coded again)."""
+        that the numbers and numbered codes asked may find (:func:`~microplex.calibration.design.lookup_forms`, per
+        text column under ``("values", column)``; united over the partitions by :func:`union_forms`), under
+        ``("found", column)`` the pairs (number, value it found here), and under ``("hits", k)`` what each category
+        value of the ``k``-th margin found here (:func:`_positions`). Two categories that name the same records here
+        are refused by :meth:`settle` on the whole dataset (with the message of the whole data in memory), not here:
+        the first of them codes the records meanwhile (a number may find ``"15"`` in the whole dataset where it found
+        ``"015"`` here, and the partition is coded again)."""
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise DataValidationError(f"The data lack margin columns {missing}; they have {list(frame.columns)}.")
@@ -81,28 +82,17 @@ class _Codes:
                     out.setdefault(c, []).append((_where(cols, c), codes))
         return out
 
-    @property
-    def reads_dataset_values(self) -> bool:
-        """Whether a category is a number or a code kept as its text and its number (``'015'`` under
-        ``county in {13, 15}``), which find their records among the values of the whole dataset (:meth:`settle`)."""
-        return bool(self._asked)
-
     def _values(self, uniques: dict[str, pd.Index]) -> dict[tuple[str, str], set[Any]]:
-        """:meth:`held_values` of the columns' values ``uniques``."""
+        """Per text column, under ``("values", column)``, the values among ``uniques`` (a partition's values of each
+        column) that the numbers and numbered categories on it may find by their text or their number
+        (:func:`~microplex.calibration.design.lookup_forms`)."""
         return {("values", c): set(lookup_forms(uniques[c], [v for _, codes in asked for v in codes]))
                 for c, asked in self._asked.items()
                 if c in uniques and not pd.api.types.is_numeric_dtype(uniques[c].dtype)}
 
-    def held_values(self, frame: pd.DataFrame) -> dict[tuple[str, str], set[Any]]:
-        """Per text column, under ``("values", column)``, the values of ``frame`` (one partition) that the numbers and
-        numbered categories on it may find by their text or their number
-        (:func:`~microplex.calibration.design.lookup_forms`); the union of those of every partition
-        (:func:`union_forms`) is what :meth:`settle` reads."""
-        return self._values({c: value_codes(frame[c])[1] for c in self._asked if c in frame.columns})
-
     def settle(self, held: dict[tuple[Any, Any], set[Any]]) -> bool:
         """Resolves the numbers and numbered categories on the values of the whole dataset, whose partitions hold the
-        values ``held`` (:meth:`codes`' or :meth:`held_values`', united), margin by margin as :meth:`codes` reads the
+        values ``held`` (:meth:`codes`', united), margin by margin as :meth:`codes` reads the
         whole dataset in memory (``rake_frame``), with its messages: refuses a numbered category (``'015'``
         combined with 15) where the dataset holds ``"015"`` and its number finds another value there (``"15"``), and
         two categories of a margin that name the same records in the whole dataset (from what :meth:`codes` found,
@@ -132,8 +122,7 @@ class _Codes:
 
 
 def union_forms(*parts: dict[Any, set[Any]]) -> dict[Any, set[Any]]:
-    """The union, key by key, of partitions' :meth:`_Codes.held_values` (and of the pairs :meth:`_Codes.codes`
-    reports)."""
+    """The union, key by key, of what partitions' :meth:`_Codes.codes` report in ``held``."""
     out: dict[Any, set[Any]] = {}
     for part in parts:
         for c, values in part.items():

@@ -379,9 +379,11 @@ def rake_frame(
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"The 'frame' parameter must be a DataFrame. Got {type(frame).__name__} instead.")
     mg = _Margins(_as_margins(margins))
-    codes, d = _frame_part(frame, mg, weight_col, initial)
-    if mg.coder.reads_dataset_values:  # result.weights(part) finds a number's records as the whole frame does
-        mg.coder.settle(mg.coder.held_values(frame))
+    # coded once with what each category finds, then settled on the frame's own values (the whole data): the
+    # refusals of codes(frame), and the numbers pinned so that result.weights(part) finds their records as here
+    (codes, d), held = held_part(frame, mg.coder, weight_col, initial)
+    if mg.coder.settle(held):
+        codes = mg.coder.codes(frame)
     cells, dsum, _ = _cells(codes, d)
     return _solve_cells(cells, dsum, mg, len(frame), 1, dist=dist, bounds=bounds, tol=tol, max_iter=max_iter,
                         force=force, weight_col=weight_col, initial_weight=initial)
