@@ -144,19 +144,17 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     p = resolve_path(path, base)
     if not p.exists():
         raise DataValidationError(f"Input file {str(p)!r} does not exist.")
-    if p.is_dir() and not any(f.is_file() for f in p.rglob("*")):  # pyarrow reads it as a table of no columns
-        raise DataValidationError(f"Cannot read {str(p)!r}: it is a folder without any file; expected a table file "
-                                  "or a Parquet dataset folder.")
+    files = _table_files(p)
     reader = _read_dataset if p.is_dir() else _READERS.get(p.suffix.lower())
     if reader is None:
         raise DataValidationError(
             f"Cannot read {str(p)!r}: unknown extension {p.suffix!r} (expected one of {sorted(_READERS)})."
         )
     if reader in (_read_dataset, pd.read_parquet, pd.read_feather):
-        _check_pandas_metadata(p)  # pyarrow failed on damaged metadata with a bare KeyError or TypeError
+        _check_pandas_metadata(files)  # pyarrow failed on damaged metadata with a bare KeyError or TypeError
     csv_kwargs: dict[str, Any] = {}
     try:
-        frame = reader(p)
+        frame = _read_dataset(p, files) if reader is _read_dataset else reader(p)
         if reader is pd.read_csv and not frame.index.equals(pd.RangeIndex(len(frame))):
             csv_kwargs = _trailing_delimiters(p)
             if csv_kwargs:
@@ -170,7 +168,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     if not isinstance(frame, pd.DataFrame):
         raise DataValidationError(f"Cannot read {str(p)!r}: it does not hold a table.")
     if reader in (_read_dataset, pd.read_parquet, pd.read_feather):  # pandas' index of an id (set_index): a column
-        frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(p))
+        frame = index_as_columns(frame, f"the table {str(p)!r}", _stored_names(files))
     if reader is pd.read_excel:  # a header cell typed as a number (a year, 2019): the column '2019', as a CSV's
         frame.columns = [_header_text(c) for c in frame.columns]
     names = _csv_header(p) if reader is pd.read_csv else list(frame.columns)
@@ -351,18 +349,31 @@ def record_columns(names: Sequence[str]) -> list[str]:
     return [n for n in names if not _UNNAMED_INDEX.fullmatch(n)]
 
 
-def _file_schemas(p: Path, first: bool = False) -> list[tuple[Path, pa.Schema]]:
-    """Each file and its Arrow schema, read without its data, of the Parquet or Feather file ``p`` (a dataset
-    folder: of each of its data files, :func:`microplex.scale._layout.data_files`, which refuses another entry, or of
-    its first only); none for a file whose schema cannot be read here (the reader then raised already or reads it
-    otherwise)."""
+def _table_files(p: Path) -> list[Path]:
+    """The files the table at ``p`` is read from: ``p`` itself, or, for a dataset folder, its data files as the one
+    listing of the folder names them (:func:`microplex.scale._layout.data_files`, which refuses another entry),
+    listed once for every step of :func:`read_table` (the pandas metadata check, the index names, the read).
+
+    Raises :class:`DataValidationError` for a folder without a data file: pyarrow reads it as a table of no columns
+    (a folder holding only ``_SUCCESS`` or hidden files read as a frame of no rows and no columns)."""
+    if not p.is_dir():
+        return [p]
+    from .scale._layout import data_files
+
+    files = [Path(f) for f in data_files(p)]
+    if not files:
+        raise DataValidationError(
+            f"Cannot read {str(p)!r}: it is a folder without any file it reads as data (*.parquet files; names "
+            "starting with '.' or '_' are skipped); expected a table file or a Parquet dataset folder.")
+    return files
+
+
+def _file_schemas(files: list[Path], first: bool = False) -> list[tuple[Path, pa.Schema]]:
+    """Each of the Parquet or Feather ``files`` (a table's, :func:`_table_files`) and its Arrow schema, read without
+    its data (or of the first only); none for a file whose schema cannot be read here (the reader then raised already
+    or reads it otherwise)."""
     import pyarrow.parquet as pq
 
-    files = [p]
-    if p.is_dir():
-        from .scale._layout import data_files
-
-        files = [Path(f) for f in data_files(p)]
     schemas = []
     for f in files[:1] if first else files:
         try:
@@ -376,36 +387,34 @@ def _file_schemas(p: Path, first: bool = False) -> list[tuple[Path, pa.Schema]]:
     return schemas
 
 
-def _stored_names(p: Path) -> list[str]:
-    """The column names the Parquet or Feather file ``p`` stores (a dataset folder: its first file's), in their
-    order; none when its schema cannot be read here (the reader then raised already or reads it otherwise)."""
-    schemas = _file_schemas(p, first=True)
+def _stored_names(files: list[Path]) -> list[str]:
+    """The column names the first of the Parquet or Feather ``files`` (a table's, :func:`_table_files`) stores, in
+    their order; none when its schema cannot be read here (the reader then raised already or reads it otherwise)."""
+    schemas = _file_schemas(files, first=True)
     return schemas[0][1].names if schemas else []
 
 
-def _check_pandas_metadata(p: Path) -> None:
-    """Checks the pandas metadata (:func:`pandas_metadata`) of the Parquet or Feather file ``p`` (a dataset folder:
-    of each of its files); a schema that cannot be read is left to the reader, which raises on it."""
-    for f, schema in _file_schemas(p):
+def _check_pandas_metadata(files: list[Path]) -> None:
+    """Checks the pandas metadata (:func:`pandas_metadata`) of each of the Parquet or Feather ``files`` (a table's,
+    :func:`_table_files`); a schema that cannot be read is left to the reader, which raises on it."""
+    for f, schema in _file_schemas(files):
         pandas_metadata(schema, f"the table {str(f)!r}")
 
 
-def _read_dataset(p: Path) -> pd.DataFrame:
-    """The Parquet dataset folder ``p`` as one table: exactly the data files the library's listing of the folder
-    names (:func:`microplex.scale._layout.data_files`, which refuses, naming it, an entry that is no data file: a
-    link to a folder, a broken link, a pipe, another file), each hive ``key=value`` folder below ``p`` a column, as
-    ``pandas.read_parquet`` reads a folder: typed by the schema microplex wrote beside it (:func:`_dataset_options`),
-    else as pyarrow infers them (categories). ``pandas.read_parquet`` given the folder followed a link to a folder
-    in it, and read its files as more records (117 rows of a dataset of 90) that no schema check had read; it
-    skipped a broken link and a pipe unnamed."""
+def _read_dataset(p: Path, files: list[Path]) -> pd.DataFrame:
+    """The Parquet dataset folder ``p`` as one table: exactly its data ``files``, as the library's listing of the
+    folder names them (:func:`_table_files`: :func:`microplex.scale._layout.data_files`, which refuses, naming it, an
+    entry that is no data file: a link to a folder, a broken link, a pipe, another file), each hive ``key=value``
+    folder below ``p`` a column, as ``pandas.read_parquet`` reads a folder: typed by the schema microplex wrote
+    beside it (:func:`_dataset_options`), else as pyarrow infers them (categories). ``pandas.read_parquet`` given the
+    folder followed a link to a folder in it, and read its files as more records (117 rows of a dataset of 90) that no
+    schema check had read; it skipped a broken link and a pipe unnamed."""
     import pyarrow.dataset as pads
 
-    from .scale._layout import data_files
-
     root = Path(os.path.abspath(p))
-    files = data_files(root)
     options = _dataset_options(p)
-    dataset = pads.dataset(files, schema=options.get("schema"), format="parquet", partition_base_dir=str(root),
+    dataset = pads.dataset([os.path.abspath(f) for f in files], schema=options.get("schema"), format="parquet",
+                           partition_base_dir=str(root),
                            partitioning=pads.HivePartitioning.discover(infer_dictionary=True))
     return dataset.to_table().to_pandas()
 

@@ -18,7 +18,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -560,10 +560,9 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     in a column of pandas' str dtype hashes the whole column again (one call per number took 94 s for 20,000 numbers
     asked of 4 files of 20,000 codes), and a tract column holds 10^5 codes."""
     out = np.full(len(values), -1, dtype=np.intp)
-    numbers = [k for k, v in enumerate(values) if is_integral_number(v)]
-    for start in range(0, len(numbers), PADDED_BATCH):
+    for batch in _batches([k for k, v in enumerate(values) if is_integral_number(v)]):
         owner, forms = [], []
-        for k in numbers[start:start + PADDED_BATCH]:
+        for k in batch:
             padded = _padded_forms(int(values[k]))
             owner += [k] * len(padded)
             forms += padded
@@ -576,8 +575,15 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     return out
 
 
-#: Numbers whose padded forms :func:`_padded_positions` looks up in one call (about 30 forms each).
+#: Numbers whose padded forms :func:`_padded_positions` and :func:`lookup_forms` look up in one call (about 30 forms
+#: each): the forms of 200,000 numbers at once took about 490 MiB.
 PADDED_BATCH = 4096
+
+
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    """``items`` in consecutive slices of :data:`PADDED_BATCH` (read at each call, so a test may lower it)."""
+    for start in range(0, len(items), PADDED_BATCH):
+        yield items[start:start + PADDED_BATCH]
 
 
 #: Longest code written with leading zeros that a number finds (:func:`_padded_positions`): a census block GEOID has
@@ -602,16 +608,19 @@ def lookup_forms(uniques: pd.Index, values: list[Any]) -> list[Any]:
     and ``"015"`` in another: 15 finds ``"15"``, as on the whole column)."""
     if pd.api.types.is_numeric_dtype(uniques.dtype):
         return []
-    asked = []
-    for v in values:
-        if isinstance(v, NumberedCode):
-            asked += [str(v), int(v), str(int(v)), *_padded_forms(int(v))]
-        elif is_integral_number(v):
-            asked += [v, str(int(v)), *_padded_forms(int(v))]
-    if not asked:
-        return []
-    hits = uniques.get_indexer(pd.Index(asked, dtype=object))
-    return [to_python(uniques[k]) for k in sorted(set(hits[hits >= 0].tolist()))]
+    found: set[int] = set()
+    # the forms of :data:`PADDED_BATCH` values at a time: about 33 texts a number, all at once held 490 MiB for
+    # 200,000 numbers
+    for batch in _batches([v for v in values if isinstance(v, NumberedCode) or is_integral_number(v)]):
+        asked: list[Any] = []
+        for v in batch:
+            if isinstance(v, NumberedCode):
+                asked += [str(v), int(v), str(int(v)), *_padded_forms(int(v))]
+            else:
+                asked += [v, str(int(v)), *_padded_forms(int(v))]
+        hits = uniques.get_indexer(pd.Index(asked, dtype=object))
+        found.update(hits[hits >= 0].tolist())
+    return [to_python(uniques[k]) for k in sorted(found)]
 
 
 def is_integral_number(v: Any) -> bool:

@@ -275,8 +275,23 @@ def _dataset_entries(root: Path) -> Iterator[Path]:
     (a folder's entries in name order, then its sub-folders'): names (of files and folders) starting with ``.`` or
     ``_`` skipped, as readers skip them; folders descended into, not listed; every other entry listed: files, links
     (to a file, to a folder, or broken) and special files (a pipe). A link to a folder is listed, not descended into:
-    pandas and pyarrow read the files it leads to."""
-    for folder, dirs, files in os.walk(root):  # links to folders are in 'dirs', never descended into
+    pandas and pyarrow read the files it leads to.
+
+    Raises :class:`DataValidationError` naming a folder below ``root`` (or ``root`` itself, when it exists) that
+    cannot be listed: ``os.walk`` skipped it unnamed, and its files were missing from every reader's dataset. A
+    ``root`` that is no folder lists nothing."""
+
+    def unlisted(exc: OSError) -> None:
+        folder = exc.filename if exc.filename is not None else root
+        if Path(folder) == Path(root) and isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            return
+        raise DataValidationError(
+            f"Cannot list the folder {str(folder)!r} of the dataset folder {str(root)!r}: {exc.strerror or exc}. "
+            "Its files would be missing from the dataset: make it readable (or move it out of the dataset folder, "
+            "or give it a name starting with '_')."
+        ) from exc
+
+    for folder, dirs, files in os.walk(root, onerror=unlisted):  # links to folders: in dirs, not descended into
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
         links = [d for d in dirs if (here / d).is_symlink()]
