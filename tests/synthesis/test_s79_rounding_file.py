@@ -61,7 +61,7 @@ def test_a_grid_in_a_file_whose_params_say_no_rounding_is_refused(saved, tmp_pat
                                              ("rate", "float16")])
 def test_a_grid_whose_precision_the_targets_dtype_rules_out_is_refused(saved, tmp_path, name, precision):
     # fit reads an integer column's levels at float64 and a float32 column's at float32; a float16 grid on the int64
-    # hours moved 285 of 2,000 draws by one (odd values near 2,000 are even in float16)
+    # hours moved 285 of 2,000 draws by one (float16 holds no odd number above 2,048)
     data, _ = saved
 
     def edit(meta: dict) -> None:

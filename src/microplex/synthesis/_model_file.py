@@ -481,10 +481,11 @@ def _check_grid_precision(f: _Fields, grid: RoundingGrid, dtype: str, field: str
     """A rounding grid's ``precision`` (the float type its levels are read and its draws written at) is the one fit
     gives a target of ``dtype`` (:func:`~microplex._stats.storage_precision`): that of a float32 or float16 dtype,
     float64 (the key absent) for an integer dtype (integers give no evidence of a narrower type); any for a float64
-    dtype (read off the values). A float16 grid on an int64 target moved 285 of 2,000 hours drawn by one (odd
-    values stored as float16 near 2,000 are even)."""
-    declared = dtype_precision(pd.api.types.pandas_dtype(dtype))
-    if declared == "float64" and not pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
+    dtype (read off the values). A float16 grid on an int64 target moved 285 of 2,000 hours drawn by one (float16
+    holds no odd number above 2,048)."""
+    resolved = pd.api.types.pandas_dtype(dtype)
+    declared = dtype_precision(resolved)
+    if declared == "float64" and not pd.api.types.is_integer_dtype(resolved):
         return
     if grid.precision != declared:
         raise f.fail(field, f"{declared!r} for a target of dtype {dtype!r} (the precision its values are stored at; "
