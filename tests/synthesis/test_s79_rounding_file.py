@@ -57,22 +57,16 @@ def test_a_grid_in_a_file_whose_params_say_no_rounding_is_refused(saved, tmp_pat
     assert _load(tmp_path, data, without_grids).rounded_vars_ == []
 
 
-@pytest.mark.parametrize("name, precision", [("hours", "float16"), ("hours", "float32"), ("rate", None),
-                                             ("rate", "float16")])
-def test_a_grid_whose_precision_the_targets_dtype_rules_out_is_refused(saved, tmp_path, name, precision):
+@pytest.mark.parametrize("name, precision, allowed", [("hours", "float16", "'float64'"),
+                                                      ("hours", "float32", "'float64'"),
+                                                      ("rate", "float16", "'float32' or 'float64'")])
+def test_a_grid_narrower_than_the_targets_dtype_is_refused(saved, tmp_path, name, precision, allowed):
     # fit reads an integer column's levels at float64 and a float32 column's at float32; a float16 grid on the int64
     # hours moved 285 of 2,000 draws by one (float16 holds no odd number above 2,048)
     data, _ = saved
-
-    def edit(meta: dict) -> None:
-        grid = meta["encoders"][name]["rounding"]
-        if precision is None:
-            del grid["precision"]
-        else:
-            grid["precision"] = precision
-    with pytest.raises(DataValidationError, match=rf"encoders\.{name}\.rounding\.precision' must be "
-                                                  rf"'float(64|32)' for a target of dtype"):
-        _load(tmp_path, data, edit)
+    with pytest.raises(DataValidationError, match=rf"encoders\.{name}\.rounding\.precision' must be {allowed} for a "
+                                                  rf"target of dtype"):
+        _load(tmp_path, data, lambda meta: meta["encoders"][name]["rounding"].__setitem__("precision", precision))
 
 
 def test_a_float64_targets_grid_may_read_its_values_at_a_narrower_precision(saved, tmp_path):
@@ -83,3 +77,15 @@ def test_a_float64_targets_grid_may_read_its_values_at_a_narrower_precision(save
                                                                                                   "float32"))
     assert loaded.encoders_["income"].rounding.precision == "float32"
     assert len(loaded.generate(conditions.head(50), seed=0)) == 50
+
+
+def test_a_grid_wider_than_the_targets_dtype_loads_and_draws_what_the_dtype_holds(saved, tmp_path):
+    # a float64 grid on the float32 rate (its precision deleted): the draws are cast to float32 after rounding, the
+    # values a float32 grid gives to float32 rounding
+    data, conditions = saved
+    fitted = _load(tmp_path, data, lambda meta: None).generate(conditions, seed=0)["rate"]
+    wide = _load(tmp_path, data, lambda meta: meta["encoders"]["rate"]["rounding"].pop("precision"))
+    assert wide.encoders_["rate"].rounding.precision == "float64"
+    drawn = wide.generate(conditions, seed=0)["rate"]
+    assert drawn.dtype == np.float32
+    np.testing.assert_array_equal(drawn.to_numpy(), fitted.to_numpy())

@@ -478,17 +478,22 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
 
 
 def _check_grid_precision(f: _Fields, grid: RoundingGrid, dtype: str, field: str) -> None:
-    """A rounding grid's ``precision`` (the float type its levels are read and its draws written at) is the one fit
-    gives a target of ``dtype`` (:func:`~microplex._stats.storage_precision`): that of a float32 or float16 dtype,
-    float64 (the key absent) for an integer dtype (integers give no evidence of a narrower type); any for a float64
-    dtype (read off the values). A float16 grid on an int64 target moved 285 of 2,000 hours drawn by one (float16
-    holds no odd number above 2,048)."""
+    """A rounding grid's ``precision`` (the float type its levels are read and its draws written at) is no narrower
+    than the target's ``dtype`` holds its values: float64 (the key absent) for an integer dtype, float32 or float64
+    for a float32 one; any for a float16 or float64 dtype (fit reads a float64 column's precision off its values,
+    :func:`~microplex._stats.storage_precision`, and the file does not hold them). A narrower grid moves the draws
+    off the values the dtype holds: a float16 grid on an int64 target moved 285 of 2,000 hours drawn by one (float16
+    holds no odd number above 2,048). A wider one only writes its draws at float64 before they are cast to the
+    dtype."""
     resolved = pd.api.types.pandas_dtype(dtype)
-    declared = dtype_precision(resolved)
-    if declared == "float64" and not pd.api.types.is_integer_dtype(resolved):
+    integer = pd.api.types.is_integer_dtype(resolved)
+    held = "float64" if integer else dtype_precision(resolved)
+    if held == "float64" and not integer:  # a float64 column's values may have been stored narrower
         return
-    if grid.precision != declared:
-        raise f.fail(field, f"{declared!r} for a target of dtype {dtype!r} (the precision its values are stored at; "
+    widths = {"float16": 2, "float32": 4, "float64": 8}
+    if widths[grid.precision] < widths[held]:
+        allowed = " or ".join(repr(p) for p in widths if widths[p] >= widths[held])
+        raise f.fail(field, f"{allowed} for a target of dtype {dtype!r} (no narrower than the dtype holds its values; "
                      "absent for float64)", grid.precision)
 
 
