@@ -163,7 +163,9 @@ def test_the_command_line_verdict_counts_the_attacks():
     assert len(table) == len(fidelity) + 5  # the AUC, DiSCO and attribution of age and income
     assert table.iloc[len(fidelity)][["metric", "verdict"]].tolist() == ["membership_auc", "red"]
     lines = key_numbers(rep)
-    assert f"membership AUC (0.5: no advantage): {rep.attacks['membership_auc']:.4f}" in lines
+    scored = rep.attacks["membership_rows"]
+    assert (f"membership AUC (0.5: no advantage): {rep.attacks['membership_auc']:.4f} on "
+            f"{scored['training'][1]:,} training and {scored['holdout'][1]:,} holdout records") in lines
     counts = table["verdict"].value_counts()
     assert lines[-2] == ("verdict against the real-vs-real floor and, for the attacks, fresh data: "
                          f"{counts.get('green', 0)} green, {counts.get('amber', 0)} amber, {counts['red']} red")

@@ -369,6 +369,8 @@ def _attacks(rep: EvaluationReport) -> str:
         f"<td>{r.value:.4g}</td><td>{r.floor:.4g}</td><td>{_light(r.verdict)}</td></tr>"
         for r in _verdict.attack_table(rep.attacks).itertuples())
     quasi = rep.attacks.get("quasi_identifiers") or []
+    rows_text = _verdict.membership_rows_text(rep.attacks)
+    scored = f"; scored on {esc(rows_text)}" if rows_text else ""
     disclosure = (
         f" Attribute disclosure of each sensitive column from the quasi-identifiers ({esc(', '.join(quasi))}; numeric "
         "ones cut into 5 groups at the training quantiles): DiSCO is the share of training records whose "
@@ -382,7 +384,7 @@ def _attacks(rep: EvaluationReport) -> str:
         '<p class="note">Attacks on the synthetic file, each set beside what fresh data gives. Membership '
         "inference: the AUC of telling training records from holdout records by their distance to the closest "
         f"synthetic record; 0.5 is an attack with no advantage (green up to {_verdict.AUC_AMBER:g}, amber up to "
-        f"{_verdict.AUC_RED:g}, red beyond).{disclosure}</p>"
+        f"{_verdict.AUC_RED:g}, red beyond){scored}.{disclosure}</p>"
     )
     return ('<h3 id="attacks">Attacks</h3><table class="dataframe"><thead><tr><th>attack</th><th>sensitive column</th>'
             "<th>synthetic</th><th>fresh data</th><th>verdict</th></tr></thead>"

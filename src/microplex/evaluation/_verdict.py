@@ -217,6 +217,26 @@ def privacy_problems_of(rep: Any) -> list[str]:
     return privacy_problems(rep.privacy, len(rep.synthetic_df), len(rep.holdout_df))
 
 
+def membership_rows_text(attacks: Mapping[str, object] | None) -> str | None:
+    """The members and non-members the membership AUC scored (``attacks["membership_rows"]``,
+    :func:`~microplex.evaluation.attacks.membership_rows`), in words; None when the attacks did not record them.
+
+    Examples
+    --------
+    >>> membership_rows_text({"membership_rows": {"training": (2000, 6000), "holdout": (500, 500)}})
+    '2,000 of 6,000 training and 500 holdout records (random samples)'
+    >>> membership_rows_text({"membership_rows": {"training": (800, 800), "holdout": (800, 800)}})
+    '800 training and 800 holdout records'
+    """
+    rows = (attacks or {}).get("membership_rows")
+    if not rows:
+        return None
+    parts = [f"{scored:,} of {n:,} {side}" if scored < n else f"{n:,} {side}"
+             for side, (scored, n) in rows.items()]
+    sampled = any(scored < n for scored, n in rows.values())
+    return " and ".join(parts) + " records" + (" (random samples)" if sampled else "")
+
+
 #: The provenance lines that say the synthetic records scored are a random sample of the file: ``microplex
 #: evaluate --max-rows`` (``"synthetic rows scored"``) and the pipeline's ``evaluate.max_rows``
 #: (``"synthetic records scored"``).
@@ -281,8 +301,9 @@ def key_numbers(rep: object, given: Sequence[str] = (), sample: str | None = Non
                           ("membership_auc", "membership AUC (0.5: no advantage)")):
         value = rep.score(metric)
         of_sample = f" (synthetic records: {sample})" if sample and metric != "correlation_max_abs_error" else ""
+        scored = membership_rows_text(getattr(rep, "attacks", None)) if metric == "membership_auc" else None
         if np.isfinite(value):
-            lines.append(f"{label}: {value:.4f}{of_sample}")
+            lines.append(f"{label}: {value:.4f}{f' on {scored}' if scored else ''}{of_sample}")
         elif metric == "dcr_ratio" and value == np.inf:  # the synthetic median over a holdout median of 0
             lines.append(f"{label}: inf (the holdout's median distance to the closest training record is 0){of_sample}")
         elif metric == "dcr_ratio" and rep.score("dcr_holdout_median") == 0 == rep.score("dcr_synthetic_median"):

@@ -31,12 +31,15 @@ from ._validation import refuse_type_clashes
 from .metrics import quantile_cuts
 from .privacy import encode_records, _nearest_distances, row_codes
 
-__all__ = ["MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "weighted_auc"]
+__all__ = ["MEMBERSHIP_ROWS", "MIN_ATTACK_ROWS", "attribute_disclosure", "membership_auc", "membership_rows",
+           "weighted_auc"]
 
 #: Fewest members (and non-members) :func:`membership_auc` scores without a warning, in effective
 #: sample size (Kish's, of their weights; their number with equal weights): at 200 each, an attack
 #: with no advantage scatters by about 0.029 (standard error) around 0.5.
 MIN_ATTACK_ROWS = 200
+#: Most members and non-members :func:`membership_auc` scores by default (``max_rows``), each side on its own.
+MEMBERSHIP_ROWS = 2_000
 
 
 def weighted_auc(positive: object, negative: object, positive_weights: object = None,
@@ -65,6 +68,24 @@ def weighted_auc(positive: object, negative: object, positive_weights: object = 
     mass_n = np.bincount(inverse[pos.size:], weights=wn, minlength=values.size)
     below_n = np.cumsum(mass_n) - mass_n  # negative weight strictly below each value
     return float(np.sum(mass_p * (below_n + 0.5 * mass_n)) / (wp.sum() * wn.sum()))
+
+
+def membership_rows(train_weights: np.ndarray, holdout_weights: np.ndarray,
+                    max_rows: int | None = MEMBERSHIP_ROWS) -> dict[str, tuple[int, int]]:
+    """How many members and non-members :func:`membership_auc` scores: for ``"training"`` and ``"holdout"``, the
+    records it scores and the records of positive weight it draws them from (at most ``max_rows`` of those, each
+    side on its own; records of weight 0 are left out).
+
+    Examples
+    --------
+    >>> membership_rows(np.ones(6000), np.r_[np.ones(500), np.zeros(10)])
+    {'training': (2000, 6000), 'holdout': (500, 500)}
+    """
+    out = {}
+    for side, w in (("training", train_weights), ("holdout", holdout_weights)):
+        n = int(np.count_nonzero(np.asarray(w) > 0))
+        out[side] = (min(n, max_rows or n), n)
+    return out
 
 
 def _subsample(df: pd.DataFrame, w: np.ndarray, size: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
@@ -104,7 +125,7 @@ def membership_auc(
     columns: Sequence[str] | None = None,
     train_weights: object = None,
     holdout_weights: object = None,
-    max_rows: int | None = 2_000,
+    max_rows: int | None = MEMBERSHIP_ROWS,
     seed: int | None = 0,
 ) -> float:
     """AUC of a distance-to-closest-record membership-inference attack on the released file.
@@ -164,8 +185,9 @@ def membership_auc(
     # each side on its own: the AUC compares every member with every non-member whatever the two counts (cut to
     # the smaller side's, max_rows=None scored 300 of 800 members, and which ones was the rows' order)
     rng = np.random.default_rng(seed)
-    members, wt = _subsample(members, wt, min(len(members), max_rows or len(members)), rng)
-    others, wh = _subsample(others, wh, min(len(others), max_rows or len(others)), rng)
+    sizes = membership_rows(wt, wh, max_rows)  # wt, wh: the positive weights
+    members, wt = _subsample(members, wt, sizes["training"][0], rng)
+    others, wh = _subsample(others, wh, sizes["holdout"][0], rng)
     _warn_small_attack(wt, wh)
     xs, xm, xo = encode_records(synthetic_df[columns], members, others, columns=columns)
     d_members, d_others = _nearest_distances(xs, xm, xo)  # exact: a copied record is at 0, tied with other copies

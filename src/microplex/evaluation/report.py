@@ -75,9 +75,10 @@ class EvaluationReport:
     attacks : dict or None
         With ``attacks=True``: ``membership_auc`` (:func:`~microplex.evaluation.attacks.membership_auc`)
         and, per sensitive column, the :func:`~microplex.evaluation.attacks.attribute_disclosure`
-        figures from ``quasi_identifiers`` (``{"membership_auc": float, "attribute_disclosure":
-        {column: dict}, "quasi_identifiers": list}``). The HTML report shows them in its privacy
-        section and judges them in its verdict.
+        figures from ``quasi_identifiers`` (``{"membership_auc": float, "membership_rows": dict,
+        "attribute_disclosure": {column: dict}, "quasi_identifiers": list}``; ``membership_rows``: the
+        members and non-members the AUC scored, :func:`~microplex.evaluation.attacks.membership_rows`).
+        The HTML report shows them in its privacy section and judges them in its verdict.
     """
 
     scores: pd.DataFrame
@@ -480,7 +481,10 @@ def _attacks(real: pd.DataFrame, synth: pd.DataFrame, holdout: pd.DataFrame | No
 
     wh = _weights_from(holdout_df, weight_col, "holdout_df")
     auc = attacks.membership_auc(real, synth, holdout, train_weights=wr, holdout_weights=wh, seed=seed)
-    found: dict[str, Any] = {"membership_auc": auc, "attribute_disclosure": {}, "quasi_identifiers": quasi}
+    scored = attacks.membership_rows(check_weights(wr, len(real), "real weights"),
+                                     check_weights(wh, len(holdout), "holdout weights"))
+    found: dict[str, Any] = {"membership_auc": auc, "membership_rows": scored, "attribute_disclosure": {},
+                             "quasi_identifiers": quasi}
     rows = [("membership_auc", "all", "all", auc)]
     for col in sensitive if quasi else []:
         out = attacks.attribute_disclosure(real, synth, holdout, quasi, col, train_weights=wr,

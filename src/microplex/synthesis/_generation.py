@@ -284,25 +284,30 @@ class _Generation:
                 c_all = torch.as_tensor(self.condition_encoder_.transform(part))
                 draws = [self._draw_chunk(c_all[start : start + chunk_size], gen, workspace)
                          for start in range(0, len(part), chunk_size)]
-                pattern, u, heap, rounding = (torch.cat(parts).numpy() for parts in zip(*draws, strict=True))
-                for name, values in self._decode(pattern, u, heap, rounding).items():
+                pattern, u, heap, rounding = (torch.cat(parts).numpy()
+                                              for parts in zip(*(d[:4] for d in draws), strict=True))
+                decoded = {name: np.concatenate([d[4][name] for d in draws]) for name in draws[0][4]}
+                for name, values in self._decode(pattern, u, heap, rounding, decoded).items():
                     pieces[name].append(values)
 
-    def _draw_chunk(self, c: torch.Tensor, gen: torch.Generator,
-                    workspace: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _draw_chunk(self, c: torch.Tensor, gen: torch.Generator, workspace: Workspace
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, np.ndarray]]:
         """One chunk's draws of the model (patterns, flow values, heap states) and, after them from the
         same generator, one uniform per record and rounded variable (:mod:`.rounding`; none without
-        a rounding grid, so such models draw as before grids existed)."""
+        a rounding grid, so such models draw as before grids existed); last, the values of the targets that
+        :meth:`_redraw_outside_bounds` decoded to check them against their public bounds (before rounding; empty
+        for a model without public bounds), which :meth:`_decode` takes as they are."""
         stratified = self.sampling == "stratified"
         pattern, u, heap = self.model_.sample(c, gen, stratified=stratified, workspace=workspace)
-        pattern, u, heap = self._redraw_outside_bounds(c, gen, stratified, pattern, u, heap)
+        pattern, u, heap, decoded = self._redraw_outside_bounds(c, gen, stratified, pattern, u, heap)
         if not self.rounded_vars_:
-            return pattern, u, heap, torch.zeros(c.shape[0], 0, dtype=torch.float64)
+            return pattern, u, heap, torch.zeros(c.shape[0], 0, dtype=torch.float64), decoded
         rounding = uniforms(c.shape[0], len(self.rounded_vars_), gen, stratified=stratified, dtype=torch.float64)
-        return pattern, u, heap, rounding
+        return pattern, u, heap, rounding, decoded
 
     def _redraw_outside_bounds(self, c: torch.Tensor, gen: torch.Generator, stratified: bool, pattern: torch.Tensor,
-                               u: torch.Tensor, heap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                               u: torch.Tensor, heap: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, np.ndarray]]:
         """A DP model's draws (``pattern``, ``u``, ``heap`` at conditions ``c``) whose records hold a value outside
         a column's public bounds drawn again from the model at their conditions, up to :data:`BOUND_REDRAWS` rounds:
         the model's distribution truncated to the public bounds (post-processing: no budget). The encoder's logit
@@ -318,31 +323,36 @@ class _Generation:
             its mass outside them (an edited model file or a diverged fit).
         """
         if getattr(self, "epsilon", None) is None or not getattr(self, "public_bounds", None):
-            return pattern, u, heap
-        outside = _outside_public_bounds(self, pattern.numpy(), u.numpy(), heap.numpy())
-        if not outside.any():
-            return pattern, u, heap
+            return pattern, u, heap, {}
+        decoded = _bounded_values(self, pattern.numpy(), u.numpy(), heap.numpy())
+        outside = _outside(self, decoded, len(pattern))
         first = outside.mean()
         for _ in range(BOUND_REDRAWS):
             rows = np.flatnonzero(outside)
             if not len(rows):
-                return pattern, u, heap
+                return pattern, u, heap, decoded
             at = torch.as_tensor(rows)
             p, v, h = self.model_.sample(c[at], gen, stratified=stratified)  # no workspace: the chunk's draws stay
             pattern[at], u[at], heap[at] = p, v.to(u.dtype), h
-            outside[rows] = _outside_public_bounds(self, p.numpy(), v.numpy(), h.numpy())
+            fresh = _bounded_values(self, p.numpy(), u[at].numpy(), h.numpy())
+            for name, values in fresh.items():
+                decoded[name][rows] = values
+            outside[rows] = _outside(self, fresh, len(rows))
         if not outside.any():
-            return pattern, u, heap
-        names = _outside_public_bounds(self, pattern.numpy(), u.numpy(), heap.numpy(), by_name=True)
-        name = next(iter(names))
+            return pattern, u, heap, decoded
+        name = next(iter(_outside(self, decoded, len(pattern), by_name=True)))
         raise ConvergenceError(
             f"The model drew {first:.1%} of its records with a value outside the public bounds "
             f"{tuple(self.public_bounds[name])} of target {name!r}, and {int(outside.sum())} still outside after "
             f"{BOUND_REDRAWS} redraws: it puts most of its mass outside the bounds (an edited or damaged model file, "
             "or a diverged fit); fit the model again.")
 
-    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
-                rounding: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _decode(self, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray, rounding: np.ndarray | None = None,
+                decoded: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Each target's values from the draws (``pattern``, ``u``, ``heap``, the ``rounding`` uniforms).
+        ``decoded``: values the bound check already decoded from these draws (:func:`_bounded_values`, before
+        rounding), taken as they are for a target without a rounding uniform (decoded once, not twice)."""
+        decoded = decoded or {}
         states = self.patterns_[pattern]
         out = {}
         for name in self.target_vars:
@@ -355,7 +365,8 @@ class _Generation:
                 r = rounding[:, self.rounded_vars_.index(name)] if rounding is not None and name in self.rounded_vars_ \
                     else None
                 with np.errstate(over="ignore", invalid="ignore"):
-                    out[name] = _held_to_public_bounds(self, name, enc.decode(cont.astype(float), state, h, r))
+                    x = decoded[name] if name in decoded and r is None else enc.decode(cont.astype(float), state, h, r)
+                    out[name] = _held_to_public_bounds(self, name, x)
                 drawn = out[name] if enc.missing_state is None else out[name][state != enc.missing_state]
                 bad = int((~np.isfinite(drawn)).sum())
                 if bad:  # a fitted model's encoders map every draw to a finite value (or NaN, a missing state)
@@ -416,25 +427,41 @@ def _state_and_heap(synth: object, name: str, states: np.ndarray,
     return state, (heap[:, synth.heap_vars_.index(name)] if name in synth.heap_vars_ else None)
 
 
-def _outside_public_bounds(synth: object, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray,
-                           by_name: bool = False) -> np.ndarray | dict[str, np.ndarray]:
-    """Which records of a DP model's draws (``pattern``, ``u``, ``heap``) hold a value outside a numeric
-    target's public bounds (:func:`_public_range`), as decoded; ``by_name``: the mask of each target that has
-    such records. Missing values are inside."""
+def _bounded_values(synth: object, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> dict[str, np.ndarray]:
+    """The values of a DP model's draws (``pattern``, ``u``, ``heap``) of each numeric target with public bounds
+    (:func:`_public_range`) and a continuous part, decoded by its encoder (before rounding and before being held
+    to the bounds); empty for other models."""
     states = synth.patterns_[pattern]
-    outside, named = np.zeros(len(pattern), dtype=bool), {}
+    values = {}
     for name in synth.target_vars:
-        enc, bounds = synth.encoders_[name], _public_range(synth, name)
-        if bounds is None or not isinstance(enc, ContinuousEncoder) or not enc.has_continuous:
+        enc = synth.encoders_[name]
+        if _public_range(synth, name) is None or not isinstance(enc, ContinuousEncoder) or not enc.has_continuous:
             continue
         state, h = _state_and_heap(synth, name, states, heap)
         with np.errstate(over="ignore", invalid="ignore"):
-            x = enc.decode(u[:, synth.continuous_vars_.index(name)].astype(float), state, h)
-        out = (x < bounds[0]) | (x > bounds[1])
+            values[name] = enc.decode(u[:, synth.continuous_vars_.index(name)].astype(float), state, h)
+    return values
+
+
+def _outside(synth: object, values: dict[str, np.ndarray], n: int,
+             by_name: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+    """Which of ``n`` records hold a value outside its target's public bounds (:func:`_public_range`), given the
+    values :func:`_bounded_values` decoded; ``by_name``: the mask of each target that has such records. Missing
+    values are inside."""
+    outside, named = np.zeros(n, dtype=bool), {}
+    for name, x in values.items():
+        lo, hi = _public_range(synth, name)
+        out = (x < lo) | (x > hi)
         if out.any():
             named[name] = out
             outside |= out
     return named if by_name else outside
+
+
+def _outside_public_bounds(synth: object, pattern: np.ndarray, u: np.ndarray, heap: np.ndarray) -> np.ndarray:
+    """Which records of a DP model's draws (``pattern``, ``u``, ``heap``) hold a value outside a numeric
+    target's public bounds (:func:`_public_range`), as decoded. Missing values are inside."""
+    return _outside(synth, _bounded_values(synth, pattern, u, heap), len(pattern))
 
 
 def _held_to_public_bounds(synth: object, name: str, values: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .._errors import DataValidationError
-from .._stats import category_codes, check_weights, sorted_categories, unseen_categories
+from .._stats import category_codes, check_weights, dtype_precision, sorted_categories, unseen_categories
 from ._checks import DECODE_PROBE, MAX_HEAPS, holds_missing
 from ._dp import DP_PARAMS, MARGIN
 from . import _quantile_map as qmap
@@ -294,7 +294,8 @@ def check_metadata(meta: dict[str, Any], label: str, param_keys: tuple[str, ...]
             if "levels" in enc:
                 _check_levels(f, enc, meta["dtypes"][n], f"encoders.{n}.levels")
         else:
-            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize)
+            _check_continuous(f, encoders[n], n, kinds[n] == "integer", private, standardize,
+                              params.get("rounding", False), meta["dtypes"][n])
             if version != 1:
                 _check_recorded(f, encoders[n], n, kinds[n] == "integer", version)
             _check_decoding(f, encoders[n], n, meta["dtypes"][n], private, standardize, version)
@@ -369,7 +370,11 @@ def _check_recorded(f: _Fields, enc: dict, name: str, integer: bool, version: An
 
 
 def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: bool = False,
-                      standardize: Any = "moments") -> None:
+                      standardize: Any = "moments", rounding: Any = None, dtype: str | None = None) -> None:
+    """A continuous or integer target's encoder ``enc`` (its keys, segments, point masses, heaps, rounding
+    grid), against the file's parameters: ``private`` (a DP file), ``standardize``, ``rounding`` (the file's
+    ``params.rounding``: ``False`` means no rounding grid) and the target's ``dtype`` (which fixes the precision
+    of its grid, :func:`_check_grid_precision`)."""
     field = f"encoders.{name}"
     enc = f.mapping(enc, field)
     legacy = "segments" not in enc
@@ -457,17 +462,39 @@ def _check_continuous(f: _Fields, enc: Any, name: str, integer: bool, private: b
     if "missing" in enc and (enc["missing"] is not True or private):  # missing values: a state (never with DP)
         raise f.fail(f"{field}.missing", "true, in a model fitted without differential privacy", enc["missing"])
     if "rounding" in enc:  # a rounding grid (.rounding): learnt from the data without noise, so never in a DP file
-        if private or not segments:
-            raise f.fail(f"{field}.rounding", "absent (a DP model or a variable without a continuous segment has no "
-                         "rounding grid)", enc["rounding"])
+        if private or not segments or rounding is False:
+            raise f.fail(f"{field}.rounding", "absent (a DP model, a model whose params.rounding is false or a "
+                         "variable without a continuous segment has no rounding grid)", enc["rounding"])
         grid = RoundingGrid.from_dict(enc["rounding"], fail=lambda where, expected, got: f.fail(
             f"{field}.rounding{where}", expected, got))
+        if dtype is not None:
+            _check_grid_precision(f, grid, dtype, f"{field}.rounding.precision")
         sides = [(bands, pooled) for bands, pooled in (grid.sides or {}).values()]
         levels = [v for bands, pooled in [(grid.bands, grid.pooled), *sides] for ls, _ in [pooled, *bands.values()]
                   for v in ls]
         if integer and min(levels) < 0:  # fit gives an integer's values levels 0 and above
             raise f.fail(f"{field}.rounding", "levels of 0 and above for an integer variable",
                          enc["rounding"])
+
+
+def _check_grid_precision(f: _Fields, grid: RoundingGrid, dtype: str, field: str) -> None:
+    """A rounding grid's ``precision`` (the float type its levels are read and its draws written at) is no narrower
+    than the target's ``dtype`` holds its values: float64 (the key absent) for an integer dtype, float32 or float64
+    for a float32 one; any for a float16 or float64 dtype (fit reads a float64 column's precision off its values,
+    :func:`~microplex._stats.storage_precision`, and the file does not hold them). A narrower grid moves the draws
+    off the values the dtype holds: a float16 grid on an int64 target moved 285 of 2,000 hours drawn by one (float16
+    holds no odd number above 2,048). A wider one only writes its draws at float64 before they are cast to the
+    dtype."""
+    resolved = pd.api.types.pandas_dtype(dtype)
+    integer = pd.api.types.is_integer_dtype(resolved)
+    held = "float64" if integer else dtype_precision(resolved)
+    if held == "float64" and not integer:  # a float64 column's values may have been stored narrower
+        return
+    widths = {"float16": 2, "float32": 4, "float64": 8}
+    if widths[grid.precision] < widths[held]:
+        allowed = " or ".join(repr(p) for p in widths if widths[p] >= widths[held])
+        raise f.fail(field, f"{allowed} for a target of dtype {dtype!r} (no narrower than the dtype holds its values; "
+                     "absent for float64)", grid.precision)
 
 
 #: Largest normal score of a knot: ``ndtri(1 - 1/2 / MAX_KNOTS)`` (the knot maps put their knots at normal scores
