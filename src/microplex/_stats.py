@@ -985,7 +985,8 @@ def relative_error(achieved: object, target: object, natural: object = None, tol
     ``zero``, the error over :func:`zero_scale` of its natural size there: :func:`zero_unit`).
 
     Given the targets' natural sizes ``natural`` and the tolerance ``tol > 0`` the error is held to, the scale is
-    at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``).
+    at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``); without
+    ``tol``, no rounding floor (the natural sizes serve ``zero`` only).
 
     Examples
     --------
@@ -997,6 +998,6 @@ def relative_error(achieved: object, target: object, natural: object = None, tol
     a = np.asarray(achieved, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     scale = np.where(t == 0, zero_unit(natural, zero), np.abs(t))
-    if natural is not None:
+    if natural is not None and tol is not None:
         scale = np.maximum(scale, rounding_scale(t, natural, tol))
     return (a - t) / scale

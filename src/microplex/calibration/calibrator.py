@@ -25,7 +25,7 @@ from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows, natural_sizes, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
-from .distances import Distance
+from .distances import Distance, linear, raking
 from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
                           solution_problems, survey_errors, unreachable_targets)
 from .solver import SolverResult, newton_dual
@@ -128,7 +128,10 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
                   default_tolerance: float | None = None, *, start_scale: float = 1.0) -> pd.DataFrame:
     """Per-target table of ``design``'s targets under ``weights`` (one per unit): a pure function.
 
-    ``rel_error`` is ``|achieved - value| / |value|`` (the absolute miss for a value of 0). ``met``: the miss is
+    ``rel_error`` is ``|achieved - value| / |value|``; for a value of 0, the miss over a thousandth of the target's
+    natural size (:func:`~microplex._stats.zero_scale`, through :func:`~microplex.calibration.diagnostics.relative_errors`),
+    the unit ``met`` judges it in: a target of 0 met to rounding reads a tiny error at any size of the weights, one
+    missed reads more than its tolerance. ``met``: the miss is
     within the target's tolerance (at least ``met_rtol``, what a solve meets: a tolerance of 0 means "exact") or,
     for a target without one, within ``default_tolerance`` (a soft fit's) or ``met_rtol``; a miss within float64
     rounding of the target's natural size is met; a target of 0 is judged against a thousandth of its natural size
@@ -147,7 +150,8 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
         with np.errstate(invalid="ignore", divide="ignore"):
             achieved = np.where(is_mean, value + achieved / cnt_w, achieved)
             initial = np.where(is_mean, value + initial / cnt_d, initial)
-    rel = relative_errors(achieved, value)
+    sized = dz if start_scale == 1.0 else _with_initial(dz, dz.d * start_scale)
+    rel = relative_errors(achieved, value, sized.initial_sizes)  # a target of 0 in the unit `met` judges it in
     tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets], dtype=float)
     rep = pd.DataFrame(
         {
@@ -161,7 +165,6 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
             "tolerance": tol,
         }
     )
-    sized = dz if start_scale == 1.0 else _with_initial(dz, dz.d * start_scale)
     rep["met"] = _met(sized, rep, np.where(np.isnan(tol), met_rtol if default_tolerance is None else default_tolerance,
                                            np.maximum(tol, met_rtol)), soft=default_tolerance is not None, weights=weights)
     return rep
@@ -219,7 +222,7 @@ HARD_SCALE_ABOVE = 2.0**10
 
 
 def hard_start(at_targets: float) -> float:
-    """The factor a hard solve (without bounds, or with :func:`scale_free` ones) brings its initial weights by, given their
+    """The factor a hard solve (without bounds, or with :func:`scale_free` ones; others: :func:`bounded_start`) brings its initial weights by, given their
     :func:`~microplex.calibration.design.target_scale` ``at_targets``: that factor where the weights lie more than
     :data:`HARD_SCALE` times below the targets' scale or :data:`HARD_SCALE_ABOVE` times above it (weights in other
     units), else 1 (solved from the weights as given). The one rule of :class:`Calibrator` and of the out-of-core
@@ -237,9 +240,11 @@ def scale_free(bounds: tuple[float, float]) -> bool:
     """Whether the ratio ``bounds`` (as :func:`~microplex.calibration._checks.check_distance` returns them) hold the
     same weights whatever factor the initial weights are brought by: no upper bound and a lower bound of 0 or none
     (``bounds=None``, raking's own ``(0, inf)``, an explicit ``(0, inf)`` or ``(-inf, inf)``). Only such solves start
-    from the targets' scale (:func:`hard_start`, the soft solve's :func:`~microplex.calibration.design.target_scale`);
-    other bounds (``(0.5, 2)``, ``(-1, inf)``) are ratios to the caller's weights, solved from those weights as given.
-    The one rule of :class:`Calibrator` and of the out-of-core :func:`~microplex.scale.rake_dataset` /
+    from the targets' scale with any distance (:func:`hard_start`, the soft solve's
+    :func:`~microplex.calibration.design.target_scale`); other bounds (``(0.5, 2)``, ``(-1, inf)``) are ratios to the
+    caller's weights: a soft or logit solve within them starts from those weights as given, a hard linear or raking
+    one from the targets' scale within the same box of weights (:func:`bounded_start`). The one rule of
+    :class:`Calibrator` and of the out-of-core :func:`~microplex.scale.rake_dataset` /
     :func:`~microplex.scale.rake_frame`.
 
     Examples
@@ -248,6 +253,57 @@ def scale_free(bounds: tuple[float, float]) -> bool:
     (True, True, False, False)
     """
     return bool(bounds[1] == math.inf and bounds[0] in (0.0, -math.inf))
+
+
+def start_bounds(bounds: tuple[float, float], factor: float) -> tuple[float, float]:
+    """The ratio ``bounds`` (to the caller's weights) as ratios to those weights brought by ``factor``: each divided
+    by it, the same box of weights (``w >= -d`` is ``w >= -(f d) / f``); :func:`scale_free` bounds are unchanged.
+
+    Examples
+    --------
+    >>> start_bounds((-1.0, math.inf), 2.0**-30), start_bounds((0.0, math.inf), 8.0)
+    ((-1073741824.0, inf), (0.0, inf))
+    """
+    return float(bounds[0]) / factor, float(bounds[1]) / factor
+
+
+def rescales(dist: Distance, bounds: tuple[float, float]) -> bool:
+    """Whether a hard solve with the distance ``dist`` within the ratio ``bounds`` may start from the targets' scale
+    (:func:`bounded_start`): :func:`scale_free` bounds, or the linear or raking distance within any bounds.
+
+    Examples
+    --------
+    >>> from microplex.calibration.distances import linear, logit
+    >>> rescales(linear, (-1.0, math.inf)), rescales(logit, (0.5, 2.0)), rescales(logit, (-math.inf, math.inf))
+    (True, False, True)
+    """
+    return scale_free(bounds) or dist in (linear, raking)
+
+
+def bounded_start(dist: Distance, bounds: tuple[float, float], at_targets: float) -> float:
+    """The factor a hard solve with the distance ``dist`` and the ratio ``bounds`` brings its initial weights by, given
+    their :func:`~microplex.calibration.design.target_scale` ``at_targets``: :func:`hard_start`'s, solved there within
+    :func:`start_bounds` (the caller's box of weights). For :func:`scale_free` bounds, and for any bounds with the
+    linear or raking distance, whose solution within a box of weights does not depend on the factor where the count
+    targets fix the total weight: their distances from the weights times ``f``, ``sum (w - f d)^2 / (2 f d)`` and
+    ``sum w log(w / (f d)) - w + f d``, are those from the weights themselves up to a positive factor and terms in
+    ``sum w`` and ``sum d`` only. From weights 1e10 times the targets', ``bounds=(-1, inf)`` solved as given lost the ratios
+    ``1 + x'lambda`` (about 1e-10) to cancellation, and the weights, 1e10 times below the initial ones, read collapsed.
+    1 (solved from the weights as given) for other distances (logit's ratios are a function of its bounds), and where
+    the bounds divided by the factor would not contain 1, the start of every ratio. The one rule of
+    :class:`Calibrator` and of the out-of-core :func:`~microplex.scale.rake_dataset` / :func:`~microplex.scale.rake_frame`.
+
+    Examples
+    --------
+    >>> from microplex.calibration.distances import linear, logit
+    >>> bounded_start(linear, (-1.0, math.inf), 2.0**-30), bounded_start(logit, (0.5, 2.0), 2.0**-30)
+    (9.313225746154785e-10, 1.0)
+    """
+    if not rescales(dist, bounds):
+        return 1.0
+    factor = hard_start(at_targets)
+    lo, hi = start_bounds(bounds, factor)
+    return factor if lo <= 1.0 <= hi else 1.0
 
 
 def _with_initial(design: Design, d: np.ndarray) -> Design:
@@ -311,7 +367,10 @@ class Calibrator(_FittedResult):
         ``"linear"`` (GREG / chi-square), ``"raking"`` or ``"logit"``, or any registered or user
         :class:`~microplex.calibration.distances.Distance`.
     bounds : (float, float), optional
-        Bounds ``(lower, upper)`` on the weight ratios ``w / d``; required by ``"logit"``.
+        Bounds ``(lower, upper)`` on the weight ratios ``w / d``; required by ``"logit"``. A hard linear or raking
+        solve from weights far from the targets' scale starts from that scale with the same box of weights
+        (:func:`bounded_start`): ``(-1, inf)`` from weights 1e10 times the targets' solves as from weights at their
+        scale.
     tol : float, default=1e-10
         Convergence when ``|achieved - t| / (1 + |t|) < tol`` for every target (R survey's test; ``2 |t|``
         instead of ``1 + |t|`` for totals below 1 in size, where the test would be absolute). A miss within
@@ -470,9 +529,13 @@ class Calibrator(_FittedResult):
         # targets' and refused or loosely met the solution. Bounds that a factor on the weights changes (ratios to the
         # caller's weights) solve from the weights as given; (0, inf) or (-inf, inf) given explicitly are bounds=None's
         # (scale_free): solved from weights 1e10 times the targets' as given, they did not converge
-        factor = at_targets = target_scale(design) if scale_free(bounds) else 1.0
+        # (scale_free). A hard linear or raking solve within other bounds starts there too, its bounds divided by the
+        # factor (bounded_start): from weights 1e10 times the targets' within (-1, inf) it did not converge
+        rescaled = scale_free(bounds) if self.soft else rescales(dist, bounds)
+        factor = at_targets = target_scale(design) if rescaled else 1.0
         if not self.soft:
-            factor = hard_start(factor)
+            factor = bounded_start(dist, bounds, factor)
+        solve_bounds = start_bounds(bounds, factor)
         solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
         start_d = solved.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale), counted at the targets'
@@ -508,7 +571,7 @@ class Calibrator(_FittedResult):
             x = x_full[reps]
             xt, d = None, np.bincount(inv, weights=start_d, minlength=len(reps))
             logger.debug("collapsed %d units to %d distinct design rows", len(design.d), len(reps))
-        sol = newton_dual(x, d, design.totals, dist, bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt)
+        sol = newton_dual(x, d, design.totals, dist, solve_bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt)
         if groups is not None:
             sol.g = sol.g[groups[1]]
         w = start_d * sol.g
@@ -529,7 +592,7 @@ class Calibrator(_FittedResult):
                 msg = f"Calibration ({dist.name}) failed: " + "; ".join(problems) + "."
             if self.diagnose and not self.soft:
                 why, infeasible = explain_failure(
-                    solved, *box(solved.d, bounds, dist.nonnegative), solver_converged=bool(sol.converged),
+                    solved, *box(solved.d, solve_bounds, dist.nonnegative), solver_converged=bool(sol.converged),
                     misfit=float(sol.max_misfit),
                 )
                 msg += why

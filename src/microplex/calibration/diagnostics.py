@@ -47,15 +47,22 @@ def weight_ratio_range(weights: np.ndarray, initial: np.ndarray) -> tuple[float,
     return float(g.min()), float(g.max())
 
 
-def relative_errors(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``|achieved - target| / |target|`` (absolute error where the target is 0).
+def relative_errors(achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None) -> np.ndarray:
+    """``|achieved - target| / |target|``; for a target of 0, given the targets' natural sizes ``natural`` (what
+    their records add up to in size at the weights the solve started from), the miss over
+    :func:`~microplex._stats.zero_scale` of that size (a thousandth of it, :func:`~microplex._stats.zero_unit`): the
+    unit a hard solve holds a target of 0 to and its ``met`` judges it in, so a zero target met to rounding never
+    reads a huge error, in any unit of the weights or values, and one missed reads more than its tolerance. Without
+    ``natural``, the absolute miss (R survey's).
 
     Examples
     --------
     >>> relative_errors(np.array([101.0, 0.5]), np.array([100.0, 0.0])).tolist()
     [0.01, 0.5]
+    >>> relative_errors(np.array([101.0, 0.5]), np.array([100.0, 0.0]), np.array([300.0, 2e3])).tolist()
+    [0.01, 0.25]
     """
-    return np.abs(relative_error(achieved, target))
+    return np.abs(relative_error(achieved, target, natural, zero=natural is not None))
 
 
 #: The relative gap below which :func:`min_violation` counts a target as met: about the precision of its linear

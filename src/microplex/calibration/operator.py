@@ -54,6 +54,9 @@ class Point:
         ``sum_i d_i rho(x_i' lambda)`` (computed on first call).
     gram : callable () -> ndarray or csr_matrix
         ``X' diag(d * F'(X lambda)) X`` of shape ``(m, m)``.
+    sizes : ndarray of shape (m,) or None
+        ``|X|' |d * g|``, what each target's records add up to in size at the weights (the size a miss of its
+        achieved total is rounding of), for operators that do not hold the records (None: from ``g``).
     """
 
     achieved: np.ndarray
@@ -61,6 +64,7 @@ class Point:
     g: np.ndarray | None
     potential: Callable[[], float]
     gram: Callable[[], np.ndarray | sp.csr_matrix]
+    sizes: np.ndarray | None = None
 
 
 class DesignOperator:
@@ -227,11 +231,12 @@ def _pattern(codes: Callable[[int], np.ndarray], k: int, m: int) -> tuple[np.nda
 # ------------------------------------------------------------------------------ partitioned
 def part_point(
     part: tuple[sp.csr_matrix, np.ndarray], lam: np.ndarray, distance: Distance, bounds: Bounds, need_potential: bool
-) -> tuple[np.ndarray, float, int, sp.csr_matrix, float, int, int]:
+) -> tuple[np.ndarray, float, int, sp.csr_matrix, float, int, int, np.ndarray]:
     """One partition's share of a :class:`Point`: ``(X'(d g), potential, non-finite g, Gram, sum d g, n, n
-    unreached)``, the last the units of positive initial weight in no target (a row of ``x`` without entries): the
-    count targets set the population's scale only where there is none
-    (:func:`~microplex.calibration.design.target_scale`).
+    unreached, |X|'|d g|)``; ``n unreached`` the units of positive initial weight in no target (a row of ``x``
+    without entries): the count targets set the population's scale only where there is none
+    (:func:`~microplex.calibration.design.target_scale`); the last the targets' sizes at the weights
+    (:attr:`Point.sizes`), ``X'(d g)`` itself where no weight or value is negative.
 
     The Gram matrix is sparse CSR: its non-zeros are the pairs of targets some record of the partition
     touches together.
@@ -244,8 +249,10 @@ def part_point(
     pot = float(d @ distance.potential(u, bounds)) if need_potential and distance.potential is not None else 0.0
     gram = sp.csr_matrix(x.T @ _row_scale(x, d * distance.derivative(u, bounds)))
     unreached = int(np.sum((np.diff(sp.csr_matrix(x).indptr) == 0) & (d > 0)))
-    return (np.asarray(achieved, dtype=np.float64), pot, int(np.sum(~np.isfinite(g))), gram, float(w.sum()), len(d),
-            unreached)
+    achieved = np.asarray(achieved, dtype=np.float64)
+    signed = bool(np.any(w < 0)) or bool(np.any(sp.csr_matrix(x).data < 0))
+    sizes = np.asarray(abs(x).T @ np.abs(w), dtype=np.float64) if signed else achieved
+    return achieved, pot, int(np.sum(~np.isfinite(g))), gram, float(w.sum()), len(d), unreached, sizes
 
 
 def add_parts(*parts: tuple) -> tuple:
@@ -293,14 +300,14 @@ class PartitionedOperator(DesignOperator):
                 out = part_point(load(), lam, distance, bounds, need_potential)
                 acc = out if acc is None else add_parts(acc, out)
             if acc is None:
-                return np.zeros(m), 0.0, 0, sp.csr_matrix((m, m)), 0.0, 0, 0
+                return np.zeros(m), 0.0, 0, sp.csr_matrix((m, m)), 0.0, 0, 0, np.zeros(m)
             return acc
 
         return cls(m, reduce)
 
     def at(self, lam: np.ndarray, distance: Distance, bounds: Bounds, *, need_potential: bool = True) -> Point:
         self.passes += 1
-        achieved, pot, n_bad, gram, total, n, unreached = self._reduce(lam, distance, bounds, True)
+        achieved, pot, n_bad, gram, total, n, unreached, sizes = self._reduce(lam, distance, bounds, True)
         self.last = {"total_weight": float(total), "n_nonfinite": int(n_bad), "n_units": int(n),
                      "n_unreached": int(unreached)}
         gram = sp.csr_matrix(gram)
@@ -310,4 +317,5 @@ class PartitionedOperator(DesignOperator):
             g=None,
             potential=lambda: float(pot) if distance.potential is not None else float("nan"),
             gram=lambda: gram.toarray() if self.m <= DENSE_MAX else gram,
+            sizes=np.asarray(sizes, dtype=np.float64),
         )

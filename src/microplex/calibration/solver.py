@@ -60,6 +60,9 @@ class SolverResult:
     seconds : float
     n_passes : int
         Evaluations of the operator (for a partitioned design: passes over the data).
+    sizes : ndarray of shape (m,) or None
+        ``|X|' |d * g|`` at exit where the operator gives it (:attr:`~microplex.calibration.operator.Point.sizes`:
+        a partitioned design's), else None (from ``g``).
     """
 
     lam: np.ndarray
@@ -71,6 +74,7 @@ class SolverResult:
     history: list[float] = field(default_factory=list)
     seconds: float = 0.0
     n_passes: int = 0
+    sizes: np.ndarray | None = None
 
 
 def _solve(jac: sp.spmatrix | np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -158,20 +162,24 @@ def newton_dual(
 
 def on_final_sizes(res: SolverResult, totals: np.ndarray, natural: np.ndarray, tol: float, max_iter: int,
                    final: Callable[[SolverResult], np.ndarray],
-                   resolve: Callable[[SolverResult, np.ndarray, int], SolverResult]) -> SolverResult:
+                   resolve: Callable[[SolverResult, np.ndarray, int], SolverResult], *,
+                   zero: bool = False) -> SolverResult:
     """A hard solve ``res`` held to the rounding of its final sizes: a total is computed at the size of the weights it
     sums, so where the solution ends below the initial weights' size ``natural`` (targets far below their initial
     totals) its misses are held to the rounding of the smaller size (``final(res)``: ``sum_i |d_i g_i x_ij|``; a
     target of 0 keeps its initial size, :func:`~microplex.calibration.feasibility.rounding_sizes`), solving on from
     its multipliers (``resolve(res, sizes, iterations left)``), up to three times (weights 1e10 times the targets'
     met a count 0.6% off at tol=1e-10, within the initial size's). The rule of :func:`newton_dual` and of the
-    out-of-core :func:`~microplex.scale.rake_dataset`; ``res.achieved`` in the units of ``totals``."""
+    out-of-core :func:`~microplex.scale.rake_dataset`; ``res.achieved`` in the units of ``totals``. ``zero``: a
+    target of 0 measured against :func:`~microplex._stats.zero_scale` of its size (``totals`` not rescaled so, as the
+    out-of-core solve's; :func:`~microplex._stats.misfit_denominator`)."""
     totals = np.asarray(totals, dtype=np.float64)
     for _ in range(3):
         if not res.converged:
             break
         sizes = np.where(totals == 0, natural, np.minimum(natural, final(res)))
-        if float(np.max(np.abs(totals - res.achieved) / misfit_denominator(totals, sizes, tol), initial=0.0)) < tol:
+        if float(np.max(np.abs(totals - res.achieved) / misfit_denominator(totals, sizes, tol, zero=zero),
+                        initial=0.0)) < tol:
             break
         natural = sizes
         more = resolve(res, natural, max(max_iter - res.n_iter, 1))
@@ -436,4 +444,5 @@ def _newton(op, totals, distance, bounds, tol, max_iter, penalty, lam0, first, d
         history=history,
         seconds=time.perf_counter() - start,
         n_passes=n_eval,
+        sizes=pt.sizes,
     ), pt

@@ -436,7 +436,7 @@ def linked_weights(result, households: pd.DataFrame, persons: pd.DataFrame) -> n
     """Calibrated weights of the households in ``households`` (their persons in ``persons``), shape (n,)."""
     x, d = linked_design(households, persons, result._margins.coder, result.household_id, result.weight_col,
                          result.initial_weight)
-    return d * result.start_scale * result.distance.inverse(x @ result.lam, result.bounds)
+    return d * result.start_scale * result.distance.inverse(x @ result.lam, result.solve_bounds)
 
 
 def write_linked(result, households, persons, out, persons_out, column: str, scale: float,

@@ -21,7 +21,7 @@ rounding scale (:func:`~microplex._stats.rounding_scale` of the smaller of its i
 one for a target of 0: :func:`~microplex.calibration.feasibility.smaller_sizes`), as the
 :class:`~microplex.calibration.Calibrator` tests it: a count of 0 over records of large weight is met within float64
 rounding of their initial total. Initial weights far from the targets' scale are first brought to it by the
-Calibrator's rule (:func:`~microplex.calibration.calibrator.hard_start`).
+Calibrator's rule (:func:`~microplex.calibration.calibrator.bounded_start`, within the same box of weights).
 
 References
 ----------
@@ -46,7 +46,7 @@ from .._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from .._stats import misfit_denominator
 from .._params import check_bool, check_float, check_int, check_names
 from ..calibration._checks import check_distance
-from ..calibration.calibrator import hard_start, scale_free
+from ..calibration.calibrator import bounded_start, rescales, start_bounds
 from ..calibration.design import Design, target_scale
 from ..calibration.diagnostics import explain_failure, relative_errors
 from ..calibration.distances import Distance
@@ -143,7 +143,8 @@ class RakingResult:
         Dual solution; a record's weight is ``d * F(sum of lam over its categories)``.
     report : DataFrame
         One row per target: ``margin``, ``category``, ``target``, ``initial``, ``achieved``, ``rel_error``
-        (``|achieved - target| / |target|``, the absolute error where the target is 0, as in
+        (``|achieved - target| / |target|``; where the target is 0, the miss over a thousandth of its records'
+        initial weight at ``start_scale``, the unit the solve and its check hold it to, as in
         :meth:`microplex.calibration.CalibrationResult.report`).
     converged : bool
     n_iter : int
@@ -161,8 +162,8 @@ class RakingResult:
         The solver's own outcome.
     start_scale : float
         The factor the initial weights were solved from (a power of two, the :class:`~microplex.calibration.Calibrator`'s
-        :func:`~microplex.calibration.calibrator.hard_start`; 1 for weights within its band of the targets' scale): a
-        record's weight is ``start_scale * d * F(...)``.
+        :func:`~microplex.calibration.calibrator.bounded_start`; 1 for weights within its band of the targets' scale): a
+        record's weight is ``start_scale * d * F(...)``, ``F`` within :attr:`solve_bounds`.
     """
 
     lam: np.ndarray
@@ -196,7 +197,13 @@ class RakingResult:
             return linked_weights(self, frame, persons)
         codes, d = _frame_part(frame, self._margins, self.weight_col, self.initial_weight)
         u = np.append(self.lam, 0.0)[codes].sum(axis=1)
-        return d * self.start_scale * self.distance.inverse(u, self.bounds)
+        return d * self.start_scale * self.distance.inverse(u, self.solve_bounds)
+
+    @property
+    def solve_bounds(self) -> tuple[float, float]:
+        """The ratio bounds the solve held ``F(...)`` to: ``bounds`` as ratios to the initial weights times
+        ``start_scale`` (:func:`~microplex.calibration.calibrator.start_bounds`, the caller's box of weights)."""
+        return start_bounds(self.bounds, self.start_scale)
 
 
 def _check_args(
@@ -222,16 +229,16 @@ def _cells_design(op: MatrixOperator, mg: _Margins, d: np.ndarray) -> Design:
     return Design(op.x, mg.totals, d, pd.RangeIndex(op.n), np.arange(op.n), mg.targets, sp.csr_matrix(op.x.shape))
 
 
-def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray,
+def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, dist: Distance,
                  bounds: tuple[float, float]) -> float:
     """The factor a solve brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
-    does (:func:`~microplex.calibration.calibrator.hard_start` of :func:`~microplex.calibration.design.target_scale`,
+    does (:func:`~microplex.calibration.calibrator.bounded_start` of :func:`~microplex.calibration.design.target_scale`,
     whose rule is: only where every unit is in some category): on the observed cells where they are in memory; over
     the partitions from the initial totals ``initial``, where the first pass (``op.last``, at the initial weights)
-    counted no unit in no category (margins that cover every unit together, none alone, too). 1 with bounds that a
-    factor on the weights would change (:func:`~microplex.calibration.calibrator.scale_free`: ratios to the weights
-    given, ``(0.5, 2)`` or ``(-1, inf)``)."""
-    if not scale_free(bounds):
+    counted no unit in no category (margins that cover every unit together, none alone, too). The solve's ratio
+    bounds are then ``start_bounds(bounds, factor)`` (the caller's box of weights). 1 where ``bounded_start`` keeps
+    the weights given (logit, or bounds a factor would change for another distance)."""
+    if not rescales(dist, bounds):
         return 1.0
     if isinstance(op, MatrixOperator):
         design = _cells_design(op, mg, op.d)
@@ -239,7 +246,7 @@ def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial
         design = totals_design(mg.targets, initial)
     else:
         return 1.0
-    return hard_start(target_scale(design))
+    return bounded_start(dist, bounds, target_scale(design))
 
 
 def _solve(
@@ -267,7 +274,8 @@ def _solve(
     # solved from the initial weights brought to the targets' scale where they lie far from it, and checked for a
     # collapse against the initial total at that scale, as the Calibrator: weights 1e8 times the targets' read met
     # 5.5e-8 off them, and weights beyond 1e9 times were refused (DataValidationError) where the Calibrator solves
-    scale = _start_scale(op, mg, initial, bounds)
+    scale = _start_scale(op, mg, initial, dist, bounds)
+    solve_bounds = start_bounds(bounds, scale)  # ratios to the weights times scale: the caller's box of weights
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard:
         msg = (f"Calibration ({dist.name}): these {len(hard)} targets cannot be met within the bounds {bounds}: "
@@ -278,25 +286,31 @@ def _solve(
     # a count's natural size (sum_i d_i |x_ij|, the Calibrator's rounding scale) is its initial total: entries >= 0.
     # From weights times `scale`: the same ratios solve X'(d g) = t / scale, each misfit measured in the targets' units
     # (at scale 1 this is the plain solve: natural=initial gives the solver that denominator itself); held to the
-    # rounding of the final sizes as the Calibrator's solve is (a count's final size is its achieved total)
+    # rounding of the final sizes as the Calibrator's solve is: a count's final size is what its records' weights add
+    # up to in size, sum_i |w_i| (its achieved total only where no weight is negative: a linear solve whose weights
+    # of both signs net a count to 1e-6 of that was held to the rounding of 1e-6 and refused where the Calibrator met it)
     t = mg.totals
 
     def solved(lam0: np.ndarray | None, sizes: np.ndarray, n_iter: int, at: Point | None = None) -> SolverResult:
-        out = solve_dual(op, t / scale, dist, bounds, tol=tol, max_iter=n_iter, first=at, lam0=lam0,
-                         denom=misfit_denominator(t, sizes, tol) / scale)
+        out = solve_dual(op, t / scale, dist, solve_bounds, tol=tol, max_iter=n_iter, first=at, lam0=lam0,
+                         denom=misfit_denominator(t, sizes, tol, zero=True) / scale)
         out.achieved = out.achieved * scale
+        if out.g is not None:  # the observed cells: a cell's records share its ratio, their initial weights >= 0
+            out.sizes = op.rmatvec(np.abs(op.d * out.g))
+        out.sizes = np.asarray(out.sizes, dtype=np.float64) * scale
         return out
 
-    sol = on_final_sizes(solved(None, initial * scale, max_iter, first), t, initial * scale, tol, max_iter,
-                         lambda r: np.abs(r.achieved), lambda r, sizes, n_iter: solved(r.lam, sizes, n_iter))
+    # the first point (lambda = 0) was taken within the bounds given: solved from there where the solve's are those
+    sol = on_final_sizes(solved(None, initial * scale, max_iter, first if solve_bounds == bounds else None), t, initial * scale, tol, max_iter,
+                         lambda r: r.sizes, lambda r, sizes, n_iter: solved(r.lam, sizes, n_iter), zero=True)
     if isinstance(op, PartitionedOperator):
         total, n_bad = op.last["total_weight"] * scale, op.last["n_nonfinite"]
     else:
         w = op.d * scale * sol.g
         total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
     met_rtol = met_tolerance(tol)
-    # as the Calibrator's survey_errors: rounding of the smaller of the initial and final sizes (counts: the totals)
-    errors = misfits(sol.achieved, t, smaller_sizes(initial * scale, np.abs(sol.achieved), t), met_rtol)
+    # as the Calibrator's survey_errors: rounding of the smaller of the initial and final sizes (counts: sum |w|)
+    errors = misfits(sol.achieved, t, smaller_sizes(initial * scale, sol.sizes, t), met_rtol, zero=True)
     if n_bad or not np.all(np.isfinite(sol.lam)):
         raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
     collapsed = weight_problems(total=total, initial_total=w0 * scale, n_units=n_units)
@@ -312,7 +326,7 @@ def _solve(
             "target": t,
             "initial": initial,
             "achieved": sol.achieved,
-            "rel_error": relative_errors(sol.achieved, t),
+            "rel_error": relative_errors(sol.achieved, t, initial * scale),  # a count of 0 as its misfit
         }
     )
     summary = {
@@ -325,7 +339,7 @@ def _solve(
     if not converged:
         msg = (f"Calibration ({dist.name}) did not converge in {sol.n_iter} iterations: max relative misfit "
                f"{sol.max_misfit:.3g}" + ("; " + "; ".join(problems) if problems and sol.converged else "") + ".")
-        msg += _diagnosis(op, mg, dist, bounds, sol.converged, float(sol.max_misfit), scale)
+        msg += _diagnosis(op, mg, dist, solve_bounds, sol.converged, float(sol.max_misfit), scale)
         if not force:  # one report: the error (as Calibrator); a warning as well made it the exception under -W error
             raise ConvergenceError(msg + " Pass force=True to keep these weights.")
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
@@ -343,7 +357,8 @@ def _diagnosis(op: MatrixOperator | PartitionedOperator, mg: _Margins, dist: Dis
     diagnosis). Cells are exact units here: every record of a cell is in the same targets, so a cell's weight can
     be anything within its records' bounds summed. Partitioned solves and tables above
     :data:`DIAGNOSE_MAX_CELLS` cells get the general hint only. ``scale``: the factor the solve brought the initial
-    weights by (:func:`_start_scale`), diagnosed from there as the Calibrator's."""
+    weights by (:func:`_start_scale`), diagnosed from there as the Calibrator's, within ``bounds`` (the solve's,
+    ratios to the weights times ``scale``)."""
     hint = " Check that the margins agree (same grand total) and every category has records."
     if not isinstance(op, MatrixOperator) or op.n > DIAGNOSE_MAX_CELLS:
         return hint
