@@ -29,6 +29,7 @@ from ._cli_checks import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     PARQUET,
+    OneLineCommand,
     OneLineGroup,
     check_input,
     check_output,
@@ -92,13 +93,13 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def version() -> None:
     """Prints the microplex version (as ``microplex --version`` does)."""
     typer.echo(__version__)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file (.toml or .yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set generate.n=1000."),
@@ -117,7 +118,7 @@ def run(
     run_body(body, quiet, verbose)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def demo(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: microplex-demo, or with "
                                                               "--geo microplex-demo-geo)."),
@@ -154,7 +155,7 @@ def demo(
     run_body(body, quiet, verbose)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def fit(
     data: Path = typer.Argument(..., help="Training records (.csv or .parquet)."),
     targets: str = typer.Option(..., help="Comma-separated target columns."),
@@ -232,7 +233,7 @@ def fit(
     run_body(body, quiet, verbose, flags=_FIT_FLAGS)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
@@ -352,7 +353,7 @@ def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:
                   "(name the file's weight column with --weight if it has one).", UserWarning, stacklevel=2)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def calibrate(
     data: Path = typer.Argument(..., help="Records with initial weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
@@ -417,7 +418,7 @@ def _check_household_column(household: str | None, df: pd.DataFrame, data: Path)
                                   f"{str(data)!r}{columns_hint([household], df.columns)}.")
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def sparsify(
     data: Path = typer.Argument(..., help="Candidate records with weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
@@ -466,7 +467,7 @@ def sparsify(
     run_body(body, quiet, verbose, flags=_SPARSIFY_FLAGS)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def evaluate(
     real: Path = typer.Argument(..., help="Real records (.csv or .parquet)."),
     synthetic: Path = typer.Argument(..., help="Synthetic records (.csv or .parquet)."),

@@ -1,0 +1,80 @@
+"""Session 79 (a first-time user's audit of the command line and the readers on the real extracts): an option given
+twice is refused instead of the last one silently winning; a Parquet file with two columns of one name is refused
+naming them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from microplex import Synthesizer
+from microplex.cli import app
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+runner = CliRunner()
+
+
+def _error_line(result) -> str:
+    """The one ``error:`` line of a command that failed on bad input (status 1)."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """300 records (age, sex, income, weight 1), sex targets and a 1-epoch model of income."""
+    folder = tmp_path_factory.mktemp("s79r")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"age": rng.integers(18, 80, 300), "sex": rng.choice(["f", "m"], 300),
+                       "inc": rng.lognormal(10, 1, 300).round(0), "weight": 1.0})
+    df.to_csv(folder / "d.csv", index=False)
+    (folder / "t.csv").write_text("sex,value\nf,150\nm,150\n")
+    Synthesizer(["inc"], ["age", "sex"], epochs=1, verbose=False, hidden_features=(8,), transforms=1).fit(
+        df, seed=0).save(folder / "m.mpx")
+    return folder
+
+
+@pytest.mark.parametrize("args, option", [
+    (["fit", "{d}/d.csv", "--targets", "inc", "--targets", "age", "--conditions", "sex", "--epochs", "1",
+      "-o", "{d}/out.mpx"], "--targets"),
+    (["generate", "{d}/m.mpx", "--n", "50", "--seed", "1", "--seed", "2", "-o", "{d}/out.parquet"], "--seed"),
+    (["generate", "{d}/m.mpx", "--n", "50", "-o", "{d}/out.parquet", "--out", "{d}/other.parquet"], "--out"),
+    (["generate", "{d}/m.mpx", "--n", "50", "--stream", "--no-stream", "-o", "{d}/out.parquet"],
+     "--stream/--no-stream"),
+    (["calibrate", "{d}/d.csv", "--targets", "{d}/t.csv", "--method", "linear", "--method", "raking",
+      "-o", "{d}/out.parquet"], "--method"),
+    (["sparsify", "{d}/d.csv", "--targets", "{d}/t.csv", "--max-records", "5", "--max-records", "50",
+      "-o", "{d}/out.parquet"], "--max-records"),
+    (["evaluate", "{d}/d.csv", "{d}/d.csv", "--weight", "weight", "--synthetic-weight", "weight",
+      "--conditions", "sex", "--conditions", "age", "--report", "{d}/out.html"], "--conditions"),
+])
+def test_an_option_given_twice_is_refused_before_any_work(files, args, option):
+    """``--targets inc --targets age`` fitted ``age`` alone and ``--seed 1 --seed 2`` drew with seed 2, unsaid (click
+    keeps the last value of an option given twice): refused, naming the option, and nothing is written."""
+    result = runner.invoke(app, [a.format(d=files) for a in args])
+    line = _error_line(result)
+    assert line == (f"error: The '{option}' option is given more than once; give it once (only the last value "
+                    "would be used).")
+    assert not list(files.glob("out.*")) and not list(files.glob("other.*"))
+
+
+def test_every_verb_refuses_repeated_options_and_list_options_may_repeat(files, tmp_path):
+    """Every verb uses the command class that refuses a repeated option (a verb added later too); ``--set``, which
+    takes a list, still repeats, and an option given once works as before."""
+    import typer.main
+
+    from microplex._cli_checks import OneLineCommand
+
+    group = typer.main.get_command(app)
+    assert all(isinstance(cmd, OneLineCommand) for cmd in group.commands.values()), group.commands
+    result = runner.invoke(app, ["generate", str(files / "m.mpx"), "--n", "20", "--seed", "3", "-q",
+                                 "-o", str(tmp_path / "g.parquet")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(tmp_path / "g.parquet")) == 20
+    result = runner.invoke(app, ["run", str(tmp_path / "missing.toml"), "--set", "seed=1", "--set", "generate.n=5"])
+    assert "given more than once" not in result.output and "does not exist" in _error_line(result)
