@@ -78,3 +78,61 @@ def test_every_verb_refuses_repeated_options_and_list_options_may_repeat(files, 
     assert len(pd.read_parquet(tmp_path / "g.parquet")) == 20
     result = runner.invoke(app, ["run", str(tmp_path / "missing.toml"), "--set", "seed=1", "--set", "generate.n=5"])
     assert "given more than once" not in result.output and "does not exist" in _error_line(result)
+
+
+def _with_a_second(table, name: str, values):
+    """``table`` with a second column called ``name`` (pyarrow writes such a file; pandas cannot make one)."""
+    import pyarrow as pa
+
+    return table.append_column(name, pa.array(values))
+
+
+def test_a_parquet_table_with_two_columns_of_one_name_is_refused_naming_them(files, tmp_path):
+    """A Parquet or Feather file, or a dataset folder's file, that stores two columns ``marr`` (written by pyarrow
+    from a pandas frame, so with pandas metadata): refused naming the file and ``marr``, as a CSV file's header is
+    (before: "Cannot read 'pop.parquet': ArrowInvalid: Multiple matches for FieldRef.Name(marr) in age: int64 ...",
+    from pyarrow's to_pandas, naming no duplicate); the commands that read it say the same."""
+    import pyarrow as pa
+    import pyarrow.feather as pf
+    import pyarrow.parquet as pq
+
+    from microplex._errors import DataValidationError
+    from microplex.io import read_table
+
+    frame = pd.DataFrame({"age": [30, 40, 50], "marr": [0, 1, 1], "weight": [1.0, 1.0, 1.0]})
+    table = _with_a_second(pa.Table.from_pandas(frame, preserve_index=False), "marr", [1, 0, 0])
+    pq.write_table(table, tmp_path / "dup.parquet")
+    pf.write_feather(table, tmp_path / "dup.feather")
+    (tmp_path / "ds").mkdir()
+    pq.write_table(table, tmp_path / "ds" / "part-0.parquet")
+    for path, named in [(tmp_path / "dup.parquet", tmp_path / "dup.parquet"),
+                        (tmp_path / "dup.feather", tmp_path / "dup.feather"),
+                        (tmp_path / "ds", tmp_path / "ds" / "part-0.parquet")]:
+        with pytest.raises(DataValidationError) as info:
+            read_table(path)
+        assert str(info.value) == f"The table {str(named)!r} has duplicated column names ['marr']."
+    result = runner.invoke(app, ["calibrate", str(tmp_path / "dup.parquet"), "--targets", str(files / "t.csv"),
+                                 "-o", str(tmp_path / "out.parquet")])
+    assert _error_line(result) == (f"error: The table {str(tmp_path / 'dup.parquet')!r} has duplicated column "
+                                   "names ['marr'].")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_parquet_targets_file_with_two_columns_of_one_name_is_refused_naming_them(tmp_path):
+    """A Parquet targets file with two ``value`` columns (or two equality columns ``sex``): refused naming the file
+    and the column, as a CSV targets file is (before: "is not a readable Parquet table: Multiple matches for
+    FieldRef.Name(value) in ...", with pyarrow's schema dump over eight lines)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from microplex import Targets
+    from microplex._errors import DataValidationError
+
+    base = pa.Table.from_pandas(pd.DataFrame({"sex": ["f", "m"], "value": [150.0, 150.0]}), preserve_index=False)
+    for name, values in [("value", [1.0, 2.0]), ("sex", ["m", "f"])]:
+        path = tmp_path / f"t_{name}.parquet"
+        pq.write_table(_with_a_second(base, name, values), path)
+        with pytest.raises(DataValidationError) as info:
+            Targets.from_parquet(path)
+        assert str(info.value) == (f"Targets file {str(path)!r} has duplicated columns [{name!r}]; expected distinct "
+                                   "column names.")
