@@ -136,3 +136,28 @@ def test_a_parquet_targets_file_with_two_columns_of_one_name_is_refused_naming_t
             Targets.from_parquet(path)
         assert str(info.value) == (f"Targets file {str(path)!r} has duplicated columns [{name!r}]; expected distinct "
                                    "column names.")
+
+
+@pytest.mark.parametrize("args, name", [
+    (["fit", "{e}", "--targets", "inc", "--conditions", "age", "--epochs", "1", "-o", "{d}/out.mpx"], "data"),
+    (["calibrate", "{e}", "--targets", "{d}/t.csv", "-o", "{d}/out.parquet"], "data"),
+    (["sparsify", "{e}", "--targets", "{d}/t.csv", "-o", "{d}/out.parquet"], "data"),
+    (["evaluate", "{e}", "{d}/d.csv", "--weight", "weight", "--synthetic-weight", "weight", "--no-pmse",
+      "--report", "{d}/out.html"], "real"),
+    (["evaluate", "{d}/d.csv", "{e}", "--weight", "weight", "--synthetic-weight", "weight", "--no-pmse",
+      "--report", "{d}/out.html"], "synthetic"),
+    (["evaluate", "{d}/d.csv", "{d}/d.csv", "--weight", "weight", "--synthetic-weight", "weight", "--no-pmse",
+      "--holdout", "{e}", "--report", "{d}/out.html"], "holdout"),
+])
+def test_an_input_table_without_records_is_refused_naming_the_file(files, tmp_path, args, name):
+    """A CSV file of the records' header and no row, given as a verb's records: one error line naming the input and
+    the file (before: "records is empty; at least one record is needed to calibrate.", "candidates is empty; ...",
+    "holdout_df is empty: expected at least 1 row, got 0.", "'data' is empty; ...": the library's parameter names,
+    no file; an empty real or synthetic file: "Weight column 'weight' in real_df must be numeric: got dtype object",
+    the header's columns read as text), and nothing written."""
+    path = tmp_path / "header_only.csv"
+    path.write_text("age,sex,inc,weight\n")
+    result = runner.invoke(app, [a.format(d=files, e=path) for a in args])
+    assert _error_line(result) == (f"error: The {name!r} input {str(path)!r} holds no records (its columns without a "
+                                   "row); expected at least one record.")
+    assert not list(files.glob("out.*"))

@@ -181,6 +181,16 @@ def check_input(path: Path | None, name: str) -> Path | None:
     return path
 
 
+def check_has_records(frame: Any, path: Path, name: str) -> Any:
+    """``frame``, the table read from the input ``path`` (the verb's ``name`` for it), when it holds a record; else
+    :class:`DataValidationError` naming the input and the file (the library named its parameter, "records is empty",
+    "candidates is empty", "synthetic_df is empty", which the command line's user never typed)."""
+    if len(frame) == 0:
+        raise DataValidationError(f"The {name!r} input {str(path)!r} holds no records (its columns without a row); "
+                                  "expected at least one record.")
+    return frame
+
+
 #: What a file suffix stands for, in check_output's messages.
 _FORMATS = {".parquet": "Parquet", ".csv": "CSV", ".html": "HTML", ".mpx": "a model file (a zip archive)"}
 PARQUET = (".parquet", ".pq")
