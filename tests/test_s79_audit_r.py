@@ -65,7 +65,7 @@ def test_an_option_given_twice_is_refused_before_any_work(files, args, option):
 
 def test_every_verb_refuses_repeated_options_and_list_options_may_repeat(files, tmp_path):
     """Every verb uses the command class that refuses a repeated option (a verb added later too); ``--set``, which
-    takes a list, still repeats, and an option given once works as before."""
+    takes a list, still repeats, ``--help`` twice shows the help, and an option given once works as before."""
     import typer.main
 
     from microplex._cli_checks import OneLineCommand
@@ -78,6 +78,8 @@ def test_every_verb_refuses_repeated_options_and_list_options_may_repeat(files, 
     assert len(pd.read_parquet(tmp_path / "g.parquet")) == 20
     result = runner.invoke(app, ["run", str(tmp_path / "missing.toml"), "--set", "seed=1", "--set", "generate.n=5"])
     assert "given more than once" not in result.output and "does not exist" in _error_line(result)
+    result = runner.invoke(app, ["generate", "--help", "--help"])  # acts at once: the help, as for one --help
+    assert result.exit_code == 0 and result.output.startswith("Usage: "), result.output
 
 
 def _with_a_second(table, name: str, values):

@@ -88,10 +88,12 @@ class OneLineCommand(TyperCommand):
 def refuse_repeated_options(order: list[Any]) -> None:
     """Raises :class:`OneLineUsageError` naming the first option that ``order`` (the parameters as click's parser
     met them on the command line, once per occurrence) holds more than once, unless it takes a list (``multiple``)
-    or counts its occurrences (``count``). ``--stream --no-stream`` are one option given twice."""
+    or counts its occurrences (``count``), or acts at once (``is_eager``: ``--help``). ``--stream --no-stream`` are one
+    option given twice."""
     seen: set[str] = set()
     for param in order:
-        if getattr(param, "multiple", False) or getattr(param, "count", False) or not getattr(param, "opts", None):
+        if (getattr(param, "multiple", False) or getattr(param, "count", False) or getattr(param, "is_eager", False)
+                or not getattr(param, "opts", None)):
             continue
         if param.name in seen:
             spelled = "/".join(max(opts, key=len) for opts in (param.opts, param.secondary_opts) if opts)
