@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # recent typer ships its own copy of click; its usage errors are that copy's classes
     from typer._click import exceptions as _click_errors
@@ -71,6 +71,35 @@ class OneLineGroup(TyperGroup):
 
     def invoke(self, ctx):  # noqa: D102 - click API
         return self._one_line_usage(lambda: super(OneLineGroup, self).invoke(ctx))
+
+
+class OneLineCommand(TyperCommand):
+    """A verb whose options are each given at most once: click keeps the last of ``--seed 1 --seed 2`` (or of
+    ``--targets re74 --targets re78``, which fitted ``re78`` alone) and drops the others unsaid. An option given
+    more than once is refused, naming it, before any work; an option that takes a list (``--set``) may repeat."""
+
+    def parse_args(self, ctx, args):  # noqa: D102 - click API
+        if not ctx.resilient_parsing:  # shell completion parses partial lines: nothing to refuse there
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # the parser consumes its list
+            refuse_repeated_options(order)
+        return super().parse_args(ctx, args)
+
+
+def refuse_repeated_options(order: list[Any]) -> None:
+    """Raises :class:`OneLineUsageError` naming the first option that ``order`` (the parameters as click's parser
+    met them on the command line, once per occurrence) holds more than once, unless it takes a list (``multiple``)
+    or counts its occurrences (``count``), or acts at once (``is_eager``: ``--help``). ``--stream --no-stream`` are one
+    option given twice."""
+    seen: set[str] = set()
+    for param in order:
+        if (getattr(param, "multiple", False) or getattr(param, "count", False) or getattr(param, "is_eager", False)
+                or not getattr(param, "opts", None)):
+            continue
+        if param.name in seen:
+            spelled = "/".join(max(opts, key=len) for opts in (param.opts, param.secondary_opts) if opts)
+            raise OneLineUsageError(f"The '{spelled}' option is given more than once; give it once (only the "
+                                    "last value would be used).")
+        seen.add(param.name)
 
 
 def split_columns(values: str, name: str = "columns") -> list[str]:
@@ -152,6 +181,16 @@ def check_input(path: Path | None, name: str) -> Path | None:
     if path is not None and not path.exists():
         raise DataValidationError(f"The {name!r} input {str(path)!r} does not exist.")
     return path
+
+
+def check_has_records(frame: Any, path: Path, name: str) -> Any:
+    """``frame``, the table read from the input ``path`` (the verb's ``name`` for it), when it holds a record; else
+    :class:`DataValidationError` naming the input and the file (the library named its parameter, "records is empty",
+    "candidates is empty", "synthetic_df is empty", which the command line's user never typed)."""
+    if len(frame) == 0:
+        raise DataValidationError(f"The {name!r} input {str(path)!r} holds no records (its columns without a row); "
+                                  "expected at least one record.")
+    return frame
 
 
 #: What a file suffix stands for, in check_output's messages.

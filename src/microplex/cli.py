@@ -29,7 +29,9 @@ from ._cli_checks import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     PARQUET,
+    OneLineCommand,
     OneLineGroup,
+    check_has_records,
     check_input,
     check_output,
     check_weight_name,
@@ -92,13 +94,13 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def version() -> None:
     """Prints the microplex version (as ``microplex --version`` does)."""
     typer.echo(__version__)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file (.toml or .yaml)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set generate.n=1000."),
@@ -117,7 +119,7 @@ def run(
     run_body(body, quiet, verbose)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def demo(
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: microplex-demo, or with "
                                                               "--geo microplex-demo-geo)."),
@@ -154,7 +156,7 @@ def demo(
     run_body(body, quiet, verbose)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def fit(
     data: Path = typer.Argument(..., help="Training records (.csv or .parquet)."),
     targets: str = typer.Option(..., help="Comma-separated target columns."),
@@ -211,7 +213,7 @@ def fit(
         check_input(public, "public")
         check_output(out, "out", [data, public], suffixes=(".mpx",))
         public_kwargs = read_public_metadata(public) if public is not None else {}
-        df = read_table(data, numeric=numeric_vars)
+        df = check_has_records(read_table(data, numeric=numeric_vars), data, "data")
         missing = [c for c in target_vars + condition_vars + ([weight] if weight else []) if c not in df.columns]
         if missing:
             raise DataValidationError(
@@ -232,7 +234,7 @@ def fit(
     run_body(body, quiet, verbose, flags=_FIT_FLAGS)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def generate(
     model: Path = typer.Argument(..., help="Model file written by 'microplex fit'."),
     conditions: Path | None = typer.Option(None, help="Condition rows (.csv or .parquet)."),
@@ -352,7 +354,7 @@ def _warn_unit_weights(weight: str, data: Path, columns: pd.Index) -> None:
                   "(name the file's weight column with --weight if it has one).", UserWarning, stacklevel=2)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def calibrate(
     data: Path = typer.Argument(..., help="Records with initial weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
@@ -384,7 +386,7 @@ def calibrate(
         check_output(out, "out", [data, targets], suffixes=PARQUET)
         if report is not None:
             check_output(report, "report", [data, targets], suffixes=(".csv",), outputs={"out": out})
-        df = read_table(data, numeric=numeric_vars)
+        df = check_has_records(read_table(data, numeric=numeric_vars), data, "data")
         check_one_type(df, f"{str(data)!r}")  # written back with the weights: refused before the solve
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
@@ -417,7 +419,7 @@ def _check_household_column(household: str | None, df: pd.DataFrame, data: Path)
                                   f"{str(data)!r}{columns_hint([household], df.columns)}.")
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def sparsify(
     data: Path = typer.Argument(..., help="Candidate records with weights (.csv or .parquet)."),
     targets: Path = typer.Option(..., help="Targets file (.csv, .parquet or .yaml)."),
@@ -446,7 +448,7 @@ def sparsify(
         check_input(data, "data")
         check_input(targets, "targets")
         check_output(out, "out", [data, targets], suffixes=PARQUET)
-        df = read_table(data, numeric=numeric_vars)
+        df = check_has_records(read_table(data, numeric=numeric_vars), data, "data")
         check_one_type(df, f"{str(data)!r}")  # written back with the weights: refused before the solve
         if weight not in df.columns:
             _warn_unit_weights(weight, data, df.columns)
@@ -466,7 +468,7 @@ def sparsify(
     run_body(body, quiet, verbose, flags=_SPARSIFY_FLAGS)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def evaluate(
     real: Path = typer.Argument(..., help="Real records (.csv or .parquet)."),
     synthetic: Path = typer.Argument(..., help="Synthetic records (.csv or .parquet)."),
@@ -528,9 +530,10 @@ def evaluate(
         # --numeric names columns of the real file; the synthetic and holdout files' of those names are read alike,
         # and so are the real file's text columns (a holdout without the label '3+' reads 1 and 2 as text, not int64;
         # a Parquet file storing them as integers, as their text where that cannot match '01' to 1)
-        real_df = read_table(real, numeric=numeric_vars)
+        real_df = check_has_records(read_table(real, numeric=numeric_vars), real, "real")
         text = text_columns(real_df)
-        syn_df = stored_numbers_as_text(read_table(synthetic, text=text), real_df, f"the synthetic file {str(synthetic)!r}",
+        syn_df = check_has_records(read_table(synthetic, text=text), synthetic, "synthetic")
+        syn_df = stored_numbers_as_text(syn_df, real_df, f"the synthetic file {str(synthetic)!r}",
                                         f"the real file {str(real)!r}")
         syn_df = as_numbers(syn_df, [c for c in numeric_vars if c in syn_df.columns], f"the table {str(synthetic)!r}")
         for col, name, frame, which in ((weight, "weight", real_df, "real"),
@@ -563,7 +566,8 @@ def evaluate(
             raise DataValidationError(
                 f"The synthetic file has columns {extra} that the real file's scored columns lack (they would be "
                 f"dropped, unscored){hint}; otherwise drop them from the synthetic file.")
-        holdout_df = stored_numbers_as_text(read_table(holdout, text=text), real_df, f"the holdout file {str(holdout)!r}",
+        holdout_df = stored_numbers_as_text(check_has_records(read_table(holdout, text=text), holdout, "holdout"),
+                                            real_df, f"the holdout file {str(holdout)!r}",
                                             f"the real file {str(real)!r}") if holdout else None
         if holdout_df is not None:
             holdout_df = as_numbers(holdout_df, [c for c in numeric_vars if c in holdout_df.columns],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import decimal
@@ -176,9 +177,7 @@ def read_table(path: str | os.PathLike, base: Path | None = None, *,
     if empty:  # a spreadsheet's empty columns without a name (``a,b,,``): nothing to read
         keep = [c not in empty for c in frame.columns]
         names, frame = [n for n, k in zip(names, keep) if k], frame.loc[:, keep]
-    duplicated = sorted({str(c) for c in names if names.count(c) > 1})
-    if duplicated:
-        raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    _refuse_duplicated_names(names, p)
     sep = other_separator(names) if reader is pd.read_csv else None
     if sep is not None:
         raise DataValidationError(
@@ -395,10 +394,23 @@ def _stored_names(files: list[Path]) -> list[str]:
 
 
 def _check_pandas_metadata(files: list[Path]) -> None:
-    """Checks the pandas metadata (:func:`pandas_metadata`) of each of the Parquet or Feather ``files`` (a table's,
-    :func:`_table_files`); a schema that cannot be read is left to the reader, which raises on it."""
+    """Checks the column names (:func:`_refuse_duplicated_names`) and the pandas metadata (:func:`pandas_metadata`)
+    of each of the Parquet or Feather ``files`` (a table's, :func:`_table_files`); a schema that cannot be read is
+    left to the reader, which raises on it. Two columns of one name are refused here, before pyarrow's
+    ``to_pandas`` fails on them with "Multiple matches for FieldRef.Name(marr) in age: int64 ...", naming no
+    duplicate."""
     for f, schema in _file_schemas(files):
+        _refuse_duplicated_names(schema.names, f)
         pandas_metadata(schema, f"the table {str(f)!r}")
+
+
+def _refuse_duplicated_names(names: Sequence[Any], p: Path) -> None:
+    """Raises :class:`DataValidationError` naming the table file ``p`` and the column names that ``names`` (its
+    header or its stored schema's names) holds more than once."""
+    counts = collections.Counter(names)
+    duplicated = sorted({str(c) for c, k in counts.items() if k > 1})
+    if duplicated:
+        raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
 
 
 def _read_dataset(p: Path, files: list[Path]) -> pd.DataFrame:

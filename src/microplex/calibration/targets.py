@@ -373,9 +373,7 @@ class Targets(Sequence[Target]):
             keep = [c not in empty for c in frame.columns]
             names = [n for n, k in zip(names, keep) if k]
             frame = frame.loc[:, keep]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
+        _refuse_duplicated_columns(p, names)
         _check_separator(p, names, read_kwargs)
         if unnamed:  # pandas names it "Unnamed: 0", an equality column that no record has
             raise DataValidationError(
@@ -397,7 +395,14 @@ class Targets(Sequence[Target]):
     @classmethod
     def from_parquet(cls, path: str | Path) -> Targets:
         """Creates targets from a Parquet file in the :meth:`from_frame` layout."""
+        import pyarrow.parquet as pq
+
         p = _check_file(path)
+        try:
+            names = pq.read_schema(p).names  # two columns of one name: pyarrow's to_pandas names no duplicate
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types on a corrupt file
+            raise DataValidationError(f"Targets file {str(p)!r} is not a readable Parquet table: {exc}") from None
+        _refuse_duplicated_columns(p, names)
         try:
             frame = _integers_as_written(p, pd.read_parquet(p))
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types on a corrupt file
@@ -636,6 +641,15 @@ def _exact_float(p: Path, column: Any, text: str, value: float) -> float:
             f"only), or read the column as text (dtype={{{str(column)!r}: str}})."
         )
     return value
+
+
+def _refuse_duplicated_columns(p: Path, names: Sequence[str]) -> None:
+    """Raises :class:`DataValidationError` naming the targets file ``p`` and the column names that ``names`` (its
+    header, or its Parquet schema's names) holds more than once."""
+    names = list(names)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
 
 
 def _integers_as_written(p: Path, frame: pd.DataFrame) -> pd.DataFrame:
