@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex import DataValidationError, HouseholdSynthesizer
+from microplex import DataValidationError, HouseholdSynthesizer, VariableSpec
 from microplex.scale import generate_household_dataset
 
 warnings.filterwarnings("ignore")
@@ -61,13 +61,50 @@ def test_a_second_column_equal_to_the_person_count_is_written_as_a_copy_of_the_s
     assert (households["hsize"].to_numpy() == _person_counts(households, persons)).all()
 
 
-def test_a_copy_of_the_size_among_late_household_vars_is_refused(eusilc_small):
+@pytest.mark.parametrize("late", [["n_members"], ["n_members", "hy040n"]])
+def test_a_copy_of_the_size_among_late_household_vars_is_written_as_the_size(eusilc_small, late, tmp_path):
+    """Listed among ``late_household_vars``, a copy of the size is still a copy (the persons drawn, counted after
+    them): no late model draws it, every output writes it as the size. Before, fit refused it."""
     hs = HouseholdSynthesizer(["db040", "hsize", "n_members", "hy040n"], ["age", "rb090"], "db030",
-                              household_weight="db090", size_var="hsize", late_household_vars=["n_members"], **_FAST)
-    with pytest.raises(DataValidationError, match=r"'late_household_vars' \['n_members'\] equal the number of "
-                                                  r"person records .* as the size 'hsize' does.*Leave them out of "
-                                                  r"'late_household_vars'"):
+                              household_weight="db090", size_var="hsize", late_household_vars=late, **_FAST
+                              ).fit(eusilc_small, seed=0)
+    early = ["db040", "hsize"] + ([] if "hy040n" in late else ["hy040n"])
+    assert hs.size_copies_ == ["n_members"] and hs.early_cols_ == early
+    assert (hs.late_model_ is None) if late == ["n_members"] else (hs.late_model_.target_vars == ["hy040n"])
+    households, persons = hs.sample(300, seed=1)
+    assert households.columns.tolist() == ["db030", "db040", "hsize", "n_members", "hy040n", "db090"]
+    counts = _person_counts(households, persons)
+    assert (households["n_members"].to_numpy() == counts).all() and households["n_members"].dtype == np.int64
+    given = households.drop(columns=late)
+    got, persons = hs.generate(given, seed=0)  # the late variables drawn, the copy written
+    assert got.columns.tolist() == households.columns.tolist()
+    assert (got["n_members"].to_numpy() == _person_counts(got, persons)).all()
+    with pytest.raises(DataValidationError, match=r"'n_members' is a copy of the size 'hsize'.*differs"):
+        hs.generate(households.assign(n_members=households["hsize"] + 1), seed=0)
+    hs.save(tmp_path / "hh.mpx")
+    loaded = HouseholdSynthesizer.load(tmp_path / "hh.mpx")
+    assert loaded.size_copies_ == ["n_members"]
+    a, b = hs.sample(100, seed=4), loaded.sample(100, seed=4)
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("size_var", [None, "hsize"])
+def test_a_schema_entry_naming_a_copy_of_the_size_is_refused(eusilc_small, size_var):
+    """A copy of the size is never modelled and written with the size's dtype: a schema entry for it (a kind, point
+    masses) was silently ignored (``n_members`` declared continuous came out int64, the size's values)."""
+    schema = {"n_members": VariableSpec(kind="continuous")}
+    hs = HouseholdSynthesizer(["db040", "hsize", "n_members", "hy040n"], ["age", "rb090"], "db030",
+                              household_weight="db090", size_var=size_var, schema=schema, **_FAST)
+    with pytest.raises(DataValidationError, match=r"'schema' parameter declares \['n_members'\], which equal the "
+                                                  r"number of person records .* as the size 'hsize' does.*Leave them "
+                                                  r"out of 'schema'.*'size_var'"):
         hs.fit(eusilc_small, seed=0)
+    # named as the size, the declared column is modelled (the other count column is then its copy)
+    hs = HouseholdSynthesizer(["db040", "hsize", "n_members", "hy040n"], ["age", "rb090"], "db030",
+                              household_weight="db090", size_var="n_members", geography="db040",
+                              schema={"n_members": VariableSpec(kind="integer")}, **_FAST).fit(eusilc_small, seed=0)
+    assert hs.size_copies_ == ["hsize"] and hs.household_model_.kinds_["n_members"] == "integer"
 
 
 def test_generate_writes_the_copies_and_refuses_a_given_copy_that_is_not_the_size(fitted):
@@ -120,7 +157,7 @@ def test_a_saved_model_records_its_copies_of_the_size(fitted, tmp_path):
 
 @pytest.mark.parametrize("copies, message", [
     (["hsize"], r"'size_copies' must be household variables of .* other than the size 'hsize'"),
-    (["db040"], r"'size_copies' must be household variables .* other than the size 'hsize', the geography"),
+    (["db040"], r"'size_copies' must be household variables .* other than the size 'hsize' and the geography"),
     (["nope"], r"'size_copies' must be household variables of \['db040', 'hsize', 'n_members', 'hy040n'\]"),
     ("n_members", r"'size_copies' must be a list of column names"),
     ([], r"'early_cols' must be the household columns that are neither late nor copies of the size"),

@@ -200,9 +200,9 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         raise _fail(where, "household_cols", f"the household variables {hh_vars} (and the size)", household_cols)
     # absent from files written before copies of the size were kept (fit refused them): none
     copies = _names(meta.get("size_copies", []), where, "size_copies")
-    if not set(copies) <= set(hh_vars) - {size_col, hs.geography, *hs.late_household_vars}:
-        raise _fail(where, "size_copies", f"household variables of {hh_vars} other than the size {size_col!r}, the "
-                    "geography and the late household variables", copies)
+    if not set(copies) <= set(hh_vars) - {size_col, hs.geography}:
+        raise _fail(where, "size_copies", f"household variables of {hh_vars} other than the size {size_col!r} and "
+                    "the geography", copies)
     early = _names(meta.get("early_cols"), where, "early_cols")
     if early != [c for c in household_cols if c not in hs.late_household_vars and c not in copies] or (
             size_col not in early):
@@ -211,7 +211,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     if allotted not in {size_col, hs.geography} - {None}:
         raise _fail(where, "allotted", "the size or the geography column", allotted)
     hs.size_col_, hs.household_cols_, hs.early_cols_, hs.allotted_ = size_col, household_cols, early, allotted
-    hs.size_copies_ = copies
+    hs.size_copies_ = copies  # before _late_targets is read
     hs.total_weight_ = _number(meta.get("total_weight"), where, "total_weight", low=0.0)
     max_size = meta.get("max_size")
     if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= _MAX_SIZE:
@@ -274,7 +274,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     expected = {"household"} if hs.allotted_ == hs.geography or len(early) > 1 + bool(hs.geography) else set()
     expected |= {"person_all"} if hs.age_var is None else set()
     expected |= {f"applicable{i}" for i in range(len(limits))}
-    expected |= {"late"} if hs.late_household_vars else set()
+    expected |= {"late"} if hs._late_targets else set()
     models_meta = meta.get("models")
     if not isinstance(models_meta, dict) or not all(
         isinstance(n, str) and _MODEL_NAME.fullmatch(n) and isinstance(m, dict) for n, m in models_meta.items()
@@ -308,7 +308,7 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
         if n == "household":
             ok = targets <= set(early) and conditions <= {hs.allotted_}
         elif n == "late":
-            ok = targets == set(hs.late_household_vars) and conditions <= ctx
+            ok = targets == set(hs._late_targets) and conditions <= ctx
         elif n.startswith("person_"):
             ok = targets <= set(p_vars) | {GAP} and conditions <= ctx
         else:

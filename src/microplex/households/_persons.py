@@ -189,7 +189,7 @@ def _draw_persons(
         persons[hs.household_weight] = persons[hs.household_id].map(
             dict(zip(hh[hs.household_id], hh[hs.household_weight], strict=True))
         ).to_numpy(float)
-    missing = [c for c in hs.late_household_vars if c not in hh.columns]
+    missing = [c for c in hs._late_targets if c not in hh.columns]
     if missing:
         drawn = hs.late_model_.generate(context(hs, hh, np.arange(len(hh)), state), seed=int_seed(ss_late))
         for c in missing:

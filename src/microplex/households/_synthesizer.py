@@ -104,13 +104,15 @@ class HouseholdSynthesizer(Estimator):
         Household variables drawn after the persons, by a second household model conditioned
         on the other household variables and on a summary of all members (counts, earners,
         sums of incomes): household income components that follow from who lives there
-        (family allowances, tax adjustments).
+        (family allowances, tax adjustments). A copy of the size listed here is written as the size
+        (:attr:`size_copies_`): the number of persons drawn, never drawn by the late model.
     age_var : str, default=None
         Person age column: members are ordered oldest first, adults are at least ``adult_age``,
         and "not applicable" missing values are recognized by age.
     adult_age : float, default=16
     schema : mapping of str to VariableSpec, default=None
-        Overrides of the modelling of household or person variables.
+        Overrides of the modelling of household or person variables. A copy of the size is never
+        modelled (:attr:`size_copies_`): an entry for one raises at :meth:`fit`.
     flow, transforms, hidden_features, epochs, batch_size
         Passed to every inner :class:`~microplex.synthesis.Synthesizer`.
     learning_rate, weight_decay, validation_fraction, patience
@@ -301,15 +303,16 @@ class HouseholdSynthesizer(Estimator):
         check_sizes(hh.index.to_series(), hh[self.size_col_], counts, self.size_col_)
         # Other household variables equal to the number of person records (``n_persons`` beside ``hh_size``) are
         # copies of the size: no model draws them (drawn, they disagreed with the persons drawn), every output
-        # writes them as the size.
+        # writes them as the size. One among 'late_household_vars' too: after the persons, as the number drawn.
         copies = [c for c in sizes_among(hh, counts, hh_vars, (self.geography,)) if c != self.size_col_]
-        late = [c for c in copies if c in self.late_household_vars]
-        if late:
+        declared = [c for c in copies if c in (self.schema or {})]
+        if declared:  # never modelled: a schema entry (a kind, point masses) would be ignored
             raise DataValidationError(
-                f"The 'late_household_vars' {late} equal the number of person records in every household, as the "
-                f"size {self.size_col_!r} does: they are copies of the size, not drawn after the persons. Leave them "
-                f"out of 'late_household_vars' (kept in 'household_vars', each is written as a copy of "
-                f"{self.size_col_!r}).")
+                f"The 'schema' parameter declares {declared}, which equal the number of person records in every "
+                f"household, as the size {self.size_col_!r} does: copies of the size are never modelled, each is "
+                f"written as a copy of {self.size_col_!r} (its values and dtype), so the entry would be ignored. "
+                f"Leave them out of 'schema' (a pipeline's 'model.categorical'), or name the column to model with "
+                f"'size_var' (the other count columns are then its copies).")
         self.size_copies_ = copies
         hh = hh.reset_index()
         self.household_cols_ = hh_vars + ([] if self.size_col_ in hh_vars else [SIZE_COL])
@@ -442,8 +445,8 @@ class HouseholdSynthesizer(Estimator):
             model._known_categories = known
             self.applicable_models_.append((limit, model.fit(rows, w, seed=int_seed(ss))))
         self.late_model_ = None
-        if self.late_household_vars:
-            late = list(self.late_household_vars)
+        late = self._late_targets
+        if late:
             ctx = context(self, hh, np.arange(len(hh)), final)
             ctx[late] = hh[late].to_numpy()
             if weight:
@@ -460,6 +463,12 @@ class HouseholdSynthesizer(Estimator):
                 drop_training_conditions(model)
         self.fitted_params_ = fitted_params  # what save() writes (see _bundle); set once the fit has succeeded
         return self
+
+    @property
+    def _late_targets(self) -> list[str]:
+        """The late household variables that the late model draws: those of ``late_household_vars`` that are no
+        copy of the size (:attr:`size_copies_`, written as the size)."""
+        return [c for c in self.late_household_vars if c not in self.size_copies_]
 
     # -- generation --------------------------------------------------------------------
     def sample(
@@ -530,7 +539,7 @@ class HouseholdSynthesizer(Estimator):
         if hh[self.household_id].duplicated().any():
             dup = hh.loc[hh[self.household_id].duplicated(), self.household_id].tolist()[:5]
             raise DataValidationError(f"Household ids must be unique in 'households'. Repeated: {dup}.")
-        late = [c for c in self.late_household_vars if c in hh.columns]  # given: kept as they are, so checked
+        late = [c for c in self._late_targets if c in hh.columns]  # given: kept as they are, so checked
         check_households(hh, self.household_id, self.early_cols_ + late, rows="households")
         kinds = {**self.household_kinds_, **{c: self.late_model_.kinds_[c] for c in late}}
         numeric = [c for c in self.early_cols_ + late

@@ -579,7 +579,7 @@ def _heaps_transformed(enc: ContinuousEncoder, seg: Any, state: int) -> np.ndarr
     """The transformed values (mirrored, sorted) of the heaps of ``enc`` that lie in segment ``seg`` (state
     ``state``)."""
     heaps = np.asarray(enc.heaps, dtype=float)
-    heaps = heaps[enc.states(heaps) == state]
+    heaps = enc._coordinate(heaps[enc.states(heaps) == state])  # a compact variable's heaps: their coordinates
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return np.sort(np.asarray(seg._core_forward(seg.sign * heaps), dtype=float))
 
@@ -613,11 +613,7 @@ def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
         return True  # checked elsewhere (heaps inside the segment, finite decoding)
     scale = max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
     tol = 1e-9 * scale
-
-    def is_heap(v: float) -> bool:
-        return bool(np.any(np.abs(t - v) <= tol))
-
-    off = [v for v in (seg.tail_lo, seg.tail_hi) if v is not None and not is_heap(v)]
+    off = _ends_off_heaps(enc, seg, state)
     if len(off) == 2 and abs(off[0] - off[1]) > tol:
         return False  # two ends that are no heap: two values off them
     if (seg.tail_lo is not None and seg.tail_lo > t[0] + tol) or (seg.tail_hi is not None and seg.tail_hi < t[-1] - tol):
@@ -628,6 +624,44 @@ def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
         return (seg.std**2 <= (seg.mean - seg.tail_lo) * (seg.tail_hi - seg.mean) + tol * scale
                 and seg.tail_lo - tol <= seg.mean <= seg.tail_hi + tol)
     return True
+
+
+def _ends_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> list[float]:
+    """The recorded ends of float segment ``seg``'s range (its linear tails, transformed) that are none of its heaps
+    (state ``state`` of ``enc``): where it holds heaps and a single value ``v`` besides, such an end is ``v``."""
+    t = _heaps_transformed(enc, seg, state)
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(t), initial=0.0)), abs(seg.mean))
+    return [v for v in (seg.tail_lo, seg.tail_hi) if v is not None and not bool(np.any(np.abs(t - v) <= tol))]
+
+
+def _heaps_only(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
+    """Whether segment ``seg`` (state ``state`` of ``enc``), marked ``free: false``, is what fit writes for values
+    that all sit on its heaps: its recorded ends (linear tails) are its smallest and largest heap's, and its moments
+    those of some weights on its heaps (one heap: its value, with the standard deviation 1.0 fit writes for one
+    value, or one of a few ulps as files written before session 74 hold); and no rounding grid was fitted on its
+    values (fit learns the grid on the values off the heaps: there are none)."""
+    t = _heaps_transformed(enc, seg, state)
+    if not (t.size and np.all(np.isfinite(t))):
+        return True  # checked elsewhere (the segment holds a heap, finite decoding)
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
+    ends = all(end is None or abs(end - want) <= tol for end, want in ((seg.tail_lo, t[0]), (seg.tail_hi, t[-1])))
+    if np.ptp(t) <= tol:
+        moments = abs(seg.mean - t[0]) <= tol and _one_value_std(seg)
+    else:
+        moments = _moments_on(t, seg.mean, seg.std, tol)
+    # a grid is fitted on values off the heaps, per sign only where they lie on both sides of 0 (then, split at a
+    # point mass 0, each segment holds some)
+    grid = enc.rounding
+    gridded = grid is not None and (not any(s.free for s in enc.segments) or (
+        grid.sides is not None and len(enc.segments) == 2))
+    return ends and moments and not gridded
+
+
+def _one_value_std(seg: Any) -> bool:
+    """Whether ``seg``'s standard deviation is what fit writes for the moments of one value: 1.0 (before session 74
+    a weighted mean of one value an ulp off left a std of a few ulps of the mean instead, 8.9e-16 at 7.41: files
+    that still load)."""
+    return seg.std == 1.0 or 0.0 < seg.std <= 64 * np.finfo(float).eps * max(1.0, abs(seg.mean))
 
 
 def _grid_of_segment(enc: ContinuousEncoder, i: int) -> tuple[dict[int, Any], tuple[tuple[int, ...], Any]] | None:
@@ -703,9 +737,16 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
       decimal level in one magnitude band (:func:`_grid_fits_one_value`), those of ``single_value`` where recorded:
       a file of an older version whose knots were deleted from a segment of values rounded to several levels (a
       logit segment with a heap at 40 among values to three decimals, edited to version 2) loaded and drew other
-      values. Where the grid says nothing (no grid, or values without decimal levels) such a file is not told from
-      a genuine one; nor is a recorded ``single_value`` that its heaps' moments allow (two heaps or more) and of
-      the grid's level and band (70 recorded as 80) told from the fitted one: no other field records it.
+      values. In a file of an older version, where neither an end of the range (:func:`_ends_off_heaps`) nor the
+      grid (no grid: ``rounding=False``, or values without decimal levels) pins the single value, nothing tells
+      the segment from one whose knots were deleted (the knots of a logit segment among 2,000 values deleted from
+      a file without a grid, edited to version 2, loaded and drew other values): such a file is refused, to be
+      fitted again. Not told apart: a file of the current version whose knots were deleted and whose
+      ``single_value`` is one the heaps' moments allow (with one heap, the one they give), where the grid says
+      nothing or gives it one level and band; nor a ``single_value`` that the moments of two heaps or more allow,
+      of the grid's level and band (70 recorded as 80), from the fitted one. Such a file is what fit writes for
+      other training values: no field records more of the values off the heaps (a changed ``single_value`` alone
+      changes no draw).
     """
     k = len(enc.point_masses)
     held = set(enc.heap_states)
@@ -746,12 +787,16 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
                              "variable's rounding grid gives the segment's values off its heaps more than one decimal "
                              "level or magnitude band (more than one value: the only segment holding heaps that fit "
                              "leaves without knots holds one)", None)
+            if (not enc.integer and not _ends_off_heaps(enc, seg, k + i)
+                    and _grid_of_segment(enc, i) is None):
+                raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile', the segment "
+                             f"holds heaps, and a file of format_version {version!r} records nothing that pins its "
+                             "single value off them (no end of its range is that value, no rounding grid was fitted "
+                             "on it): it cannot be told from a file whose knots were deleted. Fit the model again "
+                             f"and save it (format_version {SINGLE_VALUE_VERSION} records the value)", None)
             continue
         tails = [t for t in (seg.tail_lo, seg.tail_hi) if t is not None]
-        # fit writes std 1.0 for a segment of one value; before session 74 a weighted mean of one value an ulp off
-        # left a std of a few ulps of the mean instead (8.9e-16 at 7.41): files that still load
-        one_value = ((seg.std == 1.0 or 0.0 < seg.std <= 64 * np.finfo(float).eps * max(1.0, abs(seg.mean)))
-                     and all(abs(t - seg.mean) <= 1e-9 * max(1.0, abs(seg.mean)) for t in tails))
+        one_value = _one_value_std(seg) and all(abs(t - seg.mean) <= 1e-9 * max(1.0, abs(seg.mean)) for t in tails)
         if not one_value:
             raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile' and the segment "
                          "holds more than one value", None)
@@ -811,6 +856,12 @@ def _check_decoding(f: _Fields, enc_dict: dict, name: str, dtype: str, private: 
     for i, seg in enumerate(enc.segments):  # a segment of heaps only holds one (its records draw nothing else)
         if not seg.free and k + i not in set(enc.heap_states):
             raise f.fail(f"{field}.segments[{i}].free", "false only on a segment that holds a heap", False)
+        # its values are its heaps: added to a segment of other values too (its knots deleted), it loaded and drew
+        # none of them
+        if not seg.free and "segments" in enc_dict and not private and not _heaps_only(enc, seg, k + i):
+            raise f.fail(f"{field}.segments[{i}].free", "false only on a segment whose values all sit on its heaps: "
+                         "its recorded ends and moments those of its heaps, and no rounding grid fitted on its values "
+                         "(as fit writes it)", False)
     if not private and "segments" in enc_dict:  # a DP segment spans its public bounds; a legacy file is as it was
         _check_bounds(f, enc, field)
         if standardize == "quantile":
