@@ -192,6 +192,33 @@ def _scale_hint(design: Design) -> str:
             "targets' scale (e.g. each record weighing population / records).")
 
 
+def _given_twice(design: Design, listed: list[str]) -> str:
+    """A sentence naming each of the ``listed`` targets that the design holds more than once with different values
+    (one definition, so one name: two rows of a targets file for one cell, :class:`Targets` accepts the same
+    definition given twice), with its values; empty where none is. The conflict it names is otherwise invisible:
+    the two rows share the name, so "the targets it conflicts with" listed none.
+
+    >>> from microplex.calibration import Targets
+    >>> from microplex.calibration.design import build_design
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"sex": ["f", "m", "f"], "weight": 1.0})
+    >>> t = Targets.from_frame(pd.DataFrame({"sex": ["f", "f"], "value": [4000, 5000]}))
+    >>> _given_twice(build_design(df, t, "weight"), ["count[sex == 'f']"])
+    " The cell of count[sex == 'f'] is given 2 times, with the values 4000 and 5000: give it once."
+    """
+    values: dict[str, list[float]] = {}
+    for tg in design.targets:
+        values.setdefault(str(tg.name), []).append(float(tg.value))
+    out = []
+    for name in listed:
+        distinct = sorted(set(values.get(name, [])))
+        if len(distinct) > 1:
+            shown = ", ".join(f"{v:.10g}" for v in distinct[:-1]) + f" and {distinct[-1]:.10g}"
+            out.append(f" The cell of {name} is given {len(values[name])} times, with the values {shown}: give it "
+                       "once.")
+    return "".join(out)
+
+
 def explain_failure(
     design: Design, lower: np.ndarray, upper: np.ndarray, *, solver_converged: bool, misfit: float | None = None
 ) -> tuple[str, pd.DataFrame]:
@@ -231,6 +258,7 @@ def explain_failure(
         if others:
             more = f" (and {len(others) - 10} more)" if len(others) > 10 else ""
             bound = f" The targets {'they conflict' if several else 'it conflicts'} with: {', '.join(others[:10])}{more}."
+        bound += _given_twice(design, list(infeasible["target"].head(10)))
         if several:
             return f" These {len(infeasible)} targets cannot be met together within the bounds: {listed}.{bound}", infeasible
         return f" This target cannot be met together with the others within the bounds: {listed}.{bound}", infeasible
