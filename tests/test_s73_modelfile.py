@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 import zipfile
 
 import numpy as np
@@ -18,7 +17,7 @@ from microplex.datasets import load_dataset
 from microplex.synthesis.schema import VariableSpec
 from microplex.synthesis.serialization import FORMAT_VERSION
 
-warnings.filterwarnings("ignore")
+pytestmark = pytest.mark.filterwarnings("ignore")  # per test: a module-level filter outlived the module
 
 
 # ----------------------------------------------------------------------------------------------------------- helpers

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 import zipfile
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 from microplex import DataValidationError, HouseholdSynthesizer, VariableSpec
 from microplex.scale import generate_household_dataset
 
-warnings.filterwarnings("ignore")
+pytestmark = pytest.mark.filterwarnings("ignore")  # per test: a module-level filter outlived the module
 
 _FAST = dict(epochs=1, hidden_features=(8,), transforms=1, verbose=False)
 

@@ -7,7 +7,6 @@ more values loaded and drew other values (logit, heap 40: off-heap p10/p50/p90 1
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ from microplex.synthesis.serialization import FORMAT_VERSION
 
 from _model_files import edit_metadata, members
 
-warnings.filterwarnings("ignore")
+pytestmark = pytest.mark.filterwarnings("ignore")  # per test: a module-level filter outlived the module
 
 #: (values drawn, point masses, heaps, transform, the single value off the heaps, mirrored)
 _CASES = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from microplex.synthesis.schema import VariableSpec
 
 from _model_files import edit_metadata, members
 
-warnings.filterwarnings("ignore")
+pytestmark = pytest.mark.filterwarnings("ignore")  # per test: a module-level filter outlived the module
 
 
 def _fit(x: np.ndarray, masses: tuple, heaps: tuple, kind: str | None = None, **params) -> Synthesizer:
