@@ -23,6 +23,8 @@ from microplex.cli import app
 from microplex.io import check_rows_fit_disk
 from microplex.pipeline import run_pipeline
 
+from _cli_output import error_line as _error_line
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 _FAR_NOTE = "soft targets missed by more than 10 times their tolerance"
@@ -104,14 +106,6 @@ def test_a_nested_models_format_version_is_checked_in_one_place():
 
 runner = CliRunner()
 _FULL = "[Errno 28] No space left on device"
-
-
-def _error_line(result, code: int = 1) -> str:
-    """The one ``error:`` line of a failed command (status ``code``)."""
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 def _full_disk(*args, **kwargs):

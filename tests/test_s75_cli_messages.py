@@ -22,17 +22,11 @@ from microplex.io import read_targets
 from microplex.cli import app
 from microplex.scale import generate_dataset
 
+from _cli_output import error_line as _error_line
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 runner = CliRunner()
-
-
-def _error_line(result, code: int = 1) -> str:
-    """The one ``error:`` line of a failed command (status ``code``)."""
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

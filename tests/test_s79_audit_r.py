@@ -12,17 +12,11 @@ from typer.testing import CliRunner
 from microplex import Synthesizer
 from microplex.cli import app
 
+from _cli_output import error_line as _error_line
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 runner = CliRunner()
-
-
-def _error_line(result) -> str:
-    """The one ``error:`` line of a command that failed on bad input (status 1)."""
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -33,3 +33,13 @@ def untargeted_population(seed: int, n: int) -> tuple[pd.DataFrame, object]:
                        "job": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]), "weight": 50.0})
     targets = Targets.from_margins({("region", "sex"): df.groupby(["region", "sex"])["weight"].sum()})
     return df, targets
+
+
+def net_zero(s: float) -> tuple[pd.DataFrame, list]:
+    """Weights of 1 and counts ``s`` times them, with a sum of 0 over group b's values of both signs."""
+    from microplex.calibration import Target
+
+    df = pd.DataFrame({"g": ["a", "a", "b", "b", "b"], "y": [1.0, 2.0, 1.0, -3.0, 2.5], "weight": 1.0})
+    return df, [Target(2.0 * s, aggregate="count", filters={"g": "a"}),
+                Target(3.0 * s, aggregate="count", filters={"g": "b"}),
+                Target(0.0, aggregate="sum", variable="y", filters={"g": "b"})]

@@ -20,6 +20,8 @@ from microplex.calibration.design import build_design
 from microplex.calibration.feasibility import solution_problems, survey_errors
 from microplex.scale import rake_frame
 
+from .conftest import net_zero
+
 
 def _out_of_reach(sw: float, sv: float) -> tuple[pd.DataFrame, list[Target]]:
     """A count over group a and a sum of 0 over group b, whose values are all positive: within ratios (0.5, 2) the sum
@@ -61,21 +63,13 @@ def test_the_check_after_the_solve_refuses_a_zero_sum_missed_by_half_its_size(sw
     assert len(problems) == 1 and "sum(y)[g == 'b']" in problems[0]
 
 
-def _net_zero(s: float) -> tuple[pd.DataFrame, list[Target]]:
-    """Weights of 1 and counts ``s`` times them, with a sum of 0 over group b's values of both signs."""
-    df = pd.DataFrame({"g": ["a", "a", "b", "b", "b"], "y": [1.0, 2.0, 1.0, -3.0, 2.5], "weight": 1.0})
-    return df, [Target(2.0 * s, aggregate="count", filters={"g": "a"}),
-                Target(3.0 * s, aggregate="count", filters={"g": "b"}),
-                Target(0.0, aggregate="sum", variable="y", filters={"g": "b"})]
-
-
 @pytest.mark.parametrize("s", [1.0, 1e20, 1e-20])
 @pytest.mark.parametrize("method", ["raking", "linear"])
 def test_a_zero_sum_met_to_rounding_from_weights_far_off_the_targets_reads_met(method: str, s: float) -> None:
     """The solve starts from the targets' scale (weights 2**66 times those given for s = 1e20) and holds the zero sum
     to rounding of its records' size there. Before: raking at 1e20 converged with the sum 98,304 off (1.5e-16 of
     what its records add up to, 6.5e20), but report() read it missed: sizes taken at the weights of 1 given."""
-    df, targets = _net_zero(s)
+    df, targets = net_zero(s)
     cal = Calibrator(method).fit(df, targets)
     rep = cal.report()
     w = cal.weights.to_numpy()
@@ -83,7 +77,7 @@ def test_a_zero_sum_met_to_rounding_from_weights_far_off_the_targets_reads_met(m
     natural = float(np.sum(w[b] * np.abs(y[b])))
     assert cal.summary["converged"] and rep["met"].all()
     assert abs(float(np.sum(w[b] * y[b]))) <= 1e-12 * natural
-    base = Calibrator(method).fit(df, _net_zero(1.0)[1]).weights.to_numpy()
+    base = Calibrator(method).fit(df, net_zero(1.0)[1]).weights.to_numpy()
     np.testing.assert_allclose(w / s, base, rtol=1e-8)
 
 

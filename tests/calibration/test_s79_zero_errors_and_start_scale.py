@@ -18,13 +18,7 @@ from microplex import Calibrator
 from microplex.calibration import Target, Targets
 from microplex.scale import rake_dataset, rake_frame
 
-
-def _net_zero(s: float) -> tuple[pd.DataFrame, list[Target]]:
-    """Weights of 1 and counts ``s`` times them, with a sum of 0 over group b's values of both signs."""
-    df = pd.DataFrame({"g": ["a", "a", "b", "b", "b"], "y": [1.0, 2.0, 1.0, -3.0, 2.5], "weight": 1.0})
-    return df, [Target(2.0 * s, aggregate="count", filters={"g": "a"}),
-                Target(3.0 * s, aggregate="count", filters={"g": "b"}),
-                Target(0.0, aggregate="sum", variable="y", filters={"g": "b"})]
+from .conftest import net_zero
 
 
 @pytest.mark.parametrize("s", [1.0, 1e20, 1e-20])
@@ -33,7 +27,7 @@ def test_a_zero_target_met_to_rounding_reads_a_tiny_relative_error(method: str, 
     """Before: raking from weights of 1 against counts 1e20 times them met the zero sum to rounding (98,304 off,
     1.5e-16 of its records' size) and ``met`` read True, but ``rel_error`` and ``summary["max_rel_error"]`` read
     98,304 (the absolute miss). Now the miss over a thousandth of its records' size at the start weights: 2e-13."""
-    df, targets = _net_zero(s)
+    df, targets = net_zero(s)
     cal = Calibrator(method).fit(df, targets)
     rep = cal.report()
     assert cal.summary["converged"] and rep["met"].all()

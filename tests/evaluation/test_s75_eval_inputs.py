@@ -18,6 +18,8 @@ from microplex.evaluation import evaluate
 from microplex.evaluation.privacy import PrivacyRiskWarning
 from microplex.io import read_table
 
+from _cli_output import error_line as _error_line
+
 runner = CliRunner()
 
 N = 400
@@ -109,14 +111,6 @@ def test_microplex_evaluate_finds_the_copies_of_a_float32_parquet_file(tmp_path)
 
 
 # --- `microplex evaluate` refusals name the flags the user typed (they named the Python parameters) ---
-
-
-def _error_line(result) -> str:
-    """The one ``error:`` line of a refused command (exit status 1)."""
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
