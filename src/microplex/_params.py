@@ -16,6 +16,7 @@ be finite unless the check says otherwise. Numpy scalars are accepted and conver
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import numbers
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "short_repr",
     "check_names",
     "check_seed",
+    "duplicated",
     "flags",
     "memory_cap",
     "named",
@@ -304,6 +306,17 @@ def check_names(value: Any, name: str, *, allow_empty: bool = True) -> list[str]
     if not names and not allow_empty:
         raise _fail(name, expected, value)
     return names
+
+
+def duplicated(names: Iterable[Any]) -> list[Any]:
+    """The names that ``names`` (a table's columns, a file's header or schema) holds more than once, each once, in
+    the order of their text: what a message refusing two columns of one name lists.
+
+    >>> duplicated(["age", "sex", "age", "w", "sex"]), duplicated(["age"])
+    (['age', 'sex'], [])
+    """
+    counts = collections.Counter(names)
+    return sorted((n for n, k in counts.items() if k > 1), key=str)
 
 
 #: Memory assumed where the machine's physical memory cannot be read.

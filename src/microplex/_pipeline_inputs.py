@@ -16,6 +16,7 @@ import pandas as pd
 from . import _pipeline_households as households
 from ._errors import DataValidationError
 from ._files import columns_hint
+from ._params import duplicated
 from ._pipeline_config import WEIGHT
 from .io import as_numbers, read_table
 from .scale._layout import cast_to_schema, hive_partitioning
@@ -44,7 +45,7 @@ def _source_frame(config: Mapping[str, Any], src: Mapping[str, Any], path: Path,
                 f"The 'rename' table of {label} names columns {missing} it lacks{columns_hint(missing, df.columns)}.")
         df = df.rename(columns=src["rename"])
         names = [str(c) for c in df.columns]
-        clashes = sorted({c for c in names if names.count(c) > 1})
+        clashes = duplicated(names)
         if clashes:
             raise DataValidationError(f"The 'rename' table of {label} gives several columns the names {clashes}.")
     if src.get("combine"):

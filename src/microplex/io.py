@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import csv
 import decimal
@@ -24,7 +23,7 @@ import pyarrow as pa
 from ._files import (DOT_MISSING, columns_hint, csv_text, dot_missing, empty_unnamed, formatted_numbers, integer_codes,
                      keep_none_labels, keep_padded_codes, numbers_from_text, other_separator, temp_beside, text_values)
 from ._errors import DataValidationError, MicroplexError
-from ._params import check_names, memory_cap, named, short_repr, to_python
+from ._params import check_names, duplicated, memory_cap, named, short_repr, to_python
 from .datasets import DATASETS, dataset_path
 
 __all__ = [
@@ -407,10 +406,9 @@ def _check_pandas_metadata(files: list[Path]) -> None:
 def _refuse_duplicated_names(names: Sequence[Any], p: Path) -> None:
     """Raises :class:`DataValidationError` naming the table file ``p`` and the column names that ``names`` (its
     header or its stored schema's names) holds more than once."""
-    counts = collections.Counter(names)
-    duplicated = sorted({str(c) for c, k in counts.items() if k > 1})
-    if duplicated:
-        raise DataValidationError(f"The table {str(p)!r} has duplicated column names {duplicated}.")
+    twice = duplicated(str(n) for n in names)
+    if twice:
+        raise DataValidationError(f"The table {str(p)!r} has duplicated column names {twice}.")
 
 
 def _read_dataset(p: Path, files: list[Path]) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import pandas as pd
 from microplex._errors import DataValidationError
 from microplex._files import (csv_text, empty_unnamed, none_candidates, other_separator, padded_as_written,
                               restore_none, zero_padded)
-from microplex._params import to_python
+from microplex._params import duplicated, to_python
 
 from .filters import _combine, _condition, _got, _is_missing, _normalize_filters, format_filter, parse_filter
 
@@ -285,8 +285,8 @@ class Targets(Sequence[Target]):
         if not isinstance(frame, pd.DataFrame):
             raise DataValidationError(f"{src}: expected a DataFrame. Got {type(frame).__name__} instead.")
         cols = [str(c) for c in frame.columns]
-        if len(set(cols)) != len(cols):
-            raise DataValidationError(f"{src} has duplicated columns {sorted({c for c in cols if cols.count(c) > 1})}.")
+        if duplicated(cols):
+            raise DataValidationError(f"{src} has duplicated columns {duplicated(cols)}.")
         if "value" not in cols:
             raise DataValidationError(
                 f"{src}: Targets.from_frame needs a 'value' column. Got columns {cols[:20]} instead."
@@ -646,8 +646,7 @@ def _exact_float(p: Path, column: Any, text: str, value: float) -> float:
 def _refuse_duplicated_columns(p: Path, names: Sequence[str]) -> None:
     """Raises :class:`DataValidationError` naming the targets file ``p`` and the column names that ``names`` (its
     header, or its Parquet schema's names) holds more than once."""
-    names = list(names)
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = duplicated(names)
     if dup:
         raise DataValidationError(f"Targets file {str(p)!r} has duplicated columns {dup}; expected distinct column names.")
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._errors import DataValidationError
 from .._files import FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, text_numbers_fix
-from .._params import to_python
+from .._params import duplicated, to_python
 from .._stats import category_type_clash, check_weights, dtype_precision, family_firsts, is_numeric
 
 __all__ = [
@@ -98,7 +98,7 @@ def check_columns(df: pd.DataFrame, label: str) -> None:
         raise DataValidationError(
             f"{label} must have non-empty string column names: got {bad[:5]!r}; rename them (e.g. df.columns.astype(str))."
         )
-    dup = sorted({c for c in names if names.count(c) > 1})
+    dup = duplicated(names)
     if dup:
         raise DataValidationError(f"{label} has duplicated column names {dup[:5]}: expected distinct names.")
     odd = [c for c in names if c in RESERVED_NAMES or "|" in c]

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._errors import DataValidationError, MicroplexError
-from .._params import check_float
+from .._params import check_float, duplicated
 from ..io import arrow_frame, pandas_metadata
 from ._layout import layout, open_dataset
 from ._linked import remove_link, write_link
@@ -171,7 +171,7 @@ def with_weights(table: pa.Table, frame: pd.DataFrame, column: str, weights: np.
     names the file in the :class:`~microplex.DataValidationError` raised when two of its columns share a name."""
     frame = frame.assign(**{column: np.asarray(weights, dtype=np.float64)})
     names = [str(c) for c in frame.columns]
-    twice = sorted({c for c in names if names.count(c) > 1})
+    twice = duplicated(names)
     if twice:
         raise DataValidationError(
             f"{label[0].upper()}{label[1:]} stores the columns {twice[:5]} more than once (as columns or pandas "

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
-from .._params import check_int, check_names, check_seed
+from .._params import check_int, check_names, check_seed, duplicated
 from .._random import block_sequence, int_seed
 from .._stats import check_weights
 from ..io import arrow_frame, file_sha256, index_as_columns, pandas_metadata, record_columns
@@ -77,7 +77,7 @@ def _check_frame(frame: object, label: str) -> pd.DataFrame:
         raise DataValidationError(f"{label} must be a DataFrame. Got {type(frame).__name__} instead.")
     names = list(frame.columns)
     bad = [c for c in names if not isinstance(c, str) or not c]
-    dup = sorted({c for c in names if names.count(c) > 1}, key=str)
+    dup = duplicated(names)
     if bad or dup:
         raise DataValidationError(
             f"{label} must have distinct, non-empty string column names; "
