@@ -597,7 +597,7 @@ def _single_value_fits(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
         points = np.sort(np.append(t, float(seg._core_forward(np.float64(v)))))
     if not (t.size and np.all(np.isfinite(points))):
         return False
-    tol = 1e-9 * max(1.0, float(np.max(np.abs(points))), abs(seg.mean))
+    tol = 1e-9 * _heap_scale(points, seg)
     ends = all(end is None or abs(end - want) <= tol for end, want in ((seg.tail_lo, points[0]),
                                                                       (seg.tail_hi, points[-1])))
     return ends and _moments_on(points, seg.mean, seg.std, tol)
@@ -611,9 +611,9 @@ def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
     t = _heaps_transformed(enc, seg, state)
     if not (t.size and np.all(np.isfinite(t))):
         return True  # checked elsewhere (heaps inside the segment, finite decoding)
-    scale = max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
+    scale = _heap_scale(t, seg)
     tol = 1e-9 * scale
-    off = _ends_off_heaps(enc, seg, state)
+    off = _ends_off_heaps(seg, t)
     if len(off) == 2 and abs(off[0] - off[1]) > tol:
         return False  # two ends that are no heap: two values off them
     if (seg.tail_lo is not None and seg.tail_lo > t[0] + tol) or (seg.tail_hi is not None and seg.tail_hi < t[-1] - tol):
@@ -626,11 +626,17 @@ def _one_value_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
     return True
 
 
-def _ends_off_heaps(enc: ContinuousEncoder, seg: Any, state: int) -> list[float]:
+def _heap_scale(t: np.ndarray, seg: Any) -> float:
+    """The scale at which a segment's transformed heaps (or heaps and value) ``t`` and ``seg``'s recorded ends and
+    moments are compared (a thousand-millionth of it: the tolerance): the largest of 1, ``max |t|`` and ``|mean|``."""
+    return max(1.0, float(np.max(np.abs(t), initial=0.0)), abs(seg.mean))
+
+
+def _ends_off_heaps(seg: Any, t: np.ndarray) -> list[float]:
     """The recorded ends of float segment ``seg``'s range (its linear tails, transformed) that are none of its heaps
-    (state ``state`` of ``enc``): where it holds heaps and a single value ``v`` besides, such an end is ``v``."""
-    t = _heaps_transformed(enc, seg, state)
-    tol = 1e-9 * max(1.0, float(np.max(np.abs(t), initial=0.0)), abs(seg.mean))
+    (``t``: their transformed values, :func:`_heaps_transformed`): where it holds heaps and a single value ``v``
+    besides, such an end is ``v``."""
+    tol = 1e-9 * _heap_scale(t, seg)
     return [v for v in (seg.tail_lo, seg.tail_hi) if v is not None and not bool(np.any(np.abs(t - v) <= tol))]
 
 
@@ -643,7 +649,7 @@ def _heaps_only(enc: ContinuousEncoder, seg: Any, state: int) -> bool:
     t = _heaps_transformed(enc, seg, state)
     if not (t.size and np.all(np.isfinite(t))):
         return True  # checked elsewhere (the segment holds a heap, finite decoding)
-    tol = 1e-9 * max(1.0, float(np.max(np.abs(t))), abs(seg.mean))
+    tol = 1e-9 * _heap_scale(t, seg)
     ends = all(end is None or abs(end - want) <= tol for end, want in ((seg.tail_lo, t[0]), (seg.tail_hi, t[-1])))
     if np.ptp(t) <= tol:
         moments = abs(seg.mean - t[0]) <= tol and _one_value_std(seg)
@@ -787,7 +793,7 @@ def _check_knots_present(f: _Fields, enc: ContinuousEncoder, field: str,
                              "variable's rounding grid gives the segment's values off its heaps more than one decimal "
                              "level or magnitude band (more than one value: the only segment holding heaps that fit "
                              "leaves without knots holds one)", None)
-            if (not enc.integer and not _ends_off_heaps(enc, seg, k + i)
+            if (not enc.integer and not _ends_off_heaps(seg, _heaps_transformed(enc, seg, k + i))
                     and _grid_of_segment(enc, i) is None):
                 raise f.fail(f"{field}.segments[{i}].knots", "present: params.standardize is 'quantile', the segment "
                              f"holds heaps, and a file of format_version {version!r} records nothing that pins its "
