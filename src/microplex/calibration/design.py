@@ -560,6 +560,7 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
     in a column of pandas' str dtype hashes the whole column again (one call per number took 94 s for 20,000 numbers
     asked of 4 files of 20,000 codes), and a tract column holds 10^5 codes."""
     out = np.full(len(values), -1, dtype=np.intp)
+    index = pd.Index(uniques, dtype=object)  # hashed once for all batches, as in :func:`lookup_forms`
     for batch in _batches([k for k, v in enumerate(values) if is_integral_number(v)]):
         owner, forms = [], []
         for k in batch:
@@ -568,7 +569,7 @@ def _padded_positions(uniques: pd.Index, values: list[Any]) -> np.ndarray:
             forms += padded
         if not forms:
             continue
-        hits = uniques.get_indexer(pd.Index(forms, dtype=object))
+        hits = index.get_indexer(pd.Index(forms, dtype=object))
         owner, hits = np.asarray(owner, dtype=np.intp)[hits >= 0], hits[hits >= 0]
         one = np.bincount(owner, minlength=len(values))[owner] == 1  # a number with several codes finds none
         out[owner[one]] = hits[one]
