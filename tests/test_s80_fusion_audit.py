@@ -53,3 +53,42 @@ def test_default_shared_bounds_keep_every_common_variable():
     a, b = _two_sources()
     result = fuse([Source(a, "a"), Source(b, "b")], base="a", seed=0, synthesizer_params={"epochs": 2})
     assert result.bounds["shared"].tolist() == [("x1", "x2")]
+
+
+def test_a_category_map_to_booleans_on_a_column_with_missing_values_keeps_booleans():
+    """The base holds married as booleans, the donor as 'no'/'yes' with 30 missing values: the documented remedy,
+    rename={'b': {'categories': {'marr': {'no': False, 'yes': True}}}}, gave the text 'False'/'True' (booleans only
+    without a missing value), and fuse refused it, "category True (bool) of source 'a' is 'True' (str) in source
+    'b' ... map it with rename", the map just given. Now the donor column holds False/True and its missing values,
+    and fuse imputes every base record, of either category."""
+    from microplex.fusion._source import harmonize
+
+    rng = np.random.default_rng(1)
+    n = 300
+    married = rng.random(2 * n) < 0.5
+    z = np.where(married, 2.0, 0.0) + rng.normal(size=2 * n)
+    a = pd.DataFrame({"marr": married[:n], "x": rng.normal(size=n)})
+    b = pd.DataFrame({"marr": np.where(married[n:], "yes", "no").astype(object), "z": z[n:]})
+    b.loc[:29, "marr"] = np.nan
+    to_bool = {"categories": {"marr": {"no": False, "yes": True}}}
+    got = harmonize(Source(b, "b"), to_bool).data["marr"]
+    assert got.isna().sum() == 30
+    assert {type(v) for v in got.dropna()} == {bool}
+    assert (got.dropna() == married[n:][30:]).all()
+    result = fuse([Source(a, "a"), Source(b, "b")], base="a", rename={"b": to_bool}, seed=0,
+                  synthesizer_params={"epochs": 2})
+    assert result.steps[0].predictors == ("marr",)
+    assert result.data["marr"].equals(a["marr"])
+    assert result.data["z"].notna().all()
+
+
+def test_a_category_map_leaving_text_beside_numbers_still_gives_text():
+    """Values a map leaves out stay as they are: a map to numbers that leaves a text value gives text labels, as
+    before (the column is one of categories)."""
+    from microplex.fusion._source import harmonize
+
+    src = Source(pd.DataFrame({"r": ["N", "S", None]}), "b")
+    assert harmonize(src, {"categories": {"r": {"N": 1}}}).data["r"].tolist()[:2] == ["1", "S"]
+    with pytest.raises(DataValidationError, match="incompatible types"):
+        fuse([Source(pd.DataFrame({"r": [1, 2, 1], "x": [1.0, 2.0, 3.0]}), "a"), src], base="a",
+             rename={"b": {"categories": {"r": {"N": 1}}}})
