@@ -50,7 +50,8 @@ class FusionResult:
         chained predictors), computed before fusing.
     bounds : DataFrame
         Per pair of numeric variables never observed together: ``lower``, ``cia`` and ``upper``
-        correlations compatible with the data (see
+        correlations compatible with the data given the donor model's predictors that both sources observe
+        (``shared``; see
         :func:`~microplex.fusion.diagnostics.correlation_bounds`), the correlation in the fused data
         (``fused``, with the base weights; the mean over the imputations) and, when the auxiliary source
         observes both, there (``auxiliary``).

@@ -65,9 +65,10 @@ def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_c
 
 def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], aux: Source | None,
                  fused: pd.DataFrame, categorical: Collection[str] = ()) -> pd.DataFrame:
-    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together;
-    columns named in ``categorical`` (number codes declared categorical) are no such pair's Y or Z and enter the
-    shared variables as indicators."""
+    """Correlation bounds for every numeric pair (Y imputed, Z from another source) never observed together, given
+    the predictors of Y's donor model that Z's source observes (every column the two sources have in common unless
+    ``shared`` left some out); columns named in ``categorical`` (number codes declared categorical) are no such
+    pair's Y or Z and enter the shared variables as indicators."""
     origin = {c: base for c in base.variables}
     by_name = {s.name: s for s in sources}
     for step in steps:
@@ -96,7 +97,10 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
                     continue
                 if rows and any(r["y"] == z and r["z"] == y for r in rows):
                     continue
-                shared = [c for c in donor.variables if c in z_src.variables]
+                # the variables the donor model conditions on that z's source observes: with 'shared', a column both
+                # sources have but the fusion left out (not comparable, or of other types) conditioned on nothing
+                # (the bounds and cia described another fusion, and a column of text in one read as numbers failed)
+                shared = [c for c in step.predictors if c in z_src.variables]
                 dy = donor.data[[y, *shared]].notna().all(axis=1).to_numpy()
                 dz = z_src.data[[z, *shared]].notna().all(axis=1).to_numpy()
                 if not shared or dy.sum() < 3 or dz.sum() < 3:

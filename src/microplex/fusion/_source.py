@@ -119,7 +119,8 @@ def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
     spec : mapping or None
         ``{"columns": {old: new}, "categories": {column: {old: new}}, "scale": {column: factor}}``;
         every key is optional, category and scale entries use the new column names. Values absent
-        from a category map are kept as they are.
+        from a category map are kept as they are; a mapped column holding values of several types becomes text
+        labels, one of numbers stays numeric, one of booleans (and missing values) stays booleans.
 
     Examples
     --------
@@ -172,7 +173,10 @@ def harmonize(source: Source, spec: Mapping[str, Any] | None) -> Source:
             )
         mapped = data[col].map(lambda v, m=dict(mapping): m.get(v, v))
         data[col] = mapped.astype(object).infer_objects()
-        if not pd.api.types.is_numeric_dtype(data[col].dtype):
+        # text labels where the values mix types (a map to numbers leaving some text); booleans beside missing values
+        # stay booleans (an object column: as text, 'True' was refused against a base's True, the map just given)
+        if not pd.api.types.is_numeric_dtype(data[col].dtype) and not all(
+                isinstance(v, bool | np.bool_) for v in mapped.dropna()):
             data[col] = data[col].astype(str).where(mapped.notna(), other=np.nan)
     for col, factor in (spec.get("scale") or {}).items():
         if col not in data.columns or is_categorical(data[col]):  # a boolean is a category: scaled, it read as 1/0
