@@ -70,12 +70,14 @@ class _Fitting:
             check_numbers_as_text(data[name], name, role)
             if name not in declared:
                 check_numbers_as_objects(data[name], name, role)
-            if name in targets or p["condition_model"]:  # drawn as categories seen in training
-                # a number is drawn as categories where declared so (with DP: given public categories) or, without
-                # DP, where an integer target's few values make it one (infer_kind)
+            # drawn as categories seen in training; not with DP: its categories are public and drawn by noisy counts,
+            # so no draw copies a record, and a refusal read from the data would tell whether one record holds a value
+            if p["dp"] is None and (name in targets or p["condition_model"]):
+                # a number is drawn as categories where declared so or where an integer target's few values make it
+                # one (infer_kind)
                 kind = (p["schema"] or {}).get(name, VariableSpec()).kind
                 categorical = (name in declared and name not in own) or (
-                    not p["dp"] and kind is None and infer_kind(data[name], role=role) == "categorical")
+                    kind is None and infer_kind(data[name], role=role) == "categorical")
                 check_copied_categories(data[name], name, role, w, "" if name in targets else
                                         "drawn by the condition model", categorical=categorical)
             warn_missing_codes(data[name], name, role)

@@ -1,0 +1,39 @@
+"""Findings of the session-80 audit of the DP Synthesizer (``epsilon=``): nothing the fit does may depend on
+the data outside the mechanisms its accountant counts."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microplex import DataValidationError, Synthesizer
+
+
+def _states(n: int = 60, seed: int = 1) -> tuple[pd.DataFrame, list[str]]:
+    """``n`` records of a code of 50 public values ('s00' ... 's49') of which 25 are each held by one record (as a
+    sample of 60 census records holds the US states: 20 of its 31 states one record's) and a number."""
+    rng = np.random.default_rng(seed)
+    codes = [f"s{i:02d}" for i in range(50)]
+    state = codes[:25] + [codes[25 + i % 5] for i in range(n - 25)]  # 25 single records, the rest on 5 codes
+    return pd.DataFrame({"state": state, "y": rng.uniform(0.0, 100.0, n)}), codes
+
+
+def test_a_dp_fit_does_not_refuse_public_categories_that_records_hold_once():
+    """With DP, a column's categories are public and drawn from noisy counts: no draw copies a record's value,
+    so the rule that refuses a column of mostly single-record values (ids, names) does not apply, and a refusal
+    read from the data would tell whether records hold a category once (a census sample of 60 records with the
+    51 states as public categories was refused, "20 of its 31 distinct values ... are each held by one record",
+    while a sample of fewer single states fitted). Without DP the rule stands."""
+    data, codes = _states()
+    kw = dict(epochs=1, batch_size=60, hidden_features=(8,), transforms=1, verbose=False)
+    with pytest.raises(DataValidationError, match=r"'state' is modelled as categories and 25 of its 30 distinct"):
+        Synthesizer(["state", "y"], **kw).fit(data, seed=0)
+    synth = Synthesizer(["state", "y"], epsilon=1.0, delta=1e-5, public_bounds={"y": (0.0, 100.0)},
+                        public_categories={"state": codes}, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few records: the histograms are mostly noise (a PrivacyWarning)
+        synth.fit(data, seed=0)
+    assert synth.encoders_["state"].categories == codes
+    assert synth.privacy_["epsilon"] <= 1.0
+    assert set(synth.sample(200, seed=1)["state"]) <= set(codes)
