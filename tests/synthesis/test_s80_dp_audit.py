@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microplex import DataValidationError, Synthesizer
+from microplex import DataValidationError, PrivacyWarning, Synthesizer
 
 
 def _states(n: int = 60, seed: int = 1) -> tuple[pd.DataFrame, list[str]]:
@@ -37,3 +37,23 @@ def test_a_dp_fit_does_not_refuse_public_categories_that_records_hold_once():
     assert synth.encoders_["state"].categories == codes
     assert synth.privacy_["epsilon"] <= 1.0
     assert set(synth.sample(200, seed=1)["state"]) <= set(codes)
+
+
+def test_a_dp_fit_does_not_refuse_weights_concentrated_on_one_record():
+    """With DP the weights are the records' data, read through the mechanisms only: the refusal of weights whose
+    Kish effective sample size is below 2 told, outside the accountant, whether one record held nearly all the
+    weight (one record of weight 1 and 59 of weight 0 refused, "Kish effective sample size 1", one more record of
+    weight 1 fitted). The DP fit runs and warns that its histograms are mostly noise; without DP the refusal stands,
+    and a DP fit of one record is still refused (the number of records is public)."""
+    data, _ = _states()
+    data = data[["y"]].assign(w=np.r_[1.0, np.zeros(len(data) - 1)])
+    kw = dict(epochs=1, batch_size=60, hidden_features=(8,), transforms=1, verbose=False)
+    with pytest.raises(DataValidationError, match=r"Weight column 'w' puts almost all the weight on one record"):
+        Synthesizer(["y"], **kw).fit(data, weight_col="w", seed=0)
+    dp = dict(epsilon=1.0, delta=1e-5, public_bounds={"y": (0.0, 100.0), "w": (0.0, 1.0)}, **kw)
+    with pytest.warns(PrivacyWarning, match=r"Weight column 'w'.*mostly noise"):
+        synth = Synthesizer(["y"], **dp).fit(data, weight_col="w", seed=0)
+    assert synth.privacy_["epsilon"] <= 1.0
+    assert synth.sample(100, seed=1)["y"].between(0.0, 100.0).all()
+    with pytest.raises(DataValidationError, match=r"'data' has 1 record; at least 2 are needed"):
+        Synthesizer(["y"], **dp).fit(data.iloc[:1], weight_col="w", seed=0)

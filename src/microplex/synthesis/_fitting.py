@@ -90,7 +90,9 @@ class _Fitting:
             planned = plan(self, dp, len(data))
             # None: set by the training's noise; a condition tree (no DP-SGD) has none
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
-        check_effective_size(w, weight_col)
+        # with DP the weights are the records' data, read through the mechanisms only: a refusal of weights concentrated
+        # on one record would tell so outside the accountant; the number of records (public) is still checked
+        check_effective_size(np.ones(len(w)) if dp else w, None if dp else weight_col)
         dtypes = {name: str(data[name].dtype) for name in targets}
         missing = [n for n in targets + conditions if data[n].isna().any()]
         # kinds are inferred from the dtypes given (Int64 is integer); numeric columns' NA read as NaN
