@@ -57,3 +57,24 @@ def test_a_dp_fit_does_not_refuse_weights_concentrated_on_one_record():
     assert synth.sample(100, seed=1)["y"].between(0.0, 100.0).all()
     with pytest.raises(DataValidationError, match=r"'data' has 1 record; at least 2 are needed"):
         Synthesizer(["y"], **dp).fit(data.iloc[:1], weight_col="w", seed=0)
+
+
+def test_a_dp_fit_judges_numbers_written_as_text_on_the_public_categories():
+    """With DP the refusal of numbers written as text ('1,000') reads a column's public categories, not the values
+    its records hold: public categories '1,000', '2,500' and 'none' were refused when no record held 'none' (every
+    value a formatted number) and fitted when one did, so whether the fit ran told whether a record held it. Now
+    both fit; public categories that are all formatted numbers are refused whatever the records hold."""
+    rng = np.random.default_rng(0)
+    kw = dict(epsilon=1.0, delta=1e-5, public_bounds={"y": (0.0, 100.0)}, epochs=1, batch_size=60,
+              hidden_features=(8,), transforms=1, verbose=False)
+    y = rng.uniform(0.0, 100.0, 60)
+    for held in (["1,000", "2,500"], ["1,000", "2,500", "none"]):
+        data = pd.DataFrame({"band": [held[i % len(held)] for i in range(60)], "y": y})
+        synth = Synthesizer(["band", "y"], public_categories={"band": ["1,000", "2,500", "none"]}, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # few records: the histograms are mostly noise (a PrivacyWarning)
+            synth.fit(data, seed=0)
+        assert synth.encoders_["band"].categories == ["1,000", "2,500", "none"]
+    data = pd.DataFrame({"band": ["1,000", "2,500", "none"] * 20, "y": y})
+    with pytest.raises(DataValidationError, match=r"Target column 'band' holds numbers written as text \('1,000'"):
+        Synthesizer(["band", "y"], public_categories={"band": ["1,000", "2,500"]}, **kw).fit(data, seed=0)

@@ -67,7 +67,10 @@ class _Fitting:
             # a target's missing values are a state of their own, a condition's a one-hot or indicator column
             # (not with DP: no mechanism counts them)
             check_column(data[name], name, role, missing=p["dp"] is None)
-            check_numbers_as_text(data[name], name, role)
+            # with DP a column's categories are public: judged on them, not on the values records hold (a refusal read
+            # from the data told whether a record held the one category that is no number)
+            public = p["dp"]["categories"].get(name) if p["dp"] else None
+            check_numbers_as_text(data[name] if public is None else pd.Series(public, dtype=object), name, role)
             if name not in declared:
                 check_numbers_as_objects(data[name], name, role)
             # drawn as categories seen in training; not with DP: its categories are public and drawn by noisy counts,
