@@ -67,15 +67,20 @@ class _Fitting:
             # a target's missing values are a state of their own, a condition's a one-hot or indicator column
             # (not with DP: no mechanism counts them)
             check_column(data[name], name, role, missing=p["dp"] is None)
-            check_numbers_as_text(data[name], name, role)
+            # with DP a column's categories are public: judged on them, not on the values records hold (a refusal read
+            # from the data told whether a record held the one category that is no number)
+            public = p["dp"]["categories"].get(name) if p["dp"] else None
+            check_numbers_as_text(data[name] if public is None else pd.Series(public, dtype=object), name, role)
             if name not in declared:
                 check_numbers_as_objects(data[name], name, role)
-            if name in targets or p["condition_model"]:  # drawn as categories seen in training
-                # a number is drawn as categories where declared so (with DP: given public categories) or, without
-                # DP, where an integer target's few values make it one (infer_kind)
+            # drawn as categories seen in training; not with DP: its categories are public and drawn by noisy counts,
+            # so no draw copies a record, and a refusal read from the data would tell whether one record holds a value
+            if p["dp"] is None and (name in targets or p["condition_model"]):
+                # a number is drawn as categories where declared so or where an integer target's few values make it
+                # one (infer_kind)
                 kind = (p["schema"] or {}).get(name, VariableSpec()).kind
                 categorical = (name in declared and name not in own) or (
-                    not p["dp"] and kind is None and infer_kind(data[name], role=role) == "categorical")
+                    kind is None and infer_kind(data[name], role=role) == "categorical")
                 check_copied_categories(data[name], name, role, w, "" if name in targets else
                                         "drawn by the condition model", categorical=categorical)
             warn_missing_codes(data[name], name, role)
@@ -88,7 +93,9 @@ class _Fitting:
             planned = plan(self, dp, len(data))
             # None: set by the training's noise; a condition tree (no DP-SGD) has none
             dp["max_grad_norm"] = planned["training"]["sensitivity"] if "training" in planned else None
-        check_effective_size(w, weight_col)
+        # with DP the weights are the records' data, read through the mechanisms only: a refusal of weights concentrated
+        # on one record would tell so outside the accountant; the number of records (public) is still checked
+        check_effective_size(np.ones(len(w)) if dp else w, None if dp else weight_col)
         dtypes = {name: str(data[name].dtype) for name in targets}
         missing = [n for n in targets + conditions if data[n].isna().any()]
         # kinds are inferred from the dtypes given (Int64 is integer); numeric columns' NA read as NaN
