@@ -11,10 +11,12 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._files import FORMATS, dot_missing_column, dot_missing_fix, formatted_number_column, ibm_zeros, text_numbers_fix
 from .._params import duplicated, to_python
-from .._stats import category_type_clash, check_weights, dtype_precision, family_firsts, is_numeric
+from .._stats import (category_type_clash, check_weights, dtype_precision, family_firsts, is_numeric, shared_precision,
+                      stored_at)
 
 __all__ = [
     "check_weights",
+    "at_shared_precision",
     "clean_pair",
     "is_numeric",
     "check_frames",
@@ -51,6 +53,28 @@ def refuse_infinite(x: np.ndarray, what: str, why: str = "") -> None:
         )
 
 
+def at_shared_precision(*columns: pd.Series) -> tuple[list[pd.Series], str]:
+    """The numeric ``columns`` (one column of several frames) as float64 at the narrowest float precision any of them
+    stores its values at (:func:`.._stats.shared_precision`), and that precision: a float32 column's
+    24.100000381469727 and a float64 column's 24.1 are then one value, as the privacy checks compare them
+    (:func:`.privacy.row_codes`). Returned as given, with ``"float64"``, where every column stores float64 (or
+    integers) or one is not numeric. Every comparison of the values of two frames (KS, point masses, bins, the pMSE
+    classifier, attack cells) reads them so: a heap at 0.7 read as 0.7 and as 0.699999988079071 was two masses.
+
+    Examples
+    --------
+    >>> a, b = pd.Series([0.7, 1.5]), pd.Series([0.7, 1.5], dtype="float32")
+    >>> (a2, b2), precision = at_shared_precision(a, b)
+    >>> precision, a2.tolist() == b2.tolist(), a2.dtype
+    ('float32', True, dtype('float64'))
+    """
+    precision = shared_precision(*(c.dtype for c in columns))
+    if precision == "float64" or not all(is_numeric(c) for c in columns):
+        return list(columns), "float64"
+    return [pd.Series(stored_at(c.to_numpy(dtype=float, na_value=np.nan), precision), index=c.index, name=c.name)
+            for c in columns], precision
+
+
 def clean_pair(
     real: object,
     synthetic: object,
@@ -63,14 +87,16 @@ def clean_pair(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Drops missing values from two samples and returns (real, synthetic, real_w, synthetic_w).
 
-    Raises :class:`DataValidationError` when a numeric sample holds infinite values (unless ``allow_inf``:
-    a statistic of ranks, such as KS, is defined with them), when a sample is empty after dropping missing
-    values or when its weights all vanish.
+    Numeric samples are read at the narrowest float precision either is stored at (:func:`at_shared_precision`: a
+    float32 sample's 24.100000381469727 is a float64 sample's 24.1). Raises :class:`DataValidationError` when a
+    numeric sample holds infinite values (unless ``allow_inf``: a statistic of ranks, such as KS, is defined with
+    them), when a sample is empty after dropping missing values or when its weights all vanish.
     """
+    precision = shared_precision(*(getattr(v, "dtype", None) for v in (real, synthetic)))
     out = []
     for label, values, weights in (("real", real, real_weights), ("synthetic", synthetic, synthetic_weights)):
         if numeric:
-            x = _numeric_values(values, f"{label} {name}")
+            x = stored_at(_numeric_values(values, f"{label} {name}"), precision)
             if not allow_inf:
                 refuse_infinite(x, f"{name!r}: the {label} sample")
             keep = ~np.isnan(x)
@@ -164,10 +190,29 @@ def _check_values(series: pd.Series, col: str, label: str) -> None:
         )
 
 
+def _refuse_bools_for_numbers(r: pd.Series, s: pd.Series, col: str, name: str, reference: str) -> None:
+    """Refuses categories that are booleans in one frame and numbers in the other: Python has ``True == 1`` and
+    ``False == 0``, and pandas groups and factorizes them as one value, so 0/1 codes scored against ``False``/``True``
+    read as identical, whatever they stand for. A boolean is no number (as the calibration reads a level)."""
+    firsts = [family_firsts(pd.unique(x.dropna().astype(object))) for x in (r, s)]
+    for (a, fa, la), (b, fb, lb) in [((r, firsts[0], reference), (s, firsts[1], name)),
+                                     ((s, firsts[1], name), (r, firsts[0], reference))]:
+        number = next((fb[k] for k in ("int", "float") if k in fb), None)
+        if "bool" in fa and number is not None:
+            raise DataValidationError(
+                f"Column {col!r}: {la} holds booleans ({to_python(fa['bool'])!r}, dtype {a.dtype}) and {lb} numbers "
+                f"({to_python(number)!r}, dtype {b.dtype}); Python reads True as 1 and False as 0, so they would be "
+                f"scored as the same categories, but a boolean is no number: give the column one type in both "
+                f"frames (e.g. df[{col!r}].astype(int) for 0/1 codes, or .astype(bool))."
+            )
+
+
 def _check_category_types(r: pd.Series, s: pd.Series, col: str, name: str, reference: str = "real_df") -> None:
     """Categories are compared by value (``True`` and ``"True"`` differ): refuses a category of the frame
     ``reference`` whose label occurs in the frame ``name`` only with another type, which would score identical
-    files as disjoint."""
+    files as disjoint, and booleans in one frame beside numbers in the other (:func:`_refuse_bools_for_numbers`),
+    which would score them as one."""
+    _refuse_bools_for_numbers(r, s, col, name, reference)
     clash = category_type_clash(r, s)
     if clash is not None:
         v, twin = clash

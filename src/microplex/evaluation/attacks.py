@@ -27,7 +27,7 @@ import pandas as pd
 from .._errors import DataValidationError
 from .._params import check_int, check_names, check_seed
 from .._stats import check_weights, kish_ess
-from ._validation import refuse_type_clashes
+from ._validation import at_shared_precision, refuse_type_clashes
 from .metrics import quantile_cuts
 from .privacy import encode_records, _nearest_distances, row_codes
 
@@ -198,16 +198,19 @@ def _cells(frames: list[pd.DataFrame], columns: list[str], reference: pd.DataFra
            bins: int) -> list[np.ndarray]:
     """Each frame's cell codes over ``columns`` (:func:`~.privacy.row_codes`): numeric columns with more
     than ``bins`` distinct values among the records of positive weight are cut at the weighted quantiles of
-    ``reference`` (the training records). Records of weight 0 are outside the population: counted, they made
+    ``reference`` (the training records), all read at the float precision they share
+    (:func:`._validation.at_shared_precision`). Records of weight 0 are outside the population: counted, they made
     a column of one weighted value look like one to cut, and two values fell in one group."""
     labels: list[dict[str, object]] = [{} for _ in frames]
     for c in columns:
-        cut = quantile_cuts(reference[c], w, bins)
+        # the cut and the values at the precision the frames share (a float32 release's 0.699999988079071 is 0.7)
+        (ref, *shared), _ = at_shared_precision(reference[c], *(f[c] for f in frames))
+        cut = quantile_cuts(ref, w, bins)
         for k, f in enumerate(frames):
             if cut is None:
                 labels[k][c] = f[c].reset_index(drop=True)  # its dtype kept: row_codes compares numbers as numbers
             else:
-                x = f[c].to_numpy(dtype=float, na_value=np.nan)
+                x = shared[k].to_numpy(dtype=float, na_value=np.nan)
                 labels[k][c] = np.where(np.isnan(x), -1, np.searchsorted(cut, x, side="right"))
     return row_codes([pd.DataFrame(lab, index=pd.RangeIndex(len(f))) for lab, f in zip(labels, frames)], columns)
 

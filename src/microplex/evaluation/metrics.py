@@ -17,9 +17,9 @@ from scipy import stats
 
 from .._errors import DataValidationError
 from .._params import check_bool, check_float, check_int, check_names
-from .._stats import (ecdf, ks_distance, round_shares, tv_distance, value_shares, weighted_pearson, weighted_quantile,
-                      weighted_std)
-from ._validation import check_weights, clean_pair, is_numeric, refuse_infinite, require_columns
+from .._stats import (ecdf, ks_distance, narrow_type, round_shares, tv_distance, value_shares, weighted_pearson,
+                      weighted_quantile, weighted_std)
+from ._validation import at_shared_precision, check_weights, clean_pair, is_numeric, refuse_infinite, require_columns
 from .propensity import pmse
 
 __all__ = [
@@ -392,7 +392,8 @@ def discretize(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Codes two columns on common categories: numeric columns with more than ``bins`` distinct
     values (among the records of positive weight) are cut at weighted quantiles of ``real``; missing values
-    get their own code.
+    get their own code. Numbers are read at the narrowest float precision either column stores
+    (:func:`._validation.at_shared_precision`: a float32 column's 0.699999988079071 is a float64 column's 0.7).
 
     Returns
     -------
@@ -408,6 +409,7 @@ def discretize(
     bins = check_int(bins, "bins", low=1)
     name = real.name
     w = check_weights(real_weights, len(real))
+    (real, synthetic), precision = at_shared_precision(real, synthetic)
     inner = quantile_cuts(real, w, bins)
     if inner is not None:
         xr = real.to_numpy(dtype=float, na_value=np.nan)
@@ -425,7 +427,8 @@ def discretize(
     except TypeError:
         pass
     codes = [cats.get_indexer(s.to_numpy(dtype=object)) for s in (real, synthetic)]
-    labels = [f"{v}" for v in cats]
+    narrow = narrow_type(precision)  # a value as written at the precision it is stored at: 0.7, not 0.699999988079071
+    labels = [f"{float(str(narrow(v)))}" if narrow is not None and isinstance(v, float) else f"{v}" for v in cats]
     return codes[0].astype(int), codes[1].astype(int), labels
 
 
@@ -502,7 +505,8 @@ def subgroup_ks(
     for label, df in (("real_df", real_df), ("synthetic_df", synthetic_df)):
         require_columns(df, [variable, by], label)
     rc, sc, labels = discretize(real_df[by], synthetic_df[by], wr, bins=bins)
-    binned = quantile_cuts(real_df[by], wr, bins) is not None  # as discretize: values of positive weight
+    # as discretize: values of positive weight, at the precision both columns share
+    binned = quantile_cuts(at_shared_precision(real_df[by], synthetic_df[by])[0][0], wr, bins) is not None
     numeric = is_numeric(real_df[variable])
     rows = []
     for code in np.unique(rc):
