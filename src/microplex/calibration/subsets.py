@@ -65,11 +65,14 @@ def calibrate_subset(
     # the exact solves hold a target of 0 in the unit its error is read in (a thousandth of its records' size); the
     # soft ones weigh its miss against that size already (soft_units)
     exact_scale = zero_columns(sub, base, scale)
-    x_soft, x_exact = (sub.x if np.all(s == 1.0) else sp.csr_matrix(sub.x @ sp.diags(s)) for s in (scale, exact_scale))
+    x_soft = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
+    x_exact = x_soft if exact_scale is scale else sp.csr_matrix(sub.x @ sp.diags(exact_scale))
     totals = design.totals
     tol = min(tolerance * 1e-3, 1e-8)
     use_aux = aux is not None and aux[0].shape[1] > 0
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
+    t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
+    with_aux_x: dict[bool, sp.csr_matrix] = {}  # the targets' columns beside the auxiliaries', per kind of solve
 
     def solve(soft_pen: np.ndarray | None, with_aux: bool) -> tuple[np.ndarray, bool, float]:
         soft_targets = soft_pen is not None  # else exact: an infinite penalty
@@ -78,8 +81,10 @@ def calibrate_subset(
         x = x_soft if soft_targets else x_exact
         with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
             if with_aux:
-                sol = newton_dual(sp.hstack([x, aux[0][keep]], format="csr"), base, np.concatenate([totals, aux[1]]),
-                                  dist, bounds, penalty=np.concatenate([pen, aux_pen]), **kw)
+                if soft_targets not in with_aux_x:
+                    with_aux_x[soft_targets] = sp.hstack([x, aux[0][keep]], format="csr")
+                sol = newton_dual(with_aux_x[soft_targets], base, t_all, dist, bounds,
+                                  penalty=np.concatenate([pen, aux_pen]), **kw)
             else:
                 sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
         w = base * sol.g
