@@ -861,7 +861,8 @@ def misfit_denominator(totals: object, natural: object = None, tol: object = Non
     small weights (1e-10 each) or small values were "met" by the initial weights. A total of 0 keeps ``1`` (a hard
     :class:`~microplex.calibration.Calibrator` solves its counts and sums of 0 in units of :func:`zero_scale`),
     or with ``zero`` (and ``natural``) :func:`zero_scale` of its natural size: the unit that solve held it to, in
-    which the check after it judges it (:func:`zero_unit`).
+    which the check after it judges it (:func:`zero_unit`); with ``zero`` a total far below its natural size is
+    measured against at least the same (:func:`zero_floor`), as one of 0 is.
 
     Given the targets' natural sizes ``natural`` (``sum_i d_i |x_ij|``, what their records add up to in size) and
     the tolerance ``tol > 0`` the misfit is held to, it is at least :func:`rounding_scale`: a miss within
@@ -876,11 +877,13 @@ def misfit_denominator(totals: object, natural: object = None, tol: object = Non
     [101.0, 1.0, 0.5, 6e-10]
     >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 2.0**50]), 2.0**-30).tolist()
     [101.0, 1099511627776.0]
-    >>> misfit_denominator(np.array([100.0, 0.0]), np.array([200.0, 4e-20]), 1e-8, zero=True).tolist()
-    [101.0, 4e-23]
+    >>> misfit_denominator(np.array([100.0, 0.0, 1e-9]), np.array([200.0, 4e-20, 1e6]), 1e-8, zero=True).tolist()
+    [101.0, 4e-23, 1000.0]
     """
     a = np.abs(np.asarray(totals, dtype=np.float64))
     out = np.where(a == 0.0, zero_unit(natural, zero), a + np.where(a >= 1.0, 1.0, a))
+    if zero:  # a total near 0 in the unit of a total of 0, not far below it
+        out = np.maximum(out, zero_floor(natural))
     return out if natural is None else np.maximum(out, rounding_scale(a, natural, tol))
 
 
@@ -916,9 +919,28 @@ def zero_scale(natural: object) -> np.ndarray:
     >>> zero_scale(np.array([5e-7, 0.0, 2e4])).tolist()
     [5e-10, 1.0, 20.0]
     """
+    floor = zero_floor(natural)
+    return np.where(floor > 0, floor, 1.0)
+
+
+def zero_floor(natural: object) -> np.ndarray:
+    """The least scale a miss of a count or sum target (or a mean, in its value's units) is measured against where
+    it is measured as a target of 0 is (the ``zero`` of :func:`relative_error` and :func:`misfit_denominator`): a
+    thousandth (:data:`MISS_FLOOR`) of its natural size ``natural``, 0 where that is beyond float64. A target of 0
+    is measured against :func:`zero_scale` (this floor, or 1 where it is 0), and a target whose value nets to far
+    less than its records' size (a sum of 1e-9 over values of both signs adding up to 1e6 in size) against at least
+    the same floor: the scale is continuous at 0 (:func:`miss_scale` of the target against its natural size, as a
+    soft fit weighs its misses), so that such a target met to float64 rounding of its records' size never reads a
+    relative error of 1e3 (a miss of 1e-6 over its value of 1e-9), and its ``met`` reads as its error does.
+
+    Examples
+    --------
+    >>> zero_floor(np.array([5e-7, 0.0, 2e4, np.inf])).tolist()
+    [5e-10, 0.0, 20.0, 0.0]
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         n = np.abs(np.asarray(natural, dtype=np.float64))
-        return miss_scale(0.0, np.where(np.isfinite(MISS_FLOOR * n), n, 0.0))
+        return np.where(np.isfinite(MISS_FLOOR * n), MISS_FLOOR * n, 0.0)
 
 
 #: The least share of a target's natural size (what its records' values add up to in size at the initial weights)
@@ -982,7 +1004,8 @@ def rounding_scale(totals: object, natural: object, tol: object) -> np.ndarray:
 def relative_error(achieved: object, target: object, natural: object = None, tol: object = None, *,
                    zero: bool = False) -> np.ndarray:
     """Signed relative error ``(achieved - target) / |target|`` (the absolute error where the target is 0; with
-    ``zero``, the error over :func:`zero_scale` of its natural size there: :func:`zero_unit`).
+    ``zero``, the error over :func:`zero_scale` of its natural size there, :func:`zero_unit`, and over at least
+    :func:`zero_floor` of it, a thousandth, where the target is far below its natural size).
 
     Given the targets' natural sizes ``natural`` and the tolerance ``tol > 0`` the error is held to, the scale is
     at least :func:`rounding_scale` (a miss that is float64 rounding of the natural size meets ``tol``); without
@@ -994,10 +1017,14 @@ def relative_error(achieved: object, target: object, natural: object = None, tol
     [0.01, 0.5]
     >>> relative_error(np.array([101.0, 0.5]), np.array([100.0, 0.0]), np.array([100.0, 2.0**50]), 2.0**-30).tolist()
     [0.01, 4.547473508864641e-13]
+    >>> relative_error(np.array([101.0, 2e-9]), np.array([100.0, 1e-9]), np.array([200.0, 1e6]), zero=True).tolist()
+    [0.01, 1e-12]
     """
     a = np.asarray(achieved, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     scale = np.where(t == 0, zero_unit(natural, zero), np.abs(t))
+    if zero:  # a target near 0 in the unit of a target of 0 (miss_scale of it), not far below it
+        scale = np.maximum(scale, zero_floor(natural))
     if natural is not None and tol is not None:
         scale = np.maximum(scale, rounding_scale(t, natural, tol))
     return (a - t) / scale

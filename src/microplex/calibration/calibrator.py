@@ -19,15 +19,15 @@ import scipy.sparse as sp
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 from microplex._estimator import Estimator, check_is_fitted
 from microplex._params import check_bool, check_float, check_int, check_names
-from microplex._stats import miss_scale, relative_error, rounding_scale, zero_scale
+from microplex._stats import miss_scale, relative_error, rounding_scale
 
 from ._checks import check_column, check_distance, check_records
 from .consistency import check_consistency
-from .design import Design, build_design, collapse_rows, natural_sizes, target_scale
+from .design import Design, build_design, collapse_rows, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance, linear, raking
 from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
-                          solution_problems, survey_errors, unreachable_targets)
+                          solution_problems, survey_errors, unreachable_targets, zero_columns)
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
 
@@ -115,9 +115,10 @@ class CalibrationResult:
         """
         if "within_tolerance" in self.summary:
             tol = float(self.summary["tolerance"])  # the fit's, not a later set_params
-            rep = target_report(self.design, self.weights.to_numpy(), tol)
+            rep = target_report(self.design, self.weights.to_numpy(), tol, start_scale=self.start_scale)
             rep["tolerance"] = tol
-            rep["met"] = _met(self.design, rep, np.full(len(rep), tol * (1 + 1e-9)))  # as summary["within_tolerance"]
+            sized = self.design if self.start_scale == 1.0 else _with_initial(self.design, self.design.d * self.start_scale)
+            rep["met"] = _met(sized, rep, np.full(len(rep), tol * (1 + 1e-9)))  # as summary["within_tolerance"]
             return rep
         return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8),
                              self.summary.get("default_tolerance") if self.summary.get("soft") else None,
@@ -131,7 +132,8 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
     ``rel_error`` is ``|achieved - value| / |value|``; for a value of 0, the miss over a thousandth of the target's
     natural size (:func:`~microplex._stats.zero_scale`, through :func:`~microplex.calibration.diagnostics.relative_errors`),
     the unit ``met`` judges it in: a target of 0 met to rounding reads a tiny error at any size of the weights, one
-    missed reads more than its tolerance. ``met``: the miss is
+    missed reads more than its tolerance; a target far below its natural size over at least that unit
+    (:func:`~microplex._stats.zero_floor`), as ``met`` judges it too. ``met``: the miss is
     within the target's tolerance (at least ``met_rtol``, what a solve meets: a tolerance of 0 means "exact") or,
     for a target without one, within ``default_tolerance`` (a soft fit's) or ``met_rtol``; a miss within float64
     rounding of the target's natural size is met; a target of 0 is judged against a thousandth of its natural size
@@ -185,9 +187,11 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
     :func:`~microplex.calibration.design.value_sizes` at the initial weights, or, given the report's ``weights``,
     of its :func:`~microplex.calibration.feasibility.rounding_sizes`, the smaller of those at the initial and at
     the final weights, as the hard solve's check measures it): a miss that is float64 rounding of a total netting
-    values of both signs to 0 is met, as the solvers meet it. Given the ``weights``, a target of 0 is measured
-    against :func:`~microplex._stats.zero_scale` of its size at the initial weights (not R survey's 1), the unit the
-    hard solve holds it to and its check judges it in (:func:`~microplex.calibration.feasibility.survey_errors`).
+    values of both signs to 0 is met, as the solvers meet it. A target of 0 is measured against
+    :func:`~microplex._stats.zero_scale` of its size at the initial weights (not R survey's 1), the unit the hard
+    solve holds it to and its check judges it in (:func:`~microplex.calibration.feasibility.survey_errors`; without
+    ``weights``, a sparse fit's, :func:`~microplex.calibration.feasibility.target_errors`), and a target far below
+    its size against at least the same (:func:`~microplex._stats.zero_floor`), as its ``rel_error`` reads.
 
     ``soft``: the rows of a soft fit, whose penalty weighs each miss against the target's size
     (:func:`~microplex._stats.miss_scale` of its value against its value size: ``|t|``, at least a thousandth of
@@ -201,7 +205,7 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
             err = (achieved - value) / np.maximum(miss_scale(value, natural), rounding_scale(value, natural, within))
         else:
             err = relative_error(achieved, value, natural if weights is None else rounding_sizes(design, weights),
-                                 within, zero=weights is not None)
+                                 within, zero=True)
         return np.abs(err)
 
 
@@ -543,9 +547,7 @@ class Calibrator(_FittedResult):
         # within HARD_SCALE), a mean's misfit read 1e6 times its relative miss and raking did not converge
         scale = mean_scale(design, design.d * at_targets)
         if not self.soft:  # a hard solve's counts and sums of 0 in their own relative units too (zero_scale)
-            zero = np.array([t.aggregate != "mean" and t.value == 0 for t in design.targets], dtype=bool)
-            if zero.any():
-                scale = np.where(zero, 1.0 / zero_scale(natural_sizes(design, start_d)), scale)
+            scale = zero_columns(design, start_d, scale)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:

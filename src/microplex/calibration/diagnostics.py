@@ -52,7 +52,9 @@ def relative_errors(achieved: np.ndarray, target: np.ndarray, natural: np.ndarra
     their records add up to in size at the weights the solve started from), the miss over
     :func:`~microplex._stats.zero_scale` of that size (a thousandth of it, :func:`~microplex._stats.zero_unit`): the
     unit a hard solve holds a target of 0 to and its ``met`` judges it in, so a zero target met to rounding never
-    reads a huge error, in any unit of the weights or values, and one missed reads more than its tolerance. Without
+    reads a huge error, in any unit of the weights or values, and one missed reads more than its tolerance; a target
+    far below its natural size (a sum of 1e-9 over values of both signs adding up to 1e6) over at least the same
+    unit (:func:`~microplex._stats.zero_floor`), so that one met to rounding reads as one of 0 does. Without
     ``natural``, the absolute miss (R survey's).
 
     Examples

@@ -36,7 +36,7 @@ from .design import (Design, in_weight_units, miss_units, natural_sizes, roundin
                      weight_unit)
 from .diagnostics import format_pair, relative_errors
 from .distances import Distance
-from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error
+from .._stats import ROUNDING_SHARE, misfit_denominator, relative_error, zero_scale
 from .solver import column_top
 from .targets import Targets
 
@@ -51,6 +51,7 @@ __all__ = [
     "mean_floors",
     "with_mean_floor",
     "mean_scale",
+    "zero_columns",
     "soft_units",
     "met_tolerance",
     "misfits",
@@ -231,16 +232,32 @@ def achieved_values(design: Design, weights: np.ndarray) -> np.ndarray:
 
 def target_errors(design: Design, weights: np.ndarray, tol: float | None = None) -> np.ndarray:
     """Every target's relative error under ``weights`` in its own units (a mean as a mean; inf where a mean's
-    records carry no weight). With ``tol`` (the tolerance the errors are held to), a miss is measured against at
-    least the target's rounding scale (:func:`~microplex._stats.rounding_scale` of its
-    :func:`~microplex.calibration.design.value_sizes` at ``design.d``): float64 rounding of a total netting values
-    of both signs to 0 meets ``tol``."""
+    records carry no weight), as :meth:`~microplex.calibration.CalibrationResult.report` reads it
+    (:func:`~microplex.calibration.diagnostics.relative_errors`): a target of 0, or one far below its records' size,
+    measured against a thousandth of its :func:`~microplex.calibration.design.value_sizes` at ``design.d`` (the
+    weights the solve started from; :func:`~microplex._stats.zero_scale`), not as an absolute miss. With ``tol``
+    (the tolerance the errors are held to), a miss is measured against at least the target's rounding scale
+    (:func:`~microplex._stats.rounding_scale` of those sizes): float64 rounding of a total netting values of both
+    signs to 0 meets ``tol``."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
     if tol is None:
-        err = relative_errors(achieved_values(design, weights), value)
+        err = relative_errors(achieved_values(design, weights), value, design.initial_sizes)
     else:
-        err = np.abs(relative_error(achieved_values(design, weights), value, design.initial_sizes, tol))
+        err = np.abs(relative_error(achieved_values(design, weights), value, design.initial_sizes, tol, zero=True))
     return np.where(np.isnan(err), np.inf, err)
+
+
+def zero_columns(design: Design, d: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The solver's column ``scale`` (:func:`mean_scale`'s) with each count or sum target of 0 at ``1 /``
+    :func:`~microplex._stats.zero_scale` of its natural size at the weights ``d`` the solve starts from: a hard solve
+    holds such a target to its tolerance in thousandths of what its records add up to, the unit its errors and
+    ``met`` are read in (:func:`target_errors`), not in units of one of whatever unit the weights and values are in
+    (R survey's ``1 + |t|``). The rule of :class:`~microplex.calibration.Calibrator` and of a sparse subset's
+    solve (:func:`~microplex.calibration.subsets.calibrate_subset`)."""
+    zero = np.array([t.aggregate != "mean" and t.value == 0 for t in design.targets], dtype=bool)
+    if not zero.any():
+        return scale
+    return np.where(zero, 1.0 / zero_scale(natural_sizes(design, d)), scale)
 
 def misfits(
     achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None, tol: float | None = None, *,

@@ -49,7 +49,7 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names, shown
 from microplex._random import content_order, named_child
 
-from .calibrator import CalibrationResult, _FittedResult, as_targets
+from .calibrator import CalibrationResult, _FittedResult, _with_initial, as_targets
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design, in_weight_units, reordered, target_order, target_scale, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
@@ -485,11 +485,14 @@ class SparseCalibrator(_FittedResult):
         # weights that a soft solve drove towards zero (down to 1e-300) are not kept records: exact zeros, as the
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * factor * design.d, 0.0, w)
-        rel = target_errors(design, w)
+        # every error measured at the weights the solve started from (a target of 0 against a thousandth of its
+        # records' size there), as a Calibrator's summary and report() read them
+        at_start = design if factor == 1.0 else _with_initial(design, design.d * factor)
+        rel = target_errors(at_start, w)
         err = float(rel.max()) if len(rel) else 0.0
         # held to the tolerance: a miss within float64 rounding of a target's natural size meets it (report()'s "met")
         within = self.tolerance * (1 + 1e-9)
-        rel_held = target_errors(design, w, within)
+        rel_held = target_errors(at_start, w, within)
         err_held = float(rel_held.max()) if len(rel_held) else 0.0
         nz = w > 0
         if self._aux_choice["auxiliary_converged"] is False:
@@ -584,6 +587,7 @@ class SparseCalibrator(_FittedResult):
             summary=summary,
             design=design,
             solver=None,
+            start_scale=float(factor),
         )
         logger.info("sparse calibration kept %d of %d units (max rel error %.2e)", nz.sum(), len(w), err)
         return self

@@ -20,7 +20,7 @@ from microplex._errors import DataValidationError
 from .auxiliary import _is_number, distinct_values
 from .design import Design
 from .distances import Bounds, Distance
-from .feasibility import mean_scale, soft_units, target_errors
+from .feasibility import mean_scale, soft_units, target_errors, zero_columns
 from .solver import newton_dual
 from .targets import Target, Targets
 
@@ -62,21 +62,29 @@ def calibrate_subset(
     sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
                  design.mean_count[keep], design.unit)
     scale = mean_scale(sub, base)
-    x = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
+    # the exact solves hold a target of 0 in the unit its error is read in (a thousandth of its records' size); the
+    # soft ones weigh its miss against that size already (soft_units)
+    exact_scale = zero_columns(sub, base, scale)
+    x_soft = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
+    x_exact = x_soft if exact_scale is scale else sp.csr_matrix(sub.x @ sp.diags(exact_scale))
     totals = design.totals
     tol = min(tolerance * 1e-3, 1e-8)
     use_aux = aux is not None and aux[0].shape[1] > 0
-    x_all = sp.hstack([x, aux[0][keep]], format="csr") if use_aux else x
-    t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
     aux_pen = strength / np.maximum(aux[1], base.mean()) if use_aux else np.zeros(0)
+    t_all = np.concatenate([totals, aux[1]]) if use_aux else totals
+    with_aux_x: dict[bool, sp.csr_matrix] = {}  # the targets' columns beside the auxiliaries', per kind of solve
 
     def solve(soft_pen: np.ndarray | None, with_aux: bool) -> tuple[np.ndarray, bool, float]:
         soft_targets = soft_pen is not None  # else exact: an infinite penalty
         pen = soft_pen if soft_targets else np.full(len(totals), np.inf)
         kw = {"tol": 1e-9, "max_iter": 100} if soft_targets else {"tol": tol, "max_iter": 60}
+        x = x_soft if soft_targets else x_exact
         with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
             if with_aux:
-                sol = newton_dual(x_all, base, t_all, dist, bounds, penalty=np.concatenate([pen, aux_pen]), **kw)
+                if soft_targets not in with_aux_x:
+                    with_aux_x[soft_targets] = sp.hstack([x, aux[0][keep]], format="csr")
+                sol = newton_dual(with_aux_x[soft_targets], base, t_all, dist, bounds,
+                                  penalty=np.concatenate([pen, aux_pen]), **kw)
             else:
                 sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
         w = base * sol.g
