@@ -68,11 +68,25 @@ def _heldout(v: Any) -> bool:
             and _number(v["median"]) and _number(v["p90"]))
 
 
+def _correlation(v: Any) -> bool:
+    """A correlation figure: a number in [-1, 1] (a float's rounding past 1 allowed), or NaN (none defined)."""
+    return _number(v) and (math.isnan(v) or abs(v) <= 1 + 1e-9)
+
+
+def _bound(v: Any) -> bool:
+    """``widest_bound`` of the fuse stage: ``{y, z, lower, cia, upper, fused}`` of the widest range of correlations
+    (:func:`microplex._pipeline_stages.widest_bound`): two column names, finite ``lower <= upper`` in [-1, 1]."""
+    return (isinstance(v, dict) and set(v) == {"y", "z", "lower", "cia", "upper", "fused"} and _text(v["y"])
+            and _text(v["z"]) and all(_correlation(v[k]) for k in ("lower", "cia", "upper", "fused"))
+            and not math.isnan(v["lower"]) and not math.isnan(v["upper"]) and v["lower"] <= v["upper"])
+
+
 #: Per stage, each figure its record may hold and the check of its value (key -> check); a key
 #: ``"heldout_*"`` stands for every key with that prefix. A record holding any other figure, or a
 #: figure failing its check, is invalid (the stage runs again).
 FIGURES: dict[str, dict[str, Callable[[Any], bool]]] = {
-    "fuse": {"rows": _count, "note": _text},
+    "fuse": {"rows": _count, "note": _text, "bound_pairs": _count, "widest_bound": _bound, "fusion_bounds": _text,
+             "fusion_diagnostics": _text, "fusion_shared": _text},
     "fit": {"epochs": _count, "loss": _number, "val_loss": _number, "train_rows": _count,
             "train_households": _count, "epsilon": _number, "delta": _number, "note": _text},
     "generate": {"rows": _count, "households": _count, "note": _text},

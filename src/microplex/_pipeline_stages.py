@@ -58,7 +58,8 @@ from .io import as_numbers, read_table, resolve_path
 
 _T = TypeVar("_T")
 
-__all__ = ["Output", "Stage", "StageContext", "PlannedStage", "STAGE_TABLE", "plan", "output_files"]
+__all__ = ["Output", "Stage", "StageContext", "PlannedStage", "STAGE_TABLE", "plan", "output_files", "FUSION_TABLES",
+           "bound_text", "widest_bound"]
 
 Artifact = Path | tuple[Path, ...]
 
@@ -282,6 +283,12 @@ def _starting_weight(config: Mapping[str, Any], targets: Mapping[str, Any]) -> d
 
 
 # -- the stages ------------------------------------------------------------------------------------
+#: The tables of :class:`~microplex.fusion.FusionResult` that [fuse] writes beside ``fused.parquet``: artifact ->
+#: file (``bounds``, ``diagnostics`` and ``shared_comparison``, in that order).
+FUSION_TABLES = {"fusion_bounds": "fusion_bounds.csv", "fusion_diagnostics": "fusion_diagnostics.csv",
+                 "fusion_shared": "fusion_shared.csv"}
+
+
 def _fuse(ctx: StageContext) -> dict[str, Any]:
     from .fusion import Source, fuse
 
@@ -300,7 +307,58 @@ def _fuse(ctx: StageContext) -> dict[str, Any]:
             raise
         raise DataValidationError(reworded) from e
     fused.data.to_parquet(ctx.output("table"), index=False)
-    return {"rows": len(fused.data), "note": f"{len(fused.data):,} fused records"}
+    tables = {"fusion_bounds": fused.bounds, "fusion_diagnostics": fused.diagnostics,
+              "fusion_shared": fused.shared_comparison}
+    for name, table in tables.items():
+        _listed_as_json(table).to_csv(ctx.output(name), index=False)
+    figures: dict[str, Any] = {"rows": len(fused.data), "bound_pairs": len(fused.bounds),
+                               **{name: str(ctx.out / FUSION_TABLES[name]) for name in tables}}
+    note = f"{len(fused.data):,} fused records"
+    widest = widest_bound(fused.bounds)
+    if widest is not None:
+        figures["widest_bound"] = widest
+        pairs = f"{len(fused.bounds)} pair{'s' if len(fused.bounds) != 1 else ''}"
+        note += (f"; {pairs} never observed together, the widest {bound_text(widest)} in "
+                 f"{FUSION_TABLES['fusion_bounds']}")
+    else:
+        note += f"; no numeric pair never observed together ({FUSION_TABLES['fusion_bounds']} has no row)"
+    return {**figures, "note": note}
+
+
+def _listed_as_json(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every cell that holds a list or tuple of columns (``predictors``, ``shared``) written as a
+    JSON list (``["age", "marr"]``), the same text for the same columns, so the CSV reads back unambiguously."""
+    def text(value: Any) -> Any:
+        return json.dumps([str(v) for v in value], ensure_ascii=False) if isinstance(value, list | tuple) else value
+
+    return table.apply(lambda column: column.map(text) if column.dtype == object else column)
+
+
+def bound_text(bound: Mapping[str, Any]) -> str:
+    """A row of the bounds (:func:`widest_bound`) as the run's summary shows it.
+
+    >>> bound_text({"y": "b", "z": "c", "lower": -0.5, "cia": 0.2, "upper": 0.9, "fused": 0.18})
+    'b x c [-0.500, 0.900] (cia 0.200, fused 0.180)'
+    """
+    return (f"{bound['y']} x {bound['z']} [{bound['lower']:.3f}, {bound['upper']:.3f}] (cia {bound['cia']:.3f}, "
+            f"fused {bound['fused']:.3f})")
+
+
+def widest_bound(bounds: pd.DataFrame) -> dict[str, Any] | None:
+    """The row of :attr:`~microplex.fusion.FusionResult.bounds` with the widest range ``upper - lower`` (the
+    first on a tie; rows of undefined width skipped) as ``{y, z, lower, cia, upper, fused}``, or ``None``
+    when no row has a width.
+
+    >>> widest_bound(pd.DataFrame({"y": ["a", "b"], "z": ["c", "c"], "lower": [0.1, -0.5], "cia": [0.3, 0.2],
+    ...                            "upper": [0.6, 0.9], "fused": [0.31, 0.18]}))
+    {'y': 'b', 'z': 'c', 'lower': -0.5, 'cia': 0.2, 'upper': 0.9, 'fused': 0.18}
+    """
+    width = (pd.to_numeric(bounds["upper"]) - pd.to_numeric(bounds["lower"])).dropna() if len(bounds) else None
+    if width is None or width.empty:
+        return None
+    row = bounds.loc[width.idxmax()]
+    return {"y": str(row["y"]), "z": str(row["z"]),
+            **{k: float(row[k]) for k in ("lower", "cia", "upper", "fused")}}
 
 
 # the Python remedy fusion's checks name (Source rename={...: {'categories': ...}}), which a pipeline file cannot
@@ -546,6 +604,8 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     synthetic = _read_population(ctx, max_rows=int(cfg.get("max_rows", 50_000)), seed=seed)
     rows = int(synthetic.attrs.get("population_rows", len(synthetic)))
     heldout = _heldout(ctx) if cfg.get("heldout") else None  # first: a bad cell fails before the long part
+    # the training records were fused: the report shows the bounds (read first too)
+    bounds = _read_bounds(ctx.input("fusion_bounds")) if ctx.input("fusion_bounds") is not None else None
     train, holdout = pd.read_parquet(ctx.input("train")), pd.read_parquet(ctx.input("holdout"))
     scored = [c for c in columns if c not in cfg.get("exclude", [])]
     keep = scored + ([weight] if weight else [])
@@ -573,15 +633,36 @@ def _evaluate(ctx: StageContext) -> dict[str, Any]:
     # the model: its conditions are shown apart and not judged, its training is shown (as in the tutorial's report)
     sampled = {"synthetic records scored": f"a random sample of {len(synthetic):,} of the population's {rows:,} "
                "(evaluate.max_rows), weighted to stand for it"} if rows > len(synthetic) else None
+    report.fusion_bounds = bounds
     model = Synthesizer.load(ctx.input("model"))  # read before the report is written (an error is the read's)
     report.to_html(ctx.output("report"), model=model, provenance=sampled)
     name = cfg.get("report", "report.html")
     return {"report": str(ctx.out / name), **figures, "note": f"report at {name}"}
 
 
+def _read_bounds(path: Path) -> pd.DataFrame:
+    """The bounds [fuse] wrote (``fusion_bounds.csv``), read back as untrusted data: the names as text, the
+    correlations as numbers (:func:`~microplex.io.read_table`, which refuses any other cell naming its column), and
+    the columns of :attr:`~microplex.fusion.FusionResult.bounds`, in order; any other file is refused, naming it."""
+    from .fusion._report import BOUNDS_COLUMNS
+
+    names, numbers = list(BOUNDS_COLUMNS[:5]), list(BOUNDS_COLUMNS[5:])
+    try:
+        table = read_table(path, text=names, numeric=numbers)
+    except DataValidationError as e:
+        e.add_note("run the pipeline with --force to fuse again")
+        raise
+    if list(table.columns) != list(BOUNDS_COLUMNS):
+        raise DataValidationError(
+            f"The fusion bounds {str(path)!r} have the columns {list(table.columns)}, not the {list(BOUNDS_COLUMNS)} "
+            "that [fuse] writes; run the pipeline with --force to fuse again.")
+    return table
+
+
 #: The stages in the order they run (see the module docstring).
 STAGE_TABLE: tuple[Stage, ...] = (
-    Stage("fuse", _fuse, inputs=("sources",), outputs=(Output("table", "fused.parquet"),),
+    Stage("fuse", _fuse, inputs=("sources",),
+          outputs=(Output("table", "fused.parquet"), *(Output(name, file) for name, file in FUSION_TABLES.items())),
           settings=("fuse", "sources"), seeds=("fuse",), derived=_dropped_rows),
     Stage("fit", _fit, inputs=("table", "model.public?"),
           outputs=(Output("model", "model.mpx"), Output("train", "train.parquet"), Output("holdout", "holdout.parquet")),
@@ -601,6 +682,7 @@ STAGE_TABLE: tuple[Stage, ...] = (
                    Output("subset_areas", "subset_areas.csv", when=lambda c: bool(c["sparsify"].get("by")))),
           settings=("sparsify",), seeds=("sparsify",), derived=_starting_weight),
     Stage("evaluate", _evaluate, inputs=("population", "model", "train", "holdout", "calibrate.targets?", "evaluate.targets?",
+                                         "fusion_bounds?",
                                          *(f"population@{s}?" for s in _POPULATIONS)),
           outputs=(Output("scores", "scores.csv"), Output("report", "report.html", setting="evaluate.report"),
                    Output("heldout_errors", "heldout_errors.csv", when=lambda c: bool(c["evaluate"].get("heldout")))),

@@ -48,8 +48,8 @@ from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
 from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_verified, remove_orphans,
                                  written_by_microplex)
-from ._pipeline_stages import (STAGE_TABLE, PlannedStage, StageContext, external_inputs, output_files, plan,
-                               stage_seeds)
+from ._pipeline_stages import (FUSION_TABLES, STAGE_TABLE, PlannedStage, StageContext, bound_text, external_inputs,
+                               output_files, plan, stage_seeds)
 from .io import (check_rows_fit_disk, check_rows_fit_memory, file_sha256, read_public_metadata, read_targets,
                  resolve_path, write_text_atomic)
 
@@ -88,8 +88,9 @@ class PipelineResult:
         lines = [f"microplex pipeline -> {self.output}"]
         for name, info in self.stages.items():
             lines.append(f"  {name:<10} {info['status']:<8} {info.get('seconds', 0):7.1f} s  {info.get('note', '')}")
-        for key in ("rows", "train_households", "fit_epochs", "fit_loss", "fit_val_loss", "privacy_spent",
-                    "max_target_error", "kept_records", "heldout_median_p90", "membership_auc", "report"):
+        for key in ("fusion_bounds", "widest_bound", "rows", "train_households", "fit_epochs", "fit_loss",
+                    "fit_val_loss", "privacy_spent", "max_target_error", "kept_records", "heldout_median_p90",
+                    "membership_auc", "report"):
             if key in s:
                 value = s[key]
                 if isinstance(value, dict):  # privacy_spent: {"epsilon": ..., "delta": ...}
@@ -478,6 +479,10 @@ def _summary(figures: Mapping[str, Mapping[str, Any]], out: Path, seed: int) -> 
     """The run's key figures (written to ``summary.json``)."""
     f = figures
     summary: dict[str, Any] = {"output": str(out), "microplex_version": __version__, "seed": seed}
+    if "fuse" in f:  # the fusion's tables, and the widest range of correlations the data leave to the CIA
+        summary |= {k: f["fuse"][k] for k in (*FUSION_TABLES, "bound_pairs") if k in f["fuse"]}
+        if "widest_bound" in f["fuse"]:
+            summary["widest_bound"] = bound_text(f["fuse"]["widest_bound"])
     if "generate" in f:
         summary["rows"] = f["generate"].get("rows")
     if "fit" in f:  # a household model reports its households, not one flow's epochs and loss

@@ -178,6 +178,8 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
                     f"records: the weighted share of records in each cell of a {GRID} x {GRID} grid, real and "
                     "synthetic on one (logarithmic) colour scale; empty cells are white.</p>")
         body.append('<div class="grid">' + "".join(f'<div class="card small">{p}</div>' for p in pairs) + "</div>")
+    if rep.fusion_bounds is not None:
+        body.append(_fusion_bounds(rep.fusion_bounds))
     if rep.calibration is not None or rep.weights_summary is not None:
         body.append('<h2 id="calibration">Calibration</h2>')
         body.append(pf.calibration_plots(rep))
@@ -206,6 +208,34 @@ def render_html(rep: EvaluationReport, *, title: str = "microplex evaluation rep
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+#: Most rows of the fusion bounds the report shows (the widest; the pipeline's fusion_bounds.csv has them all).
+MAX_BOUNDS = 50
+
+
+def _fusion_bounds(bounds: pd.DataFrame) -> str:
+    """The section of a fusion's correlation bounds (:attr:`~microplex.fusion.FusionResult.bounds`): each pair
+    never observed together, widest range first, at most :data:`MAX_BOUNDS` rows."""
+    parts = ['<h2 id="fusion-bounds">Fusion bounds</h2>',
+             '<p class="note">The training records were fused from several sources. For each pair of numeric variables '
+             "that no source observes together, the range of correlations compatible with the data given the shared "
+             "variables (<i>lower</i>, <i>upper</i>), the value under conditional independence (<i>cia</i>), which the "
+             "fusion assumes, and the correlation in the fused records (<i>fused</i>): a wide range means the "
+             "assumption, not the data, decides the fused value.</p>"]
+    if not len(bounds):
+        parts.append('<p class="note">No pair of numeric variables is unobserved together: nothing to bound.</p>')
+        return "\n".join(parts)
+    width = (bounds["upper"] - bounds["lower"]).rename("width")
+    shown = bounds.assign(width=width).sort_values("width", ascending=False, kind="stable")
+    columns = [c for c in ("y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper", "width", "fused",
+                           "auxiliary") if c in shown.columns and (c != "auxiliary" or shown[c].notna().any())]
+    if len(shown) > MAX_BOUNDS:
+        parts.append(f'<p class="note">The {MAX_BOUNDS} widest of {len(shown):,} pairs.</p>')
+    table = shown.head(MAX_BOUNDS)[columns].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="",
+                                                    formatters={"shared": _fmt})
+    parts.append(f'<div class="wide">{table}</div>')
+    return "\n".join(parts)
 
 
 def _contents(body: list[str]) -> str:

@@ -72,6 +72,9 @@ class EvaluationReport:
         caller (the pipeline's ``evaluate.heldout``); the report then has a held-out section.
     areas : list of str
         Area columns of ``heldout`` plotted in that section, one sorted dot plot each.
+    fusion_bounds : pandas.DataFrame or None
+        The correlation bounds of a fusion (:attr:`~microplex.fusion.FusionResult.bounds`) of the training
+        records, set by the caller (the pipeline's [fuse] stage); the report then has a *Fusion bounds* section.
     attacks : dict or None
         With ``attacks=True``: ``membership_auc`` (:func:`~microplex.evaluation.attacks.membership_auc`)
         and, per sensitive column, the :func:`~microplex.evaluation.attacks.attribute_disclosure`
@@ -97,6 +100,7 @@ class EvaluationReport:
     attacks: dict[str, Any] | None = None
     heldout: pd.DataFrame | None = None
     areas: list[str] = field(default_factory=list)
+    fusion_bounds: pd.DataFrame | None = None
     dcr_distances: dict[str, np.ndarray] | None = None
 
     def summary(self) -> pd.DataFrame:

@@ -16,10 +16,13 @@ from .diagnostics import correlation_bounds, design_matrix, weighted_ks, weighte
 if TYPE_CHECKING:
     from ._plan import FusionStep
 
-__all__ = ["holdout_scores", "bounds_table"]
+__all__ = ["holdout_scores", "bounds_table", "BOUNDS_COLUMNS"]
 
 #: Column flagging auxiliary records in a donor model trained with auxiliary data.
 AUX_FLAG = "_auxiliary"
+#: The columns of :attr:`~microplex.fusion.FusionResult.bounds` (:func:`bounds_table`), in order: the pair's names
+#: and sources, the shared variables, then the correlations.
+BOUNDS_COLUMNS = ("y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper", "fused", "auxiliary")
 
 
 def holdout_scores(model: Synthesizer, hold: pd.DataFrame, step: FusionStep, w_col: str, seed: int,
@@ -116,5 +119,4 @@ def bounds_table(sources: list[Source], base: Source, steps: list[FusionStep], a
                     row["auxiliary"] = weighted_pearson(aux.data[y].to_numpy(float)[a], aux.data[z].to_numpy(float)[a],
                                              aux.weights[a])
                 rows.append(row)
-    return pd.DataFrame(rows, columns=["y", "z", "y_source", "z_source", "shared", "lower", "cia", "upper",
-                                       "fused", "auxiliary"])
+    return pd.DataFrame(rows, columns=list(BOUNDS_COLUMNS))
