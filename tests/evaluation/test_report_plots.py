@@ -117,7 +117,8 @@ def test_pairs_training_subgroups_and_dcr(page):
     assert 'alt="distances within the cells of sex"' in subgroups
     assert 'alt="distances within the cells of age2"' in subgroups
     privacy = text[text.index('id="privacy"'):text.index('id="training"')]
-    assert "closer to a training record than 95% of fresh records are" in privacy
+    assert "as close to a training record as the closest 5% of fresh records" in privacy
+    assert "dcr_close_share_holdout" in privacy
     assert "rank" in privacy and 'alt="distance to the closest training record"' in privacy
 
 

@@ -14,7 +14,7 @@ from scipy.stats import ks_2samp
 from microplex import _stats as st
 from microplex._errors import DataValidationError
 
-from ._stats_case import figures
+from ._stats_case import REDEFINED, figures
 
 BEFORE = Path(__file__).parent / "data" / "stats_figures_before_issue17.json"
 
@@ -31,6 +31,7 @@ def test_every_figure_of_the_fixed_case_is_the_one_before_the_shared_layer(figur
     ...544); the fusion and household KS and TV now normalize like evaluation's (by the cumulative
     weight), which moves them by < 1e-13."""
     before, now = json.loads(BEFORE.read_text()), figures()
+    before["scores"] = [row for row in before["scores"] if row[0] not in REDEFINED]
     for key in ("scores", "point_masses", "weights_summary", "smd", "households", "compare_shared"):
         assert figure_differences(now[key], before[key], rel=1e-13, numbers_as_text=True) == [], key
     # the comparison can fail

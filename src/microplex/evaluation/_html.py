@@ -335,12 +335,14 @@ def _privacy(rep: EvaluationReport, sample: str | None = None) -> str:
     note = (
         '<p class="note">For each synthetic record (red) and each holdout record (grey: real records not used '
         "in training, i.e. what fresh data gives) the distance to its closest training record "
-        f"({pf.DCR_UNITS}; at most 5,000 records a side). The shaded band holds distances below the 5th "
-        "percentile of the holdout distances: records there are <i>closer to a training record than 95% of fresh "
-        "records are</i>. About 5% of the synthetic records fall there when they behave like fresh data "
-        "(dcr_close_share); many more, or a synthetic curve shifted left, hint at memorised records. When many "
-        "holdout records have an exact twin among the training records (discrete columns), that percentile is 0, "
-        "the band is empty, and the exact-copy rates below are the figures to compare. "
+        f"({pf.DCR_UNITS}; at most 5,000 records a side). The shaded band (dashed line) holds distances at or "
+        "below the 5th percentile of the holdout distances: records there are <i>as close to a training record as "
+        "the closest 5% of fresh records</i>. Compare the share of synthetic records there (dcr_close_share) with "
+        "the holdout's own share (dcr_close_share_holdout, the reference: 5% of the holdout records, more when "
+        "their distances tie); about the same when the synthetic records behave like fresh data, many more, or a "
+        "synthetic curve shifted left, hint at memorised records (a copy of the training records reads 100%). "
+        "When many holdout records have an exact twin among the training records (discrete columns), that "
+        "percentile is 0 and both shares are those of records with an exact twin, as the exact-copy rates below. "
         "dcr_ratio = median synthetic distance / median holdout distance: about 1 or more is as far as fresh "
         "data.</p>"
     )

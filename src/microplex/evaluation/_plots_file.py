@@ -217,15 +217,19 @@ def calibration_plots(rep: EvaluationReport) -> str:
 
 def dcr_plot(d_synthetic: np.ndarray, d_holdout: np.ndarray) -> str:
     """Histograms of the distance to the closest training record, synthetic against holdout records,
-    with the 5th percentile of the holdout distances marked (left of it: "closer than holdout")."""
+    with the 5th percentile of the holdout distances marked and the shares of synthetic and of holdout
+    records at or below it (:func:`~microplex.evaluation.privacy.close_shares`, the figures of
+    ``dcr_close_share``)."""
+    from .privacy import close_shares
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 3.2))
     top = float(np.quantile(np.r_[d_synthetic, d_holdout], 0.99)) or 1.0
     bins = np.linspace(0, top, 41)
-    cut = float(np.quantile(d_holdout, 0.05))
-    close = float(np.mean(d_synthetic < cut))
+    cut, close, reference = close_shares(d_synthetic, d_holdout)
     ax.axvspan(0, cut, color="#f3d3d3",
-               label=f"closer than 95% of holdout records (below {cut:.3g}): {close:.1%} of synthetic")
+               label=f"at or below the holdout's 5th percentile ({cut:.3g}): {close:.1%} of synthetic, "
+                     f"{reference:.1%} of holdout records")
     ax.hist(np.minimum(d_holdout, top), bins=bins, histtype="step", color=HOLD, linewidth=1.5,
             weights=np.full(len(d_holdout), 1 / len(d_holdout)),
             label=f"holdout to training (median {np.median(d_holdout):.3g})")

@@ -29,6 +29,7 @@ __all__ = [
     "exact_copy_rate",
     "privacy_summary",
     "privacy_problems",
+    "close_shares",
 ]
 
 logger = logging.getLogger(__name__)
@@ -277,6 +278,36 @@ def holdout_overlap(train_df: pd.DataFrame, holdout_df: pd.DataFrame, *, columns
     return _holdout_overlap(*row_codes([train_df, holdout_df], columns))
 
 
+#: The percentile of the holdout's distances to the closest training record at or below which a record counts as
+#: close (``dcr_close_share``).
+CLOSE_QUANTILE = 0.05
+
+
+def close_shares(d_synthetic: np.ndarray, d_holdout: np.ndarray) -> tuple[float, float, float]:
+    """The closeness threshold and the shares of synthetic and of holdout records at or below it.
+
+    The threshold is the :data:`CLOSE_QUANTILE` (5th) percentile of the holdout's distances to the
+    closest training record; a record at or below it is as close to a training record as the closest
+    5% of fresh records. The holdout's own share is the reference: 0.05 where its distances do not tie,
+    more where they do, as when many fresh records have an exact training twin (distance 0: the
+    threshold is then 0 and the close records are the exact twins). ``privacy_summary``'s
+    ``dcr_close_share`` and ``dcr_close_share_holdout`` and the report's distance plot read it.
+
+    Returns
+    -------
+    tuple of float
+        ``(threshold, synthetic share, holdout share)``.
+
+    Examples
+    --------
+    >>> close_shares(np.array([0.0, 0.0, 0.3]), np.array([0.0, 0.0, 0.1, 0.2, 0.4]))
+    (0.0, 0.6666666666666666, 0.4)
+    """
+    d_synthetic, d_holdout = np.asarray(d_synthetic, dtype=float), np.asarray(d_holdout, dtype=float)
+    cut = float(np.quantile(d_holdout, CLOSE_QUANTILE))
+    return cut, float(np.mean(d_synthetic <= cut)), float(np.mean(d_holdout <= cut))
+
+
 def _check_pair(train_df: pd.DataFrame, other: pd.DataFrame, columns: list[str], name: str) -> None:
     """Both frames hold ``columns``, and no value of ``train_df`` is in ``other`` under another type only."""
     for label, df in (("train_df", train_df), (name, other)):
@@ -319,8 +350,12 @@ def privacy_summary(
         more is as far from the training records as fresh data; below 1 the synthetic records sit
         closer to training records than fresh data does, a sign of memorisation; inf when only the
         holdout median is 0, as in discrete data where most fresh records have a training twin and
-        the synthetic ones do not; NaN when both medians are 0, not judged), ``dcr_close_share`` (share of synthetic records closer than the 5th
-        percentile of holdout distances; about 0.05 when they behave like fresh data),
+        the synthetic ones do not; NaN when both medians are 0, not judged), ``dcr_close_share`` (share of
+        synthetic records at or below the 5th percentile of the holdout distances, :func:`close_shares`) beside
+        ``dcr_close_share_holdout`` (the holdout's own share at or below it: the reference, 0.05 when the
+        holdout distances do not tie, more when many holdout records have an exact training twin and the
+        percentile is 0; synthetic records that behave like fresh data read about the same, a release that
+        copies its training records 1.0),
         ``exact_copy_rate_synthetic`` and ``exact_copy_rate_holdout`` (the rate expected from
         fresh data, e.g. from discrete columns).
 
@@ -409,6 +444,7 @@ def _summary_and_distances(
     d_hol = dcr(holdout_df, train_df, columns=columns, max_rows=max_rows, seed=seed)
     codes_t, codes_s, codes_h = row_codes([train_df, synthetic_df, holdout_df], columns)
     med_s, med_h = float(np.median(d_syn)), float(np.median(d_hol))
+    _, close_s, close_h = close_shares(d_syn, d_hol)
     if med_h > 0:
         ratio = med_s / med_h
     else:
@@ -417,7 +453,8 @@ def _summary_and_distances(
         "dcr_synthetic_median": med_s,
         "dcr_holdout_median": med_h,
         "dcr_ratio": float(ratio),
-        "dcr_close_share": float(np.mean(d_syn < np.quantile(d_hol, 0.05))),
+        "dcr_close_share": close_s,
+        "dcr_close_share_holdout": close_h,
         "exact_copy_rate_synthetic": _copy_share(codes_s, codes_t),
         "exact_copy_rate_holdout": _copy_share(codes_h, codes_t),
     }

@@ -204,6 +204,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("calibration_rel_error", _calibration_rel_error, "lower", "calibration"),
     Metric("dcr_ratio", priv.privacy_summary, "higher", "privacy"),
     Metric("dcr_close_share", priv.privacy_summary, "lower", "privacy"),
+    Metric("dcr_close_share_holdout", priv.privacy_summary, None, "privacy"),
     Metric("exact_copy_rate_synthetic", priv.privacy_summary, "lower", "privacy"),
     Metric("exact_copy_rate_holdout", priv.privacy_summary, None, "privacy"),
     Metric("dcr_synthetic_median", priv.privacy_summary, None, "privacy"),
