@@ -117,7 +117,7 @@ class CalibrationResult:
             tol = float(self.summary["tolerance"])  # the fit's, not a later set_params
             rep = target_report(self.design, self.weights.to_numpy(), tol, start_scale=self.start_scale)
             rep["tolerance"] = tol
-            sized = self.design if self.start_scale == 1.0 else _with_initial(self.design, self.design.d * self.start_scale)
+            sized = at_start(self.design, self.start_scale)
             rep["met"] = _met(sized, rep, np.full(len(rep), tol * (1 + 1e-9)))  # as summary["within_tolerance"]
             return rep
         return target_report(self.design, self.weights.to_numpy(), self.summary.get("met_rtol", 1e-8),
@@ -152,7 +152,7 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
         with np.errstate(invalid="ignore", divide="ignore"):
             achieved = np.where(is_mean, value + achieved / cnt_w, achieved)
             initial = np.where(is_mean, value + initial / cnt_d, initial)
-    sized = dz if start_scale == 1.0 else _with_initial(dz, dz.d * start_scale)
+    sized = at_start(dz, start_scale)
     rel = relative_errors(achieved, value, sized.initial_sizes)  # a target of 0 in the unit `met` judges it in
     tol = np.array([np.nan if t.tolerance is None else t.tolerance for t in dz.targets], dtype=float)
     rep = pd.DataFrame(
@@ -317,6 +317,17 @@ def _with_initial(design: Design, d: np.ndarray) -> Design:
     if "xt" in design.__dict__:
         out.__dict__["xt"] = design.__dict__["xt"]
     return out
+
+
+def at_start(design: Design, factor: float) -> Design:
+    """``design`` with its initial weights brought by ``factor``, the weights a solve started from
+    (:attr:`CalibrationResult.start_scale`): the one place a fit's checks (a collapse of the weights, targets of 0
+    held in thousandths of their records' size) and its report's sizes are taken, whatever unit the caller's weights
+    are in. ``design`` itself for a factor of 1.
+
+    Weights of 1 against counts 1e-10 times them, solved from 1e-10 times the weights, sum to about 1e-10 of the
+    weights as given: read against those, they collapsed; against the start weights they keep their size."""
+    return design if factor == 1.0 else _with_initial(design, design.d * factor)
 
 
 def far_miss_note(summary: dict[str, Any]) -> str:
@@ -540,7 +551,7 @@ class Calibrator(_FittedResult):
         if not self.soft:
             factor = bounded_start(dist, bounds, factor)
         solve_bounds = start_bounds(bounds, factor)
-        solved = design if factor == 1.0 else _with_initial(design, design.d * factor)
+        solved = at_start(design, factor)
         start_d = solved.d
         # mean targets are solved in their own relative units (see feasibility.mean_scale), counted at the targets'
         # scale, where the solution lies: counted at initial weights 1e6 times below it (a hard solve from weights

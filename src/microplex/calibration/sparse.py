@@ -49,7 +49,7 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names, shown
 from microplex._random import content_order, named_child
 
-from .calibrator import CalibrationResult, _FittedResult, _with_initial, as_targets
+from .calibrator import CalibrationResult, _FittedResult, as_targets, at_start
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design, in_weight_units, reordered, target_order, target_scale, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
@@ -391,6 +391,12 @@ class SparseCalibrator(_FittedResult):
                         self._aux_choice["auxiliary_converged"] = converged
         return best[1], best[2]
 
+    def _start_factor(self, design: Design) -> float:
+        """The factor the fit brings the initial weights by before solving (``result_.start_scale``): the targets'
+        scale (:func:`~microplex.calibration.design.target_scale`) without bounds, 1 with them (ratios to the weights
+        given)."""
+        return target_scale(design) if self.bounds is None else 1.0
+
     def _fit_l1(self, design: Design, cost: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
         w = lp_vertex(design, self.tolerance, cost)
         return w, _max_error(design, w, self.tolerance), int((w > 0).sum())
@@ -435,7 +441,7 @@ class SparseCalibrator(_FittedResult):
         # solved from the initial weights brought to the targets' scale (a power of two, target_scale; without
         # bounds, which are ratios to the weights given): weights of 1e-9 against targets for a population of 3.3e8
         # put the totals beyond HiGHS's limits in any unit of the weights, and the feasible problem was refused
-        factor = target_scale(design) if self.bounds is None else 1.0
+        factor = self._start_factor(design)
         scaled = design if factor == 1.0 else dataclasses.replace(design, d=design.d * factor)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
         # the units of the weights and totals (the linear programs' tolerances and limits are absolute)
@@ -487,12 +493,12 @@ class SparseCalibrator(_FittedResult):
         w = np.where(w < NEGLIGIBLE_RATIO * factor * design.d, 0.0, w)
         # every error measured at the weights the solve started from (a target of 0 against a thousandth of its
         # records' size there), as a Calibrator's summary and report() read them
-        at_start = design if factor == 1.0 else _with_initial(design, design.d * factor)
-        rel = target_errors(at_start, w)
+        started = at_start(design, factor)
+        rel = target_errors(started, w)
         err = float(rel.max()) if len(rel) else 0.0
         # held to the tolerance: a miss within float64 rounding of a target's natural size meets it (report()'s "met")
         within = self.tolerance * (1 + 1e-9)
-        rel_held = target_errors(at_start, w, within)
+        rel_held = target_errors(started, w, within)
         err_held = float(rel_held.max()) if len(rel_held) else 0.0
         nz = w > 0
         if self._aux_choice["auxiliary_converged"] is False:
@@ -537,8 +543,10 @@ class SparseCalibrator(_FittedResult):
             "seconds": time.perf_counter() - start,
         }
         # the guard of every sparse solve: never an empty subset, never collapsed or non-finite weights (and below,
-        # the kept weights within the bounds asked for: a fallback such as the linear program's vertex ignores them)
-        problems = solution_problems(design, w, errors=None, tol=self.tolerance)
+        # the kept weights within the bounds asked for: a fallback such as the linear program's vertex ignores them).
+        # Collapsed against the weights the solve started from, as a Calibrator's check reads them: from weights 1e9
+        # times the targets' scale, kept weights summing to the targets read collapsed against the weights as given
+        problems = solution_problems(started, w, errors=None, tol=self.tolerance)
         if not nz.any() or problems:
             raise ConvergenceError(
                 f"Sparse calibration ({self.method}) found no valid subset: "
@@ -619,7 +627,9 @@ class SparseCalibrator(_FittedResult):
         -------
         DataFrame
             ``size``, ``kept``, ``max_rel_error``, ``mean_rel_error``, ``holdout_max_rel_error``,
-            ``holdout_mean_rel_error``, ``seconds`` (``error`` holds the message where a size fails).
+            ``holdout_mean_rel_error``, ``seconds`` (``error`` holds the message where a size fails). The held-out
+            errors are read as :meth:`report` reads a fitted target's: a target of 0 over a thousandth of its records'
+            size at the weights the fits started from (``result_.start_scale`` times the initial ones).
 
         Raises
         ------
@@ -634,9 +644,12 @@ class SparseCalibrator(_FittedResult):
             raise DataValidationError(f"The 'sizes' parameter must be a non-empty list of ints >= 1. Got {sizes!r} instead.")
         sizes = [check_int(v, "sizes", low=1) for v in sizes]
         tg = checked_inputs(candidates, targets, weight_col, household_col)
-        # bad targets, and targets that cannot be met together, are refused once, not as a failure of every size
-        check_reachable(build_design(candidates, tg, weight_col, household_col), self.tolerance, self.method,
-                        self.max_records, scale=False)
+        # bad targets, and targets that cannot be met together, are refused once, not as a failure of every size;
+        # judged at the weights each fit starts from: at weights 1e-20 times the targets' (weights of 1 against counts
+        # of 1e20), the feasibility program's totals were beyond HiGHS's limits and a problem every fit meets failed
+        design = build_design(candidates, tg, weight_col, household_col)
+        check_reachable(at_start(design, self._start_factor(design)), self.tolerance, self.method, self.max_records,
+                        scale=False)
         if holdout is not None:
             holdout = as_targets(holdout, "holdout")
         if holdout is None:
