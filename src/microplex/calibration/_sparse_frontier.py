@@ -18,7 +18,7 @@ import pandas as pd
 from microplex._errors import ConvergenceError, ConvergenceWarning, DataValidationError
 
 from ._checks import check_column, check_records
-from .calibrator import as_targets, at_start
+from .calibrator import as_targets, at_start, zero_sized
 from .design import Design, build_design
 from .feasibility import check_feasible, target_errors, unreachable_targets
 from .targets import Targets
@@ -108,9 +108,11 @@ def frontier_table(
             "auxiliary_converged": s["auxiliary_converged"],
         }
         if hold is not None:  # each held-out target in its own units (a mean as a mean), as the fitted errors, and
-            # a target of 0 in thousandths of its records' size at the weights the fit started from, as report() reads
-            # a fitted one: at the weights as given, 1000 times below those, it read 1000 times its miss
-            rel = target_errors(at_start(hold, est.result_.start_scale), est.weights.to_numpy())
+            # a target of 0 in thousandths of its records' size where the fit sizes its own (the targets' scale,
+            # zero_sized), as report() reads a fitted one: at the weights as given, 1000 times below those, it read
+            # 1000 times its miss
+            sized = zero_sized(hold, est.result_.design.zero_factor or 1.0)
+            rel = target_errors(at_start(sized, est.result_.start_scale), est.weights.to_numpy())
             row["holdout_max_rel_error"] = float(rel.max())
             row["holdout_mean_rel_error"] = float(rel.mean())
         rows.append(row)

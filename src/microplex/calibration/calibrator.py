@@ -26,7 +26,7 @@ from .consistency import check_consistency
 from .design import Design, build_design, collapse_rows, target_scale
 from .diagnostics import design_effect, explain_failure, format_pair, kish_ess, relative_errors, weight_ratio_range
 from .distances import Distance, linear, raking
-from .feasibility import (box, mean_scale, met_tolerance, only_nonnegative, rounding_sizes, soft_units,
+from .feasibility import (box, mean_scale, met_tolerance, natural_at, only_nonnegative, rounding_sizes, soft_units,
                           solution_problems, survey_errors, unreachable_targets, zero_columns)
 from .solver import SolverResult, newton_dual
 from .targets import Target, Targets
@@ -93,7 +93,8 @@ class CalibrationResult:
     start_scale : float
         The factor the solve brought the initial weights by before solving (the targets' scale,
         :func:`hard_start` for a hard solve; 1 for weights solved from as given): ``report()`` measures every miss
-        against its target's sizes at those weights, as the solve did.
+        against its target's sizes at those weights, as the solve did (a hard fit's counts and sums of 0 against
+        theirs at the targets' scale, :func:`zero_sized`).
     """
 
     weights: pd.Series
@@ -140,7 +141,8 @@ def target_report(design: Design, weights: np.ndarray, met_rtol: float = 1e-8,
     (:func:`~microplex._stats.zero_scale`, the unit the hard solve holds it to), not against one unit of whatever
     unit the weights and values are in; and with ``default_tolerance`` (a soft fit) a miss is measured against the
     size its penalty weighs it against (:func:`_met`). Those sizes are taken at the initial weights times
-    ``start_scale`` (the factor the solve started from, :attr:`CalibrationResult.start_scale`)."""
+    ``start_scale`` (the factor the solve started from, :attr:`CalibrationResult.start_scale`), a count or sum of 0's
+    where ``design`` sizes it (a hard fit's at the targets' scale, :func:`zero_sized`)."""
     dz = design
     achieved = dz.x.T @ weights
     initial = dz.x.T @ dz.d
@@ -188,7 +190,8 @@ def _misses(design: Design, rep: pd.DataFrame, within: np.ndarray, soft: bool = 
     of its :func:`~microplex.calibration.feasibility.rounding_sizes`, the smaller of those at the initial and at
     the final weights, as the hard solve's check measures it): a miss that is float64 rounding of a total netting
     values of both signs to 0 is met, as the solvers meet it. A target of 0 is measured against
-    :func:`~microplex._stats.zero_scale` of its size at the initial weights (not R survey's 1), the unit the hard
+    :func:`~microplex._stats.zero_scale` of its size as ``design`` sizes it (``design.initial_sizes``: a hard fit's
+    count or sum of 0 at the targets' scale, :func:`zero_sized`; not R survey's 1), the unit the hard
     solve holds it to and its check judges it in (:func:`~microplex.calibration.feasibility.survey_errors`; without
     ``weights``, a sparse fit's, :func:`~microplex.calibration.feasibility.target_errors`), and a target far below
     its size against at least the same (:func:`~microplex._stats.zero_floor`), as its ``rel_error`` reads.
@@ -310,10 +313,11 @@ def bounded_start(dist: Distance, bounds: tuple[float, float], at_targets: float
     return factor if lo <= 1.0 <= hi else 1.0
 
 
-def _with_initial(design: Design, d: np.ndarray) -> Design:
-    """``design`` with the initial weights ``d`` (its checks and sizes taken at them); the cached transpose is
-    shared."""
-    out = dataclasses.replace(design, d=d)
+def _with_initial(design: Design, d: np.ndarray, zero_factor: float | None) -> Design:
+    """``design`` with the initial weights ``d`` (its checks and sizes taken at them) and its targets of 0 sized at
+    ``d * zero_factor`` (:attr:`~microplex.calibration.design.Design.zero_factor`; None: at ``d``); the cached
+    transpose is shared."""
+    out = dataclasses.replace(design, d=d, zero_factor=zero_factor)
     if "xt" in design.__dict__:
         out.__dict__["xt"] = design.__dict__["xt"]
     return out
@@ -326,8 +330,27 @@ def at_start(design: Design, factor: float) -> Design:
     are in. ``design`` itself for a factor of 1.
 
     Weights of 1 against counts 1e-10 times them, solved from 1e-10 times the weights, sum to about 1e-10 of the
-    weights as given: read against those, they collapsed; against the start weights they keep their size."""
-    return design if factor == 1.0 else _with_initial(design, design.d * factor)
+    weights as given: read against those, they collapsed; against the start weights they keep their size. Its
+    targets of 0 stay sized where ``design`` sizes them (:func:`zero_sized`; at the start weights where it does
+    not say)."""
+    if factor == 1.0:
+        return design
+    zero = None if design.zero_factor is None else design.zero_factor / factor
+    return _with_initial(design, design.d * factor, zero)
+
+
+def zero_sized(design: Design, at_targets: float) -> Design:
+    """``design`` (at the caller's weights) with its targets of 0 sized at the targets' scale: its weights times
+    ``at_targets`` (:func:`~microplex.calibration.design.target_scale`, 1 where the solve keeps the weights' scale),
+    where the count targets fix the total weight and the solution lies. The one rule of a hard
+    :class:`Calibrator` (its solve's columns, :func:`~microplex.calibration.feasibility.zero_columns`; its check,
+    :func:`~microplex.calibration.feasibility.survey_errors`; its report's ``rel_error`` and ``met``) and of the
+    out-of-core :func:`~microplex.scale.rake_dataset` / :func:`~microplex.scale.rake_frame`: a target of 0 is held
+    to thousandths of what its records add up to there (:func:`~microplex._stats.zero_scale`), whatever unit the
+    weights are in. Sized at the start weights instead (weights of 1 solved as given against counts 1e4 to 1e7 times
+    them, within :data:`HARD_SCALE`), a sum of 0 over values of both signs met to float64 rounding at the solution
+    read 1e4 to 1e7 times its rounding and the solve was refused."""
+    return design if at_targets == 1.0 else _with_initial(design, design.d, float(at_targets))
 
 
 def far_miss_note(summary: dict[str, Any]) -> str:
@@ -550,6 +573,9 @@ class Calibrator(_FittedResult):
         factor = at_targets = target_scale(design) if rescaled else 1.0
         if not self.soft:
             factor = bounded_start(dist, bounds, factor)
+            # its counts and sums of 0 solved, checked and reported in thousandths of their records' size at the
+            # targets' scale, where the solution lies (zero_sized), as its means are (below)
+            design = zero_sized(design, at_targets)
         solve_bounds = start_bounds(bounds, factor)
         solved = at_start(design, factor)
         start_d = solved.d
@@ -558,7 +584,7 @@ class Calibrator(_FittedResult):
         # within HARD_SCALE), a mean's misfit read 1e6 times its relative miss and raking did not converge
         scale = mean_scale(design, design.d * at_targets)
         if not self.soft:  # a hard solve's counts and sums of 0 in their own relative units too (zero_scale)
-            scale = zero_columns(design, start_d, scale)
+            scale = zero_columns(solved, scale)
         x_full = design.x if np.all(scale == 1.0) else sp.csr_matrix(design.x @ sp.diags(scale))
         penalty = None
         if self.soft:
@@ -584,7 +610,10 @@ class Calibrator(_FittedResult):
             x = x_full[reps]
             xt, d = None, np.bincount(inv, weights=start_d, minlength=len(reps))
             logger.debug("collapsed %d units to %d distinct design rows", len(design.d), len(reps))
-        sol = newton_dual(x, d, design.totals, dist, solve_bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty, xt=xt)
+        # its counts and sums of 0 met within rounding of their size where zero_sized sizes them, as its check meets
+        # them: at the start weights, 100 times the targets', a count of 0 was left 10 times what the check allows
+        sol = newton_dual(x, d, design.totals, dist, solve_bounds, tol=self.tol, max_iter=self.max_iter, penalty=penalty,
+                          xt=xt, natural_at=None if self.soft else natural_at(solved))
         if groups is not None:
             sol.g = sol.g[groups[1]]
         w = start_d * sol.g

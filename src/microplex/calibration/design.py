@@ -114,6 +114,12 @@ class Design:
     unit : float, default=1.0
         The weight of one unit of ``d``, ``totals`` and the count and sum targets' values in the caller's units
         (:func:`in_weight_units`): messages report ``value * unit``.
+    zero_factor : float, optional
+        The factor of ``d`` at which a target of value 0 is sized (:attr:`initial_sizes`): the targets' scale
+        relative to ``d`` (:func:`target_scale`) where a solve's count targets fix the weights' scale (a hard
+        :class:`~microplex.calibration.Calibrator`'s, :func:`~microplex.calibration.calibrator.zero_sized`), so that
+        such a target is solved and judged in thousandths of what its records add up to where the solution lies,
+        whatever unit the weights are in. None (default): at ``d`` itself, whatever ``d`` is brought to.
     """
 
     x: sp.csr_matrix
@@ -124,6 +130,7 @@ class Design:
     targets: Targets
     mean_count: sp.csr_matrix
     unit: float = 1.0
+    zero_factor: float | None = None
 
     @cached_property
     def xt(self) -> sp.csr_matrix:
@@ -131,10 +138,25 @@ class Design:
         return sp.csr_matrix(self.x.T)
 
     @cached_property
+    def zero_totals(self) -> np.ndarray:
+        """Which targets are counts or sums of value 0 (a bool mask, read-only): those solved and judged in
+        thousandths of their records' size (:func:`~microplex._stats.zero_scale`) sized at :attr:`zero_factor`."""
+        zero = np.array([t.aggregate != "mean" and t.value == 0 for t in self.targets], dtype=bool)
+        zero.flags.writeable = False
+        return zero
+
+    @cached_property
     def initial_sizes(self) -> np.ndarray:
         """:func:`value_sizes` at the initial weights ``d`` (built on first use, read-only): what every "met" test
-        measures a target's miss against as rounding (:func:`~microplex._stats.rounding_scale`)."""
+        measures a target's miss against as rounding (:func:`~microplex._stats.rounding_scale`), and a target of 0
+        in thousandths of (:func:`~microplex._stats.zero_scale`). A target of value 0 is sized at ``d`` times
+        :attr:`zero_factor` (a count or sum, :attr:`zero_totals`; a mean's size does not depend on the scale of
+        ``d``), the targets' scale: its achieved total is computed there, and weights of 1 against
+        counts 1e6 times them met a sum of 0 to float64 rounding of its records' size there, 4.7e-10, which in
+        thousandths of its size at weights of 1 (6.5e-3) read 7e-8 and was refused."""
         sizes = value_sizes(self, self.d)
+        if self.zero_factor not in (None, 1.0) and self.zero_totals.any():
+            sizes = np.where(self.zero_totals, value_sizes(self, self.d * self.zero_factor), sizes)
         sizes.flags.writeable = False
         return sizes
 

@@ -49,7 +49,8 @@ def weight_ratio_range(weights: np.ndarray, initial: np.ndarray) -> tuple[float,
 
 def relative_errors(achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None) -> np.ndarray:
     """``|achieved - target| / |target|``; for a target of 0, given the targets' natural sizes ``natural`` (what
-    their records add up to in size at the weights the solve started from), the miss over
+    their records add up to in size at the weights the solve started from; a hard fit's count or sum of 0 at the
+    targets' scale, :func:`~microplex.calibration.calibrator.zero_sized`), the miss over
     :func:`~microplex._stats.zero_scale` of that size (a thousandth of it, :func:`~microplex._stats.zero_unit`): the
     unit a hard solve holds a target of 0 to and its ``met`` judges it in, so a zero target met to rounding never
     reads a huge error, in any unit of the weights or values, and one missed reads more than its tolerance; a target

@@ -52,6 +52,7 @@ __all__ = [
     "with_mean_floor",
     "mean_scale",
     "zero_columns",
+    "natural_at",
     "soft_units",
     "met_tolerance",
     "misfits",
@@ -235,7 +236,8 @@ def target_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     records carry no weight), as :meth:`~microplex.calibration.CalibrationResult.report` reads it
     (:func:`~microplex.calibration.diagnostics.relative_errors`): a target of 0, or one far below its records' size,
     measured against a thousandth of its :func:`~microplex.calibration.design.value_sizes` at ``design.d`` (the
-    weights the solve started from; :func:`~microplex._stats.zero_scale`), not as an absolute miss. With ``tol``
+    weights the solve started from; a count or sum of 0 at ``design.d * design.zero_factor`` where set, the targets'
+    scale; ``design.initial_sizes``, :func:`~microplex._stats.zero_scale`), not as an absolute miss. With ``tol``
     (the tolerance the errors are held to), a miss is measured against at least the target's rounding scale
     (:func:`~microplex._stats.rounding_scale` of those sizes): float64 rounding of a total netting values of both
     signs to 0 meets ``tol``."""
@@ -247,17 +249,28 @@ def target_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     return np.where(np.isnan(err), np.inf, err)
 
 
-def zero_columns(design: Design, d: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def zero_columns(design: Design, scale: np.ndarray) -> np.ndarray:
     """The solver's column ``scale`` (:func:`mean_scale`'s) with each count or sum target of 0 at ``1 /``
-    :func:`~microplex._stats.zero_scale` of its natural size at the weights ``d`` the solve starts from: a hard solve
+    :func:`~microplex._stats.zero_scale` of its natural size as ``design`` sizes it (``design.initial_sizes``: at
+    the weights ``design.d`` the solve starts from times ``design.zero_factor``, the targets' scale for a
+    :class:`~microplex.calibration.Calibrator`, :func:`~microplex.calibration.calibrator.zero_sized`): a hard solve
     holds such a target to its tolerance in thousandths of what its records add up to, the unit its errors and
-    ``met`` are read in (:func:`target_errors`), not in units of one of whatever unit the weights and values are in
-    (R survey's ``1 + |t|``). The rule of :class:`~microplex.calibration.Calibrator` and of a sparse subset's
-    solve (:func:`~microplex.calibration.subsets.calibrate_subset`)."""
-    zero = np.array([t.aggregate != "mean" and t.value == 0 for t in design.targets], dtype=bool)
-    if not zero.any():
+    ``met`` are read in (:func:`target_errors`, :func:`survey_errors`), not in units of one of whatever unit the
+    weights and values are in (R survey's ``1 + |t|``). The rule of :class:`~microplex.calibration.Calibrator` and of
+    a sparse subset's solve (:func:`~microplex.calibration.subsets.calibrate_subset`)."""
+    if not design.zero_totals.any():
         return scale
-    return np.where(zero, 1.0 / zero_scale(natural_sizes(design, d)), scale)
+    return np.where(design.zero_totals, 1.0 / zero_scale(design.initial_sizes), scale)
+
+def natural_at(design: Design) -> np.ndarray | None:
+    """Per target, the factor of ``design.d`` at which a hard solve takes its natural size, the rounding its misses
+    are met within (:func:`~microplex.calibration.solver.newton_dual`'s ``natural_at``): ``design.zero_factor`` for
+    its counts and sums of 0 (where :func:`zero_columns` sizes them and :func:`survey_errors` judges them), 1
+    elsewhere; None where ``design`` sizes them at ``d`` itself."""
+    if design.zero_factor is None:
+        return None
+    return np.where(design.zero_totals, design.zero_factor, 1.0)
+
 
 def misfits(
     achieved: np.ndarray, target: np.ndarray, natural: np.ndarray | None = None, tol: float | None = None, *,
@@ -293,8 +306,9 @@ def rounding_sizes(design: Design, weights: np.ndarray) -> np.ndarray:
     whichever is smaller. A total is computed at the size of the weights it sums: weights that end 1e9 times
     below the initial ones (targets in other units) met a count 1.4e-6 off at ``tol=1e-10``, a miss within the
     rounding of the initial weights' size but 14,000 times the tolerance at the final weights'. A target of 0 keeps
-    the initial size: its miss is the weight left on its records, met where it falls to the rounding of that size
-    (a count of 0, which raking halves by e per iteration)."""
+    the initial size (``design.initial_sizes``: a hard fit's at the targets' scale,
+    :func:`~microplex.calibration.calibrator.zero_sized`): its miss is the weight left on its records, met where it
+    falls to the rounding of that size (a count of 0, which raking halves by e per iteration)."""
     final = value_sizes(design, np.abs(np.asarray(weights, dtype=np.float64)))
     return smaller_sizes(design.initial_sizes, final, np.array([t.value for t in design.targets], dtype=np.float64))
 
@@ -315,8 +329,9 @@ def survey_errors(design: Design, weights: np.ndarray, tol: float | None = None)
     """:func:`misfits` of every target, in the target's units (inf where undefined); with ``tol`` (what they are
     held to), against at least the rounding scale of the target's :func:`rounding_sizes` (its
     :func:`~microplex.calibration.design.value_sizes` at ``design.d`` or at the weights, the smaller), and a target
-    of 0 against :func:`~microplex._stats.zero_scale` of its size at ``design.d`` (not R survey's 1): the unit the
-    hard :class:`~microplex.calibration.Calibrator` solves it in, from the weights ``design.d``."""
+    of 0 against :func:`~microplex._stats.zero_scale` of its size as ``design`` sizes it (``design.initial_sizes``, at
+    the targets' scale for the hard :class:`~microplex.calibration.Calibrator`; not R survey's 1): the unit that
+    solve holds it to (:func:`zero_columns`)."""
     value = np.array([t.value for t in design.targets], dtype=np.float64)
     natural = None if tol is None else rounding_sizes(design, weights)
     err = misfits(achieved_values(design, weights), value, natural, tol, zero=tol is not None)

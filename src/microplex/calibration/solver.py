@@ -116,6 +116,7 @@ def newton_dual(
     penalty: np.ndarray | None = None,
     xt: sp.csr_matrix | None = None,
     lam0: np.ndarray | None = None,
+    natural_at: np.ndarray | None = None,
 ) -> SolverResult:
     """Solves the calibration equations of an in-memory design by damped Newton iterations on the dual.
 
@@ -142,6 +143,10 @@ def newton_dual(
         ``x.T`` in CSR form, if the caller already has it.
     lam0 : ndarray of shape (m,), optional
         Starting multipliers (default zeros).
+    natural_at : ndarray of shape (m,), optional
+        Per target, the factor of ``d`` at which its natural size (the rounding its misses are met within) is taken
+        (default 1: at ``d``): a :class:`~microplex.calibration.Calibrator`'s counts and sums of 0 at the targets'
+        scale (:attr:`~microplex.calibration.design.Design.zero_factor`), where its check judges them.
 
     Returns
     -------
@@ -152,6 +157,8 @@ def newton_dual(
     xt_abs = abs(sp.csr_matrix(x).T) if xt is None else abs(xt)
     d = np.asarray(d, dtype=np.float64)
     natural = np.asarray(xt_abs @ d, dtype=np.float64).ravel()
+    if natural_at is not None:
+        natural = natural * np.asarray(natural_at, dtype=np.float64)
     res = _newton_dual(x, d, totals, distance, bounds, tol, max_iter, penalty, xt, lam0, natural)
     if penalty is not None or res.g is None:
         return res

@@ -32,7 +32,6 @@ Two methods share the calibration targets, design matrix, entities and diagnosti
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -49,7 +48,7 @@ from microplex._estimator import DEPRECATED, deprecated_random_state
 from microplex._params import check_bool, check_choice, check_float, check_int, check_names, shown
 from microplex._random import content_order, named_child
 
-from .calibrator import CalibrationResult, _FittedResult, as_targets, at_start
+from .calibrator import CalibrationResult, _FittedResult, as_targets, at_start, zero_sized
 from ._checks import check_bounds, check_distance
 from .design import Design, build_design, in_weight_units, reordered, target_order, target_scale, weight_unit
 from .feasibility import NEGLIGIBLE_RATIO, achieved_values, lp_vertex, solution_problems, target_errors
@@ -442,7 +441,11 @@ class SparseCalibrator(_FittedResult):
         # bounds, which are ratios to the weights given): weights of 1e-9 against targets for a population of 3.3e8
         # put the totals beyond HiGHS's limits in any unit of the weights, and the feasible problem was refused
         factor = self._start_factor(design)
-        scaled = design if factor == 1.0 else dataclasses.replace(design, d=design.d * factor)
+        # its targets of 0 solved and judged in thousandths of their records' size at the targets' scale, as the
+        # Calibrator's (zero_sized): within bounds, solved from the weights given, from weights of 1 against counts
+        # 1e6 times them the subset's exact solve missed a sum of 0 by float64 rounding there and fell back to a soft one
+        design = zero_sized(design, target_scale(design))
+        scaled = at_start(design, factor)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever
         # the units of the weights and totals (the linear programs' tolerances and limits are absolute)
         unit = weight_unit(scaled.d)
@@ -492,7 +495,7 @@ class SparseCalibrator(_FittedResult):
         # linear program's vertex gives them
         w = np.where(w < NEGLIGIBLE_RATIO * factor * design.d, 0.0, w)
         # every error measured at the weights the solve started from (a target of 0 against a thousandth of its
-        # records' size there), as a Calibrator's summary and report() read them
+        # records' size at the targets' scale, zero_sized), as a Calibrator's summary and report() read them
         started = at_start(design, factor)
         rel = target_errors(started, w)
         err = float(rel.max()) if len(rel) else 0.0

@@ -20,7 +20,7 @@ from microplex._errors import DataValidationError
 from .auxiliary import _is_number, distinct_values
 from .design import Design
 from .distances import Bounds, Distance
-from .feasibility import mean_scale, soft_units, target_errors, zero_columns
+from .feasibility import mean_scale, natural_at, soft_units, target_errors, zero_columns
 from .solver import newton_dual
 from .targets import Target, Targets
 
@@ -60,11 +60,12 @@ def calibrate_subset(
     weights, max relative target error, soft solves (0 or 1), auxiliary solves dropped (0 or 1)
     """
     sub = Design(design.x[keep], design.totals, base, design.units[keep], np.arange(len(keep)), design.targets,
-                 design.mean_count[keep], design.unit)
+                 design.mean_count[keep], design.unit, design.zero_factor)
     scale = mean_scale(sub, base)
     # the exact solves hold a target of 0 in the unit its error is read in (a thousandth of its records' size); the
     # soft ones weigh its miss against that size already (soft_units)
-    exact_scale = zero_columns(sub, base, scale)
+    exact_scale = zero_columns(sub, scale)
+    exact_at = natural_at(sub)  # met within rounding of their size there too
     x_soft = sub.x if np.all(scale == 1.0) else sp.csr_matrix(sub.x @ sp.diags(scale))
     x_exact = x_soft if exact_scale is scale else sp.csr_matrix(sub.x @ sp.diags(exact_scale))
     totals = design.totals
@@ -78,15 +79,18 @@ def calibrate_subset(
         soft_targets = soft_pen is not None  # else exact: an infinite penalty
         pen = soft_pen if soft_targets else np.full(len(totals), np.inf)
         kw = {"tol": 1e-9, "max_iter": 100} if soft_targets else {"tol": tol, "max_iter": 60}
+        at = None if soft_targets else exact_at
         x = x_soft if soft_targets else x_exact
         with np.errstate(over="ignore"):  # the line search backs off from overflowing steps
             if with_aux:
                 if soft_targets not in with_aux_x:
                     with_aux_x[soft_targets] = sp.hstack([x, aux[0][keep]], format="csr")
                 sol = newton_dual(with_aux_x[soft_targets], base, t_all, dist, bounds,
-                                  penalty=np.concatenate([pen, aux_pen]), **kw)
+                                  penalty=np.concatenate([pen, aux_pen]), **kw,
+                                  natural_at=None if at is None else np.concatenate([at, np.ones(len(aux_pen))]))
             else:
-                sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw)
+                sol = newton_dual(x, base, totals, dist, bounds, penalty=pen if soft_targets else None, **kw,
+                                  natural_at=at)
         w = base * sol.g
         return w, sol.converged, _max_error(sub, w, tolerance)
 

@@ -18,7 +18,7 @@ The feasibility guards of :mod:`microplex.calibration.feasibility` run on every 
 can reach before solving, and non-finite, collapsed or missed weights after. The convergence test is R
 survey's: ``|t_j - achieved_j| / (1 + |t_j|) < tol`` for every ``j``, with ``1 + |t_j|`` at least the target's
 rounding scale (:func:`~microplex._stats.rounding_scale` of the smaller of its initial and final totals, the initial
-one for a target of 0: :func:`~microplex.calibration.feasibility.smaller_sizes`), as the
+one at the targets' scale for a target of 0: :func:`~microplex.calibration.feasibility.smaller_sizes`), as the
 :class:`~microplex.calibration.Calibrator` tests it: a count of 0 over records of large weight is met within float64
 rounding of their initial total. Initial weights far from the targets' scale are first brought to it by the
 Calibrator's rule (:func:`~microplex.calibration.calibrator.bounded_start`, within the same box of weights).
@@ -144,7 +144,8 @@ class RakingResult:
     report : DataFrame
         One row per target: ``margin``, ``category``, ``target``, ``initial``, ``achieved``, ``rel_error``
         (``|achieved - target| / |target|``; where the target is 0, the miss over a thousandth of its records'
-        initial weight at ``start_scale``, the unit the solve and its check hold it to, as in
+        initial weight at the targets' scale (:func:`~microplex.calibration.calibrator.zero_sized`), the unit the solve
+        and its check hold it to, as in
         :meth:`microplex.calibration.CalibrationResult.report`).
     converged : bool
     n_iter : int
@@ -230,23 +231,26 @@ def _cells_design(op: MatrixOperator, mg: _Margins, d: np.ndarray) -> Design:
 
 
 def _start_scale(op: MatrixOperator | PartitionedOperator, mg: _Margins, initial: np.ndarray, dist: Distance,
-                 bounds: tuple[float, float]) -> float:
+                 bounds: tuple[float, float]) -> tuple[float, float]:
     """The factor a solve brings the initial weights by, as the :class:`~microplex.calibration.Calibrator`
     does (:func:`~microplex.calibration.calibrator.bounded_start` of :func:`~microplex.calibration.design.target_scale`,
     whose rule is: only where every unit is in some category): on the observed cells where they are in memory; over
     the partitions from the initial totals ``initial``, where the first pass (``op.last``, at the initial weights)
     counted no unit in no category (margins that cover every unit together, none alone, too). The solve's ratio
     bounds are then ``start_bounds(bounds, factor)`` (the caller's box of weights). 1 where ``bounded_start`` keeps
-    the weights given (logit, or bounds a factor would change for another distance)."""
+    the weights given (logit, or bounds a factor would change for another distance). Returned with the targets'
+    scale itself (``target_scale``; 1 where the factor is 1 for want of one), at which a count of 0 is sized, as the
+    Calibrator sizes it (:func:`~microplex.calibration.calibrator.zero_sized`)."""
     if not rescales(dist, bounds):
-        return 1.0
+        return 1.0, 1.0
     if isinstance(op, MatrixOperator):
         design = _cells_design(op, mg, op.d)
     elif op.last["n_unreached"] == 0:
         design = totals_design(mg.targets, initial)
     else:
-        return 1.0
-    return bounded_start(dist, bounds, target_scale(design))
+        return 1.0, 1.0
+    at_targets = target_scale(design)
+    return bounded_start(dist, bounds, at_targets), at_targets
 
 
 def _solve(
@@ -274,7 +278,7 @@ def _solve(
     # solved from the initial weights brought to the targets' scale where they lie far from it, and checked for a
     # collapse against the initial total at that scale, as the Calibrator: weights 1e8 times the targets' read met
     # 5.5e-8 off them, and weights beyond 1e9 times were refused (DataValidationError) where the Calibrator solves
-    scale = _start_scale(op, mg, initial, dist, bounds)
+    scale, at_targets = _start_scale(op, mg, initial, dist, bounds)
     solve_bounds = start_bounds(bounds, scale)  # ratios to the weights times scale: the caller's box of weights
     hard = unreachable_targets(totals_design(tg, initial), *box(np.ones(1), bounds, dist.nonnegative))
     if hard:
@@ -290,6 +294,9 @@ def _solve(
     # up to in size, sum_i |w_i| (its achieved total only where no weight is negative: a linear solve whose weights
     # of both signs net a count to 1e-6 of that was held to the rounding of 1e-6 and refused where the Calibrator met it)
     t = mg.totals
+    # the sizes every test reads: a count's initial total at the start weights, a count of 0's at the targets' scale
+    # (zero_sized, as the Calibrator's), in thousandths of which it is solved, checked and reported
+    natural = np.where(t == 0, initial * at_targets, initial * scale)
 
     def solved(lam0: np.ndarray | None, sizes: np.ndarray, n_iter: int, at: Point | None = None) -> SolverResult:
         out = solve_dual(op, t / scale, dist, solve_bounds, tol=tol, max_iter=n_iter, first=at, lam0=lam0,
@@ -301,7 +308,7 @@ def _solve(
         return out
 
     # the first point (lambda = 0) was taken within the bounds given: solved from there where the solve's are those
-    sol = on_final_sizes(solved(None, initial * scale, max_iter, first if solve_bounds == bounds else None), t, initial * scale, tol, max_iter,
+    sol = on_final_sizes(solved(None, natural, max_iter, first if solve_bounds == bounds else None), t, natural, tol, max_iter,
                          lambda r: r.sizes, lambda r, sizes, n_iter: solved(r.lam, sizes, n_iter), zero=True)
     if isinstance(op, PartitionedOperator):
         total, n_bad = op.last["total_weight"] * scale, op.last["n_nonfinite"]
@@ -310,7 +317,7 @@ def _solve(
         total, n_bad = float(w.sum()), int(np.sum(~np.isfinite(w)))
     met_rtol = met_tolerance(tol)
     # as the Calibrator's survey_errors: rounding of the smaller of the initial and final sizes (counts: sum |w|)
-    errors = misfits(sol.achieved, t, smaller_sizes(initial * scale, sol.sizes, t), met_rtol, zero=True)
+    errors = misfits(sol.achieved, t, smaller_sizes(natural, sol.sizes, t), met_rtol, zero=True)
     if n_bad or not np.all(np.isfinite(sol.lam)):
         raise ConvergenceError(f"Calibration ({dist.name}) failed after {sol.n_iter} iterations: {n_bad} weights are not finite.")
     collapsed = weight_problems(total=total, initial_total=w0 * scale, n_units=n_units)
@@ -326,7 +333,7 @@ def _solve(
             "target": t,
             "initial": initial,
             "achieved": sol.achieved,
-            "rel_error": relative_errors(sol.achieved, t, initial * scale),  # a count of 0 as its misfit
+            "rel_error": relative_errors(sol.achieved, t, natural),  # a count of 0 as its misfit
         }
     )
     summary = {
