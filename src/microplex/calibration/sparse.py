@@ -443,7 +443,8 @@ class SparseCalibrator(_FittedResult):
         factor = self._start_factor(design)
         # its targets of 0 solved and judged in thousandths of their records' size at the targets' scale, as the
         # Calibrator's (zero_sized): within bounds, solved from the weights given, from weights of 1 against counts
-        # 1e6 times them the subset's exact solve missed a sum of 0 by float64 rounding there and fell back to a soft one
+        # 1e6 times them the subset's exact solve missed a sum of 0 by float64 rounding there and fell back to a
+        # soft one
         design = zero_sized(design, target_scale(design))
         scaled = at_start(design, factor)
         # solved in units of the typical weight (a power of two): the same records and weights, scaled, whatever

@@ -158,12 +158,12 @@ def achieved_vs_target(achieved: object, targets: object) -> pd.DataFrame:
     Only totals are given, not the records behind them, so no target's natural size (``sum_i d_i |x_ij|``, what
     its records add up to in size) is known here, and no rounding floor applies: a target of 0 reads its absolute
     error in both ``rel_error`` and ``misfit``. (:meth:`microplex.calibration.CalibrationResult.report` reads it
-    over a thousandth of that size at the weights its solve started from, which weights judged after the fact do
-    not have: at the weights judged, a count of 0's size is its own miss, so that unit would read 1000 for any
-    count left in the cell, of 1e-12 persons or of 1e6.) This table gives no verdict: a calibration
-    front end calls such a target met when its miss is within float64 rounding of its natural size
-    (:func:`microplex._stats.rounding_scale`; its report's ``met`` column), which can leave a miss of 1 or more on
-    a total of 0 over records weighing 1e12.
+    over a thousandth of that size at the weights its solve started from, a hard fit's count or sum of 0 at the
+    targets' scale, which weights judged after the fact do not have: at the weights judged, a count of 0's size
+    is its own miss, so that unit would read 1000 for any count left in the cell, of 1e-12 persons or of 1e6.) This
+    table gives no verdict: a calibration front end calls such a target met when its miss is within float64
+    rounding of its natural size (:func:`microplex._stats.rounding_scale`; its report's ``met`` column), which can
+    leave a miss of 1 or more on a total of 0 over records weighing 1e12.
 
     Examples
     --------
