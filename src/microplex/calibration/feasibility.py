@@ -262,6 +262,7 @@ def zero_columns(design: Design, scale: np.ndarray) -> np.ndarray:
         return scale
     return np.where(design.zero_totals, 1.0 / zero_scale(design.initial_sizes), scale)
 
+
 def natural_at(design: Design) -> np.ndarray | None:
     """Per target, the factor of ``design.d`` at which a hard solve takes its natural size, the rounding its misses
     are met within (:func:`~microplex.calibration.solver.newton_dual`'s ``natural_at``): ``design.zero_factor`` for
