@@ -155,6 +155,23 @@ def test_sparsify_by_meets_each_areas_targets_within_its_budget():
     assert np.abs(achieved / [t.value for t in targets] - 1).max() <= 0.005
 
 
+def test_sparsify_by_gives_no_area_a_budget_beyond_its_records():
+    """An area whose weight share exceeds its share of the records (calibrated weights) gets its records, and
+    the rest of ``max_records`` goes to the other areas: the subset has ``max_records`` records."""
+    df, targets = _area_frame()
+    heavy = df["state"] == "Y"
+    df.loc[heavy, "weight"] = 20.0  # Y: about half the records, 91% of the weight
+    targets = Targets([Target(float(df.loc[(df["state"] == t.filters["state"]) & (df["sex"] == t.filters["sex"]),
+                                            "weight"].sum()), filters=t.filters) for t in targets])
+    total = len(df) - 20
+    w, table = _sparsify_by(df, targets, "state", {"max_records": total, "tolerance": 0.005, "seed": 0},
+                            "weight", None)
+    assert (table["budget"] <= table["candidates"]).all(), table
+    assert table["budget"].sum() == total and table.set_index("area").loc["Y", "budget"] == heavy.sum()
+    assert int((w > 0).sum()) == table["kept"].sum() == total
+    assert np.abs(cell_totals(df.assign(weight=w)[w > 0], targets) / [t.value for t in targets] - 1).max() <= 0.005
+
+
 def test_sparsify_by_refuses_targets_and_areas_that_do_not_match():
     df, targets = _area_frame()
     params = {"max_records": 40, "seed": 0}

@@ -155,9 +155,13 @@ def check_generate_by(config: Mapping[str, Any], train: pd.DataFrame, weight: st
 def _budgets(records: pd.DataFrame, codes: np.ndarray, values: list[Any], areas: list[Any], total: int | None,
              weight: str, household_col: str | None, column: str, rng: np.random.Generator) -> list[int | None]:
     """Each area's budget: its number of targets, plus its share of the rest of ``total`` in proportion
-    to its weight (systematic rounding), so the budgets sum to ``total``; ``None`` each without a total.
+    to its weight (systematic rounding), at most its records (or its targets' count, where that is more);
+    ``None`` each without a total.
 
-    Households count once (the first record's weight) when ``household_col`` is given.
+    An area whose budget would exceed its records (its weight share above its share of the records, as calibrated
+    weights make it) gets its records, and the rest of ``total`` is shared again among the other areas, so the
+    budgets sum to ``total``, or to every record when ``total`` exceeds them. Households count once (the first
+    record's weight, and one record each) when ``household_col`` is given.
     """
     if total is None:
         return [None] * len(values)
@@ -167,11 +171,27 @@ def _budgets(records: pd.DataFrame, codes: np.ndarray, values: list[Any], areas:
         raise DataValidationError(
             f"The 'sparsify.max_records' budget {total} is below the {int(need.sum())} targets of the areas of "
             f"{column!r}; each area needs at least as many records as its targets. Raise 'sparsify.max_records'.")
-    w = records[weight].to_numpy(dtype=float)
+    first = np.ones(len(records), dtype=bool)
     if household_col is not None:
-        w = np.where(~records[household_col].duplicated().to_numpy(), w, 0.0)
+        first = ~records[household_col].duplicated().to_numpy()
+    w = np.where(first, records[weight].to_numpy(dtype=float), 0.0)
     mass = np.bincount(codes, weights=w, minlength=len(values))
-    return (need + systematic_counts(mass / mass.sum(), int(total - need.sum()), rng)).tolist()
+    size = np.bincount(codes, weights=first.astype(float), minlength=len(values)).astype(np.int64)
+    size = np.maximum(size, need)  # an area of fewer records than targets keeps its targets' count, as before
+    budgets = np.zeros(len(values), dtype=np.int64)
+    free, left = np.ones(len(values), dtype=bool), int(total)
+    while free.any():
+        part = mass[free] if mass[free].sum() > 0 else size[free].astype(float)  # the areas left all weigh 0
+        share = need[free] + systematic_counts(part / part.sum(), left - int(need[free].sum()), rng)
+        over = share > size[free]
+        if not over.any():
+            budgets[free] = share
+            break
+        full = np.flatnonzero(free)[over]  # these areas keep every record; the rest is shared again
+        budgets[full] = size[full]
+        left -= int(size[full].sum())
+        free[full] = False
+    return budgets.tolist()
 
 
 def _sparsify_by(records: pd.DataFrame, targets: Any, column: str, params: Mapping[str, Any],
