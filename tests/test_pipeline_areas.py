@@ -242,6 +242,27 @@ def test_bad_area_settings_are_refused_before_any_work(tmp_path, change, match):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("setting, file", [("calibrate.targets", "targets.csv"), ("evaluate.heldout", "heldout.csv")])
+def test_targets_on_a_column_the_population_lacks_are_refused_before_any_work(tmp_path, setting, file):
+    """The source's raw ``puma`` column is no model column (the model is conditioned on ``puma_id``), so no population
+    has it: a target or held-out cell on it is refused before the fit, not by its stage minutes later."""
+    census = load_dataset("census2000")
+    census[census["state"].isin(STATES)].to_csv(tmp_path / "census.csv", index=False)
+    for name in ("targets.csv", "heldout.csv"):
+        _rows_of(GEO.parent / name, STATES).to_csv(tmp_path / name, index=False)
+    table = pd.read_csv(tmp_path / file, keep_default_na=False)
+    table.loc[0, "filter"] += " & puma == 100"
+    table.to_csv(tmp_path / file, index=False)
+    config = load_pipeline(GEO)
+    config["sources"][0]["path"] = str(tmp_path / "census.csv")
+    config["calibrate"]["targets"] = str(tmp_path / "targets.csv")
+    config["evaluate"]["heldout"] = str(tmp_path / "heldout.csv")
+    with pytest.raises(DataValidationError, match=rf"The '{setting}' file names columns \['puma'\] that the "
+                                                  r"population will not have \(target .*puma == 100.*'puma_id'\]"):
+        run_pipeline(config, overrides={"output": str(tmp_path / "out"), **SMALL}, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_geo_runs_the_bundled_geo_pipeline(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 

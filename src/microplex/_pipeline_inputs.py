@@ -113,6 +113,37 @@ def filtered_columns(targets: Mapping[str, Any]) -> set[str]:
     return {c for name, ts in targets.items() if name != "public" for t in ts for c in t.filters}
 
 
+#: Each targets file read up front (a key of the pipeline's ``targets``) and the setting that names it.
+_TARGET_SETTINGS = {"calibrate": "calibrate.targets", "sparsify": "sparsify.targets", "evaluate": "evaluate.heldout"}
+
+
+def check_target_columns(config: Mapping[str, Any], targets: Mapping[str, Any]) -> None:
+    """Refuses, before any work, a target or held-out cell naming a column (in its filter, or as its variable) that
+    no population of the run will have: without a ``generate.conditions`` file (whose other columns the records
+    keep) and outside a household pipeline, the populations hold the model's columns and the weight column only,
+    so such a target would be refused by its stage after the fit and the generation had run.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the setting of the file, the columns, one target using them and the columns the population holds.
+    """
+    if households.is_households(config) or config["generate"].get("conditions"):
+        return
+    held = [*_model_columns(config), WEIGHT]
+    for name, setting in _TARGET_SETTINGS.items():
+        if name == "sparsify" and "calibrate" in targets and not config.get("sparsify", {}).get("targets"):
+            continue  # the calibrate stage's file, checked as such
+        for t in targets.get(name, ()):
+            missing = [c for c in dict.fromkeys([*t.filters, *([t.variable] if t.variable is not None else [])])
+                       if c not in held]
+            if missing:
+                raise DataValidationError(
+                    f"The {setting!r} file names columns {missing} that the population will not have "
+                    f"(target {t.name!r}): the population holds the model's columns {held[:-1]} and {WEIGHT!r}. "
+                    "Add them to 'model.targets' or 'model.conditions', or use the model's columns.")
+
+
 def _missing_modelled(config: Mapping[str, Any], filtered: Collection[str] = ()) -> set[str]:
     """The model columns whose missing values the model fits (without DP: a target's as a state of their own, see
     :class:`~microplex.synthesis.transforms.ContinuousEncoder`; a condition's as an input of their own, see

@@ -46,6 +46,7 @@ from . import __version__
 from ._errors import DataValidationError, MicroplexError
 from ._params import check_bool
 from ._pipeline_config import MANIFESTS, check_public, plan_paths, validate_config
+from ._pipeline_inputs import check_target_columns
 from ._pipeline_manifest import (Manifest, Writes, check_removable, discard_folder, read_verified, remove_orphans,
                                  written_by_microplex)
 from ._pipeline_stages import (FUSION_TABLES, STAGE_TABLE, PlannedStage, StageContext, bound_text, external_inputs,
@@ -226,6 +227,7 @@ def run_pipeline(
     read: dict[Path, str] = {}  # each file read up front -> the hash of the bytes read (what the manifests record)
     targets = {name.split(".")[0]: _read_hashed(path, read_targets, read)
                for name, path in external.items() if name.endswith(".targets")}
+    check_target_columns(config, targets)  # each column a target names, one the population will have
     if "evaluate" in targets and config["evaluate"].get("areas"):  # each area column fixed by some held-out cell
         from .evaluation.areas import check_area_columns
 
