@@ -335,3 +335,22 @@ def test_calibrate_geography_setting_is_checked_before_any_work(tmp_path):
     with pytest.raises(DataValidationError, match="'calibrate.geography'"):
         run_pipeline(config, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_area_misplacement_says_a_person_in_an_unlisted_cell_counts_once(monkeypatch):
+    """Held-out cells are positive, so a cell the data leave empty is never listed: a PUMA whose 1 person the
+    population puts in such a cell reads 1 (100%), not 2; the report's note and the docs say so."""
+    import types
+
+    from microplex.evaluation import _plots_area
+
+    pop = pd.DataFrame({"puma_id": ["A:1"], "educ": [13], "weight": 1.0})
+    cells = pd.DataFrame({"aggregate": "count", "variable": None, "value": 1.0,
+                          "filter": ["puma_id == 'A:1' & educ in {9, 10, 11, 12}"]})
+    errors = heldout_errors({"p": pop}, cells, areas=["puma_id"])
+    assert area_errors(errors, "puma_id")["error"].tolist() == [1.0]  # the arithmetic is kept
+    monkeypatch.setattr(_plots_area, "png", lambda fig, alt="plot": "<img>")
+    html = _plots_area.heldout_section(types.SimpleNamespace(heldout=errors, areas=["puma_id"]))
+    docs = (Path(__file__).parents[1] / "docs" / "reference" / "pipeline.md").read_text(encoding="utf-8")
+    for text in (html, area_errors.__doc__, docs):
+        assert "counts once" in " ".join(text.split())

@@ -54,7 +54,9 @@ def heldout_section(rep: EvaluationReport) -> str:
              "population: the absolute relative error |achieved - value| / value per cell (a cell no record reaches "
              "has error 1), and per area the misplacement, sum |achieved - value| / sum value over its cells "
              "(where the area's total is right, twice the share of the people in the wrong cells: a misplaced "
-             "person counts in the cell it is missing from and in the one it is extra in).</p>",
+             "person counts in the cell it is missing from and in the one it is extra in; the cells have positive "
+             "values, so a person placed in a cell they do not list, one the data leave empty, counts once, in the "
+             "cell it is missing from: an area whose people all sit in such cells reads 100%, not 200%).</p>",
              error_summary(errors).to_html(index=False, float_format=lambda v: f"{v:.4g}", formatters={
                  "population": html.escape})]
     plots = [area_plot(area_errors(errors, column), column) for column in rep.areas]

@@ -12,8 +12,9 @@ weighted total of every cell is compared with the cell's value, and the misses a
 * :func:`error_summary`: per population, the median, 90th percentile and largest absolute
   relative error over the cells;
 * :func:`area_errors`: per population and area, the misplacement over the area's cells,
-  ``sum |achieved - value| / sum value`` (where the area's total is right, twice the share of the people in the
-  wrong cells).
+  ``sum |achieved - value| / sum value`` (where the area's total is right and its cells list every cell its
+  people are in, twice the share of the people in the wrong cells; a person placed in a cell the cells do not
+  list counts once).
 """
 
 from __future__ import annotations
@@ -244,9 +245,11 @@ def error_summary(errors: pd.DataFrame) -> pd.DataFrame:
 def area_errors(errors: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per population and area of ``column``: ``cells``, ``value`` (the cells' total) and ``error``, the
     misplacement ``sum |achieved - value| / sum value`` over the area's cells. Where the population has the area's
-    total right, that is twice the share of the people in the wrong cells (a misplaced person counts in the cell
-    it is missing from and in the one it is extra in), so it can exceed 1; the same measure as the sparse
-    benchmarks' misplacement.
+    total right and the cells list every cell the area's people are in, that is twice the share of the people in
+    the wrong cells (a misplaced person counts in the cell it is missing from and in the one it is extra in), so it
+    can exceed 1; the same measure as the sparse benchmarks' misplacement. Held-out cells have positive values, so
+    a cell empty in the data is never listed: a person placed there counts once, in the cell it is missing from
+    (a PUMA of 1 person in the data, its 1 record in an education group the data leave empty: 1, not 2).
 
     Cells whose filter gives ``column`` no single value are left out; a column that no cell gives one is
     refused (:class:`~microplex.DataValidationError`). Where ``column`` and another area column
