@@ -45,7 +45,14 @@ from ._persons import (
     order_members,
     teacher_forced,
 )
-from ._validation import check_households, check_numeric, check_size_copies, check_sizes, na_age_thresholds
+from ._validation import (
+    check_households,
+    check_near_sizes,
+    check_numeric,
+    check_size_copies,
+    check_sizes,
+    na_age_thresholds,
+)
 
 __all__ = ["HouseholdSynthesizer"]
 
@@ -292,6 +299,7 @@ class HouseholdSynthesizer(Estimator):
         # person records are counted into 'n_persons'.
         self.size_col_ = self.size_var or find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
         if self.size_col_ is None:
+            check_near_sizes(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
             if SIZE_COL in hh_vars:  # the name of the derived size: the user's column would be overwritten
                 raise DataValidationError(
                     f"Household variable {SIZE_COL!r} is not the number of person records of each household, and "
