@@ -42,7 +42,7 @@ def test_a_size_column_wrong_in_a_few_households_is_refused(eusilc_small, broken
     hs = HouseholdSynthesizer(_HH, _P, "db030", household_weight="db090", age_var="age", **_FAST)
     with pytest.raises(DataValidationError, match=(
             rf"Household variable 'hsize' equals the number of person records in {300 - off} of 300 households "
-            rf"but not in {off} \(household .*size_var='hsize'")):
+            rf"but not in {off} \(households? \d+.*size_var='hsize'")):
         hs.fit(data, seed=0)
     assert not hasattr(hs, "size_col_")
 
@@ -59,3 +59,46 @@ def test_a_count_that_is_not_the_size_in_many_households_is_modelled(eusilc_smal
     assert hs.size_col_ == "n_persons"
     households, persons = hs.sample(50, seed=1)
     assert (_persons_per_household(households, persons) == households["n_persons"]).all()
+
+
+def _edited(model: HouseholdSynthesizer, path, edit) -> None:
+    """``model`` saved to ``path`` with its metadata changed by ``edit`` (by hand, as untrusted data may be)."""
+    import io
+    import json
+    import zipfile
+
+    buffer = io.BytesIO()
+    model.save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.loads(files["metadata.json"])
+    edit(meta)
+    files["metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def _huge_size(meta: dict) -> None:
+    sizes, shares = meta["size_shares"]
+    sizes[-1] = meta["max_size"] = 5000
+    shares[-1], shares[0] = shares[-1] + 0.1, shares[0] - 0.1
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda meta: meta.update(min_age=10**12), r"'min_age' must be the youngest training age, at most .*Got 1000000000000\.0 instead"),
+    (lambda meta: meta.update(min_age=90), r"'min_age' must be the youngest training age.*Got 90"),
+    (_huge_size, r"'size_shares' must be shares of sizes the person models were trained on \(at most \d members\)"),
+], ids=["min_age_huge", "min_age_90", "size_5000"])
+def test_a_model_file_with_an_edited_youngest_age_or_size_is_refused(eusilc_small, tmp_path, edit, match):
+    # a later member still younger than any training person after its redraws is given 'min_age': edited to 1e12,
+    # sample wrote persons aged 1,000,000,000,000; a size 5000 with a share (max_size 5000) drew households of 5000
+    # members from person models trained on households of at most 9
+    hs = HouseholdSynthesizer(_HH, _P, "db030", household_weight="db090", age_var="age", **_FAST).fit(eusilc_small,
+                                                                                                    seed=0)
+    _edited(hs, tmp_path / "unchanged.mpx", lambda meta: None)
+    households, persons = HouseholdSynthesizer.load(tmp_path / "unchanged.mpx").sample(20, seed=1)
+    assert households.equals(hs.sample(20, seed=1)[0])
+    _edited(hs, tmp_path / "edited.mpx", edit)
+    with pytest.raises(DataValidationError, match=r"Model file .*edited\.mpx.*" + match):
+        HouseholdSynthesizer.load(tmp_path / "edited.mpx")

@@ -86,7 +86,7 @@ def check_near_sizes(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str]
     >>> check_near_sizes(hh, counts, ["hsize"], [])
     Traceback (most recent call last):
     ...
-    microplex._errors.DataValidationError: Household variable 'hsize' equals the number of person records in 19 of 20 households but not in 1 (households 20; household 20 has hsize=3 and 4 person records)...
+    microplex._errors.DataValidationError: Household variable 'hsize' equals the number of person records in 19 of 20 households but not in 1 (household 20; household 20 has hsize=3 and 4 person records)...
     """
     for col, same in size_matches(hh, counts, hh_vars, skip).items():
         if same.all() or same.mean() < NEAR_SIZE_SHARE:
@@ -95,7 +95,7 @@ def check_near_sizes(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str]
         first = off[0]
         raise DataValidationError(
             f"Household variable {col!r} equals the number of person records in {int(same.sum()):,} of {len(same):,} "
-            f"households but not in {len(off):,} (households {_ids(hh.index[off])}; household "
+            f"households but not in {len(off):,} (household{'s' * (len(off) > 1)} {_ids(hh.index[off])}; household "
             f"{_ids(hh.index[off[:1]])} has {col}={to_python(hh[col].iloc[first])!r} and {int(counts.iloc[first])} "
             f"person records). Without 'size_var' "
             f"the household size is the household variable equal to the number of person records in every "
