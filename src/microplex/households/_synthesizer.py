@@ -101,7 +101,9 @@ class HouseholdSynthesizer(Estimator):
         ``"n_persons"`` household variable counting the person records. Another household variable
         also equal to the number of person records in every household (a copy of the size, such as
         ``n_persons`` beside ``hh_size``) is not modelled: every output writes it as a copy of the size,
-        so it equals the persons drawn (:attr:`size_copies_`).
+        so it equals the persons drawn (:attr:`size_copies_`). Without ``size_var``, a household variable equal to
+        the number of person records in at least 90% of the households but not in all (a size with person records
+        missing or repeated) is refused, naming the households where it differs.
     geography : str, default=None
         Categorical household variable (region, state, ...) allotted by its weighted training
         shares; the other household variables are conditioned on it. Without it, the size is
