@@ -335,8 +335,34 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
                         f"on ({list(known)[:5]})", unknown[:5])
     if not ctx <= set(early) | set(_context_features(hs)):
         raise _fail(where, "context_cols", "household columns and member summary features", hs.context_cols_)
+    _check_trained_members(hs, where)
     hs.fitted_params_ = copy.deepcopy(hs.get_params(deep=False))  # the fitted marker, last
     return hs
+
+
+def _check_trained_members(hs: HouseholdSynthesizer, where: str) -> None:
+    """The sizes ``sample`` allots and the youngest age are those the person models were trained on, read from
+    their conditions' training ranges (over the households of positive weight): a household one person larger
+    has a member no model saw (``_m_left`` of its oldest member beyond the range), and ``min_age`` is the age
+    given to a later member drawn younger than any in training, so it is at most the youngest previous member's
+    age. Edited (a size 5000 with a share, ``min_age`` 1e12), the file drew households of 5000 members from
+    models of at most 9, or persons aged 1e12."""
+    from ._members import PREFIX
+
+    def low_high(model: Synthesizer | None, column: str) -> tuple[float, float] | None:
+        if model is None or column not in model.condition_vars or model.kinds_.get(column) == "categorical":
+            return None
+        return model._condition_ranges().get(column)
+
+    left = [r for m in hs.person_models_.values() if (r := low_high(m, f"{PREFIX}left")) is not None]
+    allotted = [size for size, share in zip(*hs.size_shares_, strict=True) if share > 0]
+    if left and allotted and max(allotted) > max(high for _, high in left) + 1:
+        raise _fail(where, "size_shares", f"shares of sizes the person models were trained on (at most "
+                    f"{max(high for _, high in left) + 1:g} members)", hs.size_shares_)
+    prev = low_high(hs.person_models_.get("member"), f"{PREFIX}prev_{hs.age_var}") if hs.age_var else None
+    if prev is not None and hs.min_age_ > prev[0]:
+        raise _fail(where, "min_age", f"the youngest training age, at most the youngest age of a member before "
+                    f"another that the member model was trained on ({prev[0]:g})", hs.min_age_)
 
 
 def _check_age_labels(model: Any, where: str, key: str) -> None:

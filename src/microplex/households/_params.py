@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INNER_KEYWORDS", "INTERNAL", "SIZE_COL", "check_params", "find_size", "inner_params", "integral_floats", "is_int",
-    "is_number", "pick",
+    "is_number", "pick", "size_matches", "sizes_among",
     "varying",
 ]
 
@@ -177,9 +177,23 @@ def sizes_among(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], ski
     >>> sizes_among(hh, pd.Series([1, 3]), ["hsize", "n_members", "rooms"], [])
     ['hsize', 'n_members']
     """
+    return [col for col, same in size_matches(hh, counts, hh_vars, skip).items() if same.all()]
+
+
+def size_matches(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str],
+                 skip: Sequence[Any]) -> dict[str, np.ndarray]:
+    """For each numeric household variable of ``hh_vars`` (but ``skip``), where it equals the number of person
+    records ``counts`` (one bool per household), in their order: text and booleans are no size.
+
+    Examples
+    --------
+    >>> hh = pd.DataFrame({"hsize": [1, 3], "region": ["a", "b"]})
+    >>> size_matches(hh, pd.Series([1, 2]), ["hsize", "region"], [])
+    {'hsize': array([ True, False])}
+    """
     c = counts.to_numpy(float)
-    return [col for col in hh_vars if col not in skip and is_number(hh[col])
-            and np.array_equal(pd.to_numeric(hh[col]).to_numpy(float), c)]
+    return {col: pd.to_numeric(hh[col]).to_numpy(float) == c for col in hh_vars
+            if col not in skip and is_number(hh[col])}
 
 
 def is_int(series: pd.Series) -> bool:

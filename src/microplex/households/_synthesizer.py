@@ -45,7 +45,14 @@ from ._persons import (
     order_members,
     teacher_forced,
 )
-from ._validation import check_households, check_numeric, check_size_copies, check_sizes, na_age_thresholds
+from ._validation import (
+    check_households,
+    check_near_sizes,
+    check_numeric,
+    check_size_copies,
+    check_sizes,
+    na_age_thresholds,
+)
 
 __all__ = ["HouseholdSynthesizer"]
 
@@ -94,7 +101,9 @@ class HouseholdSynthesizer(Estimator):
         ``"n_persons"`` household variable counting the person records. Another household variable
         also equal to the number of person records in every household (a copy of the size, such as
         ``n_persons`` beside ``hh_size``) is not modelled: every output writes it as a copy of the size,
-        so it equals the persons drawn (:attr:`size_copies_`).
+        so it equals the persons drawn (:attr:`size_copies_`). Without ``size_var``, a household variable equal to
+        the number of person records in at least 90% of the households but not in all (a size with person records
+        missing or repeated) is refused, naming the households where it differs.
     geography : str, default=None
         Categorical household variable (region, state, ...) allotted by its weighted training
         shares; the other household variables are conditioned on it. Without it, the size is
@@ -292,6 +301,7 @@ class HouseholdSynthesizer(Estimator):
         # person records are counted into 'n_persons'.
         self.size_col_ = self.size_var or find_size(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
         if self.size_col_ is None:
+            check_near_sizes(hh, counts, hh_vars, (self.geography, *self.late_household_vars))
             if SIZE_COL in hh_vars:  # the name of the derived size: the user's column would be overwritten
                 raise DataValidationError(
                     f"Household variable {SIZE_COL!r} is not the number of person records of each household, and "

@@ -11,9 +11,14 @@ from .._files import codes_hint
 from .._errors import DataValidationError
 from .._params import to_python
 from .._stats import check_household_ids
-from ._params import is_number
+from ._params import SIZE_COL, is_number, size_matches
 
-__all__ = ["check_households", "check_numeric", "check_size_copies", "check_sizes", "na_age_thresholds"]
+__all__ = ["NEAR_SIZE_SHARE", "check_households", "check_near_sizes", "check_numeric", "check_size_copies",
+           "check_sizes", "na_age_thresholds"]
+
+#: Share of households from which a household variable equal to the number of person records there (but not in
+#: every household) is taken for the household size with broken person records, when no size is found.
+NEAR_SIZE_SHARE = 0.9
 
 
 def _ids(values: Sequence, limit: int = 5) -> str:
@@ -64,6 +69,41 @@ def check_households(persons: pd.DataFrame, household_id: str, household_cols: S
                 f"{_ids(varying[:1])} has {_ids(pd.unique(first))}); household variables must be "
                 "constant within a household."
             )
+
+
+def check_near_sizes(hh: pd.DataFrame, counts: pd.Series, hh_vars: Sequence[str], skip: Sequence[object]) -> None:
+    """Without a size (no ``size_var``, and no household variable equal to the number of person records in every
+    household), refuses a household variable equal to that number in at least :data:`NEAR_SIZE_SHARE` of the
+    households: the household size, with person records missing or repeated in the others (persons filtered out,
+    a row duplicated). The size was then derived as ``n_persons`` and that column drawn as an ordinary household
+    variable, disagreeing with the persons drawn (``hsize`` 1 with 8 persons). ``hh`` holds one row per household,
+    indexed by its id, ``counts`` its person records.
+
+    Examples
+    --------
+    >>> hh = pd.DataFrame({"hsize": [1, 2, 2, 3] * 5}, index=range(1, 21))
+    >>> counts = pd.Series([1, 2, 2, 3] * 4 + [1, 2, 2, 4], index=hh.index)
+    >>> check_near_sizes(hh, counts, ["hsize"], [])
+    Traceback (most recent call last):
+    ...
+    microplex._errors.DataValidationError: Household variable 'hsize' equals the number of person records in 19 of 20 households but not in 1 (household 20; household 20 has hsize=3 and 4 person records)...
+    """
+    for col, same in size_matches(hh, counts, hh_vars, skip).items():
+        if same.all() or same.mean() < NEAR_SIZE_SHARE:
+            continue
+        off = np.flatnonzero(~same)
+        first = off[0]
+        raise DataValidationError(
+            f"Household variable {col!r} equals the number of person records in {int(same.sum()):,} of {len(same):,} "
+            f"households but not in {len(off):,} (household{'s' * (len(off) > 1)} {_ids(hh.index[off])}; household "
+            f"{_ids(hh.index[off[:1]])} has {col}={to_python(hh[col].iloc[first])!r} and {int(counts.iloc[first])} "
+            f"person records). Without 'size_var' "
+            f"the household size is the household variable equal to the number of person records in every "
+            f"household; with none, it would be derived as {SIZE_COL!r} and {col!r} drawn as an ordinary household "
+            f"variable, disagreeing with the persons drawn. If {col!r} is the household size, person records of "
+            f"those households are missing or repeated: correct or drop them (size_var={col!r} lists them all). If "
+            f"it is not the size, add a column of each household's person count and name it with 'size_var'."
+        )
 
 
 def check_numeric(households: pd.DataFrame, household_id: str, columns: Sequence[str]) -> None:
