@@ -110,14 +110,22 @@ def test_read_table_refuses_an_entry_that_is_no_data_file_as_the_listing_does(fi
 
 def test_read_table_reads_a_link_to_a_data_file_as_a_part_keeping_the_partition_column(finished, tmp_path):
     """A link to a ``*.parquet`` file is a part of the listing: read as one, in its partition folder (``black`` 0,
-    typed as written)."""
+    typed as written), in a folder without a manifest (a calibrated copy keeps the schema file). In the finished
+    run, whose manifest does not list it, it is refused (``_layout.check_unlisted``)."""
     from microplex.io import read_table
+    from microplex.scale import rake_dataset, write_calibrated
 
-    before = read_table(finished)
     outside = tmp_path / "outside.parquet"
     shutil.copy(_a_part(finished), outside)
     (finished / "black=0" / "part-888888.parquet").symlink_to(outside)
-    after = read_table(finished)
+    with pytest.raises(DataValidationError, match=r"does not list: \['black=0/part-888888.parquet'\]"):
+        read_table(finished)
+    (finished / "black=0" / "part-888888.parquet").unlink()
+    copy = tmp_path / "copy"
+    write_calibrated(rake_dataset(finished, {"black": {0: 50.0, 1: 40.0}}), finished, copy)
+    before = read_table(copy)
+    (copy / "black=0" / "part-888888.parquet").symlink_to(outside)
+    after = read_table(copy)
     added = len(pd.read_parquet(outside))
     assert len(after) == len(before) + added
     assert after["black"].dtype == before["black"].dtype == "int64"
