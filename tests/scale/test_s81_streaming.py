@@ -60,3 +60,21 @@ def test_a_manifest_that_leaves_out_a_file_is_refused_and_rewritten_by_the_call_
         rake_dataset(pop, MARGINS)
     generate_dataset(tiny_synth, n=1000, path=pop, partition_by=["black"], rows_per_file=400, seed=7, progress=False)
     assert read_manifest(pop)["rows"] == len(read_table(pop)) == 1000
+
+
+def test_write_calibrated_refuses_a_dataset_that_changed_since_it_was_calibrated(tmp_path):
+    """A part copied into a folder (written by pandas: no manifest) after ``rake_dataset`` was copied with weights:
+    1,500 records written of the 1,000 calibrated, the margin ``g == 0`` of 600 at 1,100, without a word."""
+    frame = pd.DataFrame({"g": [0, 1] * 500, "x": range(1000)})
+    src = tmp_path / "src"
+    frame.to_parquet(src, partition_cols=["g"])
+    result = rake_dataset(src, {"g": {"0": 600.0, "1": 400.0}})
+    first = sorted((src / "g=0").glob("*.parquet"))[0]
+    shutil.copy(first, src / "g=0" / "more.parquet")
+    with pytest.raises(DataValidationError, match=r"holds 1500 records; the result calibrated 1000: it changed since"):
+        write_calibrated(result, src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing published
+    (src / "g=0" / "more.parquet").unlink()
+    assert write_calibrated(result, src, tmp_path / "out") == 1000
+    copy = pd.read_parquet(tmp_path / "out")
+    assert copy.groupby("g", observed=True)["weight"].sum().to_dict() == pytest.approx({0: 600.0, 1: 400.0}, rel=1e-9)
