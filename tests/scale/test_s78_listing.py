@@ -1,7 +1,8 @@
 """One listing of a dataset folder (``_layout.dataset_parts``) for its readers and for the resumable writer: a link
 to a folder (which pandas and pyarrow follow), a broken link or a pipe is an entry of the folder, refused by the
 readers (``data_files``) and, not written by the run, a stray for ``finish_output``; a data file the run did not
-write is a part for the readers and a stray for the writer."""
+write is a stray for the writer and, in a finished run whose manifest does not list it, for the readers too
+(``_layout.check_unlisted``); in a folder without a manifest it is a part for the readers."""
 
 from __future__ import annotations
 
@@ -75,8 +76,9 @@ def test_a_data_file_the_run_did_not_write_is_a_part_for_the_readers_and_a_stray
         tiny_synth, finished, tmp_path):
     outside = tmp_path / "outside.parquet"
     shutil.copy(_a_part(finished), outside)
-    (finished / "black=0" / "part-888888.parquet").symlink_to(outside)  # a link to a data file: read as one
-    assert str(finished / "black=0" / "part-888888.parquet") in data_files(finished)
+    (finished / "black=0" / "part-888888.parquet").symlink_to(outside)  # a link to a data file: listed as one
+    with pytest.raises(DataValidationError, match=r"does not list: \['black=0/part-888888.parquet'\]"):
+        data_files(finished)  # which the finished run's manifest does not list (_layout.check_unlisted)
     with pytest.raises(DataValidationError, match=r"did not write: \['black=0/part-888888.parquet'\]"):
         generate_dataset(tiny_synth, path=finished, **_KW)
 
@@ -110,14 +112,22 @@ def test_read_table_refuses_an_entry_that_is_no_data_file_as_the_listing_does(fi
 
 def test_read_table_reads_a_link_to_a_data_file_as_a_part_keeping_the_partition_column(finished, tmp_path):
     """A link to a ``*.parquet`` file is a part of the listing: read as one, in its partition folder (``black`` 0,
-    typed as written)."""
+    typed as written), in a folder without a manifest (a calibrated copy keeps the schema file). In the finished
+    run, whose manifest does not list it, it is refused (``_layout.check_unlisted``)."""
     from microplex.io import read_table
+    from microplex.scale import rake_dataset, write_calibrated
 
-    before = read_table(finished)
     outside = tmp_path / "outside.parquet"
     shutil.copy(_a_part(finished), outside)
     (finished / "black=0" / "part-888888.parquet").symlink_to(outside)
-    after = read_table(finished)
+    with pytest.raises(DataValidationError, match=r"does not list: \['black=0/part-888888.parquet'\]"):
+        read_table(finished)
+    (finished / "black=0" / "part-888888.parquet").unlink()
+    copy = tmp_path / "copy"
+    write_calibrated(rake_dataset(finished, {"black": {0: 50.0, 1: 40.0}}), finished, copy)
+    before = read_table(copy)
+    (copy / "black=0" / "part-888888.parquet").symlink_to(outside)
+    after = read_table(copy)
     added = len(pd.read_parquet(outside))
     assert len(after) == len(before) + added
     assert after["black"].dtype == before["black"].dtype == "int64"
