@@ -1,5 +1,8 @@
 """Weighted synthesis: records of weight 0 are outside the population (session 81 audit).
 
+Model files kept every training record's conditions, those of weight 0 too (``__weight__`` 0), though ``sample``
+never draws them: 300 out-of-scope records were copied into the file. Now only the records of positive weight are.
+
 acs12 (1,600 records aged 16 or more, weights of 1): its 656 persons not in the labour force have no commute time,
 a structural zero of that cell. Five more of them with a commute of 30 minutes and weight 0 (out of scope, as a
 survey's design weights mark them) used to count as holding the commute there: the rule went, and 10.2% of the
@@ -7,6 +10,9 @@ synthetic persons not in the labour force were drawn a commute time (0% without 
 """
 
 from __future__ import annotations
+
+import io
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -41,3 +47,24 @@ def test_records_of_weight_0_do_not_lift_a_structural_zero():
     assert drawn["hours"].iloc[:2000].isna().all()  # the unemployed: never hours
     assert drawn["pay"].iloc[:1000].isna().all()  # below 15: never pay
     assert drawn["hours"].iloc[2000:].notna().all() and drawn["pay"].iloc[1000:].notna().all()
+
+
+def test_the_model_file_keeps_no_record_of_weight_0(tmp_path):
+    # eusilc-like case of the audit: 300 out-of-scope records (age 99, weight 0) beside 1,500 of weight 1 used to be
+    # stored in conditions.parquet with __weight__ 0, a copy of every one of them in a file meant for release
+    data = _status()
+    extra = data.iloc[:300].assign(age=99.0, w=0.0)
+    with_zero = pd.concat([data.iloc[:700], extra, data.iloc[700:]], ignore_index=True)
+    model = _fit(with_zero)
+    assert len(model.training_conditions_) == len(data) and (model.training_weights_ > 0).all()
+    assert (model.training_conditions_["age"] != 99.0).all()
+    path = tmp_path / "m.mpx"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        stored = pd.read_parquet(io.BytesIO(archive.read("conditions.parquet")))
+    assert len(stored) == len(data) and (stored["__weight__"] > 0).all() and (stored["age"] != 99.0).all()
+    # the same conditions, in the same order, as the records of positive weight; sample draws as before
+    pd.testing.assert_frame_equal(stored.drop(columns="__weight__"), data[["status", "age"]])
+    loaded = Synthesizer.load(path)
+    pd.testing.assert_frame_equal(loaded.sample(500, seed=3), model.sample(500, seed=3))
+    assert (model.sample(2000, seed=4)["age"] != 99.0).all()
