@@ -94,11 +94,14 @@ def test_the_rules_count_expected_records_so_a_rare_state_is_not_ruled_out():
     context = cell.astype(np.float32)[:, None]
     columns, _, forbidden = fit_rules(context, [0], [], pattern, patterns, np.ones(n))
     assert columns.tolist() == [0] and forbidden.tolist() == [[False, True, True]]  # tested together
-    # state 2 seen once in the cell (on a record of weight 0): only the rare state is unseen there, not ruled out
+    # state 2 held once in the cell, by a record of weight 0 (outside the population): still unseen there, and
+    # ruled out with state 1 as before (session 81: the record used to count as seen, and the state was drawn there)
     pattern[0] = 2
     w = np.ones(n)
     w[0] = 0.0
-    assert fit_rules(context, [0], [], pattern, patterns, w) is None
+    assert fit_rules(context, [0], [], pattern, patterns, w).forbidden.tolist() == [[False, True, True]]
+    # held there by a record of positive weight: only the rare state is unseen there, not ruled out
+    assert fit_rules(context, [0], [], pattern, patterns, np.ones(n)) is None
     # the threshold: a cell whose records expect fewer than MIN_EXPECTED of the unseen states, plus log 2 per state
     # of the target (session 67: the unseen states are a set chosen from them), rules nothing out
     pattern = np.zeros(n, dtype=np.int64)

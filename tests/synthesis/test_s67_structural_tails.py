@@ -135,12 +135,17 @@ def test_weights_count_as_in_the_other_cells():
     x, state = _step(2000, 0, 0.3)
     patterns = np.array([[0], [1]])
     assert fit_rules(x[:, None], [], [0], state, patterns, np.ones(2000)) is not None
-    # a state held in the tail by a record of weight 0 is seen there: never ruled out for it
+    # a state held in the tail by a record of weight 0 (outside the population) is not seen there: the same rule
+    # as without it (session 81: it used to count, and no rule was found); held by a record of positive weight, it is
     seen = state.copy()
     seen[np.argmin(x)] = 1
     w = np.ones(2000)
     w[np.argmin(x)] = 0.0
-    assert fit_rules(x[:, None], [], [0], seen, patterns, w) is None
+    alone = fit_rules(x[:, None], [], [0], state, patterns, np.ones(2000))
+    zero = fit_rules(x[:, None], [], [0], seen, patterns, w)
+    assert zero is not None and zero.bounds.tolist() == alone.bounds.tolist()
+    assert zero.forbidden.tolist() == alone.forbidden.tolist()
+    assert fit_rules(x[:, None], [], [0], seen, patterns, np.ones(2000)) is None
     # a tail whose weight one record holds is one effective record: no evidence
     w = np.ones(2000)
     w[x < -1.0] = 1e-6

@@ -226,11 +226,14 @@ class _Fitting:
             self._ranges = {}
         else:
             # in the dtypes given: missing_as_nan read a nullable Int64 or Float64 with missing values as float64,
-            # so sample (which resamples these rows) drew such a condition as float64 where generate kept it
-            kept = data[conditions].reset_index(drop=True)
+            # so sample (which resamples these rows) drew such a condition as float64 where generate kept it.
+            # Records of weight 0 are outside the population: sample never draws them, and the model file (which
+            # stores these rows) keeps no copy of them
+            positive = w > 0
+            kept = data.loc[positive, conditions].reset_index(drop=True)
             self.training_conditions_ = kept.astype({n: given[n].dtype for n in conditions
                                                      if kept[n].dtype != given[n].dtype})
-            self.training_weights_ = w.copy()
+            self.training_weights_ = w[positive].copy()
 
         with torch.random.fork_rng(devices=[]):
             # a DP fit's networks start from a stream of their own: DP-SGD's sampling and noise must not be read

@@ -12,8 +12,8 @@ on). Like a contingency table's structural zeros, these cells are taken from the
 * a *cell* is a binary input of the condition encoding (one category of a categorical condition,
   its missing value too, or the missing-value indicator of a numeric condition), or a *tail* of a
   numeric condition: its values below a threshold, or above one;
-* the states of a discrete target that no training record in a binary input's cell holds are
-  *ruled out* there when their weighted shares over all records of positive weight, summed, times
+* the states of a discrete target that no training record of positive weight in a binary input's cell
+  holds are *ruled out* there when their weighted shares over all records of positive weight, summed, times
   the cell's Kish effective size, expect at least :data:`MIN_EXPECTED` records there (a Poisson
   count of mean 5 is 0 with probability 0.7%: such an absence is structure, not chance) plus
   ``log 2`` per state of the target (the unseen states are a set chosen from the target's ``K``
@@ -118,7 +118,7 @@ class _Tester:
         out = np.zeros(len(self.patterns), dtype=bool)
         for m, share in enumerate(self.shares):
             seen = np.zeros(len(share), dtype=bool)
-            seen[np.unique(self.states[cell, m])] = True
+            seen[np.unique(self.states[cell & self.positive, m])] = True  # records of weight 0: outside the population
             # Bonferroni over the 2**K sets of the target's K states that the unseen ones are chosen from
             if share[~seen].sum() * ess >= MIN_EXPECTED + np.count_nonzero(share) * np.log(2.0):
                 out |= ~seen[self.patterns[:, m]]
@@ -147,10 +147,12 @@ class _Tester:
         ruled: dict[float, np.ndarray] = {}
         for m, share in enumerate(self.shares):
             codes = self.states[order, m]
-            # the lowest value at which each state is held (any weight): seen in (-inf, t) iff below t
+            # the lowest value at which each state is held by a record of positive weight: seen in (-inf, t) iff
+            # below t (records of weight 0 are outside the population)
             lowest = np.full(len(share), np.inf, dtype=np.float32)
-            held, first = np.unique(codes, return_index=True)
-            lowest[held] = v[first]
+            positive = self.positive[order]
+            held, first = np.unique(codes[positive], return_index=True)
+            lowest[held] = v[positive][first]
             start = 0  # the band's first record: after the target's last ruled tail
             for edge in np.unique(lowest[np.isfinite(lowest)]):
                 if edge <= distinct[0]:
@@ -187,8 +189,10 @@ def fit_rules(context: np.ndarray, cells: list[int], numeric: list[int], pattern
     ``context`` (N, C) are the encoded conditions, ``cells`` its binary columns, ``numeric`` its columns of numeric
     conditions' standardized values (their tails are cells too); ``pattern`` (N,) is each record's pattern index
     into ``patterns`` (P, M), the states of the ``M`` discrete targets; ``w`` (N,) the weights. A state counts as
-    seen in a cell when any training record holds it there, whatever its weight (so that no training record's own
-    pattern is ruled out); expected counts use the records of positive weight.
+    seen in a cell when a training record of positive weight holds it there: records of weight 0 are outside the
+    population, so a state that only they hold in a cell is ruled out there as one that no record holds (their
+    own pattern then gets ``log_prob`` ``-inf``, as a category only they hold does); expected counts use the
+    records of positive weight too.
     """
     if (len(cells) == 0 and len(numeric) == 0) or patterns.shape[1] == 0 or len(patterns) < 2:
         return None
