@@ -5,7 +5,8 @@ else: the distribution of untargeted variables within the target areas, finer ge
 deciles within areas. :func:`auxiliary_design` computes, from the *full* candidate population (initial
 weights), the counts of many internal margins, each an area crossed with the categories (or the
 within-area quantile groups, the sub-area codes or the area's most frequent values: :func:`crossing`) of
-one other column;
+one other column, and the two-way crosses of the margins that the count targets give separately
+(:func:`crossed_target_cells`: PUMA x education where the targets are each PUMA's count and state x education);
 :class:`~microplex.calibration.SparseCalibrator` calibrates its subset to them *softly* (penalized misses,
 through the one Newton solver) while the official targets stay exact.
 
@@ -30,7 +31,7 @@ from .design import Design, build_design, natural_sizes
 from .targets import Targets
 
 __all__ = [
-    "auxiliary_design", "cell_crosses", "crossing", "distinct_values", "in_count_units", "nesting", "row_codes", "target_area",
+    "auxiliary_design", "cell_crosses", "crossed_target_cells", "crossing", "distinct_values", "in_count_units", "nesting", "row_codes", "target_area",
     "target_cells",
 ]
 
@@ -54,6 +55,9 @@ _GROUPED = ("quantile groups", "frequent categories")
 CELLS_PER_RECORD = 2.0
 MAX_GROUPS = 1000
 MAX_FINE_CELLS = 2500
+#: The two-way crosses of separately given count targets (:func:`crossed_target_cells`) join the auxiliaries up to
+#: this many cells (PUMA x education and PUMA x experience in the demo's largest state hold about 1,600).
+MAX_TARGET_CELLS = 20_000
 
 
 def target_area(targets: Targets, candidates: pd.DataFrame) -> str | None:
@@ -383,6 +387,8 @@ def auxiliary_design(
     n_groups : int, default=5
         Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values (the
         fewest per area with ``budget``).
+        Beside the columns' crosses (not with explicit targets), the two-way crosses of the margins the count
+        targets give separately (:func:`crossed_target_cells`, up to ``MAX_TARGET_CELLS`` cells).
     budget : int, optional
         Records of the subset: an area gets as many quantile groups as it can fill (:func:`area_groups`);
         where some area gets more than ``n_groups``, every quantile column also keeps its ``n_groups``
@@ -410,7 +416,11 @@ def auxiliary_design(
     levels = [groups]  # a budget that splits some area finer keeps the n_groups level too (all areas)
     if (groups > n_groups).any():
         levels.append(np.full(n_area, n_groups, dtype=np.int64))
-    return _crossed(candidates, design, kinds, a, n_area, w, levels, area or "all", n_groups)
+    x, totals, names = _crossed(candidates, design, kinds, a, n_area, w, levels, area or "all", n_groups)
+    x_c, t_c, n_c = crossed_target_cells(candidates, design, targets, weight_col, max_cells=MAX_TARGET_CELLS)
+    if not len(n_c):
+        return x, totals, names
+    return sp.hstack([x, x_c], format="csr"), np.concatenate([totals, t_c]), names + n_c
 
 
 def _crossed(
@@ -466,17 +476,102 @@ def row_codes(x: sp.spmatrix, *, values: bool = False) -> np.ndarray:
     return codes.reshape(-1).astype(np.int64)
 
 
+def _count_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str
+                 ) -> tuple[np.ndarray, int, sp.csr_matrix | None]:
+    """:func:`target_cells`' codes and count, with the records' indicators of the person count targets (None
+    without such targets)."""
+    counts = Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
+    n = len(candidates)
+    if not len(counts):
+        return np.zeros(n, dtype=np.int64), 1, None
+    cols = sorted({c for t in counts for c in t.filters} | {weight_col})
+    x = build_design(candidates[cols], counts, weight_col).x.tocsr()
+    codes = row_codes(x)
+    return codes, int(codes.max(initial=-1)) + 1, x
+
+
 def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) -> tuple[np.ndarray, int]:
     """Per record, the code of its cell of the person count targets: records in the same set of count
     targets share a cell (state x education when the targets are state x education counts; the finest
     intersection of nested geographies). Records in no count target share one cell."""
-    counts = Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
-    n = len(candidates)
-    if not len(counts):
-        return np.zeros(n, dtype=np.int64), 1
-    cols = sorted({c for t in counts for c in t.filters} | {weight_col})
-    codes = row_codes(build_design(candidates[cols], counts, weight_col).x)
-    return codes, int(codes.max(initial=-1)) + 1
+    codes, n_cells, _ = _count_cells(candidates, targets, weight_col)
+    return codes, n_cells
+
+
+def crossed_target_cells(
+    candidates: pd.DataFrame, design: Design, targets: Targets, weight_col: str, *,
+    max_cells: int | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray, list[str]]:
+    """The two-way crosses of the margins that the person count targets give separately, at full-population
+    counts: with state x education, state x experience and each PUMA's count as targets, the cells of
+    PUMA x education, PUMA x experience and state x education x experience, which a subset calibrated to the
+    margins alone may fill at random. A margin is the targets that filter on one set of columns; the cross of
+    two is the cells of records in a target of each (keyed by the pair of targets). A cell that a count target
+    equals (a PUMA of state-level and PUMA-level counts, nested) is left out, as is every cross above
+    ``max_cells`` cells in all (the result is then empty, as with a single margin).
+
+    Returns
+    -------
+    x, totals, names
+        As :func:`auxiliary_design` (names ``"margin#i x margin#j#k"``: the margins in the targets' order).
+
+    Examples
+    --------
+    >>> from microplex.calibration import Targets
+    >>> from microplex.calibration.design import build_design
+    >>> df = pd.DataFrame({"a": [0, 0, 1, 1], "b": [0, 1, 0, 1], "w": [1.0, 2.0, 3.0, 4.0]})
+    >>> tg = Targets.from_margins({"a": pd.Series([3.0, 7.0])}) + Targets.from_margins({"b": pd.Series([4.0, 6.0])})
+    >>> x, totals, names = crossed_target_cells(df, build_design(df, tg, "w"), tg, "w")
+    >>> totals.tolist(), names[0]
+    ([1.0, 2.0, 3.0, 4.0], 'margin#0 x margin#1#0')
+    """
+    n_units = len(design.d)
+    empty = sp.csr_matrix((n_units, 0)), np.zeros(0), []
+    _, _, x = _count_cells(candidates, targets, weight_col)
+    if x is None:
+        return empty
+    counts = [t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters]
+    margins: dict[frozenset, list[int]] = {}
+    for j, t in enumerate(counts):
+        margins.setdefault(frozenset(t.filters), []).append(j)
+    groups = list(margins.values())
+    blocks, totals, names = [], [], []
+    n_cols = 0
+    xc = x.tocsc()
+    for g1 in range(len(groups)):
+        for g2 in range(g1 + 1, len(groups)):
+            both = groups[g1] + groups[g2]
+            sub = xc[:, both].tocsr()
+            held = (np.asarray(xc[:, groups[g1]].sum(axis=1)).ravel() > 0) & (
+                np.asarray(xc[:, groups[g2]].sum(axis=1)).ravel() > 0)
+            if not held.any():
+                continue
+            rec = np.flatnonzero(held)
+            codes = row_codes(sub[rec])
+            n_cells = int(codes.max()) + 1
+            member = sp.csr_matrix((np.ones(len(rec)), (rec, codes)), shape=(x.shape[0], n_cells))
+            per_target = (x.T @ member).tocsr()  # count targets x cells: the cells each target holds
+            per_target.eliminate_zeros()
+            alone = np.flatnonzero(np.diff(per_target.indptr) == 1)
+            pinned = np.zeros(n_cells, dtype=bool)
+            pinned[per_target.indices[per_target.indptr[alone]]] = True
+            cells = np.flatnonzero(~pinned)
+            if not len(cells):
+                continue
+            n_cols += len(cells)
+            if max_cells is not None and n_cols > max_cells:
+                return empty
+            column = np.full(n_cells, -1, dtype=np.int64)
+            column[cells] = np.arange(len(cells))
+            keep = column[codes] >= 0
+            block = sp.csr_matrix((np.ones(int(keep.sum())), (design.record_unit[rec[keep]], column[codes[keep]])),
+                                  shape=(n_units, len(cells)))
+            blocks.append(block)
+            totals.append(np.asarray(block.T @ design.d, dtype=np.float64))
+            names.extend(f"margin#{g1} x margin#{g2}#{int(k)}" for k in cells)
+    if not blocks:
+        return empty
+    return sp.hstack(blocks, format="csr"), np.concatenate(totals), names
 
 
 def cell_crosses(

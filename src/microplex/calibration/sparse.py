@@ -123,8 +123,10 @@ class SparseCalibrator(_FittedResult):
         than 20 values by each area's most frequent values (make an integer code that is not nested a
         category to have it crossed so; ``summary["auxiliary_columns"]`` says how each column was
         crossed; see
-        :func:`~microplex.calibration.auxiliary.crossing`); a list names the
-        columns to cross; a :class:`Targets` gives the auxiliary totals (a sum's or mean's row divided by the
+        :func:`~microplex.calibration.auxiliary.crossing`), and, where the count targets give margins separately
+        (state x education, state x experience, each PUMA's count), their two-way crosses (PUMA x education:
+        :func:`~microplex.calibration.auxiliary.crossed_target_cells`); a list names the
+        columns to cross (the crosses of the margins join it); a :class:`Targets` gives the auxiliary totals (a sum's or mean's row divided by the
         mean size of its records' values, so that it weighs like a count of its records in any unit:
         :func:`~microplex.calibration.auxiliary.in_count_units`); ``None`` calibrates to the
         official targets only.
