@@ -109,13 +109,13 @@ def check_listed_files(path: Path, manifest: dict[str, Any], root: Path, tasks: 
     for entry in manifest["files"]:
         file = root / entry["path"]
         folders = [root / "/".join(entry["path"].split("/")[:i]) for i in range(1, entry["path"].count("/") + 1)]
+        linked = any(os.path.islink(d) for d in folders)
         try:
-            size = file.stat().st_size if is_regular(file) and not any(os.path.islink(d) for d in folders) else None
+            size = file.stat().st_size if is_regular(file) and not linked else None
         except OSError:
             size = None
         task = part_task(entry["path"].rsplit("/", 1)[-1])
-        if size is None and task is not None and not file.exists() and not file.is_symlink() and not any(
-                os.path.islink(d) for d in folders):
+        if size is None and task is not None and not linked and not file.exists() and not file.is_symlink():
             raise DataValidationError(
                 f"{str(path)!r} lists the file {entry['path'][:80]!r}, which is missing from {str(root)!r}. "
                 f"To redo it in place, {_REPEAT}.")
