@@ -251,6 +251,29 @@ def test_version_option_and_command_print_the_version():
         assert r.exit_code == 0 and r.output.strip() == microplex.__version__, r.output
 
 
+@pytest.mark.parametrize("module", ["microplex", "microplex.cli"])
+def test_python_dash_m_runs_the_command_line(module, tmp_path):
+    # ``python -m microplex`` had no __main__.py (exit 1, "cannot be directly executed") and ``python -m
+    # microplex.cli`` no __main__ guard (exit 0, did nothing): both now run the console script's command line
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(microplex.__file__).parents[1]))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.strip() == microplex.__version__, (done.stdout, done.stderr)
+    done = run("--help")
+    assert done.returncode == 0 and done.stdout.startswith("Usage: microplex ") and "calibrate" in done.stdout, done
+    done = run("no-such-verb")
+    assert done.returncode == 1 and done.stderr.strip() == "error: No such command 'no-such-verb'.", done
+    assert done.stdout == ""
+
+
 def test_the_package_ships_no_conftest():
     assert not (Path(microplex.__file__).parent / "conftest.py").exists()
 

@@ -241,8 +241,8 @@ def test_a_complete_manifest_listing_files_the_folder_does_not_hold_is_refused(s
         manifest.write_text(json.dumps(m))
 
     edited(lambda files: files[2].__setitem__("path", "part-999999.parquet"))
-    with pytest.raises(DataValidationError, match=r"lists the file 'part-999999\.parquet', which is not a regular "
-                                                  r"file in '.*pop'"):
+    with pytest.raises(DataValidationError, match=r"lists the file 'part-999999\.parquet', which is missing from "
+                                                  r"'.*pop'"):
         read_manifest(path)
     edited(lambda files: files[1].__setitem__("bytes", 1))
     with pytest.raises(DataValidationError, match=r"lists the file 'part-000001\.parquet' of 1 bytes; the file in "

@@ -89,11 +89,16 @@ def _huge_size(meta: dict) -> None:
     (lambda meta: meta.update(min_age=10**12), r"'min_age' must be the youngest training age, at most .*Got 1000000000000\.0 instead"),
     (lambda meta: meta.update(min_age=90), r"'min_age' must be the youngest training age.*Got 90"),
     (_huge_size, r"'size_shares' must be shares of sizes the person models were trained on \(at most \d members\)"),
-], ids=["min_age_huge", "min_age_90", "size_5000"])
+    (lambda meta: meta["params"].update(adult_age=10**12),
+     r"'params.adult_age' must be an age at most the oldest age the person models were trained on \(93; .*"
+     r"Got 1000000000000 instead"),
+    (lambda meta: meta["params"].update(adult_age=93.5), r"'params.adult_age' must be an age at most .*\(93; .*Got 93.5"),
+], ids=["min_age_huge", "min_age_90", "size_5000", "adult_age_huge", "adult_age_above_the_oldest"])
 def test_a_model_file_with_an_edited_youngest_age_or_size_is_refused(eusilc_small, tmp_path, edit, match):
     # a later member still younger than any training person after its redraws is given 'min_age': edited to 1e12,
     # sample wrote persons aged 1,000,000,000,000; a size 5000 with a share (max_size 5000) drew households of 5000
-    # members from person models trained on households of at most 9
+    # members from person models trained on households of at most 9; an 'adult_age' above the oldest training age
+    # (93) loaded, and sample only logged "20 households have no adult after 50 redraws"
     hs = HouseholdSynthesizer(_HH, _P, "db030", household_weight="db090", age_var="age", **_FAST).fit(eusilc_small,
                                                                                                     seed=0)
     _edited(hs, tmp_path / "unchanged.mpx", lambda meta: None)
@@ -102,3 +107,16 @@ def test_a_model_file_with_an_edited_youngest_age_or_size_is_refused(eusilc_smal
     _edited(hs, tmp_path / "edited.mpx", edit)
     with pytest.raises(DataValidationError, match=r"Model file .*edited\.mpx.*" + match):
         HouseholdSynthesizer.load(tmp_path / "edited.mpx")
+
+
+def test_a_fit_with_an_adult_age_above_every_training_age_is_refused(eusilc_small):
+    # the rule a model file's 'adult_age' is held to on load: a fit above the oldest age (93) wrote a file that
+    # drew no adult in any household; the oldest age itself is accepted
+    assert eusilc_small["age"].max() == 93
+    hs = HouseholdSynthesizer(_HH, _P, "db030", household_weight="db090", age_var="age", adult_age=93.5, **_FAST)
+    with pytest.raises(DataValidationError, match=r"HouseholdSynthesizer\.fit: 'adult_age' must be an age at most the "
+                       r"oldest age the person models were trained on \(93; .*Got 93\.5 instead"):
+        hs.fit(eusilc_small, seed=0)
+    assert not hasattr(hs, "fitted_params_")
+    hs.set_params(adult_age=93).fit(eusilc_small, seed=0)
+    assert hs.fitted_params_["adult_age"] == 93

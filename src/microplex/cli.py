@@ -8,7 +8,8 @@ report it (``--verbose`` logs the traceback). Every option is checked before any
 
 Every verb takes ``-q``/``--quiet`` (no progress bars, no summary line: only warnings and errors)
 and ``-v``/``--verbose`` (log progress details and an internal error's traceback);
-``microplex --version`` prints the version.
+``microplex --version`` prints the version. ``python -m microplex`` and ``python -m microplex.cli`` run the
+same command line (:func:`main`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from .io import (as_numbers, atomic_path, check_one_type, check_rows_fit_disk, c
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["app", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
+__all__ = ["app", "main", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 
 #: The library parameters each verb passes, by the options that give them: the library's messages name the options
@@ -607,3 +608,15 @@ def evaluate(
         say(f"Wrote {report} ({len(rep.scores)} scores)")
 
     run_body(body, quiet, verbose, flags=_EVALUATE_FLAGS)
+
+
+def main() -> None:
+    """Runs the command line as the ``microplex`` console script does (``python -m microplex``, ``python -m microplex.cli``).
+
+    The program name in the usage and help lines is ``microplex`` whichever way it was started.
+    """
+    app(prog_name="microplex")
+
+
+if __name__ == "__main__":
+    main()

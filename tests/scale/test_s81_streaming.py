@@ -4,6 +4,7 @@ that were calibrated."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -78,3 +79,38 @@ def test_write_calibrated_refuses_a_dataset_that_changed_since_it_was_calibrated
     assert write_calibrated(result, src, tmp_path / "out") == 1000
     copy = pd.read_parquet(tmp_path / "out")
     assert copy.groupby("g", observed=True)["weight"].sum().to_dict() == pytest.approx({0: 600.0, 1: 400.0}, rel=1e-9)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_damaged_part_of_a_finished_dataset_is_refused_naming_what_redoes_it(tiny_synth, tmp_path, damage):
+    """The readers said "repeat the call with a new output directory, or delete the output directory to redo it"
+    for a finished dataset with a part deleted or truncated. Repeating the call that wrote it redoes a deleted part in
+    place; a truncated one once its task's marker is deleted (the resume refuses a part its marker does not
+    describe). The message says so, and following it gives the dataset back."""
+    from microplex.scale._layout import layout
+
+    pop = _dataset(tiny_synth, tmp_path / "pop")
+    before = read_table(pop)
+    part = pop / "black=0" / "part-000001.parquet"
+    size = part.stat().st_size
+    marker = layout(pop).tasks / "task-000001.json"
+    if damage == "deleted":
+        part.unlink()
+        match = (r"_microplex_manifest\.json' lists the file 'black=0/part-000001\.parquet', which is missing from "
+                 r"'.*pop'\. To redo it in place, repeat the call that wrote the dataset \(the same arguments and "
+                 r"output directory\)\.$")
+    else:
+        part.write_bytes(part.read_bytes()[: size // 2])
+        match = (rf"lists the file 'black=0/part-000001\.parquet' of {size} bytes; the file in '.*pop' has "
+                 rf"{size // 2}\. It was changed or damaged: to redo it in place, delete the marker "
+                 rf"'{re.escape(str(marker))}' of its task, then repeat the call that wrote the dataset \(the same arguments and "
+                 r"output directory\); or delete the output directory to redo it all\.$")
+    for call in (lambda: read_manifest(pop), lambda: read_table(pop), lambda: rake_dataset(pop, MARGINS)):
+        with pytest.raises(DataValidationError, match=match):
+            call()
+    if damage == "truncated":
+        with pytest.raises(DataValidationError, match=rf"delete the marker '{re.escape(str(marker))}' to redo it"):  # the resume's
+            _dataset(tiny_synth, pop)
+        marker.unlink()
+    _dataset(tiny_synth, pop)  # as the message says
+    assert read_table(pop).equals(before) and part.stat().st_size == size

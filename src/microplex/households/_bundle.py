@@ -28,7 +28,7 @@ from ..synthesis.serialization import FORMAT_VERSION, check_nested_version, read
 if TYPE_CHECKING:
     from ._synthesizer import HouseholdSynthesizer
 
-__all__ = ["DRAW_PARAMS", "load_fitted", "pack_models", "save_fitted", "unpack_models"]
+__all__ = ["DRAW_PARAMS", "check_adult_age", "load_fitted", "pack_models", "save_fitted", "unpack_models"]
 
 _FORMAT = "microplex.HouseholdSynthesizer"
 _INNER = "microplex.Synthesizer"
@@ -340,29 +340,50 @@ def _build(cls: type[HouseholdSynthesizer], meta: dict[str, Any], tensors: dict[
     return hs
 
 
-def _check_trained_members(hs: HouseholdSynthesizer, where: str) -> None:
-    """The sizes ``sample`` allots and the youngest age are those the person models were trained on, read from
-    their conditions' training ranges (over the households of positive weight): a household one person larger
-    has a member no model saw (``_m_left`` of its oldest member beyond the range), and ``min_age`` is the age
-    given to a later member drawn younger than any in training, so it is at most the youngest previous member's
-    age. Edited (a size 5000 with a share, ``min_age`` 1e12), the file drew households of 5000 members from
-    models of at most 9, or persons aged 1e12."""
+def _trained_range(model: Synthesizer | None, column: str) -> tuple[float, float] | None:
+    """(min, max) of the numeric condition ``column`` over ``model``'s training records of positive weight (as
+    fit stored it); ``None`` where the model is absent or has no such condition."""
+    if model is None or column not in model.condition_vars or model.kinds_.get(column) == "categorical":
+        return None
+    return model._condition_ranges().get(column)
+
+
+def check_adult_age(hs: HouseholdSynthesizer, where: str, key: str) -> None:
+    """``adult_age`` is at most the oldest age the person models were trained on: the largest upper end of the
+    training ranges of the oldest member's age (``_m_first_age``) and of the age variable among their conditions.
+    Above it no drawn household has an adult: every oldest member is redrawn ``max_redraws`` times and kept with a
+    logged warning (a file edited to 1e12 loaded and sampled so). Nothing is checked where no person model holds
+    such a condition (households of one person and no "not applicable" ages)."""
     from ._members import PREFIX
 
-    def low_high(model: Synthesizer | None, column: str) -> tuple[float, float] | None:
-        if model is None or column not in model.condition_vars or model.kinds_.get(column) == "categorical":
-            return None
-        return model._condition_ranges().get(column)
+    if hs.age_var is None:
+        return
+    models = [*hs.person_models_.values(), *(m for _, m in hs.applicable_models_)]
+    ends = [r[1] for m in models for c in (f"{PREFIX}first_age", hs.age_var) if (r := _trained_range(m, c))]
+    if ends and hs.adult_age > max(ends):
+        raise _fail(where, key, f"an age at most the oldest age the person models were trained on ({max(ends):g}; "
+                    "above it no household drawn has an adult)", hs.adult_age)
 
-    left = [r for m in hs.person_models_.values() if (r := low_high(m, f"{PREFIX}left")) is not None]
+
+def _check_trained_members(hs: HouseholdSynthesizer, where: str) -> None:
+    """The sizes ``sample`` allots, the youngest age and ``adult_age`` are those the person models were trained on,
+    read from their conditions' training ranges (over the households of positive weight): a household one person
+    larger has a member no model saw (``_m_left`` of its oldest member beyond the range), ``min_age`` is the age
+    given to a later member drawn younger than any in training, so it is at most the youngest previous member's
+    age, and ``adult_age`` is at most the oldest age (:func:`check_adult_age`). Edited (a size 5000 with a share,
+    ``min_age`` 1e12), the file drew households of 5000 members from models of at most 9, or persons aged 1e12."""
+    from ._members import PREFIX
+
+    left = [r for m in hs.person_models_.values() if (r := _trained_range(m, f"{PREFIX}left")) is not None]
     allotted = [size for size, share in zip(*hs.size_shares_, strict=True) if share > 0]
     if left and allotted and max(allotted) > max(high for _, high in left) + 1:
         raise _fail(where, "size_shares", f"shares of sizes the person models were trained on (at most "
                     f"{max(high for _, high in left) + 1:g} members)", hs.size_shares_)
-    prev = low_high(hs.person_models_.get("member"), f"{PREFIX}prev_{hs.age_var}") if hs.age_var else None
+    prev = _trained_range(hs.person_models_.get("member"), f"{PREFIX}prev_{hs.age_var}") if hs.age_var else None
     if prev is not None and hs.min_age_ > prev[0]:
         raise _fail(where, "min_age", f"the youngest training age, at most the youngest age of a member before "
                     f"another that the member model was trained on ({prev[0]:g})", hs.min_age_)
+    check_adult_age(hs, where, "params.adult_age")
 
 
 def _check_age_labels(model: Any, where: str, key: str) -> None:

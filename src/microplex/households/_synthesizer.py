@@ -21,7 +21,7 @@ from ..synthesis._conditions import drop_training_conditions
 from ..synthesis._validation import check_copied_categories, check_frame, check_unique_columns, check_weights
 from ..synthesis.schema import infer_kind
 from ..synthesis.serialization import check_save_path
-from ._bundle import load_fitted, save_fitted
+from ._bundle import check_adult_age, load_fitted, save_fitted
 from ._draw import check_output_size, draw_households
 from ._members import NA, NONE, PREFIX
 from ._params import (
@@ -119,6 +119,8 @@ class HouseholdSynthesizer(Estimator):
         Person age column: members are ordered oldest first, adults are at least ``adult_age``,
         and "not applicable" missing values are recognized by age.
     adult_age : float, default=16
+        Persons at least this old are adults. At most the oldest age the person models are trained on:
+        ``fit`` refuses a larger one (no household drawn would have an adult), and so does ``load``.
     schema : mapping of str to VariableSpec, default=None
         Overrides of the modelling of household or person variables. A copy of the size is never
         modelled (:attr:`size_copies_`): an entry for one raises at :meth:`fit`.
@@ -471,6 +473,7 @@ class HouseholdSynthesizer(Estimator):
         for model in inner:
             if model is not None:
                 drop_training_conditions(model)
+        check_adult_age(self, "HouseholdSynthesizer.fit", "adult_age")  # the rule load applies to the file
         self.fitted_params_ = fitted_params  # what save() writes (see _bundle); set once the fit has succeeded
         return self
 

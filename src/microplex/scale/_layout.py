@@ -152,7 +152,7 @@ def _checked_manifest(lay: Layout) -> dict[str, Any]:
         )
     manifest = read_json(lay.manifest, "the output directory")
     check_manifest(lay.manifest, manifest, FORMAT_VERSION)
-    check_listed_files(lay.manifest, manifest, lay.root)
+    check_listed_files(lay.manifest, manifest, lay.root, lay.tasks)
     return manifest
 
 

@@ -19,7 +19,8 @@ from .._errors import DataValidationError
 from .._files import load_json
 from ..io import record_columns
 
-__all__ = ["read_json", "check_manifest", "check_listed_files", "check_marker", "check_part"]
+__all__ = ["read_json", "check_manifest", "check_listed_files", "check_marker", "check_part", "marker_name", "marker_task",
+           "part_task"]
 
 #: Largest manifest or marker read (bytes); a real one is a few KiB per thousand files.
 MAX_JSON_BYTES = 64 * 2**20
@@ -89,26 +90,46 @@ def check_manifest(path: Path, manifest: Any, format_version: int) -> dict[str, 
     return spec
 
 
-def check_listed_files(path: Path, manifest: dict[str, Any], root: Path) -> None:
+#: What redoes a finished dataset's task: the resume of the call that wrote it (:func:`~.writer.prepare_output`).
+_REPEAT = "repeat the call that wrote the dataset (the same arguments and output directory)"
+
+
+def check_listed_files(path: Path, manifest: dict[str, Any], root: Path, tasks: Path) -> None:
     """The files a complete manifest (at ``path``, structure checked) lists are in the dataset folder ``root``:
     each a regular file (no link, in no linked folder) of the bytes it records. A list naming a file that is not
-    there, or of another size, described another dataset than the folder holds."""
+    there, or of another size, described another dataset than the folder holds.
+
+    The message says what redoes the file: a missing part is redone in place by repeating the call that wrote
+    the dataset (its resume redoes a finished task whose part is missing); a part of other bytes (truncated,
+    replaced) only once its task's marker in ``tasks`` is deleted too (the resume refuses a part its marker does
+    not describe)."""
     if manifest.get("status") != "complete":
         return
     what = "the output directory"
     for entry in manifest["files"]:
         file = root / entry["path"]
         folders = [root / "/".join(entry["path"].split("/")[:i]) for i in range(1, entry["path"].count("/") + 1)]
+        linked = any(os.path.islink(d) for d in folders)
         try:
-            size = file.stat().st_size if is_regular(file) and not any(os.path.islink(d) for d in folders) else None
+            size = file.stat().st_size if is_regular(file) and not linked else None
         except OSError:
             size = None
+        task = part_task(entry["path"].rsplit("/", 1)[-1])
+        if size is None and task is not None and not linked and not file.exists() and not file.is_symlink():
+            raise DataValidationError(
+                f"{str(path)!r} lists the file {entry['path'][:80]!r}, which is missing from {str(root)!r}. "
+                f"To redo it in place, {_REPEAT}.")
         if size is None:
             raise _fail(path, f"lists the file {entry['path'][:80]!r}, which is not a regular file in "
                         f"{str(root)!r}", what)
         if size != entry["bytes"]:
-            raise _fail(path, f"lists the file {entry['path'][:80]!r} of {entry['bytes']} bytes; the file in "
-                        f"{str(root)!r} has {size}", what)
+            problem = f"lists the file {entry['path'][:80]!r} of {entry['bytes']} bytes; the file in {str(root)!r} has {size}"
+            if task is None:
+                raise _fail(path, problem, what)
+            raise DataValidationError(
+                f"{str(path)!r} {problem}. It was changed or damaged: to redo it in place, delete the marker "
+                f"{str(tasks / marker_name(task))!r} of its task, then {_REPEAT}; or delete the output directory "
+                "to redo it all.")
 
 
 def _check_entry(path: Path, entry: Any, what: str) -> None:
@@ -161,6 +182,21 @@ _MARKER = re.compile(r"task-(\d{6,})\.json")
 def marker_task(name: str) -> int | None:
     """The task id in a marker file name ``task-000003.json``, ``None`` for any other name."""
     m = _MARKER.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def marker_name(task: int) -> str:
+    """The file name of task ``task``'s marker (``task-000003.json``; :func:`marker_task` reads it back)."""
+    return f"task-{task:06d}.json"
+
+
+_PART = re.compile(r"part-(\d{6,})\.parquet")
+
+
+def part_task(name: str) -> int | None:
+    """The task id in a part's file name ``part-000003.parquet`` (:func:`~.writer.part_name`), ``None`` for any
+    other name."""
+    m = _PART.fullmatch(name)
     return int(m.group(1)) if m else None
 
 

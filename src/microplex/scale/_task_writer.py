@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .._errors import DataValidationError
 from ._layout import Layout, layout
+from ._manifest import marker_name
 from .writer import (
     _HIVE_NULL,
     _MAX_SEGMENT_BYTES,
@@ -234,5 +235,5 @@ def write_linked_task(
         raise
     infos = [{"task": task, "rows": r, "files": f} for r, f in zip(rows, files, strict=True)]
     for lay, info in zip(layouts, infos, strict=True):
-        atomic_write_json(inside(lay.meta, f"{TASKS_DIR}/task-{task:06d}.json"), info)
+        atomic_write_json(inside(lay.meta, f"{TASKS_DIR}/{marker_name(task)}"), info)
     return infos
