@@ -114,3 +114,17 @@ def test_a_damaged_part_of_a_finished_dataset_is_refused_naming_what_redoes_it(t
         marker.unlink()
     _dataset(tiny_synth, pop)  # as the message says
     assert read_table(pop).equals(before) and part.stat().st_size == size
+
+
+def test_a_finished_dataset_named_by_a_relative_path_is_read(tiny_synth, tmp_path, monkeypatch):
+    """The check for files the manifest does not list compared the absolute folder with the listing's relative paths:
+    ``rake_dataset("pop/", ...)`` from the folder above raised a raw ValueError ("... is not in the subpath of ...")."""
+    _dataset(tiny_synth, tmp_path / "pop")
+    monkeypatch.chdir(tmp_path)
+    for path in ("pop", "pop/", "./pop"):
+        assert read_manifest(path)["rows"] == 1000
+        assert len(read_table(path)) == 1000
+        assert rake_dataset(path, MARGINS).summary["n_units"] == 1000
+    shutil.copy(Path("pop") / "black=0" / "part-000000.parquet", Path("pop") / "black=0" / "part-000099.parquet")
+    with pytest.raises(DataValidationError, match="does not list"):
+        read_table("pop")

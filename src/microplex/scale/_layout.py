@@ -172,7 +172,10 @@ def check_unlisted(lay: Layout, manifest: dict[str, Any], parts: list[Path] | No
     root, path = lay.root, lay.manifest
     listed = {entry["path"] for entry in manifest["files"]}
     found = dataset_parts(root)[0] if parts is None else parts
-    unlisted = [rel for rel in (Path(p).relative_to(root).as_posix() for p in found) if rel not in listed]
+    # the listing's paths are as the caller gave the folder (relative to the working directory, say); ``root`` is
+    # absolute (:func:`layout`)
+    unlisted = [rel for rel in (Path(os.path.abspath(p)).relative_to(root).as_posix() for p in found)
+                if rel not in listed]
     if unlisted:
         more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
         raise DataValidationError(
