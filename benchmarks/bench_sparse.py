@@ -352,7 +352,9 @@ def main() -> None:
         "## 1,000,000 candidates x 510 targets reduced to 5,000 records (tolerance 0.005)",
         "",
         "An untargeted `income` column gives the auxiliary cells: area x within-area income quintile (255) and, for "
-        "the 5,000-record budget, about 2,500 finer within-area income groups (`auxiliary.MAX_FINE_CELLS`).",
+        "the 5,000-record budget, about 2,500 finer within-area income groups (`auxiliary.MAX_FINE_CELLS`); the targets "
+        "area x age and area x sex, given separately, add their cross area x age x sex (816 cells, "
+        "`auxiliary.crossed_target_cells`).",
         "",
         "| records | targets | kept | max rel. error | auxiliaries dropped | weight cap chosen | seconds | bar |",
         "|---|---|---|---|---|---|---|---|",
