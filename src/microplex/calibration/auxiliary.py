@@ -383,12 +383,12 @@ def auxiliary_design(
     columns : "auto", list of str, mapping or Targets, default="auto"
         Columns to cross with the area (``"auto"``: see :func:`auxiliary_columns`; each crossed as
         :func:`crossing` says, or as a mapping from it says), or explicit auxiliary targets (their values are
-        used as given).
+        used as given). Beside the columns' crosses (not with explicit targets), the two-way crosses of the
+        margins the count targets give separately (:func:`crossed_target_cells`, up to ``MAX_TARGET_CELLS``
+        cells).
     n_groups : int, default=5
         Within-area quantile groups of a numeric column with more than ``MAX_CATEGORIES`` values (the
         fewest per area with ``budget``).
-        Beside the columns' crosses (not with explicit targets), the two-way crosses of the margins the count
-        targets give separately (:func:`crossed_target_cells`, up to ``MAX_TARGET_CELLS`` cells).
     budget : int, optional
         Records of the subset: an area gets as many quantile groups as it can fill (:func:`area_groups`);
         where some area gets more than ``n_groups``, every quantile column also keeps its ``n_groups``
@@ -476,26 +476,27 @@ def row_codes(x: sp.spmatrix, *, values: bool = False) -> np.ndarray:
     return codes.reshape(-1).astype(np.int64)
 
 
-def _count_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str
-                 ) -> tuple[np.ndarray, int, sp.csr_matrix | None]:
-    """:func:`target_cells`' codes and count, with the records' indicators of the person count targets (None
-    without such targets)."""
-    counts = Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
-    n = len(candidates)
-    if not len(counts):
-        return np.zeros(n, dtype=np.int64), 1, None
+def _person_counts(targets: Targets) -> Targets:
+    """The person count targets with a filter: the targets whose cells :func:`target_cells` and
+    :func:`crossed_target_cells` read."""
+    return Targets([t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters])
+
+
+def _count_indicators(candidates: pd.DataFrame, counts: Targets, weight_col: str) -> sp.csr_matrix:
+    """Records x ``counts``: 1 where a record is in a target (its columns in the targets' order)."""
     cols = sorted({c for t in counts for c in t.filters} | {weight_col})
-    x = build_design(candidates[cols], counts, weight_col).x.tocsr()
-    codes = row_codes(x)
-    return codes, int(codes.max(initial=-1)) + 1, x
+    return build_design(candidates[cols], counts, weight_col).x.tocsr()
 
 
 def target_cells(candidates: pd.DataFrame, targets: Targets, weight_col: str) -> tuple[np.ndarray, int]:
     """Per record, the code of its cell of the person count targets: records in the same set of count
     targets share a cell (state x education when the targets are state x education counts; the finest
     intersection of nested geographies). Records in no count target share one cell."""
-    codes, n_cells, _ = _count_cells(candidates, targets, weight_col)
-    return codes, n_cells
+    counts = _person_counts(targets)
+    if not len(counts):
+        return np.zeros(len(candidates), dtype=np.int64), 1
+    codes = row_codes(_count_indicators(candidates, counts, weight_col))
+    return codes, int(codes.max(initial=-1)) + 1
 
 
 def crossed_target_cells(
@@ -527,27 +528,24 @@ def crossed_target_cells(
     """
     n_units = len(design.d)
     empty = sp.csr_matrix((n_units, 0)), np.zeros(0), []
-    _, _, x = _count_cells(candidates, targets, weight_col)
-    if x is None:
+    counts = _person_counts(targets)
+    if not len(counts):
         return empty
-    counts = [t for t in targets if t.aggregate == "count" and t.entity == "person" and t.filters]
+    x = _count_indicators(candidates, counts, weight_col)
     margins: dict[frozenset, list[int]] = {}
     for j, t in enumerate(counts):
         margins.setdefault(frozenset(t.filters), []).append(j)
     groups = list(margins.values())
+    xc = x.tocsc()
+    in_margin = [np.asarray(xc[:, g].sum(axis=1)).ravel() > 0 for g in groups]  # records in a target of each
     blocks, totals, names = [], [], []
     n_cols = 0
-    xc = x.tocsc()
     for g1 in range(len(groups)):
         for g2 in range(g1 + 1, len(groups)):
-            both = groups[g1] + groups[g2]
-            sub = xc[:, both].tocsr()
-            held = (np.asarray(xc[:, groups[g1]].sum(axis=1)).ravel() > 0) & (
-                np.asarray(xc[:, groups[g2]].sum(axis=1)).ravel() > 0)
-            if not held.any():
+            rec = np.flatnonzero(in_margin[g1] & in_margin[g2])
+            if not len(rec):
                 continue
-            rec = np.flatnonzero(held)
-            codes = row_codes(sub[rec])
+            codes = row_codes(xc[:, groups[g1] + groups[g2]].tocsr()[rec])
             n_cells = int(codes.max()) + 1
             member = sp.csr_matrix((np.ones(len(rec)), (rec, codes)), shape=(x.shape[0], n_cells))
             per_target = (x.T @ member).tocsr()  # count targets x cells: the cells each target holds
